@@ -1,0 +1,184 @@
+#include "backend/cpu/vec_dot.h"
+
+#include <cstdint>
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define WINNOW_AVX2 1
+#endif
+
+#include "io/quant.h"
+#include "winnow/error.h"
+
+namespace winnow::cpu {
+
+namespace {
+// Block scales are fp16; F16C converts them exactly in one instruction.
+inline float half_to_float(uint16_t h) {
+#ifdef WINNOW_AVX2
+    return _cvtsh_ss(h);
+#else
+    return fp16_to_fp32(h);
+#endif
+}
+} // namespace
+
+void block_sums(const float* x, float* sums, size_t n) {
+    for (size_t b = 0; b < n / kQuantBlock; ++b) {
+        float s = 0.0f;
+        for (int j = 0; j < kQuantBlock; ++j) s += x[b * kQuantBlock + j];
+        sums[b] = s;
+    }
+}
+
+#ifdef WINNOW_AVX2
+namespace {
+
+inline float hsum(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+inline __m256 u8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+
+// sum_j q_j * x_j over one block of 32 nibbles (unsigned 0..15), in vector form.
+inline __m256 nibble_block_dot(const uint8_t* qs, const float* x) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m128i mask = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_and_si128(raw, mask);                   // weights 0..15
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask); // weights 16..31
+    __m256 p = _mm256_mul_ps(u8x8_to_ps(lo), _mm256_loadu_ps(x));
+    p = _mm256_fmadd_ps(u8x8_to_ps(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8), p);
+    p = _mm256_fmadd_ps(u8x8_to_ps(hi), _mm256_loadu_ps(x + 16), p);
+    p = _mm256_fmadd_ps(u8x8_to_ps(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), p);
+    return p;
+}
+
+} // namespace
+#endif
+
+float vec_dot_f32(const float* a, const float* b, size_t n) {
+    size_t i = 0;
+    float s = 0.0f;
+#ifdef WINNOW_AVX2
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    s = hsum(_mm256_add_ps(acc0, acc1));
+#endif
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+float vec_dot(GgmlType type, const void* row, const float* x, const float* xsums, size_t n) {
+    switch (type) {
+    case GgmlType::F32:
+        return vec_dot_f32(static_cast<const float*>(row), x, n);
+    case GgmlType::F16: {
+        auto* w = static_cast<const uint16_t*>(row);
+        size_t i = 0;
+        float s = 0.0f;
+#ifdef WINNOW_AVX2
+        __m256 acc = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))), _mm256_loadu_ps(x + i), acc);
+        s = hsum(acc);
+#endif
+        for (; i < n; ++i) s += fp16_to_fp32(w[i]) * x[i];
+        return s;
+    }
+    case GgmlType::BF16: {
+        auto* w = static_cast<const uint16_t*>(row);
+        size_t i = 0;
+        float s = 0.0f;
+#ifdef WINNOW_AVX2
+        __m256 acc = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            const __m256i wi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))), 16);
+            acc = _mm256_fmadd_ps(_mm256_castsi256_ps(wi), _mm256_loadu_ps(x + i), acc);
+        }
+        s = hsum(acc);
+#endif
+        for (; i < n; ++i) s += bf16_to_fp32(w[i]) * x[i];
+        return s;
+    }
+    case GgmlType::Q8_0: {
+        auto* b = static_cast<const BlockQ8_0*>(row);
+        const size_t nb = n / kQuantBlock;
+#ifdef WINNOW_AVX2
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t i = 0; i < nb; ++i) {
+            const float* xb = x + i * 32;
+            __m256 p = _mm256_setzero_ps();
+            for (int k = 0; k < 4; ++k) {
+                const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b[i].qs + 8 * k));
+                p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(xb + 8 * k), p);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(b[i].d)), p, acc);
+        }
+        return hsum(acc);
+#else
+        float s = 0.0f;
+        for (size_t i = 0; i < nb; ++i) {
+            float p = 0.0f;
+            for (int j = 0; j < 32; ++j) p += b[i].qs[j] * x[i * 32 + j];
+            s += half_to_float(b[i].d) * p;
+        }
+        return s;
+#endif
+    }
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1: {
+        // w = q*d + m (Q4_1) or (q - 8)*d (Q4_0): dot = sum_b d_b * sum(q x) + off_b * sum(x_b)
+        const bool q41 = type == GgmlType::Q4_1;
+        const size_t stride = q41 ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
+        const auto* base = static_cast<const uint8_t*>(row);
+        const size_t nb = n / kQuantBlock;
+        float offset_sum = 0.0f;
+#ifdef WINNOW_AVX2
+        __m256 acc = _mm256_setzero_ps();
+#else
+        float s = 0.0f;
+#endif
+        for (size_t i = 0; i < nb; ++i) {
+            const uint8_t* blk = base + i * stride;
+            uint16_t dh;
+            __builtin_memcpy(&dh, blk, 2);
+            const float d = half_to_float(dh);
+            float off;
+            const uint8_t* qs;
+            if (q41) {
+                uint16_t mh;
+                __builtin_memcpy(&mh, blk + 2, 2);
+                off = half_to_float(mh);
+                qs = blk + 4;
+            } else {
+                off = -8.0f * d;
+                qs = blk + 2;
+            }
+            offset_sum += off * xsums[i];
+#ifdef WINNOW_AVX2
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble_block_dot(qs, x + i * 32), acc);
+#else
+            float p = 0.0f;
+            for (int j = 0; j < 16; ++j) p += (qs[j] & 0x0f) * x[i * 32 + j] + (qs[j] >> 4) * x[i * 32 + j + 16];
+            s += d * p;
+#endif
+        }
+#ifdef WINNOW_AVX2
+        return hsum(acc) + offset_sum;
+#else
+        return s + offset_sum;
+#endif
+    }
+    default:
+        throw Error(ErrorKind::unsupported, std::string("no dot product for tensor type ") + ggml_type_name(type));
+    }
+}
+
+} // namespace winnow::cpu

@@ -1,0 +1,154 @@
+// winnow bench decode: llama-bench-style throughput rows. ppN = one prefill of N tokens; tgN = N single-token
+// decode steps after an empty context (like llama-bench, no prompt). Each test runs once to warm up, then
+// `reps` times; rows print mean ± sd of tokens/s and the weight bandwidth that implies.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+#include <filesystem>
+#include <thread>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "decode/forward.h"
+#include "model/model.h"
+#include "winnow/error.h"
+
+namespace po = boost::program_options;
+
+namespace winnow::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Row {
+    std::string test;
+    int n_tokens;
+    double mean_ts, sd_ts;
+};
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Deterministic token ids spread over the vocabulary (what they are does not change the work done).
+std::vector<int32_t> bench_tokens(int n, int n_vocab) {
+    std::vector<int32_t> ids(n);
+    for (int i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((1 + 7919LL * i) % n_vocab);
+    return ids;
+}
+
+double run_pp(Forward& f, const std::vector<int32_t>& ids) {
+    f.reset();
+    const auto t0 = Clock::now();
+    f.eval(ids, false);
+    return ids.size() / seconds_since(t0);
+}
+
+double run_tg(Forward& f, int n, int n_vocab) {
+    f.reset();
+    int32_t tok = 1 % n_vocab;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < n; ++i) {
+        const auto& logits = f.eval(std::span<const int32_t>(&tok, 1), false);
+        tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    return n / seconds_since(t0);
+}
+
+Row summarize(const std::string& test, int n, const std::vector<double>& ts) {
+    const double mean = std::accumulate(ts.begin(), ts.end(), 0.0) / ts.size();
+    double var = 0.0;
+    for (double v : ts) var += (v - mean) * (v - mean);
+    const double sd = ts.size() > 1 ? std::sqrt(var / (ts.size() - 1)) : 0.0;
+    return {test, n, mean, sd};
+}
+
+} // namespace
+
+int cmd_bench(const std::vector<std::string>& args) {
+    if (args.empty() || args[0] != "decode") {
+        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [--json]\n";
+        return 2;
+    }
+    std::string model_arg;
+    int n_prompt = 512, n_gen = 128, reps = 5, threads = 0;
+    bool json_out = false;
+    po::options_description opts("winnow bench decode options");
+    opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file or directory")(
+        "n-prompt,p", po::value(&n_prompt)->default_value(512), "prompt tokens for the ppN test (0 skips it)")(
+        "n-gen,n", po::value(&n_gen)->default_value(128), "generated tokens for the tgN test (0 skips it)")(
+        "reps,r", po::value(&reps)->default_value(5), "measured repetitions after one warm-up")(
+        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")("json", po::bool_switch(&json_out), "print rows as JSON");
+    po::variables_map vm;
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end())).options(opts).run(), vm);
+    if (vm.count("help")) {
+        std::cout << opts << "\n";
+        return 0;
+    }
+    po::notify(vm);
+    if (n_prompt < 0 || n_gen < 0 || reps < 1 || threads < 0)
+        throw Error(ErrorKind::invalid_argument, "--n-prompt/--n-gen must be >= 0, --reps >= 1, --threads >= 0");
+
+    auto model = Model::load(resolve_model_path(model_arg));
+    const ModelConfig& c = model->config();
+    auto backend = make_cpu_backend(threads);
+    const int n_ctx = std::max(n_prompt, n_gen);
+    if (n_ctx > c.n_ctx_train) throw Error(ErrorKind::invalid_argument, "test length " + std::to_string(n_ctx) + " exceeds the model context " + std::to_string(c.n_ctx_train));
+    Forward f(*model, *backend, std::max(n_ctx, 1));
+
+    std::vector<Row> rows;
+    if (n_prompt > 0) {
+        const auto ids = bench_tokens(n_prompt, c.n_vocab);
+        run_pp(f, ids);
+        std::vector<double> ts;
+        for (int r = 0; r < reps; ++r) ts.push_back(run_pp(f, ids));
+        rows.push_back(summarize("pp" + std::to_string(n_prompt), n_prompt, ts));
+    }
+    if (n_gen > 0) {
+        run_tg(f, n_gen, c.n_vocab);
+        std::vector<double> ts;
+        for (int r = 0; r < reps; ++r) ts.push_back(run_tg(f, n_gen, c.n_vocab));
+        rows.push_back(summarize("tg" + std::to_string(n_gen), n_gen, ts));
+    }
+
+    const double bytes_per_token = static_cast<double>(model->matrix_bytes_per_token());
+    const int used_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (auto& r : rows) {
+        nlohmann::ordered_json j;
+        j["model"] = model->path();
+        j["arch"] = to_string(c.arch);
+        j["weight_bytes_per_token"] = bytes_per_token;
+        j["backend"] = backend->name();
+        j["threads"] = used_threads;
+        j["test"] = r.test;
+        j["tokens_per_s"] = r.mean_ts;
+        j["tokens_per_s_sd"] = r.sd_ts;
+        j["reps"] = reps;
+        // decode reads every weight matrix once per token; prefill reuses each row across the batch
+        if (r.test.rfind("tg", 0) == 0) j["weight_gb_per_s"] = r.mean_ts * bytes_per_token / 1e9;
+        out.push_back(j);
+    }
+    if (json_out) {
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("| %-34s | %9s | %-7s | %7s | %6s | %20s | %8s |\n", "model", "size", "backend", "threads", "test", "t/s", "GB/s");
+    std::printf("| %-34s | %9s | %-7s | %7s | %6s | %20s | %8s |\n", "---", "---", "---", "---", "---", "---", "---");
+    for (auto& j : out) {
+        const std::string name = std::filesystem::path(j["model"].get<std::string>()).filename().string();
+        char ts[64], gbs[32] = "";
+        std::snprintf(ts, sizeof ts, "%.2f ± %.2f", j["tokens_per_s"].get<double>(), j["tokens_per_s_sd"].get<double>());
+        if (j.contains("weight_gb_per_s")) std::snprintf(gbs, sizeof gbs, "%.2f", j["weight_gb_per_s"].get<double>());
+        std::printf("| %-34s | %6.1f MB | %-7s | %7d | %6s | %20s | %8s |\n", name.substr(0, 34).c_str(), bytes_per_token / 1e6,
+                    j["backend"].get<std::string>().c_str(), j["threads"].get<int>(), j["test"].get<std::string>().c_str(), ts, gbs);
+    }
+    return 0;
+}
+
+} // namespace winnow::cli

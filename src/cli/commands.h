@@ -1,0 +1,14 @@
+#pragma once
+// `winnow` subcommands. Each takes the arguments after its name and returns the process exit code.
+#include <string>
+#include <vector>
+
+namespace winnow::cli {
+
+int cmd_info(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
+
+// Resolves -m: a path as given, or the default model (fetched by scripts/fetch-model.sh when missing).
+std::string resolve_model_path(const std::string& arg);
+
+} // namespace winnow::cli

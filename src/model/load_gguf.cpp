@@ -1,0 +1,158 @@
+#include <cmath>
+#include <cstring>
+
+#include "io/gguf.h"
+#include "io/quant.h"
+#include "model/loaders.h"
+#include "winnow/error.h"
+
+namespace winnow {
+
+namespace {
+
+std::string shape_str(uint64_t a, uint64_t b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; }
+
+struct GgufTensors {
+    const io::GgufFile& f;
+
+    const io::GgufTensorInfo& require(const std::string& name) const {
+        const auto* t = f.find_tensor(name);
+        if (!t) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': required tensor '" + name + "' not found");
+        return *t;
+    }
+
+    // A matrix with ne = {cols, rows}.
+    Matrix matrix(const std::string& name, int64_t rows, int64_t cols) const {
+        const auto& t = require(name);
+        return to_matrix(t, rows, cols);
+    }
+
+    Matrix to_matrix(const io::GgufTensorInfo& t, int64_t rows, int64_t cols) const {
+        if (t.n_dims > 2 || t.ne[0] != static_cast<uint64_t>(cols) || t.ne[1] != static_cast<uint64_t>(rows))
+            throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': tensor '" + t.name + "' has ne " + shape_str(t.ne[0], t.ne[1]) +
+                                               ", expected " + shape_str(cols, rows));
+        if (!ggml_type_supported(t.type))
+            throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': tensor '" + t.name + "' has type " + ggml_type_name(t.type) +
+                                                    ", which winnow does not support (F32, F16, BF16, Q8_0, Q4_0, Q4_1)");
+        Matrix m;
+        m.type = t.type;
+        m.rows = rows;
+        m.cols = cols;
+        m.row_bytes = ggml_row_bytes(t.type, cols);
+        m.data = t.data;
+        m.name = t.name;
+        return m;
+    }
+
+    // A 1-D parameter of n elements, decoded to fp32.
+    Vector vector(const std::string& name, int64_t n, bool required = true) const {
+        const auto* t = f.find_tensor(name);
+        if (!t) {
+            if (required) require(name);
+            return {};
+        }
+        if (t->n_elements() != static_cast<uint64_t>(n) || t->ne[0] != static_cast<uint64_t>(n))
+            throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': tensor '" + name + "' has " + std::to_string(t->n_elements()) +
+                                               " elements, expected " + std::to_string(n));
+        if (!ggml_type_supported(t->type))
+            throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': tensor '" + name + "' has unsupported type " + ggml_type_name(t->type));
+        Vector v(n);
+        dequantize_row(t->type, t->data, v.data(), n);
+        return v;
+    }
+};
+
+int as_int(uint64_t v, const std::string& key, const std::string& path) {
+    if (v > (1u << 30)) throw Error(ErrorKind::format, "GGUF file '" + path + "': metadata key '" + key + "': value " + std::to_string(v) + " is absurdly large");
+    return static_cast<int>(v);
+}
+
+} // namespace
+
+void GgufLoader::load() {
+    m.gguf_ = io::GgufFile::open(m.path_);
+    const io::GgufFile& f = *m.gguf_;
+    const std::string& path = f.path();
+    const std::string arch = f.require_string("general.architecture");
+    ModelConfig& c = m.config_;
+    if (arch == "llama") c.arch = Arch::llama;
+    else if (arch == "gpt2") c.arch = Arch::gpt2;
+    else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch + "' (winnow supports llama and gpt2)");
+
+    auto key_int = [&](const std::string& k) { return as_int(f.require_uint(arch + "." + k), arch + "." + k, path); };
+    c.name = f.get_string("general.name").value_or("");
+    c.n_embd = key_int("embedding_length");
+    c.n_layer = key_int("block_count");
+    c.n_ff = key_int("feed_forward_length");
+    c.n_ctx_train = key_int("context_length");
+    c.n_head = key_int("attention.head_count");
+    c.n_head_kv = f.get_uint(arch + ".attention.head_count_kv") ? key_int("attention.head_count_kv") : c.n_head;
+    if (c.n_head <= 0) throw Error(ErrorKind::format, "GGUF file '" + path + "': metadata key '" + arch + ".attention.head_count' must be positive");
+    c.head_dim = c.n_embd / c.n_head;
+    if (c.arch == Arch::llama) {
+        c.norm_eps = static_cast<float>(f.require_float("llama.attention.layer_norm_rms_epsilon"));
+        c.rope = RopeStyle::adjacent_pairs;
+        c.rope_dim = f.get_uint("llama.rope.dimension_count") ? key_int("rope.dimension_count") : c.head_dim;
+        c.rope_base = static_cast<float>(f.get_float("llama.rope.freq_base").value_or(10000.0));
+        if (auto s = f.get_string("llama.rope.scaling.type"); s && *s != "none")
+            throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': rope scaling '" + *s + "' is not supported");
+    } else {
+        c.norm_eps = static_cast<float>(f.require_float("gpt2.attention.layer_norm_epsilon"));
+        c.rope = RopeStyle::none;
+    }
+
+    GgufTensors t{f};
+    const auto& embd = t.require("token_embd.weight");
+    if (embd.n_dims != 2) throw Error(ErrorKind::format, "GGUF file '" + path + "': tensor 'token_embd.weight' must be 2-D");
+    c.n_vocab = as_int(embd.ne[1], "token_embd.weight ne[1]", path);
+    const io::GgufTensorInfo* out = f.find_tensor("output.weight");
+    c.tied_head = out == nullptr;
+    c.validate("GGUF file '" + path + "'");
+
+    const int d = c.n_embd, kv = c.n_head_kv * c.head_dim;
+    Weights& w = m.weights_;
+    w.tok_embd = t.matrix("token_embd.weight", c.n_vocab, d);
+    w.output = out ? t.to_matrix(*out, c.n_vocab, d) : w.tok_embd;
+    w.out_norm = t.vector("output_norm.weight", d);
+    if (c.arch == Arch::gpt2) {
+        w.out_norm_b = t.vector("output_norm.bias", d);
+        const auto& pos = t.require("position_embd.weight");
+        Matrix pm = t.to_matrix(pos, c.n_ctx_train, d);
+        w.pos_embd.resize(static_cast<size_t>(c.n_ctx_train) * d);
+        for (int r = 0; r < c.n_ctx_train; ++r) dequantize_row(pm.type, pm.row(r), w.pos_embd.data() + static_cast<size_t>(r) * d, d);
+    }
+    for (int i = 0; i < c.n_layer; ++i) {
+        const std::string b = "blk." + std::to_string(i) + ".";
+        LayerWeights l;
+        l.attn_norm = t.vector(b + "attn_norm.weight", d);
+        l.ffn_norm = t.vector(b + "ffn_norm.weight", d);
+        l.w_up = t.matrix(b + "ffn_up.weight", c.n_ff, d);
+        l.w_down = t.matrix(b + "ffn_down.weight", d, c.n_ff);
+        if (c.arch == Arch::llama) {
+            l.wq = t.matrix(b + "attn_q.weight", d, d);
+            l.wk = t.matrix(b + "attn_k.weight", kv, d);
+            l.wv = t.matrix(b + "attn_v.weight", kv, d);
+            l.wo = t.matrix(b + "attn_output.weight", d, d);
+            l.w_gate = t.matrix(b + "ffn_gate.weight", c.n_ff, d);
+        } else {
+            // fused q|k|v rows; split into row views
+            Matrix qkv = t.matrix(b + "attn_qkv.weight", 3 * d, d);
+            l.wq = qkv.row_slice(0, d);
+            l.wk = qkv.row_slice(d, d);
+            l.wv = qkv.row_slice(2 * d, d);
+            Vector bqkv = t.vector(b + "attn_qkv.bias", 3 * d);
+            l.bq.assign(bqkv.begin(), bqkv.begin() + d);
+            l.bk.assign(bqkv.begin() + d, bqkv.begin() + 2 * d);
+            l.bv.assign(bqkv.begin() + 2 * d, bqkv.end());
+            l.wo = t.matrix(b + "attn_output.weight", d, d);
+            l.bo = t.vector(b + "attn_output.bias", d);
+            l.attn_norm_b = t.vector(b + "attn_norm.bias", d);
+            l.ffn_norm_b = t.vector(b + "ffn_norm.bias", d);
+            l.b_up = t.vector(b + "ffn_up.bias", c.n_ff);
+            l.b_down = t.vector(b + "ffn_down.bias", d);
+        }
+        w.layers.push_back(std::move(l));
+    }
+}
+
+} // namespace winnow

@@ -1,0 +1,243 @@
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/quant.h"
+#include "io/safetensors.h"
+#include "model/loaders.h"
+#include "winnow/error.h"
+
+namespace winnow {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+GgmlType ggml_type_of(io::StDtype d, const std::string& where) {
+    switch (d) {
+    case io::StDtype::F32: return GgmlType::F32;
+    case io::StDtype::F16: return GgmlType::F16;
+    case io::StDtype::BF16: return GgmlType::BF16;
+    default: throw Error(ErrorKind::unsupported, where + ": dtype " + io::to_string(d) + " is not supported (F32, F16, BF16)");
+    }
+}
+
+std::string shape_str(const std::vector<uint64_t>& s) {
+    std::string out = "[";
+    for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+    return out + "]";
+}
+
+json read_json(const fs::path& p) {
+    std::ifstream in(p);
+    if (!in) throw Error(ErrorKind::io, "cannot open '" + p.string() + "'");
+    try {
+        return json::parse(in);
+    } catch (const json::exception& e) {
+        throw Error(ErrorKind::format, "'" + p.string() + "': invalid JSON: " + e.what());
+    }
+}
+
+struct HfConfig {
+    const json& j;
+    std::string path;
+    template <typename T>
+    T get(const char* key) const {
+        if (!j.contains(key) || j[key].is_null()) throw Error(ErrorKind::format, "'" + path + "': required key '" + key + "' is missing");
+        try {
+            return j[key].get<T>();
+        } catch (const json::exception&) {
+            throw Error(ErrorKind::format, "'" + path + "': key '" + key + "' has the wrong type");
+        }
+    }
+    template <typename T>
+    T get_or(const char* key, T def) const { return (j.contains(key) && !j[key].is_null()) ? get<T>(key) : def; }
+};
+
+class Mapper {
+public:
+    Mapper(Model& m, const io::SafetensorsModel& st, std::vector<std::vector<uint8_t>>& owned) : m_(m), st_(st), owned_(owned) {}
+
+    const io::StTensor& require(const std::string& name) const {
+        const auto* t = st_.find(name);
+        if (!t) throw Error(ErrorKind::format, "safetensors '" + st_.path() + "': required tensor '" + name + "' not found");
+        return *t;
+    }
+    const io::StTensor* find(const std::string& name) const { return st_.find(name); }
+
+    // An HF Linear weight stored [out, in]: used in place.
+    Matrix linear(const std::string& name, int64_t rows, int64_t cols) const {
+        const auto& t = require(name);
+        check_shape(t, {static_cast<uint64_t>(rows), static_cast<uint64_t>(cols)});
+        Matrix mat;
+        mat.type = ggml_type_of(t.dtype, where(t));
+        mat.rows = rows;
+        mat.cols = cols;
+        mat.row_bytes = ggml_row_bytes(mat.type, cols);
+        mat.data = t.data;
+        mat.name = name;
+        return mat;
+    }
+
+    // An HF GPT-2 Conv1D weight stored [in, out]: transposed once into an owned fp32 [out, in] buffer.
+    Matrix conv1d(const std::string& name, int64_t in, int64_t out) {
+        const auto& t = require(name);
+        check_shape(t, {static_cast<uint64_t>(in), static_cast<uint64_t>(out)});
+        const GgmlType src_type = ggml_type_of(t.dtype, where(t));
+        std::vector<float> src(static_cast<size_t>(in) * out);
+        dequantize_row(src_type, t.data, src.data(), src.size());
+        auto& buf = owned_.emplace_back(src.size() * sizeof(float));
+        float* dst = reinterpret_cast<float*>(buf.data());
+        for (int64_t i = 0; i < in; ++i)
+            for (int64_t o = 0; o < out; ++o) dst[o * in + i] = src[i * out + o];
+        Matrix mat;
+        mat.type = GgmlType::F32;
+        mat.rows = out;
+        mat.cols = in;
+        mat.row_bytes = in * sizeof(float);
+        mat.data = buf.data();
+        mat.name = name;
+        return mat;
+    }
+
+    Vector vector(const std::string& name, int64_t n) const {
+        const auto& t = require(name);
+        check_shape(t, {static_cast<uint64_t>(n)});
+        Vector v(n);
+        dequantize_row(ggml_type_of(t.dtype, where(t)), t.data, v.data(), n);
+        return v;
+    }
+
+private:
+    std::string where(const io::StTensor& t) const { return "safetensors file '" + *t.file + "': tensor '" + t.name + "'"; }
+    void check_shape(const io::StTensor& t, const std::vector<uint64_t>& expected) const {
+        if (t.shape != expected)
+            throw Error(ErrorKind::format, where(t) + " has shape " + shape_str(t.shape) + ", expected " + shape_str(expected));
+    }
+    Model& m_;
+    const io::SafetensorsModel& st_;
+    std::vector<std::vector<uint8_t>>& owned_;
+};
+
+void load_gpt2(const HfConfig& h, ModelConfig& c) {
+    c.arch = Arch::gpt2;
+    c.n_embd = h.get<int>("n_embd");
+    c.n_layer = h.get<int>("n_layer");
+    c.n_head = h.get<int>("n_head");
+    c.n_head_kv = c.n_head;
+    c.n_ff = h.get_or<int>("n_inner", 4 * c.n_embd);
+    c.n_ctx_train = h.get<int>("n_positions");
+    c.n_vocab = h.get<int>("vocab_size");
+    c.norm_eps = h.get_or<float>("layer_norm_epsilon", 1e-5f);
+    c.rope = RopeStyle::none;
+    c.tied_head = true;
+    const auto act = h.get_or<std::string>("activation_function", "gelu_new");
+    if (act != "gelu_new" && act != "gelu_pytorch_tanh")
+        throw Error(ErrorKind::unsupported, "'" + h.path + "': activation_function '" + act + "' is not supported (gelu_new)");
+}
+
+void load_llama(const HfConfig& h, ModelConfig& c) {
+    c.arch = Arch::llama;
+    c.n_embd = h.get<int>("hidden_size");
+    c.n_layer = h.get<int>("num_hidden_layers");
+    c.n_head = h.get<int>("num_attention_heads");
+    c.n_head_kv = h.get_or<int>("num_key_value_heads", c.n_head);
+    c.n_ff = h.get<int>("intermediate_size");
+    c.n_ctx_train = h.get<int>("max_position_embeddings");
+    c.n_vocab = h.get<int>("vocab_size");
+    c.norm_eps = h.get_or<float>("rms_norm_eps", 1e-6f);
+    c.rope = RopeStyle::rotate_half;
+    c.rope_base = h.get_or<float>("rope_theta", 10000.0f);
+    c.tied_head = h.get_or<bool>("tie_word_embeddings", false);
+    if (h.j.contains("rope_scaling") && !h.j["rope_scaling"].is_null())
+        throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_scaling is not supported");
+    const auto act = h.get_or<std::string>("hidden_act", "silu");
+    if (act != "silu") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_act '" + act + "' is not supported (silu)");
+}
+
+} // namespace
+
+void SafetensorsLoader::load() {
+    const fs::path p(m.path_);
+    const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
+    const fs::path cfg_path = dir / "config.json";
+    if (!fs::exists(cfg_path)) throw Error(ErrorKind::io, "safetensors model '" + m.path_ + "': no config.json beside it");
+    const json j = read_json(cfg_path);
+    const HfConfig h{j, cfg_path.string()};
+    ModelConfig& c = m.config_;
+    const auto type = h.get<std::string>("model_type");
+    if (type == "gpt2") load_gpt2(h, c);
+    else if (type == "llama") load_llama(h, c);
+    else throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type + "' (winnow supports gpt2 and llama)");
+    if (c.n_head > 0) c.head_dim = c.n_embd / c.n_head;
+    if (c.arch == Arch::llama) {
+        c.head_dim = h.get_or<int>("head_dim", c.head_dim);
+        c.rope_dim = c.head_dim;
+    }
+    c.validate("'" + cfg_path.string() + "'");
+
+    m.safetensors_ = io::SafetensorsModel::open(m.path_);
+    Mapper t(m, *m.safetensors_, m.owned_);
+    Weights& w = m.weights_;
+    const int d = c.n_embd, kv = c.n_head_kv * c.head_dim;
+    if (c.arch == Arch::gpt2) {
+        // checkpoints saved from GPT2LMHeadModel carry a "transformer." prefix, from GPT2Model none
+        const std::string pre = t.find("transformer.wte.weight") ? "transformer." : "";
+        w.tok_embd = t.linear(pre + "wte.weight", c.n_vocab, d);
+        w.output = w.tok_embd;
+        Matrix wpe = t.linear(pre + "wpe.weight", c.n_ctx_train, d);
+        w.pos_embd.resize(static_cast<size_t>(c.n_ctx_train) * d);
+        dequantize_row(wpe.type, wpe.data, w.pos_embd.data(), w.pos_embd.size());
+        w.out_norm = t.vector(pre + "ln_f.weight", d);
+        w.out_norm_b = t.vector(pre + "ln_f.bias", d);
+        for (int i = 0; i < c.n_layer; ++i) {
+            const std::string b = pre + "h." + std::to_string(i) + ".";
+            LayerWeights l;
+            l.attn_norm = t.vector(b + "ln_1.weight", d);
+            l.attn_norm_b = t.vector(b + "ln_1.bias", d);
+            Matrix qkv = t.conv1d(b + "attn.c_attn.weight", d, 3 * d);
+            l.wq = qkv.row_slice(0, d);
+            l.wk = qkv.row_slice(d, d);
+            l.wv = qkv.row_slice(2 * d, d);
+            Vector bqkv = t.vector(b + "attn.c_attn.bias", 3 * d);
+            l.bq.assign(bqkv.begin(), bqkv.begin() + d);
+            l.bk.assign(bqkv.begin() + d, bqkv.begin() + 2 * d);
+            l.bv.assign(bqkv.begin() + 2 * d, bqkv.end());
+            l.wo = t.conv1d(b + "attn.c_proj.weight", d, d);
+            l.bo = t.vector(b + "attn.c_proj.bias", d);
+            l.ffn_norm = t.vector(b + "ln_2.weight", d);
+            l.ffn_norm_b = t.vector(b + "ln_2.bias", d);
+            l.w_up = t.conv1d(b + "mlp.c_fc.weight", d, c.n_ff);
+            l.b_up = t.vector(b + "mlp.c_fc.bias", c.n_ff);
+            l.w_down = t.conv1d(b + "mlp.c_proj.weight", c.n_ff, d);
+            l.b_down = t.vector(b + "mlp.c_proj.bias", d);
+            w.layers.push_back(std::move(l));
+        }
+    } else {
+        w.tok_embd = t.linear("model.embed_tokens.weight", c.n_vocab, d);
+        const bool has_head = t.find("lm_head.weight") != nullptr;
+        if (!c.tied_head && !has_head)
+            throw Error(ErrorKind::format, "safetensors '" + m.path_ + "': lm_head.weight is missing and tie_word_embeddings is false");
+        c.tied_head = !has_head;
+        w.output = has_head ? t.linear("lm_head.weight", c.n_vocab, d) : w.tok_embd;
+        w.out_norm = t.vector("model.norm.weight", d);
+        for (int i = 0; i < c.n_layer; ++i) {
+            const std::string b = "model.layers." + std::to_string(i) + ".";
+            LayerWeights l;
+            l.attn_norm = t.vector(b + "input_layernorm.weight", d);
+            l.wq = t.linear(b + "self_attn.q_proj.weight", c.n_head * c.head_dim, d);
+            l.wk = t.linear(b + "self_attn.k_proj.weight", kv, d);
+            l.wv = t.linear(b + "self_attn.v_proj.weight", kv, d);
+            l.wo = t.linear(b + "self_attn.o_proj.weight", d, c.n_head * c.head_dim);
+            l.ffn_norm = t.vector(b + "post_attention_layernorm.weight", d);
+            l.w_gate = t.linear(b + "mlp.gate_proj.weight", c.n_ff, d);
+            l.w_up = t.linear(b + "mlp.up_proj.weight", c.n_ff, d);
+            l.w_down = t.linear(b + "mlp.down_proj.weight", d, c.n_ff);
+            w.layers.push_back(std::move(l));
+        }
+    }
+}
+
+} // namespace winnow

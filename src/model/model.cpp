@@ -1,0 +1,61 @@
+#include "model/model.h"
+
+#include <filesystem>
+
+#include "io/gguf.h"
+#include "io/safetensors.h"
+#include "model/loaders.h"
+#include "winnow/error.h"
+
+namespace winnow {
+
+namespace fs = std::filesystem;
+
+Matrix Matrix::row_slice(int64_t first, int64_t count) const {
+    Matrix m = *this;
+    m.rows = count;
+    m.data = row(first);
+    return m;
+}
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw Error(ErrorKind::io, "model '" + path + "' does not exist");
+    std::unique_ptr<Model> m(new Model());
+    m->path_ = path;
+    const bool is_dir = fs::is_directory(path, ec);
+    if (!is_dir && fs::path(path).extension() != ".safetensors") {
+        m->format_ = ModelFormat::gguf;
+        GgufLoader{*m}.load();
+    } else {
+        m->format_ = ModelFormat::safetensors;
+        SafetensorsLoader{*m}.load();
+    }
+    return m;
+}
+
+std::map<std::string, int> Model::matrix_type_counts() const {
+    std::map<std::string, int> counts;
+    auto add = [&](const Matrix& mat) { if (!mat.empty()) counts[ggml_type_name(mat.type)]++; };
+    add(weights_.tok_embd);
+    if (weights_.output.data != weights_.tok_embd.data) add(weights_.output);
+    for (auto& l : weights_.layers) {
+        // gpt2's q/k/v are views of one fused matrix: count it once
+        add(l.wq);
+        if (l.wk.data != l.wq.row(l.wq.rows)) { add(l.wk); add(l.wv); }
+        add(l.wo); add(l.w_gate); add(l.w_up); add(l.w_down);
+    }
+    return counts;
+}
+
+uint64_t Model::matrix_bytes_per_token() const {
+    uint64_t bytes = 0;
+    auto add = [&](const Matrix& mat) { if (!mat.empty()) bytes += mat.row_bytes * static_cast<uint64_t>(mat.rows); };
+    add(weights_.output);
+    for (auto& l : weights_.layers) { add(l.wq); add(l.wk); add(l.wv); add(l.wo); add(l.w_gate); add(l.w_up); add(l.w_down); }
+    return bytes;
+}
+
+} // namespace winnow

@@ -1,0 +1,48 @@
+#pragma once
+// A loaded model: its configuration and canonical weights, backed by the memory-mapped source file(s).
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace winnow {
+
+namespace io { class GgufFile; class SafetensorsModel; }
+
+enum class ModelFormat { gguf, safetensors };
+
+class Model {
+public:
+    // `path`: a .gguf file, a .safetensors file next to a config.json, or an HF checkpoint directory.
+    static std::unique_ptr<Model> load(const std::string& path);
+    ~Model();
+
+    const ModelConfig& config() const { return config_; }
+    const Weights& weights() const { return weights_; }
+    ModelFormat format() const { return format_; }
+    const std::string& path() const { return path_; }
+    // The GGUF file when the model came from one (tokenizer metadata lives there), else nullptr.
+    const io::GgufFile* gguf() const { return gguf_.get(); }
+    // Number of matrices per stored type, for `winnow info`.
+    std::map<std::string, int> matrix_type_counts() const;
+    // Bytes of weight matrices read per decoded token (every matrix once; the embedding row is negligible).
+    uint64_t matrix_bytes_per_token() const;
+
+private:
+    Model() = default;
+    friend struct GgufLoader;
+    friend struct SafetensorsLoader;
+
+    std::string path_;
+    ModelFormat format_ = ModelFormat::gguf;
+    ModelConfig config_;
+    Weights weights_;
+    std::unique_ptr<io::GgufFile> gguf_;
+    std::unique_ptr<io::SafetensorsModel> safetensors_;
+    std::vector<std::vector<uint8_t>> owned_; // buffers for tensors that had to be re-laid-out at load
+};
+
+} // namespace winnow

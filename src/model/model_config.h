@@ -1,0 +1,35 @@
+#pragma once
+// Architecture hyper-parameters, independent of the file format they were read from.
+#include <cstdint>
+#include <string>
+
+namespace winnow {
+
+enum class Arch { gpt2, llama };
+const char* to_string(Arch a);
+
+// How RoPE pairs the dimensions of a head. GGUF llama files use adjacent pairs (2i, 2i+1) because
+// llama.cpp's converter permutes the q/k rows; HF checkpoints pair i with i + rope_dim/2 ("rotate half").
+enum class RopeStyle { none, adjacent_pairs, rotate_half };
+const char* to_string(RopeStyle r);
+
+struct ModelConfig {
+    Arch arch = Arch::llama;
+    int n_vocab = 0;
+    int n_embd = 0;
+    int n_layer = 0;
+    int n_head = 0;
+    int n_head_kv = 0;
+    int head_dim = 0;
+    int n_ff = 0;
+    int n_ctx_train = 0;
+    float norm_eps = 1e-5f;
+    RopeStyle rope = RopeStyle::none;
+    int rope_dim = 0;
+    float rope_base = 10000.0f;
+    bool tied_head = false;
+    std::string name;
+    void validate(const std::string& source) const; // throws winnow::Error on an inconsistent config
+};
+
+} // namespace winnow
