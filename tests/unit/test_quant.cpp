@@ -1,0 +1,127 @@
+// Quant codecs against independent implementations: gguf-py (quantize + dequantize, numpy) through the data
+// written by tests/fixtures/quant_oracle.py, and the CPU's own F16C instructions for fp16 rounding.
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+#include "backend/cpu/vec_dot.h"
+#include "io/quant.h"
+
+namespace {
+
+using namespace winnow;
+
+struct QuantCase {
+    uint32_t type = 0;
+    std::vector<float> input;
+    std::vector<uint8_t> bytes;
+    std::vector<float> dequantized;
+};
+
+QuantCase read_case(const std::string& name) {
+    const std::string path = std::string(WINNOW_FIXTURE_DIR) + "/quant-" + name + ".bin";
+    std::ifstream in(path, std::ios::binary);
+    EXPECT_TRUE(in.good()) << "missing " << path << " (written by tests/fixtures/quant_oracle.py)";
+    char magic[4] = {};
+    in.read(magic, 4);
+    EXPECT_EQ(std::memcmp(magic, "WQNT", 4), 0);
+    uint32_t version = 0, n_values = 0, n_bytes = 0;
+    QuantCase c;
+    in.read(reinterpret_cast<char*>(&version), 4);
+    in.read(reinterpret_cast<char*>(&c.type), 4);
+    in.read(reinterpret_cast<char*>(&n_values), 4);
+    in.read(reinterpret_cast<char*>(&n_bytes), 4);
+    c.input.resize(n_values);
+    c.bytes.resize(n_bytes);
+    c.dequantized.resize(n_values);
+    in.read(reinterpret_cast<char*>(c.input.data()), n_values * 4);
+    in.read(reinterpret_cast<char*>(c.bytes.data()), n_bytes);
+    in.read(reinterpret_cast<char*>(c.dequantized.data()), n_values * 4);
+    EXPECT_TRUE(in.good()) << "truncated " << path;
+    return c;
+}
+
+class QuantVsGgufPy : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(QuantVsGgufPy, EncodeAndDecodeAreBitExact) {
+    const QuantCase c = read_case(GetParam());
+    ASSERT_FALSE(c.input.empty());
+    const auto type = static_cast<GgmlType>(c.type);
+    ASSERT_EQ(ggml_row_bytes(type, c.input.size()), c.bytes.size());
+
+    std::vector<uint8_t> ours(c.bytes.size());
+    quantize_row_ref(type, c.input.data(), ours.data(), c.input.size());
+    size_t diff_bytes = 0;
+    for (size_t i = 0; i < ours.size(); ++i) diff_bytes += ours[i] != c.bytes[i];
+    EXPECT_EQ(diff_bytes, 0u) << "encoded bytes differ from gguf-py";
+
+    std::vector<float> decoded(c.input.size());
+    dequantize_row(type, c.bytes.data(), decoded.data(), decoded.size());
+    for (size_t i = 0; i < decoded.size(); ++i)
+        ASSERT_EQ(std::memcmp(&decoded[i], &c.dequantized[i], 4), 0) << "value " << i << ": " << decoded[i] << " vs gguf-py " << c.dequantized[i];
+}
+
+// The SIMD dot product on the stored format equals the dot product of the decoded row (up to fp32 rounding).
+TEST_P(QuantVsGgufPy, VecDotMatchesDecodedDot) {
+    const QuantCase c = read_case(GetParam());
+    const auto type = static_cast<GgmlType>(c.type);
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd;
+    std::vector<float> x(c.input.size()), sums(c.input.size() / kQuantBlock);
+    for (auto& v : x) v = nd(rng);
+    cpu::block_sums(x.data(), sums.data(), x.size());
+    double ref = 0, mag = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+        ref += static_cast<double>(c.dequantized[i]) * x[i];
+        mag += std::abs(static_cast<double>(c.dequantized[i]) * x[i]);
+    }
+    const float ours = cpu::vec_dot(type, c.bytes.data(), x.data(), sums.data(), x.size());
+    EXPECT_NEAR(ours, ref, 1e-5 * mag + 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, QuantVsGgufPy, ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1"));
+
+TEST(Fp16, EveryHalfRoundTrips) {
+    for (uint32_t h = 0; h < 0x10000; ++h) {
+        const float f = fp16_to_fp32(static_cast<uint16_t>(h));
+        if (std::isnan(f)) continue;
+        ASSERT_EQ(fp32_to_fp16(f), h) << std::hex << h;
+    }
+}
+
+#if defined(__F16C__)
+// The hardware converter is an independent reference for rounding (nearest even, subnormals, overflow).
+TEST(Fp16, RoundingMatchesF16CInstructions) {
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<uint32_t> bits;
+    for (int i = 0; i < 2'000'000; ++i) {
+        uint32_t u = bits(rng);
+        if (i % 3 == 0) u = (u & 0x807fffff) | ((100 + (u % 50)) << 23); // concentrate on the half range
+        float f;
+        std::memcpy(&f, &u, 4);
+        if (std::isnan(f)) continue;
+        ASSERT_EQ(fp32_to_fp16(f), _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)) << f;
+        const uint16_t h = static_cast<uint16_t>(u);
+        const float hf = fp16_to_fp32(h);
+        if (!std::isnan(hf)) ASSERT_EQ(std::memcmp(&hf, &(const float&)_cvtsh_ss(h), 4), 0);
+    }
+}
+#endif
+
+TEST(Bf16, RoundsToNearestEven) {
+    EXPECT_EQ(fp32_to_bf16(1.0f), 0x3f80);
+    // 1 + 2^-8 is exactly halfway between two bf16 values: ties to the even mantissa (1.0)
+    EXPECT_EQ(fp32_to_bf16(1.0f + 0x1p-8f), 0x3f80);
+    EXPECT_EQ(fp32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);
+    EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(NAN))));
+    EXPECT_EQ(bf16_to_fp32(0xc000), -2.0f);
+}
+
+} // namespace
