@@ -18,8 +18,8 @@ namespace test = winnow::test;
 
 const std::string kDir = WINNOW_FIXTURE_DIR;
 
-std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
-    auto be = winnow::make_cpu_backend(2);
+std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, winnow::CpuDotMode mode = winnow::CpuDotMode::f32) {
+    auto be = winnow::make_cpu_backend(2, mode);
     Forward f(m, *be, static_cast<int>(ids.size()));
     return f.eval(ids, true);
 }
@@ -29,13 +29,14 @@ struct Worst {
     int argmax_mismatches = 0, rows = 0;
 };
 
-Worst compare_with_oracle(const std::string& model_file, const std::string& oracle_file) {
+Worst compare_with_oracle(const std::string& model_file, const std::string& oracle_file,
+                          winnow::CpuDotMode mode = winnow::CpuDotMode::f32) {
     auto m = Model::load(kDir + "/" + model_file);
     auto oracle = test::read_oracle(kDir + "/" + oracle_file);
     EXPECT_EQ(oracle.n_vocab, static_cast<uint32_t>(m->config().n_vocab));
     Worst w;
     for (auto& seq : oracle.seqs) {
-        auto ours = all_logits(*m, seq.ids);
+        auto ours = all_logits(*m, seq.ids, mode);
         for (size_t t = 0; t < seq.ids.size(); ++t) {
             auto d = test::compare_row(ours.data() + t * oracle.n_vocab, seq.logits.data() + t * oracle.n_vocab, oracle.n_vocab);
             w.rel = std::max(w.rel, d.rel);
@@ -44,7 +45,7 @@ Worst compare_with_oracle(const std::string& model_file, const std::string& orac
             ++w.rows;
         }
     }
-    std::printf("%s vs llama.cpp: %d rows, max |dlogit| %.3g, max relative %.3g, argmax mismatches %d\n", model_file.c_str(), w.rows,
+    std::printf("%s (%s dots) vs llama.cpp: %d rows, max |dlogit| %.3g, max relative %.3g, argmax mismatches %d\n", model_file.c_str(), winnow::to_string(mode), w.rows,
                 w.abs, w.rel, w.argmax_mismatches);
     return w;
 }
@@ -68,24 +69,30 @@ TEST(TinyParity, LlamaGqaMatchesLlamaCpp) {
 TEST(TinyParity, LlamaF16MatchesLlamaCpp) {
     auto w = compare_with_oracle("tiny-llama-f16.gguf", "tiny-llama-f16-llamacpp.bin");
     EXPECT_LE(w.rel, 1e-2); // llama.cpp rounds activations to fp16 for F16 weights
+    EXPECT_EQ(w.argmax_mismatches, 0);
 }
 
-// Quantized weights: llama.cpp also quantizes the activations (Q8_0 / Q8_1) in its dot products, we keep
-// them in fp32, so the bound is looser; it is what a tiny random model with O(1) logits shows.
-TEST(TinyParity, LlamaQ8_0MatchesLlamaCpp) {
-    auto w = compare_with_oracle("tiny-llama-q8_0.gguf", "tiny-llama-q8_0-llamacpp.bin");
-    EXPECT_LE(w.rel, 2e-2);
+// Quantized weights. In q8 mode we quantize activations to 8-bit blocks as llama.cpp does, so the two engines
+// compute nearly the same numbers. In the reference f32 mode the activations stay exact, and on this tiny random
+// model llama.cpp's activation rounding moves logits about as much as the weight quantization itself does
+// (llama.cpp Q8_0 vs llama.cpp F32 differ by ~0.23 at logits up to ~9): 5% of the largest logit and a few argmax
+// flips at near-ties. A layout bug (nibble order, scale, offset) gives errors of order 1 and fails both.
+void expect_quantized_close(const std::string& name) {
+    const std::string model = "tiny-llama-" + name + ".gguf", oracle = "tiny-llama-" + name + "-llamacpp.bin";
+    auto q8 = compare_with_oracle(model, oracle, winnow::CpuDotMode::q8);
+    EXPECT_EQ(q8.rows, 3 * 64);
+    // Q8_0 and Q4_1 come out bit-identical to llama.cpp; for Q4_0 llama.cpp's AVX2 build switches to its
+    // repacked (interleaved) Q4_0 GEMM kernels, which we do not replicate: observed 1.6% of the largest logit.
+    EXPECT_LE(q8.rel, name == "q4_0" ? 3e-2 : 1e-3);
+    EXPECT_EQ(q8.argmax_mismatches, 0);
+    auto f32 = compare_with_oracle(model, oracle, winnow::CpuDotMode::f32);
+    EXPECT_LE(f32.rel, 5e-2);
+    EXPECT_LE(f32.argmax_mismatches, f32.rows / 20);
 }
 
-TEST(TinyParity, LlamaQ4_0MatchesLlamaCpp) {
-    auto w = compare_with_oracle("tiny-llama-q4_0.gguf", "tiny-llama-q4_0-llamacpp.bin");
-    EXPECT_LE(w.rel, 2e-2);
-}
-
-TEST(TinyParity, LlamaQ4_1MatchesLlamaCpp) {
-    auto w = compare_with_oracle("tiny-llama-q4_1.gguf", "tiny-llama-q4_1-llamacpp.bin");
-    EXPECT_LE(w.rel, 2e-2);
-}
+TEST(TinyParity, LlamaQ8_0MatchesLlamaCpp) { expect_quantized_close("q8_0"); }
+TEST(TinyParity, LlamaQ4_0MatchesLlamaCpp) { expect_quantized_close("q4_0"); }
+TEST(TinyParity, LlamaQ4_1MatchesLlamaCpp) { expect_quantized_close("q4_1"); }
 
 // The same weights through two file formats (and, for llama, two RoPE conventions: GGUF's permuted q/k
 // rows with adjacent pairs vs HF's rotate-half) must give the same function.

@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/vec_dot.h"
+#include "backend/cpu/vec_dot_q8.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -15,20 +16,32 @@ namespace {
 
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(int n_threads) : n_threads_(n_threads > 0 ? n_threads : omp_get_num_procs()) {}
+    CpuBackend(int n_threads, CpuDotMode mode) : n_threads_(n_threads > 0 ? n_threads : omp_get_num_procs()), mode_(mode) {}
     const char* name() const override { return "cpu"; }
 
     void linear(const Matrix& w, const Vector* bias, const float* x, float* y, int n_tokens) override {
         const int64_t rows = w.rows, cols = w.cols;
         const float* b = (bias && !bias->empty()) ? bias->data() : nullptr;
+        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type)) {
+            // llama.cpp's scheme: quantize each token's activation once, integer dot products per row
+            const size_t xq_bytes = cpu::q8_activation_bytes(w.type, cols);
+            xq_.resize(xq_bytes * n_tokens);
+            for (int t = 0; t < n_tokens; ++t) cpu::quantize_activation_q8(w.type, x + t * cols, cols, xq_.data() + t * xq_bytes);
+            const uint8_t* xq = xq_.data();
+#pragma omp parallel for num_threads(n_threads_) schedule(static)
+            for (int64_t r = 0; r < rows; ++r) {
+                const float br = b ? b[r] : 0.0f;
+                for (int t = 0; t < n_tokens; ++t) y[t * rows + r] = cpu::vec_dot_q8(w.type, w.row(r), xq + t * xq_bytes, cols) + br;
+            }
+            return;
+        }
         if (n_tokens == 1) {
             // decode: one dot product per row straight from the stored format
-            xsums_.resize(cols / kQuantBlock + 1);
-            cpu::block_sums(x, xsums_.data(), cols);
-            const float* xs = xsums_.data();
+            cpu::prepare_activation(w.type, x, cols, prepared_);
+            const cpu::PreparedActivation& px = prepared_;
 #pragma omp parallel for num_threads(n_threads_) schedule(static)
             for (int64_t r = 0; r < rows; ++r)
-                y[r] = cpu::vec_dot(w.type, w.row(r), x, xs, cols) + (b ? b[r] : 0.0f);
+                y[r] = cpu::vec_dot(w.type, w.row(r), px, cols) + (b ? b[r] : 0.0f);
             return;
         }
         // prefill: decode each weight row once, then dot it with every token
@@ -150,11 +163,15 @@ public:
 
 private:
     int n_threads_;
-    std::vector<float> xsums_;
+    CpuDotMode mode_;
+    std::vector<uint8_t> xq_;              // quantized activations (q8 mode)
+    cpu::PreparedActivation prepared_; // reused across calls to avoid reallocating
 };
 
 } // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+const char* to_string(CpuDotMode m) { return m == CpuDotMode::f32 ? "f32" : "q8"; }
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuDotMode mode) { return std::make_unique<CpuBackend>(n_threads, mode); }
 
 } // namespace winnow

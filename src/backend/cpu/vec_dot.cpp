@@ -23,11 +23,24 @@ inline float half_to_float(uint16_t h) {
 }
 } // namespace
 
-void block_sums(const float* x, float* sums, size_t n) {
-    for (size_t b = 0; b < n / kQuantBlock; ++b) {
+void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out) {
+    out.x = x;
+    if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1) return;
+    const size_t nb = n / kQuantBlock;
+    out.block_sums.resize(nb);
+    out.nibble_x.resize(n);
+    for (size_t b = 0; b < nb; ++b) {
+        const float* xb = x + b * kQuantBlock;
         float s = 0.0f;
-        for (int j = 0; j < kQuantBlock; ++j) s += x[b * kQuantBlock + j];
-        sums[b] = s;
+        for (int j = 0; j < kQuantBlock; ++j) s += xb[j];
+        out.block_sums[b] = s;
+        // 32-bit word k of a block's nibbles holds weights 4k..4k+3 (low nibbles) and 16+4k..16+4k+3 (high)
+        float* xp = out.nibble_x.data() + b * kQuantBlock;
+        for (int k = 0; k < 4; ++k)
+            for (int i = 0; i < 4; ++i) {
+                xp[8 * k + i] = xb[4 * k + i];
+                xp[8 * k + 4 + i] = xb[16 + 4 * k + i];
+            }
     }
 }
 
@@ -44,17 +57,21 @@ inline float hsum(__m256 v) {
 
 inline __m256 u8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
 
-// sum_j q_j * x_j over one block of 32 nibbles (unsigned 0..15), in vector form.
-inline __m256 nibble_block_dot(const uint8_t* qs, const float* x) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    const __m128i mask = _mm_set1_epi8(0x0f);
-    const __m128i lo = _mm_and_si128(raw, mask);                   // weights 0..15
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask); // weights 16..31
-    __m256 p = _mm256_mul_ps(u8x8_to_ps(lo), _mm256_loadu_ps(x));
-    p = _mm256_fmadd_ps(u8x8_to_ps(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8), p);
-    p = _mm256_fmadd_ps(u8x8_to_ps(hi), _mm256_loadu_ps(x + 16), p);
-    p = _mm256_fmadd_ps(u8x8_to_ps(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), p);
-    return p;
+// sum_j q_j * x_j over one block of 32 nibbles (unsigned 0..15), in vector form. `xp` is the block's
+// activations in nibble order (see nibble_order): lane group k holds the weights of 32-bit word k of qs,
+// so a broadcast and a variable shift unpack them without any cross-lane shuffle.
+inline __m256 nibble_block_dot(const uint8_t* qs, const float* xp) {
+    const __m256i shifts = _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28);
+    const __m256i mask = _mm256_set1_epi32(0x0f);
+    __m256 p[2];
+    for (int k = 0; k < 4; ++k) {
+        int32_t word;
+        __builtin_memcpy(&word, qs + 4 * k, 4);
+        const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shifts), mask);
+        const __m256 prod_in = _mm256_loadu_ps(xp + 8 * k);
+        p[k & 1] = k < 2 ? _mm256_mul_ps(_mm256_cvtepi32_ps(q), prod_in) : _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), prod_in, p[k & 1]);
+    }
+    return _mm256_add_ps(p[0], p[1]);
 }
 
 } // namespace
@@ -75,7 +92,8 @@ float vec_dot_f32(const float* a, const float* b, size_t n) {
     return s;
 }
 
-float vec_dot(GgmlType type, const void* row, const float* x, const float* xsums, size_t n) {
+float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_t n) {
+    const float* x = a.x;
     switch (type) {
     case GgmlType::F32:
         return vec_dot_f32(static_cast<const float*>(row), x, n);
@@ -161,9 +179,9 @@ float vec_dot(GgmlType type, const void* row, const float* x, const float* xsums
                 off = -8.0f * d;
                 qs = blk + 2;
             }
-            offset_sum += off * xsums[i];
+            offset_sum += off * a.block_sums[i];
 #ifdef WINNOW_AVX2
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble_block_dot(qs, x + i * 32), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble_block_dot(qs, a.nibble_x.data() + i * 32), acc);
 #else
             float p = 0.0f;
             for (int j = 0; j < 16; ++j) p += (qs[j] & 0x0f) * x[i * 32 + j] + (qs[j] >> 4) * x[i * 32 + j + 16];
