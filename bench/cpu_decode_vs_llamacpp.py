@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """CPU throughput of winnow next to llama.cpp (llama-cpp-python) on the same model, machine and thread count.
 
+winnow runs twice: with fp32 activations (its reference mode) and with 8-bit activations (q8, llama.cpp's scheme).
 Prints a llama-bench-style table: pp<N> (one prefill of N tokens) and tg<N> (N single-token decode steps from
 an empty context), mean +- sd tokens/s over --reps runs after one warm-up, and the winnow/llama.cpp ratio
 measured in the same run. llama.cpp is timed around llama_decode calls through the Python binding (its
@@ -20,9 +21,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def winnow_rows(binary, model, threads, n_prompt, n_gen, reps):
+def winnow_rows(binary, model, threads, n_prompt, n_gen, reps, dot):
     out = subprocess.run([binary, "bench", "decode", "-m", model, "-t", str(threads), "-p", str(n_prompt),
-                          "-n", str(n_gen), "-r", str(reps), "--json"], check=True, capture_output=True, text=True)
+                          "-n", str(n_gen), "-r", str(reps), "--dot", dot, "--json"], check=True, capture_output=True, text=True)
     return {r["test"]: (r["tokens_per_s"], r["tokens_per_s_sd"]) for r in json.loads(out.stdout)}
 
 
@@ -73,12 +74,16 @@ def main():
     if not os.access(a.winnow, os.X_OK):
         sys.exit("winnow binary not found: %s (build first)" % a.winnow)
 
-    ours = winnow_rows(a.winnow, a.model, a.threads, a.n_prompt, a.n_gen, a.reps)
+    # interleave engines so slow drift of a shared machine affects both alike
+    ours_f32 = winnow_rows(a.winnow, a.model, a.threads, a.n_prompt, a.n_gen, a.reps, "f32")
     theirs, version = llamacpp_rows(a.model, a.threads, a.n_prompt, a.n_gen, a.reps)
+    ours_q8 = winnow_rows(a.winnow, a.model, a.threads, a.n_prompt, a.n_gen, a.reps, "q8")
     rows = []
     for test in theirs:
-        (wm, ws), (lm, ls) = ours[test], theirs[test]
-        rows.append({"test": test, "winnow_tps": wm, "winnow_sd": ws, "llamacpp_tps": lm, "llamacpp_sd": ls, "ratio": wm / lm})
+        lm, ls = theirs[test]
+        for dot, ours in (("f32", ours_f32), ("q8", ours_q8)):
+            wm, ws = ours[test]
+            rows.append({"test": test, "dot": dot, "winnow_tps": wm, "winnow_sd": ws, "llamacpp_tps": lm, "llamacpp_sd": ls, "ratio": wm / lm})
     info = {"model": os.path.basename(a.model), "threads": a.threads, "reps": a.reps, "cpu": platform.processor() or platform.machine(),
             "llama_cpp_python": version}
     try:
@@ -90,10 +95,10 @@ def main():
         return
     print("model %s | cpu %s | threads %d | reps %d after 1 warm-up | llama-cpp-python %s" %
           (info["model"], info["cpu"], a.threads, a.reps, version))
-    print("| test | winnow t/s | llama.cpp t/s | winnow / llama.cpp |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| test | winnow dot mode | winnow t/s | llama.cpp t/s | winnow / llama.cpp |")
+    print("| --- | --- | ---: | ---: | ---: |")
     for r in rows:
-        print("| %s | %.2f ± %.2f | %.2f ± %.2f | %.2f |" % (r["test"], r["winnow_tps"], r["winnow_sd"], r["llamacpp_tps"], r["llamacpp_sd"], r["ratio"]))
+        print("| %s | %s | %.2f ± %.2f | %.2f ± %.2f | %.2f |" % (r["test"], r["dot"], r["winnow_tps"], r["winnow_sd"], r["llamacpp_tps"], r["llamacpp_sd"], r["ratio"]))
 
 
 if __name__ == "__main__":

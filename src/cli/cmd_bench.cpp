@@ -77,13 +77,15 @@ int cmd_bench(const std::vector<std::string>& args) {
     }
     std::string model_arg;
     int n_prompt = 512, n_gen = 128, reps = 5, threads = 0;
+    std::string dot = "f32";
     bool json_out = false;
     po::options_description opts("winnow bench decode options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file or directory")(
         "n-prompt,p", po::value(&n_prompt)->default_value(512), "prompt tokens for the ppN test (0 skips it)")(
         "n-gen,n", po::value(&n_gen)->default_value(128), "generated tokens for the tgN test (0 skips it)")(
         "reps,r", po::value(&reps)->default_value(5), "measured repetitions after one warm-up")(
-        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")("json", po::bool_switch(&json_out), "print rows as JSON");
+        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
+        "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (fp32 activations, reference) or q8 (8-bit activations, as llama.cpp)")("json", po::bool_switch(&json_out), "print rows as JSON");
     po::variables_map vm;
     po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end())).options(opts).run(), vm);
     if (vm.count("help")) {
@@ -93,10 +95,11 @@ int cmd_bench(const std::vector<std::string>& args) {
     po::notify(vm);
     if (n_prompt < 0 || n_gen < 0 || reps < 1 || threads < 0)
         throw Error(ErrorKind::invalid_argument, "--n-prompt/--n-gen must be >= 0, --reps >= 1, --threads >= 0");
+    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8, not '" + dot + "'");
 
     auto model = Model::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
-    auto backend = make_cpu_backend(threads);
+    auto backend = make_cpu_backend(threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
     const int n_ctx = std::max(n_prompt, n_gen);
     if (n_ctx > c.n_ctx_train) throw Error(ErrorKind::invalid_argument, "test length " + std::to_string(n_ctx) + " exceeds the model context " + std::to_string(c.n_ctx_train));
     Forward f(*model, *backend, std::max(n_ctx, 1));
@@ -125,6 +128,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["arch"] = to_string(c.arch);
         j["weight_bytes_per_token"] = bytes_per_token;
         j["backend"] = backend->name();
+        j["dot"] = dot;
         j["threads"] = used_threads;
         j["test"] = r.test;
         j["tokens_per_s"] = r.mean_ts;
@@ -138,15 +142,15 @@ int cmd_bench(const std::vector<std::string>& args) {
         std::cout << out.dump(2) << "\n";
         return 0;
     }
-    std::printf("| %-34s | %9s | %-7s | %7s | %6s | %20s | %8s |\n", "model", "size", "backend", "threads", "test", "t/s", "GB/s");
-    std::printf("| %-34s | %9s | %-7s | %7s | %6s | %20s | %8s |\n", "---", "---", "---", "---", "---", "---", "---");
+    std::printf("| %-34s | %9s | %-7s | %4s | %7s | %6s | %20s | %8s |\n", "model", "size", "backend", "dot", "threads", "test", "t/s", "GB/s");
+    std::printf("| %-34s | %9s | %-7s | %4s | %7s | %6s | %20s | %8s |\n", "---", "---", "---", "---", "---", "---", "---", "---");
     for (auto& j : out) {
         const std::string name = std::filesystem::path(j["model"].get<std::string>()).filename().string();
         char ts[64], gbs[32] = "";
         std::snprintf(ts, sizeof ts, "%.2f ± %.2f", j["tokens_per_s"].get<double>(), j["tokens_per_s_sd"].get<double>());
         if (j.contains("weight_gb_per_s")) std::snprintf(gbs, sizeof gbs, "%.2f", j["weight_gb_per_s"].get<double>());
-        std::printf("| %-34s | %6.1f MB | %-7s | %7d | %6s | %20s | %8s |\n", name.substr(0, 34).c_str(), bytes_per_token / 1e6,
-                    j["backend"].get<std::string>().c_str(), j["threads"].get<int>(), j["test"].get<std::string>().c_str(), ts, gbs);
+        std::printf("| %-34s | %6.1f MB | %-7s | %4s | %7d | %6s | %20s | %8s |\n", name.substr(0, 34).c_str(), bytes_per_token / 1e6,
+                    j["backend"].get<std::string>().c_str(), dot.c_str(), j["threads"].get<int>(), j["test"].get<std::string>().c_str(), ts, gbs);
     }
     return 0;
 }
