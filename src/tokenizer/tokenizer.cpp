@@ -1,0 +1,41 @@
+#include "tokenizer/tokenizer.h"
+
+#include "io/gguf.h"
+#include "tokenizer/bpe_tokenizer.h"
+#include "winnow/error.h"
+
+namespace winnow {
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
+    std::string out;
+    for (int32_t id : ids) out += token_to_piece(id, render_special);
+    return out;
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GgufFile& f) {
+    const std::string model = f.get_string("tokenizer.ggml.model").value_or("");
+    if (model.empty()) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "' has no tokenizer (tokenizer.ggml.model missing)");
+    if (model != "gpt2")
+        throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': tokenizer '" + model + "' is not supported yet (gpt2 byte-level BPE is)");
+    tok::BpeVocab v;
+    v.tokens = f.get_string_array("tokenizer.ggml.tokens");
+    for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) v.types.push_back(static_cast<TokenType>(t));
+    v.merges = f.get_string_array("tokenizer.ggml.merges");
+    if (v.merges.empty()) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': gpt2 tokenizer without tokenizer.ggml.merges");
+    v.pre = f.get_string("tokenizer.ggml.pre").value_or("");
+    if (v.pre.empty() || v.pre == "default")
+        throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': missing or 'default' tokenizer.ggml.pre; winnow will not guess a pre-tokenizer");
+    auto id = [&](const char* key) { auto x = f.get_uint(key); return x ? static_cast<int32_t>(*x) : -1; };
+    v.bos = id("tokenizer.ggml.bos_token_id");
+    v.eos = id("tokenizer.ggml.eos_token_id");
+    v.eot = id("tokenizer.ggml.eot_token_id");
+    v.unk = id("tokenizer.ggml.unknown_token_id");
+    v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(false);
+    try {
+        return std::make_unique<tok::BpeTokenizer>(std::move(v));
+    } catch (const Error& e) {
+        throw Error(e.kind(), "GGUF file '" + f.path() + "': " + e.what());
+    }
+}
+
+} // namespace winnow

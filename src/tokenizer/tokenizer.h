@@ -1,0 +1,40 @@
+#pragma once
+// Text <-> token ids. One interface over the tokenizer families winnow reads (byte-level BPE today).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace winnow {
+
+namespace io { class GgufFile; }
+
+// Token attributes as GGUF declares them (tokenizer.ggml.token_type).
+enum class TokenType : int32_t { undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
+
+class Tokenizer {
+public:
+    virtual ~Tokenizer() = default;
+
+    // Reads tokenizer.ggml.* metadata; throws winnow::Error for a missing, inconsistent or unknown tokenizer.
+    static std::unique_ptr<Tokenizer> from_gguf(const io::GgufFile& file);
+
+    // add_bos: prepend BOS when the model asks for it. parse_special: text like "<|im_start|>" becomes its
+    // control token instead of being tokenized as characters.
+    virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const = 0;
+    // The raw bytes a token stands for (possibly a partial UTF-8 sequence). Control tokens give their text only
+    // when render_special.
+    virtual std::string token_to_piece(int32_t id, bool render_special = false) const = 0;
+    std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
+
+    virtual int32_t n_vocab() const = 0;
+    virtual int32_t bos() const = 0; // -1 when none
+    virtual int32_t eos() const = 0;
+    virtual bool add_bos_default() const = 0;
+    // End of generation: EOS, EOT and similar control tokens.
+    virtual bool is_eog(int32_t id) const = 0;
+    virtual std::string name() const = 0; // e.g. "gpt2 BPE (pre: smollm)"
+};
+
+} // namespace winnow

@@ -1,0 +1,88 @@
+// Tokenizer parity with Hugging Face tokenizers through llama.cpp's vocabulary fixtures (../shared/data/vocab):
+// every input encodes (without BOS) to the ids the reference tokenizer produced, and decodes back to itself.
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "io/gguf.h"
+#include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "winnow/error.h"
+
+namespace {
+
+const std::string kVocabDir = std::string(WINNOW_SHARED_DIR) + "/data/vocab/";
+
+std::string read_all(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    EXPECT_TRUE(in.good()) << "missing fixture " << path;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+struct Case {
+    std::string text;
+    std::vector<int32_t> ids;
+};
+
+std::vector<Case> read_cases(const std::string& vocab) {
+    const std::string inp = read_all(kVocabDir + vocab + ".inp"), out = read_all(kVocabDir + vocab + ".out");
+    const std::string marker = "\n__ggml_vocab_test__\n";
+    std::vector<std::string> texts;
+    size_t pos = 0;
+    for (size_t next; (next = inp.find(marker, pos)) != std::string::npos; pos = next + marker.size()) texts.push_back(inp.substr(pos, next - pos));
+    std::vector<Case> cases;
+    std::istringstream lines(out);
+    std::string line;
+    for (const auto& t : texts) {
+        std::getline(lines, line);
+        Case c{t, {}};
+        std::istringstream ids(line);
+        for (int32_t id; ids >> id;) c.ids.push_back(id);
+        cases.push_back(std::move(c));
+    }
+    return cases;
+}
+
+std::string show(const std::vector<int32_t>& ids) {
+    std::string s;
+    for (auto id : ids) s += " " + std::to_string(id);
+    return s;
+}
+
+TEST(TokenizerFixtures, Gpt2BpeMatchesHuggingFace) {
+    auto gguf = winnow::io::GgufFile::open(kVocabDir + "ggml-vocab-gpt-2.gguf");
+    auto tok = winnow::Tokenizer::from_gguf(*gguf);
+    auto cases = read_cases("ggml-vocab-gpt-2.gguf");
+    ASSERT_EQ(cases.size(), 46u);
+    int failures = 0;
+    for (const auto& c : cases) {
+        auto ids = tok->encode(c.text, false, false);
+        if (ids != c.ids) ++failures;
+        EXPECT_EQ(ids, c.ids) << "input '" << c.text << "'\n  ours:" << show(ids) << "\n  ref: " << show(c.ids);
+        EXPECT_EQ(tok->decode(ids), c.text);
+    }
+    std::printf("gpt-2 fixtures: %zu cases, %d mismatches\n", cases.size(), failures);
+}
+
+TEST(TokenizerFixtures, UnknownPreTokenizerIsAnError) {
+    // A vocabulary whose pre-tokenizer winnow does not know must not silently fall back to a default.
+    EXPECT_THROW(winnow::tok::PreTokenizer("llama-bpe-someday"), winnow::Error);
+}
+
+TEST(TokenizerFixtures, InvalidUtf8IsAnError) {
+    auto gguf = winnow::io::GgufFile::open(kVocabDir + "ggml-vocab-gpt-2.gguf");
+    auto tok = winnow::Tokenizer::from_gguf(*gguf);
+    try {
+        tok->encode("ok \xc3\x28 bad", false, false);
+        FAIL() << "expected an error";
+    } catch (const winnow::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("offset 3"), std::string::npos) << e.what();
+    }
+}
+
+} // namespace
