@@ -1,0 +1,49 @@
+// SmolLM2's tokenizer (byte-level BPE, smollm pre-tokenizer, from the GGUF) against Hugging Face `tokenizers`
+// on a generated 20 KB text of mixed scripts, digits, whitespace runs and emoji (tests/fixtures/hf_tokenizer_oracle.py).
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "io/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+namespace {
+
+TEST(SmolLM2Tokenizer, MatchesHuggingFaceTokenizersOn20KB) {
+    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    std::ifstream tf(WINNOW_FIXTURE_DIR "/smollm2-text.txt", std::ios::binary), idf(WINNOW_FIXTURE_DIR "/smollm2-text-ids.txt");
+    ASSERT_TRUE(tf.good() && idf.good()) << "oracle output missing (fixture.hf_tokenizer_smollm2)";
+    std::stringstream ss;
+    ss << tf.rdbuf();
+    const std::string text = ss.str();
+    ASSERT_GE(text.size(), 20000u);
+    std::vector<int32_t> ref;
+    for (int32_t id; idf >> id;) ref.push_back(id);
+
+    auto gguf = winnow::io::GgufFile::open(WINNOW_DEFAULT_MODEL);
+    auto tok = winnow::Tokenizer::from_gguf(*gguf);
+    const auto ids = tok->encode(text, false, false);
+    ASSERT_EQ(ids.size(), ref.size());
+    size_t first_diff = ids.size();
+    for (size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] != ref[i]) { first_diff = i; break; }
+    EXPECT_EQ(first_diff, ids.size()) << "first mismatch at token " << first_diff;
+    EXPECT_EQ(tok->decode(ids), text);
+    std::printf("SmolLM2 tokenizer: %zu bytes -> %zu tokens, identical to HF tokenizers\n", text.size(), ids.size());
+}
+
+TEST(SmolLM2Tokenizer, ChatMarkersAreSpecialOnlyWhenAsked) {
+    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched";
+    auto gguf = winnow::io::GgufFile::open(WINNOW_DEFAULT_MODEL);
+    auto tok = winnow::Tokenizer::from_gguf(*gguf);
+    const auto special = tok->encode("<|im_start|>user\nhi<|im_end|>", false, true);
+    ASSERT_GE(special.size(), 3u);
+    EXPECT_EQ(tok->token_to_piece(special.front(), true), "<|im_start|>");
+    EXPECT_TRUE(tok->is_eog(special.back()));
+    const auto plain = tok->encode("<|im_start|>", false, false);
+    EXPECT_GT(plain.size(), 1u); // spelled out as ordinary text
+}
+
+} // namespace
