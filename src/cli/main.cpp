@@ -37,7 +37,9 @@ void usage(std::FILE* to) {
     std::fprintf(to,
                  "usage: winnow <command> [options]\n"
                  "commands:\n"
-                 "  info   -m MODEL [--json]            architecture, shapes, tensor types, context\n"
+                 "  generate -p PROMPT [-m MODEL] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
+                 "           [--seed S] [--chat] [--stop STR] [--stats] [--json]   generate text, streaming\n"
+                 "  info   -m MODEL [--json]            architecture, shapes, tensor types, tokenizer, context\n"
                  "  bench  decode -m MODEL [options]    prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
                  "run 'winnow <command> --help' for its options; without -m the default model (SmolLM2-135M-Instruct Q4_1) is used.\n");
 }
@@ -56,7 +58,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
-        {"info", winnow::cli::cmd_info}, {"bench", winnow::cli::cmd_bench}};
+        {"info", winnow::cli::cmd_info}, {"generate", winnow::cli::cmd_generate}, {"bench", winnow::cli::cmd_bench}};
     auto it = commands.find(cmd);
     if (it == commands.end()) {
         std::fprintf(stderr, "winnow: unknown command '%s' (try 'winnow --help')\n", cmd.c_str());

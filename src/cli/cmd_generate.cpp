@@ -1,0 +1,98 @@
+// winnow generate: text generation with streaming output.
+#include <cstdio>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "decode/generator.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "winnow/error.h"
+
+namespace po = boost::program_options;
+
+namespace winnow::cli {
+
+int cmd_generate(const std::vector<std::string>& args) {
+    std::string model_arg, prompt, system, order = "hf", dot = "f32";
+    GenerateOptions opt;
+    SamplingParams& s = opt.sampling;
+    int n_ctx = 0, threads = 0;
+    bool chat = false, stats = false, json_out = false;
+    std::vector<std::string> stops;
+    po::options_description opts("winnow generate options");
+    opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf); default: SmolLM2-135M-Instruct")(
+        "prompt,p", po::value(&prompt), "prompt text")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
+        "temp", po::value(&s.temperature)->default_value(0.0f), "temperature; 0 = greedy (HF generate's default)")(
+        "top-k", po::value(&s.top_k)->default_value(0), "keep the k most likely tokens (0 = off)")(
+        "top-p", po::value(&s.top_p)->default_value(1.0f), "nucleus sampling mass (1 = off)")(
+        "min-p", po::value(&s.min_p)->default_value(0.0f), "drop tokens below min-p x the top probability (0 = off)")(
+        "repeat-penalty", po::value(&s.repeat_penalty)->default_value(1.0f), "HF repetition penalty (1 = off)")(
+        "repeat-last-n", po::value(&s.repeat_last_n)->default_value(-1), "tokens the penalty looks back over (-1 = whole sequence)")(
+        "seed", po::value(&s.seed)->default_value(0), "random seed (sampling is reproducible for a given seed)")(
+        "sampler-order", po::value(&order)->default_value("hf"), "hf (temperature first) or llama.cpp (temperature last)")(
+        "chat", po::bool_switch(&chat), "wrap the prompt in the model's chat template")(
+        "system", po::value(&system), "system message for --chat (default: the template's own)")(
+        "stop", po::value(&stops)->composing(), "stop string (repeatable); the output ends before it")(
+        "ignore-eos", po::bool_switch(&opt.ignore_eos), "keep generating past end-of-generation tokens")(
+        "ctx", po::value(&n_ctx)->default_value(2048), "context length in tokens (0 = the model's training context)")(
+        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
+        "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (reference) or q8 (8-bit activations, as llama.cpp; faster)")(
+        "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(
+        "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    if (vm.count("help")) {
+        std::cout << opts << "\n";
+        return 0;
+    }
+    po::notify(vm);
+    if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT)");
+    if (order != "hf" && order != "llama.cpp") throw Error(ErrorKind::invalid_argument, "--sampler-order must be hf or llama.cpp");
+    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
+    if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
+    s.order = order == "hf" ? SamplerOrder::hf : SamplerOrder::llama_cpp;
+    s.validate();
+    opt.stop = stops;
+
+    auto model = Model::load(resolve_model_path(model_arg));
+    if (!model->gguf()) throw Error(ErrorKind::unsupported, "generate needs a GGUF model (its tokenizer is read from the file)");
+    auto tokenizer = Tokenizer::from_gguf(*model->gguf());
+    if (chat) prompt = apply_chat_template(model->gguf()->get_string("tokenizer.chat_template").value_or(""), system, prompt);
+    const auto ids = tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
+    auto backend = make_cpu_backend(threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train));
+
+    StreamCallback print = [](std::string_view piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        return true;
+    };
+    const GenerateResult r = gen.generate(ids, opt, json_out ? StreamCallback{} : print);
+    const double pp = r.prompt_seconds > 0 ? r.prompt_ids.size() / r.prompt_seconds : 0;
+    const double tg = r.gen_seconds > 0 && !r.output_ids.empty() ? r.output_ids.size() / r.gen_seconds : 0;
+    if (json_out) {
+        nlohmann::ordered_json j;
+        j["prompt"] = prompt;
+        j["text"] = r.text;
+        j["prompt_ids"] = r.prompt_ids;
+        j["output_ids"] = r.output_ids;
+        j["stop_reason"] = r.stop_reason;
+        j["stats"] = {{"prompt_tokens", r.prompt_ids.size()}, {"prompt_seconds", r.prompt_seconds}, {"prompt_tokens_per_s", pp},
+                      {"generated_tokens", r.output_ids.size()}, {"generation_seconds", r.gen_seconds}, {"generation_tokens_per_s", tg}};
+        // invalid UTF-8 (a model may emit half a character at the very end) is replaced, not an exception
+        std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+        std::printf("\n");
+    }
+    if (stats)
+        std::fprintf(stderr, "prompt: %zu tokens, %.1f tok/s | generation: %zu tokens, %.1f tok/s | stop: %s\n", r.prompt_ids.size(), pp,
+                     r.output_ids.size(), tg, r.stop_reason.c_str());
+    return 0;
+}
+
+} // namespace winnow::cli

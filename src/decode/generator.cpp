@@ -1,0 +1,147 @@
+#include "decode/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "winnow/error.h"
+
+namespace winnow {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Bytes at the end of s that begin a UTF-8 character not yet complete.
+size_t incomplete_utf8_tail(std::string_view s) {
+    for (size_t k = 1; k <= std::min<size_t>(3, s.size()); ++k) {
+        const auto c = static_cast<uint8_t>(s[s.size() - k]);
+        if ((c & 0xc0) == 0x80) continue; // continuation byte: look further back
+        const size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
+}
+
+} // namespace
+
+std::string StreamBuffer::push(std::string_view bytes) {
+    if (stopped_) return {};
+    all_ += bytes;
+    // a stop string anywhere in the not-yet-final region ends the text right before it
+    size_t longest = 0;
+    for (auto& s : stops_) longest = std::max(longest, s.size());
+    const size_t search_from = shown_ >= longest ? shown_ - longest : 0;
+    size_t cut = std::string::npos;
+    for (auto& s : stops_) {
+        if (s.empty()) continue;
+        const size_t at = all_.find(s, search_from);
+        if (at != std::string::npos) cut = std::min(cut, at);
+    }
+    if (cut != std::string::npos) {
+        stopped_ = true;
+        std::string out = cut > shown_ ? all_.substr(shown_, cut - shown_) : std::string();
+        shown_ = std::max(shown_, cut);
+        text_ += out;
+        return out;
+    }
+    // hold back a tail that is a prefix of some stop string, and an unfinished character
+    size_t safe = all_.size();
+    for (auto& s : stops_)
+        for (size_t k = std::min(s.size() - 1, all_.size()); k > 0; --k)
+            if (all_.compare(all_.size() - k, k, s, 0, k) == 0) {
+                safe = std::min(safe, all_.size() - k);
+                break;
+            }
+    safe -= incomplete_utf8_tail(std::string_view(all_).substr(0, safe));
+    if (safe <= shown_) return {};
+    std::string out = all_.substr(shown_, safe - shown_);
+    shown_ = safe;
+    text_ += out;
+    return out;
+}
+
+std::string StreamBuffer::flush() {
+    if (stopped_ || shown_ >= all_.size()) return {};
+    std::string out = all_.substr(shown_);
+    shown_ = all_.size();
+    text_ += out;
+    return out;
+}
+
+Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx)
+    : tok_(tokenizer), forward_(model, backend, n_ctx) {
+    if (tokenizer.n_vocab() != model.config().n_vocab)
+        throw Error(ErrorKind::format, "tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model's vocabulary is " +
+                                           std::to_string(model.config().n_vocab));
+}
+
+GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt, const StreamCallback& on_piece) {
+    if (prompt.empty()) throw Error(ErrorKind::invalid_argument, "the prompt is empty (no tokens)");
+    if (opt.max_tokens < 0) throw Error(ErrorKind::invalid_argument, "max tokens must be >= 0");
+    if (static_cast<int>(prompt.size()) >= forward_.n_ctx())
+        throw Error(ErrorKind::invalid_argument, "the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " +
+                                                     std::to_string(forward_.n_ctx()) + " (leave room for at least one generated token)");
+    Sampler sampler(opt.sampling);
+    GenerateResult r;
+    r.prompt_ids = prompt;
+    forward_.reset();
+    std::vector<int32_t> history = prompt;
+    StreamBuffer stream(opt.stop);
+
+    auto t0 = Clock::now();
+    std::vector<float> logits = forward_.eval(prompt, false);
+    r.prompt_seconds = since(t0);
+    t0 = Clock::now();
+    r.stop_reason = "max_tokens";
+    for (int i = 0; i < opt.max_tokens; ++i) {
+        const int32_t next = sampler.sample(logits, history);
+        if (!opt.ignore_eos && tok_.is_eog(next)) {
+            r.stop_reason = "eos";
+            break;
+        }
+        r.output_ids.push_back(next);
+        history.push_back(next);
+        const std::string piece = stream.push(tok_.token_to_piece(next));
+        if (!piece.empty() && on_piece && !on_piece(piece)) {
+            r.stop_reason = "callback";
+            break;
+        }
+        if (stream.stopped()) {
+            r.stop_reason = "stop_string";
+            break;
+        }
+        if (i + 1 == opt.max_tokens) break;
+        if (forward_.n_past() >= forward_.n_ctx()) {
+            r.stop_reason = "context";
+            break;
+        }
+        logits = forward_.eval(std::span<const int32_t>(&next, 1), false);
+    }
+    const std::string rest = stream.flush();
+    if (!rest.empty() && on_piece) on_piece(rest);
+    r.gen_seconds = since(t0);
+    r.text = stream.text();
+    return r;
+}
+
+std::string apply_chat_template(const std::string& tmpl, const std::string& system, const std::string& user) {
+    if (tmpl.find("<|im_start|>") == std::string::npos)
+        throw Error(ErrorKind::unsupported, "chat template is not ChatML; winnow renders ChatML templates only");
+    std::string sys = system;
+    if (sys.empty()) {
+        // the template's own default system message, if it has one (SmolLM2's does)
+        const std::string open = "<|im_start|>system\n", close = "<|im_end|>";
+        const size_t a = tmpl.find(open);
+        if (a != std::string::npos) {
+            const size_t b = tmpl.find(close, a + open.size());
+            if (b != std::string::npos) sys = tmpl.substr(a + open.size(), b - a - open.size());
+        }
+    }
+    std::string out;
+    if (!sys.empty()) out += "<|im_start|>system\n" + sys + "<|im_end|>\n";
+    out += "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n";
+    return out;
+}
+
+} // namespace winnow
