@@ -2,6 +2,7 @@
 
 #include "io/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/spm_tokenizer.h"
 #include "winnow/error.h"
 
 namespace winnow {
@@ -15,8 +16,25 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GgufFile& f) {
     const std::string model = f.get_string("tokenizer.ggml.model").value_or("");
     if (model.empty()) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "' has no tokenizer (tokenizer.ggml.model missing)");
+    auto id = [&](const char* key, int32_t def) { auto x = f.get_uint(key); return x ? static_cast<int32_t>(*x) : def; };
+    if (model == "llama") {
+        tok::SpmVocab v;
+        v.tokens = f.get_string_array("tokenizer.ggml.tokens");
+        for (double s : f.get_float_array("tokenizer.ggml.scores")) v.scores.push_back(static_cast<float>(s));
+        for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) v.types.push_back(static_cast<TokenType>(t));
+        v.bos = id("tokenizer.ggml.bos_token_id", 1);
+        v.eos = id("tokenizer.ggml.eos_token_id", 2);
+        v.unk = id("tokenizer.ggml.unknown_token_id", 0);
+        v.eot = id("tokenizer.ggml.eot_token_id", -1);
+        v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
+        try {
+            return std::make_unique<tok::SpmTokenizer>(v);
+        } catch (const Error& e) {
+            throw Error(e.kind(), "GGUF file '" + f.path() + "': " + e.what());
+        }
+    }
     if (model != "gpt2")
-        throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': tokenizer '" + model + "' is not supported yet (gpt2 byte-level BPE is)");
+        throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': tokenizer '" + model + "' is not supported (gpt2 BPE and llama SentencePiece are)");
     tok::BpeVocab v;
     v.tokens = f.get_string_array("tokenizer.ggml.tokens");
     for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) v.types.push_back(static_cast<TokenType>(t));
@@ -25,11 +43,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GgufFile& f) {
     v.pre = f.get_string("tokenizer.ggml.pre").value_or("");
     if (v.pre.empty() || v.pre == "default")
         throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': missing or 'default' tokenizer.ggml.pre; winnow will not guess a pre-tokenizer");
-    auto id = [&](const char* key) { auto x = f.get_uint(key); return x ? static_cast<int32_t>(*x) : -1; };
-    v.bos = id("tokenizer.ggml.bos_token_id");
-    v.eos = id("tokenizer.ggml.eos_token_id");
-    v.eot = id("tokenizer.ggml.eot_token_id");
-    v.unk = id("tokenizer.ggml.unknown_token_id");
+    v.bos = id("tokenizer.ggml.bos_token_id", -1);
+    v.eos = id("tokenizer.ggml.eos_token_id", -1);
+    v.eot = id("tokenizer.ggml.eot_token_id", -1);
+    v.unk = id("tokenizer.ggml.unknown_token_id", -1);
     v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(false);
     try {
         return std::make_unique<tok::BpeTokenizer>(std::move(v));

@@ -26,7 +26,8 @@ public:
     // The raw bytes a token stands for (possibly a partial UTF-8 sequence). Control tokens give their text only
     // when render_special.
     virtual std::string token_to_piece(int32_t id, bool render_special = false) const = 0;
-    std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
+    // The text of a whole sequence (a tokenizer may drop what it added itself, like SentencePiece's dummy prefix).
+    virtual std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
 
     virtual int32_t n_vocab() const = 0;
     virtual int32_t bos() const = 0; // -1 when none

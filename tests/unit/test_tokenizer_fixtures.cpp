@@ -54,10 +54,10 @@ std::string show(const std::vector<int32_t>& ids) {
     return s;
 }
 
-TEST(TokenizerFixtures, Gpt2BpeMatchesHuggingFace) {
-    auto gguf = winnow::io::GgufFile::open(kVocabDir + "ggml-vocab-gpt-2.gguf");
+void expect_fixture_parity(const std::string& vocab) {
+    auto gguf = winnow::io::GgufFile::open(kVocabDir + vocab);
     auto tok = winnow::Tokenizer::from_gguf(*gguf);
-    auto cases = read_cases("ggml-vocab-gpt-2.gguf");
+    auto cases = read_cases(vocab);
     ASSERT_EQ(cases.size(), 46u);
     int failures = 0;
     for (const auto& c : cases) {
@@ -66,8 +66,11 @@ TEST(TokenizerFixtures, Gpt2BpeMatchesHuggingFace) {
         EXPECT_EQ(ids, c.ids) << "input '" << c.text << "'\n  ours:" << show(ids) << "\n  ref: " << show(c.ids);
         EXPECT_EQ(tok->decode(ids), c.text);
     }
-    std::printf("gpt-2 fixtures: %zu cases, %d mismatches\n", cases.size(), failures);
+    std::printf("%s: %zu cases, %d mismatches (%s)\n", vocab.c_str(), cases.size(), failures, tok->name().c_str());
 }
+
+TEST(TokenizerFixtures, Gpt2BpeMatchesHuggingFace) { expect_fixture_parity("ggml-vocab-gpt-2.gguf"); }
+TEST(TokenizerFixtures, LlamaSentencePieceMatchesHuggingFace) { expect_fixture_parity("ggml-vocab-llama-spm.gguf"); }
 
 TEST(TokenizerFixtures, UnknownPreTokenizerIsAnError) {
     // A vocabulary whose pre-tokenizer winnow does not know must not silently fall back to a default.

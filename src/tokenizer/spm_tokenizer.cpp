@@ -1,0 +1,162 @@
+#include "tokenizer/spm_tokenizer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sentencepiece_processor.h>
+
+#include "tokenizer/pre_tokenizer.h"
+#include "winnow/error.h"
+
+namespace winnow::tok {
+
+namespace {
+
+// Minimal protobuf wire-format writer: just what a ModelProto needs.
+struct Proto {
+    std::string buf;
+    void varint(uint64_t v) {
+        while (v >= 0x80) { buf += static_cast<char>((v & 0x7f) | 0x80); v >>= 7; }
+        buf += static_cast<char>(v);
+    }
+    void tag(int field, int wire) { varint(static_cast<uint64_t>(field) << 3 | wire); }
+    void bytes(int field, std::string_view s) { tag(field, 2); varint(s.size()); buf += s; }
+    void u64(int field, uint64_t v) { tag(field, 0); varint(v); }
+    void i32(int field, int32_t v) { tag(field, 0); varint(static_cast<uint64_t>(static_cast<int64_t>(v))); }
+    void f32(int field, float v) { tag(field, 5); char b[4]; std::memcpy(b, &v, 4); buf.append(b, 4); }
+};
+
+int spm_piece_type(TokenType t) {
+    switch (t) { // sentencepiece::ModelProto::SentencePiece::Type
+    case TokenType::unknown: return 2;
+    case TokenType::control: return 3;
+    case TokenType::user_defined: return 4;
+    case TokenType::unused: return 5;
+    case TokenType::byte: return 6;
+    default: return 1;
+    }
+}
+
+} // namespace
+
+std::string spm_model_proto(const SpmVocab& v) {
+    Proto model;
+    for (size_t i = 0; i < v.tokens.size(); ++i) {
+        Proto piece;
+        piece.bytes(1, v.tokens[i]);
+        piece.f32(2, i < v.scores.size() ? v.scores[i] : 0.0f);
+        piece.u64(3, spm_piece_type(i < v.types.size() ? v.types[i] : TokenType::normal));
+        model.bytes(1, piece.buf);
+    }
+    Proto trainer; // TrainerSpec: BPE with byte fallback, LLaMA's special ids
+    trainer.u64(3, 2);                                       // model_type = BPE
+    trainer.i32(4, static_cast<int32_t>(v.tokens.size()));   // vocab_size
+    trainer.u64(35, 1);                                      // byte_fallback
+    trainer.i32(40, v.unk);
+    trainer.i32(41, v.bos);
+    trainer.i32(42, v.eos);
+    trainer.i32(43, -1);                                     // pad_id
+    model.bytes(2, trainer.buf);
+    Proto norm; // NormalizerSpec: identity, dummy "▁" prefix, whitespace kept and escaped as ▁
+    norm.bytes(1, "identity");
+    norm.u64(3, 1); // add_dummy_prefix
+    norm.u64(4, 0); // remove_extra_whitespaces
+    norm.u64(5, 1); // escape_whitespaces
+    model.bytes(3, norm.buf);
+    return model.buf;
+}
+
+SpmTokenizer::SpmTokenizer(const SpmVocab& v) : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+    if (v.tokens.empty()) throw Error(ErrorKind::format, "SentencePiece vocabulary is empty");
+    if (!v.scores.empty() && v.scores.size() != v.tokens.size()) throw Error(ErrorKind::format, "SentencePiece vocabulary: scores and tokens differ in count");
+    if (!v.types.empty() && v.types.size() != v.tokens.size()) throw Error(ErrorKind::format, "SentencePiece vocabulary: token types and tokens differ in count");
+    const auto status = sp_->LoadFromSerializedProto(spm_model_proto(v));
+    if (!status.ok()) throw Error(ErrorKind::format, "SentencePiece vocabulary rejected by libsentencepiece: " + status.ToString());
+    pieces_ = v.tokens;
+    types_ = v.types.empty() ? std::vector<TokenType>(v.tokens.size(), TokenType::normal) : v.types;
+    bos_ = v.bos;
+    eos_ = v.eos;
+    eot_ = v.eot;
+    add_bos_ = v.add_bos;
+    for (int32_t i = 0; i < n_vocab(); ++i)
+        if (types_[i] == TokenType::control && !pieces_[i].empty()) specials_.push_back(i);
+    std::stable_sort(specials_.begin(), specials_.end(), [&](int32_t a, int32_t b) { return pieces_[a].size() > pieces_[b].size(); });
+}
+
+SpmTokenizer::SpmTokenizer(const std::string& model_path) : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+    const auto status = sp_->Load(model_path);
+    if (!status.ok()) throw Error(ErrorKind::format, "cannot load SentencePiece model '" + model_path + "': " + status.ToString());
+    for (int i = 0; i < sp_->GetPieceSize(); ++i) {
+        pieces_.push_back(sp_->IdToPiece(i));
+        types_.push_back(sp_->IsControl(i) ? TokenType::control : sp_->IsUnknown(i) ? TokenType::unknown : sp_->IsByte(i) ? TokenType::byte : TokenType::normal);
+        if (sp_->IsControl(i) && !pieces_.back().empty()) specials_.push_back(i);
+    }
+    bos_ = sp_->bos_id();
+    eos_ = sp_->eos_id();
+    std::stable_sort(specials_.begin(), specials_.end(), [&](int32_t a, int32_t b) { return pieces_[a].size() > pieces_[b].size(); });
+}
+
+SpmTokenizer::~SpmTokenizer() = default;
+
+void SpmTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    for (int id : sp_->EncodeAsIds(text)) out.push_back(id);
+}
+
+std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
+    if (size_t bad = find_invalid_utf8(text); bad != std::string_view::npos)
+        throw Error(ErrorKind::invalid_argument, "text is not valid UTF-8 (at offset " + std::to_string(bad) + ")");
+    std::vector<int32_t> out;
+    if (add_bos && bos_ >= 0) out.push_back(bos_);
+    if (!parse_special || specials_.empty()) {
+        encode_plain(text, out);
+        return out;
+    }
+    size_t pos = 0, start = 0;
+    while (pos < text.size()) {
+        int32_t found = -1;
+        for (int32_t id : specials_)
+            if (text.compare(pos, pieces_[id].size(), pieces_[id]) == 0) { found = id; break; }
+        if (found < 0) { ++pos; continue; }
+        encode_plain(text.substr(start, pos - start), out);
+        out.push_back(found);
+        pos += pieces_[found].size();
+        start = pos;
+    }
+    encode_plain(text.substr(start), out);
+    return out;
+}
+
+std::string SpmTokenizer::token_to_piece(int32_t id, bool render_special) const {
+    if (id < 0 || id >= n_vocab()) throw Error(ErrorKind::invalid_argument, "token id " + std::to_string(id) + " is outside the vocabulary");
+    const std::string& p = pieces_[id];
+    switch (types_[id]) {
+    case TokenType::control:
+    case TokenType::unknown:
+    case TokenType::unused:
+        return render_special ? p : std::string();
+    case TokenType::byte: { // "<0xAB>"
+        if (p.size() == 6 && p.compare(0, 3, "<0x") == 0) return std::string(1, static_cast<char>(std::stoi(p.substr(3, 2), nullptr, 16)));
+        return p;
+    }
+    default: {
+        std::string out;
+        for (size_t i = 0; i < p.size();) { // "▁" (U+2581) stands for a space
+            if (p.compare(i, 3, "\xe2\x96\x81") == 0) { out += ' '; i += 3; }
+            else out += p[i++];
+        }
+        return out;
+    }
+    }
+}
+
+std::string SpmTokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
+    std::string out = Tokenizer::decode(ids, render_special);
+    // skip the leading control tokens (their text is present only when rendered), then drop the dummy-prefix space
+    size_t first_text = 0, at = 0;
+    for (; first_text < ids.size() && types_[ids[first_text]] == TokenType::control; ++first_text)
+        at += token_to_piece(ids[first_text], render_special).size();
+    if (first_text < ids.size() && at < out.size() && out[at] == ' ') out.erase(at, 1);
+    return out;
+}
+
+} // namespace winnow::tok
