@@ -1,5 +1,7 @@
 // winnow generate: text generation with streaming output.
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include <boost/program_options.hpp>
@@ -16,6 +18,20 @@
 namespace po = boost::program_options;
 
 namespace winnow::cli {
+
+namespace {
+// tokenizer_config.json's chat_template, when the checkpoint has one.
+std::string read_hf_chat_template(const std::string& dir) {
+    std::ifstream in(std::filesystem::path(dir) / "tokenizer_config.json");
+    if (!in) return {};
+    try {
+        const auto j = nlohmann::json::parse(in);
+        return j.contains("chat_template") && j["chat_template"].is_string() ? j["chat_template"].get<std::string>() : std::string();
+    } catch (const nlohmann::json::exception&) {
+        throw Error(ErrorKind::format, "'" + dir + "/tokenizer_config.json': invalid JSON");
+    }
+}
+} // namespace
 
 int cmd_generate(const std::vector<std::string>& args) {
     std::string model_arg, prompt, system, order = "hf", dot = "f32";
@@ -60,9 +76,18 @@ int cmd_generate(const std::vector<std::string>& args) {
     opt.stop = stops;
 
     auto model = Model::load(resolve_model_path(model_arg));
-    if (!model->gguf()) throw Error(ErrorKind::unsupported, "generate needs a GGUF model (its tokenizer is read from the file)");
-    auto tokenizer = Tokenizer::from_gguf(*model->gguf());
-    if (chat) prompt = apply_chat_template(model->gguf()->get_string("tokenizer.chat_template").value_or(""), system, prompt);
+    std::unique_ptr<Tokenizer> tokenizer;
+    std::string chat_template;
+    if (model->gguf()) {
+        tokenizer = Tokenizer::from_gguf(*model->gguf());
+        chat_template = model->gguf()->get_string("tokenizer.chat_template").value_or("");
+    } else {
+        const std::filesystem::path p(model->path());
+        const std::string dir = std::filesystem::is_directory(p) ? p.string() : p.parent_path().string();
+        tokenizer = Tokenizer::from_hf_dir(dir);
+        chat_template = read_hf_chat_template(dir);
+    }
+    if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_cpu_backend(threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
     Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train));

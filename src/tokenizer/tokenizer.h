@@ -19,6 +19,8 @@ public:
 
     // Reads tokenizer.ggml.* metadata; throws winnow::Error for a missing, inconsistent or unknown tokenizer.
     static std::unique_ptr<Tokenizer> from_gguf(const io::GgufFile& file);
+    // From an HF checkpoint directory: tokenizer.json, tokenizer.model, or vocab.json + merges.txt.
+    static std::unique_ptr<Tokenizer> from_hf_dir(const std::string& dir);
 
     // add_bos: prepend BOS when the model asks for it. parse_special: text like "<|im_start|>" becomes its
     // control token instead of being tokenized as characters.

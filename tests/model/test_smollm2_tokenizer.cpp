@@ -34,6 +34,19 @@ TEST(SmolLM2Tokenizer, MatchesHuggingFaceTokenizersOn20KB) {
     std::printf("SmolLM2 tokenizer: %zu bytes -> %zu tokens, identical to HF tokenizers\n", text.size(), ids.size());
 }
 
+// The same tokenizer read from an HF tokenizer.json (saved by the `tokenizers` library) instead of the GGUF.
+TEST(SmolLM2Tokenizer, TokenizerJsonMatchesToo) {
+    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched";
+    std::ifstream tf(WINNOW_FIXTURE_DIR "/smollm2-text.txt", std::ios::binary), idf(WINNOW_FIXTURE_DIR "/smollm2-text-ids.txt");
+    std::stringstream ss;
+    ss << tf.rdbuf();
+    std::vector<int32_t> ref;
+    for (int32_t id; idf >> id;) ref.push_back(id);
+    auto tok = winnow::Tokenizer::from_hf_dir(WINNOW_FIXTURE_DIR "/smollm2-hf-tokenizer");
+    EXPECT_EQ(tok->encode(ss.str(), false, false), ref);
+    EXPECT_NE(tok->name().find("smollm"), std::string::npos);
+}
+
 TEST(SmolLM2Tokenizer, ChatMarkersAreSpecialOnlyWhenAsked) {
     if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched";
     auto gguf = winnow::io::GgufFile::open(WINNOW_DEFAULT_MODEL);

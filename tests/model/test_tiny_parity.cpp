@@ -9,6 +9,8 @@
 #include "decode/forward.h"
 #include "model/model.h"
 #include "model/oracle_file.h"
+#include "io/gguf.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -117,5 +119,25 @@ TEST(FormatParity, LlamaShardedSafetensorsRotateHalfEqualsGgufAdjacentPairs) {
     expect_same_function("tiny-llama-hf", "tiny-llama.gguf", 1e-5);
 }
 TEST(FormatParity, LlamaBf16SafetensorsEqualsBf16Gguf) { expect_same_function("tiny-llama-bf16-hf", "tiny-llama-bf16.gguf", 1e-5); }
+
+} // namespace
+
+namespace {
+
+// HF tokenizer files (tokenizer.json written by the `tokenizers` library; vocab.json + merges.txt) give the same ids
+// as the GGUF vocabulary they were made from.
+TEST(HfTokenizerFiles, SameIdsAsGguf) {
+    auto gguf = winnow::io::GgufFile::open(kDir + "/tiny-gpt2.gguf");
+    auto from_gguf = winnow::Tokenizer::from_gguf(*gguf);
+    auto from_json = winnow::Tokenizer::from_hf_dir(kDir + "/tiny-gpt2-hf");
+    auto from_vocab = winnow::Tokenizer::from_hf_dir(kDir + "/tiny-llama-hf");
+    const std::string text = "the other sea shines there, 123 tiers<|endoftext|>";
+    const auto ref = from_gguf->encode(text, false, true);
+    EXPECT_GT(ref.size(), 10u);
+    EXPECT_EQ(from_json->encode(text, false, true), ref);
+    EXPECT_EQ(from_vocab->encode(text, false, true), ref);
+    EXPECT_EQ(from_json->decode(ref), "the other sea shines there, 123 tiers");
+    EXPECT_TRUE(from_json->is_eog(ref.back()));
+}
 
 } // namespace

@@ -1,0 +1,117 @@
+// Tokenizers from Hugging Face checkpoint files: tokenizer.json (byte-level BPE), vocab.json + merges.txt
+// (GPT-2 style), or tokenizer.model (SentencePiece).
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/spm_tokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "winnow/error.h"
+
+namespace winnow {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json(const fs::path& p) {
+    std::ifstream in(p);
+    if (!in) throw Error(ErrorKind::io, "cannot open '" + p.string() + "'");
+    try {
+        return json::parse(in);
+    } catch (const json::exception& e) {
+        throw Error(ErrorKind::format, "'" + p.string() + "': invalid JSON: " + e.what());
+    }
+}
+
+// Which winnow pre-tokenizer an HF pre_tokenizer block is; an unknown pipeline is an error, never a guess.
+std::string pre_tokenizer_name(const json& pre, const std::string& where) {
+    auto is_byte_level = [](const json& p) { return p.value("type", "") == "ByteLevel" && p.value("use_regex", true); };
+    if (pre.is_object() && is_byte_level(pre)) return "gpt-2";
+    if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
+        const auto& seq = pre["pretokenizers"];
+        if (seq.size() == 2 && seq[0].value("type", "") == "Digits" && seq[0].value("individual_digits", false) && is_byte_level(seq[1]))
+            return "smollm";
+        if (seq.size() == 1 && is_byte_level(seq[0])) return "gpt-2";
+    }
+    throw Error(ErrorKind::unsupported, where + ": pre_tokenizer " + pre.dump().substr(0, 120) + " is not one winnow implements (gpt-2, smollm)");
+}
+
+void fill_from_vocab(tok::BpeVocab& v, const json& vocab, const std::string& where) {
+    if (!vocab.is_object()) throw Error(ErrorKind::format, where + ": vocab is not an object");
+    size_t n = 0;
+    for (auto& [tok, id] : vocab.items()) n = std::max<size_t>(n, id.get<size_t>() + 1);
+    if (n > (1u << 24)) throw Error(ErrorKind::format, where + ": vocabulary ids are absurdly large");
+    v.tokens.assign(n, "");
+    v.types.assign(n, TokenType::unused);
+    for (auto& [tok, id] : vocab.items()) {
+        v.tokens[id.get<size_t>()] = tok;
+        v.types[id.get<size_t>()] = TokenType::normal;
+    }
+}
+
+std::string merge_string(const json& m) {
+    if (m.is_string()) return m.get<std::string>();
+    if (m.is_array() && m.size() == 2) return m[0].get<std::string>() + " " + m[1].get<std::string>();
+    throw Error(ErrorKind::format, "tokenizer.json: a merge is neither \"a b\" nor [\"a\", \"b\"]");
+}
+
+} // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) {
+    const fs::path dir(dir_path);
+    const fs::path tj = dir / "tokenizer.json";
+    if (fs::exists(tj)) {
+        const json j = read_json(tj);
+        const std::string where = "'" + tj.string() + "'";
+        const json& model = j.at("model");
+        if (model.value("type", "") != "BPE") throw Error(ErrorKind::unsupported, where + ": model type '" + model.value("type", "") + "' is not supported (BPE is)");
+        tok::BpeVocab v;
+        fill_from_vocab(v, model.at("vocab"), where);
+        for (const auto& m : model.at("merges")) v.merges.push_back(merge_string(m));
+        v.pre = pre_tokenizer_name(j.value("pre_tokenizer", json()), where);
+        if (j.contains("added_tokens"))
+            for (const auto& t : j["added_tokens"]) {
+                const size_t id = t.at("id").get<size_t>();
+                if (id >= v.tokens.size()) { v.tokens.resize(id + 1); v.types.resize(id + 1, TokenType::unused); }
+                v.tokens[id] = t.at("content").get<std::string>();
+                v.types[id] = t.value("special", false) ? TokenType::control : TokenType::user_defined;
+            }
+        // special ids come from the checkpoint's config files
+        for (const char* cfg : {"tokenizer_config.json", "config.json"}) {
+            if (!fs::exists(dir / cfg)) continue;
+            const json c = read_json(dir / cfg);
+            auto lookup = [&](const char* key) -> int32_t {
+                if (!c.contains(key) || c[key].is_null()) return -1;
+                if (c[key].is_number_integer()) return c[key].get<int32_t>();
+                const std::string s = c[key].is_string() ? c[key].get<std::string>() : c[key].value("content", "");
+                for (size_t i = 0; i < v.tokens.size(); ++i) if (v.tokens[i] == s) return static_cast<int32_t>(i);
+                return -1;
+            };
+            if (v.bos < 0) v.bos = std::max(lookup("bos_token_id"), lookup("bos_token"));
+            if (v.eos < 0) v.eos = std::max(lookup("eos_token_id"), lookup("eos_token"));
+            if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean()) v.add_bos = c["add_bos_token"].get<bool>();
+        }
+        return std::make_unique<tok::BpeTokenizer>(std::move(v));
+    }
+    if (fs::exists(dir / "tokenizer.model")) return std::make_unique<tok::SpmTokenizer>((dir / "tokenizer.model").string());
+    if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
+        tok::BpeVocab v;
+        fill_from_vocab(v, read_json(dir / "vocab.json"), "'" + (dir / "vocab.json").string() + "'");
+        std::ifstream in(dir / "merges.txt");
+        for (std::string line; std::getline(in, line);) {
+            if (line.empty() || line.starts_with("#version")) continue;
+            v.merges.push_back(line);
+        }
+        v.pre = "gpt-2";
+        for (size_t i = 0; i < v.tokens.size(); ++i)
+            if (v.tokens[i] == "<|endoftext|>") { v.types[i] = TokenType::control; v.bos = v.eos = static_cast<int32_t>(i); }
+        return std::make_unique<tok::BpeTokenizer>(std::move(v));
+    }
+    throw Error(ErrorKind::io, "'" + dir_path + "' holds no tokenizer.json, tokenizer.model or vocab.json + merges.txt");
+}
+
+} // namespace winnow
