@@ -1,0 +1,265 @@
+#include "head/adaptive_softmax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "winnow/error.h"
+
+namespace winnow::head {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+uint64_t splitmix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double logsumexp(const std::vector<double>& v) {
+    double mx = -kInf;
+    for (double x : v) mx = std::max(mx, x);
+    if (!std::isfinite(mx)) return mx;
+    double s = 0;
+    for (double x : v) s += std::exp(x - mx);
+    return mx + std::log(s);
+}
+
+} // namespace
+
+// Everything one query needs: its column order, the per-arm estimates and the cost counters.
+struct AdaptiveSoftmax::Query {
+    const AdaptiveSoftmax& h;
+    std::span<const float> x;
+    double beta;
+    int dp = 0;                    // d': columns with w_j |x_j| > 0
+    std::vector<double> logq;      // l_j of the sampled columns, in perm order
+    std::vector<double> key;       // keys in perm order (descending)
+    std::vector<int32_t> perm;     // column order: every prefix is a weighted sample without replacement
+    double sigma2 = 0;             // sub-Gaussian proxy for one pull
+    std::vector<int> T;            // per-arm prefix length
+    std::vector<double> mu, var;
+    AdaptiveCost cost;
+    std::vector<std::vector<double>> rho_cache; // inclusion probabilities per prefix length (index: T)
+
+    Query(const AdaptiveSoftmax& owner, std::span<const float> xq, double b, uint64_t noise_seed) : h(owner), x(xq), beta(b) {
+        const int d = h.d_, n = h.n_;
+        std::vector<double> s(d);
+        double total = 0, absx = 0;
+        for (int j = 0; j < d; ++j) {
+            s[j] = h.w_[j] * std::fabs(static_cast<double>(x[j]));
+            total += s[j];
+        }
+        std::mt19937_64 rng(noise_seed);
+        std::vector<std::pair<double, int32_t>> keyed;
+        for (int j = 0; j < d; ++j) {
+            if (s[j] <= 0) continue; // zero columns are never sampled and count neither way
+            const double l = std::log(s[j] / total);
+            const double u = (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; // (0, 1)
+            keyed.emplace_back(l - std::log(-std::log(u)), j);
+            absx += std::fabs(static_cast<double>(x[j]));
+        }
+        std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+        dp = static_cast<int>(keyed.size());
+        for (auto& [k, j] : keyed) {
+            perm.push_back(j);
+            key.push_back(k);
+            logq.push_back(std::log(s[j] / total));
+        }
+        const double sigma_x = dp ? absx / dp : 0;
+        sigma2 = h.sigma2_atoms_ * sigma_x * sigma_x * static_cast<double>(dp) * dp * beta * beta;
+        T.assign(n, 0);
+        mu.assign(n, 0.0);
+        var.assign(n, kInf);
+        cost.d_prime = dp;
+        cost.baseline = static_cast<int64_t>(n) * dp;
+        rho_cache.resize(dp + 1);
+    }
+
+    // rho_t = P(column perm[t] is in a prefix of length T | the threshold tau_T), for t < T.
+    const std::vector<double>& rho(int t_len) {
+        auto& r = rho_cache[t_len];
+        if (!r.empty() || t_len == 0) return r;
+        const double tau = t_len < dp ? key[t_len] : -kInf;
+        r.resize(t_len);
+        for (int t = 0; t < t_len; ++t) r[t] = std::isfinite(tau) ? -std::expm1(-std::exp(logq[t] - tau)) : 1.0;
+        return r;
+    }
+
+    // Re-estimates arm i from the first t_len columns (the whole prefix is re-read: rho moved with T).
+    void pull(int i, int t_len) {
+        if (t_len <= T[i]) return;
+        const auto& r = rho(t_len);
+        const float* row = h.A_.data() + static_cast<size_t>(i) * h.d_;
+        double m = 0, v = 0;
+        for (int t = 0; t < t_len; ++t) {
+            const double ax = static_cast<double>(row[perm[t]]) * x[perm[t]];
+            m += ax / r[t];
+            v += ax * ax * (1 - r[t]) / (r[t] * r[t]);
+        }
+        cost.samples += t_len - T[i];
+        cost.multiply_adds += t_len;
+        T[i] = t_len;
+        mu[i] = beta * m;
+        var[i] = t_len >= dp ? 0.0 : beta * beta * v;
+    }
+
+    // PullToVar: grow prefixes geometrically (16, x1.5) until every arm's variance is under threshold / f.
+    void pull_to_var(const std::vector<int32_t>& arms, const std::vector<double>& threshold, double f, int max_pulls, bool batched) {
+        double t = std::min(16, max_pulls);
+        for (;;) {
+            std::vector<int32_t> failing;
+            for (size_t a = 0; a < arms.size(); ++a) {
+                const int32_t i = arms[a];
+                const double thr = (threshold.size() == 1 ? threshold[0] : threshold[a]) / f;
+                if (var[i] > thr && T[i] < max_pulls) failing.push_back(i);
+            }
+            if (failing.empty()) return;
+            const int target = std::min(max_pulls, static_cast<int>(std::ceil(t)));
+            for (int32_t i : batched ? arms : failing) pull(i, target);
+            t = std::min(static_cast<double>(max_pulls), 1.5 * t);
+        }
+    }
+
+    void exact(int i) {
+        const float* row = h.A_.data() + static_cast<size_t>(i) * h.d_;
+        double m = 0;
+        for (int j = 0; j < h.d_; ++j) m += static_cast<double>(row[j]) * x[j];
+        cost.samples += dp - T[i];
+        cost.multiply_adds += dp;
+        T[i] = dp;
+        mu[i] = beta * m;
+        var[i] = 0;
+    }
+
+    int64_t total_samples() const { return cost.samples; }
+
+    // Phase B: successive elimination over all arms; returns the k best, best first.
+    std::vector<int32_t> eliminate(const AdaptiveParams& p, double d_s) {
+        std::vector<int32_t> S(h.n_);
+        std::iota(S.begin(), S.end(), 0);
+        double v = sigma2 / 4;
+        const double log_term = std::log(6.0 * h.n_ * std::max(1.0, std::log(static_cast<double>(dp))) / d_s);
+        for (;;) {
+            pull_to_var(S, {v}, p.fudge_best, dp, true);
+            int32_t b = S[0];
+            for (int32_t i : S) if (mu[i] > mu[b]) b = i;
+            auto conf = [&](int32_t i) { return std::sqrt(2 * p.fudge_best * var[i] * log_term); };
+            std::vector<int32_t> keep;
+            bool all_exact = true;
+            for (int32_t i : S) {
+                if (mu[i] + conf(i) >= mu[b] - conf(b)) keep.push_back(i);
+                all_exact = all_exact && T[i] >= dp;
+            }
+            if (static_cast<int>(keep.size()) <= p.k || all_exact) break;
+            S = std::move(keep);
+            v /= 2; // the per-round sample size roughly doubles
+        }
+        const size_t k = std::min<size_t>(p.k, S.size());
+        std::partial_sort(S.begin(), S.begin() + k, S.end(), [&](int32_t a, int32_t b) { return mu[a] > mu[b]; });
+        S.resize(k);
+        return S;
+    }
+};
+
+AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d) : A_(A), n_(n), d_(d) {
+    if (n <= 0 || d <= 0 || A.size() != static_cast<size_t>(n) * d)
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: A must hold n x d values");
+    w_.assign(d, 0.0);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < d; ++j) w_[j] += std::fabs(static_cast<double>(A[static_cast<size_t>(i) * d + j]));
+    const double wsum = std::accumulate(w_.begin(), w_.end(), 0.0);
+    // sigma2_A = max_i sum_j q_j (A_ij / (q_j d))^2 with q = w / sum(w)
+    for (int i = 0; i < n; ++i) {
+        double s = 0;
+        for (int j = 0; j < d; ++j) {
+            const double q = w_[j] / wsum;
+            if (q > 0) {
+                const double a = A[static_cast<size_t>(i) * d + j];
+                s += a * a / (q * static_cast<double>(d) * d);
+            }
+        }
+        sigma2_atoms_ = std::max(sigma2_atoms_, s);
+    }
+}
+
+namespace {
+
+void check(const AdaptiveParams& p, int n) {
+    if (!(p.epsilon > 0) || !(p.delta > 0 && p.delta < 1) || p.k < 1 || p.k > n || !(p.fudge_best > 0 && p.fudge_best <= 1) ||
+        !(p.fudge_norm > 0 && p.fudge_norm <= 1) || !(p.warmup_cap > 0 && p.warmup_cap <= 1))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: need epsilon > 0, 0 < delta < 1, 1 <= k <= n, fudge factors and warm-up cap in (0, 1]");
+}
+
+} // namespace
+
+std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {
+    check(p, n_);
+    Query q(*this, x, p.beta, splitmix64(p.seed ^ splitmix64(++queries_)));
+    if (q.dp == 0) return std::vector<int32_t>(p.k, 0);
+    return q.eliminate(p, p.delta / 2);
+}
+
+AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptiveParams& p) {
+    check(p, n_);
+    if (x.size() != static_cast<size_t>(d_)) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
+    Query q(*this, x, p.beta, splitmix64(p.seed ^ splitmix64(++queries_)));
+    AdaptiveResult r;
+    if (q.dp == 0) { // x is zero on every used column: all logits are 0
+        r.head.top.resize(p.k);
+        std::iota(r.head.top.begin(), r.head.top.end(), 0);
+        r.head.log_norm = std::log(static_cast<double>(n_));
+        r.head.p_top = 1.0f / n_;
+        return r;
+    }
+    const double d_s = p.delta / 2; // exact best-arm value: delta split in two
+    const double L = std::log(6.0 * n_ / d_s);
+    std::vector<int32_t> all(n_);
+    std::iota(all.begin(), all.end(), 0);
+
+    // A) warm-up: every arm to variance 1 / (17 L), capped at a fraction of d'
+    const int cap = std::max(1, static_cast<int>(std::floor(p.warmup_cap * q.dp)));
+    q.pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, true);
+    r.cost.warmup = q.total_samples();
+
+    // B) best arm(s) by successive elimination
+    const std::vector<int32_t> S = q.eliminate(p, d_s);
+
+    // C) the winners' values, exactly
+    for (int32_t i : S) q.exact(i);
+    r.cost.best_arm = q.total_samples() - r.cost.warmup;
+
+    // D) normalizer: arms with large softmax mass get more pulls, reusing every sample so far
+    std::vector<double> la(n_), lg(n_);
+    for (int i = 0; i < n_; ++i) {
+        const double c = std::sqrt(2 * L * p.fudge_norm * q.var[i]);
+        la[i] = q.mu[i] - c;
+        lg[i] = la[i] / 2;
+    }
+    const double LA = logsumexp(la), LG = logsumexp(lg);
+    std::vector<double> v1(n_);
+    const double log_eps = std::log(p.epsilon);
+    for (int i = 0; i < n_; ++i) {
+        const double a = log_eps + LA - std::log(16 * std::sqrt(2.0) * L) - LG - lg[i];
+        const double b2 = 2 * log_eps + LA - std::log(16 * std::log(12 / d_s)) - la[i];
+        v1[i] = std::exp(std::min(a, b2));
+    }
+    q.pull_to_var(all, v1, p.fudge_norm, q.dp, false);
+    r.cost.normalizer = q.total_samples() - r.cost.warmup - r.cost.best_arm;
+
+    r.head.log_norm = logsumexp(q.mu);
+    r.head.top = S;
+    r.head.p_top = static_cast<float>(std::exp(q.mu[S[0]] - r.head.log_norm));
+    r.cost.samples = q.cost.samples;
+    r.cost.multiply_adds = q.cost.multiply_adds;
+    r.cost.baseline = q.cost.baseline;
+    r.cost.d_prime = q.dp;
+    return r;
+}
+
+} // namespace winnow::head

@@ -1,0 +1,116 @@
+// AdaptiveSoftmax reference implementation on synthetic instances with known answers (spec §5 "synthetic"):
+// exactness when every arm reaches d', determinism per seed, the (eps, delta)-PAC rate over many random instances
+// with a planted best arm, and sample complexity that grows sublinearly in d.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "head/adaptive_softmax.h"
+#include "head/exact_head.h"
+
+namespace {
+
+using namespace winnow::head;
+
+// Spec §5 synthetic (b): A_ij ~ N(0, (1/d)^2), x = sign(A_0), so arm 0 stands out with mu_0 ~ 0.8.
+struct Instance {
+    int n, d;
+    std::vector<float> A, x;
+};
+
+Instance planted(int n, int d, uint64_t seed, float scale = 1.0f) {
+    Instance in{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d)};
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, scale / d);
+    for (auto& a : in.A) a = nd(rng);
+    for (int j = 0; j < d; ++j) in.x[j] = in.A[j] >= 0 ? 1.0f : -1.0f;
+    return in;
+}
+
+bool success(const AdaptiveResult& r, const HeadResult& exact, double eps) {
+    return r.head.top[0] == exact.top[0] && std::abs(r.head.p_top - exact.p_top) <= eps * exact.p_top;
+}
+
+TEST(AdaptiveSoftmax, ExactWhenEveryArmReachesDPrime) {
+    // d' = 8 < the first PullToVar step of 16: every arm is computed exactly, so the answer is the exact softmax
+    auto in = planted(40, 8, 1);
+    AdaptiveSoftmax as(in.A, in.n, in.d);
+    AdaptiveParams p;
+    const auto r = as.run(in.x, p);
+    const auto ex = exact_softmax(in.A, in.n, in.d, in.x);
+    EXPECT_EQ(r.head.top, ex.top);
+    EXPECT_NEAR(r.head.p_top, ex.p_top, 1e-6);
+    EXPECT_NEAR(r.head.log_norm, ex.log_norm, 1e-9);
+    EXPECT_EQ(r.cost.samples, r.cost.baseline);
+    EXPECT_DOUBLE_EQ(r.cost.fraction(), 1.0);
+}
+
+TEST(AdaptiveSoftmax, DeterministicForAFixedSeed) {
+    auto in = planted(200, 512, 2);
+    AdaptiveParams p;
+    p.seed = 1234;
+    AdaptiveSoftmax a(in.A, in.n, in.d), b(in.A, in.n, in.d);
+    const auto ra = a.run(in.x, p), rb = b.run(in.x, p);
+    EXPECT_EQ(ra.head.top, rb.head.top);
+    EXPECT_EQ(ra.head.p_top, rb.head.p_top);
+    EXPECT_EQ(ra.cost.samples, rb.cost.samples);
+    EXPECT_EQ(ra.cost.multiply_adds, rb.cost.multiply_adds);
+    p.seed = 99;
+    AdaptiveSoftmax c(in.A, in.n, in.d);
+    EXPECT_NE(c.run(in.x, p).cost.multiply_adds, ra.cost.multiply_adds); // another column order
+}
+
+TEST(AdaptiveSoftmax, CostAccountingAddsUp) {
+    auto in = planted(300, 2048, 3);
+    AdaptiveSoftmax as(in.A, in.n, in.d);
+    const auto r = as.run(in.x, AdaptiveParams{});
+    EXPECT_EQ(r.cost.warmup + r.cost.best_arm + r.cost.normalizer, r.cost.samples);
+    EXPECT_GE(r.cost.multiply_adds, r.cost.samples); // re-reads when the Gumbel threshold moves
+    EXPECT_EQ(r.cost.baseline, 300LL * 2048);
+    EXPECT_LT(r.cost.fraction(), 1.0);
+}
+
+// PAC: over 2000 random instances with the theory constants (no calibration), the empirical failure rate must
+// not exceed delta beyond binomial noise: failures <= delta N + 3 sqrt(N delta (1 - delta)).
+TEST(AdaptiveSoftmax, PacFailureRateAtMostDelta) {
+    const int N = 2000;
+    AdaptiveParams p;
+    p.delta = 0.1;
+    p.epsilon = 0.3;
+    p.beta = 8.0f; // a peaked softmax, so the normalizer matters
+    int failures = 0;
+    double fraction = 0;
+    for (int t = 0; t < N; ++t) {
+        auto in = planted(64, 256, 1000 + t);
+        AdaptiveSoftmax as(in.A, in.n, in.d);
+        p.seed = t;
+        const auto r = as.run(in.x, p);
+        const auto ex = exact_softmax(in.A, in.n, in.d, in.x, p.beta);
+        failures += !success(r, ex, p.epsilon);
+        fraction += r.cost.fraction();
+    }
+    const double tol = p.delta * N + 3 * std::sqrt(N * p.delta * (1 - p.delta));
+    std::printf("PAC: %d / %d failures (allowed %.0f), mean fraction %.3f (gain %.2fx)\n", failures, N, tol, fraction / N, N / fraction);
+    EXPECT_LE(failures, tol);
+}
+
+// Spec §5 synthetic scaling: per-arm samples grow sublinearly in d (the naive cost grows linearly).
+TEST(AdaptiveSoftmax, SampleComplexitySublinearInD) {
+    std::vector<double> per_arm;
+    for (int d : {1000, 10000, 100000}) {
+        auto in = planted(100, d, 7);
+        AdaptiveSoftmax as(in.A, in.n, in.d);
+        AdaptiveParams p;
+        p.delta = 0.1;
+        const auto r = as.run(in.x, p);
+        per_arm.push_back(static_cast<double>(r.cost.samples) / in.n);
+        std::printf("d = %6d: %.0f samples per arm (%.4f of d), top %d\n", d, per_arm.back(), per_arm.back() / d, r.head.top[0]);
+        EXPECT_EQ(r.head.top[0], 0);
+    }
+    EXPECT_LT(per_arm[1] / per_arm[0], 10.0 / 2); // 10x the dimension, well under 10x the samples
+    EXPECT_LT(per_arm[2] / per_arm[0], 100.0 / 4);
+}
+
+} // namespace
