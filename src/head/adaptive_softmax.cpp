@@ -139,6 +139,15 @@ struct AdaptiveSoftmax::Query {
 
     int64_t total_samples() const { return cost.samples; }
 
+    // Phase A: every arm to variance 1 / (17 L), capped at a fraction of d'.
+    void warm_up(const AdaptiveParams& p) {
+        const double L = std::log(6.0 * h.n_ / (p.delta / 2));
+        const int cap = std::max(1, static_cast<int>(std::floor(p.warmup_cap * dp)));
+        std::vector<int32_t> all(h.n_);
+        std::iota(all.begin(), all.end(), 0);
+        pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, true);
+    }
+
     // Phase B: successive elimination over all arms; returns the k best, best first.
     std::vector<int32_t> eliminate(const AdaptiveParams& p, double d_s) {
         std::vector<int32_t> S(h.n_);
@@ -202,6 +211,7 @@ std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, c
     check(p, n_);
     Query q(*this, x, p.beta, splitmix64(p.seed ^ splitmix64(++queries_)));
     if (q.dp == 0) return std::vector<int32_t>(p.k, 0);
+    q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
 }
 
@@ -222,9 +232,8 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
     std::vector<int32_t> all(n_);
     std::iota(all.begin(), all.end(), 0);
 
-    // A) warm-up: every arm to variance 1 / (17 L), capped at a fraction of d'
-    const int cap = std::max(1, static_cast<int>(std::floor(p.warmup_cap * q.dp)));
-    q.pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, true);
+    // A) warm-up
+    q.warm_up(p);
     r.cost.warmup = q.total_samples();
 
     // B) best arm(s) by successive elimination

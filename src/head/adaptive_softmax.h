@@ -45,7 +45,8 @@ public:
     // A: row-major [n][d] fp32, kept by reference (must outlive this object).
     AdaptiveSoftmax(std::span<const float> A, int n, int d);
     AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p);
-    // Only phase B (best arm by successive elimination, no warm-up), as the calibration of f_b runs it.
+    // Phases A and B only (warm-up, then best arm by successive elimination), for the calibration of f_b. Unlike the
+    // reference code (spec §8 item 4) the warm-up is included, so f_b is tuned on the procedure that runs at test time.
     std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p);
     int n() const { return n_; }
     int d() const { return d_; }

@@ -114,3 +114,54 @@ TEST(AdaptiveSoftmax, SampleComplexitySublinearInD) {
 }
 
 } // namespace
+
+#include "head/calibration.h"
+
+namespace {
+
+// One head matrix, many queries, each leaning towards a random target row (like an LM head and hidden states).
+TEST(AdaptiveSoftmaxCalibration, TunedFactorsKeepHeldOutSuccessAndRaiseTheGain) {
+    const int n = 512, d = 1024;
+    auto base = planted(n, d, 11);
+    std::mt19937_64 rng(5);
+    std::normal_distribution<float> noise(0.0f, 0.5f);
+    std::uniform_int_distribution<int> target(0, n - 1);
+    std::vector<std::vector<float>> tune, test;
+    for (int q = 0; q < 400; ++q) {
+        const int t = target(rng);
+        std::vector<float> x(d);
+        for (int j = 0; j < d; ++j) x[j] = (base.A[static_cast<size_t>(t) * d + j] >= 0 ? 1.0f : -1.0f) + noise(rng);
+        (q < 200 ? tune : test).push_back(std::move(x));
+    }
+    AdaptiveSoftmax head(base.A, n, d);
+    AdaptiveParams p;
+    p.delta = 0.05;
+    p.beta = 4.0f;
+    const auto cal = calibrate(head, base.A, tune, p);
+    std::printf("calibrated f_b = %.3g, f_ln = %.3g after %d searches\n", cal.fudge_best, cal.fudge_norm, cal.runs);
+    EXPECT_LE(cal.fudge_best, 1.0);
+    EXPECT_LE(cal.fudge_norm, 1.0);
+
+    auto evaluate = [&](double fb, double fln, int& ok) {
+        AdaptiveParams q = p;
+        q.fudge_best = fb;
+        q.fudge_norm = fln;
+        double frac = 0;
+        ok = 0;
+        for (size_t i = 0; i < test.size(); ++i) {
+            q.seed = 10'000 + i;
+            const auto r = head.run(test[i], q);
+            ok += success(r, exact_softmax(base.A, n, d, test[i], p.beta), p.epsilon);
+            frac += r.cost.fraction();
+        }
+        return test.size() / frac; // gain = 1 / mean fraction
+    };
+    int ok_theory = 0, ok_tuned = 0;
+    const double gain_theory = evaluate(1.0, 1.0, ok_theory), gain_tuned = evaluate(cal.fudge_best, cal.fudge_norm, ok_tuned);
+    std::printf("held-out: theory %.2fx gain, %d/200 success; calibrated %.2fx gain, %d/200 success\n", gain_theory, ok_theory, gain_tuned, ok_tuned);
+    EXPECT_GE(gain_tuned, gain_theory);
+    // calibration meets delta on the tuning set; on held-out queries allow binomial noise (3 sd at n = 200)
+    EXPECT_GE(ok_tuned, 200 * (1 - p.delta) - 3 * std::sqrt(200 * p.delta * (1 - p.delta)));
+}
+
+} // namespace

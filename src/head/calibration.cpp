@@ -1,0 +1,64 @@
+#include "head/calibration.h"
+
+#include <cmath>
+#include <functional>
+
+#include "head/exact_head.h"
+
+namespace winnow::head {
+
+namespace {
+
+// Smallest 10^e (e in [-6, 0], tolerance 0.01) for which `failures(f)` stays within the budget.
+double search(const std::function<int(double, int)>& failures, int allowed, int& runs) {
+    double lo = -6.0, hi = 0.0;
+    while (hi - lo > 0.01) {
+        const double mid = (lo + hi) / 2;
+        const int f = failures(std::pow(10.0, mid), allowed);
+        ++runs;
+        if (f > allowed) lo = mid; // too aggressive
+        else hi = mid;
+    }
+    return std::pow(10.0, hi);
+}
+
+} // namespace
+
+Calibration calibrate(AdaptiveSoftmax& head, std::span<const float> A, const std::vector<std::vector<float>>& queries, AdaptiveParams base) {
+    const int n = head.n(), d = head.d();
+    std::vector<HeadResult> exact;
+    for (const auto& x : queries) exact.push_back(exact_softmax(A, n, d, x, base.beta, base.k));
+    const int allowed = static_cast<int>(std::floor(base.delta * queries.size()));
+    Calibration c;
+
+    // f_b: the full run's arm choice (warm-up included), f_ln held at 1
+    auto best_failures = [&](double f, int budget) {
+        AdaptiveParams p = base;
+        p.fudge_best = f;
+        p.fudge_norm = 1.0;
+        int fails = 0;
+        for (size_t q = 0; q < queries.size() && fails <= budget; ++q) {
+            p.seed = base.seed + q;
+            fails += head.best_arms_only(queries[q], p) != exact[q].top;
+        }
+        return fails;
+    };
+    c.fudge_best = search(best_failures, allowed, c.runs);
+
+    auto full_failures = [&](double f, int budget) {
+        AdaptiveParams p = base;
+        p.fudge_best = c.fudge_best;
+        p.fudge_norm = f;
+        int fails = 0;
+        for (size_t q = 0; q < queries.size() && fails <= budget; ++q) {
+            p.seed = base.seed + q;
+            const auto r = head.run(queries[q], p);
+            fails += !(r.head.top == exact[q].top && std::abs(r.head.p_top - exact[q].p_top) <= base.epsilon * exact[q].p_top);
+        }
+        return fails;
+    };
+    c.fudge_norm = search(full_failures, allowed, c.runs);
+    return c;
+}
+
+} // namespace winnow::head
