@@ -83,6 +83,7 @@ const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool al
     const int first = all_logits ? 0 : n - 1;
     const int rows = n - first;
     norm(w.out_norm, w.out_norm_b, x_.data() + first * d, xn_.data(), rows);
+    hidden_.assign(xn_.begin() + static_cast<std::ptrdiff_t>((rows - 1) * d), xn_.begin() + static_cast<std::ptrdiff_t>(rows * d));
     logits_.resize(static_cast<size_t>(rows) * c_.n_vocab);
     be_.linear(w.output, nullptr, xn_.data(), logits_.data(), rows);
     n_past_ += n;

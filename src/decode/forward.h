@@ -18,6 +18,8 @@ public:
     // Appends `tokens` at positions n_past().. and returns next-token logits: one row of n_vocab per token when
     // all_logits, else only the last token's row. Throws winnow::Error for out-of-range ids or a full context.
     const std::vector<float>& eval(std::span<const int32_t> tokens, bool all_logits = false);
+    // The final-norm hidden state of the last token of the latest eval (the output head's input).
+    const std::vector<float>& final_hidden() const { return hidden_; }
     int n_past() const { return n_past_; }
     int n_ctx() const { return cache_.n_ctx(); }
     void reset() { n_past_ = 0; }
@@ -35,7 +37,7 @@ private:
     int n_past_ = 0;
     int scratch_tokens_ = 0;
     // scratch activations, [n_tokens][dim]
-    std::vector<float> x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_;
+    std::vector<float> x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
 };
 
 } // namespace winnow

@@ -91,22 +91,33 @@ struct AdaptiveSoftmax::Query {
         return r;
     }
 
-    // Re-estimates arm i from the first t_len columns (the whole prefix is re-read: rho moved with T).
-    void pull(int i, int t_len) {
-        if (t_len <= T[i]) return;
+    // Re-estimates the given arms from the first t_len columns. The whole prefix is re-read (rho moved with T), as
+    // the reference does; the loop runs column by column over the transposed matrix so a sampled column is one
+    // contiguous read across the arms.
+    void pull(const std::vector<int32_t>& arms, int t_len) {
+        std::vector<int32_t> todo;
+        for (int32_t i : arms)
+            if (T[i] < t_len) todo.push_back(i);
+        if (todo.empty()) return;
         const auto& r = rho(t_len);
-        const float* row = h.A_.data() + static_cast<size_t>(i) * h.d_;
-        double m = 0, v = 0;
+        std::vector<double> m(todo.size(), 0.0), v(todo.size(), 0.0);
         for (int t = 0; t < t_len; ++t) {
-            const double ax = static_cast<double>(row[perm[t]]) * x[perm[t]];
-            m += ax / r[t];
-            v += ax * ax * (1 - r[t]) / (r[t] * r[t]);
+            const float* col = h.AT_.data() + static_cast<size_t>(perm[t]) * h.n_;
+            const double xj = x[perm[t]], inv = 1.0 / r[t], w = (1 - r[t]) * inv * inv;
+            for (size_t a = 0; a < todo.size(); ++a) {
+                const double ax = col[todo[a]] * xj;
+                m[a] += ax * inv;
+                v[a] += ax * ax * w;
+            }
         }
-        cost.samples += t_len - T[i];
-        cost.multiply_adds += t_len;
-        T[i] = t_len;
-        mu[i] = beta * m;
-        var[i] = t_len >= dp ? 0.0 : beta * beta * v;
+        for (size_t a = 0; a < todo.size(); ++a) {
+            const int32_t i = todo[a];
+            cost.samples += t_len - T[i];
+            cost.multiply_adds += t_len;
+            T[i] = t_len;
+            mu[i] = beta * m[a];
+            var[i] = t_len >= dp ? 0.0 : beta * beta * v[a];
+        }
     }
 
     // PullToVar: grow prefixes geometrically (16, x1.5) until every arm's variance is under threshold / f.
@@ -121,7 +132,7 @@ struct AdaptiveSoftmax::Query {
             }
             if (failing.empty()) return;
             const int target = std::min(max_pulls, static_cast<int>(std::ceil(t)));
-            for (int32_t i : batched ? arms : failing) pull(i, target);
+            pull(batched ? arms : failing, target);
             t = std::min(static_cast<double>(max_pulls), 1.5 * t);
         }
     }
@@ -179,6 +190,9 @@ struct AdaptiveSoftmax::Query {
 AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d) : A_(A), n_(n), d_(d) {
     if (n <= 0 || d <= 0 || A.size() != static_cast<size_t>(n) * d)
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: A must hold n x d values");
+    AT_.resize(A.size());
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < d; ++j) AT_[static_cast<size_t>(j) * n + i] = A[static_cast<size_t>(i) * d + j];
     w_.assign(d, 0.0);
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < d; ++j) w_[j] += std::fabs(static_cast<double>(A[static_cast<size_t>(i) * d + j]));

@@ -53,7 +53,8 @@ public:
 
 private:
     struct Query;
-    std::span<const float> A_;
+    std::span<const float> A_;   // row-major, for exact rows
+    std::vector<float> AT_;      // column-major copy: a sampled column is contiguous across arms
     int n_, d_;
     std::vector<double> w_;  // column L1 norms
     double sigma2_atoms_ = 0;
