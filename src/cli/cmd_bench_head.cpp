@@ -18,7 +18,9 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/head_queries.h"
 #include "decode/forward.h"
+#include "head/adaptive_head.h"
 #include "head/adaptive_softmax.h"
 #include "head/calibration.h"
 #include "head/exact_head.h"
@@ -41,34 +43,6 @@ double median(std::vector<double> v) {
     if (v.empty()) return 0;
     std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
     return v[v.size() / 2];
-}
-
-// FNV-1a of the text, to key the query cache and name the text in the report.
-std::string text_hash(const std::string& s) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    char buf[20];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-}
-
-std::vector<std::vector<float>> collect_queries(const Model& model, const std::vector<int32_t>& ids, int window, int n_queries, int threads) {
-    if (static_cast<int>(ids.size()) < window + n_queries / 8)
-        throw Error(ErrorKind::invalid_argument, "the text has " + std::to_string(ids.size()) + " tokens, too few for " + std::to_string(n_queries) +
-                                                     " windows of " + std::to_string(window));
-    auto be = make_cpu_backend(threads);
-    Forward f(model, *be, window);
-    std::vector<std::vector<float>> qs;
-    const double stride = static_cast<double>(ids.size() - window) / n_queries;
-    for (int q = 0; q < n_queries; ++q) {
-        const size_t start = static_cast<size_t>(q * stride);
-        f.reset();
-        f.eval(std::span<const int32_t>(ids.data() + start, window - 1)); // the window's last token is the target
-        qs.push_back(f.final_hidden());
-        if ((q + 1) % 100 == 0) std::fprintf(stderr, "\rcollecting queries: %d/%d", q + 1, n_queries);
-    }
-    std::fprintf(stderr, "\n");
-    return qs;
 }
 
 } // namespace
@@ -96,48 +70,16 @@ int cmd_bench_head(const std::vector<std::string>& args) {
 
     auto model = Model::load(resolve_model_path(model_arg));
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "bench head needs a GGUF model");
-    auto tok = Tokenizer::from_gguf(*model->gguf());
-    std::ifstream tf(text_path, std::ios::binary);
-    if (!tf) throw Error(ErrorKind::io, "cannot open text '" + text_path + "'");
-    std::stringstream ss;
-    ss << tf.rdbuf();
-    const std::string text = ss.str();
-    const std::string hash = text_hash(text);
-    const auto ids = tok->encode(text, false, false);
+    const HeadQueries hq = collect_head_queries(*model, text_path, window, n_queries, threads, cache);
+    const auto& queries = hq.queries;
+    const std::string& hash = hq.text_hash;
     const int n = model->config().n_vocab, d = model->config().n_embd;
 
-    // queries (cached: collecting them is the slow part on a CPU)
-    std::vector<std::vector<float>> queries;
-    const std::string key = model->path() + "|" + hash + "|" + std::to_string(window) + "|" + std::to_string(n_queries);
-    if (!cache.empty() && std::filesystem::exists(cache)) {
-        std::ifstream in(cache, std::ios::binary);
-        std::string header;
-        std::getline(in, header);
-        if (header == key) {
-            for (int q = 0; q < n_queries; ++q) {
-                std::vector<float> x(d);
-                in.read(reinterpret_cast<char*>(x.data()), d * sizeof(float));
-                queries.push_back(std::move(x));
-            }
-            if (!in) queries.clear();
-        }
-    }
-    if (queries.empty()) {
-        queries = collect_queries(*model, ids, window, n_queries, threads);
-        if (!cache.empty()) {
-            std::ofstream out(cache + ".tmp", std::ios::binary);
-            out << key << "\n";
-            for (auto& x : queries) out.write(reinterpret_cast<const char*>(x.data()), d * sizeof(float));
-            out.close();
-            std::filesystem::rename(cache + ".tmp", cache);
-        }
-    }
-
-    // the head matrix in fp32 for the reference algorithm; the exact head runs on the stored format
+    // the reference algorithm runs on an fp32 copy of the head; the exact head runs on the stored format
     const Matrix& W = model->weights().output;
-    std::vector<float> A(static_cast<size_t>(n) * d);
-    for (int i = 0; i < n; ++i) dequantize_row(W.type, W.row(i), A.data() + static_cast<size_t>(i) * d, d);
-    head::AdaptiveSoftmax adaptive(A, n, d);
+    head::AdaptiveHead adaptive_head(*model);
+    head::AdaptiveSoftmax& adaptive = adaptive_head.softmax();
+    const std::span<const float> A = adaptive_head.matrix();
 
     std::vector<size_t> order(queries.size());
     std::iota(order.begin(), order.end(), 0);
@@ -212,7 +154,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     report["head_type"] = ggml_type_name(W.type);
     report["text"] = text_path;
     report["text_fnv1a"] = hash;
-    report["text_tokens"] = ids.size();
+    report["text_tokens"] = hq.text_tokens;
     report["window"] = window;
     report["queries"] = n_queries;
     report["tune"] = n_tune;

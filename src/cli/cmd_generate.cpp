@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "decode/generator.h"
+#include "head/adaptive_head.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -34,7 +35,7 @@ std::string read_hf_chat_template(const std::string& dir) {
 } // namespace
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string model_arg, prompt, system, order = "hf", dot = "f32";
+    std::string model_arg, prompt, system, order = "hf", dot = "f32", head_mode = "exact", calibration_path;
     GenerateOptions opt;
     SamplingParams& s = opt.sampling;
     int n_ctx = 0, threads = 0;
@@ -58,6 +59,10 @@ int cmd_generate(const std::vector<std::string>& args) {
         "ctx", po::value(&n_ctx)->default_value(2048), "context length in tokens (0 = the model's training context)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (reference) or q8 (8-bit activations, as llama.cpp; faster)")(
+        "head", po::value(&head_mode)->default_value("exact"), "output head: exact, or adaptive (AdaptiveSoftmax; greedy and top-k)")(
+        "delta", po::value(&opt.adaptive.delta)->default_value(0.01), "adaptive head: failure probability")(
+        "eps", po::value(&opt.adaptive.epsilon)->default_value(0.3), "adaptive head: relative error of the top probability")(
+        "head-calibration", po::value(&calibration_path), "adaptive head: calibrated factors (default MODEL.head.json if present)")(
         "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
     po::variables_map vm;
@@ -71,6 +76,9 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (order != "hf" && order != "llama.cpp") throw Error(ErrorKind::invalid_argument, "--sampler-order must be hf or llama.cpp");
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
+    if (head_mode != "exact" && head_mode != "adaptive") throw Error(ErrorKind::invalid_argument, "--head must be exact or adaptive");
+    if (!(opt.adaptive.delta > 0 && opt.adaptive.delta < 1) || !(opt.adaptive.epsilon > 0)) throw Error(ErrorKind::invalid_argument, "--delta must be in (0, 1) and --eps > 0");
+    opt.head = head_mode == "adaptive" ? HeadMode::adaptive : HeadMode::exact;
     s.order = order == "hf" ? SamplerOrder::hf : SamplerOrder::llama_cpp;
     s.validate();
     opt.stop = stops;
@@ -90,7 +98,23 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_cpu_backend(threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
-    Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train));
+    std::unique_ptr<head::AdaptiveHead> adaptive;
+    std::string calibration_note = "theory constants (uncalibrated)";
+    if (opt.head == HeadMode::adaptive) {
+        adaptive = std::make_unique<head::AdaptiveHead>(*model);
+        if (calibration_path.empty() && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
+        if (!calibration_path.empty()) {
+            const auto cal = head::HeadCalibrationFile::load(calibration_path);
+            if (const auto* e = cal.find(opt.adaptive.delta)) {
+                opt.adaptive.fudge_best = e->fudge_best;
+                opt.adaptive.fudge_norm = e->fudge_norm;
+                calibration_note = "calibrated (" + calibration_path + ")";
+            } else {
+                calibration_note = "theory constants (" + calibration_path + " has no entry for this delta)";
+            }
+        }
+    }
+    Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train), adaptive.get());
 
     StreamCallback print = [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -109,14 +133,30 @@ int cmd_generate(const std::vector<std::string>& args) {
         j["stop_reason"] = r.stop_reason;
         j["stats"] = {{"prompt_tokens", r.prompt_ids.size()}, {"prompt_seconds", r.prompt_seconds}, {"prompt_tokens_per_s", pp},
                       {"generated_tokens", r.output_ids.size()}, {"generation_seconds", r.gen_seconds}, {"generation_tokens_per_s", tg}};
+        j["head"] = {{"mode", head_mode}, {"adaptive_steps", r.head_adaptive_steps}, {"exact_steps", r.head_exact_steps},
+                     {"fallbacks_to_exact", r.head_fallbacks}, {"head_seconds", r.head_seconds}};
+        if (r.head_adaptive_steps > 0) {
+            j["head"]["samples_per_step"] = static_cast<double>(r.head_samples) / r.head_adaptive_steps;
+            j["head"]["mean_fraction"] = r.head_fraction_sum / r.head_adaptive_steps;
+            j["head"]["calibration"] = calibration_note;
+        }
         // invalid UTF-8 (a model may emit half a character at the very end) is replaced, not an exception
         std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
         std::printf("\n");
     }
-    if (stats)
+    if (stats) {
         std::fprintf(stderr, "prompt: %zu tokens, %.1f tok/s | generation: %zu tokens, %.1f tok/s | stop: %s\n", r.prompt_ids.size(), pp,
                      r.output_ids.size(), tg, r.stop_reason.c_str());
+        const int steps = r.head_adaptive_steps + r.head_exact_steps;
+        if (opt.head == HeadMode::adaptive && steps > 0) {
+            const double frac = r.head_adaptive_steps ? r.head_fraction_sum / r.head_adaptive_steps : 1.0;
+            std::fprintf(stderr, "head: adaptive on %d of %d steps (%d fell back to exact), %.0f samples/step = %.4f of n*d (gain %.2fx), "
+                                 "%.2f ms/step in the head, %s\n",
+                         r.head_adaptive_steps, steps, r.head_fallbacks, r.head_adaptive_steps ? double(r.head_samples) / r.head_adaptive_steps : 0.0,
+                         frac, frac > 0 ? 1 / frac : 0.0, 1e3 * r.head_seconds / steps, calibration_note.c_str());
+        }
+    }
     return 0;
 }
 

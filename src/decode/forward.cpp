@@ -58,7 +58,7 @@ void Forward::ffn_block(const LayerWeights& l, int n) {
     be_.add(x_.data(), proj_.data(), static_cast<size_t>(n) * c_.n_embd);
 }
 
-const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool all_logits) {
+void Forward::run_layers(std::span<const int32_t> tokens, int head_rows) {
     const int n = static_cast<int>(tokens.size());
     if (n == 0) throw Error(ErrorKind::invalid_argument, "eval: no tokens");
     if (n_past_ + n > cache_.n_ctx())
@@ -79,15 +79,24 @@ const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool al
         ffn_block(w.layers[i], n);
     }
 
-    // head: only the rows asked for
-    const int first = all_logits ? 0 : n - 1;
-    const int rows = n - first;
-    norm(w.out_norm, w.out_norm_b, x_.data() + first * d, xn_.data(), rows);
-    hidden_.assign(xn_.begin() + static_cast<std::ptrdiff_t>((rows - 1) * d), xn_.begin() + static_cast<std::ptrdiff_t>(rows * d));
-    logits_.resize(static_cast<size_t>(rows) * c_.n_vocab);
-    be_.linear(w.output, nullptr, xn_.data(), logits_.data(), rows);
+    // final norm of the last head_rows tokens only (the rows a head will read)
+    const int first = n - head_rows;
+    norm(w.out_norm, w.out_norm_b, x_.data() + first * d, xn_.data(), head_rows);
+    hidden_.assign(xn_.begin() + static_cast<std::ptrdiff_t>((head_rows - 1) * d), xn_.begin() + static_cast<std::ptrdiff_t>(head_rows * d));
     n_past_ += n;
+}
+
+const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool all_logits) {
+    const int rows = all_logits ? static_cast<int>(tokens.size()) : 1;
+    run_layers(tokens, rows);
+    logits_.resize(static_cast<size_t>(rows) * c_.n_vocab);
+    be_.linear(model_.weights().output, nullptr, xn_.data(), logits_.data(), rows);
     return logits_;
+}
+
+const std::vector<float>& Forward::eval_hidden(std::span<const int32_t> tokens) {
+    run_layers(tokens, 1);
+    return hidden_;
 }
 
 } // namespace winnow

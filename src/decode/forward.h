@@ -18,6 +18,8 @@ public:
     // Appends `tokens` at positions n_past().. and returns next-token logits: one row of n_vocab per token when
     // all_logits, else only the last token's row. Throws winnow::Error for out-of-range ids or a full context.
     const std::vector<float>& eval(std::span<const int32_t> tokens, bool all_logits = false);
+    // Like eval, but stops at the final norm: returns the last token's hidden state, for a separate output head.
+    const std::vector<float>& eval_hidden(std::span<const int32_t> tokens);
     // The final-norm hidden state of the last token of the latest eval (the output head's input).
     const std::vector<float>& final_hidden() const { return hidden_; }
     int n_past() const { return n_past_; }
@@ -26,6 +28,7 @@ public:
 
 private:
     void ensure_scratch(int n_tokens);
+    void run_layers(std::span<const int32_t> tokens, int head_rows);
     void attention_block(const LayerWeights& l, int layer, int n);
     void ffn_block(const LayerWeights& l, int n);
     void norm(const Vector& w, const Vector& b, const float* x, float* y, int n);

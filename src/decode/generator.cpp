@@ -69,8 +69,8 @@ std::string StreamBuffer::flush() {
     return out;
 }
 
-Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx)
-    : tok_(tokenizer), forward_(model, backend, n_ctx) {
+Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx, head::AdaptiveHead* adaptive_head)
+    : tok_(tokenizer), forward_(model, backend, n_ctx), adaptive_(adaptive_head) {
     if (tokenizer.n_vocab() != model.config().n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(model.config().n_vocab));
@@ -82,6 +82,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     if (static_cast<int>(prompt.size()) >= forward_.n_ctx())
         throw Error(ErrorKind::invalid_argument, "the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " +
                                                      std::to_string(forward_.n_ctx()) + " (leave room for at least one generated token)");
+    if (opt.head == HeadMode::adaptive && !adaptive_) throw Error(ErrorKind::invalid_argument, "adaptive head requested but none was given to the generator");
     Sampler sampler(opt.sampling);
     GenerateResult r;
     r.prompt_ids = prompt;
@@ -89,13 +90,45 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     std::vector<int32_t> history = prompt;
     StreamBuffer stream(opt.stop);
 
+    const SamplingParams& sp = opt.sampling;
+    const bool greedy = sp.temperature <= 0;
+    const bool adaptive_serves = opt.head == HeadMode::adaptive && sp.repeat_penalty == 1.0f &&
+                                 (greedy || (sp.top_k > 0 && sp.top_p >= 1.0f && sp.min_p <= 0.0f));
+    SamplingParams topk_sampling = sp; // the sampler over the adaptive head's k candidates
+    topk_sampling.top_k = 0;
+    Sampler candidate_sampler(topk_sampling);
+
+    // Runs the model on `tokens` and picks the next token with the configured head.
+    auto next_token = [&](std::span<const int32_t> tokens) -> int32_t {
+        if (!adaptive_serves) {
+            const std::vector<float>& logits = forward_.eval(tokens, false);
+            const auto t0 = Clock::now();
+            const int32_t id = sampler.sample(logits, history);
+            r.head_seconds += since(t0);
+            ++r.head_exact_steps;
+            r.head_fallbacks += opt.head == HeadMode::adaptive;
+            return id;
+        }
+        const std::vector<float>& hidden = forward_.eval_hidden(tokens);
+        head::AdaptiveParams ap = opt.adaptive;
+        ap.k = greedy ? 1 : sp.top_k;
+        const auto t0 = Clock::now();
+        const head::AdaptiveResult a = adaptive_->select(hidden, ap);
+        int32_t id = a.head.top[0];
+        if (!greedy) id = a.head.top[candidate_sampler.sample(a.head.top_logits, {})];
+        r.head_seconds += since(t0);
+        ++r.head_adaptive_steps;
+        r.head_samples += a.cost.samples;
+        r.head_fraction_sum += a.cost.fraction();
+        return id;
+    };
+
     auto t0 = Clock::now();
-    std::vector<float> logits = forward_.eval(prompt, false);
+    int32_t next = next_token(prompt);
     r.prompt_seconds = since(t0);
     t0 = Clock::now();
     r.stop_reason = "max_tokens";
     for (int i = 0; i < opt.max_tokens; ++i) {
-        const int32_t next = sampler.sample(logits, history);
         if (!opt.ignore_eos && tok_.is_eog(next)) {
             r.stop_reason = "eos";
             break;
@@ -116,7 +149,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
             r.stop_reason = "context";
             break;
         }
-        logits = forward_.eval(std::span<const int32_t>(&next, 1), false);
+        next = next_token(std::span<const int32_t>(&next, 1));
     }
     const std::string rest = stream.flush();
     if (!rest.empty() && on_piece) on_piece(rest);

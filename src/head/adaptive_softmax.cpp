@@ -277,6 +277,7 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
 
     r.head.log_norm = logsumexp(q.mu);
     r.head.top = S;
+    for (int32_t i : S) r.head.top_logits.push_back(static_cast<float>(q.mu[i]));
     r.head.p_top = static_cast<float>(std::exp(q.mu[S[0]] - r.head.log_norm));
     r.cost.samples = q.cost.samples;
     r.cost.multiply_adds = q.cost.multiply_adds;

@@ -23,6 +23,7 @@ HeadResult exact_softmax(std::span<const float> A, int n, int d, std::span<const
     k = std::min(k, n);
     std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) { return mu[a] > mu[b]; });
     r.top.assign(idx.begin(), idx.begin() + k);
+    for (int32_t i : r.top) r.top_logits.push_back(static_cast<float>(mu[i]));
     r.p_top = static_cast<float>(std::exp(mu[r.top[0]] - r.log_norm));
     return r;
 }

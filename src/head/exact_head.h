@@ -9,6 +9,7 @@ namespace winnow::head {
 
 struct HeadResult {
     std::vector<int32_t> top;  // the k best arms, best first
+    std::vector<float> top_logits; // their logits (exact for the adaptive head too: phase C computes them exactly)
     float p_top = 0;           // probability of top[0]
     double log_norm = 0;       // log S = logsumexp of the logits
 };

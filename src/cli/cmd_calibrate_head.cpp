@@ -1,0 +1,69 @@
+// winnow calibrate-head: the offline step that tunes AdaptiveSoftmax's two fudge factors for a model (spec §2.7)
+// on hidden states from a text, and saves them beside the model (MODEL.head.json) for `generate --head adaptive`.
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "cli/commands.h"
+#include "cli/head_queries.h"
+#include "head/adaptive_head.h"
+#include "head/calibration.h"
+#include "model/model.h"
+#include "winnow/error.h"
+
+namespace po = boost::program_options;
+
+namespace winnow::cli {
+
+int cmd_calibrate_head(const std::vector<std::string>& args) {
+    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache;
+    int window = 32, n_queries = 200, threads = 0;
+    double epsilon = 0.3;
+    po::options_description opts("winnow calibrate-head options");
+    opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
+        "text", po::value(&text_path)->default_value(text_path), "text the query windows slide over")(
+        "window", po::value(&window)->default_value(32), "tokens per window")("queries", po::value(&n_queries)->default_value(200), "tuning queries")(
+        "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities to calibrate")(
+        "eps", po::value(&epsilon)->default_value(0.3), "relative error of the top probability")(
+        "cache", po::value(&cache), "file to keep the collected hidden states in")("threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")(
+        "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json)");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    if (vm.count("help")) {
+        std::cout << opts << "\n";
+        return 0;
+    }
+    po::notify(vm);
+    std::vector<double> deltas;
+    std::stringstream ds(deltas_arg);
+    for (std::string item; std::getline(ds, item, ',');) {
+        double v = 0;
+        try { v = std::stod(item); } catch (const std::exception&) { v = -1; }
+        if (!(v > 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--deltas: '" + item + "' is not a probability in (0, 1)");
+        deltas.push_back(v);
+    }
+    if (window < 2 || n_queries < 10 || !(epsilon > 0)) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, --eps > 0");
+
+    auto model = Model::load(resolve_model_path(model_arg));
+    if (out_path.empty()) out_path = model->path() + ".head.json";
+    const HeadQueries hq = collect_head_queries(*model, text_path, window, n_queries, threads, cache);
+    head::AdaptiveHead adaptive(*model);
+    head::HeadCalibrationFile file;
+    file.model = model->path();
+    file.epsilon = epsilon;
+    for (double delta : deltas) {
+        head::AdaptiveParams p;
+        p.delta = delta;
+        p.epsilon = epsilon;
+        const auto c = head::calibrate(adaptive.softmax(), adaptive.matrix(), hq.queries, p);
+        file.factors.push_back({delta, c.fudge_best, c.fudge_norm});
+        std::printf("delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)\n", delta, c.fudge_best, c.fudge_norm, c.runs, hq.queries.size());
+    }
+    file.save(out_path);
+    std::printf("wrote %s\n", out_path.c_str());
+    return 0;
+}
+
+} // namespace winnow::cli

@@ -1,0 +1,73 @@
+// The adaptive head inside generation on SmolLM2-135M: along the exact greedy trajectory of 10 prompts x 64 tokens,
+// AdaptiveSoftmax (delta = 0.01) must pick the same token as the exact head. Teacher-forced: every step sees the
+// exact prefix, so one disagreement does not change the steps after it.
+//  - with the theory constants (uncalibrated, f_b = f_ln = 1): at >= 99% of the steps;
+//  - with factors calibrated by `winnow calibrate-head` on another text (GPL-3 windows): measured 97.97% at a 5.26x
+//    sample gain; greedy chat continuations have more near-ties than the calibration windows, so the calibrated
+//    rate sits under 1 - delta (the paper's success rates do too, spec §6.2). Asserted >= 95%, reported exactly.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "decode/forward.h"
+#include "decode/generator.h"
+#include "head/adaptive_head.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace {
+
+double greedy_agreement(double fudge_best, double fudge_norm) {
+    auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
+    auto tok = winnow::Tokenizer::from_gguf(*model->gguf());
+    const std::string tmpl = model->gguf()->get_string("tokenizer.chat_template").value_or("");
+    winnow::head::AdaptiveHead adaptive(*model);
+    winnow::head::AdaptiveParams p;
+    p.delta = 0.01;
+    p.fudge_best = fudge_best;
+    p.fudge_norm = fudge_norm;
+    auto be = winnow::make_cpu_backend(2);
+
+    std::ifstream prompts(WINNOW_SOURCE_DIR "/tests/fixtures/generation_prompts.txt");
+    int steps = 0, agree = 0, prompts_run = 0;
+    double fraction = 0;
+    for (std::string line; std::getline(prompts, line);) {
+        if (line.empty()) continue;
+        const std::string mode = line.substr(0, line.find('\t')), text = line.substr(line.find('\t') + 1);
+        const auto ids = tok->encode(mode == "chat" ? winnow::apply_chat_template(tmpl, "", text) : text, tok->add_bos_default(), true);
+        winnow::Forward f(*model, *be, 256);
+        std::vector<float> logits = f.eval(ids);
+        for (int t = 0; t < 64; ++t) {
+            const auto exact = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            p.seed = 1000 * prompts_run + t;
+            const auto r = adaptive.select(f.final_hidden(), p);
+            agree += r.head.top[0] == exact;
+            fraction += r.cost.fraction();
+            ++steps;
+            logits = f.eval(std::span<const int32_t>(&exact, 1));
+        }
+        ++prompts_run;
+    }
+    std::printf("adaptive vs exact greedy: %d/%d steps agree (%.2f%%), mean fraction %.4f (gain %.2fx), f_b %.3g f_ln %.3g\n", agree, steps,
+                100.0 * agree / steps, fraction / steps, steps / fraction, p.fudge_best, p.fudge_norm);
+    EXPECT_EQ(prompts_run, 10);
+    return static_cast<double>(agree) / steps;
+}
+
+TEST(SmolLM2AdaptiveHead, GreedyAgreesWithExactHeadTheoryConstants) {
+    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    EXPECT_GE(greedy_agreement(1.0, 1.0), 0.99);
+}
+
+TEST(SmolLM2AdaptiveHead, GreedyAgreesWithExactHeadCalibrated) {
+    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head.json");
+    const auto* factors = cal.find(0.01);
+    ASSERT_NE(factors, nullptr);
+    EXPECT_GE(greedy_agreement(factors->fudge_best, factors->fudge_norm), 0.95);
+}
+
+} // namespace
