@@ -15,6 +15,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "decode/forward.h"
 #include "model/model.h"
 #include "winnow/error.h"
@@ -89,12 +90,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (fp32 activations, reference) or q8 (8-bit activations, as llama.cpp)")("json", po::bool_switch(&json_out), "print rows as JSON");
     po::variables_map vm;
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end())).options(opts).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts << "\n";
-        return 0;
-    }
-    po::notify(vm);
+    if (!parse_options(opts, std::vector<std::string>(args.begin() + 1, args.end()), vm)) return 0;
     if (n_prompt < 0 || n_gen < 0 || reps < 1 || threads < 0)
         throw Error(ErrorKind::invalid_argument, "--n-prompt/--n-gen must be >= 0, --reps >= 1, --threads >= 0");
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8, not '" + dot + "'");

@@ -18,6 +18,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/head_queries.h"
 #include "decode/forward.h"
 #include "head/adaptive_head.h"
@@ -60,12 +61,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")("csv", po::value(&csv_path), "also write the table as CSV")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts << "\n";
-        return 0;
-    }
-    po::notify(vm);
+    if (!parse_options(opts, args, vm)) return 0;
     if (window < 2 || n_queries < 10 || n_tune < 1 || n_tune >= n_queries) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, 1 <= --tune < --queries");
 
     auto model = Model::load(resolve_model_path(model_arg));

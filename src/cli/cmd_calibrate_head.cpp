@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/head_queries.h"
 #include "head/adaptive_head.h"
 #include "head/calibration.h"
@@ -30,12 +31,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "cache", po::value(&cache), "file to keep the collected hidden states in")("threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")(
         "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json)");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts << "\n";
-        return 0;
-    }
-    po::notify(vm);
+    if (!parse_options(opts, args, vm)) return 0;
     std::vector<double> deltas;
     std::stringstream ds(deltas_arg);
     for (std::string item; std::getline(ds, item, ',');) {

@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
 #include "io/gguf.h"
@@ -66,12 +67,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts << "\n";
-        return 0;
-    }
-    po::notify(vm);
+    if (!parse_options(opts, args, vm)) return 0;
     if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT)");
     if (order != "hf" && order != "llama.cpp") throw Error(ErrorKind::invalid_argument, "--sampler-order must be hf or llama.cpp");
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");

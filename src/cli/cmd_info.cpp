@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "io/gguf.h"
 #include "model/model.h"
 
@@ -20,12 +21,7 @@ int cmd_info(const std::vector<std::string>& args) {
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf) or HF checkpoint directory")(
         "json", po::bool_switch(&json_out), "print one JSON object");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    if (vm.count("help")) {
-        std::cout << opts << "\n";
-        return 0;
-    }
-    po::notify(vm);
+    if (!parse_options(opts, args, vm)) return 0;
     auto model = Model::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
 

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
+
 #include "io/quant.h"
 #include "io/safetensors.h"
 #include "model/loaders.h"
@@ -30,15 +32,6 @@ std::string shape_str(const std::vector<uint64_t>& s) {
     return out + "]";
 }
 
-json read_json(const fs::path& p) {
-    std::ifstream in(p);
-    if (!in) throw Error(ErrorKind::io, "cannot open '" + p.string() + "'");
-    try {
-        return json::parse(in);
-    } catch (const json::exception& e) {
-        throw Error(ErrorKind::format, "'" + p.string() + "': invalid JSON: " + e.what());
-    }
-}
 
 struct HfConfig {
     const json& j;
@@ -164,7 +157,7 @@ void SafetensorsLoader::load() {
     const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
     const fs::path cfg_path = dir / "config.json";
     if (!fs::exists(cfg_path)) throw Error(ErrorKind::io, "safetensors model '" + m.path_ + "': no config.json beside it");
-    const json j = read_json(cfg_path);
+    const json j = io::read_json_file(cfg_path);
     const HfConfig h{j, cfg_path.string()};
     ModelConfig& c = m.config_;
     const auto type = h.get<std::string>("model_type");

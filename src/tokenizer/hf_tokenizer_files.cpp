@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
+
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/spm_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -17,15 +19,6 @@ using nlohmann::json;
 
 namespace {
 
-json read_json(const fs::path& p) {
-    std::ifstream in(p);
-    if (!in) throw Error(ErrorKind::io, "cannot open '" + p.string() + "'");
-    try {
-        return json::parse(in);
-    } catch (const json::exception& e) {
-        throw Error(ErrorKind::format, "'" + p.string() + "': invalid JSON: " + e.what());
-    }
-}
 
 // Which winnow pre-tokenizer an HF pre_tokenizer block is; an unknown pipeline is an error, never a guess.
 std::string pre_tokenizer_name(const json& pre, const std::string& where) {
@@ -65,7 +58,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) {
     const fs::path dir(dir_path);
     const fs::path tj = dir / "tokenizer.json";
     if (fs::exists(tj)) {
-        const json j = read_json(tj);
+        const json j = io::read_json_file(tj);
         const std::string where = "'" + tj.string() + "'";
         const json& model = j.at("model");
         if (model.value("type", "") != "BPE") throw Error(ErrorKind::unsupported, where + ": model type '" + model.value("type", "") + "' is not supported (BPE is)");
@@ -83,7 +76,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) {
         // special ids come from the checkpoint's config files
         for (const char* cfg : {"tokenizer_config.json", "config.json"}) {
             if (!fs::exists(dir / cfg)) continue;
-            const json c = read_json(dir / cfg);
+            const json c = io::read_json_file(dir / cfg);
             auto lookup = [&](const char* key) -> int32_t {
                 if (!c.contains(key) || c[key].is_null()) return -1;
                 if (c[key].is_number_integer()) return c[key].get<int32_t>();
@@ -100,7 +93,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) {
     if (fs::exists(dir / "tokenizer.model")) return std::make_unique<tok::SpmTokenizer>((dir / "tokenizer.model").string());
     if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
         tok::BpeVocab v;
-        fill_from_vocab(v, read_json(dir / "vocab.json"), "'" + (dir / "vocab.json").string() + "'");
+        fill_from_vocab(v, io::read_json_file(dir / "vocab.json"), "'" + (dir / "vocab.json").string() + "'");
         std::ifstream in(dir / "merges.txt");
         for (std::string line; std::getline(in, line);) {
             if (line.empty() || line.starts_with("#version")) continue;

@@ -2,26 +2,11 @@
 
 #include <cstdint>
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define WINNOW_AVX2 1
-#endif
-
+#include "backend/cpu/simd.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
 namespace winnow::cpu {
-
-namespace {
-// Block scales are fp16; F16C converts them exactly in one instruction.
-inline float half_to_float(uint16_t h) {
-#ifdef WINNOW_AVX2
-    return _cvtsh_ss(h);
-#else
-    return fp16_to_fp32(h);
-#endif
-}
-} // namespace
 
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out) {
     out.x = x;
@@ -46,14 +31,6 @@ void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivat
 
 #ifdef WINNOW_AVX2
 namespace {
-
-inline float hsum(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 
 inline __m256 u8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
 
@@ -165,15 +142,11 @@ float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_
 #endif
         for (size_t i = 0; i < nb; ++i) {
             const uint8_t* blk = base + i * stride;
-            uint16_t dh;
-            __builtin_memcpy(&dh, blk, 2);
-            const float d = half_to_float(dh);
+            const float d = half_at(blk);
             float off;
             const uint8_t* qs;
             if (q41) {
-                uint16_t mh;
-                __builtin_memcpy(&mh, blk + 2, 2);
-                off = half_to_float(mh);
+                off = half_at(blk + 2);
                 qs = blk + 4;
             } else {
                 off = -8.0f * d;

@@ -3,11 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define WINNOW_AVX2 1
-#endif
-
+#include "backend/cpu/simd.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -46,16 +42,6 @@ void quantize_activation_q8(GgmlType t, const float* x, size_t n, uint8_t* out) 
 
 namespace {
 
-inline float half(const uint8_t* p) {
-    uint16_t h;
-    __builtin_memcpy(&h, p, 2);
-#ifdef WINNOW_AVX2
-    return _cvtsh_ss(h);
-#else
-    return fp16_to_fp32(h);
-#endif
-}
-
 #ifdef WINNOW_AVX2
 // 32 nibbles -> 32 bytes: weights 0..15 (low nibbles) then 16..31 (high nibbles), matching the q8 order.
 inline __m256i unpack_nibbles(const uint8_t* qs) {
@@ -73,12 +59,6 @@ inline __m256 dot_u8_i8(__m256i a, __m256i b) {
 // Signed x signed bytes: move the sign of a onto b so maddubs can take |a| as its unsigned operand.
 inline __m256 dot_i8_i8(__m256i a, __m256i b) { return dot_u8_i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)); }
 
-inline float hsum(__m256 v) {
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 #endif
 
 } // namespace
@@ -97,8 +77,8 @@ float vec_dot_q8(GgmlType t, const void* row, const uint8_t* xq, size_t n) {
         for (size_t i = 0; i < nb; ++i) {
             const uint8_t* wb = w + i * sizeof(BlockQ4_1);
             const uint8_t* xb = xq + i * sizeof(BlockQ8_1);
-            offset_sum += half(wb + 2) * half(xb + 2); // m_w * (d_x * sum(q_x))
-            const float scale = half(wb) * half(xb);
+            offset_sum += half_at(wb + 2) * half_at(xb + 2); // m_w * (d_x * sum(q_x))
+            const float scale = half_at(wb) * half_at(xb);
 #ifdef WINNOW_AVX2
             const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 4));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), dot_u8_i8(unpack_nibbles(wb + 4), qx), acc);
@@ -127,7 +107,7 @@ float vec_dot_q8(GgmlType t, const void* row, const uint8_t* xq, size_t n) {
         for (size_t i = 0; i < nb; ++i) {
             const uint8_t* wb = w + i * wstride;
             const uint8_t* xb = xq + i * sizeof(BlockQ8_0);
-            const float scale = half(wb) * half(xb);
+            const float scale = half_at(wb) * half_at(xb);
 #ifdef WINNOW_AVX2
             const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 2));
             const __m256i qw = q4 ? _mm256_sub_epi8(unpack_nibbles(wb + 2), _mm256_set1_epi8(8))
