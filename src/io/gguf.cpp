@@ -13,6 +13,9 @@ namespace {
 constexpr uint64_t kMaxDims = 4;
 constexpr uint64_t kMaxNameLength = 63;  // ggml's GGML_MAX_NAME is 64 including the terminating NUL
 constexpr int kMaxArrayDepth = 4;
+// Each array element costs ~100 bytes in memory once parsed; real vocabularies hold a few hundred thousand entries.
+// A cap keeps a hostile file from turning a few hundred MB of tiny elements into tens of GB of allocations.
+constexpr uint64_t kMaxArrayElements = 16u << 20;
 
 // Smallest encodings, used to bound counts by the bytes actually left in the file before allocating.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;          // empty key, type, 1-byte value
@@ -103,6 +106,8 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& field, in
         if (n > c.remaining() / min_bytes)
             c.fail(field, "array count " + std::to_string(n) + " needs more than the " + std::to_string(c.remaining()) +
                               " bytes left in the file");
+        if (n > kMaxArrayElements)
+            c.fail(field, "array count " + std::to_string(n) + " exceeds winnow's limit of " + std::to_string(kMaxArrayElements) + " elements");
         v.elems.reserve(n);
         for (uint64_t k = 0; k < n; ++k) v.elems.push_back(read_value(c, v.elem_type, field, depth + 1));
         break;

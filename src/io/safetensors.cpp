@@ -34,12 +34,15 @@ bool parse_dtype(const std::string& s, StDtype* out) {
     return true;
 }
 
-// Parses JSON text, rejecting duplicate keys at the top level (nlohmann would silently keep the last one).
+// Parses JSON text, rejecting duplicate keys in any object (nlohmann would silently keep the last one).
 json parse_json_unique_keys(const std::string& text, const std::string& path, const std::string& field) {
-    std::set<std::string> keys;
+    std::vector<std::set<std::string>> open_objects;
     std::string duplicate;
-    auto cb = [&](int depth, json::parse_event_t event, json& parsed) {
-        if (event == json::parse_event_t::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second)
+    auto cb = [&](int, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+        else if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+        else if (event == json::parse_event_t::key && !open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
+                 duplicate.empty())
             duplicate = parsed.get<std::string>();
         return true;
     };
@@ -159,9 +162,10 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open(const std::string& path
     m->path_ = path;
     std::vector<std::string> files;
     std::map<std::string, std::string> weight_map;
-    if (fs::is_directory(path)) {
+    std::error_code ec; // the non-throwing overloads: an unreachable path becomes our io error, not filesystem_error
+    if (fs::is_directory(path, ec)) {
         const fs::path index = fs::path(path) / "model.safetensors.index.json";
-        if (fs::exists(index)) {
+        if (fs::exists(index, ec)) {
             std::ifstream in(index);
             std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
             json j = parse_json_unique_keys(text, index.string(), "index");
@@ -171,13 +175,14 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open(const std::string& path
             for (auto& [name, file] : j["weight_map"].items()) {
                 if (!file.is_string()) fail(index.string(), "weight_map." + name, "is not a file name");
                 const std::string shard = file.get<std::string>();
-                if (shard.find('/') != std::string::npos || shard == "..")
+                if (shard.find('/') != std::string::npos || shard.empty() || shard == "." || shard == "..")
                     fail(index.string(), "weight_map." + name, "shard name '" + shard + "' must be a plain file name");
                 weight_map[name] = shard;
                 shard_names.insert(shard);
             }
+            if (shard_names.empty()) fail(index.string(), "weight_map", "names no tensors");
             for (auto& s : shard_names) files.push_back((fs::path(path) / s).string());
-        } else if (fs::exists(fs::path(path) / "model.safetensors")) {
+        } else if (fs::exists(fs::path(path) / "model.safetensors", ec)) {
             files.push_back((fs::path(path) / "model.safetensors").string());
         } else {
             throw Error(ErrorKind::io, "'" + path + "' holds neither model.safetensors nor model.safetensors.index.json");
