@@ -42,7 +42,6 @@ std::string StreamBuffer::push(std::string_view bytes) {
         stopped_ = true;
         std::string out = cut > shown_ ? all_.substr(shown_, cut - shown_) : std::string();
         shown_ = std::max(shown_, cut);
-        text_ += out;
         return out;
     }
     // hold back a tail that is a prefix of some stop string, and an unfinished character
@@ -57,7 +56,6 @@ std::string StreamBuffer::push(std::string_view bytes) {
     if (safe <= shown_) return {};
     std::string out = all_.substr(shown_, safe - shown_);
     shown_ = safe;
-    text_ += out;
     return out;
 }
 
@@ -65,7 +63,6 @@ std::string StreamBuffer::flush() {
     if (stopped_ || shown_ >= all_.size()) return {};
     std::string out = all_.substr(shown_);
     shown_ = all_.size();
-    text_ += out;
     return out;
 }
 

@@ -69,14 +69,13 @@ public:
     // Everything still held back (at the end of generation).
     std::string flush();
     bool stopped() const { return stopped_; }
-    const std::string& text() const { return text_; } // all shown text so far
+    std::string text() const { return all_.substr(0, shown_); } // all shown text so far
 
 private:
     std::vector<std::string> stops_;
     std::string all_;
     size_t shown_ = 0;
     bool stopped_ = false;
-    std::string text_;
 };
 
 // Chat prompt in the model's template (ChatML for SmolLM2 and similar). Throws for templates it cannot render.

@@ -82,34 +82,15 @@ void BpeTokenizer::encode_text(std::string_view text, std::vector<int32_t>& out)
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
-    if (size_t bad = find_invalid_utf8(text); bad != std::string_view::npos)
-        throw Error(ErrorKind::invalid_argument, "text is not valid UTF-8 (bad byte 0x" +
-                                                     [&] { char b[8]; std::snprintf(b, sizeof b, "%02x", static_cast<uint8_t>(text[bad])); return std::string(b); }() +
-                                                     " at offset " + std::to_string(bad) + ")");
+    require_utf8(text);
     std::vector<int32_t> out;
     if (add_bos && v_.bos >= 0) out.push_back(v_.bos);
-    // split out special tokens first (control tokens only when parse_special; user-defined always)
-    size_t pos = 0, plain_start = 0;
-    while (pos < text.size()) {
-        int32_t found = -1;
-        for (int32_t id : specials_) {
-            if (!parse_special && v_.types[id] == TokenType::control) continue;
-            const std::string& s = v_.tokens[id];
-            if (text.compare(pos, s.size(), s) == 0) {
-                found = id;
-                break;
-            }
-        }
-        if (found < 0) {
-            ++pos;
-            continue;
-        }
-        if (pos > plain_start) encode_text(text.substr(plain_start, pos - plain_start), out);
-        out.push_back(found);
-        pos += v_.tokens[found].size();
-        plain_start = pos;
-    }
-    if (plain_start < text.size()) encode_text(text.substr(plain_start), out);
+    // special tokens first: control tokens only when parse_special, user-defined ones always
+    std::vector<SpecialToken> specials;
+    for (int32_t id : specials_)
+        if (parse_special || v_.types[id] != TokenType::control) specials.push_back({id, v_.tokens[id]});
+    split_on_specials(
+        text, specials, [&](std::string_view plain) { encode_text(plain, out); }, [&](int32_t id) { out.push_back(id); });
     return out;
 }
 

@@ -1,6 +1,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer/pre_tokenizer.h"
 
+#include <cstdio>
 #include <map>
 #include <pcre2.h>
 
@@ -110,6 +111,36 @@ size_t find_invalid_utf8(std::string_view s) {
         i += len;
     }
     return std::string_view::npos;
+}
+
+void require_utf8(std::string_view text) {
+    const size_t bad = find_invalid_utf8(text);
+    if (bad == std::string_view::npos) return;
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "%02x", static_cast<uint8_t>(text[bad]));
+    throw Error(ErrorKind::invalid_argument, std::string("text is not valid UTF-8 (bad byte 0x") + byte + " at offset " + std::to_string(bad) + ")");
+}
+
+void split_on_specials(std::string_view text, const std::vector<SpecialToken>& specials,
+                       const std::function<void(std::string_view)>& on_text, const std::function<void(int32_t)>& on_special) {
+    size_t pos = 0, plain_start = 0;
+    while (pos < text.size()) {
+        const SpecialToken* found = nullptr;
+        for (const auto& sp : specials)
+            if (text.compare(pos, sp.text.size(), sp.text) == 0) {
+                found = &sp;
+                break;
+            }
+        if (!found) {
+            ++pos;
+            continue;
+        }
+        if (pos > plain_start) on_text(text.substr(plain_start, pos - plain_start));
+        on_special(found->id);
+        pos += found->text.size();
+        plain_start = pos;
+    }
+    if (plain_start < text.size()) on_text(text.substr(plain_start));
 }
 
 } // namespace winnow::tok

@@ -1,6 +1,8 @@
 #pragma once
 // Pre-tokenization: split text into the pieces BPE runs on, with the regex set a model declares
 // (GGUF tokenizer.ggml.pre). Unicode classes (\p{L}, \p{N}, \s) come from PCRE2 in UTF + UCP mode.
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,5 +34,17 @@ private:
 
 // Returns the byte offset of the first invalid UTF-8 sequence in s, or npos when s is valid.
 size_t find_invalid_utf8(std::string_view s);
+// Throws winnow::Error(invalid_argument) naming the first bad byte and its offset when text is not valid UTF-8.
+void require_utf8(std::string_view text);
+
+// A token matched literally in text before ordinary tokenization (control / user-defined tokens).
+struct SpecialToken {
+    int32_t id;
+    std::string_view text;
+};
+// Splits text at the earliest occurrence of any of `specials` (tried in order: pass them longest first), calling
+// on_text for every non-empty plain span and on_special for every special token found.
+void split_on_specials(std::string_view text, const std::vector<SpecialToken>& specials,
+                       const std::function<void(std::string_view)>& on_text, const std::function<void(int32_t)>& on_special);
 
 } // namespace winnow::tok

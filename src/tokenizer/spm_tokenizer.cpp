@@ -98,31 +98,18 @@ SpmTokenizer::SpmTokenizer(const std::string& model_path) : sp_(std::make_unique
 SpmTokenizer::~SpmTokenizer() = default;
 
 void SpmTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
-    if (text.empty()) return;
     for (int id : sp_->EncodeAsIds(text)) out.push_back(id);
 }
 
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
-    if (size_t bad = find_invalid_utf8(text); bad != std::string_view::npos)
-        throw Error(ErrorKind::invalid_argument, "text is not valid UTF-8 (at offset " + std::to_string(bad) + ")");
+    require_utf8(text);
     std::vector<int32_t> out;
     if (add_bos && bos_ >= 0) out.push_back(bos_);
-    if (!parse_special || specials_.empty()) {
-        encode_plain(text, out);
-        return out;
-    }
-    size_t pos = 0, start = 0;
-    while (pos < text.size()) {
-        int32_t found = -1;
-        for (int32_t id : specials_)
-            if (text.compare(pos, pieces_[id].size(), pieces_[id]) == 0) { found = id; break; }
-        if (found < 0) { ++pos; continue; }
-        encode_plain(text.substr(start, pos - start), out);
-        out.push_back(found);
-        pos += pieces_[found].size();
-        start = pos;
-    }
-    encode_plain(text.substr(start), out);
+    std::vector<SpecialToken> specials;
+    if (parse_special)
+        for (int32_t id : specials_) specials.push_back({id, pieces_[id]});
+    split_on_specials(
+        text, specials, [&](std::string_view plain) { encode_plain(plain, out); }, [&](int32_t id) { out.push_back(id); });
     return out;
 }
 
