@@ -1,5 +1,6 @@
 // winnow calibrate-head: the offline step that tunes AdaptiveSoftmax's two fudge factors for a model (spec §2.7)
 // on hidden states from a text, and saves them beside the model (MODEL.head.json) for `generate --head adaptive`.
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -19,8 +20,9 @@ namespace po = boost::program_options;
 namespace winnow::cli {
 
 int cmd_calibrate_head(const std::vector<std::string>& args) {
-    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache;
+    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache, impl = "fast";
     int window = 32, n_queries = 200, threads = 0;
+    head::AdaptiveHeadOptions head_options;
     double epsilon = 0.3;
     po::options_description opts("winnow calibrate-head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
@@ -29,7 +31,8 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities to calibrate")(
         "eps", po::value(&epsilon)->default_value(0.3), "relative error of the top probability")(
         "cache", po::value(&cache), "file to keep the collected hidden states in")("threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")(
-        "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json)");
+        "head-impl", po::value(&impl)->default_value(impl), "AdaptiveSoftmax implementation: fast or faithful (reference)")(
+        "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json; entries for other algorithms or deltas are kept)");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     std::vector<double> deltas;
@@ -45,17 +48,22 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     auto model = Model::load(resolve_model_path(model_arg));
     if (out_path.empty()) out_path = model->path() + ".head.json";
     const HeadQueries hq = collect_head_queries(*model, text_path, window, n_queries, threads, cache);
-    head::AdaptiveHead adaptive(*model);
+    head_options.impl = head::parse_head_impl(impl);
+    head::AdaptiveHead adaptive(*model, head_options);
+    const std::string algorithm = head::algorithm_key(head_options);
     head::HeadCalibrationFile file;
+    if (std::filesystem::exists(out_path)) file = head::HeadCalibrationFile::load(out_path); // keep the other entries
+    if (file.epsilon != epsilon) file.factors.clear(); // factors tuned for another epsilon do not carry over
     file.model = model->path();
     file.epsilon = epsilon;
     for (double delta : deltas) {
         head::AdaptiveParams p;
         p.delta = delta;
         p.epsilon = epsilon;
-        const auto c = head::calibrate(adaptive.softmax(), adaptive.matrix(), hq.queries, p);
-        file.factors.push_back({delta, c.fudge_best, c.fudge_norm});
-        std::printf("delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)\n", delta, c.fudge_best, c.fudge_norm, c.runs, hq.queries.size());
+        const auto truth = head::exact_answers(adaptive.dense_matrix(), model->config().n_vocab, model->config().n_embd, hq.queries, p);
+        const auto c = head::calibrate(adaptive.algorithm(), hq.queries, truth, p);
+        file.put({algorithm, delta, c.fudge_best, c.fudge_norm});
+        std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)\n", algorithm.c_str(), delta, c.fudge_best, c.fudge_norm, c.runs, hq.queries.size());
     }
     file.save(out_path);
     std::printf("wrote %s\n", out_path.c_str());

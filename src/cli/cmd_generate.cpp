@@ -42,6 +42,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     int n_ctx = 0, threads = 0;
     bool chat = false, stats = false, json_out = false;
     std::vector<std::string> stops;
+    std::string head_impl;
+    head::AdaptiveHeadOptions head_options;
     po::options_description opts("winnow generate options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf); default: SmolLM2-135M-Instruct")(
         "prompt,p", po::value(&prompt), "prompt text")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
@@ -63,6 +65,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "head", po::value(&head_mode)->default_value("exact"), "output head: exact, or adaptive (AdaptiveSoftmax; greedy and top-k)")(
         "delta", po::value(&opt.adaptive.delta)->default_value(0.01), "adaptive head: failure probability")(
         "eps", po::value(&opt.adaptive.epsilon)->default_value(0.3), "adaptive head: relative error of the top probability")(
+        "head-impl", po::value(&head_impl)->default_value("fast"), "adaptive head: fast (incremental estimator, SIMD, all cores) or faithful (the paper's reference)")(
         "head-calibration", po::value(&calibration_path), "adaptive head: calibrated factors (default MODEL.head.json if present)")(
         "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
@@ -97,16 +100,19 @@ int cmd_generate(const std::vector<std::string>& args) {
     std::unique_ptr<head::AdaptiveHead> adaptive;
     std::string calibration_note = "theory constants (uncalibrated)";
     if (opt.head == HeadMode::adaptive) {
-        adaptive = std::make_unique<head::AdaptiveHead>(*model);
+        head_options.impl = head::parse_head_impl(head_impl);
+        head_options.threads = threads;
+        adaptive = std::make_unique<head::AdaptiveHead>(*model, head_options);
+        const std::string algorithm = head::algorithm_key(head_options);
         if (calibration_path.empty() && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
         if (!calibration_path.empty()) {
             const auto cal = head::HeadCalibrationFile::load(calibration_path);
-            if (const auto* e = cal.find(opt.adaptive.delta)) {
+            if (const auto* e = cal.find(algorithm, opt.adaptive.delta)) {
                 opt.adaptive.fudge_best = e->fudge_best;
                 opt.adaptive.fudge_norm = e->fudge_norm;
                 calibration_note = "calibrated (" + calibration_path + ")";
             } else {
-                calibration_note = "theory constants (" + calibration_path + " has no entry for this delta)";
+                calibration_note = "theory constants (" + calibration_path + " has no entry for " + algorithm + " at this delta)";
             }
         }
     }

@@ -14,13 +14,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-uint64_t splitmix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 double logsumexp(const std::vector<double>& v) {
     double mx = -kInf;
     for (double x : v) mx = std::max(mx, x);
@@ -211,28 +204,34 @@ AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d) : A_(A)
     }
 }
 
-namespace {
+uint64_t query_noise_seed(uint64_t seed, uint64_t query_counter) {
+    auto splitmix64 = [](uint64_t z) {
+        z += 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    return splitmix64(seed ^ splitmix64(query_counter));
+}
 
-void check(const AdaptiveParams& p, int n) {
+void check_params(const AdaptiveParams& p, int n) {
     if (!(p.epsilon > 0) || !(p.delta > 0 && p.delta < 1) || p.k < 1 || p.k > n || !(p.fudge_best > 0 && p.fudge_best <= 1) ||
         !(p.fudge_norm > 0 && p.fudge_norm <= 1) || !(p.warmup_cap > 0 && p.warmup_cap <= 1))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: need epsilon > 0, 0 < delta < 1, 1 <= k <= n, fudge factors and warm-up cap in (0, 1]");
 }
 
-} // namespace
-
 std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {
-    check(p, n_);
-    Query q(*this, x, p.beta, splitmix64(p.seed ^ splitmix64(++queries_)));
+    check_params(p, n_);
+    Query q(*this, x, p.beta, query_noise_seed(p.seed, ++queries_));
     if (q.dp == 0) return std::vector<int32_t>(p.k, 0);
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
 }
 
 AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptiveParams& p) {
-    check(p, n_);
+    check_params(p, n_);
     if (x.size() != static_cast<size_t>(d_)) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
-    Query q(*this, x, p.beta, splitmix64(p.seed ^ splitmix64(++queries_)));
+    Query q(*this, x, p.beta, query_noise_seed(p.seed, ++queries_));
     AdaptiveResult r;
     if (q.dp == 0) { // x is zero on every used column: all logits are 0
         r.head.top.resize(p.k);
@@ -281,6 +280,7 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
     r.head.p_top = static_cast<float>(std::exp(q.mu[S[0]] - r.head.log_norm));
     r.cost.samples = q.cost.samples;
     r.cost.multiply_adds = q.cost.multiply_adds;
+    r.cost.bytes_read = q.cost.multiply_adds * static_cast<int64_t>(sizeof(float)); // every product reads one fp32 weight
     r.cost.baseline = q.cost.baseline;
     r.cost.d_prime = q.dp;
     return r;

@@ -9,47 +9,20 @@
 #include <span>
 #include <vector>
 
-#include "head/exact_head.h"
+#include "head/adaptive_algorithm.h"
 
 namespace winnow::head {
 
-struct AdaptiveParams {
-    double epsilon = 0.3;       // multiplicative error of p
-    double delta = 0.01;        // failure probability
-    float beta = 1.0f;          // temperature: logits are beta * <A_i, x>
-    int k = 1;
-    double fudge_best = 1.0;    // f_b in (0, 1]: 1 = the theory constants (uncalibrated)
-    double fudge_norm = 1.0;    // f_ln in (0, 1]
-    double warmup_cap = 0.1;    // warm-up pulls at most this fraction of d' per arm (experiments: 0.1)
-    uint64_t seed = 42;
-};
-
-// What one query cost, in the paper's metric and in real work.
-struct AdaptiveCost {
-    int64_t samples = 0;        // distinct (i, j) products: sum of final prefix lengths (the paper's metric)
-    int64_t baseline = 0;       // n * d'
-    int64_t multiply_adds = 0;  // every product computed, including prefix re-reads when the threshold moves
-    int64_t warmup = 0, best_arm = 0, normalizer = 0; // samples added by each phase (they add up to `samples`)
-    int d_prime = 0;
-    double fraction() const { return baseline ? static_cast<double>(samples) / baseline : 0; }
-};
-
-struct AdaptiveResult {
-    HeadResult head;
-    AdaptiveCost cost;
-};
-
 // The per-matrix preprocessing (column L1 weights and the variance-proxy atom term), done once per A.
-class AdaptiveSoftmax {
+class AdaptiveSoftmax final : public AdaptiveAlgorithm {
 public:
     // A: row-major [n][d] fp32, kept by reference (must outlive this object).
     AdaptiveSoftmax(std::span<const float> A, int n, int d);
-    AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p);
-    // Phases A and B only (warm-up, then best arm by successive elimination), for the calibration of f_b. Unlike the
-    // reference code (spec §8 item 4) the warm-up is included, so f_b is tuned on the procedure that runs at test time.
-    std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p);
-    int n() const { return n_; }
-    int d() const { return d_; }
+    AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) override;
+    std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p) override;
+    int n() const override { return n_; }
+    int d() const override { return d_; }
+    const char* name() const override { return "faithful"; }
 
 private:
     struct Query;

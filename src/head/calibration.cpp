@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "head/exact_head.h"
+#include "winnow/error.h"
 
 namespace winnow::head {
 
@@ -24,10 +25,15 @@ double search(const std::function<int(double, int)>& failures, int allowed, int&
 
 } // namespace
 
-Calibration calibrate(AdaptiveSoftmax& head, std::span<const float> A, const std::vector<std::vector<float>>& queries, AdaptiveParams base) {
-    const int n = head.n(), d = head.d();
-    std::vector<HeadResult> exact;
-    for (const auto& x : queries) exact.push_back(exact_softmax(A, n, d, x, base.beta, base.k));
+std::vector<HeadResult> exact_answers(std::span<const float> A, int n, int d, const std::vector<std::vector<float>>& queries, const AdaptiveParams& p) {
+    std::vector<HeadResult> r(queries.size());
+#pragma omp parallel for schedule(dynamic)
+    for (size_t q = 0; q < queries.size(); ++q) r[q] = exact_softmax(A, n, d, queries[q], p.beta, p.k);
+    return r;
+}
+
+Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& exact, AdaptiveParams base) {
+    if (exact.size() != queries.size()) throw Error(ErrorKind::invalid_argument, "calibrate: one exact answer per query is needed");
     const int allowed = static_cast<int>(std::floor(base.delta * queries.size()));
     Calibration c;
 

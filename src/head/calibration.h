@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "head/adaptive_softmax.h"
+#include "head/adaptive_algorithm.h"
 
 namespace winnow::head {
 
@@ -16,7 +16,11 @@ struct Calibration {
     int runs = 0; // adaptive runs spent searching
 };
 
-// queries: each of length d. The search tolerance is 0.01 in log10(f), as in the authors' final code.
-Calibration calibrate(AdaptiveSoftmax& head, std::span<const float> A, const std::vector<std::vector<float>>& queries, AdaptiveParams base);
+// queries: each of length d; truth: the exact head's answer for each (exact_softmax with base.beta and base.k).
+// The search tolerance is 0.01 in log10(f), as in the authors' final code.
+Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
+                      AdaptiveParams base);
+// The exact answers for a set of queries (A row-major fp32 [n][d]).
+std::vector<HeadResult> exact_answers(std::span<const float> A, int n, int d, const std::vector<std::vector<float>>& queries, const AdaptiveParams& p);
 
 } // namespace winnow::head

@@ -20,11 +20,13 @@
 
 namespace {
 
-double greedy_agreement(double fudge_best, double fudge_norm) {
+double greedy_agreement(winnow::head::HeadImpl impl, double fudge_best, double fudge_norm) {
     auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
     auto tok = winnow::Tokenizer::from_gguf(*model->gguf());
     const std::string tmpl = model->gguf()->get_string("tokenizer.chat_template").value_or("");
-    winnow::head::AdaptiveHead adaptive(*model);
+    winnow::head::AdaptiveHeadOptions options;
+    options.impl = impl;
+    winnow::head::AdaptiveHead adaptive(*model, options);
     winnow::head::AdaptiveParams p;
     p.delta = 0.01;
     p.fudge_best = fudge_best;
@@ -51,23 +53,31 @@ double greedy_agreement(double fudge_best, double fudge_norm) {
         }
         ++prompts_run;
     }
-    std::printf("adaptive vs exact greedy: %d/%d steps agree (%.2f%%), mean fraction %.4f (gain %.2fx), f_b %.3g f_ln %.3g\n", agree, steps,
+    std::printf("%s: adaptive vs exact greedy: %d/%d steps agree (%.2f%%), mean fraction %.4f (gain %.2fx), f_b %.3g f_ln %.3g\n",
+                winnow::head::algorithm_key(options).c_str(), agree, steps,
                 100.0 * agree / steps, fraction / steps, steps / fraction, p.fudge_best, p.fudge_norm);
     EXPECT_EQ(prompts_run, 10);
     return static_cast<double>(agree) / steps;
 }
 
-TEST(SmolLM2AdaptiveHead, GreedyAgreesWithExactHeadTheoryConstants) {
-    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
-    EXPECT_GE(greedy_agreement(1.0, 1.0), 0.99);
+bool have_model() { return std::filesystem::exists(WINNOW_DEFAULT_MODEL); }
+
+TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadTheoryConstants) {
+    if (!have_model()) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::fast, 1.0, 1.0), 0.99);
 }
 
-TEST(SmolLM2AdaptiveHead, GreedyAgreesWithExactHeadCalibrated) {
-    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+TEST(SmolLM2AdaptiveHead, FaithfulGreedyAgreesWithExactHeadTheoryConstants) {
+    if (!have_model()) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::faithful, 1.0, 1.0), 0.99);
+}
+
+TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadCalibrated) {
+    if (!have_model()) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
     const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head.json");
-    const auto* factors = cal.find(0.01);
+    const auto* factors = cal.find("fast", 0.01);
     ASSERT_NE(factors, nullptr);
-    EXPECT_GE(greedy_agreement(factors->fudge_best, factors->fudge_norm), 0.95);
+    EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::fast, factors->fudge_best, factors->fudge_norm), 0.95);
 }
 
 } // namespace

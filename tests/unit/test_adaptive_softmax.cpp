@@ -137,7 +137,7 @@ TEST(AdaptiveSoftmaxCalibration, TunedFactorsKeepHeldOutSuccessAndRaiseTheGain) 
     AdaptiveParams p;
     p.delta = 0.05;
     p.beta = 4.0f;
-    const auto cal = calibrate(head, base.A, tune, p);
+    const auto cal = calibrate(head, tune, exact_answers(base.A, n, d, tune, p), p);
     std::printf("calibrated f_b = %.3g, f_ln = %.3g after %d searches\n", cal.fudge_best, cal.fudge_norm, cal.runs);
     EXPECT_LE(cal.fudge_best, 1.0);
     EXPECT_LE(cal.fudge_norm, 1.0);

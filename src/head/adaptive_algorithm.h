@@ -1,0 +1,62 @@
+#pragma once
+// What every AdaptiveSoftmax implementation offers: the full (eps, delta)-PAC head, and the arm selection alone
+// (warm-up + successive elimination) that the calibration of f_b judges. Two implementations exist:
+//   AdaptiveSoftmax       — the faithful reference (column sampling, Horvitz-Thompson, prefix re-reads), for the
+//                           paper comparison;
+//   TiledAdaptiveSoftmax  — the fast CPU path (tiles of adjacent columns on the stored weight format, the
+//                           incremental Des Raj estimator, SIMD, both cores).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "head/exact_head.h"
+
+namespace winnow::head {
+
+struct AdaptiveParams {
+    double epsilon = 0.3;       // multiplicative error of p
+    double delta = 0.01;        // failure probability
+    float beta = 1.0f;          // temperature: logits are beta * <A_i, x>
+    int k = 1;
+    double fudge_best = 1.0;    // f_b in (0, 1]: 1 = the theory constants (uncalibrated)
+    double fudge_norm = 1.0;    // f_ln in (0, 1]
+    double warmup_cap = 0.1;    // warm-up pulls at most this fraction of d' per arm (experiments: 0.1)
+    uint64_t seed = 42;
+};
+
+// What one query cost, in the paper's metric and in real work.
+struct AdaptiveCost {
+    int64_t samples = 0;        // distinct (i, j) products: sum of final prefix lengths (the paper's metric)
+    int64_t baseline = 0;       // n * d'
+    int64_t multiply_adds = 0;  // every product computed, including prefix re-reads and the zero columns of a tile
+    int64_t bytes_read = 0;     // bytes of the head matrix (in the layout the implementation reads) touched
+    int64_t warmup = 0, best_arm = 0, normalizer = 0; // samples added by each phase (they add up to `samples`)
+    int d_prime = 0;
+    double fraction() const { return baseline ? static_cast<double>(samples) / baseline : 0; }
+};
+
+struct AdaptiveResult {
+    HeadResult head;
+    AdaptiveCost cost;
+};
+
+class AdaptiveAlgorithm {
+public:
+    virtual ~AdaptiveAlgorithm() = default;
+    virtual AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) = 0;
+    // Phases A and B only (warm-up, then best arm by successive elimination), for the calibration of f_b. Unlike the
+    // reference code (spec §8 item 4) the warm-up is included, so f_b is tuned on the procedure that runs at test time.
+    virtual std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p) = 0;
+    virtual int n() const = 0;
+    virtual int d() const = 0;
+    virtual const char* name() const = 0;
+};
+
+// Throws winnow::Error unless epsilon > 0, 0 < delta < 1, 1 <= k <= n and the factors and the cap are in (0, 1].
+void check_params(const AdaptiveParams& p, int n);
+
+// The per-query noise seed: a splitmix64 mix of the caller's seed and a per-object query counter, so that every
+// query gets fresh Gumbel noise (the reference code re-seeds 42 for every query, spec §8 item 5).
+uint64_t query_noise_seed(uint64_t seed, uint64_t query_counter);
+
+} // namespace winnow::head

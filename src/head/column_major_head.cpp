@@ -1,0 +1,102 @@
+#include "head/column_major_head.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "io/quant.h"
+#include "winnow/error.h"
+
+namespace winnow::head {
+
+ColumnMajorHead::ColumnMajorHead(const Matrix& stored) : rows_(stored), n_(static_cast<int>(stored.rows)), d_(static_cast<int>(stored.cols)) {
+    if (n_ <= 0 || d_ <= 0 || stored.empty()) throw Error(ErrorKind::invalid_argument, "adaptive head: empty head matrix");
+    build();
+}
+
+ColumnMajorHead::ColumnMajorHead(std::span<const float> A, int n, int d, bool as_q8) : n_(n), d_(d) {
+    if (n <= 0 || d <= 0 || A.size() != static_cast<size_t>(n) * d) throw Error(ErrorKind::invalid_argument, "adaptive head: A must hold n x d values");
+    if (as_q8 && d % kQuantBlock) throw Error(ErrorKind::invalid_argument, "adaptive head: Q8_0 rows need d to be a multiple of 32");
+    rows_.type = as_q8 ? GgmlType::Q8_0 : GgmlType::F32;
+    rows_.rows = n;
+    rows_.cols = d;
+    rows_.row_bytes = as_q8 ? static_cast<size_t>(d) / kQuantBlock * sizeof(BlockQ8_0) : static_cast<size_t>(d) * sizeof(float);
+    rows_.name = "A";
+    owned_rows_.resize(rows_.row_bytes * n);
+    for (int i = 0; i < n; ++i) {
+        const float* src = A.data() + static_cast<size_t>(i) * d;
+        uint8_t* dst = owned_rows_.data() + rows_.row_bytes * i;
+        if (as_q8) quantize_row_ref(GgmlType::Q8_0, src, dst, d);
+        else std::memcpy(dst, src, rows_.row_bytes);
+    }
+    rows_.data = owned_rows_.data();
+    build();
+}
+
+void ColumnMajorHead::build() {
+    const size_t n = n_;
+    stride_ = (n_ + 31) / 32 * 32;
+    const size_t stride = stride_;
+    if (rows_.type == GgmlType::Q8_0 || rows_.type == GgmlType::Q4_0) {
+        storage_ = Storage::q8;
+        q_.assign(static_cast<size_t>(d_) * stride, 0);
+        s_.assign(static_cast<size_t>(d_ / kQuantBlock) * stride, 0);
+        for (size_t i = 0; i < n; ++i) {
+            const uint8_t* row = rows_.row(i);
+            for (int b = 0; b < d_ / kQuantBlock; ++b) {
+                int8_t block[32];
+                uint16_t scale;
+                if (rows_.type == GgmlType::Q8_0) {
+                    BlockQ8_0 blk;
+                    std::memcpy(&blk, row + b * sizeof(BlockQ8_0), sizeof blk);
+                    std::memcpy(block, blk.qs, 32);
+                    scale = blk.d;
+                } else { // Q4_0: value = d * (nibble - 8)
+                    BlockQ4_0 blk;
+                    std::memcpy(&blk, row + b * sizeof(BlockQ4_0), sizeof blk);
+                    for (int j = 0; j < 16; ++j) {
+                        block[j] = static_cast<int8_t>((blk.qs[j] & 0x0f) - 8);
+                        block[j + 16] = static_cast<int8_t>((blk.qs[j] >> 4) - 8);
+                    }
+                    scale = blk.d;
+                }
+                s_[b * stride + i] = scale;
+                for (int j = 0; j < 32; ++j) q_[(static_cast<size_t>(b) * 32 + j) * stride + i] = block[j];
+            }
+        }
+    } else {
+        storage_ = Storage::f32;
+        f_.assign(static_cast<size_t>(d_) * stride, 0.0f);
+        std::vector<float> row(d_);
+        for (size_t i = 0; i < n; ++i) {
+            dequantize_row(rows_.type, rows_.row(i), row.data(), d_);
+            for (int j = 0; j < d_; ++j) f_[static_cast<size_t>(j) * stride + i] = row[j];
+        }
+    }
+    const std::vector<float> A = dense();
+    col_l1_.assign(d_, 0.0);
+    for (size_t i = 0; i < n; ++i)
+        for (int j = 0; j < d_; ++j) col_l1_[j] += std::fabs(static_cast<double>(A[i * d_ + j]));
+    double wsum = 0;
+    for (double w : col_l1_) wsum += w;
+    sigma2_atoms_ = 0;
+    if (wsum <= 0) return;
+    for (size_t i = 0; i < n; ++i) {
+        double s = 0;
+        for (int j = 0; j < d_; ++j) {
+            const double q = col_l1_[j] / wsum;
+            if (q > 0) s += static_cast<double>(A[i * d_ + j]) * A[i * d_ + j] / (q * static_cast<double>(d_) * d_);
+        }
+        sigma2_atoms_ = std::max(sigma2_atoms_, s);
+    }
+}
+
+std::vector<float> ColumnMajorHead::dense() const {
+    std::vector<float> A(static_cast<size_t>(n_) * d_);
+    for (size_t i = 0; i < static_cast<size_t>(n_); ++i) dequantize_row(rows_.type, rows_.row(i), A.data() + i * d_, d_);
+    return A;
+}
+
+float ColumnMajorHead::row_dot(int row, const cpu::PreparedActivation& x) const { return cpu::vec_dot(rows_.type, rows_.row(row), x, d_); }
+
+} // namespace winnow::head

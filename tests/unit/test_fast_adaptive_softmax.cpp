@@ -1,0 +1,213 @@
+// The fast AdaptiveSoftmax (Des Raj estimator, column-major stored values, exact rows for small rounds): its layout
+// against the stored rows, exactness when every arm is read in full, determinism per seed and thread count, the
+// (eps, delta)-PAC rate on 2000 random instances with a planted best arm (the protocol of the reference's test),
+// sublinear sample growth in d, no re-reads in the cost, and calibrated held-out success.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "head/adaptive_softmax.h"
+#include "head/calibration.h"
+#include "head/exact_head.h"
+#include "head/fast_adaptive_softmax.h"
+#include "io/quant.h"
+
+namespace {
+
+using namespace winnow::head;
+
+struct Instance {
+    int n, d;
+    std::vector<float> A, x;
+};
+
+// Spec §5 synthetic (b): A_ij ~ N(0, (scale/d)^2), x = sign(A_0): arm 0 stands out.
+Instance planted(int n, int d, uint64_t seed, float scale = 1.0f) {
+    Instance in{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d)};
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, scale / d);
+    for (auto& a : in.A) a = nd(rng);
+    for (int j = 0; j < d; ++j) in.x[j] = in.A[j] >= 0 ? 1.0f : -1.0f;
+    return in;
+}
+
+FastAdaptiveSoftmax make_head(const Instance& in, bool q8 = false, int threads = 1) {
+    return FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, q8), threads);
+}
+
+bool success(const AdaptiveResult& r, const HeadResult& exact, double eps) {
+    return r.head.top[0] == exact.top[0] && std::abs(r.head.p_top - exact.p_top) <= eps * exact.p_top;
+}
+
+class ColumnLayout : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ColumnLayout, HoldsTheStoredValuesAndRowDotsMatchDoublePrecision) {
+    const bool q8 = GetParam();
+    const int n = 37, d = 96; // n not a multiple of the SIMD group: the columns are padded
+    auto in = planted(n, d, 17);
+    std::mt19937_64 rng(3);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto& v : in.x) v = nd(rng);
+    const ColumnMajorHead H(in.A, n, d, q8);
+    const std::vector<float> dense = H.dense();
+    if (q8) { // exactly the Q8_0 values: ggml's reference quantizer, then its decoder
+        std::vector<winnow::BlockQ8_0> blocks(static_cast<size_t>(n) * d / 32);
+        std::vector<float> want(in.A.size());
+        winnow::quantize_row_ref(winnow::GgmlType::Q8_0, in.A.data(), blocks.data(), in.A.size());
+        winnow::dequantize_row(winnow::GgmlType::Q8_0, blocks.data(), want.data(), in.A.size());
+        EXPECT_EQ(dense, want);
+    } else {
+        EXPECT_EQ(dense, in.A);
+    }
+    EXPECT_EQ(H.stride(), 64);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < d; ++j) {
+            const float v = q8 ? H.quant_column(j)[i] * winnow::fp16_to_fp32(H.scale_row(j / 32)[i]) : H.float_column(j)[i];
+            ASSERT_EQ(v, dense[static_cast<size_t>(i) * d + j]) << i << "," << j;
+        }
+    winnow::cpu::PreparedActivation prep;
+    winnow::cpu::prepare_activation(H.rows().type, in.x.data(), d, prep);
+    for (int i = 0; i < n; ++i) {
+        double want = 0;
+        for (int j = 0; j < d; ++j) want += static_cast<double>(dense[static_cast<size_t>(i) * d + j]) * in.x[j];
+        EXPECT_NEAR(H.row_dot(i, prep), want, 1e-5);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Storage, ColumnLayout, ::testing::Bool());
+
+TEST(FastAdaptiveSoftmax, ExactWhenEveryArmIsReadInFull) {
+    // d' = 8 < the first PullToVar step of 16: every arm is read in full, so the answer is the exact softmax
+    for (bool q8 : {false, true}) {
+        auto in = planted(40, 32, 1);
+        for (int j = 8; j < 32; ++j) in.x[j] = 0; // zero columns are never sampled: d' = 8
+        auto head = make_head(in, q8);
+        const std::vector<float> A = head.head().dense();
+        const auto r = head.run(in.x, AdaptiveParams{});
+        const auto ex = exact_softmax(A, in.n, in.d, in.x);
+        EXPECT_EQ(r.head.top, ex.top);
+        EXPECT_NEAR(r.head.p_top, ex.p_top, 1e-5);
+        EXPECT_NEAR(r.head.log_norm, ex.log_norm, 1e-5);
+        EXPECT_EQ(r.cost.samples, r.cost.baseline);
+        EXPECT_EQ(r.cost.baseline, 40 * 8);
+    }
+}
+
+TEST(FastAdaptiveSoftmax, DeterministicForAFixedSeedAndThreadCount) {
+    auto in = planted(5000, 512, 2); // enough arms for the threaded rounds
+    AdaptiveParams p;
+    p.seed = 1234;
+    auto a = make_head(in, true, 2), b = make_head(in, true, 2);
+    const auto ra = a.run(in.x, p), rb = b.run(in.x, p);
+    EXPECT_EQ(ra.head.top, rb.head.top);
+    EXPECT_EQ(ra.head.p_top, rb.head.p_top);
+    EXPECT_EQ(ra.cost.samples, rb.cost.samples);
+    auto c = make_head(in, true, 1); // the threads split arms, never one arm's sums: same answer on one thread
+    const auto rc = c.run(in.x, p);
+    EXPECT_EQ(rc.head.top, ra.head.top);
+    EXPECT_EQ(rc.head.p_top, ra.head.p_top);
+    p.seed = 99;
+    auto e = make_head(in, true, 2);
+    EXPECT_NE(e.run(in.x, p).head.log_norm, ra.head.log_norm); // another column order
+}
+
+TEST(FastAdaptiveSoftmax, CostHasNoReReadsAndAddsUp) {
+    auto in = planted(300, 2048, 3);
+    auto fast = make_head(in);
+    AdaptiveSoftmax faithful(in.A, in.n, in.d);
+    const auto r = fast.run(in.x, AdaptiveParams{});
+    const auto ref = faithful.run(in.x, AdaptiveParams{});
+    EXPECT_EQ(r.cost.warmup + r.cost.best_arm + r.cost.normalizer, r.cost.samples);
+    EXPECT_EQ(r.cost.baseline, 300LL * 2048);
+    EXPECT_LT(r.cost.fraction(), 1.0);
+    // every product is a new sample (up to the SIMD lanes of arms a masked round does not advance)
+    EXPECT_LE(r.cost.multiply_adds, r.cost.samples * 11 / 10);
+    EXPECT_GT(ref.cost.multiply_adds, ref.cost.samples * 3 / 2); // the reference re-reads its prefixes
+    EXPECT_LE(r.cost.bytes_read, r.cost.multiply_adds * 4 * 11 / 10); // fp32 storage: 4 bytes per product
+}
+
+// PAC: 2000 random instances, theory constants, delta = 0.1: failures <= delta N + 3 sqrt(N delta (1 - delta)).
+TEST(FastAdaptiveSoftmax, PacFailureRateAtMostDelta) {
+    const int N = 2000;
+    AdaptiveParams p;
+    p.delta = 0.1;
+    p.epsilon = 0.3;
+    p.beta = 8.0f;
+    int failures = 0;
+    double fraction = 0;
+    for (int t = 0; t < N; ++t) {
+        auto in = planted(64, 256, 1000 + t);
+        auto head = make_head(in, t % 2 == 1); // both storages
+        p.seed = t;
+        const auto r = head.run(in.x, p);
+        const auto ex = exact_softmax(head.head().dense(), in.n, in.d, in.x, p.beta);
+        failures += !success(r, ex, p.epsilon);
+        fraction += r.cost.fraction();
+    }
+    const double tol = p.delta * N + 3 * std::sqrt(N * p.delta * (1 - p.delta));
+    std::printf("fast PAC: %d / %d failures (allowed %.0f), mean fraction %.3f (gain %.2fx)\n", failures, N, tol, fraction / N, N / fraction);
+    EXPECT_LE(failures, tol);
+}
+
+TEST(FastAdaptiveSoftmax, SampleComplexitySublinearInD) {
+    std::vector<double> per_arm;
+    for (int d : {1000, 10000, 100000}) {
+        auto in = planted(100, d, 7);
+        auto head = make_head(in);
+        AdaptiveParams p;
+        p.delta = 0.1;
+        const auto r = head.run(in.x, p);
+        per_arm.push_back(static_cast<double>(r.cost.samples) / in.n);
+        std::printf("fast, d = %6d: %.0f samples per arm (%.4f of d), top %d\n", d, per_arm.back(), per_arm.back() / d, r.head.top[0]);
+        EXPECT_EQ(r.head.top[0], 0);
+    }
+    EXPECT_LT(per_arm[1] / per_arm[0], 10.0 / 2);
+    EXPECT_LT(per_arm[2] / per_arm[0], 100.0 / 4);
+}
+
+TEST(FastAdaptiveSoftmaxCalibration, TunedFactorsKeepHeldOutSuccessAndRaiseTheGain) {
+    const int n = 512, d = 1024;
+    auto base = planted(n, d, 11);
+    std::mt19937_64 rng(5);
+    std::normal_distribution<float> noise(0.0f, 0.5f);
+    std::uniform_int_distribution<int> target(0, n - 1);
+    std::vector<std::vector<float>> tune, test;
+    for (int q = 0; q < 400; ++q) {
+        const int t = target(rng);
+        std::vector<float> x(d);
+        for (int j = 0; j < d; ++j) x[j] = (base.A[static_cast<size_t>(t) * d + j] >= 0 ? 1.0f : -1.0f) + noise(rng);
+        (q < 200 ? tune : test).push_back(std::move(x));
+    }
+    auto head = make_head(base, true);
+    const std::vector<float> A = head.head().dense();
+    AdaptiveParams p;
+    p.delta = 0.05;
+    p.beta = 4.0f;
+    const auto cal = calibrate(head, tune, exact_answers(A, n, d, tune, p), p);
+    const auto truth = exact_answers(A, n, d, test, p);
+    auto evaluate = [&](AdaptiveParams q) {
+        int ok = 0;
+        double frac = 0;
+        for (size_t i = 0; i < test.size(); ++i) {
+            q.seed = 777 + i;
+            const auto r = head.run(test[i], q);
+            ok += success(r, truth[i], q.epsilon);
+            frac += r.cost.fraction();
+        }
+        return std::pair<double, double>(static_cast<double>(ok) / test.size(), test.size() / frac);
+    };
+    const auto [theory_success, theory_gain] = evaluate(p);
+    AdaptiveParams tuned = p;
+    tuned.fudge_best = cal.fudge_best;
+    tuned.fudge_norm = cal.fudge_norm;
+    const auto [tuned_success, tuned_gain] = evaluate(tuned);
+    std::printf("fast calibration: f_b %.3g f_ln %.3g; theory %.1f%% at %.2fx, tuned %.1f%% at %.2fx\n", cal.fudge_best, cal.fudge_norm,
+                100 * theory_success, theory_gain, 100 * tuned_success, tuned_gain);
+    EXPECT_GE(theory_success, 1 - p.delta);
+    EXPECT_GE(tuned_success, 1 - 2 * p.delta); // held out: the tuning set allows delta, plus sampling noise
+    EXPECT_GE(tuned_gain, theory_gain);
+}
+
+} // namespace
