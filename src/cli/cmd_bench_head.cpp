@@ -51,7 +51,7 @@ double median(std::vector<double> v) {
 } // namespace
 
 int cmd_bench_head(const std::vector<std::string>& args) {
-    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful";
+    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0";
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0;
     bool json_out = false;
     po::options_description opts("winnow bench head options");
@@ -62,6 +62,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "cache", po::value(&cache), "file to keep the collected hidden states in (reused when it matches)")(
         "threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")("csv", po::value(&csv_path), "also write the table as CSV")(
         "variants", po::value(&variants_arg)->default_value(variants_arg), "comma-separated: fast, faithful (reference)")(
+        "confidence", po::value(&confidences_arg)->default_value(confidences_arg),
+        "comma-separated calibration confidences: 0 = the authors' rule (floor(delta N) tuning failures), c in (0, 1) = the tuning set must reject 'failure rate >= delta' at confidence c")(
         "head-threads", po::value(&head_threads)->default_value(0), "threads for the exact and the fast head (0 = all cores)")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
@@ -73,6 +75,14 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     for (std::string v; std::getline(vs, v, ',');) {
         if (v != "fast" && v != "faithful") throw Error(ErrorKind::invalid_argument, "--variants: '" + v + "' is not fast or faithful");
         variants.push_back(v);
+    }
+    std::vector<double> confidences;
+    std::stringstream cs(confidences_arg);
+    for (std::string c; std::getline(cs, c, ',');) {
+        double v = -1;
+        try { v = std::stod(c); } catch (const std::exception&) {}
+        if (!(v >= 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--confidence: '" + c + "' is not in [0, 1)");
+        confidences.push_back(v);
     }
     auto model = Model::load(resolve_model_path(model_arg));
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "bench head needs a GGUF model");
@@ -115,11 +125,11 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const double head_bytes = static_cast<double>(W.row_bytes) * n;
 
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads) {
+    auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence) {
         for (double delta : {0.01, 0.05, 0.1}) {
             head::AdaptiveParams p = base;
             p.delta = delta;
-            const auto cal = head::calibrate(algo, tune, truth_tune, p);
+            const auto cal = head::calibrate(algo, tune, truth_tune, p, confidence);
             p.fudge_best = cal.fudge_best;
             p.fudge_norm = cal.fudge_norm;
             double frac = 0, macs = 0, bytes = 0, warm = 0, best = 0, norm = 0;
@@ -142,6 +152,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             nlohmann::ordered_json row;
             row["variant"] = label;
             row["threads"] = algo_threads;
+            row["calibration_confidence"] = confidence;
             row["delta"] = delta;
             row["gain"] = m / frac;
             row["success"] = ok / m;
@@ -162,14 +173,15 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         }
     };
     const int fast_threads = head_threads > 0 ? head_threads : static_cast<int>(std::thread::hardware_concurrency());
-    for (const auto& v : variants) {
-        if (v == "fast") {
-            bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads);
-        } else {
-            head::AdaptiveSoftmax faithful(A, n, d);
-            bench_variant(faithful, "faithful", 1);
+    for (double confidence : confidences)
+        for (const auto& v : variants) {
+            if (v == "fast") {
+                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence);
+            } else {
+                head::AdaptiveSoftmax faithful(A, n, d);
+                bench_variant(faithful, "faithful", 1, confidence);
+            }
         }
-    }
     nlohmann::ordered_json report;
     report["model"] = model->path();
     report["n"] = n;
@@ -204,16 +216,16 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     }
     std::printf("AdaptiveSoftmax on %s (n = %d, d = %d, head %s), %zu test queries from %s (fnv1a %s), windows of %d, eps = 0.3\n",
                 std::filesystem::path(model->path()).filename().c_str(), n, d, ggml_type_name(W.type), test.size(), text_path.c_str(), hash.c_str(), window);
-    std::printf("| variant | threads | delta | gain | success | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
-    std::printf("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    std::printf("| variant | threads | conf. | delta | gain | success | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
+    std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (auto& r : rows)
-        std::printf("| %s | %d | %.2f | %.2fx | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
-                    r["variant"].get<std::string>().c_str(), r["threads"].get<int>(), r["delta"].get<double>(), r["gain"].get<double>(),
+        std::printf("| %s | %d | %.2g | %.2f | %.2fx | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
+                    r["variant"].get<std::string>().c_str(), r["threads"].get<int>(), r["calibration_confidence"].get<double>(), r["delta"].get<double>(), r["gain"].get<double>(),
                     100 * r["success"].get<double>(), r["fudge_best"].get<double>(), r["fudge_norm"].get<double>(), r["warmup_fraction"].get<double>(),
                     r["best_arm_fraction"].get<double>(), r["normalizer_fraction"].get<double>(), r["multiply_adds_fraction"].get<double>(),
                     r["bytes_read_vs_stored_head"].get<double>(), r["exact_head_ms"].get<double>(), r["adaptive_head_ms"].get<double>(),
                     r["wall_clock_speedup"].get<double>());
-    std::printf("| paper GPT-2 / WikiText-2 (authors' result files) | | 0.01 / 0.05 / 0.10 | 6.87x / 7.67x / 8.30x | 98.1%% / 94.8%% / 89.2%% | | | | | | | | | | |\n");
+    std::printf("| paper GPT-2 / WikiText-2 (authors' result files) | | | 0.01 / 0.05 / 0.10 | 6.87x / 7.67x / 8.30x | 98.1%% / 94.8%% / 89.2%% | | | | | | | | | | |\n");
     return 0;
 }
 

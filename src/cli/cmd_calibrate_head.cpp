@@ -23,7 +23,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache, impl = "fast";
     int window = 32, n_queries = 200, threads = 0;
     head::AdaptiveHeadOptions head_options;
-    double epsilon = 0.3;
+    double epsilon = 0.3, confidence = 0;
     po::options_description opts("winnow calibrate-head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
         "text", po::value(&text_path)->default_value(text_path), "text the query windows slide over")(
@@ -31,6 +31,8 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities to calibrate")(
         "eps", po::value(&epsilon)->default_value(0.3), "relative error of the top probability")(
         "cache", po::value(&cache), "file to keep the collected hidden states in")("threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")(
+        "confidence", po::value(&confidence)->default_value(0),
+        "0 = the authors' rule (floor(delta N) tuning failures); c in (0, 1) = the tuning set must reject 'failure rate >= delta' at confidence c")(
         "head-impl", po::value(&impl)->default_value(impl), "AdaptiveSoftmax implementation: fast or faithful (reference)")(
         "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json; entries for other algorithms or deltas are kept)");
     po::variables_map vm;
@@ -43,6 +45,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         if (!(v > 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--deltas: '" + item + "' is not a probability in (0, 1)");
         deltas.push_back(v);
     }
+    if (!(confidence >= 0 && confidence < 1)) throw Error(ErrorKind::invalid_argument, "--confidence must be in [0, 1)");
     if (window < 2 || n_queries < 10 || !(epsilon > 0)) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, --eps > 0");
 
     auto model = Model::load(resolve_model_path(model_arg));
@@ -61,7 +64,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         p.delta = delta;
         p.epsilon = epsilon;
         const auto truth = head::exact_answers(adaptive.dense_matrix(), model->config().n_vocab, model->config().n_embd, hq.queries, p);
-        const auto c = head::calibrate(adaptive.algorithm(), hq.queries, truth, p);
+        const auto c = head::calibrate(adaptive.algorithm(), hq.queries, truth, p, confidence);
         file.put({algorithm, delta, c.fudge_best, c.fudge_norm});
         std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)\n", algorithm.c_str(), delta, c.fudge_best, c.fudge_norm, c.runs, hq.queries.size());
     }

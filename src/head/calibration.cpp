@@ -32,9 +32,24 @@ std::vector<HeadResult> exact_answers(std::span<const float> A, int n, int d, co
     return r;
 }
 
-Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& exact, AdaptiveParams base) {
+int allowed_failures(int n, double delta, double confidence) {
+    if (confidence <= 0) return static_cast<int>(std::floor(delta * n)); // the authors' rule
+    // largest a with P(Binomial(n, delta) <= a) <= 1 - confidence (at least 0)
+    double pmf = std::pow(1 - delta, n), cdf = pmf;
+    int a = 0;
+    while (a < n) {
+        pmf *= static_cast<double>(n - a) / (a + 1) * delta / (1 - delta);
+        if (cdf + pmf > 1 - confidence) break;
+        cdf += pmf;
+        ++a;
+    }
+    return cdf <= 1 - confidence ? a : 0;
+}
+
+Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& exact, AdaptiveParams base,
+                      double confidence) {
     if (exact.size() != queries.size()) throw Error(ErrorKind::invalid_argument, "calibrate: one exact answer per query is needed");
-    const int allowed = static_cast<int>(std::floor(base.delta * queries.size()));
+    const int allowed = allowed_failures(static_cast<int>(queries.size()), base.delta, confidence);
     Calibration c;
 
     // f_b: the full run's arm choice (warm-up included), f_ln held at 1

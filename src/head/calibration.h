@@ -17,9 +17,17 @@ struct Calibration {
 };
 
 // queries: each of length d; truth: the exact head's answer for each (exact_softmax with base.beta and base.k).
-// The search tolerance is 0.01 in log10(f), as in the authors' final code.
+// The search tolerance is 0.01 in log10(f), as in the authors' final code. A factor passes when the tuning failures
+// are at most allowed_failures(|queries|, delta, confidence).
 Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
-                      AdaptiveParams base);
+                      AdaptiveParams base, double confidence = 0);
+
+// The failures a factor may cause on n tuning queries. confidence <= 0: floor(delta n), the authors' rule, which picks
+// the most aggressive factor whose tuning failure rate merely equals delta, so the held-out rate lands above delta
+// (the search selects on noise). confidence c in (0, 1): the largest a with P(Binomial(n, delta) <= a) <= 1 - c, i.e.
+// the tuning set must reject "failure rate >= delta" at confidence c (for n = 200, delta = 0.01: c = 0.5 allows 1,
+// c = 0.8 allows 0).
+int allowed_failures(int n, double delta, double confidence);
 // The exact answers for a set of queries (A row-major fp32 [n][d]).
 std::vector<HeadResult> exact_answers(std::span<const float> A, int n, int d, const std::vector<std::vector<float>>& queries, const AdaptiveParams& p);
 

@@ -165,3 +165,18 @@ TEST(AdaptiveSoftmaxCalibration, TunedFactorsKeepHeldOutSuccessAndRaiseTheGain) 
 }
 
 } // namespace
+
+namespace {
+
+TEST(AdaptiveSoftmaxCalibration, AllowedFailuresFollowTheBinomialTail) {
+    EXPECT_EQ(winnow::head::allowed_failures(200, 0.01, 0), 2);   // the authors' floor(delta N)
+    EXPECT_EQ(winnow::head::allowed_failures(1000, 0.1, 0), 100);
+    // n = 200, delta = 0.01: P(X <= 0) = 0.134, P(X <= 1) = 0.405, P(X <= 2) = 0.677
+    EXPECT_EQ(winnow::head::allowed_failures(200, 0.01, 0.5), 1);
+    EXPECT_EQ(winnow::head::allowed_failures(200, 0.01, 0.8), 0);
+    EXPECT_EQ(winnow::head::allowed_failures(200, 0.01, 0.95), 0); // nothing rejects at 95%: the strictest rule, 0
+    // n = 200, delta = 0.1: mean 20, P(X <= 14) = 0.093, P(X <= 15) = 0.143 (math.comb in Python)
+    EXPECT_EQ(winnow::head::allowed_failures(200, 0.1, 0.9), 14);
+}
+
+} // namespace
