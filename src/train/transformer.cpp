@@ -46,7 +46,7 @@ size_t Transformer<F>::add(const std::string& name, int rows, int cols, bool dec
 }
 
 template <typename F>
-Transformer<F>::Transformer(const TrainShape& s) : s_(s) {
+Transformer<F>::Transformer(const TrainShape& s, const MemoryPolicy& policy) : s_(s), policy_(policy) {
     if (s.n_vocab <= 0 || s.n_embd <= 0 || s.n_layer <= 0 || s.n_head <= 0 || s.n_head_kv <= 0 || s.n_head % s.n_head_kv || s.head_dim <= 0 || s.n_ff <= 0)
         throw Error(ErrorKind::invalid_argument, "trainer: inconsistent model shape");
     const bool gpt2 = s.arch == Arch::gpt2;
@@ -172,38 +172,121 @@ void Transformer<F>::zero_grad() {
     std::fill(grads_.begin(), grads_.end(), F(0));
 }
 
+namespace {
+
+// Which linear inputs the policy keeps in full, recomputes, or replaces by their sign.
+enum class Keep { full, recompute, sign };
+
+struct Plan {
+    Keep ln1, atty, ln2, ff_act;
+    explicit Plan(const MemoryPolicy& p) {
+        const int asa = static_cast<int>(p.linear); // 0 = full, 1..4 = asa1..asa4
+        ff_act = asa >= 1 ? Keep::sign : p.recompute ? Keep::recompute : Keep::full;
+        ln2 = asa >= 2 ? Keep::sign : p.recompute ? Keep::recompute : Keep::full;
+        atty = asa >= 3 ? Keep::sign : Keep::full; // the attention output is not cheap to recompute
+        ln1 = asa >= 4 ? Keep::sign : p.recompute ? Keep::recompute : Keep::full;
+    }
+};
+
+size_t words(size_t bits) { return (bits + 63) / 64; }
+
+// ASA: packs sign(x) > 0 into bits and writes the perturbed input x + eps * (x > 0 ? 1 : -1) to xt.
+template <typename F>
+void pack_signs(std::vector<uint64_t>& bits, F* xt, const F* x, size_t n, F eps) {
+    std::fill(bits.begin(), bits.end(), 0);
+    for (size_t i = 0; i < n; ++i) {
+        const bool pos = x[i] > 0;
+        bits[i / 64] |= static_cast<uint64_t>(pos) << (i % 64);
+        xt[i] = x[i] + (pos ? eps : -eps);
+    }
+}
+
+// The ASA weight-gradient input: scale * sign(x).
+template <typename F>
+void unpack_signs(F* out, const std::vector<uint64_t>& bits, size_t n, F scale) {
+    for (size_t i = 0; i < n; ++i) out[i] = (bits[i / 64] >> (i % 64) & 1) ? scale : -scale;
+}
+
+// LayerNorm / RMSNorm output from the kept input and row statistics (the recompute policy).
+template <typename F>
+void norm_apply(F* y, const F* x, const F* mean, const F* rstd, const F* w, const F* b, int N, int C) {
+    for (int n = 0; n < N; ++n)
+        for (int i = 0; i < C; ++i) {
+            const size_t at = static_cast<size_t>(n) * C + i;
+            y[at] = b ? (x[at] - mean[n]) * rstd[n] * w[i] + b[i] : x[at] * rstd[n] * w[i];
+        }
+}
+
+} // namespace
+
+template <typename F>
+size_t Transformer<F>::saved_bytes_per_layer() const {
+    size_t total = 0;
+    for (const auto& t : saved_layer_) total += t.bytes;
+    return total;
+}
+
 template <typename F>
 void Transformer<F>::ensure_acts(int B, int T) {
     if (B == B_ && T == T_) return;
     if (T > s_.n_ctx && pos_embd_ != kNone) throw Error(ErrorKind::invalid_argument, "trainer: sequence longer than gpt2's learned positions");
+    if (policy_.attention == AttentionPolicy::approx && T > 65536) throw Error(ErrorKind::invalid_argument, "trainer: approx attention ranks need T <= 65536");
     B_ = B;
     T_ = T;
     const size_t N = static_cast<size_t>(B) * T, C = s_.n_embd, qd = static_cast<size_t>(s_.n_head) * s_.head_dim,
-                 kvd = static_cast<size_t>(s_.n_head_kv) * s_.head_dim, FF = s_.n_ff;
+                 kvd = static_cast<size_t>(s_.n_head_kv) * s_.head_dim, FF = s_.n_ff, rows = static_cast<size_t>(B) * s_.n_head * T;
     const bool gpt2 = s_.arch == Arch::gpt2;
+    const Plan plan(policy_);
     acts_.assign(s_.n_layer, Acts{});
     for (auto& a : acts_) {
         a.resid_in.resize(N * C);
-        a.ln1.resize(N * C);
+        if (plan.ln1 == Keep::full) a.ln1.resize(N * C);
+        if (plan.ln1 == Keep::sign) a.ln1_sign.resize(words(N * C));
         a.ln1_mean.resize(gpt2 ? N : 0);
         a.ln1_rstd.resize(N);
         a.q.resize(N * qd);
         a.k.resize(N * kvd);
         a.v.resize(N * kvd);
-        a.P.resize(static_cast<size_t>(B) * s_.n_head * T * T);
-        a.atty.resize(N * qd);
+        if (policy_.attention == AttentionPolicy::dense) a.P.resize(rows * T);
+        if (policy_.attention == AttentionPolicy::lse) a.lse.resize(rows);
+        if (policy_.attention == AttentionPolicy::approx) a.approx.resize(static_cast<int>(rows), T, policy_.approx_m);
+        if (plan.atty == Keep::full) a.atty.resize(N * qd);
+        else a.atty_sign.resize(words(N * qd));
         a.resid_mid.resize(N * C);
-        a.ln2.resize(N * C);
+        if (plan.ln2 == Keep::full) a.ln2.resize(N * C);
+        if (plan.ln2 == Keep::sign) a.ln2_sign.resize(words(N * C));
         a.ln2_mean.resize(gpt2 ? N : 0);
         a.ln2_rstd.resize(N);
         a.ff_pre.resize(N * FF);
         a.ff_gate.resize(gpt2 ? 0 : N * FF);
-        a.ff_act.resize(N * FF);
+        if (plan.ff_act == Keep::full) a.ff_act.resize(N * FF);
+        if (plan.ff_act == Keep::sign) a.ff_act_sign.resize(words(N * FF));
     }
     const Acts& a = acts_[0];
-    saved_layer_bytes_ = sizeof(F) * (a.resid_in.size() + a.ln1.size() + a.ln1_mean.size() + a.ln1_rstd.size() + a.q.size() + a.k.size() + a.v.size() +
-                                      a.P.size() + a.atty.size() + a.resid_mid.size() + a.ln2.size() + a.ln2_mean.size() + a.ln2_rstd.size() +
-                                      a.ff_pre.size() + a.ff_gate.size() + a.ff_act.size());
+    const size_t f = sizeof(F), w = sizeof(uint64_t);
+    saved_layer_.clear();
+    auto note = [&](const char* name, size_t bytes) { if (bytes) saved_layer_.push_back({name, bytes}); };
+    note("resid_in", a.resid_in.size() * f);
+    note("ln1", a.ln1.size() * f);
+    note("ln1_sign", a.ln1_sign.size() * w);
+    note("ln1_stats", (a.ln1_mean.size() + a.ln1_rstd.size()) * f);
+    note("q", a.q.size() * f);
+    note("k", a.k.size() * f);
+    note("v", a.v.size() * f);
+    note("att_P", a.P.size() * f);
+    note("att_lse", a.lse.size() * f);
+    note("att_approx_values", a.approx.slot_bytes());
+    note("att_approx_ranks", a.approx.rank_bytes());
+    note("atty", a.atty.size() * f);
+    note("atty_sign", a.atty_sign.size() * w);
+    note("resid_mid", a.resid_mid.size() * f);
+    note("ln2", a.ln2.size() * f);
+    note("ln2_sign", a.ln2_sign.size() * w);
+    note("ln2_stats", (a.ln2_mean.size() + a.ln2_rstd.size()) * f);
+    note(gpt2 ? "fc_pre" : "ffn_up", a.ff_pre.size() * f);
+    note("ffn_gate", a.ff_gate.size() * f);
+    note(gpt2 ? "fc_gelu" : "ffn_swiglu", a.ff_act.size() * f);
+    note("ffn_act_sign", a.ff_act_sign.size() * w);
     resid_final_.resize(N * C);
     lnf_.resize(N * C);
     lnf_mean_.resize(gpt2 ? N : 0);
@@ -215,8 +298,10 @@ template <typename F>
 void Transformer<F>::forward(const int32_t* tokens, int B, int T) {
     ensure_acts(B, T);
     const int N = B * T, C = s_.n_embd, qd = s_.n_head * s_.head_dim, kvd = s_.n_head_kv * s_.head_dim, FF = s_.n_ff;
+    const size_t rows = static_cast<size_t>(B) * s_.n_head * T;
     const bool gpt2 = s_.arch == Arch::gpt2;
-    const F eps = static_cast<F>(s_.norm_eps);
+    const F eps = static_cast<F>(s_.norm_eps), asa = static_cast<F>(policy_.asa_eps);
+    const Plan plan(policy_);
     std::vector<F> x(static_cast<size_t>(N) * C), tmp(static_cast<size_t>(N) * C);
     for (int n = 0; n < N; ++n) {
         if (tokens[n] < 0 || tokens[n] >= s_.n_vocab) throw Error(ErrorKind::invalid_argument, "trainer: token id " + std::to_string(tokens[n]) + " outside the vocabulary");
@@ -227,31 +312,53 @@ void Transformer<F>::forward(const int32_t* tokens, int B, int T) {
             for (int i = 0; i < C; ++i) x[static_cast<size_t>(n) * C + i] += pe[i];
         }
     }
+    // scratch for what a policy does not keep (its size is not saved-for-backward memory)
+    std::vector<F> ln(static_cast<size_t>(N) * C), lin_in(static_cast<size_t>(N) * std::max({C, qd, FF})), atty(static_cast<size_t>(N) * qd),
+        act(static_cast<size_t>(N) * FF), P(policy_.attention == AttentionPolicy::dense ? 0 : rows * T);
     for (int l = 0; l < s_.n_layer; ++l) {
         const Layer& L = layers_[l];
         Acts& a = acts_[l];
         a.resid_in = x;
-        if (gpt2) layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), x.data(), p(L.attn_norm), p(L.attn_norm_b), N, C, eps);
-        else rmsnorm_forward(a.ln1.data(), a.ln1_rstd.data(), x.data(), p(L.attn_norm), N, C, eps);
-        linear_forward(a.q.data(), a.ln1.data(), p(L.wq), L.bq != kNone ? p(L.bq) : nullptr, N, C, qd);
-        linear_forward(a.k.data(), a.ln1.data(), p(L.wk), L.bk != kNone ? p(L.bk) : nullptr, N, C, kvd);
-        linear_forward(a.v.data(), a.ln1.data(), p(L.wv), L.bv != kNone ? p(L.bv) : nullptr, N, C, kvd);
+        // the input of a linear layer: kept, recomputed later, or replaced by x + eps sign(x) with its sign kept
+        auto linear_input = [&](Keep keep, std::vector<F>& kept, std::vector<uint64_t>& sign, const F* value, size_t n) -> const F* {
+            if (keep == Keep::full) return kept.data();
+            if (keep == Keep::recompute) return value;
+            pack_signs(sign, lin_in.data(), value, n, asa);
+            return lin_in.data();
+        };
+        F* ln1 = plan.ln1 == Keep::full ? a.ln1.data() : ln.data();
+        if (gpt2) layernorm_forward(ln1, a.ln1_mean.data(), a.ln1_rstd.data(), x.data(), p(L.attn_norm), p(L.attn_norm_b), N, C, eps);
+        else rmsnorm_forward(ln1, a.ln1_rstd.data(), x.data(), p(L.attn_norm), N, C, eps);
+        const F* qkv_in = linear_input(plan.ln1, a.ln1, a.ln1_sign, ln1, static_cast<size_t>(N) * C);
+        linear_forward(a.q.data(), qkv_in, p(L.wq), L.bq != kNone ? p(L.bq) : nullptr, N, C, qd);
+        linear_forward(a.k.data(), qkv_in, p(L.wk), L.bk != kNone ? p(L.bk) : nullptr, N, C, kvd);
+        linear_forward(a.v.data(), qkv_in, p(L.wv), L.bv != kNone ? p(L.bv) : nullptr, N, C, kvd);
         rope_apply(a.q.data(), B, T, s_.n_head, s_.head_dim, s_.rope_dim, s_.rope_base, s_.rope, false);
         rope_apply(a.k.data(), B, T, s_.n_head_kv, s_.head_dim, s_.rope_dim, s_.rope_base, s_.rope, false);
-        attention_forward<F>(a.atty.data(), a.P.data(), nullptr, a.q.data(), a.k.data(), a.v.data(), B, T, s_.n_head, s_.n_head_kv, s_.head_dim);
-        linear_forward(tmp.data(), a.atty.data(), p(L.wo), L.bo != kNone ? p(L.bo) : nullptr, N, qd, C);
+        F* at = plan.atty == Keep::full ? a.atty.data() : atty.data();
+        F* probs = policy_.attention == AttentionPolicy::dense ? a.P.data() : P.data();
+        attention_forward<F>(at, probs, policy_.attention == AttentionPolicy::lse ? a.lse.data() : nullptr, a.q.data(), a.k.data(), a.v.data(), B, T,
+                             s_.n_head, s_.n_head_kv, s_.head_dim);
+        if (policy_.attention == AttentionPolicy::approx)
+            for (size_t r = 0; r < rows; ++r) a.approx.compress(static_cast<int>(r), probs + r * T, static_cast<int>(r % T) + 1);
+        const F* wo_in = linear_input(plan.atty, a.atty, a.atty_sign, at, static_cast<size_t>(N) * qd);
+        linear_forward(tmp.data(), wo_in, p(L.wo), L.bo != kNone ? p(L.bo) : nullptr, N, qd, C);
         for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
         a.resid_mid = x;
-        if (gpt2) layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), x.data(), p(L.ffn_norm), p(L.ffn_norm_b), N, C, eps);
-        else rmsnorm_forward(a.ln2.data(), a.ln2_rstd.data(), x.data(), p(L.ffn_norm), N, C, eps);
-        linear_forward(a.ff_pre.data(), a.ln2.data(), p(L.w_up), L.b_up != kNone ? p(L.b_up) : nullptr, N, C, FF);
+        F* ln2 = plan.ln2 == Keep::full ? a.ln2.data() : ln.data();
+        if (gpt2) layernorm_forward(ln2, a.ln2_mean.data(), a.ln2_rstd.data(), x.data(), p(L.ffn_norm), p(L.ffn_norm_b), N, C, eps);
+        else rmsnorm_forward(ln2, a.ln2_rstd.data(), x.data(), p(L.ffn_norm), N, C, eps);
+        const F* ffn_in = linear_input(plan.ln2, a.ln2, a.ln2_sign, ln2, static_cast<size_t>(N) * C);
+        linear_forward(a.ff_pre.data(), ffn_in, p(L.w_up), L.b_up != kNone ? p(L.b_up) : nullptr, N, C, FF);
+        F* ff_act = plan.ff_act == Keep::full ? a.ff_act.data() : act.data();
         if (gpt2) {
-            gelu_forward(a.ff_act.data(), a.ff_pre.data(), a.ff_act.size());
+            gelu_forward(ff_act, a.ff_pre.data(), static_cast<size_t>(N) * FF);
         } else {
-            linear_forward(a.ff_gate.data(), a.ln2.data(), p(L.w_gate), static_cast<const F*>(nullptr), N, C, FF);
-            swiglu_forward(a.ff_act.data(), a.ff_gate.data(), a.ff_pre.data(), a.ff_act.size());
+            linear_forward(a.ff_gate.data(), ffn_in, p(L.w_gate), static_cast<const F*>(nullptr), N, C, FF);
+            swiglu_forward(ff_act, a.ff_gate.data(), a.ff_pre.data(), static_cast<size_t>(N) * FF);
         }
-        linear_forward(tmp.data(), a.ff_act.data(), p(L.w_down), L.b_down != kNone ? p(L.b_down) : nullptr, N, FF, C);
+        const F* down_in = linear_input(plan.ff_act, a.ff_act, a.ff_act_sign, ff_act, static_cast<size_t>(N) * FF);
+        linear_forward(tmp.data(), down_in, p(L.w_down), L.b_down != kNone ? p(L.b_down) : nullptr, N, FF, C);
         for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
     }
     resid_final_ = x;
@@ -272,6 +379,8 @@ double Transformer<F>::step(const int32_t* tokens, const int32_t* targets, int B
     forward(tokens, B, T);
     const int N = B * T, C = s_.n_embd, qd = s_.n_head * s_.head_dim, kvd = s_.n_head_kv * s_.head_dim, FF = s_.n_ff;
     const bool gpt2 = s_.arch == Arch::gpt2;
+    const Plan plan(policy_);
+    const F asa_scale = static_cast<F>(policy_.asa_lr_expansion * policy_.asa_eps);
     int count = 0;
     for (int n = 0; n < N; ++n) {
         if (targets[n] >= s_.n_vocab) throw Error(ErrorKind::invalid_argument, "trainer: target id outside the vocabulary");
@@ -287,12 +396,26 @@ double Transformer<F>::step(const int32_t* tokens, const int32_t* targets, int B
     else rmsnorm_backward(dres.data(), g(out_norm_), dln.data(), resid_final_.data(), p(out_norm_), lnf_rstd_.data(), N, C);
     std::vector<F> dff_act(static_cast<size_t>(N) * FF), dff_pre(dff_act.size()), dff_gate(gpt2 ? 0 : dff_act.size());
     std::vector<F> datty(static_cast<size_t>(N) * qd), dq(datty.size()), dk(static_cast<size_t>(N) * kvd), dv(dk.size());
+    std::vector<F> xin(static_cast<size_t>(N) * std::max({C, qd, FF})); // a linear's input for its weight gradient
     for (int l = s_.n_layer - 1; l >= 0; --l) {
         const Layer& L = layers_[l];
         const Acts& a = acts_[l];
+        // what dW is computed against: the kept input, the recomputed input, or (ASA) lr_expansion * eps * sign
+        auto weight_input = [&](Keep keep, const std::vector<F>& kept, const std::vector<uint64_t>& sign, size_t n, auto&& recompute) -> const F* {
+            if (keep == Keep::full) return kept.data();
+            if (keep == Keep::sign) unpack_signs(xin.data(), sign, n, asa_scale);
+            else recompute(xin.data());
+            return xin.data();
+        };
+        auto norm2_out = [&](F* y) { norm_apply(y, a.resid_mid.data(), gpt2 ? a.ln2_mean.data() : nullptr, a.ln2_rstd.data(), p(L.ffn_norm), gpt2 ? p(L.ffn_norm_b) : nullptr, N, C); };
+        auto norm1_out = [&](F* y) { norm_apply(y, a.resid_in.data(), gpt2 ? a.ln1_mean.data() : nullptr, a.ln1_rstd.data(), p(L.attn_norm), gpt2 ? p(L.attn_norm_b) : nullptr, N, C); };
         // feed-forward: x_next = resid_mid + down(act(up(norm2(resid_mid))))
         std::fill(dff_act.begin(), dff_act.end(), F(0));
-        linear_backward(dff_act.data(), g(L.w_down), L.b_down != kNone ? g(L.b_down) : nullptr, dres.data(), a.ff_act.data(), p(L.w_down), N, FF, C);
+        const F* down_x = weight_input(plan.ff_act, a.ff_act, a.ff_act_sign, static_cast<size_t>(N) * FF, [&](F* y) {
+            if (gpt2) gelu_forward(y, a.ff_pre.data(), static_cast<size_t>(N) * FF);
+            else swiglu_forward(y, a.ff_gate.data(), a.ff_pre.data(), static_cast<size_t>(N) * FF);
+        });
+        linear_backward(dff_act.data(), g(L.w_down), L.b_down != kNone ? g(L.b_down) : nullptr, dres.data(), down_x, p(L.w_down), N, FF, C);
         std::fill(dff_pre.begin(), dff_pre.end(), F(0));
         std::fill(dln.begin(), dln.end(), F(0));
         if (gpt2) {
@@ -300,26 +423,40 @@ double Transformer<F>::step(const int32_t* tokens, const int32_t* targets, int B
         } else {
             std::fill(dff_gate.begin(), dff_gate.end(), F(0));
             swiglu_backward(dff_gate.data(), dff_pre.data(), dff_act.data(), a.ff_gate.data(), a.ff_pre.data(), dff_act.size());
-            linear_backward(dln.data(), g(L.w_gate), static_cast<F*>(nullptr), dff_gate.data(), a.ln2.data(), p(L.w_gate), N, C, FF);
         }
-        linear_backward(dln.data(), g(L.w_up), L.b_up != kNone ? g(L.b_up) : nullptr, dff_pre.data(), a.ln2.data(), p(L.w_up), N, C, FF);
+        const F* up_x = weight_input(plan.ln2, a.ln2, a.ln2_sign, static_cast<size_t>(N) * C, norm2_out);
+        if (!gpt2) linear_backward(dln.data(), g(L.w_gate), static_cast<F*>(nullptr), dff_gate.data(), up_x, p(L.w_gate), N, C, FF);
+        linear_backward(dln.data(), g(L.w_up), L.b_up != kNone ? g(L.b_up) : nullptr, dff_pre.data(), up_x, p(L.w_up), N, C, FF);
         if (gpt2) layernorm_backward(dres.data(), g(L.ffn_norm), g(L.ffn_norm_b), dln.data(), a.resid_mid.data(), p(L.ffn_norm), a.ln2_mean.data(), a.ln2_rstd.data(), N, C);
         else rmsnorm_backward(dres.data(), g(L.ffn_norm), dln.data(), a.resid_mid.data(), p(L.ffn_norm), a.ln2_rstd.data(), N, C);
         // attention: resid_mid = resid_in + out(attention(rope(q), rope(k), v))
         std::fill(datty.begin(), datty.end(), F(0));
-        linear_backward(datty.data(), g(L.wo), L.bo != kNone ? g(L.bo) : nullptr, dres.data(), a.atty.data(), p(L.wo), N, qd, C);
+        const F* wo_x = weight_input(plan.atty, a.atty, a.atty_sign, static_cast<size_t>(N) * qd, [](F*) {});
+        linear_backward(datty.data(), g(L.wo), L.bo != kNone ? g(L.bo) : nullptr, dres.data(), wo_x, p(L.wo), N, qd, C);
         std::fill(dq.begin(), dq.end(), F(0));
         std::fill(dk.begin(), dk.end(), F(0));
         std::fill(dv.begin(), dv.end(), F(0));
         AttentionRowSource<F> src;
-        src.P = a.P.data();
+        struct ApproxRows { const SoftmaxApproxStore* store; int NH, T; } approx_rows{&a.approx, s_.n_head, T};
+        if (policy_.attention == AttentionPolicy::dense) {
+            src.P = a.P.data();
+        } else if (policy_.attention == AttentionPolicy::lse) {
+            src.lse = a.lse.data();
+        } else { // the rebuilt P^ serves both dS and dV
+            src.ctx = &approx_rows;
+            src.fill = [](const void* ctx, int b, int h, int t, F* row) {
+                const auto& r = *static_cast<const ApproxRows*>(ctx);
+                r.store->rebuild((b * r.NH + h) * r.T + t, t + 1, row);
+            };
+        }
         attention_backward(dq.data(), dk.data(), dv.data(), datty.data(), src, a.q.data(), a.k.data(), a.v.data(), B, T, s_.n_head, s_.n_head_kv, s_.head_dim);
         rope_apply(dq.data(), B, T, s_.n_head, s_.head_dim, s_.rope_dim, s_.rope_base, s_.rope, true);
         rope_apply(dk.data(), B, T, s_.n_head_kv, s_.head_dim, s_.rope_dim, s_.rope_base, s_.rope, true);
         std::fill(dln.begin(), dln.end(), F(0));
-        linear_backward(dln.data(), g(L.wq), L.bq != kNone ? g(L.bq) : nullptr, dq.data(), a.ln1.data(), p(L.wq), N, C, qd);
-        linear_backward(dln.data(), g(L.wk), L.bk != kNone ? g(L.bk) : nullptr, dk.data(), a.ln1.data(), p(L.wk), N, C, kvd);
-        linear_backward(dln.data(), g(L.wv), L.bv != kNone ? g(L.bv) : nullptr, dv.data(), a.ln1.data(), p(L.wv), N, C, kvd);
+        const F* qkv_x = weight_input(plan.ln1, a.ln1, a.ln1_sign, static_cast<size_t>(N) * C, norm1_out);
+        linear_backward(dln.data(), g(L.wq), L.bq != kNone ? g(L.bq) : nullptr, dq.data(), qkv_x, p(L.wq), N, C, qd);
+        linear_backward(dln.data(), g(L.wk), L.bk != kNone ? g(L.bk) : nullptr, dk.data(), qkv_x, p(L.wk), N, C, kvd);
+        linear_backward(dln.data(), g(L.wv), L.bv != kNone ? g(L.bv) : nullptr, dv.data(), qkv_x, p(L.wv), N, C, kvd);
         if (gpt2) layernorm_backward(dres.data(), g(L.attn_norm), g(L.attn_norm_b), dln.data(), a.resid_in.data(), p(L.attn_norm), a.ln1_mean.data(), a.ln1_rstd.data(), N, C);
         else rmsnorm_backward(dres.data(), g(L.attn_norm), dln.data(), a.resid_in.data(), p(L.attn_norm), a.ln1_rstd.data(), N, C);
     }

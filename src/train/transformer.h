@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "model/model.h"
+#include "train/memory_policy.h"
+#include "train/softmax_approx.h"
 
 namespace winnow::train {
 
@@ -34,7 +36,8 @@ struct TrainShape {
 template <typename F>
 class Transformer {
 public:
-    explicit Transformer(const TrainShape& shape); // parameters zero; fill with init_random() or load()
+    // Parameters start at zero: fill them with init_random() or load().
+    explicit Transformer(const TrainShape& shape, const MemoryPolicy& policy = {});
     // The model's weights, dequantized (shapes must match `shape`).
     void load(const Model& model);
     // GPT-2-style initialisation: N(0, 0.02) matrices (residual projections scaled by 1/sqrt(2 L)), unit norms.
@@ -52,8 +55,12 @@ public:
     const std::vector<ParamTensor>& tensors() const { return tensors_; }
     const ParamTensor& tensor(const std::string& name) const; // throws winnow::Error if absent
     const TrainShape& shape() const { return s_; }
-    // Bytes the forward keeps for the backward, per layer and for the rest, as allocated for B x T.
-    size_t saved_bytes_per_layer() const { return saved_layer_bytes_; }
+    const MemoryPolicy& policy() const { return policy_; }
+    // What the forward keeps for the backward, as allocated for the last B x T: per layer by tensor name (every
+    // layer keeps the same), and outside the layers (final norm input and statistics).
+    struct SavedTensor { std::string name; size_t bytes; };
+    const std::vector<SavedTensor>& saved_per_layer() const { return saved_layer_; }
+    size_t saved_bytes_per_layer() const;
     size_t saved_bytes_other() const { return saved_other_bytes_; }
 
 private:
@@ -64,8 +71,11 @@ private:
     };
     // What the forward keeps for the backward (the dense policy: every tensor the backward reads, as llm.c's CPU
     // trainer keeps them minus its dead storage: no pre-softmax scores, no projection outputs).
+    // Tensors a policy does not keep stay empty; sign bits are packed 64 to a word.
     struct Acts {
-        std::vector<F> resid_in, ln1, ln1_mean, ln1_rstd, q, k, v, P, atty, resid_mid, ln2, ln2_mean, ln2_rstd, ff_pre, ff_gate, ff_act;
+        std::vector<F> resid_in, ln1, ln1_mean, ln1_rstd, q, k, v, P, lse, atty, resid_mid, ln2, ln2_mean, ln2_rstd, ff_pre, ff_gate, ff_act;
+        std::vector<uint64_t> ln1_sign, atty_sign, ln2_sign, ff_act_sign;
+        SoftmaxApproxStore approx;
     };
     void ensure_acts(int B, int T);
     size_t add(const std::string& name, int rows, int cols, bool decay);
@@ -74,6 +84,7 @@ private:
     void forward(const int32_t* tokens, int B, int T);
 
     TrainShape s_;
+    MemoryPolicy policy_;
     std::vector<ParamTensor> tensors_;
     std::vector<F> params_, grads_;
     size_t tok_embd_ = 0, pos_embd_ = SIZE_MAX, out_norm_ = 0, out_norm_b_ = SIZE_MAX, output_ = 0;
@@ -81,7 +92,8 @@ private:
     std::vector<Acts> acts_;
     std::vector<F> resid_final_, lnf_, lnf_mean_, lnf_rstd_;
     int B_ = 0, T_ = 0;
-    size_t saved_layer_bytes_ = 0, saved_other_bytes_ = 0;
+    std::vector<SavedTensor> saved_layer_;
+    size_t saved_other_bytes_ = 0;
 };
 
 extern template class Transformer<float>;
