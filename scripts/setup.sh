@@ -10,7 +10,7 @@ apt_packages=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libboost-program-options-dev nlohmann-json3-dev libpcre2-dev
-  libsentencepiece-dev sentencepiece libopenblas-dev pybind11-dev
+  libsentencepiece-dev sentencepiece libopenblas-dev pybind11-dev zlib1g-dev
   python3-venv unzip
 )
 missing=()

@@ -43,6 +43,8 @@ void usage(std::FILE* to) {
                  "  bench  decode -m MODEL [options]    prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
                  "  bench  head -m MODEL [options]      AdaptiveSoftmax vs the exact head on real hidden states\n"
                  "  calibrate-head -m MODEL [options]   tune the adaptive head's fudge factors, save MODEL.head.json\n"
+                 "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
+                 "                                      full fine-tuning with AdamW and a memory policy; checkpoints load in generate\n"
                  "run 'winnow <command> --help' for its options; without -m the default model (SmolLM2-135M-Instruct Q4_1) is used.\n");
 }
 
@@ -61,7 +63,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
         {"info", winnow::cli::cmd_info}, {"generate", winnow::cli::cmd_generate}, {"bench", winnow::cli::cmd_bench},
-        {"calibrate-head", winnow::cli::cmd_calibrate_head}};
+        {"calibrate-head", winnow::cli::cmd_calibrate_head}, {"finetune", winnow::cli::cmd_finetune}};
     auto it = commands.find(cmd);
     if (it == commands.end()) {
         std::fprintf(stderr, "winnow: unknown command '%s' (try 'winnow --help')\n", cmd.c_str());

@@ -1,0 +1,31 @@
+#pragma once
+// Writes GGUF v3 files (ggml docs/gguf.md): metadata values (the reader's GgufValue, so a file's metadata can be
+// copied), then F32 tensors. The file is written to PATH.tmp and renamed over PATH only when complete, so a
+// crash never leaves a half-written file under the final name.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/gguf.h"
+
+namespace winnow::io {
+
+class GgufWriter {
+public:
+    void set(const std::string& key, const GgufValue& value); // replaces an existing key
+    void set_string(const std::string& key, const std::string& v);
+    void set_u32(const std::string& key, uint32_t v);
+    void set_u64(const std::string& key, uint64_t v);
+    void set_f64(const std::string& key, double v);
+    // An F32 tensor of shape ne (ne[0] contiguous, as GGUF stores it); `data` must stay valid until write().
+    void add_tensor(const std::string& name, const float* data, std::vector<uint64_t> ne);
+    void write(const std::string& path) const; // throws winnow::Error (io) naming the file
+
+private:
+    std::vector<std::pair<std::string, GgufValue>> kv_;
+    struct Tensor { std::string name; const float* data; std::vector<uint64_t> ne; };
+    std::vector<Tensor> tensors_;
+};
+
+} // namespace winnow::io
