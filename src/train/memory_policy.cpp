@@ -24,6 +24,7 @@ std::string MemoryPolicy::describe() const {
     std::string s = std::string("attention=") + name(attention);
     if (attention == AttentionPolicy::approx) s += ",m=" + std::to_string(approx_m);
     s += std::string(",linear=") + name(linear) + ",recompute=" + (recompute ? "on" : "off");
+    if (checkpoint) s += ",checkpoint=on";
     return s;
 }
 
@@ -34,7 +35,7 @@ MemoryPolicy MemoryPolicy::parse(const std::string& spec) {
         if (item.empty()) continue;
         const auto eq = item.find('=');
         const std::string key = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
-        auto bad = [&] { return Error(ErrorKind::invalid_argument, "--policy: '" + item + "' is not one of attention=dense|lse|approx, m=N, linear=full|asa1..asa4, recompute=on|off"); };
+        auto bad = [&] { return Error(ErrorKind::invalid_argument, "--policy: '" + item + "' is not one of attention=dense|lse|approx, m=N, linear=full|asa1..asa4, recompute=on|off, checkpoint=on|off"); };
         if (key == "attention") {
             if (value == "dense") p.attention = AttentionPolicy::dense;
             else if (value == "lse") p.attention = AttentionPolicy::lse;
@@ -53,6 +54,10 @@ MemoryPolicy MemoryPolicy::parse(const std::string& spec) {
         } else if (key == "recompute") {
             if (value == "on") p.recompute = true;
             else if (value == "off") p.recompute = false;
+            else throw bad();
+        } else if (key == "checkpoint") {
+            if (value == "on") p.checkpoint = true;
+            else if (value == "off") p.checkpoint = false;
             else throw bad();
         } else {
             throw bad();

@@ -13,6 +13,9 @@
 //                      asa3 = + attn_output, asa4 = + q, k, v
 //   recompute  off | on: norms and the GELU / SwiGLU output are recomputed in the backward from the kept residual,
 //                      row statistics and pre-activations (llm.c's recompute = 2)
+//   checkpoint off | on: per-layer checkpointing (Chen et al. 2016): only each layer's input is kept; the backward
+//                      reruns the layer's forward (under the other choices) just before its backward — exact, about
+//                      one more forward pass of the layers; memory = the inputs + one live layer
 #include <string>
 
 namespace winnow::train {
@@ -27,6 +30,7 @@ struct MemoryPolicy {
     float asa_eps = 0.01f;          // ASA: the auxiliary activation's scale
     float asa_lr_expansion = 100.f; // ASA: multiplies the weight gradient (the authors' lr expansion)
     bool recompute = false;
+    bool checkpoint = false;
 
     // "attention=dense,linear=full,recompute=off"; parse accepts any subset of comma-separated key=value pairs,
     // plus m=5 (throws winnow::Error on anything else).

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 #include "model/model_config.h"
+#include "train/sgemm.h"
 
 namespace winnow::train {
 
@@ -17,6 +19,12 @@ namespace winnow::train {
 // y[n][o] = sum_i x[n][i] W[o][i] (+ b[o])
 template <typename F>
 void linear_forward(F* y, const F* x, const F* W, const F* b, int N, int in, int out) {
+    if constexpr (std::is_same_v<F, float>) { // OpenBLAS for the fp32 trainer; the loops below are the reference
+        for (int n = 0; n < N; ++n)
+            for (int o = 0; o < out; ++o) y[static_cast<size_t>(n) * out + o] = b ? b[o] : 0.0f;
+        sgemm(false, true, N, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
+        return;
+    }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; ++n)
         for (int o = 0; o < out; ++o) {
@@ -31,6 +39,14 @@ void linear_forward(F* y, const F* x, const F* W, const F* b, int N, int in, int
 // dx += dy W ; dW += dy^T x ; db += sum_n dy   (dx, db may be null)
 template <typename F>
 void linear_backward(F* dx, F* dW, F* db, const F* dy, const F* x, const F* W, int N, int in, int out) {
+    if constexpr (std::is_same_v<F, float>) {
+        if (dx) sgemm(false, false, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in); // dx += dy W
+        sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);           // dW += dy^T x
+        if (db)
+            for (int n = 0; n < N; ++n)
+                for (int o = 0; o < out; ++o) db[o] += dy[static_cast<size_t>(n) * out + o];
+        return;
+    }
     if (dx) {
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; ++n) {
@@ -312,6 +328,32 @@ double classifier_loss(F* dx, F* dW, const F* x, const F* W, const int* targets,
     constexpr int kChunk = 32;
     double total = 0;
     std::vector<F> g(static_cast<size_t>(kChunk) * V);
+    if constexpr (std::is_same_v<F, float>) { // logits, dx and dW of a chunk as three OpenBLAS products
+        for (int n0 = 0; n0 < N; n0 += kChunk) {
+            const int rows = std::min(kChunk, N - n0);
+            sgemm(false, true, rows, V, C, 1.0f, x + static_cast<size_t>(n0) * C, C, W, C, 0.0f, g.data(), V);
+#pragma omp parallel for schedule(static) reduction(+ : total)
+            for (int r = 0; r < rows; ++r) {
+                F* gl = g.data() + static_cast<size_t>(r) * V;
+                const int target = targets[n0 + r];
+                if (target < 0) {
+                    std::fill(gl, gl + V, F(0));
+                    continue;
+                }
+                F mx = -INFINITY;
+                for (int o = 0; o < V; ++o) mx = std::max(mx, gl[o]);
+                double sum = 0;
+                for (int o = 0; o < V; ++o) sum += std::exp(gl[o] - mx);
+                const F lse = mx + static_cast<F>(std::log(sum));
+                total += lse - gl[target];
+                for (int o = 0; o < V; ++o) gl[o] = (std::exp(gl[o] - lse) - (o == target ? F(1) : F(0))) * grad_scale;
+            }
+            if (!dx) continue;
+            sgemm(false, false, rows, C, V, 1.0f, g.data(), V, W, C, 1.0f, dx + static_cast<size_t>(n0) * C, C);
+            sgemm(true, false, V, C, rows, 1.0f, g.data(), V, x + static_cast<size_t>(n0) * C, C, 1.0f, dW, C);
+        }
+        return total;
+    }
     for (int n0 = 0; n0 < N; n0 += kChunk) {
         const int rows = std::min(kChunk, N - n0);
 #pragma omp parallel for schedule(static) reduction(+ : total)

@@ -237,7 +237,8 @@ void Transformer<F>::ensure_acts(int B, int T) {
                  kvd = static_cast<size_t>(s_.n_head_kv) * s_.head_dim, FF = s_.n_ff, rows = static_cast<size_t>(B) * s_.n_head * T;
     const bool gpt2 = s_.arch == Arch::gpt2;
     const Plan plan(policy_);
-    acts_.assign(s_.n_layer, Acts{});
+    acts_.assign(policy_.checkpoint ? 1 : s_.n_layer, Acts{}); // checkpointing: one live layer, recomputed per layer
+    layer_inputs_.assign(policy_.checkpoint ? s_.n_layer : 0, std::vector<F>(N * C));
     for (auto& a : acts_) {
         a.resid_in.resize(N * C);
         if (plan.ln1 == Keep::full) a.ln1.resize(N * C);
@@ -287,6 +288,12 @@ void Transformer<F>::ensure_acts(int B, int T) {
     note("ffn_gate", a.ff_gate.size() * f);
     note(gpt2 ? "fc_gelu" : "ffn_swiglu", a.ff_act.size() * f);
     note("ffn_act_sign", a.ff_act_sign.size() * w);
+    if (policy_.checkpoint) { // what stays per layer is its input; the live layer's tensors count once
+        live_layer_bytes_ = saved_bytes_per_layer();
+        saved_layer_ = {{"layer_input", N * C * f}};
+    } else {
+        live_layer_bytes_ = 0;
+    }
     resid_final_.resize(N * C);
     lnf_.resize(N * C);
     lnf_mean_.resize(gpt2 ? N : 0);
@@ -295,30 +302,19 @@ void Transformer<F>::ensure_acts(int B, int T) {
 }
 
 template <typename F>
-void Transformer<F>::forward(const int32_t* tokens, int B, int T) {
-    ensure_acts(B, T);
+void Transformer<F>::layer_forward(int l, Acts& a, std::vector<F>& x, int B, int T) {
     const int N = B * T, C = s_.n_embd, qd = s_.n_head * s_.head_dim, kvd = s_.n_head_kv * s_.head_dim, FF = s_.n_ff;
     const size_t rows = static_cast<size_t>(B) * s_.n_head * T;
     const bool gpt2 = s_.arch == Arch::gpt2;
     const F eps = static_cast<F>(s_.norm_eps), asa = static_cast<F>(policy_.asa_eps);
     const Plan plan(policy_);
-    std::vector<F> x(static_cast<size_t>(N) * C), tmp(static_cast<size_t>(N) * C);
-    for (int n = 0; n < N; ++n) {
-        if (tokens[n] < 0 || tokens[n] >= s_.n_vocab) throw Error(ErrorKind::invalid_argument, "trainer: token id " + std::to_string(tokens[n]) + " outside the vocabulary");
-        const F* e = p(tok_embd_) + static_cast<size_t>(tokens[n]) * C;
-        for (int i = 0; i < C; ++i) x[static_cast<size_t>(n) * C + i] = e[i];
-        if (pos_embd_ != kNone) {
-            const F* pe = p(pos_embd_) + static_cast<size_t>(n % T) * C;
-            for (int i = 0; i < C; ++i) x[static_cast<size_t>(n) * C + i] += pe[i];
-        }
-    }
+    std::vector<F> tmp(static_cast<size_t>(N) * C);
     // scratch for what a policy does not keep (its size is not saved-for-backward memory)
     std::vector<F> ln(static_cast<size_t>(N) * C), lin_in(static_cast<size_t>(N) * std::max({C, qd, FF})), atty(static_cast<size_t>(N) * qd),
         act(static_cast<size_t>(N) * FF), P(policy_.attention == AttentionPolicy::dense ? 0 : rows * T);
-    for (int l = 0; l < s_.n_layer; ++l) {
+    {
         const Layer& L = layers_[l];
-        Acts& a = acts_[l];
-        a.resid_in = x;
+        a.resid_in = x; // (with per-layer checkpointing this duplicates the kept input for the live layer only)
         // the input of a linear layer: kept, recomputed later, or replaced by x + eps sign(x) with its sign kept
         auto linear_input = [&](Keep keep, std::vector<F>& kept, std::vector<uint64_t>& sign, const F* value, size_t n) -> const F* {
             if (keep == Keep::full) return kept.data();
@@ -361,6 +357,28 @@ void Transformer<F>::forward(const int32_t* tokens, int B, int T) {
         linear_forward(tmp.data(), down_in, p(L.w_down), L.b_down != kNone ? p(L.b_down) : nullptr, N, FF, C);
         for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
     }
+}
+
+template <typename F>
+void Transformer<F>::forward(const int32_t* tokens, int B, int T) {
+    ensure_acts(B, T);
+    const int N = B * T, C = s_.n_embd;
+    const bool gpt2 = s_.arch == Arch::gpt2;
+    const F eps = static_cast<F>(s_.norm_eps);
+    std::vector<F> x(static_cast<size_t>(N) * C);
+    for (int n = 0; n < N; ++n) {
+        if (tokens[n] < 0 || tokens[n] >= s_.n_vocab) throw Error(ErrorKind::invalid_argument, "trainer: token id " + std::to_string(tokens[n]) + " outside the vocabulary");
+        const F* e = p(tok_embd_) + static_cast<size_t>(tokens[n]) * C;
+        for (int i = 0; i < C; ++i) x[static_cast<size_t>(n) * C + i] = e[i];
+        if (pos_embd_ != kNone) {
+            const F* pe = p(pos_embd_) + static_cast<size_t>(n % T) * C;
+            for (int i = 0; i < C; ++i) x[static_cast<size_t>(n) * C + i] += pe[i];
+        }
+    }
+    for (int l = 0; l < s_.n_layer; ++l) {
+        if (policy_.checkpoint) layer_inputs_[static_cast<size_t>(l)] = x;
+        layer_forward(l, live(l), x, B, T);
+    }
     resid_final_ = x;
     if (gpt2) layernorm_forward(lnf_.data(), lnf_mean_.data(), lnf_rstd_.data(), x.data(), p(out_norm_), p(out_norm_b_), N, C, eps);
     else rmsnorm_forward(lnf_.data(), lnf_rstd_.data(), x.data(), p(out_norm_), N, C, eps);
@@ -399,7 +417,11 @@ double Transformer<F>::step(const int32_t* tokens, const int32_t* targets, int B
     std::vector<F> xin(static_cast<size_t>(N) * std::max({C, qd, FF})); // a linear's input for its weight gradient
     for (int l = s_.n_layer - 1; l >= 0; --l) {
         const Layer& L = layers_[l];
-        const Acts& a = acts_[l];
+        if (policy_.checkpoint) { // recompute this layer's activations from its kept input
+            std::vector<F> x = layer_inputs_[static_cast<size_t>(l)];
+            layer_forward(l, acts_[0], x, B, T);
+        }
+        const Acts& a = live(l);
         // what dW is computed against: the kept input, the recomputed input, or (ASA) lr_expansion * eps * sign
         auto weight_input = [&](Keep keep, const std::vector<F>& kept, const std::vector<uint64_t>& sign, size_t n, auto&& recompute) -> const F* {
             if (keep == Keep::full) return kept.data();

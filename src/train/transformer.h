@@ -62,6 +62,10 @@ public:
     const std::vector<SavedTensor>& saved_per_layer() const { return saved_layer_; }
     size_t saved_bytes_per_layer() const;
     size_t saved_bytes_other() const { return saved_other_bytes_; }
+    // Per-layer checkpointing: the tensors of the one layer being recomputed (0 otherwise).
+    size_t live_layer_bytes() const { return live_layer_bytes_; }
+    // Allocates what the forward keeps for B x T without running it (for memory accounting).
+    void reserve(int B, int T) { ensure_acts(B, T); }
 
 private:
     static constexpr size_t kNone = SIZE_MAX;
@@ -82,6 +86,9 @@ private:
     F* p(size_t off) { return params_.data() + off; }
     F* g(size_t off) { return grads_.data() + off; }
     void forward(const int32_t* tokens, int B, int T);
+    // One layer: x (its input) becomes its output; a receives what the backward needs under the policy.
+    void layer_forward(int l, Acts& a, std::vector<F>& x, int B, int T);
+    Acts& live(int l) { return policy_.checkpoint ? acts_[0] : acts_[static_cast<size_t>(l)]; }
 
     TrainShape s_;
     MemoryPolicy policy_;
@@ -90,10 +97,11 @@ private:
     size_t tok_embd_ = 0, pos_embd_ = SIZE_MAX, out_norm_ = 0, out_norm_b_ = SIZE_MAX, output_ = 0;
     std::vector<Layer> layers_;
     std::vector<Acts> acts_;
+    std::vector<std::vector<F>> layer_inputs_; // per-layer checkpointing
     std::vector<F> resid_final_, lnf_, lnf_mean_, lnf_rstd_;
     int B_ = 0, T_ = 0;
     std::vector<SavedTensor> saved_layer_;
-    size_t saved_other_bytes_ = 0;
+    size_t saved_other_bytes_ = 0, live_layer_bytes_ = 0;
 };
 
 extern template class Transformer<float>;

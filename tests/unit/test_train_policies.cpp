@@ -76,13 +76,13 @@ class ExactPolicies : public ::testing::TestWithParam<Arch> {};
 
 TEST_P(ExactPolicies, GiveTheDenseGradients) {
     const auto dense = gradients<double>(GetParam(), MemoryPolicy{}, 12);
-    for (const char* spec : {"attention=lse", "recompute=on", "attention=lse,recompute=on"}) {
+    for (const char* spec : {"attention=lse", "recompute=on", "attention=lse,recompute=on", "checkpoint=on", "checkpoint=on,attention=lse,recompute=on"}) {
         const auto g = gradients<double>(GetParam(), MemoryPolicy::parse(spec), 12);
         EXPECT_LT(max_rel_diff(dense, g), 1e-12) << spec;
     }
     // in fp32 the recomputed values round differently: equal to fp32 round-off
     const auto dense32 = gradients<float>(GetParam(), MemoryPolicy{}, 12);
-    const auto lse32 = gradients<float>(GetParam(), MemoryPolicy::parse("attention=lse,recompute=on"), 12);
+    const auto lse32 = gradients<float>(GetParam(), MemoryPolicy::parse("attention=lse,recompute=on,checkpoint=on"), 12);
     std::vector<double> a(dense32.begin(), dense32.end()), b(lse32.begin(), lse32.end());
     EXPECT_LT(max_rel_diff(a, b), 1e-5);
 }
@@ -183,6 +183,8 @@ TEST(SavedBytes, MatchTheSpecFormulas) {
     EXPECT_EQ(saved("attention=lse"), BT * (16 * C * s + 16 + 4 * NH));
     EXPECT_EQ(saved("attention=lse,recompute=on"), BT * (10 * C * s + 16 + 4 * NH));
     EXPECT_EQ(saved("attention=lse,linear=asa4"), BT * (9 * C * s + 7 * C / 8 + 16 + 4 * NH));
+    // per-layer checkpointing: the layer input only (C values per token)
+    EXPECT_EQ(saved("checkpoint=on"), BT * C * s);
     // approx, m = 5: per row (2m + 1) fp32 slots and T uint8 ranks
     EXPECT_EQ(saved("attention=approx,m=5"), BT * (16 * C * s + 16) + static_cast<size_t>(B) * NH * T * (11 * 4 + T));
 }
