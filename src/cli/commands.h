@@ -11,6 +11,7 @@ int cmd_bench(const std::vector<std::string>& args);
 int cmd_bench_head(const std::vector<std::string>& args);
 int cmd_calibrate_head(const std::vector<std::string>& args);
 int cmd_finetune(const std::vector<std::string>& args);
+int cmd_bench_finetune(const std::vector<std::string>& args);
 
 // Resolves -m: a path as given, or the default model (fetched by scripts/fetch-model.sh when missing).
 std::string resolve_model_path(const std::string& arg);

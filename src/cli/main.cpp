@@ -42,6 +42,7 @@ void usage(std::FILE* to) {
                  "  info   -m MODEL [--json]            architecture, shapes, tensor types, tokenizer, context\n"
                  "  bench  decode -m MODEL [options]    prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
                  "  bench  head -m MODEL [options]      AdaptiveSoftmax vs the exact head on real hidden states\n"
+                 "  bench  finetune [-m MODEL] [options] memory policies: bytes per layer, step time, validation loss\n"
                  "  calibrate-head -m MODEL [options]   tune the adaptive head's fudge factors, save MODEL.head.json\n"
                  "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
                  "                                      full fine-tuning with AdamW and a memory policy; checkpoints load in generate\n"

@@ -39,7 +39,7 @@ void check(const FinetuneOptions& o) {
     if (!(o.adam.lr > 0)) throw bad("--lr must be > 0");
     if (o.adam.warmup_steps < 0 || o.adam.warmup_steps >= o.steps) throw bad("--warmup must be in [0, steps)");
     if (!(o.adam.weight_decay >= 0) || !(o.adam.min_lr_ratio >= 0 && o.adam.min_lr_ratio <= 1)) throw bad("--weight-decay must be >= 0 and --min-lr-ratio in [0, 1]");
-    if (o.out_dir.empty()) throw bad("--out DIR is required");
+    if (o.write_files && o.out_dir.empty()) throw bad("--out DIR is required");
     if (!o.resume && o.model_path.empty()) throw bad("a model is required (-m MODEL)");
     if (o.data_path.empty()) throw bad("--data FILE is required");
 }
@@ -52,7 +52,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
     namespace fs = std::filesystem;
     const std::string ckpt = (fs::path(o.out_dir) / "checkpoint.gguf").string(), csv = (fs::path(o.out_dir) / "loss.csv").string();
     if (o.resume && !fs::exists(ckpt)) throw Error(ErrorKind::io, "--resume: no checkpoint at '" + ckpt + "'");
-    if (!o.resume && fs::exists(ckpt))
+    if (!o.resume && o.write_files && fs::exists(ckpt))
         throw Error(ErrorKind::invalid_argument, "'" + ckpt + "' exists: pass --resume to continue that run, or choose another --out");
     auto model = Model::load(o.resume ? ckpt : o.model_path);
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "finetune needs a GGUF model (its tokenizer and metadata go into the checkpoints)");
@@ -78,7 +78,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
             for (const auto& r : read_loss_csv(csv))
                 if (r.step <= st.step) result.history.push_back(r);
     }
-    fs::create_directories(o.out_dir);
+    if (o.write_files) fs::create_directories(o.out_dir);
 
     std::vector<int32_t> inputs, targets, vin, vtg;
     auto validate = [&] {
@@ -110,9 +110,11 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
         result.history.push_back(rec);
         if (progress) progress(rec, o);
         if (o.stop_after >= 0 && rec.step == o.stop_after) return result; // simulated kill: nothing after the last checkpoint survives
-        if (rec.step % o.save_every == 0 || rec.step == o.steps) save(rec.step);
+        if (o.write_files && (rec.step % o.save_every == 0 || rec.step == o.steps)) save(rec.step);
     }
     result.saved_bytes_per_layer = m.saved_bytes_per_layer();
+    result.final_val_loss = result.history.empty() ? 0 : result.history.back().val_loss;
+    if (!o.write_files) return result;
     save_checkpoint((fs::path(o.out_dir) / "model.gguf").string(), *model->gguf(), m, nullptr, {o.steps, "", settings});
     write_loss_png((fs::path(o.out_dir) / "loss.png").string(), result.history);
     return result;

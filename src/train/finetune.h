@@ -24,6 +24,7 @@ struct FinetuneOptions {
     AdamWConfig adam;        // total_steps is set from `steps`
     MemoryPolicy policy;
     int stop_after = -1;     // testing: stop after this step WITHOUT saving, as if the process were killed
+    bool write_files = true; // false: no checkpoints, CSV or PNG (benchmarks)
 };
 
 struct StepRecord {
@@ -36,6 +37,7 @@ struct FinetuneResult {
     std::vector<StepRecord> history; // every step from 1, including those before a resume (from loss.csv)
     int first_step = 0;              // the step this run started from (0, or the checkpoint's step)
     size_t saved_bytes_per_layer = 0, params = 0;
+    double final_val_loss = 0; // validation loss after the last step
     std::string data_hash;
 };
 

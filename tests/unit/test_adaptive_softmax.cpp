@@ -7,31 +7,17 @@
 
 #include <gtest/gtest.h>
 
+#include "planted_instances.h"
+
 #include "head/adaptive_softmax.h"
 #include "head/exact_head.h"
 
 namespace {
 
 using namespace winnow::head;
-
-// Spec §5 synthetic (b): A_ij ~ N(0, (1/d)^2), x = sign(A_0), so arm 0 stands out with mu_0 ~ 0.8.
-struct Instance {
-    int n, d;
-    std::vector<float> A, x;
-};
-
-Instance planted(int n, int d, uint64_t seed, float scale = 1.0f) {
-    Instance in{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d)};
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> nd(0.0f, scale / d);
-    for (auto& a : in.A) a = nd(rng);
-    for (int j = 0; j < d; ++j) in.x[j] = in.A[j] >= 0 ? 1.0f : -1.0f;
-    return in;
-}
-
-bool success(const AdaptiveResult& r, const HeadResult& exact, double eps) {
-    return r.head.top[0] == exact.top[0] && std::abs(r.head.p_top - exact.p_top) <= eps * exact.p_top;
-}
+using winnow::test::Instance;
+using winnow::test::planted;
+using winnow::test::success;
 
 TEST(AdaptiveSoftmax, ExactWhenEveryArmReachesDPrime) {
     // d' = 8 < the first PullToVar step of 16: every arm is computed exactly, so the answer is the exact softmax

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "planted_instances.h"
+
 #include "head/adaptive_softmax.h"
 #include "head/calibration.h"
 #include "head/exact_head.h"
@@ -17,28 +19,12 @@
 namespace {
 
 using namespace winnow::head;
-
-struct Instance {
-    int n, d;
-    std::vector<float> A, x;
-};
-
-// Spec §5 synthetic (b): A_ij ~ N(0, (scale/d)^2), x = sign(A_0): arm 0 stands out.
-Instance planted(int n, int d, uint64_t seed, float scale = 1.0f) {
-    Instance in{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d)};
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> nd(0.0f, scale / d);
-    for (auto& a : in.A) a = nd(rng);
-    for (int j = 0; j < d; ++j) in.x[j] = in.A[j] >= 0 ? 1.0f : -1.0f;
-    return in;
-}
+using winnow::test::Instance;
+using winnow::test::planted;
+using winnow::test::success;
 
 FastAdaptiveSoftmax make_head(const Instance& in, bool q8 = false, int threads = 1) {
     return FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, q8), threads);
-}
-
-bool success(const AdaptiveResult& r, const HeadResult& exact, double eps) {
-    return r.head.top[0] == exact.top[0] && std::abs(r.head.p_top - exact.p_top) <= eps * exact.p_top;
 }
 
 class ColumnLayout : public ::testing::TestWithParam<bool> {};

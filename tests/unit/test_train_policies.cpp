@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "finite_difference.h"
 #include "train/softmax_approx.h"
 #include "winnow/error.h"
 #include "train/transformer.h"
@@ -118,14 +119,7 @@ TEST(AsaPolicy, GradientsOutsideTheCoveredWeightsAreExactForThePerturbedForward)
         const bool covered = t.name.find("ffn_up.weight") != std::string::npos || t.name.find("ffn_down.weight") != std::string::npos;
         if (covered) continue;
         for (size_t i : {size_t{0}, t.size / 3, t.size - 1}) {
-            double& x = m.params()[t.offset + i];
-            const double keep = x, h = 1e-6;
-            x = keep + h;
-            const double up = m.step(tokens.data(), targets.data(), B, T, false);
-            x = keep - h;
-            const double down = m.step(tokens.data(), targets.data(), B, T, false);
-            x = keep;
-            const double numeric = (up - down) / (2 * h);
+            const double numeric = winnow::test::numeric_gradient(m, t.offset + i, tokens, targets, B, T);
             EXPECT_NEAR(analytic[t.offset + i], numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << t.name << "[" << i << "]";
             ++checked;
         }
@@ -158,8 +152,11 @@ TEST(SoftmaxApprox, ShortRowsExactLongRowsSumToOneAndKeepTheEnds) {
     std::sort(sorted.rbegin(), sorted.rend());
     for (int j = 0; j < T; ++j) {
         const bool end = p[j] >= sorted[m - 1] || p[j] <= sorted[T - m];
-        if (end) EXPECT_FLOAT_EQ(q[j], p[j]);                   // the kept ends are exact
-        if (!end) EXPECT_LE(q[j], sorted[m - 1] * (1 + 1e-6)); // the rebuilt middle decays from the m-th largest
+        if (end) {
+            EXPECT_FLOAT_EQ(q[j], p[j]); // the kept ends are exact
+        } else {
+            EXPECT_LE(q[j], sorted[m - 1] * (1 + 1e-6)); // the rebuilt middle decays from the m-th largest
+        }
     }
     EXPECT_EQ(store.rank_bytes(), 2u * T);                      // uint8 ranks for T <= 256
     EXPECT_EQ(store.slot_bytes(), 2u * (2 * m + 1) * sizeof(float));

@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "decode/forward.h"
 #include "model/model.h"
+#include "finite_difference.h"
 #include "train/adamw.h"
 #include "train/transformer.h"
 
@@ -60,14 +61,7 @@ TEST_P(WholeModelGradient, MatchesFiniteDifferencesInDouble) {
     double worst = 0;
     for (const auto& t : m.tensors()) {
         for (size_t i : {size_t{0}, t.size / 2, t.size - 1}) {
-            double& x = m.params()[t.offset + i];
-            const double keep = x, h = 1e-6;
-            x = keep + h;
-            const double up = m.step(tokens.data(), targets.data(), B, T, false);
-            x = keep - h;
-            const double down = m.step(tokens.data(), targets.data(), B, T, false);
-            x = keep;
-            const double numeric = (up - down) / (2 * h);
+            const double numeric = winnow::test::numeric_gradient(m, t.offset + i, tokens, targets, B, T);
             const double err = std::fabs(numeric - analytic[t.offset + i]) / std::max(1e-3, std::fabs(numeric));
             EXPECT_LT(err, 1e-5) << t.name << "[" << i << "] numeric " << numeric << " analytic " << analytic[t.offset + i];
             worst = std::max(worst, err);
