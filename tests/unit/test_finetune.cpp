@@ -67,7 +67,9 @@ TEST_F(FinetuneRun, KilledAndResumedRunRepeatsTheUninterruptedLosses) {
     ASSERT_EQ(resumed.history.size(), 12u);
     for (size_t i = 0; i < 12; ++i) {
         EXPECT_EQ(resumed.history[i].loss, full.history[i].loss) << "step " << i + 1;
-        if (!std::isnan(full.history[i].val_loss)) EXPECT_EQ(resumed.history[i].val_loss, full.history[i].val_loss) << "step " << i + 1;
+        if (!std::isnan(full.history[i].val_loss)) {
+            EXPECT_EQ(resumed.history[i].val_loss, full.history[i].val_loss) << "step " << i + 1;
+        }
     }
     EXPECT_LT(full.history.back().val_loss, full.history[3].val_loss); // it learns
     EXPECT_TRUE(fs::exists(dir / "full" / "loss.png"));
@@ -79,24 +81,29 @@ TEST_F(FinetuneRun, KilledAndResumedRunRepeatsTheUninterruptedLosses) {
 }
 
 TEST_F(FinetuneRun, CheckpointLoadsAsAModelAndMatchesTheTrainer) {
-    train::run_finetune(options("run"));
-    const std::string ckpt = (dir / "run" / "checkpoint.gguf").string();
-    auto model = Model::load(ckpt);
-    train::Transformer<float> t(train::TrainShape::from(model->config()));
-    t.load(*model);
-    std::vector<int32_t> tokens = {3, 17, 42, 99, 7, 250};
-    const auto ours = t.logits(tokens.data(), static_cast<int>(tokens.size()));
-    auto be = make_cpu_backend(1);
-    Forward f(*model, *be, 32);
-    const auto& want = f.eval(tokens, true);
-    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(ours[i], want[i], 1e-4f);
-    // and the weights differ from the starting model's
-    auto start = Model::load(WINNOW_FIXTURE_DIR "/tiny-llama.gguf");
-    Forward g(*start, *be, 32);
-    const auto& before = g.eval(tokens, true);
-    double diff = 0;
-    for (size_t i = 0; i < want.size(); ++i) diff += std::fabs(before[i] - want[i]);
-    EXPECT_GT(diff / want.size(), 1e-3);
+    for (const char* base : {"tiny-llama", "tiny-gpt2"}) { // gpt2 writes its fused q|k|v back
+        SCOPED_TRACE(base);
+        auto o = options(std::string("run-") + base);
+        o.model_path = std::string(WINNOW_FIXTURE_DIR "/") + base + ".gguf";
+        train::run_finetune(o);
+        const std::string ckpt = (dir / (std::string("run-") + base) / "checkpoint.gguf").string();
+        auto model = Model::load(ckpt);
+        train::Transformer<float> t(train::TrainShape::from(model->config()));
+        t.load(*model);
+        std::vector<int32_t> tokens = {3, 17, 42, 99, 7, 250};
+        const auto ours = t.logits(tokens.data(), static_cast<int>(tokens.size()));
+        auto be = make_cpu_backend(1);
+        Forward f(*model, *be, 32);
+        const auto& want = f.eval(tokens, true);
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(ours[i], want[i], 1e-4f);
+        // and the weights differ from the starting model's
+        auto start = Model::load(o.model_path);
+        Forward g(*start, *be, 32);
+        const auto& before = g.eval(tokens, true);
+        double diff = 0;
+        for (size_t i = 0; i < want.size(); ++i) diff += std::fabs(before[i] - want[i]);
+        EXPECT_GT(diff / want.size(), 1e-3);
+    }
 }
 
 TEST_F(FinetuneRun, BadInputsAreClearErrors) {
