@@ -12,6 +12,13 @@
 #include <iostream>
 #include <sstream>
 
+#include <fstream>
+
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
@@ -85,10 +92,31 @@ double median(std::vector<double> v) {
     return v.empty() ? 0 : v[v.size() / 2];
 }
 
+extern "C" char** environ;
+
+// Runs `winnow bench finetune --run-one ...` as a child process and returns its peak resident memory (MiB), so each
+// policy's peak is measured alone (the fine-tune itself writes its results to a JSON file).
+double run_child(const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    std::string self = "/proc/self/exe";
+    argv.push_back(self.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) throw Error(ErrorKind::io, "bench finetune: cannot start a child process");
+    int status = 0;
+    struct rusage ru {};
+    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        throw Error(ErrorKind::io, "bench finetune: the fine-tune child failed (status " + std::to_string(status) + ")");
+    return ru.ru_maxrss / 1024.0; // Linux reports KiB
+}
+
 } // namespace
 
 int cmd_bench_finetune(const std::vector<std::string>& args) {
     std::string model_arg, data = "/usr/share/common-licenses/GPL-3", policies_arg;
+    std::string run_one, run_json;
     int steps = 20, seq = 64, batch = 4, val_windows = 16;
     double lr = 1e-4;
     bool json_out = false, bytes_only = false;
@@ -98,10 +126,32 @@ int cmd_bench_finetune(const std::vector<std::string>& args) {
         "seq", po::value(&seq)->default_value(64), "tokens per sequence")("batch", po::value(&batch)->default_value(4), "sequences per step")(
         "lr", po::value(&lr)->default_value(1e-4), "peak learning rate")("val-windows", po::value(&val_windows)->default_value(16), "validation windows")(
         "policies", po::value(&policies_arg), "semicolon-separated --policy specs for the fine-tune (default: a fixed list)")(
-        "bytes-only", po::bool_switch(&bytes_only), "only the GPT-2 bytes table")("json", po::bool_switch(&json_out), "print the tables as JSON");
+        "bytes-only", po::bool_switch(&bytes_only), "only the GPT-2 bytes table")(
+        "run-one", po::value(&run_one), "internal: fine-tune with this one policy and write the run to --run-json")("run-json", po::value(&run_json), "internal")("json", po::bool_switch(&json_out), "print the tables as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
 
+    if (!run_one.empty()) { // the child: one fine-tune, its results as JSON
+        train::FinetuneOptions o;
+        o.model_path = resolve_model_path(model_arg);
+        o.data_path = data;
+        o.write_files = false;
+        o.steps = steps;
+        o.seq = seq;
+        o.batch = batch;
+        o.adam.lr = lr;
+        o.adam.warmup_steps = std::min(5, steps - 1);
+        o.val_every = steps;
+        o.val_windows = val_windows;
+        o.policy = MemoryPolicy::parse(run_one);
+        const auto r = train::run_finetune(o);
+        std::vector<double> times;
+        for (const auto& h : r.history) times.push_back(h.seconds);
+        nlohmann::ordered_json j = {{"step_seconds_median", median(times)}, {"val_loss", r.final_val_loss}, {"step0_loss", r.history.front().loss},
+                                    {"saved_bytes_per_token_layer", static_cast<double>(r.saved_bytes_per_layer) / (batch * seq)}};
+        std::ofstream(run_json) << j.dump() << "\n";
+        return 0;
+    }
     std::vector<std::string> specs = {"attention=dense",
                                       "attention=lse",
                                       "recompute=on",
@@ -170,27 +220,26 @@ int cmd_bench_finetune(const std::vector<std::string>& args) {
                 }
                 cosine = ab / std::sqrt(aa * bb);
             }
-            train::FinetuneOptions o;
-            o.model_path = model_path;
-            o.data_path = data;
-            o.write_files = false;
-            o.steps = steps;
-            o.seq = seq;
-            o.batch = batch;
-            o.adam.lr = lr;
-            o.adam.warmup_steps = std::min(5, steps - 1);
-            o.val_every = steps;
-            o.val_windows = val_windows;
-            o.policy = p;
             std::fprintf(stderr, "fine-tune: %s\n", p.describe().c_str());
-            const auto r = train::run_finetune(o);
-            std::vector<double> times;
-            for (const auto& h : r.history) times.push_back(h.seconds);
-            const double t = median(times);
-            if (runs.empty()) dense_time = t, dense_loss = r.final_val_loss;
-            runs.push_back({{"policy", p.describe()}, {"exact", !p.approximate()}, {"saved_bytes_per_token_layer", static_cast<double>(r.saved_bytes_per_layer) / (batch * seq)},
+            char tmpl[] = "/tmp/winnow-bench-finetune-XXXXXX";
+            const int fd = mkstemp(tmpl);
+            if (fd < 0) throw Error(ErrorKind::io, "bench finetune: cannot create a temporary file");
+            close(fd);
+            const double peak_mib = run_child({"bench", "finetune", "--run-one", spec, "--run-json", tmpl, "-m", model_path, "--data", data, "--steps",
+                                               std::to_string(steps), "--seq", std::to_string(seq), "--batch", std::to_string(batch), "--lr",
+                                               std::to_string(lr), "--val-windows", std::to_string(val_windows)});
+            nlohmann::json child;
+            {
+                std::ifstream in(tmpl);
+                in >> child;
+            }
+            std::remove(tmpl);
+            const double t = child["step_seconds_median"].get<double>(), val = child["val_loss"].get<double>();
+            if (runs.empty()) dense_time = t, dense_loss = val;
+            runs.push_back({{"policy", p.describe()}, {"exact", !p.approximate()}, {"saved_bytes_per_token_layer", child["saved_bytes_per_token_layer"]},
                             {"step_seconds_median", t}, {"step_time_vs_first", t / dense_time}, {"tokens_per_second", batch * seq / t},
-                            {"val_loss", r.final_val_loss}, {"val_loss_vs_first", r.final_val_loss / dense_loss}, {"gradient_cosine_vs_exact", cosine}});
+                            {"step0_loss", child["step0_loss"]}, {"val_loss", val}, {"val_loss_vs_first", val / dense_loss},
+                            {"gradient_cosine_vs_exact", cosine}, {"peak_rss_mib", peak_mib}});
         }
         report["finetune"] = {{"model", model_path}, {"data", data}, {"data_fnv1a", tokens.hash}, {"train_tokens", tokens.train.size()},
                               {"val_tokens", tokens.val.size()}, {"steps", steps}, {"seq", seq}, {"batch", batch}, {"lr", lr}, {"runs", runs}};
@@ -211,11 +260,13 @@ int cmd_bench_finetune(const std::vector<std::string>& args) {
     if (!runs.empty()) {
         std::printf("\nFine-tune of %s: %d steps, batch %d x %d tokens, lr %.1e, on %s\n\n", report["finetune"]["model"].get<std::string>().c_str(), steps, batch, seq,
                     lr, data.c_str());
-        std::printf("| policy | exact | bytes / token / layer | step s (median) | vs first | tokens/s | val loss | vs first | grad cosine |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        std::printf("| policy | exact | bytes / token / layer | step s (median) | vs first | tokens/s | step-0 loss | val loss | vs first | grad cosine | peak RSS MiB |\n"
+                    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         for (const auto& r : runs)
-            std::printf("| %s | %s | %.0f | %.3f | %.2fx | %.0f | %.4f | %.4f | %.4f |\n", r["policy"].get<std::string>().c_str(), r["exact"].get<bool>() ? "yes" : "no",
+            std::printf("| %s | %s | %.0f | %.3f | %.2fx | %.0f | %.4f | %.4f | %.4f | %.4f | %.0f |\n", r["policy"].get<std::string>().c_str(), r["exact"].get<bool>() ? "yes" : "no",
                         r["saved_bytes_per_token_layer"].get<double>(), r["step_seconds_median"].get<double>(), r["step_time_vs_first"].get<double>(),
-                        r["tokens_per_second"].get<double>(), r["val_loss"].get<double>(), r["val_loss_vs_first"].get<double>(), r["gradient_cosine_vs_exact"].get<double>());
+                        r["tokens_per_second"].get<double>(), r["step0_loss"].get<double>(), r["val_loss"].get<double>(), r["val_loss_vs_first"].get<double>(),
+                        r["gradient_cosine_vs_exact"].get<double>(), r["peak_rss_mib"].get<double>());
     }
     return 0;
 }
