@@ -8,6 +8,7 @@
 
 #include "head/adaptive_softmax.h"
 #include "head/fast_adaptive_softmax.h"
+#include "io/atomic_file.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -73,12 +74,10 @@ void HeadCalibrationFile::save(const std::string& path) const {
     {
         std::ofstream out(tmp);
         out << j.dump(2) << "\n";
-        out.flush();
+        out.close();
         if (!out) throw Error(ErrorKind::io, "cannot write '" + tmp + "'");
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error(ErrorKind::io, "cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+    io::commit_file(tmp, path);
 }
 
 const HeadCalibrationFile::Entry* HeadCalibrationFile::find(const std::string& algorithm, double delta) const {

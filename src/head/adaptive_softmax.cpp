@@ -223,7 +223,11 @@ void check_params(const AdaptiveParams& p, int n) {
 std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {
     check_params(p, n_);
     Query q(*this, x, p.beta, query_noise_seed(p.seed, ++queries_));
-    if (q.dp == 0) return std::vector<int32_t>(p.k, 0);
+    if (q.dp == 0) { // x is zero on every used column: all logits tie at 0
+        std::vector<int32_t> top(p.k);
+        std::iota(top.begin(), top.end(), 0);
+        return top;
+    }
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
 }

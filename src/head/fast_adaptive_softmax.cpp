@@ -1,6 +1,7 @@
 #include "head/fast_adaptive_softmax.h"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -364,7 +365,15 @@ struct FastAdaptiveSoftmax::Query {
             int32_t b = S[0];
             for (int32_t i : S)
                 if (st.mu[i] > st.mu[b]) b = i;
-            const float floor_b = st.mu[b] - std::sqrt(width2 * st.var[b]);
+            float floor_b = st.mu[b] - std::sqrt(width2 * st.var[b]);
+            if (p.k > 1 && static_cast<int>(S.size()) > p.k) {
+                // top-k: an arm stays while its upper bound reaches the k-th largest lower bound (against the best
+                // arm alone, as the reference does, exact arms just below it would be dropped for noisy ones)
+                std::vector<float> lower(S.size());
+                for (size_t a = 0; a < S.size(); ++a) lower[a] = st.mu[S[a]] - std::sqrt(width2 * st.var[S[a]]);
+                std::nth_element(lower.begin(), lower.begin() + (p.k - 1), lower.end(), std::greater<float>());
+                floor_b = lower[p.k - 1];
+            }
             std::vector<int32_t> keep;
             bool all_exact = true;
             for (int32_t i : S) {
@@ -375,8 +384,12 @@ struct FastAdaptiveSoftmax::Query {
                 }
             }
             const bool shrank = keep.size() != S.size();
-            S = std::move(keep);
-            if (static_cast<int>(S.size()) <= p.k || all_exact) break;
+            // Stop when k or fewer candidates remain or all are exact. The k best come from the survivors when there
+            // are k of them (exact promotion makes "all exact" common here, and the arms eliminated this round carry
+            // stale estimates), else from the previous round's set, as the reference does.
+            const bool done = static_cast<int>(keep.size()) <= p.k || all_exact;
+            if (static_cast<int>(keep.size()) >= p.k) S = std::move(keep);
+            if (done) break;
             v /= 2; // the per-round sample size roughly doubles
             if (!pulled && !shrank) {
                 // Nothing moved, so the next rounds repeat this one until v falls below a variance of S: skip them.
@@ -453,7 +466,11 @@ std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> 
     check_params(p, n());
     if (x.size() != static_cast<size_t>(d())) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
     Query q(*h_, *state_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
-    if (q.dp == 0) return std::vector<int32_t>(p.k, 0);
+    if (q.dp == 0) { // x is zero on every used column: all logits tie at 0
+        std::vector<int32_t> top(p.k);
+        std::iota(top.begin(), top.end(), 0);
+        return top;
+    }
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
 }

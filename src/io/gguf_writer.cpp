@@ -1,5 +1,7 @@
 #include "io/gguf_writer.h"
 
+#include "io/atomic_file.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -54,8 +56,8 @@ public:
     }
     void finish() {
         f_.flush();
-        if (!f_) throw Error(ErrorKind::io, "cannot write '" + path_ + "' (disk full?)");
         f_.close();
+        if (!f_) throw Error(ErrorKind::io, "cannot write '" + path_ + "' (disk full?)");
     }
     uint64_t at() const { return at_; }
 
@@ -145,9 +147,7 @@ void GgufWriter::write(const std::string& path) const {
         }
         out.finish();
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error(ErrorKind::io, "cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+    commit_file(tmp, path);
 }
 
 } // namespace winnow::io

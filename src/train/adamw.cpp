@@ -1,6 +1,9 @@
 #include "train/adamw.h"
 
 #include <algorithm>
+#include <string>
+
+#include "winnow/error.h"
 
 namespace winnow::train {
 
@@ -24,6 +27,8 @@ double AdamW<F>::update(std::vector<F>& params, std::vector<F>& grads, int step,
 #pragma omp parallel for reduction(+ : norm2) schedule(static)
     for (size_t i = 0; i < grads.size(); ++i) norm2 += static_cast<double>(grads[i]) * grads[i];
     const double norm = std::sqrt(norm2);
+    if (!std::isfinite(norm)) // one inf or NaN would poison every weight through the moments: stop before touching them
+        throw Error(ErrorKind::invalid_argument, "AdamW: the gradient norm at step " + std::to_string(step + 1) + " is not finite (lower --lr?)");
     const double clip = c_.grad_clip > 0 && norm > c_.grad_clip ? c_.grad_clip / norm : 1.0;
     const double lr = learning_rate(c_, step) * lr_scale;
     const double bc1 = 1 - std::pow(c_.beta1, step + 1), bc2 = 1 - std::pow(c_.beta2, step + 1);

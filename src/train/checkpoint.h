@@ -1,7 +1,8 @@
 #pragma once
-// Fine-tuning checkpoints: one GGUF file that `winnow generate` (and llama.cpp) loads as a model — the source
-// model's metadata and tokenizer, every weight in F32 under the architecture's GGUF names — plus what a resumed
-// run needs: the AdamW moments (tensors train.adam_m / train.adam_v, ignored by model loaders) and the step, the
+// Fine-tuning checkpoints: one GGUF file that `winnow generate` loads as a model — the source model's metadata and
+// tokenizer, every weight in F32 under the architecture's GGUF names — plus what a resumed run needs: the AdamW
+// moments (tensors train.adam_m / train.adam_v, which winnow's loader ignores; llama.cpp rejects files with extra
+// tensors, so the final DIR/model.gguf, written without them, is the one to take elsewhere) and the step, the
 // data generator's state and the run's settings (metadata keys winnow.train.*). Written to a temporary file and
 // renamed, so a killed run leaves either the previous checkpoint or the new one, never a torn file.
 #include <string>

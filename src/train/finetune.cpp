@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -72,7 +73,9 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
         const CheckpointState st = load_optimizer_state(ckpt, opt);
         if (st.settings != settings)
             throw Error(ErrorKind::invalid_argument, "--resume: the checkpoint was made with other settings (" + st.settings + "); this run has (" + settings + ")");
-        std::istringstream(st.rng) >> rng;
+        std::istringstream rs(st.rng);
+        rs >> rng;
+        if (!rs) throw Error(ErrorKind::format, "--resume: the checkpoint's sampler state is unreadable ('" + ckpt + "')");
         result.first_step = st.step;
         if (fs::exists(csv))
             for (const auto& r : read_loss_csv(csv))
@@ -81,6 +84,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
     if (o.write_files) fs::create_directories(o.out_dir);
 
     std::vector<int32_t> inputs, targets, vin, vtg;
+    size_t saved_bytes = 0;
     auto validate = [&] {
         double total = 0;
         for (int k = 0; k < o.val_windows; ++k) {
@@ -92,8 +96,8 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
     auto save = [&](int step) {
         std::ostringstream r;
         r << rng;
+        write_loss_csv(csv, result.history); // first: a resume drops rows past the checkpoint, never misses any
         save_checkpoint(ckpt, *model->gguf(), m, &opt, {step, r.str(), settings});
-        write_loss_csv(csv, result.history);
     };
     for (int step = result.first_step; step < o.steps; ++step) {
         const auto t0 = Clock::now();
@@ -104,6 +108,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
         rec.loss = m.step(inputs.data(), targets.data(), o.batch, o.seq, true);
         rec.lr = learning_rate(o.adam, step);
         rec.grad_norm = opt.update(m.params(), m.grads(), step);
+        saved_bytes = m.saved_bytes_per_layer(); // for this step's B x T (validation reallocates for B = 1)
         rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         rec.tokens_per_second = o.batch * o.seq / rec.seconds;
         if (rec.step % o.val_every == 0 || rec.step == o.steps) rec.val_loss = validate();
@@ -112,7 +117,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
         if (o.stop_after >= 0 && rec.step == o.stop_after) return result; // simulated kill: nothing after the last checkpoint survives
         if (o.write_files && (rec.step % o.save_every == 0 || rec.step == o.steps)) save(rec.step);
     }
-    result.saved_bytes_per_layer = m.saved_bytes_per_layer();
+    result.saved_bytes_per_layer = saved_bytes;
     result.final_val_loss = result.history.empty() ? 0 : result.history.back().val_loss;
     if (!o.write_files) return result;
     save_checkpoint((fs::path(o.out_dir) / "model.gguf").string(), *model->gguf(), m, nullptr, {o.steps, "", settings});
@@ -131,12 +136,10 @@ void write_loss_csv(const std::string& path, const std::vector<StepRecord>& hist
             if (!std::isnan(r.val_loss)) out << r.val_loss;
             out << "," << r.lr << "," << r.grad_norm << "," << r.tokens_per_second << "\n";
         }
-        out.flush();
+        out.close();
         if (!out) throw Error(ErrorKind::io, "cannot write '" + tmp + "'");
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error(ErrorKind::io, "cannot rename '" + tmp + "': " + ec.message());
+    io::commit_file(tmp, path);
 }
 
 std::vector<StepRecord> read_loss_csv(const std::string& path) {

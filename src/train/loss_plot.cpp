@@ -11,6 +11,7 @@
 
 #include <zlib.h>
 
+#include "io/atomic_file.h"
 #include "train/finetune.h"
 #include "winnow/error.h"
 
@@ -138,12 +139,10 @@ void write_loss_png(const std::string& path, const std::vector<StepRecord>& hist
     {
         std::ofstream out(tmp, std::ios::binary);
         out.write(png.data(), static_cast<std::streamsize>(png.size()));
-        out.flush();
+        out.close();
         if (!out) throw Error(ErrorKind::io, "cannot write '" + tmp + "'");
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error(ErrorKind::io, "cannot rename '" + tmp + "': " + ec.message());
+    io::commit_file(tmp, path);
 }
 
 } // namespace winnow::train

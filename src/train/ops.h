@@ -86,9 +86,10 @@ void layernorm_forward(F* y, F* mean, F* rstd, const F* x, const F* w, const F* 
         double v = 0;
         for (int i = 0; i < C; ++i) v += (xn[i] - m) * (xn[i] - m);
         v /= C;
-        const F r = static_cast<F>(1.0 / std::sqrt(v + eps));
-        for (int i = 0; i < C; ++i) yn[i] = static_cast<F>(xn[i] - m) * r * w[i] + b[i];
-        mean[n] = static_cast<F>(m);
+        const F r = static_cast<F>(1.0 / std::sqrt(v + eps)), mf = static_cast<F>(m);
+        // the kept (rounded) mean, so that recomputing y from mean and rstd in the backward is bit-identical
+        for (int i = 0; i < C; ++i) yn[i] = (xn[i] - mf) * r * w[i] + b[i];
+        mean[n] = mf;
         rstd[n] = r;
     }
 }
@@ -214,9 +215,11 @@ void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base,
 // ---------------------------------------------------------------------------------------------- attention
 // Causal attention with grouped KV heads. q [B*T][NH][hd], k, v [B*T][NKV][hd], out [B*T][NH][hd].
 // P (if not null) receives the probabilities [B][NH][T][T] (row t holds t + 1 valid entries; the rest are 0);
-// lse (if not null) the row log-sum-exp of the scaled scores [B][NH][T] (the FlashAttention-style statistic).
+// lse (if not null) the row log-sum-exp of the scaled scores [B][NH][T] (the FlashAttention-style statistic);
+// row_sink (if not null) is handed each row's t + 1 probabilities (from several threads, one row each).
 template <typename F>
-void attention_forward(F* out, F* P, F* lse, const F* q, const F* k, const F* v, int B, int T, int NH, int NKV, int hd) {
+void attention_forward(F* out, F* P, F* lse, const F* q, const F* k, const F* v, int B, int T, int NH, int NKV, int hd,
+                       void (*row_sink)(void* ctx, int b, int h, int t, const F* p) = nullptr, void* sink_ctx = nullptr) {
     const int group = NH / NKV;
     const F scale = F(1) / std::sqrt(static_cast<F>(hd));
 #pragma omp parallel for collapse(3) schedule(static)
@@ -244,6 +247,7 @@ void attention_forward(F* out, F* P, F* lse, const F* q, const F* k, const F* v,
                     const F* vj = v + ((static_cast<size_t>(b) * T + j) * NKV + kh) * hd;
                     for (int d = 0; d < hd; ++d) ot[d] += p[j] * vj[d];
                 }
+                if (row_sink) row_sink(sink_ctx, b, h, t, p.data());
                 if (P) {
                     F* row = P + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
                     for (int j = 0; j < T; ++j) row[j] = j <= t ? p[j] : F(0);
@@ -348,9 +352,8 @@ double classifier_loss(F* dx, F* dW, const F* x, const F* W, const int* targets,
                 total += lse - gl[target];
                 for (int o = 0; o < V; ++o) gl[o] = (std::exp(gl[o] - lse) - (o == target ? F(1) : F(0))) * grad_scale;
             }
-            if (!dx) continue;
-            sgemm(false, false, rows, C, V, 1.0f, g.data(), V, W, C, 1.0f, dx + static_cast<size_t>(n0) * C, C);
-            sgemm(true, false, V, C, rows, 1.0f, g.data(), V, x + static_cast<size_t>(n0) * C, C, 1.0f, dW, C);
+            if (dx) sgemm(false, false, rows, C, V, 1.0f, g.data(), V, W, C, 1.0f, dx + static_cast<size_t>(n0) * C, C);
+            if (dW) sgemm(true, false, V, C, rows, 1.0f, g.data(), V, x + static_cast<size_t>(n0) * C, C, 1.0f, dW, C);
         }
         return total;
     }
@@ -377,13 +380,12 @@ double classifier_loss(F* dx, F* dW, const F* x, const F* W, const int* targets,
             for (int o = 0; o < V; ++o) sum += std::exp(gl[o] - mx);
             const F lse = mx + std::log(sum);
             total += lse - gl[targets[n]];
+            for (int o = 0; o < V; ++o) gl[o] = (std::exp(gl[o] - lse) - (o == targets[n] ? F(1) : F(0))) * grad_scale;
             if (!dx) continue;
             F* dxn = dx + static_cast<size_t>(n) * C;
             for (int o = 0; o < V; ++o) {
-                const F go = (std::exp(gl[o] - lse) - (o == targets[n] ? F(1) : F(0))) * grad_scale;
-                gl[o] = go;
                 const F* wo = W + static_cast<size_t>(o) * C;
-                for (int i = 0; i < C; ++i) dxn[i] += go * wo[i];
+                for (int i = 0; i < C; ++i) dxn[i] += gl[o] * wo[i];
             }
         }
         if (!dW) continue;

@@ -310,8 +310,12 @@ void Transformer<F>::layer_forward(int l, Acts& a, std::vector<F>& x, int B, int
     const Plan plan(policy_);
     std::vector<F> tmp(static_cast<size_t>(N) * C);
     // scratch for what a policy does not keep (its size is not saved-for-backward memory)
-    std::vector<F> ln(static_cast<size_t>(N) * C), lin_in(static_cast<size_t>(N) * std::max({C, qd, FF})), atty(static_cast<size_t>(N) * qd),
-        act(static_cast<size_t>(N) * FF), P(policy_.attention == AttentionPolicy::dense ? 0 : rows * T);
+    // (allocated only where the policy needs them; no T x T matrix unless the policy keeps P)
+    const bool signs = policy_.linear != LinearPolicy::full;
+    std::vector<F> ln(plan.ln1 != Keep::full || plan.ln2 != Keep::full ? static_cast<size_t>(N) * C : 0),
+        lin_in(signs ? static_cast<size_t>(N) * std::max({C, qd, FF}) : 0), atty(plan.atty != Keep::full ? static_cast<size_t>(N) * qd : 0),
+        act(plan.ff_act != Keep::full ? static_cast<size_t>(N) * FF : 0);
+    (void)rows;
     {
         const Layer& L = layers_[l];
         a.resid_in = x; // (with per-layer checkpointing this duplicates the kept input for the live layer only)
@@ -332,11 +336,16 @@ void Transformer<F>::layer_forward(int l, Acts& a, std::vector<F>& x, int B, int
         rope_apply(a.q.data(), B, T, s_.n_head, s_.head_dim, s_.rope_dim, s_.rope_base, s_.rope, false);
         rope_apply(a.k.data(), B, T, s_.n_head_kv, s_.head_dim, s_.rope_dim, s_.rope_base, s_.rope, false);
         F* at = plan.atty == Keep::full ? a.atty.data() : atty.data();
-        F* probs = policy_.attention == AttentionPolicy::dense ? a.P.data() : P.data();
-        attention_forward<F>(at, probs, policy_.attention == AttentionPolicy::lse ? a.lse.data() : nullptr, a.q.data(), a.k.data(), a.v.data(), B, T,
-                             s_.n_head, s_.n_head_kv, s_.head_dim);
-        if (policy_.attention == AttentionPolicy::approx)
-            for (size_t r = 0; r < rows; ++r) a.approx.compress(static_cast<int>(r), probs + r * T, static_cast<int>(r % T) + 1);
+        // the approximation compresses each row as it is computed (its exact P never exists as a whole)
+        struct Rows { SoftmaxApproxStore* store; int NH, T; } rows_ctx{&a.approx, s_.n_head, T};
+        auto compress = [](void* ctx, int b, int h, int t, const F* row) {
+            auto& r = *static_cast<Rows*>(ctx);
+            r.store->compress((b * r.NH + h) * r.T + t, row, t + 1);
+        };
+        const bool approx = policy_.attention == AttentionPolicy::approx;
+        attention_forward<F>(at, policy_.attention == AttentionPolicy::dense ? a.P.data() : nullptr,
+                             policy_.attention == AttentionPolicy::lse ? a.lse.data() : nullptr, a.q.data(), a.k.data(), a.v.data(), B, T, s_.n_head,
+                             s_.n_head_kv, s_.head_dim, approx ? +compress : nullptr, approx ? &rows_ctx : nullptr);
         const F* wo_in = linear_input(plan.atty, a.atty, a.atty_sign, at, static_cast<size_t>(N) * qd);
         linear_forward(tmp.data(), wo_in, p(L.wo), L.bo != kNone ? p(L.bo) : nullptr, N, qd, C);
         for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
@@ -417,7 +426,7 @@ double Transformer<F>::step(const int32_t* tokens, const int32_t* targets, int B
     std::vector<F> xin(static_cast<size_t>(N) * std::max({C, qd, FF})); // a linear's input for its weight gradient
     for (int l = s_.n_layer - 1; l >= 0; --l) {
         const Layer& L = layers_[l];
-        if (policy_.checkpoint) { // recompute this layer's activations from its kept input
+        if (policy_.checkpoint && l != s_.n_layer - 1) { // recompute from the kept input (the last layer is still live)
             std::vector<F> x = layer_inputs_[static_cast<size_t>(l)];
             layer_forward(l, acts_[0], x, B, T);
         }

@@ -99,6 +99,27 @@ TEST(FastAdaptiveSoftmax, DeterministicForAFixedSeedAndThreadCount) {
     EXPECT_NE(e.run(in.x, p).head.log_norm, ra.head.log_norm); // another column order
 }
 
+// top-k: k candidates come back, best first, the same set as the exact head's on a clear instance, for both
+// implementations (a round that would leave k or fewer candidates is not taken).
+TEST(FastAdaptiveSoftmax, TopKReturnsKArms) {
+    auto in = planted(2048, 256, 12);
+    for (int i = 1; i < 5; ++i) // four more standouts below arm 0
+        for (int j = 0; j < in.d; ++j) in.A[static_cast<size_t>(i) * in.d + j] = (0.8f - 0.1f * i) * in.A[j];
+    AdaptiveParams p;
+    p.k = 5;
+    auto fast = make_head(in);
+    AdaptiveSoftmax faithful(in.A, in.n, in.d);
+    const auto ex = exact_softmax(fast.head().dense(), in.n, in.d, in.x, 1.0f, 5);
+    for (AdaptiveAlgorithm* algo : {static_cast<AdaptiveAlgorithm*>(&fast), static_cast<AdaptiveAlgorithm*>(&faithful)}) {
+        const auto r = algo->run(in.x, p);
+        ASSERT_EQ(r.head.top.size(), 5u) << algo->name();
+        EXPECT_EQ(r.head.top, ex.top) << algo->name();
+        EXPECT_EQ(algo->best_arms_only(in.x, p).size(), 5u) << algo->name();
+    }
+    std::vector<float> zero(in.d, 0.0f); // no usable column: k distinct arms
+    EXPECT_EQ(fast.best_arms_only(zero, p), (std::vector<int32_t>{0, 1, 2, 3, 4}));
+}
+
 TEST(FastAdaptiveSoftmax, CostHasNoReReadsAndAddsUp) {
     auto in = planted(300, 2048, 3);
     auto fast = make_head(in);

@@ -3,6 +3,7 @@
 // AdamW against a hand-computed update; and a tiny model overfitting a short text.
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "finite_difference.h"
 #include "train/adamw.h"
 #include "train/transformer.h"
+#include "winnow/error.h"
 
 namespace {
 
@@ -119,6 +121,11 @@ TEST(AdamW, OneStepByHand) {
     AdamW<double> clipped(c, tensors, 3);
     std::vector<double> q = {0, 0, 0}, h = {3.0, 4.0, 0.0};
     EXPECT_NEAR(clipped.update(q, h, 0), 5.0, 1e-12);
+    EXPECT_NEAR(clipped.m()[0], 0.1 * 3.0 / 5.0, 1e-12);
+    // a non-finite gradient stops the run before any weight or moment changes
+    std::vector<double> r = {1, 2, 3}, bad = {0.1, std::numeric_limits<double>::infinity(), 0.2};
+    EXPECT_THROW(clipped.update(r, bad, 1), winnow::Error);
+    EXPECT_EQ(r, (std::vector<double>{1, 2, 3}));
     EXPECT_NEAR(clipped.m()[0], 0.1 * 3.0 / 5.0, 1e-12);
 }
 
