@@ -52,6 +52,9 @@ public:
     virtual const char* name() const = 0;
 };
 
+// The answer when x is zero on every column the head uses: all n logits tie at 0, the first k arms are returned.
+AdaptiveResult all_logits_tied(int n, int k);
+
 // Throws winnow::Error unless epsilon > 0, 0 < delta < 1, 1 <= k <= n and the factors and the cap are in (0, 1].
 void check_params(const AdaptiveParams& p, int n);
 

@@ -214,6 +214,16 @@ uint64_t query_noise_seed(uint64_t seed, uint64_t query_counter) {
     return splitmix64(seed ^ splitmix64(query_counter));
 }
 
+AdaptiveResult all_logits_tied(int n, int k) {
+    AdaptiveResult r;
+    r.head.top.resize(k);
+    std::iota(r.head.top.begin(), r.head.top.end(), 0);
+    r.head.top_logits.assign(k, 0.0f);
+    r.head.log_norm = std::log(static_cast<double>(n));
+    r.head.p_top = 1.0f / n;
+    return r;
+}
+
 void check_params(const AdaptiveParams& p, int n) {
     if (!(p.epsilon > 0) || !(p.delta > 0 && p.delta < 1) || p.k < 1 || p.k > n || !(p.fudge_best > 0 && p.fudge_best <= 1) ||
         !(p.fudge_norm > 0 && p.fudge_norm <= 1) || !(p.warmup_cap > 0 && p.warmup_cap <= 1))
@@ -223,11 +233,7 @@ void check_params(const AdaptiveParams& p, int n) {
 std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {
     check_params(p, n_);
     Query q(*this, x, p.beta, query_noise_seed(p.seed, ++queries_));
-    if (q.dp == 0) { // x is zero on every used column: all logits tie at 0
-        std::vector<int32_t> top(p.k);
-        std::iota(top.begin(), top.end(), 0);
-        return top;
-    }
+    if (q.dp == 0) return all_logits_tied(n_, p.k).head.top;
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
 }
@@ -237,13 +243,7 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
     if (x.size() != static_cast<size_t>(d_)) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
     Query q(*this, x, p.beta, query_noise_seed(p.seed, ++queries_));
     AdaptiveResult r;
-    if (q.dp == 0) { // x is zero on every used column: all logits are 0
-        r.head.top.resize(p.k);
-        std::iota(r.head.top.begin(), r.head.top.end(), 0);
-        r.head.log_norm = std::log(static_cast<double>(n_));
-        r.head.p_top = 1.0f / n_;
-        return r;
-    }
+    if (q.dp == 0) return all_logits_tied(n_, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two
     const double L = std::log(6.0 * n_ / d_s);
     std::vector<int32_t> all(n_);

@@ -466,11 +466,7 @@ std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> 
     check_params(p, n());
     if (x.size() != static_cast<size_t>(d())) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
     Query q(*h_, *state_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
-    if (q.dp == 0) { // x is zero on every used column: all logits tie at 0
-        std::vector<int32_t> top(p.k);
-        std::iota(top.begin(), top.end(), 0);
-        return top;
-    }
+    if (q.dp == 0) return all_logits_tied(n(), p.k).head.top;
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
 }
@@ -481,14 +477,7 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     const int n = this->n();
     Query q(*h_, *state_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
     AdaptiveResult r;
-    if (q.dp == 0) { // x is zero on every used column: all logits are 0
-        r.head.top.resize(p.k);
-        std::iota(r.head.top.begin(), r.head.top.end(), 0);
-        r.head.top_logits.assign(p.k, 0.0f);
-        r.head.log_norm = std::log(static_cast<double>(n));
-        r.head.p_top = 1.0f / n;
-        return r;
-    }
+    if (q.dp == 0) return all_logits_tied(n, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two
     q.warm_up(p);
     r.cost.warmup = q.cost.samples;
