@@ -1,38 +1,101 @@
 #pragma once
-// The op set the decoder runs on. The CPU backend is the reference; a CUDA backend implements the same
-// interface (llm.c's discipline: every GPU kernel has a CPU twin that is its test oracle).
-// Activations are fp32 arrays owned by the caller, laid out [n_tokens][dim].
+// The op set the decoder runs on, over tensors a backend owns (in the manner of ggml's backend interface). The CPU
+// backend is the production reference; a device backend implements the same interface one op at a time and says
+// which it has through supports(), so the forward pass can refuse clearly instead of computing something else.
+// Every op's semantics are defined by its CPU reference (backend/cpu/reference_ops.h); tests/ops compares each
+// backend with that reference in double precision, op by op.
+//
+// Tensors passed to an op live on the backend's device. Activations are F32, laid out [n_tokens][dim]; the KV cache
+// may be F32, F16 or BF16 where the backend supports it. Ops run in stream order; only download() and top_k() wait.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "backend/tensor.h"
 #include "model/model_config.h"
 #include "model/weights.h"
 
 namespace winnow {
 
+enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k };
+const char* to_string(Op op);
+inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear,    Op::rms_norm, Op::layer_norm, Op::rope, Op::copy_rows,
+                                 Op::attention, Op::gelu_tanh, Op::swiglu,   Op::add,        Op::top_k};
+
+struct RopeParams {
+    int n_heads = 0, head_dim = 0, rope_dim = 0; // the first rope_dim dims of each head are rotated
+    int pos0 = 0;                                // row t of the input is at position pos0 + t
+    float base = 10000.0f;
+    RopeStyle style = RopeStyle::none;
+};
+
+// A block-sparse attention pattern for one layer (SPION): query position p may attend to key position j <= p only
+// when keep[(p / block) * n_blocks + j / block] is set. The diagonal blocks must be kept (every row then has at least
+// its own key), so a masked row is never empty. An absent mask (nullptr) is dense causal attention.
+struct BlockMask {
+    int block = 0;
+    int n_blocks = 0;
+    std::vector<uint8_t> keep; // [n_blocks][n_blocks], row = query block
+    bool allows(int64_t q_pos, int64_t k_pos) const { return keep[static_cast<size_t>(q_pos / block) * n_blocks + k_pos / block] != 0; }
+    void validate() const; // throws winnow::Error for a malformed pattern
+};
+
+struct AttentionParams {
+    int pos0 = 0;                    // the first query row is at position pos0; cache rows [0, pos0 + t] are its keys
+    int n_head = 0, n_head_kv = 0, head_dim = 0;
+    float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
+    const BlockMask* mask = nullptr; // null: dense causal
+    int kv_head(int h) const { return h / (n_head / n_head_kv); } // grouped-query mapping
+    float effective_scale() const;
+};
+
+// The best k entries of one row of logits, best first (ties: lower id first), and log sum_i exp(logit_i).
+struct TopK {
+    std::vector<int32_t> ids;
+    std::vector<float> logits;
+    double log_norm = 0; // only when asked for
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
     virtual const char* name() const = 0;
+    virtual Device device() const = 0;
+    // True when `op` runs with `type`: the weight's stored type for linear and get_rows, the KV cache's for
+    // copy_rows and attention, F32 for the other ops.
+    virtual bool supports(Op op, GgmlType type) const = 0;
 
-    // y[t][r] = W.row(r) . x[t] (+ bias[r]); x is [n_tokens][W.cols], y is [n_tokens][W.rows]. fp32 accumulation.
-    virtual void linear(const Matrix& w, const Vector* bias, const float* x, float* y, int n_tokens) = 0;
-    // out[i] = table.row(ids[i]) decoded to fp32.
-    virtual void get_rows(const Matrix& table, const int32_t* ids, int n, float* out) = 0;
-    virtual void rms_norm(const float* x, const Vector& w, float eps, float* y, int n_tokens, int dim) = 0;
-    virtual void layer_norm(const float* x, const Vector& w, const Vector& b, float eps, float* y, int n_tokens, int dim) = 0;
-    // Rotates the first rope_dim dims of each head of x ([n_tokens][n_heads * head_dim]) for positions pos0 + t.
-    virtual void rope(float* x, int n_tokens, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style) = 0;
-    // Causal attention of the n_tokens queries at positions pos0.. over cache rows [0, pos0 + t]. Caches are
-    // [position][n_head_kv * head_dim]; GQA maps query head h to kv head h / (n_head / n_head_kv).
-    virtual void attention(const float* q, const float* k_cache, const float* v_cache, int pos0, int n_tokens, int n_head,
-                           int n_head_kv, int head_dim, float* out) = 0;
-    virtual void gelu_tanh(float* x, size_t n) = 0;
-    // out = silu(gate) * up
-    virtual void swiglu(const float* gate, const float* up, float* out, size_t n) = 0;
-    // y += x
-    virtual void add(float* y, const float* x, size_t n) = 0;
+    // ---- memory
+    // A tensor of the given shape on the backend's device, zero-filled.
+    virtual Tensor alloc(GgmlType type, int64_t rows, int64_t cols) = 0;
+    // Read-only host data (weights) made available to kernels: the CPU borrows it (the caller keeps it alive, as the
+    // model's memory map does), a device backend copies it once.
+    virtual Tensor place_readonly(GgmlType type, int64_t rows, int64_t cols, const void* host) = 0;
+    virtual void upload(const void* host, const Tensor& dst) = 0;   // dst.bytes() bytes
+    virtual void download(const Tensor& src, void* host) = 0;       // src.bytes() bytes; waits for the data
+    virtual void synchronize() = 0;
+
+    // ---- ops (tensor arguments are views; outputs are written in place)
+    // out[i] = table.row(ids[i]) decoded to F32; ids is I32 [n][1].
+    virtual void get_rows(const Matrix& table, const Tensor& ids, const Tensor& out) = 0;
+    // y[t][r] = W.row(r) . x[t] (+ bias[r]); x is [n][W.cols], y is [n][W.rows]. F32 accumulation.
+    virtual void linear(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) = 0;
+    virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) = 0;
+    virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, const Tensor& y) = 0;
+    // Rotates x [n][n_heads * head_dim] in place (positions pos0 + t).
+    virtual void rope(const Tensor& x, const RopeParams& p) = 0;
+    // dst rows [dst_row, dst_row + src.rows) = src, converted to dst's type (the KV cache write).
+    virtual void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) = 0;
+    // Causal (optionally block-masked) attention of q [n][n_head * head_dim] over the cache rows [0, pos0 + n);
+    // caches are [n_ctx][n_head_kv * head_dim]; out is [n][n_head * head_dim].
+    virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& out, const AttentionParams& p) = 0;
+    virtual void gelu_tanh(const Tensor& x) = 0;                                      // in place
+    virtual void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) = 0; // out = silu(gate) * up
+    // y += x; x has y's shape, or one row that is added to every row of y.
+    virtual void add(const Tensor& y, const Tensor& x) = 0;
+    // The best k of the single row `logits`, returned to the host (k small); log_norm when want_log_norm.
+    virtual TopK top_k(const Tensor& logits, int k, bool want_log_norm) = 0;
 };
 
 // How the CPU backend multiplies activations with quantized (Q4_0/Q4_1/Q8_0) weights:
@@ -44,5 +107,8 @@ const char* to_string(CpuDotMode m);
 
 // n_threads <= 0: one per available core.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0, CpuDotMode mode = CpuDotMode::f32);
+
+// Throws winnow::Error(unsupported) naming the backend, op and type when the backend lacks it.
+void require_support(const Backend& be, Op op, GgmlType type);
 
 } // namespace winnow

@@ -22,6 +22,7 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/bench_stats.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "model/model.h"
@@ -85,11 +86,6 @@ Measured measure(const MemoryPolicy& p, int T) {
     r.fp32 /= T;
     r.bf16 /= T;
     return r;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
 }
 
 extern "C" char** environ;

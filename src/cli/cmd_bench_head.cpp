@@ -18,9 +18,11 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "cli/bench_stats.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/head_queries.h"
+#include "head/output_head.h"
 #include "decode/forward.h"
 #include "head/adaptive_head.h"
 #include "head/adaptive_softmax.h"
@@ -41,12 +43,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
-}
 
 } // namespace
 
@@ -107,17 +103,17 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const head::AdaptiveParams base;
     const auto truth_tune = head::exact_answers(A, n, d, tune, base), truth = head::exact_answers(A, n, d, test, base);
 
-    // exact head wall-clock: GEMV on the stored weights + softmax, on the same threads as the fast head
+    // exact head wall-clock: the decoder's exact output head (GEMV on the stored weights, argmax, log-normalizer)
+    // on the same threads as the fast head
     auto be = make_cpu_backend(head_threads);
+    head::ExactOutputHead exact_head(*be, W);
+    const Tensor hidden = be->alloc(GgmlType::F32, 1, d);
     std::vector<double> exact_ms;
-    std::vector<float> logits(n);
     for (int rep = 0; rep < 2; ++rep) // the first pass warms caches and the thread pool
         for (size_t q = 0; q < std::min<size_t>(test.size(), 200); ++q) {
             const auto t0 = Clock::now();
-            be->linear(W, nullptr, test[q].data(), logits.data(), 1);
-            double mx = *std::max_element(logits.begin(), logits.end()), s = 0;
-            for (float l : logits) s += std::exp(l - mx);
-            volatile double sink = mx + std::log(s);
+            be->upload(test[q].data(), hidden);
+            volatile double sink = exact_head.compute(hidden, {.k = 1, .log_norm = true}).log_norm;
             (void)sink;
             if (rep == 1) exact_ms.push_back(ms_since(t0));
         }

@@ -8,21 +8,13 @@
 #include "backend/backend.h"
 #include "decode/forward.h"
 #include "io/gguf.h"
+#include "io/text_file.h"
 #include "tokenizer/tokenizer.h"
 #include "winnow/error.h"
 
 namespace winnow::cli {
 
 namespace {
-
-// FNV-1a of the text, to key the query cache and name the text in the report.
-std::string text_hash(const std::string& s) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    char buf[20];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-}
 
 std::vector<std::vector<float>> collect_queries(const Model& model, const std::vector<int32_t>& ids, int window, int n_queries, int threads) {
     if (static_cast<int>(ids.size()) < window + n_queries / 8)
@@ -48,13 +40,9 @@ std::vector<std::vector<float>> collect_queries(const Model& model, const std::v
 HeadQueries collect_head_queries(const Model& model, const std::string& text_path, int window, int n_queries, int threads, const std::string& cache) {
     if (!model.gguf()) throw Error(ErrorKind::unsupported, "head queries need a GGUF model (for its tokenizer)");
     auto tok = Tokenizer::from_gguf(*model.gguf());
-    std::ifstream tf(text_path, std::ios::binary);
-    if (!tf) throw Error(ErrorKind::io, "cannot open text '" + text_path + "'");
-    std::stringstream ss;
-    ss << tf.rdbuf();
-    const std::string text = ss.str();
+    const std::string text = io::read_text_file(text_path, "text");
     HeadQueries hq;
-    hq.text_hash = text_hash(text);
+    hq.text_hash = io::fnv1a_hex(text); // keys the query cache and names the text in the report
     const auto ids = tok->encode(text, false, false);
     hq.text_tokens = ids.size();
     const int d = model.config().n_embd;

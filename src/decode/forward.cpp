@@ -1,61 +1,109 @@
 #include "decode/forward.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "winnow/error.h"
 
 namespace winnow {
 
-Forward::Forward(const Model& model, Backend& backend, int n_ctx)
-    : model_(model), c_(model.config()), be_(backend),
-      cache_(c_.n_layer, n_ctx > 0 ? n_ctx : c_.n_ctx_train, c_.n_head_kv * c_.head_dim) {
+Forward::Forward(const Model& model, Backend& backend, int n_ctx, GgmlType cache_type)
+    : c_(model.config()), be_(backend), w_(place_weights(backend, model.weights(), model.config().n_embd)),
+      cache_(backend, c_.n_layer, n_ctx > 0 ? n_ctx : c_.n_ctx_train, c_.n_head_kv * c_.head_dim, cache_type) {
     if (c_.arch == Arch::gpt2 && cache_.n_ctx() > c_.n_ctx_train)
         throw Error(ErrorKind::invalid_argument, "context " + std::to_string(cache_.n_ctx()) + " exceeds gpt2's " +
                                                      std::to_string(c_.n_ctx_train) + " learned positions");
+    check_support();
+    hidden_ = be_.alloc(GgmlType::F32, 1, c_.n_embd);
+}
+
+void Forward::check_support() const {
+    require_support(be_, Op::get_rows, w_.tok_embd.type);
+    require_support(be_, Op::linear, w_.output.type);
+    for (const DeviceLayerWeights& l : w_.layers)
+        for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+            if (!m->empty()) require_support(be_, Op::linear, m->type);
+    require_support(be_, c_.arch == Arch::gpt2 ? Op::layer_norm : Op::rms_norm, GgmlType::F32);
+    require_support(be_, c_.arch == Arch::gpt2 ? Op::gelu_tanh : Op::swiglu, GgmlType::F32);
+    if (c_.rope != RopeStyle::none) require_support(be_, Op::rope, GgmlType::F32);
+    require_support(be_, Op::add, GgmlType::F32);
+}
+
+void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
+    if (!per_layer.empty() && static_cast<int>(per_layer.size()) != c_.n_layer)
+        throw Error(ErrorKind::invalid_argument, "attention masks: " + std::to_string(per_layer.size()) + " given for " +
+                                                     std::to_string(c_.n_layer) + " layers");
+    for (const BlockMask* m : per_layer)
+        if (m) {
+            m->validate();
+            if (static_cast<int64_t>(m->block) * m->n_blocks < cache_.n_ctx())
+                throw Error(ErrorKind::invalid_argument, "attention mask covers " + std::to_string(m->block * m->n_blocks) +
+                                                             " positions, the context holds " + std::to_string(cache_.n_ctx()));
+        }
+    masks_ = std::move(per_layer);
 }
 
 void Forward::ensure_scratch(int n) {
     if (n <= scratch_tokens_) return;
-    const size_t d = c_.n_embd, qd = static_cast<size_t>(c_.n_head) * c_.head_dim, kvd = static_cast<size_t>(c_.n_head_kv) * c_.head_dim;
-    x_.resize(n * d); xn_.resize(n * d); q_.resize(n * qd); k_.resize(n * kvd); v_.resize(n * kvd);
-    att_.resize(n * qd); proj_.resize(n * d); gate_.resize(n * static_cast<size_t>(c_.n_ff)); up_.resize(n * static_cast<size_t>(c_.n_ff));
+    const int64_t d = c_.n_embd, qd = static_cast<int64_t>(c_.n_head) * c_.head_dim, kvd = static_cast<int64_t>(c_.n_head_kv) * c_.head_dim;
+    ids_ = be_.alloc(GgmlType::I32, n, 1);
+    x_ = be_.alloc(GgmlType::F32, n, d);
+    xn_ = be_.alloc(GgmlType::F32, n, d);
+    q_ = be_.alloc(GgmlType::F32, n, qd);
+    k_ = be_.alloc(GgmlType::F32, n, kvd);
+    v_ = be_.alloc(GgmlType::F32, n, kvd);
+    att_ = be_.alloc(GgmlType::F32, n, qd);
+    proj_ = be_.alloc(GgmlType::F32, n, d);
+    up_ = be_.alloc(GgmlType::F32, n, c_.n_ff);
+    if (c_.arch == Arch::llama) gate_ = be_.alloc(GgmlType::F32, n, c_.n_ff);
     scratch_tokens_ = n;
 }
 
-void Forward::norm(const Vector& w, const Vector& b, const float* x, float* y, int n) {
-    if (c_.arch == Arch::gpt2) be_.layer_norm(x, w, b, c_.norm_eps, y, n, c_.n_embd);
-    else be_.rms_norm(x, w, c_.norm_eps, y, n, c_.n_embd);
+void Forward::norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y) {
+    if (c_.arch == Arch::gpt2) be_.layer_norm(x, w, b, c_.norm_eps, y);
+    else be_.rms_norm(x, w, c_.norm_eps, y);
 }
 
-void Forward::attention_block(const LayerWeights& l, int layer, int n) {
-    const int qd = c_.n_head * c_.head_dim, kvd = c_.n_head_kv * c_.head_dim;
-    norm(l.attn_norm, l.attn_norm_b, x_.data(), xn_.data(), n);
-    be_.linear(l.wq, &l.bq, xn_.data(), q_.data(), n);
-    be_.linear(l.wk, &l.bk, xn_.data(), k_.data(), n);
-    be_.linear(l.wv, &l.bv, xn_.data(), v_.data(), n);
-    be_.rope(q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope);
-    be_.rope(k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope);
-    std::memcpy(cache_.k(layer, n_past_), k_.data(), sizeof(float) * n * kvd);
-    std::memcpy(cache_.v(layer, n_past_), v_.data(), sizeof(float) * n * kvd);
-    be_.attention(q_.data(), cache_.k(layer, 0), cache_.v(layer, 0), n_past_, n, c_.n_head, c_.n_head_kv, c_.head_dim, att_.data());
-    be_.linear(l.wo, &l.bo, att_.data(), proj_.data(), n);
-    be_.add(x_.data(), proj_.data(), static_cast<size_t>(n) * c_.n_embd);
-    (void)qd;
+namespace {
+const Tensor* bias(const Tensor& b) { return b.empty() ? nullptr : &b; }
+} // namespace
+
+void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n) {
+    const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), q = q_.rows_view(0, n), k = k_.rows_view(0, n),
+                 v = v_.rows_view(0, n), att = att_.rows_view(0, n), proj = proj_.rows_view(0, n);
+    norm(l.attn_norm, l.attn_norm_b, x, xn);
+    be_.linear(l.wq, bias(l.bq), xn, q);
+    be_.linear(l.wk, bias(l.bk), xn, k);
+    be_.linear(l.wv, bias(l.bv), xn, v);
+    RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope};
+    be_.rope(q, rp);
+    rp.n_heads = c_.n_head_kv;
+    be_.rope(k, rp);
+    be_.copy_rows(k, cache_.k(layer), n_past_);
+    be_.copy_rows(v, cache_.v(layer), n_past_);
+    AttentionParams ap;
+    ap.pos0 = n_past_;
+    ap.n_head = c_.n_head;
+    ap.n_head_kv = c_.n_head_kv;
+    ap.head_dim = c_.head_dim;
+    ap.mask = masks_.empty() ? nullptr : masks_[layer];
+    be_.attention(q, cache_.k(layer), cache_.v(layer), att, ap);
+    be_.linear(l.wo, bias(l.bo), att, proj);
+    be_.add(x, proj);
 }
 
-void Forward::ffn_block(const LayerWeights& l, int n) {
-    const size_t ff = static_cast<size_t>(n) * c_.n_ff;
-    norm(l.ffn_norm, l.ffn_norm_b, x_.data(), xn_.data(), n);
-    be_.linear(l.w_up, &l.b_up, xn_.data(), up_.data(), n);
+void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
+    const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), up = up_.rows_view(0, n), proj = proj_.rows_view(0, n);
+    norm(l.ffn_norm, l.ffn_norm_b, x, xn);
+    be_.linear(l.w_up, bias(l.b_up), xn, up);
     if (c_.arch == Arch::llama) {
-        be_.linear(l.w_gate, nullptr, xn_.data(), gate_.data(), n);
-        be_.swiglu(gate_.data(), up_.data(), up_.data(), ff);
+        const Tensor gate = gate_.rows_view(0, n);
+        be_.linear(l.w_gate, nullptr, xn, gate);
+        be_.swiglu(gate, up, up);
     } else {
-        be_.gelu_tanh(up_.data(), ff);
+        be_.gelu_tanh(up);
     }
-    be_.linear(l.w_down, &l.b_down, up_.data(), proj_.data(), n);
-    be_.add(x_.data(), proj_.data(), static_cast<size_t>(n) * c_.n_embd);
+    be_.linear(l.w_down, bias(l.b_down), up, proj);
+    be_.add(x, proj);
 }
 
 void Forward::run_layers(std::span<const int32_t> tokens, int head_rows) {
@@ -67,36 +115,43 @@ void Forward::run_layers(std::span<const int32_t> tokens, int head_rows) {
         if (id < 0 || id >= c_.n_vocab)
             throw Error(ErrorKind::invalid_argument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(c_.n_vocab) + ")");
     ensure_scratch(n);
-    const Weights& w = model_.weights();
-    const size_t d = c_.n_embd;
 
-    be_.get_rows(w.tok_embd, tokens.data(), n, x_.data());
-    if (!w.pos_embd.empty())
-        for (int t = 0; t < n; ++t) be_.add(x_.data() + t * d, w.pos_embd.data() + (n_past_ + t) * d, d);
+    const Tensor ids = ids_.rows_view(0, n), x = x_.rows_view(0, n);
+    be_.upload(tokens.data(), ids);
+    be_.get_rows(w_.tok_embd, ids, x);
+    if (!w_.pos_embd.empty()) be_.add(x, w_.pos_embd.rows_view(n_past_, n));
 
     for (int i = 0; i < c_.n_layer; ++i) {
-        attention_block(w.layers[i], i, n);
-        ffn_block(w.layers[i], n);
+        attention_block(w_.layers[i], i, n);
+        ffn_block(w_.layers[i], n);
     }
 
-    // final norm of the last head_rows tokens only (the rows a head will read)
-    const int first = n - head_rows;
-    norm(w.out_norm, w.out_norm_b, x_.data() + first * d, xn_.data(), head_rows);
-    hidden_.assign(xn_.begin() + static_cast<std::ptrdiff_t>((head_rows - 1) * d), xn_.begin() + static_cast<std::ptrdiff_t>(head_rows * d));
+    // final norm of the last head_rows tokens only (the rows a head will read); the last one is the hidden state
+    norm(w_.out_norm, w_.out_norm_b, x_.rows_view(n - head_rows, head_rows), xn_.rows_view(0, head_rows));
+    be_.copy_rows(xn_.rows_view(head_rows - 1, 1), hidden_, 0);
     n_past_ += n;
 }
 
 const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool all_logits) {
     const int rows = all_logits ? static_cast<int>(tokens.size()) : 1;
     run_layers(tokens, rows);
-    logits_.resize(static_cast<size_t>(rows) * c_.n_vocab);
-    be_.linear(model_.weights().output, nullptr, xn_.data(), logits_.data(), rows);
-    return logits_;
+    if (logits_.rows() < rows) logits_ = be_.alloc(GgmlType::F32, rows, c_.n_vocab);
+    const Tensor logits = logits_.rows_view(0, rows);
+    be_.linear(w_.output, nullptr, xn_.rows_view(0, rows), logits);
+    host_logits_.resize(static_cast<size_t>(rows) * c_.n_vocab);
+    be_.download(logits, host_logits_.data());
+    return host_logits_;
 }
 
-const std::vector<float>& Forward::eval_hidden(std::span<const int32_t> tokens) {
+const Tensor& Forward::eval_hidden(std::span<const int32_t> tokens) {
     run_layers(tokens, 1);
     return hidden_;
+}
+
+std::vector<float> Forward::final_hidden() const {
+    std::vector<float> h(c_.n_embd);
+    be_.download(hidden_, h.data());
+    return h;
 }
 
 } // namespace winnow

@@ -1,10 +1,13 @@
 #pragma once
-// The transformer forward pass (gpt2 and llama) over a KV cache: prefill a batch of tokens, or decode one.
+// The transformer forward pass (gpt2 and llama) over a KV cache: prefill a batch of tokens, or decode one. Every
+// step is a backend op on backend-owned tensors (weights, cache and scratch activations), so the same code drives
+// the CPU and a device; only the token ids go in and, when asked for, the logits or hidden state come out.
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/device_weights.h"
 #include "decode/kv_cache.h"
 #include "model/model.h"
 
@@ -12,35 +15,48 @@ namespace winnow {
 
 class Forward {
 public:
-    // n_ctx <= 0: the model's training context.
-    Forward(const Model& model, Backend& backend, int n_ctx = 0);
+    // n_ctx <= 0: the model's training context. Throws winnow::Error(unsupported) when the backend lacks an op the
+    // model needs (naming the op and type).
+    Forward(const Model& model, Backend& backend, int n_ctx = 0, GgmlType cache_type = GgmlType::F32);
 
-    // Appends `tokens` at positions n_past().. and returns next-token logits: one row of n_vocab per token when
-    // all_logits, else only the last token's row. Throws winnow::Error for out-of-range ids or a full context.
+    // Appends `tokens` at positions n_past().. and returns next-token logits on the host: one row of n_vocab per token
+    // when all_logits, else only the last token's row. Throws winnow::Error for out-of-range ids or a full context.
     const std::vector<float>& eval(std::span<const int32_t> tokens, bool all_logits = false);
-    // Like eval, but stops at the final norm: returns the last token's hidden state, for a separate output head.
-    const std::vector<float>& eval_hidden(std::span<const int32_t> tokens);
-    // The final-norm hidden state of the last token of the latest eval (the output head's input).
-    const std::vector<float>& final_hidden() const { return hidden_; }
+    // Like eval, but stops at the final norm: returns the last token's hidden state [1][n_embd] on the backend's
+    // device, the input of an output head (head/output_head.h).
+    const Tensor& eval_hidden(std::span<const int32_t> tokens);
+    // The latest final-norm hidden state, copied to the host.
+    std::vector<float> final_hidden() const;
+
+    // Block-sparse attention per layer (SPION); an entry may be null (dense); an empty list restores dense attention.
+    // The masks must outlive their use and cover the context.
+    void set_attention_masks(std::vector<const BlockMask*> per_layer);
+
     int n_past() const { return n_past_; }
     int n_ctx() const { return cache_.n_ctx(); }
     void reset() { n_past_ = 0; }
+    Backend& backend() const { return be_; }
+    const DeviceWeights& weights() const { return w_; }
+    const ModelConfig& config() const { return c_; }
 
 private:
     void ensure_scratch(int n_tokens);
+    void check_support() const;
     void run_layers(std::span<const int32_t> tokens, int head_rows);
-    void attention_block(const LayerWeights& l, int layer, int n);
-    void ffn_block(const LayerWeights& l, int n);
-    void norm(const Vector& w, const Vector& b, const float* x, float* y, int n);
+    void attention_block(const DeviceLayerWeights& l, int layer, int n);
+    void ffn_block(const DeviceLayerWeights& l, int n);
+    void norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y);
 
-    const Model& model_;
     const ModelConfig& c_;
     Backend& be_;
+    DeviceWeights w_;
     KvCache cache_;
+    std::vector<const BlockMask*> masks_;
     int n_past_ = 0;
     int scratch_tokens_ = 0;
-    // scratch activations, [n_tokens][dim]
-    std::vector<float> x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
+    // scratch activations, [capacity][dim]; ops work on row views of the first n rows
+    Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
+    std::vector<float> host_logits_;
 };
 
 } // namespace winnow

@@ -67,10 +67,11 @@ std::string StreamBuffer::flush() {
 }
 
 Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx, head::AdaptiveHead* adaptive_head)
-    : tok_(tokenizer), forward_(model, backend, n_ctx), adaptive_(adaptive_head) {
+    : tok_(tokenizer), forward_(model, backend, n_ctx), exact_(backend, forward_.weights().output) {
     if (tokenizer.n_vocab() != model.config().n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(model.config().n_vocab));
+    if (adaptive_head) adaptive_ = std::make_unique<head::AdaptiveOutputHead>(backend, *adaptive_head);
 }
 
 GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt, const StreamCallback& on_piece) {
@@ -95,28 +96,29 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     topk_sampling.top_k = 0;
     Sampler candidate_sampler(topk_sampling);
 
+    if (adaptive_) adaptive_->set_params(opt.adaptive);
+    // The exact head hands over only its argmax when nothing else is needed (greedy without a penalty), else every
+    // logit for the sampler chain.
+    const bool exact_top1_only = greedy && sp.repeat_penalty == 1.0f;
+
     // Runs the model on `tokens` and picks the next token with the configured head.
     auto next_token = [&](std::span<const int32_t> tokens) -> int32_t {
-        if (!adaptive_serves) {
-            const std::vector<float>& logits = forward_.eval(tokens, false);
-            const auto t0 = Clock::now();
-            const int32_t id = sampler.sample(logits, history);
-            r.head_seconds += since(t0);
+        const Tensor& hidden = forward_.eval_hidden(tokens);
+        const auto t0 = Clock::now();
+        int32_t id;
+        if (adaptive_serves) {
+            const head::HeadOutput a = adaptive_->compute(hidden, {.k = greedy ? 1 : sp.top_k});
+            id = greedy ? a.top[0] : a.top[candidate_sampler.sample(a.top_logits, {})];
+            ++r.head_adaptive_steps;
+            r.head_samples += a.cost.samples;
+            r.head_fraction_sum += a.cost.fraction();
+        } else {
+            const head::HeadOutput e = exact_.compute(hidden, {.k = 1, .full_logits = !exact_top1_only});
+            id = exact_top1_only ? e.top[0] : sampler.sample(e.logits, history);
             ++r.head_exact_steps;
             r.head_fallbacks += opt.head == HeadMode::adaptive;
-            return id;
         }
-        const std::vector<float>& hidden = forward_.eval_hidden(tokens);
-        head::AdaptiveParams ap = opt.adaptive;
-        ap.k = greedy ? 1 : sp.top_k;
-        const auto t0 = Clock::now();
-        const head::AdaptiveResult a = adaptive_->select(hidden, ap);
-        int32_t id = a.head.top[0];
-        if (!greedy) id = a.head.top[candidate_sampler.sample(a.head.top_logits, {})];
         r.head_seconds += since(t0);
-        ++r.head_adaptive_steps;
-        r.head_samples += a.cost.samples;
-        r.head_fraction_sum += a.cost.fraction();
         return id;
     };
 

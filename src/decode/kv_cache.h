@@ -1,24 +1,25 @@
 #pragma once
-// Per-layer key/value cache, fp32, [position][n_head_kv * head_dim].
-#include <cstddef>
+// Per-layer key/value cache, [position][n_head_kv * head_dim], in memory the backend owns, in the element type the
+// caller chooses (F32 on the CPU; F16/BF16 where a device backend supports them).
 #include <vector>
+
+#include "backend/backend.h"
 
 namespace winnow {
 
 class KvCache {
 public:
-    KvCache(int n_layer, int n_ctx, int kv_dim)
-        : n_ctx_(n_ctx), kv_dim_(kv_dim), k_(n_layer, std::vector<float>(static_cast<size_t>(n_ctx) * kv_dim)),
-          v_(n_layer, std::vector<float>(static_cast<size_t>(n_ctx) * kv_dim)) {}
+    KvCache(Backend& be, int n_layer, int n_ctx, int kv_dim, GgmlType type = GgmlType::F32);
 
     int n_ctx() const { return n_ctx_; }
-    float* k(int layer, int pos) { return k_[layer].data() + static_cast<size_t>(pos) * kv_dim_; }
-    float* v(int layer, int pos) { return v_[layer].data() + static_cast<size_t>(pos) * kv_dim_; }
+    GgmlType type() const { return type_; }
+    const Tensor& k(int layer) const { return k_[layer]; }
+    const Tensor& v(int layer) const { return v_[layer]; }
 
 private:
     int n_ctx_;
-    int kv_dim_;
-    std::vector<std::vector<float>> k_, v_;
+    GgmlType type_;
+    std::vector<Tensor> k_, v_;
 };
 
 } // namespace winnow

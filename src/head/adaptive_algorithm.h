@@ -52,6 +52,30 @@ public:
     virtual const char* name() const = 0;
 };
 
+// Per-matrix preprocessing shared by both implementations (spec §2.1): the column L1 norms w_j = sum_i |A_ij| (the
+// atom importance weights) and the variance-proxy atom term sigma2_A = max_i sum_j q_j (A_ij / (q_j d))^2, q = w / sum w.
+struct ColumnStatistics {
+    std::vector<double> l1;
+    double sigma2_atoms = 0;
+};
+ColumnStatistics column_statistics(std::span<const float> A, int n, int d); // A row-major fp32 [n][d]
+
+// The per-query column order (spec §2.2), the same for both implementations: s_j = w_j |x_j|, keys
+// log(s_j / sum s) + Gumbel noise (one draw per column with s_j > 0, in column order), sorted descending. Every
+// prefix of `column` is a weighted sample without replacement; columns with s_j = 0 are left out (d' = size()).
+struct ColumnOrder {
+    std::vector<int32_t> column; // the m-th sampled column
+    std::vector<double> key;     // its key (descending)
+    std::vector<double> share;   // its s_j / sum s, the probability of drawing it first
+    double mean_abs_x = 0;       // mean |x_j| over the sampled columns
+    int size() const { return static_cast<int>(column.size()); }
+    // The sub-Gaussian proxy of one pull: sigma2_A mean|x|^2 d'^2 beta^2.
+    double sigma2(double sigma2_atoms, double beta) const {
+        return sigma2_atoms * mean_abs_x * mean_abs_x * static_cast<double>(size()) * size() * beta * beta;
+    }
+};
+ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const float> x, uint64_t noise_seed);
+
 // The answer when x is zero on every column the head uses: all n logits tie at 0, the first k arms are returned.
 AdaptiveResult all_logits_tied(int n, int k);
 

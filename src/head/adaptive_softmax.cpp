@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <random>
 
 #include "winnow/error.h"
 
@@ -41,31 +40,13 @@ struct AdaptiveSoftmax::Query {
     std::vector<std::vector<double>> rho_cache; // inclusion probabilities per prefix length (index: T)
 
     Query(const AdaptiveSoftmax& owner, std::span<const float> xq, double b, uint64_t noise_seed) : h(owner), x(xq), beta(b) {
-        const int d = h.d_, n = h.n_;
-        std::vector<double> s(d);
-        double total = 0, absx = 0;
-        for (int j = 0; j < d; ++j) {
-            s[j] = h.w_[j] * std::fabs(static_cast<double>(x[j]));
-            total += s[j];
-        }
-        std::mt19937_64 rng(noise_seed);
-        std::vector<std::pair<double, int32_t>> keyed;
-        for (int j = 0; j < d; ++j) {
-            if (s[j] <= 0) continue; // zero columns are never sampled and count neither way
-            const double l = std::log(s[j] / total);
-            const double u = (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; // (0, 1)
-            keyed.emplace_back(l - std::log(-std::log(u)), j);
-            absx += std::fabs(static_cast<double>(x[j]));
-        }
-        std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-        dp = static_cast<int>(keyed.size());
-        for (auto& [k, j] : keyed) {
-            perm.push_back(j);
-            key.push_back(k);
-            logq.push_back(std::log(s[j] / total));
-        }
-        const double sigma_x = dp ? absx / dp : 0;
-        sigma2 = h.sigma2_atoms_ * sigma_x * sigma_x * static_cast<double>(dp) * dp * beta * beta;
+        const int n = h.n_;
+        ColumnOrder order = gumbel_column_order(h.stats_.l1, x, noise_seed);
+        dp = order.size();
+        sigma2 = order.sigma2(h.stats_.sigma2_atoms, beta);
+        perm = std::move(order.column);
+        key = std::move(order.key);
+        for (double q : order.share) logq.push_back(std::log(q));
         T.assign(n, 0);
         mu.assign(n, 0.0);
         var.assign(n, kInf);
@@ -186,48 +167,7 @@ AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d) : A_(A)
     AT_.resize(A.size());
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < d; ++j) AT_[static_cast<size_t>(j) * n + i] = A[static_cast<size_t>(i) * d + j];
-    w_.assign(d, 0.0);
-    for (int i = 0; i < n; ++i)
-        for (int j = 0; j < d; ++j) w_[j] += std::fabs(static_cast<double>(A[static_cast<size_t>(i) * d + j]));
-    const double wsum = std::accumulate(w_.begin(), w_.end(), 0.0);
-    // sigma2_A = max_i sum_j q_j (A_ij / (q_j d))^2 with q = w / sum(w)
-    for (int i = 0; i < n; ++i) {
-        double s = 0;
-        for (int j = 0; j < d; ++j) {
-            const double q = w_[j] / wsum;
-            if (q > 0) {
-                const double a = A[static_cast<size_t>(i) * d + j];
-                s += a * a / (q * static_cast<double>(d) * d);
-            }
-        }
-        sigma2_atoms_ = std::max(sigma2_atoms_, s);
-    }
-}
-
-uint64_t query_noise_seed(uint64_t seed, uint64_t query_counter) {
-    auto splitmix64 = [](uint64_t z) {
-        z += 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-    };
-    return splitmix64(seed ^ splitmix64(query_counter));
-}
-
-AdaptiveResult all_logits_tied(int n, int k) {
-    AdaptiveResult r;
-    r.head.top.resize(k);
-    std::iota(r.head.top.begin(), r.head.top.end(), 0);
-    r.head.top_logits.assign(k, 0.0f);
-    r.head.log_norm = std::log(static_cast<double>(n));
-    r.head.p_top = 1.0f / n;
-    return r;
-}
-
-void check_params(const AdaptiveParams& p, int n) {
-    if (!(p.epsilon > 0) || !(p.delta > 0 && p.delta < 1) || p.k < 1 || p.k > n || !(p.fudge_best > 0 && p.fudge_best <= 1) ||
-        !(p.fudge_norm > 0 && p.fudge_norm <= 1) || !(p.warmup_cap > 0 && p.warmup_cap <= 1))
-        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: need epsilon > 0, 0 < delta < 1, 1 <= k <= n, fudge factors and warm-up cap in (0, 1]");
+    stats_ = column_statistics(A, n, d);
 }
 
 std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {

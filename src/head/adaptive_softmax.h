@@ -29,8 +29,7 @@ private:
     std::span<const float> A_;   // row-major, for exact rows
     std::vector<float> AT_;      // column-major copy: a sampled column is contiguous across arms
     int n_, d_;
-    std::vector<double> w_;  // column L1 norms
-    double sigma2_atoms_ = 0;
+    ColumnStatistics stats_; // column L1 norms and the variance-proxy atom term
     uint64_t queries_ = 0;   // per-query noise stream counter
 };
 

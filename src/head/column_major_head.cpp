@@ -73,22 +73,7 @@ void ColumnMajorHead::build() {
             for (int j = 0; j < d_; ++j) f_[static_cast<size_t>(j) * stride + i] = row[j];
         }
     }
-    const std::vector<float> A = dense();
-    col_l1_.assign(d_, 0.0);
-    for (size_t i = 0; i < n; ++i)
-        for (int j = 0; j < d_; ++j) col_l1_[j] += std::fabs(static_cast<double>(A[i * d_ + j]));
-    double wsum = 0;
-    for (double w : col_l1_) wsum += w;
-    sigma2_atoms_ = 0;
-    if (wsum <= 0) return;
-    for (size_t i = 0; i < n; ++i) {
-        double s = 0;
-        for (int j = 0; j < d_; ++j) {
-            const double q = col_l1_[j] / wsum;
-            if (q > 0) s += static_cast<double>(A[i * d_ + j]) * A[i * d_ + j] / (q * static_cast<double>(d_) * d_);
-        }
-        sigma2_atoms_ = std::max(sigma2_atoms_, s);
-    }
+    stats_ = column_statistics(dense(), n_, d_);
 }
 
 std::vector<float> ColumnMajorHead::dense() const {

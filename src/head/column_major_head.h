@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/vec_dot.h"
+#include "head/adaptive_algorithm.h"
 #include "model/weights.h"
 
 namespace winnow::head {
@@ -37,10 +38,8 @@ public:
 
     // <A[row], x> on the stored format, exactly what the exact head computes for that row.
     float row_dot(int row, const cpu::PreparedActivation& x) const;
-    // Column L1 norms sum_i |A_ij| (the atom importance weights) and the reference's variance-proxy atom term
-    // max_i sum_j q_j (A_ij / (q_j d))^2 with q = w / sum(w).
-    const std::vector<double>& column_l1() const { return col_l1_; }
-    double sigma2_atoms() const { return sigma2_atoms_; }
+    // Column L1 norms (the atom importance weights) and the variance-proxy atom term.
+    const ColumnStatistics& statistics() const { return stats_; }
     // The values as row-major fp32 [n][d] (the truth tests and calibration compare with).
     std::vector<float> dense() const;
 
@@ -53,8 +52,7 @@ private:
     std::vector<int8_t> q_;
     std::vector<uint16_t> s_;
     std::vector<float> f_;
-    std::vector<double> col_l1_;
-    double sigma2_atoms_ = 0;
+    ColumnStatistics stats_;
 };
 
 } // namespace winnow::head

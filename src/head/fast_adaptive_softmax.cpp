@@ -5,7 +5,6 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <random>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -76,41 +75,21 @@ struct FastAdaptiveSoftmax::Query {
 
     Query(const ColumnMajorHead& h, FastArmState& s, std::span<const float> x, float b, uint64_t noise_seed, int nthreads)
         : H(h), st(s), threads(nthreads), beta(b), n(h.n()) {
-        const auto& w = H.column_l1();
-        const int d = H.d();
-        std::vector<double> sj(d);
-        double total = 0, absx = 0;
-        for (int j = 0; j < d; ++j) {
-            sj[j] = w[j] * std::fabs(static_cast<double>(x[j]));
-            total += sj[j];
-        }
-        std::mt19937_64 rng(noise_seed);
-        std::vector<std::pair<double, int32_t>> keyed;
-        for (int j = 0; j < d; ++j) {
-            if (sj[j] <= 0) continue; // zero columns are never sampled and count neither way
-            const double u = (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
-            keyed.emplace_back(std::log(sj[j] / total) - std::log(-std::log(u)), j);
-            absx += std::fabs(static_cast<double>(x[j]));
-        }
-        std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& c) { return a.first > c.first; });
-        dp = static_cast<int>(keyed.size());
-        col.resize(dp);
+        const ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
+        dp = order.size();
+        col = order.column;
         blk.resize(dp);
         xs.resize(dp);
         coef.resize(dp);
         double remaining = 0; // suffix sums: no cancellation in 1 - p_1 - .. - p_{m-1}
         for (int m = dp - 1; m >= 0; --m) {
-            const int j = keyed[m].second;
-            const double p = sj[j] / total;
-            remaining += p;
-            col[m] = j;
-            blk[m] = j / 32;
-            xs[m] = x[j];
-            coef[m] = static_cast<float>(remaining / p);
+            remaining += order.share[m];
+            blk[m] = col[m] / 32;
+            xs[m] = x[col[m]];
+            coef[m] = static_cast<float>(remaining / order.share[m]);
         }
-        const double sigma_x = dp ? absx / dp : 0;
-        sigma2 = H.sigma2_atoms() * sigma_x * sigma_x * static_cast<double>(dp) * dp * beta * beta;
-        cpu::prepare_activation(H.rows().type, x.data(), d, prep);
+        sigma2 = order.sigma2(H.statistics().sigma2_atoms, beta);
+        cpu::prepare_activation(H.rows().type, x.data(), H.d(), prep);
         cost.d_prime = dp;
         cost.baseline = static_cast<int64_t>(n) * dp;
     }

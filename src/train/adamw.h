@@ -30,6 +30,8 @@ public:
     double update(std::vector<F>& params, std::vector<F>& grads, int step, double lr_scale = 1.0);
     std::vector<F>& m() { return m_; }
     std::vector<F>& v() { return v_; }
+    const std::vector<F>& m() const { return m_; }
+    const std::vector<F>& v() const { return v_; }
 
 private:
     AdamWConfig c_;

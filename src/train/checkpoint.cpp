@@ -18,7 +18,7 @@ void save_checkpoint(const std::string& path, const io::GgufFile& source, const 
     w.set_string("winnow.train.settings", state.settings);
     w.set_string("winnow.train.policy", model.policy().describe());
 
-    const auto& params = const_cast<Transformer<float>&>(model).params();
+    const auto& params = model.params();
     const bool gpt2 = model.shape().arch == Arch::gpt2;
     std::vector<std::vector<float>> fused; // gpt2's q|k|v, concatenated as its GGUF stores them
     fused.reserve(2 * model.shape().n_layer);
@@ -42,9 +42,8 @@ void save_checkpoint(const std::string& path, const io::GgufFile& source, const 
         else w.add_tensor(t.name, data, {static_cast<uint64_t>(t.cols), static_cast<uint64_t>(t.rows)});
     }
     if (opt) {
-        auto& o = const_cast<AdamW<float>&>(*opt);
-        w.add_tensor("train.adam_m", o.m().data(), {o.m().size()});
-        w.add_tensor("train.adam_v", o.v().data(), {o.v().size()});
+        w.add_tensor("train.adam_m", opt->m().data(), {opt->m().size()});
+        w.add_tensor("train.adam_v", opt->v().data(), {opt->v().size()});
     }
     w.write(path);
 }

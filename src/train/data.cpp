@@ -1,9 +1,7 @@
 #include "train/data.h"
 
-#include <cstdio>
-#include <fstream>
-#include <sstream>
 
+#include "io/text_file.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "winnow/error.h"
 
@@ -11,20 +9,12 @@ namespace winnow::train {
 
 TokenData load_token_data(const Tokenizer& tok, const std::string& path, double val_fraction, int seq) {
     if (!(val_fraction > 0 && val_fraction < 1)) throw Error(ErrorKind::invalid_argument, "--val-fraction must be in (0, 1)");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(ErrorKind::io, "cannot open training data '" + path + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
+    const std::string text = io::read_text_file(path, "training data");
     if (const size_t bad = tok::find_invalid_utf8(text); bad != std::string::npos)
         throw Error(ErrorKind::format, "training data '" + path + "': invalid UTF-8 at byte " + std::to_string(bad));
     TokenData d;
     d.text_bytes = text.size();
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-    char buf[20];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    d.hash = buf;
+    d.hash = io::fnv1a_hex(text);
     const std::vector<int32_t> ids = tok.encode(text, false, false);
     const size_t n_val = static_cast<size_t>(ids.size() * val_fraction);
     d.train.assign(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(n_val));

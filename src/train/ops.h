@@ -10,10 +10,19 @@
 #include <type_traits>
 #include <vector>
 
+#include "backend/cpu/reference_ops.h"
 #include "model/model_config.h"
 #include "train/sgemm.h"
 
 namespace winnow::train {
+
+// The forward ops shared with the decoder: one reference each (backend/cpu/reference_ops.h).
+using ref::gelu_forward;
+using ref::gelu_tanh;
+using ref::layernorm_forward;
+using ref::rmsnorm_forward;
+using ref::rope_apply;
+using ref::swiglu_forward;
 
 // ---------------------------------------------------------------------------------------------- linear
 // y[n][o] = sum_i x[n][i] W[o][i] (+ b[o])
@@ -74,26 +83,6 @@ void linear_backward(F* dx, F* dW, F* db, const F* dy, const F* x, const F* W, i
 }
 
 // ---------------------------------------------------------------------------------------------- norms
-// LayerNorm: y = (x - mean) * rstd * w + b; keeps mean and rstd per row.
-template <typename F>
-void layernorm_forward(F* y, F* mean, F* rstd, const F* x, const F* w, const F* b, int N, int C, F eps) {
-    for (int n = 0; n < N; ++n) {
-        const F* xn = x + static_cast<size_t>(n) * C;
-        F* yn = y + static_cast<size_t>(n) * C;
-        double m = 0;
-        for (int i = 0; i < C; ++i) m += xn[i];
-        m /= C;
-        double v = 0;
-        for (int i = 0; i < C; ++i) v += (xn[i] - m) * (xn[i] - m);
-        v /= C;
-        const F r = static_cast<F>(1.0 / std::sqrt(v + eps)), mf = static_cast<F>(m);
-        // the kept (rounded) mean, so that recomputing y from mean and rstd in the backward is bit-identical
-        for (int i = 0; i < C; ++i) yn[i] = (xn[i] - mf) * r * w[i] + b[i];
-        mean[n] = mf;
-        rstd[n] = r;
-    }
-}
-
 template <typename F>
 void layernorm_backward(F* dx, F* dw, F* db, const F* dy, const F* x, const F* w, const F* mean, const F* rstd, int N, int C) {
     for (int n = 0; n < N; ++n) {
@@ -119,20 +108,6 @@ void layernorm_backward(F* dx, F* dw, F* db, const F* dy, const F* x, const F* w
     }
 }
 
-// RMSNorm: y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
-template <typename F>
-void rmsnorm_forward(F* y, F* rstd, const F* x, const F* w, int N, int C, F eps) {
-    for (int n = 0; n < N; ++n) {
-        const F* xn = x + static_cast<size_t>(n) * C;
-        F* yn = y + static_cast<size_t>(n) * C;
-        double ss = 0;
-        for (int i = 0; i < C; ++i) ss += static_cast<double>(xn[i]) * xn[i];
-        const F r = static_cast<F>(1.0 / std::sqrt(ss / C + eps));
-        for (int i = 0; i < C; ++i) yn[i] = xn[i] * r * w[i];
-        rstd[n] = r;
-    }
-}
-
 template <typename F>
 void rmsnorm_backward(F* dx, F* dw, const F* dy, const F* x, const F* w, const F* rstd, int N, int C) {
     for (int n = 0; n < N; ++n) {
@@ -153,17 +128,6 @@ void rmsnorm_backward(F* dx, F* dw, const F* dy, const F* x, const F* w, const F
 
 // ---------------------------------------------------------------------------------------------- activations
 template <typename F>
-F gelu_tanh(F x) {
-    const F k = static_cast<F>(0.7978845608028654); // sqrt(2 / pi)
-    return F(0.5) * x * (F(1) + std::tanh(k * (x + F(0.044715) * x * x * x)));
-}
-
-template <typename F>
-void gelu_forward(F* y, const F* x, size_t n) {
-    for (size_t i = 0; i < n; ++i) y[i] = gelu_tanh(x[i]);
-}
-
-template <typename F>
 void gelu_backward(F* dx, const F* x, const F* dy, size_t n) {
     const F k = static_cast<F>(0.7978845608028654);
     for (size_t i = 0; i < n; ++i) {
@@ -171,12 +135,6 @@ void gelu_backward(F* dx, const F* x, const F* dy, size_t n) {
         const F du = k * (F(1) + F(3 * 0.044715) * v * v);
         dx[i] += dy[i] * (F(0.5) * (F(1) + t) + F(0.5) * v * (F(1) - t * t) * du);
     }
-}
-
-// SwiGLU: y = silu(gate) * up
-template <typename F>
-void swiglu_forward(F* y, const F* gate, const F* up, size_t n) {
-    for (size_t i = 0; i < n; ++i) y[i] = gate[i] / (F(1) + std::exp(-gate[i])) * up[i];
 }
 
 template <typename F>
@@ -189,28 +147,7 @@ void swiglu_backward(F* dgate, F* dup, const F* dy, const F* gate, const F* up, 
 }
 
 // ---------------------------------------------------------------------------------------------- RoPE
-// Rotates the first rope_dim dims of each head of x [B*T][heads][hd] by position t (inverse: by -t, which is the
-// backward of the rotation: its Jacobian is orthogonal). Same pairing and angles as the decoder's CPU backend.
-template <typename F>
-void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base, RopeStyle style, bool inverse) {
-    if (style == RopeStyle::none) return;
-    const int half = rope_dim / 2;
-    for (int t = 0; t < T; ++t)
-        for (int i = 0; i < half; ++i) {
-            const double theta = t * std::pow(static_cast<double>(base), -2.0 * i / rope_dim);
-            // the decoder rounds cos and sin to float; so does the trainer in float (double keeps them exact)
-            const F c = static_cast<F>(static_cast<float>(std::cos(theta))), s0 = static_cast<F>(static_cast<float>(std::sin(theta)));
-            const F s = inverse ? -s0 : s0;
-            const int a = style == RopeStyle::adjacent_pairs ? 2 * i : i, b = style == RopeStyle::adjacent_pairs ? 2 * i + 1 : i + half;
-            for (int bt = 0; bt < B; ++bt)
-                for (int h = 0; h < heads; ++h) {
-                    F* xh = x + ((static_cast<size_t>(bt) * T + t) * heads + h) * hd;
-                    const F x0 = xh[a], x1 = xh[b];
-                    xh[a] = x0 * c - x1 * s;
-                    xh[b] = x0 * s + x1 * c;
-                }
-        }
-}
+// rope_apply (forward, and inverse as the backward): backend/cpu/reference_ops.h
 
 // ---------------------------------------------------------------------------------------------- attention
 // Causal attention with grouped KV heads. q [B*T][NH][hd], k, v [B*T][NKV][hd], out [B*T][NH][hd].

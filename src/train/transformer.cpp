@@ -304,7 +304,6 @@ void Transformer<F>::ensure_acts(int B, int T) {
 template <typename F>
 void Transformer<F>::layer_forward(int l, Acts& a, std::vector<F>& x, int B, int T) {
     const int N = B * T, C = s_.n_embd, qd = s_.n_head * s_.head_dim, kvd = s_.n_head_kv * s_.head_dim, FF = s_.n_ff;
-    const size_t rows = static_cast<size_t>(B) * s_.n_head * T;
     const bool gpt2 = s_.arch == Arch::gpt2;
     const F eps = static_cast<F>(s_.norm_eps), asa = static_cast<F>(policy_.asa_eps);
     const Plan plan(policy_);
@@ -315,7 +314,6 @@ void Transformer<F>::layer_forward(int l, Acts& a, std::vector<F>& x, int B, int
     std::vector<F> ln(plan.ln1 != Keep::full || plan.ln2 != Keep::full ? static_cast<size_t>(N) * C : 0),
         lin_in(signs ? static_cast<size_t>(N) * std::max({C, qd, FF}) : 0), atty(plan.atty != Keep::full ? static_cast<size_t>(N) * qd : 0),
         act(plan.ff_act != Keep::full ? static_cast<size_t>(N) * FF : 0);
-    (void)rows;
     {
         const Layer& L = layers_[l];
         a.resid_in = x; // (with per-layer checkpointing this duplicates the kept input for the live layer only)

@@ -51,6 +51,7 @@ public:
 
     void zero_grad();
     std::vector<F>& params() { return params_; }
+    const std::vector<F>& params() const { return params_; }
     std::vector<F>& grads() { return grads_; }
     const std::vector<ParamTensor>& tensors() const { return tensors_; }
     const ParamTensor& tensor(const std::string& name) const; // throws winnow::Error if absent

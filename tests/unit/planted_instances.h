@@ -30,6 +30,27 @@ inline bool success(const head::AdaptiveResult& r, const head::HeadResult& exact
     return r.head.top[0] == exact.top[0] && std::abs(r.head.p_top - exact.p_top) <= eps * exact.p_top;
 }
 
+// The calibration setting: one planted head matrix (n x d) and 200 tuning + 200 test queries, each leaning towards a
+// random target row (sign of the row plus N(0, 0.5^2) noise), like an LM head and its hidden states.
+struct QuerySets {
+    Instance base;
+    std::vector<std::vector<float>> tune, test;
+};
+
+inline QuerySets leaning_queries(int n, int d) {
+    QuerySets s{planted(n, d, 11), {}, {}};
+    std::mt19937_64 rng(5);
+    std::normal_distribution<float> noise(0.0f, 0.5f);
+    std::uniform_int_distribution<int> target(0, n - 1);
+    for (int q = 0; q < 400; ++q) {
+        const int t = target(rng);
+        std::vector<float> x(d);
+        for (int j = 0; j < d; ++j) x[j] = (s.base.A[static_cast<size_t>(t) * d + j] >= 0 ? 1.0f : -1.0f) + noise(rng);
+        (q < 200 ? s.tune : s.test).push_back(std::move(x));
+    }
+    return s;
+}
+
 // The PAC protocol both implementations are held to: N random planted instances (64 arms, d = 256), theory
 // constants, delta 0.1, eps 0.3, beta 8 (a peaked softmax, so the normalizer matters). `run(instance, params)`
 // returns the adaptive result and the exact answer for the values it computed with.

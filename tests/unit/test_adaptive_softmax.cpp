@@ -89,17 +89,7 @@ namespace {
 // One head matrix, many queries, each leaning towards a random target row (like an LM head and hidden states).
 TEST(AdaptiveSoftmaxCalibration, TunedFactorsKeepHeldOutSuccessAndRaiseTheGain) {
     const int n = 512, d = 1024;
-    auto base = planted(n, d, 11);
-    std::mt19937_64 rng(5);
-    std::normal_distribution<float> noise(0.0f, 0.5f);
-    std::uniform_int_distribution<int> target(0, n - 1);
-    std::vector<std::vector<float>> tune, test;
-    for (int q = 0; q < 400; ++q) {
-        const int t = target(rng);
-        std::vector<float> x(d);
-        for (int j = 0; j < d; ++j) x[j] = (base.A[static_cast<size_t>(t) * d + j] >= 0 ? 1.0f : -1.0f) + noise(rng);
-        (q < 200 ? tune : test).push_back(std::move(x));
-    }
+    const auto [base, tune, test] = winnow::test::leaning_queries(n, d);
     AdaptiveSoftmax head(base.A, n, d);
     AdaptiveParams p;
     p.delta = 0.05;

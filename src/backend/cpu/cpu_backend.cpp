@@ -1,10 +1,16 @@
-// The CPU reference backend: straightforward fp32 kernels, SIMD dot products on the stored weight types,
-// OpenMP across the cores.
+// The CPU backend: fp32 kernels on host memory, SIMD dot products on the stored weight types, OpenMP across the
+// cores. Per-row ops run the shared reference loops (backend/cpu/reference_ops.h); linear and attention have their
+// own SIMD kernels, checked against those references by tests/ops.
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
 #include <omp.h>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/reference_ops.h"
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_q8.h"
 #include "io/quant.h"
@@ -14,14 +20,66 @@ namespace winnow {
 
 namespace {
 
+void check_f32(const Tensor& t, const char* what) {
+    if (t.type() != GgmlType::F32 || t.device() != Device::cpu)
+        throw Error(ErrorKind::invalid_argument, std::string("cpu backend: ") + what + " must be an F32 host tensor, got " + t.describe());
+}
+
+void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) {
+    if (t.rows() != rows || t.cols() != cols)
+        throw Error(ErrorKind::invalid_argument, std::string("cpu backend: ") + what + " is " + t.describe() + ", expected " +
+                                                     std::to_string(rows) + "x" + std::to_string(cols));
+}
+
 class CpuBackend final : public Backend {
 public:
     CpuBackend(int n_threads, CpuDotMode mode) : n_threads_(n_threads > 0 ? n_threads : omp_get_num_procs()), mode_(mode) {}
-    const char* name() const override { return "cpu"; }
+    const char* name() const override { return mode_ == CpuDotMode::q8 ? "cpu-q8" : "cpu"; }
+    Device device() const override { return Device::cpu; }
 
-    void linear(const Matrix& w, const Vector* bias, const float* x, float* y, int n_tokens) override {
+    bool supports(Op op, GgmlType type) const override {
+        switch (op) {
+        case Op::linear:
+        case Op::get_rows: return ggml_type_supported(type);
+        default: return type == GgmlType::F32; // the KV cache is F32 on the CPU
+        }
+    }
+
+    Tensor alloc(GgmlType type, int64_t rows, int64_t cols) override {
+        const size_t bytes = static_cast<size_t>(rows) * cols * tensor_type_size(type);
+        // 64-byte aligned, zeroed: SIMD loads of whole rows and a defined initial cache
+        void* p = std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
+        if (!p) throw Error(ErrorKind::io, "cpu backend: out of memory allocating " + std::to_string(bytes) + " bytes");
+        std::memset(p, 0, bytes);
+        return Tensor(type, Device::cpu, rows, cols, std::shared_ptr<void>(p, std::free), p);
+    }
+    Tensor place_readonly(GgmlType type, int64_t rows, int64_t cols, const void* host) override {
+        return Tensor(type, Device::cpu, rows, cols, nullptr, const_cast<void*>(host)); // borrowed: no copy
+    }
+    void upload(const void* host, const Tensor& dst) override { std::memcpy(dst.raw(), host, dst.bytes()); }
+    void download(const Tensor& src, void* host) override { std::memcpy(host, src.raw(), src.bytes()); }
+    void synchronize() override {}
+
+    void get_rows(const Matrix& table, const Tensor& ids, const Tensor& out) override {
+        check_f32(out, "get_rows output");
+        check_shape(out, ids.rows(), table.cols, "get_rows output");
+        const int32_t* id = ids.data<int32_t>();
+        for (int64_t i = 0; i < ids.rows(); ++i) {
+            if (id[i] < 0 || id[i] >= table.rows) throw Error(ErrorKind::invalid_argument, "get_rows: id " + std::to_string(id[i]) + " out of range");
+            dequantize_row(table.type, table.row(id[i]), out.f32() + i * table.cols, table.cols);
+        }
+    }
+
+    void linear(const Matrix& w, const Tensor* bias, const Tensor& xt, const Tensor& yt) override {
+        check_f32(xt, "linear input");
+        check_f32(yt, "linear output");
+        check_shape(xt, xt.rows(), w.cols, "linear input");
+        check_shape(yt, xt.rows(), w.rows, "linear output");
+        const int n_tokens = static_cast<int>(xt.rows());
+        const float* x = xt.f32();
+        float* y = yt.f32();
         const int64_t rows = w.rows, cols = w.cols;
-        const float* b = (bias && !bias->empty()) ? bias->data() : nullptr;
+        const float* b = bias ? bias->f32() : nullptr;
         if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type)) {
             // llama.cpp's scheme: quantize each token's activation once, integer dot products per row
             const size_t xq_bytes = cpu::q8_activation_bytes(w.type, cols);
@@ -57,120 +115,135 @@ public:
         }
     }
 
-    void get_rows(const Matrix& table, const int32_t* ids, int n, float* out) override {
-        for (int i = 0; i < n; ++i) dequantize_row(table.type, table.row(ids[i]), out + static_cast<size_t>(i) * table.cols, table.cols);
+    void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
+        check_f32(x, "rms_norm input");
+        check_shape(y, x.rows(), x.cols(), "rms_norm output");
+        ref::rmsnorm_forward<float>(y.f32(), nullptr, x.f32(), w.f32(), static_cast<int>(x.rows()), static_cast<int>(x.cols()), eps);
     }
 
-    void rms_norm(const float* x, const Vector& w, float eps, float* y, int n_tokens, int dim) override {
-        for (int t = 0; t < n_tokens; ++t) {
-            const float* xt = x + static_cast<size_t>(t) * dim;
-            float* yt = y + static_cast<size_t>(t) * dim;
-            double ss = 0.0;
-            for (int i = 0; i < dim; ++i) ss += static_cast<double>(xt[i]) * xt[i];
-            const float scale = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
-            for (int i = 0; i < dim; ++i) yt[i] = xt[i] * scale * w[i];
-        }
+    void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, const Tensor& y) override {
+        check_f32(x, "layer_norm input");
+        check_shape(y, x.rows(), x.cols(), "layer_norm output");
+        ref::layernorm_forward<float>(y.f32(), nullptr, nullptr, x.f32(), w.f32(), b.f32(), static_cast<int>(x.rows()), static_cast<int>(x.cols()), eps);
     }
 
-    void layer_norm(const float* x, const Vector& w, const Vector& b, float eps, float* y, int n_tokens, int dim) override {
-        for (int t = 0; t < n_tokens; ++t) {
-            const float* xt = x + static_cast<size_t>(t) * dim;
-            float* yt = y + static_cast<size_t>(t) * dim;
-            double mean = 0.0;
-            for (int i = 0; i < dim; ++i) mean += xt[i];
-            mean /= dim;
-            double var = 0.0;
-            for (int i = 0; i < dim; ++i) var += (xt[i] - mean) * (xt[i] - mean);
-            var /= dim;
-            const float scale = static_cast<float>(1.0 / std::sqrt(var + eps));
-            for (int i = 0; i < dim; ++i) yt[i] = static_cast<float>(xt[i] - mean) * scale * w[i] + b[i];
-        }
+    void rope(const Tensor& x, const RopeParams& p) override {
+        check_f32(x, "rope input");
+        check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
+        ref::rope_apply<float>(x.f32(), 1, static_cast<int>(x.rows()), p.n_heads, p.head_dim, p.rope_dim, p.base, p.style, false, p.pos0);
     }
 
-    void rope(float* x, int n_tokens, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style) override {
-        if (style == RopeStyle::none) return;
-        const int half = rope_dim / 2;
-        for (int t = 0; t < n_tokens; ++t) {
-            const double pos = pos0 + t;
-            for (int i = 0; i < half; ++i) {
-                // theta_i = pos * base^(-2i / rope_dim), computed in double so the angle itself adds no error
-                const double theta = pos * std::pow(static_cast<double>(base), -2.0 * i / rope_dim);
-                const float c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
-                for (int h = 0; h < n_heads; ++h) {
-                    float* xh = x + (static_cast<size_t>(t) * n_heads + h) * head_dim;
-                    const int a = style == RopeStyle::adjacent_pairs ? 2 * i : i;
-                    const int bidx = style == RopeStyle::adjacent_pairs ? 2 * i + 1 : i + half;
-                    const float x0 = xh[a], x1 = xh[bidx];
-                    xh[a] = x0 * c - x1 * s;
-                    xh[bidx] = x0 * s + x1 * c;
-                }
-            }
-        }
+    void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
+        check_f32(src, "copy_rows source");
+        check_f32(dst, "copy_rows destination");
+        if (src.cols() != dst.cols() || dst_row < 0 || dst_row + src.rows() > dst.rows())
+            throw Error(ErrorKind::invalid_argument, "copy_rows: " + src.describe() + " does not fit " + dst.describe() + " at row " + std::to_string(dst_row));
+        std::memcpy(dst.rows_view(dst_row, src.rows()).raw(), src.raw(), src.bytes());
     }
 
-    void attention(const float* q, const float* k_cache, const float* v_cache, int pos0, int n_tokens, int n_head, int n_head_kv,
-                   int head_dim, float* out) override {
-        const int group = n_head / n_head_kv;
-        const int kv_dim = n_head_kv * head_dim;
-        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    void attention(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor& outt, const AttentionParams& p) override {
+        const int n_tokens = static_cast<int>(qt.rows()), pos0 = p.pos0, head_dim = p.head_dim, n_head = p.n_head;
+        const int kv_dim = p.n_head_kv * head_dim;
+        if (pos0 + n_tokens > kt.rows() || kt.cols() != kv_dim || vt.cols() != kv_dim || qt.cols() != n_head * head_dim)
+            throw Error(ErrorKind::invalid_argument, "attention: shapes q " + qt.describe() + " k " + kt.describe() + " do not match the parameters");
+        check_f32(kt, "attention K cache");
+        check_f32(vt, "attention V cache");
+        check_shape(outt, n_tokens, static_cast<int64_t>(n_head) * head_dim, "attention output");
+        const float* q = qt.f32();
+        const float* k_cache = kt.f32();
+        const float* v_cache = vt.f32();
+        float* out = outt.f32();
+        const float scale = p.effective_scale();
+        const BlockMask* mask = p.mask;
 #pragma omp parallel num_threads(n_threads_)
         {
             std::vector<float> scores(pos0 + n_tokens);
 #pragma omp for collapse(2) schedule(static)
             for (int t = 0; t < n_tokens; ++t) {
                 for (int h = 0; h < n_head; ++h) {
-                    const int n_keys = pos0 + t + 1;
+                    const int q_pos = pos0 + t, n_keys = q_pos + 1;
                     const float* qh = q + (static_cast<size_t>(t) * n_head + h) * head_dim;
-                    const int kvh = h / group;
+                    const int kvh = p.kv_head(h);
                     float mx = -INFINITY;
                     for (int j = 0; j < n_keys; ++j) {
+                        if (mask && !mask->allows(q_pos, j)) {
+                            scores[j] = -INFINITY;
+                            continue;
+                        }
                         scores[j] = cpu::vec_dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim, head_dim) * scale;
                         mx = std::max(mx, scores[j]);
                     }
                     float sum = 0.0f;
                     for (int j = 0; j < n_keys; ++j) {
-                        scores[j] = std::exp(scores[j] - mx);
+                        scores[j] = std::exp(scores[j] - mx); // a masked key: exp(-inf) = 0
                         sum += scores[j];
                     }
                     const float inv = 1.0f / sum;
                     float* oh = out + (static_cast<size_t>(t) * n_head + h) * head_dim;
                     for (int d = 0; d < head_dim; ++d) oh[d] = 0.0f;
                     for (int j = 0; j < n_keys; ++j) {
-                        const float p = scores[j] * inv;
+                        if (scores[j] == 0.0f) continue;
+                        const float pj = scores[j] * inv;
                         const float* vj = v_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim;
-                        for (int d = 0; d < head_dim; ++d) oh[d] += p * vj[d];
+                        for (int d = 0; d < head_dim; ++d) oh[d] += pj * vj[d];
                     }
                 }
             }
         }
     }
 
-    void gelu_tanh(float* x, size_t n) override {
-        constexpr float k = 0.7978845608028654f; // sqrt(2 / pi)
-        for (size_t i = 0; i < n; ++i) {
-            const float v = x[i];
-            x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+    void gelu_tanh(const Tensor& x) override {
+        check_f32(x, "gelu input");
+        ref::gelu_forward<float>(x.f32(), x.f32(), static_cast<size_t>(x.numel()));
+    }
+
+    void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+        check_f32(gate, "swiglu gate");
+        check_shape(up, gate.rows(), gate.cols(), "swiglu up");
+        check_shape(out, gate.rows(), gate.cols(), "swiglu output");
+        ref::swiglu_forward<float>(out.f32(), gate.f32(), up.f32(), static_cast<size_t>(gate.numel()));
+    }
+
+    void add(const Tensor& y, const Tensor& x) override {
+        check_f32(y, "add destination");
+        check_f32(x, "add source");
+        if (x.cols() != y.cols() || (x.rows() != y.rows() && x.rows() != 1))
+            throw Error(ErrorKind::invalid_argument, "add: " + x.describe() + " cannot be added to " + y.describe());
+        ref::add_rows<float>(y.f32(), x.f32(), static_cast<size_t>(y.rows()), static_cast<size_t>(x.rows()), static_cast<size_t>(y.cols()));
+    }
+
+    TopK top_k(const Tensor& logits, int k, bool want_log_norm) override {
+        check_f32(logits, "top_k input");
+        const int64_t n = logits.numel();
+        if (logits.rows() != 1 || k < 1 || k > n) throw Error(ErrorKind::invalid_argument, "top_k: need one row and 1 <= k <= " + std::to_string(n));
+        const float* l = logits.f32();
+        TopK r;
+        if (k == 1) { // argmax: the first maximum, as std::max_element (the sampler's greedy rule)
+            r.ids.push_back(static_cast<int32_t>(std::max_element(l, l + n) - l));
+        } else {
+            std::vector<int32_t> idx(n);
+            std::iota(idx.begin(), idx.end(), 0);
+            std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+            r.ids.assign(idx.begin(), idx.begin() + k);
         }
-    }
-
-    void swiglu(const float* gate, const float* up, float* out, size_t n) override {
-        for (size_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-    }
-
-    void add(float* y, const float* x, size_t n) override {
-        for (size_t i = 0; i < n; ++i) y[i] += x[i];
+        for (int32_t i : r.ids) r.logits.push_back(l[i]);
+        if (want_log_norm) {
+            const double mx = r.logits[0];
+            double s = 0;
+            for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(l[i]) - mx);
+            r.log_norm = mx + std::log(s);
+        }
+        return r;
     }
 
 private:
     int n_threads_;
     CpuDotMode mode_;
-    std::vector<uint8_t> xq_;              // quantized activations (q8 mode)
+    std::vector<uint8_t> xq_;          // quantized activations (q8 mode)
     cpu::PreparedActivation prepared_; // reused across calls to avoid reallocating
 };
 
 } // namespace
-
-const char* to_string(CpuDotMode m) { return m == CpuDotMode::f32 ? "f32" : "q8"; }
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads, CpuDotMode mode) { return std::make_unique<CpuBackend>(n_threads, mode); }
 

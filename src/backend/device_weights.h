@@ -1,0 +1,33 @@
+#pragma once
+// A model's weights placed where one backend's kernels read them: matrices in their stored format (quantized blocks
+// included) and the small fp32 vectors (norms, biases, gpt2's position table) as tensors. For the CPU backend
+// everything is a view of the model's own memory (nothing is copied); a device backend uploads each tensor once.
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/weights.h"
+
+namespace winnow {
+
+struct DeviceLayerWeights {
+    Tensor attn_norm, attn_norm_b;
+    Matrix wq, wk, wv, wo;
+    Tensor bq, bk, bv, bo;
+    Tensor ffn_norm, ffn_norm_b;
+    Matrix w_gate, w_up, w_down;
+    Tensor b_up, b_down;
+};
+
+struct DeviceWeights {
+    Matrix tok_embd;
+    Tensor pos_embd; // [n_ctx_train][n_embd], gpt2 only
+    Tensor out_norm, out_norm_b;
+    Matrix output;   // shares tok_embd's memory when the head is tied
+    std::vector<DeviceLayerWeights> layers;
+    std::vector<Tensor> storage; // keeps the matrices' device memory alive
+};
+
+// `w` must outlive the result (the CPU backend borrows its memory).
+DeviceWeights place_weights(Backend& be, const Weights& w, int n_embd);
+
+} // namespace winnow

@@ -1,0 +1,15 @@
+#pragma once
+// Small statistics shared by the benchmark commands.
+#include <algorithm>
+#include <vector>
+
+namespace winnow::cli {
+
+// The upper median (element size/2 of the sorted values); 0 for none.
+inline double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+}
+
+} // namespace winnow::cli

@@ -1,0 +1,85 @@
+#include "head/adaptive_algorithm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "winnow/error.h"
+
+namespace winnow::head {
+
+ColumnStatistics column_statistics(std::span<const float> A, int n, int d) {
+    ColumnStatistics c;
+    c.l1.assign(d, 0.0);
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i)
+        for (int j = 0; j < d; ++j) c.l1[j] += std::fabs(static_cast<double>(A[i * d + j]));
+    const double wsum = std::accumulate(c.l1.begin(), c.l1.end(), 0.0);
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+        double s = 0;
+        for (int j = 0; j < d; ++j) {
+            const double q = c.l1[j] / wsum;
+            if (q > 0) {
+                const double a = A[i * d + j];
+                s += a * a / (q * static_cast<double>(d) * d);
+            }
+        }
+        c.sigma2_atoms = std::max(c.sigma2_atoms, s);
+    }
+    return c;
+}
+
+ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const float> x, uint64_t noise_seed) {
+    const size_t d = l1.size();
+    std::vector<double> s(d);
+    double total = 0, absx = 0;
+    for (size_t j = 0; j < d; ++j) {
+        s[j] = l1[j] * std::fabs(static_cast<double>(x[j]));
+        total += s[j];
+    }
+    std::mt19937_64 rng(noise_seed);
+    std::vector<std::pair<double, int32_t>> keyed;
+    for (size_t j = 0; j < d; ++j) {
+        if (s[j] <= 0) continue; // zero columns are never sampled and count neither way
+        const double u = (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; // (0, 1)
+        keyed.emplace_back(std::log(s[j] / total) - std::log(-std::log(u)), static_cast<int32_t>(j));
+        absx += std::fabs(static_cast<double>(x[j]));
+    }
+    std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    ColumnOrder o;
+    for (const auto& [key, j] : keyed) {
+        o.column.push_back(j);
+        o.key.push_back(key);
+        o.share.push_back(s[j] / total);
+    }
+    o.mean_abs_x = keyed.empty() ? 0 : absx / keyed.size();
+    return o;
+}
+
+uint64_t query_noise_seed(uint64_t seed, uint64_t query_counter) {
+    auto splitmix64 = [](uint64_t z) {
+        z += 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    return splitmix64(seed ^ splitmix64(query_counter));
+}
+
+AdaptiveResult all_logits_tied(int n, int k) {
+    AdaptiveResult r;
+    r.head.top.resize(k);
+    std::iota(r.head.top.begin(), r.head.top.end(), 0);
+    r.head.top_logits.assign(k, 0.0f);
+    r.head.log_norm = std::log(static_cast<double>(n));
+    r.head.p_top = 1.0f / n;
+    return r;
+}
+
+void check_params(const AdaptiveParams& p, int n) {
+    if (!(p.epsilon > 0) || !(p.delta > 0 && p.delta < 1) || p.k < 1 || p.k > n || !(p.fudge_best > 0 && p.fudge_best <= 1) ||
+        !(p.fudge_norm > 0 && p.fudge_norm <= 1) || !(p.warmup_cap > 0 && p.warmup_cap <= 1))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: need epsilon > 0, 0 < delta < 1, 1 <= k <= n, fudge factors and warm-up cap in (0, 1]");
+}
+
+} // namespace winnow::head

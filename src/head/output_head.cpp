@@ -1,0 +1,42 @@
+#include "head/output_head.h"
+
+#include "winnow/error.h"
+
+namespace winnow::head {
+
+ExactOutputHead::ExactOutputHead(Backend& be, const Matrix& output) : be_(be), output_(output) {
+    require_support(be, Op::linear, output.type);
+    require_support(be, Op::top_k, GgmlType::F32);
+    logits_ = be.alloc(GgmlType::F32, 1, output.rows);
+}
+
+HeadOutput ExactOutputHead::compute(const Tensor& hidden, const HeadRequest& r) {
+    be_.linear(output_, nullptr, hidden, logits_);
+    HeadOutput out;
+    TopK t = be_.top_k(logits_, r.k, r.log_norm);
+    out.top = std::move(t.ids);
+    out.top_logits = std::move(t.logits);
+    out.log_norm = t.log_norm;
+    if (r.full_logits) {
+        out.logits.resize(static_cast<size_t>(output_.rows));
+        be_.download(logits_, out.logits.data());
+    }
+    return out;
+}
+
+HeadOutput AdaptiveOutputHead::compute(const Tensor& hidden, const HeadRequest& r) {
+    if (!can_serve(r)) throw Error(ErrorKind::invalid_argument, "the adaptive head cannot produce full logits");
+    hidden_.resize(static_cast<size_t>(hidden.numel()));
+    be_.download(hidden, hidden_.data()); // the adaptive head runs on the host
+    AdaptiveParams p = params_;
+    p.k = r.k;
+    AdaptiveResult a = head_.select(hidden_, p);
+    HeadOutput out;
+    out.top = std::move(a.head.top);
+    out.top_logits = std::move(a.head.top_logits);
+    out.log_norm = a.head.log_norm;
+    out.cost = a.cost;
+    return out;
+}
+
+} // namespace winnow::head

@@ -1,0 +1,320 @@
+// The op cases of the harness: each builds random inputs, runs the op on the backend under test, and compares with
+// the double-precision reference. Shapes: SmolLM2-135M (d 576, 9 heads / 3 KV heads of 64, FFN 1536, vocab 49152),
+// GPT-2 124M (d 768, 12 heads of 64, fused QKV 2304, FFN 3072, vocab 50257), and odd sizes (not multiples of
+// 64/128, one token, long contexts).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "backend/cpu/reference_ops.h"
+#include "io/quant.h"
+#include "op_harness.h"
+
+namespace winnow::test {
+
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, float sd = 1.0f) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, sd);
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    return v;
+}
+
+std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+Tensor put(Backend& be, const std::vector<float>& h, int64_t rows, int64_t cols) {
+    Tensor t = be.alloc(GgmlType::F32, rows, cols);
+    be.upload(h.data(), t);
+    return t;
+}
+
+std::vector<float> get(Backend& be, const Tensor& t) {
+    std::vector<float> h(static_cast<size_t>(t.numel()));
+    be.download(t, h.data());
+    return h;
+}
+
+OpResult compare(const std::vector<float>& y, const std::vector<double>& ref) {
+    OpResult r;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size() && i < y.size(); ++i) {
+        const double e = y[i] - ref[i];
+        num += e * e;
+        den += ref[i] * ref[i];
+        r.max_abs = std::max(r.max_abs, std::fabs(e));
+    }
+    r.nmse = y.size() != ref.size() || !std::isfinite(num) ? INFINITY : den > 0 ? num / den : num;
+    r.compared = ref.size();
+    return r;
+}
+
+// A weight matrix in `type`, stored on the host (`bytes` keeps it alive) with its exactly decoded values.
+struct HostMatrix {
+    std::vector<uint8_t> bytes;
+    std::vector<float> values; // decoded, [rows][cols]
+    Matrix m;
+};
+
+HostMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
+    HostMatrix h;
+    const auto w = randn(static_cast<size_t>(rows * cols), seed, 0.05f);
+    const size_t rb = ggml_row_bytes(type, cols);
+    h.bytes.resize(rb * rows);
+    h.values.resize(w.size());
+    for (int64_t r = 0; r < rows; ++r) {
+        quantize_row_ref(type, w.data() + r * cols, h.bytes.data() + r * rb, cols);
+        dequantize_row(type, h.bytes.data() + r * rb, h.values.data() + r * cols, cols);
+    }
+    h.m.type = type;
+    h.m.rows = rows;
+    h.m.cols = cols;
+    h.m.row_bytes = rb;
+    h.m.data = h.bytes.data();
+    h.m.name = "harness";
+    return h;
+}
+
+Matrix place(Backend& be, const HostMatrix& h, Tensor& storage) {
+    storage = be.place_readonly(GgmlType::I8, 1, static_cast<int64_t>(h.bytes.size()), h.bytes.data());
+    Matrix m = h.m;
+    m.data = storage.data<uint8_t>();
+    return m;
+}
+
+const GgmlType kWeightTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1};
+
+bool quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1; }
+
+std::string shape(int64_t a, int64_t b) { return std::to_string(a) + "x" + std::to_string(b); }
+
+void add_linear_cases(std::vector<OpCase>& cases) {
+    struct S { const char* model; int64_t in, out; bool bias; };
+    const S shapes[] = {{"smollm2_q", 576, 576, false},  {"smollm2_kv", 576, 192, false},  {"smollm2_up", 576, 1536, false},
+                        {"smollm2_down", 1536, 576, false}, {"gpt2_qkv", 768, 2304, true},   {"gpt2_down", 3072, 768, true},
+                        {"odd", 160, 37, true}};
+    for (GgmlType type : kWeightTypes)
+        for (const S& s : shapes)
+            for (int n : {1, 7}) {
+                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                cases.push_back({std::string("linear/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
+                                 Op::linear, type, tol, tol_q8, [=](Backend& be) {
+                                     const HostMatrix w = make_matrix(type, s.out, s.in, 11 + s.in + s.out);
+                                     Tensor storage;
+                                     const Matrix dw = place(be, w, storage);
+                                     const auto x = randn(static_cast<size_t>(n * s.in), 5);
+                                     const auto b = randn(static_cast<size_t>(s.out), 6, 0.1f);
+                                     const Tensor xt = put(be, x, n, s.in), yt = be.alloc(GgmlType::F32, n, s.out), bt = put(be, b, 1, s.out);
+                                     be.linear(dw, s.bias ? &bt : nullptr, xt, yt);
+                                     std::vector<double> ref(static_cast<size_t>(n * s.out));
+                                     for (int t = 0; t < n; ++t)
+                                         for (int64_t r = 0; r < s.out; ++r) {
+                                             double acc = s.bias ? b[r] : 0.0;
+                                             for (int64_t c = 0; c < s.in; ++c) acc += static_cast<double>(w.values[r * s.in + c]) * x[t * s.in + c];
+                                             ref[t * s.out + r] = acc;
+                                         }
+                                     return compare(get(be, yt), ref);
+                                 }});
+            }
+    // the output head of SmolLM2 on its real vocabulary, one token (decode) in its stored type
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16})
+        cases.push_back({std::string("linear/") + ggml_type_name(type) + "/smollm2_head_49152x576_t1", Op::linear, type, 1e-11,
+                         quantized(type) ? 5e-4 : 1e-11, [=](Backend& be) {
+                             const HostMatrix w = make_matrix(type, 49152, 576, 77);
+                             Tensor storage;
+                             const Matrix dw = place(be, w, storage);
+                             const auto x = randn(576, 8);
+                             const Tensor xt = put(be, x, 1, 576), yt = be.alloc(GgmlType::F32, 1, 49152);
+                             be.linear(dw, nullptr, xt, yt);
+                             std::vector<double> ref(49152);
+                             for (int64_t r = 0; r < 49152; ++r) {
+                                 double acc = 0;
+                                 for (int c = 0; c < 576; ++c) acc += static_cast<double>(w.values[r * 576 + c]) * x[c];
+                                 ref[r] = acc;
+                             }
+                             return compare(get(be, yt), ref);
+                         }});
+}
+
+void add_get_rows_cases(std::vector<OpCase>& cases) {
+    for (GgmlType type : kWeightTypes)
+        for (int64_t cols : {576, 768, 96})
+            cases.push_back({std::string("get_rows/") + ggml_type_name(type) + "/" + shape(300, cols), Op::get_rows, type, 0, 0, [=](Backend& be) {
+                                 const HostMatrix w = make_matrix(type, 300, cols, 21);
+                                 Tensor storage;
+                                 const Matrix dw = place(be, w, storage);
+                                 const std::vector<int32_t> ids{0, 299, 17, 17, 150};
+                                 Tensor it = be.alloc(GgmlType::I32, static_cast<int64_t>(ids.size()), 1);
+                                 be.upload(ids.data(), it);
+                                 const Tensor out = be.alloc(GgmlType::F32, static_cast<int64_t>(ids.size()), cols);
+                                 be.get_rows(dw, it, out);
+                                 std::vector<double> ref;
+                                 for (int32_t id : ids) ref.insert(ref.end(), w.values.begin() + id * cols, w.values.begin() + (id + 1) * cols);
+                                 return compare(get(be, out), ref);
+                             }});
+}
+
+void add_norm_cases(std::vector<OpCase>& cases) {
+    for (auto [n, c] : {std::pair{1, 576}, {7, 576}, {3, 100}})
+        cases.push_back({"rms_norm/F32/" + shape(n, c), Op::rms_norm, GgmlType::F32, 1e-12, 1e-12, [n, c](Backend& be) {
+                             const auto x = randn(static_cast<size_t>(n * c), 31, 3.0f), w = randn(static_cast<size_t>(c), 32);
+                             const Tensor xt = put(be, x, n, c), wt = put(be, w, 1, c), yt = be.alloc(GgmlType::F32, n, c);
+                             be.rms_norm(xt, wt, 1e-5f, yt);
+                             std::vector<double> ref(x.size()), xd = widen(x), wd = widen(w);
+                             ref::rmsnorm_forward<double>(ref.data(), nullptr, xd.data(), wd.data(), n, c, 1e-5);
+                             return compare(get(be, yt), ref);
+                         }});
+    for (auto [n, c] : {std::pair{1, 768}, {7, 768}, {5, 100}})
+        cases.push_back({"layer_norm/F32/" + shape(n, c), Op::layer_norm, GgmlType::F32, 1e-12, 1e-12, [n, c](Backend& be) {
+                             auto x = randn(static_cast<size_t>(n * c), 33, 2.0f);
+                             for (auto& v : x) v += 4.0f; // a mean far from zero: the centring matters
+                             const auto w = randn(static_cast<size_t>(c), 34), b = randn(static_cast<size_t>(c), 35);
+                             const Tensor xt = put(be, x, n, c), wt = put(be, w, 1, c), bt = put(be, b, 1, c), yt = be.alloc(GgmlType::F32, n, c);
+                             be.layer_norm(xt, wt, bt, 1e-5f, yt);
+                             std::vector<double> ref(x.size()), xd = widen(x), wd = widen(w), bd = widen(b);
+                             ref::layernorm_forward<double>(ref.data(), nullptr, nullptr, xd.data(), wd.data(), bd.data(), n, c, 1e-5);
+                             return compare(get(be, yt), ref);
+                         }});
+}
+
+void add_rope_cases(std::vector<OpCase>& cases) {
+    struct S { const char* name; int n, heads, hd, rope_dim, pos0; float base; RopeStyle style; };
+    const S shapes[] = {{"smollm2_q_prefill", 7, 9, 64, 64, 0, 100000.0f, RopeStyle::rotate_half},
+                        {"smollm2_k_decode_pos8000", 1, 3, 64, 64, 8000, 100000.0f, RopeStyle::rotate_half},
+                        {"gguf_pairs_prefill", 5, 9, 64, 64, 3, 10000.0f, RopeStyle::adjacent_pairs},
+                        {"odd_partial_rope", 3, 5, 80, 32, 37, 10000.0f, RopeStyle::adjacent_pairs}};
+    for (const S& s : shapes)
+        cases.push_back({std::string("rope/F32/") + s.name, Op::rope, GgmlType::F32, 1e-12, 1e-12, [s](Backend& be) {
+                             const auto x = randn(static_cast<size_t>(s.n * s.heads * s.hd), 41);
+                             const Tensor xt = put(be, x, s.n, static_cast<int64_t>(s.heads) * s.hd);
+                             be.rope(xt, {s.heads, s.hd, s.rope_dim, s.pos0, s.base, s.style});
+                             std::vector<double> ref = widen(x);
+                             ref::rope_apply<double>(ref.data(), 1, s.n, s.heads, s.hd, s.rope_dim, s.base, s.style, false, s.pos0);
+                             return compare(get(be, xt), ref);
+                         }});
+}
+
+void add_copy_rows_cases(std::vector<OpCase>& cases) {
+    cases.push_back({"copy_rows/F32/7x192_at_100_of_256", Op::copy_rows, GgmlType::F32, 0, 0, [](Backend& be) {
+                         const auto src = randn(7 * 192, 51), before = randn(256 * 192, 52);
+                         const Tensor st = put(be, src, 7, 192), dt = put(be, before, 256, 192);
+                         be.copy_rows(st, dt, 100);
+                         std::vector<double> ref = widen(before);
+                         std::copy(src.begin(), src.end(), ref.begin() + 100 * 192);
+                         return compare(get(be, dt), ref); // rows outside [100, 107) must be untouched
+                     }});
+}
+
+BlockMask random_mask(int block, int n_blocks, uint64_t seed) {
+    BlockMask m{block, n_blocks, std::vector<uint8_t>(static_cast<size_t>(n_blocks) * n_blocks, 0)};
+    std::mt19937_64 rng(seed);
+    for (int qb = 0; qb < n_blocks; ++qb)
+        for (int kb = 0; kb <= qb; ++kb) m.keep[qb * n_blocks + kb] = kb == qb || kb == 0 || rng() % 3 == 0; // diagonal, sink, ~1/3 of the rest
+    return m;
+}
+
+void add_attention_cases(std::vector<OpCase>& cases) {
+    struct S { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; };
+    const S shapes[] = {{"smollm2_prefill_7", 7, 0, 9, 3, 64, 0},         {"smollm2_decode_pos300", 1, 300, 9, 3, 64, 0},
+                        {"smollm2_decode_pos4095", 1, 4095, 9, 3, 64, 0}, {"gpt2_prefill_5_at_10", 5, 10, 12, 12, 64, 0},
+                        {"odd_mqa_3_at_37", 3, 37, 5, 1, 48, 0},          {"masked_b16_prefill_128", 128, 0, 9, 3, 64, 16},
+                        {"masked_b16_decode_pos100", 1, 100, 9, 3, 64, 16}};
+    for (const S& s : shapes)
+        cases.push_back({std::string("attention/F32/") + s.name, Op::attention, GgmlType::F32, 1e-10, 1e-10, [s](Backend& be) {
+                             const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd;
+                             const auto q = randn(static_cast<size_t>(s.n) * qd, 61), k = randn(static_cast<size_t>(ctx) * kvd, 62),
+                                        v = randn(static_cast<size_t>(ctx) * kvd, 63);
+                             const Tensor qt = put(be, q, s.n, qd), kt = put(be, k, ctx, kvd), vt = put(be, v, ctx, kvd), ot = be.alloc(GgmlType::F32, s.n, qd);
+                             BlockMask mask;
+                             AttentionParams p;
+                             p.pos0 = s.pos0;
+                             p.n_head = s.n_head;
+                             p.n_head_kv = s.n_head_kv;
+                             p.head_dim = s.hd;
+                             if (s.mask_block) {
+                                 mask = random_mask(s.mask_block, (ctx + s.mask_block - 1) / s.mask_block, 64);
+                                 p.mask = &mask;
+                             }
+                             be.attention(qt, kt, vt, ot, p);
+                             std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
+                             ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), s.pos0, s.n, s.n_head, s.n_head_kv, s.hd,
+                                                           1.0 / std::sqrt(static_cast<double>(s.hd)),
+                                                           [&](int qp, int kp) { return !s.mask_block || mask.allows(qp, kp); });
+                             return compare(get(be, ot), ref);
+                         }});
+}
+
+void add_activation_cases(std::vector<OpCase>& cases) {
+    for (auto [n, c] : {std::pair{7, 3072}, {1, 100}})
+        cases.push_back({"gelu_tanh/F32/" + shape(n, c), Op::gelu_tanh, GgmlType::F32, 1e-12, 1e-12, [n, c](Backend& be) {
+                             const auto x = randn(static_cast<size_t>(n * c), 71, 3.0f);
+                             const Tensor xt = put(be, x, n, c);
+                             be.gelu_tanh(xt);
+                             std::vector<double> ref(x.size()), xd = widen(x);
+                             ref::gelu_forward<double>(ref.data(), xd.data(), x.size());
+                             return compare(get(be, xt), ref);
+                         }});
+    for (auto [n, c] : {std::pair{7, 1536}, {1, 100}})
+        cases.push_back({"swiglu/F32/" + shape(n, c), Op::swiglu, GgmlType::F32, 1e-12, 1e-12, [n, c](Backend& be) {
+                             const auto g = randn(static_cast<size_t>(n * c), 72, 3.0f), u = randn(static_cast<size_t>(n * c), 73);
+                             const Tensor gt = put(be, g, n, c), ut = put(be, u, n, c), ot = be.alloc(GgmlType::F32, n, c);
+                             be.swiglu(gt, ut, ot);
+                             std::vector<double> ref(g.size()), gd = widen(g), ud = widen(u);
+                             ref::swiglu_forward<double>(ref.data(), gd.data(), ud.data(), g.size());
+                             return compare(get(be, ot), ref);
+                         }});
+    for (int x_rows : {7, 1})
+        cases.push_back({"add/F32/7x576_plus_" + shape(x_rows, 576), Op::add, GgmlType::F32, 1e-14, 1e-14, [x_rows](Backend& be) {
+                             const auto y = randn(7 * 576, 74), x = randn(static_cast<size_t>(x_rows) * 576, 75);
+                             const Tensor yt = put(be, y, 7, 576), xt = put(be, x, x_rows, 576);
+                             be.add(yt, xt);
+                             std::vector<double> ref = widen(y), xd = widen(x);
+                             ref::add_rows<double>(ref.data(), xd.data(), 7, static_cast<size_t>(x_rows), 576);
+                             return compare(get(be, yt), ref);
+                         }});
+}
+
+void add_top_k_cases(std::vector<OpCase>& cases) {
+    for (int k : {1, 40})
+        for (int64_t n : {49152, 50257})
+            cases.push_back({"top_k/F32/vocab" + std::to_string(n) + "_k" + std::to_string(k), Op::top_k, GgmlType::F32, 1e-14, 1e-14, [k, n](Backend& be) {
+                                 auto l = randn(static_cast<size_t>(n), 81, 4.0f);
+                                 // ties at the top: the lower id must come first
+                                 l[n - 1] = l[7] = 30.0f;
+                                 l[123] = l[45000] = 29.0f;
+                                 const Tensor lt = put(be, l, 1, n);
+                                 const TopK got = be.top_k(lt, k, true);
+                                 std::vector<int32_t> idx(n);
+                                 std::iota(idx.begin(), idx.end(), 0);
+                                 std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return l[a] > l[b]; });
+                                 double mx = l[idx[0]], s = 0;
+                                 for (float v : l) s += std::exp(static_cast<double>(v) - mx);
+                                 OpResult r = compare({static_cast<float>(got.log_norm)}, {mx + std::log(s)});
+                                 r.exact_ids = got.ids == std::vector<int32_t>(idx.begin(), idx.begin() + k);
+                                 std::vector<double> ref_logits;
+                                 for (int i = 0; i < k; ++i) ref_logits.push_back(l[idx[i]]);
+                                 const OpResult lr = compare(got.logits, ref_logits);
+                                 r.nmse = std::max(r.nmse, lr.nmse);
+                                 r.compared += lr.compared;
+                                 return r;
+                             }});
+}
+
+} // namespace
+
+std::vector<OpCase> op_cases() {
+    std::vector<OpCase> c;
+    add_get_rows_cases(c);
+    add_linear_cases(c);
+    add_norm_cases(c);
+    add_rope_cases(c);
+    add_copy_rows_cases(c);
+    add_attention_cases(c);
+    add_activation_cases(c);
+    add_top_k_cases(c);
+    return c;
+}
+
+} // namespace winnow::test
