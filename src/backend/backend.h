@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/tensor.h"
@@ -107,6 +108,19 @@ const char* to_string(CpuDotMode m);
 
 // n_threads <= 0: one per available core.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0, CpuDotMode mode = CpuDotMode::f32);
+
+// Where the decoder runs, for the CLI and the API: `--device cpu|cuda|cuda:N`.
+struct BackendOptions {
+    Device device = Device::cpu;
+    int cuda_device = 0;               // which GPU
+    int threads = 0;                   // CPU: 0 = every core
+    CpuDotMode dot = CpuDotMode::f32;  // CPU only
+};
+// Parses "cpu", "cuda" or "cuda:N" into options.device / cuda_device; throws winnow::Error otherwise.
+void parse_device(const std::string& s, BackendOptions& options);
+// The CPU backend, or the CUDA backend; for cuda a one-line winnow::Error when winnow was built without CUDA or no
+// GPU is present.
+std::unique_ptr<Backend> make_backend(const BackendOptions& options);
 
 // Throws winnow::Error(unsupported) naming the backend, op and type when the backend lacks it.
 void require_support(const Backend& be, Op op, GgmlType type);

@@ -15,7 +15,12 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#ifdef WINNOW_HAVE_CUDA
+#include "backend/cuda/device.h"
+#endif
+#include "cli/device_options.h"
 #include "cli/options.h"
+#include "head/output_head.h"
 #include "decode/forward.h"
 #include "model/model.h"
 #include "winnow/error.h"
@@ -43,21 +48,20 @@ std::vector<int32_t> bench_tokens(int n, int n_vocab) {
     return ids;
 }
 
-double run_pp(Forward& f, const std::vector<int32_t>& ids) {
+double run_pp(Forward& f, head::ExactOutputHead& head, const std::vector<int32_t>& ids) {
     f.reset();
     const auto t0 = Clock::now();
-    f.eval(ids, false);
+    head.compute(f.eval_hidden(ids), {.k = 1}); // the first generated token: prefill is done when it is known
     return ids.size() / seconds_since(t0);
 }
 
-double run_tg(Forward& f, int n, int n_vocab) {
+// Greedy decode as generate runs it: the forward pass, then the exact head's argmax on the backend (only the token id
+// comes back to the host, which also waits for the device).
+double run_tg(Forward& f, head::ExactOutputHead& head, int n, int n_vocab) {
     f.reset();
     int32_t tok = 1 % n_vocab;
     const auto t0 = Clock::now();
-    for (int i = 0; i < n; ++i) {
-        const auto& logits = f.eval(std::span<const int32_t>(&tok, 1), false);
-        tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
+    for (int i = 0; i < n; ++i) tok = head.compute(f.eval_hidden(std::span<const int32_t>(&tok, 1)), {.k = 1}).top[0];
     return n / seconds_since(t0);
 }
 
@@ -75,7 +79,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!args.empty() && args[0] == "head") return cmd_bench_head(std::vector<std::string>(args.begin() + 1, args.end()));
     if (!args.empty() && args[0] == "finetune") return cmd_bench_finetune(std::vector<std::string>(args.begin() + 1, args.end()));
     if (args.empty() || args[0] != "decode") {
-        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [--dot f32|q8] [--json]\n"
+        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [--dot f32|q8] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
                      "       winnow bench head -m MODEL [--text FILE] [--window 64] [--queries 1000] [--tune 200] [--cache FILE] [--csv FILE] [--json]\n";
         return 2;
     }
@@ -83,6 +87,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     int n_prompt = 512, n_gen = 128, reps = 5, threads = 0;
     std::string dot = "f32";
     bool json_out = false;
+    DeviceArgs device_args;
     po::options_description opts("winnow bench decode options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file or directory")(
         "n-prompt,p", po::value(&n_prompt)->default_value(512), "prompt tokens for the ppN test (0 skips it)")(
@@ -90,31 +95,41 @@ int cmd_bench(const std::vector<std::string>& args) {
         "reps,r", po::value(&reps)->default_value(5), "measured repetitions after one warm-up")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (fp32 activations, reference) or q8 (8-bit activations, as llama.cpp)")("json", po::bool_switch(&json_out), "print rows as JSON");
+    add_device_options(opts, device_args);
     po::variables_map vm;
     if (!parse_options(opts, std::vector<std::string>(args.begin() + 1, args.end()), vm)) return 0;
     if (n_prompt < 0 || n_gen < 0 || reps < 1 || threads < 0)
         throw Error(ErrorKind::invalid_argument, "--n-prompt/--n-gen must be >= 0, --reps >= 1, --threads >= 0");
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8, not '" + dot + "'");
 
+    const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const GgmlType kv_type = kv_cache_type(device_args);
+
     auto model = Model::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
-    auto backend = make_cpu_backend(threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
     const int n_ctx = std::max(n_prompt, n_gen);
     if (n_ctx > c.n_ctx_train) throw Error(ErrorKind::invalid_argument, "test length " + std::to_string(n_ctx) + " exceeds the model context " + std::to_string(c.n_ctx_train));
-    Forward f(*model, *backend, std::max(n_ctx, 1));
+    auto backend = make_backend(backend_opts);
+    Forward f(*model, *backend, std::max(n_ctx, 1), kv_type);
+    head::ExactOutputHead head(*backend, f.weights().output);
+    // the memory roofline of a device, measured in this run
+    double roofline_gbps = 0;
+#ifdef WINNOW_HAVE_CUDA
+    if (backend->device() == Device::cuda) roofline_gbps = cuda::measure_copy_bandwidth_gbps(backend_opts.cuda_device);
+#endif
 
     std::vector<Row> rows;
     if (n_prompt > 0) {
         const auto ids = bench_tokens(n_prompt, c.n_vocab);
-        run_pp(f, ids);
+        run_pp(f, head, ids);
         std::vector<double> ts;
-        for (int r = 0; r < reps; ++r) ts.push_back(run_pp(f, ids));
+        for (int r = 0; r < reps; ++r) ts.push_back(run_pp(f, head, ids));
         rows.push_back(summarize("pp" + std::to_string(n_prompt), n_prompt, ts));
     }
     if (n_gen > 0) {
-        run_tg(f, n_gen, c.n_vocab);
+        run_tg(f, head, n_gen, c.n_vocab);
         std::vector<double> ts;
-        for (int r = 0; r < reps; ++r) ts.push_back(run_tg(f, n_gen, c.n_vocab));
+        for (int r = 0; r < reps; ++r) ts.push_back(run_tg(f, head, n_gen, c.n_vocab));
         rows.push_back(summarize("tg" + std::to_string(n_gen), n_gen, ts));
     }
 
@@ -127,6 +142,8 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["arch"] = to_string(c.arch);
         j["weight_bytes_per_token"] = bytes_per_token;
         j["backend"] = backend->name();
+        j["device"] = to_string(backend->device());
+        j["kv_type"] = ggml_type_name(kv_type);
         j["dot"] = dot;
         j["threads"] = used_threads;
         j["test"] = r.test;
@@ -134,7 +151,14 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["tokens_per_s_sd"] = r.sd_ts;
         j["reps"] = reps;
         // decode reads every weight matrix once per token; prefill reuses each row across the batch
-        if (r.test.rfind("tg", 0) == 0) j["weight_gb_per_s"] = r.mean_ts * bytes_per_token / 1e9;
+        if (r.test.rfind("tg", 0) == 0) {
+            j["us_per_token"] = 1e6 / r.mean_ts;
+            j["weight_gb_per_s"] = r.mean_ts * bytes_per_token / 1e9;
+            if (roofline_gbps > 0) {
+                j["copy_roofline_gb_per_s"] = roofline_gbps;
+                j["roofline_fraction"] = r.mean_ts * bytes_per_token / 1e9 / roofline_gbps;
+            }
+        }
         out.push_back(j);
     }
     if (json_out) {

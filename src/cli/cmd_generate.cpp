@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/options.h"
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
@@ -44,6 +45,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     std::vector<std::string> stops;
     std::string head_impl;
     head::AdaptiveHeadOptions head_options;
+    DeviceArgs device_args;
     po::options_description opts("winnow generate options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf); default: SmolLM2-135M-Instruct")(
         "prompt,p", po::value(&prompt), "prompt text")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
@@ -69,6 +71,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "head-calibration", po::value(&calibration_path), "adaptive head: calibrated factors (default MODEL.head.json if present)")(
         "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
+    add_device_options(opts, device_args);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT)");
@@ -81,6 +84,9 @@ int cmd_generate(const std::vector<std::string>& args) {
     s.order = order == "hf" ? SamplerOrder::hf : SamplerOrder::llama_cpp;
     s.validate();
     opt.stop = stops;
+
+    const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const GgmlType kv_type = kv_cache_type(device_args);
 
     auto model = Model::load(resolve_model_path(model_arg));
     std::unique_ptr<Tokenizer> tokenizer;
@@ -96,7 +102,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     }
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
-    auto backend = make_cpu_backend(threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    auto backend = make_backend(backend_opts);
     std::unique_ptr<head::AdaptiveHead> adaptive;
     std::string calibration_note = "theory constants (uncalibrated)";
     if (opt.head == HeadMode::adaptive) {
@@ -116,7 +122,7 @@ int cmd_generate(const std::vector<std::string>& args) {
             }
         }
     }
-    Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train), adaptive.get());
+    Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train), adaptive.get(), kv_type);
 
     StreamCallback print = [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);

@@ -6,7 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/options.h"
+#include "decode/forward.h"
+#ifdef WINNOW_HAVE_CUDA
+#include "backend/cuda/device.h"
+#endif
 #include "io/gguf.h"
 #include "model/model.h"
 
@@ -14,14 +19,28 @@ namespace po = boost::program_options;
 
 namespace winnow::cli {
 
+namespace {
+std::vector<std::string> cuda_device_names() {
+    std::vector<std::string> names;
+#ifdef WINNOW_HAVE_CUDA
+    for (int i = 0; i < cuda::device_count(); ++i) names.push_back(cuda::device_name(i));
+#endif
+    return names;
+}
+} // namespace
+
 int cmd_info(const std::vector<std::string>& args) {
     std::string model_arg;
     bool json_out = false;
+    DeviceArgs device_args;
     po::options_description opts("winnow info options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf) or HF checkpoint directory")(
         "json", po::bool_switch(&json_out), "print one JSON object");
+    add_device_options(opts, device_args);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
+    const BackendOptions backend_opts = backend_options(device_args, 0, CpuDotMode::f32);
+    const GgmlType kv_type = kv_cache_type(device_args);
     auto model = Model::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
 
@@ -51,6 +70,14 @@ int cmd_info(const std::vector<std::string>& args) {
         j["gguf_version"] = g->version();
         j["tokenizer"] = g->get_string("tokenizer.ggml.model").value_or("none");
         j["pre_tokenizer"] = g->get_string("tokenizer.ggml.pre").value_or("none");
+    }
+    // the devices this build can run on; with --device, that device loads the model (every op it needs is there)
+    j["cuda_devices"] = cuda_device_names();
+    if (vm["device"].defaulted() == false) {
+        auto backend = make_backend(backend_opts);
+        Forward check(*model, *backend, 1, kv_type);
+        j["device"] = backend->name();
+        j["device_runs_model"] = true;
     }
     if (json_out) {
         std::cout << j.dump(2) << "\n";

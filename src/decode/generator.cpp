@@ -66,8 +66,9 @@ std::string StreamBuffer::flush() {
     return out;
 }
 
-Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx, head::AdaptiveHead* adaptive_head)
-    : tok_(tokenizer), forward_(model, backend, n_ctx), exact_(backend, forward_.weights().output) {
+Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx, head::AdaptiveHead* adaptive_head,
+                     GgmlType kv_type)
+    : tok_(tokenizer), forward_(model, backend, n_ctx, kv_type), exact_(backend, forward_.weights().output) {
     if (tokenizer.n_vocab() != model.config().n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(model.config().n_vocab));

@@ -84,6 +84,31 @@ Matrix place(Backend& be, const HostMatrix& h, Tensor& storage) {
     return m;
 }
 
+// A KV cache in `type`: the values the cache holds (rounded on the host, as a device write rounds them) and the cache.
+std::vector<float> round_to(GgmlType type, const std::vector<float>& v) {
+    std::vector<float> r(v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+        r[i] = type == GgmlType::F16 ? fp16_to_fp32(fp32_to_fp16(v[i])) : type == GgmlType::BF16 ? bf16_to_fp32(fp32_to_bf16(v[i])) : v[i];
+    return r;
+}
+
+// Downloads a tensor of any activation type as fp32.
+std::vector<float> get_any(Backend& be, const Tensor& t) {
+    if (t.type() == GgmlType::F32) return get(be, t);
+    std::vector<uint16_t> h(static_cast<size_t>(t.numel()));
+    be.download(t, h.data());
+    std::vector<float> f(h.size());
+    for (size_t i = 0; i < h.size(); ++i) f[i] = t.type() == GgmlType::F16 ? fp16_to_fp32(h[i]) : bf16_to_fp32(h[i]);
+    return f;
+}
+
+// Writes fp32 rows into a cache of `type` through the backend's copy_rows (the only way the decoder fills a cache).
+Tensor make_cache(Backend& be, GgmlType type, const std::vector<float>& v, int64_t rows, int64_t cols) {
+    const Tensor src = put(be, v, rows, cols), cache = be.alloc(type, rows, cols);
+    be.copy_rows(src, cache, 0);
+    return cache;
+}
+
 const GgmlType kWeightTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1};
 
 bool quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1; }
@@ -197,6 +222,16 @@ void add_rope_cases(std::vector<OpCase>& cases) {
 }
 
 void add_copy_rows_cases(std::vector<OpCase>& cases) {
+    for (GgmlType type : {GgmlType::F16, GgmlType::BF16})
+        cases.push_back({std::string("copy_rows/") + ggml_type_name(type) + "/7x192_at_100_of_256", Op::copy_rows, type, 0, 0, [type](Backend& be) {
+                             const auto src = randn(7 * 192, 53);
+                             const Tensor st = put(be, src, 7, 192), dt = be.alloc(type, 256, 192);
+                             be.copy_rows(st, dt, 100);
+                             std::vector<double> ref(256 * 192, 0.0);
+                             const auto rounded = round_to(type, src);
+                             std::copy(rounded.begin(), rounded.end(), ref.begin() + 100 * 192);
+                             return compare(get_any(be, dt), ref);
+                         }});
     cases.push_back({"copy_rows/F32/7x192_at_100_of_256", Op::copy_rows, GgmlType::F32, 0, 0, [](Backend& be) {
                          const auto src = randn(7 * 192, 51), before = randn(256 * 192, 52);
                          const Tensor st = put(be, src, 7, 192), dt = put(be, before, 256, 192);
@@ -221,12 +256,14 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         {"smollm2_decode_pos4095", 1, 4095, 9, 3, 64, 0}, {"gpt2_prefill_5_at_10", 5, 10, 12, 12, 64, 0},
                         {"odd_mqa_3_at_37", 3, 37, 5, 1, 48, 0},          {"masked_b16_prefill_128", 128, 0, 9, 3, 64, 16},
                         {"masked_b16_decode_pos100", 1, 100, 9, 3, 64, 16}};
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
-        cases.push_back({std::string("attention/F32/") + s.name, Op::attention, GgmlType::F32, 1e-10, 1e-10, [s](Backend& be) {
+        cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name, Op::attention, type, 1e-10, 1e-10, [s, type](Backend& be) {
                              const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd;
-                             const auto q = randn(static_cast<size_t>(s.n) * qd, 61), k = randn(static_cast<size_t>(ctx) * kvd, 62),
-                                        v = randn(static_cast<size_t>(ctx) * kvd, 63);
-                             const Tensor qt = put(be, q, s.n, qd), kt = put(be, k, ctx, kvd), vt = put(be, v, ctx, kvd), ot = be.alloc(GgmlType::F32, s.n, qd);
+                             const auto q = randn(static_cast<size_t>(s.n) * qd, 61), k = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 62)),
+                                        v = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 63));
+                             const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, type, k, ctx, kvd), vt = make_cache(be, type, v, ctx, kvd),
+                                          ot = be.alloc(GgmlType::F32, s.n, qd);
                              BlockMask mask;
                              AttentionParams p;
                              p.pos0 = s.pos0;

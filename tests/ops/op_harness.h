@@ -18,6 +18,8 @@ struct BackendFactory {
     std::function<std::unique_ptr<Backend>()> make;
     // How far this backend's arithmetic is from exact for quantized weights (q8 rounds activations to 8 bits).
     bool rounds_activations = false;
+    // Empty when the backend can run here, else why not (a visible skip: e.g. no GPU on this machine).
+    std::function<std::string()> unavailable = [] { return std::string(); };
 };
 std::vector<BackendFactory> backend_factories();
 

@@ -1,0 +1,250 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <cstring>
+#include <cublas_v2.h>
+#include <map>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dequantize.h"
+#include "backend/cuda/device.h"
+#include "backend/cuda/kernels.h"
+
+namespace winnow {
+
+namespace {
+
+#define WINNOW_CUBLAS_CHECK(call)                                                                                        \
+    do {                                                                                                                 \
+        cublasStatus_t st_ = (call);                                                                                     \
+        if (st_ != CUBLAS_STATUS_SUCCESS)                                                                                \
+            throw ::winnow::Error(::winnow::ErrorKind::io, std::string(#call) + " failed: " + cublasGetStatusString(st_)); \
+    } while (0)
+
+bool is_weight_type(GgmlType t) {
+    return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1;
+}
+
+void check(const Tensor& t, const char* what, GgmlType type = GgmlType::F32) {
+    if (t.device() != Device::cuda || t.type() != type)
+        throw Error(ErrorKind::invalid_argument, std::string("cuda backend: ") + what + " must be a " + ggml_type_name(type) + " device tensor, got " + t.describe());
+}
+
+void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) {
+    if (t.rows() != rows || t.cols() != cols)
+        throw Error(ErrorKind::invalid_argument, std::string("cuda backend: ") + what + " is " + t.describe() + ", expected " + std::to_string(rows) +
+                                                     "x" + std::to_string(cols));
+}
+
+// Products with this many tokens or more go through cuBLAS on a decoded copy of the matrix.
+constexpr int kGemmMinTokens = 8;
+
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(int device) : device_(device) {
+        const int n = cuda::device_count();
+        if (n == 0) throw Error(ErrorKind::unsupported, "no CUDA device is available (the cuda backend needs an NVIDIA GPU and its driver)");
+        if (device < 0 || device >= n) throw Error(ErrorKind::invalid_argument, "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(n) + " found)");
+        WINNOW_CUDA_CHECK(cudaSetDevice(device));
+        WINNOW_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        WINNOW_CUBLAS_CHECK(cublasCreate(&blas_));
+        WINNOW_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+        WINNOW_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH)); // fp32 products stay fp32 (no TF32)
+        name_ = "cuda:" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
+    }
+    ~CudaBackend() override {
+        cublasDestroy(blas_);
+        cudaStreamDestroy(stream_);
+    }
+
+    const char* name() const override { return name_.c_str(); }
+    Device device() const override { return Device::cuda; }
+
+    bool supports(Op op, GgmlType type) const override {
+        switch (op) {
+        case Op::linear:
+        case Op::get_rows: return is_weight_type(type);
+        case Op::copy_rows:
+        case Op::attention: return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
+        default: return type == GgmlType::F32;
+        }
+    }
+
+    Tensor alloc(GgmlType type, int64_t rows, int64_t cols) override {
+        const size_t bytes = static_cast<size_t>(rows) * cols * tensor_type_size(type);
+        void* p = nullptr;
+        WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
+        std::shared_ptr<void> storage(p, [](void* q) { cudaFree(q); });
+        WINNOW_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+        return Tensor(type, Device::cuda, rows, cols, std::move(storage), p);
+    }
+    Tensor place_readonly(GgmlType type, int64_t rows, int64_t cols, const void* host) override {
+        Tensor t = alloc(type, rows, cols);
+        WINNOW_CUDA_CHECK(cudaMemcpyAsync(t.raw(), host, t.bytes(), cudaMemcpyHostToDevice, stream_));
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_)); // the host buffer may be temporary
+        return t;
+    }
+    void upload(const void* host, const Tensor& dst) override {
+        check_device(dst);
+        WINNOW_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), host, dst.bytes(), cudaMemcpyHostToDevice, stream_));
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_)); // pageable source: return only once it has been read
+    }
+    void download(const Tensor& src, void* host) override {
+        check_device(src);
+        WINNOW_CUDA_CHECK(cudaMemcpyAsync(host, src.raw(), src.bytes(), cudaMemcpyDeviceToHost, stream_));
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    void synchronize() override { WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+    void get_rows(const Matrix& table, const Tensor& ids, const Tensor& out) override {
+        check(ids, "get_rows ids", GgmlType::I32);
+        check(out, "get_rows output");
+        check_shape(out, ids.rows(), table.cols, "get_rows output");
+        cuda::launch_get_rows(table.type, table.data, table.row_bytes, table.rows, table.cols, ids.data<int32_t>(), static_cast<int>(ids.rows()),
+                              out.f32(), stream_);
+    }
+
+    void linear(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) override {
+        check(x, "linear input");
+        check(y, "linear output");
+        check_shape(x, x.rows(), w.cols, "linear input");
+        check_shape(y, x.rows(), w.rows, "linear output");
+        const int n = static_cast<int>(x.rows());
+        const float* b = bias ? bias->f32() : nullptr;
+        if (n < kGemmMinTokens) {
+            cuda::launch_gemv(w.type, w.data, w.row_bytes, w.rows, w.cols, b, x.f32(), y.f32(), n, stream_);
+            return;
+        }
+        // prefill: decode the matrix to fp32 once, then one sgemm; y^T (rows x n) = W (rows x cols) x^T (cols x n)
+        const float* wf = reinterpret_cast<const float*>(w.data);
+        if (w.type != GgmlType::F32) {
+            const size_t need = static_cast<size_t>(w.rows) * w.cols;
+            if (decoded_.numel() < static_cast<int64_t>(need)) decoded_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
+            cuda::dequantize(w.type, w.data, decoded_.f32(), need, stream_);
+            wf = decoded_.f32();
+        }
+        const float one = 1.0f, zero = 0.0f;
+        WINNOW_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), n, static_cast<int>(w.cols), &one, wf,
+                                        static_cast<int>(w.cols), x.f32(), static_cast<int>(w.cols), &zero, y.f32(), static_cast<int>(w.rows)));
+        if (b) cuda::launch_add(y.f32(), b, n, 1, w.rows, stream_);
+    }
+
+    void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
+        check(x, "rms_norm input");
+        check(y, "rms_norm output");
+        check_shape(y, x.rows(), x.cols(), "rms_norm output");
+        cuda::launch_rms_norm(x.f32(), w.f32(), eps, y.f32(), x.rows(), x.cols(), stream_);
+    }
+
+    void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, const Tensor& y) override {
+        check(x, "layer_norm input");
+        check(y, "layer_norm output");
+        check_shape(y, x.rows(), x.cols(), "layer_norm output");
+        cuda::launch_layer_norm(x.f32(), w.f32(), b.f32(), eps, y.f32(), x.rows(), x.cols(), stream_);
+    }
+
+    void rope(const Tensor& x, const RopeParams& p) override {
+        check(x, "rope input");
+        check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
+        cuda::launch_rope(x.f32(), x.rows(), p.n_heads, p.head_dim, p.rope_dim, p.pos0, p.base, p.style, stream_);
+    }
+
+    void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
+        check(src, "copy_rows source");
+        check_device(dst);
+        if (src.cols() != dst.cols() || dst_row < 0 || dst_row + src.rows() > dst.rows())
+            throw Error(ErrorKind::invalid_argument, "copy_rows: " + src.describe() + " does not fit " + dst.describe() + " at row " + std::to_string(dst_row));
+        if (!supports(Op::copy_rows, dst.type())) throw Error(ErrorKind::invalid_argument, "copy_rows: cannot write " + dst.describe());
+        cuda::launch_copy_rows(src.f32(), dst.rows_view(dst_row, src.rows()).raw(), dst.type(), src.numel(), stream_);
+    }
+
+    void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p) override {
+        const int n = static_cast<int>(q.rows()), kv_dim = p.n_head_kv * p.head_dim;
+        check(q, "attention queries");
+        check(out, "attention output");
+        check_device(k);
+        check_device(v);
+        if (k.type() != v.type() || !supports(Op::attention, k.type()) || p.pos0 + n > k.rows() || k.cols() != kv_dim || v.cols() != kv_dim ||
+            q.cols() != static_cast<int64_t>(p.n_head) * p.head_dim)
+            throw Error(ErrorKind::invalid_argument, "attention: shapes q " + q.describe() + " k " + k.describe() + " v " + v.describe() + " do not match the parameters");
+        check_shape(out, n, q.cols(), "attention output");
+        const uint8_t* keep = p.mask ? device_mask(*p.mask) : nullptr;
+        cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
+                               p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, stream_);
+    }
+
+    void gelu_tanh(const Tensor& x) override {
+        check(x, "gelu input");
+        cuda::launch_gelu_tanh(x.f32(), x.numel(), stream_);
+    }
+
+    void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+        check(gate, "swiglu gate");
+        check(up, "swiglu up");
+        check(out, "swiglu output");
+        check_shape(up, gate.rows(), gate.cols(), "swiglu up");
+        check_shape(out, gate.rows(), gate.cols(), "swiglu output");
+        cuda::launch_swiglu(gate.f32(), up.f32(), out.f32(), gate.numel(), stream_);
+    }
+
+    void add(const Tensor& y, const Tensor& x) override {
+        check(y, "add destination");
+        check(x, "add source");
+        if (x.cols() != y.cols() || (x.rows() != y.rows() && x.rows() != 1))
+            throw Error(ErrorKind::invalid_argument, "add: " + x.describe() + " cannot be added to " + y.describe());
+        cuda::launch_add(y.f32(), x.f32(), y.rows(), x.rows(), y.cols(), stream_);
+    }
+
+    TopK top_k(const Tensor& logits, int k, bool want_log_norm) override {
+        check(logits, "top_k input");
+        const int64_t n = logits.numel();
+        if (logits.rows() != 1 || k < 1 || k > n) throw Error(ErrorKind::invalid_argument, "top_k: need one row and 1 <= k <= " + std::to_string(n));
+        // one small device buffer: k ids, k values, the log-normalizer
+        const size_t bytes = static_cast<size_t>(k) * 8 + 8;
+        if (static_cast<size_t>(topk_buf_.numel()) < bytes) topk_buf_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(bytes));
+        auto* base = topk_buf_.data<uint8_t>();
+        auto* d_norm = reinterpret_cast<double*>(base);
+        auto* d_ids = reinterpret_cast<int32_t*>(base + 8);
+        auto* d_vals = reinterpret_cast<float*>(base + 8 + 4 * static_cast<size_t>(k));
+        cuda::launch_top_k(logits.f32(), n, k, d_ids, d_vals, want_log_norm ? d_norm : nullptr, stream_);
+        std::vector<uint8_t> host(bytes);
+        WINNOW_CUDA_CHECK(cudaMemcpyAsync(host.data(), base, bytes, cudaMemcpyDeviceToHost, stream_));
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        TopK r;
+        r.ids.resize(k);
+        r.logits.resize(k);
+        std::memcpy(r.ids.data(), host.data() + 8, 4 * static_cast<size_t>(k));
+        std::memcpy(r.logits.data(), host.data() + 8 + 4 * static_cast<size_t>(k), 4 * static_cast<size_t>(k));
+        if (want_log_norm) std::memcpy(&r.log_norm, host.data(), 8);
+        return r;
+    }
+
+private:
+    void check_device(const Tensor& t) const {
+        if (t.device() != Device::cuda) throw Error(ErrorKind::invalid_argument, "cuda backend: " + t.describe() + " is not in device memory");
+    }
+    // Block masks are uploaded once per BlockMask object (they must not change after their first use).
+    const uint8_t* device_mask(const BlockMask& m) {
+        auto it = masks_.find(&m);
+        if (it == masks_.end() || it->second.numel() != static_cast<int64_t>(m.keep.size())) {
+            m.validate();
+            Tensor t = place_readonly(GgmlType::I8, 1, static_cast<int64_t>(m.keep.size()), m.keep.data());
+            it = masks_.insert_or_assign(&m, t).first;
+        }
+        return it->second.data<uint8_t>();
+    }
+
+    int device_;
+    std::string name_;
+    cudaStream_t stream_ = nullptr;
+    cublasHandle_t blas_ = nullptr;
+    Tensor decoded_;  // prefill: the current matrix decoded to fp32
+    Tensor topk_buf_; // top_k results
+    std::map<const BlockMask*, Tensor> masks_;
+};
+
+} // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+} // namespace winnow

@@ -1,0 +1,147 @@
+// Per-row and elementwise kernels: embedding lookup, RMSNorm, LayerNorm, RoPE, cache writes, GELU, SwiGLU, residual
+// adds. Twins: the CPU backend's ops of the same names, i.e. the loops of backend/cpu/reference_ops.h.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/weight_access.cuh"
+
+namespace winnow::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+
+template <GgmlType T>
+__global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* __restrict__ ids,
+                                float* __restrict__ out) {
+    const int i = blockIdx.x;
+    const int32_t id = ids[i];
+    if (id < 0 || id >= n_rows) return; // the host checked the ids before uploading them
+    const uint8_t* row = table + static_cast<size_t>(id) * row_bytes;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[static_cast<size_t>(i) * cols + c] = weight_at<T>(row, c);
+}
+
+// One block per row; the sums in fp32 across the block (the reference sums in double: the difference is far under
+// the harness tolerance).
+__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* __restrict__ y, int64_t cols) {
+    __shared__ float scratch[32];
+    const float* xr = x + static_cast<size_t>(blockIdx.x) * cols;
+    float* yr = y + static_cast<size_t>(blockIdx.x) * cols;
+    float ss = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss = fmaf(xr[c], xr[c], ss);
+    ss = block_sum(ss, scratch);
+    const float r = 1.0f / sqrtf(ss / cols + eps);
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = xr[c] * r * w[c];
+}
+
+__global__ void layer_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float eps,
+                                  float* __restrict__ y, int64_t cols) {
+    __shared__ float scratch[32];
+    const float* xr = x + static_cast<size_t>(blockIdx.x) * cols;
+    float* yr = y + static_cast<size_t>(blockIdx.x) * cols;
+    float s = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += xr[c];
+    const float mean = block_sum(s, scratch) / cols;
+    float v = 0.0f;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) v = fmaf(xr[c] - mean, xr[c] - mean, v);
+    const float r = 1.0f / sqrtf(block_sum(v, scratch) / cols + eps);
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = (xr[c] - mean) * r * w[c] + b[c];
+}
+
+// One thread per (row, head, pair). The angle in double and cos/sin rounded to float, as the reference does.
+__global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, bool adjacent) {
+    const int half = rope_dim / 2;
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= rows * n_heads * half) return;
+    const int i = static_cast<int>(idx % half);
+    const int h = static_cast<int>((idx / half) % n_heads);
+    const int64_t t = idx / (static_cast<int64_t>(half) * n_heads);
+    const double theta = static_cast<double>(pos0 + t) * pow(static_cast<double>(base), -2.0 * i / rope_dim);
+    const float c = static_cast<float>(cos(theta)), sn = static_cast<float>(sin(theta));
+    float* xh = x + (static_cast<size_t>(t) * n_heads + h) * head_dim;
+    const int a = adjacent ? 2 * i : i, bi = adjacent ? 2 * i + 1 : i + half;
+    const float x0 = xh[a], x1 = xh[bi];
+    xh[a] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, sn));
+    xh[bi] = __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, c));
+}
+
+template <GgmlType T>
+__global__ void copy_rows_kernel(const float* __restrict__ src, void* __restrict__ dst, int64_t n) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) store_act<T>(dst, i, src[i]);
+}
+
+__global__ void gelu_kernel(float* __restrict__ x, int64_t n) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+}
+
+__global__ void swiglu_kernel(const float* __restrict__ gate, const float* up, float* out, int64_t n) { // out may be up
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+}
+
+__global__ void add_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t rows, int64_t x_rows, int64_t cols) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= rows * cols) return;
+    y[i] += x[x_rows == 1 ? i % cols : i];
+}
+
+} // namespace
+
+void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* ids, int n,
+                     float* out, cudaStream_t s) {
+    if (n == 0) return;
+    dispatch_weight_type(type, [&]<GgmlType T>() { get_rows_kernel<T><<<n, kThreads, 0, s>>>(table, row_bytes, n_rows, cols, ids, out); });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_rms_norm(const float* x, const float* w, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s) {
+    if (rows == 0) return;
+    rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, w, eps, y, cols);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s) {
+    if (rows == 0) return;
+    layer_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, w, b, eps, y, cols);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s) {
+    const int64_t n = rows * n_heads * (rope_dim / 2);
+    if (style == RopeStyle::none || n == 0) return;
+    rope_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, rows, n_heads, head_dim, rope_dim, pos0, base, style == RopeStyle::adjacent_pairs);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    dispatch_act_type(dst_type, [&]<GgmlType T>() { copy_rows_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(src, dst, n); });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    gelu_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    swiglu_kernel<<<blocks_for(n), kThreads, 0, s>>>(gate, up, out, n);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_add(float* y, const float* x, int64_t rows, int64_t x_rows, int64_t cols, cudaStream_t s) {
+    if (rows * cols == 0) return;
+    add_kernel<<<blocks_for(rows * cols), kThreads, 0, s>>>(y, x, rows, x_rows, cols);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+} // namespace winnow::cuda

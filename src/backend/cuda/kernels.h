@@ -1,0 +1,38 @@
+#pragma once
+// Launchers of the CUDA backend's kernels, on raw device pointers, in the stream given. Each kernel's CPU twin is the
+// CPU backend's op of the same name (src/backend/cpu/cpu_backend.cpp, reference_ops.h); tests/ops compares the two
+// backends with the double reference, case by case. Written to be obviously correct first (one warp per GEMV row,
+// one block per attention row, shuffles for reductions); tuning waits for measurements on a GPU.
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime.h>
+
+#include "io/ggml_type.h"
+#include "model/model_config.h"
+
+namespace winnow::cuda {
+
+// y[t][r] = W.row(r) . x[t] (+ bias[r]) for t < n_tokens; W rows of `row_bytes` in `type`.
+void launch_gemv(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* bias, const float* x,
+                 float* y, int n_tokens, cudaStream_t s);
+// out[i][:] = decoded table row ids[i].
+void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* ids, int n,
+                     float* out, cudaStream_t s);
+void launch_rms_norm(const float* x, const float* w, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s);
+void launch_layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s);
+void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s);
+// dst (type dst_type) rows = src (F32) rows, converted.
+void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n_elements, cudaStream_t s);
+// Causal attention over a cache of `cache_type`; keep/block/n_blocks describe an optional block mask (keep null: dense).
+// Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
+void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
+                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, cudaStream_t s);
+void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
+void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
+// y[r][:] += x[x_rows == 1 ? 0 : r][:]
+void launch_add(float* y, const float* x, int64_t rows, int64_t x_rows, int64_t cols, cudaStream_t s);
+// The best k of n logits (ties: lower id first) into ids/values (device, k entries), and log sum exp into *log_norm
+// when log_norm is not null. One block.
+void launch_top_k(const float* logits, int64_t n, int k, int32_t* ids, float* values, double* log_norm, cudaStream_t s);
+
+} // namespace winnow::cuda

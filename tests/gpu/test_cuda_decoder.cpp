@@ -1,0 +1,102 @@
+// The CUDA decoder against the CPU reference decoder on the same model files: all-position logits (prefill) and
+// one-token decode steps, greedy generation token for token, and the F16/BF16 KV cache. Skips without a GPU.
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/device.h"
+#include "decode/forward.h"
+#include "model/model.h"
+#include "model/oracle_file.h"
+#include "winnow/error.h"
+
+namespace {
+
+using namespace winnow;
+
+// On the GPU machine the fixtures travel in another folder: WINNOW_FIXTURE_DIR / WINNOW_DEFAULT_MODEL in the environment
+// override the build's paths.
+std::string fixture(const std::string& name) {
+    const char* dir = std::getenv("WINNOW_FIXTURE_DIR");
+    return std::string(dir ? dir : WINNOW_FIXTURE_DIR) + "/" + name;
+}
+std::string default_model() {
+    const char* m = std::getenv("WINNOW_DEFAULT_MODEL");
+    return m ? m : WINNOW_DEFAULT_MODEL;
+}
+
+class CudaDecoder : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    }
+};
+
+std::vector<int32_t> test_ids(int n, int n_vocab) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < n; ++i) ids.push_back((i * 7919 + 3) % n_vocab);
+    return ids;
+}
+
+// Prefill logits at every position, then decode steps; CUDA vs CPU f32. Returns the worst relative row error.
+double compare_backends(const std::string& path, int n_tokens, int prefill, GgmlType kv = GgmlType::F32) {
+    auto m = Model::load(path);
+    const int nv = m->config().n_vocab;
+    const auto ids = test_ids(n_tokens, nv);
+    auto cpu = make_cpu_backend(2);
+    auto gpu = make_backend({.device = Device::cuda});
+    Forward fc(*m, *cpu, n_tokens), fg(*m, *gpu, n_tokens, kv);
+    std::vector<float> lc = fc.eval(std::span(ids).first(prefill), true), lg = fg.eval(std::span(ids).first(prefill), true);
+    for (int t = prefill; t < n_tokens; ++t) {
+        const auto& a = fc.eval(std::span(ids).subspan(t, 1));
+        lc.insert(lc.end(), a.begin(), a.end());
+        const auto& b = fg.eval(std::span(ids).subspan(t, 1));
+        lg.insert(lg.end(), b.begin(), b.end());
+    }
+    EXPECT_EQ(lc.size(), lg.size());
+    EXPECT_EQ(lc.size(), static_cast<size_t>(n_tokens) * nv);
+    double worst = 0;
+    int flips = 0;
+    for (int t = 0; t < n_tokens; ++t) {
+        const auto d = test::compare_row(lg.data() + static_cast<size_t>(t) * nv, lc.data() + static_cast<size_t>(t) * nv, nv);
+        worst = std::max(worst, d.rel);
+        flips += !d.same_argmax;
+    }
+    std::printf("%s (kv %s): cuda vs cpu over %d positions: max relative %.3g, argmax flips %d\n", path.c_str(), ggml_type_name(kv), n_tokens, worst,
+                flips);
+    EXPECT_EQ(flips, 0);
+    return worst;
+}
+
+TEST_F(CudaDecoder, TinyGpt2MatchesCpu) { EXPECT_LE(compare_backends(fixture("tiny-gpt2.gguf"), 40, 12), 1e-4); }
+TEST_F(CudaDecoder, TinyLlamaQ4_1MatchesCpu) { EXPECT_LE(compare_backends(fixture("tiny-llama-q4_1.gguf"), 40, 9), 1e-4); }
+TEST_F(CudaDecoder, TinyLlamaBf16SafetensorsMatchesCpu) {
+    EXPECT_LE(compare_backends(fixture("tiny-llama-bf16-hf"), 40, 9), 1e-4);
+}
+TEST_F(CudaDecoder, SmolLM2MatchesCpu) {
+    if (!std::filesystem::exists(default_model())) GTEST_SKIP() << "SmolLM2 not present at " << default_model();
+    EXPECT_LE(compare_backends(default_model(), 48, 16), 1e-4);
+}
+// An F16 / BF16 cache rounds K and V: the logits move by about the rounding (2^-11, 2^-8 relative).
+TEST_F(CudaDecoder, SmolLM2HalfCachesStayClose) {
+    if (!std::filesystem::exists(default_model())) GTEST_SKIP() << "SmolLM2 not present at " << default_model();
+    EXPECT_LE(compare_backends(default_model(), 32, 8, GgmlType::F16), 1e-2);
+    EXPECT_LE(compare_backends(default_model(), 32, 8, GgmlType::BF16), 5e-2);
+}
+
+TEST_F(CudaDecoder, ContextOverflowAndBadIdsAreErrors) {
+    auto m = Model::load(fixture("tiny-llama.gguf"));
+    auto gpu = make_backend({.device = Device::cuda});
+    Forward f(*m, *gpu, 4);
+    std::vector<int32_t> ids{1, 2, 3};
+    f.eval(ids);
+    EXPECT_THROW(f.eval(ids), Error);
+    std::vector<int32_t> bad{m->config().n_vocab};
+    Forward g(*m, *gpu, 4);
+    EXPECT_THROW(g.eval(bad), Error);
+}
+
+} // namespace
