@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Prepares everything the GPU machine needs for bench/device/run.sh, on this (GPU-less) machine:
+#   bench/device/payload/bundle.tar.xz   winnow, the op harness and the GPU tests, built for sm_90a, with the
+#                                        libraries the GPU machine lacks (../shared/tools/device-bundle.sh)
+#   bench/device/payload/fixtures/       the tiny test models (written by gguf-py here; the GPU machine has no gguf-py)
+#   bench/device/model-a, model-b        the two halves of SmolLM2-135M Q4_1 (85 MB: over one call's 64 MiB)
+# All three are ignored by git and travel with the device tool's `carry`:
+#   call 1: carry ["bench/device/payload", "bench/device/model-a"], command: true      (the machine keeps them)
+#   call 2: carry ["bench/device/model-b"], command: bash bench/device/run.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+build="${WINNOW_BUILD_DIR:-build}"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a >/dev/null
+cmake --build "$build" -j "$(nproc)" --target winnow winnow_ops_tests winnow_gpu_tests
+[ -f "$build/fixtures/tiny-llama-q4_1.gguf" ] || ctest --test-dir "$build" -R "fixture.tiny_models" >/dev/null
+bundler="$root/../shared/tools/device-bundle.sh"
+[ -x "$bundler" ] || { echo "prepare: $bundler not found (it comes with the workplace's shared folder)" >&2; exit 1; }
+rm -rf bench/device/payload && mkdir -p bench/device/payload/fixtures
+"$bundler" bench/device/payload "$build/src/winnow" "$build/tests/winnow_ops_tests" "$build/tests/winnow_gpu_tests" >/dev/null
+cp -r "$build"/fixtures/tiny-* bench/device/payload/fixtures/
+model=$(scripts/fetch-model.sh)
+rm -rf bench/device/model-a bench/device/model-b && mkdir -p bench/device/model-a bench/device/model-b
+size=$(stat -c %s "$model")
+head -c $((size / 2)) "$model" > bench/device/model-a/part
+tail -c +$((size / 2 + 1)) "$model" > bench/device/model-b/part
+sha256sum "$model" | cut -d' ' -f1 > bench/device/payload/model.sha256
+du -sh bench/device/payload bench/device/model-a bench/device/model-b

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Every GPU check and benchmark of winnow in one call on the GPU machine (one H200), from the repository root, after
+# bench/device/prepare.sh's payload has been carried there (see prepare.sh). Budget: under 8 minutes. Writes its
+# reports under $OUT (fetched back by the device tool) and prints a short summary last.
+#   1. op harness, CUDA vs the double reference (every op x type x shape)
+#   2. GPU tests: dequantize bit-exactness, CUDA decoder vs CPU decoder (tiny models, SmolLM2 Q4_1, F16/BF16 caches)
+#   3. compute-sanitizer memcheck on the harness and on one generate run
+#   4. greedy SmolLM2 Q4_1, 10 prompts x 32 tokens: --device cuda vs --device cpu token for token
+#   5. bench decode --device cuda (pp512, tg128, us/token, GB/s, % of the measured copy roofline): SmolLM2 Q4_1 and,
+#      made here with transformers from configs (random bf16 weights), SmolLM2-135M, GPT-2 124M and Llama-3.2-1B shapes
+#   6. the HF transformers peer on the same bf16 weights (eager, and static cache + torch.compile), batch 1, greedy
+set -uo pipefail
+OUT=${OUT:-/tmp/winnow-out}
+mkdir -p "$OUT"
+here=bench/device
+W=/tmp/w
+rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz $W
+run() { env LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 "$@"; }
+export WINNOW_FIXTURE_DIR=$PWD/$here/payload/fixtures
+model=/tmp/smollm2-q4_1.gguf
+if [ -f $here/model-a/part ] && [ -f $here/model-b/part ]; then
+  cat $here/model-a/part $here/model-b/part > $model
+  echo "$(cat $here/payload/model.sha256)  $model" | sha256sum --check --status || { echo "SmolLM2 halves do not match the checksum" | tee "$OUT/model-error.txt"; rm -f $model; }
+fi
+[ -f $model ] && export WINNOW_DEFAULT_MODEL=$model
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+run $W/bin/winnow info -m "$WINNOW_FIXTURE_DIR/tiny-llama.gguf" --device cuda > "$OUT/info.txt" 2>&1; note "info --device cuda: rc $?"
+
+timeout 150 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 $W/bin/winnow_ops_tests --gtest_filter='*cuda*:BackendOpsCoverage*' \
+  > "$OUT/ops-cuda.txt" 2>&1
+note "op harness (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/ops-cuda.txt" | tr '\n' ' ')"
+
+timeout 150 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 $W/bin/winnow_gpu_tests > "$OUT/gpu-tests.txt" 2>&1
+note "gpu tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-tests.txt" | tr '\n' ' ')"
+
+if command -v compute-sanitizer >/dev/null; then
+  timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
+    $W/bin/winnow_ops_tests --gtest_filter='*cuda*:-*head_49152*' > "$OUT/sanitizer-ops.txt" 2>&1
+  note "compute-sanitizer memcheck, op harness: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-ops.txt" | tail -1)"
+  if [ -f $model ]; then
+    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
+      $W/bin/winnow generate -m $model -p "The capital of France is" -n 8 --device cuda > "$OUT/sanitizer-generate.txt" 2>&1
+    note "compute-sanitizer memcheck, generate: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-generate.txt" | tail -1)"
+  fi
+else
+  note "compute-sanitizer: not on the PATH"
+fi
+
+if [ -f $model ]; then
+  python3 $here/greedy_parity.py --winnow "$W/bin/winnow" --libs "$W/lib:/usr/local/cuda/lib64" --model $model \
+    --prompts tests/fixtures/generation_prompts.txt --tokens 32 --out "$OUT/greedy-cuda-vs-cpu.json" > "$OUT/greedy.txt" 2>&1
+  note "greedy cuda vs cpu: rc $? — $(tail -1 "$OUT/greedy.txt")"
+  run $W/bin/winnow bench decode -m $model --device cuda -p 512 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1.json" 2> "$OUT/bench-smollm2-q4_1.err"
+  note "bench SmolLM2 Q4_1 cuda: rc $?"
+fi
+
+timeout 240 python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$W/lib:/usr/local/cuda/lib64" --out "$OUT" > "$OUT/hf.txt" 2>&1
+note "random bf16 models + HF peer: rc $? — see hf.txt"
+
+echo
+echo "==================== summary"
+printf '%s\n' "${summary[@]}"
+tail -25 "$OUT/hf.txt"
+for f in "$OUT"/bench-*.json; do [ -s "$f" ] && python3 -c "
+import json,sys
+for r in json.load(open('$f')): print('%-28s %-6s %9.1f tok/s %7.1f us/tok  %s' % ('$(basename $f .json)', r['test'], r['tokens_per_s'], 1e6/r['tokens_per_s'], ('%.0f%% of copy roofline' % (100*r['roofline_fraction'])) if 'roofline_fraction' in r else ''))"; done
