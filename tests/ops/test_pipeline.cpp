@@ -1,0 +1,131 @@
+// The decoder pipeline around the ops: a backend that lacks an op is refused by name (never a silent fallback), the
+// exact output head stage gives what the double-precision head gives, and block masks are validated.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "decode/forward.h"
+#include "head/exact_head.h"
+#include "head/output_head.h"
+#include "io/quant.h"
+#include "model/model.h"
+#include "winnow/error.h"
+
+namespace {
+
+using namespace winnow;
+
+const std::string kDir = WINNOW_FIXTURE_DIR;
+
+// The CPU backend with one (op, type) taken away, as a device backend that has not landed that kernel yet.
+class CpuMissingOne final : public Backend {
+public:
+    CpuMissingOne(Op op, GgmlType type) : cpu_(make_cpu_backend(1)), op_(op), type_(type) {}
+    const char* name() const override { return "cpu-missing-one"; }
+    Device device() const override { return Device::cpu; }
+    bool supports(Op op, GgmlType type) const override { return !(op == op_ && type == type_) && cpu_->supports(op, type); }
+    Tensor alloc(GgmlType t, int64_t r, int64_t c) override { return cpu_->alloc(t, r, c); }
+    Tensor place_readonly(GgmlType t, int64_t r, int64_t c, const void* h) override { return cpu_->place_readonly(t, r, c, h); }
+    void upload(const void* h, const Tensor& d) override { cpu_->upload(h, d); }
+    void download(const Tensor& s, void* h) override { cpu_->download(s, h); }
+    void synchronize() override {}
+    void get_rows(const Matrix& t, const Tensor& i, const Tensor& o) override { cpu_->get_rows(t, i, o); }
+    void linear(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override { cpu_->linear(w, b, x, y); }
+    void rms_norm(const Tensor& x, const Tensor& w, float e, const Tensor& y) override { cpu_->rms_norm(x, w, e, y); }
+    void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float e, const Tensor& y) override { cpu_->layer_norm(x, w, b, e, y); }
+    void rope(const Tensor& x, const RopeParams& p) override { cpu_->rope(x, p); }
+    void copy_rows(const Tensor& s, const Tensor& d, int64_t r) override { cpu_->copy_rows(s, d, r); }
+    void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const AttentionParams& p) override { cpu_->attention(q, k, v, o, p); }
+    void gelu_tanh(const Tensor& x) override { cpu_->gelu_tanh(x); }
+    void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { cpu_->swiglu(g, u, o); }
+    void add(const Tensor& y, const Tensor& x) override { cpu_->add(y, x); }
+    TopK top_k(const Tensor& l, int k, bool n) override { return cpu_->top_k(l, k, n); }
+
+private:
+    std::unique_ptr<Backend> cpu_;
+    Op op_;
+    GgmlType type_;
+};
+
+void expect_refused(const std::string& model, Op op, GgmlType type, const std::string& message) {
+    auto m = Model::load(kDir + "/" + model);
+    CpuMissingOne be(op, type);
+    try {
+        Forward f(*m, be, 8);
+        ADD_FAILURE() << "a backend without " << to_string(op) << " on " << ggml_type_name(type) << " was accepted for " << model;
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+        EXPECT_EQ(std::string(e.what()), message);
+    }
+}
+
+TEST(Pipeline, MissingOpIsRefusedByName) {
+    expect_refused("tiny-llama-q4_1.gguf", Op::linear, GgmlType::Q4_1, "the cpu-missing-one backend has no linear for Q4_1 weights");
+    expect_refused("tiny-llama.gguf", Op::swiglu, GgmlType::F32, "the cpu-missing-one backend has no swiglu for F32 tensors");
+    expect_refused("tiny-gpt2.gguf", Op::layer_norm, GgmlType::F32, "the cpu-missing-one backend has no layer_norm for F32 tensors");
+    expect_refused("tiny-llama.gguf", Op::attention, GgmlType::F32, "the cpu-missing-one backend has no attention for F32 tensors");
+}
+
+TEST(Pipeline, HalfKvCacheOnCpuIsRefused) {
+    auto m = Model::load(kDir + "/tiny-llama.gguf");
+    auto be = make_cpu_backend(1);
+    EXPECT_THROW(Forward(*m, *be, 8, GgmlType::F16), Error);
+}
+
+// The exact head stage (backend GEMV on the stored weights + top_k) against the double-precision head on the
+// decoded matrix: same top ids, logits and log-normalizer to fp32 accuracy, and the full logits when asked.
+TEST(Pipeline, ExactOutputHeadMatchesDoubleHead) {
+    for (const char* name : {"tiny-llama-q4_1.gguf", "tiny-gpt2.gguf"}) {
+        auto m = Model::load(kDir + "/" + name);
+        auto be = make_cpu_backend(2);
+        Forward f(*m, *be, 16);
+        const std::vector<int32_t> ids{1, 5, 9, 2, 7};
+        const Tensor& hidden = f.eval_hidden(ids);
+        const std::vector<float> h = f.final_hidden();
+        ASSERT_EQ(h.size(), static_cast<size_t>(m->config().n_embd));
+        const Matrix& W = m->weights().output;
+        std::vector<float> A(static_cast<size_t>(W.rows * W.cols));
+        for (int64_t r = 0; r < W.rows; ++r) dequantize_row(W.type, W.row(r), A.data() + r * W.cols, W.cols);
+        const head::HeadResult ref = head::exact_softmax(A, static_cast<int>(W.rows), static_cast<int>(W.cols), h, 1.0f, 5);
+
+        head::ExactOutputHead stage(*be, f.weights().output);
+        const head::HeadOutput out = stage.compute(hidden, {.k = 5, .full_logits = true, .log_norm = true});
+        EXPECT_EQ(out.top, ref.top) << name;
+        for (int i = 0; i < 5; ++i) EXPECT_NEAR(out.top_logits[i], ref.top_logits[i], 1e-4 * (1 + std::fabs(ref.top_logits[i]))) << name;
+        EXPECT_NEAR(out.log_norm, ref.log_norm, 1e-4) << name;
+        ASSERT_EQ(out.logits.size(), static_cast<size_t>(W.rows));
+        EXPECT_EQ(out.logits[out.top[0]], out.top_logits[0]);
+        // without full_logits only the k candidates come back
+        EXPECT_TRUE(stage.compute(hidden, {.k = 1}).logits.empty());
+    }
+}
+
+TEST(Pipeline, BlockMaskValidation) {
+    BlockMask ok{16, 2, {1, 0, 1, 1}};
+    EXPECT_NO_THROW(ok.validate());
+    BlockMask no_diagonal{16, 2, {1, 0, 1, 0}};
+    EXPECT_THROW(no_diagonal.validate(), Error);
+    BlockMask wrong_size{16, 2, {1, 1, 1}};
+    EXPECT_THROW(wrong_size.validate(), Error);
+    auto m = Model::load(kDir + "/tiny-llama.gguf");
+    auto be = make_cpu_backend(1);
+    Forward f(*m, *be, 64);
+    BlockMask small{16, 2, {1, 0, 1, 1}}; // covers 32 positions, the context holds 64
+    EXPECT_THROW(f.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &small)), Error);
+    EXPECT_THROW(f.set_attention_masks({&ok}), Error); // one mask for several layers
+}
+
+// A dense mask (every causal block kept) computes exactly what no mask computes.
+TEST(Pipeline, AllKeptMaskEqualsDense) {
+    auto m = Model::load(kDir + "/tiny-llama.gguf");
+    auto be = make_cpu_backend(2);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back((i * 31 + 7) % m->config().n_vocab);
+    Forward dense(*m, *be, 48), masked(*m, *be, 48);
+    BlockMask all{8, 6, std::vector<uint8_t>(36, 1)};
+    masked.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &all));
+    EXPECT_EQ(dense.eval(ids, true), masked.eval(ids, true));
+}
+
+} // namespace
