@@ -99,12 +99,7 @@ public:
     virtual TopK top_k(const Tensor& logits, int k, bool want_log_norm) = 0;
 };
 
-// How the CPU backend multiplies activations with quantized (Q4_0/Q4_1/Q8_0) weights:
-//   f32: activations stay fp32, weights are decoded in registers (the reference; closest to exact math);
-//   q8:  activations are quantized per 32-block to 8 bits and dotted with integer SIMD, as llama.cpp does
-//        (faster, and numerically what llama.cpp computes). Float weights always use the f32 path.
-enum class CpuDotMode { f32, q8 };
-const char* to_string(CpuDotMode m);
+// CpuDotMode: winnow/params.h (public).
 
 // n_threads <= 0: one per available core.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0, CpuDotMode mode = CpuDotMode::f32);

@@ -9,11 +9,11 @@
 #include <string>
 
 #include "io/ggml_type.h"
+#include "winnow/params.h"
 
 namespace winnow {
 
-enum class Device { cpu, cuda };
-const char* to_string(Device d);
+// Device: winnow/params.h (public).
 
 // Element types a tensor may hold: F32, F16, BF16 (activations, KV cache), I32 (token ids) and I8 (raw bytes: the
 // stored blocks of a quantized weight matrix).

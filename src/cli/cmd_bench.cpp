@@ -105,7 +105,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
     const GgmlType kv_type = kv_cache_type(device_args);
 
-    auto model = Model::load(resolve_model_path(model_arg));
+    auto model = LoadedModel::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
     const int n_ctx = std::max(n_prompt, n_gen);
     if (n_ctx > c.n_ctx_train) throw Error(ErrorKind::invalid_argument, "test length " + std::to_string(n_ctx) + " exceeds the model context " + std::to_string(c.n_ctx_train));

@@ -187,7 +187,7 @@ int cmd_bench_finetune(const std::vector<std::string>& args) {
     if (!bytes_only) {
         const std::string model_path = resolve_model_path(model_arg);
         // the exact gradient on one batch, for the cosines
-        auto model = Model::load(model_path);
+        auto model = LoadedModel::load(model_path);
         auto tok = Tokenizer::from_gguf(*model->gguf());
         const auto tokens = train::load_token_data(*tok, data, 0.1, seq);
         std::mt19937_64 rng(7);

@@ -80,7 +80,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         if (!(v >= 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--confidence: '" + c + "' is not in [0, 1)");
         confidences.push_back(v);
     }
-    auto model = Model::load(resolve_model_path(model_arg));
+    auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "bench head needs a GGUF model");
     const HeadQueries hq = collect_head_queries(*model, text_path, window, n_queries, threads, cache);
     const auto& queries = hq.queries;

@@ -48,7 +48,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     if (!(confidence >= 0 && confidence < 1)) throw Error(ErrorKind::invalid_argument, "--confidence must be in [0, 1)");
     if (window < 2 || n_queries < 10 || !(epsilon > 0)) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, --eps > 0");
 
-    auto model = Model::load(resolve_model_path(model_arg));
+    auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (out_path.empty()) out_path = model->path() + ".head.json";
     const HeadQueries hq = collect_head_queries(*model, text_path, window, n_queries, threads, cache);
     head_options.impl = head::parse_head_impl(impl);

@@ -1,7 +1,6 @@
 // winnow generate: text generation with streaming output.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include <boost/program_options.hpp>
@@ -15,26 +14,13 @@
 #include "head/adaptive_head.h"
 #include "io/gguf.h"
 #include "model/model.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
 
 namespace po = boost::program_options;
 
 namespace winnow::cli {
 
-namespace {
-// tokenizer_config.json's chat_template, when the checkpoint has one.
-std::string read_hf_chat_template(const std::string& dir) {
-    std::ifstream in(std::filesystem::path(dir) / "tokenizer_config.json");
-    if (!in) return {};
-    try {
-        const auto j = nlohmann::json::parse(in);
-        return j.contains("chat_template") && j["chat_template"].is_string() ? j["chat_template"].get<std::string>() : std::string();
-    } catch (const nlohmann::json::exception&) {
-        throw Error(ErrorKind::format, "'" + dir + "/tokenizer_config.json': invalid JSON");
-    }
-}
-} // namespace
 
 int cmd_generate(const std::vector<std::string>& args) {
     std::string model_arg, prompt, system, order = "hf", dot = "f32", head_mode = "exact", calibration_path;
@@ -88,18 +74,9 @@ int cmd_generate(const std::vector<std::string>& args) {
     const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
     const GgmlType kv_type = kv_cache_type(device_args);
 
-    auto model = Model::load(resolve_model_path(model_arg));
-    std::unique_ptr<Tokenizer> tokenizer;
-    std::string chat_template;
-    if (model->gguf()) {
-        tokenizer = Tokenizer::from_gguf(*model->gguf());
-        chat_template = model->gguf()->get_string("tokenizer.chat_template").value_or("");
-    } else {
-        const std::filesystem::path p(model->path());
-        const std::string dir = std::filesystem::is_directory(p) ? p.string() : p.parent_path().string();
-        tokenizer = Tokenizer::from_hf_dir(dir);
-        chat_template = read_hf_chat_template(dir);
-    }
+    auto model = LoadedModel::load(resolve_model_path(model_arg));
+    const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
+    const std::string chat_template = load_chat_template(*model);
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);

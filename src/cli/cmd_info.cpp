@@ -41,7 +41,7 @@ int cmd_info(const std::vector<std::string>& args) {
     if (!parse_options(opts, args, vm)) return 0;
     const BackendOptions backend_opts = backend_options(device_args, 0, CpuDotMode::f32);
     const GgmlType kv_type = kv_cache_type(device_args);
-    auto model = Model::load(resolve_model_path(model_arg));
+    auto model = LoadedModel::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
 
     nlohmann::ordered_json j;

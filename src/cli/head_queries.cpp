@@ -16,7 +16,7 @@ namespace winnow::cli {
 
 namespace {
 
-std::vector<std::vector<float>> collect_queries(const Model& model, const std::vector<int32_t>& ids, int window, int n_queries, int threads) {
+std::vector<std::vector<float>> collect_queries(const LoadedModel& model, const std::vector<int32_t>& ids, int window, int n_queries, int threads) {
     if (static_cast<int>(ids.size()) < window + n_queries / 8)
         throw Error(ErrorKind::invalid_argument, "the text has " + std::to_string(ids.size()) + " tokens, too few for " + std::to_string(n_queries) +
                                                      " windows of " + std::to_string(window));
@@ -37,7 +37,7 @@ std::vector<std::vector<float>> collect_queries(const Model& model, const std::v
 
 } // namespace
 
-HeadQueries collect_head_queries(const Model& model, const std::string& text_path, int window, int n_queries, int threads, const std::string& cache) {
+HeadQueries collect_head_queries(const LoadedModel& model, const std::string& text_path, int window, int n_queries, int threads, const std::string& cache) {
     if (!model.gguf()) throw Error(ErrorKind::unsupported, "head queries need a GGUF model (for its tokenizer)");
     auto tok = Tokenizer::from_gguf(*model.gguf());
     const std::string text = io::read_text_file(text_path, "text");

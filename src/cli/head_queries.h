@@ -15,7 +15,7 @@ struct HeadQueries {
 };
 
 // `cache` (optional): a file holding previously collected states for the same model, text, window and count.
-HeadQueries collect_head_queries(const Model& model, const std::string& text_path, int window, int n_queries, int threads,
+HeadQueries collect_head_queries(const LoadedModel& model, const std::string& text_path, int window, int n_queries, int threads,
                                  const std::string& cache = "");
 
 } // namespace winnow::cli

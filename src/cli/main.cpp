@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include <boost/program_options/errors.hpp>
 
@@ -14,18 +15,48 @@ namespace winnow::cli {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The model cache: $WINNOW_MODELS, else $XDG_CACHE_HOME/winnow/models, else ~/.cache/winnow/models.
+fs::path model_cache_dir() {
+    if (const char* m = std::getenv("WINNOW_MODELS"); m && *m) return m;
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "winnow" / "models";
+    if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "winnow" / "models";
+    throw Error(ErrorKind::invalid_argument, "no model given (-m) and no model cache: set WINNOW_MODELS or HOME");
+}
+
+// The fetch script shipped with winnow, found relative to this executable (nothing about the source tree is compiled
+// in): installed as <prefix>/share/winnow/, or models/ of the checkout whose build/src/ holds the binary.
+std::optional<fs::path> fetch_script() {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return std::nullopt;
+    const fs::path dir = exe.parent_path();
+    for (const fs::path& p : {dir / ".." / "share" / "winnow" / "fetch-default-model.sh", dir / ".." / ".." / "models" / "fetch-default-model.sh"})
+        if (fs::exists(p, ec)) return fs::weakly_canonical(p, ec);
+    return std::nullopt;
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+} // namespace
+
 std::string resolve_model_path(const std::string& arg) {
     if (!arg.empty()) return arg;
-    // The default model lives in <repo>/models; WINNOW_MODELS_DIR overrides the folder.
-    const char* env = std::getenv("WINNOW_MODELS_DIR");
-    const fs::path dir = env ? fs::path(env) : fs::path(WINNOW_SOURCE_DIR) / "models";
+    const fs::path dir = model_cache_dir();
     const fs::path p = dir / "SmolLM2-135M-Instruct.Q4_1.gguf";
-    if (!fs::exists(p)) {
-        const std::string fetch = std::string(WINNOW_SOURCE_DIR) + "/scripts/fetch-model.sh >&2";
-        std::cerr << "winnow: default model missing, fetching it with scripts/fetch-model.sh\n";
-        if (std::system(fetch.c_str()) != 0 || !fs::exists(p))
-            throw Error(ErrorKind::io, "could not fetch the default model to '" + p.string() + "'");
-    }
+    if (fs::exists(p)) return p.string();
+    const auto script = fetch_script();
+    if (!script)
+        throw Error(ErrorKind::io, "the default model is not in " + dir.string() + " and fetch-default-model.sh was not found beside winnow; "
+                                   "run models/fetch-default-model.sh from winnow's source, or pass -m MODEL");
+    std::cerr << "winnow: the default model is missing; fetching it with " << script->string() << "\n";
+    const std::string cmd = shell_quote(script->string()) + " " + shell_quote(dir.string()) + " >&2";
+    if (std::system(cmd.c_str()) != 0 || !fs::exists(p)) throw Error(ErrorKind::io, "could not fetch the default model to '" + p.string() + "'");
     return p.string();
 }
 

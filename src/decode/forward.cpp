@@ -6,7 +6,7 @@
 
 namespace winnow {
 
-Forward::Forward(const Model& model, Backend& backend, int n_ctx, GgmlType cache_type)
+Forward::Forward(const LoadedModel& model, Backend& backend, int n_ctx, GgmlType cache_type)
     : c_(model.config()), be_(backend), w_(place_weights(backend, model.weights(), model.config().n_embd)),
       cache_(backend, c_.n_layer, n_ctx > 0 ? n_ctx : c_.n_ctx_train, c_.n_head_kv * c_.head_dim, cache_type) {
     if (c_.arch == Arch::gpt2 && cache_.n_ctx() > c_.n_ctx_train)

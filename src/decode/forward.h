@@ -17,7 +17,7 @@ class Forward {
 public:
     // n_ctx <= 0: the model's training context. Throws winnow::Error(unsupported) when the backend lacks an op the
     // model needs (naming the op and type).
-    Forward(const Model& model, Backend& backend, int n_ctx = 0, GgmlType cache_type = GgmlType::F32);
+    Forward(const LoadedModel& model, Backend& backend, int n_ctx = 0, GgmlType cache_type = GgmlType::F32);
 
     // Appends `tokens` at positions n_past().. and returns next-token logits on the host: one row of n_vocab per token
     // when all_logits, else only the last token's row. Throws winnow::Error for out-of-range ids or a full context.

@@ -66,13 +66,18 @@ std::string StreamBuffer::flush() {
     return out;
 }
 
-Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx, head::AdaptiveHead* adaptive_head,
+Generator::Generator(const LoadedModel& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx, head::AdaptiveHead* adaptive_head,
                      GgmlType kv_type)
     : tok_(tokenizer), forward_(model, backend, n_ctx, kv_type), exact_(backend, forward_.weights().output) {
     if (tokenizer.n_vocab() != model.config().n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(model.config().n_vocab));
-    if (adaptive_head) adaptive_ = std::make_unique<head::AdaptiveOutputHead>(backend, *adaptive_head);
+    set_adaptive_head(adaptive_head);
+}
+
+void Generator::set_adaptive_head(head::AdaptiveHead* adaptive_head) {
+    if (adaptive_head) adaptive_ = std::make_unique<head::AdaptiveOutputHead>(forward_.backend(), *adaptive_head);
+    else adaptive_.reset();
 }
 
 GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt, const StreamCallback& on_piece) {

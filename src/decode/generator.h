@@ -14,35 +14,11 @@
 #include "head/output_head.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
+#include "winnow/params.h"
 
 namespace winnow {
 
-// Which output head picks the next token. The adaptive head serves greedy decoding (its top-1) and pure top-k
-// sampling (its top-k, whose logits it computes exactly, then temperature); any other sampler setting (top-p,
-// min-p, repetition penalty, full-vocabulary sampling) needs every logit, so those steps fall back to the exact head
-// and are counted as fallbacks.
-enum class HeadMode { exact, adaptive };
-
-struct GenerateOptions {
-    int max_tokens = 64;
-    SamplingParams sampling;
-    HeadMode head = HeadMode::exact;
-    head::AdaptiveParams adaptive; // delta, epsilon, calibrated fudge factors
-    std::vector<std::string> stop; // stop strings; the text stops before the first one
-    bool ignore_eos = false;
-};
-
-struct GenerateResult {
-    std::string text;
-    std::vector<int32_t> prompt_ids, output_ids;
-    std::string stop_reason; // eos | stop_string | max_tokens | context | callback
-    double prompt_seconds = 0, gen_seconds = 0;
-    // output-head statistics
-    int head_adaptive_steps = 0, head_exact_steps = 0, head_fallbacks = 0;
-    int64_t head_samples = 0;      // adaptive: distinct (row, column) products, summed over steps
-    double head_fraction_sum = 0;  // adaptive: sum over steps of samples / (n d')
-    double head_seconds = 0;       // time in the output head stage (its products, top-k, and the sampler)
-};
+// HeadMode, GenerateOptions, GenerateResult: winnow/params.h (public).
 
 // Receives each new piece of text (complete UTF-8, never part of a stop string); return false to stop.
 using StreamCallback = std::function<bool(std::string_view piece)>;
@@ -52,10 +28,14 @@ public:
     // n_ctx <= 0: the model's training context.
     // adaptive_head may be null when only the exact head is used.
     // kv_type: the KV cache's element type (F32 everywhere; F16/BF16 where the backend supports them).
-    Generator(const Model& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx = 0, head::AdaptiveHead* adaptive_head = nullptr,
+    Generator(const LoadedModel& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx = 0, head::AdaptiveHead* adaptive_head = nullptr,
               GgmlType kv_type = GgmlType::F32);
     GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt, const StreamCallback& on_piece = {});
     int n_ctx() const { return forward_.n_ctx(); }
+    // The forward pass and its KV cache, for custom loops between generations.
+    Forward& forward() { return forward_; }
+    // Sets (or, with null, removes) the adaptive head used when GenerateOptions::head is adaptive.
+    void set_adaptive_head(head::AdaptiveHead* adaptive_head);
 
 private:
     const Tokenizer& tok_;

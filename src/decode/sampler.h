@@ -10,21 +10,11 @@
 #include <span>
 #include <vector>
 
+#include "winnow/params.h"
+
 namespace winnow {
 
-enum class SamplerOrder { hf, llama_cpp };
-
-struct SamplingParams {
-    float temperature = 0.0f;   // <= 0: greedy
-    int top_k = 0;              // <= 0: off
-    float top_p = 1.0f;         // >= 1: off
-    float min_p = 0.0f;         // <= 0: off
-    float repeat_penalty = 1.0f;
-    int repeat_last_n = -1;     // tokens the penalty looks back over; -1: the whole sequence (HF)
-    uint64_t seed = 0;
-    SamplerOrder order = SamplerOrder::hf;
-    void validate() const;      // throws winnow::Error(invalid_argument)
-};
+// SamplerOrder and SamplingParams: winnow/params.h (public).
 
 class Sampler {
 public:

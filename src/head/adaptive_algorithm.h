@@ -10,19 +10,11 @@
 #include <vector>
 
 #include "head/exact_head.h"
+#include "winnow/params.h"
 
 namespace winnow::head {
 
-struct AdaptiveParams {
-    double epsilon = 0.3;       // multiplicative error of p
-    double delta = 0.01;        // failure probability
-    float beta = 1.0f;          // temperature: logits are beta * <A_i, x>
-    int k = 1;
-    double fudge_best = 1.0;    // f_b in (0, 1]: 1 = the theory constants (uncalibrated)
-    double fudge_norm = 1.0;    // f_ln in (0, 1]
-    double warmup_cap = 0.1;    // warm-up pulls at most this fraction of d' per arm (experiments: 0.1)
-    uint64_t seed = 42;
-};
+using winnow::AdaptiveParams; // winnow/params.h (public)
 
 // What one query cost, in the paper's metric and in real work.
 struct AdaptiveCost {

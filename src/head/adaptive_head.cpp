@@ -24,7 +24,7 @@ HeadImpl parse_head_impl(const std::string& s) {
     throw Error(ErrorKind::invalid_argument, "--head-impl must be fast or faithful, not '" + s + "'");
 }
 
-AdaptiveHead::AdaptiveHead(const Model& model, AdaptiveHeadOptions options) : model_(model), options_(options) {
+AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options) : model_(model), options_(options) {
     const Matrix& W = model.weights().output;
     if (options_.impl == HeadImpl::faithful) {
         algo_ = std::make_unique<AdaptiveSoftmax>(dense_matrix(), static_cast<int>(W.rows), static_cast<int>(W.cols));

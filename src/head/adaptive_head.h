@@ -25,7 +25,7 @@ HeadImpl parse_head_impl(const std::string& s);
 
 class AdaptiveHead {
 public:
-    explicit AdaptiveHead(const Model& model, AdaptiveHeadOptions options = {});
+    explicit AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options = {});
     ~AdaptiveHead();
     AdaptiveResult select(std::span<const float> hidden, const AdaptiveParams& p) { return algo_->run(hidden, p); }
     AdaptiveAlgorithm& algorithm() { return *algo_; }
@@ -34,7 +34,7 @@ public:
     std::span<const float> dense_matrix();
 
 private:
-    const Model& model_;
+    const LoadedModel& model_;
     AdaptiveHeadOptions options_;
     std::vector<float> dense_;
     std::unique_ptr<AdaptiveAlgorithm> algo_;

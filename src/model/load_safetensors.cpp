@@ -51,7 +51,7 @@ struct HfConfig {
 
 class Mapper {
 public:
-    Mapper(Model& m, const io::SafetensorsModel& st, std::vector<std::vector<uint8_t>>& owned) : m_(m), st_(st), owned_(owned) {}
+    Mapper(LoadedModel& m, const io::SafetensorsModel& st, std::vector<std::vector<uint8_t>>& owned) : m_(m), st_(st), owned_(owned) {}
 
     const io::StTensor& require(const std::string& name) const {
         const auto* t = st_.find(name);
@@ -109,7 +109,7 @@ private:
         if (t.shape != expected)
             throw Error(ErrorKind::format, where(t) + " has shape " + shape_str(t.shape) + ", expected " + shape_str(expected));
     }
-    Model& m_;
+    LoadedModel& m_;
     const io::SafetensorsModel& st_;
     std::vector<std::vector<uint8_t>>& owned_;
 };

@@ -5,12 +5,12 @@
 namespace winnow {
 
 struct GgufLoader {
-    Model& m;
+    LoadedModel& m;
     void load();
 };
 
 struct SafetensorsLoader {
-    Model& m;
+    LoadedModel& m;
     void load();
 };
 

@@ -18,12 +18,12 @@ Matrix Matrix::row_slice(int64_t first, int64_t count) const {
     return m;
 }
 
-Model::~Model() = default;
+LoadedModel::~LoadedModel() = default;
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<LoadedModel> LoadedModel::load(const std::string& path) {
     std::error_code ec;
     if (!fs::exists(path, ec)) throw Error(ErrorKind::io, "model '" + path + "' does not exist");
-    std::unique_ptr<Model> m(new Model());
+    std::unique_ptr<LoadedModel> m(new LoadedModel());
     m->path_ = path;
     const bool is_dir = fs::is_directory(path, ec);
     if (!is_dir && fs::path(path).extension() != ".safetensors") {
@@ -36,7 +36,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return m;
 }
 
-std::map<std::string, int> Model::matrix_type_counts() const {
+std::map<std::string, int> LoadedModel::matrix_type_counts() const {
     std::map<std::string, int> counts;
     auto add = [&](const Matrix& mat) { if (!mat.empty()) counts[ggml_type_name(mat.type)]++; };
     add(weights_.tok_embd);
@@ -50,7 +50,7 @@ std::map<std::string, int> Model::matrix_type_counts() const {
     return counts;
 }
 
-uint64_t Model::matrix_bytes_per_token() const {
+uint64_t LoadedModel::matrix_bytes_per_token() const {
     uint64_t bytes = 0;
     auto add = [&](const Matrix& mat) { if (!mat.empty()) bytes += mat.row_bytes * static_cast<uint64_t>(mat.rows); };
     add(weights_.output);

@@ -14,11 +14,11 @@ namespace io { class GgufFile; class SafetensorsModel; }
 
 enum class ModelFormat { gguf, safetensors };
 
-class Model {
+class LoadedModel {
 public:
     // `path`: a .gguf file, a .safetensors file next to a config.json, or an HF checkpoint directory.
-    static std::unique_ptr<Model> load(const std::string& path);
-    ~Model();
+    static std::unique_ptr<LoadedModel> load(const std::string& path);
+    ~LoadedModel();
 
     const ModelConfig& config() const { return config_; }
     const Weights& weights() const { return weights_; }
@@ -32,7 +32,7 @@ public:
     uint64_t matrix_bytes_per_token() const;
 
 private:
-    Model() = default;
+    LoadedModel() = default;
     friend struct GgufLoader;
     friend struct SafetensorsLoader;
 
@@ -44,5 +44,10 @@ private:
     std::unique_ptr<io::SafetensorsModel> safetensors_;
     std::vector<std::vector<uint8_t>> owned_; // buffers for tensors that had to be re-laid-out at load
 };
+
+#ifndef WINNOW_PUBLIC_API_IMPL
+// The tests' older name for LoadedModel (the public API owns winnow::Model; see include/winnow/winnow.h).
+using Model = LoadedModel;
+#endif
 
 } // namespace winnow

@@ -55,7 +55,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
     if (o.resume && !fs::exists(ckpt)) throw Error(ErrorKind::io, "--resume: no checkpoint at '" + ckpt + "'");
     if (!o.resume && o.write_files && fs::exists(ckpt))
         throw Error(ErrorKind::invalid_argument, "'" + ckpt + "' exists: pass --resume to continue that run, or choose another --out");
-    auto model = Model::load(o.resume ? ckpt : o.model_path);
+    auto model = LoadedModel::load(o.resume ? ckpt : o.model_path);
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "finetune needs a GGUF model (its tokenizer and metadata go into the checkpoints)");
     auto tok = Tokenizer::from_gguf(*model->gguf());
     const TokenData data = load_token_data(*tok, o.data_path, o.val_fraction, o.seq);

@@ -130,7 +130,7 @@ void copy_vector(const Vector& v, F* dst, size_t n, const std::string& what) {
 } // namespace
 
 template <typename F>
-void Transformer<F>::load(const Model& model) {
+void Transformer<F>::load(const LoadedModel& model) {
     const Weights& w = model.weights();
     const int C = s_.n_embd, qd = s_.n_head * s_.head_dim, kvd = s_.n_head_kv * s_.head_dim, FF = s_.n_ff;
     copy_matrix(w.tok_embd, p(tok_embd_), s_.n_vocab, C, "token_embd");

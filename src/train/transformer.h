@@ -39,7 +39,7 @@ public:
     // Parameters start at zero: fill them with init_random() or load().
     explicit Transformer(const TrainShape& shape, const MemoryPolicy& policy = {});
     // The model's weights, dequantized (shapes must match `shape`).
-    void load(const Model& model);
+    void load(const LoadedModel& model);
     // GPT-2-style initialisation: N(0, 0.02) matrices (residual projections scaled by 1/sqrt(2 L)), unit norms.
     void init_random(uint64_t seed);
 

@@ -1,0 +1,119 @@
+/* winnow's C API: opaque handles, status codes, a last-error string, parameter structs with defaults (in the manner
+ * of llama.h). A thin layer over the C++ API (winnow/winnow.h); the same threading contract holds: a model may be
+ * shared by sessions on many threads, a session is used by one thread at a time. Every function that can fail returns
+ * a winnow_status; on failure winnow_last_error() (per thread) names what went wrong in one line.
+ *
+ *   winnow_model* model; winnow_session* session; winnow_result* result;
+ *   winnow_model_params mp = winnow_model_default_params();
+ *   if (winnow_model_load("model.gguf", &mp, &model) != WINNOW_OK) { fprintf(stderr, "%s\n", winnow_last_error()); ... }
+ *   winnow_session_params sp = winnow_session_default_params();
+ *   winnow_session_new(model, &sp, &session);
+ *   winnow_generate_params gp = winnow_generate_default_params();
+ *   gp.max_tokens = 16;
+ *   winnow_generate(session, "The capital of France is", &gp, NULL, NULL, &result);
+ *   printf("%s\n", winnow_result_text(result));
+ *   winnow_result_free(result); winnow_session_free(session); winnow_model_free(model);
+ */
+#ifndef WINNOW_C_H
+#define WINNOW_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define WINNOW_C_API __declspec(dllexport)
+#else
+#define WINNOW_C_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum winnow_status {
+    WINNOW_OK = 0,
+    WINNOW_ERR_IO = 1,               /* a file could not be opened, mapped or read */
+    WINNOW_ERR_FORMAT = 2,           /* a file is malformed */
+    WINNOW_ERR_UNSUPPORTED = 3,      /* well-formed but not implemented (or no GPU for device = CUDA) */
+    WINNOW_ERR_INVALID_ARGUMENT = 4, /* a caller passed something invalid */
+    WINNOW_ERR_INTERNAL = 5          /* anything else (out of memory, ...) */
+} winnow_status;
+
+typedef enum winnow_device { WINNOW_DEVICE_CPU = 0, WINNOW_DEVICE_CUDA = 1 } winnow_device;
+typedef enum winnow_dot_mode { WINNOW_DOT_F32 = 0, WINNOW_DOT_Q8 = 1 } winnow_dot_mode;
+typedef enum winnow_kv_type { WINNOW_KV_F32 = 0, WINNOW_KV_F16 = 1, WINNOW_KV_BF16 = 2 } winnow_kv_type;
+
+typedef struct winnow_model winnow_model;
+typedef struct winnow_session winnow_session;
+typedef struct winnow_result winnow_result;
+
+typedef struct winnow_model_params {
+    winnow_device device;      /* default CPU */
+    int cuda_device;           /* default 0 */
+    int threads;               /* CPU threads; 0 (default): every core */
+    winnow_dot_mode dot;       /* default F32 */
+    const char* head_calibration; /* NULL (default): MODEL.head.json beside the model if present */
+} winnow_model_params;
+
+typedef struct winnow_session_params {
+    int n_ctx;                 /* default 2048 (capped at the trained context); 0: the trained context */
+    winnow_kv_type kv_type;    /* default F32 */
+} winnow_session_params;
+
+typedef struct winnow_generate_params {
+    int max_tokens;            /* default 64 */
+    float temperature;         /* default 0: greedy */
+    int top_k;                 /* default 0: off */
+    float top_p;               /* default 1: off */
+    float min_p;               /* default 0: off */
+    float repeat_penalty;      /* default 1: off */
+    uint64_t seed;             /* default 0 */
+    int ignore_eos;            /* default 0 */
+    int adaptive_head;         /* default 0: exact head; 1: AdaptiveSoftmax (greedy and top-k) */
+    double delta, epsilon;     /* adaptive head: defaults 0.01, 0.3 */
+} winnow_generate_params;
+
+/* Receives each new piece of text (complete UTF-8, `len` bytes, not NUL-terminated); return 0 to stop. */
+typedef int (*winnow_piece_callback)(const char* piece, size_t len, void* user_data);
+
+WINNOW_C_API winnow_model_params winnow_model_default_params(void);
+WINNOW_C_API winnow_session_params winnow_session_default_params(void);
+WINNOW_C_API winnow_generate_params winnow_generate_default_params(void);
+
+/* The message of the last failure on this thread ("" when none). Valid until the next failing call on this thread. */
+WINNOW_C_API const char* winnow_last_error(void);
+
+WINNOW_C_API winnow_status winnow_model_load(const char* path, const winnow_model_params* params, winnow_model** out);
+WINNOW_C_API void winnow_model_free(winnow_model* model);
+WINNOW_C_API int32_t winnow_model_n_vocab(const winnow_model* model);
+WINNOW_C_API int32_t winnow_model_n_ctx_train(const winnow_model* model);
+
+/* Tokenizes `text` (the model's BOS convention, special tokens parsed) into ids[0..capacity). *n_ids receives the
+ * number of ids the text has; if it exceeds `capacity`, nothing is written and WINNOW_ERR_INVALID_ARGUMENT is
+ * returned (call again with a larger buffer). */
+WINNOW_C_API winnow_status winnow_tokenize(const winnow_model* model, const char* text, int32_t* ids, size_t capacity, size_t* n_ids);
+/* The model's chat template applied to one user turn; the result is owned by the caller (free with winnow_string_free). */
+WINNOW_C_API winnow_status winnow_apply_chat_template(const winnow_model* model, const char* user, const char* system, char** out);
+WINNOW_C_API void winnow_string_free(char* s);
+
+WINNOW_C_API winnow_status winnow_session_new(const winnow_model* model, const winnow_session_params* params, winnow_session** out);
+WINNOW_C_API void winnow_session_free(winnow_session* session);
+
+/* Generates from `prompt` (the session's cache is reset first). on_piece may be NULL. */
+WINNOW_C_API winnow_status winnow_generate(winnow_session* session, const char* prompt, const winnow_generate_params* params,
+                                           winnow_piece_callback on_piece, void* user_data, winnow_result** out);
+/* The same from token ids. */
+WINNOW_C_API winnow_status winnow_generate_ids(winnow_session* session, const int32_t* ids, size_t n_ids, const winnow_generate_params* params,
+                                               winnow_piece_callback on_piece, void* user_data, winnow_result** out);
+
+WINNOW_C_API const char* winnow_result_text(const winnow_result* result);
+WINNOW_C_API const int32_t* winnow_result_ids(const winnow_result* result, size_t* n_ids); /* the generated ids */
+WINNOW_C_API const char* winnow_result_stop_reason(const winnow_result* result);        /* eos, stop_string, max_tokens, context, callback */
+WINNOW_C_API double winnow_result_tokens_per_second(const winnow_result* result);
+WINNOW_C_API void winnow_result_free(winnow_result* result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WINNOW_C_H */

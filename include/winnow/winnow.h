@@ -1,0 +1,111 @@
+#pragma once
+// winnow's public C++ API: load a model once, open sessions on it, generate.
+//
+//   #include <winnow/winnow.h>
+//   winnow::Model model = winnow::Model::load("SmolLM2-135M-Instruct.Q4_1.gguf");
+//   winnow::Session chat = model.session();
+//   winnow::GenerateOptions opt;
+//   opt.max_tokens = 32;
+//   winnow::GenerateResult r = chat.generate(model.apply_chat_template("Hi!"), opt,
+//                                            [](std::string_view piece) { std::cout << piece; return true; });
+//
+// Threading: a Model is immutable after load and may be shared by any number of sessions on any number of threads
+// (copies of a Model share one loaded model). A Session owns its KV cache and scratch memory and must be used by one
+// thread at a time. Every failure throws winnow::Error (winnow/error.h) with one line naming what is wrong.
+// Nothing from winnow's src/ leaks through this header: the classes hold their state behind pointers.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "winnow/error.h"
+#include "winnow/params.h"
+
+namespace winnow {
+
+enum class KvType { f32, f16, bf16 };
+
+struct ModelParams {
+    Device device = Device::cpu;       // cuda needs a build with CUDA and a GPU
+    int cuda_device = 0;
+    int threads = 0;                   // CPU threads; 0: every core
+    CpuDotMode dot = CpuDotMode::f32;  // CPU products with quantized weights
+    // The adaptive output head (GenerateOptions::head = HeadMode::adaptive): "fast" (default) or "faithful".
+    std::string adaptive_impl = "fast";
+    // Its calibrated fudge factors (from `winnow calibrate-head`); empty: MODEL.head.json beside the model if present.
+    std::string head_calibration;
+};
+
+struct SessionParams {
+    int n_ctx = 2048;            // context in tokens (capped at the model's trained context); 0: the trained context
+    KvType kv_type = KvType::f32; // f16 / bf16 on cuda only
+};
+
+struct ModelInfo {
+    std::string path, name, architecture; // architecture: "llama" or "gpt2"
+    int n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ctx_train = 0;
+    std::string tokenizer;  // e.g. "gpt2 BPE (pre: smollm)"
+    bool has_chat_template = false;
+};
+
+// Receives each new piece of generated text (complete UTF-8, never part of a stop string); return false to stop.
+using TokenCallback = std::function<bool(std::string_view piece)>;
+
+class Session;
+
+class Model {
+public:
+    // `path`: a .gguf file, a .safetensors file beside a config.json, or an HF checkpoint directory.
+    static Model load(const std::string& path, const ModelParams& params = {});
+
+    const ModelInfo& info() const;
+    // add_bos: the model's own convention when unset. parse_special: "<|im_start|>" becomes its control token.
+    std::vector<int32_t> tokenize(std::string_view text, bool parse_special = true) const;
+    std::vector<int32_t> tokenize(std::string_view text, bool add_bos, bool parse_special) const;
+    std::string detokenize(std::span<const int32_t> ids) const;
+    std::string token_to_piece(int32_t id) const;
+    bool is_end_of_generation(int32_t id) const;
+    // The model's chat template applied to one user turn (ChatML templates; throws for templates it cannot render).
+    std::string apply_chat_template(const std::string& user, const std::string& system = "") const;
+
+    // A new session with its own KV cache. Sessions keep the model alive.
+    Session session(const SessionParams& params = {}) const;
+
+    struct Impl;
+
+private:
+    explicit Model(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+    std::shared_ptr<const Impl> impl_;
+};
+
+class Session {
+public:
+    Session(Session&&) noexcept;
+    Session& operator=(Session&&) noexcept;
+    ~Session();
+
+    // Generates from scratch (the session's cache is reset first): prefill the prompt, then sample token by token.
+    GenerateResult generate(const std::string& prompt, const GenerateOptions& options = {}, const TokenCallback& on_piece = {});
+    GenerateResult generate(std::span<const int32_t> prompt_ids, const GenerateOptions& options = {}, const TokenCallback& on_piece = {});
+
+    // Low level, for custom loops: appends `ids` at n_past() and returns the next-token logits of the last one
+    // (of every one, row after row, when all_logits).
+    std::vector<float> eval(std::span<const int32_t> ids, bool all_logits = false);
+    // The final-norm hidden state of the last token of the latest eval (the output head's input), n_embd values.
+    std::vector<float> hidden() const;
+    int n_past() const;
+    int n_ctx() const;
+    void reset(); // forget the cache: the next eval starts at position 0
+
+    struct Impl;
+
+private:
+    friend class Model;
+    explicit Session(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace winnow

@@ -1,0 +1,151 @@
+// The public C++ API (include/winnow/winnow.h) over the library's internals.
+#define WINNOW_PUBLIC_API_IMPL // winnow::Model is the public class here, not the internal alias
+#include "winnow/winnow.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+
+#include "backend/backend.h"
+#include "decode/generator.h"
+#include "head/adaptive_head.h"
+#include "model/model.h"
+#include "tokenizer/model_tokenizer.h"
+
+namespace winnow {
+
+struct Model::Impl {
+    std::unique_ptr<LoadedModel> model;
+    std::unique_ptr<Tokenizer> tokenizer;
+    std::string chat_template;
+    ModelParams params;
+    ModelInfo info;
+    std::optional<head::HeadCalibrationFile> calibration;
+};
+
+struct Session::Impl {
+    std::shared_ptr<const Model::Impl> model;
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<Generator> generator;
+    std::unique_ptr<head::AdaptiveHead> adaptive; // built on the first adaptive generation (it is per session: stateful)
+};
+
+namespace {
+
+GgmlType kv_ggml_type(KvType t) {
+    switch (t) {
+    case KvType::f16: return GgmlType::F16;
+    case KvType::bf16: return GgmlType::BF16;
+    default: return GgmlType::F32;
+    }
+}
+
+} // namespace
+
+Model Model::load(const std::string& path, const ModelParams& params) {
+    auto impl = std::make_shared<Impl>();
+    impl->params = params;
+    head::parse_head_impl(params.adaptive_impl); // reject a bad name at load, not at the first generation
+    impl->model = LoadedModel::load(path);
+    impl->tokenizer = load_model_tokenizer(*impl->model);
+    impl->chat_template = load_chat_template(*impl->model);
+    const ModelConfig& c = impl->model->config();
+    if (impl->tokenizer->n_vocab() != c.n_vocab)
+        throw Error(ErrorKind::format, "tokenizer has " + std::to_string(impl->tokenizer->n_vocab()) + " tokens but the model's vocabulary is " +
+                                           std::to_string(c.n_vocab));
+    ModelInfo& i = impl->info;
+    i.path = path;
+    i.name = c.name;
+    i.architecture = to_string(c.arch);
+    i.n_vocab = c.n_vocab;
+    i.n_embd = c.n_embd;
+    i.n_layer = c.n_layer;
+    i.n_head = c.n_head;
+    i.n_head_kv = c.n_head_kv;
+    i.n_ctx_train = c.n_ctx_train;
+    i.tokenizer = impl->tokenizer->name();
+    i.has_chat_template = !impl->chat_template.empty();
+    std::string cal = params.head_calibration;
+    if (cal.empty() && std::filesystem::exists(path + ".head.json")) cal = path + ".head.json";
+    if (!cal.empty()) impl->calibration = head::HeadCalibrationFile::load(cal);
+    return Model(std::move(impl));
+}
+
+const ModelInfo& Model::info() const { return impl_->info; }
+
+std::vector<int32_t> Model::tokenize(std::string_view text, bool parse_special) const {
+    return impl_->tokenizer->encode(text, impl_->tokenizer->add_bos_default(), parse_special);
+}
+std::vector<int32_t> Model::tokenize(std::string_view text, bool add_bos, bool parse_special) const {
+    return impl_->tokenizer->encode(text, add_bos, parse_special);
+}
+std::string Model::detokenize(std::span<const int32_t> ids) const {
+    for (int32_t id : ids)
+        if (id < 0 || id >= impl_->info.n_vocab)
+            throw Error(ErrorKind::invalid_argument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(impl_->info.n_vocab) + ")");
+    return impl_->tokenizer->decode(std::vector<int32_t>(ids.begin(), ids.end()));
+}
+std::string Model::token_to_piece(int32_t id) const {
+    if (id < 0 || id >= impl_->info.n_vocab) throw Error(ErrorKind::invalid_argument, "token id " + std::to_string(id) + " is outside the vocabulary");
+    return impl_->tokenizer->token_to_piece(id);
+}
+bool Model::is_end_of_generation(int32_t id) const { return impl_->tokenizer->is_eog(id); }
+std::string Model::apply_chat_template(const std::string& user, const std::string& system) const {
+    return winnow::apply_chat_template(impl_->chat_template, system, user);
+}
+
+Session Model::session(const SessionParams& params) const {
+    if (params.n_ctx < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::n_ctx must be >= 0");
+    auto s = std::make_unique<Session::Impl>();
+    s->model = impl_;
+    BackendOptions bo;
+    bo.device = impl_->params.device;
+    bo.cuda_device = impl_->params.cuda_device;
+    bo.threads = impl_->params.threads;
+    bo.dot = impl_->params.dot;
+    s->backend = make_backend(bo);
+    const int n_ctx = params.n_ctx == 0 ? 0 : std::min(params.n_ctx, impl_->info.n_ctx_train);
+    s->generator = std::make_unique<Generator>(*impl_->model, *impl_->tokenizer, *s->backend, n_ctx, nullptr, kv_ggml_type(params.kv_type));
+    return Session(std::move(s));
+}
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+GenerateResult Session::generate(const std::string& prompt, const GenerateOptions& options, const TokenCallback& on_piece) {
+    const Model::Impl& m = *impl_->model;
+    return generate(m.tokenizer->encode(prompt, m.tokenizer->add_bos_default(), true), options, on_piece);
+}
+
+GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const GenerateOptions& options, const TokenCallback& on_piece) {
+    GenerateOptions opt = options;
+    if (opt.head == HeadMode::adaptive) {
+        const Model::Impl& m = *impl_->model;
+        head::AdaptiveHeadOptions ho;
+        ho.impl = head::parse_head_impl(m.params.adaptive_impl);
+        ho.threads = m.params.threads;
+        if (!impl_->adaptive) {
+            impl_->adaptive = std::make_unique<head::AdaptiveHead>(*m.model, ho);
+            impl_->generator->set_adaptive_head(impl_->adaptive.get());
+        }
+        // calibrated factors, unless the caller set their own
+        if (m.calibration && opt.adaptive.fudge_best == 1.0 && opt.adaptive.fudge_norm == 1.0)
+            if (const auto* e = m.calibration->find(head::algorithm_key(ho), opt.adaptive.delta)) {
+                opt.adaptive.fudge_best = e->fudge_best;
+                opt.adaptive.fudge_norm = e->fudge_norm;
+            }
+    }
+    StreamCallback cb;
+    if (on_piece) cb = [&](std::string_view piece) { return on_piece(piece); };
+    return impl_->generator->generate(std::vector<int32_t>(prompt_ids.begin(), prompt_ids.end()), opt, cb);
+}
+
+std::vector<float> Session::eval(std::span<const int32_t> ids, bool all_logits) { return impl_->generator->forward().eval(ids, all_logits); }
+std::vector<float> Session::hidden() const { return impl_->generator->forward().final_hidden(); }
+int Session::n_past() const { return impl_->generator->forward().n_past(); }
+int Session::n_ctx() const { return impl_->generator->forward().n_ctx(); }
+void Session::reset() { impl_->generator->forward().reset(); }
+
+} // namespace winnow

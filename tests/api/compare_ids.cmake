@@ -1,0 +1,28 @@
+# Runs the winnow CLI (greedy, --ignore-eos, --json) and another program that prints "ids: ..." for the same model,
+# prompt and token count, and fails unless the generated ids are the same and there are N of them.
+#   cmake -DWINNOW=... -DMODEL=... -DPROMPT=... -DN=16 -DCMD="prog;arg;..." -P compare_ids.cmake
+execute_process(COMMAND ${WINNOW} generate -m ${MODEL} -p ${PROMPT} -n ${N} --ignore-eos --json
+  OUTPUT_VARIABLE cli_out ERROR_VARIABLE cli_err RESULT_VARIABLE cli_rc)
+if(NOT cli_rc EQUAL 0)
+  message(FATAL_ERROR "winnow generate failed (${cli_rc}): ${cli_err}")
+endif()
+string(JSON n_ids LENGTH "${cli_out}" output_ids)
+set(cli_ids "")
+math(EXPR last "${n_ids} - 1")
+foreach(i RANGE ${last})
+  string(JSON id GET "${cli_out}" output_ids ${i})
+  string(APPEND cli_ids " ${id}")
+endforeach()
+execute_process(COMMAND ${CMD} OUTPUT_VARIABLE app_out ERROR_VARIABLE app_err RESULT_VARIABLE app_rc)
+if(NOT app_rc EQUAL 0)
+  message(FATAL_ERROR "${CMD} failed (${app_rc}): ${app_err}")
+endif()
+string(REGEX MATCH "ids:[^\n]*" app_line "${app_out}")
+string(REPLACE "ids:" "" app_ids "${app_line}")
+if(NOT n_ids EQUAL ${N})
+  message(FATAL_ERROR "the CLI generated ${n_ids} ids, expected ${N}")
+endif()
+if(NOT "${app_ids}" STREQUAL "${cli_ids}")
+  message(FATAL_ERROR "ids differ:\n  CLI:${cli_ids}\n  app:${app_ids}")
+endif()
+message(STATUS "same ${N} ids as the CLI:${cli_ids}")

@@ -1,0 +1,135 @@
+// The C++ API exactly as an application uses it: only <winnow/winnow.h>, linked against libwinnow.
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include <winnow/winnow.h>
+
+namespace {
+
+const std::string kTiny = WINNOW_FIXTURE_DIR "/tiny-llama.gguf";
+
+// The default model, or a skip (a failure under WINNOW_REQUIRE_MODELS=1, as in CI).
+#define REQUIRE_DEFAULT_MODEL()                                                                              \
+    do {                                                                                                     \
+        if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) {                                                \
+            const char* req = std::getenv("WINNOW_REQUIRE_MODELS");                                          \
+            if (req && std::string(req) == "1") FAIL() << "missing " WINNOW_DEFAULT_MODEL;                   \
+            GTEST_SKIP() << WINNOW_DEFAULT_MODEL " not fetched (scripts/fetch-model.sh)";                    \
+        }                                                                                                    \
+    } while (0)
+
+TEST(Api, LoadInfoAndTokenizer) {
+    const winnow::Model m = winnow::Model::load(kTiny);
+    const winnow::ModelInfo& i = m.info();
+    EXPECT_EQ(i.architecture, "llama");
+    EXPECT_GT(i.n_vocab, 0);
+    EXPECT_GT(i.n_layer, 0);
+    const auto ids = m.tokenize("the other sea", false, false);
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(m.detokenize(ids), "the other sea");
+    std::string pieces;
+    for (int32_t id : ids) pieces += m.token_to_piece(id);
+    EXPECT_EQ(pieces, "the other sea");
+    EXPECT_THROW(m.token_to_piece(i.n_vocab), winnow::Error);
+    EXPECT_THROW(m.detokenize(std::vector<int32_t>{-1}), winnow::Error);
+}
+
+TEST(Api, ErrorsAreOneLineExceptions) {
+    try {
+        winnow::Model::load("/nonexistent/model.gguf");
+        FAIL() << "loaded a missing file";
+    } catch (const winnow::Error& e) {
+        EXPECT_EQ(e.kind(), winnow::ErrorKind::io);
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/model.gguf"), std::string::npos);
+    }
+    const winnow::Model m = winnow::Model::load(kTiny);
+    EXPECT_THROW(m.session({.n_ctx = -1}), winnow::Error);
+    winnow::ModelParams bad;
+    bad.adaptive_impl = "quick";
+    EXPECT_THROW(winnow::Model::load(kTiny, bad), winnow::Error);
+    winnow::Session s = m.session({.n_ctx = 8});
+    EXPECT_THROW(s.generate(std::vector<int32_t>(9, 1)), winnow::Error); // the prompt does not fit the context
+}
+
+// generate's greedy ids equal a hand-written loop over the low-level eval (argmax of the returned logits).
+TEST(Api, GreedyGenerateEqualsEvalLoop) {
+    REQUIRE_DEFAULT_MODEL();
+    const winnow::Model m = winnow::Model::load(WINNOW_DEFAULT_MODEL);
+    winnow::Session s = m.session({.n_ctx = 256});
+    winnow::GenerateOptions opt;
+    opt.max_tokens = 16;
+    opt.ignore_eos = true;
+    const winnow::GenerateResult r = s.generate("The capital of France is", opt);
+    ASSERT_EQ(r.output_ids.size(), 16u);
+    EXPECT_EQ(r.stop_reason, "max_tokens");
+
+    s.reset();
+    std::vector<int32_t> ids = m.tokenize("The capital of France is");
+    std::vector<int32_t> manual;
+    std::vector<float> logits = s.eval(ids);
+    for (int i = 0; i < 16; ++i) {
+        ASSERT_EQ(logits.size(), static_cast<size_t>(m.info().n_vocab));
+        const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        manual.push_back(next);
+        logits = s.eval(std::vector<int32_t>{next});
+    }
+    EXPECT_EQ(manual, r.output_ids);
+    EXPECT_EQ(s.n_past(), static_cast<int>(ids.size()) + 16);
+    EXPECT_EQ(s.hidden().size(), static_cast<size_t>(m.info().n_embd));
+}
+
+// The threading contract: one Model shared by sessions on several threads gives each the serial result.
+TEST(Api, SessionsOnManyThreadsShareOneModel) {
+    REQUIRE_DEFAULT_MODEL();
+    winnow::ModelParams mp;
+    mp.threads = 1;
+    const winnow::Model m = winnow::Model::load(WINNOW_DEFAULT_MODEL, mp);
+    const std::vector<std::string> prompts{"The capital of France is", "Once upon a time", "def fibonacci(n):", "Water boils at"};
+    winnow::GenerateOptions opt;
+    opt.max_tokens = 12;
+    opt.ignore_eos = true;
+    std::vector<std::vector<int32_t>> serial, parallel(prompts.size());
+    for (const auto& p : prompts) serial.push_back(m.session({.n_ctx = 128}).generate(p, opt).output_ids);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < prompts.size(); ++i)
+        threads.emplace_back([&, i] {
+            winnow::Session s = m.session({.n_ctx = 128});
+            parallel[i] = s.generate(prompts[i], opt).output_ids;
+        });
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_EQ(parallel[i].size(), 12u);
+        EXPECT_EQ(parallel[i], serial[i]) << prompts[i];
+    }
+}
+
+TEST(Api, AdaptiveHeadIsAnOption) {
+    const winnow::Model m = winnow::Model::load(kTiny);
+    winnow::Session s = m.session({.n_ctx = 64});
+    winnow::GenerateOptions opt;
+    opt.max_tokens = 8;
+    opt.ignore_eos = true;
+    opt.head = winnow::HeadMode::adaptive;
+    const winnow::GenerateResult r = s.generate(std::vector<int32_t>{1, 2, 3}, opt);
+    EXPECT_EQ(r.output_ids.size(), 8u);
+    EXPECT_EQ(r.head_adaptive_steps, 8); // one head step per generated token: after the prompt, then after each of the first 7
+    EXPECT_GT(r.head_samples, 0);
+}
+
+TEST(Api, StreamingCallbackCanStop) {
+    const winnow::Model m = winnow::Model::load(kTiny);
+    winnow::Session s = m.session({.n_ctx = 64});
+    winnow::GenerateOptions opt;
+    opt.max_tokens = 20;
+    opt.ignore_eos = true;
+    int pieces = 0;
+    const winnow::GenerateResult r = s.generate(std::vector<int32_t>{1, 2, 3}, opt, [&](std::string_view) { return ++pieces < 3; });
+    EXPECT_EQ(r.stop_reason, "callback");
+    EXPECT_EQ(pieces, 3);
+}
+
+} // namespace

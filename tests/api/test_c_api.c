@@ -1,0 +1,84 @@
+/* The C API from C11: `test_c_api MODEL PROMPT N` prints the N greedy ids ("ids: ..."); `test_c_api --errors BADFILE`
+ * checks the failure paths (status codes, the last-error string, NULL arguments) and prints "c api errors: ok". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <winnow.h>
+
+static int count_pieces(const char* piece, size_t len, void* user) {
+    (void)piece;
+    *(size_t*)user += len;
+    return 1;
+}
+
+#define CHECK(cond)                                                                \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            return 1;                                                              \
+        }                                                                          \
+    } while (0)
+
+static int errors(const char* bad_file) {
+    winnow_model* m = (winnow_model*)1;
+    CHECK(winnow_model_load("/nonexistent/model.gguf", NULL, &m) == WINNOW_ERR_IO);
+    CHECK(m == NULL);
+    CHECK(strstr(winnow_last_error(), "/nonexistent/model.gguf") != NULL);
+    winnow_status s = winnow_model_load(bad_file, NULL, &m);
+    CHECK(s == WINNOW_ERR_FORMAT || s == WINNOW_ERR_IO);
+    CHECK(strlen(winnow_last_error()) > 0);
+    CHECK(winnow_model_load(NULL, NULL, &m) == WINNOW_ERR_INVALID_ARGUMENT);
+    CHECK(winnow_session_new(NULL, NULL, NULL) == WINNOW_ERR_INVALID_ARGUMENT);
+    winnow_model_params mp = winnow_model_default_params();
+    CHECK(mp.device == WINNOW_DEVICE_CPU && mp.threads == 0 && mp.dot == WINNOW_DOT_F32);
+    winnow_generate_params gp = winnow_generate_default_params();
+    CHECK(gp.max_tokens == 64 && gp.temperature == 0.0f && gp.top_p == 1.0f && gp.repeat_penalty == 1.0f);
+    printf("c api errors: ok\n");
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc == 3 && strcmp(argv[1], "--errors") == 0) return errors(argv[2]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: test_c_api MODEL PROMPT N | --errors BADFILE\n");
+        return 2;
+    }
+    winnow_model* model = NULL;
+    winnow_session* session = NULL;
+    winnow_result* result = NULL;
+    winnow_model_params mp = winnow_model_default_params();
+    if (winnow_model_load(argv[1], &mp, &model) != WINNOW_OK) {
+        fprintf(stderr, "load: %s\n", winnow_last_error());
+        return 1;
+    }
+    CHECK(winnow_model_n_vocab(model) > 0);
+    int32_t ids[64];
+    size_t n_ids = 0;
+    CHECK(winnow_tokenize(model, argv[2], ids, 64, &n_ids) == WINNOW_OK && n_ids > 0);
+    CHECK(winnow_tokenize(model, argv[2], ids, 1, &n_ids) == WINNOW_ERR_INVALID_ARGUMENT && n_ids > 1); /* too small a buffer */
+    winnow_session_params sp = winnow_session_default_params();
+    if (winnow_session_new(model, &sp, &session) != WINNOW_OK) {
+        fprintf(stderr, "session: %s\n", winnow_last_error());
+        return 1;
+    }
+    winnow_generate_params gp = winnow_generate_default_params();
+    gp.max_tokens = atoi(argv[3]);
+    gp.ignore_eos = 1;
+    size_t streamed = 0;
+    if (winnow_generate(session, argv[2], &gp, count_pieces, &streamed, &result) != WINNOW_OK) {
+        fprintf(stderr, "generate: %s\n", winnow_last_error());
+        return 1;
+    }
+    size_t n = 0;
+    const int32_t* out = winnow_result_ids(result, &n);
+    CHECK(streamed == strlen(winnow_result_text(result)));
+    CHECK(strcmp(winnow_result_stop_reason(result), "max_tokens") == 0);
+    printf("ids:");
+    for (size_t i = 0; i < n; ++i) printf(" %d", out[i]);
+    printf("\n");
+    winnow_result_free(result);
+    winnow_session_free(session);
+    winnow_model_free(model);
+    return 0;
+}
