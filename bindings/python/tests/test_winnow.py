@@ -1,0 +1,81 @@
+"""The Python module against the CLI and itself: 16 greedy tokens from the default model equal the CLI's ids; logits
+come back as NumPy arrays without a copy; streaming gives the same text; errors are winnow.Error."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import winnow
+
+MODEL = os.environ.get("WINNOW_TEST_MODEL", "")
+CLI = os.environ.get("WINNOW_CLI", "")
+TINY = os.environ.get("WINNOW_TINY_MODEL", "")
+PROMPT = "The capital of France is"
+
+
+def need(path, what):
+    if path and os.path.exists(path):
+        return path
+    if os.environ.get("WINNOW_REQUIRE_MODELS") == "1":
+        pytest.fail("%s missing: %r" % (what, path))
+    pytest.skip("%s not available" % what)
+
+
+def test_greedy_ids_equal_the_cli():
+    model, cli = need(MODEL, "default model"), need(CLI, "winnow CLI")
+    out = subprocess.run([cli, "generate", "-m", model, "-p", PROMPT, "-n", "16", "--ignore-eos", "--json"], capture_output=True, text=True, check=True)
+    cli_ids = json.loads(out.stdout)["output_ids"]
+    r = winnow.Model(model).session(n_ctx=256).generate(PROMPT, max_tokens=16, ignore_eos=True)
+    assert len(cli_ids) == 16
+    assert r.output_ids == cli_ids
+    assert r.stop_reason == "max_tokens"
+    assert r.stats["head_exact_steps"] == 16
+
+
+def test_logits_are_numpy_without_a_copy():
+    m = winnow.Model(need(TINY, "tiny model"))
+    s = m.session(n_ctx=64)
+    ids = [1, 2, 3, 4]
+    last = s.logits(ids)
+    assert isinstance(last, np.ndarray) and last.dtype == np.float32 and last.shape == (m.info["n_vocab"],)
+    assert not last.flags["OWNDATA"] and last.base is not None  # the array views the C++ buffer
+    s.reset()
+    every = s.logits(ids, all=True)
+    assert every.shape == (4, m.info["n_vocab"])
+    np.testing.assert_allclose(every[-1], last, rtol=1e-5, atol=1e-5)
+    assert s.n_past == 4
+    assert s.hidden().shape == (m.info["n_embd"],)
+
+
+def test_stream_gives_the_generated_text():
+    m = winnow.Model(need(TINY, "tiny model"))
+    s = m.session(n_ctx=64)
+    pieces = []
+    gen = winnow.stream(s, [1, 2, 3], max_tokens=10, ignore_eos=True)
+    try:
+        while True:
+            pieces.append(next(gen))
+    except StopIteration as stop:
+        result = stop.value
+    assert "".join(pieces) == result.text
+    assert len(result.output_ids) == 10
+
+
+def test_tokenize_roundtrip_and_adaptive_stats():
+    m = winnow.Model(need(TINY, "tiny model"))
+    ids = m.tokenize("the other sea", special=False)
+    assert m.detokenize(ids).endswith("the other sea")
+    r = m.session(n_ctx=64).generate([1, 2, 3], max_tokens=6, ignore_eos=True, head="adaptive")
+    assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] > 0
+
+
+def test_errors_are_winnow_errors():
+    with pytest.raises(winnow.Error, match="/nonexistent/model.gguf"):
+        winnow.Model("/nonexistent/model.gguf")
+    m = winnow.Model(need(TINY, "tiny model"))
+    with pytest.raises(winnow.Error, match="top-p"):
+        m.session().generate([1], top_p=0.0)
+    with pytest.raises(winnow.Error):
+        m.session(n_ctx=4).generate([1, 2, 3, 4, 5])
