@@ -31,6 +31,12 @@ struct RopeParams {
     RopeStyle style = RopeStyle::none;
 };
 
+// How a block-sparse row's softmax treats the keys its mask drops (SPION spec section 4):
+//   standard: renormalise over the kept keys;
+//   spion:    dropped keys the row could see (causally) count as logit 0 in the denominator, as the SPION reference
+//             kernels do, so the kept probabilities sum to less than 1 (for models trained with that kernel).
+enum class SparseDenominator { standard, spion };
+
 // A block-sparse attention pattern for one layer (SPION): query position p may attend to key position j <= p only
 // when keep[(p / block) * n_blocks + j / block] is set. The diagonal blocks must be kept (every row then has at least
 // its own key), so a masked row is never empty. An absent mask (nullptr) is dense causal attention.
@@ -38,6 +44,7 @@ struct BlockMask {
     int block = 0;
     int n_blocks = 0;
     std::vector<uint8_t> keep; // [n_blocks][n_blocks], row = query block
+    SparseDenominator denominator = SparseDenominator::standard;
     bool allows(int64_t q_pos, int64_t k_pos) const { return keep[static_cast<size_t>(q_pos / block) * n_blocks + k_pos / block] != 0; }
     void validate() const; // throws winnow::Error for a malformed pattern
 };

@@ -255,7 +255,8 @@ void add_attention_cases(std::vector<OpCase>& cases) {
     const S shapes[] = {{"smollm2_prefill_7", 7, 0, 9, 3, 64, 0},         {"smollm2_decode_pos300", 1, 300, 9, 3, 64, 0},
                         {"smollm2_decode_pos4095", 1, 4095, 9, 3, 64, 0}, {"gpt2_prefill_5_at_10", 5, 10, 12, 12, 64, 0},
                         {"odd_mqa_3_at_37", 3, 37, 5, 1, 48, 0},          {"masked_b16_prefill_128", 128, 0, 9, 3, 64, 16},
-                        {"masked_b16_decode_pos100", 1, 100, 9, 3, 64, 16}};
+                        {"masked_b16_decode_pos100", 1, 100, 9, 3, 64, 16},      {"masked_spion_b16_prefill_128", 128, 0, 9, 3, 64, -16},
+                        {"masked_spion_b32_decode_pos300", 1, 300, 9, 3, 64, -32}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
         cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name, Op::attention, type, 1e-10, 1e-10, [s, type](Backend& be) {
@@ -270,15 +271,18 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                              p.n_head = s.n_head;
                              p.n_head_kv = s.n_head_kv;
                              p.head_dim = s.hd;
-                             if (s.mask_block) {
-                                 mask = random_mask(s.mask_block, (ctx + s.mask_block - 1) / s.mask_block, 64);
+                             // a negative block size: the same pattern with the SPION denominator
+                             const int block = std::abs(s.mask_block);
+                             if (block) {
+                                 mask = random_mask(block, (ctx + block - 1) / block, 64);
+                                 if (s.mask_block < 0) mask.denominator = SparseDenominator::spion;
                                  p.mask = &mask;
                              }
                              be.attention(qt, kt, vt, ot, p);
                              std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
                              ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), s.pos0, s.n, s.n_head, s.n_head_kv, s.hd,
                                                            1.0 / std::sqrt(static_cast<double>(s.hd)),
-                                                           [&](int qp, int kp) { return !s.mask_block || mask.allows(qp, kp); });
+                                                           [&](int qp, int kp) { return !block || mask.allows(qp, kp); }, s.mask_block < 0);
                              return compare(get(be, ot), ref);
                          }});
 }

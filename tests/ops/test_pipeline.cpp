@@ -129,3 +129,43 @@ TEST(Pipeline, AllKeptMaskEqualsDense) {
 }
 
 } // namespace
+
+namespace {
+
+// The SPION denominator really changes the rows that drop keys (and only those): dropped keys add mass to the
+// denominator, so the output shrinks; a row whose keys are all kept is unchanged.
+TEST(Pipeline, SpionDenominatorShrinksRowsThatDropKeys) {
+    using namespace winnow;
+    auto be = make_cpu_backend(1);
+    const int ctx = 64, hd = 16, n = 64;
+    std::vector<float> q(static_cast<size_t>(n) * hd), k(static_cast<size_t>(ctx) * hd), v(static_cast<size_t>(ctx) * hd, 1.0f);
+    for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(0.37f * i);
+    for (size_t i = 0; i < k.size(); ++i) k[i] = std::cos(0.11f * i);
+    auto put = [&](const std::vector<float>& h, int rows) {
+        Tensor t = be->alloc(GgmlType::F32, rows, hd);
+        be->upload(h.data(), t);
+        return t;
+    };
+    const Tensor qt = put(q, n), kt = put(k, ctx), vt = put(v, ctx);
+    BlockMask mask{16, 4, {1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1}}; // rows of block 0 and 1 drop nothing visible
+    AttentionParams p;
+    p.n_head = p.n_head_kv = 1;
+    p.head_dim = hd;
+    p.mask = &mask;
+    std::vector<float> standard(static_cast<size_t>(n) * hd), spion(standard.size());
+    Tensor out = be->alloc(GgmlType::F32, n, hd);
+    be->attention(qt, kt, vt, out, p);
+    be->download(out, standard.data());
+    mask.denominator = SparseDenominator::spion;
+    be->attention(qt, kt, vt, out, p);
+    be->download(out, spion.data());
+    for (int t = 0; t < n; ++t) {
+        // V is all ones: a standard row sums its probabilities to 1, a SPION row that drops keys to less
+        const float a = standard[static_cast<size_t>(t) * hd], b = spion[static_cast<size_t>(t) * hd];
+        EXPECT_NEAR(a, 1.0f, 1e-5) << t;
+        if (t < 32) EXPECT_NEAR(b, 1.0f, 1e-5) << t;
+        else EXPECT_LT(b, 0.999f) << t;
+    }
+}
+
+} // namespace

@@ -165,9 +165,11 @@ public:
                     const float* qh = q + (static_cast<size_t>(t) * n_head + h) * head_dim;
                     const int kvh = p.kv_head(h);
                     float mx = -INFINITY;
+                    int dropped = 0;
                     for (int j = 0; j < n_keys; ++j) {
                         if (mask && !mask->allows(q_pos, j)) {
                             scores[j] = -INFINITY;
+                            ++dropped;
                             continue;
                         }
                         scores[j] = cpu::vec_dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim, head_dim) * scale;
@@ -178,6 +180,7 @@ public:
                         scores[j] = std::exp(scores[j] - mx); // a masked key: exp(-inf) = 0
                         sum += scores[j];
                     }
+                    if (dropped && mask->denominator == SparseDenominator::spion) sum += static_cast<float>(dropped) * std::exp(-mx);
                     const float inv = 1.0f / sum;
                     float* oh = out + (static_cast<size_t>(t) * n_head + h) * head_dim;
                     for (int d = 0; d < head_dim; ++d) oh[d] = 0.0f;

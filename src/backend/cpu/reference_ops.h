@@ -101,10 +101,11 @@ void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base,
 
 // Causal attention of n query rows at positions pos0.. over a KV cache [positions][n_head_kv * hd] (grouped heads:
 // query head h reads kv head h / (n_head / n_head_kv)). `allowed(q_pos, k_pos)` restricts the keys further (a
-// block-sparse pattern); it must allow k_pos == q_pos. Scores are softmaxed over the allowed keys only.
+// block-sparse pattern); it must allow k_pos == q_pos. Scores are softmaxed over the allowed keys only; with
+// spion_denominator the disallowed keys of the row (k_pos <= q_pos) add exp(0 - max) each to the denominator.
 template <typename F, typename Allowed>
 void attention_cached(F* out, const F* q, const F* k_cache, const F* v_cache, int pos0, int n, int n_head, int n_head_kv, int hd,
-                      F scale, Allowed allowed) {
+                      F scale, Allowed allowed, bool spion_denominator = false) {
     const int group = n_head / n_head_kv, kv_dim = n_head_kv * hd;
     std::vector<F> p;
     for (int t = 0; t < n; ++t)
@@ -122,8 +123,12 @@ void attention_cached(F* out, const F* q, const F* k_cache, const F* v_cache, in
                 mx = std::max(mx, p[j]);
             }
             F sum = 0;
-            for (int j = 0; j <= q_pos; ++j)
+            int dropped = 0;
+            for (int j = 0; j <= q_pos; ++j) {
                 if (allowed(q_pos, j)) sum += (p[j] = std::exp(p[j] - mx));
+                else ++dropped;
+            }
+            if (spion_denominator) sum += static_cast<F>(dropped) * std::exp(-mx);
             F* oh = out + (static_cast<size_t>(t) * n_head + h) * hd;
             for (int d = 0; d < hd; ++d) oh[d] = 0;
             for (int j = 0; j <= q_pos; ++j) {

@@ -17,7 +17,7 @@ constexpr int kThreads = 128;
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
-                                 int n_blocks) {
+                                 int n_blocks, bool spion_denominator) {
     extern __shared__ float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
     const int h = blockIdx.x, t = blockIdx.y;
@@ -47,13 +47,15 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     float mx = -INFINITY;
     for (int j = threadIdx.x; j < n_keys; j += blockDim.x) mx = fmaxf(mx, sc[j]);
     mx = block_max(mx, scratch); // the diagonal key is always allowed, so mx is finite
-    float sum = 0.0f;
+    float sum = 0.0f, dropped = 0.0f;
     for (int j = threadIdx.x; j < n_keys; j += blockDim.x) {
+        dropped += sc[j] == -INFINITY ? 1.0f : 0.0f;
         const float e = expf(sc[j] - mx); // a masked key: exp(-inf) = 0
         sc[j] = e;
         sum += e;
     }
     sum = block_sum(sum, scratch); // its barriers also publish every sc[j]
+    if (spion_denominator) sum += block_sum(dropped, scratch) * expf(-mx); // dropped keys count as logit 0
     const float inv = 1.0f / sum;
 
     float* orow = out + (static_cast<size_t>(t) * n_head + h) * hd;
@@ -70,7 +72,8 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
 } // namespace
 
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, cudaStream_t s) {
+                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, bool spion_denominator,
+                      cudaStream_t s) {
     if (n_tokens == 0) return;
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + pos0 + n_tokens) * sizeof(float);
     int device = 0, limit = 0;
@@ -84,7 +87,7 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
         if (shared_bytes > 48 * 1024)
             WINNOW_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
         attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, keep, block,
-                                                                 n_blocks);
+                                                                 n_blocks, spion_denominator);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

@@ -170,7 +170,8 @@ public:
         check_shape(out, n, q.cols(), "attention output");
         const uint8_t* keep = p.mask ? device_mask(*p.mask) : nullptr;
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
-                               p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, stream_);
+                               p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0,
+                               p.mask && p.mask->denominator == SparseDenominator::spion, stream_);
     }
 
     void gelu_tanh(const Tensor& x) override {
