@@ -54,6 +54,10 @@ struct AttentionParams {
     int n_head = 0, n_head_kv = 0, head_dim = 0;
     float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
     const BlockMask* mask = nullptr; // null: dense causal
+    // Calibration only (SPION pattern capture): when set, the CPU backend also writes the attention probabilities,
+    // averaged over the heads, to capture[t * capture_stride + j] for query row t and key j <= pos0 + t (host memory).
+    float* capture = nullptr;
+    int64_t capture_stride = 0;
     int kv_head(int h) const { return h / (n_head / n_head_kv); } // grouped-query mapping
     float effective_scale() const;
 };

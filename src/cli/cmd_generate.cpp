@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/device_options.h"
 #include "cli/options.h"
+#include "cli/sparse_options.h"
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
 #include "io/gguf.h"
@@ -32,6 +33,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     std::string head_impl;
     head::AdaptiveHeadOptions head_options;
     DeviceArgs device_args;
+    SparseArgs sparse_args;
     po::options_description opts("winnow generate options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf); default: SmolLM2-135M-Instruct")(
         "prompt,p", po::value(&prompt), "prompt text")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
@@ -58,6 +60,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
     add_device_options(opts, device_args);
+    add_sparse_options(opts, sparse_args);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT)");
@@ -100,6 +103,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         }
     }
     Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train), adaptive.get(), kv_type);
+    const auto sparse_masks = apply_sparse_options(sparse_args, model->config(), gen.forward());
 
     StreamCallback print = [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);

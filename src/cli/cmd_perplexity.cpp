@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/device_options.h"
 #include "cli/options.h"
+#include "cli/sparse_options.h"
 #include "decode/perplexity.h"
 #include "io/text_file.h"
 #include "model/model.h"
@@ -24,6 +25,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     int n_ctx = 512, chunks = 0, threads = 0, batch = 256;
     bool json_out = false;
     DeviceArgs device_args;
+    SparseArgs sparse_args;
     po::options_description opts("winnow perplexity options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file or directory")(
         "text", po::value(&text_path), "UTF-8 text file to score")("ctx,c", po::value(&n_ctx)->default_value(512), "tokens per chunk")(
@@ -32,6 +34,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 or q8")("json", po::bool_switch(&json_out), "print one JSON object");
     add_device_options(opts, device_args);
+    add_sparse_options(opts, sparse_args);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (text_path.empty()) throw Error(ErrorKind::invalid_argument, "--text FILE is required");
@@ -48,6 +51,7 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     const auto ids = tok->encode(text, tok->add_bos_default(), false);
     auto backend = make_backend(bo);
     Forward f(*model, *backend, n_ctx, kv);
+    const auto masks = apply_sparse_options(sparse_args, model->config(), f);
     PerplexityOptions po_;
     po_.n_ctx = n_ctx;
     po_.max_chunks = chunks;
@@ -70,6 +74,8 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     j["ppl_sd"] = r.ppl_sd;
     j["running"] = r.running;
     j["backend"] = backend->name();
+    j["attention"] = masks ? "sparse" : "dense";
+    if (masks) j["sparse_density"] = masks->mean_density;
     j["seconds"] = r.seconds;
     if (json_out) std::cout << j.dump(2) << "\n";
     else std::printf("Final estimate: PPL = %.4f +/- %.5f  (%d chunks of %d, %lld predictions, %.1f s)\n", r.ppl, r.ppl_sd, r.chunks, n_ctx,

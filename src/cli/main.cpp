@@ -76,6 +76,7 @@ void usage(std::FILE* to) {
                  "  bench  finetune [-m MODEL] [options] memory policies: bytes per layer, step time, validation loss\n"
                  "  calibrate-head -m MODEL [options]   tune the adaptive head's fudge factors, save MODEL.head.json\n"
                  "  perplexity -m MODEL --text FILE [--ctx 512] [--chunks N]   llama.cpp's perplexity protocol\n"
+                 "  calibrate-sparse -m MODEL --text FILE --out FILE [--ctx --block --method c|f|cf]   SPION block patterns\n"
                  "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
                  "                                      full fine-tuning with AdamW and a memory policy; checkpoints load in generate\n"
                  "run 'winnow <command> --help' for its options; without -m the default model (SmolLM2-135M-Instruct Q4_1) is used.\n");
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
         {"info", winnow::cli::cmd_info}, {"generate", winnow::cli::cmd_generate}, {"bench", winnow::cli::cmd_bench},
         {"calibrate-head", winnow::cli::cmd_calibrate_head}, {"finetune", winnow::cli::cmd_finetune},
-        {"perplexity", winnow::cli::cmd_perplexity}};
+        {"perplexity", winnow::cli::cmd_perplexity}, {"calibrate-sparse", winnow::cli::cmd_calibrate_sparse}};
     auto it = commands.find(cmd);
     if (it == commands.end()) {
         std::fprintf(stderr, "winnow: unknown command '%s' (try 'winnow --help')\n", cmd.c_str());

@@ -28,6 +28,12 @@ void Forward::check_support() const {
     require_support(be_, Op::add, GgmlType::F32);
 }
 
+void Forward::set_attention_capture(AttentionCapture on_layer) {
+    if (on_layer && be_.device() != Device::cpu) throw Error(ErrorKind::unsupported, "attention capture runs on the CPU backend only");
+    capture_ = std::move(on_layer);
+    if (!capture_) capture_buf_ = {};
+}
+
 void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
     if (!per_layer.empty() && static_cast<int>(per_layer.size()) != c_.n_layer)
         throw Error(ErrorKind::invalid_argument, "attention masks: " + std::to_string(per_layer.size()) + " given for " +
@@ -86,7 +92,13 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n) {
     ap.n_head_kv = c_.n_head_kv;
     ap.head_dim = c_.head_dim;
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
+    if (capture_) {
+        ap.capture_stride = n_past_ + n;
+        capture_buf_.resize(static_cast<size_t>(n) * ap.capture_stride);
+        ap.capture = capture_buf_.data();
+    }
     be_.attention(q, cache_.k(layer), cache_.v(layer), att, ap);
+    if (capture_) capture_(layer, capture_buf_.data(), n, ap.capture_stride);
     be_.linear(l.wo, bias(l.bo), att, proj);
     be_.add(x, proj);
 }

@@ -3,6 +3,7 @@
 // step is a backend op on backend-owned tensors (weights, cache and scratch activations), so the same code drives
 // the CPU and a device; only the token ids go in and, when asked for, the logits or hidden state come out.
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -28,6 +29,12 @@ public:
     // The latest final-norm hidden state, copied to the host.
     std::vector<float> final_hidden() const;
 
+    // Calibration: after each layer's attention, on_layer(layer, P, n, stride) receives the head-mean attention
+    // probabilities of the n tokens just evaluated (row t: keys 0..n_past+t, at P + t * stride). CPU backend only; an
+    // empty function turns the capture off.
+    using AttentionCapture = std::function<void(int layer, const float* P, int n, int64_t stride)>;
+    void set_attention_capture(AttentionCapture on_layer);
+
     // Block-sparse attention per layer (SPION); an entry may be null (dense); an empty list restores dense attention.
     // The masks must outlive their use and cover the context.
     void set_attention_masks(std::vector<const BlockMask*> per_layer);
@@ -52,6 +59,8 @@ private:
     DeviceWeights w_;
     KvCache cache_;
     std::vector<const BlockMask*> masks_;
+    AttentionCapture capture_;
+    std::vector<float> capture_buf_;
     int n_past_ = 0;
     int scratch_tokens_ = 0;
     // scratch activations, [capacity][dim]; ops work on row views of the first n rows

@@ -155,6 +155,11 @@ public:
         float* out = outt.f32();
         const float scale = p.effective_scale();
         const BlockMask* mask = p.mask;
+        if (p.capture) {
+            // calibration: the reference loops, one query row per thread (all heads), the head-mean probabilities kept
+            attention_with_capture(q, k_cache, v_cache, out, p, n_tokens);
+            return;
+        }
 #pragma omp parallel num_threads(n_threads_)
         {
             std::vector<float> scores(pos0 + n_tokens);
@@ -240,6 +245,47 @@ public:
     }
 
 private:
+    // Dense or masked attention that also writes the head-mean probabilities (AttentionParams::capture).
+    void attention_with_capture(const float* q, const float* k_cache, const float* v_cache, float* out, const AttentionParams& p, int n_tokens) {
+        const int hd = p.head_dim, n_head = p.n_head, kv_dim = p.n_head_kv * hd;
+        const float scale = p.effective_scale();
+#pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 4)
+        for (int t = 0; t < n_tokens; ++t) {
+            const int q_pos = p.pos0 + t;
+            float* cap = p.capture + static_cast<size_t>(t) * p.capture_stride;
+            std::fill(cap, cap + q_pos + 1, 0.0f);
+            for (int h = 0; h < n_head; ++h) {
+                // one row through the reference loop (n = 1 at position q_pos, this head only)
+                std::vector<float> row(static_cast<size_t>(q_pos) + 1);
+                const float* qh = q + (static_cast<size_t>(t) * n_head + h) * hd;
+                const int kvh = p.kv_head(h);
+                float mx = -INFINITY;
+                int dropped = 0;
+                for (int j = 0; j <= q_pos; ++j) {
+                    if (p.mask && !p.mask->allows(q_pos, j)) {
+                        row[j] = -INFINITY;
+                        ++dropped;
+                        continue;
+                    }
+                    row[j] = cpu::vec_dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + kvh * hd, hd) * scale;
+                    mx = std::max(mx, row[j]);
+                }
+                float sum = 0;
+                for (int j = 0; j <= q_pos; ++j) sum += (row[j] = std::exp(row[j] - mx));
+                if (dropped && p.mask->denominator == SparseDenominator::spion) sum += static_cast<float>(dropped) * std::exp(-mx);
+                float* oh = out + (static_cast<size_t>(t) * n_head + h) * hd;
+                std::fill(oh, oh + hd, 0.0f);
+                for (int j = 0; j <= q_pos; ++j) {
+                    const float pj = row[j] / sum;
+                    if (pj == 0.0f) continue;
+                    cap[j] += pj / n_head;
+                    const float* vj = v_cache + static_cast<size_t>(j) * kv_dim + kvh * hd;
+                    for (int d = 0; d < hd; ++d) oh[d] += pj * vj[d];
+                }
+            }
+        }
+    }
+
     int n_threads_;
     CpuDotMode mode_;
     std::vector<uint8_t> xq_;          // quantized activations (q8 mode)

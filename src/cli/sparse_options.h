@@ -1,0 +1,61 @@
+#pragma once
+// --attention dense|sparse, --sparse-pattern FILE, --sparse-denominator standard|spion: block-sparse (SPION) attention
+// for generate and perplexity.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "decode/forward.h"
+#include "sparse/pattern.h"
+#include "winnow/error.h"
+
+namespace winnow::cli {
+
+struct SparseArgs {
+    std::string attention = "dense";
+    std::string pattern_path;
+    std::string denominator = "standard";
+};
+
+inline void add_sparse_options(boost::program_options::options_description& opts, SparseArgs& a) {
+    namespace po = boost::program_options;
+    opts.add_options()("attention", po::value(&a.attention)->default_value("dense"), "attention: dense, or sparse (a SPION block pattern)")(
+        "sparse-pattern", po::value(&a.pattern_path), "the pattern file from `winnow calibrate-sparse` (with --attention sparse)")(
+        "sparse-denominator", po::value(&a.denominator)->default_value("standard"),
+        "softmax over kept keys (standard) or dropped keys as logit 0 (spion)");
+}
+
+// The masks one Forward uses; keeps them alive as long as it lives.
+struct SparseMasks {
+    sparse::SparsePattern pattern;
+    std::vector<BlockMask> masks;
+    double mean_density = 0;
+};
+
+// Validates the options; with --attention sparse loads the pattern, builds the masks for n_ctx and installs them.
+inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, const ModelConfig& c, Forward& f) {
+    if (a.attention != "dense" && a.attention != "sparse") throw Error(ErrorKind::invalid_argument, "--attention must be dense or sparse, not '" + a.attention + "'");
+    if (a.denominator != "standard" && a.denominator != "spion")
+        throw Error(ErrorKind::invalid_argument, "--sparse-denominator must be standard or spion, not '" + a.denominator + "'");
+    if (a.attention == "dense") {
+        if (!a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern needs --attention sparse");
+        return nullptr;
+    }
+    if (a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--attention sparse needs --sparse-pattern FILE");
+    auto s = std::make_unique<SparseMasks>();
+    s->pattern = sparse::SparsePattern::load(a.pattern_path);
+    s->pattern.check_model(c, a.pattern_path);
+    const auto den = a.denominator == "spion" ? SparseDenominator::spion : SparseDenominator::standard;
+    for (int l = 0; l < c.n_layer; ++l) {
+        s->masks.push_back(s->pattern.mask(l, f.n_ctx(), den));
+        s->mean_density += sparse::SparsePattern::density_of(s->masks.back()) / c.n_layer;
+    }
+    std::vector<const BlockMask*> ptrs;
+    for (const auto& m : s->masks) ptrs.push_back(&m);
+    f.set_attention_masks(ptrs);
+    return s;
+}
+
+} // namespace winnow::cli

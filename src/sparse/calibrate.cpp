@@ -1,0 +1,61 @@
+#include "sparse/calibrate.h"
+
+#include <algorithm>
+
+#include "decode/forward.h"
+#include "winnow/error.h"
+
+namespace winnow::sparse {
+
+SparsePattern calibrate(const LoadedModel& model, const std::vector<int32_t>& tokens, const CalibrationOptions& o,
+                        const std::function<void(int, int)>& progress) {
+    const ModelConfig& c = model.config();
+    const PatternOptions& po = o.pattern;
+    if (o.ctx < po.block || o.ctx > c.n_ctx_train)
+        throw Error(ErrorKind::invalid_argument, "calibration length " + std::to_string(o.ctx) + " must be between the block size " + std::to_string(po.block) +
+                                                     " and the model's context " + std::to_string(c.n_ctx_train));
+    if (po.block < 1 || po.conv_taps < 1 || po.conv_taps % 2 == 0 || !(po.density > 0 && po.density <= 1) || !(po.quantile >= 0 && po.quantile < 1))
+        throw Error(ErrorKind::invalid_argument, "pattern options: need block >= 1, odd conv taps, density in (0, 1], quantile in [0, 1)");
+    int chunks = static_cast<int>(tokens.size() / o.ctx);
+    if (o.max_chunks > 0) chunks = std::min(chunks, o.max_chunks);
+    if (chunks < 1) throw Error(ErrorKind::invalid_argument, "the calibration text has " + std::to_string(tokens.size()) + " tokens, fewer than one chunk of " + std::to_string(o.ctx));
+
+    auto be = make_cpu_backend(o.threads);
+    Forward f(model, *be, o.ctx);
+    const int nb = (o.ctx + po.block - 1) / po.block;
+    const int taps = po.method == Method::f ? 1 : po.conv_taps;
+    std::vector<std::vector<double>> scores(c.n_layer, std::vector<double>(static_cast<size_t>(nb) * nb, 0.0));
+    f.set_attention_capture([&](int layer, const float* P, int n, int64_t stride) {
+        const auto s = block_scores(P, n, stride, po.block, taps);
+        for (size_t i = 0; i < s.size(); ++i) scores[layer][i] += s[i];
+    });
+    std::vector<int32_t> chunk(o.ctx);
+    for (int k = 0; k < chunks; ++k) {
+        std::copy(tokens.begin() + static_cast<size_t>(k) * o.ctx, tokens.begin() + static_cast<size_t>(k + 1) * o.ctx, chunk.begin());
+        if (o.bos >= 0) chunk[0] = o.bos;
+        f.reset();
+        f.eval(chunk, false);
+        if (progress) progress(k + 1, chunks);
+    }
+
+    SparsePattern p;
+    p.model = c.name;
+    p.n_layer = c.n_layer;
+    p.n_embd = c.n_embd;
+    p.n_head = c.n_head;
+    p.n_vocab = c.n_vocab;
+    p.block = po.block;
+    p.calib_ctx = o.ctx;
+    p.calib_chunks = chunks;
+    p.method = po.method;
+    p.density = po.density;
+    p.quantile = po.quantile;
+    for (auto& s : scores) {
+        for (double& v : s) v /= chunks;
+        p.layers.push_back({select_blocks(s, nb, po), {}, {}});
+    }
+    p.derive_profiles();
+    return p;
+}
+
+} // namespace winnow::sparse

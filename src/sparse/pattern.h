@@ -1,0 +1,69 @@
+#pragma once
+// SPION block-sparse attention patterns for a causal decoder (../shared/specs/spion.md; the causal adaptation is
+// winnow's own, spec section 6): per layer, the head-mean attention map captured on calibration text -> a 31-tap
+// diagonal convolution -> BxB average pooling -> SPION-C (top-k blocks) or SPION-F/CF (quantile threshold + the
+// greedy walk from the top-row and left-column seeds) -> AND with the causal block triangle; the first (sink) block
+// column, the diagonal blocks and the blocks just left of them are always kept (a local window of at least one block).
+//
+// A pattern is calibrated at one length (calib_ctx, nb blocks). At a shorter context its top-left corner is used
+// (blocks are absolute positions). Beyond it, rows past the calibrated ones are extended Toeplitz-style (spec 6.3a):
+// a "slash" offset d = qb - kb is kept where at least half the calibrated rows keep it, a "vertical" key block kb
+// where at least half the calibrated rows below it keep it; diagonal and sink as always.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/model_config.h"
+
+namespace winnow::sparse {
+
+enum class Method { c, f, cf };
+const char* to_string(Method m);
+Method parse_method(const std::string& s); // "c", "f", "cf"
+
+struct PatternOptions {
+    int block = 64;
+    Method method = Method::cf;
+    double density = 0.1;   // C: fraction of the causal blocks kept (diagonal and sink included)
+    double quantile = 0.96; // F/CF: blocks scoring above this quantile of the causal block scores may be marked
+    int conv_taps = 31;     // C/CF: the diagonal convolution's length (odd)
+};
+
+// Block scores of one layer from a causal head-mean attention map A (row i: keys 0..i at A + i * stride, n rows):
+// the diagonal convolution (taps = 1: none), then the average over each B x B block (nb = ceil(n / B)).
+// Only causal blocks (kb <= qb) are scored; the others are 0.
+std::vector<double> block_scores(const float* A, int n, int64_t stride, int block, int taps);
+
+// The kept blocks (nb x nb, row = query block) chosen from averaged block scores.
+std::vector<uint8_t> select_blocks(const std::vector<double>& scores, int nb, const PatternOptions& o);
+
+struct LayerPattern {
+    std::vector<uint8_t> keep; // nb x nb at the calibrated length
+    std::vector<uint8_t> slash, vertical; // the extension rule's profiles (nb each)
+};
+
+struct SparsePattern {
+    static constexpr int kVersion = 1;
+    std::string model;       // the model's name (general.name), as a check
+    int n_layer = 0, n_embd = 0, n_head = 0, n_vocab = 0;
+    int block = 0, calib_ctx = 0, calib_chunks = 0;
+    Method method = Method::cf;
+    double density = 0, quantile = 0;
+    std::string text_fnv1a;  // the calibration text's hash
+    std::vector<LayerPattern> layers;
+
+    int n_blocks() const { return (calib_ctx + block - 1) / block; }
+    // The layer's mask for a context of n_ctx tokens (see the extension rule above).
+    BlockMask mask(int layer, int n_ctx, SparseDenominator denominator = SparseDenominator::standard) const;
+    // Fraction of causal blocks a mask keeps.
+    static double density_of(const BlockMask& m);
+    // Fills the extension profiles of every layer from its keep matrix.
+    void derive_profiles();
+
+    void save(const std::string& path) const;                     // atomic: temp file, fsync, rename
+    static SparsePattern load(const std::string& path);           // throws winnow::Error naming the file and field
+    void check_model(const ModelConfig& c, const std::string& path) const; // throws when the pattern is for another model
+};
+
+} // namespace winnow::sparse

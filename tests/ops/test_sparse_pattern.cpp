@@ -1,0 +1,194 @@
+// SPION patterns: block scores, selection (C and the CF walk), the extension rule, the pattern file (round trip and
+// corrupt files), deterministic calibration through the attention capture on a real (tiny) model.
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "decode/forward.h"
+#include "model/model.h"
+#include "sparse/calibrate.h"
+#include "sparse/pattern.h"
+#include "winnow/error.h"
+
+namespace {
+
+using namespace winnow;
+using namespace winnow::sparse;
+
+const std::string kDir = WINNOW_FIXTURE_DIR;
+
+// conv(i, j) = sum over k in [-1, 1] of A[i+k][j+k]; 4x4 causal map, blocks of 2.
+TEST(SparsePattern, BlockScoresConvolveAlongTheDiagonalThenPool) {
+    const float A[16] = {1, 0, 0, 0,  //
+                         2, 3, 0, 0,  //
+                         4, 5, 6, 0,  //
+                         7, 8, 9, 10};
+    const auto s = block_scores(A, 4, 4, 2, 3);
+    ASSERT_EQ(s.size(), 4u);
+    // diagonal d = 0: 1 3 6 10 -> conv 4 10 19 16; d = 1: 2 5 9 -> 7 16 14; d = 2: 4 8 -> 12 12; d = 3: 7 -> 7
+    // block (0,0): (0,0)=4 (1,1)=10 (1,0)=7 -> 21 / 4; block (1,0): (2,0)=12 (3,1)=12 (2,1)=16 (3,0)=7 -> 47 / 4
+    // block (1,1): (2,2)=19 (3,3)=16 (3,2)=14 -> 49 / 4; block (0,1) is above the diagonal: 0
+    EXPECT_DOUBLE_EQ(s[0], 21.0 / 4);
+    EXPECT_DOUBLE_EQ(s[1], 0.0);
+    EXPECT_DOUBLE_EQ(s[2], 47.0 / 4);
+    EXPECT_DOUBLE_EQ(s[3], 49.0 / 4);
+}
+
+std::vector<double> stripe_scores(int nb, int stripe_col) {
+    std::vector<double> s(static_cast<size_t>(nb) * nb, 0.0);
+    for (int q = 0; q < nb; ++q)
+        for (int k = 0; k <= q; ++k) s[static_cast<size_t>(q) * nb + k] = k == stripe_col ? 5.0 : k == q ? 3.0 : 0.1 * ((q * 7 + k * 3) % 5);
+    return s;
+}
+
+TEST(SparsePattern, TopKKeepsTheDensityAndTheForcedBlocks) {
+    const int nb = 16;
+    PatternOptions o;
+    o.method = Method::c;
+    o.density = 0.4;
+    const auto keep = select_blocks(stripe_scores(nb, 5), nb, o);
+    int kept = 0;
+    for (int q = 0; q < nb; ++q)
+        for (int k = 0; k < nb; ++k) {
+            const bool on = keep[static_cast<size_t>(q) * nb + k];
+            kept += on;
+            if (k > q) EXPECT_FALSE(on) << q << "," << k;
+            if (k == 0 || k == q || k + 1 == q) EXPECT_TRUE(on) << q << "," << k;
+            if (k == 5 && q >= 5) EXPECT_TRUE(on) << "the high-score stripe is kept first";
+        }
+    EXPECT_EQ(kept, static_cast<int>(std::lround(0.4 * nb * (nb + 1) / 2)));
+}
+
+TEST(SparsePattern, WalkFollowsAVerticalStripe) {
+    const int nb = 16;
+    PatternOptions o;
+    o.method = Method::cf;
+    o.quantile = 0.8;
+    const auto keep = select_blocks(stripe_scores(nb, 5), nb, o);
+    int stripe = 0;
+    for (int q = 6; q < nb; ++q) stripe += keep[static_cast<size_t>(q) * nb + 5];
+    EXPECT_GE(stripe, 8) << "the walk from the left column climbs the stripe";
+}
+
+SparsePattern small_pattern() {
+    SparsePattern p;
+    p.model = "tiny";
+    p.n_layer = 2;
+    p.n_embd = 8;
+    p.n_head = 2;
+    p.n_vocab = 10;
+    p.block = 4;
+    p.calib_ctx = 16;
+    for (int l = 0; l < 2; ++l) {
+        PatternOptions o;
+        o.method = Method::c;
+        o.density = 0.5 + 0.2 * l;
+        p.layers.push_back({select_blocks(stripe_scores(4, 2), 4, o), {}, {}});
+    }
+    p.derive_profiles();
+    return p;
+}
+
+TEST(SparsePattern, FileRoundTripAndExtensionRule) {
+    const SparsePattern p = small_pattern();
+    const std::string path = testing::TempDir() + "/pattern.json";
+    p.save(path);
+    const SparsePattern q = SparsePattern::load(path);
+    ASSERT_EQ(q.layers.size(), 2u);
+    for (int l = 0; l < 2; ++l) EXPECT_EQ(q.layers[l].keep, p.layers[l].keep);
+    // at the calibrated length the mask is the pattern; beyond it the rows follow the slash / vertical profiles
+    const BlockMask m = q.mask(0, 40);
+    ASSERT_EQ(m.n_blocks, 10);
+    EXPECT_NO_THROW(m.validate());
+    for (int qb = 0; qb < 4; ++qb)
+        for (int kb = 0; kb < 4; ++kb) EXPECT_EQ(m.keep[qb * 10 + kb], q.layers[0].keep[qb * 4 + kb]);
+    for (int qb = 4; qb < 10; ++qb) {
+        EXPECT_TRUE(m.keep[qb * 10]) << "sink";
+        EXPECT_TRUE(m.keep[qb * 10 + qb]) << "diagonal";
+        EXPECT_TRUE(m.keep[qb * 10 + qb - 1]) << "left neighbour";
+        EXPECT_EQ(m.keep[qb * 10 + 2], q.layers[0].vertical[2] || q.layers[0].slash.size() > static_cast<size_t>(qb - 2) && q.layers[0].slash[qb - 2] ? 1 : m.keep[qb * 10 + 2]);
+        for (int kb = qb + 1; kb < 10; ++kb) EXPECT_FALSE(m.keep[qb * 10 + kb]);
+    }
+    const double d = SparsePattern::density_of(m);
+    EXPECT_GT(d, 0.0);
+    EXPECT_LE(d, 1.0);
+}
+
+void expect_rejected(const std::string& body, const std::string& needle) {
+    const std::string path = testing::TempDir() + "/bad-pattern.json";
+    std::ofstream(path) << body;
+    try {
+        SparsePattern::load(path);
+        ADD_FAILURE() << "accepted: " << body.substr(0, 80);
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(path), std::string::npos) << msg;
+        EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    }
+}
+
+TEST(SparsePattern, CorruptFilesAreRejectedByName) {
+    const SparsePattern p = small_pattern();
+    const std::string good_path = testing::TempDir() + "/good.json";
+    p.save(good_path);
+    std::ifstream in(good_path);
+    const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto replace = [&](const std::string& a, const std::string& b) {
+        std::string s = good;
+        const size_t at = s.find(a);
+        EXPECT_NE(at, std::string::npos) << a;
+        return s.replace(at, a.size(), b);
+    };
+    expect_rejected("{not json", "invalid JSON");
+    expect_rejected("[]", "not a winnow sparse pattern");
+    expect_rejected(replace("\"version\": 1", "\"version\": 7"), "version 7");
+    expect_rejected(replace("\"block\": 4", "\"block\": 0"), "out of range");
+    expect_rejected(replace("\"n_layer\": 2", "\"n_layer\": 3"), "layers for n_layer 3");
+    expect_rejected(replace("\"1000\"", "\"1100\""), "above the causal diagonal");
+    expect_rejected(replace("\"1000\"", "\"0000\""), "must be kept");
+    expect_rejected(replace("\"1000\"", "\"10x0\""), "is not a bit");
+    expect_rejected(replace("\"1000\"", "\"100\""), "expected 4 bits");
+    expect_rejected(replace("\"method\": \"cf\"", "\"method\": \"z\""), "must be c, f or cf");
+    EXPECT_THROW(SparsePattern::load(testing::TempDir() + "/nonexistent.json"), Error);
+}
+
+// The capture's head-mean probabilities are a distribution per row; calibration is deterministic and refuses another
+// model's pattern.
+TEST(SparsePattern, CalibrationOnATinyModelIsDeterministic) {
+    auto m = LoadedModel::load(kDir + "/tiny-llama.gguf");
+    auto be = make_cpu_backend(2);
+    Forward f(*m, *be, 32);
+    std::vector<double> row_sums;
+    f.set_attention_capture([&](int layer, const float* P, int n, int64_t stride) {
+        if (layer != 0) return;
+        for (int t = 0; t < n; ++t) {
+            double s = 0;
+            for (int j = 0; j <= t; ++j) s += P[t * stride + j];
+            row_sums.push_back(s);
+        }
+    });
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 96; ++i) ids.push_back((i * 37 + 5) % m->config().n_vocab);
+    f.eval(std::span(ids).first(32), false);
+    ASSERT_EQ(row_sums.size(), 32u);
+    for (double s : row_sums) EXPECT_NEAR(s, 1.0, 1e-5);
+
+    CalibrationOptions o;
+    o.ctx = 32;
+    o.max_chunks = 3;
+    o.pattern.block = 8;
+    o.pattern.method = Method::cf;
+    o.pattern.quantile = 0.5;
+    const SparsePattern a = calibrate(*m, ids, o), b = calibrate(*m, ids, o);
+    ASSERT_EQ(a.layers.size(), static_cast<size_t>(m->config().n_layer));
+    EXPECT_EQ(a.calib_chunks, 3);
+    for (size_t l = 0; l < a.layers.size(); ++l) EXPECT_EQ(a.layers[l].keep, b.layers[l].keep);
+    EXPECT_NO_THROW(a.check_model(m->config(), "x"));
+    ModelConfig other = m->config();
+    other.n_layer += 1;
+    EXPECT_THROW(a.check_model(other, "x"), Error);
+}
+
+} // namespace
