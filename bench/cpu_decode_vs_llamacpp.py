@@ -61,7 +61,8 @@ def llamacpp_rows(model, threads, n_prompt, n_gen, reps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    cache = os.environ.get("WINNOW_MODELS") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "winnow", "models")
+    ap.add_argument("--model", default=os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--winnow", default=os.path.join(ROOT, "build", "src", "winnow"))
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
