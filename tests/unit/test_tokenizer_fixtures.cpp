@@ -1,4 +1,4 @@
-// Tokenizer parity with Hugging Face tokenizers through llama.cpp's vocabulary fixtures (../shared/data/vocab):
+// Tokenizer parity with Hugging Face tokenizers through llama.cpp's vocabulary fixtures (tests/fixtures/vocab):
 // every input encodes (without BOS) to the ids the reference tokenizer produced, and decodes back to itself.
 #include <fstream>
 #include <sstream>
@@ -14,7 +14,7 @@
 
 namespace {
 
-const std::string kVocabDir = std::string(WINNOW_SHARED_DIR) + "/data/vocab/";
+const std::string kVocabDir = std::string(WINNOW_SOURCE_DIR) + "/tests/fixtures/vocab/"; // vendored from llama.cpp (MIT)
 
 std::string read_all(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
