@@ -153,50 +153,21 @@ public:
         const float* k_cache = kt.f32();
         const float* v_cache = vt.f32();
         float* out = outt.f32();
-        const float scale = p.effective_scale();
-        const BlockMask* mask = p.mask;
-        if (p.capture) {
-            // calibration: the reference loops, one query row per thread (all heads), the head-mean probabilities kept
-            attention_with_capture(q, k_cache, v_cache, out, p, n_tokens);
-            return;
-        }
+        const bool capture = p.capture != nullptr;
+        // one (query row, head) per task; with the calibration capture, one query row (all heads) per task so that
+        // the head-mean probabilities of a row are summed by one thread
 #pragma omp parallel num_threads(n_threads_)
         {
             std::vector<float> scores(pos0 + n_tokens);
 #pragma omp for collapse(2) schedule(static)
-            for (int t = 0; t < n_tokens; ++t) {
-                for (int h = 0; h < n_head; ++h) {
-                    const int q_pos = pos0 + t, n_keys = q_pos + 1;
-                    const float* qh = q + (static_cast<size_t>(t) * n_head + h) * head_dim;
-                    const int kvh = p.kv_head(h);
-                    float mx = -INFINITY;
-                    int dropped = 0;
-                    for (int j = 0; j < n_keys; ++j) {
-                        if (mask && !mask->allows(q_pos, j)) {
-                            scores[j] = -INFINITY;
-                            ++dropped;
-                            continue;
-                        }
-                        scores[j] = cpu::vec_dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim, head_dim) * scale;
-                        mx = std::max(mx, scores[j]);
-                    }
-                    float sum = 0.0f;
-                    for (int j = 0; j < n_keys; ++j) {
-                        scores[j] = std::exp(scores[j] - mx); // a masked key: exp(-inf) = 0
-                        sum += scores[j];
-                    }
-                    if (dropped && mask->denominator == SparseDenominator::spion) sum += static_cast<float>(dropped) * std::exp(-mx);
-                    const float inv = 1.0f / sum;
-                    float* oh = out + (static_cast<size_t>(t) * n_head + h) * head_dim;
-                    for (int d = 0; d < head_dim; ++d) oh[d] = 0.0f;
-                    for (int j = 0; j < n_keys; ++j) {
-                        if (scores[j] == 0.0f) continue;
-                        const float pj = scores[j] * inv;
-                        const float* vj = v_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim;
-                        for (int d = 0; d < head_dim; ++d) oh[d] += pj * vj[d];
-                    }
+            for (int t = 0; t < n_tokens; ++t)
+                for (int h = 0; h < (capture ? 1 : n_head); ++h) {
+                    float* cap = capture ? p.capture + static_cast<size_t>(t) * p.capture_stride : nullptr;
+                    if (cap) std::fill(cap, cap + pos0 + t + 1, 0.0f);
+                    for (int hh = capture ? 0 : h; hh < (capture ? n_head : h + 1); ++hh)
+                        attend_row(q + (static_cast<size_t>(t) * n_head + hh) * head_dim, k_cache, v_cache, p, pos0 + t, hh, scores.data(),
+                                   out + (static_cast<size_t>(t) * n_head + hh) * head_dim, cap);
                 }
-            }
         }
     }
 
@@ -245,44 +216,38 @@ public:
     }
 
 private:
-    // Dense or masked attention that also writes the head-mean probabilities (AttentionParams::capture).
-    void attention_with_capture(const float* q, const float* k_cache, const float* v_cache, float* out, const AttentionParams& p, int n_tokens) {
-        const int hd = p.head_dim, n_head = p.n_head, kv_dim = p.n_head_kv * hd;
+    // One query row of one head at position q_pos over the cache rows [0, q_pos] (masked keys skipped), written to oh;
+    // with `capture`, its probabilities / n_head are also added to capture[j] (the head-mean map of the row).
+    static void attend_row(const float* qh, const float* k_cache, const float* v_cache, const AttentionParams& p, int q_pos, int h, float* scores,
+                           float* oh, float* capture) {
+        const int head_dim = p.head_dim, kv_dim = p.n_head_kv * head_dim, kvh = p.kv_head(h), n_keys = q_pos + 1;
         const float scale = p.effective_scale();
-#pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 4)
-        for (int t = 0; t < n_tokens; ++t) {
-            const int q_pos = p.pos0 + t;
-            float* cap = p.capture + static_cast<size_t>(t) * p.capture_stride;
-            std::fill(cap, cap + q_pos + 1, 0.0f);
-            for (int h = 0; h < n_head; ++h) {
-                // one row through the reference loop (n = 1 at position q_pos, this head only)
-                std::vector<float> row(static_cast<size_t>(q_pos) + 1);
-                const float* qh = q + (static_cast<size_t>(t) * n_head + h) * hd;
-                const int kvh = p.kv_head(h);
-                float mx = -INFINITY;
-                int dropped = 0;
-                for (int j = 0; j <= q_pos; ++j) {
-                    if (p.mask && !p.mask->allows(q_pos, j)) {
-                        row[j] = -INFINITY;
-                        ++dropped;
-                        continue;
-                    }
-                    row[j] = cpu::vec_dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + kvh * hd, hd) * scale;
-                    mx = std::max(mx, row[j]);
-                }
-                float sum = 0;
-                for (int j = 0; j <= q_pos; ++j) sum += (row[j] = std::exp(row[j] - mx));
-                if (dropped && p.mask->denominator == SparseDenominator::spion) sum += static_cast<float>(dropped) * std::exp(-mx);
-                float* oh = out + (static_cast<size_t>(t) * n_head + h) * hd;
-                std::fill(oh, oh + hd, 0.0f);
-                for (int j = 0; j <= q_pos; ++j) {
-                    const float pj = row[j] / sum;
-                    if (pj == 0.0f) continue;
-                    cap[j] += pj / n_head;
-                    const float* vj = v_cache + static_cast<size_t>(j) * kv_dim + kvh * hd;
-                    for (int d = 0; d < hd; ++d) oh[d] += pj * vj[d];
-                }
+        const BlockMask* mask = p.mask;
+        float mx = -INFINITY;
+        int dropped = 0;
+        for (int j = 0; j < n_keys; ++j) {
+            if (mask && !mask->allows(q_pos, j)) {
+                scores[j] = -INFINITY;
+                ++dropped;
+                continue;
             }
+            scores[j] = cpu::vec_dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim, head_dim) * scale;
+            mx = std::max(mx, scores[j]);
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < n_keys; ++j) {
+            scores[j] = std::exp(scores[j] - mx); // a masked key: exp(-inf) = 0
+            sum += scores[j];
+        }
+        if (dropped && mask->denominator == SparseDenominator::spion) sum += static_cast<float>(dropped) * std::exp(-mx);
+        const float inv = 1.0f / sum;
+        for (int d = 0; d < head_dim; ++d) oh[d] = 0.0f;
+        for (int j = 0; j < n_keys; ++j) {
+            if (scores[j] == 0.0f) continue;
+            const float pj = scores[j] * inv;
+            if (capture) capture[j] += pj / p.n_head;
+            const float* vj = v_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim;
+            for (int d = 0; d < head_dim; ++d) oh[d] += pj * vj[d];
         }
     }
 
