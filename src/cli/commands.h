@@ -14,6 +14,7 @@ int cmd_finetune(const std::vector<std::string>& args);
 int cmd_bench_finetune(const std::vector<std::string>& args);
 int cmd_perplexity(const std::vector<std::string>& args);
 int cmd_calibrate_sparse(const std::vector<std::string>& args);
+int cmd_bench_attention(const std::vector<std::string>& args);
 
 // Resolves -m: a path as given, or the default model in the model cache (fetched with models/fetch-default-model.sh).
 std::string resolve_model_path(const std::string& arg);
