@@ -181,7 +181,15 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open(const std::string& path
                 shard_names.insert(shard);
             }
             if (shard_names.empty()) fail(index.string(), "weight_map", "names no tensors");
-            for (auto& s : shard_names) files.push_back((fs::path(path) / s).string());
+            // a shard that is a symlink must still resolve inside the checkpoint directory
+            const fs::path dir = fs::weakly_canonical(fs::path(path), ec);
+            for (auto& s : shard_names) {
+                const fs::path shard = fs::path(path) / s;
+                const fs::path real = fs::weakly_canonical(shard, ec);
+                if (!ec && fs::exists(shard, ec) && real.parent_path() != dir)
+                    fail(index.string(), "weight_map", "shard '" + s + "' resolves outside the checkpoint directory (" + real.string() + ")");
+                files.push_back(shard.string());
+            }
         } else if (fs::exists(fs::path(path) / "model.safetensors", ec)) {
             files.push_back((fs::path(path) / "model.safetensors").string());
         } else {
