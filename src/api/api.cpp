@@ -10,6 +10,7 @@
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
 #include "model/model.h"
+#include "sparse/pattern.h"
 #include "tokenizer/model_tokenizer.h"
 
 namespace winnow {
@@ -25,6 +26,7 @@ struct Model::Impl {
 
 struct Session::Impl {
     std::shared_ptr<const Model::Impl> model;
+    std::vector<BlockMask> masks; // block-sparse attention, per layer (empty: dense)
     std::unique_ptr<Backend> backend;
     std::unique_ptr<Generator> generator;
     std::unique_ptr<head::AdaptiveHead> adaptive; // built on the first adaptive generation (it is per session: stateful)
@@ -106,6 +108,16 @@ Session Model::session(const SessionParams& params) const {
     s->backend = make_backend(bo);
     const int n_ctx = params.n_ctx == 0 ? 0 : std::min(params.n_ctx, impl_->info.n_ctx_train);
     s->generator = std::make_unique<Generator>(*impl_->model, *impl_->tokenizer, *s->backend, n_ctx, nullptr, kv_ggml_type(params.kv_type));
+    if (!params.sparse_pattern.empty()) {
+        const auto pattern = sparse::SparsePattern::load(params.sparse_pattern);
+        pattern.check_model(impl_->model->config(), params.sparse_pattern);
+        Forward& f = s->generator->forward();
+        const auto den = params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard;
+        for (int l = 0; l < impl_->info.n_layer; ++l) s->masks.push_back(pattern.mask(l, f.n_ctx(), den));
+        std::vector<const BlockMask*> ptrs;
+        for (const auto& m : s->masks) ptrs.push_back(&m);
+        f.set_attention_masks(ptrs);
+    }
     return Session(std::move(s));
 }
 

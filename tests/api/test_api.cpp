@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -118,6 +119,32 @@ TEST(Api, AdaptiveHeadIsAnOption) {
     EXPECT_EQ(r.output_ids.size(), 8u);
     EXPECT_EQ(r.head_adaptive_steps, 8); // one head step per generated token: after the prompt, then after each of the first 7
     EXPECT_GT(r.head_samples, 0);
+}
+
+// Sparse attention is a session option: with a pattern that keeps every block it computes exactly what dense does;
+// a pattern made for another model is refused.
+TEST(Api, SparseAttentionIsAnOption) {
+    const winnow::Model m = winnow::Model::load(kTiny);
+    const int n_layer = m.info().n_layer;
+    std::string json = "{\"format\": \"winnow-sparse-pattern\", \"version\": 1, \"model\": {\"name\": \"t\", \"n_layer\": " + std::to_string(n_layer) +
+                       ", \"n_embd\": " + std::to_string(m.info().n_embd) + ", \"n_head\": " + std::to_string(m.info().n_head) + ", \"n_vocab\": " +
+                       std::to_string(m.info().n_vocab) + "}, \"method\": \"c\", \"block\": 8, \"calib_ctx\": 32, \"layers\": [";
+    for (int l = 0; l < n_layer; ++l) json += std::string(l ? "," : "") + "{\"keep\": [\"1000\", \"1100\", \"1110\", \"1111\"]}";
+    json += "]}";
+    const std::string path = testing::TempDir() + "/all-kept.json";
+    { std::ofstream(path) << json; }
+    winnow::GenerateOptions opt;
+    opt.max_tokens = 10;
+    opt.ignore_eos = true;
+    const std::vector<int32_t> prompt{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    const auto dense = m.session({.n_ctx = 32}).generate(prompt, opt);
+    const auto sparse = m.session({.n_ctx = 32, .sparse_pattern = path}).generate(prompt, opt);
+    EXPECT_EQ(sparse.output_ids, dense.output_ids);
+    std::string other = json;
+    const std::string embd = "\"n_embd\": " + std::to_string(m.info().n_embd);
+    other.replace(other.find(embd), embd.size(), "\"n_embd\": " + std::to_string(m.info().n_embd + 1)); // another model's width
+    { std::ofstream(path) << other; }
+    EXPECT_THROW(m.session({.n_ctx = 32, .sparse_pattern = path}), winnow::Error);
 }
 
 TEST(Api, StreamingCallbackCanStop) {
