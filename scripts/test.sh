@@ -9,4 +9,5 @@ scripts/fetch-model.sh >/dev/null
 build="${WINNOW_BUILD_DIR:-build}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$(nproc)"
-ctest --test-dir "$build" --output-on-failure -j 1 "$@"
+# The model was fetched above: a missing model or fixture file is a failure, never a skip (tests/model/require_input.h).
+WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}" ctest --test-dir "$build" --output-on-failure -j 1 "$@"

@@ -21,6 +21,8 @@ struct OracleFile {
     std::vector<OracleSequence> seqs;
 };
 
+// Throws on a missing, truncated, empty or inconsistent file: every sequence has tokens, in-vocabulary ids and
+// finite logits that are not all zero, and nothing follows the last sequence.
 inline OracleFile read_oracle(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cannot open oracle file " + path);
@@ -32,16 +34,29 @@ inline OracleFile read_oracle(const std::string& path) {
     OracleFile f;
     const uint32_t n_seq = u32();
     f.n_vocab = u32();
+    if (!in) throw std::runtime_error("truncated oracle file " + path);
+    // an oracle without sequences, rows or logits would make every comparison pass vacuously
+    if (n_seq == 0 || f.n_vocab == 0) throw std::runtime_error("empty oracle file " + path + " (no sequences or no vocabulary)");
     for (uint32_t s = 0; s < n_seq; ++s) {
         OracleSequence seq;
         const uint32_t n = u32();
+        if (!in) throw std::runtime_error("truncated oracle file " + path);
+        if (n == 0) throw std::runtime_error("oracle file " + path + ": sequence " + std::to_string(s) + " has no tokens");
         seq.ids.resize(n);
         seq.logits.resize(static_cast<size_t>(n) * f.n_vocab);
         in.read(reinterpret_cast<char*>(seq.ids.data()), n * 4);
         in.read(reinterpret_cast<char*>(seq.logits.data()), seq.logits.size() * 4);
         if (!in) throw std::runtime_error("truncated oracle file " + path);
+        for (int32_t id : seq.ids)
+            if (id < 0 || static_cast<uint32_t>(id) >= f.n_vocab)
+                throw std::runtime_error("oracle file " + path + ": token id " + std::to_string(id) + " outside the vocabulary");
+        if (!std::all_of(seq.logits.begin(), seq.logits.end(), [](float v) { return std::isfinite(v); }))
+            throw std::runtime_error("oracle file " + path + ": sequence " + std::to_string(s) + " has non-finite logits");
+        if (std::none_of(seq.logits.begin(), seq.logits.end(), [](float v) { return v != 0.0f; }))
+            throw std::runtime_error("oracle file " + path + ": sequence " + std::to_string(s) + " has all-zero logits");
         f.seqs.push_back(std::move(seq));
     }
+    if (in.peek() != std::char_traits<char>::eof()) throw std::runtime_error("trailing bytes after the last sequence in " + path);
     return f;
 }
 

@@ -17,6 +17,7 @@
 #include "head/adaptive_head.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "model/require_input.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -35,6 +36,7 @@ double greedy_agreement(winnow::head::HeadImpl impl, double fudge_best, double f
     auto be = winnow::make_cpu_backend(2);
 
     std::ifstream prompts(WINNOW_SOURCE_DIR "/tests/fixtures/generation_prompts.txt");
+    EXPECT_TRUE(prompts.good()) << "cannot read tests/fixtures/generation_prompts.txt";
     int steps = 0, agree = 0, prompts_run = 0;
     double fraction = 0;
     for (std::string line; std::getline(prompts, line);) {
@@ -54,27 +56,27 @@ double greedy_agreement(winnow::head::HeadImpl impl, double fudge_best, double f
         }
         ++prompts_run;
     }
+    EXPECT_EQ(prompts_run, 10);
+    if (steps == 0) return 0.0; // nothing read: the expectation above has failed
     std::printf("%s: adaptive vs exact greedy: %d/%d steps agree (%.2f%%), mean fraction %.4f (gain %.2fx), f_b %.3g f_ln %.3g\n",
                 winnow::head::algorithm_key(options).c_str(), agree, steps,
                 100.0 * agree / steps, fraction / steps, steps / fraction, p.fudge_best, p.fudge_norm);
-    EXPECT_EQ(prompts_run, 10);
     return static_cast<double>(agree) / steps;
 }
 
-bool have_model() { return std::filesystem::exists(WINNOW_DEFAULT_MODEL); }
-
 TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadTheoryConstants) {
-    if (!have_model()) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
     EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::fast, 1.0, 1.0), 0.99);
 }
 
 TEST(SmolLM2AdaptiveHead, FaithfulGreedyAgreesWithExactHeadTheoryConstants) {
-    if (!have_model()) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
     EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::faithful, 1.0, 1.0), 0.99);
 }
 
 TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadCalibrated) {
-    if (!have_model()) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
+    WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/smollm2.head.json");
     const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head.json");
     const auto* factors = cal.find("fast", 0.01);
     ASSERT_NE(factors, nullptr);

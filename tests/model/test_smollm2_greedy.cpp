@@ -2,7 +2,6 @@
 // and chat, 32 tokens each. The chat prompt is rendered by our ChatML code and must equal the model's Jinja template
 // rendered by jinja2; the prompt ids must equal llama.cpp's. Generated tokens must match until the end, or until a
 // near-tie that activation rounding can flip: there the gap between the two candidates in our logits must be tiny.
-#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -13,6 +12,7 @@
 #include "decode/generator.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "model/require_input.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -22,7 +22,8 @@ namespace {
 constexpr float kNearTie = 0.5f;
 
 void run_greedy_parity(winnow::CpuDotMode mode) {
-    if (!std::filesystem::exists(WINNOW_DEFAULT_MODEL)) GTEST_SKIP() << "SmolLM2 not fetched (run scripts/fetch-model.sh)";
+    WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
+    WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/smollm2-greedy.jsonl");
     std::ifstream in(WINNOW_FIXTURE_DIR "/smollm2-greedy.jsonl");
     ASSERT_TRUE(in.good()) << "oracle output missing (fixture.llama_greedy_smollm2)";
     auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
@@ -39,6 +40,8 @@ void run_greedy_parity(winnow::CpuDotMode mode) {
         ASSERT_EQ(ids, j["prompt_ids"].get<std::vector<int32_t>>()) << "prompt ids differ from llama.cpp's for: " << prompt;
         const auto ref = j["greedy_ids"].get<std::vector<int32_t>>();
         const auto margins = j["margins"].get<std::vector<float>>();
+        ASSERT_EQ(ref.size(), 32u) << "the oracle generates 32 tokens per prompt: " << prompt;
+        ASSERT_EQ(margins.size(), ref.size()) << prompt;
 
         winnow::Forward f(*model, *be, 512);
         std::vector<float> logits = f.eval(ids);

@@ -36,6 +36,9 @@ Worst compare_with_oracle(const std::string& model_file, const std::string& orac
     auto m = Model::load(kDir + "/" + model_file);
     auto oracle = test::read_oracle(kDir + "/" + oracle_file);
     EXPECT_EQ(oracle.n_vocab, static_cast<uint32_t>(m->config().n_vocab));
+    // fixture.llama_oracle_tiny (run_tiny_oracles.cmake): 3 random sequences x 64 positions per model
+    EXPECT_EQ(oracle.seqs.size(), 3u) << oracle_file;
+    for (const auto& seq : oracle.seqs) EXPECT_EQ(seq.ids.size(), 64u) << oracle_file;
     Worst w;
     for (auto& seq : oracle.seqs) {
         auto ours = all_logits(*m, seq.ids, mode);
@@ -70,6 +73,7 @@ TEST(TinyParity, LlamaGqaMatchesLlamaCpp) {
 
 TEST(TinyParity, LlamaF16MatchesLlamaCpp) {
     auto w = compare_with_oracle("tiny-llama-f16.gguf", "tiny-llama-f16-llamacpp.bin");
+    EXPECT_EQ(w.rows, 3 * 64);
     EXPECT_LE(w.rel, 1e-2); // llama.cpp rounds activations to fp16 for F16 weights
     EXPECT_EQ(w.argmax_mismatches, 0);
 }
@@ -91,6 +95,7 @@ void expect_quantized_close(const std::string& name) {
     else EXPECT_EQ(q8.abs, 0.0) << "bit-identical to the pinned llama.cpp AVX2 kernels";
     EXPECT_EQ(q8.argmax_mismatches, 0);
     auto f32 = compare_with_oracle(model, oracle, winnow::CpuDotMode::f32);
+    EXPECT_EQ(f32.rows, 3 * 64);
     EXPECT_LE(f32.rel, 5e-2);
     EXPECT_LE(f32.argmax_mismatches, f32.rows / 20);
 }

@@ -65,7 +65,8 @@ TEST_P(ColumnLayout, HoldsTheStoredValuesAndRowDotsMatchDoublePrecision) {
 INSTANTIATE_TEST_SUITE_P(Storage, ColumnLayout, ::testing::Bool());
 
 TEST(FastAdaptiveSoftmax, ExactWhenEveryArmIsReadInFull) {
-    // d' = 8 < the first PullToVar step of 16: every arm is read in full, so the answer is the exact softmax
+    // d' = 8 < the first PullToVar step of 16: every arm is read in full, so the answer is the exact softmax up to
+    // summation order (the arms are summed in fp32 SIMD column blocks: measured 2e-9 on p_top, 1e-7 on log_norm)
     for (bool q8 : {false, true}) {
         auto in = planted(40, 32, 1);
         for (int j = 8; j < 32; ++j) in.x[j] = 0; // zero columns are never sampled: d' = 8

@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "decode/forward.h"
 #include "model/model.h"
+#include "model/require_input.h"
 #include "train/finetune.h"
 #include "train/transformer.h"
 #include "winnow/error.h"
@@ -24,7 +25,8 @@ struct FinetuneRun : ::testing::Test {
     fs::path dir;
     std::string data;
     void SetUp() override {
-        if (!fs::exists(WINNOW_FIXTURE_DIR "/tiny-llama.gguf")) GTEST_SKIP() << "tiny models missing";
+        WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/tiny-llama.gguf");
+        WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/tiny-gpt2.gguf");
         dir = fs::temp_directory_path() / ("winnow-finetune-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(dir);

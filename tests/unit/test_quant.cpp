@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -25,8 +26,21 @@ struct QuantCase {
     std::vector<float> dequantized;
 };
 
+std::string case_path(const std::string& name) { return std::string(WINNOW_FIXTURE_DIR) + "/quant-" + name + ".bin"; }
+
+// The ggml type id quant_oracle.py writes for each file.
+uint32_t expected_type(const std::string& name) {
+    if (name == "F16") return 1;
+    if (name == "BF16") return 30;
+    if (name == "Q8_0") return 8;
+    if (name == "Q4_0") return 2;
+    if (name == "Q4_1") return 3;
+    return ~0u;
+}
+
+// Reads quant-<name>.bin; the caller checks read_ok(), which asserts the file held what quant_oracle.py writes.
 QuantCase read_case(const std::string& name) {
-    const std::string path = std::string(WINNOW_FIXTURE_DIR) + "/quant-" + name + ".bin";
+    const std::string path = case_path(name);
     std::ifstream in(path, std::ios::binary);
     EXPECT_TRUE(in.good()) << "missing " << path << " (written by tests/fixtures/quant_oracle.py)";
     char magic[4] = {};
@@ -38,6 +52,11 @@ QuantCase read_case(const std::string& name) {
     in.read(reinterpret_cast<char*>(&c.type), 4);
     in.read(reinterpret_cast<char*>(&n_values), 4);
     in.read(reinterpret_cast<char*>(&n_bytes), 4);
+    EXPECT_EQ(version, 1u) << path;
+    if (!in || n_values > (1u << 24) || n_bytes > (1u << 26)) {
+        ADD_FAILURE() << "unreadable header in " << path;
+        return {};
+    }
     c.input.resize(n_values);
     c.bytes.resize(n_bytes);
     c.dequantized.resize(n_values);
@@ -45,14 +64,26 @@ QuantCase read_case(const std::string& name) {
     in.read(reinterpret_cast<char*>(c.bytes.data()), n_bytes);
     in.read(reinterpret_cast<char*>(c.dequantized.data()), n_values * 4);
     EXPECT_TRUE(in.good()) << "truncated " << path;
+    EXPECT_EQ(in.peek(), std::char_traits<char>::eof()) << "trailing bytes in " << path;
     return c;
+}
+
+// quant_oracle.py writes 4096 values of the named type, not all zero, and their encoding.
+void expect_read(const QuantCase& c, const std::string& name) {
+    ASSERT_EQ(c.input.size(), 4096u) << case_path(name);
+    ASSERT_EQ(c.type, expected_type(name)) << case_path(name);
+    ASSERT_FALSE(c.bytes.empty()) << case_path(name);
+    size_t nonzero = 0;
+    for (float v : c.input) nonzero += v != 0.0f;
+    ASSERT_GT(nonzero, c.input.size() / 2) << case_path(name);
 }
 
 class QuantVsGgufPy : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(QuantVsGgufPy, EncodeAndDecodeAreBitExact) {
     const QuantCase c = read_case(GetParam());
-    ASSERT_FALSE(c.input.empty());
+    expect_read(c, GetParam());
+    if (HasFatalFailure()) return;
     const auto type = static_cast<GgmlType>(c.type);
     ASSERT_EQ(ggml_row_bytes(type, c.input.size()), c.bytes.size());
 
@@ -71,6 +102,8 @@ TEST_P(QuantVsGgufPy, EncodeAndDecodeAreBitExact) {
 // The SIMD dot product on the stored format equals the dot product of the decoded row (up to fp32 rounding).
 TEST_P(QuantVsGgufPy, VecDotMatchesDecodedDot) {
     const QuantCase c = read_case(GetParam());
+    expect_read(c, GetParam());
+    if (HasFatalFailure()) return;
     const auto type = static_cast<GgmlType>(c.type);
     std::mt19937 rng(1);
     std::normal_distribution<float> nd;
@@ -111,7 +144,10 @@ TEST(Fp16, RoundingMatchesF16CInstructions) {
         ASSERT_EQ(fp32_to_fp16(f), _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)) << f;
         const uint16_t h = static_cast<uint16_t>(u);
         const float hf = fp16_to_fp32(h);
-        if (!std::isnan(hf)) ASSERT_EQ(std::memcmp(&hf, &(const float&)_cvtsh_ss(h), 4), 0);
+        if (!std::isnan(hf)) {
+            const float hw = _cvtsh_ss(h);
+            ASSERT_EQ(std::memcmp(&hf, &hw, 4), 0) << std::hex << h;
+        }
     }
 }
 #endif

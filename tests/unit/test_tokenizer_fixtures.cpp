@@ -39,7 +39,10 @@ std::vector<Case> read_cases(const std::string& vocab) {
     std::istringstream lines(out);
     std::string line;
     for (const auto& t : texts) {
-        std::getline(lines, line);
+        if (!std::getline(lines, line)) {
+            ADD_FAILURE() << vocab << ".out has fewer lines than " << vocab << ".inp has inputs (" << texts.size() << ")";
+            break;
+        }
         Case c{t, {}};
         std::istringstream ids(line);
         for (int32_t id; ids >> id;) c.ids.push_back(id);
@@ -59,6 +62,10 @@ void expect_fixture_parity(const std::string& vocab) {
     auto tok = winnow::Tokenizer::from_gguf(*gguf);
     auto cases = read_cases(vocab);
     ASSERT_EQ(cases.size(), 46u);
+    // every input but the empty one has reference ids: an unread or blank .out file must not pass
+    size_t with_ids = 0;
+    for (const auto& c : cases) with_ids += !c.ids.empty();
+    ASSERT_EQ(with_ids, 45u) << vocab << ".out";
     int failures = 0;
     for (const auto& c : cases) {
         auto ids = tok->encode(c.text, false, false);

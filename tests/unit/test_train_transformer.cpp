@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "decode/forward.h"
 #include "model/model.h"
+#include "model/require_input.h"
 #include "finite_difference.h"
 #include "train/adamw.h"
 #include "train/transformer.h"
@@ -77,7 +78,7 @@ INSTANTIATE_TEST_SUITE_P(Arch, WholeModelGradient, ::testing::Values(Arch::gpt2,
 
 // The trainer's forward on a real model file computes the decoder's logits.
 void expect_logits_match_decoder(const std::string& path) {
-    if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing (the tiny_models fixture writes it)";
+    WINNOW_REQUIRE_FILE(path);
     auto model = Model::load(path);
     Transformer<float> m(TrainShape::from(model->config()));
     m.load(*model);
