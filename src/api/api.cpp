@@ -112,11 +112,8 @@ Session Model::session(const SessionParams& params) const {
         const auto pattern = sparse::SparsePattern::load(params.sparse_pattern);
         pattern.check_model(impl_->model->config(), params.sparse_pattern);
         Forward& f = s->generator->forward();
-        const auto den = params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard;
-        for (int l = 0; l < impl_->info.n_layer; ++l) s->masks.push_back(pattern.mask(l, f.n_ctx(), den));
-        std::vector<const BlockMask*> ptrs;
-        for (const auto& m : s->masks) ptrs.push_back(&m);
-        f.set_attention_masks(ptrs);
+        s->masks = pattern.masks(f.n_ctx(), params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard);
+        f.set_attention_masks(s->masks);
     }
     return Session(std::move(s));
 }

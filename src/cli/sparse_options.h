@@ -48,13 +48,9 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     s->pattern = sparse::SparsePattern::load(a.pattern_path);
     s->pattern.check_model(c, a.pattern_path);
     const auto den = a.denominator == "spion" ? SparseDenominator::spion : SparseDenominator::standard;
-    for (int l = 0; l < c.n_layer; ++l) {
-        s->masks.push_back(s->pattern.mask(l, f.n_ctx(), den));
-        s->mean_density += sparse::SparsePattern::density_of(s->masks.back()) / c.n_layer;
-    }
-    std::vector<const BlockMask*> ptrs;
-    for (const auto& m : s->masks) ptrs.push_back(&m);
-    f.set_attention_masks(ptrs);
+    s->masks = s->pattern.masks(f.n_ctx(), den);
+    for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m) / c.n_layer;
+    f.set_attention_masks(s->masks);
     return s;
 }
 

@@ -34,6 +34,12 @@ void Forward::set_attention_capture(AttentionCapture on_layer) {
     if (!capture_) capture_buf_ = {};
 }
 
+void Forward::set_attention_masks(const std::vector<BlockMask>& per_layer) {
+    std::vector<const BlockMask*> ptrs;
+    for (const BlockMask& m : per_layer) ptrs.push_back(&m);
+    set_attention_masks(std::move(ptrs));
+}
+
 void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
     if (!per_layer.empty() && static_cast<int>(per_layer.size()) != c_.n_layer)
         throw Error(ErrorKind::invalid_argument, "attention masks: " + std::to_string(per_layer.size()) + " given for " +

@@ -38,6 +38,8 @@ public:
     // Block-sparse attention per layer (SPION); an entry may be null (dense); an empty list restores dense attention.
     // The masks must outlive their use and cover the context.
     void set_attention_masks(std::vector<const BlockMask*> per_layer);
+    // The same for one mask per layer (the vector must outlive the masks' use).
+    void set_attention_masks(const std::vector<BlockMask>& per_layer);
 
     int n_past() const { return n_past_; }
     int n_ctx() const { return cache_.n_ctx(); }

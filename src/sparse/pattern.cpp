@@ -147,6 +147,12 @@ BlockMask SparsePattern::mask(int layer, int n_ctx, SparseDenominator denominato
     return m;
 }
 
+std::vector<BlockMask> SparsePattern::masks(int n_ctx, SparseDenominator denominator) const {
+    std::vector<BlockMask> m;
+    for (int l = 0; l < static_cast<int>(layers.size()); ++l) m.push_back(mask(l, n_ctx, denominator));
+    return m;
+}
+
 double SparsePattern::density_of(const BlockMask& m) {
     int kept = 0, causal = 0;
     for (int qb = 0; qb < m.n_blocks; ++qb)

@@ -56,6 +56,8 @@ struct SparsePattern {
     int n_blocks() const { return (calib_ctx + block - 1) / block; }
     // The layer's mask for a context of n_ctx tokens (see the extension rule above).
     BlockMask mask(int layer, int n_ctx, SparseDenominator denominator = SparseDenominator::standard) const;
+    // Every layer's mask for n_ctx tokens, in layer order.
+    std::vector<BlockMask> masks(int n_ctx, SparseDenominator denominator = SparseDenominator::standard) const;
     // Fraction of causal blocks a mask keeps.
     static double density_of(const BlockMask& m);
     // Fills the extension profiles of every layer from its keep matrix.
