@@ -256,7 +256,9 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         {"smollm2_decode_pos4095", 1, 4095, 9, 3, 64, 0}, {"gpt2_prefill_5_at_10", 5, 10, 12, 12, 64, 0},
                         {"odd_mqa_3_at_37", 3, 37, 5, 1, 48, 0},          {"masked_b16_prefill_128", 128, 0, 9, 3, 64, 16},
                         {"masked_b16_decode_pos100", 1, 100, 9, 3, 64, 16},      {"masked_spion_b16_prefill_128", 128, 0, 9, 3, 64, -16},
-                        {"masked_spion_b32_decode_pos300", 1, 300, 9, 3, 64, -32}};
+                        {"masked_spion_b32_decode_pos300", 1, 300, 9, 3, 64, -32},
+                        // long masked rows: the CPU kernel splits each row's kept keys and merges the parts
+                        {"masked_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64}, {"masked_b64_decode2_pos2500", 2, 2500, 9, 3, 64, 64}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
         cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name, Op::attention, type, 1e-10, 1e-10, [s, type](Backend& be) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/reference_ops.h"
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_q8.h"
@@ -155,22 +156,24 @@ public:
         const float* k_cache = kt.f32();
         const float* v_cache = vt.f32();
         float* out = outt.f32();
-        const bool capture = p.capture != nullptr;
-        // one (query row, head) per task; with the calibration capture, one query row (all heads) per task so that
-        // the head-mean probabilities of a row are summed by one thread
+        if (!p.capture) {
+            cpu::attention_f32(q, k_cache, v_cache, out, n_tokens, p, n_threads_);
+            return;
+        }
+        // Calibration capture (SPION patterns): the plain per-row loop below, one query row (all heads) per task so
+        // that the head-mean probabilities of a row are summed by one thread.
 #pragma omp parallel num_threads(n_threads_)
         {
             std::vector<float> scores(pos0 + n_tokens);
             std::vector<int> runs(2 * (p.mask ? p.mask->n_blocks : 1) + 2);
-#pragma omp for collapse(2) schedule(static)
-            for (int t = 0; t < n_tokens; ++t)
-                for (int h = 0; h < (capture ? 1 : n_head); ++h) {
-                    float* cap = capture ? p.capture + static_cast<size_t>(t) * p.capture_stride : nullptr;
-                    if (cap) std::fill(cap, cap + pos0 + t + 1, 0.0f);
-                    for (int hh = capture ? 0 : h; hh < (capture ? n_head : h + 1); ++hh)
-                        attend_row(q + (static_cast<size_t>(t) * n_head + hh) * head_dim, k_cache, v_cache, p, pos0 + t, hh, scores.data(),
-                                   runs.data(), out + (static_cast<size_t>(t) * n_head + hh) * head_dim, cap);
-                }
+#pragma omp for schedule(static)
+            for (int t = 0; t < n_tokens; ++t) {
+                float* cap = p.capture + static_cast<size_t>(t) * p.capture_stride;
+                std::fill(cap, cap + pos0 + t + 1, 0.0f);
+                for (int h = 0; h < n_head; ++h)
+                    attend_row(q + (static_cast<size_t>(t) * n_head + h) * head_dim, k_cache, v_cache, p, pos0 + t, h, scores.data(), runs.data(),
+                               out + (static_cast<size_t>(t) * n_head + h) * head_dim, cap);
+            }
         }
     }
 

@@ -1,0 +1,209 @@
+#include "backend/cpu/attention_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <omp.h>
+#include <vector>
+
+#include "backend/cpu/simd.h"
+
+namespace winnow::cpu {
+
+namespace {
+
+constexpr int kChunk = 64; // keys scored at once for every head of a group (the scores stay in L1)
+
+inline float dot(const float* a, const float* b, int n) {
+    int i = 0;
+    float s = 0.0f;
+#ifdef WINNOW_AVX2
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    s = hsum(_mm256_add_ps(acc0, acc1));
+#endif
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+// y += a * x
+inline void axpy(float* y, float a, const float* x, int n) {
+    int i = 0;
+#ifdef WINNOW_AVX2
+    const __m256 va = _mm256_set1_ps(a);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+#endif
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// x[i] = e^(x[i] - m) in place; returns the sum.
+inline float exp_shift_sum(float* x, int n, float m) {
+    int i = 0;
+    float s = 0.0f;
+#ifdef WINNOW_AVX2
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    s = hsum(acc);
+#endif
+    for (; i < n; ++i) s += (x[i] = std::exp(x[i] - m));
+    return s;
+}
+
+// The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. Returns the
+// number of runs; *kept gets the number of keys in them.
+int key_runs(const BlockMask* mask, int q_pos, int* runs, int* kept) {
+    const int n_keys = q_pos + 1;
+    if (!mask) {
+        runs[0] = 0, runs[1] = n_keys, *kept = n_keys;
+        return 1;
+    }
+    int n_runs = 0;
+    *kept = 0;
+    const uint8_t* row = &mask->keep[static_cast<size_t>(q_pos / mask->block) * mask->n_blocks];
+    for (int kb = 0; kb * mask->block < n_keys; ++kb) {
+        if (!row[kb]) continue;
+        const int b = kb * mask->block, e = std::min(n_keys, b + mask->block);
+        *kept += e - b;
+        if (n_runs && runs[2 * n_runs - 1] == b) runs[2 * n_runs - 1] = e;
+        else runs[2 * n_runs] = b, runs[2 * n_runs + 1] = e, ++n_runs;
+    }
+    return n_runs;
+}
+
+// The online-softmax state of the g heads of one KV group: running max m[g], sum l[g] of e^(s - m), and the
+// unnormalised output o[g][hd].
+struct GroupState {
+    float* m;
+    float* l;
+    float* o;
+    void reset(int g, int hd) {
+        std::fill(m, m + g, -INFINITY);
+        std::fill(l, l + g, 0.0f);
+        std::fill(o, o + static_cast<size_t>(g) * hd, 0.0f);
+    }
+};
+
+struct GroupShape {
+    int heads, hd, kv_dim, kvh;
+    float scale;
+};
+
+// Adds keys [b, e) to the state of the group's heads, whose queries are qg[g * hd ...].
+void accumulate(const GroupShape& s, const float* qg, const float* k_cache, const float* v_cache, int b, int e, GroupState& st, float* scores) {
+    const size_t head_off = static_cast<size_t>(s.kvh) * s.hd;
+    for (int c0 = b; c0 < e; c0 += kChunk) {
+        const int n = std::min(kChunk, e - c0);
+        for (int j = 0; j < n; ++j) {
+            const float* kj = k_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
+            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot(qg + static_cast<size_t>(g) * s.hd, kj, s.hd) * s.scale;
+        }
+        for (int g = 0; g < s.heads; ++g) {
+            float* sg = scores + g * kChunk;
+            const float new_m = std::max(st.m[g], *std::max_element(sg, sg + n));
+            if (new_m > st.m[g] && st.l[g] > 0.0f) { // rescale what was accumulated under the old maximum
+                const float f = std::exp(st.m[g] - new_m);
+                st.l[g] *= f;
+                float* og = st.o + static_cast<size_t>(g) * s.hd;
+                for (int d = 0; d < s.hd; ++d) og[d] *= f;
+            }
+            st.m[g] = new_m;
+            st.l[g] += exp_shift_sum(sg, n, new_m);
+        }
+        for (int j = 0; j < n; ++j) {
+            const float* vj = v_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
+            for (int g = 0; g < s.heads; ++g) axpy(st.o + static_cast<size_t>(g) * s.hd, scores[g * kChunk + j], vj, s.hd);
+        }
+    }
+}
+
+// Adds the kept keys with indices [lo, hi) (counted along the runs) to the state.
+void accumulate_range(const GroupShape& s, const float* qg, const float* k_cache, const float* v_cache, const int* runs, int n_runs, int lo, int hi,
+                      GroupState& st, float* scores) {
+    int seen = 0;
+    for (int r = 0; r < n_runs && seen < hi; ++r) {
+        const int b = runs[2 * r], len = runs[2 * r + 1] - b;
+        const int from = std::max(0, lo - seen), to = std::min(len, hi - seen);
+        if (from < to) accumulate(s, qg, k_cache, v_cache, b + from, b + to, st, scores);
+        seen += len;
+    }
+}
+
+// out[g] = o[g] / (l[g] + dropped keys as logit 0, in the SPION denominator mode)
+void finalize(const GroupState& st, int heads, int hd, float dropped_as_zero, float* out) {
+    for (int g = 0; g < heads; ++g) {
+        const float denom = st.l[g] + (dropped_as_zero > 0 ? dropped_as_zero * std::exp(-st.m[g]) : 0.0f);
+        const float inv = 1.0f / denom;
+        for (int d = 0; d < hd; ++d) out[static_cast<size_t>(g) * hd + d] = st.o[static_cast<size_t>(g) * hd + d] * inv;
+    }
+}
+
+} // namespace
+
+void attention_f32(const float* q, const float* k_cache, const float* v_cache, float* out, int n_tokens, const AttentionParams& p, int n_threads) {
+    const int hd = p.head_dim, n_kv = p.n_head_kv, heads = p.n_head / p.n_head_kv, pos0 = p.pos0;
+    const int kv_dim = n_kv * hd, state_floats = heads * (hd + 2);
+    const int n_blocks = p.mask ? p.mask->n_blocks : 1;
+    const bool spion = p.mask && p.mask->denominator == SparseDenominator::spion;
+    // Splits per row: 1 when (row, KV head) tasks fill the cores; otherwise enough for ~8 tasks per thread, with at
+    // least 256 keys per split.
+    const int base = n_tokens * n_kv;
+    int splits = 1;
+    if (n_threads > 1 && base < 2 * n_threads) splits = std::clamp((8 * n_threads + base - 1) / base, 1, std::max(1, (pos0 + n_tokens) / 256));
+    std::vector<float> partial(splits > 1 ? static_cast<size_t>(base) * splits * state_floats : 0);
+
+#pragma omp parallel num_threads(n_threads)
+    {
+        std::vector<float> scores(static_cast<size_t>(heads) * kChunk), own(splits > 1 ? 0 : state_floats);
+        std::vector<int> runs(2 * n_blocks + 2);
+#pragma omp for schedule(dynamic)
+        for (int task = 0; task < base * splits; ++task) {
+            const int s = task % splits, row_kv = task / splits, t = row_kv / n_kv, kvh = row_kv % n_kv, q_pos = pos0 + t;
+            const GroupShape shape{heads, hd, kv_dim, kvh, p.effective_scale()};
+            const size_t q_off = (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd;
+            float* buf = splits > 1 ? partial.data() + static_cast<size_t>(task) * state_floats : own.data();
+            GroupState st{buf, buf + heads, buf + 2 * heads};
+            st.reset(heads, hd);
+            int kept = 0;
+            const int n_runs = key_runs(p.mask, q_pos, runs.data(), &kept);
+            accumulate_range(shape, q + q_off, k_cache, v_cache, runs.data(), n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
+                             static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
+            if (splits == 1) finalize(st, heads, hd, spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f, out + q_off);
+        }
+        if (splits > 1) {
+            // merge each row's splits by log-sum-exp into the first split's state, then finalize
+            std::vector<int> merge_runs(2 * n_blocks + 2);
+#pragma omp for schedule(static)
+            for (int row_kv = 0; row_kv < base; ++row_kv) {
+                const int t = row_kv / n_kv, kvh = row_kv % n_kv, q_pos = pos0 + t;
+                float* first = partial.data() + static_cast<size_t>(row_kv) * splits * state_floats;
+                GroupState acc{first, first + heads, first + 2 * heads};
+                for (int s = 1; s < splits; ++s) {
+                    float* b = first + static_cast<size_t>(s) * state_floats;
+                    const GroupState part{b, b + heads, b + 2 * heads};
+                    for (int g = 0; g < heads; ++g) {
+                        if (part.l[g] == 0.0f) continue; // an empty split
+                        const float m = std::max(acc.m[g], part.m[g]);
+                        const float fa = acc.l[g] > 0.0f ? std::exp(acc.m[g] - m) : 0.0f, fp = std::exp(part.m[g] - m);
+                        acc.l[g] = acc.l[g] * fa + part.l[g] * fp;
+                        for (int d = 0; d < hd; ++d) acc.o[g * hd + d] = acc.o[g * hd + d] * fa + part.o[g * hd + d] * fp;
+                        acc.m[g] = m;
+                    }
+                }
+                int kept = 0;
+                key_runs(p.mask, q_pos, merge_runs.data(), &kept);
+                const size_t q_off = (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd;
+                finalize(acc, heads, hd, spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f, out + q_off);
+            }
+        }
+    }
+}
+
+} // namespace winnow::cpu

@@ -1,0 +1,14 @@
+#pragma once
+// The CPU backend's attention kernel: causal (optionally block-sparse) attention over an F32 KV cache, one pass with
+// an online softmax (flash-attention style, no score matrix). Heads that share a KV head (GQA) are processed together
+// so each cache row is loaded once for the group; a block mask is walked as runs of kept keys, so dropped blocks cost
+// nothing. When there are too few (row, KV head) tasks to fill the cores (decode), each row's kept keys are split into
+// parts whose partial (max, sum, output) are merged by log-sum-exp afterwards (flash-decoding).
+#include "backend/backend.h"
+
+namespace winnow::cpu {
+
+// q [n_tokens][n_head * head_dim], caches [positions][n_head_kv * head_dim], out like q; p as for Backend::attention.
+void attention_f32(const float* q, const float* k_cache, const float* v_cache, float* out, int n_tokens, const AttentionParams& p, int n_threads);
+
+} // namespace winnow::cpu
