@@ -45,6 +45,7 @@ struct SessionParams {
     // Block-sparse (SPION) attention: a pattern file from `winnow calibrate-sparse`; empty: dense attention.
     std::string sparse_pattern;
     bool sparse_spion_denominator = false; // dropped keys count as logit 0 (for models trained with SPION's kernel)
+    int sparse_dense_below = 1024;         // queries at positions below this attend densely (0: sparse everywhere)
 };
 
 struct ModelInfo {

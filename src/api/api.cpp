@@ -112,7 +112,8 @@ Session Model::session(const SessionParams& params) const {
         const auto pattern = sparse::SparsePattern::load(params.sparse_pattern);
         pattern.check_model(impl_->model->config(), params.sparse_pattern);
         Forward& f = s->generator->forward();
-        s->masks = pattern.masks(f.n_ctx(), params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard);
+        if (params.sparse_dense_below < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_dense_below must be >= 0");
+        s->masks = pattern.masks(f.n_ctx(), params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard, params.sparse_dense_below);
         f.set_attention_masks(s->masks);
     }
     return Session(std::move(s));

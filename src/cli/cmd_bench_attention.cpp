@@ -1,6 +1,10 @@
-// winnow bench attention: the attention op alone, dense vs block-sparse (a calibrated SPION pattern, extended to each
-// context length), for one decoded token (all layers' masks, the model's head shapes) and a prefill batch, per
-// context length. Median of repeated runs, random queries and caches.
+// winnow bench attention: dense vs block-sparse attention (a calibrated SPION pattern, extended to each context
+// length), per context length:
+//  - the attention op alone, all layers, for one decoded token and for a prefill batch (the last rows of the
+//    context), on per-layer random caches (so a long context's caches do not fit the CPU caches, as in a real model);
+//  - with --text, end to end on the model: prefill tokens/s, teacher-forced decode tokens/s at the end of the
+//    context, and perplexity (llama.cpp's protocol) on the same text.
+// Medians of repeated runs for the op; the end-to-end rows are single runs of long work.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,8 +19,12 @@
 #include "cli/bench_stats.h"
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "decode/forward.h"
+#include "decode/perplexity.h"
+#include "io/text_file.h"
 #include "model/model.h"
 #include "sparse/pattern.h"
+#include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
 
 namespace po = boost::program_options;
@@ -26,6 +34,8 @@ namespace winnow::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 Tensor random_tensor(Backend& be, int64_t rows, int64_t cols, uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -37,78 +47,157 @@ Tensor random_tensor(Backend& be, int64_t rows, int64_t cols, uint64_t seed) {
     return t;
 }
 
+// Fraction of the causal keys of the row at position pos that a mask keeps.
+double row_density(const BlockMask& m, int pos) {
+    int kept = 0;
+    for (int kb = 0; kb * m.block <= pos; ++kb)
+        if (m.keep[static_cast<size_t>(pos / m.block) * m.n_blocks + kb]) kept += std::min(m.block, pos + 1 - kb * m.block);
+    return static_cast<double>(kept) / (pos + 1);
+}
+
+struct OpBench {
+    const ModelConfig& c;
+    Backend& be;
+    int reps;
+
+    // all layers' attention for n_rows query rows ending at the context's last position; median milliseconds
+    double time_all_layers(const std::vector<Tensor>& k, const std::vector<Tensor>& v, const Tensor& q, const Tensor& out, int ctx, int n_rows,
+                           const std::vector<BlockMask>* masks) const {
+        std::vector<double> ms;
+        for (int r = -1; r < reps; ++r) {
+            const auto t0 = Clock::now();
+            for (int l = 0; l < c.n_layer; ++l) {
+                AttentionParams p;
+                p.pos0 = ctx - n_rows;
+                p.n_head = c.n_head;
+                p.n_head_kv = c.n_head_kv;
+                p.head_dim = c.head_dim;
+                p.mask = masks ? &(*masks)[l] : nullptr;
+                be.attention(q.rows_view(0, n_rows), k[l], v[l], out.rows_view(0, n_rows), p);
+            }
+            if (r >= 0) ms.push_back(ms_since(t0));
+        }
+        return median(ms);
+    }
+};
+
+struct EndToEnd {
+    double prefill_tps = 0, decode_tps = 0, ppl = 0;
+};
+
+// Prefill ctx - n_decode tokens of the text, then decode the next n_decode one at a time (teacher forced); then the
+// perplexity of ppl_chunks chunks of ctx tokens. masks: null for dense.
+EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int32_t>& ids, int32_t bos, int ctx, int n_decode, int ppl_chunks,
+                    const std::vector<BlockMask>* masks) {
+    Forward f(model, be, ctx);
+    if (masks) f.set_attention_masks(*masks);
+    std::vector<int32_t> chunk(ids.begin(), ids.begin() + ctx);
+    if (bos >= 0) chunk[0] = bos;
+    EndToEnd r;
+    const int n_prefill = ctx - n_decode;
+    auto t0 = Clock::now();
+    for (int i = 0; i < n_prefill; i += 512) f.eval(std::span(chunk).subspan(i, std::min(512, n_prefill - i)), false);
+    r.prefill_tps = n_prefill / (ms_since(t0) / 1000);
+    t0 = Clock::now();
+    for (int i = n_prefill; i < ctx; ++i) f.eval(std::span(chunk).subspan(i, 1), false);
+    r.decode_tps = n_decode / (ms_since(t0) / 1000);
+    PerplexityOptions po;
+    po.n_ctx = ctx;
+    po.max_chunks = ppl_chunks;
+    po.bos = bos;
+    r.ppl = perplexity(f, ids, po).ppl;
+    return r;
+}
+
 } // namespace
 
 int cmd_bench_attention(const std::vector<std::string>& args) {
-    std::string model_arg, pattern_path, ctx_list = "1024,2048,4096,8192";
-    int reps = 5, threads = 0, prefill = 64;
+    std::string model_arg, pattern_path, ctx_list = "1024,2048,4096,8192", text_path;
+    int reps = 5, threads = 0, prefill = 64, n_decode = 32, ppl_chunks = 1;
     bool json_out = false;
     po::options_description opts("winnow bench attention options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (for its head shapes and layer count)")(
         "sparse-pattern", po::value(&pattern_path), "pattern from `winnow calibrate-sparse`")(
         "ctx", po::value(&ctx_list)->default_value("1024,2048,4096,8192"), "context lengths, comma-separated")(
-        "prefill", po::value(&prefill)->default_value(64), "query rows of the prefill case (the last rows of the context)")(
-        "reps,r", po::value(&reps)->default_value(5), "timed repetitions (median) after one warm-up")("threads,t", po::value(&threads)->default_value(0), "CPU threads")(
-        "json", po::bool_switch(&json_out), "print rows as JSON");
+        "prefill", po::value(&prefill)->default_value(64), "query rows of the op's prefill case (the last rows of the context)")(
+        "reps,r", po::value(&reps)->default_value(5), "timed repetitions of the op (median) after one warm-up")(
+        "text", po::value(&text_path), "also end to end on this text: prefill and decode tokens/s, perplexity")(
+        "decode", po::value(&n_decode)->default_value(32), "end to end: tokens decoded at the end of each context")(
+        "ppl-chunks", po::value(&ppl_chunks)->default_value(1), "end to end: perplexity chunks of each context length")(
+        "threads,t", po::value(&threads)->default_value(0), "CPU threads")("json", po::bool_switch(&json_out), "print rows as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern FILE is required");
-    if (reps < 1 || prefill < 1) throw Error(ErrorKind::invalid_argument, "--reps and --prefill must be >= 1");
+    if (reps < 1 || prefill < 1 || n_decode < 1 || ppl_chunks < 1) throw Error(ErrorKind::invalid_argument, "--reps, --prefill, --decode and --ppl-chunks must be >= 1");
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
     const auto pattern = sparse::SparsePattern::load(pattern_path);
     pattern.check_model(c, pattern_path);
     std::vector<int> ctxs;
     std::stringstream ss(ctx_list);
-    for (std::string item; std::getline(ss, item, ',');) ctxs.push_back(std::stoi(item));
+    for (std::string item; std::getline(ss, item, ',');) {
+        try {
+            ctxs.push_back(std::stoi(item));
+        } catch (const std::exception&) {
+            throw Error(ErrorKind::invalid_argument, "--ctx: '" + item + "' is not a number");
+        }
+    }
+    for (int ctx : ctxs)
+        if (ctx < std::max(prefill, n_decode) + 1 || ctx > c.n_ctx_train)
+            throw Error(ErrorKind::invalid_argument, "context " + std::to_string(ctx) + " is outside (" + std::to_string(std::max(prefill, n_decode)) + ", " +
+                                                         std::to_string(c.n_ctx_train) + "]");
+    std::vector<int32_t> ids;
+    int32_t bos = -1;
+    if (!text_path.empty()) {
+        const auto tok = load_model_tokenizer(*model);
+        ids = tok->encode(io::read_text_file(text_path, "text"), tok->add_bos_default(), false);
+        bos = tok->add_bos_default() ? tok->bos() : -1;
+        const int need = *std::max_element(ctxs.begin(), ctxs.end()) * ppl_chunks;
+        if (static_cast<int>(ids.size()) < need)
+            throw Error(ErrorKind::invalid_argument, "--text has " + std::to_string(ids.size()) + " tokens; the longest context needs " + std::to_string(need));
+    }
     auto be = make_cpu_backend(threads);
     const int qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+    const OpBench bench{c, *be, reps};
 
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (int ctx : ctxs) {
-        if (ctx < prefill + 1 || ctx > c.n_ctx_train) throw Error(ErrorKind::invalid_argument, "context " + std::to_string(ctx) + " is outside (prefill, trained context]");
-        const Tensor k = random_tensor(*be, ctx, kvd, 1), v = random_tensor(*be, ctx, kvd, 2), q = random_tensor(*be, prefill, qd, 3);
-        const Tensor out = be->alloc(GgmlType::F32, prefill, qd);
-        std::vector<BlockMask> masks;
-        double density = 0;
-        for (int l = 0; l < c.n_layer; ++l) {
-            masks.push_back(pattern.mask(l, ctx));
-            density += sparse::SparsePattern::density_of(masks.back()) / c.n_layer;
+        const auto masks = pattern.masks(ctx);
+        double density = 0, last_row = 0;
+        for (const BlockMask& m : masks) {
+            density += sparse::SparsePattern::density_of(m) / c.n_layer;
+            last_row += row_density(m, ctx - 1) / c.n_layer;
         }
-        // time all layers' attention for `rows` query rows ending at the last position
-        auto time_all_layers = [&](bool sparse_attention, int n_rows) {
-            std::vector<double> ms;
-            for (int r = -1; r < reps; ++r) {
-                const auto t0 = Clock::now();
-                for (int l = 0; l < c.n_layer; ++l) {
-                    AttentionParams p;
-                    p.pos0 = ctx - n_rows;
-                    p.n_head = c.n_head;
-                    p.n_head_kv = c.n_head_kv;
-                    p.head_dim = c.head_dim;
-                    p.mask = sparse_attention ? &masks[l] : nullptr;
-                    be->attention(q.rows_view(0, n_rows), k, v, out.rows_view(0, n_rows), p);
-                }
-                if (r >= 0) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        nlohmann::ordered_json j;
+        j["ctx"] = ctx;
+        j["density"] = density;
+        j["last_row_density"] = last_row;
+        {
+            std::vector<Tensor> k, v;
+            for (int l = 0; l < c.n_layer; ++l) k.push_back(random_tensor(*be, ctx, kvd, 2 * l + 1)), v.push_back(random_tensor(*be, ctx, kvd, 2 * l + 2));
+            const Tensor q = random_tensor(*be, prefill, qd, 3), out = be->alloc(GgmlType::F32, prefill, qd);
+            for (int n_rows : {1, prefill}) {
+                const double dense = bench.time_all_layers(k, v, q, out, ctx, n_rows, nullptr), sparse = bench.time_all_layers(k, v, q, out, ctx, n_rows, &masks);
+                const std::string key = n_rows == 1 ? "op_decode" : "op_prefill" + std::to_string(prefill);
+                j[key] = {{"dense_ms", dense}, {"sparse_ms", sparse}, {"speedup", dense / sparse}};
+                if (!json_out)
+                    std::printf("ctx %5d  op %-10s  density %.3f (last row %.3f)  dense %9.3f ms  sparse %9.3f ms  speedup %5.2fx\n", ctx, key.c_str() + 3,
+                                density, last_row, dense, sparse, dense / sparse);
             }
-            return median(ms);
-        };
-        for (int n_rows : {1, prefill}) {
-            const double dense = time_all_layers(false, n_rows), sparse = time_all_layers(true, n_rows);
-            nlohmann::ordered_json j;
-            j["ctx"] = ctx;
-            j["query_rows"] = n_rows;
-            j["layers"] = c.n_layer;
-            j["density"] = density;
-            j["dense_ms"] = dense;
-            j["sparse_ms"] = sparse;
-            j["speedup"] = dense / sparse;
-            j["ideal_speedup"] = 1.0 / density;
-            rows.push_back(j);
-            if (!json_out)
-                std::printf("ctx %6d  rows %4d  density %.3f  dense %9.3f ms  sparse %9.3f ms  speedup %5.2fx (ideal %5.2fx)\n", ctx, n_rows, density, dense, sparse,
-                            dense / sparse, 1.0 / density);
         }
+        if (!ids.empty()) {
+            const EndToEnd d = end_to_end(*model, *be, ids, bos, ctx, n_decode, ppl_chunks, nullptr);
+            const EndToEnd s = end_to_end(*model, *be, ids, bos, ctx, n_decode, ppl_chunks, &masks);
+            j["prefill_tps"] = {{"dense", d.prefill_tps}, {"sparse", s.prefill_tps}, {"speedup", s.prefill_tps / d.prefill_tps}};
+            j["decode_tps"] = {{"dense", d.decode_tps}, {"sparse", s.decode_tps}, {"speedup", s.decode_tps / d.decode_tps}};
+            j["ppl"] = {{"dense", d.ppl}, {"sparse", s.ppl}, {"change", s.ppl / d.ppl - 1}};
+            if (!json_out)
+                std::printf("ctx %5d  end to end: prefill %7.1f -> %7.1f tok/s (%4.2fx)  decode %6.2f -> %6.2f tok/s (%4.2fx)  ppl %.3f -> %.3f (%+.2f%%)\n", ctx,
+                            d.prefill_tps, s.prefill_tps, s.prefill_tps / d.prefill_tps, d.decode_tps, s.decode_tps, s.decode_tps / d.decode_tps, d.ppl, s.ppl,
+                            100 * (s.ppl / d.ppl - 1));
+        }
+        std::fflush(stdout);
+        rows.push_back(j);
     }
     if (json_out) std::cout << rows.dump(2) << "\n";
     return 0;

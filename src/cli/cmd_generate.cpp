@@ -14,6 +14,7 @@
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
 #include "io/gguf.h"
+#include "io/text_file.h"
 #include "model/model.h"
 #include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
@@ -24,7 +25,7 @@ namespace winnow::cli {
 
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string model_arg, prompt, system, order = "hf", dot = "f32", head_mode = "exact", calibration_path;
+    std::string model_arg, prompt, prompt_file, system, order = "hf", dot = "f32", head_mode = "exact", calibration_path;
     GenerateOptions opt;
     SamplingParams& s = opt.sampling;
     int n_ctx = 0, threads = 0;
@@ -36,7 +37,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     SparseArgs sparse_args;
     po::options_description opts("winnow generate options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf); default: SmolLM2-135M-Instruct")(
-        "prompt,p", po::value(&prompt), "prompt text")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
+        "prompt,p", po::value(&prompt), "prompt text")("file,f", po::value(&prompt_file), "read the prompt from this UTF-8 file")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
         "temp", po::value(&s.temperature)->default_value(0.0f), "temperature; 0 = greedy (HF generate's default)")(
         "top-k", po::value(&s.top_k)->default_value(0), "keep the k most likely tokens (0 = off)")(
         "top-p", po::value(&s.top_p)->default_value(1.0f), "nucleus sampling mass (1 = off)")(
@@ -63,7 +64,9 @@ int cmd_generate(const std::vector<std::string>& args) {
     add_sparse_options(opts, sparse_args);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
-    if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT)");
+    if (vm.count("prompt") && vm.count("file")) throw Error(ErrorKind::invalid_argument, "give the prompt as -p TEXT or -f FILE, not both");
+    if (vm.count("file")) prompt = io::read_text_file(prompt_file, "prompt file");
+    else if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT or -f FILE)");
     if (order != "hf" && order != "llama.cpp") throw Error(ErrorKind::invalid_argument, "--sampler-order must be hf or llama.cpp");
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");

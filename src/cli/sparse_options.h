@@ -17,6 +17,7 @@ struct SparseArgs {
     std::string attention = "dense";
     std::string pattern_path;
     std::string denominator = "standard";
+    int dense_below = sparse::kDenseBelow;
 };
 
 inline void add_sparse_options(boost::program_options::options_description& opts, SparseArgs& a) {
@@ -24,7 +25,9 @@ inline void add_sparse_options(boost::program_options::options_description& opts
     opts.add_options()("attention", po::value(&a.attention)->default_value("dense"), "attention: dense, or sparse (a SPION block pattern)")(
         "sparse-pattern", po::value(&a.pattern_path), "the pattern file from `winnow calibrate-sparse` (with --attention sparse)")(
         "sparse-denominator", po::value(&a.denominator)->default_value("standard"),
-        "softmax over kept keys (standard) or dropped keys as logit 0 (spion)");
+        "softmax over kept keys (standard) or dropped keys as logit 0 (spion)")(
+        "sparse-dense-below", po::value(&a.dense_below)->default_value(sparse::kDenseBelow),
+        "queries at positions below this attend densely (sparse attention does not pay there; 0: sparse everywhere)");
 }
 
 // The masks one Forward uses; keeps them alive as long as it lives.
@@ -48,7 +51,8 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     s->pattern = sparse::SparsePattern::load(a.pattern_path);
     s->pattern.check_model(c, a.pattern_path);
     const auto den = a.denominator == "spion" ? SparseDenominator::spion : SparseDenominator::standard;
-    s->masks = s->pattern.masks(f.n_ctx(), den);
+    if (a.dense_below < 0) throw Error(ErrorKind::invalid_argument, "--sparse-dense-below must be >= 0");
+    s->masks = s->pattern.masks(f.n_ctx(), den, a.dense_below);
     for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m) / c.n_layer;
     f.set_attention_masks(s->masks);
     return s;

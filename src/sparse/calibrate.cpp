@@ -14,8 +14,8 @@ SparsePattern calibrate(const LoadedModel& model, const std::vector<int32_t>& to
     if (o.ctx < po.block || o.ctx > c.n_ctx_train)
         throw Error(ErrorKind::invalid_argument, "calibration length " + std::to_string(o.ctx) + " must be between the block size " + std::to_string(po.block) +
                                                      " and the model's context " + std::to_string(c.n_ctx_train));
-    if (po.block < 1 || po.conv_taps < 1 || po.conv_taps % 2 == 0 || !(po.density > 0 && po.density <= 1) || !(po.quantile >= 0 && po.quantile < 1))
-        throw Error(ErrorKind::invalid_argument, "pattern options: need block >= 1, odd conv taps, density in (0, 1], quantile in [0, 1)");
+    if (po.block < 1 || po.window < 1 || po.conv_taps < 1 || po.conv_taps % 2 == 0 || !(po.density > 0 && po.density <= 1) || !(po.quantile >= 0 && po.quantile < 1) || !(po.coverage > 0 && po.coverage <= 1))
+        throw Error(ErrorKind::invalid_argument, "pattern options: need block >= 1, window >= 1, odd conv taps, density in (0, 1], quantile in [0, 1), coverage in (0, 1]");
     int chunks = static_cast<int>(tokens.size() / o.ctx);
     if (o.max_chunks > 0) chunks = std::min(chunks, o.max_chunks);
     if (chunks < 1) throw Error(ErrorKind::invalid_argument, "the calibration text has " + std::to_string(tokens.size()) + " tokens, fewer than one chunk of " + std::to_string(o.ctx));
@@ -24,9 +24,12 @@ SparsePattern calibrate(const LoadedModel& model, const std::vector<int32_t>& to
     Forward f(model, *be, o.ctx);
     const int nb = (o.ctx + po.block - 1) / po.block;
     const int taps = po.method == Method::f ? 1 : po.conv_taps;
-    std::vector<std::vector<double>> scores(c.n_layer, std::vector<double>(static_cast<size_t>(nb) * nb, 0.0));
+    std::vector<std::vector<double>> scores(c.n_layer, std::vector<double>(static_cast<size_t>(nb) * nb, 0.0)), mass = scores;
     f.set_attention_capture([&](int layer, const float* P, int n, int64_t stride) {
-        const auto s = block_scores(P, n, stride, po.block, taps);
+        const auto m = block_mass(P, n, stride, po.block);
+        for (size_t i = 0; i < m.size(); ++i) mass[layer][i] += m[i];
+        if (po.method == Method::coverage) return;
+        const auto s = block_scores(P, n, stride, po.block, taps, po.relative);
         for (size_t i = 0; i < s.size(); ++i) scores[layer][i] += s[i];
     });
     std::vector<int32_t> chunk(o.ctx);
@@ -50,9 +53,14 @@ SparsePattern calibrate(const LoadedModel& model, const std::vector<int32_t>& to
     p.method = po.method;
     p.density = po.density;
     p.quantile = po.quantile;
-    for (auto& s : scores) {
-        for (double& v : s) v /= chunks;
-        p.layers.push_back({select_blocks(s, nb, po), {}, {}});
+    p.window = po.window;
+    p.relative = po.relative;
+    p.coverage = po.coverage;
+    for (int l = 0; l < c.n_layer; ++l) {
+        for (double& v : scores[l]) v /= chunks;
+        LayerPattern lp{select_blocks(po.method == Method::coverage ? mass[l] : scores[l], nb, po), {}, {}};
+        lp.kept_mass = kept_mass_share(mass[l], lp.keep, nb);
+        p.layers.push_back(std::move(lp));
     }
     p.derive_profiles();
     return p;

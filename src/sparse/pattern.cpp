@@ -12,16 +12,25 @@
 
 namespace winnow::sparse {
 
-const char* to_string(Method m) { return m == Method::c ? "c" : m == Method::f ? "f" : "cf"; }
+const char* to_string(Method m) {
+    switch (m) {
+    case Method::c: return "c";
+    case Method::f: return "f";
+    case Method::cf: return "cf";
+    case Method::coverage: return "coverage";
+    }
+    return "?";
+}
 
 Method parse_method(const std::string& s) {
     if (s == "c") return Method::c;
     if (s == "f") return Method::f;
     if (s == "cf") return Method::cf;
-    throw Error(ErrorKind::invalid_argument, "--method must be c, f or cf, not '" + s + "'");
+    if (s == "coverage") return Method::coverage;
+    throw Error(ErrorKind::invalid_argument, "--method must be c, f, cf or coverage, not '" + s + "'");
 }
 
-std::vector<double> block_scores(const float* A, int n, int64_t stride, int block, int taps) {
+std::vector<double> block_scores(const float* A, int n, int64_t stride, int block, int taps, bool relative) {
     const int nb = (n + block - 1) / block, half = taps / 2;
     std::vector<double> sum(static_cast<size_t>(nb) * nb, 0.0);
     std::vector<double> prefix;
@@ -29,7 +38,7 @@ std::vector<double> block_scores(const float* A, int n, int64_t stride, int bloc
     for (int d = 0; d < n; ++d) {
         const int len = n - d; // entries (t + d, t), t < len
         prefix.assign(static_cast<size_t>(len) + 1, 0.0);
-        for (int t = 0; t < len; ++t) prefix[t + 1] = prefix[t] + A[static_cast<size_t>(t + d) * stride + t];
+        for (int t = 0; t < len; ++t) prefix[t + 1] = prefix[t] + A[static_cast<size_t>(t + d) * stride + t] * (relative ? t + d + 1.0 : 1.0);
         for (int t = 0; t < len; ++t) {
             const double conv = prefix[std::min(len, t + half + 1)] - prefix[std::max(0, t - half)];
             sum[static_cast<size_t>((t + d) / block) * nb + t / block] += conv;
@@ -45,11 +54,38 @@ std::vector<double> block_scores(const float* A, int n, int64_t stride, int bloc
     return sum;
 }
 
+std::vector<double> block_mass(const float* A, int n, int64_t stride, int block) {
+    const int nb = (n + block - 1) / block;
+    std::vector<double> mass(static_cast<size_t>(nb) * nb, 0.0);
+    for (int i = 0; i < n; ++i) {
+        const float* row = A + static_cast<size_t>(i) * stride;
+        double* out = &mass[static_cast<size_t>(i / block) * nb];
+        for (int j = 0; j <= i; ++j) out[j / block] += row[j];
+    }
+    return mass;
+}
+
+double kept_mass_share(const std::vector<double>& mass, const std::vector<uint8_t>& keep, int nb) {
+    double share = 0;
+    int rows = 0;
+    for (int qb = 0; qb < nb; ++qb) {
+        double total = 0, kept = 0;
+        for (int kb = 0; kb <= qb; ++kb) {
+            const size_t i = static_cast<size_t>(qb) * nb + kb;
+            total += mass[i];
+            if (keep[i]) kept += mass[i];
+        }
+        if (total > 0) share += kept / total, ++rows;
+    }
+    return rows ? share / rows : 0;
+}
+
 namespace {
 
-// Always kept: the sink column, the diagonal block and its left neighbour, so that every query sees at least the
-// previous `block` tokens (with the diagonal alone, a query at a block's start would see only the sink and itself).
-bool forced(int qb, int kb) { return kb == 0 || kb == qb || kb + 1 == qb; }
+// Always kept: the sink column and a local window of `window` blocks ending at the diagonal (window >= 2 means every
+// query sees at least the previous `block` tokens; with the diagonal alone, a query at a block's start would see only
+// the sink and itself).
+bool forced(int qb, int kb, int window) { return kb == 0 || (kb <= qb && qb - kb < window); }
 
 // SPION's greedy walk (spec 3.3) from the top-row and left-column seeds over the scores padded with a zero row and
 // column; ties go diagonal; the seed cell is never marked.
@@ -86,13 +122,31 @@ std::vector<uint8_t> select_blocks(const std::vector<double>& scores, int nb, co
         for (int kb = 0; kb <= qb; ++kb) {
             ++n_causal;
             const int i = qb * nb + kb;
-            if (forced(qb, kb)) {
+            if (forced(qb, kb, o.window)) {
                 keep[i] = 1;
                 ++n_forced;
             } else {
                 causal.emplace_back(scores[i], i);
             }
         }
+    if (o.method == Method::coverage) {
+        for (int qb = 0; qb < nb; ++qb) {
+            std::vector<std::pair<double, int>> row; // (mass, kb) of the blocks not forced, heaviest first
+            double total = 0, kept = 0;
+            for (int kb = 0; kb <= qb; ++kb) {
+                const size_t i = static_cast<size_t>(qb) * nb + kb;
+                total += scores[i];
+                if (keep[i]) kept += scores[i];
+                else row.emplace_back(scores[i], kb);
+            }
+            std::stable_sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+            for (size_t r = 0; r < row.size() && kept < o.coverage * total; ++r) {
+                keep[static_cast<size_t>(qb) * nb + row[r].second] = 1;
+                kept += row[r].first;
+            }
+        }
+        return keep;
+    }
     if (o.method == Method::c) {
         const int k = std::clamp(static_cast<int>(std::lround(o.density * n_causal)) - n_forced, 0, static_cast<int>(causal.size()));
         // highest scores first; ties: the lower index (the earlier query block, then key block) first
@@ -132,7 +186,7 @@ void SparsePattern::derive_profiles() {
     }
 }
 
-BlockMask SparsePattern::mask(int layer, int n_ctx, SparseDenominator denominator) const {
+BlockMask SparsePattern::mask(int layer, int n_ctx, SparseDenominator denominator, int dense_below) const {
     if (layer < 0 || layer >= static_cast<int>(layers.size())) throw Error(ErrorKind::invalid_argument, "sparse pattern: no layer " + std::to_string(layer));
     const LayerPattern& l = layers[layer];
     const int nb_cal = n_blocks(), nb = std::max(1, (n_ctx + block - 1) / block);
@@ -140,16 +194,17 @@ BlockMask SparsePattern::mask(int layer, int n_ctx, SparseDenominator denominato
     for (int qb = 0; qb < nb; ++qb)
         for (int kb = 0; kb <= qb; ++kb) {
             bool keep;
-            if (qb < nb_cal) keep = l.keep[static_cast<size_t>(qb) * nb_cal + kb];
-            else keep = forced(qb, kb) || (qb - kb < nb_cal && l.slash[qb - kb]) || (kb < nb_cal && l.vertical[kb]);
-            m.keep[static_cast<size_t>(qb) * nb + kb] = keep || forced(qb, kb);
+            if ((qb + 1) * block <= dense_below) keep = true;
+            else if (qb < nb_cal) keep = l.keep[static_cast<size_t>(qb) * nb_cal + kb];
+            else keep = forced(qb, kb, window) || (qb - kb < nb_cal && l.slash[qb - kb]) || (kb < nb_cal && l.vertical[kb]);
+            m.keep[static_cast<size_t>(qb) * nb + kb] = keep || forced(qb, kb, window);
         }
     return m;
 }
 
-std::vector<BlockMask> SparsePattern::masks(int n_ctx, SparseDenominator denominator) const {
+std::vector<BlockMask> SparsePattern::masks(int n_ctx, SparseDenominator denominator, int dense_below) const {
     std::vector<BlockMask> m;
-    for (int l = 0; l < static_cast<int>(layers.size()); ++l) m.push_back(mask(l, n_ctx, denominator));
+    for (int l = 0; l < static_cast<int>(layers.size()); ++l) m.push_back(mask(l, n_ctx, denominator, dense_below));
     return m;
 }
 
@@ -192,10 +247,14 @@ void SparsePattern::save(const std::string& path) const {
     j["calib_chunks"] = calib_chunks;
     j["density"] = density;
     j["quantile"] = quantile;
+    j["coverage"] = coverage;
+    j["window"] = window;
+    j["scores"] = relative ? "relative" : "absolute";
     j["text_fnv1a"] = text_fnv1a;
     auto& ls = j["layers"] = nlohmann::ordered_json::array();
     for (const LayerPattern& l : layers) {
         nlohmann::ordered_json lj;
+        lj["kept_mass"] = l.kept_mass;
         lj["keep"] = nlohmann::ordered_json::array();
         for (int r = 0; r < nb; ++r) lj["keep"].push_back(row_bits(l.keep, static_cast<size_t>(r) * nb, nb));
         ls.push_back(lj);
@@ -226,6 +285,19 @@ SparsePattern SparsePattern::load(const std::string& path) {
         if (j.at("version").get<int>() != kVersion)
             throw Error(ErrorKind::unsupported, where + ": version " + std::to_string(j.at("version").get<int>()) + " (this winnow reads " + std::to_string(kVersion) + ")");
         SparsePattern p;
+        // nlohmann converts a number to int with a plain cast: a float outside int's range is undefined behaviour, an
+        // integer wraps (calib_ctx 2^32 + 16 would read as 16)
+        auto int_in_range = [&](const nlohmann::json& o, const char* key) {
+            if (!o.is_object() || !o.contains(key) || !o[key].is_number()) return; // absent or mistyped: the reads below say so
+            const auto& v = o[key];
+            const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
+                            : v.is_number_integer() ? v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX
+                                                    : v.get<double>() >= INT32_MIN && v.get<double>() <= INT32_MAX;
+            if (!ok) throw Error(ErrorKind::format, where + ": '" + key + "' is out of range");
+        };
+        for (const char* key : {"version", "block", "calib_ctx", "calib_chunks", "window"}) int_in_range(j, key);
+        if (j.contains("model"))
+            for (const char* key : {"n_layer", "n_embd", "n_head", "n_vocab"}) int_in_range(j["model"], key);
         const auto& m = j.at("model");
         p.model = m.at("name").get<std::string>();
         p.n_layer = m.at("n_layer").get<int>();
@@ -233,16 +305,22 @@ SparsePattern SparsePattern::load(const std::string& path) {
         p.n_head = m.at("n_head").get<int>();
         p.n_vocab = m.at("n_vocab").get<int>();
         const std::string method = j.at("method").get<std::string>();
-        if (method != "c" && method != "f" && method != "cf") throw Error(ErrorKind::format, where + ": method must be c, f or cf, not '" + method + "'");
+        if (method != "c" && method != "f" && method != "cf" && method != "coverage")
+            throw Error(ErrorKind::format, where + ": method must be c, f, cf or coverage, not '" + method + "'");
         p.method = parse_method(method);
         p.block = j.at("block").get<int>();
         p.calib_ctx = j.at("calib_ctx").get<int>();
         p.calib_chunks = j.value("calib_chunks", 0);
         p.density = j.value("density", 0.0);
         p.quantile = j.value("quantile", 0.0);
+        p.coverage = j.value("coverage", 0.0);
+        p.window = j.value("window", 2);
+        const std::string scores = j.value("scores", "absolute");
+        if (scores != "relative" && scores != "absolute") throw Error(ErrorKind::format, where + ": scores must be relative or absolute, not '" + scores + "'");
+        p.relative = scores == "relative";
         p.text_fnv1a = j.value("text_fnv1a", "");
-        if (p.block < 1 || p.block > 4096 || p.calib_ctx < 1 || p.calib_ctx > (1 << 20) || p.n_layer < 1 || p.n_layer > 4096)
-            throw Error(ErrorKind::format, where + ": block, calib_ctx or n_layer out of range");
+        if (p.block < 1 || p.block > 4096 || p.calib_ctx < 1 || p.calib_ctx > (1 << 20) || p.n_layer < 1 || p.n_layer > 4096 || p.window < 1 || p.window > 4096)
+            throw Error(ErrorKind::format, where + ": block, calib_ctx, window or n_layer out of range");
         const int nb = p.n_blocks();
         if (nb > 4096) throw Error(ErrorKind::format, where + ": " + std::to_string(nb) + " blocks per row is too many");
         const auto& ls = j.at("layers");
@@ -253,6 +331,7 @@ SparsePattern SparsePattern::load(const std::string& path) {
             const std::string lw = where + " layer " + std::to_string(i);
             if (!rows.is_array() || static_cast<int>(rows.size()) != nb) throw Error(ErrorKind::format, lw + ": expected " + std::to_string(nb) + " rows");
             LayerPattern l;
+            l.kept_mass = ls[i].value("kept_mass", 0.0);
             for (int r = 0; r < nb; ++r) {
                 const auto bits = parse_bits(rows[r].get<std::string>(), nb, lw + " row " + std::to_string(r));
                 for (int c = r + 1; c < nb; ++c)

@@ -18,9 +18,14 @@
 
 namespace winnow::sparse {
 
-enum class Method { c, f, cf };
+enum class Method { c, f, cf, coverage };
 const char* to_string(Method m);
-Method parse_method(const std::string& s); // "c", "f", "cf"
+Method parse_method(const std::string& s); // "c", "f", "cf", "coverage"
+
+// The default of the runtime's dense_below: queries at positions below it attend densely. Measured on the 2-core
+// development machine with SmolLM2-135M (bench/reports/spion-attention-cpu.md): below ~1K tokens the whole attention
+// costs less than the model's matrix products, so dropping keys there saves little time and still costs accuracy.
+constexpr int kDenseBelow = 1024;
 
 struct PatternOptions {
     int block = 64;
@@ -28,19 +33,34 @@ struct PatternOptions {
     double density = 0.1;   // C: fraction of the causal blocks kept (diagonal and sink included)
     double quantile = 0.96; // F/CF: blocks scoring above this quantile of the causal block scores may be marked
     int conv_taps = 31;     // C/CF: the diagonal convolution's length (odd)
+    double coverage = 0.9;  // coverage: each query block row keeps its heaviest blocks until they hold this share of its attention mass
+    int window = 2;         // blocks always kept at the diagonal: the diagonal block and window - 1 to its left
+    // Causal adaptation: score a row's probabilities relative to uniform attention over its keys (p * (i + 1)), so
+    // that rows of every length compete on equal terms; raw probabilities favour the short early rows, whose few keys
+    // each get a large share, and starve the long rows where sparsity pays.
+    bool relative = true;
 };
 
 // Block scores of one layer from a causal head-mean attention map A (row i: keys 0..i at A + i * stride, n rows):
 // the diagonal convolution (taps = 1: none), then the average over each B x B block (nb = ceil(n / B)).
-// Only causal blocks (kb <= qb) are scored; the others are 0.
-std::vector<double> block_scores(const float* A, int n, int64_t stride, int block, int taps);
+// Only causal blocks (kb <= qb) are scored; the others are 0. With `relative`, row i's entries are scaled by i + 1.
+std::vector<double> block_scores(const float* A, int n, int64_t stride, int block, int taps, bool relative = false);
 
-// The kept blocks (nb x nb, row = query block) chosen from averaged block scores.
+// The attention mass in each causal B x B block (the sum of its probabilities; a query block row of r rows holds r).
+std::vector<double> block_mass(const float* A, int n, int64_t stride, int block);
+
+// The kept blocks (nb x nb, row = query block) chosen from averaged block scores (methods c, f, cf) or block masses
+// (coverage, winnow's causal method: per query block row, the forced blocks, then the heaviest blocks until the kept
+// mass reaches o.coverage of the row's; rows whose attention spreads far keep more, local rows fewer).
 std::vector<uint8_t> select_blocks(const std::vector<double>& scores, int nb, const PatternOptions& o);
+
+// The share of the attention mass a kept-block matrix holds (mean over query block rows of kept / row mass).
+double kept_mass_share(const std::vector<double>& mass, const std::vector<uint8_t>& keep, int nb);
 
 struct LayerPattern {
     std::vector<uint8_t> keep; // nb x nb at the calibrated length
     std::vector<uint8_t> slash, vertical; // the extension rule's profiles (nb each)
+    double kept_mass = 0; // the calibration attention mass the mask holds (kept_mass_share); 0: not recorded
 };
 
 struct SparsePattern {
@@ -48,16 +68,19 @@ struct SparsePattern {
     std::string model;       // the model's name (general.name), as a check
     int n_layer = 0, n_embd = 0, n_head = 0, n_vocab = 0;
     int block = 0, calib_ctx = 0, calib_chunks = 0;
+    int window = 2;          // forced local blocks (PatternOptions::window)
+    bool relative = false;   // scores relative to uniform attention (PatternOptions::relative)
     Method method = Method::cf;
-    double density = 0, quantile = 0;
+    double density = 0, quantile = 0, coverage = 0;
     std::string text_fnv1a;  // the calibration text's hash
     std::vector<LayerPattern> layers;
 
     int n_blocks() const { return (calib_ctx + block - 1) / block; }
-    // The layer's mask for a context of n_ctx tokens (see the extension rule above).
-    BlockMask mask(int layer, int n_ctx, SparseDenominator denominator = SparseDenominator::standard) const;
+    // The layer's mask for a context of n_ctx tokens (see the extension rule above). Query blocks that end at or
+    // before position dense_below keep every causal block: short contexts run dense (see kDenseBelow).
+    BlockMask mask(int layer, int n_ctx, SparseDenominator denominator = SparseDenominator::standard, int dense_below = 0) const;
     // Every layer's mask for n_ctx tokens, in layer order.
-    std::vector<BlockMask> masks(int n_ctx, SparseDenominator denominator = SparseDenominator::standard) const;
+    std::vector<BlockMask> masks(int n_ctx, SparseDenominator denominator = SparseDenominator::standard, int dense_below = 0) const;
     // Fraction of causal blocks a mask keeps.
     static double density_of(const BlockMask& m);
     // Fills the extension profiles of every layer from its keep matrix.

@@ -72,6 +72,76 @@ TEST(SparsePattern, WalkFollowsAVerticalStripe) {
     EXPECT_GE(stripe, 8) << "the walk from the left column climbs the stripe";
 }
 
+// Relative scores: row i's entries count (i + 1) times, so a long row's uniform attention scores as high as a short
+// row's; raw probabilities would favour the short row 3 : 1.
+TEST(SparsePattern, RelativeScoresPutRowsOfEveryLengthOnEqualTerms) {
+    const int n = 4;
+    std::vector<float> A(n * n, 0.0f);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j <= i; ++j) A[i * n + j] = 1.0f / (i + 1); // uniform causal attention
+    const auto raw = block_scores(A.data(), n, n, 1, 1, false), rel = block_scores(A.data(), n, n, 1, 1, true);
+    EXPECT_DOUBLE_EQ(raw[0 * n + 0], 1.0);
+    EXPECT_DOUBLE_EQ(raw[3 * n + 0], 0.25);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j <= i; ++j) EXPECT_NEAR(rel[i * n + j], 1.0, 1e-7) << i << "," << j;
+}
+
+TEST(SparsePattern, BlockMassSumsEachRowsProbabilities) {
+    const float A[16] = {1, 0, 0, 0,  //
+                         .5f, .5f, 0, 0,  //
+                         .25f, .25f, .5f, 0,  //
+                         .1f, .2f, .3f, .4f};
+    const auto m = block_mass(A, 4, 4, 2);
+    EXPECT_DOUBLE_EQ(m[0], 2.0);                 // rows 0-1, keys 0-1
+    EXPECT_DOUBLE_EQ(m[1], 0.0);                 // above the diagonal
+    EXPECT_NEAR(m[2], .25 + .25 + .1 + .2, 1e-7); // rows 2-3, keys 0-1
+    EXPECT_NEAR(m[3], .5 + .3 + .4, 1e-7);
+    std::vector<uint8_t> keep = {1, 0, 0, 1};
+    // row block 0 keeps all of its 2; row block 1 keeps 1.2 of 2
+    EXPECT_NEAR(kept_mass_share(m, keep, 2), (1.0 + 1.2 / 2) / 2, 1e-7);
+}
+
+// Coverage: per query block row, the forced blocks, then the heaviest until the kept mass reaches the target; a row
+// whose mass sits far from the diagonal keeps that far block, a local row keeps nothing more.
+TEST(SparsePattern, CoverageKeepsEachRowsHeaviestBlocksUpToTheTarget) {
+    const int nb = 8;
+    std::vector<double> mass(nb * nb, 0.0);
+    for (int q = 0; q < nb; ++q) {
+        mass[q * nb + q] = 1.0; // local
+        if (q >= 4) mass[q * nb + 2] = 3.0, mass[q * nb + 1] = 0.5; // rows 4..7 look back at block 2, a little at block 1
+    }
+    PatternOptions o;
+    o.method = Method::coverage;
+    o.coverage = 0.9;
+    o.window = 1;
+    const auto keep = select_blocks(mass, nb, o);
+    for (int q = 0; q < nb; ++q) {
+        EXPECT_TRUE(keep[q * nb + q] && keep[q * nb]) << "forced: diagonal and sink, row " << q;
+        if (q >= 4) {
+            EXPECT_TRUE(keep[q * nb + 2]) << "the far heavy block, row " << q;
+            EXPECT_FALSE(keep[q * nb + 3]) << "massless, row " << q;
+            EXPECT_TRUE(keep[q * nb + 1]) << "needed to pass 90% (4 / 4.5 = 0.89), row " << q;
+        } else {
+            for (int k = 1; k < q; ++k) EXPECT_FALSE(keep[q * nb + k]) << "a local row keeps only its forced blocks " << q << "," << k;
+        }
+    }
+    EXPECT_NEAR(kept_mass_share(mass, keep, nb), 1.0, 1e-12);
+    o.coverage = 0.5; // 1 + 3 of 4.5 > 0.5: block 1 is no longer needed
+    const auto lean = select_blocks(mass, nb, o);
+    for (int q = 4; q < nb; ++q) EXPECT_FALSE(lean[q * nb + 1]) << q;
+}
+
+TEST(SparsePattern, WindowForcesTheBlocksLeftOfTheDiagonal) {
+    const int nb = 10;
+    PatternOptions o;
+    o.method = Method::c;
+    o.density = 0.01; // nothing beyond the forced blocks
+    o.window = 4;
+    const auto keep = select_blocks(stripe_scores(nb, 5), nb, o);
+    for (int q = 0; q < nb; ++q)
+        for (int k = 0; k <= q; ++k) EXPECT_EQ(keep[q * nb + k] != 0, k == 0 || q - k < 4) << q << "," << k;
+}
+
 SparsePattern small_pattern() {
     SparsePattern p;
     p.model = "tiny";
@@ -81,11 +151,13 @@ SparsePattern small_pattern() {
     p.n_vocab = 10;
     p.block = 4;
     p.calib_ctx = 16;
+    p.relative = true;
+    p.coverage = 0.75;
     for (int l = 0; l < 2; ++l) {
         PatternOptions o;
         o.method = Method::c;
         o.density = 0.5 + 0.2 * l;
-        p.layers.push_back({select_blocks(stripe_scores(4, 2), 4, o), {}, {}});
+        p.layers.push_back({select_blocks(stripe_scores(4, 2), 4, o), {}, {}, 0.8 + 0.1 * l});
     }
     p.derive_profiles();
     return p;
@@ -98,6 +170,10 @@ TEST(SparsePattern, FileRoundTripAndExtensionRule) {
     const SparsePattern q = SparsePattern::load(path);
     ASSERT_EQ(q.layers.size(), 2u);
     for (int l = 0; l < 2; ++l) EXPECT_EQ(q.layers[l].keep, p.layers[l].keep);
+    for (int l = 0; l < 2; ++l) EXPECT_DOUBLE_EQ(q.layers[l].kept_mass, p.layers[l].kept_mass);
+    EXPECT_EQ(q.window, p.window);
+    EXPECT_EQ(q.relative, p.relative);
+    EXPECT_DOUBLE_EQ(q.coverage, p.coverage);
     // at the calibrated length the mask is the pattern; beyond it the rows follow the slash / vertical profiles
     const BlockMask m = q.mask(0, 40);
     ASSERT_EQ(m.n_blocks, 10);
@@ -150,12 +226,53 @@ TEST(SparsePattern, CorruptFilesAreRejectedByName) {
     expect_rejected(replace("\"1000\"", "\"0000\""), "must be kept");
     expect_rejected(replace("\"1000\"", "\"10x0\""), "is not a bit");
     expect_rejected(replace("\"1000\"", "\"100\""), "expected 4 bits");
-    expect_rejected(replace("\"method\": \"cf\"", "\"method\": \"z\""), "must be c, f or cf");
+    expect_rejected(replace("\"method\": \"cf\"", "\"method\": \"z\""), "must be c, f, cf or coverage");
+    expect_rejected(replace("\"window\": 2", "\"window\": 0"), "out of range");
+    expect_rejected(replace("\"scores\": \"relative\"", "\"scores\": \"loud\""), "scores must be relative or absolute");
     EXPECT_THROW(SparsePattern::load(testing::TempDir() + "/nonexistent.json"), Error);
 }
 
 // The capture's head-mean probabilities are a distribution per row; calibration is deterministic and refuses another
 // model's pattern.
+// The calibration capture is the head mean of each row's softmax, against a double-precision reference (grouped
+// heads, rows after a cached prefix).
+TEST(SparsePattern, CaptureIsTheHeadMeanOfTheSoftmax) {
+    const int n = 5, pos0 = 70, n_head = 6, n_kv = 2, hd = 16, ctx = pos0 + n;
+    auto be = make_cpu_backend(2);
+    std::vector<float> q(n * n_head * hd), k(ctx * n_kv * hd), v(k.size());
+    for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(0.37 * i);
+    for (size_t i = 0; i < k.size(); ++i) k[i] = std::cos(0.11 * i), v[i] = std::sin(0.05 * i);
+    Tensor qt = be->alloc(GgmlType::F32, n, n_head * hd), kt = be->alloc(GgmlType::F32, ctx, n_kv * hd), vt = be->alloc(GgmlType::F32, ctx, n_kv * hd),
+           ot = be->alloc(GgmlType::F32, n, n_head * hd);
+    be->upload(q.data(), qt);
+    be->upload(k.data(), kt);
+    be->upload(v.data(), vt);
+    std::vector<float> cap(static_cast<size_t>(n) * ctx, -1.0f);
+    AttentionParams p;
+    p.pos0 = pos0;
+    p.n_head = n_head;
+    p.n_head_kv = n_kv;
+    p.head_dim = hd;
+    p.capture = cap.data();
+    p.capture_stride = ctx;
+    be->attention(qt, kt, vt, ot, p);
+    for (int t = 0; t < n; ++t) {
+        std::vector<double> ref(pos0 + t + 1, 0.0);
+        for (int h = 0; h < n_head; ++h) {
+            std::vector<double> sc(pos0 + t + 1);
+            double mx = -1e300, sum = 0;
+            for (int j = 0; j <= pos0 + t; ++j) {
+                double d = 0;
+                for (int i = 0; i < hd; ++i) d += static_cast<double>(q[(t * n_head + h) * hd + i]) * k[(j * n_kv + h / (n_head / n_kv)) * hd + i];
+                mx = std::max(mx, sc[j] = d / std::sqrt(static_cast<double>(hd)));
+            }
+            for (double& x : sc) sum += (x = std::exp(x - mx));
+            for (int j = 0; j <= pos0 + t; ++j) ref[j] += sc[j] / sum / n_head;
+        }
+        for (int j = 0; j <= pos0 + t; ++j) EXPECT_NEAR(cap[static_cast<size_t>(t) * ctx + j], ref[j], 1e-6) << t << "," << j;
+    }
+}
+
 TEST(SparsePattern, CalibrationOnATinyModelIsDeterministic) {
     auto m = LoadedModel::load(kDir + "/tiny-llama.gguf");
     auto be = make_cpu_backend(2);

@@ -206,4 +206,36 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
     }
 }
 
+void attention_head_mean_probs(const float* q, const float* k_cache, int n_tokens, const AttentionParams& p, float* capture, int64_t stride, int n_threads) {
+    const int hd = p.head_dim, kv_dim = p.n_head_kv * hd, n_blocks = p.mask ? p.mask->n_blocks : 1;
+    const float scale = p.effective_scale();
+    const bool spion = p.mask && p.mask->denominator == SparseDenominator::spion;
+#pragma omp parallel num_threads(n_threads)
+    {
+        std::vector<float> s(static_cast<size_t>(p.pos0 + n_tokens));
+        std::vector<int> runs(2 * n_blocks + 2);
+#pragma omp for schedule(dynamic)
+        for (int t = 0; t < n_tokens; ++t) {
+            const int q_pos = p.pos0 + t;
+            float* cap = capture + static_cast<size_t>(t) * stride;
+            std::fill(cap, cap + q_pos + 1, 0.0f);
+            int kept = 0;
+            const int n_runs = key_runs(p.mask, q_pos, runs.data(), &kept);
+            for (int h = 0; h < p.n_head; ++h) {
+                const float* qh = q + (static_cast<size_t>(t) * p.n_head + h) * hd;
+                const size_t off = static_cast<size_t>(p.kv_head(h)) * hd;
+                float mx = -INFINITY;
+                for (int r = 0; r < n_runs; ++r)
+                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) mx = std::max(mx, s[j] = dot(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale);
+                float sum = 0.0f;
+                for (int r = 0; r < n_runs; ++r) sum += exp_shift_sum(s.data() + runs[2 * r], runs[2 * r + 1] - runs[2 * r], mx);
+                if (spion) sum += static_cast<float>(q_pos + 1 - kept) * std::exp(-mx);
+                const float w = 1.0f / (sum * p.n_head);
+                for (int r = 0; r < n_runs; ++r)
+                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) cap[j] += s[j] * w;
+            }
+        }
+    }
+}
+
 } // namespace winnow::cpu

@@ -156,25 +156,8 @@ public:
         const float* k_cache = kt.f32();
         const float* v_cache = vt.f32();
         float* out = outt.f32();
-        if (!p.capture) {
-            cpu::attention_f32(q, k_cache, v_cache, out, n_tokens, p, n_threads_);
-            return;
-        }
-        // Calibration capture (SPION patterns): the plain per-row loop below, one query row (all heads) per task so
-        // that the head-mean probabilities of a row are summed by one thread.
-#pragma omp parallel num_threads(n_threads_)
-        {
-            std::vector<float> scores(pos0 + n_tokens);
-            std::vector<int> runs(2 * (p.mask ? p.mask->n_blocks : 1) + 2);
-#pragma omp for schedule(static)
-            for (int t = 0; t < n_tokens; ++t) {
-                float* cap = p.capture + static_cast<size_t>(t) * p.capture_stride;
-                std::fill(cap, cap + pos0 + t + 1, 0.0f);
-                for (int h = 0; h < n_head; ++h)
-                    attend_row(q + (static_cast<size_t>(t) * n_head + h) * head_dim, k_cache, v_cache, p, pos0 + t, h, scores.data(), runs.data(),
-                               out + (static_cast<size_t>(t) * n_head + h) * head_dim, cap);
-            }
-        }
+        cpu::attention_f32(q, k_cache, v_cache, out, n_tokens, p, n_threads_);
+        if (p.capture) cpu::attention_head_mean_probs(q, k_cache, n_tokens, p, p.capture, p.capture_stride, n_threads_);
     }
 
     void gelu_tanh(const Tensor& x) override {
@@ -222,51 +205,6 @@ public:
     }
 
 private:
-    // One query row of one head at position q_pos over the cache rows [0, q_pos], written to oh. A block mask is
-    // walked as runs of kept keys, so dropped keys cost nothing (block-sparse attention). With `capture`, the row's
-    // probabilities / n_head are also added to capture[j] (the head-mean map of the row).
-    static void attend_row(const float* qh, const float* k_cache, const float* v_cache, const AttentionParams& p, int q_pos, int h, float* scores,
-                           int* runs, float* oh, float* capture) {
-        const int head_dim = p.head_dim, kv_dim = p.n_head_kv * head_dim, kvh = p.kv_head(h), n_keys = q_pos + 1;
-        const float scale = p.effective_scale();
-        const BlockMask* mask = p.mask;
-        // runs [runs[2r], runs[2r + 1]) of kept keys, in order: the whole row when dense
-        int n_runs = 0;
-        if (!mask) {
-            runs[0] = 0, runs[1] = n_keys, n_runs = 1;
-        } else {
-            const uint8_t* row = &mask->keep[static_cast<size_t>(q_pos / mask->block) * mask->n_blocks];
-            for (int kb = 0; kb * mask->block < n_keys; ++kb) {
-                if (!row[kb]) continue;
-                const int b = kb * mask->block, e = std::min(n_keys, b + mask->block);
-                if (n_runs && runs[2 * n_runs - 1] == b) runs[2 * n_runs - 1] = e; // adjacent kept blocks: one run
-                else runs[2 * n_runs] = b, runs[2 * n_runs + 1] = e, ++n_runs;
-            }
-        }
-        int kept = 0;
-        float mx = -INFINITY;
-        for (int r = 0; r < n_runs; ++r)
-            for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j, ++kept) {
-                scores[j] = cpu::vec_dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim, head_dim) * scale;
-                mx = std::max(mx, scores[j]);
-            }
-        float sum = 0.0f;
-        for (int r = 0; r < n_runs; ++r)
-            for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
-        const int dropped = n_keys - kept;
-        if (dropped && mask->denominator == SparseDenominator::spion) sum += static_cast<float>(dropped) * std::exp(-mx);
-        const float inv = 1.0f / sum;
-        for (int d = 0; d < head_dim; ++d) oh[d] = 0.0f;
-        for (int r = 0; r < n_runs; ++r)
-            for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) {
-                if (scores[j] == 0.0f) continue;
-                const float pj = scores[j] * inv;
-                if (capture) capture[j] += pj / p.n_head;
-                const float* vj = v_cache + static_cast<size_t>(j) * kv_dim + kvh * head_dim;
-                for (int d = 0; d < head_dim; ++d) oh[d] += pj * vj[d];
-            }
-    }
-
     int n_threads_;
     CpuDotMode mode_;
     std::vector<uint8_t> xq_;          // quantized activations (q8 mode)
