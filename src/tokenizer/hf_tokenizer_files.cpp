@@ -36,8 +36,11 @@ std::string pre_tokenizer_name(const json& pre, const std::string& where) {
 void fill_from_vocab(tok::BpeVocab& v, const json& vocab, const std::string& where) {
     if (!vocab.is_object()) throw Error(ErrorKind::format, where + ": vocab is not an object");
     size_t n = 0;
-    for (auto& [tok, id] : vocab.items()) n = std::max<size_t>(n, id.get<size_t>() + 1);
-    if (n > (1u << 24)) throw Error(ErrorKind::format, where + ": vocabulary ids are absurdly large");
+    for (auto& [tok, id] : vocab.items()) {
+        if (!id.is_number_unsigned() || id.get<uint64_t>() >= (1u << 24))
+            throw Error(ErrorKind::format, where + ": vocabulary id " + id.dump() + " is not an id in [0, 2^24)");
+        n = std::max<size_t>(n, id.get<size_t>() + 1);
+    }
     v.tokens.assign(n, "");
     v.types.assign(n, TokenType::unused);
     for (auto& [tok, id] : vocab.items()) {
@@ -54,7 +57,7 @@ std::string merge_string(const json& m) {
 
 } // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) {
+std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) try {
     const fs::path dir(dir_path);
     const fs::path tj = dir / "tokenizer.json";
     if (fs::exists(tj)) {
@@ -68,6 +71,8 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) {
         v.pre = pre_tokenizer_name(j.value("pre_tokenizer", json()), where);
         if (j.contains("added_tokens"))
             for (const auto& t : j["added_tokens"]) {
+                if (!t.at("id").is_number_unsigned() || t["id"].get<uint64_t>() >= (1u << 24))
+                    throw Error(ErrorKind::format, where + ": added token id " + t["id"].dump() + " is not an id in [0, 2^24)");
                 const size_t id = t.at("id").get<size_t>();
                 if (id >= v.tokens.size()) { v.tokens.resize(id + 1); v.types.resize(id + 1, TokenType::unused); }
                 v.tokens[id] = t.at("content").get<std::string>();
@@ -105,6 +110,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) {
         return std::make_unique<tok::BpeTokenizer>(std::move(v));
     }
     throw Error(ErrorKind::io, "'" + dir_path + "' holds no tokenizer.json, tokenizer.model or vocab.json + merges.txt");
+} catch (const json::exception& e) {
+    // a field of the right name but the wrong type, or a missing one: the same one-line refusal as any other format error
+    throw Error(ErrorKind::format, "tokenizer files in '" + dir_path + "': missing or mistyped field (" + e.what() + ")");
 }
 
 } // namespace winnow
