@@ -69,6 +69,9 @@ SpmTokenizer::SpmTokenizer(const SpmVocab& v) : sp_(std::make_unique<sentencepie
     if (v.tokens.empty()) throw Error(ErrorKind::format, "SentencePiece vocabulary is empty");
     if (!v.scores.empty() && v.scores.size() != v.tokens.size()) throw Error(ErrorKind::format, "SentencePiece vocabulary: scores and tokens differ in count");
     if (!v.types.empty() && v.types.size() != v.tokens.size()) throw Error(ErrorKind::format, "SentencePiece vocabulary: token types and tokens differ in count");
+    for (int32_t id : {v.bos, v.eos, v.eot, v.unk})
+        if (id >= static_cast<int64_t>(v.tokens.size()))
+            throw Error(ErrorKind::format, "SentencePiece vocabulary: special token id " + std::to_string(id) + " >= vocabulary size " + std::to_string(v.tokens.size()));
     const auto status = sp_->LoadFromSerializedProto(spm_model_proto(v));
     if (!status.ok()) throw Error(ErrorKind::format, "SentencePiece vocabulary rejected by libsentencepiece: " + status.ToString());
     pieces_ = v.tokens;
