@@ -2,10 +2,11 @@
 // length), per context length:
 //  - the attention op alone, all layers, for one decoded token and for a prefill batch (the last rows of the
 //    context), on per-layer random caches (so a long context's caches do not fit the CPU caches, as in a real model);
-//  - with --text, end to end on the model: prefill tokens/s, teacher-forced decode tokens/s at the end of the
-//    context, and perplexity (llama.cpp's protocol) on the same text.
+//  - with --text, end to end on the model over the text's first ctx tokens: prefill tokens/s, teacher-forced decode
+//    tokens/s at the end of the context, and that chunk's perplexity (llama.cpp's protocol).
 // Medians of repeated runs for the op; the end-to-end rows are single runs of long work.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -20,7 +21,6 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "decode/forward.h"
-#include "decode/perplexity.h"
 #include "io/text_file.h"
 #include "model/model.h"
 #include "sparse/pattern.h"
@@ -85,27 +85,44 @@ struct EndToEnd {
     double prefill_tps = 0, decode_tps = 0, ppl = 0;
 };
 
-// Prefill ctx - n_decode tokens of the text, then decode the next n_decode one at a time (teacher forced); then the
-// perplexity of ppl_chunks chunks of ctx tokens. masks: null for dense.
-EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int32_t>& ids, int32_t bos, int ctx, int n_decode, int ppl_chunks,
+// -log softmax(row)[target], in double
+double nll_of(const float* row, int n_vocab, int32_t target) {
+    const double mx = *std::max_element(row, row + n_vocab);
+    double sum = 0;
+    for (int i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(row[i]) - mx);
+    return mx + std::log(sum) - row[target];
+}
+
+// One chunk of ctx tokens of the text (BOS first): prefill ctx - n_decode tokens in batches of 512, then decode the
+// rest one at a time (teacher forced). The perplexity is llama.cpp's for that chunk: the logits at positions ctx/2 ..
+// ctx-2 predict the next token; so the prefill rate includes the output head for the scored second half of the
+// prefill. masks: null for dense.
+EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int32_t>& ids, int32_t bos, int ctx, int n_decode,
                     const std::vector<BlockMask>* masks) {
     Forward f(model, be, ctx);
     if (masks) f.set_attention_masks(*masks);
     std::vector<int32_t> chunk(ids.begin(), ids.begin() + ctx);
     if (bos >= 0) chunk[0] = bos;
+    const int n_vocab = model.config().n_vocab, first = ctx / 2, n_prefill = ctx - n_decode;
+    double nll = 0;
+    int scored = 0;
+    auto score = [&](const float* row, int pos) {
+        if (pos >= first && pos <= ctx - 2) nll += nll_of(row, n_vocab, chunk[pos + 1]), ++scored;
+    };
     EndToEnd r;
-    const int n_prefill = ctx - n_decode;
     auto t0 = Clock::now();
-    for (int i = 0; i < n_prefill; i += 512) f.eval(std::span(chunk).subspan(i, std::min(512, n_prefill - i)), false);
+    for (int i = 0; i < n_prefill; i += 512) {
+        const int n = std::min(512, n_prefill - i);
+        const bool logits = i + n > first;
+        const auto& out = f.eval(std::span(chunk).subspan(i, n), logits);
+        if (logits)
+            for (int t = 0; t < n; ++t) score(out.data() + static_cast<size_t>(t) * n_vocab, i + t);
+    }
     r.prefill_tps = n_prefill / (ms_since(t0) / 1000);
     t0 = Clock::now();
-    for (int i = n_prefill; i < ctx; ++i) f.eval(std::span(chunk).subspan(i, 1), false);
+    for (int i = n_prefill; i < ctx; ++i) score(f.eval(std::span(chunk).subspan(i, 1), false).data(), i);
     r.decode_tps = n_decode / (ms_since(t0) / 1000);
-    PerplexityOptions po;
-    po.n_ctx = ctx;
-    po.max_chunks = ppl_chunks;
-    po.bos = bos;
-    r.ppl = perplexity(f, ids, po).ppl;
+    r.ppl = std::exp(nll / scored);
     return r;
 }
 
@@ -113,7 +130,7 @@ EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int
 
 int cmd_bench_attention(const std::vector<std::string>& args) {
     std::string model_arg, pattern_path, ctx_list = "1024,2048,4096,8192", text_path;
-    int reps = 5, threads = 0, prefill = 64, n_decode = 32, ppl_chunks = 1;
+    int reps = 5, threads = 0, prefill = 64, n_decode = 32, dense_below = sparse::kDenseBelow;
     bool json_out = false;
     po::options_description opts("winnow bench attention options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (for its head shapes and layer count)")(
@@ -123,12 +140,12 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         "reps,r", po::value(&reps)->default_value(5), "timed repetitions of the op (median) after one warm-up")(
         "text", po::value(&text_path), "also end to end on this text: prefill and decode tokens/s, perplexity")(
         "decode", po::value(&n_decode)->default_value(32), "end to end: tokens decoded at the end of each context")(
-        "ppl-chunks", po::value(&ppl_chunks)->default_value(1), "end to end: perplexity chunks of each context length")(
+        "sparse-dense-below", po::value(&dense_below)->default_value(sparse::kDenseBelow), "queries below this position attend densely, as in generate")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads")("json", po::bool_switch(&json_out), "print rows as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern FILE is required");
-    if (reps < 1 || prefill < 1 || n_decode < 1 || ppl_chunks < 1) throw Error(ErrorKind::invalid_argument, "--reps, --prefill, --decode and --ppl-chunks must be >= 1");
+    if (reps < 1 || prefill < 1 || n_decode < 1 || dense_below < 0) throw Error(ErrorKind::invalid_argument, "--reps, --prefill, --decode must be >= 1 and --sparse-dense-below >= 0");
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
     const auto pattern = sparse::SparsePattern::load(pattern_path);
@@ -152,7 +169,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         const auto tok = load_model_tokenizer(*model);
         ids = tok->encode(io::read_text_file(text_path, "text"), tok->add_bos_default(), false);
         bos = tok->add_bos_default() ? tok->bos() : -1;
-        const int need = *std::max_element(ctxs.begin(), ctxs.end()) * ppl_chunks;
+        const int need = *std::max_element(ctxs.begin(), ctxs.end());
         if (static_cast<int>(ids.size()) < need)
             throw Error(ErrorKind::invalid_argument, "--text has " + std::to_string(ids.size()) + " tokens; the longest context needs " + std::to_string(need));
     }
@@ -162,7 +179,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
 
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (int ctx : ctxs) {
-        const auto masks = pattern.masks(ctx);
+        const auto masks = pattern.masks(ctx, SparseDenominator::standard, dense_below);
         double density = 0, last_row = 0;
         for (const BlockMask& m : masks) {
             density += sparse::SparsePattern::density_of(m) / c.n_layer;
@@ -170,6 +187,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         }
         nlohmann::ordered_json j;
         j["ctx"] = ctx;
+        j["dense_below"] = dense_below;
         j["density"] = density;
         j["last_row_density"] = last_row;
         {
@@ -186,8 +204,8 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
             }
         }
         if (!ids.empty()) {
-            const EndToEnd d = end_to_end(*model, *be, ids, bos, ctx, n_decode, ppl_chunks, nullptr);
-            const EndToEnd s = end_to_end(*model, *be, ids, bos, ctx, n_decode, ppl_chunks, &masks);
+            const EndToEnd d = end_to_end(*model, *be, ids, bos, ctx, n_decode, nullptr);
+            const EndToEnd s = end_to_end(*model, *be, ids, bos, ctx, n_decode, &masks);
             j["prefill_tps"] = {{"dense", d.prefill_tps}, {"sparse", s.prefill_tps}, {"speedup", s.prefill_tps / d.prefill_tps}};
             j["decode_tps"] = {{"dense", d.decode_tps}, {"sparse", s.decode_tps}, {"speedup", s.decode_tps / d.decode_tps}};
             j["ppl"] = {{"dense", d.ppl}, {"sparse", s.ppl}, {"change", s.ppl / d.ppl - 1}};

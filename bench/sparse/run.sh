@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The SPION report's numbers (bench/reports/spion-attention-cpu.md), on this machine, alone (no other benchmark or
+# build running: two OpenMP processes on 2 cores ruin each other's numbers).
+#   bench/sparse/run.sh [OUT_DIR]      (default: bench/reports/spion)
+# Texts: Debian's vim user manual, chapters 20-45 for calibration and chapters 1-19 for evaluation (different text,
+# same kind), so every quality number is on text the calibration never saw. Needs vim-runtime's docs and the default
+# model (models/fetch-default-model.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+W=${WINNOW:-build/src/winnow}
+OUT=${1:-bench/reports/spion}
+DOC=/usr/share/vim/vim90/doc
+COVERAGE=${COVERAGE:-0.95}
+mkdir -p "$OUT"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+[ -f "$DOC/usr_01.txt" ] || { echo "run.sh: $DOC/usr_*.txt missing (apt-get install vim-runtime)" >&2; exit 1; }
+cat "$DOC"/usr_[234]*.txt > "$tmp/calib.txt"
+cat "$DOC"/usr_0[1-9].txt "$DOC"/usr_1*.txt > "$tmp/eval.txt"
+
+# 1. the pattern: coverage method at the model's trained context, 2 chunks of the calibration text (kept if present:
+#    calibration is deterministic, and its timing is not part of the report)
+P="$OUT/pattern-coverage$COVERAGE-8k.json"
+[ -f "$P" ] || "$W" calibrate-sparse --text "$tmp/calib.txt" --ctx 8192 --chunks 2 --method coverage --coverage "$COVERAGE" \
+    --out "$OUT/pattern-coverage$COVERAGE-8k.json" 2> "$OUT/calibrate.log"
+# 2. the attention op and end to end (prefill, decode, one-chunk perplexity) per context length
+"$W" bench attention --sparse-pattern "$P" --text "$tmp/eval.txt" --ctx 1024,2048,4096,8192 \
+    --reps 5 --decode 32 --json > "$OUT/bench-attention.json"
+# 3. perplexity over more text at 8K, dense and sparse
+for mode in dense sparse; do
+    args=()
+    [ "$mode" = sparse ] && args=(--attention sparse --sparse-pattern "$P")
+    "$W" perplexity --text "$tmp/eval.txt" --ctx 8192 --chunks 2 --json "${args[@]}" > "$OUT/perplexity-8k-$mode.json"
+done
+# 4. passkey retrieval, dense vs sparse
+python3 bench/sparse/passkey.py --winnow "$W" --pattern "$P" --lengths 2048,4096,8192 \
+    --trials 2 --out "$OUT/passkey.json" | tee "$OUT/passkey.md"
