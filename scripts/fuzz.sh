@@ -33,7 +33,7 @@ declare -A max_len=(
   [fuzz_hf_config]=4096 [fuzz_tokenizer_json]=65536 [fuzz_tokenizer_encode]=4096 [fuzz_chat_template]=4096
   [fuzz_head_calibration]=4096 [fuzz_sparse_pattern]=16384)
 targets="${FUZZ_TARGETS:-$(cd tests/fuzz/corpus && ls)}"
-artifacts="$root/$build/artifacts"
+artifacts=$(cd "$build" && pwd)/artifacts
 mkdir -p "$artifacts"
 # the harnesses' temporary files go to memory when it can (they write every input to a file)
 tmp_root=/tmp
