@@ -32,11 +32,19 @@ void require_support(const Backend& be, Op op, GgmlType type) {
 }
 
 void BlockMask::validate() const {
-    if (block < 1 || n_blocks < 1 || keep.size() != static_cast<size_t>(n_blocks) * n_blocks)
-        throw Error(ErrorKind::invalid_argument, "block mask: need block >= 1, n_blocks >= 1 and n_blocks^2 entries");
-    for (int b = 0; b < n_blocks; ++b)
-        if (!keep[static_cast<size_t>(b) * n_blocks + b])
-            throw Error(ErrorKind::invalid_argument, "block mask: diagonal block " + std::to_string(b) + " is not kept (its rows would attend to nothing)");
+    if (block < 1 || n_blocks < 1 || groups < 1 || keep.size() != static_cast<size_t>(groups) * n_blocks * n_blocks)
+        throw Error(ErrorKind::invalid_argument, "block mask: need block >= 1, n_blocks >= 1, groups >= 1 and groups x n_blocks^2 entries");
+    for (int g = 0; g < groups; ++g)
+        for (int b = 0; b < n_blocks; ++b)
+            if (!row(b, g)[b])
+                throw Error(ErrorKind::invalid_argument, "block mask: diagonal block " + std::to_string(b) + " of group " + std::to_string(g) +
+                                                             " is not kept (its rows would attend to nothing)");
+}
+
+void BlockMask::check_heads(int n_head_kv) const {
+    if (groups != 1 && groups != n_head_kv)
+        throw Error(ErrorKind::invalid_argument, "block mask: " + std::to_string(groups) + " head groups for a layer with " + std::to_string(n_head_kv) +
+                                                     " KV heads (need 1 or " + std::to_string(n_head_kv) + ")");
 }
 
 float AttentionParams::effective_scale() const { return scale != 0 ? scale : 1.0f / std::sqrt(static_cast<float>(head_dim)); }

@@ -37,16 +37,23 @@ struct RopeParams {
 //             kernels do, so the kept probabilities sum to less than 1 (for models trained with that kernel).
 enum class SparseDenominator { standard, spion };
 
-// A block-sparse attention pattern for one layer (SPION): query position p may attend to key position j <= p only
-// when keep[(p / block) * n_blocks + j / block] is set. The diagonal blocks must be kept (every row then has at least
-// its own key), so a masked row is never empty. An absent mask (nullptr) is dense causal attention.
+// A block-sparse attention pattern for one layer (SPION): a query at position p of KV head group g may attend to key
+// position j <= p only when row(p / block, g)[j / block] is set. With groups == 1 every head shares one pattern;
+// otherwise groups equals the layer's KV heads and each group of query heads that shares a KV head has its own. The
+// diagonal blocks must be kept (every row then has at least its own key), so a masked row is never empty. An absent
+// mask (nullptr) is dense causal attention.
 struct BlockMask {
     int block = 0;
     int n_blocks = 0;
-    std::vector<uint8_t> keep; // [n_blocks][n_blocks], row = query block
+    std::vector<uint8_t> keep; // [groups][n_blocks][n_blocks], row = query block
     SparseDenominator denominator = SparseDenominator::standard;
-    bool allows(int64_t q_pos, int64_t k_pos) const { return keep[static_cast<size_t>(q_pos / block) * n_blocks + k_pos / block] != 0; }
+    int groups = 1;
+    const uint8_t* row(int64_t q_block, int kv_head) const {
+        return &keep[(static_cast<size_t>(groups == 1 ? 0 : kv_head) * n_blocks + static_cast<size_t>(q_block)) * n_blocks];
+    }
+    bool allows(int64_t q_pos, int64_t k_pos, int kv_head = 0) const { return row(q_pos / block, kv_head)[k_pos / block] != 0; }
     void validate() const; // throws winnow::Error for a malformed pattern
+    void check_heads(int n_head_kv) const; // throws unless groups is 1 or n_head_kv
 };
 
 struct AttentionParams {
@@ -55,9 +62,11 @@ struct AttentionParams {
     float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
     const BlockMask* mask = nullptr; // null: dense causal
     // Calibration only (SPION pattern capture): when set, the CPU backend also writes the attention probabilities,
-    // averaged over the heads, to capture[t * capture_stride + j] for query row t and key j <= pos0 + t (host memory).
+    // averaged over the heads, to capture[t * capture_stride + j] for query row t and key j <= pos0 + t (host memory);
+    // with capture_per_group, averaged over the heads of each KV group g, at capture + g * n * capture_stride.
     float* capture = nullptr;
     int64_t capture_stride = 0;
+    bool capture_per_group = false;
     int kv_head(int h) const { return h / (n_head / n_head_kv); } // grouped-query mapping
     float effective_scale() const;
 };

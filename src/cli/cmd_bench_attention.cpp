@@ -47,12 +47,13 @@ Tensor random_tensor(Backend& be, int64_t rows, int64_t cols, uint64_t seed) {
     return t;
 }
 
-// Fraction of the causal keys of the row at position pos that a mask keeps.
+// Fraction of the causal keys of the row at position pos that a mask keeps (mean over its head groups).
 double row_density(const BlockMask& m, int pos) {
-    int kept = 0;
-    for (int kb = 0; kb * m.block <= pos; ++kb)
-        if (m.keep[static_cast<size_t>(pos / m.block) * m.n_blocks + kb]) kept += std::min(m.block, pos + 1 - kb * m.block);
-    return static_cast<double>(kept) / (pos + 1);
+    int64_t kept = 0;
+    for (int g = 0; g < m.groups; ++g)
+        for (int kb = 0; kb * m.block <= pos; ++kb)
+            if (m.row(pos / m.block, g)[kb]) kept += std::min(m.block, pos + 1 - kb * m.block);
+    return static_cast<double>(kept) / (static_cast<int64_t>(pos + 1) * m.groups);
 }
 
 struct OpBench {

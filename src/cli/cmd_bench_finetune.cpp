@@ -120,7 +120,7 @@ int cmd_bench_finetune(const std::vector<std::string>& args) {
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model to fine-tune (default SmolLM2-135M-Instruct)")(
         "data", po::value(&data)->default_value(data), "training text")("steps", po::value(&steps)->default_value(20), "steps per policy")(
         "seq", po::value(&seq)->default_value(64), "tokens per sequence")("batch", po::value(&batch)->default_value(4), "sequences per step")(
-        "lr", po::value(&lr)->default_value(1e-4), "peak learning rate")("val-windows", po::value(&val_windows)->default_value(16), "validation windows")(
+        "lr", po::value(&lr)->default_value(1e-4, "1e-4"), "peak learning rate")("val-windows", po::value(&val_windows)->default_value(16), "validation windows")(
         "policies", po::value(&policies_arg), "semicolon-separated --policy specs for the fine-tune (default: a fixed list)")(
         "bytes-only", po::bool_switch(&bytes_only), "only the GPT-2 bytes table")(
         "run-one", po::value(&run_one), "internal: fine-tune with this one policy and write the run to --run-json")("run-json", po::value(&run_json), "internal")("json", po::bool_switch(&json_out), "print the tables as JSON");

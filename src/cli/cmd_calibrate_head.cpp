@@ -29,9 +29,9 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "text", po::value(&text_path)->default_value(text_path), "text the query windows slide over")(
         "window", po::value(&window)->default_value(32), "tokens per window")("queries", po::value(&n_queries)->default_value(200), "tuning queries")(
         "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities to calibrate")(
-        "eps", po::value(&epsilon)->default_value(0.3), "relative error of the top probability")(
+        "eps", po::value(&epsilon)->default_value(0.3, "0.3"), "relative error of the top probability")(
         "cache", po::value(&cache), "file to keep the collected hidden states in")("threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")(
-        "confidence", po::value(&confidence)->default_value(0.8),
+        "confidence", po::value(&confidence)->default_value(0.8, "0.8"),
         "0 = the authors' rule (floor(delta N) tuning failures); c in (0, 1) = the tuning set must reject 'failure rate >= delta' at confidence c (default 0.8: the authors' rule lands above delta on held-out queries)")(
         "head-impl", po::value(&impl)->default_value(impl), "AdaptiveSoftmax implementation: fast or faithful (reference)")(
         "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json; entries for other algorithms or deltas are kept)");

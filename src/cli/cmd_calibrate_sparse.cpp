@@ -25,10 +25,11 @@ int cmd_calibrate_sparse(const std::vector<std::string>& args) {
         "chunks", po::value(&o.max_chunks)->default_value(4), "chunks of --ctx tokens averaged (0: all)")(
         "block,b", po::value(&o.pattern.block)->default_value(64), "block size in tokens")(
         "method", po::value(&method)->default_value("cf"), "c (conv + top-k), f (threshold + walk), cf (conv + threshold + walk) or coverage (per row, the heaviest blocks up to --coverage of the attention mass)")(
-        "coverage", po::value(&o.pattern.coverage)->default_value(0.9), "method coverage: share of each row's attention mass the kept blocks hold")(
-        "density", po::value(&o.pattern.density)->default_value(0.1), "method c: fraction of causal blocks kept")(
-        "quantile", po::value(&o.pattern.quantile)->default_value(0.96), "methods f/cf: score quantile a walked block must exceed")(
+        "coverage", po::value(&o.pattern.coverage)->default_value(0.9, "0.9"), "method coverage: share of each row's attention mass the kept blocks hold")(
+        "density", po::value(&o.pattern.density)->default_value(0.1, "0.1"), "method c: fraction of causal blocks kept")(
+        "quantile", po::value(&o.pattern.quantile)->default_value(0.96, "0.96"), "methods f/cf: score quantile a walked block must exceed")(
         "window", po::value(&o.pattern.window)->default_value(2), "blocks always kept at the diagonal (the diagonal block and window - 1 to its left)")(
+"per-group", po::bool_switch(&o.pattern.per_group), "one pattern per KV head group (the heads that share a KV head) instead of one per layer")(
         "absolute-scores", po::bool_switch(), "score raw probabilities (SPION's reference) instead of probabilities relative to uniform attention")(
         "threads,t", po::value(&o.threads)->default_value(0), "CPU threads (0: all cores)")("out,o", po::value(&out_path), "pattern file to write (atomically)");
     po::variables_map vm;

@@ -45,16 +45,16 @@ int cmd_finetune(const std::vector<std::string>& args) {
         "out", po::value(&o.out_dir), "output directory: checkpoint.gguf, loss.csv, model.gguf, loss.png")(
         "resume", po::bool_switch(&o.resume), "continue the run whose checkpoint is in --out (same settings)")(
         "steps", po::value(&o.steps)->default_value(100), "optimizer steps")("seq", po::value(&o.seq)->default_value(64), "tokens per sequence")(
-        "batch", po::value(&o.batch)->default_value(4), "sequences per step")("lr", po::value(&o.adam.lr)->default_value(1e-4), "peak learning rate")(
+        "batch", po::value(&o.batch)->default_value(4), "sequences per step")("lr", po::value(&o.adam.lr)->default_value(1e-4, "1e-4"), "peak learning rate")(
         "warmup", po::value(&o.adam.warmup_steps)->default_value(10), "linear warm-up steps, then cosine decay")(
-        "min-lr-ratio", po::value(&o.adam.min_lr_ratio)->default_value(0.1), "the cosine ends at lr * this")(
-        "weight-decay", po::value(&o.adam.weight_decay)->default_value(0.1), "AdamW decoupled weight decay (matrices and embeddings)")(
-        "grad-clip", po::value(&o.adam.grad_clip)->default_value(1.0), "clip the global gradient norm (0: off)")(
+        "min-lr-ratio", po::value(&o.adam.min_lr_ratio)->default_value(0.1, "0.1"), "the cosine ends at lr * this")(
+        "weight-decay", po::value(&o.adam.weight_decay)->default_value(0.1, "0.1"), "AdamW decoupled weight decay (matrices and embeddings)")(
+        "grad-clip", po::value(&o.adam.grad_clip)->default_value(1.0, "1.0"), "clip the global gradient norm (0: off)")(
         "policy", po::value(&policy)->default_value(policy),
         "memory policy: attention=dense|lse|approx, m=N, linear=full|asa1|asa2|asa3|asa4, recompute=on|off")(
         "val-every", po::value(&o.val_every)->default_value(25), "validation loss every K steps")(
         "val-windows", po::value(&o.val_windows)->default_value(8), "validation windows of --seq tokens")(
-        "val-fraction", po::value(&o.val_fraction)->default_value(0.1), "fraction of the text held out for validation")(
+        "val-fraction", po::value(&o.val_fraction)->default_value(0.1, "0.1"), "fraction of the text held out for validation")(
         "save-every", po::value(&o.save_every)->default_value(50), "checkpoint every S steps (and at the end)")(
         "seed", po::value(&o.seed)->default_value(1), "seed of the batch sampler")("threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
         "stop-after", po::value(&o.stop_after)->default_value(-1), "testing: stop after this step without saving, as if killed");

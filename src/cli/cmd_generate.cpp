@@ -38,11 +38,11 @@ int cmd_generate(const std::vector<std::string>& args) {
     po::options_description opts("winnow generate options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf); default: SmolLM2-135M-Instruct")(
         "prompt,p", po::value(&prompt), "prompt text")("file,f", po::value(&prompt_file), "read the prompt from this UTF-8 file")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
-        "temp", po::value(&s.temperature)->default_value(0.0f), "temperature; 0 = greedy (HF generate's default)")(
+        "temp", po::value(&s.temperature)->default_value(0.0f, "0.0"), "temperature; 0 = greedy (HF generate's default)")(
         "top-k", po::value(&s.top_k)->default_value(0), "keep the k most likely tokens (0 = off)")(
-        "top-p", po::value(&s.top_p)->default_value(1.0f), "nucleus sampling mass (1 = off)")(
-        "min-p", po::value(&s.min_p)->default_value(0.0f), "drop tokens below min-p x the top probability (0 = off)")(
-        "repeat-penalty", po::value(&s.repeat_penalty)->default_value(1.0f), "HF repetition penalty (1 = off)")(
+        "top-p", po::value(&s.top_p)->default_value(1.0f, "1.0"), "nucleus sampling mass (1 = off)")(
+        "min-p", po::value(&s.min_p)->default_value(0.0f, "0.0"), "drop tokens below min-p x the top probability (0 = off)")(
+        "repeat-penalty", po::value(&s.repeat_penalty)->default_value(1.0f, "1.0"), "HF repetition penalty (1 = off)")(
         "repeat-last-n", po::value(&s.repeat_last_n)->default_value(-1), "tokens the penalty looks back over (-1 = whole sequence)")(
         "seed", po::value(&s.seed)->default_value(0), "random seed (sampling is reproducible for a given seed)")(
         "sampler-order", po::value(&order)->default_value("hf"), "hf (temperature first) or llama.cpp (temperature last)")(
@@ -54,8 +54,8 @@ int cmd_generate(const std::vector<std::string>& args) {
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (reference) or q8 (8-bit activations, as llama.cpp; faster)")(
         "head", po::value(&head_mode)->default_value("exact"), "output head: exact, or adaptive (AdaptiveSoftmax; greedy and top-k)")(
-        "delta", po::value(&opt.adaptive.delta)->default_value(0.01), "adaptive head: failure probability")(
-        "eps", po::value(&opt.adaptive.epsilon)->default_value(0.3), "adaptive head: relative error of the top probability")(
+        "delta", po::value(&opt.adaptive.delta)->default_value(0.01, "0.01"), "adaptive head: failure probability")(
+        "eps", po::value(&opt.adaptive.epsilon)->default_value(0.3, "0.3"), "adaptive head: relative error of the top probability")(
         "head-impl", po::value(&head_impl)->default_value("fast"), "adaptive head: fast (incremental estimator, SIMD, all cores) or faithful (the paper's reference)")(
         "head-calibration", po::value(&calibration_path), "adaptive head: calibrated factors (default MODEL.head.json if present)")(
         "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(

@@ -68,7 +68,7 @@ void usage(std::FILE* to) {
     std::fprintf(to,
                  "usage: winnow <command> [options]\n"
                  "commands:\n"
-                 "  generate -p PROMPT [-m MODEL] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
+                 "  generate -p PROMPT|-f FILE [-m MODEL] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
                  "           [--seed S] [--chat] [--stop STR] [--stats] [--json]   generate text, streaming\n"
                  "  info   -m MODEL [--json]            architecture, shapes, tensor types, tokenizer, context\n"
                  "  bench  decode -m MODEL [options]    prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
@@ -76,9 +76,11 @@ void usage(std::FILE* to) {
                  "  bench  finetune [-m MODEL] [options] memory policies: bytes per layer, step time, validation loss\n"
                  "  calibrate-head -m MODEL [options]   tune the adaptive head's fudge factors, save MODEL.head.json\n"
                  "  perplexity -m MODEL --text FILE [--ctx 512] [--chunks N]   llama.cpp's perplexity protocol\n"
-                 "  calibrate-sparse -m MODEL --text FILE --out FILE [--ctx --block --method c|f|cf]   SPION block patterns\n"
+                 "  calibrate-sparse -m MODEL --text FILE --out FILE [--ctx --block --method c|f|cf|coverage]   SPION block patterns\n"
+                 "  bench  attention --sparse-pattern FILE [--text FILE]   dense vs block-sparse attention: op, end to end, perplexity\n"
                  "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
                  "                                      full fine-tuning with AdamW and a memory policy; checkpoints load in generate\n"
+                 "  --version                           the version and the devices this build can use\n"
                  "run 'winnow <command> --help' for its options; without -m the default model (SmolLM2-135M-Instruct Q4_1) is used.\n");
 }
 
@@ -92,6 +94,14 @@ int main(int argc, char** argv) {
     const std::string cmd = argv[1];
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
         usage(stdout);
+        return 0;
+    }
+    if (cmd == "--version" || cmd == "version") {
+#ifdef WINNOW_HAVE_CUDA
+        std::printf("winnow %s (devices: cpu, cuda)\n", WINNOW_VERSION);
+#else
+        std::printf("winnow %s (devices: cpu)\n", WINNOW_VERSION);
+#endif
         return 0;
     }
     std::vector<std::string> args(argv + 2, argv + argc);

@@ -42,6 +42,7 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     if (a.attention != "dense" && a.attention != "sparse") throw Error(ErrorKind::invalid_argument, "--attention must be dense or sparse, not '" + a.attention + "'");
     if (a.denominator != "standard" && a.denominator != "spion")
         throw Error(ErrorKind::invalid_argument, "--sparse-denominator must be standard or spion, not '" + a.denominator + "'");
+    if (a.dense_below < 0) throw Error(ErrorKind::invalid_argument, "--sparse-dense-below must be >= 0");
     if (a.attention == "dense") {
         if (!a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern needs --attention sparse");
         return nullptr;
@@ -51,7 +52,6 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     s->pattern = sparse::SparsePattern::load(a.pattern_path);
     s->pattern.check_model(c, a.pattern_path);
     const auto den = a.denominator == "spion" ? SparseDenominator::spion : SparseDenominator::standard;
-    if (a.dense_below < 0) throw Error(ErrorKind::invalid_argument, "--sparse-dense-below must be >= 0");
     s->masks = s->pattern.masks(f.n_ctx(), den, a.dense_below);
     for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m) / c.n_layer;
     f.set_attention_masks(s->masks);

@@ -28,9 +28,10 @@ void Forward::check_support() const {
     require_support(be_, Op::add, GgmlType::F32);
 }
 
-void Forward::set_attention_capture(AttentionCapture on_layer) {
+void Forward::set_attention_capture(AttentionCapture on_layer, bool per_group) {
     if (on_layer && be_.device() != Device::cpu) throw Error(ErrorKind::unsupported, "attention capture runs on the CPU backend only");
     capture_ = std::move(on_layer);
+    capture_per_group_ = per_group;
     if (!capture_) capture_buf_ = {};
 }
 
@@ -100,11 +101,14 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n) {
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
     if (capture_) {
         ap.capture_stride = n_past_ + n;
-        capture_buf_.resize(static_cast<size_t>(n) * ap.capture_stride);
+        ap.capture_per_group = capture_per_group_;
+        capture_buf_.resize(static_cast<size_t>(capture_groups()) * n * ap.capture_stride);
         ap.capture = capture_buf_.data();
     }
     be_.attention(q, cache_.k(layer), cache_.v(layer), att, ap);
-    if (capture_) capture_(layer, capture_buf_.data(), n, ap.capture_stride);
+    if (capture_)
+        for (int g = 0; g < capture_groups(); ++g)
+            capture_(layer, g, capture_buf_.data() + static_cast<size_t>(g) * n * ap.capture_stride, n, ap.capture_stride);
     be_.linear(l.wo, bias(l.bo), att, proj);
     be_.add(x, proj);
 }

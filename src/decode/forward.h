@@ -29,11 +29,12 @@ public:
     // The latest final-norm hidden state, copied to the host.
     std::vector<float> final_hidden() const;
 
-    // Calibration: after each layer's attention, on_layer(layer, P, n, stride) receives the head-mean attention
-    // probabilities of the n tokens just evaluated (row t: keys 0..n_past+t, at P + t * stride). CPU backend only; an
-    // empty function turns the capture off.
-    using AttentionCapture = std::function<void(int layer, const float* P, int n, int64_t stride)>;
-    void set_attention_capture(AttentionCapture on_layer);
+    // Calibration: after each layer's attention, on_layer(layer, group, P, n, stride) receives the head-mean attention
+    // probabilities of the n tokens just evaluated (row t: keys 0..n_past+t, at P + t * stride): group 0 only, the mean
+    // over all heads; with per_group, one call per KV head group, the mean over that group's heads. CPU backend only;
+    // an empty function turns the capture off.
+    using AttentionCapture = std::function<void(int layer, int group, const float* P, int n, int64_t stride)>;
+    void set_attention_capture(AttentionCapture on_layer, bool per_group = false);
 
     // Block-sparse attention per layer (SPION); an entry may be null (dense); an empty list restores dense attention.
     // The masks must outlive their use and cover the context.
@@ -62,6 +63,8 @@ private:
     KvCache cache_;
     std::vector<const BlockMask*> masks_;
     AttentionCapture capture_;
+    bool capture_per_group_ = false;
+    int capture_groups() const { return capture_per_group_ ? c_.n_head_kv : 1; }
     std::vector<float> capture_buf_;
     int n_past_ = 0;
     int scratch_tokens_ = 0;

@@ -24,14 +24,19 @@ SparsePattern calibrate(const LoadedModel& model, const std::vector<int32_t>& to
     Forward f(model, *be, o.ctx);
     const int nb = (o.ctx + po.block - 1) / po.block;
     const int taps = po.method == Method::f ? 1 : po.conv_taps;
-    std::vector<std::vector<double>> scores(c.n_layer, std::vector<double>(static_cast<size_t>(nb) * nb, 0.0)), mass = scores;
-    f.set_attention_capture([&](int layer, const float* P, int n, int64_t stride) {
-        const auto m = block_mass(P, n, stride, po.block);
-        for (size_t i = 0; i < m.size(); ++i) mass[layer][i] += m[i];
-        if (po.method == Method::coverage) return;
-        const auto s = block_scores(P, n, stride, po.block, taps, po.relative);
-        for (size_t i = 0; i < s.size(); ++i) scores[layer][i] += s[i];
-    });
+    const int groups = po.per_group ? c.n_head_kv : 1;
+    // [layer * groups + group] -> nb x nb
+    std::vector<std::vector<double>> scores(static_cast<size_t>(c.n_layer) * groups, std::vector<double>(static_cast<size_t>(nb) * nb, 0.0)), mass = scores;
+    f.set_attention_capture(
+        [&](int layer, int group, const float* P, int n, int64_t stride) {
+            const size_t at = static_cast<size_t>(layer) * groups + group;
+            const auto m = block_mass(P, n, stride, po.block);
+            for (size_t i = 0; i < m.size(); ++i) mass[at][i] += m[i];
+            if (po.method == Method::coverage) return;
+            const auto s = block_scores(P, n, stride, po.block, taps, po.relative);
+            for (size_t i = 0; i < s.size(); ++i) scores[at][i] += s[i];
+        },
+        po.per_group);
     std::vector<int32_t> chunk(o.ctx);
     for (int k = 0; k < chunks; ++k) {
         std::copy(tokens.begin() + static_cast<size_t>(k) * o.ctx, tokens.begin() + static_cast<size_t>(k + 1) * o.ctx, chunk.begin());
@@ -56,10 +61,17 @@ SparsePattern calibrate(const LoadedModel& model, const std::vector<int32_t>& to
     p.window = po.window;
     p.relative = po.relative;
     p.coverage = po.coverage;
+    p.n_head_kv = c.n_head_kv;
+    p.groups = groups;
     for (int l = 0; l < c.n_layer; ++l) {
-        for (double& v : scores[l]) v /= chunks;
-        LayerPattern lp{select_blocks(po.method == Method::coverage ? mass[l] : scores[l], nb, po), {}, {}};
-        lp.kept_mass = kept_mass_share(mass[l], lp.keep, nb);
+        LayerPattern lp;
+        for (int g = 0; g < groups; ++g) {
+            const size_t at = static_cast<size_t>(l) * groups + g;
+            for (double& v : scores[at]) v /= chunks;
+            const auto keep = select_blocks(po.method == Method::coverage ? mass[at] : scores[at], nb, po);
+            lp.keep.insert(lp.keep.end(), keep.begin(), keep.end());
+            lp.kept_mass += kept_mass_share(mass[at], keep, nb) / groups;
+        }
         p.layers.push_back(std::move(lp));
     }
     p.derive_profiles();

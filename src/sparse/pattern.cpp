@@ -171,17 +171,20 @@ std::vector<uint8_t> select_blocks(const std::vector<double>& scores, int nb, co
 void SparsePattern::derive_profiles() {
     const int nb = n_blocks();
     for (LayerPattern& l : layers) {
-        l.slash.assign(nb, 0);
-        l.vertical.assign(nb, 0);
-        for (int d = 0; d < nb; ++d) {
-            int kept = 0, rows = 0;
-            for (int r = d; r < nb; ++r, ++rows) kept += l.keep[static_cast<size_t>(r) * nb + r - d];
-            l.slash[d] = 2 * kept >= rows;
-        }
-        for (int c = 0; c < nb; ++c) {
-            int kept = 0, rows = 0;
-            for (int r = c; r < nb; ++r, ++rows) kept += l.keep[static_cast<size_t>(r) * nb + c];
-            l.vertical[c] = 2 * kept >= rows;
+        l.slash.assign(static_cast<size_t>(groups) * nb, 0);
+        l.vertical.assign(static_cast<size_t>(groups) * nb, 0);
+        for (int g = 0; g < groups; ++g) {
+            const uint8_t* keep = l.keep.data() + static_cast<size_t>(g) * nb * nb;
+            for (int d = 0; d < nb; ++d) {
+                int kept = 0, rows = 0;
+                for (int r = d; r < nb; ++r, ++rows) kept += keep[static_cast<size_t>(r) * nb + r - d];
+                l.slash[static_cast<size_t>(g) * nb + d] = 2 * kept >= rows;
+            }
+            for (int c = 0; c < nb; ++c) {
+                int kept = 0, rows = 0;
+                for (int r = c; r < nb; ++r, ++rows) kept += keep[static_cast<size_t>(r) * nb + c];
+                l.vertical[static_cast<size_t>(g) * nb + c] = 2 * kept >= rows;
+            }
         }
     }
 }
@@ -190,15 +193,20 @@ BlockMask SparsePattern::mask(int layer, int n_ctx, SparseDenominator denominato
     if (layer < 0 || layer >= static_cast<int>(layers.size())) throw Error(ErrorKind::invalid_argument, "sparse pattern: no layer " + std::to_string(layer));
     const LayerPattern& l = layers[layer];
     const int nb_cal = n_blocks(), nb = std::max(1, (n_ctx + block - 1) / block);
-    BlockMask m{block, nb, std::vector<uint8_t>(static_cast<size_t>(nb) * nb, 0), denominator};
-    for (int qb = 0; qb < nb; ++qb)
-        for (int kb = 0; kb <= qb; ++kb) {
-            bool keep;
-            if ((qb + 1) * block <= dense_below) keep = true;
-            else if (qb < nb_cal) keep = l.keep[static_cast<size_t>(qb) * nb_cal + kb];
-            else keep = forced(qb, kb, window) || (qb - kb < nb_cal && l.slash[qb - kb]) || (kb < nb_cal && l.vertical[kb]);
-            m.keep[static_cast<size_t>(qb) * nb + kb] = keep || forced(qb, kb, window);
-        }
+    BlockMask m{block, nb, std::vector<uint8_t>(static_cast<size_t>(groups) * nb * nb, 0), denominator, groups};
+    for (int g = 0; g < groups; ++g) {
+        const uint8_t* cal = l.keep.data() + static_cast<size_t>(g) * nb_cal * nb_cal;
+        const uint8_t* slash = l.slash.data() + static_cast<size_t>(g) * nb_cal;
+        const uint8_t* vertical = l.vertical.data() + static_cast<size_t>(g) * nb_cal;
+        for (int qb = 0; qb < nb; ++qb)
+            for (int kb = 0; kb <= qb; ++kb) {
+                bool keep;
+                if ((qb + 1) * block <= dense_below) keep = true;
+                else if (qb < nb_cal) keep = cal[static_cast<size_t>(qb) * nb_cal + kb];
+                else keep = forced(qb, kb, window) || (qb - kb < nb_cal && slash[qb - kb]) || (kb < nb_cal && vertical[kb]);
+                m.keep[(static_cast<size_t>(g) * nb + qb) * nb + kb] = keep || forced(qb, kb, window);
+            }
+    }
     return m;
 }
 
@@ -211,7 +219,9 @@ std::vector<BlockMask> SparsePattern::masks(int n_ctx, SparseDenominator denomin
 double SparsePattern::density_of(const BlockMask& m) {
     int kept = 0, causal = 0;
     for (int qb = 0; qb < m.n_blocks; ++qb)
-        for (int kb = 0; kb <= qb; ++kb, ++causal) kept += m.keep[static_cast<size_t>(qb) * m.n_blocks + kb] != 0;
+        for (int kb = 0; kb <= qb; ++kb, ++causal)
+            for (int g = 0; g < m.groups; ++g) kept += m.row(qb, g)[kb] != 0;
+    causal *= m.groups;
     return causal ? static_cast<double>(kept) / causal : 0;
 }
 
@@ -240,9 +250,10 @@ void SparsePattern::save(const std::string& path) const {
     nlohmann::ordered_json j;
     j["format"] = "winnow-sparse-pattern";
     j["version"] = kVersion;
-    j["model"] = {{"name", model}, {"n_layer", n_layer}, {"n_embd", n_embd}, {"n_head", n_head}, {"n_vocab", n_vocab}};
+    j["model"] = {{"name", model}, {"n_layer", n_layer}, {"n_embd", n_embd}, {"n_head", n_head}, {"n_head_kv", n_head_kv}, {"n_vocab", n_vocab}};
     j["method"] = to_string(method);
     j["block"] = block;
+    j["groups"] = groups;
     j["calib_ctx"] = calib_ctx;
     j["calib_chunks"] = calib_chunks;
     j["density"] = density;
@@ -256,7 +267,7 @@ void SparsePattern::save(const std::string& path) const {
         nlohmann::ordered_json lj;
         lj["kept_mass"] = l.kept_mass;
         lj["keep"] = nlohmann::ordered_json::array();
-        for (int r = 0; r < nb; ++r) lj["keep"].push_back(row_bits(l.keep, static_cast<size_t>(r) * nb, nb));
+        for (int r = 0; r < groups * nb; ++r) lj["keep"].push_back(row_bits(l.keep, static_cast<size_t>(r) * nb, nb));
         ls.push_back(lj);
     }
     const std::string tmp = path + ".tmp";
@@ -323,17 +334,22 @@ SparsePattern SparsePattern::load(const std::string& path) {
             throw Error(ErrorKind::format, where + ": block, calib_ctx, window or n_layer out of range");
         const int nb = p.n_blocks();
         if (nb > 4096) throw Error(ErrorKind::format, where + ": " + std::to_string(nb) + " blocks per row is too many");
+        p.groups = j.value("groups", 1);
+        if (p.groups < 1 || p.groups > 256) throw Error(ErrorKind::format, where + ": groups " + std::to_string(p.groups) + " out of range");
+        p.n_head_kv = m.value("n_head_kv", 0);
         const auto& ls = j.at("layers");
         if (!ls.is_array() || static_cast<int>(ls.size()) != p.n_layer)
             throw Error(ErrorKind::format, where + ": " + std::to_string(ls.is_array() ? ls.size() : 0) + " layers for n_layer " + std::to_string(p.n_layer));
         for (size_t i = 0; i < ls.size(); ++i) {
             const auto& rows = ls[i].at("keep");
             const std::string lw = where + " layer " + std::to_string(i);
-            if (!rows.is_array() || static_cast<int>(rows.size()) != nb) throw Error(ErrorKind::format, lw + ": expected " + std::to_string(nb) + " rows");
+            if (!rows.is_array() || static_cast<int64_t>(rows.size()) != static_cast<int64_t>(p.groups) * nb)
+                throw Error(ErrorKind::format, lw + ": expected " + std::to_string(static_cast<int64_t>(p.groups) * nb) + " rows");
             LayerPattern l;
             l.kept_mass = ls[i].value("kept_mass", 0.0);
-            for (int r = 0; r < nb; ++r) {
-                const auto bits = parse_bits(rows[r].get<std::string>(), nb, lw + " row " + std::to_string(r));
+            for (int gr = 0; gr < p.groups * nb; ++gr) {
+                const int r = gr % nb; // the query block of this row of its group
+                const auto bits = parse_bits(rows[gr].get<std::string>(), nb, lw + " row " + std::to_string(gr));
                 for (int c = r + 1; c < nb; ++c)
                     if (bits[c]) throw Error(ErrorKind::format, lw + " row " + std::to_string(r) + ": block " + std::to_string(c) + " is above the causal diagonal");
                 if (!bits[r] || !bits[0]) throw Error(ErrorKind::format, lw + " row " + std::to_string(r) + ": the diagonal and sink blocks must be kept");
@@ -349,7 +365,8 @@ SparsePattern SparsePattern::load(const std::string& path) {
 }
 
 void SparsePattern::check_model(const ModelConfig& c, const std::string& path) const {
-    if (c.n_layer != n_layer || c.n_embd != n_embd || c.n_head != n_head || c.n_vocab != n_vocab)
+    if (c.n_layer != n_layer || c.n_embd != n_embd || c.n_head != n_head || c.n_vocab != n_vocab || (n_head_kv && c.n_head_kv != n_head_kv) ||
+        (groups != 1 && groups != c.n_head_kv))
         throw Error(ErrorKind::invalid_argument, "sparse pattern '" + path + "' was calibrated for another model (" + model + ": " + std::to_string(n_layer) +
                                                      " layers, d " + std::to_string(n_embd) + ")");
 }

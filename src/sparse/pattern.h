@@ -39,6 +39,7 @@ struct PatternOptions {
     // that rows of every length compete on equal terms; raw probabilities favour the short early rows, whose few keys
     // each get a large share, and starve the long rows where sparsity pays.
     bool relative = true;
+    bool per_group = false; // one pattern per KV head group (heads that share a KV head) instead of one per layer
 };
 
 // Block scores of one layer from a causal head-mean attention map A (row i: keys 0..i at A + i * stride, n rows):
@@ -58,8 +59,8 @@ std::vector<uint8_t> select_blocks(const std::vector<double>& scores, int nb, co
 double kept_mass_share(const std::vector<double>& mass, const std::vector<uint8_t>& keep, int nb);
 
 struct LayerPattern {
-    std::vector<uint8_t> keep; // nb x nb at the calibrated length
-    std::vector<uint8_t> slash, vertical; // the extension rule's profiles (nb each)
+    std::vector<uint8_t> keep; // groups x nb x nb at the calibrated length
+    std::vector<uint8_t> slash, vertical; // the extension rule's profiles (groups x nb each)
     double kept_mass = 0; // the calibration attention mass the mask holds (kept_mass_share); 0: not recorded
 };
 
@@ -67,6 +68,8 @@ struct SparsePattern {
     static constexpr int kVersion = 1;
     std::string model;       // the model's name (general.name), as a check
     int n_layer = 0, n_embd = 0, n_head = 0, n_vocab = 0;
+    int n_head_kv = 0;       // 0: not recorded (older files)
+    int groups = 1;          // 1: one pattern per layer for all heads; n_head_kv: one per KV head group
     int block = 0, calib_ctx = 0, calib_chunks = 0;
     int window = 2;          // forced local blocks (PatternOptions::window)
     bool relative = false;   // scores relative to uniform attention (PatternOptions::relative)

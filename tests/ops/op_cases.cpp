@@ -242,23 +242,28 @@ void add_copy_rows_cases(std::vector<OpCase>& cases) {
                      }});
 }
 
-BlockMask random_mask(int block, int n_blocks, uint64_t seed) {
-    BlockMask m{block, n_blocks, std::vector<uint8_t>(static_cast<size_t>(n_blocks) * n_blocks, 0)};
+BlockMask random_mask(int block, int n_blocks, uint64_t seed, int groups = 1) {
+    BlockMask m{block, n_blocks, std::vector<uint8_t>(static_cast<size_t>(groups) * n_blocks * n_blocks, 0)};
+    m.groups = groups;
     std::mt19937_64 rng(seed);
-    for (int qb = 0; qb < n_blocks; ++qb)
-        for (int kb = 0; kb <= qb; ++kb) m.keep[qb * n_blocks + kb] = kb == qb || kb == 0 || rng() % 3 == 0; // diagonal, sink, ~1/3 of the rest
+    for (int g = 0; g < groups; ++g)
+        for (int qb = 0; qb < n_blocks; ++qb)
+            for (int kb = 0; kb <= qb; ++kb) // diagonal, sink, ~1/3 of the rest
+                m.keep[(static_cast<size_t>(g) * n_blocks + qb) * n_blocks + kb] = kb == qb || kb == 0 || rng() % 3 == 0;
     return m;
 }
 
 void add_attention_cases(std::vector<OpCase>& cases) {
-    struct S { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; };
+    struct S { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; int mask_groups = 1; };
     const S shapes[] = {{"smollm2_prefill_7", 7, 0, 9, 3, 64, 0},         {"smollm2_decode_pos300", 1, 300, 9, 3, 64, 0},
                         {"smollm2_decode_pos4095", 1, 4095, 9, 3, 64, 0}, {"gpt2_prefill_5_at_10", 5, 10, 12, 12, 64, 0},
                         {"odd_mqa_3_at_37", 3, 37, 5, 1, 48, 0},          {"masked_b16_prefill_128", 128, 0, 9, 3, 64, 16},
                         {"masked_b16_decode_pos100", 1, 100, 9, 3, 64, 16},      {"masked_spion_b16_prefill_128", 128, 0, 9, 3, 64, -16},
                         {"masked_spion_b32_decode_pos300", 1, 300, 9, 3, 64, -32},
                         // long masked rows: the CPU kernel splits each row's kept keys and merges the parts
-                        {"masked_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64}, {"masked_b64_decode2_pos2500", 2, 2500, 9, 3, 64, 64}};
+                        {"masked_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64}, {"masked_b64_decode2_pos2500", 2, 2500, 9, 3, 64, 64},
+                        // one pattern per KV head group
+                        {"grouped_mask_b16_prefill_96", 96, 0, 9, 3, 64, 16, 3}, {"grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
         cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name, Op::attention, type, 1e-10, 1e-10, [s, type](Backend& be) {
@@ -276,7 +281,7 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                              // a negative block size: the same pattern with the SPION denominator
                              const int block = std::abs(s.mask_block);
                              if (block) {
-                                 mask = random_mask(block, (ctx + block - 1) / block, 64);
+                                 mask = random_mask(block, (ctx + block - 1) / block, 64, s.mask_groups);
                                  if (s.mask_block < 0) mask.denominator = SparseDenominator::spion;
                                  p.mask = &mask;
                              }
@@ -284,7 +289,7 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                              std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
                              ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), s.pos0, s.n, s.n_head, s.n_head_kv, s.hd,
                                                            1.0 / std::sqrt(static_cast<double>(s.hd)),
-                                                           [&](int qp, int kp) { return !block || mask.allows(qp, kp); }, s.mask_block < 0);
+                                                           [&](int kvh, int qp, int kp) { return !block || mask.allows(qp, kp, kvh); }, s.mask_block < 0);
                              return compare(get(be, ot), ref);
                          }});
 }

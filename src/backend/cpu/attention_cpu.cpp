@@ -59,7 +59,7 @@ inline float exp_shift_sum(float* x, int n, float m) {
 
 // The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. Returns the
 // number of runs; *kept gets the number of keys in them.
-int key_runs(const BlockMask* mask, int q_pos, int* runs, int* kept) {
+int key_runs(const BlockMask* mask, int q_pos, int kv_head, int* runs, int* kept) {
     const int n_keys = q_pos + 1;
     if (!mask) {
         runs[0] = 0, runs[1] = n_keys, *kept = n_keys;
@@ -67,7 +67,7 @@ int key_runs(const BlockMask* mask, int q_pos, int* runs, int* kept) {
     }
     int n_runs = 0;
     *kept = 0;
-    const uint8_t* row = &mask->keep[static_cast<size_t>(q_pos / mask->block) * mask->n_blocks];
+    const uint8_t* row = mask->row(q_pos / mask->block, kv_head);
     for (int kb = 0; kb * mask->block < n_keys; ++kb) {
         if (!row[kb]) continue;
         const int b = kb * mask->block, e = std::min(n_keys, b + mask->block);
@@ -172,7 +172,7 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
             GroupState st{buf, buf + heads, buf + 2 * heads};
             st.reset(heads, hd);
             int kept = 0;
-            const int n_runs = key_runs(p.mask, q_pos, runs.data(), &kept);
+            const int n_runs = key_runs(p.mask, q_pos, kvh, runs.data(), &kept);
             accumulate_range(shape, q + q_off, k_cache, v_cache, runs.data(), n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
                              static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
             if (splits == 1) finalize(st, heads, hd, spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f, out + q_off);
@@ -198,7 +198,7 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
                     }
                 }
                 int kept = 0;
-                key_runs(p.mask, q_pos, merge_runs.data(), &kept);
+                key_runs(p.mask, q_pos, kvh, merge_runs.data(), &kept);
                 const size_t q_off = (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd;
                 finalize(acc, heads, hd, spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f, out + q_off);
             }
@@ -208,6 +208,7 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
 
 void attention_head_mean_probs(const float* q, const float* k_cache, int n_tokens, const AttentionParams& p, float* capture, int64_t stride, int n_threads) {
     const int hd = p.head_dim, kv_dim = p.n_head_kv * hd, n_blocks = p.mask ? p.mask->n_blocks : 1;
+    const int groups = p.capture_per_group ? p.n_head_kv : 1, heads_per_capture = p.n_head / groups;
     const float scale = p.effective_scale();
     const bool spion = p.mask && p.mask->denominator == SparseDenominator::spion;
 #pragma omp parallel num_threads(n_threads)
@@ -217,20 +218,21 @@ void attention_head_mean_probs(const float* q, const float* k_cache, int n_token
 #pragma omp for schedule(dynamic)
         for (int t = 0; t < n_tokens; ++t) {
             const int q_pos = p.pos0 + t;
-            float* cap = capture + static_cast<size_t>(t) * stride;
-            std::fill(cap, cap + q_pos + 1, 0.0f);
-            int kept = 0;
-            const int n_runs = key_runs(p.mask, q_pos, runs.data(), &kept);
+            for (int g = 0; g < groups; ++g) std::fill_n(capture + (static_cast<size_t>(g) * n_tokens + t) * stride, q_pos + 1, 0.0f);
             for (int h = 0; h < p.n_head; ++h) {
+                const int kvh = p.kv_head(h);
+                float* cap = capture + (static_cast<size_t>(groups == 1 ? 0 : kvh) * n_tokens + t) * stride;
+                int kept = 0;
+                const int n_runs = key_runs(p.mask, q_pos, kvh, runs.data(), &kept);
                 const float* qh = q + (static_cast<size_t>(t) * p.n_head + h) * hd;
-                const size_t off = static_cast<size_t>(p.kv_head(h)) * hd;
+                const size_t off = static_cast<size_t>(kvh) * hd;
                 float mx = -INFINITY;
                 for (int r = 0; r < n_runs; ++r)
                     for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) mx = std::max(mx, s[j] = dot(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale);
                 float sum = 0.0f;
                 for (int r = 0; r < n_runs; ++r) sum += exp_shift_sum(s.data() + runs[2 * r], runs[2 * r + 1] - runs[2 * r], mx);
                 if (spion) sum += static_cast<float>(q_pos + 1 - kept) * std::exp(-mx);
-                const float w = 1.0f / (sum * p.n_head);
+                const float w = 1.0f / (sum * heads_per_capture);
                 for (int r = 0; r < n_runs; ++r)
                     for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) cap[j] += s[j] * w;
             }

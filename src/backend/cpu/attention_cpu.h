@@ -11,8 +11,9 @@ namespace winnow::cpu {
 // q [n_tokens][n_head * head_dim], caches [positions][n_head_kv * head_dim], out like q; p as for Backend::attention.
 void attention_f32(const float* q, const float* k_cache, const float* v_cache, float* out, int n_tokens, const AttentionParams& p, int n_threads);
 
-// Calibration (SPION pattern capture): the attention probabilities of each query row averaged over the heads,
-// written to capture[t * stride + j] for keys j <= pos0 + t (dropped keys of a mask: 0).
+// Calibration (SPION pattern capture): the attention probabilities of each query row averaged over the heads (or over
+// each KV group's heads, p.capture_per_group: group g at capture + g * n_tokens * stride), written to
+// capture[t * stride + j] for keys j <= pos0 + t (dropped keys of a mask: 0).
 void attention_head_mean_probs(const float* q, const float* k_cache, int n_tokens, const AttentionParams& p, float* capture, int64_t stride, int n_threads);
 
 } // namespace winnow::cpu

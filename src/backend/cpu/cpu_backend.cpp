@@ -149,6 +149,7 @@ public:
             throw Error(ErrorKind::invalid_argument, "attention: shapes q " + qt.describe() + " k " + kt.describe() + " do not match the parameters");
         check_f32(kt, "attention K cache");
         check_f32(vt, "attention V cache");
+        if (p.mask) p.mask->check_heads(p.n_head_kv);
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < pos0 + n_tokens)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(pos0 + n_tokens));
         check_shape(outt, n_tokens, static_cast<int64_t>(n_head) * head_dim, "attention output");

@@ -100,8 +100,8 @@ void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base,
 }
 
 // Causal attention of n query rows at positions pos0.. over a KV cache [positions][n_head_kv * hd] (grouped heads:
-// query head h reads kv head h / (n_head / n_head_kv)). `allowed(q_pos, k_pos)` restricts the keys further (a
-// block-sparse pattern); it must allow k_pos == q_pos. Scores are softmaxed over the allowed keys only; with
+// query head h reads kv head h / (n_head / n_head_kv)). `allowed(kv_head, q_pos, k_pos)` restricts the keys further
+// (a block-sparse pattern, possibly per KV head group); it must allow k_pos == q_pos. Scores are softmaxed over the allowed keys only; with
 // spion_denominator the disallowed keys of the row (k_pos <= q_pos) add exp(0 - max) each to the denominator.
 template <typename F, typename Allowed>
 void attention_cached(F* out, const F* q, const F* k_cache, const F* v_cache, int pos0, int n, int n_head, int n_head_kv, int hd,
@@ -115,7 +115,7 @@ void attention_cached(F* out, const F* q, const F* k_cache, const F* v_cache, in
             p.assign(q_pos + 1, F(0));
             F mx = -INFINITY;
             for (int j = 0; j <= q_pos; ++j) {
-                if (!allowed(q_pos, j)) continue;
+                if (!allowed(kvh, q_pos, j)) continue;
                 const F* kj = k_cache + static_cast<size_t>(j) * kv_dim + kvh * hd;
                 F s = 0;
                 for (int d = 0; d < hd; ++d) s += qh[d] * kj[d];
@@ -125,14 +125,14 @@ void attention_cached(F* out, const F* q, const F* k_cache, const F* v_cache, in
             F sum = 0;
             int dropped = 0;
             for (int j = 0; j <= q_pos; ++j) {
-                if (allowed(q_pos, j)) sum += (p[j] = std::exp(p[j] - mx));
+                if (allowed(kvh, q_pos, j)) sum += (p[j] = std::exp(p[j] - mx));
                 else ++dropped;
             }
             if (spion_denominator) sum += static_cast<F>(dropped) * std::exp(-mx);
             F* oh = out + (static_cast<size_t>(t) * n_head + h) * hd;
             for (int d = 0; d < hd; ++d) oh[d] = 0;
             for (int j = 0; j <= q_pos; ++j) {
-                if (!allowed(q_pos, j)) continue;
+                if (!allowed(kvh, q_pos, j)) continue;
                 const F w = p[j] / sum;
                 const F* vj = v_cache + static_cast<size_t>(j) * kv_dim + kvh * hd;
                 for (int d = 0; d < hd; ++d) oh[d] += w * vj[d];

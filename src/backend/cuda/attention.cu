@@ -17,7 +17,7 @@ constexpr int kThreads = 128;
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
-                                 int n_blocks, bool spion_denominator) {
+                                 int n_blocks, int mask_groups, bool spion_denominator) {
     extern __shared__ float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
     const int h = blockIdx.x, t = blockIdx.y;
@@ -31,7 +31,8 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     __syncthreads();
 
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
-    const uint8_t* keep_row = keep ? keep + static_cast<size_t>(q_pos / block) * n_blocks : nullptr;
+    // the row of this head's pattern: one for all heads, or one per KV head group
+    const uint8_t* keep_row = keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
     for (int j = warp; j < n_keys; j += n_warps) {
         const bool allowed = !keep_row || keep_row[j / block];
         float s = 0.0f;
@@ -72,8 +73,8 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
 } // namespace
 
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, bool spion_denominator,
-                      cudaStream_t s) {
+                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
+                      bool spion_denominator, cudaStream_t s) {
     if (n_tokens == 0) return;
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + pos0 + n_tokens) * sizeof(float);
     int device = 0, limit = 0;
@@ -87,7 +88,7 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
         if (shared_bytes > 48 * 1024)
             WINNOW_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
         attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, keep, block,
-                                                                 n_blocks, spion_denominator);
+                                                                 n_blocks, mask_groups, spion_denominator);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

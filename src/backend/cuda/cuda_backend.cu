@@ -168,11 +168,12 @@ public:
             q.cols() != static_cast<int64_t>(p.n_head) * p.head_dim)
             throw Error(ErrorKind::invalid_argument, "attention: shapes q " + q.describe() + " k " + k.describe() + " v " + v.describe() + " do not match the parameters");
         check_shape(out, n, q.cols(), "attention output");
+        if (p.mask) p.mask->check_heads(p.n_head_kv);
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < p.pos0 + n)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
         const uint8_t* keep = p.mask ? device_mask(*p.mask) : nullptr;
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
-                               p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0,
+                               p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
                                p.mask && p.mask->denominator == SparseDenominator::spion, stream_);
     }
 

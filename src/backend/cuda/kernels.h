@@ -26,8 +26,8 @@ void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n_
 // Causal attention over a cache of `cache_type`; keep/block/n_blocks describe an optional block mask (keep null: dense).
 // Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, bool spion_denominator,
-                      cudaStream_t s);
+                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
+                      bool spion_denominator, cudaStream_t s);
 void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
 // y[r][:] += x[x_rows == 1 ? 0 : r][:]
