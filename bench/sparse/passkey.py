@@ -33,7 +33,7 @@ def generate(args, text, ctx, sparse):
         f.write(text)
         path = f.name
     try:
-        cmd = [args.winnow, "generate", "-f", path, "-n", "8", "--ctx", str(ctx), "--json"]
+        cmd = [args.winnow, "generate", "-f", path, "-n", "8", "--temp", "0", "--ctx", str(ctx), "--json"]
         if args.model:
             cmd += ["-m", args.model]
         if sparse:
@@ -50,35 +50,39 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--winnow", default="build/src/winnow")
     ap.add_argument("--model", default="")
-    ap.add_argument("--pattern", required=True)
+    ap.add_argument("--pattern", default="")
     ap.add_argument("--lengths", default="2048,4096,8192", help="context lengths (the prompt fills it but for 16 tokens)")
     ap.add_argument("--depths", default="0.1,0.5,0.9")
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--modes", default="dense,sparse", help="which attention to run (the keys depend only on --seed, so runs of one mode can be merged)")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
+    modes = a.modes.split(",")
+    if "sparse" in modes and not a.pattern:
+        sys.exit("passkey: --pattern is required for sparse attention")
     rng = random.Random(a.seed)
     # tokens per filler sentence group, from the tokenizer itself (a prompt of 0 and 40 fillers)
     t0 = len(generate(a, prompt(0, 0.5, 12345), 2048, False)["prompt_ids"])
     t40 = len(generate(a, prompt(40, 0.5, 12345), 2048, False)["prompt_ids"])
     per = (t40 - t0) / 40
     rows = []
-    print("| context | depth | dense | sparse |")
-    print("|---:|---:|---:|---:|")
+    print("| context | depth | " + " | ".join(modes) + " |")
+    print("|---:|---:|" + "---:|" * len(modes))
     for ctx in map(int, a.lengths.split(",")):
         n_filler = int((ctx - 16 - t0) / per)
         for depth in map(float, a.depths.split(",")):
-            ok = {"dense": 0, "sparse": 0}
+            ok = {m: 0 for m in modes}
             for _ in range(a.trials):
                 key = rng.randint(10000, 99999)
                 text = prompt(n_filler, depth, key)
-                for mode in ("dense", "sparse"):
+                for mode in modes:
                     out = generate(a, text, ctx, mode == "sparse")
                     hit = str(key) in out["text"]
                     ok[mode] += hit
                     rows.append({"ctx": ctx, "prompt_tokens": len(out["prompt_ids"]), "depth": depth, "key": key, "attention": mode,
                                  "output": out["text"], "found": hit})
-            print(f"| {ctx} | {depth:.0%} | {ok['dense']}/{a.trials} | {ok['sparse']}/{a.trials} |", flush=True)
+            print(f"| {ctx} | {depth:.0%} | " + " | ".join(f"{ok[m]}/{a.trials}" for m in modes) + " |", flush=True)
     if a.out:
         tmp = a.out + ".tmp"
         with open(tmp, "w") as f:
