@@ -13,22 +13,6 @@ namespace {
 
 constexpr int kChunk = 64; // keys scored at once for every head of a group (the scores stay in L1)
 
-inline float dot(const float* a, const float* b, int n) {
-    int i = 0;
-    float s = 0.0f;
-#ifdef WINNOW_AVX2
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    s = hsum(_mm256_add_ps(acc0, acc1));
-#endif
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
-}
-
 // y += a * x
 inline void axpy(float* y, float a, const float* x, int n) {
     int i = 0;
@@ -103,7 +87,7 @@ void accumulate(const GroupShape& s, const float* qg, const float* k_cache, cons
         const int n = std::min(kChunk, e - c0);
         for (int j = 0; j < n; ++j) {
             const float* kj = k_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
-            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot(qg + static_cast<size_t>(g) * s.hd, kj, s.hd) * s.scale;
+            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_f32(qg + static_cast<size_t>(g) * s.hd, kj, s.hd) * s.scale;
         }
         for (int g = 0; g < s.heads; ++g) {
             float* sg = scores + g * kChunk;
@@ -228,7 +212,7 @@ void attention_head_mean_probs(const float* q, const float* k_cache, int n_token
                 const size_t off = static_cast<size_t>(kvh) * hd;
                 float mx = -INFINITY;
                 for (int r = 0; r < n_runs; ++r)
-                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) mx = std::max(mx, s[j] = dot(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale);
+                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) mx = std::max(mx, s[j] = dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale);
                 float sum = 0.0f;
                 for (int r = 0; r < n_runs; ++r) sum += exp_shift_sum(s.data() + runs[2 * r], runs[2 * r + 1] - runs[2 * r], mx);
                 if (spion) sum += static_cast<float>(q_pos + 1 - kept) * std::exp(-mx);

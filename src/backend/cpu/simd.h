@@ -1,6 +1,7 @@
 #pragma once
 // Small SIMD helpers shared by the CPU dot-product kernels. WINNOW_AVX2 is set when the build targets a CPU with
 // AVX2 + FMA + F16C (the kernels then take their vector paths; otherwise the scalar ones).
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -56,5 +57,22 @@ inline __m256 exp_ps(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 #endif
+
+// sum a[i] * b[i], fp32 (FMA lanes, then the scalar tail); inline for the attention kernel's per-key dot products.
+inline float dot_f32(const float* a, const float* b, size_t n) {
+    size_t i = 0;
+    float s = 0.0f;
+#ifdef WINNOW_AVX2
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    s = hsum(_mm256_add_ps(acc0, acc1));
+#endif
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
 
 } // namespace winnow::cpu

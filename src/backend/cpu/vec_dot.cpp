@@ -54,20 +54,7 @@ inline __m256 nibble_block_dot(const uint8_t* qs, const float* xp) {
 } // namespace
 #endif
 
-float vec_dot_f32(const float* a, const float* b, size_t n) {
-    size_t i = 0;
-    float s = 0.0f;
-#ifdef WINNOW_AVX2
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    s = hsum(_mm256_add_ps(acc0, acc1));
-#endif
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
-}
+float vec_dot_f32(const float* a, const float* b, size_t n) { return dot_f32(a, b, n); }
 
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_t n) {
     const float* x = a.x;
