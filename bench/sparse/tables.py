@@ -11,21 +11,27 @@ d = sys.argv[1] if len(sys.argv) > 1 else "bench/reports/spion"
 
 
 def load(name):
+    """The JSON file in d, or None when it is missing or not written yet."""
     p = os.path.join(d, name)
-    return json.load(open(p)) if os.path.exists(p) else None
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 pattern = next((f for f in sorted(os.listdir(d)) if f.startswith("pattern-")), None)
 if pattern:
     p = load(pattern)
-    print(f"Pattern `{pattern}`: method {p['method']}, coverage {p.get('coverage')}, block {p['block']}, window {p.get('window', 2)}, "
+    print(f"Pattern `{pattern}`: method {p['method']}, coverage {p.get('coverage')}, {p.get('groups', 1)} head group(s), block {p['block']}, window {p.get('window', 2)}, "
           f"calibrated at {p['calib_ctx']} tokens over {p['calib_chunks']} chunks.\n")
     masses = [l.get("kept_mass", 0) for l in p["layers"]]
-    nb = len(p["layers"][0]["keep"])
-    dens = []
+    groups = p.get("groups", 1)
+    nb = len(p["layers"][0]["keep"]) // groups
+    dens = []  # kept fraction of the causal blocks, mean over the head groups
     for l in p["layers"]:
-        kept = sum(row[: i + 1].count("1") for i, row in enumerate(l["keep"]))
-        dens.append(kept / (nb * (nb + 1) / 2))
+        kept = sum(row[: i % nb + 1].count("1") for i, row in enumerate(l["keep"]))
+        dens.append(kept / (groups * nb * (nb + 1) / 2))
     print("| layer | " + " | ".join(str(i) for i in range(len(dens))) + " |")
     print("|---|" + "---:|" * len(dens))
     print("| density | " + " | ".join(f"{x:.2f}" for x in dens) + " |")
@@ -53,3 +59,23 @@ dense, sparse = load("perplexity-8k-dense.json"), load("perplexity-8k-sparse.jso
 if dense and sparse:
     print(f"Perplexity at ctx 8192 over {dense['chunks'] if isinstance(dense['chunks'], int) else len(dense['chunks'])} chunks: "
           f"dense {dense['ppl']:.3f}, sparse {sparse['ppl']:.3f} ({100 * (sparse['ppl'] / dense['ppl'] - 1):+.1f}%).\n")
+
+# passkey: passkey.json, or passkey-dense.json + passkey-sparse.json (runs of one mode each, same seed)
+rows = []
+for name in ("passkey.json", "passkey-dense.json", "passkey-sparse.json"):
+    j = load(name)
+    if j:
+        rows += j["rows"]
+if rows:
+    modes = [m for m in ("dense", "sparse") if any(r["attention"] == m for r in rows)]
+    cells = {}
+    for r in rows:
+        c = cells.setdefault((r["ctx"], r["depth"]), {m: [0, 0] for m in modes})
+        c[r["attention"]][0] += r["found"]
+        c[r["attention"]][1] += 1
+    print("| context | depth | " + " | ".join(modes) + " |")
+    print("|---:|---:|" + "---:|" * len(modes))
+    for (ctx, depth), c in sorted(cells.items()):
+        print(f"| {ctx} | {depth:.0%} | " + " | ".join(f"{c[m][0]}/{c[m][1]}" for m in modes) + " |")
+    tot = {m: (sum(c[m][0] for c in cells.values()), sum(c[m][1] for c in cells.values())) for m in modes}
+    print("\nFound: " + ", ".join(f"{m} {tot[m][0]}/{tot[m][1]}" for m in modes) + ".\n")
