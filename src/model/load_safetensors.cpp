@@ -1,6 +1,5 @@
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -41,15 +40,8 @@ struct HfConfig {
     template <typename T>
     T get(const char* key) const {
         if (!j.contains(key) || j[key].is_null()) throw Error(ErrorKind::format, "'" + path + "': required key '" + key + "' is missing");
-        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-            // nlohmann converts with a plain cast: a float outside T's range is undefined behaviour, an integer wraps
-            const json& v = j[key];
-            const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
-                                  : v.is_number_integer() ? v.get<int64_t>() >= std::numeric_limits<T>::min() && v.get<int64_t>() <= std::numeric_limits<T>::max()
-                                  : v.is_number_float()   ? v.get<double>() >= std::numeric_limits<T>::min() && v.get<double>() <= std::numeric_limits<T>::max()
-                                                          : true; // not a number: the wrong-type error below
-            if (!in_range) throw Error(ErrorKind::format, "'" + path + "': key '" + key + "' is out of range");
-        }
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+            if (!io::json_int_fits<T>(j[key])) throw Error(ErrorKind::format, "'" + path + "': key '" + key + "' is out of range");
         try {
             return j[key].get<T>();
         } catch (const json::exception&) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "winnow/error.h"
 
 namespace winnow::sparse {
@@ -293,22 +294,16 @@ SparsePattern SparsePattern::load(const std::string& path) {
     }
     try {
         if (!j.is_object() || j.value("format", "") != "winnow-sparse-pattern") throw Error(ErrorKind::format, where + ": not a winnow sparse pattern");
+        // every integer field is range-checked before any is read as int (io::json_int_fits)
+        auto int_in_range = [&](const nlohmann::json& o, const char* key) {
+            if (o.is_object() && o.contains(key) && !io::json_int_fits<int>(o[key])) throw Error(ErrorKind::format, where + ": '" + key + "' is out of range");
+        };
+        for (const char* key : {"version", "block", "calib_ctx", "calib_chunks", "window", "groups"}) int_in_range(j, key);
+        if (j.contains("model"))
+            for (const char* key : {"n_layer", "n_embd", "n_head", "n_head_kv", "n_vocab"}) int_in_range(j["model"], key);
         if (j.at("version").get<int>() != kVersion)
             throw Error(ErrorKind::unsupported, where + ": version " + std::to_string(j.at("version").get<int>()) + " (this winnow reads " + std::to_string(kVersion) + ")");
         SparsePattern p;
-        // nlohmann converts a number to int with a plain cast: a float outside int's range is undefined behaviour, an
-        // integer wraps (calib_ctx 2^32 + 16 would read as 16)
-        auto int_in_range = [&](const nlohmann::json& o, const char* key) {
-            if (!o.is_object() || !o.contains(key) || !o[key].is_number()) return; // absent or mistyped: the reads below say so
-            const auto& v = o[key];
-            const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
-                            : v.is_number_integer() ? v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX
-                                                    : v.get<double>() >= INT32_MIN && v.get<double>() <= INT32_MAX;
-            if (!ok) throw Error(ErrorKind::format, where + ": '" + key + "' is out of range");
-        };
-        for (const char* key : {"version", "block", "calib_ctx", "calib_chunks", "window"}) int_in_range(j, key);
-        if (j.contains("model"))
-            for (const char* key : {"n_layer", "n_embd", "n_head", "n_vocab"}) int_in_range(j["model"], key);
         const auto& m = j.at("model");
         p.model = m.at("name").get<std::string>();
         p.n_layer = m.at("n_layer").get<int>();
