@@ -68,6 +68,8 @@ struct GroupState {
     float* m;
     float* l;
     float* o;
+    // the state laid out in heads * (hd + 2) floats at buf: m, then l, then o
+    static GroupState at(float* buf, int heads) { return {buf, buf + heads, buf + 2 * heads}; }
     void reset(int g, int hd) {
         std::fill(m, m + g, -INFINITY);
         std::fill(l, l + g, 0.0f);
@@ -142,6 +144,8 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
     int splits = 1;
     if (n_threads > 1 && base < 2 * n_threads) splits = std::clamp((8 * n_threads + base - 1) / base, 1, std::max(1, (pos0 + n_tokens) / 256));
     std::vector<float> partial(splits > 1 ? static_cast<size_t>(base) * splits * state_floats : 0);
+    std::vector<int> kept_keys(splits > 1 ? base : 0); // per (row, KV head): its kept keys, for the merge's SPION term
+    auto dropped_as_zero = [&](int q_pos, int kept) { return spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f; };
 
 #pragma omp parallel num_threads(n_threads)
     {
@@ -153,25 +157,24 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
             const GroupShape shape{heads, hd, kv_dim, kvh, p.effective_scale()};
             const size_t q_off = (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd;
             float* buf = splits > 1 ? partial.data() + static_cast<size_t>(task) * state_floats : own.data();
-            GroupState st{buf, buf + heads, buf + 2 * heads};
+            GroupState st = GroupState::at(buf, heads);
             st.reset(heads, hd);
             int kept = 0;
             const int n_runs = key_runs(p.mask, q_pos, kvh, runs.data(), &kept);
             accumulate_range(shape, q + q_off, k_cache, v_cache, runs.data(), n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
                              static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
-            if (splits == 1) finalize(st, heads, hd, spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f, out + q_off);
+            if (splits == 1) finalize(st, heads, hd, dropped_as_zero(q_pos, kept), out + q_off);
+            else if (s == 0) kept_keys[row_kv] = kept;
         }
         if (splits > 1) {
             // merge each row's splits by log-sum-exp into the first split's state, then finalize
-            std::vector<int> merge_runs(2 * n_blocks + 2);
 #pragma omp for schedule(static)
             for (int row_kv = 0; row_kv < base; ++row_kv) {
                 const int t = row_kv / n_kv, kvh = row_kv % n_kv, q_pos = pos0 + t;
                 float* first = partial.data() + static_cast<size_t>(row_kv) * splits * state_floats;
-                GroupState acc{first, first + heads, first + 2 * heads};
+                GroupState acc = GroupState::at(first, heads);
                 for (int s = 1; s < splits; ++s) {
-                    float* b = first + static_cast<size_t>(s) * state_floats;
-                    const GroupState part{b, b + heads, b + 2 * heads};
+                    const GroupState part = GroupState::at(first + static_cast<size_t>(s) * state_floats, heads);
                     for (int g = 0; g < heads; ++g) {
                         if (part.l[g] == 0.0f) continue; // an empty split
                         const float m = std::max(acc.m[g], part.m[g]);
@@ -181,10 +184,8 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
                         acc.m[g] = m;
                     }
                 }
-                int kept = 0;
-                key_runs(p.mask, q_pos, kvh, merge_runs.data(), &kept);
                 const size_t q_off = (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd;
-                finalize(acc, heads, hd, spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f, out + q_off);
+                finalize(acc, heads, hd, dropped_as_zero(q_pos, kept_keys[row_kv]), out + q_off);
             }
         }
     }
