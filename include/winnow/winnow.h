@@ -46,6 +46,9 @@ struct SessionParams {
     std::string sparse_pattern;
     bool sparse_spion_denominator = false; // dropped keys count as logit 0 (for models trained with SPION's kernel)
     int sparse_dense_below = 1024;         // queries at positions below this attend densely (0: sparse everywhere)
+    // Query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can
+    // score highest for its query (a bound from per-block key maxima and minima). CPU only. 0: the pattern alone.
+    int sparse_select_blocks = 0;
 };
 
 struct ModelInfo {

@@ -115,6 +115,10 @@ Session Model::session(const SessionParams& params) const {
         if (params.sparse_dense_below < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_dense_below must be >= 0");
         s->masks = pattern.masks(f.n_ctx(), params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard, params.sparse_dense_below);
         f.set_attention_masks(s->masks);
+        if (params.sparse_select_blocks < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_blocks must be >= 0");
+        f.set_block_selection(params.sparse_select_blocks);
+    } else if (params.sparse_select_blocks != 0) {
+        throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_blocks needs a sparse_pattern");
     }
     return Session(std::move(s));
 }

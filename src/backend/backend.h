@@ -56,11 +56,27 @@ struct BlockMask {
     void check_heads(int n_head_kv) const; // throws unless groups is 1 or n_head_kv
 };
 
+// Per-block elementwise maxima and minima of a layer's cached keys, for query-aware block selection (below): block b
+// covers cache rows [b * block, (b + 1) * block), and only complete blocks are summarised. Host memory (CPU backend).
+struct KeyBlockSummary {
+    int n_blocks = 0;             // blocks summarised: cache rows [0, n_blocks * block)
+    const float* kmax = nullptr;  // [n_blocks][n_head_kv * head_dim]
+    const float* kmin = nullptr;  // same layout
+};
+
 struct AttentionParams {
     int pos0 = 0;                    // the first query row is at position pos0; cache rows [0, pos0 + t] are its keys
     int n_head = 0, n_head_kv = 0, head_dim = 0;
     float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
     const BlockMask* mask = nullptr; // null: dense causal
+    // Query-aware block selection (winnow's addition to SPION's static pattern, after Quest, Tang et al. 2024): with a
+    // mask, each (query row, KV head) also attends to the select_blocks complete, fully causal, summarised blocks the
+    // mask drops that have the highest score bound
+    //   ub(b) = max over the group's query heads h of sum_d max(q_hd * kmax_bd, q_hd * kmin_bd)  >=  max_{j in b} q_h.k_j
+    // (ties: the lower block first). A static pattern keeps what text in general attends to; the bound finds the
+    // blocks this query needs (a passkey, an earlier mention). key_summary must cover the candidate blocks.
+    int select_blocks = 0;
+    KeyBlockSummary key_summary;
     // Calibration only (SPION pattern capture): when set, the CPU backend also writes the attention probabilities,
     // averaged over the heads, to capture[t * capture_stride + j] for query row t and key j <= pos0 + t (host memory);
     // with capture_per_group, averaged over the heads of each KV group g, at capture + g * n * capture_stride.

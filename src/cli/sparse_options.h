@@ -1,6 +1,6 @@
 #pragma once
-// --attention dense|sparse, --sparse-pattern FILE, --sparse-denominator standard|spion: block-sparse (SPION) attention
-// for generate and perplexity.
+// --attention dense|sparse, --sparse-pattern FILE, --sparse-denominator standard|spion, --sparse-select K: block-sparse
+// (SPION) attention, optionally with query-aware blocks, for generate and perplexity.
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +18,7 @@ struct SparseArgs {
     std::string pattern_path;
     std::string denominator = "standard";
     int dense_below = sparse::kDenseBelow;
+    int select_blocks = 0;
 };
 
 inline void add_sparse_options(boost::program_options::options_description& opts, SparseArgs& a) {
@@ -27,7 +28,9 @@ inline void add_sparse_options(boost::program_options::options_description& opts
         "sparse-denominator", po::value(&a.denominator)->default_value("standard"),
         "softmax over kept keys (standard) or dropped keys as logit 0 (spion)")(
         "sparse-dense-below", po::value(&a.dense_below)->default_value(sparse::kDenseBelow),
-        "queries at positions below this attend densely (sparse attention does not pay there; 0: sparse everywhere)");
+        "queries at positions below this attend densely (sparse attention does not pay there; 0: sparse everywhere)")(
+        "sparse-select", po::value(&a.select_blocks)->default_value(0),
+        "query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can score highest for its query (CPU)");
 }
 
 // The masks one Forward uses; keeps them alive as long as it lives.
@@ -43,8 +46,10 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     if (a.denominator != "standard" && a.denominator != "spion")
         throw Error(ErrorKind::invalid_argument, "--sparse-denominator must be standard or spion, not '" + a.denominator + "'");
     if (a.dense_below < 0) throw Error(ErrorKind::invalid_argument, "--sparse-dense-below must be >= 0");
+    if (a.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "--sparse-select must be >= 0");
     if (a.attention == "dense") {
         if (!a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern needs --attention sparse");
+        if (a.select_blocks != 0) throw Error(ErrorKind::invalid_argument, "--sparse-select needs --attention sparse");
         return nullptr;
     }
     if (a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--attention sparse needs --sparse-pattern FILE");
@@ -53,8 +58,9 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     s->pattern.check_model(c, a.pattern_path);
     const auto den = a.denominator == "spion" ? SparseDenominator::spion : SparseDenominator::standard;
     s->masks = s->pattern.masks(f.n_ctx(), den, a.dense_below);
-    for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m) / c.n_layer;
+    for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m, a.select_blocks) / c.n_layer;
     f.set_attention_masks(s->masks);
+    f.set_block_selection(a.select_blocks);
     return s;
 }
 

@@ -55,6 +55,14 @@ void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
     masks_ = std::move(per_layer);
 }
 
+void Forward::set_block_selection(int blocks_per_row) {
+    if (blocks_per_row < 0) throw Error(ErrorKind::invalid_argument, "block selection: blocks per row must be >= 0");
+    if (blocks_per_row > 0 && be_.device() != Device::cpu)
+        throw Error(ErrorKind::unsupported, "query-aware block selection runs on the CPU backend only");
+    select_blocks_ = blocks_per_row;
+    key_summaries_.assign(blocks_per_row > 0 ? c_.n_layer : 0, {});
+}
+
 void Forward::ensure_scratch(int n) {
     if (n <= scratch_tokens_) return;
     const int64_t d = c_.n_embd, qd = static_cast<int64_t>(c_.n_head) * c_.head_dim, kvd = static_cast<int64_t>(c_.n_head_kv) * c_.head_dim;
@@ -99,6 +107,12 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n) {
     ap.n_head_kv = c_.n_head_kv;
     ap.head_dim = c_.head_dim;
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
+    if (select_blocks_ > 0 && ap.mask) {
+        sparse::KeyBlockSummaries& ks = key_summaries_[layer];
+        ks.update(cache_.k(layer).f32(), c_.n_head_kv * c_.head_dim, ap.mask->block, n_past_, n_past_ + n);
+        ap.select_blocks = select_blocks_;
+        ap.key_summary = ks.view();
+    }
     if (capture_) {
         ap.capture_stride = n_past_ + n;
         ap.capture_per_group = capture_per_group_;

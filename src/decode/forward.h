@@ -11,6 +11,7 @@
 #include "backend/device_weights.h"
 #include "decode/kv_cache.h"
 #include "model/model.h"
+#include "sparse/key_summary.h"
 
 namespace winnow {
 
@@ -41,6 +42,10 @@ public:
     void set_attention_masks(std::vector<const BlockMask*> per_layer);
     // The same for one mask per layer (the vector must outlive the masks' use).
     void set_attention_masks(const std::vector<BlockMask>& per_layer);
+    // Query-aware block selection on top of the masks (AttentionParams::select_blocks): each masked row also reads the
+    // blocks_per_row dropped blocks whose keys bound its scores highest. 0 turns it off. CPU backend only.
+    void set_block_selection(int blocks_per_row);
+    int block_selection() const { return select_blocks_; }
 
     int n_past() const { return n_past_; }
     int n_ctx() const { return cache_.n_ctx(); }
@@ -62,6 +67,8 @@ private:
     DeviceWeights w_;
     KvCache cache_;
     std::vector<const BlockMask*> masks_;
+    int select_blocks_ = 0;
+    std::vector<sparse::KeyBlockSummaries> key_summaries_; // per layer, with select_blocks_
     AttentionCapture capture_;
     bool capture_per_group_ = false;
     int capture_groups() const { return capture_per_group_ ? c_.n_head_kv : 1; }

@@ -217,12 +217,19 @@ std::vector<BlockMask> SparsePattern::masks(int n_ctx, SparseDenominator denomin
     return m;
 }
 
-double SparsePattern::density_of(const BlockMask& m) {
-    int kept = 0, causal = 0;
+double SparsePattern::density_of(const BlockMask& m, int select_blocks) {
+    int64_t kept = 0, causal = 0;
     for (int qb = 0; qb < m.n_blocks; ++qb)
-        for (int kb = 0; kb <= qb; ++kb, ++causal)
-            for (int g = 0; g < m.groups; ++g) kept += m.row(qb, g)[kb] != 0;
-    causal *= m.groups;
+        for (int g = 0; g < m.groups; ++g) {
+            int row_kept = 0, dropped_before_diagonal = 0; // query-aware selection draws from blocks wholly left of the diagonal
+            for (int kb = 0; kb <= qb; ++kb) {
+                const bool keep = m.row(qb, g)[kb] != 0;
+                row_kept += keep;
+                dropped_before_diagonal += !keep && kb < qb;
+            }
+            kept += row_kept + std::min(select_blocks, dropped_before_diagonal);
+            causal += qb + 1;
+        }
     return causal ? static_cast<double>(kept) / causal : 0;
 }
 

@@ -37,6 +37,8 @@ struct OpCase {
     // Tolerance on NMSE for a backend computing in fp32, and for one that rounds activations (q8 linear).
     double tol, tol_rounded;
     std::function<OpResult(Backend&)> run;
+    // A feature only the CPU backend has so far (query-aware block selection): other backends skip it visibly.
+    bool cpu_only = false;
 };
 std::vector<OpCase> op_cases();
 

@@ -3,12 +3,14 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <random>
 
 #include <gtest/gtest.h>
 
 #include "decode/forward.h"
 #include "model/model.h"
 #include "sparse/calibrate.h"
+#include "sparse/key_summary.h"
 #include "sparse/pattern.h"
 #include "winnow/error.h"
 
@@ -347,6 +349,69 @@ TEST(SparsePattern, CalibrationOnATinyModelIsDeterministic) {
     ModelConfig other = m->config();
     other.n_layer += 1;
     EXPECT_THROW(a.check_model(other, "x"), Error);
+}
+
+TEST(KeyBlockSummaries, SummariseCompleteBlocksAndForgetRewrittenOnes) {
+    const int kv_dim = 6, block = 8, rows = 40;
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd;
+    std::vector<float> k(static_cast<size_t>(rows) * kv_dim);
+    for (float& x : k) x = nd(rng);
+    auto expect_matches = [&](const KeyBlockSummaries& s, int n_blocks) {
+        ASSERT_EQ(s.n_blocks(), n_blocks);
+        const KeyBlockSummary v = s.view();
+        for (int b = 0; b < n_blocks; ++b)
+            for (int d = 0; d < kv_dim; ++d) {
+                float mx = -INFINITY, mn = INFINITY;
+                for (int r = b * block; r < (b + 1) * block; ++r) mx = std::max(mx, k[r * kv_dim + d]), mn = std::min(mn, k[r * kv_dim + d]);
+                EXPECT_EQ(v.kmax[b * kv_dim + d], mx) << b << "," << d;
+                EXPECT_EQ(v.kmin[b * kv_dim + d], mn) << b << "," << d;
+            }
+    };
+    KeyBlockSummaries s;
+    s.update(k.data(), kv_dim, block, 0, 13); // one complete block; the partial second one is left out
+    expect_matches(s, 1);
+    s.update(k.data(), kv_dim, block, 13, 40);
+    expect_matches(s, 5);
+    for (size_t i = 20 * kv_dim; i < k.size(); ++i) k[i] = 10.0f + nd(rng); // the context rewound to 20 and was rewritten
+    s.update(k.data(), kv_dim, block, 20, 30);
+    expect_matches(s, 3); // block 2 (rows 16-23) holds rewritten rows: summarised again, not kept stale
+    EXPECT_THROW(s.update(k.data(), kv_dim, block, 31, 30), Error);
+}
+
+// Selecting every block a pattern drops is dense attention, bit for bit, in prefill and in KV-cache decode (where the
+// summaries grow block by block) and after a rewind; without selection the same pattern changes the logits.
+TEST(KeyBlockSummaries, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
+    auto m = LoadedModel::load(kDir + "/tiny-llama.gguf");
+    auto be = make_cpu_backend(2);
+    const int ctx = 64, block = 8, nb = ctx / block;
+    BlockMask local{block, nb, std::vector<uint8_t>(static_cast<size_t>(nb) * nb, 0)};
+    for (int qb = 0; qb < nb; ++qb) local.keep[qb * nb] = local.keep[qb * nb + qb] = 1; // sink and diagonal only
+    const std::vector<BlockMask> masks(m->config().n_layer, local);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < ctx; ++i) ids.push_back((i * 53 + 11) % m->config().n_vocab);
+    auto run = [&](const std::vector<BlockMask>* ms, int select, int n_prefill) {
+        Forward f(*m, *be, ctx);
+        if (ms) f.set_attention_masks(*ms), f.set_block_selection(select);
+        if (select > 0) { // dirty the summaries with other text first: the rewind must not reuse them
+            std::vector<int32_t> other(ids.rbegin(), ids.rend());
+            f.eval(other, false);
+            f.reset();
+        }
+        std::vector<float> logits = f.eval(std::span(ids).first(n_prefill), true);
+        for (int i = n_prefill; i < ctx; ++i) {
+            const auto& row = f.eval(std::span(ids).subspan(i, 1), false);
+            logits.insert(logits.end(), row.begin(), row.end());
+        }
+        return logits;
+    };
+    for (int n_prefill : {ctx, 20}) {
+        const auto dense = run(nullptr, 0, n_prefill), all = run(&masks, nb, n_prefill), none = run(&masks, 0, n_prefill);
+        ASSERT_EQ(dense.size(), static_cast<size_t>(ctx) * m->config().n_vocab);
+        EXPECT_EQ(all, dense) << "prefill " << n_prefill;
+        EXPECT_NE(none, dense) << "the pattern drops blocks that matter";
+        EXPECT_NE(run(&masks, 2, n_prefill), dense) << "two blocks per row are not all of them";
+    }
 }
 
 } // namespace

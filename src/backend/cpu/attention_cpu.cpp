@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <omp.h>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/simd.h"
@@ -41,25 +42,72 @@ inline float exp_shift_sum(float* x, int n, float m) {
     return s;
 }
 
-// The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. Returns the
-// number of runs; *kept gets the number of keys in them.
-int key_runs(const BlockMask* mask, int q_pos, int kv_head, int* runs, int* kept) {
+// The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. `row` is the
+// row's block keep flags (null: dense). Returns the number of runs; *kept gets the number of keys in them.
+int key_runs(const uint8_t* row, int block, int q_pos, int* runs, int* kept) {
     const int n_keys = q_pos + 1;
-    if (!mask) {
+    if (!row) {
         runs[0] = 0, runs[1] = n_keys, *kept = n_keys;
         return 1;
     }
     int n_runs = 0;
     *kept = 0;
-    const uint8_t* row = mask->row(q_pos / mask->block, kv_head);
-    for (int kb = 0; kb * mask->block < n_keys; ++kb) {
+    for (int kb = 0; kb * block < n_keys; ++kb) {
         if (!row[kb]) continue;
-        const int b = kb * mask->block, e = std::min(n_keys, b + mask->block);
+        const int b = kb * block, e = std::min(n_keys, b + block);
         *kept += e - b;
         if (n_runs && runs[2 * n_runs - 1] == b) runs[2 * n_runs - 1] = e;
         else runs[2 * n_runs] = b, runs[2 * n_runs + 1] = e, ++n_runs;
     }
     return n_runs;
+}
+
+// sum_d max(q_d * kmax_d, q_d * kmin_d): an upper bound of q.k over every key k with kmin <= k <= kmax elementwise.
+inline float score_bound(const float* q, const float* kmax, const float* kmin, int n) {
+    int i = 0;
+    float s = 0.0f;
+#ifdef WINNOW_AVX2
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 vq = _mm256_loadu_ps(q + i);
+        acc = _mm256_add_ps(acc, _mm256_max_ps(_mm256_mul_ps(vq, _mm256_loadu_ps(kmax + i)), _mm256_mul_ps(vq, _mm256_loadu_ps(kmin + i))));
+    }
+    s = hsum(acc);
+#endif
+    for (; i < n; ++i) s += std::max(q[i] * kmax[i], q[i] * kmin[i]);
+    return s;
+}
+
+// Per-thread buffers for query-aware selection.
+struct SelectScratch {
+    std::vector<uint8_t> row;
+    std::vector<std::pair<float, int>> candidates; // (bound, block)
+};
+
+// The keep flags of the row at q_pos for KV head kvh: the mask's row, plus (p.select_blocks) the dropped complete,
+// causal, summarised blocks with the highest score bound for the group's queries qg. Null without a mask (dense).
+const uint8_t* row_flags(const AttentionParams& p, const float* qg, int heads, int q_pos, int kvh, SelectScratch& sc) {
+    if (!p.mask) return nullptr;
+    const BlockMask& m = *p.mask;
+    const uint8_t* row = m.row(q_pos / m.block, kvh);
+    if (p.select_blocks <= 0) return row;
+    const int hd = p.head_dim, kv_dim = p.n_head_kv * hd;
+    const int candidates_end = std::min(p.key_summary.n_blocks, (q_pos + 1) / m.block); // complete blocks wholly at or before q_pos
+    sc.candidates.clear();
+    for (int b = 0; b < candidates_end; ++b) {
+        if (row[b]) continue;
+        const size_t off = static_cast<size_t>(b) * kv_dim + static_cast<size_t>(kvh) * hd;
+        float ub = -INFINITY;
+        for (int g = 0; g < heads; ++g) ub = std::max(ub, score_bound(qg + static_cast<size_t>(g) * hd, p.key_summary.kmax + off, p.key_summary.kmin + off, hd));
+        sc.candidates.emplace_back(ub, b);
+    }
+    const int k = std::min<int>(p.select_blocks, static_cast<int>(sc.candidates.size()));
+    if (k == 0) return row;
+    std::partial_sort(sc.candidates.begin(), sc.candidates.begin() + k, sc.candidates.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    sc.row.assign(row, row + m.n_blocks);
+    for (int i = 0; i < k; ++i) sc.row[sc.candidates[i].second] = 1;
+    return sc.row.data();
 }
 
 // The online-softmax state of the g heads of one KV group: running max m[g], sum l[g] of e^(s - m), and the
@@ -151,6 +199,7 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
     {
         std::vector<float> scores(static_cast<size_t>(heads) * kChunk), own(splits > 1 ? 0 : state_floats);
         std::vector<int> runs(2 * n_blocks + 2);
+        SelectScratch select;
 #pragma omp for schedule(dynamic)
         for (int task = 0; task < base * splits; ++task) {
             const int s = task % splits, row_kv = task / splits, t = row_kv / n_kv, kvh = row_kv % n_kv, q_pos = pos0 + t;
@@ -160,7 +209,8 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
             GroupState st = GroupState::at(buf, heads);
             st.reset(heads, hd);
             int kept = 0;
-            const int n_runs = key_runs(p.mask, q_pos, kvh, runs.data(), &kept);
+            const uint8_t* row = row_flags(p, q + q_off, heads, q_pos, kvh, select);
+            const int n_runs = key_runs(row, p.mask ? p.mask->block : 0, q_pos, runs.data(), &kept);
             accumulate_range(shape, q + q_off, k_cache, v_cache, runs.data(), n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
                              static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
             if (splits == 1) finalize(st, heads, hd, dropped_as_zero(q_pos, kept), out + q_off);
@@ -208,7 +258,8 @@ void attention_head_mean_probs(const float* q, const float* k_cache, int n_token
                 const int kvh = p.kv_head(h);
                 float* cap = capture + (static_cast<size_t>(groups == 1 ? 0 : kvh) * n_tokens + t) * stride;
                 int kept = 0;
-                const int n_runs = key_runs(p.mask, q_pos, kvh, runs.data(), &kept);
+                const uint8_t* row = p.mask ? p.mask->row(q_pos / p.mask->block, kvh) : nullptr; // the capture ignores selection
+                const int n_runs = key_runs(row, p.mask ? p.mask->block : 0, q_pos, runs.data(), &kept);
                 const float* qh = q + (static_cast<size_t>(t) * p.n_head + h) * hd;
                 const size_t off = static_cast<size_t>(kvh) * hd;
                 float mx = -INFINITY;

@@ -3,7 +3,8 @@
 // an online softmax (flash-attention style, no score matrix). Heads that share a KV head (GQA) are processed together
 // so each cache row is loaded once for the group; a block mask is walked as runs of kept keys, so dropped blocks cost
 // nothing. When there are too few (row, KV head) tasks to fill the cores (decode), each row's kept keys are split into
-// parts whose partial (max, sum, output) are merged by log-sum-exp afterwards (flash-decoding).
+// parts whose partial (max, sum, output) are merged by log-sum-exp afterwards (flash-decoding). With
+// p.select_blocks, each (row, KV head) adds its query-aware blocks to the mask's row first (AttentionParams).
 #include "backend/backend.h"
 
 namespace winnow::cpu {
@@ -13,7 +14,7 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
 
 // Calibration (SPION pattern capture): the attention probabilities of each query row averaged over the heads (or over
 // each KV group's heads, p.capture_per_group: group g at capture + g * n_tokens * stride), written to
-// capture[t * stride + j] for keys j <= pos0 + t (dropped keys of a mask: 0).
+// capture[t * stride + j] for keys j <= pos0 + t (dropped keys of a mask: 0; query-aware selection is not applied).
 void attention_head_mean_probs(const float* q, const float* k_cache, int n_tokens, const AttentionParams& p, float* capture, int64_t stride, int n_threads);
 
 } // namespace winnow::cpu

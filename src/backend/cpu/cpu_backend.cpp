@@ -153,6 +153,13 @@ public:
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < pos0 + n_tokens)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(pos0 + n_tokens));
         check_shape(outt, n_tokens, static_cast<int64_t>(n_head) * head_dim, "attention output");
+        if (p.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "attention: select_blocks must be >= 0");
+        if (p.select_blocks > 0) {
+            const KeyBlockSummary& ks = p.key_summary;
+            if (!p.mask) throw Error(ErrorKind::invalid_argument, "attention: query-aware block selection needs a block mask");
+            if (ks.n_blocks < 0 || static_cast<int64_t>(ks.n_blocks) * p.mask->block > pos0 + n_tokens || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
+                throw Error(ErrorKind::invalid_argument, "attention: the key block summary must cover complete written blocks only");
+        }
         const float* q = qt.f32();
         const float* k_cache = kt.f32();
         const float* v_cache = vt.f32();

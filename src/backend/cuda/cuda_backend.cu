@@ -171,6 +171,8 @@ public:
         if (p.mask) p.mask->check_heads(p.n_head_kv);
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < p.pos0 + n)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
+        if (p.select_blocks != 0)
+            throw Error(ErrorKind::unsupported, "attention: query-aware block selection runs on the CPU backend only (no CUDA kernel yet)");
         const uint8_t* keep = p.mask ? device_mask(*p.mask) : nullptr;
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
                                p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
