@@ -16,6 +16,10 @@ constexpr int kMaxArrayDepth = 4;
 // Each array element costs ~100 bytes in memory once parsed; real vocabularies hold a few hundred thousand entries.
 // A cap keeps a hostile file from turning a few hundred MB of tiny elements into tens of GB of allocations.
 constexpr uint64_t kMaxArrayElements = 16u << 20;
+// The parsed metadata as a whole (every value and array element is a GgufValue, strings beyond the small-string
+// buffer add their length): a real model's metadata takes tens of MB (vocabulary, scores, merges); a hostile file
+// could otherwise make a 12 MB array of bytes take 1.2 GB.
+constexpr uint64_t kMaxMetadataBytes = 256ull << 20;
 
 // Smallest encodings, used to bound counts by the bytes actually left in the file before allocating.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;          // empty key, type, 1-byte value
@@ -63,15 +67,25 @@ public:
         if (n > remaining())
             fail(field, "string length " + std::to_string(n) + " exceeds the " + std::to_string(remaining()) +
                             " bytes left in the file");
+        if (n > 15) charge(field, n + 1);
         std::string s(reinterpret_cast<const char*>(data_ + pos_), n);
         pos_ += n;
         return s;
+    }
+
+    // Counts `bytes` of memory the parsed header takes, refusing the file past kMaxMetadataBytes.
+    void charge(const std::string& field, uint64_t bytes) {
+        memory_ += bytes;
+        if (memory_ > kMaxMetadataBytes)
+            fail(field, "the metadata and tensor list would take more than winnow's limit of " + std::to_string(kMaxMetadataBytes >> 20) +
+                            " MiB in memory once parsed");
     }
 
 private:
     const uint8_t* data_;
     uint64_t size_;
     uint64_t pos_ = 0;
+    uint64_t memory_ = 0;
     const std::string& path_;
 };
 
@@ -108,6 +122,7 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& field, in
                               " bytes left in the file");
         if (n > kMaxArrayElements)
             c.fail(field, "array count " + std::to_string(n) + " exceeds winnow's limit of " + std::to_string(kMaxArrayElements) + " elements");
+        c.charge(field, n * sizeof(GgufValue));
         v.elems.reserve(n);
         for (uint64_t k = 0; k < n; ++k) v.elems.push_back(read_value(c, v.elem_type, field, depth + 1));
         break;
@@ -159,6 +174,7 @@ void GgufFile::parse() {
         if (key.empty()) c.fail(field, "empty key");
         const uint32_t t = c.read<uint32_t>(field + " '" + key + "' type");
         if (!valid_value_type(t)) c.fail(field + " '" + key + "'", "unknown value type " + std::to_string(t));
+        c.charge(field, sizeof(GgufValue) + 96); // the map node: links, key and value
         GgufValue v = read_value(c, static_cast<GgufValueType>(t), "metadata key '" + key + "'", 0);
         if (kv_.count(key)) c.fail("metadata key '" + key + "'", "duplicate key");
         kv_.emplace(std::move(key), std::move(v));
@@ -171,6 +187,7 @@ void GgufFile::parse() {
         alignment_ = static_cast<uint32_t>(a);
     }
 
+    c.charge("tensor_count", n_tensors * (sizeof(GgufTensorInfo) + 96)); // the list and the name index
     tensors_.reserve(n_tensors);
     uint64_t expected_offset = 0;
     for (uint64_t k = 0; k < n_tensors; ++k) {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "winnow/error.h"
 
 namespace winnow::io {
@@ -34,26 +35,10 @@ bool parse_dtype(const std::string& s, StDtype* out) {
     return true;
 }
 
-// Parses JSON text, rejecting duplicate keys in any object (nlohmann would silently keep the last one).
-json parse_json_unique_keys(const std::string& text, const std::string& path, const std::string& field) {
-    std::vector<std::set<std::string>> open_objects;
-    std::string duplicate;
-    auto cb = [&](int, json::parse_event_t event, json& parsed) {
-        if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-        else if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
-        else if (event == json::parse_event_t::key && !open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
-                 duplicate.empty())
-            duplicate = parsed.get<std::string>();
-        return true;
-    };
-    json j;
-    try {
-        j = json::parse(text, cb);
-    } catch (const json::exception& e) {
-        fail(path, field, std::string("invalid JSON: ") + e.what());
-    }
-    if (!duplicate.empty()) fail(path, field, "duplicate key '" + duplicate + "'");
-    return j;
+// The header and the index: duplicate keys refused (nlohmann would silently keep the last one), and the depth and
+// memory limits of io::parse_json_bounded.
+json parse_json_unique_keys(std::string_view text, const std::string& path, const std::string& field) {
+    return io::parse_json_bounded(text, "safetensors file '" + path + "': " + field, {.unique_keys = true});
 }
 
 } // namespace
@@ -92,7 +77,7 @@ void SafetensorsFile::parse() {
     if (n > kMaxHeaderBytes) fail(p, "header length", std::to_string(n) + " exceeds the 100 MB limit");
     if (n < 2) fail(p, "header length", std::to_string(n) + " is too small for a JSON object");
     if (n > size - 8) fail(p, "header length", std::to_string(n) + " runs past the end of the " + std::to_string(size) + "-byte file");
-    const std::string text(reinterpret_cast<const char*>(file_->data() + 8), n);
+    const std::string_view text(reinterpret_cast<const char*>(file_->data() + 8), n); // parsed in place, not copied
     if (text[0] != '{') fail(p, "header", "does not start with '{'");
     json header = parse_json_unique_keys(text, p, "header");
     if (!header.is_object()) fail(p, "header", "is not a JSON object");
@@ -166,9 +151,7 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open(const std::string& path
     if (fs::is_directory(path, ec)) {
         const fs::path index = fs::path(path) / "model.safetensors.index.json";
         if (fs::exists(index, ec)) {
-            std::ifstream in(index);
-            std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            json j = parse_json_unique_keys(text, index.string(), "index");
+            const json j = io::read_json_file(index, {.unique_keys = true}, "safetensors file '" + index.string() + "': index");
             if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
                 fail(index.string(), "weight_map", "missing or not an object");
             std::set<std::string> shard_names;

@@ -33,6 +33,9 @@ std::string pre_tokenizer_name(const json& pre, const std::string& where) {
     throw Error(ErrorKind::unsupported, where + ": pre_tokenizer " + pre.dump().substr(0, 120) + " is not one winnow implements (gpt-2, smollm)");
 }
 
+// The most token slots a vocabulary of `entries` ids (vocabulary and added tokens) may span.
+size_t max_token_slots(size_t entries) { return 2 * entries + 256; }
+
 void fill_from_vocab(tok::BpeVocab& v, const json& vocab, const std::string& where) {
     if (!vocab.is_object()) throw Error(ErrorKind::format, where + ": vocab is not an object");
     size_t n = 0;
@@ -41,6 +44,10 @@ void fill_from_vocab(tok::BpeVocab& v, const json& vocab, const std::string& whe
             throw Error(ErrorKind::format, where + ": vocabulary id " + id.dump() + " is not an id in [0, 2^24)");
         n = std::max<size_t>(n, id.get<size_t>() + 1);
     }
+    // the token table is sized by the largest id: ids must be nearly dense, or one entry could allocate 2^24 slots
+    if (n > max_token_slots(vocab.size()))
+        throw Error(ErrorKind::format, where + ": vocabulary id " + std::to_string(n - 1) + " is far past the " + std::to_string(vocab.size()) +
+                                           " entries of the vocabulary (ids must be nearly dense)");
     v.tokens.assign(n, "");
     v.types.assign(n, TokenType::unused);
     for (auto& [tok, id] : vocab.items()) {
@@ -74,6 +81,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) t
                 if (!t.at("id").is_number_unsigned() || t["id"].get<uint64_t>() >= (1u << 24))
                     throw Error(ErrorKind::format, where + ": added token id " + t["id"].dump() + " is not an id in [0, 2^24)");
                 const size_t id = t.at("id").get<size_t>();
+                const size_t entries = model.at("vocab").size() + j["added_tokens"].size();
+                if (id >= max_token_slots(entries))
+                    throw Error(ErrorKind::format, where + ": added token id " + std::to_string(id) + " is far past the " + std::to_string(entries) +
+                                                       " entries of the vocabulary and added tokens (ids must be nearly dense)");
                 if (id >= v.tokens.size()) { v.tokens.resize(id + 1); v.types.resize(id + 1, TokenType::unused); }
                 v.tokens[id] = t.at("content").get<std::string>();
                 v.types[id] = t.value("special", false) ? TokenType::control : TokenType::user_defined;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/gguf.h"
+#include "io/json_file.h"
 #include "model/model.h"
 #include "winnow/error.h"
 
@@ -28,14 +29,10 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model) {
 std::string load_chat_template(const LoadedModel& model) {
     if (model.gguf()) return model.gguf()->get_string("tokenizer.chat_template").value_or("");
     const std::string dir = checkpoint_dir(model);
-    std::ifstream in(std::filesystem::path(dir) / "tokenizer_config.json");
-    if (!in) return {};
-    try {
-        const auto j = nlohmann::json::parse(in);
-        return j.contains("chat_template") && j["chat_template"].is_string() ? j["chat_template"].get<std::string>() : std::string();
-    } catch (const nlohmann::json::exception&) {
-        throw Error(ErrorKind::format, "'" + dir + "/tokenizer_config.json': invalid JSON");
-    }
+    const std::filesystem::path p = std::filesystem::path(dir) / "tokenizer_config.json";
+    if (!std::filesystem::exists(p)) return {};
+    const auto j = io::read_json_file(p); // bounded: size, depth and memory
+    return j.contains("chat_template") && j["chat_template"].is_string() ? j["chat_template"].get<std::string>() : std::string();
 }
 
 } // namespace winnow

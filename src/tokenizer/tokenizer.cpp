@@ -1,5 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
+#include <limits>
+
 #include "io/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/spm_tokenizer.h"
@@ -16,7 +18,16 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GgufFile& f) {
     const std::string model = f.get_string("tokenizer.ggml.model").value_or("");
     if (model.empty()) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "' has no tokenizer (tokenizer.ggml.model missing)");
-    auto id = [&](const char* key, int32_t def) { auto x = f.get_uint(key); return x ? static_cast<int32_t>(*x) : def; };
+    // A token id read as int32 must not wrap (2^32 + 5 would become the valid-looking 5, 0xFFFFFFF0 a "none"); only
+    // 0xFFFFFFFF, llama.cpp's LLAMA_TOKEN_NULL written as u32, means "no such token".
+    auto id = [&](const char* key, int32_t def) -> int32_t {
+        const auto x = f.get_uint(key);
+        if (!x) return def;
+        if (*x == 0xFFFFFFFFull) return -1;
+        if (*x > static_cast<uint64_t>(std::numeric_limits<int32_t>::max()))
+            throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': metadata key '" + key + "': token id " + std::to_string(*x) + " is out of range");
+        return static_cast<int32_t>(*x);
+    };
     if (model == "llama") {
         tok::SpmVocab v;
         v.tokens = f.get_string_array("tokenizer.ggml.tokens");
