@@ -3,7 +3,7 @@
 for at the end (the test of Mohtashami & Jaggi's landmark-attention paper, as used for long-context LLMs).
 Perplexity can hide lost long-range recall; this cannot: the key appears once, far from the question.
 
-  bench/sparse/passkey.py --winnow build/src/winnow --pattern P.json [--lengths 2048,4096,8192] [--trials 3]
+  bench/sparse/passkey.py --winnow build/src/winnow --pattern P.json [--select K] [--lengths 2048,4096,8192] [--trials 3]
                           [--out bench/reports/passkey.json]
 
 Each case runs `winnow generate -f PROMPT -n 8 --json` (greedy) twice, dense and with --attention sparse, and counts
@@ -37,7 +37,7 @@ def generate(args, text, ctx, sparse):
         if args.model:
             cmd += ["-m", args.model]
         if sparse:
-            cmd += ["--attention", "sparse", "--sparse-pattern", args.pattern]
+            cmd += ["--attention", "sparse", "--sparse-pattern", args.pattern, "--sparse-select", str(args.select)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"passkey: {' '.join(cmd)} failed: {r.stderr.strip()}")
@@ -51,6 +51,7 @@ def main():
     ap.add_argument("--winnow", default="build/src/winnow")
     ap.add_argument("--model", default="")
     ap.add_argument("--pattern", default="")
+    ap.add_argument("--select", type=int, default=0, help="query-aware blocks per sparse row (winnow --sparse-select)")
     ap.add_argument("--lengths", default="2048,4096,8192", help="context lengths (the prompt fills it but for 16 tokens)")
     ap.add_argument("--depths", default="0.1,0.5,0.9")
     ap.add_argument("--trials", type=int, default=3)
@@ -86,7 +87,7 @@ def main():
     if a.out:
         tmp = a.out + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"pattern": a.pattern, "trials": a.trials, "seed": a.seed, "rows": rows}, f, indent=1)
+            json.dump({"pattern": a.pattern, "select": a.select, "trials": a.trials, "seed": a.seed, "rows": rows}, f, indent=1)
         os.replace(tmp, a.out)
 
 

@@ -57,8 +57,10 @@ struct BlockMask {
 };
 
 // Per-block elementwise maxima and minima of a layer's cached keys, for query-aware block selection (below): block b
-// covers cache rows [b * block, (b + 1) * block), and only complete blocks are summarised. Host memory (CPU backend).
+// covers cache rows [b * block, (b + 1) * block), and only complete blocks are summarised. The block is the selection's
+// unit and divides the mask's block (finer units bound scores more tightly). Host memory (CPU backend).
 struct KeyBlockSummary {
+    int block = 0;                // tokens per summarised block
     int n_blocks = 0;             // blocks summarised: cache rows [0, n_blocks * block)
     const float* kmax = nullptr;  // [n_blocks][n_head_kv * head_dim]
     const float* kmin = nullptr;  // same layout
@@ -70,8 +72,8 @@ struct AttentionParams {
     float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
     const BlockMask* mask = nullptr; // null: dense causal
     // Query-aware block selection (winnow's addition to SPION's static pattern, after Quest, Tang et al. 2024): with a
-    // mask, each (query row, KV head) also attends to the select_blocks complete, fully causal, summarised blocks the
-    // mask drops that have the highest score bound
+    // mask, each (query row, KV head) also attends to the select_blocks complete, fully causal, summarised blocks
+    // (of key_summary.block tokens) that the mask drops and that have the highest score bound
     //   ub(b) = max over the group's query heads h of sum_d max(q_hd * kmax_bd, q_hd * kmin_bd)  >=  max_{j in b} q_h.k_j
     // (ties: the lower block first). A static pattern keeps what text in general attends to; the bound finds the
     // blocks this query needs (a passkey, an earlier mention). key_summary must cover the candidate blocks.

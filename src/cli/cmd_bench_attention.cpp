@@ -20,6 +20,7 @@
 #include "cli/bench_stats.h"
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/sparse_options.h"
 #include "decode/forward.h"
 #include "io/text_file.h"
 #include "model/model.h"
@@ -49,16 +50,16 @@ Tensor random_tensor(Backend& be, int64_t rows, int64_t cols, uint64_t seed) {
 }
 
 // Fraction of the causal keys of the row at position pos that a mask keeps (mean over its head groups), with up to
-// select_blocks of its dropped complete blocks added (query-aware selection).
-double row_density(const BlockMask& m, int pos, int select_blocks) {
+// select_tokens keys of its dropped complete blocks added (query-aware selection).
+double row_density(const BlockMask& m, int pos, int select_tokens) {
     int64_t kept = 0;
     for (int g = 0; g < m.groups; ++g) {
-        int dropped_complete = 0;
+        int64_t dropped_complete = 0;
         for (int kb = 0; kb * m.block <= pos; ++kb) {
             if (m.row(pos / m.block, g)[kb]) kept += std::min(m.block, pos + 1 - kb * m.block);
-            else dropped_complete += (kb + 1) * m.block <= pos + 1;
+            else dropped_complete += (kb + 1) * m.block <= pos + 1 ? m.block : 0;
         }
-        kept += static_cast<int64_t>(std::min(select_blocks, dropped_complete)) * m.block;
+        kept += std::min<int64_t>(select_tokens, dropped_complete);
     }
     return static_cast<double>(kept) / (static_cast<int64_t>(pos + 1) * m.groups);
 }
@@ -116,9 +117,9 @@ double nll_of(const float* row, int n_vocab, int32_t target) {
 // ctx-2 predict the next token; so the prefill rate includes the output head for the scored second half of the
 // prefill. masks: null for dense.
 EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int32_t>& ids, int32_t bos, int ctx, int n_decode,
-                    const std::vector<BlockMask>* masks, int select_blocks) {
+                    const std::vector<BlockMask>* masks, int select_blocks, int select_block_size) {
     Forward f(model, be, ctx);
-    if (masks) f.set_attention_masks(*masks), f.set_block_selection(select_blocks);
+    if (masks) f.set_attention_masks(*masks), f.set_block_selection(select_blocks, select_block_size);
     std::vector<int32_t> chunk(ids.begin(), ids.begin() + ctx);
     if (bos >= 0) chunk[0] = bos;
     const int n_vocab = model.config().n_vocab, first = ctx / 2, n_prefill = ctx - n_decode;
@@ -148,7 +149,8 @@ EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int
 
 int cmd_bench_attention(const std::vector<std::string>& args) {
     std::string model_arg, pattern_path, ctx_list = "1024,2048,4096,8192", text_path;
-    int reps = 5, threads = 0, prefill = 64, n_decode = 32, dense_below = sparse::kDenseBelow, select_blocks = 0;
+    int reps = 5, threads = 0, prefill = 64, n_decode = 32, dense_below = sparse::kDenseBelow, select_blocks = 0,
+        select_block_size = kSelectBlockSize;
     bool json_out = false;
     po::options_description opts("winnow bench attention options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (for its head shapes and layer count)")(
@@ -160,12 +162,13 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         "decode", po::value(&n_decode)->default_value(32), "end to end: tokens decoded at the end of each context")(
         "sparse-dense-below", po::value(&dense_below)->default_value(sparse::kDenseBelow), "queries below this position attend densely, as in generate")(
         "sparse-select", po::value(&select_blocks)->default_value(0), "query-aware blocks per sparse row, as in generate")(
+        "sparse-select-block", po::value(&select_block_size)->default_value(kSelectBlockSize), "tokens per query-aware block")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads")("json", po::bool_switch(&json_out), "print rows as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern FILE is required");
-    if (reps < 1 || prefill < 1 || n_decode < 1 || dense_below < 0 || select_blocks < 0)
-        throw Error(ErrorKind::invalid_argument, "--reps, --prefill, --decode must be >= 1 and --sparse-dense-below, --sparse-select >= 0");
+    if (reps < 1 || prefill < 1 || n_decode < 1 || dense_below < 0 || select_blocks < 0 || select_block_size < 1)
+        throw Error(ErrorKind::invalid_argument, "--reps, --prefill, --decode, --sparse-select-block must be >= 1 and --sparse-dense-below, --sparse-select >= 0");
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
     const auto pattern = sparse::SparsePattern::load(pattern_path);
@@ -202,20 +205,23 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         const auto masks = pattern.masks(ctx, SparseDenominator::standard, dense_below);
         double density = 0, last_row = 0;
         for (const BlockMask& m : masks) {
-            density += sparse::SparsePattern::density_of(m, select_blocks) / c.n_layer;
-            last_row += row_density(m, ctx - 1, select_blocks) / c.n_layer;
+            density += sparse::SparsePattern::density_of(m, select_blocks * select_block_size) / c.n_layer;
+            last_row += row_density(m, ctx - 1, select_blocks * select_block_size) / c.n_layer;
         }
         nlohmann::ordered_json j;
         j["ctx"] = ctx;
         j["dense_below"] = dense_below;
         j["select_blocks"] = select_blocks;
+        j["select_block_size"] = select_block_size;
         j["density"] = density;
         j["last_row_density"] = last_row;
         {
             std::vector<Tensor> k, v;
             for (int l = 0; l < c.n_layer; ++l) k.push_back(random_tensor(*be, ctx, kvd, 2 * l + 1)), v.push_back(random_tensor(*be, ctx, kvd, 2 * l + 2));
             const Tensor q = random_tensor(*be, prefill, qd, 3), out = be->alloc(GgmlType::F32, prefill, qd);
-            const auto summaries = summarise(k, kvd, masks.front().block, ctx);
+            if (select_blocks > 0 && masks.front().block % select_block_size != 0)
+                throw Error(ErrorKind::invalid_argument, "--sparse-select-block must divide the pattern's block (" + std::to_string(masks.front().block) + ")");
+            const auto summaries = summarise(k, kvd, select_block_size, ctx);
             bench.summaries = &summaries;
             for (int n_rows : {1, prefill}) {
                 const double dense = bench.time_all_layers(k, v, q, out, ctx, n_rows, nullptr), sparse = bench.time_all_layers(k, v, q, out, ctx, n_rows, &masks);
@@ -227,8 +233,8 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
             }
         }
         if (!ids.empty()) {
-            const EndToEnd d = end_to_end(*model, *be, ids, bos, ctx, n_decode, nullptr, 0);
-            const EndToEnd s = end_to_end(*model, *be, ids, bos, ctx, n_decode, &masks, select_blocks);
+            const EndToEnd d = end_to_end(*model, *be, ids, bos, ctx, n_decode, nullptr, 0, 0);
+            const EndToEnd s = end_to_end(*model, *be, ids, bos, ctx, n_decode, &masks, select_blocks, select_block_size);
             j["prefill_tps"] = {{"dense", d.prefill_tps}, {"sparse", s.prefill_tps}, {"speedup", s.prefill_tps / d.prefill_tps}};
             j["decode_tps"] = {{"dense", d.decode_tps}, {"sparse", s.decode_tps}, {"speedup", s.decode_tps / d.decode_tps}};
             j["ppl"] = {{"dense", d.ppl}, {"sparse", s.ppl}, {"change", s.ppl / d.ppl - 1}};

@@ -55,11 +55,16 @@ void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
     masks_ = std::move(per_layer);
 }
 
-void Forward::set_block_selection(int blocks_per_row) {
-    if (blocks_per_row < 0) throw Error(ErrorKind::invalid_argument, "block selection: blocks per row must be >= 0");
+void Forward::set_block_selection(int blocks_per_row, int block_size) {
+    if (blocks_per_row < 0 || block_size < 0) throw Error(ErrorKind::invalid_argument, "block selection: blocks per row and block size must be >= 0");
+    for (const BlockMask* m : masks_)
+        if (m && block_size > 0 && m->block % block_size != 0)
+            throw Error(ErrorKind::invalid_argument, "block selection: " + std::to_string(block_size) + "-token blocks do not divide the pattern's " +
+                                                         std::to_string(m->block) + "-token blocks");
     if (blocks_per_row > 0 && be_.device() != Device::cpu)
         throw Error(ErrorKind::unsupported, "query-aware block selection runs on the CPU backend only");
     select_blocks_ = blocks_per_row;
+    select_block_size_ = block_size;
     key_summaries_.assign(blocks_per_row > 0 ? c_.n_layer : 0, {});
 }
 
@@ -109,7 +114,7 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n) {
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
     if (select_blocks_ > 0 && ap.mask) {
         sparse::KeyBlockSummaries& ks = key_summaries_[layer];
-        ks.update(cache_.k(layer).f32(), c_.n_head_kv * c_.head_dim, ap.mask->block, n_past_, n_past_ + n);
+        ks.update(cache_.k(layer).f32(), c_.n_head_kv * c_.head_dim, select_block_size_ > 0 ? select_block_size_ : ap.mask->block, n_past_, n_past_ + n);
         ap.select_blocks = select_blocks_;
         ap.key_summary = ks.view();
     }

@@ -43,8 +43,9 @@ public:
     // The same for one mask per layer (the vector must outlive the masks' use).
     void set_attention_masks(const std::vector<BlockMask>& per_layer);
     // Query-aware block selection on top of the masks (AttentionParams::select_blocks): each masked row also reads the
-    // blocks_per_row dropped blocks whose keys bound its scores highest. 0 turns it off. CPU backend only.
-    void set_block_selection(int blocks_per_row);
+    // blocks_per_row dropped blocks of block_size tokens (0: the mask's block; it must divide it) whose keys bound its
+    // scores highest. blocks_per_row 0 turns it off. CPU backend only.
+    void set_block_selection(int blocks_per_row, int block_size = 0);
     int block_selection() const { return select_blocks_; }
 
     int n_past() const { return n_past_; }
@@ -67,7 +68,7 @@ private:
     DeviceWeights w_;
     KvCache cache_;
     std::vector<const BlockMask*> masks_;
-    int select_blocks_ = 0;
+    int select_blocks_ = 0, select_block_size_ = 0;
     std::vector<sparse::KeyBlockSummaries> key_summaries_; // per layer, with select_blocks_
     AttentionCapture capture_;
     bool capture_per_group_ = false;

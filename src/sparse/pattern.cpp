@@ -217,8 +217,9 @@ std::vector<BlockMask> SparsePattern::masks(int n_ctx, SparseDenominator denomin
     return m;
 }
 
-double SparsePattern::density_of(const BlockMask& m, int select_blocks) {
-    int64_t kept = 0, causal = 0;
+double SparsePattern::density_of(const BlockMask& m, int select_tokens) {
+    double kept = 0;
+    int64_t causal = 0;
     for (int qb = 0; qb < m.n_blocks; ++qb)
         for (int g = 0; g < m.groups; ++g) {
             int row_kept = 0, dropped_before_diagonal = 0; // query-aware selection draws from blocks wholly left of the diagonal
@@ -227,10 +228,10 @@ double SparsePattern::density_of(const BlockMask& m, int select_blocks) {
                 row_kept += keep;
                 dropped_before_diagonal += !keep && kb < qb;
             }
-            kept += row_kept + std::min(select_blocks, dropped_before_diagonal);
+            kept += row_kept + std::min(static_cast<double>(select_tokens) / m.block, static_cast<double>(dropped_before_diagonal));
             causal += qb + 1;
         }
-    return causal ? static_cast<double>(kept) / causal : 0;
+    return causal ? kept / static_cast<double>(causal) : 0;
 }
 
 namespace {

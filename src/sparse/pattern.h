@@ -85,8 +85,8 @@ struct SparsePattern {
     // Every layer's mask for n_ctx tokens, in layer order.
     std::vector<BlockMask> masks(int n_ctx, SparseDenominator denominator = SparseDenominator::standard, int dense_below = 0) const;
     // Fraction of causal blocks a mask keeps.
-    // with select_blocks, as if each row also kept that many of its dropped blocks (query-aware selection; block level)
-    static double density_of(const BlockMask& m, int select_blocks = 0);
+    // with select_tokens, as if each row also kept that many keys of its dropped blocks (query-aware selection)
+    static double density_of(const BlockMask& m, int select_tokens = 0);
     // Fills the extension profiles of every layer from its keep matrix.
     void derive_profiles();
 

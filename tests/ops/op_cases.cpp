@@ -298,43 +298,46 @@ void add_attention_cases(std::vector<OpCase>& cases) {
 // each (row, KV head)'s chosen blocks are recomputed here in double from the rule's definition, then the reference
 // attends under the union of the mask and the chosen blocks.
 void add_block_selection_cases(std::vector<OpCase>& cases) {
-    struct S { const char* name; int n, pos0, n_head, n_head_kv, hd, mask_block, mask_groups, select; };
-    const S shapes[] = {{"select4_b16_prefill_128", 128, 0, 9, 3, 64, 16, 1, 4},
-                        {"select2_b32_prefill_64_at_200", 64, 200, 9, 3, 64, 32, 1, 2},
-                        {"select3_grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3, 3},
-                        {"select8_b64_decode_pos2500", 1, 2500, 9, 3, 64, 64, 1, 8},
-                        {"select40_b16_decode_pos300_all", 1, 300, 9, 3, 64, 16, 1, 40}}; // more than the row drops: all kept
+    struct S { const char* name; int n, pos0, n_head, n_head_kv, hd, mask_block, mask_groups, select, unit; };
+    const S shapes[] = {{"select4_b16_prefill_128", 128, 0, 9, 3, 64, 16, 1, 4, 16},
+                        {"select2_b32_prefill_64_at_200", 64, 200, 9, 3, 64, 32, 1, 2, 32},
+                        {"select3_grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3, 3, 64},
+                        {"select8_b64_decode_pos2500", 1, 2500, 9, 3, 64, 64, 1, 8, 64},
+                        {"select40_b16_decode_pos300_all", 1, 300, 9, 3, 64, 16, 1, 40, 16}, // more than the row drops: all kept
+                        // selection units finer than the mask's blocks
+                        {"select12_u16_b64_prefill_96_at_500", 96, 500, 9, 3, 64, 64, 1, 12, 16},
+                        {"select20_u8_grouped_b32_decode_pos2000", 1, 2000, 9, 3, 64, 32, 3, 20, 8}};
     for (const S& s : shapes) {
         OpCase c{std::string("attention/F32/") + s.name, Op::attention, GgmlType::F32, 1e-10, 1e-10, [s](Backend& be) {
                      const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd, block = std::abs(s.mask_block);
-                     const int n_blocks = (ctx + block - 1) / block, summarised = (s.pos0 + s.n) / block;
+                     const int n_blocks = (ctx + block - 1) / block, unit = s.unit, n_units = n_blocks * (block / unit), summarised = (s.pos0 + s.n) / unit;
                      const auto q = randn(static_cast<size_t>(s.n) * qd, 81), k = randn(static_cast<size_t>(ctx) * kvd, 82),
                                 v = randn(static_cast<size_t>(ctx) * kvd, 83);
                      BlockMask mask = random_mask(block, n_blocks, 84, s.mask_groups);
                      if (s.mask_block < 0) mask.denominator = SparseDenominator::spion;
                      std::vector<float> kmax(static_cast<size_t>(summarised) * kvd, -INFINITY), kmin(kmax.size(), INFINITY);
-                     for (int j = 0; j < summarised * block; ++j)
+                     for (int j = 0; j < summarised * unit; ++j)
                          for (int d = 0; d < kvd; ++d) {
-                             const size_t i = static_cast<size_t>(j / block) * kvd + d;
+                             const size_t i = static_cast<size_t>(j / unit) * kvd + d;
                              kmax[i] = std::max(kmax[i], k[static_cast<size_t>(j) * kvd + d]);
                              kmin[i] = std::min(kmin[i], k[static_cast<size_t>(j) * kvd + d]);
                          }
                      AttentionParams p;
                      p.pos0 = s.pos0, p.n_head = s.n_head, p.n_head_kv = s.n_head_kv, p.head_dim = s.hd, p.mask = &mask;
                      p.select_blocks = s.select;
-                     p.key_summary = {summarised, kmax.data(), kmin.data()};
+                     p.key_summary = {unit, summarised, kmax.data(), kmin.data()};
                      const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, GgmlType::F32, k, ctx, kvd), vt = make_cache(be, GgmlType::F32, v, ctx, kvd),
                                   ot = be.alloc(GgmlType::F32, s.n, qd);
                      be.attention(qt, kt, vt, ot, p);
-                     // chosen[(t * n_head_kv + kvh) * n_blocks + b]: the blocks selection adds for row t, KV head kvh
-                     std::vector<uint8_t> chosen(static_cast<size_t>(s.n) * s.n_head_kv * n_blocks, 0);
+                     // chosen[(t * n_head_kv + kvh) * n_units + u]: the units selection adds for row t, KV head kvh
+                     std::vector<uint8_t> chosen(static_cast<size_t>(s.n) * s.n_head_kv * n_units, 0);
                      const int heads = s.n_head / s.n_head_kv;
                      for (int t = 0; t < s.n; ++t)
                          for (int kvh = 0; kvh < s.n_head_kv; ++kvh) {
                              const int q_pos = s.pos0 + t;
                              std::vector<std::pair<double, int>> cand;
-                             for (int b = 0; b < std::min(summarised, (q_pos + 1) / block); ++b) {
-                                 if (mask.allows(q_pos, static_cast<int64_t>(b) * block, kvh)) continue;
+                             for (int b = 0; b < std::min(summarised, (q_pos + 1) / unit); ++b) {
+                                 if (mask.allows(q_pos, static_cast<int64_t>(b) * unit, kvh)) continue;
                                  double ub = -INFINITY;
                                  for (int g = 0; g < heads; ++g) {
                                      double sum = 0;
@@ -349,7 +352,7 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                              }
                              std::sort(cand.begin(), cand.end());
                              for (int i = 0; i < std::min<int>(s.select, static_cast<int>(cand.size())); ++i)
-                                 chosen[(static_cast<size_t>(t) * s.n_head_kv + kvh) * n_blocks + cand[i].second] = 1;
+                                 chosen[(static_cast<size_t>(t) * s.n_head_kv + kvh) * n_units + cand[i].second] = 1;
                          }
                      if (std::find(chosen.begin(), chosen.end(), 1) == chosen.end()) return OpResult{}; // a case that selects nothing tests nothing
                      std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
@@ -357,7 +360,7 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                                                    1.0 / std::sqrt(static_cast<double>(s.hd)),
                                                    [&](int kvh, int qp, int kp) {
                                                        return mask.allows(qp, kp, kvh) ||
-                                                              chosen[(static_cast<size_t>(qp - s.pos0) * s.n_head_kv + kvh) * n_blocks + kp / block] != 0;
+                                                              chosen[(static_cast<size_t>(qp - s.pos0) * s.n_head_kv + kvh) * n_units + kp / unit] != 0;
                                                    },
                                                    s.mask_block < 0);
                      return compare(get(be, ot), ref);

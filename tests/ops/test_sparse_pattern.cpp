@@ -390,9 +390,9 @@ TEST(KeyBlockSummaries, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
     const std::vector<BlockMask> masks(m->config().n_layer, local);
     std::vector<int32_t> ids;
     for (int i = 0; i < ctx; ++i) ids.push_back((i * 53 + 11) % m->config().n_vocab);
-    auto run = [&](const std::vector<BlockMask>* ms, int select, int n_prefill) {
+    auto run = [&](const std::vector<BlockMask>* ms, int select, int n_prefill, int unit = 0) {
         Forward f(*m, *be, ctx);
-        if (ms) f.set_attention_masks(*ms), f.set_block_selection(select);
+        if (ms) f.set_attention_masks(*ms), f.set_block_selection(select, unit);
         if (select > 0) { // dirty the summaries with other text first: the rewind must not reuse them
             std::vector<int32_t> other(ids.rbegin(), ids.rend());
             f.eval(other, false);
@@ -409,8 +409,15 @@ TEST(KeyBlockSummaries, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
         const auto dense = run(nullptr, 0, n_prefill), all = run(&masks, nb, n_prefill), none = run(&masks, 0, n_prefill);
         ASSERT_EQ(dense.size(), static_cast<size_t>(ctx) * m->config().n_vocab);
         EXPECT_EQ(all, dense) << "prefill " << n_prefill;
+        EXPECT_EQ(run(&masks, 2 * nb, n_prefill, 4), dense) << "every dropped 4-token unit, prefill " << n_prefill;
         EXPECT_NE(none, dense) << "the pattern drops blocks that matter";
         EXPECT_NE(run(&masks, 2, n_prefill), dense) << "two blocks per row are not all of them";
+        EXPECT_NE(run(&masks, 2, n_prefill, 4), dense) << "two 4-token units per row are not all of them";
+    }
+    {
+        Forward f(*m, *be, ctx);
+        f.set_attention_masks(masks);
+        EXPECT_THROW(f.set_block_selection(2, 3), Error) << "3-token units do not divide 8-token blocks";
     }
 }
 

@@ -81,33 +81,41 @@ inline float score_bound(const float* q, const float* kmax, const float* kmin, i
 // Per-thread buffers for query-aware selection.
 struct SelectScratch {
     std::vector<uint8_t> row;
-    std::vector<std::pair<float, int>> candidates; // (bound, block)
+    std::vector<std::pair<float, int>> candidates; // (bound, unit)
+};
+
+// A row's keep flags, one per `unit` keys (null flags: dense).
+struct RowFlags {
+    const uint8_t* flags;
+    int unit;
 };
 
 // The keep flags of the row at q_pos for KV head kvh: the mask's row, plus (p.select_blocks) the dropped complete,
-// causal, summarised blocks with the highest score bound for the group's queries qg. Null without a mask (dense).
-const uint8_t* row_flags(const AttentionParams& p, const float* qg, int heads, int q_pos, int kvh, SelectScratch& sc) {
-    if (!p.mask) return nullptr;
+// causal, summarised selection units with the highest score bound for the group's queries qg (the flags are then per
+// selection unit).
+RowFlags row_flags(const AttentionParams& p, const float* qg, int heads, int q_pos, int kvh, SelectScratch& sc) {
+    if (!p.mask) return {nullptr, 0};
     const BlockMask& m = *p.mask;
     const uint8_t* row = m.row(q_pos / m.block, kvh);
-    if (p.select_blocks <= 0) return row;
-    const int hd = p.head_dim, kv_dim = p.n_head_kv * hd;
-    const int candidates_end = std::min(p.key_summary.n_blocks, (q_pos + 1) / m.block); // complete blocks wholly at or before q_pos
+    if (p.select_blocks <= 0) return {row, m.block};
+    const KeyBlockSummary& ks = p.key_summary;
+    const int hd = p.head_dim, kv_dim = p.n_head_kv * hd, unit = ks.block, per_block = m.block / unit;
+    sc.row.resize(static_cast<size_t>(m.n_blocks) * per_block);
+    for (int b = 0; b < m.n_blocks; ++b) std::fill_n(sc.row.begin() + static_cast<ptrdiff_t>(b) * per_block, per_block, row[b]);
+    const int candidates_end = std::min(ks.n_blocks, (q_pos + 1) / unit); // complete units wholly at or before q_pos
     sc.candidates.clear();
-    for (int b = 0; b < candidates_end; ++b) {
-        if (row[b]) continue;
-        const size_t off = static_cast<size_t>(b) * kv_dim + static_cast<size_t>(kvh) * hd;
+    for (int u = 0; u < candidates_end; ++u) {
+        if (sc.row[u]) continue;
+        const size_t off = static_cast<size_t>(u) * kv_dim + static_cast<size_t>(kvh) * hd;
         float ub = -INFINITY;
-        for (int g = 0; g < heads; ++g) ub = std::max(ub, score_bound(qg + static_cast<size_t>(g) * hd, p.key_summary.kmax + off, p.key_summary.kmin + off, hd));
-        sc.candidates.emplace_back(ub, b);
+        for (int g = 0; g < heads; ++g) ub = std::max(ub, score_bound(qg + static_cast<size_t>(g) * hd, ks.kmax + off, ks.kmin + off, hd));
+        sc.candidates.emplace_back(ub, u);
     }
     const int k = std::min<int>(p.select_blocks, static_cast<int>(sc.candidates.size()));
-    if (k == 0) return row;
     std::partial_sort(sc.candidates.begin(), sc.candidates.begin() + k, sc.candidates.end(),
                       [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-    sc.row.assign(row, row + m.n_blocks);
     for (int i = 0; i < k; ++i) sc.row[sc.candidates[i].second] = 1;
-    return sc.row.data();
+    return {sc.row.data(), unit};
 }
 
 // The online-softmax state of the g heads of one KV group: running max m[g], sum l[g] of e^(s - m), and the
@@ -184,7 +192,8 @@ void finalize(const GroupState& st, int heads, int hd, float dropped_as_zero, fl
 void attention_f32(const float* q, const float* k_cache, const float* v_cache, float* out, int n_tokens, const AttentionParams& p, int n_threads) {
     const int hd = p.head_dim, n_kv = p.n_head_kv, heads = p.n_head / p.n_head_kv, pos0 = p.pos0;
     const int kv_dim = n_kv * hd, state_floats = heads * (hd + 2);
-    const int n_blocks = p.mask ? p.mask->n_blocks : 1;
+    // flags per row: the mask's blocks, or the finer selection units with query-aware selection
+    const int n_units = !p.mask ? 1 : p.select_blocks > 0 ? p.mask->n_blocks * (p.mask->block / p.key_summary.block) : p.mask->n_blocks;
     const bool spion = p.mask && p.mask->denominator == SparseDenominator::spion;
     // Splits per row: 1 when (row, KV head) tasks fill the cores; otherwise enough for ~8 tasks per thread, with at
     // least 256 keys per split.
@@ -198,7 +207,7 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
 #pragma omp parallel num_threads(n_threads)
     {
         std::vector<float> scores(static_cast<size_t>(heads) * kChunk), own(splits > 1 ? 0 : state_floats);
-        std::vector<int> runs(2 * n_blocks + 2);
+        std::vector<int> runs(2 * n_units + 2);
         SelectScratch select;
 #pragma omp for schedule(dynamic)
         for (int task = 0; task < base * splits; ++task) {
@@ -209,8 +218,8 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
             GroupState st = GroupState::at(buf, heads);
             st.reset(heads, hd);
             int kept = 0;
-            const uint8_t* row = row_flags(p, q + q_off, heads, q_pos, kvh, select);
-            const int n_runs = key_runs(row, p.mask ? p.mask->block : 0, q_pos, runs.data(), &kept);
+            const RowFlags row = row_flags(p, q + q_off, heads, q_pos, kvh, select);
+            const int n_runs = key_runs(row.flags, row.unit, q_pos, runs.data(), &kept);
             accumulate_range(shape, q + q_off, k_cache, v_cache, runs.data(), n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
                              static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
             if (splits == 1) finalize(st, heads, hd, dropped_as_zero(q_pos, kept), out + q_off);

@@ -157,7 +157,10 @@ public:
         if (p.select_blocks > 0) {
             const KeyBlockSummary& ks = p.key_summary;
             if (!p.mask) throw Error(ErrorKind::invalid_argument, "attention: query-aware block selection needs a block mask");
-            if (ks.n_blocks < 0 || static_cast<int64_t>(ks.n_blocks) * p.mask->block > pos0 + n_tokens || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
+            if (ks.block <= 0 || p.mask->block % ks.block != 0)
+                throw Error(ErrorKind::invalid_argument, "attention: the selection block (" + std::to_string(ks.block) + ") must divide the mask's block (" +
+                                                             std::to_string(p.mask->block) + ")");
+            if (ks.n_blocks < 0 || static_cast<int64_t>(ks.n_blocks) * ks.block > pos0 + n_tokens || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
                 throw Error(ErrorKind::invalid_argument, "attention: the key block summary must cover complete written blocks only");
         }
         const float* q = qt.f32();
