@@ -10,8 +10,10 @@ namespace winnow::train {
 void save_checkpoint(const std::string& path, const io::GgufFile& source, const Transformer<float>& model, const AdamW<float>* opt,
                      const CheckpointState& state) {
     io::GgufWriter w;
+    // The source's metadata without what this function sets: a run resumed from a checkpoint (whose metadata already
+    // holds these keys, in sorted order) then writes the same bytes as the uninterrupted run.
     for (const auto& [key, value] : source.metadata())
-        if (key != "general.alignment") w.set(key, value);
+        if (key != "general.alignment" && key != "general.file_type" && !key.starts_with("winnow.train.")) w.set(key, value);
     w.set_u32("general.file_type", 0); // all F32
     w.set_u64("winnow.train.step", static_cast<uint64_t>(state.step));
     w.set_string("winnow.train.rng", state.rng);
