@@ -201,29 +201,46 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
     int splits = 1;
     if (n_threads > 1 && base < 2 * n_threads) splits = std::clamp((8 * n_threads + base - 1) / base, 1, std::max(1, (pos0 + n_tokens) / 256));
     std::vector<float> partial(splits > 1 ? static_cast<size_t>(base) * splits * state_floats : 0);
-    std::vector<int> kept_keys(splits > 1 ? base : 0); // per (row, KV head): its kept keys, for the merge's SPION term
+    // With splits, each (row, KV head)'s kept-key runs are found once, before its parts run (query-aware selection
+    // reads every block summary, too much to repeat per part): runs, their count and the kept keys per row_kv.
+    const int runs_stride = 2 * n_units + 2;
+    std::vector<int> row_runs(splits > 1 ? static_cast<size_t>(base) * runs_stride : 0), row_n_runs(splits > 1 ? base : 0), kept_keys(splits > 1 ? base : 0);
+    auto q_offset = [&](int t, int kvh) { return (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd; };
     auto dropped_as_zero = [&](int q_pos, int kept) { return spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f; };
 
 #pragma omp parallel num_threads(n_threads)
     {
         std::vector<float> scores(static_cast<size_t>(heads) * kChunk), own(splits > 1 ? 0 : state_floats);
-        std::vector<int> runs(2 * n_units + 2);
+        std::vector<int> runs(splits > 1 ? 0 : runs_stride);
         SelectScratch select;
+        if (splits > 1) {
+#pragma omp for schedule(dynamic)
+            for (int row_kv = 0; row_kv < base; ++row_kv) {
+                const int t = row_kv / n_kv, kvh = row_kv % n_kv;
+                const RowFlags row = row_flags(p, q + q_offset(t, kvh), heads, pos0 + t, kvh, select);
+                row_n_runs[row_kv] = key_runs(row.flags, row.unit, pos0 + t, row_runs.data() + static_cast<size_t>(row_kv) * runs_stride, &kept_keys[row_kv]);
+            }
+        }
 #pragma omp for schedule(dynamic)
         for (int task = 0; task < base * splits; ++task) {
             const int s = task % splits, row_kv = task / splits, t = row_kv / n_kv, kvh = row_kv % n_kv, q_pos = pos0 + t;
             const GroupShape shape{heads, hd, kv_dim, kvh, p.effective_scale()};
-            const size_t q_off = (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd;
+            const size_t q_off = q_offset(t, kvh);
             float* buf = splits > 1 ? partial.data() + static_cast<size_t>(task) * state_floats : own.data();
             GroupState st = GroupState::at(buf, heads);
             st.reset(heads, hd);
-            int kept = 0;
-            const RowFlags row = row_flags(p, q + q_off, heads, q_pos, kvh, select);
-            const int n_runs = key_runs(row.flags, row.unit, q_pos, runs.data(), &kept);
-            accumulate_range(shape, q + q_off, k_cache, v_cache, runs.data(), n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
+            int kept = 0, n_runs = 0;
+            const int* r = nullptr;
+            if (splits > 1) {
+                r = row_runs.data() + static_cast<size_t>(row_kv) * runs_stride, n_runs = row_n_runs[row_kv], kept = kept_keys[row_kv];
+            } else {
+                const RowFlags row = row_flags(p, q + q_off, heads, q_pos, kvh, select);
+                n_runs = key_runs(row.flags, row.unit, q_pos, runs.data(), &kept);
+                r = runs.data();
+            }
+            accumulate_range(shape, q + q_off, k_cache, v_cache, r, n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
                              static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
             if (splits == 1) finalize(st, heads, hd, dropped_as_zero(q_pos, kept), out + q_off);
-            else if (s == 0) kept_keys[row_kv] = kept;
         }
         if (splits > 1) {
             // merge each row's splits by log-sum-exp into the first split's state, then finalize
@@ -243,8 +260,7 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
                         acc.m[g] = m;
                     }
                 }
-                const size_t q_off = (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd;
-                finalize(acc, heads, hd, dropped_as_zero(q_pos, kept_keys[row_kv]), out + q_off);
+                finalize(acc, heads, hd, dropped_as_zero(q_pos, kept_keys[row_kv]), out + q_offset(t, kvh));
             }
         }
     }
