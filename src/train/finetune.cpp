@@ -9,6 +9,7 @@
 #include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "tokenizer/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -56,8 +57,10 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
     if (!o.resume && o.write_files && fs::exists(ckpt))
         throw Error(ErrorKind::invalid_argument, "'" + ckpt + "' exists: pass --resume to continue that run, or choose another --out");
     auto model = LoadedModel::load(o.resume ? ckpt : o.model_path);
-    if (!model->gguf()) throw Error(ErrorKind::unsupported, "finetune needs a GGUF model (its tokenizer and metadata go into the checkpoints)");
-    auto tok = Tokenizer::from_gguf(*model->gguf());
+    // checkpoints carry the source's GGUF metadata and tokenizer; a run that writes no files (benchmarks) takes any model
+    if (!model->gguf() && o.write_files)
+        throw Error(ErrorKind::unsupported, "finetune needs a GGUF model (its tokenizer and metadata go into the checkpoints); '" + model->path() + "' is not one");
+    auto tok = model->gguf() ? Tokenizer::from_gguf(*model->gguf()) : load_model_tokenizer(*model);
     const TokenData data = load_token_data(*tok, o.data_path, o.val_fraction, o.seq);
     const std::string settings = settings_of(o, data.hash);
 
@@ -84,7 +87,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
     if (o.write_files) fs::create_directories(o.out_dir);
 
     std::vector<int32_t> inputs, targets, vin, vtg;
-    size_t saved_bytes = 0;
+    size_t saved_bytes = 0, live_bytes = 0;
     auto validate = [&] {
         double total = 0;
         for (int k = 0; k < o.val_windows; ++k) {
@@ -109,6 +112,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
         rec.lr = learning_rate(o.adam, step);
         rec.grad_norm = opt.update(m.params(), m.grads(), step);
         saved_bytes = m.saved_bytes_per_layer(); // for this step's B x T (validation reallocates for B = 1)
+        live_bytes = m.live_layer_bytes();
         rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         rec.tokens_per_second = o.batch * o.seq / rec.seconds;
         if (rec.step % o.val_every == 0 || rec.step == o.steps) rec.val_loss = validate();
@@ -118,6 +122,7 @@ FinetuneResult run_finetune(FinetuneOptions o, const ProgressFn& progress) {
         if (o.write_files && (rec.step % o.save_every == 0 || rec.step == o.steps)) save(rec.step);
     }
     result.saved_bytes_per_layer = saved_bytes;
+    result.live_layer_bytes = live_bytes;
     result.final_val_loss = result.history.empty() ? 0 : result.history.back().val_loss;
     if (!o.write_files) return result;
     save_checkpoint((fs::path(o.out_dir) / "model.gguf").string(), *model->gguf(), m, nullptr, {o.steps, "", settings});

@@ -37,6 +37,7 @@ struct FinetuneResult {
     std::vector<StepRecord> history; // every step from 1, including those before a resume (from loss.csv)
     int first_step = 0;              // the step this run started from (0, or the checkpoint's step)
     size_t saved_bytes_per_layer = 0, params = 0;
+    size_t live_layer_bytes = 0;     // per-layer checkpointing: the one live layer's tensors (0 otherwise)
     double final_val_loss = 0; // validation loss after the last step
     std::string data_hash;
 };
