@@ -58,6 +58,12 @@ typedef struct winnow_model_params {
 typedef struct winnow_session_params {
     int n_ctx;                 /* default 2048 (capped at the trained context); 0: the trained context */
     winnow_kv_type kv_type;    /* default F32 */
+    /* Block-sparse (SPION) attention: a pattern file from `winnow calibrate-sparse`; NULL (default): dense. */
+    const char* sparse_pattern;
+    int sparse_spion_denominator; /* default 0; 1: dropped keys count as logit 0 */
+    int sparse_dense_below;       /* default 1024: queries before this position attend densely */
+    int sparse_select_blocks;     /* default 0: query-aware blocks per sparse row (CPU) */
+    int sparse_select_block_size; /* default 0: 16 tokens where that divides the pattern's block */
 } winnow_session_params;
 
 typedef struct winnow_generate_params {

@@ -79,7 +79,10 @@ winnow::TokenCallback callback(winnow_piece_callback cb, void* user) {
 extern "C" {
 
 winnow_model_params winnow_model_default_params(void) { return {WINNOW_DEVICE_CPU, 0, 0, WINNOW_DOT_F32, nullptr}; }
-winnow_session_params winnow_session_default_params(void) { return {2048, WINNOW_KV_F32}; }
+winnow_session_params winnow_session_default_params(void) {
+    const winnow::SessionParams d;
+    return {d.n_ctx, WINNOW_KV_F32, nullptr, d.sparse_spion_denominator ? 1 : 0, d.sparse_dense_below, d.sparse_select_blocks, d.sparse_select_block_size};
+}
 winnow_generate_params winnow_generate_default_params(void) { return {64, 0.0f, 0, 1.0f, 0.0f, 1.0f, 0, 0, 0, 0.01, 0.3}; }
 
 const char* winnow_last_error(void) { return last_error.c_str(); }
@@ -139,6 +142,11 @@ winnow_status winnow_session_new(const winnow_model* model, const winnow_session
         winnow::SessionParams sp;
         sp.n_ctx = params->n_ctx;
         sp.kv_type = params->kv_type == WINNOW_KV_F16 ? winnow::KvType::f16 : params->kv_type == WINNOW_KV_BF16 ? winnow::KvType::bf16 : winnow::KvType::f32;
+        if (params->sparse_pattern) sp.sparse_pattern = params->sparse_pattern;
+        sp.sparse_spion_denominator = params->sparse_spion_denominator != 0;
+        sp.sparse_dense_below = params->sparse_dense_below;
+        sp.sparse_select_blocks = params->sparse_select_blocks;
+        sp.sparse_select_block_size = params->sparse_select_block_size;
         *out = new winnow_session{model->model.session(sp)};
     });
 }

@@ -173,12 +173,20 @@ PYBIND11_MODULE(_winnow, m) {
         .def("apply_chat_template", &winnow::Model::apply_chat_template, "user"_a, "system"_a = "")
         .def(
             "session",
-            [](const winnow::Model& mo, int n_ctx, const std::string& kv_type) {
+            [](const winnow::Model& mo, int n_ctx, const std::string& kv_type, const std::string& sparse_pattern, int sparse_dense_below,
+               int sparse_select_blocks, int sparse_select_block_size) {
                 winnow::SessionParams p;
                 p.n_ctx = n_ctx;
+                p.sparse_pattern = sparse_pattern;
+                p.sparse_dense_below = sparse_dense_below;
+                p.sparse_select_blocks = sparse_select_blocks;
+                p.sparse_select_block_size = sparse_select_block_size;
                 if (kv_type != "f32" && kv_type != "f16" && kv_type != "bf16") throw winnow::Error(winnow::ErrorKind::invalid_argument, "kv_type must be f32, f16 or bf16");
                 p.kv_type = kv_type == "f16" ? winnow::KvType::f16 : kv_type == "bf16" ? winnow::KvType::bf16 : winnow::KvType::f32;
                 return mo.session(p);
             },
-            "n_ctx"_a = 2048, "kv_type"_a = "f32");
+            "n_ctx"_a = 2048, "kv_type"_a = "f32", "sparse_pattern"_a = "", "sparse_dense_below"_a = winnow::SessionParams{}.sparse_dense_below,
+            "sparse_select_blocks"_a = 0, "sparse_select_block_size"_a = 0,
+            "A session; sparse_pattern (a file from `winnow calibrate-sparse`) turns on block-sparse attention, sparse_select_blocks its "
+            "query-aware blocks per row.");
 }

@@ -49,7 +49,7 @@ struct SessionParams {
     // Query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can
     // score highest for its query (a bound from per-block key maxima and minima). CPU only. 0: the pattern alone.
     int sparse_select_blocks = 0;
-    int sparse_select_block_size = 16; // tokens per query-aware block; divides the pattern's block
+    int sparse_select_block_size = 0;  // tokens per query-aware block, dividing the pattern's block; 0: 16 where it divides
 };
 
 struct ModelInfo {

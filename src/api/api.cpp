@@ -116,7 +116,7 @@ Session Model::session(const SessionParams& params) const {
         s->masks = pattern.masks(f.n_ctx(), params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard, params.sparse_dense_below);
         f.set_attention_masks(s->masks);
         if (params.sparse_select_blocks < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_blocks must be >= 0");
-        if (params.sparse_select_block_size < 1) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_block_size must be >= 1");
+        if (params.sparse_select_block_size < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_block_size must be >= 0");
         f.set_block_selection(params.sparse_select_blocks, params.sparse_select_block_size);
     } else if (params.sparse_select_blocks != 0) {
         throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_blocks needs a sparse_pattern");

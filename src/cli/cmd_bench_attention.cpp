@@ -150,7 +150,7 @@ EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int
 int cmd_bench_attention(const std::vector<std::string>& args) {
     std::string model_arg, pattern_path, ctx_list = "1024,2048,4096,8192", text_path;
     int reps = 5, threads = 0, prefill = 64, n_decode = 32, dense_below = sparse::kDenseBelow, select_blocks = 0,
-        select_block_size = kSelectBlockSize;
+        select_block_size = 0;
     bool json_out = false;
     po::options_description opts("winnow bench attention options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (for its head shapes and layer count)")(
@@ -162,13 +162,13 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         "decode", po::value(&n_decode)->default_value(32), "end to end: tokens decoded at the end of each context")(
         "sparse-dense-below", po::value(&dense_below)->default_value(sparse::kDenseBelow), "queries below this position attend densely, as in generate")(
         "sparse-select", po::value(&select_blocks)->default_value(0), "query-aware blocks per sparse row, as in generate")(
-        "sparse-select-block", po::value(&select_block_size)->default_value(kSelectBlockSize), "tokens per query-aware block")(
+        "sparse-select-block", po::value(&select_block_size)->default_value(0), "tokens per query-aware block (0: as in generate)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads")("json", po::bool_switch(&json_out), "print rows as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern FILE is required");
-    if (reps < 1 || prefill < 1 || n_decode < 1 || dense_below < 0 || select_blocks < 0 || select_block_size < 1)
-        throw Error(ErrorKind::invalid_argument, "--reps, --prefill, --decode, --sparse-select-block must be >= 1 and --sparse-dense-below, --sparse-select >= 0");
+    if (reps < 1 || prefill < 1 || n_decode < 1 || dense_below < 0 || select_blocks < 0 || select_block_size < 0)
+        throw Error(ErrorKind::invalid_argument, "--reps, --prefill, --decode must be >= 1 and --sparse-dense-below, --sparse-select, --sparse-select-block >= 0");
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
     const auto pattern = sparse::SparsePattern::load(pattern_path);
@@ -199,6 +199,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
     auto be = make_cpu_backend(threads);
     const int qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
     OpBench bench{c, *be, reps, select_blocks};
+    select_block_size = sparse::selection_unit(select_block_size, pattern.block);
 
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (int ctx : ctxs) {

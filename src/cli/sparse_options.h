@@ -8,13 +8,11 @@
 #include <boost/program_options.hpp>
 
 #include "decode/forward.h"
+#include "sparse/key_summary.h"
 #include "sparse/pattern.h"
 #include "winnow/error.h"
 
 namespace winnow::cli {
-
-// Tokens per query-aware selection unit: finer units bound scores more tightly (Quest's pages are 16 tokens).
-constexpr int kSelectBlockSize = 16;
 
 struct SparseArgs {
     std::string attention = "dense";
@@ -22,7 +20,7 @@ struct SparseArgs {
     std::string denominator = "standard";
     int dense_below = sparse::kDenseBelow;
     int select_blocks = 0;
-    int select_block_size = kSelectBlockSize;
+    int select_block_size = 0; // 0: sparse::selection_unit's default
 };
 
 inline void add_sparse_options(boost::program_options::options_description& opts, SparseArgs& a) {
@@ -35,8 +33,8 @@ inline void add_sparse_options(boost::program_options::options_description& opts
         "queries at positions below this attend densely (sparse attention does not pay there; 0: sparse everywhere)")(
         "sparse-select", po::value(&a.select_blocks)->default_value(0),
         "query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can score highest for its query (CPU)")(
-        "sparse-select-block", po::value(&a.select_block_size)->default_value(kSelectBlockSize),
-        "tokens per query-aware block (divides the pattern's block)");
+        "sparse-select-block", po::value(&a.select_block_size)->default_value(0),
+        "tokens per query-aware block, dividing the pattern's block (0: 16 where it divides, else the pattern's block)");
 }
 
 // The masks one Forward uses; keeps them alive as long as it lives.
@@ -53,7 +51,7 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
         throw Error(ErrorKind::invalid_argument, "--sparse-denominator must be standard or spion, not '" + a.denominator + "'");
     if (a.dense_below < 0) throw Error(ErrorKind::invalid_argument, "--sparse-dense-below must be >= 0");
     if (a.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "--sparse-select must be >= 0");
-    if (a.select_block_size < 1) throw Error(ErrorKind::invalid_argument, "--sparse-select-block must be >= 1");
+    if (a.select_block_size < 0) throw Error(ErrorKind::invalid_argument, "--sparse-select-block must be >= 0");
     if (a.attention == "dense") {
         if (!a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern needs --attention sparse");
         if (a.select_blocks != 0) throw Error(ErrorKind::invalid_argument, "--sparse-select needs --attention sparse");
@@ -65,7 +63,8 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     s->pattern.check_model(c, a.pattern_path);
     const auto den = a.denominator == "spion" ? SparseDenominator::spion : SparseDenominator::standard;
     s->masks = s->pattern.masks(f.n_ctx(), den, a.dense_below);
-    for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m, a.select_blocks * a.select_block_size) / c.n_layer;
+    const int select_tokens = a.select_blocks * sparse::selection_unit(a.select_block_size, s->pattern.block);
+    for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m, select_tokens) / c.n_layer;
     f.set_attention_masks(s->masks);
     f.set_block_selection(a.select_blocks, a.select_block_size);
     return s;

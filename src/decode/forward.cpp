@@ -114,7 +114,7 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n) {
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
     if (select_blocks_ > 0 && ap.mask) {
         sparse::KeyBlockSummaries& ks = key_summaries_[layer];
-        ks.update(cache_.k(layer).f32(), c_.n_head_kv * c_.head_dim, select_block_size_ > 0 ? select_block_size_ : ap.mask->block, n_past_, n_past_ + n);
+        ks.update(cache_.k(layer).f32(), c_.n_head_kv * c_.head_dim, sparse::selection_unit(select_block_size_, ap.mask->block), n_past_, n_past_ + n);
         ap.select_blocks = select_blocks_;
         ap.key_summary = ks.view();
     }

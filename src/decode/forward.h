@@ -43,7 +43,7 @@ public:
     // The same for one mask per layer (the vector must outlive the masks' use).
     void set_attention_masks(const std::vector<BlockMask>& per_layer);
     // Query-aware block selection on top of the masks (AttentionParams::select_blocks): each masked row also reads the
-    // blocks_per_row dropped blocks of block_size tokens (0: the mask's block; it must divide it) whose keys bound its
+    // blocks_per_row dropped blocks of block_size tokens (0: sparse::selection_unit's default; it must divide the mask's block) whose keys bound its
     // scores highest. blocks_per_row 0 turns it off. CPU backend only.
     void set_block_selection(int blocks_per_row, int block_size = 0);
     int block_selection() const { return select_blocks_; }

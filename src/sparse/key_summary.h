@@ -8,6 +8,15 @@
 
 namespace winnow::sparse {
 
+// Tokens per query-aware selection unit when none is asked for: Quest's 16-token pages where 16 divides the
+// pattern's block (finer units bound scores more tightly: measured in bench/reports/spion-attention-cpu.md), else the
+// pattern's block.
+constexpr int kSelectBlockSize = 16;
+inline int selection_unit(int requested, int pattern_block) {
+    if (requested > 0) return requested;
+    return pattern_block % kSelectBlockSize == 0 ? kSelectBlockSize : pattern_block;
+}
+
 class KeyBlockSummaries {
 public:
     // After cache rows [pos0, n_rows) were (re)written: drops the summaries of blocks that overlap rewritten rows

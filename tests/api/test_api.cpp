@@ -140,6 +140,19 @@ TEST(Api, SparseAttentionIsAnOption) {
     const auto dense = m.session({.n_ctx = 32}).generate(prompt, opt);
     const auto sparse = m.session({.n_ctx = 32, .sparse_pattern = path}).generate(prompt, opt);
     EXPECT_EQ(sparse.output_ids, dense.output_ids);
+    {
+        // only the sink and the diagonal kept, everywhere; query-aware selection of every dropped block restores dense
+        std::string local = json;
+        for (size_t at = 0; (at = local.find("\"1110\"", at)) != std::string::npos;) local.replace(at, 6, "\"1010\"");
+        for (size_t at = 0; (at = local.find("\"1111\"", at)) != std::string::npos;) local.replace(at, 6, "\"1001\"");
+        const std::string local_path = testing::TempDir() + "/local.json";
+        { std::ofstream(local_path) << local; }
+        const auto all = m.session({.n_ctx = 32, .sparse_pattern = local_path, .sparse_dense_below = 0, .sparse_select_blocks = 4}).generate(prompt, opt);
+        EXPECT_EQ(all.output_ids, dense.output_ids);
+        EXPECT_THROW(m.session({.n_ctx = 32, .sparse_select_blocks = 4}), winnow::Error) << "selection needs a pattern";
+        EXPECT_THROW(m.session({.n_ctx = 32, .sparse_pattern = local_path, .sparse_select_blocks = 4, .sparse_select_block_size = 3}), winnow::Error)
+            << "3-token units do not divide 8-token blocks";
+    }
     std::string other = json;
     const std::string embd = "\"n_embd\": " + std::to_string(m.info().n_embd);
     other.replace(other.find(embd), embd.size(), "\"n_embd\": " + std::to_string(m.info().n_embd + 1)); // another model's width

@@ -79,3 +79,11 @@ def test_errors_are_winnow_errors():
         m.session().generate([1], top_p=0.0)
     with pytest.raises(winnow.Error):
         m.session(n_ctx=4).generate([1, 2, 3, 4, 5])
+
+
+def test_sparse_attention_is_a_session_option():
+    m = winnow.Model(need(TINY, "tiny model"))
+    with pytest.raises(winnow.Error, match="/nonexistent/pattern.json"):
+        m.session(n_ctx=32, sparse_pattern="/nonexistent/pattern.json", sparse_select_blocks=4)
+    with pytest.raises(winnow.Error, match="sparse_select_blocks needs a sparse_pattern"):
+        m.session(n_ctx=32, sparse_select_blocks=4)
