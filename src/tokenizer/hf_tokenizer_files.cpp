@@ -33,6 +33,16 @@ std::string pre_tokenizer_name(const json& pre, const std::string& where) {
     throw Error(ErrorKind::unsupported, where + ": pre_tokenizer " + pre.dump().substr(0, 120) + " is not one winnow implements (gpt-2, smollm)");
 }
 
+// merges.txt and tokenizer.model are read whole: a hostile size is refused before any allocation grows with it (a
+// failed allocation inside std::getline only sets badbit, which would leave a silently truncated merge list).
+void check_file_size(const fs::path& p) {
+    std::error_code ec;
+    const auto size = fs::file_size(p, ec);
+    if (!ec && size > io::kMaxJsonFileBytes)
+        throw Error(ErrorKind::format, "'" + p.string() + "': " + std::to_string(size) + " bytes, larger than winnow's limit of " +
+                                           std::to_string(io::kMaxJsonFileBytes >> 20) + " MiB for a tokenizer file");
+}
+
 // The most token slots a vocabulary of `entries` ids (vocabulary and added tokens) may span.
 size_t max_token_slots(size_t entries) { return 2 * entries + 256; }
 
@@ -106,15 +116,21 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) t
         }
         return std::make_unique<tok::BpeTokenizer>(std::move(v));
     }
-    if (fs::exists(dir / "tokenizer.model")) return std::make_unique<tok::SpmTokenizer>((dir / "tokenizer.model").string());
+    if (fs::exists(dir / "tokenizer.model")) {
+        check_file_size(dir / "tokenizer.model");
+        return std::make_unique<tok::SpmTokenizer>((dir / "tokenizer.model").string());
+    }
     if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
         tok::BpeVocab v;
         fill_from_vocab(v, io::read_json_file(dir / "vocab.json"), "'" + (dir / "vocab.json").string() + "'");
+        check_file_size(dir / "merges.txt");
         std::ifstream in(dir / "merges.txt");
+        if (!in) throw Error(ErrorKind::io, "cannot open '" + (dir / "merges.txt").string() + "'");
         for (std::string line; std::getline(in, line);) {
             if (line.empty() || line.starts_with("#version")) continue;
             v.merges.push_back(line);
         }
+        if (in.bad()) throw Error(ErrorKind::io, "cannot read '" + (dir / "merges.txt").string() + "'");
         v.pre = "gpt-2";
         for (size_t i = 0; i < v.tokens.size(); ++i)
             if (v.tokens[i] == "<|endoftext|>") { v.types[i] = TokenType::control; v.bos = v.eos = static_cast<int32_t>(i); }

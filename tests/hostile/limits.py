@@ -311,6 +311,14 @@ def cases(a):
     case("tokenizer-huge-file", r"tokenizer.json': \d+ bytes, larger than winnow's limit of \d+ MiB for a JSON file", gen)(
         lambda: (lambda d: (sparse_file(os.path.join(d, "tokenizer.json"), 2 << 30, b'{"model":"'), d)[1])(
             copy_dir(gpt2_hf, os.path.join(w, "tok-huge"))))
+    # read whole by SentencePiece (bad_alloc before) and line by line (a failed allocation in getline only set badbit:
+    # a silently truncated merge list)
+    case("tokenizer-model-huge-file", r"tokenizer.model': \d+ bytes, larger than winnow's limit of \d+ MiB for a tokenizer file", gen)(
+        lambda: (lambda d: ([os.remove(os.path.join(d, f)) for f in ("vocab.json", "merges.txt")],
+                            sparse_file(os.path.join(d, "tokenizer.model"), 2 << 30), d)[2])(copy_dir(tiny_hf, os.path.join(w, "spm-huge"))))
+    case("tokenizer-merges-huge-file", r"merges.txt': \d+ bytes, larger than winnow's limit of \d+ MiB for a tokenizer file", gen)(
+        lambda: (lambda d: (sparse_file(os.path.join(d, "merges.txt"), 2 << 30, b"#version: 0.2\n"), d)[1])(
+            copy_dir(tiny_hf, os.path.join(w, "merges-huge"))))
     case("tokenizer-config-deep", r"tokenizer_config.json.*nested deeper than \d+", gen)(
         lambda: (lambda d: (write(os.path.join(d, "tokenizer_config.json"), '{"chat_template":' + deep(16 << 20) + "}"), d)[1])(
             copy_dir(gpt2_hf, os.path.join(w, "tokcfg-deep"))))
