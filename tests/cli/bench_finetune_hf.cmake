@@ -41,7 +41,7 @@ foreach(i RANGE ${last})
   if(NOT exact AND NOT cosine LESS 0.999999)
     message(FATAL_ERROR "${policy} is approximate but its gradient cosine is ${cosine}: was it measured?")
   endif()
-  if(NOT peak GREATER 1 OR NOT peak LESS 100)
+  if(NOT peak GREATER 1 OR NOT peak LESS 150) # ~13 MiB, ~70 under ASan
     message(FATAL_ERROR "${policy}: peak RSS ${peak} MiB is not this tiny model's own")
   endif()
   message(STATUS "${policy}: cosine ${cosine}, peak ${peak} MiB")
