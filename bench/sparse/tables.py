@@ -2,9 +2,13 @@
 """Markdown tables for the SPION report from bench/sparse/run.sh's JSON files.
 
   bench/sparse/tables.py [DIR]     (default: bench/reports/spion)
+
+Files of runs with query-aware selection carry "-selectK" in their names (run.sh's SELECT); each set gets its tables.
 """
+import glob
 import json
 import os
+import re
 import sys
 
 d = sys.argv[1] if len(sys.argv) > 1 else "bench/reports/spion"
@@ -37,11 +41,14 @@ if pattern:
     print("| density | " + " | ".join(f"{x:.2f}" for x in dens) + " |")
     print("| attention mass kept | " + " | ".join(f"{x:.3f}" for x in masses) + " |\n")
 
-for name in ("bench-attention.json", "bench-attention-short.json"):
+suffixes = sorted({m.group(1) for f in os.listdir(d) if (m := re.match(r"bench-attention(?:-short)?(-select\d+)?\.json$", f))} | {""}, key=str)
+for name in [f"bench-attention{suf}.json" for suf in suffixes] + [f"bench-attention-short{suf}.json" for suf in suffixes]:
     rows = load(name)
     if not rows:
         continue
-    print(f"`{name}` (dense below position {rows[0].get('dense_below')}):\n")
+    sel = rows[0].get("select_blocks", 0)
+    print(f"`{name}` (dense below position {rows[0].get('dense_below')}"
+          + (f"; {sel} query-aware blocks of {rows[0].get('select_block_size')} tokens per row" if sel else "; the pattern alone") + "):\n")
     print("| ctx | density (all rows) | density (last row) | op decode dense / sparse ms | speedup | op prefill-64 dense / sparse ms | speedup |"
           + (" prefill tok/s dense / sparse | decode tok/s dense / sparse | decode speedup | ppl dense / sparse | ppl change |" if "ppl" in rows[0] else ""))
     print("|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|---:|" if "ppl" in rows[0] else ""))
@@ -55,19 +62,25 @@ for name in ("bench-attention.json", "bench-attention-short.json"):
         print(line)
     print()
 
-dense, sparse = load("perplexity-8k-dense.json"), load("perplexity-8k-sparse.json")
-if dense and sparse:
-    print(f"Perplexity at ctx 8192 over {dense['chunks'] if isinstance(dense['chunks'], int) else len(dense['chunks'])} chunks: "
-          f"dense {dense['ppl']:.3f}, sparse {sparse['ppl']:.3f} ({100 * (sparse['ppl'] / dense['ppl'] - 1):+.1f}%).\n")
+dense = load("perplexity-8k-dense.json")
+for suf in suffixes:
+    sparse = load(f"perplexity-8k-sparse{suf}.json")
+    if dense and sparse:
+        print(f"Perplexity at ctx 8192 over {dense['chunks']} chunks{' (' + suf[1:] + ')' if suf else ''}: "
+              f"dense {dense['ppl']:.3f}, sparse {sparse['ppl']:.3f} ({100 * (sparse['ppl'] / dense['ppl'] - 1):+.1f}%; "
+              f"running perplexity after each chunk {' / '.join(f'{x:.3f}' for x in sparse['running'])} vs dense {' / '.join(f'{x:.3f}' for x in dense['running'])}).\n")
 
-# passkey: passkey.json, or passkey-dense.json + passkey-sparse.json (runs of one mode each, same seed)
+# passkey: every passkey*.json (runs of one or both modes; sparse runs labelled with their query-aware selection)
 rows = []
-for name in ("passkey.json", "passkey-dense.json", "passkey-sparse.json"):
-    j = load(name)
+for path in sorted(glob.glob(os.path.join(d, "passkey*.json"))):
+    j = load(os.path.basename(path))
     if j:
-        rows += j["rows"]
+        for r in j["rows"]:
+            if r["attention"] == "sparse" and j.get("select"):
+                r = dict(r, attention=f"sparse + select {j['select']}")
+            rows.append(r)
 if rows:
-    modes = [m for m in ("dense", "sparse") if any(r["attention"] == m for r in rows)]
+    modes = sorted({r["attention"] for r in rows}, key=lambda m: (m != "dense", m))
     cells = {}
     for r in rows:
         c = cells.setdefault((r["ctx"], r["depth"]), {m: [0, 0] for m in modes})

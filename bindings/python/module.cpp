@@ -186,7 +186,7 @@ PYBIND11_MODULE(_winnow, m) {
                 return mo.session(p);
             },
             "n_ctx"_a = 2048, "kv_type"_a = "f32", "sparse_pattern"_a = "", "sparse_dense_below"_a = winnow::SessionParams{}.sparse_dense_below,
-            "sparse_select_blocks"_a = 0, "sparse_select_block_size"_a = 0,
+            "sparse_select_blocks"_a = winnow::SessionParams{}.sparse_select_blocks, "sparse_select_block_size"_a = 0,
             "A session; sparse_pattern (a file from `winnow calibrate-sparse`) turns on block-sparse attention, sparse_select_blocks its "
             "query-aware blocks per row.");
 }

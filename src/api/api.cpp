@@ -109,17 +109,15 @@ Session Model::session(const SessionParams& params) const {
     const int n_ctx = params.n_ctx == 0 ? 0 : std::min(params.n_ctx, impl_->info.n_ctx_train);
     s->generator = std::make_unique<Generator>(*impl_->model, *impl_->tokenizer, *s->backend, n_ctx, nullptr, kv_ggml_type(params.kv_type));
     if (!params.sparse_pattern.empty()) {
+        if (params.sparse_select_blocks < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_blocks must be >= 0");
+        if (params.sparse_select_block_size < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_block_size must be >= 0");
         const auto pattern = sparse::SparsePattern::load(params.sparse_pattern);
         pattern.check_model(impl_->model->config(), params.sparse_pattern);
         Forward& f = s->generator->forward();
         if (params.sparse_dense_below < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_dense_below must be >= 0");
         s->masks = pattern.masks(f.n_ctx(), params.sparse_spion_denominator ? SparseDenominator::spion : SparseDenominator::standard, params.sparse_dense_below);
         f.set_attention_masks(s->masks);
-        if (params.sparse_select_blocks < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_blocks must be >= 0");
-        if (params.sparse_select_block_size < 0) throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_block_size must be >= 0");
         f.set_block_selection(params.sparse_select_blocks, params.sparse_select_block_size);
-    } else if (params.sparse_select_blocks != 0) {
-        throw Error(ErrorKind::invalid_argument, "SessionParams::sparse_select_blocks needs a sparse_pattern");
     }
     return Session(std::move(s));
 }

@@ -149,7 +149,7 @@ EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int
 
 int cmd_bench_attention(const std::vector<std::string>& args) {
     std::string model_arg, pattern_path, ctx_list = "1024,2048,4096,8192", text_path;
-    int reps = 5, threads = 0, prefill = 64, n_decode = 32, dense_below = sparse::kDenseBelow, select_blocks = 0,
+    int reps = 5, threads = 0, prefill = 64, n_decode = 32, dense_below = sparse::kDenseBelow, select_blocks = sparse::kSelectBlocks,
         select_block_size = 0;
     bool json_out = false;
     po::options_description opts("winnow bench attention options");
@@ -161,7 +161,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         "text", po::value(&text_path), "also end to end on this text: prefill and decode tokens/s, perplexity")(
         "decode", po::value(&n_decode)->default_value(32), "end to end: tokens decoded at the end of each context")(
         "sparse-dense-below", po::value(&dense_below)->default_value(sparse::kDenseBelow), "queries below this position attend densely, as in generate")(
-        "sparse-select", po::value(&select_blocks)->default_value(0), "query-aware blocks per sparse row, as in generate")(
+        "sparse-select", po::value(&select_blocks)->default_value(sparse::kSelectBlocks), "query-aware blocks per sparse row, as in generate (0: the pattern alone)")(
         "sparse-select-block", po::value(&select_block_size)->default_value(0), "tokens per query-aware block (0: as in generate)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads")("json", po::bool_switch(&json_out), "print rows as JSON");
     po::variables_map vm;

@@ -75,7 +75,11 @@ int cmd_perplexity(const std::vector<std::string>& args) {
     j["running"] = r.running;
     j["backend"] = backend->name();
     j["attention"] = masks ? "sparse" : "dense";
-    if (masks) j["sparse_density"] = masks->mean_density;
+    if (masks) {
+        j["sparse_density"] = masks->mean_density;
+        j["sparse_select_blocks"] = masks->select_blocks;
+        j["sparse_select_block_size"] = masks->select_unit;
+    }
     j["seconds"] = r.seconds;
     if (json_out) std::cout << j.dump(2) << "\n";
     else std::printf("Final estimate: PPL = %.4f +/- %.5f  (%d chunks of %d, %lld predictions, %.1f s)\n", r.ppl, r.ppl_sd, r.chunks, n_ctx,

@@ -19,7 +19,7 @@ struct SparseArgs {
     std::string pattern_path;
     std::string denominator = "standard";
     int dense_below = sparse::kDenseBelow;
-    int select_blocks = 0;
+    int select_blocks = sparse::kSelectBlocks;
     int select_block_size = 0; // 0: sparse::selection_unit's default
 };
 
@@ -31,8 +31,9 @@ inline void add_sparse_options(boost::program_options::options_description& opts
         "softmax over kept keys (standard) or dropped keys as logit 0 (spion)")(
         "sparse-dense-below", po::value(&a.dense_below)->default_value(sparse::kDenseBelow),
         "queries at positions below this attend densely (sparse attention does not pay there; 0: sparse everywhere)")(
-        "sparse-select", po::value(&a.select_blocks)->default_value(0),
-        "query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can score highest for its query (CPU)")(
+        "sparse-select", po::value(&a.select_blocks)->default_value(sparse::kSelectBlocks),
+        "query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can score highest for its query "
+        "(CPU; 0: the pattern alone)")(
         "sparse-select-block", po::value(&a.select_block_size)->default_value(0),
         "tokens per query-aware block, dividing the pattern's block (0: 16 where it divides, else the pattern's block)");
 }
@@ -41,7 +42,8 @@ inline void add_sparse_options(boost::program_options::options_description& opts
 struct SparseMasks {
     sparse::SparsePattern pattern;
     std::vector<BlockMask> masks;
-    double mean_density = 0;
+    double mean_density = 0;    // with query-aware selection counted as if it always found its blocks
+    int select_blocks = 0, select_unit = 0; // query-aware selection: blocks per row, tokens per block
 };
 
 // Validates the options; with --attention sparse loads the pattern, builds the masks for n_ctx and installs them.
@@ -54,7 +56,6 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     if (a.select_block_size < 0) throw Error(ErrorKind::invalid_argument, "--sparse-select-block must be >= 0");
     if (a.attention == "dense") {
         if (!a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern needs --attention sparse");
-        if (a.select_blocks != 0) throw Error(ErrorKind::invalid_argument, "--sparse-select needs --attention sparse");
         return nullptr;
     }
     if (a.pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--attention sparse needs --sparse-pattern FILE");
@@ -63,7 +64,9 @@ inline std::unique_ptr<SparseMasks> apply_sparse_options(const SparseArgs& a, co
     s->pattern.check_model(c, a.pattern_path);
     const auto den = a.denominator == "spion" ? SparseDenominator::spion : SparseDenominator::standard;
     s->masks = s->pattern.masks(f.n_ctx(), den, a.dense_below);
-    const int select_tokens = a.select_blocks * sparse::selection_unit(a.select_block_size, s->pattern.block);
+    s->select_blocks = a.select_blocks;
+    s->select_unit = sparse::selection_unit(a.select_block_size, s->pattern.block);
+    const int select_tokens = a.select_blocks * s->select_unit;
     for (const BlockMask& m : s->masks) s->mean_density += sparse::SparsePattern::density_of(m, select_tokens) / c.n_layer;
     f.set_attention_masks(s->masks);
     f.set_block_selection(a.select_blocks, a.select_block_size);

@@ -62,7 +62,7 @@ void Forward::set_block_selection(int blocks_per_row, int block_size) {
             throw Error(ErrorKind::invalid_argument, "block selection: " + std::to_string(block_size) + "-token blocks do not divide the pattern's " +
                                                          std::to_string(m->block) + "-token blocks");
     if (blocks_per_row > 0 && be_.device() != Device::cpu)
-        throw Error(ErrorKind::unsupported, "query-aware block selection runs on the CPU backend only");
+        throw Error(ErrorKind::unsupported, "query-aware block selection runs on the CPU backend only (--sparse-select 0 for the pattern alone)");
     select_blocks_ = blocks_per_row;
     select_block_size_ = block_size;
     key_summaries_.assign(blocks_per_row > 0 ? c_.n_layer : 0, {});

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     winnow_result_free(result);
     winnow_session_free(session);
     /* sparse attention is a session parameter: a missing pattern file is an error naming it */
-    CHECK(sp.sparse_pattern == NULL && sp.sparse_dense_below == 1024 && sp.sparse_select_blocks == 0);
+    CHECK(sp.sparse_pattern == NULL && sp.sparse_dense_below == 1024 && sp.sparse_select_blocks == 64);
     sp.sparse_pattern = "/nonexistent/pattern.json";
     session = (winnow_session*)1;
     CHECK(winnow_session_new(model, &sp, &session) != WINNOW_OK);

@@ -85,5 +85,5 @@ def test_sparse_attention_is_a_session_option():
     m = winnow.Model(need(TINY, "tiny model"))
     with pytest.raises(winnow.Error, match="/nonexistent/pattern.json"):
         m.session(n_ctx=32, sparse_pattern="/nonexistent/pattern.json", sparse_select_blocks=4)
-    with pytest.raises(winnow.Error, match="sparse_select_blocks needs a sparse_pattern"):
-        m.session(n_ctx=32, sparse_select_blocks=4)
+    with pytest.raises(winnow.Error, match="sparse_select_blocks must be >= 0"):
+        m.session(n_ctx=32, sparse_pattern="/nonexistent/pattern.json", sparse_select_blocks=-1)
