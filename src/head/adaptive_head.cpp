@@ -9,6 +9,7 @@
 #include "head/adaptive_softmax.h"
 #include "head/fast_adaptive_softmax.h"
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -45,10 +46,10 @@ std::span<const float> AdaptiveHead::dense_matrix() {
 }
 
 HeadCalibrationFile HeadCalibrationFile::load(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(ErrorKind::io, "cannot open head calibration '" + path + "'");
+    if (!std::ifstream(path)) throw Error(ErrorKind::io, "cannot open head calibration '" + path + "'");
+    // bounded like every JSON input (size, depth, parsed memory)
+    const nlohmann::json j = io::read_json_file(path, {}, "head calibration '" + path + "'");
     try {
-        const auto j = nlohmann::json::parse(in);
         HeadCalibrationFile f;
         f.model = j.value("model", "");
         f.epsilon = j.value("epsilon", 0.3);

@@ -291,15 +291,10 @@ void SparsePattern::save(const std::string& path) const {
 }
 
 SparsePattern SparsePattern::load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(ErrorKind::io, "cannot open sparse pattern '" + path + "'");
+    if (!std::ifstream(path, std::ios::binary)) throw Error(ErrorKind::io, "cannot open sparse pattern '" + path + "'");
     const std::string where = "sparse pattern '" + path + "'";
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(ErrorKind::format, where + ": invalid JSON (" + std::string(e.what()) + ")");
-    }
+    // bounded like every JSON input (size, depth, parsed memory): a hostile pattern file gets an error, not an OOM kill
+    const nlohmann::json j = io::read_json_file(path, {}, where);
     try {
         if (!j.is_object() || j.value("format", "") != "winnow-sparse-pattern") throw Error(ErrorKind::format, where + ": not a winnow sparse pattern");
         // every integer field is range-checked before any is read as int (io::json_int_fits)

@@ -4,8 +4,9 @@
 Writes crafted files (GGUF with huge counts, lengths, dimensions and metadata numbers; safetensors with huge
 header lengths, shapes, deep or bulky headers and shard names that escape the checkpoint directory; config.json
 and tokenizer.json with huge numbers and bulky values) plus every input under tests/hostile/fuzz_inputs/ that is a
-whole model-side file, and loads each with the real `winnow` binary under RLIMIT_AS = 1 GiB (bash `ulimit -v
-1048576`). Every case must end with a non-zero exit status (not a signal), exactly one line on stderr that names
+whole model-side file, and loads each with the real `winnow` binary under an address-space limit of 1 GiB beyond
+the program's own startup footprint (bash `ulimit -v`; the footprint, found by bisection with `winnow --version`, is
+tens of MiB for a CPU build and several hundred for one linked with cuBLAS, whose libraries are mapped at startup). Every case must end with a non-zero exit status (not a signal), exactly one line on stderr that names
 the problem (the case's regex), no "bad_alloc" and nothing on stdout. Control cases: the intact tiny models load
 under the same limit, so a limit that broke every load could not make the test pass.
 
@@ -26,7 +27,8 @@ import subprocess
 import sys
 import time
 
-LIMIT = 1 << 30  # bytes of address space: `ulimit -v 1048576`
+DATA_LIMIT = 1 << 30  # bytes of address space for the data, beyond the startup footprint
+LIMIT = DATA_LIMIT     # set in main(): footprint + DATA_LIMIT
 LIMIT_ONLY = {"gguf-address-space"}  # cases about the limit itself: skipped where it cannot be applied (ASan)
 
 # --- GGUF: a minimal writer and reader (enough to rewrite a fixture's metadata) -------------------------------
@@ -350,6 +352,24 @@ def limit_address_space():
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
 
 
+def startup_footprint(binary):
+    """The smallest address-space limit (rounded up to 16 MiB) under which `winnow --version` runs: the program and
+    the libraries it maps before reading any input."""
+    def runs(limit):
+        def pre():
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        return subprocess.run([binary, "--version"], capture_output=True, env=env, preexec_fn=pre, timeout=60).returncode == 0
+    lo, hi = 0, 16 << 30
+    if not runs(hi):
+        raise SystemExit("limits.py: %s --version does not run even under 16 GiB of address space" % binary)
+    step = 16 << 20
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        lo, hi = (lo, mid) if runs(mid) else (mid, hi)
+    return hi
+
+
 def is_asan(binary):
     """AddressSanitizer reserves terabytes of shadow address space at startup: such a binary cannot start under any
     RLIMIT_AS, so its cases run without the limit (the refusals are checks, not allocation failures, either way)."""
@@ -406,6 +426,11 @@ def main():
     a.asan = is_asan(a.winnow)
     if a.asan:
         print("AddressSanitizer build: the cases run WITHOUT the address-space limit (ASan's shadow memory needs terabytes of it)")
+    else:
+        global LIMIT
+        footprint = startup_footprint(a.winnow)
+        LIMIT = footprint + DATA_LIMIT
+        print("startup footprint %d MiB: the limit is %d MiB (1 GiB for the data)" % (footprint >> 20, LIMIT >> 20))
     fuzz = fuzz_cases(a)
     if not fuzz:
         print("no fuzzing inputs under %s/tests/hostile/fuzz_inputs" % a.source_dir)
