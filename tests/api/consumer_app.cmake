@@ -1,13 +1,21 @@
 # Installs winnow from BUILD into a fresh PREFIX, builds examples/hello against that prefix alone (find_package), and
 # compares its 16 greedy ids with the CLI's.
-#   cmake -DBUILD=... -DSOURCE=... -DWORK=... -DMODEL=... -P consumer_app.cmake
+#   cmake -DBUILD=... -DSOURCE=... -DWORK=... -DMODEL=... [-DCXX_FLAGS=...] [-DLINK_FLAGS=...] -P consumer_app.cmake
+# CXX_FLAGS / LINK_FLAGS (the winnow build's own, e.g. -fsanitize=address,undefined) are given to the example's build.
 file(REMOVE_RECURSE ${WORK})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD} --prefix ${WORK}/prefix RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "cmake --install failed: ${err}")
 endif()
+set(flags "")
+if(CXX_FLAGS)
+  list(APPEND flags "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
+endif()
+if(LINK_FLAGS)
+  list(APPEND flags "-DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS}")
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE}/examples/hello -B ${WORK}/hello -DCMAKE_PREFIX_PATH=${WORK}/prefix -DCMAKE_BUILD_TYPE=Release
-  RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+  ${flags} RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "configuring the example against the installed prefix failed: ${err}")
 endif()
