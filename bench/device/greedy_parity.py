@@ -11,7 +11,7 @@ import sys
 
 
 def generate(a, mode, text, device):
-    cmd = [a.winnow, "generate", "-m", a.model, "-p", text, "-n", str(a.tokens), "--ignore-eos", "--json", "--device", device]
+    cmd = [a.winnow, "generate", "-m", a.model, "-p", text, "-n", str(a.tokens), "--temp", "0", "--ignore-eos", "--json", "--device", device]
     if mode == "chat":
         cmd.append("--chat")
     env = dict(os.environ, LD_LIBRARY_PATH=a.libs)

@@ -10,6 +10,8 @@
 #include "cli/commands.h"
 #include "cli/device_options.h"
 #include "cli/options.h"
+#include "cli/run_stats.h"
+#include "cli/sampling_options.h"
 #include "cli/sparse_options.h"
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
@@ -25,9 +27,9 @@ namespace winnow::cli {
 
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string model_arg, prompt, prompt_file, system, order = "hf", dot = "f32", head_mode = "exact", calibration_path;
+    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path;
     GenerateOptions opt;
-    SamplingParams& s = opt.sampling;
+    SamplingArgs sampling_args;
     int n_ctx = 0, threads = 0;
     bool chat = false, stats = false, json_out = false;
     std::vector<std::string> stops;
@@ -38,14 +40,6 @@ int cmd_generate(const std::vector<std::string>& args) {
     po::options_description opts("winnow generate options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model file (.gguf); default: SmolLM2-135M-Instruct")(
         "prompt,p", po::value(&prompt), "prompt text")("file,f", po::value(&prompt_file), "read the prompt from this UTF-8 file")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
-        "temp", po::value(&s.temperature)->default_value(0.0f, "0.0"), "temperature; 0 = greedy (HF generate's default)")(
-        "top-k", po::value(&s.top_k)->default_value(0), "keep the k most likely tokens (0 = off)")(
-        "top-p", po::value(&s.top_p)->default_value(1.0f, "1.0"), "nucleus sampling mass (1 = off)")(
-        "min-p", po::value(&s.min_p)->default_value(0.0f, "0.0"), "drop tokens below min-p x the top probability (0 = off)")(
-        "repeat-penalty", po::value(&s.repeat_penalty)->default_value(1.0f, "1.0"), "HF repetition penalty (1 = off)")(
-        "repeat-last-n", po::value(&s.repeat_last_n)->default_value(-1), "tokens the penalty looks back over (-1 = whole sequence)")(
-        "seed", po::value(&s.seed)->default_value(0), "random seed (sampling is reproducible for a given seed)")(
-        "sampler-order", po::value(&order)->default_value("hf"), "hf (temperature first) or llama.cpp (temperature last)")(
         "chat", po::bool_switch(&chat), "wrap the prompt in the model's chat template")(
         "system", po::value(&system), "system message for --chat (default: the template's own)")(
         "stop", po::value(&stops)->composing(), "stop string (repeatable); the output ends before it")(
@@ -53,13 +47,14 @@ int cmd_generate(const std::vector<std::string>& args) {
         "ctx", po::value(&n_ctx)->default_value(2048), "context length in tokens (0 = the model's training context)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (reference) or q8 (8-bit activations, as llama.cpp; faster)")(
-        "head", po::value(&head_mode)->default_value("exact"), "output head: exact, or adaptive (AdaptiveSoftmax; greedy and top-k)")(
+        "head", po::value(&head_mode)->default_value("exact"), "output head: exact, or adaptive (AdaptiveSoftmax; serves greedy and pure top-k sampling, so use it with --temp 0 or --top-p 1 --min-p 0 --repeat-penalty 1)")(
         "delta", po::value(&opt.adaptive.delta)->default_value(0.01, "0.01"), "adaptive head: failure probability")(
         "eps", po::value(&opt.adaptive.epsilon)->default_value(0.3, "0.3"), "adaptive head: relative error of the top probability")(
         "head-impl", po::value(&head_impl)->default_value("fast"), "adaptive head: fast (incremental estimator, SIMD, all cores) or faithful (the paper's reference)")(
         "head-calibration", po::value(&calibration_path), "adaptive head: calibrated factors (default MODEL.head.json if present)")(
-        "stats", po::bool_switch(&stats), "print prompt and generation speed to stderr")(
+        "stats", po::bool_switch(&stats), "print to stderr: prompt and generation speed, model load time, peak memory, the sampling settings and their source")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
+    add_sampling_options(opts, sampling_args);
     add_device_options(opts, device_args);
     add_sparse_options(opts, sparse_args);
     po::variables_map vm;
@@ -67,20 +62,22 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (vm.count("prompt") && vm.count("file")) throw Error(ErrorKind::invalid_argument, "give the prompt as -p TEXT or -f FILE, not both");
     if (vm.count("file")) prompt = io::read_text_file(prompt_file, "prompt file");
     else if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT or -f FILE)");
-    if (order != "hf" && order != "llama.cpp") throw Error(ErrorKind::invalid_argument, "--sampler-order must be hf or llama.cpp");
+    check_sampler_order(sampling_args);
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
     if (head_mode != "exact" && head_mode != "adaptive") throw Error(ErrorKind::invalid_argument, "--head must be exact or adaptive");
     if (!(opt.adaptive.delta > 0 && opt.adaptive.delta < 1) || !(opt.adaptive.epsilon > 0)) throw Error(ErrorKind::invalid_argument, "--delta must be in (0, 1) and --eps > 0");
     opt.head = head_mode == "adaptive" ? HeadMode::adaptive : HeadMode::exact;
-    s.order = order == "hf" ? SamplerOrder::hf : SamplerOrder::llama_cpp;
-    s.validate();
     opt.stop = stops;
 
     const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
     const GgmlType kv_type = kv_cache_type(device_args);
 
-    auto model = LoadedModel::load(resolve_model_path(model_arg));
+    const std::string model_path = resolve_model_path(model_arg); // may fetch the default model: not load time
+    const LoadTimer load_timer;
+    auto model = LoadedModel::load(model_path);
+    const SamplingDefaults recommended = recommended_sampling(*model);
+    opt.sampling = resolve_sampling(vm, sampling_args, recommended);
     const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
     const std::string chat_template = load_chat_template(*model);
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
@@ -107,6 +104,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     }
     Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train), adaptive.get(), kv_type);
     const auto sparse_masks = apply_sparse_options(sparse_args, model->config(), gen.forward());
+    const double load_seconds = load_timer.seconds(); // the file mapped, the tokenizer built, the weights placed
 
     StreamCallback print = [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -124,7 +122,9 @@ int cmd_generate(const std::vector<std::string>& args) {
         j["output_ids"] = r.output_ids;
         j["stop_reason"] = r.stop_reason;
         j["stats"] = {{"prompt_tokens", r.prompt_ids.size()}, {"prompt_seconds", r.prompt_seconds}, {"prompt_tokens_per_s", pp},
-                      {"generated_tokens", r.output_ids.size()}, {"generation_seconds", r.gen_seconds}, {"generation_tokens_per_s", tg}};
+                      {"generated_tokens", r.output_ids.size()}, {"generation_seconds", r.gen_seconds}, {"generation_tokens_per_s", tg},
+                      {"load_seconds", load_seconds}, {"peak_rss_mib", peak_rss_mib()}};
+        j["sampling"] = sampling_json(opt.sampling, recommended);
         j["head"] = {{"mode", head_mode}, {"adaptive_steps", r.head_adaptive_steps}, {"exact_steps", r.head_exact_steps},
                      {"fallbacks_to_exact", r.head_fallbacks}, {"head_seconds", r.head_seconds}};
         if (r.head_adaptive_steps > 0) {
@@ -140,6 +140,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (stats) {
         std::fprintf(stderr, "prompt: %zu tokens, %.1f tok/s | generation: %zu tokens, %.1f tok/s | stop: %s\n", r.prompt_ids.size(), pp,
                      r.output_ids.size(), tg, r.stop_reason.c_str());
+        std::fprintf(stderr, "model load: %.2f s | peak memory: %.0f MiB\n", load_seconds, peak_rss_mib());
+        std::fprintf(stderr, "sampling: %s; from %s\n", describe_sampling(opt.sampling).c_str(), recommended.source().c_str());
         const int steps = r.head_adaptive_steps + r.head_exact_steps;
         if (opt.head == HeadMode::adaptive && steps > 0) {
             const double frac = r.head_adaptive_steps ? r.head_fraction_sum / r.head_adaptive_steps : 1.0;

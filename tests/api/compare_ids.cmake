@@ -1,7 +1,7 @@
 # Runs the winnow CLI (greedy, --ignore-eos, --json) and another program that prints "ids: ..." for the same model,
 # prompt and token count, and fails unless the generated ids are the same and there are N of them.
 #   cmake -DWINNOW=... -DMODEL=... -DPROMPT=... -DN=16 -DCMD="prog;arg;..." -P compare_ids.cmake
-execute_process(COMMAND ${WINNOW} generate -m ${MODEL} -p ${PROMPT} -n ${N} --ignore-eos --json
+execute_process(COMMAND ${WINNOW} generate -m ${MODEL} -p ${PROMPT} -n ${N} --temp 0 --ignore-eos --json
   OUTPUT_VARIABLE cli_out ERROR_VARIABLE cli_err RESULT_VARIABLE cli_rc)
 if(NOT cli_rc EQUAL 0)
   message(FATAL_ERROR "winnow generate failed (${cli_rc}): ${cli_err}")

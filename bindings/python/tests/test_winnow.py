@@ -25,7 +25,7 @@ def need(path, what):
 
 def test_greedy_ids_equal_the_cli():
     model, cli = need(MODEL, "default model"), need(CLI, "winnow CLI")
-    out = subprocess.run([cli, "generate", "-m", model, "-p", PROMPT, "-n", "16", "--ignore-eos", "--json"], capture_output=True, text=True, check=True)
+    out = subprocess.run([cli, "generate", "-m", model, "-p", PROMPT, "-n", "16", "--temp", "0", "--ignore-eos", "--json"], capture_output=True, text=True, check=True)
     cli_ids = json.loads(out.stdout)["output_ids"]
     r = winnow.Model(model).session(n_ctx=256).generate(PROMPT, max_tokens=16, ignore_eos=True)
     assert len(cli_ids) == 16
