@@ -6,7 +6,8 @@
 #   2. GPU tests: dequantize bit-exactness, CUDA decoder vs CPU decoder (tiny models, SmolLM2 Q4_1, F16/BF16 caches)
 #   3. compute-sanitizer memcheck on the harness and on one generate run
 #   4. greedy SmolLM2 Q4_1, 10 prompts x 32 tokens: --device cuda vs --device cpu token for token
-#   5. bench decode --device cuda (pp512, tg128, us/token, GB/s, % of the measured copy roofline): SmolLM2 Q4_1 and,
+#   5. bench decode --device cuda (pp512, tg128, us/token, GB/s, % of the measured copy roofline; with and without the
+#      decode step recorded as a CUDA graph): SmolLM2 Q4_1 and,
 #      made here with transformers from configs (random bf16 weights), SmolLM2-135M, GPT-2 124M and Llama-3.2-1B shapes
 #   6. the HF transformers peer on the same bf16 weights (eager, and static cache + torch.compile), batch 1, greedy
 set -uo pipefail
@@ -55,6 +56,10 @@ if [ -f $model ]; then
   note "greedy cuda vs cpu: rc $? — $(tail -1 "$OUT/greedy.txt")"
   run $W/bin/winnow bench decode -m $model --device cuda -p 512 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1.json" 2> "$OUT/bench-smollm2-q4_1.err"
   note "bench SmolLM2 Q4_1 cuda: rc $?"
+  # the same without the recorded decode step (CUDA graph): what one launch per token buys
+  run env WINNOW_CUDA_GRAPHS=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-nographs.json" \
+    2> "$OUT/bench-smollm2-q4_1-nographs.err"
+  note "bench SmolLM2 Q4_1 cuda, no graphs: rc $?"
 fi
 
 timeout 240 python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$W/lib:/usr/local/cuda/lib64" --out "$OUT" > "$OUT/hf.txt" 2>&1

@@ -47,6 +47,24 @@ void BlockMask::check_heads(int n_head_kv) const {
                                                      " KV heads (need 1 or " + std::to_string(n_head_kv) + ")");
 }
 
+void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& row) {
+    if (row.type() != GgmlType::I32 || row.numel() != 1) throw Error(ErrorKind::invalid_argument, "copy_rows_at: the row must be one I32, got " + row.describe());
+    int32_t r = 0;
+    download(row, &r);
+    copy_rows(src, dst, r);
+}
+
+void Backend::begin_recording() { throw Error(ErrorKind::unsupported, std::string("the ") + name() + " backend cannot record ops"); }
+int Backend::end_recording() { throw Error(ErrorKind::unsupported, std::string("the ") + name() + " backend cannot record ops"); }
+void Backend::replay(int) { throw Error(ErrorKind::unsupported, std::string("the ") + name() + " backend cannot record ops"); }
+
+int resolve_position(const Tensor* pos, int pos0) {
+    if (!pos) return pos0;
+    if (pos->device() != Device::cpu || pos->type() != GgmlType::I32 || pos->numel() != 1)
+        throw Error(ErrorKind::invalid_argument, "an op's position must be one I32 in host memory here, got " + pos->describe());
+    return *pos->data<int32_t>();
+}
+
 float AttentionParams::effective_scale() const { return scale != 0 ? scale : 1.0f / std::sqrt(static_cast<float>(head_dim)); }
 
 } // namespace winnow

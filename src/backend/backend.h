@@ -29,6 +29,9 @@ struct RopeParams {
     int pos0 = 0;                                // row t of the input is at position pos0 + t
     float base = 10000.0f;
     RopeStyle style = RopeStyle::none;
+    // When set, pos0 is read from this I32 [1][1] tensor on the backend's device when the op runs, not when it is
+    // issued: a recorded decode step (Backend::begin_recording) is replayed at a new position this way.
+    const Tensor* pos = nullptr;
 };
 
 // How a block-sparse row's softmax treats the keys its mask drops (SPION spec section 4):
@@ -68,6 +71,7 @@ struct KeyBlockSummary {
 
 struct AttentionParams {
     int pos0 = 0;                    // the first query row is at position pos0; cache rows [0, pos0 + t] are its keys
+    const Tensor* pos = nullptr;     // when set, pos0 is read from this device I32 [1][1] when the op runs (RopeParams::pos)
     int n_head = 0, n_head_kv = 0, head_dim = 0;
     float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
     const BlockMask* mask = nullptr; // null: dense causal
@@ -126,6 +130,10 @@ public:
     virtual void rope(const Tensor& x, const RopeParams& p) = 0;
     // dst rows [dst_row, dst_row + src.rows) = src, converted to dst's type (the KV cache write).
     virtual void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) = 0;
+    // The same with dst_row read from the device I32 [1][1] tensor `row` when the op runs (a recorded decode step's
+    // cache write). The default reads the row back to the host first, which waits for the stream; a device backend
+    // that records steps overrides it.
+    virtual void copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& row);
     // Causal (optionally block-masked) attention of q [n][n_head * head_dim] over the cache rows [0, pos0 + n);
     // caches are [n_ctx][n_head_kv * head_dim]; out is [n][n_head * head_dim].
     virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& out, const AttentionParams& p) = 0;
@@ -135,7 +143,22 @@ public:
     virtual void add(const Tensor& y, const Tensor& x) = 0;
     // The best k of the single row `logits`, returned to the host (k small); log_norm when want_log_norm.
     virtual TopK top_k(const Tensor& logits, int k, bool want_log_norm) = 0;
+
+    // ---- recording (CUDA graphs): a decode step's ~10 ops per layer recorded once and replayed with one launch.
+    // Between begin_recording() and end_recording() ops are recorded, not run; they must not allocate, upload,
+    // download or synchronize, and positions must come from device tensors (RopeParams::pos, AttentionParams::pos,
+    // copy_rows_at) so that a replay can run at any position. end_recording() returns a handle for replay(); an
+    // error inside a recording ends it (abort_recording) and nothing has run. Backends that cannot record say so.
+    virtual bool can_record() const { return false; }
+    virtual void begin_recording();
+    virtual int end_recording();
+    virtual void abort_recording() {}
+    virtual void replay(int recording);
+    virtual void drop_recording(int /*recording*/) {}
 };
+
+// The position an op runs at: *pos read from the tensor (host memory: a CPU tensor) or pos0.
+int resolve_position(const Tensor* pos, int pos0);
 
 // CpuDotMode: winnow/params.h (public).
 

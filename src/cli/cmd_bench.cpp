@@ -151,6 +151,10 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["tokens_per_s"] = r.mean_ts;
         j["tokens_per_s_sd"] = r.sd_ts;
         j["reps"] = reps;
+        // decode steps as one recorded launch (CUDA graphs; WINNOW_CUDA_GRAPHS=0 turns them off)
+        j["step_graphs"] = f.step_recording();
+        j["replayed_steps"] = f.replayed_steps();
+        if (!f.step_recording_error().empty()) j["step_recording_error"] = f.step_recording_error();
         // decode reads every weight matrix once per token; prefill reuses each row across the batch
         if (r.test.rfind("tg", 0) == 0) {
             j["us_per_token"] = 1e6 / r.mean_ts;

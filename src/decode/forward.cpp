@@ -1,6 +1,8 @@
 #include "decode/forward.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "winnow/error.h"
 
@@ -14,6 +16,24 @@ Forward::Forward(const LoadedModel& model, Backend& backend, int n_ctx, GgmlType
                                                      std::to_string(c_.n_ctx_train) + " learned positions");
     check_support();
     hidden_ = be_.alloc(GgmlType::F32, 1, c_.n_embd);
+    const char* env = std::getenv("WINNOW_CUDA_GRAPHS");
+    record_steps_ = be_.can_record() && !(env && std::strcmp(env, "0") == 0);
+    if (record_steps_) step_in_ = be_.alloc(GgmlType::I32, 2, 1);
+}
+
+Forward::~Forward() { drop_step_recording(); }
+
+void Forward::set_step_recording(bool on) {
+    if (on && !be_.can_record()) throw Error(ErrorKind::unsupported, std::string("the ") + be_.name() + " backend cannot record decode steps");
+    if (on && step_in_.empty()) step_in_ = be_.alloc(GgmlType::I32, 2, 1);
+    if (!on) drop_step_recording();
+    record_steps_ = on;
+}
+
+void Forward::drop_step_recording() {
+    if (step_recording_ >= 0) be_.drop_recording(step_recording_);
+    step_recording_ = -1;
+    decoded_once_ = false;
 }
 
 void Forward::check_support() const {
@@ -53,6 +73,7 @@ void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
                                                              " positions, the context holds " + std::to_string(cache_.n_ctx()));
         }
     masks_ = std::move(per_layer);
+    drop_step_recording(); // it holds the old masks
 }
 
 void Forward::set_block_selection(int blocks_per_row, int block_size) {
@@ -70,6 +91,7 @@ void Forward::set_block_selection(int blocks_per_row, int block_size) {
 
 void Forward::ensure_scratch(int n) {
     if (n <= scratch_tokens_) return;
+    drop_step_recording(); // it holds the old scratch tensors' addresses
     const int64_t d = c_.n_embd, qd = static_cast<int64_t>(c_.n_head) * c_.head_dim, kvd = static_cast<int64_t>(c_.n_head_kv) * c_.head_dim;
     ids_ = be_.alloc(GgmlType::I32, n, 1);
     x_ = be_.alloc(GgmlType::F32, n, d);
@@ -93,21 +115,27 @@ namespace {
 const Tensor* bias(const Tensor& b) { return b.empty() ? nullptr : &b; }
 } // namespace
 
-void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n) {
+void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, const Tensor* pos) {
     const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), q = q_.rows_view(0, n), k = k_.rows_view(0, n),
                  v = v_.rows_view(0, n), att = att_.rows_view(0, n), proj = proj_.rows_view(0, n);
     norm(l.attn_norm, l.attn_norm_b, x, xn);
     be_.linear(l.wq, bias(l.bq), xn, q);
     be_.linear(l.wk, bias(l.bk), xn, k);
     be_.linear(l.wv, bias(l.bv), xn, v);
-    RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope};
+    RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
     be_.rope(q, rp);
     rp.n_heads = c_.n_head_kv;
     be_.rope(k, rp);
-    be_.copy_rows(k, cache_.k(layer), n_past_);
-    be_.copy_rows(v, cache_.v(layer), n_past_);
+    if (pos) {
+        be_.copy_rows_at(k, cache_.k(layer), *pos);
+        be_.copy_rows_at(v, cache_.v(layer), *pos);
+    } else {
+        be_.copy_rows(k, cache_.k(layer), n_past_);
+        be_.copy_rows(v, cache_.v(layer), n_past_);
+    }
     AttentionParams ap;
     ap.pos0 = n_past_;
+    ap.pos = pos;
     ap.n_head = c_.n_head;
     ap.n_head_kv = c_.n_head_kv;
     ap.head_dim = c_.head_dim;
@@ -156,21 +184,70 @@ void Forward::run_layers(std::span<const int32_t> tokens, int head_rows) {
         if (id < 0 || id >= c_.n_vocab)
             throw Error(ErrorKind::invalid_argument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(c_.n_vocab) + ")");
     ensure_scratch(n);
-
-    const Tensor ids = ids_.rows_view(0, n), x = x_.rows_view(0, n);
+    if (n == 1 && decode_step_recorded(tokens[0])) {
+        n_past_ += 1;
+        return;
+    }
+    const Tensor ids = ids_.rows_view(0, n);
     be_.upload(tokens.data(), ids);
+    issue_ops(ids, n, head_rows, nullptr);
+    n_past_ += n;
+}
+
+void Forward::issue_ops(const Tensor& ids, int n, int head_rows, const Tensor* pos) {
+    const Tensor x = x_.rows_view(0, n);
     be_.get_rows(w_.tok_embd, ids, x);
-    if (!w_.pos_embd.empty()) be_.add(x, w_.pos_embd.rows_view(n_past_, n));
+    if (!w_.pos_embd.empty()) {
+        if (pos) { // gpt2's learned position row, looked up at the device position: get_rows into scratch, then add
+            const Matrix table{GgmlType::F32, w_.pos_embd.rows(), w_.pos_embd.cols(), w_.pos_embd.row_bytes(),
+                               static_cast<const uint8_t*>(w_.pos_embd.raw()), "position_embd"};
+            const Tensor row = proj_.rows_view(0, 1);
+            be_.get_rows(table, *pos, row);
+            be_.add(x, row);
+        } else {
+            be_.add(x, w_.pos_embd.rows_view(n_past_, n));
+        }
+    }
 
     for (int i = 0; i < c_.n_layer; ++i) {
-        attention_block(w_.layers[i], i, n);
+        attention_block(w_.layers[i], i, n, pos);
         ffn_block(w_.layers[i], n);
     }
 
     // final norm of the last head_rows tokens only (the rows a head will read); the last one is the hidden state
     norm(w_.out_norm, w_.out_norm_b, x_.rows_view(n - head_rows, head_rows), xn_.rows_view(0, head_rows));
     be_.copy_rows(xn_.rows_view(head_rows - 1, 1), hidden_, 0);
-    n_past_ += n;
+}
+
+// One decode step through the backend's recording (a CUDA graph): the token id and position go up in one 8-byte
+// upload, then one launch runs every op. Steps the recording cannot serve (block selection and attention capture read
+// host state per step) and the first step after (in)validation run op by op.
+bool Forward::decode_step_recorded(int32_t token) {
+    if (!record_steps_ || select_blocks_ > 0 || capture_) return false;
+    const int32_t in[2] = {token, n_past_};
+    be_.upload(in, step_in_);
+    const Tensor ids = step_in_.rows_view(0, 1), pos = step_in_.rows_view(1, 1);
+    if (!decoded_once_) { // op by op, but already with the device position: lazy uploads happen here, not in a recording
+        issue_ops(ids, 1, 1, &pos);
+        decoded_once_ = true;
+        return true;
+    }
+    if (step_recording_ < 0) {
+        try {
+            be_.begin_recording();
+            issue_ops(ids, 1, 1, &pos);
+            step_recording_ = be_.end_recording();
+        } catch (const Error& e) {
+            be_.abort_recording(); // nothing ran: this step goes op by op, and so do the later ones
+            record_steps_ = false;
+            recording_error_ = e.what();
+            issue_ops(ids, 1, 1, &pos);
+            return true;
+        }
+    }
+    be_.replay(step_recording_);
+    ++replayed_steps_;
+    return true;
 }
 
 const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool all_logits) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -12,6 +13,7 @@
 #include "decode/kv_cache.h"
 #include "model/model.h"
 #include "sparse/key_summary.h"
+#include "winnow/error.h"
 
 namespace winnow {
 
@@ -20,6 +22,9 @@ public:
     // n_ctx <= 0: the model's training context. Throws winnow::Error(unsupported) when the backend lacks an op the
     // model needs (naming the op and type).
     Forward(const LoadedModel& model, Backend& backend, int n_ctx = 0, GgmlType cache_type = GgmlType::F32);
+    ~Forward();
+    Forward(const Forward&) = delete;
+    Forward& operator=(const Forward&) = delete;
 
     // Appends `tokens` at positions n_past().. and returns next-token logits on the host: one row of n_vocab per token
     // when all_logits, else only the last token's row. Throws winnow::Error for out-of-range ids or a full context.
@@ -48,9 +53,27 @@ public:
     void set_block_selection(int blocks_per_row, int block_size = 0);
     int block_selection() const { return select_blocks_; }
 
+    // Decode steps (one token) as one recorded launch on a backend that can record (CUDA graphs): on by default there,
+    // off with set_step_recording(false) or WINNOW_CUDA_GRAPHS=0 in the environment. The first decode step runs op by
+    // op (it uploads what is lazily uploaded, e.g. block masks); the second records the step with the position read
+    // from device memory, and every later one replays it. A recording that fails falls back to op by op for good.
+    void set_step_recording(bool on);
+    bool step_recording() const { return record_steps_; }
+    // How many decode steps ran as a replay (for tests and --stats).
+    int64_t replayed_steps() const { return replayed_steps_; }
+    // Why recording was given up ("" while it has not been).
+    const std::string& step_recording_error() const { return recording_error_; }
+
     int n_past() const { return n_past_; }
     int n_ctx() const { return cache_.n_ctx(); }
     void reset() { n_past_ = 0; }
+    // Keeps the first n cached tokens and forgets the rest: the next eval writes from position n (a chat turn that
+    // shares a prefix with the cache prefills only what follows it). Key summaries for block selection mark the
+    // rewritten blocks stale themselves (sparse::KeyBlockSummaries::update).
+    void rewind(int n) {
+        if (n < 0 || n > n_past_) throw Error(ErrorKind::invalid_argument, "rewind to " + std::to_string(n) + " of " + std::to_string(n_past_) + " cached tokens");
+        n_past_ = n;
+    }
     Backend& backend() const { return be_; }
     const DeviceWeights& weights() const { return w_; }
     const ModelConfig& config() const { return c_; }
@@ -59,7 +82,12 @@ private:
     void ensure_scratch(int n_tokens);
     void check_support() const;
     void run_layers(std::span<const int32_t> tokens, int head_rows);
-    void attention_block(const DeviceLayerWeights& l, int layer, int n);
+    // The ops of a forward pass over n tokens whose ids are in `ids` (device); pos: the device position tensor of a
+    // recorded step, or null for the host position n_past_.
+    void issue_ops(const Tensor& ids, int n, int head_rows, const Tensor* pos);
+    bool decode_step_recorded(int32_t token); // false: not recordable here, run it op by op
+    void drop_step_recording();
+    void attention_block(const DeviceLayerWeights& l, int layer, int n, const Tensor* pos);
     void ffn_block(const DeviceLayerWeights& l, int n);
     void norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y);
 
@@ -76,6 +104,12 @@ private:
     std::vector<float> capture_buf_;
     int n_past_ = 0;
     int scratch_tokens_ = 0;
+    bool record_steps_ = false;
+    bool decoded_once_ = false;    // a decode step ran op by op since the recording was (in)validated
+    int step_recording_ = -1;      // the backend's handle, or -1
+    int64_t replayed_steps_ = 0;
+    std::string recording_error_;
+    Tensor step_in_;               // I32 [2][1]: the decode step's token id, then its position
     // scratch activations, [capacity][dim]; ops work on row views of the first n rows
     Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
     std::vector<float> host_logits_;

@@ -87,6 +87,51 @@ TEST_F(CudaDecoder, SmolLM2HalfCachesStayClose) {
     EXPECT_LE(compare_backends(default_model(), 32, 8, GgmlType::BF16), 5e-2);
 }
 
+// Decode steps replayed from one recording (a CUDA graph reading the position from device memory) against the same
+// steps issued op by op: the same kernels in the same order, so the logits must be identical, bit for bit. Also after
+// a reset (positions go back to 0: a recording must not have baked in the positions it was recorded at), with a block
+// mask (gpt2: the learned-position lookup at the device position), and the replays are counted.
+void expect_recorded_steps_equal_op_by_op(const std::string& path, bool masked) {
+    auto m = Model::load(path);
+    const int nv = m->config().n_vocab, n_ctx = 64;
+    auto gpu = make_backend({.device = Device::cuda});
+    Forward rec(*m, *gpu, n_ctx), ops(*m, *gpu, n_ctx);
+    ASSERT_TRUE(rec.step_recording()) << "recording is on by default on the cuda backend (unless WINNOW_CUDA_GRAPHS=0)";
+    ops.set_step_recording(false);
+    BlockMask mask{16, n_ctx / 16, std::vector<uint8_t>((n_ctx / 16) * (n_ctx / 16), 0)};
+    for (int qb = 0; qb < n_ctx / 16; ++qb)
+        for (int kb = 0; kb <= qb; ++kb) mask.keep[qb * (n_ctx / 16) + kb] = kb == 0 || kb == qb || kb + 1 == qb;
+    if (masked) {
+        rec.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
+        ops.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
+    }
+    const auto ids = test_ids(n_ctx - 1, nv);
+    for (int round = 0; round < 2; ++round) { // the second round after reset(): positions start again at 0
+        rec.reset();
+        ops.reset();
+        const int prefill = round == 0 ? 5 : 1;
+        EXPECT_EQ(rec.eval(std::span(ids).first(prefill)), ops.eval(std::span(ids).first(prefill)));
+        for (int t = prefill; t < static_cast<int>(ids.size()); ++t) {
+            const std::vector<float> a = rec.eval(std::span(ids).subspan(t, 1));
+            const std::vector<float> b = ops.eval(std::span(ids).subspan(t, 1));
+            ASSERT_EQ(a, b) << path << ": recorded and op-by-op decode differ at position " << t << " (round " << round << ")";
+        }
+    }
+    EXPECT_EQ(rec.step_recording_error(), "");
+    // the first decode step after a (re)validation runs op by op; every later one is a replay
+    EXPECT_GE(rec.replayed_steps(), static_cast<int64_t>(2 * ids.size()) - 10);
+    EXPECT_EQ(ops.replayed_steps(), 0);
+    std::printf("%s%s: %lld decode steps replayed from one recording, identical to op by op\n", path.c_str(), masked ? " (block mask)" : "",
+                static_cast<long long>(rec.replayed_steps()));
+}
+
+TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-gpt2.gguf"), false);
+    if (std::filesystem::exists(default_model())) expect_recorded_steps_equal_op_by_op(default_model(), false);
+}
+
 TEST_F(CudaDecoder, ContextOverflowAndBadIdsAreErrors) {
     auto m = Model::load(fixture("tiny-llama.gguf"));
     auto gpu = make_backend({.device = Device::cuda});

@@ -31,6 +31,13 @@ Tensor put(Backend& be, const std::vector<float>& h, int64_t rows, int64_t cols)
     return t;
 }
 
+// A position the op reads when it runs (RopeParams::pos, AttentionParams::pos, copy_rows_at): one I32 on the device.
+Tensor put_pos(Backend& be, int32_t pos) {
+    Tensor t = be.alloc(GgmlType::I32, 1, 1);
+    be.upload(&pos, t);
+    return t;
+}
+
 std::vector<float> get(Backend& be, const Tensor& t) {
     std::vector<float> h(static_cast<size_t>(t.numel()));
     be.download(t, h.data());
@@ -219,6 +226,17 @@ void add_rope_cases(std::vector<OpCase>& cases) {
                              ref::rope_apply<double>(ref.data(), 1, s.n, s.heads, s.hd, s.rope_dim, s.base, s.style, false, s.pos0);
                              return compare(get(be, xt), ref);
                          }});
+    // the position read from device memory when the op runs (a recorded decode step); the host pos0 is a decoy
+    for (const S& s : shapes)
+        cases.push_back({std::string("rope/F32/") + s.name + "_device_pos", Op::rope, GgmlType::F32, 1e-12, 1e-12, [s](Backend& be) {
+                             const auto x = randn(static_cast<size_t>(s.n * s.heads * s.hd), 42);
+                             const Tensor xt = put(be, x, s.n, static_cast<int64_t>(s.heads) * s.hd), pos = put_pos(be, s.pos0);
+                             RopeParams p{s.heads, s.hd, s.rope_dim, s.pos0 + 1234, s.base, s.style, &pos};
+                             be.rope(xt, p);
+                             std::vector<double> ref = widen(x);
+                             ref::rope_apply<double>(ref.data(), 1, s.n, s.heads, s.hd, s.rope_dim, s.base, s.style, false, s.pos0);
+                             return compare(get(be, xt), ref);
+                         }});
 }
 
 void add_copy_rows_cases(std::vector<OpCase>& cases) {
@@ -240,6 +258,19 @@ void add_copy_rows_cases(std::vector<OpCase>& cases) {
                          std::copy(src.begin(), src.end(), ref.begin() + 100 * 192);
                          return compare(get(be, dt), ref); // rows outside [100, 107) must be untouched
                      }});
+    // copy_rows_at: the destination row read from device memory when the op runs (a recorded decode step's cache write)
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+        for (int rows : {1, 7})
+            cases.push_back({std::string("copy_rows_at/") + ggml_type_name(type) + "/" + std::to_string(rows) + "x192_at_100_of_256", Op::copy_rows, type, 0,
+                             0, [type, rows](Backend& be) {
+                                 const auto src = randn(static_cast<size_t>(rows) * 192, 54);
+                                 const Tensor st = put(be, src, rows, 192), dt = be.alloc(type, 256, 192), row = put_pos(be, 100);
+                                 be.copy_rows_at(st, dt, row);
+                                 std::vector<double> ref(256 * 192, 0.0);
+                                 const auto rounded = round_to(type, src);
+                                 std::copy(rounded.begin(), rounded.end(), ref.begin() + 100 * 192);
+                                 return compare(get_any(be, dt), ref);
+                             }});
 }
 
 BlockMask random_mask(int block, int n_blocks, uint64_t seed, int groups = 1) {
@@ -266,7 +297,12 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         {"grouped_mask_b16_prefill_96", 96, 0, 9, 3, 64, 16, 3}, {"grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
-        cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name, Op::attention, type, 1e-10, 1e-10, [s, type](Backend& be) {
+    for (bool device_pos : {false, true}) {
+        // device_pos: the position read from device memory when the op runs (a recorded decode step), for the decode
+        // shapes; the host pos0 is then a decoy
+        if (device_pos && s.n != 1) continue;
+        cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name + (device_pos ? "_device_pos" : ""), Op::attention, type, 1e-10,
+                         1e-10, [s, type, device_pos](Backend& be) {
                              const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd;
                              const auto q = randn(static_cast<size_t>(s.n) * qd, 61), k = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 62)),
                                         v = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 63));
@@ -275,6 +311,11 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                              BlockMask mask;
                              AttentionParams p;
                              p.pos0 = s.pos0;
+                             const Tensor pos = device_pos ? put_pos(be, s.pos0) : Tensor();
+                             if (device_pos) {
+                                 p.pos = &pos;
+                                 p.pos0 = 0;
+                             }
                              p.n_head = s.n_head;
                              p.n_head_kv = s.n_head_kv;
                              p.head_dim = s.hd;
@@ -292,6 +333,7 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                                                            [&](int kvh, int qp, int kp) { return !block || mask.allows(qp, kp, kvh); }, s.mask_block < 0);
                              return compare(get(be, ot), ref);
                          }});
+    }
 }
 
 // Query-aware block selection (AttentionParams::select_blocks) against the double reference: the key summaries and

@@ -131,7 +131,8 @@ public:
     void rope(const Tensor& x, const RopeParams& p) override {
         check_f32(x, "rope input");
         check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
-        ref::rope_apply<float>(x.f32(), 1, static_cast<int>(x.rows()), p.n_heads, p.head_dim, p.rope_dim, p.base, p.style, false, p.pos0);
+        ref::rope_apply<float>(x.f32(), 1, static_cast<int>(x.rows()), p.n_heads, p.head_dim, p.rope_dim, p.base, p.style, false,
+                               resolve_position(p.pos, p.pos0));
     }
 
     void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
@@ -142,7 +143,9 @@ public:
         std::memcpy(dst.rows_view(dst_row, src.rows()).raw(), src.raw(), src.bytes());
     }
 
-    void attention(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor& outt, const AttentionParams& p) override {
+    void attention(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor& outt, const AttentionParams& params) override {
+        AttentionParams p = params;
+        p.pos0 = resolve_position(p.pos, p.pos0);
         const int n_tokens = static_cast<int>(qt.rows()), pos0 = p.pos0, head_dim = p.head_dim, n_head = p.n_head;
         const int kv_dim = p.n_head_kv * head_dim;
         if (pos0 + n_tokens > kt.rows() || kt.cols() != kv_dim || vt.cols() != kv_dim || qt.cols() != n_head * head_dim)

@@ -2,6 +2,7 @@
 // row, head); each warp scores keys (lanes split the head dimension), a block-wide softmax over the scores held in
 // shared memory, then each thread accumulates one output dimension over the keys. The twin is CpuBackend::attention;
 // the reference is ref::attention_cached. A flash-decoding split over the sequence comes when a GPU can measure it.
+#include <atomic>
 #include <climits>
 
 #include "backend/cuda/cuda_check.h"
@@ -17,9 +18,13 @@ constexpr int kThreads = 128;
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
-                                 int n_blocks, int mask_groups, bool spion_denominator) {
+                                 int n_blocks, int mask_groups, bool spion_denominator, const int32_t* __restrict__ pos_dev, int max_keys) {
     extern __shared__ float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
+    if (pos_dev) { // a recorded decode step: the position of this replay, within the keys the shared memory holds
+        pos0 = *pos_dev;
+        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return; // the host checked it before uploading it
+    }
     const int h = blockIdx.x, t = blockIdx.y;
     const int q_pos = pos0 + t, n_keys = q_pos + 1;
     const int kvh = h / (n_head / n_head_kv);
@@ -74,21 +79,30 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
 
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                       int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
-                      bool spion_denominator, cudaStream_t s) {
+                      bool spion_denominator, cudaStream_t s, const int32_t* pos_dev, int max_keys) {
     if (n_tokens == 0) return;
-    const size_t shared_bytes = (static_cast<size_t>(head_dim) + pos0 + n_tokens) * sizeof(float);
+    const int keys = pos_dev ? max_keys : pos0 + n_tokens; // with pos_dev, room for the longest row any replay can have
+    const size_t shared_bytes = (static_cast<size_t>(head_dim) + keys) * sizeof(float);
     int device = 0, limit = 0;
     WINNOW_CUDA_CHECK(cudaGetDevice(&device));
     WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     if (shared_bytes + 32 * sizeof(float) > static_cast<size_t>(limit))
-        throw Error(ErrorKind::unsupported, "cuda attention: " + std::to_string(pos0 + n_tokens) + " keys exceed this kernel's shared memory (" +
+        throw Error(ErrorKind::unsupported, "cuda attention: " + std::to_string(keys) + " keys exceed this kernel's shared memory (" +
                                                 std::to_string(limit / 4 - head_dim - 32) + " keys at most)");
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        if (shared_bytes > 48 * 1024)
-            WINNOW_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
+        // The opt-in limit only ever grows: a recorded step (sized for the whole context) must stay launchable after a
+        // shorter eager call.
+        static std::atomic<int> opted_in{48 * 1024};
+        int now = opted_in.load();
+        while (static_cast<int>(shared_bytes) > now) {
+            if (opted_in.compare_exchange_weak(now, static_cast<int>(shared_bytes))) {
+                WINNOW_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
+                break;
+            }
+        }
         attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, keep, block,
-                                                                 n_blocks, mask_groups, spion_denominator);
+                                                                 n_blocks, mask_groups, spion_denominator, pos_dev, keys);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

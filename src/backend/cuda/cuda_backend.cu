@@ -53,6 +53,9 @@ public:
         name_ = "cuda:" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
     }
     ~CudaBackend() override {
+        abort_recording();
+        for (cudaGraphExec_t g : graphs_)
+            if (g) cudaGraphExecDestroy(g);
         cublasDestroy(blas_);
         cudaStreamDestroy(stream_);
     }
@@ -71,6 +74,7 @@ public:
     }
 
     Tensor alloc(GgmlType type, int64_t rows, int64_t cols) override {
+        not_while_recording("alloc");
         const size_t bytes = static_cast<size_t>(rows) * cols * tensor_type_size(type);
         void* p = nullptr;
         WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
@@ -85,16 +89,21 @@ public:
         return t;
     }
     void upload(const void* host, const Tensor& dst) override {
+        not_while_recording("upload");
         check_device(dst);
         WINNOW_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), host, dst.bytes(), cudaMemcpyHostToDevice, stream_));
         WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_)); // pageable source: return only once it has been read
     }
     void download(const Tensor& src, void* host) override {
+        not_while_recording("download");
         check_device(src);
         WINNOW_CUDA_CHECK(cudaMemcpyAsync(host, src.raw(), src.bytes(), cudaMemcpyDeviceToHost, stream_));
         WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
     }
-    void synchronize() override { WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+    void synchronize() override {
+        not_while_recording("synchronize");
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
 
     void get_rows(const Matrix& table, const Tensor& ids, const Tensor& out) override {
         check(ids, "get_rows ids", GgmlType::I32);
@@ -146,7 +155,7 @@ public:
     void rope(const Tensor& x, const RopeParams& p) override {
         check(x, "rope input");
         check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
-        cuda::launch_rope(x.f32(), x.rows(), p.n_heads, p.head_dim, p.rope_dim, p.pos0, p.base, p.style, stream_);
+        cuda::launch_rope(x.f32(), x.rows(), p.n_heads, p.head_dim, p.rope_dim, p.pos0, p.base, p.style, stream_, position(p.pos));
     }
 
     void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
@@ -158,25 +167,34 @@ public:
         cuda::launch_copy_rows(src.f32(), dst.rows_view(dst_row, src.rows()).raw(), dst.type(), src.numel(), stream_);
     }
 
+    void copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& row) override {
+        check(src, "copy_rows_at source");
+        check_device(dst);
+        if (src.cols() != dst.cols() || src.rows() > dst.rows() || !supports(Op::copy_rows, dst.type()))
+            throw Error(ErrorKind::invalid_argument, "copy_rows_at: " + src.describe() + " cannot be written into " + dst.describe());
+        cuda::launch_copy_rows_at(src.f32(), src.rows(), dst.raw(), dst.type(), dst.rows(), dst.cols(), position(&row), stream_);
+    }
+
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p) override {
         const int n = static_cast<int>(q.rows()), kv_dim = p.n_head_kv * p.head_dim;
         check(q, "attention queries");
         check(out, "attention output");
         check_device(k);
         check_device(v);
-        if (k.type() != v.type() || !supports(Op::attention, k.type()) || p.pos0 + n > k.rows() || k.cols() != kv_dim || v.cols() != kv_dim ||
+        if (k.type() != v.type() || !supports(Op::attention, k.type()) || (!p.pos && p.pos0 + n > k.rows()) || k.cols() != kv_dim || v.cols() != kv_dim ||
             q.cols() != static_cast<int64_t>(p.n_head) * p.head_dim)
             throw Error(ErrorKind::invalid_argument, "attention: shapes q " + q.describe() + " k " + k.describe() + " v " + v.describe() + " do not match the parameters");
         check_shape(out, n, q.cols(), "attention output");
         if (p.mask) p.mask->check_heads(p.n_head_kv);
-        if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < p.pos0 + n)
+        const int64_t last_key = p.pos ? k.rows() : p.pos0 + n; // with a device position, any row of the cache may be the last
+        if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < last_key)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
         if (p.select_blocks != 0)
             throw Error(ErrorKind::unsupported, "attention: query-aware block selection runs on the CPU backend only (no CUDA kernel yet)");
         const uint8_t* keep = p.mask ? device_mask(*p.mask) : nullptr;
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
                                p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
-                               p.mask && p.mask->denominator == SparseDenominator::spion, stream_);
+                               p.mask && p.mask->denominator == SparseDenominator::spion, stream_, position(p.pos), static_cast<int>(k.rows()));
     }
 
     void gelu_tanh(const Tensor& x) override {
@@ -202,6 +220,7 @@ public:
     }
 
     TopK top_k(const Tensor& logits, int k, bool want_log_norm) override {
+        not_while_recording("top_k (it returns to the host)");
         check(logits, "top_k input");
         const int64_t n = logits.numel();
         if (logits.rows() != 1 || k < 1 || k > n) throw Error(ErrorKind::invalid_argument, "top_k: need one row and 1 <= k <= " + std::to_string(n));
@@ -225,7 +244,56 @@ public:
         return r;
     }
 
+    // ---- recording: stream capture into a CUDA graph, instantiated once and replayed with one launch
+    bool can_record() const override { return true; }
+    void begin_recording() override {
+        if (recording_) throw Error(ErrorKind::invalid_argument, "cuda backend: a recording is already open");
+        // relaxed: other threads' CUDA calls (other sessions) are not affected by this thread's capture
+        WINNOW_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+        recording_ = true;
+    }
+    int end_recording() override {
+        if (!recording_) throw Error(ErrorKind::invalid_argument, "cuda backend: no recording is open");
+        recording_ = false;
+        cudaGraph_t graph = nullptr;
+        WINNOW_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        WINNOW_CUDA_CHECK(e);
+        graphs_.push_back(exec);
+        return static_cast<int>(graphs_.size()) - 1;
+    }
+    void abort_recording() override {
+        if (!recording_) return;
+        recording_ = false;
+        cudaGraph_t graph = nullptr;
+        if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+        cudaGetLastError(); // an invalidated capture leaves its error behind; the eager path that follows must not see it
+    }
+    void replay(int recording) override {
+        if (recording < 0 || recording >= static_cast<int>(graphs_.size()) || !graphs_[recording])
+            throw Error(ErrorKind::invalid_argument, "cuda backend: no recording " + std::to_string(recording));
+        WINNOW_CUDA_CHECK(cudaGraphLaunch(graphs_[recording], stream_));
+    }
+    void drop_recording(int recording) override {
+        if (recording < 0 || recording >= static_cast<int>(graphs_.size()) || !graphs_[recording]) return;
+        cudaGraphExecDestroy(graphs_[recording]);
+        graphs_[recording] = nullptr;
+    }
+
 private:
+    // Allocation, copies and waits cannot be part of a CUDA graph captured from the stream: refuse them clearly.
+    void not_while_recording(const char* what) const {
+        if (recording_) throw Error(ErrorKind::invalid_argument, std::string("cuda backend: ") + what + " is not allowed while recording ops");
+    }
+    // A position tensor's device pointer (null: the op's host position applies).
+    const int32_t* position(const Tensor* pos) const {
+        if (!pos) return nullptr;
+        if (pos->device() != Device::cuda || pos->type() != GgmlType::I32 || pos->numel() != 1)
+            throw Error(ErrorKind::invalid_argument, "cuda backend: a position must be one I32 in device memory, got " + pos->describe());
+        return pos->data<int32_t>();
+    }
     void check_device(const Tensor& t) const {
         if (t.device() != Device::cuda) throw Error(ErrorKind::invalid_argument, "cuda backend: " + t.describe() + " is not in device memory");
     }
@@ -233,6 +301,7 @@ private:
     const uint8_t* device_mask(const BlockMask& m) {
         auto it = masks_.find(&m);
         if (it == masks_.end() || it->second.numel() != static_cast<int64_t>(m.keep.size())) {
+            not_while_recording("a block mask's first upload");
             m.validate();
             Tensor t = place_readonly(GgmlType::I8, 1, static_cast<int64_t>(m.keep.size()), m.keep.data());
             it = masks_.insert_or_assign(&m, t).first;
@@ -247,6 +316,8 @@ private:
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
     Tensor topk_buf_; // top_k results
     std::map<const BlockMask*, Tensor> masks_;
+    bool recording_ = false;
+    std::vector<cudaGraphExec_t> graphs_; // recordings; a dropped one is null
 };
 
 } // namespace

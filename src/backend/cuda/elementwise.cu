@@ -50,7 +50,9 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
 }
 
 // One thread per (row, head, pair). The angle in double and cos/sin rounded to float, as the reference does.
-__global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, bool adjacent) {
+__global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, bool adjacent,
+                            const int32_t* __restrict__ pos_dev) {
+    if (pos_dev) pos0 = *pos_dev;
     const int half = rope_dim / 2;
     const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= rows * n_heads * half) return;
@@ -70,6 +72,15 @@ template <GgmlType T>
 __global__ void copy_rows_kernel(const float* __restrict__ src, void* __restrict__ dst, int64_t n) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) store_act<T>(dst, i, src[i]);
+}
+
+template <GgmlType T>
+__global__ void copy_rows_at_kernel(const float* __restrict__ src, int64_t src_rows, void* __restrict__ dst, int64_t dst_rows, int64_t cols,
+                                    const int32_t* __restrict__ row_dev) {
+    const int64_t row = *row_dev;
+    if (row < 0 || row + src_rows > dst_rows) return;
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < src_rows * cols) store_act<T>(dst, row * cols + i, src[i]);
 }
 
 __global__ void gelu_kernel(float* __restrict__ x, int64_t n) {
@@ -113,16 +124,26 @@ void launch_layer_norm(const float* x, const float* w, const float* b, float eps
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s) {
+void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s,
+                 const int32_t* pos_dev) {
     const int64_t n = rows * n_heads * (rope_dim / 2);
     if (style == RopeStyle::none || n == 0) return;
-    rope_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, rows, n_heads, head_dim, rope_dim, pos0, base, style == RopeStyle::adjacent_pairs);
+    rope_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, rows, n_heads, head_dim, rope_dim, pos0, base, style == RopeStyle::adjacent_pairs, pos_dev);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n, cudaStream_t s) {
     if (n == 0) return;
     dispatch_act_type(dst_type, [&]<GgmlType T>() { copy_rows_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(src, dst, n); });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_copy_rows_at(const float* src, int64_t src_rows, void* dst, GgmlType dst_type, int64_t dst_rows, int64_t cols, const int32_t* row_dev,
+                         cudaStream_t s) {
+    if (src_rows * cols == 0) return;
+    dispatch_act_type(dst_type, [&]<GgmlType T>() {
+        copy_rows_at_kernel<T><<<blocks_for(src_rows * cols), kThreads, 0, s>>>(src, src_rows, dst, dst_rows, cols, row_dev);
+    });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -20,14 +20,21 @@ void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int6
                      float* out, cudaStream_t s);
 void launch_rms_norm(const float* x, const float* w, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s);
 void launch_layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s);
-void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s);
+// pos_dev (optional, device memory): pos0 is read from *pos_dev when the kernel runs (recorded decode steps).
+void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s,
+                 const int32_t* pos_dev = nullptr);
 // dst (type dst_type) rows = src (F32) rows, converted.
 void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n_elements, cudaStream_t s);
+// The same into rows [*row_dev, *row_dev + src_rows) of dst (dst_rows x cols), the row read when the kernel runs; a row
+// outside dst writes nothing (the host checked the position before it uploaded it).
+void launch_copy_rows_at(const float* src, int64_t src_rows, void* dst, GgmlType dst_type, int64_t dst_rows, int64_t cols, const int32_t* row_dev,
+                         cudaStream_t s);
 // Causal attention over a cache of `cache_type`; keep/block/n_blocks describe an optional block mask (keep null: dense).
 // Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
+// With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                       int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
-                      bool spion_denominator, cudaStream_t s);
+                      bool spion_denominator, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
 void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
 // y[r][:] += x[x_rows == 1 ? 0 : r][:]
