@@ -28,6 +28,7 @@
 #include "head/adaptive_softmax.h"
 #include "head/calibration.h"
 #include "head/fast_adaptive_softmax.h"
+#include "head/rotation.h"
 #include "head/exact_head.h"
 #include "io/gguf.h"
 #include "io/quant.h"
@@ -47,7 +48,8 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 } // namespace
 
 int cmd_bench_head(const std::vector<std::string>& args) {
-    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0";
+    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
+                rotations_arg = "none";
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0;
     bool json_out = false;
     po::options_description opts("winnow bench head options");
@@ -61,6 +63,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "confidence", po::value(&confidences_arg)->default_value(confidences_arg),
         "comma-separated calibration confidences: 0 = the authors' rule (floor(delta N) tuning failures), c in (0, 1) = the tuning set must reject 'failure rate >= delta' at confidence c")(
         "head-threads", po::value(&head_threads)->default_value(0), "threads for the exact and the fast head (0 = all cores)")(
+        "rotate", po::value(&rotations_arg)->default_value(rotations_arg),
+        "comma-separated bases for the faithful head: none, pca (the principal axes of the tuning queries: head A R, queries R^T x)")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
@@ -71,6 +75,12 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     for (std::string v; std::getline(vs, v, ',');) {
         if (v != "fast" && v != "faithful") throw Error(ErrorKind::invalid_argument, "--variants: '" + v + "' is not fast or faithful");
         variants.push_back(v);
+    }
+    std::vector<std::string> rotations;
+    std::stringstream rs(rotations_arg);
+    for (std::string v; std::getline(rs, v, ',');) {
+        if (v != "none" && v != "pca") throw Error(ErrorKind::invalid_argument, "--rotate: '" + v + "' is not none or pca");
+        rotations.push_back(v);
     }
     std::vector<double> confidences;
     std::stringstream cs(confidences_arg);
@@ -121,11 +131,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const double head_bytes = static_cast<double>(W.row_bytes) * n;
 
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence) {
+    // the queries an algorithm sees (rotated ones for a rotated head); truths stay those of the unrotated head
+    auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence,
+                             const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q, const std::string& basis) {
         for (double delta : {0.01, 0.05, 0.1}) {
             head::AdaptiveParams p = base;
             p.delta = delta;
-            const auto cal = head::calibrate(algo, tune, truth_tune, p, confidence);
+            const auto cal = head::calibrate(algo, tune_q, truth_tune, p, confidence);
             p.fudge_best = cal.fudge_best;
             p.fudge_norm = cal.fudge_norm;
             double frac = 0, macs = 0, bytes = 0, warm = 0, best = 0, norm = 0;
@@ -134,7 +146,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             for (size_t q = 0; q < test.size(); ++q) {
                 p.seed = 1'000'000 + q;
                 const auto t0 = Clock::now();
-                const auto r = algo.run(test[q], p);
+                const auto r = algo.run(test_q[q], p);
                 ms.push_back(ms_since(t0));
                 frac += r.cost.fraction();
                 macs += static_cast<double>(r.cost.multiply_adds) / r.cost.baseline;
@@ -147,6 +159,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             const double m = static_cast<double>(test.size());
             nlohmann::ordered_json row;
             row["variant"] = label;
+            row["basis"] = basis;
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["delta"] = delta;
@@ -172,10 +185,35 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     for (double confidence : confidences)
         for (const auto& v : variants) {
             if (v == "fast") {
-                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence);
-            } else {
-                head::AdaptiveSoftmax faithful(A, n, d);
-                bench_variant(faithful, "faithful", 1, confidence);
+                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none");
+                continue;
+            }
+            for (const auto& basis : rotations) {
+                if (basis == "none") {
+                    head::AdaptiveSoftmax faithful(A, n, d);
+                    bench_variant(faithful, "faithful", 1, confidence, tune, test, basis);
+                    continue;
+                }
+                // PCA of the tuning queries only: the test queries never shape the basis
+                const head::HeadRotation rot = head::pca_rotation(tune, d);
+                const std::vector<float> AR = head::rotate_head(A, n, rot);
+                std::vector<std::vector<float>> tune_r, test_r;
+                for (const auto& x : tune) tune_r.push_back(head::rotate_query(x, rot));
+                for (const auto& x : test) test_r.push_back(head::rotate_query(x, rot));
+                std::fprintf(stderr, "pca basis: %.1f%% / %.1f%% / %.1f%% of the tuning states' energy in the first 8 / 32 / 128 axes\n",
+                             100 * rot.energy_in_leading(8), 100 * rot.energy_in_leading(32), 100 * rot.energy_in_leading(128));
+                // the rotated head's exact answers against the unrotated truth (equal up to fp32 rounding of A R)
+                const auto truth_r = head::exact_answers(AR, n, d, test_r, base);
+                int flips = 0;
+                double worst_p = 0;
+                for (size_t q = 0; q < test.size(); ++q) {
+                    flips += truth_r[q].top != truth[q].top;
+                    worst_p = std::max(worst_p, static_cast<double>(std::abs(truth_r[q].p_top - truth[q].p_top) / truth[q].p_top));
+                }
+                std::fprintf(stderr, "pca basis: exact answers of the rotated head vs the unrotated: %d top-k differences in %zu queries, max relative p_top difference %.2g\n",
+                             flips, test.size(), worst_p);
+                head::AdaptiveSoftmax faithful(AR, n, d);
+                bench_variant(faithful, "faithful", 1, confidence, tune_r, test_r, basis);
             }
         }
     nlohmann::ordered_json report;
@@ -212,11 +250,11 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     }
     std::printf("AdaptiveSoftmax on %s (n = %d, d = %d, head %s), %zu test queries from %s (fnv1a %s), windows of %d, eps = 0.3\n",
                 std::filesystem::path(model->path()).filename().c_str(), n, d, ggml_type_name(W.type), test.size(), text_path.c_str(), hash.c_str(), window);
-    std::printf("| variant | threads | conf. | delta | gain | success | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
-    std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    std::printf("| variant | basis | threads | conf. | delta | gain | success | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
+    std::printf("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (auto& r : rows)
-        std::printf("| %s | %d | %.2g | %.2f | %.2fx | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
-                    r["variant"].get<std::string>().c_str(), r["threads"].get<int>(), r["calibration_confidence"].get<double>(), r["delta"].get<double>(), r["gain"].get<double>(),
+        std::printf("| %s | %s | %d | %.2g | %.2f | %.2fx | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
+                    r["variant"].get<std::string>().c_str(), r["basis"].get<std::string>().c_str(), r["threads"].get<int>(), r["calibration_confidence"].get<double>(), r["delta"].get<double>(), r["gain"].get<double>(),
                     100 * r["success"].get<double>(), r["fudge_best"].get<double>(), r["fudge_norm"].get<double>(), r["warmup_fraction"].get<double>(),
                     r["best_arm_fraction"].get<double>(), r["normalizer_fraction"].get<double>(), r["multiply_adds_fraction"].get<double>(),
                     r["bytes_read_vs_stored_head"].get<double>(), r["exact_head_ms"].get<double>(), r["adaptive_head_ms"].get<double>(),

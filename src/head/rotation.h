@@ -1,0 +1,29 @@
+#pragma once
+// An orthogonal change of basis for the output head (issue 14): with R orthogonal (d x d), the rotated head A R and
+// the rotated query R^T x give the same logits as A and x in exact arithmetic, since (A R)(R^T x) = A x. Column
+// sampling works coordinate by coordinate, so the basis decides how many columns carry a logit: in the principal
+// axes of the hidden states (PCA on calibration queries), a query's energy sits in its leading coordinates, and the
+// column order, which follows |x_j| times the column's weight, reads those first.
+#include <span>
+#include <vector>
+
+namespace winnow::head {
+
+struct HeadRotation {
+    int d = 0;
+    std::vector<float> R;              // [d][d] row-major; column k is the k-th principal axis (orthonormal)
+    std::vector<double> variance;      // E[(axis_k . x)^2] over the calibration states, descending
+    // The share of the calibration states' second moment in the first k axes.
+    double energy_in_leading(int k) const;
+};
+
+// The principal axes of the uncentred second moment E[x x^T] of `states` (each of length d), by decreasing
+// eigenvalue (LAPACK dsyevd in double). Throws winnow::Error for no states or inconsistent lengths.
+HeadRotation pca_rotation(const std::vector<std::vector<float>>& states, int d);
+
+// A R: the head [n][d] row-major, rotated (fp32, accumulated in fp32 by sgemm).
+std::vector<float> rotate_head(std::span<const float> A, int n, const HeadRotation& r);
+// R^T x, accumulated in double.
+std::vector<float> rotate_query(std::span<const float> x, const HeadRotation& r);
+
+} // namespace winnow::head
