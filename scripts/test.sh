@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Builds winnow and runs the whole test suite (ctest labels: unit, model, gpu; gpu tests skip without a GPU).
-# Installs what is missing first, and fetches the default model so the model-parity tests run.
+# Installs what is missing first (scripts/setup.sh: the test tooling and the peer engine, beyond what the README's
+# first command installed), and fetches the default model so the model-parity tests run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
 scripts/fetch-model.sh >/dev/null
 build="${WINNOW_BUILD_DIR:-build}"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
+# The README's first command configures this build without tests and benchmarks (their libraries come with
+# scripts/setup.sh): switch them on.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWINNOW_BUILD_TESTS=ON -DWINNOW_BUILD_BENCH=ON
 cmake --build "$build" -j "$(nproc)"
 # The model was fetched above: a missing model or fixture file is a failure, never a skip (tests/model/require_input.h).
 WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}" ctest --test-dir "$build" --output-on-failure -j 1 "$@"
