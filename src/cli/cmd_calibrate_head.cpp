@@ -1,5 +1,7 @@
 // winnow calibrate-head: the offline step that tunes AdaptiveSoftmax's two fudge factors for a model (spec §2.7)
 // on hidden states from a text, and saves them beside the model (MODEL.head.json) for `generate --head adaptive`.
+// The windows come from the text's tuning region (its first --tune-share of tokens), the region `bench head` tunes on,
+// so bench head's test region stays unseen by every calibration.
 #include <filesystem>
 #include <cstdio>
 #include <iostream>
@@ -23,11 +25,12 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache, impl = "fast";
     int window = 32, n_queries = 200, threads = 0;
     head::AdaptiveHeadOptions head_options;
-    double epsilon = 0.3, confidence = 0;
+    double epsilon = 0.3, confidence = 0, tune_share = 0.2;
     po::options_description opts("winnow calibrate-head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
         "text", po::value(&text_path)->default_value(text_path), "text the query windows slide over")(
         "window", po::value(&window)->default_value(32), "tokens per window")("queries", po::value(&n_queries)->default_value(200), "tuning queries")(
+        "tune-share", po::value(&tune_share)->default_value(0.2, "0.2"), "the windows come from this first share of the text's tokens (the rest is bench head's test region)")(
         "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities to calibrate")(
         "eps", po::value(&epsilon)->default_value(0.3, "0.3"), "relative error of the top probability")(
         "cache", po::value(&cache), "file to keep the collected hidden states in")("threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")(
@@ -50,23 +53,30 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (out_path.empty()) out_path = model->path() + ".head.json";
-    const HeadQueries hq = collect_head_queries(*model, text_path, window, n_queries, threads, cache);
+    const HeadQueries hq = collect_head_queries(*model, text_path, {.window = window, .n_tune = n_queries, .n_test = 0, .tune_share = tune_share}, threads, cache);
+    const std::string model_hash = head::model_content_hash(model->path());
     head_options.impl = head::parse_head_impl(impl);
     head::AdaptiveHead adaptive(*model, head_options);
     const std::string algorithm = head::algorithm_key(head_options);
     head::HeadCalibrationFile file;
     if (std::filesystem::exists(out_path)) file = head::HeadCalibrationFile::load(out_path); // keep the other entries
-    if (file.epsilon != epsilon) file.factors.clear(); // factors tuned for another epsilon do not carry over
+    // factors tuned for another epsilon or another model do not carry over
+    if (file.epsilon != epsilon || file.model_hash != model_hash) file.factors.clear();
     file.model = model->path();
+    file.model_hash = model_hash;
     file.epsilon = epsilon;
     for (double delta : deltas) {
         head::AdaptiveParams p;
         p.delta = delta;
         p.epsilon = epsilon;
-        const auto truth = head::exact_answers(adaptive.dense_matrix(), model->config().n_vocab, model->config().n_embd, hq.queries, p);
-        const auto c = head::calibrate(adaptive.algorithm(), hq.queries, truth, p, confidence);
-        file.put({algorithm, delta, c.fudge_best, c.fudge_norm});
-        std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)\n", algorithm.c_str(), delta, c.fudge_best, c.fudge_norm, c.runs, hq.queries.size());
+        const auto truth = head::exact_answers(adaptive.dense_matrix(), model->config().n_vocab, model->config().n_embd, hq.tune, p);
+        const auto c = head::calibrate(adaptive.algorithm(), hq.tune, truth, p, confidence);
+        file.put({algorithm, delta, c.fudge_best, c.fudge_norm, c.met});
+        std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)%s\n", algorithm.c_str(), delta, c.fudge_best, c.fudge_norm, c.runs,
+                    hq.tune.size(), c.met ? "" : " -- budget NOT met");
+        if (!c.met)
+            std::fprintf(stderr, "warning: %s at delta %.3g: even the theory constants (f = 1) fail more than %d of %zu tuning queries (%s); the entry keeps f = 1, met = false\n",
+                         algorithm.c_str(), delta, c.allowed, hq.tune.size(), c.met_best ? "full run" : "best-arm phase");
     }
     file.save(out_path);
     std::printf("wrote %s\n", out_path.c_str());

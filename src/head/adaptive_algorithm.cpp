@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
+#include "backend/cpu/simd.h"
 #include "winnow/error.h"
 
 namespace winnow::head {
@@ -54,6 +56,50 @@ ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const f
     }
     o.mean_abs_x = keyed.empty() ? 0 : absx / keyed.size();
     return o;
+}
+
+double sum_exp(const float* v, size_t n, float shift, float* terms) {
+    double total = 0;
+    size_t i = 0;
+#ifdef WINNOW_AVX2
+    const __m256 sh = _mm256_set1_ps(shift);
+    while (i + 8 <= n) {
+        __m256 acc = _mm256_setzero_ps();
+        const size_t end = std::min(n, i + 4096) & ~size_t{7};
+        for (; i < end; i += 8) {
+            const __m256 e = cpu::exp_ps(_mm256_sub_ps(_mm256_loadu_ps(v + i), sh));
+            if (terms) _mm256_storeu_ps(terms + i, e);
+            acc = _mm256_add_ps(acc, e);
+        }
+        total += cpu::hsum(acc);
+    }
+#endif
+    for (; i < n; ++i) {
+        const float e = std::exp(v[i] - shift);
+        if (terms) terms[i] = e;
+        total += e;
+    }
+    return total;
+}
+
+double log_sum_exp(std::span<const float> v) {
+    if (v.empty()) return -std::numeric_limits<double>::infinity();
+    const float mx = *std::max_element(v.begin(), v.end());
+    return mx + std::log(sum_exp(v.data(), v.size(), mx, nullptr));
+}
+
+void ReadRecorder::begin_query(int n, int d, std::span<const int32_t> sampled_columns) {
+    d_ = d;
+    read_.assign(static_cast<size_t>(n) * d, 0);
+    sampled_.assign(d, 0);
+    for (int32_t j : sampled_columns) sampled_[j] = 1;
+    ++queries_;
+}
+
+int64_t ReadRecorder::distinct_samples() const {
+    int64_t count = 0;
+    for (size_t k = 0; k < read_.size(); ++k) count += read_[k] & sampled_[k % d_];
+    return count;
 }
 
 uint64_t query_noise_seed(uint64_t seed, uint64_t query_counter) {

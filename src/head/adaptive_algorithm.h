@@ -5,6 +5,7 @@
 //                           paper comparison;
 //   TiledAdaptiveSoftmax  — the fast CPU path (tiles of adjacent columns on the stored weight format, the
 //                           incremental Des Raj estimator, SIMD, both cores).
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -32,6 +33,25 @@ struct AdaptiveResult {
     AdaptiveCost cost;
 };
 
+// A test hook that recounts the paper's sample metric independently of the cost counters: the head records every
+// (arm, column) product where its loops read it, and distinct_samples() counts the distinct pairs whose column is
+// one of the query's sampled columns (a product with a column outside them, e.g. the rest of an exact row, is not a
+// sample). Re-reads of a prefix count once. Threads record disjoint arms, so concurrent records touch distinct bytes.
+class ReadRecorder {
+public:
+    // Called by the head when a query starts: forgets the previous query's reads.
+    void begin_query(int n, int d, std::span<const int32_t> sampled_columns);
+    void record(int32_t arm, int32_t column) { read_[static_cast<size_t>(arm) * d_ + column] = 1; }
+    void record_row(int32_t arm) { std::fill_n(read_.begin() + static_cast<ptrdiff_t>(arm) * d_, d_, uint8_t{1}); }
+    int64_t distinct_samples() const;
+    int queries() const { return queries_; }
+
+private:
+    int d_ = 0, queries_ = 0;
+    std::vector<uint8_t> read_;    // [n][d]: 1 where the product was read this query
+    std::vector<uint8_t> sampled_; // [d]: 1 for the query's sampled columns
+};
+
 class AdaptiveAlgorithm {
 public:
     virtual ~AdaptiveAlgorithm() = default;
@@ -42,6 +62,12 @@ public:
     virtual int n() const = 0;
     virtual int d() const = 0;
     virtual const char* name() const = 0;
+    // Tests only: every later query records its reads into `r` (nullptr: off; the hot loops then test one pointer
+    // per stream chunk or per pull, never per product). `r` must outlive the queries.
+    void set_read_recorder(ReadRecorder* r) { recorder_ = r; }
+
+protected:
+    ReadRecorder* recorder_ = nullptr;
 };
 
 // Per-matrix preprocessing shared by both implementations (spec §2.1): the column L1 norms w_j = sum_i |A_ij| (the
@@ -67,6 +93,13 @@ struct ColumnOrder {
     }
 };
 ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const float> x, uint64_t noise_seed);
+
+// sum_i exp(v[i] - shift) with the 8-lane exp of backend/cpu/simd.h (relative error 2e-7 per term) in fp32 lanes and a
+// double total; the terms are written to `terms` when not null. The fast head's normalizer weights and log-normalizer
+// use it, and so does the exact head's timing in `bench head`, so both heads pay for the same exp.
+double sum_exp(const float* v, size_t n, float shift, float* terms);
+// log sum_i exp(v_i) by sum_exp, shifted by the maximum.
+double log_sum_exp(std::span<const float> v);
 
 // The answer when x is zero on every column the head uses: all n logits tie at 0, the first k arms are returned.
 AdaptiveResult all_logits_tied(int n, int k);

@@ -1,6 +1,9 @@
 #include "head/adaptive_head.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -45,6 +48,72 @@ std::span<const float> AdaptiveHead::dense_matrix() {
     return dense_;
 }
 
+namespace {
+
+std::string number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
+// Four FNV-1a-64 lanes over little-endian 64-bit words (word k feeds lane k mod 4): independent multiply chains, ~10x
+// the bytewise loop. The bytes past the last whole 32-byte group feed lane 0 one by one.
+class ContentHasher {
+public:
+    void add(const unsigned char* p, size_t n) {
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32)
+            for (int k = 0; k < 4; ++k) {
+                uint64_t w;
+                std::memcpy(&w, p + i + 8 * k, 8);
+                lane_[k] = (lane_[k] ^ w) * kPrime;
+            }
+        for (; i < n; ++i) lane_[0] = (lane_[0] ^ p[i]) * kPrime;
+        bytes_ += n;
+    }
+    std::string finish() const {
+        uint64_t h = kBasis;
+        for (uint64_t v : {lane_[0], lane_[1], lane_[2], lane_[3], bytes_}) h = (h ^ v) * kPrime;
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "%llu:%016llx", static_cast<unsigned long long>(bytes_), static_cast<unsigned long long>(h));
+        return buf;
+    }
+
+private:
+    static constexpr uint64_t kBasis = 1469598103934665603ull, kPrime = 1099511628211ull;
+    uint64_t lane_[4] = {kBasis, kBasis ^ 1, kBasis ^ 2, kBasis ^ 3};
+    uint64_t bytes_ = 0;
+};
+
+// Feeds a file in chunks that are multiples of 32 bytes, so only the file's end takes the bytewise tail.
+void hash_file(const std::filesystem::path& file, ContentHasher& h) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error(ErrorKind::io, "cannot read model file '" + file.string() + "' to identify it");
+    std::vector<char> buf(size_t{4} << 20);
+    while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        h.add(reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(in.gcount()));
+    }
+    if (in.bad()) throw Error(ErrorKind::io, "error reading model file '" + file.string() + "'");
+}
+
+} // namespace
+
+std::string model_content_hash(const std::string& path) {
+    namespace fs = std::filesystem;
+    ContentHasher h;
+    if (fs::is_directory(path)) {
+        std::vector<fs::path> files;
+        for (const auto& e : fs::directory_iterator(path))
+            if (e.is_regular_file()) files.push_back(e.path());
+        std::sort(files.begin(), files.end());
+        for (const auto& f : files) hash_file(f, h);
+    } else {
+        hash_file(path, h);
+    }
+    return h.finish();
+}
+
 HeadCalibrationFile HeadCalibrationFile::load(const std::string& path) {
     if (!std::ifstream(path)) throw Error(ErrorKind::io, "cannot open head calibration '" + path + "'");
     // bounded like every JSON input (size, depth, parsed memory)
@@ -52,9 +121,10 @@ HeadCalibrationFile HeadCalibrationFile::load(const std::string& path) {
     try {
         HeadCalibrationFile f;
         f.model = j.value("model", "");
+        f.model_hash = j.value("model_hash", "");
         f.epsilon = j.value("epsilon", 0.3);
         for (const auto& e : j.at("factors"))
-            f.factors.push_back({e.value("algorithm", "faithful"), e.at("delta"), e.at("fudge_best"), e.at("fudge_norm")});
+            f.factors.push_back({e.value("algorithm", "faithful"), e.at("delta"), e.at("fudge_best"), e.at("fudge_norm"), e.value("met", true)});
         for (const auto& e : f.factors)
             if (!(e.fudge_best > 0 && e.fudge_best <= 1 && e.fudge_norm > 0 && e.fudge_norm <= 1 && e.delta > 0 && e.delta < 1))
                 throw Error(ErrorKind::format, "head calibration '" + path + "': factors must be in (0, 1] and delta in (0, 1)");
@@ -67,10 +137,11 @@ HeadCalibrationFile HeadCalibrationFile::load(const std::string& path) {
 void HeadCalibrationFile::save(const std::string& path) const {
     nlohmann::ordered_json j;
     j["model"] = model;
+    j["model_hash"] = model_hash;
     j["epsilon"] = epsilon;
     j["factors"] = nlohmann::json::array();
     for (const auto& e : factors)
-        j["factors"].push_back({{"algorithm", e.algorithm}, {"delta", e.delta}, {"fudge_best", e.fudge_best}, {"fudge_norm", e.fudge_norm}});
+        j["factors"].push_back({{"algorithm", e.algorithm}, {"delta", e.delta}, {"fudge_best", e.fudge_best}, {"fudge_norm", e.fudge_norm}, {"met", e.met}});
     const std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp);
@@ -79,6 +150,23 @@ void HeadCalibrationFile::save(const std::string& path) const {
         if (!out) throw Error(ErrorKind::io, "cannot write '" + tmp + "'");
     }
     io::commit_file(tmp, path);
+}
+
+void HeadCalibrationFile::check_matches(const std::string& path, const std::string& hash, double eps) const {
+    if (model_hash.empty())
+        throw Error(ErrorKind::invalid_argument, "head calibration '" + path + "' does not say which model it was made on (no model_hash): rerun winnow calibrate-head");
+    if (model_hash != hash)
+        throw Error(ErrorKind::invalid_argument, "head calibration '" + path + "' was made on another model (content " + model_hash + ", this model " + hash +
+                                                     "): rerun winnow calibrate-head");
+    if (std::abs(epsilon - eps) > 1e-12 * std::max(1.0, std::abs(eps)))
+        throw Error(ErrorKind::invalid_argument, "head calibration '" + path + "' was made for eps = " + number(epsilon) + ", this run uses eps = " + number(eps) +
+                                                     ": pass --eps " + number(epsilon) + " or rerun winnow calibrate-head --eps " + number(eps));
+}
+
+HeadCalibrationFile HeadCalibrationFile::load_for(const std::string& path, const LoadedModel& model, double eps) {
+    HeadCalibrationFile f = load(path);
+    f.check_matches(path, model_content_hash(model.path()), eps);
+    return f;
 }
 
 const HeadCalibrationFile::Entry* HeadCalibrationFile::find(const std::string& algorithm, double delta) const {

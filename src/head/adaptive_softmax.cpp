@@ -53,6 +53,7 @@ struct AdaptiveSoftmax::Query {
         cost.d_prime = dp;
         cost.baseline = static_cast<int64_t>(n) * dp;
         rho_cache.resize(dp + 1);
+        if (h.recorder_) h.recorder_->begin_query(n, h.d_, perm);
     }
 
     // rho_t = P(column perm[t] is in a prefix of length T | the threshold tau_T), for t < T.
@@ -84,6 +85,7 @@ struct AdaptiveSoftmax::Query {
                 v[a] += ax * ax * w;
             }
         }
+        if (h.recorder_) record_prefix(todo, t_len);
         for (size_t a = 0; a < todo.size(); ++a) {
             const int32_t i = todo[a];
             cost.samples += t_len - T[i];
@@ -92,6 +94,12 @@ struct AdaptiveSoftmax::Query {
             mu[i] = beta * m[a];
             var[i] = t_len >= dp ? 0.0 : beta * beta * v[a];
         }
+    }
+
+    // The test hook: the products pull() just read (the arms' first t_len columns of the order).
+    void record_prefix(const std::vector<int32_t>& arms, int t_len) {
+        for (int t = 0; t < t_len; ++t)
+            for (int32_t i : arms) h.recorder_->record(i, perm[t]);
     }
 
     // PullToVar: grow prefixes geometrically (16, x1.5) until every arm's variance is under threshold / f.
@@ -115,6 +123,7 @@ struct AdaptiveSoftmax::Query {
         const float* row = h.A_.data() + static_cast<size_t>(i) * h.d_;
         double m = 0;
         for (int j = 0; j < h.d_; ++j) m += static_cast<double>(row[j]) * x[j];
+        if (h.recorder_) h.recorder_->record_row(i);
         cost.samples += dp - T[i];
         cost.multiply_adds += dp;
         T[i] = dp;
@@ -131,6 +140,13 @@ struct AdaptiveSoftmax::Query {
         std::vector<int32_t> all(h.n_);
         std::iota(all.begin(), all.end(), 0);
         pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, true);
+    }
+
+    // True when no arm of S short of d' has a positive variance estimate for PullToVar to reduce.
+    bool no_variance_left(const std::vector<int32_t>& S) const {
+        for (int32_t i : S)
+            if (T[i] < dp && var[i] > 0) return false;
+        return true;
     }
 
     // Phase B: successive elimination over all arms; returns the k best, best first.
@@ -151,6 +167,13 @@ struct AdaptiveSoftmax::Query {
                 all_exact = all_exact && T[i] >= dp;
             }
             if (static_cast<int>(keep.size()) <= p.k || all_exact) break;
+            if (keep.size() == S.size() && no_variance_left(S)) {
+                // Arms tied with a zero variance estimate short of d' (e.g. zeros in every column read so far):
+                // no pull can separate them and halving v forever would not end. Compute them exactly.
+                for (int32_t i : S)
+                    if (T[i] < dp) exact(i);
+                continue;
+            }
             S = std::move(keep);
             v /= 2; // the per-round sample size roughly doubles
         }
@@ -170,8 +193,14 @@ AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d) : A_(A)
     stats_ = column_statistics(A, n, d);
 }
 
+void AdaptiveSoftmax::check_query_length(std::span<const float> x) const {
+    if (x.size() != static_cast<size_t>(d_))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d_));
+}
+
 std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {
     check_params(p, n_);
+    check_query_length(x);
     Query q(*this, x, p.beta, query_noise_seed(p.seed, ++queries_));
     if (q.dp == 0) return all_logits_tied(n_, p.k).head.top;
     q.warm_up(p);
@@ -180,7 +209,7 @@ std::vector<int32_t> AdaptiveSoftmax::best_arms_only(std::span<const float> x, c
 
 AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptiveParams& p) {
     check_params(p, n_);
-    if (x.size() != static_cast<size_t>(d_)) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
+    check_query_length(x);
     Query q(*this, x, p.beta, query_noise_seed(p.seed, ++queries_));
     AdaptiveResult r;
     if (q.dp == 0) return all_logits_tied(n_, p.k);

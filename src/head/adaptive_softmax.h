@@ -26,6 +26,7 @@ public:
 
 private:
     struct Query;
+    void check_query_length(std::span<const float> x) const;
     std::span<const float> A_;   // row-major, for exact rows
     std::vector<float> AT_;      // column-major copy: a sampled column is contiguous across arms
     int n_, d_;

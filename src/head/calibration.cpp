@@ -10,8 +10,12 @@ namespace winnow::head {
 
 namespace {
 
-// Smallest 10^e (e in [-6, 0], tolerance 0.01) for which `failures(f)` stays within the budget.
-double search(const std::function<int(double, int)>& failures, int allowed, int& runs) {
+// Smallest 10^e (e in [-6, 0], tolerance 0.01) for which `failures(f)` stays within the budget. f = 1 is tried
+// first; met = false when it fails too (then 1 is returned: nothing more conservative exists).
+double search(const std::function<int(double, int)>& failures, int allowed, int& runs, bool& met) {
+    ++runs;
+    met = failures(1.0, allowed) <= allowed;
+    if (!met) return 1.0;
     double lo = -6.0, hi = 0.0;
     while (hi - lo > 0.01) {
         const double mid = (lo + hi) / 2;
@@ -30,6 +34,22 @@ std::vector<HeadResult> exact_answers(std::span<const float> A, int n, int d, co
 #pragma omp parallel for schedule(dynamic)
     for (size_t q = 0; q < queries.size(); ++q) r[q] = exact_softmax(A, n, d, queries[q], p.beta, p.k);
     return r;
+}
+
+size_t tuning_region_end(size_t tokens, double tune_share) {
+    if (!(tune_share > 0 && tune_share < 1)) throw Error(ErrorKind::invalid_argument, "the tuning share of the text must be in (0, 1)");
+    return static_cast<size_t>(std::llround(tune_share * static_cast<double>(tokens)));
+}
+
+std::vector<size_t> window_starts(size_t begin, size_t end, int window, int count, const std::string& region) {
+    const size_t tokens = end > begin ? end - begin : 0;
+    if (window < 1 || count < 1 || tokens < static_cast<size_t>(window) + count / 8)
+        throw Error(ErrorKind::invalid_argument, "the text's " + region + " region has " + std::to_string(tokens) + " tokens, too few for " +
+                                                     std::to_string(count) + " windows of " + std::to_string(window));
+    std::vector<size_t> starts;
+    const double stride = static_cast<double>(tokens - window) / count;
+    for (int q = 0; q < count; ++q) starts.push_back(begin + static_cast<size_t>(q * stride));
+    return starts;
 }
 
 int allowed_failures(int n, double delta, double confidence) {
@@ -51,6 +71,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
     if (exact.size() != queries.size()) throw Error(ErrorKind::invalid_argument, "calibrate: one exact answer per query is needed");
     const int allowed = allowed_failures(static_cast<int>(queries.size()), base.delta, confidence);
     Calibration c;
+    c.allowed = allowed;
 
     // f_b: the full run's arm choice (warm-up included), f_ln held at 1
     auto best_failures = [&](double f, int budget) {
@@ -64,7 +85,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         }
         return fails;
     };
-    c.fudge_best = search(best_failures, allowed, c.runs);
+    c.fudge_best = search(best_failures, allowed, c.runs, c.met_best);
 
     auto full_failures = [&](double f, int budget) {
         AdaptiveParams p = base;
@@ -78,7 +99,8 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         }
         return fails;
     };
-    c.fudge_norm = search(full_failures, allowed, c.runs);
+    c.fudge_norm = search(full_failures, allowed, c.runs, c.met_norm);
+    c.met = c.met_best && c.met_norm;
     return c;
 }
 

@@ -3,7 +3,10 @@
 // for the smallest f whose failures on the tuning queries stay within floor(delta * |queries|); f_b first (best-arm
 // phase alone, judged by the exact top-k), then f_ln with f_b fixed (full run, judged by arm and |p^ - p| <= eps p).
 // Departure from the reference (spec §8 item 4): f_b is tuned with the warm-up in place, as it runs at test time.
+// f = 1 (the theory constants) is tried first: when even it exceeds the budget the search would only return 1 by
+// default, so the result says so (met = false) instead of passing the theory constants off as calibrated.
 #include <span>
+#include <string>
 #include <vector>
 
 #include "head/adaptive_algorithm.h"
@@ -13,7 +16,12 @@ namespace winnow::head {
 struct Calibration {
     double fudge_best = 1.0;
     double fudge_norm = 1.0;
-    int runs = 0; // adaptive runs spent searching
+    int runs = 0;       // factors tried (each over the tuning queries)
+    int allowed = 0;    // tuning failures a factor may cause
+    // false: even f = 1 failed more than `allowed` tuning queries (f_b's best-arm phase, f_ln's full run); the
+    // factor is then 1, the theory constants, and the budget is not met on the tuning set
+    bool met_best = true, met_norm = true;
+    bool met = true; // both
 };
 
 // queries: each of length d; truth: the exact head's answer for each (exact_softmax with base.beta and base.k).
@@ -28,6 +36,14 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
 // the tuning set must reject "failure rate >= delta" at confidence c (for n = 200, delta = 0.01: c = 0.5 allows 1,
 // c = 0.8 allows 0).
 int allowed_failures(int n, double delta, double confidence);
+// Where the tuning and test queries come from: the text's tokens are split once, tuning windows in [0, boundary),
+// test windows in [boundary, end), so the two sets share no token (overlapping windows split by a shuffle would put
+// near-copies of the tuning states in the test set). tune_share in (0, 1), else winnow::Error.
+size_t tuning_region_end(size_t tokens, double tune_share);
+// The first token of each of `count` windows of `window` tokens spread evenly over tokens [begin, end), every window
+// inside it. Throws winnow::Error naming `region` when it is too short (fewer than window + count / 8 tokens).
+std::vector<size_t> window_starts(size_t begin, size_t end, int window, int count, const std::string& region);
+
 // The exact answers for a set of queries (A row-major fp32 [n][d]).
 std::vector<HeadResult> exact_answers(std::span<const float> A, int n, int d, const std::vector<std::vector<float>>& queries, const AdaptiveParams& p);
 

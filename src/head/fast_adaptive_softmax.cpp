@@ -23,31 +23,6 @@ constexpr int kLine = 64;          // arms per 64-byte line of an int8 column
 constexpr int kChunk = 1024;       // arms per stream chunk (a multiple of kLine): its sums stay in L1
 constexpr double kStreamCost = 3;  // time of a streamed element / time of an element of an exact row
 
-// sum_i exp(v[i] - shift), in fp32 lanes with a double total; the terms are written to `terms` when not null.
-double sum_exp(const float* v, size_t n, float shift, float* terms) {
-    double total = 0;
-    size_t i = 0;
-#ifdef WINNOW_AVX2
-    const __m256 sh = _mm256_set1_ps(shift);
-    while (i + 8 <= n) {
-        __m256 acc = _mm256_setzero_ps();
-        const size_t end = std::min(n, i + 4096) & ~size_t{7};
-        for (; i < end; i += 8) {
-            const __m256 e = cpu::exp_ps(_mm256_sub_ps(_mm256_loadu_ps(v + i), sh));
-            if (terms) _mm256_storeu_ps(terms + i, e);
-            acc = _mm256_add_ps(acc, e);
-        }
-        total += cpu::hsum(acc);
-    }
-#endif
-    for (; i < n; ++i) {
-        const float e = std::exp(v[i] - shift);
-        if (terms) terms[i] = e;
-        total += e;
-    }
-    return total;
-}
-
 } // namespace
 
 // Per-arm estimator state (arrays of stride() entries; the padding lanes are computed and never read).
@@ -63,6 +38,7 @@ struct FastArmState {
 struct FastAdaptiveSoftmax::Query {
     const ColumnMajorHead& H;
     FastArmState& st;
+    ReadRecorder* recorder; // test hook (usually nullptr)
     int threads;
     float beta;
     int n, dp = 0;                // d': columns with w_j |x_j| > 0
@@ -73,8 +49,8 @@ struct FastAdaptiveSoftmax::Query {
     cpu::PreparedActivation prep; // x prepared for exact row dot products on the stored format
     AdaptiveCost cost;
 
-    Query(const ColumnMajorHead& h, FastArmState& s, std::span<const float> x, float b, uint64_t noise_seed, int nthreads)
-        : H(h), st(s), threads(nthreads), beta(b), n(h.n()) {
+    Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, int nthreads)
+        : H(h), st(s), recorder(rec), threads(nthreads), beta(b), n(h.n()) {
         const ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
         dp = order.size();
         col = order.column;
@@ -92,6 +68,14 @@ struct FastAdaptiveSoftmax::Query {
         cpu::prepare_activation(H.rows().type, x.data(), H.d(), prep);
         cost.d_prime = dp;
         cost.baseline = static_cast<int64_t>(n) * dp;
+        if (recorder) recorder->begin_query(n, H.d(), col);
+    }
+
+    // The test hook: the selected lanes (arms < n) of a masked vector read columns [from, to) of the order.
+    void record_lanes(int base, int lane_bits, int from, int to) {
+        for (int r = 0; r < kGroup; ++r)
+            if ((lane_bits >> r & 1) && base + r < n)
+                for (int m = from; m < to; ++m) recorder->record(base + r, col[m]);
     }
 
     // Advances by columns [from, to) of the order every arm with T == from (masked: only the active ones).
@@ -149,6 +133,7 @@ struct FastAdaptiveSoftmax::Query {
             mask[count] = sel;
             vec[count++] = base;
             const int bits = _mm256_movemask_ps(_mm256_castsi256_ps(sel));
+            if (recorder) record_lanes(base, bits, from, to);
             arms += __builtin_popcount(base + kGroup <= n ? bits : bits & ((1 << std::max(0, n - base)) - 1));
             lines += base / kLine != last_line;
             last_line = base / kLine;
@@ -208,6 +193,7 @@ struct FastAdaptiveSoftmax::Query {
                 if (!fresh && !(T[i] == from && (!masked || st.active[i]))) continue;
                 any = true;
                 arms += i < n;
+                if (recorder) record_lanes(base, 1 << r, from, to);
                 if (fresh) K[i] = Z[i] = Z2[i] = 0;
                 for (int m = from; m < to; ++m) {
                     const float y = q8 ? H.quant_column(col[m])[i] * (fp16_to_fp32(H.scale_row(blk[m])[i]) * xs[m]) : H.float_column(col[m])[i] * xs[m];
@@ -244,7 +230,7 @@ struct FastAdaptiveSoftmax::Query {
     }
 
     void exact(int32_t i) {
-        if (st.T[i] >= dp && st.var[i] == 0) return; // already exact
+        if (st.T[i] >= dp) return; // already exact: every sampled column read (a zero variance alone proves nothing)
         exact_all(&i, 1);
     }
 
@@ -287,6 +273,7 @@ struct FastAdaptiveSoftmax::Query {
         for (int c = 0; c < count; ++c) {
             const int32_t i = arms[c];
             st.mu[i] = beta * H.row_dot(i, prep);
+            if (recorder) recorder->record_row(i);
             st.var[i] = 0;
             samples += dp - std::min(st.T[i], dp);
             st.T[i] = dp;
@@ -359,7 +346,7 @@ struct FastAdaptiveSoftmax::Query {
                 const float gap = floor_b - st.mu[i]; // keep when mu_i + c_i >= floor_b, no square root needed
                 if (gap <= 0 || width2 * st.var[i] >= gap * gap) {
                     keep.push_back(i);
-                    all_exact = all_exact && st.var[i] == 0;
+                    all_exact = all_exact && st.T[i] >= dp; // a zero variance estimate short of d' is not exact
                 }
             }
             const bool shrank = keep.size() != S.size();
@@ -376,6 +363,9 @@ struct FastAdaptiveSoftmax::Query {
                 for (int32_t i : S)
                     if (st.T[i] < dp) max_var = std::max(max_var, st.var[i]);
                 while (max_var > 0 && !(max_var > v / p.fudge_best)) v /= 2;
+                // Arms tied with a zero variance estimate short of d' (e.g. zeros in every column read so far): no
+                // threshold separates them and halving v would never end. Compute them exactly.
+                if (max_var == 0) advance(S, dp);
             }
         }
         const size_t k = std::min<size_t>(p.k, S.size());
@@ -443,8 +433,9 @@ FastAdaptiveSoftmax::~FastAdaptiveSoftmax() = default;
 
 std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {
     check_params(p, n());
-    if (x.size() != static_cast<size_t>(d())) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
-    Query q(*h_, *state_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
+    if (x.size() != static_cast<size_t>(d()))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
     if (q.dp == 0) return all_logits_tied(n(), p.k).head.top;
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
@@ -452,9 +443,10 @@ std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> 
 
 AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const AdaptiveParams& p) {
     check_params(p, n());
-    if (x.size() != static_cast<size_t>(d())) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has the wrong length");
+    if (x.size() != static_cast<size_t>(d()))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
     const int n = this->n();
-    Query q(*h_, *state_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
     AdaptiveResult r;
     if (q.dp == 0) return all_logits_tied(n, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two
@@ -466,8 +458,7 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     q.normalize(p, d_s);
     r.cost.normalizer = q.cost.samples - r.cost.warmup - r.cost.best_arm;
 
-    const float mu_max = *std::max_element(q.st.mu.begin(), q.st.mu.begin() + n);
-    r.head.log_norm = mu_max + std::log(sum_exp(q.st.mu.data(), n, mu_max, nullptr));
+    r.head.log_norm = log_sum_exp(std::span<const float>(q.st.mu.data(), n));
     r.head.top = S;
     for (int32_t i : S) r.head.top_logits.push_back(q.st.mu[i]);
     r.head.p_top = static_cast<float>(std::exp(q.st.mu[S[0]] - r.head.log_norm));

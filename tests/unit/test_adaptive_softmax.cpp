@@ -1,7 +1,13 @@
 // AdaptiveSoftmax reference implementation on synthetic instances with known answers (spec §5 "synthetic"):
 // exactness when every arm reaches d', determinism per seed, the (eps, delta)-PAC rate over many random instances
 // with a planted best arm, and sample complexity that grows sublinearly in d.
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -9,8 +15,12 @@
 
 #include "planted_instances.h"
 
+#include "head/adaptive_head.h"
 #include "head/adaptive_softmax.h"
+#include "head/column_major_head.h"
 #include "head/exact_head.h"
+#include "head/fast_adaptive_softmax.h"
+#include "winnow/error.h"
 
 namespace {
 
@@ -18,6 +28,9 @@ using namespace winnow::head;
 using winnow::test::Instance;
 using winnow::test::planted;
 using winnow::test::success;
+
+constexpr int kFlatTrials = 500;       // flat PAC instances per setting
+constexpr double kUnderSampled = 3e-2; // the mutant's fudge factors: 30x below the theory constants
 
 TEST(AdaptiveSoftmax, ExactWhenEveryArmReachesDPrime) {
     // d' = 8 < the first PullToVar step of 16: every arm is computed exactly, so the answer is the exact softmax,
@@ -59,6 +72,26 @@ TEST(AdaptiveSoftmax, CostAccountingAddsUp) {
     EXPECT_LT(r.cost.fraction(), 1.0);
 }
 
+// The charged sample count against an independent recount: the recorder marks each (arm, column) product where the
+// head's loops read it; the distinct ones among the query's sampled columns must equal cost.samples (prefix
+// re-reads count once, an exact row counts its d' sampled columns). Also after a first query on the same object.
+TEST(AdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
+    for (const auto& in : {planted(300, 2048, 3), winnow::test::flat(128, 512, 9), planted(40, 8, 1)}) {
+        AdaptiveSoftmax as(in.A, in.n, in.d);
+        ReadRecorder rec;
+        as.set_read_recorder(&rec);
+        for (int k : {1, 3}) {
+            AdaptiveParams p;
+            p.k = k;
+            p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05; // the theory constants, and an aggressive setting
+            const auto r = as.run(in.x, p);
+            EXPECT_EQ(rec.distinct_samples(), r.cost.samples) << "n " << in.n << " d " << in.d << " k " << k;
+            EXPECT_GT(r.cost.samples, 0);
+        }
+        EXPECT_EQ(rec.queries(), 2);
+    }
+}
+
 // PAC: over 2000 random instances with the theory constants (no calibration), the empirical failure rate must
 // not exceed delta beyond binomial noise: failures <= delta N + 3 sqrt(N delta (1 - delta)).
 TEST(AdaptiveSoftmax, PacFailureRateAtMostDelta) {
@@ -68,6 +101,33 @@ TEST(AdaptiveSoftmax, PacFailureRateAtMostDelta) {
     });
     std::printf("PAC: %d / 2000 failures (allowed %.0f), mean fraction %.3f (gain %.2fx)\n", o.failures, o.allowed, o.mean_fraction, 1 / o.mean_fraction);
     EXPECT_LE(o.failures, o.allowed);
+}
+
+// The same protocol on flat instances (128 arms, d = 512, p_top ~ 0.05, the winner 0.05 nat above the next arm):
+// a normalizer that ignored the near-top arms would report p ~ 1 and fail every one of them.
+TEST(AdaptiveSoftmax, PacFailureRateAtMostDeltaOnFlatInstances) {
+    auto run = [](const Instance& in, const AdaptiveParams& p, int) {
+        AdaptiveSoftmax as(in.A, in.n, in.d);
+        return std::pair(as.run(in.x, p), exact_softmax(in.A, in.n, in.d, in.x, p.beta));
+    };
+    const auto o = winnow::test::flat_pac_trials(kFlatTrials, run);
+    std::printf("flat PAC: %d / %d failures (allowed %.0f), mean p_top %.3f, mean fraction %.3f (gain %.2fx)\n", o.failures, kFlatTrials, o.allowed,
+                o.mean_p_top, o.mean_fraction, 1 / o.mean_fraction);
+    EXPECT_LT(o.mean_p_top, 0.1); // flat: ignoring the other arms would be off by a factor > 10
+    EXPECT_LE(o.failures, o.allowed);
+    // The mutant: factors far below the calibrated ones shrink every pull target, the test must then see failures
+    // beyond delta (else the assertion above could not fail).
+    const auto m = winnow::test::flat_pac_trials(kFlatTrials, run, kUnderSampled);
+    std::printf("flat PAC, under-sampled (f = %g): %d / %d failures, mean fraction %.3f\n", kUnderSampled, m.failures, kFlatTrials, m.mean_fraction);
+    EXPECT_GT(m.failures, m.allowed);
+    // for comparison, the planted protocol under the same mutant (printed: it is what the flat instances add)
+    const auto planted_m = winnow::test::pac_trials(2000, [](const Instance& in, const AdaptiveParams& p, int) {
+        AdaptiveParams q = p;
+        q.fudge_best = q.fudge_norm = kUnderSampled;
+        AdaptiveSoftmax as(in.A, in.n, in.d);
+        return std::pair(as.run(in.x, q), exact_softmax(in.A, in.n, in.d, in.x, q.beta));
+    });
+    std::printf("planted PAC, under-sampled (f = %g): %d / 2000 failures (allowed %.0f)\n", kUnderSampled, planted_m.failures, planted_m.allowed);
 }
 
 // Spec §5 synthetic scaling: per-arm samples grow sublinearly in d (the naive cost grows linearly).
@@ -135,6 +195,202 @@ TEST(AdaptiveSoftmaxCalibration, AllowedFailuresFollowTheBinomialTail) {
     EXPECT_EQ(winnow::head::allowed_failures(200, 0.01, 0.95), 0); // nothing rejects at 95%: the strictest rule, 0
     // n = 200, delta = 0.1: mean 20, P(X <= 14) = 0.093, P(X <= 15) = 0.143 (math.comb in Python)
     EXPECT_EQ(winnow::head::allowed_failures(200, 0.1, 0.9), 14);
+}
+
+} // namespace
+
+namespace {
+
+using namespace winnow::head;
+using winnow::test::Instance;
+using winnow::test::planted;
+
+// A head whose answers are scripted by the fudge factor it is given, to test the calibration search itself: it is
+// right on a query when `right(f, query)` (f: fudge_best for the arm choice, fudge_norm for the full run), and keeps
+// every factor it was asked about.
+class ScriptedHead final : public AdaptiveAlgorithm {
+public:
+    explicit ScriptedHead(std::function<bool(double, int)> right) : right_(std::move(right)) {}
+    AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) override {
+        tried_norm.push_back(p.fudge_norm);
+        AdaptiveResult r;
+        r.head.top = {right_(p.fudge_norm, static_cast<int>(x[0])) ? 0 : 1};
+        r.head.p_top = 0.5f;
+        return r;
+    }
+    std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p) override {
+        tried_best.push_back(p.fudge_best);
+        return {right_(p.fudge_best, static_cast<int>(x[0])) ? 0 : 1};
+    }
+    int n() const override { return 2; }
+    int d() const override { return 1; }
+    const char* name() const override { return "scripted"; }
+    std::vector<double> tried_best, tried_norm;
+
+private:
+    std::function<bool(double, int)> right_;
+};
+
+Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta) {
+    std::vector<std::vector<float>> xs;
+    std::vector<HeadResult> truth(queries);
+    for (int q = 0; q < queries; ++q) {
+        xs.push_back({static_cast<float>(q)});
+        truth[q].top = {0};
+        truth[q].p_top = 0.5f;
+    }
+    AdaptiveParams p;
+    p.delta = delta;
+    return calibrate(head, xs, truth, p);
+}
+
+TEST(AdaptiveSoftmaxCalibration, TriesTheTheoryConstantsFirstAndFlagsAMissedBudget) {
+    // wrong on 30 of 100 queries whatever the factor: delta 0.1 allows 10, so not even f = 1 meets the budget
+    ScriptedHead hopeless([](double, int q) { return q % 10 >= 3; });
+    const Calibration c = calibrate_scripted(hopeless, 100, 0.1);
+    EXPECT_FALSE(c.met);
+    EXPECT_FALSE(c.met_best);
+    EXPECT_FALSE(c.met_norm);
+    EXPECT_EQ(c.allowed, 10);
+    EXPECT_EQ(c.fudge_best, 1.0);
+    EXPECT_EQ(c.fudge_norm, 1.0);
+    ASSERT_FALSE(hopeless.tried_best.empty());
+    EXPECT_EQ(hopeless.tried_best.front(), 1.0); // f = 1 is the first factor tried
+    EXPECT_EQ(hopeless.tried_norm.front(), 1.0);
+    EXPECT_EQ(c.runs, 2); // nothing to search below a factor that already fails
+
+    // right whenever f >= 0.01: the search finds 0.01 within its tolerance (0.01 in log10 f), budget met
+    ScriptedHead threshold([](double f, int) { return f >= 0.01 * (1 - 1e-12); });
+    const Calibration t = calibrate_scripted(threshold, 100, 0.1);
+    EXPECT_TRUE(t.met);
+    EXPECT_EQ(threshold.tried_best.front(), 1.0);
+    EXPECT_NEAR(std::log10(t.fudge_best), -2.0, 0.011);
+    EXPECT_NEAR(std::log10(t.fudge_norm), -2.0, 0.011);
+
+    // always right: the smallest factor of the range
+    ScriptedHead easy([](double, int) { return true; });
+    const Calibration e = calibrate_scripted(easy, 100, 0.1);
+    EXPECT_TRUE(e.met);
+    EXPECT_LT(e.fudge_best, 1.1e-6);
+}
+
+// A zero variance estimate short of d' is not an exact value: arms 0 and 1 are zero on the 32 heavy columns that
+// come first in every column order and differ only on 32 light ones (arm 1 wins). Read to the warm-up cap, both
+// estimate 0 with variance 0; the heavy arms 2..7 are eliminated. Treating variance 0 as exact returned arm 0.
+TEST(AdaptiveSoftmax, ZeroVarianceShortOfDPrimeIsNotExact) {
+    const int n = 8, d = 64;
+    Instance in{n, d, std::vector<float>(static_cast<size_t>(n) * d, 0.0f), std::vector<float>(d, 1.0f)};
+    for (int j = 0; j < 32; ++j)
+        for (int i = 2; i < n; ++i) in.A[static_cast<size_t>(i) * d + j] = -1.0f;
+    for (int j = 32; j < d; ++j) {
+        in.A[static_cast<size_t>(0) * d + j] = 1.0f / 1024;
+        in.A[static_cast<size_t>(1) * d + j] = 2.0f / 1024;
+    }
+    const auto ex = exact_softmax(in.A, n, d, in.x);
+    ASSERT_EQ(ex.top[0], 1);
+    AdaptiveSoftmax faithful(in.A, n, d);
+    auto fast = winnow::head::FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, n, d, false), 1);
+    for (AdaptiveAlgorithm* algo : {static_cast<AdaptiveAlgorithm*>(&faithful), static_cast<AdaptiveAlgorithm*>(&fast)})
+        for (uint64_t seed = 0; seed < 20; ++seed) {
+            AdaptiveParams p;
+            p.seed = seed;
+            EXPECT_EQ(algo->run(in.x, p).head.top[0], 1) << algo->name() << " seed " << seed;
+            EXPECT_EQ(algo->best_arms_only(in.x, p)[0], 1) << algo->name() << " seed " << seed;
+        }
+}
+
+TEST(AdaptiveSoftmax, BothEntryPointsCheckTheQueryLength) {
+    const auto in = planted(16, 32, 4);
+    AdaptiveSoftmax faithful(in.A, in.n, in.d);
+    auto fast = winnow::head::FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, false), 1);
+    const std::vector<float> short_x(in.d - 1, 1.0f);
+    for (AdaptiveAlgorithm* algo : {static_cast<AdaptiveAlgorithm*>(&faithful), static_cast<AdaptiveAlgorithm*>(&fast)}) {
+        EXPECT_THROW(algo->run(short_x, AdaptiveParams{}), winnow::Error) << algo->name();
+        EXPECT_THROW(algo->best_arms_only(short_x, AdaptiveParams{}), winnow::Error) << algo->name();
+    }
+}
+
+TEST(AdaptiveSoftmax, LogSumExpKernelMatchesDoublePrecision) {
+    std::mt19937_64 rng(8);
+    std::normal_distribution<float> nd(0.0f, 4.0f);
+    for (size_t n : {size_t{1}, size_t{7}, size_t{49152}}) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = nd(rng);
+        double mx = v[0], s = 0;
+        for (float x : v) mx = std::max(mx, static_cast<double>(x));
+        for (float x : v) s += std::exp(x - mx);
+        EXPECT_NEAR(log_sum_exp(v), mx + std::log(s), 1e-6) << n;
+    }
+}
+
+// The text regions: tuning windows end before the boundary, test windows start at or after it.
+TEST(AdaptiveSoftmaxCalibration, TuningAndTestWindowsShareNoToken) {
+    const size_t tokens = 7639, boundary = tuning_region_end(tokens, 0.2);
+    EXPECT_EQ(boundary, 1528u);
+    const auto tune = window_starts(0, boundary, 64, 200, "tuning"), test = window_starts(boundary, tokens, 64, 800, "test");
+    ASSERT_EQ(tune.size(), 200u);
+    ASSERT_EQ(test.size(), 800u);
+    for (size_t s : tune) EXPECT_LE(s + 64, boundary);
+    for (size_t s : test) {
+        EXPECT_GE(s, boundary);
+        EXPECT_LE(s + 64, tokens);
+    }
+    EXPECT_THROW(window_starts(0, 40, 64, 10, "tuning"), winnow::Error);
+    EXPECT_THROW(tuning_region_end(100, 1.0), winnow::Error);
+}
+
+std::string write_temp(const std::string& name, const std::string& bytes) {
+    const auto path = (std::filesystem::temp_directory_path() / ("winnow-head-test-" + std::to_string(::getpid()) + "-" + name)).string();
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+}
+
+TEST(HeadCalibrationFile, ModelContentHashFollowsTheBytesNotThePath) {
+    std::string bytes(100037, '\0'); // not a multiple of 32: the tail path too
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 131 + 7);
+    const auto a = write_temp("a.gguf", bytes), b = write_temp("b.gguf", bytes);
+    bytes[bytes.size() / 2] ^= 1;
+    const auto c = write_temp("c.gguf", bytes);
+    bytes.back() ^= 1;
+    const auto e = write_temp("e.gguf", bytes.substr(0, bytes.size() - 1));
+    EXPECT_EQ(model_content_hash(a), model_content_hash(b));
+    EXPECT_NE(model_content_hash(a), model_content_hash(c));
+    EXPECT_NE(model_content_hash(c), model_content_hash(e));
+    EXPECT_EQ(model_content_hash(a).substr(0, 7), "100037:");
+    EXPECT_THROW(model_content_hash(a + ".missing"), winnow::Error);
+    for (const auto& p : {a, b, c, e}) std::filesystem::remove(p);
+}
+
+TEST(HeadCalibrationFile, RejectsAnotherModelOrEpsilonInOneLine) {
+    HeadCalibrationFile f;
+    f.model = "m.gguf";
+    f.model_hash = "98362432:00000000000000aa";
+    f.epsilon = 0.3;
+    f.put({"fast", 0.01, 0.1, 0.5, false});
+    const auto path = write_temp("m.head.json", "");
+    f.save(path);
+    const auto g = HeadCalibrationFile::load(path);
+    EXPECT_EQ(g.model_hash, f.model_hash);
+    ASSERT_NE(g.find("fast", 0.01), nullptr);
+    EXPECT_FALSE(g.find("fast", 0.01)->met);
+    EXPECT_NO_THROW(g.check_matches(path, f.model_hash, 0.3));
+    auto message = [&](const std::string& hash, double eps) {
+        try {
+            g.check_matches(path, hash, eps);
+        } catch (const winnow::Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    const std::string other_model = message("98362432:00000000000000ab", 0.3), other_eps = message(f.model_hash, 0.2);
+    EXPECT_NE(other_model.find("another model"), std::string::npos) << other_model;
+    EXPECT_NE(other_eps.find("eps = 0.3"), std::string::npos) << other_eps;
+    for (const auto& m : {other_model, other_eps}) EXPECT_EQ(m.find('\n'), std::string::npos);
+    HeadCalibrationFile old = f; // written before the hash was recorded: cannot be matched, so refused
+    old.model_hash.clear();
+    old.save(path);
+    EXPECT_THROW(HeadCalibrationFile::load(path).check_matches(path, f.model_hash, 0.3), winnow::Error);
+    std::filesystem::remove(path);
 }
 
 } // namespace

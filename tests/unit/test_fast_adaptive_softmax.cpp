@@ -136,6 +136,30 @@ TEST(FastAdaptiveSoftmax, CostHasNoReReadsAndAddsUp) {
     EXPECT_LE(r.cost.bytes_read, r.cost.multiply_adds * 4 * 11 / 10); // fp32 storage: 4 bytes per product
 }
 
+// The charged samples against an independent recount (see the reference's test): the recorder marks the selected
+// lanes of every streamed vector and every exact row where the kernels read them; the distinct (arm, column) pairs
+// among the sampled columns must equal cost.samples. Both storages, one and two threads (threaded rounds need
+// >= 4096 arms), top-1 and top-3, the theory constants and an aggressive setting.
+TEST(FastAdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
+    auto few_columns = planted(40, 32, 1); // d' = 8: every arm read in full, exactly
+    for (int j = 8; j < 32; ++j) few_columns.x[j] = 0;
+    for (const auto& in : {planted(300, 2048, 3), winnow::test::flat(128, 512, 9), planted(5000, 256, 2), few_columns})
+        for (bool q8 : {false, true})
+            for (int threads : {1, 2}) {
+                auto head = make_head(in, q8, threads);
+                ReadRecorder rec;
+                head.set_read_recorder(&rec);
+                for (int k : {1, 3}) {
+                    AdaptiveParams p;
+                    p.k = k;
+                    p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
+                    const auto r = head.run(in.x, p);
+                    EXPECT_EQ(rec.distinct_samples(), r.cost.samples) << "n " << in.n << " d " << in.d << " q8 " << q8 << " threads " << threads << " k " << k;
+                    EXPECT_GT(r.cost.samples, 0);
+                }
+            }
+}
+
 // PAC: the protocol of the reference's test, over both storages.
 TEST(FastAdaptiveSoftmax, PacFailureRateAtMostDelta) {
     const auto o = winnow::test::pac_trials(2000, [](const Instance& in, const AdaptiveParams& p, int t) {
@@ -144,6 +168,25 @@ TEST(FastAdaptiveSoftmax, PacFailureRateAtMostDelta) {
     });
     std::printf("fast PAC: %d / 2000 failures (allowed %.0f), mean fraction %.3f (gain %.2fx)\n", o.failures, o.allowed, o.mean_fraction, 1 / o.mean_fraction);
     EXPECT_LE(o.failures, o.allowed);
+}
+
+// Flat instances (p_top ~ 0.05, a 0.05-nat gap at the top), both storages, and the under-sampled mutant that must
+// fail (see the reference's test).
+TEST(FastAdaptiveSoftmax, PacFailureRateAtMostDeltaOnFlatInstances) {
+    auto run = [](const Instance& in, const AdaptiveParams& p, int t) {
+        auto head = make_head(in, t % 2 == 1);
+        return std::pair(head.run(in.x, p), exact_softmax(head.head().dense(), in.n, in.d, in.x, p.beta));
+    };
+    const int N = 500;
+    const auto o = winnow::test::flat_pac_trials(N, run);
+    std::printf("fast flat PAC: %d / %d failures (allowed %.0f), mean p_top %.3f, mean fraction %.3f (gain %.2fx)\n", o.failures, N, o.allowed, o.mean_p_top,
+                o.mean_fraction, 1 / o.mean_fraction);
+    EXPECT_LT(o.mean_p_top, 0.1);
+    EXPECT_LE(o.failures, o.allowed);
+    const double under = 3e-2; // 30x below the theory constants
+    const auto m = winnow::test::flat_pac_trials(N, run, under);
+    std::printf("fast flat PAC, under-sampled (f = %g): %d / %d failures, mean fraction %.3f\n", under, m.failures, N, m.mean_fraction);
+    EXPECT_GT(m.failures, m.allowed);
 }
 
 TEST(FastAdaptiveSoftmax, SampleComplexitySublinearInD) {
