@@ -12,8 +12,9 @@ wheels="${WINNOW_WHEEL_CACHE:-$HOME/.cache/winnow/wheels}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 py="$venv/bin/python"
 "$py" -m pip install -q --upgrade pip
+# jinja2: the reference renderer of chat templates (tests/templates compares winnow's engine with it)
 "$py" -m pip install -q "numpy<3" "gguf==0.17.1" "safetensors>=0.4" "tokenizers>=0.20" "matplotlib>=3.8" \
-  "scikit-build-core>=0.10" "pybind11>=2.11" "pytest>=7"
+  "scikit-build-core>=0.10" "pybind11>=2.11" "pytest>=7" "jinja2>=3.1"
 
 # The oracle is built in one pinned CPU configuration, the same on every x86-64 machine: AVX2 + FMA + F16C, no
 # native tuning. A native build picks other kernels on AVX-512 hosts (other rounding of the q8 activations and

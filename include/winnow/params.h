@@ -74,4 +74,11 @@ struct GenerateResult {
     double head_seconds = 0;       // time in the output head stage (its products, top-k, and the sampler)
 };
 
+// One turn of a conversation, for the model's chat template: role "system", "user", "assistant" (or any role the
+// template knows) and its text.
+struct ChatMessage {
+    std::string role;
+    std::string content;
+};
+
 } // namespace winnow

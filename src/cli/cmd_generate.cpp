@@ -79,9 +79,9 @@ int cmd_generate(const std::vector<std::string>& args) {
     const SamplingDefaults recommended = recommended_sampling(*model);
     opt.sampling = resolve_sampling(vm, sampling_args, recommended);
     const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
-    const std::string chat_template = load_chat_template(*model);
+    const ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer);
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
-    const auto ids = tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
+    const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);
     std::unique_ptr<head::AdaptiveHead> adaptive;
     std::string calibration_note = "theory constants (uncalibrated)";

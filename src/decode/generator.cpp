@@ -163,23 +163,15 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     return r;
 }
 
-std::string apply_chat_template(const std::string& tmpl, const std::string& system, const std::string& user) {
-    if (tmpl.find("<|im_start|>") == std::string::npos)
-        throw Error(ErrorKind::unsupported, "chat template is not ChatML; winnow renders ChatML templates only");
-    std::string sys = system;
-    if (sys.empty()) {
-        // the template's own default system message, if it has one (SmolLM2's does)
-        const std::string open = "<|im_start|>system\n", close = "<|im_end|>";
-        const size_t a = tmpl.find(open);
-        if (a != std::string::npos) {
-            const size_t b = tmpl.find(close, a + open.size());
-            if (b != std::string::npos) sys = tmpl.substr(a + open.size(), b - a - open.size());
-        }
-    }
-    std::string out;
-    if (!sys.empty()) out += "<|im_start|>system\n" + sys + "<|im_end|>\n";
-    out += "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n";
-    return out;
+std::string apply_chat_template(const ChatTemplate& tmpl, const std::string& system, const std::string& user) {
+    std::vector<ChatMessage> messages;
+    if (!system.empty()) messages.push_back({"system", system});
+    messages.push_back({"user", user});
+    return render_chat(tmpl, messages, true);
+}
+
+std::string apply_chat_template(const std::string& jinja_template, const std::string& system, const std::string& user) {
+    return apply_chat_template(ChatTemplate{jinja_template, "", ""}, system, user);
 }
 
 } // namespace winnow

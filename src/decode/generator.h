@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "chat/chat_template.h"
 #include "decode/forward.h"
 #include "decode/sampler.h"
 #include "head/adaptive_head.h"
@@ -63,7 +64,11 @@ private:
     bool stopped_ = false;
 };
 
-// Chat prompt in the model's template (ChatML for SmolLM2 and similar). Throws for templates it cannot render.
+// One user turn (after a system message when `system` is not empty; else the template's own default applies, like
+// SmolLM2's default system prompt) in the model's chat template, ending with the assistant's generation prompt: a thin
+// wrapper over render_chat (chat/chat_template.h). Throws winnow::Error for a template it cannot render.
+std::string apply_chat_template(const ChatTemplate& tmpl, const std::string& system, const std::string& user);
+// The same with the template's Jinja text alone (bos_token and eos_token are then undefined in the template).
 std::string apply_chat_template(const std::string& jinja_template, const std::string& system, const std::string& user);
 
 } // namespace winnow

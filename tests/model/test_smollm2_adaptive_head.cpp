@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "decode/forward.h"
+#include "chat/chat_template.h"
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
 #include "io/gguf.h"
@@ -25,7 +26,7 @@ namespace {
 double greedy_agreement(winnow::head::HeadImpl impl, double fudge_best, double fudge_norm) {
     auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
     auto tok = winnow::Tokenizer::from_gguf(*model->gguf());
-    const std::string tmpl = model->gguf()->get_string("tokenizer.chat_template").value_or("");
+    const winnow::ChatTemplate tmpl = winnow::load_chat_template_for(*model, *tok);
     winnow::head::AdaptiveHeadOptions options;
     options.impl = impl;
     winnow::head::AdaptiveHead adaptive(*model, options);

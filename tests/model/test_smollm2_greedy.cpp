@@ -1,5 +1,5 @@
 // Greedy generation of SmolLM2-135M against llama.cpp (tests/fixtures/llama_greedy_oracle.py) for 10 prompts, plain
-// and chat, 32 tokens each. The chat prompt is rendered by our ChatML code and must equal the model's Jinja template
+// and chat, 32 tokens each. The chat prompt is rendered by our Jinja engine and must equal the model's Jinja template
 // rendered by jinja2; the prompt ids must equal llama.cpp's. Generated tokens must match until the end, or until a
 // near-tie that activation rounding can flip: there the gap between the two candidates in our logits must be tiny.
 #include <fstream>
@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "decode/forward.h"
+#include "chat/chat_template.h"
 #include "decode/generator.h"
 #include "io/gguf.h"
 #include "model/model.h"
@@ -28,7 +29,7 @@ void run_greedy_parity(winnow::CpuDotMode mode) {
     ASSERT_TRUE(in.good()) << "oracle output missing (fixture.llama_greedy_smollm2)";
     auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
     auto tok = winnow::Tokenizer::from_gguf(*model->gguf());
-    const std::string tmpl = model->gguf()->get_string("tokenizer.chat_template").value_or("");
+    const winnow::ChatTemplate tmpl = winnow::load_chat_template_for(*model, *tok);
     auto be = winnow::make_cpu_backend(2, mode);
     int cases = 0, full_matches = 0, matched_tokens = 0, total_tokens = 0;
     for (std::string line; std::getline(in, line);) {

@@ -39,13 +39,21 @@ TEST(StreamBuffer, FlushReleasesHeldTail) {
     EXPECT_EQ(b.text(), "x ST");
 }
 
-TEST(ChatTemplate, ChatMLWithTemplateDefaultSystem) {
-    const std::string tmpl = "{{ '<|im_start|>system\nYou are helpful<|im_end|>\n' }}{{'<|im_start|>' + message['role'] }}";
-    EXPECT_EQ(winnow::apply_chat_template(tmpl, "", "Hi"),
+// apply_chat_template (one user turn) renders the model's own template: SmolLM2's ChatML with its default system prompt
+TEST(ChatTemplate, OneTurnWrapperUsesTheTemplatesOwnDefaultSystem) {
+    const std::string smollm2 =
+        "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are helpful<|im_end|>\\n' }}"
+        "{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    EXPECT_EQ(winnow::apply_chat_template(smollm2, "", "Hi"),
               "<|im_start|>system\nYou are helpful<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-    EXPECT_EQ(winnow::apply_chat_template(tmpl, "Be brief", "Hi"),
+    EXPECT_EQ(winnow::apply_chat_template(smollm2, "Be brief", "Hi"),
               "<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-    EXPECT_THROW(winnow::apply_chat_template("{{ bos_token }}[INST]", "", "Hi"), winnow::Error);
+    // a Llama-2 style template prints the BOS string it is given
+    const winnow::ChatTemplate llama2{"{{ bos_token }}[INST] {{ messages[-1]['content'] }} [/INST]", "<s>", "</s>"};
+    EXPECT_EQ(winnow::apply_chat_template(llama2, "", "Hi"), "<s>[INST] Hi [/INST]");
+    EXPECT_THROW(winnow::apply_chat_template("{% if %}", "", "Hi"), winnow::Error);
+    EXPECT_THROW(winnow::apply_chat_template("", "", "Hi"), winnow::Error);
 }
 
 } // namespace
