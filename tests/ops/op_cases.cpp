@@ -294,7 +294,9 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         // long masked rows: the CPU kernel splits each row's kept keys and merges the parts
                         {"masked_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64}, {"masked_b64_decode2_pos2500", 2, 2500, 9, 3, 64, 64},
                         // one pattern per KV head group
-                        {"grouped_mask_b16_prefill_96", 96, 0, 9, 3, 64, 16, 3}, {"grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3}};
+                        {"grouped_mask_b16_prefill_96", 96, 0, 9, 3, 64, 16, 3}, {"grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3},
+                        // more keys than one block's shared memory holds (CUDA: the flash-decoding split)
+                        {"mqa_decode_pos70000", 1, 70000, 4, 1, 64, 0}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
     for (bool device_pos : {false, true}) {

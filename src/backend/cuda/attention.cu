@@ -1,7 +1,7 @@
 // Causal GQA attention over the KV cache (F32, F16 or BF16), with an optional SPION block mask: one block per (query
 // row, head); each warp scores keys (lanes split the head dimension), a block-wide softmax over the scores held in
 // shared memory, then each thread accumulates one output dimension over the keys. The twin is CpuBackend::attention;
-// the reference is ref::attention_cached. A flash-decoding split over the sequence comes when a GPU can measure it.
+// the reference is ref::attention_cached. Decode rows over long contexts take the flash-decoding split below instead.
 #include <atomic>
 #include <climits>
 
@@ -75,6 +75,108 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     }
 }
 
+// ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys) writes its
+// split's max score, exp-sum, dropped-key count and unnormalised output; a merge block per (head, row) rescales the
+// splits to the common max and normalises (the log-sum-exp merge the CPU kernel's decode splits use). A row then
+// spreads over ceil(keys / 256) blocks instead of one, and the scores of a split fit any shared memory.
+constexpr int kRecordHeader = 3; // max, sum, dropped; then the head_dim outputs
+
+template <GgmlType C>
+__global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ part,
+                                       int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
+                                       int n_blocks, int mask_groups, const int32_t* __restrict__ pos_dev, int max_keys, int n_splits) {
+    extern __shared__ float shared[]; // q row [hd], then this split's scores [kSplitKeys]
+    __shared__ float scratch[32];
+    if (pos_dev) {
+        pos0 = *pos_dev;
+        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return; // the host checked it before uploading it
+    }
+    const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+    const int q_pos = pos0 + t, n_keys = q_pos + 1;
+    const int kvh = h / (n_head / n_head_kv);
+    const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd;
+    float* rec = part + ((static_cast<size_t>(t) * n_head + h) * n_splits + split) * (kRecordHeader + hd);
+    const int j0 = split * kSplitKeys, j1 = min(n_keys, j0 + kSplitKeys);
+    if (j0 >= j1) { // a split beyond this row's keys (a recorded step sizes the grid for the whole cache)
+        if (threadIdx.x == 0) rec[0] = -INFINITY, rec[1] = 0.0f, rec[2] = 0.0f;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) rec[kRecordHeader + d] = 0.0f;
+        return;
+    }
+    float* qs = shared;
+    float* sc = shared + hd;
+    const float* qrow = q + (static_cast<size_t>(t) * n_head + h) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
+    __syncthreads();
+
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    const uint8_t* keep_row = keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
+    for (int j = j0 + warp; j < j1; j += n_warps) {
+        const bool allowed = !keep_row || keep_row[j / block];
+        float s = 0.0f;
+        if (allowed) {
+            const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
+            for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], load_act<C>(k, base + d), s);
+            s = warp_sum(s);
+        }
+        if (lane == 0) sc[j - j0] = allowed ? s * scale : -INFINITY;
+    }
+    __syncthreads();
+
+    const int n = j1 - j0;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
+    mx = block_max(mx, scratch); // -inf when the mask drops every key of this split
+    float sum = 0.0f, dropped = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        dropped += sc[j] == -INFINITY ? 1.0f : 0.0f;
+        const float e = sc[j] == -INFINITY ? 0.0f : expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, scratch); // its barriers also publish every sc[j]
+    dropped = block_sum(dropped, scratch);
+    if (threadIdx.x == 0) rec[0] = mx, rec[1] = sum, rec[2] = dropped;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < n; ++j) {
+            const float p = sc[j];
+            if (p != 0.0f) acc = fmaf(p, load_act<C>(v, static_cast<int64_t>(j0 + j) * kv_dim + static_cast<int64_t>(kvh) * hd + d), acc);
+        }
+        rec[kRecordHeader + d] = acc;
+    }
+}
+
+__global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
+                                       bool spion_denominator, const int32_t* __restrict__ pos_dev, int max_keys) {
+    if (pos_dev) {
+        pos0 = *pos_dev;
+        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return;
+    }
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int used = min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys); // the splits that hold this row's keys
+    const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
+    const int stride = kRecordHeader + hd;
+    float M = -INFINITY; // finite: the diagonal key is always kept
+    for (int s = 0; s < used; ++s) M = fmaxf(M, recs[s * stride]);
+    float L = 0.0f, dropped = 0.0f;
+    for (int s = 0; s < used; ++s) {
+        const float m = recs[s * stride];
+        if (m != -INFINITY) L += recs[s * stride + 1] * expf(m - M);
+        dropped += recs[s * stride + 2];
+    }
+    if (spion_denominator) L += dropped * expf(-M); // dropped keys count as logit 0
+    const float inv = 1.0f / L;
+    float* orow = out + (static_cast<size_t>(t) * n_head + h) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < used; ++s) {
+            const float m = recs[s * stride];
+            if (m != -INFINITY) acc = fmaf(recs[s * stride + kRecordHeader + d], expf(m - M), acc);
+        }
+        orow[d] = acc * inv;
+    }
+}
+
 } // namespace
 
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
@@ -104,6 +206,30 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
         attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, keep, block,
                                                                  n_blocks, mask_groups, spion_denominator, pos_dev, keys);
     });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+} // namespace winnow::cuda
+
+namespace winnow::cuda {
+
+size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, int n_splits) {
+    return static_cast<size_t>(n_tokens) * n_head * n_splits * (kRecordHeader + head_dim);
+}
+
+void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
+                            int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
+                            bool spion_denominator, float* workspace, int n_splits, cudaStream_t s, const int32_t* pos_dev, int max_keys) {
+    if (n_tokens == 0) return;
+    const size_t shared_bytes = (static_cast<size_t>(head_dim) + kSplitKeys) * sizeof(float);
+    const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_splits));
+    dispatch_act_type(cache_type, [&]<GgmlType C>() {
+        attention_split_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, workspace, pos0, n_head, n_head_kv, head_dim, scale, keep,
+                                                                       block, n_blocks, mask_groups, pos_dev, max_keys, n_splits);
+    });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+    attention_merge_kernel<<<dim3(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens)), kThreads, 0, s>>>(
+        workspace, out, pos0, n_head, head_dim, n_splits, spion_denominator, pos_dev, max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

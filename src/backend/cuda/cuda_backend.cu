@@ -38,6 +38,8 @@ void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) 
 
 // Products with this many tokens or more go through cuBLAS on a decoded copy of the matrix.
 constexpr int kGemmMinTokens = 8;
+// Attention for at most this many query rows over more than cuda::kSplitKeys keys is split over the keys (decode).
+constexpr int kSplitMaxRows = 4;
 
 class CudaBackend final : public Backend {
 public:
@@ -192,6 +194,18 @@ public:
         if (p.select_blocks != 0)
             throw Error(ErrorKind::unsupported, "attention: query-aware block selection runs on the CPU backend only (no CUDA kernel yet)");
         const uint8_t* keep = p.mask ? device_mask(*p.mask) : nullptr;
+        // Decode (a few rows) over more keys than one split: flash-decoding, so that a row spreads over many blocks.
+        // With a device position the grid covers the whole cache (the same launch serves every replay).
+        if (n <= kSplitMaxRows && last_key > cuda::kSplitKeys) {
+            const int n_splits = static_cast<int>((last_key + cuda::kSplitKeys - 1) / cuda::kSplitKeys);
+            const size_t need = cuda::attention_split_workspace_floats(n, p.n_head, p.head_dim, n_splits);
+            if (static_cast<size_t>(split_workspace_.numel()) < need) split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
+            cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
+                                         keep, p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
+                                         p.mask && p.mask->denominator == SparseDenominator::spion, split_workspace_.f32(), n_splits, stream_,
+                                         position(p.pos), static_cast<int>(k.rows()));
+            return;
+        }
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
                                p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
                                p.mask && p.mask->denominator == SparseDenominator::spion, stream_, position(p.pos), static_cast<int>(k.rows()));
@@ -315,6 +329,7 @@ private:
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
     Tensor topk_buf_; // top_k results
+    Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
     std::map<const BlockMask*, Tensor> masks_;
     bool recording_ = false;
     std::vector<cudaGraphExec_t> graphs_; // recordings; a dropped one is null

@@ -35,6 +35,15 @@ void launch_copy_rows_at(const float* src, int64_t src_rows, void* dst, GgmlType
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                       int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
                       bool spion_denominator, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
+// Flash-decoding for a few query rows over many keys (the same op): each row's keys in splits of kSplitKeys, one
+// block per (head, row, split), merged by log-sum-exp. The workspace holds attention_split_workspace_floats(...)
+// floats; n_splits must cover the row's keys (ceil((pos0 + n_tokens) / kSplitKeys), or ceil(max_keys / kSplitKeys)
+// with pos_dev, where splits beyond a row's keys contribute nothing).
+constexpr int kSplitKeys = 256;
+size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, int n_splits);
+void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
+                            int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
+                            bool spion_denominator, float* workspace, int n_splits, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
 void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
 // y[r][:] += x[x_rows == 1 ? 0 : r][:]
