@@ -98,8 +98,19 @@ WINNOW_C_API int32_t winnow_model_n_ctx_train(const winnow_model* model);
  * number of ids the text has; if it exceeds `capacity`, nothing is written and WINNOW_ERR_INVALID_ARGUMENT is
  * returned (call again with a larger buffer). */
 WINNOW_C_API winnow_status winnow_tokenize(const winnow_model* model, const char* text, int32_t* ids, size_t capacity, size_t* n_ids);
-/* The model's chat template applied to one user turn; the result is owned by the caller (free with winnow_string_free). */
+/* The model's chat template applied to one user turn (after `system` when it is neither NULL nor ""), ending with the
+ * assistant's generation prompt; the result is owned by the caller (free with winnow_string_free). */
 WINNOW_C_API winnow_status winnow_apply_chat_template(const winnow_model* model, const char* user, const char* system, char** out);
+/* One turn of a conversation: role ("system", "user", "assistant", ...) and text, both NUL-terminated. */
+typedef struct winnow_chat_message {
+    const char* role;
+    const char* content;
+} winnow_chat_message;
+/* The model's chat template applied to a conversation of n_messages messages; add_generation_prompt (1: yes) ends it
+ * with the opening of the assistant's turn. Fails (WINNOW_ERR_INVALID_ARGUMENT) when the template refuses the
+ * conversation, e.g. roles that do not alternate. The result is owned by the caller (free with winnow_string_free). */
+WINNOW_C_API winnow_status winnow_apply_chat_template_messages(const winnow_model* model, const winnow_chat_message* messages, size_t n_messages,
+                                                               int add_generation_prompt, char** out);
 WINNOW_C_API void winnow_string_free(char* s);
 
 WINNOW_C_API winnow_status winnow_session_new(const winnow_model* model, const winnow_session_params* params, winnow_session** out);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "winnow/winnow.h"
 
@@ -124,6 +125,24 @@ winnow_status winnow_apply_chat_template(const winnow_model* model, const char* 
     *out = nullptr;
     return guarded([&] {
         const std::string s = model->model.apply_chat_template(user, system ? system : "");
+        char* c = static_cast<char*>(std::malloc(s.size() + 1));
+        if (!c) throw std::bad_alloc();
+        std::memcpy(c, s.c_str(), s.size() + 1);
+        *out = c;
+    });
+}
+
+winnow_status winnow_apply_chat_template_messages(const winnow_model* model, const winnow_chat_message* messages, size_t n_messages,
+                                                  int add_generation_prompt, char** out) {
+    if (!model || !out || (!messages && n_messages > 0)) return invalid("winnow_apply_chat_template_messages: model, messages and out must not be NULL");
+    *out = nullptr;
+    for (size_t i = 0; i < n_messages; ++i)
+        if (!messages[i].role || !messages[i].content)
+            return invalid(("winnow_apply_chat_template_messages: message " + std::to_string(i) + " has a NULL role or content").c_str());
+    return guarded([&] {
+        std::vector<winnow::ChatMessage> conversation;
+        for (size_t i = 0; i < n_messages; ++i) conversation.push_back({messages[i].role, messages[i].content});
+        const std::string s = model->model.apply_chat_template(conversation, add_generation_prompt != 0);
         char* c = static_cast<char*>(std::malloc(s.size() + 1));
         if (!c) throw std::bad_alloc();
         std::memcpy(c, s.c_str(), s.size() + 1);

@@ -170,7 +170,30 @@ PYBIND11_MODULE(_winnow, m) {
         .def("tokenize", [](const winnow::Model& mo, const std::string& text, bool special) { return mo.tokenize(text, special); }, "text"_a,
              "special"_a = true)
         .def("detokenize", [](const winnow::Model& mo, const std::vector<int32_t>& ids) { return utf8_str(mo.detokenize(ids)); }, "ids"_a)
-        .def("apply_chat_template", &winnow::Model::apply_chat_template, "user"_a, "system"_a = "")
+        .def(
+            "apply_chat_template",
+            [](const winnow::Model& mo, const py::object& conversation, const std::string& system, bool add_generation_prompt) {
+                if (py::isinstance<py::str>(conversation)) return utf8_str(mo.apply_chat_template(conversation.cast<std::string>(), system));
+                if (!system.empty())
+                    throw winnow::Error(winnow::ErrorKind::invalid_argument,
+                                        "apply_chat_template: with a list of messages, give the system prompt as its first message, not system=");
+                if (!py::isinstance<py::list>(conversation) && !py::isinstance<py::tuple>(conversation))
+                    throw winnow::Error(winnow::ErrorKind::invalid_argument, "apply_chat_template: expected a str (one user turn) or a list of messages");
+                std::vector<winnow::ChatMessage> messages;
+                for (const py::handle item : conversation) {
+                    const auto field = [&](const char* key) {
+                        if (!py::isinstance<py::dict>(item) || !item.cast<py::dict>().contains(key) || !py::isinstance<py::str>(item[key]))
+                            throw winnow::Error(winnow::ErrorKind::invalid_argument, "apply_chat_template: message " + std::to_string(messages.size()) +
+                                                                                         " must be a dict with str 'role' and 'content'");
+                        return item[key].cast<std::string>();
+                    };
+                    messages.push_back({field("role"), field("content")});
+                }
+                return utf8_str(mo.apply_chat_template(messages, add_generation_prompt));
+            },
+            "conversation"_a, "system"_a = "", "add_generation_prompt"_a = true,
+            "The model's chat template applied to one user turn (a str, after `system` if given) or to a conversation (a list "
+            "of {'role': ..., 'content': ...} dicts), as HF transformers' apply_chat_template(..., tokenize=False) renders it.")
         .def(
             "session",
             [](const winnow::Model& mo, int n_ctx, const std::string& kv_type, const std::string& sparse_pattern, int sparse_dense_below,

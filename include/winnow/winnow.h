@@ -77,8 +77,13 @@ public:
     std::string detokenize(std::span<const int32_t> ids) const;
     std::string token_to_piece(int32_t id) const;
     bool is_end_of_generation(int32_t id) const;
-    // The model's chat template applied to one user turn (ChatML templates; throws for templates it cannot render).
+    // The model's chat template (its own Jinja text, rendered as HF transformers does) applied to one user turn,
+    // after a system message when `system` is not empty, ending with the assistant's generation prompt.
     std::string apply_chat_template(const std::string& user, const std::string& system = "") const;
+    // The same for a whole conversation (ChatMessage: winnow/params.h); add_generation_prompt: end with the opening
+    // of the assistant's turn. Throws winnow::Error when the model has no template or the template refuses the
+    // conversation (e.g. roles that do not alternate).
+    std::string apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt = true) const;
 
     // A new session with its own KV cache. Sessions keep the model alive.
     Session session(const SessionParams& params = {}) const;
@@ -97,6 +102,7 @@ public:
     ~Session();
 
     // Generates from scratch (the session's cache is reset first): prefill the prompt, then sample token by token.
+    // BOS is added as the model asks, unless the prompt already begins with it (a chat template that prints it).
     GenerateResult generate(const std::string& prompt, const GenerateOptions& options = {}, const TokenCallback& on_piece = {});
     GenerateResult generate(std::span<const int32_t> prompt_ids, const GenerateOptions& options = {}, const TokenCallback& on_piece = {});
 

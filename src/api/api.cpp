@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "backend/backend.h"
+#include "chat/chat_template.h"
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
 #include "model/model.h"
@@ -18,7 +19,7 @@ namespace winnow {
 struct Model::Impl {
     std::unique_ptr<LoadedModel> model;
     std::unique_ptr<Tokenizer> tokenizer;
-    std::string chat_template;
+    ChatTemplate chat_template; // the model's Jinja text and its BOS/EOS strings
     ModelParams params;
     ModelInfo info;
     std::optional<head::HeadCalibrationFile> calibration;
@@ -50,7 +51,7 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     head::parse_head_impl(params.adaptive_impl); // reject a bad name at load, not at the first generation
     impl->model = LoadedModel::load(path);
     impl->tokenizer = load_model_tokenizer(*impl->model);
-    impl->chat_template = load_chat_template(*impl->model);
+    impl->chat_template = load_chat_template_for(*impl->model, *impl->tokenizer);
     const ModelConfig& c = impl->model->config();
     if (impl->tokenizer->n_vocab() != c.n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(impl->tokenizer->n_vocab()) + " tokens but the model's vocabulary is " +
@@ -66,7 +67,7 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     i.n_head_kv = c.n_head_kv;
     i.n_ctx_train = c.n_ctx_train;
     i.tokenizer = impl->tokenizer->name();
-    i.has_chat_template = !impl->chat_template.empty();
+    i.has_chat_template = !impl->chat_template.source.empty();
     std::string cal = params.head_calibration;
     if (cal.empty() && std::filesystem::exists(path + ".head.json")) cal = path + ".head.json";
     if (!cal.empty()) impl->calibration = head::HeadCalibrationFile::load(cal);
@@ -94,6 +95,9 @@ std::string Model::token_to_piece(int32_t id) const {
 bool Model::is_end_of_generation(int32_t id) const { return impl_->tokenizer->is_eog(id); }
 std::string Model::apply_chat_template(const std::string& user, const std::string& system) const {
     return winnow::apply_chat_template(impl_->chat_template, system, user);
+}
+std::string Model::apply_chat_template(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+    return render_chat(impl_->chat_template, messages, add_generation_prompt);
 }
 
 Session Model::session(const SessionParams& params) const {
@@ -129,7 +133,8 @@ Session::~Session() = default;
 
 GenerateResult Session::generate(const std::string& prompt, const GenerateOptions& options, const TokenCallback& on_piece) {
     const Model::Impl& m = *impl_->model;
-    return generate(m.tokenizer->encode(prompt, m.tokenizer->add_bos_default(), true), options, on_piece);
+    // a chat prompt whose template printed BOS already gets no second one (encode_chat_prompt); others as the model asks
+    return generate(encode_chat_prompt(*m.tokenizer, prompt), options, on_piece);
 }
 
 GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const GenerateOptions& options, const TokenCallback& on_piece) {

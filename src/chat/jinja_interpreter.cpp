@@ -147,15 +147,18 @@ Interpreter::Flow Interpreter::exec_node(const Node& n, std::string& out) {
 
 Interpreter::Flow Interpreter::exec_for(const Node& n, std::string& out) {
     const List all = iterate(eval(*n.expr), n.line);
-    frames_.push_back(std::make_shared<Frame>());
-    struct Pop {
+    // Each iteration is a scope of its own, as in jinja2: what the body sets is gone at the next iteration (a
+    // template that counts across iterations uses a namespace).
+    struct Scope {
         std::vector<std::shared_ptr<Frame>>& f;
-        ~Pop() { f.pop_back(); }
-    } pop{frames_};
+        explicit Scope(std::vector<std::shared_ptr<Frame>>& frames) : f(frames) { f.push_back(std::make_shared<Frame>()); }
+        ~Scope() { f.pop_back(); }
+    };
     List items;
     if (n.condition) { // the loop filter: loop.* counts the kept items only
         for (const Value& item : all) {
             budget_.charge(1, n.line);
+            const Scope scope(frames_);
             assign(n.target, item, n.line);
             if (eval(*n.condition).truthy()) items.push_back(item);
         }
@@ -177,6 +180,7 @@ Interpreter::Flow Interpreter::exec_for(const Node& n, std::string& out) {
     for (int64_t k = 0; k < length; ++k) {
         budget_.charge(8, n.line); // an iteration costs about as much as eight expressions
         *current = k;
+        const Scope scope(frames_);
         assign(n.target, items[static_cast<size_t>(k)], n.line);
         Dict loop;
         loop.entries.reserve(12);

@@ -56,6 +56,22 @@ TEST(Api, ErrorsAreOneLineExceptions) {
     EXPECT_THROW(s.generate(std::vector<int32_t>(9, 1)), winnow::Error); // the prompt does not fit the context
 }
 
+// The model's own chat template (SmolLM2's ChatML, with its default system prompt), one turn or a whole conversation.
+TEST(Api, ChatTemplateRendersConversations) {
+    EXPECT_THROW(winnow::Model::load(kTiny).apply_chat_template(std::vector<winnow::ChatMessage>{{"user", "a"}}), winnow::Error); // no template
+    REQUIRE_DEFAULT_MODEL();
+    const winnow::Model m = winnow::Model::load(WINNOW_DEFAULT_MODEL);
+    EXPECT_TRUE(m.info().has_chat_template);
+    EXPECT_EQ(m.apply_chat_template("Hi"), "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+                                           "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    const std::vector<winnow::ChatMessage> conversation = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello."}, {"user", "Bye"}};
+    const std::string history = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n"
+                                "<|im_start|>user\nBye<|im_end|>\n";
+    EXPECT_EQ(m.apply_chat_template(conversation, false), history);
+    EXPECT_EQ(m.apply_chat_template(conversation), history + "<|im_start|>assistant\n");
+    EXPECT_EQ(m.apply_chat_template("Hi", "Be brief."), "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+}
+
 // generate's greedy ids equal a hand-written loop over the low-level eval (argmax of the returned logits).
 TEST(Api, GreedyGenerateEqualsEvalLoop) {
     REQUIRE_DEFAULT_MODEL();

@@ -30,6 +30,8 @@ static int errors(const char* bad_file) {
     CHECK(strlen(winnow_last_error()) > 0);
     CHECK(winnow_model_load(NULL, NULL, &m) == WINNOW_ERR_INVALID_ARGUMENT);
     CHECK(winnow_session_new(NULL, NULL, NULL) == WINNOW_ERR_INVALID_ARGUMENT);
+    char* text = (char*)1;
+    CHECK(winnow_apply_chat_template_messages(NULL, NULL, 0, 1, &text) == WINNOW_ERR_INVALID_ARGUMENT);
     winnow_model_params mp = winnow_model_default_params();
     CHECK(mp.device == WINNOW_DEVICE_CPU && mp.threads == 0 && mp.dot == WINNOW_DOT_F32);
     winnow_generate_params gp = winnow_generate_default_params();
@@ -57,6 +59,19 @@ int main(int argc, char** argv) {
     size_t n_ids = 0;
     CHECK(winnow_tokenize(model, argv[2], ids, 64, &n_ids) == WINNOW_OK && n_ids > 0);
     CHECK(winnow_tokenize(model, argv[2], ids, 1, &n_ids) == WINNOW_ERR_INVALID_ARGUMENT && n_ids > 1); /* too small a buffer */
+    /* the model's chat template over a conversation: the turns in order, the generation prompt only when asked */
+    winnow_chat_message conversation[3] = {{"user", "Hi there"}, {"assistant", "Hello!"}, {"user", "Bye now"}};
+    char* history = NULL;
+    char* prompt = NULL;
+    CHECK(winnow_apply_chat_template_messages(model, conversation, 3, 0, &history) == WINNOW_OK);
+    CHECK(winnow_apply_chat_template_messages(model, conversation, 3, 1, &prompt) == WINNOW_OK);
+    CHECK(strstr(history, "Hi there") && strstr(history, "Hello!") > strstr(history, "Hi there") && strstr(history, "Bye now") > strstr(history, "Hello!"));
+    CHECK(strlen(prompt) > strlen(history) && strncmp(prompt, history, strlen(history)) == 0);
+    winnow_string_free(history);
+    winnow_string_free(prompt);
+    conversation[1].content = NULL;
+    CHECK(winnow_apply_chat_template_messages(model, conversation, 3, 1, &prompt) == WINNOW_ERR_INVALID_ARGUMENT && prompt == NULL);
+    CHECK(strstr(winnow_last_error(), "message 1") != NULL);
     winnow_session_params sp = winnow_session_default_params();
     if (winnow_session_new(model, &sp, &session) != WINNOW_OK) {
         fprintf(stderr, "session: %s\n", winnow_last_error());

@@ -100,6 +100,11 @@ TEST(ChatTemplateEngine, NamespaceAndScopes) {
     EXPECT_EQ(render("{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}|"
                      "{% set x = 1 %}{% for m in messages %}{% set x = 2 %}{% endfor %}{{ x }}"),
               "3|1");
+    // each iteration is its own scope: what one sets, the next does not see
+    EXPECT_EQ(render("{% set x = 0 %}{% for i in [1, 2] %}{{ x }}{% set x = i %}{% endfor %}{{ x }}|{% for i in [1, 2] %}{{ y|default('u') }}{% set y = i %}{% endfor %}"),
+              "000|uu");
+    // a macro sees the template's top-level variables
+    EXPECT_EQ(render("{% macro m() %}{{ top }}{% endmacro %}{% set top = 'T' %}{{ m() }}"), "T");
 }
 
 TEST(ChatTemplateEngine, MacrosBlockSetFilterRaw) {

@@ -87,3 +87,21 @@ def test_sparse_attention_is_a_session_option():
         m.session(n_ctx=32, sparse_pattern="/nonexistent/pattern.json", sparse_select_blocks=4)
     with pytest.raises(winnow.Error, match="sparse_select_blocks must be >= 0"):
         m.session(n_ctx=32, sparse_pattern="/nonexistent/pattern.json", sparse_select_blocks=-1)
+
+
+def test_chat_template_takes_a_conversation():
+    m = winnow.Model(need(MODEL, "default model"))
+    # SmolLM2's own template: its default system prompt when the conversation has none
+    assert m.apply_chat_template("Hi") == (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
+    expected = ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n"
+                "<|im_start|>user\nBye<|im_end|>\n")
+    assert m.apply_chat_template(conversation, add_generation_prompt=False) == expected
+    assert m.apply_chat_template(conversation) == expected + "<|im_start|>assistant\n"
+    with pytest.raises(winnow.Error, match="message 1 must be a dict"):
+        m.apply_chat_template([{"role": "user", "content": "a"}, {"role": "user"}])
+    with pytest.raises(winnow.Error, match="carries none"):
+        winnow.Model(need(TINY, "tiny model")).apply_chat_template([{"role": "user", "content": "a"}])
