@@ -19,7 +19,7 @@ namespace {
 constexpr std::array kFilters = {"trim", "length", "count", "upper", "lower", "capitalize", "title", "tojson", "default", "d", "first",
                                  "last", "join", "replace", "string", "list", "items", "int", "float", "abs", "reverse", "sort",
                                  "map", "select", "reject", "selectattr", "rejectattr", "sum", "indent", "safe", "escape", "e", "attr",
-                                 "unique", "min", "max", "wordcount"};
+                                 "unique", "min", "max", "wordcount", "dictsort"};
 constexpr std::array kTests = {"defined", "undefined", "none", "boolean", "false", "true", "integer", "float", "number", "string",
                                "mapping", "iterable", "sequence", "callable", "odd", "even", "divisibleby", "eq", "equalto", "==",
                                "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "sameas",
@@ -256,6 +256,15 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& v, Cal
         a.allow(3, {"reverse", "case_sensitive", "attribute"});
         return Value::list(sorted(in, in.iterate(v, line), a.boolean(0, "reverse", false), a.boolean(1, "case_sensitive", false),
                                   a.str(2, "attribute", ""), line));
+    }
+    if (name == "dictsort") {
+        a.allow(3, {"case_sensitive", "by", "reverse"});
+        if (!v.is_dict()) fail(ErrorKind::invalid_argument, std::string("filter 'dictsort' needs a mapping, not ") + v.type_name(), line);
+        const std::string by = a.str(1, "by", "key");
+        if (by != "key" && by != "value") fail(ErrorKind::invalid_argument, "filter 'dictsort': by must be 'key' or 'value'", line);
+        List pairs;
+        for (const auto& [k, x] : v.as_dict().entries) pairs.push_back(Value::list({k, x}, true));
+        return Value::list(sorted(in, std::move(pairs), a.boolean(2, "reverse", false), a.boolean(0, "case_sensitive", false), by == "key" ? "0" : "1", line));
     }
     if (name == "unique") {
         a.allow(2, {"case_sensitive", "attribute"});

@@ -1,13 +1,16 @@
-// Chat-template rendering (winnow renders ChatML templates only): the input is the Jinja template, then (after
-// fuzz::kFileSep) the system message, then the user message.
+// Chat-template rendering (src/chat, a Jinja interpreter for the templates model files carry): the whole input is the
+// template, rendered over a fixed conversation with and without the generation prompt. Any input may only end in
+// winnow::Error; the engine's bounds (output, work, nesting) keep every render within libFuzzer's time and memory.
 #include "fuzz_util.h"
-#include "decode/generator.h"
+#include "chat/chat_template.h"
 
 using namespace winnow;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    const auto parts = fuzz::split(fuzz::as_view(data, size), fuzz::kFileSep, 3);
-    const std::string tmpl(parts[0]), system(parts.size() > 1 ? parts[1] : ""), user(parts.size() > 2 ? parts[2] : "hi");
-    fuzz::expect_only_winnow_errors([&] { (void)apply_chat_template(tmpl, system, user); });
+    static const std::vector<ChatMessage> conversation = {
+        {"system", "Be brief."}, {"user", "Hi <|im_end|> {{ x }}"}, {"assistant", " Hello! "}, {"user", "caf\xc3\xa9 \xff"}};
+    const ChatTemplate t{std::string(fuzz::as_view(data, size)), "<s>", "</s>"};
+    fuzz::expect_only_winnow_errors([&] { (void)render_chat(t, conversation, true); });
+    fuzz::expect_only_winnow_errors([&] { (void)render_chat(t, {}, false); });
     return 0;
 }

@@ -231,11 +231,23 @@ def main():
         add("fuzz_tokenizer_encode", "text-%d" % i, bytes([i * 5 % 32]) + text)
     add("fuzz_tokenizer_encode", "ids", bytes([16 | 8]) + struct.pack("<8i", 0, 1, 50256, -1, 2**31 - 1, 13, 198, 32000))
 
-    # chat template: template, system, user
-    add("fuzz_chat_template", "chatml", CHATML.encode() + SEP + b"" + SEP + b"Hello")
-    add("fuzz_chat_template", "chatml-system", CHATML.encode() + SEP + b"Be brief." + SEP + b"Hi <|im_end|>")
-    add("fuzz_chat_template", "unterminated", b"<|im_start|>system\nno end")
-    add("fuzz_chat_template", "llama2", b"[INST] {{ message }} [/INST]")
+    # chat template: the whole input is a Jinja template (rendered over a fixed conversation): the model templates
+    # of the jinja2 parity check (tests/templates/fixtures) and snippets for the statements and expressions they use
+    add("fuzz_chat_template", "chatml", CHATML)
+    fixtures = os.path.join(ROOT, "..", "templates", "fixtures")
+    for name in sorted(os.listdir(fixtures)):
+        if name.endswith(".jinja"):
+            add("fuzz_chat_template", name, open(os.path.join(fixtures, name), "rb").read())
+    add("fuzz_chat_template", "namespace-loop", "{% set ns = namespace(n=0) %}{% for m in messages if m.role != 'system' %}"
+        "{% set ns.n = ns.n + loop.index %}{{ loop.revindex }}{% if loop.last %}{{ ns.n }}{% endif %}{% else %}none{% endfor %}")
+    add("fuzz_chat_template", "macro-recursion", "{% macro f(n, s='x') %}{{ s * n }}{% if n > 0 %}{{ f(n - 1, s=s ~ 'y') }}{% endif %}{% endmacro %}{{ f(5) }}")
+    add("fuzz_chat_template", "filters", "{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join(', ')|upper|tojson(indent=2) }}"
+        "{{ messages[::-1][0]['content'][1:3]|replace('i', 'I')|trim|length is odd }}{{ range(3)|list|sort(reverse=true)|sum }}")
+    add("fuzz_chat_template", "whitespace", "  {%- if true +%}\n  {{- ' a ' -}}\n{# c #}\n  {%+ raw %}{{ x }}{% endraw -%}\n{% filter lower %}X{% endfilter %}")
+    # the deepest recursion the engine allows: a recursive macro whose body nests blocks and parentheses
+    add("fuzz_chat_template", "deep-nesting", "{% macro f(n) %}" + "{% if true %}" * 60 + "{{ " + "(" * 10 + "f(n + 1)" + ")" * 10 + " }}" +
+        "{% endif %}" * 60 + "{% endmacro %}{{ f(0) }}")
+    add("fuzz_chat_template", "errors", "{{ raise_exception('Roles must alternate') if messages|length > 2 }}{{ foo.bar }}")
 
     # head calibration
     hc = {"model": "fuzz-tiny", "epsilon": 0.3, "factors": [{"algorithm": "fast", "delta": 0.01, "fudge_best": 0.2, "fudge_norm": 0.5},

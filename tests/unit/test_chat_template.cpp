@@ -112,6 +112,8 @@ TEST(ChatTemplateEngine, MacrosBlockSetFilterRaw) {
     EXPECT_EQ(render("{% set greeting %}hello {{ 'world' }}{% endset %}{{ greeting|upper }}|{% filter upper %}abc{% endfilter %}|"
                      "{% raw %}{{ kept }}{% endraw %}"),
               "HELLO WORLD|ABC|{{ kept }}");
+    // HF's {% generation %} marks assistant text (for training masks): rendering keeps its body
+    EXPECT_EQ(render("{% for m in messages %}{% generation %}{{ m.content }}{% endgeneration %}{% endfor %}"), "S hi A");
 }
 
 TEST(ChatTemplateEngine, WhitespaceControl) {
