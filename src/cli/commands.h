@@ -7,6 +7,7 @@ namespace winnow::cli {
 
 int cmd_info(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);
+int cmd_chat(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_bench_head(const std::vector<std::string>& args);
 int cmd_calibrate_head(const std::vector<std::string>& args);

@@ -70,7 +70,8 @@ void usage(std::FILE* to) {
                  "commands:\n"
                  "  generate -p PROMPT|-f FILE [-m MODEL] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
                  "           [--seed S] [--chat] [--stop STR] [--stats] [--json]   generate text, streaming\n"
-                 "  info   -m MODEL [--json]            architecture, shapes, tensor types, tokenizer, context\n"
+                 "  chat   [-m MODEL] [--system TEXT] [sampling options]   an interactive conversation (/help inside)\n"
+                 "  info   -m MODEL [--json]            architecture, shapes, tokenizer and special tokens, chat template, sampling defaults\n"
                  "  bench  decode -m MODEL [options]    prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
                  "  bench  head -m MODEL [options]      AdaptiveSoftmax vs the exact head on real hidden states\n"
                  "  bench  finetune [-m MODEL] [options] memory policies: bytes per layer, step time, validation loss\n"
@@ -81,7 +82,9 @@ void usage(std::FILE* to) {
                  "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
                  "                                      full fine-tuning with AdamW and a memory policy; checkpoints load in generate\n"
                  "  --version                           the version and the devices this build can use\n"
-                 "run 'winnow <command> --help' for its options; without -m the default model (SmolLM2-135M-Instruct Q4_1) is used.\n");
+                 "run 'winnow <command> --help' for its options; without -m the default model (SmolLM2-135M-Instruct Q4_1) is used.\n"
+                 "generate and chat sample with the model's recommended settings, else temp 0.8, top-k 40, top-p 0.95, min-p 0.05,\n"
+                 "repeat-penalty 1.1 over 64 tokens; --temp 0 is greedy.\n");
 }
 
 } // namespace
@@ -106,7 +109,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
-        {"info", winnow::cli::cmd_info}, {"generate", winnow::cli::cmd_generate}, {"bench", winnow::cli::cmd_bench},
+        {"info", winnow::cli::cmd_info}, {"generate", winnow::cli::cmd_generate}, {"chat", winnow::cli::cmd_chat}, {"bench", winnow::cli::cmd_bench},
         {"calibrate-head", winnow::cli::cmd_calibrate_head}, {"finetune", winnow::cli::cmd_finetune},
         {"perplexity", winnow::cli::cmd_perplexity}, {"calibrate-sparse", winnow::cli::cmd_calibrate_sparse}};
     auto it = commands.find(cmd);
