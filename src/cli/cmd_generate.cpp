@@ -141,7 +141,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         std::fprintf(stderr, "prompt: %zu tokens, %.1f tok/s | generation: %zu tokens, %.1f tok/s | stop: %s\n", r.prompt_ids.size(), pp,
                      r.output_ids.size(), tg, r.stop_reason.c_str());
         std::fprintf(stderr, "model load: %.2f s | peak memory: %.0f MiB\n", load_seconds, peak_rss_mib());
-        std::fprintf(stderr, "sampling: %s; from %s\n", describe_sampling(opt.sampling).c_str(), recommended.source().c_str());
+        std::fprintf(stderr, "sampling: %s | defaults: %s\n", describe_sampling(opt.sampling).c_str(), recommended.source().c_str());
         const int steps = r.head_adaptive_steps + r.head_exact_steps;
         if (opt.head == HeadMode::adaptive && steps > 0) {
             const double frac = r.head_adaptive_steps ? r.head_fraction_sum / r.head_adaptive_steps : 1.0;
