@@ -2,6 +2,8 @@
 // macros and the errors a hostile or broken template gets. Expected strings are jinja2's output for the same template
 // in HF's environment (ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True), loopcontrols); the byte
 // for byte comparison with jinja2 over whole model templates is tests/templates.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "chat/chat_template.h"
@@ -157,6 +159,15 @@ TEST(ChatTemplateEngine, RunawayTemplatesAreBounded) {
     EXPECT_EQ(error_of(deep), "chat template: the template nests deeper than 100 levels at line 1");
     EXPECT_EQ(error_of("{% set ns = namespace(l=[]) %}{% for i in range(100) %}{% set ns.l = [ns.l] %}{% endfor %}"),
               "chat template: a value is nested deeper than 64 levels");
+}
+
+TEST(ChatTemplateEngine, StrftimeNowFormatsTheLocalDate) {
+    // transformers' strftime_now (Llama-3.1-style templates print today's date): datetime.now().strftime(format)
+    const std::string year = render("{{ strftime_now('%Y') }}");
+    ASSERT_EQ(year.size(), 4u);
+    EXPECT_TRUE(std::all_of(year.begin(), year.end(), [](char c) { return c >= '0' && c <= '9'; })) << year;
+    EXPECT_EQ(render("{{ strftime_now('') }}"), "");
+    EXPECT_EQ(error_of("{{ strftime_now(5) }}"), "chat template: strftime_now(): argument 'format' must be a string, not int at line 1");
 }
 
 TEST(ChatTemplate, RenderChatPassesHfContext) {
