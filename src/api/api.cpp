@@ -23,6 +23,7 @@ struct Model::Impl {
     ModelParams params;
     ModelInfo info;
     std::optional<head::HeadCalibrationFile> calibration;
+    std::string calibration_path;
 };
 
 struct Session::Impl {
@@ -70,7 +71,11 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     i.has_chat_template = !impl->chat_template.source.empty();
     std::string cal = params.head_calibration;
     if (cal.empty() && std::filesystem::exists(path + ".head.json")) cal = path + ".head.json";
-    if (!cal.empty()) impl->calibration = head::HeadCalibrationFile::load(cal);
+    if (!cal.empty()) { // made on this model's content (checked once, here); its eps is checked per generation
+        impl->calibration = head::HeadCalibrationFile::load(cal);
+        impl->calibration->check_matches(cal, head::model_content_hash(impl->model->path()), impl->calibration->epsilon);
+        impl->calibration_path = cal;
+    }
     return Model(std::move(impl));
 }
 
@@ -149,6 +154,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const Gene
             impl_->generator->set_adaptive_head(impl_->adaptive.get());
         }
         // calibrated factors, unless the caller set their own
+        if (m.calibration) m.calibration->check_matches(m.calibration_path, m.calibration->model_hash, opt.adaptive.epsilon);
         if (m.calibration && opt.adaptive.fudge_best == 1.0 && opt.adaptive.fudge_norm == 1.0)
             if (const auto* e = m.calibration->find(head::algorithm_key(ho), opt.adaptive.delta)) {
                 opt.adaptive.fudge_best = e->fudge_best;

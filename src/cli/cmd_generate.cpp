@@ -92,11 +92,13 @@ int cmd_generate(const std::vector<std::string>& args) {
         const std::string algorithm = head::algorithm_key(head_options);
         if (calibration_path.empty() && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
         if (!calibration_path.empty()) {
-            const auto cal = head::HeadCalibrationFile::load(calibration_path);
+            // refused in one line when made on another model's content or for another --eps
+            const auto cal = head::HeadCalibrationFile::load_for(calibration_path, *model, opt.adaptive.epsilon);
             if (const auto* e = cal.find(algorithm, opt.adaptive.delta)) {
                 opt.adaptive.fudge_best = e->fudge_best;
                 opt.adaptive.fudge_norm = e->fudge_norm;
-                calibration_note = "calibrated (" + calibration_path + ")";
+                calibration_note = e->met ? "calibrated (" + calibration_path + ")"
+                                          : "theory constants (" + calibration_path + ": even they missed the tuning budget at this delta)";
             } else {
                 calibration_note = "theory constants (" + calibration_path + " has no entry for " + algorithm + " at this delta)";
             }
