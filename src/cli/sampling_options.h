@@ -8,7 +8,7 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cli/number_text.h"
+#include "io/number_text.h"
 #include "decode/sampling_defaults.h"
 #include "winnow/error.h"
 

@@ -7,18 +7,13 @@
 
 #include "io/gguf.h"
 #include "io/json_file.h"
+#include "io/number_text.h"
 #include "model/model.h"
 #include "winnow/error.h"
 
 namespace winnow {
 
 namespace {
-
-std::string number_text(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
 
 // One recommended setting: its name in winnow's terms, whether a value is usable, and where it goes.
 struct Field {

@@ -13,6 +13,7 @@
 #include "head/fast_adaptive_softmax.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
+#include "io/number_text.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -49,12 +50,6 @@ std::span<const float> AdaptiveHead::dense_matrix() {
 }
 
 namespace {
-
-std::string number(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
 
 // Four FNV-1a-64 lanes over little-endian 64-bit words (word k feeds lane k mod 4): independent multiply chains, ~10x
 // the bytewise loop. The bytes past the last whole 32-byte group feed lane 0 one by one.
@@ -159,8 +154,8 @@ void HeadCalibrationFile::check_matches(const std::string& path, const std::stri
         throw Error(ErrorKind::invalid_argument, "head calibration '" + path + "' was made on another model (content " + model_hash + ", this model " + hash +
                                                      "): rerun winnow calibrate-head");
     if (std::abs(epsilon - eps) > 1e-12 * std::max(1.0, std::abs(eps)))
-        throw Error(ErrorKind::invalid_argument, "head calibration '" + path + "' was made for eps = " + number(epsilon) + ", this run uses eps = " + number(eps) +
-                                                     ": pass --eps " + number(epsilon) + " or rerun winnow calibrate-head --eps " + number(eps));
+        throw Error(ErrorKind::invalid_argument, "head calibration '" + path + "' was made for eps = " + number_text(epsilon) + ", this run uses eps = " + number_text(eps) +
+                                                     ": pass --eps " + number_text(epsilon) + " or rerun winnow calibrate-head --eps " + number_text(eps));
 }
 
 HeadCalibrationFile HeadCalibrationFile::load_for(const std::string& path, const LoadedModel& model, double eps) {

@@ -15,6 +15,25 @@ namespace {
 
 constexpr int kThreads = 128;
 
+// Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0] (-inf where the mask drops the key): one
+// warp per key, lanes over the head dimension. Ends with a barrier, so every score is visible to the whole block.
+template <GgmlType C>
+__device__ void score_keys(const float* qs, const void* __restrict__ k, const uint8_t* keep_row, int block, int64_t kv_dim, int kvh, int hd,
+                           float scale, int j0, int j1, float* sc) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    for (int j = j0 + warp; j < j1; j += n_warps) {
+        const bool allowed = !keep_row || keep_row[j / block];
+        float s = 0.0f;
+        if (allowed) {
+            const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
+            for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], load_act<C>(k, base + d), s);
+            s = warp_sum(s);
+        }
+        if (lane == 0) sc[j - j0] = allowed ? s * scale : -INFINITY;
+    }
+    __syncthreads();
+}
+
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
@@ -35,20 +54,9 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
     __syncthreads();
 
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
     // the row of this head's pattern: one for all heads, or one per KV head group
     const uint8_t* keep_row = keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
-    for (int j = warp; j < n_keys; j += n_warps) {
-        const bool allowed = !keep_row || keep_row[j / block];
-        float s = 0.0f;
-        if (allowed) {
-            const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
-            for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], load_act<C>(k, base + d), s);
-            s = warp_sum(s);
-        }
-        if (lane == 0) sc[j] = allowed ? s * scale : -INFINITY;
-    }
-    __syncthreads();
+    score_keys<C>(qs, k, keep_row, block, kv_dim, kvh, hd, scale, 0, n_keys, sc);
 
     float mx = -INFINITY;
     for (int j = threadIdx.x; j < n_keys; j += blockDim.x) mx = fmaxf(mx, sc[j]);
@@ -108,19 +116,8 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
     for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
     __syncthreads();
 
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
     const uint8_t* keep_row = keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
-    for (int j = j0 + warp; j < j1; j += n_warps) {
-        const bool allowed = !keep_row || keep_row[j / block];
-        float s = 0.0f;
-        if (allowed) {
-            const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
-            for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], load_act<C>(k, base + d), s);
-            s = warp_sum(s);
-        }
-        if (lane == 0) sc[j - j0] = allowed ? s * scale : -INFINITY;
-    }
-    __syncthreads();
+    score_keys<C>(qs, k, keep_row, block, kv_dim, kvh, hd, scale, j0, j1, sc);
 
     const int n = j1 - j0;
     float mx = -INFINITY;

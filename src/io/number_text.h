@@ -1,9 +1,10 @@
 #pragma once
-// Numbers as a person writes them, for --help defaults and messages: 0.3, not 0.29999999999999999.
+// Numbers as a person writes them (six significant digits), for --help defaults and messages: 0.3, not
+// 0.29999999999999999.
 #include <cstdio>
 #include <string>
 
-namespace winnow::cli {
+namespace winnow {
 
 inline std::string number_text(double v) {
     char buf[32];
@@ -11,4 +12,4 @@ inline std::string number_text(double v) {
     return buf;
 }
 
-} // namespace winnow::cli
+} // namespace winnow
