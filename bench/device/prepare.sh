@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 build="${WINNOW_BUILD_DIR:-build}"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWINNOW_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a >/dev/null
 cmake --build "$build" -j "$(nproc)" --target winnow winnow_ops_tests winnow_gpu_tests
 [ -f "$build/fixtures/tiny-llama-q4_1.gguf" ] || ctest --test-dir "$build" -R "fixture.tiny_models" >/dev/null
 bundler="$root/../shared/tools/device-bundle.sh"
