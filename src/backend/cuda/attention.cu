@@ -34,6 +34,48 @@ __device__ void score_keys(const float* qs, const void* __restrict__ k, const ui
     __syncthreads();
 }
 
+// The query row into shared memory (qs[hd]), and the row of the block mask this (query position, KV head) reads (null:
+// dense): one pattern for all heads, or one per KV head group.
+__device__ const uint8_t* load_query_and_mask_row(const float* q, float* qs, int t, int h, int n_head, int hd, const uint8_t* keep, int mask_groups,
+                                                  int kvh, int n_blocks, int q_pos, int block) {
+    const float* qrow = q + (static_cast<size_t>(t) * n_head + h) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
+    __syncthreads();
+    return keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
+}
+
+// Scores sc[0, n) become softmax numerators in place, exp(s - max) (0 for a key the mask dropped, score -inf); returns
+// the max (-inf when every key was dropped), the sum of the numerators and the count of dropped keys, on every thread.
+struct ScoreStats {
+    float max, sum, dropped;
+};
+__device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
+    mx = block_max(mx, scratch);
+    float sum = 0.0f, dropped = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        dropped += sc[j] == -INFINITY ? 1.0f : 0.0f;
+        const float e = sc[j] == -INFINITY ? 0.0f : expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, scratch); // its barriers also publish every sc[j]
+    dropped = block_sum(dropped, scratch);
+    return {mx, sum, dropped};
+}
+
+// dst[d] = factor * sum_j p[j] v[j0 + j][d] over this (row, head)'s KV head, one output dimension per thread.
+template <GgmlType C>
+__device__ void weigh_values(const float* p, int n, int j0, const void* __restrict__ v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < n; ++j)
+            if (p[j] != 0.0f) acc = fmaf(p[j], load_act<C>(v, static_cast<int64_t>(j0 + j) * kv_dim + static_cast<int64_t>(kvh) * hd + d), acc);
+        dst[d] = acc * factor;
+    }
+}
+
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
@@ -50,37 +92,12 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd;
     float* qs = shared;
     float* sc = shared + hd;
-    const float* qrow = q + (static_cast<size_t>(t) * n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
-    __syncthreads();
-
-    // the row of this head's pattern: one for all heads, or one per KV head group
-    const uint8_t* keep_row = keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
+    const uint8_t* keep_row = load_query_and_mask_row(q, qs, t, h, n_head, hd, keep, mask_groups, kvh, n_blocks, q_pos, block);
     score_keys<C>(qs, k, keep_row, block, kv_dim, kvh, hd, scale, 0, n_keys, sc);
-
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < n_keys; j += blockDim.x) mx = fmaxf(mx, sc[j]);
-    mx = block_max(mx, scratch); // the diagonal key is always allowed, so mx is finite
-    float sum = 0.0f, dropped = 0.0f;
-    for (int j = threadIdx.x; j < n_keys; j += blockDim.x) {
-        dropped += sc[j] == -INFINITY ? 1.0f : 0.0f;
-        const float e = expf(sc[j] - mx); // a masked key: exp(-inf) = 0
-        sc[j] = e;
-        sum += e;
-    }
-    sum = block_sum(sum, scratch); // its barriers also publish every sc[j]
-    if (spion_denominator) sum += block_sum(dropped, scratch) * expf(-mx); // dropped keys count as logit 0
-    const float inv = 1.0f / sum;
-
-    float* orow = out + (static_cast<size_t>(t) * n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < n_keys; ++j) {
-            const float p = sc[j];
-            if (p != 0.0f) acc = fmaf(p, load_act<C>(v, j * kv_dim + static_cast<int64_t>(kvh) * hd + d), acc);
-        }
-        orow[d] = acc * inv;
-    }
+    const ScoreStats st = exponentiate_scores(sc, n_keys, scratch); // the diagonal key is always kept: st.max is finite
+    // the SPION denominator counts each dropped key the row could see as logit 0
+    const float sum = st.sum + (spion_denominator ? st.dropped * expf(-st.max) : 0.0f);
+    weigh_values<C>(sc, n_keys, 0, v, kv_dim, kvh, hd, 1.0f / sum, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
 
 // ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys) writes its
@@ -112,35 +129,11 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
     }
     float* qs = shared;
     float* sc = shared + hd;
-    const float* qrow = q + (static_cast<size_t>(t) * n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
-    __syncthreads();
-
-    const uint8_t* keep_row = keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
+    const uint8_t* keep_row = load_query_and_mask_row(q, qs, t, h, n_head, hd, keep, mask_groups, kvh, n_blocks, q_pos, block);
     score_keys<C>(qs, k, keep_row, block, kv_dim, kvh, hd, scale, j0, j1, sc);
-
-    const int n = j1 - j0;
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
-    mx = block_max(mx, scratch); // -inf when the mask drops every key of this split
-    float sum = 0.0f, dropped = 0.0f;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        dropped += sc[j] == -INFINITY ? 1.0f : 0.0f;
-        const float e = sc[j] == -INFINITY ? 0.0f : expf(sc[j] - mx);
-        sc[j] = e;
-        sum += e;
-    }
-    sum = block_sum(sum, scratch); // its barriers also publish every sc[j]
-    dropped = block_sum(dropped, scratch);
-    if (threadIdx.x == 0) rec[0] = mx, rec[1] = sum, rec[2] = dropped;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < n; ++j) {
-            const float p = sc[j];
-            if (p != 0.0f) acc = fmaf(p, load_act<C>(v, static_cast<int64_t>(j0 + j) * kv_dim + static_cast<int64_t>(kvh) * hd + d), acc);
-        }
-        rec[kRecordHeader + d] = acc;
-    }
+    const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch); // max -inf when the mask drops every key of this split
+    if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = st.dropped;
+    weigh_values<C>(sc, j1 - j0, j0, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
 }
 
 __global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
