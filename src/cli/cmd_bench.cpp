@@ -1,5 +1,6 @@
 // winnow bench decode: llama-bench-style throughput rows. ppN = one prefill of N tokens; tgN = N single-token
-// decode steps after an empty context (like llama-bench, no prompt). Each test runs once to warm up, then
+// decode steps after an empty context (like llama-bench, no prompt); with --depth D both start after D cached
+// tokens instead (llama-bench's -d: "pp512 @ d2048"), the context prefilled once and untimed. Each test runs once to warm up, then
 // `reps` times; rows print mean ± sd of tokens/s and the weight bandwidth that implies.
 #include <algorithm>
 #include <chrono>
@@ -48,8 +49,8 @@ std::vector<int32_t> bench_tokens(int n, int n_vocab) {
     return ids;
 }
 
-double run_pp(Forward& f, head::ExactOutputHead& head, const std::vector<int32_t>& ids) {
-    f.reset();
+double run_pp(Forward& f, head::ExactOutputHead& head, const std::vector<int32_t>& ids, int depth) {
+    f.rewind(depth);
     const auto t0 = Clock::now();
     head.compute(f.eval_hidden(ids), {.k = 1}); // the first generated token: prefill is done when it is known
     return ids.size() / seconds_since(t0);
@@ -57,8 +58,8 @@ double run_pp(Forward& f, head::ExactOutputHead& head, const std::vector<int32_t
 
 // Greedy decode as generate runs it: the forward pass, then the exact head's argmax on the backend (only the token id
 // comes back to the host, which also waits for the device).
-double run_tg(Forward& f, head::ExactOutputHead& head, int n, int n_vocab) {
-    f.reset();
+double run_tg(Forward& f, head::ExactOutputHead& head, int n, int n_vocab, int depth) {
+    f.rewind(depth);
     int32_t tok = 1 % n_vocab;
     const auto t0 = Clock::now();
     for (int i = 0; i < n; ++i) tok = head.compute(f.eval_hidden(std::span<const int32_t>(&tok, 1)), {.k = 1}).top[0];
@@ -80,12 +81,12 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!args.empty() && args[0] == "finetune") return cmd_bench_finetune(std::vector<std::string>(args.begin() + 1, args.end()));
     if (!args.empty() && args[0] == "attention") return cmd_bench_attention(std::vector<std::string>(args.begin() + 1, args.end()));
     if (args.empty() || args[0] != "decode") {
-        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [--dot f32|q8] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
+        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [-d DEPTH] [--dot f32|q8] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
                      "       winnow bench head -m MODEL [--text FILE] [--window 64] [--queries 1000] [--tune 200] [--cache FILE] [--csv FILE] [--json]\n";
         return 2;
     }
     std::string model_arg;
-    int n_prompt = 512, n_gen = 128, reps = 5, threads = 0;
+    int n_prompt = 512, n_gen = 128, reps = 5, threads = 0, depth = 0;
     std::string dot = "f32";
     bool json_out = false;
     DeviceArgs device_args;
@@ -95,12 +96,13 @@ int cmd_bench(const std::vector<std::string>& args) {
         "n-gen,n", po::value(&n_gen)->default_value(128), "generated tokens for the tgN test (0 skips it)")(
         "reps,r", po::value(&reps)->default_value(5), "measured repetitions after one warm-up")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
+        "depth,d", po::value(&depth)->default_value(0), "tokens already in the context when each test starts (prefilled once, untimed)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (fp32 activations, reference) or q8 (8-bit activations, as llama.cpp)")("json", po::bool_switch(&json_out), "print rows as JSON");
     add_device_options(opts, device_args);
     po::variables_map vm;
     if (!parse_options(opts, std::vector<std::string>(args.begin() + 1, args.end()), vm)) return 0;
-    if (n_prompt < 0 || n_gen < 0 || reps < 1 || threads < 0)
-        throw Error(ErrorKind::invalid_argument, "--n-prompt/--n-gen must be >= 0, --reps >= 1, --threads >= 0");
+    if (n_prompt < 0 || n_gen < 0 || reps < 1 || threads < 0 || depth < 0)
+        throw Error(ErrorKind::invalid_argument, "--n-prompt/--n-gen/--depth must be >= 0, --reps >= 1, --threads >= 0");
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8, not '" + dot + "'");
 
     const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
@@ -108,8 +110,9 @@ int cmd_bench(const std::vector<std::string>& args) {
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     const ModelConfig& c = model->config();
-    const int n_ctx = std::max(n_prompt, n_gen);
-    if (n_ctx > c.n_ctx_train) throw Error(ErrorKind::invalid_argument, "test length " + std::to_string(n_ctx) + " exceeds the model context " + std::to_string(c.n_ctx_train));
+    const int n_ctx = depth + std::max(n_prompt, n_gen);
+    if (n_ctx > c.n_ctx_train)
+        throw Error(ErrorKind::invalid_argument, "depth + test length " + std::to_string(n_ctx) + " exceeds the model context " + std::to_string(c.n_ctx_train));
     auto backend = make_backend(backend_opts);
     Forward f(*model, *backend, std::max(n_ctx, 1), kv_type);
     head::ExactOutputHead head(*backend, f.weights().output);
@@ -119,19 +122,24 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (backend->device() == Device::cuda) roofline_gbps = cuda::measure_copy_bandwidth_gbps(backend_opts.cuda_device);
 #endif
 
+    if (depth > 0) { // the context every test starts from; the tests rewind to it
+        f.reset();
+        f.eval_hidden(bench_tokens(depth, c.n_vocab));
+    }
+    const std::string at_depth = depth > 0 ? " @ d" + std::to_string(depth) : "";
     std::vector<Row> rows;
     if (n_prompt > 0) {
         const auto ids = bench_tokens(n_prompt, c.n_vocab);
-        run_pp(f, head, ids);
+        run_pp(f, head, ids, depth);
         std::vector<double> ts;
-        for (int r = 0; r < reps; ++r) ts.push_back(run_pp(f, head, ids));
-        rows.push_back(summarize("pp" + std::to_string(n_prompt), n_prompt, ts));
+        for (int r = 0; r < reps; ++r) ts.push_back(run_pp(f, head, ids, depth));
+        rows.push_back(summarize("pp" + std::to_string(n_prompt) + at_depth, n_prompt, ts));
     }
     if (n_gen > 0) {
-        run_tg(f, head, n_gen, c.n_vocab);
+        run_tg(f, head, n_gen, c.n_vocab, depth);
         std::vector<double> ts;
-        for (int r = 0; r < reps; ++r) ts.push_back(run_tg(f, head, n_gen, c.n_vocab));
-        rows.push_back(summarize("tg" + std::to_string(n_gen), n_gen, ts));
+        for (int r = 0; r < reps; ++r) ts.push_back(run_tg(f, head, n_gen, c.n_vocab, depth));
+        rows.push_back(summarize("tg" + std::to_string(n_gen) + at_depth, n_gen, ts));
     }
 
     const double bytes_per_token = static_cast<double>(model->matrix_bytes_per_token());
@@ -147,6 +155,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["kv_type"] = ggml_type_name(kv_type);
         j["dot"] = dot;
         j["threads"] = used_threads;
+        j["depth"] = depth;
         j["test"] = r.test;
         j["tokens_per_s"] = r.mean_ts;
         j["tokens_per_s_sd"] = r.sd_ts;
@@ -170,14 +179,14 @@ int cmd_bench(const std::vector<std::string>& args) {
         std::cout << out.dump(2) << "\n";
         return 0;
     }
-    std::printf("| %-34s | %9s | %-7s | %4s | %7s | %6s | %20s | %8s |\n", "model", "size", "backend", "dot", "threads", "test", "t/s", "GB/s");
-    std::printf("| %-34s | %9s | %-7s | %4s | %7s | %6s | %20s | %8s |\n", "---", "---", "---", "---", "---", "---", "---", "---");
+    std::printf("| %-34s | %9s | %-7s | %4s | %7s | %13s | %20s | %8s |\n", "model", "size", "backend", "dot", "threads", "test", "t/s", "GB/s");
+    std::printf("| %-34s | %9s | %-7s | %4s | %7s | %13s | %20s | %8s |\n", "---", "---", "---", "---", "---", "---", "---", "---");
     for (auto& j : out) {
         const std::string name = std::filesystem::path(j["model"].get<std::string>()).filename().string();
         char ts[64], gbs[32] = "";
         std::snprintf(ts, sizeof ts, "%.2f ± %.2f", j["tokens_per_s"].get<double>(), j["tokens_per_s_sd"].get<double>());
         if (j.contains("weight_gb_per_s")) std::snprintf(gbs, sizeof gbs, "%.2f", j["weight_gb_per_s"].get<double>());
-        std::printf("| %-34s | %6.1f MB | %-7s | %4s | %7d | %6s | %20s | %8s |\n", name.substr(0, 34).c_str(), bytes_per_token / 1e6,
+        std::printf("| %-34s | %6.1f MB | %-7s | %4s | %7d | %13s | %20s | %8s |\n", name.substr(0, 34).c_str(), bytes_per_token / 1e6,
                     j["backend"].get<std::string>().c_str(), dot.c_str(), j["threads"].get<int>(), j["test"].get<std::string>().c_str(), ts, gbs);
     }
     return 0;

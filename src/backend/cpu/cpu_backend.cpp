@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/attention_cpu.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/reference_ops.h"
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_q8.h"
@@ -81,6 +82,10 @@ public:
         float* y = yt.f32();
         const int64_t rows = w.rows, cols = w.cols;
         const float* b = bias ? bias->f32() : nullptr;
+        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type) && n_tokens >= kGemmMinTokens) {
+            cpu::gemm_q8(w, b, x, n_tokens, y, n_threads_, gemm_q8_);
+            return;
+        }
         if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type)) {
             // llama.cpp's scheme: quantize each token's activation once, integer dot products per row
             const size_t xq_bytes = cpu::q8_activation_bytes(w.type, cols);
@@ -103,17 +108,8 @@ public:
                 y[r] = cpu::vec_dot(w.type, w.row(r), px, cols) + (b ? b[r] : 0.0f);
             return;
         }
-        // prefill: decode each weight row once, then dot it with every token
-#pragma omp parallel num_threads(n_threads_)
-        {
-            std::vector<float> wrow(cols);
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; ++r) {
-                dequantize_row(w.type, w.row(r), wrow.data(), cols);
-                const float br = b ? b[r] : 0.0f;
-                for (int t = 0; t < n_tokens; ++t) y[t * rows + r] = cpu::vec_dot_f32(wrow.data(), x + t * cols, cols) + br;
-            }
-        }
+        // prefill: weight blocks decoded once, multiplied with every token by sgemm
+        cpu::gemm_f32(w, b, x, n_tokens, y, n_threads_);
     }
 
     void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
@@ -221,7 +217,11 @@ public:
 private:
     int n_threads_;
     CpuDotMode mode_;
+    // Below this many tokens the q8 mode keeps the per-row dot products: packing the weights for the tiled
+    // product costs about what a row's dot products with a few tokens do.
+    static constexpr int kGemmMinTokens = 2;
     std::vector<uint8_t> xq_;          // quantized activations (q8 mode)
+    cpu::GemmQ8Scratch gemm_q8_;       // packed operands of the tiled q8 product
     cpu::PreparedActivation prepared_; // reused across calls to avoid reallocating
 };
 

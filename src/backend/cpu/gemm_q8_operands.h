@@ -1,0 +1,33 @@
+#pragma once
+// The packed operands of a q8 prefill product (backend/cpu/gemm.h), shared by the kernel translation units. Each
+// kernel file is compiled for its own instruction set; this header holds no inline code, so nothing compiled for
+// one instruction set can be linked into code that runs on a CPU without it.
+#include <cstdint>
+
+namespace winnow::cpu {
+
+constexpr int kQ8TileTokens = 4; // tokens per register tile; xs_tiled is laid out in groups of this many
+
+struct Q8Operands {
+    // weights, rows × nb blocks of 32: bytes (unsigned 0..15 for Q4_1; signed q - 8 for Q4_0 and q for Q8_0)
+    const uint8_t* wq = nullptr;
+    const float* wd = nullptr; // per block scale
+    const float* wm = nullptr; // per block offset m (Q4_1 only)
+    bool w_signed = false;
+    int64_t rows = 0;
+    int nb = 0;
+    // activations, n_tokens × nb blocks of 32 signed bytes, scale per block
+    const int8_t* xq = nullptr;
+    const float* xd = nullptr;       // [token][block]
+    const float* xs_tiled = nullptr; // d · sum(q) per block (Q4_1 only), [token / 4][block][token % 4], zero-padded
+    int n_tokens = 0;
+    const float* bias = nullptr; // rows, or null
+    float* y = nullptr;          // n_tokens × rows
+};
+
+// y for weight rows [r0, r1) and every token. Bit-identical to vec_dot_q8 per (row, token) when that is compiled
+// with AVX2 (same lanes, same order of additions).
+void gemm_q8_rows_avx2(const Q8Operands& p, int64_t r0, int64_t r1);
+void gemm_q8_rows_avx512_vnni(const Q8Operands& p, int64_t r0, int64_t r1);
+
+} // namespace winnow::cpu
