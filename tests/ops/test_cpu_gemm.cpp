@@ -93,6 +93,35 @@ TEST_P(GemmQ8, BitIdenticalToPerRowDotProducts) {
             }
 }
 
+// The one-token product adds the blocks' scaled sums in another order than vec_dot_q8 (each block's integer dot
+// product is exact in both), so it agrees to fp32 rounding of the sum of |block terms|; a wrong block, scale,
+// offset or saturating product gives errors of the size of a term.
+TEST_P(GemmQ8, OneTokenMatchesPerRowDotProducts) {
+    const GemmQ8Kernel kernel = GetParam();
+    if (!gemm_q8_kernel_available(kernel)) GTEST_SKIP() << gemm_q8_kernel_name(kernel) << " is not available on this CPU";
+    gemm_q8_force_kernel(kernel);
+    GemmQ8Scratch scratch;
+    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0})
+        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 160}, {192, 576}, {64, 1536}, {5, 32}}) {
+            const Weights w = random_weights(type, rows, cols, 7 + static_cast<unsigned>(rows));
+            auto x = random_activations(1, cols, 13);
+            x[3] = 40.0f; // one large activation per first block: its quants saturate toward +-127 (the maddubs range)
+            const auto bias = random_activations(1, rows, 5);
+            std::vector<float> y(rows);
+            for (int threads : {1, 2}) {
+                gemv_q8(w.m, bias.data(), x.data(), y.data(), threads, scratch);
+                const auto want = rowwise_q8(w.m, bias, x, 1);
+                for (int64_t r = 0; r < rows; ++r) {
+                    std::vector<float> wrow(cols);
+                    dequantize_row(type, w.m.row(r), wrow.data(), cols);
+                    double mag = std::fabs(bias[r]);
+                    for (int64_t c = 0; c < cols; ++c) mag += std::fabs(wrow[c] * x[c]);
+                    ASSERT_NEAR(y[r], want[r], 2e-6 * mag) << ggml_type_name(type) << " " << rows << "x" << cols << " row " << r;
+                }
+            }
+        }
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, GemmQ8, ::testing::Values(GemmQ8Kernel::scalar, GemmQ8Kernel::avx2, GemmQ8Kernel::avx512_vnni),
                          [](const auto& info) { return std::string(gemm_q8_kernel_name(info.param)) == "avx512-vnni" ? std::string("avx512_vnni") : std::string(gemm_q8_kernel_name(info.param)); });
 

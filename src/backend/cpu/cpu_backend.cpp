@@ -82,21 +82,12 @@ public:
         float* y = yt.f32();
         const int64_t rows = w.rows, cols = w.cols;
         const float* b = bias ? bias->f32() : nullptr;
-        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type) && n_tokens >= kGemmMinTokens) {
+        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type) && n_tokens > 1) {
             cpu::gemm_q8(w, b, x, n_tokens, y, n_threads_, gemm_q8_);
             return;
         }
-        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type)) {
-            // llama.cpp's scheme: quantize each token's activation once, integer dot products per row
-            const size_t xq_bytes = cpu::q8_activation_bytes(w.type, cols);
-            xq_.resize(xq_bytes * n_tokens);
-            for (int t = 0; t < n_tokens; ++t) cpu::quantize_activation_q8(w.type, x + t * cols, cols, xq_.data() + t * xq_bytes);
-            const uint8_t* xq = xq_.data();
-#pragma omp parallel for num_threads(n_threads_) schedule(static)
-            for (int64_t r = 0; r < rows; ++r) {
-                const float br = b ? b[r] : 0.0f;
-                for (int t = 0; t < n_tokens; ++t) y[t * rows + r] = cpu::vec_dot_q8(w.type, w.row(r), xq + t * xq_bytes, cols) + br;
-            }
+        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type)) { // decode: llama.cpp's scheme, one token
+            cpu::gemv_q8(w, b, x, y, n_threads_, gemm_q8_);
             return;
         }
         if (n_tokens == 1) {
@@ -217,10 +208,6 @@ public:
 private:
     int n_threads_;
     CpuDotMode mode_;
-    // Below this many tokens the q8 mode keeps the per-row dot products: packing the weights for the tiled
-    // product costs about what a row's dot products with a few tokens do.
-    static constexpr int kGemmMinTokens = 2;
-    std::vector<uint8_t> xq_;          // quantized activations (q8 mode)
     cpu::GemmQ8Scratch gemm_q8_;       // packed operands of the tiled q8 product
     cpu::PreparedActivation prepared_; // reused across calls to avoid reallocating
 };

@@ -20,12 +20,18 @@ struct GemmQ8Scratch {
     std::vector<float> wd, wm; // per weight block: scale, offset (Q4_1: m; Q4_0: -8 d; Q8_0: unused)
     std::vector<int8_t> xq;    // activation quants, n_tokens × cols
     std::vector<float> xd, xs; // per activation block: scale d and d · sum(q), as llama.cpp stores them (fp16-rounded)
+    std::vector<int32_t> xsum;    // per activation block: sum(q) (one-token product)
+    std::vector<uint8_t> xblocks; // one token's activation in vec_dot_q8's block format
 };
 
 // q8 mode: activations quantized to 8 bits per 32-block exactly as vec_dot_q8.h does, integer dot products in
 // register tiles of weight rows × tokens (AVX-512 VNNI where the CPU has it, else AVX2, else scalar; chosen at run
 // time). Weight types: those with cpu::has_q8_path.
 void gemm_q8(const Matrix& w, const float* bias, const float* x, int n_tokens, float* y, int n_threads, GemmQ8Scratch& scratch);
+
+// q8 mode, one token (decode): the weights are read in their stored blocks (packing them would be another pass over
+// memory per token), 8 blocks' scales applied at a time; the same kernel choice as gemm_q8 (scalar: vec_dot_q8).
+void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n_threads, GemmQ8Scratch& scratch);
 
 // The kernels gemm_q8 can choose on this CPU, and a way to force one (tests compare every available path).
 enum class GemmQ8Kernel { automatic, scalar, avx2, avx512_vnni };

@@ -43,7 +43,7 @@ void gemm_q8_rows_scalar(const Q8Operands& p, int64_t r0, int64_t r1) {
 bool cpu_has(GemmQ8Kernel k) {
     switch (k) {
     case GemmQ8Kernel::scalar: return true;
-    case GemmQ8Kernel::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case GemmQ8Kernel::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     case GemmQ8Kernel::avx512_vnni:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                __builtin_cpu_supports("avx512vnni");
@@ -167,6 +167,45 @@ void gemm_q8(const Matrix& w, const float* bias, const float* x, int n_tokens, f
             pack_weights(w, r0, r1, s);
             kernel(p, r0, r1);
         }
+    }
+}
+
+void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n_threads, GemmQ8Scratch& s) {
+    if (!has_q8_path(w.type) || w.cols % kQuantBlock != 0)
+        throw Error(ErrorKind::unsupported, std::string("gemv_q8: no 8-bit-activation product for ") + ggml_type_name(w.type) + " " + w.name);
+    const int64_t rows = w.rows, cols = w.cols;
+    const GemmQ8Kernel kernel = gemm_q8_kernel_in_use();
+    s.xblocks.resize(q8_activation_bytes(w.type, cols));
+    if (kernel == GemmQ8Kernel::scalar) {
+        quantize_activation_q8(w.type, x, cols, s.xblocks.data());
+        const uint8_t* xq = s.xblocks.data();
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int64_t r = 0; r < rows; ++r) y[r] = vec_dot_q8(w.type, w.row(r), xq, cols) + (bias ? bias[r] : 0.0f);
+        return;
+    }
+    const int nb = static_cast<int>(cols / kQuantBlock);
+    s.xq.resize(cols);
+    s.xd.resize(nb);
+    s.xs.assign(static_cast<size_t>(nb) * kQ8TileTokens, 0.0f);
+    s.xsum.resize(nb);
+    pack_token(w.type, x, cols, 0, s, s.xblocks.data()); // xs lands in the tiled layout: block i at i * kQ8TileTokens
+    std::vector<float> xs(nb);
+    for (int i = 0; i < nb; ++i) {
+        xs[i] = s.xs[static_cast<size_t>(i) * kQ8TileTokens];
+        int sum = 0;
+        for (int j = 0; j < kQuantBlock; ++j) sum += s.xq[static_cast<size_t>(i) * kQuantBlock + j];
+        s.xsum[i] = sum;
+    }
+    Q8RowOperands p;
+    p.w = w.data, p.row_bytes = w.row_bytes, p.nb = nb, p.xq = s.xq.data(), p.xd = s.xd.data(), p.xs = xs.data(), p.xsum = s.xsum.data();
+    p.kind = w.type == GgmlType::Q4_1 ? Q8WeightKind::q4_1 : w.type == GgmlType::Q4_0 ? Q8WeightKind::q4_0 : Q8WeightKind::q8_0;
+    p.bias = bias, p.y = y;
+    const auto fn = kernel == GemmQ8Kernel::avx512_vnni ? gemv_q8_rows_avx512_vnni : gemv_q8_rows_avx2;
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        const int64_t r0 = rows * tid / nt, r1 = rows * (tid + 1) / nt;
+        if (r0 < r1) fn(p, r0, r1);
     }
 }
 

@@ -25,9 +25,28 @@ struct Q8Operands {
     float* y = nullptr;          // n_tokens × rows
 };
 
+// One token (decode): weights read in their stored blocks (no packing pass), activations as for the tiled product.
+enum class Q8WeightKind : uint8_t { q4_1, q4_0, q8_0 };
+struct Q8RowOperands {
+    const uint8_t* w = nullptr; // row r at w + r * row_bytes, blocks as ggml stores them
+    size_t row_bytes = 0;
+    Q8WeightKind kind = Q8WeightKind::q4_1;
+    int nb = 0;
+    const int8_t* xq = nullptr;
+    const float* xd = nullptr;     // per block
+    const float* xs = nullptr;     // d · sum(q) per block, fp16-rounded (Q4_1)
+    const int32_t* xsum = nullptr; // sum(q) per block (Q4_0, Q8_0: the exact correction for offset weights)
+    const float* bias = nullptr;
+    float* y = nullptr;
+};
+
 // y for weight rows [r0, r1) and every token. Bit-identical to vec_dot_q8 per (row, token) when that is compiled
 // with AVX2 (same lanes, same order of additions).
 void gemm_q8_rows_avx2(const Q8Operands& p, int64_t r0, int64_t r1);
 void gemm_q8_rows_avx512_vnni(const Q8Operands& p, int64_t r0, int64_t r1);
+// y[r] for rows [r0, r1) of a one-token product. Not bit-identical to vec_dot_q8: each block's integer dot product
+// is exact, but the blocks' scaled sums are added 8 blocks at a time in another order.
+void gemv_q8_rows_avx2(const Q8RowOperands& p, int64_t r0, int64_t r1);
+void gemv_q8_rows_avx512_vnni(const Q8RowOperands& p, int64_t r0, int64_t r1);
 
 } // namespace winnow::cpu
