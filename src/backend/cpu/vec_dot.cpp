@@ -1,6 +1,7 @@
 #include "backend/cpu/vec_dot.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "backend/cpu/simd.h"
 #include "io/quant.h"
@@ -13,42 +14,87 @@ void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivat
     if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1) return;
     const size_t nb = n / kQuantBlock;
     out.block_sums.resize(nb);
-    out.nibble_x.resize(n);
     for (size_t b = 0; b < nb; ++b) {
         const float* xb = x + b * kQuantBlock;
         float s = 0.0f;
         for (int j = 0; j < kQuantBlock; ++j) s += xb[j];
         out.block_sums[b] = s;
-        // 32-bit word k of a block's nibbles holds weights 4k..4k+3 (low nibbles) and 16+4k..16+4k+3 (high)
-        float* xp = out.nibble_x.data() + b * kQuantBlock;
-        for (int k = 0; k < 4; ++k)
-            for (int i = 0; i < 4; ++i) {
-                xp[8 * k + i] = xb[4 * k + i];
-                xp[8 * k + 4 + i] = xb[16 + 4 * k + i];
-            }
     }
 }
 
 #ifdef WINNOW_AVX2
 namespace {
 
+// 8 bytes (the low half of v) widened to 8 floats
 inline __m256 u8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+inline __m256 i8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 
-// sum_j q_j * x_j over one block of 32 nibbles (unsigned 0..15), in vector form. `xp` is the block's
-// activations in nibble order (see nibble_order): lane group k holds the weights of 32-bit word k of qs,
-// so a broadcast and a variable shift unpack them without any cross-lane shuffle.
-inline __m256 nibble_block_dot(const uint8_t* qs, const float* xp) {
-    const __m256i shifts = _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28);
-    const __m256i mask = _mm256_set1_epi32(0x0f);
-    __m256 p[2];
-    for (int k = 0; k < 4; ++k) {
-        int32_t word;
-        __builtin_memcpy(&word, qs + 4 * k, 4);
-        const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shifts), mask);
-        const __m256 prod_in = _mm256_loadu_ps(xp + 8 * k);
-        p[k & 1] = k < 2 ? _mm256_mul_ps(_mm256_cvtepi32_ps(q), prod_in) : _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), prod_in, p[k & 1]);
+// sum_j q_j * x_j over one block of 32 nibbles (0..15; weight j < 16 in the low nibble of byte j, weight j + 16 in
+// its high nibble), unscaled, in 8 lanes.
+inline __m256 nibble_block_dot(const uint8_t* qs, const float* x) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f));
+    __m256 p = _mm256_mul_ps(u8x8_to_ps(lo), _mm256_loadu_ps(x));
+    p = _mm256_fmadd_ps(u8x8_to_ps(_mm_unpackhi_epi64(lo, lo)), _mm256_loadu_ps(x + 8), p);
+    __m256 p2 = _mm256_mul_ps(u8x8_to_ps(hi), _mm256_loadu_ps(x + 16));
+    p2 = _mm256_fmadd_ps(u8x8_to_ps(_mm_unpackhi_epi64(hi, hi)), _mm256_loadu_ps(x + 24), p2);
+    return _mm256_add_ps(p, p2);
+}
+
+// sum_j q_j * x_j over one block of 32 signed bytes, unscaled, in 8 lanes.
+inline __m256 int8_block_dot(const int8_t* qs, const float* x) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)), b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16));
+    __m256 p = _mm256_mul_ps(i8x8_to_ps(a), _mm256_loadu_ps(x));
+    p = _mm256_fmadd_ps(i8x8_to_ps(_mm_unpackhi_epi64(a, a)), _mm256_loadu_ps(x + 8), p);
+    __m256 p2 = _mm256_mul_ps(i8x8_to_ps(b), _mm256_loadu_ps(x + 16));
+    p2 = _mm256_fmadd_ps(i8x8_to_ps(_mm_unpackhi_epi64(b, b)), _mm256_loadu_ps(x + 24), p2);
+    return _mm256_add_ps(p, p2);
+}
+
+// lane k of the result: the sum of the 8 lanes of s[k]
+inline __m256 block_totals(const __m256 s[8]) {
+    const __m256 h01 = _mm256_hadd_ps(s[0], s[1]), h23 = _mm256_hadd_ps(s[2], s[3]), h45 = _mm256_hadd_ps(s[4], s[5]), h67 = _mm256_hadd_ps(s[6], s[7]);
+    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+// the fp16 at p, p + stride, ..., p + 7 stride, as 8 floats
+inline __m256 halves_strided(const uint8_t* p, size_t stride) {
+    uint16_t h[8];
+    for (int k = 0; k < 8; ++k) std::memcpy(&h[k], p + k * stride, 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+}
+
+// sum over blocks of d_b * (sum_j q_j x_j) + off_b * (sum_j x_j) for Q4_0 (off = -8 d), Q4_1 (off = m) and Q8_0
+// (off = 0). Blocks go 8 at a time: their unscaled dot products become one vector of 8 block totals, so the scales
+// are converted and applied by vector operations, not one block at a time.
+template <GgmlType T>
+float quant_row_dot(const uint8_t* row, const float* x, const float* block_sums, size_t nb) {
+    constexpr size_t stride = T == GgmlType::Q4_1 ? sizeof(BlockQ4_1) : T == GgmlType::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+    constexpr int qs_at = T == GgmlType::Q4_1 ? 4 : 2;
+    const auto block_dot = [&](size_t i) {
+        const uint8_t* qs = row + i * stride + qs_at;
+        if constexpr (T == GgmlType::Q8_0) return int8_block_dot(reinterpret_cast<const int8_t*>(qs), x + i * 32);
+        else return nibble_block_dot(qs, x + i * 32);
+    };
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= nb; i += 8) {
+        __m256 s[8];
+        for (int k = 0; k < 8; ++k) s[k] = block_dot(i + k);
+        const __m256 d = halves_strided(row + i * stride, stride);
+        acc = _mm256_fmadd_ps(d, block_totals(s), acc);
+        if constexpr (T == GgmlType::Q4_1) acc = _mm256_fmadd_ps(halves_strided(row + i * stride + 2, stride), _mm256_loadu_ps(block_sums + i), acc);
+        if constexpr (T == GgmlType::Q4_0) acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(-8.0f), d), _mm256_loadu_ps(block_sums + i), acc);
     }
-    return _mm256_add_ps(p[0], p[1]);
+    float tail = 0.0f;
+    for (; i < nb; ++i) {
+        const float d = half_at(row + i * stride);
+        tail += d * hsum(block_dot(i));
+        if constexpr (T == GgmlType::Q4_1) tail += half_at(row + i * stride + 2) * block_sums[i];
+        if constexpr (T == GgmlType::Q4_0) tail += -8.0f * d * block_sums[i];
+    }
+    return hsum(acc) + tail;
 }
 
 } // namespace
@@ -89,69 +135,34 @@ float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_
         for (; i < n; ++i) s += bf16_to_fp32(w[i]) * x[i];
         return s;
     }
-    case GgmlType::Q8_0: {
-        auto* b = static_cast<const BlockQ8_0*>(row);
-        const size_t nb = n / kQuantBlock;
-#ifdef WINNOW_AVX2
-        __m256 acc = _mm256_setzero_ps();
-        for (size_t i = 0; i < nb; ++i) {
-            const float* xb = x + i * 32;
-            __m256 p = _mm256_setzero_ps();
-            for (int k = 0; k < 4; ++k) {
-                const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b[i].qs + 8 * k));
-                p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(xb + 8 * k), p);
-            }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(b[i].d)), p, acc);
-        }
-        return hsum(acc);
-#else
-        float s = 0.0f;
-        for (size_t i = 0; i < nb; ++i) {
-            float p = 0.0f;
-            for (int j = 0; j < 32; ++j) p += b[i].qs[j] * x[i * 32 + j];
-            s += half_to_float(b[i].d) * p;
-        }
-        return s;
-#endif
-    }
+    case GgmlType::Q8_0:
     case GgmlType::Q4_0:
     case GgmlType::Q4_1: {
-        // w = q*d + m (Q4_1) or (q - 8)*d (Q4_0): dot = sum_b d_b * sum(q x) + off_b * sum(x_b)
-        const bool q41 = type == GgmlType::Q4_1;
-        const size_t stride = q41 ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
-        const auto* base = static_cast<const uint8_t*>(row);
         const size_t nb = n / kQuantBlock;
-        float offset_sum = 0.0f;
+        const auto* base = static_cast<const uint8_t*>(row);
 #ifdef WINNOW_AVX2
-        __m256 acc = _mm256_setzero_ps();
+        if (type == GgmlType::Q8_0) return quant_row_dot<GgmlType::Q8_0>(base, x, nullptr, nb);
+        if (type == GgmlType::Q4_0) return quant_row_dot<GgmlType::Q4_0>(base, x, a.block_sums.data(), nb);
+        return quant_row_dot<GgmlType::Q4_1>(base, x, a.block_sums.data(), nb);
 #else
+        // w = q*d + m (Q4_1), (q - 8)*d (Q4_0), q*d (Q8_0): dot = sum_b d_b * sum(q x) + off_b * sum(x_b)
         float s = 0.0f;
-#endif
         for (size_t i = 0; i < nb; ++i) {
-            const uint8_t* blk = base + i * stride;
-            const float d = half_at(blk);
-            float off;
-            const uint8_t* qs;
-            if (q41) {
-                off = half_at(blk + 2);
-                qs = blk + 4;
-            } else {
-                off = -8.0f * d;
-                qs = blk + 2;
-            }
-            offset_sum += off * a.block_sums[i];
-#ifdef WINNOW_AVX2
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble_block_dot(qs, a.nibble_x.data() + i * 32), acc);
-#else
             float p = 0.0f;
+            if (type == GgmlType::Q8_0) {
+                const auto* b = static_cast<const BlockQ8_0*>(row) + i;
+                for (int j = 0; j < 32; ++j) p += b->qs[j] * x[i * 32 + j];
+                s += half_to_float(b->d) * p;
+                continue;
+            }
+            const bool q41 = type == GgmlType::Q4_1;
+            const uint8_t* blk = base + i * (q41 ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0));
+            const uint8_t* qs = blk + (q41 ? 4 : 2);
+            const float d = half_at(blk), off = q41 ? half_at(blk + 2) : -8.0f * d;
             for (int j = 0; j < 16; ++j) p += (qs[j] & 0x0f) * x[i * 32 + j] + (qs[j] >> 4) * x[i * 32 + j + 16];
-            s += d * p;
-#endif
+            s += d * p + off * a.block_sums[i];
         }
-#ifdef WINNOW_AVX2
-        return hsum(acc) + offset_sum;
-#else
-        return s + offset_sum;
+        return s;
 #endif
     }
     default:

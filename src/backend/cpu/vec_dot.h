@@ -9,8 +9,7 @@ namespace winnow::cpu {
 
 // An activation vector prepared once (per linear() call) for dot products with many rows of one type.
 struct PreparedActivation {
-    const float* x = nullptr;      // the values in natural order
-    std::vector<float> nibble_x;   // 4-bit types: each 32-block reordered to the nibble layout of a weight block
+    const float* x = nullptr;      // the values
     std::vector<float> block_sums; // 4-bit types: per-block sums, for the offset term (m, or -8d) of each block
 };
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out);
