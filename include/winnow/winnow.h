@@ -41,7 +41,7 @@ struct ModelParams {
 
 struct SessionParams {
     int n_ctx = 2048;            // context in tokens (capped at the model's trained context); 0: the trained context
-    KvType kv_type = KvType::f32; // f16 / bf16 on cuda only
+    KvType kv_type = KvType::f32; // f16 / bf16 halve the cache (cpu and cuda)
     // Block-sparse (SPION) attention: a pattern file from `winnow calibrate-sparse`; empty: dense attention.
     std::string sparse_pattern;
     bool sparse_spion_denominator = false; // dropped keys count as logit 0 (for models trained with SPION's kernel)

@@ -1,5 +1,5 @@
 #pragma once
-// The --device and --kv-type options shared by generate and bench decode.
+// The --device and --kv-type options shared by generate, chat, perplexity, info and bench decode.
 #include <string>
 
 #include <boost/program_options.hpp>
@@ -17,7 +17,8 @@ struct DeviceArgs {
 inline void add_device_options(boost::program_options::options_description& opts, DeviceArgs& a) {
     namespace po = boost::program_options;
     opts.add_options()("device", po::value(&a.device)->default_value("cpu"), "where to run: cpu, cuda or cuda:N")(
-        "kv-type", po::value(&a.kv_type)->default_value("f32"), "KV cache element type: f32, f16 or bf16 (f16/bf16 on cuda only)");
+        "kv-type", po::value(&a.kv_type)->default_value("f32"),
+        "KV cache element type: f32, f16 or bf16 (cpu and cuda; f16/bf16 halve the cache's memory and the bytes each decoded token reads)");
 }
 
 // The backend options for the parsed arguments (threads and dot mode apply to the CPU only).

@@ -142,7 +142,8 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
     if (select_blocks_ > 0 && ap.mask) {
         sparse::KeyBlockSummaries& ks = key_summaries_[layer];
-        ks.update(cache_.k(layer).f32(), c_.n_head_kv * c_.head_dim, sparse::selection_unit(select_block_size_, ap.mask->block), n_past_, n_past_ + n);
+        const Tensor& kc = cache_.k(layer);
+        ks.update(kc.type(), kc.raw(), c_.n_head_kv * c_.head_dim, sparse::selection_unit(select_block_size_, ap.mask->block), n_past_, n_past_ + n);
         ap.select_blocks = select_blocks_;
         ap.key_summary = ks.view();
     }

@@ -28,7 +28,7 @@ class Generator {
 public:
     // n_ctx <= 0: the model's training context.
     // adaptive_head may be null when only the exact head is used.
-    // kv_type: the KV cache's element type (F32 everywhere; F16/BF16 where the backend supports them).
+    // kv_type: the KV cache's element type (F32, F16 or BF16 on the CPU and CUDA backends).
     Generator(const LoadedModel& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx = 0, head::AdaptiveHead* adaptive_head = nullptr,
               GgmlType kv_type = GgmlType::F32);
     GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt, const StreamCallback& on_piece = {});

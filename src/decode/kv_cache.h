@@ -1,6 +1,6 @@
 #pragma once
 // Per-layer key/value cache, [position][n_head_kv * head_dim], in memory the backend owns, in the element type the
-// caller chooses (F32 on the CPU; F16/BF16 where a device backend supports them).
+// caller chooses: F32 (the default), or F16/BF16 (half the bytes read per decoded token; both backends).
 #include <vector>
 
 #include "backend/backend.h"

@@ -25,6 +25,9 @@ public:
     // After cache rows [pos0, n_rows) were (re)written: drops the summaries of blocks that overlap rewritten rows
     // (a rewound context) and summarises every complete block of rows [0, n_rows). k_cache is [rows][kv_dim], F32.
     void update(const float* k_cache, int kv_dim, int block, int pos0, int n_rows);
+    // The same for a host cache of `type` (F32, F16 or BF16: the values are widened exactly, so a half cache's summary
+    // bounds exactly the keys attention reads); another type throws winnow::Error(unsupported).
+    void update(GgmlType type, const void* k_cache, int kv_dim, int block, int pos0, int n_rows);
     KeyBlockSummary view() const { return {block_, n_blocks_, kmax_.data(), kmin_.data()}; }
     int n_blocks() const { return n_blocks_; }
 

@@ -4,6 +4,7 @@
 // 64/128, one token, long contexts).
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <numeric>
 #include <random>
 
@@ -239,15 +240,42 @@ void add_rope_cases(std::vector<OpCase>& cases) {
                          }});
 }
 
+// Values where rounding to nearest even is easy to get wrong: exact ties between two f16 (and two bf16) neighbours,
+// which must go to the even one, values just past a tie, f16 subnormals and their ties, the largest finite f16 and a
+// value that rounds down to it, the edge of the normal range, zeros of both signs; interleaved with random values.
+std::vector<float> rounding_edge_values(size_t n, uint64_t seed) {
+    const float edges[] = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, -(1.0f + 0x1p-11f), 1.0f + 0x1p-11f + 0x1p-20f, 1024.0f + 0.5f, 1025.0f + 0.5f,
+                           1.5f * 0x1p-24f, 2.5f * 0x1p-24f, 0x1p-25f, 0x1p-25f + 0x1p-40f, -3e-5f, 0x1p-14f * (2.0f - 0x1p-11f),
+                           65504.0f, 65519.0f, -65504.0f, 0.0f, -0.0f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(2.0f + 0x1p-7f),
+                           1.0f + 0x1p-8f + 0x1p-20f};
+    std::vector<float> v = randn(n, seed);
+    for (size_t i = 0; i < n; i += 2) v[i] = edges[(i / 2) % std::size(edges)];
+    return v;
+}
+
 void add_copy_rows_cases(std::vector<OpCase>& cases) {
+    // The half-cache write: rows [100, 107) of a cache that already holds other rows, which must stay as they were.
     for (GgmlType type : {GgmlType::F16, GgmlType::BF16})
         cases.push_back({std::string("copy_rows/") + ggml_type_name(type) + "/7x192_at_100_of_256", Op::copy_rows, type, 0, 0, [type](Backend& be) {
-                             const auto src = randn(7 * 192, 53);
-                             const Tensor st = put(be, src, 7, 192), dt = be.alloc(type, 256, 192);
+                             const auto src = randn(7 * 192, 53), before = randn(256 * 192, 55);
+                             const Tensor st = put(be, src, 7, 192), dt = make_cache(be, type, before, 256, 192);
                              be.copy_rows(st, dt, 100);
-                             std::vector<double> ref(256 * 192, 0.0);
+                             std::vector<double> ref = widen(round_to(type, before));
                              const auto rounded = round_to(type, src);
                              std::copy(rounded.begin(), rounded.end(), ref.begin() + 100 * 192);
+                             return compare(get_any(be, dt), ref);
+                         }});
+    // Rounding to nearest even, bit for bit with io/quant.h's codecs (checked against gguf-py): 185 values, so both a
+    // vector loop and a scalar tail run, written at an unaligned row.
+    for (GgmlType type : {GgmlType::F16, GgmlType::BF16})
+        cases.push_back({std::string("copy_rows/") + ggml_type_name(type) + "/rounding_edges_5x37_at_3_of_9", Op::copy_rows, type, 0, 0,
+                         [type](Backend& be) {
+                             const auto src = rounding_edge_values(5 * 37, 56);
+                             const Tensor st = put(be, src, 5, 37), dt = be.alloc(type, 9, 37);
+                             be.copy_rows(st, dt, 3);
+                             std::vector<double> ref(9 * 37, 0.0);
+                             const auto rounded = round_to(type, src);
+                             std::copy(rounded.begin(), rounded.end(), ref.begin() + 3 * 37);
                              return compare(get_any(be, dt), ref);
                          }});
     cases.push_back({"copy_rows/F32/7x192_at_100_of_256", Op::copy_rows, GgmlType::F32, 0, 0, [](Backend& be) {
@@ -284,8 +312,64 @@ BlockMask random_mask(int block, int n_blocks, uint64_t seed, int groups = 1) {
     return m;
 }
 
+struct AttentionShape { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; int mask_groups = 1; };
+
+// How the reference sees the cache:
+//   rounded:   the K/V values the cache holds (rounded on the host first, so the cache write is exact): only the
+//              kernel's fp32 arithmetic differs from the double reference, and fp16/bf16 -> fp32 is exact, so every
+//              cache type meets the fp32 tolerance;
+//   unrounded: the fp32 K/V before the backend's copy_rows rounds them: the accuracy cost of the cache itself.
+enum class KvReference { rounded, unrounded };
+
+// The tolerance of an unrounded case. Rounding to nearest leaves each K and V element x = m 2^k (m in [1, 2)) with an
+// error uniform in +-ulp/2, ulp = 2u 2^k (u, the unit roundoff: 2^-11 for f16, 2^-8 for bf16): a relative error e of
+// mean square u^2 / (3 m^2), about u^2 / 6 averaged over m. With q, k, v ~ N(0, 1):
+//   V: o = sum_j p_j v_j gains sum_j p_j v_j e_j, whose mean square is E[e^2] times o's: NMSE ~u^2 / 6;
+//   K: a score s_j = scale * q.k_j (scale = 1 / sqrt(hd)) moves by scale * sum_d q_d k_jd e_jd, variance
+//      scale^2 * hd * E[e^2] = E[e^2]; p_j then moves by p_j (ds_j - mean ds), and o by about as much: NMSE ~u^2 / 6.
+// About u^2 / 3 in all (measured 0.24-0.49 u^2 over these shapes). The tolerance is u^2: a cache write that truncates
+// instead of rounding (4x the mean square and a bias: measured 1.05-3.9 u^2) fails it, and so does an f16 cache kept at
+// bf16 precision (64x).
+double unrounded_kv_tolerance(GgmlType type) {
+    const double u = type == GgmlType::F16 ? 0x1p-11 : type == GgmlType::BF16 ? 0x1p-8 : 0.0;
+    return u > 0 ? u * u : 1e-10;
+}
+
+OpResult run_attention_case(Backend& be, const AttentionShape& s, GgmlType type, bool device_pos, KvReference kv_ref) {
+    const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd;
+    const auto q = randn(static_cast<size_t>(s.n) * qd, 61);
+    auto k = randn(static_cast<size_t>(ctx) * kvd, 62), v = randn(static_cast<size_t>(ctx) * kvd, 63);
+    if (kv_ref == KvReference::rounded) k = round_to(type, k), v = round_to(type, v);
+    const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, type, k, ctx, kvd), vt = make_cache(be, type, v, ctx, kvd),
+                 ot = be.alloc(GgmlType::F32, s.n, qd);
+    BlockMask mask;
+    AttentionParams p;
+    p.pos0 = s.pos0;
+    const Tensor pos = device_pos ? put_pos(be, s.pos0) : Tensor();
+    if (device_pos) {
+        p.pos = &pos;
+        p.pos0 = 0;
+    }
+    p.n_head = s.n_head;
+    p.n_head_kv = s.n_head_kv;
+    p.head_dim = s.hd;
+    // a negative block size: the same pattern with the SPION denominator
+    const int block = std::abs(s.mask_block);
+    if (block) {
+        mask = random_mask(block, (ctx + block - 1) / block, 64, s.mask_groups);
+        if (s.mask_block < 0) mask.denominator = SparseDenominator::spion;
+        p.mask = &mask;
+    }
+    be.attention(qt, kt, vt, ot, p);
+    std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
+    ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), s.pos0, s.n, s.n_head, s.n_head_kv, s.hd,
+                                  1.0 / std::sqrt(static_cast<double>(s.hd)), [&](int kvh, int qp, int kp) { return !block || mask.allows(qp, kp, kvh); },
+                                  s.mask_block < 0);
+    return compare(get(be, ot), ref);
+}
+
 void add_attention_cases(std::vector<OpCase>& cases) {
-    struct S { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; int mask_groups = 1; };
+    using S = AttentionShape;
     const S shapes[] = {{"smollm2_prefill_7", 7, 0, 9, 3, 64, 0},         {"smollm2_decode_pos300", 1, 300, 9, 3, 64, 0},
                         {"smollm2_decode_pos4095", 1, 4095, 9, 3, 64, 0}, {"gpt2_prefill_5_at_10", 5, 10, 12, 12, 64, 0},
                         {"odd_mqa_3_at_37", 3, 37, 5, 1, 48, 0},          {"masked_b16_prefill_128", 128, 0, 9, 3, 64, 16},
@@ -304,38 +388,15 @@ void add_attention_cases(std::vector<OpCase>& cases) {
         // shapes; the host pos0 is then a decoy
         if (device_pos && s.n != 1) continue;
         cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name + (device_pos ? "_device_pos" : ""), Op::attention, type, 1e-10,
-                         1e-10, [s, type, device_pos](Backend& be) {
-                             const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd;
-                             const auto q = randn(static_cast<size_t>(s.n) * qd, 61), k = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 62)),
-                                        v = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 63));
-                             const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, type, k, ctx, kvd), vt = make_cache(be, type, v, ctx, kvd),
-                                          ot = be.alloc(GgmlType::F32, s.n, qd);
-                             BlockMask mask;
-                             AttentionParams p;
-                             p.pos0 = s.pos0;
-                             const Tensor pos = device_pos ? put_pos(be, s.pos0) : Tensor();
-                             if (device_pos) {
-                                 p.pos = &pos;
-                                 p.pos0 = 0;
-                             }
-                             p.n_head = s.n_head;
-                             p.n_head_kv = s.n_head_kv;
-                             p.head_dim = s.hd;
-                             // a negative block size: the same pattern with the SPION denominator
-                             const int block = std::abs(s.mask_block);
-                             if (block) {
-                                 mask = random_mask(block, (ctx + block - 1) / block, 64, s.mask_groups);
-                                 if (s.mask_block < 0) mask.denominator = SparseDenominator::spion;
-                                 p.mask = &mask;
-                             }
-                             be.attention(qt, kt, vt, ot, p);
-                             std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
-                             ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), s.pos0, s.n, s.n_head, s.n_head_kv, s.hd,
-                                                           1.0 / std::sqrt(static_cast<double>(s.hd)),
-                                                           [&](int kvh, int qp, int kp) { return !block || mask.allows(qp, kp, kvh); }, s.mask_block < 0);
-                             return compare(get(be, ot), ref);
-                         }});
+                         1e-10, [s, type, device_pos](Backend& be) { return run_attention_case(be, s, type, device_pos, KvReference::rounded); }});
     }
+    // the half caches against the unrounded K/V: what the cache's rounding costs, bounded by unrounded_kv_tolerance
+    for (GgmlType type : {GgmlType::F16, GgmlType::BF16})
+        for (const S& s : shapes) {
+            const double tol = unrounded_kv_tolerance(type);
+            cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name + "_vs_unrounded_kv", Op::attention, type, tol, tol,
+                             [s, type](Backend& be) { return run_attention_case(be, s, type, false, KvReference::unrounded); }});
+        }
 }
 
 // Query-aware block selection (AttentionParams::select_blocks) against the double reference: the key summaries and
@@ -351,12 +412,14 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                         // selection units finer than the mask's blocks
                         {"select12_u16_b64_prefill_96_at_500", 96, 500, 9, 3, 64, 64, 1, 12, 16},
                         {"select20_u8_grouped_b32_decode_pos2000", 1, 2000, 9, 3, 64, 32, 3, 20, 8}};
+    // an F16 cache too: the summaries then bound the rounded keys the cache holds (as Forward's do)
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16})
     for (const S& s : shapes) {
-        OpCase c{std::string("attention/F32/") + s.name, Op::attention, GgmlType::F32, 1e-10, 1e-10, [s](Backend& be) {
+        OpCase c{std::string("attention/") + ggml_type_name(type) + "/" + s.name, Op::attention, type, 1e-10, 1e-10, [s, type](Backend& be) {
                      const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd, block = std::abs(s.mask_block);
                      const int n_blocks = (ctx + block - 1) / block, unit = s.unit, n_units = n_blocks * (block / unit), summarised = (s.pos0 + s.n) / unit;
-                     const auto q = randn(static_cast<size_t>(s.n) * qd, 81), k = randn(static_cast<size_t>(ctx) * kvd, 82),
-                                v = randn(static_cast<size_t>(ctx) * kvd, 83);
+                     const auto q = randn(static_cast<size_t>(s.n) * qd, 81), k = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 82)),
+                                v = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 83));
                      BlockMask mask = random_mask(block, n_blocks, 84, s.mask_groups);
                      if (s.mask_block < 0) mask.denominator = SparseDenominator::spion;
                      std::vector<float> kmax(static_cast<size_t>(summarised) * kvd, -INFINITY), kmin(kmax.size(), INFINITY);
@@ -370,7 +433,7 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                      p.pos0 = s.pos0, p.n_head = s.n_head, p.n_head_kv = s.n_head_kv, p.head_dim = s.hd, p.mask = &mask;
                      p.select_blocks = s.select;
                      p.key_summary = {unit, summarised, kmax.data(), kmin.data()};
-                     const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, GgmlType::F32, k, ctx, kvd), vt = make_cache(be, GgmlType::F32, v, ctx, kvd),
+                     const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, type, k, ctx, kvd), vt = make_cache(be, type, v, ctx, kvd),
                                   ot = be.alloc(GgmlType::F32, s.n, qd);
                      be.attention(qt, kt, vt, ot, p);
                      // chosen[(t * n_head_kv + kvh) * n_units + u]: the units selection adds for row t, KV head kvh

@@ -67,10 +67,32 @@ TEST(Pipeline, MissingOpIsRefusedByName) {
     expect_refused("tiny-llama.gguf", Op::attention, GgmlType::F32, "the cpu-missing-one backend has no attention for F32 tensors");
 }
 
-TEST(Pipeline, HalfKvCacheOnCpuIsRefused) {
+// The CPU takes F32, F16 and BF16 KV caches and says no to any other cache type, by name, before it allocates; a
+// backend without half-cache attention is refused the same way (the cache asks for both of its ops).
+TEST(Pipeline, KvCacheTypesOnCpu) {
     auto m = Model::load(kDir + "/tiny-llama.gguf");
     auto be = make_cpu_backend(1);
-    EXPECT_THROW(Forward(*m, *be, 8, GgmlType::F16), Error);
+    for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
+        EXPECT_TRUE(be->supports(Op::copy_rows, t) && be->supports(Op::attention, t)) << ggml_type_name(t);
+        EXPECT_NO_THROW(Forward(*m, *be, 8, t)) << ggml_type_name(t);
+    }
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::I32}) EXPECT_FALSE(be->supports(Op::attention, t)) << ggml_type_name(t);
+    EXPECT_FALSE(be->supports(Op::rms_norm, GgmlType::F16)) << "activations stay F32";
+    try {
+        Forward f(*m, *be, 8, GgmlType::Q8_0);
+        ADD_FAILURE() << "a Q8_0 KV cache was accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+        EXPECT_EQ(std::string(e.what()), "the cpu backend has no copy_rows for Q8_0 tensors");
+    }
+    CpuMissingOne no_half_attention(Op::attention, GgmlType::F16);
+    try {
+        Forward f(*m, no_half_attention, 8, GgmlType::F16);
+        ADD_FAILURE() << "a backend without F16 attention was given an F16 cache";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+        EXPECT_EQ(std::string(e.what()), "the cpu-missing-one backend has no attention for F16 tensors");
+    }
 }
 
 // The exact head stage (backend GEMV on the stored weights + top_k) against the double-precision head on the

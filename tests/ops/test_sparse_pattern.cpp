@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "decode/forward.h"
+#include "io/quant.h"
 #include "model/model.h"
 #include "sparse/calibrate.h"
 #include "sparse/key_summary.h"
@@ -245,18 +246,27 @@ TEST(SparsePattern, CorruptFilesAreRejectedByName) {
 // The capture's head-mean probabilities are a distribution per row; calibration is deterministic and refuses another
 // model's pattern.
 // The calibration capture is the head mean of each row's softmax, against a double-precision reference (grouped
-// heads, rows after a cached prefix).
+// heads, rows after a cached prefix), over each KV cache type (the reference sees the keys the cache holds).
 TEST(SparsePattern, CaptureIsTheHeadMeanOfTheSoftmax) {
     const int n = 5, pos0 = 70, n_head = 6, n_kv = 2, hd = 16, ctx = pos0 + n;
     auto be = make_cpu_backend(2);
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
     std::vector<float> q(n * n_head * hd), k(ctx * n_kv * hd), v(k.size());
     for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(0.37 * i);
     for (size_t i = 0; i < k.size(); ++i) k[i] = std::cos(0.11 * i), v[i] = std::sin(0.05 * i);
-    Tensor qt = be->alloc(GgmlType::F32, n, n_head * hd), kt = be->alloc(GgmlType::F32, ctx, n_kv * hd), vt = be->alloc(GgmlType::F32, ctx, n_kv * hd),
-           ot = be->alloc(GgmlType::F32, n, n_head * hd);
+    Tensor qt = be->alloc(GgmlType::F32, n, n_head * hd), kt = be->alloc(type, ctx, n_kv * hd), vt = be->alloc(type, ctx, n_kv * hd),
+           ot = be->alloc(GgmlType::F32, n, n_head * hd), k32 = be->alloc(GgmlType::F32, ctx, n_kv * hd),
+           v32 = be->alloc(GgmlType::F32, ctx, n_kv * hd);
     be->upload(q.data(), qt);
-    be->upload(k.data(), kt);
-    be->upload(v.data(), vt);
+    be->upload(k.data(), k32);
+    be->upload(v.data(), v32);
+    be->copy_rows(k32, kt, 0); // the cache write rounds to the cache's type
+    be->copy_rows(v32, vt, 0);
+    if (type != GgmlType::F32) { // the reference's keys: rounded on the host as the cache rounds them
+        std::vector<uint16_t> half(k.size());
+        quantize_row_ref(type, k.data(), half.data(), k.size());
+        dequantize_row(type, half.data(), k.data(), k.size());
+    }
   for (bool per_group : {false, true}) {
     const int groups = per_group ? n_kv : 1;
     std::vector<float> cap(static_cast<size_t>(groups) * n * ctx, -1.0f);
@@ -284,8 +294,10 @@ TEST(SparsePattern, CaptureIsTheHeadMeanOfTheSoftmax) {
             for (double& x : sc) sum += (x = std::exp(x - mx));
             for (int j = 0; j <= pos0 + t; ++j) ref[j] += sc[j] / sum / (n_head / groups);
         }
-        for (int j = 0; j <= pos0 + t; ++j) EXPECT_NEAR(cap[(static_cast<size_t>(g) * n + t) * ctx + j], ref[j], 1e-6) << g << "," << t << "," << j;
+        for (int j = 0; j <= pos0 + t; ++j)
+            EXPECT_NEAR(cap[(static_cast<size_t>(g) * n + t) * ctx + j], ref[j], 1e-6) << ggml_type_name(type) << " " << g << "," << t << "," << j;
     }
+  }
   }
 }
 
@@ -379,9 +391,40 @@ TEST(KeyBlockSummaries, SummariseCompleteBlocksAndForgetRewrittenOnes) {
     EXPECT_THROW(s.update(k.data(), kv_dim, block, 31, 30), Error);
 }
 
+// A half cache's summary is the summary of the values it holds, widened exactly (F16 and BF16); a cache type it cannot read is refused.
+TEST(KeyBlockSummaries, HalfCacheSummaryIsThatOfItsWidenedKeys) {
+    const int kv_dim = 6, block = 8, rows = 40;
+    std::mt19937 rng(9);
+    std::normal_distribution<float> nd;
+    std::vector<float> k(static_cast<size_t>(rows) * kv_dim), widened(k.size());
+    for (float& x : k) x = nd(rng);
+    for (GgmlType type : {GgmlType::F16, GgmlType::BF16}) {
+        std::vector<uint16_t> half(k.size());
+        quantize_row_ref(type, k.data(), half.data(), k.size());
+        dequantize_row(type, half.data(), widened.data(), k.size());
+        KeyBlockSummaries s, ref;
+        s.update(type, half.data(), kv_dim, block, 0, 29);
+        ref.update(widened.data(), kv_dim, block, 0, 29);
+        ASSERT_EQ(s.n_blocks(), 3);
+        ASSERT_EQ(ref.n_blocks(), 3);
+        const KeyBlockSummary a = s.view(), b = ref.view();
+        EXPECT_EQ(std::vector<float>(a.kmax, a.kmax + 3 * kv_dim), std::vector<float>(b.kmax, b.kmax + 3 * kv_dim)) << ggml_type_name(type);
+        EXPECT_EQ(std::vector<float>(a.kmin, a.kmin + 3 * kv_dim), std::vector<float>(b.kmin, b.kmin + 3 * kv_dim)) << ggml_type_name(type);
+        // the summaries really moved with the rounding: not the fp32 keys' summary
+        KeyBlockSummaries unrounded;
+        unrounded.update(k.data(), kv_dim, block, 0, 29);
+        EXPECT_NE(std::vector<float>(a.kmax, a.kmax + 3 * kv_dim), std::vector<float>(unrounded.view().kmax, unrounded.view().kmax + 3 * kv_dim));
+    }
+    KeyBlockSummaries s;
+    EXPECT_THROW(s.update(GgmlType::Q8_0, k.data(), kv_dim, block, 0, 16), Error);
+}
+
 // Selecting every block a pattern drops is dense attention, bit for bit, in prefill and in KV-cache decode (where the
-// summaries grow block by block) and after a rewind; without selection the same pattern changes the logits.
-TEST(KeyBlockSummaries, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
+// summaries grow block by block) and after a rewind; without selection the same pattern changes the logits. With an
+// F32 and with an F16 cache (Forward then summarises the half cache).
+class SelectionOnCacheType : public ::testing::TestWithParam<GgmlType> {};
+TEST_P(SelectionOnCacheType, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
+    const GgmlType cache_type = GetParam();
     auto m = LoadedModel::load(kDir + "/tiny-llama.gguf");
     auto be = make_cpu_backend(2);
     const int ctx = 64, block = 8, nb = ctx / block;
@@ -391,7 +434,7 @@ TEST(KeyBlockSummaries, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
     std::vector<int32_t> ids;
     for (int i = 0; i < ctx; ++i) ids.push_back((i * 53 + 11) % m->config().n_vocab);
     auto run = [&](const std::vector<BlockMask>* ms, int select, int n_prefill, int unit = 0) {
-        Forward f(*m, *be, ctx);
+        Forward f(*m, *be, ctx, cache_type);
         if (ms) f.set_attention_masks(*ms), f.set_block_selection(select, unit);
         if (select > 0) { // dirty the summaries with other text first: the rewind must not reuse them
             std::vector<int32_t> other(ids.rbegin(), ids.rend());
@@ -420,5 +463,7 @@ TEST(KeyBlockSummaries, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
         EXPECT_THROW(f.set_block_selection(2, 3), Error) << "3-token units do not divide 8-token blocks";
     }
 }
+INSTANTIATE_TEST_SUITE_P(KeyBlockSummaries, SelectionOnCacheType, ::testing::Values(GgmlType::F32, GgmlType::F16),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
 } // namespace

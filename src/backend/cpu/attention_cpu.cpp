@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <omp.h>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "backend/cpu/kv_elem.h"
 #include "backend/cpu/simd.h"
+#include "winnow/error.h"
 
 namespace winnow::cpu {
 
@@ -14,14 +18,38 @@ namespace {
 
 constexpr int kChunk = 64; // keys scored at once for every head of a group (the scores stay in L1)
 
-// y += a * x
-inline void axpy(float* y, float a, const float* x, int n) {
+// y += a * x, x a cache row of element type E (widened 8 lanes at a time: no fp32 copy of the cache)
+template <class E>
+inline void axpy(float* y, float a, const typename E::T* x, int n) {
     int i = 0;
 #ifdef WINNOW_AVX2
     const __m256 va = _mm256_set1_ps(a);
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, E::load8(x + i), _mm256_loadu_ps(y + i)));
 #endif
-    for (; i < n; ++i) y[i] += a * x[i];
+    for (; i < n; ++i) y[i] += a * E::load1(x + i);
+}
+
+// q . k, k a cache row of element type E. F32 keeps simd.h's dot_f32; the others run the same two-accumulator loop
+// over widened loads.
+template <class E>
+inline float dot_kv(const float* q, const typename E::T* k, int n) {
+    if constexpr (std::is_same_v<E, KvF32>) {
+        return dot_f32(q, k, static_cast<size_t>(n));
+    } else {
+        int i = 0;
+        float s = 0.0f;
+#ifdef WINNOW_AVX2
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (; i + 16 <= n; i += 16) {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), E::load8(k + i), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), E::load8(k + i + 8), acc1);
+        }
+        for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), E::load8(k + i), acc0);
+        s = hsum(_mm256_add_ps(acc0, acc1));
+#endif
+        for (; i < n; ++i) s += q[i] * E::load1(k + i);
+        return s;
+    }
 }
 
 // x[i] = e^(x[i] - m) in place; returns the sum.
@@ -139,13 +167,15 @@ struct GroupShape {
 };
 
 // Adds keys [b, e) to the state of the group's heads, whose queries are qg[g * hd ...].
-void accumulate(const GroupShape& s, const float* qg, const float* k_cache, const float* v_cache, int b, int e, GroupState& st, float* scores) {
+template <class E>
+void accumulate(const GroupShape& s, const float* qg, const typename E::T* k_cache, const typename E::T* v_cache, int b, int e, GroupState& st,
+                float* scores) {
     const size_t head_off = static_cast<size_t>(s.kvh) * s.hd;
     for (int c0 = b; c0 < e; c0 += kChunk) {
         const int n = std::min(kChunk, e - c0);
         for (int j = 0; j < n; ++j) {
-            const float* kj = k_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
-            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_f32(qg + static_cast<size_t>(g) * s.hd, kj, s.hd) * s.scale;
+            const typename E::T* kj = k_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
+            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_kv<E>(qg + static_cast<size_t>(g) * s.hd, kj, s.hd) * s.scale;
         }
         for (int g = 0; g < s.heads; ++g) {
             float* sg = scores + g * kChunk;
@@ -160,20 +190,21 @@ void accumulate(const GroupShape& s, const float* qg, const float* k_cache, cons
             st.l[g] += exp_shift_sum(sg, n, new_m);
         }
         for (int j = 0; j < n; ++j) {
-            const float* vj = v_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
-            for (int g = 0; g < s.heads; ++g) axpy(st.o + static_cast<size_t>(g) * s.hd, scores[g * kChunk + j], vj, s.hd);
+            const typename E::T* vj = v_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
+            for (int g = 0; g < s.heads; ++g) axpy<E>(st.o + static_cast<size_t>(g) * s.hd, scores[g * kChunk + j], vj, s.hd);
         }
     }
 }
 
 // Adds the kept keys with indices [lo, hi) (counted along the runs) to the state.
-void accumulate_range(const GroupShape& s, const float* qg, const float* k_cache, const float* v_cache, const int* runs, int n_runs, int lo, int hi,
-                      GroupState& st, float* scores) {
+template <class E>
+void accumulate_range(const GroupShape& s, const float* qg, const typename E::T* k_cache, const typename E::T* v_cache, const int* runs, int n_runs,
+                      int lo, int hi, GroupState& st, float* scores) {
     int seen = 0;
     for (int r = 0; r < n_runs && seen < hi; ++r) {
         const int b = runs[2 * r], len = runs[2 * r + 1] - b;
         const int from = std::max(0, lo - seen), to = std::min(len, hi - seen);
-        if (from < to) accumulate(s, qg, k_cache, v_cache, b + from, b + to, st, scores);
+        if (from < to) accumulate<E>(s, qg, k_cache, v_cache, b + from, b + to, st, scores);
         seen += len;
     }
 }
@@ -187,9 +218,9 @@ void finalize(const GroupState& st, int heads, int hd, float dropped_as_zero, fl
     }
 }
 
-} // namespace
-
-void attention_f32(const float* q, const float* k_cache, const float* v_cache, float* out, int n_tokens, const AttentionParams& p, int n_threads) {
+template <class E>
+void attention_impl(const float* q, const typename E::T* k_cache, const typename E::T* v_cache, float* out, int n_tokens, const AttentionParams& p,
+                    int n_threads) {
     const int hd = p.head_dim, n_kv = p.n_head_kv, heads = p.n_head / p.n_head_kv, pos0 = p.pos0;
     const int kv_dim = n_kv * hd, state_floats = heads * (hd + 2);
     // flags per row: the mask's blocks, or the finer selection units with query-aware selection
@@ -238,8 +269,8 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
                 n_runs = key_runs(row.flags, row.unit, q_pos, runs.data(), &kept);
                 r = runs.data();
             }
-            accumulate_range(shape, q + q_off, k_cache, v_cache, r, n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
-                             static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
+            accumulate_range<E>(shape, q + q_off, k_cache, v_cache, r, n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
+                                static_cast<int>(static_cast<int64_t>(kept) * (s + 1) / splits), st, scores.data());
             if (splits == 1) finalize(st, heads, hd, dropped_as_zero(q_pos, kept), out + q_off);
         }
         if (splits > 1) {
@@ -266,7 +297,9 @@ void attention_f32(const float* q, const float* k_cache, const float* v_cache, f
     }
 }
 
-void attention_head_mean_probs(const float* q, const float* k_cache, int n_tokens, const AttentionParams& p, float* capture, int64_t stride, int n_threads) {
+template <class E>
+void head_mean_probs_impl(const float* q, const typename E::T* k_cache, int n_tokens, const AttentionParams& p, float* capture, int64_t stride,
+                          int n_threads) {
     const int hd = p.head_dim, kv_dim = p.n_head_kv * hd, n_blocks = p.mask ? p.mask->n_blocks : 1;
     const int groups = p.capture_per_group ? p.n_head_kv : 1, heads_per_capture = p.n_head / groups;
     const float scale = p.effective_scale();
@@ -289,7 +322,8 @@ void attention_head_mean_probs(const float* q, const float* k_cache, int n_token
                 const size_t off = static_cast<size_t>(kvh) * hd;
                 float mx = -INFINITY;
                 for (int r = 0; r < n_runs; ++r)
-                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) mx = std::max(mx, s[j] = dot_f32(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale);
+                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j)
+                        mx = std::max(mx, s[j] = dot_kv<E>(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale);
                 float sum = 0.0f;
                 for (int r = 0; r < n_runs; ++r) sum += exp_shift_sum(s.data() + runs[2 * r], runs[2 * r + 1] - runs[2 * r], mx);
                 if (spion) sum += static_cast<float>(q_pos + 1 - kept) * std::exp(-mx);
@@ -299,6 +333,35 @@ void attention_head_mean_probs(const float* q, const float* k_cache, int n_token
             }
         }
     }
+}
+
+// Runs f with the traits of the cache's element type (KvF32, KvF16 or KvBF16).
+template <class F>
+void with_kv_type(GgmlType type, F&& f) {
+    switch (type) {
+    case GgmlType::F32: f(KvF32{}); return;
+    case GgmlType::F16: f(KvF16{}); return;
+    case GgmlType::BF16: f(KvBF16{}); return;
+    default: throw Error(ErrorKind::unsupported, std::string("cpu attention: no KV cache of ") + ggml_type_name(type));
+    }
+}
+
+} // namespace
+
+void attention(GgmlType kv_type, const float* q, const void* k_cache, const void* v_cache, float* out, int n_tokens, const AttentionParams& p,
+               int n_threads) {
+    with_kv_type(kv_type, [&](auto e) {
+        using E = decltype(e);
+        attention_impl<E>(q, static_cast<const typename E::T*>(k_cache), static_cast<const typename E::T*>(v_cache), out, n_tokens, p, n_threads);
+    });
+}
+
+void attention_head_mean_probs(GgmlType kv_type, const float* q, const void* k_cache, int n_tokens, const AttentionParams& p, float* capture,
+                               int64_t stride, int n_threads) {
+    with_kv_type(kv_type, [&](auto e) {
+        using E = decltype(e);
+        head_mean_probs_impl<E>(q, static_cast<const typename E::T*>(k_cache), n_tokens, p, capture, stride, n_threads);
+    });
 }
 
 } // namespace winnow::cpu

@@ -1,20 +1,25 @@
 #pragma once
-// The CPU backend's attention kernel: causal (optionally block-sparse) attention over an F32 KV cache, one pass with
-// an online softmax (flash-attention style, no score matrix). Heads that share a KV head (GQA) are processed together
-// so each cache row is loaded once for the group; a block mask is walked as runs of kept keys, so dropped blocks cost
-// nothing. When there are too few (row, KV head) tasks to fill the cores (decode), each row's kept keys are split into
-// parts whose partial (max, sum, output) are merged by log-sum-exp afterwards (flash-decoding). With
-// p.select_blocks, each (row, KV head) adds its query-aware blocks to the mask's row first (AttentionParams).
+// The CPU backend's attention kernel: causal (optionally block-sparse) attention over an F32, F16 or BF16 KV cache,
+// one pass with an online softmax (flash-attention style, no score matrix). A half cache is widened to fp32 8 lanes at
+// a time inside the dot products and axpys (cpu/kv_elem.h), never copied whole: the point of it is reading half the
+// bytes. Heads that share a KV head (GQA) are processed together so each cache row is loaded once for the group; a
+// block mask is walked as runs of kept keys, so dropped blocks cost nothing. When there are too few (row, KV head)
+// tasks to fill the cores (decode), each row's kept keys are split into parts whose partial (max, sum, output) are
+// merged by log-sum-exp afterwards (flash-decoding). With p.select_blocks, each (row, KV head) adds its query-aware
+// blocks to the mask's row first (AttentionParams).
 #include "backend/backend.h"
 
 namespace winnow::cpu {
 
-// q [n_tokens][n_head * head_dim], caches [positions][n_head_kv * head_dim], out like q; p as for Backend::attention.
-void attention_f32(const float* q, const float* k_cache, const float* v_cache, float* out, int n_tokens, const AttentionParams& p, int n_threads);
+// q [n_tokens][n_head * head_dim], caches [positions][n_head_kv * head_dim] of kv_type (F32, F16 or BF16; another
+// type throws), out like q; p as for Backend::attention.
+void attention(GgmlType kv_type, const float* q, const void* k_cache, const void* v_cache, float* out, int n_tokens, const AttentionParams& p,
+               int n_threads);
 
 // Calibration (SPION pattern capture): the attention probabilities of each query row averaged over the heads (or over
 // each KV group's heads, p.capture_per_group: group g at capture + g * n_tokens * stride), written to
 // capture[t * stride + j] for keys j <= pos0 + t (dropped keys of a mask: 0; query-aware selection is not applied).
-void attention_head_mean_probs(const float* q, const float* k_cache, int n_tokens, const AttentionParams& p, float* capture, int64_t stride, int n_threads);
+void attention_head_mean_probs(GgmlType kv_type, const float* q, const void* k_cache, int n_tokens, const AttentionParams& p, float* capture,
+                               int64_t stride, int n_threads);
 
 } // namespace winnow::cpu

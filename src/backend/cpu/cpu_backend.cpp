@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/kv_elem.h"
 #include "backend/cpu/reference_ops.h"
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_q8.h"
@@ -25,6 +26,13 @@ namespace {
 void check_f32(const Tensor& t, const char* what) {
     if (t.type() != GgmlType::F32 || t.device() != Device::cpu)
         throw Error(ErrorKind::invalid_argument, std::string("cpu backend: ") + what + " must be an F32 host tensor, got " + t.describe());
+}
+
+// A KV cache (copy_rows destination, attention K/V): F32, F16 or BF16 in host memory.
+void check_kv(const Tensor& t, const char* what) {
+    if (!cpu::is_kv_type(t.type()) || t.device() != Device::cpu)
+        throw Error(ErrorKind::invalid_argument, std::string("cpu backend: ") + what + " must be an F32, F16 or BF16 host tensor, got " +
+                                                     t.describe());
 }
 
 void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) {
@@ -43,7 +51,9 @@ public:
         switch (op) {
         case Op::linear:
         case Op::get_rows: return ggml_type_supported(type);
-        default: return type == GgmlType::F32; // the KV cache is F32 on the CPU
+        case Op::copy_rows:
+        case Op::attention: return cpu::is_kv_type(type); // the KV cache: F32, F16 or BF16 (cpu/kv_elem.h)
+        default: return type == GgmlType::F32;
         }
     }
 
@@ -124,10 +134,10 @@ public:
 
     void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
         check_f32(src, "copy_rows source");
-        check_f32(dst, "copy_rows destination");
+        check_kv(dst, "copy_rows destination");
         if (src.cols() != dst.cols() || dst_row < 0 || dst_row + src.rows() > dst.rows())
             throw Error(ErrorKind::invalid_argument, "copy_rows: " + src.describe() + " does not fit " + dst.describe() + " at row " + std::to_string(dst_row));
-        std::memcpy(dst.rows_view(dst_row, src.rows()).raw(), src.raw(), src.bytes());
+        cpu::store_kv(dst.type(), src.f32(), dst.rows_view(dst_row, src.rows()).raw(), static_cast<size_t>(src.numel()));
     }
 
     void attention(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor& outt, const AttentionParams& params) override {
@@ -137,8 +147,10 @@ public:
         const int kv_dim = p.n_head_kv * head_dim;
         if (pos0 + n_tokens > kt.rows() || kt.cols() != kv_dim || vt.cols() != kv_dim || qt.cols() != n_head * head_dim)
             throw Error(ErrorKind::invalid_argument, "attention: shapes q " + qt.describe() + " k " + kt.describe() + " do not match the parameters");
-        check_f32(kt, "attention K cache");
-        check_f32(vt, "attention V cache");
+        check_kv(kt, "attention K cache");
+        check_kv(vt, "attention V cache");
+        if (kt.type() != vt.type())
+            throw Error(ErrorKind::invalid_argument, "attention: K cache " + kt.describe() + " and V cache " + vt.describe() + " differ in type");
         if (p.mask) p.mask->check_heads(p.n_head_kv);
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < pos0 + n_tokens)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(pos0 + n_tokens));
@@ -153,12 +165,8 @@ public:
             if (ks.n_blocks < 0 || static_cast<int64_t>(ks.n_blocks) * ks.block > pos0 + n_tokens || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
                 throw Error(ErrorKind::invalid_argument, "attention: the key block summary must cover complete written blocks only");
         }
-        const float* q = qt.f32();
-        const float* k_cache = kt.f32();
-        const float* v_cache = vt.f32();
-        float* out = outt.f32();
-        cpu::attention_f32(q, k_cache, v_cache, out, n_tokens, p, n_threads_);
-        if (p.capture) cpu::attention_head_mean_probs(q, k_cache, n_tokens, p, p.capture, p.capture_stride, n_threads_);
+        cpu::attention(kt.type(), qt.f32(), kt.raw(), vt.raw(), outt.f32(), n_tokens, p, n_threads_);
+        if (p.capture) cpu::attention_head_mean_probs(kt.type(), qt.f32(), kt.raw(), n_tokens, p, p.capture, p.capture_stride, n_threads_);
     }
 
     void gelu_tanh(const Tensor& x) override {
