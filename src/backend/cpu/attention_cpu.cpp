@@ -166,33 +166,106 @@ struct GroupShape {
     float scale;
 };
 
-// Adds keys [b, e) to the state of the group's heads, whose queries are qg[g * hd ...].
+#ifdef WINNOW_AVX2
+// lane k of the result: the sum of the 8 lanes of s[k]
+inline __m256 lane_totals(const __m256 s[8]) {
+    const __m256 h01 = _mm256_hadd_ps(s[0], s[1]), h23 = _mm256_hadd_ps(s[2], s[3]), h45 = _mm256_hadd_ps(s[4], s[5]), h67 = _mm256_hadd_ps(s[6], s[7]);
+    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+// scores[j] = scale * q . k_j for 8 keys at once (8 independent accumulation chains, one horizontal-add tree)
+template <class E>
+inline void score8(const float* q, const typename E::T* k0, size_t stride, int hd, float scale, float* scores) {
+    __m256 acc[8];
+    for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
+    for (int r = 0; r < hd; r += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + r);
+        for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(qv, E::load8(k0 + k * stride + r), acc[k]);
+    }
+    _mm256_storeu_ps(scores, _mm256_mul_ps(lane_totals(acc), _mm256_set1_ps(scale)));
+}
+
+// o[0 .. 8 NV) += sum_j p[j] v_j[0 .. 8 NV): the output slice stays in registers across the n keys
+template <class E, int NV>
+inline void weigh_values(float* o, const float* p, const typename E::T* v0, size_t stride, int n) {
+    __m256 acc[NV];
+    for (int r = 0; r < NV; ++r) acc[r] = _mm256_loadu_ps(o + 8 * r);
+    for (int j = 0; j < n; ++j) {
+        const __m256 pj = _mm256_set1_ps(p[j]);
+        const typename E::T* vj = v0 + j * stride;
+        for (int r = 0; r < NV; ++r) acc[r] = _mm256_fmadd_ps(pj, E::load8(vj + 8 * r), acc[r]);
+    }
+    for (int r = 0; r < NV; ++r) _mm256_storeu_ps(o + 8 * r, acc[r]);
+}
+
+template <class E>
+void weigh_values_any(float* o, const float* p, const typename E::T* v0, size_t stride, int n, int hd) {
+    for (int r0 = 0; r0 < hd; r0 += 64) {
+        switch (std::min(8, (hd - r0) / 8)) {
+        case 8: weigh_values<E, 8>(o + r0, p, v0 + r0, stride, n); break;
+        case 7: weigh_values<E, 7>(o + r0, p, v0 + r0, stride, n); break;
+        case 6: weigh_values<E, 6>(o + r0, p, v0 + r0, stride, n); break;
+        case 5: weigh_values<E, 5>(o + r0, p, v0 + r0, stride, n); break;
+        case 4: weigh_values<E, 4>(o + r0, p, v0 + r0, stride, n); break;
+        case 3: weigh_values<E, 3>(o + r0, p, v0 + r0, stride, n); break;
+        case 2: weigh_values<E, 2>(o + r0, p, v0 + r0, stride, n); break;
+        default: weigh_values<E, 1>(o + r0, p, v0 + r0, stride, n); break;
+        }
+    }
+}
+#endif
+
+// The running maximum and sum of head g after the chunk's scores sg[0..n): rescales what was accumulated under an
+// older maximum, and turns the scores into e^(s - m).
+inline void softmax_update(GroupState& st, int g, int hd, float* sg, int n) {
+    const float new_m = std::max(st.m[g], *std::max_element(sg, sg + n));
+    if (new_m > st.m[g] && st.l[g] > 0.0f) { // rescale what was accumulated under the old maximum
+        const float f = std::exp(st.m[g] - new_m);
+        st.l[g] *= f;
+        float* og = st.o + static_cast<size_t>(g) * hd;
+        for (int d = 0; d < hd; ++d) og[d] *= f;
+    }
+    st.m[g] = new_m;
+    st.l[g] += exp_shift_sum(sg, n, new_m);
+}
+
+// Adds keys [b, e) to the state of the group's heads, whose queries are qg[g * hd ...]. With AVX2 and a head size that
+// is a multiple of 8: keys are scored 8 at a time per head (their K rows, read once from memory, serve every head of
+// the group from L1), and each head's output slice stays in registers while the chunk's values are weighed in; the
+// next chunk's K and V rows are prefetched. Otherwise one key at a time.
 template <class E>
 void accumulate(const GroupShape& s, const float* qg, const typename E::T* k_cache, const typename E::T* v_cache, int b, int e, GroupState& st,
                 float* scores) {
-    const size_t head_off = static_cast<size_t>(s.kvh) * s.hd;
+    const size_t head_off = static_cast<size_t>(s.kvh) * s.hd, stride = static_cast<size_t>(s.kv_dim);
     for (int c0 = b; c0 < e; c0 += kChunk) {
         const int n = std::min(kChunk, e - c0);
-        for (int j = 0; j < n; ++j) {
-            const typename E::T* kj = k_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
-            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_kv<E>(qg + static_cast<size_t>(g) * s.hd, kj, s.hd) * s.scale;
+        const typename E::T* k0 = k_cache + static_cast<size_t>(c0) * stride + head_off;
+        const typename E::T* v0 = v_cache + static_cast<size_t>(c0) * stride + head_off;
+        int j = 0;
+#ifdef WINNOW_AVX2
+        const bool vector_path = s.hd % 8 == 0;
+        if (vector_path) {
+            const int row_bytes = s.hd * static_cast<int>(sizeof(typename E::T));
+            for (int pj = 0; pj < std::min(kChunk, e - c0 - n); ++pj) // the next chunk's keys
+                for (int off = 0; off < row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(k0 + (n + pj) * stride) + off, _MM_HINT_T0);
+            for (int pj = 0; pj < n; ++pj) // this chunk's values, weighed in after the scores
+                for (int off = 0; off < row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(v0 + pj * stride) + off, _MM_HINT_T0);
+            for (; j + 8 <= n; j += 8)
+                for (int g = 0; g < s.heads; ++g) score8<E>(qg + static_cast<size_t>(g) * s.hd, k0 + j * stride, stride, s.hd, s.scale, scores + g * kChunk + j);
         }
-        for (int g = 0; g < s.heads; ++g) {
-            float* sg = scores + g * kChunk;
-            const float new_m = std::max(st.m[g], *std::max_element(sg, sg + n));
-            if (new_m > st.m[g] && st.l[g] > 0.0f) { // rescale what was accumulated under the old maximum
-                const float f = std::exp(st.m[g] - new_m);
-                st.l[g] *= f;
-                float* og = st.o + static_cast<size_t>(g) * s.hd;
-                for (int d = 0; d < s.hd; ++d) og[d] *= f;
-            }
-            st.m[g] = new_m;
-            st.l[g] += exp_shift_sum(sg, n, new_m);
+#endif
+        for (; j < n; ++j)
+            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_kv<E>(qg + static_cast<size_t>(g) * s.hd, k0 + j * stride, s.hd) * s.scale;
+        for (int g = 0; g < s.heads; ++g) softmax_update(st, g, s.hd, scores + g * kChunk, n);
+#ifdef WINNOW_AVX2
+        if (vector_path) {
+            for (int g = 0; g < s.heads; ++g) weigh_values_any<E>(st.o + static_cast<size_t>(g) * s.hd, scores + g * kChunk, v0, stride, n, s.hd);
+            continue;
         }
-        for (int j = 0; j < n; ++j) {
-            const typename E::T* vj = v_cache + static_cast<size_t>(c0 + j) * s.kv_dim + head_off;
-            for (int g = 0; g < s.heads; ++g) axpy<E>(st.o + static_cast<size_t>(g) * s.hd, scores[g * kChunk + j], vj, s.hd);
-        }
+#endif
+        for (j = 0; j < n; ++j)
+            for (int g = 0; g < s.heads; ++g) axpy<E>(st.o + static_cast<size_t>(g) * s.hd, scores[g * kChunk + j], v0 + j * stride, s.hd);
     }
 }
 
