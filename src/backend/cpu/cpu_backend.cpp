@@ -116,20 +116,30 @@ public:
     void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
         check_f32(x, "rms_norm input");
         check_shape(y, x.rows(), x.cols(), "rms_norm output");
-        ref::rmsnorm_forward<float>(y.f32(), nullptr, x.f32(), w.f32(), static_cast<int>(x.rows()), static_cast<int>(x.cols()), eps);
+        const int64_t C = x.cols();
+        for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) {
+            ref::rmsnorm_forward<float>(y.f32() + r0 * C, nullptr, x.f32() + r0 * C, w.f32(), static_cast<int>(r1 - r0), static_cast<int>(C), eps);
+        });
     }
 
     void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, const Tensor& y) override {
         check_f32(x, "layer_norm input");
         check_shape(y, x.rows(), x.cols(), "layer_norm output");
-        ref::layernorm_forward<float>(y.f32(), nullptr, nullptr, x.f32(), w.f32(), b.f32(), static_cast<int>(x.rows()), static_cast<int>(x.cols()), eps);
+        const int64_t C = x.cols();
+        for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) {
+            ref::layernorm_forward<float>(y.f32() + r0 * C, nullptr, nullptr, x.f32() + r0 * C, w.f32(), b.f32(), static_cast<int>(r1 - r0), static_cast<int>(C), eps);
+        });
     }
 
     void rope(const Tensor& x, const RopeParams& p) override {
         check_f32(x, "rope input");
         check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
-        ref::rope_apply<float>(x.f32(), 1, static_cast<int>(x.rows()), p.n_heads, p.head_dim, p.rope_dim, p.base, p.style, false,
-                               resolve_position(p.pos, p.pos0));
+        const int pos0 = resolve_position(p.pos, p.pos0);
+        const int64_t C = x.cols();
+        for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) { // row r sits at position pos0 + r
+            ref::rope_apply<float>(x.f32() + r0 * C, 1, static_cast<int>(r1 - r0), p.n_heads, p.head_dim, p.rope_dim, p.base, p.style, false,
+                                   pos0 + static_cast<int>(r0));
+        });
     }
 
     void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
@@ -171,14 +181,20 @@ public:
 
     void gelu_tanh(const Tensor& x) override {
         check_f32(x, "gelu input");
-        ref::gelu_forward<float>(x.f32(), x.f32(), static_cast<size_t>(x.numel()));
+        const int64_t C = x.cols();
+        for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) {
+            ref::gelu_forward<float>(x.f32() + r0 * C, x.f32() + r0 * C, static_cast<size_t>((r1 - r0) * C));
+        });
     }
 
     void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
         check_f32(gate, "swiglu gate");
         check_shape(up, gate.rows(), gate.cols(), "swiglu up");
         check_shape(out, gate.rows(), gate.cols(), "swiglu output");
-        ref::swiglu_forward<float>(out.f32(), gate.f32(), up.f32(), static_cast<size_t>(gate.numel()));
+        const int64_t C = gate.cols();
+        for_row_ranges(gate.rows(), C, [&](int64_t r0, int64_t r1) {
+            ref::swiglu_forward<float>(out.f32() + r0 * C, gate.f32() + r0 * C, up.f32() + r0 * C, static_cast<size_t>((r1 - r0) * C));
+        });
     }
 
     void add(const Tensor& y, const Tensor& x) override {
@@ -186,7 +202,12 @@ public:
         check_f32(x, "add source");
         if (x.cols() != y.cols() || (x.rows() != y.rows() && x.rows() != 1))
             throw Error(ErrorKind::invalid_argument, "add: " + x.describe() + " cannot be added to " + y.describe());
-        ref::add_rows<float>(y.f32(), x.f32(), static_cast<size_t>(y.rows()), static_cast<size_t>(x.rows()), static_cast<size_t>(y.cols()));
+        const int64_t C = y.cols();
+        const bool broadcast = x.rows() == 1 && y.rows() > 1;
+        for_row_ranges(y.rows(), C, [&](int64_t r0, int64_t r1) {
+            ref::add_rows<float>(y.f32() + r0 * C, x.f32() + (broadcast ? 0 : r0 * C), static_cast<size_t>(r1 - r0), broadcast ? 1 : static_cast<size_t>(r1 - r0),
+                                 static_cast<size_t>(C));
+        });
     }
 
     TopK top_k(const Tensor& logits, int k, bool want_log_norm) override {
@@ -214,6 +235,20 @@ public:
     }
 
 private:
+    // f(r0, r1) over ranges of rows that split [0, rows) among the threads; one call on the calling thread when the
+    // op is too small to repay waking the others (decode: one row of a few hundred values).
+    template <class F>
+    void for_row_ranges(int64_t rows, int64_t cols, F f) const {
+        if (n_threads_ == 1 || rows < 2 || rows * cols < kParallelElements) return f(0, rows);
+#pragma omp parallel num_threads(n_threads_)
+        {
+            const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+            const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+            if (r0 < r1) f(r0, r1);
+        }
+    }
+    static constexpr int64_t kParallelElements = 16384;
+
     int n_threads_;
     CpuDotMode mode_;
     cpu::GemmQ8Scratch gemm_q8_;       // packed operands of the tiled q8 product
