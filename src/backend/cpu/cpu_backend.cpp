@@ -134,11 +134,24 @@ public:
     void rope(const Tensor& x, const RopeParams& p) override {
         check_f32(x, "rope input");
         check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
-        const int pos0 = resolve_position(p.pos, p.pos0);
+        if (p.style == RopeStyle::none) return;
+        const int pos0 = resolve_position(p.pos, p.pos0), half = p.rope_dim / 2;
+        const float* cs = rope_table(p, pos0 + static_cast<int>(x.rows()));
         const int64_t C = x.cols();
         for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) { // row r sits at position pos0 + r
-            ref::rope_apply<float>(x.f32() + r0 * C, 1, static_cast<int>(r1 - r0), p.n_heads, p.head_dim, p.rope_dim, p.base, p.style, false,
-                                   pos0 + static_cast<int>(r0));
+            for (int64_t r = r0; r < r1; ++r) {
+                const float* csr = cs + static_cast<size_t>(pos0 + r) * half * 2;
+                for (int i = 0; i < half; ++i) { // the arithmetic of ref::rope_apply, with the table's cos/sin
+                    const float c = csr[2 * i], sn = csr[2 * i + 1];
+                    const int a = p.style == RopeStyle::adjacent_pairs ? 2 * i : i, b = p.style == RopeStyle::adjacent_pairs ? 2 * i + 1 : i + half;
+                    for (int h = 0; h < p.n_heads; ++h) {
+                        float* xh = x.f32() + r * C + static_cast<int64_t>(h) * p.head_dim;
+                        const float x0 = xh[a], x1 = xh[b];
+                        xh[a] = x0 * c - x1 * sn;
+                        xh[b] = x0 * sn + x1 * c;
+                    }
+                }
+            }
         });
     }
 
@@ -248,6 +261,23 @@ private:
         }
     }
     static constexpr int64_t kParallelElements = 16384;
+
+    // cos and sin per (position, pair) for positions [0, n_pos), as ref::rope_cos_sin rounds them: computed once per
+    // position instead of per token and layer (double pow, cos and sin were most of rope's time in prefill).
+    const float* rope_table(const RopeParams& p, int n_pos) {
+        if (p.base != rope_base_ || p.rope_dim != rope_dim_) rope_cs_.clear(), rope_base_ = p.base, rope_dim_ = p.rope_dim;
+        const int half = p.rope_dim / 2;
+        const int have = half > 0 ? static_cast<int>(rope_cs_.size() / (2 * half)) : 0;
+        if (n_pos > have) {
+            rope_cs_.resize(static_cast<size_t>(n_pos) * half * 2);
+            for (int pos = have; pos < n_pos; ++pos)
+                for (int i = 0; i < half; ++i) ref::rope_cos_sin(pos, i, p.rope_dim, p.base, rope_cs_[(static_cast<size_t>(pos) * half + i) * 2], rope_cs_[(static_cast<size_t>(pos) * half + i) * 2 + 1]);
+        }
+        return rope_cs_.data();
+    }
+    std::vector<float> rope_cs_;
+    float rope_base_ = 0.0f;
+    int rope_dim_ = 0;
 
     int n_threads_;
     CpuDotMode mode_;

@@ -79,14 +79,21 @@ void add_rows(F* y, const F* x, size_t rows, size_t x_rows, size_t C) {
 // position pos0 + t (inverse: rotated by minus that angle, the backward of the rotation: its Jacobian is orthogonal).
 // theta_i = pos * base^(-2i / rope_dim) is computed in double and cos/sin rounded to float, in both precisions, so
 // the double instantiation checks the float one's arithmetic, not a different angle.
+// cos and sin of the angle of pair i at position pos, rounded to float (rope_apply's, and the CPU backend's table's)
+inline void rope_cos_sin(int pos, int i, int rope_dim, float base, float& c, float& s) {
+    const double theta = static_cast<double>(pos) * std::pow(static_cast<double>(base), -2.0 * i / rope_dim);
+    c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
+}
+
 template <typename F>
 void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base, RopeStyle style, bool inverse, int pos0 = 0) {
     if (style == RopeStyle::none) return;
     const int half = rope_dim / 2;
     for (int t = 0; t < T; ++t)
         for (int i = 0; i < half; ++i) {
-            const double theta = static_cast<double>(pos0 + t) * std::pow(static_cast<double>(base), -2.0 * i / rope_dim);
-            const F c = static_cast<F>(static_cast<float>(std::cos(theta))), s0 = static_cast<F>(static_cast<float>(std::sin(theta)));
+            float cf, sf;
+            rope_cos_sin(pos0 + t, i, rope_dim, base, cf, sf);
+            const F c = static_cast<F>(cf), s0 = static_cast<F>(sf);
             const F s = inverse ? -s0 : s0;
             const int a = style == RopeStyle::adjacent_pairs ? 2 * i : i, b = style == RopeStyle::adjacent_pairs ? 2 * i + 1 : i + half;
             for (int bt = 0; bt < B; ++bt)
