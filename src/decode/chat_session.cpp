@@ -9,7 +9,7 @@ namespace winnow {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The answer as the next turn's template input: a model can emit bytes that are not UTF-8 (half a character at an
 // interruption, or noise from a tiny test model), which the tokenizer refuses; each bad byte becomes U+FFFD.
@@ -57,7 +57,7 @@ void ChatSession::prefill_from_common_prefix(const std::vector<int32_t>& ids, Ch
     const std::span<const int32_t> rest(ids.data() + common, ids.size() - common);
     const auto t0 = Clock::now();
     logits = forward_.eval(rest);
-    st.prefill_seconds = since(t0);
+    st.prefill_seconds = seconds_since(t0);
     cached_.insert(cached_.end(), rest.begin(), rest.end());
     st.reused = static_cast<int>(common);
     st.prefilled = static_cast<int>(rest.size());
@@ -106,7 +106,7 @@ ChatTurnStats ChatSession::ask(const std::string& user, const StreamCallback& on
         cached_.push_back(next);
     }
     if (const std::string rest = stream.flush(); !rest.empty() && on_piece) on_piece(rest);
-    st.generation_seconds = since(t0);
+    st.generation_seconds = seconds_since(t0);
     turns_.push_back({"assistant", as_valid_utf8(stream.text())});
     last_ = st;
     return st;

@@ -17,7 +17,7 @@ namespace winnow::head {
 
 namespace {
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kInfF = std::numeric_limits<float>::infinity();
 constexpr int kGroup = 8;          // arms per SIMD vector
 constexpr int kLine = 64;          // arms per 64-byte line of an int8 column
 constexpr int kChunk = 1024;       // arms per stream chunk (a multiple of kLine): its sums stay in L1
@@ -179,7 +179,7 @@ struct FastAdaptiveSoftmax::Query {
                 var = _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(beta * beta), spread), _mm256_set1_ps(t * (t - 1)));
             } else {
                 mu = _mm256_mul_ps(b, z1);
-                var = _mm256_set1_ps(kInf);
+                var = _mm256_set1_ps(kInfF);
             }
             _mm256_maskstore_ps(st.mu.data() + base, mask[v], mu);
             _mm256_maskstore_ps(st.var.data() + base, mask[v], var);
@@ -225,7 +225,7 @@ struct FastAdaptiveSoftmax::Query {
             st.var[i] = beta * beta * std::max(0.0f, (st.Z2[i] - st.Z[i] * mean) / (static_cast<float>(t) * (t - 1)));
         } else {
             st.mu[i] = beta * st.Z[i];
-            st.var[i] = kInf;
+            st.var[i] = kInfF;
         }
     }
 
@@ -379,7 +379,7 @@ struct FastAdaptiveSoftmax::Query {
         const double L = std::log(6.0 * n / d_s);
         const float c2 = static_cast<float>(2 * L * p.fudge_norm);
         std::vector<float> la(n);
-        float la_max = -kInf;
+        float la_max = -kInfF;
         for (int i = 0; i < n; ++i) {
             la[i] = st.mu[i] - std::sqrt(c2 * st.var[i]); // log alpha_i
             la_max = std::max(la_max, la[i]);
@@ -422,7 +422,7 @@ FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> 
     const size_t stride = h_->stride();
     st.K.assign(stride, 0.0f);
     st.Z = st.Z2 = st.mu = st.e = st.K;
-    st.var.assign(stride, kInf);
+    st.var.assign(stride, kInfF);
     st.T.assign(stride, 0);
     st.active.assign(stride, 0);
     st.all.resize(h_->n());
