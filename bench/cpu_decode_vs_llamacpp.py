@@ -44,12 +44,17 @@ class LlamaCpp:
         import llama_cpp
         self.llm = llama_cpp.Llama(model_path=model, n_ctx=depth + max(n_prompt, n_gen) + 8, n_batch=max(n_prompt, 512),
                                    n_threads=threads, n_threads_batch=threads, verbose=False)
-        n_vocab = self.llm.n_vocab()
+        n_vocab = self.n_vocab = self.llm.n_vocab()
         self.depth, self.n_prompt, self.n_gen = depth, n_prompt, n_gen
         self.prompt = bench_tokens(n_prompt, n_vocab)
         self.llm.reset()
         if depth:
             self.llm.eval(bench_tokens(depth, n_vocab))  # the shared context; each test rewinds to it
+
+    def logits(self):
+        # the last token's logits in llama.cpp's own buffer (Llama.scores is only filled with logits_all)
+        import numpy as np
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.n_vocab,))
 
     def pp(self):
         self.llm.n_tokens = self.depth  # eval() drops the cache beyond n_tokens
@@ -63,7 +68,7 @@ class LlamaCpp:
         t0 = time.perf_counter()
         for _ in range(self.n_gen):
             self.llm.eval([tok])
-            tok = int(self.llm.scores[self.llm.n_tokens - 1].argmax())
+            tok = int(self.logits().argmax())  # greedy, as winnow's tg loop
         return self.n_gen / (time.perf_counter() - t0)
 
     def round(self):
