@@ -167,13 +167,6 @@ struct GroupShape {
 };
 
 #ifdef WINNOW_AVX2
-// lane k of the result: the sum of the 8 lanes of s[k]
-inline __m256 lane_totals(const __m256 s[8]) {
-    const __m256 h01 = _mm256_hadd_ps(s[0], s[1]), h23 = _mm256_hadd_ps(s[2], s[3]), h45 = _mm256_hadd_ps(s[4], s[5]), h67 = _mm256_hadd_ps(s[6], s[7]);
-    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
-    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
-}
-
 // scores[j] = scale * q . k_j for 8 keys at once (8 independent accumulation chains, one horizontal-add tree)
 template <class E>
 inline void score8(const float* q, const typename E::T* k0, size_t stride, int hd, float scale, float* scores) {

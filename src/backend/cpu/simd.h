@@ -39,6 +39,13 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
+// lane k of the result: the sum of the 8 lanes of s[k] (a tree of horizontal adds; 8 dot products finished at once)
+inline __m256 lane_totals(const __m256 s[8]) {
+    const __m256 h01 = _mm256_hadd_ps(s[0], s[1]), h23 = _mm256_hadd_ps(s[2], s[3]), h45 = _mm256_hadd_ps(s[4], s[5]), h67 = _mm256_hadd_ps(s[6], s[7]);
+    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
 // e^x on 8 lanes (Cephes' expf: x = k ln2 + r with a two-part ln2, degree-6 polynomial for e^r, then 2^k), relative
 // error ~2e-7; inputs are clamped to [-88.38, 88.38] (below -87.3 the result is 0 or a tiny denormal-free value).
 inline __m256 exp_ps(__m256 x) {

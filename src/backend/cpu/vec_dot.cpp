@@ -51,13 +51,6 @@ inline __m256 int8_block_dot(const int8_t* qs, const float* x) {
     return _mm256_add_ps(p, p2);
 }
 
-// lane k of the result: the sum of the 8 lanes of s[k]
-inline __m256 block_totals(const __m256 s[8]) {
-    const __m256 h01 = _mm256_hadd_ps(s[0], s[1]), h23 = _mm256_hadd_ps(s[2], s[3]), h45 = _mm256_hadd_ps(s[4], s[5]), h67 = _mm256_hadd_ps(s[6], s[7]);
-    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
-    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
-}
-
 // the fp16 at p, p + stride, ..., p + 7 stride, as 8 floats
 inline __m256 halves_strided(const uint8_t* p, size_t stride) {
     uint16_t h[8];
@@ -83,7 +76,7 @@ float quant_row_dot(const uint8_t* row, const float* x, const float* block_sums,
         __m256 s[8];
         for (int k = 0; k < 8; ++k) s[k] = block_dot(i + k);
         const __m256 d = halves_strided(row + i * stride, stride);
-        acc = _mm256_fmadd_ps(d, block_totals(s), acc);
+        acc = _mm256_fmadd_ps(d, lane_totals(s), acc);
         if constexpr (T == GgmlType::Q4_1) acc = _mm256_fmadd_ps(halves_strided(row + i * stride + 2, stride), _mm256_loadu_ps(block_sums + i), acc);
         if constexpr (T == GgmlType::Q4_0) acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(-8.0f), d), _mm256_loadu_ps(block_sums + i), acc);
     }
