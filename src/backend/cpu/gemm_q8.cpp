@@ -70,8 +70,9 @@ RowsKernel kernel_fn(GemmQ8Kernel k) {
     }
 }
 
-// Token t's activation: quantized by the per-row path's own quantizer, then split into the planar layout.
-void pack_token(GgmlType type, const float* x, int64_t cols, int t, GemmQ8Scratch& s, uint8_t* block_buf) {
+// One token's activation: quantized by the per-row path's own quantizer (into block_buf), then split into planar
+// arrays: the quants at xq, the block scales at xd[i] and (Q4_1) d · sum(q) at xs[i * xs_stride].
+void quantize_planar(GgmlType type, const float* x, int64_t cols, uint8_t* block_buf, int8_t* xq, float* xd, float* xs, size_t xs_stride) {
     quantize_activation_q8(type, x, cols, block_buf);
     const int nb = static_cast<int>(cols / kQuantBlock);
     const bool with_sum = type == GgmlType::Q4_1;
@@ -80,12 +81,12 @@ void pack_token(GgmlType type, const float* x, int64_t cols, int t, GemmQ8Scratc
         const uint8_t* b = block_buf + i * stride;
         uint16_t d, sum;
         std::memcpy(&d, b, 2);
-        s.xd[static_cast<size_t>(t) * nb + i] = fp16_to_fp32(d);
+        xd[i] = fp16_to_fp32(d);
         if (with_sum) {
             std::memcpy(&sum, b + 2, 2);
-            s.xs[(static_cast<size_t>(t / kQ8TileTokens) * nb + i) * kQ8TileTokens + t % kQ8TileTokens] = fp16_to_fp32(sum);
+            xs[i * xs_stride] = fp16_to_fp32(sum);
         }
-        std::memcpy(s.xq.data() + static_cast<size_t>(t) * cols + i * kQuantBlock, b + (with_sum ? 4 : 2), kQuantBlock);
+        std::memcpy(xq + i * kQuantBlock, b + (with_sum ? 4 : 2), kQuantBlock);
     }
 }
 
@@ -161,7 +162,11 @@ void gemm_q8(const Matrix& w, const float* bias, const float* x, int n_tokens, f
     {
         std::vector<uint8_t> block_buf(block_bytes);
 #pragma omp for schedule(static)
-        for (int t = 0; t < n_tokens; ++t) pack_token(w.type, x + static_cast<int64_t>(t) * cols, cols, t, s, block_buf.data());
+        for (int t = 0; t < n_tokens; ++t) // xs: [t / 4][block][t % 4] (Q8Operands::xs_tiled)
+            quantize_planar(w.type, x + static_cast<int64_t>(t) * cols, cols, block_buf.data(), s.xq.data() + static_cast<size_t>(t) * cols,
+                            s.xd.data() + static_cast<size_t>(t) * nb,
+                            s.xs.empty() ? nullptr : s.xs.data() + static_cast<size_t>(t / kQ8TileTokens) * nb * kQ8TileTokens + t % kQ8TileTokens,
+                            kQ8TileTokens);
         // each thread packs and multiplies its own rows (a multiple of 4, so tiles stay whole)
         const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
         const int64_t quads = (rows + 3) / 4, r0 = std::min(rows, quads * tid / nt * 4), r1 = std::min(rows, quads * (tid + 1) / nt * 4);
@@ -188,18 +193,16 @@ void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n
     const int nb = static_cast<int>(cols / kQuantBlock);
     s.xq.resize(cols);
     s.xd.resize(nb);
-    s.xs.assign(static_cast<size_t>(nb) * kQ8TileTokens, 0.0f);
+    s.xs.resize(nb);
     s.xsum.resize(nb);
-    pack_token(w.type, x, cols, 0, s, s.xblocks.data()); // xs lands in the tiled layout: block i at i * kQ8TileTokens
-    std::vector<float> xs(nb);
+    quantize_planar(w.type, x, cols, s.xblocks.data(), s.xq.data(), s.xd.data(), s.xs.data(), 1);
     for (int i = 0; i < nb; ++i) {
-        xs[i] = s.xs[static_cast<size_t>(i) * kQ8TileTokens];
         int sum = 0;
         for (int j = 0; j < kQuantBlock; ++j) sum += s.xq[static_cast<size_t>(i) * kQuantBlock + j];
         s.xsum[i] = sum;
     }
     Q8RowOperands p;
-    p.w = w.data, p.row_bytes = w.row_bytes, p.nb = nb, p.xq = s.xq.data(), p.xd = s.xd.data(), p.xs = xs.data(), p.xsum = s.xsum.data();
+    p.w = w.data, p.row_bytes = w.row_bytes, p.nb = nb, p.xq = s.xq.data(), p.xd = s.xd.data(), p.xs = s.xs.data(), p.xsum = s.xsum.data();
     p.kind = w.type == GgmlType::Q4_1 ? Q8WeightKind::q4_1 : w.type == GgmlType::Q4_0 ? Q8WeightKind::q4_0 : Q8WeightKind::q8_0;
     p.bias = bias, p.y = y;
     const auto fn = kernel == GemmQ8Kernel::avx512_vnni ? gemv_q8_rows_avx512_vnni : gemv_q8_rows_avx2;
