@@ -141,16 +141,8 @@ public:
         for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) { // row r sits at position pos0 + r
             for (int64_t r = r0; r < r1; ++r) {
                 const float* csr = cs + static_cast<size_t>(pos0 + r) * half * 2;
-                for (int i = 0; i < half; ++i) { // the arithmetic of ref::rope_apply, with the table's cos/sin
-                    const float c = csr[2 * i], sn = csr[2 * i + 1];
-                    const int a = p.style == RopeStyle::adjacent_pairs ? 2 * i : i, b = p.style == RopeStyle::adjacent_pairs ? 2 * i + 1 : i + half;
-                    for (int h = 0; h < p.n_heads; ++h) {
-                        float* xh = x.f32() + r * C + static_cast<int64_t>(h) * p.head_dim;
-                        const float x0 = xh[a], x1 = xh[b];
-                        xh[a] = x0 * c - x1 * sn;
-                        xh[b] = x0 * sn + x1 * c;
-                    }
-                }
+                for (int i = 0; i < half; ++i) // ref::rope_apply's rotation, with the table's cos/sin
+                    ref::rope_rotate_pair(x.f32() + r * C, p.n_heads, p.head_dim, half, i, p.style, csr[2 * i], csr[2 * i + 1]);
             }
         });
     }

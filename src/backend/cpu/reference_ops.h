@@ -75,16 +75,28 @@ void add_rows(F* y, const F* x, size_t rows, size_t x_rows, size_t C) {
     }
 }
 
-// Rotates the first rope_dim dims of each head of x [B*T][heads][hd]; row t of each of the B sequences is at
-// position pos0 + t (inverse: rotated by minus that angle, the backward of the rotation: its Jacobian is orthogonal).
-// theta_i = pos * base^(-2i / rope_dim) is computed in double and cos/sin rounded to float, in both precisions, so
-// the double instantiation checks the float one's arithmetic, not a different angle.
 // cos and sin of the angle of pair i at position pos, rounded to float (rope_apply's, and the CPU backend's table's)
 inline void rope_cos_sin(int pos, int i, int rope_dim, float base, float& c, float& s) {
     const double theta = static_cast<double>(pos) * std::pow(static_cast<double>(base), -2.0 * i / rope_dim);
     c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
 }
 
+// Rotates pair i (of rope_dim / 2 = half) by (c, s) in each of the heads of one position's row [heads][hd].
+template <typename F>
+inline void rope_rotate_pair(F* row, int heads, int hd, int half, int i, RopeStyle style, F c, F s) {
+    const int a = style == RopeStyle::adjacent_pairs ? 2 * i : i, b = style == RopeStyle::adjacent_pairs ? 2 * i + 1 : i + half;
+    for (int h = 0; h < heads; ++h) {
+        F* xh = row + static_cast<size_t>(h) * hd;
+        const F x0 = xh[a], x1 = xh[b];
+        xh[a] = x0 * c - x1 * s;
+        xh[b] = x0 * s + x1 * c;
+    }
+}
+
+// Rotates the first rope_dim dims of each head of x [B*T][heads][hd]; row t of each of the B sequences is at
+// position pos0 + t (inverse: rotated by minus that angle, the backward of the rotation: its Jacobian is orthogonal).
+// theta_i = pos * base^(-2i / rope_dim) is computed in double and cos/sin rounded to float, in both precisions, so
+// the double instantiation checks the float one's arithmetic, not a different angle.
 template <typename F>
 void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base, RopeStyle style, bool inverse, int pos0 = 0) {
     if (style == RopeStyle::none) return;
@@ -94,15 +106,8 @@ void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base,
             float cf, sf;
             rope_cos_sin(pos0 + t, i, rope_dim, base, cf, sf);
             const F c = static_cast<F>(cf), s0 = static_cast<F>(sf);
-            const F s = inverse ? -s0 : s0;
-            const int a = style == RopeStyle::adjacent_pairs ? 2 * i : i, b = style == RopeStyle::adjacent_pairs ? 2 * i + 1 : i + half;
             for (int bt = 0; bt < B; ++bt)
-                for (int h = 0; h < heads; ++h) {
-                    F* xh = x + ((static_cast<size_t>(bt) * T + t) * heads + h) * hd;
-                    const F x0 = xh[a], x1 = xh[b];
-                    xh[a] = x0 * c - x1 * s;
-                    xh[b] = x0 * s + x1 * c;
-                }
+                rope_rotate_pair(x + (static_cast<size_t>(bt) * T + t) * heads * hd, heads, hd, half, i, style, c, inverse ? -s0 : s0);
         }
 }
 
