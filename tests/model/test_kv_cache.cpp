@@ -19,22 +19,34 @@ using winnow::Forward;
 using winnow::GgmlType;
 using winnow::Model;
 
+// Logits of a prompt prefilled in one batch and then decoded token by token (as generation runs), with a KV cache of
+// `type`: [n_tokens][n_vocab].
+std::vector<float> logits_with_cache(const winnow::LoadedModel& m, winnow::Backend& be, const std::vector<int32_t>& ids, int prefill, GgmlType type) {
+    Forward f(m, be, static_cast<int>(ids.size()), type);
+    std::vector<float> rows(f.eval(std::span(ids).first(prefill), true));
+    for (size_t i = prefill; i < ids.size(); ++i) {
+        const auto& l = f.eval(std::span(ids).subspan(i, 1), false);
+        rows.insert(rows.end(), l.begin(), l.end());
+    }
+    return rows;
+}
+
+// n deterministic token ids spread over the vocabulary
+std::vector<int32_t> test_ids(int n, int n_vocab) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < n; ++i) ids.push_back((i * 7919 + 3) % n_vocab);
+    return ids;
+}
+
 void expect_incremental_equals_batch(const std::string& path, int n_tokens, int prefill) {
     WINNOW_REQUIRE_FILE(path);
     auto m = Model::load(path);
     const int nv = m->config().n_vocab;
-    std::vector<int32_t> ids;
-    for (int i = 0; i < n_tokens; ++i) ids.push_back((i * 7919 + 3) % nv);
+    const std::vector<int32_t> ids = test_ids(n_tokens, nv);
     auto be = winnow::make_cpu_backend(2);
     Forward full(*m, *be, n_tokens);
     const std::vector<float> batch = full.eval(ids, true);
-
-    Forward inc(*m, *be, n_tokens);
-    std::vector<float> rows(inc.eval(std::span(ids).first(prefill), true));
-    for (int t = prefill; t < n_tokens; ++t) {
-        const auto& l = inc.eval(std::span(ids).subspan(t, 1), false);
-        rows.insert(rows.end(), l.begin(), l.end());
-    }
+    const std::vector<float> rows = logits_with_cache(*m, *be, ids, prefill, GgmlType::F32);
     ASSERT_EQ(rows.size(), batch.size());
     ASSERT_EQ(batch.size(), static_cast<size_t>(n_tokens) * nv);
     double worst = 0;
@@ -54,18 +66,6 @@ TEST(KvCache, SmolLM2DecodeEqualsRecompute) {
     expect_incremental_equals_batch(WINNOW_DEFAULT_MODEL, 24, 8);
 }
 
-// Logits of a prompt prefilled in one batch and then decoded token by token (as generation runs), with a KV cache of
-// `type`: [n_tokens][n_vocab].
-std::vector<float> logits_with_cache(const winnow::LoadedModel& m, winnow::Backend& be, const std::vector<int32_t>& ids, int prefill, GgmlType type) {
-    Forward f(m, be, static_cast<int>(ids.size()), type);
-    std::vector<float> rows(f.eval(std::span(ids).first(prefill), true));
-    for (size_t i = prefill; i < ids.size(); ++i) {
-        const auto& l = f.eval(std::span(ids).subspan(i, 1), false);
-        rows.insert(rows.end(), l.begin(), l.end());
-    }
-    return rows;
-}
-
 // An F16 cache (--kv-type f16) rounds each cached K and V element by at most u = 2^-11 relative; the attention output
 // then moves by about u (tests/ops: NMSE ~u^2 / 3), and the logits by a small multiple of u once the layers add it
 // up: measured 4.8e-4 (tiny llama) to 1.3e-3 (SmolLM2, 30 layers) of the row's largest |logit|. The bound, 5e-3
@@ -76,8 +76,7 @@ void expect_half_cache_close(const std::string& path, int n_tokens, int prefill)
     WINNOW_REQUIRE_FILE(path);
     auto m = Model::load(path);
     const int nv = m->config().n_vocab;
-    std::vector<int32_t> ids;
-    for (int i = 0; i < n_tokens; ++i) ids.push_back((i * 7919 + 3) % nv);
+    const std::vector<int32_t> ids = test_ids(n_tokens, nv);
     auto be = winnow::make_cpu_backend(2);
     const std::vector<float> ref = logits_with_cache(*m, *be, ids, prefill, GgmlType::F32);
     for (auto [type, bound] : {std::pair{GgmlType::F16, 5e-3}, {GgmlType::BF16, 4e-2}}) {
