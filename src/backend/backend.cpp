@@ -19,6 +19,7 @@ const char* to_string(Op op) {
     case Op::swiglu: return "swiglu";
     case Op::add: return "add";
     case Op::top_k: return "top_k";
+    case Op::sample: return "sample";
     }
     return "?";
 }
@@ -52,6 +53,42 @@ void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& r
     int32_t r = 0;
     download(row, &r);
     copy_rows(src, dst, r);
+}
+
+void Backend::sample(const Tensor&, const SampleParams&, const Tensor&) {
+    throw Error(ErrorKind::unsupported, std::string("the ") + name() + " backend has no sample op");
+}
+
+int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Tensor& token, Device device) {
+    auto bad = [](const std::string& m) { throw Error(ErrorKind::invalid_argument, "sample: " + m); };
+    p.chain.validate();
+    auto on_device = [&](const Tensor& t, GgmlType type, const char* what) {
+        if (t.device() != device || t.type() != type)
+            bad(std::string(what) + " must be a " + ggml_type_name(type) + " tensor on " + to_string(device) + ", got " + t.describe());
+    };
+    on_device(logits, GgmlType::F32, "the logits");
+    if (logits.rows() != 1 || logits.cols() < 1 || logits.cols() > INT32_MAX) bad("need one row of logits, got " + logits.describe());
+    on_device(token, GgmlType::I32, "the token");
+    if (token.numel() != 1) bad("the token must be one I32, got " + token.describe());
+    const bool greedy = p.chain.temperature <= 0.0f;
+    if (!greedy) {
+        if (!p.u) bad("a drawing chain (temperature > 0) needs u");
+        on_device(*p.u, GgmlType::I32, "u");
+        if (p.u->numel() != 2) bad("u must be I32 [1][2] (a double's bytes), got " + p.u->describe());
+    }
+    const bool reads_history = (p.chain.repeat_penalty != 1.0f && p.chain.repeat_last_n != 0) || p.append;
+    if (reads_history) {
+        if (!p.history) bad("the repetition penalty (or append) needs the history");
+        on_device(*p.history, GgmlType::I32, "the history");
+        if (p.history->cols() != 1) bad("the history must be I32 [n][1], got " + p.history->describe());
+    }
+    if (p.n_history_at) {
+        on_device(*p.n_history_at, GgmlType::I32, "the history length");
+        if (p.n_history_at->numel() != 1) bad("the history length must be one I32, got " + p.n_history_at->describe());
+    } else if (p.n_history < 0 || (p.history && p.n_history > p.history->rows())) {
+        bad("history length " + std::to_string(p.n_history) + " outside the history tensor");
+    }
+    return logits.cols();
 }
 
 void Backend::begin_recording() { throw Error(ErrorKind::unsupported, std::string("the ") + name() + " backend cannot record ops"); }

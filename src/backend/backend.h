@@ -19,10 +19,10 @@
 
 namespace winnow {
 
-enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k };
+enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample };
 const char* to_string(Op op);
 inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear,    Op::rms_norm, Op::layer_norm, Op::rope, Op::copy_rows,
-                                 Op::attention, Op::gelu_tanh, Op::swiglu,   Op::add,        Op::top_k};
+                                 Op::attention, Op::gelu_tanh, Op::swiglu,   Op::add,        Op::top_k, Op::sample};
 
 struct RopeParams {
     int n_heads = 0, head_dim = 0, rope_dim = 0; // the first rope_dim dims of each head are rotated
@@ -100,6 +100,23 @@ struct TopK {
     double log_norm = 0; // only when asked for
 };
 
+// The sampler chain (decode/sampler.h) run where the logits are, so that a decode step returns a 4-byte token instead
+// of every logit: greedy, or the repetition penalty, temperature, top-k, top-p and min-p in either order and the draw
+// from a uniform u the host made (Sampler::next_uniform), the host SamplerChain's choice for the same u. The tensors
+// are read when the op runs, so a recorded step can replay it with a new u and history length.
+struct SampleParams {
+    SamplingParams chain;               // seed unused: the draw's randomness is u
+    // I32 [capacity][1]: the tokens so far (prompt + generated), the penalty's window; may be null without a penalty.
+    const Tensor* history = nullptr;
+    int n_history = 0;                  // how many of them; read from this I32 [1][1] when it is set:
+    const Tensor* n_history_at = nullptr;
+    // I32 [1][2] holding the 8 bytes of a double u in [0, 1): the draw's uniform. Unused (may be null) when greedy.
+    const Tensor* u = nullptr;
+    // Also write the chosen token to history[n_history] when the history has room, so that the device's copy of the
+    // sequence stays current without an upload per token.
+    bool append = false;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -143,6 +160,9 @@ public:
     virtual void add(const Tensor& y, const Tensor& x) = 0;
     // The best k of the single row `logits`, returned to the host (k small); log_norm when want_log_norm.
     virtual TopK top_k(const Tensor& logits, int k, bool want_log_norm) = 0;
+    // The next token from the single row `logits` (F32, left unchanged) into `token` (I32 [1][1] on the device), by
+    // the chain in p (SampleParams above). Does not wait. The default refuses (supports(Op::sample, F32) is false).
+    virtual void sample(const Tensor& logits, const SampleParams& p, const Tensor& token);
 
     // ---- recording (CUDA graphs): a decode step's ~10 ops per layer recorded once and replayed with one launch.
     // Between begin_recording() and end_recording() ops are recorded, not run; they must not allocate, upload,
@@ -177,6 +197,10 @@ void parse_device(const std::string& s, BackendOptions& options);
 // The CPU backend, or the CUDA backend; for cuda a one-line winnow::Error when winnow was built without CUDA or no
 // GPU is present.
 std::unique_ptr<Backend> make_backend(const BackendOptions& options);
+
+// The checks every backend's sample op makes (shapes, types, devices; history and u present when the chain reads
+// them); throws winnow::Error(invalid_argument). Returns the vocabulary size.
+int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Tensor& token, Device device);
 
 // Throws winnow::Error(unsupported) naming the backend, op and type when the backend lacks it.
 void require_support(const Backend& be, Op op, GgmlType type);

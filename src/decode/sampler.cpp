@@ -17,11 +17,18 @@ void SamplingParams::validate() const {
     if (repeat_last_n < -1) bad("repeat-last-n must be -1 (whole sequence) or >= 0");
 }
 
-Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { p_.validate(); }
+SamplerChain::SamplerChain(const SamplingParams& p) : p_(p) { p_.validate(); }
 
-double Sampler::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+Sampler::Sampler(const SamplingParams& p) : chain_(p), rng_(p.seed) {}
 
-void Sampler::apply_penalty(std::span<const int32_t> history) {
+double Sampler::next_uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+    if (logits.empty()) throw Error(ErrorKind::invalid_argument, "sampler: empty logits");
+    return chain_.run(logits, history, draws() ? next_uniform() : 0.0); // greedy steps leave the engine alone
+}
+
+void SamplerChain::apply_penalty(std::span<const int32_t> history) {
     if (p_.repeat_penalty == 1.0f) return;
     size_t from = 0;
     if (p_.repeat_last_n >= 0 && history.size() > static_cast<size_t>(p_.repeat_last_n)) from = history.size() - p_.repeat_last_n;
@@ -33,11 +40,11 @@ void Sampler::apply_penalty(std::span<const int32_t> history) {
     }
 }
 
-void Sampler::temperature() {
+void SamplerChain::temperature() {
     for (auto& c : cand_) c.second /= p_.temperature;
 }
 
-void Sampler::top_k() {
+void SamplerChain::top_k() {
     if (p_.top_k <= 0 || static_cast<size_t>(p_.top_k) >= cand_.size()) return;
     // keep every candidate whose logit reaches the k-th largest (ties at the boundary stay, as in HF)
     std::vector<float> vals;
@@ -60,7 +67,7 @@ std::vector<double> sorted_probs(std::vector<std::pair<int32_t, float>>& cand) {
 }
 } // namespace
 
-void Sampler::top_p() {
+void SamplerChain::top_p() {
     if (p_.top_p >= 1.0f || cand_.size() <= 1) return;
     auto p = sorted_probs(cand_);
     size_t keep = cand_.size();
@@ -83,7 +90,7 @@ void Sampler::top_p() {
     cand_.resize(std::max<size_t>(keep, 1));
 }
 
-void Sampler::min_p() {
+void SamplerChain::min_p() {
     if (p_.min_p <= 0.0f || cand_.empty()) return;
     // p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p)
     float mx = -INFINITY;
@@ -92,9 +99,8 @@ void Sampler::min_p() {
     std::erase_if(cand_, [&](const auto& c) { return c.second < threshold; });
 }
 
-int32_t Sampler::draw() {
+int32_t SamplerChain::draw(double u) {
     auto p = sorted_probs(cand_);
-    const double u = uniform();
     double cum = 0;
     size_t pick = cand_.size() - 1;
     for (size_t i = 0; i < cand_.size(); ++i) {
@@ -105,7 +111,7 @@ int32_t Sampler::draw() {
     return cand_[pick].first;
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+int32_t SamplerChain::run(std::span<const float> logits, std::span<const int32_t> history, double u) {
     if (logits.empty()) throw Error(ErrorKind::invalid_argument, "sampler: empty logits");
     work_.assign(logits.begin(), logits.end());
     apply_penalty(history);
@@ -128,7 +134,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
         min_p();
         temperature();
     }
-    return draw();
+    return draw(u);
 }
 
 } // namespace winnow

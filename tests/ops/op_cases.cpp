@@ -546,6 +546,7 @@ std::vector<OpCase> op_cases() {
     add_block_selection_cases(c);
     add_activation_cases(c);
     add_top_k_cases(c);
+    add_sample_cases(c);
     return c;
 }
 

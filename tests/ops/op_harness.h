@@ -41,5 +41,7 @@ struct OpCase {
     bool cpu_only = false;
 };
 std::vector<OpCase> op_cases();
+// The sample op's cases (tests/ops/sample_cases.cpp).
+void add_sample_cases(std::vector<OpCase>& cases);
 
 } // namespace winnow::test

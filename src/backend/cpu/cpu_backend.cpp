@@ -14,6 +14,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/kv_elem.h"
 #include "backend/cpu/reference_ops.h"
+#include "backend/cpu/sample_cpu.h"
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_q8.h"
 #include "io/quant.h"
@@ -238,6 +239,9 @@ public:
         }
         return r;
     }
+
+    // The host's sampler chain itself (backend/cpu/sample_cpu.h): the twin of every device sample kernel.
+    void sample(const Tensor& logits, const SampleParams& p, const Tensor& token) override { cpu::sample(logits, p, token); }
 
 private:
     // f(r0, r1) over ranges of rows that split [0, rows) among the threads; one call on the calling thread when the

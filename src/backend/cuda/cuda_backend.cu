@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_backend.h"
 
+#include <cmath>
 #include <cstring>
 #include <cublas_v2.h>
 #include <map>
@@ -258,6 +259,31 @@ public:
         return r;
     }
 
+    // The sampler chain in one kernel (sample.cu); 4 bytes for the caller to download. Recordable once its scratch
+    // exists: u and the history length may come from device memory.
+    void sample(const Tensor& logits, const SampleParams& p, const Tensor& token) override {
+        const int64_t n = check_sample_args(logits, p, token, Device::cuda);
+        const size_t bytes = cuda::sample_workspace_bytes(n);
+        if (static_cast<size_t>(sample_ws_.numel()) < bytes) {
+            not_while_recording("the sample op's first call (it allocates its scratch)");
+            sample_ws_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(bytes)); // zero-filled, as the kernel needs
+        }
+        cuda::SampleChain c;
+        c.llama_order = p.chain.order == SamplerOrder::llama_cpp;
+        c.temperature = p.chain.temperature;
+        c.top_k = p.chain.top_k;
+        c.top_p = p.chain.top_p;
+        c.min_p = p.chain.min_p;
+        c.log_min_p = p.chain.min_p > 0.0f ? std::log(p.chain.min_p) : 0.0f; // the host's float log, not the device's
+        c.repeat_penalty = p.chain.repeat_penalty;
+        c.repeat_last_n = p.chain.repeat_last_n;
+        const int32_t* history = p.history ? p.history->data<int32_t>() : nullptr;
+        const int capacity = p.history ? static_cast<int>(p.history->rows()) : 0;
+        const double* u = p.chain.temperature > 0.0f ? static_cast<const double*>(p.u->raw()) : nullptr;
+        cuda::launch_sample(logits.f32(), static_cast<int>(n), c, history, capacity, p.n_history, position(p.n_history_at), u, p.append,
+                            token.data<int32_t>(), sample_ws_.raw(), stream_);
+    }
+
     // ---- recording: stream capture into a CUDA graph, instantiated once and replayed with one launch
     bool can_record() const override { return true; }
     void begin_recording() override {
@@ -329,6 +355,7 @@ private:
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
     Tensor topk_buf_; // top_k results
+    Tensor sample_ws_; // the sample kernel's scratch (cuda::sample_workspace_bytes)
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
     std::map<const BlockMask*, Tensor> masks_;
     bool recording_ = false;

@@ -1,0 +1,181 @@
+#pragma once
+// The sample op (Backend::sample) against the host's sampler chain: logits of several shapes (random, many exact
+// ties, near-ties one ulp apart, -inf entries), every combination of the chain's parameters that changes a decision
+// (both orders, greedy, temperatures, top-k, top-p, min-p, penalty windows) and many uniforms u. Used by the op
+// harness (tests/ops/sample_cases.cpp: every backend against SamplerChain) and the GPU test (tests/gpu: CUDA against
+// the CPU backend's op). Header-only so that both test programs compile it.
+//
+// A device adds the double masses of top-p and the draw in another order than the host, so its token may differ
+// where u lies on a cumulative boundary to within rounding; the comparison accepts the reference's token at u +- 1e-12
+// and counts those cases (a correct device hits them about never: they are reported, and must be few).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "decode/sampler.h"
+
+namespace winnow::test::sampling {
+
+enum class Shape { random, ties, near_ties, with_neg_inf };
+inline const char* name(Shape s) {
+    switch (s) {
+    case Shape::random: return "random";
+    case Shape::ties: return "ties";
+    case Shape::near_ties: return "near_ties";
+    case Shape::with_neg_inf: return "neg_inf";
+    }
+    return "?";
+}
+
+inline std::vector<float> make_logits(Shape shape, int64_t n, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    std::vector<float> l(static_cast<size_t>(n));
+    for (auto& x : l) x = nd(rng);
+    std::uniform_int_distribution<int64_t> any(0, n - 1);
+    switch (shape) {
+    case Shape::random: break;
+    case Shape::ties: // a few levels only: large tie groups everywhere, a 5-way tie at the top
+        for (auto& x : l) x = std::round(x);
+        for (int i = 0; i < 5; ++i) l[static_cast<size_t>(any(rng))] = 12.0f;
+        break;
+    case Shape::near_ties: // pairs one ulp apart at the top (order by value, not id); division by a temperature may merge them
+        for (int i = 0; i < 8; ++i) {
+            const float v = 9.0f + 0.25f * static_cast<float>(i % 3);
+            l[static_cast<size_t>(any(rng))] = v;
+            l[static_cast<size_t>(any(rng))] = std::nextafter(v, 100.0f);
+            l[static_cast<size_t>(any(rng))] = std::nextafter(v, -100.0f);
+        }
+        break;
+    case Shape::with_neg_inf:
+        for (int i = 0; i < 50 && i < n / 2; ++i) l[static_cast<size_t>(any(rng))] = -INFINITY;
+        l[0] = -0.0f; // -0 and +0 are one value
+        l[n > 1 ? 1 : 0] = 0.0f;
+        break;
+    }
+    return l;
+}
+
+// Token history with repeats and ids the penalty must skip (negative, past the vocabulary).
+inline std::vector<int32_t> make_history(int64_t n, int length, uint64_t seed, const std::vector<float>& logits) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int64_t> any(0, n - 1);
+    // the current top tokens are in the history, so the penalty changes the top of the distribution
+    std::vector<int32_t> idx(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+    std::partial_sort(idx.begin(), idx.begin() + std::min<int64_t>(n, 8), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+    std::vector<int32_t> h;
+    for (int i = 0; i < length; ++i) {
+        if (i % 5 == 0) h.push_back(idx[static_cast<size_t>(i / 5) % std::min<size_t>(8, idx.size())]);
+        else if (i == 7) h.push_back(-1);
+        else if (i == 11) h.push_back(static_cast<int32_t>(n + 5));
+        else h.push_back(static_cast<int32_t>(any(rng)));
+    }
+    return h;
+}
+
+// The parameter combinations: each filter alone and together, both orders, greedy, penalty windows.
+inline std::vector<SamplingParams> chains() {
+    std::vector<SamplingParams> out;
+    for (SamplerOrder order : {SamplerOrder::hf, SamplerOrder::llama_cpp}) {
+        for (float penalty : {1.0f, 1.3f}) {
+            for (int last_n : {-1, 64}) {
+                if (penalty == 1.0f && last_n != -1) continue;
+                SamplingParams g;
+                g.order = order;
+                g.repeat_penalty = penalty;
+                g.repeat_last_n = last_n;
+                out.push_back(g); // greedy
+                struct F { float t; int k; float p, m; };
+                for (F f : {F{1.0f, 0, 1.0f, 0.0f}, F{0.7f, 40, 1.0f, 0.0f}, F{1.0f, 1, 1.0f, 0.0f}, F{1.5f, 0, 0.9f, 0.0f}, F{0.8f, 0, 0.5f, 0.0f},
+                            F{1.0f, 0, 1.0f, 0.05f}, F{0.7f, 50, 0.95f, 0.05f}, F{1.3f, 40, 0.8f, 0.0f}, F{3.0f, 0, 0.3f, 0.1f}, F{0.6f, 7, 1.0f, 0.2f}}) {
+                    SamplingParams s = g;
+                    s.temperature = f.t;
+                    s.top_k = f.k;
+                    s.top_p = f.p;
+                    s.min_p = f.m;
+                    out.push_back(s);
+                }
+            }
+        }
+    }
+    SamplingParams none; // penalty with an empty window: no change
+    none.temperature = 1.0f;
+    none.repeat_penalty = 1.5f;
+    none.repeat_last_n = 0;
+    out.push_back(none);
+    return out;
+}
+
+inline std::string describe(const SamplingParams& s) {
+    char b[200];
+    std::snprintf(b, sizeof b, "%s temp %g top_k %d top_p %g min_p %g penalty %g last_n %d", s.order == SamplerOrder::hf ? "hf" : "llama.cpp",
+                  s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.repeat_last_n);
+    return b;
+}
+
+inline std::vector<double> uniforms(uint64_t seed, int random_count) {
+    std::vector<double> u{0.0, 0.25, 0.5, 0.75, 0.999999}; // exact quarters land on the boundaries of 4-way ties
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < random_count; ++i) u.push_back(static_cast<double>(rng() >> 11) * 0x1.0p-53);
+    return u;
+}
+
+struct Tally {
+    size_t compared = 0, mismatches = 0, near_boundary = 0;
+    std::string first_failure;
+};
+
+// The reference's token for (chain, u).
+using Reference = std::function<int32_t(const SamplingParams&, double u)>;
+
+// Runs be.sample over every chain and u and compares each token with the reference's.
+inline Tally compare(Backend& be, const std::vector<float>& logits, const std::vector<int32_t>& history, const std::vector<double>& us,
+                     const Reference& reference, const std::string& what) {
+    const int64_t n = static_cast<int64_t>(logits.size());
+    Tensor lt = be.alloc(GgmlType::F32, 1, n);
+    be.upload(logits.data(), lt);
+    Tensor ht = be.alloc(GgmlType::I32, static_cast<int64_t>(history.size()) + 1, 1);
+    if (!history.empty()) be.upload(history.data(), ht.rows_view(0, static_cast<int64_t>(history.size())));
+    Tensor ut = be.alloc(GgmlType::I32, 1, 2), tok = be.alloc(GgmlType::I32, 1, 1);
+    Tally t;
+    for (const SamplingParams& chain : chains()) {
+        const bool greedy = chain.temperature <= 0.0f;
+        for (size_t k = 0; k < (greedy ? 1 : us.size()); ++k) {
+            const double u = us[k];
+            SampleParams p;
+            p.chain = chain;
+            p.history = &ht;
+            p.n_history = static_cast<int>(history.size());
+            p.u = &ut;
+            be.upload(&u, ut);
+            be.sample(lt, p, tok);
+            int32_t got = -1;
+            be.download(tok, &got);
+            const int32_t want = reference(chain, u);
+            ++t.compared;
+            if (got == want) continue;
+            if (!greedy && (got == reference(chain, std::max(0.0, u - 1e-12)) || got == reference(chain, std::min(u + 1e-12, 1.0 - 0x1.0p-53)))) {
+                ++t.near_boundary;
+                continue;
+            }
+            ++t.mismatches;
+            if (t.first_failure.empty())
+                t.first_failure = what + ": " + describe(chain) + " u " + std::to_string(u) + ": got " + std::to_string(got) + ", want " + std::to_string(want);
+        }
+    }
+    return t;
+}
+
+// The host chain as the reference.
+inline Reference host_chain(const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    return [&logits, &history](const SamplingParams& chain, double u) { return SamplerChain(chain).run(logits, history, u); };
+}
+
+} // namespace winnow::test::sampling
