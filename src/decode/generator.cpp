@@ -103,9 +103,22 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     Sampler candidate_sampler(topk_sampling);
 
     if (adaptive_) adaptive_->set_params(opt.adaptive);
-    // The exact head hands over only its argmax when nothing else is needed (greedy without a penalty), else every
-    // logit for the sampler chain.
+    // The exact head hands over only its argmax when nothing else is needed (greedy without a penalty); else the
+    // backend samples where the logits are when it has the op (4 bytes back), or every logit comes to the host's
+    // sampler chain.
     const bool exact_top1_only = greedy && sp.repeat_penalty == 1.0f;
+    Backend& be = forward_.backend();
+    const bool on_backend = !exact_top1_only && device_sampling_ && be.supports(Op::sample, GgmlType::F32);
+    device_sampled_steps_ = 0;
+    if (on_backend) {
+        if (ds_.logits.empty()) {
+            ds_.logits = be.alloc(GgmlType::F32, 1, forward_.weights().output.rows);
+            ds_.u = be.alloc(GgmlType::I32, 1, 2);
+            ds_.token = be.alloc(GgmlType::I32, 1, 1);
+        }
+        if (ds_.history.rows() < forward_.n_ctx() + 1) ds_.history = be.alloc(GgmlType::I32, forward_.n_ctx() + 1, 1);
+        be.upload(prompt.data(), ds_.history.rows_view(0, static_cast<int64_t>(prompt.size())));
+    }
 
     // Runs the model on `tokens` and picks the next token with the configured head.
     auto next_token = [&](std::span<const int32_t> tokens) -> int32_t {
@@ -118,6 +131,11 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
             ++r.head_adaptive_steps;
             r.head_samples += a.cost.samples;
             r.head_fraction_sum += a.cost.fraction();
+        } else if (on_backend) {
+            id = sample_on_backend(hidden, sampler, sp, history);
+            ++r.head_exact_steps;
+            r.head_fallbacks += opt.head == HeadMode::adaptive;
+            ++device_sampled_steps_;
         } else {
             const head::HeadOutput e = exact_.compute(hidden, {.k = 1, .full_logits = !exact_top1_only});
             id = exact_top1_only ? e.top[0] : sampler.sample(e.logits, history);
@@ -161,6 +179,27 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     r.gen_seconds = since(t0);
     r.text = stream.text();
     return r;
+}
+
+int32_t Generator::sample_on_backend(const Tensor& hidden, Sampler& sampler, const SamplingParams& sp, const std::vector<int32_t>& history) {
+    Backend& be = forward_.backend();
+    // The exact head's product (ExactOutputHead::compute's linear), kept where it is instead of the head's top-k and
+    // download: the sample op reads the logits in place.
+    be.linear(forward_.weights().output, nullptr, hidden, ds_.logits);
+    SampleParams p;
+    p.chain = sp;
+    p.history = &ds_.history;
+    p.n_history = static_cast<int>(history.size());
+    p.append = true; // the device's copy of the sequence gains the token without an upload
+    if (sampler.draws()) {
+        const double u = sampler.next_uniform(); // the same engine, consumed exactly where the host chain would
+        be.upload(&u, ds_.u);
+        p.u = &ds_.u;
+    }
+    be.sample(ds_.logits, p, ds_.token);
+    int32_t id = 0;
+    be.download(ds_.token, &id);
+    return id;
 }
 
 std::string apply_chat_template(const ChatTemplate& tmpl, const std::string& system, const std::string& user) {
