@@ -109,6 +109,7 @@ inline float score_bound(const float* q, const float* kmax, const float* kmin, i
 // Per-thread buffers for query-aware selection.
 struct SelectScratch {
     std::vector<uint8_t> row;
+    std::vector<float> bounds;                     // per selection unit (splits == 1)
     std::vector<std::pair<float, int>> candidates; // (bound, unit)
 };
 
@@ -118,32 +119,58 @@ struct RowFlags {
     int unit;
 };
 
+// Selection units per mask block, and the units a row's flags cover (0 without selection).
+inline int units_per_block(const AttentionParams& p) { return p.mask->block / p.key_summary.block; }
+inline int selection_units(const AttentionParams& p) { return p.mask && p.select_blocks > 0 ? p.mask->n_blocks * units_per_block(p) : 0; }
+
+// bounds[u] for units [u0, u1) of the row at q_pos, KV head kvh: the highest score bound over the group's queries qg
+// for a candidate unit (complete, wholly at or before q_pos, dropped by the mask), NaN for any other unit.
+void unit_bounds(const AttentionParams& p, const float* qg, int heads, int q_pos, int kvh, int u0, int u1, float* bounds) {
+    const KeyBlockSummary& ks = p.key_summary;
+    const int hd = p.head_dim, kv_dim = p.n_head_kv * hd, per_block = units_per_block(p);
+    const uint8_t* row = p.mask->row(q_pos / p.mask->block, kvh);
+    const int candidates_end = std::min(ks.n_blocks, (q_pos + 1) / ks.block);
+    for (int u = u0; u < u1; ++u) {
+        if (u >= candidates_end || row[u / per_block]) {
+            bounds[u] = NAN;
+            continue;
+        }
+        const size_t off = static_cast<size_t>(u) * kv_dim + static_cast<size_t>(kvh) * hd;
+        float ub = -INFINITY;
+        for (int g = 0; g < heads; ++g) ub = std::max(ub, score_bound(qg + static_cast<size_t>(g) * hd, ks.kmax + off, ks.kmin + off, hd));
+        bounds[u] = ub;
+    }
+}
+
+// The row's flags per selection unit: the mask's row, plus the p.select_blocks candidate units with the highest
+// bounds (ties: the lower unit). Only the set matters, so an nth_element, not a sort.
+RowFlags select_units(const AttentionParams& p, int q_pos, int kvh, const float* bounds, SelectScratch& sc) {
+    const BlockMask& m = *p.mask;
+    const uint8_t* row = m.row(q_pos / m.block, kvh);
+    const int per_block = units_per_block(p), n_units = selection_units(p);
+    sc.row.resize(n_units);
+    sc.candidates.clear();
+    for (int u = 0; u < n_units; ++u) {
+        sc.row[u] = row[u / per_block];
+        if (!std::isnan(bounds[u])) sc.candidates.emplace_back(bounds[u], u);
+    }
+    const int k = std::min<int>(p.select_blocks, static_cast<int>(sc.candidates.size()));
+    if (k < static_cast<int>(sc.candidates.size()))
+        std::nth_element(sc.candidates.begin(), sc.candidates.begin() + k, sc.candidates.end(),
+                         [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    for (int i = 0; i < k; ++i) sc.row[sc.candidates[i].second] = 1;
+    return {sc.row.data(), p.key_summary.block};
+}
+
 // The keep flags of the row at q_pos for KV head kvh: the mask's row, plus (p.select_blocks) the dropped complete,
 // causal, summarised selection units with the highest score bound for the group's queries qg (the flags are then per
 // selection unit).
 RowFlags row_flags(const AttentionParams& p, const float* qg, int heads, int q_pos, int kvh, SelectScratch& sc) {
     if (!p.mask) return {nullptr, 0};
-    const BlockMask& m = *p.mask;
-    const uint8_t* row = m.row(q_pos / m.block, kvh);
-    if (p.select_blocks <= 0) return {row, m.block};
-    const KeyBlockSummary& ks = p.key_summary;
-    const int hd = p.head_dim, kv_dim = p.n_head_kv * hd, unit = ks.block, per_block = m.block / unit;
-    sc.row.resize(static_cast<size_t>(m.n_blocks) * per_block);
-    for (int b = 0; b < m.n_blocks; ++b) std::fill_n(sc.row.begin() + static_cast<ptrdiff_t>(b) * per_block, per_block, row[b]);
-    const int candidates_end = std::min(ks.n_blocks, (q_pos + 1) / unit); // complete units wholly at or before q_pos
-    sc.candidates.clear();
-    for (int u = 0; u < candidates_end; ++u) {
-        if (sc.row[u]) continue;
-        const size_t off = static_cast<size_t>(u) * kv_dim + static_cast<size_t>(kvh) * hd;
-        float ub = -INFINITY;
-        for (int g = 0; g < heads; ++g) ub = std::max(ub, score_bound(qg + static_cast<size_t>(g) * hd, ks.kmax + off, ks.kmin + off, hd));
-        sc.candidates.emplace_back(ub, u);
-    }
-    const int k = std::min<int>(p.select_blocks, static_cast<int>(sc.candidates.size()));
-    std::partial_sort(sc.candidates.begin(), sc.candidates.begin() + k, sc.candidates.end(),
-                      [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-    for (int i = 0; i < k; ++i) sc.row[sc.candidates[i].second] = 1;
-    return {sc.row.data(), unit};
+    if (p.select_blocks <= 0) return {p.mask->row(q_pos / p.mask->block, kvh), p.mask->block};
+    sc.bounds.resize(selection_units(p));
+    unit_bounds(p, qg, heads, q_pos, kvh, 0, selection_units(p), sc.bounds.data());
+    return select_units(p, q_pos, kvh, sc.bounds.data(), sc);
 }
 
 // The online-softmax state of the g heads of one KV group: running max m[g], sum l[g] of e^(s - m), and the
@@ -166,46 +193,92 @@ struct GroupShape {
     float scale;
 };
 
+// A chunk of kept keys: up to kChunk cache row indices, gathered along the runs (a chunk may span several runs, so
+// the 16-key units of query-aware selection pay the per-chunk softmax bookkeeping once per 64 keys, not per unit).
+struct KeyChunk {
+    int idx[kChunk];
+    int n = 0;
+};
+
+// Hands out the kept keys with indices [lo, hi) (counted along the runs) a chunk at a time.
+class KeyCursor {
+public:
+    KeyCursor(const int* runs, int n_runs, int lo, int hi) : runs_(runs), n_runs_(n_runs), left_(std::max(0, hi - lo)) {
+        // skip to the run holding kept key number lo
+        for (int seen = 0; r_ < n_runs_; ++r_) {
+            const int len = runs_[2 * r_ + 1] - runs_[2 * r_];
+            if (seen + len > lo) {
+                key_ = runs_[2 * r_] + (lo - seen);
+                break;
+            }
+            seen += len;
+        }
+    }
+    void next(KeyChunk& c) {
+        c.n = 0;
+        while (c.n < kChunk && left_ > 0 && r_ < n_runs_) {
+            const int take = std::min({kChunk - c.n, left_, runs_[2 * r_ + 1] - key_});
+            for (int j = 0; j < take; ++j) c.idx[c.n + j] = key_ + j;
+            c.n += take, left_ -= take, key_ += take;
+            if (key_ == runs_[2 * r_ + 1] && ++r_ < n_runs_) key_ = runs_[2 * r_];
+        }
+    }
+
+private:
+    const int* runs_;
+    int n_runs_, left_, r_ = 0, key_ = 0;
+};
+
 #ifdef WINNOW_AVX2
-// scores[j] = scale * q . k_j for 8 keys at once (8 independent accumulation chains, one horizontal-add tree)
+// scores[j] = scale * q . k_j for the 8 keys at rows idx[0..8) (8 independent accumulation chains, one horizontal-add
+// tree); k_head points at the group's KV head in row 0
 template <class E>
-inline void score8(const float* q, const typename E::T* k0, size_t stride, int hd, float scale, float* scores) {
+inline void score8(const float* q, const typename E::T* k_head, const int* idx, size_t stride, int hd, float scale, float* scores) {
+    const typename E::T* k[8];
+    for (int j = 0; j < 8; ++j) k[j] = k_head + idx[j] * stride;
     __m256 acc[8];
-    for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
     for (int r = 0; r < hd; r += 8) {
         const __m256 qv = _mm256_loadu_ps(q + r);
-        for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(qv, E::load8(k0 + k * stride + r), acc[k]);
+        for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(qv, E::load8(k[j] + r), acc[j]);
     }
     _mm256_storeu_ps(scores, _mm256_mul_ps(lane_totals(acc), _mm256_set1_ps(scale)));
 }
 
-// o[0 .. 8 NV) += sum_j p[j] v_j[0 .. 8 NV): the output slice stays in registers across the n keys
+// o[0 .. 8 NV) += sum_j p[j] v_j[0 .. 8 NV), v_j at row idx[j]: the output slice stays in registers across the n keys
 template <class E, int NV>
-inline void weigh_values(float* o, const float* p, const typename E::T* v0, size_t stride, int n) {
+inline void weigh_values(float* o, const float* p, const typename E::T* v_head, const int* idx, size_t stride, int n) {
     __m256 acc[NV];
     for (int r = 0; r < NV; ++r) acc[r] = _mm256_loadu_ps(o + 8 * r);
     for (int j = 0; j < n; ++j) {
         const __m256 pj = _mm256_set1_ps(p[j]);
-        const typename E::T* vj = v0 + j * stride;
+        const typename E::T* vj = v_head + idx[j] * stride;
         for (int r = 0; r < NV; ++r) acc[r] = _mm256_fmadd_ps(pj, E::load8(vj + 8 * r), acc[r]);
     }
     for (int r = 0; r < NV; ++r) _mm256_storeu_ps(o + 8 * r, acc[r]);
 }
 
 template <class E>
-void weigh_values_any(float* o, const float* p, const typename E::T* v0, size_t stride, int n, int hd) {
+void weigh_values_any(float* o, const float* p, const typename E::T* v_head, const int* idx, size_t stride, int n, int hd) {
     for (int r0 = 0; r0 < hd; r0 += 64) {
         switch (std::min(8, (hd - r0) / 8)) {
-        case 8: weigh_values<E, 8>(o + r0, p, v0 + r0, stride, n); break;
-        case 7: weigh_values<E, 7>(o + r0, p, v0 + r0, stride, n); break;
-        case 6: weigh_values<E, 6>(o + r0, p, v0 + r0, stride, n); break;
-        case 5: weigh_values<E, 5>(o + r0, p, v0 + r0, stride, n); break;
-        case 4: weigh_values<E, 4>(o + r0, p, v0 + r0, stride, n); break;
-        case 3: weigh_values<E, 3>(o + r0, p, v0 + r0, stride, n); break;
-        case 2: weigh_values<E, 2>(o + r0, p, v0 + r0, stride, n); break;
-        default: weigh_values<E, 1>(o + r0, p, v0 + r0, stride, n); break;
+        case 8: weigh_values<E, 8>(o + r0, p, v_head + r0, idx, stride, n); break;
+        case 7: weigh_values<E, 7>(o + r0, p, v_head + r0, idx, stride, n); break;
+        case 6: weigh_values<E, 6>(o + r0, p, v_head + r0, idx, stride, n); break;
+        case 5: weigh_values<E, 5>(o + r0, p, v_head + r0, idx, stride, n); break;
+        case 4: weigh_values<E, 4>(o + r0, p, v_head + r0, idx, stride, n); break;
+        case 3: weigh_values<E, 3>(o + r0, p, v_head + r0, idx, stride, n); break;
+        case 2: weigh_values<E, 2>(o + r0, p, v_head + r0, idx, stride, n); break;
+        default: weigh_values<E, 1>(o + r0, p, v_head + r0, idx, stride, n); break;
         }
     }
+}
+
+// Prefetches the rows idx[0..n) of one KV head (row_bytes each).
+template <class E>
+inline void prefetch_rows(const typename E::T* head, const int* idx, int n, size_t stride, int row_bytes) {
+    for (int j = 0; j < n; ++j)
+        for (int off = 0; off < row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(head + idx[j] * stride) + off, _MM_HINT_T0);
 }
 #endif
 
@@ -223,55 +296,53 @@ inline void softmax_update(GroupState& st, int g, int hd, float* sg, int n) {
     st.l[g] += exp_shift_sum(sg, n, new_m);
 }
 
-// Adds keys [b, e) to the state of the group's heads, whose queries are qg[g * hd ...]. With AVX2 and a head size that
-// is a multiple of 8: keys are scored 8 at a time per head (their K rows, read once from memory, serve every head of
-// the group from L1), and each head's output slice stays in registers while the chunk's values are weighed in; the
-// next chunk's K and V rows are prefetched. Otherwise one key at a time.
+// Adds the chunk's keys to the state of the group's heads, whose queries are qg[g * hd ...]. With AVX2 and a head
+// size that is a multiple of 8: keys are scored 8 at a time per head (their K rows, read once from memory, serve every
+// head of the group from L1), and each head's output slice stays in registers while the chunk's values are weighed
+// in; the next chunk's K rows and this chunk's V rows are prefetched (the rows are gathered, possibly from several
+// runs, so the hardware prefetcher cannot be relied on). Otherwise one key at a time.
 template <class E>
-void accumulate(const GroupShape& s, const float* qg, const typename E::T* k_cache, const typename E::T* v_cache, int b, int e, GroupState& st,
-                float* scores) {
+void accumulate(const GroupShape& s, const float* qg, const typename E::T* k_cache, const typename E::T* v_cache, const KeyChunk& c,
+                const KeyChunk& next, GroupState& st, float* scores) {
     const size_t head_off = static_cast<size_t>(s.kvh) * s.hd, stride = static_cast<size_t>(s.kv_dim);
-    for (int c0 = b; c0 < e; c0 += kChunk) {
-        const int n = std::min(kChunk, e - c0);
-        const typename E::T* k0 = k_cache + static_cast<size_t>(c0) * stride + head_off;
-        const typename E::T* v0 = v_cache + static_cast<size_t>(c0) * stride + head_off;
-        int j = 0;
+    const typename E::T* k_head = k_cache + head_off;
+    const typename E::T* v_head = v_cache + head_off;
+    const int n = c.n;
+    int j = 0;
 #ifdef WINNOW_AVX2
-        const bool vector_path = s.hd % 8 == 0;
-        if (vector_path) {
-            const int row_bytes = s.hd * static_cast<int>(sizeof(typename E::T));
-            for (int pj = 0; pj < std::min(kChunk, e - c0 - n); ++pj) // the next chunk's keys
-                for (int off = 0; off < row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(k0 + (n + pj) * stride) + off, _MM_HINT_T0);
-            for (int pj = 0; pj < n; ++pj) // this chunk's values, weighed in after the scores
-                for (int off = 0; off < row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(v0 + pj * stride) + off, _MM_HINT_T0);
-            for (; j + 8 <= n; j += 8)
-                for (int g = 0; g < s.heads; ++g) score8<E>(qg + static_cast<size_t>(g) * s.hd, k0 + j * stride, stride, s.hd, s.scale, scores + g * kChunk + j);
-        }
-#endif
-        for (; j < n; ++j)
-            for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_kv<E>(qg + static_cast<size_t>(g) * s.hd, k0 + j * stride, s.hd) * s.scale;
-        for (int g = 0; g < s.heads; ++g) softmax_update(st, g, s.hd, scores + g * kChunk, n);
-#ifdef WINNOW_AVX2
-        if (vector_path) {
-            for (int g = 0; g < s.heads; ++g) weigh_values_any<E>(st.o + static_cast<size_t>(g) * s.hd, scores + g * kChunk, v0, stride, n, s.hd);
-            continue;
-        }
-#endif
-        for (j = 0; j < n; ++j)
-            for (int g = 0; g < s.heads; ++g) axpy<E>(st.o + static_cast<size_t>(g) * s.hd, scores[g * kChunk + j], v0 + j * stride, s.hd);
+    const bool vector_path = s.hd % 8 == 0;
+    if (vector_path) {
+        const int row_bytes = s.hd * static_cast<int>(sizeof(typename E::T));
+        prefetch_rows<E>(k_head, next.idx, next.n, stride, row_bytes);
+        prefetch_rows<E>(v_head, c.idx, n, stride, row_bytes); // weighed in after the scores
+        for (; j + 8 <= n; j += 8)
+            for (int g = 0; g < s.heads; ++g) score8<E>(qg + static_cast<size_t>(g) * s.hd, k_head, c.idx + j, stride, s.hd, s.scale, scores + g * kChunk + j);
     }
+#endif
+    for (; j < n; ++j)
+        for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_kv<E>(qg + static_cast<size_t>(g) * s.hd, k_head + c.idx[j] * stride, s.hd) * s.scale;
+    for (int g = 0; g < s.heads; ++g) softmax_update(st, g, s.hd, scores + g * kChunk, n);
+#ifdef WINNOW_AVX2
+    if (vector_path) {
+        for (int g = 0; g < s.heads; ++g) weigh_values_any<E>(st.o + static_cast<size_t>(g) * s.hd, scores + g * kChunk, v_head, c.idx, stride, n, s.hd);
+        return;
+    }
+#endif
+    for (j = 0; j < n; ++j)
+        for (int g = 0; g < s.heads; ++g) axpy<E>(st.o + static_cast<size_t>(g) * s.hd, scores[g * kChunk + j], v_head + c.idx[j] * stride, s.hd);
 }
 
-// Adds the kept keys with indices [lo, hi) (counted along the runs) to the state.
+// Adds the kept keys with indices [lo, hi) (counted along the runs) to the state, a chunk at a time (the next chunk is
+// gathered first, for the prefetch).
 template <class E>
 void accumulate_range(const GroupShape& s, const float* qg, const typename E::T* k_cache, const typename E::T* v_cache, const int* runs, int n_runs,
                       int lo, int hi, GroupState& st, float* scores) {
-    int seen = 0;
-    for (int r = 0; r < n_runs && seen < hi; ++r) {
-        const int b = runs[2 * r], len = runs[2 * r + 1] - b;
-        const int from = std::max(0, lo - seen), to = std::min(len, hi - seen);
-        if (from < to) accumulate<E>(s, qg, k_cache, v_cache, b + from, b + to, st, scores);
-        seen += len;
+    KeyCursor cursor(runs, n_runs, lo, hi);
+    KeyChunk chunks[2];
+    cursor.next(chunks[0]);
+    for (int cur = 0; chunks[cur].n > 0; cur ^= 1) {
+        cursor.next(chunks[cur ^ 1]);
+        accumulate<E>(s, qg, k_cache, v_cache, chunks[cur], chunks[cur ^ 1], st, scores);
     }
 }
 
@@ -290,7 +361,7 @@ void attention_impl(const float* q, const typename E::T* k_cache, const typename
     const int hd = p.head_dim, n_kv = p.n_head_kv, heads = p.n_head / p.n_head_kv, pos0 = p.pos0;
     const int kv_dim = n_kv * hd, state_floats = heads * (hd + 2);
     // flags per row: the mask's blocks, or the finer selection units with query-aware selection
-    const int n_units = !p.mask ? 1 : p.select_blocks > 0 ? p.mask->n_blocks * (p.mask->block / p.key_summary.block) : p.mask->n_blocks;
+    const int n_units = !p.mask ? 1 : p.select_blocks > 0 ? selection_units(p) : p.mask->n_blocks;
     const bool spion = p.mask && p.mask->denominator == SparseDenominator::spion;
     // Splits per row: 1 when (row, KV head) tasks fill the cores; otherwise enough for ~8 tasks per thread, with at
     // least 256 keys per split.
@@ -302,6 +373,10 @@ void attention_impl(const float* q, const typename E::T* k_cache, const typename
     // reads every block summary, too much to repeat per part): runs, their count and the kept keys per row_kv.
     const int runs_stride = 2 * n_units + 2;
     std::vector<int> row_runs(splits > 1 ? static_cast<size_t>(base) * runs_stride : 0), row_n_runs(splits > 1 ? base : 0), kept_keys(splits > 1 ? base : 0);
+    // with splits and selection: the unit bounds of every row_kv, computed in bound_parts parts of >= 64 units each
+    const int n_sel = splits > 1 ? selection_units(p) : 0;
+    const int bound_parts = std::clamp(n_sel / 64, 1, 4 * n_threads);
+    std::vector<float> bounds(static_cast<size_t>(n_sel) * base);
     auto q_offset = [&](int t, int kvh) { return (static_cast<size_t>(t) * p.n_head + static_cast<size_t>(kvh) * heads) * hd; };
     auto dropped_as_zero = [&](int q_pos, int kept) { return spion ? static_cast<float>(q_pos + 1 - kept) : 0.0f; };
 
@@ -311,10 +386,19 @@ void attention_impl(const float* q, const typename E::T* k_cache, const typename
         std::vector<int> runs(splits > 1 ? 0 : runs_stride);
         SelectScratch select;
         if (splits > 1) {
+            if (n_sel > 0) { // every row's unit bounds, in parts of the units (a decode step has too few rows to share out)
+#pragma omp for schedule(dynamic)
+                for (int task = 0; task < base * bound_parts; ++task) {
+                    const int row_kv = task / bound_parts, part = task % bound_parts, t = row_kv / n_kv, kvh = row_kv % n_kv;
+                    unit_bounds(p, q + q_offset(t, kvh), heads, pos0 + t, kvh, static_cast<int>(static_cast<int64_t>(n_sel) * part / bound_parts),
+                                static_cast<int>(static_cast<int64_t>(n_sel) * (part + 1) / bound_parts), bounds.data() + static_cast<size_t>(row_kv) * n_sel);
+                }
+            }
 #pragma omp for schedule(dynamic)
             for (int row_kv = 0; row_kv < base; ++row_kv) {
                 const int t = row_kv / n_kv, kvh = row_kv % n_kv;
-                const RowFlags row = row_flags(p, q + q_offset(t, kvh), heads, pos0 + t, kvh, select);
+                const RowFlags row = n_sel > 0 ? select_units(p, pos0 + t, kvh, bounds.data() + static_cast<size_t>(row_kv) * n_sel, select)
+                                               : row_flags(p, q + q_offset(t, kvh), heads, pos0 + t, kvh, select);
                 row_n_runs[row_kv] = key_runs(row.flags, row.unit, pos0 + t, row_runs.data() + static_cast<size_t>(row_kv) * runs_stride, &kept_keys[row_kv]);
             }
         }
