@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,13 +23,15 @@
 
 namespace winnow::test::sampling {
 
-enum class Shape { random, ties, near_ties, with_neg_inf };
+enum class Shape { random, ties, near_ties, with_neg_inf, merged_by_temperature, four_equal };
 inline const char* name(Shape s) {
     switch (s) {
     case Shape::random: return "random";
     case Shape::ties: return "ties";
     case Shape::near_ties: return "near_ties";
     case Shape::with_neg_inf: return "neg_inf";
+    case Shape::merged_by_temperature: return "merged_by_temperature";
+    case Shape::four_equal: return "four_equal";
     }
     return "?";
 }
@@ -57,6 +60,27 @@ inline std::vector<float> make_logits(Shape shape, int64_t n, uint64_t seed) {
         for (int i = 0; i < 50 && i < n / 2; ++i) l[static_cast<size_t>(any(rng))] = -INFINITY;
         l[0] = -0.0f; // -0 and +0 are one value
         l[n > 1 ? 1 : 0] = 0.0f;
+        break;
+    case Shape::merged_by_temperature: {
+        // At the top, for each temperature of chains(), a pair one ulp apart (the larger value at the larger id) that
+        // the division by that temperature makes equal: llama.cpp's order then depends on whether top-p sorted first
+        for (auto& x : l) x = std::min(x, 5.0f);
+        int64_t at = 0;
+        float level = 12.0f;
+        for (float t : {0.7f, 1.5f, 0.8f, 1.3f, 3.0f, 0.6f}) { // (1.0 merges nothing)
+            float v = level;
+            for (int step = 0; step < 100000 && v / t != std::nextafter(v, 100.0f) / t; ++step) v = std::nextafter(v, 100.0f);
+            if (at + 2 * 37 + 1 >= n) break;
+            level -= 0.4f;
+            if (v / t != std::nextafter(v, 100.0f) / t) continue; // none near this level
+            l[static_cast<size_t>(at += 37)] = v;
+            l[static_cast<size_t>(at += 37)] = std::nextafter(v, 100.0f);
+        }
+        break;
+    }
+    case Shape::four_equal: // probabilities of exactly 1/4: top-p's masses meet 1 - top_p and top_p exactly (0.5)
+        for (auto& x : l) x = -INFINITY;
+        for (int64_t i = 0; i < 4 && i < n; ++i) l[static_cast<size_t>((i * 7919 + 11) % n)] = 2.5f;
         break;
     }
     return l;
@@ -132,33 +156,17 @@ struct Tally {
     std::string first_failure;
 };
 
-// The reference's token for (chain, u).
-using Reference = std::function<int32_t(const SamplingParams&, double u)>;
+// A sampler's token for (chain, u): the op under test, or the reference.
+using Picker = std::function<int32_t(const SamplingParams&, double u)>;
 
-// Runs be.sample over every chain and u and compares each token with the reference's.
-inline Tally compare(Backend& be, const std::vector<float>& logits, const std::vector<int32_t>& history, const std::vector<double>& us,
-                     const Reference& reference, const std::string& what) {
-    const int64_t n = static_cast<int64_t>(logits.size());
-    Tensor lt = be.alloc(GgmlType::F32, 1, n);
-    be.upload(logits.data(), lt);
-    Tensor ht = be.alloc(GgmlType::I32, static_cast<int64_t>(history.size()) + 1, 1);
-    if (!history.empty()) be.upload(history.data(), ht.rows_view(0, static_cast<int64_t>(history.size())));
-    Tensor ut = be.alloc(GgmlType::I32, 1, 2), tok = be.alloc(GgmlType::I32, 1, 1);
+// Compares the candidate's token with the reference's for every chain and u.
+inline Tally compare(const Picker& candidate, const Picker& reference, const std::vector<double>& us, const std::string& what) {
     Tally t;
     for (const SamplingParams& chain : chains()) {
         const bool greedy = chain.temperature <= 0.0f;
         for (size_t k = 0; k < (greedy ? 1 : us.size()); ++k) {
             const double u = us[k];
-            SampleParams p;
-            p.chain = chain;
-            p.history = &ht;
-            p.n_history = static_cast<int>(history.size());
-            p.u = &ut;
-            be.upload(&u, ut);
-            be.sample(lt, p, tok);
-            int32_t got = -1;
-            be.download(tok, &got);
-            const int32_t want = reference(chain, u);
+            const int32_t got = candidate(chain, u), want = reference(chain, u);
             ++t.compared;
             if (got == want) continue;
             if (!greedy && (got == reference(chain, std::max(0.0, u - 1e-12)) || got == reference(chain, std::min(u + 1e-12, 1.0 - 0x1.0p-53)))) {
@@ -173,8 +181,34 @@ inline Tally compare(Backend& be, const std::vector<float>& logits, const std::v
     return t;
 }
 
+// The backend's sample op on these logits and history (the window: all of it).
+inline Picker backend_picker(Backend& be, const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    struct Tensors { Tensor logits, history, u, token; };
+    auto t = std::make_shared<Tensors>();
+    const int64_t n = static_cast<int64_t>(logits.size());
+    t->logits = be.alloc(GgmlType::F32, 1, n);
+    be.upload(logits.data(), t->logits);
+    t->history = be.alloc(GgmlType::I32, static_cast<int64_t>(history.size()) + 1, 1);
+    if (!history.empty()) be.upload(history.data(), t->history.rows_view(0, static_cast<int64_t>(history.size())));
+    t->u = be.alloc(GgmlType::I32, 1, 2);
+    t->token = be.alloc(GgmlType::I32, 1, 1);
+    const int n_history = static_cast<int>(history.size());
+    return [&be, t, n_history](const SamplingParams& chain, double u) {
+        SampleParams p;
+        p.chain = chain;
+        p.history = &t->history;
+        p.n_history = n_history;
+        p.u = &t->u;
+        be.upload(&u, t->u);
+        be.sample(t->logits, p, t->token);
+        int32_t got = -1;
+        be.download(t->token, &got);
+        return got;
+    };
+}
+
 // The host chain as the reference.
-inline Reference host_chain(const std::vector<float>& logits, const std::vector<int32_t>& history) {
+inline Picker host_chain(const std::vector<float>& logits, const std::vector<int32_t>& history) {
     return [&logits, &history](const SamplingParams& chain, double u) { return SamplerChain(chain).run(logits, history, u); };
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
+#include "backend/cuda/sample_chain.cuh"
 #include "io/ggml_type.h"
 #include "model/model_config.h"
 
@@ -52,13 +53,7 @@ void launch_add(float* y, const float* x, int64_t rows, int64_t x_rows, int64_t 
 // when log_norm is not null. One block.
 void launch_top_k(const float* logits, int64_t n, int k, int32_t* ids, float* values, double* log_norm, cudaStream_t s);
 
-// The sampler chain as the sample kernel reads it (Backend::sample's SampleParams::chain). log_min_p is std::log(min_p)
-// taken on the host, so that the min-p threshold max + log(min_p) rounds as the host's does.
-struct SampleChain {
-    bool llama_order = false;
-    float temperature = 0, top_p = 1, min_p = 0, log_min_p = 0, repeat_penalty = 1;
-    int top_k = 0, repeat_last_n = -1;
-};
+// SampleChain (the chain's parameters as the kernel reads them): sample_chain.cuh.
 // Device scratch the sample kernel needs for a vocabulary of n; it must be zero-filled once before the first call
 // (the kernel leaves its bitmap of seen ids clear again).
 size_t sample_workspace_bytes(int64_t n);

@@ -1,0 +1,298 @@
+#pragma once
+// The sample kernel's algorithm (backend/cuda/sample.cu), written once over a thread-block policy so that the same
+// code runs as the CUDA kernel (a block of 1024 threads: shuffles, barriers, shared memory) and, in the tests, on the
+// host as a block of one thread (tests/ops/test_sample_kernel_logic.cpp), which checks the algorithm against the host
+// SamplerChain on a machine without a GPU. The CPU backend's sample op, the twin, is SamplerChain itself.
+//
+// Every filter of the chain keeps a prefix of the candidates in the order (value descending, id ascending), so the
+// kernel never sorts: a candidate set is a cut on the 64-bit position key
+//     key(v, i) = (~ordered_bits(v)) << 32 | i        (ascending key = the chain's order)
+// and each filter finds its cut as the smallest key for which a monotone predicate holds, by bisection: first on the
+// value half (32 steps), then on the id half within the tie group the cut falls in (only when that group has more
+// than one member). Top-k counts candidates (exact); top-p and the draw sum exp(v - max) in double, as the host does.
+//
+// What equals the host bit for bit: the penalty, temperature (IEEE float division), the top-k and min-p sets (log of
+// min_p is taken on the host), ties (lower id first) and greedy. What may differ in the last bits: the double sums
+// of top-p and the draw, which the host adds sequentially in sorted order and this code adds in a fixed tree, and
+// CUDA's double exp (1 ulp) against the host's. The chosen token is therefore the host's unless u (or 1 - top_p) lies
+// within about 1e-15 of a cumulative mass boundary. Deterministic: fixed reduction order, no atomics in any sum.
+//
+// The policy B provides: tid(), threads(), sync(); sum_d, sum_ll, min_ll, max_ll, max_f (block-wide, the same result
+// in every thread); atomic_or / atomic_and on 32-bit words; compact(key, mass, n, in_set) -> Set (the set's entries in
+// fast memory when few enough, else the arrays themselves).
+#include <climits>
+#include <cstdint>
+#include <cstring>
+
+#ifdef __CUDACC__
+#define WINNOW_SAMPLE_FN __device__ __forceinline__
+#else
+#include <algorithm>
+#include <cmath>
+#define WINNOW_SAMPLE_FN inline
+#endif
+
+namespace winnow::cuda {
+
+// The sampler chain as the sample kernel reads it (Backend::sample's SampleParams::chain). log_min_p is std::log(min_p)
+// taken on the host, so that the min-p threshold max + log(min_p) rounds as the host's does.
+struct SampleChain {
+    bool llama_order = false;
+    float temperature = 0, top_p = 1, min_p = 0, log_min_p = 0, repeat_penalty = 1;
+    int top_k = 0, repeat_last_n = -1;
+};
+
+namespace sample_chain {
+
+constexpr uint64_t kNone = ~0ull; // the key of an entry that is out of the set
+
+WINNOW_SAMPLE_FN uint32_t float_bits(float v) {
+#ifdef __CUDACC__
+    return __float_as_uint(v);
+#else
+    uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+#endif
+}
+WINNOW_SAMPLE_FN double exp_d(double x) {
+#ifdef __CUDACC__
+    return exp(x);
+#else
+    return std::exp(x);
+#endif
+}
+
+// Monotone map of floats to unsigned integers (-0 and +0 are one value, as the host's comparisons have them).
+WINNOW_SAMPLE_FN uint32_t ordered_bits(float v) {
+    if (v == 0.0f) v = 0.0f;
+    const uint32_t b = float_bits(v);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+WINNOW_SAMPLE_FN uint64_t position_key(float v, uint32_t id) { return (static_cast<uint64_t>(~ordered_bits(v)) << 32) | id; }
+// The largest key whose value half is hv: every candidate with that value.
+WINNOW_SAMPLE_FN uint64_t value_cap(uint32_t hv) { return (static_cast<uint64_t>(hv) << 32) | 0xFFFFFFFFu; }
+
+// A candidate set: m entries of (position key, exp mass); entries out of the set have key kNone and mass 0.
+struct Set {
+    const uint64_t* key;
+    const double* mass;
+    int m;
+};
+
+// Mass of the set's entries with key <= k (below) or key > k (!below).
+template <class B>
+WINNOW_SAMPLE_FN double mass_split(B& b, const Set& c, uint64_t k, bool below) {
+    double t = 0;
+    for (int i = b.tid(); i < c.m; i += b.threads()) {
+        const uint64_t key = c.key[i];
+        if (key != kNone && (key <= k) == below) t += c.mass[i];
+    }
+    return b.sum_d(t);
+}
+
+// The smallest key k of the set for which pred(k) holds, where pred is monotone in k (false, then true), holds at
+// kNone (every entry included) and changes only at entries' keys. Every thread calls pred with the same k.
+template <class B, class Pred>
+WINNOW_SAMPLE_FN uint64_t smallest_key(B& b, const Set& c, Pred pred) {
+    uint32_t lo = 0, hi = 0xFFFFFFFFu;
+    while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo) / 2;
+        if (pred(value_cap(mid))) hi = mid;
+        else lo = mid + 1;
+    }
+    // the tie group the cut falls in: its ids span [first, last]; bisect on them only when there are several
+    long long first = LLONG_MAX, last = -1;
+    for (int i = b.tid(); i < c.m; i += b.threads()) {
+        const uint64_t key = c.key[i];
+        if (key != kNone && static_cast<uint32_t>(key >> 32) == lo) {
+            const long long id = static_cast<long long>(key & 0xFFFFFFFFu);
+            first = id < first ? id : first;
+            last = id > last ? id : last;
+        }
+    }
+    first = b.min_ll(first);
+    last = b.max_ll(last);
+    if (last < 0) return value_cap(lo); // no entry there (pred held before any: callers rule this out)
+    const uint64_t base = static_cast<uint64_t>(lo) << 32;
+    uint32_t ilo = static_cast<uint32_t>(first), ihi = static_cast<uint32_t>(last);
+    while (ilo < ihi) {
+        const uint32_t mid = ilo + (ihi - ilo) / 2;
+        if (pred(base | mid)) ihi = mid;
+        else ilo = mid + 1;
+    }
+    return base | ilo;
+}
+
+// The inputs of one call (launch_sample's arguments); scratch: work (n floats), key (n), mass (n), seen (n bits,
+// clear between calls).
+struct Args {
+    const float* logits;
+    int n;
+    SampleChain c;
+    int32_t* history; // may be null
+    int capacity;
+    int n_history;
+    const int32_t* n_history_dev; // may be null
+    const double* u;              // may be null when greedy
+    bool append;
+    int32_t* token;
+    float* work;
+    uint64_t* key;
+    double* mass;
+    uint32_t* seen;
+};
+
+template <class B>
+WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
+    const int tid = b.tid(), nt = b.threads(), n = a.n;
+    const SampleChain& c = a.c;
+    float* work = a.work;
+    int nh = a.n_history_dev ? *a.n_history_dev : a.n_history;
+    nh = nh < 0 ? 0 : nh > a.capacity ? a.capacity : nh;
+
+    auto finish = [&](int32_t id) {
+        if (tid == 0) {
+            *a.token = id;
+            if (a.append && a.history && nh < a.capacity) a.history[nh] = id;
+        }
+    };
+
+    // ---- penalty over the distinct ids of the window (the host's unordered_set): the first thread to mark an id
+    // in `seen` applies it; the marks are cleared again for the next call
+    for (int i = tid; i < n; i += nt) work[i] = a.logits[i];
+    b.sync();
+    int from = 0;
+    if (c.repeat_last_n >= 0 && nh > c.repeat_last_n) from = nh - c.repeat_last_n;
+    if (c.repeat_penalty != 1.0f && a.history) {
+        for (int j = from + tid; j < nh; j += nt) {
+            const int32_t id = a.history[j];
+            if (id < 0 || id >= n) continue;
+            const uint32_t bit = 1u << (id & 31);
+            if (!(b.atomic_or(&a.seen[id >> 5], bit) & bit)) {
+                const float l = work[id];
+                work[id] = l > 0 ? l / c.repeat_penalty : l * c.repeat_penalty;
+            }
+        }
+        b.sync();
+        for (int j = from + tid; j < nh; j += nt) {
+            const int32_t id = a.history[j];
+            if (id >= 0 && id < n) b.atomic_and(&a.seen[id >> 5], ~(1u << (id & 31)));
+        }
+    }
+
+    // ---- greedy: the first maximum (std::max_element)
+    if (c.temperature <= 0.0f) {
+        float bv = -INFINITY;
+        int bi = INT_MAX;
+        for (int i = tid; i < n; i += nt) {
+            const float v = work[i];
+            if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
+        }
+        const float mx = b.max_f(bv);
+        const long long first = b.min_ll(bv == mx ? bi : LLONG_MAX);
+        finish(first == LLONG_MAX ? 0 : static_cast<int32_t>(first));
+        return;
+    }
+
+    // ---- the filters' values v: HF divides by the temperature first, llama.cpp last (below, for the draw only)
+    if (!c.llama_order) {
+        b.sync();
+        for (int i = tid; i < n; i += nt) work[i] = work[i] / c.temperature;
+    }
+    b.sync();
+    float vmax = -INFINITY;
+    for (int i = tid; i < n; i += nt) vmax = work[i] > vmax ? work[i] : vmax;
+    vmax = b.max_f(vmax);
+
+    uint64_t cut = kNone; // candidates: position_key(v, i) <= cut
+    // ---- top-k: the k-th largest value; every candidate reaching it stays (ties at the boundary, as the host)
+    if (c.top_k > 0 && c.top_k < n) {
+        uint32_t lo = 0, hi = 0xFFFFFFFFu;
+        while (lo < hi) {
+            const uint32_t mid = lo + (hi - lo) / 2;
+            long long cnt = 0;
+            for (int i = tid; i < n; i += nt) cnt += position_key(work[i], static_cast<uint32_t>(i)) <= value_cap(mid);
+            if (b.sum_ll(cnt) >= c.top_k) hi = mid;
+            else lo = mid + 1;
+        }
+        cut = value_cap(lo);
+    }
+
+    // ---- top-p over the candidates' softmax (probabilities of v, whichever order)
+    bool top_p_ran = false;
+    if (c.top_p < 1.0f) {
+        long long in = 0;
+        for (int i = tid; i < n; i += nt) {
+            const uint64_t k = position_key(work[i], static_cast<uint32_t>(i));
+            const bool keep = k <= cut;
+            a.key[i] = keep ? k : kNone;
+            a.mass[i] = keep ? exp_d(static_cast<double>(work[i]) - static_cast<double>(vmax)) : 0.0;
+            in += keep;
+        }
+        in = b.sum_ll(in); // (its barrier also publishes key / mass)
+        if (in > 1) {      // the host's top-p leaves a single candidate alone
+            top_p_ran = true;
+            const Set set = b.compact(a.key, a.mass, n, in);
+            const double total = mass_split(b, set, kNone, true);
+            uint64_t last;
+            if (!c.llama_order) {
+                // HF: a candidate stays when the mass of it and everything after it is > 1 - top_p; the last one kept
+                // is the first whose successors' mass is <= 1 - top_p
+                const double drop = 1.0 - static_cast<double>(c.top_p);
+                last = smallest_key(b, set, [&](uint64_t k) { return mass_split(b, set, k, false) / total <= drop; });
+            } else {
+                // llama.cpp: the shortest prefix whose mass reaches top_p
+                const double need = c.top_p;
+                last = smallest_key(b, set, [&](uint64_t k) { return mass_split(b, set, k, true) / total >= need; });
+            }
+            cut = last < cut ? last : cut;
+        }
+    }
+
+    // ---- min-p: v >= max + log(min_p), in float as the host computes it
+    if (c.min_p > 0.0f) {
+        const uint64_t k = value_cap(~ordered_bits(vmax + c.log_min_p));
+        cut = k < cut ? k : cut;
+    }
+
+    // ---- the draw: softmax of d (llama.cpp: v / temperature now) over the candidates, in the host's order: by v when
+    // llama.cpp's top-p sorted the candidates before the temperature (its stable sort keeps that order among ties
+    // the division makes), else by d; ties by id
+    const bool by_d = c.llama_order && !top_p_ran;
+    const float dmax = c.llama_order ? vmax / c.temperature : vmax;
+    long long in = 0;
+    b.sync(); // key / mass may still be read by the top-p search
+    for (int i = tid; i < n; i += nt) {
+        const float v = work[i];
+        const bool keep = position_key(v, static_cast<uint32_t>(i)) <= cut;
+        const float d = c.llama_order ? v / c.temperature : v;
+        a.key[i] = keep ? position_key(by_d ? d : v, static_cast<uint32_t>(i)) : kNone;
+        a.mass[i] = keep ? exp_d(static_cast<double>(d) - static_cast<double>(dmax)) : 0.0;
+        in += keep;
+    }
+    in = b.sum_ll(in);
+    const Set set = b.compact(a.key, a.mass, n, in);
+    const double total = mass_split(b, set, kNone, true);
+    const double u = *a.u;
+    // the first candidate whose cumulative probability exceeds u. The whole set's mass over itself is exactly 1 here
+    // (the same sum twice), so only u >= 1 finds none; the host then takes the last candidate, and so does this.
+    if (!(u < 1.0)) {
+        long long hv = -1, id = -1; // the largest key, as its value half and then its id
+        for (int i = tid; i < set.m; i += nt)
+            if (set.key[i] != kNone) hv = hv > static_cast<long long>(set.key[i] >> 32) ? hv : static_cast<long long>(set.key[i] >> 32);
+        hv = b.max_ll(hv);
+        for (int i = tid; i < set.m; i += nt)
+            if (set.key[i] != kNone && static_cast<long long>(set.key[i] >> 32) == hv)
+                id = id > static_cast<long long>(set.key[i] & 0xFFFFFFFFu) ? id : static_cast<long long>(set.key[i] & 0xFFFFFFFFu);
+        id = b.max_ll(id);
+        finish(static_cast<int32_t>(id < 0 ? 0 : id));
+        return;
+    }
+    const uint64_t pick = smallest_key(b, set, [&](uint64_t k) { return u < mass_split(b, set, k, true) / total; });
+    finish(static_cast<int32_t>(pick & 0xFFFFFFFFu));
+}
+
+} // namespace sample_chain
+
+} // namespace winnow::cuda

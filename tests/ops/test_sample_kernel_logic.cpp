@@ -1,0 +1,141 @@
+// The CUDA sample kernel's algorithm (backend/cuda/sample_chain.cuh) run on the host, as a block of 1 or 3 threads
+// (std::thread and a barrier standing in for the warp shuffles and __syncthreads), against the host SamplerChain on
+// the harness's logit shapes x chains x u values: the kernel's logic (position keys, the bisections, the top-p and
+// draw predicates, llama.cpp's order of ties after the temperature, the penalty's window and de-duplication, the
+// compaction) is checked on a machine without a GPU. The CUDA build of the same code is compared with the CPU
+// backend's op by tests/gpu/test_cuda_sample.cpp and the op harness on the GPU machine.
+#include <atomic>
+#include <barrier>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "backend/cuda/sample_chain.cuh"
+#include "sample_cases.h"
+
+namespace {
+
+using namespace winnow;
+using namespace winnow::test::sampling;
+namespace sc = winnow::cuda::sample_chain;
+
+// What the threads of one emulated block share.
+struct Common {
+    explicit Common(int nt) : bar(nt), d(nt), ll(nt), f(nt) {}
+    std::barrier<> bar;
+    std::vector<double> d;
+    std::vector<long long> ll;
+    std::vector<float> f;
+    std::vector<uint64_t> key; // the compacted set ("shared memory")
+    std::vector<double> mass;
+};
+
+// The policy sample_chain::run expects, for thread t of nt. Reductions combine the threads' values in thread order.
+struct HostBlock {
+    Common& c;
+    int t, nt, compact_limit;
+    int tid() const { return t; }
+    int threads() const { return nt; }
+    void sync() { c.bar.arrive_and_wait(); }
+    template <class T, class Op>
+    T reduce(std::vector<T>& slot, T v, Op op) {
+        slot[t] = v;
+        sync();
+        T r = slot[0];
+        for (int w = 1; w < nt; ++w) r = op(r, slot[w]);
+        sync();
+        return r;
+    }
+    double sum_d(double v) { return reduce(c.d, v, [](double a, double b) { return a + b; }); }
+    long long sum_ll(long long v) { return reduce(c.ll, v, [](long long a, long long b) { return a + b; }); }
+    long long min_ll(long long v) { return reduce(c.ll, v, [](long long a, long long b) { return std::min(a, b); }); }
+    long long max_ll(long long v) { return reduce(c.ll, v, [](long long a, long long b) { return std::max(a, b); }); }
+    float max_f(float v) { return reduce(c.f, v, [](float a, float b) { return a > b ? a : b; }); }
+    uint32_t atomic_or(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_or(bits); }
+    uint32_t atomic_and(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_and(bits); }
+    sc::Set compact(const uint64_t* key, const double* mass, int n, long long in_set) {
+        if (in_set > compact_limit) return {key, mass, n};
+        sync();
+        if (t == 0) {
+            c.key.clear();
+            c.mass.clear();
+            for (int i = 0; i < n; ++i)
+                if (key[i] != sc::kNone) c.key.push_back(key[i]), c.mass.push_back(mass[i]);
+        }
+        sync();
+        return {c.key.data(), c.mass.data(), static_cast<int>(in_set)};
+    }
+};
+
+// The kernel's algorithm as a Picker: scratch like the device's (the seen bits persist between calls, as they do in
+// the backend's workspace, so a mark left behind would show up in later calls).
+struct KernelOnHost {
+    KernelOnHost(const std::vector<float>& logits, const std::vector<int32_t>& history, int threads, int compact_limit)
+        : logits(logits), history(history), threads(threads), compact_limit(compact_limit), work(logits.size()), key(logits.size()),
+          mass(logits.size()), seen((logits.size() + 31) / 32) {
+        this->history.push_back(-7); // room for an append, never read as part of the window
+    }
+    int32_t operator()(const SamplingParams& chain, double u) {
+        cuda::SampleChain c;
+        c.llama_order = chain.order == SamplerOrder::llama_cpp;
+        c.temperature = chain.temperature;
+        c.top_k = chain.top_k;
+        c.top_p = chain.top_p;
+        c.min_p = chain.min_p;
+        c.log_min_p = chain.min_p > 0.0f ? std::log(chain.min_p) : 0.0f;
+        c.repeat_penalty = chain.repeat_penalty;
+        c.repeat_last_n = chain.repeat_last_n;
+        int32_t token = -1;
+        sc::Args a{logits.data(), static_cast<int>(logits.size()), c, history.data(), static_cast<int>(history.size()),
+                   static_cast<int>(history.size()) - 1, nullptr, &u, false, &token, work.data(), key.data(), mass.data(), seen.data()};
+        Common common(threads);
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] {
+                HostBlock b{common, t, threads, compact_limit};
+                sc::run(b, a);
+            });
+        for (auto& th : pool) th.join();
+        for (uint32_t w : seen) EXPECT_EQ(w, 0u) << "the penalty left a mark in the seen bits";
+        return token;
+    }
+    std::vector<float> logits;
+    std::vector<int32_t> history;
+    int threads, compact_limit;
+    std::vector<float> work;
+    std::vector<uint64_t> key;
+    std::vector<double> mass;
+    std::vector<uint32_t> seen;
+};
+
+void expect_kernel_matches_chain(Shape shape, int64_t n, int threads, int compact_limit, int random_u) {
+    const auto logits = make_logits(shape, n, 1000 + static_cast<uint64_t>(n));
+    const auto history = make_history(n, 100, 7, logits);
+    const std::string what = std::string(name(shape)) + " vocab " + std::to_string(n) + " threads " + std::to_string(threads) +
+                             " compact " + std::to_string(compact_limit);
+    const Tally t = compare(KernelOnHost(logits, history, threads, compact_limit), host_chain(logits, history), uniforms(99, random_u), what);
+    std::printf("%s: %zu tokens compared, %zu on a rounding boundary, %zu differ\n", what.c_str(), t.compared, t.near_boundary, t.mismatches);
+    EXPECT_EQ(t.mismatches, 0u) << t.first_failure;
+    EXPECT_LE(t.near_boundary, t.compared / 100) << "rounding-boundary cases should be rare";
+}
+
+// One thread: the algorithm itself, in global memory (no compaction) and compacted.
+TEST(SampleKernelOnHost, OneThreadMatchesTheChain) {
+    for (Shape s : {Shape::random, Shape::ties, Shape::near_ties, Shape::with_neg_inf, Shape::merged_by_temperature,
+                    Shape::four_equal})
+        for (int limit : {0, 2048}) expect_kernel_matches_chain(s, 1003, 1, limit, 6);
+    expect_kernel_matches_chain(Shape::ties, 7, 1, 2048, 6);
+}
+
+TEST(SampleKernelOnHost, OneThreadMatchesTheChainOnTheSmolLm2Vocabulary) {
+    expect_kernel_matches_chain(Shape::random, 49152, 1, 2048, 1);
+    expect_kernel_matches_chain(Shape::ties, 49152, 1, 2048, 1);
+}
+
+// Three threads: strided loops, every block-wide value reduced, the penalty's marks set and cleared concurrently.
+TEST(SampleKernelOnHost, ThreeThreadsMatchTheChain) {
+    for (Shape s : {Shape::ties, Shape::near_ties}) expect_kernel_matches_chain(s, 1003, 3, 2048, 2);
+    expect_kernel_matches_chain(Shape::random, 1003, 3, 0, 2);
+}
+
+} // namespace
