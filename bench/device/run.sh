@@ -3,7 +3,8 @@
 # bench/device/prepare.sh's payload has been carried there (see prepare.sh). Budget: under 8 minutes. Writes its
 # reports under $OUT (fetched back by the device tool) and prints a short summary last.
 #   1. op harness, CUDA vs the double reference (every op x type x shape)
-#   2. GPU tests: dequantize bit-exactness, CUDA decoder vs CPU decoder (tiny models, SmolLM2 Q4_1, F16/BF16 caches)
+#   2. GPU tests: dequantize bit-exactness, CUDA decoder vs CPU decoder (tiny models, SmolLM2 Q4_1, F16/BF16 caches),
+#      the sample op vs its CPU twin (and recorded, and in generation; its time per call is printed in gpu-tests.txt)
 #   3. compute-sanitizer memcheck on the harness and on one generate run
 #   4. greedy SmolLM2 Q4_1, 10 prompts x 32 tokens: --device cuda vs --device cpu token for token
 #   5. bench decode --device cuda (pp512, tg128, us/token, GB/s, % of the measured copy roofline; with and without the
@@ -39,8 +40,12 @@ note "gpu tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-tests.txt"
 
 if command -v compute-sanitizer >/dev/null; then
   timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
-    $W/bin/winnow_ops_tests --gtest_filter='*cuda*:-*head_49152*' > "$OUT/sanitizer-ops.txt" 2>&1
+    $W/bin/winnow_ops_tests --gtest_filter='*cuda*:-*head_49152*:*cuda__sample*' > "$OUT/sanitizer-ops.txt" 2>&1
   note "compute-sanitizer memcheck, op harness: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-ops.txt" | tail -1)"
+  # the sample op's harness cases are thousands of calls: under memcheck, a subset that takes every path of the kernel
+  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
+    $W/bin/winnow_gpu_tests --gtest_filter='CudaSample.SanitizerSubset:CudaSample.RecordedOpReplaysWithNewUAndLength' > "$OUT/sanitizer-sample.txt" 2>&1
+  note "compute-sanitizer memcheck, sample op: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-sample.txt" | tail -1)"
   if [ -f $model ]; then
     timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
       $W/bin/winnow generate -m $model -p "The capital of France is" -n 8 --device cuda > "$OUT/sanitizer-generate.txt" 2>&1
