@@ -50,8 +50,8 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 int cmd_bench_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
-                rotations_arg = "none";
-    int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0;
+                rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched";
+    int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000;
     double tune_share = 0.2;
     bool json_out = false;
     po::options_description opts("winnow bench head options");
@@ -68,6 +68,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "head-threads", po::value(&head_threads)->default_value(0), "threads for the exact and the fast head (0 = all cores)")(
         "rotate", po::value(&rotations_arg)->default_value(rotations_arg),
         "comma-separated bases for the faithful head: none, pca (the principal axes of the tuning queries: head A R, queries R^T x)")(
+        "pca-windows", po::value(&pca_windows)->default_value(pca_windows),
+        "the pca basis is fit on the states of this many windows of the tuning region, less those that are calibration windows (0: on the calibration queries themselves)")(
+        "exact-prefix", po::value(&prefixes_arg)->default_value(prefixes_arg),
+        "comma-separated exact prefixes for the faithful head: every arm reads the query's m heaviest columns exactly, only the rest is sampled (0 = the reference)")(
+        "pulls", po::value(&pulls_arg)->default_value(pulls_arg),
+        "comma-separated PullToVar modes of the faithful head's warm-up and elimination: batched (the reference: the whole set to one prefix), per-arm (only the arms above their target)")(
+        "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "with an exact prefix: tail columns every arm reads before its variance is used")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
@@ -84,6 +91,20 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     for (std::string v; std::getline(rs, v, ',');) {
         if (v != "none" && v != "pca") throw Error(ErrorKind::invalid_argument, "--rotate: '" + v + "' is not none or pca");
         rotations.push_back(v);
+    }
+    std::vector<int> prefixes;
+    std::stringstream ps(prefixes_arg);
+    for (std::string v; std::getline(ps, v, ',');) {
+        int m = -1;
+        try { m = std::stoi(v); } catch (const std::exception&) {}
+        if (m < 0) throw Error(ErrorKind::invalid_argument, "--exact-prefix: '" + v + "' is not a column count >= 0");
+        prefixes.push_back(m);
+    }
+    std::vector<bool> batched_modes;
+    std::stringstream bs(pulls_arg);
+    for (std::string v; std::getline(bs, v, ',');) {
+        if (v != "batched" && v != "per-arm") throw Error(ErrorKind::invalid_argument, "--pulls: '" + v + "' is not batched or per-arm");
+        batched_modes.push_back(v == "batched");
     }
     std::vector<double> confidences;
     std::stringstream cs(confidences_arg);
@@ -135,7 +156,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     // the queries an algorithm sees (rotated ones for a rotated head); truths stay those of the unrotated head
     auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence,
-                             const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q, const std::string& basis) {
+                             const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q, const std::string& basis,
+                             const head::FaithfulOptions& fo) {
         for (double delta : {0.01, 0.05, 0.1}) {
             head::AdaptiveParams p = base;
             p.delta = delta;
@@ -162,6 +184,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             nlohmann::ordered_json row;
             row["variant"] = label;
             row["basis"] = basis;
+            row["exact_prefix"] = fo.exact_prefix;
+            row["tail_pilot"] = fo.exact_prefix > 0 ? fo.tail_pilot : 0;
+            row["pulls"] = fo.batched_warmup && fo.batched_elimination ? "batched" : "per-arm";
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["delta"] = delta;
@@ -189,17 +214,47 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     for (double confidence : confidences)
         for (const auto& v : variants) {
             if (v == "fast") {
-                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none");
+                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", {});
                 continue;
             }
             for (const auto& basis : rotations) {
+                auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {
+                    for (int m : prefixes)
+                        for (bool batched : batched_modes) {
+                            const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched};
+                            head::AdaptiveSoftmax faithful(M, n, d, fo);
+                            bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
+                        }
+                };
                 if (basis == "none") {
-                    head::AdaptiveSoftmax faithful(A, n, d);
-                    bench_variant(faithful, "faithful", 1, confidence, tune, test, basis);
+                    faithful_rows(A, tune, test);
                     continue;
                 }
-                // PCA of the tuning queries only: the test queries never shape the basis
-                const head::HeadRotation rot = head::pca_rotation(tune, d);
+                // PCA of states from the tuning region only (the test queries never shape the basis), and not of the
+                // calibration queries themselves: 200 states span only 200 of the 576 dimensions, so in a basis fit on
+                // them the calibration queries have no energy in the trailing axes while every other query has some,
+                // and the factors calibrated on them are too aggressive for held-out queries.
+                std::vector<std::vector<float>> pca_states;
+                if (pca_windows > 0) {
+                    const HeadQueries ps = collect_head_queries(*model, text_path, {.window = window, .n_tune = pca_windows, .n_test = 0, .tune_share = tune_share},
+                                                                threads, cache.empty() ? cache : cache + ".pca");
+                    const auto tune_starts = head::window_starts(0, hq.boundary, window, n_tune, "tuning");
+                    const auto pca_starts = head::window_starts(0, hq.boundary, window, pca_windows, "tuning");
+                    for (size_t q = 0; q < ps.tune.size(); ++q)
+                        if (!std::binary_search(tune_starts.begin(), tune_starts.end(), pca_starts[q])) pca_states.push_back(ps.tune[q]);
+                    std::fprintf(stderr, "pca basis: fit on %zu states of the tuning region (%zu windows less the calibration windows)\n", pca_states.size(), ps.tune.size());
+                }
+                const head::HeadRotation rot = head::pca_rotation(pca_windows > 0 ? pca_states : tune, d);
+                auto energy_of = [&](const std::vector<std::vector<float>>& set, int k) {
+                    double lead = 0, total = 0;
+                    for (const auto& x : set) {
+                        const auto y = head::rotate_query(x, rot);
+                        for (int j = 0; j < d; ++j) (j < k ? lead : total) += static_cast<double>(y[j]) * y[j];
+                    }
+                    return lead / (lead + total);
+                };
+                std::fprintf(stderr, "pca basis: share of the energy in the first 8 / 32 / 128 axes: calibration queries %.3f / %.3f / %.3f, test queries %.3f / %.3f / %.3f\n",
+                             energy_of(tune, 8), energy_of(tune, 32), energy_of(tune, 128), energy_of(test, 8), energy_of(test, 32), energy_of(test, 128));
                 const std::vector<float> AR = head::rotate_head(A, n, rot);
                 std::vector<std::vector<float>> tune_r, test_r;
                 for (const auto& x : tune) tune_r.push_back(head::rotate_query(x, rot));
@@ -216,8 +271,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 }
                 std::fprintf(stderr, "pca basis: exact answers of the rotated head vs the unrotated: %d top-k differences in %zu queries, max relative p_top difference %.2g\n",
                              flips, test.size(), worst_p);
-                head::AdaptiveSoftmax faithful(AR, n, d);
-                bench_variant(faithful, "faithful", 1, confidence, tune_r, test_r, basis);
+                faithful_rows(AR, tune_r, test_r);
             }
         }
     nlohmann::ordered_json report;
@@ -234,6 +288,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     report["tune_region_tokens"] = hq.boundary; // calibration windows lie in tokens [0, boundary), test windows after it
     report["model_hash"] = head::model_content_hash(model->path());
     report["test"] = test.size();
+    report["pca_windows"] = pca_windows; // the pca basis's states: this many tuning-region windows less the calibration ones
+    report["tail_pilot"] = tail_pilot;
     report["epsilon"] = 0.3;
     report["rows"] = rows;
     report["paper_gpt2_wikitext2"] = {{"delta_0.01", "6.87x / 98.1%"}, {"delta_0.05", "7.67x / 94.8%"}, {"delta_0.10", "8.30x / 89.2%"}};
@@ -258,17 +314,17 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 std::filesystem::path(model->path()).filename().c_str(), n, d, ggml_type_name(W.type), test.size(), text_path.c_str(), hash.c_str(), window);
     std::printf("calibration windows from tokens [0, %zu), test windows from [%zu, %zu); budget met = the calibrated factors kept the tuning failures within the budget (no: even f = 1 did not, the factors are 1)\n",
                 hq.boundary, hq.boundary, hq.text_tokens);
-    std::printf("| variant | basis | threads | conf. | delta | budget met | gain | success | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
-    std::printf("| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    std::printf("| variant | basis | exact prefix | pulls | threads | conf. | delta | budget met | gain | success | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
+    std::printf("| --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (auto& r : rows)
-        std::printf("| %s | %s | %d | %.2g | %.2f | %s | %.2fx | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
-                    r["variant"].get<std::string>().c_str(), r["basis"].get<std::string>().c_str(), r["threads"].get<int>(), r["calibration_confidence"].get<double>(), r["delta"].get<double>(),
+        std::printf("| %s | %s | %d | %s | %d | %.2g | %.2f | %s | %.2fx | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
+                    r["variant"].get<std::string>().c_str(), r["basis"].get<std::string>().c_str(), r["exact_prefix"].get<int>(), r["pulls"].get<std::string>().c_str(), r["threads"].get<int>(), r["calibration_confidence"].get<double>(), r["delta"].get<double>(),
                     r["calibration_met"].get<bool>() ? "yes" : "no", r["gain"].get<double>(),
                     100 * r["success"].get<double>(), r["fudge_best"].get<double>(), r["fudge_norm"].get<double>(), r["warmup_fraction"].get<double>(),
                     r["best_arm_fraction"].get<double>(), r["normalizer_fraction"].get<double>(), r["multiply_adds_fraction"].get<double>(),
                     r["bytes_read_vs_stored_head"].get<double>(), r["exact_head_ms"].get<double>(), r["adaptive_head_ms"].get<double>(),
                     r["wall_clock_speedup"].get<double>());
-    std::printf("| paper GPT-2 / WikiText-2 (authors' result files) | | | | 0.01 / 0.05 / 0.10 | | 6.87x / 7.67x / 8.30x | 98.1%% / 94.8%% / 89.2%% | | | | | | | | | | |\n");
+    std::printf("| paper GPT-2 / WikiText-2 (authors' result files) | | | | | | 0.01 / 0.05 / 0.10 | | 6.87x / 7.67x / 8.30x | 98.1%% / 94.8%% / 89.2%% | | | | | | | | | | |\n");
     return 0;
 }
 

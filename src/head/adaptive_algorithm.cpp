@@ -58,6 +58,26 @@ ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const f
     return o;
 }
 
+void lead_with_exact_prefix(ColumnOrder& order, int m) {
+    m = std::clamp(m, 0, order.size());
+    std::vector<int> idx(order.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    // the m largest shares, largest first (ties: lower column), then the rest in their key order
+    std::partial_sort(idx.begin(), idx.begin() + m, idx.end(), [&](int a, int b) {
+        return order.share[a] != order.share[b] ? order.share[a] > order.share[b] : order.column[a] < order.column[b];
+    });
+    std::stable_sort(idx.begin() + m, idx.end()); // the tail back in key order (idx order = key order)
+    ColumnOrder o;
+    for (int t : idx) {
+        o.column.push_back(order.column[t]);
+        o.key.push_back(order.key[t]);
+        o.share.push_back(order.share[t]);
+    }
+    o.mean_abs_x = order.mean_abs_x;
+    o.exact_prefix = m;
+    order = std::move(o);
+}
+
 double sum_exp(const float* v, size_t n, float shift, float* terms) {
     double total = 0;
     size_t i = 0;

@@ -86,6 +86,7 @@ struct ColumnOrder {
     std::vector<double> key;     // its key (descending)
     std::vector<double> share;   // its s_j / sum s, the probability of drawing it first
     double mean_abs_x = 0;       // mean |x_j| over the sampled columns
+    int exact_prefix = 0;        // the first this many columns are read exactly by every arm (lead_with_exact_prefix)
     int size() const { return static_cast<int>(column.size()); }
     // The sub-Gaussian proxy of one pull: sigma2_A mean|x|^2 d'^2 beta^2.
     double sigma2(double sigma2_atoms, double beta) const {
@@ -93,6 +94,15 @@ struct ColumnOrder {
     }
 };
 ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const float> x, uint64_t noise_seed);
+
+// A departure from the reference (issue 14): moves the m columns with the largest s_j = w_j |x_j| (ties: lower
+// column first) to the front of the order, largest first, to be read exactly by every arm; the other columns keep
+// their Gumbel order. The choice depends on x only, so the rest of the order is still a weighted sample without
+// replacement of the remaining columns (their keys are untouched), and a Horvitz-Thompson estimate of the tail uses
+// the tail's threshold key only. In a basis where a few coordinates carry most of each logit (the PCA basis of
+// head/rotation.h) the estimate is then exact on them, and its variance comes from the tail alone.
+// m is clamped to [0, order.size()]; sets order.exact_prefix.
+void lead_with_exact_prefix(ColumnOrder& order, int m);
 
 // sum_i exp(v[i] - shift) with the 8-lane exp of backend/cpu/simd.h (relative error 2e-7 per term) in fp32 lanes and a
 // double total; the terms are written to `terms` when not null. The fast head's normalizer weights and log-normalizer

@@ -34,15 +34,21 @@ struct AdaptiveSoftmax::Query {
     std::vector<double> key;       // keys in perm order (descending)
     std::vector<int32_t> perm;     // column order: every prefix is a weighted sample without replacement
     double sigma2 = 0;             // sub-Gaussian proxy for one pull
+    int m = 0;                     // the exact prefix: perm[0, m) is read exactly by every arm (FaithfulOptions)
+    int floor_T = 0;               // with an exact prefix, no arm stops between 0 and m + tail_pilot reads
     std::vector<int> T;            // per-arm prefix length
     std::vector<double> mu, var;
+    std::vector<double> exact_part; // per arm: sum over the exact prefix of A_ij x_j (computed once)
     AdaptiveCost cost;
     std::vector<std::vector<double>> rho_cache; // inclusion probabilities per prefix length (index: T)
 
     Query(const AdaptiveSoftmax& owner, std::span<const float> xq, double b, uint64_t noise_seed) : h(owner), x(xq), beta(b) {
         const int n = h.n_;
         ColumnOrder order = gumbel_column_order(h.stats_.l1, x, noise_seed);
+        if (h.options_.exact_prefix > 0) lead_with_exact_prefix(order, h.options_.exact_prefix);
+        m = order.exact_prefix;
         dp = order.size();
+        floor_T = m > 0 ? std::min(dp, m + std::max(0, h.options_.tail_pilot)) : 0;
         sigma2 = order.sigma2(h.stats_.sigma2_atoms, beta);
         perm = std::move(order.column);
         key = std::move(order.key);
@@ -50,49 +56,61 @@ struct AdaptiveSoftmax::Query {
         T.assign(n, 0);
         mu.assign(n, 0.0);
         var.assign(n, kInf);
+        exact_part.assign(n, 0.0);
         cost.d_prime = dp;
         cost.baseline = static_cast<int64_t>(n) * dp;
         rho_cache.resize(dp + 1);
         if (h.recorder_) h.recorder_->begin_query(n, h.d_, perm);
     }
 
-    // rho_t = P(column perm[t] is in a prefix of length T | the threshold tau_T), for t < T.
+    // rho_t = P(column perm[t] is in a prefix of length T | the threshold tau_T), for t < T. The exact prefix's
+    // columns are in every prefix (rho = 1); the tail's threshold is the tail's own (T+1)-th key.
     const std::vector<double>& rho(int t_len) {
         auto& r = rho_cache[t_len];
         if (!r.empty() || t_len == 0) return r;
         const double tau = t_len < dp ? key[t_len] : -kInf;
         r.resize(t_len);
-        for (int t = 0; t < t_len; ++t) r[t] = std::isfinite(tau) ? -std::expm1(-std::exp(logq[t] - tau)) : 1.0;
+        for (int t = 0; t < t_len; ++t) r[t] = t < m || !std::isfinite(tau) ? 1.0 : -std::expm1(-std::exp(logq[t] - tau));
         return r;
     }
 
-    // Re-estimates the given arms from the first t_len columns. The whole prefix is re-read (rho moved with T), as
-    // the reference does; the loop runs column by column over the transposed matrix so a sampled column is one
-    // contiguous read across the arms.
+    // Re-estimates the given arms from the first t_len columns. The sampled part is re-read from its start (rho
+    // moved with T), as the reference does; the exact prefix is read once per arm. The loops run column by column
+    // over the transposed matrix so a sampled column is one contiguous read across the arms.
     void pull(const std::vector<int32_t>& arms, int t_len) {
-        std::vector<int32_t> todo;
+        t_len = std::max(t_len, floor_T);
+        std::vector<int32_t> todo, fresh;
         for (int32_t i : arms)
-            if (T[i] < t_len) todo.push_back(i);
+            if (T[i] < t_len) {
+                todo.push_back(i);
+                if (T[i] < m) fresh.push_back(i); // T[i] == 0: the floor keeps every arm at 0 or >= m
+            }
         if (todo.empty()) return;
+        for (int t = 0; t < m; ++t) {
+            const float* col = h.AT_.data() + static_cast<size_t>(perm[t]) * h.n_;
+            const double xj = x[perm[t]];
+            for (int32_t i : fresh) exact_part[i] += col[i] * xj;
+        }
         const auto& r = rho(t_len);
-        std::vector<double> m(todo.size(), 0.0), v(todo.size(), 0.0);
-        for (int t = 0; t < t_len; ++t) {
+        std::vector<double> s(todo.size(), 0.0), v(todo.size(), 0.0);
+        for (int t = m; t < t_len; ++t) {
             const float* col = h.AT_.data() + static_cast<size_t>(perm[t]) * h.n_;
             const double xj = x[perm[t]], inv = 1.0 / r[t], w = (1 - r[t]) * inv * inv;
             for (size_t a = 0; a < todo.size(); ++a) {
                 const double ax = col[todo[a]] * xj;
-                m[a] += ax * inv;
+                s[a] += ax * inv;
                 v[a] += ax * ax * w;
             }
         }
         if (h.recorder_) record_prefix(todo, t_len);
+        cost.multiply_adds += static_cast<int64_t>(fresh.size()) * m;
         for (size_t a = 0; a < todo.size(); ++a) {
             const int32_t i = todo[a];
             cost.samples += t_len - T[i];
-            cost.multiply_adds += t_len;
+            cost.multiply_adds += t_len - m;
             T[i] = t_len;
-            mu[i] = beta * m[a];
-            var[i] = t_len >= dp ? 0.0 : beta * beta * v[a];
+            mu[i] = beta * (exact_part[i] + s[a]);
+            var[i] = t_len >= dp ? 0.0 : beta * beta * v[a]; // the exact prefix adds no variance
         }
     }
 
@@ -104,7 +122,7 @@ struct AdaptiveSoftmax::Query {
 
     // PullToVar: grow prefixes geometrically (16, x1.5) until every arm's variance is under threshold / f.
     void pull_to_var(const std::vector<int32_t>& arms, const std::vector<double>& threshold, double f, int max_pulls, bool batched) {
-        double t = std::min(16, max_pulls);
+        double t = std::min(std::max(16, floor_T), max_pulls);
         for (;;) {
             std::vector<int32_t> failing;
             for (size_t a = 0; a < arms.size(); ++a) {
@@ -136,10 +154,11 @@ struct AdaptiveSoftmax::Query {
     // Phase A: every arm to variance 1 / (17 L), capped at a fraction of d'.
     void warm_up(const AdaptiveParams& p) {
         const double L = std::log(6.0 * h.n_ / (p.delta / 2));
-        const int cap = std::max(1, static_cast<int>(std::floor(p.warmup_cap * dp)));
+        const int cap = std::max({1, floor_T, static_cast<int>(std::floor(p.warmup_cap * dp))});
         std::vector<int32_t> all(h.n_);
         std::iota(all.begin(), all.end(), 0);
-        pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, true);
+        if (floor_T > 0) pull(all, floor_T); // the exact prefix and the tail pilot, for every arm
+        pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, h.options_.batched_warmup);
     }
 
     // True when no arm of S short of d' has a positive variance estimate for PullToVar to reduce.
@@ -156,7 +175,7 @@ struct AdaptiveSoftmax::Query {
         double v = sigma2 / 4;
         const double log_term = std::log(6.0 * h.n_ * std::max(1.0, std::log(static_cast<double>(dp))) / d_s);
         for (;;) {
-            pull_to_var(S, {v}, p.fudge_best, dp, true);
+            pull_to_var(S, {v}, p.fudge_best, dp, h.options_.batched_elimination);
             int32_t b = S[0];
             for (int32_t i : S) if (mu[i] > mu[b]) b = i;
             auto conf = [&](int32_t i) { return std::sqrt(2 * p.fudge_best * var[i] * log_term); };
@@ -184,9 +203,11 @@ struct AdaptiveSoftmax::Query {
     }
 };
 
-AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d) : A_(A), n_(n), d_(d) {
+AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d, FaithfulOptions options) : A_(A), n_(n), d_(d), options_(options) {
     if (n <= 0 || d <= 0 || A.size() != static_cast<size_t>(n) * d)
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: A must hold n x d values");
+    if (options.exact_prefix < 0 || options.tail_pilot < 0)
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the exact prefix and the tail pilot must be >= 0");
     AT_.resize(A.size());
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < d; ++j) AT_[static_cast<size_t>(j) * n + i] = A[static_cast<size_t>(i) * d + j];

@@ -13,16 +13,37 @@
 
 namespace winnow::head {
 
+// Departures from the paper's method that issue 14 measures; the defaults are the reference.
+struct FaithfulOptions {
+    // Columns every arm reads exactly before any sampling: the m largest w_j |x_j| of the query
+    // (lead_with_exact_prefix). The estimate is then exact prefix + Horvitz-Thompson estimate of the tail, whose
+    // variance is the tail's alone. Charged like any read: m samples per arm.
+    int exact_prefix = 0;
+    // With an exact prefix: tail columns every arm reads in the warm-up before its variance estimate is used. An arm
+    // that has read no tail column has a Horvitz-Thompson variance of 0 although its tail is unknown; a handful of
+    // tail reads make the estimate informative. No arm is ever left between 0 and exact_prefix + tail_pilot reads.
+    int tail_pilot = 16;
+    // PullToVar's two modes (spec §2.4) for the warm-up and the elimination rounds. The reference pulls every arm of
+    // the set to the same prefix while any arm misses its variance target (batched), so one slow arm drives all n
+    // arms to the warm-up's cap. Per arm (false): only the arms above the target are pulled on, each stopping when
+    // its own variance estimate is under the target, so the warm-up's length follows each arm's variance.
+    bool batched_warmup = true;
+    bool batched_elimination = true;
+};
+
 // The per-matrix preprocessing (column L1 weights and the variance-proxy atom term), done once per A.
 class AdaptiveSoftmax final : public AdaptiveAlgorithm {
 public:
     // A: row-major [n][d] fp32, kept by reference (must outlive this object).
-    AdaptiveSoftmax(std::span<const float> A, int n, int d);
+    AdaptiveSoftmax(std::span<const float> A, int n, int d, FaithfulOptions options = {});
     AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) override;
     std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p) override;
     int n() const override { return n_; }
     int d() const override { return d_; }
-    const char* name() const override { return "faithful"; }
+    const char* name() const override {
+        return options_.exact_prefix > 0 || !options_.batched_warmup || !options_.batched_elimination ? "faithful-departures" : "faithful";
+    }
+    const FaithfulOptions& options() const { return options_; }
 
 private:
     struct Query;
@@ -30,6 +51,7 @@ private:
     std::span<const float> A_;   // row-major, for exact rows
     std::vector<float> AT_;      // column-major copy: a sampled column is contiguous across arms
     int n_, d_;
+    FaithfulOptions options_;
     ColumnStatistics stats_; // column L1 norms and the variance-proxy atom term
     uint64_t queries_ = 0;   // per-query noise stream counter
 };
