@@ -122,6 +122,13 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
 
     // Runs the model on `tokens` and picks the next token with the configured head.
     auto next_token = [&](std::span<const int32_t> tokens) -> int32_t {
+        // The step's u goes up before the forward pass, while the stream is idle (an upload waits for the stream);
+        // one u per drawing step, as the host path consumes them.
+        const bool draw_on_backend = on_backend && sampler.draws();
+        if (draw_on_backend) {
+            const double u = sampler.next_uniform();
+            be.upload(&u, ds_.u);
+        }
         const Tensor& hidden = forward_.eval_hidden(tokens);
         const auto t0 = Clock::now();
         int32_t id;
@@ -132,7 +139,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
             r.head_samples += a.cost.samples;
             r.head_fraction_sum += a.cost.fraction();
         } else if (on_backend) {
-            id = sample_on_backend(hidden, sampler, sp, history);
+            id = sample_on_backend(hidden, sp, static_cast<int>(history.size()), draw_on_backend);
             ++r.head_exact_steps;
             r.head_fallbacks += opt.head == HeadMode::adaptive;
             ++device_sampled_steps_;
@@ -181,7 +188,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     return r;
 }
 
-int32_t Generator::sample_on_backend(const Tensor& hidden, Sampler& sampler, const SamplingParams& sp, const std::vector<int32_t>& history) {
+int32_t Generator::sample_on_backend(const Tensor& hidden, const SamplingParams& sp, int n_history, bool draws) {
     Backend& be = forward_.backend();
     // The exact head's product (ExactOutputHead::compute's linear), kept where it is instead of the head's top-k and
     // download: the sample op reads the logits in place.
@@ -189,13 +196,9 @@ int32_t Generator::sample_on_backend(const Tensor& hidden, Sampler& sampler, con
     SampleParams p;
     p.chain = sp;
     p.history = &ds_.history;
-    p.n_history = static_cast<int>(history.size());
+    p.n_history = n_history;
     p.append = true; // the device's copy of the sequence gains the token without an upload
-    if (sampler.draws()) {
-        const double u = sampler.next_uniform(); // the same engine, consumed exactly where the host chain would
-        be.upload(&u, ds_.u);
-        p.u = &ds_.u;
-    }
+    p.u = draws ? &ds_.u : nullptr;
     be.sample(ds_.logits, p, ds_.token);
     int32_t id = 0;
     be.download(ds_.token, &id);

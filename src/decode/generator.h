@@ -50,8 +50,9 @@ private:
     struct DeviceSampling {
         Tensor logits, history, u, token;
     };
-    // The exact head's logits sampled by the backend, with the host sampler's u; history is the host's copy.
-    int32_t sample_on_backend(const Tensor& hidden, Sampler& sampler, const SamplingParams& sp, const std::vector<int32_t>& history);
+    // The exact head's logits sampled by the backend over the first n_history tokens of its history, drawing with the
+    // u already in ds_.u when `draws`.
+    int32_t sample_on_backend(const Tensor& hidden, const SamplingParams& sp, int n_history, bool draws);
 
     const Tokenizer& tok_;
     Forward forward_;
