@@ -21,13 +21,14 @@ namespace sc = winnow::cuda::sample_chain;
 
 // What the threads of one emulated block share.
 struct Common {
-    explicit Common(int nt) : bar(nt), d(nt), ll(nt), f(nt) {}
+    explicit Common(int nt) : bar(nt), d(nt), ll(nt), f(nt), hist(sc::kHistBins) {}
     std::barrier<> bar;
     std::vector<double> d;
     std::vector<long long> ll;
     std::vector<float> f;
     std::vector<uint64_t> key; // the compacted set ("shared memory")
     std::vector<double> mass;
+    std::vector<uint32_t> hist;
 };
 
 // The policy sample_chain::run expects, for thread t of nt. Reductions combine the threads' values in thread order.
@@ -51,6 +52,16 @@ struct HostBlock {
     long long min_ll(long long v) { return reduce(c.ll, v, [](long long a, long long b) { return std::min(a, b); }); }
     long long max_ll(long long v) { return reduce(c.ll, v, [](long long a, long long b) { return std::max(a, b); }); }
     float max_f(float v) { return reduce(c.f, v, [](float a, float b) { return a > b ? a : b; }); }
+    long long exclusive_sum_ll(long long v) {
+        c.ll[t] = v;
+        sync();
+        long long before = 0;
+        for (int w = 0; w < t; ++w) before += c.ll[w];
+        sync();
+        return before;
+    }
+    uint32_t* hist() { return c.hist.data(); }
+    void hist_add(int bin) { std::atomic_ref<uint32_t>(c.hist[static_cast<size_t>(bin)]).fetch_add(1); }
     uint32_t atomic_or(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_or(bits); }
     uint32_t atomic_and(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_and(bits); }
     sc::Set compact(const uint64_t* key, const double* mass, int n, long long in_set) {

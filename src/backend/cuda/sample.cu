@@ -3,9 +3,10 @@
 // the block's means (shuffle reductions in a fixed order, barriers, shared memory for small candidate sets). Twin: the
 // CPU backend's sample op, the host SamplerChain itself.
 //
-// Speed, first version: each bisection step is one pass over the candidates. Sets of at most kCompact candidates
-// (after top-k, or a draw after top-p / min-p) are searched in shared memory; a full vocabulary (top_k = 0 with
-// top_p < 1, or a plain draw) is searched in global memory, ~35-50 passes over it per filter.
+// Speed, first version: top-k is a radix select (3 passes over the logits); each bisection step of top-p and the
+// draw is one pass over the candidates. Sets of at most kCompact candidates (after top-k, or a draw after top-p /
+// min-p) are searched in shared memory; a full vocabulary (top_k = 0 with top_p < 1, or a plain draw) is searched in
+// global memory, ~35-50 passes over it per filter.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 
@@ -25,6 +26,7 @@ struct Shared {
     long long ll[kWarps];
     float f[kWarps];
     uint32_t warp_count[kWarps];
+    uint32_t hist[sample_chain::kHistBins]; // top-k's radix select
     uint64_t key[kCompact]; // a compacted candidate set
     double mass[kCompact];
 };
@@ -52,6 +54,22 @@ struct CudaBlock {
     __device__ long long min_ll(long long v) { return block_reduce(v, [](long long a, long long b) { return a < b ? a : b; }, s.ll); }
     __device__ long long max_ll(long long v) { return block_reduce(v, [](long long a, long long b) { return a > b ? a : b; }, s.ll); }
     __device__ float max_f(float v) { return block_reduce(v, [](float a, float b) { return a > b ? a : b; }, s.f); }
+    __device__ long long exclusive_sum_ll(long long v) {
+        const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+        long long inclusive = v;
+        for (int o = 1; o < 32; o <<= 1) {
+            const long long y = __shfl_up_sync(0xffffffffu, inclusive, o);
+            if (lane >= o) inclusive += y;
+        }
+        if (lane == 31) s.ll[warp] = inclusive;
+        __syncthreads();
+        long long before = inclusive - v;
+        for (int w = 0; w < warp; ++w) before += s.ll[w];
+        __syncthreads();
+        return before;
+    }
+    __device__ uint32_t* hist() const { return s.hist; }
+    __device__ void hist_add(int bin) const { atomicAdd(&s.hist[bin], 1u); }
     __device__ uint32_t atomic_or(uint32_t* w, uint32_t bits) const { return atomicOr(w, bits); }
     __device__ uint32_t atomic_and(uint32_t* w, uint32_t bits) const { return atomicAnd(w, bits); }
 

@@ -18,8 +18,9 @@
 // within about 1e-15 of a cumulative mass boundary. Deterministic: fixed reduction order, no atomics in any sum.
 //
 // The policy B provides: tid(), threads(), sync(); sum_d, sum_ll, min_ll, max_ll, max_f (block-wide, the same result
-// in every thread); atomic_or / atomic_and on 32-bit words; compact(key, mass, n, in_set) -> Set (the set's entries in
-// fast memory when few enough, else the arrays themselves).
+// in every thread); exclusive_sum_ll (the sum over the threads before this one); atomic_or / atomic_and on 32-bit
+// words; hist() (kHistBins counters in fast memory) and hist_add(bin); compact(key, mass, n, in_set) -> Set (the set's
+// entries in fast memory when few enough, else the arrays themselves).
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -45,6 +46,7 @@ struct SampleChain {
 namespace sample_chain {
 
 constexpr uint64_t kNone = ~0ull; // the key of an entry that is out of the set
+constexpr int kHistBins = 2048;   // top-k's radix select: 11 bits per pass
 
 WINNOW_SAMPLE_FN uint32_t float_bits(float v) {
 #ifdef __CUDACC__
@@ -206,17 +208,48 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     vmax = b.max_f(vmax);
 
     uint64_t cut = kNone; // candidates: position_key(v, i) <= cut
-    // ---- top-k: the k-th largest value; every candidate reaching it stays (ties at the boundary, as the host)
+    // ---- top-k: the k-th largest value; every candidate reaching it stays (ties at the boundary, as the host).
+    // A radix select on the value half of the key (the k-th smallest ~ordered_bits(v)): three passes, each a histogram
+    // of the next 11, 11, 10 bits among the values that share the bits found so far, and a scan to the bin where the
+    // count reaches k. Integer counts: exact and deterministic.
     if (c.top_k > 0 && c.top_k < n) {
-        uint32_t lo = 0, hi = 0xFFFFFFFFu;
-        while (lo < hi) {
-            const uint32_t mid = lo + (hi - lo) / 2;
-            long long cnt = 0;
-            for (int i = tid; i < n; i += nt) cnt += position_key(work[i], static_cast<uint32_t>(i)) <= value_cap(mid);
-            if (b.sum_ll(cnt) >= c.top_k) hi = mid;
-            else lo = mid + 1;
+        uint32_t prefix = 0;
+        long long need = c.top_k;
+        for (int level = 0; level < 3; ++level) {
+            const int shift = level == 0 ? 21 : level == 1 ? 10 : 0, width = level == 2 ? 10 : 11;
+            const int bins = 1 << width, fixed = shift + width; // bits at and above `fixed` are prefix's
+            uint32_t* hist = b.hist();
+            b.sync();
+            for (int i = tid; i < bins; i += nt) hist[i] = 0;
+            b.sync();
+            for (int i = tid; i < n; i += nt) {
+                const uint32_t hv = ~ordered_bits(work[i]);
+                if (fixed >= 32 || (hv >> fixed) == (prefix >> fixed)) b.hist_add(static_cast<int>((hv >> shift) & static_cast<uint32_t>(bins - 1)));
+            }
+            b.sync();
+            // each thread owns a run of bins; the one whose run holds the need-th value finds the bin
+            const int per = (bins + nt - 1) / nt, first_bin = tid * per, end_bin = first_bin + per < bins ? first_bin + per : bins;
+            long long local = 0;
+            for (int j = first_bin; j < end_bin; ++j) local += hist[j];
+            const long long before = b.exclusive_sum_ll(local);
+            long long found = -1, below = -1;
+            if (before < need && need <= before + local) {
+                long long cum = before;
+                for (int j = first_bin; j < end_bin; ++j) {
+                    if (cum + hist[j] >= need) {
+                        found = j;
+                        below = cum;
+                        break;
+                    }
+                    cum += hist[j];
+                }
+            }
+            found = b.max_ll(found);
+            below = b.max_ll(below);
+            need -= below;
+            prefix |= static_cast<uint32_t>(found) << shift;
         }
-        cut = value_cap(lo);
+        cut = value_cap(prefix);
     }
 
     // ---- top-p over the candidates' softmax (probabilities of v, whichever order)
