@@ -21,7 +21,7 @@ namespace sc = winnow::cuda::sample_chain;
 
 // What the threads of one emulated block share.
 struct Common {
-    explicit Common(int nt) : bar(nt), d(nt), ll(nt), f(nt), hist(sc::kHistBins) {}
+    Common(int nt, int compact_limit) : bar(nt), d(nt), ll(nt), f(nt), key(compact_limit), mass(compact_limit), hist(sc::kHistBins) {}
     std::barrier<> bar;
     std::vector<double> d;
     std::vector<long long> ll;
@@ -64,18 +64,9 @@ struct HostBlock {
     void hist_add(int bin) { std::atomic_ref<uint32_t>(c.hist[static_cast<size_t>(bin)]).fetch_add(1); }
     uint32_t atomic_or(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_or(bits); }
     uint32_t atomic_and(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_and(bits); }
-    sc::Set compact(const uint64_t* key, const double* mass, int n, long long in_set) {
-        if (in_set > compact_limit) return {key, mass, n};
-        sync();
-        if (t == 0) {
-            c.key.clear();
-            c.mass.clear();
-            for (int i = 0; i < n; ++i)
-                if (key[i] != sc::kNone) c.key.push_back(key[i]), c.mass.push_back(mass[i]);
-        }
-        sync();
-        return {c.key.data(), c.mass.data(), static_cast<int>(in_set)};
-    }
+    uint64_t* compact_key() { return c.key.data(); }
+    double* compact_mass() { return c.mass.data(); }
+    int compact_capacity() const { return compact_limit; }
 };
 
 // The kernel's algorithm as a Picker: scratch like the device's (the seen bits persist between calls, as they do in
@@ -99,7 +90,7 @@ struct KernelOnHost {
         int32_t token = -1;
         sc::Args a{logits.data(), static_cast<int>(logits.size()), c, history.data(), static_cast<int>(history.size()),
                    static_cast<int>(history.size()) - 1, nullptr, &u, false, &token, work.data(), key.data(), mass.data(), seen.data()};
-        Common common(threads);
+        Common common(threads, compact_limit);
         std::vector<std::thread> pool;
         for (int t = 0; t < threads; ++t)
             pool.emplace_back([&, t] {

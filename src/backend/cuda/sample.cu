@@ -1,6 +1,7 @@
 // The sampler chain on the device (Backend::sample) in one block of 1024 threads: the algorithm is
 // sample_chain::run (sample_chain.cuh, which says how it works and how close to the host it is); this file gives it
-// the block's means (shuffle reductions in a fixed order, barriers, shared memory for small candidate sets). Twin: the
+// the block's means (shuffle reductions and scans in a fixed order, barriers, shared memory for the top-k histogram
+// and for small candidate sets). Twin: the
 // CPU backend's sample op, the host SamplerChain itself.
 //
 // Speed, first version: top-k is a radix select (3 passes over the logits); each bisection step of top-p and the
@@ -14,9 +15,6 @@ namespace winnow::cuda {
 
 namespace {
 
-using sample_chain::kNone;
-using sample_chain::Set;
-
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr int kCompact = 2048; // candidate sets up to this size are searched in shared memory
@@ -25,7 +23,6 @@ struct Shared {
     double d[kWarps];
     long long ll[kWarps];
     float f[kWarps];
-    uint32_t warp_count[kWarps];
     uint32_t hist[sample_chain::kHistBins]; // top-k's radix select
     uint64_t key[kCompact]; // a compacted candidate set
     double mass[kCompact];
@@ -73,29 +70,9 @@ struct CudaBlock {
     __device__ uint32_t atomic_or(uint32_t* w, uint32_t bits) const { return atomicOr(w, bits); }
     __device__ uint32_t atomic_and(uint32_t* w, uint32_t bits) const { return atomicAnd(w, bits); }
 
-    // The set's entries (key != kNone) copied into shared memory in index order when at most kCompact are in, by a
-    // block-wide scan of ballots per round of kThreads entries; else the global arrays as they are.
-    __device__ Set compact(const uint64_t* key, const double* mass, int n, long long in_set) {
-        if (in_set > kCompact) return Set{key, mass, n};
-        const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-        int base = 0;
-        for (int r = 0; r < n; r += kThreads) {
-            const int i = r + threadIdx.x;
-            const bool in = i < n && key[i] != kNone;
-            const uint32_t ballot = __ballot_sync(0xffffffffu, in);
-            if (lane == 0) s.warp_count[warp] = __popc(ballot);
-            __syncthreads();
-            int at = base + __popc(ballot & ((1u << lane) - 1u));
-            for (int w = 0; w < warp; ++w) at += static_cast<int>(s.warp_count[w]);
-            if (in) {
-                s.key[at] = key[i];
-                s.mass[at] = mass[i];
-            }
-            for (int w = 0; w < kWarps; ++w) base += static_cast<int>(s.warp_count[w]);
-            __syncthreads();
-        }
-        return Set{s.key, s.mass, static_cast<int>(in_set)};
-    }
+    __device__ uint64_t* compact_key() const { return s.key; }
+    __device__ double* compact_mass() const { return s.mass; }
+    __device__ int compact_capacity() const { return kCompact; }
 };
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(sample_chain::Args a) {

@@ -19,8 +19,8 @@
 //
 // The policy B provides: tid(), threads(), sync(); sum_d, sum_ll, min_ll, max_ll, max_f (block-wide, the same result
 // in every thread); exclusive_sum_ll (the sum over the threads before this one); atomic_or / atomic_and on 32-bit
-// words; hist() (kHistBins counters in fast memory) and hist_add(bin); compact(key, mass, n, in_set) -> Set (the set's
-// entries in fast memory when few enough, else the arrays themselves).
+// words; hist() (kHistBins counters in fast memory) and hist_add(bin); compact_key(), compact_mass() and
+// compact_capacity() (room in fast memory for a small candidate set).
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -124,6 +124,28 @@ WINNOW_SAMPLE_FN uint64_t smallest_key(B& b, const Set& c, Pred pred) {
         else ilo = mid + 1;
     }
     return base | ilo;
+}
+
+// The set's entries (key != kNone) copied into the block's fast memory in index order when at most
+// compact_capacity() are in (each thread counts its contiguous run of entries, a block scan places the runs); else the
+// arrays as they are. Every thread must call it.
+template <class B>
+WINNOW_SAMPLE_FN Set compact(B& b, const uint64_t* key, const double* mass, int n, long long in_set) {
+    if (in_set > b.compact_capacity()) return Set{key, mass, n};
+    const int nt = b.threads(), per = (n + nt - 1) / nt, first = b.tid() * per, end = first + per < n ? first + per : n;
+    long long local = 0;
+    for (int i = first; i < end; ++i) local += key[i] != kNone;
+    long long at = b.exclusive_sum_ll(local); // (its barriers: no thread still reads an earlier compacted set)
+    uint64_t* k = b.compact_key();
+    double* m = b.compact_mass();
+    for (int i = first; i < end; ++i)
+        if (key[i] != kNone) {
+            k[at] = key[i];
+            m[at] = mass[i];
+            ++at;
+        }
+    b.sync();
+    return Set{k, m, static_cast<int>(in_set)};
 }
 
 // The inputs of one call (launch_sample's arguments); scratch: work (n floats), key (n), mass (n), seen (n bits,
@@ -266,7 +288,7 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
         in = b.sum_ll(in); // (its barrier also publishes key / mass)
         if (in > 1) {      // the host's top-p leaves a single candidate alone
             top_p_ran = true;
-            const Set set = b.compact(a.key, a.mass, n, in);
+            const Set set = compact(b, a.key, a.mass, n, in);
             const double total = mass_split(b, set, kNone, true);
             uint64_t last;
             if (!c.llama_order) {
@@ -305,7 +327,7 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
         in += keep;
     }
     in = b.sum_ll(in);
-    const Set set = b.compact(a.key, a.mass, n, in);
+    const Set set = compact(b, a.key, a.mass, n, in);
     const double total = mass_split(b, set, kNone, true);
     const double u = *a.u;
     // the first candidate whose cumulative probability exceeds u. The whole set's mass over itself is exactly 1 here
