@@ -51,9 +51,9 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 int cmd_bench_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched";
-    int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000;
+    int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
     double tune_share = 0.2;
-    bool json_out = false;
+    bool json_out = false, warmup_prune = false;
     po::options_description opts("winnow bench head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
         "text", po::value(&text_path)->default_value(text_path), "text the query windows slide over")(
@@ -74,6 +74,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "comma-separated exact prefixes for the faithful head: every arm reads the query's m heaviest columns exactly, only the rest is sampled (0 = the reference)")(
         "pulls", po::value(&pulls_arg)->default_value(pulls_arg),
         "comma-separated PullToVar modes of the faithful head's warm-up and elimination: batched (the reference: the whole set to one prefix), per-arm (only the arms above their target)")(
+        "calibration-repeats", po::value(&calibration_repeats)->default_value(1), "runs of each tuning query (fresh noise) per factor tried")(
+        "warmup-prune", po::bool_switch(&warmup_prune), "faithful head: the warm-up's variance target only for arms that may carry softmax mass")(
         "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "with an exact prefix: tail columns every arm reads before its variance is used")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
@@ -161,7 +163,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         for (double delta : {0.01, 0.05, 0.1}) {
             head::AdaptiveParams p = base;
             p.delta = delta;
-            const auto cal = head::calibrate(algo, tune_q, truth_tune, p, confidence);
+            const auto cal = head::calibrate(algo, tune_q, truth_tune, p, confidence, calibration_repeats);
             p.fudge_best = cal.fudge_best;
             p.fudge_norm = cal.fudge_norm;
             double frac = 0, macs = 0, bytes = 0, warm = 0, best = 0, norm = 0;
@@ -187,6 +189,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["exact_prefix"] = fo.exact_prefix;
             row["tail_pilot"] = fo.exact_prefix > 0 ? fo.tail_pilot : 0;
             row["pulls"] = fo.batched_warmup && fo.batched_elimination ? "batched" : "per-arm";
+            row["warmup_prune"] = fo.warmup_skips_negligible;
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["delta"] = delta;
@@ -207,7 +210,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["adaptive_head_ms"] = median(ms);
             row["wall_clock_speedup"] = exact_median / median(ms);
             rows.push_back(row);
-            std::fprintf(stderr, "%s delta %.2f done\n", label.c_str(), delta);
+            std::fprintf(stderr, "%s %s prefix %d %s%s delta %.2f: gain %.2fx, success %.1f%%, f_b %.3g, f_ln %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
+                         label.c_str(), basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "", delta,
+                         m / frac, 100.0 * ok / m, cal.fudge_best, cal.fudge_norm, warm / m, best / m, norm / m);
         }
     };
     const int fast_threads = head_threads > 0 ? head_threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -221,7 +226,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {
                     for (int m : prefixes)
                         for (bool batched : batched_modes) {
-                            const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched};
+                            const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched,
+                                                           .warmup_skips_negligible = warmup_prune};
                             head::AdaptiveSoftmax faithful(M, n, d, fo);
                             bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
                         }
@@ -290,6 +296,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     report["test"] = test.size();
     report["pca_windows"] = pca_windows; // the pca basis's states: this many tuning-region windows less the calibration ones
     report["tail_pilot"] = tail_pilot;
+    report["calibration_repeats"] = calibration_repeats;
     report["epsilon"] = 0.3;
     report["rows"] = rows;
     report["paper_gpt2_wikitext2"] = {{"delta_0.01", "6.87x / 98.1%"}, {"delta_0.05", "7.67x / 94.8%"}, {"delta_0.10", "8.30x / 89.2%"}};

@@ -64,13 +64,15 @@ struct AdaptiveSoftmax::Query {
     }
 
     // rho_t = P(column perm[t] is in a prefix of length T | the threshold tau_T), for t < T. The exact prefix's
-    // columns are in every prefix (rho = 1); the tail's threshold is the tail's own (T+1)-th key.
+    // columns are in every prefix (rho = 1; pull() sums them once, unweighted); the tail's threshold is the tail's
+    // own (T+1)-th key, since the prefix's keys are not part of the tail's draw.
     const std::vector<double>& rho(int t_len) {
         auto& r = rho_cache[t_len];
         if (!r.empty() || t_len == 0) return r;
         const double tau = t_len < dp ? key[t_len] : -kInf;
-        r.resize(t_len);
-        for (int t = 0; t < t_len; ++t) r[t] = t < m || !std::isfinite(tau) ? 1.0 : -std::expm1(-std::exp(logq[t] - tau));
+        r.assign(t_len, 1.0);
+        if (std::isfinite(tau))
+            for (int t = m; t < t_len; ++t) r[t] = -std::expm1(-std::exp(logq[t] - tau));
         return r;
     }
 
@@ -158,7 +160,24 @@ struct AdaptiveSoftmax::Query {
         std::vector<int32_t> all(h.n_);
         std::iota(all.begin(), all.end(), 0);
         if (floor_T > 0) pull(all, floor_T); // the exact prefix and the tail pilot, for every arm
+        if (h.options_.warmup_skips_negligible) {
+            if (floor_T == 0) pull(all, std::min(16, cap)); // a first variance estimate for every arm
+            all = may_carry_mass(all, L, p);
+        }
         pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, h.options_.batched_warmup);
+    }
+
+    // The arms whose upper bound mu_i + C_i is within ln(16 n / eps) of the best lower bound (FaithfulOptions::
+    // warmup_skips_negligible); the others hold at most n e^{-ln(16 n / eps)} = eps / 16 of the best arm's mass.
+    std::vector<int32_t> may_carry_mass(const std::vector<int32_t>& arms, double L, const AdaptiveParams& p) const {
+        auto width = [&](int32_t i) { return std::sqrt(2 * L * p.fudge_norm * var[i]); };
+        double best_low = -kInf;
+        for (int32_t i : arms) best_low = std::max(best_low, mu[i] - width(i));
+        const double margin = std::log(16.0 * h.n_ / p.epsilon);
+        std::vector<int32_t> keep;
+        for (int32_t i : arms)
+            if (mu[i] + width(i) >= best_low - margin) keep.push_back(i);
+        return keep;
     }
 
     // True when no arm of S short of d' has a positive variance estimate for PullToVar to reduce.

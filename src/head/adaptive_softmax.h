@@ -29,6 +29,12 @@ struct FaithfulOptions {
     // its own variance estimate is under the target, so the warm-up's length follows each arm's variance.
     bool batched_warmup = true;
     bool batched_elimination = true;
+    // The warm-up's variance target (1 / (17 L)) serves the normalizer, so it is pursued only for arms that may carry
+    // softmax mass: after the exact prefix and pilot (or a first 16 columns), an arm whose upper confidence bound
+    // mu_i + C_i lies more than ln(16 n / eps) below the best lower bound max_j (mu_j - C_j) is left at the pulls it
+    // has (C_i = sqrt(2 L f_ln var_i), the normalizer's own width): all such arms together hold under eps / 16 of the
+    // normalizer when the bounds hold. Elimination and the normalizer phase still see and may pull every arm.
+    bool warmup_skips_negligible = false;
 };
 
 // The per-matrix preprocessing (column L1 weights and the variance-proxy atom term), done once per A.
@@ -41,7 +47,8 @@ public:
     int n() const override { return n_; }
     int d() const override { return d_; }
     const char* name() const override {
-        return options_.exact_prefix > 0 || !options_.batched_warmup || !options_.batched_elimination ? "faithful-departures" : "faithful";
+        return options_.exact_prefix > 0 || !options_.batched_warmup || !options_.batched_elimination || options_.warmup_skips_negligible ? "faithful-departures"
+                                                                                                                                           : "faithful";
     }
     const FaithfulOptions& options() const { return options_; }
 

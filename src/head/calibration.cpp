@@ -67,9 +67,11 @@ int allowed_failures(int n, double delta, double confidence) {
 }
 
 Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& exact, AdaptiveParams base,
-                      double confidence) {
+                      double confidence, int repeats) {
     if (exact.size() != queries.size()) throw Error(ErrorKind::invalid_argument, "calibrate: one exact answer per query is needed");
-    const int allowed = allowed_failures(static_cast<int>(queries.size()), base.delta, confidence);
+    if (repeats < 1) throw Error(ErrorKind::invalid_argument, "calibrate: repeats must be >= 1");
+    const size_t N = queries.size();
+    const int allowed = allowed_failures(static_cast<int>(N) * repeats, base.delta, confidence);
     Calibration c;
     c.allowed = allowed;
 
@@ -79,8 +81,9 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         p.fudge_best = f;
         p.fudge_norm = 1.0;
         int fails = 0;
-        for (size_t q = 0; q < queries.size() && fails <= budget; ++q) {
-            p.seed = base.seed + q;
+        for (size_t t = 0; t < N * repeats && fails <= budget; ++t) {
+            const size_t q = t % N;
+            p.seed = base.seed + t;
             fails += head.best_arms_only(queries[q], p) != exact[q].top;
         }
         return fails;
@@ -92,8 +95,9 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         p.fudge_best = c.fudge_best;
         p.fudge_norm = f;
         int fails = 0;
-        for (size_t q = 0; q < queries.size() && fails <= budget; ++q) {
-            p.seed = base.seed + q;
+        for (size_t t = 0; t < N * repeats && fails <= budget; ++t) {
+            const size_t q = t % N;
+            p.seed = base.seed + t;
             const auto r = head.run(queries[q], p);
             fails += !(r.head.top == exact[q].top && std::abs(r.head.p_top - exact[q].p_top) <= base.epsilon * exact[q].p_top);
         }

@@ -26,9 +26,12 @@ struct Calibration {
 
 // queries: each of length d; truth: the exact head's answer for each (exact_softmax with base.beta and base.k).
 // The search tolerance is 0.01 in log10(f), as in the authors' final code. A factor passes when the tuning failures
-// are at most allowed_failures(|queries|, delta, confidence).
+// are at most allowed_failures(repeats |queries|, delta, confidence). repeats > 1 runs every tuning query that many
+// times with fresh column-sampling noise: the search keeps the smallest factor that passes, so with one run per query
+// it picks a factor that passed on one lucky draw of the noise (the held-out failure rate lands above the tuning
+// rate); more draws per query measure the factor's failure rate with less of that selection.
 Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
-                      AdaptiveParams base, double confidence = 0);
+                      AdaptiveParams base, double confidence = 0, int repeats = 1);
 
 // The failures a factor may cause on n tuning queries. confidence <= 0: floor(delta n), the authors' rule, which picks
 // the most aggressive factor whose tuning failure rate merely equals delta, so the held-out rate lands above delta

@@ -78,7 +78,9 @@ TEST(ExactPrefix, DistinctReadsEqualChargedSamples) {
     const FaithfulOptions settings[] = {{.exact_prefix = 1},
                                         {.exact_prefix = 32},
                                         {.exact_prefix = 32, .batched_warmup = false, .batched_elimination = false},
-                                        {.exact_prefix = 0, .batched_warmup = false, .batched_elimination = false}};
+                                        {.exact_prefix = 0, .batched_warmup = false, .batched_elimination = false},
+                                        {.exact_prefix = 32, .batched_warmup = false, .batched_elimination = false, .warmup_skips_negligible = true},
+                                        {.exact_prefix = 0, .warmup_skips_negligible = true}};
     for (const auto& in : {winnow::test::planted(300, 2048, 3), winnow::test::flat(128, 512, 9), winnow::test::planted(40, 8, 1)}) {
         for (const FaithfulOptions& o : settings) {
             const int m = o.exact_prefix;
@@ -98,9 +100,10 @@ TEST(ExactPrefix, DistinctReadsEqualChargedSamples) {
     }
 }
 
-auto prefix_run(int m, int pilot, bool batched = true) {
-    return [m, pilot, batched](const Instance& in, const AdaptiveParams& p, int) {
-        AdaptiveSoftmax as(in.A, in.n, in.d, {.exact_prefix = m, .tail_pilot = pilot, .batched_warmup = batched, .batched_elimination = batched});
+auto prefix_run(int m, int pilot, bool batched = true, bool prune = false) {
+    return [m, pilot, batched, prune](const Instance& in, const AdaptiveParams& p, int) {
+        AdaptiveSoftmax as(in.A, in.n, in.d,
+                           {.exact_prefix = m, .tail_pilot = pilot, .batched_warmup = batched, .batched_elimination = batched, .warmup_skips_negligible = prune});
         return std::pair(as.run(in.x, p), exact_softmax(in.A, in.n, in.d, in.x, p.beta));
     };
 }
@@ -131,10 +134,11 @@ TEST(ExactPrefix, PacFailureRateAtMostDeltaAndMutantsFail) {
                                         run);
     };
     for (bool heavy : {false, true}) {
-        for (bool batched : {true, false}) {
-            const auto o = trials(prefix_run(32, 16, batched), 1.0, heavy);
-            std::printf("%s, prefix 32, %s pulls: %d / %d failures (allowed %.0f), mean p_top %.3f, gain %.2fx\n", heavy ? "lead-heavy" : "flat",
-                        batched ? "batched" : "per-arm", o.failures, kTrials, o.allowed, o.mean_p_top, 1 / o.mean_fraction);
+        for (int setting = 0; setting < 3; ++setting) {
+            const bool batched = setting == 0, prune = setting == 2;
+            const auto o = trials(prefix_run(32, 16, batched, prune), 1.0, heavy);
+            std::printf("%s, prefix 32, %s pulls%s: %d / %d failures (allowed %.0f), mean p_top %.3f, gain %.2fx\n", heavy ? "lead-heavy" : "flat",
+                        batched ? "batched" : "per-arm", prune ? ", warm-up pruned" : "", o.failures, kTrials, o.allowed, o.mean_p_top, 1 / o.mean_fraction);
             EXPECT_LE(o.failures, o.allowed);
         }
         const auto under = trials(prefix_run(32, 16, false), 3e-2, heavy);
@@ -144,6 +148,90 @@ TEST(ExactPrefix, PacFailureRateAtMostDeltaAndMutantsFail) {
         std::printf("  no tail pilot: %d failures\n", no_pilot.failures);
         EXPECT_GT(no_pilot.failures, no_pilot.allowed);
     }
+}
+
+// Where the prefix carries the logits (16 heavy columns, a faint tail; the winner ~20 nats above the rest, beyond
+// the pruning margin ln(16 n / eps) = 9.5) most arms are provably negligible after the prefix and pilot, so the
+// pruned warm-up must cost fewer samples and keep the answer (a rule that never fires, or the flag ignored, fails).
+TEST(ExactPrefix, PrunedWarmUpSkipsNegligibleArms) {
+    const int n = 256, d = 1024;
+    AdaptiveParams p;
+    p.delta = 0.1;
+    int64_t plain_warmup = 0, pruned_warmup = 0;
+    int plain_ok = 0, pruned_ok = 0;
+    for (int t = 0; t < 20; ++t) {
+        Instance in{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d, 1.0f)};
+        std::mt19937_64 rng(300 + t);
+        std::normal_distribution<float> head(0.0f, 1.0f), tail(0.0f, 1e-3f);
+        for (int i = 0; i < n; ++i)
+            for (int j = 0; j < d; ++j) in.A[static_cast<size_t>(i) * d + j] = j < 16 ? (i == 0 ? 2.0f : head(rng)) : tail(rng);
+        const auto ex = exact_softmax(in.A, in.n, in.d, in.x, p.beta);
+        p.seed = t;
+        for (bool prune : {false, true}) {
+            AdaptiveSoftmax as(in.A, in.n, in.d, {.exact_prefix = 16, .batched_warmup = false, .batched_elimination = false, .warmup_skips_negligible = prune});
+            const auto r = as.run(in.x, p);
+            (prune ? pruned_warmup : plain_warmup) += r.cost.warmup;
+            (prune ? pruned_ok : plain_ok) += winnow::test::success(r, ex, p.epsilon);
+        }
+    }
+    std::printf("warm-up samples over 20 queries: %lld plain, %lld pruned; success %d / %d\n", static_cast<long long>(plain_warmup),
+                static_cast<long long>(pruned_warmup), plain_ok, pruned_ok);
+    EXPECT_LT(pruned_warmup, plain_warmup * 3 / 4);
+    EXPECT_EQ(pruned_ok, 20);
+}
+
+} // namespace
+
+#include <set>
+
+#include "head/calibration.h"
+
+namespace {
+
+// A stand-in head that always answers right and records the seeds it was run with.
+class RecordingHead final : public AdaptiveAlgorithm {
+public:
+    explicit RecordingHead(HeadResult truth) : truth_(std::move(truth)) {}
+    AdaptiveResult run(std::span<const float>, const AdaptiveParams& p) override {
+        seeds.push_back(p.seed);
+        AdaptiveResult r;
+        r.head = truth_;
+        return r;
+    }
+    std::vector<int32_t> best_arms_only(std::span<const float>, const AdaptiveParams& p) override {
+        seeds.push_back(p.seed);
+        return truth_.top;
+    }
+    int n() const override { return 4; }
+    int d() const override { return 2; }
+    const char* name() const override { return "recording"; }
+    std::vector<uint64_t> seeds;
+
+private:
+    HeadResult truth_;
+};
+
+// calibrate(..., repeats): every factor tried runs each tuning query `repeats` times, each run with its own noise
+// seed, and the failure budget is that of repeats x |queries| trials.
+TEST(CalibrationRepeats, EveryTuningQueryRunsRepeatsTimesWithFreshSeeds) {
+    HeadResult truth;
+    truth.top = {1};
+    truth.p_top = 0.5f;
+    const std::vector<std::vector<float>> queries(10, std::vector<float>{1.0f, 0.0f});
+    const std::vector<HeadResult> exact(10, truth);
+    AdaptiveParams p;
+    p.delta = 0.1;
+    RecordingHead once(truth), twice(truth);
+    const Calibration c1 = calibrate(once, queries, exact, p, 0, 1), c2 = calibrate(twice, queries, exact, p, 0, 2);
+    EXPECT_EQ(c1.runs, c2.runs);
+    EXPECT_EQ(twice.seeds.size(), 2 * once.seeds.size());
+    EXPECT_EQ(c1.allowed, 1); // floor(0.1 x 10)
+    EXPECT_EQ(c2.allowed, 2); // floor(0.1 x 20)
+    // one pass over the factor f = 1: seeds base .. base + 19, all distinct
+    const std::set<uint64_t> first(twice.seeds.begin(), twice.seeds.begin() + 20);
+    EXPECT_EQ(first.size(), 20u);
+    EXPECT_EQ(*first.begin(), p.seed);
+    EXPECT_THROW(calibrate(once, queries, exact, p, 0, 0), winnow::Error);
 }
 
 } // namespace
