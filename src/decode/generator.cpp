@@ -108,7 +108,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     // sampler chain.
     const bool exact_top1_only = greedy && sp.repeat_penalty == 1.0f;
     Backend& be = forward_.backend();
-    const bool on_backend = !exact_top1_only && device_sampling_ && be.supports(Op::sample, GgmlType::F32);
+    const bool on_backend = !adaptive_serves && !exact_top1_only && device_sampling_ && be.supports(Op::sample, GgmlType::F32);
     device_sampled_steps_ = 0;
     if (on_backend) {
         if (ds_.logits.empty()) {
