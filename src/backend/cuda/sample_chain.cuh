@@ -1,21 +1,24 @@
 #pragma once
 // The sample kernel's algorithm (backend/cuda/sample.cu), written once over a thread-block policy so that the same
 // code runs as the CUDA kernel (a block of 1024 threads: shuffles, barriers, shared memory) and, in the tests, on the
-// host as a block of one thread (tests/ops/test_sample_kernel_logic.cpp), which checks the algorithm against the host
-// SamplerChain on a machine without a GPU. The CPU backend's sample op, the twin, is SamplerChain itself.
+// host as a block of 1 or 3 threads (tests/ops/test_sample_kernel_logic.cpp), which checks the algorithm against the
+// host SamplerChain on a machine without a GPU. The CPU backend's sample op, the twin, is SamplerChain itself.
 //
 // Every filter of the chain keeps a prefix of the candidates in the order (value descending, id ascending), so the
 // kernel never sorts: a candidate set is a cut on the 64-bit position key
 //     key(v, i) = (~ordered_bits(v)) << 32 | i        (ascending key = the chain's order)
-// and each filter finds its cut as the smallest key for which a monotone predicate holds, by bisection: first on the
-// value half (32 steps), then on the id half within the tie group the cut falls in (only when that group has more
-// than one member). Top-k counts candidates (exact); top-p and the draw sum exp(v - max) in double, as the host does.
+// Top-k's cut is the k-th largest value, found by a radix select on the value half (integer counts: exact). Top-p's
+// and the draw's cuts are the smallest key for which a monotone predicate on the mass before or after it holds, by
+// bisection: first on the value half (32 steps), then on the id half within the tie group the cut falls in (only when
+// that group has more than one member); the masses are exp(v - max) summed in double, as the host does. Sets of a
+// few thousand candidates are compacted into fast memory first. Top-k = 0 with top-p < 1 (or a plain draw) is this
+// same bisection over the whole vocabulary: correct, ~35-50 passes over it; the speed of that case is for tuning.
 //
 // What equals the host bit for bit: the penalty, temperature (IEEE float division), the top-k and min-p sets (log of
 // min_p is taken on the host), ties (lower id first) and greedy. What may differ in the last bits: the double sums
 // of top-p and the draw, which the host adds sequentially in sorted order and this code adds in a fixed tree, and
 // CUDA's double exp (1 ulp) against the host's. The chosen token is therefore the host's unless u (or 1 - top_p) lies
-// within about 1e-15 of a cumulative mass boundary. Deterministic: fixed reduction order, no atomics in any sum.
+// within about 1e-15 of a cumulative mass boundary. Deterministic: fixed reduction order, no floating-point atomics.
 //
 // The policy B provides: tid(), threads(), sync(); sum_d, sum_ll, min_ll, max_ll, max_f (block-wide, the same result
 // in every thread); exclusive_sum_ll (the sum over the threads before this one); atomic_or / atomic_and on 32-bit
