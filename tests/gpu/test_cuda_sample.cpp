@@ -170,13 +170,37 @@ TEST_F(CudaSample, TimePerCall) {
     s.repeat_penalty = 1.1f;
     s.repeat_last_n = 64;
     cases.push_back({"llama.cpp defaults", s});
+    // the kernel alone: recorded once, replayed back to back
+    Tensor lt = gpu->alloc(GgmlType::F32, 1, n), ht = gpu->alloc(GgmlType::I32, 513, 1), ut = gpu->alloc(GgmlType::I32, 1, 2);
+    Tensor tok = gpu->alloc(GgmlType::I32, 1, 1);
+    gpu->upload(logits.data(), lt);
+    gpu->upload(history.data(), ht.rows_view(0, 512));
+    const double half = 0.5;
+    gpu->upload(&half, ut);
     for (const Named& c : cases) {
         g(c.s, 0.5); // warm
-        const auto t0 = std::chrono::steady_clock::now();
+        auto t0 = std::chrono::steady_clock::now();
         const int reps = 20;
         for (int i = 0; i < reps; ++i) g(c.s, 0.5); // each call uploads u and downloads the token (both wait)
         const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
-        std::printf("sample op, vocab %lld, %-30s %8.1f us per call (upload u + kernel + 4-byte download)\n", static_cast<long long>(n), c.name, us);
+        SampleParams p;
+        p.chain = c.s;
+        p.history = &ht;
+        p.n_history = 512;
+        p.u = &ut;
+        gpu->sample(lt, p, tok);
+        gpu->begin_recording();
+        gpu->sample(lt, p, tok);
+        const int graph = gpu->end_recording();
+        gpu->replay(graph);
+        gpu->synchronize();
+        t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < 100; ++i) gpu->replay(graph);
+        gpu->synchronize();
+        const double kernel_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 100;
+        gpu->drop_recording(graph);
+        std::printf("sample op, vocab %lld, %-30s %8.1f us per call (upload u + kernel + 4-byte download), %8.1f us per replayed kernel\n",
+                    static_cast<long long>(n), c.name, us, kernel_us);
     }
 }
 
