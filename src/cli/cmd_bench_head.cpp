@@ -52,7 +52,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched";
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
-    double tune_share = 0.2;
+    double tune_share = 0.2, warmup_cap = head::AdaptiveParams{}.warmup_cap;
     bool json_out = false, warmup_prune = false;
     po::options_description opts("winnow bench head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
@@ -75,6 +75,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "pulls", po::value(&pulls_arg)->default_value(pulls_arg),
         "comma-separated PullToVar modes of the faithful head's warm-up and elimination: batched (the reference: the whole set to one prefix), per-arm (only the arms above their target)")(
         "calibration-repeats", po::value(&calibration_repeats)->default_value(1), "runs of each tuning query (fresh noise) per factor tried")(
+        "warmup-cap", po::value(&warmup_cap)->default_value(warmup_cap, "0.1"),
+        "warm-up pulls at most this fraction of d' per arm (the exact prefix and pilot are read whatever it says)")(
         "warmup-prune", po::bool_switch(&warmup_prune), "faithful head: the warm-up's variance target only for arms that may carry softmax mass")(
         "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "with an exact prefix: tail columns every arm reads before its variance is used")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
@@ -163,6 +165,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         for (double delta : {0.01, 0.05, 0.1}) {
             head::AdaptiveParams p = base;
             p.delta = delta;
+            p.warmup_cap = warmup_cap;
             const auto cal = head::calibrate(algo, tune_q, truth_tune, p, confidence, calibration_repeats);
             p.fudge_best = cal.fudge_best;
             p.fudge_norm = cal.fudge_norm;
@@ -297,6 +300,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     report["pca_windows"] = pca_windows; // the pca basis's states: this many tuning-region windows less the calibration ones
     report["tail_pilot"] = tail_pilot;
     report["calibration_repeats"] = calibration_repeats;
+    report["warmup_cap"] = warmup_cap;
     report["epsilon"] = 0.3;
     report["rows"] = rows;
     report["paper_gpt2_wikitext2"] = {{"delta_0.01", "6.87x / 98.1%"}, {"delta_0.05", "7.67x / 94.8%"}, {"delta_0.10", "8.30x / 89.2%"}};
