@@ -61,12 +61,13 @@ struct BlockMask {
 
 // Per-block elementwise maxima and minima of a layer's cached keys, for query-aware block selection (below): block b
 // covers cache rows [b * block, (b + 1) * block), and only complete blocks are summarised. The block is the selection's
-// unit and divides the mask's block (finer units bound scores more tightly). Host memory (CPU backend).
+// unit and divides the mask's block (finer units bound scores more tightly). Host memory (CPU backend). Stored as fp16
+// rounded outward (kmax up, kmin down), so they still bound every key while a decode step reads half the bytes.
 struct KeyBlockSummary {
-    int block = 0;                // tokens per summarised block
-    int n_blocks = 0;             // blocks summarised: cache rows [0, n_blocks * block)
-    const float* kmax = nullptr;  // [n_blocks][n_head_kv * head_dim]
-    const float* kmin = nullptr;  // same layout
+    int block = 0;                   // tokens per summarised block
+    int n_blocks = 0;                // blocks summarised: cache rows [0, n_blocks * block)
+    const uint16_t* kmax = nullptr;  // fp16 [n_blocks][n_head_kv * head_dim], each >= every key it summarises
+    const uint16_t* kmin = nullptr;  // same layout, each <= every key
 };
 
 struct AttentionParams {

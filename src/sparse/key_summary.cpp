@@ -11,6 +11,17 @@
 
 namespace winnow::sparse {
 
+uint16_t fp16_round_up(float x) {
+    uint16_t h = fp32_to_fp16(x);
+    if (std::isnan(x) || fp16_to_fp32(h) >= x) return h;
+    // one step up: the next magnitude for a positive value, the previous one for a negative (-0 steps to the smallest
+    // positive subnormal; -inf to -65504)
+    if (h & 0x8000) return h == 0x8000 ? 0x0001 : static_cast<uint16_t>(h - 1);
+    return static_cast<uint16_t>(h + 1);
+}
+
+uint16_t fp16_round_down(float x) { return static_cast<uint16_t>(fp16_round_up(-x) ^ 0x8000); }
+
 void KeyBlockSummaries::update(const float* k_cache, int kv_dim, int block, int pos0, int n_rows) {
     update(GgmlType::F32, k_cache, kv_dim, block, pos0, n_rows);
 }
@@ -26,15 +37,18 @@ void KeyBlockSummaries::update(GgmlType type, const void* k_cache, int kv_dim, i
     kmax_.resize(static_cast<size_t>(complete) * kv_dim);
     kmin_.resize(static_cast<size_t>(complete) * kv_dim);
     const size_t row_bytes = static_cast<size_t>(kv_dim) * tensor_type_size(type);
-    std::vector<float> row(kv_dim); // one cache row widened to fp32 (each row is read once: no need for vector code)
+    // one cache row widened to fp32 (each row is read once: no need for vector code), and the block's fp32 extremes
+    std::vector<float> row(kv_dim), mx(kv_dim), mn(kv_dim);
     for (int b = n_blocks_; b < complete; ++b) {
-        float* mx = kmax_.data() + static_cast<size_t>(b) * kv_dim;
-        float* mn = kmin_.data() + static_cast<size_t>(b) * kv_dim;
-        std::fill(mx, mx + kv_dim, -INFINITY);
-        std::fill(mn, mn + kv_dim, INFINITY);
+        std::fill(mx.begin(), mx.end(), -INFINITY);
+        std::fill(mn.begin(), mn.end(), INFINITY);
         for (int r = 0; r < block; ++r) {
             dequantize_row(type, static_cast<const uint8_t*>(k_cache) + (static_cast<size_t>(b) * block + r) * row_bytes, row.data(), kv_dim);
             for (int d = 0; d < kv_dim; ++d) mx[d] = std::max(mx[d], row[d]), mn[d] = std::min(mn[d], row[d]);
+        }
+        for (int d = 0; d < kv_dim; ++d) {
+            kmax_[static_cast<size_t>(b) * kv_dim + d] = fp16_round_up(mx[d]);
+            kmin_[static_cast<size_t>(b) * kv_dim + d] = fp16_round_down(mn[d]);
         }
     }
     n_blocks_ = complete;

@@ -2,6 +2,7 @@
 // The per-block key maxima and minima that query-aware block selection bounds scores with (AttentionParams::
 // select_blocks), kept for one layer's KV cache and brought up to date after each cache write. Host memory: the CPU
 // backend's cache is host memory; a device backend would keep its own.
+#include <cstdint>
 #include <vector>
 
 #include "backend/backend.h"
@@ -20,6 +21,11 @@ inline int selection_unit(int requested, int pattern_block) {
     return pattern_block % kSelectBlockSize == 0 ? kSelectBlockSize : pattern_block;
 }
 
+// The fp16 value nearest x on the side away from the keys it bounds: the smallest fp16 >= x (round_up) and the largest
+// fp16 <= x (round_down); beyond fp16's range, +-infinity. The summaries store these, so the bound stays a bound.
+uint16_t fp16_round_up(float x);
+uint16_t fp16_round_down(float x);
+
 class KeyBlockSummaries {
 public:
     // After cache rows [pos0, n_rows) were (re)written: drops the summaries of blocks that overlap rewritten rows
@@ -33,7 +39,7 @@ public:
 
 private:
     int n_blocks_ = 0, kv_dim_ = 0, block_ = 0;
-    std::vector<float> kmax_, kmin_; // [n_blocks][kv_dim]
+    std::vector<uint16_t> kmax_, kmin_; // fp16 [n_blocks][kv_dim], rounded outward
 };
 
 } // namespace winnow::sparse

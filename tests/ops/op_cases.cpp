@@ -11,6 +11,7 @@
 #include "backend/cpu/reference_ops.h"
 #include "io/quant.h"
 #include "op_harness.h"
+#include "sparse/key_summary.h"
 
 namespace winnow::test {
 
@@ -429,10 +430,16 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                              kmax[i] = std::max(kmax[i], k[static_cast<size_t>(j) * kvd + d]);
                              kmin[i] = std::min(kmin[i], k[static_cast<size_t>(j) * kvd + d]);
                          }
+                     // the summary the backend reads: fp16, rounded outward; the reference's bound uses the same values
+                     std::vector<uint16_t> kmax16(kmax.size()), kmin16(kmin.size());
+                     for (size_t i = 0; i < kmax.size(); ++i) {
+                         kmax16[i] = sparse::fp16_round_up(kmax[i]), kmin16[i] = sparse::fp16_round_down(kmin[i]);
+                         kmax[i] = fp16_to_fp32(kmax16[i]), kmin[i] = fp16_to_fp32(kmin16[i]);
+                     }
                      AttentionParams p;
                      p.pos0 = s.pos0, p.n_head = s.n_head, p.n_head_kv = s.n_head_kv, p.head_dim = s.hd, p.mask = &mask;
                      p.select_blocks = s.select;
-                     p.key_summary = {unit, summarised, kmax.data(), kmin.data()};
+                     p.key_summary = {unit, summarised, kmax16.data(), kmin16.data()};
                      const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, type, k, ctx, kvd), vt = make_cache(be, type, v, ctx, kvd),
                                   ot = be.alloc(GgmlType::F32, s.n, qd);
                      be.attention(qt, kt, vt, ot, p);

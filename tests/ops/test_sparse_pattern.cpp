@@ -376,8 +376,11 @@ TEST(KeyBlockSummaries, SummariseCompleteBlocksAndForgetRewrittenOnes) {
             for (int d = 0; d < kv_dim; ++d) {
                 float mx = -INFINITY, mn = INFINITY;
                 for (int r = b * block; r < (b + 1) * block; ++r) mx = std::max(mx, k[r * kv_dim + d]), mn = std::min(mn, k[r * kv_dim + d]);
-                EXPECT_EQ(v.kmax[b * kv_dim + d], mx) << b << "," << d;
-                EXPECT_EQ(v.kmin[b * kv_dim + d], mn) << b << "," << d;
+                // fp16 rounded outward: the nearest fp16 on the far side of the block's extreme
+                EXPECT_EQ(v.kmax[b * kv_dim + d], fp16_round_up(mx)) << b << "," << d;
+                EXPECT_EQ(v.kmin[b * kv_dim + d], fp16_round_down(mn)) << b << "," << d;
+                EXPECT_GE(fp16_to_fp32(v.kmax[b * kv_dim + d]), mx);
+                EXPECT_LE(fp16_to_fp32(v.kmin[b * kv_dim + d]), mn);
             }
     };
     KeyBlockSummaries s;
@@ -389,6 +392,33 @@ TEST(KeyBlockSummaries, SummariseCompleteBlocksAndForgetRewrittenOnes) {
     s.update(k.data(), kv_dim, block, 20, 30);
     expect_matches(s, 3); // block 2 (rows 16-23) holds rewritten rows: summarised again, not kept stale
     EXPECT_THROW(s.update(k.data(), kv_dim, block, 31, 30), Error);
+}
+
+// Outward rounding to fp16: the result bounds x on its side and is the nearest fp16 that does (exact values stay), at
+// the signs, the zeros, subnormals and beyond fp16's range.
+TEST(KeyBlockSummaries, Fp16OutwardRoundingIsTheNearestBoundingHalf) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd;
+    std::vector<float> xs = {0.0f, -0.0f, 1.0f, -1.0f, 1.0f + 1e-7f, -(1.0f + 1e-7f), 3e-8f, -3e-8f, 65504.0f, 65519.0f, 70000.0f, -70000.0f, 1e-5f, -1e-5f};
+    for (int i = 0; i < 2000; ++i) xs.push_back(nd(rng) * std::pow(10.0f, static_cast<float>(i % 9) - 4.0f));
+    for (float x : xs) {
+        const uint16_t up = fp16_round_up(x), down = fp16_round_down(x);
+        EXPECT_GE(fp16_to_fp32(up), x) << x;
+        EXPECT_LE(fp16_to_fp32(down), x) << x;
+        const uint16_t nearest = fp32_to_fp16(x);
+        if (fp16_to_fp32(nearest) == x) { // representable: no widening
+            EXPECT_EQ(fp16_to_fp32(up), x) << x;
+            EXPECT_EQ(fp16_to_fp32(down), x) << x;
+        } else if (std::isfinite(fp16_to_fp32(up)) && std::isfinite(fp16_to_fp32(down))) { // one fp16 step apart, x between
+            EXPECT_LT(fp16_to_fp32(down), x) << x;
+            EXPECT_GT(fp16_to_fp32(up), x) << x;
+            EXPECT_TRUE(fp16_to_fp32(up) == fp16_to_fp32(nearest) || fp16_to_fp32(down) == fp16_to_fp32(nearest)) << x;
+        }
+    }
+    EXPECT_EQ(fp16_to_fp32(fp16_round_up(70000.0f)), INFINITY);
+    EXPECT_EQ(fp16_to_fp32(fp16_round_down(70000.0f)), 65504.0f);
+    EXPECT_EQ(fp16_to_fp32(fp16_round_up(-70000.0f)), -65504.0f);
+    EXPECT_EQ(fp16_to_fp32(fp16_round_down(-70000.0f)), -INFINITY);
 }
 
 // A half cache's summary is the summary of the values it holds, widened exactly (F16 and BF16); a cache type it cannot read is refused.
@@ -408,12 +438,12 @@ TEST(KeyBlockSummaries, HalfCacheSummaryIsThatOfItsWidenedKeys) {
         ASSERT_EQ(s.n_blocks(), 3);
         ASSERT_EQ(ref.n_blocks(), 3);
         const KeyBlockSummary a = s.view(), b = ref.view();
-        EXPECT_EQ(std::vector<float>(a.kmax, a.kmax + 3 * kv_dim), std::vector<float>(b.kmax, b.kmax + 3 * kv_dim)) << ggml_type_name(type);
-        EXPECT_EQ(std::vector<float>(a.kmin, a.kmin + 3 * kv_dim), std::vector<float>(b.kmin, b.kmin + 3 * kv_dim)) << ggml_type_name(type);
+        EXPECT_EQ(std::vector<uint16_t>(a.kmax, a.kmax + 3 * kv_dim), std::vector<uint16_t>(b.kmax, b.kmax + 3 * kv_dim)) << ggml_type_name(type);
+        EXPECT_EQ(std::vector<uint16_t>(a.kmin, a.kmin + 3 * kv_dim), std::vector<uint16_t>(b.kmin, b.kmin + 3 * kv_dim)) << ggml_type_name(type);
         // the summaries really moved with the rounding: not the fp32 keys' summary
         KeyBlockSummaries unrounded;
         unrounded.update(k.data(), kv_dim, block, 0, 29);
-        EXPECT_NE(std::vector<float>(a.kmax, a.kmax + 3 * kv_dim), std::vector<float>(unrounded.view().kmax, unrounded.view().kmax + 3 * kv_dim));
+        EXPECT_NE(std::vector<uint16_t>(a.kmax, a.kmax + 3 * kv_dim), std::vector<uint16_t>(unrounded.view().kmax, unrounded.view().kmax + 3 * kv_dim));
     }
     KeyBlockSummaries s;
     EXPECT_THROW(s.update(GgmlType::Q8_0, k.data(), kv_dim, block, 0, 16), Error);

@@ -90,32 +90,33 @@ int key_runs(const uint8_t* row, int block, int q_pos, int* runs, int* kept) {
     return n_runs;
 }
 
-// sum_d max(q_d * kmax_d, q_d * kmin_d): an upper bound of q.k over every key k with kmin <= k <= kmax elementwise.
-inline float score_bound(const float* q, const float* kmax, const float* kmin, int n) {
+// sum_d max(q_d * kmax_d, q_d * kmin_d) over the widened fp16 summary: an upper bound of q.k over every key k with
+// kmin <= k <= kmax elementwise.
+inline float score_bound(const float* q, const uint16_t* kmax, const uint16_t* kmin, int n) {
     int i = 0;
     float s = 0.0f;
 #ifdef WINNOW_AVX2
     __m256 acc = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
         const __m256 vq = _mm256_loadu_ps(q + i);
-        acc = _mm256_add_ps(acc, _mm256_max_ps(_mm256_mul_ps(vq, _mm256_loadu_ps(kmax + i)), _mm256_mul_ps(vq, _mm256_loadu_ps(kmin + i))));
+        acc = _mm256_add_ps(acc, _mm256_max_ps(_mm256_mul_ps(vq, KvF16::load8(kmax + i)), _mm256_mul_ps(vq, KvF16::load8(kmin + i))));
     }
     s = hsum(acc);
 #endif
-    for (; i < n; ++i) s += std::max(q[i] * kmax[i], q[i] * kmin[i]);
+    for (; i < n; ++i) s += std::max(q[i] * KvF16::load1(kmax + i), q[i] * KvF16::load1(kmin + i));
     return s;
 }
 
 // max over the group's heads of score_bound(qg + g * hd, kmax, kmin, hd), with the same sums (bit for bit): with AVX2
-// the summary rows are loaded once for all heads instead of once per head.
-inline float group_bound(const float* qg, int heads, const float* kmax, const float* kmin, int hd) {
+// the summary rows are loaded and widened once for all heads instead of once per head.
+inline float group_bound(const float* qg, int heads, const uint16_t* kmax, const uint16_t* kmin, int hd) {
 #ifdef WINNOW_AVX2
     constexpr int kMaxHeads = 8;
     if (hd % 8 == 0 && heads <= kMaxHeads) {
         __m256 acc[kMaxHeads];
         for (int g = 0; g < heads; ++g) acc[g] = _mm256_setzero_ps();
         for (int i = 0; i < hd; i += 8) {
-            const __m256 hi = _mm256_loadu_ps(kmax + i), lo = _mm256_loadu_ps(kmin + i);
+            const __m256 hi = KvF16::load8(kmax + i), lo = KvF16::load8(kmin + i);
             for (int g = 0; g < heads; ++g) {
                 const __m256 vq = _mm256_loadu_ps(qg + static_cast<size_t>(g) * hd + i);
                 acc[g] = _mm256_add_ps(acc[g], _mm256_max_ps(_mm256_mul_ps(vq, hi), _mm256_mul_ps(vq, lo)));
@@ -164,7 +165,7 @@ void unit_bounds(const AttentionParams& p, const float* qg, int heads, int q_pos
         const size_t off = static_cast<size_t>(u) * kv_dim + static_cast<size_t>(kvh) * hd;
 #ifdef WINNOW_AVX2
         if (u + kAhead < u1)
-            for (int b = 0; b < hd * static_cast<int>(sizeof(float)); b += 64) {
+            for (int b = 0; b < hd * static_cast<int>(sizeof(uint16_t)); b += 64) {
                 _mm_prefetch(reinterpret_cast<const char*>(ks.kmax + off + static_cast<size_t>(kAhead) * kv_dim) + b, _MM_HINT_T0);
                 _mm_prefetch(reinterpret_cast<const char*>(ks.kmin + off + static_cast<size_t>(kAhead) * kv_dim) + b, _MM_HINT_T0);
             }
