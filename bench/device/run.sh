@@ -46,6 +46,12 @@ if command -v compute-sanitizer >/dev/null; then
   timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
     $W/bin/winnow_gpu_tests --gtest_filter='CudaSample.SanitizerSubset:CudaSample.RecordedOpReplaysWithNewUAndLength' > "$OUT/sanitizer-sample.txt" 2>&1
   note "compute-sanitizer memcheck, sample op: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-sample.txt" | tail -1)"
+  # the sample kernel is one 1024-thread block full of barriers and reused shared buffers: race and barrier checks too
+  for tool in racecheck synccheck; do
+    timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
+      $W/bin/winnow_gpu_tests --gtest_filter='CudaSample.SanitizerSubset' > "$OUT/sanitizer-sample-$tool.txt" 2>&1
+    note "compute-sanitizer $tool, sample op: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-sample-$tool.txt" | tail -1)"
+  done
   if [ -f $model ]; then
     timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
       $W/bin/winnow generate -m $model -p "The capital of France is" -n 8 --device cuda > "$OUT/sanitizer-generate.txt" 2>&1

@@ -51,7 +51,8 @@ TEST_F(CudaSample, MatchesTheCpuTwinOnTheSmolLm2Vocabulary) {
 }
 
 TEST_F(CudaSample, MatchesTheCpuTwinOnSmallVocabularies) {
-    for (Shape s : {Shape::random, Shape::ties, Shape::near_ties, Shape::with_neg_inf, Shape::merged_by_temperature, Shape::four_equal})
+    for (Shape s : {Shape::random, Shape::ties, Shape::near_ties, Shape::with_neg_inf, Shape::merged_by_temperature, Shape::four_equal,
+                    Shape::all_neg_inf, Shape::pos_inf})
         expect_twins_agree(*gpu, *cpu, s, 3001, 8);
     expect_twins_agree(*gpu, *cpu, Shape::ties, 5, 8);
 }
@@ -110,8 +111,11 @@ TEST_F(CudaSample, SanitizerSubset) {
     const auto logits = make_logits(Shape::ties, n, 3);
     const auto history = make_history(n, 100, 4, logits);
     auto g = backend_picker(*gpu, logits, history), c = backend_picker(*cpu, logits, history);
-    for (const SamplingParams& chain : chains())
-        if (chain.repeat_penalty != 1.0f && chain.repeat_last_n == -1) EXPECT_EQ(g(chain, 0.37), c(chain, 0.37)) << describe(chain);
+    for (const SamplingParams& chain : chains()) {
+        if (chain.repeat_penalty != 1.0f && chain.repeat_last_n == -1) {
+            EXPECT_EQ(g(chain, 0.37), c(chain, 0.37)) << describe(chain);
+        }
+    }
 }
 
 // Generation on the CUDA backend, the chain on the device vs every logit to the host's Sampler (the same logits):

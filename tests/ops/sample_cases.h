@@ -23,7 +23,7 @@
 
 namespace winnow::test::sampling {
 
-enum class Shape { random, ties, near_ties, with_neg_inf, merged_by_temperature, four_equal };
+enum class Shape { random, ties, near_ties, with_neg_inf, merged_by_temperature, four_equal, all_neg_inf, pos_inf };
 inline const char* name(Shape s) {
     switch (s) {
     case Shape::random: return "random";
@@ -32,6 +32,8 @@ inline const char* name(Shape s) {
     case Shape::with_neg_inf: return "neg_inf";
     case Shape::merged_by_temperature: return "merged_by_temperature";
     case Shape::four_equal: return "four_equal";
+    case Shape::all_neg_inf: return "all_neg_inf";
+    case Shape::pos_inf: return "pos_inf";
     }
     return "?";
 }
@@ -81,6 +83,12 @@ inline std::vector<float> make_logits(Shape shape, int64_t n, uint64_t seed) {
     case Shape::four_equal: // probabilities of exactly 1/4: top-p's masses meet 1 - top_p and top_p exactly (0.5)
         for (auto& x : l) x = -INFINITY;
         for (int64_t i = 0; i < 4 && i < n; ++i) l[static_cast<size_t>((i * 7919 + 11) % n)] = 2.5f;
+        break;
+    case Shape::all_neg_inf: // a fully masked row: no probability anywhere (the draw must still answer a valid id)
+        for (auto& x : l) x = -INFINITY;
+        break;
+    case Shape::pos_inf: // an overflowed logit: its mass is NaN (inf - inf), so no cumulative mass exceeds u
+        l[static_cast<size_t>(any(rng))] = INFINITY;
         break;
     }
     return l;

@@ -124,7 +124,7 @@ void expect_kernel_matches_chain(Shape shape, int64_t n, int threads, int compac
 // One thread: the algorithm itself, in global memory (no compaction) and compacted.
 TEST(SampleKernelOnHost, OneThreadMatchesTheChain) {
     for (Shape s : {Shape::random, Shape::ties, Shape::near_ties, Shape::with_neg_inf, Shape::merged_by_temperature,
-                    Shape::four_equal})
+                    Shape::four_equal, Shape::all_neg_inf, Shape::pos_inf})
         for (int limit : {0, 2048}) expect_kernel_matches_chain(s, 1003, 1, limit, 6);
     expect_kernel_matches_chain(Shape::ties, 7, 1, 2048, 6);
 }

@@ -218,7 +218,8 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
         }
         const float mx = b.max_f(bv);
         const long long first = b.min_ll(bv == mx ? bi : LLONG_MAX);
-        finish(first == LLONG_MAX ? 0 : static_cast<int32_t>(first));
+        // no maximum at all (every value NaN): the host's std::max_element answers the first id
+        finish(first >= n ? 0 : static_cast<int32_t>(first));
         return;
     }
 
@@ -334,8 +335,10 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     const double total = mass_split(b, set, kNone, true);
     const double u = *a.u;
     // the first candidate whose cumulative probability exceeds u. The whole set's mass over itself is exactly 1 here
-    // (the same sum twice), so only u >= 1 finds none; the host then takes the last candidate, and so does this.
-    if (!(u < 1.0)) {
+    // (the same sum twice), so only u >= 1 finds none; the host then takes the last candidate, and so does this. So
+    // does a total that is not a positive finite number (a NaN or +inf logit among the candidates, every logit -inf):
+    // no cumulative mass ever exceeds u then, on the host either, and the search below would find no key at all.
+    if (!(u < 1.0) || !(total > 0.0 && total < INFINITY)) {
         long long hv = -1, id = -1; // the largest key, as its value half and then its id
         for (int i = tid; i < set.m; i += nt)
             if (set.key[i] != kNone) hv = hv > static_cast<long long>(set.key[i] >> 32) ? hv : static_cast<long long>(set.key[i] >> 32);
