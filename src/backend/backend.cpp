@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "winnow/error.h"
 
@@ -67,7 +68,8 @@ int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Ten
             bad(std::string(what) + " must be a " + ggml_type_name(type) + " tensor on " + to_string(device) + ", got " + t.describe());
     };
     on_device(logits, GgmlType::F32, "the logits");
-    if (logits.rows() != 1 || logits.cols() < 1 || logits.cols() > INT32_MAX) bad("need one row of logits, got " + logits.describe());
+    // (the kernel's strided int loops step past n by up to a block: keep n + 1024 inside int32)
+    if (logits.rows() != 1 || logits.cols() < 1 || logits.cols() > INT32_MAX - 1024) bad("need one row of logits, got " + logits.describe());
     on_device(token, GgmlType::I32, "the token");
     if (token.numel() != 1) bad("the token must be one I32, got " + token.describe());
     const bool greedy = p.chain.temperature <= 0.0f;
@@ -75,6 +77,8 @@ int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Ten
         if (!p.u) bad("a drawing chain (temperature > 0) needs u");
         on_device(*p.u, GgmlType::I32, "u");
         if (p.u->numel() != 2) bad("u must be I32 [1][2] (a double's bytes), got " + p.u->describe());
+        // a device reads u as one double: a view at a 4-byte offset would fault there (the CPU twin would not notice)
+        if (reinterpret_cast<uintptr_t>(p.u->raw()) % alignof(double) != 0) bad("u must be 8-byte aligned, got " + p.u->describe());
     }
     const bool reads_history = (p.chain.repeat_penalty != 1.0f && p.chain.repeat_last_n != 0) || p.append;
     if (reads_history) {

@@ -266,6 +266,8 @@ public:
         const size_t bytes = cuda::sample_workspace_bytes(n);
         if (static_cast<size_t>(sample_ws_.numel()) < bytes) {
             not_while_recording("the sample op's first call (it allocates its scratch)");
+            // a step recorded earlier may still point at the old scratch: keep it alive rather than free it under a graph
+            if (sample_ws_.numel() > 0) retired_sample_ws_.push_back(sample_ws_);
             sample_ws_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(bytes)); // zero-filled, as the kernel needs
         }
         cuda::SampleChain c;
@@ -356,6 +358,7 @@ private:
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
     Tensor topk_buf_; // top_k results
     Tensor sample_ws_; // the sample kernel's scratch (cuda::sample_workspace_bytes)
+    std::vector<Tensor> retired_sample_ws_; // smaller scratches a recorded graph may still read (grows only with the vocabulary)
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
     std::map<const BlockMask*, Tensor> masks_;
     bool recording_ = false;
