@@ -111,8 +111,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     const bool on_backend = !adaptive_serves && !exact_top1_only && device_sampling_ && be.supports(Op::sample, GgmlType::F32);
     device_sampled_steps_ = 0;
     if (on_backend) {
-        if (ds_.logits.empty()) {
-            ds_.logits = be.alloc(GgmlType::F32, 1, forward_.weights().output.rows);
+        if (ds_.u.empty()) {
             ds_.u = be.alloc(GgmlType::I32, 1, 2);
             ds_.token = be.alloc(GgmlType::I32, 1, 1);
         }
@@ -190,16 +189,15 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
 
 int32_t Generator::sample_on_backend(const Tensor& hidden, const SamplingParams& sp, int n_history, bool draws) {
     Backend& be = forward_.backend();
-    // The exact head's product (ExactOutputHead::compute's linear), kept where it is instead of the head's top-k and
-    // download: the sample op reads the logits in place.
-    be.linear(forward_.weights().output, nullptr, hidden, ds_.logits);
+    // The exact head's logits stay where they are (no top-k, no download): the sample op reads them in place.
+    const Tensor& logits = exact_.device_logits(hidden);
     SampleParams p;
     p.chain = sp;
     p.history = &ds_.history;
     p.n_history = n_history;
     p.append = true; // the device's copy of the sequence gains the token without an upload
     p.u = draws ? &ds_.u : nullptr;
-    be.sample(ds_.logits, p, ds_.token);
+    be.sample(logits, p, ds_.token);
     int32_t id = 0;
     be.download(ds_.token, &id);
     return id;

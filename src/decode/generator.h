@@ -45,10 +45,10 @@ public:
     int device_sampled_steps() const { return device_sampled_steps_; }
 
 private:
-    // The sample op's tensors on the backend, allocated on first use: the logits (the exact head's product, kept on
-    // the device), the sequence so far (the penalty's window; the op appends each token it picks), u and the token.
+    // The sample op's tensors on the backend, allocated on first use: the sequence so far (the penalty's window; the
+    // op appends each token it picks), u and the token. The logits are the exact head's own (device_logits).
     struct DeviceSampling {
-        Tensor logits, history, u, token;
+        Tensor history, u, token;
     };
     // The exact head's logits sampled by the backend over the first n_history tokens of its history, drawing with the
     // u already in ds_.u when `draws`.

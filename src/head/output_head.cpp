@@ -10,8 +10,13 @@ ExactOutputHead::ExactOutputHead(Backend& be, const Matrix& output) : be_(be), o
     logits_ = be.alloc(GgmlType::F32, 1, output.rows);
 }
 
-HeadOutput ExactOutputHead::compute(const Tensor& hidden, const HeadRequest& r) {
+const Tensor& ExactOutputHead::device_logits(const Tensor& hidden) {
     be_.linear(output_, nullptr, hidden, logits_);
+    return logits_;
+}
+
+HeadOutput ExactOutputHead::compute(const Tensor& hidden, const HeadRequest& r) {
+    device_logits(hidden);
     HeadOutput out;
     TopK t = be_.top_k(logits_, r.k, r.log_norm);
     out.top = std::move(t.ids);

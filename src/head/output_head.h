@@ -45,6 +45,9 @@ public:
     const char* name() const override { return "exact"; }
     bool can_serve(const HeadRequest&) const override { return true; }
     HeadOutput compute(const Tensor& hidden, const HeadRequest& r) override;
+    // Every logit, left on the backend's device ([1][n_vocab] F32, valid until the next call): for a backend op that
+    // reads them in place (Backend::sample) instead of the top-k and the download of compute().
+    const Tensor& device_logits(const Tensor& hidden);
 
 private:
     Backend& be_;
