@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <iostream>
 #include <random>
-#include <sstream>
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -174,8 +173,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
     const auto pattern = sparse::SparsePattern::load(pattern_path);
     pattern.check_model(c, pattern_path);
     std::vector<int> ctxs;
-    std::stringstream ss(ctx_list);
-    for (std::string item; std::getline(ss, item, ',');) {
+    for (const std::string& item : list_items(ctx_list)) {
         try {
             ctxs.push_back(std::stoi(item));
         } catch (const std::exception&) {

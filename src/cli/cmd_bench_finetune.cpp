@@ -15,7 +15,6 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 
 #include <charconv>
 #include <fstream>
@@ -231,9 +230,7 @@ int cmd_bench_finetune(const std::vector<std::string>& args) {
                                       "linear=asa4",
                                       "attention=lse,linear=asa4,recompute=on"};
     if (!policies_arg.empty()) {
-        specs.clear();
-        std::stringstream ss(policies_arg);
-        for (std::string s; std::getline(ss, s, ';');) specs.push_back(s);
+        specs = list_items(policies_arg, ';');
     }
     nlohmann::ordered_json report;
     // --- 1. bytes at GPT-2 124M layer shapes

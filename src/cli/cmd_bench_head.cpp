@@ -12,7 +12,6 @@
 #include <iostream>
 #include <numeric>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include <boost/program_options.hpp>
@@ -85,34 +84,29 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     if (window < 2 || n_queries < 10 || n_tune < 1 || n_tune >= n_queries) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, 1 <= --tune < --queries");
 
     std::vector<std::string> variants;
-    std::stringstream vs(variants_arg);
-    for (std::string v; std::getline(vs, v, ',');) {
+    for (const std::string& v : list_items(variants_arg)) {
         if (v != "fast" && v != "faithful") throw Error(ErrorKind::invalid_argument, "--variants: '" + v + "' is not fast or faithful");
         variants.push_back(v);
     }
     std::vector<std::string> rotations;
-    std::stringstream rs(rotations_arg);
-    for (std::string v; std::getline(rs, v, ',');) {
+    for (const std::string& v : list_items(rotations_arg)) {
         if (v != "none" && v != "pca") throw Error(ErrorKind::invalid_argument, "--rotate: '" + v + "' is not none or pca");
         rotations.push_back(v);
     }
     std::vector<int> prefixes;
-    std::stringstream ps(prefixes_arg);
-    for (std::string v; std::getline(ps, v, ',');) {
+    for (const std::string& v : list_items(prefixes_arg)) {
         int m = -1;
         try { m = std::stoi(v); } catch (const std::exception&) {}
         if (m < 0) throw Error(ErrorKind::invalid_argument, "--exact-prefix: '" + v + "' is not a column count >= 0");
         prefixes.push_back(m);
     }
     std::vector<bool> batched_modes;
-    std::stringstream bs(pulls_arg);
-    for (std::string v; std::getline(bs, v, ',');) {
+    for (const std::string& v : list_items(pulls_arg)) {
         if (v != "batched" && v != "per-arm") throw Error(ErrorKind::invalid_argument, "--pulls: '" + v + "' is not batched or per-arm");
         batched_modes.push_back(v == "batched");
     }
     std::vector<double> confidences;
-    std::stringstream cs(confidences_arg);
-    for (std::string c; std::getline(cs, c, ',');) {
+    for (const std::string& c : list_items(confidences_arg)) {
         double v = -1;
         try { v = std::stod(c); } catch (const std::exception&) {}
         if (!(v >= 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--confidence: '" + c + "' is not in [0, 1)");

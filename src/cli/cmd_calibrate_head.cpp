@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 
 #include <boost/program_options.hpp>
 
@@ -41,8 +40,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     std::vector<double> deltas;
-    std::stringstream ds(deltas_arg);
-    for (std::string item; std::getline(ds, item, ',');) {
+    for (const std::string& item : list_items(deltas_arg)) {
         double v = 0;
         try { v = std::stod(item); } catch (const std::exception&) { v = -1; }
         if (!(v > 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--deltas: '" + item + "' is not a probability in (0, 1)");

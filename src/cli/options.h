@@ -1,6 +1,7 @@
 #pragma once
 // Shared command-line parsing for the winnow subcommands (Boost.Program_options).
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,15 @@ inline bool parse_options(const boost::program_options::options_description& opt
     }
     boost::program_options::notify(vm);
     return true;
+}
+
+// The items of a list option's value ("1024,2048,4096"), split as std::getline splits them: an empty value gives none,
+// a trailing separator adds nothing, an empty item between two separators is kept (for the caller to refuse).
+inline std::vector<std::string> list_items(const std::string& value, char separator = ',') {
+    std::stringstream ss(value);
+    std::vector<std::string> items;
+    for (std::string item; std::getline(ss, item, separator);) items.push_back(item);
+    return items;
 }
 
 } // namespace winnow::cli
