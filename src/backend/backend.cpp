@@ -21,6 +21,7 @@ const char* to_string(Op op) {
     case Op::add: return "add";
     case Op::top_k: return "top_k";
     case Op::sample: return "sample";
+    case Op::head_top_k: return "head_top_k";
     }
     return "?";
 }
@@ -58,6 +59,24 @@ void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& r
 
 void Backend::sample(const Tensor&, const SampleParams&, const Tensor&) {
     throw Error(ErrorKind::unsupported, std::string("the ") + name() + " backend has no sample op");
+}
+
+void check_head_top_k_args(const Matrix& w, const Tensor& hidden, int k, Device device) {
+    auto bad = [](const std::string& m) { throw Error(ErrorKind::invalid_argument, "head_top_k: " + m); };
+    if (w.empty() || w.rows < 1 || w.cols < 1) bad("the head matrix is empty");
+    if (w.rows > INT32_MAX - 1024) bad("the head has " + std::to_string(w.rows) + " rows; ids are int32");
+    if (hidden.device() != device || hidden.type() != GgmlType::F32)
+        bad("the hidden state must be an F32 tensor on " + std::string(to_string(device)) + ", got " + hidden.describe());
+    if (hidden.rows() != 1 || hidden.cols() != w.cols)
+        bad("the hidden state must be one row of " + std::to_string(w.cols) + ", got " + hidden.describe());
+    if (k < 1 || k > w.rows) bad("need 1 <= k <= " + std::to_string(w.rows) + " (the head's rows), got k = " + std::to_string(k));
+}
+
+TopK Backend::head_top_k(const Matrix& w, const Tensor& hidden, int k, bool want_log_norm) {
+    check_head_top_k_args(w, hidden, k, device());
+    const Tensor logits = alloc(GgmlType::F32, 1, w.rows);
+    linear(w, nullptr, hidden, logits);
+    return top_k(logits, k, want_log_norm);
 }
 
 int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Tensor& token, Device device) {

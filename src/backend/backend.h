@@ -19,10 +19,10 @@
 
 namespace winnow {
 
-enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample };
+enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample, head_top_k };
 const char* to_string(Op op);
-inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear,    Op::rms_norm, Op::layer_norm, Op::rope, Op::copy_rows,
-                                 Op::attention, Op::gelu_tanh, Op::swiglu,   Op::add,        Op::top_k, Op::sample};
+inline constexpr Op kAllOps[] = {Op::get_rows,  Op::linear,    Op::rms_norm, Op::layer_norm, Op::rope,   Op::copy_rows, Op::attention,
+                                 Op::gelu_tanh, Op::swiglu,    Op::add,      Op::top_k,      Op::sample, Op::head_top_k};
 
 struct RopeParams {
     int n_heads = 0, head_dim = 0, rope_dim = 0; // the first rope_dim dims of each head are rotated
@@ -164,6 +164,11 @@ public:
     // The next token from the single row `logits` (F32, left unchanged) into `token` (I32 [1][1] on the device), by
     // the chain in p (SampleParams above). Does not wait. The default refuses (supports(Op::sample, F32) is false).
     virtual void sample(const Tensor& logits, const SampleParams& p, const Tensor& token);
+    // The exact output head in one op: top_k(W hidden, k, want_log_norm) for one row `hidden` [1][W.cols], the same
+    // ids, logits and log-normalizer as linear + top_k on this backend, without the [1][W.rows] logits in memory the
+    // caller sees (a device backend never writes them to global memory). supports(Op::head_top_k, W.type). Waits,
+    // like top_k. The default runs linear into a scratch row, then top_k.
+    virtual TopK head_top_k(const Matrix& w, const Tensor& hidden, int k, bool want_log_norm);
 
     // ---- recording (CUDA graphs): a decode step's ~10 ops per layer recorded once and replayed with one launch.
     // Between begin_recording() and end_recording() ops are recorded, not run; they must not allocate, upload,
@@ -202,6 +207,10 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options);
 // The checks every backend's sample op makes (shapes, types, devices; history and u present when the chain reads
 // them); throws winnow::Error(invalid_argument). Returns the vocabulary size.
 int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Tensor& token, Device device);
+
+// The checks every backend's head_top_k makes: hidden is one F32 row of W.cols on `device`, 1 <= k <= W.rows, W has
+// rows and fits the int32 ids; throws winnow::Error(invalid_argument).
+void check_head_top_k_args(const Matrix& w, const Tensor& hidden, int k, Device device);
 
 // Throws winnow::Error(unsupported) naming the backend, op and type when the backend lacks it.
 void require_support(const Backend& be, Op op, GgmlType type);

@@ -48,6 +48,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 } // namespace
 
 int cmd_bench_head(const std::vector<std::string>& args) {
+    if (bench_head_wants_device(args)) return cmd_bench_head_device(args); // the exact head's kernels per device (cmd_bench_head_device.cpp)
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched";
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;

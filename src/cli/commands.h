@@ -10,6 +10,10 @@ int cmd_generate(const std::vector<std::string>& args);
 int cmd_chat(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_bench_head(const std::vector<std::string>& args);
+// bench head --device cuda (cli/cmd_bench_head_device.cpp): the exact head's kernels timed on a GPU (or, with
+// --device cpu, the same rows on the CPU backend)
+int cmd_bench_head_device(const std::vector<std::string>& args);
+bool bench_head_wants_device(const std::vector<std::string>& args); // --device among the arguments
 int cmd_calibrate_head(const std::vector<std::string>& args);
 int cmd_finetune(const std::vector<std::string>& args);
 int cmd_bench_finetune(const std::vector<std::string>& args);

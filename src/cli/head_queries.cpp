@@ -20,8 +20,10 @@ namespace winnow::cli {
 namespace {
 
 std::vector<std::vector<float>> collect_queries(const LoadedModel& model, const std::vector<int32_t>& ids, const std::vector<size_t>& starts, int window,
-                                                int threads, const char* what) {
-    auto be = make_cpu_backend(threads);
+                                                int threads, const char* what, const BackendOptions* device) {
+    BackendOptions o;
+    o.threads = threads;
+    auto be = make_backend(device ? *device : o);
     Forward f(model, *be, window);
     std::vector<std::vector<float>> qs;
     for (size_t q = 0; q < starts.size(); ++q) {
@@ -67,7 +69,8 @@ void write_cache(const std::string& cache, const std::string& key, const HeadQue
 
 } // namespace
 
-HeadQueries collect_head_queries(const LoadedModel& model, const std::string& text_path, const HeadQueryPlan& plan, int threads, const std::string& cache) {
+HeadQueries collect_head_queries(const LoadedModel& model, const std::string& text_path, const HeadQueryPlan& plan, int threads, const std::string& cache,
+                                 const BackendOptions* device) {
     if (!model.gguf()) throw Error(ErrorKind::unsupported, "head queries need a GGUF model (for its tokenizer)");
     auto tok = Tokenizer::from_gguf(*model.gguf());
     const std::string text = io::read_text_file(text_path, "text");
@@ -81,12 +84,13 @@ HeadQueries collect_head_queries(const LoadedModel& model, const std::string& te
     std::ostringstream key;
     key << "head-queries v2|" << head::model_content_hash(model.path()) << "|" << hq.text_hash << "|" << plan.window << "|" << plan.n_tune << "|"
         << plan.n_test << "|" << hq.boundary;
+    if (device && device->device != Device::cpu) key << "|" << to_string(device->device);
     if (read_cache(cache, key.str(), d, plan, hq)) return hq;
     const auto tune_starts = head::window_starts(0, hq.boundary, plan.window, plan.n_tune, "tuning");
-    hq.tune = collect_queries(model, ids, tune_starts, plan.window, threads, "tuning");
+    hq.tune = collect_queries(model, ids, tune_starts, plan.window, threads, "tuning", device);
     if (plan.n_test > 0) {
         const auto test_starts = head::window_starts(hq.boundary, ids.size(), plan.window, plan.n_test, "test");
-        hq.test = collect_queries(model, ids, test_starts, plan.window, threads, "test");
+        hq.test = collect_queries(model, ids, test_starts, plan.window, threads, "test", device);
     }
     if (!cache.empty()) write_cache(cache, key.str(), hq);
     return hq;

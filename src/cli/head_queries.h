@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "model/model.h"
 
 namespace winnow::cli {
@@ -26,7 +27,9 @@ struct HeadQueryPlan {
 };
 
 // `cache` (optional): a file holding previously collected states for the same model content, text, and plan.
+// `device` (optional): run the forward passes there (bench head --device cuda: seconds instead of a minute of CPU);
+// states from a device are cached under their own key, as they differ from the CPU's in the last bits.
 HeadQueries collect_head_queries(const LoadedModel& model, const std::string& text_path, const HeadQueryPlan& plan, int threads,
-                                 const std::string& cache = "");
+                                 const std::string& cache = "", const BackendOptions* device = nullptr);
 
 } // namespace winnow::cli

@@ -67,9 +67,8 @@ struct HostMatrix {
     Matrix m;
 };
 
-HostMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
+HostMatrix make_matrix_from(GgmlType type, int64_t rows, int64_t cols, const std::vector<float>& w) {
     HostMatrix h;
-    const auto w = randn(static_cast<size_t>(rows * cols), seed, 0.05f);
     const size_t rb = ggml_row_bytes(type, cols);
     h.bytes.resize(rb * rows);
     h.values.resize(w.size());
@@ -84,6 +83,10 @@ HostMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed)
     h.m.data = h.bytes.data();
     h.m.name = "harness";
     return h;
+}
+
+HostMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
+    return make_matrix_from(type, rows, cols, randn(static_cast<size_t>(rows * cols), seed, 0.05f));
 }
 
 Matrix place(Backend& be, const HostMatrix& h, Tensor& storage) {
@@ -540,6 +543,79 @@ void add_top_k_cases(std::vector<OpCase>& cases) {
                              }});
 }
 
+// The fused head (W hidden, then top-k and log-sum-exp in one op) on the head formats, vocabularies that are and are
+// not multiples of the CUDA kernel's 128-row tile, k = 1 and 40 (and k above the tile, k = the vocabulary). Rows 7 and
+// n - 1 are the same bytes, aligned with the hidden state so that they are the top two with equal logits (the lower id
+// must come first, across tiles), and rows 123 and n - 2 the next pair. Held to: the double reference (the returned
+// logits, the reference logits of the returned ids against the reference's own top k, the log-normalizer), and
+// exactly to linear + top_k on the same backend (ids and logit bits), which is what the op promises.
+void add_head_top_k_cases(std::vector<OpCase>& cases) {
+    struct S { int64_t n, d; int k; };
+    std::vector<std::pair<GgmlType, S>> list;
+    for (GgmlType type : kWeightTypes)
+        for (S s : {S{1000, 160, 1}, S{1000, 160, 40}, S{50257, 768, 1}, S{50257, 768, 40}}) list.push_back({type, s});
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16}) list.push_back({type, S{49152, 576, 40}}); // SmolLM2's head
+    for (S s : {S{1000, 160, 300}, S{1000, 160, 1000}, S{129, 96, 129}, S{1, 32, 1}}) list.push_back({GgmlType::F32, s});
+    for (const auto& [type, s] : list) {
+        const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+        cases.push_back({std::string("head_top_k/") + ggml_type_name(type) + "/vocab" + std::to_string(s.n) + "_d" + std::to_string(s.d) + "_k" +
+                             std::to_string(s.k),
+                         Op::head_top_k, type, tol, tol_q8, [type, s](Backend& be) {
+                             const int64_t n = s.n, d = s.d;
+                             const auto x = randn(static_cast<size_t>(d), 91);
+                             auto wf = randn(static_cast<size_t>(n * d), 92 + n, 0.05f);
+                             auto plant = [&](int64_t row, float scale) {
+                                 for (int64_t c = 0; c < d; ++c) wf[row * d + c] = scale * x[c] / static_cast<float>(d);
+                             };
+                             if (n >= 130) {
+                                 plant(7, 8.0f), plant(n - 1, 8.0f);
+                                 plant(123, 6.0f), plant(n - 2, 6.0f);
+                             }
+                             const HostMatrix w = make_matrix_from(type, n, d, wf);
+                             Tensor storage;
+                             const Matrix dw = place(be, w, storage);
+                             const Tensor xt = put(be, x, 1, d);
+                             const TopK got = be.head_top_k(dw, xt, s.k, true);
+                             // the same backend's unfused pair
+                             const Tensor lt = be.alloc(GgmlType::F32, 1, n);
+                             be.linear(dw, nullptr, xt, lt);
+                             const TopK pair = be.top_k(lt, s.k, true);
+                             // the double reference
+                             std::vector<double> ref(static_cast<size_t>(n));
+                             for (int64_t r = 0; r < n; ++r) {
+                                 double acc = 0;
+                                 for (int64_t c = 0; c < d; ++c) acc += static_cast<double>(w.values[r * d + c]) * x[c];
+                                 ref[r] = acc;
+                             }
+                             std::vector<int32_t> idx(static_cast<size_t>(n));
+                             std::iota(idx.begin(), idx.end(), 0);
+                             std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return ref[a] > ref[b]; });
+                             double s_exp = 0;
+                             for (double v : ref) s_exp += std::exp(v - ref[idx[0]]);
+                             // compared values: the returned logits, the reference logits of the returned ids against the
+                             // reference's top k (a swap of near-equal logits moves these by the gap only), log Z
+                             std::vector<float> got_v;
+                             std::vector<double> ref_v;
+                             const bool sizes_ok = got.ids.size() == static_cast<size_t>(s.k) && got.logits.size() == static_cast<size_t>(s.k);
+                             for (int i = 0; sizes_ok && i < s.k; ++i) {
+                                 const int32_t id = got.ids[i];
+                                 if (id < 0 || id >= n) return OpResult{INFINITY, INFINITY, false, 1};
+                                 got_v.push_back(got.logits[i]);
+                                 ref_v.push_back(ref[id]);
+                                 got_v.push_back(static_cast<float>(ref[id]));
+                                 ref_v.push_back(ref[idx[i]]);
+                             }
+                             got_v.push_back(static_cast<float>(got.log_norm));
+                             ref_v.push_back(ref[idx[0]] + std::log(s_exp));
+                             OpResult r = sizes_ok ? compare(got_v, ref_v) : OpResult{INFINITY, INFINITY, false, 1};
+                             r.exact_ids = sizes_ok && got.ids == pair.ids && got.logits == pair.logits &&
+                                           std::fabs(got.log_norm - pair.log_norm) <= 1e-12 * std::max(1.0, std::fabs(pair.log_norm));
+                             if (n >= 130 && sizes_ok) r.exact_ids = r.exact_ids && got.ids[0] == 7 && (s.k < 2 || got.ids[1] == n - 1);
+                             return r;
+                         }});
+    }
+}
+
 } // namespace
 
 std::vector<OpCase> op_cases() {
@@ -553,6 +629,7 @@ std::vector<OpCase> op_cases() {
     add_block_selection_cases(c);
     add_activation_cases(c);
     add_top_k_cases(c);
+    add_head_top_k_cases(c);
     add_sample_cases(c);
     return c;
 }

@@ -51,6 +51,7 @@ public:
     bool supports(Op op, GgmlType type) const override {
         switch (op) {
         case Op::linear:
+        case Op::head_top_k:
         case Op::get_rows: return ggml_type_supported(type);
         case Op::copy_rows:
         case Op::attention: return cpu::is_kv_type(type); // the KV cache: F32, F16 or BF16 (cpu/kv_elem.h)
@@ -240,6 +241,15 @@ public:
         return r;
     }
 
+    // The twin of every device head_top_k: this backend's own linear, then its own top_k, so that the fused op is
+    // held to exactly what the unfused pair gives (the logits row is a reused scratch, not a fresh allocation).
+    TopK head_top_k(const Matrix& w, const Tensor& hidden, int k, bool want_log_norm) override {
+        check_head_top_k_args(w, hidden, k, Device::cpu);
+        if (head_logits_.cols() != w.rows) head_logits_ = alloc(GgmlType::F32, 1, w.rows);
+        linear(w, nullptr, hidden, head_logits_);
+        return top_k(head_logits_, k, want_log_norm);
+    }
+
     // The host's sampler chain itself (backend/cpu/sample_cpu.h): the twin of every device sample kernel.
     void sample(const Tensor& logits, const SampleParams& p, const Tensor& token) override { cpu::sample(logits, p, token); }
 
@@ -279,6 +289,7 @@ private:
     CpuDotMode mode_;
     cpu::GemmQ8Scratch gemm_q8_;       // packed operands of the tiled q8 product
     cpu::PreparedActivation prepared_; // reused across calls to avoid reallocating
+    Tensor head_logits_;               // head_top_k's logits row
 };
 
 } // namespace

@@ -69,6 +69,7 @@ public:
     bool supports(Op op, GgmlType type) const override {
         switch (op) {
         case Op::linear:
+        case Op::head_top_k:
         case Op::get_rows: return is_weight_type(type);
         case Op::copy_rows:
         case Op::attention: return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
@@ -247,17 +248,27 @@ public:
         auto* d_ids = reinterpret_cast<int32_t*>(base + 8);
         auto* d_vals = reinterpret_cast<float*>(base + 8 + 4 * static_cast<size_t>(k));
         cuda::launch_top_k(logits.f32(), n, k, d_ids, d_vals, want_log_norm ? d_norm : nullptr, stream_);
-        std::vector<uint8_t> host(bytes);
-        WINNOW_CUDA_CHECK(cudaMemcpyAsync(host.data(), base, bytes, cudaMemcpyDeviceToHost, stream_));
-        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        TopK r;
-        r.ids.resize(k);
-        r.logits.resize(k);
-        std::memcpy(r.ids.data(), host.data() + 8, 4 * static_cast<size_t>(k));
-        std::memcpy(r.logits.data(), host.data() + 8 + 4 * static_cast<size_t>(k), 4 * static_cast<size_t>(k));
-        if (want_log_norm) std::memcpy(&r.log_norm, host.data(), 8);
-        return r;
+        return read_top_k(k, want_log_norm);
     }
+
+    // The fused head (head_top_k.cu): the logits stay in the kernel's shared memory; k ids, k logits and the
+    // log-normalizer come back in one copy, as from top_k.
+    TopK head_top_k(const Matrix& w, const Tensor& hidden, int k, bool want_log_norm) override {
+        not_while_recording("head_top_k (it returns to the host)");
+        check_head_top_k_args(w, hidden, k, Device::cuda);
+        require_support(*this, Op::head_top_k, w.type);
+        const size_t ws_bytes = cuda::head_top_k_workspace_bytes(w.rows, k);
+        if (static_cast<size_t>(head_ws_.numel()) < ws_bytes) head_ws_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(ws_bytes)); // cudaMalloc: 256-byte aligned
+        const size_t bytes = static_cast<size_t>(k) * 8 + 8;
+        if (static_cast<size_t>(topk_buf_.numel()) < bytes) topk_buf_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(bytes));
+        auto* base = topk_buf_.data<uint8_t>();
+        cuda::launch_head_top_k(w.type, w.data, w.row_bytes, w.rows, w.cols, hidden.f32(), k, head_ws_.raw(), reinterpret_cast<int32_t*>(base + 8),
+                                reinterpret_cast<float*>(base + 8 + 4 * static_cast<size_t>(k)), want_log_norm ? reinterpret_cast<double*>(base) : nullptr,
+                                stream_);
+        return read_top_k(k, want_log_norm);
+    }
+
+    void* stream_handle() const { return stream_; }
 
     // The sampler chain in one kernel (sample.cu); 4 bytes for the caller to download. Recordable once its scratch
     // exists: u and the history length may come from device memory.
@@ -336,6 +347,21 @@ private:
             throw Error(ErrorKind::invalid_argument, "cuda backend: a position must be one I32 in device memory, got " + pos->describe());
         return pos->data<int32_t>();
     }
+    // The k ids, k values and log-normalizer top_k and head_top_k leave in topk_buf_ (log_norm at 0, ids at 8, values
+    // after them), copied to the host in one transfer.
+    TopK read_top_k(int k, bool want_log_norm) {
+        const size_t bytes = static_cast<size_t>(k) * 8 + 8;
+        std::vector<uint8_t> host(bytes);
+        WINNOW_CUDA_CHECK(cudaMemcpyAsync(host.data(), topk_buf_.raw(), bytes, cudaMemcpyDeviceToHost, stream_));
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        TopK r;
+        r.ids.resize(k);
+        r.logits.resize(k);
+        std::memcpy(r.ids.data(), host.data() + 8, 4 * static_cast<size_t>(k));
+        std::memcpy(r.logits.data(), host.data() + 8 + 4 * static_cast<size_t>(k), 4 * static_cast<size_t>(k));
+        if (want_log_norm) std::memcpy(&r.log_norm, host.data(), 8);
+        return r;
+    }
     void check_device(const Tensor& t) const {
         if (t.device() != Device::cuda) throw Error(ErrorKind::invalid_argument, "cuda backend: " + t.describe() + " is not in device memory");
     }
@@ -356,7 +382,8 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
-    Tensor topk_buf_; // top_k results
+    Tensor topk_buf_; // top_k and head_top_k results
+    Tensor head_ws_;  // head_top_k's tile candidates and log-sum-exp parts
     Tensor sample_ws_; // the sample kernel's scratch (cuda::sample_workspace_bytes)
     std::vector<Tensor> retired_sample_ws_; // smaller scratches a recorded graph may still read (grows only with the vocabulary)
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
@@ -368,5 +395,11 @@ private:
 } // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+void* cuda_backend_stream(Backend& be) {
+    auto* cb = dynamic_cast<CudaBackend*>(&be);
+    if (!cb) throw Error(ErrorKind::invalid_argument, std::string("the ") + be.name() + " backend is not the CUDA backend");
+    return cb->stream_handle();
+}
 
 } // namespace winnow

@@ -12,4 +12,8 @@ namespace winnow {
 // Throws winnow::Error(unsupported) with one line when there is no usable GPU (no driver, no device, bad index).
 std::unique_ptr<Backend> make_cuda_backend(int device = 0);
 
+// The CUDA backend's stream (a cudaStream_t), for code inside src/backend/cuda that runs work in the backend's order
+// (the cuBLAS reference of bench head: cuda/cublas_gemv.h). Throws winnow::Error for another backend.
+void* cuda_backend_stream(Backend& be);
+
 } // namespace winnow

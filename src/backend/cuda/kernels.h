@@ -52,6 +52,13 @@ void launch_add(float* y, const float* x, int64_t rows, int64_t x_rows, int64_t 
 // The best k of n logits (ties: lower id first) into ids/values (device, k entries), and log sum exp into *log_norm
 // when log_norm is not null. One block.
 void launch_top_k(const float* logits, int64_t n, int k, int32_t* ids, float* values, double* log_norm, cudaStream_t s);
+// The fused exact head (head_top_k.cu): the best k of W x (W rows of `row_bytes` in `type`, x one row of cols) into
+// ids/values (device, k entries) and log sum exp(W x) into *log_norm when it is not null, without writing the logits;
+// the same ids and logit bits as launch_gemv + launch_top_k. `workspace` holds head_top_k_workspace_bytes(rows, k)
+// bytes, 8-byte aligned (no initial contents needed). 1 <= k <= rows < INT32_MAX - 1024 (checked by the caller).
+size_t head_top_k_workspace_bytes(int64_t rows, int k);
+void launch_head_top_k(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* x, int k, void* workspace,
+                       int32_t* ids, float* values, double* log_norm, cudaStream_t s);
 
 // SampleChain (the chain's parameters as the kernel reads them): sample_chain.cuh.
 // Device scratch the sample kernel needs for a vocabulary of n; it must be zero-filled once before the first call

@@ -1,8 +1,8 @@
 // Batch-1 GEMV on the stored weight formats, decoded in registers: one warp per output row, lanes striding the row,
-// a shuffle reduction. The twin is CpuBackend::linear (f32 mode).
+// a shuffle reduction (gemv_row.cuh, shared with the fused head). The twin is CpuBackend::linear (f32 mode).
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/weight_access.cuh"
+#include "backend/cuda/gemv_row.cuh"
 
 namespace winnow::cuda {
 
@@ -19,9 +19,7 @@ __global__ void gemv_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int
     if (r >= rows) return;
     const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
     const float* xt = x + static_cast<size_t>(t) * cols;
-    float acc = 0.0f;
-    for (int64_t c = lane; c < cols; c += 32) acc = fmaf(weight_at<T>(row, c), xt[c], acc);
-    acc = warp_sum(acc);
+    const float acc = warp_row_dot<T>(row, xt, cols, lane);
     if (lane == 0) y[static_cast<size_t>(t) * rows + r] = acc + (bias ? bias[r] : 0.0f);
 }
 

@@ -1,0 +1,132 @@
+// The fused exact head: the best k of W x (ties: lower id first) and log sum exp(W x), with the logits never written
+// to global memory. Two kernels (the algorithm and its argument: head_top_k_logic.cuh):
+//   head_tiles_kernel  one block of kThreads per tile of kTile rows: the tile's logits into shared memory (each warp
+//                      computes kRowsPerWarp rows with linear's warp dot product, gemv_row.cuh, so the logits are
+//                      linear's bits), a bitonic sort of the tile, its best min(k, kTile) and its log-sum-exp part
+//                      to the workspace;
+//   head_merge_kernel  one warp: the k-way merge of the tiles' sorted lists and the combined log-normalizer.
+// The twin is CpuBackend::head_top_k (the CPU's linear, then its top_k); the host run of the same algorithm is
+// tests/ops/test_head_top_k_logic.cpp.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemv_row.cuh"
+#include "backend/cuda/head_top_k_logic.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace winnow::cuda {
+
+namespace {
+
+namespace ht = head_top_k;
+
+template <GgmlType T>
+__global__ void __launch_bounds__(ht::kThreads) head_tiles_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t rows, int64_t cols,
+                                                                 const float* __restrict__ x, int kk, uint8_t* __restrict__ ws, ht::Layout lay) {
+    __shared__ float s_v[ht::kTile];
+    __shared__ int32_t s_id[ht::kTile];
+    __shared__ double s_sum[ht::kWarps];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int64_t tile = blockIdx.x;
+    for (int j = 0; j < ht::kRowsPerWarp; ++j) {
+        const int slot = j * ht::kWarps + warp;
+        const int64_t r = ht::tile_row(tile, slot);
+        if (r < rows) {
+            const float dot = warp_row_dot<T>(w + static_cast<size_t>(r) * row_bytes, x, cols, lane) + 0.0f; // as linear writes it
+            if (lane == 0) {
+                s_v[slot] = dot;
+                s_id[slot] = static_cast<int32_t>(r);
+            }
+        } else if (lane == 0) {
+            s_v[slot] = -INFINITY;
+            s_id[slot] = ht::kPadId;
+        }
+    }
+    __syncthreads();
+    ht::sort_tile(s_v, s_id, threadIdx.x, blockDim.x, [] { __syncthreads(); });
+    // (sort_tile ends with a barrier: the sorted tile is visible to every thread)
+    float* vals = reinterpret_cast<float*>(ws + lay.vals);
+    int32_t* ids = reinterpret_cast<int32_t*>(ws + lay.ids);
+    for (int i = threadIdx.x; i < kk; i += blockDim.x) {
+        vals[tile * kk + i] = s_v[i];
+        ids[tile * kk + i] = s_id[i];
+    }
+    // the tile's log-sum-exp part, relative to its max (the sorted tile's first entry), summed in double
+    const float tmax = s_v[0];
+    double s = 0;
+    for (int i = threadIdx.x; i < ht::kTile; i += blockDim.x) s += ht::lse_term(s_v[i], s_id[i], tmax);
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) s_sum[warp] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double total = 0;
+        for (int i = 0; i < ht::kWarps; ++i) total += s_sum[i];
+        reinterpret_cast<float*>(ws + lay.tile_max)[tile] = tmax;
+        reinterpret_cast<double*>(ws + lay.tile_sum)[tile] = total;
+        reinterpret_cast<int32_t*>(ws + lay.head)[tile] = 0; // the merge's read position in this tile's list
+    }
+}
+
+// One warp. Lane l owns the lists l, l + 32, ... and keeps its best head; each of the k rounds takes the best of the
+// 32 lanes' heads (a butterfly, every lane ends with the same winner), and the winning lane advances that list and
+// rescans its own lists. head[] is touched only by the lane that owns the list.
+__global__ void head_merge_kernel(uint8_t* ws, ht::Layout lay, int64_t n_lists, int kk, int k,
+                                  int32_t* __restrict__ out_ids, float* __restrict__ out_vals, double* __restrict__ log_norm) {
+    const int lane = threadIdx.x;
+    const float* vals = reinterpret_cast<const float*>(ws + lay.vals);
+    const int32_t* ids = reinterpret_cast<const int32_t*>(ws + lay.ids);
+    int32_t* head = reinterpret_cast<int32_t*>(ws + lay.head);
+    if (log_norm) {
+        const float* tmax = reinterpret_cast<const float*>(ws + lay.tile_max);
+        const double* tsum = reinterpret_cast<const double*>(ws + lay.tile_sum);
+        float m = -INFINITY;
+        for (int64_t t = lane; t < n_lists; t += 32) m = fmaxf(m, tmax[t]);
+        m = warp_max(m);
+        double s = 0;
+        for (int64_t t = lane; t < n_lists; t += 32) s += tsum[t] * ht::lse_scale(tmax[t], m);
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) *log_norm = m == -INFINITY ? static_cast<double>(-INFINITY) : static_cast<double>(m) + log(s);
+    }
+    ht::LaneBest mine = ht::lane_rescan(vals, ids, head, n_lists, kk, lane);
+    for (int r = 0; r < k; ++r) {
+        ht::LaneBest b = mine;
+        int bl = lane;
+        for (int o = 16; o > 0; o >>= 1) {
+            ht::LaneBest other;
+            other.v = __shfl_xor_sync(0xffffffffu, b.v, o);
+            other.id = __shfl_xor_sync(0xffffffffu, b.id, o);
+            other.list = __shfl_xor_sync(0xffffffffu, b.list, o);
+            const int ol = __shfl_xor_sync(0xffffffffu, bl, o);
+            if (ht::lane_wins(other, ol, b, bl)) {
+                b = other;
+                bl = ol;
+            }
+        }
+        if (lane == 0) {
+            out_ids[r] = b.id;
+            out_vals[r] = b.v;
+        }
+        if (lane == bl && b.list >= 0) {
+            head[b.list] += 1;
+            mine = ht::lane_rescan(vals, ids, head, n_lists, kk, lane);
+        }
+    }
+}
+
+} // namespace
+
+size_t head_top_k_workspace_bytes(int64_t rows, int k) { return ht::layout(rows, k).bytes; }
+
+void launch_head_top_k(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* x, int k, void* workspace,
+                       int32_t* ids, float* values, double* log_norm, cudaStream_t s) {
+    const ht::Layout lay = ht::layout(rows, k);
+    const int64_t tiles = ht::n_tiles(rows);
+    const int kk = ht::per_tile(k);
+    auto* ws = static_cast<uint8_t*>(workspace);
+    dispatch_weight_type(type, [&]<GgmlType T>() {
+        head_tiles_kernel<T><<<static_cast<unsigned>(tiles), ht::kThreads, 0, s>>>(w, row_bytes, rows, cols, x, kk, ws, lay);
+    });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+    head_merge_kernel<<<1, 32, 0, s>>>(ws, lay, tiles, kk, k, ids, values, log_norm);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+} // namespace winnow::cuda

@@ -1,0 +1,126 @@
+#pragma once
+// The fused exact head's algorithm (backend/cuda/head_top_k.cu), written once for the device and the host so that a
+// machine without a GPU can run it (tests/ops/test_head_top_k_logic.cpp):
+//   1. the head's rows are cut into tiles of kTile rows; one block per tile computes the tile's logits (one warp per
+//      row, the same dot product as linear's GEMV), sorts them in shared memory by a bitonic network in the order
+//      (value descending, id ascending), and writes its best min(k, kTile) as a sorted candidate list, with the
+//      tile's (max, sum exp(logit - max)) for the log-normalizer. Rows past the head's end are padding entries
+//      (-inf, INT32_MAX), which every real row beats;
+//   2. one warp merges the tiles' sorted lists k times by their heads (a k-way merge: the best head overall is the
+//      next best logit) and combines the tiles' log-sum-exp parts.
+// The k best of all rows are among the tiles' candidate lists (a row outside its tile's best min(k, kTile) has at
+// least that many better rows in its own tile), and real candidates outnumber k (each tile lists min(k, its rows)),
+// so the merge never reaches a padding entry. Ties: the lower id first, as top_k. NaN logits are undefined, as there.
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define WINNOW_HEAD_FN __host__ __device__ __forceinline__
+#else
+#define WINNOW_HEAD_FN inline
+#endif
+
+namespace winnow::cuda::head_top_k {
+
+constexpr int kWarps = 8;                         // warps per tile block
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerWarp = 16;                  // rows each warp computes, one after another
+constexpr int kTile = kWarps * kRowsPerWarp;      // rows per tile (a power of two: the bitonic network's size)
+static_assert((kTile & (kTile - 1)) == 0 && kTile / 2 <= kThreads, "the tile must be a power of two of at most 2 x threads");
+constexpr int32_t kPadId = INT32_MAX;             // a padding entry's id (the checks keep real ids below INT32_MAX - 1024)
+
+// a before b in the output order: the larger value, then the lower id
+WINNOW_HEAD_FN bool better(float v, int32_t i, float bv, int32_t bi) { return v > bv || (v == bv && i < bi); }
+
+WINNOW_HEAD_FN int64_t n_tiles(int64_t rows) { return (rows + kTile - 1) / kTile; }
+// candidates each tile keeps
+WINNOW_HEAD_FN int per_tile(int k) { return k < kTile ? k : kTile; }
+// The head row that slot s = j * kWarps + w of tile t holds: warp w's j-th row. Consecutive warps take consecutive
+// rows, so a block's warps stream neighbouring rows at the same time.
+WINNOW_HEAD_FN int64_t tile_row(int64_t tile, int slot) { return tile * kTile + slot; }
+
+// One compare-exchange of the bitonic network that sorts kTile entries best first: stage (size, stride), pair p in
+// [0, kTile / 2). Entry lo has the bit `stride` clear and hi = lo + stride; in blocks of `size` entries whose index has
+// the bit `size` clear the better entry goes first, in the others last, which makes the next stage's input bitonic.
+WINNOW_HEAD_FN void compare_exchange(float* v, int32_t* id, int p, int size, int stride) {
+    const int lo = 2 * stride * (p / stride) + p % stride, hi = lo + stride;
+    const bool best_first = (lo & size) == 0;
+    const bool swap = best_first ? better(v[hi], id[hi], v[lo], id[lo]) : better(v[lo], id[lo], v[hi], id[hi]);
+    if (swap) {
+        const float tv = v[lo];
+        v[lo] = v[hi];
+        v[hi] = tv;
+        const int32_t ti = id[lo];
+        id[lo] = id[hi];
+        id[hi] = ti;
+    }
+}
+
+// Sorts v/id[0, kTile) best first; thread tid of n_threads takes pairs tid, tid + n_threads, ...; sync() is the
+// block's barrier (__syncthreads on the device, nothing for one host thread).
+template <class Sync>
+WINNOW_HEAD_FN void sort_tile(float* v, int32_t* id, int tid, int n_threads, Sync sync) {
+    for (int size = 2; size <= kTile; size *= 2)
+        for (int stride = size / 2; stride > 0; stride /= 2) {
+            for (int p = tid; p < kTile / 2; p += n_threads) compare_exchange(v, id, p, size, stride);
+            sync();
+        }
+}
+
+// A tile's term of the log-normalizer: exp(logit - tile max) in double, 0 for padding and for a tile whose max is
+// -inf (every logit -inf).
+WINNOW_HEAD_FN double lse_term(float v, int32_t id, float tile_max) {
+    if (id == kPadId || tile_max == -INFINITY) return 0.0;
+    return exp(static_cast<double>(v) - static_cast<double>(tile_max));
+}
+// log sum_t sum_t_exp[t] * exp(tile_max[t] - m) + m, with m the largest tile max: the tiles' parts combined.
+WINNOW_HEAD_FN double lse_scale(float tile_max, float m) {
+    return tile_max == -INFINITY ? 0.0 : exp(static_cast<double>(tile_max) - static_cast<double>(m));
+}
+
+// The merge's state for one lane: its best list head among the lists it owns (lane, lane + 32, ...).
+struct LaneBest {
+    float v = -INFINITY;
+    int32_t id = kPadId;
+    int64_t list = -1; // -1: the lane owns no list with entries left
+};
+// Scans the heads of the lists this lane owns; head[l] is how many entries of list l are taken (at most kk).
+WINNOW_HEAD_FN LaneBest lane_rescan(const float* vals, const int32_t* ids, const int32_t* head, int64_t n_lists, int kk, int lane) {
+    LaneBest b;
+    for (int64_t l = lane; l < n_lists; l += 32) {
+        const int h = head[l];
+        if (h >= kk) continue;
+        const float v = vals[l * kk + h];
+        const int32_t i = ids[l * kk + h];
+        if (b.list < 0 || better(v, i, b.v, b.id)) b = LaneBest{v, i, l};
+    }
+    return b;
+}
+// Of two lanes' bests, the one that goes first (a lane with no list loses; ties between padding: the lower lane).
+WINNOW_HEAD_FN bool lane_wins(const LaneBest& a, int lane_a, const LaneBest& b, int lane_b) {
+    if (a.list < 0 || b.list < 0) return b.list < 0 && (a.list >= 0 || lane_a < lane_b);
+    if (better(a.v, a.id, b.v, b.id)) return true;
+    if (better(b.v, b.id, a.v, a.id)) return false;
+    return lane_a < lane_b;
+}
+
+// The workspace the two kernels share, at byte offsets from its start (each part 8-byte aligned).
+struct Layout {
+    size_t vals, ids, tile_max, tile_sum, head, bytes;
+};
+WINNOW_HEAD_FN size_t align8(size_t b) { return (b + 7) / 8 * 8; }
+WINNOW_HEAD_FN Layout layout(int64_t rows, int k) {
+    const size_t t = static_cast<size_t>(n_tiles(rows)), c = t * static_cast<size_t>(per_tile(k));
+    Layout l{};
+    l.vals = 0;
+    l.ids = align8(l.vals + 4 * c);
+    l.tile_max = align8(l.ids + 4 * c);
+    l.tile_sum = align8(l.tile_max + 4 * t);
+    l.head = align8(l.tile_sum + 8 * t);
+    l.bytes = align8(l.head + 4 * t);
+    return l;
+}
+
+} // namespace winnow::cuda::head_top_k

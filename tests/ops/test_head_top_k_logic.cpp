@@ -1,0 +1,164 @@
+// The CUDA fused head's algorithm (backend/cuda/head_top_k_logic.cuh: tiles, the bitonic network, the candidate
+// lists, the warp's k-way merge, the log-sum-exp parts) run on the host with the kernels' own functions, against the
+// CPU backend's top_k on the same logits: the same ids and values bit for bit, the log-normalizer within rounding.
+// On a machine without a GPU this is what proves the kernels' logic; the op harness (head_top_k cases) compares the
+// CUDA build itself with linear + top_k and the double reference on the GPU machine.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/head_top_k_logic.cuh"
+
+namespace {
+
+using namespace winnow;
+namespace ht = winnow::cuda::head_top_k;
+
+// Both kernels on the host: each tile as head_tiles_kernel does it (one thread), then the merge's 32 lanes one after
+// another, the warp's butterfly replaced by a fold with the same rule (the pick is a maximum in a total order, so the
+// order of combination does not matter).
+TopK emulate(const std::vector<float>& logits, int k, bool want_log_norm) {
+    const int64_t n = static_cast<int64_t>(logits.size()), tiles = ht::n_tiles(n);
+    const int kk = ht::per_tile(k);
+    const ht::Layout lay = ht::layout(n, k);
+    std::vector<uint8_t> ws(lay.bytes, 0xAB); // no initial contents are needed: poison it
+    auto* vals = reinterpret_cast<float*>(ws.data() + lay.vals);
+    auto* ids = reinterpret_cast<int32_t*>(ws.data() + lay.ids);
+    auto* tmax = reinterpret_cast<float*>(ws.data() + lay.tile_max);
+    auto* tsum = reinterpret_cast<double*>(ws.data() + lay.tile_sum);
+    auto* head = reinterpret_cast<int32_t*>(ws.data() + lay.head);
+    for (int64_t t = 0; t < tiles; ++t) {
+        float v[ht::kTile];
+        int32_t id[ht::kTile];
+        for (int slot = 0; slot < ht::kTile; ++slot) {
+            const int64_t r = ht::tile_row(t, slot);
+            v[slot] = r < n ? logits[r] : -INFINITY;
+            id[slot] = r < n ? static_cast<int32_t>(r) : ht::kPadId;
+        }
+        ht::sort_tile(v, id, 0, 1, [] {});
+        for (int i = 0; i < kk; ++i) vals[t * kk + i] = v[i], ids[t * kk + i] = id[i];
+        double s = 0;
+        for (int i = 0; i < ht::kTile; ++i) s += ht::lse_term(v[i], id[i], v[0]);
+        tmax[t] = v[0];
+        tsum[t] = s;
+        head[t] = 0;
+    }
+    TopK r;
+    if (want_log_norm) {
+        float m = -INFINITY;
+        for (int64_t t = 0; t < tiles; ++t) m = std::fmax(m, tmax[t]);
+        double s = 0;
+        for (int64_t t = 0; t < tiles; ++t) s += tsum[t] * ht::lse_scale(tmax[t], m);
+        r.log_norm = m == -INFINITY ? -INFINITY : static_cast<double>(m) + std::log(s);
+    }
+    std::vector<ht::LaneBest> mine(32);
+    for (int lane = 0; lane < 32; ++lane) mine[lane] = ht::lane_rescan(vals, ids, head, tiles, kk, lane);
+    for (int round = 0; round < k; ++round) {
+        ht::LaneBest b = mine[0];
+        int bl = 0;
+        for (int lane = 1; lane < 32; ++lane)
+            if (ht::lane_wins(mine[lane], lane, b, bl)) b = mine[lane], bl = lane;
+        r.ids.push_back(b.id);
+        r.logits.push_back(b.v);
+        if (b.list >= 0) {
+            head[b.list] += 1;
+            mine[bl] = ht::lane_rescan(vals, ids, head, tiles, kk, bl);
+        }
+    }
+    return r;
+}
+
+void expect_same_as_top_k(const std::vector<float>& l, int k, const std::string& what) {
+    auto cpu = make_cpu_backend(1);
+    Tensor t = cpu->alloc(GgmlType::F32, 1, static_cast<int64_t>(l.size()));
+    cpu->upload(l.data(), t);
+    const TopK want = cpu->top_k(t, k, true);
+    const TopK got = emulate(l, k, true);
+    ASSERT_EQ(got.ids, want.ids) << what << " k " << k;
+    ASSERT_EQ(got.logits, want.logits) << what << " k " << k;
+    // every logit -inf: the CPU's exp(-inf - -inf) makes its log Z a NaN; the kernels give the true -inf
+    if (std::isnan(want.log_norm)) EXPECT_EQ(got.log_norm, -INFINITY) << what;
+    else if (std::isinf(want.log_norm)) EXPECT_EQ(got.log_norm, want.log_norm) << what;
+    else EXPECT_NEAR(got.log_norm, want.log_norm, 1e-12 * std::max(1.0, std::fabs(want.log_norm))) << what << " k " << k;
+}
+
+std::vector<float> normal(size_t n, uint64_t seed, float sd) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, sd);
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    return v;
+}
+
+TEST(HeadTopKLogic, BitonicNetworkSortsTilesBestFirstLowerIdOnTies) {
+    std::mt19937_64 rng(5);
+    for (int trial = 0; trial < 200; ++trial) {
+        float v[ht::kTile];
+        int32_t id[ht::kTile];
+        std::vector<int32_t> perm(ht::kTile);
+        std::iota(perm.begin(), perm.end(), 1000);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        for (int i = 0; i < ht::kTile; ++i) {
+            v[i] = static_cast<float>(static_cast<int>(rng() % (trial % 4 == 0 ? 3 : 50))); // many exact ties
+            id[i] = perm[i];
+        }
+        if (trial % 7 == 0) v[3] = -INFINITY, id[3] = ht::kPadId;
+        std::vector<std::pair<float, int32_t>> want;
+        for (int i = 0; i < ht::kTile; ++i) want.push_back({v[i], id[i]});
+        std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) { return ht::better(a.first, a.second, b.first, b.second); });
+        ht::sort_tile(v, id, 0, 1, [] {});
+        for (int i = 0; i < ht::kTile; ++i) {
+            ASSERT_EQ(v[i], want[i].first) << "trial " << trial << " slot " << i;
+            ASSERT_EQ(id[i], want[i].second) << "trial " << trial << " slot " << i;
+        }
+    }
+}
+
+TEST(HeadTopKLogic, SameAsTopKOnRandomLogits) {
+    for (int64_t n : {1, 2, 31, 127, 128, 129, 1000, 4096, 49152, 50257})
+        for (int k : {1, 2, 40, 127, 128, 129, 300, 1000, 50257}) {
+            if (k > n) continue;
+            if (n > 5000 && k > 300) continue; // the CPU's partial sort of a whole large vocabulary: slow for no new path
+            expect_same_as_top_k(normal(static_cast<size_t>(n), 17 + n, 4.0f), k, "n " + std::to_string(n));
+        }
+}
+
+TEST(HeadTopKLogic, TiesAcrossTilesAndDegenerateRows) {
+    const int64_t n = 50257;
+    auto l = normal(n, 3, 2.0f);
+    // equal maxima in the first and the last tile, and in the middle of two others
+    l[n - 1] = l[7] = l[128 * 200 + 5] = 30.0f;
+    l[123] = l[45000] = 29.0f;
+    for (int k : {1, 2, 3, 5, 40, 128, 129}) expect_same_as_top_k(l, k, "planted ties");
+    // every logit equal: the ids in order
+    std::vector<float> flat(1000, 0.5f);
+    for (int k : {1, 40, 128, 129, 1000}) expect_same_as_top_k(flat, k, "all equal");
+    // -inf logits, a tile of them, and every logit -inf
+    std::vector<float> inf = normal(1000, 9, 1.0f);
+    for (int i = 128; i < 256; ++i) inf[i] = -INFINITY;
+    inf[3] = inf[999] = -INFINITY;
+    for (int k : {1, 40, 1000}) expect_same_as_top_k(inf, k, "-inf entries");
+    std::vector<float> all_inf(300, -INFINITY);
+    for (int k : {1, 300}) expect_same_as_top_k(all_inf, k, "all -inf");
+}
+
+TEST(HeadTopKLogic, WorkspacePartsAreAlignedAndDisjoint) {
+    for (int64_t rows : {1, 128, 129, 50257, 131072})
+        for (int k : {1, 3, 40, 128, 500}) {
+            if (k > rows) continue;
+            const ht::Layout l = ht::layout(rows, k);
+            const size_t t = static_cast<size_t>(ht::n_tiles(rows)), c = t * ht::per_tile(k);
+            for (size_t off : {l.vals, l.ids, l.tile_max, l.tile_sum, l.head, l.bytes}) EXPECT_EQ(off % 8, 0u);
+            EXPECT_GE(l.ids, l.vals + 4 * c);
+            EXPECT_GE(l.tile_max, l.ids + 4 * c);
+            EXPECT_GE(l.tile_sum, l.tile_max + 4 * t);
+            EXPECT_GE(l.head, l.tile_sum + 8 * t);
+            EXPECT_GE(l.bytes, l.head + 4 * t);
+        }
+}
+
+} // namespace
