@@ -23,7 +23,7 @@ std::string as_valid_utf8(std::string_view s) {
 ChatSession::ChatSession(const LoadedModel& model, const Tokenizer& tokenizer, Backend& backend, ChatTemplate chat_template,
                          GenerateOptions opt, int n_ctx, GgmlType kv_type)
     : tok_(tokenizer), template_(std::move(chat_template)), opt_(std::move(opt)), forward_(model, backend, n_ctx, kv_type),
-      sampler_(std::make_unique<Sampler>(opt_.sampling)) {
+      picker_(forward_), sampler_(std::make_unique<Sampler>(opt_.sampling)) {
     if (tokenizer.n_vocab() != model.config().n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(model.config().n_vocab));
@@ -48,19 +48,27 @@ std::vector<int32_t> ChatSession::render_tokens(const std::vector<ChatMessage>& 
     return encode_chat_prompt(tok_, render_chat(template_, messages, true));
 }
 
-void ChatSession::prefill_from_common_prefix(const std::vector<int32_t>& ids, ChatTurnStats& st, std::vector<float>& logits) {
+int32_t ChatSession::step(std::span<const int32_t> tokens, bool pick) {
+    if (pick) return picker_.next(tokens, *sampler_, cached_);
+    picker_.append(tokens, cached_);
+    return -1;
+}
+
+int32_t ChatSession::prefill_from_common_prefix(const std::vector<int32_t>& ids, ChatTurnStats& st, bool pick) {
     size_t common = std::mismatch(cached_.begin(), cached_.end(), ids.begin(), ids.end()).first - cached_.begin();
     // at least one token is evaluated: its logits pick the first answer token
     if (common == ids.size()) --common;
     forward_.rewind(static_cast<int>(common));
     cached_.resize(common);
     const std::span<const int32_t> rest(ids.data() + common, ids.size() - common);
+    cached_.insert(cached_.end(), rest.begin(), rest.end()); // the picker's history: every token in the cache, these too
+    picker_.begin(opt_.sampling, cached_);
     const auto t0 = Clock::now();
-    logits = forward_.eval(rest);
+    const int32_t first = step(rest, pick);
     st.prefill_seconds = seconds_since(t0);
-    cached_.insert(cached_.end(), rest.begin(), rest.end());
     st.reused = static_cast<int>(common);
     st.prefilled = static_cast<int>(rest.size());
+    return first;
 }
 
 ChatTurnStats ChatSession::ask(const std::string& user, const StreamCallback& on_piece, const std::atomic<bool>* cancel) {
@@ -72,18 +80,23 @@ ChatTurnStats ChatSession::ask(const std::string& user, const StreamCallback& on
     turns_.push_back({"user", user});
 
     ChatTurnStats st;
-    std::vector<float> logits;
-    prefill_from_common_prefix(ids, st, logits);
+    st.stop_reason = "max_tokens";
+    // Whether answer token i is wanted, asked once before the step that would pick it: a step picks (and draws its u)
+    // only for a token the loop below looks at, so the sampler's engine advances as if each token were sampled there.
+    auto wanted = [&](int i) {
+        if (opt_.max_tokens >= 0 && i >= opt_.max_tokens) return false;
+        if (cancel && cancel->load()) {
+            st.stop_reason = "interrupted";
+            return false;
+        }
+        return true;
+    };
+    bool pick = wanted(0);
+    int32_t next = prefill_from_common_prefix(ids, st, pick);
 
     StreamBuffer stream(opt_.stop);
     const auto t0 = Clock::now();
-    st.stop_reason = "max_tokens";
-    for (int i = 0; opt_.max_tokens < 0 || i < opt_.max_tokens; ++i) {
-        if (cancel && cancel->load()) {
-            st.stop_reason = "interrupted";
-            break;
-        }
-        const int32_t next = sampler_->sample(logits, cached_);
+    for (int i = 0; pick; ++i) {
         if (!opt_.ignore_eos && tok_.is_eog(next)) {
             st.stop_reason = "eos";
             break;
@@ -102,8 +115,9 @@ ChatTurnStats ChatSession::ask(const std::string& user, const StreamCallback& on
             st.stop_reason = "context";
             break;
         }
-        logits = forward_.eval(std::span<const int32_t>(&next, 1));
-        cached_.push_back(next);
+        cached_.push_back(next); // the answer token joins the cache (the next turn reuses it) whether or not one follows
+        pick = wanted(i + 1);
+        next = step(std::span<const int32_t>(&next, 1), pick);
     }
     if (const std::string rest = stream.flush(); !rest.empty() && on_piece) on_piece(rest);
     st.generation_seconds = seconds_since(t0);

@@ -42,6 +42,10 @@ public:
     // The system message (empty: the template's own default, if it has one). Takes effect at the next turn.
     void set_system(std::string text);
     const std::string& system() const { return system_; }
+    // Sampling on the backend (ExactTokenPicker, shared with Generator): on by default where the backend has the op;
+    // a step then returns a 4-byte token, and on a backend that records it is one replay. Off: every logit comes to the
+    // host's Sampler. The tokens are the same. Takes effect at the next turn.
+    void set_device_sampling(bool on) { picker_.set_device_sampling(on); }
     // Forgets the turns (the system message stays) and restarts the sampler from its seed.
     void reset();
     // Replaces the turns (user and assistant messages, e.g. a saved conversation); the next turn reuses whatever
@@ -60,12 +64,17 @@ public:
 
 private:
     std::vector<int32_t> render_tokens(const std::vector<ChatMessage>& messages) const;
-    void prefill_from_common_prefix(const std::vector<int32_t>& ids, ChatTurnStats& st, std::vector<float>& logits);
+    // Rewinds the cache to its longest common prefix with ids and evaluates the rest; returns the first answer token
+    // when `pick` (else -1: nothing is drawn).
+    int32_t prefill_from_common_prefix(const std::vector<int32_t>& ids, ChatTurnStats& st, bool pick);
+    // Evaluates `tokens` (already at the end of cached_) and returns the next token when `pick` (else -1).
+    int32_t step(std::span<const int32_t> tokens, bool pick);
 
     const Tokenizer& tok_;
     ChatTemplate template_;
     GenerateOptions opt_;
     Forward forward_;
+    ExactTokenPicker picker_;
     std::unique_ptr<Sampler> sampler_;
     std::vector<int32_t> cached_; // the tokens in the KV cache, in order (size == forward_.n_past())
     std::string system_;

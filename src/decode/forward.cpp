@@ -18,14 +18,14 @@ Forward::Forward(const LoadedModel& model, Backend& backend, int n_ctx, GgmlType
     hidden_ = be_.alloc(GgmlType::F32, 1, c_.n_embd);
     const char* env = std::getenv("WINNOW_CUDA_GRAPHS");
     record_steps_ = be_.can_record() && !(env && std::strcmp(env, "0") == 0);
-    if (record_steps_) step_in_ = be_.alloc(GgmlType::I32, 2, 1);
+    step_in_ = be_.alloc(GgmlType::I32, 6, 1); // 24 bytes; the alloc's alignment puts u (at byte 16) on 8 bytes
+    step_ = {step_in_.rows_view(0, 1), step_in_.rows_view(1, 1), step_in_.rows_view(2, 1), step_in_.rows_view(4, 2)};
 }
 
 Forward::~Forward() { drop_step_recording(); }
 
 void Forward::set_step_recording(bool on) {
     if (on && !be_.can_record()) throw Error(ErrorKind::unsupported, std::string("the ") + be_.name() + " backend cannot record decode steps");
-    if (on && step_in_.empty()) step_in_ = be_.alloc(GgmlType::I32, 2, 1);
     if (!on) drop_step_recording();
     record_steps_ = on;
 }
@@ -33,6 +33,7 @@ void Forward::set_step_recording(bool on) {
 void Forward::drop_step_recording() {
     if (step_recording_ >= 0) be_.drop_recording(step_recording_);
     step_recording_ = -1;
+    recorded_tail_ = 0;
     decoded_once_ = false;
 }
 
@@ -176,7 +177,7 @@ void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
     be_.add(x, proj);
 }
 
-void Forward::run_layers(std::span<const int32_t> tokens, int head_rows) {
+void Forward::run_layers(std::span<const int32_t> tokens, int head_rows, const StepTail* tail, const StepValues& values) {
     const int n = static_cast<int>(tokens.size());
     if (n == 0) throw Error(ErrorKind::invalid_argument, "eval: no tokens");
     if (n_past_ + n > cache_.n_ctx())
@@ -185,13 +186,16 @@ void Forward::run_layers(std::span<const int32_t> tokens, int head_rows) {
         if (id < 0 || id >= c_.n_vocab)
             throw Error(ErrorKind::invalid_argument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(c_.n_vocab) + ")");
     ensure_scratch(n);
-    if (n == 1 && decode_step_recorded(tokens[0])) {
+    if (n == 1 && decode_step_recorded(tokens[0], tail, values)) {
         n_past_ += 1;
         return;
     }
-    const Tensor ids = ids_.rows_view(0, n);
-    be_.upload(tokens.data(), ids);
+    Tensor ids = ids_.rows_view(0, n);
+    if (tail) upload_step_inputs(tokens[0], &values);
+    if (tail && n == 1) ids = step_.token; // already up with the tail's values: one upload
+    else be_.upload(tokens.data(), ids);
     issue_ops(ids, n, head_rows, nullptr);
+    if (tail) tail->issue(hidden_, step_);
     n_past_ += n;
 }
 
@@ -220,29 +224,44 @@ void Forward::issue_ops(const Tensor& ids, int n, int head_rows, const Tensor* p
     be_.copy_rows(xn_.rows_view(head_rows - 1, 1), hidden_, 0);
 }
 
-// One decode step through the backend's recording (a CUDA graph): the token id and position go up in one 8-byte
-// upload, then one launch runs every op. Steps the recording cannot serve (block selection and attention capture read
-// host state per step) and the first step after (in)validation run op by op.
-bool Forward::decode_step_recorded(int32_t token) {
-    if (!record_steps_ || select_blocks_ > 0 || capture_) return false;
-    const int32_t in[2] = {token, n_past_};
+void Forward::upload_step_inputs(int32_t token, const StepValues* values) {
+    int32_t in[6] = {token, n_past_, 0, 0, 0, 0};
+    if (!values) return be_.upload(in, step_in_.rows_view(0, 2));
+    in[2] = values->n_history;
+    std::memcpy(&in[4], &values->u, sizeof values->u);
     be_.upload(in, step_in_);
-    const Tensor ids = step_in_.rows_view(0, 1), pos = step_in_.rows_view(1, 1);
-    if (!decoded_once_) { // op by op, but already with the device position: lazy uploads happen here, not in a recording
-        issue_ops(ids, 1, 1, &pos);
+}
+
+// One decode step through the backend's recording (a CUDA graph): the token id and position (and the tail's values)
+// go up in one upload, then one launch runs every op, the tail's included. Steps the recording cannot serve (block
+// selection and attention capture read host state per step) and the first step after (in)validation run op by op.
+bool Forward::decode_step_recorded(int32_t token, const StepTail* tail, const StepValues& values) {
+    if (!record_steps_ || select_blocks_ > 0 || capture_) return false;
+    const uint64_t tail_id = tail ? tail->id : 0;
+    if (tail_id != recorded_tail_) {
+        drop_step_recording(); // it holds another tail (or none)
+        recorded_tail_ = tail_id;
+    }
+    upload_step_inputs(token, tail ? &values : nullptr);
+    auto issue = [&] {
+        issue_ops(step_.token, 1, 1, &step_.pos);
+        if (tail) tail->issue(hidden_, step_);
+    };
+    if (!decoded_once_) { // op by op, but already with the device inputs: lazy uploads and allocations happen here
+        issue();
         decoded_once_ = true;
         return true;
     }
     if (step_recording_ < 0) {
         try {
             be_.begin_recording();
-            issue_ops(ids, 1, 1, &pos);
+            issue();
             step_recording_ = be_.end_recording();
         } catch (const Error& e) {
             be_.abort_recording(); // nothing ran: this step goes op by op, and so do the later ones
             record_steps_ = false;
             recording_error_ = e.what();
-            issue_ops(ids, 1, 1, &pos);
+            issue();
             return true;
         }
     }
@@ -253,7 +272,7 @@ bool Forward::decode_step_recorded(int32_t token) {
 
 const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool all_logits) {
     const int rows = all_logits ? static_cast<int>(tokens.size()) : 1;
-    run_layers(tokens, rows);
+    run_layers(tokens, rows, nullptr, {});
     if (logits_.rows() < rows) logits_ = be_.alloc(GgmlType::F32, rows, c_.n_vocab);
     const Tensor logits = logits_.rows_view(0, rows);
     be_.linear(w_.output, nullptr, xn_.rows_view(0, rows), logits);
@@ -263,8 +282,13 @@ const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool al
 }
 
 const Tensor& Forward::eval_hidden(std::span<const int32_t> tokens) {
-    run_layers(tokens, 1);
+    run_layers(tokens, 1, nullptr, {});
     return hidden_;
+}
+
+void Forward::eval_with_tail(std::span<const int32_t> tokens, const StepTail& tail, const StepValues& values) {
+    if (tail.id == 0) throw Error(ErrorKind::invalid_argument, "eval_with_tail: tail id 0 is the plain step's");
+    run_layers(tokens, 1, &tail, values);
 }
 
 std::vector<float> Forward::final_hidden() const {

@@ -32,6 +32,31 @@ public:
     // Like eval, but stops at the final norm: returns the last token's hidden state [1][n_embd] on the backend's
     // device, the input of an output head (head/output_head.h).
     const Tensor& eval_hidden(std::span<const int32_t> tokens);
+
+    // ---- a step that ends in ops of the caller's (the head product and the sample op: decode/generator.h)
+    // The step's inputs on the device: views of one I32 [6][1] block that goes up in one upload per step: the token id,
+    // its position, the history length (SampleParams::n_history_at), a pad word, and u (a double's bytes, 8-byte
+    // aligned: SampleParams::u).
+    struct StepInputs {
+        Tensor token, pos, n_history, u;
+    };
+    // What the tail reads besides the token and position.
+    struct StepValues {
+        int32_t n_history = 0;
+        double u = 0;
+    };
+    // Ops issued after the final norm, reading the hidden state [1][n_embd] and the step's inputs from the device. A
+    // decode step records them with the layers, so `issue` must only issue ops, and whatever it bakes in (tensors,
+    // chain parameters) must stay as it was while its id is the same: another id drops the recording (ids other than
+    // 0; 0 is the plain step's).
+    struct StepTail {
+        std::function<void(const Tensor& hidden, const StepInputs& in)> issue;
+        uint64_t id = 1;
+    };
+    // Runs `tokens` like eval_hidden, then the tail, with `values` in the step's inputs. A one-token step on a backend
+    // that records is one upload of the step's inputs and one replay of the layers and the tail together; a prefill,
+    // or a step the recording cannot serve, issues the same ops one by one.
+    void eval_with_tail(std::span<const int32_t> tokens, const StepTail& tail, const StepValues& values);
     // The latest final-norm hidden state, copied to the host.
     std::vector<float> final_hidden() const;
 
@@ -55,8 +80,10 @@ public:
 
     // Decode steps (one token) as one recorded launch on a backend that can record (CUDA graphs): on by default there,
     // off with set_step_recording(false) or WINNOW_CUDA_GRAPHS=0 in the environment. The first decode step runs op by
-    // op (it uploads what is lazily uploaded, e.g. block masks); the second records the step with the position read
-    // from device memory, and every later one replays it. A recording that fails falls back to op by op for good.
+    // op (it uploads what is lazily uploaded, e.g. block masks, and allocates what ops allocate on first use, e.g. the
+    // sample op's scratch); the second records the step with the position read from device memory, and every later
+    // one replays it. One recording is held: a step with another tail (or none) drops it and starts over. A recording
+    // that fails falls back to op by op for good.
     void set_step_recording(bool on);
     bool step_recording() const { return record_steps_; }
     // How many decode steps ran as a replay (for tests and --stats).
@@ -81,11 +108,15 @@ public:
 private:
     void ensure_scratch(int n_tokens);
     void check_support() const;
-    void run_layers(std::span<const int32_t> tokens, int head_rows);
+    // The layers over `tokens` (and the tail, when given, reading `values`), then n_past_ moves on.
+    void run_layers(std::span<const int32_t> tokens, int head_rows, const StepTail* tail, const StepValues& values);
     // The ops of a forward pass over n tokens whose ids are in `ids` (device); pos: the device position tensor of a
     // recorded step, or null for the host position n_past_.
     void issue_ops(const Tensor& ids, int n, int head_rows, const Tensor* pos);
-    bool decode_step_recorded(int32_t token); // false: not recordable here, run it op by op
+    // One decode step through the recording (with the tail when given); false: not recordable here, run it op by op.
+    bool decode_step_recorded(int32_t token, const StepTail* tail, const StepValues& values);
+    // Uploads the token and position, and with a tail its values too: one upload.
+    void upload_step_inputs(int32_t token, const StepValues* values);
     void drop_step_recording();
     void attention_block(const DeviceLayerWeights& l, int layer, int n, const Tensor* pos);
     void ffn_block(const DeviceLayerWeights& l, int n);
@@ -107,9 +138,11 @@ private:
     bool record_steps_ = false;
     bool decoded_once_ = false;    // a decode step ran op by op since the recording was (in)validated
     int step_recording_ = -1;      // the backend's handle, or -1
+    uint64_t recorded_tail_ = 0;   // the id of the tail the recording holds (0: none)
     int64_t replayed_steps_ = 0;
     std::string recording_error_;
-    Tensor step_in_;               // I32 [2][1]: the decode step's token id, then its position
+    Tensor step_in_;               // I32 [6][1]: the decode step's inputs (StepInputs: token id, position, history length, pad, u)
+    StepInputs step_;              // views of step_in_
     // scratch activations, [capacity][dim]; ops work on row views of the first n rows
     Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
     std::vector<float> host_logits_;

@@ -66,9 +66,74 @@ std::string StreamBuffer::flush() {
     return out;
 }
 
+namespace {
+// The parameters a recorded sample op bakes in (all but the seed, which only the host's engine reads).
+bool same_chain(const SamplingParams& a, const SamplingParams& b) {
+    return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
+           a.repeat_penalty == b.repeat_penalty && a.repeat_last_n == b.repeat_last_n && a.order == b.order;
+}
+} // namespace
+
+ExactTokenPicker::ExactTokenPicker(Forward& forward) : forward_(forward), exact_(forward.backend(), forward.weights().output) {
+    tail_.issue = [this](const Tensor& hidden, const Forward::StepInputs& in) { issue_tail(hidden, in); };
+}
+
+void ExactTokenPicker::begin(const SamplingParams& sp, std::span<const int32_t> history) {
+    Backend& be = forward_.backend();
+    top1_only_ = sp.temperature <= 0.0f && sp.repeat_penalty == 1.0f;
+    on_device_ = device_sampling_ && be.supports(Op::sample, GgmlType::F32);
+    if (!on_device_) return;
+    bool changed = !same_chain(sp, chain_); // a recorded step holds the old chain
+    chain_ = sp;
+    if (token_.empty()) token_ = be.alloc(GgmlType::I32, 1, 1);
+    if (history_.rows() < forward_.n_ctx() + 1) {
+        history_ = be.alloc(GgmlType::I32, forward_.n_ctx() + 1, 1);
+        changed = true; // ... and the old history's address
+    }
+    if (changed) ++tail_.id;
+    if (static_cast<int64_t>(history.size()) > history_.rows())
+        throw Error(ErrorKind::invalid_argument, std::to_string(history.size()) + " tokens of history exceed the context");
+    if (!history.empty()) be.upload(history.data(), history_.rows_view(0, static_cast<int64_t>(history.size())));
+}
+
+void ExactTokenPicker::issue_tail(const Tensor& hidden, const Forward::StepInputs& in) {
+    SampleParams p;
+    p.chain = chain_;
+    p.history = &history_;
+    p.n_history_at = &in.n_history; // read when the op runs: a replay serves every step
+    p.u = chain_.temperature > 0.0f ? &in.u : nullptr;
+    p.append = true; // the device's copy of the sequence gains the token without an upload
+    // the exact head's logits stay where they are: the sample op reads them in place
+    forward_.backend().sample(exact_.device_logits(hidden), p, token_);
+}
+
+int32_t ExactTokenPicker::next(std::span<const int32_t> tokens, Sampler& sampler, std::span<const int32_t> history) {
+    if (!on_device_) {
+        const Tensor& hidden = forward_.eval_hidden(tokens);
+        const auto t0 = Clock::now();
+        const head::HeadOutput e = exact_.compute(hidden, {.k = 1, .full_logits = !top1_only_});
+        const int32_t id = top1_only_ ? e.top[0] : sampler.sample(e.logits, history);
+        head_seconds_ = since(t0);
+        return id;
+    }
+    // one u per drawing step, as the host path consumes them; it goes up with the step's token and position
+    const Forward::StepValues values{static_cast<int32_t>(history.size()), sampler.draws() ? sampler.next_uniform() : 0.0};
+    forward_.eval_with_tail(tokens, tail_, values);
+    const auto t0 = Clock::now();
+    int32_t id = 0;
+    forward_.backend().download(token_, &id);
+    head_seconds_ = since(t0);
+    return id;
+}
+
+void ExactTokenPicker::append(std::span<const int32_t> tokens, std::span<const int32_t> history) {
+    if (on_device_) forward_.eval_with_tail(tokens, tail_, {static_cast<int32_t>(history.size()), 0.0}); // its token is not read
+    else forward_.eval_hidden(tokens);
+}
+
 Generator::Generator(const LoadedModel& model, const Tokenizer& tokenizer, Backend& backend, int n_ctx, head::AdaptiveHead* adaptive_head,
                      GgmlType kv_type)
-    : tok_(tokenizer), forward_(model, backend, n_ctx, kv_type), exact_(backend, forward_.weights().output) {
+    : tok_(tokenizer), forward_(model, backend, n_ctx, kv_type), picker_(forward_) {
     if (tokenizer.n_vocab() != model.config().n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(tokenizer.n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(model.config().n_vocab));
@@ -103,51 +168,26 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     Sampler candidate_sampler(topk_sampling);
 
     if (adaptive_) adaptive_->set_params(opt.adaptive);
-    // The exact head hands over only its argmax when nothing else is needed (greedy without a penalty); else the
-    // backend samples where the logits are when it has the op (4 bytes back), or every logit comes to the host's
-    // sampler chain.
-    const bool exact_top1_only = greedy && sp.repeat_penalty == 1.0f;
-    Backend& be = forward_.backend();
-    const bool on_backend = !adaptive_serves && !exact_top1_only && device_sampling_ && be.supports(Op::sample, GgmlType::F32);
+    if (!adaptive_serves) picker_.begin(sp, prompt);
     device_sampled_steps_ = 0;
-    if (on_backend) {
-        if (ds_.u.empty()) {
-            ds_.u = be.alloc(GgmlType::I32, 1, 2);
-            ds_.token = be.alloc(GgmlType::I32, 1, 1);
-        }
-        if (ds_.history.rows() < forward_.n_ctx() + 1) ds_.history = be.alloc(GgmlType::I32, forward_.n_ctx() + 1, 1);
-        be.upload(prompt.data(), ds_.history.rows_view(0, static_cast<int64_t>(prompt.size())));
-    }
 
     // Runs the model on `tokens` and picks the next token with the configured head.
     auto next_token = [&](std::span<const int32_t> tokens) -> int32_t {
-        // The step's u goes up before the forward pass, while the stream is idle (an upload waits for the stream);
-        // one u per drawing step, as the host path consumes them.
-        const bool draw_on_backend = on_backend && sampler.draws();
-        if (draw_on_backend) {
-            const double u = sampler.next_uniform();
-            be.upload(&u, ds_.u);
+        if (!adaptive_serves) {
+            const int32_t id = picker_.next(tokens, sampler, history);
+            ++r.head_exact_steps;
+            r.head_fallbacks += opt.head == HeadMode::adaptive;
+            device_sampled_steps_ += picker_.on_device();
+            r.head_seconds += picker_.last_head_seconds();
+            return id;
         }
         const Tensor& hidden = forward_.eval_hidden(tokens);
         const auto t0 = Clock::now();
-        int32_t id;
-        if (adaptive_serves) {
-            const head::HeadOutput a = adaptive_->compute(hidden, {.k = greedy ? 1 : sp.top_k});
-            id = greedy ? a.top[0] : a.top[candidate_sampler.sample(a.top_logits, {})];
-            ++r.head_adaptive_steps;
-            r.head_samples += a.cost.samples;
-            r.head_fraction_sum += a.cost.fraction();
-        } else if (on_backend) {
-            id = sample_on_backend(hidden, sp, static_cast<int>(history.size()), draw_on_backend);
-            ++r.head_exact_steps;
-            r.head_fallbacks += opt.head == HeadMode::adaptive;
-            ++device_sampled_steps_;
-        } else {
-            const head::HeadOutput e = exact_.compute(hidden, {.k = 1, .full_logits = !exact_top1_only});
-            id = exact_top1_only ? e.top[0] : sampler.sample(e.logits, history);
-            ++r.head_exact_steps;
-            r.head_fallbacks += opt.head == HeadMode::adaptive;
-        }
+        const head::HeadOutput a = adaptive_->compute(hidden, {.k = greedy ? 1 : sp.top_k});
+        const int32_t id = greedy ? a.top[0] : a.top[candidate_sampler.sample(a.top_logits, {})];
+        ++r.head_adaptive_steps;
+        r.head_samples += a.cost.samples;
+        r.head_fraction_sum += a.cost.fraction();
         r.head_seconds += since(t0);
         return id;
     };
@@ -185,22 +225,6 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     r.gen_seconds = since(t0);
     r.text = stream.text();
     return r;
-}
-
-int32_t Generator::sample_on_backend(const Tensor& hidden, const SamplingParams& sp, int n_history, bool draws) {
-    Backend& be = forward_.backend();
-    // The exact head's logits stay where they are (no top-k, no download): the sample op reads them in place.
-    const Tensor& logits = exact_.device_logits(hidden);
-    SampleParams p;
-    p.chain = sp;
-    p.history = &ds_.history;
-    p.n_history = n_history;
-    p.append = true; // the device's copy of the sequence gains the token without an upload
-    p.u = draws ? &ds_.u : nullptr;
-    be.sample(logits, p, ds_.token);
-    int32_t id = 0;
-    be.download(ds_.token, &id);
-    return id;
 }
 
 std::string apply_chat_template(const ChatTemplate& tmpl, const std::string& system, const std::string& user) {

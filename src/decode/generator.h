@@ -24,6 +24,46 @@ namespace winnow {
 // Receives each new piece of text (complete UTF-8, never part of a stop string); return false to stop.
 using StreamCallback = std::function<bool(std::string_view piece)>;
 
+// The next token from the exact output head, for Generator and ChatSession. Where the backend has the sample op (and
+// device sampling is on), the head product and the sampler chain (greedy included) run right after the layers as the
+// tail of the step (Forward::eval_with_tail): on a backend that records, a decode step is one upload of its inputs
+// (token, position, history length, u), one replay of the whole step and a 4-byte token back. Otherwise the logits
+// come to the host's Sampler (only the head's top-1 for greedy without a penalty). The ids are the same either way:
+// the op is the host's chain given the host's u.
+class ExactTokenPicker {
+public:
+    explicit ExactTokenPicker(Forward& forward);
+    // On by default where the backend has the sample op; takes effect at the next begin().
+    void set_device_sampling(bool on) { device_sampling_ = on; }
+    // Starts a run of steps sampled by `sp` (the Sampler given to next() must have been made from it). `history`: every
+    // token the cache will hold once the first next() has run (the penalty's window), uploaded once; the sample op then
+    // appends each token it picks.
+    void begin(const SamplingParams& sp, std::span<const int32_t> history);
+    // Runs `tokens` through the forward pass (appended to its cache) and returns the next token. `history`: every
+    // token in the cache now, `tokens` included (prompt + generated so far).
+    int32_t next(std::span<const int32_t> tokens, Sampler& sampler, std::span<const int32_t> history);
+    // The same without picking (a token the caller will not look at: no u is drawn, nothing comes back): the cache
+    // takes `tokens`, through the same recorded step as next() where there is one.
+    void append(std::span<const int32_t> tokens, std::span<const int32_t> history);
+    // Whether the steps since begin() are sampled by the backend.
+    bool on_device() const { return on_device_; }
+    // Seconds of the last next() spent in the head stage: on the host path the head and the sampler; on the device
+    // path the wait for the token (the step's layers and tail run in the stream before it).
+    double last_head_seconds() const { return head_seconds_; }
+
+private:
+    void issue_tail(const Tensor& hidden, const Forward::StepInputs& in); // the head product and the sample op
+
+    Forward& forward_;
+    head::ExactOutputHead exact_;
+    bool device_sampling_ = true, on_device_ = false;
+    SamplingParams chain_;
+    bool top1_only_ = false;   // host path: greedy without a penalty needs only the head's argmax
+    Tensor history_, token_;   // the device's copy of the sequence (I32 [n_ctx + 1][1]) and the picked token
+    Forward::StepTail tail_;   // id: bumped when what the tail bakes in (chain, history tensor) changes
+    double head_seconds_ = 0;
+};
+
 class Generator {
 public:
     // n_ctx <= 0: the model's training context.
@@ -37,30 +77,19 @@ public:
     Forward& forward() { return forward_; }
     // Sets (or, with null, removes) the adaptive head used when GenerateOptions::head is adaptive.
     void set_adaptive_head(head::AdaptiveHead* adaptive_head);
-    // Sampling where the logits are (Backend::sample): on by default when the backend has the op; a step then brings
-    // back its 4-byte token instead of every logit (see DeviceSampling below). Off: the logits come to the host's
-    // Sampler. The tokens are the same either way (the op is the host's chain given the host's u).
-    void set_device_sampling(bool on) { device_sampling_ = on; }
+    // Sampling where the logits are (Backend::sample; ExactTokenPicker): on by default when the backend has the op; a
+    // step then brings back its 4-byte token instead of any logit, and on a backend that records the whole step (layers,
+    // head product, sample op) is one replay. Off: the logits come to the host's Sampler. The tokens are the same.
+    void set_device_sampling(bool on) { picker_.set_device_sampling(on); }
     // Steps of the last generate() whose token the backend's sample op chose (for tests and statistics).
     int device_sampled_steps() const { return device_sampled_steps_; }
 
 private:
-    // The sample op's tensors on the backend, allocated on first use: the sequence so far (the penalty's window; the
-    // op appends each token it picks), u and the token. The logits are the exact head's own (device_logits).
-    struct DeviceSampling {
-        Tensor history, u, token;
-    };
-    // The exact head's logits sampled by the backend over the first n_history tokens of its history, drawing with the
-    // u already in ds_.u when `draws`.
-    int32_t sample_on_backend(const Tensor& hidden, const SamplingParams& sp, int n_history, bool draws);
-
     const Tokenizer& tok_;
     Forward forward_;
-    head::ExactOutputHead exact_;
+    ExactTokenPicker picker_;
     std::unique_ptr<head::AdaptiveOutputHead> adaptive_; // when an adaptive head was given
-    bool device_sampling_ = true;
     int device_sampled_steps_ = 0;
-    DeviceSampling ds_;
 };
 
 // Splits generated bytes into what may be shown now and what must wait: an incomplete UTF-8 character at the

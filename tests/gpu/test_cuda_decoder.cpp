@@ -1,5 +1,6 @@
 // The CUDA decoder against the CPU reference decoder on the same model files: all-position logits (prefill) and
-// one-token decode steps, greedy generation token for token, and the F16/BF16 KV cache. Skips without a GPU.
+// one-token decode steps, greedy generation token for token, and the F16/BF16 KV cache; generation as one replay per
+// token (layers, head product and sample op in one CUDA graph) against the same steps op by op. Skips without a GPU.
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -8,9 +9,13 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/device.h"
+#include "chat/chat_template.h"
+#include "decode/chat_session.h"
 #include "decode/forward.h"
+#include "decode/generator.h"
 #include "model/model.h"
 #include "model/oracle_file.h"
+#include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
 
 namespace {
@@ -130,6 +135,79 @@ TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true);
     expect_recorded_steps_equal_op_by_op(fixture("tiny-gpt2.gguf"), false);
     if (std::filesystem::exists(default_model())) expect_recorded_steps_equal_op_by_op(default_model(), false);
+}
+
+// Greedy, greedy after a penalty, and drawing chains (top-k, top-p, min-p, temperature, both orders; fixed seeds).
+std::vector<SamplingParams> generation_chains() {
+    std::vector<SamplingParams> out(6);
+    out[1].repeat_penalty = 1.3f;
+    out[2].temperature = 1.0f, out[2].seed = 1;
+    out[3].temperature = 0.7f, out[3].top_k = 5, out[3].order = SamplerOrder::llama_cpp, out[3].seed = 2;
+    out[4].temperature = 1.2f, out[4].top_p = 0.9f, out[4].repeat_penalty = 1.3f, out[4].seed = 3;
+    out[5].temperature = 0.8f, out[5].top_k = 40, out[5].top_p = 0.95f, out[5].min_p = 0.05f, out[5].repeat_penalty = 1.1f,
+    out[5].repeat_last_n = 16, out[5].order = SamplerOrder::llama_cpp, out[5].seed = 5;
+    return out;
+}
+
+// Generation with the whole step (layers, head product, sample op) replayed as one CUDA graph per token against the
+// same generation op by op (recording off: the same kernels one launch each) and against every logit brought to the
+// host's Sampler: the same ids; the replays are counted (the first decode step runs op by op, the second records).
+void expect_one_launch_generation(const std::string& path) {
+    auto m = Model::load(path);
+    auto tok = load_model_tokenizer(*m);
+    auto gpu = make_backend({.device = Device::cuda});
+    Generator one(*m, *tok, *gpu, 128), ops(*m, *tok, *gpu, 128), host(*m, *tok, *gpu, 128);
+    ASSERT_TRUE(one.forward().step_recording());
+    ops.forward().set_step_recording(false);
+    host.set_device_sampling(false);
+    const int n = 32;
+    for (const SamplingParams& s : generation_chains()) {
+        GenerateOptions o;
+        o.max_tokens = n;
+        o.ignore_eos = true;
+        o.sampling = s;
+        const int64_t replayed = one.forward().replayed_steps();
+        const auto a = one.generate({1, 5, 9, 5}, o).output_ids;
+        const auto b = ops.generate({1, 5, 9, 5}, o).output_ids;
+        const auto c = host.generate({1, 5, 9, 5}, o).output_ids;
+        EXPECT_EQ(a, b) << path << ": one launch per token vs op by op, temp " << s.temperature << " seed " << s.seed;
+        EXPECT_EQ(a, c) << path << ": one launch per token vs the host's sampler, temp " << s.temperature << " seed " << s.seed;
+        EXPECT_EQ(one.device_sampled_steps(), n);
+        EXPECT_EQ(one.forward().replayed_steps() - replayed, n - 2) << "one replay per token after the warm-up";
+        EXPECT_EQ(one.forward().step_recording_error(), "");
+    }
+    EXPECT_EQ(ops.forward().replayed_steps(), 0);
+    std::printf("%s: %zu chains x %d tokens, one replay per token, the same ids as op by op and as the host's sampler\n", path.c_str(),
+                generation_chains().size(), n);
+}
+
+TEST_F(CudaDecoder, OneLaunchGenerationEqualsOpByOp) {
+    expect_one_launch_generation(fixture("tiny-llama.gguf"));
+    expect_one_launch_generation(fixture("tiny-gpt2.gguf"));
+    if (std::filesystem::exists(default_model())) expect_one_launch_generation(default_model());
+}
+
+// ChatSession on the same path: its conversation (every token in the cache) equals the host path's over three turns.
+TEST_F(CudaDecoder, OneLaunchChatEqualsTheHostPath) {
+    const std::string path = fixture("tiny-llama-chat.gguf");
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
+    auto m = Model::load(path);
+    auto tok = load_model_tokenizer(*m);
+    const ChatTemplate tmpl = load_chat_template_for(*m, *tok);
+    auto gpu = make_backend({.device = Device::cuda});
+    for (const SamplingParams& s : generation_chains()) {
+        GenerateOptions o;
+        o.max_tokens = 8;
+        o.ignore_eos = true;
+        o.sampling = s;
+        ChatSession one(*m, *tok, *gpu, tmpl, o, 512), host(*m, *tok, *gpu, tmpl, o, 512);
+        host.set_device_sampling(false);
+        for (const char* user : {"Hi", "Yo there", "again"}) {
+            one.ask(user);
+            host.ask(user);
+            EXPECT_EQ(one.cached_tokens(), host.cached_tokens()) << "temp " << s.temperature << " seed " << s.seed << ", turn " << user;
+        }
+    }
 }
 
 TEST_F(CudaDecoder, ContextOverflowAndBadIdsAreErrors) {

@@ -4,13 +4,23 @@
 // must give the plain CPU backend's logits bit for bit, at every position, after reset() and rewind(), with block
 // masks and with gpt2's learned positions; and a recording must be dropped when what it points at changes (scratch
 // grown by a longer prefill, new masks). The CUDA twin of this test is CudaDecoder.RecordedDecodeStepsEqualOpByOp.
+//
+// The whole generation step (#11, one launch per token): Generator and ChatSession over that backend record the layers,
+// the head product and the sample op as one step, so a generated token costs one upload of the step's inputs, one
+// replay and a 4-byte download; their tokens must equal the host path's (every logit to the host's Sampler) for greedy
+// and drawing chains. The CUDA twin: CudaDecoder.OneLaunchGenerationEqualsOpByOp.
+#include <algorithm>
 #include <functional>
 
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
+#include "chat/chat_template.h"
+#include "decode/chat_session.h"
 #include "decode/forward.h"
+#include "decode/generator.h"
 #include "model/model.h"
+#include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
 
 namespace {
@@ -35,10 +45,12 @@ public:
     }
     void upload(const void* h, const Tensor& d) override {
         refuse_while_recording("upload");
+        events.push_back("upload " + std::to_string(d.bytes()) + " B");
         cpu_->upload(h, d);
     }
     void download(const Tensor& s, void* h) override {
         refuse_while_recording("download");
+        events.push_back("download " + std::to_string(s.bytes()) + " B");
         cpu_->download(s, h);
     }
     void synchronize() override { refuse_while_recording("synchronize"); }
@@ -93,7 +105,19 @@ public:
     }
     TopK top_k(const Tensor& l, int k, bool n) override {
         refuse_while_recording("top_k");
+        events.push_back("top_k");
         return cpu_->top_k(l, k, n);
+    }
+    void sample(const Tensor& l, const SampleParams& p, const Tensor& t) override {
+        // the history, its length and u are read when the op runs, as the device kernel reads them
+        const Tensor h = p.history ? *p.history : Tensor(), len = p.n_history_at ? *p.n_history_at : Tensor(), u = p.u ? *p.u : Tensor();
+        op([=, this] {
+            SampleParams q = p;
+            q.history = h.empty() ? nullptr : &h;
+            q.n_history_at = len.empty() ? nullptr : &len;
+            q.u = u.empty() ? nullptr : &u;
+            cpu_->sample(l, q, t);
+        });
     }
 
     bool can_record() const override { return true; }
@@ -113,6 +137,7 @@ public:
     }
     void replay(int r) override {
         ++replays;
+        events.push_back("replay");
         for (const auto& f : recordings_.at(static_cast<size_t>(r))) f();
     }
     void drop_recording(int r) override {
@@ -121,6 +146,9 @@ public:
     }
 
     int replays = 0, dropped = 0;
+    // What crossed between host and device, in order: "upload N B", "download N B", "replay", "op" (an op run at once,
+    // outside a replay), "top_k".
+    std::vector<std::string> events;
     size_t recorded_ops() const { return recordings_.empty() ? 0 : recordings_.back().size(); }
 
 private:
@@ -128,8 +156,9 @@ private:
         if (recording_) throw Error(ErrorKind::invalid_argument, std::string("cpu-recording: ") + what + " while recording");
     }
     void op(std::function<void()> f) {
-        if (recording_) open_.push_back(std::move(f));
-        else f();
+        if (recording_) return open_.push_back(std::move(f));
+        events.push_back("op");
+        f();
     }
     std::unique_ptr<Backend> cpu_;
     bool recording_ = false;
@@ -221,6 +250,126 @@ TEST(StepRecording, ScratchGrowthAndNewMasksDropTheRecording) {
     const int64_t replayed = rec.replayed_steps();
     run(0, 3, 20);
     EXPECT_EQ(rec.replayed_steps(), replayed);
+}
+
+// ---- the whole generation step as one replay (#11 item 2)
+
+// Greedy with and without the penalty, a draw from the whole vocabulary, and top-k, top-p, min-p and temperature in
+// both orders, each with a fixed seed.
+std::vector<SamplingParams> chains() {
+    std::vector<SamplingParams> out;
+    auto add = [&](float temp, int top_k, float top_p, float min_p, float penalty, int last_n, SamplerOrder order, uint64_t seed) {
+        SamplingParams s;
+        s.temperature = temp;
+        s.top_k = top_k;
+        s.top_p = top_p;
+        s.min_p = min_p;
+        s.repeat_penalty = penalty;
+        s.repeat_last_n = last_n;
+        s.order = order;
+        s.seed = seed;
+        out.push_back(s);
+    };
+    add(0.0f, 0, 1.0f, 0.0f, 1.0f, -1, SamplerOrder::hf, 0);          // greedy: the host takes the head's top-1
+    add(0.0f, 0, 1.0f, 0.0f, 1.3f, -1, SamplerOrder::hf, 0);          // greedy after the penalty
+    add(1.0f, 0, 1.0f, 0.0f, 1.0f, -1, SamplerOrder::hf, 1);          // the whole vocabulary
+    add(0.7f, 5, 1.0f, 0.0f, 1.0f, -1, SamplerOrder::llama_cpp, 2);   // top-k
+    add(1.2f, 0, 0.9f, 0.0f, 1.3f, -1, SamplerOrder::hf, 3);          // top-p and the penalty
+    add(0.9f, 0, 1.0f, 0.1f, 1.0f, -1, SamplerOrder::hf, 4);          // min-p
+    add(0.8f, 40, 0.95f, 0.05f, 1.1f, 16, SamplerOrder::llama_cpp, 5); // llama.cpp's chain with a penalty window
+    return out;
+}
+
+std::string describe(const SamplingParams& s) {
+    return "temp " + std::to_string(s.temperature) + " top-k " + std::to_string(s.top_k) + " top-p " + std::to_string(s.top_p) + " min-p " +
+           std::to_string(s.min_p) + " penalty " + std::to_string(s.repeat_penalty) + "/" + std::to_string(s.repeat_last_n) +
+           (s.order == SamplerOrder::hf ? " hf" : " llama.cpp") + " seed " + std::to_string(s.seed);
+}
+
+// Generation through the recorded step (layers, head product and sample op replayed as one) against the host path on
+// the plain CPU backend (every logit to the host's Sampler; the head's top-1 for plain greedy): the same ids. After the
+// warm-up (the first decode step runs op by op, the second records) each token costs exactly one upload of the step's
+// 24 bytes (token, position, history length, pad, u), one replay and one 4-byte download, and nothing else runs.
+void expect_one_launch_generation(const std::string& model) {
+    auto m = Model::load(kDir + "/" + model);
+    auto tok = load_model_tokenizer(*m);
+    RecordingCpu rec_be;
+    auto plain_be = make_cpu_backend(1);
+    Generator rec(*m, *tok, rec_be, 64), host(*m, *tok, *plain_be, 64);
+    host.set_device_sampling(false);
+    const std::vector<int32_t> prompt{1, 5, 9, 5, 12};
+    const int n = 24, steady = n - 2; // n tokens: the prefill picks the first, then n - 1 decode steps, the first op by op
+    for (const SamplingParams& s : chains()) {
+        GenerateOptions o;
+        o.max_tokens = n;
+        o.ignore_eos = true;
+        o.sampling = s;
+        rec_be.events.clear();
+        const int replays = rec_be.replays;
+        const GenerateResult a = rec.generate(prompt, o);
+        const GenerateResult b = host.generate(prompt, o);
+        const std::string what = model + ", " + describe(s);
+        ASSERT_EQ(a.output_ids.size(), static_cast<size_t>(n)) << what;
+        EXPECT_EQ(a.output_ids, b.output_ids) << what;
+        EXPECT_EQ(rec.device_sampled_steps(), n) << what;
+        EXPECT_EQ(rec.forward().step_recording_error(), "") << what;
+        EXPECT_EQ(rec_be.replays - replays, steady) << what;
+        const std::vector<std::string>& ev = rec_be.events;
+        ASSERT_GE(ev.size(), static_cast<size_t>(3 * steady)) << what;
+        const size_t from = ev.size() - 3 * steady;
+        for (int i = 0; i < steady; ++i) {
+            EXPECT_EQ(ev[from + 3 * i], "upload 24 B") << what << ", step " << i;
+            EXPECT_EQ(ev[from + 3 * i + 1], "replay") << what << ", step " << i;
+            EXPECT_EQ(ev[from + 3 * i + 2], "download 4 B") << what << ", step " << i;
+        }
+    }
+    // without recording (WINNOW_CUDA_GRAPHS=0): op by op, the same ids, still one upload and one 4-byte download a step
+    rec.forward().set_step_recording(false);
+    GenerateOptions o;
+    o.max_tokens = n;
+    o.ignore_eos = true;
+    o.sampling = chains()[4];
+    rec_be.events.clear();
+    const int replays = rec_be.replays;
+    EXPECT_EQ(rec.generate(prompt, o).output_ids, host.generate(prompt, o).output_ids);
+    EXPECT_EQ(rec_be.replays, replays);
+    EXPECT_EQ(std::count(rec_be.events.begin(), rec_be.events.end(), "download 4 B"), n);
+    EXPECT_EQ(std::count(rec_be.events.begin(), rec_be.events.end(), "upload 24 B"), n);
+}
+
+TEST(StepRecording, TinyLlamaGenerationIsOneReplayPerToken) { expect_one_launch_generation("tiny-llama.gguf"); }
+TEST(StepRecording, TinyGpt2GenerationIsOneReplayPerToken) { expect_one_launch_generation("tiny-gpt2.gguf"); }
+
+// ChatSession takes the same path (ExactTokenPicker): over three turns and a reset its conversation (the tokens in
+// the cache, the answers) equals the host path's token for token, for every chain, with the steps replayed.
+TEST(StepRecording, ChatSessionTokensEqualTheHostPath) {
+    auto m = Model::load(kDir + "/tiny-llama-chat.gguf");
+    auto tok = load_model_tokenizer(*m);
+    const ChatTemplate tmpl = load_chat_template_for(*m, *tok);
+    RecordingCpu rec_be;
+    auto plain_be = make_cpu_backend(1);
+    for (const SamplingParams& s : chains()) {
+        GenerateOptions o;
+        o.max_tokens = 8;
+        o.ignore_eos = true;
+        o.sampling = s;
+        ChatSession rec(*m, *tok, rec_be, tmpl, o, 512), host(*m, *tok, *plain_be, tmpl, o, 512);
+        host.set_device_sampling(false);
+        const int replays = rec_be.replays;
+        auto turn = [&](const char* user) {
+            const ChatTurnStats a = rec.ask(user), b = host.ask(user);
+            EXPECT_EQ(a.generated, b.generated);
+            EXPECT_EQ(a.reused, b.reused);
+            EXPECT_EQ(a.stop_reason, b.stop_reason);
+            EXPECT_EQ(rec.cached_tokens(), host.cached_tokens()) << describe(s) << ", turn " << user;
+            EXPECT_EQ(rec.turns().back().content, host.turns().back().content);
+        };
+        for (const char* user : {"Hi", "Yo there", "again"}) turn(user);
+        rec.reset();
+        host.reset();
+        turn("after a reset");
+        EXPECT_GE(rec_be.replays - replays, 4 * (8 - 2)) << describe(s);
+    }
 }
 
 // The CPU backend cannot record: asking for it is a clear error, and the default is off.
