@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/head_top_k_logic.cuh"
+#include "winnow/error.h"
 
 namespace {
 
@@ -159,6 +160,33 @@ TEST(HeadTopKLogic, WorkspacePartsAreAlignedAndDisjoint) {
             EXPECT_GE(l.head, l.tile_sum + 8 * t);
             EXPECT_GE(l.bytes, l.head + 4 * t);
         }
+}
+
+} // namespace
+
+namespace {
+
+// The op's argument checks (backend.cpp: check_head_top_k_args), as every backend makes them, on the CPU twin.
+TEST(HeadTopKOp, CpuRefusesBadArguments) {
+    auto cpu = winnow::make_cpu_backend(1);
+    std::vector<float> w(300 * 64, 0.01f);
+    winnow::Matrix m;
+    m.type = winnow::GgmlType::F32;
+    m.rows = 300;
+    m.cols = 64;
+    m.row_bytes = 64 * 4;
+    m.data = reinterpret_cast<const uint8_t*>(w.data());
+    const winnow::Tensor x = cpu->alloc(winnow::GgmlType::F32, 1, 64), wrong = cpu->alloc(winnow::GgmlType::F32, 1, 96),
+                         two = cpu->alloc(winnow::GgmlType::F32, 2, 64);
+    EXPECT_THROW(cpu->head_top_k(m, x, 0, false), winnow::Error);
+    EXPECT_THROW(cpu->head_top_k(m, x, 301, false), winnow::Error);
+    EXPECT_THROW(cpu->head_top_k(m, wrong, 5, false), winnow::Error);
+    EXPECT_THROW(cpu->head_top_k(m, two, 5, false), winnow::Error);
+    EXPECT_THROW(cpu->head_top_k(winnow::Matrix{}, x, 1, false), winnow::Error);
+    const winnow::TopK all_equal = cpu->head_top_k(m, x, 300, true); // every logit 0: the ids in order
+    EXPECT_EQ(all_equal.ids.front(), 0);
+    EXPECT_EQ(all_equal.ids.back(), 299);
+    EXPECT_NEAR(all_equal.log_norm, std::log(300.0), 1e-12);
 }
 
 } // namespace

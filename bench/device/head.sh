@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Issue #15's exact-head baselines on the GPU machine (one H200), from the repository root; about 90 s. Called by
+# bench/device/run.sh after it has unpacked the bundle into $W and joined the SmolLM2 halves (standalone, it unpacks
+# the bundle itself and looks for the model at $WINNOW_DEFAULT_MODEL or /tmp/smollm2-q4_1.gguf). Writes to $OUT:
+#   ops-head-cuda.txt     the op harness's head_top_k cases on CUDA: vs the double reference and exactly vs the same
+#                         backend's linear + top_k (ids, logit bits), and the algorithm's host run (HeadTopKLogic)
+#   gpu-head.txt          tests/gpu/test_cuda_head.cpp: 60 random shapes x types x k vs linear + top_k, bad arguments,
+#                         and the time per call of fused vs linear + top_k on SmolLM2's head shape (printed)
+#   sanitizer-head.txt    compute-sanitizer memcheck on a subset of the head_top_k cases (every tile/merge path)
+#   bench-head-cuda.json  winnow bench head --device cuda: fused / cuBLAS GEMV + top_k / linear + top_k, us per query
+#                         (median of 1000 calls), SmolLM2's real head (stored Q8_0, bf16, f32) and the SYNTHETIC
+#                         131072 x 4096 head, k = 1 and 40 (.txt: the same as a table; .err: progress and errors)
+# Prints one summary line per step last.
+set -uo pipefail
+OUT=${OUT:-/tmp/winnow-out}
+mkdir -p "$OUT"
+here=bench/device
+W=${W:-/tmp/w}
+[ -x "$W/bin/winnow" ] || { rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz "$W"; }
+export WINNOW_FIXTURE_DIR=${WINNOW_FIXTURE_DIR:-$PWD/$here/payload/fixtures}
+libs="$W/lib:/usr/local/cuda/lib64"
+model=${WINNOW_DEFAULT_MODEL:-/tmp/smollm2-q4_1.gguf}
+# the query windows' text: the packed copy (prepare.sh), else the system's GPL-3, else a text the checkout carries
+text=$here/payload/head-text.txt
+[ -f "$text" ] || text=/usr/share/common-licenses/GPL-3
+[ -f "$text" ] || text=docs/architecture.md
+head_summary=()
+hnote() { head_summary+=("$1"); echo "== $1"; }
+t0=$SECONDS
+
+timeout 45 env LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests --gtest_filter='*cuda__head_top_k*:HeadTopKLogic.*' > "$OUT/ops-head-cuda.txt" 2>&1
+hnote "head op harness (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/ops-head-cuda.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
+
+timeout 30 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*' > "$OUT/gpu-head.txt" 2>&1
+hnote "gpu head tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-head.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
+
+if command -v compute-sanitizer >/dev/null; then
+  # small vocabularies (every path: one tile, many tiles, k above the tile, k = the vocabulary) and one large one
+  timeout 45 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests \
+    --gtest_filter='*cuda__head_top_k_*vocab1000_*:*cuda__head_top_k_*vocab129_*:*cuda__head_top_k_*vocab1_*:*cuda__head_top_k_BF16_vocab49152*' \
+    > "$OUT/sanitizer-head.txt" 2>&1
+  hnote "compute-sanitizer memcheck, head_top_k: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-head.txt" | tail -1) ($((SECONDS - t0)) s)"
+else
+  hnote "compute-sanitizer: not on the PATH"
+fi
+
+if [ -f "$model" ]; then
+  # hidden states computed by the CUDA forward (seconds); if that path fails, 100 states on the CPU instead
+  timeout 75 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" --json \
+    > "$OUT/bench-head-cuda.json" 2> "$OUT/bench-head-cuda.err"
+  rc=$?
+  if [ $rc -ne 0 ] && [ $((SECONDS - t0)) -lt 100 ]; then
+    hnote "bench head --device cuda: rc $rc with device-computed states; retrying with 100 CPU-computed states"
+    timeout 60 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" --query-device cpu \
+      --queries 100 --tune 20 --json > "$OUT/bench-head-cuda.json" 2>> "$OUT/bench-head-cuda.err"
+    rc=$?
+  fi
+  hnote "bench head --device cuda: rc $rc ($((SECONDS - t0)) s)"
+  [ $rc -eq 0 ] && python3 - "$OUT/bench-head-cuda.json" > "$OUT/bench-head-cuda.txt" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"{r['device']}: copy bandwidth {r['copy_bandwidth_gbps']:.0f} GB/s; {r['queries']} queries; timing: {r['timing']}")
+if 'synthetic' in r: print(r['synthetic']['label'], '- original rows\' max |logit change|', r['synthetic']['original_rows_max_abs_logit_change'])
+print('| head | format | method | k | median us | p10 | p90 | head GB/s | top-1 = fused | top-k = fused |')
+for x in r['rows']:
+    print(f"| {x['head']} | {x['format']} | {x['method']} | {x['k']} | {x['us_median']:.1f} | {x['us_p10']:.1f} | {x['us_p90']:.1f} | {x['head_gbps']:.0f} | {x['top1_agree_with_fused']:.3f} | {x['topk_ids_equal_fused']:.3f} |")
+PY
+else
+  hnote "bench head --device cuda: no model at $model"
+fi
+
+echo
+echo "==================== head (#15) summary, $((SECONDS - t0)) s"
+printf '%s\n' "${head_summary[@]}"
+[ -s "$OUT/bench-head-cuda.txt" ] && cat "$OUT/bench-head-cuda.txt"
+exit 0

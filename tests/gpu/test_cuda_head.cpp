@@ -1,0 +1,128 @@
+// The fused exact head on the GPU (Backend::head_top_k, backend/cuda/head_top_k.cu) beyond the op harness's fixed
+// cases: random shapes, every weight type and k from 1 to past the 128-row tile, the workspace growing and shrinking
+// between calls, one backend reused throughout; each call must equal the same backend's linear + top_k exactly (ids,
+// logit bits) and its log-normalizer within 1e-12. Then the time per call of both on SmolLM2's head shape, printed
+// (not asserted). Skips without a GPU.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/device.h"
+#include "io/quant.h"
+#include "winnow/error.h"
+
+namespace {
+
+using namespace winnow;
+
+class CudaHead : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+        be_ = make_backend({.device = Device::cuda});
+    }
+    // A random head in `type` placed on the device (storage keeps the bytes).
+    Matrix head(GgmlType type, int64_t rows, int64_t cols, uint64_t seed, Tensor& storage) {
+        std::mt19937_64 rng(seed);
+        std::normal_distribution<float> nd(0.0f, 0.05f);
+        std::vector<float> w(static_cast<size_t>(rows * cols));
+        for (auto& v : w) v = nd(rng);
+        // a few duplicated rows: exact ties, wherever they fall in the tiles
+        for (int dup = 0; dup < 4 && rows > 2; ++dup) {
+            const int64_t a = static_cast<int64_t>(rng() % rows), b = static_cast<int64_t>(rng() % rows);
+            std::copy(w.begin() + a * cols, w.begin() + (a + 1) * cols, w.begin() + b * cols);
+        }
+        const size_t rb = ggml_row_bytes(type, cols);
+        std::vector<uint8_t> bytes(rb * rows);
+        for (int64_t r = 0; r < rows; ++r) quantize_row_ref(type, w.data() + r * cols, bytes.data() + r * rb, cols);
+        storage = be_->place_readonly(GgmlType::I8, 1, static_cast<int64_t>(bytes.size()), bytes.data());
+        Matrix m;
+        m.type = type;
+        m.rows = rows;
+        m.cols = cols;
+        m.row_bytes = rb;
+        m.data = storage.data<uint8_t>();
+        m.name = "test";
+        return m;
+    }
+    Tensor hidden(int64_t cols, uint64_t seed) {
+        std::mt19937_64 rng(seed);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        std::vector<float> x(static_cast<size_t>(cols));
+        for (auto& v : x) v = nd(rng);
+        Tensor t = be_->alloc(GgmlType::F32, 1, cols);
+        be_->upload(x.data(), t);
+        return t;
+    }
+    std::unique_ptr<Backend> be_;
+};
+
+TEST_F(CudaHead, RandomShapesEqualLinearPlusTopK) {
+    const GgmlType types[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1};
+    std::mt19937_64 rng(11);
+    for (int trial = 0; trial < 60; ++trial) {
+        const GgmlType type = types[trial % 6];
+        const int64_t rows = 1 + static_cast<int64_t>(rng() % 20000), cols = 32 * (1 + static_cast<int64_t>(rng() % 24));
+        const int k_choices[] = {1, 2, 40, 127, 128, 129, 500};
+        const int k = static_cast<int>(std::min<int64_t>(rows, k_choices[rng() % 7]));
+        Tensor storage;
+        const Matrix w = head(type, rows, cols, 100 + trial, storage);
+        const Tensor x = hidden(cols, 200 + trial);
+        const TopK got = be_->head_top_k(w, x, k, true);
+        const Tensor logits = be_->alloc(GgmlType::F32, 1, rows);
+        be_->linear(w, nullptr, x, logits);
+        const TopK want = be_->top_k(logits, k, true);
+        SCOPED_TRACE(std::string(ggml_type_name(type)) + " " + std::to_string(rows) + "x" + std::to_string(cols) + " k " + std::to_string(k));
+        ASSERT_EQ(got.ids, want.ids);
+        ASSERT_EQ(got.logits, want.logits);
+        EXPECT_NEAR(got.log_norm, want.log_norm, 1e-12 * std::max(1.0, std::fabs(want.log_norm)));
+    }
+}
+
+TEST_F(CudaHead, RefusesBadArguments) {
+    Tensor storage;
+    const Matrix w = head(GgmlType::BF16, 300, 64, 1, storage);
+    const Tensor x = hidden(64, 2), wrong = hidden(96, 3);
+    EXPECT_THROW(be_->head_top_k(w, x, 0, false), Error);
+    EXPECT_THROW(be_->head_top_k(w, x, 301, false), Error);
+    EXPECT_THROW(be_->head_top_k(w, wrong, 5, false), Error);
+    auto cpu = make_cpu_backend(1);
+    const Tensor host_x = cpu->alloc(GgmlType::F32, 1, 64);
+    EXPECT_THROW(be_->head_top_k(w, host_x, 5, false), Error);
+}
+
+// Printed for the report: the fused op against the two-op path on SmolLM2's head shape (bf16 and Q8_0), k = 1 and 40.
+TEST_F(CudaHead, TimePerCallOnSmolLM2Shape) {
+    for (GgmlType type : {GgmlType::BF16, GgmlType::Q8_0})
+        for (int k : {1, 40}) {
+            Tensor storage;
+            const Matrix w = head(type, 49152, 576, 7, storage);
+            const Tensor x = hidden(576, 8), logits = be_->alloc(GgmlType::F32, 1, 49152);
+            auto time = [&](auto&& call) {
+                for (int i = 0; i < 20; ++i) call();
+                std::vector<double> us;
+                for (int i = 0; i < 200; ++i) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    call();
+                    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+                }
+                std::sort(us.begin(), us.end());
+                return us[us.size() / 2];
+            };
+            const double fused = time([&] { return be_->head_top_k(w, x, k, true); });
+            const double pair = time([&] {
+                be_->linear(w, nullptr, x, logits);
+                return be_->top_k(logits, k, true);
+            });
+            std::printf("head 49152x576 %s k %d: fused %.1f us, linear + top_k %.1f us (median of 200 calls, host clock, results on the host)\n",
+                        ggml_type_name(type), k, fused, pair);
+        }
+}
+
+} // namespace
