@@ -555,7 +555,8 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
     for (GgmlType type : kWeightTypes)
         for (S s : {S{1000, 160, 1}, S{1000, 160, 40}, S{50257, 768, 1}, S{50257, 768, 40}}) list.push_back({type, s});
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16}) list.push_back({type, S{49152, 576, 40}}); // SmolLM2's head
-    for (S s : {S{1000, 160, 300}, S{1000, 160, 1000}, S{129, 96, 129}, S{1, 32, 1}}) list.push_back({GgmlType::F32, s});
+    // k above the tile, k = the vocabulary, one row; and over 2048 tiles (the CUDA merge's unsorted path)
+    for (S s : {S{1000, 160, 300}, S{1000, 160, 1000}, S{129, 96, 129}, S{1, 32, 1}, S{300000, 32, 40}}) list.push_back({GgmlType::F32, s});
     for (const auto& [type, s] : list) {
         const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
         cases.push_back({std::string("head_top_k/") + ggml_type_name(type) + "/vocab" + std::to_string(s.n) + "_d" + std::to_string(s.d) + "_k" +

@@ -19,9 +19,9 @@ namespace {
 using namespace winnow;
 namespace ht = winnow::cuda::head_top_k;
 
-// Both kernels on the host: each tile as head_tiles_kernel does it (one thread), then the merge's 32 lanes one after
-// another, the warp's butterfly replaced by a fold with the same rule (the pick is a maximum in a total order, so the
-// order of combination does not matter).
+// Both kernels on the host: each tile as head_tiles_kernel does it (one thread), then the merge block (one thread for
+// the sort of the tiles' maxima, the warp's 32 lanes one after another, the butterfly replaced by a fold with the
+// same rule: the pick is a maximum in a total order, so the order of combination does not matter).
 TopK emulate(const std::vector<float>& logits, int k, bool want_log_norm) {
     const int64_t n = static_cast<int64_t>(logits.size()), tiles = ht::n_tiles(n);
     const int kk = ht::per_tile(k);
@@ -56,8 +56,27 @@ TopK emulate(const std::vector<float>& logits, int k, bool want_log_norm) {
         for (int64_t t = 0; t < tiles; ++t) s += tsum[t] * ht::lse_scale(tmax[t], m);
         r.log_norm = m == -INFINITY ? -INFINITY : static_cast<double>(m) + std::log(s);
     }
+    // the merge block: with few enough tiles, the tiles sorted by their best entry and the best min(k, tiles) kept
+    int64_t n_lists = tiles;
+    std::vector<float> sv;
+    std::vector<int32_t> sid, shead;
+    const int32_t* list_tile = nullptr;
+    if (ht::merge_sorts_tiles(tiles)) {
+        const int p = ht::pow2_at_least(tiles);
+        sv.resize(p), sid.resize(p);
+        for (int i = 0; i < p; ++i) {
+            sv[i] = i < tiles ? vals[static_cast<int64_t>(i) * kk] : -INFINITY;
+            sid[i] = i < tiles ? ids[static_cast<int64_t>(i) * kk] : ht::kPadId;
+        }
+        ht::sort_entries(sv.data(), sid.data(), p, 0, 1, [] {});
+        n_lists = ht::kept_tiles(tiles, k);
+        shead.assign(static_cast<size_t>(n_lists), 0);
+        for (int64_t j = 0; j < n_lists; ++j) sid[j] = ht::tile_of(sid[j]);
+        list_tile = sid.data();
+        head = shead.data();
+    }
     std::vector<ht::LaneBest> mine(32);
-    for (int lane = 0; lane < 32; ++lane) mine[lane] = ht::lane_rescan(vals, ids, head, tiles, kk, lane);
+    for (int lane = 0; lane < 32; ++lane) mine[lane] = ht::lane_rescan(vals, ids, head, list_tile, n_lists, kk, lane);
     for (int round = 0; round < k; ++round) {
         ht::LaneBest b = mine[0];
         int bl = 0;
@@ -67,7 +86,7 @@ TopK emulate(const std::vector<float>& logits, int k, bool want_log_norm) {
         r.logits.push_back(b.v);
         if (b.list >= 0) {
             head[b.list] += 1;
-            mine[bl] = ht::lane_rescan(vals, ids, head, tiles, kk, bl);
+            mine[bl] = ht::lane_rescan(vals, ids, head, list_tile, n_lists, kk, bl);
         }
     }
     return r;
@@ -128,6 +147,18 @@ TEST(HeadTopKLogic, SameAsTopKOnRandomLogits) {
         }
 }
 
+// Past kMaxSortTiles tiles the merge takes every tile's list (no sort of the maxima): the same answers.
+TEST(HeadTopKLogic, SameAsTopKWithTooManyTilesToSort) {
+    const int64_t n = static_cast<int64_t>(ht::kMaxSortTiles) * ht::kTile + 1000;
+    ASSERT_FALSE(ht::merge_sorts_tiles(ht::n_tiles(n)));
+    ASSERT_TRUE(ht::merge_sorts_tiles(ht::n_tiles(n - 1000)));
+    auto l = normal(static_cast<size_t>(n), 23, 3.0f);
+    l[5] = l[n - 1] = l[n / 2] = 40.0f; // ties in the first, the last and a middle tile
+    for (int k : {1, 3, 40, 129}) expect_same_as_top_k(l, k, "n " + std::to_string(n));
+    l.resize(static_cast<size_t>(n - 1000)); // exactly kMaxSortTiles tiles: the sorted path at its limit
+    for (int k : {1, 40, 129}) expect_same_as_top_k(l, k, "n " + std::to_string(n - 1000));
+}
+
 TEST(HeadTopKLogic, TiesAcrossTilesAndDegenerateRows) {
     const int64_t n = 50257;
     auto l = normal(n, 3, 2.0f);
@@ -135,6 +166,10 @@ TEST(HeadTopKLogic, TiesAcrossTilesAndDegenerateRows) {
     l[n - 1] = l[7] = l[128 * 200 + 5] = 30.0f;
     l[123] = l[45000] = 29.0f;
     for (int k : {1, 2, 3, 5, 40, 128, 129}) expect_same_as_top_k(l, k, "planted ties");
+    // one tile holds the best 128 (the merge keeps k tiles, and this one's list is all of them), then another's
+    auto one = normal(20000, 4, 1.0f);
+    for (int i = 0; i < ht::kTile; ++i) one[3 * ht::kTile + i] = 50.0f + 0.001f * static_cast<float>(i % 7);
+    for (int k : {1, 40, 128, 129, 300}) expect_same_as_top_k(one, k, "one tile holds the best");
     // every logit equal: the ids in order
     std::vector<float> flat(1000, 0.5f);
     for (int k : {1, 40, 128, 129, 1000}) expect_same_as_top_k(flat, k, "all equal");

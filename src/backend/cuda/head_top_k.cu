@@ -4,7 +4,8 @@
 //                      computes kRowsPerWarp rows with linear's warp dot product, gemv_row.cuh, so the logits are
 //                      linear's bits), a bitonic sort of the tile, its best min(k, kTile) and its log-sum-exp part
 //                      to the workspace;
-//   head_merge_kernel  one warp: the k-way merge of the tiles' sorted lists and the combined log-normalizer.
+//   head_merge_kernel  one block: the combined log-normalizer; the tiles sorted by their best entry, the best
+//                      min(k, tiles) of them kept; one warp's k-way merge of the kept tiles' sorted lists.
 // The twin is CpuBackend::head_top_k (the CPU's linear, then its top_k); the host run of the same algorithm is
 // tests/ops/test_head_top_k_logic.cpp.
 #include "backend/cuda/cuda_check.h"
@@ -65,27 +66,62 @@ __global__ void __launch_bounds__(ht::kThreads) head_tiles_kernel(const uint8_t*
     }
 }
 
-// One warp. Lane l owns the lists l, l + 32, ... and keeps its best head; each of the k rounds takes the best of the
-// 32 lanes' heads (a butterfly, every lane ends with the same winner), and the winning lane advances that list and
-// rescans its own lists. head[] is touched only by the lane that owns the list.
-__global__ void head_merge_kernel(uint8_t* ws, ht::Layout lay, int64_t n_lists, int kk, int k,
-                                  int32_t* __restrict__ out_ids, float* __restrict__ out_vals, double* __restrict__ log_norm) {
-    const int lane = threadIdx.x;
+// One block of kMergeThreads. The log-normalizer from the tiles' parts (a block max, then a double sum); then, with
+// at most kMaxSortTiles tiles, the tiles' best entries sorted in shared memory and the first min(k, tiles) kept as the
+// lists to merge (list j: tile s_id[j] / kTile, since a tile's best entry is one of its own rows); then warp 0 merges:
+// lane l owns lists l, l + 32, ... and keeps its best head; each of the k rounds takes the best of the 32 lanes' heads
+// (a butterfly: every lane ends with the same winner), and the winning lane advances that list and rescans its own.
+// A list's read position is touched only by the lane that owns it.
+__global__ void __launch_bounds__(ht::kMergeThreads) head_merge_kernel(uint8_t* ws, ht::Layout lay, int64_t n_tiles, int kk, int k,
+                                                                      int32_t* __restrict__ out_ids, float* __restrict__ out_vals,
+                                                                      double* __restrict__ log_norm) {
+    __shared__ float s_v[ht::kMaxSortTiles];
+    __shared__ int32_t s_id[ht::kMaxSortTiles];
+    __shared__ int32_t s_head[ht::kMaxSortTiles];
+    __shared__ float s_red[32];
+    __shared__ double s_sum[32];
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const float* vals = reinterpret_cast<const float*>(ws + lay.vals);
     const int32_t* ids = reinterpret_cast<const int32_t*>(ws + lay.ids);
-    int32_t* head = reinterpret_cast<int32_t*>(ws + lay.head);
     if (log_norm) {
         const float* tmax = reinterpret_cast<const float*>(ws + lay.tile_max);
         const double* tsum = reinterpret_cast<const double*>(ws + lay.tile_sum);
         float m = -INFINITY;
-        for (int64_t t = lane; t < n_lists; t += 32) m = fmaxf(m, tmax[t]);
-        m = warp_max(m);
+        for (int64_t t = tid; t < n_tiles; t += blockDim.x) m = fmaxf(m, tmax[t]);
+        m = block_max(m, s_red); // every thread gets it
         double s = 0;
-        for (int64_t t = lane; t < n_lists; t += 32) s += tsum[t] * ht::lse_scale(tmax[t], m);
+        for (int64_t t = tid; t < n_tiles; t += blockDim.x) s += tsum[t] * ht::lse_scale(tmax[t], m);
         for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0) *log_norm = m == -INFINITY ? static_cast<double>(-INFINITY) : static_cast<double>(m) + log(s);
+        if (lane == 0) s_sum[warp] = s;
+        __syncthreads();
+        if (tid == 0) {
+            double total = 0;
+            for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += s_sum[w];
+            *log_norm = m == -INFINITY ? static_cast<double>(-INFINITY) : static_cast<double>(m) + log(total);
+        }
     }
-    ht::LaneBest mine = ht::lane_rescan(vals, ids, head, n_lists, kk, lane);
+    int64_t n_lists = n_tiles;
+    const int32_t* list_tile = nullptr;
+    int32_t* head = reinterpret_cast<int32_t*>(ws + lay.head); // zeroed by the tile kernel
+    if (ht::merge_sorts_tiles(n_tiles)) {
+        const int p = ht::pow2_at_least(n_tiles);
+        for (int i = tid; i < p; i += blockDim.x) {
+            s_v[i] = i < n_tiles ? vals[static_cast<int64_t>(i) * kk] : -INFINITY;
+            s_id[i] = i < n_tiles ? ids[static_cast<int64_t>(i) * kk] : ht::kPadId;
+        }
+        __syncthreads();
+        ht::sort_entries(s_v, s_id, p, tid, blockDim.x, [] { __syncthreads(); });
+        n_lists = ht::kept_tiles(n_tiles, k);
+        for (int j = tid; j < n_lists; j += blockDim.x) {
+            s_id[j] = ht::tile_of(s_id[j]); // the kept tile's index
+            s_head[j] = 0;
+        }
+        __syncthreads();
+        list_tile = s_id;
+        head = s_head;
+    }
+    if (warp != 0) return; // (no barrier follows)
+    ht::LaneBest mine = ht::lane_rescan(vals, ids, head, list_tile, n_lists, kk, lane);
     for (int r = 0; r < k; ++r) {
         ht::LaneBest b = mine;
         int bl = lane;
@@ -106,7 +142,7 @@ __global__ void head_merge_kernel(uint8_t* ws, ht::Layout lay, int64_t n_lists, 
         }
         if (lane == bl && b.list >= 0) {
             head[b.list] += 1;
-            mine = ht::lane_rescan(vals, ids, head, n_lists, kk, lane);
+            mine = ht::lane_rescan(vals, ids, head, list_tile, n_lists, kk, lane);
         }
     }
 }
@@ -125,7 +161,7 @@ void launch_head_top_k(GgmlType type, const uint8_t* w, size_t row_bytes, int64_
         head_tiles_kernel<T><<<static_cast<unsigned>(tiles), ht::kThreads, 0, s>>>(w, row_bytes, rows, cols, x, kk, ws, lay);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
-    head_merge_kernel<<<1, 32, 0, s>>>(ws, lay, tiles, kk, k, ids, values, log_norm);
+    head_merge_kernel<<<1, ht::kMergeThreads, 0, s>>>(ws, lay, tiles, kk, k, ids, values, log_norm);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

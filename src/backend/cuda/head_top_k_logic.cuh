@@ -6,8 +6,12 @@
 //      (value descending, id ascending), and writes its best min(k, kTile) as a sorted candidate list, with the
 //      tile's (max, sum exp(logit - max)) for the log-normalizer. Rows past the head's end are padding entries
 //      (-inf, INT32_MAX), which every real row beats;
-//   2. one warp merges the tiles' sorted lists k times by their heads (a k-way merge: the best head overall is the
-//      next best logit) and combines the tiles' log-sum-exp parts.
+//   2. one block merges: it sorts the tiles by their best entry (a bitonic network over at most kMaxSortTiles
+//      entries in shared memory) and keeps the first min(k, tiles) of them, since every one of the k best rows lies
+//      in one of the k tiles with the best maxima (a row in any other tile is beaten by those k tiles' maxima); then
+//      one warp merges the kept tiles' sorted lists k times by their heads (a k-way merge: the best head overall is
+//      the next best logit), and the block combines the tiles' log-sum-exp parts. Above kMaxSortTiles tiles (over
+//      262,144 rows) the warp merges every tile's list instead: the same result, slower.
 // The k best of all rows are among the tiles' candidate lists (a row outside its tile's best min(k, kTile) has at
 // least that many better rows in its own tile), and real candidates outnumber k (each tile lists min(k, its rows)),
 // so the merge never reaches a padding entry. Ties: the lower id first, as top_k. NaN logits are undefined, as there.
@@ -29,6 +33,8 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerWarp = 16;                  // rows each warp computes, one after another
 constexpr int kTile = kWarps * kRowsPerWarp;      // rows per tile (a power of two: the bitonic network's size)
 static_assert((kTile & (kTile - 1)) == 0 && kTile / 2 <= kThreads, "the tile must be a power of two of at most 2 x threads");
+constexpr int kMergeThreads = 1024;              // the merge block
+constexpr int kMaxSortTiles = 2048;               // the merge sorts the tiles' maxima in shared memory up to this many
 constexpr int32_t kPadId = INT32_MAX;             // a padding entry's id (the checks keep real ids below INT32_MAX - 1024)
 
 // a before b in the output order: the larger value, then the lower id
@@ -58,16 +64,31 @@ WINNOW_HEAD_FN void compare_exchange(float* v, int32_t* id, int p, int size, int
     }
 }
 
-// Sorts v/id[0, kTile) best first; thread tid of n_threads takes pairs tid, tid + n_threads, ...; sync() is the
-// block's barrier (__syncthreads on the device, nothing for one host thread).
+// Sorts v/id[0, n) best first, n a power of two; thread tid of n_threads takes pairs tid, tid + n_threads, ...;
+// sync() is the block's barrier (__syncthreads on the device, nothing for one host thread).
 template <class Sync>
-WINNOW_HEAD_FN void sort_tile(float* v, int32_t* id, int tid, int n_threads, Sync sync) {
-    for (int size = 2; size <= kTile; size *= 2)
+WINNOW_HEAD_FN void sort_entries(float* v, int32_t* id, int n, int tid, int n_threads, Sync sync) {
+    for (int size = 2; size <= n; size *= 2)
         for (int stride = size / 2; stride > 0; stride /= 2) {
-            for (int p = tid; p < kTile / 2; p += n_threads) compare_exchange(v, id, p, size, stride);
+            for (int p = tid; p < n / 2; p += n_threads) compare_exchange(v, id, p, size, stride);
             sync();
         }
 }
+template <class Sync>
+WINNOW_HEAD_FN void sort_tile(float* v, int32_t* id, int tid, int n_threads, Sync sync) {
+    sort_entries(v, id, kTile, tid, n_threads, sync);
+}
+// The smallest power of two >= n (n >= 1).
+WINNOW_HEAD_FN int pow2_at_least(int64_t n) {
+    int p = 1;
+    while (p < n) p *= 2;
+    return p;
+}
+// The merge's path: true when the tiles are few enough to sort their maxima and merge only the best min(k, tiles).
+WINNOW_HEAD_FN bool merge_sorts_tiles(int64_t tiles) { return tiles <= kMaxSortTiles; }
+// On that path: how many of the sorted tiles are merged, and the tile a kept entry (a tile's best row) belongs to.
+WINNOW_HEAD_FN int64_t kept_tiles(int64_t tiles, int k) { return k < tiles ? k : tiles; }
+WINNOW_HEAD_FN int32_t tile_of(int32_t row) { return row / kTile; }
 
 // A tile's term of the log-normalizer: exp(logit - tile max) in double, 0 for padding and for a tile whose max is
 // -inf (every logit -inf).
@@ -80,20 +101,23 @@ WINNOW_HEAD_FN double lse_scale(float tile_max, float m) {
     return tile_max == -INFINITY ? 0.0 : exp(static_cast<double>(tile_max) - static_cast<double>(m));
 }
 
-// The merge's state for one lane: its best list head among the lists it owns (lane, lane + 32, ...).
+// The merge's state for one lane: its best list head among the lists it owns (lane, lane + 32, ...). List l is the
+// candidate list of tile list_tile[l] (of tile l when list_tile is null).
 struct LaneBest {
     float v = -INFINITY;
     int32_t id = kPadId;
     int64_t list = -1; // -1: the lane owns no list with entries left
 };
 // Scans the heads of the lists this lane owns; head[l] is how many entries of list l are taken (at most kk).
-WINNOW_HEAD_FN LaneBest lane_rescan(const float* vals, const int32_t* ids, const int32_t* head, int64_t n_lists, int kk, int lane) {
+WINNOW_HEAD_FN LaneBest lane_rescan(const float* vals, const int32_t* ids, const int32_t* head, const int32_t* list_tile, int64_t n_lists, int kk,
+                                    int lane) {
     LaneBest b;
     for (int64_t l = lane; l < n_lists; l += 32) {
         const int h = head[l];
         if (h >= kk) continue;
-        const float v = vals[l * kk + h];
-        const int32_t i = ids[l * kk + h];
+        const int64_t t = list_tile ? list_tile[l] : l;
+        const float v = vals[t * kk + h];
+        const int32_t i = ids[t * kk + h];
         if (b.list < 0 || better(v, i, b.v, b.id)) b = LaneBest{v, i, l};
     }
     return b;
