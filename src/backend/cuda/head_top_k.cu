@@ -1,6 +1,6 @@
 // The fused exact head: the best k of W x (ties: lower id first) and log sum exp(W x), with the logits never written
 // to global memory. Two kernels (the algorithm and its argument: head_top_k_logic.cuh):
-//   head_tiles_kernel  one block of kThreads per tile of kTile rows: the tile's logits into shared memory (each warp
+//   head_tiles_kernel  one block of kThreads (512) per tile of kTile (128) rows: the tile's logits into shared memory (each warp
 //                      computes kRowsPerWarp rows with linear's warp dot product, gemv_row.cuh, so the logits are
 //                      linear's bits), a bitonic sort of the tile, its best min(k, kTile) and its log-sum-exp part
 //                      to the workspace;

@@ -28,9 +28,9 @@
 
 namespace winnow::cuda::head_top_k {
 
-constexpr int kWarps = 8;                         // warps per tile block
+constexpr int kWarps = 16;                        // warps per tile block (SmolLM2: 384 blocks, ~46 warps per H200 SM)
 constexpr int kThreads = kWarps * 32;
-constexpr int kRowsPerWarp = 16;                  // rows each warp computes, one after another
+constexpr int kRowsPerWarp = 8;                   // rows each warp computes, one after another
 constexpr int kTile = kWarps * kRowsPerWarp;      // rows per tile (a power of two: the bitonic network's size)
 static_assert((kTile & (kTile - 1)) == 0 && kTile / 2 <= kThreads, "the tile must be a power of two of at most 2 x threads");
 constexpr int kMergeThreads = 1024;              // the merge block
