@@ -109,6 +109,7 @@ public:
         return cpu_->top_k(l, k, n);
     }
     void sample(const Tensor& l, const SampleParams& p, const Tensor& t) override {
+        if (recording_ && refuse_sample_recording) throw Error(ErrorKind::unsupported, "cpu-recording: no sample op in a recording");
         // the history, its length and u are read when the op runs, as the device kernel reads them
         const Tensor h = p.history ? *p.history : Tensor(), len = p.n_history_at ? *p.n_history_at : Tensor(), u = p.u ? *p.u : Tensor();
         op([=, this] {
@@ -146,6 +147,7 @@ public:
     }
 
     int replays = 0, dropped = 0;
+    bool refuse_sample_recording = false; // a backend whose recording cannot hold the sample op
     // What crossed between host and device, in order: "upload N B", "download N B", "replay", "op" (an op run at once,
     // outside a replay), "top_k".
     std::vector<std::string> events;
@@ -299,13 +301,14 @@ void expect_one_launch_generation(const std::string& model) {
     host.set_device_sampling(false);
     const std::vector<int32_t> prompt{1, 5, 9, 5, 12};
     const int n = 24, steady = n - 2; // n tokens: the prefill picks the first, then n - 1 decode steps, the first op by op
+    bool first = true;
     for (const SamplingParams& s : chains()) {
         GenerateOptions o;
         o.max_tokens = n;
         o.ignore_eos = true;
         o.sampling = s;
         rec_be.events.clear();
-        const int replays = rec_be.replays;
+        const int replays = rec_be.replays, dropped = rec_be.dropped;
         const GenerateResult a = rec.generate(prompt, o);
         const GenerateResult b = host.generate(prompt, o);
         const std::string what = model + ", " + describe(s);
@@ -314,6 +317,8 @@ void expect_one_launch_generation(const std::string& model) {
         EXPECT_EQ(rec.device_sampled_steps(), n) << what;
         EXPECT_EQ(rec.forward().step_recording_error(), "") << what;
         EXPECT_EQ(rec_be.replays - replays, steady) << what;
+        EXPECT_EQ(rec_be.dropped - dropped, first ? 0 : 1) << what << ": a new chain drops the step recorded with the last one";
+        first = false;
         const std::vector<std::string>& ev = rec_be.events;
         ASSERT_GE(ev.size(), static_cast<size_t>(3 * steady)) << what;
         const size_t from = ev.size() - 3 * steady;
@@ -322,6 +327,17 @@ void expect_one_launch_generation(const std::string& model) {
             EXPECT_EQ(ev[from + 3 * i + 1], "replay") << what << ", step " << i;
             EXPECT_EQ(ev[from + 3 * i + 2], "download 4 B") << what << ", step " << i;
         }
+    }
+    // the same chain again: the recording is kept, and every decode step is a replay
+    {
+        GenerateOptions o;
+        o.max_tokens = n;
+        o.ignore_eos = true;
+        o.sampling = chains().back();
+        const int replays = rec_be.replays, dropped = rec_be.dropped;
+        EXPECT_EQ(rec.generate(prompt, o).output_ids, host.generate(prompt, o).output_ids);
+        EXPECT_EQ(rec_be.replays - replays, n - 1);
+        EXPECT_EQ(rec_be.dropped, dropped);
     }
     // without recording (WINNOW_CUDA_GRAPHS=0): op by op, the same ids, still one upload and one 4-byte download a step
     rec.forward().set_step_recording(false);
@@ -339,6 +355,26 @@ void expect_one_launch_generation(const std::string& model) {
 
 TEST(StepRecording, TinyLlamaGenerationIsOneReplayPerToken) { expect_one_launch_generation("tiny-llama.gguf"); }
 TEST(StepRecording, TinyGpt2GenerationIsOneReplayPerToken) { expect_one_launch_generation("tiny-gpt2.gguf"); }
+
+// A recording that fails at the sample op is given up (the reason kept) and every step goes op by op: the same ids.
+TEST(StepRecording, AFailedRecordingFallsBackToOpByOp) {
+    auto m = Model::load(kDir + "/tiny-llama.gguf");
+    auto tok = load_model_tokenizer(*m);
+    RecordingCpu rec_be;
+    rec_be.refuse_sample_recording = true;
+    auto plain_be = make_cpu_backend(1);
+    Generator rec(*m, *tok, rec_be, 64), host(*m, *tok, *plain_be, 64);
+    host.set_device_sampling(false);
+    GenerateOptions o;
+    o.max_tokens = 16;
+    o.ignore_eos = true;
+    o.sampling = chains()[6];
+    EXPECT_EQ(rec.generate({1, 5, 9}, o).output_ids, host.generate({1, 5, 9}, o).output_ids);
+    EXPECT_EQ(rec.forward().step_recording_error(), "cpu-recording: no sample op in a recording");
+    EXPECT_FALSE(rec.forward().step_recording());
+    EXPECT_EQ(rec_be.replays, 0);
+    EXPECT_EQ(rec.device_sampled_steps(), 16);
+}
 
 // ChatSession takes the same path (ExactTokenPicker): over three turns and a reset its conversation (the tokens in
 // the cache, the answers) equals the host path's token for token, for every chain, with the steps replayed.
