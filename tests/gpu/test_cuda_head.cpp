@@ -2,7 +2,7 @@
 // cases: random shapes, every weight type and k from 1 to past the 128-row tile, the workspace growing and shrinking
 // between calls, one backend reused throughout; each call must equal the same backend's linear + top_k exactly (ids,
 // logit bits) and its log-normalizer within 1e-12. Then the time per call of both on SmolLM2's head shape, printed
-// (not asserted). Skips without a GPU.
+// (not asserted). And the adaptive head's warm-up kernel against its host twin. Skips without a GPU.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,7 +13,11 @@
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/adaptive_warmup.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device.h"
+#include "head/adaptive_algorithm.h"
+#include "head/column_major_head.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -123,6 +127,84 @@ TEST_F(CudaHead, TimePerCallOnSmolLM2Shape) {
             std::printf("head 49152x576 %s k %d: fused %.1f us, linear + top_k %.1f us (median of 200 calls, host clock, results on the host)\n",
                         ggml_type_name(type), k, fused, pair);
         }
+}
+
+// The adaptive head's warm-up kernel (backend/cuda/adaptive_warmup.cu) against its CPU twin (the same function per arm
+// on the host), bit for bit, in both storages, through the warm-up's steps (fresh 16 columns, then 24, 36, ..., d').
+TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    namespace ad = winnow::cuda::adaptive;
+    for (bool q8 : {false, true}) {
+        const int n = 5000, d = 192;
+        std::mt19937_64 rng(q8 ? 5 : 6);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        std::vector<float> A(static_cast<size_t>(n) * d), x(d);
+        for (auto& v : A) v = 0.05f * nd(rng);
+        for (auto& v : x) v = nd(rng);
+        const head::ColumnMajorHead H(A, n, d, q8);
+        const head::ColumnOrder o = head::gumbel_column_order(H.statistics().l1, x, 9);
+        const int dp = o.size();
+        std::vector<int32_t> blk(dp);
+        std::vector<float> xs(dp), coef(dp);
+        double remaining = 0;
+        for (int m = dp - 1; m >= 0; --m) {
+            remaining += o.share[m];
+            blk[m] = o.column[m] / 32;
+            xs[m] = x[o.column[m]];
+            coef[m] = static_cast<float>(remaining / o.share[m]);
+        }
+        const int64_t stride = H.stride();
+        // device copies
+        std::vector<void*> owned;
+        auto up = [&](const void* src, size_t bytes) {
+            void* p = nullptr;
+            WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 4)));
+            if (src) WINNOW_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
+            owned.push_back(p);
+            return p;
+        };
+        ad::ColumnLayout hl, dl;
+        hl.stride = dl.stride = stride;
+        if (q8) {
+            hl.quants = H.quant_column(0);
+            hl.scales = H.scale_row(0);
+            dl.quants = static_cast<const int8_t*>(up(hl.quants, static_cast<size_t>(d) * stride));
+            dl.scales = static_cast<const uint16_t*>(up(hl.scales, static_cast<size_t>(d / 32) * stride * 2));
+        } else {
+            hl.values = H.float_column(0);
+            dl.values = static_cast<const float*>(up(hl.values, static_cast<size_t>(d) * stride * 4));
+        }
+        const ad::QueryOrder ho{o.column.data(), blk.data(), xs.data(), coef.data(), dp};
+        const ad::QueryOrder dord{static_cast<const int32_t*>(up(o.column.data(), 4 * dp)), static_cast<const int32_t*>(up(blk.data(), 4 * dp)),
+                                  static_cast<const float*>(up(xs.data(), 4 * dp)), static_cast<const float*>(up(coef.data(), 4 * dp)), dp};
+        std::vector<float> hK(stride), hZ(stride), hZ2(stride), hmu(stride), hvar(stride);
+        std::vector<int32_t> hT(stride);
+        const ad::ArmState hs{hK.data(), hZ.data(), hZ2.data(), hmu.data(), hvar.data(), hT.data()};
+        const size_t fb = 4 * static_cast<size_t>(stride);
+        const ad::ArmState ds{static_cast<float*>(up(nullptr, fb)), static_cast<float*>(up(nullptr, fb)), static_cast<float*>(up(nullptr, fb)),
+                              static_cast<float*>(up(nullptr, fb)), static_cast<float*>(up(nullptr, fb)), static_cast<int32_t*>(up(nullptr, fb))};
+        int cur = 0;
+        for (int target : {16, 24, 36, 54, 81, dp}) {
+            const int to = std::min(target, dp);
+            if (to <= cur) continue;
+            ad::warm_up_host(hl, ho, hs, stride, cur, to, cur == 0, 1.0f);
+            ad::launch_warm_up(dl, dord, ds, stride, cur, to, cur == 0, 1.0f, nullptr);
+            WINNOW_CUDA_CHECK(cudaDeviceSynchronize());
+            std::vector<float> gK(stride), gmu(stride), gvar(stride);
+            std::vector<int32_t> gT(stride);
+            WINNOW_CUDA_CHECK(cudaMemcpy(gK.data(), ds.K, fb, cudaMemcpyDeviceToHost));
+            WINNOW_CUDA_CHECK(cudaMemcpy(gmu.data(), ds.mu, fb, cudaMemcpyDeviceToHost));
+            WINNOW_CUDA_CHECK(cudaMemcpy(gvar.data(), ds.var, fb, cudaMemcpyDeviceToHost));
+            WINNOW_CUDA_CHECK(cudaMemcpy(gT.data(), ds.T, fb, cudaMemcpyDeviceToHost));
+            SCOPED_TRACE(std::string(q8 ? "q8" : "f32") + " columns [" + std::to_string(cur) + ", " + std::to_string(to) + ")");
+            EXPECT_EQ(gK, hK);
+            EXPECT_EQ(gmu, hmu);
+            EXPECT_EQ(gvar, hvar);
+            EXPECT_EQ(gT, hT);
+            cur = to;
+        }
+        for (void* p : owned) cudaFree(p);
+    }
 }
 
 } // namespace

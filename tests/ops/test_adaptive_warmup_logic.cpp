@@ -1,0 +1,144 @@
+// The GPU AdaptiveSoftmax's warm-up pass (backend/cuda/adaptive_warmup_logic.cuh) run on the host, its CPU twin:
+// over head::ColumnMajorHead's layout (fp32 and q8 storage) and a query's Gumbel column order with the fast path's
+// Des Raj coefficients, the running sums and estimates are checked against a double-precision Des Raj computation of
+// the same order, the full pass against the exact dot products, and a pass split into steps (the warm-up's 16, 24,
+// 36, ... targets) against one pass, bit for bit. The CUDA build of the same function is compared with this twin bit
+// for bit by tests/gpu/test_cuda_head.cpp on the GPU machine.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/cuda/adaptive_warmup_logic.cuh"
+#include "head/adaptive_algorithm.h"
+#include "head/column_major_head.h"
+
+namespace {
+
+using namespace winnow;
+namespace ad = winnow::cuda::adaptive;
+
+struct WarmUpCase {
+    std::shared_ptr<head::ColumnMajorHead> H;
+    std::vector<float> x;
+    std::vector<int32_t> col, blk;
+    std::vector<float> xs, coef;
+    std::vector<double> share;
+    ad::ColumnLayout layout() const {
+        ad::ColumnLayout l;
+        l.stride = H->stride();
+        if (H->storage() == head::ColumnMajorHead::Storage::q8) {
+            l.quants = H->quant_column(0);
+            l.scales = H->scale_row(0);
+        } else {
+            l.values = H->float_column(0);
+        }
+        return l;
+    }
+    ad::QueryOrder order() const { return {col.data(), blk.data(), xs.data(), coef.data(), static_cast<int>(col.size())}; }
+};
+
+// A head, a query, and the query's order with the coefficients exactly as FastAdaptiveSoftmax::Query computes them.
+WarmUpCase make_setup(int n, int d, bool q8, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> A(static_cast<size_t>(n) * d);
+    for (auto& v : A) v = 0.05f * nd(rng);
+    WarmUpCase s;
+    s.H = std::make_shared<head::ColumnMajorHead>(A, n, d, q8);
+    s.x.resize(d);
+    for (auto& v : s.x) v = nd(rng);
+    s.x[3] = 0.0f; // a column the order leaves out
+    const head::ColumnOrder o = head::gumbel_column_order(s.H->statistics().l1, s.x, seed + 1);
+    const int dp = o.size();
+    s.col = o.column;
+    s.share = o.share;
+    s.blk.resize(dp), s.xs.resize(dp), s.coef.resize(dp);
+    double remaining = 0;
+    for (int m = dp - 1; m >= 0; --m) {
+        remaining += o.share[m];
+        s.blk[m] = s.col[m] / 32;
+        s.xs[m] = s.x[s.col[m]];
+        s.coef[m] = static_cast<float>(remaining / o.share[m]);
+    }
+    return s;
+}
+
+struct State {
+    explicit State(int64_t stride) : K(stride), Z(stride), Z2(stride), mu(stride), var(stride), T(stride) {}
+    std::vector<float> K, Z, Z2, mu, var;
+    std::vector<int32_t> T;
+    ad::ArmState view() { return {K.data(), Z.data(), Z2.data(), mu.data(), var.data(), T.data()}; }
+};
+
+class AdaptiveWarmUpLogic : public ::testing::TestWithParam<bool> {};
+
+TEST_P(AdaptiveWarmUpLogic, DesRajSumsAndEstimatesMatchDoublePrecision) {
+    const bool q8 = GetParam();
+    const WarmUpCase s = make_setup(1000, 128, q8, 7);
+    const int dp = static_cast<int>(s.col.size());
+    ASSERT_EQ(dp, 127); // x_3 = 0 is left out
+    const float beta = 0.7f;
+    const std::vector<float> dense = s.H->dense();
+    for (int to : {1, 2, 16, 60, dp}) {
+        State st(s.H->stride());
+        ad::warm_up_host(s.layout(), s.order(), st.view(), s.H->stride(), 0, to, true, beta);
+        for (int i = 0; i < 1000; ++i) {
+            // Des Raj in double over the same order: z_m = K_{m-1} + y_m coef_m
+            double K = 0, Z = 0, Z2 = 0;
+            for (int m = 0; m < to; ++m) {
+                const double y = static_cast<double>(dense[static_cast<size_t>(i) * 128 + s.col[m]]) * s.xs[m];
+                const double z = K + y * s.coef[m];
+                K += y, Z += z, Z2 += z * z;
+            }
+            ASSERT_EQ(st.T[i], to);
+            const double scale = 1e-4 * (1 + std::fabs(Z) + std::fabs(K));
+            ASSERT_NEAR(st.K[i], K, scale) << "arm " << i << " to " << to;
+            ASSERT_NEAR(st.Z[i], Z, scale) << "arm " << i << " to " << to;
+            if (to >= dp) {
+                EXPECT_EQ(st.var[i], 0.0f);
+                EXPECT_NEAR(st.mu[i], beta * K, 1e-4 * (1 + std::fabs(K)));
+            } else if (to >= 2) {
+                const double mean = Z / to, var = beta * beta * std::max(0.0, Z2 - Z * mean) / (static_cast<double>(to) * (to - 1));
+                EXPECT_NEAR(st.mu[i], beta * mean, 1e-4 * (1 + std::fabs(mean)));
+                // S^2 = Z2 - Z mean cancels: fp32 error of the sums (t terms) relative to Z2, not to the variance
+                const double cancel = 1e-5 * beta * beta * (std::fabs(Z2) + std::fabs(Z * mean)) / (static_cast<double>(to) * (to - 1));
+                EXPECT_NEAR(st.var[i], var, cancel + 1e-12);
+            } else {
+                EXPECT_TRUE(std::isinf(st.var[i]));
+                EXPECT_FLOAT_EQ(st.mu[i], beta * st.Z[i]);
+            }
+        }
+    }
+    // the full pass is the exact dot product over the sampled columns (the left-out column has x = 0)
+    State full(s.H->stride());
+    ad::warm_up_host(s.layout(), s.order(), full.view(), s.H->stride(), 0, dp, true, 1.0f);
+    for (int i = 0; i < 1000; ++i) {
+        double dot = 0;
+        for (int j = 0; j < 128; ++j) dot += static_cast<double>(dense[static_cast<size_t>(i) * 128 + j]) * s.x[j];
+        ASSERT_NEAR(full.mu[i], dot, 1e-4 * (1 + std::fabs(dot))) << "arm " << i;
+    }
+}
+
+// The warm-up's steps (16, then 24, then 36 columns ...) leave the same bits as one pass over the same columns.
+TEST_P(AdaptiveWarmUpLogic, StepsEqualOnePass) {
+    const WarmUpCase s = make_setup(333, 96, GetParam(), 11);
+    const int dp = static_cast<int>(s.col.size());
+    State a(s.H->stride()), b(s.H->stride());
+    int cur = 0;
+    for (int target : {16, 24, 36, 54, dp}) {
+        ad::warm_up_host(s.layout(), s.order(), a.view(), s.H->stride(), cur, std::min(target, dp), cur == 0, 1.0f);
+        cur = std::min(target, dp);
+    }
+    ad::warm_up_host(s.layout(), s.order(), b.view(), s.H->stride(), 0, dp, true, 1.0f);
+    EXPECT_EQ(a.K, b.K);
+    EXPECT_EQ(a.Z, b.Z);
+    EXPECT_EQ(a.Z2, b.Z2);
+    EXPECT_EQ(a.mu, b.mu);
+    EXPECT_EQ(a.T, b.T);
+}
+
+INSTANTIATE_TEST_SUITE_P(Storage, AdaptiveWarmUpLogic, ::testing::Values(false, true), [](const auto& i) { return i.param ? std::string("q8") : std::string("f32"); });
+
+} // namespace
