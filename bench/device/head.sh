@@ -46,12 +46,15 @@ else
 fi
 
 if [ -f "$model" ]; then
-  # hidden states computed by the CUDA forward (seconds); if that path fails, 100 states on the CPU instead
-  timeout 75 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" --json \
+  # hidden states: the CPU-computed ones prepare.sh packed (bench head --collect-only), else computed by the CUDA
+  # forward here (seconds); if that path fails, 100 states computed on this machine's CPU instead
+  queries=(--query-device cuda)
+  [ -f $here/payload/head-queries.bin ] && queries=(--query-device cpu --cache $here/payload/head-queries.bin)
+  timeout 75 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" "${queries[@]}" --json \
     > "$OUT/bench-head-cuda.json" 2> "$OUT/bench-head-cuda.err"
   rc=$?
   if [ $rc -ne 0 ] && [ $((SECONDS - t0)) -lt 100 ]; then
-    hnote "bench head --device cuda: rc $rc with device-computed states; retrying with 100 CPU-computed states"
+    hnote "bench head --device cuda: rc $rc; retrying with 100 states computed on the CPU"
     timeout 60 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" --query-device cpu \
       --queries 100 --tune 20 --json > "$OUT/bench-head-cuda.json" 2>> "$OUT/bench-head-cuda.err"
     rc=$?
