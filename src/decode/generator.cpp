@@ -104,7 +104,9 @@ void ExactTokenPicker::issue_tail(const Tensor& hidden, const Forward::StepInput
     p.u = chain_.temperature > 0.0f ? &in.u : nullptr;
     p.append = true; // the device's copy of the sequence gains the token without an upload
     // the exact head's logits stay where they are: the sample op reads them in place
+    const auto t0 = Clock::now();
     forward_.backend().sample(exact_.device_logits(hidden), p, token_);
+    head_seconds_ += since(t0); // the ops' time where they run as issued (the CPU), else the launches'
 }
 
 int32_t ExactTokenPicker::next(std::span<const int32_t> tokens, Sampler& sampler, std::span<const int32_t> history) {
@@ -118,11 +120,12 @@ int32_t ExactTokenPicker::next(std::span<const int32_t> tokens, Sampler& sampler
     }
     // one u per drawing step, as the host path consumes them; it goes up with the step's token and position
     const Forward::StepValues values{static_cast<int32_t>(history.size()), sampler.draws() ? sampler.next_uniform() : 0.0};
+    head_seconds_ = 0;
     forward_.eval_with_tail(tokens, tail_, values);
     const auto t0 = Clock::now();
     int32_t id = 0;
     forward_.backend().download(token_, &id);
-    head_seconds_ = since(t0);
+    head_seconds_ += since(t0);
     return id;
 }
 

@@ -48,7 +48,8 @@ public:
     // Whether the steps since begin() are sampled by the backend.
     bool on_device() const { return on_device_; }
     // Seconds of the last next() spent in the head stage: on the host path the head and the sampler; on the device
-    // path the wait for the token (the step's layers and tail run in the stream before it).
+    // path issuing the tail (its ops' time on the CPU backend; nothing on a replay) and the wait for the token (which
+    // on a device includes the step's layers, queued before it).
     double last_head_seconds() const { return head_seconds_; }
 
 private:
