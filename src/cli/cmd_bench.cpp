@@ -1,7 +1,9 @@
 // winnow bench decode: llama-bench-style throughput rows. ppN = one prefill of N tokens; tgN = N single-token
 // decode steps after an empty context (like llama-bench, no prompt); with --depth D both start after D cached
 // tokens instead (llama-bench's -d: "pp512 @ d2048"), the context prefilled once and untimed. Each test runs once to warm up, then
-// `reps` times; rows print mean ± sd of tokens/s and the weight bandwidth that implies.
+// `reps` times; rows print mean ± sd of tokens/s and the weight bandwidth that implies. tg decodes greedily as generate
+// does (ExactTokenPicker: on a backend that records, one launch per token); --json says which path it took (tg_path)
+// and the tokens of its last run (tg_token_ids).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +25,8 @@
 #include "cli/options.h"
 #include "head/output_head.h"
 #include "decode/forward.h"
+#include "decode/generator.h"
+#include "decode/sampler.h"
 #include "model/model.h"
 #include "winnow/error.h"
 
@@ -56,13 +60,27 @@ double run_pp(Forward& f, head::ExactOutputHead& head, const std::vector<int32_t
     return ids.size() / seconds_since(t0);
 }
 
-// Greedy decode as generate runs it: the forward pass, then the exact head's argmax on the backend (only the token id
-// comes back to the host, which also waits for the device).
-double run_tg(Forward& f, head::ExactOutputHead& head, int n, int n_vocab, int depth) {
+// Greedy decode as generate runs it, through the generator's ExactTokenPicker: where the backend has the sample op the
+// exact head's product and the greedy pick run as the tail of each decode step (Forward::eval_with_tail), so on a
+// backend that records a token is one upload, one replay of the whole step and a 4-byte download; else the layers,
+// then the head's top-1. `seq` holds the context's tokens (depth of them) and gains the run's tokens; `ids` the ids
+// the run generated.
+double run_tg(Forward& f, ExactTokenPicker& picker, std::vector<int32_t>& seq, int n, int n_vocab, int depth, std::vector<int32_t>& ids) {
     f.rewind(depth);
+    seq.resize(static_cast<size_t>(depth));
+    seq.reserve(static_cast<size_t>(depth + n + 1));
+    ids.assign(static_cast<size_t>(n), 0);
+    const SamplingParams greedy; // temperature 0, no penalty
+    Sampler sampler(greedy);
     int32_t tok = 1 % n_vocab;
+    seq.push_back(tok);
+    picker.begin(greedy, seq); // the same chain every run: a recorded step stays recorded
     const auto t0 = Clock::now();
-    for (int i = 0; i < n; ++i) tok = head.compute(f.eval_hidden(std::span<const int32_t>(&tok, 1)), {.k = 1}).top[0];
+    for (int i = 0; i < n; ++i) {
+        tok = picker.next(std::span<const int32_t>(&tok, 1), sampler, seq);
+        ids[static_cast<size_t>(i)] = tok;
+        seq.push_back(tok);
+    }
     return n / seconds_since(t0);
 }
 
@@ -123,9 +141,10 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (backend->device() == Device::cuda) roofline_gbps = cuda::measure_copy_bandwidth_gbps(backend_opts.cuda_device);
 #endif
 
+    const std::vector<int32_t> context = bench_tokens(depth, c.n_vocab);
     if (depth > 0) { // the context every test starts from; the tests rewind to it
         f.reset();
-        f.eval_hidden(bench_tokens(depth, c.n_vocab));
+        f.eval_hidden(context);
     }
     const std::string at_depth = depth > 0 ? " @ d" + std::to_string(depth) : "";
     std::vector<Row> rows;
@@ -136,11 +155,21 @@ int cmd_bench(const std::vector<std::string>& args) {
         for (int r = 0; r < reps; ++r) ts.push_back(run_pp(f, head, ids, depth));
         rows.push_back(summarize("pp" + std::to_string(n_prompt) + at_depth, n_prompt, ts));
     }
+    std::vector<int32_t> tg_ids; // the last run's tokens
+    std::string tg_path;
     if (n_gen > 0) {
-        run_tg(f, head, n_gen, c.n_vocab, depth);
+        ExactTokenPicker picker(f);
+        std::vector<int32_t> seq = context;
+        run_tg(f, picker, seq, n_gen, c.n_vocab, depth, tg_ids); // warm-up: its first steps record the step
+        const int64_t replayed_before = f.replayed_steps();
         std::vector<double> ts;
-        for (int r = 0; r < reps; ++r) ts.push_back(run_tg(f, head, n_gen, c.n_vocab, depth));
+        for (int r = 0; r < reps; ++r) ts.push_back(run_tg(f, picker, seq, n_gen, c.n_vocab, depth, tg_ids));
         rows.push_back(summarize("tg" + std::to_string(n_gen) + at_depth, n_gen, ts));
+        const int64_t replayed = f.replayed_steps() - replayed_before, measured = static_cast<int64_t>(n_gen) * reps;
+        if (!picker.on_device()) tg_path = "op by op: layers, then the exact head's top-1";
+        else if (replayed == measured) tg_path = "one launch per token: layers, head product and greedy sample op replayed as one step";
+        else if (replayed == 0) tg_path = "op by op: layers, head product and greedy sample op issued one by one";
+        else tg_path = "mixed: " + std::to_string(replayed) + " of " + std::to_string(measured) + " measured steps replayed as one launch, the rest op by op";
     }
 
     const double bytes_per_token = static_cast<double>(model->matrix_bytes_per_token());
@@ -167,6 +196,8 @@ int cmd_bench(const std::vector<std::string>& args) {
         if (!f.step_recording_error().empty()) j["step_recording_error"] = f.step_recording_error();
         // decode reads every weight matrix once per token; prefill reuses each row across the batch
         if (r.test.rfind("tg", 0) == 0) {
+            j["tg_path"] = tg_path;
+            j["tg_token_ids"] = tg_ids; // greedy from token 1 % n_vocab after the context: generate's tokens for that prompt
             j["us_per_token"] = 1e6 / r.mean_ts;
             j["weight_gb_per_s"] = r.mean_ts * bytes_per_token / 1e9;
             if (roofline_gbps > 0) {
