@@ -68,12 +68,14 @@ void add_sample_cases(std::vector<OpCase>& cases) {
     for (Case c : {Case{Shape::random, 49152, 1}, Case{Shape::ties, 49152, 1}, Case{Shape::random, 1003, 6}, Case{Shape::ties, 1003, 6},
                    Case{Shape::near_ties, 1003, 6}, Case{Shape::with_neg_inf, 1003, 6},
                    Case{Shape::merged_by_temperature, 1003, 6}, Case{Shape::four_equal, 1003, 6}, Case{Shape::ties, 7, 6},
-                   Case{Shape::all_neg_inf, 1003, 6}, Case{Shape::pos_inf, 1003, 6}}) {
+                   Case{Shape::all_neg_inf, 1003, 6}, Case{Shape::pos_inf, 1003, 6}, Case{Shape::nan_first, 1003, 0},
+                   Case{Shape::nan_scattered, 1003, 0}, Case{Shape::nan_ties, 1003, 0}, Case{Shape::all_nan, 1003, 0}}) {
         const std::string name = std::string("sample/F32/") + sampling::name(c.shape) + "_vocab" + std::to_string(c.n);
         cases.push_back({name, Op::sample, GgmlType::F32, 0.0, 0.0, [c, name](Backend& be) {
                              const auto logits = make_logits(c.shape, c.n, 1000 + static_cast<uint64_t>(c.n));
                              const auto history = make_history(c.n, 100, 7, logits);
-                             return to_result(compare(backend_picker(be, logits, history), host_chain(logits, history), uniforms(99, c.random_u), name));
+                             return to_result(compare(backend_picker(be, logits, history), host_chain(logits, history), uniforms(99, c.random_u), name,
+                                                      greedy_only(c.shape)));
                          }});
     }
     cases.push_back({"sample/F32/device_length_and_append", Op::sample, GgmlType::F32, 0.0, 0.0, device_length_and_append});

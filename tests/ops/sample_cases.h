@@ -23,7 +23,9 @@
 
 namespace winnow::test::sampling {
 
-enum class Shape { random, ties, near_ties, with_neg_inf, merged_by_temperature, four_equal, all_neg_inf, pos_inf };
+enum class Shape { random, ties, near_ties, with_neg_inf, merged_by_temperature, four_equal, all_neg_inf, pos_inf, nan_first, nan_scattered, nan_ties, all_nan };
+// NaN logits: only greedy is defined for them (std::max_element's answer, below); the host's sorts and sums are not.
+inline bool greedy_only(Shape s) { return s == Shape::nan_first || s == Shape::nan_scattered || s == Shape::nan_ties || s == Shape::all_nan; }
 inline const char* name(Shape s) {
     switch (s) {
     case Shape::random: return "random";
@@ -34,6 +36,10 @@ inline const char* name(Shape s) {
     case Shape::four_equal: return "four_equal";
     case Shape::all_neg_inf: return "all_neg_inf";
     case Shape::pos_inf: return "pos_inf";
+    case Shape::nan_first: return "nan_first";
+    case Shape::nan_scattered: return "nan_scattered";
+    case Shape::nan_ties: return "nan_ties";
+    case Shape::all_nan: return "all_nan";
     }
     return "?";
 }
@@ -89,6 +95,33 @@ inline std::vector<float> make_logits(Shape shape, int64_t n, uint64_t seed) {
         break;
     case Shape::pos_inf: // an overflowed logit: its mass is NaN (inf - inf), so no cumulative mass exceeds u
         l[static_cast<size_t>(any(rng))] = INFINITY;
+        break;
+    // NaN logits for greedy, which is std::max_element: it keeps its first element until a later one compares
+    // greater, so a NaN in slot 0 is the answer whatever follows (nothing compares greater than NaN), and elsewhere a
+    // NaN never wins and never blocks (the first maximum of the other values)
+    case Shape::nan_first: // the answer is 0, though the largest value lies further on
+        l[0] = NAN;
+        l[static_cast<size_t>(n > 1 ? n - 1 : 0)] = 20.0f;
+        for (int i = 0; i < 10; ++i) l[static_cast<size_t>(any(rng))] = NAN;
+        break;
+    case Shape::nan_scattered: { // NaNs around the maximum and elsewhere, none in slot 0
+        for (int i = 0; i < 50 && i < n / 2; ++i) l[static_cast<size_t>(any(rng))] = NAN;
+        const int64_t top = n / 2;
+        l[static_cast<size_t>(top)] = 20.0f;
+        if (top > 1) l[static_cast<size_t>(top - 1)] = NAN;
+        if (top + 1 < n) l[static_cast<size_t>(top + 1)] = NAN;
+        l[0] = -1.0f;
+        break;
+    }
+    case Shape::nan_ties: // ties at the top with NaNs between them: the first of the tie, NaNs skipped
+        for (auto& x : l) x = std::round(x);
+        for (int i = 0; i < 5; ++i) l[static_cast<size_t>(any(rng))] = 12.0f;
+        for (int64_t i = 1; i + 1 < n; ++i)
+            if (l[static_cast<size_t>(i)] == 12.0f) l[static_cast<size_t>(i - 1)] = NAN;
+        if (std::isnan(l[0])) l[0] = 0.0f; // (a NaN there is nan_first's case)
+        break;
+    case Shape::all_nan: // no value compares with any other: 0
+        for (auto& x : l) x = NAN;
         break;
     }
     return l;
@@ -167,11 +200,13 @@ struct Tally {
 // A sampler's token for (chain, u): the op under test, or the reference.
 using Picker = std::function<int32_t(const SamplingParams&, double u)>;
 
-// Compares the candidate's token with the reference's for every chain and u.
-inline Tally compare(const Picker& candidate, const Picker& reference, const std::vector<double>& us, const std::string& what) {
+// Compares the candidate's token with the reference's for every chain and u (greedy_only: the greedy chains only).
+inline Tally compare(const Picker& candidate, const Picker& reference, const std::vector<double>& us, const std::string& what,
+                     bool greedy_only = false) {
     Tally t;
     for (const SamplingParams& chain : chains()) {
         const bool greedy = chain.temperature <= 0.0f;
+        if (greedy_only && !greedy) continue;
         for (size_t k = 0; k < (greedy ? 1 : us.size()); ++k) {
             const double u = us[k];
             const int32_t got = candidate(chain, u), want = reference(chain, u);

@@ -115,7 +115,8 @@ void expect_kernel_matches_chain(Shape shape, int64_t n, int threads, int compac
     const auto history = make_history(n, 100, 7, logits);
     const std::string what = std::string(name(shape)) + " vocab " + std::to_string(n) + " threads " + std::to_string(threads) +
                              " compact " + std::to_string(compact_limit);
-    const Tally t = compare(KernelOnHost(logits, history, threads, compact_limit), host_chain(logits, history), uniforms(99, random_u), what);
+    const Tally t = compare(KernelOnHost(logits, history, threads, compact_limit), host_chain(logits, history), uniforms(99, random_u), what,
+                            greedy_only(shape));
     std::printf("%s: %zu tokens compared, %zu on a rounding boundary, %zu differ\n", what.c_str(), t.compared, t.near_boundary, t.mismatches);
     EXPECT_EQ(t.mismatches, 0u) << t.first_failure;
     EXPECT_LE(t.near_boundary, t.compared / 100) << "rounding-boundary cases should be rare";
@@ -132,6 +133,54 @@ TEST(SampleKernelOnHost, OneThreadMatchesTheChain) {
 TEST(SampleKernelOnHost, OneThreadMatchesTheChainOnTheSmolLm2Vocabulary) {
     expect_kernel_matches_chain(Shape::random, 49152, 1, 2048, 1);
     expect_kernel_matches_chain(Shape::ties, 49152, 1, 2048, 1);
+}
+
+// Greedy on NaN logits is std::max_element's answer (the host's SamplerChain): the first element unless a later one
+// compares greater, so a NaN in slot 0 is the answer ([NaN, 1, 2] -> 0), a NaN elsewhere never wins and never blocks
+// ([1, NaN, 2] -> 2, [1, NaN] -> 0), every NaN -> 0. Hand-written rows with that answer, then the kernel against the
+// host chain on them with and without a penalty (whose window holds the NaN and the maximum), temperature 0 and
+// below, on 1 and 3 threads; then the NaN shapes of the harness (greedy chains only: the other filters are not
+// defined on NaNs, on the host either).
+TEST(SampleKernelOnHost, GreedyOnNanLogitsIsMaxElement) {
+    const float nan = NAN, inf = INFINITY;
+    struct Row { std::vector<float> l; int32_t want; };
+    const std::vector<Row> rows{{{nan, 1, 2}, 0},
+                                {{1, nan, 2}, 2},
+                                {{nan, nan}, 0},
+                                {{nan}, 0},
+                                {{1, nan}, 0},
+                                {{nan, -inf}, 0},
+                                {{-inf, nan, -inf}, 0},
+                                {{-0.0f, nan, 0.0f}, 0},
+                                {{2, nan, 2}, 0},
+                                {{0, nan, 3, nan, 3}, 2},
+                                {{-inf, -inf, nan, 5, inf, nan, inf}, 4},
+                                {{-inf, nan, nan, nan, -1}, 4}};
+    for (const Row& r : rows) {
+        std::string what = "[";
+        for (float v : r.l) what += std::to_string(v) + " ";
+        what += "]";
+        const int32_t n = static_cast<int32_t>(r.l.size());
+        // the penalty's window: the first entry and the largest non-NaN one (dividing or multiplying a NaN keeps it NaN)
+        std::vector<int32_t> history{0, n - 1, static_cast<int32_t>(std::max_element(r.l.begin(), r.l.end()) - r.l.begin()), n - 1};
+        const std::vector<int32_t> none;
+        EXPECT_EQ(SamplerChain(SamplingParams{}).run(r.l, none, 0.0), r.want) << what << ": the host chain is not max_element";
+        for (float temperature : {0.0f, -1.0f})
+            for (float penalty : {1.0f, 1.3f, 0.5f})
+                for (int threads : {1, 3}) {
+                    SamplingParams p;
+                    p.temperature = temperature;
+                    p.repeat_penalty = penalty;
+                    const int32_t want = SamplerChain(p).run(r.l, history, 0.0);
+                    if (penalty == 1.0f) {
+                        EXPECT_EQ(want, r.want) << what;
+                    }
+                    EXPECT_EQ(KernelOnHost(r.l, history, threads, 2048)(p, 0.0), want)
+                        << what << " temperature " << temperature << " penalty " << penalty << " threads " << threads;
+                }
+    }
+    for (Shape s : {Shape::nan_first, Shape::nan_scattered, Shape::nan_ties, Shape::all_nan})
+        for (int threads : {1, 3}) expect_kernel_matches_chain(s, 1003, threads, 2048, 0);
 }
 
 // Three threads: strided loops, every block-wide value reduced, the penalty's marks set and cleared concurrently.

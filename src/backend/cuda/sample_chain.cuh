@@ -15,9 +15,10 @@
 // same bisection over the whole vocabulary: correct, ~35-50 passes over it; the speed of that case is for tuning.
 //
 // What equals the host bit for bit: the penalty, temperature (IEEE float division), the top-k and min-p sets (log of
-// min_p is taken on the host), ties (lower id first) and greedy. What may differ in the last bits: the double sums
-// of top-p and the draw, which the host adds sequentially in sorted order and this code adds in a fixed tree, and
-// CUDA's double exp (1 ulp) against the host's. The chosen token is therefore the host's unless u (or 1 - top_p) lies
+// min_p is taken on the host), ties (lower id first) and greedy (NaNs included: std::max_element's answer; the other
+// filters are not defined on NaNs, on the host either). What may differ in the last bits: the double sums of top-p
+// and the draw, which the host adds sequentially in sorted order and this code adds in a fixed tree, and CUDA's
+// double exp (1 ulp) against the host's. The chosen token is therefore the host's unless u (or 1 - top_p) lies
 // within about 1e-15 of a cumulative mass boundary. Deterministic: fixed reduction order, no floating-point atomics.
 //
 // The policy B provides: tid(), threads(), sync(); sum_d, sum_ll, min_ll, max_ll, max_f (block-wide, the same result
@@ -208,8 +209,15 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
         }
     }
 
-    // ---- greedy: the first maximum (std::max_element)
+    // ---- greedy: std::max_element's answer. It keeps its first element until a later one compares greater, so a NaN
+    // in slot 0 is the answer whatever follows (nothing compares greater than a NaN: [NaN, 1, 2] -> 0); elsewhere a NaN
+    // never wins and never blocks ([1, NaN, 2] -> 2, [1, NaN] -> 0): the first maximum of the other values. (work[0] is
+    // published by the barrier after the copy or the penalty; a penalty keeps a NaN a NaN.)
     if (c.temperature <= 0.0f) {
+        if (work[0] != work[0]) {
+            finish(0);
+            return;
+        }
         float bv = -INFINITY;
         int bi = INT_MAX;
         for (int i = tid; i < n; i += nt) {
@@ -218,7 +226,7 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
         }
         const float mx = b.max_f(bv);
         const long long first = b.min_ll(bv == mx ? bi : LLONG_MAX);
-        // no maximum at all (every value NaN): the host's std::max_element answers the first id
+        // (no maximum at all means every value is a NaN, slot 0's included: answered above)
         finish(first >= n ? 0 : static_cast<int32_t>(first));
         return;
     }
