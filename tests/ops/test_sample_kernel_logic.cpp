@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backend/backend.h"
 #include "backend/cuda/sample_chain.cuh"
 #include "sample_cases.h"
 
@@ -181,6 +182,67 @@ TEST(SampleKernelOnHost, GreedyOnNanLogitsIsMaxElement) {
     }
     for (Shape s : {Shape::nan_first, Shape::nan_scattered, Shape::nan_ties, Shape::all_nan})
         for (int threads : {1, 3}) expect_kernel_matches_chain(s, 1003, threads, 2048, 0);
+}
+
+// The top_k kernel's passes (backend/cuda/top_k.cu) as it runs them: pass r takes the smallest top_k_key after the
+// previous pass's key.
+std::vector<int32_t> top_k_by_key(const std::vector<float>& l, int k) {
+    std::vector<int32_t> ids;
+    uint64_t prev = 0;
+    for (int r = 0; r < k; ++r) {
+        uint64_t best = sc::kNone;
+        for (size_t i = 0; i < l.size(); ++i) {
+            const uint64_t key = sc::top_k_key(l[i], static_cast<uint32_t>(i));
+            if ((r == 0 || key > prev) && key < best) best = key;
+        }
+        ids.push_back(static_cast<int32_t>(best & 0xFFFFFFFFu));
+        prev = best;
+    }
+    return ids;
+}
+
+// The top_k kernel's order against its twin, CpuBackend::top_k: the same ids (and so the same logit bits) on rows
+// without NaNs for k = 1, 2, 40 and the whole row; with NaNs, k = 1 is the twin's std::max_element (a NaN in slot 0
+// wins, the others never do), and any k gives k distinct valid ids, the non-NaN ones first in the twin's order (the
+// twin's partial_sort is not defined on NaNs); a row of NaNs gives 0, 1, 2, ... (the kernel returned INT_MAX for it).
+TEST(SampleKernelOnHost, TopKKeyOrder) {
+    auto cpu = make_cpu_backend(1);
+    auto twin = [&](const std::vector<float>& l, int k) {
+        Tensor t = cpu->alloc(GgmlType::F32, 1, static_cast<int64_t>(l.size()));
+        cpu->upload(l.data(), t);
+        return cpu->top_k(t, k, false).ids;
+    };
+    for (Shape s : {Shape::random, Shape::ties, Shape::near_ties, Shape::with_neg_inf, Shape::four_equal, Shape::all_neg_inf, Shape::pos_inf})
+        for (int64_t n : {1003, 7})
+            for (int k : {1, 2, 40, static_cast<int>(n)}) {
+                if (k > n) continue;
+                const auto l = make_logits(s, n, 5 + static_cast<uint64_t>(n));
+                EXPECT_EQ(top_k_by_key(l, k), twin(l, k)) << name(s) << " vocab " << n << " k " << k;
+            }
+    const float nan = NAN, inf = INFINITY;
+    std::vector<std::vector<float>> rows{{nan, 1, 2}, {1, nan, 2}, {nan, nan}, {nan}, {1, nan}, {nan, -inf}, {-inf, nan, -inf}, {-0.0f, nan, 0.0f},
+                                         {2, nan, 2}, {0, nan, 3, nan, 3}, {-inf, -inf, nan, 5, inf, nan, inf}, {-inf, nan, nan, nan, -1}};
+    for (Shape s : {Shape::nan_first, Shape::nan_scattered, Shape::nan_ties, Shape::all_nan}) rows.push_back(make_logits(s, 1003, 9));
+    for (const auto& l : rows) {
+        const int n = static_cast<int>(l.size());
+        const std::string what = "row of " + std::to_string(n) + " starting " + std::to_string(l[0]);
+        EXPECT_EQ(top_k_by_key(l, 1), twin(l, 1)) << what;
+        const std::vector<int32_t> all = top_k_by_key(l, n);
+        std::vector<int32_t> sorted = all;
+        std::sort(sorted.begin(), sorted.end());
+        for (int i = 0; i < n; ++i) ASSERT_EQ(sorted[static_cast<size_t>(i)], i) << what << ": the ids are not 0..n-1 once each";
+        // the non-NaN entries (slot 0 aside) in the twin's order, then the NaNs by id
+        std::vector<int32_t> want;
+        if (std::isnan(l[0])) want.push_back(0);
+        std::vector<int32_t> finite;
+        for (int i = 0; i < n; ++i)
+            if (!std::isnan(l[static_cast<size_t>(i)])) finite.push_back(i);
+        std::stable_sort(finite.begin(), finite.end(), [&](int32_t a, int32_t b) { return l[static_cast<size_t>(a)] > l[static_cast<size_t>(b)]; });
+        want.insert(want.end(), finite.begin(), finite.end());
+        for (int i = 1; i < n; ++i)
+            if (std::isnan(l[static_cast<size_t>(i)])) want.push_back(i);
+        EXPECT_EQ(all, want) << what;
+    }
 }
 
 // Three threads: strided loops, every block-wide value reduced, the penalty's marks set and cleared concurrently.

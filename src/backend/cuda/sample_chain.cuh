@@ -76,6 +76,15 @@ WINNOW_SAMPLE_FN uint32_t ordered_bits(float v) {
     return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 WINNOW_SAMPLE_FN uint64_t position_key(float v, uint32_t id) { return (static_cast<uint64_t>(~ordered_bits(v)) << 32) | id; }
+// The order of the top_k kernel's passes (backend/cuda/top_k.cu, the old greedy path), ascending: its first entry is
+// std::max_element's answer, as CpuBackend::top_k's k = 1: a NaN in slot 0 (key 0: no other value has a value half of
+// 0, which would be the NaN bits 0x7fffffff), then the values descending with ties by lower id (position_key), then
+// the other NaNs by id (after -inf), which max_element never picks. A total order, so every pass has an answer and
+// k ids are always k distinct valid ids (the host's partial_sort is not defined on NaNs for k > 1).
+WINNOW_SAMPLE_FN uint64_t top_k_key(float v, uint32_t id) {
+    if (v != v) return id == 0 ? 0 : (static_cast<uint64_t>(0xFFFFFFFFu) << 32) | id;
+    return position_key(v, id);
+}
 // The largest key whose value half is hv: every candidate with that value.
 WINNOW_SAMPLE_FN uint64_t value_cap(uint32_t hv) { return (static_cast<uint64_t>(hv) << 32) | 0xFFFFFFFFu; }
 

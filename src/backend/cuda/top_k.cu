@@ -1,11 +1,14 @@
-// The exact head's selection on the device: the best k logits (ties: lower id first) by k block-wide argmax passes,
-// each pass taking the best element after the previous pick in the order (value descending, id ascending); and the
+// The exact head's selection on the device: the best k logits by k block-wide passes, each taking the smallest key
+// after the previous pick's in the order sample_chain::top_k_key (value descending, ties by lower id; NaNs as
+// std::max_element has them: one in slot 0 first, the others last), so k = 1 is the host's max_element; and the
 // log-normalizer log sum exp, summed in double. One block of 1024 threads: the logits are read k (+2) times, which
-// for a vocabulary of 50K and k <= 64 is microseconds. Twin: CpuBackend::top_k.
+// for a vocabulary of 50K and k <= 64 is microseconds. Twin: CpuBackend::top_k. The key order runs on the host in
+// tests/ops/test_sample_kernel_logic.cpp (SampleKernelOnHost.TopKKeyOrder).
 #include <climits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/sample_chain.cuh"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -14,48 +17,38 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-__device__ __forceinline__ bool better(float v, int32_t i, float bv, int32_t bi) { return v > bv || (v == bv && i < bi); }
+__device__ __forceinline__ unsigned long long warp_min(unsigned long long v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const unsigned long long other = __shfl_xor_sync(0xffffffffu, v, o);
+        v = other < v ? other : v;
+    }
+    return v;
+}
 
 __global__ void top_k_kernel(const float* __restrict__ logits, int64_t n, int k, int32_t* __restrict__ ids, float* __restrict__ values,
                              double* __restrict__ log_norm) {
-    __shared__ float wv[32];
-    __shared__ int32_t wi[32];
-    __shared__ float prev_v;
-    __shared__ int32_t prev_i;
+    __shared__ unsigned long long wk[32];
+    __shared__ unsigned long long prev; // the previous pass's key
     __shared__ float top_v;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     for (int r = 0; r < k; ++r) {
-        float bv = -INFINITY;
-        int32_t bi = INT_MAX;
+        unsigned long long best = sample_chain::kNone;
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-            const float v = logits[i];
-            const bool after_prev = r == 0 || v < prev_v || (v == prev_v && i > prev_i);
-            if (after_prev && better(v, static_cast<int32_t>(i), bv, bi)) {
-                bv = v;
-                bi = static_cast<int32_t>(i);
-            }
+            const unsigned long long key = sample_chain::top_k_key(logits[i], static_cast<uint32_t>(i));
+            if ((r == 0 || key > prev) && key < best) best = key;
         }
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-            const int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (better(ov, oi, bv, bi)) { bv = ov; bi = oi; }
-        }
-        if (lane == 0) { wv[warp] = bv; wi[warp] = bi; }
+        best = warp_min(best);
+        if (lane == 0) wk[warp] = best;
         __syncthreads();
         if (warp == 0) {
-            bv = wv[lane];
-            bi = wi[lane];
-            for (int o = 16; o > 0; o >>= 1) {
-                const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-                const int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-                if (better(ov, oi, bv, bi)) { bv = ov; bi = oi; }
-            }
+            best = warp_min(wk[lane]);
             if (lane == 0) {
-                ids[r] = bi;
-                values[r] = bv;
-                prev_v = bv;
-                prev_i = bi;
-                if (r == 0) top_v = bv;
+                // k <= n distinct keys: a pass always finds one
+                const int32_t id = static_cast<int32_t>(best & 0xFFFFFFFFu);
+                ids[r] = id;
+                values[r] = logits[id];
+                prev = best;
+                if (r == 0) top_v = values[r];
             }
         }
         __syncthreads();
