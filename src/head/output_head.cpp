@@ -7,6 +7,7 @@ namespace winnow::head {
 ExactOutputHead::ExactOutputHead(Backend& be, const Matrix& output) : be_(be), output_(output) {
     require_support(be, Op::linear, output.type);
     require_support(be, Op::top_k, GgmlType::F32);
+    fused_ = be.supports(Op::head_top_k, output.type);
     logits_ = be.alloc(GgmlType::F32, 1, output.rows);
 }
 
@@ -16,8 +17,15 @@ const Tensor& ExactOutputHead::device_logits(const Tensor& hidden) {
 }
 
 HeadOutput ExactOutputHead::compute(const Tensor& hidden, const HeadRequest& r) {
-    device_logits(hidden);
     HeadOutput out;
+    if (fused_ && !r.full_logits) { // the product, top-k and log Z in one op: no logits written (same ids and bits)
+        TopK t = be_.head_top_k(output_, hidden, r.k, r.log_norm);
+        out.top = std::move(t.ids);
+        out.top_logits = std::move(t.logits);
+        out.log_norm = t.log_norm;
+        return out;
+    }
+    device_logits(hidden);
     TopK t = be_.top_k(logits_, r.k, r.log_norm);
     out.top = std::move(t.ids);
     out.top_logits = std::move(t.logits);

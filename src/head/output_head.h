@@ -2,8 +2,9 @@
 // The output head as a pipeline stage: the final-norm hidden state in (a tensor on the backend's device), what the
 // sampler needs out: the best k ids with their logits, the log-normalizer when asked, and the full logits only when
 // the sampler declares it needs them (penalties, top-p, min-p, sampling over the whole vocabulary). Two heads:
-//   ExactOutputHead    — every logit (the backend's linear over the placed head matrix) and the backend's top_k, so
-//                        on a device only k values come back unless the logits are asked for;
+//   ExactOutputHead    — every logit (the backend's linear over the placed head matrix) and the backend's top_k, or
+//                        the fused head_top_k where the backend has it (no logits written), so on a device only k
+//                        values come back unless the logits are asked for;
 //   AdaptiveOutputHead — AdaptiveSoftmax (head/adaptive_head.h): the (eps, delta)-PAC top-k and probability from a
 //                        fraction of the products; it cannot produce full logits.
 #include <cstdint>
@@ -52,6 +53,7 @@ public:
 private:
     Backend& be_;
     Matrix output_;
+    bool fused_ = false; // the backend has Op::head_top_k for this matrix: compute() uses it unless full logits are asked for
     Tensor logits_;
 };
 
