@@ -11,6 +11,7 @@
 #      decode step recorded as a CUDA graph): SmolLM2 Q4_1 and,
 #      made here with transformers from configs (random bf16 weights), SmolLM2-135M, GPT-2 124M and Llama-3.2-1B shapes
 #   6. the HF transformers peer on the same bf16 weights (eager, and static cache + torch.compile), batch 1, greedy
+#   7. the output head (#15), last, in what is left of the 8 minutes: bench/device/head.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/winnow-out}
 mkdir -p "$OUT"
@@ -40,7 +41,7 @@ note "gpu tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-tests.txt"
 
 if command -v compute-sanitizer >/dev/null; then
   timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
-    $W/bin/winnow_ops_tests --gtest_filter='*cuda*:-*head_49152*:*cuda__sample*' > "$OUT/sanitizer-ops.txt" 2>&1
+    $W/bin/winnow_ops_tests --gtest_filter='*cuda*:-*head_49152*:*cuda__sample*:*cuda__head_top_k*' > "$OUT/sanitizer-ops.txt" 2>&1
   note "compute-sanitizer memcheck, op harness: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-ops.txt" | tail -1)"
   # the sample op's harness cases are thousands of calls: under memcheck, a subset that takes every path of the kernel
   timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
@@ -76,10 +77,20 @@ fi
 timeout 240 python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$W/lib:/usr/local/cuda/lib64" --out "$OUT" > "$OUT/hf.txt" 2>&1
 note "random bf16 models + HF peer: rc $? — see hf.txt"
 
+# the output head (#15): the fused head_top_k op and the adaptive warm-up kernel vs their twins, memcheck on a subset,
+# and bench head --device cuda (fused vs cuBLAS + top_k vs linear + top_k; SmolLM2's head and a synthetic 128K x 4096).
+# Last, so that the decoder's checks come back first; skipped when under ~2 minutes of the 8 are left.
+if [ $SECONDS -lt 360 ]; then
+  W=$W timeout $((470 - SECONDS)) bash $here/head.sh > "$OUT/head.txt" 2>&1
+  note "head (#15): rc $? — $(grep '^== ' "$OUT/head.txt" | tr '\n' ' ' | cut -c1-300)"
+else
+  note "head (#15): skipped, $SECONDS s already spent (run bench/device/head.sh in its own call)"
+fi
+
 echo
 echo "==================== summary"
 printf '%s\n' "${summary[@]}"
 tail -25 "$OUT/hf.txt"
-for f in "$OUT"/bench-*.json; do [ -s "$f" ] && python3 -c "
+for f in "$OUT"/bench-*.json; do case $f in *bench-head*) continue ;; esac; [ -s "$f" ] && python3 -c "
 import json,sys
 for r in json.load(open('$f')): print('%-28s %-6s %9.1f tok/s %7.1f us/tok  %s' % ('$(basename $f .json)', r['test'], r['tokens_per_s'], 1e6/r['tokens_per_s'], ('%.0f%% of copy roofline' % (100*r['roofline_fraction'])) if 'roofline_fraction' in r else ''))"; done
