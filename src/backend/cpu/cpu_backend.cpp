@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 #include <omp.h>
+#include <sys/mman.h>
 #include <vector>
 
 #include "backend/backend.h"
@@ -59,11 +60,17 @@ public:
         }
     }
 
+    static constexpr size_t kHugePage = size_t{2} << 20;
     Tensor alloc(GgmlType type, int64_t rows, int64_t cols) override {
         const size_t bytes = static_cast<size_t>(rows) * cols * tensor_type_size(type);
-        // 64-byte aligned, zeroed: SIMD loads of whole rows and a defined initial cache
-        void* p = std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
+        // 64-byte aligned, zeroed: SIMD loads of whole rows and a defined initial cache. Large tensors (the KV cache)
+        // are 2 MiB aligned and asked to be backed by transparent huge pages: attention reads the cache's rows
+        // scattered (sparse units, strided heads), and with 4 KiB pages nearly every unit costs a page walk.
+        const bool large = bytes >= kHugePage;
+        const size_t align = large ? kHugePage : 64, padded = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+        void* p = std::aligned_alloc(align, padded);
         if (!p) throw Error(ErrorKind::io, "cpu backend: out of memory allocating " + std::to_string(bytes) + " bytes");
+        if (large) madvise(p, padded, MADV_HUGEPAGE); // advice only: where THP is off it is refused, and that is fine
         std::memset(p, 0, bytes);
         return Tensor(type, Device::cpu, rows, cols, std::shared_ptr<void>(p, std::free), p);
     }
