@@ -38,6 +38,8 @@ def generate(args, text, ctx, sparse):
             cmd += ["-m", args.model]
         if sparse:
             cmd += ["--attention", "sparse", "--sparse-pattern", args.pattern, "--sparse-select", str(args.select)]
+            if args.select_block:
+                cmd += ["--sparse-select-block", str(args.select_block)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"passkey: {' '.join(cmd)} failed: {r.stderr.strip()}")
@@ -52,6 +54,7 @@ def main():
     ap.add_argument("--model", default="")
     ap.add_argument("--pattern", default="")
     ap.add_argument("--select", type=int, default=0, help="query-aware blocks per sparse row (winnow --sparse-select)")
+    ap.add_argument("--select-block", type=int, default=0, help="tokens per query-aware block (winnow --sparse-select-block; 0: winnow's default)")
     ap.add_argument("--lengths", default="2048,4096,8192", help="context lengths (the prompt fills it but for 16 tokens)")
     ap.add_argument("--depths", default="0.1,0.5,0.9")
     ap.add_argument("--trials", type=int, default=3)
@@ -87,7 +90,7 @@ def main():
     if a.out:
         tmp = a.out + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"pattern": a.pattern, "select": a.select, "trials": a.trials, "seed": a.seed, "rows": rows}, f, indent=1)
+            json.dump({"pattern": a.pattern, "select": a.select, "select_block": a.select_block, "trials": a.trials, "seed": a.seed, "rows": rows}, f, indent=1)
         os.replace(tmp, a.out)
 
 

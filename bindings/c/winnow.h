@@ -63,7 +63,7 @@ typedef struct winnow_session_params {
     int sparse_spion_denominator; /* default 0; 1: dropped keys count as logit 0 */
     int sparse_dense_below;       /* default 1024: queries before this position attend densely */
     int sparse_select_blocks;     /* default 64: query-aware blocks per sparse row (CPU; 0 on cuda) */
-    int sparse_select_block_size; /* default 0: 16 tokens where that divides the pattern's block */
+    int sparse_select_block_size; /* default 0: 8 tokens where that divides the pattern's block */
 } winnow_session_params;
 
 typedef struct winnow_generate_params {

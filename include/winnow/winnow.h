@@ -50,7 +50,7 @@ struct SessionParams {
     // score highest for its query (a bound from per-block key maxima and minima). CPU only (set 0 on cuda). 0: the
     // pattern alone. Ignored without a pattern.
     int sparse_select_blocks = 64;
-    int sparse_select_block_size = 0;  // tokens per query-aware block, dividing the pattern's block; 0: 16 where it divides
+    int sparse_select_block_size = 0;  // tokens per query-aware block, dividing the pattern's block; 0: 8 where it divides
 };
 
 struct ModelInfo {

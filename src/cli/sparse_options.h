@@ -35,7 +35,7 @@ inline void add_sparse_options(boost::program_options::options_description& opts
         "query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can score highest for its query "
         "(CPU; 0: the pattern alone)")(
         "sparse-select-block", po::value(&a.select_block_size)->default_value(0),
-        "tokens per query-aware block, dividing the pattern's block (0: 16 where it divides, else the pattern's block)");
+        "tokens per query-aware block, dividing the pattern's block (0: 8 where it divides, else the pattern's block)");
 }
 
 // The masks one Forward uses; keeps them alive as long as it lives.

@@ -9,12 +9,12 @@
 
 namespace winnow::sparse {
 
-// Tokens per query-aware selection unit when none is asked for: Quest's 16-token pages where 16 divides the
-// pattern's block (finer units bound scores more tightly: measured in bench/reports/spion-attention-cpu.md), else the
-// pattern's block.
-constexpr int kSelectBlockSize = 16;
-// Query-aware blocks per sparse row by default (generate, perplexity, the API): 64 units of 16 tokens. At 8K on
-// SmolLM2-135M they bring the calibrated pattern's perplexity cost from +8.6% to +1.1% (the report's ablation).
+// Tokens per query-aware selection unit when none is asked for: 8 where 8 divides the pattern's block, else the
+// pattern's block. Finer units bound scores more tightly and spend the keys read where they count (Quest uses 16-token
+// pages; at 8K on SmolLM2-135M, 64 units of 8 keys lose less perplexity than 64 of 16 while reading half the selected
+// keys, and keep passkey recall at dense's: bench/reports/spion-attention-cpu.md, section 9).
+constexpr int kSelectBlockSize = 8;
+// Query-aware blocks per sparse row by default (generate, perplexity, the API): 64 units of 8 tokens.
 constexpr int kSelectBlocks = 64;
 inline int selection_unit(int requested, int pattern_block) {
     if (requested > 0) return requested;

@@ -226,7 +226,7 @@ struct GroupShape {
 };
 
 // A chunk of kept keys: up to kChunk cache row indices, gathered along the runs (a chunk may span several runs, so
-// the 16-key units of query-aware selection pay the per-chunk softmax bookkeeping once per 64 keys, not per unit).
+// the 8-key units of query-aware selection pay the per-chunk softmax bookkeeping once per 64 keys, not per unit).
 struct KeyChunk {
     int idx[kChunk];
     int n = 0;
