@@ -201,7 +201,11 @@ public:
         if (n <= kSplitMaxRows && last_key > cuda::kSplitKeys) {
             const int n_splits = static_cast<int>((last_key + cuda::kSplitKeys - 1) / cuda::kSplitKeys);
             const size_t need = cuda::attention_split_workspace_floats(n, p.n_head, p.head_dim, n_splits);
-            if (static_cast<size_t>(split_workspace_.numel()) < need) split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
+            if (static_cast<size_t>(split_workspace_.numel()) < need) {
+                // a step recorded earlier (a graph) still reads and writes the old workspace: keep it alive
+                if (split_workspace_.numel() > 0) retired_split_ws_.push_back(split_workspace_);
+                split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
+            }
             cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
                                          keep, p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
                                          p.mask && p.mask->denominator == SparseDenominator::spion, split_workspace_.f32(), n_splits, stream_,
@@ -386,6 +390,7 @@ private:
     Tensor head_ws_;  // head_top_k's tile candidates and log-sum-exp parts
     Tensor sample_ws_; // the sample kernel's scratch (cuda::sample_workspace_bytes)
     std::vector<Tensor> retired_sample_ws_; // smaller scratches a recorded graph may still read (grows only with the vocabulary)
+    std::vector<Tensor> retired_split_ws_;  // flash-decoding workspaces outgrown while a recorded graph may still use them
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
     std::map<const BlockMask*, Tensor> masks_;
     bool recording_ = false;
