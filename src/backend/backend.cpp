@@ -95,7 +95,7 @@ int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Ten
     if (!greedy) {
         if (!p.u) bad("a drawing chain (temperature > 0) needs u");
         on_device(*p.u, GgmlType::I32, "u");
-        if (p.u->numel() != 2) bad("u must be I32 [1][2] (a double's bytes), got " + p.u->describe());
+        if (p.u->numel() != 2) bad("u must be two I32s (a double's 8 bytes), got " + p.u->describe());
         // a device reads u as one double: a view at a 4-byte offset would fault there (the CPU twin would not notice)
         if (reinterpret_cast<uintptr_t>(p.u->raw()) % alignof(double) != 0) bad("u must be 8-byte aligned, got " + p.u->describe());
     }
