@@ -13,6 +13,7 @@
 #                         131072 x 4096 head, k = 1 and 40 (.txt: the same as a table; .err: progress and errors)
 # Prints one summary line per step last.
 set -uo pipefail
+export PATH=$PATH:/usr/local/cuda/bin # compute-sanitizer, where a bare machine's PATH lacks the toolkit
 OUT=${OUT:-/tmp/winnow-out}
 mkdir -p "$OUT"
 here=bench/device
@@ -34,16 +35,6 @@ hnote "head op harness (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/
 
 timeout 30 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*:CudaAdaptiveWarmUp.*' > "$OUT/gpu-head.txt" 2>&1
 hnote "gpu head tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-head.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
-
-if command -v compute-sanitizer >/dev/null; then
-  # small vocabularies (every path: one tile, many tiles, k above the tile, k = the vocabulary) and one large one
-  timeout 45 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests \
-    --gtest_filter='*cuda__head_top_k_*vocab1000_*:*cuda__head_top_k_*vocab129_*:*cuda__head_top_k_*vocab1_*:*cuda__head_top_k_BF16_vocab49152*' \
-    > "$OUT/sanitizer-head.txt" 2>&1
-  hnote "compute-sanitizer memcheck, head_top_k: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-head.txt" | tail -1) ($((SECONDS - t0)) s)"
-else
-  hnote "compute-sanitizer: not on the PATH"
-fi
 
 if [ -f "$model" ]; then
   # hidden states: the CPU-computed ones prepare.sh packed (bench head --collect-only), else computed by the CUDA
@@ -71,6 +62,24 @@ for x in r['rows']:
 PY
 else
   hnote "bench head --device cuda: no model at $model"
+fi
+
+# sanitizers last: the bench above is the step that gives numbers, so it must not be the one a timeout cuts
+if command -v compute-sanitizer >/dev/null; then
+  # small vocabularies (every path: one tile, many tiles, k above the tile, k = the vocabulary), one large one and the
+  # over-2048-tile merge (vocab 300000)
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests \
+    --gtest_filter='*cuda__head_top_k_*vocab1000_*:*cuda__head_top_k_*vocab129_*:*cuda__head_top_k_*vocab1_*:*cuda__head_top_k_BF16_vocab49152*:*cuda__head_top_k_F32_vocab300000*' \
+    > "$OUT/sanitizer-head.txt" 2>&1
+  hnote "compute-sanitizer memcheck, head_top_k: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-head.txt" | tail -1) ($((SECONDS - t0)) s)"
+  # the tile sort and the merge are shared-memory networks full of barriers: race and barrier checks on a small case
+  for tool in racecheck synccheck; do
+    timeout 30 compute-sanitizer --tool $tool --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests \
+      --gtest_filter='*cuda__head_top_k_F32_vocab1000_*' > "$OUT/sanitizer-head-$tool.txt" 2>&1
+    hnote "compute-sanitizer $tool, head_top_k: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-head-$tool.txt" | tail -1) ($((SECONDS - t0)) s)"
+  done
+else
+  hnote "compute-sanitizer: not on the PATH"
 fi
 
 echo

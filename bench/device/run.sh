@@ -13,6 +13,7 @@
 #   6. the HF transformers peer on the same bf16 weights (eager, and static cache + torch.compile), batch 1, greedy
 #   7. the output head (#15), last, in what is left of the 8 minutes: bench/device/head.sh
 set -uo pipefail
+export PATH=$PATH:/usr/local/cuda/bin # compute-sanitizer, where a bare machine's PATH lacks the toolkit
 OUT=${OUT:-/tmp/winnow-out}
 mkdir -p "$OUT"
 here=bench/device
