@@ -70,6 +70,17 @@ DeviceHead place_head(Backend& be, GgmlType type, int64_t rows, int64_t cols, co
     return h;
 }
 
+// The head as `type` (F32, F16 or BF16) from its fp32 rows [rows][cols], encoded by the project's reference
+// encoder a row per iteration (the synthetic head has half a billion values), then placed as place_head does.
+DeviceHead place_head_from_f32(Backend& be, GgmlType type, int64_t rows, int64_t cols, const std::vector<float>& w) {
+    if (type == GgmlType::F32) return place_head(be, type, rows, cols, w.data());
+    const size_t rb = ggml_row_bytes(type, cols);
+    std::vector<uint8_t> bytes(rb * static_cast<size_t>(rows));
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) quantize_row_ref(type, w.data() + r * cols, bytes.data() + r * rb, static_cast<size_t>(cols));
+    return place_head(be, type, rows, cols, bytes.data());
+}
+
 // The synthetic head's orthogonal map: y = H (s * [x; 0]) / sqrt(D), H the Walsh-Hadamard matrix, s random signs.
 void rotate_pad(const float* x, int d, int D, const std::vector<float>& signs, float* y) {
     for (int i = 0; i < D; ++i) y[i] = i < d ? x[i] * signs[i] : 0.0f;
@@ -283,15 +294,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
             bench_head(h, qs, real_label, false);
             continue;
         }
-        const GgmlType t = parse_format(f);
-        if (t == GgmlType::F32) {
-            bench_head(place_head(*be, t, n, d, wf.data()), qs, real_label, false);
-        } else {
-            std::vector<uint16_t> half(wf.size());
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < wf.size(); ++i) half[i] = t == GgmlType::BF16 ? fp32_to_bf16(wf[i]) : fp32_to_fp16(wf[i]);
-            bench_head(place_head(*be, t, n, d, half.data()), qs, real_label, false);
-        }
+        bench_head(place_head_from_f32(*be, parse_format(f), n, d, wf), qs, real_label, false);
     }
 
     nlohmann::ordered_json synthetic_info;
@@ -349,15 +352,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         std::fprintf(stderr, "synthetic head: original rows' logits changed by at most %.3g (largest |logit| %.3g)\n", max_diff, max_logit);
         const std::string syn_label = "SYNTHETIC " + std::to_string(N) + "x" + std::to_string(D) + " (SmolLM2 rotated + perturbed copies)";
         for (const std::string& f : syn_formats) {
-            const GgmlType t = parse_format(f);
-            if (t == GgmlType::F32) {
-                bench_head(place_head(*be, t, N, D, ws.data()), sq, syn_label, true);
-            } else {
-                std::vector<uint16_t> half(ws.size());
-#pragma omp parallel for schedule(static)
-                for (size_t i = 0; i < ws.size(); ++i) half[i] = t == GgmlType::BF16 ? fp32_to_bf16(ws[i]) : fp32_to_fp16(ws[i]);
-                bench_head(place_head(*be, t, N, D, half.data()), sq, syn_label, true);
-            }
+            bench_head(place_head_from_f32(*be, parse_format(f), N, D, ws), sq, syn_label, true);
         }
     }
 
