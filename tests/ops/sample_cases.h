@@ -178,10 +178,24 @@ inline std::vector<SamplingParams> chains() {
     return out;
 }
 
+// A chain from its parameters in the order the tests list them.
+inline SamplingParams chain_of(float temp, int top_k, float top_p, float min_p, float penalty, int last_n, SamplerOrder order, uint64_t seed) {
+    SamplingParams s;
+    s.temperature = temp;
+    s.top_k = top_k;
+    s.top_p = top_p;
+    s.min_p = min_p;
+    s.repeat_penalty = penalty;
+    s.repeat_last_n = last_n;
+    s.order = order;
+    s.seed = seed;
+    return s;
+}
+
 inline std::string describe(const SamplingParams& s) {
-    char b[200];
-    std::snprintf(b, sizeof b, "%s temp %g top_k %d top_p %g min_p %g penalty %g last_n %d", s.order == SamplerOrder::hf ? "hf" : "llama.cpp",
-                  s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.repeat_last_n);
+    char b[220];
+    std::snprintf(b, sizeof b, "%s temp %g top_k %d top_p %g min_p %g penalty %g last_n %d seed %llu", s.order == SamplerOrder::hf ? "hf" : "llama.cpp",
+                  s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.repeat_last_n, static_cast<unsigned long long>(s.seed));
     return b;
 }
 

@@ -7,6 +7,7 @@
 #include "backend/backend.h"
 #include "decode/generator.h"
 #include "model/model.h"
+#include "sample_cases.h"
 #include "tokenizer/model_tokenizer.h"
 
 namespace {
@@ -17,18 +18,11 @@ const std::string kDir = WINNOW_FIXTURE_DIR;
 
 std::vector<GenerateOptions> option_sets() {
     std::vector<GenerateOptions> out;
-    auto add = [&](float temp, int top_k, float top_p, float min_p, float penalty, int last_n, SamplerOrder order, uint64_t seed) {
+    auto add = [&](auto... params) {
         GenerateOptions o;
         o.max_tokens = 24;
         o.ignore_eos = true;
-        o.sampling.temperature = temp;
-        o.sampling.top_k = top_k;
-        o.sampling.top_p = top_p;
-        o.sampling.min_p = min_p;
-        o.sampling.repeat_penalty = penalty;
-        o.sampling.repeat_last_n = last_n;
-        o.sampling.order = order;
-        o.sampling.seed = seed;
+        o.sampling = test::sampling::chain_of(params...);
         out.push_back(o);
     };
     add(0.0f, 0, 1.0f, 0.0f, 1.3f, -1, SamplerOrder::hf, 0);         // greedy with a penalty: on the backend

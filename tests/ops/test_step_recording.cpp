@@ -20,6 +20,7 @@
 #include "decode/forward.h"
 #include "decode/generator.h"
 #include "model/model.h"
+#include "sample_cases.h"
 #include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
 
@@ -260,18 +261,7 @@ TEST(StepRecording, ScratchGrowthAndNewMasksDropTheRecording) {
 // both orders, each with a fixed seed.
 std::vector<SamplingParams> chains() {
     std::vector<SamplingParams> out;
-    auto add = [&](float temp, int top_k, float top_p, float min_p, float penalty, int last_n, SamplerOrder order, uint64_t seed) {
-        SamplingParams s;
-        s.temperature = temp;
-        s.top_k = top_k;
-        s.top_p = top_p;
-        s.min_p = min_p;
-        s.repeat_penalty = penalty;
-        s.repeat_last_n = last_n;
-        s.order = order;
-        s.seed = seed;
-        out.push_back(s);
-    };
+    auto add = [&](auto... params) { out.push_back(test::sampling::chain_of(params...)); };
     add(0.0f, 0, 1.0f, 0.0f, 1.0f, -1, SamplerOrder::hf, 0);          // greedy: the host takes the head's top-1
     add(0.0f, 0, 1.0f, 0.0f, 1.3f, -1, SamplerOrder::hf, 0);          // greedy after the penalty
     add(1.0f, 0, 1.0f, 0.0f, 1.0f, -1, SamplerOrder::hf, 1);          // the whole vocabulary
@@ -282,11 +272,7 @@ std::vector<SamplingParams> chains() {
     return out;
 }
 
-std::string describe(const SamplingParams& s) {
-    return "temp " + std::to_string(s.temperature) + " top-k " + std::to_string(s.top_k) + " top-p " + std::to_string(s.top_p) + " min-p " +
-           std::to_string(s.min_p) + " penalty " + std::to_string(s.repeat_penalty) + "/" + std::to_string(s.repeat_last_n) +
-           (s.order == SamplerOrder::hf ? " hf" : " llama.cpp") + " seed " + std::to_string(s.seed);
-}
+using test::sampling::describe;
 
 // Generation through the recorded step (layers, head product and sample op replayed as one) against the host path on
 // the plain CPU backend (every logit to the host's Sampler; the head's top-1 for plain greedy): the same ids. After the
