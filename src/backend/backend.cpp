@@ -22,6 +22,7 @@ const char* to_string(Op op) {
     case Op::top_k: return "top_k";
     case Op::sample: return "sample";
     case Op::head_top_k: return "head_top_k";
+    case Op::summarize_keys: return "summarize_keys";
     }
     return "?";
 }
@@ -32,6 +33,19 @@ void require_support(const Backend& be, Op op, GgmlType type) {
     if (!be.supports(op, type))
         throw Error(ErrorKind::unsupported, std::string("the ") + be.name() + " backend has no " + to_string(op) + " for " + ggml_type_name(type) +
                                                 (op == Op::linear || op == Op::get_rows ? " weights" : " tensors"));
+}
+
+void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device) {
+    if (k_cache.device() != device || kmax.device() != device || kmin.device() != device)
+        throw Error(ErrorKind::invalid_argument, "summarize_keys: the cache and the summaries must be on the backend's device");
+    if (unit < 1 || n_rows < 0 || row0 < 0 || row0 + n_rows > k_cache.rows())
+        throw Error(ErrorKind::invalid_argument, "summarize_keys: rows [" + std::to_string(row0) + ", " + std::to_string(row0 + n_rows) + ") in units of " +
+                                                     std::to_string(unit) + " do not fit " + k_cache.describe());
+    const int64_t units = (k_cache.rows() + unit - 1) / unit;
+    for (const Tensor* t : {&kmax, &kmin})
+        if (t->type() != GgmlType::F16 || t->rows() < units || t->cols() != k_cache.cols())
+            throw Error(ErrorKind::invalid_argument, "summarize_keys: a summary is " + t->describe() + ", expected F16 [" + std::to_string(units) + "][" +
+                                                         std::to_string(k_cache.cols()) + "]");
 }
 
 void BlockMask::validate() const {

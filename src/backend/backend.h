@@ -19,10 +19,10 @@
 
 namespace winnow {
 
-enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample, head_top_k };
+enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample, head_top_k, summarize_keys };
 const char* to_string(Op op);
-inline constexpr Op kAllOps[] = {Op::get_rows,  Op::linear,    Op::rms_norm, Op::layer_norm, Op::rope,   Op::copy_rows, Op::attention,
-                                 Op::gelu_tanh, Op::swiglu,    Op::add,      Op::top_k,      Op::sample, Op::head_top_k};
+inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear, Op::rms_norm, Op::layer_norm, Op::rope,   Op::copy_rows,  Op::attention,
+                                 Op::gelu_tanh, Op::swiglu, Op::add,     Op::top_k,      Op::sample, Op::head_top_k, Op::summarize_keys};
 
 struct RopeParams {
     int n_heads = 0, head_dim = 0, rope_dim = 0; // the first rope_dim dims of each head are rotated
@@ -61,11 +61,14 @@ struct BlockMask {
 
 // Per-block elementwise maxima and minima of a layer's cached keys, for query-aware block selection (below): block b
 // covers cache rows [b * block, (b + 1) * block), and only complete blocks are summarised. The block is the selection's
-// unit and divides the mask's block (finer units bound scores more tightly). Host memory (CPU backend). Stored as fp16
+// unit and divides the mask's block (finer units bound scores more tightly). In the backend's memory: host memory for
+// the CPU backend, device memory for CUDA (e.g. the raw() of F16 tensors the backend allocated). Stored as fp16
 // rounded outward (kmax up, kmin down), so they still bound every key while a decode step reads half the bytes.
 struct KeyBlockSummary {
     int block = 0;                   // tokens per summarised block
-    int n_blocks = 0;                // blocks summarised: cache rows [0, n_blocks * block)
+    // Blocks [0, n_blocks) have summaries (at most the cache's rows / block, rounded up); selection reads only those that
+    // are complete and at or before the row's position, whose summaries must then be current (Backend::summarize_keys).
+    int n_blocks = 0;
     const uint16_t* kmax = nullptr;  // fp16 [n_blocks][n_head_kv * head_dim], each >= every key it summarises
     const uint16_t* kmin = nullptr;  // same layout, each <= every key
 };
@@ -170,6 +173,16 @@ public:
     // like top_k. The default runs linear into a scratch row, then top_k.
     virtual TopK head_top_k(const Matrix& w, const Tensor& hidden, int k, bool want_log_norm);
 
+    // Query-aware selection's key summaries (KeyBlockSummary) brought up to date after a cache write: for every unit of
+    // `unit` rows that holds one of the rows [row0, row0 + n_rows), rows u of kmax and kmin become the elementwise max and
+    // min of k_cache rows [u * unit, min((u + 1) * unit, row0 + n_rows)), rounded outward to fp16 (sparse::
+    // summarize_rows). Later rows are not read, so a rewound context never keeps stale keys; a unit not yet complete holds
+    // its written rows' extremes until its last row comes (selection reads complete units only). kmax, kmin: F16
+    // [>= ceil(k_cache.rows / unit)][k_cache.cols]. With row_at, row0 is read from that device I32 [1][1] when the op
+    // runs (a recorded step). supports(Op::summarize_keys, k_cache.type).
+    virtual void summarize_keys(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows,
+                                const Tensor* row_at = nullptr) = 0;
+
     // ---- recording (CUDA graphs): a decode step's ~10 ops per layer recorded once and replayed with one launch.
     // Between begin_recording() and end_recording() ops are recorded, not run; they must not allocate, upload,
     // download or synchronize, and positions must come from device tensors (RopeParams::pos, AttentionParams::pos,
@@ -207,6 +220,9 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options);
 // The checks every backend's sample op makes (shapes, types, devices; history and u present when the chain reads
 // them); throws winnow::Error(invalid_argument). Returns the vocabulary size.
 int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Tensor& token, Device device);
+
+// The checks every backend's summarize_keys makes (types, shapes, rows, device); throws winnow::Error(invalid_argument).
+void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device);
 
 // The checks every backend's head_top_k makes: hidden is one F32 row of W.cols on `device`, 1 <= k <= W.rows, W has
 // rows and fits the int32 ids; throws winnow::Error(invalid_argument).

@@ -83,11 +83,28 @@ void Forward::set_block_selection(int blocks_per_row, int block_size) {
         if (m && block_size > 0 && m->block % block_size != 0)
             throw Error(ErrorKind::invalid_argument, "block selection: " + std::to_string(block_size) + "-token blocks do not divide the pattern's " +
                                                          std::to_string(m->block) + "-token blocks");
-    if (blocks_per_row > 0 && be_.device() != Device::cpu)
-        throw Error(ErrorKind::unsupported, "query-aware block selection runs on the CPU backend only (--sparse-select 0 for the pattern alone)");
+    if (blocks_per_row > 0) require_support(be_, Op::summarize_keys, cache_.type());
     select_blocks_ = blocks_per_row;
     select_block_size_ = block_size;
     key_summaries_.assign(blocks_per_row > 0 ? c_.n_layer : 0, {});
+    drop_step_recording(); // it holds the old selection (or none)
+}
+
+KeyBlockSummary Forward::update_key_summary(int layer, int unit, int n, const Tensor* pos) {
+    LayerKeySummary& s = key_summaries_[layer];
+    const Tensor& kc = cache_.k(layer);
+    const int64_t units = (kc.rows() + unit - 1) / unit;
+    if (s.unit != unit) {
+        // First use, or another pattern's block. Allocating is not allowed while recording, and it never happens then:
+        // a recorded step follows an op-by-op one, which got here first. The rows cached before this write are
+        // summarised too.
+        s.kmax = be_.alloc(GgmlType::F16, units, kc.cols());
+        s.kmin = be_.alloc(GgmlType::F16, units, kc.cols());
+        s.unit = unit;
+        if (n_past_ > 0) be_.summarize_keys(kc, s.kmax, s.kmin, unit, 0, n_past_);
+    }
+    be_.summarize_keys(kc, s.kmax, s.kmin, unit, n_past_, n, pos);
+    return {unit, static_cast<int>(units), s.kmax.data<uint16_t>(), s.kmin.data<uint16_t>()};
 }
 
 void Forward::ensure_scratch(int n) {
@@ -142,11 +159,8 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     ap.head_dim = c_.head_dim;
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
     if (select_blocks_ > 0 && ap.mask) {
-        sparse::KeyBlockSummaries& ks = key_summaries_[layer];
-        const Tensor& kc = cache_.k(layer);
-        ks.update(kc.type(), kc.raw(), c_.n_head_kv * c_.head_dim, sparse::selection_unit(select_block_size_, ap.mask->block), n_past_, n_past_ + n);
         ap.select_blocks = select_blocks_;
-        ap.key_summary = ks.view();
+        ap.key_summary = update_key_summary(layer, sparse::selection_unit(select_block_size_, ap.mask->block), n, pos);
     }
     if (capture_) {
         ap.capture_stride = n_past_ + n;
@@ -233,10 +247,10 @@ void Forward::upload_step_inputs(int32_t token, const StepValues* values) {
 }
 
 // One decode step through the backend's recording (a CUDA graph): the token id and position (and the tail's values)
-// go up in one upload, then one launch runs every op, the tail's included. Steps the recording cannot serve (block
-// selection and attention capture read host state per step) and the first step after (in)validation run op by op.
+// go up in one upload, then one launch runs every op, the tail's included. Steps the recording cannot serve (attention
+// capture writes host memory per step) and the first step after (in)validation run op by op.
 bool Forward::decode_step_recorded(int32_t token, const StepTail* tail, const StepValues& values) {
-    if (!record_steps_ || select_blocks_ > 0 || capture_) return false;
+    if (!record_steps_ || capture_) return false;
     const uint64_t tail_id = tail ? tail->id : 0;
     if (tail_id != recorded_tail_) {
         drop_step_recording(); // it holds another tail (or none)

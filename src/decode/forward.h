@@ -74,7 +74,8 @@ public:
     void set_attention_masks(const std::vector<BlockMask>& per_layer);
     // Query-aware block selection on top of the masks (AttentionParams::select_blocks): each masked row also reads the
     // blocks_per_row dropped blocks of block_size tokens (0: sparse::selection_unit's default; it must divide the mask's block) whose keys bound its
-    // scores highest. blocks_per_row 0 turns it off. CPU backend only.
+    // scores highest. blocks_per_row 0 turns it off. The key summaries live on the backend (Backend::summarize_keys after
+    // each cache write), so selection runs on any backend that has the op and a recorded step can replay it.
     void set_block_selection(int blocks_per_row, int block_size = 0);
     int block_selection() const { return select_blocks_; }
 
@@ -95,8 +96,8 @@ public:
     int n_ctx() const { return cache_.n_ctx(); }
     void reset() { n_past_ = 0; }
     // Keeps the first n cached tokens and forgets the rest: the next eval writes from position n (a chat turn that
-    // shares a prefix with the cache prefills only what follows it). Key summaries for block selection mark the
-    // rewritten blocks stale themselves (sparse::KeyBlockSummaries::update).
+    // shares a prefix with the cache prefills only what follows it). Key summaries for block selection are rebuilt from
+    // the rewritten rows (Backend::summarize_keys reads no row after the last written one).
     void rewind(int n) {
         if (n < 0 || n > n_past_) throw Error(ErrorKind::invalid_argument, "rewind to " + std::to_string(n) + " of " + std::to_string(n_past_) + " cached tokens");
         n_past_ = n;
@@ -119,6 +120,9 @@ private:
     void upload_step_inputs(int32_t token, const StepValues* values);
     void drop_step_recording();
     void attention_block(const DeviceLayerWeights& l, int layer, int n, const Tensor* pos);
+    // Brings layer's key summaries up to date after its cache write of n rows (pos: a recorded step's device position)
+    // and returns them for the attention op; allocates them (and summarises the whole context) on first use.
+    KeyBlockSummary update_key_summary(int layer, int unit, int n, const Tensor* pos);
     void ffn_block(const DeviceLayerWeights& l, int n);
     void norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y);
 
@@ -128,7 +132,12 @@ private:
     KvCache cache_;
     std::vector<const BlockMask*> masks_;
     int select_blocks_ = 0, select_block_size_ = 0;
-    std::vector<sparse::KeyBlockSummaries> key_summaries_; // per layer, with select_blocks_
+    // Per layer, with select_blocks_: F16 [ceil(n_ctx / unit)][kv_dim] on the backend; unit 0 until first used.
+    struct LayerKeySummary {
+        int unit = 0;
+        Tensor kmax, kmin;
+    };
+    std::vector<LayerKeySummary> key_summaries_;
     AttentionCapture capture_;
     bool capture_per_group_ = false;
     int capture_groups() const { return capture_per_group_ ? c_.n_head_kv : 1; }

@@ -26,6 +26,19 @@ void KeyBlockSummaries::update(const float* k_cache, int kv_dim, int block, int 
     update(GgmlType::F32, k_cache, kv_dim, block, pos0, n_rows);
 }
 
+void summarize_rows(GgmlType type, const void* k_cache, int kv_dim, int64_t r0, int64_t r1, uint16_t* kmax, uint16_t* kmin) {
+    if (type != GgmlType::F32 && type != GgmlType::F16 && type != GgmlType::BF16)
+        throw Error(ErrorKind::unsupported, std::string("key block summary: no KV cache of ") + ggml_type_name(type));
+    const size_t row_bytes = static_cast<size_t>(kv_dim) * tensor_type_size(type);
+    // one cache row widened to fp32 (each row is read once: no need for vector code), and the rows' fp32 extremes
+    std::vector<float> row(kv_dim), mx(kv_dim, -INFINITY), mn(kv_dim, INFINITY);
+    for (int64_t r = r0; r < r1; ++r) {
+        dequantize_row(type, static_cast<const uint8_t*>(k_cache) + static_cast<size_t>(r) * row_bytes, row.data(), kv_dim);
+        for (int d = 0; d < kv_dim; ++d) mx[d] = std::max(mx[d], row[d]), mn[d] = std::min(mn[d], row[d]);
+    }
+    for (int d = 0; d < kv_dim; ++d) kmax[d] = fp16_round_up(mx[d]), kmin[d] = fp16_round_down(mn[d]);
+}
+
 void KeyBlockSummaries::update(GgmlType type, const void* k_cache, int kv_dim, int block, int pos0, int n_rows) {
     if (type != GgmlType::F32 && type != GgmlType::F16 && type != GgmlType::BF16)
         throw Error(ErrorKind::unsupported, std::string("key block summary: no KV cache of ") + ggml_type_name(type));
@@ -36,21 +49,9 @@ void KeyBlockSummaries::update(GgmlType type, const void* k_cache, int kv_dim, i
     if (complete <= n_blocks_) return;
     kmax_.resize(static_cast<size_t>(complete) * kv_dim);
     kmin_.resize(static_cast<size_t>(complete) * kv_dim);
-    const size_t row_bytes = static_cast<size_t>(kv_dim) * tensor_type_size(type);
-    // one cache row widened to fp32 (each row is read once: no need for vector code), and the block's fp32 extremes
-    std::vector<float> row(kv_dim), mx(kv_dim), mn(kv_dim);
-    for (int b = n_blocks_; b < complete; ++b) {
-        std::fill(mx.begin(), mx.end(), -INFINITY);
-        std::fill(mn.begin(), mn.end(), INFINITY);
-        for (int r = 0; r < block; ++r) {
-            dequantize_row(type, static_cast<const uint8_t*>(k_cache) + (static_cast<size_t>(b) * block + r) * row_bytes, row.data(), kv_dim);
-            for (int d = 0; d < kv_dim; ++d) mx[d] = std::max(mx[d], row[d]), mn[d] = std::min(mn[d], row[d]);
-        }
-        for (int d = 0; d < kv_dim; ++d) {
-            kmax_[static_cast<size_t>(b) * kv_dim + d] = fp16_round_up(mx[d]);
-            kmin_[static_cast<size_t>(b) * kv_dim + d] = fp16_round_down(mn[d]);
-        }
-    }
+    for (int b = n_blocks_; b < complete; ++b)
+        summarize_rows(type, k_cache, kv_dim, static_cast<int64_t>(b) * block, static_cast<int64_t>(b + 1) * block, kmax_.data() + static_cast<size_t>(b) * kv_dim,
+                       kmin_.data() + static_cast<size_t>(b) * kv_dim);
     n_blocks_ = complete;
 }
 

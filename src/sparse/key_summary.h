@@ -26,6 +26,12 @@ inline int selection_unit(int requested, int pattern_block) {
 uint16_t fp16_round_up(float x);
 uint16_t fp16_round_down(float x);
 
+// The summary of cache rows [r0, r1) of k_cache ([rows][kv_dim] of `type`: F32, F16 or BF16, widened exactly): the
+// elementwise max rounded up into kmax[kv_dim] and the min rounded down into kmin[kv_dim]. NaN keys are passed over (as
+// std::max passes them over). Another type throws winnow::Error(unsupported). The CPU backend's summarize_keys op and
+// KeyBlockSummaries both summarise with it; the CUDA kernel is its device twin.
+void summarize_rows(GgmlType type, const void* k_cache, int kv_dim, int64_t r0, int64_t r1, uint16_t* kmax, uint16_t* kmin);
+
 class KeyBlockSummaries {
 public:
     // After cache rows [pos0, n_rows) were (re)written: drops the summaries of blocks that overlap rewritten rows

@@ -384,7 +384,9 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         // one pattern per KV head group
                         {"grouped_mask_b16_prefill_96", 96, 0, 9, 3, 64, 16, 3}, {"grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3},
                         // more keys than one block's shared memory holds (CUDA: the flash-decoding split)
-                        {"mqa_decode_pos70000", 1, 70000, 4, 1, 64, 0}};
+                        {"mqa_decode_pos70000", 1, 70000, 4, 1, 64, 0},
+                        // more prefill rows than one launch of the CUDA block-sparse kernels takes (256)
+                        {"masked_b32_prefill_300", 300, 0, 9, 3, 64, 32}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
     for (bool device_pos : {false, true}) {
@@ -415,11 +417,18 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                         {"select40_b16_decode_pos300_all", 1, 300, 9, 3, 64, 16, 1, 40, 16}, // more than the row drops: all kept
                         // selection units finer than the mask's blocks
                         {"select12_u16_b64_prefill_96_at_500", 96, 500, 9, 3, 64, 64, 1, 12, 16},
-                        {"select20_u8_grouped_b32_decode_pos2000", 1, 2000, 9, 3, 64, 32, 3, 20, 8}};
+                        {"select20_u8_grouped_b32_decode_pos2000", 1, 2000, 9, 3, 64, 32, 3, 20, 8},
+                        // the default operating point at 8K (64 units of 8 keys), and prefill rows in more than one chunk
+                        // of the CUDA kernel (256 rows)
+                        {"select64_u8_grouped_b64_decode_pos8191", 1, 8191, 9, 3, 64, 64, 3, 64, 8},
+                        {"select16_u8_b64_prefill_300_at_40", 300, 40, 9, 3, 64, 64, 1, 16, 8}};
     // an F16 cache too: the summaries then bound the rounded keys the cache holds (as Forward's do)
     for (GgmlType type : {GgmlType::F32, GgmlType::F16})
-    for (const S& s : shapes) {
-        OpCase c{std::string("attention/") + ggml_type_name(type) + "/" + s.name, Op::attention, type, 1e-10, 1e-10, [s, type](Backend& be) {
+    for (const S& s : shapes)
+    for (bool device_pos : {false, true}) {
+        if (device_pos && s.n != 1) continue; // a recorded decode step reads its position on the device
+        OpCase c{std::string("attention/") + ggml_type_name(type) + "/" + s.name + (device_pos ? "_device_pos" : ""), Op::attention, type, 1e-10, 1e-10,
+                 [s, type, device_pos](Backend& be) {
                      const int ctx = std::max(128, s.pos0 + s.n), kvd = s.n_head_kv * s.hd, qd = s.n_head * s.hd, block = std::abs(s.mask_block);
                      const int n_blocks = (ctx + block - 1) / block, unit = s.unit, n_units = n_blocks * (block / unit), summarised = (s.pos0 + s.n) / unit;
                      const auto q = randn(static_cast<size_t>(s.n) * qd, 81), k = round_to(type, randn(static_cast<size_t>(ctx) * kvd, 82)),
@@ -441,8 +450,14 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                      }
                      AttentionParams p;
                      p.pos0 = s.pos0, p.n_head = s.n_head, p.n_head_kv = s.n_head_kv, p.head_dim = s.hd, p.mask = &mask;
+                     const Tensor pos = device_pos ? put_pos(be, s.pos0) : Tensor();
+                     if (device_pos) p.pos = &pos, p.pos0 = 0; // the host pos0 is then a decoy
                      p.select_blocks = s.select;
-                     p.key_summary = {unit, summarised, kmax16.data(), kmin16.data()};
+                     // the summaries in the backend's memory (a device backend reads them there)
+                     const Tensor kmax_t = be.alloc(GgmlType::F16, summarised, kvd), kmin_t = be.alloc(GgmlType::F16, summarised, kvd);
+                     be.upload(kmax16.data(), kmax_t);
+                     be.upload(kmin16.data(), kmin_t);
+                     p.key_summary = {unit, summarised, static_cast<const uint16_t*>(kmax_t.raw()), static_cast<const uint16_t*>(kmin_t.raw())};
                      const Tensor qt = put(be, q, s.n, qd), kt = make_cache(be, type, k, ctx, kvd), vt = make_cache(be, type, v, ctx, kvd),
                                   ot = be.alloc(GgmlType::F32, s.n, qd);
                      be.attention(qt, kt, vt, ot, p);
@@ -482,9 +497,54 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                                                    s.mask_block < 0);
                      return compare(get(be, ot), ref);
                  }};
-        c.cpu_only = true;
         cases.push_back(std::move(c));
     }
+}
+
+// Backend::summarize_keys: a prefill, decode rows one by one across unit boundaries (from a device position too), then a
+// rewind that rewrites rows from the middle of a unit; every unit's summary must equal the outward-rounded extremes of
+// the rows the cache holds now, bit for bit. The keys include a NaN (passed over), values beyond fp16's range and an
+// fp16 subnormal; 200 columns leave a partial thread block.
+void add_summarize_keys_cases(std::vector<OpCase>& cases) {
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+    for (int unit : {8, 16})
+    for (bool device_pos : {false, true})
+        cases.push_back({std::string("summarize_keys/") + ggml_type_name(type) + "/unit" + std::to_string(unit) + (device_pos ? "_device_pos" : ""),
+                         Op::summarize_keys, type, 0, 0, [type, unit, device_pos](Backend& be) {
+                             const int ctx = 96, kvd = 200, units = ctx / unit;
+                             auto k = randn(static_cast<size_t>(ctx) * kvd, 91);
+                             k[5 * kvd + 3] = NAN, k[9 * kvd + 4] = 70000.0f, k[10 * kvd + 5] = -70000.0f, k[12 * kvd + 6] = 1e-6f;
+                             const Tensor kmax = be.alloc(GgmlType::F16, units, kvd), kmin = be.alloc(GgmlType::F16, units, kvd);
+                             Tensor cache = make_cache(be, type, k, ctx, kvd);
+                             be.summarize_keys(cache, kmax, kmin, unit, 0, 37);
+                             for (int r = 37; r < 45; ++r) {
+                                 const Tensor pos = device_pos ? put_pos(be, r) : Tensor();
+                                 be.summarize_keys(cache, kmax, kmin, unit, device_pos ? 0 : r, 1, device_pos ? &pos : nullptr);
+                             }
+                             const auto rewritten = randn(static_cast<size_t>(ctx) * kvd, 92); // the context rewound to 20, 30 rows rewritten
+                             std::copy(rewritten.begin() + 20 * kvd, rewritten.end(), k.begin() + 20 * kvd);
+                             cache = make_cache(be, type, k, ctx, kvd);
+                             be.summarize_keys(cache, kmax, kmin, unit, 20, 30);
+                             const int end = 50, written_units = (end + unit - 1) / unit;
+                             std::vector<uint16_t> got_max(static_cast<size_t>(units) * kvd), got_min(got_max.size());
+                             be.download(kmax, got_max.data());
+                             be.download(kmin, got_min.data());
+                             const auto held = round_to(type, k);
+                             OpResult res;
+                             for (int u = 0; u < written_units; ++u)
+                                 for (int d = 0; d < kvd; ++d) {
+                                     float mx = -INFINITY, mn = INFINITY;
+                                     for (int r = u * unit; r < std::min((u + 1) * unit, end); ++r) {
+                                         const float x = held[static_cast<size_t>(r) * kvd + d];
+                                         if (mx < x) mx = x; // std::max's rule: a NaN key is passed over
+                                         if (x < mn) mn = x;
+                                     }
+                                     const size_t i = static_cast<size_t>(u) * kvd + d;
+                                     res.exact_ids = res.exact_ids && got_max[i] == sparse::fp16_round_up(mx) && got_min[i] == sparse::fp16_round_down(mn);
+                                     res.compared += 2;
+                                 }
+                             return res;
+                         }});
 }
 
 void add_activation_cases(std::vector<OpCase>& cases) {
@@ -628,6 +688,7 @@ std::vector<OpCase> op_cases() {
     add_copy_rows_cases(c);
     add_attention_cases(c);
     add_block_selection_cases(c);
+    add_summarize_keys_cases(c);
     add_activation_cases(c);
     add_top_k_cases(c);
     add_head_top_k_cases(c);

@@ -26,7 +26,7 @@ std::vector<BackendFactory> backend_factories();
 struct OpResult {
     double nmse = 0;         // normalised error against the double reference
     double max_abs = 0;      // largest |y - ref|
-    bool exact_ids = true;   // top_k: the ids agree exactly
+    bool exact_ids = true;   // top_k: the ids agree exactly; summarize_keys: every bit does
     size_t compared = 0;     // values compared (a case must compare something)
 };
 
@@ -37,8 +37,6 @@ struct OpCase {
     // Tolerance on NMSE for a backend computing in fp32, and for one that rounds activations (q8 linear).
     double tol, tol_rounded;
     std::function<OpResult(Backend&)> run;
-    // A feature only the CPU backend has so far (query-aware block selection): other backends skip it visibly.
-    bool cpu_only = false;
 };
 std::vector<OpCase> op_cases();
 // The sample op's cases (tests/ops/sample_cases.cpp).

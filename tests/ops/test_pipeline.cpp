@@ -41,6 +41,9 @@ public:
     void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { cpu_->swiglu(g, u, o); }
     void add(const Tensor& y, const Tensor& x) override { cpu_->add(y, x); }
     TopK top_k(const Tensor& l, int k, bool n) override { return cpu_->top_k(l, k, n); }
+    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int u, int64_t r, int n, const Tensor* at) override {
+        cpu_->summarize_keys(k, hi, lo, u, r, n, at);
+    }
 
 private:
     std::unique_ptr<Backend> cpu_;
@@ -65,6 +68,24 @@ TEST(Pipeline, MissingOpIsRefusedByName) {
     expect_refused("tiny-llama.gguf", Op::swiglu, GgmlType::F32, "the cpu-missing-one backend has no swiglu for F32 tensors");
     expect_refused("tiny-gpt2.gguf", Op::layer_norm, GgmlType::F32, "the cpu-missing-one backend has no layer_norm for F32 tensors");
     expect_refused("tiny-llama.gguf", Op::attention, GgmlType::F32, "the cpu-missing-one backend has no attention for F32 tensors");
+}
+
+// Query-aware selection keeps its key summaries with the backend's summarize_keys op: a backend without it (for the
+// cache's type) is refused when selection is turned on, by name, not when the first masked row runs.
+TEST(Pipeline, BlockSelectionNeedsTheSummaryOp) {
+    auto m = Model::load(kDir + "/tiny-llama.gguf");
+    CpuMissingOne be(Op::summarize_keys, GgmlType::F16);
+    Forward f32_cache(*m, be, 16, GgmlType::F32);
+    EXPECT_NO_THROW(f32_cache.set_block_selection(2, 4));
+    Forward f16_cache(*m, be, 16, GgmlType::F16);
+    EXPECT_NO_THROW(f16_cache.set_block_selection(0)) << "turning selection off needs nothing";
+    try {
+        f16_cache.set_block_selection(2, 4);
+        ADD_FAILURE() << "selection was turned on without a summary op for the F16 cache";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+        EXPECT_EQ(std::string(e.what()), "the cpu-missing-one backend has no summarize_keys for F16 tensors");
+    }
 }
 
 // The CPU takes F32, F16 and BF16 KV caches and says no to any other cache type, by name, before it allocates; a

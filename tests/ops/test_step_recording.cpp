@@ -2,7 +2,7 @@
 // stream capture does — while recording, ops are stored, not run, and uploads, downloads and allocations are refused —
 // and replays them later, reading each op's position from its device tensor when it runs. Forward over that backend
 // must give the plain CPU backend's logits bit for bit, at every position, after reset() and rewind(), with block
-// masks and with gpt2's learned positions; and a recording must be dropped when what it points at changes (scratch
+// masks (with query-aware selection too) and with gpt2's learned positions; and a recording must be dropped when what it points at changes (scratch
 // grown by a longer prefill, new masks). The CUDA twin of this test is CudaDecoder.RecordedDecodeStepsEqualOpByOp.
 //
 // The whole generation step (#11, one launch per token): Generator and ChatSession over that backend record the layers,
@@ -95,6 +95,11 @@ public:
             cpu_->attention(q, k, v, o, a);
         });
     }
+    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int unit, int64_t row0, int n, const Tensor* at) override {
+        if (recording_ && !at) ADD_FAILURE() << "summarize_keys recorded with a host row (" << row0 << "): a replay would reuse it";
+        const Tensor row = at ? *at : Tensor();
+        op([=, this] { cpu_->summarize_keys(k, hi, lo, unit, row0, n, row.empty() ? nullptr : &row); });
+    }
     void gelu_tanh(const Tensor& x) override {
         op([=, this] { cpu_->gelu_tanh(x); });
     }
@@ -185,7 +190,7 @@ BlockMask local_mask(int n_ctx) {
 
 // Prefill, decode, reset, decode from position 0 (a recording with a baked-in position would write the wrong cache row
 // and rotate by the wrong angle), rewind into the middle and decode again: recorded vs plain, bit for bit.
-void expect_recorded_equal_plain(const std::string& model, bool masked) {
+void expect_recorded_equal_plain(const std::string& model, bool masked, int select = 0) {
     auto m = Model::load(kDir + "/" + model);
     const int n_ctx = 64, nv = m->config().n_vocab;
     RecordingCpu rec_be;
@@ -197,6 +202,8 @@ void expect_recorded_equal_plain(const std::string& model, bool masked) {
     if (masked) {
         rec.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
         plain.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
+        rec.set_block_selection(select, 4); // query-aware 4-token units: their key summaries are ops of the step too
+        plain.set_block_selection(select, 4);
     }
     const auto ids = ids_for(n_ctx, nv);
     auto step = [&](int t) {
@@ -221,6 +228,7 @@ void expect_recorded_equal_plain(const std::string& model, bool masked) {
 
 TEST(StepRecording, TinyLlamaRecordedStepsEqualPlain) { expect_recorded_equal_plain("tiny-llama.gguf", false); }
 TEST(StepRecording, TinyLlamaQ4_1MaskedRecordedStepsEqualPlain) { expect_recorded_equal_plain("tiny-llama-q4_1.gguf", true); }
+TEST(StepRecording, TinyLlamaSelectionRecordedStepsEqualPlain) { expect_recorded_equal_plain("tiny-llama.gguf", true, 2); }
 TEST(StepRecording, TinyGpt2RecordedStepsEqualPlain) { expect_recorded_equal_plain("tiny-gpt2.gguf", false); } // learned positions
 
 // A recording holds the addresses of the scratch tensors and the masks: a longer prefill (scratch grows) or new masks

@@ -19,6 +19,7 @@
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_q8.h"
 #include "io/quant.h"
+#include "sparse/key_summary.h"
 #include "winnow/error.h"
 
 namespace winnow {
@@ -55,6 +56,7 @@ public:
         case Op::head_top_k:
         case Op::get_rows: return ggml_type_supported(type);
         case Op::copy_rows:
+        case Op::summarize_keys:
         case Op::attention: return cpu::is_kv_type(type); // the KV cache: F32, F16 or BF16 (cpu/kv_elem.h)
         default: return type == GgmlType::F32;
         }
@@ -186,11 +188,22 @@ public:
             if (ks.block <= 0 || p.mask->block % ks.block != 0)
                 throw Error(ErrorKind::invalid_argument, "attention: the selection block (" + std::to_string(ks.block) + ") must divide the mask's block (" +
                                                              std::to_string(p.mask->block) + ")");
-            if (ks.n_blocks < 0 || static_cast<int64_t>(ks.n_blocks) * ks.block > pos0 + n_tokens || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
-                throw Error(ErrorKind::invalid_argument, "attention: the key block summary must cover complete written blocks only");
+            if (ks.n_blocks < 0 || ks.n_blocks > (kt.rows() + ks.block - 1) / ks.block || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
+                throw Error(ErrorKind::invalid_argument, "attention: the key block summary has more blocks than the cache holds");
         }
         cpu::attention(kt.type(), qt.f32(), kt.raw(), vt.raw(), outt.f32(), n_tokens, p, n_threads_);
         if (p.capture) cpu::attention_head_mean_probs(kt.type(), qt.f32(), kt.raw(), n_tokens, p, p.capture, p.capture_stride, n_threads_);
+    }
+
+    void summarize_keys(const Tensor& k, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, const Tensor* row_at) override {
+        row0 = resolve_position(row_at, static_cast<int>(row0));
+        check_kv(k, "summarize_keys cache");
+        check_summarize_keys_args(k, kmax, kmin, unit, row0, n_rows, Device::cpu);
+        const int kv_dim = static_cast<int>(k.cols());
+        const int64_t end = row0 + n_rows;
+        for (int64_t u = row0 / unit; n_rows > 0 && u * unit < end; ++u)
+            sparse::summarize_rows(k.type(), k.raw(), kv_dim, u * unit, std::min((u + 1) * unit, end), kmax.data<uint16_t>() + u * kv_dim,
+                                   kmin.data<uint16_t>() + u * kv_dim);
     }
 
     void gelu_tanh(const Tensor& x) override {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <climits>
 
+#include "backend/cuda/attention_parts.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
@@ -42,27 +43,6 @@ __device__ const uint8_t* load_query_and_mask_row(const float* q, float* qs, int
     for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
     __syncthreads();
     return keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
-}
-
-// Scores sc[0, n) become softmax numerators in place, exp(s - max) (0 for a key the mask dropped, score -inf); returns
-// the max (-inf when every key was dropped), the sum of the numerators and the count of dropped keys, on every thread.
-struct ScoreStats {
-    float max, sum, dropped;
-};
-__device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
-    mx = block_max(mx, scratch);
-    float sum = 0.0f, dropped = 0.0f;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        dropped += sc[j] == -INFINITY ? 1.0f : 0.0f;
-        const float e = sc[j] == -INFINITY ? 0.0f : expf(sc[j] - mx);
-        sc[j] = e;
-        sum += e;
-    }
-    sum = block_sum(sum, scratch); // its barriers also publish every sc[j]
-    dropped = block_sum(dropped, scratch);
-    return {mx, sum, dropped};
 }
 
 // dst[d] = factor * sum_j p[j] v[j0 + j][d] over this (row, head)'s KV head, one output dimension per thread.
@@ -104,7 +84,6 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
 // split's max score, exp-sum, dropped-key count and unnormalised output; a merge block per (head, row) rescales the
 // splits to the common max and normalises (the log-sum-exp merge the CPU kernel's decode splits use). A row then
 // spreads over ceil(keys / 256) blocks instead of one, and the scores of a split fit any shared memory.
-constexpr int kRecordHeader = 3; // max, sum, dropped; then the head_dim outputs
 
 template <GgmlType C>
 __global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ part,
@@ -134,37 +113,6 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
     const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch); // max -inf when the mask drops every key of this split
     if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = st.dropped;
     weigh_values<C>(sc, j1 - j0, j0, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
-}
-
-__global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
-                                       bool spion_denominator, const int32_t* __restrict__ pos_dev, int max_keys) {
-    if (pos_dev) {
-        pos0 = *pos_dev;
-        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return;
-    }
-    const int h = blockIdx.x, t = blockIdx.y;
-    const int used = min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys); // the splits that hold this row's keys
-    const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
-    const int stride = kRecordHeader + hd;
-    float M = -INFINITY; // finite: the diagonal key is always kept
-    for (int s = 0; s < used; ++s) M = fmaxf(M, recs[s * stride]);
-    float L = 0.0f, dropped = 0.0f;
-    for (int s = 0; s < used; ++s) {
-        const float m = recs[s * stride];
-        if (m != -INFINITY) L += recs[s * stride + 1] * expf(m - M);
-        dropped += recs[s * stride + 2];
-    }
-    if (spion_denominator) L += dropped * expf(-M); // dropped keys count as logit 0
-    const float inv = 1.0f / L;
-    float* orow = out + (static_cast<size_t>(t) * n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < used; ++s) {
-            const float m = recs[s * stride];
-            if (m != -INFINITY) acc = fmaf(recs[s * stride + kRecordHeader + d], expf(m - M), acc);
-        }
-        orow[d] = acc * inv;
-    }
 }
 
 } // namespace
@@ -219,7 +167,7 @@ void launch_attention_split(const float* q, const void* k_cache, const void* v_c
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
     attention_merge_kernel<<<dim3(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens)), kThreads, 0, s>>>(
-        workspace, out, pos0, n_head, head_dim, n_splits, spion_denominator, pos_dev, max_keys);
+        workspace, out, pos0, n_head, head_dim, n_splits, spion_denominator, false, pos_dev, max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

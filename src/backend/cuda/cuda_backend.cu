@@ -72,6 +72,7 @@ public:
         case Op::head_top_k:
         case Op::get_rows: return is_weight_type(type);
         case Op::copy_rows:
+        case Op::summarize_keys:
         case Op::attention: return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
         default: return type == GgmlType::F32;
         }
@@ -193,9 +194,9 @@ public:
         const int64_t last_key = p.pos ? k.rows() : p.pos0 + n; // with a device position, any row of the cache may be the last
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < last_key)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
-        if (p.select_blocks != 0)
-            throw Error(ErrorKind::unsupported, "attention: query-aware block selection runs on the CPU backend only (no CUDA kernel yet)");
-        const uint8_t* keep = p.mask ? device_mask(*p.mask) : nullptr;
+        if (p.select_blocks != 0 && !p.mask) throw Error(ErrorKind::invalid_argument, "attention: block selection needs a block mask");
+        if (p.mask) return sparse_attention(q, k, v, out, p, n);
+        const uint8_t* keep = nullptr;
         // Decode (a few rows) over more keys than one split: flash-decoding, so that a row spreads over many blocks.
         // With a device position the grid covers the whole cache (the same launch serves every replay).
         if (n <= kSplitMaxRows && last_key > cuda::kSplitKeys) {
@@ -207,14 +208,55 @@ public:
                 split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
             }
             cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                                         keep, p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
-                                         p.mask && p.mask->denominator == SparseDenominator::spion, split_workspace_.f32(), n_splits, stream_,
-                                         position(p.pos), static_cast<int>(k.rows()));
+                                         keep, 0, 0, 1, false, split_workspace_.f32(), n_splits, stream_, position(p.pos), static_cast<int>(k.rows()));
             return;
         }
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
-                               p.mask ? p.mask->block : 0, p.mask ? p.mask->n_blocks : 0, p.mask ? p.mask->groups : 1,
-                               p.mask && p.mask->denominator == SparseDenominator::spion, stream_, position(p.pos), static_cast<int>(k.rows()));
+                               0, 0, 1, false, stream_, position(p.pos), static_cast<int>(k.rows()));
+    }
+
+    // Block-sparse attention (a mask, optionally query-aware selection): the kept-unit kernels of sparse_attention.cu,
+    // whose work follows the kept keys. Prefill rows go in chunks, so that the per-row unit lists and split records stay
+    // a few MB whatever the prompt.
+    void sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p, int n) {
+        const BlockMask& m = *p.mask;
+        const bool select = p.select_blocks > 0;
+        if (select && (p.key_summary.block <= 0 || m.block % p.key_summary.block != 0))
+            throw Error(ErrorKind::invalid_argument, "attention: the selection unit must divide the mask's block");
+        if (select && (p.key_summary.n_blocks < 0 || p.key_summary.n_blocks > (k.rows() + p.key_summary.block - 1) / p.key_summary.block))
+            throw Error(ErrorKind::invalid_argument, "attention: the key block summary has more blocks than the cache holds");
+        if (p.pos && n > kSparseChunkRows) throw Error(ErrorKind::invalid_argument, "attention: too many rows for a recorded sparse step");
+        cuda::SparseRowsArgs a;
+        a.pos_dev = position(p.pos);
+        a.n_head = p.n_head, a.n_head_kv = p.n_head_kv, a.hd = p.head_dim, a.scale = p.effective_scale();
+        a.unit = select ? p.key_summary.block : m.block;
+        a.keep = device_mask(m);
+        a.mask_block = m.block, a.mask_n_blocks = m.n_blocks, a.mask_groups = m.groups;
+        a.select = std::max(0, p.select_blocks);
+        a.kmax = p.key_summary.kmax, a.kmin = p.key_summary.kmin, a.summarised_units = p.key_summary.n_blocks;
+        const bool spion = m.denominator == SparseDenominator::spion;
+        const int64_t q_stride = q.cols(), o_stride = out.cols();
+        for (int row0 = 0; row0 < n; row0 += kSparseChunkRows) {
+            a.pos0 = p.pos0, a.row0 = row0, a.rows = std::min(kSparseChunkRows, n - row0);
+            a.max_keys = p.pos ? static_cast<int>(k.rows()) : p.pos0 + row0 + a.rows; // with pos_dev, any row of the cache may be the last
+            a.max_units = (a.max_keys + a.unit - 1) / a.unit;
+            cuda::check_sparse_attention(a);
+            const cuda::SparseWorkspace w = cuda::sparse_attention_workspace(a);
+            const int64_t need = static_cast<int64_t>((w.bytes + sizeof(float) - 1) / sizeof(float));
+            if (sparse_workspace_.numel() < need) {
+                if (sparse_workspace_.numel() > 0) retired_split_ws_.push_back(sparse_workspace_); // a recorded graph may still use it
+                sparse_workspace_ = alloc(GgmlType::F32, 1, need);
+            }
+            cuda::launch_sparse_attention(q.f32() + row0 * q_stride, k.raw(), v.raw(), k.type(), out.f32() + row0 * o_stride, a, spion,
+                                          sparse_workspace_.raw(), stream_);
+        }
+    }
+
+    void summarize_keys(const Tensor& k, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, const Tensor* row_at) override {
+        check_summarize_keys_args(k, kmax, kmin, unit, row_at ? 0 : row0, n_rows, Device::cuda); // with row_at, row0 is read on the device
+        require_support(*this, Op::summarize_keys, k.type());
+        cuda::launch_summarize_keys(k.type(), k.raw(), static_cast<int>(k.cols()), unit, static_cast<int>(row0), n_rows, position(row_at),
+                                    static_cast<int>(k.rows()), kmax.data<uint16_t>(), kmin.data<uint16_t>(), stream_);
     }
 
     void gelu_tanh(const Tensor& x) override {
@@ -392,6 +434,8 @@ private:
     std::vector<Tensor> retired_sample_ws_; // smaller scratches a recorded graph may still read (grows only with the vocabulary)
     std::vector<Tensor> retired_split_ws_;  // flash-decoding workspaces outgrown while a recorded graph may still use them
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
+    Tensor sparse_workspace_; // block-sparse attention's unit lists and split records
+    static constexpr int kSparseChunkRows = 256; // prefill rows per block-sparse launch
     std::map<const BlockMask*, Tensor> masks_;
     bool recording_ = false;
     std::vector<cudaGraphExec_t> graphs_; // recordings; a dropped one is null

@@ -45,6 +45,38 @@ size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, 
 void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                             int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
                             bool spion_denominator, float* workspace, int n_splits, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
+// Block-sparse attention (sparse_attention.cu): the rows, their block mask and the optional query-aware selection.
+// Work follows the kept keys: each (row, KV head)'s kept units are listed first, then split kSplitKeys keys at a time.
+struct SparseRowsArgs {
+    int pos0 = 0;                     // the position of the launch's first row, less row0 (from pos_dev when it is set)
+    int row0 = 0;                     // the launch's rows are rows row0.. of a larger batch (q and out point at row0)
+    int rows = 0;
+    const int32_t* pos_dev = nullptr; // a recorded step's position, read when the kernels run (row0 must be 0)
+    int max_keys = 0;                 // keys the longest row may have (the cache's rows with pos_dev)
+    int n_head = 0, n_head_kv = 0, hd = 0;
+    float scale = 0;
+    int unit = 0;                     // keys per flag: the selection's unit with selection, else the mask's block
+    int max_units = 0;                // ceil(max_keys / unit)
+    const uint8_t* keep = nullptr;    // the mask on the device, [groups][n_blocks][n_blocks]
+    int mask_block = 0, mask_n_blocks = 0, mask_groups = 1;
+    int select = 0;                   // query-aware units per (row, KV head); 0: the mask alone
+    const uint16_t* kmax = nullptr;   // fp16 key summaries on the device, [units][n_head_kv * hd] (KeyBlockSummary)
+    const uint16_t* kmin = nullptr;
+    int summarised_units = 0;         // units [0, summarised_units) have summaries
+};
+struct SparseWorkspace {
+    int n_splits = 0;
+    size_t list_ints = 0, count_ints = 0, record_floats = 0, bytes = 0;
+};
+SparseWorkspace sparse_attention_workspace(const SparseRowsArgs& a);
+// Throws winnow::Error for arguments the kernels cannot run (unit, summaries, shared memory).
+void check_sparse_attention(const SparseRowsArgs& a);
+void launch_sparse_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, const SparseRowsArgs& a,
+                             bool spion_denominator, void* workspace, cudaStream_t s);
+// Backend::summarize_keys: kmax/kmin rows (fp16 bits) of the units holding cache rows [row0, row0 + n_rows), each over
+// its rows up to row0 + n_rows; row0 from *row_dev when it is set (nothing runs when that is out of [0, max_rows - n_rows]).
+void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int unit, int row0, int n_rows, const int32_t* row_dev, int max_rows,
+                           uint16_t* kmax, uint16_t* kmin, cudaStream_t s);
 void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
 // y[r][:] += x[x_rows == 1 ? 0 : r][:]

@@ -1,0 +1,71 @@
+#pragma once
+// Pieces the dense (attention.cu) and the block-sparse (sparse_attention.cu) attention kernels share: the block-wide
+// softmax over scores held in shared memory, and the log-sum-exp merge of flash-decoding splits.
+#include <cmath>
+
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/weight_access.cuh"
+
+namespace winnow::cuda {
+namespace {
+
+// Scores sc[0, n) become softmax numerators in place, exp(s - max) (0 for a key the mask dropped, score -inf); returns
+// the max (-inf when every key was dropped), the sum of the numerators and the count of dropped keys, on every thread.
+struct ScoreStats {
+    float max, sum, dropped;
+};
+__device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
+    mx = block_max(mx, scratch);
+    float sum = 0.0f, dropped = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        dropped += sc[j] == -INFINITY ? 1.0f : 0.0f;
+        const float e = sc[j] == -INFINITY ? 0.0f : expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, scratch); // its barriers also publish every sc[j]
+    dropped = block_sum(dropped, scratch);
+    return {mx, sum, dropped};
+}
+
+// A flash-decoding split's record: its max score, exp-sum and dropped-key count, then its head_dim unnormalised outputs.
+constexpr int kRecordHeader = 3;
+
+// One block per (head, row): rescales the row's split records to their common max and normalises. all_splits: read
+// every split (the block-sparse kernel, whose splits follow the kept keys); otherwise only the splits that hold the
+// row's causal keys (the dense kernel's splits follow positions).
+__global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
+                                       bool spion_denominator, bool all_splits, const int32_t* __restrict__ pos_dev, int max_keys) {
+    if (pos_dev) {
+        pos0 = *pos_dev;
+        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return;
+    }
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int used = all_splits ? n_splits : min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys);
+    const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
+    const int stride = kRecordHeader + hd;
+    float M = -INFINITY; // finite: the diagonal key is always kept
+    for (int s = 0; s < used; ++s) M = fmaxf(M, recs[s * stride]);
+    float L = 0.0f, dropped = 0.0f;
+    for (int s = 0; s < used; ++s) {
+        const float m = recs[s * stride];
+        if (m != -INFINITY) L += recs[s * stride + 1] * expf(m - M);
+        dropped += recs[s * stride + 2];
+    }
+    if (spion_denominator) L += dropped * expf(-M); // dropped keys count as logit 0
+    const float inv = 1.0f / L;
+    float* orow = out + (static_cast<size_t>(t) * n_head + h) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < used; ++s) {
+            const float m = recs[s * stride];
+            if (m != -INFINITY) acc = fmaf(recs[s * stride + kRecordHeader + d], expf(m - M), acc);
+        }
+        orow[d] = acc * inv;
+    }
+}
+
+} // namespace
+} // namespace winnow::cuda
