@@ -4,7 +4,8 @@
 //    context), on per-layer random caches (so a long context's caches do not fit the CPU caches, as in a real model);
 //  - with --text, end to end on the model over the text's first ctx tokens: prefill tokens/s, teacher-forced decode
 //    tokens/s at the end of the context, and that chunk's perplexity (llama.cpp's protocol).
-// Medians of repeated runs for the op; the end-to-end rows are single runs of long work.
+// Medians of repeated runs for the op; the end-to-end rows are single runs of long work. --device cuda times the CUDA
+// kernels the same way (the stream synchronised around each repetition).
 #include <algorithm>
 #include <cmath>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "backend/backend.h"
 #include "cli/bench_stats.h"
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/options.h"
 #include "cli/sparse_options.h"
 #include "decode/forward.h"
@@ -38,14 +40,18 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-Tensor random_tensor(Backend& be, int64_t rows, int64_t cols, uint64_t seed) {
+// A tensor of `type` on the backend holding N(0, 1) values (converted by the backend's cache write for half types).
+Tensor random_tensor(Backend& be, int64_t rows, int64_t cols, uint64_t seed, GgmlType type = GgmlType::F32) {
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::vector<float> h(static_cast<size_t>(rows * cols));
     for (auto& v : h) v = nd(rng);
     Tensor t = be.alloc(GgmlType::F32, rows, cols);
     be.upload(h.data(), t);
-    return t;
+    if (type == GgmlType::F32) return t;
+    Tensor c = be.alloc(type, rows, cols);
+    be.copy_rows(t, c, 0);
+    return c;
 }
 
 // Fraction of the causal keys of the row at position pos that a mask keeps (mean over its head groups), with up to
@@ -63,10 +69,18 @@ double row_density(const BlockMask& m, int pos, int select_tokens) {
     return static_cast<double>(kept) / (static_cast<int64_t>(pos + 1) * m.groups);
 }
 
-// The key block summaries query-aware selection reads, for every layer's cache of ctx rows.
-std::vector<sparse::KeyBlockSummaries> summarise(const std::vector<Tensor>& k, int kv_dim, int block, int ctx) {
-    std::vector<sparse::KeyBlockSummaries> s(k.size());
-    for (size_t l = 0; l < k.size(); ++l) s[l].update(k[l].f32(), kv_dim, block, 0, ctx);
+// The key summaries query-aware selection reads, for one layer's cache of ctx rows, on the backend (as Forward keeps them).
+struct LayerSummary {
+    Tensor kmax, kmin;
+    KeyBlockSummary view(int unit) const { return {unit, static_cast<int>(kmax.rows()), kmax.data<uint16_t>(), kmin.data<uint16_t>()}; }
+};
+std::vector<LayerSummary> summarise(Backend& be, const std::vector<Tensor>& k, int unit, int ctx) {
+    std::vector<LayerSummary> s(k.size());
+    for (size_t l = 0; l < k.size(); ++l) {
+        const int64_t units = (k[l].rows() + unit - 1) / unit;
+        s[l] = {be.alloc(GgmlType::F16, units, k[l].cols()), be.alloc(GgmlType::F16, units, k[l].cols())};
+        be.summarize_keys(k[l], s[l].kmax, s[l].kmin, unit, 0, ctx);
+    }
     return s;
 }
 
@@ -74,14 +88,15 @@ struct OpBench {
     const ModelConfig& c;
     Backend& be;
     int reps;
-    int select_blocks = 0;
-    const std::vector<sparse::KeyBlockSummaries>* summaries = nullptr; // per layer, with select_blocks
+    int select_blocks = 0, select_unit = 0;
+    const std::vector<LayerSummary>* summaries = nullptr; // per layer, with select_blocks
 
     // all layers' attention for n_rows query rows ending at the context's last position; median milliseconds
     double time_all_layers(const std::vector<Tensor>& k, const std::vector<Tensor>& v, const Tensor& q, const Tensor& out, int ctx, int n_rows,
                            const std::vector<BlockMask>* masks) const {
         std::vector<double> ms;
         for (int r = -1; r < reps; ++r) {
+            be.synchronize();
             const auto t0 = Clock::now();
             for (int l = 0; l < c.n_layer; ++l) {
                 AttentionParams p;
@@ -90,9 +105,10 @@ struct OpBench {
                 p.n_head_kv = c.n_head_kv;
                 p.head_dim = c.head_dim;
                 p.mask = masks ? &(*masks)[l] : nullptr;
-                if (masks && select_blocks > 0) p.select_blocks = select_blocks, p.key_summary = (*summaries)[l].view();
+                if (masks && select_blocks > 0) p.select_blocks = select_blocks, p.key_summary = (*summaries)[l].view(select_unit);
                 be.attention(q.rows_view(0, n_rows), k[l], v[l], out.rows_view(0, n_rows), p);
             }
+            be.synchronize(); // a device backend's kernels run asynchronously
             if (r >= 0) ms.push_back(ms_since(t0));
         }
         return median(ms);
@@ -116,8 +132,8 @@ double nll_of(const float* row, int n_vocab, int32_t target) {
 // ctx-2 predict the next token; so the prefill rate includes the output head for the scored second half of the
 // prefill. masks: null for dense.
 EndToEnd end_to_end(const LoadedModel& model, Backend& be, const std::vector<int32_t>& ids, int32_t bos, int ctx, int n_decode,
-                    const std::vector<BlockMask>* masks, int select_blocks, int select_block_size) {
-    Forward f(model, be, ctx);
+                    const std::vector<BlockMask>* masks, int select_blocks, int select_block_size, GgmlType kv_type) {
+    Forward f(model, be, ctx, kv_type);
     if (masks) f.set_attention_masks(*masks), f.set_block_selection(select_blocks, select_block_size);
     std::vector<int32_t> chunk(ids.begin(), ids.begin() + ctx);
     if (bos >= 0) chunk[0] = bos;
@@ -151,6 +167,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
     int reps = 5, threads = 0, prefill = 64, n_decode = 32, dense_below = sparse::kDenseBelow, select_blocks = sparse::kSelectBlocks,
         select_block_size = 0;
     bool json_out = false;
+    DeviceArgs device;
     po::options_description opts("winnow bench attention options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (for its head shapes and layer count)")(
         "sparse-pattern", po::value(&pattern_path), "pattern from `winnow calibrate-sparse`")(
@@ -163,6 +180,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         "sparse-select", po::value(&select_blocks)->default_value(sparse::kSelectBlocks), "query-aware blocks per sparse row, as in generate (0: the pattern alone)")(
         "sparse-select-block", po::value(&select_block_size)->default_value(0), "tokens per query-aware block (0: as in generate)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads")("json", po::bool_switch(&json_out), "print rows as JSON");
+    add_device_options(opts, device);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (pattern_path.empty()) throw Error(ErrorKind::invalid_argument, "--sparse-pattern FILE is required");
@@ -194,10 +212,11 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         if (static_cast<int>(ids.size()) < need)
             throw Error(ErrorKind::invalid_argument, "--text has " + std::to_string(ids.size()) + " tokens; the longest context needs " + std::to_string(need));
     }
-    auto be = make_cpu_backend(threads);
+    const GgmlType kv_type = kv_cache_type(device);
+    auto be = make_backend(backend_options(device, threads, CpuDotMode::f32));
     const int qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
-    OpBench bench{c, *be, reps, select_blocks};
     select_block_size = sparse::selection_unit(select_block_size, pattern.block);
+    OpBench bench{c, *be, reps, select_blocks, select_block_size};
 
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (int ctx : ctxs) {
@@ -208,6 +227,8 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
             last_row += row_density(m, ctx - 1, select_blocks * select_block_size) / c.n_layer;
         }
         nlohmann::ordered_json j;
+        j["device"] = be->name();
+        j["kv_type"] = ggml_type_name(kv_type);
         j["ctx"] = ctx;
         j["dense_below"] = dense_below;
         j["select_blocks"] = select_blocks;
@@ -216,11 +237,12 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
         j["last_row_density"] = last_row;
         {
             std::vector<Tensor> k, v;
-            for (int l = 0; l < c.n_layer; ++l) k.push_back(random_tensor(*be, ctx, kvd, 2 * l + 1)), v.push_back(random_tensor(*be, ctx, kvd, 2 * l + 2));
+            for (int l = 0; l < c.n_layer; ++l)
+                k.push_back(random_tensor(*be, ctx, kvd, 2 * l + 1, kv_type)), v.push_back(random_tensor(*be, ctx, kvd, 2 * l + 2, kv_type));
             const Tensor q = random_tensor(*be, prefill, qd, 3), out = be->alloc(GgmlType::F32, prefill, qd);
             if (select_blocks > 0 && masks.front().block % select_block_size != 0)
                 throw Error(ErrorKind::invalid_argument, "--sparse-select-block must divide the pattern's block (" + std::to_string(masks.front().block) + ")");
-            const auto summaries = summarise(k, kvd, select_block_size, ctx);
+            const auto summaries = summarise(*be, k, select_block_size, ctx);
             bench.summaries = &summaries;
             for (int n_rows : {1, prefill}) {
                 const double dense = bench.time_all_layers(k, v, q, out, ctx, n_rows, nullptr), sparse = bench.time_all_layers(k, v, q, out, ctx, n_rows, &masks);
@@ -232,8 +254,8 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
             }
         }
         if (!ids.empty()) {
-            const EndToEnd d = end_to_end(*model, *be, ids, bos, ctx, n_decode, nullptr, 0, 0);
-            const EndToEnd s = end_to_end(*model, *be, ids, bos, ctx, n_decode, &masks, select_blocks, select_block_size);
+            const EndToEnd d = end_to_end(*model, *be, ids, bos, ctx, n_decode, nullptr, 0, 0, kv_type);
+            const EndToEnd s = end_to_end(*model, *be, ids, bos, ctx, n_decode, &masks, select_blocks, select_block_size, kv_type);
             j["prefill_tps"] = {{"dense", d.prefill_tps}, {"sparse", s.prefill_tps}, {"speedup", s.prefill_tps / d.prefill_tps}};
             j["decode_tps"] = {{"dense", d.decode_tps}, {"sparse", s.decode_tps}, {"speedup", s.decode_tps / d.decode_tps}};
             j["ppl"] = {{"dense", d.ppl}, {"sparse", s.ppl}, {"change", s.ppl / d.ppl - 1}};

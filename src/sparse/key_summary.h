@@ -1,9 +1,8 @@
 #pragma once
 // The per-block key maxima and minima that query-aware block selection bounds scores with (AttentionParams::
-// select_blocks), kept for one layer's KV cache and brought up to date after each cache write. Host memory: the CPU
-// backend's cache is host memory; a device backend would keep its own.
+// select_blocks): the selection unit's defaults, the outward fp16 rounding, and the CPU's summary of cache rows. The
+// summaries themselves live on the backend (Backend::summarize_keys keeps them current after each cache write).
 #include <cstdint>
-#include <vector>
 
 #include "backend/backend.h"
 
@@ -28,24 +27,8 @@ uint16_t fp16_round_down(float x);
 
 // The summary of cache rows [r0, r1) of k_cache ([rows][kv_dim] of `type`: F32, F16 or BF16, widened exactly): the
 // elementwise max rounded up into kmax[kv_dim] and the min rounded down into kmin[kv_dim]. NaN keys are passed over (as
-// std::max passes them over). Another type throws winnow::Error(unsupported). The CPU backend's summarize_keys op and
-// KeyBlockSummaries both summarise with it; the CUDA kernel is its device twin.
+// std::max passes them over). Another type throws winnow::Error(unsupported). The CPU backend's summarize_keys op
+// summarises with it; the CUDA kernel is its device twin.
 void summarize_rows(GgmlType type, const void* k_cache, int kv_dim, int64_t r0, int64_t r1, uint16_t* kmax, uint16_t* kmin);
-
-class KeyBlockSummaries {
-public:
-    // After cache rows [pos0, n_rows) were (re)written: drops the summaries of blocks that overlap rewritten rows
-    // (a rewound context) and summarises every complete block of rows [0, n_rows). k_cache is [rows][kv_dim], F32.
-    void update(const float* k_cache, int kv_dim, int block, int pos0, int n_rows);
-    // The same for a host cache of `type` (F32, F16 or BF16: the values are widened exactly, so a half cache's summary
-    // bounds exactly the keys attention reads); another type throws winnow::Error(unsupported).
-    void update(GgmlType type, const void* k_cache, int kv_dim, int block, int pos0, int n_rows);
-    KeyBlockSummary view() const { return {block_, n_blocks_, kmax_.data(), kmin_.data()}; }
-    int n_blocks() const { return n_blocks_; }
-
-private:
-    int n_blocks_ = 0, kv_dim_ = 0, block_ = 0;
-    std::vector<uint16_t> kmax_, kmin_; // fp16 [n_blocks][kv_dim], rounded outward
-};
 
 } // namespace winnow::sparse
