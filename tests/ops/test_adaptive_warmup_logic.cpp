@@ -5,8 +5,12 @@
 // 36, ... targets) against one pass, bit for bit. The CUDA build of the same function is compared with this twin bit
 // for bit by tests/gpu/test_cuda_head.cpp on the GPU machine.
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 #include <gtest/gtest.h>
 
@@ -137,6 +141,49 @@ TEST_P(AdaptiveWarmUpLogic, StepsEqualOnePass) {
     EXPECT_EQ(a.Z2, b.Z2);
     EXPECT_EQ(a.mu, b.mu);
     EXPECT_EQ(a.T, b.T);
+}
+
+// A NaN in the query (or the head) makes the arm's sums NaN; the CPU fast path's variance, beta^2 *
+// _mm256_max_ps(0, S^2) / (t (t - 1)), is then NaN (MAXPS returns its second operand when one is NaN), and so must
+// the twin's be: fmaxf(0, NaN) gave 0, a variance that claims the arm is settled.
+TEST_P(AdaptiveWarmUpLogic, NaNQueryGivesTheFastPathsNaNVariance) {
+    WarmUpCase s = make_setup(200, 64, GetParam(), 13);
+    s.xs[5] = NAN;
+    const int dp = static_cast<int>(s.col.size());
+    State st(s.H->stride());
+    for (int to : {6, 16, dp - 1}) { // from column 6 on, the sums hold the NaN
+        ad::warm_up_host(s.layout(), s.order(), st.view(), s.H->stride(), 0, to, true, 0.9f);
+        int nan_sums = 0, nan_mu = 0, nan_var = 0;
+        for (int i = 0; i < 200; ++i) {
+            nan_sums += std::isnan(st.Z[i]) && std::isnan(st.Z2[i]);
+            nan_mu += std::isnan(st.mu[i]);
+            nan_var += std::isnan(st.var[i]);
+        }
+        EXPECT_EQ(nan_sums, 200) << "to " << to;
+        EXPECT_EQ(nan_mu, 200) << "to " << to;
+        EXPECT_EQ(nan_var, 200) << "to " << to; // fmaxf: 0 for every arm
+    }
+}
+
+uint32_t bits(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    return b;
+}
+
+// max0_as_avx against the fast path's instruction with its operands in its order, _mm256_max_ps(zero, x): the same
+// bits for NaNs of either sign, both zeros, infinities, denormals and ordinary values.
+TEST(AdaptiveWarmUpMax0, SameBitsAsTheFastPathsMaxps) {
+    const float vals[] = {NAN, -NAN, 0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, 1e-45f, -1e-45f, 3.0e38f, -2.0e-3f};
+    for (float x : vals) {
+        const float want = std::isnan(x) || x > 0.0f || x == 0.0f ? x : 0.0f; // MAXPS: the second operand unless the first is greater
+        EXPECT_EQ(bits(ad::max0_as_avx(x)), bits(want)) << x;
+#ifdef __AVX__
+        alignas(32) float out[8];
+        _mm256_store_ps(out, _mm256_max_ps(_mm256_setzero_ps(), _mm256_set1_ps(x)));
+        EXPECT_EQ(bits(ad::max0_as_avx(x)), bits(out[0])) << x;
+#endif
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Storage, AdaptiveWarmUpLogic, ::testing::Values(false, true), [](const auto& i) { return i.param ? std::string("q8") : std::string("f32"); });

@@ -103,6 +103,11 @@ struct ArmState {
     int32_t* T = nullptr;
 };
 
+// max(0, x) as the fast path's _mm256_max_ps(_mm256_setzero_ps(), x) gives it: MAXPS returns its second operand
+// unless the first is greater, so a NaN x stays NaN (and -0 stays -0), where fmaxf(0, NaN) would give 0 and hide an
+// arm's NaN estimate from the twin's comparison.
+WINNOW_WARMUP_FN float max0_as_avx(float x) { return 0.0f > x ? 0.0f : x; }
+
 // Arm i through columns [from, to) of the order (fresh: its sums start from zero), then its estimate.
 WINNOW_WARMUP_FN void warm_up_arm(const ColumnLayout& h, const QueryOrder& o, const ArmState& s, int64_t i, int from, int to, bool fresh, float beta) {
     float K = fresh ? 0.0f : s.K[i], Z = fresh ? 0.0f : s.Z[i], Z2 = fresh ? 0.0f : s.Z2[i];
@@ -125,7 +130,7 @@ WINNOW_WARMUP_FN void warm_up_arm(const ColumnLayout& h, const QueryOrder& o, co
     } else if (to >= 2) {
         const float t = static_cast<float>(to);
         const float mean = div_rn(Z, t);
-        const float spread = fmaxf(0.0f, Z2 - mul_rn(Z, mean));
+        const float spread = max0_as_avx(Z2 - mul_rn(Z, mean));
         s.mu[i] = mul_rn(beta, mean);
         s.var[i] = div_rn(mul_rn(mul_rn(beta, beta), spread), mul_rn(t, t - 1.0f));
     } else {
