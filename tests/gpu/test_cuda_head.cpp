@@ -1,12 +1,14 @@
 // The fused exact head on the GPU (Backend::head_top_k, backend/cuda/head_top_k.cu) beyond the op harness's fixed
 // cases: random shapes, every weight type and k from 1 to past the 128-row tile, the workspace growing and shrinking
 // between calls, one backend reused throughout; each call must equal the same backend's linear + top_k exactly (ids,
-// logit bits) and its log-normalizer within 1e-12. Then the time per call of both on SmolLM2's head shape, printed
-// (not asserted). And the adaptive head's warm-up kernel against its host twin. Skips without a GPU.
+// logit bits) and its log-normalizer within 1e-12; so must rows of NaN and -inf logits. Then the time per call of both
+// on SmolLM2's head shape, printed (not asserted). And the adaptive head's warm-up kernel against its host twin (a NaN
+// query too). Skips without a GPU.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -89,6 +91,67 @@ TEST_F(CudaHead, RandomShapesEqualLinearPlusTopK) {
     }
 }
 
+// Rows whose logits are NaN (a row of NaN weights) or -inf (a row of -inf weights against a positive hidden state):
+// the fused op orders them as the same backend's top_k (sample_chain::top_k_key: a NaN in row 0 first, the others
+// last), so k = 1 is also the CPU twin's std::max_element; log Z is NaN with a NaN and -inf for a row of -inf, as top_k.
+TEST_F(CudaHead, NaNAndMinusInfLogitsAsTopK) {
+    const int64_t rows = 20000, cols = 64;
+    auto cpu = make_cpu_backend(1);
+    std::vector<float> xv(cols, 0.5f);
+    Tensor x = be_->alloc(GgmlType::F32, 1, cols), host_x = cpu->alloc(GgmlType::F32, 1, cols);
+    be_->upload(xv.data(), x);
+    cpu->upload(xv.data(), host_x);
+    auto bits_equal = [](const std::vector<float>& a, const std::vector<float>& b) {
+        return a.size() == b.size() && std::memcmp(a.data(), b.data(), 4 * a.size()) == 0;
+    };
+    std::mt19937_64 rng(3);
+    std::normal_distribution<float> nd(0.0f, 0.05f);
+    for (int shape = 0; shape < 4; ++shape) {
+        std::vector<float> w(static_cast<size_t>(rows * cols));
+        for (auto& v : w) v = nd(rng);
+        auto fill = [&](int64_t r, float v) { std::fill(w.begin() + r * cols, w.begin() + (r + 1) * cols, v); };
+        if (shape == 0) // NaN in row 0, and in others
+            for (int64_t r : {0, 77, 5000, 19999}) fill(r, NAN);
+        if (shape == 1) // scattered, not in row 0
+            for (int64_t r = 3; r < rows; r += 301) fill(r, NAN);
+        if (shape == 2) // every logit -inf
+            for (int64_t r = 0; r < rows; ++r) fill(r, -INFINITY);
+        if (shape == 3) { // a tile of -inf with a NaN in it
+            for (int64_t r = 256; r < 384; ++r) fill(r, -INFINITY);
+            fill(300, NAN);
+        }
+        const Tensor storage = be_->place_readonly(GgmlType::I8, 1, static_cast<int64_t>(4 * w.size()), w.data());
+        Matrix m;
+        m.type = GgmlType::F32;
+        m.rows = rows;
+        m.cols = cols;
+        m.row_bytes = 4 * cols;
+        m.data = storage.data<uint8_t>();
+        m.name = "test";
+        Matrix host_m = m;
+        host_m.data = reinterpret_cast<const uint8_t*>(w.data());
+        const Tensor logits = be_->alloc(GgmlType::F32, 1, rows);
+        for (int k : {1, 40, 129}) {
+            SCOPED_TRACE("shape " + std::to_string(shape) + " k " + std::to_string(k));
+            const TopK got = be_->head_top_k(m, x, k, true);
+            be_->linear(m, nullptr, x, logits);
+            const TopK want = be_->top_k(logits, k, true);
+            ASSERT_EQ(got.ids, want.ids);
+            EXPECT_TRUE(bits_equal(got.logits, want.logits));
+            if (shape == 2) {
+                EXPECT_EQ(got.log_norm, -INFINITY);
+                EXPECT_EQ(want.log_norm, -INFINITY);
+            } else {
+                EXPECT_TRUE(std::isnan(got.log_norm));
+                EXPECT_TRUE(std::isnan(want.log_norm));
+            }
+            if (k == 1) {
+                EXPECT_EQ(got.ids, cpu->head_top_k(host_m, host_x, 1, false).ids);
+            }
+        }
+    }
+}
+
 TEST_F(CudaHead, RefusesBadArguments) {
     Tensor storage;
     const Matrix w = head(GgmlType::BF16, 300, 64, 1, storage);
@@ -134,7 +197,14 @@ TEST_F(CudaHead, TimePerCallOnSmolLM2Shape) {
 TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
     if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
     namespace ad = winnow::cuda::adaptive;
-    for (bool q8 : {false, true}) {
+    // values equal, or NaN in both (a NaN's payload bits are the device's own, not the host's)
+    auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+        for (size_t i = 0; i < a.size(); ++i)
+            if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+        return a.size() == b.size();
+    };
+    for (int variant = 0; variant < 4; ++variant) {
+        const bool q8 = variant % 2 == 1, nan_query = variant >= 2; // a NaN x at the 10th sampled column
         const int n = 5000, d = 192;
         std::mt19937_64 rng(q8 ? 5 : 6);
         std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -153,6 +223,7 @@ TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
             xs[m] = x[o.column[m]];
             coef[m] = static_cast<float>(remaining / o.share[m]);
         }
+        if (nan_query) xs[9] = NAN;
         const int64_t stride = H.stride();
         // device copies
         std::vector<void*> owned;
@@ -196,10 +267,10 @@ TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
             WINNOW_CUDA_CHECK(cudaMemcpy(gmu.data(), ds.mu, fb, cudaMemcpyDeviceToHost));
             WINNOW_CUDA_CHECK(cudaMemcpy(gvar.data(), ds.var, fb, cudaMemcpyDeviceToHost));
             WINNOW_CUDA_CHECK(cudaMemcpy(gT.data(), ds.T, fb, cudaMemcpyDeviceToHost));
-            SCOPED_TRACE(std::string(q8 ? "q8" : "f32") + " columns [" + std::to_string(cur) + ", " + std::to_string(to) + ")");
-            EXPECT_EQ(gK, hK);
-            EXPECT_EQ(gmu, hmu);
-            EXPECT_EQ(gvar, hvar);
+            SCOPED_TRACE(std::string(q8 ? "q8" : "f32") + (nan_query ? " NaN query" : "") + " columns [" + std::to_string(cur) + ", " + std::to_string(to) + ")");
+            EXPECT_TRUE(same(gK, hK));
+            EXPECT_TRUE(same(gmu, hmu));
+            EXPECT_TRUE(same(gvar, hvar));
             EXPECT_EQ(gT, hT);
             cur = to;
         }

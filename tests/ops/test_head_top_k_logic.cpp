@@ -5,6 +5,7 @@
 // CUDA build itself with linear + top_k and the double reference on the GPU machine.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -54,7 +55,7 @@ TopK emulate(const std::vector<float>& logits, int k, bool want_log_norm) {
         for (int64_t t = 0; t < tiles; ++t) m = std::fmax(m, tmax[t]);
         double s = 0;
         for (int64_t t = 0; t < tiles; ++t) s += tsum[t] * ht::lse_scale(tmax[t], m);
-        r.log_norm = m == -INFINITY ? -INFINITY : static_cast<double>(m) + std::log(s);
+        r.log_norm = ht::log_norm(m, s);
     }
     // the merge block: with few enough tiles, the tiles sorted by their best entry and the best min(k, tiles) kept
     int64_t n_lists = tiles;
@@ -100,10 +101,39 @@ void expect_same_as_top_k(const std::vector<float>& l, int k, const std::string&
     const TopK got = emulate(l, k, true);
     ASSERT_EQ(got.ids, want.ids) << what << " k " << k;
     ASSERT_EQ(got.logits, want.logits) << what << " k " << k;
-    // every logit -inf: the CPU's exp(-inf - -inf) makes its log Z a NaN; the kernels give the true -inf
-    if (std::isnan(want.log_norm)) EXPECT_EQ(got.log_norm, -INFINITY) << what;
+    // every logit -inf: the log of an empty sum, whatever the twin gives (its exp(-inf - -inf) has made it a NaN)
+    if (std::all_of(l.begin(), l.end(), [](float v) { return v == -INFINITY; })) EXPECT_EQ(got.log_norm, -INFINITY) << what;
     else if (std::isinf(want.log_norm)) EXPECT_EQ(got.log_norm, want.log_norm) << what;
     else EXPECT_NEAR(got.log_norm, want.log_norm, 1e-12 * std::max(1.0, std::fabs(want.log_norm))) << what << " k " << k;
+}
+
+// The ids of the top_k kernel's order (sample_chain::top_k_key, backend/cuda/top_k.cu), the best k.
+std::vector<int32_t> by_top_k_key(const std::vector<float>& l, int k) {
+    std::vector<int32_t> ids(l.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    auto key = [&](int32_t i) { return winnow::cuda::sample_chain::top_k_key(l[static_cast<size_t>(i)], static_cast<uint32_t>(i)); };
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return key(a) < key(b); });
+    ids.resize(static_cast<size_t>(k));
+    return ids;
+}
+
+// A row holding NaNs: the ids of the top_k kernel's order, which for k = 1 are the CPU twin's (std::max_element: a NaN
+// in row 0 wins, the others never do; its partial_sort for k > 1 is not defined on NaNs), the logits' bits, and a NaN
+// log-normalizer, as the twin's.
+void expect_nan_row_as_top_k(const std::vector<float>& l, int k, const std::string& what) {
+    auto cpu = make_cpu_backend(1);
+    Tensor t = cpu->alloc(GgmlType::F32, 1, static_cast<int64_t>(l.size()));
+    cpu->upload(l.data(), t);
+    const TopK got = emulate(l, k, true);
+    const std::vector<int32_t> want = by_top_k_key(l, k);
+    ASSERT_EQ(got.ids, want) << what << " k " << k;
+    if (k == 1) {
+        ASSERT_EQ(got.ids, cpu->top_k(t, 1, false).ids) << what;
+    }
+    for (int i = 0; i < k; ++i)
+        ASSERT_EQ(std::memcmp(&got.logits[i], &l[static_cast<size_t>(want[i])], 4), 0) << what << " k " << k << " entry " << i;
+    EXPECT_TRUE(std::isnan(got.log_norm)) << what << " k " << k;
+    EXPECT_TRUE(std::isnan(cpu->top_k(t, 1, true).log_norm)) << what;
 }
 
 std::vector<float> normal(size_t n, uint64_t seed, float sd) {
@@ -180,6 +210,68 @@ TEST(HeadTopKLogic, TiesAcrossTilesAndDegenerateRows) {
     for (int k : {1, 40, 1000}) expect_same_as_top_k(inf, k, "-inf entries");
     std::vector<float> all_inf(300, -INFINITY);
     for (int k : {1, 300}) expect_same_as_top_k(all_inf, k, "all -inf");
+}
+
+// NaN logits (a NaN weight or activation) are ordered as the top_k op orders them, wherever they fall: row 0 (first),
+// scattered over the tiles, ties with other values, a whole tile of them, a tile of -inf with one NaN, every row; on
+// both merge paths. With `v > bv` alone a NaN was incomparable, and the network left it wherever the pairings fell.
+TEST(HeadTopKLogic, NaNRowsOrderedAsTopK) {
+    const float nan = NAN, inf = INFINITY;
+    std::vector<std::vector<float>> rows{{nan}, {nan, 1, 2}, {1, nan, 2}, {nan, nan}, {1, nan}, {nan, -inf}, {-inf, nan, -inf}, {-0.0f, nan, 0.0f},
+                                         {2, nan, 2}, {0, nan, 3, nan, 3}, {-inf, -inf, nan, 5, inf, nan, inf}, {-inf, nan, nan, nan, -1}};
+    for (int64_t n : {1000, 50257}) {
+        auto first = normal(static_cast<size_t>(n), 31 + n, 2.0f);
+        first[0] = nan;
+        first[n - 1] = nan;
+        rows.push_back(first);
+        auto scattered = normal(static_cast<size_t>(n), 37 + n, 2.0f);
+        for (int64_t i = 5; i < n; i += 97) scattered[i] = nan;
+        scattered[200] = scattered[201] = scattered[n / 2] = 30.0f; // ties among the best, NaNs around them
+        rows.push_back(scattered);
+        auto tiles = normal(static_cast<size_t>(n), 41 + n, 2.0f);
+        for (int i = 2 * ht::kTile; i < 3 * ht::kTile; ++i) tiles[i] = nan;                     // a tile of NaNs
+        for (int i = 4 * ht::kTile; i < 5 * ht::kTile; ++i) tiles[i] = i == 4 * ht::kTile + 9 ? nan : -inf; // -inf and a NaN
+        rows.push_back(tiles);
+        auto heads = normal(static_cast<size_t>(n), 47 + n, 2.0f); // a NaN in each tile's first row but the first tile's
+        for (int64_t i = ht::kTile; i < n; i += ht::kTile) heads[i] = nan;
+        rows.push_back(heads);
+    }
+    rows.push_back(std::vector<float>(1000, nan));
+    for (const auto& l : rows) {
+        const int n = static_cast<int>(l.size());
+        const std::string what = "row of " + std::to_string(n) + " starting " + std::to_string(l[0]);
+        for (int k : {1, 2, 40, 128, 129, 300, n})
+            if (k <= n) expect_nan_row_as_top_k(l, k, what);
+    }
+    // past kMaxSortTiles tiles (the merge takes every list): a NaN in row 0, then one elsewhere only
+    const int64_t big = static_cast<int64_t>(ht::kMaxSortTiles) * ht::kTile + 1000;
+    auto l = normal(static_cast<size_t>(big), 43, 3.0f);
+    for (int64_t i = 0; i < big; i += 4099) l[i] = nan;
+    for (int k : {1, 40, 129}) expect_nan_row_as_top_k(l, k, "over kMaxSortTiles, NaN in row 0");
+    l[0] = 1.0f;
+    for (int k : {1, 40}) expect_nan_row_as_top_k(l, k, "over kMaxSortTiles, NaNs past row 0");
+}
+
+// The log-normalizer's terms as both kernels use them: a row of -inf is the log of an empty sum, -inf (not the NaN of
+// exp(-inf - -inf)), in any number of tiles; a NaN anywhere makes it NaN, also inside an otherwise -inf tile; -inf
+// entries of a finite row add nothing.
+TEST(HeadTopKLogic, LogNormOfMinusInfAndNaNRows) {
+    for (int64_t n : {1, 7, 128, 129, 1000}) {
+        const std::vector<float> l(static_cast<size_t>(n), -INFINITY);
+        EXPECT_EQ(emulate(l, 1, true).log_norm, -INFINITY) << "n " << n;
+    }
+    std::vector<float> one_nan(1000, -INFINITY);
+    one_nan[700] = NAN;
+    EXPECT_TRUE(std::isnan(emulate(one_nan, 1, true).log_norm));
+    EXPECT_TRUE(std::isnan(emulate(one_nan, 5, true).log_norm));
+    EXPECT_EQ(ht::exp_term(-INFINITY, -INFINITY), 0.0);
+    EXPECT_EQ(ht::exp_term(-INFINITY, 3.0f), 0.0);
+    EXPECT_EQ(ht::exp_term(3.0f, 3.0f), 1.0);
+    EXPECT_TRUE(std::isnan(ht::exp_term(NAN, -INFINITY)));
+    EXPECT_TRUE(std::isnan(ht::exp_term(1.0f, NAN)));
+    EXPECT_EQ(ht::log_norm(-INFINITY, 0.0), -INFINITY);
+    EXPECT_TRUE(std::isnan(ht::log_norm(-INFINITY, NAN)));
+    EXPECT_EQ(ht::lse_term(5.0f, ht::kPadId, -INFINITY), 0.0);
 }
 
 TEST(HeadTopKLogic, WorkspacePartsAreAlignedAndDisjoint) {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/head_top_k_logic.cuh"
 #include "backend/cuda/sample_chain.cuh"
 #include "sample_cases.h"
 
@@ -242,6 +243,35 @@ TEST(SampleKernelOnHost, TopKKeyOrder) {
         for (int i = 1; i < n; ++i)
             if (std::isnan(l[static_cast<size_t>(i)])) want.push_back(i);
         EXPECT_EQ(all, want) << what;
+    }
+}
+
+// The top_k kernel's log-normalizer (backend/cuda/top_k.cu) as it computes it: the first pass's logit as the max, the
+// fused head's terms (head_top_k_logic.cuh) summed, then max + log(sum).
+double top_k_log_norm(const std::vector<float>& l) {
+    namespace ht = winnow::cuda::head_top_k;
+    const float mx = l[static_cast<size_t>(top_k_by_key(l, 1)[0])];
+    double s = 0;
+    for (float v : l) s += ht::exp_term(v, mx);
+    return ht::log_norm(mx, s);
+}
+
+// A row of -inf has log Z = -inf, the log of an empty sum, as the fused head gives it (exp(-inf - -inf) made it NaN);
+// a NaN anywhere gives NaN, as the twin does; other rows, -inf entries included, agree with the twin to rounding.
+TEST(SampleKernelOnHost, TopKLogNormOfMinusInfAndNaNRows) {
+    for (int64_t n : {1, 7, 1003}) EXPECT_EQ(top_k_log_norm(make_logits(Shape::all_neg_inf, n, 3)), -INFINITY) << "vocab " << n;
+    const float nan = NAN, inf = INFINITY;
+    for (const std::vector<float>& l : std::vector<std::vector<float>>{{-inf, nan}, {nan, -inf}, {nan, 1}, {1, nan}, {-inf, -inf, nan, 2}})
+        EXPECT_TRUE(std::isnan(top_k_log_norm(l))) << "row of " << l.size() << " starting " << l[0];
+    for (Shape s : {Shape::nan_first, Shape::nan_scattered, Shape::all_nan})
+        EXPECT_TRUE(std::isnan(top_k_log_norm(make_logits(s, 1003, 9)))) << name(s);
+    auto cpu = make_cpu_backend(1);
+    for (Shape s : {Shape::random, Shape::ties, Shape::with_neg_inf, Shape::four_equal}) {
+        const auto l = make_logits(s, 1003, 4);
+        Tensor t = cpu->alloc(GgmlType::F32, 1, static_cast<int64_t>(l.size()));
+        cpu->upload(l.data(), t);
+        const double want = cpu->top_k(t, 1, true).log_norm;
+        EXPECT_NEAR(top_k_log_norm(l), want, 1e-12 * std::max(1.0, std::fabs(want))) << name(s);
     }
 }
 

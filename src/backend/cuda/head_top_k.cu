@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(ht::kMergeThreads) head_merge_kernel(uint8_t* 
         if (tid == 0) {
             double total = 0;
             for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += s_sum[w];
-            *log_norm = m == -INFINITY ? static_cast<double>(-INFINITY) : static_cast<double>(m) + log(total);
+            *log_norm = ht::log_norm(m, total);
         }
     }
     int64_t n_lists = n_tiles;

@@ -1,12 +1,14 @@
 // The exact head's selection on the device: the best k logits by k block-wide passes, each taking the smallest key
 // after the previous pick's in the order sample_chain::top_k_key (value descending, ties by lower id; NaNs as
 // std::max_element has them: one in slot 0 first, the others last), so k = 1 is the host's max_element; and the
-// log-normalizer log sum exp, summed in double. One block of 1024 threads: the logits are read k (+2) times, which
+// log-normalizer log sum exp, summed in double with the fused head's terms (head_top_k_logic.cuh: a row of -inf gives
+// -inf, a NaN gives NaN). One block of 1024 threads: the logits are read k (+2) times, which
 // for a vocabulary of 50K and k <= 64 is microseconds. Twin: CpuBackend::top_k. The key order runs on the host in
 // tests/ops/test_sample_kernel_logic.cpp (SampleKernelOnHost.TopKKeyOrder).
 #include <climits>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/head_top_k_logic.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/sample_chain.cuh"
 #include "backend/cuda/weight_access.cuh"
@@ -55,16 +57,15 @@ __global__ void top_k_kernel(const float* __restrict__ logits, int64_t n, int k,
     }
     if (!log_norm) return;
     __shared__ double ws[32];
-    const double mx = top_v;
     double s = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp(static_cast<double>(logits[i]) - mx);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += head_top_k::exp_term(logits[i], top_v);
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (lane == 0) ws[warp] = s;
     __syncthreads();
     if (threadIdx.x == 0) {
         double total = 0;
         for (int w = 0; w < kThreads / 32; ++w) total += ws[w];
-        *log_norm = mx + log(total);
+        *log_norm = head_top_k::log_norm(top_v, total);
     }
 }
 
