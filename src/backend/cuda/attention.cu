@@ -1,7 +1,8 @@
-// Causal GQA attention over the KV cache (F32, F16 or BF16), with an optional SPION block mask: one block per (query
-// row, head); each warp scores keys (lanes split the head dimension), a block-wide softmax over the scores held in
-// shared memory, then each thread accumulates one output dimension over the keys. The twin is CpuBackend::attention;
-// the reference is ref::attention_cached. Decode rows over long contexts take the flash-decoding split below instead.
+// Dense causal GQA attention over the KV cache (F32, F16 or BF16): one block per (query row, head); each warp scores
+// keys (lanes split the head dimension), a block-wide softmax over the scores held in shared memory, then each thread
+// accumulates one output dimension over the keys. The twin is CpuBackend::attention; the reference is
+// ref::attention_cached. Decode rows over long contexts take the flash-decoding split below instead. A block mask
+// (SPION) goes to sparse_attention.cu, whose work follows the kept keys.
 #include <atomic>
 #include <climits>
 
@@ -16,33 +17,26 @@ namespace {
 
 constexpr int kThreads = 128;
 
-// Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0] (-inf where the mask drops the key): one
-// warp per key, lanes over the head dimension. Ends with a barrier, so every score is visible to the whole block.
+// Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0]: one warp per key, lanes over the head
+// dimension. Ends with a barrier, so every score is visible to the whole block.
 template <GgmlType C>
-__device__ void score_keys(const float* qs, const void* __restrict__ k, const uint8_t* keep_row, int block, int64_t kv_dim, int kvh, int hd,
-                           float scale, int j0, int j1, float* sc) {
+__device__ void score_keys(const float* qs, const void* __restrict__ k, int64_t kv_dim, int kvh, int hd, float scale, int j0, int j1, float* sc) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
     for (int j = j0 + warp; j < j1; j += n_warps) {
-        const bool allowed = !keep_row || keep_row[j / block];
+        const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
         float s = 0.0f;
-        if (allowed) {
-            const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
-            for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], load_act<C>(k, base + d), s);
-            s = warp_sum(s);
-        }
-        if (lane == 0) sc[j - j0] = allowed ? s * scale : -INFINITY;
+        for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], load_act<C>(k, base + d), s);
+        s = warp_sum(s);
+        if (lane == 0) sc[j - j0] = s * scale;
     }
     __syncthreads();
 }
 
-// The query row into shared memory (qs[hd]), and the row of the block mask this (query position, KV head) reads (null:
-// dense): one pattern for all heads, or one per KV head group.
-__device__ const uint8_t* load_query_and_mask_row(const float* q, float* qs, int t, int h, int n_head, int hd, const uint8_t* keep, int mask_groups,
-                                                  int kvh, int n_blocks, int q_pos, int block) {
+// The query row of (row t, head h) into shared memory (qs[hd]).
+__device__ void load_query(const float* q, float* qs, int t, int h, int n_head, int hd) {
     const float* qrow = q + (static_cast<size_t>(t) * n_head + h) * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
     __syncthreads();
-    return keep ? keep + (static_cast<size_t>(mask_groups == 1 ? 0 : kvh) * n_blocks + q_pos / block) * n_blocks : nullptr;
 }
 
 // dst[d] = factor * sum_j p[j] v[j0 + j][d] over this (row, head)'s KV head, one output dimension per thread.
@@ -58,8 +52,7 @@ __device__ void weigh_values(const float* p, int n, int j0, const void* __restri
 
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
-                                 int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
-                                 int n_blocks, int mask_groups, bool spion_denominator, const int32_t* __restrict__ pos_dev, int max_keys) {
+                                 int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys) {
     extern __shared__ float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
     if (pos_dev) { // a recorded decode step: the position of this replay, within the keys the shared memory holds
@@ -72,12 +65,10 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd;
     float* qs = shared;
     float* sc = shared + hd;
-    const uint8_t* keep_row = load_query_and_mask_row(q, qs, t, h, n_head, hd, keep, mask_groups, kvh, n_blocks, q_pos, block);
-    score_keys<C>(qs, k, keep_row, block, kv_dim, kvh, hd, scale, 0, n_keys, sc);
-    const ScoreStats st = exponentiate_scores(sc, n_keys, scratch); // the diagonal key is always kept: st.max is finite
-    // the SPION denominator counts each dropped key the row could see as logit 0
-    const float sum = st.sum + (spion_denominator ? st.dropped * expf(-st.max) : 0.0f);
-    weigh_values<C>(sc, n_keys, 0, v, kv_dim, kvh, hd, 1.0f / sum, out + (static_cast<size_t>(t) * n_head + h) * hd);
+    load_query(q, qs, t, h, n_head, hd);
+    score_keys<C>(qs, k, kv_dim, kvh, hd, scale, 0, n_keys, sc);
+    const ScoreStats st = exponentiate_scores(sc, n_keys, scratch);
+    weigh_values<C>(sc, n_keys, 0, v, kv_dim, kvh, hd, 1.0f / st.sum, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
 
 // ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys) writes its
@@ -87,8 +78,8 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
 
 template <GgmlType C>
 __global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ part,
-                                       int pos0, int n_head, int n_head_kv, int hd, float scale, const uint8_t* __restrict__ keep, int block,
-                                       int n_blocks, int mask_groups, const int32_t* __restrict__ pos_dev, int max_keys, int n_splits) {
+                                       int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys,
+                                       int n_splits) {
     extern __shared__ float shared[]; // q row [hd], then this split's scores [kSplitKeys]
     __shared__ float scratch[32];
     if (pos_dev) {
@@ -108,18 +99,17 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
     }
     float* qs = shared;
     float* sc = shared + hd;
-    const uint8_t* keep_row = load_query_and_mask_row(q, qs, t, h, n_head, hd, keep, mask_groups, kvh, n_blocks, q_pos, block);
-    score_keys<C>(qs, k, keep_row, block, kv_dim, kvh, hd, scale, j0, j1, sc);
-    const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch); // max -inf when the mask drops every key of this split
-    if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = st.dropped;
+    load_query(q, qs, t, h, n_head, hd);
+    score_keys<C>(qs, k, kv_dim, kvh, hd, scale, j0, j1, sc);
+    const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch);
+    if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = 0.0f;
     weigh_values<C>(sc, j1 - j0, j0, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
 }
 
 } // namespace
 
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
-                      bool spion_denominator, cudaStream_t s, const int32_t* pos_dev, int max_keys) {
+                      int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s, const int32_t* pos_dev, int max_keys) {
     if (n_tokens == 0) return;
     const int keys = pos_dev ? max_keys : pos0 + n_tokens; // with pos_dev, room for the longest row any replay can have
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + keys) * sizeof(float);
@@ -141,8 +131,7 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
                 break;
             }
         }
-        attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, keep, block,
-                                                                 n_blocks, mask_groups, spion_denominator, pos_dev, keys);
+        attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, pos_dev, keys);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
@@ -156,18 +145,18 @@ size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, 
 }
 
 void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
-                            bool spion_denominator, float* workspace, int n_splits, cudaStream_t s, const int32_t* pos_dev, int max_keys) {
+                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int n_splits, cudaStream_t s,
+                            const int32_t* pos_dev, int max_keys) {
     if (n_tokens == 0) return;
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + kSplitKeys) * sizeof(float);
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_splits));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        attention_split_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, workspace, pos0, n_head, n_head_kv, head_dim, scale, keep,
-                                                                       block, n_blocks, mask_groups, pos_dev, max_keys, n_splits);
+        attention_split_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, workspace, pos0, n_head, n_head_kv, head_dim, scale,
+                                                                       pos_dev, max_keys, n_splits);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
     attention_merge_kernel<<<dim3(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens)), kThreads, 0, s>>>(
-        workspace, out, pos0, n_head, head_dim, n_splits, spion_denominator, false, pos_dev, max_keys);
+        workspace, out, pos0, n_head, head_dim, n_splits, false, false, pos_dev, max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

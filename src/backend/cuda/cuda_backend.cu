@@ -196,7 +196,6 @@ public:
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
         if (p.select_blocks != 0 && !p.mask) throw Error(ErrorKind::invalid_argument, "attention: block selection needs a block mask");
         if (p.mask) return sparse_attention(q, k, v, out, p, n);
-        const uint8_t* keep = nullptr;
         // Decode (a few rows) over more keys than one split: flash-decoding, so that a row spreads over many blocks.
         // With a device position the grid covers the whole cache (the same launch serves every replay).
         if (n <= kSplitMaxRows && last_key > cuda::kSplitKeys) {
@@ -208,11 +207,11 @@ public:
                 split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
             }
             cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                                         keep, 0, 0, 1, false, split_workspace_.f32(), n_splits, stream_, position(p.pos), static_cast<int>(k.rows()));
+                                         split_workspace_.f32(), n_splits, stream_, position(p.pos), static_cast<int>(k.rows()));
             return;
         }
-        cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(), keep,
-                               0, 0, 1, false, stream_, position(p.pos), static_cast<int>(k.rows()));
+        cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
+                               stream_, position(p.pos), static_cast<int>(k.rows()));
     }
 
     // Block-sparse attention (a mask, optionally query-aware selection): the kept-unit kernels of sparse_attention.cu,

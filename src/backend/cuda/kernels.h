@@ -30,12 +30,11 @@ void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n_
 // outside dst writes nothing (the host checked the position before it uploaded it).
 void launch_copy_rows_at(const float* src, int64_t src_rows, void* dst, GgmlType dst_type, int64_t dst_rows, int64_t cols, const int32_t* row_dev,
                          cudaStream_t s);
-// Causal attention over a cache of `cache_type`; keep/block/n_blocks describe an optional block mask (keep null: dense).
+// Dense causal attention over a cache of `cache_type` (a block mask: launch_sparse_attention below).
 // Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                      int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
-                      bool spion_denominator, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
+                      int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
 // Flash-decoding for a few query rows over many keys (the same op): each row's keys in splits of kSplitKeys, one
 // block per (head, row, split), merged by log-sum-exp. The workspace holds attention_split_workspace_floats(...)
 // floats; n_splits must cover the row's keys (ceil((pos0 + n_tokens) / kSplitKeys), or ceil(max_keys / kSplitKeys)
@@ -43,8 +42,8 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
 constexpr int kSplitKeys = 256;
 size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, int n_splits);
 void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, const uint8_t* keep, int block, int n_blocks, int mask_groups,
-                            bool spion_denominator, float* workspace, int n_splits, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
+                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int n_splits, cudaStream_t s,
+                            const int32_t* pos_dev = nullptr, int max_keys = 0);
 // Block-sparse attention (sparse_attention.cu): the rows, their block mask and the optional query-aware selection.
 // Work follows the kept keys: each (row, KV head)'s kept units are listed first, then split kSplitKeys keys at a time.
 struct SparseRowsArgs {
