@@ -47,8 +47,8 @@ struct SessionParams {
     bool sparse_spion_denominator = false; // dropped keys count as logit 0 (for models trained with SPION's kernel)
     int sparse_dense_below = 1024;         // queries at positions below this attend densely (0: sparse everywhere)
     // Query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can
-    // score highest for its query (a bound from per-block key maxima and minima). CPU only (set 0 on cuda). 0: the
-    // pattern alone. Ignored without a pattern.
+    // score highest for its query (a bound from per-block key maxima and minima; cpu and cuda). 0: the pattern alone.
+    // Ignored without a pattern.
     int sparse_select_blocks = 64;
     int sparse_select_block_size = 0;  // tokens per query-aware block, dividing the pattern's block; 0: 8 where it divides
 };

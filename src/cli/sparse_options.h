@@ -33,7 +33,7 @@ inline void add_sparse_options(boost::program_options::options_description& opts
         "queries at positions below this attend densely (sparse attention does not pay there; 0: sparse everywhere)")(
         "sparse-select", po::value(&a.select_blocks)->default_value(sparse::kSelectBlocks),
         "query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can score highest for its query "
-        "(CPU; 0: the pattern alone)")(
+        "(0: the pattern alone)")(
         "sparse-select-block", po::value(&a.select_block_size)->default_value(0),
         "tokens per query-aware block, dividing the pattern's block (0: 8 where it divides, else the pattern's block)");
 }
