@@ -46,14 +46,35 @@ std::vector<int32_t> test_ids(int n, int n_vocab) {
     return ids;
 }
 
-// Prefill logits at every position, then decode steps; CUDA vs CPU f32. Returns the worst relative row error.
-double compare_backends(const std::string& path, int n_tokens, int prefill, GgmlType kv = GgmlType::F32) {
+// Block-sparse attention for compare_backends: one mask for every layer, and query-aware selection on top.
+struct Sparse {
+    BlockMask mask;
+    int select = 0, unit = 0;
+};
+
+// Sink, diagonal and the previous block of `block` tokens: rows then drop most of their past.
+BlockMask local_mask(int n_ctx, int block) {
+    const int nb = (n_ctx + block - 1) / block;
+    BlockMask mask{block, nb, std::vector<uint8_t>(static_cast<size_t>(nb) * nb, 0)};
+    for (int qb = 0; qb < nb; ++qb)
+        for (int kb = 0; kb <= qb; ++kb) mask.keep[static_cast<size_t>(qb) * nb + kb] = kb == 0 || kb == qb || kb + 1 == qb;
+    return mask;
+}
+
+// Prefill logits at every position, then decode steps; CUDA vs CPU f32 (both block-sparse with `sparse`). Returns the
+// worst relative row error.
+double compare_backends(const std::string& path, int n_tokens, int prefill, GgmlType kv = GgmlType::F32, const Sparse* sparse = nullptr) {
     auto m = Model::load(path);
     const int nv = m->config().n_vocab;
     const auto ids = test_ids(n_tokens, nv);
     auto cpu = make_cpu_backend(2);
     auto gpu = make_backend({.device = Device::cuda});
     Forward fc(*m, *cpu, n_tokens), fg(*m, *gpu, n_tokens, kv);
+    if (sparse)
+        for (Forward* f : {&fc, &fg}) {
+            f->set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &sparse->mask));
+            f->set_block_selection(sparse->select, sparse->unit);
+        }
     std::vector<float> lc = fc.eval(std::span(ids).first(prefill), true), lg = fg.eval(std::span(ids).first(prefill), true);
     for (int t = prefill; t < n_tokens; ++t) {
         const auto& a = fc.eval(std::span(ids).subspan(t, 1));
@@ -70,8 +91,8 @@ double compare_backends(const std::string& path, int n_tokens, int prefill, Ggml
         worst = std::max(worst, d.rel);
         flips += !d.same_argmax;
     }
-    std::printf("%s (kv %s): cuda vs cpu over %d positions: max relative %.3g, argmax flips %d\n", path.c_str(), ggml_type_name(kv), n_tokens, worst,
-                flips);
+    std::printf("%s (kv %s%s): cuda vs cpu over %d positions: max relative %.3g, argmax flips %d\n", path.c_str(), ggml_type_name(kv),
+                sparse ? (", sparse, select " + std::to_string(sparse->select)).c_str() : "", n_tokens, worst, flips);
     EXPECT_EQ(flips, 0);
     return worst;
 }
@@ -85,6 +106,19 @@ TEST_F(CudaDecoder, SmolLM2MatchesCpu) {
     if (!std::filesystem::exists(default_model())) GTEST_SKIP() << "SmolLM2 not present at " << default_model();
     EXPECT_LE(compare_backends(default_model(), 48, 16), 1e-4);
 }
+// Block-sparse attention (sparse_attention.cu) in the decoder: the pattern alone, and with 2 and 3 query-aware units
+// of 4 keys per row (the bound and selection kernels, the key summaries kept by summarize_keys after every cache write),
+// in a prefill over two of the kernel's 256-row chunks and in decode steps. The selected units equal the CPU's unless
+// two bounds tie within float rounding, which random tiny models do not produce.
+TEST_F(CudaDecoder, BlockSparseAttentionMatchesCpu) {
+    for (int select : {0, 2, 3}) {
+        const Sparse sparse{local_mask(320, 16), select, 4};
+        EXPECT_LE(compare_backends(fixture("tiny-llama-q4_1.gguf"), 320, 300, GgmlType::F32, &sparse), 1e-4) << "select " << select;
+    }
+    const Sparse sparse{local_mask(64, 16), 2, 4};
+    EXPECT_LE(compare_backends(fixture("tiny-gpt2.gguf"), 64, 20, GgmlType::F16, &sparse), 1e-2) << "gpt2, f16 cache";
+}
+
 // An F16 / BF16 cache rounds K and V: the logits move by about the rounding (2^-11, 2^-8 relative).
 TEST_F(CudaDecoder, SmolLM2HalfCachesStayClose) {
     if (!std::filesystem::exists(default_model())) GTEST_SKIP() << "SmolLM2 not present at " << default_model();
@@ -96,19 +130,19 @@ TEST_F(CudaDecoder, SmolLM2HalfCachesStayClose) {
 // steps issued op by op: the same kernels in the same order, so the logits must be identical, bit for bit. Also after
 // a reset (positions go back to 0: a recording must not have baked in the positions it was recorded at), with a block
 // mask (gpt2: the learned-position lookup at the device position), and the replays are counted.
-void expect_recorded_steps_equal_op_by_op(const std::string& path, bool masked) {
+void expect_recorded_steps_equal_op_by_op(const std::string& path, bool masked, int select = 0) {
     auto m = Model::load(path);
     const int nv = m->config().n_vocab, n_ctx = 64;
     auto gpu = make_backend({.device = Device::cuda});
     Forward rec(*m, *gpu, n_ctx), ops(*m, *gpu, n_ctx);
     ASSERT_TRUE(rec.step_recording()) << "recording is on by default on the cuda backend (unless WINNOW_CUDA_GRAPHS=0)";
     ops.set_step_recording(false);
-    BlockMask mask{16, n_ctx / 16, std::vector<uint8_t>((n_ctx / 16) * (n_ctx / 16), 0)};
-    for (int qb = 0; qb < n_ctx / 16; ++qb)
-        for (int kb = 0; kb <= qb; ++kb) mask.keep[qb * (n_ctx / 16) + kb] = kb == 0 || kb == qb || kb + 1 == qb;
+    const BlockMask mask = local_mask(n_ctx, 16);
     if (masked) {
         rec.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
         ops.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
+        rec.set_block_selection(select, 4); // with selection, the key summaries' update is recorded too
+        ops.set_block_selection(select, 4);
     }
     const auto ids = test_ids(n_ctx - 1, nv);
     for (int round = 0; round < 2; ++round) { // the second round after reset(): positions start again at 0
@@ -126,13 +160,14 @@ void expect_recorded_steps_equal_op_by_op(const std::string& path, bool masked) 
     // the first decode step after a (re)validation runs op by op; every later one is a replay
     EXPECT_GE(rec.replayed_steps(), static_cast<int64_t>(2 * ids.size()) - 10);
     EXPECT_EQ(ops.replayed_steps(), 0);
-    std::printf("%s%s: %lld decode steps replayed from one recording, identical to op by op\n", path.c_str(), masked ? " (block mask)" : "",
-                static_cast<long long>(rec.replayed_steps()));
+    std::printf("%s%s%s: %lld decode steps replayed from one recording, identical to op by op\n", path.c_str(), masked ? " (block mask)" : "",
+                select ? " (query-aware selection)" : "", static_cast<long long>(rec.replayed_steps()));
 }
 
 TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false);
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true, 2);
     expect_recorded_steps_equal_op_by_op(fixture("tiny-gpt2.gguf"), false);
     if (std::filesystem::exists(default_model())) expect_recorded_steps_equal_op_by_op(default_model(), false);
 }
