@@ -3,6 +3,8 @@
 #   bench/device/payload/bundle.tar.xz   winnow, the op harness and the GPU tests, built for sm_90a, with the
 #                                        libraries the GPU machine lacks (../shared/tools/device-bundle.sh)
 #   bench/device/payload/fixtures/       the tiny test models (written by gguf-py here; the GPU machine has no gguf-py)
+#   bench/device/payload/head-text.txt   bench/device/head.sh's inputs: the text its query windows slide over, and
+#   bench/device/payload/head-queries.bin  those windows' SmolLM2 hidden states (2.3 MB), computed here on the CPU
 #   bench/device/model-a, model-b        the two halves of SmolLM2-135M Q4_1 (85 MB: over one call's 64 MiB)
 # All three are ignored by git and travel with the device tool's `carry`:
 #   call 1: carry ["bench/device/payload", "bench/device/model-a"], command: true      (the machine keeps them)
@@ -25,4 +27,12 @@ size=$(stat -c %s "$model")
 head -c $((size / 2)) "$model" > bench/device/model-a/part
 tail -c +$((size / 2 + 1)) "$model" > bench/device/model-b/part
 sha256sum "$model" | cut -d' ' -f1 > bench/device/payload/model.sha256
+# head.sh's text: bench head's default (the GPL-3 text) where the system has it, else a text the checkout carries; the
+# hidden states by bench head --collect-only, whose cache is keyed by the model's and the text's content and the
+# window plan, so head.sh (same defaults, same text, the joined model) reads them instead of running the CUDA forward
+text=/usr/share/common-licenses/GPL-3
+[ -f "$text" ] || text=docs/architecture.md
+cp "$text" bench/device/payload/head-text.txt
+"$build/src/winnow" bench head -m "$model" --device cpu --query-device cpu --collect-only \
+  --text bench/device/payload/head-text.txt --cache bench/device/payload/head-queries.bin
 du -sh bench/device/payload bench/device/model-a bench/device/model-b
