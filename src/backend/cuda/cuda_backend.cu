@@ -53,6 +53,8 @@ public:
         WINNOW_CUBLAS_CHECK(cublasCreate(&blas_));
         WINNOW_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
         WINNOW_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH)); // fp32 products stay fp32 (no TF32)
+        WINNOW_CUDA_CHECK(cudaMallocHost(&staging_, kStagingBytes));
+        WINNOW_CUDA_CHECK(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
         name_ = "cuda:" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
     }
     ~CudaBackend() override {
@@ -60,6 +62,9 @@ public:
         for (cudaGraphExec_t g : graphs_)
             if (g) cudaGraphExecDestroy(g);
         cublasDestroy(blas_);
+        cudaStreamSynchronize(stream_); // a staged copy may still read the staging buffer
+        cudaEventDestroy(staged_);
+        cudaFreeHost(staging_);
         cudaStreamDestroy(stream_);
     }
 
@@ -96,6 +101,16 @@ public:
     void upload(const void* host, const Tensor& dst) override {
         not_while_recording("upload");
         check_device(dst);
+        if (dst.bytes() <= kStagingBytes) {
+            // Small uploads (a decode step's 24-byte inputs) go through pinned memory, so the copy is truly
+            // asynchronous and upload() returns without waiting for the stream. The staging buffer is overwritten only
+            // once the previous staged copy has read it (normally long done: a step ends with a download).
+            WINNOW_CUDA_CHECK(cudaEventSynchronize(staged_));
+            std::memcpy(staging_, host, dst.bytes());
+            WINNOW_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), staging_, dst.bytes(), cudaMemcpyHostToDevice, stream_));
+            WINNOW_CUDA_CHECK(cudaEventRecord(staged_, stream_));
+            return;
+        }
         WINNOW_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), host, dst.bytes(), cudaMemcpyHostToDevice, stream_));
         WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_)); // pageable source: return only once it has been read
     }
@@ -434,6 +449,9 @@ private:
     std::vector<Tensor> retired_split_ws_;  // flash-decoding workspaces outgrown while a recorded graph may still use them
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
     Tensor sparse_workspace_; // block-sparse attention's unit lists and split records
+    static constexpr size_t kStagingBytes = 4096; // uploads up to this size are staged in pinned memory
+    void* staging_ = nullptr;
+    cudaEvent_t staged_ = nullptr; // recorded after the last staged copy
     static constexpr int kSparseChunkRows = 256; // prefill rows per block-sparse launch
     std::map<const BlockMask*, Tensor> masks_;
     bool recording_ = false;
