@@ -255,7 +255,10 @@ public:
         if (want_log_norm) {
             const double mx = r.logits[0];
             double s = 0;
-            for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(l[i]) - mx);
+            // a -inf logit adds exactly 0, also when every logit is -inf (log Z = -inf, as the CUDA ops give: exp_term
+            // of head_top_k_logic.cuh), where exp(-inf - -inf) would make the sum NaN
+            for (int64_t i = 0; i < n; ++i)
+                if (l[i] != -INFINITY) s += std::exp(static_cast<double>(l[i]) - mx);
             r.log_norm = mx + std::log(s);
         }
         return r;
