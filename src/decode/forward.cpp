@@ -74,6 +74,8 @@ void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
                                                              " positions, the context holds " + std::to_string(cache_.n_ctx()));
         }
     masks_ = std::move(per_layer);
+    // a layer's summaries were kept only while it had a mask: summarise every row again when a mask comes (back)
+    for (LayerKeySummary& s : key_summaries_) s.unit = 0;
     drop_step_recording(); // it holds the old masks
 }
 

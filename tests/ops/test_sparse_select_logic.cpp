@@ -10,6 +10,9 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 #include "backend/cuda/sparse_select_logic.cuh"
 #include "io/quant.h"
@@ -101,6 +104,26 @@ TEST(SparseSelectLogic, KeyOrderIsTheCpuComparator) {
     EXPECT_NE(sl::selection_key(-INFINITY, 0), 0u) << "0 marks a non-candidate";
 }
 
+// max_as_avx is the CPU kernel's _mm256_max_ps(q * kmax, q * kmin), operands in that order: the second unless the first
+// is greater, so a NaN product on the kmin side makes the bound NaN (no candidate) and one on the kmax side does not.
+TEST(SparseSelectLogic, MaxIsTheCpuKernelsMaxps) {
+    const float vals[] = {NAN, -NAN, 0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, 1e-45f, 2.5f};
+    for (float a : vals)
+        for (float b : vals) {
+            const float want = a > b ? a : b;
+            EXPECT_EQ(sl::bits_of(sl::max_as_avx(a, b)), sl::bits_of(want)) << a << " " << b;
+#ifdef __AVX__
+            alignas(32) float out[8];
+            _mm256_store_ps(out, _mm256_max_ps(_mm256_set1_ps(a), _mm256_set1_ps(b)));
+            EXPECT_EQ(sl::bits_of(sl::max_as_avx(a, b)), sl::bits_of(out[0])) << a << " " << b;
+#endif
+        }
+    // q_d = 0 against kmin = -inf (a key below fp16's range): 0 * -inf is NaN on the kmin side, so the bound is NaN
+    const float q[2] = {0.0f, 1.0f};
+    const uint16_t kmax[2] = {0x3c00, 0x3c00}, kmin[2] = {0xfc00, 0x3c00}; // 1, 1 / -inf, 1
+    EXPECT_TRUE(std::isnan(sl::lane_partial(q, kmax, kmin, 2, 0)));
+}
+
 // kth_largest_key finds the k-th key for every k, with non-candidates (0) among the keys, and the chosen set (keys >=
 // it) is exactly the top k of the CPU's order.
 TEST(SparseSelectLogic, KthLargestKeyChoosesTheTopK) {
@@ -118,6 +141,7 @@ TEST(SparseSelectLogic, KthLargestKeyChoosesTheTopK) {
     std::sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
     for (int k : {1, 2, 17, 64, static_cast<int>(cand.size())}) {
         const uint64_t t = sl::kth_largest_key(keys.data(), n, k);
+        EXPECT_EQ(sl::kth_largest_key_radix(keys.data(), n, k), t) << "the kernel's radix select, k " << k;
         std::vector<int> chosen, expected;
         for (int u = 0; u < n; ++u)
             if (keys[u] >= t && keys[u] != 0) chosen.push_back(u);
@@ -125,6 +149,26 @@ TEST(SparseSelectLogic, KthLargestKeyChoosesTheTopK) {
         std::sort(expected.begin(), expected.end());
         EXPECT_EQ(chosen, expected) << "k " << k;
     }
+}
+
+// The kernel's radix select against the bitwise search on keys that share leading bytes (one bound, many units; bounds
+// a few ulps apart; -inf bounds, whose keys have a zero top byte), for every k.
+TEST(SparseSelectLogic, RadixSelectEqualsTheBitwiseSearch) {
+    std::mt19937 rng(13);
+    std::vector<uint64_t> keys;
+    for (int u = 0; u < 700; ++u) {
+        float b = 0.0f;
+        switch (u % 5) {
+        case 0: b = 3.0f; break;                                                   // a wide tie
+        case 1: b = std::nextafter(3.0f, 10.0f) + static_cast<float>(u % 3) * 1e-6f; break; // just above it
+        case 2: b = -INFINITY; break;
+        case 3: b = std::normal_distribution<float>()(rng); break;
+        default: keys.push_back(0); continue; // not a candidate
+        }
+        keys.push_back(sl::selection_key(b, static_cast<uint32_t>(u)));
+    }
+    const int n = static_cast<int>(keys.size()), candidates = static_cast<int>(std::count_if(keys.begin(), keys.end(), [](uint64_t k) { return k != 0; }));
+    for (int k = 1; k <= candidates; ++k) ASSERT_EQ(sl::kth_largest_key_radix(keys.data(), n, k), sl::kth_largest_key(keys.data(), n, k)) << "k " << k;
 }
 
 } // namespace

@@ -156,7 +156,7 @@ void launch_attention_split(const float* q, const void* k_cache, const void* v_c
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
     attention_merge_kernel<<<dim3(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens)), kThreads, 0, s>>>(
-        workspace, out, pos0, n_head, head_dim, n_splits, false, false, pos_dev, max_keys);
+        workspace, out, pos0, n_head, head_dim, n_splits, false, nullptr, 0, n_head_kv, pos_dev, max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -33,17 +33,20 @@ __device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
 // A flash-decoding split's record: its max score, exp-sum and dropped-key count, then its head_dim unnormalised outputs.
 constexpr int kRecordHeader = 3;
 
-// One block per (head, row): rescales the row's split records to their common max and normalises. all_splits: read
-// every split (the block-sparse kernel, whose splits follow the kept keys); otherwise only the splits that hold the
-// row's causal keys (the dense kernel's splits follow positions).
+// One block per (head, row): rescales the row's split records to their common max and normalises. The splits read:
+// those that hold the row's causal keys (the dense kernel's splits follow positions), or with kept_counts (the
+// block-sparse kernel, whose splits follow the kept units: kept_counts[2 * (row * n_head_kv + KV head)] units,
+// per_split a split) those that hold its kept units.
 __global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
-                                       bool spion_denominator, bool all_splits, const int32_t* __restrict__ pos_dev, int max_keys) {
+                                       bool spion_denominator, const int* __restrict__ kept_counts, int per_split, int n_head_kv,
+                                       const int32_t* __restrict__ pos_dev, int max_keys) {
     if (pos_dev) {
         pos0 = *pos_dev;
         if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return;
     }
     const int h = blockIdx.x, t = blockIdx.y;
-    const int used = all_splits ? n_splits : min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys);
+    const int used = kept_counts ? min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split)
+                                 : min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys);
     const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
     const int stride = kRecordHeader + hd;
     float M = -INFINITY; // finite: the diagonal key is always kept
@@ -54,7 +57,7 @@ __global__ void attention_merge_kernel(const float* __restrict__ part, float* __
         if (m != -INFINITY) L += recs[s * stride + 1] * expf(m - M);
         dropped += recs[s * stride + 2];
     }
-    if (spion_denominator) L += dropped * expf(-M); // dropped keys count as logit 0
+    if (spion_denominator && dropped > 0.0f) L += dropped * expf(-M); // dropped keys count as logit 0 (none: no 0 * inf)
     const float inv = 1.0f / L;
     float* orow = out + (static_cast<size_t>(t) * n_head + h) * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {

@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <cublas_v2.h>
@@ -231,7 +232,7 @@ public:
 
     // Block-sparse attention (a mask, optionally query-aware selection): the kept-unit kernels of sparse_attention.cu,
     // whose work follows the kept keys. Prefill rows go in chunks, so that the per-row unit lists and split records stay
-    // a few MB whatever the prompt.
+    // a few MB whatever the prompt; the workspace is sized for the whole cache, so it is allocated once per shape.
     void sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p, int n) {
         const BlockMask& m = *p.mask;
         const bool select = p.select_blocks > 0;
@@ -244,19 +245,23 @@ public:
         a.pos_dev = position(p.pos);
         a.n_head = p.n_head, a.n_head_kv = p.n_head_kv, a.hd = p.head_dim, a.scale = p.effective_scale();
         a.unit = select ? p.key_summary.block : m.block;
-        a.keep = device_mask(m);
+        a.list_units = static_cast<int>((k.rows() + a.unit - 1) / a.unit);
+        const DeviceMask& dm = device_mask(m);
+        a.keep = dm.keep;
+        // a row keeps at most its mask row's blocks (in units) and the selected units
+        a.max_kept_units = std::min(a.list_units, dm.max_row_blocks * (m.block / a.unit) + std::max(0, p.select_blocks));
         a.mask_block = m.block, a.mask_n_blocks = m.n_blocks, a.mask_groups = m.groups;
         a.select = std::max(0, p.select_blocks);
-        a.kmax = p.key_summary.kmax, a.kmin = p.key_summary.kmin, a.summarised_units = p.key_summary.n_blocks;
+        a.kmax = p.key_summary.kmax, a.kmin = p.key_summary.kmin, a.summarised_units = select ? p.key_summary.n_blocks : 0;
         const bool spion = m.denominator == SparseDenominator::spion;
         const int64_t q_stride = q.cols(), o_stride = out.cols();
         for (int row0 = 0; row0 < n; row0 += kSparseChunkRows) {
             a.pos0 = p.pos0, a.row0 = row0, a.rows = std::min(kSparseChunkRows, n - row0);
             a.max_keys = p.pos ? static_cast<int>(k.rows()) : p.pos0 + row0 + a.rows; // with pos_dev, any row of the cache may be the last
-            a.max_units = (a.max_keys + a.unit - 1) / a.unit;
             cuda::check_sparse_attention(a);
-            const cuda::SparseWorkspace w = cuda::sparse_attention_workspace(a);
-            const int64_t need = static_cast<int64_t>((w.bytes + sizeof(float) - 1) / sizeof(float));
+            cuda::SparseRowsArgs sizing = a; // the workspace of a full chunk, whatever this one's rows
+            sizing.rows = p.pos ? a.rows : kSparseChunkRows;
+            const int64_t need = static_cast<int64_t>((cuda::sparse_attention_workspace(sizing).bytes + sizeof(float) - 1) / sizeof(float));
             if (sparse_workspace_.numel() < need) {
                 if (sparse_workspace_.numel() > 0) retired_split_ws_.push_back(sparse_workspace_); // a recorded graph may still use it
                 sparse_workspace_ = alloc(GgmlType::F32, 1, need);
@@ -426,15 +431,28 @@ private:
         if (t.device() != Device::cuda) throw Error(ErrorKind::invalid_argument, "cuda backend: " + t.describe() + " is not in device memory");
     }
     // Block masks are uploaded once per BlockMask object (they must not change after their first use).
-    const uint8_t* device_mask(const BlockMask& m) {
+    // A block mask on the device (uploaded on first use; keyed by the mask's address and size), with the most blocks any
+    // of its rows keeps.
+    struct DeviceMask {
+        Tensor tensor;
+        const uint8_t* keep = nullptr;
+        int max_row_blocks = 0;
+    };
+    const DeviceMask& device_mask(const BlockMask& m) {
         auto it = masks_.find(&m);
-        if (it == masks_.end() || it->second.numel() != static_cast<int64_t>(m.keep.size())) {
+        if (it == masks_.end() || it->second.tensor.numel() != static_cast<int64_t>(m.keep.size())) {
             not_while_recording("a block mask's first upload");
             m.validate();
-            Tensor t = place_readonly(GgmlType::I8, 1, static_cast<int64_t>(m.keep.size()), m.keep.data());
-            it = masks_.insert_or_assign(&m, t).first;
+            DeviceMask d;
+            d.tensor = place_readonly(GgmlType::I8, 1, static_cast<int64_t>(m.keep.size()), m.keep.data());
+            d.keep = d.tensor.data<uint8_t>();
+            for (size_t r = 0; r < m.keep.size(); r += static_cast<size_t>(m.n_blocks))
+                d.max_row_blocks = std::max(d.max_row_blocks, static_cast<int>(std::count_if(m.keep.begin() + static_cast<ptrdiff_t>(r),
+                                                                                                m.keep.begin() + static_cast<ptrdiff_t>(r) + m.n_blocks,
+                                                                                                [](uint8_t f) { return f != 0; })));
+            it = masks_.insert_or_assign(&m, std::move(d)).first;
         }
-        return it->second.data<uint8_t>();
+        return it->second;
     }
 
     int device_;
@@ -453,7 +471,7 @@ private:
     void* staging_ = nullptr;
     cudaEvent_t staged_ = nullptr; // recorded after the last staged copy
     static constexpr int kSparseChunkRows = 256; // prefill rows per block-sparse launch
-    std::map<const BlockMask*, Tensor> masks_;
+    std::map<const BlockMask*, DeviceMask> masks_;
     bool recording_ = false;
     std::vector<cudaGraphExec_t> graphs_; // recordings; a dropped one is null
 };

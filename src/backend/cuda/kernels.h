@@ -55,7 +55,8 @@ struct SparseRowsArgs {
     int n_head = 0, n_head_kv = 0, hd = 0;
     float scale = 0;
     int unit = 0;                     // keys per flag: the selection's unit with selection, else the mask's block
-    int max_units = 0;                // ceil(max_keys / unit)
+    int list_units = 0;               // ceil(cache rows / unit): the stride of the per-row unit lists and keys
+    int max_kept_units = 0;           // the most units any row keeps (mask units + select): sizes the splits
     const uint8_t* keep = nullptr;    // the mask on the device, [groups][n_blocks][n_blocks]
     int mask_block = 0, mask_n_blocks = 0, mask_groups = 1;
     int select = 0;                   // query-aware units per (row, KV head); 0: the mask alone
@@ -65,7 +66,7 @@ struct SparseRowsArgs {
 };
 struct SparseWorkspace {
     int n_splits = 0;
-    size_t list_ints = 0, count_ints = 0, record_floats = 0, bytes = 0;
+    size_t key_words = 0, list_ints = 0, count_ints = 0, record_floats = 0, bytes = 0;
 };
 SparseWorkspace sparse_attention_workspace(const SparseRowsArgs& a);
 // Throws winnow::Error for arguments the kernels cannot run (unit, summaries, shared memory).

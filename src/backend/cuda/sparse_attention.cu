@@ -1,12 +1,15 @@
 // Block-sparse causal GQA attention (SPION), with optional query-aware unit selection: work in proportion to the kept
-// keys, where the masked dense kernel (attention.cu) walks every key of the row. Two kernels and the flash-decoding
-// merge:
-//   1. sparse_rows_kernel, one block per (query row, KV head): the row's keep flags per unit (the mask's block, or the
-//      selection's finer unit), plus the `select` best candidate units by score bound (sparse_select_logic.cuh), then
-//      the kept units compacted into an ascending list, with their count and the kept keys' count;
-//   2. sparse_attend_kernel, one block per (head, row, split): the split's slice of the kept-unit list (at most
-//      kSplitKeys keys), scored one warp per key, softmaxed in shared memory, values weighed; a record per split;
-//   3. attention_merge_kernel over every split (attention_parts.cuh).
+// keys, where dense attention (attention.cu) walks every key of the row. The kernels, in stream order:
+//   1. unit_keys_kernel (selection only), one warp per (unit, KV head, row) over many blocks: each candidate unit's
+//      score bound as a 64-bit selection key (sparse_select_logic.cuh), 0 for a unit that is no candidate;
+//   2. sparse_rows_kernel, one block per (query row, KV head): the row's keep flags per unit (the mask's block, or the
+//      selection's finer unit), plus the `select` largest keys found by radix select, compacted into an ascending list
+//      of kept units, with their count and the kept keys' count;
+//   3. sparse_attend_kernel, one block per (head, row, split): the split's slice of the kept-unit list (at most
+//      kSparseSplitKeys keys, so that a row's work spreads over many short blocks: at batch-1 decode the grid is far
+//      under one wave and a block's length is the op's time), scored one warp per key, softmaxed in shared memory,
+//      values weighed; a record per split;
+//   4. attention_merge_kernel over the splits that hold the row's kept units (attention_parts.cuh).
 // The CPU twin is CpuBackend::attention (the same rule; its bounds sum in another order, see the logic header); the
 // op harness compares both with the double reference.
 #include <algorithm>
@@ -27,9 +30,11 @@ namespace {
 
 namespace sl = select_logic;
 
-constexpr int kRowThreads = 256;   // sparse_rows_kernel
-constexpr int kAttendThreads = 128; // sparse_attend_kernel
-constexpr int kMaxGroupHeads = 16;  // query heads per KV head the selection's shared query copy holds
+constexpr int kRowThreads = 256;     // sparse_rows_kernel and unit_keys_kernel
+constexpr int kAttendThreads = 128;  // sparse_attend_kernel
+constexpr int kMaxGroupHeads = 16;   // query heads per KV head the selection's shared query copy holds
+constexpr int kSparseSplitKeys = 64; // keys per split of sparse_attend_kernel (at least one unit)
+constexpr int kStaticShared = 2048;  // bytes of static shared memory the kernels declare, at most (scratch, histogram)
 
 // The position of this launch's first row: from device memory in a recorded step (false when it is out of range: the
 // host checked it before the upload, so nothing runs), else the host's.
@@ -51,76 +56,110 @@ __device__ int block_count(int v, int* scratch) {
     return v;
 }
 
-// keys[u] = selection_key(bound, u) for each candidate unit (complete, wholly at or before the row's position, dropped
-// by the mask, summarised, bound not NaN), 0 for any other. One warp per unit, lanes over the head dimension, the
-// group's query heads from shared memory (qs). Ends with a barrier.
-__device__ void candidate_keys(const float* qs, int heads, int hd, const uint16_t* __restrict__ kmax, const uint16_t* __restrict__ kmin, int64_t kv_dim,
-                               int kvh, const uint8_t* flags, int n_units, int candidates_end, uint64_t* keys) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
-    for (int u = warp; u < n_units; u += n_warps) {
-        uint64_t key = 0;
-        if (u < candidates_end && !flags[u]) {
-            const size_t off = static_cast<size_t>(u) * kv_dim + static_cast<size_t>(kvh) * hd;
-            float ub = -INFINITY;
-            for (int g = 0; g < heads; ++g) {
-                float s = sl::lane_partial(qs + g * hd, kmax + off, kmin + off, hd, lane);
-                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); // sl::butterfly_sum's order
-                ub = sl::fold_max(ub, s);
-            }
-            if (!isnan(ub)) key = sl::selection_key(ub, static_cast<uint32_t>(u));
-        }
-        if (lane == 0) keys[u] = key;
-    }
-    __syncthreads();
+// The mask's keep flag of unit u for the row at q_pos, KV head kvh.
+__device__ bool mask_keeps(const SparseRowsArgs& a, int q_pos, int kvh, int u) {
+    const uint8_t* row = a.keep + (static_cast<size_t>(a.mask_groups == 1 ? 0 : kvh) * a.mask_n_blocks + q_pos / a.mask_block) * a.mask_n_blocks;
+    return row[u / (a.mask_block / a.unit)] != 0;
 }
 
-// Sets flags[u] for the `select` largest nonzero keys (all of them when fewer): the k-th largest key found bit by bit
-// (sl::kth_largest_key's search, each pass a block-wide count), then every key at or above it.
+// keys[(row, KV head)][u] = selection_key(bound, u) for each candidate unit (complete, wholly at or before the row's
+// position, dropped by the mask, summarised, bound not NaN), 0 for any other unit of the row. One warp per unit, lanes
+// over the head dimension, the group's query heads from shared memory; blocks of 8 units, over units x KV heads x rows,
+// so that the summaries stream through many SMs at once.
+__global__ void unit_keys_kernel(const float* __restrict__ q, SparseRowsArgs a, uint64_t* __restrict__ keys) {
+    __shared__ float qs[kMaxGroupHeads * 256];
+    int pos0 = a.pos0;
+    if (!first_position(pos0, a.pos_dev, a.rows, a.max_keys)) return;
+    const int kvh = blockIdx.y, t = blockIdx.z, row_kv = t * a.n_head_kv + kvh;
+    const int q_pos = pos0 + a.row0 + t, n_keys = q_pos + 1, n_units = (n_keys + a.unit - 1) / a.unit;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, u = blockIdx.x * (kRowThreads / 32) + warp;
+    if (blockIdx.x * (kRowThreads / 32) >= n_units) return; // the whole block is past this row's units
+    const int heads = a.n_head / a.n_head_kv, hd = a.hd;
+    const float* qg = q + (static_cast<size_t>(t) * a.n_head + static_cast<size_t>(kvh) * heads) * hd;
+    for (int i = threadIdx.x; i < heads * hd; i += blockDim.x) qs[i] = qg[i];
+    __syncthreads();
+    if (u >= n_units) return;
+    uint64_t key = 0;
+    if (u < min(a.summarised_units, n_keys / a.unit) && !mask_keeps(a, q_pos, kvh, u)) {
+        const size_t off = static_cast<size_t>(u) * a.n_head_kv * hd + static_cast<size_t>(kvh) * hd;
+        float ub = -INFINITY;
+        for (int g = 0; g < heads; ++g) {
+            float s = sl::lane_partial(qs + g * hd, a.kmax + off, a.kmin + off, hd, lane);
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); // sl::butterfly_sum's order
+            ub = sl::fold_max(ub, s);
+        }
+        if (!isnan(ub)) key = sl::selection_key(ub, static_cast<uint32_t>(u));
+    }
+    if (lane == 0) keys[static_cast<size_t>(row_kv) * a.list_units + u] = key;
+}
+
+// Sets flags[u] for the `select` largest nonzero keys (all of them when fewer): the k-th largest key by radix select
+// (sl::kth_largest_key_radix, one byte per pass: a shared histogram of the next byte, one warp finds the byte where the
+// count from the top reaches k), then every key at or above it.
 __device__ void flag_best_units(const uint64_t* keys, int n_units, int select, uint8_t* flags, int* scratch) {
+    __shared__ int hist[256];
+    __shared__ int chosen[2]; // this pass's byte, and the keys in the bins above it
     int n_cand = 0;
     for (int u = threadIdx.x; u < n_units; u += blockDim.x) n_cand += keys[u] != 0;
     n_cand = block_count(n_cand, scratch);
-    const int k = min(select, n_cand);
+    int k = min(select, n_cand);
     if (k == 0) return;
-    uint64_t t = 0;
-    for (int bit = 63; bit >= 0; --bit) {
-        const uint64_t c = t | (uint64_t{1} << bit);
-        int at_least = 0;
-        for (int u = threadIdx.x; u < n_units; u += blockDim.x) at_least += keys[u] >= c;
-        if (block_count(at_least, scratch) >= k) t = c; // every thread sees the same count: t stays uniform
+    const int lane = threadIdx.x % 32;
+    uint64_t prefix = 0;
+    for (int shift = 56; shift >= 0; shift -= 8) {
+        const uint64_t above = shift == 56 ? 0 : ~uint64_t{0} << (shift + 8);
+        for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
+        __syncthreads();
+        for (int u = threadIdx.x; u < n_units; u += blockDim.x) {
+            const uint64_t key = keys[u];
+            if (key != 0 && (key & above) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1);
+        }
+        __syncthreads();
+        if (threadIdx.x < 32) { // lane l holds bins 255 - 8l down to 248 - 8l, so lane order is descending bin order
+            int c[8], total = 0;
+            for (int j = 0; j < 8; ++j) total += c[j] = hist[255 - 8 * lane - j];
+            int inclusive = total; // keys in the bins of lanes 0..lane
+            for (int o = 1; o < 32; o <<= 1) {
+                const int y = __shfl_up_sync(0xffffffffu, inclusive, o);
+                if (lane >= o) inclusive += y;
+            }
+            const unsigned reached = __ballot_sync(0xffffffffu, inclusive >= k); // some lane: k <= the keys with this prefix
+            if (lane == __ffs(reached) - 1) {
+                int run = inclusive - total, j = 0;
+                while (run + c[j] < k) run += c[j++];
+                chosen[0] = 255 - 8 * lane - j, chosen[1] = run;
+            }
+        }
+        __syncthreads();
+        prefix |= static_cast<uint64_t>(chosen[0]) << shift;
+        k -= chosen[1];
+        __syncthreads(); // chosen[] and hist[] are rewritten by the next pass
     }
     for (int u = threadIdx.x; u < n_units; u += blockDim.x)
-        if (keys[u] >= t) flags[u] = 1; // t >= 1: the zero keys (not candidates) stay as they were
+        if (keys[u] >= prefix && keys[u] != 0) flags[u] = 1;
     __syncthreads();
 }
 
-__global__ void sparse_rows_kernel(const float* __restrict__ q, SparseRowsArgs a, int* __restrict__ lists, int* __restrict__ counts) {
-    extern __shared__ uint64_t shared_keys[]; // keys [max_units] (with selection), then the query heads, then flags
+__global__ void sparse_rows_kernel(SparseRowsArgs a, const uint64_t* __restrict__ unit_keys, int* __restrict__ lists, int* __restrict__ counts) {
+    extern __shared__ uint64_t shared_keys[]; // keys [list_units] (with selection), then flags [list_units]
     __shared__ int scratch[32];
     int pos0 = a.pos0;
     if (!first_position(pos0, a.pos_dev, a.rows, a.max_keys)) return;
     const int t = blockIdx.x, kvh = blockIdx.y, row_kv = t * a.n_head_kv + kvh;
     const int q_pos = pos0 + a.row0 + t, n_keys = q_pos + 1;
-    const int n_units = (n_keys + a.unit - 1) / a.unit, per_block = a.mask_block / a.unit;
-    const int heads = a.n_head / a.n_head_kv;
+    const int n_units = (n_keys + a.unit - 1) / a.unit;
     uint64_t* keys = shared_keys;
-    float* qs = reinterpret_cast<float*>(keys + (a.select > 0 ? a.max_units : 0));
-    uint8_t* flags = reinterpret_cast<uint8_t*>(qs + (a.select > 0 ? heads * a.hd : 0));
-    const uint8_t* mask_row = a.keep + (static_cast<size_t>(a.mask_groups == 1 ? 0 : kvh) * a.mask_n_blocks + q_pos / a.mask_block) * a.mask_n_blocks;
-    for (int u = threadIdx.x; u < n_units; u += blockDim.x) flags[u] = mask_row[u / per_block];
-    if (a.select > 0) {
-        const float* qg = q + (static_cast<size_t>(t) * a.n_head + static_cast<size_t>(kvh) * heads) * a.hd;
-        for (int i = threadIdx.x; i < heads * a.hd; i += blockDim.x) qs[i] = qg[i];
-        __syncthreads();
-        const int candidates_end = min(a.summarised_units, n_keys / a.unit);
-        candidate_keys(qs, heads, a.hd, a.kmax, a.kmin, static_cast<int64_t>(a.n_head_kv) * a.hd, kvh, flags, n_units, candidates_end, keys);
-        flag_best_units(keys, n_units, a.select, flags, scratch);
+    uint8_t* flags = reinterpret_cast<uint8_t*>(keys + (a.select > 0 ? a.list_units : 0));
+    for (int u = threadIdx.x; u < n_units; u += blockDim.x) {
+        flags[u] = mask_keeps(a, q_pos, kvh, u);
+        if (a.select > 0) keys[u] = unit_keys[static_cast<size_t>(row_kv) * a.list_units + u];
     }
     __syncthreads();
+    if (a.select > 0) flag_best_units(keys, n_units, a.select, flags, scratch);
     // warp 0 compacts the flags into the ascending list of kept units, 32 at a time
     if (threadIdx.x >= 32) return;
     const int lane = threadIdx.x;
-    int* list = lists + static_cast<size_t>(row_kv) * a.max_units;
+    int* list = lists + static_cast<size_t>(row_kv) * a.list_units;
     int n_kept = 0, kept_keys = 0;
     for (int u0 = 0; u0 < n_units; u0 += 32) {
         const int u = u0 + lane;
@@ -147,10 +186,11 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
     const int q_pos = pos0 + a.row0 + t, n_keys = q_pos + 1, hd = a.hd;
     const int kvh = h / (a.n_head / a.n_head_kv), row_kv = t * a.n_head_kv + kvh;
     const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * hd;
-    const int* list = lists + static_cast<size_t>(row_kv) * a.max_units;
+    const int* list = lists + static_cast<size_t>(row_kv) * a.list_units;
     const int n_kept = counts[2 * row_kv], kept_keys = counts[2 * row_kv + 1];
     float* rec = part + ((static_cast<size_t>(t) * a.n_head + h) * n_splits + split) * (kRecordHeader + hd);
-    // split 0 always holds the diagonal unit, so it carries the row's dropped-key count (the SPION denominator's)
+    // split 0 is never empty (every row keeps its diagonal unit), so it carries the row's dropped-key count (the SPION
+    // denominator's)
     const float dropped = split == 0 ? static_cast<float>(n_keys - kept_keys) : 0.0f;
     const int i0 = split * units_per_split, i1 = min(n_kept, i0 + units_per_split);
     if (i0 >= i1) { // a split beyond this row's kept units
@@ -214,19 +254,24 @@ __global__ void summarize_keys_kernel(const void* __restrict__ k, int kv_dim, in
     kmin[u * kv_dim + d] = __half_as_ushort(__float2half_rd(mn));
 }
 
-int units_per_split(int unit) { return std::max(1, kSplitKeys / unit); }
+int units_per_split(int unit) { return std::max(1, kSparseSplitKeys / unit); }
 
-// Dynamic shared memory of sparse_rows_kernel: the candidate keys and the group's queries (with selection), the flags.
+// Dynamic shared memory of sparse_rows_kernel: the candidate keys (with selection), the flags.
 size_t rows_shared_bytes(const SparseRowsArgs& a) {
-    const size_t keys = a.select > 0 ? static_cast<size_t>(a.max_units) * sizeof(uint64_t) : 0;
-    const size_t qs = a.select > 0 ? static_cast<size_t>(a.n_head / a.n_head_kv) * a.hd * sizeof(float) : 0;
-    return keys + qs + static_cast<size_t>(a.max_units);
+    return (a.select > 0 ? static_cast<size_t>(a.list_units) * sizeof(uint64_t) : 0) + static_cast<size_t>(a.list_units);
 }
 
+// The opt-in shared memory per block of the current device, asked once per device.
 int shared_limit() {
-    int device = 0, limit = 0;
+    constexpr int kDevices = 64;
+    static std::atomic<int> limits[kDevices] = {};
+    int device = 0;
     WINNOW_CUDA_CHECK(cudaGetDevice(&device));
+    std::atomic<int>* slot = device < kDevices ? &limits[device] : nullptr;
+    if (slot && slot->load() > 0) return slot->load();
+    int limit = 0;
     WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    if (slot) slot->store(limit);
     return limit;
 }
 
@@ -259,23 +304,26 @@ void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim,
 
 SparseWorkspace sparse_attention_workspace(const SparseRowsArgs& a) {
     SparseWorkspace w;
-    w.n_splits = (a.max_units + units_per_split(a.unit) - 1) / units_per_split(a.unit);
-    w.list_ints = static_cast<size_t>(a.rows) * a.n_head_kv * a.max_units;
+    w.n_splits = (std::min(a.max_kept_units, a.list_units) + units_per_split(a.unit) - 1) / units_per_split(a.unit);
+    w.key_words = a.select > 0 ? static_cast<size_t>(a.rows) * a.n_head_kv * a.list_units : 0;
+    w.list_ints = static_cast<size_t>(a.rows) * a.n_head_kv * a.list_units;
     w.count_ints = static_cast<size_t>(a.rows) * a.n_head_kv * 2;
     w.record_floats = static_cast<size_t>(a.rows) * a.n_head * w.n_splits * (kRecordHeader + a.hd);
-    w.bytes = (w.list_ints + w.count_ints) * sizeof(int) + w.record_floats * sizeof(float);
+    w.bytes = w.key_words * sizeof(uint64_t) + (w.list_ints + w.count_ints) * sizeof(int) + w.record_floats * sizeof(float);
     return w;
 }
 
 void check_sparse_attention(const SparseRowsArgs& a) {
     if (a.unit <= 0 || a.mask_block % a.unit != 0) throw Error(ErrorKind::invalid_argument, "cuda sparse attention: the unit must divide the mask's block");
-    if (a.select > 0 && (!a.kmax || !a.kmin)) throw Error(ErrorKind::invalid_argument, "cuda sparse attention: selection without key summaries");
-    if (a.select > 0 && a.n_head / a.n_head_kv > kMaxGroupHeads)
-        throw Error(ErrorKind::unsupported, "cuda sparse attention: selection with more than " + std::to_string(kMaxGroupHeads) + " query heads per KV head");
-    const int limit = shared_limit();
-    if (rows_shared_bytes(a) > static_cast<size_t>(limit) ||
-        (static_cast<size_t>(a.hd) + static_cast<size_t>(units_per_split(a.unit)) * a.unit) * sizeof(float) > static_cast<size_t>(limit))
-        throw Error(ErrorKind::unsupported, "cuda sparse attention: " + std::to_string(a.max_units) + " units of " + std::to_string(a.unit) +
+    if (a.select > 0 && a.summarised_units > 0 && (!a.kmax || !a.kmin))
+        throw Error(ErrorKind::invalid_argument, "cuda sparse attention: selection without key summaries");
+    if (a.select > 0 && (a.n_head / a.n_head_kv > kMaxGroupHeads || a.n_head / a.n_head_kv * a.hd > kMaxGroupHeads * 256))
+        throw Error(ErrorKind::unsupported, "cuda sparse attention: selection with more than " + std::to_string(kMaxGroupHeads * 256) +
+                                                " query values per KV head");
+    if (a.max_kept_units < 1) throw Error(ErrorKind::invalid_argument, "cuda sparse attention: no kept units");
+    const size_t limit = static_cast<size_t>(shared_limit()) - kStaticShared;
+    if (rows_shared_bytes(a) > limit || (static_cast<size_t>(a.hd) + static_cast<size_t>(units_per_split(a.unit)) * a.unit) * sizeof(float) > limit)
+        throw Error(ErrorKind::unsupported, "cuda sparse attention: " + std::to_string(a.list_units) + " units of " + std::to_string(a.unit) +
                                                 " keys exceed this kernel's shared memory");
 }
 
@@ -283,14 +331,23 @@ void launch_sparse_attention(const float* q, const void* k_cache, const void* v_
                              bool spion_denominator, void* workspace, cudaStream_t s) {
     if (a.rows == 0) return;
     const SparseWorkspace w = sparse_attention_workspace(a);
-    int* lists = static_cast<int*>(workspace);
+    uint64_t* unit_keys = static_cast<uint64_t*>(workspace); // 8-byte aligned first, then the 4-byte arrays
+    int* lists = reinterpret_cast<int*>(unit_keys + w.key_words);
     int* counts = lists + w.list_ints;
     float* records = reinterpret_cast<float*>(counts + w.count_ints);
 
+    if (a.select > 0) {
+        const int launch_units = (a.max_keys + a.unit - 1) / a.unit; // the longest row's units
+        const dim3 grid(static_cast<unsigned>((launch_units + kRowThreads / 32 - 1) / (kRowThreads / 32)), static_cast<unsigned>(a.n_head_kv),
+                        static_cast<unsigned>(a.rows));
+        unit_keys_kernel<<<grid, kRowThreads, 0, s>>>(q, a, unit_keys);
+        WINNOW_CUDA_CHECK(cudaGetLastError());
+    }
     static std::atomic<int> rows_opted_in{48 * 1024};
     const size_t rows_bytes = rows_shared_bytes(a);
     opt_in_shared(sparse_rows_kernel, rows_bytes, rows_opted_in);
-    sparse_rows_kernel<<<dim3(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.n_head_kv)), kRowThreads, rows_bytes, s>>>(q, a, lists, counts);
+    sparse_rows_kernel<<<dim3(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.n_head_kv)), kRowThreads, rows_bytes, s>>>(a, unit_keys, lists,
+                                                                                                                             counts);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 
     const int per_split = units_per_split(a.unit);
@@ -303,7 +360,7 @@ void launch_sparse_attention(const float* q, const void* k_cache, const void* v_
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
     attention_merge_kernel<<<dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.rows)), kAttendThreads, 0, s>>>(
-        records, out, a.pos0, a.n_head, a.hd, w.n_splits, spion_denominator, true, a.pos_dev, a.max_keys);
+        records, out, a.pos0, a.n_head, a.hd, w.n_splits, spion_denominator, counts, per_split, a.n_head_kv, a.pos_dev, a.max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

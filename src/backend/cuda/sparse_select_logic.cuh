@@ -12,7 +12,8 @@
 //
 // The row keeps the `select` candidates with the highest bounds, ties to the lower unit: selection_key maps (bound,
 // unit) to a 64-bit key whose unsigned order is exactly that order, all keys distinct, so the chosen set is every key
-// >= the select-th largest, which kth_largest_key finds bit by bit (64 counting passes, no sort).
+// >= the select-th largest, which the kernel finds by radix select (kth_largest_key_radix: 8 passes of one byte, a
+// 256-bin histogram each, no sort).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -58,12 +59,16 @@ WINNOW_SELECT_FN float half_to_float(uint16_t h) {
     return float_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
+// max(a, b) as the CPU kernel's _mm256_max_ps(a, b) gives it: the second operand unless the first is greater, so a NaN
+// product (0 * inf) makes the bound NaN, and the unit no candidate, on both sides.
+WINNOW_SELECT_FN float max_as_avx(float a, float b) { return a > b ? a : b; }
+
 // Lane `lane`'s share of sum_d max(q_d * kmax_d, q_d * kmin_d): dims lane, lane + 32, ... of hd, in that order.
 WINNOW_SELECT_FN float lane_partial(const float* q, const uint16_t* kmax, const uint16_t* kmin, int hd, int lane) {
     float s = 0.0f;
     for (int d = lane; d < hd; d += kLanes) {
         const float hi = q[d] * half_to_float(kmax[d]), lo = q[d] * half_to_float(kmin[d]);
-        s = s + fmaxf(hi, lo);
+        s = s + max_as_avx(hi, lo);
     }
     return s;
 }
@@ -116,6 +121,25 @@ inline uint64_t kth_largest_key(const uint64_t* keys, int n, int k) {
         if (at_least >= k) t = c;
     }
     return t;
+}
+
+// The same k-th largest key by radix select, as the kernel runs it: one byte per pass from the top; each pass counts
+// the nonzero keys that share the bytes chosen so far in a 256-bin histogram of their next byte, then takes the byte
+// where the count from the top reaches k (k then drops by the keys in the bins above it). This host run does the
+// kernel's bin arithmetic serially (the kernel builds the histogram with shared atomics and scans it with one warp).
+inline uint64_t kth_largest_key_radix(const uint64_t* keys, int n, int k) {
+    uint64_t prefix = 0;
+    for (int shift = 56; shift >= 0; shift -= 8) {
+        const uint64_t above = shift == 56 ? 0 : ~uint64_t{0} << (shift + 8); // the bytes chosen so far
+        int hist[256] = {};
+        for (int i = 0; i < n; ++i)
+            if (keys[i] != 0 && (keys[i] & above) == prefix) ++hist[(keys[i] >> shift) & 255];
+        int digit = 255, count_above = 0;
+        while (count_above + hist[digit] < k) count_above += hist[digit--];
+        prefix |= static_cast<uint64_t>(digit) << shift;
+        k -= count_above;
+    }
+    return prefix;
 }
 
 } // namespace winnow::cuda::select_logic
