@@ -6,9 +6,12 @@
 #   bench/device/payload/head-text.txt   bench/device/head.sh's inputs: the text its query windows slide over, and
 #   bench/device/payload/head-queries.bin  those windows' SmolLM2 hidden states (2.3 MB), computed here on the CPU
 #   bench/device/model-a, model-b        the two halves of SmolLM2-135M Q4_1 (85 MB: over one call's 64 MiB)
-# All three are ignored by git and travel with the device tool's `carry`:
+#   bench/device/extra/sparse-eval.txt   bench/device/sparse.sh's end-to-end text (the vim manual's chapters 1-19, the
+#                                        CPU SPION report's evaluation text), where vim-runtime is installed
+# All four are ignored by git and travel with the device tool's `carry` (call 1 is near the 64 MiB limit):
 #   call 1: carry ["bench/device/payload", "bench/device/model-a"], command: true      (the machine keeps them)
-#   call 2: carry ["bench/device/model-b"], command: bash bench/device/run.sh
+#   call 2: carry ["bench/device/model-b", "bench/device/extra"], command: bash bench/device/run.sh
+#   call 3 (if time is left): command: bash bench/device/sparse.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -35,4 +38,9 @@ text=/usr/share/common-licenses/GPL-3
 cp "$text" bench/device/payload/head-text.txt
 "$build/src/winnow" bench head -m "$model" --device cpu --query-device cpu --collect-only \
   --text bench/device/payload/head-text.txt --cache bench/device/payload/head-queries.bin
-du -sh bench/device/payload bench/device/model-a bench/device/model-b
+# sparse.sh's text: the evaluation half of bench/sparse/run.sh's texts (the calibration never saw it)
+rm -rf bench/device/extra && mkdir -p bench/device/extra
+doc=/usr/share/vim/vim90/doc
+if [ -f $doc/usr_01.txt ]; then cat $doc/usr_0[1-9].txt $doc/usr_1*.txt > bench/device/extra/sparse-eval.txt
+else echo "prepare: $doc missing (apt-get install vim-runtime): sparse.sh will skip its end-to-end run" >&2; fi
+du -sh bench/device/payload bench/device/model-a bench/device/model-b bench/device/extra

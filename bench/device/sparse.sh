@@ -9,7 +9,7 @@
 #                               prefill) dense vs the coverage-0.90 pattern with 64 query-aware units of 8 keys, and the
 #                               pattern alone, at 2K and 8K; the target: sparse decode >= 0.8 x 1 / density
 #   bench-attention-cuda-e2e.json  the same end to end on the vim manual's chapters 1-19 (prefill, decode tok/s, ppl of
-#                               one chunk), when prepare.sh packed that text
+#                               one chunk), when prepare.sh packed that text (bench/device/extra, carried in call 2)
 set -uo pipefail
 export PATH=$PATH:/usr/local/cuda/bin
 OUT=${OUT:-/tmp/winnow-out}
@@ -48,7 +48,7 @@ for sel in (64, 0):
         print(f"select {sel:2d} ctx {r['ctx']:5d}: decode op dense {d['dense_ms']:.3f} ms sparse {d['sparse_ms']:.3f} ms = {d['speedup']:.2f}x; "
               f"ideal 1/density {ideal:.2f}x -> {d['speedup'] / ideal:.2f} of ideal (target >= 0.8); prefill64 {r['op_prefill64']['speedup']:.2f}x")
 EOF
-text=$here/payload/sparse-eval.txt
+text=$here/extra/sparse-eval.txt
 if [ -f $text ]; then
   timeout 150 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 $W/bin/winnow bench attention "${m[@]}" --device cuda --sparse-pattern $P \
     --ctx 8192 --reps 5 --prefill 64 --decode 32 --text $text --json > "$OUT/bench-attention-cuda-e2e.json" 2> "$OUT/bench-attention-cuda-e2e.err"
