@@ -2,8 +2,8 @@
 // cases: random shapes, every weight type and k from 1 to past the 128-row tile, the workspace growing and shrinking
 // between calls, one backend reused throughout; each call must equal the same backend's linear + top_k exactly (ids,
 // logit bits) and its log-normalizer within 1e-12; so must rows of NaN and -inf logits. Then the time per call of both
-// on SmolLM2's head shape, printed (not asserted). And the adaptive head's warm-up kernel against its host twin (a NaN
-// query too). Skips without a GPU.
+// on SmolLM2's head shape, printed (not asserted). And the adaptive head's kernels against their host twins: the
+// warm-up, the rounds' masked step (a NaN query too) and the elimination round's reduction. Skips without a GPU.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/adaptive_rounds.h"
 #include "backend/cuda/adaptive_warmup.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device.h"
@@ -276,6 +277,163 @@ TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
         }
         for (void* p : owned) cudaFree(p);
     }
+}
+
+// The elimination rounds' masked step (launch_stream_masked) against its host twin, bit for bit (NaN: NaN in both),
+// after a fresh 16-column warm-up: arms at different prefix lengths, active words -1, 1 and 0, every array compared
+// after each step, both storages, a NaN query too.
+TEST(CudaAdaptiveRounds, MaskedStepEqualsHostTwinBitForBit) {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    namespace ad = winnow::cuda::adaptive;
+    auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+        for (size_t i = 0; i < a.size(); ++i)
+            if (!(std::memcmp(&a[i], &b[i], 4) == 0 || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+        return a.size() == b.size();
+    };
+    for (int variant = 0; variant < 4; ++variant) {
+        const bool q8 = variant % 2 == 1, nan_query = variant >= 2; // a NaN x at the 30th sampled column
+        const int n = 5000, d = 192;
+        std::mt19937_64 rng(q8 ? 15 : 16);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        std::vector<float> A(static_cast<size_t>(n) * d), x(d);
+        for (auto& v : A) v = 0.05f * nd(rng);
+        for (auto& v : x) v = nd(rng);
+        const head::ColumnMajorHead H(A, n, d, q8);
+        const head::ColumnOrder o = head::gumbel_column_order(H.statistics().l1, x, 19);
+        const int dp = o.size();
+        std::vector<int32_t> blk(dp);
+        std::vector<float> xs(dp), coef(dp);
+        double remaining = 0;
+        for (int m = dp - 1; m >= 0; --m) {
+            remaining += o.share[m];
+            blk[m] = o.column[m] / 32;
+            xs[m] = x[o.column[m]];
+            coef[m] = static_cast<float>(remaining / o.share[m]);
+        }
+        if (nan_query) xs[29] = NAN;
+        const int64_t stride = H.stride();
+        std::vector<void*> owned;
+        auto up = [&](const void* src, size_t bytes) {
+            void* p = nullptr;
+            WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 4)));
+            if (src) WINNOW_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
+            owned.push_back(p);
+            return p;
+        };
+        ad::ColumnLayout hl, dl;
+        hl.stride = dl.stride = stride;
+        if (q8) {
+            hl.quants = H.quant_column(0);
+            hl.scales = H.scale_row(0);
+            dl.quants = static_cast<const int8_t*>(up(hl.quants, static_cast<size_t>(d) * stride));
+            dl.scales = static_cast<const uint16_t*>(up(hl.scales, static_cast<size_t>(d / 32) * stride * 2));
+        } else {
+            hl.values = H.float_column(0);
+            dl.values = static_cast<const float*>(up(hl.values, static_cast<size_t>(d) * stride * 4));
+        }
+        const ad::QueryOrder ho{o.column.data(), blk.data(), xs.data(), coef.data(), dp};
+        const ad::QueryOrder dord{static_cast<const int32_t*>(up(o.column.data(), 4 * dp)), static_cast<const int32_t*>(up(blk.data(), 4 * dp)),
+                                  static_cast<const float*>(up(xs.data(), 4 * dp)), static_cast<const float*>(up(coef.data(), 4 * dp)), dp};
+        std::vector<float> h[5];
+        for (auto& v : h) v.assign(stride, 0.0f);
+        std::vector<int32_t> hT(stride);
+        const ad::ArmState hs{h[0].data(), h[1].data(), h[2].data(), h[3].data(), h[4].data(), hT.data()};
+        const size_t fb = 4 * static_cast<size_t>(stride);
+        const ad::ArmState ds{static_cast<float*>(up(nullptr, fb)), static_cast<float*>(up(nullptr, fb)), static_cast<float*>(up(nullptr, fb)),
+                              static_cast<float*>(up(nullptr, fb)), static_cast<float*>(up(nullptr, fb)), static_cast<int32_t*>(up(nullptr, fb))};
+        int32_t* dactive = static_cast<int32_t*>(up(nullptr, fb));
+        ad::warm_up_host(hl, ho, hs, stride, 0, 16, true, 0.9f);
+        ad::launch_warm_up(dl, dord, ds, stride, 0, 16, true, 0.9f, nullptr);
+        std::vector<int32_t> active(stride);
+        const int steps[][3] = {{16, 24, 50}, {16, 36, 30}, {24, 36, 100}, {36, 54, 70}, {36, dp, 100}, {54, dp, 100}}; // from, to, % active
+        for (const auto& step : steps) {
+            for (auto& a : active) a = static_cast<int>(rng() % 100) < step[2] ? (rng() % 2 ? -1 : 1) : 0;
+            WINNOW_CUDA_CHECK(cudaMemcpy(dactive, active.data(), fb, cudaMemcpyHostToDevice));
+            ad::stream_masked_host(hl, ho, hs, active.data(), stride, step[0], step[1], 0.9f);
+            ad::launch_stream_masked(dl, dord, ds, dactive, stride, step[0], step[1], 0.9f, nullptr);
+            WINNOW_CUDA_CHECK(cudaDeviceSynchronize());
+            SCOPED_TRACE(std::string(q8 ? "q8" : "f32") + (nan_query ? " NaN query" : "") + " columns [" + std::to_string(step[0]) + ", " +
+                         std::to_string(step[1]) + ")");
+            float* const dev[5] = {ds.K, ds.Z, ds.Z2, ds.mu, ds.var};
+            for (int a = 0; a < 5; ++a) {
+                std::vector<float> g(stride);
+                WINNOW_CUDA_CHECK(cudaMemcpy(g.data(), dev[a], fb, cudaMemcpyDeviceToHost));
+                EXPECT_TRUE(same(g, h[a])) << "array " << a << " (K, Z, Z2, mu, var)";
+            }
+            std::vector<int32_t> gT(stride);
+            WINNOW_CUDA_CHECK(cudaMemcpy(gT.data(), ds.T, fb, cudaMemcpyDeviceToHost));
+            EXPECT_EQ(gT, hT);
+        }
+        for (void* p : owned) cudaFree(p);
+    }
+}
+
+// The elimination round's reduction (launch_eliminate_round, three launches with atomics) against its host twin:
+// best arm, floor_b, the two reductions' values, kept count, all_exact and every keep flag, on sizes around the
+// 256-thread block and SmolLM2's 49152 arms, random and tied estimates, NaN and infinities, and a NaN first arm.
+TEST(CudaAdaptiveRounds, EliminateRoundEqualsHostTwin) {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    namespace ad = winnow::cuda::adaptive;
+    std::mt19937 rng(21);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    const float tie_mu[] = {-1.0f, -0.0f, 0.0f, 0.5f, 1.0f, 2.0f}, tie_var[] = {0.0f, 0.25f, 1.0f, 4.0f};
+    int trial = 0;
+    for (int n : {1, 255, 256, 257, 1000, 5000, 49152})
+        for (int kind = 0; kind < 4; ++kind, ++trial) { // 0: random, 1: ties, 2: ties + NaN/inf, 3: random + NaN/inf, NaN first arm
+            const bool ties = kind == 1 || kind == 2, special = kind >= 2;
+            const int dp = 100;
+            std::vector<float> mu(n), var(n);
+            std::vector<int32_t> T(n);
+            std::vector<uint8_t> S(n);
+            for (int i = 0; i < n; ++i) {
+                mu[i] = ties ? tie_mu[rng() % 6] : nd(rng);
+                var[i] = ties ? tie_var[rng() % 4] : std::fabs(nd(rng)) * 0.01f;
+                const unsigned c = special ? rng() % 40 : 99;
+                if (c == 0) mu[i] = NAN;
+                if (c == 1) mu[i] = INFINITY;
+                if (c == 2) mu[i] = -INFINITY;
+                if (c == 3) var[i] = NAN;
+                if (c == 4) var[i] = INFINITY;
+                T[i] = rng() % 3 ? dp : static_cast<int32_t>(rng() % dp);
+                S[i] = rng() % 4 != 0;
+            }
+            S[rng() % n] = 1;
+            if (kind == 3 && n > 1) { // the first arm of S NaN: the CPU loop's b stays there
+                const int f = static_cast<int>(std::find(S.begin(), S.end(), 1) - S.begin());
+                mu[f] = NAN;
+            }
+            const float width2 = 0.5f + static_cast<float>(rng() % 100) / 10;
+            std::vector<uint8_t> hkeep(n);
+            const ad::RoundResult want = ad::eliminate_round_host(mu.data(), var.data(), T.data(), S.data(), hkeep.data(), n, dp, width2);
+            std::vector<void*> owned;
+            auto up = [&](const void* src, size_t bytes) {
+                void* p = nullptr;
+                WINNOW_CUDA_CHECK(cudaMalloc(&p, bytes));
+                if (src) WINNOW_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
+                owned.push_back(p);
+                return p;
+            };
+            auto* dkeep = static_cast<uint8_t*>(up(nullptr, n));
+            auto* dres = static_cast<ad::RoundResult*>(up(nullptr, sizeof(ad::RoundResult)));
+            WINNOW_CUDA_CHECK(cudaMemset(dkeep, 9, n)); // every flag must be written
+            ad::launch_eliminate_round(static_cast<const float*>(up(mu.data(), 4 * n)), static_cast<const float*>(up(var.data(), 4 * n)),
+                                       static_cast<const int32_t*>(up(T.data(), 4 * n)), static_cast<const uint8_t*>(up(S.data(), n)), dkeep, n, dp, width2,
+                                       dres, nullptr);
+            ad::RoundResult got;
+            std::vector<uint8_t> gkeep(n);
+            WINNOW_CUDA_CHECK(cudaMemcpy(&got, dres, sizeof got, cudaMemcpyDeviceToHost));
+            WINNOW_CUDA_CHECK(cudaMemcpy(gkeep.data(), dkeep, n, cudaMemcpyDeviceToHost));
+            SCOPED_TRACE("n " + std::to_string(n) + " kind " + std::to_string(kind));
+            EXPECT_EQ(got.first, want.first);
+            EXPECT_EQ(got.key, want.key);
+            EXPECT_EQ(got.best, want.best);
+            EXPECT_TRUE(std::memcmp(&got.floor_b, &want.floor_b, 4) == 0 || (std::isnan(got.floor_b) && std::isnan(want.floor_b)))
+                << got.floor_b << " vs " << want.floor_b;
+            EXPECT_EQ(got.kept, want.kept);
+            EXPECT_EQ(got.all_exact, want.all_exact);
+            EXPECT_EQ(gkeep, hkeep);
+            for (void* p : owned) cudaFree(p);
+        }
 }
 
 } // namespace

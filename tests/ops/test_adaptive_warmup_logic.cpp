@@ -2,7 +2,9 @@
 // over head::ColumnMajorHead's layout (fp32 and q8 storage) and a query's Gumbel column order with the fast path's
 // Des Raj coefficients, the running sums and estimates are checked against a double-precision Des Raj computation of
 // the same order, the full pass against the exact dot products, and a pass split into steps (the warm-up's 16, 24,
-// 36, ... targets) against one pass, bit for bit. The CUDA build of the same function is compared with this twin bit
+// 36, ... targets) against one pass, bit for bit. The elimination rounds' masked step (stream_masked_host): which
+// arms it advances (the CPU path's stream(from, to, masked = true) selection), their sums against the double
+// computation, masked steps against one unmasked pass bit for bit, and the other arms' bits untouched. The CUDA build of the same function is compared with this twin bit
 // for bit by tests/gpu/test_cuda_head.cpp on the GPU machine.
 #include <cmath>
 #include <cstring>
@@ -76,6 +78,12 @@ struct State {
     ad::ArmState view() { return {K.data(), Z.data(), Z2.data(), mu.data(), var.data(), T.data()}; }
 };
 
+uint32_t bits(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    return b;
+}
+
 class AdaptiveWarmUpLogic : public ::testing::TestWithParam<bool> {};
 
 TEST_P(AdaptiveWarmUpLogic, DesRajSumsAndEstimatesMatchDoublePrecision) {
@@ -143,6 +151,88 @@ TEST_P(AdaptiveWarmUpLogic, StepsEqualOnePass) {
     EXPECT_EQ(a.T, b.T);
 }
 
+// One arm's state, all six words, bit for bit (NaN payloads included: the host twin against itself).
+bool same_arm(const State& a, const State& b, int i) {
+    return bits(a.K[i]) == bits(b.K[i]) && bits(a.Z[i]) == bits(b.Z[i]) && bits(a.Z2[i]) == bits(b.Z2[i]) && bits(a.mu[i]) == bits(b.mu[i]) &&
+           bits(a.var[i]) == bits(b.var[i]) && a.T[i] == b.T[i];
+}
+
+// The rounds' masked step advances exactly the arms the CPU path's stream(from, to, masked = true) selects, T == from
+// and active != 0 (advance() writes -1; any nonzero word counts), through the right columns, and writes nothing of
+// any other arm: neither of an active arm at another prefix length nor of an inactive one at `from`.
+TEST_P(AdaptiveWarmUpLogic, MaskedStepAdvancesExactlyTheSelectedArms) {
+    const int n = 1000, d = 128;
+    const WarmUpCase s = make_setup(n, d, GetParam(), 17);
+    const int64_t stride = s.H->stride();
+    const float beta = 0.8f;
+    const std::vector<float> dense = s.H->dense();
+    State st(stride);
+    ad::warm_up_host(s.layout(), s.order(), st.view(), stride, 0, 16, true, beta);
+    // a third of the arms one step ahead (T = 24), as after an earlier round
+    std::vector<int32_t> active(stride, 0);
+    for (int i = 0; i < n; i += 3) active[i] = -1;
+    ad::stream_masked_host(s.layout(), s.order(), st.view(), active.data(), stride, 16, 24, beta);
+    const State before = st;
+    std::mt19937 rng(3);
+    for (int i = 0; i < n; ++i) active[i] = rng() % 2 ? (rng() % 2 ? -1 : 1) : 0;
+    ad::stream_masked_host(s.layout(), s.order(), st.view(), active.data(), stride, 16, 40, beta);
+    int advanced = 0, ahead_active = 0;
+    for (int i = 0; i < n; ++i) {
+        const bool want = before.T[i] == 16 && active[i] != 0;
+        ahead_active += before.T[i] == 24 && active[i] != 0;
+        if (!want) {
+            ASSERT_TRUE(same_arm(st, before, i)) << "arm " << i << " (T " << before.T[i] << ", active " << active[i] << ") was written";
+            continue;
+        }
+        ++advanced;
+        ASSERT_EQ(st.T[i], 40) << "arm " << i;
+        double K = 0, Z = 0, Z2 = 0; // Des Raj in double over columns [0, 40) of the order
+        for (int m = 0; m < 40; ++m) {
+            const double y = static_cast<double>(dense[static_cast<size_t>(i) * d + s.col[m]]) * s.xs[m];
+            const double z = K + y * s.coef[m];
+            K += y, Z += z, Z2 += z * z;
+        }
+        const double scale = 1e-4 * (1 + std::fabs(Z) + std::fabs(K));
+        ASSERT_NEAR(st.K[i], K, scale) << "arm " << i;
+        ASSERT_NEAR(st.Z[i], Z, scale) << "arm " << i;
+        ASSERT_NEAR(st.Z2[i], Z2, 1e-4 * (1 + Z2)) << "arm " << i;
+        const double mean = Z / 40, var = beta * beta * std::max(0.0, Z2 - Z * mean) / (40.0 * 39);
+        EXPECT_NEAR(st.mu[i], beta * mean, 1e-4 * (1 + std::fabs(mean))) << "arm " << i;
+        EXPECT_NEAR(st.var[i], var, 1e-5 * beta * beta * (Z2 + std::fabs(Z * mean)) / (40.0 * 39) + 1e-12) << "arm " << i;
+    }
+    EXPECT_GT(advanced, 200); // the three kinds of arm are all there
+    EXPECT_GT(ahead_active, 100);
+}
+
+// A masked step followed by the rest of the columns leaves the advanced arms with the bits of one unmasked pass over
+// the same columns (the same sums in the same order), also with two groups at different prefix lengths interleaved
+// as advance() runs them; arms never selected keep the bits they had.
+TEST_P(AdaptiveWarmUpLogic, MaskedStepsEqualOneUnmaskedPass) {
+    const int n = 700;
+    const WarmUpCase s = make_setup(n, 96, GetParam(), 23);
+    const int dp = static_cast<int>(s.col.size());
+    const int64_t stride = s.H->stride();
+    State a(stride), one(stride);
+    ad::warm_up_host(s.layout(), s.order(), a.view(), stride, 0, 16, true, 0.6f);
+    const State start = a;
+    std::vector<int32_t> g1(stride, 0), g2(stride, 0), both(stride, 0); // group 1: i % 5 == 1, group 2: i % 5 == 3
+    for (int i = 0; i < n; ++i) g1[i] = i % 5 == 1 ? -1 : 0, g2[i] = i % 5 == 3 ? -1 : 0, both[i] = g1[i] | g2[i];
+    ad::stream_masked_host(s.layout(), s.order(), a.view(), g1.data(), stride, 16, 24, 0.6f);
+    ad::stream_masked_host(s.layout(), s.order(), a.view(), g2.data(), stride, 16, 37, 0.6f);
+    ad::stream_masked_host(s.layout(), s.order(), a.view(), both.data(), stride, 24, 37, 0.6f); // group 1 only: group 2 has T = 37
+    ad::stream_masked_host(s.layout(), s.order(), a.view(), both.data(), stride, 37, dp, 0.6f);
+    one = start;
+    ad::warm_up_host(s.layout(), s.order(), one.view(), stride, 16, dp, false, 0.6f);
+    for (int i = 0; i < n; ++i) {
+        if (i % 5 == 1 || i % 5 == 3) {
+            ASSERT_TRUE(same_arm(a, one, i)) << "advanced arm " << i;
+            ASSERT_EQ(a.T[i], dp);
+        } else {
+            ASSERT_TRUE(same_arm(a, start, i)) << "untouched arm " << i;
+        }
+    }
+}
+
 // A NaN in the query (or the head) makes the arm's sums NaN; the CPU fast path's variance, beta^2 *
 // _mm256_max_ps(0, S^2) / (t (t - 1)), is then NaN (MAXPS returns its second operand when one is NaN), and so must
 // the twin's be: fmaxf(0, NaN) gave 0, a variance that claims the arm is settled.
@@ -165,11 +255,6 @@ TEST_P(AdaptiveWarmUpLogic, NaNQueryGivesTheFastPathsNaNVariance) {
     }
 }
 
-uint32_t bits(float v) {
-    uint32_t b;
-    std::memcpy(&b, &v, 4);
-    return b;
-}
 
 // max0_as_avx against the fast path's instruction with its operands in its order, _mm256_max_ps(zero, x): the same
 // bits for NaNs of either sign, both zeros, infinities, denormals and ordinary values.

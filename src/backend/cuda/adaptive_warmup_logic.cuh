@@ -18,9 +18,11 @@
 //     mu = beta mean(z) and variance beta^2 S^2 / (t (t - 1)). The CPU path's warm-up is repeated calls of exactly
 //     this (stream(cur, target, masked = false, fresh = cur == 0)) with targets 16, 24, 36, ... up to the cap, until
 //     every variance is under its threshold; that check is a reduction the next kernel (or the host) does.
-//   * Later (not written yet): elimination rounds as the same step over a masked set of arms (T == from and active),
-//     with the survivors' mask and the next target computed on the device (a persistent kernel), and the exact finish
-//     as linear's warp dot product on the survivors' stored rows.
+//   * Elimination rounds' streaming (stream_masked_arm below): the same step over a masked set of arms, those the CPU
+//     path's stream(from, to, masked = true) advances (T == from and active != 0), every other arm left untouched.
+//     A round's reduction (best arm, its floor, the keep flags) is adaptive_rounds_logic.cuh.
+//   * Later (not written yet): the survivors' mask and the next target computed on the device (a persistent kernel
+//     driving pull_to_var and the rounds), and the exact finish as linear's warp dot product on the survivors' rows.
 // The arithmetic is the CPU fast path's AVX2 lanes, operation for operation: y = q * (scale * x_m) (or a * x_m),
 // z = fma(y, coef_m, K), K += y, Z += z, Z2 = fma(z, z, Z2), and its finalize; products and sums rounded
 // separately (__fmul_rn / __fadd_rn on the device, where nvcc would otherwise fuse them), so the twin and the kernel
@@ -142,6 +144,26 @@ WINNOW_WARMUP_FN void warm_up_arm(const ColumnLayout& h, const QueryOrder& o, co
 // The CPU twin of the kernel: every arm of [0, n_arms) through warm_up_arm, one after another.
 inline void warm_up_host(const ColumnLayout& h, const QueryOrder& o, const ArmState& s, int64_t n_arms, int from, int to, bool fresh, float beta) {
     for (int64_t i = 0; i < n_arms; ++i) warm_up_arm(h, o, s, i, from, to, fresh, beta);
+}
+
+// Whether the CPU path's masked stream(from, to, masked = true) advances arm i: it has read exactly the columns
+// [0, from) and is marked active. advance() writes only -1 (selected) and 0; here any nonzero word selects, as in the
+// CPU's scalar path (its AVX2 path ANDs the word into a lane mask, so it needs all bits set: -1).
+WINNOW_WARMUP_FN bool stream_selects(const ArmState& s, const int32_t* active, int64_t i, int from) { return s.T[i] == from && active[i] != 0; }
+
+// The elimination rounds' step: arm i through columns [from, to) when stream_selects it (its sums continue, T
+// becomes `to`, its estimate is refreshed: warm_up_arm, non-fresh); any other arm is not written at all. (The AVX2
+// path writes K + 0 etc. to the unselected lanes of a touched vector of 8, which turns a -0 sum into +0; the values,
+// and so every comparison made on them, are the same.)
+WINNOW_WARMUP_FN void stream_masked_arm(const ColumnLayout& h, const QueryOrder& o, const ArmState& s, const int32_t* active, int64_t i, int from, int to,
+                                        float beta) {
+    if (stream_selects(s, active, i, from)) warm_up_arm(h, o, s, i, from, to, false, beta);
+}
+
+// The CPU twin of the masked kernel: every arm of [0, n_arms) through stream_masked_arm.
+inline void stream_masked_host(const ColumnLayout& h, const QueryOrder& o, const ArmState& s, const int32_t* active, int64_t n_arms, int from, int to,
+                               float beta) {
+    for (int64_t i = 0; i < n_arms; ++i) stream_masked_arm(h, o, s, active, i, from, to, beta);
 }
 
 } // namespace winnow::cuda::adaptive
