@@ -248,6 +248,7 @@ public:
         a.list_units = static_cast<int>((k.rows() + a.unit - 1) / a.unit);
         const DeviceMask& dm = device_mask(m);
         a.keep = dm.keep;
+        if (!select) a.mask_row_start = dm.row_start.data<int32_t>(), a.mask_row_blocks = dm.row_blocks.data<int32_t>();
         // a row keeps at most its mask row's blocks (in units) and the selected units
         a.max_kept_units = std::min(a.list_units, dm.max_row_blocks * (m.block / a.unit) + std::max(0, p.select_blocks));
         a.mask_block = m.block, a.mask_n_blocks = m.n_blocks, a.mask_groups = m.groups;
@@ -432,9 +433,9 @@ private:
     }
     // Block masks are uploaded once per BlockMask object (they must not change after their first use).
     // A block mask on the device (uploaded on first use; keyed by the mask's address and size), with the most blocks any
-    // of its rows keeps.
+    // of its rows keeps, and its rows as lists of their causal kept blocks (cuda::SparseRowsArgs::mask_row_start).
     struct DeviceMask {
-        Tensor tensor;
+        Tensor tensor, row_start, row_blocks;
         const uint8_t* keep = nullptr;
         int max_row_blocks = 0;
     };
@@ -450,6 +451,16 @@ private:
                 d.max_row_blocks = std::max(d.max_row_blocks, static_cast<int>(std::count_if(m.keep.begin() + static_cast<ptrdiff_t>(r),
                                                                                                 m.keep.begin() + static_cast<ptrdiff_t>(r) + m.n_blocks,
                                                                                                 [](uint8_t f) { return f != 0; })));
+            std::vector<int32_t> start{0}, blocks;
+            for (int g = 0; g < m.groups; ++g)
+                for (int qb = 0; qb < m.n_blocks; ++qb) {
+                    const uint8_t* row = m.row(qb, g);
+                    for (int kb = 0; kb <= qb; ++kb)
+                        if (row[kb]) blocks.push_back(kb);
+                    start.push_back(static_cast<int32_t>(blocks.size()));
+                }
+            d.row_start = place_readonly(GgmlType::I32, 1, static_cast<int64_t>(start.size()), start.data());
+            d.row_blocks = place_readonly(GgmlType::I32, 1, std::max<int64_t>(1, static_cast<int64_t>(blocks.size())), blocks.empty() ? start.data() : blocks.data());
             it = masks_.insert_or_assign(&m, std::move(d)).first;
         }
         return it->second;

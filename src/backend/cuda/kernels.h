@@ -58,6 +58,11 @@ struct SparseRowsArgs {
     int list_units = 0;               // ceil(cache rows / unit): the stride of the per-row unit lists and keys
     int max_kept_units = 0;           // the most units any row keeps (mask units + select): sizes the splits
     const uint8_t* keep = nullptr;    // the mask on the device, [groups][n_blocks][n_blocks]
+    // The pattern alone (select 0, unit = the mask's block): the mask's rows as lists, built when it was uploaded: row
+    // r = group * n_blocks + query block keeps blocks mask_row_blocks[mask_row_start[r] .. mask_row_start[r + 1]),
+    // ascending, causal only (the last one the row's own). Null: lists are built per row (sparse_rows_kernel).
+    const int* mask_row_start = nullptr;
+    const int* mask_row_blocks = nullptr;
     int mask_block = 0, mask_n_blocks = 0, mask_groups = 1;
     int select = 0;                   // query-aware units per (row, KV head); 0: the mask alone
     const uint16_t* kmax = nullptr;   // fp16 key summaries on the device, [units][n_head_kv * hd] (KeyBlockSummary)

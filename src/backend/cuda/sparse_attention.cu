@@ -2,9 +2,10 @@
 // keys, where dense attention (attention.cu) walks every key of the row. The kernels, in stream order:
 //   1. unit_keys_kernel (selection only), one warp per (unit, KV head, row) over many blocks: each candidate unit's
 //      score bound as a 64-bit selection key (sparse_select_logic.cuh), 0 for a unit that is no candidate;
-//   2. sparse_rows_kernel, one block per (query row, KV head): the row's keep flags per unit (the mask's block, or the
-//      selection's finer unit), plus the `select` largest keys found by radix select, compacted into an ascending list
-//      of kept units, with their count and the kept keys' count;
+//   2. sparse_rows_kernel (selection only), one block per (query row, KV head): the row's keep flags per unit (the
+//      selection's unit), plus the `select` largest keys found by radix select, compacted into an ascending list of
+//      kept units, with their count and the kept keys' count. With the pattern alone the lists are the mask's own rows,
+//      built once when the mask is uploaded (SparseRowsArgs::mask_row_start), and this step is skipped;
 //   3. sparse_attend_kernel, one block per (head, row, split): the split's slice of the kept-unit list (at most
 //      kSparseSplitKeys keys, so that a row's work spreads over many short blocks: at batch-1 decode the grid is far
 //      under one wave and a block's length is the op's time), scored one warp per key, softmaxed in shared memory,
@@ -176,7 +177,7 @@ __global__ void sparse_rows_kernel(SparseRowsArgs a, const uint64_t* __restrict_
 
 template <GgmlType C>
 __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, SparseRowsArgs a,
-                                     const int* __restrict__ lists, const int* __restrict__ counts, float* __restrict__ part, int n_splits,
+                                     const int* __restrict__ lists, int* __restrict__ counts, float* __restrict__ part, int n_splits,
                                      int units_per_split) {
     extern __shared__ float shared[]; // q row [hd], then this split's scores [units_per_split * unit]
     __shared__ float scratch[32];
@@ -186,8 +187,19 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
     const int q_pos = pos0 + a.row0 + t, n_keys = q_pos + 1, hd = a.hd;
     const int kvh = h / (a.n_head / a.n_head_kv), row_kv = t * a.n_head_kv + kvh;
     const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * hd;
-    const int* list = lists + static_cast<size_t>(row_kv) * a.list_units;
-    const int n_kept = counts[2 * row_kv], kept_keys = counts[2 * row_kv + 1];
+    const int* list;
+    int n_kept, kept_keys;
+    if (a.mask_row_start) { // the pattern alone: the mask row's kept blocks, the last one the row's own (partial) block
+        const int r = (a.mask_groups == 1 ? 0 : kvh) * a.mask_n_blocks + q_pos / a.mask_block;
+        list = a.mask_row_blocks + a.mask_row_start[r];
+        n_kept = a.mask_row_start[r + 1] - a.mask_row_start[r];
+        kept_keys = n_kept * a.unit - (a.unit - 1 - q_pos % a.unit);
+        // the merge reads the count as the rows kernel would have left it (one writer per row and KV head)
+        if (split == 0 && h % (a.n_head / a.n_head_kv) == 0 && threadIdx.x == 0) counts[2 * row_kv] = n_kept;
+    } else {
+        list = lists + static_cast<size_t>(row_kv) * a.list_units;
+        n_kept = counts[2 * row_kv], kept_keys = counts[2 * row_kv + 1];
+    }
     float* rec = part + ((static_cast<size_t>(t) * a.n_head + h) * n_splits + split) * (kRecordHeader + hd);
     // split 0 is never empty (every row keeps its diagonal unit), so it carries the row's dropped-key count (the SPION
     // denominator's)
@@ -306,7 +318,7 @@ SparseWorkspace sparse_attention_workspace(const SparseRowsArgs& a) {
     SparseWorkspace w;
     w.n_splits = (std::min(a.max_kept_units, a.list_units) + units_per_split(a.unit) - 1) / units_per_split(a.unit);
     w.key_words = a.select > 0 ? static_cast<size_t>(a.rows) * a.n_head_kv * a.list_units : 0;
-    w.list_ints = static_cast<size_t>(a.rows) * a.n_head_kv * a.list_units;
+    w.list_ints = a.mask_row_start ? 0 : static_cast<size_t>(a.rows) * a.n_head_kv * a.list_units;
     w.count_ints = static_cast<size_t>(a.rows) * a.n_head_kv * 2;
     w.record_floats = static_cast<size_t>(a.rows) * a.n_head * w.n_splits * (kRecordHeader + a.hd);
     w.bytes = w.key_words * sizeof(uint64_t) + (w.list_ints + w.count_ints) * sizeof(int) + w.record_floats * sizeof(float);
@@ -321,6 +333,8 @@ void check_sparse_attention(const SparseRowsArgs& a) {
         throw Error(ErrorKind::unsupported, "cuda sparse attention: selection with more than " + std::to_string(kMaxGroupHeads * 256) +
                                                 " query values per KV head");
     if (a.max_kept_units < 1) throw Error(ErrorKind::invalid_argument, "cuda sparse attention: no kept units");
+    if (a.mask_row_start && (a.select > 0 || a.unit != a.mask_block))
+        throw Error(ErrorKind::invalid_argument, "cuda sparse attention: the mask's own rows serve the pattern alone, in its blocks");
     const size_t limit = static_cast<size_t>(shared_limit()) - kStaticShared;
     if (rows_shared_bytes(a) > limit || (static_cast<size_t>(a.hd) + static_cast<size_t>(units_per_split(a.unit)) * a.unit) * sizeof(float) > limit)
         throw Error(ErrorKind::unsupported, "cuda sparse attention: " + std::to_string(a.list_units) + " units of " + std::to_string(a.unit) +
@@ -343,12 +357,14 @@ void launch_sparse_attention(const float* q, const void* k_cache, const void* v_
         unit_keys_kernel<<<grid, kRowThreads, 0, s>>>(q, a, unit_keys);
         WINNOW_CUDA_CHECK(cudaGetLastError());
     }
-    static std::atomic<int> rows_opted_in{48 * 1024};
-    const size_t rows_bytes = rows_shared_bytes(a);
-    opt_in_shared(sparse_rows_kernel, rows_bytes, rows_opted_in);
-    sparse_rows_kernel<<<dim3(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.n_head_kv)), kRowThreads, rows_bytes, s>>>(a, unit_keys, lists,
-                                                                                                                             counts);
-    WINNOW_CUDA_CHECK(cudaGetLastError());
+    if (!a.mask_row_start) {
+        static std::atomic<int> rows_opted_in{48 * 1024};
+        const size_t rows_bytes = rows_shared_bytes(a);
+        opt_in_shared(sparse_rows_kernel, rows_bytes, rows_opted_in);
+        sparse_rows_kernel<<<dim3(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.n_head_kv)), kRowThreads, rows_bytes, s>>>(a, unit_keys, lists,
+                                                                                                                                 counts);
+        WINNOW_CUDA_CHECK(cudaGetLastError());
+    }
 
     const int per_split = units_per_split(a.unit);
     const size_t attend_bytes = (static_cast<size_t>(a.hd) + static_cast<size_t>(per_split) * a.unit) * sizeof(float);
