@@ -416,6 +416,7 @@ TEST(CudaAdaptiveRounds, EliminateRoundEqualsHostTwin) {
             auto* dkeep = static_cast<uint8_t*>(up(nullptr, n));
             auto* dres = static_cast<ad::RoundResult*>(up(nullptr, sizeof(ad::RoundResult)));
             WINNOW_CUDA_CHECK(cudaMemset(dkeep, 9, n)); // every flag must be written
+            WINNOW_CUDA_CHECK(cudaMemset(dres, 0xA5, sizeof(ad::RoundResult))); // and every field reset: no help from a zeroed buffer
             ad::launch_eliminate_round(static_cast<const float*>(up(mu.data(), 4 * n)), static_cast<const float*>(up(var.data(), 4 * n)),
                                        static_cast<const int32_t*>(up(T.data(), 4 * n)), static_cast<const uint8_t*>(up(S.data(), n)), dkeep, n, dp, width2,
                                        dres, nullptr);

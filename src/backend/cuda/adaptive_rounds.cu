@@ -8,7 +8,10 @@
 // Twin: adaptive::eliminate_round_host.
 #include "backend/cuda/adaptive_rounds.h"
 
+#include <string>
+
 #include "backend/cuda/cuda_check.h"
+#include "winnow/error.h"
 
 namespace winnow::cuda::adaptive {
 
@@ -65,6 +68,8 @@ __global__ void keep_kernel(const float* mu, const float* var, const int32_t* T,
 
 void launch_eliminate_round(const float* mu, const float* var, const int32_t* T, const uint8_t* in_S, uint8_t* keep, int64_t n_arms, int dp,
                             float width2, RoundResult* result, cudaStream_t stream) {
+    // arm indices must stay below kNoArm (an empty S's `first`) and fit best_key's 32-bit low half
+    if (n_arms >= kNoArm) throw Error(ErrorKind::invalid_argument, "eliminate round: " + std::to_string(n_arms) + " arms (at most 2^31 - 2)");
     reset_kernel<<<1, 1, 0, stream>>>(result);
     WINNOW_CUDA_CHECK(cudaGetLastError());
     if (n_arms <= 0) return;

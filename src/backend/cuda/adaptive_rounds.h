@@ -1,8 +1,8 @@
 #pragma once
 // Launcher of the GPU AdaptiveSoftmax's elimination round reduction (adaptive_rounds.cu; what it computes and why it
 // equals the CPU loop: adaptive_rounds_logic.cuh). Every pointer is device memory: mu, var, T, in_S and keep hold
-// n_arms entries (n_arms < 2^31; normally n, as padding arms must not be in S), `result` one RoundResult, which it
-// overwrites. Runs in `stream` (three launches), does not wait. k == 1 only.
+// n_arms entries (n_arms < 2^31 - 1, else winnow::Error; normally n, as padding arms must not be in S), `result` one
+// RoundResult (8-byte aligned: a 64-bit atomic updates its key), which it overwrites. Runs in `stream` (three launches), does not wait. k == 1 only.
 #include <cuda_runtime.h>
 
 #include "backend/cuda/adaptive_rounds_logic.cuh"

@@ -18,6 +18,7 @@
 //     folded onto +0), then by the lower index; 0 stands for "none" (no real key is 0).
 // pick_best combines them. The keep decision is a pure function of the arm's (mu, var) and the round's floor_b, with
 // the CPU's float operations rounded separately (mul_rn etc.: nvcc would fuse gap * gap into the comparison).
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -60,6 +61,9 @@ struct RoundResult {
     int32_t kept = 0;           // arms kept
     int32_t all_exact = 1;      // every kept arm has T >= d'
 };
+
+// The kernels' 64-bit atomicMax updates `key` in place: it must lead the struct, and the struct be 8-byte aligned.
+static_assert(alignof(RoundResult) == 8 && offsetof(RoundResult, key) == 0, "RoundResult::key must be an aligned 64-bit word");
 
 // The argmax key of arm i (i < 2^31) with estimate mu: the float's bits mapped to an unsigned order (negatives
 // flipped, positives above them), in the high half; ~i in the low half, so that of equal mu the lower index is larger.
