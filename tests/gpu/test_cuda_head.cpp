@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -193,6 +195,75 @@ TEST_F(CudaHead, TimePerCallOnSmolLM2Shape) {
         }
 }
 
+// A random 5000 x 192 head (N(0, 0.05^2)) in the column-major layout and one N(0, 1) query's column order, on the host
+// and copied to the device, for the adaptive head's kernel tests; nan_at >= 0 makes x NaN at that sampled column. The
+// device buffers (also those a test adds with up()) are freed with the setup.
+class AdaptiveSetup {
+public:
+    AdaptiveSetup(bool q8, int nan_at, uint64_t seed, uint64_t noise_seed) : rng_(seed) {
+        const int n = 5000, d = 192;
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        std::vector<float> A(static_cast<size_t>(n) * d), x(d);
+        for (auto& v : A) v = 0.05f * nd(rng_);
+        for (auto& v : x) v = nd(rng_);
+        H_ = std::make_unique<head::ColumnMajorHead>(A, n, d, q8);
+        order_ = head::gumbel_column_order(H_->statistics().l1, x, noise_seed);
+        dp_ = order_.size();
+        blk_.resize(dp_), xs_.resize(dp_), coef_.resize(dp_);
+        double remaining = 0;
+        for (int m = dp_ - 1; m >= 0; --m) {
+            remaining += order_.share[m];
+            blk_[m] = order_.column[m] / 32;
+            xs_[m] = x[order_.column[m]];
+            coef_[m] = static_cast<float>(remaining / order_.share[m]);
+        }
+        if (nan_at >= 0) xs_[nan_at] = NAN;
+        stride_ = H_->stride();
+        hl_.stride = dl_.stride = stride_;
+        if (q8) {
+            hl_.quants = H_->quant_column(0);
+            hl_.scales = H_->scale_row(0);
+            dl_.quants = static_cast<const int8_t*>(up(hl_.quants, static_cast<size_t>(d) * stride_));
+            dl_.scales = static_cast<const uint16_t*>(up(hl_.scales, static_cast<size_t>(d / 32) * stride_ * 2));
+        } else {
+            hl_.values = H_->float_column(0);
+            dl_.values = static_cast<const float*>(up(hl_.values, static_cast<size_t>(d) * stride_ * 4));
+        }
+        ho_ = {order_.column.data(), blk_.data(), xs_.data(), coef_.data(), dp_};
+        dord_ = {static_cast<const int32_t*>(up(order_.column.data(), 4 * dp_)), static_cast<const int32_t*>(up(blk_.data(), 4 * dp_)),
+                 static_cast<const float*>(up(xs_.data(), 4 * dp_)), static_cast<const float*>(up(coef_.data(), 4 * dp_)), dp_};
+    }
+    ~AdaptiveSetup() {
+        for (void* p : owned_) cudaFree(p);
+    }
+    AdaptiveSetup(const AdaptiveSetup&) = delete;
+    AdaptiveSetup& operator=(const AdaptiveSetup&) = delete;
+
+    // A device copy of `bytes` at src (uninitialised when src is null), freed with the setup.
+    void* up(const void* src, size_t bytes) {
+        void* p = nullptr;
+        WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 4)));
+        if (src) WINNOW_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
+        owned_.push_back(p);
+        return p;
+    }
+    // References to the random generator (after the head and the query), d', the stride, and the host and device
+    // layouts and orders.
+    auto parts() { return std::tie(rng_, dp_, stride_, hl_, dl_, ho_, dord_); }
+
+private:
+    std::mt19937_64 rng_;
+    std::unique_ptr<head::ColumnMajorHead> H_;
+    head::ColumnOrder order_;
+    int dp_ = 0;
+    int64_t stride_ = 0;
+    std::vector<int32_t> blk_;
+    std::vector<float> xs_, coef_;
+    cuda::adaptive::ColumnLayout hl_, dl_;
+    cuda::adaptive::QueryOrder ho_{}, dord_{};
+    std::vector<void*> owned_;
+};
+
 // The adaptive head's warm-up kernel (backend/cuda/adaptive_warmup.cu) against its CPU twin (the same function per arm
 // on the host), bit for bit, in both storages, through the warm-up's steps (fresh 16 columns, then 24, 36, ..., d').
 TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
@@ -206,49 +277,9 @@ TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
     };
     for (int variant = 0; variant < 4; ++variant) {
         const bool q8 = variant % 2 == 1, nan_query = variant >= 2; // a NaN x at the 10th sampled column
-        const int n = 5000, d = 192;
-        std::mt19937_64 rng(q8 ? 5 : 6);
-        std::normal_distribution<float> nd(0.0f, 1.0f);
-        std::vector<float> A(static_cast<size_t>(n) * d), x(d);
-        for (auto& v : A) v = 0.05f * nd(rng);
-        for (auto& v : x) v = nd(rng);
-        const head::ColumnMajorHead H(A, n, d, q8);
-        const head::ColumnOrder o = head::gumbel_column_order(H.statistics().l1, x, 9);
-        const int dp = o.size();
-        std::vector<int32_t> blk(dp);
-        std::vector<float> xs(dp), coef(dp);
-        double remaining = 0;
-        for (int m = dp - 1; m >= 0; --m) {
-            remaining += o.share[m];
-            blk[m] = o.column[m] / 32;
-            xs[m] = x[o.column[m]];
-            coef[m] = static_cast<float>(remaining / o.share[m]);
-        }
-        if (nan_query) xs[9] = NAN;
-        const int64_t stride = H.stride();
-        // device copies
-        std::vector<void*> owned;
-        auto up = [&](const void* src, size_t bytes) {
-            void* p = nullptr;
-            WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 4)));
-            if (src) WINNOW_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
-            owned.push_back(p);
-            return p;
-        };
-        ad::ColumnLayout hl, dl;
-        hl.stride = dl.stride = stride;
-        if (q8) {
-            hl.quants = H.quant_column(0);
-            hl.scales = H.scale_row(0);
-            dl.quants = static_cast<const int8_t*>(up(hl.quants, static_cast<size_t>(d) * stride));
-            dl.scales = static_cast<const uint16_t*>(up(hl.scales, static_cast<size_t>(d / 32) * stride * 2));
-        } else {
-            hl.values = H.float_column(0);
-            dl.values = static_cast<const float*>(up(hl.values, static_cast<size_t>(d) * stride * 4));
-        }
-        const ad::QueryOrder ho{o.column.data(), blk.data(), xs.data(), coef.data(), dp};
-        const ad::QueryOrder dord{static_cast<const int32_t*>(up(o.column.data(), 4 * dp)), static_cast<const int32_t*>(up(blk.data(), 4 * dp)),
-                                  static_cast<const float*>(up(xs.data(), 4 * dp)), static_cast<const float*>(up(coef.data(), 4 * dp)), dp};
+        AdaptiveSetup setup(q8, nan_query ? 9 : -1, q8 ? 5 : 6, 9);
+        auto [rng, dp, stride, hl, dl, ho, dord] = setup.parts();
+        auto up = [&](const void* src, size_t bytes) { return setup.up(src, bytes); };
         std::vector<float> hK(stride), hZ(stride), hZ2(stride), hmu(stride), hvar(stride);
         std::vector<int32_t> hT(stride);
         const ad::ArmState hs{hK.data(), hZ.data(), hZ2.data(), hmu.data(), hvar.data(), hT.data()};
@@ -275,7 +306,6 @@ TEST(CudaAdaptiveWarmUp, EqualsHostTwinBitForBit) {
             EXPECT_EQ(gT, hT);
             cur = to;
         }
-        for (void* p : owned) cudaFree(p);
     }
 }
 
@@ -292,48 +322,9 @@ TEST(CudaAdaptiveRounds, MaskedStepEqualsHostTwinBitForBit) {
     };
     for (int variant = 0; variant < 4; ++variant) {
         const bool q8 = variant % 2 == 1, nan_query = variant >= 2; // a NaN x at the 30th sampled column
-        const int n = 5000, d = 192;
-        std::mt19937_64 rng(q8 ? 15 : 16);
-        std::normal_distribution<float> nd(0.0f, 1.0f);
-        std::vector<float> A(static_cast<size_t>(n) * d), x(d);
-        for (auto& v : A) v = 0.05f * nd(rng);
-        for (auto& v : x) v = nd(rng);
-        const head::ColumnMajorHead H(A, n, d, q8);
-        const head::ColumnOrder o = head::gumbel_column_order(H.statistics().l1, x, 19);
-        const int dp = o.size();
-        std::vector<int32_t> blk(dp);
-        std::vector<float> xs(dp), coef(dp);
-        double remaining = 0;
-        for (int m = dp - 1; m >= 0; --m) {
-            remaining += o.share[m];
-            blk[m] = o.column[m] / 32;
-            xs[m] = x[o.column[m]];
-            coef[m] = static_cast<float>(remaining / o.share[m]);
-        }
-        if (nan_query) xs[29] = NAN;
-        const int64_t stride = H.stride();
-        std::vector<void*> owned;
-        auto up = [&](const void* src, size_t bytes) {
-            void* p = nullptr;
-            WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 4)));
-            if (src) WINNOW_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
-            owned.push_back(p);
-            return p;
-        };
-        ad::ColumnLayout hl, dl;
-        hl.stride = dl.stride = stride;
-        if (q8) {
-            hl.quants = H.quant_column(0);
-            hl.scales = H.scale_row(0);
-            dl.quants = static_cast<const int8_t*>(up(hl.quants, static_cast<size_t>(d) * stride));
-            dl.scales = static_cast<const uint16_t*>(up(hl.scales, static_cast<size_t>(d / 32) * stride * 2));
-        } else {
-            hl.values = H.float_column(0);
-            dl.values = static_cast<const float*>(up(hl.values, static_cast<size_t>(d) * stride * 4));
-        }
-        const ad::QueryOrder ho{o.column.data(), blk.data(), xs.data(), coef.data(), dp};
-        const ad::QueryOrder dord{static_cast<const int32_t*>(up(o.column.data(), 4 * dp)), static_cast<const int32_t*>(up(blk.data(), 4 * dp)),
-                                  static_cast<const float*>(up(xs.data(), 4 * dp)), static_cast<const float*>(up(coef.data(), 4 * dp)), dp};
+        AdaptiveSetup setup(q8, nan_query ? 29 : -1, q8 ? 15 : 16, 19);
+        auto [rng, dp, stride, hl, dl, ho, dord] = setup.parts();
+        auto up = [&](const void* src, size_t bytes) { return setup.up(src, bytes); };
         std::vector<float> h[5];
         for (auto& v : h) v.assign(stride, 0.0f);
         std::vector<int32_t> hT(stride);
@@ -364,7 +355,6 @@ TEST(CudaAdaptiveRounds, MaskedStepEqualsHostTwinBitForBit) {
             WINNOW_CUDA_CHECK(cudaMemcpy(gT.data(), ds.T, fb, cudaMemcpyDeviceToHost));
             EXPECT_EQ(gT, hT);
         }
-        for (void* p : owned) cudaFree(p);
     }
 }
 

@@ -27,7 +27,7 @@ TEST(SparseSelectLogic, HalfWideningEqualsTheProjectDecoderForEveryValue) {
     int mismatches = 0;
     for (uint32_t h = 0; h < 65536; ++h) {
         const float a = sl::half_to_float(static_cast<uint16_t>(h)), b = fp16_to_fp32(static_cast<uint16_t>(h));
-        if (std::isnan(a) != std::isnan(b) || (!std::isnan(a) && sl::bits_of(a) != sl::bits_of(b))) ++mismatches;
+        if (std::isnan(a) != std::isnan(b) || (!std::isnan(a) && cuda::float_bits(a) != cuda::float_bits(b))) ++mismatches;
     }
     EXPECT_EQ(mismatches, 0);
 }
@@ -78,10 +78,10 @@ TEST(SparseSelectLogic, ButterflyPairsLanesAsTheWarpShuffleDoes) {
         for (int l = 0; l < sl::kLanes; ++l) next[l] = v[l] + v[l ^ o];
         std::copy(next, next + sl::kLanes, v);
     }
-    EXPECT_EQ(sl::bits_of(sl::butterfly_sum(partial)), sl::bits_of(v[0]));
+    EXPECT_EQ(cuda::float_bits(sl::butterfly_sum(partial)), cuda::float_bits(v[0]));
     float sequential = 0.0f;
     for (float p : partial) sequential += p;
-    EXPECT_NE(sl::bits_of(sequential), sl::bits_of(v[0])) << "the input must tell the two orders apart";
+    EXPECT_NE(cuda::float_bits(sequential), cuda::float_bits(v[0])) << "the input must tell the two orders apart";
 }
 
 // The keys' unsigned order is the CPU kernel's selection order: a higher bound first, equal bounds (-0 == +0) the lower
@@ -111,11 +111,11 @@ TEST(SparseSelectLogic, MaxIsTheCpuKernelsMaxps) {
     for (float a : vals)
         for (float b : vals) {
             const float want = a > b ? a : b;
-            EXPECT_EQ(sl::bits_of(sl::max_as_avx(a, b)), sl::bits_of(want)) << a << " " << b;
+            EXPECT_EQ(cuda::float_bits(sl::max_as_avx(a, b)), cuda::float_bits(want)) << a << " " << b;
 #ifdef __AVX__
             alignas(32) float out[8];
             _mm256_store_ps(out, _mm256_max_ps(_mm256_set1_ps(a), _mm256_set1_ps(b)));
-            EXPECT_EQ(sl::bits_of(sl::max_as_avx(a, b)), sl::bits_of(out[0])) << a << " " << b;
+            EXPECT_EQ(cuda::float_bits(sl::max_as_avx(a, b)), cuda::float_bits(out[0])) << a << " " << b;
 #endif
         }
     // q_d = 0 against kmin = -inf (a key below fp16's range): 0 * -inf is NaN on the kmin side, so the bound is NaN

@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "backend/cuda/adaptive_warmup_logic.cuh" // mul_rn, add_rn, WINNOW_WARMUP_FN
+#include "backend/cuda/float_bits.cuh"
 
 namespace winnow::cuda::adaptive {
 
@@ -38,15 +39,6 @@ WINNOW_WARMUP_FN float sqrt_rn(float a) {
     return __fsqrt_rn(a);
 #else
     return std::sqrt(a); // IEEE: correctly rounded, as the CPU path's std::sqrt(float)
-#endif
-}
-WINNOW_WARMUP_FN uint32_t float_bits(float v) {
-#ifdef __CUDA_ARCH__
-    return __float_as_uint(v);
-#else
-    uint32_t b;
-    std::memcpy(&b, &v, 4);
-    return b;
 #endif
 }
 
@@ -69,8 +61,7 @@ static_assert(alignof(RoundResult) == 8 && offsetof(RoundResult, key) == 0, "Rou
 // flipped, positives above them), in the high half; ~i in the low half, so that of equal mu the lower index is larger.
 WINNOW_WARMUP_FN unsigned long long best_key(float mu, int64_t i) {
     if (mu != mu) return 0; // NaN: passed over (pick_best handles a NaN S[0])
-    uint32_t u = float_bits(mu == 0.0f ? 0.0f : mu); // -0 == +0: one key, the index decides
-    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    const uint32_t u = ordered_bits(mu); // -0 == +0: one key, the index decides
     return (static_cast<unsigned long long>(u) << 32) | (0xffffffffu - static_cast<uint32_t>(i));
 }
 

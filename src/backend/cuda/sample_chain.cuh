@@ -29,6 +29,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "backend/cuda/float_bits.cuh"
+
 #ifdef __CUDACC__
 #define WINNOW_SAMPLE_FN __device__ __forceinline__
 #else
@@ -52,15 +54,6 @@ namespace sample_chain {
 constexpr uint64_t kNone = ~0ull; // the key of an entry that is out of the set
 constexpr int kHistBins = 2048;   // top-k's radix select: 11 bits per pass
 
-WINNOW_SAMPLE_FN uint32_t float_bits(float v) {
-#ifdef __CUDACC__
-    return __float_as_uint(v);
-#else
-    uint32_t b;
-    std::memcpy(&b, &v, sizeof b);
-    return b;
-#endif
-}
 WINNOW_SAMPLE_FN double exp_d(double x) {
 #ifdef __CUDACC__
     return exp(x);
@@ -69,12 +62,6 @@ WINNOW_SAMPLE_FN double exp_d(double x) {
 #endif
 }
 
-// Monotone map of floats to unsigned integers (-0 and +0 are one value, as the host's comparisons have them).
-WINNOW_SAMPLE_FN uint32_t ordered_bits(float v) {
-    if (v == 0.0f) v = 0.0f;
-    const uint32_t b = float_bits(v);
-    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
 WINNOW_SAMPLE_FN uint64_t position_key(float v, uint32_t id) { return (static_cast<uint64_t>(~ordered_bits(v)) << 32) | id; }
 // The order of the top_k kernel's passes (backend/cuda/top_k.cu, the old greedy path), ascending: its first entry is
 // std::max_element's answer, as CpuBackend::top_k's k = 1: a NaN in slot 0 (key 0: no other value has a value half of

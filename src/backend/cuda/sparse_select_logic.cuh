@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "backend/cuda/float_bits.cuh"
+
 #ifdef __CUDACC__
 #define WINNOW_SELECT_FN __host__ __device__ inline
 #else
@@ -27,26 +29,6 @@
 namespace winnow::cuda::select_logic {
 
 constexpr int kLanes = 32;
-
-WINNOW_SELECT_FN float float_from_bits(uint32_t b) {
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(b);
-#else
-    float f;
-    std::memcpy(&f, &b, sizeof f);
-    return f;
-#endif
-}
-
-WINNOW_SELECT_FN uint32_t bits_of(float f) {
-#ifdef __CUDA_ARCH__
-    return __float_as_uint(f);
-#else
-    uint32_t b;
-    std::memcpy(&b, &f, sizeof b);
-    return b;
-#endif
-}
 
 // An fp16 value (its bits) widened exactly, with the same result on host and device.
 WINNOW_SELECT_FN float half_to_float(uint16_t h) {
@@ -102,10 +84,7 @@ inline float group_bound_host(const float* qg, int heads, const uint16_t* kmax, 
 // compare equal on the CPU, so the lower unit wins there too). Never 0 for a unit below 2^32 - 1, so 0 can mark "not a
 // candidate". The bound must not be NaN (the CPU never makes a NaN bound a candidate).
 WINNOW_SELECT_FN uint64_t selection_key(float bound, uint32_t unit) {
-    if (bound == 0.0f) bound = 0.0f;
-    const uint32_t b = bits_of(bound);
-    const uint32_t ordered = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-    return (static_cast<uint64_t>(ordered) << 32) | (0xffffffffu - unit);
+    return (static_cast<uint64_t>(ordered_bits(bound)) << 32) | (0xffffffffu - unit);
 }
 WINNOW_SELECT_FN uint32_t unit_of_key(uint64_t key) { return 0xffffffffu - static_cast<uint32_t>(key); }
 
