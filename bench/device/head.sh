@@ -5,7 +5,8 @@
 #   ops-head-cuda.txt     the op harness's head_top_k cases on CUDA: vs the double reference and exactly vs the same
 #                         backend's linear + top_k (ids, logit bits), and the algorithm's host run (HeadTopKLogic)
 #   gpu-head.txt          tests/gpu/test_cuda_head.cpp: 60 random shapes x types x k vs linear + top_k, bad arguments,
-#                         the adaptive head's warm-up kernel vs its host twin (bit for bit),
+#                         the adaptive head's warm-up and masked-step kernels and one elimination round vs their
+#                         host twins (bit for bit),
 #                         and the time per call of fused vs linear + top_k on SmolLM2's head shape (printed)
 #   sanitizer-head.txt    compute-sanitizer memcheck on a subset of the head_top_k cases (every tile/merge path)
 #   bench-head-cuda.json  winnow bench head --device cuda: fused / cuBLAS GEMV + top_k / linear + top_k, us per query
@@ -33,7 +34,7 @@ t0=$SECONDS
 timeout 45 env LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests --gtest_filter='*cuda__head_top_k*:HeadTopKLogic.*' > "$OUT/ops-head-cuda.txt" 2>&1
 hnote "head op harness (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/ops-head-cuda.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
 
-timeout 30 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*:CudaAdaptiveWarmUp.*' > "$OUT/gpu-head.txt" 2>&1
+timeout 30 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*:CudaAdaptiveWarmUp.*:CudaAdaptiveRounds.*' > "$OUT/gpu-head.txt" 2>&1
 hnote "gpu head tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-head.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
 
 if [ -f "$model" ]; then
