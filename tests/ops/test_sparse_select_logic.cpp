@@ -26,7 +26,7 @@ namespace sl = cuda::select_logic;
 TEST(SparseSelectLogic, HalfWideningEqualsTheProjectDecoderForEveryValue) {
     int mismatches = 0;
     for (uint32_t h = 0; h < 65536; ++h) {
-        const float a = sl::half_to_float(static_cast<uint16_t>(h)), b = fp16_to_fp32(static_cast<uint16_t>(h));
+        const float a = cuda::half_to_float(static_cast<uint16_t>(h)), b = fp16_to_fp32(static_cast<uint16_t>(h));
         if (std::isnan(a) != std::isnan(b) || (!std::isnan(a) && cuda::float_bits(a) != cuda::float_bits(b))) ++mismatches;
     }
     EXPECT_EQ(mismatches, 0);

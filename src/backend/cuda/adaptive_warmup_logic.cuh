@@ -30,10 +30,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "io/quant.h" // fp16_to_fp32 (the host side)
+#include "backend/cuda/float_bits.cuh" // half_to_float
 
 #ifdef __CUDACC__
-#include <cuda_fp16.h>
 #define WINNOW_WARMUP_FN __host__ __device__ __forceinline__
 #else
 #define WINNOW_WARMUP_FN inline
@@ -67,13 +66,6 @@ WINNOW_WARMUP_FN float fma_rn(float a, float b, float c) {
     return __fmaf_rn(a, b, c);
 #else
     return std::fma(a, b, c);
-#endif
-}
-WINNOW_WARMUP_FN float half_to_float(uint16_t h) {
-#ifdef __CUDA_ARCH__
-    return __half2float(__ushort_as_half(h));
-#else
-    return fp16_to_fp32(h);
 #endif
 }
 

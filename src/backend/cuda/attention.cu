@@ -55,10 +55,8 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys) {
     extern __shared__ float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
-    if (pos_dev) { // a recorded decode step: the position of this replay, within the keys the shared memory holds
-        pos0 = *pos_dev;
-        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return; // the host checked it before uploading it
-    }
+    // a recorded decode step: the position of this replay, within the keys the shared memory holds
+    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
     const int h = blockIdx.x, t = blockIdx.y;
     const int q_pos = pos0 + t, n_keys = q_pos + 1;
     const int kvh = h / (n_head / n_head_kv);
@@ -82,10 +80,7 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
                                        int n_splits) {
     extern __shared__ float shared[]; // q row [hd], then this split's scores [kSplitKeys]
     __shared__ float scratch[32];
-    if (pos_dev) {
-        pos0 = *pos_dev;
-        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return; // the host checked it before uploading it
-    }
+    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
     const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
     const int q_pos = pos0 + t, n_keys = q_pos + 1;
     const int kvh = h / (n_head / n_head_kv);
@@ -113,24 +108,14 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
     if (n_tokens == 0) return;
     const int keys = pos_dev ? max_keys : pos0 + n_tokens; // with pos_dev, room for the longest row any replay can have
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + keys) * sizeof(float);
-    int device = 0, limit = 0;
-    WINNOW_CUDA_CHECK(cudaGetDevice(&device));
-    WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    const int limit = shared_limit();
     if (shared_bytes + 32 * sizeof(float) > static_cast<size_t>(limit))
         throw Error(ErrorKind::unsupported, "cuda attention: " + std::to_string(keys) + " keys exceed this kernel's shared memory (" +
                                                 std::to_string(limit / 4 - head_dim - 32) + " keys at most)");
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        // The opt-in limit only ever grows: a recorded step (sized for the whole context) must stay launchable after a
-        // shorter eager call.
         static std::atomic<int> opted_in{48 * 1024};
-        int now = opted_in.load();
-        while (static_cast<int>(shared_bytes) > now) {
-            if (opted_in.compare_exchange_weak(now, static_cast<int>(shared_bytes))) {
-                WINNOW_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)));
-                break;
-            }
-        }
+        opt_in_shared(attention_kernel<C>, shared_bytes, opted_in);
         attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, pos_dev, keys);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());

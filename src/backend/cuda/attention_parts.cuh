@@ -1,13 +1,24 @@
 #pragma once
-// Pieces the dense (attention.cu) and the block-sparse (sparse_attention.cu) attention kernels share: the block-wide
-// softmax over scores held in shared memory, and the log-sum-exp merge of flash-decoding splits.
+// Pieces the dense (attention.cu) and the block-sparse (sparse_attention.cu) attention kernels share: the position of
+// a recorded step, the block-wide softmax over scores held in shared memory, the log-sum-exp merge of flash-decoding
+// splits, and the dynamic shared memory opt-in.
+#include <atomic>
 #include <cmath>
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
 namespace {
+
+// The position of a launch's first row: from device memory in a recorded step (false when it is out of range, rows
+// from it past max_keys: the host checked it before the upload, so nothing runs), else the host's pos0 as passed.
+__device__ bool first_position(int& pos0, const int32_t* pos_dev, int rows, int max_keys) {
+    if (!pos_dev) return true;
+    pos0 = *pos_dev;
+    return pos0 >= 0 && pos0 + rows <= max_keys;
+}
 
 // Scores sc[0, n) become softmax numerators in place, exp(s - max) (0 for a key the mask dropped, score -inf); returns
 // the max (-inf when every key was dropped), the sum of the numerators and the count of dropped keys, on every thread.
@@ -40,10 +51,7 @@ constexpr int kRecordHeader = 3;
 __global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
                                        bool spion_denominator, const int* __restrict__ kept_counts, int per_split, int n_head_kv,
                                        const int32_t* __restrict__ pos_dev, int max_keys) {
-    if (pos_dev) {
-        pos0 = *pos_dev;
-        if (pos0 < 0 || pos0 + static_cast<int>(gridDim.y) > max_keys) return;
-    }
+    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
     const int h = blockIdx.x, t = blockIdx.y;
     const int used = kept_counts ? min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split)
                                  : min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys);
@@ -67,6 +75,33 @@ __global__ void attention_merge_kernel(const float* __restrict__ part, float* __
             if (m != -INFINITY) acc = fmaf(recs[s * stride + kRecordHeader + d], expf(m - M), acc);
         }
         orow[d] = acc * inv;
+    }
+}
+
+// The opt-in shared memory per block of the current device, asked once per device.
+int shared_limit() {
+    constexpr int kDevices = 64;
+    static std::atomic<int> limits[kDevices] = {};
+    int device = 0;
+    WINNOW_CUDA_CHECK(cudaGetDevice(&device));
+    std::atomic<int>* slot = device < kDevices ? &limits[device] : nullptr;
+    if (slot && slot->load() > 0) return slot->load();
+    int limit = 0;
+    WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    if (slot) slot->store(limit);
+    return limit;
+}
+
+// Raises a kernel's dynamic shared memory limit to `bytes` once (the opt-in only grows, so a recorded step sized for
+// the whole context stays launchable after a smaller eager call).
+template <class Kernel>
+void opt_in_shared(Kernel kernel, size_t bytes, std::atomic<int>& opted_in) {
+    int now = opted_in.load();
+    while (static_cast<int>(bytes) > now) {
+        if (opted_in.compare_exchange_weak(now, static_cast<int>(bytes))) {
+            WINNOW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+            return;
+        }
     }
 }
 

@@ -37,26 +37,6 @@ constexpr int kMaxGroupHeads = 16;   // query heads per KV head the selection's 
 constexpr int kSparseSplitKeys = 64; // keys per split of sparse_attend_kernel (at least one unit)
 constexpr int kStaticShared = 2048;  // bytes of static shared memory the kernels declare, at most (scratch, histogram)
 
-// The position of this launch's first row: from device memory in a recorded step (false when it is out of range: the
-// host checked it before the upload, so nothing runs), else the host's.
-__device__ bool first_position(int& pos0, const int32_t* pos_dev, int rows, int max_keys) {
-    if (!pos_dev) return true;
-    pos0 = *pos_dev;
-    return pos0 >= 0 && pos0 + rows <= max_keys;
-}
-
-// Int sum over the block; every thread gets it. scratch holds 32 ints.
-__device__ int block_count(int v, int* scratch) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    v = lane < n_warps ? scratch[lane] : 0;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // The mask's keep flag of unit u for the row at q_pos, KV head kvh.
 __device__ bool mask_keeps(const SparseRowsArgs& a, int q_pos, int kvh, int u) {
     const uint8_t* row = a.keep + (static_cast<size_t>(a.mask_groups == 1 ? 0 : kvh) * a.mask_n_blocks + q_pos / a.mask_block) * a.mask_n_blocks;
@@ -86,7 +66,7 @@ __global__ void unit_keys_kernel(const float* __restrict__ q, SparseRowsArgs a, 
         float ub = -INFINITY;
         for (int g = 0; g < heads; ++g) {
             float s = sl::lane_partial(qs + g * hd, a.kmax + off, a.kmin + off, hd, lane);
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); // sl::butterfly_sum's order
+            s = warp_sum(s); // sl::butterfly_sum's order
             ub = sl::fold_max(ub, s);
         }
         if (!isnan(ub)) key = sl::selection_key(ub, static_cast<uint32_t>(u));
@@ -102,7 +82,7 @@ __device__ void flag_best_units(const uint64_t* keys, int n_units, int select, u
     __shared__ int chosen[2]; // this pass's byte, and the keys in the bins above it
     int n_cand = 0;
     for (int u = threadIdx.x; u < n_units; u += blockDim.x) n_cand += keys[u] != 0;
-    n_cand = block_count(n_cand, scratch);
+    n_cand = block_sum(n_cand, scratch);
     int k = min(select, n_cand);
     if (k == 0) return;
     const int lane = threadIdx.x % 32;
@@ -167,10 +147,8 @@ __global__ void sparse_rows_kernel(SparseRowsArgs a, const uint64_t* __restrict_
         const bool kept = u < n_units && flags[u];
         const unsigned ballot = __ballot_sync(0xffffffffu, kept);
         if (kept) list[n_kept + __popc(ballot & ((1u << lane) - 1u))] = u;
-        int keys_here = kept ? min(a.unit, n_keys - u * a.unit) : 0;
-        for (int o = 16; o > 0; o >>= 1) keys_here += __shfl_xor_sync(0xffffffffu, keys_here, o);
         n_kept += __popc(ballot);
-        kept_keys += keys_here;
+        kept_keys += warp_sum(kept ? min(a.unit, n_keys - u * a.unit) : 0);
     }
     if (lane == 0) counts[2 * row_kv] = n_kept, counts[2 * row_kv + 1] = kept_keys;
 }
@@ -271,33 +249,6 @@ int units_per_split(int unit) { return std::max(1, kSparseSplitKeys / unit); }
 // Dynamic shared memory of sparse_rows_kernel: the candidate keys (with selection), the flags.
 size_t rows_shared_bytes(const SparseRowsArgs& a) {
     return (a.select > 0 ? static_cast<size_t>(a.list_units) * sizeof(uint64_t) : 0) + static_cast<size_t>(a.list_units);
-}
-
-// The opt-in shared memory per block of the current device, asked once per device.
-int shared_limit() {
-    constexpr int kDevices = 64;
-    static std::atomic<int> limits[kDevices] = {};
-    int device = 0;
-    WINNOW_CUDA_CHECK(cudaGetDevice(&device));
-    std::atomic<int>* slot = device < kDevices ? &limits[device] : nullptr;
-    if (slot && slot->load() > 0) return slot->load();
-    int limit = 0;
-    WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    if (slot) slot->store(limit);
-    return limit;
-}
-
-// Raises a kernel's dynamic shared memory limit to `bytes` once (the opt-in only grows, so a recorded step stays
-// launchable after a smaller eager call).
-template <class Kernel>
-void opt_in_shared(Kernel kernel, size_t bytes, std::atomic<int>& opted_in) {
-    int now = opted_in.load();
-    while (static_cast<int>(bytes) > now) {
-        if (opted_in.compare_exchange_weak(now, static_cast<int>(bytes))) {
-            WINNOW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-            return;
-        }
-    }
 }
 
 } // namespace

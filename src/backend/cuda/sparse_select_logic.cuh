@@ -30,17 +30,6 @@ namespace winnow::cuda::select_logic {
 
 constexpr int kLanes = 32;
 
-// An fp16 value (its bits) widened exactly, with the same result on host and device.
-WINNOW_SELECT_FN float half_to_float(uint16_t h) {
-    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    if (exp == 0) { // zero or subnormal: man * 2^-24, exact in fp32
-        const float f = static_cast<float>(man) * 5.9604644775390625e-8f;
-        return sign ? -f : f;
-    }
-    if (exp == 31) return float_from_bits(sign | 0x7f800000u | (man << 13)); // infinity or NaN
-    return float_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
-}
-
 // max(a, b) as the CPU kernel's _mm256_max_ps(a, b) gives it: the second operand unless the first is greater, so a NaN
 // product (0 * inf) makes the bound NaN, and the unit no candidate, on both sides.
 WINNOW_SELECT_FN float max_as_avx(float a, float b) { return a > b ? a : b; }
@@ -89,8 +78,8 @@ WINNOW_SELECT_FN uint64_t selection_key(float bound, uint32_t unit) {
 WINNOW_SELECT_FN uint32_t unit_of_key(uint64_t key) { return 0xffffffffu - static_cast<uint32_t>(key); }
 
 // The k-th largest of n distinct keys (1 <= k <= the number of nonzero keys), by setting its bits from the top: the
-// result t is the largest value with at least k keys >= t, which is the k-th key itself. The kernel runs the same
-// search with a block-wide count per bit; this is its host twin.
+// result t is the largest value with at least k keys >= t, which is the k-th key itself. A plain statement of the rule
+// the tests hold the kernel's radix select (below) to.
 inline uint64_t kth_largest_key(const uint64_t* keys, int n, int k) {
     uint64_t t = 0;
     for (int bit = 63; bit >= 0; --bit) {

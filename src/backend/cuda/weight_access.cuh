@@ -82,8 +82,9 @@ void dispatch_act_type(GgmlType t, F&& f) {
     }
 }
 
-// Sum over the warp, the result in every lane.
-__device__ __forceinline__ float warp_sum(float v) {
+// Sum over the warp, the result in every lane (an xor butterfly: offsets 16, 8, 4, 2, 1). Float or int.
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
@@ -93,13 +94,14 @@ __device__ __forceinline__ float warp_max(float v) {
 }
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. `scratch` holds 32.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+template <class T>
+__device__ __forceinline__ T block_sum(T v, T* scratch) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
     v = warp_sum(v);
     __syncthreads(); // scratch may still be read by a previous call
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    v = lane < n_warps ? scratch[lane] : 0.0f;
+    v = lane < n_warps ? scratch[lane] : T(0);
     return warp_sum(v);
 }
 __device__ __forceinline__ float block_max(float v, float* scratch) {
