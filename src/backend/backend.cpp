@@ -35,6 +35,18 @@ void require_support(const Backend& be, Op op, GgmlType type) {
                                                 (op == Op::linear || op == Op::get_rows ? " weights" : " tensors"));
 }
 
+void check_block_selection(const AttentionParams& p, int64_t cache_rows) {
+    if (p.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "attention: select_blocks must be >= 0");
+    if (p.select_blocks == 0) return;
+    const KeyBlockSummary& ks = p.key_summary;
+    if (!p.mask) throw Error(ErrorKind::invalid_argument, "attention: query-aware block selection needs a block mask");
+    if (ks.block <= 0 || p.mask->block % ks.block != 0)
+        throw Error(ErrorKind::invalid_argument, "attention: the selection block (" + std::to_string(ks.block) + ") must divide the mask's block (" +
+                                                     std::to_string(p.mask->block) + ")");
+    if (ks.n_blocks < 0 || ks.n_blocks > (cache_rows + ks.block - 1) / ks.block || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
+        throw Error(ErrorKind::invalid_argument, "attention: the key block summary has more blocks than the cache holds");
+}
+
 void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device) {
     if (k_cache.device() != device || kmax.device() != device || kmin.device() != device)
         throw Error(ErrorKind::invalid_argument, "summarize_keys: the cache and the summaries must be on the backend's device");

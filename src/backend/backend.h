@@ -221,6 +221,11 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options);
 // them); throws winnow::Error(invalid_argument). Returns the vocabulary size.
 int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Tensor& token, Device device);
 
+// The checks every backend's attention makes of query-aware selection (AttentionParams::select_blocks >= 0; when > 0,
+// a mask, a selection unit that divides its block, and key summaries that fit a cache of cache_rows and are there);
+// throws winnow::Error(invalid_argument).
+void check_block_selection(const AttentionParams& p, int64_t cache_rows);
+
 // The checks every backend's summarize_keys makes (types, shapes, rows, device); throws winnow::Error(invalid_argument).
 void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device);
 

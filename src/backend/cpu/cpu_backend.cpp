@@ -181,16 +181,7 @@ public:
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < pos0 + n_tokens)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(pos0 + n_tokens));
         check_shape(outt, n_tokens, static_cast<int64_t>(n_head) * head_dim, "attention output");
-        if (p.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "attention: select_blocks must be >= 0");
-        if (p.select_blocks > 0) {
-            const KeyBlockSummary& ks = p.key_summary;
-            if (!p.mask) throw Error(ErrorKind::invalid_argument, "attention: query-aware block selection needs a block mask");
-            if (ks.block <= 0 || p.mask->block % ks.block != 0)
-                throw Error(ErrorKind::invalid_argument, "attention: the selection block (" + std::to_string(ks.block) + ") must divide the mask's block (" +
-                                                             std::to_string(p.mask->block) + ")");
-            if (ks.n_blocks < 0 || ks.n_blocks > (kt.rows() + ks.block - 1) / ks.block || (ks.n_blocks > 0 && (!ks.kmax || !ks.kmin)))
-                throw Error(ErrorKind::invalid_argument, "attention: the key block summary has more blocks than the cache holds");
-        }
+        check_block_selection(p, kt.rows());
         cpu::attention(kt.type(), qt.f32(), kt.raw(), vt.raw(), outt.f32(), n_tokens, p, n_threads_);
         if (p.capture) cpu::attention_head_mean_probs(kt.type(), qt.f32(), kt.raw(), n_tokens, p, p.capture, p.capture_stride, n_threads_);
     }

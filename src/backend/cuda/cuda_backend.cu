@@ -210,7 +210,7 @@ public:
         const int64_t last_key = p.pos ? k.rows() : p.pos0 + n; // with a device position, any row of the cache may be the last
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < last_key)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
-        if (p.select_blocks != 0 && !p.mask) throw Error(ErrorKind::invalid_argument, "attention: block selection needs a block mask");
+        check_block_selection(p, k.rows());
         if (p.mask) return sparse_attention(q, k, v, out, p, n);
         // Decode (a few rows) over more keys than one split: flash-decoding, so that a row spreads over many blocks.
         // With a device position the grid covers the whole cache (the same launch serves every replay).
@@ -236,10 +236,6 @@ public:
     void sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p, int n) {
         const BlockMask& m = *p.mask;
         const bool select = p.select_blocks > 0;
-        if (select && (p.key_summary.block <= 0 || m.block % p.key_summary.block != 0))
-            throw Error(ErrorKind::invalid_argument, "attention: the selection unit must divide the mask's block");
-        if (select && (p.key_summary.n_blocks < 0 || p.key_summary.n_blocks > (k.rows() + p.key_summary.block - 1) / p.key_summary.block))
-            throw Error(ErrorKind::invalid_argument, "attention: the key block summary has more blocks than the cache holds");
         if (p.pos && n > kSparseChunkRows) throw Error(ErrorKind::invalid_argument, "attention: too many rows for a recorded sparse step");
         cuda::SparseRowsArgs a;
         a.pos_dev = position(p.pos);
@@ -250,9 +246,9 @@ public:
         a.keep = dm.keep;
         if (!select) a.mask_row_start = dm.row_start.data<int32_t>(), a.mask_row_blocks = dm.row_blocks.data<int32_t>();
         // a row keeps at most its mask row's blocks (in units) and the selected units
-        a.max_kept_units = std::min(a.list_units, dm.max_row_blocks * (m.block / a.unit) + std::max(0, p.select_blocks));
+        a.max_kept_units = std::min(a.list_units, dm.max_row_blocks * (m.block / a.unit) + p.select_blocks);
         a.mask_block = m.block, a.mask_n_blocks = m.n_blocks, a.mask_groups = m.groups;
-        a.select = std::max(0, p.select_blocks);
+        a.select = p.select_blocks; // >= 0 (check_block_selection)
         a.kmax = p.key_summary.kmax, a.kmin = p.key_summary.kmin, a.summarised_units = select ? p.key_summary.n_blocks : 0;
         const bool spion = m.denominator == SparseDenominator::spion;
         const int64_t q_stride = q.cols(), o_stride = out.cols();
