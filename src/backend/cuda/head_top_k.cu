@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(ht::kThreads) head_tiles_kernel(const uint8_t*
     const float tmax = s_v[0];
     double s = 0;
     for (int i = threadIdx.x; i < ht::kTile; i += blockDim.x) s += ht::lse_term(s_v[i], s_id[i], tmax);
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    s = warp_sum(s);
     if (lane == 0) s_sum[warp] = s;
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(ht::kMergeThreads) head_merge_kernel(uint8_t* 
         m = block_max(m, s_red); // every thread gets it
         double s = 0;
         for (int64_t t = tid; t < n_tiles; t += blockDim.x) s += tsum[t] * ht::lse_scale(tmax[t], m);
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        s = warp_sum(s);
         if (lane == 0) s_sum[warp] = s;
         __syncthreads();
         if (tid == 0) {

@@ -59,7 +59,7 @@ __global__ void top_k_kernel(const float* __restrict__ logits, int64_t n, int k,
     __shared__ double ws[32];
     double s = 0;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += head_top_k::exp_term(logits[i], top_v);
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    s = warp_sum(s);
     if (lane == 0) ws[warp] = s;
     __syncthreads();
     if (threadIdx.x == 0) {
