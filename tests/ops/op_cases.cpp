@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iterator>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "backend/cpu/reference_ops.h"
@@ -405,6 +406,36 @@ void add_attention_cases(std::vector<OpCase>& cases) {
         }
 }
 
+// A block mask destroyed and another built at the same address (a new Forward's pattern, the next context length's
+// masks), used by the same backend: the second attention must follow the second mask. (The CUDA backend keeps masks on
+// the device, found by address: before it compared their contents, it served the first mask's blocks here.) The case
+// checks that the two masks give different outputs, so that it can fail.
+void add_mask_rebuilt_case(std::vector<OpCase>& cases) {
+    cases.push_back({"attention/F32/mask_rebuilt_at_same_address", Op::attention, GgmlType::F32, 1e-10, 1e-10, [](Backend& be) {
+                         const int pos0 = 700, ctx = 768, n_head = 9, n_head_kv = 3, hd = 64, kvd = n_head_kv * hd, qd = n_head * hd, block = 16;
+                         const auto q = randn(qd, 91), k = randn(static_cast<size_t>(ctx) * kvd, 92), v = randn(static_cast<size_t>(ctx) * kvd, 93);
+                         const Tensor qt = put(be, q, 1, qd), kt = make_cache(be, GgmlType::F32, k, ctx, kvd), vt = make_cache(be, GgmlType::F32, v, ctx, kvd),
+                                      ot = be.alloc(GgmlType::F32, 1, qd);
+                         std::optional<BlockMask> slot; // the same storage for both masks
+                         AttentionParams p;
+                         p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd;
+                         std::vector<double> ref[2];
+                         const std::vector<double> qd_ = widen(q), kd = widen(k), vd = widen(v);
+                         for (int i = 0; i < 2; ++i) {
+                             slot.reset();
+                             slot.emplace(random_mask(block, ctx / block, 94 + i));
+                             p.mask = &*slot;
+                             be.attention(qt, kt, vt, ot, p);
+                             ref[i].resize(q.size());
+                             ref::attention_cached<double>(ref[i].data(), qd_.data(), kd.data(), vd.data(), pos0, 1, n_head, n_head_kv, hd,
+                                                           1.0 / std::sqrt(static_cast<double>(hd)),
+                                                           [&](int kvh, int qp, int kp) { return slot->allows(qp, kp, kvh); }, false);
+                         }
+                         if (compare(std::vector<float>(ref[0].begin(), ref[0].end()), ref[1]).nmse < 1e-3) return OpResult{}; // masks alike: tests nothing
+                         return compare(get(be, ot), ref[1]);
+                     }});
+}
+
 // Query-aware block selection (AttentionParams::select_blocks) against the double reference: the key summaries and
 // each (row, KV head)'s chosen blocks are recomputed here in double from the rule's definition, then the reference
 // attends under the union of the mask and the chosen blocks.
@@ -688,6 +719,7 @@ std::vector<OpCase> op_cases() {
     add_copy_rows_cases(c);
     add_attention_cases(c);
     add_block_selection_cases(c);
+    add_mask_rebuilt_case(c);
     add_summarize_keys_cases(c);
     add_activation_cases(c);
     add_top_k_cases(c);

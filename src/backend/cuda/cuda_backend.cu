@@ -427,18 +427,23 @@ private:
     void check_device(const Tensor& t) const {
         if (t.device() != Device::cuda) throw Error(ErrorKind::invalid_argument, "cuda backend: " + t.describe() + " is not in device memory");
     }
-    // Block masks are uploaded once per BlockMask object (they must not change after their first use).
-    // A block mask on the device (uploaded on first use; keyed by the mask's address and size), with the most blocks any
-    // of its rows keeps, and its rows as lists of their causal kept blocks (cuda::SparseRowsArgs::mask_row_start).
+    // A block mask on the device, with the most blocks any of its rows keeps, and its rows as lists of their causal kept
+    // blocks (cuda::SparseRowsArgs::mask_row_start). Uploaded on first use and keyed by the mask's address, so every use
+    // also compares the mask with the host copy taken at the upload (a memcmp of its flags: microseconds, and only when
+    // an op is issued, not when a recording replays): a mask destroyed and another built at the same address (a new
+    // Forward's pattern, the next context length's masks) must get its own blocks, not the old mask's.
     struct DeviceMask {
         Tensor tensor, row_start, row_blocks;
         const uint8_t* keep = nullptr;
         int max_row_blocks = 0;
+        int block = 0, n_blocks = 0, groups = 0;
+        std::vector<uint8_t> host_keep; // the flags uploaded
+        bool same_as(const BlockMask& m) const { return block == m.block && n_blocks == m.n_blocks && groups == m.groups && host_keep == m.keep; }
     };
     const DeviceMask& device_mask(const BlockMask& m) {
         auto it = masks_.find(&m);
-        if (it == masks_.end() || it->second.tensor.numel() != static_cast<int64_t>(m.keep.size())) {
-            not_while_recording("a block mask's first upload");
+        if (it == masks_.end() || !it->second.same_as(m)) {
+            not_while_recording("a block mask's upload");
             m.validate();
             DeviceMask d;
             d.tensor = place_readonly(GgmlType::I8, 1, static_cast<int64_t>(m.keep.size()), m.keep.data());
@@ -457,6 +462,8 @@ private:
                 }
             d.row_start = place_readonly(GgmlType::I32, 1, static_cast<int64_t>(start.size()), start.data());
             d.row_blocks = place_readonly(GgmlType::I32, 1, std::max<int64_t>(1, static_cast<int64_t>(blocks.size())), blocks.empty() ? start.data() : blocks.data());
+            d.block = m.block, d.n_blocks = m.n_blocks, d.groups = m.groups, d.host_keep = m.keep;
+            if (it != masks_.end()) retired_masks_.push_back(std::move(it->second)); // a recorded graph may still read it
             it = masks_.insert_or_assign(&m, std::move(d)).first;
         }
         return it->second;
@@ -479,6 +486,7 @@ private:
     cudaEvent_t staged_ = nullptr; // recorded after the last staged copy
     static constexpr int kSparseChunkRows = 256; // prefill rows per block-sparse launch
     std::map<const BlockMask*, DeviceMask> masks_;
+    std::vector<DeviceMask> retired_masks_; // masks replaced at their address while a recorded graph may still read them
     bool recording_ = false;
     std::vector<cudaGraphExec_t> graphs_; // recordings; a dropped one is null
 };
