@@ -40,6 +40,7 @@ struct FastAdaptiveSoftmax::Query {
     FastArmState& st;
     ReadRecorder* recorder; // test hook (usually nullptr)
     int threads;
+    bool portable;                // the scalar path (a build without AVX2), also on an AVX2 build (tests)
     float beta;
     int n, dp = 0;                // d': columns with w_j |x_j| > 0
     std::vector<int32_t> col;     // the m-th column of the query's order, and its quant block
@@ -49,8 +50,9 @@ struct FastAdaptiveSoftmax::Query {
     cpu::PreparedActivation prep; // x prepared for exact row dot products on the stored format
     AdaptiveCost cost;
 
-    Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, int nthreads)
-        : H(h), st(s), recorder(rec), threads(nthreads), beta(b), n(h.n()) {
+    Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, int nthreads,
+          bool portable_path)
+        : H(h), st(s), recorder(rec), threads(nthreads), portable(portable_path), beta(b), n(h.n()) {
         const ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
         dp = order.size();
         col = order.column;
@@ -105,11 +107,10 @@ struct FastAdaptiveSoftmax::Query {
         }
     }
 
-    // The arms [first, last) of one chunk (a multiple of 8): selects those with T == from (and active when masked;
-    // all when fresh), runs the columns [from, to) over them column by column (one contiguous run of the chunk per
-    // column, the chunk's running sums in L1), and refreshes their estimates. Returns the arms advanced (padding
-    // excluded); count = vectors of 8 touched, lines = 64-arm lines touched.
-    int64_t stream_chunk(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines) {
+#ifdef WINNOW_AVX2
+    // stream_chunk's vector path: eight arms per AVX2 vector. The portable path below computes each lane with the
+    // same operations in the same order (a fused multiply-add where this one has one), so both give the same bits.
+    int64_t stream_chunk_avx2(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines) {
         float* K = st.K.data();
         float* Z = st.Z.data();
         float* Z2 = st.Z2.data();
@@ -117,7 +118,6 @@ struct FastAdaptiveSoftmax::Query {
         int64_t arms = 0;
         int vec[kChunk / kGroup];
         int last_line = -1;
-#ifdef WINNOW_AVX2
         __m256i mask[kChunk / kGroup];
         for (int base = first; base < last; base += kGroup) {
             __m256i sel = _mm256_set1_epi32(-1);
@@ -185,7 +185,24 @@ struct FastAdaptiveSoftmax::Query {
             _mm256_maskstore_ps(st.var.data() + base, mask[v], var);
             _mm256_maskstore_epi32(T + base, mask[v], _mm256_set1_epi32(to));
         }
-#else
+        return arms;
+    }
+#endif
+
+    // The arms [first, last) of one chunk (a multiple of 8): selects those with T == from (and active when masked;
+    // all when fresh), runs the columns [from, to) over them column by column (one contiguous run of the chunk per
+    // column, the chunk's running sums in L1), and refreshes their estimates. Returns the arms advanced (padding
+    // excluded); count = vectors of 8 touched, lines = 64-arm lines touched.
+    int64_t stream_chunk(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines) {
+        float* K = st.K.data();
+        float* Z = st.Z.data();
+        float* Z2 = st.Z2.data();
+        int32_t* T = st.T.data();
+        int64_t arms = 0;
+        int last_line = -1;
+#ifdef WINNOW_AVX2
+        if (!portable) return stream_chunk_avx2(first, last, from, to, masked, fresh, q8, count, lines);
+#endif
         for (int base = first; base < last; base += kGroup) {
             bool any = false;
             for (int r = 0; r < kGroup; ++r) {
@@ -197,20 +214,19 @@ struct FastAdaptiveSoftmax::Query {
                 if (fresh) K[i] = Z[i] = Z2[i] = 0;
                 for (int m = from; m < to; ++m) {
                     const float y = q8 ? H.quant_column(col[m])[i] * (fp16_to_fp32(H.scale_row(blk[m])[i]) * xs[m]) : H.float_column(col[m])[i] * xs[m];
-                    const float z = y * coef[m] + K[i];
+                    const float z = std::fma(y, coef[m], K[i]); // fused, as the vector path's fmadd
                     K[i] += y;
                     Z[i] += z;
-                    Z2[i] += z * z;
+                    Z2[i] = std::fma(z, z, Z2[i]);
                 }
                 T[i] = to;
                 finalize(i);
             }
             if (!any) continue;
-            vec[count++] = base;
+            ++count;
             lines += base / kLine != last_line;
             last_line = base / kLine;
         }
-#endif
         return arms;
     }
 
@@ -220,9 +236,10 @@ struct FastAdaptiveSoftmax::Query {
             st.mu[i] = beta * st.K[i];
             st.var[i] = 0;
         } else if (t >= 2) {
-            const float mean = st.Z[i] / t;
+            // the vector path's operations in its order; max(0, x) as max_ps(0, x) has it: a NaN x passes through
+            const float mean = st.Z[i] / static_cast<float>(t), x = st.Z2[i] - st.Z[i] * mean, spread = 0.0f > x ? 0.0f : x;
             st.mu[i] = beta * mean;
-            st.var[i] = beta * beta * std::max(0.0f, (st.Z2[i] - st.Z[i] * mean) / (static_cast<float>(t) * (t - 1)));
+            st.var[i] = beta * beta * spread / (static_cast<float>(t) * static_cast<float>(t - 1));
         } else {
             st.mu[i] = beta * st.Z[i];
             st.var[i] = kInfF;
@@ -435,7 +452,7 @@ std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> 
     check_params(p, n());
     if (x.size() != static_cast<size_t>(d()))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
-    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_);
     if (q.dp == 0) return all_logits_tied(n(), p.k).head.top;
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
@@ -446,7 +463,7 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     if (x.size() != static_cast<size_t>(d()))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
     const int n = this->n();
-    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_);
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_);
     AdaptiveResult r;
     if (q.dp == 0) return all_logits_tied(n, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two

@@ -36,11 +36,15 @@ public:
     int d() const override { return h_->d(); }
     const char* name() const override { return "fast"; }
     const ColumnMajorHead& head() const { return *h_; }
+    // Runs the portable scalar path that a build without AVX2 takes, on this build too (tests hold the two paths to the
+    // same bits). Off by default.
+    void use_portable_path(bool on) { portable_ = on; }
 
 private:
     struct Query;
     std::shared_ptr<const ColumnMajorHead> h_;
     int threads_;
+    bool portable_ = false;
     std::unique_ptr<FastArmState> state_; // per-arm arrays, reused by every query
     uint64_t queries_ = 0;
 };

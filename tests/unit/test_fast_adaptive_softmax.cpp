@@ -3,6 +3,8 @@
 // (eps, delta)-PAC rate on 2000 random instances with a planted best arm (the protocol of the reference's test),
 // sublinear sample growth in d, no re-reads in the cost, and calibrated held-out success.
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -158,6 +160,46 @@ TEST(FastAdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
                     EXPECT_GT(r.cost.samples, 0);
                 }
             }
+}
+
+template <class T>
+bool same_bits(const T& a, const T& b) {
+    return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// The portable scalar path (what a build without AVX2 runs) against the AVX2 path, on this build: the same
+// operations in the same order per arm, so the same bits everywhere: answer, logits, normalizer, sample count. Planted
+// and flat instances, a NaN in the head and an arm whose squared estimates overflow (max(0, inf - inf) in the variance is
+// NaN on both paths now; on these instances the old scalar 0 did not change the answer either), both
+// storages, one and two threads, top-1 and top-3, the theory constants and an aggressive setting. (Without AVX2 the
+// two runs take the same path and the test passes trivially.)
+TEST(FastAdaptiveSoftmax, PortablePathGivesTheVectorPathsBits) {
+    auto with_nan = planted(600, 256, 21), overflowing = planted(600, 256, 22);
+    with_nan.A[static_cast<size_t>(7) * with_nan.d + 3] = std::nanf("");
+    for (int j = 0; j < overflowing.d; ++j) overflowing.A[static_cast<size_t>(7) * overflowing.d + j] *= 1e19f; // z^2 overflows: var = max(0, inf - inf)
+    for (const auto& in : {planted(300, 2048, 3), winnow::test::flat(128, 512, 9), planted(5000, 256, 2), with_nan, overflowing})
+        for (bool q8 : {false, true})
+            for (int threads : {1, 2})
+                for (int k : {1, 3}) {
+                    AdaptiveParams p;
+                    p.k = k;
+                    p.seed = 77;
+                    p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
+                    auto vector_path = make_head(in, q8, threads), portable = make_head(in, q8, threads);
+                    portable.use_portable_path(true);
+                    const auto a = vector_path.run(in.x, p), b = portable.run(in.x, p);
+                    const std::string where = "n " + std::to_string(in.n) + " d " + std::to_string(in.d) + " q8 " + std::to_string(q8) + " threads " +
+                                              std::to_string(threads) + " k " + std::to_string(k);
+                    EXPECT_EQ(a.head.top, b.head.top) << where;
+                    // bitwise, NaN included
+                    EXPECT_TRUE(a.head.top_logits.size() == b.head.top_logits.size() &&
+                                std::memcmp(a.head.top_logits.data(), b.head.top_logits.data(), a.head.top_logits.size() * sizeof(float)) == 0)
+                        << where;
+                    EXPECT_TRUE(same_bits(a.head.log_norm, b.head.log_norm)) << where << ": " << a.head.log_norm << " vs " << b.head.log_norm;
+                    EXPECT_TRUE(same_bits(a.head.p_top, b.head.p_top)) << where << ": " << a.head.p_top << " vs " << b.head.p_top;
+                    EXPECT_EQ(a.cost.samples, b.cost.samples) << where;
+                    EXPECT_EQ(a.cost.multiply_adds, b.cost.multiply_adds) << where;
+                }
 }
 
 // PAC: the protocol of the reference's test, over both storages.
