@@ -2,7 +2,10 @@
 // Queries are final-norm hidden states at the last position of sliding windows over a text (the window's last
 // token, the target, is dropped), 1000 by default: 200 calibration windows from the text's first --tune-share of
 // tokens and the rest from the remainder, so no test window shares a token with a calibration window
-// (cli/head_queries.h). For each delta the fudge factors are calibrated, then the test queries are run.
+// (cli/head_queries.h). --tune-text takes the calibration windows (and the pca basis's states) from other texts
+// instead, the test windows staying the same. For each delta the fudge factors are calibrated, then the test queries
+// are run. Failures are split into wrong-arm ones (the top-1 is not the exact one) and estimate ones (the right arm,
+// |p^ - p| > eps p): they call for different fixes (f_b and the elimination, or f_ln and the normalizer).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -50,7 +53,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 int cmd_bench_head(const std::vector<std::string>& args) {
     if (bench_head_wants_device(args)) return cmd_bench_head_device(args); // the exact head's kernels per device (cmd_bench_head_device.cpp)
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
-                rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched";
+                rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
     double tune_share = 0.2;
     std::string warmup_caps_arg = "0.1";
@@ -61,6 +64,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "window", po::value(&window)->default_value(64), "tokens per window (the last one is the target and dropped)")(
         "queries", po::value(&n_queries)->default_value(1000), "number of windows")("tune", po::value(&n_tune)->default_value(200), "queries used for calibration")(
         "tune-share", po::value(&tune_share)->default_value(0.2, "0.2"), "calibration windows come from this first share of the text's tokens, test windows from the rest")(
+        "tune-text", po::value(&tune_texts_arg),
+        "comma-separated files the calibration windows (and the pca basis's states) come from instead of the text's first share, spread over all of them; "
+        "the test windows stay the same (test = --queries - --tune)")(
         "cache", po::value(&cache), "file to keep the collected hidden states in (reused when it matches)")(
         "threads,t", po::value(&threads)->default_value(0), "threads for the forward passes")("csv", po::value(&csv_path), "also write the table as CSV")(
         "variants", po::value(&variants_arg)->default_value(variants_arg), "comma-separated: fast, faithful (reference)")(
@@ -122,10 +128,11 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         if (!(v >= 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--confidence: '" + c + "' is not in [0, 1)");
         confidences.push_back(v);
     }
+    const std::vector<std::string> tune_texts = list_items(tune_texts_arg);
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "bench head needs a GGUF model");
-    const HeadQueries hq = collect_head_queries(*model, text_path, {.window = window, .n_tune = n_tune, .n_test = n_queries - n_tune, .tune_share = tune_share},
-                                                threads, cache);
+    const HeadQueries hq = collect_head_queries(
+        *model, text_path, {.window = window, .n_tune = n_tune, .n_test = n_queries - n_tune, .tune_share = tune_share, .tune_texts = tune_texts}, threads, cache);
     const std::string& hash = hq.text_hash;
     const int n = model->config().n_vocab, d = model->config().n_embd;
 
@@ -161,6 +168,33 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const double exact_median = median(exact_ms);
     const double head_bytes = static_cast<double>(W.row_bytes) * n;
 
+    // One run of each query with its own seed (seed0 + q) against the exact answers, summed over the set.
+    struct Score {
+        double frac = 0, macs = 0, bytes = 0, warm = 0, best = 0, norm = 0;
+        int ok = 0, wrong_arm = 0, estimate = 0; // failures: the top-1 is not the exact one / the right arm, |p^ - p| > eps p
+        std::vector<double> ms;
+    };
+    auto score = [](head::AdaptiveAlgorithm& algo, head::AdaptiveParams p, const std::vector<std::vector<float>>& qs, const std::vector<head::HeadResult>& exact,
+                    uint64_t seed0) {
+        Score s;
+        for (size_t q = 0; q < qs.size(); ++q) {
+            p.seed = seed0 + q;
+            const auto t0 = Clock::now();
+            const auto r = algo.run(qs[q], p);
+            s.ms.push_back(ms_since(t0));
+            s.frac += r.cost.fraction();
+            s.macs += static_cast<double>(r.cost.multiply_adds) / r.cost.baseline;
+            s.bytes += static_cast<double>(r.cost.bytes_read);
+            s.warm += static_cast<double>(r.cost.warmup) / r.cost.baseline;
+            s.best += static_cast<double>(r.cost.best_arm) / r.cost.baseline;
+            s.norm += static_cast<double>(r.cost.normalizer) / r.cost.baseline;
+            if (r.head.top != exact[q].top) ++s.wrong_arm;
+            else if (std::abs(r.head.p_top - exact[q].p_top) > p.epsilon * exact[q].p_top) ++s.estimate;
+            else ++s.ok;
+        }
+        return s;
+    };
+
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     // the queries an algorithm sees (rotated ones for a rotated head); truths stay those of the unrotated head
     auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence,
@@ -172,8 +206,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             // The warm-up cap, chosen on the tuning queries alone when several are given: each is calibrated, then run
             // with its factors over the tuning queries (fresh noise), and the one that costs the fewest samples there
             // wins (among those whose calibration met its budget, when any did). The test queries are not looked at.
+            // The rerun is made for a single cap too: its success against the test success tells a calibration that
+            // selected its factors on the noise of its own draws (low here too) from a test region harder than the
+            // tuning queries (high here, low on the test). It advances the head's per-query noise counter, so with a
+            // single cap the test rows are another noise draw than those of a binary without the rerun.
             nlohmann::ordered_json cap_trials = nlohmann::ordered_json::array();
             head::Calibration cal;
+            Score chosen_tune;
             double chosen_cost = INFINITY;
             bool chosen_met = false;
             for (double cap : warmup_caps) {
@@ -181,35 +220,20 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 t.warmup_cap = cap;
                 const auto c = head::calibrate(algo, tune_q, truth_tune, t, confidence, calibration_repeats);
                 t.fudge_best = c.fudge_best, t.fudge_norm = c.fudge_norm;
-                double tune_frac = 0;
-                if (warmup_caps.size() > 1)
-                    for (size_t q = 0; q < tune_q.size(); ++q) {
-                        t.seed = 2'000'000 + q;
-                        tune_frac += algo.run(tune_q[q], t).cost.fraction() / static_cast<double>(tune_q.size());
-                    }
+                const Score st = score(algo, t, tune_q, truth_tune, 2'000'000);
+                const double tune_frac = st.frac / static_cast<double>(tune_q.size());
                 cap_trials.push_back({{"warmup_cap", cap}, {"fudge_best", c.fudge_best}, {"fudge_norm", c.fudge_norm}, {"calibration_met", c.met},
-                                      {"tuning_samples_fraction", tune_frac}});
+                                      {"tuning_samples_fraction", tune_frac}, {"tuning_success", st.ok / static_cast<double>(tune_q.size())},
+                                      {"tuning_failures_wrong_arm", st.wrong_arm}, {"tuning_failures_estimate", st.estimate}});
                 const bool better = (c.met && !chosen_met) || (c.met == chosen_met && tune_frac < chosen_cost);
-                if (cap_trials.size() == 1 || better) cal = c, chosen_cost = tune_frac, chosen_met = c.met, p.warmup_cap = cap;
+                if (cap_trials.size() == 1 || better) cal = c, chosen_tune = st, chosen_cost = tune_frac, chosen_met = c.met, p.warmup_cap = cap;
             }
             p.fudge_best = cal.fudge_best;
             p.fudge_norm = cal.fudge_norm;
-            double frac = 0, macs = 0, bytes = 0, warm = 0, best = 0, norm = 0;
-            int ok = 0;
-            std::vector<double> ms;
-            for (size_t q = 0; q < test.size(); ++q) {
-                p.seed = 1'000'000 + q;
-                const auto t0 = Clock::now();
-                const auto r = algo.run(test_q[q], p);
-                ms.push_back(ms_since(t0));
-                frac += r.cost.fraction();
-                macs += static_cast<double>(r.cost.multiply_adds) / r.cost.baseline;
-                bytes += static_cast<double>(r.cost.bytes_read);
-                warm += static_cast<double>(r.cost.warmup) / r.cost.baseline;
-                best += static_cast<double>(r.cost.best_arm) / r.cost.baseline;
-                norm += static_cast<double>(r.cost.normalizer) / r.cost.baseline;
-                ok += r.head.top == truth[q].top && std::abs(r.head.p_top - truth[q].p_top) <= p.epsilon * truth[q].p_top;
-            }
+            const Score st = score(algo, p, test_q, truth, 1'000'000);
+            const double frac = st.frac, macs = st.macs, bytes = st.bytes, warm = st.warm, best = st.best, norm = st.norm;
+            const int ok = st.ok;
+            const std::vector<double>& ms = st.ms;
             const double m = static_cast<double>(test.size());
             nlohmann::ordered_json row;
             row["variant"] = label;
@@ -225,6 +249,12 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["delta"] = delta;
             row["gain"] = m / frac;
             row["success"] = ok / m;
+            row["failures_wrong_arm"] = st.wrong_arm;
+            row["failures_estimate"] = st.estimate;
+            // the chosen factors rerun on the tuning queries with fresh noise
+            row["tuning_success"] = chosen_tune.ok / static_cast<double>(tune_q.size());
+            row["tuning_failures_wrong_arm"] = chosen_tune.wrong_arm;
+            row["tuning_failures_estimate"] = chosen_tune.estimate;
             row["fudge_best"] = cal.fudge_best;
             row["fudge_norm"] = cal.fudge_norm;
             row["calibration_met"] = cal.met; // false: even f = 1 missed the tuning budget (the factors are then 1)
@@ -241,10 +271,11 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["wall_clock_speedup"] = exact_median / median(ms);
             rows.push_back(row);
             std::fprintf(stderr,
-                         "%s %s prefix %d %s%s delta %.2f: gain %.2fx, success %.1f%%, f_b %.3g, f_ln %.3g, warm-up cap %.3g, warm-up %.4f, best arm %.4f, "
-                         "normalizer %.4f\n",
+                         "%s %s prefix %d %s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "
+                         "f_b %.3g, f_ln %.3g, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
                          label.c_str(), basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "", delta,
-                         m / frac, 100.0 * ok / m, cal.fudge_best, cal.fudge_norm, p.warmup_cap, warm / m, best / m, norm / m);
+                         m / frac, 100.0 * ok / m, st.wrong_arm, st.estimate, 100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate,
+                         cal.fudge_best, cal.fudge_norm, p.warmup_cap, warm / m, best / m, norm / m);
         }
     };
     const int fast_threads = head_threads > 0 ? head_threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -274,13 +305,15 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 // and the factors calibrated on them are too aggressive for held-out queries.
                 std::vector<std::vector<float>> pca_states;
                 if (pca_windows > 0) {
-                    const HeadQueries ps = collect_head_queries(*model, text_path, {.window = window, .n_tune = pca_windows, .n_test = 0, .tune_share = tune_share},
-                                                                threads, cache.empty() ? cache : cache + ".pca");
-                    const auto tune_starts = head::window_starts(0, hq.boundary, window, n_tune, "tuning");
-                    const auto pca_starts = head::window_starts(0, hq.boundary, window, pca_windows, "tuning");
-                    for (size_t q = 0; q < ps.tune.size(); ++q)
-                        if (!std::binary_search(tune_starts.begin(), tune_starts.end(), pca_starts[q])) pca_states.push_back(ps.tune[q]);
-                    std::fprintf(stderr, "pca basis: fit on %zu states of the tuning region (%zu windows less the calibration windows)\n", pca_states.size(), ps.tune.size());
+                    const HeadQueries ps = collect_head_queries(
+                        *model, text_path, {.window = window, .n_tune = pca_windows, .n_test = 0, .tune_share = tune_share, .tune_texts = tune_texts}, threads,
+                        cache.empty() ? cache : cache + ".pca");
+                    for (size_t q = 0; q < ps.tune.size(); ++q) // both lists are sorted by (text, start)
+                        if (!std::binary_search(hq.tune_windows.begin(), hq.tune_windows.end(), ps.tune_windows[q])) pca_states.push_back(ps.tune[q]);
+                    if (pca_states.empty()) // every basis window is a calibration window (e.g. --pca-windows equal to --tune over tuning texts)
+                        throw Error(ErrorKind::invalid_argument, "--pca-windows " + std::to_string(pca_windows) + " leaves no window beyond the calibration ones");
+                    std::fprintf(stderr, "pca basis: fit on %zu states of the %s (%zu windows less the calibration windows)\n", pca_states.size(),
+                                 tune_texts.empty() ? "tuning region" : "tuning texts", ps.tune.size());
                 }
                 const head::HeadRotation rot = head::pca_rotation(pca_windows > 0 ? pca_states : tune, d);
                 auto energy_of = [&](const std::vector<std::vector<float>>& set, int k) {
@@ -323,10 +356,15 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     report["window"] = window;
     report["queries"] = n_queries;
     report["tune"] = n_tune;
-    report["tune_region_tokens"] = hq.boundary; // calibration windows lie in tokens [0, boundary), test windows after it
+    report["tune_region_tokens"] = hq.boundary; // calibration windows lie in tokens [0, boundary) (unless tuning texts are given), test windows after it
+    if (!tune_texts.empty()) {
+        nlohmann::ordered_json tt = nlohmann::ordered_json::array(); // the calibration windows' and the pca basis's texts
+        for (size_t i = 0; i < tune_texts.size(); ++i) tt.push_back({{"path", tune_texts[i]}, {"fnv1a", hq.tune_hashes[i]}, {"tokens", hq.tune_text_tokens[i]}});
+        report["tune_texts"] = tt;
+    }
     report["model_hash"] = head::model_content_hash(model->path());
     report["test"] = test.size();
-    report["pca_windows"] = pca_windows; // the pca basis's states: this many tuning-region windows less the calibration ones
+    report["pca_windows"] = pca_windows; // the pca basis's states: this many tuning-region (or tuning-text) windows less the calibration ones
     report["tail_pilot"] = tail_pilot;
     report["calibration_repeats"] = calibration_repeats;
     // one cap, or the candidates each row chose from on its tuning queries (the row's warmup_cap)
@@ -354,19 +392,22 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     }
     std::printf("AdaptiveSoftmax on %s (n = %d, d = %d, head %s), %zu test queries from %s (fnv1a %s), windows of %d, eps = 0.3\n",
                 std::filesystem::path(model->path()).filename().c_str(), n, d, ggml_type_name(W.type), test.size(), text_path.c_str(), hash.c_str(), window);
-    std::printf("calibration windows from tokens [0, %zu), test windows from [%zu, %zu); budget met = the calibrated factors kept the tuning failures within the budget (no: even f = 1 did not, the factors are 1)\n",
-                hq.boundary, hq.boundary, hq.text_tokens);
-    std::printf("| variant | basis | exact prefix | pulls | threads | conf. | delta | budget met | gain | success | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
-    std::printf("| --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    if (!tune_texts.empty()) std::printf("calibration windows from the %zu tuning texts (--tune-text), ", tune_texts.size());
+    else std::printf("calibration windows from tokens [0, %zu), ", hq.boundary);
+    std::printf("test windows from [%zu, %zu); budget met = the calibrated factors kept the tuning failures within the budget (no: even f = 1 did not, the factors are 1)\n",
+                hq.boundary, hq.text_tokens);
+    std::printf("| variant | basis | exact prefix | pulls | threads | conf. | delta | budget met | gain | success | wrong arm | estimate | tuning rerun | f_b | f_ln | warm-up | best arm | normalizer | real MACs / nd | bytes / stored head | exact ms | adaptive ms | speed-up |\n");
+    std::printf("| --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (auto& r : rows)
-        std::printf("| %s | %s | %d | %s | %d | %.2g | %.2f | %s | %.2fx | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
+        std::printf("| %s | %s | %d | %s | %d | %.2g | %.2f | %s | %.2fx | %.1f%% | %d | %d | %.1f%% | %.2g | %.2g | %.4f | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %.2fx |\n",
                     r["variant"].get<std::string>().c_str(), r["basis"].get<std::string>().c_str(), r["exact_prefix"].get<int>(), r["pulls"].get<std::string>().c_str(), r["threads"].get<int>(), r["calibration_confidence"].get<double>(), r["delta"].get<double>(),
                     r["calibration_met"].get<bool>() ? "yes" : "no", r["gain"].get<double>(),
-                    100 * r["success"].get<double>(), r["fudge_best"].get<double>(), r["fudge_norm"].get<double>(), r["warmup_fraction"].get<double>(),
+                    100 * r["success"].get<double>(), r["failures_wrong_arm"].get<int>(), r["failures_estimate"].get<int>(), 100 * r["tuning_success"].get<double>(),
+                    r["fudge_best"].get<double>(), r["fudge_norm"].get<double>(), r["warmup_fraction"].get<double>(),
                     r["best_arm_fraction"].get<double>(), r["normalizer_fraction"].get<double>(), r["multiply_adds_fraction"].get<double>(),
                     r["bytes_read_vs_stored_head"].get<double>(), r["exact_head_ms"].get<double>(), r["adaptive_head_ms"].get<double>(),
                     r["wall_clock_speedup"].get<double>());
-    std::printf("| paper GPT-2 / WikiText-2 (authors' result files) | | | | | | 0.01 / 0.05 / 0.10 | | 6.87x / 7.67x / 8.30x | 98.1%% / 94.8%% / 89.2%% | | | | | | | | | | |\n");
+    std::printf("| paper GPT-2 / WikiText-2 (authors' result files) | | | | | | 0.01 / 0.05 / 0.10 | | 6.87x / 7.67x / 8.30x | 98.1%% / 94.8%% / 89.2%% | | | | | | | | | | | | | |\n");
     return 0;
 }
 
