@@ -11,6 +11,9 @@ const char* to_string(Op op) {
     switch (op) {
     case Op::get_rows: return "get_rows";
     case Op::linear: return "linear";
+    case Op::linear_parts: return "linear_parts";
+    case Op::linear_add: return "linear_add";
+    case Op::linear_swiglu: return "linear_swiglu";
     case Op::rms_norm: return "rms_norm";
     case Op::layer_norm: return "layer_norm";
     case Op::rope: return "rope";
@@ -81,6 +84,31 @@ void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& r
     int32_t r = 0;
     download(row, &r);
     copy_rows(src, dst, r);
+}
+
+void Backend::linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) {
+    for (int i = 0; i < n_parts; ++i) linear(parts[i].w, parts[i].bias, x, parts[i].y);
+}
+
+void Backend::linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) {
+    const Tensor product = alloc(GgmlType::F32, x.rows(), w.rows);
+    linear(w, bias, x, product);
+    add(y, product);
+}
+
+void check_linear_swiglu_args(const Matrix& w_gate, const Matrix& w_up) {
+    if (w_gate.type != w_up.type || w_gate.rows != w_up.rows || w_gate.cols != w_up.cols)
+        throw Error(ErrorKind::invalid_argument, std::string("linear_swiglu: the gate and up matrices differ in type or shape (") + ggml_type_name(w_gate.type) +
+                                                     " [" + std::to_string(w_gate.rows) + "][" + std::to_string(w_gate.cols) + "], " + ggml_type_name(w_up.type) +
+                                                     " [" + std::to_string(w_up.rows) + "][" + std::to_string(w_up.cols) + "])");
+}
+
+void Backend::linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) {
+    check_linear_swiglu_args(w_gate, w_up);
+    const Tensor gate = alloc(GgmlType::F32, x.rows(), w_gate.rows);
+    linear(w_up, nullptr, x, y);
+    linear(w_gate, nullptr, x, gate);
+    swiglu(gate, y, y);
 }
 
 void Backend::sample(const Tensor&, const SampleParams&, const Tensor&) {

@@ -19,10 +19,17 @@
 
 namespace winnow {
 
-enum class Op { get_rows, linear, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample, head_top_k, summarize_keys };
+enum class Op { get_rows, linear, linear_parts, linear_add, linear_swiglu, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample, head_top_k, summarize_keys };
 const char* to_string(Op op);
-inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear, Op::rms_norm, Op::layer_norm, Op::rope,   Op::copy_rows,  Op::attention,
+inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::rms_norm, Op::layer_norm, Op::rope,   Op::copy_rows,  Op::attention,
                                  Op::gelu_tanh, Op::swiglu, Op::add,     Op::top_k,      Op::sample, Op::head_top_k, Op::summarize_keys};
+
+// One output of Backend::linear_parts: y = W x (+ bias).
+struct LinearPart {
+    Matrix w;
+    const Tensor* bias = nullptr;
+    Tensor y;
+};
 
 struct RopeParams {
     int n_heads = 0, head_dim = 0, rope_dim = 0; // the first rope_dim dims of each head are rotated
@@ -145,6 +152,18 @@ public:
     virtual void get_rows(const Matrix& table, const Tensor& ids, const Tensor& out) = 0;
     // y[t][r] = W.row(r) . x[t] (+ bias[r]); x is [n][W.cols], y is [n][W.rows]. F32 accumulation.
     virtual void linear(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) = 0;
+    // parts[i].y = parts[i].w x (+ parts[i].bias) for i < n_parts (a pointer and a count: the CUDA sources are C++17),
+    // one input for all, the bits of one linear per part. The decoder's q, k and v projections: a device backend
+    // computes up to three parts of one weight type in one launch. The default runs linear per part.
+    virtual void linear_parts(const LinearPart* parts, int n_parts, const Tensor& x);
+    // y += W x (+ bias): linear, then add into y, with the same bits (each y element gains the value linear would have
+    // written, in one rounded addition). The decoder's residual connections: a device backend does it in the GEMV's
+    // epilogue, one launch instead of two. The default runs linear into a scratch, then add.
+    virtual void linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y);
+    // y = silu(W_gate x) * (W_up x), no biases, both matrices of one type (supports(Op::linear_swiglu, type)): linear
+    // into up, linear into gate, then swiglu, with the same bits. A LLaMA FFN's first half: a device backend computes both
+    // rows of a decode step in one warp and never writes gate or up. The default runs the three ops.
+    virtual void linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y);
     virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) = 0;
     virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, const Tensor& y) = 0;
     // Rotates x [n][n_heads * head_dim] in place (positions pos0 + t).
@@ -232,6 +251,10 @@ void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const 
 // The checks every backend's head_top_k makes: hidden is one F32 row of W.cols on `device`, 1 <= k <= W.rows, W has
 // rows and fits the int32 ids; throws winnow::Error(invalid_argument).
 void check_head_top_k_args(const Matrix& w, const Tensor& hidden, int k, Device device);
+
+// The check every backend's linear_swiglu makes: the gate and up matrices share type and shape; throws
+// winnow::Error(invalid_argument).
+void check_linear_swiglu_args(const Matrix& w_gate, const Matrix& w_up);
 
 // Throws winnow::Error(unsupported) naming the backend, op and type when the backend lacks it.
 void require_support(const Backend& be, Op op, GgmlType type);

@@ -193,14 +193,16 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "bench head needs a GGUF model");
+    HeadQueryPlan plan;
+    plan.window = window, plan.n_tune = n_tune, plan.n_test = n_queries - n_tune;
     if (collect_only) {
         if (cache.empty()) throw Error(ErrorKind::invalid_argument, "--collect-only needs --cache FILE");
-        const HeadQueries hq = collect_head_queries(*model, text_path, {.window = window, .n_tune = n_tune, .n_test = n_queries - n_tune}, threads, cache, &qdev);
+        const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache, &qdev);
         std::fprintf(stderr, "%zu hidden states in %s\n", hq.tune.size() + hq.test.size(), cache.c_str());
         return 0;
     }
     auto be = make_backend(dev); // a one-line error without CUDA or without a GPU
-    const HeadQueries hq = collect_head_queries(*model, text_path, {.window = window, .n_tune = n_tune, .n_test = n_queries - n_tune}, threads, cache, &qdev);
+    const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache, &qdev);
     std::vector<std::vector<float>> qs = hq.tune;
     qs.insert(qs.end(), hq.test.begin(), hq.test.end());
     const Matrix& W = model->weights().output;

@@ -51,7 +51,9 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (out_path.empty()) out_path = model->path() + ".head.json";
-    const HeadQueries hq = collect_head_queries(*model, text_path, {.window = window, .n_tune = n_queries, .n_test = 0, .tune_share = tune_share}, threads, cache);
+    HeadQueryPlan plan;
+    plan.window = window, plan.n_tune = n_queries, plan.n_test = 0, plan.tune_share = tune_share;
+    const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache);
     const std::string model_hash = head::model_content_hash(model->path());
     head_options.impl = head::parse_head_impl(impl);
     head::AdaptiveHead adaptive(*model, head_options);

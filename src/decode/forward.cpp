@@ -139,9 +139,10 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), q = q_.rows_view(0, n), k = k_.rows_view(0, n),
                  v = v_.rows_view(0, n), att = att_.rows_view(0, n), proj = proj_.rows_view(0, n);
     norm(l.attn_norm, l.attn_norm_b, x, xn);
-    be_.linear(l.wq, bias(l.bq), xn, q);
-    be_.linear(l.wk, bias(l.bk), xn, k);
-    be_.linear(l.wv, bias(l.bv), xn, v);
+    const LinearPart qkv[] = {{l.wq, bias(l.bq), q}, {l.wk, bias(l.bk), k}, {l.wv, bias(l.bv), v}};
+    if (be_.supports(Op::linear_parts, l.wq.type)) be_.linear_parts(qkv, 3, xn); // one launch on a device
+    else
+        for (const LinearPart& p : qkv) be_.linear(p.w, p.bias, xn, p.y);
     RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
     be_.rope(q, rp);
     rp.n_heads = c_.n_head_kv;
@@ -174,22 +175,31 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     if (capture_)
         for (int g = 0; g < capture_groups(); ++g)
             capture_(layer, g, capture_buf_.data() + static_cast<size_t>(g) * n * ap.capture_stride, n, ap.capture_stride);
-    be_.linear(l.wo, bias(l.bo), att, proj);
-    be_.add(x, proj);
+    residual_linear(l.wo, bias(l.bo), att, x, proj);
 }
 
 void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
     const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), up = up_.rows_view(0, n), proj = proj_.rows_view(0, n);
     norm(l.ffn_norm, l.ffn_norm_b, x, xn);
-    be_.linear(l.w_up, bias(l.b_up), xn, up);
-    if (c_.arch == Arch::llama) {
+    if (c_.arch == Arch::llama && l.b_up.empty() && l.w_gate.type == l.w_up.type && be_.supports(Op::linear_swiglu, l.w_up.type)) {
+        be_.linear_swiglu(l.w_gate, l.w_up, xn, up); // the same bits as the three ops below, in one launch on a device
+    } else if (c_.arch == Arch::llama) {
         const Tensor gate = gate_.rows_view(0, n);
+        be_.linear(l.w_up, bias(l.b_up), xn, up);
         be_.linear(l.w_gate, nullptr, xn, gate);
         be_.swiglu(gate, up, up);
     } else {
+        be_.linear(l.w_up, bias(l.b_up), xn, up);
         be_.gelu_tanh(up);
     }
-    be_.linear(l.w_down, bias(l.b_down), up, proj);
+    residual_linear(l.w_down, bias(l.b_down), up, x, proj);
+}
+
+// x += W in (+ b): one linear_add where the backend has it (a device backend then adds in the GEMV's epilogue), else
+// linear into proj and add; the same bits either way.
+void Forward::residual_linear(const Matrix& w, const Tensor* b, const Tensor& in, const Tensor& x, const Tensor& proj) {
+    if (be_.supports(Op::linear_add, w.type)) return be_.linear_add(w, b, in, x);
+    be_.linear(w, b, in, proj);
     be_.add(x, proj);
 }
 

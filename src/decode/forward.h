@@ -124,6 +124,7 @@ private:
     // and returns them for the attention op; allocates them (and summarises the whole context) on first use.
     KeyBlockSummary update_key_summary(int layer, int unit, int n, const Tensor* pos);
     void ffn_block(const DeviceLayerWeights& l, int n);
+    void residual_linear(const Matrix& w, const Tensor* b, const Tensor& in, const Tensor& x, const Tensor& proj);
     void norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y);
 
     const ModelConfig& c_;

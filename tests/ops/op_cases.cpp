@@ -156,6 +156,97 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                                      return compare(get(be, yt), ref);
                                  }});
             }
+    // linear_parts (the q, k and v projections of one input): SmolLM2's shapes without biases, GPT-2's with them
+    struct P { const char* model; int64_t in, out[3]; bool bias; };
+    for (GgmlType type : kWeightTypes)
+        for (const P& s : {P{"smollm2_qkv", 576, {576, 192, 192}, false}, P{"gpt2_qkv", 768, {768, 768, 768}, true}})
+            for (int n : {1, 9}) {
+                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                cases.push_back({std::string("linear_parts/") + ggml_type_name(type) + "/" + s.model + "_t" + std::to_string(n), Op::linear_parts, type, tol,
+                                 tol_q8, [=](Backend& be) {
+                                     const auto x = randn(static_cast<size_t>(n * s.in), 31);
+                                     const Tensor xt = put(be, x, n, s.in);
+                                     std::vector<HostMatrix> w;
+                                     std::vector<Tensor> storage(3), biases, outs;
+                                     std::vector<std::vector<float>> b;
+                                     std::vector<LinearPart> parts;
+                                     for (int i = 0; i < 3; ++i) {
+                                         w.push_back(make_matrix(type, s.out[i], s.in, 32 + i));
+                                         b.push_back(randn(static_cast<size_t>(s.out[i]), 35 + i, 0.1f));
+                                         biases.push_back(put(be, b[i], 1, s.out[i]));
+                                         outs.push_back(be.alloc(GgmlType::F32, n, s.out[i]));
+                                     }
+                                     for (int i = 0; i < 3; ++i) parts.push_back({place(be, w[i], storage[i]), s.bias ? &biases[i] : nullptr, outs[i]});
+                                     be.linear_parts(parts.data(), 3, xt);
+                                     // the three outputs one after another, against one reference
+                                     std::vector<float> got;
+                                     std::vector<double> ref;
+                                     for (int i = 0; i < 3; ++i) {
+                                         const auto y = get(be, outs[i]);
+                                         got.insert(got.end(), y.begin(), y.end());
+                                         for (int t = 0; t < n; ++t)
+                                             for (int64_t r = 0; r < s.out[i]; ++r) {
+                                                 double acc = s.bias ? b[i][r] : 0.0;
+                                                 for (int64_t c = 0; c < s.in; ++c) acc += static_cast<double>(w[i].values[r * s.in + c]) * x[t * s.in + c];
+                                                 ref.push_back(acc);
+                                             }
+                                     }
+                                     return compare(got, ref);
+                                 }});
+            }
+    // linear_add (y += W x + b, the decoder's residual connections): decode rows (a device's GEMV epilogue) and a
+    // prefill batch (its GEMM then add), on a y that already holds values
+    for (GgmlType type : kWeightTypes)
+        for (const S& s : {shapes[0], shapes[3], shapes[5], shapes[6]})
+            for (int n : {1, 9}) {
+                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                cases.push_back({std::string("linear_add/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
+                                 Op::linear_add, type, tol, tol_q8, [=](Backend& be) {
+                                     const HostMatrix w = make_matrix(type, s.out, s.in, 13 + s.in + s.out);
+                                     Tensor storage;
+                                     const Matrix dw = place(be, w, storage);
+                                     const auto x = randn(static_cast<size_t>(n * s.in), 15);
+                                     const auto b = randn(static_cast<size_t>(s.out), 16, 0.1f);
+                                     const auto y0 = randn(static_cast<size_t>(n * s.out), 17, 3.0f);
+                                     const Tensor xt = put(be, x, n, s.in), yt = put(be, y0, n, s.out), bt = put(be, b, 1, s.out);
+                                     be.linear_add(dw, s.bias ? &bt : nullptr, xt, yt);
+                                     std::vector<double> ref(static_cast<size_t>(n * s.out));
+                                     for (int t = 0; t < n; ++t)
+                                         for (int64_t r = 0; r < s.out; ++r) {
+                                             double acc = s.bias ? b[r] : 0.0;
+                                             for (int64_t c = 0; c < s.in; ++c) acc += static_cast<double>(w.values[r * s.in + c]) * x[t * s.in + c];
+                                             ref[t * s.out + r] = y0[t * s.out + r] + acc;
+                                         }
+                                     return compare(get(be, yt), ref);
+                                 }});
+            }
+    // linear_swiglu (silu(W_gate x) * (W_up x), a LLaMA FFN's first half): decode rows (one warp computes both rows on a
+    // device) and a prefill batch
+    for (GgmlType type : kWeightTypes)
+        for (const S& s : {shapes[2], shapes[6]})
+            for (int n : {1, 9}) {
+                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                cases.push_back({std::string("linear_swiglu/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
+                                 Op::linear_swiglu, type, tol, tol_q8, [=](Backend& be) {
+                                     const HostMatrix wg = make_matrix(type, s.out, s.in, 21 + s.in), wu = make_matrix(type, s.out, s.in, 22 + s.out);
+                                     Tensor gate_storage, up_storage;
+                                     const Matrix dg = place(be, wg, gate_storage), du = place(be, wu, up_storage);
+                                     const auto x = randn(static_cast<size_t>(n * s.in), 23);
+                                     const Tensor xt = put(be, x, n, s.in), yt = be.alloc(GgmlType::F32, n, s.out);
+                                     be.linear_swiglu(dg, du, xt, yt);
+                                     std::vector<double> ref(static_cast<size_t>(n * s.out));
+                                     for (int t = 0; t < n; ++t)
+                                         for (int64_t r = 0; r < s.out; ++r) {
+                                             double g = 0, u = 0;
+                                             for (int64_t c = 0; c < s.in; ++c) {
+                                                 g += static_cast<double>(wg.values[r * s.in + c]) * x[t * s.in + c];
+                                                 u += static_cast<double>(wu.values[r * s.in + c]) * x[t * s.in + c];
+                                             }
+                                             ref[t * s.out + r] = g / (1 + std::exp(-g)) * u;
+                                         }
+                                     return compare(get(be, yt), ref);
+                                 }});
+            }
     // the output head of SmolLM2 on its real vocabulary, one token (decode) in its stored type
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16})
         cases.push_back({std::string("linear/") + ggml_type_name(type) + "/smollm2_head_49152x576_t1", Op::linear, type, 1e-11,

@@ -64,6 +64,22 @@ public:
         const Tensor bias = b ? *b : Tensor();
         op([=, this] { cpu_->linear(w, bias.empty() ? nullptr : &bias, x, y); });
     }
+    void linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) override {
+        std::vector<LinearPart> copy(parts, parts + n_parts);
+        std::vector<Tensor> biases;
+        for (const LinearPart& p : copy) biases.push_back(p.bias ? *p.bias : Tensor());
+        op([=, this]() mutable {
+            for (size_t i = 0; i < copy.size(); ++i) copy[i].bias = biases[i].empty() ? nullptr : &biases[i];
+            cpu_->linear_parts(copy.data(), static_cast<int>(copy.size()), x);
+        });
+    }
+    void linear_add(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override {
+        const Tensor bias = b ? *b : Tensor();
+        op([=, this] { cpu_->linear_add(w, bias.empty() ? nullptr : &bias, x, y); });
+    }
+    void linear_swiglu(const Matrix& g, const Matrix& u, const Tensor& x, const Tensor& y) override {
+        op([=, this] { cpu_->linear_swiglu(g, u, x, y); });
+    }
     void rms_norm(const Tensor& x, const Tensor& w, float e, const Tensor& y) override {
         op([=, this] { cpu_->rms_norm(x, w, e, y); });
     }

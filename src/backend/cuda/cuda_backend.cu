@@ -75,6 +75,9 @@ public:
     bool supports(Op op, GgmlType type) const override {
         switch (op) {
         case Op::linear:
+        case Op::linear_parts:
+        case Op::linear_add:
+        case Op::linear_swiglu:
         case Op::head_top_k:
         case Op::get_rows: return is_weight_type(type);
         case Op::copy_rows:
@@ -157,6 +160,69 @@ public:
         WINNOW_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), n, static_cast<int>(w.cols), &one, wf,
                                         static_cast<int>(w.cols), x.f32(), static_cast<int>(w.cols), &zero, y.f32(), static_cast<int>(w.rows)));
         if (b) cuda::launch_add(y.f32(), b, n, 1, w.rows, stream_);
+    }
+
+    // A decode step's q, k and v in one launch when they share a weight type; otherwise, and in prefill, one linear each.
+    void linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) override {
+        check(x, "linear_parts input");
+        const int n = static_cast<int>(x.rows());
+        bool one_launch = n < kGemmMinTokens && n_parts > 0 && n_parts <= cuda::kMaxLinearParts;
+        for (int i = 0; i < n_parts; ++i) {
+            check(parts[i].y, "linear_parts output");
+            check_shape(x, x.rows(), parts[i].w.cols, "linear_parts input");
+            check_shape(parts[i].y, x.rows(), parts[i].w.rows, "linear_parts output");
+            one_launch = one_launch && parts[i].w.type == parts[0].w.type;
+        }
+        if (!one_launch) {
+            for (int i = 0; i < n_parts; ++i) linear(parts[i].w, parts[i].bias, x, parts[i].y);
+            return;
+        }
+        cuda::LinearParts lp;
+        for (int i = 0; i < n_parts; ++i) {
+            const LinearPart& p = parts[i];
+            lp.w[i] = p.w.data, lp.row_bytes[i] = p.w.row_bytes, lp.rows[i] = p.w.rows;
+            lp.bias[i] = p.bias ? p.bias->f32() : nullptr, lp.y[i] = p.y.f32();
+        }
+        lp.count = n_parts;
+        cuda::launch_gemv_parts(parts[0].w.type, lp, parts[0].w.cols, x.f32(), n, stream_);
+    }
+
+    // A decode step's residual add goes into the GEMV's epilogue (one launch per residual instead of two); prefill's
+    // cuBLAS product goes into a scratch, then the add (cuBLAS's beta = 1 would round differently from the add).
+    void linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) override {
+        check(x, "linear_add input");
+        check(y, "linear_add output");
+        check_shape(x, x.rows(), w.cols, "linear_add input");
+        check_shape(y, x.rows(), w.rows, "linear_add output");
+        const int n = static_cast<int>(x.rows());
+        if (n < kGemmMinTokens) {
+            cuda::launch_gemv(w.type, w.data, w.row_bytes, w.rows, w.cols, bias ? bias->f32() : nullptr, x.f32(), y.f32(), n, stream_, true);
+            return;
+        }
+        if (product_.rows() < n || product_.cols() != w.rows) product_ = alloc(GgmlType::F32, n, w.rows);
+        const Tensor product = product_.rows_view(0, n);
+        linear(w, bias, x, product);
+        add(y, product);
+    }
+
+    // A decode step's gate and up rows in one warp each, and their product: one launch instead of three. Prefill runs
+    // the three ops (up into y, gate into the scratch).
+    void linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) override {
+        check_linear_swiglu_args(w_gate, w_up);
+        check(x, "linear_swiglu input");
+        check(y, "linear_swiglu output");
+        check_shape(x, x.rows(), w_up.cols, "linear_swiglu input");
+        check_shape(y, x.rows(), w_up.rows, "linear_swiglu output");
+        const int n = static_cast<int>(x.rows());
+        if (n < kGemmMinTokens) {
+            cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_);
+            return;
+        }
+        if (product_.rows() < n || product_.cols() != w_gate.rows) product_ = alloc(GgmlType::F32, n, w_gate.rows);
+        const Tensor gate = product_.rows_view(0, n);
+        linear(w_up, nullptr, x, y);
+        linear(w_gate, nullptr, x, gate);
+        swiglu(gate, y, y);
     }
 
     void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
@@ -474,6 +540,7 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
+    Tensor product_;  // prefill: linear_add's product, linear_swiglu's gate (a recorded step's GEMVs never use it)
     Tensor topk_buf_; // top_k and head_top_k results
     Tensor head_ws_;  // head_top_k's tile candidates and log-sum-exp parts
     Tensor sample_ws_; // the sample kernel's scratch (cuda::sample_workspace_bytes)

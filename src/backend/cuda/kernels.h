@@ -13,9 +13,26 @@
 
 namespace winnow::cuda {
 
-// y[t][r] = W.row(r) . x[t] (+ bias[r]) for t < n_tokens; W rows of `row_bytes` in `type`.
+// y[t][r] = W.row(r) . x[t] (+ bias[r]) for t < n_tokens; W rows of `row_bytes` in `type`. accumulate: y[t][r] +=
+// that value instead (one rounded addition, as launch_add would make it).
 void launch_gemv(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* bias, const float* x,
-                 float* y, int n_tokens, cudaStream_t s);
+                 float* y, int n_tokens, cudaStream_t s, bool accumulate = false);
+// Up to kMaxLinearParts matrices of one weight type over one input, each with its bias (or null) and output
+// (device pointers): y_i[t][r] = W_i.row(r) . x[t] (+ bias_i[r]), with launch_gemv's bits, in one launch.
+constexpr int kMaxLinearParts = 3;
+struct LinearParts {
+    const uint8_t* w[kMaxLinearParts] = {};
+    size_t row_bytes[kMaxLinearParts] = {};
+    int64_t rows[kMaxLinearParts] = {};
+    const float* bias[kMaxLinearParts] = {};
+    float* y[kMaxLinearParts] = {};
+    int count = 0;
+};
+void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s);
+// y[t][r] = silu(W_gate.row(r) . x[t]) * (W_up.row(r) . x[t]) with the bits of two launch_gemv and launch_swiglu;
+// both matrices `type`, rows of `row_bytes`.
+void launch_gemv_swiglu(GgmlType type, const uint8_t* w_gate, const uint8_t* w_up, size_t row_bytes, int64_t rows, int64_t cols, const float* x, float* y,
+                        int n_tokens, cudaStream_t s);
 // out[i][:] = decoded table row ids[i].
 void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* ids, int n,
                      float* out, cudaStream_t s);

@@ -12,7 +12,7 @@ constexpr int kWarpsPerBlock = 8;
 
 template <GgmlType T>
 __global__ void gemv_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t rows, int64_t cols, const float* __restrict__ bias,
-                            const float* __restrict__ x, float* __restrict__ y) {
+                            const float* __restrict__ x, float* __restrict__ y, bool accumulate) {
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int t = blockIdx.y;
@@ -20,16 +20,68 @@ __global__ void gemv_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int
     const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
     const float* xt = x + static_cast<size_t>(t) * cols;
     const float acc = warp_row_dot<T>(row, xt, cols, lane);
-    if (lane == 0) y[static_cast<size_t>(t) * rows + r] = acc + (bias ? bias[r] : 0.0f);
+    if (lane == 0) {
+        const float v = acc + (bias ? bias[r] : 0.0f);
+        float* out = y + static_cast<size_t>(t) * rows + r;
+        *out = accumulate ? *out + v : v; // accumulate: linear then add's bits, without the add's launch
+    }
+}
+
+// Up to three GEMVs of one input in one launch (LinearParts): the rows of every part in a row, each warp one row of
+// one part, with gemv_kernel's epilogue, so each part gets gemv_kernel's bits.
+template <GgmlType T>
+__global__ void gemv_parts_kernel(LinearParts p, int64_t cols, const float* __restrict__ x) {
+    int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    const int t = blockIdx.y;
+    int i = 0;
+    while (i < p.count && r >= p.rows[i]) r -= p.rows[i++];
+    if (i == p.count) return;
+    const float* xt = x + static_cast<size_t>(t) * cols;
+    const float acc = warp_row_dot<T>(p.w[i] + static_cast<size_t>(r) * p.row_bytes[i], xt, cols, lane);
+    if (lane == 0) p.y[i][static_cast<size_t>(t) * p.rows[i] + r] = acc + (p.bias[i] ? p.bias[i][r] : 0.0f);
+}
+
+// y[t][r] = silu(g) * u for g, u = W_gate.row(r) . x[t], W_up.row(r) . x[t]: one warp both rows. Each of g and u
+// gets gemv_kernel's epilogue without a bias (acc + 0.0f: -0 becomes +0 there too) and the product swiglu_kernel's
+// expression, so the bits of gemv, gemv, swiglu.
+template <GgmlType T>
+__global__ void gemv_swiglu_kernel(const uint8_t* __restrict__ w_gate, const uint8_t* __restrict__ w_up, size_t row_bytes, int64_t rows, int64_t cols,
+                                   const float* __restrict__ x, float* __restrict__ y) {
+    const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    const int t = blockIdx.y;
+    if (r >= rows) return;
+    const float* xt = x + static_cast<size_t>(t) * cols;
+    const float g = warp_row_dot<T>(w_gate + static_cast<size_t>(r) * row_bytes, xt, cols, lane) + 0.0f;
+    const float u = warp_row_dot<T>(w_up + static_cast<size_t>(r) * row_bytes, xt, cols, lane) + 0.0f;
+    if (lane == 0) y[static_cast<size_t>(t) * rows + r] = g / (1.0f + expf(-g)) * u;
 }
 
 } // namespace
 
-void launch_gemv(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* bias, const float* x,
-                 float* y, int n_tokens, cudaStream_t s) {
+void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s) {
+    int64_t rows = 0;
+    for (int i = 0; i < p.count; ++i) rows += p.rows[i];
     if (rows == 0 || n_tokens == 0) return;
     const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
-    dispatch_weight_type(type, [&]<GgmlType T>() { gemv_kernel<T><<<grid, kWarpsPerBlock * 32, 0, s>>>(w, row_bytes, rows, cols, bias, x, y); });
+    dispatch_weight_type(type, [&]<GgmlType T>() { gemv_parts_kernel<T><<<grid, kWarpsPerBlock * 32, 0, s>>>(p, cols, x); });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_gemv_swiglu(GgmlType type, const uint8_t* w_gate, const uint8_t* w_up, size_t row_bytes, int64_t rows, int64_t cols, const float* x, float* y,
+                        int n_tokens, cudaStream_t s) {
+    if (rows == 0 || n_tokens == 0) return;
+    const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
+    dispatch_weight_type(type, [&]<GgmlType T>() { gemv_swiglu_kernel<T><<<grid, kWarpsPerBlock * 32, 0, s>>>(w_gate, w_up, row_bytes, rows, cols, x, y); });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_gemv(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* bias, const float* x,
+                 float* y, int n_tokens, cudaStream_t s, bool accumulate) {
+    if (rows == 0 || n_tokens == 0) return;
+    const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
+    dispatch_weight_type(type, [&]<GgmlType T>() { gemv_kernel<T><<<grid, kWarpsPerBlock * 32, 0, s>>>(w, row_bytes, rows, cols, bias, x, y, accumulate); });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
