@@ -36,13 +36,16 @@ struct SamplingParams {
 
 // AdaptiveSoftmax: the top token(s) and the top probability with an (epsilon, delta)-PAC guarantee from a fraction of
 // the head's products. fudge factors come from `winnow calibrate-head` (1 = the theory constants).
+// f_ln may exceed 1: the theory's normalizer assumes known variances and, with estimated ones, can miss its budget at
+// f_ln = 1 (calibration then reads those arms further); kMaxFudgeNorm bounds it.
+inline constexpr double kMaxFudgeNorm = 1000.0;
 struct AdaptiveParams {
     double epsilon = 0.3;       // multiplicative error of p
     double delta = 0.01;        // failure probability
     float beta = 1.0f;          // temperature: logits are beta * <A_i, x>
     int k = 1;
     double fudge_best = 1.0;    // f_b in (0, 1]: 1 = the theory constants (uncalibrated)
-    double fudge_norm = 1.0;    // f_ln in (0, 1]
+    double fudge_norm = 1.0;    // f_ln in (0, kMaxFudgeNorm]
     double warmup_cap = 0.1;    // warm-up pulls at most this fraction of d' per arm (experiments: 0.1)
     uint64_t seed = 42;
 };

@@ -56,7 +56,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
     double tune_share = 0.2;
-    std::string warmup_caps_arg = "0.1";
+    std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1";
     bool json_out = false, warmup_prune = false;
     po::options_description opts("winnow bench head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
@@ -87,6 +87,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "per delta, the cap whose calibrated run costs the fewest samples on the tuning queries is chosen, then tested")(
         "warmup-prune", po::bool_switch(&warmup_prune), "faithful head: the warm-up's variance target only for arms that may carry softmax mass")(
         "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "with an exact prefix: tail columns every arm reads before its variance is used")(
+        "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities, each calibrated and tested in turn")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
@@ -120,6 +121,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         try { v = std::stod(c); } catch (const std::exception&) {}
         if (!(v > 0 && v <= 1)) throw Error(ErrorKind::invalid_argument, "--warmup-cap: '" + c + "' is not in (0, 1]");
         warmup_caps.push_back(v);
+    }
+    std::vector<double> deltas;
+    for (const std::string& c : list_items(deltas_arg)) {
+        double v = -1;
+        try { v = std::stod(c); } catch (const std::exception&) {}
+        if (!(v > 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--deltas: '" + c + "' is not in (0, 1)");
+        deltas.push_back(v);
     }
     std::vector<double> confidences;
     for (const std::string& c : list_items(confidences_arg)) {
@@ -200,7 +208,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence,
                              const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q, const std::string& basis,
                              const head::FaithfulOptions& fo) {
-        for (double delta : {0.01, 0.05, 0.1}) {
+        for (double delta : deltas) {
             head::AdaptiveParams p = base;
             p.delta = delta;
             // The warm-up cap, chosen on the tuning queries alone when several are given: each is calibrated, then run
@@ -257,8 +265,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["tuning_failures_estimate"] = chosen_tune.estimate;
             row["fudge_best"] = cal.fudge_best;
             row["fudge_norm"] = cal.fudge_norm;
-            row["calibration_met"] = cal.met; // false: even f = 1 missed the tuning budget (the factors are then 1)
+            row["calibration_met"] = cal.met; // false: even the most conservative factors missed the tuning budget
             row["calibration_allowed_failures"] = cal.allowed;
+            row["calibration_allowed_best_arm_failures"] = cal.allowed_best;
             row["samples_fraction"] = frac / m;
             row["warmup_fraction"] = warm / m;
             row["best_arm_fraction"] = best / m;

@@ -144,8 +144,9 @@ AdaptiveResult all_logits_tied(int n, int k) {
 
 void check_params(const AdaptiveParams& p, int n) {
     if (!(p.epsilon > 0) || !(p.delta > 0 && p.delta < 1) || p.k < 1 || p.k > n || !(p.fudge_best > 0 && p.fudge_best <= 1) ||
-        !(p.fudge_norm > 0 && p.fudge_norm <= 1) || !(p.warmup_cap > 0 && p.warmup_cap <= 1))
-        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: need epsilon > 0, 0 < delta < 1, 1 <= k <= n, fudge factors and warm-up cap in (0, 1]");
+        !(p.fudge_norm > 0 && p.fudge_norm <= kMaxFudgeNorm) || !(p.warmup_cap > 0 && p.warmup_cap <= 1))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: need epsilon > 0, 0 < delta < 1, 1 <= k <= n, f_b and the warm-up cap in (0, 1], f_ln in (0, " +
+                                                     std::to_string(static_cast<int>(kMaxFudgeNorm)) + "]");
 }
 
 } // namespace winnow::head

@@ -121,8 +121,9 @@ HeadCalibrationFile HeadCalibrationFile::load(const std::string& path) {
         for (const auto& e : j.at("factors"))
             f.factors.push_back({e.value("algorithm", "faithful"), e.at("delta"), e.at("fudge_best"), e.at("fudge_norm"), e.value("met", true)});
         for (const auto& e : f.factors)
-            if (!(e.fudge_best > 0 && e.fudge_best <= 1 && e.fudge_norm > 0 && e.fudge_norm <= 1 && e.delta > 0 && e.delta < 1))
-                throw Error(ErrorKind::format, "head calibration '" + path + "': factors must be in (0, 1] and delta in (0, 1)");
+            if (!(e.fudge_best > 0 && e.fudge_best <= 1 && e.fudge_norm > 0 && e.fudge_norm <= kMaxFudgeNorm && e.delta > 0 && e.delta < 1))
+                throw Error(ErrorKind::format, "head calibration '" + path + "': fudge_best must be in (0, 1], fudge_norm in (0, " +
+                                                   std::to_string(static_cast<int>(kMaxFudgeNorm)) + "] and delta in (0, 1)");
         return f;
     } catch (const nlohmann::json::exception& e) {
         throw Error(ErrorKind::format, "head calibration '" + path + "': " + e.what());

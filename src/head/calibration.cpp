@@ -10,13 +10,14 @@ namespace winnow::head {
 
 namespace {
 
-// Smallest 10^e (e in [-6, 0], tolerance 0.01) for which `failures(f)` stays within the budget. f = 1 is tried
-// first; met = false when it fails too (then 1 is returned: nothing more conservative exists).
-double search(const std::function<int(double, int)>& failures, int allowed, int& runs, bool& met) {
+// Smallest 10^e (e in [-6, top], tolerance 0.01) for which `failures(f)` stays within the budget. The most
+// conservative factor 10^top is tried first; met = false when it fails too (then it is returned: nothing more
+// conservative is searched).
+double search(const std::function<int(double, int)>& failures, int allowed, double top, int& runs, bool& met) {
     ++runs;
-    met = failures(1.0, allowed) <= allowed;
-    if (!met) return 1.0;
-    double lo = -6.0, hi = 0.0;
+    met = failures(std::pow(10.0, top), allowed) <= allowed;
+    if (!met) return std::pow(10.0, top);
+    double lo = -6.0, hi = top;
     while (hi - lo > 0.01) {
         const double mid = (lo + hi) / 2;
         const int f = failures(std::pow(10.0, mid), allowed);
@@ -74,8 +75,9 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
     const int allowed = allowed_failures(static_cast<int>(N) * repeats, base.delta, confidence);
     Calibration c;
     c.allowed = allowed;
+    c.allowed_best = (allowed + 1) / 2;
 
-    // f_b: the full run's arm choice (warm-up included), f_ln held at 1
+    // f_b: the full run's arm choice (warm-up included), f_ln held at 1, within half the budget (rounded up)
     auto best_failures = [&](double f, int budget) {
         AdaptiveParams p = base;
         p.fudge_best = f;
@@ -88,8 +90,9 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         }
         return fails;
     };
-    c.fudge_best = search(best_failures, allowed, c.runs, c.met_best);
+    c.fudge_best = search(best_failures, c.allowed_best, 0.0, c.runs, c.met_best);
 
+    // f_ln: the full run (wrong arms and estimates) within the whole budget, f_b fixed; f_ln may exceed 1
     auto full_failures = [&](double f, int budget) {
         AdaptiveParams p = base;
         p.fudge_best = c.fudge_best;
@@ -103,7 +106,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         }
         return fails;
     };
-    c.fudge_norm = search(full_failures, allowed, c.runs, c.met_norm);
+    c.fudge_norm = search(full_failures, allowed, std::log10(kMaxFudgeNorm), c.runs, c.met_norm);
     c.met = c.met_best && c.met_norm;
     return c;
 }

@@ -158,7 +158,7 @@ TEST(AdaptiveSoftmaxCalibration, TunedFactorsKeepHeldOutSuccessAndRaiseTheGain) 
     const auto cal = calibrate(head, tune, exact_answers(base.A, n, d, tune, p), p);
     std::printf("calibrated f_b = %.3g, f_ln = %.3g after %d searches\n", cal.fudge_best, cal.fudge_norm, cal.runs);
     EXPECT_LE(cal.fudge_best, 1.0);
-    EXPECT_LE(cal.fudge_norm, 1.0);
+    EXPECT_LE(cal.fudge_norm, winnow::kMaxFudgeNorm);
 
     auto evaluate = [&](double fb, double fln, int& ok) {
         AdaptiveParams q = p;
@@ -205,22 +205,23 @@ using namespace winnow::head;
 using winnow::test::Instance;
 using winnow::test::planted;
 
-// A head whose answers are scripted by the fudge factor it is given, to test the calibration search itself: it is
-// right on a query when `right(f, query)` (f: fudge_best for the arm choice, fudge_norm for the full run), and keeps
-// every factor it was asked about.
+// A head whose answers are scripted by the fudge factor it is given, to test the calibration search itself: its arm
+// choice is right on a query when `right_best(f_b, query)`, its full run when `right_full(f_ln, query)` (by default the
+// same rule), and it keeps every factor it was asked about.
 class ScriptedHead final : public AdaptiveAlgorithm {
 public:
-    explicit ScriptedHead(std::function<bool(double, int)> right) : right_(std::move(right)) {}
+    explicit ScriptedHead(std::function<bool(double, int)> right_best, std::function<bool(double, int)> right_full = {})
+        : right_best_(std::move(right_best)), right_full_(right_full ? std::move(right_full) : right_best_) {}
     AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) override {
         tried_norm.push_back(p.fudge_norm);
         AdaptiveResult r;
-        r.head.top = {right_(p.fudge_norm, static_cast<int>(x[0])) ? 0 : 1};
+        r.head.top = {right_full_(p.fudge_norm, static_cast<int>(x[0])) ? 0 : 1};
         r.head.p_top = 0.5f;
         return r;
     }
     std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p) override {
         tried_best.push_back(p.fudge_best);
-        return {right_(p.fudge_best, static_cast<int>(x[0])) ? 0 : 1};
+        return {right_best_(p.fudge_best, static_cast<int>(x[0])) ? 0 : 1};
     }
     int n() const override { return 2; }
     int d() const override { return 1; }
@@ -228,7 +229,7 @@ public:
     std::vector<double> tried_best, tried_norm;
 
 private:
-    std::function<bool(double, int)> right_;
+    std::function<bool(double, int)> right_best_, right_full_;
 };
 
 Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta) {
@@ -252,11 +253,12 @@ TEST(AdaptiveSoftmaxCalibration, TriesTheTheoryConstantsFirstAndFlagsAMissedBudg
     EXPECT_FALSE(c.met_best);
     EXPECT_FALSE(c.met_norm);
     EXPECT_EQ(c.allowed, 10);
+    EXPECT_EQ(c.allowed_best, 5);
     EXPECT_EQ(c.fudge_best, 1.0);
-    EXPECT_EQ(c.fudge_norm, 1.0);
+    EXPECT_DOUBLE_EQ(c.fudge_norm, winnow::kMaxFudgeNorm);
     ASSERT_FALSE(hopeless.tried_best.empty());
-    EXPECT_EQ(hopeless.tried_best.front(), 1.0); // f = 1 is the first factor tried
-    EXPECT_EQ(hopeless.tried_norm.front(), 1.0);
+    EXPECT_EQ(hopeless.tried_best.front(), 1.0); // the most conservative factor is the first one tried
+    EXPECT_DOUBLE_EQ(hopeless.tried_norm.front(), winnow::kMaxFudgeNorm);
     EXPECT_EQ(c.runs, 2); // nothing to search below a factor that already fails
 
     // right whenever f >= 0.01: the search finds 0.01 within its tolerance (0.01 in log10 f), budget met
@@ -272,6 +274,24 @@ TEST(AdaptiveSoftmaxCalibration, TriesTheTheoryConstantsFirstAndFlagsAMissedBudg
     const Calibration e = calibrate_scripted(easy, 100, 0.1);
     EXPECT_TRUE(e.met);
     EXPECT_LT(e.fudge_best, 1.1e-6);
+}
+
+// The reference spent the whole failure budget on f_b; then any estimate failure broke it and f_ln (capped at 1) had
+// nothing to turn (bench/reports/adaptive-head-rotation-smollm2.md, diagnosis). Delta 0.1 on 100 queries allows 10.
+TEST(AdaptiveSoftmaxCalibration, SplitsTheBudgetAndLetsTheNormalizerFactorExceedOne) {
+    // arm choice: 8 wrong below f_b = 0.1, 3 wrong from it on. With the whole budget (10) f_b would run to 1e-6; half
+    // of it (5) stops the search at 0.1.
+    auto best = [](double f, int q) { return q >= (f >= 0.1 * (1 - 1e-12) ? 3 : 8); };
+    // full run: 3 wrong arms always, and 20 estimate failures below f_ln = 10 (more than the theory constants)
+    auto full = [](double f, int q) { return q >= 3 && (f >= 10 * (1 - 1e-12) || q >= 23); };
+    ScriptedHead head(best, full);
+    const Calibration c = calibrate_scripted(head, 100, 0.1);
+    EXPECT_EQ(c.allowed, 10);
+    EXPECT_EQ(c.allowed_best, 5);
+    EXPECT_TRUE(c.met);
+    EXPECT_NEAR(std::log10(c.fudge_best), -1.0, 0.011);
+    EXPECT_NEAR(std::log10(c.fudge_norm), 1.0, 0.011);
+    EXPECT_GT(c.fudge_norm, 1.0);
 }
 
 // A zero variance estimate short of d' is not an exact value: arms 0 and 1 are zero on the 32 heavy columns that
@@ -391,6 +411,32 @@ TEST(HeadCalibrationFile, RejectsAnotherModelOrEpsilonInOneLine) {
     old.save(path);
     EXPECT_THROW(HeadCalibrationFile::load(path).check_matches(path, f.model_hash, 0.3), winnow::Error);
     std::filesystem::remove(path);
+}
+
+// f_ln above 1 (more normalizer reads than the theory constants) is a calibrated value and survives a round trip; past
+// kMaxFudgeNorm, or f_b above 1, the file is refused, and so is a run given such factors.
+TEST(HeadCalibrationFile, KeepsANormalizerFactorAboveOneAndRefusesOneAboveTheBound) {
+    HeadCalibrationFile f;
+    f.model = "m.gguf";
+    f.model_hash = "98362432:00000000000000aa";
+    f.put({"fast", 0.05, 0.1, 25.0, true});
+    const auto path = write_temp("range.head.json", "");
+    f.save(path);
+    ASSERT_NE(HeadCalibrationFile::load(path).find("fast", 0.05), nullptr);
+    EXPECT_DOUBLE_EQ(HeadCalibrationFile::load(path).find("fast", 0.05)->fudge_norm, 25.0);
+    for (const auto& [fb, fln] : {std::pair{0.1, 2 * winnow::kMaxFudgeNorm}, std::pair{1.5, 1.0}}) {
+        HeadCalibrationFile bad = f;
+        bad.factors.clear();
+        bad.put({"fast", 0.05, fb, fln, true});
+        bad.save(path);
+        EXPECT_THROW(HeadCalibrationFile::load(path), winnow::Error) << fb << " " << fln;
+    }
+    std::filesystem::remove(path);
+    AdaptiveParams p;
+    p.fudge_norm = 25.0;
+    EXPECT_NO_THROW(check_params(p, 10));
+    p.fudge_norm = 2 * winnow::kMaxFudgeNorm;
+    EXPECT_THROW(check_params(p, 10), winnow::Error);
 }
 
 } // namespace
