@@ -56,7 +56,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
     double tune_share = 0.2;
-    std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1";
+    std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference";
     bool json_out = false, warmup_prune = false;
     po::options_description opts("winnow bench head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
@@ -88,6 +88,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "warmup-prune", po::bool_switch(&warmup_prune), "faithful head: the warm-up's variance target only for arms that may carry softmax mass")(
         "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "with an exact prefix: tail columns every arm reads before its variance is used")(
         "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities, each calibrated and tested in turn")(
+        "norm-factor", po::value(&norm_factor_arg)->default_value(norm_factor_arg),
+        "faithful head: how f_ln enters the normalizer: reference (it scales the variances of the lower bounds too) or targets (it divides the targets only: "
+        "a monotone knob)")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
@@ -122,6 +125,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         if (!(v > 0 && v <= 1)) throw Error(ErrorKind::invalid_argument, "--warmup-cap: '" + c + "' is not in (0, 1]");
         warmup_caps.push_back(v);
     }
+    if (norm_factor_arg != "reference" && norm_factor_arg != "targets")
+        throw Error(ErrorKind::invalid_argument, "--norm-factor: '" + norm_factor_arg + "' is not reference or targets");
     std::vector<double> deltas;
     for (const std::string& c : list_items(deltas_arg)) {
         double v = -1;
@@ -250,6 +255,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["tail_pilot"] = fo.exact_prefix > 0 ? fo.tail_pilot : 0;
             row["pulls"] = fo.batched_warmup && fo.batched_elimination ? "batched" : "per-arm";
             row["warmup_prune"] = fo.warmup_skips_negligible;
+            row["norm_factor"] = fo.norm_factor_on_targets_only ? "targets" : "reference";
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["warmup_cap"] = p.warmup_cap;
@@ -280,11 +286,12 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["wall_clock_speedup"] = exact_median / median(ms);
             rows.push_back(row);
             std::fprintf(stderr,
-                         "%s %s prefix %d %s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "
-                         "f_b %.3g, f_ln %.3g, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
-                         label.c_str(), basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "", delta,
-                         m / frac, 100.0 * ok / m, st.wrong_arm, st.estimate, 100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate,
-                         cal.fudge_best, cal.fudge_norm, p.warmup_cap, warm / m, best / m, norm / m);
+                         "%s %s prefix %d %s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "
+                         "f_b %.3g, f_ln %.3g, budget met %s, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
+                         label.c_str(), basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
+                         fo.norm_factor_on_targets_only ? " f_ln-on-targets" : "", delta, m / frac, 100.0 * ok / m, st.wrong_arm, st.estimate,
+                         100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate, cal.fudge_best, cal.fudge_norm,
+                         cal.met ? "yes" : "no", p.warmup_cap, warm / m, best / m, norm / m);
         }
     };
     const int fast_threads = head_threads > 0 ? head_threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -299,7 +306,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                     for (int m : prefixes)
                         for (bool batched : batched_modes) {
                             const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched,
-                                                           .warmup_skips_negligible = warmup_prune};
+                                                           .warmup_skips_negligible = warmup_prune,
+                                                           .norm_factor_on_targets_only = norm_factor_arg == "targets"};
                             head::AdaptiveSoftmax faithful(M, n, d, fo);
                             bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
                         }

@@ -272,7 +272,7 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
     // D) normalizer: arms with large softmax mass get more pulls, reusing every sample so far
     std::vector<double> la(n_), lg(n_);
     for (int i = 0; i < n_; ++i) {
-        const double c = std::sqrt(2 * L * p.fudge_norm * q.var[i]);
+        const double c = std::sqrt(2 * L * (options_.norm_factor_on_targets_only ? 1.0 : p.fudge_norm) * q.var[i]);
         la[i] = q.mu[i] - c;
         lg[i] = la[i] / 2;
     }

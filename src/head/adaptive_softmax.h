@@ -35,6 +35,13 @@ struct FaithfulOptions {
     // has (C_i = sqrt(2 L f_ln var_i), the normalizer's own width): all such arms together hold under eps / 16 of the
     // normalizer when the bounds hold. Elimination and the normalizer phase still see and may pull every arm.
     bool warmup_skips_negligible = false;
+    // How f_ln enters the normalizer phase. The reference (false) multiplies every variance by f_ln, the lower bounds
+    // alpha_i = exp(mu_i - sqrt(2 L f_ln var_i)) included, and divides the targets V1_i by it. V1_i grows as 1 / alpha_i,
+    // so past some f_ln a larger factor loosens the targets instead of tightening them (on SmolLM2 at f_ln = 1000 the
+    // normalizer read nothing): f_ln is then no monotone knob, and its calibration's binary search is ill-posed.
+    // true: the alpha_i use the variances as estimated and f_ln only divides the targets, so a larger f_ln never
+    // reads less (and f_ln > 1 reads more than the theory constants).
+    bool norm_factor_on_targets_only = false;
 };
 
 // The per-matrix preprocessing (column L1 weights and the variance-proxy atom term), done once per A.
