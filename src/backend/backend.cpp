@@ -35,7 +35,10 @@ const char* to_string(CpuDotMode m) { return m == CpuDotMode::f32 ? "f32" : "q8"
 void require_support(const Backend& be, Op op, GgmlType type) {
     if (!be.supports(op, type))
         throw Error(ErrorKind::unsupported, std::string("the ") + be.name() + " backend has no " + to_string(op) + " for " + ggml_type_name(type) +
-                                                (op == Op::linear || op == Op::get_rows ? " weights" : " tensors"));
+                                                (op == Op::linear || op == Op::linear_parts || op == Op::linear_add || op == Op::linear_swiglu ||
+                                                         op == Op::head_top_k || op == Op::get_rows
+                                                     ? " weights"
+                                                     : " tensors"));
 }
 
 void check_block_selection(const AttentionParams& p, int64_t cache_rows) {
@@ -86,12 +89,24 @@ void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& r
     copy_rows(src, dst, r);
 }
 
-void Backend::linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) {
+void Backend::linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) { unfused_linear_parts(parts, n_parts, x); }
+
+void Backend::linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) { unfused_linear_add(w, bias, x, y); }
+
+void Backend::linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) { unfused_linear_swiglu(w_gate, w_up, x, y); }
+
+Tensor Backend::fused_scratch(int64_t rows, int64_t cols) {
+    if (fused_scratch_.numel() < rows * cols) fused_scratch_ = alloc(GgmlType::F32, 1, rows * cols);
+    return fused_scratch_.prefix_view(rows, cols);
+}
+
+void Backend::unfused_linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) {
     for (int i = 0; i < n_parts; ++i) linear(parts[i].w, parts[i].bias, x, parts[i].y);
 }
 
-void Backend::linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) {
-    const Tensor product = alloc(GgmlType::F32, x.rows(), w.rows);
+// (what the CPU backend runs: a fused kernel would gain little on a host, where the scratch stays in cache)
+void Backend::unfused_linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) {
+    const Tensor product = fused_scratch(x.rows(), w.rows);
     linear(w, bias, x, product);
     add(y, product);
 }
@@ -103,9 +118,10 @@ void check_linear_swiglu_args(const Matrix& w_gate, const Matrix& w_up) {
                                                      " [" + std::to_string(w_up.rows) + "][" + std::to_string(w_up.cols) + "])");
 }
 
-void Backend::linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) {
+// up into y, gate into the scratch, then swiglu in place
+void Backend::unfused_linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) {
     check_linear_swiglu_args(w_gate, w_up);
-    const Tensor gate = alloc(GgmlType::F32, x.rows(), w_gate.rows);
+    const Tensor gate = fused_scratch(x.rows(), w_gate.rows);
     linear(w_up, nullptr, x, y);
     linear(w_gate, nullptr, x, gate);
     swiglu(gate, y, y);

@@ -133,8 +133,9 @@ public:
     virtual ~Backend() = default;
     virtual const char* name() const = 0;
     virtual Device device() const = 0;
-    // True when `op` runs with `type`: the weight's stored type for linear and get_rows, the KV cache's for
-    // copy_rows and attention, F32 for the other ops.
+    // True when `op` runs with `type`: the weight's stored type for linear, the fused linear ops (linear_parts,
+    // linear_add, linear_swiglu: their defaults run linear, so a backend supports them wherever it supports linear),
+    // head_top_k and get_rows, the KV cache's for copy_rows and attention, F32 for the other ops.
     virtual bool supports(Op op, GgmlType type) const = 0;
 
     // ---- memory
@@ -213,6 +214,20 @@ public:
     virtual void abort_recording() {}
     virtual void replay(int recording);
     virtual void drop_recording(int /*recording*/) {}
+
+protected:
+    // The unfused sequences the fused linear ops are defined by, written once: the public defaults run them, and a
+    // device backend runs them where it has no fused kernel (CUDA's prefill). linear_add's product and linear_swiglu's
+    // gate go into one scratch the base keeps between calls, grown when too small and never shrunk, so the calls of a
+    // forward pass allocate nothing after the first ones. Not for a recorded step (begin_recording): growing the scratch
+    // allocates, and a later growth frees the memory a recording would keep reading.
+    void unfused_linear_parts(const LinearPart* parts, int n_parts, const Tensor& x); // linear per part
+    void unfused_linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y); // linear, then add
+    void unfused_linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y); // up, gate, swiglu
+
+private:
+    Tensor fused_scratch_; // F32 [1][capacity]: the unfused sequences' intermediate, viewed as [rows][cols]
+    Tensor fused_scratch(int64_t rows, int64_t cols);
 };
 
 // The position an op runs at: *pos read from the tensor (host memory: a CPU tensor) or pos0.

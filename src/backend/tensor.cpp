@@ -31,6 +31,12 @@ Tensor Tensor::rows_view(int64_t first, int64_t count) const {
     return Tensor(type_, device_, count, cols_, storage_, static_cast<char*>(data_) + static_cast<size_t>(first) * row_bytes());
 }
 
+Tensor Tensor::prefix_view(int64_t rows, int64_t cols) const {
+    if (rows < 0 || cols < 0 || rows * cols > numel())
+        throw Error(ErrorKind::invalid_argument, "a [" + std::to_string(rows) + "x" + std::to_string(cols) + "] view does not fit in " + describe());
+    return Tensor(type_, device_, rows, cols, storage_, data_);
+}
+
 std::string Tensor::describe() const {
     return std::string(ggml_type_name(type_)) + "[" + std::to_string(rows_) + "x" + std::to_string(cols_) + "]@" + to_string(device_);
 }

@@ -42,6 +42,9 @@ public:
 
     // Rows [first, first + count) as a tensor sharing this one's storage. Throws when out of range.
     Tensor rows_view(int64_t first, int64_t count) const;
+    // The first rows * cols elements as a [rows][cols] tensor sharing this one's storage (a scratch reused for several
+    // shapes). Throws when they do not fit.
+    Tensor prefix_view(int64_t rows, int64_t cols) const;
     // "F32[3x576]@cpu", for messages.
     std::string describe() const;
 

@@ -43,6 +43,15 @@ void Forward::check_support() const {
     for (const DeviceLayerWeights& l : w_.layers)
         for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
             if (!m->empty()) require_support(be_, Op::linear, m->type);
+    // The fused linear ops run wherever linear does (Backend's defaults run the unfused sequence), so the layers call
+    // them without a fallback of their own; a backend that says otherwise is refused here, by name.
+    for (const DeviceLayerWeights& l : w_.layers) {
+        for (const Matrix* m : {&l.wq, &l.wk, &l.wv})
+            if (!m->empty()) require_support(be_, Op::linear_parts, m->type);
+        for (const Matrix* m : {&l.wo, &l.w_down})
+            if (!m->empty()) require_support(be_, Op::linear_add, m->type);
+        if (fused_swiglu(l)) require_support(be_, Op::linear_swiglu, l.w_up.type);
+    }
     require_support(be_, c_.arch == Arch::gpt2 ? Op::layer_norm : Op::rms_norm, GgmlType::F32);
     require_support(be_, c_.arch == Arch::gpt2 ? Op::gelu_tanh : Op::swiglu, GgmlType::F32);
     if (c_.rope != RopeStyle::none) require_support(be_, Op::rope, GgmlType::F32);
@@ -120,7 +129,7 @@ void Forward::ensure_scratch(int n) {
     k_ = be_.alloc(GgmlType::F32, n, kvd);
     v_ = be_.alloc(GgmlType::F32, n, kvd);
     att_ = be_.alloc(GgmlType::F32, n, qd);
-    proj_ = be_.alloc(GgmlType::F32, n, d);
+    proj_ = be_.alloc(GgmlType::F32, 1, d); // gpt2's position row in a recorded step (the residuals add in place)
     up_ = be_.alloc(GgmlType::F32, n, c_.n_ff);
     if (c_.arch == Arch::llama) gate_ = be_.alloc(GgmlType::F32, n, c_.n_ff);
     scratch_tokens_ = n;
@@ -137,12 +146,10 @@ const Tensor* bias(const Tensor& b) { return b.empty() ? nullptr : &b; }
 
 void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, const Tensor* pos) {
     const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), q = q_.rows_view(0, n), k = k_.rows_view(0, n),
-                 v = v_.rows_view(0, n), att = att_.rows_view(0, n), proj = proj_.rows_view(0, n);
+                 v = v_.rows_view(0, n), att = att_.rows_view(0, n);
     norm(l.attn_norm, l.attn_norm_b, x, xn);
     const LinearPart qkv[] = {{l.wq, bias(l.bq), q}, {l.wk, bias(l.bk), k}, {l.wv, bias(l.bv), v}};
-    if (be_.supports(Op::linear_parts, l.wq.type)) be_.linear_parts(qkv, 3, xn); // one launch on a device
-    else
-        for (const LinearPart& p : qkv) be_.linear(p.w, p.bias, xn, p.y);
+    be_.linear_parts(qkv, 3, xn); // one launch on a device
     RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
     be_.rope(q, rp);
     rp.n_heads = c_.n_head_kv;
@@ -175,15 +182,15 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     if (capture_)
         for (int g = 0; g < capture_groups(); ++g)
             capture_(layer, g, capture_buf_.data() + static_cast<size_t>(g) * n * ap.capture_stride, n, ap.capture_stride);
-    residual_linear(l.wo, bias(l.bo), att, x, proj);
+    be_.linear_add(l.wo, bias(l.bo), att, x); // x += Wo att (+ b): the residual add in the GEMV's epilogue on a device
 }
 
 void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
-    const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), up = up_.rows_view(0, n), proj = proj_.rows_view(0, n);
+    const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), up = up_.rows_view(0, n);
     norm(l.ffn_norm, l.ffn_norm_b, x, xn);
-    if (c_.arch == Arch::llama && l.b_up.empty() && l.w_gate.type == l.w_up.type && be_.supports(Op::linear_swiglu, l.w_up.type)) {
+    if (fused_swiglu(l)) {
         be_.linear_swiglu(l.w_gate, l.w_up, xn, up); // the same bits as the three ops below, in one launch on a device
-    } else if (c_.arch == Arch::llama) {
+    } else if (c_.arch == Arch::llama) { // linear_swiglu takes no up bias and one weight type for both matrices
         const Tensor gate = gate_.rows_view(0, n);
         be_.linear(l.w_up, bias(l.b_up), xn, up);
         be_.linear(l.w_gate, nullptr, xn, gate);
@@ -192,15 +199,11 @@ void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
         be_.linear(l.w_up, bias(l.b_up), xn, up);
         be_.gelu_tanh(up);
     }
-    residual_linear(l.w_down, bias(l.b_down), up, x, proj);
+    be_.linear_add(l.w_down, bias(l.b_down), up, x);
 }
 
-// x += W in (+ b): one linear_add where the backend has it (a device backend then adds in the GEMV's epilogue), else
-// linear into proj and add; the same bits either way.
-void Forward::residual_linear(const Matrix& w, const Tensor* b, const Tensor& in, const Tensor& x, const Tensor& proj) {
-    if (be_.supports(Op::linear_add, w.type)) return be_.linear_add(w, b, in, x);
-    be_.linear(w, b, in, proj);
-    be_.add(x, proj);
+bool Forward::fused_swiglu(const DeviceLayerWeights& l) const {
+    return c_.arch == Arch::llama && l.b_up.empty() && l.w_gate.type == l.w_up.type;
 }
 
 void Forward::run_layers(std::span<const int32_t> tokens, int head_rows, const StepTail* tail, const StepValues& values) {

@@ -124,7 +124,9 @@ private:
     // and returns them for the attention op; allocates them (and summarises the whole context) on first use.
     KeyBlockSummary update_key_summary(int layer, int unit, int n, const Tensor* pos);
     void ffn_block(const DeviceLayerWeights& l, int n);
-    void residual_linear(const Matrix& w, const Tensor* b, const Tensor& in, const Tensor& x, const Tensor& proj);
+    // Whether a layer's FFN runs linear_swiglu (a LLaMA layer without an up bias, gate and up of one weight type), or
+    // the unfused ops it cannot take.
+    bool fused_swiglu(const DeviceLayerWeights& l) const;
     void norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y);
 
     const ModelConfig& c_;
@@ -153,7 +155,7 @@ private:
     std::string recording_error_;
     Tensor step_in_;               // I32 [6][1]: the decode step's inputs (StepInputs: token id, position, history length, pad, u)
     StepInputs step_;              // views of step_in_
-    // scratch activations, [capacity][dim]; ops work on row views of the first n rows
+    // scratch activations, [capacity][dim] (proj_: one row); ops work on row views of the first n rows
     Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
     std::vector<float> host_logits_;
 };

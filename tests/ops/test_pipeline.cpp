@@ -68,6 +68,10 @@ TEST(Pipeline, MissingOpIsRefusedByName) {
     expect_refused("tiny-llama.gguf", Op::swiglu, GgmlType::F32, "the cpu-missing-one backend has no swiglu for F32 tensors");
     expect_refused("tiny-gpt2.gguf", Op::layer_norm, GgmlType::F32, "the cpu-missing-one backend has no layer_norm for F32 tensors");
     expect_refused("tiny-llama.gguf", Op::attention, GgmlType::F32, "the cpu-missing-one backend has no attention for F32 tensors");
+    // the fused linear ops too: the layers call them with no fallback of their own (Backend's defaults are the fallback)
+    expect_refused("tiny-llama-q4_1.gguf", Op::linear_parts, GgmlType::Q4_1, "the cpu-missing-one backend has no linear_parts for Q4_1 weights");
+    expect_refused("tiny-gpt2.gguf", Op::linear_add, GgmlType::F32, "the cpu-missing-one backend has no linear_add for F32 weights");
+    expect_refused("tiny-llama-f16.gguf", Op::linear_swiglu, GgmlType::F16, "the cpu-missing-one backend has no linear_swiglu for F16 weights");
 }
 
 // Query-aware selection keeps its key summaries with the backend's summarize_keys op: a backend without it (for the

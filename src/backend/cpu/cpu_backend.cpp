@@ -208,25 +208,6 @@ public:
         });
     }
 
-    // linear into a scratch kept between calls, then add: the same bits as the two ops (no fusion gains here: the
-    // scratch stays in cache)
-    void linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) override {
-        if (product_.rows() < x.rows() || product_.cols() != w.rows) product_ = alloc(GgmlType::F32, x.rows(), w.rows);
-        const Tensor product = product_.rows_view(0, x.rows());
-        linear(w, bias, x, product);
-        add(y, product);
-    }
-
-    // up into y, gate into the scratch, then swiglu: the same bits as the three ops
-    void linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) override {
-        check_linear_swiglu_args(w_gate, w_up);
-        if (product_.rows() < x.rows() || product_.cols() != w_gate.rows) product_ = alloc(GgmlType::F32, x.rows(), w_gate.rows);
-        const Tensor gate = product_.rows_view(0, x.rows());
-        linear(w_up, nullptr, x, y);
-        linear(w_gate, nullptr, x, gate);
-        swiglu(gate, y, y);
-    }
-
     void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
         check_f32(gate, "swiglu gate");
         check_shape(up, gate.rows(), gate.cols(), "swiglu up");
@@ -326,7 +307,6 @@ private:
     cpu::GemmQ8Scratch gemm_q8_;       // packed operands of the tiled q8 product
     cpu::PreparedActivation prepared_; // reused across calls to avoid reallocating
     Tensor head_logits_;               // head_top_k's logits row
-    Tensor product_;                   // linear_add's product, linear_swiglu's gate
 };
 
 } // namespace

@@ -173,10 +173,7 @@ public:
             check_shape(parts[i].y, x.rows(), parts[i].w.rows, "linear_parts output");
             one_launch = one_launch && parts[i].w.type == parts[0].w.type;
         }
-        if (!one_launch) {
-            for (int i = 0; i < n_parts; ++i) linear(parts[i].w, parts[i].bias, x, parts[i].y);
-            return;
-        }
+        if (!one_launch) return unfused_linear_parts(parts, n_parts, x);
         cuda::LinearParts lp;
         for (int i = 0; i < n_parts; ++i) {
             const LinearPart& p = parts[i];
@@ -188,7 +185,8 @@ public:
     }
 
     // A decode step's residual add goes into the GEMV's epilogue (one launch per residual instead of two); prefill's
-    // cuBLAS product goes into a scratch, then the add (cuBLAS's beta = 1 would round differently from the add).
+    // cuBLAS product goes into the base's scratch, then the add (cuBLAS's beta = 1 would round differently from the
+    // add). Only prefill touches that scratch, so a recorded (decode) step never allocates or keeps its address.
     void linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) override {
         check(x, "linear_add input");
         check(y, "linear_add output");
@@ -199,14 +197,11 @@ public:
             cuda::launch_gemv(w.type, w.data, w.row_bytes, w.rows, w.cols, bias ? bias->f32() : nullptr, x.f32(), y.f32(), n, stream_, true);
             return;
         }
-        if (product_.rows() < n || product_.cols() != w.rows) product_ = alloc(GgmlType::F32, n, w.rows);
-        const Tensor product = product_.rows_view(0, n);
-        linear(w, bias, x, product);
-        add(y, product);
+        unfused_linear_add(w, bias, x, y);
     }
 
     // A decode step's gate and up rows in one warp each, and their product: one launch instead of three. Prefill runs
-    // the three ops (up into y, gate into the scratch).
+    // the three ops (up into y, gate into the base's scratch).
     void linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) override {
         check_linear_swiglu_args(w_gate, w_up);
         check(x, "linear_swiglu input");
@@ -218,11 +213,7 @@ public:
             cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_);
             return;
         }
-        if (product_.rows() < n || product_.cols() != w_gate.rows) product_ = alloc(GgmlType::F32, n, w_gate.rows);
-        const Tensor gate = product_.rows_view(0, n);
-        linear(w_up, nullptr, x, y);
-        linear(w_gate, nullptr, x, gate);
-        swiglu(gate, y, y);
+        unfused_linear_swiglu(w_gate, w_up, x, y);
     }
 
     void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
@@ -540,7 +531,6 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
-    Tensor product_;  // prefill: linear_add's product, linear_swiglu's gate (a recorded step's GEMVs never use it)
     Tensor topk_buf_; // top_k and head_top_k results
     Tensor head_ws_;  // head_top_k's tile candidates and log-sum-exp parts
     Tensor sample_ws_; // the sample kernel's scratch (cuda::sample_workspace_bytes)
