@@ -62,6 +62,11 @@ public:
     virtual int n() const = 0;
     virtual int d() const = 0;
     virtual const char* name() const = 0;
+    // The largest f_ln whose effect is to read at least as much as any smaller one, the top of the calibration's
+    // f_ln range: 1 for the reference's normalizer (f_ln also shrinks the lower bounds alpha_i its targets grow with,
+    // so a larger factor can read less: FaithfulOptions::norm_factor_on_targets_only), kMaxFudgeNorm where f_ln only
+    // divides the targets.
+    virtual double max_fudge_norm() const { return 1.0; }
     // Tests only: every later query records its reads into `r` (nullptr: off; the hot loops then test one pointer
     // per stream chunk or per pull, never per product). `r` must outlive the queries.
     void set_read_recorder(ReadRecorder* r) { recorder_ = r; }

@@ -58,6 +58,7 @@ public:
                                                                                                                                            : "faithful";
     }
     const FaithfulOptions& options() const { return options_; }
+    double max_fudge_norm() const override { return options_.norm_factor_on_targets_only ? kMaxFudgeNorm : 1.0; }
 
 private:
     struct Query;

@@ -106,7 +106,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         }
         return fails;
     };
-    c.fudge_norm = search(full_failures, allowed, std::log10(kMaxFudgeNorm), c.runs, c.met_norm);
+    c.fudge_norm = search(full_failures, allowed, std::log10(head.max_fudge_norm()), c.runs, c.met_norm);
     c.met = c.met_best && c.met_norm;
     return c;
 }

@@ -7,8 +7,9 @@
 //   - f_b is tuned with the warm-up in place, as it runs at test time;
 //   - f_b may spend only half the failure budget (rounded up), f_ln's full run the whole of it. With the whole budget
 //     spent on wrong arms, any estimate failure broke the budget and f_ln had nothing to turn;
-//   - f_b is searched in [1e-6, 1], f_ln in [1e-6, kMaxFudgeNorm]: the normalizer's theory constants assume known
-//     variances, and with estimated ones f_ln = 1 failed 6.5% (delta 0.05) and 26% (delta 0.1) of tuning runs.
+//   - f_b is searched in [1e-6, 1], f_ln in [1e-6, head.max_fudge_norm()]: the normalizer's theory constants assume
+//     known variances, and with estimated ones f_ln = 1 failed 6.5% (delta 0.05) and 26% (delta 0.1) of tuning runs.
+//     Above 1 only where f_ln is a monotone knob (the fast head; the faithful one with norm_factor_on_targets_only).
 // The most conservative factor of each range is tried first: when even it exceeds the budget the result says so
 // (met = false) instead of passing it off as calibrated.
 #include <span>

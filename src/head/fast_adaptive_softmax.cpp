@@ -394,7 +394,7 @@ struct FastAdaptiveSoftmax::Query {
     // Phase D: arms whose softmax weight needs a tighter estimate are read further (not batched).
     void normalize(const AdaptiveParams& p, double d_s) {
         const double L = std::log(6.0 * n / d_s);
-        const float c2 = static_cast<float>(2 * L * p.fudge_norm);
+        const float c2 = static_cast<float>(2 * L); // alpha_i from the variances as estimated: f_ln is on the targets only
         std::vector<float> la(n);
         float la_max = -kInfF;
         for (int i = 0; i < n; ++i) {

@@ -16,6 +16,9 @@
 //     guarantee is untouched; the paper's sample count charges such an arm its full d'.
 //  3. Lean bookkeeping: per-arm state is fp32 in flat arrays; elimination widths are compared without square
 //     roots; the normalizer weights and the log-sum-exp use an 8-lane exp (relative error 2e-7).
+//  4. f_ln divides the normalizer's variance targets only; the lower bounds alpha_i the targets grow with use the
+//     variances as estimated (the reference scales those by f_ln too, which makes a larger f_ln read less past ~1:
+//     FaithfulOptions::norm_factor_on_targets_only). So f_ln is a monotone knob, calibrated in (0, kMaxFudgeNorm].
 #include <memory>
 
 #include "head/adaptive_algorithm.h"
@@ -35,6 +38,7 @@ public:
     int n() const override { return h_->n(); }
     int d() const override { return h_->d(); }
     const char* name() const override { return "fast"; }
+    double max_fudge_norm() const override { return kMaxFudgeNorm; } // f_ln divides the normalizer's targets only
     const ColumnMajorHead& head() const { return *h_; }
     // Runs the portable scalar path that a build without AVX2 takes, on this build too (tests hold the two paths to the
     // same bits). Off by default.
