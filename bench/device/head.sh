@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Issue #15's exact-head baselines on the GPU machine (one H200), from the repository root; about 90 s. Called by
+# Issue #15's exact-head baselines on the GPU machine (one H200), from the repository root; about 2 minutes. Called by
 # bench/device/run.sh after it has unpacked the bundle into $W and joined the SmolLM2 halves (standalone, it unpacks
 # the bundle itself and looks for the model at $WINNOW_DEFAULT_MODEL or /tmp/smollm2-q4_1.gguf). Writes to $OUT:
 #   ops-head-cuda.txt     the op harness's head_top_k cases on CUDA: vs the double reference and exactly vs the same
 #                         backend's linear + top_k (ids, logit bits), and the algorithm's host run (HeadTopKLogic)
 #   gpu-head.txt          tests/gpu/test_cuda_head.cpp: 60 random shapes x types x k vs linear + top_k, bad arguments,
 #                         the adaptive head's warm-up and masked-step kernels and one elimination round vs their
-#                         host twins (bit for bit),
-#                         and the time per call of fused vs linear + top_k on SmolLM2's head shape (printed)
+#                         host twins (bit for bit), the whole GPU adaptive head (tests/gpu/test_cuda_adaptive_head.cpp:
+#                         its new kernels vs their twins, warm-up and first round vs the host twin, top vs the CPU path
+#                         and the exact argmax), and the time per call of fused vs linear + top_k and per adaptive
+#                         query on SmolLM2's head shape (printed)
 #   sanitizer-head.txt    compute-sanitizer memcheck on a subset of the head_top_k cases (every tile/merge path)
 #   bench-head-cuda.json  winnow bench head --device cuda: fused / cuBLAS GEMV + top_k / linear + top_k, us per query
 #                         (median of 1000 calls), SmolLM2's real head (stored Q8_0, bf16, f32) and the SYNTHETIC
-#                         131072 x 4096 head, k = 1 and 40 (.txt: the same as a table; .err: progress and errors)
+#                         131072 x 4096 head, k = 1 and 40, and the host-driven adaptive head on the real head at
+#                         delta 0.01 / 0.05 / 0.1 (theory constants) with gain and success (.txt: the same as a table;
+#                         .err: progress and errors)
 # Prints one summary line per step last.
 set -uo pipefail
 export PATH=$PATH:/usr/local/cuda/bin # compute-sanitizer, where a bare machine's PATH lacks the toolkit
@@ -34,7 +38,7 @@ t0=$SECONDS
 timeout 45 env LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests --gtest_filter='*cuda__head_top_k*:HeadTopKLogic.*' > "$OUT/ops-head-cuda.txt" 2>&1
 hnote "head op harness (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/ops-head-cuda.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
 
-timeout 30 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*:CudaAdaptiveWarmUp.*:CudaAdaptiveRounds.*' > "$OUT/gpu-head.txt" 2>&1
+timeout 90 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*:CudaAdaptiveWarmUp.*:CudaAdaptiveRounds.*:CudaAdaptiveHeadKernels.*:CudaAdaptiveHead.*' > "$OUT/gpu-head.txt" 2>&1
 hnote "gpu head tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-head.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
 
 if [ -f "$model" ]; then
@@ -42,10 +46,10 @@ if [ -f "$model" ]; then
   # forward here (seconds); if that path fails, 100 states computed on this machine's CPU instead
   queries=(--query-device cuda)
   [ -f $here/payload/head-queries.bin ] && queries=(--query-device cpu --cache $here/payload/head-queries.bin)
-  timeout 75 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" "${queries[@]}" --json \
+  timeout 90 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" "${queries[@]}" --json \
     > "$OUT/bench-head-cuda.json" 2> "$OUT/bench-head-cuda.err"
   rc=$?
-  if [ $rc -ne 0 ] && [ $((SECONDS - t0)) -lt 100 ]; then
+  if [ $rc -ne 0 ] && [ $((SECONDS - t0)) -lt 160 ]; then
     hnote "bench head --device cuda: rc $rc; retrying with 100 states computed on the CPU"
     timeout 60 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" --query-device cpu \
       --queries 100 --tune 20 --json > "$OUT/bench-head-cuda.json" 2>> "$OUT/bench-head-cuda.err"
@@ -60,6 +64,8 @@ if 'synthetic' in r: print(r['synthetic']['label'], '- original rows\' max |logi
 print('| head | format | method | k | median us | p10 | p90 | head GB/s | top-1 = fused | top-k = fused |')
 for x in r['rows']:
     print(f"| {x['head']} | {x['format']} | {x['method']} | {x['k']} | {x['us_median']:.1f} | {x['us_p10']:.1f} | {x['us_p90']:.1f} | {x['head_gbps']:.0f} | {x['top1_agree_with_fused']:.3f} | {x['topk_ids_equal_fused']:.3f} |")
+for x in r['rows']:
+    if 'gain' in x: print(f"{x['method']} {x['format']} delta {x['delta']}: median {x['us_median']:.1f} us, gain {x['gain']:.2f}x, success {100 * x['success']:.1f}%")
 PY
 else
   hnote "bench head --device cuda: no model at $model"

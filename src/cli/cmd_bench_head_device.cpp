@@ -14,6 +14,11 @@
 // copy and a stream synchronize), so the three are timed alike. Median (and p10 / p90) over --reps calls, cycling
 // over the queries, after --warmup calls. With --device cpu the same rows run on the CPU backend (no cuBLAS row): a
 // CPU baseline, and the path's check on a machine without a GPU.
+// With CUDA, rows "adaptive-host" time the GPU AdaptiveSoftmax (backend/cuda/adaptive_head_gpu.h, k = 1, the host
+// driving its loop) on the real head's stored format at each of --adaptive-deltas with the factors --fudge-best /
+// --fudge-norm (default 1: the theory constants), one call per query over the first --adaptive-queries queries: the
+// median time (the host's column order included), the gain (1 / mean sampled fraction of n d') and the success against
+// the fused op's answer on the same query (same top-1 id, and p_top within --eps of its exact probability).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -33,8 +38,10 @@
 #include "model/model.h"
 #include "winnow/error.h"
 #ifdef WINNOW_HAVE_CUDA
+#include "backend/cuda/adaptive_head_gpu.h"
 #include "backend/cuda/cublas_gemv.h"
 #include "backend/cuda/device.h"
+#include "head/column_major_head.h"
 #endif
 
 namespace po = boost::program_options;
@@ -136,6 +143,78 @@ std::string device_arg(const std::vector<std::string>& args) {
     return "";
 }
 
+#ifdef WINNOW_HAVE_CUDA
+// The adaptive head's rows (see the header comment): one per delta, with the keys the exact rows have (compared with
+// the fused op's top-1) plus delta, factors, gain and success.
+void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::vector<float>>& qs, const std::vector<double>& deltas,
+                         const AdaptiveParams& base, int warmup, int count, double copy_gbps, const std::string& label, nlohmann::ordered_json& rows) {
+    count = std::min<int>(count, static_cast<int>(qs.size()));
+    const int d = static_cast<int>(W.cols);
+    const DeviceHead h = place_head(be, W.type, W.rows, W.cols, W.data);
+    // the exact answers from the fused op: top-1 id, exp(logit - log Z), log Z
+    std::vector<int32_t> top(count);
+    std::vector<double> p_exact(count), log_norm(count);
+    const Tensor x = be.alloc(GgmlType::F32, 1, d);
+    for (int q = 0; q < count; ++q) {
+        be.upload(qs[q].data(), x);
+        const TopK t = be.head_top_k(h.m, x, 1, true);
+        top[q] = t.ids[0];
+        log_norm[q] = t.log_norm;
+        p_exact[q] = std::exp(static_cast<double>(t.logits[0]) - t.log_norm);
+    }
+    cuda::adaptive::GpuAdaptiveHead gpu(std::make_shared<const head::ColumnMajorHead>(W));
+    const double head_bytes = static_cast<double>(W.row_bytes) * static_cast<double>(W.rows);
+    for (double delta : deltas) {
+        AdaptiveParams p = base;
+        p.delta = delta;
+        std::fprintf(stderr, "%s adaptive-host delta %.3g ...\n", label.c_str(), delta);
+        for (int i = 0; i < warmup; ++i) gpu.run(qs[i % count], p);
+        std::vector<double> us;
+        double fraction = 0, max_dlz = 0;
+        int top1 = 0, ok = 0;
+        for (int q = 0; q < count; ++q) {
+            const auto t0 = Clock::now();
+            const head::AdaptiveResult r = gpu.run(qs[q], p);
+            us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+            fraction += r.cost.fraction();
+            const bool same = r.head.top[0] == top[q];
+            top1 += same;
+            ok += same && std::fabs(r.head.p_top - p_exact[q]) <= p.epsilon * p_exact[q];
+            max_dlz = std::max(max_dlz, std::fabs(r.head.log_norm - log_norm[q]));
+        }
+        const double med = median(us);
+        nlohmann::ordered_json row;
+        row["head"] = label;
+        row["synthetic"] = false;
+        row["n"] = W.rows;
+        row["d"] = W.cols;
+        row["format"] = h.format;
+        row["method"] = "adaptive-host";
+        row["k"] = 1;
+        row["us_median"] = med;
+        row["us_p10"] = percentile(us, 0.1);
+        row["us_p90"] = percentile(us, 0.9);
+        row["calls"] = us.size();
+        row["head_bytes"] = head_bytes;
+        row["head_gbps"] = head_bytes / (med * 1e3); // the stored head's bytes over the median time (it reads fewer)
+        if (copy_gbps > 0) row["head_gbps_vs_copy"] = head_bytes / (med * 1e3) / copy_gbps;
+        row["compared_calls"] = count;
+        row["top1_agree_with_fused"] = static_cast<double>(top1) / count;
+        row["topk_ids_equal_fused"] = static_cast<double>(top1) / count;
+        row["max_log_norm_diff_vs_fused"] = max_dlz;
+        row["delta"] = delta;
+        row["epsilon"] = p.epsilon;
+        row["fudge_best"] = p.fudge_best;
+        row["fudge_norm"] = p.fudge_norm;
+        row["warmup_cap"] = p.warmup_cap;
+        row["gain"] = count / fraction;
+        row["success"] = static_cast<double>(ok) / count;
+        row["loop"] = "host-driven: one small device-to-host copy per decision (first version)";
+        rows.push_back(row);
+    }
+}
+#endif
+
 } // namespace
 
 bool bench_head_wants_device(const std::vector<std::string>& args) { return !device_arg(args).empty(); }
@@ -146,6 +225,9 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, reps = 1000, warmup = 50, check = 200, syn_vocab = 131072, syn_dim = 4096;
     double syn_noise = 0.5;
     bool json_out = false, collect_only = false;
+    std::string adaptive_deltas_arg = "0.01,0.05,0.1";
+    int adaptive_queries = 200;
+    AdaptiveParams adaptive;
     po::options_description opts("winnow bench head --device cuda options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
         "device", po::value(&device)->default_value(device), "cuda, cuda:N (or cpu: the same rows on the CPU backend, without cuBLAS)")(
@@ -166,11 +248,24 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         "reps", po::value(&reps)->default_value(reps), "timed calls per row (cycling over the queries)")(
         "warmup", po::value(&warmup)->default_value(warmup), "untimed calls first")(
         "check", po::value(&check)->default_value(check), "calls whose answers are compared with the fused op's")(
+        "adaptive-deltas", po::value(&adaptive_deltas_arg)->default_value(adaptive_deltas_arg), "the GPU adaptive head's rows (cuda only; empty: none)")(
+        "adaptive-queries", po::value(&adaptive_queries)->default_value(adaptive_queries), "queries the adaptive head runs (one call each)")(
+        "fudge-best", po::value(&adaptive.fudge_best)->default_value(1.0, "1"), "the adaptive head's f_b")(
+        "fudge-norm", po::value(&adaptive.fudge_norm)->default_value(1.0, "1"), "the adaptive head's f_ln")(
+        "eps", po::value(&adaptive.epsilon)->default_value(0.3, "0.3"), "the adaptive head's epsilon (its success: p_top within eps of the exact p)")(
         "json", po::bool_switch(&json_out), "print the report as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (window < 2 || n_queries < 10 || n_tune < 1 || n_tune >= n_queries) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, 1 <= --tune < --queries");
     if (reps < 1 || warmup < 0 || check < 0) throw Error(ErrorKind::invalid_argument, "need --reps >= 1, --warmup >= 0, --check >= 0");
+    std::vector<double> adaptive_deltas;
+    for (const std::string& v : list_items(adaptive_deltas_arg)) {
+        double delta = 0;
+        try { delta = std::stod(v); } catch (const std::exception&) {}
+        if (!(delta > 0 && delta < 1)) throw Error(ErrorKind::invalid_argument, "--adaptive-deltas: '" + v + "' is not in (0, 1)");
+        adaptive_deltas.push_back(delta);
+    }
+    if (adaptive_queries < 1) throw Error(ErrorKind::invalid_argument, "need --adaptive-queries >= 1");
     std::vector<int> ks;
     for (const std::string& v : list_items(ks_arg)) {
         int k = 0;
@@ -298,6 +393,10 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         }
         bench_head(place_head_from_f32(*be, parse_format(f), n, d, wf), qs, real_label, false);
     }
+#ifdef WINNOW_HAVE_CUDA
+    if (dev.device == Device::cuda && !adaptive_deltas.empty())
+        bench_adaptive_rows(*be, W, qs, adaptive_deltas, adaptive, warmup, adaptive_queries, copy_gbps, real_label, rows);
+#endif
 
     nlohmann::ordered_json synthetic_info;
     const auto syn_formats = list_items(syn_formats_arg);
@@ -389,6 +488,12 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
                     r["k"].get<int>(), r["us_median"].get<double>(), r["us_p10"].get<double>(), r["us_p90"].get<double>(), r["head_gbps"].get<double>(),
                     r.contains("head_gbps_vs_copy") ? r["head_gbps_vs_copy"].get<double>() : 0.0, r["top1_agree_with_fused"].get<double>(),
                     r["topk_ids_equal_fused"].get<double>(), r["max_log_norm_diff_vs_fused"].get<double>());
+    for (auto& r : rows)
+        if (r.contains("gain"))
+            std::printf("%s %s delta %.3g (f_b %.3g, f_ln %.3g, eps %.2g): median %.1f us, gain %.2fx, success %.1f%% (top-1 = fused %.1f%%)\n",
+                        r["method"].get<std::string>().c_str(), r["format"].get<std::string>().c_str(), r["delta"].get<double>(), r["fudge_best"].get<double>(),
+                        r["fudge_norm"].get<double>(), r["epsilon"].get<double>(), r["us_median"].get<double>(), r["gain"].get<double>(),
+                        100 * r["success"].get<double>(), 100 * r["top1_agree_with_fused"].get<double>());
     return 0;
 }
 

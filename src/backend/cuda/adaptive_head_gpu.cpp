@@ -1,0 +1,221 @@
+// The GPU AdaptiveSoftmax's device executor and head (adaptive_head_gpu.h). Host code (C++20: it reads
+// head::ColumnMajorHead); the kernels it launches are in adaptive_warmup.cu, adaptive_rounds.cu and adaptive_head_gpu.cu.
+// Every step runs in the head's own stream; a step whose result the driver needs copies it back and waits for it (the
+// first version's one small copy per decision, see adaptive_query.h).
+#include "backend/cuda/adaptive_head_gpu.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/cuda/adaptive_head_kernels.h"
+#include "backend/cuda/adaptive_rounds.h"
+#include "backend/cuda/adaptive_warmup.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device.h"
+#include "winnow/error.h"
+
+namespace winnow::cuda::adaptive {
+
+// The scratch the reductions write and the host reads back (RoundResult first: its 64-bit key needs 8-byte alignment,
+// which cudaMalloc's 256-byte alignment gives). Not in an anonymous namespace: DeviceQuerySteps, declared in the
+// header, holds a pointer to it.
+struct AdaptiveStepScratch {
+    RoundResult round;
+    SetStats stats;
+    Group group;
+    uint32_t max_key = 0;
+    int32_t count = 0;
+};
+
+class DeviceQuerySteps final : public QuerySteps {
+public:
+    explicit DeviceQuerySteps(const head::ColumnMajorHead& H) : H_(H), n_(H.n()), stride_(H.stride()), d_(H.d()) {
+        WINNOW_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        upload_layout();
+        upload_rows();
+        const size_t fb = sizeof(float) * stride_;
+        K_ = alloc<float>(stride_), Z_ = alloc<float>(stride_), Z2_ = alloc<float>(stride_), mu_ = alloc<float>(stride_), var_ = alloc<float>(stride_);
+        T_ = alloc<int32_t>(stride_);
+        WINNOW_CUDA_CHECK(cudaMemset(T_, 0, fb));
+        e_ = alloc<float>(n_);
+        active_ = alloc<int32_t>(n_), list_ = alloc<int32_t>(n_);
+        for (uint8_t*& s : sets_) s = alloc<uint8_t>(n_);
+        WINNOW_CUDA_CHECK(cudaMemset(sets_[static_cast<int>(ArmSet::all)], 1, n_));
+        for (ArmSet s : {ArmSet::candidates, ArmSet::kept, ArmSet::todo}) WINNOW_CUDA_CHECK(cudaMemset(set(s), 0, n_));
+        col_ = alloc<int32_t>(d_), blk_ = alloc<int32_t>(d_), xs_ = alloc<float>(d_), coef_ = alloc<float>(d_), x_ = alloc<float>(d_);
+        scratch_ = alloc<AdaptiveStepScratch>(1);
+        partials_ = alloc<double>(2 * norm_blocks(n_));
+        host_partials_.resize(2 * norm_blocks(n_));
+    }
+    ~DeviceQuerySteps() override {
+        for (void* p : owned_) cudaFree(p);
+        cudaStreamDestroy(stream_);
+    }
+
+    void begin_query(const QueryOrder& order, std::span<const float> x, float beta) override {
+        dp_ = order.dp;
+        beta_ = beta;
+        // pageable sources: each copy has been taken from them when the call returns
+        copy_in(col_, order.col, dp_), copy_in(blk_, order.blk, dp_), copy_in(xs_, order.xs, dp_), copy_in(coef_, order.coef, dp_);
+        copy_in(x_, x.data(), x.size());
+        order_ = {col_, blk_, xs_, coef_, dp_};
+    }
+    void warm_up(int from, int to, bool fresh) override { launch_warm_up(layout_, order_, state(), stride_, from, to, fresh, beta_, stream_); }
+    SetStats set_stats(ArmSet s, float thr) override {
+        launch_set_stats(set(s), var_, T_, n_, thr, dp_, &scratch_->stats, stream_);
+        return fetch(&scratch_->stats);
+    }
+    Group mark_group(ArmSet s, int target) override {
+        launch_mark_group(set(s), T_, n_, target, active_, list_, &scratch_->group, stream_);
+        return fetch(&scratch_->group);
+    }
+    void stream_marked(int from, int to) override { launch_stream_masked(layout_, order_, state(), active_, n_, from, to, beta_, stream_); }
+    void exact_marked(int count) override {
+        launch_exact_rows(row_type_, rows_, row_bytes_, d_, x_, list_, count, beta_, dp_, mu_, var_, T_, stream_);
+    }
+    void reset_candidates() override {
+        WINNOW_CUDA_CHECK(cudaMemcpyAsync(set(ArmSet::candidates), set(ArmSet::all), n_, cudaMemcpyDeviceToDevice, stream_));
+    }
+    RoundResult eliminate_round(float width2) override {
+        launch_eliminate_round(mu_, var_, T_, set(ArmSet::candidates), set(ArmSet::kept), n_, dp_, width2, &scratch_->round, stream_);
+        return fetch(&scratch_->round);
+    }
+    void keep_survivors() override { std::swap(sets_[static_cast<int>(ArmSet::candidates)], sets_[static_cast<int>(ArmSet::kept)]); }
+    int32_t arm_T(int32_t i) override { return fetch(T_ + i); }
+    float arm_mu(int32_t i) override { return fetch(mu_ + i); }
+    void exact_arm(int32_t i) override {
+        copy_in(list_, &i, 1);
+        exact_marked(1);
+    }
+    NormSums norm_weights(float c2) override {
+        launch_norm_weights(mu_, var_, n_, c2, e_, &scratch_->max_key, partials_, stream_);
+        const int64_t blocks = norm_blocks(n_);
+        NormSums s;
+        s.la_max = max_from_key(fetch(&scratch_->max_key));
+        fetch_partials(2 * blocks);
+        s.sum_e = add_partials(host_partials_.data(), blocks);
+        s.sum_g = add_partials(host_partials_.data() + blocks, blocks);
+        return s;
+    }
+    int32_t norm_filter(bool first, double f, double a, double b) override {
+        launch_norm_filter(first, e_, var_, T_, n_, dp_, f, a, b, set(ArmSet::todo), &scratch_->count, stream_);
+        return fetch(&scratch_->count);
+    }
+    SumExp sum_exp_mu() override {
+        launch_sum_exp(mu_, n_, &scratch_->max_key, partials_, stream_);
+        SumExp s;
+        s.max = max_from_key(fetch(&scratch_->max_key));
+        fetch_partials(norm_blocks(n_));
+        s.sum = add_partials(host_partials_.data(), norm_blocks(n_));
+        return s;
+    }
+    void read_state(std::vector<float>& mu, std::vector<float>& var, std::vector<int32_t>& T, std::vector<uint8_t>& candidates) override {
+        mu.resize(n_), var.resize(n_), T.resize(n_), candidates.resize(n_);
+        copy_out(mu.data(), mu_, n_), copy_out(var.data(), var_, n_), copy_out(T.data(), T_, n_), copy_out(candidates.data(), set(ArmSet::candidates), n_);
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+
+private:
+    template <class T>
+    T* alloc(size_t count) {
+        void* p = nullptr;
+        WINNOW_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(count * sizeof(T), 1)));
+        owned_.push_back(p);
+        return static_cast<T*>(p);
+    }
+    template <class T>
+    void copy_in(T* dst, const T* src, size_t count) {
+        if (count) WINNOW_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(T), cudaMemcpyHostToDevice, stream_));
+    }
+    template <class T>
+    void copy_out(T* dst, const T* src, size_t count) {
+        if (count) WINNOW_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(T), cudaMemcpyDeviceToHost, stream_));
+    }
+    // A step's small result: copied back once the stream has reached it (the host waits here).
+    template <class T>
+    T fetch(const T* src) {
+        T v;
+        copy_out(&v, src, 1);
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        return v;
+    }
+    void fetch_partials(int64_t count) {
+        copy_out(host_partials_.data(), partials_, static_cast<size_t>(count));
+        WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    uint8_t* set(ArmSet s) { return sets_[static_cast<int>(s)]; }
+    ArmState state() const { return {K_, Z_, Z2_, mu_, var_, T_}; }
+
+    // The column-major copy as the CPU path holds it (quants + scales, or fp32), zero padding included.
+    void upload_layout() {
+        layout_.stride = stride_;
+        if (H_.storage() == head::ColumnMajorHead::Storage::q8) {
+            auto* q = alloc<int8_t>(static_cast<size_t>(d_) * stride_);
+            auto* s = alloc<uint16_t>(static_cast<size_t>(d_ / 32) * stride_);
+            WINNOW_CUDA_CHECK(cudaMemcpy(q, H_.quant_column(0), static_cast<size_t>(d_) * stride_, cudaMemcpyHostToDevice));
+            WINNOW_CUDA_CHECK(cudaMemcpy(s, H_.scale_row(0), static_cast<size_t>(d_ / 32) * stride_ * 2, cudaMemcpyHostToDevice));
+            layout_.quants = q, layout_.scales = s;
+        } else {
+            auto* f = alloc<float>(static_cast<size_t>(d_) * stride_);
+            WINNOW_CUDA_CHECK(cudaMemcpy(f, H_.float_column(0), static_cast<size_t>(d_) * stride_ * 4, cudaMemcpyHostToDevice));
+            layout_.values = f;
+        }
+    }
+    // The stored rows for the exact finish; a type the warp dot product does not read goes up as fp32 rows (its
+    // values exactly, ColumnMajorHead::dense(); the dot product then rounds unlike the CPU's vec_dot on that type).
+    void upload_rows() {
+        const Matrix& m = H_.rows();
+        if (exact_rows_supported(m.type)) {
+            row_type_ = m.type;
+            row_bytes_ = m.row_bytes;
+            rows_ = alloc<uint8_t>(m.row_bytes * n_);
+            WINNOW_CUDA_CHECK(cudaMemcpy(rows_, m.data, m.row_bytes * n_, cudaMemcpyHostToDevice));
+        } else {
+            const std::vector<float> dense = H_.dense();
+            row_type_ = GgmlType::F32;
+            row_bytes_ = sizeof(float) * d_;
+            rows_ = alloc<uint8_t>(row_bytes_ * n_);
+            WINNOW_CUDA_CHECK(cudaMemcpy(rows_, dense.data(), row_bytes_ * n_, cudaMemcpyHostToDevice));
+        }
+    }
+
+    const head::ColumnMajorHead& H_;
+    int n_;
+    int64_t stride_;
+    int d_, dp_ = 0;
+    float beta_ = 1.0f;
+    cudaStream_t stream_ = nullptr;
+    std::vector<void*> owned_;
+    ColumnLayout layout_;
+    GgmlType row_type_ = GgmlType::F32;
+    size_t row_bytes_ = 0;
+    uint8_t* rows_ = nullptr;
+    int32_t *col_ = nullptr, *blk_ = nullptr;
+    float *xs_ = nullptr, *coef_ = nullptr, *x_ = nullptr;
+    QueryOrder order_;
+    float *K_ = nullptr, *Z_ = nullptr, *Z2_ = nullptr, *mu_ = nullptr, *var_ = nullptr, *e_ = nullptr;
+    int32_t *T_ = nullptr, *active_ = nullptr, *list_ = nullptr;
+    uint8_t* sets_[4] = {}; // indexed by ArmSet
+    AdaptiveStepScratch* scratch_ = nullptr;
+    double* partials_ = nullptr;
+    std::vector<double> host_partials_;
+};
+
+GpuAdaptiveHead::GpuAdaptiveHead(std::shared_ptr<const head::ColumnMajorHead> H) : H_(std::move(H)) {
+    if (!H_) throw Error(ErrorKind::invalid_argument, "GpuAdaptiveHead: no head matrix");
+    if (device_count() == 0) throw Error(ErrorKind::invalid_argument, "GpuAdaptiveHead: no CUDA device on this machine");
+    steps_ = std::make_unique<DeviceQuerySteps>(*H_);
+}
+
+GpuAdaptiveHead::~GpuAdaptiveHead() = default;
+
+QuerySteps& GpuAdaptiveHead::steps() { return *steps_; }
+
+QueryDriver GpuAdaptiveHead::begin(std::span<const float> x, const AdaptiveParams& p) {
+    return QueryDriver(*H_, *steps_, x, p, head::query_noise_seed(p.seed, ++queries_));
+}
+
+head::AdaptiveResult GpuAdaptiveHead::run(std::span<const float> x, const AdaptiveParams& p) { return begin(x, p).run(); }
+
+} // namespace winnow::cuda::adaptive
