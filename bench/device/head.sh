@@ -14,7 +14,8 @@
 #   bench-head-cuda.json  winnow bench head --device cuda: fused / cuBLAS GEMV + top_k / linear + top_k, us per query
 #                         (median of 1000 calls), SmolLM2's real head (stored Q8_0, bf16, f32) and the SYNTHETIC
 #                         131072 x 4096 head, k = 1 and 40, and the host-driven adaptive head on the real head at
-#                         delta 0.01 / 0.05 / 0.1 (theory constants) with gain and success (.txt: the same as a table;
+#                         delta 0.01 / 0.05 / 0.1 (MODEL.head.json's factors if present, else the theory constants)
+#                         with gain and success (.txt: the same as a table;
 #                         .err: progress and errors)
 # Prints one summary line per step last.
 set -uo pipefail

@@ -16,14 +16,19 @@
 // CPU baseline, and the path's check on a machine without a GPU.
 // With CUDA, rows "adaptive-host" time the GPU AdaptiveSoftmax (backend/cuda/adaptive_head_gpu.h, k = 1, the host
 // driving its loop) on the real head's stored format at each of --adaptive-deltas with the factors --fudge-best /
-// --fudge-norm (default 1: the theory constants), one call per query over the first --adaptive-queries queries: the
+// --fudge-norm when given, else the calibration file's "fast" entry for that delta (--head-calibration, default
+// MODEL.head.json when present: the GPU head makes the fast CPU head's decisions), else the theory constants (1),
+// one call per query over the first --adaptive-queries queries: the
 // median time (the host's column order included), the gain (1 / mean sampled fraction of n d') and the success against
 // the fused op's answer on the same query (same top-1 id, and p_top within --eps of its exact probability).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <memory>
 
 #include <boost/program_options.hpp>
@@ -41,6 +46,7 @@
 #include "backend/cuda/adaptive_head_gpu.h"
 #include "backend/cuda/cublas_gemv.h"
 #include "backend/cuda/device.h"
+#include "head/adaptive_head.h"
 #include "head/column_major_head.h"
 #endif
 
@@ -146,8 +152,14 @@ std::string device_arg(const std::vector<std::string>& args) {
 #ifdef WINNOW_HAVE_CUDA
 // The adaptive head's rows (see the header comment): one per delta, with the keys the exact rows have (compared with
 // the fused op's top-1) plus delta, factors, gain and success.
+// factors(delta): the row's f_b, f_ln and where they come from.
+struct AdaptiveFactors {
+    double fudge_best = 1, fudge_norm = 1;
+    std::string source;
+};
 void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::vector<float>>& qs, const std::vector<double>& deltas,
-                         const AdaptiveParams& base, int warmup, int count, double copy_gbps, const std::string& label, nlohmann::ordered_json& rows) {
+                         const AdaptiveParams& base, const std::function<AdaptiveFactors(double)>& factors, int warmup, int count, double copy_gbps,
+                         const std::string& label, nlohmann::ordered_json& rows) {
     count = std::min<int>(count, static_cast<int>(qs.size()));
     const int d = static_cast<int>(W.cols);
     const DeviceHead h = place_head(be, W.type, W.rows, W.cols, W.data);
@@ -167,6 +179,9 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
     for (double delta : deltas) {
         AdaptiveParams p = base;
         p.delta = delta;
+        const AdaptiveFactors f = factors(delta);
+        p.fudge_best = f.fudge_best;
+        p.fudge_norm = f.fudge_norm;
         std::fprintf(stderr, "%s adaptive-host delta %.3g ...\n", label.c_str(), delta);
         for (int i = 0; i < warmup; ++i) gpu.run(qs[i % count], p);
         std::vector<double> us;
@@ -206,6 +221,7 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
         row["epsilon"] = p.epsilon;
         row["fudge_best"] = p.fudge_best;
         row["fudge_norm"] = p.fudge_norm;
+        row["factors"] = f.source;
         row["warmup_cap"] = p.warmup_cap;
         row["gain"] = count / fraction;
         row["success"] = static_cast<double>(ok) / count;
@@ -225,7 +241,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, reps = 1000, warmup = 50, check = 200, syn_vocab = 131072, syn_dim = 4096;
     double syn_noise = 0.5;
     bool json_out = false, collect_only = false;
-    std::string adaptive_deltas_arg = "0.01,0.05,0.1";
+    std::string adaptive_deltas_arg = "0.01,0.05,0.1", calibration_path;
     int adaptive_queries = 200;
     AdaptiveParams adaptive;
     po::options_description opts("winnow bench head --device cuda options");
@@ -250,8 +266,9 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         "check", po::value(&check)->default_value(check), "calls whose answers are compared with the fused op's")(
         "adaptive-deltas", po::value(&adaptive_deltas_arg)->default_value(adaptive_deltas_arg), "the GPU adaptive head's rows (cuda only; empty: none)")(
         "adaptive-queries", po::value(&adaptive_queries)->default_value(adaptive_queries), "queries the adaptive head runs (one call each)")(
-        "fudge-best", po::value(&adaptive.fudge_best)->default_value(1.0, "1"), "the adaptive head's f_b")(
-        "fudge-norm", po::value(&adaptive.fudge_norm)->default_value(1.0, "1"), "the adaptive head's f_ln")(
+        "fudge-best", po::value(&adaptive.fudge_best), "the adaptive head's f_b (default: the calibration file's, else 1)")(
+        "fudge-norm", po::value(&adaptive.fudge_norm), "the adaptive head's f_ln (default: the calibration file's, else 1)")(
+        "head-calibration", po::value(&calibration_path), "the adaptive head's calibrated factors (default MODEL.head.json if present)")(
         "eps", po::value(&adaptive.epsilon)->default_value(0.3, "0.3"), "the adaptive head's epsilon (its success: p_top within eps of the exact p)")(
         "json", po::bool_switch(&json_out), "print the report as JSON");
     po::variables_map vm;
@@ -394,8 +411,32 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         bench_head(place_head_from_f32(*be, parse_format(f), n, d, wf), qs, real_label, false);
     }
 #ifdef WINNOW_HAVE_CUDA
-    if (dev.device == Device::cuda && !adaptive_deltas.empty())
-        bench_adaptive_rows(*be, W, qs, adaptive_deltas, adaptive, warmup, adaptive_queries, copy_gbps, real_label, rows);
+    if (dev.device == Device::cuda && !adaptive_deltas.empty()) {
+        // factors: given on the command line, else the calibration file's "fast" entry, else the theory constants; a
+        // default file made for another model or epsilon is skipped with a note, a named one stops the run
+        const bool named = !calibration_path.empty();
+        if (!named && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
+        std::optional<head::HeadCalibrationFile> cal;
+        try {
+            if (!calibration_path.empty()) cal = head::HeadCalibrationFile::load_for(calibration_path, *model, adaptive.epsilon);
+        } catch (const Error& e) {
+            if (named) throw;
+            std::fprintf(stderr, "adaptive head: %s; theory constants instead\n", e.what());
+        }
+        const bool given_b = vm.count("fudge-best") > 0, given_n = vm.count("fudge-norm") > 0;
+        auto factors = [&](double delta) {
+            AdaptiveFactors f;
+            const head::HeadCalibrationFile::Entry* e = cal ? cal->find("fast", delta) : nullptr;
+            if (e) f.fudge_best = e->fudge_best, f.fudge_norm = e->fudge_norm;
+            if (given_b) f.fudge_best = adaptive.fudge_best;
+            if (given_n) f.fudge_norm = adaptive.fudge_norm;
+            f.source = e ? "calibrated (" + calibration_path + ")" : "theory constants";
+            if (given_b && given_n) f.source = "given";
+            else if (given_b || given_n) f.source = std::string(given_b ? "f_b" : "f_ln") + " given, the other " + f.source;
+            return f;
+        };
+        bench_adaptive_rows(*be, W, qs, adaptive_deltas, adaptive, factors, warmup, adaptive_queries, copy_gbps, real_label, rows);
+    }
 #endif
 
     nlohmann::ordered_json synthetic_info;
@@ -490,9 +531,9 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
                     r["topk_ids_equal_fused"].get<double>(), r["max_log_norm_diff_vs_fused"].get<double>());
     for (auto& r : rows)
         if (r.contains("gain"))
-            std::printf("%s %s delta %.3g (f_b %.3g, f_ln %.3g, eps %.2g): median %.1f us, gain %.2fx, success %.1f%% (top-1 = fused %.1f%%)\n",
+            std::printf("%s %s delta %.3g (f_b %.3g, f_ln %.3g: %s, eps %.2g): median %.1f us, gain %.2fx, success %.1f%% (top-1 = fused %.1f%%)\n",
                         r["method"].get<std::string>().c_str(), r["format"].get<std::string>().c_str(), r["delta"].get<double>(), r["fudge_best"].get<double>(),
-                        r["fudge_norm"].get<double>(), r["epsilon"].get<double>(), r["us_median"].get<double>(), r["gain"].get<double>(),
+                        r["fudge_norm"].get<double>(), r["factors"].get<std::string>().c_str(), r["epsilon"].get<double>(), r["us_median"].get<double>(), r["gain"].get<double>(),
                         100 * r["success"].get<double>(), 100 * r["top1_agree_with_fused"].get<double>());
     return 0;
 }
