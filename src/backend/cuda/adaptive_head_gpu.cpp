@@ -48,10 +48,7 @@ public:
         partials_ = alloc<double>(2 * norm_blocks(n_));
         host_partials_.resize(2 * norm_blocks(n_));
     }
-    ~DeviceQuerySteps() override {
-        for (void* p : owned_) cudaFree(p);
-        cudaStreamDestroy(stream_);
-    }
+    ~DeviceQuerySteps() override = default; // owned_ frees the buffers, then the stream goes (declaration order)
 
     void begin_query(const QueryOrder& order, std::span<const float> x, float beta) override {
         dp_ = order.dp;
@@ -185,8 +182,16 @@ private:
     int64_t stride_;
     int d_, dp_ = 0;
     float beta_ = 1.0f;
-    cudaStream_t stream_ = nullptr;
-    std::vector<void*> owned_;
+    // Members that release what the constructor took, so that a constructor throwing halfway leaks nothing: the
+    // stream is destroyed after the buffers (members are destroyed in reverse order).
+    struct OwnedStream {
+        cudaStream_t s = nullptr;
+        ~OwnedStream() { if (s) cudaStreamDestroy(s); }
+    } owned_stream_;
+    struct OwnedBuffers : std::vector<void*> {
+        ~OwnedBuffers() { for (void* p : *this) cudaFree(p); }
+    } owned_;
+    cudaStream_t& stream_ = owned_stream_.s;
     ColumnLayout layout_;
     GgmlType row_type_ = GgmlType::F32;
     size_t row_bytes_ = 0;
