@@ -75,7 +75,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)%s\n", algorithm.c_str(), delta, c.fudge_best, c.fudge_norm, c.runs,
                     hq.tune.size(), c.met ? "" : " -- budget NOT met");
         if (!c.met)
-            std::fprintf(stderr, "warning: %s at delta %.3g: even the most conservative factor (%s) fails more than %d of %zu tuning queries; the entry keeps it, met = false\n",
+            std::fprintf(stderr, "warning: %s at delta %.3g: even the most conservative factor (%s) fails more than %d of %zu tuning queries; the entry keeps the smallest factor that fails no more often, met = false\n",
                          algorithm.c_str(), delta, c.met_best ? "full run, f_ln at its bound" : "best-arm phase, f_b = 1",
                          c.met_best ? c.allowed : c.allowed_best, hq.tune.size());
     }

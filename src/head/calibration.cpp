@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 
 #include "head/exact_head.h"
 #include "winnow/error.h"
@@ -11,12 +12,16 @@ namespace winnow::head {
 namespace {
 
 // Smallest 10^e (e in [-6, top], tolerance 0.01) for which `failures(f)` stays within the budget. The most
-// conservative factor 10^top is tried first; met = false when it fails too (then it is returned: nothing more
-// conservative is searched).
+// conservative factor 10^top is tried first; met = false when it fails too. Then no factor of the range meets the
+// budget, and the search looks instead for the smallest factor that fails no more often than the top one: the
+// failures the factor cannot remove (e.g. wrong arms, which f_ln does not touch) are not worth the top's reads.
 double search(const std::function<int(double, int)>& failures, int allowed, double top, int& runs, bool& met) {
     ++runs;
     met = failures(std::pow(10.0, top), allowed) <= allowed;
-    if (!met) return std::pow(10.0, top);
+    if (!met) {
+        allowed = failures(std::pow(10.0, top), std::numeric_limits<int>::max()); // counted in full this time
+        ++runs;
+    }
     double lo = -6.0, hi = top;
     while (hi - lo > 0.01) {
         const double mid = (lo + hi) / 2;

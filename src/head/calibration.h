@@ -11,7 +11,8 @@
 //     known variances, and with estimated ones f_ln = 1 failed 6.5% (delta 0.05) and 26% (delta 0.1) of tuning runs.
 //     Above 1 only where f_ln is a monotone knob (the fast head; the faithful one with norm_factor_on_targets_only).
 // The most conservative factor of each range is tried first: when even it exceeds the budget the result says so
-// (met = false) instead of passing it off as calibrated.
+// (met = false) instead of passing a factor off as calibrated, and returns the smallest factor that fails no more
+// often than the bound (a run whose tuning failures are wrong arms gains nothing from f_ln's top reads).
 #include <span>
 #include <string>
 #include <vector>
@@ -26,8 +27,9 @@ struct Calibration {
     int runs = 0;       // factors tried (each over the tuning queries)
     int allowed = 0;      // tuning failures the full run may cause (f_ln's budget)
     int allowed_best = 0; // wrong arms f_b's search may cause: (allowed + 1) / 2
-    // false: even the most conservative factor (f_b = 1, f_ln = kMaxFudgeNorm) failed more than its budget on the
-    // tuning queries; the factor is then that bound and the budget is not met on the tuning set
+    // false: even the most conservative factor (f_b = 1, f_ln = head.max_fudge_norm()) failed more than its budget on
+    // the tuning queries, so the budget is not met on the tuning set; the factor is then the smallest that fails no
+    // more often than that bound
     bool met_best = true, met_norm = true;
     bool met = true; // both
 };
