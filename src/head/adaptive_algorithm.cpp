@@ -31,6 +31,19 @@ ColumnStatistics column_statistics(std::span<const float> A, int n, int d) {
     return c;
 }
 
+DesRajColumns des_raj_columns(const ColumnOrder& order, std::span<const float> x) {
+    const int dp = order.size();
+    DesRajColumns c{order.column, std::vector<int32_t>(dp), std::vector<float>(dp), std::vector<float>(dp)};
+    double remaining = 0;
+    for (int m = dp - 1; m >= 0; --m) {
+        remaining += order.share[m];
+        c.blk[m] = c.col[m] / 32;
+        c.xs[m] = x[c.col[m]];
+        c.coef[m] = static_cast<float>(remaining / order.share[m]);
+    }
+    return c;
+}
+
 ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const float> x, uint64_t noise_seed) {
     const size_t d = l1.size();
     std::vector<double> s(d);

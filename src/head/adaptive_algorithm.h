@@ -100,6 +100,15 @@ struct ColumnOrder {
 };
 ColumnOrder gumbel_column_order(const std::vector<double>& l1, std::span<const float> x, uint64_t noise_seed);
 
+// What the fast head streams a query's columns with (and the GPU head uploads), per position m of the order: the
+// column, its quant block (column / 32), x at it, and its Des Raj coefficient (1 - p_1 - .. - p_{m-1}) / p_m, the
+// shares summed from the end so the difference has no cancellation.
+struct DesRajColumns {
+    std::vector<int32_t> col, blk;
+    std::vector<float> xs, coef;
+};
+DesRajColumns des_raj_columns(const ColumnOrder& order, std::span<const float> x);
+
 // A departure from the reference (issue 14): moves the m columns with the largest s_j = w_j |x_j| (ties: lower
 // column first) to the front of the order, largest first, to be read exactly by every arm; the other columns keep
 // their Gumbel order. The choice depends on x only, so the rest of the order is still a weighted sample without

@@ -55,17 +55,8 @@ struct FastAdaptiveSoftmax::Query {
         : H(h), st(s), recorder(rec), threads(nthreads), portable(portable_path), beta(b), n(h.n()) {
         const ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
         dp = order.size();
-        col = order.column;
-        blk.resize(dp);
-        xs.resize(dp);
-        coef.resize(dp);
-        double remaining = 0; // suffix sums: no cancellation in 1 - p_1 - .. - p_{m-1}
-        for (int m = dp - 1; m >= 0; --m) {
-            remaining += order.share[m];
-            blk[m] = col[m] / 32;
-            xs[m] = x[col[m]];
-            coef[m] = static_cast<float>(remaining / order.share[m]);
-        }
+        DesRajColumns c = des_raj_columns(order, x);
+        col = std::move(c.col), blk = std::move(c.blk), xs = std::move(c.xs), coef = std::move(c.coef);
         sigma2 = order.sigma2(H.statistics().sigma2_atoms, beta);
         cpu::prepare_activation(H.rows().type, x.data(), H.d(), prep);
         cost.d_prime = dp;

@@ -21,18 +21,11 @@ QueryDriver::QueryDriver(const head::ColumnMajorHead& H, QuerySteps& steps, std:
     if (p.k != 1) throw Error(ErrorKind::invalid_argument, "adaptive head (cuda): only k = 1 is implemented, not k = " + std::to_string(p.k));
     if (x.size() != static_cast<size_t>(H.d()))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(H.d()));
-    // the order and the Des Raj coefficients exactly as FastAdaptiveSoftmax::Query builds them
+    // the order and the Des Raj coefficients: the same helpers as FastAdaptiveSoftmax::Query
     const head::ColumnOrder order = head::gumbel_column_order(H.statistics().l1, x, noise_seed);
     dp_ = order.size();
-    col_ = order.column;
-    blk_.resize(dp_), xs_.resize(dp_), coef_.resize(dp_);
-    double remaining = 0; // suffix sums: no cancellation in 1 - p_1 - .. - p_{m-1}
-    for (int m = dp_ - 1; m >= 0; --m) {
-        remaining += order.share[m];
-        blk_[m] = col_[m] / 32;
-        xs_[m] = x[col_[m]];
-        coef_[m] = static_cast<float>(remaining / order.share[m]);
-    }
+    head::DesRajColumns c = head::des_raj_columns(order, x);
+    col_ = std::move(c.col), blk_ = std::move(c.blk), xs_ = std::move(c.xs), coef_ = std::move(c.coef);
     sigma2_ = order.sigma2(H.statistics().sigma2_atoms, p.beta);
     d_s_ = p.delta / 2; // exact best-arm value: delta split in two
     cost_.d_prime = dp_;
