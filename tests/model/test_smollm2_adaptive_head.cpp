@@ -4,8 +4,12 @@
 //  - theory constants (uncalibrated, f_b = f_ln = 1), fast and faithful implementations: >= 99% of the steps
 //    (measured 100% for both, at 1.11x and 1.49x sample gain);
 //  - fast, with the factors `winnow calibrate-head` tunes on another text (GPL-3 windows, binomial-confidence rule
-//    0.8): measured 98.91% at a 2.76x sample gain. Greedy chat continuations hold more near-ties than the tuning
-//    windows, so the calibrated rate sits near 1 - delta rather than above it; asserted >= 95%, reported exactly.
+//    0.8): measured 98.12% (628 / 640) at a 3.27x sample gain (f_b 0.115, f_ln 2.61, budget not met on the tuning
+//    windows; before the split budget and the monotone f_ln of issue #14: 98.91% at 2.76x). Greedy chat
+//    continuations hold more near-ties than the tuning windows, so the calibrated rate sits near or under 1 - delta;
+//    asserted >= 95%, reported exactly. Issue #14 item 4 asks for 1 - delta - 3 sd (97.8% at 640 steps): that would
+//    pass here by one step and fail on another machine's bits about one time in four (sd 3.5 steps), so it is not
+//    asserted until the calibrated head sits clearly above it.
 #include <filesystem>
 #include <fstream>
 
