@@ -118,29 +118,11 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         if (v != "batched" && v != "per-arm") throw Error(ErrorKind::invalid_argument, "--pulls: '" + v + "' is not batched or per-arm");
         batched_modes.push_back(v == "batched");
     }
-    std::vector<double> warmup_caps;
-    for (const std::string& c : list_items(warmup_caps_arg)) {
-        double v = -1;
-        try { v = std::stod(c); } catch (const std::exception&) {}
-        if (!(v > 0 && v <= 1)) throw Error(ErrorKind::invalid_argument, "--warmup-cap: '" + c + "' is not in (0, 1]");
-        warmup_caps.push_back(v);
-    }
+    const std::vector<double> warmup_caps = number_list(warmup_caps_arg, "--warmup-cap", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (norm_factor_arg != "reference" && norm_factor_arg != "targets")
         throw Error(ErrorKind::invalid_argument, "--norm-factor: '" + norm_factor_arg + "' is not reference or targets");
-    std::vector<double> deltas;
-    for (const std::string& c : list_items(deltas_arg)) {
-        double v = -1;
-        try { v = std::stod(c); } catch (const std::exception&) {}
-        if (!(v > 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--deltas: '" + c + "' is not in (0, 1)");
-        deltas.push_back(v);
-    }
-    std::vector<double> confidences;
-    for (const std::string& c : list_items(confidences_arg)) {
-        double v = -1;
-        try { v = std::stod(c); } catch (const std::exception&) {}
-        if (!(v >= 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--confidence: '" + c + "' is not in [0, 1)");
-        confidences.push_back(v);
-    }
+    const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "in (0, 1)", [](double v) { return v > 0 && v < 1; });
+    const std::vector<double> confidences = number_list(confidences_arg, "--confidence", "in [0, 1)", [](double v) { return v >= 0 && v < 1; });
     const std::vector<std::string> tune_texts = list_items(tune_texts_arg);
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (!model->gguf()) throw Error(ErrorKind::unsupported, "bench head needs a GGUF model");

@@ -275,13 +275,8 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     if (!parse_options(opts, args, vm)) return 0;
     if (window < 2 || n_queries < 10 || n_tune < 1 || n_tune >= n_queries) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, 1 <= --tune < --queries");
     if (reps < 1 || warmup < 0 || check < 0) throw Error(ErrorKind::invalid_argument, "need --reps >= 1, --warmup >= 0, --check >= 0");
-    std::vector<double> adaptive_deltas;
-    for (const std::string& v : list_items(adaptive_deltas_arg)) {
-        double delta = 0;
-        try { delta = std::stod(v); } catch (const std::exception&) {}
-        if (!(delta > 0 && delta < 1)) throw Error(ErrorKind::invalid_argument, "--adaptive-deltas: '" + v + "' is not in (0, 1)");
-        adaptive_deltas.push_back(delta);
-    }
+    const std::vector<double> adaptive_deltas =
+        number_list(adaptive_deltas_arg, "--adaptive-deltas", "in (0, 1)", [](double v) { return v > 0 && v < 1; });
     if (adaptive_queries < 1) throw Error(ErrorKind::invalid_argument, "need --adaptive-queries >= 1");
     std::vector<int> ks;
     for (const std::string& v : list_items(ks_arg)) {

@@ -39,13 +39,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json; entries for other algorithms or deltas are kept)");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
-    std::vector<double> deltas;
-    for (const std::string& item : list_items(deltas_arg)) {
-        double v = 0;
-        try { v = std::stod(item); } catch (const std::exception&) { v = -1; }
-        if (!(v > 0 && v < 1)) throw Error(ErrorKind::invalid_argument, "--deltas: '" + item + "' is not a probability in (0, 1)");
-        deltas.push_back(v);
-    }
+    const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "a probability in (0, 1)", [](double v) { return v > 0 && v < 1; });
     if (!(confidence >= 0 && confidence < 1)) throw Error(ErrorKind::invalid_argument, "--confidence must be in [0, 1)");
     if (window < 2 || n_queries < 10 || !(epsilon > 0)) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, --eps > 0");
 

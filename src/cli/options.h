@@ -7,6 +7,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "winnow/error.h"
+
 namespace winnow::cli {
 
 // Parses args into vm; prints the options and returns false when --help was given (the command then exits 0).
@@ -29,6 +31,21 @@ inline std::vector<std::string> list_items(const std::string& value, char separa
     std::vector<std::string> items;
     for (std::string item; std::getline(ss, item, separator);) items.push_back(item);
     return items;
+}
+
+// The numbers of a comma-separated list option's value, each of which must satisfy in_range; an item that is no number
+// or is out of range throws winnow::Error "OPTION: 'ITEM' is not EXPECTED" (expected: e.g. "in (0, 1]").
+template <class InRange>
+std::vector<double> number_list(const std::string& value, const std::string& option, const std::string& expected, InRange in_range) {
+    std::vector<double> numbers;
+    for (const std::string& item : list_items(value)) {
+        double v = 0;
+        bool parsed = true;
+        try { v = std::stod(item); } catch (const std::exception&) { parsed = false; }
+        if (!parsed || !in_range(v)) throw Error(ErrorKind::invalid_argument, option + ": '" + item + "' is not " + expected);
+        numbers.push_back(v);
+    }
+    return numbers;
 }
 
 } // namespace winnow::cli
