@@ -17,11 +17,10 @@ namespace {
 // failures the factor cannot remove (e.g. wrong arms, which f_ln does not touch) are not worth the top's reads.
 double search(const std::function<int(double, int)>& failures, int allowed, double top, int& runs, bool& met) {
     ++runs;
-    met = failures(std::pow(10.0, top), allowed) <= allowed;
-    if (!met) {
-        allowed = failures(std::pow(10.0, top), std::numeric_limits<int>::max()); // counted in full this time
-        ++runs;
-    }
+    // counted in full (the early exit only saves work on a failing factor): a miss then sets the search's budget
+    const int at_top = failures(std::pow(10.0, top), std::numeric_limits<int>::max());
+    met = at_top <= allowed;
+    if (!met) allowed = at_top;
     double lo = -6.0, hi = top;
     while (hi - lo > 0.01) {
         const double mid = (lo + hi) / 2;

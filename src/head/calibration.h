@@ -37,9 +37,9 @@ struct Calibration {
 // queries: each of length d; truth: the exact head's answer for each (exact_softmax with base.beta and base.k).
 // The search tolerance is 0.01 in log10(f), as in the authors' final code. The budget is allowed_failures(repeats
 // |queries|, delta, confidence) for f_ln's full run, half of it (rounded up) for f_b. repeats > 1 runs every tuning
-// query that many times with fresh column-sampling noise: the search keeps the smallest factor that passes, so with one run per query
-// it picks a factor that passed on one lucky draw of the noise (the held-out failure rate lands above the tuning
-// rate); more draws per query measure the factor's failure rate with less of that selection.
+// query that many times with fresh column-sampling noise: the search keeps the smallest factor that passes, so with
+// one run per query it picks a factor that passed on one lucky draw of the noise (the held-out failure rate lands above
+// the tuning rate); more draws per query measure the factor's failure rate with less of that selection.
 Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
                       AdaptiveParams base, double confidence = 0, int repeats = 1);
 
