@@ -30,6 +30,7 @@
 #include "backend/cuda/device.h"
 #include "head/column_major_head.h"
 #include "head/fast_adaptive_softmax.h"
+#include "ops/adaptive_test_instances.h"
 
 namespace {
 
@@ -72,27 +73,9 @@ private:
 
 bool same_or_both_nan(float a, float b) { return std::memcmp(&a, &b, 4) == 0 || (std::isnan(a) && std::isnan(b)); }
 
-struct Instance {
-    std::vector<float> A, x;
-    int winner = -1;
-};
-
+using Instance = winnow::test::AdaptiveInstance;
 // A random head and a query whose planted winner clears the other logits by ~8.
-Instance planted(int n, int d, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    Instance in;
-    in.A.resize(static_cast<size_t>(n) * d);
-    for (auto& v : in.A) v = 0.05f * nd(rng);
-    in.x.resize(d);
-    for (auto& v : in.x) v = nd(rng);
-    in.winner = static_cast<int>(rng() % n);
-    double xx = 0;
-    for (float v : in.x) xx += static_cast<double>(v) * v;
-    const float push = static_cast<float>((8.0 + 0.25 * std::sqrt(static_cast<double>(d))) / xx);
-    for (int j = 0; j < d; ++j) in.A[static_cast<size_t>(in.winner) * d + j] += push * in.x[j];
-    return in;
-}
+Instance planted(int n, int d, uint64_t seed) { return winnow::test::adaptive_instance(n, d, seed, true); }
 
 // The exact logits (the CPU's row dot products on the stored rows), their argmax and the argmax's probability.
 struct Exact {

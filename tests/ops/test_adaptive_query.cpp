@@ -18,6 +18,7 @@
 #include "backend/cuda/adaptive_query.h"
 #include "head/column_major_head.h"
 #include "head/fast_adaptive_softmax.h"
+#include "adaptive_test_instances.h"
 #include "winnow/error.h"
 
 namespace {
@@ -25,29 +26,8 @@ namespace {
 using namespace winnow;
 namespace ad = winnow::cuda::adaptive;
 
-struct Instance {
-    std::vector<float> A, x;
-    int winner = -1; // planted: the exact argmax
-};
-
-Instance make_instance(int n, int d, uint64_t seed, bool planted) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    Instance in;
-    in.A.resize(static_cast<size_t>(n) * d);
-    for (auto& v : in.A) v = 0.05f * nd(rng);
-    in.x.resize(d);
-    for (auto& v : in.x) v = nd(rng);
-    if (planted) {
-        // one row pushed along x: its logit clears the others by ~8 (theirs: sd 0.05 |x| ~ 0.05 sqrt(d))
-        in.winner = static_cast<int>(rng() % n);
-        double xx = 0;
-        for (float v : in.x) xx += static_cast<double>(v) * v;
-        const float push = static_cast<float>((8.0 + 0.25 * std::sqrt(static_cast<double>(d))) / xx);
-        for (int j = 0; j < d; ++j) in.A[static_cast<size_t>(in.winner) * d + j] += push * in.x[j];
-    }
-    return in;
-}
+using Instance = winnow::test::AdaptiveInstance;
+Instance make_instance(int n, int d, uint64_t seed, bool planted) { return winnow::test::adaptive_instance(n, d, seed, planted); }
 
 int exact_argmax(const head::ColumnMajorHead& H, const std::vector<float>& x) {
     cpu::PreparedActivation prep;
