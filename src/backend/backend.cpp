@@ -95,6 +95,16 @@ void Backend::linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, c
 
 void Backend::linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) { unfused_linear_swiglu(w_gate, w_up, x, y); }
 
+void Backend::rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts) {
+    rms_norm(x, *norm.weight, norm.eps, *norm.scratch);
+    linear_parts(parts, n_parts, *norm.scratch);
+}
+
+void Backend::rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& norm, const Matrix& w_gate, const Matrix& w_up, const Tensor& y) {
+    rms_norm(x, *norm.weight, norm.eps, *norm.scratch);
+    linear_swiglu(w_gate, w_up, *norm.scratch, y);
+}
+
 Tensor Backend::fused_scratch(int64_t rows, int64_t cols) {
     if (fused_scratch_.numel() < rows * cols) fused_scratch_ = alloc(GgmlType::F32, 1, rows * cols);
     return fused_scratch_.prefix_view(rows, cols);

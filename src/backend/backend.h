@@ -31,6 +31,14 @@ struct LinearPart {
     Tensor y;
 };
 
+// An RMSNorm applied to a fused op's input on the way in (Backend::rms_norm_linear_parts): weight [1][cols], and a
+// scratch [n][cols] F32 for the normalised rows where the backend runs the norm as an op of its own.
+struct InputRmsNorm {
+    const Tensor* weight = nullptr;
+    float eps = 0;
+    const Tensor* scratch = nullptr;
+};
+
 struct RopeParams {
     int n_heads = 0, head_dim = 0, rope_dim = 0; // the first rope_dim dims of each head are rotated
     int pos0 = 0;                                // row t of the input is at position pos0 + t
@@ -165,6 +173,11 @@ public:
     // into up, linear into gate, then swiglu, with the same bits. A LLaMA FFN's first half: a device backend computes both
     // rows of a decode step in one warp and never writes gate or up. The default runs the three ops.
     virtual void linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y);
+    // linear_parts and linear_swiglu of the RMSNorm of x (a LLaMA layer's norm before its q/k/v projections and before
+    // its FFN): rms_norm(x, *norm.weight, norm.eps, *norm.scratch), then the op on the scratch, with those ops' bits. A
+    // device backend normalises inside the GEMV's launch (one launch instead of two) and may leave the scratch unwritten.
+    virtual void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts);
+    virtual void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& norm, const Matrix& w_gate, const Matrix& w_up, const Tensor& y);
     virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) = 0;
     virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, const Tensor& y) = 0;
     // Rotates x [n][n_heads * head_dim] in place (positions pos0 + t).

@@ -147,9 +147,13 @@ const Tensor* bias(const Tensor& b) { return b.empty() ? nullptr : &b; }
 void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, const Tensor* pos) {
     const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), q = q_.rows_view(0, n), k = k_.rows_view(0, n),
                  v = v_.rows_view(0, n), att = att_.rows_view(0, n);
-    norm(l.attn_norm, l.attn_norm_b, x, xn);
     const LinearPart qkv[] = {{l.wq, bias(l.bq), q}, {l.wk, bias(l.bk), k}, {l.wv, bias(l.bv), v}};
-    be_.linear_parts(qkv, 3, xn); // one launch on a device
+    if (c_.arch == Arch::llama) { // the RMSNorm inside the projections' launch on a device
+        be_.rms_norm_linear_parts(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, 3);
+    } else {
+        norm(l.attn_norm, l.attn_norm_b, x, xn);
+        be_.linear_parts(qkv, 3, xn); // one launch on a device
+    }
     RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
     be_.rope(q, rp);
     rp.n_heads = c_.n_head_kv;
@@ -187,10 +191,14 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
 
 void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
     const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), up = up_.rows_view(0, n);
-    norm(l.ffn_norm, l.ffn_norm_b, x, xn);
     if (fused_swiglu(l)) {
-        be_.linear_swiglu(l.w_gate, l.w_up, xn, up); // the same bits as the three ops below, in one launch on a device
-    } else if (c_.arch == Arch::llama) { // linear_swiglu takes no up bias and one weight type for both matrices
+        // the same bits as the norm and the three ops below, in one launch on a device
+        be_.rms_norm_linear_swiglu(x, {&l.ffn_norm, c_.norm_eps, &xn}, l.w_gate, l.w_up, up);
+        be_.linear_add(l.w_down, bias(l.b_down), up, x);
+        return;
+    }
+    norm(l.ffn_norm, l.ffn_norm_b, x, xn);
+    if (c_.arch == Arch::llama) { // linear_swiglu takes no up bias and one weight type for both matrices
         const Tensor gate = gate_.rows_view(0, n);
         be_.linear(l.w_up, bias(l.b_up), xn, up);
         be_.linear(l.w_gate, nullptr, xn, gate);

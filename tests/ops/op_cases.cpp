@@ -4,6 +4,7 @@
 // 64/128, one token, long contexts).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <numeric>
 #include <optional>
@@ -245,6 +246,73 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                                              ref[t * s.out + r] = g / (1 + std::exp(-g)) * u;
                                          }
                                      return compare(get(be, yt), ref);
+                                 }});
+            }
+    // rms_norm_linear_parts / rms_norm_linear_swiglu (a LLaMA layer's RMSNorm and the projections after it, one launch
+    // on a device): against the double reference of the norm then the products, and bit for bit against the unfused ops
+    // they are defined by on the same backend (rms_norm, then linear_parts / linear_swiglu: OpResult::exact_ids).
+    // SmolLM2's shapes, decode rows (the fused kernels) and a prefill batch (the default), the input rows scaled apart.
+    for (GgmlType type : kWeightTypes)
+        for (bool swiglu : {false, true})
+            for (int n : {1, 3, 9}) {
+                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                const int64_t in = 576, outs[3] = {swiglu ? 1536 : 576, 192, 192};
+                const int n_out = swiglu ? 1 : 3;
+                cases.push_back({std::string(swiglu ? "rms_norm_linear_swiglu/" : "rms_norm_linear_parts/") + ggml_type_name(type) + "/smollm2_t" + std::to_string(n),
+                                 swiglu ? Op::linear_swiglu : Op::linear_parts, type, tol, tol_q8, [=](Backend& be) {
+                                     auto x = randn(static_cast<size_t>(n * in), 41);
+                                     for (int t = 0; t < n; ++t)
+                                         for (int64_t c = 0; c < in; ++c) x[t * in + c] *= 0.25f + t; // rows of different scales
+                                     const auto g = randn(static_cast<size_t>(in), 42, 0.5f);
+                                     const float eps = 1e-5f;
+                                     const Tensor xt = put(be, x, n, in), gt = put(be, g, 1, in), scratch = be.alloc(GgmlType::F32, n, in);
+                                     std::vector<HostMatrix> w;
+                                     std::vector<Tensor> storage(n_out + 1);
+                                     std::vector<Matrix> dw;
+                                     for (int i = 0; i < n_out + (swiglu ? 1 : 0); ++i) w.push_back(make_matrix(type, outs[swiglu ? 0 : i], in, 43 + i));
+                                     for (size_t i = 0; i < w.size(); ++i) dw.push_back(place(be, w[i], storage[i]));
+                                     // the fused op, then the unfused sequence on the same backend
+                                     auto run = [&](bool fused) {
+                                         std::vector<Tensor> y;
+                                         for (int i = 0; i < n_out; ++i) y.push_back(be.alloc(GgmlType::F32, n, outs[swiglu ? 0 : i]));
+                                         std::vector<LinearPart> parts;
+                                         for (int i = 0; i < n_out && !swiglu; ++i) parts.push_back({dw[i], nullptr, y[i]});
+                                         if (fused && swiglu) be.rms_norm_linear_swiglu(xt, {&gt, eps, &scratch}, dw[0], dw[1], y[0]);
+                                         if (fused && !swiglu) be.rms_norm_linear_parts(xt, {&gt, eps, &scratch}, parts.data(), n_out);
+                                         if (!fused) {
+                                             const Tensor xn = be.alloc(GgmlType::F32, n, in);
+                                             be.rms_norm(xt, gt, eps, xn);
+                                             if (swiglu) be.linear_swiglu(dw[0], dw[1], xn, y[0]);
+                                             else be.linear_parts(parts.data(), n_out, xn);
+                                         }
+                                         std::vector<float> got;
+                                         for (const Tensor& yi : y) {
+                                             const auto v = get(be, yi);
+                                             got.insert(got.end(), v.begin(), v.end());
+                                         }
+                                         return got;
+                                     };
+                                     const std::vector<float> got = run(true), unfused = run(false);
+                                     std::vector<double> ref;
+                                     std::vector<double> xn(static_cast<size_t>(in));
+                                     for (int i = 0; i < n_out; ++i)
+                                         for (int t = 0; t < n; ++t) {
+                                             double ss = 0;
+                                             for (int64_t c = 0; c < in; ++c) ss += static_cast<double>(x[t * in + c]) * x[t * in + c];
+                                             const double r = 1.0 / std::sqrt(ss / in + eps);
+                                             for (int64_t c = 0; c < in; ++c) xn[c] = x[t * in + c] * r * g[c];
+                                             for (int64_t row = 0; row < outs[swiglu ? 0 : i]; ++row) {
+                                                 double a = 0, u = 0;
+                                                 for (int64_t c = 0; c < in; ++c) {
+                                                     a += static_cast<double>(w[i].values[row * in + c]) * xn[c];
+                                                     if (swiglu) u += static_cast<double>(w[1].values[row * in + c]) * xn[c];
+                                                 }
+                                                 ref.push_back(swiglu ? a / (1 + std::exp(-a)) * u : a);
+                                             }
+                                         }
+                                     OpResult r = compare(got, ref);
+                                     r.exact_ids = got.size() == unfused.size() && std::memcmp(got.data(), unfused.data(), got.size() * sizeof(float)) == 0;
+                                     return r;
                                  }});
             }
     // the output head of SmolLM2 on its real vocabulary, one token (decode) in its stored type

@@ -164,24 +164,15 @@ public:
 
     // A decode step's q, k and v in one launch when they share a weight type; otherwise, and in prefill, one linear each.
     void linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) override {
-        check(x, "linear_parts input");
-        const int n = static_cast<int>(x.rows());
-        bool one_launch = n < kGemmMinTokens && n_parts > 0 && n_parts <= cuda::kMaxLinearParts;
-        for (int i = 0; i < n_parts; ++i) {
-            check(parts[i].y, "linear_parts output");
-            check_shape(x, x.rows(), parts[i].w.cols, "linear_parts input");
-            check_shape(parts[i].y, x.rows(), parts[i].w.rows, "linear_parts output");
-            one_launch = one_launch && parts[i].w.type == parts[0].w.type;
-        }
-        if (!one_launch) return unfused_linear_parts(parts, n_parts, x);
-        cuda::LinearParts lp;
-        for (int i = 0; i < n_parts; ++i) {
-            const LinearPart& p = parts[i];
-            lp.w[i] = p.w.data, lp.row_bytes[i] = p.w.row_bytes, lp.rows[i] = p.w.rows;
-            lp.bias[i] = p.bias ? p.bias->f32() : nullptr, lp.y[i] = p.y.f32();
-        }
-        lp.count = n_parts;
-        cuda::launch_gemv_parts(parts[0].w.type, lp, parts[0].w.cols, x.f32(), n, stream_);
+        if (!parts_in_one_launch(parts, n_parts, x)) return unfused_linear_parts(parts, n_parts, x);
+        cuda::launch_gemv_parts(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), stream_);
+    }
+
+    // The norm staged in each GEMV block's shared memory: one launch for the norm and the three projections.
+    void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts) override {
+        if (!parts_in_one_launch(parts, n_parts, x) || !norm_fuses(x, norm)) return Backend::rms_norm_linear_parts(x, norm, parts, n_parts);
+        cuda::launch_gemv_parts(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), stream_,
+                                norm.weight->f32(), norm.eps);
     }
 
     // A decode step's residual add goes into the GEMV's epilogue (one launch per residual instead of two); prefill's
@@ -214,6 +205,18 @@ public:
             return;
         }
         unfused_linear_swiglu(w_gate, w_up, x, y);
+    }
+
+    void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& norm, const Matrix& w_gate, const Matrix& w_up, const Tensor& y) override {
+        check_linear_swiglu_args(w_gate, w_up);
+        check(x, "linear_swiglu input");
+        check(y, "linear_swiglu output");
+        check_shape(x, x.rows(), w_up.cols, "linear_swiglu input");
+        check_shape(y, x.rows(), w_up.rows, "linear_swiglu output");
+        const int n = static_cast<int>(x.rows());
+        if (n >= kGemmMinTokens || !norm_fuses(x, norm)) return Backend::rms_norm_linear_swiglu(x, norm, w_gate, w_up, y);
+        cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_, norm.weight->f32(),
+                                 norm.eps);
     }
 
     void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
@@ -455,6 +458,37 @@ public:
     }
 
 private:
+    // Whether linear_parts' parts run as one GEMV launch (a decode batch, at most kMaxLinearParts parts of one weight
+    // type); checks the arguments.
+    bool parts_in_one_launch(const LinearPart* parts, int n_parts, const Tensor& x) const {
+        check(x, "linear_parts input");
+        bool one_launch = x.rows() < kGemmMinTokens && n_parts > 0 && n_parts <= cuda::kMaxLinearParts;
+        for (int i = 0; i < n_parts; ++i) {
+            check(parts[i].y, "linear_parts output");
+            check_shape(x, x.rows(), parts[i].w.cols, "linear_parts input");
+            check_shape(parts[i].y, x.rows(), parts[i].w.rows, "linear_parts output");
+            one_launch = one_launch && parts[i].w.type == parts[0].w.type;
+        }
+        return one_launch;
+    }
+    static cuda::LinearParts to_linear_parts(const LinearPart* parts, int n_parts) {
+        cuda::LinearParts lp;
+        for (int i = 0; i < n_parts; ++i) {
+            const LinearPart& p = parts[i];
+            lp.w[i] = p.w.data, lp.row_bytes[i] = p.w.row_bytes, lp.rows[i] = p.w.rows;
+            lp.bias[i] = p.bias ? p.bias->f32() : nullptr, lp.y[i] = p.y.f32();
+        }
+        lp.count = n_parts;
+        return lp;
+    }
+    // Whether an input norm can be staged in the GEMV blocks' shared memory; checks the norm's weight.
+    static bool norm_fuses(const Tensor& x, const InputRmsNorm& norm) {
+        if (!norm.weight || !norm.scratch) throw Error(ErrorKind::invalid_argument, "cuda backend: an input norm needs its weight and scratch");
+        check(*norm.weight, "input norm weight");
+        if (norm.weight->numel() != x.cols())
+            throw Error(ErrorKind::invalid_argument, "cuda backend: the input norm's weight is " + norm.weight->describe() + " for rows of " + std::to_string(x.cols()));
+        return x.cols() <= cuda::kMaxStagedCols;
+    }
     // Allocation, copies and waits cannot be part of a CUDA graph captured from the stream: refuse them clearly.
     void not_while_recording(const char* what) const {
         if (recording_) throw Error(ErrorKind::invalid_argument, std::string("cuda backend: ") + what + " is not allowed while recording ops");

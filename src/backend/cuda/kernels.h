@@ -28,11 +28,15 @@ struct LinearParts {
     float* y[kMaxLinearParts] = {};
     int count = 0;
 };
-void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s);
+// norm_w (optional, device [cols]): the GEMVs read x's RMSNorm (weight norm_w, epsilon norm_eps), staged per block in
+// cols floats of shared memory, with launch_rms_norm's bits (cols <= kMaxStagedCols).
+constexpr int64_t kMaxStagedCols = 12 * 1024; // 48 KiB: the shared memory a launch gets without opting in to more
+void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s, const float* norm_w = nullptr,
+                       float norm_eps = 0.0f);
 // y[t][r] = silu(W_gate.row(r) . x[t]) * (W_up.row(r) . x[t]) with the bits of two launch_gemv and launch_swiglu;
-// both matrices `type`, rows of `row_bytes`.
+// both matrices `type`, rows of `row_bytes`. norm_w: as for launch_gemv_parts.
 void launch_gemv_swiglu(GgmlType type, const uint8_t* w_gate, const uint8_t* w_up, size_t row_bytes, int64_t rows, int64_t cols, const float* x, float* y,
-                        int n_tokens, cudaStream_t s);
+                        int n_tokens, cudaStream_t s, const float* norm_w = nullptr, float norm_eps = 0.0f);
 // out[i][:] = decoded table row ids[i].
 void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* ids, int n,
                      float* out, cudaStream_t s);

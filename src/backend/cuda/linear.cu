@@ -1,5 +1,6 @@
 // Batch-1 GEMV on the stored weight formats, decoded in registers: one warp per output row, lanes striding the row,
-// a shuffle reduction (gemv_row.cuh, shared with the fused head). The twin is CpuBackend::linear (f32 mode).
+// a shuffle reduction (gemv_row.cuh, shared with the fused head). The twin is CpuBackend::linear (f32 mode); the
+// fused variants' twins are the unfused op sequences (Backend's defaults).
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/gemv_row.cuh"
@@ -27,32 +28,54 @@ __global__ void gemv_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int
     }
 }
 
+// The input row a GEMV block reads. Without a norm, x's row t in global memory. With one (kNorm), the block first
+// stages the RMSNorm of that row in shared memory, xn[c] = x[c] * r * w[c], with rms_norm_kernel's bits: the same
+// 256-thread strides, block_sum and expressions (elementwise.cu), so that norm + GEMV in one launch gives the bits of
+// the two launches. Every thread of the block must call it (it synchronises), before any thread returns.
+template <bool kNorm>
+__device__ __forceinline__ const float* gemv_input(const float* __restrict__ x, int64_t cols, int t, const float* __restrict__ norm_w, float eps) {
+    const float* xt = x + static_cast<size_t>(t) * cols;
+    if constexpr (!kNorm) {
+        return xt;
+    } else {
+        extern __shared__ float staged[]; // cols floats (the launch's dynamic shared memory)
+        __shared__ float scratch[32];
+        float ss = 0.0f;
+        for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss = fmaf(xt[c], xt[c], ss);
+        ss = block_sum(ss, scratch);
+        const float r = 1.0f / sqrtf(ss / cols + eps);
+        for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) staged[c] = xt[c] * r * norm_w[c];
+        __syncthreads();
+        return staged;
+    }
+}
+
 // Up to three GEMVs of one input in one launch (LinearParts): the rows of every part in a row, each warp one row of
-// one part, with gemv_kernel's epilogue, so each part gets gemv_kernel's bits.
-template <GgmlType T>
-__global__ void gemv_parts_kernel(LinearParts p, int64_t cols, const float* __restrict__ x) {
+// one part, with gemv_kernel's epilogue, so each part gets gemv_kernel's bits. kNorm: of the input's RMSNorm.
+template <GgmlType T, bool kNorm>
+__global__ void gemv_parts_kernel(LinearParts p, int64_t cols, const float* __restrict__ x, const float* __restrict__ norm_w, float eps) {
     int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int t = blockIdx.y;
+    const float* xt = gemv_input<kNorm>(x, cols, t, norm_w, eps);
     int i = 0;
     while (i < p.count && r >= p.rows[i]) r -= p.rows[i++];
     if (i == p.count) return;
-    const float* xt = x + static_cast<size_t>(t) * cols;
     const float acc = warp_row_dot<T>(p.w[i] + static_cast<size_t>(r) * p.row_bytes[i], xt, cols, lane);
     if (lane == 0) p.y[i][static_cast<size_t>(t) * p.rows[i] + r] = acc + (p.bias[i] ? p.bias[i][r] : 0.0f);
 }
 
 // y[t][r] = silu(g) * u for g, u = W_gate.row(r) . x[t], W_up.row(r) . x[t]: one warp both rows. Each of g and u
 // gets gemv_kernel's epilogue without a bias (acc + 0.0f: -0 becomes +0 there too) and the product swiglu_kernel's
-// expression, so the bits of gemv, gemv, swiglu.
-template <GgmlType T>
+// expression, so the bits of gemv, gemv, swiglu. kNorm: of the input's RMSNorm.
+template <GgmlType T, bool kNorm>
 __global__ void gemv_swiglu_kernel(const uint8_t* __restrict__ w_gate, const uint8_t* __restrict__ w_up, size_t row_bytes, int64_t rows, int64_t cols,
-                                   const float* __restrict__ x, float* __restrict__ y) {
+                                   const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ norm_w, float eps) {
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int t = blockIdx.y;
+    const float* xt = gemv_input<kNorm>(x, cols, t, norm_w, eps);
     if (r >= rows) return;
-    const float* xt = x + static_cast<size_t>(t) * cols;
     const float g = warp_row_dot<T>(w_gate + static_cast<size_t>(r) * row_bytes, xt, cols, lane) + 0.0f;
     const float u = warp_row_dot<T>(w_up + static_cast<size_t>(r) * row_bytes, xt, cols, lane) + 0.0f;
     if (lane == 0) y[static_cast<size_t>(t) * rows + r] = g / (1.0f + expf(-g)) * u;
@@ -60,20 +83,28 @@ __global__ void gemv_swiglu_kernel(const uint8_t* __restrict__ w_gate, const uin
 
 } // namespace
 
-void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s) {
+void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s, const float* norm_w, float norm_eps) {
     int64_t rows = 0;
     for (int i = 0; i < p.count; ++i) rows += p.rows[i];
     if (rows == 0 || n_tokens == 0) return;
     const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
-    dispatch_weight_type(type, [&]<GgmlType T>() { gemv_parts_kernel<T><<<grid, kWarpsPerBlock * 32, 0, s>>>(p, cols, x); });
+    const size_t staged = norm_w ? static_cast<size_t>(cols) * sizeof(float) : 0;
+    dispatch_weight_type(type, [&]<GgmlType T>() {
+        if (norm_w) gemv_parts_kernel<T, true><<<grid, kWarpsPerBlock * 32, staged, s>>>(p, cols, x, norm_w, norm_eps);
+        else gemv_parts_kernel<T, false><<<grid, kWarpsPerBlock * 32, 0, s>>>(p, cols, x, nullptr, 0.0f);
+    });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_gemv_swiglu(GgmlType type, const uint8_t* w_gate, const uint8_t* w_up, size_t row_bytes, int64_t rows, int64_t cols, const float* x, float* y,
-                        int n_tokens, cudaStream_t s) {
+                        int n_tokens, cudaStream_t s, const float* norm_w, float norm_eps) {
     if (rows == 0 || n_tokens == 0) return;
     const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
-    dispatch_weight_type(type, [&]<GgmlType T>() { gemv_swiglu_kernel<T><<<grid, kWarpsPerBlock * 32, 0, s>>>(w_gate, w_up, row_bytes, rows, cols, x, y); });
+    const size_t staged = norm_w ? static_cast<size_t>(cols) * sizeof(float) : 0;
+    dispatch_weight_type(type, [&]<GgmlType T>() {
+        if (norm_w) gemv_swiglu_kernel<T, true><<<grid, kWarpsPerBlock * 32, staged, s>>>(w_gate, w_up, row_bytes, rows, cols, x, y, norm_w, norm_eps);
+        else gemv_swiglu_kernel<T, false><<<grid, kWarpsPerBlock * 32, 0, s>>>(w_gate, w_up, row_bytes, rows, cols, x, y, nullptr, 0.0f);
+    });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
