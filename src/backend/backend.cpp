@@ -18,6 +18,7 @@ const char* to_string(Op op) {
     case Op::layer_norm: return "layer_norm";
     case Op::rope: return "rope";
     case Op::copy_rows: return "copy_rows";
+    case Op::rope_store_kv: return "rope_store_kv";
     case Op::attention: return "attention";
     case Op::gelu_tanh: return "gelu_tanh";
     case Op::swiglu: return "swiglu";
@@ -87,6 +88,23 @@ void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& r
     int32_t r = 0;
     download(row, &r);
     copy_rows(src, dst, r);
+}
+
+// The sequence the op is defined by, exactly as Forward issued it before the op existed: the CPU backend runs it, and a
+// device backend's fused kernel must give its bits.
+void Backend::rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_head_kv, const Tensor& k_cache,
+                            const Tensor& v_cache, int64_t dst_row, const Tensor* row_at) {
+    rope(q, p);
+    RopeParams kp = p;
+    kp.n_heads = n_head_kv;
+    rope(k, kp);
+    if (row_at) {
+        copy_rows_at(k, k_cache, *row_at);
+        copy_rows_at(v, v_cache, *row_at);
+    } else {
+        copy_rows(k, k_cache, dst_row);
+        copy_rows(v, v_cache, dst_row);
+    }
 }
 
 void Backend::linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) { unfused_linear_parts(parts, n_parts, x); }

@@ -19,10 +19,11 @@
 
 namespace winnow {
 
-enum class Op { get_rows, linear, linear_parts, linear_add, linear_swiglu, rms_norm, layer_norm, rope, copy_rows, attention, gelu_tanh, swiglu, add, top_k, sample, head_top_k, summarize_keys };
+enum class Op { get_rows, linear, linear_parts, linear_add, linear_swiglu, rms_norm, layer_norm, rope, copy_rows, rope_store_kv, attention, gelu_tanh, swiglu, add, top_k, sample, head_top_k, summarize_keys };
 const char* to_string(Op op);
-inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::rms_norm, Op::layer_norm, Op::rope,   Op::copy_rows,  Op::attention,
-                                 Op::gelu_tanh, Op::swiglu, Op::add,     Op::top_k,      Op::sample, Op::head_top_k, Op::summarize_keys};
+inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::rms_norm,
+                                 Op::layer_norm, Op::rope, Op::copy_rows, Op::rope_store_kv, Op::attention, Op::gelu_tanh,
+                                 Op::swiglu, Op::add, Op::top_k, Op::sample, Op::head_top_k, Op::summarize_keys};
 
 // One output of Backend::linear_parts: y = W x (+ bias).
 struct LinearPart {
@@ -143,7 +144,7 @@ public:
     virtual Device device() const = 0;
     // True when `op` runs with `type`: the weight's stored type for linear, the fused linear ops (linear_parts,
     // linear_add, linear_swiglu: their defaults run linear, so a backend supports them wherever it supports linear),
-    // head_top_k and get_rows, the KV cache's for copy_rows and attention, F32 for the other ops.
+    // head_top_k and get_rows, the KV cache's for copy_rows, rope_store_kv and attention, F32 for the other ops.
     virtual bool supports(Op op, GgmlType type) const = 0;
 
     // ---- memory
@@ -188,6 +189,15 @@ public:
     // cache write). The default reads the row back to the host first, which waits for the stream; a device backend
     // that records steps overrides it.
     virtual void copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& row);
+    // An attention layer's position step in one op: rope(q, p), rope(k, p with n_head_kv heads), then the rotated k
+    // and v into rows [dst_row, dst_row + n) of k_cache and v_cache (copy_rows, or copy_rows_at with row_at), with the
+    // bits of those four ops; q and k are left rotated in place, as rope leaves them. q is [n][p.n_heads * head_dim],
+    // k and v [n][n_head_kv * head_dim]. With row_at the row is read from that device I32 [1][1] when the op runs (a
+    // recorded step; p.pos likewise). Forward issues it once per layer, and a device backend runs it as one launch
+    // instead of four (launches dominate a batch-1 decode step). The default runs the four ops, so a backend supports
+    // it (for the cache's type) wherever it supports rope and copy_rows.
+    virtual void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_head_kv, const Tensor& k_cache,
+                               const Tensor& v_cache, int64_t dst_row, const Tensor* row_at = nullptr);
     // Causal (optionally block-masked) attention of q [n][n_head * head_dim] over the cache rows [0, pos0 + n);
     // caches are [n_ctx][n_head_kv * head_dim]; out is [n][n_head * head_dim].
     virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& out, const AttentionParams& p) = 0;

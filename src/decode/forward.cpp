@@ -55,6 +55,7 @@ void Forward::check_support() const {
     require_support(be_, c_.arch == Arch::gpt2 ? Op::layer_norm : Op::rms_norm, GgmlType::F32);
     require_support(be_, c_.arch == Arch::gpt2 ? Op::gelu_tanh : Op::swiglu, GgmlType::F32);
     if (c_.rope != RopeStyle::none) require_support(be_, Op::rope, GgmlType::F32);
+    require_support(be_, Op::rope_store_kv, cache_.type()); // every layer's rope and cache write (gpt2's: the write alone)
     require_support(be_, Op::add, GgmlType::F32);
 }
 
@@ -154,17 +155,10 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
         norm(l.attn_norm, l.attn_norm_b, x, xn);
         be_.linear_parts(qkv, 3, xn); // one launch on a device
     }
-    RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
-    be_.rope(q, rp);
-    rp.n_heads = c_.n_head_kv;
-    be_.rope(k, rp);
-    if (pos) {
-        be_.copy_rows_at(k, cache_.k(layer), *pos);
-        be_.copy_rows_at(v, cache_.v(layer), *pos);
-    } else {
-        be_.copy_rows(k, cache_.k(layer), n_past_);
-        be_.copy_rows(v, cache_.v(layer), n_past_);
-    }
+    // rope(q), rope(k) and the k, v cache writes at the step's position: one launch on a device (four on the CPU, the
+    // same bits)
+    const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
+    be_.rope_store_kv(q, k, v, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
     AttentionParams ap;
     ap.pos0 = n_past_;
     ap.pos = pos;

@@ -465,6 +465,81 @@ void add_copy_rows_cases(std::vector<OpCase>& cases) {
                              }});
 }
 
+// Backend::rope_store_kv: q and k rotated, the rotated k and v written into caches that already hold other rows (which
+// must stay as they were), against the double reference (the cached k is the reference's k rounded to the cache's
+// type, so a half cache may differ where fp32 and double rotations round to different neighbours: far under the
+// tolerance). Bit for bit, too, against the four ops the op is defined by, run on the same backend: a device's fused
+// kernel must give their bits (OpResult::exact_ids). Decode and prefill rows, both rope conventions, a partial
+// rotation, none (gpt2), and the position and row from device memory (the host's values then decoys); the rope
+// position and the cache row differ, so that neither can stand in for the other.
+struct RopeStoreKvShape { const char* name; int n, n_head, n_head_kv, hd, rope_dim, pos; float base; RopeStyle style; };
+
+OpResult rope_store_kv_case(Backend& be, GgmlType type, const RopeStoreKvShape& s, bool device_pos) {
+    constexpr int64_t kCacheRows = 256, kAt = 100;
+    const int64_t qd = static_cast<int64_t>(s.n_head) * s.hd, kvd = static_cast<int64_t>(s.n_head_kv) * s.hd;
+    const auto q = randn(static_cast<size_t>(s.n * qd), 61), k = randn(static_cast<size_t>(s.n * kvd), 62), v = randn(static_cast<size_t>(s.n * kvd), 63);
+    const auto k_before = randn(static_cast<size_t>(kCacheRows * kvd), 64), v_before = randn(static_cast<size_t>(kCacheRows * kvd), 65);
+    const Tensor pos = put_pos(be, s.pos), row = put_pos(be, static_cast<int32_t>(kAt));
+    const RopeParams p{s.n_head, s.hd, s.rope_dim, device_pos ? s.pos + 1234 : s.pos, s.base, s.style, device_pos ? &pos : nullptr};
+    const int64_t dst_row = device_pos ? kAt + 37 : kAt;
+    // q, k, the k cache and the v cache after the op (fused) or after the four ops, as fp32
+    auto run = [&](bool fused) {
+        const Tensor qt = put(be, q, s.n, qd), kt = put(be, k, s.n, kvd), vt = put(be, v, s.n, kvd);
+        const Tensor kc = make_cache(be, type, k_before, kCacheRows, kvd), vc = make_cache(be, type, v_before, kCacheRows, kvd);
+        if (fused) {
+            be.rope_store_kv(qt, kt, vt, p, s.n_head_kv, kc, vc, dst_row, device_pos ? &row : nullptr);
+        } else {
+            be.rope(qt, p);
+            RopeParams pk = p;
+            pk.n_heads = s.n_head_kv;
+            be.rope(kt, pk);
+            if (device_pos) {
+                be.copy_rows_at(kt, kc, row);
+                be.copy_rows_at(vt, vc, row);
+            } else {
+                be.copy_rows(kt, kc, dst_row);
+                be.copy_rows(vt, vc, dst_row);
+            }
+        }
+        std::vector<float> all;
+        for (const Tensor* t : {&qt, &kt, &kc, &vc}) {
+            const auto h = get_any(be, *t);
+            all.insert(all.end(), h.begin(), h.end());
+        }
+        return all;
+    };
+    const std::vector<float> got = run(true), four_ops = run(false);
+    std::vector<double> q_ref = widen(q), k_ref = widen(k);
+    ref::rope_apply<double>(q_ref.data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
+    ref::rope_apply<double>(k_ref.data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
+    std::vector<double> kc_ref = widen(round_to(type, k_before)), vc_ref = widen(round_to(type, v_before));
+    const auto k_cached = round_to(type, std::vector<float>(k_ref.begin(), k_ref.end())), v_cached = round_to(type, v);
+    std::copy(k_cached.begin(), k_cached.end(), kc_ref.begin() + kAt * kvd);
+    std::copy(v_cached.begin(), v_cached.end(), vc_ref.begin() + kAt * kvd);
+    std::vector<double> ref = q_ref;
+    for (const auto* part : {&k_ref, &kc_ref, &vc_ref}) ref.insert(ref.end(), part->begin(), part->end());
+    OpResult r = compare(got, ref);
+    r.exact_ids = got.size() == four_ops.size() && std::memcmp(got.data(), four_ops.data(), got.size() * sizeof(float)) == 0;
+    return r;
+}
+
+void add_rope_store_kv_cases(std::vector<OpCase>& cases) {
+    const RopeStoreKvShape shapes[] = {{"smollm2_decode_pos8000", 1, 9, 3, 64, 64, 8000, 100000.0f, RopeStyle::rotate_half},
+                                       {"smollm2_prefill", 7, 9, 3, 64, 64, 5, 100000.0f, RopeStyle::rotate_half},
+                                       {"gguf_pairs_decode", 1, 9, 3, 64, 64, 130, 10000.0f, RopeStyle::adjacent_pairs},
+                                       {"gguf_pairs_prefill", 5, 9, 3, 64, 64, 3, 10000.0f, RopeStyle::adjacent_pairs},
+                                       {"odd_partial_rope_pairs", 3, 5, 5, 80, 32, 37, 10000.0f, RopeStyle::adjacent_pairs},
+                                       {"odd_partial_rope_half", 2, 4, 2, 80, 32, 11, 500000.0f, RopeStyle::rotate_half},
+                                       {"gpt2_no_rope", 2, 12, 12, 64, 64, 9, 10000.0f, RopeStyle::none}};
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+        for (const RopeStoreKvShape& s : shapes)
+            for (bool device_pos : {false, true}) {
+                const double tol = type == GgmlType::F32 ? 1e-12 : 1e-10;
+                cases.push_back({std::string("rope_store_kv/") + ggml_type_name(type) + "/" + s.name + (device_pos ? "_device_pos" : ""), Op::rope_store_kv,
+                                 type, tol, tol, [type, s, device_pos](Backend& be) { return rope_store_kv_case(be, type, s, device_pos); }});
+            }
+}
+
 BlockMask random_mask(int block, int n_blocks, uint64_t seed, int groups = 1) {
     BlockMask m{block, n_blocks, std::vector<uint8_t>(static_cast<size_t>(groups) * n_blocks * n_blocks, 0)};
     m.groups = groups;
@@ -876,6 +951,7 @@ std::vector<OpCase> op_cases() {
     add_norm_cases(c);
     add_rope_cases(c);
     add_copy_rows_cases(c);
+    add_rope_store_kv_cases(c);
     add_attention_cases(c);
     add_block_selection_cases(c);
     add_mask_rebuilt_case(c);

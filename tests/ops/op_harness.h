@@ -26,7 +26,7 @@ std::vector<BackendFactory> backend_factories();
 struct OpResult {
     double nmse = 0;         // normalised error against the double reference
     double max_abs = 0;      // largest |y - ref|
-    bool exact_ids = true;   // top_k: the ids agree exactly; summarize_keys: every bit does
+    bool exact_ids = true;   // top_k: the ids agree exactly; summarize_keys: every bit does; rope_store_kv: the four ops' bits
     size_t compared = 0;     // values compared (a case must compare something)
 };
 

@@ -58,7 +58,7 @@ TEST_P(BackendOps, MatchesDoubleReference) {
     std::printf("%s on %s: NMSE %.3g (tolerance %.3g), max |error| %.3g, %zu values\n", p.op.name.c_str(), be->name(), r.nmse, tol, r.max_abs, r.compared);
     EXPECT_GT(r.compared, 0u) << "the case compared nothing";
     EXPECT_LE(r.nmse, tol);
-    EXPECT_TRUE(r.exact_ids) << "ids (top-k) or bits (summaries) differ from the reference";
+    EXPECT_TRUE(r.exact_ids) << "ids (top-k) or bits (summaries; rope_store_kv against its four ops) differ";
 }
 
 std::string param_name(const ::testing::TestParamInfo<Param>& info) {

@@ -72,6 +72,8 @@ TEST(Pipeline, MissingOpIsRefusedByName) {
     expect_refused("tiny-llama-q4_1.gguf", Op::linear_parts, GgmlType::Q4_1, "the cpu-missing-one backend has no linear_parts for Q4_1 weights");
     expect_refused("tiny-gpt2.gguf", Op::linear_add, GgmlType::F32, "the cpu-missing-one backend has no linear_add for F32 weights");
     expect_refused("tiny-llama-f16.gguf", Op::linear_swiglu, GgmlType::F16, "the cpu-missing-one backend has no linear_swiglu for F16 weights");
+    // and the fused rope + cache write (its default is the four ops, but a backend that says it lacks it is believed)
+    expect_refused("tiny-llama.gguf", Op::rope_store_kv, GgmlType::F32, "the cpu-missing-one backend has no rope_store_kv for F32 tensors");
 }
 
 // Query-aware selection keeps its key summaries with the backend's summarize_keys op: a backend without it (for the

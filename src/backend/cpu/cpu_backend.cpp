@@ -59,6 +59,7 @@ public:
         case Op::head_top_k:
         case Op::get_rows: return ggml_type_supported(type);
         case Op::copy_rows:
+        case Op::rope_store_kv: // Backend's default: rope, then copy_rows
         case Op::summarize_keys:
         case Op::attention: return cpu::is_kv_type(type); // the KV cache: F32, F16 or BF16 (cpu/kv_elem.h)
         default: return type == GgmlType::F32;

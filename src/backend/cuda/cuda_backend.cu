@@ -81,6 +81,7 @@ public:
         case Op::head_top_k:
         case Op::get_rows: return is_weight_type(type);
         case Op::copy_rows:
+        case Op::rope_store_kv:
         case Op::summarize_keys:
         case Op::attention: return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
         default: return type == GgmlType::F32;
@@ -254,6 +255,41 @@ public:
         if (src.cols() != dst.cols() || src.rows() > dst.rows() || !supports(Op::copy_rows, dst.type()))
             throw Error(ErrorKind::invalid_argument, "copy_rows_at: " + src.describe() + " cannot be written into " + dst.describe());
         cuda::launch_copy_rows_at(src.f32(), src.rows(), dst.raw(), dst.type(), dst.rows(), dst.cols(), position(&row), stream_);
+    }
+
+    // A layer's rope(q), rope(k) and k, v cache writes in one launch (rope_store_kv.cu), the bits of the four ops. Caches of
+    // two types (the decoder's never are) take the four ops.
+    void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_head_kv, const Tensor& k_cache, const Tensor& v_cache,
+                       int64_t dst_row, const Tensor* row_at) override {
+        if (k_cache.type() != v_cache.type()) return Backend::rope_store_kv(q, k, v, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
+        check(q, "rope_store_kv queries");
+        check(k, "rope_store_kv keys");
+        check(v, "rope_store_kv values");
+        const int64_t n = q.rows(), kv_dim = static_cast<int64_t>(n_head_kv) * p.head_dim;
+        check_shape(q, n, static_cast<int64_t>(p.n_heads) * p.head_dim, "rope_store_kv queries");
+        check_shape(k, n, kv_dim, "rope_store_kv keys");
+        check_shape(v, n, kv_dim, "rope_store_kv values");
+        const bool rotate = p.style != RopeStyle::none;
+        if (rotate && (p.rope_dim < 0 || p.rope_dim > p.head_dim))
+            throw Error(ErrorKind::invalid_argument,
+                        "rope_store_kv: rope_dim " + std::to_string(p.rope_dim) + " outside a head of " + std::to_string(p.head_dim));
+        check_device(k_cache);
+        check_device(v_cache);
+        for (const Tensor* c : {&k_cache, &v_cache})
+            if (c->cols() != kv_dim || !supports(Op::rope_store_kv, c->type()) || (row_at ? n > c->rows() : dst_row < 0 || dst_row + n > c->rows()))
+                throw Error(ErrorKind::invalid_argument, "rope_store_kv: " + std::to_string(n) + " rows of " + std::to_string(kv_dim) + " do not fit " +
+                                                             c->describe() + (row_at ? std::string() : " at row " + std::to_string(dst_row)));
+        cuda::RopeStoreKvArgs a;
+        a.q = q.f32(), a.k = k.f32(), a.v = v.f32();
+        a.k_cache = k_cache.raw(), a.v_cache = v_cache.raw();
+        a.rows = n, a.k_cache_rows = k_cache.rows(), a.v_cache_rows = v_cache.rows();
+        a.n_head = p.n_heads, a.n_head_kv = n_head_kv, a.head_dim = p.head_dim;
+        a.rope_dim = rotate ? p.rope_dim : 0; // launch_rope rotates nothing without a style
+        a.adjacent = p.style == RopeStyle::adjacent_pairs;
+        a.base = p.base;
+        a.pos0 = p.pos0, a.pos_dev = position(p.pos);
+        a.dst_row = dst_row, a.row_dev = position(row_at);
+        cuda::launch_rope_store_kv(a, k_cache.type(), stream_);
     }
 
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p) override {

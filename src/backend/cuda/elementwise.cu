@@ -2,6 +2,7 @@
 // adds. Twins: the CPU backend's ops of the same names, i.e. the loops of backend/cpu/reference_ops.h.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/rope_pair.cuh"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -49,7 +50,7 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = (xr[c] - mean) * r * w[c] + b[c];
 }
 
-// One thread per (row, head, pair). The angle in double and cos/sin rounded to float, as the reference does.
+// One thread per (row, head, pair); the rotation is rope_pair.cuh's, which the fused rope_store_kv kernel shares.
 __global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, bool adjacent,
                             const int32_t* __restrict__ pos_dev) {
     if (pos_dev) pos0 = *pos_dev;
@@ -59,13 +60,10 @@ __global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, in
     const int i = static_cast<int>(idx % half);
     const int h = static_cast<int>((idx / half) % n_heads);
     const int64_t t = idx / (static_cast<int64_t>(half) * n_heads);
-    const double theta = static_cast<double>(pos0 + t) * pow(static_cast<double>(base), -2.0 * i / rope_dim);
-    const float c = static_cast<float>(cos(theta)), sn = static_cast<float>(sin(theta));
     float* xh = x + (static_cast<size_t>(t) * n_heads + h) * head_dim;
-    const int a = adjacent ? 2 * i : i, bi = adjacent ? 2 * i + 1 : i + half;
-    const float x0 = xh[a], x1 = xh[bi];
-    xh[a] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, sn));
-    xh[bi] = __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, c));
+    const RotatedPair r = rope_rotated_pair(xh, i, half, rope_dim, pos0 + t, base, adjacent);
+    xh[r.a] = r.xa;
+    xh[r.b] = r.xb;
 }
 
 template <GgmlType T>

@@ -51,6 +51,25 @@ void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n_
 // outside dst writes nothing (the host checked the position before it uploaded it).
 void launch_copy_rows_at(const float* src, int64_t src_rows, void* dst, GgmlType dst_type, int64_t dst_rows, int64_t cols, const int32_t* row_dev,
                          cudaStream_t s);
+// Backend::rope_store_kv (rope_store_kv.cu): q and k rotated in place as launch_rope rotates them, then k and v written
+// to rows [row, row + rows) of the caches as launch_copy_rows(_at) writes them, all in one launch. Device pointers.
+struct RopeStoreKvArgs {
+    float* q = nullptr;                 // [rows][n_head * head_dim]
+    float* k = nullptr;                 // [rows][n_head_kv * head_dim]
+    const float* v = nullptr;           // [rows][n_head_kv * head_dim]
+    void* k_cache = nullptr;            // [k_cache_rows][n_head_kv * head_dim], of the launch's cache type
+    void* v_cache = nullptr;            // [v_cache_rows][n_head_kv * head_dim]
+    int64_t rows = 0, k_cache_rows = 0, v_cache_rows = 0;
+    int n_head = 0, n_head_kv = 0, head_dim = 0;
+    int rope_dim = 0;                   // rotated dims of each head; 0: none (RopeStyle::none)
+    bool adjacent = false;              // RopeStyle::adjacent_pairs, else rotate-half
+    float base = 10000.0f;
+    int pos0 = 0;                       // row t is at position pos0 + t; read from *pos_dev when the kernel runs if set
+    const int32_t* pos_dev = nullptr;
+    int64_t dst_row = 0;                // cache row of row 0; read from *row_dev when the kernel runs if set, and
+    const int32_t* row_dev = nullptr;   // then a cache the rows do not fit at that row is not written (copy_rows_at's rule)
+};
+void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStream_t s);
 // Dense causal attention over a cache of `cache_type` (a block mask: launch_sparse_attention below).
 // Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
