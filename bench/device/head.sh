@@ -10,6 +10,7 @@
 #                         its new kernels vs their twins, warm-up and first round vs the host twin, top vs the CPU path
 #                         and the exact argmax), and the time per call of fused vs linear + top_k and per adaptive
 #                         query on SmolLM2's head shape (printed)
+#   generate-cuda-head-{exact,adaptive}.txt   64 greedy tokens of generate --device cuda with each head, --stats
 #   sanitizer-head.txt    compute-sanitizer memcheck on a subset of the head_top_k cases (every tile/merge path)
 #   bench-head-cuda.json  winnow bench head --device cuda: fused / cuBLAS GEMV + top_k / linear + top_k, us per query
 #                         (median of 1000 calls), SmolLM2's real head (stored Q8_0, bf16, f32) and the SYNTHETIC
@@ -39,7 +40,7 @@ t0=$SECONDS
 timeout 45 env LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests --gtest_filter='*cuda__head_top_k*:HeadTopKLogic.*' > "$OUT/ops-head-cuda.txt" 2>&1
 hnote "head op harness (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/ops-head-cuda.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
 
-timeout 90 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*:CudaAdaptiveWarmUp.*:CudaAdaptiveRounds.*:CudaAdaptiveHeadKernels.*:CudaAdaptiveHead.*' > "$OUT/gpu-head.txt" 2>&1
+timeout 90 env LD_LIBRARY_PATH=$libs $W/bin/winnow_gpu_tests --gtest_filter='CudaHead.*:CudaAdaptiveWarmUp.*:CudaAdaptiveRounds.*:CudaAdaptiveHeadKernels.*:CudaAdaptiveHead.*:CudaAdaptiveGenerate.*' > "$OUT/gpu-head.txt" 2>&1
 hnote "gpu head tests: rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/gpu-head.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
 
 if [ -f "$model" ]; then
@@ -68,6 +69,13 @@ for x in r['rows']:
 for x in r['rows']:
     if 'gain' in x: print(f"{x['method']} {x['format']} delta {x['delta']}: median {x['us_median']:.1f} us, gain {x['gain']:.2f}x, success {100 * x['success']:.1f}%")
 PY
+  # in generation (#15 item 4): 64 greedy tokens with the exact head and with the GPU adaptive head, --stats giving the
+  # head's ms per step (the theory constants unless MODEL.head.json is there: the pipeline and its time, not the gain)
+  for h in exact adaptive; do
+    timeout 40 env LD_LIBRARY_PATH=$libs $W/bin/winnow generate -m "$model" --device cuda --head $h --temp 0 -n 64 --ignore-eos \
+      -p "The three primary colors are" --stats > "$OUT/generate-cuda-head-$h.txt" 2>&1
+    hnote "generate --device cuda --head $h: rc $? — $(grep -E '^(prompt|head):' "$OUT/generate-cuda-head-$h.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
+  done
 else
   hnote "bench head --device cuda: no model at $model"
 fi

@@ -50,7 +50,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "head", po::value(&head_mode)->default_value("exact"), "output head: exact, or adaptive (AdaptiveSoftmax; serves greedy and pure top-k sampling, so use it with --temp 0 or --top-p 1 --min-p 0 --repeat-penalty 1)")(
         "delta", po::value(&opt.adaptive.delta)->default_value(0.01, "0.01"), "adaptive head: failure probability")(
         "eps", po::value(&opt.adaptive.epsilon)->default_value(0.3, "0.3"), "adaptive head: relative error of the top probability")(
-        "head-impl", po::value(&head_impl)->default_value("fast"), "adaptive head: fast (incremental estimator, SIMD, all cores) or faithful (the paper's reference)")(
+        "head-impl", po::value(&head_impl)->default_value("fast"), "adaptive head: fast (incremental estimator, SIMD, all cores; with --device cuda its top-1 queries run on the GPU) or faithful (the paper's reference, CPU only)")(
         "head-calibration", po::value(&calibration_path), "adaptive head: calibrated factors (default MODEL.head.json if present)")(
         "stats", po::bool_switch(&stats), "print to stderr: prompt and generation speed, model load time, peak memory, the sampling settings and their source")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
@@ -88,6 +88,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (opt.head == HeadMode::adaptive) {
         head_options.impl = head::parse_head_impl(head_impl);
         head_options.threads = threads;
+        head_options.device = backend_opts.device; // the backend made the CUDA device current: the GPU head uses it
         adaptive = std::make_unique<head::AdaptiveHead>(*model, head_options);
         const std::string algorithm = head::algorithm_key(head_options);
         if (calibration_path.empty() && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";

@@ -9,6 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#ifdef WINNOW_HAVE_CUDA
+#include "backend/cuda/gpu_fast_adaptive_softmax.h"
+#endif
 #include "head/adaptive_softmax.h"
 #include "head/fast_adaptive_softmax.h"
 #include "io/atomic_file.h"
@@ -31,6 +34,16 @@ HeadImpl parse_head_impl(const std::string& s) {
 
 AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options) : model_(model), options_(options) {
     const Matrix& W = model.weights().output;
+    if (options_.device == Device::cuda) {
+        if (options_.impl == HeadImpl::faithful)
+            throw Error(ErrorKind::invalid_argument, "the adaptive head runs on the GPU in its fast form only (--head-impl fast)");
+#ifdef WINNOW_HAVE_CUDA
+        algo_ = std::make_unique<cuda::adaptive::GpuFastAdaptiveSoftmax>(std::make_shared<const ColumnMajorHead>(W), options_.threads);
+        return;
+#else
+        throw Error(ErrorKind::unsupported, "this winnow was built without CUDA: the adaptive head cannot run on the GPU");
+#endif
+    }
     if (options_.impl == HeadImpl::faithful) {
         algo_ = std::make_unique<AdaptiveSoftmax>(dense_matrix(), static_cast<int>(W.rows), static_cast<int>(W.cols));
     } else {

@@ -8,6 +8,7 @@
 
 #include "head/adaptive_algorithm.h"
 #include "model/model.h"
+#include "winnow/params.h"
 
 namespace winnow::head {
 
@@ -16,6 +17,9 @@ enum class HeadImpl { fast, faithful };
 struct AdaptiveHeadOptions {
     HeadImpl impl = HeadImpl::fast;
     int threads = 0;   // fast path: 0 = every core
+    // cuda: the fast head's top-1 queries on the current CUDA device (cuda::adaptive::GpuFastAdaptiveSoftmax; k > 1
+    // and calibration stay on the CPU). The faithful head runs on the CPU only.
+    Device device = Device::cpu;
 };
 
 // "fast", "faithful": the key calibration files store factors under.

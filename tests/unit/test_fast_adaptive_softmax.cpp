@@ -16,6 +16,13 @@
 #include "head/calibration.h"
 #include "head/exact_head.h"
 #include "head/fast_adaptive_softmax.h"
+#include "head/adaptive_head.h"
+#include "model/model.h"
+#include "model/require_input.h"
+#include "winnow/error.h"
+#ifdef WINNOW_HAVE_CUDA
+#include "backend/cuda/device.h"
+#endif
 #include "io/quant.h"
 
 namespace {
@@ -305,3 +312,21 @@ TEST(FastAdaptiveSoftmax, NormalizerFactorIsMonotone) {
 }
 
 } // namespace
+
+// AdaptiveHeadOptions::device = cuda: the faithful head is refused by name (the GPU runs the fast head only); the fast
+// one needs a GPU, and without one (or without CUDA in the build) the constructor throws winnow::Error, never crashes.
+TEST(AdaptiveHeadDevice, GpuHeadIsFastOnlyAndNeedsAGpu) {
+    WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/tiny-llama.gguf");
+    auto model = winnow::LoadedModel::load(WINNOW_FIXTURE_DIR "/tiny-llama.gguf");
+    try {
+        winnow::head::AdaptiveHead h(*model, {.impl = winnow::head::HeadImpl::faithful, .threads = 1, .device = winnow::Device::cuda});
+        ADD_FAILURE() << "the faithful head was accepted on the GPU";
+    } catch (const winnow::Error& e) {
+        EXPECT_EQ(e.kind(), winnow::ErrorKind::invalid_argument);
+        EXPECT_NE(std::string(e.what()).find("--head-impl fast"), std::string::npos) << e.what();
+    }
+#ifdef WINNOW_HAVE_CUDA
+    if (winnow::cuda::device_count() > 0) GTEST_SKIP() << "a GPU is present: tests/gpu covers the GPU head";
+#endif
+    EXPECT_THROW(winnow::head::AdaptiveHead(*model, {.impl = winnow::head::HeadImpl::fast, .threads = 1, .device = winnow::Device::cuda}), winnow::Error);
+}
