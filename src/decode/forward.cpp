@@ -250,9 +250,15 @@ void Forward::issue_ops(const Tensor& ids, int n, int head_rows, const Tensor* p
         ffn_block(w_.layers[i], n);
     }
 
-    // final norm of the last head_rows tokens only (the rows a head will read); the last one is the hidden state
-    norm(w_.out_norm, w_.out_norm_b, x_.rows_view(n - head_rows, head_rows), xn_.rows_view(0, head_rows));
-    be_.copy_rows(xn_.rows_view(head_rows - 1, 1), hidden_, 0);
+    // final norm of the last head_rows tokens only (the rows a head will read); the last one is the hidden state. One
+    // row (every decode step): normalised straight into hidden_, one launch fewer than the norm and a copy.
+    const Tensor last = x_.rows_view(n - head_rows, head_rows);
+    if (head_rows == 1) {
+        norm(w_.out_norm, w_.out_norm_b, last, hidden_);
+    } else {
+        norm(w_.out_norm, w_.out_norm_b, last, xn_.rows_view(0, head_rows));
+        be_.copy_rows(xn_.rows_view(head_rows - 1, 1), hidden_, 0);
+    }
 }
 
 void Forward::upload_step_inputs(int32_t token, const StepValues* values) {
@@ -306,7 +312,7 @@ const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool al
     run_layers(tokens, rows, nullptr, {});
     if (logits_.rows() < rows) logits_ = be_.alloc(GgmlType::F32, rows, c_.n_vocab);
     const Tensor logits = logits_.rows_view(0, rows);
-    be_.linear(w_.output, nullptr, xn_.rows_view(0, rows), logits);
+    be_.linear(w_.output, nullptr, rows == 1 ? hidden_ : xn_.rows_view(0, rows), logits); // issue_ops' normalised rows
     host_logits_.resize(static_cast<size_t>(rows) * c_.n_vocab);
     be_.download(logits, host_logits_.data());
     return host_logits_;
