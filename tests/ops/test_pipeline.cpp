@@ -1,6 +1,10 @@
 // The decoder pipeline around the ops: a backend that lacks an op is refused by name (never a silent fallback), the
 // exact output head stage gives what the double-precision head gives, and block masks are validated.
 #include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -78,6 +82,86 @@ TEST(Pipeline, MissingOpIsRefusedByName) {
 
 // Query-aware selection keeps its key summaries with the backend's summarize_keys op: a backend without it (for the
 // cache's type) is refused when selection is turned on, by name, not when the first masked row runs.
+// The CPU backend counting the ops the decoder issues, each fused op once (it forwards them whole, so the fused ops'
+// defaults run inside the CPU backend, uncounted): what a device backend, with one launch per op, would launch.
+class CpuCountingOps final : public Backend {
+public:
+    CpuCountingOps() : cpu_(make_cpu_backend(1)) {}
+    std::map<std::string, int> counts;
+    int total() const {
+        int n = 0;
+        for (const auto& [op, c] : counts) n += c;
+        return n;
+    }
+    const char* name() const override { return "cpu-counting"; }
+    Device device() const override { return Device::cpu; }
+    bool supports(Op op, GgmlType type) const override { return cpu_->supports(op, type); }
+    Tensor alloc(GgmlType t, int64_t r, int64_t c) override { return cpu_->alloc(t, r, c); }
+    Tensor place_readonly(GgmlType t, int64_t r, int64_t c, const void* h) override { return cpu_->place_readonly(t, r, c, h); }
+    void upload(const void* h, const Tensor& d) override { cpu_->upload(h, d); }
+    void download(const Tensor& s, void* h) override { cpu_->download(s, h); }
+    void synchronize() override {}
+    void get_rows(const Matrix& t, const Tensor& i, const Tensor& o) override { ++counts["get_rows"], cpu_->get_rows(t, i, o); }
+    void linear(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override { ++counts["linear"], cpu_->linear(w, b, x, y); }
+    void linear_parts(const LinearPart* p, int n, const Tensor& x) override { ++counts["linear_parts"], cpu_->linear_parts(p, n, x); }
+    void linear_add(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override { ++counts["linear_add"], cpu_->linear_add(w, b, x, y); }
+    void linear_swiglu(const Matrix& g, const Matrix& u, const Tensor& x, const Tensor& y) override { ++counts["linear_swiglu"], cpu_->linear_swiglu(g, u, x, y); }
+    void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& n, const LinearPart* p, int c) override {
+        ++counts["rms_norm_linear_parts"], cpu_->rms_norm_linear_parts(x, n, p, c);
+    }
+    void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& n, const Matrix& g, const Matrix& u, const Tensor& y) override {
+        ++counts["rms_norm_linear_swiglu"], cpu_->rms_norm_linear_swiglu(x, n, g, u, y);
+    }
+    void rms_norm(const Tensor& x, const Tensor& w, float e, const Tensor& y) override { ++counts["rms_norm"], cpu_->rms_norm(x, w, e, y); }
+    void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float e, const Tensor& y) override { ++counts["layer_norm"], cpu_->layer_norm(x, w, b, e, y); }
+    void rope(const Tensor& x, const RopeParams& p) override { ++counts["rope"], cpu_->rope(x, p); }
+    void copy_rows(const Tensor& s, const Tensor& d, int64_t r) override { ++counts["copy_rows"], cpu_->copy_rows(s, d, r); }
+    void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_kv, const Tensor& kc, const Tensor& vc, int64_t row,
+                       const Tensor* at) override {
+        ++counts["rope_store_kv"], cpu_->rope_store_kv(q, k, v, p, n_kv, kc, vc, row, at);
+    }
+    void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const AttentionParams& p) override { ++counts["attention"], cpu_->attention(q, k, v, o, p); }
+    void gelu_tanh(const Tensor& x) override { ++counts["gelu_tanh"], cpu_->gelu_tanh(x); }
+    void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { ++counts["swiglu"], cpu_->swiglu(g, u, o); }
+    void add(const Tensor& y, const Tensor& x) override { ++counts["add"], cpu_->add(y, x); }
+    TopK top_k(const Tensor& l, int k, bool n) override { return cpu_->top_k(l, k, n); }
+    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int u, int64_t r, int n, const Tensor* at) override {
+        ++counts["summarize_keys"], cpu_->summarize_keys(k, hi, lo, u, r, n, at);
+    }
+
+private:
+    std::unique_ptr<Backend> cpu_;
+};
+
+// A LLaMA decode step is 6 ops per layer on a backend with the fused ops (the RMSNorm inside the q/k/v projections and
+// inside the FFN's gate/up product, rope and both cache writes in one op, the residual adds in the GEMVs' epilogues,
+// attention), plus the embedding lookup and the final norm: the launches a CUDA step records. A regression that issues
+// an op the fusions removed (a separate norm, rope or copy) fails here, on any machine. GPT-2 keeps its LayerNorms and
+// its FFN's up product, GELU and down product as separate ops: 9 per layer, plus its position row.
+TEST(Pipeline, DecodeStepIssuesTheFusedOps) {
+    for (const auto& [file, per_layer, extra] : {std::tuple{"tiny-llama.gguf", 6, 2}, std::tuple{"tiny-gpt2.gguf", 9, 3}}) {
+        auto m = Model::load(kDir + "/" + file);
+        CpuCountingOps be;
+        Forward f(*m, be, 16);
+        const int32_t prompt[] = {1, 2, 3};
+        f.eval_hidden(prompt);
+        be.counts.clear();
+        const int32_t next[] = {4};
+        f.eval_hidden(next); // one decode step
+        const int layers = m->config().n_layer;
+        std::string seen;
+        for (const auto& [op, c] : be.counts) seen += op + " x" + std::to_string(c) + " ";
+        EXPECT_EQ(be.total(), per_layer * layers + extra) << file << ": " << seen;
+        EXPECT_EQ(be.counts["rope_store_kv"], layers) << file;
+        EXPECT_EQ(be.counts["rope"] + be.counts["copy_rows"], 0) << file << ": " << seen;
+        if (std::string(file) == "tiny-llama.gguf") {
+            EXPECT_EQ(be.counts["rms_norm_linear_parts"], layers);
+            EXPECT_EQ(be.counts["rms_norm_linear_swiglu"], layers);
+            EXPECT_EQ(be.counts["rms_norm"], 1) << "only the final norm stands alone: " << seen;
+        }
+    }
+}
+
 TEST(Pipeline, BlockSelectionNeedsTheSummaryOp) {
     auto m = Model::load(kDir + "/tiny-llama.gguf");
     CpuMissingOne be(Op::summarize_keys, GgmlType::F16);
