@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
+#include "forwarding_cpu.h"
 #include "decode/forward.h"
 #include "head/exact_head.h"
 #include "head/output_head.h"
@@ -23,34 +24,13 @@ using namespace winnow;
 const std::string kDir = WINNOW_FIXTURE_DIR;
 
 // The CPU backend with one (op, type) taken away, as a device backend that has not landed that kernel yet.
-class CpuMissingOne final : public Backend {
+class CpuMissingOne final : public test::ForwardingCpu {
 public:
-    CpuMissingOne(Op op, GgmlType type) : cpu_(make_cpu_backend(1)), op_(op), type_(type) {}
+    CpuMissingOne(Op op, GgmlType type) : ForwardingCpu(false), op_(op), type_(type) {}
     const char* name() const override { return "cpu-missing-one"; }
-    Device device() const override { return Device::cpu; }
-    bool supports(Op op, GgmlType type) const override { return !(op == op_ && type == type_) && cpu_->supports(op, type); }
-    Tensor alloc(GgmlType t, int64_t r, int64_t c) override { return cpu_->alloc(t, r, c); }
-    Tensor place_readonly(GgmlType t, int64_t r, int64_t c, const void* h) override { return cpu_->place_readonly(t, r, c, h); }
-    void upload(const void* h, const Tensor& d) override { cpu_->upload(h, d); }
-    void download(const Tensor& s, void* h) override { cpu_->download(s, h); }
-    void synchronize() override {}
-    void get_rows(const Matrix& t, const Tensor& i, const Tensor& o) override { cpu_->get_rows(t, i, o); }
-    void linear(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override { cpu_->linear(w, b, x, y); }
-    void rms_norm(const Tensor& x, const Tensor& w, float e, const Tensor& y) override { cpu_->rms_norm(x, w, e, y); }
-    void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float e, const Tensor& y) override { cpu_->layer_norm(x, w, b, e, y); }
-    void rope(const Tensor& x, const RopeParams& p) override { cpu_->rope(x, p); }
-    void copy_rows(const Tensor& s, const Tensor& d, int64_t r) override { cpu_->copy_rows(s, d, r); }
-    void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const AttentionParams& p) override { cpu_->attention(q, k, v, o, p); }
-    void gelu_tanh(const Tensor& x) override { cpu_->gelu_tanh(x); }
-    void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { cpu_->swiglu(g, u, o); }
-    void add(const Tensor& y, const Tensor& x) override { cpu_->add(y, x); }
-    TopK top_k(const Tensor& l, int k, bool n) override { return cpu_->top_k(l, k, n); }
-    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int u, int64_t r, int n, const Tensor* at) override {
-        cpu_->summarize_keys(k, hi, lo, u, r, n, at);
-    }
+    bool supports(Op op, GgmlType type) const override { return !(op == op_ && type == type_) && ForwardingCpu::supports(op, type); }
 
 private:
-    std::unique_ptr<Backend> cpu_;
     Op op_;
     GgmlType type_;
 };
@@ -82,55 +62,20 @@ TEST(Pipeline, MissingOpIsRefusedByName) {
 
 // Query-aware selection keeps its key summaries with the backend's summarize_keys op: a backend without it (for the
 // cache's type) is refused when selection is turned on, by name, not when the first masked row runs.
-// The CPU backend counting the ops the decoder issues, each fused op once (it forwards them whole, so the fused ops'
-// defaults run inside the CPU backend, uncounted): what a device backend, with one launch per op, would launch.
-class CpuCountingOps final : public Backend {
+// The CPU backend counting the ops the decoder issues, each fused op once (forwarded whole): what a device backend,
+// with one launch per op, would launch.
+class CpuCountingOps final : public test::ForwardingCpu {
 public:
-    CpuCountingOps() : cpu_(make_cpu_backend(1)) {}
+    CpuCountingOps() : ForwardingCpu(true) {}
     std::map<std::string, int> counts;
     int total() const {
         int n = 0;
         for (const auto& [op, c] : counts) n += c;
         return n;
     }
-    const char* name() const override { return "cpu-counting"; }
-    Device device() const override { return Device::cpu; }
-    bool supports(Op op, GgmlType type) const override { return cpu_->supports(op, type); }
-    Tensor alloc(GgmlType t, int64_t r, int64_t c) override { return cpu_->alloc(t, r, c); }
-    Tensor place_readonly(GgmlType t, int64_t r, int64_t c, const void* h) override { return cpu_->place_readonly(t, r, c, h); }
-    void upload(const void* h, const Tensor& d) override { cpu_->upload(h, d); }
-    void download(const Tensor& s, void* h) override { cpu_->download(s, h); }
-    void synchronize() override {}
-    void get_rows(const Matrix& t, const Tensor& i, const Tensor& o) override { ++counts["get_rows"], cpu_->get_rows(t, i, o); }
-    void linear(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override { ++counts["linear"], cpu_->linear(w, b, x, y); }
-    void linear_parts(const LinearPart* p, int n, const Tensor& x) override { ++counts["linear_parts"], cpu_->linear_parts(p, n, x); }
-    void linear_add(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override { ++counts["linear_add"], cpu_->linear_add(w, b, x, y); }
-    void linear_swiglu(const Matrix& g, const Matrix& u, const Tensor& x, const Tensor& y) override { ++counts["linear_swiglu"], cpu_->linear_swiglu(g, u, x, y); }
-    void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& n, const LinearPart* p, int c) override {
-        ++counts["rms_norm_linear_parts"], cpu_->rms_norm_linear_parts(x, n, p, c);
-    }
-    void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& n, const Matrix& g, const Matrix& u, const Tensor& y) override {
-        ++counts["rms_norm_linear_swiglu"], cpu_->rms_norm_linear_swiglu(x, n, g, u, y);
-    }
-    void rms_norm(const Tensor& x, const Tensor& w, float e, const Tensor& y) override { ++counts["rms_norm"], cpu_->rms_norm(x, w, e, y); }
-    void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float e, const Tensor& y) override { ++counts["layer_norm"], cpu_->layer_norm(x, w, b, e, y); }
-    void rope(const Tensor& x, const RopeParams& p) override { ++counts["rope"], cpu_->rope(x, p); }
-    void copy_rows(const Tensor& s, const Tensor& d, int64_t r) override { ++counts["copy_rows"], cpu_->copy_rows(s, d, r); }
-    void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_kv, const Tensor& kc, const Tensor& vc, int64_t row,
-                       const Tensor* at) override {
-        ++counts["rope_store_kv"], cpu_->rope_store_kv(q, k, v, p, n_kv, kc, vc, row, at);
-    }
-    void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const AttentionParams& p) override { ++counts["attention"], cpu_->attention(q, k, v, o, p); }
-    void gelu_tanh(const Tensor& x) override { ++counts["gelu_tanh"], cpu_->gelu_tanh(x); }
-    void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { ++counts["swiglu"], cpu_->swiglu(g, u, o); }
-    void add(const Tensor& y, const Tensor& x) override { ++counts["add"], cpu_->add(y, x); }
-    TopK top_k(const Tensor& l, int k, bool n) override { return cpu_->top_k(l, k, n); }
-    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int u, int64_t r, int n, const Tensor* at) override {
-        ++counts["summarize_keys"], cpu_->summarize_keys(k, hi, lo, u, r, n, at);
-    }
 
 private:
-    std::unique_ptr<Backend> cpu_;
+    void on_op(const char* name) override { ++counts[name]; }
 };
 
 // A LLaMA decode step is 6 ops per layer on a backend with the fused ops (the RMSNorm inside the q/k/v projections and

@@ -9,53 +9,34 @@
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
+#include "forwarding_cpu.h"
 
 namespace {
 
 using namespace winnow;
 
-// The CPU backend, logging the ops it is asked for (and not overriding rope_store_kv: Backend's default runs).
-class LoggingCpu final : public Backend {
+// The CPU backend, logging the rope and cache-write ops it is asked for (rope_store_kv not forwarded: Backend's default
+// runs, through these ops).
+class LoggingCpu final : public test::ForwardingCpu {
 public:
-    LoggingCpu() : cpu_(make_cpu_backend(1)) {}
+    LoggingCpu() : ForwardingCpu(false) {}
     std::vector<std::string> log;
     const Tensor *q = nullptr, *k = nullptr, *v = nullptr, *k_cache = nullptr, *v_cache = nullptr, *row = nullptr;
 
     const char* name() const override { return "cpu-logging"; }
-    Device device() const override { return Device::cpu; }
-    bool supports(Op op, GgmlType type) const override { return cpu_->supports(op, type); }
-    Tensor alloc(GgmlType t, int64_t r, int64_t c) override { return cpu_->alloc(t, r, c); }
-    Tensor place_readonly(GgmlType t, int64_t r, int64_t c, const void* h) override { return cpu_->place_readonly(t, r, c, h); }
-    void upload(const void* h, const Tensor& d) override { cpu_->upload(h, d); }
-    void download(const Tensor& s, void* h) override { cpu_->download(s, h); }
-    void synchronize() override {}
-    void get_rows(const Matrix& t, const Tensor& i, const Tensor& o) override { cpu_->get_rows(t, i, o); }
-    void linear(const Matrix& w, const Tensor* b, const Tensor& x, const Tensor& y) override { cpu_->linear(w, b, x, y); }
-    void rms_norm(const Tensor& x, const Tensor& w, float e, const Tensor& y) override { cpu_->rms_norm(x, w, e, y); }
-    void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float e, const Tensor& y) override { cpu_->layer_norm(x, w, b, e, y); }
     void rope(const Tensor& x, const RopeParams& p) override {
         log.push_back("rope " + which(x) + " heads " + std::to_string(p.n_heads) + " hd " + std::to_string(p.head_dim) + " dims " +
                       std::to_string(p.rope_dim) + " pos0 " + std::to_string(p.pos0) + " base " + std::to_string(p.base) + " style " +
                       std::to_string(static_cast<int>(p.style)) + (p.pos ? " pos " + which(*p.pos) : std::string()));
-        cpu_->rope(x, p);
+        ForwardingCpu::rope(x, p);
     }
     void copy_rows(const Tensor& s, const Tensor& d, int64_t r) override {
         log.push_back("copy_rows " + which(s) + " -> " + which(d) + " at " + std::to_string(r));
-        cpu_->copy_rows(s, d, r);
+        ForwardingCpu::copy_rows(s, d, r);
     }
     void copy_rows_at(const Tensor& s, const Tensor& d, const Tensor& r) override {
         log.push_back("copy_rows_at " + which(s) + " -> " + which(d) + " at " + which(r));
-        cpu_->copy_rows_at(s, d, r);
-    }
-    void attention(const Tensor& q_, const Tensor& k_, const Tensor& v_, const Tensor& o, const AttentionParams& p) override {
-        cpu_->attention(q_, k_, v_, o, p);
-    }
-    void gelu_tanh(const Tensor& x) override { cpu_->gelu_tanh(x); }
-    void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { cpu_->swiglu(g, u, o); }
-    void add(const Tensor& y, const Tensor& x) override { cpu_->add(y, x); }
-    TopK top_k(const Tensor& l, int n, bool z) override { return cpu_->top_k(l, n, z); }
-    void summarize_keys(const Tensor& k_, const Tensor& hi, const Tensor& lo, int u, int64_t r, int n, const Tensor* at) override {
-        cpu_->summarize_keys(k_, hi, lo, u, r, n, at);
+        cpu().copy_rows_at(s, d, r);
     }
 
 private:
@@ -66,7 +47,6 @@ private:
             if (tensor && tensor->raw() == t.raw()) return name;
         return "?";
     }
-    std::unique_ptr<Backend> cpu_;
 };
 
 TEST(RopeStoreKvDefault, IsTheFourOpsInOrder) {

@@ -195,12 +195,7 @@ public:
     // A decode step's gate and up rows in one warp each, and their product: one launch instead of three. Prefill runs
     // the three ops (up into y, gate into the base's scratch).
     void linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) override {
-        check_linear_swiglu_args(w_gate, w_up);
-        check(x, "linear_swiglu input");
-        check(y, "linear_swiglu output");
-        check_shape(x, x.rows(), w_up.cols, "linear_swiglu input");
-        check_shape(y, x.rows(), w_up.rows, "linear_swiglu output");
-        const int n = static_cast<int>(x.rows());
+        const int n = checked_swiglu_rows(w_gate, w_up, x, y);
         if (n < kGemmMinTokens) {
             cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_);
             return;
@@ -209,12 +204,7 @@ public:
     }
 
     void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& norm, const Matrix& w_gate, const Matrix& w_up, const Tensor& y) override {
-        check_linear_swiglu_args(w_gate, w_up);
-        check(x, "linear_swiglu input");
-        check(y, "linear_swiglu output");
-        check_shape(x, x.rows(), w_up.cols, "linear_swiglu input");
-        check_shape(y, x.rows(), w_up.rows, "linear_swiglu output");
-        const int n = static_cast<int>(x.rows());
+        const int n = checked_swiglu_rows(w_gate, w_up, x, y);
         if (n >= kGemmMinTokens || !norm_fuses(x, norm)) return Backend::rms_norm_linear_swiglu(x, norm, w_gate, w_up, y);
         cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_, norm.weight->f32(),
                                  norm.eps);
@@ -516,6 +506,15 @@ private:
         }
         lp.count = n_parts;
         return lp;
+    }
+    // linear_swiglu's argument checks; the rows of x.
+    static int checked_swiglu_rows(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) {
+        check_linear_swiglu_args(w_gate, w_up);
+        check(x, "linear_swiglu input");
+        check(y, "linear_swiglu output");
+        check_shape(x, x.rows(), w_up.cols, "linear_swiglu input");
+        check_shape(y, x.rows(), w_up.rows, "linear_swiglu output");
+        return static_cast<int>(x.rows());
     }
     // Whether an input norm can be staged in the GEMV blocks' shared memory; checks the norm's weight.
     static bool norm_fuses(const Tensor& x, const InputRmsNorm& norm) {
