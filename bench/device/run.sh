@@ -54,10 +54,13 @@ if command -v compute-sanitizer >/dev/null; then
       $W/bin/winnow_gpu_tests --gtest_filter='CudaSample.SanitizerSubset' > "$OUT/sanitizer-sample-$tool.txt" 2>&1
     note "compute-sanitizer $tool, sample op: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-sample-$tool.txt" | tail -1)"
   done
-  # the GEMVs that stage the input's RMSNorm in shared memory (rms_norm_linear_*) and the fused rope + cache write
-  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
-    $W/bin/winnow_ops_tests --gtest_filter='*cuda__rms_norm_linear*_t1:*cuda__rope_store_kv*F32*' > "$OUT/sanitizer-fused-racecheck.txt" 2>&1
-  note "compute-sanitizer racecheck, fused norm GEMVs and rope_store_kv: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-fused-racecheck.txt" | tail -1)"
+  # the GEMVs that stage the input's RMSNorm in shared memory (rms_norm_linear_*): shared-memory races and barriers
+  # (rope_store_kv uses no shared memory: the memcheck run above covers it)
+  for tool in racecheck synccheck; do
+    timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
+      $W/bin/winnow_ops_tests --gtest_filter='*cuda__rms_norm_linear*_t1' > "$OUT/sanitizer-fused-norm-$tool.txt" 2>&1
+    note "compute-sanitizer $tool, fused norm GEMVs: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-fused-norm-$tool.txt" | tail -1)"
+  done
   if [ -f $model ]; then
     timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
       $W/bin/winnow generate -m $model -p "The capital of France is" -n 8 --device cuda > "$OUT/sanitizer-generate.txt" 2>&1

@@ -252,13 +252,18 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     // on a device): against the double reference of the norm then the products, and bit for bit against the unfused ops
     // they are defined by on the same backend (rms_norm, then linear_parts / linear_swiglu: OpResult::exact_ids).
     // SmolLM2's shapes, decode rows (the fused kernels) and a prefill batch (the default), the input rows scaled apart.
+    // Also inputs at the widest a device stages in shared memory and one step wider (the fallback), decode rows of F16.
+    struct NormShape { const char* name; int64_t in, out[3]; };
+    const NormShape norm_shapes[] = {{"smollm2", 576, {576, 192, 192}}, {"wide12256", 12256, {64, 32, 32}}, {"wide12288", 12288, {64, 32, 32}}};
+    for (const NormShape& ns : norm_shapes)
     for (GgmlType type : kWeightTypes)
         for (bool swiglu : {false, true})
             for (int n : {1, 3, 9}) {
+                if (ns.in != 576 && (type != GgmlType::F16 || n != 1)) continue;
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
-                const int64_t in = 576, outs[3] = {swiglu ? 1536 : 576, 192, 192};
+                const int64_t in = ns.in, outs[3] = {swiglu && ns.in == 576 ? 1536 : ns.out[0], ns.out[1], ns.out[2]};
                 const int n_out = swiglu ? 1 : 3;
-                cases.push_back({std::string(swiglu ? "rms_norm_linear_swiglu/" : "rms_norm_linear_parts/") + ggml_type_name(type) + "/smollm2_t" + std::to_string(n),
+                cases.push_back({std::string(swiglu ? "rms_norm_linear_swiglu/" : "rms_norm_linear_parts/") + ggml_type_name(type) + "/" + ns.name + "_t" + std::to_string(n),
                                  swiglu ? Op::linear_swiglu : Op::linear_parts, type, tol, tol_q8, [=](Backend& be) {
                                      auto x = randn(static_cast<size_t>(n * in), 41);
                                      for (int t = 0; t < n; ++t)

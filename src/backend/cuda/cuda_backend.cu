@@ -171,7 +171,8 @@ public:
 
     // The norm staged in each GEMV block's shared memory: one launch for the norm and the three projections.
     void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts) override {
-        if (!parts_in_one_launch(parts, n_parts, x) || !norm_fuses(x, norm)) return Backend::rms_norm_linear_parts(x, norm, parts, n_parts);
+        const bool stageable = norm_fuses(x, norm); // checks the norm's weight and scratch in every case
+        if (!parts_in_one_launch(parts, n_parts, x) || !stageable) return Backend::rms_norm_linear_parts(x, norm, parts, n_parts);
         cuda::launch_gemv_parts(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), stream_,
                                 norm.weight->f32(), norm.eps);
     }
@@ -205,7 +206,8 @@ public:
 
     void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& norm, const Matrix& w_gate, const Matrix& w_up, const Tensor& y) override {
         const int n = checked_swiglu_rows(w_gate, w_up, x, y);
-        if (n >= kGemmMinTokens || !norm_fuses(x, norm)) return Backend::rms_norm_linear_swiglu(x, norm, w_gate, w_up, y);
+        const bool stageable = norm_fuses(x, norm); // checks the norm's weight and scratch in every case
+        if (n >= kGemmMinTokens || !stageable) return Backend::rms_norm_linear_swiglu(x, norm, w_gate, w_up, y);
         cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_, norm.weight->f32(),
                                  norm.eps);
     }

@@ -1,8 +1,9 @@
 #pragma once
 // The fast AdaptiveSoftmax with its top-1 queries on the GPU (issue #15 item 4: generate --device cuda --head
 // adaptive): an AdaptiveAlgorithm whose run() for k = 1 is GpuAdaptiveHead's query, FastAdaptiveSoftmax::run's
-// decisions with every per-arm step on the device (AdaptiveQueryHost holds the two to the same top, top logit bits and
-// sample counts), and whose k > 1 queries and calibration (best_arms_only) run the CPU fast head over the same
+// decisions with every per-arm step on the device (its host twin makes FastAdaptiveSoftmax's decisions bit for bit:
+// AdaptiveQueryHost; the device's exact rows round differently, so its counts may differ at a decision's edge), and
+// whose k > 1 queries and calibration (best_arms_only) run the CPU fast head over the same
 // column-major head. It answers to the fast head's calibration entries ("fast"): the same procedure, the same factors.
 // Each of the two keeps its own query counter for the noise seeds, so a session that mixes k = 1 and k > 1 queries
 // draws other column orders than a CPU-only one would (the guarantee is per query and does not care).

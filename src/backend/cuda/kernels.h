@@ -30,7 +30,8 @@ struct LinearParts {
 };
 // norm_w (optional, device [cols]): the GEMVs read x's RMSNorm (weight norm_w, epsilon norm_eps), staged per block in
 // cols floats of shared memory, with launch_rms_norm's bits (cols <= kMaxStagedCols).
-constexpr int64_t kMaxStagedCols = 12 * 1024; // 48 KiB: the shared memory a launch gets without opting in to more
+// 48 KiB, the shared memory a launch gets without opting in to more, less the block_sum scratch (32 floats) it also holds
+constexpr int64_t kMaxStagedCols = (48 * 1024 - 32 * 4) / 4;
 void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s, const float* norm_w = nullptr,
                        float norm_eps = 0.0f);
 // y[t][r] = silu(W_gate.row(r) . x[t]) * (W_up.row(r) . x[t]) with the bits of two launch_gemv and launch_swiglu;
