@@ -80,6 +80,11 @@ if [ -f $model ]; then
   run env WINNOW_CUDA_GRAPHS=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-nographs.json" \
     2> "$OUT/bench-smollm2-q4_1-nographs.err"
   note "bench SmolLM2 Q4_1 cuda, no graphs: rc $?"
+  # the same with the input norms as launches of their own (WINNOW_CUDA_FUSE_NORM=0): what staging them in the GEMV
+  # blocks saves or costs (each GEMV block then recomputes its row's norm before its first weight load)
+  run env WINNOW_CUDA_FUSE_NORM=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-unfused-norm.json" \
+    2> "$OUT/bench-smollm2-q4_1-unfused-norm.err"
+  note "bench SmolLM2 Q4_1 cuda, unfused norms: rc $?"
 fi
 
 timeout 240 python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$W/lib:/usr/local/cuda/lib64" --out "$OUT" > "$OUT/hf.txt" 2>&1

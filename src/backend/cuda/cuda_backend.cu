@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <cublas_v2.h>
 #include <map>
@@ -171,7 +172,7 @@ public:
 
     // The norm staged in each GEMV block's shared memory: one launch for the norm and the three projections.
     void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts) override {
-        const bool stageable = norm_fuses(x, norm); // checks the norm's weight and scratch in every case
+        const bool stageable = stages_norm(x, norm);
         if (!parts_in_one_launch(parts, n_parts, x) || !stageable) return Backend::rms_norm_linear_parts(x, norm, parts, n_parts);
         cuda::launch_gemv_parts(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), stream_,
                                 norm.weight->f32(), norm.eps);
@@ -206,7 +207,7 @@ public:
 
     void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& norm, const Matrix& w_gate, const Matrix& w_up, const Tensor& y) override {
         const int n = checked_swiglu_rows(w_gate, w_up, x, y);
-        const bool stageable = norm_fuses(x, norm); // checks the norm's weight and scratch in every case
+        const bool stageable = stages_norm(x, norm);
         if (n >= kGemmMinTokens || !stageable) return Backend::rms_norm_linear_swiglu(x, norm, w_gate, w_up, y);
         cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_, norm.weight->f32(),
                                  norm.eps);
@@ -526,6 +527,10 @@ private:
             throw Error(ErrorKind::invalid_argument, "cuda backend: the input norm's weight is " + norm.weight->describe() + " for rows of " + std::to_string(x.cols()));
         return x.cols() <= cuda::kMaxStagedCols;
     }
+    bool stages_norm(const Tensor& x, const InputRmsNorm& norm) const {
+        const bool fits = norm_fuses(x, norm); // checks the norm's weight and scratch in every case
+        return fits && fuse_norm_;
+    }
     // Allocation, copies and waits cannot be part of a CUDA graph captured from the stream: refuse them clearly.
     void not_while_recording(const char* what) const {
         if (recording_) throw Error(ErrorKind::invalid_argument, std::string("cuda backend: ") + what + " is not allowed while recording ops");
@@ -599,6 +604,12 @@ private:
 
     int device_;
     std::string name_;
+    // WINNOW_CUDA_FUSE_NORM=0 in the environment runs the input norms as ops of their own (the same bits, one launch
+    // more per fused op): for measuring what staging the norm in the GEMV blocks saves or costs
+    bool fuse_norm_ = [] {
+        const char* env = std::getenv("WINNOW_CUDA_FUSE_NORM");
+        return !(env && std::string(env) == "0");
+    }();
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
