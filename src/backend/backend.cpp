@@ -113,11 +113,9 @@ void Backend::linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, c
 
 void Backend::linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) { unfused_linear_swiglu(w_gate, w_up, x, y); }
 
-namespace {
 void check_input_norm(const InputRmsNorm& norm, const char* op) {
     if (!norm.weight || !norm.scratch) throw Error(ErrorKind::invalid_argument, std::string(op) + ": the input norm needs its weight and scratch");
 }
-} // namespace
 
 void Backend::rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts) {
     check_input_norm(norm, "rms_norm_linear_parts");

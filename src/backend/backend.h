@@ -283,6 +283,10 @@ int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Ten
 // throws winnow::Error(invalid_argument).
 void check_block_selection(const AttentionParams& p, int64_t cache_rows);
 
+// The check every backend's rms_norm_linear_* makes: the norm has its weight and scratch; throws winnow::Error
+// (invalid_argument) naming `op`.
+void check_input_norm(const InputRmsNorm& norm, const char* op);
+
 // The checks every backend's summarize_keys makes (types, shapes, rows, device); throws winnow::Error(invalid_argument).
 void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device);
 

@@ -28,6 +28,10 @@ std::vector<float> randn(size_t n, uint64_t seed, float sd = 1.0f) {
 }
 
 std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+// Every bit equal: a fused op against the unfused ops it is defined by (OpResult::exact_ids).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
 
 Tensor put(Backend& be, const std::vector<float>& h, int64_t rows, int64_t cols) {
     Tensor t = be.alloc(GgmlType::F32, rows, cols);
@@ -316,7 +320,7 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                                              }
                                          }
                                      OpResult r = compare(got, ref);
-                                     r.exact_ids = got.size() == unfused.size() && std::memcmp(got.data(), unfused.data(), got.size() * sizeof(float)) == 0;
+                                     r.exact_ids = same_bits(got, unfused);
                                      return r;
                                  }});
             }
@@ -524,7 +528,7 @@ OpResult rope_store_kv_case(Backend& be, GgmlType type, const RopeStoreKvShape& 
     std::vector<double> ref = q_ref;
     for (const auto* part : {&k_ref, &kc_ref, &vc_ref}) ref.insert(ref.end(), part->begin(), part->end());
     OpResult r = compare(got, ref);
-    r.exact_ids = got.size() == four_ops.size() && std::memcmp(got.data(), four_ops.data(), got.size() * sizeof(float)) == 0;
+    r.exact_ids = same_bits(got, four_ops);
     return r;
 }
 

@@ -172,7 +172,7 @@ public:
 
     // The norm staged in each GEMV block's shared memory: one launch for the norm and the three projections.
     void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts) override {
-        const bool stageable = stages_norm(x, norm);
+        const bool stageable = stages_norm(x, norm, "rms_norm_linear_parts");
         if (!parts_in_one_launch(parts, n_parts, x) || !stageable) return Backend::rms_norm_linear_parts(x, norm, parts, n_parts);
         cuda::launch_gemv_parts(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), stream_,
                                 norm.weight->f32(), norm.eps);
@@ -207,7 +207,7 @@ public:
 
     void rms_norm_linear_swiglu(const Tensor& x, const InputRmsNorm& norm, const Matrix& w_gate, const Matrix& w_up, const Tensor& y) override {
         const int n = checked_swiglu_rows(w_gate, w_up, x, y);
-        const bool stageable = stages_norm(x, norm);
+        const bool stageable = stages_norm(x, norm, "rms_norm_linear_swiglu");
         if (n >= kGemmMinTokens || !stageable) return Backend::rms_norm_linear_swiglu(x, norm, w_gate, w_up, y);
         cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_, norm.weight->f32(),
                                  norm.eps);
@@ -519,17 +519,14 @@ private:
         check_shape(y, x.rows(), w_up.rows, "linear_swiglu output");
         return static_cast<int>(x.rows());
     }
-    // Whether an input norm can be staged in the GEMV blocks' shared memory; checks the norm's weight.
-    static bool norm_fuses(const Tensor& x, const InputRmsNorm& norm) {
-        if (!norm.weight || !norm.scratch) throw Error(ErrorKind::invalid_argument, "cuda backend: an input norm needs its weight and scratch");
+    // Whether an input norm is staged in the GEMV blocks' shared memory (it fits, and WINNOW_CUDA_FUSE_NORM is not 0);
+    // checks the norm's weight and scratch on every path, the fused one and the default alike.
+    bool stages_norm(const Tensor& x, const InputRmsNorm& norm, const char* op) const {
+        check_input_norm(norm, op);
         check(*norm.weight, "input norm weight");
         if (norm.weight->numel() != x.cols())
             throw Error(ErrorKind::invalid_argument, "cuda backend: the input norm's weight is " + norm.weight->describe() + " for rows of " + std::to_string(x.cols()));
-        return x.cols() <= cuda::kMaxStagedCols;
-    }
-    bool stages_norm(const Tensor& x, const InputRmsNorm& norm) const {
-        const bool fits = norm_fuses(x, norm); // checks the norm's weight and scratch in every case
-        return fits && fuse_norm_;
+        return fuse_norm_ && x.cols() <= cuda::kMaxStagedCols;
     }
     // Allocation, copies and waits cannot be part of a CUDA graph captured from the stream: refuse them clearly.
     void not_while_recording(const char* what) const {
