@@ -70,35 +70,58 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
 }
 
 // ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys) writes its
-// split's max score, exp-sum, dropped-key count and unnormalised output; a merge block per (head, row) rescales the
-// splits to the common max and normalises (the log-sum-exp merge the CPU kernel's decode splits use). A row then
-// spreads over ceil(keys / 256) blocks instead of one, and the scores of a split fit any shared memory.
+// split's max score, exp-sum, dropped-key count and unnormalised output; the last block of a (head, row) to finish
+// rescales the splits to the common max and normalises (the log-sum-exp merge the CPU kernel's decode splits use), so
+// the op is one launch. A row then spreads over ceil(keys / 256) blocks instead of one, and the scores of a split fit
+// any shared memory.
+
+// Whether this block is the last of `expected` blocks to arrive at *arrivals. Every thread's global writes before the
+// call are visible to the last block (each writer fences, then one count per block; the last block fences again before
+// it reads), and the last block resets the count to 0 for the next launch (a recorded step replays the same counters).
+__device__ bool arrive_last(int* arrivals, int expected) {
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(arrivals, 1) == expected - 1;
+        if (last) {
+            atomicExch(arrivals, 0);
+            __threadfence();
+        }
+    }
+    __syncthreads();
+    return last;
+}
 
 template <GgmlType C>
-__global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ part,
-                                       int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys,
-                                       int n_splits) {
+__global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* part,
+                                       int* __restrict__ arrivals, float* __restrict__ out, int pos0, int n_head, int n_head_kv, int hd, float scale,
+                                       const int32_t* __restrict__ pos_dev, int max_keys, int n_splits) {
     extern __shared__ float shared[]; // q row [hd], then this split's scores [kSplitKeys]
     __shared__ float scratch[32];
-    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
+    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return; // every block of the launch returns
     const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
     const int q_pos = pos0 + t, n_keys = q_pos + 1;
     const int kvh = h / (n_head / n_head_kv);
     const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd;
-    float* rec = part + ((static_cast<size_t>(t) * n_head + h) * n_splits + split) * (kRecordHeader + hd);
+    float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
+    float* rec = recs + static_cast<size_t>(split) * (kRecordHeader + hd);
     const int j0 = split * kSplitKeys, j1 = min(n_keys, j0 + kSplitKeys);
-    if (j0 >= j1) { // a split beyond this row's keys (a recorded step sizes the grid for the whole cache)
+    if (j0 >= j1) { // a split beyond this row's keys (a recorded step sizes the grid for the whole cache): it still arrives
         if (threadIdx.x == 0) rec[0] = -INFINITY, rec[1] = 0.0f, rec[2] = 0.0f;
         for (int d = threadIdx.x; d < hd; d += blockDim.x) rec[kRecordHeader + d] = 0.0f;
-        return;
+    } else {
+        float* qs = shared;
+        float* sc = shared + hd;
+        load_query(q, qs, t, h, n_head, hd);
+        score_keys<C>(qs, k, kv_dim, kvh, hd, scale, j0, j1, sc);
+        const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch);
+        if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = 0.0f;
+        weigh_values<C>(sc, j1 - j0, j0, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
     }
-    float* qs = shared;
-    float* sc = shared + hd;
-    load_query(q, qs, t, h, n_head, hd);
-    score_keys<C>(qs, k, kv_dim, kvh, hd, scale, j0, j1, sc);
-    const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch);
-    if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = 0.0f;
-    weigh_values<C>(sc, j1 - j0, j0, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
+    if (!arrive_last(arrivals + static_cast<size_t>(t) * n_head + h, static_cast<int>(gridDim.z))) return;
+    const int used = min(n_splits, (n_keys + kSplitKeys - 1) / kSplitKeys);
+    merge_splits(recs, used, hd, false, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
 
 } // namespace
@@ -130,18 +153,15 @@ size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, 
 }
 
 void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int n_splits, cudaStream_t s,
+                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int* arrivals, int n_splits, cudaStream_t s,
                             const int32_t* pos_dev, int max_keys) {
     if (n_tokens == 0) return;
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + kSplitKeys) * sizeof(float);
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_splits));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        attention_split_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, workspace, pos0, n_head, n_head_kv, head_dim, scale,
-                                                                       pos_dev, max_keys, n_splits);
+        attention_split_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, workspace, arrivals, out, pos0, n_head, n_head_kv, head_dim,
+                                                                       scale, pos_dev, max_keys, n_splits);
     });
-    WINNOW_CUDA_CHECK(cudaGetLastError());
-    attention_merge_kernel<<<dim3(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens)), kThreads, 0, s>>>(
-        workspace, out, pos0, n_head, head_dim, n_splits, false, nullptr, 0, n_head_kv, pos_dev, max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Pieces the dense (attention.cu) and the block-sparse (sparse_attention.cu) attention kernels share: the position of
 // a recorded step, the block-wide softmax over scores held in shared memory, the log-sum-exp merge of flash-decoding
-// splits, and the dynamic shared memory opt-in.
+// splits (a kernel of its own, or the last split block's), and the dynamic shared memory opt-in.
 #include <atomic>
 #include <cmath>
 
@@ -44,6 +44,32 @@ __device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
 // A flash-decoding split's record: its max score, exp-sum and dropped-key count, then its head_dim unnormalised outputs.
 constexpr int kRecordHeader = 3;
 
+// Rescales one (row, head)'s first `used` split records (recs, kRecordHeader + hd floats each) to their common max and
+// normalises them into orow[hd], the threads of the block sharing the output dimensions. The records are read through
+// L2 (__ldcg): the last split block of attention_split_kernel merges records that other blocks wrote during the same
+// launch, which this SM's L1 may hold stale lines of.
+__device__ void merge_splits(const float* recs, int used, int hd, bool spion_denominator, float* orow) {
+    const int stride = kRecordHeader + hd;
+    float M = -INFINITY; // finite: the diagonal key is always kept
+    for (int s = 0; s < used; ++s) M = fmaxf(M, __ldcg(recs + s * stride));
+    float L = 0.0f, dropped = 0.0f;
+    for (int s = 0; s < used; ++s) {
+        const float m = __ldcg(recs + s * stride);
+        if (m != -INFINITY) L += __ldcg(recs + s * stride + 1) * expf(m - M);
+        dropped += __ldcg(recs + s * stride + 2);
+    }
+    if (spion_denominator && dropped > 0.0f) L += dropped * expf(-M); // dropped keys count as logit 0 (none: no 0 * inf)
+    const float inv = 1.0f / L;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < used; ++s) {
+            const float m = __ldcg(recs + s * stride);
+            if (m != -INFINITY) acc = fmaf(__ldcg(recs + s * stride + kRecordHeader + d), expf(m - M), acc);
+        }
+        orow[d] = acc * inv;
+    }
+}
+
 // One block per (head, row): rescales the row's split records to their common max and normalises. The splits read:
 // those that hold the row's causal keys (the dense kernel's splits follow positions), or with kept_counts (the
 // block-sparse kernel, whose splits follow the kept units: kept_counts[2 * (row * n_head_kv + KV head)] units,
@@ -56,26 +82,7 @@ __global__ void attention_merge_kernel(const float* __restrict__ part, float* __
     const int used = kept_counts ? min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split)
                                  : min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys);
     const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
-    const int stride = kRecordHeader + hd;
-    float M = -INFINITY; // finite: the diagonal key is always kept
-    for (int s = 0; s < used; ++s) M = fmaxf(M, recs[s * stride]);
-    float L = 0.0f, dropped = 0.0f;
-    for (int s = 0; s < used; ++s) {
-        const float m = recs[s * stride];
-        if (m != -INFINITY) L += recs[s * stride + 1] * expf(m - M);
-        dropped += recs[s * stride + 2];
-    }
-    if (spion_denominator && dropped > 0.0f) L += dropped * expf(-M); // dropped keys count as logit 0 (none: no 0 * inf)
-    const float inv = 1.0f / L;
-    float* orow = out + (static_cast<size_t>(t) * n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < used; ++s) {
-            const float m = recs[s * stride];
-            if (m != -INFINITY) acc = fmaf(recs[s * stride + kRecordHeader + d], expf(m - M), acc);
-        }
-        orow[d] = acc * inv;
-    }
+    merge_splits(recs, used, hd, spion_denominator, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
 
 // The opt-in shared memory per block of the current device, asked once per device.

@@ -311,8 +311,13 @@ public:
                 if (split_workspace_.numel() > 0) retired_split_ws_.push_back(split_workspace_);
                 split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
             }
+            if (split_arrivals_.numel() < static_cast<int64_t>(n) * p.n_head) { // alloc zeroes them; the kernel leaves them 0
+                if (split_arrivals_.numel() > 0) retired_split_ws_.push_back(split_arrivals_);
+                split_arrivals_ = alloc(GgmlType::I32, 1, static_cast<int64_t>(kSplitMaxRows) * p.n_head);
+            }
             cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                                         split_workspace_.f32(), n_splits, stream_, position(p.pos), static_cast<int>(k.rows()));
+                                         split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, stream_, position(p.pos),
+                                         static_cast<int>(k.rows()));
             return;
         }
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
@@ -616,6 +621,7 @@ private:
     std::vector<Tensor> retired_sample_ws_; // smaller scratches a recorded graph may still read (grows only with the vocabulary)
     std::vector<Tensor> retired_split_ws_;  // flash-decoding workspaces outgrown while a recorded graph may still use them
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
+    Tensor split_arrivals_;  // flash-decoding: per (row, head), the splits done so far (0 between launches)
     Tensor sparse_workspace_; // block-sparse attention's unit lists and split records
     static constexpr size_t kStagingBytes = 4096; // uploads up to this size are staged in pinned memory
     void* staging_ = nullptr;

@@ -76,14 +76,16 @@ void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStr
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                       int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
-// Flash-decoding for a few query rows over many keys (the same op): each row's keys in splits of kSplitKeys, one
-// block per (head, row, split), merged by log-sum-exp. The workspace holds attention_split_workspace_floats(...)
-// floats; n_splits must cover the row's keys (ceil((pos0 + n_tokens) / kSplitKeys), or ceil(max_keys / kSplitKeys)
-// with pos_dev, where splits beyond a row's keys contribute nothing).
+// Flash-decoding for a few query rows over many keys (the same op, one launch): each row's keys in splits of
+// kSplitKeys, one block per (head, row, split), merged by log-sum-exp by the last of a (head, row)'s blocks to finish.
+// The workspace holds attention_split_workspace_floats(...) floats; arrivals holds n_tokens * n_head ints that are 0
+// before the launch and are left 0 after it (zero them once at allocation); n_splits must cover the row's keys
+// (ceil((pos0 + n_tokens) / kSplitKeys), or ceil(max_keys / kSplitKeys) with pos_dev, where splits beyond a row's keys
+// contribute nothing).
 constexpr int kSplitKeys = 256;
 size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, int n_splits);
 void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int n_splits, cudaStream_t s,
+                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int* arrivals, int n_splits, cudaStream_t s,
                             const int32_t* pos_dev = nullptr, int max_keys = 0);
 // Block-sparse attention (sparse_attention.cu): the rows, their block mask and the optional query-aware selection.
 // Work follows the kept keys: each (row, KV head)'s kept units are listed first, then split kSplitKeys keys at a time.
