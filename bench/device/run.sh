@@ -10,6 +10,7 @@
 #   5. bench decode --device cuda (pp512, tg128, us/token, GB/s, % of the measured copy roofline; with and without the
 #      decode step recorded as a CUDA graph): SmolLM2 Q4_1 and,
 #      made here with transformers from configs (random bf16 weights), SmolLM2-135M, GPT-2 124M and Llama-3.2-1B shapes
+#      and per-kernel times from one Nsight Compute run of a 32-token generation (kernel_times.py)
 #   6. the HF transformers peer on the same bf16 weights (eager, and static cache + torch.compile), batch 1, greedy
 #   7. the output head (#15), last, in what is left of the 8 minutes: bench/device/head.sh
 set -uo pipefail
@@ -85,6 +86,20 @@ if [ -f $model ]; then
   run env WINNOW_CUDA_FUSE_NORM=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-unfused-norm.json" \
     2> "$OUT/bench-smollm2-q4_1-unfused-norm.err"
   note "bench SmolLM2 Q4_1 cuda, unfused norms: rc $?"
+  # per-kernel times (#11): Nsight Compute's kernel durations over a 32-token greedy generation, summed per kernel, and
+  # beside the measured tg time per token (the difference: gaps between kernels). Needs ncu's counters (Firecracker).
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
+  if [ -n "$ncu" ]; then
+    timeout 120 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base --log-file "$OUT/ncu-generate.csv" \
+      $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 $W/bin/winnow generate -m $model -p "The capital of France is" -n 32 \
+      --device cuda --temp 0 --ignore-eos > "$OUT/ncu-generate.out" 2>&1
+    rc=$?
+    python3 $here/kernel_times.py "$OUT/ncu-generate.csv" --tokens 32 --bench "$OUT/bench-smollm2-q4_1.json" --out "$OUT/kernel-times.json" \
+      > "$OUT/kernel-times.txt" 2>&1
+    note "per-kernel times (ncu): rc $rc/$? — $(head -1 "$OUT/kernel-times.txt" | cut -c1-160)"
+  else
+    note "per-kernel times: ncu not on the PATH"
+  fi
 fi
 
 timeout 240 python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$W/lib:/usr/local/cuda/lib64" --out "$OUT" > "$OUT/hf.txt" 2>&1
