@@ -1,17 +1,141 @@
 #pragma once
-// One GEMV row's dot product by one warp: lanes stride the row (lane, lane + 32, ...), fused multiply-adds in that
-// order, then the warp's butterfly sum. linear's GEMV and the fused head (head_top_k.cu) both call this, so their
-// logits are the same bits and the fused head's ids are exactly linear + top_k's.
+// One GEMV row's dot product by one warp, then the warp's butterfly sum. linear's GEMV, the fused head (head_top_k.cu)
+// and the adaptive head's exact rows all call this, so their logits are the same bits and the fused head's ids are
+// exactly linear + top_k's.
+//
+// How a lane walks the row decides how many bytes a warp has in flight, and batch-1 decode is bound by exactly that:
+//  - F32, F16, BF16 with a 16-byte aligned row and input and a whole number of 16-byte chunks per row: each lane reads
+//    16 bytes at a time (4 or 8 elements; chunks lane, lane + 32, ...), so a warp reads 512 contiguous bytes per step;
+//  - Q4_1, Q8_0, Q4_0 with a 16-byte aligned input: each lane decodes whole 32-element blocks (blocks lane, lane + 32,
+//    ...) from five 4-byte loads (Q4_1, 4-byte aligned rows) or 9 / 17 2-byte loads (Q4_0 / Q8_0, whose 18- and
+//    34-byte blocks are only 2-byte aligned), where the element-wise path spends a byte load per element and two per
+//    scale;
+//  - anything else (unaligned pointers, odd shapes): lanes stride the elements (lane, lane + 32, ...) via weight_at.
+// Each path's fused multiply-adds run in a fixed order, so a row's result is deterministic; the paths differ from one
+// another (and from the CPU) only in the order of the sum. The element values are weight_at's in every path.
 #include <cstdint>
 
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
 
-// W.row . x for a row stored as T; the result in every lane.
+namespace gemv_detail {
+
+__device__ __forceinline__ bool aligned(const void* p, unsigned bytes) { return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0; }
+
+// acc += the 8 halves of w (as T: F16 or BF16) times x[0, 8), in order.
+template <GgmlType T>
+__device__ __forceinline__ float dot8(uint4 w, const float4* x, float acc) {
+    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+    const float4 x0 = x[0], x1 = x[1];
+    const float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const uint16_t h = static_cast<uint16_t>(i % 2 == 0 ? words[i / 2] & 0xffffu : words[i / 2] >> 16);
+        const float v = T == GgmlType::F16 ? half_bits_to_float(h) : bf16_bits_to_float(h);
+        acc = fmaf(v, xs[i], acc);
+    }
+    return acc;
+}
+
+// acc += the 32 elements of Q4_1 block b (20 bytes at blk: fp16 scale d, fp16 min m, 16 bytes of nibbles) times x[0, 32),
+// in element order; each element q * d + m as weight_at computes it.
+__device__ __forceinline__ float dot_q4_1_block(const uint32_t* __restrict__ blk, const float4* x, float acc) {
+    const uint32_t dm = __ldg(blk);
+    const float d = half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), m = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
+    uint32_t qs[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) qs[i] = __ldg(blk + 1 + i);
+#pragma unroll
+    for (int j4 = 0; j4 < 8; ++j4) { // elements 4 j4 .. 4 j4 + 3
+        const float4 xv = x[j4];
+        const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int j = 4 * j4 + e;                                  // element j of the block
+            const int byte = j < 16 ? j : j - 16;                      // its nibble's byte
+            const uint32_t b = (qs[byte / 4] >> (8 * (byte % 4))) & 0xffu;
+            const int q = static_cast<int>(j < 16 ? (b & 0x0fu) : (b >> 4));
+            acc = fmaf(__fadd_rn(__fmul_rn(static_cast<float>(q), d), m), xs[e], acc);
+        }
+    }
+    return acc;
+}
+
+// acc += the 32 elements of a Q8_0 block (34 bytes at blk: fp16 scale d, 32 int8) or a Q4_0 block (18 bytes: fp16 scale d,
+// 16 bytes of nibbles, q - 8) times x[0, 32), in element order, read as 2-byte words (the blocks are only 2-byte
+// aligned); each element as weight_at computes it.
+template <GgmlType T>
+__device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, const float4* x, float acc) {
+    constexpr int kWords = T == GgmlType::Q8_0 ? 16 : 8;
+    const float d = half_bits_to_float(__ldg(blk));
+    uint16_t qs[kWords];
+#pragma unroll
+    for (int i = 0; i < kWords; ++i) qs[i] = __ldg(blk + 1 + i);
+#pragma unroll
+    for (int j4 = 0; j4 < 8; ++j4) {
+        const float4 xv = x[j4];
+        const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int j = 4 * j4 + e;
+            float v;
+            if constexpr (T == GgmlType::Q8_0) {
+                v = __fmul_rn(static_cast<float>(static_cast<int8_t>((qs[j / 2] >> (8 * (j % 2))) & 0xffu)), d);
+            } else {
+                const int byte = j < 16 ? j : j - 16;
+                const unsigned b = (qs[byte / 2] >> (8 * (byte % 2))) & 0xffu;
+                v = __fmul_rn(static_cast<float>(static_cast<int>(j < 16 ? (b & 0x0fu) : (b >> 4)) - 8), d);
+            }
+            acc = fmaf(v, xs[e], acc);
+        }
+    }
+    return acc;
+}
+
+} // namespace gemv_detail
+
+// W.row . x for a row stored as T; the result in every lane. x may be in global or shared memory.
 template <GgmlType T>
 __device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, const float* __restrict__ x, int64_t cols, int lane) {
+    namespace g = gemv_detail;
     float acc = 0.0f;
+    if constexpr (T == GgmlType::F32) {
+        if (g::aligned(row, 16) && g::aligned(x, 16) && cols % 4 == 0) {
+            const float4* w4 = reinterpret_cast<const float4*>(row);
+            const float4* x4 = reinterpret_cast<const float4*>(x);
+            for (int64_t i = lane; i < cols / 4; i += 32) {
+                const float4 w = __ldg(w4 + i), xv = x4[i];
+                acc = fmaf(w.x, xv.x, acc);
+                acc = fmaf(w.y, xv.y, acc);
+                acc = fmaf(w.z, xv.z, acc);
+                acc = fmaf(w.w, xv.w, acc);
+            }
+            return warp_sum(acc);
+        }
+    } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
+        if (g::aligned(row, 16) && g::aligned(x, 16) && cols % 8 == 0) {
+            const uint4* w8 = reinterpret_cast<const uint4*>(row);
+            const float4* x4 = reinterpret_cast<const float4*>(x);
+            for (int64_t i = lane; i < cols / 8; i += 32) acc = g::dot8<T>(__ldg(w8 + i), x4 + 2 * i, acc);
+            return warp_sum(acc);
+        }
+    } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
+        if (g::aligned(row, 2) && g::aligned(x, 16) && cols % 32 == 0) {
+            constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // 34 or 18 bytes
+            const uint16_t* blocks = reinterpret_cast<const uint16_t*>(row);
+            const float4* x4 = reinterpret_cast<const float4*>(x);
+            for (int64_t b = lane; b < cols / 32; b += 32) acc = g::dot_q_block<T>(blocks + kBlockWords * b, x4 + 8 * b, acc);
+            return warp_sum(acc);
+        }
+    } else if constexpr (T == GgmlType::Q4_1) {
+        if (g::aligned(row, 4) && g::aligned(x, 16) && cols % 32 == 0) {
+            const uint32_t* blocks = reinterpret_cast<const uint32_t*>(row);
+            const float4* x4 = reinterpret_cast<const float4*>(x);
+            for (int64_t b = lane; b < cols / 32; b += 32) acc = g::dot_q4_1_block(blocks + 5 * b, x4 + 8 * b, acc);
+            return warp_sum(acc);
+        }
+    }
     for (int64_t c = lane; c < cols; c += 32) acc = fmaf(weight_at<T>(row, c), x[c], acc);
     return warp_sum(acc);
 }

@@ -1,6 +1,6 @@
-// Batch-1 GEMV on the stored weight formats, decoded in registers: one warp per output row, lanes striding the row,
-// a shuffle reduction (gemv_row.cuh, shared with the fused head). The twin is CpuBackend::linear (f32 mode); the
-// fused variants' twins are the unfused op sequences (Backend's defaults).
+// Batch-1 GEMV on the stored weight formats, decoded in registers: one warp per output row (16-byte or whole-block
+// loads per lane where aligned), a shuffle reduction (gemv_row.cuh, shared with the fused head). The twin is
+// CpuBackend::linear (f32 mode); the fused variants' twins are the unfused op sequences (Backend's defaults).
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/gemv_row.cuh"
@@ -38,7 +38,8 @@ __device__ __forceinline__ const float* gemv_input(const float* __restrict__ x, 
     if constexpr (!kNorm) {
         return xt;
     } else {
-        extern __shared__ float staged[]; // cols floats (the launch's dynamic shared memory)
+        extern __shared__ __align__(16) float staged[]; // cols floats (the launch's dynamic shared memory), 16-byte aligned for
+                                                       // warp_row_dot's vector loads (the unfused GEMV's path and bits)
         __shared__ float scratch[32];
         float ss = 0.0f;
         for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss = fmaf(xt[c], xt[c], ss);
