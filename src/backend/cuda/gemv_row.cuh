@@ -15,6 +15,7 @@
 // another (and from the CPU) only in the order of the sum. The element values are weight_at's in every path.
 #include <cstdint>
 
+#include "backend/cuda/gemv_block_logic.cuh"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -31,7 +32,7 @@ __device__ __forceinline__ float dot8(uint4 w, const float4* x, float acc) {
     const float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-        const uint16_t h = static_cast<uint16_t>(i % 2 == 0 ? words[i / 2] & 0xffffu : words[i / 2] >> 16);
+        const uint16_t h = gemv_logic::half_bits(words, i);
         const float v = T == GgmlType::F16 ? half_bits_to_float(h) : bf16_bits_to_float(h);
         acc = fmaf(v, xs[i], acc);
     }
@@ -52,10 +53,7 @@ __device__ __forceinline__ float dot_q4_1_block(const uint32_t* __restrict__ blk
         const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            const int j = 4 * j4 + e;                                  // element j of the block
-            const int byte = j < 16 ? j : j - 16;                      // its nibble's byte
-            const uint32_t b = (qs[byte / 4] >> (8 * (byte % 4))) & 0xffu;
-            const int q = static_cast<int>(j < 16 ? (b & 0x0fu) : (b >> 4));
+            const int q = gemv_logic::q4_value(qs, 4 * j4 + e);
             acc = fmaf(__fadd_rn(__fmul_rn(static_cast<float>(q), d), m), xs[e], acc);
         }
     }
@@ -79,15 +77,8 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int j = 4 * j4 + e;
-            float v;
-            if constexpr (T == GgmlType::Q8_0) {
-                v = __fmul_rn(static_cast<float>(static_cast<int8_t>((qs[j / 2] >> (8 * (j % 2))) & 0xffu)), d);
-            } else {
-                const int byte = j < 16 ? j : j - 16;
-                const unsigned b = (qs[byte / 2] >> (8 * (byte % 2))) & 0xffu;
-                v = __fmul_rn(static_cast<float>(static_cast<int>(j < 16 ? (b & 0x0fu) : (b >> 4)) - 8), d);
-            }
-            acc = fmaf(v, xs[e], acc);
+            const int q = T == GgmlType::Q8_0 ? gemv_logic::q8_value(qs, j) : gemv_logic::q4_value(qs, j) - 8;
+            acc = fmaf(__fmul_rn(static_cast<float>(q), d), xs[e], acc);
         }
     }
     return acc;

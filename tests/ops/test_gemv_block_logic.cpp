@@ -1,0 +1,120 @@
+// The GEMV's register-word decoding (backend/cuda/gemv_block_logic.cuh) run on the host against the stored formats:
+// for random blocks of every quantized type and random F16/BF16 rows, each element decoded from the words a lane loads
+// (32-bit words for Q4_1 and halves, 16-bit words for Q8_0 and Q4_0, whose blocks are only 2-byte aligned), scaled as
+// weight_at scales it, must equal dequantize_row's value bit for bit. On a machine without a GPU this is what checks
+// the vector path's byte and nibble arithmetic; the op harness runs the kernels themselves on the GPU machine.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/cuda/gemv_block_logic.cuh"
+#include "io/quant.h"
+
+namespace {
+
+using namespace winnow;
+namespace gl = winnow::cuda::gemv_logic;
+
+float half_to_float(uint16_t h) { // IEEE binary16, exactly (no dependence on the library under test)
+    const int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    float v = exp == 0 ? std::ldexp(static_cast<float>(mant), -24) : exp == 31 ? (mant ? NAN : INFINITY) : std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
+    return sign ? -v : v;
+}
+
+// Random bytes for `blocks` blocks of `block_bytes`, each block's fp16 scale (and Q4_1's min) a finite, modest value.
+std::vector<uint8_t> random_blocks(int blocks, int block_bytes, int halves, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<uint8_t> b(static_cast<size_t>(blocks) * block_bytes);
+    for (auto& x : b) x = static_cast<uint8_t>(rng());
+    std::uniform_int_distribution<int> exp(5, 20);
+    for (int i = 0; i < blocks; ++i)
+        for (int h = 0; h < halves; ++h) {
+            const uint16_t v = static_cast<uint16_t>((rng() & 0x8000u) | (exp(rng) << 10) | (rng() & 0x3ffu));
+            std::memcpy(&b[static_cast<size_t>(i) * block_bytes + 2 * h], &v, 2);
+        }
+    return b;
+}
+
+template <class Word>
+std::vector<Word> words_of(const uint8_t* p, int bytes) {
+    std::vector<Word> w(bytes / sizeof(Word));
+    std::memcpy(w.data(), p, bytes);
+    return w;
+}
+
+void expect_bits(float got, float want, int block, int j) {
+    uint32_t a, b;
+    std::memcpy(&a, &got, 4);
+    std::memcpy(&b, &want, 4);
+    EXPECT_EQ(a, b) << "block " << block << " element " << j << ": " << got << " vs dequantize_row's " << want;
+}
+
+TEST(GemvBlockLogic, Q4_1FromFourByteWords) {
+    constexpr int kBlocks = 64, kBytes = 20;
+    const auto b = random_blocks(kBlocks, kBytes, 2, 1);
+    std::vector<float> ref(kBlocks * 32);
+    dequantize_row(GgmlType::Q4_1, b.data(), ref.data(), ref.size());
+    for (int i = 0; i < kBlocks; ++i) {
+        const auto w = words_of<uint32_t>(&b[i * kBytes], kBytes); // word 0: d | m << 16, words 1..4: the quants
+        const volatile float d = half_to_float(static_cast<uint16_t>(w[0] & 0xffffu)), m = half_to_float(static_cast<uint16_t>(w[0] >> 16));
+        for (int j = 0; j < 32; ++j) {
+            const volatile float qd = static_cast<float>(gl::q4_value(w.data() + 1, j)) * d; // __fmul_rn, then __fadd_rn
+            expect_bits(qd + m, ref[i * 32 + j], i, j);
+        }
+    }
+}
+
+TEST(GemvBlockLogic, Q4_0AndQ8_0FromTwoByteWords) {
+    {
+        constexpr int kBlocks = 64, kBytes = 18;
+        const auto b = random_blocks(kBlocks, kBytes, 1, 2);
+        std::vector<float> ref(kBlocks * 32);
+        dequantize_row(GgmlType::Q4_0, b.data(), ref.data(), ref.size());
+        for (int i = 0; i < kBlocks; ++i) {
+            const auto w = words_of<uint16_t>(&b[i * kBytes], kBytes); // word 0: d, words 1..8: the quants
+            const float d = half_to_float(w[0]);
+            for (int j = 0; j < 32; ++j) expect_bits(static_cast<float>(gl::q4_value(w.data() + 1, j) - 8) * d, ref[i * 32 + j], i, j);
+        }
+    }
+    {
+        constexpr int kBlocks = 64, kBytes = 34;
+        const auto b = random_blocks(kBlocks, kBytes, 1, 3);
+        std::vector<float> ref(kBlocks * 32);
+        dequantize_row(GgmlType::Q8_0, b.data(), ref.data(), ref.size());
+        for (int i = 0; i < kBlocks; ++i) {
+            const auto w = words_of<uint16_t>(&b[i * kBytes], kBytes); // word 0: d, words 1..16: the quants
+            const float d = half_to_float(w[0]);
+            for (int j = 0; j < 32; ++j) expect_bits(static_cast<float>(gl::q8_value(w.data() + 1, j)) * d, ref[i * 32 + j], i, j);
+        }
+    }
+}
+
+TEST(GemvBlockLogic, HalvesFromFourByteWords) {
+    for (GgmlType t : {GgmlType::F16, GgmlType::BF16}) {
+        constexpr int kElems = 256;
+        const auto b = random_blocks(kElems, 2, 1, 4); // finite halves
+        std::vector<float> ref(kElems);
+        dequantize_row(t, b.data(), ref.data(), ref.size());
+        const auto w = words_of<uint32_t>(b.data(), 2 * kElems);
+        for (int i = 0; i < kElems; ++i) {
+            const uint16_t h = gl::half_bits(w.data(), i);
+            uint16_t stored;
+            std::memcpy(&stored, &b[2 * i], 2);
+            ASSERT_EQ(h, stored) << "element " << i;
+            if (t == GgmlType::BF16) {
+                const uint32_t bits = static_cast<uint32_t>(h) << 16;
+                float v;
+                std::memcpy(&v, &bits, 4);
+                expect_bits(v, ref[i], 0, i);
+            } else {
+                expect_bits(half_to_float(h), ref[i], 0, i);
+            }
+        }
+    }
+}
+
+} // namespace
