@@ -107,6 +107,12 @@ void Backend::rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, c
     }
 }
 
+void Backend::rms_norm_qkv_rope_store_kv(const Tensor& x, const InputRmsNorm& norm, const LinearPart* qkv, const RopeParams& p, int n_head_kv,
+                                         const Tensor& k_cache, const Tensor& v_cache, int64_t dst_row, const Tensor* row_at) {
+    rms_norm_linear_parts(x, norm, qkv, 3);
+    rope_store_kv(qkv[0].y, qkv[1].y, qkv[2].y, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
+}
+
 void Backend::linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) { unfused_linear_parts(parts, n_parts, x); }
 
 void Backend::linear_add(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) { unfused_linear_add(w, bias, x, y); }

@@ -198,6 +198,12 @@ public:
     // it (for the cache's type) wherever it supports rope and copy_rows.
     virtual void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_head_kv, const Tensor& k_cache,
                                const Tensor& v_cache, int64_t dst_row, const Tensor* row_at = nullptr);
+    // A LLaMA layer's whole position step before attention: rms_norm_linear_parts(x, norm, qkv, 3) (q, k, v: the outputs
+    // qkv[i].y), then rope_store_kv(qkv[0].y, qkv[1].y, qkv[2].y, p, n_head_kv, k_cache, v_cache, dst_row, row_at), with
+    // those two ops' bits. A device backend runs a decode step's as one launch (each warp projects one output, or both
+    // dims of a rotated pair and rotates them) instead of two; the default runs the two ops.
+    virtual void rms_norm_qkv_rope_store_kv(const Tensor& x, const InputRmsNorm& norm, const LinearPart* qkv, const RopeParams& p, int n_head_kv,
+                                            const Tensor& k_cache, const Tensor& v_cache, int64_t dst_row, const Tensor* row_at = nullptr);
     // Causal (optionally block-masked) attention of q [n][n_head * head_dim] over the cache rows [0, pos0 + n);
     // caches are [n_ctx][n_head_kv * head_dim]; out is [n][n_head * head_dim].
     virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& out, const AttentionParams& p) = 0;

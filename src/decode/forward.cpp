@@ -149,16 +149,16 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     const Tensor x = x_.rows_view(0, n), xn = xn_.rows_view(0, n), q = q_.rows_view(0, n), k = k_.rows_view(0, n),
                  v = v_.rows_view(0, n), att = att_.rows_view(0, n);
     const LinearPart qkv[] = {{l.wq, bias(l.bq), q}, {l.wk, bias(l.bk), k}, {l.wv, bias(l.bv), v}};
-    if (c_.arch == Arch::llama) { // the RMSNorm inside the projections' launch on a device
-        be_.rms_norm_linear_parts(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, 3);
+    // rope(q), rope(k) and the k, v cache writes at the step's position: one launch on a device (four on the CPU, the
+    // same bits); for llama also the RMSNorm and the projections before them (a decode step's one launch on a device)
+    const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
+    if (c_.arch == Arch::llama) {
+        be_.rms_norm_qkv_rope_store_kv(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
     } else {
         norm(l.attn_norm, l.attn_norm_b, x, xn);
         be_.linear_parts(qkv, 3, xn); // one launch on a device
+        be_.rope_store_kv(q, k, v, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
     }
-    // rope(q), rope(k) and the k, v cache writes at the step's position: one launch on a device (four on the CPU, the
-    // same bits)
-    const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
-    be_.rope_store_kv(q, k, v, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
     AttentionParams ap;
     ap.pos0 = n_past_;
     ap.pos = pos;

@@ -1,7 +1,7 @@
 #pragma once
 // The base of the tests' instrumented backends (one missing an op, one logging or counting what the decoder issues):
 // every op forwarded to a CPU backend, each call reported to on_op(name) first. The fused ops (linear_parts, linear_add,
-// linear_swiglu, rms_norm_linear_*, rope_store_kv, copy_rows_at) are either forwarded whole (forward_fused: the CPU
+// linear_swiglu, rms_norm_linear_*, rope_store_kv, rms_norm_qkv_rope_store_kv, copy_rows_at) are either forwarded whole (forward_fused: the CPU
 // backend runs them, and each counts as one op, as one launch on a device) or left to Backend's defaults, which then run
 // through this object's own ops (so a test sees, or refuses, the ops a default is made of).
 #include <memory>
@@ -65,6 +65,11 @@ public:
                        const Tensor* at) override {
         if (!forward_fused_) return Backend::rope_store_kv(q, k, v, p, n_kv, kc, vc, row, at);
         on_op("rope_store_kv"), cpu_->rope_store_kv(q, k, v, p, n_kv, kc, vc, row, at);
+    }
+    void rms_norm_qkv_rope_store_kv(const Tensor& x, const InputRmsNorm& n, const LinearPart* qkv, const RopeParams& p, int n_kv, const Tensor& kc,
+                                    const Tensor& vc, int64_t row, const Tensor* at) override {
+        if (!forward_fused_) return Backend::rms_norm_qkv_rope_store_kv(x, n, qkv, p, n_kv, kc, vc, row, at);
+        on_op("rms_norm_qkv_rope_store_kv"), cpu_->rms_norm_qkv_rope_store_kv(x, n, qkv, p, n_kv, kc, vc, row, at);
     }
     void copy_rows_at(const Tensor& s, const Tensor& d, const Tensor& r) override {
         if (!forward_fused_) return Backend::copy_rows_at(s, d, r);

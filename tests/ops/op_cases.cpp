@@ -549,6 +549,110 @@ void add_rope_store_kv_cases(std::vector<OpCase>& cases) {
             }
 }
 
+// Backend::rms_norm_qkv_rope_store_kv (a LLaMA layer's norm, q/k/v projections, rope and cache writes; one launch on a
+// device): against the double reference (the norm, the products with their biases, the rotation; the cached k and v
+// rounded to the cache's type) and bit for bit against the two ops it is defined by, run on the same backend
+// (rms_norm_linear_parts, then rope_store_kv: OpResult::exact_ids). Decode rows (a device's fused kernel), a decode
+// batch, prefill (the default), both rope conventions, partial rotations, none, biases, every weight type at
+// SmolLM2's shape, every cache type, and the position and row from device memory (the host's values then decoys).
+struct QkvRopeShape { const char* name; int n; int64_t in; int n_head, n_head_kv, hd, rope_dim, pos; float base; RopeStyle style; bool bias; };
+
+OpResult qkv_rope_store_case(Backend& be, GgmlType wtype, GgmlType ctype, const QkvRopeShape& s, bool device_pos) {
+    constexpr int64_t kCacheRows = 256, kAt = 100;
+    const int64_t in = s.in, qd = static_cast<int64_t>(s.n_head) * s.hd, kvd = static_cast<int64_t>(s.n_head_kv) * s.hd, outs[3] = {qd, kvd, kvd};
+    auto x = randn(static_cast<size_t>(s.n * in), 71);
+    for (int t = 0; t < s.n; ++t)
+        for (int64_t c = 0; c < in; ++c) x[t * in + c] *= 0.25f + t; // rows of different scales
+    const auto g = randn(static_cast<size_t>(in), 72, 0.5f);
+    const float eps = 1e-5f;
+    std::vector<HostMatrix> w;
+    std::vector<std::vector<float>> b;
+    std::vector<Tensor> storage(3), bias_t;
+    std::vector<Matrix> dw;
+    for (int i = 0; i < 3; ++i) {
+        w.push_back(make_matrix(wtype, outs[i], in, 73 + i));
+        dw.push_back(place(be, w[i], storage[i]));
+        b.push_back(s.bias ? randn(static_cast<size_t>(outs[i]), 76 + i, 0.1f) : std::vector<float>(static_cast<size_t>(outs[i]), 0.0f));
+        bias_t.push_back(put(be, b[i], 1, outs[i]));
+    }
+    const auto k_before = randn(static_cast<size_t>(kCacheRows * kvd), 79), v_before = randn(static_cast<size_t>(kCacheRows * kvd), 80);
+    const Tensor xt = put(be, x, s.n, in), gt = put(be, g, 1, in), pos = put_pos(be, s.pos), row = put_pos(be, static_cast<int32_t>(kAt));
+    const RopeParams p{s.n_head, s.hd, s.rope_dim, device_pos ? s.pos + 1234 : s.pos, s.base, s.style, device_pos ? &pos : nullptr};
+    const int64_t dst_row = device_pos ? kAt + 37 : kAt;
+    // q, k, v, the k cache and the v cache after the op (fused) or after the two ops, as fp32
+    auto run = [&](bool fused) {
+        const Tensor scratch = be.alloc(GgmlType::F32, s.n, in);
+        std::vector<Tensor> y;
+        std::vector<LinearPart> parts;
+        for (int i = 0; i < 3; ++i) y.push_back(be.alloc(GgmlType::F32, s.n, outs[i]));
+        for (int i = 0; i < 3; ++i) parts.push_back({dw[i], s.bias ? &bias_t[i] : nullptr, y[i]});
+        const Tensor kc = make_cache(be, ctype, k_before, kCacheRows, kvd), vc = make_cache(be, ctype, v_before, kCacheRows, kvd);
+        if (fused) {
+            be.rms_norm_qkv_rope_store_kv(xt, {&gt, eps, &scratch}, parts.data(), p, s.n_head_kv, kc, vc, dst_row, device_pos ? &row : nullptr);
+        } else {
+            be.rms_norm_linear_parts(xt, {&gt, eps, &scratch}, parts.data(), 3);
+            be.rope_store_kv(y[0], y[1], y[2], p, s.n_head_kv, kc, vc, dst_row, device_pos ? &row : nullptr);
+        }
+        std::vector<float> all;
+        for (const Tensor* t : std::initializer_list<const Tensor*>{&y[0], &y[1], &y[2], &kc, &vc}) {
+            const auto h = get_any(be, *t);
+            all.insert(all.end(), h.begin(), h.end());
+        }
+        return all;
+    };
+    const std::vector<float> got = run(true), two_ops = run(false);
+    std::vector<double> proj[3];
+    for (int i = 0; i < 3; ++i) proj[i].resize(static_cast<size_t>(s.n * outs[i]));
+    std::vector<double> xn(static_cast<size_t>(in));
+    for (int t = 0; t < s.n; ++t) {
+        double ss = 0;
+        for (int64_t c = 0; c < in; ++c) ss += static_cast<double>(x[t * in + c]) * x[t * in + c];
+        const double r = 1.0 / std::sqrt(ss / in + eps);
+        for (int64_t c = 0; c < in; ++c) xn[c] = x[t * in + c] * r * g[c];
+        for (int i = 0; i < 3; ++i)
+            for (int64_t o = 0; o < outs[i]; ++o) {
+                double a = b[i][o];
+                for (int64_t c = 0; c < in; ++c) a += static_cast<double>(w[i].values[o * in + c]) * xn[c];
+                proj[i][t * outs[i] + o] = a;
+            }
+    }
+    ref::rope_apply<double>(proj[0].data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
+    ref::rope_apply<double>(proj[1].data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
+    std::vector<double> kc_ref = widen(round_to(ctype, k_before)), vc_ref = widen(round_to(ctype, v_before));
+    const auto k_cached = round_to(ctype, std::vector<float>(proj[1].begin(), proj[1].end())), v_cached = round_to(ctype, std::vector<float>(proj[2].begin(), proj[2].end()));
+    std::copy(k_cached.begin(), k_cached.end(), kc_ref.begin() + kAt * kvd);
+    std::copy(v_cached.begin(), v_cached.end(), vc_ref.begin() + kAt * kvd);
+    std::vector<double> ref = proj[0];
+    for (const auto* part : {&proj[1], &proj[2], &kc_ref, &vc_ref}) ref.insert(ref.end(), part->begin(), part->end());
+    OpResult r = compare(got, ref);
+    r.exact_ids = same_bits(got, two_ops);
+    return r;
+}
+
+void add_qkv_rope_store_cases(std::vector<OpCase>& cases) {
+    const QkvRopeShape smollm2{"smollm2_decode_pos8000", 1, 576, 9, 3, 64, 64, 8000, 100000.0f, RopeStyle::rotate_half, false};
+    const QkvRopeShape others[] = {{"gguf_pairs_decode", 1, 576, 9, 3, 64, 64, 130, 10000.0f, RopeStyle::adjacent_pairs, false},
+                                   {"decode_batch3", 3, 576, 9, 3, 64, 64, 41, 10000.0f, RopeStyle::rotate_half, false},
+                                   {"prefill9", 9, 576, 9, 3, 64, 64, 5, 10000.0f, RopeStyle::rotate_half, false},
+                                   {"odd_partial_pairs_bias", 1, 256, 5, 5, 80, 32, 37, 10000.0f, RopeStyle::adjacent_pairs, true},
+                                   {"odd_partial_half_bias", 2, 256, 4, 2, 80, 32, 11, 500000.0f, RopeStyle::rotate_half, true},
+                                   {"no_rope", 1, 256, 4, 4, 64, 64, 9, 10000.0f, RopeStyle::none, true}};
+    auto add = [&](GgmlType wtype, GgmlType ctype, const QkvRopeShape& s, bool device_pos) {
+        const double tol = ctype == GgmlType::F32 ? 1e-11 : 1e-10, tol_q8 = quantized(wtype) ? 5e-4 : tol;
+        cases.push_back({std::string("rms_norm_qkv_rope_store_kv/") + ggml_type_name(wtype) + "_" + ggml_type_name(ctype) + "_cache/" + s.name +
+                             (device_pos ? "_device_pos" : ""),
+                         Op::rope_store_kv, ctype, tol, tol_q8, [=](Backend& be) { return qkv_rope_store_case(be, wtype, ctype, s, device_pos); }});
+    };
+    for (GgmlType wtype : kWeightTypes)
+        for (bool device_pos : {false, true}) add(wtype, GgmlType::F32, smollm2, device_pos);
+    for (GgmlType ctype : {GgmlType::F16, GgmlType::BF16}) add(GgmlType::BF16, ctype, smollm2, true);
+    for (const QkvRopeShape& s : others)
+        for (GgmlType wtype : {GgmlType::F32, GgmlType::Q4_1}) {
+            if (wtype == GgmlType::Q4_1 && s.in % 32 != 0) continue;
+            add(wtype, GgmlType::F32, s, s.n == 1);
+        }
+}
+
 BlockMask random_mask(int block, int n_blocks, uint64_t seed, int groups = 1) {
     BlockMask m{block, n_blocks, std::vector<uint8_t>(static_cast<size_t>(groups) * n_blocks * n_blocks, 0)};
     m.groups = groups;
@@ -961,6 +1065,7 @@ std::vector<OpCase> op_cases() {
     add_rope_cases(c);
     add_copy_rows_cases(c);
     add_rope_store_kv_cases(c);
+    add_qkv_rope_store_cases(c);
     add_attention_cases(c);
     add_block_selection_cases(c);
     add_mask_rebuilt_case(c);

@@ -255,34 +255,20 @@ public:
     void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_head_kv, const Tensor& k_cache, const Tensor& v_cache,
                        int64_t dst_row, const Tensor* row_at) override {
         if (k_cache.type() != v_cache.type()) return Backend::rope_store_kv(q, k, v, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
-        check(q, "rope_store_kv queries");
-        check(k, "rope_store_kv keys");
-        check(v, "rope_store_kv values");
-        const int64_t n = q.rows(), kv_dim = static_cast<int64_t>(n_head_kv) * p.head_dim;
-        check_shape(q, n, static_cast<int64_t>(p.n_heads) * p.head_dim, "rope_store_kv queries");
-        check_shape(k, n, kv_dim, "rope_store_kv keys");
-        check_shape(v, n, kv_dim, "rope_store_kv values");
-        const bool rotate = p.style != RopeStyle::none;
-        if (rotate && (p.rope_dim < 0 || p.rope_dim > p.head_dim))
-            throw Error(ErrorKind::invalid_argument,
-                        "rope_store_kv: rope_dim " + std::to_string(p.rope_dim) + " outside a head of " + std::to_string(p.head_dim));
-        check_device(k_cache);
-        check_device(v_cache);
-        for (const Tensor* c : {&k_cache, &v_cache})
-            if (c->cols() != kv_dim || !supports(Op::rope_store_kv, c->type()) || (row_at ? n > c->rows() : dst_row < 0 || dst_row + n > c->rows()))
-                throw Error(ErrorKind::invalid_argument, "rope_store_kv: " + std::to_string(n) + " rows of " + std::to_string(kv_dim) + " do not fit " +
-                                                             c->describe() + (row_at ? std::string() : " at row " + std::to_string(dst_row)));
-        cuda::RopeStoreKvArgs a;
-        a.q = q.f32(), a.k = k.f32(), a.v = v.f32();
-        a.k_cache = k_cache.raw(), a.v_cache = v_cache.raw();
-        a.rows = n, a.k_cache_rows = k_cache.rows(), a.v_cache_rows = v_cache.rows();
-        a.n_head = p.n_heads, a.n_head_kv = n_head_kv, a.head_dim = p.head_dim;
-        a.rope_dim = rotate ? p.rope_dim : 0; // launch_rope rotates nothing without a style
-        a.adjacent = p.style == RopeStyle::adjacent_pairs;
-        a.base = p.base;
-        a.pos0 = p.pos0, a.pos_dev = position(p.pos);
-        a.dst_row = dst_row, a.row_dev = position(row_at);
-        cuda::launch_rope_store_kv(a, k_cache.type(), stream_);
+        cuda::launch_rope_store_kv(rope_store_kv_args(q, k, v, p, n_head_kv, k_cache, v_cache, dst_row, row_at), k_cache.type(), stream_);
+    }
+
+    // A decode step's input norm, q/k/v projections, rotation and cache writes in one launch (qkv_rope_store.cu), the bits
+    // of rms_norm_linear_parts + rope_store_kv. Prefill, weights of mixed types, caches of two types, inputs too wide to
+    // stage, WINNOW_CUDA_FUSE_NORM=0 and WINNOW_CUDA_FUSE_QKV_ROPE=0 take those two ops.
+    void rms_norm_qkv_rope_store_kv(const Tensor& x, const InputRmsNorm& norm, const LinearPart* qkv, const RopeParams& p, int n_head_kv,
+                                    const Tensor& k_cache, const Tensor& v_cache, int64_t dst_row, const Tensor* row_at) override {
+        const bool stageable = stages_norm(x, norm, "rms_norm_qkv_rope_store_kv");
+        if (!fuse_qkv_rope_ || !stageable || !parts_in_one_launch(qkv, 3, x) || k_cache.type() != v_cache.type())
+            return Backend::rms_norm_qkv_rope_store_kv(x, norm, qkv, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
+        // (the shapes rope_store_kv_args checks tie each part's rows to its heads: q n_head * head_dim, k and v n_head_kv * head_dim)
+        const cuda::RopeStoreKvArgs a = rope_store_kv_args(qkv[0].y, qkv[1].y, qkv[2].y, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
+        cuda::launch_qkv_rope_store(qkv[0].w.type, to_linear_parts(qkv, 3), qkv[0].w.cols, x.f32(), norm.weight->f32(), norm.eps, a, k_cache.type(), stream_);
     }
 
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p) override {
@@ -505,6 +491,38 @@ private:
         }
         return one_launch;
     }
+    // rope_store_kv's argument checks (shapes, rope_dim, caches of one type that hold the rows) and its kernel's arguments.
+    cuda::RopeStoreKvArgs rope_store_kv_args(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_head_kv, const Tensor& k_cache,
+                                             const Tensor& v_cache, int64_t dst_row, const Tensor* row_at) const {
+        check(q, "rope_store_kv queries");
+        check(k, "rope_store_kv keys");
+        check(v, "rope_store_kv values");
+        const int64_t n = q.rows(), kv_dim = static_cast<int64_t>(n_head_kv) * p.head_dim;
+        check_shape(q, n, static_cast<int64_t>(p.n_heads) * p.head_dim, "rope_store_kv queries");
+        check_shape(k, n, kv_dim, "rope_store_kv keys");
+        check_shape(v, n, kv_dim, "rope_store_kv values");
+        const bool rotate = p.style != RopeStyle::none;
+        if (rotate && (p.rope_dim < 0 || p.rope_dim > p.head_dim))
+            throw Error(ErrorKind::invalid_argument,
+                        "rope_store_kv: rope_dim " + std::to_string(p.rope_dim) + " outside a head of " + std::to_string(p.head_dim));
+        check_device(k_cache);
+        check_device(v_cache);
+        for (const Tensor* c : {&k_cache, &v_cache})
+            if (c->cols() != kv_dim || !supports(Op::rope_store_kv, c->type()) || (row_at ? n > c->rows() : dst_row < 0 || dst_row + n > c->rows()))
+                throw Error(ErrorKind::invalid_argument, "rope_store_kv: " + std::to_string(n) + " rows of " + std::to_string(kv_dim) + " do not fit " +
+                                                             c->describe() + (row_at ? std::string() : " at row " + std::to_string(dst_row)));
+        cuda::RopeStoreKvArgs a;
+        a.q = q.f32(), a.k = k.f32(), a.v = v.f32();
+        a.k_cache = k_cache.raw(), a.v_cache = v_cache.raw();
+        a.rows = n, a.k_cache_rows = k_cache.rows(), a.v_cache_rows = v_cache.rows();
+        a.n_head = p.n_heads, a.n_head_kv = n_head_kv, a.head_dim = p.head_dim;
+        a.rope_dim = rotate ? p.rope_dim : 0; // launch_rope rotates nothing without a style
+        a.adjacent = p.style == RopeStyle::adjacent_pairs;
+        a.base = p.base;
+        a.pos0 = p.pos0, a.pos_dev = position(p.pos);
+        a.dst_row = dst_row, a.row_dev = position(row_at);
+        return a;
+    }
     static cuda::LinearParts to_linear_parts(const LinearPart* parts, int n_parts) {
         cuda::LinearParts lp;
         for (int i = 0; i < n_parts; ++i) {
@@ -610,6 +628,11 @@ private:
     // more per fused op): for measuring what staging the norm in the GEMV blocks saves or costs
     bool fuse_norm_ = [] {
         const char* env = std::getenv("WINNOW_CUDA_FUSE_NORM");
+        return !(env && std::string(env) == "0");
+    }();
+    // WINNOW_CUDA_FUSE_QKV_ROPE=0: a decode step's projections and its rope + cache writes as two launches (the same bits)
+    bool fuse_qkv_rope_ = [] {
+        const char* env = std::getenv("WINNOW_CUDA_FUSE_QKV_ROPE");
         return !(env && std::string(env) == "0");
     }();
     cudaStream_t stream_ = nullptr;

@@ -71,6 +71,13 @@ struct RopeStoreKvArgs {
     const int32_t* row_dev = nullptr;   // then a cache the rows do not fit at that row is not written (copy_rows_at's rule)
 };
 void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStream_t s);
+// A LLaMA layer's decode-step front in one launch (qkv_rope_store.cu): x's RMSNorm staged per block (as
+// launch_gemv_parts stages it), the q, k, v projections (qkv: three parts of weight_type, their outputs rs.q, rs.k,
+// rs.v), then rope and the cache writes as launch_rope_store_kv does them, each warp computing one output or both dims
+// of a rotated pair: the bits of launch_gemv_parts (with the norm) then launch_rope_store_kv. rs.rows = n_tokens rows of
+// x [n_tokens][cols] (cols <= kMaxStagedCols).
+void launch_qkv_rope_store(GgmlType weight_type, const LinearParts& qkv, int64_t cols, const float* x, const float* norm_w, float norm_eps,
+                           const RopeStoreKvArgs& rs, GgmlType cache_type, cudaStream_t s);
 // Dense causal attention over a cache of `cache_type` (a block mask: launch_sparse_attention below).
 // Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
