@@ -1,6 +1,6 @@
-// Dense causal GQA attention over the KV cache (F32, F16 or BF16): one block per (query row, head); each warp scores
-// keys (lanes split the head dimension), a block-wide softmax over the scores held in shared memory, then each thread
-// accumulates one output dimension over the keys. The twin is CpuBackend::attention; the reference is
+// Dense causal GQA attention over the KV cache (F32, F16 or BF16): one block per (query row, head); each thread scores
+// whole keys (key_dot), a block-wide softmax over the scores held in shared memory, then each thread accumulates one
+// output dimension over the keys. The twin is CpuBackend::attention; the reference is
 // ref::attention_cached. Decode rows over long contexts take the flash-decoding split below instead. A block mask
 // (SPION) goes to sparse_attention.cu, whose work follows the kept keys.
 #include <atomic>
@@ -17,18 +17,12 @@ namespace {
 
 constexpr int kThreads = 128;
 
-// Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0]: one warp per key, lanes over the head
-// dimension. Ends with a barrier, so every score is visible to the whole block.
+// Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0]: one thread per key (key_dot). Ends with a
+// barrier, so every score is visible to the whole block.
 template <GgmlType C>
 __device__ void score_keys(const float* qs, const void* __restrict__ k, int64_t kv_dim, int kvh, int hd, float scale, int j0, int j1, float* sc) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
-    for (int j = j0 + warp; j < j1; j += n_warps) {
-        const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
-        float s = 0.0f;
-        for (int d = lane; d < hd; d += 32) s = fmaf(qs[d], load_act<C>(k, base + d), s);
-        s = warp_sum(s);
-        if (lane == 0) sc[j - j0] = s * scale;
-    }
+    for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x)
+        sc[j - j0] = key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
     __syncthreads();
 }
 
@@ -53,7 +47,7 @@ __device__ void weigh_values(const float* p, int n, int j0, const void* __restri
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys) {
-    extern __shared__ float shared[]; // q row [hd], then scores [n_keys]
+    extern __shared__ __align__(16) float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
     // a recorded decode step: the position of this replay, within the keys the shared memory holds
     if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
@@ -97,7 +91,7 @@ template <GgmlType C>
 __global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* part,
                                        int* __restrict__ arrivals, float* __restrict__ out, int pos0, int n_head, int n_head_kv, int hd, float scale,
                                        const int32_t* __restrict__ pos_dev, int max_keys, int n_splits) {
-    extern __shared__ float shared[]; // q row [hd], then this split's scores [kSplitKeys]
+    extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [kSplitKeys]
     __shared__ float scratch[32];
     if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return; // every block of the launch returns
     const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemv_block_logic.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
@@ -18,6 +19,46 @@ __device__ bool first_position(int& pos0, const int32_t* pos_dev, int rows, int 
     if (!pos_dev) return true;
     pos0 = *pos_dev;
     return pos0 >= 0 && pos0 + rows <= max_keys;
+}
+
+// q . k of one cached key (the row at k + base, hd elements of C) by one thread, the query qs in shared memory (the same
+// address for every thread of a warp: a broadcast): 16-byte loads where the row and qs are aligned (F32: 4 elements,
+// F16/BF16: 8), else one element at a time; the products summed in dimension order either way. A thread per key, not a
+// warp per key with a shuffle reduction per key, so a block scores as many keys at once as it has threads.
+template <GgmlType C>
+__device__ __forceinline__ float key_dot(const float* qs, const void* __restrict__ k, int64_t base, int hd) {
+    auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+    float s = 0.0f;
+    if constexpr (C == GgmlType::F32) {
+        const float* row = static_cast<const float*>(k) + base;
+        if (hd % 4 == 0 && aligned16(row) && aligned16(qs)) {
+            for (int d = 0; d < hd; d += 4) {
+                const float4 kv = __ldg(reinterpret_cast<const float4*>(row + d)), qv = *reinterpret_cast<const float4*>(qs + d);
+                s = fmaf(qv.x, kv.x, s);
+                s = fmaf(qv.y, kv.y, s);
+                s = fmaf(qv.z, kv.z, s);
+                s = fmaf(qv.w, kv.w, s);
+            }
+            return s;
+        }
+    } else {
+        const uint16_t* row = static_cast<const uint16_t*>(k) + base;
+        if (hd % 8 == 0 && aligned16(row) && aligned16(qs)) {
+            for (int d = 0; d < hd; d += 8) {
+                const uint4 w = __ldg(reinterpret_cast<const uint4*>(row + d));
+                const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+                for (int i = 0; i < 8; ++i) {
+                    const uint16_t h = gemv_logic::half_bits(words, i); // (the GEMV's, checked on the host)
+                    const float v = C == GgmlType::F16 ? half_bits_to_float(h) : bf16_bits_to_float(h); // load_act's values
+                    s = fmaf(qs[d + i], v, s);
+                }
+            }
+            return s;
+        }
+    }
+    for (int d = 0; d < hd; ++d) s = fmaf(qs[d], load_act<C>(k, base + d), s);
+    return s;
 }
 
 // Scores sc[0, n) become softmax numerators in place, exp(s - max) (0 for a key the mask dropped, score -inf); returns

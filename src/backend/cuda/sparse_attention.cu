@@ -8,8 +8,8 @@
 //      built once when the mask is uploaded (SparseRowsArgs::mask_row_start), and this step is skipped;
 //   3. sparse_attend_kernel, one block per (head, row, split): the split's slice of the kept-unit list (at most
 //      kSparseSplitKeys keys, so that a row's work spreads over many short blocks: at batch-1 decode the grid is far
-//      under one wave and a block's length is the op's time), scored one warp per key, softmaxed in shared memory,
-//      values weighed; a record per split;
+//      under one wave and a block's length is the op's time), scored one thread per key (key_dot), softmaxed in
+//      shared memory, values weighed; a record per split;
 //   4. attention_merge_kernel over the splits that hold the row's kept units (attention_parts.cuh).
 // The CPU twin is CpuBackend::attention (the same rule; its bounds sum in another order, see the logic header); the
 // op harness compares both with the double reference.
@@ -157,7 +157,7 @@ template <GgmlType C>
 __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, SparseRowsArgs a,
                                      const int* __restrict__ lists, int* __restrict__ counts, float* __restrict__ part, int n_splits,
                                      int units_per_split) {
-    extern __shared__ float shared[]; // q row [hd], then this split's scores [units_per_split * unit]
+    extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [units_per_split * unit]
     __shared__ float scratch[32];
     int pos0 = a.pos0;
     if (!first_position(pos0, a.pos_dev, a.rows, a.max_keys)) return;
@@ -195,17 +195,9 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
     __syncthreads();
     // slot i * unit + r is key list[i0 + i] * unit + r; slots past the row's position score -inf (not kept keys)
     const int n_slots = (i1 - i0) * a.unit;
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
-    for (int slot = warp; slot < n_slots; slot += n_warps) {
+    for (int slot = threadIdx.x; slot < n_slots; slot += blockDim.x) { // one thread per key (key_dot)
         const int j = list[i0 + slot / a.unit] * a.unit + slot % a.unit;
-        float s = -INFINITY;
-        if (j < n_keys) {
-            const int64_t base = j * kv_dim + static_cast<int64_t>(kvh) * hd;
-            float acc = 0.0f;
-            for (int d = lane; d < hd; d += 32) acc = fmaf(qs[d], load_act<C>(k, base + d), acc);
-            s = warp_sum(acc) * a.scale;
-        }
-        if (lane == 0) sc[slot] = s;
+        sc[slot] = j < n_keys ? key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * a.scale : -INFINITY;
     }
     __syncthreads();
     const ScoreStats st = exponentiate_scores(sc, n_slots, scratch);
