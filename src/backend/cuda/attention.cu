@@ -9,6 +9,7 @@
 #include "backend/cuda/attention_parts.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -47,6 +48,8 @@ __device__ void weigh_values(const float* p, int n, int j0, const void* __restri
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys) {
+    pdl_wait();
+    pdl_launch_dependents();
     extern __shared__ __align__(16) float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
     // a recorded decode step: the position of this replay, within the keys the shared memory holds
@@ -91,6 +94,8 @@ template <GgmlType C>
 __global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* part,
                                        int* __restrict__ arrivals, float* __restrict__ out, int pos0, int n_head, int n_head_kv, int hd, float scale,
                                        const int32_t* __restrict__ pos_dev, int max_keys, int n_splits) {
+    pdl_wait();
+    pdl_launch_dependents();
     extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [kSplitKeys]
     __shared__ float scratch[32];
     if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return; // every block of the launch returns
@@ -133,7 +138,7 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
         static std::atomic<int> opted_in{48 * 1024};
         opt_in_shared(attention_kernel<C>, shared_bytes, opted_in);
-        attention_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, pos_dev, keys);
+        launch(attention_kernel<C>, grid, kThreads, shared_bytes, s, q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, pos_dev, keys);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
@@ -153,8 +158,8 @@ void launch_attention_split(const float* q, const void* k_cache, const void* v_c
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + kSplitKeys) * sizeof(float);
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_splits));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        attention_split_kernel<C><<<grid, kThreads, shared_bytes, s>>>(q, k_cache, v_cache, workspace, arrivals, out, pos0, n_head, n_head_kv, head_dim,
-                                                                       scale, pos_dev, max_keys, n_splits);
+        launch(attention_split_kernel<C>, grid, kThreads, shared_bytes, s, q, k_cache, v_cache, workspace, arrivals, out, pos0, n_head, n_head_kv,
+               head_dim, scale, pos_dev, max_keys, n_splits);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

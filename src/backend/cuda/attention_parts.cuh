@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_block_logic.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -118,6 +119,8 @@ __device__ void merge_splits(const float* recs, int used, int hd, bool spion_den
 __global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
                                        bool spion_denominator, const int* __restrict__ kept_counts, int per_split, int n_head_kv,
                                        const int32_t* __restrict__ pos_dev, int max_keys) {
+    pdl_wait();
+    pdl_launch_dependents();
     if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
     const int h = blockIdx.x, t = blockIdx.y;
     const int used = kept_counts ? min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split)

@@ -2,6 +2,7 @@
 // adds. Twins: the CPU backend's ops of the same names, i.e. the loops of backend/cpu/reference_ops.h.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/rope_pair.cuh"
 #include "backend/cuda/weight_access.cuh"
 
@@ -16,6 +17,8 @@ unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1)
 template <GgmlType T>
 __global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* __restrict__ ids,
                                 float* __restrict__ out) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int i = blockIdx.x;
     const int32_t id = ids[i];
     if (id < 0 || id >= n_rows) return; // the host checked the ids before uploading them
@@ -26,6 +29,8 @@ __global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_by
 // One block per row; the sums in fp32 across the block (the reference sums in double: the difference is far under
 // the harness tolerance).
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, float* __restrict__ y, int64_t cols) {
+    pdl_wait();
+    pdl_launch_dependents();
     __shared__ float scratch[32];
     const float* xr = x + static_cast<size_t>(blockIdx.x) * cols;
     float* yr = y + static_cast<size_t>(blockIdx.x) * cols;
@@ -38,6 +43,8 @@ __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __rest
 
 __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float eps,
                                   float* __restrict__ y, int64_t cols) {
+    pdl_wait();
+    pdl_launch_dependents();
     __shared__ float scratch[32];
     const float* xr = x + static_cast<size_t>(blockIdx.x) * cols;
     float* yr = y + static_cast<size_t>(blockIdx.x) * cols;
@@ -53,6 +60,8 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
 // One thread per (row, head, pair); the rotation is rope_pair.cuh's, which the fused rope_store_kv kernel shares.
 __global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, bool adjacent,
                             const int32_t* __restrict__ pos_dev) {
+    pdl_wait();
+    pdl_launch_dependents();
     if (pos_dev) pos0 = *pos_dev;
     const int half = rope_dim / 2;
     const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -68,6 +77,8 @@ __global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, in
 
 template <GgmlType T>
 __global__ void copy_rows_kernel(const float* __restrict__ src, void* __restrict__ dst, int64_t n) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) store_act<T>(dst, i, src[i]);
 }
@@ -75,6 +86,8 @@ __global__ void copy_rows_kernel(const float* __restrict__ src, void* __restrict
 template <GgmlType T>
 __global__ void copy_rows_at_kernel(const float* __restrict__ src, int64_t src_rows, void* __restrict__ dst, int64_t dst_rows, int64_t cols,
                                     const int32_t* __restrict__ row_dev) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t row = *row_dev;
     if (row < 0 || row + src_rows > dst_rows) return;
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -82,6 +95,8 @@ __global__ void copy_rows_at_kernel(const float* __restrict__ src, int64_t src_r
 }
 
 __global__ void gelu_kernel(float* __restrict__ x, int64_t n) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float v = x[i];
@@ -89,6 +104,8 @@ __global__ void gelu_kernel(float* __restrict__ x, int64_t n) {
 }
 
 __global__ void swiglu_kernel(const float* __restrict__ gate, const float* up, float* out, int64_t n) { // out may be up
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float g = gate[i];
@@ -96,6 +113,8 @@ __global__ void swiglu_kernel(const float* __restrict__ gate, const float* up, f
 }
 
 __global__ void add_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t rows, int64_t x_rows, int64_t cols) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= rows * cols) return;
     y[i] += x[x_rows == 1 ? i % cols : i];
@@ -106,19 +125,19 @@ __global__ void add_kernel(float* __restrict__ y, const float* __restrict__ x, i
 void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* ids, int n,
                      float* out, cudaStream_t s) {
     if (n == 0) return;
-    dispatch_weight_type(type, [&]<GgmlType T>() { get_rows_kernel<T><<<n, kThreads, 0, s>>>(table, row_bytes, n_rows, cols, ids, out); });
+    dispatch_weight_type(type, [&]<GgmlType T>() { launch(get_rows_kernel<T>, n, kThreads, 0, s, table, row_bytes, n_rows, cols, ids, out); });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_rms_norm(const float* x, const float* w, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s) {
     if (rows == 0) return;
-    rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, w, eps, y, cols);
+    launch(rms_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, s, x, w, eps, y, cols);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s) {
     if (rows == 0) return;
-    layer_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, w, b, eps, y, cols);
+    launch(layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, s, x, w, b, eps, y, cols);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -126,13 +145,13 @@ void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim
                  const int32_t* pos_dev) {
     const int64_t n = rows * n_heads * (rope_dim / 2);
     if (style == RopeStyle::none || n == 0) return;
-    rope_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, rows, n_heads, head_dim, rope_dim, pos0, base, style == RopeStyle::adjacent_pairs, pos_dev);
+    launch(rope_kernel, blocks_for(n), kThreads, 0, s, x, rows, n_heads, head_dim, rope_dim, pos0, base, style == RopeStyle::adjacent_pairs, pos_dev);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    dispatch_act_type(dst_type, [&]<GgmlType T>() { copy_rows_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(src, dst, n); });
+    dispatch_act_type(dst_type, [&]<GgmlType T>() { launch(copy_rows_kernel<T>, blocks_for(n), kThreads, 0, s, src, dst, n); });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -140,26 +159,26 @@ void launch_copy_rows_at(const float* src, int64_t src_rows, void* dst, GgmlType
                          cudaStream_t s) {
     if (src_rows * cols == 0) return;
     dispatch_act_type(dst_type, [&]<GgmlType T>() {
-        copy_rows_at_kernel<T><<<blocks_for(src_rows * cols), kThreads, 0, s>>>(src, src_rows, dst, dst_rows, cols, row_dev);
+        launch(copy_rows_at_kernel<T>, blocks_for(src_rows * cols), kThreads, 0, s, src, src_rows, dst, dst_rows, cols, row_dev);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    gelu_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n);
+    launch(gelu_kernel, blocks_for(n), kThreads, 0, s, x, n);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    swiglu_kernel<<<blocks_for(n), kThreads, 0, s>>>(gate, up, out, n);
+    launch(swiglu_kernel, blocks_for(n), kThreads, 0, s, gate, up, out, n);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_add(float* y, const float* x, int64_t rows, int64_t x_rows, int64_t cols, cudaStream_t s) {
     if (rows * cols == 0) return;
-    add_kernel<<<blocks_for(rows * cols), kThreads, 0, s>>>(y, x, rows, x_rows, cols);
+    launch(add_kernel, blocks_for(rows * cols), kThreads, 0, s, y, x, rows, x_rows, cols);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -12,6 +12,7 @@
 #include "backend/cuda/gemv_row.cuh"
 #include "backend/cuda/head_top_k_logic.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace winnow::cuda {
 
@@ -22,6 +23,8 @@ namespace ht = head_top_k;
 template <GgmlType T>
 __global__ void __launch_bounds__(ht::kThreads) head_tiles_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t rows, int64_t cols,
                                                                  const float* __restrict__ x, int kk, uint8_t* __restrict__ ws, ht::Layout lay) {
+    pdl_wait();
+    pdl_launch_dependents();
     __shared__ float s_v[ht::kTile];
     __shared__ int32_t s_id[ht::kTile];
     __shared__ double s_sum[ht::kWarps];
@@ -75,6 +78,8 @@ __global__ void __launch_bounds__(ht::kThreads) head_tiles_kernel(const uint8_t*
 __global__ void __launch_bounds__(ht::kMergeThreads) head_merge_kernel(uint8_t* ws, ht::Layout lay, int64_t n_tiles, int kk, int k,
                                                                       int32_t* __restrict__ out_ids, float* __restrict__ out_vals,
                                                                       double* __restrict__ log_norm) {
+    pdl_wait();
+    pdl_launch_dependents();
     __shared__ float s_v[ht::kMaxSortTiles];
     __shared__ int32_t s_id[ht::kMaxSortTiles];
     __shared__ int32_t s_head[ht::kMaxSortTiles];
@@ -158,10 +163,10 @@ void launch_head_top_k(GgmlType type, const uint8_t* w, size_t row_bytes, int64_
     const int kk = ht::per_tile(k);
     auto* ws = static_cast<uint8_t*>(workspace);
     dispatch_weight_type(type, [&]<GgmlType T>() {
-        head_tiles_kernel<T><<<static_cast<unsigned>(tiles), ht::kThreads, 0, s>>>(w, row_bytes, rows, cols, x, kk, ws, lay);
+        launch(head_tiles_kernel<T>, static_cast<unsigned>(tiles), ht::kThreads, 0, s, w, row_bytes, rows, cols, x, kk, ws, lay);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
-    head_merge_kernel<<<1, ht::kMergeThreads, 0, s>>>(ws, lay, tiles, kk, k, ids, values, log_norm);
+    launch(head_merge_kernel, 1, ht::kMergeThreads, 0, s, ws, lay, tiles, kk, k, ids, values, log_norm);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -5,6 +5,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/gemv_input.cuh"
 #include "backend/cuda/gemv_row.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace winnow::cuda {
 
@@ -15,6 +16,8 @@ constexpr int kWarpsPerBlock = 8;
 template <GgmlType T>
 __global__ void gemv_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t rows, int64_t cols, const float* __restrict__ bias,
                             const float* __restrict__ x, float* __restrict__ y, bool accumulate) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int t = blockIdx.y;
@@ -33,6 +36,8 @@ __global__ void gemv_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int
 // one part, with gemv_kernel's epilogue, so each part gets gemv_kernel's bits. kNorm: of the input's RMSNorm.
 template <GgmlType T, bool kNorm>
 __global__ void gemv_parts_kernel(LinearParts p, int64_t cols, const float* __restrict__ x, const float* __restrict__ norm_w, float eps) {
+    pdl_wait();
+    pdl_launch_dependents();
     int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int t = blockIdx.y;
@@ -50,6 +55,8 @@ __global__ void gemv_parts_kernel(LinearParts p, int64_t cols, const float* __re
 template <GgmlType T, bool kNorm>
 __global__ void gemv_swiglu_kernel(const uint8_t* __restrict__ w_gate, const uint8_t* __restrict__ w_up, size_t row_bytes, int64_t rows, int64_t cols,
                                    const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ norm_w, float eps) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const int t = blockIdx.y;
@@ -69,8 +76,8 @@ void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const 
     const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
     const size_t staged = norm_w ? static_cast<size_t>(cols) * sizeof(float) : 0;
     dispatch_weight_type(type, [&]<GgmlType T>() {
-        if (norm_w) gemv_parts_kernel<T, true><<<grid, kWarpsPerBlock * 32, staged, s>>>(p, cols, x, norm_w, norm_eps);
-        else gemv_parts_kernel<T, false><<<grid, kWarpsPerBlock * 32, 0, s>>>(p, cols, x, nullptr, 0.0f);
+        if (norm_w) launch(gemv_parts_kernel<T, true>, grid, kWarpsPerBlock * 32, staged, s, p, cols, x, norm_w, norm_eps);
+        else launch(gemv_parts_kernel<T, false>, grid, kWarpsPerBlock * 32, 0, s, p, cols, x, nullptr, 0.0f);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
@@ -81,8 +88,8 @@ void launch_gemv_swiglu(GgmlType type, const uint8_t* w_gate, const uint8_t* w_u
     const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
     const size_t staged = norm_w ? static_cast<size_t>(cols) * sizeof(float) : 0;
     dispatch_weight_type(type, [&]<GgmlType T>() {
-        if (norm_w) gemv_swiglu_kernel<T, true><<<grid, kWarpsPerBlock * 32, staged, s>>>(w_gate, w_up, row_bytes, rows, cols, x, y, norm_w, norm_eps);
-        else gemv_swiglu_kernel<T, false><<<grid, kWarpsPerBlock * 32, 0, s>>>(w_gate, w_up, row_bytes, rows, cols, x, y, nullptr, 0.0f);
+        if (norm_w) launch(gemv_swiglu_kernel<T, true>, grid, kWarpsPerBlock * 32, staged, s, w_gate, w_up, row_bytes, rows, cols, x, y, norm_w, norm_eps);
+        else launch(gemv_swiglu_kernel<T, false>, grid, kWarpsPerBlock * 32, 0, s, w_gate, w_up, row_bytes, rows, cols, x, y, nullptr, 0.0f);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
@@ -91,7 +98,7 @@ void launch_gemv(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows
                  float* y, int n_tokens, cudaStream_t s, bool accumulate) {
     if (rows == 0 || n_tokens == 0) return;
     const dim3 grid(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(n_tokens));
-    dispatch_weight_type(type, [&]<GgmlType T>() { gemv_kernel<T><<<grid, kWarpsPerBlock * 32, 0, s>>>(w, row_bytes, rows, cols, bias, x, y, accumulate); });
+    dispatch_weight_type(type, [&]<GgmlType T>() { launch(gemv_kernel<T>, grid, kWarpsPerBlock * 32, 0, s, w, row_bytes, rows, cols, bias, x, y, accumulate); });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -8,6 +8,7 @@
 #include "backend/cuda/gemv_input.cuh"
 #include "backend/cuda/gemv_row.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/qkv_rope_store_logic.cuh"
 #include "backend/cuda/rope_pair.cuh"
 
@@ -32,6 +33,8 @@ __device__ __forceinline__ float projection(const LinearParts& p, int i, int64_t
 template <GgmlType T, GgmlType C>
 __global__ void qkv_rope_store_kernel(LinearParts p, int64_t cols, const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
                                       RopeStoreKvArgs a, RopeStoreKvShape shape, int items) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int lane = threadIdx.x % 32, t = blockIdx.y;
     const float* xt = gemv_input<true>(x, cols, t, norm_w, eps); // every thread, before any returns
     const int idx = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
@@ -93,7 +96,7 @@ void launch_qkv_rope_store(GgmlType weight_type, const LinearParts& qkv, int64_t
     const size_t staged = static_cast<size_t>(cols) * sizeof(float);
     dispatch_weight_type(weight_type, [&]<GgmlType T>() {
         dispatch_act_type(cache_type, [&]<GgmlType C>() {
-            qkv_rope_store_kernel<T, C><<<grid, kWarpsPerBlock * 32, staged, s>>>(qkv, cols, x, norm_w, norm_eps, rs, shape, items);
+            launch(qkv_rope_store_kernel<T, C>, grid, kWarpsPerBlock * 32, staged, s, qkv, cols, x, norm_w, norm_eps, rs, shape, items);
         });
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());

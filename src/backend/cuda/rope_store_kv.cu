@@ -4,6 +4,7 @@
 // copy_rows kernels use.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/rope_pair.cuh"
 #include "backend/cuda/rope_store_kv_logic.cuh"
 #include "backend/cuda/weight_access.cuh"
@@ -17,6 +18,8 @@ constexpr int kThreads = 256;
 // One thread per work item (rope_store_kv_logic.cuh: q's pairs, k's pairs, k's unrotated dims, v's dims of each row).
 template <GgmlType T>
 __global__ void rope_store_kv_kernel(RopeStoreKvArgs a, RopeStoreKvShape shape, int64_t n_items) {
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= n_items) return;
     const RopeStoreKvItem it = rope_store_kv_item(shape, idx);
@@ -63,7 +66,7 @@ void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStr
     const int64_t n_items = a.rows * rope_store_kv_items_per_row(shape);
     if (n_items == 0) return;
     dispatch_act_type(cache_type, [&]<GgmlType T>() {
-        rope_store_kv_kernel<T><<<static_cast<unsigned>((n_items + kThreads - 1) / kThreads), kThreads, 0, s>>>(a, shape, n_items);
+        launch(rope_store_kv_kernel<T>, static_cast<unsigned>((n_items + kThreads - 1) / kThreads), kThreads, 0, s, a, shape, n_items);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

@@ -10,6 +10,7 @@
 // global memory, ~35-50 passes over it per filter.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace winnow::cuda {
 
@@ -76,6 +77,8 @@ struct CudaBlock {
 };
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(sample_chain::Args a) {
+    pdl_wait();
+    pdl_launch_dependents();
     __shared__ Shared s;
     CudaBlock b{s};
     sample_chain::run(b, a);
@@ -110,7 +113,7 @@ void launch_sample(const float* logits, int n, const SampleChain& c, const int32
     a.key = reinterpret_cast<uint64_t*>(base + aligned(m * 4));
     a.mass = reinterpret_cast<double*>(base + aligned(m * 4) + aligned(m * 8));
     a.seen = reinterpret_cast<uint32_t*>(base + aligned(m * 4) + 2 * aligned(m * 8));
-    sample_kernel<<<1, kThreads, 0, s>>>(a);
+    launch(sample_kernel, 1, kThreads, 0, s, a);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -21,6 +21,7 @@
 #include "backend/cuda/attention_parts.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/sparse_select_logic.cuh"
 #include "backend/cuda/weight_access.cuh"
 #include "winnow/error.h"
@@ -48,6 +49,8 @@ __device__ bool mask_keeps(const SparseRowsArgs& a, int q_pos, int kvh, int u) {
 // over the head dimension, the group's query heads from shared memory; blocks of 8 units, over units x KV heads x rows,
 // so that the summaries stream through many SMs at once.
 __global__ void unit_keys_kernel(const float* __restrict__ q, SparseRowsArgs a, uint64_t* __restrict__ keys) {
+    pdl_wait();
+    pdl_launch_dependents();
     __shared__ float qs[kMaxGroupHeads * 256];
     int pos0 = a.pos0;
     if (!first_position(pos0, a.pos_dev, a.rows, a.max_keys)) return;
@@ -122,6 +125,8 @@ __device__ void flag_best_units(const uint64_t* keys, int n_units, int select, u
 }
 
 __global__ void sparse_rows_kernel(SparseRowsArgs a, const uint64_t* __restrict__ unit_keys, int* __restrict__ lists, int* __restrict__ counts) {
+    pdl_wait();
+    pdl_launch_dependents();
     extern __shared__ uint64_t shared_keys[]; // keys [list_units] (with selection), then flags [list_units]
     __shared__ int scratch[32];
     int pos0 = a.pos0;
@@ -157,6 +162,8 @@ template <GgmlType C>
 __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, SparseRowsArgs a,
                                      const int* __restrict__ lists, int* __restrict__ counts, float* __restrict__ part, int n_splits,
                                      int units_per_split) {
+    pdl_wait();
+    pdl_launch_dependents();
     extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [units_per_split * unit]
     __shared__ float scratch[32];
     int pos0 = a.pos0;
@@ -218,6 +225,8 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
 template <GgmlType C>
 __global__ void summarize_keys_kernel(const void* __restrict__ k, int kv_dim, int unit, int row0, int n_rows, const int32_t* __restrict__ row_dev,
                                       int max_rows, uint16_t* __restrict__ kmax, uint16_t* __restrict__ kmin) {
+    pdl_wait();
+    pdl_launch_dependents();
     if (row_dev) {
         row0 = *row_dev;
         if (row0 < 0 || row0 + n_rows > max_rows) return;
@@ -252,7 +261,7 @@ void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim,
     // units spanned by n_rows rows at any alignment (a device row0 is not known here): one more than when aligned
     const dim3 grid(static_cast<unsigned>((n_rows + unit - 1) / unit + 1), static_cast<unsigned>((kv_dim + kThreads - 1) / kThreads));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        summarize_keys_kernel<C><<<grid, kThreads, 0, s>>>(k_cache, kv_dim, unit, row0, n_rows, row_dev, max_rows, kmax, kmin);
+        launch(summarize_keys_kernel<C>, grid, kThreads, 0, s, k_cache, kv_dim, unit, row0, n_rows, row_dev, max_rows, kmax, kmin);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
@@ -297,15 +306,15 @@ void launch_sparse_attention(const float* q, const void* k_cache, const void* v_
         const int launch_units = (a.max_keys + a.unit - 1) / a.unit; // the longest row's units
         const dim3 grid(static_cast<unsigned>((launch_units + kRowThreads / 32 - 1) / (kRowThreads / 32)), static_cast<unsigned>(a.n_head_kv),
                         static_cast<unsigned>(a.rows));
-        unit_keys_kernel<<<grid, kRowThreads, 0, s>>>(q, a, unit_keys);
+        launch(unit_keys_kernel, grid, kRowThreads, 0, s, q, a, unit_keys);
         WINNOW_CUDA_CHECK(cudaGetLastError());
     }
     if (!a.mask_row_start) {
         static std::atomic<int> rows_opted_in{48 * 1024};
         const size_t rows_bytes = rows_shared_bytes(a);
         opt_in_shared(sparse_rows_kernel, rows_bytes, rows_opted_in);
-        sparse_rows_kernel<<<dim3(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.n_head_kv)), kRowThreads, rows_bytes, s>>>(a, unit_keys, lists,
-                                                                                                                                 counts);
+        launch(sparse_rows_kernel, dim3(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.n_head_kv)), kRowThreads, rows_bytes, s, a, unit_keys, lists,
+               counts);
         WINNOW_CUDA_CHECK(cudaGetLastError());
     }
 
@@ -315,11 +324,11 @@ void launch_sparse_attention(const float* q, const void* k_cache, const void* v_
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
         static std::atomic<int> attend_opted_in{48 * 1024};
         opt_in_shared(sparse_attend_kernel<C>, attend_bytes, attend_opted_in);
-        sparse_attend_kernel<C><<<grid, kAttendThreads, attend_bytes, s>>>(q, k_cache, v_cache, a, lists, counts, records, w.n_splits, per_split);
+        launch(sparse_attend_kernel<C>, grid, kAttendThreads, attend_bytes, s, q, k_cache, v_cache, a, lists, counts, records, w.n_splits, per_split);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
-    attention_merge_kernel<<<dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.rows)), kAttendThreads, 0, s>>>(
-        records, out, a.pos0, a.n_head, a.hd, w.n_splits, spion_denominator, counts, per_split, a.n_head_kv, a.pos_dev, a.max_keys);
+    launch(attention_merge_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.rows)), kAttendThreads, 0, s, records, out, a.pos0,
+           a.n_head, a.hd, w.n_splits, spion_denominator, counts, per_split, a.n_head_kv, a.pos_dev, a.max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -10,6 +10,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/head_top_k_logic.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/sample_chain.cuh"
 #include "backend/cuda/weight_access.cuh"
 
@@ -29,6 +30,8 @@ __device__ __forceinline__ unsigned long long warp_min(unsigned long long v) {
 
 __global__ void top_k_kernel(const float* __restrict__ logits, int64_t n, int k, int32_t* __restrict__ ids, float* __restrict__ values,
                              double* __restrict__ log_norm) {
+    pdl_wait();
+    pdl_launch_dependents();
     __shared__ unsigned long long wk[32];
     __shared__ unsigned long long prev; // the previous pass's key
     __shared__ float top_v;
@@ -72,7 +75,7 @@ __global__ void top_k_kernel(const float* __restrict__ logits, int64_t n, int k,
 } // namespace
 
 void launch_top_k(const float* logits, int64_t n, int k, int32_t* ids, float* values, double* log_norm, cudaStream_t s) {
-    top_k_kernel<<<1, kThreads, 0, s>>>(logits, n, k, ids, values, log_norm);
+    launch(top_k_kernel, 1, kThreads, 0, s, logits, n, k, ids, values, log_norm);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,0 +1,88 @@
+#pragma once
+// How the CUDA backend launches the kernels of a decode step: with Programmatic Dependent Launch (PDL, sm_90+) where
+// the device has it and WINNOW_CUDA_PDL is not 0 (launch_logic.h), else exactly as <<<grid, block, shared, s>>> does.
+//
+// With PDL a kernel is launched with cudaLaunchAttributeProgrammaticStreamSerialization: it may start (its blocks
+// scheduled, its prologue run) once every block of the kernel before it in the stream has called
+// pdl_launch_dependents() or exited, instead of when that kernel has finished. What it may not do before
+// pdl_wait() returns is touch global memory: the wait returns once the previous kernel has finished and its writes
+// are visible. So every kernel launched through launch() must begin with
+//     pdl_wait();              // the very first statement: before any global read or write and any early return
+//     pdl_launch_dependents(); // then let the next kernel's launch overlap this one's body
+// A kernel that skipped the wait could finish before its predecessor, and the next kernel's wait (which waits for its
+// immediate predecessor only) would no longer imply that the earlier kernels had finished: waiting first in every
+// kernel keeps the ordinary stream order, kernel after kernel, while the next launch's latency and block scheduling
+// overlap the current kernel. tests/lint/pdl_wait_first.py checks the rule on every kernel passed to launch() (ctest
+// lint.pdl_wait_first). Without the attribute (PDL off, or an ordinary <<<>>> launch) the two calls do nothing.
+//
+// An ordinary launch, a copy or a cuBLAS call after a PDL kernel waits for it to finish, as usual; a PDL kernel after
+// one of those waits in pdl_wait() for it. Stream capture (the recorded decode step, cuda_backend.cu) turns the
+// attribute into programmatic graph edges (CUDA 12.3 and later), so the same launches serve eager steps and recordings.
+#include <atomic>
+#include <cstdlib>
+#include <cuda_runtime.h>
+#include <string>
+#include <utility>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/launch_logic.h"
+#include "winnow/error.h"
+
+namespace winnow::cuda {
+
+// griddepcontrol (PTX ISA 7.8, sm_90): a no-op in a kernel launched without the PDL attribute, and not compiled
+// below sm_90.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+// Whether launches on the current device use PDL: its compute capability and WINNOW_CUDA_PDL, read once per device.
+inline bool pdl_enabled() {
+    constexpr int kDevices = 64;
+    static std::atomic<int> state[kDevices] = {}; // 0: not asked yet, 1: off, 2: on
+    int device = 0;
+    WINNOW_CUDA_CHECK(cudaGetDevice(&device));
+    std::atomic<int>* slot = device >= 0 && device < kDevices ? &state[device] : nullptr;
+    if (slot && slot->load() != 0) return slot->load() == 2;
+    int major = 0;
+    WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    const bool on = pdl_wanted(major, std::getenv("WINNOW_CUDA_PDL"));
+    if (slot) slot->store(on ? 2 : 1);
+    return on;
+}
+
+// kernel<<<grid, block, shared, s>>>(args...), with the PDL attribute when pdl_enabled(). The kernel must begin with
+// pdl_wait() (above). The callers check cudaGetLastError() after it, as after any <<<>>> launch; a failed
+// cudaLaunchKernelEx throws here, its error cleared from the last-error slot first (or the callers' check, or the next
+// op's, would report it a second time).
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    if (!pdl_enabled()) {
+        kernel<<<grid, block, shared, s>>>(std::forward<Args>(args)...);
+        return;
+    }
+    cudaLaunchAttribute attr[1] = {};
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = shared;
+    config.stream = s;
+    config.attrs = attr;
+    config.numAttrs = 1;
+    const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        throw Error(ErrorKind::io, std::string("cudaLaunchKernelEx (programmatic dependent launch) failed: ") + cudaGetErrorString(err));
+    }
+}
+
+} // namespace winnow::cuda
