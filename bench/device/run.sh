@@ -8,7 +8,7 @@
 #   3. compute-sanitizer memcheck on the harness and on one generate run
 #   4. greedy SmolLM2 Q4_1, 10 prompts x 32 tokens: --device cuda vs --device cpu token for token
 #   5. bench decode --device cuda (pp512, tg128, us/token, GB/s, % of the measured copy roofline; with and without the
-#      decode step recorded as a CUDA graph): SmolLM2 Q4_1 and,
+#      decode step recorded as a CUDA graph; tg128 also with fused norms off and with PDL off): SmolLM2 Q4_1 and,
 #      made here with transformers from configs (random bf16 weights), SmolLM2-135M, GPT-2 124M and Llama-3.2-1B shapes
 #      and per-kernel times from one Nsight Compute run of a 32-token generation (kernel_times.py)
 #   6. the HF transformers peer on the same bf16 weights (eager, and static cache + torch.compile), batch 1, greedy
@@ -86,6 +86,11 @@ if [ -f $model ]; then
   run env WINNOW_CUDA_FUSE_NORM=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-unfused-norm.json" \
     2> "$OUT/bench-smollm2-q4_1-unfused-norm.err"
   note "bench SmolLM2 Q4_1 cuda, unfused norms: rc $?"
+  # the same with Programmatic Dependent Launch off (WINNOW_CUDA_PDL=0: every kernel launched as <<<>>>, so each one's
+  # launch and block scheduling wait for the previous kernel to finish): what PDL saves in the recorded decode step
+  run env WINNOW_CUDA_PDL=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-nopdl.json" \
+    2> "$OUT/bench-smollm2-q4_1-nopdl.err"
+  note "bench SmolLM2 Q4_1 cuda, PDL off: rc $?"
   # per-kernel times (#11): Nsight Compute's kernel durations over a 32-token greedy generation, summed per kernel, and
   # beside the measured tg time per token (the difference: gaps between kernels). Needs ncu's counters (Firecracker).
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
