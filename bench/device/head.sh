@@ -21,9 +21,9 @@
 # Prints one summary line per step last.
 set -uo pipefail
 export PATH=$PATH:/usr/local/cuda/bin # compute-sanitizer, where a bare machine's PATH lacks the toolkit
-OUT=${OUT:-/tmp/winnow-out}
-mkdir -p "$OUT"
 here=bench/device
+. $here/results.sh
+results_begin head # standalone: reports packed into $OUT/head-results.tar.gz after every step; from run.sh: its folder
 W=${W:-/tmp/w}
 [ -x "$W/bin/winnow" ] || { rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz "$W"; }
 export WINNOW_FIXTURE_DIR=${WINNOW_FIXTURE_DIR:-$PWD/$here/payload/fixtures}
@@ -34,7 +34,7 @@ text=$here/payload/head-text.txt
 [ -f "$text" ] || text=/usr/share/common-licenses/GPL-3
 [ -f "$text" ] || text=docs/architecture.md
 head_summary=()
-hnote() { head_summary+=("$1"); echo "== $1"; }
+hnote() { head_summary+=("$1"); echo "== $1"; results_pack "${head_summary[@]}"; }
 t0=$SECONDS
 
 timeout 45 env LD_LIBRARY_PATH=$libs $W/bin/winnow_ops_tests --gtest_filter='*cuda__head_top_k*:HeadTopKLogic.*' > "$OUT/ops-head-cuda.txt" 2>&1
@@ -102,4 +102,5 @@ echo
 echo "==================== head (#15) summary, $((SECONDS - t0)) s"
 printf '%s\n' "${head_summary[@]}"
 [ -s "$OUT/bench-head-cuda.txt" ] && cat "$OUT/bench-head-cuda.txt"
+results_pack "${head_summary[@]}"
 exit 0

@@ -15,9 +15,10 @@
 #   7. the output head (#15), last, in what is left of the 8 minutes: bench/device/head.sh
 set -uo pipefail
 export PATH=$PATH:/usr/local/cuda/bin # compute-sanitizer, where a bare machine's PATH lacks the toolkit
-OUT=${OUT:-/tmp/winnow-out}
-mkdir -p "$OUT"
 here=bench/device
+. $here/results.sh
+results_begin run # reports in a staging folder, packed into $OUT/run-results.tar.gz after every step (results.sh)
+export WINNOW_RESULTS_NESTED=1 # head.sh writes into this folder
 W=/tmp/w
 rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz $W
 run() { env LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 "$@"; }
@@ -29,7 +30,7 @@ if [ -f $here/model-a/part ] && [ -f $here/model-b/part ]; then
 fi
 [ -f $model ] && export WINNOW_DEFAULT_MODEL=$model
 summary=()
-note() { summary+=("$1"); echo "== $1"; }
+note() { summary+=("$1"); echo "== $1"; results_pack "${summary[@]}"; }
 
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 run $W/bin/winnow info -m "$WINNOW_FIXTURE_DIR/tiny-llama.gguf" --device cuda > "$OUT/info.txt" 2>&1; note "info --device cuda: rc $?"
@@ -86,6 +87,11 @@ if [ -f $model ]; then
   run env WINNOW_CUDA_FUSE_NORM=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-unfused-norm.json" \
     2> "$OUT/bench-smollm2-q4_1-unfused-norm.err"
   note "bench SmolLM2 Q4_1 cuda, unfused norms: rc $?"
+  # the same with the projections and rope + cache writes as two launches (WINNOW_CUDA_FUSE_QKV_ROPE=0): what the fused
+  # qkv_rope_store kernel saves or costs (its warps project and rotate a pair, half as many warps as outputs there)
+  run env WINNOW_CUDA_FUSE_QKV_ROPE=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-unfused-qkv-rope.json" \
+    2> "$OUT/bench-smollm2-q4_1-unfused-qkv-rope.err"
+  note "bench SmolLM2 Q4_1 cuda, unfused qkv + rope: rc $?"
   # the same with Programmatic Dependent Launch off (WINNOW_CUDA_PDL=0: every kernel launched as <<<>>>, so each one's
   # launch and block scheduling wait for the previous kernel to finish): what PDL saves in the recorded decode step
   run env WINNOW_CUDA_PDL=0 $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-nopdl.json" \
@@ -127,3 +133,4 @@ tail -25 "$OUT/hf.txt"
 for f in "$OUT"/bench-*.json; do case $f in *bench-head*) continue ;; esac; [ -s "$f" ] && python3 -c "
 import json,sys
 for r in json.load(open('$f')): print('%-28s %-6s %9.1f tok/s %7.1f us/tok  %s' % ('$(basename $f .json)', r['test'], r['tokens_per_s'], 1e6/r['tokens_per_s'], ('%.0f%% of copy roofline' % (100*r['roofline_fraction'])) if 'roofline_fraction' in r else ''))"; done
+results_pack "${summary[@]}"

@@ -12,10 +12,12 @@
 #                               one chunk), when prepare.sh packed that text (bench/device/extra, carried in call 2)
 set -uo pipefail
 export PATH=$PATH:/usr/local/cuda/bin
-OUT=${OUT:-/tmp/winnow-out}
 W=${W:-/tmp/w}
-mkdir -p "$OUT"
 here=bench/device
+. $here/results.sh
+results_begin sparse # reports packed into $OUT/sparse-results.tar.gz after every step (results.sh)
+sparse_summary=()
+snote() { sparse_summary+=("$1"); echo "== $1"; results_pack "${sparse_summary[@]}"; }
 [ -x "$W/bin/winnow" ] || { rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz "$W"; }
 P=bench/reports/spion/pattern-coverage0.90-per-group-8k.json
 run() { env LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 "$@"; }
@@ -25,19 +27,19 @@ m=(); [ -f $model ] && m=(-m $model)
 filter='*cuda*masked*:*cuda*select*:*cuda*summarize_keys*:*cuda*attention*'
 
 timeout 90 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 $W/bin/winnow_ops_tests --gtest_filter="$filter" > "$OUT/sparse-ops.txt" 2>&1
-echo "== sparse op cases (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/sparse-ops.txt" | tr '\n' ' ')"
+snote "sparse op cases (cuda): rc $? — $(grep -E '^\[  (PASSED|FAILED)' "$OUT/sparse-ops.txt" | tr '\n' ' ')"
 if command -v compute-sanitizer >/dev/null; then
   timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 \
     $W/bin/winnow_ops_tests --gtest_filter='*cuda*select*:*cuda*summarize_keys*:*cuda*masked_b32_prefill_300*' > "$OUT/sparse-sanitizer.txt" 2>&1
-  echo "== sparse memcheck: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sparse-sanitizer.txt" | tail -1)"
+  snote "sparse memcheck: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sparse-sanitizer.txt" | tail -1)"
 fi
-if [ ${#m[@]} -eq 0 ]; then echo "== sparse bench: skipped (no SmolLM2 model: carry model-a and model-b)"; exit 0; fi
+if [ ${#m[@]} -eq 0 ]; then snote "sparse bench: skipped (no SmolLM2 model: carry model-a and model-b)"; exit 0; fi
 for sel in 64 0; do
   timeout 120 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 $W/bin/winnow bench attention "${m[@]}" --device cuda --sparse-pattern $P \
     --sparse-select $sel --ctx 2048,8192 --reps 21 --prefill 64 --json > "$OUT/bench-attention-cuda-select$sel.json" 2> "$OUT/bench-attention-cuda-select$sel.err"
-  echo "== bench attention cuda, select $sel: rc $?"
+  snote "bench attention cuda, select $sel: rc $?"
 done
-python3 - "$OUT" <<'EOF'
+python3 - "$OUT" > "$OUT/sparse-table.txt" 2>&1 <<'EOF'
 import json, sys, os
 for sel in (64, 0):
     f = os.path.join(sys.argv[1], f"bench-attention-cuda-select{sel}.json")
@@ -48,11 +50,14 @@ for sel in (64, 0):
         print(f"select {sel:2d} ctx {r['ctx']:5d}: decode op dense {d['dense_ms']:.3f} ms sparse {d['sparse_ms']:.3f} ms = {d['speedup']:.2f}x; "
               f"ideal 1/density {ideal:.2f}x -> {d['speedup'] / ideal:.2f} of ideal (target >= 0.8); prefill64 {r['op_prefill64']['speedup']:.2f}x")
 EOF
+cat "$OUT/sparse-table.txt"
+results_pack "${sparse_summary[@]}"
 text=$here/extra/sparse-eval.txt
 if [ -f $text ]; then
   timeout 150 $(which env) LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 $W/bin/winnow bench attention "${m[@]}" --device cuda --sparse-pattern $P \
     --ctx 8192 --reps 5 --prefill 64 --decode 32 --text $text --json > "$OUT/bench-attention-cuda-e2e.json" 2> "$OUT/bench-attention-cuda-e2e.err"
-  echo "== bench attention cuda end to end (8K): rc $? — $(python3 -c "
+  snote "bench attention cuda end to end (8K): rc $? — $(python3 -c "
 import json; r=json.load(open('$OUT/bench-attention-cuda-e2e.json'))[0]
 print('decode %.1f -> %.1f tok/s, prefill %.0f -> %.0f tok/s, ppl %.3f -> %.3f' % (r['decode_tps']['dense'], r['decode_tps']['sparse'], r['prefill_tps']['dense'], r['prefill_tps']['sparse'], r['ppl']['dense'], r['ppl']['sparse']))" 2>&1)"
 fi
+results_pack "${sparse_summary[@]}"
