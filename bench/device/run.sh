@@ -24,9 +24,9 @@ rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz $W
 run() { env LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 "$@"; }
 export WINNOW_FIXTURE_DIR=$PWD/$here/payload/fixtures
 model=/tmp/smollm2-q4_1.gguf
-if [ -f $here/model-a/part ] && [ -f $here/model-b/part ]; then
-  cat $here/model-a/part $here/model-b/part > $model
-  echo "$(cat $here/payload/model.sha256)  $model" | sha256sum --check --status || { echo "SmolLM2 halves do not match the checksum" | tee "$OUT/model-error.txt"; rm -f $model; }
+if [ -f $here/model-a/part ] && [ -f $here/model-b/part ]; then # (and model-c where prepare.sh needed three parts)
+  cat $here/model-?/part > $model
+  echo "$(cat $here/payload/model.sha256)  $model" | sha256sum --check --status || { echo "SmolLM2 parts (model-?/part) do not match the checksum" | tee "$OUT/model-error.txt"; rm -f $model; }
 fi
 [ -f $model ] && export WINNOW_DEFAULT_MODEL=$model
 summary=()
