@@ -1,8 +1,10 @@
 #pragma once
 // The input row of a GEMV block, optionally with its RMSNorm staged in shared memory: linear.cu's fused norm GEMVs and
-// qkv_rope_store.cu's fused projections share it, so both give the bits of rms_norm_kernel then the GEMV.
+// qkv_rope_store.cu's fused projections share it, so both give the bits of rms_norm_kernel then the GEMV. And the
+// fields of one part of a LinearParts kernel argument.
 #include <cstdint>
 
+#include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -28,6 +30,32 @@ __device__ __forceinline__ const float* gemv_input(const float* __restrict__ x, 
         __syncthreads();
         return staged;
     }
+}
+
+// Part i's fields of a LinearParts kernel argument, read with constant indices only: a dynamic index into an array of
+// the kernel's parameter would copy the whole argument to local memory (a stack frame in every thread).
+struct LinearPartView {
+    const uint8_t* w;
+    size_t row_bytes;
+    int64_t rows;
+    const float* bias;
+    float* y;
+};
+__device__ __forceinline__ LinearPartView linear_part(const LinearParts& p, int i) {
+    LinearPartView v{p.w[0], p.row_bytes[0], p.rows[0], p.bias[0], p.y[0]};
+#pragma unroll
+    for (int k = 1; k < kMaxLinearParts; ++k)
+        if (i == k) v = {p.w[k], p.row_bytes[k], p.rows[k], p.bias[k], p.y[k]};
+    return v;
+}
+
+// The part that row r of the parts' rows laid end to end falls in (p.count when none), and r made relative to it.
+__device__ __forceinline__ int linear_part_of(const LinearParts& p, int64_t& r) {
+    int i = 0;
+#pragma unroll
+    for (int k = 0; k < kMaxLinearParts; ++k)
+        if (i == k && k < p.count && r >= p.rows[k]) r -= p.rows[k], i = k + 1;
+    return i;
 }
 
 } // namespace winnow::cuda

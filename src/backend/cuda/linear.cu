@@ -42,11 +42,11 @@ __global__ void gemv_parts_kernel(LinearParts p, int64_t cols, const float* __re
     const int lane = threadIdx.x % 32;
     const int t = blockIdx.y;
     const float* xt = gemv_input<kNorm>(x, cols, t, norm_w, eps);
-    int i = 0;
-    while (i < p.count && r >= p.rows[i]) r -= p.rows[i++];
-    if (i == p.count) return;
-    const float acc = warp_row_dot<T>(p.w[i] + static_cast<size_t>(r) * p.row_bytes[i], xt, cols, lane);
-    if (lane == 0) p.y[i][static_cast<size_t>(t) * p.rows[i] + r] = acc + (p.bias[i] ? p.bias[i][r] : 0.0f);
+    const int i = linear_part_of(p, r);
+    if (i >= p.count) return;
+    const LinearPartView part = linear_part(p, i);
+    const float acc = warp_row_dot<T>(part.w + static_cast<size_t>(r) * part.row_bytes, xt, cols, lane);
+    if (lane == 0) part.y[static_cast<size_t>(t) * part.rows + r] = acc + (part.bias ? part.bias[r] : 0.0f);
 }
 
 // y[t][r] = silu(g) * u for g, u = W_gate.row(r) . x[t], W_up.row(r) . x[t]: one warp both rows. Each of g and u

@@ -19,15 +19,11 @@ namespace {
 constexpr int kWarpsPerBlock = 8; // 256 threads: rms_norm_kernel's strides, so the staged norm has its bits
 
 // Row r of part i (0: q, 1: k, 2: v) times the staged input, with gemv_parts_kernel's epilogue (+ bias, or + 0.0f).
-// The parts are picked with constant indices, so that the kernel parameter is read where it lies, not copied to
-// local memory for a dynamic index.
 template <GgmlType T>
 __device__ __forceinline__ float projection(const LinearParts& p, int i, int64_t r, const float* xt, int64_t cols, int lane) {
-    const uint8_t* w = i == 0 ? p.w[0] : i == 1 ? p.w[1] : p.w[2];
-    const size_t row_bytes = i == 0 ? p.row_bytes[0] : i == 1 ? p.row_bytes[1] : p.row_bytes[2];
-    const float* bias = i == 0 ? p.bias[0] : i == 1 ? p.bias[1] : p.bias[2];
-    const float acc = warp_row_dot<T>(w + static_cast<size_t>(r) * row_bytes, xt, cols, lane);
-    return acc + (bias ? bias[r] : 0.0f);
+    const LinearPartView part = linear_part(p, i);
+    const float acc = warp_row_dot<T>(part.w + static_cast<size_t>(r) * part.row_bytes, xt, cols, lane);
+    return acc + (part.bias ? part.bias[r] : 0.0f);
 }
 
 template <GgmlType T, GgmlType C>
