@@ -5,7 +5,7 @@
 #   bench/device/payload/fixtures/       the tiny test models (written by gguf-py here; the GPU machine has no gguf-py)
 #   bench/device/payload/head-text.txt   bench/device/head.sh's inputs: the text its query windows slide over, and
 #   bench/device/payload/head-queries.bin  those windows' SmolLM2 hidden states (2.3 MB), computed here on the CPU
-#   bench/device/model-a, model-b(, -c)  SmolLM2-135M Q4_1 (98 MB) in parts that fit the calls (printed last)
+#   bench/device/model-a, model-b(, -c)  SmolLM2-135M Q4_1 (98 MB; 93 MB gzipped) in parts that fit the calls (printed last)
 #   bench/device/extra/sparse-eval.txt   bench/device/sparse.sh's end-to-end text (the vim manual's chapters 1-19, the
 #                                        CPU SPION report's evaluation text), where vim-runtime is installed
 # All are ignored by git and travel with the device tool's `carry`; a call carries the working tree too, 64 MiB in all,
@@ -41,14 +41,19 @@ rm -rf bench/device/extra && mkdir -p bench/device/extra
 doc=/usr/share/vim/vim90/doc
 if [ -f $doc/usr_01.txt ]; then cat $doc/usr_0[1-9].txt $doc/usr_1*.txt > bench/device/extra/sparse-eval.txt
 else echo "prepare: $doc missing (apt-get install vim-runtime): sparse.sh will skip its end-to-end run" >&2; fi
-# The model in parts that fit the calls: each call carries the working tree (tracked and untracked-not-ignored files)
-# plus its carried folders, 64 MiB in all. Call 1 carries the payload and model-a, call 2 model-b and extra, call 3 (only
-# when the first two cannot hold the rest) model-c; run.sh joins model-*/part in order and checks the checksum.
+# The model, gzipped (-6%), in parts that fit the calls: each call carries the working tree (tracked and
+# untracked-not-ignored files) plus its carried folders, 64 MiB in all. Call 1 carries the payload and model-a, call 2
+# model-b and extra, call 3 (only when the first two cannot hold the rest) model-c; run.sh joins model-*/part in order,
+# unzips and checks the checksum.
 limit=$((64 * 1024 * 1024 - 512 * 1024)) # a call's 64 MiB, less half a MiB of slack
-tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+tree=$( (git ls-files -z -- ':!bench/device/model-*'; git ls-files -z --others --exclude-standard) | xargs -0 stat -c %s 2>/dev/null |
+  awk '{s += $1} END {print s + 0}' || true)
 payload=$(du -sb bench/device/payload | cut -f1)
 extra=$(du -sb bench/device/extra | cut -f1)
-size=$(stat -c %s "$model")
+zipped=$(mktemp)
+trap 'rm -f "$zipped"' EXIT
+gzip -1 -c "$model" > "$zipped"
+size=$(stat -c %s "$zipped")
 room1=$((limit - tree - payload)) room2=$((limit - tree - extra)) room3=$((limit - tree))
 [ $room1 -gt 0 ] && [ $room2 -gt 0 ] || { echo "prepare: the working tree ($tree bytes) and payload leave no room for the model in a call" >&2; exit 1; }
 rm -rf bench/device/model-a bench/device/model-b bench/device/model-c
@@ -56,14 +61,14 @@ mkdir -p bench/device/model-a bench/device/model-b
 a=$((size < room1 ? size : room1))
 rest=$((size - a))
 b=$((rest < room2 ? rest : room2))
-part() { dd if="$model" of="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" bs=1M status=none; } # bytes [skip, skip + count)
+part() { dd if="$zipped" of="$1" iflag=skip_bytes,count_bytes skip="$2" count="$3" bs=1M status=none; } # bytes [skip, skip + count)
 part bench/device/model-a/part 0 $a
 part bench/device/model-b/part $a $b
 if [ $((a + b)) -lt $size ]; then
   [ $((size - a - b)) -le $room3 ] || { echo "prepare: the model does not fit three calls" >&2; exit 1; }
   mkdir -p bench/device/model-c && part bench/device/model-c/part $((a + b)) $((size - a - b))
 fi
-cmp -s <(cat bench/device/model-?/part) "$model" || { echo "prepare: the model's parts do not join back into it" >&2; exit 1; }
+cmp -s <(cat bench/device/model-?/part | gzip -dc) "$model" || { echo "prepare: the model's parts do not join back into it" >&2; exit 1; }
 echo "per call (64 MiB each, the working tree's $((tree / 1024)) KiB included):"
 echo "  1: carry [\"bench/device/payload\", \"bench/device/model-a\"]: $(( (tree + payload + a) / 1024 )) KiB, command true"
 if [ -d bench/device/model-c ]; then
