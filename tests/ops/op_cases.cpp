@@ -161,6 +161,27 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                                      return compare(get(be, yt), ref);
                                  }});
             }
+    // rows of 150 columns (not a whole number of 16-byte chunks for F32, F16 or BF16): the element-wise walk a device's
+    // GEMV falls back to where its vector loads do not fit
+    for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+        for (int n : {1, 3})
+            cases.push_back({std::string("linear/") + ggml_type_name(type) + "/unaligned_37x150_t" + std::to_string(n), Op::linear, type, 1e-11, 1e-11,
+                             [=](Backend& be) {
+                                 const HostMatrix w = make_matrix(type, 37, 150, 17);
+                                 Tensor storage;
+                                 const Matrix dw = place(be, w, storage);
+                                 const auto x = randn(static_cast<size_t>(n * 150), 18);
+                                 const Tensor xt = put(be, x, n, 150), yt = be.alloc(GgmlType::F32, n, 37);
+                                 be.linear(dw, nullptr, xt, yt);
+                                 std::vector<double> ref(static_cast<size_t>(n * 37));
+                                 for (int t = 0; t < n; ++t)
+                                     for (int64_t r = 0; r < 37; ++r) {
+                                         double acc = 0;
+                                         for (int64_t c = 0; c < 150; ++c) acc += static_cast<double>(w.values[r * 150 + c]) * x[t * 150 + c];
+                                         ref[t * 37 + r] = acc;
+                                     }
+                                 return compare(get(be, yt), ref);
+                             }});
     // linear_parts (the q, k and v projections of one input): SmolLM2's shapes without biases, GPT-2's with them
     struct P { const char* model; int64_t in, out[3]; bool bias; };
     for (GgmlType type : kWeightTypes)
@@ -731,6 +752,8 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         {"masked_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64}, {"masked_b64_decode2_pos2500", 2, 2500, 9, 3, 64, 64},
                         // one pattern per KV head group
                         {"grouped_mask_b16_prefill_96", 96, 0, 9, 3, 64, 16, 3}, {"grouped_spion_b64_decode_pos3000", 1, 3000, 9, 3, 64, -64, 3},
+                        // a head of 6 dims (not a whole number of 16-byte loads): the element-wise key walk
+                        {"head6_decode_pos300", 1, 300, 4, 2, 6, 0},
                         // more keys than one block's shared memory holds (CUDA: the flash-decoding split)
                         {"mqa_decode_pos70000", 1, 70000, 4, 1, 64, 0},
                         // more prefill rows than one launch of the CUDA block-sparse kernels takes (256)
@@ -751,6 +774,44 @@ void add_attention_cases(std::vector<OpCase>& cases) {
             cases.push_back({std::string("attention/") + ggml_type_name(type) + "/" + s.name + "_vs_unrounded_kv", Op::attention, type, tol, tol,
                              [s, type](Backend& be) { return run_attention_case(be, s, type, false, KvReference::unrounded); }});
         }
+}
+
+// Flash-decoding's split attention run repeatedly on one backend: three times at one position, with the position from
+// the host and from device memory, interleaved with another shape (more heads: more per-(row, head) counters), then
+// the first again. Every run must give the first run's bits. (CUDA's last split block to finish merges and resets its
+// (row, head)'s arrival count: a count left behind would make a later launch merge too early or never.) The first run
+// is also held to the double reference.
+void add_split_attention_repeat_case(std::vector<OpCase>& cases) {
+    cases.push_back({"attention/F32/split_decode_repeated_same_bits", Op::attention, GgmlType::F32, 1e-10, 1e-10, [](Backend& be) {
+                         constexpr int ctx = 3072, pos0 = 3000;
+                         struct Shape { int n_head, n_head_kv, hd; };
+                         auto run = [&](const Shape& sh, bool device_pos, uint64_t seed) {
+                             const int kvd = sh.n_head_kv * sh.hd, qd = sh.n_head * sh.hd;
+                             const auto q = randn(static_cast<size_t>(qd), seed), k = randn(static_cast<size_t>(ctx) * kvd, seed + 1),
+                                        v = randn(static_cast<size_t>(ctx) * kvd, seed + 2);
+                             const Tensor qt = put(be, q, 1, qd), kt = make_cache(be, GgmlType::F32, k, ctx, kvd), vt = make_cache(be, GgmlType::F32, v, ctx, kvd),
+                                          ot = be.alloc(GgmlType::F32, 1, qd), pos = put_pos(be, pos0);
+                             AttentionParams p;
+                             p.pos0 = device_pos ? 0 : pos0;
+                             p.pos = device_pos ? &pos : nullptr;
+                             p.n_head = sh.n_head, p.n_head_kv = sh.n_head_kv, p.head_dim = sh.hd;
+                             be.attention(qt, kt, vt, ot, p);
+                             std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
+                             ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), pos0, 1, sh.n_head, sh.n_head_kv, sh.hd,
+                                                           1.0 / std::sqrt(static_cast<double>(sh.hd)), [](int, int, int) { return true; }, false);
+                             return std::pair{get(be, ot), ref};
+                         };
+                         const Shape a{9, 3, 64}, b{16, 4, 64};
+                         const auto [first, ref] = run(a, false, 81);
+                         OpResult r = compare(first, ref);
+                         for (const auto& [sh, device_pos, seed] : {std::tuple{a, false, 81}, std::tuple{a, true, 81}, std::tuple{b, true, 91},
+                                                                    std::tuple{a, true, 81}, std::tuple{b, false, 91}, std::tuple{a, false, 81}}) {
+                             const auto got = run(sh, device_pos, seed).first;
+                             if (seed == 81) r.exact_ids = r.exact_ids && same_bits(got, first);
+                             else r.exact_ids = r.exact_ids && compare(got, run(sh, false, seed).second).nmse < 1e-10;
+                         }
+                         return r;
+                     }});
 }
 
 // A block mask destroyed and another built at the same address (a new Forward's pattern, the next context length's
@@ -1069,6 +1130,7 @@ std::vector<OpCase> op_cases() {
     add_attention_cases(c);
     add_block_selection_cases(c);
     add_mask_rebuilt_case(c);
+    add_split_attention_repeat_case(c);
     add_summarize_keys_cases(c);
     add_activation_cases(c);
     add_top_k_cases(c);
