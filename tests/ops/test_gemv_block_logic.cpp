@@ -68,29 +68,24 @@ TEST(GemvBlockLogic, Q4_1FromFourByteWords) {
     }
 }
 
+// Blocks of `type` (block_bytes each: an fp16 scale, then the quants) read as 2-byte words: element j of a block is
+// quant(words after the scale, j) * d.
+template <class Quant>
+void check_scaled_blocks(GgmlType type, int block_bytes, uint32_t seed, Quant quant) {
+    constexpr int kBlocks = 64;
+    const auto b = random_blocks(kBlocks, block_bytes, 1, seed);
+    std::vector<float> ref(kBlocks * 32);
+    dequantize_row(type, b.data(), ref.data(), ref.size());
+    for (int i = 0; i < kBlocks; ++i) {
+        const auto w = words_of<uint16_t>(&b[i * block_bytes], block_bytes); // word 0: d, then the quants
+        const float d = half_to_float(w[0]);
+        for (int j = 0; j < 32; ++j) expect_bits(static_cast<float>(quant(w.data() + 1, j)) * d, ref[i * 32 + j], i, j);
+    }
+}
+
 TEST(GemvBlockLogic, Q4_0AndQ8_0FromTwoByteWords) {
-    {
-        constexpr int kBlocks = 64, kBytes = 18;
-        const auto b = random_blocks(kBlocks, kBytes, 1, 2);
-        std::vector<float> ref(kBlocks * 32);
-        dequantize_row(GgmlType::Q4_0, b.data(), ref.data(), ref.size());
-        for (int i = 0; i < kBlocks; ++i) {
-            const auto w = words_of<uint16_t>(&b[i * kBytes], kBytes); // word 0: d, words 1..8: the quants
-            const float d = half_to_float(w[0]);
-            for (int j = 0; j < 32; ++j) expect_bits(static_cast<float>(gl::q4_value(w.data() + 1, j) - 8) * d, ref[i * 32 + j], i, j);
-        }
-    }
-    {
-        constexpr int kBlocks = 64, kBytes = 34;
-        const auto b = random_blocks(kBlocks, kBytes, 1, 3);
-        std::vector<float> ref(kBlocks * 32);
-        dequantize_row(GgmlType::Q8_0, b.data(), ref.data(), ref.size());
-        for (int i = 0; i < kBlocks; ++i) {
-            const auto w = words_of<uint16_t>(&b[i * kBytes], kBytes); // word 0: d, words 1..16: the quants
-            const float d = half_to_float(w[0]);
-            for (int j = 0; j < 32; ++j) expect_bits(static_cast<float>(gl::q8_value(w.data() + 1, j)) * d, ref[i * 32 + j], i, j);
-        }
-    }
+    check_scaled_blocks(GgmlType::Q4_0, 18, 2, [](const uint16_t* w, int j) { return gl::q4_value(w, j) - 8; });
+    check_scaled_blocks(GgmlType::Q8_0, 34, 3, [](const uint16_t* w, int j) { return gl::q8_value(w, j); });
 }
 
 TEST(GemvBlockLogic, HalvesFromFourByteWords) {
