@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/gemv_block_logic.cuh"
+#include "backend/cuda/gemv_row.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/weight_access.cuh"
@@ -28,33 +28,19 @@ __device__ bool first_position(int& pos0, const int32_t* pos_dev, int rows, int 
 // warp per key with a shuffle reduction per key, so a block scores as many keys at once as it has threads.
 template <GgmlType C>
 __device__ __forceinline__ float key_dot(const float* qs, const void* __restrict__ k, int64_t base, int hd) {
-    auto aligned16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+    namespace g = gemv_detail; // the GEMV's 16-byte decoding (gemv_row.cuh)
+    const float4* q4 = reinterpret_cast<const float4*>(qs);
     float s = 0.0f;
     if constexpr (C == GgmlType::F32) {
         const float* row = static_cast<const float*>(k) + base;
-        if (hd % 4 == 0 && aligned16(row) && aligned16(qs)) {
-            for (int d = 0; d < hd; d += 4) {
-                const float4 kv = __ldg(reinterpret_cast<const float4*>(row + d)), qv = *reinterpret_cast<const float4*>(qs + d);
-                s = fmaf(qv.x, kv.x, s);
-                s = fmaf(qv.y, kv.y, s);
-                s = fmaf(qv.z, kv.z, s);
-                s = fmaf(qv.w, kv.w, s);
-            }
+        if (hd % 4 == 0 && g::aligned(row, 16) && g::aligned(qs, 16)) {
+            for (int d = 0; d < hd / 4; ++d) s = g::dot4(__ldg(reinterpret_cast<const float4*>(row) + d), q4[d], s);
             return s;
         }
     } else {
         const uint16_t* row = static_cast<const uint16_t*>(k) + base;
-        if (hd % 8 == 0 && aligned16(row) && aligned16(qs)) {
-            for (int d = 0; d < hd; d += 8) {
-                const uint4 w = __ldg(reinterpret_cast<const uint4*>(row + d));
-                const uint32_t words[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-                for (int i = 0; i < 8; ++i) {
-                    const uint16_t h = gemv_logic::half_bits(words, i); // (the GEMV's, checked on the host)
-                    const float v = C == GgmlType::F16 ? half_bits_to_float(h) : bf16_bits_to_float(h); // load_act's values
-                    s = fmaf(qs[d + i], v, s);
-                }
-            }
+        if (hd % 8 == 0 && g::aligned(row, 16) && g::aligned(qs, 16)) {
+            for (int d = 0; d < hd / 8; ++d) s = g::dot8<C>(__ldg(reinterpret_cast<const uint4*>(row) + d), q4 + 2 * d, s);
             return s;
         }
     }
@@ -112,10 +98,9 @@ __device__ void merge_splits(const float* recs, int used, int hd, bool spion_den
     }
 }
 
-// One block per (head, row): rescales the row's split records to their common max and normalises. The splits read:
-// those that hold the row's causal keys (the dense kernel's splits follow positions), or with kept_counts (the
-// block-sparse kernel, whose splits follow the kept units: kept_counts[2 * (row * n_head_kv + KV head)] units,
-// per_split a split) those that hold its kept units.
+// One block per (head, row) of the block-sparse kernel (the dense split kernel merges in its last block): rescales the
+// row's split records to their common max and normalises. The splits read are those that hold the row's kept units
+// (kept_counts[2 * (row * n_head_kv + KV head)] units, per_split a split).
 __global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
                                        bool spion_denominator, const int* __restrict__ kept_counts, int per_split, int n_head_kv,
                                        const int32_t* __restrict__ pos_dev, int max_keys) {
@@ -123,8 +108,7 @@ __global__ void attention_merge_kernel(const float* __restrict__ part, float* __
     pdl_launch_dependents();
     if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
     const int h = blockIdx.x, t = blockIdx.y;
-    const int used = kept_counts ? min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split)
-                                 : min(n_splits, (pos0 + t + 1 + kSplitKeys - 1) / kSplitKeys);
+    const int used = min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split);
     const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
     merge_splits(recs, used, hd, spion_denominator, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }

@@ -44,6 +44,12 @@ constexpr int kGemmMinTokens = 8;
 // Attention for at most this many query rows over more than cuda::kSplitKeys keys is split over the keys (decode).
 constexpr int kSplitMaxRows = 4;
 
+// Whether the environment variable `name` is "0": the switches that turn a fused kernel off for measuring.
+bool switched_off(const char* name) {
+    const char* env = std::getenv(name);
+    return env && std::string(env) == "0";
+}
+
 class CudaBackend final : public Backend {
 public:
     explicit CudaBackend(int device) : device_(device) {
@@ -626,15 +632,9 @@ private:
     std::string name_;
     // WINNOW_CUDA_FUSE_NORM=0 in the environment runs the input norms as ops of their own (the same bits, one launch
     // more per fused op): for measuring what staging the norm in the GEMV blocks saves or costs
-    bool fuse_norm_ = [] {
-        const char* env = std::getenv("WINNOW_CUDA_FUSE_NORM");
-        return !(env && std::string(env) == "0");
-    }();
+    bool fuse_norm_ = !switched_off("WINNOW_CUDA_FUSE_NORM");
     // WINNOW_CUDA_FUSE_QKV_ROPE=0: a decode step's projections and its rope + cache writes as two launches (the same bits)
-    bool fuse_qkv_rope_ = [] {
-        const char* env = std::getenv("WINNOW_CUDA_FUSE_QKV_ROPE");
-        return !(env && std::string(env) == "0");
-    }();
+    bool fuse_qkv_rope_ = !switched_off("WINNOW_CUDA_FUSE_QKV_ROPE");
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32

@@ -24,6 +24,14 @@ namespace gemv_detail {
 
 __device__ __forceinline__ bool aligned(const void* p, unsigned bytes) { return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0; }
 
+// acc += w . x, the four products in order.
+__device__ __forceinline__ float dot4(float4 w, float4 x, float acc) {
+    acc = fmaf(w.x, x.x, acc);
+    acc = fmaf(w.y, x.y, acc);
+    acc = fmaf(w.z, x.z, acc);
+    return fmaf(w.w, x.w, acc);
+}
+
 // acc += the 8 halves of w (as T: F16 or BF16) times x[0, 8), in order.
 template <GgmlType T>
 __device__ __forceinline__ float dot8(uint4 w, const float4* x, float acc) {
@@ -39,6 +47,19 @@ __device__ __forceinline__ float dot8(uint4 w, const float4* x, float acc) {
     return acc;
 }
 
+// acc += the 32 elements of a quantized block times x[0, 32), in element order; element(j) is element j's value.
+template <class Element>
+__device__ __forceinline__ float dot_block32(const float4* x, float acc, Element element) {
+#pragma unroll
+    for (int j4 = 0; j4 < 8; ++j4) { // elements 4 j4 .. 4 j4 + 3
+        const float4 xv = x[j4];
+        const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc = fmaf(element(4 * j4 + e), xs[e], acc);
+    }
+    return acc;
+}
+
 // acc += the 32 elements of Q4_1 block b (20 bytes at blk: fp16 scale d, fp16 min m, 16 bytes of nibbles) times x[0, 32),
 // in element order; each element q * d + m as weight_at computes it.
 __device__ __forceinline__ float dot_q4_1_block(const uint32_t* __restrict__ blk, const float4* x, float acc) {
@@ -47,17 +68,7 @@ __device__ __forceinline__ float dot_q4_1_block(const uint32_t* __restrict__ blk
     uint32_t qs[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) qs[i] = __ldg(blk + 1 + i);
-#pragma unroll
-    for (int j4 = 0; j4 < 8; ++j4) { // elements 4 j4 .. 4 j4 + 3
-        const float4 xv = x[j4];
-        const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int q = gemv_logic::q4_value(qs, 4 * j4 + e);
-            acc = fmaf(__fadd_rn(__fmul_rn(static_cast<float>(q), d), m), xs[e], acc);
-        }
-    }
-    return acc;
+    return dot_block32(x, acc, [&](int j) { return __fadd_rn(__fmul_rn(static_cast<float>(gemv_logic::q4_value(qs, j)), d), m); });
 }
 
 // acc += the 32 elements of a Q8_0 block (34 bytes at blk: fp16 scale d, 32 int8) or a Q4_0 block (18 bytes: fp16 scale d,
@@ -70,18 +81,10 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
     uint16_t qs[kWords];
 #pragma unroll
     for (int i = 0; i < kWords; ++i) qs[i] = __ldg(blk + 1 + i);
-#pragma unroll
-    for (int j4 = 0; j4 < 8; ++j4) {
-        const float4 xv = x[j4];
-        const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int j = 4 * j4 + e;
-            const int q = T == GgmlType::Q8_0 ? gemv_logic::q8_value(qs, j) : gemv_logic::q4_value(qs, j) - 8;
-            acc = fmaf(__fmul_rn(static_cast<float>(q), d), xs[e], acc);
-        }
-    }
-    return acc;
+    return dot_block32(x, acc, [&](int j) {
+        const int q = T == GgmlType::Q8_0 ? gemv_logic::q8_value(qs, j) : gemv_logic::q4_value(qs, j) - 8;
+        return __fmul_rn(static_cast<float>(q), d);
+    });
 }
 
 } // namespace gemv_detail
@@ -95,13 +98,7 @@ __device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, c
         if (g::aligned(row, 16) && g::aligned(x, 16) && cols % 4 == 0) {
             const float4* w4 = reinterpret_cast<const float4*>(row);
             const float4* x4 = reinterpret_cast<const float4*>(x);
-            for (int64_t i = lane; i < cols / 4; i += 32) {
-                const float4 w = __ldg(w4 + i), xv = x4[i];
-                acc = fmaf(w.x, xv.x, acc);
-                acc = fmaf(w.y, xv.y, acc);
-                acc = fmaf(w.z, xv.z, acc);
-                acc = fmaf(w.w, xv.w, acc);
-            }
+            for (int64_t i = lane; i < cols / 4; i += 32) acc = g::dot4(__ldg(w4 + i), x4[i], acc);
             return warp_sum(acc);
         }
     } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {

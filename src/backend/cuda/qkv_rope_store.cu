@@ -11,6 +11,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/qkv_rope_store_logic.cuh"
 #include "backend/cuda/rope_pair.cuh"
+#include "backend/cuda/rope_store_kv_target.cuh"
 
 namespace winnow::cuda {
 
@@ -37,12 +38,8 @@ __global__ void qkv_rope_store_kernel(LinearParts p, int64_t cols, const float* 
     if (idx >= items) return;
     const QkvRopeItem it = qkv_rope_item(shape, idx);
     const int hd = a.head_dim;
-    const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * hd, q_dim = static_cast<int64_t>(a.n_head) * hd;
-    const int64_t pos = (a.pos_dev ? *a.pos_dev : a.pos0) + t; // rope_store_kv_kernel's position and cache row
-    const int64_t row = a.row_dev ? *a.row_dev : a.dst_row;
-    const bool store_k = row >= 0 && row + a.rows <= a.k_cache_rows, store_v = row >= 0 && row + a.rows <= a.v_cache_rows;
-    const int64_t cache_at = (row + t) * kv_dim + static_cast<int64_t>(it.head) * hd;
-    const int64_t kv_at = t * kv_dim + static_cast<int64_t>(it.head) * hd;
+    const int64_t q_dim = static_cast<int64_t>(a.n_head) * hd;
+    const auto [pos, store_k, store_v, cache_at, kv_at] = kv_row_target(a, t, it.head); // rope_store_kv_kernel's
     switch (it.kind) {
     case QkvRopeKind::q_pair:
     case QkvRopeKind::k_pair: {

@@ -7,6 +7,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/rope_pair.cuh"
 #include "backend/cuda/rope_store_kv_logic.cuh"
+#include "backend/cuda/rope_store_kv_target.cuh"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -24,13 +25,8 @@ __global__ void rope_store_kv_kernel(RopeStoreKvArgs a, RopeStoreKvShape shape, 
     if (idx >= n_items) return;
     const RopeStoreKvItem it = rope_store_kv_item(shape, idx);
     const int hd = a.head_dim;
-    const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * hd;
-    const int64_t pos = (a.pos_dev ? *a.pos_dev : a.pos0) + it.row; // rope_kernel's position of the row: pos0 + t
-    const int64_t row = a.row_dev ? *a.row_dev : a.dst_row;
-    // copy_rows_at writes nothing where the rows do not fit (a host row was checked before the launch)
-    const bool store_k = row >= 0 && row + a.rows <= a.k_cache_rows, store_v = row >= 0 && row + a.rows <= a.v_cache_rows;
-    const int64_t cache_at = (row + it.row) * kv_dim + static_cast<int64_t>(it.head) * hd; // the head's first cache element
-    const int64_t kv_at = it.row * kv_dim + static_cast<int64_t>(it.head) * hd;              // and its first k or v element
+    // rope_kernel's position of the row, and copy_rows(_at)'s destination (a host row was checked before the launch)
+    const auto [pos, store_k, store_v, cache_at, kv_at] = kv_row_target(a, it.row, it.head);
     switch (it.kind) {
     case RopeStoreKvKind::q_pair: {
         float* xh = a.q + (it.row * a.n_head + it.head) * hd;
