@@ -502,6 +502,15 @@ void add_copy_rows_cases(std::vector<OpCase>& cases) {
 // kernel must give their bits (OpResult::exact_ids). Decode and prefill rows, both rope conventions, a partial
 // rotation, none (gpt2), and the position and row from device memory (the host's values then decoys); the rope
 // position and the cache row differ, so that neither can stand in for the other.
+// A cache's expected contents after a write: `before` with `rows` (exact values) written from element `at` on, every
+// value rounded to the cache's type as the cache holds it.
+std::vector<double> cache_after_write(GgmlType type, const std::vector<float>& before, const std::vector<double>& rows, int64_t at) {
+    std::vector<double> c = widen(round_to(type, before));
+    const auto written = round_to(type, std::vector<float>(rows.begin(), rows.end()));
+    std::copy(written.begin(), written.end(), c.begin() + at);
+    return c;
+}
+
 struct RopeStoreKvShape { const char* name; int n, n_head, n_head_kv, hd, rope_dim, pos; float base; RopeStyle style; };
 
 OpResult rope_store_kv_case(Backend& be, GgmlType type, const RopeStoreKvShape& s, bool device_pos) {
@@ -542,10 +551,7 @@ OpResult rope_store_kv_case(Backend& be, GgmlType type, const RopeStoreKvShape& 
     std::vector<double> q_ref = widen(q), k_ref = widen(k);
     ref::rope_apply<double>(q_ref.data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
     ref::rope_apply<double>(k_ref.data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
-    std::vector<double> kc_ref = widen(round_to(type, k_before)), vc_ref = widen(round_to(type, v_before));
-    const auto k_cached = round_to(type, std::vector<float>(k_ref.begin(), k_ref.end())), v_cached = round_to(type, v);
-    std::copy(k_cached.begin(), k_cached.end(), kc_ref.begin() + kAt * kvd);
-    std::copy(v_cached.begin(), v_cached.end(), vc_ref.begin() + kAt * kvd);
+    std::vector<double> kc_ref = cache_after_write(type, k_before, k_ref, kAt * kvd), vc_ref = cache_after_write(type, v_before, widen(v), kAt * kvd);
     std::vector<double> ref = q_ref;
     for (const auto* part : {&k_ref, &kc_ref, &vc_ref}) ref.insert(ref.end(), part->begin(), part->end());
     OpResult r = compare(got, ref);
@@ -622,27 +628,21 @@ OpResult qkv_rope_store_case(Backend& be, GgmlType wtype, GgmlType ctype, const 
         return all;
     };
     const std::vector<float> got = run(true), two_ops = run(false);
-    std::vector<double> proj[3];
+    std::vector<double> proj[3], xn(x.size());
+    const std::vector<double> xd = widen(x), gd = widen(g);
+    ref::rmsnorm_forward<double>(xn.data(), nullptr, xd.data(), gd.data(), s.n, static_cast<int>(in), eps);
     for (int i = 0; i < 3; ++i) proj[i].resize(static_cast<size_t>(s.n * outs[i]));
-    std::vector<double> xn(static_cast<size_t>(in));
-    for (int t = 0; t < s.n; ++t) {
-        double ss = 0;
-        for (int64_t c = 0; c < in; ++c) ss += static_cast<double>(x[t * in + c]) * x[t * in + c];
-        const double r = 1.0 / std::sqrt(ss / in + eps);
-        for (int64_t c = 0; c < in; ++c) xn[c] = x[t * in + c] * r * g[c];
+    for (int t = 0; t < s.n; ++t)
         for (int i = 0; i < 3; ++i)
             for (int64_t o = 0; o < outs[i]; ++o) {
                 double a = b[i][o];
-                for (int64_t c = 0; c < in; ++c) a += static_cast<double>(w[i].values[o * in + c]) * xn[c];
+                for (int64_t c = 0; c < in; ++c) a += static_cast<double>(w[i].values[o * in + c]) * xn[t * in + c];
                 proj[i][t * outs[i] + o] = a;
             }
-    }
     ref::rope_apply<double>(proj[0].data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
     ref::rope_apply<double>(proj[1].data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
-    std::vector<double> kc_ref = widen(round_to(ctype, k_before)), vc_ref = widen(round_to(ctype, v_before));
-    const auto k_cached = round_to(ctype, std::vector<float>(proj[1].begin(), proj[1].end())), v_cached = round_to(ctype, std::vector<float>(proj[2].begin(), proj[2].end()));
-    std::copy(k_cached.begin(), k_cached.end(), kc_ref.begin() + kAt * kvd);
-    std::copy(v_cached.begin(), v_cached.end(), vc_ref.begin() + kAt * kvd);
+    std::vector<double> kc_ref = cache_after_write(ctype, k_before, proj[1], kAt * kvd),
+                        vc_ref = cache_after_write(ctype, v_before, proj[2], kAt * kvd);
     std::vector<double> ref = proj[0];
     for (const auto* part : {&proj[1], &proj[2], &kc_ref, &vc_ref}) ref.insert(ref.end(), part->begin(), part->end());
     OpResult r = compare(got, ref);
