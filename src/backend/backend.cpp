@@ -54,6 +54,14 @@ void check_block_selection(const AttentionParams& p, int64_t cache_rows) {
         throw Error(ErrorKind::invalid_argument, "attention: the key block summary has more blocks than the cache holds");
 }
 
+int64_t attention_key_end(const AttentionParams& p, int n_rows, int64_t cache_rows) {
+    if (!p.pos) return p.pos0 + n_rows;
+    if (p.key_limit < 0 || p.key_limit > cache_rows || (p.key_limit > 0 && p.key_limit < n_rows))
+        throw Error(ErrorKind::invalid_argument, "attention: key limit " + std::to_string(p.key_limit) + " outside [" + std::to_string(n_rows) + ", " +
+                                                     std::to_string(cache_rows) + "] (the rows, the cache)");
+    return p.key_limit > 0 ? p.key_limit : cache_rows;
+}
+
 void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device) {
     if (k_cache.device() != device || kmax.device() != device || kmin.device() != device)
         throw Error(ErrorKind::invalid_argument, "summarize_keys: the cache and the summaries must be on the backend's device");

@@ -92,6 +92,11 @@ struct KeyBlockSummary {
 struct AttentionParams {
     int pos0 = 0;                    // the first query row is at position pos0; cache rows [0, pos0 + t] are its keys
     const Tensor* pos = nullptr;     // when set, pos0 is read from this device I32 [1][1] when the op runs (RopeParams::pos)
+    // With pos: the rows' keys end by key_limit (pos0 + rows <= key_limit <= the cache's rows, whatever pos holds when
+    // the op runs), so a device sizes a recorded step's launch for it rather than for the whole cache; 0: the cache.
+    // A row past it is an error on the CPU; a device kernel cannot report it, so the caller must keep to it (Forward
+    // re-records its step when a position crosses it).
+    int key_limit = 0;
     int n_head = 0, n_head_kv = 0, head_dim = 0;
     float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
     const BlockMask* mask = nullptr; // null: dense causal
@@ -288,6 +293,9 @@ int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Ten
 // a mask, a selection unit that divides its block, and key summaries that fit a cache of cache_rows and are there);
 // throws winnow::Error(invalid_argument).
 void check_block_selection(const AttentionParams& p, int64_t cache_rows);
+// The end of the keys any of n_rows query rows may read: pos0 + n_rows for a host position; with a device position,
+// key_limit (checked against the cache's rows), or the whole cache when it is 0.
+int64_t attention_key_end(const AttentionParams& p, int n_rows, int64_t cache_rows);
 
 // The check every backend's rms_norm_linear_* makes: the norm has its weight and scratch; throws winnow::Error
 // (invalid_argument) naming `op`.

@@ -22,6 +22,14 @@ Forward::Forward(const LoadedModel& model, Backend& backend, int n_ctx, GgmlType
     step_ = {step_in_.rows_view(0, 1), step_in_.rows_view(1, 1), step_in_.rows_view(2, 1), step_in_.rows_view(4, 2)};
 }
 
+int recorded_step_key_limit(int keys, int n_ctx) {
+    if (keys < 1 || keys > n_ctx)
+        throw Error(ErrorKind::invalid_argument, "step key limit: " + std::to_string(keys) + " keys outside a context of " + std::to_string(n_ctx));
+    int64_t limit = kMinStepKeys;
+    while (limit < keys) limit *= 2;
+    return static_cast<int>(std::min<int64_t>(limit, n_ctx));
+}
+
 Forward::~Forward() { drop_step_recording(); }
 
 void Forward::set_step_recording(bool on) {
@@ -34,6 +42,7 @@ void Forward::drop_step_recording() {
     if (step_recording_ >= 0) be_.drop_recording(step_recording_);
     step_recording_ = -1;
     recorded_tail_ = 0;
+    recorded_key_limit_ = 0;
     decoded_once_ = false;
 }
 
@@ -162,6 +171,7 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     AttentionParams ap;
     ap.pos0 = n_past_;
     ap.pos = pos;
+    ap.key_limit = pos ? step_key_limit_ : 0;
     ap.n_head = c_.n_head;
     ap.n_head_kv = c_.n_head_kv;
     ap.head_dim = c_.head_dim;
@@ -275,10 +285,13 @@ void Forward::upload_step_inputs(int32_t token, const StepValues* values) {
 bool Forward::decode_step_recorded(int32_t token, const StepTail* tail, const StepValues& values) {
     if (!record_steps_ || capture_) return false;
     const uint64_t tail_id = tail ? tail->id : 0;
-    if (tail_id != recorded_tail_) {
-        drop_step_recording(); // it holds another tail (or none)
+    const int key_limit = recorded_step_key_limit(n_past_ + 1, cache_.n_ctx());
+    if (tail_id != recorded_tail_ || key_limit != recorded_key_limit_) {
+        drop_step_recording(); // it holds another tail (or none), or attention sized for another context bucket
         recorded_tail_ = tail_id;
+        recorded_key_limit_ = key_limit;
     }
+    step_key_limit_ = key_limit;
     upload_step_inputs(token, tail ? &values : nullptr);
     auto issue = [&] {
         issue_ops(step_.token, 1, 1, &step_.pos);

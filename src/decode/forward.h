@@ -17,6 +17,13 @@
 
 namespace winnow {
 
+// The key limit of a recorded decode step whose row needs `keys` keys (its position + 1): the smallest power of two
+// >= keys and >= kMinStepKeys, at most n_ctx. A recording serves every position below its limit, so a generation
+// records again at 512, 1024, 2048, ... keys rather than sizing every step's attention for the whole context (at
+// n_ctx 8192 a short chat would otherwise launch 32 flash-decoding splits per head, nearly all empty).
+constexpr int kMinStepKeys = 512;
+int recorded_step_key_limit(int keys, int n_ctx);
+
 class Forward {
 public:
     // n_ctx <= 0: the model's training context. Throws winnow::Error(unsupported) when the backend lacks an op the
@@ -83,8 +90,9 @@ public:
     // off with set_step_recording(false) or WINNOW_CUDA_GRAPHS=0 in the environment. The first decode step runs op by
     // op (it uploads what is lazily uploaded, e.g. block masks, and allocates what ops allocate on first use, e.g. the
     // sample op's scratch); the second records the step with the position read from device memory, and every later
-    // one replays it. One recording is held: a step with another tail (or none) drops it and starts over. A recording
-    // that fails falls back to op by op for good.
+    // one replays it. One recording is held: a step with another tail (or none), or past the recording's key limit
+    // (recorded_step_key_limit: the context bucket its attention launches are sized for), drops it and records again.
+    // A recording that fails falls back to op by op for good.
     void set_step_recording(bool on);
     bool step_recording() const { return record_steps_; }
     // How many decode steps ran as a replay (for tests and --stats).
@@ -151,6 +159,8 @@ private:
     bool decoded_once_ = false;    // a decode step ran op by op since the recording was (in)validated
     int step_recording_ = -1;      // the backend's handle, or -1
     uint64_t recorded_tail_ = 0;   // the id of the tail the recording holds (0: none)
+    int recorded_key_limit_ = 0;   // the key limit the recording's attention is sized for (0: none)
+    int step_key_limit_ = 0;       // AttentionParams::key_limit of the ops issued with the device position
     int64_t replayed_steps_ = 0;
     std::string recording_error_;
     Tensor step_in_;               // I32 [6][1]: the decode step's inputs (StepInputs: token id, position, history length, pad, u)

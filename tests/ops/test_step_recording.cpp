@@ -104,6 +104,7 @@ public:
     }
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const AttentionParams& p) override {
         if (recording_ && !p.pos) ADD_FAILURE() << "attention recorded with a host position (" << p.pos0 << "): a replay would reuse it";
+        if (recording_) recorded_key_limits.push_back(p.key_limit);
         const Tensor pos = p.pos ? *p.pos : Tensor();
         op([=, this] {
             AttentionParams a = p;
@@ -169,6 +170,7 @@ public:
     }
 
     int replays = 0, dropped = 0;
+    std::vector<int> recorded_key_limits; // AttentionParams::key_limit of every attention op recorded
     bool refuse_sample_recording = false; // a backend whose recording cannot hold the sample op
     // What crossed between host and device, in order: "upload N B", "download N B", "replay", "op" (an op run at once,
     // outside a replay), "top_k".
@@ -277,6 +279,76 @@ TEST(StepRecording, ScratchGrowthAndNewMasksDropTheRecording) {
     const int64_t replayed = rec.replayed_steps();
     run(0, 3, 20);
     EXPECT_EQ(rec.replayed_steps(), replayed);
+}
+
+// The context buckets a recorded step's attention is sized for: powers of two from 512 keys, capped by the context.
+TEST(StepRecording, KeyLimitIsTheContextBucket) {
+    EXPECT_EQ(recorded_step_key_limit(1, 64), 64);
+    EXPECT_EQ(recorded_step_key_limit(64, 64), 64);
+    EXPECT_EQ(recorded_step_key_limit(1, 8192), 512);
+    EXPECT_EQ(recorded_step_key_limit(512, 8192), 512);
+    EXPECT_EQ(recorded_step_key_limit(513, 8192), 1024);
+    EXPECT_EQ(recorded_step_key_limit(2049, 8192), 4096);
+    EXPECT_EQ(recorded_step_key_limit(4097, 8192), 8192);
+    EXPECT_EQ(recorded_step_key_limit(8192, 8192), 8192);
+    EXPECT_EQ(recorded_step_key_limit(1025, 1100), 1100);
+    EXPECT_THROW(recorded_step_key_limit(0, 64), Error);
+    EXPECT_THROW(recorded_step_key_limit(65, 64), Error);
+}
+
+// A step past the recording's key limit records again at the next bucket (the CPU attention rejects a row past the
+// limit it is given, as a device launch sized for it would silently miss keys), and a rewind below it records at the
+// smaller bucket: every step equal to plain, one recording per bucket.
+TEST(StepRecording, RecordsAgainAtEachKeyLimit) {
+    auto m = Model::load(kDir + "/tiny-llama.gguf");
+    const int n_ctx = 1100;
+    RecordingCpu rec_be;
+    auto plain_be = make_cpu_backend(1);
+    Forward rec(*m, rec_be, n_ctx), plain(*m, *plain_be, n_ctx);
+    const auto ids = ids_for(n_ctx, m->config().n_vocab);
+    auto decode = [&](int first, int last) {
+        for (int t = first; t < last; ++t)
+            ASSERT_EQ(rec.eval(std::span(ids).subspan(t, 1)), plain.eval(std::span(ids).subspan(t, 1))) << "position " << t;
+    };
+    ASSERT_EQ(rec.eval(std::span(ids).first(4)), plain.eval(std::span(ids).first(4)));
+    decode(4, n_ctx);
+    EXPECT_EQ(rec.step_recording_error(), "");
+    EXPECT_EQ(rec_be.dropped, 2); // 512 -> 1024 -> 1100
+    const int n_layer = m->config().n_layer;
+    std::vector<int> expected;
+    for (int limit : {512, 1024, 1100}) expected.insert(expected.end(), n_layer, limit);
+    EXPECT_EQ(rec_be.recorded_key_limits, expected);
+    rec.rewind(100);
+    plain.rewind(100);
+    decode(100, 110);
+    EXPECT_EQ(rec_be.dropped, 3);
+    EXPECT_EQ(rec_be.recorded_key_limits.back(), 512);
+    // after each drop one step runs op by op (lazy uploads and allocations), the next records, the rest replay
+    EXPECT_EQ(rec.replayed_steps(), (n_ctx - 4) + 10 - 4);
+}
+
+// The attention op keeps to the key limit: a row past it, or a limit outside the cache, is an error (CPU backend).
+TEST(StepRecording, AttentionRejectsRowsPastTheKeyLimit) {
+    auto be = make_cpu_backend(1);
+    const int hd = 8, n_ctx = 32;
+    const Tensor q = be->alloc(GgmlType::F32, 1, hd), k = be->alloc(GgmlType::F32, n_ctx, hd), v = be->alloc(GgmlType::F32, n_ctx, hd),
+                 out = be->alloc(GgmlType::F32, 1, hd), pos = be->alloc(GgmlType::I32, 1, 1);
+    const int32_t at = 20;
+    be->upload(&at, pos);
+    AttentionParams p;
+    p.pos = &pos;
+    p.n_head = p.n_head_kv = 1;
+    p.head_dim = hd;
+    p.key_limit = 21; // position 20's row reads keys 0..20
+    EXPECT_NO_THROW(be->attention(q, k, v, out, p));
+    p.key_limit = 0; // the whole cache
+    EXPECT_NO_THROW(be->attention(q, k, v, out, p));
+    p.key_limit = 20;
+    EXPECT_THROW(be->attention(q, k, v, out, p), Error);
+    p.key_limit = n_ctx + 1;
+    EXPECT_THROW(be->attention(q, k, v, out, p), Error);
+    p.key_limit = -1;
+    EXPECT_THROW(be->attention(q, k, v, out, p), Error);
 }
 
 // ---- the whole generation step as one replay (#11 item 2)

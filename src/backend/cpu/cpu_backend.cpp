@@ -186,6 +186,9 @@ public:
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(pos0 + n_tokens));
         check_shape(outt, n_tokens, static_cast<int64_t>(n_head) * head_dim, "attention output");
         check_block_selection(p, kt.rows());
+        if (pos0 + n_tokens > attention_key_end(params, n_tokens, kt.rows())) // a device would have sized its launch short
+            throw Error(ErrorKind::invalid_argument, "attention: rows up to position " + std::to_string(pos0 + n_tokens - 1) + " pass the key limit " +
+                                                         std::to_string(p.key_limit));
         cpu::attention(kt.type(), qt.f32(), kt.raw(), vt.raw(), outt.f32(), n_tokens, p, n_threads_);
         if (p.capture) cpu::attention_head_mean_probs(kt.type(), qt.f32(), kt.raw(), n_tokens, p, p.capture, p.capture_stride, n_threads_);
     }

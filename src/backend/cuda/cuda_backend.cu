@@ -288,38 +288,49 @@ public:
             throw Error(ErrorKind::invalid_argument, "attention: shapes q " + q.describe() + " k " + k.describe() + " v " + v.describe() + " do not match the parameters");
         check_shape(out, n, q.cols(), "attention output");
         if (p.mask) p.mask->check_heads(p.n_head_kv);
-        const int64_t last_key = p.pos ? k.rows() : p.pos0 + n; // with a device position, any row of the cache may be the last
+        // with a device position, any row up to the key limit (or the cache's last) may be the last
+        const int64_t last_key = attention_key_end(p, n, k.rows());
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < last_key)
             throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
         check_block_selection(p, k.rows());
-        if (p.mask) return sparse_attention(q, k, v, out, p, n);
+        if (p.mask) return sparse_attention(q, k, v, out, p, n, last_key);
         // Decode (a few rows) over more keys than one split: flash-decoding, so that a row spreads over many blocks.
-        // With a device position the grid covers the whole cache (the same launch serves every replay).
+        // With a device position the grid covers the keys up to the key limit (the same launch serves every replay
+        // below it; splits past a replay's row return at once).
+        auto splits_of = [](int64_t keys) { return static_cast<int>((keys + cuda::kSplitKeys - 1) / cuda::kSplitKeys); };
+        // With a device position, buffers for the whole cache's splits: a step recorded later at a higher key limit
+        // (a longer context) must not allocate while recording.
+        if (n <= kSplitMaxRows && p.pos) reserve_split_buffers(n, p, splits_of(k.rows()));
         if (n <= kSplitMaxRows && last_key > cuda::kSplitKeys) {
-            const int n_splits = static_cast<int>((last_key + cuda::kSplitKeys - 1) / cuda::kSplitKeys);
-            const size_t need = cuda::attention_split_workspace_floats(n, p.n_head, p.head_dim, n_splits);
-            if (static_cast<size_t>(split_workspace_.numel()) < need) {
-                // a step recorded earlier (a graph) still reads and writes the old workspace: keep it alive
-                if (split_workspace_.numel() > 0) retired_split_ws_.push_back(split_workspace_);
-                split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
-            }
-            if (split_arrivals_.numel() < static_cast<int64_t>(n) * p.n_head) { // alloc zeroes them; the kernel leaves them 0
-                if (split_arrivals_.numel() > 0) retired_split_ws_.push_back(split_arrivals_);
-                split_arrivals_ = alloc(GgmlType::I32, 1, static_cast<int64_t>(kSplitMaxRows) * p.n_head);
-            }
+            const int n_splits = splits_of(last_key);
+            reserve_split_buffers(n, p, n_splits);
             cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
                                          split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, stream_, position(p.pos),
-                                         static_cast<int>(k.rows()));
+                                         static_cast<int>(last_key));
             return;
         }
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                               stream_, position(p.pos), static_cast<int>(k.rows()));
+                               stream_, position(p.pos), static_cast<int>(last_key));
+    }
+
+    // The flash-decoding workspace and arrival counters for n_splits splits of n rows, grown when too small.
+    void reserve_split_buffers(int n, const AttentionParams& p, int n_splits) {
+        const size_t need = cuda::attention_split_workspace_floats(n, p.n_head, p.head_dim, n_splits);
+        if (static_cast<size_t>(split_workspace_.numel()) < need) {
+            // a step recorded earlier (a graph) still reads and writes the old workspace: keep it alive
+            if (split_workspace_.numel() > 0) retired_split_ws_.push_back(split_workspace_);
+            split_workspace_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
+        }
+        if (split_arrivals_.numel() < static_cast<int64_t>(n) * p.n_head) { // alloc zeroes them; the kernel leaves them 0
+            if (split_arrivals_.numel() > 0) retired_split_ws_.push_back(split_arrivals_);
+            split_arrivals_ = alloc(GgmlType::I32, 1, static_cast<int64_t>(kSplitMaxRows) * p.n_head);
+        }
     }
 
     // Block-sparse attention (a mask, optionally query-aware selection): the kept-unit kernels of sparse_attention.cu,
     // whose work follows the kept keys. Prefill rows go in chunks, so that the per-row unit lists and split records stay
     // a few MB whatever the prompt; the workspace is sized for the whole cache, so it is allocated once per shape.
-    void sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p, int n) {
+    void sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p, int n, int64_t last_key) {
         const BlockMask& m = *p.mask;
         const bool select = p.select_blocks > 0;
         if (p.pos && n > kSparseChunkRows) throw Error(ErrorKind::invalid_argument, "attention: too many rows for a recorded sparse step");
@@ -340,7 +351,7 @@ public:
         const int64_t q_stride = q.cols(), o_stride = out.cols();
         for (int row0 = 0; row0 < n; row0 += kSparseChunkRows) {
             a.pos0 = p.pos0, a.row0 = row0, a.rows = std::min(kSparseChunkRows, n - row0);
-            a.max_keys = p.pos ? static_cast<int>(k.rows()) : p.pos0 + row0 + a.rows; // with pos_dev, any row of the cache may be the last
+            a.max_keys = p.pos ? static_cast<int>(last_key) : p.pos0 + row0 + a.rows; // with pos_dev, any row up to the key limit may be the last
             cuda::check_sparse_attention(a);
             cuda::SparseRowsArgs sizing = a; // the workspace of a full chunk, whatever this one's rows
             sizing.rows = p.pos ? a.rows : kSparseChunkRows;
