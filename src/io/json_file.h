@@ -83,7 +83,11 @@ nlohmann::json parse_json_bounded(Input&& input, const std::string& where, const
 
 // Reads and parses a JSON file under `limits`; errors name the file (or `where`, when given).
 inline nlohmann::json read_json_file(const std::filesystem::path& p, const JsonLimits& limits = {}, std::string where = {}) {
-    if (where.empty()) where = "'" + p.string() + "'";
+    if (where.empty()) { // appended, not "'" + p.string() + "'", which trips GCC 12's -Wrestrict false positive (PR 105329)
+        where += '\'';
+        where += p.string();
+        where += '\'';
+    }
     std::error_code ec;
     const auto size = std::filesystem::file_size(p, ec);
     if (!ec && size > kMaxJsonFileBytes)

@@ -93,7 +93,9 @@ void expect_half_cache_close(const std::string& path, int n_tokens, int prefill)
         std::printf("%s: %s cache vs f32 over %d positions: max relative %.3g, argmax flips %d\n", path.c_str(), name, n_tokens, worst, flips);
         EXPECT_LE(worst, bound) << path << " " << name;
         EXPECT_GT(worst, 0.0) << path << " " << name << ": the logits did not move, is the cache really rounded?";
-        if (type == GgmlType::F16) EXPECT_EQ(flips, 0) << path;
+        if (type == GgmlType::F16) {
+            EXPECT_EQ(flips, 0) << path;
+        }
     }
 }
 
