@@ -13,7 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -74,7 +76,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "comma-separated calibration confidences: 0 = the authors' rule (floor(delta N) tuning failures), c in (0, 1) = the tuning set must reject 'failure rate >= delta' at confidence c")(
         "head-threads", po::value(&head_threads)->default_value(0), "threads for the exact and the fast head (0 = all cores)")(
         "rotate", po::value(&rotations_arg)->default_value(rotations_arg),
-        "comma-separated bases for the faithful head: none, pca (the principal axes of the tuning queries: head A R, queries R^T x)")(
+        "comma-separated bases for the heads: none, pca (the principal axes of the tuning queries: head A R, queries R^T x; the fast head stores A R as the model stores its head and rotates each query inside the timed run)")(
         "pca-windows", po::value(&pca_windows)->default_value(pca_windows),
         "the pca basis is fit on the states of this many windows of the tuning region, less those that are calibration windows (0: on the calibration queries themselves)")(
         "exact-prefix", po::value(&prefixes_arg)->default_value(prefixes_arg),
@@ -191,6 +193,17 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     };
 
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    // How a rotated head's exact answers differ from the model's (fp32 rounding of A R, or its quantization).
+    auto report_rotated_truth = [&](const char* what, const std::vector<head::HeadResult>& rotated, const std::vector<head::HeadResult>& unrotated) {
+        int flips = 0;
+        double worst_p = 0;
+        for (size_t q = 0; q < unrotated.size(); ++q) {
+            flips += rotated[q].top != unrotated[q].top;
+            worst_p = std::max(worst_p, static_cast<double>(std::abs(rotated[q].p_top - unrotated[q].p_top) / unrotated[q].p_top));
+        }
+        std::fprintf(stderr, "pca basis: exact answers of the rotated head (%s) vs the unrotated: %d top-1 differences in %zu test queries, max relative p_top difference %.2g\n",
+                     what, flips, unrotated.size(), worst_p);
+    };
     // the queries an algorithm sees (rotated ones for a rotated head); truths stay those of the unrotated head
     auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence,
                              const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q, const std::string& basis,
@@ -277,13 +290,72 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         }
     };
     const int fast_threads = head_threads > 0 ? head_threads : static_cast<int>(std::thread::hardware_concurrency());
-    for (double confidence : confidences)
-        for (const auto& v : variants) {
-            if (v == "fast") {
-                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", {});
-                continue;
+    // The PCA basis, made once on first use: the rotation, the rotated head (fp32) and the rotated queries.
+    struct PcaBasis {
+        head::HeadRotation rot;
+        std::vector<float> AR;
+        std::vector<std::vector<float>> tune_r, test_r;
+    };
+    std::optional<PcaBasis> pca;
+    auto pca_basis = [&]() -> const PcaBasis& {
+        if (pca) return *pca;
+        // PCA of states from the tuning region only (the test queries never shape the basis), and not of the
+        // calibration queries themselves: 200 states span only 200 of the 576 dimensions, so in a basis fit on
+        // them the calibration queries have no energy in the trailing axes while every other query has some,
+        // and the factors calibrated on them are too aggressive for held-out queries.
+        std::vector<std::vector<float>> pca_states;
+        if (pca_windows > 0) {
+            const HeadQueries ps = collect_head_queries(
+                *model, text_path, {.window = window, .n_tune = pca_windows, .n_test = 0, .tune_share = tune_share, .tune_texts = tune_texts}, threads,
+                cache.empty() ? cache : cache + ".pca");
+            for (size_t q = 0; q < ps.tune.size(); ++q) // both lists are sorted by (text, start)
+                if (!std::binary_search(hq.tune_windows.begin(), hq.tune_windows.end(), ps.tune_windows[q])) pca_states.push_back(ps.tune[q]);
+            if (pca_states.empty()) // every basis window is a calibration window (e.g. --pca-windows equal to --tune over tuning texts)
+                throw Error(ErrorKind::invalid_argument, "--pca-windows " + std::to_string(pca_windows) + " leaves no window beyond the calibration ones");
+            std::fprintf(stderr, "pca basis: fit on %zu states of the %s (%zu windows less the calibration windows)\n", pca_states.size(),
+                         tune_texts.empty() ? "tuning region" : "tuning texts", ps.tune.size());
+        }
+        PcaBasis b;
+        b.rot = head::pca_rotation(pca_windows > 0 ? pca_states : tune, d);
+        auto energy_of = [&](const std::vector<std::vector<float>>& set, int k) {
+            double lead = 0, total = 0;
+            for (const auto& x : set) {
+                const auto y = head::rotate_query(x, b.rot);
+                for (int j = 0; j < d; ++j) (j < k ? lead : total) += static_cast<double>(y[j]) * y[j];
             }
+            return lead / (lead + total);
+        };
+        std::fprintf(stderr, "pca basis: share of the energy in the first 8 / 32 / 128 axes: calibration queries %.3f / %.3f / %.3f, test queries %.3f / %.3f / %.3f\n",
+                     energy_of(tune, 8), energy_of(tune, 32), energy_of(tune, 128), energy_of(test, 8), energy_of(test, 32), energy_of(test, 128));
+        b.AR = head::rotate_head(A, n, b.rot);
+        for (const auto& x : tune) b.tune_r.push_back(head::rotate_query(x, b.rot));
+        for (const auto& x : test) b.test_r.push_back(head::rotate_query(x, b.rot));
+        std::fprintf(stderr, "pca basis: %.1f%% / %.1f%% / %.1f%% of the tuning states' energy in the first 8 / 32 / 128 axes\n",
+                     100 * b.rot.energy_in_leading(8), 100 * b.rot.energy_in_leading(32), 100 * b.rot.energy_in_leading(128));
+        // the rotated head's exact answers against the unrotated truth (equal up to fp32 rounding of A R)
+        report_rotated_truth("fp32 A R", head::exact_answers(b.AR, n, d, b.test_r, base), truth);
+        pca = std::move(b);
+        return *pca;
+    };
+    for (double confidence : confidences)
+        for (const auto& v : variants)
             for (const auto& basis : rotations) {
+                if (v == "fast") {
+                    if (basis == "none") {
+                        bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", {});
+                        continue;
+                    }
+                    // The fast head on the rotated head, stored as the model's head is (Q8_0 for a Q8_0 or Q4_0 head:
+                    // A R quantized again, so its exact answers differ from the model's by that rounding; reported),
+                    // queries rotated inside every timed run.
+                    const PcaBasis& b = pca_basis();
+                    const bool q8 = W.type == GgmlType::Q8_0 || W.type == GgmlType::Q4_0;
+                    auto cm = std::make_shared<const head::ColumnMajorHead>(b.AR, n, d, q8);
+                    report_rotated_truth(q8 ? "Q8_0 A R" : "fp32 A R", head::exact_answers(cm->dense(), n, d, b.test_r, base), truth);
+                    head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(cm, fast_threads), b.rot);
+                    bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", {});
+                    continue;
+                }
                 auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {
                     for (int m : prefixes)
                         for (bool batched : batched_modes) {
@@ -298,52 +370,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                     faithful_rows(A, tune, test);
                     continue;
                 }
-                // PCA of states from the tuning region only (the test queries never shape the basis), and not of the
-                // calibration queries themselves: 200 states span only 200 of the 576 dimensions, so in a basis fit on
-                // them the calibration queries have no energy in the trailing axes while every other query has some,
-                // and the factors calibrated on them are too aggressive for held-out queries.
-                std::vector<std::vector<float>> pca_states;
-                if (pca_windows > 0) {
-                    const HeadQueries ps = collect_head_queries(
-                        *model, text_path, {.window = window, .n_tune = pca_windows, .n_test = 0, .tune_share = tune_share, .tune_texts = tune_texts}, threads,
-                        cache.empty() ? cache : cache + ".pca");
-                    for (size_t q = 0; q < ps.tune.size(); ++q) // both lists are sorted by (text, start)
-                        if (!std::binary_search(hq.tune_windows.begin(), hq.tune_windows.end(), ps.tune_windows[q])) pca_states.push_back(ps.tune[q]);
-                    if (pca_states.empty()) // every basis window is a calibration window (e.g. --pca-windows equal to --tune over tuning texts)
-                        throw Error(ErrorKind::invalid_argument, "--pca-windows " + std::to_string(pca_windows) + " leaves no window beyond the calibration ones");
-                    std::fprintf(stderr, "pca basis: fit on %zu states of the %s (%zu windows less the calibration windows)\n", pca_states.size(),
-                                 tune_texts.empty() ? "tuning region" : "tuning texts", ps.tune.size());
-                }
-                const head::HeadRotation rot = head::pca_rotation(pca_windows > 0 ? pca_states : tune, d);
-                auto energy_of = [&](const std::vector<std::vector<float>>& set, int k) {
-                    double lead = 0, total = 0;
-                    for (const auto& x : set) {
-                        const auto y = head::rotate_query(x, rot);
-                        for (int j = 0; j < d; ++j) (j < k ? lead : total) += static_cast<double>(y[j]) * y[j];
-                    }
-                    return lead / (lead + total);
-                };
-                std::fprintf(stderr, "pca basis: share of the energy in the first 8 / 32 / 128 axes: calibration queries %.3f / %.3f / %.3f, test queries %.3f / %.3f / %.3f\n",
-                             energy_of(tune, 8), energy_of(tune, 32), energy_of(tune, 128), energy_of(test, 8), energy_of(test, 32), energy_of(test, 128));
-                const std::vector<float> AR = head::rotate_head(A, n, rot);
-                std::vector<std::vector<float>> tune_r, test_r;
-                for (const auto& x : tune) tune_r.push_back(head::rotate_query(x, rot));
-                for (const auto& x : test) test_r.push_back(head::rotate_query(x, rot));
-                std::fprintf(stderr, "pca basis: %.1f%% / %.1f%% / %.1f%% of the tuning states' energy in the first 8 / 32 / 128 axes\n",
-                             100 * rot.energy_in_leading(8), 100 * rot.energy_in_leading(32), 100 * rot.energy_in_leading(128));
-                // the rotated head's exact answers against the unrotated truth (equal up to fp32 rounding of A R)
-                const auto truth_r = head::exact_answers(AR, n, d, test_r, base);
-                int flips = 0;
-                double worst_p = 0;
-                for (size_t q = 0; q < test.size(); ++q) {
-                    flips += truth_r[q].top != truth[q].top;
-                    worst_p = std::max(worst_p, static_cast<double>(std::abs(truth_r[q].p_top - truth[q].p_top) / truth[q].p_top));
-                }
-                std::fprintf(stderr, "pca basis: exact answers of the rotated head vs the unrotated: %d top-k differences in %zu queries, max relative p_top difference %.2g\n",
-                             flips, test.size(), worst_p);
-                faithful_rows(AR, tune_r, test_r);
+                const PcaBasis& b = pca_basis();
+                faithful_rows(b.AR, b.tune_r, b.test_r);
             }
-        }
     nlohmann::ordered_json report;
     report["model"] = model->path();
     report["n"] = n;

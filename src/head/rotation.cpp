@@ -76,4 +76,25 @@ std::vector<float> rotate_query(std::span<const float> x, const HeadRotation& r)
     return out;
 }
 
+RotatedAlgorithm::RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, HeadRotation rotation)
+    : inner_(std::move(inner)), r_(std::move(rotation)), y_(static_cast<size_t>(r_.d)) {
+    if (!inner_ || inner_->d() != r_.d || r_.R.size() != static_cast<size_t>(r_.d) * r_.d)
+        throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the rotation does not match the head's dimension");
+}
+
+std::span<const float> RotatedAlgorithm::rotate(std::span<const float> x) {
+    if (static_cast<int>(x.size()) != r_.d) throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the query is not of length d");
+    // y^T = x^T R: one row times the rotation
+    train::sgemm(false, false, 1, r_.d, r_.d, 1.0f, x.data(), r_.d, r_.R.data(), r_.d, 0.0f, y_.data(), r_.d);
+    return y_;
+}
+
+AdaptiveResult RotatedAlgorithm::run(std::span<const float> x, const AdaptiveParams& p) {
+    AdaptiveResult r = inner_->run(rotate(x), p);
+    r.cost.multiply_adds += static_cast<int64_t>(r_.d) * r_.d;
+    return r;
+}
+
+std::vector<int32_t> RotatedAlgorithm::best_arms_only(std::span<const float> x, const AdaptiveParams& p) { return inner_->best_arms_only(rotate(x), p); }
+
 } // namespace winnow::head
