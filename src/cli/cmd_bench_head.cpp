@@ -345,13 +345,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                         bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", {});
                         continue;
                     }
-                    // The fast head on the rotated head, stored as the model's head is (Q8_0 for a Q8_0 or Q4_0 head:
-                    // A R quantized again, so its exact answers differ from the model's by that rounding; reported),
-                    // queries rotated inside every timed run.
+                    // The fast head on the rotated head: its columns A R stored as the model stores its head (Q8_0 for a
+                    // Q8_0 or Q4_0 head: A R quantized again, whose exact answers differ from the model's; reported), its
+                    // exact rows the model's own in the model's basis; queries rotated inside every timed run.
                     const PcaBasis& b = pca_basis();
                     const bool q8 = W.type == GgmlType::Q8_0 || W.type == GgmlType::Q4_0;
-                    auto cm = std::make_shared<const head::ColumnMajorHead>(b.AR, n, d, q8);
-                    report_rotated_truth(q8 ? "Q8_0 A R" : "fp32 A R", head::exact_answers(cm->dense(), n, d, b.test_r, base), truth);
+                    if (q8) report_rotated_truth("Q8_0 A R", head::exact_answers(head::ColumnMajorHead(b.AR, n, d, true).dense(), n, d, b.test_r, base), truth);
+                    auto cm = std::make_shared<const head::ColumnMajorHead>(b.AR, n, d, q8, W, b.rot.R);
                     head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(cm, fast_threads), b.rot);
                     bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", {});
                     continue;

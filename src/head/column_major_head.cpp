@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "io/quant.h"
+#include "train/sgemm.h"
 #include "winnow/error.h"
 
 namespace winnow::head {
@@ -31,6 +32,24 @@ ColumnMajorHead::ColumnMajorHead(std::span<const float> A, int n, int d, bool as
     }
     rows_.data = owned_rows_.data();
     build();
+}
+
+ColumnMajorHead::ColumnMajorHead(std::span<const float> AR, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R)
+    : ColumnMajorHead(AR, n, d, as_q8) {
+    if (model_rows.empty() || model_rows.rows != n || model_rows.cols != d || R.size() != static_cast<size_t>(d) * d)
+        throw Error(ErrorKind::invalid_argument, "adaptive head: the model's rows or the rotation do not match the rotated head");
+    // the columns and their statistics are built from AR; the exact rows are the model's from here on
+    rows_ = model_rows;
+    std::vector<uint8_t>().swap(owned_rows_);
+    R_ = std::move(R);
+}
+
+void ColumnMajorHead::prepare_exact(std::span<const float> y, ExactQuery& q) const {
+    if (static_cast<int>(y.size()) != d_) throw Error(ErrorKind::invalid_argument, "adaptive head: the query is not of length d");
+    q.x.resize(static_cast<size_t>(d_));
+    if (R_.empty()) std::copy(y.begin(), y.end(), q.x.begin());
+    else train::sgemm(false, true, 1, d_, d_, 1.0f, y.data(), d_, R_.data(), d_, 0.0f, q.x.data(), d_); // x^T = y^T R^T
+    cpu::prepare_activation(rows_.type, q.x.data(), d_, q.prep);
 }
 
 void ColumnMajorHead::build() {
@@ -82,6 +101,6 @@ std::vector<float> ColumnMajorHead::dense() const {
     return A;
 }
 
-float ColumnMajorHead::row_dot(int row, const cpu::PreparedActivation& x) const { return cpu::vec_dot(rows_.type, rows_.row(row), x, d_); }
+float ColumnMajorHead::row_dot(int row, const ExactQuery& x) const { return cpu::vec_dot(rows_.type, rows_.row(row), x.prep, d_); }
 
 } // namespace winnow::head

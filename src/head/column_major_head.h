@@ -15,6 +15,12 @@
 
 namespace winnow::head {
 
+// A query prepared for ColumnMajorHead::row_dot (prepare_exact): the values prep points at live in x.
+struct ExactQuery {
+    std::vector<float> x;
+    cpu::PreparedActivation prep;
+};
+
 class ColumnMajorHead {
 public:
     enum class Storage { q8, f32 };
@@ -24,6 +30,11 @@ public:
     // From row-major fp32 [n][d]; as_q8 stores the rows as Q8_0 first (ggml's reference quantizer), so tests can
     // exercise that storage. The object owns the rows.
     ColumnMajorHead(std::span<const float> A, int n, int d, bool as_q8);
+    // A rotated head (head/rotation.h): the columns from AR = A R [n][d] (quantized to Q8_0 first when as_q8), the
+    // exact rows from the model's stored head A (`model_rows`, which must outlive this object) in the model's basis.
+    // Queries come rotated (y = R^T x); prepare_exact turns one back (x = R y) for the stored rows, so an exact value
+    // is the exact head's and only the sampled columns carry AR's rounding. R: [d][d] row-major, orthonormal.
+    ColumnMajorHead(std::span<const float> AR, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R);
 
     int n() const { return n_; }
     int d() const { return d_; }
@@ -36,11 +47,16 @@ public:
     const uint16_t* scale_row(int block) const { return s_.data() + static_cast<size_t>(block) * stride_; }
     const float* float_column(int j) const { return f_.data() + static_cast<size_t>(j) * stride_; }
 
-    // <A[row], x> on the stored format, exactly what the exact head computes for that row.
-    float row_dot(int row, const cpu::PreparedActivation& x) const;
+    // <A[row], x> on the stored format, exactly what the exact head computes for that row, with x from prepare_exact.
+    float row_dot(int row, const ExactQuery& x) const;
+    // The query y (in the columns' basis) prepared for row_dot: as it is, or turned back into the model's basis for a
+    // rotated head.
+    void prepare_exact(std::span<const float> y, ExactQuery& q) const;
+    bool rotated() const { return !R_.empty(); }
     // Column L1 norms (the atom importance weights) and the variance-proxy atom term.
     const ColumnStatistics& statistics() const { return stats_; }
-    // The values as row-major fp32 [n][d] (the truth tests and calibration compare with).
+    // The values of the exact rows as row-major fp32 [n][d] (the truth tests and calibration compare with; for a
+    // rotated head, the model's A, in the model's basis).
     std::vector<float> dense() const;
 
 private:
@@ -52,6 +68,7 @@ private:
     std::vector<int8_t> q_;
     std::vector<uint16_t> s_;
     std::vector<float> f_;
+    std::vector<float> R_; // a rotated head's basis (empty: none)
     ColumnStatistics stats_;
 };
 

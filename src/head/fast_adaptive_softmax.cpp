@@ -47,7 +47,7 @@ struct FastAdaptiveSoftmax::Query {
     std::vector<int32_t> blk;
     std::vector<float> xs, coef;  // x at that column, and its Des Raj coefficient (1 - p_1 - .. - p_{m-1}) / p_m
     double sigma2 = 0;            // sub-Gaussian proxy for one pull (as in the reference)
-    cpu::PreparedActivation prep; // x prepared for exact row dot products on the stored format
+    ExactQuery exact_x;           // x prepared for exact row dot products on the stored format
     AdaptiveCost cost;
 
     Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, int nthreads,
@@ -58,7 +58,7 @@ struct FastAdaptiveSoftmax::Query {
         DesRajColumns c = des_raj_columns(order, x);
         col = std::move(c.col), blk = std::move(c.blk), xs = std::move(c.xs), coef = std::move(c.coef);
         sigma2 = order.sigma2(H.statistics().sigma2_atoms, beta);
-        cpu::prepare_activation(H.rows().type, x.data(), H.d(), prep);
+        H.prepare_exact(x, exact_x); // a rotated head's exact rows are the model's, in the model's basis
         cost.d_prime = dp;
         cost.baseline = static_cast<int64_t>(n) * dp;
         if (recorder) recorder->begin_query(n, H.d(), col);
@@ -280,7 +280,7 @@ struct FastAdaptiveSoftmax::Query {
 #pragma omp parallel for schedule(static) reduction(+ : samples) num_threads(threads) if (count >= 256)
         for (int c = 0; c < count; ++c) {
             const int32_t i = arms[c];
-            st.mu[i] = beta * H.row_dot(i, prep);
+            st.mu[i] = beta * H.row_dot(i, exact_x);
             if (recorder) recorder->record_row(i);
             st.var[i] = 0;
             samples += dp - std::min(st.T[i], dp);

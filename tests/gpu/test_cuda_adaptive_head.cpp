@@ -83,8 +83,8 @@ struct Exact {
     double p = 0;
 };
 Exact exact(const head::ColumnMajorHead& H, const std::vector<float>& x, float beta) {
-    cpu::PreparedActivation prep;
-    cpu::prepare_activation(H.rows().type, x.data(), H.d(), prep);
+    head::ExactQuery prep;
+    H.prepare_exact(x, prep);
     std::vector<double> z(H.n());
     Exact e;
     for (int i = 0; i < H.n(); ++i) {
@@ -228,8 +228,8 @@ TEST(CudaAdaptiveHeadKernels, ExactRowsEqualTheCpusRowDotWithinRounding) {
         ad::launch_exact_rows(H.rows().type, drows, H.rows().row_bytes, 576, dx, dlist, static_cast<int>(list.size()), 0.8f, 500, mu, var, T, nullptr);
         const std::vector<float> gmu = DeviceArrays::down(mu, 777), gvar = DeviceArrays::down(var, 777);
         const std::vector<int32_t> gT = DeviceArrays::down(T, 777);
-        cpu::PreparedActivation prep;
-        cpu::prepare_activation(H.rows().type, in.x.data(), 576, prep);
+        head::ExactQuery prep;
+        H.prepare_exact(in.x, prep);
         for (int32_t i : list) {
             const float want = 0.8f * H.row_dot(i, prep);
             EXPECT_NEAR(gmu[i], want, 1e-5f * (1 + std::fabs(want))) << (q8 ? "q8" : "f32") << " arm " << i;

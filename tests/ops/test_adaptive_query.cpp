@@ -30,8 +30,8 @@ using Instance = winnow::test::AdaptiveInstance;
 Instance make_instance(int n, int d, uint64_t seed, bool planted) { return winnow::test::adaptive_instance(n, d, seed, planted); }
 
 int exact_argmax(const head::ColumnMajorHead& H, const std::vector<float>& x) {
-    cpu::PreparedActivation prep;
-    cpu::prepare_activation(H.rows().type, x.data(), H.d(), prep);
+    head::ExactQuery prep;
+    H.prepare_exact(x, prep);
     int best = 0;
     float bv = -INFINITY;
     for (int i = 0; i < H.n(); ++i) {

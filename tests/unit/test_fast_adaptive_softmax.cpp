@@ -62,8 +62,8 @@ TEST_P(ColumnLayout, HoldsTheStoredValuesAndRowDotsMatchDoublePrecision) {
             const float v = q8 ? H.quant_column(j)[i] * winnow::fp16_to_fp32(H.scale_row(j / 32)[i]) : H.float_column(j)[i];
             ASSERT_EQ(v, dense[static_cast<size_t>(i) * d + j]) << i << "," << j;
         }
-    winnow::cpu::PreparedActivation prep;
-    winnow::cpu::prepare_activation(H.rows().type, in.x.data(), d, prep);
+    ExactQuery prep;
+    H.prepare_exact(in.x, prep);
     for (int i = 0; i < n; ++i) {
         double want = 0;
         for (int j = 0; j < d; ++j) want += static_cast<double>(dense[static_cast<size_t>(i) * d + j]) * in.x[j];

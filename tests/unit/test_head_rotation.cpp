@@ -12,6 +12,7 @@
 #include "planted_instances.h"
 
 #include "head/column_major_head.h"
+#include "head/exact_head.h"
 #include "head/fast_adaptive_softmax.h"
 #include "head/rotation.h"
 #include "winnow/error.h"
@@ -108,6 +109,46 @@ TEST(HeadRotation, RotatedAlgorithmRunsTheInnerHeadOnTheRotatedQuery) {
     EXPECT_EQ(rotated.best_arms_only(in.x, p), plain.best_arms_only(y, p));
     EXPECT_THROW(rotated.run(std::vector<float>(in.d - 1), p), winnow::Error);
     EXPECT_THROW(RotatedAlgorithm(std::make_unique<FastAdaptiveSoftmax>(head, 1), signed_permutation(in.d - 1, 6)), winnow::Error);
+}
+
+// A rotated head's exact rows are the model's, in the model's basis: row_dot on a rotated query prepared by
+// prepare_exact is the model head's row_dot on the query itself, bit for bit under a signed permutation (R y = x
+// exactly); its columns are A R's. So a fast head whose every arm is exact (d' below the first pull) gives the model
+// head's exact softmax even where A R's copy would round differently.
+TEST(HeadRotation, RotatedHeadFinishesOnTheModelsRows) {
+    const auto in = winnow::test::planted(64, 64, 7);
+    const HeadRotation r = signed_permutation(in.d, 8);
+    const std::vector<float> AR = rotate_head(in.A, in.n, r);
+    const ColumnMajorHead model(in.A, in.n, in.d, true); // Q8_0 rows, as the model stores its head
+    const ColumnMajorHead rotated(AR, in.n, in.d, false, model.rows(), r.R);
+    EXPECT_TRUE(rotated.rotated());
+    EXPECT_FALSE(model.rotated());
+    EXPECT_EQ(rotated.dense(), model.dense()); // the exact rows' values
+    const std::vector<float> y = rotate_query(in.x, r);
+    ExactQuery px, py;
+    model.prepare_exact(in.x, px);
+    rotated.prepare_exact(y, py);
+    for (int i = 0; i < in.n; ++i) EXPECT_EQ(rotated.row_dot(i, py), model.row_dot(i, px)) << "row " << i;
+    // the columns are A R's, not the model's
+    EXPECT_EQ(rotated.float_column(0)[0], AR[0]);
+    EXPECT_THROW(ColumnMajorHead(AR, in.n, in.d, false, model.rows(), std::vector<float>(10)), winnow::Error);
+    const ColumnMajorHead smaller(std::vector<float>(in.A.begin(), in.A.begin() + 32 * in.d), 32, in.d, true);
+    EXPECT_THROW(ColumnMajorHead(AR, in.n, in.d, false, smaller.rows(), r.R), winnow::Error);
+    EXPECT_THROW(rotated.prepare_exact(std::vector<float>(in.d - 1), py), winnow::Error);
+}
+
+TEST(HeadRotation, FastHeadOnARotatedHeadIsExactWhereEveryArmIs) {
+    const auto in = winnow::test::planted(40, 8, 1); // d' = 8: every arm computed exactly
+    const HeadRotation r = signed_permutation(in.d, 2);
+    const std::vector<float> AR = rotate_head(in.A, in.n, r);
+    const ColumnMajorHead model(in.A, in.n, in.d, false);
+    auto rotated = std::make_shared<const ColumnMajorHead>(AR, in.n, in.d, false, model.rows(), r.R);
+    FastAdaptiveSoftmax fast(rotated, 1);
+    const AdaptiveResult a = fast.run(rotate_query(in.x, r), winnow::AdaptiveParams{});
+    const HeadResult ex = exact_softmax(in.A, in.n, in.d, in.x);
+    EXPECT_EQ(a.head.top, ex.top);
+    EXPECT_NEAR(a.head.p_top, ex.p_top, 1e-6);
+    EXPECT_EQ(a.cost.samples, a.cost.baseline);
 }
 
 } // namespace

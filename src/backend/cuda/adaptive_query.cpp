@@ -199,7 +199,7 @@ void HostQuerySteps::begin_query(const QueryOrder& order, std::span<const float>
     order_ = {col_.data(), blk_.data(), xs_.data(), coef_.data(), order.dp};
     beta_ = beta;
     x_.assign(x.begin(), x.end());
-    cpu::prepare_activation(H_.rows().type, x_.data(), H_.d(), prep_);
+    H_.prepare_exact(x_, exact_x_); // as the fast head does
 }
 
 void HostQuerySteps::warm_up(int from, int to, bool fresh) { warm_up_host(layout_, order_, state(), H_.stride(), from, to, fresh, beta_); }
@@ -224,7 +224,7 @@ void HostQuerySteps::stream_marked(int from, int to) { stream_masked_host(layout
 void HostQuerySteps::exact_marked(int count) {
     for (int c = 0; c < count; ++c) {
         const int32_t i = list_[c];
-        mu_[i] = mul_rn(beta_, H_.row_dot(i, prep_)); // the CPU's exact_all
+        mu_[i] = mul_rn(beta_, H_.row_dot(i, exact_x_)); // the CPU's exact_all
         var_[i] = 0.0f;
         T_[i] = order_.dp;
     }

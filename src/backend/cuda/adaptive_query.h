@@ -121,7 +121,7 @@ private:
     std::vector<float> xs_, coef_;
     QueryOrder order_;
     float beta_ = 1.0f;
-    cpu::PreparedActivation prep_;
+    head::ExactQuery exact_x_;
     std::vector<float> x_;
     std::vector<float> K_, Z_, Z2_, mu_, var_, e_; // stride entries (e: n)
     std::vector<int32_t> T_, active_, list_;
