@@ -170,6 +170,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         double frac = 0, macs = 0, bytes = 0, warm = 0, best = 0, norm = 0;
         int ok = 0, wrong_arm = 0, estimate = 0; // failures: the top-1 is not the exact one / the right arm, |p^ - p| > eps p
         std::vector<double> ms;
+        std::vector<double> setup_ms, warmup_ms, best_ms, norm_ms; // per phase, where the head times them
     };
     auto score = [](head::AdaptiveAlgorithm& algo, head::AdaptiveParams p, const std::vector<std::vector<float>>& qs, const std::vector<head::HeadResult>& exact,
                     uint64_t seed0) {
@@ -179,6 +180,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             const auto t0 = Clock::now();
             const auto r = algo.run(qs[q], p);
             s.ms.push_back(ms_since(t0));
+            s.setup_ms.push_back(r.cost.setup_ms), s.warmup_ms.push_back(r.cost.warmup_ms);
+            s.best_ms.push_back(r.cost.best_arm_ms), s.norm_ms.push_back(r.cost.normalizer_ms);
             s.frac += r.cost.fraction();
             s.macs += static_cast<double>(r.cost.multiply_adds) / r.cost.baseline;
             s.bytes += static_cast<double>(r.cost.bytes_read);
@@ -279,6 +282,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["exact_head_ms"] = exact_median;
             row["adaptive_head_ms"] = median(ms);
             row["wall_clock_speedup"] = exact_median / median(ms);
+            // medians of each phase's time (0 for a head that does not time its phases); they need not add up to the total's median
+            row["phase_ms_median"] = {{"setup", median(st.setup_ms)}, {"warmup", median(st.warmup_ms)}, {"best_arm", median(st.best_ms)},
+                                      {"normalizer", median(st.norm_ms)}};
             rows.push_back(row);
             std::fprintf(stderr,
                          "%s %s prefix %d %s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "

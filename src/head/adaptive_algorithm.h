@@ -25,6 +25,9 @@ struct AdaptiveCost {
     int64_t bytes_read = 0;     // bytes of the head matrix (in the layout the implementation reads) touched
     int64_t warmup = 0, best_arm = 0, normalizer = 0; // samples added by each phase (they add up to `samples`)
     int d_prime = 0;
+    // Wall-clock per phase in ms (the fast head; 0 where a head does not time them): the query's column order and
+    // prepared input, the warm-up, best-arm elimination with its exact finish, and the normalizer with the softmax.
+    double setup_ms = 0, warmup_ms = 0, best_arm_ms = 0, normalizer_ms = 0;
     double fraction() const { return baseline ? static_cast<double>(samples) / baseline : 0; }
 };
 

@@ -1,6 +1,7 @@
 #include "head/fast_adaptive_softmax.h"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <cmath>
 #include <limits>
@@ -454,19 +455,28 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     if (x.size() != static_cast<size_t>(d()))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
     const int n = this->n();
+    using Clock = std::chrono::steady_clock;
+    auto ms_between = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    const Clock::time_point t0 = Clock::now();
     Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_);
     AdaptiveResult r;
     if (q.dp == 0) return all_logits_tied(n, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two
+    const Clock::time_point t1 = Clock::now();
     q.warm_up(p);
     r.cost.warmup = q.cost.samples;
+    const Clock::time_point t2 = Clock::now();
     const std::vector<int32_t> S = q.eliminate(p, d_s);
     for (int32_t i : S) q.exact(i);
     r.cost.best_arm = q.cost.samples - r.cost.warmup;
+    const Clock::time_point t3 = Clock::now();
     q.normalize(p, d_s);
     r.cost.normalizer = q.cost.samples - r.cost.warmup - r.cost.best_arm;
 
     r.head.log_norm = log_sum_exp(std::span<const float>(q.st.mu.data(), n));
+    const Clock::time_point t4 = Clock::now();
+    r.cost.setup_ms = ms_between(t0, t1), r.cost.warmup_ms = ms_between(t1, t2), r.cost.best_arm_ms = ms_between(t2, t3);
+    r.cost.normalizer_ms = ms_between(t3, t4);
     r.head.top = S;
     for (int32_t i : S) r.head.top_logits.push_back(q.st.mu[i]);
     r.head.p_top = static_cast<float>(std::exp(q.st.mu[S[0]] - r.head.log_norm));
