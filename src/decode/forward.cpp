@@ -285,13 +285,17 @@ void Forward::upload_step_inputs(int32_t token, const StepValues* values) {
 bool Forward::decode_step_recorded(int32_t token, const StepTail* tail, const StepValues& values) {
     if (!record_steps_ || capture_) return false;
     const uint64_t tail_id = tail ? tail->id : 0;
-    const int key_limit = recorded_step_key_limit(n_past_ + 1, cache_.n_ctx());
-    if (tail_id != recorded_tail_ || key_limit != recorded_key_limit_) {
+    // A recording serves every position below its key limit; one sized for at least 4x the keys this step needs
+    // (after a reset or a long rewind) is recorded again smaller, but not one a bucket or so larger, so that a chat
+    // moving back and forth across a bucket's edge does not record at every crossing.
+    const int needed = recorded_step_key_limit(n_past_ + 1, cache_.n_ctx());
+    const bool fits = needed <= recorded_key_limit_ && static_cast<int64_t>(needed) * 4 > recorded_key_limit_;
+    if (tail_id != recorded_tail_ || !fits) {
         drop_step_recording(); // it holds another tail (or none), or attention sized for another context bucket
         recorded_tail_ = tail_id;
-        recorded_key_limit_ = key_limit;
+        recorded_key_limit_ = needed;
     }
-    step_key_limit_ = key_limit;
+    step_key_limit_ = recorded_key_limit_;
     upload_step_inputs(token, tail ? &values : nullptr);
     auto issue = [&] {
         issue_ops(step_.token, 1, 1, &step_.pos);

@@ -91,7 +91,8 @@ public:
     // op (it uploads what is lazily uploaded, e.g. block masks, and allocates what ops allocate on first use, e.g. the
     // sample op's scratch); the second records the step with the position read from device memory, and every later
     // one replays it. One recording is held: a step with another tail (or none), or past the recording's key limit
-    // (recorded_step_key_limit: the context bucket its attention launches are sized for), drops it and records again.
+    // (recorded_step_key_limit: the context bucket its attention launches are sized for), or needing 4x fewer keys than
+    // it, drops it and records again.
     // A recording that fails falls back to op by op for good.
     void set_step_recording(bool on);
     bool step_recording() const { return record_steps_; }

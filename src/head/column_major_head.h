@@ -15,8 +15,14 @@
 
 namespace winnow::head {
 
-// A query prepared for ColumnMajorHead::row_dot (prepare_exact): the values prep points at live in x.
+// A query prepared for ColumnMajorHead::row_dot (prepare_exact): the values prep points at live in x. Not copyable
+// (a copy's prep would point into the original's x); a move keeps the buffer, so prep stays valid.
 struct ExactQuery {
+    ExactQuery() = default;
+    ExactQuery(const ExactQuery&) = delete;
+    ExactQuery& operator=(const ExactQuery&) = delete;
+    ExactQuery(ExactQuery&&) = default;
+    ExactQuery& operator=(ExactQuery&&) = default;
     std::vector<float> x;
     cpu::PreparedActivation prep;
 };

@@ -62,6 +62,7 @@ struct FastAdaptiveSoftmax::Query {
         H.prepare_exact(x, exact_x); // a rotated head's exact rows are the model's, in the model's basis
         cost.d_prime = dp;
         cost.baseline = static_cast<int64_t>(n) * dp;
+        if (H.rotated()) cost.multiply_adds += static_cast<int64_t>(H.d()) * H.d(); // prepare_exact turned the query back
         if (recorder) recorder->begin_query(n, H.d(), col);
     }
 

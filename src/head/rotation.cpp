@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "backend/cpu/vec_dot.h"
 #include "train/sgemm.h"
 #include "winnow/error.h"
 
@@ -80,12 +81,16 @@ RotatedAlgorithm::RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, Hea
     : inner_(std::move(inner)), r_(std::move(rotation)), y_(static_cast<size_t>(r_.d)) {
     if (!inner_ || inner_->d() != r_.d || r_.R.size() != static_cast<size_t>(r_.d) * r_.d)
         throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the rotation does not match the head's dimension");
+    const size_t d = static_cast<size_t>(r_.d);
+    Rt_.resize(d * d);
+    for (size_t i = 0; i < d; ++i)
+        for (size_t k = 0; k < d; ++k) Rt_[k * d + i] = r_.R[i * d + k];
 }
 
 std::span<const float> RotatedAlgorithm::rotate(std::span<const float> x) {
     if (static_cast<int>(x.size()) != r_.d) throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the query is not of length d");
-    // y^T = x^T R: one row times the rotation
-    train::sgemm(false, false, 1, r_.d, r_.d, 1.0f, x.data(), r_.d, r_.R.data(), r_.d, 0.0f, y_.data(), r_.d);
+    // y = R^T x on this thread (an sgemm would open a parallel region over every core, whatever the head's threads)
+    for (int k = 0; k < r_.d; ++k) y_[k] = cpu::vec_dot_f32(Rt_.data() + static_cast<size_t>(k) * r_.d, x.data(), r_.d);
     return y_;
 }
 

@@ -30,9 +30,10 @@ std::vector<float> rotate_head(std::span<const float> A, int n, const HeadRotati
 std::vector<float> rotate_query(std::span<const float> x, const HeadRotation& r);
 
 // An adaptive head run in a rotated basis, taking queries in the model's basis: each query is rotated (R^T x, fp32
-// sgemm) and handed to `inner`, which holds the rotated head A R. The rotation is part of every query's time, as it
-// would be in generation, and of its multiply-adds (d^2, about 1.2% of SmolLM2's n d); the sample metric is the
-// inner head's.
+// dot products on the calling thread) and handed to `inner`, which holds the rotated head A R. The rotation is part
+// of every query's time, as it would be in generation, and of its multiply-adds (d^2; a ColumnMajorHead whose exact
+// rows are the model's turns the query back for them and counts another d^2 in the inner head: together about 2.3%
+// of SmolLM2's n d); the sample metric is the inner head's.
 class RotatedAlgorithm final : public AdaptiveAlgorithm {
 public:
     RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, HeadRotation rotation);
@@ -47,6 +48,7 @@ private:
     std::span<const float> rotate(std::span<const float> x);
     std::unique_ptr<AdaptiveAlgorithm> inner_;
     HeadRotation r_;
+    std::vector<float> Rt_; // R transposed: row k is axis k, so y_k = <Rt_k, x> reads a contiguous row
     std::vector<float> y_;
 };
 

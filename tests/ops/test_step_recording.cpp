@@ -297,11 +297,11 @@ TEST(StepRecording, KeyLimitIsTheContextBucket) {
 }
 
 // A step past the recording's key limit records again at the next bucket (the CPU attention rejects a row past the
-// limit it is given, as a device launch sized for it would silently miss keys), and a rewind below it records at the
-// smaller bucket: every step equal to plain, one recording per bucket.
+// limit it is given, as a device launch sized for it would silently miss keys); a rewind keeps a recording up to 4x
+// larger than the step needs and records again below that: every step equal to plain, one recording per bucket.
 TEST(StepRecording, RecordsAgainAtEachKeyLimit) {
     auto m = Model::load(kDir + "/tiny-llama.gguf");
-    const int n_ctx = 1100;
+    const int n_ctx = 2100;
     RecordingCpu rec_be;
     auto plain_be = make_cpu_backend(1);
     Forward rec(*m, rec_be, n_ctx), plain(*m, *plain_be, n_ctx);
@@ -313,18 +313,22 @@ TEST(StepRecording, RecordsAgainAtEachKeyLimit) {
     ASSERT_EQ(rec.eval(std::span(ids).first(4)), plain.eval(std::span(ids).first(4)));
     decode(4, n_ctx);
     EXPECT_EQ(rec.step_recording_error(), "");
-    EXPECT_EQ(rec_be.dropped, 2); // 512 -> 1024 -> 1100
+    EXPECT_EQ(rec_be.dropped, 3); // 512 -> 1024 -> 2048 -> 2100
     const int n_layer = m->config().n_layer;
     std::vector<int> expected;
-    for (int limit : {512, 1024, 1100}) expected.insert(expected.end(), n_layer, limit);
+    for (int limit : {512, 1024, 2048, 2100}) expected.insert(expected.end(), n_layer, limit);
     EXPECT_EQ(rec_be.recorded_key_limits, expected);
-    rec.rewind(100);
+    rec.rewind(1000); // needs 1024 keys; 2100 < 4 x 1024: the recording stays
+    plain.rewind(1000);
+    decode(1000, 1010);
+    EXPECT_EQ(rec_be.dropped, 3);
+    rec.rewind(100); // needs 512; 2100 >= 4 x 512: recorded again at 512
     plain.rewind(100);
     decode(100, 110);
-    EXPECT_EQ(rec_be.dropped, 3);
+    EXPECT_EQ(rec_be.dropped, 4);
     EXPECT_EQ(rec_be.recorded_key_limits.back(), 512);
     // after each drop one step runs op by op (lazy uploads and allocations), the next records, the rest replay
-    EXPECT_EQ(rec.replayed_steps(), (n_ctx - 4) + 10 - 4);
+    EXPECT_EQ(rec.replayed_steps(), (n_ctx - 4) + 10 + 10 - 5);
 }
 
 // The attention op keeps to the key limit: a row past it, or a limit outside the cache, is an error (CPU backend).

@@ -137,18 +137,25 @@ TEST(HeadRotation, RotatedHeadFinishesOnTheModelsRows) {
     EXPECT_THROW(rotated.prepare_exact(std::vector<float>(in.d - 1), py), winnow::Error);
 }
 
+// Every arm exact (d' = 8, below the first pull): the answer comes from the exact rows alone. The columns here are
+// deliberately 2 A R, not A R, so a head that finished on its columns would double every logit; finishing on the
+// model's rows it gives the model head's exact softmax.
 TEST(HeadRotation, FastHeadOnARotatedHeadIsExactWhereEveryArmIs) {
-    const auto in = winnow::test::planted(40, 8, 1); // d' = 8: every arm computed exactly
+    const auto in = winnow::test::planted(40, 8, 1);
     const HeadRotation r = signed_permutation(in.d, 2);
-    const std::vector<float> AR = rotate_head(in.A, in.n, r);
+    std::vector<float> AR2 = rotate_head(in.A, in.n, r);
+    for (float& v : AR2) v *= 2;
     const ColumnMajorHead model(in.A, in.n, in.d, false);
-    auto rotated = std::make_shared<const ColumnMajorHead>(AR, in.n, in.d, false, model.rows(), r.R);
+    auto rotated = std::make_shared<const ColumnMajorHead>(AR2, in.n, in.d, false, model.rows(), r.R);
     FastAdaptiveSoftmax fast(rotated, 1);
     const AdaptiveResult a = fast.run(rotate_query(in.x, r), winnow::AdaptiveParams{});
     const HeadResult ex = exact_softmax(in.A, in.n, in.d, in.x);
+    ASSERT_EQ(a.cost.samples, a.cost.baseline); // every arm exact
     EXPECT_EQ(a.head.top, ex.top);
+    ASSERT_EQ(a.head.top_logits.size(), 1u);
+    EXPECT_NEAR(a.head.top_logits[0], ex.top_logits[0], 1e-6 * std::abs(ex.top_logits[0]));
     EXPECT_NEAR(a.head.p_top, ex.p_top, 1e-6);
-    EXPECT_EQ(a.cost.samples, a.cost.baseline);
+    EXPECT_NEAR(a.head.log_norm, ex.log_norm, 1e-5);
 }
 
 } // namespace

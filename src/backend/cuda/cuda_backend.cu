@@ -291,7 +291,7 @@ public:
         // with a device position, any row up to the key limit (or the cache's last) may be the last
         const int64_t last_key = attention_key_end(p, n, k.rows());
         if (p.mask && static_cast<int64_t>(p.mask->block) * p.mask->n_blocks < last_key)
-            throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(p.pos0 + n));
+            throw Error(ErrorKind::invalid_argument, "attention: the block mask covers fewer positions than " + std::to_string(last_key));
         check_block_selection(p, k.rows());
         if (p.mask) return sparse_attention(q, k, v, out, p, n, last_key);
         // Decode (a few rows) over more keys than one split: flash-decoding, so that a row spreads over many blocks.
