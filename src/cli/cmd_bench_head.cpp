@@ -343,6 +343,18 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         pca = std::move(b);
         return *pca;
     };
+    // The fast head's rotated head, made once on first use: its columns A R stored as the model stores its head (Q8_0
+    // for a Q8_0 or Q4_0 head: A R quantized again, whose exact answers differ from the model's; reported), its exact
+    // rows the model's own in the model's basis.
+    std::shared_ptr<const head::ColumnMajorHead> pca_fast;
+    auto pca_fast_columns = [&]() {
+        if (pca_fast) return pca_fast;
+        const PcaBasis& b = pca_basis();
+        const bool q8 = W.type == GgmlType::Q8_0 || W.type == GgmlType::Q4_0;
+        if (q8) report_rotated_truth("Q8_0 A R", head::exact_answers(head::ColumnMajorHead(b.AR, n, d, true).dense(), n, d, b.test_r, base), truth);
+        pca_fast = std::make_shared<const head::ColumnMajorHead>(b.AR, n, d, q8, W, b.rot.R);
+        return pca_fast;
+    };
     for (double confidence : confidences)
         for (const auto& v : variants)
             for (const auto& basis : rotations) {
@@ -351,14 +363,10 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                         bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", {});
                         continue;
                     }
-                    // The fast head on the rotated head: its columns A R stored as the model stores its head (Q8_0 for a
-                    // Q8_0 or Q4_0 head: A R quantized again, whose exact answers differ from the model's; reported), its
-                    // exact rows the model's own in the model's basis; queries rotated inside every timed run.
+                    // The fast head on the rotated head, queries rotated inside every timed run; a fresh head per
+                    // confidence (its query count seeds the noise), on one column copy
                     const PcaBasis& b = pca_basis();
-                    const bool q8 = W.type == GgmlType::Q8_0 || W.type == GgmlType::Q4_0;
-                    if (q8) report_rotated_truth("Q8_0 A R", head::exact_answers(head::ColumnMajorHead(b.AR, n, d, true).dense(), n, d, b.test_r, base), truth);
-                    auto cm = std::make_shared<const head::ColumnMajorHead>(b.AR, n, d, q8, W, b.rot.R);
-                    head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(cm, fast_threads), b.rot);
+                    head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(pca_fast_columns(), fast_threads), b.rot);
                     bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", {});
                     continue;
                 }

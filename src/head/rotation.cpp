@@ -77,26 +77,27 @@ std::vector<float> rotate_query(std::span<const float> x, const HeadRotation& r)
     return out;
 }
 
-RotatedAlgorithm::RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, HeadRotation rotation)
-    : inner_(std::move(inner)), r_(std::move(rotation)), y_(static_cast<size_t>(r_.d)) {
-    if (!inner_ || inner_->d() != r_.d || r_.R.size() != static_cast<size_t>(r_.d) * r_.d)
+RotatedAlgorithm::RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, const HeadRotation& rotation)
+    : inner_(std::move(inner)), d_(rotation.d), y_(static_cast<size_t>(rotation.d)) {
+    if (!inner_ || inner_->d() != d_ || rotation.R.size() != static_cast<size_t>(d_) * d_)
         throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the rotation does not match the head's dimension");
-    const size_t d = static_cast<size_t>(r_.d);
+    const size_t d = static_cast<size_t>(d_);
     Rt_.resize(d * d);
     for (size_t i = 0; i < d; ++i)
-        for (size_t k = 0; k < d; ++k) Rt_[k * d + i] = r_.R[i * d + k];
+        for (size_t k = 0; k < d; ++k) Rt_[k * d + i] = rotation.R[i * d + k];
 }
 
 std::span<const float> RotatedAlgorithm::rotate(std::span<const float> x) {
-    if (static_cast<int>(x.size()) != r_.d) throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the query is not of length d");
-    // y = R^T x on this thread (an sgemm would open a parallel region over every core, whatever the head's threads)
-    for (int k = 0; k < r_.d; ++k) y_[k] = cpu::vec_dot_f32(Rt_.data() + static_cast<size_t>(k) * r_.d, x.data(), r_.d);
+    if (static_cast<int>(x.size()) != d_) throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the query is not of length d");
+    // y = R^T x on this thread (an sgemm would open a parallel region over every core, whatever the head's threads;
+    // rotate_query is the double-precision reference, for preparing query sets, not the timed path)
+    for (int k = 0; k < d_; ++k) y_[k] = cpu::vec_dot_f32(Rt_.data() + static_cast<size_t>(k) * d_, x.data(), d_);
     return y_;
 }
 
 AdaptiveResult RotatedAlgorithm::run(std::span<const float> x, const AdaptiveParams& p) {
     AdaptiveResult r = inner_->run(rotate(x), p);
-    r.cost.multiply_adds += static_cast<int64_t>(r_.d) * r_.d;
+    r.cost.multiply_adds += static_cast<int64_t>(d_) * d_;
     return r;
 }
 

@@ -36,7 +36,7 @@ std::vector<float> rotate_query(std::span<const float> x, const HeadRotation& r)
 // of SmolLM2's n d); the sample metric is the inner head's.
 class RotatedAlgorithm final : public AdaptiveAlgorithm {
 public:
-    RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, HeadRotation rotation);
+    RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, const HeadRotation& rotation);
     AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) override;
     std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p) override;
     int n() const override { return inner_->n(); }
@@ -47,7 +47,7 @@ public:
 private:
     std::span<const float> rotate(std::span<const float> x);
     std::unique_ptr<AdaptiveAlgorithm> inner_;
-    HeadRotation r_;
+    int d_ = 0;
     std::vector<float> Rt_; // R transposed: row k is axis k, so y_k = <Rt_k, x> reads a contiguous row
     std::vector<float> y_;
 };

@@ -206,42 +206,59 @@ BlockMask local_mask(int n_ctx) {
     return m;
 }
 
+// One model over the recording backend and over the plain CPU backend, with the same context and token ids.
+struct RecordedAndPlain {
+    RecordedAndPlain(const std::string& model, int n_ctx)
+        : name(model), m(Model::load(kDir + "/" + model)), plain_be(make_cpu_backend(1)), rec(*m, rec_be, n_ctx), plain(*m, *plain_be, n_ctx),
+          ids(ids_for(n_ctx, m->config().n_vocab)) {}
+    // Tokens [first, first + n) through both as one batch, then positions [first + n, last) one decode step at a time:
+    // the logits of every eval must be equal, bit for bit.
+    void expect_equal(int first, int n, int last) {
+        ASSERT_EQ(rec.eval(std::span(ids).subspan(first, n)), plain.eval(std::span(ids).subspan(first, n))) << name << ": positions from " << first;
+        for (int t = first + n; t < last; ++t)
+            ASSERT_EQ(rec.eval(std::span(ids).subspan(t, 1)), plain.eval(std::span(ids).subspan(t, 1))) << name << ": recorded and plain decode differ at position " << t;
+    }
+    void rewind(int n) {
+        rec.rewind(n);
+        plain.rewind(n);
+    }
+    void reset() {
+        rec.reset();
+        plain.reset();
+    }
+    std::string name;
+    std::unique_ptr<LoadedModel> m;
+    RecordingCpu rec_be;
+    std::unique_ptr<Backend> plain_be;
+    Forward rec, plain;
+    std::vector<int32_t> ids;
+};
+
 // Prefill, decode, reset, decode from position 0 (a recording with a baked-in position would write the wrong cache row
 // and rotate by the wrong angle), rewind into the middle and decode again: recorded vs plain, bit for bit.
 void expect_recorded_equal_plain(const std::string& model, bool masked, int select = 0) {
-    auto m = Model::load(kDir + "/" + model);
-    const int n_ctx = 64, nv = m->config().n_vocab;
-    RecordingCpu rec_be;
-    auto plain_be = make_cpu_backend(1);
-    Forward rec(*m, rec_be, n_ctx), plain(*m, *plain_be, n_ctx);
+    const int n_ctx = 64;
+    RecordedAndPlain s(model, n_ctx);
+    Forward &rec = s.rec, &plain = s.plain;
     ASSERT_TRUE(rec.step_recording());
     ASSERT_FALSE(plain.step_recording()); // the CPU backend cannot record
     const BlockMask mask = local_mask(n_ctx);
     if (masked) {
-        rec.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
-        plain.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
+        rec.set_attention_masks(std::vector<const BlockMask*>(s.m->config().n_layer, &mask));
+        plain.set_attention_masks(std::vector<const BlockMask*>(s.m->config().n_layer, &mask));
         rec.set_block_selection(select, 4); // query-aware 4-token units: their key summaries are ops of the step too
         plain.set_block_selection(select, 4);
     }
-    const auto ids = ids_for(n_ctx, nv);
-    auto step = [&](int t) {
-        const std::vector<float> a = rec.eval(std::span(ids).subspan(t, 1));
-        const std::vector<float>& b = plain.eval(std::span(ids).subspan(t, 1));
-        ASSERT_EQ(a, b) << model << ": recorded and plain decode differ at position " << t;
-    };
-    ASSERT_EQ(rec.eval(std::span(ids).first(6)), plain.eval(std::span(ids).first(6)));
-    for (int t = 6; t < 40; ++t) step(t);
-    rec.reset();
-    plain.reset();
-    for (int t = 0; t < 20; ++t) step(t);
-    rec.rewind(10);
-    plain.rewind(10);
-    for (int t = 10; t < n_ctx; ++t) step(t);
+    s.expect_equal(0, 6, 40);
+    s.reset();
+    s.expect_equal(0, 1, 20); // position 0 as a one-token step too
+    s.rewind(10);
+    s.expect_equal(10, 1, n_ctx);
     EXPECT_EQ(rec.step_recording_error(), "");
     // 34 + 20 + 54 decode steps; the first one runs op by op and the second is recorded, then replayed
     EXPECT_EQ(rec.replayed_steps(), 34 + 20 + 54 - 1);
-    EXPECT_EQ(rec_be.replays, rec.replayed_steps());
-    EXPECT_GT(rec_be.recorded_ops(), static_cast<size_t>(8 * m->config().n_layer)); // the whole step, not a part
+    EXPECT_EQ(s.rec_be.replays, rec.replayed_steps());
+    EXPECT_GT(s.rec_be.recorded_ops(), static_cast<size_t>(8 * s.m->config().n_layer)); // the whole step, not a part
 }
 
 TEST(StepRecording, TinyLlamaRecordedStepsEqualPlain) { expect_recorded_equal_plain("tiny-llama.gguf", false); }
@@ -252,33 +269,27 @@ TEST(StepRecording, TinyGpt2RecordedStepsEqualPlain) { expect_recorded_equal_pla
 // A recording holds the addresses of the scratch tensors and the masks: a longer prefill (scratch grows) or new masks
 // drop it, and the next decode steps record again and stay equal to plain.
 TEST(StepRecording, ScratchGrowthAndNewMasksDropTheRecording) {
-    auto m = Model::load(kDir + "/tiny-llama.gguf");
     const int n_ctx = 64;
-    RecordingCpu rec_be;
-    auto plain_be = make_cpu_backend(1);
-    Forward rec(*m, rec_be, n_ctx), plain(*m, *plain_be, n_ctx);
-    const auto ids = ids_for(n_ctx, m->config().n_vocab);
+    RecordedAndPlain s("tiny-llama.gguf", n_ctx);
     auto run = [&](int first, int prefill, int last) {
-        rec.reset();
-        plain.reset();
-        ASSERT_EQ(rec.eval(std::span(ids).subspan(first, prefill)), plain.eval(std::span(ids).subspan(first, prefill)));
-        for (int t = first + prefill; t < last; ++t) ASSERT_EQ(rec.eval(std::span(ids).subspan(t, 1)), plain.eval(std::span(ids).subspan(t, 1)));
+        s.reset();
+        s.expect_equal(first, prefill, last);
     };
     run(0, 2, 10);
-    EXPECT_EQ(rec_be.dropped, 0);
+    EXPECT_EQ(s.rec_be.dropped, 0);
     run(0, 12, 30); // 12 > 2 scratch rows: reallocated, the recording dropped
-    EXPECT_EQ(rec_be.dropped, 1);
+    EXPECT_EQ(s.rec_be.dropped, 1);
     const BlockMask mask = local_mask(n_ctx);
-    rec.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
-    plain.set_attention_masks(std::vector<const BlockMask*>(m->config().n_layer, &mask));
-    EXPECT_EQ(rec_be.dropped, 2);
+    s.rec.set_attention_masks(std::vector<const BlockMask*>(s.m->config().n_layer, &mask));
+    s.plain.set_attention_masks(std::vector<const BlockMask*>(s.m->config().n_layer, &mask));
+    EXPECT_EQ(s.rec_be.dropped, 2);
     run(0, 3, 40);
-    EXPECT_GT(rec.replayed_steps(), 40);
-    rec.set_step_recording(false);
-    EXPECT_EQ(rec_be.dropped, 3);
-    const int64_t replayed = rec.replayed_steps();
+    EXPECT_GT(s.rec.replayed_steps(), 40);
+    s.rec.set_step_recording(false);
+    EXPECT_EQ(s.rec_be.dropped, 3);
+    const int64_t replayed = s.rec.replayed_steps();
     run(0, 3, 20);
-    EXPECT_EQ(rec.replayed_steps(), replayed);
+    EXPECT_EQ(s.rec.replayed_steps(), replayed);
 }
 
 // The context buckets a recorded step's attention is sized for: powers of two from 512 keys, capped by the context.
@@ -300,35 +311,24 @@ TEST(StepRecording, KeyLimitIsTheContextBucket) {
 // limit it is given, as a device launch sized for it would silently miss keys); a rewind keeps a recording up to 4x
 // larger than the step needs and records again below that: every step equal to plain, one recording per bucket.
 TEST(StepRecording, RecordsAgainAtEachKeyLimit) {
-    auto m = Model::load(kDir + "/tiny-llama.gguf");
     const int n_ctx = 2100;
-    RecordingCpu rec_be;
-    auto plain_be = make_cpu_backend(1);
-    Forward rec(*m, rec_be, n_ctx), plain(*m, *plain_be, n_ctx);
-    const auto ids = ids_for(n_ctx, m->config().n_vocab);
-    auto decode = [&](int first, int last) {
-        for (int t = first; t < last; ++t)
-            ASSERT_EQ(rec.eval(std::span(ids).subspan(t, 1)), plain.eval(std::span(ids).subspan(t, 1))) << "position " << t;
-    };
-    ASSERT_EQ(rec.eval(std::span(ids).first(4)), plain.eval(std::span(ids).first(4)));
-    decode(4, n_ctx);
-    EXPECT_EQ(rec.step_recording_error(), "");
-    EXPECT_EQ(rec_be.dropped, 3); // 512 -> 1024 -> 2048 -> 2100
-    const int n_layer = m->config().n_layer;
+    RecordedAndPlain s("tiny-llama.gguf", n_ctx);
+    s.expect_equal(0, 4, n_ctx);
+    EXPECT_EQ(s.rec.step_recording_error(), "");
+    EXPECT_EQ(s.rec_be.dropped, 3); // 512 -> 1024 -> 2048 -> 2100
+    const int n_layer = s.m->config().n_layer;
     std::vector<int> expected;
     for (int limit : {512, 1024, 2048, 2100}) expected.insert(expected.end(), n_layer, limit);
-    EXPECT_EQ(rec_be.recorded_key_limits, expected);
-    rec.rewind(1000); // needs 1024 keys; 2100 < 4 x 1024: the recording stays
-    plain.rewind(1000);
-    decode(1000, 1010);
-    EXPECT_EQ(rec_be.dropped, 3);
-    rec.rewind(100); // needs 512; 2100 >= 4 x 512: recorded again at 512
-    plain.rewind(100);
-    decode(100, 110);
-    EXPECT_EQ(rec_be.dropped, 4);
-    EXPECT_EQ(rec_be.recorded_key_limits.back(), 512);
+    EXPECT_EQ(s.rec_be.recorded_key_limits, expected);
+    s.rewind(1000); // needs 1024 keys; 2100 < 4 x 1024: the recording stays
+    s.expect_equal(1000, 1, 1010);
+    EXPECT_EQ(s.rec_be.dropped, 3);
+    s.rewind(100); // needs 512; 2100 >= 4 x 512: recorded again at 512
+    s.expect_equal(100, 1, 110);
+    EXPECT_EQ(s.rec_be.dropped, 4);
+    EXPECT_EQ(s.rec_be.recorded_key_limits.back(), 512);
     // after each drop one step runs op by op (lazy uploads and allocations), the next records, the rest replay
-    EXPECT_EQ(rec.replayed_steps(), (n_ctx - 4) + 10 + 10 - 5);
+    EXPECT_EQ(s.rec.replayed_steps(), (n_ctx - 4) + 10 + 10 - 5);
 }
 
 // The attention op keeps to the key limit: a row past it, or a limit outside the cache, is an error (CPU backend).

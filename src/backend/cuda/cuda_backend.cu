@@ -298,12 +298,12 @@ public:
         // With a device position the grid covers the keys up to the key limit (the same launch serves every replay
         // below it; splits past a replay's row return at once).
         auto splits_of = [](int64_t keys) { return static_cast<int>((keys + cuda::kSplitKeys - 1) / cuda::kSplitKeys); };
-        // With a device position, buffers for the whole cache's splits: a step recorded later at a higher key limit
-        // (a longer context) must not allocate while recording.
-        if (n <= kSplitMaxRows && p.pos) reserve_split_buffers(n, p, splits_of(k.rows()));
-        if (n <= kSplitMaxRows && last_key > cuda::kSplitKeys) {
+        const bool split = n <= kSplitMaxRows && last_key > cuda::kSplitKeys;
+        // With a device position, buffers for the whole cache's splits, whichever kernel this launch takes: a step
+        // recorded later at a higher key limit (a longer context) must not allocate while recording.
+        if (split || (n <= kSplitMaxRows && p.pos)) reserve_split_buffers(n, p, splits_of(p.pos ? k.rows() : last_key));
+        if (split) {
             const int n_splits = splits_of(last_key);
-            reserve_split_buffers(n, p, n_splits);
             cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
                                          split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, stream_, position(p.pos),
                                          static_cast<int>(last_key));
