@@ -23,6 +23,7 @@ constexpr int kGroup = 8;          // arms per SIMD vector
 constexpr int kLine = 64;          // arms per 64-byte line of an int8 column
 constexpr int kChunk = 1024;       // arms per stream chunk (a multiple of kLine): its sums stay in L1
 constexpr double kStreamCost = 3;  // time of a streamed element / time of an element of an exact row
+constexpr int kRowsAhead = 6;      // exact rows prefetched ahead (exact_all)
 
 } // namespace
 
@@ -34,6 +35,15 @@ struct FastArmState {
     std::vector<int32_t> active;  // -1: advanced by the current masked stream
     std::vector<float> e;         // normalizer weights
     std::vector<int32_t> all;     // 0 .. n-1
+};
+
+// The warm-up's variance checks evaluated inside one pass (Query::warm_up): after column at[k] of the order, does any
+// arm (< n) of the chunk have a variance above thr? failed[chunk * count + k] says so.
+struct WarmupChecks {
+    const int32_t* at = nullptr;
+    int count = 0;
+    float thr = 0;
+    std::vector<uint8_t> failed;
 };
 
 struct FastAdaptiveSoftmax::Query {
@@ -75,15 +85,18 @@ struct FastAdaptiveSoftmax::Query {
 
     // Advances by columns [from, to) of the order every arm with T == from (masked: only the active ones).
     // fresh: the first pass of a query; every arm starts from nothing.
-    void stream(int from, int to, bool masked, bool fresh = false) {
+    // checks (a fresh warm-up pass only): the variance checks to evaluate on the way (WarmupChecks).
+    void stream(int from, int to, bool masked, bool fresh = false, WarmupChecks* checks = nullptr) {
         const int stride = H.stride(), chunks = (stride + kChunk - 1) / kChunk, steps = to - from;
         const bool q8 = H.storage() == ColumnMajorHead::Storage::q8;
+        if (checks) checks->failed.assign(static_cast<size_t>(chunks) * checks->count, 0);
         int64_t arms = 0, lines_read = 0, vectors_read = 0;
 #pragma omp parallel for schedule(static) reduction(+ : arms, lines_read, vectors_read) num_threads(threads) if (stride >= 4096)
         for (int c = 0; c < chunks; ++c) {
             const int first = c * kChunk, last = std::min(stride, first + kChunk);
             int count = 0, lines = 0;
-            arms += stream_chunk(first, last, from, to, masked, fresh, q8, count, lines);
+            uint8_t* failed = checks ? checks->failed.data() + static_cast<size_t>(c) * checks->count : nullptr;
+            arms += stream_chunk(first, last, from, to, masked, fresh, q8, count, lines, checks, failed);
             vectors_read += count;
             lines_read += lines;
         }
@@ -101,9 +114,28 @@ struct FastAdaptiveSoftmax::Query {
     }
 
 #ifdef WINNOW_AVX2
+    // finalize() for eight arms whose sums cover `to` columns.
+    void estimate8(__m256 k, __m256 z1, __m256 z2, int to, __m256& mu, __m256& var) const {
+        const __m256 b = _mm256_set1_ps(beta);
+        if (to >= dp) {
+            mu = _mm256_mul_ps(b, k);
+            var = _mm256_setzero_ps();
+        } else if (to >= 2) {
+            const float t = static_cast<float>(to);
+            const __m256 mean = _mm256_div_ps(z1, _mm256_set1_ps(t));
+            const __m256 spread = _mm256_max_ps(_mm256_setzero_ps(), _mm256_sub_ps(z2, _mm256_mul_ps(z1, mean)));
+            mu = _mm256_mul_ps(b, mean);
+            var = _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(beta * beta), spread), _mm256_set1_ps(t * (t - 1)));
+        } else {
+            mu = _mm256_mul_ps(b, z1);
+            var = _mm256_set1_ps(kInfF);
+        }
+    }
+
     // stream_chunk's vector path: eight arms per AVX2 vector. The portable path below computes each lane with the
     // same operations in the same order (a fused multiply-add where this one has one), so both give the same bits.
-    int64_t stream_chunk_avx2(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines) {
+    int64_t stream_chunk_avx2(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines, const WarmupChecks* checks,
+                              uint8_t* failed) {
         float* K = st.K.data();
         float* Z = st.Z.data();
         float* Z2 = st.Z2.data();
@@ -131,6 +163,7 @@ struct FastAdaptiveSoftmax::Query {
             lines += base / kLine != last_line;
             last_line = base / kLine;
         }
+        int next_check = 0;
         for (int m = from; m < to; ++m) {
             const __m256 xm = _mm256_set1_ps(xs[m]), cm = _mm256_set1_ps(coef[m]);
             const int8_t* qc = q8 ? H.quant_column(col[m]) : nullptr;
@@ -154,26 +187,25 @@ struct FastAdaptiveSoftmax::Query {
                 _mm256_storeu_ps(Z + base, _mm256_add_ps(_mm256_loadu_ps(Z + base), z));
                 _mm256_storeu_ps(Z2 + base, _mm256_fmadd_ps(z, z, _mm256_loadu_ps(Z2 + base)));
             }
+            if (checks && next_check < checks->count && m + 1 == checks->at[next_check]) {
+                // finalize()'s variance after m + 1 columns, compared as the reference's check compares it
+                const __m256 thr = _mm256_set1_ps(checks->thr);
+                int any = 0;
+                for (int v = 0; v < count; ++v) {
+                    const int base = vec[v];
+                    __m256 mu, var;
+                    estimate8(_mm256_loadu_ps(K + base), _mm256_loadu_ps(Z + base), _mm256_loadu_ps(Z2 + base), m + 1, mu, var);
+                    const int lanes = base + kGroup <= n ? 0xff : (1 << std::max(0, n - base)) - 1;
+                    any |= _mm256_movemask_ps(_mm256_cmp_ps(var, thr, _CMP_GT_OQ)) & lanes;
+                }
+                failed[next_check++] = any != 0;
+            }
         }
         // the estimates (finalize(), eight at a time)
-        const __m256 b = _mm256_set1_ps(beta);
         for (int v = 0; v < count; ++v) {
             const int base = vec[v];
-            const __m256 k = _mm256_loadu_ps(K + base), z1 = _mm256_loadu_ps(Z + base), z2 = _mm256_loadu_ps(Z2 + base);
             __m256 mu, var;
-            if (to >= dp) {
-                mu = _mm256_mul_ps(b, k);
-                var = _mm256_setzero_ps();
-            } else if (to >= 2) {
-                const float t = static_cast<float>(to);
-                const __m256 mean = _mm256_div_ps(z1, _mm256_set1_ps(t));
-                const __m256 spread = _mm256_max_ps(_mm256_setzero_ps(), _mm256_sub_ps(z2, _mm256_mul_ps(z1, mean)));
-                mu = _mm256_mul_ps(b, mean);
-                var = _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(beta * beta), spread), _mm256_set1_ps(t * (t - 1)));
-            } else {
-                mu = _mm256_mul_ps(b, z1);
-                var = _mm256_set1_ps(kInfF);
-            }
+            estimate8(_mm256_loadu_ps(K + base), _mm256_loadu_ps(Z + base), _mm256_loadu_ps(Z2 + base), to, mu, var);
             _mm256_maskstore_ps(st.mu.data() + base, mask[v], mu);
             _mm256_maskstore_ps(st.var.data() + base, mask[v], var);
             _mm256_maskstore_epi32(T + base, mask[v], _mm256_set1_epi32(to));
@@ -186,7 +218,8 @@ struct FastAdaptiveSoftmax::Query {
     // all when fresh), runs the columns [from, to) over them column by column (one contiguous run of the chunk per
     // column, the chunk's running sums in L1), and refreshes their estimates. Returns the arms advanced (padding
     // excluded); count = vectors of 8 touched, lines = 64-arm lines touched.
-    int64_t stream_chunk(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines) {
+    int64_t stream_chunk(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines, const WarmupChecks* checks,
+                         uint8_t* failed) {
         float* K = st.K.data();
         float* Z = st.Z.data();
         float* Z2 = st.Z2.data();
@@ -194,7 +227,7 @@ struct FastAdaptiveSoftmax::Query {
         int64_t arms = 0;
         int last_line = -1;
 #ifdef WINNOW_AVX2
-        if (!portable) return stream_chunk_avx2(first, last, from, to, masked, fresh, q8, count, lines);
+        if (!portable) return stream_chunk_avx2(first, last, from, to, masked, fresh, q8, count, lines, checks, failed);
 #endif
         for (int base = first; base < last; base += kGroup) {
             bool any = false;
@@ -205,12 +238,16 @@ struct FastAdaptiveSoftmax::Query {
                 arms += i < n;
                 if (recorder) record_lanes(base, 1 << r, from, to);
                 if (fresh) K[i] = Z[i] = Z2[i] = 0;
-                for (int m = from; m < to; ++m) {
+                for (int m = from, next_check = 0; m < to; ++m) {
                     const float y = q8 ? H.quant_column(col[m])[i] * (fp16_to_fp32(H.scale_row(blk[m])[i]) * xs[m]) : H.float_column(col[m])[i] * xs[m];
                     const float z = std::fma(y, coef[m], K[i]); // fused, as the vector path's fmadd
                     K[i] += y;
                     Z[i] += z;
                     Z2[i] = std::fma(z, z, Z2[i]);
+                    if (checks && next_check < checks->count && m + 1 == checks->at[next_check]) {
+                        failed[next_check] |= i < n && estimate1(i, m + 1).var > checks->thr;
+                        ++next_check;
+                    }
                 }
                 T[i] = to;
                 finalize(i);
@@ -223,20 +260,24 @@ struct FastAdaptiveSoftmax::Query {
         return arms;
     }
 
-    void finalize(int i) {
-        const int t = st.T[i];
-        if (t >= dp) {
-            st.mu[i] = beta * st.K[i];
-            st.var[i] = 0;
-        } else if (t >= 2) {
+    struct Estimate {
+        float mu, var;
+    };
+    // Arm i's estimate from its sums over t columns.
+    Estimate estimate1(int i, int t) const {
+        if (t >= dp) return {beta * st.K[i], 0.0f};
+        if (t >= 2) {
             // the vector path's operations in its order; max(0, x) as max_ps(0, x) has it: a NaN x passes through
             const float mean = st.Z[i] / static_cast<float>(t), x = st.Z2[i] - st.Z[i] * mean, spread = 0.0f > x ? 0.0f : x;
-            st.mu[i] = beta * mean;
-            st.var[i] = beta * beta * spread / (static_cast<float>(t) * static_cast<float>(t - 1));
-        } else {
-            st.mu[i] = beta * st.Z[i];
-            st.var[i] = kInfF;
+            return {beta * mean, beta * beta * spread / (static_cast<float>(t) * static_cast<float>(t - 1))};
         }
+        return {beta * st.Z[i], kInfF};
+    }
+
+    void finalize(int i) {
+        const Estimate e = estimate1(i, st.T[i]);
+        st.mu[i] = e.mu;
+        st.var[i] = e.var;
     }
 
     void exact(int32_t i) {
@@ -276,12 +317,22 @@ struct FastAdaptiveSoftmax::Query {
         }
     }
 
+    // Asks for row i's lines ahead of its dot product: the rows an exact round reads are scattered, so each would
+    // otherwise wait for memory (measured on SmolLM2's head: ~300 ns per 612-byte row without).
+    void prefetch_row(int32_t i) const {
+        const char* row = reinterpret_cast<const char*>(H.rows().row(i));
+        const size_t bytes = H.rows().row_bytes;
+        for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(row + b);
+        __builtin_prefetch(row + bytes - 1);
+    }
+
     // exact() for many arms, on all cores.
     void exact_all(const int32_t* arms, int count) {
         int64_t samples = 0;
 #pragma omp parallel for schedule(static) reduction(+ : samples) num_threads(threads) if (count >= 256)
         for (int c = 0; c < count; ++c) {
             const int32_t i = arms[c];
+            if (c + kRowsAhead < count) prefetch_row(arms[c + kRowsAhead]);
             st.mu[i] = beta * H.row_dot(i, exact_x);
             if (recorder) recorder->record_row(i);
             st.var[i] = 0;
@@ -308,24 +359,39 @@ struct FastAdaptiveSoftmax::Query {
         }
     }
 
-    // Phase A: every arm towards variance 1 / (17 L), capped at warmup_cap * d' columns.
+    // Phase A: every arm towards variance 1 / (17 L), capped at warmup_cap * d' columns. The reference's schedule: passes
+    // to 16, 24, 36, ... columns (x1.5, capped); after each pass but the last, the warm-up ends if no arm's variance is
+    // above the target. Here one pass to the cap evaluates those checks on the way: every arm reads the columns in the
+    // same order either way, so the sums at a check are the reference's bit for bit, and one pass saves the re-reads of
+    // the per-arm state and the fork and join of each pass. Should a check pass (the warm-up ends early), the reads past
+    // it are wasted: the state is recomputed to that check, and the sample count is the reference's (the wasted pass
+    // stays in multiply_adds and bytes_read). On SmolLM2 the warm-up runs to the cap.
     void warm_up(const AdaptiveParams& p) {
         const double L = std::log(6.0 * n / (p.delta / 2));
         const float thr = static_cast<float>(1.0 / (17.0 * L) / p.fudge_norm);
         const int cap = std::max(1, static_cast<int>(std::floor(p.warmup_cap * dp)));
-        double t = std::min(16, cap);
-        int cur = 0;
-        while (cur < cap) {
-            if (cur > 0) {
-                bool failing = false;
-                for (int i = 0; i < n; ++i) failing |= st.var[i] > thr;
-                if (!failing) break;
+        std::vector<int32_t> ends; // the reference's pass ends
+        for (double t = std::min(16, cap); ends.empty() || ends.back() < cap; t *= 1.5)
+            ends.push_back(std::clamp(static_cast<int>(std::ceil(t)), (ends.empty() ? 0 : ends.back()) + 1, cap));
+        WarmupChecks checks{.at = ends.data(), .count = static_cast<int>(ends.size()) - 1, .thr = thr, .failed = {}};
+        if (checks.count == 0) return stream(0, cap, false, true);
+        ReadRecorder* rec = recorder; // the pass's reads are recorded once it is known to stand
+        recorder = nullptr;
+        const int64_t samples_before = cost.samples;
+        stream(0, cap, false, true, &checks);
+        recorder = rec;
+        const int chunks = static_cast<int>(checks.failed.size()) / checks.count;
+        for (int k = 0; k < checks.count; ++k) {
+            bool failing = false;
+            for (int c = 0; c < chunks; ++c) failing |= checks.failed[static_cast<size_t>(c) * checks.count + k] != 0;
+            if (!failing) { // the reference stops at ends[k]
+                cost.samples = samples_before;
+                return stream(0, ends[k], false, true);
             }
-            const int target = std::clamp(static_cast<int>(std::ceil(t)), cur + 1, cap);
-            stream(cur, target, false, cur == 0);
-            cur = target;
-            t *= 1.5;
         }
+        if (recorder)
+            for (int i = 0; i < n; ++i)
+                for (int m = 0; m < cap; ++m) recorder->record(i, col[m]);
     }
 
     // Phase B: successive elimination; returns the k best arms, best first.

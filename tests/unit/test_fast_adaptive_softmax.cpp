@@ -169,6 +169,37 @@ TEST(FastAdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
             }
 }
 
+// The warm-up runs as one pass to its cap that evaluates the reference's checks (after 16, 24, 36, ... columns: does any
+// arm still have a variance above the target?) on the way. Rows constant across the columns, under a query of equal
+// values, make every Des Raj term the arm's exact value: variance 0 at the first check, so the warm-up must end there,
+// charged 16 columns per arm with exactly those reads recorded, though the pass read on to the cap (counted in
+// multiply_adds). A random instance keeps failing the checks and runs to the cap. Both storages, one and two threads.
+TEST(FastAdaptiveSoftmax, WarmUpEndsAtTheFirstPassingCheck) {
+    const int n = 5000, d = 512, cap = d / 10; // d' = d: every column weighs the same
+    Instance flat_rows{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d, 1.0f)};
+    for (int i = 0; i < n; ++i) std::fill_n(flat_rows.A.begin() + static_cast<size_t>(i) * d, d, i == 42 ? 0.05f : 0.001f * static_cast<float>(i % 7));
+    auto random = planted(n, d, 5);
+    for (auto& v : random.x) v = 1.0f + 0.5f * std::sin(static_cast<float>(&v - random.x.data()));
+    for (bool q8 : {false, true})
+        for (int threads : {1, 2}) {
+            auto head = make_head(flat_rows, q8, threads);
+            ReadRecorder rec;
+            head.set_read_recorder(&rec);
+            const auto r = head.run(flat_rows.x, AdaptiveParams{});
+            const std::string where = "q8 " + std::to_string(q8) + " threads " + std::to_string(threads);
+            EXPECT_EQ(r.cost.warmup, 16LL * n) << where;
+            EXPECT_EQ(rec.distinct_samples(), r.cost.samples) << where;
+            EXPECT_GE(r.cost.multiply_adds, static_cast<int64_t>(cap) * n) << where; // the pass that read on is counted
+            EXPECT_EQ(r.head.top.front(), 42) << where;
+
+            auto random_head = make_head(random, q8, threads);
+            random_head.set_read_recorder(&rec);
+            const auto full = random_head.run(random.x, AdaptiveParams{});
+            EXPECT_EQ(full.cost.warmup, static_cast<int64_t>(cap) * n) << where;
+            EXPECT_EQ(rec.distinct_samples(), full.cost.samples) << where;
+        }
+}
+
 template <class T>
 bool same_bits(const T& a, const T& b) {
     return std::memcmp(&a, &b, sizeof(T)) == 0;
