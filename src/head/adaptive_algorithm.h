@@ -71,8 +71,9 @@ public:
     // divides the targets.
     virtual double max_fudge_norm() const { return 1.0; }
     // Tests only: every later query records its reads into `r` (nullptr: off; the hot loops then test one pointer
-    // per stream chunk or per pull, never per product). `r` must outlive the queries.
-    void set_read_recorder(ReadRecorder* r) { recorder_ = r; }
+    // per stream chunk or per pull, never per product). `r` must outlive the queries. Virtual: a wrapper (RotatedAlgorithm)
+    // passes it to the head that reads.
+    virtual void set_read_recorder(ReadRecorder* r) { recorder_ = r; }
 
 protected:
     ReadRecorder* recorder_ = nullptr;

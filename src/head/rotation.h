@@ -43,6 +43,8 @@ public:
     int d() const override { return inner_->d(); }
     const char* name() const override { return inner_->name(); }
     double max_fudge_norm() const override { return inner_->max_fudge_norm(); }
+    // The reads are the inner head's, in the rotated head's columns.
+    void set_read_recorder(ReadRecorder* r) override { inner_->set_read_recorder(r); }
 
 private:
     std::span<const float> rotate(std::span<const float> x);

@@ -107,6 +107,13 @@ TEST(HeadRotation, RotatedAlgorithmRunsTheInnerHeadOnTheRotatedQuery) {
         EXPECT_EQ(a.cost.multiply_adds, b.cost.multiply_adds + static_cast<int64_t>(in.d) * in.d);
     }
     EXPECT_EQ(rotated.best_arms_only(in.x, p), plain.best_arms_only(y, p));
+    // a read recorder set on the wrapper reaches the head that reads: distinct reads == charged samples
+    ReadRecorder rec;
+    rotated.set_read_recorder(&rec);
+    const AdaptiveResult recorded = rotated.run(in.x, p);
+    EXPECT_EQ(rec.queries(), 1);
+    EXPECT_EQ(rec.distinct_samples(), recorded.cost.samples);
+    rotated.set_read_recorder(nullptr);
     EXPECT_THROW(rotated.run(std::vector<float>(in.d - 1), p), winnow::Error);
     EXPECT_THROW(RotatedAlgorithm(std::make_unique<FastAdaptiveSoftmax>(head, 1), signed_permutation(in.d - 1, 6)), winnow::Error);
 }
