@@ -56,6 +56,9 @@ TEST(CudaAdaptiveGenerate, TopOneOnTheGpuOthersOnTheCpu) {
     EXPECT_EQ(top3.cost.samples, want3.cost.samples);
     EXPECT_EQ(both.gpu_queries(), 1u);
     EXPECT_EQ(both.cpu_queries(), 1u);
+    head::ReadRecorder rec; // the device's reads are not recorded: refused, not left empty
+    EXPECT_THROW(both.set_read_recorder(&rec), Error);
+    EXPECT_NO_THROW(both.set_read_recorder(nullptr));
 }
 
 TEST(CudaAdaptiveGenerate, GreedyOnSmolLM2AgreesWithTheExactHead) {

@@ -12,6 +12,7 @@
 
 #include "backend/cuda/adaptive_head_gpu.h"
 #include "head/fast_adaptive_softmax.h"
+#include "winnow/error.h"
 
 namespace winnow::cuda::adaptive {
 
@@ -25,6 +26,10 @@ public:
     int d() const override { return cpu_.d(); }
     const char* name() const override { return "fast (GPU for top-1)"; }
     double max_fudge_norm() const override { return cpu_.max_fudge_norm(); }
+    // The top-1 queries read on the device, where nothing records them: a recorder is refused rather than left empty.
+    void set_read_recorder(head::ReadRecorder* r) override {
+        if (r) throw Error(ErrorKind::unsupported, "adaptive head: the GPU head cannot record its reads (they happen on the device)");
+    }
     // Queries answered so far on the GPU (k = 1) and on the CPU (k > 1).
     uint64_t gpu_queries() const { return gpu_queries_; }
     uint64_t cpu_queries() const { return cpu_queries_; }
