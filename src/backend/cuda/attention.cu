@@ -53,7 +53,7 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     extern __shared__ __align__(16) float shared[]; // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
     // a recorded decode step: the position of this replay, within the keys the shared memory holds
-    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
+    first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys);
     const int h = blockIdx.x, t = blockIdx.y;
     const int q_pos = pos0 + t, n_keys = q_pos + 1;
     const int kvh = h / (n_head / n_head_kv);
@@ -98,7 +98,7 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
     pdl_launch_dependents();
     extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [kSplitKeys]
     __shared__ float scratch[32];
-    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return; // every block of the launch returns
+    first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys);
     const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
     const int q_pos = pos0 + t, n_keys = q_pos + 1;
     const int kvh = h / (n_head / n_head_kv);

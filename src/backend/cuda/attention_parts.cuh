@@ -14,12 +14,14 @@
 namespace winnow::cuda {
 namespace {
 
-// The position of a launch's first row: from device memory in a recorded step (false when it is out of range, rows
-// from it past max_keys: the host checked it before the upload, so nothing runs), else the host's pos0 as passed.
-__device__ bool first_position(int& pos0, const int32_t* pos_dev, int rows, int max_keys) {
-    if (!pos_dev) return true;
+// The position of a launch's first row: from device memory in a recorded step, else the host's pos0 as passed. A
+// device position whose rows run past max_keys breaks the recording's contract (Forward records the step again before
+// it outgrows its key limit, and the CPU backend throws on such a row): returning would leave the output stale without
+// a word, so the kernel traps, the launch fails, and the next synchronising call reports it.
+__device__ void first_position(int& pos0, const int32_t* pos_dev, int rows, int max_keys) {
+    if (!pos_dev) return;
     pos0 = *pos_dev;
-    return pos0 >= 0 && pos0 + rows <= max_keys;
+    if (pos0 < 0 || pos0 + rows > max_keys) __trap();
 }
 
 // q . k of one cached key (the row at k + base, hd elements of C) by one thread, the query qs in shared memory (the same
@@ -106,7 +108,7 @@ __global__ void attention_merge_kernel(const float* __restrict__ part, float* __
                                        const int32_t* __restrict__ pos_dev, int max_keys) {
     pdl_wait();
     pdl_launch_dependents();
-    if (!first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys)) return;
+    first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys);
     const int h = blockIdx.x, t = blockIdx.y;
     const int used = min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split);
     const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);

@@ -53,7 +53,7 @@ __global__ void unit_keys_kernel(const float* __restrict__ q, SparseRowsArgs a, 
     pdl_launch_dependents();
     __shared__ float qs[kMaxGroupHeads * 256];
     int pos0 = a.pos0;
-    if (!first_position(pos0, a.pos_dev, a.rows, a.max_keys)) return;
+    first_position(pos0, a.pos_dev, a.rows, a.max_keys);
     const int kvh = blockIdx.y, t = blockIdx.z, row_kv = t * a.n_head_kv + kvh;
     const int q_pos = pos0 + a.row0 + t, n_keys = q_pos + 1, n_units = (n_keys + a.unit - 1) / a.unit;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, u = blockIdx.x * (kRowThreads / 32) + warp;
@@ -130,7 +130,7 @@ __global__ void sparse_rows_kernel(SparseRowsArgs a, const uint64_t* __restrict_
     extern __shared__ uint64_t shared_keys[]; // keys [list_units] (with selection), then flags [list_units]
     __shared__ int scratch[32];
     int pos0 = a.pos0;
-    if (!first_position(pos0, a.pos_dev, a.rows, a.max_keys)) return;
+    first_position(pos0, a.pos_dev, a.rows, a.max_keys);
     const int t = blockIdx.x, kvh = blockIdx.y, row_kv = t * a.n_head_kv + kvh;
     const int q_pos = pos0 + a.row0 + t, n_keys = q_pos + 1;
     const int n_units = (n_keys + a.unit - 1) / a.unit;
@@ -167,7 +167,7 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
     extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [units_per_split * unit]
     __shared__ float scratch[32];
     int pos0 = a.pos0;
-    if (!first_position(pos0, a.pos_dev, a.rows, a.max_keys)) return;
+    first_position(pos0, a.pos_dev, a.rows, a.max_keys);
     const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
     const int q_pos = pos0 + a.row0 + t, n_keys = q_pos + 1, hd = a.hd;
     const int kvh = h / (a.n_head / a.n_head_kv), row_kv = t * a.n_head_kv + kvh;
