@@ -35,6 +35,7 @@ struct FastArmState {
     std::vector<int32_t> active;  // -1: advanced by the current masked stream
     std::vector<float> e;         // normalizer weights
     std::vector<int32_t> all;     // 0 .. n-1
+    std::vector<float> scratch;   // the normalizer's per-arm log alpha_i, then sqrt(e_i)
 };
 
 // The warm-up's variance checks evaluated inside one pass (Query::warm_up): after column at[k] of the order, does any
@@ -450,19 +451,84 @@ struct FastAdaptiveSoftmax::Query {
         return S;
     }
 
+    // The normalizer's per-arm loops over all n arms, eight (four) arms at a time where AVX2 is on: the same IEEE
+    // operations per arm as the scalar loops beside them (square roots are correctly rounded either way), so the same
+    // bits; PortablePathGivesTheVectorPathsBits holds the two paths together.
+
+    // la_i = mu_i - sqrt(c2 var_i) (log alpha_i) into la[0, n); returns their largest (NaNs passed over, as std::max).
+    float log_alphas(float c2, std::vector<float>& la) const {
+        la.resize(n);
+        float la_max = -kInfF;
+        int i = 0;
+#ifdef WINNOW_AVX2
+        if (!portable) {
+            const __m256 c = _mm256_set1_ps(c2);
+            __m256 mx = _mm256_set1_ps(-kInfF);
+            for (; i + kGroup <= n; i += kGroup) {
+                const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(st.mu.data() + i), _mm256_sqrt_ps(_mm256_mul_ps(c, _mm256_loadu_ps(st.var.data() + i))));
+                _mm256_storeu_ps(la.data() + i, v);
+                mx = _mm256_max_ps(v, mx); // a NaN v leaves mx (max_ps returns its second operand then)
+            }
+            alignas(32) float lanes[kGroup];
+            _mm256_store_ps(lanes, mx);
+            for (float v : lanes) la_max = std::max(la_max, v);
+        }
+#endif
+        for (; i < n; ++i) {
+            la[i] = st.mu[i] - std::sqrt(c2 * st.var[i]);
+            la_max = std::max(la_max, la[i]);
+        }
+        return la_max;
+    }
+
+    // out_i = sqrt(v_i) for the n arms.
+    void square_roots(const float* v, float* out) const {
+        int i = 0;
+#ifdef WINNOW_AVX2
+        if (!portable)
+            for (; i + kGroup <= n; i += kGroup) _mm256_storeu_ps(out + i, _mm256_sqrt_ps(_mm256_loadu_ps(v + i)));
+#endif
+        for (; i < n; ++i) out[i] = std::sqrt(v[i]);
+    }
+
+    // The arms, in order, for which fails(i) holds: T_i < d', e_i > 0 and (f var_i sqrt(e_i) > a or f var_i e_i > b), in
+    // double as fails computes it.
+    template <class Fails>
+    std::vector<int32_t> failing_arms(double a, double b, double f, const Fails& fails) const {
+        std::vector<int32_t> out;
+        int i = 0;
+#ifdef WINNOW_AVX2
+        if (!portable) {
+            const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b), vf = _mm256_set1_pd(f), zero = _mm256_setzero_pd();
+            const __m128i vdp = _mm_set1_epi32(dp);
+            for (; i + 4 <= n; i += 4) {
+                const __m256d e = _mm256_cvtps_pd(_mm_loadu_ps(st.e.data() + i));
+                const __m256d fv = _mm256_mul_pd(vf, _mm256_cvtps_pd(_mm_loadu_ps(st.var.data() + i)));
+                const __m256d wide = _mm256_or_pd(_mm256_cmp_pd(_mm256_mul_pd(fv, _mm256_sqrt_pd(e)), va, _CMP_GT_OQ),
+                                                  _mm256_cmp_pd(_mm256_mul_pd(fv, e), vb, _CMP_GT_OQ));
+                int bits = _mm256_movemask_pd(_mm256_and_pd(wide, _mm256_cmp_pd(e, zero, _CMP_GT_OQ)));
+                bits &= _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(vdp, _mm_loadu_si128(reinterpret_cast<const __m128i*>(st.T.data() + i)))));
+                for (; bits; bits &= bits - 1) out.push_back(i + __builtin_ctz(bits));
+            }
+        }
+#endif
+        for (; i < n; ++i)
+            if (fails(i)) out.push_back(i);
+        return out;
+    }
+
     // Phase D: arms whose softmax weight needs a tighter estimate are read further (not batched).
     void normalize(const AdaptiveParams& p, double d_s) {
         const double L = std::log(6.0 * n / d_s);
         const float c2 = static_cast<float>(2 * L); // alpha_i from the variances as estimated: f_ln is on the targets only
-        std::vector<float> la(n);
-        float la_max = -kInfF;
-        for (int i = 0; i < n; ++i) {
-            la[i] = st.mu[i] - std::sqrt(c2 * st.var[i]); // log alpha_i
-            la_max = std::max(la_max, la[i]);
-        }
+        std::vector<float>& la = st.scratch;
+        const float la_max = log_alphas(c2, la);
         const double sum_e = sum_exp(la.data(), n, la_max, st.e.data()); // e_i = alpha_i / max alpha
-        double sum_g = 0;                                                 // g_i = sqrt(e_i) = gamma_i / max gamma
-        for (int i = 0; i < n; ++i) sum_g += std::sqrt(st.e[i]);
+        // g_i = sqrt(e_i) = gamma_i / max gamma, summed in arm order
+        std::vector<float>& g = la; // la is spent
+        square_roots(st.e.data(), g.data());
+        double sum_g = 0;
+        for (int i = 0; i < n; ++i) sum_g += g[i];
         // var_i > V1_i / f, V1_i = min(eps SA / (16 sqrt2 L SG gamma_i), eps^2 SA / (16 ln(12/d_s) alpha_i)); the common
         // scale of alpha and gamma cancels, leaving: f var_i g_i > a  or  f var_i e_i > b.
         const double a = p.epsilon * sum_e / (16 * std::sqrt(2.0) * L * sum_g);
@@ -472,9 +538,7 @@ struct FastAdaptiveSoftmax::Query {
             const double e = st.e[i], fv = f * st.var[i];
             return st.T[i] < dp && e > 0 && (fv * std::sqrt(e) > a || fv * e > b);
         };
-        std::vector<int32_t> todo;
-        for (int i = 0; i < n; ++i)
-            if (fails(i)) todo.push_back(i);
+        std::vector<int32_t> todo = failing_arms(a, b, f, fails);
         double t = std::min(16, dp);
         while (!todo.empty()) {
             advance(todo, std::min(dp, static_cast<int>(std::ceil(t))));
