@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -90,7 +91,11 @@ struct FastAdaptiveSoftmax::Query {
     void stream(int from, int to, bool masked, bool fresh = false, WarmupChecks* checks = nullptr) {
         const int stride = H.stride(), chunks = (stride + kChunk - 1) / kChunk, steps = to - from;
         const bool q8 = H.storage() == ColumnMajorHead::Storage::q8;
-        if (checks) checks->failed.assign(static_cast<size_t>(chunks) * checks->count, 0);
+        if (checks) {
+            // the kernels evaluate the checks from the first column on (their per-arm check index starts at 0)
+            if (from != 0 || !fresh || masked) throw Error(ErrorKind::invalid_argument, "fast head: warm-up checks need a fresh pass from column 0");
+            checks->failed.assign(static_cast<size_t>(chunks) * checks->count, 0);
+        }
         int64_t arms = 0, lines_read = 0, vectors_read = 0;
 #pragma omp parallel for schedule(static) reduction(+ : arms, lines_read, vectors_read) num_threads(threads) if (stride >= 4096)
         for (int c = 0; c < chunks; ++c) {
@@ -376,11 +381,16 @@ struct FastAdaptiveSoftmax::Query {
             ends.push_back(std::clamp(static_cast<int>(std::ceil(t)), (ends.empty() ? 0 : ends.back()) + 1, cap));
         WarmupChecks checks{.at = ends.data(), .count = static_cast<int>(ends.size()) - 1, .thr = thr, .failed = {}};
         if (checks.count == 0) return stream(0, cap, false, true);
-        ReadRecorder* rec = recorder; // the pass's reads are recorded once it is known to stand
-        recorder = nullptr;
         const int64_t samples_before = cost.samples;
-        stream(0, cap, false, true, &checks);
-        recorder = rec;
+        {
+            // the pass's reads are recorded once it is known to stand (the recorder comes back however the pass ends)
+            struct Unrecorded {
+                ReadRecorder*& slot;
+                ReadRecorder* saved;
+                ~Unrecorded() { slot = saved; }
+            } unrecorded{recorder, std::exchange(recorder, nullptr)};
+            stream(0, cap, false, true, &checks);
+        }
         const int chunks = static_cast<int>(checks.failed.size()) / checks.count;
         for (int k = 0; k < checks.count; ++k) {
             bool failing = false;

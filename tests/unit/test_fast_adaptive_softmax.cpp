@@ -173,7 +173,8 @@ TEST(FastAdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
 // arm still have a variance above the target?) on the way. Rows constant across the columns, under a query of equal
 // values, make every Des Raj term the arm's exact value: variance 0 at the first check, so the warm-up must end there,
 // charged 16 columns per arm with exactly those reads recorded, though the pass read on to the cap (counted in
-// multiply_adds). A random instance keeps failing the checks and runs to the cap. Both storages, one and two threads.
+// multiply_adds). A random instance keeps failing the checks at the theory constants and runs to the cap. Both
+// storages, one and two threads, the vector and the portable path.
 TEST(FastAdaptiveSoftmax, WarmUpEndsAtTheFirstPassingCheck) {
     const int n = 5000, d = 512, cap = d / 10; // d' = d: every column weighs the same
     Instance flat_rows{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d, 1.0f)};
@@ -181,23 +182,63 @@ TEST(FastAdaptiveSoftmax, WarmUpEndsAtTheFirstPassingCheck) {
     auto random = planted(n, d, 5);
     for (auto& v : random.x) v = 1.0f + 0.5f * std::sin(static_cast<float>(&v - random.x.data()));
     for (bool q8 : {false, true})
-        for (int threads : {1, 2}) {
-            auto head = make_head(flat_rows, q8, threads);
-            ReadRecorder rec;
-            head.set_read_recorder(&rec);
-            const auto r = head.run(flat_rows.x, AdaptiveParams{});
-            const std::string where = "q8 " + std::to_string(q8) + " threads " + std::to_string(threads);
-            EXPECT_EQ(r.cost.warmup, 16LL * n) << where;
-            EXPECT_EQ(rec.distinct_samples(), r.cost.samples) << where;
-            EXPECT_GE(r.cost.multiply_adds, static_cast<int64_t>(cap) * n) << where; // the pass that read on is counted
-            EXPECT_EQ(r.head.top.front(), 42) << where;
+        for (int threads : {1, 2})
+            for (bool portable : {false, true}) {
+                auto head = make_head(flat_rows, q8, threads);
+                head.use_portable_path(portable);
+                ReadRecorder rec;
+                head.set_read_recorder(&rec);
+                const auto r = head.run(flat_rows.x, AdaptiveParams{});
+                const std::string where = "q8 " + std::to_string(q8) + " threads " + std::to_string(threads) + " portable " + std::to_string(portable);
+                EXPECT_EQ(r.cost.warmup, 16LL * n) << where;
+                EXPECT_EQ(rec.distinct_samples(), r.cost.samples) << where;
+                EXPECT_GE(r.cost.multiply_adds, static_cast<int64_t>(cap) * n) << where; // the pass that read on is counted
+                EXPECT_EQ(r.head.top.front(), 42) << where;
 
-            auto random_head = make_head(random, q8, threads);
-            random_head.set_read_recorder(&rec);
-            const auto full = random_head.run(random.x, AdaptiveParams{});
-            EXPECT_EQ(full.cost.warmup, static_cast<int64_t>(cap) * n) << where;
-            EXPECT_EQ(rec.distinct_samples(), full.cost.samples) << where;
+                auto random_head = make_head(random, q8, threads);
+                random_head.use_portable_path(portable);
+                random_head.set_read_recorder(&rec);
+                const auto full = random_head.run(random.x, AdaptiveParams{});
+                EXPECT_EQ(full.cost.warmup, static_cast<int64_t>(cap) * n) << where;
+                EXPECT_EQ(rec.distinct_samples(), full.cost.samples) << where;
+            }
+}
+
+// A warm-up that ends at a later check (24, 36 or 54 columns of the schedule 16, 24, 36, 54, cap 57 here): the state it
+// ends with must be the one a warm-up capped at that check reaches by running to it, bit for bit (the same answer,
+// logits and normalizer), and the samples those columns cost. The query's scale sets the variances against the
+// fixed target; a sweep finds scales that stop at each later check, on the vector and the portable path.
+TEST(FastAdaptiveSoftmax, WarmUpEndingAtALaterCheckKeepsThatChecksState) {
+    const int n = 5000, d = 576; // cap = 57: checks after 16, 24, 36 and 54 columns
+    auto in = planted(n, d, 11);
+    for (auto& v : in.x) v = 1.0f + 0.5f * std::sin(0.37f * static_cast<float>(&v - in.x.data()));
+    for (bool portable : {false, true}) {
+        std::vector<int> stops;
+        for (float scale = 1e-2f; scale < 1e8f && stops.size() < 3; scale *= 1.25f) {
+            std::vector<float> x = in.x;
+            for (float& v : x) v *= scale;
+            auto head = make_head(in, true, 2);
+            head.use_portable_path(portable);
+            const auto r = head.run(x, AdaptiveParams{});
+            const int stop = static_cast<int>(r.cost.warmup / n);
+            ASSERT_EQ(r.cost.warmup % n, 0);
+            if (stop == 16 || stop == 57 || std::find(stops.begin(), stops.end(), stop) != stops.end()) continue;
+            stops.push_back(stop);
+            AdaptiveParams capped;
+            capped.warmup_cap = (stop + 0.5) / d; // floor(cap d') = stop: the same passes, the last one to `stop`
+            auto to_stop = make_head(in, true, 2);
+            to_stop.use_portable_path(portable);
+            const auto c = to_stop.run(x, capped);
+            const std::string where = "stop " + std::to_string(stop) + " portable " + std::to_string(portable);
+            EXPECT_EQ(c.cost.warmup, r.cost.warmup) << where;
+            EXPECT_EQ(c.cost.samples, r.cost.samples) << where;
+            EXPECT_EQ(c.head.top, r.head.top) << where;
+            EXPECT_EQ(c.head.top_logits, r.head.top_logits) << where;
+            EXPECT_EQ(c.head.log_norm, r.head.log_norm) << where;
         }
+        std::sort(stops.begin(), stops.end());
+        EXPECT_EQ(stops, (std::vector<int>{24, 36, 54})) << "portable " << portable;
+    }
 }
 
 template <class T>

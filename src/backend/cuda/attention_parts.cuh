@@ -17,11 +17,12 @@ namespace {
 // The position of a launch's first row: from device memory in a recorded step, else the host's pos0 as passed. A
 // device position whose rows run past max_keys breaks the recording's contract (Forward records the step again before
 // it outgrows its key limit, and the CPU backend throws on such a row): returning would leave the output stale without
-// a word, so the kernel traps, the launch fails, and the next synchronising call reports it.
+// a word, so the kernel traps. That is a sticky error: the next synchronising call reports it, and the whole CUDA
+// context is unusable from then on, as after any device-side assertion.
 __device__ void first_position(int& pos0, const int32_t* pos_dev, int rows, int max_keys) {
     if (!pos_dev) return;
     pos0 = *pos_dev;
-    if (pos0 < 0 || pos0 + rows > max_keys) __trap();
+    if (pos0 < 0 || pos0 > max_keys - rows) __trap(); // (not pos0 + rows: a corrupt pos0 must not overflow past the test)
 }
 
 // q . k of one cached key (the row at k + base, hd elements of C) by one thread, the query qs in shared memory (the same
