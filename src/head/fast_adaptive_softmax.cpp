@@ -6,7 +6,6 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <utility>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -87,7 +86,8 @@ struct FastAdaptiveSoftmax::Query {
 
     // Advances by columns [from, to) of the order every arm with T == from (masked: only the active ones).
     // fresh: the first pass of a query; every arm starts from nothing.
-    // checks (a fresh warm-up pass only): the variance checks to evaluate on the way (WarmupChecks).
+    // checks (a fresh warm-up pass only): the variance checks to evaluate on the way (WarmupChecks); such a pass records
+    // no reads (warm_up records them once the pass is known to stand).
     void stream(int from, int to, bool masked, bool fresh = false, WarmupChecks* checks = nullptr) {
         const int stride = H.stride(), chunks = (stride + kChunk - 1) / kChunk, steps = to - from;
         const bool q8 = H.storage() == ColumnMajorHead::Storage::q8;
@@ -164,7 +164,7 @@ struct FastAdaptiveSoftmax::Query {
             mask[count] = sel;
             vec[count++] = base;
             const int bits = _mm256_movemask_ps(_mm256_castsi256_ps(sel));
-            if (recorder) record_lanes(base, bits, from, to);
+            if (recorder && !checks) record_lanes(base, bits, from, to);
             arms += __builtin_popcount(base + kGroup <= n ? bits : bits & ((1 << std::max(0, n - base)) - 1));
             lines += base / kLine != last_line;
             last_line = base / kLine;
@@ -242,7 +242,7 @@ struct FastAdaptiveSoftmax::Query {
                 if (!fresh && !(T[i] == from && (!masked || st.active[i]))) continue;
                 any = true;
                 arms += i < n;
-                if (recorder) record_lanes(base, 1 << r, from, to);
+                if (recorder && !checks) record_lanes(base, 1 << r, from, to);
                 if (fresh) K[i] = Z[i] = Z2[i] = 0;
                 for (int m = from, next_check = 0; m < to; ++m) {
                     const float y = q8 ? H.quant_column(col[m])[i] * (fp16_to_fp32(H.scale_row(blk[m])[i]) * xs[m]) : H.float_column(col[m])[i] * xs[m];
@@ -382,15 +382,7 @@ struct FastAdaptiveSoftmax::Query {
         WarmupChecks checks{.at = ends.data(), .count = static_cast<int>(ends.size()) - 1, .thr = thr, .failed = {}};
         if (checks.count == 0) return stream(0, cap, false, true);
         const int64_t samples_before = cost.samples;
-        {
-            // the pass's reads are recorded once it is known to stand (the recorder comes back however the pass ends)
-            struct Unrecorded {
-                ReadRecorder*& slot;
-                ReadRecorder* saved;
-                ~Unrecorded() { slot = saved; }
-            } unrecorded{recorder, std::exchange(recorder, nullptr)};
-            stream(0, cap, false, true, &checks);
-        }
+        stream(0, cap, false, true, &checks); // records no reads: they are recorded below once the pass is known to stand
         const int chunks = static_cast<int>(checks.failed.size()) / checks.count;
         for (int k = 0; k < checks.count; ++k) {
             bool failing = false;
@@ -401,8 +393,7 @@ struct FastAdaptiveSoftmax::Query {
             }
         }
         if (recorder)
-            for (int i = 0; i < n; ++i)
-                for (int m = 0; m < cap; ++m) recorder->record(i, col[m]);
+            for (int base = 0; base < n; base += kGroup) record_lanes(base, (1 << kGroup) - 1, 0, cap);
     }
 
     // Phase B: successive elimination; returns the k best arms, best first.
