@@ -89,7 +89,10 @@ __global__ void copy_rows_at_kernel(const float* __restrict__ src, int64_t src_r
     pdl_wait();
     pdl_launch_dependents();
     const int64_t row = *row_dev;
-    if (row < 0 || row + src_rows > dst_rows) return;
+    // The host cannot check a row it never sees; the CPU backend's copy_rows throws on it, so reaching this is a bug in
+    // the caller (a recorded step replayed past its cache). Trap, a sticky error the next sync reports, rather than
+    // leave the cache stale without a word. (row > dst_rows - src_rows, not row + src_rows: no overflow past the test.)
+    if (row < 0 || row > dst_rows - src_rows) __trap();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < src_rows * cols) store_act<T>(dst, row * cols + i, src[i]);
 }

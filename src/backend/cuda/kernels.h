@@ -48,8 +48,8 @@ void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim
                  const int32_t* pos_dev = nullptr);
 // dst (type dst_type) rows = src (F32) rows, converted.
 void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n_elements, cudaStream_t s);
-// The same into rows [*row_dev, *row_dev + src_rows) of dst (dst_rows x cols), the row read when the kernel runs; a row
-// outside dst writes nothing (the host checked the position before it uploaded it).
+// The same into rows [*row_dev, *row_dev + src_rows) of dst (dst_rows x cols), the row read when the kernel runs; rows
+// that do not fit dst trap (a sticky error: the CPU backend throws there, and a caller that uploads a row checks it).
 void launch_copy_rows_at(const float* src, int64_t src_rows, void* dst, GgmlType dst_type, int64_t dst_rows, int64_t cols, const int32_t* row_dev,
                          cudaStream_t s);
 // Backend::rope_store_kv (rope_store_kv.cu): q and k rotated in place as launch_rope rotates them, then k and v written
@@ -68,7 +68,7 @@ struct RopeStoreKvArgs {
     int pos0 = 0;                       // row t is at position pos0 + t; read from *pos_dev when the kernel runs if set
     const int32_t* pos_dev = nullptr;
     int64_t dst_row = 0;                // cache row of row 0; read from *row_dev when the kernel runs if set, and
-    const int32_t* row_dev = nullptr;   // then a cache the rows do not fit at that row is not written (copy_rows_at's rule)
+    const int32_t* row_dev = nullptr;   // then rows that do not fit a cache at that row trap (copy_rows_at's rule)
 };
 void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStream_t s);
 // A LLaMA layer's decode-step front in one launch (qkv_rope_store.cu): x's RMSNorm staged per block (as

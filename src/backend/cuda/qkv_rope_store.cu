@@ -39,7 +39,7 @@ __global__ void qkv_rope_store_kernel(LinearParts p, int64_t cols, const float* 
     const QkvRopeItem it = qkv_rope_item(shape, idx);
     const int hd = a.head_dim;
     const int64_t q_dim = static_cast<int64_t>(a.n_head) * hd;
-    const auto [pos, store_k, store_v, cache_at, kv_at] = kv_row_target(a, t, it.head); // rope_store_kv_kernel's
+    const auto [pos, cache_at, kv_at] = kv_row_target(a, t, it.head); // rope_store_kv_kernel's
     switch (it.kind) {
     case QkvRopeKind::q_pair:
     case QkvRopeKind::k_pair: {
@@ -53,7 +53,7 @@ __global__ void qkv_rope_store_kernel(LinearParts p, int64_t cols, const float* 
         float* out = is_q ? a.q + t * q_dim + head_row : a.k + kv_at;
         out[d.a] = r.x;
         out[d.b] = r.y;
-        if (!is_q && store_k) {
+        if (!is_q) {
             store_act<C>(a.k_cache, cache_at + d.a, r.x);
             store_act<C>(a.k_cache, cache_at + d.b, r.y);
         }
@@ -72,7 +72,7 @@ __global__ void qkv_rope_store_kernel(LinearParts p, int64_t cols, const float* 
         const float y = projection<T>(p, is_k ? 1 : 2, r, xt, cols, lane);
         if (lane != 0) return;
         (is_k ? a.k : const_cast<float*>(a.v))[kv_at + it.index] = y;
-        if (is_k ? store_k : store_v) store_act<C>(is_k ? a.k_cache : a.v_cache, cache_at + it.index, y);
+        store_act<C>(is_k ? a.k_cache : a.v_cache, cache_at + it.index, y);
         return;
     }
     }

@@ -26,7 +26,7 @@ __global__ void rope_store_kv_kernel(RopeStoreKvArgs a, RopeStoreKvShape shape, 
     const RopeStoreKvItem it = rope_store_kv_item(shape, idx);
     const int hd = a.head_dim;
     // rope_kernel's position of the row, and copy_rows(_at)'s destination (a host row was checked before the launch)
-    const auto [pos, store_k, store_v, cache_at, kv_at] = kv_row_target(a, it.row, it.head);
+    const auto [pos, cache_at, kv_at] = kv_row_target(a, it.row, it.head);
     switch (it.kind) {
     case RopeStoreKvKind::q_pair: {
         float* xh = a.q + (it.row * a.n_head + it.head) * hd;
@@ -40,17 +40,15 @@ __global__ void rope_store_kv_kernel(RopeStoreKvArgs a, RopeStoreKvShape shape, 
         const RotatedPair r = rope_rotated_pair(kh, it.index, shape.half, a.rope_dim, pos, a.base, a.adjacent);
         kh[r.a] = r.xa;
         kh[r.b] = r.xb;
-        if (store_k) {
-            store_act<T>(a.k_cache, cache_at + r.a, r.xa);
-            store_act<T>(a.k_cache, cache_at + r.b, r.xb);
-        }
+        store_act<T>(a.k_cache, cache_at + r.a, r.xa);
+        store_act<T>(a.k_cache, cache_at + r.b, r.xb);
         return;
     }
     case RopeStoreKvKind::k_dim:
-        if (store_k) store_act<T>(a.k_cache, cache_at + it.index, a.k[kv_at + it.index]);
+        store_act<T>(a.k_cache, cache_at + it.index, a.k[kv_at + it.index]);
         return;
     case RopeStoreKvKind::v_dim:
-        if (store_v) store_act<T>(a.v_cache, cache_at + it.index, a.v[kv_at + it.index]);
+        store_act<T>(a.v_cache, cache_at + it.index, a.v[kv_at + it.index]);
         return;
     }
 }
