@@ -68,11 +68,11 @@ void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const 
     if (unit < 1 || n_rows < 0 || row0 < 0 || row0 + n_rows > k_cache.rows())
         throw Error(ErrorKind::invalid_argument, "summarize_keys: rows [" + std::to_string(row0) + ", " + std::to_string(row0 + n_rows) + ") in units of " +
                                                      std::to_string(unit) + " do not fit " + k_cache.describe());
-    const int64_t units = (k_cache.rows() + unit - 1) / unit;
+    const int64_t units = (k_cache.rows() + unit - 1) / unit, heads = kmax.rows();
     for (const Tensor* t : {&kmax, &kmin})
-        if (t->type() != GgmlType::F16 || t->rows() < units || t->cols() != k_cache.cols())
-            throw Error(ErrorKind::invalid_argument, "summarize_keys: a summary is " + t->describe() + ", expected F16 [" + std::to_string(units) + "][" +
-                                                         std::to_string(k_cache.cols()) + "]");
+        if (t->type() != GgmlType::F16 || heads < 1 || k_cache.cols() % heads != 0 || t->rows() != heads || t->cols() != units * (k_cache.cols() / heads))
+            throw Error(ErrorKind::invalid_argument, "summarize_keys: a summary is " + t->describe() + ", expected F16 [KV heads][" + std::to_string(units) +
+                                                         " units x head dim] for " + k_cache.describe());
 }
 
 void BlockMask::validate() const {

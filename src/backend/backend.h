@@ -85,8 +85,13 @@ struct KeyBlockSummary {
     // Blocks [0, n_blocks) have summaries (at most the cache's rows / block, rounded up); selection reads only those that
     // are complete and at or before the row's position, whose summaries must then be current (Backend::summarize_keys).
     int n_blocks = 0;
-    const uint16_t* kmax = nullptr;  // fp16 [n_blocks][n_head_kv * head_dim], each >= every key it summarises
+    // fp16 [n_head_kv][n_blocks][head_dim]: a plane per KV head, so that one row's bounds for a KV head read its units'
+    // summaries as one sequential stream per array (a row per unit, the heads interleaved, made it a strided read: the
+    // sparse decode op at 8K on SmolLM2 was ~10% slower; bench/reports/spion-attention-cpu.md, section 11).
+    const uint16_t* kmax = nullptr;  // each >= every key it summarises
     const uint16_t* kmin = nullptr;  // same layout, each <= every key
+    // The element of KV head kvh's dimension 0 for block b.
+    size_t at(int kvh, int b, int head_dim) const { return (static_cast<size_t>(kvh) * n_blocks + b) * head_dim; }
 };
 
 struct AttentionParams {
@@ -228,12 +233,13 @@ public:
     virtual TopK head_top_k(const Matrix& w, const Tensor& hidden, int k, bool want_log_norm);
 
     // Query-aware selection's key summaries (KeyBlockSummary) brought up to date after a cache write: for every unit of
-    // `unit` rows that holds one of the rows [row0, row0 + n_rows), rows u of kmax and kmin become the elementwise max and
+    // `unit` rows that holds one of the rows [row0, row0 + n_rows), units u of kmax and kmin become the elementwise max and
     // min of k_cache rows [u * unit, min((u + 1) * unit, row0 + n_rows)), rounded outward to fp16 (sparse::
     // summarize_rows). Later rows are not read, so a rewound context never keeps stale keys; a unit not yet complete holds
     // its written rows' extremes until its last row comes (selection reads complete units only). kmax, kmin: F16
-    // [>= ceil(k_cache.rows / unit)][k_cache.cols]. With row_at, row0 is read from that device I32 [1][1] when the op
-    // runs (a recorded step). supports(Op::summarize_keys, k_cache.type).
+    // [n_head_kv][units * head_dim] with units = ceil(k_cache.rows / unit), KeyBlockSummary's layout (a row per KV head,
+    // n_head_kv dividing k_cache.cols). With row_at, row0 is read from that device I32 [1][1] when the op runs (a
+    // recorded step). supports(Op::summarize_keys, k_cache.type).
     virtual void summarize_keys(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows,
                                 const Tensor* row_at = nullptr) = 0;
 

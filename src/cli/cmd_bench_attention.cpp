@@ -72,13 +72,14 @@ double row_density(const BlockMask& m, int pos, int select_tokens) {
 // The key summaries query-aware selection reads, for one layer's cache of ctx rows, on the backend (as Forward keeps them).
 struct LayerSummary {
     Tensor kmax, kmin;
-    KeyBlockSummary view(int unit) const { return {unit, static_cast<int>(kmax.rows()), kmax.data<uint16_t>(), kmin.data<uint16_t>()}; }
+    int units = 0;
+    KeyBlockSummary view(int unit) const { return {unit, units, kmax.data<uint16_t>(), kmin.data<uint16_t>()}; }
 };
-std::vector<LayerSummary> summarise(Backend& be, const std::vector<Tensor>& k, int unit, int ctx) {
+std::vector<LayerSummary> summarise(Backend& be, const std::vector<Tensor>& k, int unit, int ctx, int n_head_kv) {
     std::vector<LayerSummary> s(k.size());
     for (size_t l = 0; l < k.size(); ++l) {
-        const int64_t units = (k[l].rows() + unit - 1) / unit;
-        s[l] = {be.alloc(GgmlType::F16, units, k[l].cols()), be.alloc(GgmlType::F16, units, k[l].cols())};
+        const int64_t units = (k[l].rows() + unit - 1) / unit, plane = units * (k[l].cols() / n_head_kv); // a plane per KV head
+        s[l] = {be.alloc(GgmlType::F16, n_head_kv, plane), be.alloc(GgmlType::F16, n_head_kv, plane), static_cast<int>(units)};
         be.summarize_keys(k[l], s[l].kmax, s[l].kmin, unit, 0, ctx);
     }
     return s;
@@ -257,7 +258,7 @@ int cmd_bench_attention(const std::vector<std::string>& args) {
             const Tensor q = random_tensor(*be, prefill, qd, 3), out = be->alloc(GgmlType::F32, prefill, qd);
             if (select_blocks > 0 && masks.front().block % select_block_size != 0)
                 throw Error(ErrorKind::invalid_argument, "--sparse-select-block must divide the pattern's block (" + std::to_string(masks.front().block) + ")");
-            const auto summaries = summarise(*be, k, select_block_size, ctx);
+            const auto summaries = summarise(*be, k, select_block_size, ctx, c.n_head_kv);
             bench.summaries = &summaries;
             for (int n_rows : {1, prefill}) {
                 const double dense = bench.time_all_layers(k, v, q, out, ctx, n_rows, nullptr), sparse = bench.time_all_layers(k, v, q, out, ctx, n_rows, &masks);

@@ -119,8 +119,8 @@ KeyBlockSummary Forward::update_key_summary(int layer, int unit, int n, const Te
         // First use, or another pattern's block. Allocating is not allowed while recording, and it never happens then:
         // a recorded step follows an op-by-op one, which got here first. The rows cached before this write are
         // summarised too.
-        s.kmax = be_.alloc(GgmlType::F16, units, kc.cols());
-        s.kmin = be_.alloc(GgmlType::F16, units, kc.cols());
+        s.kmax = be_.alloc(GgmlType::F16, c_.n_head_kv, units * c_.head_dim); // a plane per KV head (KeyBlockSummary)
+        s.kmin = be_.alloc(GgmlType::F16, c_.n_head_kv, units * c_.head_dim);
         s.unit = unit;
         if (n_past_ > 0) be_.summarize_keys(kc, s.kmax, s.kmin, unit, 0, n_past_);
     }

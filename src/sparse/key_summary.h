@@ -26,9 +26,11 @@ uint16_t fp16_round_up(float x);
 uint16_t fp16_round_down(float x);
 
 // The summary of cache rows [r0, r1) of k_cache ([rows][kv_dim] of `type`: F32, F16 or BF16, widened exactly): the
-// elementwise max rounded up into kmax[kv_dim] and the min rounded down into kmin[kv_dim]. NaN keys are passed over (as
-// std::max passes them over). Another type throws winnow::Error(unsupported). The CPU backend's summarize_keys op
-// summarises with it; the CUDA kernel is its device twin.
-void summarize_rows(GgmlType type, const void* k_cache, int kv_dim, int64_t r0, int64_t r1, uint16_t* kmax, uint16_t* kmin);
+// elementwise max rounded up and the min rounded down, KV head h's head_dim = kv_dim / n_head_kv values at kmax +
+// h * head_stride and kmin + h * head_stride (KeyBlockSummary's planes). NaN keys are passed over (as std::max passes
+// them over). Another type throws winnow::Error(unsupported). The CPU backend's summarize_keys op summarises with it;
+// the CUDA kernel is its device twin.
+void summarize_rows(GgmlType type, const void* k_cache, int kv_dim, int n_head_kv, int64_t r0, int64_t r1, uint16_t* kmax, uint16_t* kmin,
+                    size_t head_stride);
 
 } // namespace winnow::sparse

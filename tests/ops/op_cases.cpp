@@ -881,19 +881,23 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
                              kmax[i] = std::max(kmax[i], k[static_cast<size_t>(j) * kvd + d]);
                              kmin[i] = std::min(kmin[i], k[static_cast<size_t>(j) * kvd + d]);
                          }
-                     // the summary the backend reads: fp16, rounded outward; the reference's bound uses the same values
+                     // the summary the backend reads: fp16, rounded outward, in KeyBlockSummary's planes (KV head, unit, dim);
+                     // the reference's bound uses the same values from its own [unit][kvd] arrays
                      std::vector<uint16_t> kmax16(kmax.size()), kmin16(kmin.size());
-                     for (size_t i = 0; i < kmax.size(); ++i) {
-                         kmax16[i] = sparse::fp16_round_up(kmax[i]), kmin16[i] = sparse::fp16_round_down(kmin[i]);
-                         kmax[i] = fp16_to_fp32(kmax16[i]), kmin[i] = fp16_to_fp32(kmin16[i]);
-                     }
+                     for (int b = 0; b < summarised; ++b)
+                         for (int d = 0; d < kvd; ++d) {
+                             const size_t i = static_cast<size_t>(b) * kvd + d, at = (static_cast<size_t>(d / s.hd) * summarised + b) * s.hd + d % s.hd;
+                             kmax16[at] = sparse::fp16_round_up(kmax[i]), kmin16[at] = sparse::fp16_round_down(kmin[i]);
+                             kmax[i] = fp16_to_fp32(kmax16[at]), kmin[i] = fp16_to_fp32(kmin16[at]);
+                         }
                      AttentionParams p;
                      p.pos0 = s.pos0, p.n_head = s.n_head, p.n_head_kv = s.n_head_kv, p.head_dim = s.hd, p.mask = &mask;
                      const Tensor pos = device_pos ? put_pos(be, s.pos0) : Tensor();
                      if (device_pos) p.pos = &pos, p.pos0 = 0; // the host pos0 is then a decoy
                      p.select_blocks = s.select;
                      // the summaries in the backend's memory (a device backend reads them there)
-                     const Tensor kmax_t = be.alloc(GgmlType::F16, summarised, kvd), kmin_t = be.alloc(GgmlType::F16, summarised, kvd);
+                     const Tensor kmax_t = be.alloc(GgmlType::F16, s.n_head_kv, static_cast<int64_t>(summarised) * s.hd),
+                                  kmin_t = be.alloc(GgmlType::F16, s.n_head_kv, static_cast<int64_t>(summarised) * s.hd);
                      be.upload(kmax16.data(), kmax_t);
                      be.upload(kmin16.data(), kmin_t);
                      p.key_summary = {unit, summarised, static_cast<const uint16_t*>(kmax_t.raw()), static_cast<const uint16_t*>(kmin_t.raw())};
@@ -942,18 +946,20 @@ void add_block_selection_cases(std::vector<OpCase>& cases) {
 
 // Backend::summarize_keys: a prefill, decode rows one by one across unit boundaries (from a device position too), then a
 // rewind that rewrites rows from the middle of a unit; every unit's summary must equal the outward-rounded extremes of
-// the rows the cache holds now, bit for bit. The keys include a NaN (passed over), values beyond fp16's range and an
-// fp16 subnormal; 200 columns leave a partial thread block.
+// the rows the cache holds now, bit for bit, at its place in KeyBlockSummary's planes (4 KV heads of 50 dims: a
+// column's head and dim are not a power-of-two split). The keys include a NaN (passed over), values beyond fp16's range
+// and an fp16 subnormal; 200 columns leave a partial thread block.
 void add_summarize_keys_cases(std::vector<OpCase>& cases) {
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (int unit : {8, 16})
     for (bool device_pos : {false, true})
         cases.push_back({std::string("summarize_keys/") + ggml_type_name(type) + "/unit" + std::to_string(unit) + (device_pos ? "_device_pos" : ""),
                          Op::summarize_keys, type, 0, 0, [type, unit, device_pos](Backend& be) {
-                             const int ctx = 96, kvd = 200, units = ctx / unit;
+                             const int ctx = 96, kvd = 200, n_head_kv = 4, hd = kvd / n_head_kv, units = ctx / unit;
                              auto k = randn(static_cast<size_t>(ctx) * kvd, 91);
                              k[5 * kvd + 3] = NAN, k[9 * kvd + 4] = 70000.0f, k[10 * kvd + 5] = -70000.0f, k[12 * kvd + 6] = 1e-6f;
-                             const Tensor kmax = be.alloc(GgmlType::F16, units, kvd), kmin = be.alloc(GgmlType::F16, units, kvd);
+                             const Tensor kmax = be.alloc(GgmlType::F16, n_head_kv, static_cast<int64_t>(units) * hd),
+                                          kmin = be.alloc(GgmlType::F16, n_head_kv, static_cast<int64_t>(units) * hd);
                              Tensor cache = make_cache(be, type, k, ctx, kvd);
                              be.summarize_keys(cache, kmax, kmin, unit, 0, 37);
                              for (int r = 37; r < 45; ++r) {
@@ -978,7 +984,7 @@ void add_summarize_keys_cases(std::vector<OpCase>& cases) {
                                          if (mx < x) mx = x; // std::max's rule: a NaN key is passed over
                                          if (x < mn) mn = x;
                                      }
-                                     const size_t i = static_cast<size_t>(u) * kvd + d;
+                                     const size_t i = (static_cast<size_t>(d / hd) * units + u) * hd + d % hd;
                                      res.exact_ids = res.exact_ids && got_max[i] == sparse::fp16_round_up(mx) && got_min[i] == sparse::fp16_round_down(mn);
                                      res.compared += 2;
                                  }

@@ -404,14 +404,42 @@ TEST(KeyBlockSummaries, HalfCacheSummaryIsThatOfItsWidenedKeys) {
         std::vector<uint16_t> half(k.size());
         quantize_row_ref(type, k.data(), half.data(), k.size());
         dequantize_row(type, half.data(), widened.data(), k.size());
-        summarize_rows(type, half.data(), kv_dim, 0, rows, hi.data(), lo.data());
-        summarize_rows(GgmlType::F32, widened.data(), kv_dim, 0, rows, ref_hi.data(), ref_lo.data());
+        summarize_rows(type, half.data(), kv_dim, 2, 0, rows, hi.data(), lo.data(), kv_dim / 2);
+        summarize_rows(GgmlType::F32, widened.data(), kv_dim, 2, 0, rows, ref_hi.data(), ref_lo.data(), kv_dim / 2);
         EXPECT_EQ(hi, ref_hi) << ggml_type_name(type);
         EXPECT_EQ(lo, ref_lo) << ggml_type_name(type);
-        summarize_rows(GgmlType::F32, k.data(), kv_dim, 0, rows, raw_hi.data(), raw_lo.data());
+        summarize_rows(GgmlType::F32, k.data(), kv_dim, 2, 0, rows, raw_hi.data(), raw_lo.data(), kv_dim / 2);
         EXPECT_NE(hi, raw_hi) << "the summaries really moved with the rounding";
     }
-    EXPECT_THROW(summarize_rows(GgmlType::Q8_0, k.data(), kv_dim, 0, 4, hi.data(), lo.data()), Error);
+    EXPECT_THROW(summarize_rows(GgmlType::Q8_0, k.data(), kv_dim, 2, 0, 4, hi.data(), lo.data(), kv_dim / 2), Error);
+}
+
+// summarize_keys takes the summaries only in KeyBlockSummary's layout, a plane per KV head: F16 [KV heads][units x head
+// dim] with exactly the cache's units. The old layout (a row per unit) and shapes that cannot be a plane per head are
+// refused with a message naming the shape expected, before anything is written. (The op reads the head count from the
+// tensor's rows, so a row-per-unit tensor whose unit count divides kv_dim would pass as that many heads: here 5 units
+// of a 12-column cache cannot.)
+TEST(KeyBlockSummaries, SummariesMustBeAPlanePerKvHead) {
+    auto be = make_cpu_backend(1);
+    const int rows = 40, kv_dim = 12, unit = 8, units = rows / unit; // e.g. 3 KV heads of 4 dims
+    const Tensor cache = be->alloc(GgmlType::F32, rows, kv_dim);
+    const std::vector<float> keys(static_cast<size_t>(rows) * kv_dim, 0.5f);
+    be->upload(keys.data(), cache);
+    auto refused = [&](const Tensor& kmax, const Tensor& kmin) {
+        try {
+            be->summarize_keys(cache, kmax, kmin, unit, 0, rows);
+        } catch (const Error& e) {
+            return std::string(e.what()).find("expected F16 [KV heads][5 units x head dim]") != std::string::npos;
+        }
+        return false;
+    };
+    const Tensor planes = be->alloc(GgmlType::F16, 3, units * 4), planes2 = be->alloc(GgmlType::F16, 3, units * 4);
+    EXPECT_NO_THROW(be->summarize_keys(cache, planes, planes2, unit, 0, rows));
+    EXPECT_TRUE(refused(be->alloc(GgmlType::F16, units, kv_dim), be->alloc(GgmlType::F16, units, kv_dim))) << "a row per unit";
+    EXPECT_TRUE(refused(be->alloc(GgmlType::F16, 5, units * 4), be->alloc(GgmlType::F16, 5, units * 4))) << "5 heads do not divide 12";
+    EXPECT_TRUE(refused(be->alloc(GgmlType::F16, 3, (units - 1) * 4), be->alloc(GgmlType::F16, 3, (units - 1) * 4))) << "a unit short";
+    EXPECT_TRUE(refused(planes, be->alloc(GgmlType::F16, 2, units * 6))) << "kmin's planes differ from kmax's";
+    EXPECT_TRUE(refused(be->alloc(GgmlType::F32, 3, units * 4), be->alloc(GgmlType::F32, 3, units * 4))) << "not F16";
 }
 
 // Selecting every block a pattern drops is dense attention, bit for bit, in prefill and in KV-cache decode (where the

@@ -153,7 +153,7 @@ inline int selection_units(const AttentionParams& p) { return p.mask && p.select
 // for a candidate unit (complete, wholly at or before q_pos, dropped by the mask), NaN for any other unit.
 void unit_bounds(const AttentionParams& p, const float* qg, int heads, int q_pos, int kvh, int u0, int u1, float* bounds) {
     const KeyBlockSummary& ks = p.key_summary;
-    const int hd = p.head_dim, kv_dim = p.n_head_kv * hd, per_block = units_per_block(p);
+    const int hd = p.head_dim, per_block = units_per_block(p);
     const uint8_t* row = p.mask->row(q_pos / p.mask->block, kvh);
     const int candidates_end = std::min(ks.n_blocks, (q_pos + 1) / ks.block);
     constexpr int kAhead = 4; // units prefetched ahead: the summaries are read once per step, from memory
@@ -162,12 +162,12 @@ void unit_bounds(const AttentionParams& p, const float* qg, int heads, int q_pos
             bounds[u] = NAN;
             continue;
         }
-        const size_t off = static_cast<size_t>(u) * kv_dim + static_cast<size_t>(kvh) * hd;
+        const size_t off = ks.at(kvh, u, hd); // the KV head's units follow each other: one sequential stream per array
 #ifdef WINNOW_AVX2
         if (u + kAhead < u1)
             for (int b = 0; b < hd * static_cast<int>(sizeof(uint16_t)); b += 64) {
-                _mm_prefetch(reinterpret_cast<const char*>(ks.kmax + off + static_cast<size_t>(kAhead) * kv_dim) + b, _MM_HINT_T0);
-                _mm_prefetch(reinterpret_cast<const char*>(ks.kmin + off + static_cast<size_t>(kAhead) * kv_dim) + b, _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(ks.kmax + off + static_cast<size_t>(kAhead) * hd) + b, _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(ks.kmin + off + static_cast<size_t>(kAhead) * hd) + b, _MM_HINT_T0);
             }
 #endif
         bounds[u] = group_bound(qg, heads, ks.kmax + off, ks.kmin + off, hd);

@@ -197,11 +197,11 @@ public:
         row0 = resolve_position(row_at, static_cast<int>(row0));
         check_kv(k, "summarize_keys cache");
         check_summarize_keys_args(k, kmax, kmin, unit, row0, n_rows, Device::cpu);
-        const int kv_dim = static_cast<int>(k.cols());
+        const int kv_dim = static_cast<int>(k.cols()), n_head_kv = static_cast<int>(kmax.rows()), hd = kv_dim / n_head_kv;
         const int64_t end = row0 + n_rows;
         for (int64_t u = row0 / unit; n_rows > 0 && u * unit < end; ++u)
-            sparse::summarize_rows(k.type(), k.raw(), kv_dim, u * unit, std::min((u + 1) * unit, end), kmax.data<uint16_t>() + u * kv_dim,
-                                   kmin.data<uint16_t>() + u * kv_dim);
+            sparse::summarize_rows(k.type(), k.raw(), kv_dim, n_head_kv, u * unit, std::min((u + 1) * unit, end), kmax.data<uint16_t>() + u * hd,
+                                   kmin.data<uint16_t>() + u * hd, static_cast<size_t>(kmax.cols()));
     }
 
     void gelu_tanh(const Tensor& x) override {

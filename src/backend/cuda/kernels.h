@@ -115,7 +115,7 @@ struct SparseRowsArgs {
     const int* mask_row_blocks = nullptr;
     int mask_block = 0, mask_n_blocks = 0, mask_groups = 1;
     int select = 0;                   // query-aware units per (row, KV head); 0: the mask alone
-    const uint16_t* kmax = nullptr;   // fp16 key summaries on the device, [units][n_head_kv * hd] (KeyBlockSummary)
+    const uint16_t* kmax = nullptr;   // fp16 key summaries on the device, [n_head_kv][summarised_units][hd] (KeyBlockSummary)
     const uint16_t* kmin = nullptr;
     int summarised_units = 0;         // units [0, summarised_units) have summaries
 };
@@ -128,10 +128,11 @@ SparseWorkspace sparse_attention_workspace(const SparseRowsArgs& a);
 void check_sparse_attention(const SparseRowsArgs& a);
 void launch_sparse_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, const SparseRowsArgs& a,
                              bool spion_denominator, void* workspace, cudaStream_t s);
-// Backend::summarize_keys: kmax/kmin rows (fp16 bits) of the units holding cache rows [row0, row0 + n_rows), each over
-// its rows up to row0 + n_rows; row0 from *row_dev when it is set (nothing runs when that is out of [0, max_rows - n_rows]).
-void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int unit, int row0, int n_rows, const int32_t* row_dev, int max_rows,
-                           uint16_t* kmax, uint16_t* kmin, cudaStream_t s);
+// Backend::summarize_keys: the kmax/kmin summaries (fp16 bits; a plane of plane_units units per KV head, KeyBlockSummary's
+// layout) of the units holding cache rows [row0, row0 + n_rows), each over its rows up to row0 + n_rows; row0 from
+// *row_dev when it is set (a value out of [0, max_rows - n_rows] traps).
+void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int n_head_kv, int64_t plane_units, int unit, int row0, int n_rows,
+                           const int32_t* row_dev, int max_rows, uint16_t* kmax, uint16_t* kmin, cudaStream_t s);
 void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
 // y[r][:] += x[x_rows == 1 ? 0 : r][:]

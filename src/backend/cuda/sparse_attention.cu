@@ -65,7 +65,7 @@ __global__ void unit_keys_kernel(const float* __restrict__ q, SparseRowsArgs a, 
     if (u >= n_units) return;
     uint64_t key = 0;
     if (u < min(a.summarised_units, n_keys / a.unit) && !mask_keeps(a, q_pos, kvh, u)) {
-        const size_t off = static_cast<size_t>(u) * a.n_head_kv * hd + static_cast<size_t>(kvh) * hd;
+        const size_t off = (static_cast<size_t>(kvh) * a.summarised_units + u) * hd; // KeyBlockSummary::at: a plane per KV head
         float ub = -INFINITY;
         for (int g = 0; g < heads; ++g) {
             float s = sl::lane_partial(qs + g * hd, a.kmax + off, a.kmin + off, hd, lane);
@@ -221,15 +221,18 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
 }
 
 // One thread per (unit, cache column): the column's extremes over the unit's written rows, rounded outward to fp16 as
-// sparse::summarize_rows rounds them (the smallest fp16 >= max, the largest <= min; NaN keys passed over as std::max does).
+// sparse::summarize_rows rounds them (the smallest fp16 >= max, the largest <= min; NaN keys passed over as std::max does),
+// into KV head d / hd's plane of `plane_units` units (KeyBlockSummary's layout).
 template <GgmlType C>
-__global__ void summarize_keys_kernel(const void* __restrict__ k, int kv_dim, int unit, int row0, int n_rows, const int32_t* __restrict__ row_dev,
-                                      int max_rows, uint16_t* __restrict__ kmax, uint16_t* __restrict__ kmin) {
+__global__ void summarize_keys_kernel(const void* __restrict__ k, int kv_dim, int hd, int64_t plane_units, int unit, int row0, int n_rows,
+                                      const int32_t* __restrict__ row_dev, int max_rows, uint16_t* __restrict__ kmax, uint16_t* __restrict__ kmin) {
     pdl_wait();
     pdl_launch_dependents();
     if (row_dev) {
         row0 = *row_dev;
-        if (row0 < 0 || row0 + n_rows > max_rows) return;
+        // the host checks a host row; the CPU backend throws on a device row that does not fit, and a kernel cannot
+        // report it: trap (a sticky error) rather than leave the summaries stale without a word
+        if (row0 < 0 || row0 > max_rows - n_rows) __trap();
     }
     const int64_t end = static_cast<int64_t>(row0) + n_rows, u = row0 / unit + blockIdx.x, r0 = u * unit;
     const int d = blockIdx.y * blockDim.x + threadIdx.x;
@@ -241,8 +244,9 @@ __global__ void summarize_keys_kernel(const void* __restrict__ k, int kv_dim, in
         mx = mx < x ? x : mx;
         mn = x < mn ? x : mn;
     }
-    kmax[u * kv_dim + d] = __half_as_ushort(__float2half_ru(mx));
-    kmin[u * kv_dim + d] = __half_as_ushort(__float2half_rd(mn));
+    const int64_t at = (d / hd * plane_units + u) * hd + d % hd;
+    kmax[at] = __half_as_ushort(__float2half_ru(mx));
+    kmin[at] = __half_as_ushort(__float2half_rd(mn));
 }
 
 int units_per_split(int unit) { return std::max(1, kSparseSplitKeys / unit); }
@@ -254,14 +258,15 @@ size_t rows_shared_bytes(const SparseRowsArgs& a) {
 
 } // namespace
 
-void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int unit, int row0, int n_rows, const int32_t* row_dev, int max_rows,
-                           uint16_t* kmax, uint16_t* kmin, cudaStream_t s) {
+void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int n_head_kv, int64_t plane_units, int unit, int row0, int n_rows,
+                           const int32_t* row_dev, int max_rows, uint16_t* kmax, uint16_t* kmin, cudaStream_t s) {
     if (n_rows <= 0) return;
     constexpr int kThreads = 128;
     // units spanned by n_rows rows at any alignment (a device row0 is not known here): one more than when aligned
     const dim3 grid(static_cast<unsigned>((n_rows + unit - 1) / unit + 1), static_cast<unsigned>((kv_dim + kThreads - 1) / kThreads));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        launch(summarize_keys_kernel<C>, grid, kThreads, 0, s, k_cache, kv_dim, unit, row0, n_rows, row_dev, max_rows, kmax, kmin);
+        launch(summarize_keys_kernel<C>, grid, kThreads, 0, s, k_cache, kv_dim, kv_dim / n_head_kv, plane_units, unit, row0, n_rows, row_dev, max_rows,
+               kmax, kmin);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
