@@ -62,17 +62,21 @@ int64_t attention_key_end(const AttentionParams& p, int n_rows, int64_t cache_ro
     return p.key_limit > 0 ? p.key_limit : cache_rows;
 }
 
-void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device) {
+void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int n_head_kv, int unit, int64_t row0, int n_rows,
+                               Device device) {
     if (k_cache.device() != device || kmax.device() != device || kmin.device() != device)
         throw Error(ErrorKind::invalid_argument, "summarize_keys: the cache and the summaries must be on the backend's device");
     if (unit < 1 || n_rows < 0 || row0 < 0 || row0 + n_rows > k_cache.rows())
         throw Error(ErrorKind::invalid_argument, "summarize_keys: rows [" + std::to_string(row0) + ", " + std::to_string(row0 + n_rows) + ") in units of " +
                                                      std::to_string(unit) + " do not fit " + k_cache.describe());
-    const int64_t units = (k_cache.rows() + unit - 1) / unit, heads = kmax.rows();
+    if (n_head_kv < 1 || k_cache.cols() % n_head_kv != 0)
+        throw Error(ErrorKind::invalid_argument, "summarize_keys: " + std::to_string(n_head_kv) + " KV heads do not divide " + k_cache.describe());
+    const int64_t units = (k_cache.rows() + unit - 1) / unit, head_dim = k_cache.cols() / n_head_kv;
     for (const Tensor* t : {&kmax, &kmin})
-        if (t->type() != GgmlType::F16 || heads < 1 || k_cache.cols() % heads != 0 || t->rows() != heads || t->cols() != units * (k_cache.cols() / heads))
-            throw Error(ErrorKind::invalid_argument, "summarize_keys: a summary is " + t->describe() + ", expected F16 [KV heads][" + std::to_string(units) +
-                                                         " units x head dim] for " + k_cache.describe());
+        if (t->type() != GgmlType::F16 || t->rows() != n_head_kv || t->cols() != units * head_dim)
+            throw Error(ErrorKind::invalid_argument, "summarize_keys: a summary is " + t->describe() + ", expected F16 [" + std::to_string(n_head_kv) +
+                                                         " KV heads][" + std::to_string(units) + " units x " + std::to_string(head_dim) + "] for " +
+                                                         k_cache.describe());
 }
 
 void BlockMask::validate() const {

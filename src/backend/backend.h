@@ -76,7 +76,7 @@ struct BlockMask {
 };
 
 // Per-block elementwise maxima and minima of a layer's cached keys, for query-aware block selection (below): block b
-// covers cache rows [b * block, (b + 1) * block), and only complete blocks are summarised. The block is the selection's
+// covers cache rows [b * block, (b + 1) * block), and selection reads only complete blocks. The block is the selection's
 // unit and divides the mask's block (finer units bound scores more tightly). In the backend's memory: host memory for
 // the CPU backend, device memory for CUDA (e.g. the raw() of F16 tensors the backend allocated). Stored as fp16
 // rounded outward (kmax up, kmin down), so they still bound every key while a decode step reads half the bytes.
@@ -84,6 +84,8 @@ struct KeyBlockSummary {
     int block = 0;                   // tokens per summarised block
     // Blocks [0, n_blocks) have summaries (at most the cache's rows / block, rounded up); selection reads only those that
     // are complete and at or before the row's position, whose summaries must then be current (Backend::summarize_keys).
+    // n_blocks is also each plane's length below, so it must be the blocks the summary tensors hold (their units, as
+    // Forward passes them), not the blocks summarised so far.
     int n_blocks = 0;
     // fp16 [n_head_kv][n_blocks][head_dim]: a plane per KV head, so that one row's bounds for a KV head read its units'
     // summaries as one sequential stream per array (a row per unit, the heads interleaved, made it a strided read: the
@@ -238,9 +240,10 @@ public:
     // summarize_rows). Later rows are not read, so a rewound context never keeps stale keys; a unit not yet complete holds
     // its written rows' extremes until its last row comes (selection reads complete units only). kmax, kmin: F16
     // [n_head_kv][units * head_dim] with units = ceil(k_cache.rows / unit), KeyBlockSummary's layout (a row per KV head,
-    // n_head_kv dividing k_cache.cols). With row_at, row0 is read from that device I32 [1][1] when the op runs (a
-    // recorded step). supports(Op::summarize_keys, k_cache.type).
-    virtual void summarize_keys(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows,
+    // n_head_kv dividing k_cache.cols; the head count is an argument so that a tensor of another layout is refused, not
+    // taken for a plane per head). With row_at, row0 is read from that device I32 [1][1] when the op runs (a recorded
+    // step). supports(Op::summarize_keys, k_cache.type).
+    virtual void summarize_keys(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int n_head_kv, int unit, int64_t row0, int n_rows,
                                 const Tensor* row_at = nullptr) = 0;
 
     // ---- recording (CUDA graphs): a decode step's ~10 ops per layer recorded once and replayed with one launch.
@@ -308,7 +311,8 @@ int64_t attention_key_end(const AttentionParams& p, int n_rows, int64_t cache_ro
 void check_input_norm(const InputRmsNorm& norm, const char* op);
 
 // The checks every backend's summarize_keys makes (types, shapes, rows, device); throws winnow::Error(invalid_argument).
-void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, Device device);
+void check_summarize_keys_args(const Tensor& k_cache, const Tensor& kmax, const Tensor& kmin, int n_head_kv, int unit, int64_t row0, int n_rows,
+                               Device device);
 
 // The checks every backend's head_top_k makes: hidden is one F32 row of W.cols on `device`, 1 <= k <= W.rows, W has
 // rows and fits the int32 ids; throws winnow::Error(invalid_argument).

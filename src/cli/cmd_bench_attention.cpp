@@ -80,7 +80,7 @@ std::vector<LayerSummary> summarise(Backend& be, const std::vector<Tensor>& k, i
     for (size_t l = 0; l < k.size(); ++l) {
         const int64_t units = (k[l].rows() + unit - 1) / unit, plane = units * (k[l].cols() / n_head_kv); // a plane per KV head
         s[l] = {be.alloc(GgmlType::F16, n_head_kv, plane), be.alloc(GgmlType::F16, n_head_kv, plane), static_cast<int>(units)};
-        be.summarize_keys(k[l], s[l].kmax, s[l].kmin, unit, 0, ctx);
+        be.summarize_keys(k[l], s[l].kmax, s[l].kmin, n_head_kv, unit, 0, ctx);
     }
     return s;
 }

@@ -122,9 +122,9 @@ KeyBlockSummary Forward::update_key_summary(int layer, int unit, int n, const Te
         s.kmax = be_.alloc(GgmlType::F16, c_.n_head_kv, units * c_.head_dim); // a plane per KV head (KeyBlockSummary)
         s.kmin = be_.alloc(GgmlType::F16, c_.n_head_kv, units * c_.head_dim);
         s.unit = unit;
-        if (n_past_ > 0) be_.summarize_keys(kc, s.kmax, s.kmin, unit, 0, n_past_);
+        if (n_past_ > 0) be_.summarize_keys(kc, s.kmax, s.kmin, c_.n_head_kv, unit, 0, n_past_);
     }
-    be_.summarize_keys(kc, s.kmax, s.kmin, unit, n_past_, n, pos);
+    be_.summarize_keys(kc, s.kmax, s.kmin, c_.n_head_kv, unit, n_past_, n, pos);
     return {unit, static_cast<int>(units), s.kmax.data<uint16_t>(), s.kmin.data<uint16_t>()};
 }
 

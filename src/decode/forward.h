@@ -144,7 +144,8 @@ private:
     KvCache cache_;
     std::vector<const BlockMask*> masks_;
     int select_blocks_ = 0, select_block_size_ = 0;
-    // Per layer, with select_blocks_: F16 [ceil(n_ctx / unit)][kv_dim] on the backend; unit 0 until first used.
+    // Per layer, with select_blocks_: F16 [n_head_kv][ceil(n_ctx / unit) * head_dim] on the backend (a plane per KV head,
+    // KeyBlockSummary's layout); unit 0 until first used.
     struct LayerKeySummary {
         int unit = 0;
         Tensor kmax, kmin;

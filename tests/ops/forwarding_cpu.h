@@ -36,8 +36,8 @@ public:
     void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { on_op("swiglu"), cpu_->swiglu(g, u, o); }
     void add(const Tensor& y, const Tensor& x) override { on_op("add"), cpu_->add(y, x); }
     TopK top_k(const Tensor& l, int k, bool n) override { return on_op("top_k"), cpu_->top_k(l, k, n); }
-    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int u, int64_t r, int n, const Tensor* at) override {
-        on_op("summarize_keys"), cpu_->summarize_keys(k, hi, lo, u, r, n, at);
+    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int heads, int u, int64_t r, int n, const Tensor* at) override {
+        on_op("summarize_keys"), cpu_->summarize_keys(k, hi, lo, heads, u, r, n, at);
     }
 
     // the fused ops: whole, or Backend's default over the ops above

@@ -955,21 +955,21 @@ void add_summarize_keys_cases(std::vector<OpCase>& cases) {
     for (bool device_pos : {false, true})
         cases.push_back({std::string("summarize_keys/") + ggml_type_name(type) + "/unit" + std::to_string(unit) + (device_pos ? "_device_pos" : ""),
                          Op::summarize_keys, type, 0, 0, [type, unit, device_pos](Backend& be) {
-                             const int ctx = 96, kvd = 200, n_head_kv = 4, hd = kvd / n_head_kv, units = ctx / unit;
+                             const int ctx = 100, kvd = 200, n_head_kv = 4, hd = kvd / n_head_kv, units = (ctx + unit - 1) / unit; // a partial last unit
                              auto k = randn(static_cast<size_t>(ctx) * kvd, 91);
                              k[5 * kvd + 3] = NAN, k[9 * kvd + 4] = 70000.0f, k[10 * kvd + 5] = -70000.0f, k[12 * kvd + 6] = 1e-6f;
                              const Tensor kmax = be.alloc(GgmlType::F16, n_head_kv, static_cast<int64_t>(units) * hd),
                                           kmin = be.alloc(GgmlType::F16, n_head_kv, static_cast<int64_t>(units) * hd);
                              Tensor cache = make_cache(be, type, k, ctx, kvd);
-                             be.summarize_keys(cache, kmax, kmin, unit, 0, 37);
+                             be.summarize_keys(cache, kmax, kmin, n_head_kv, unit, 0, 37);
                              for (int r = 37; r < 45; ++r) {
                                  const Tensor pos = device_pos ? put_pos(be, r) : Tensor();
-                                 be.summarize_keys(cache, kmax, kmin, unit, device_pos ? 0 : r, 1, device_pos ? &pos : nullptr);
+                                 be.summarize_keys(cache, kmax, kmin, n_head_kv, unit, device_pos ? 0 : r, 1, device_pos ? &pos : nullptr);
                              }
                              const auto rewritten = randn(static_cast<size_t>(ctx) * kvd, 92); // the context rewound to 20, 30 rows rewritten
                              std::copy(rewritten.begin() + 20 * kvd, rewritten.end(), k.begin() + 20 * kvd);
                              cache = make_cache(be, type, k, ctx, kvd);
-                             be.summarize_keys(cache, kmax, kmin, unit, 20, 30);
+                             be.summarize_keys(cache, kmax, kmin, n_head_kv, unit, 20, 30);
                              const int end = 50, written_units = (end + unit - 1) / unit;
                              std::vector<uint16_t> got_max(static_cast<size_t>(units) * kvd), got_min(got_max.size());
                              be.download(kmax, got_max.data());

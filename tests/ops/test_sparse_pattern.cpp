@@ -415,31 +415,32 @@ TEST(KeyBlockSummaries, HalfCacheSummaryIsThatOfItsWidenedKeys) {
 }
 
 // summarize_keys takes the summaries only in KeyBlockSummary's layout, a plane per KV head: F16 [KV heads][units x head
-// dim] with exactly the cache's units. The old layout (a row per unit) and shapes that cannot be a plane per head are
-// refused with a message naming the shape expected, before anything is written. (The op reads the head count from the
-// tensor's rows, so a row-per-unit tensor whose unit count divides kv_dim would pass as that many heads: here 5 units
-// of a 12-column cache cannot.)
+// dim] with exactly the cache's units, for the head count it is given. The old layout (a row per unit), even where its
+// unit count divides the cache's columns (4 units of a 12-column cache would pass as 4 heads of 3 dims were the heads
+// read from the tensor), and every other misfit are refused with a message naming the shape expected.
 TEST(KeyBlockSummaries, SummariesMustBeAPlanePerKvHead) {
     auto be = make_cpu_backend(1);
-    const int rows = 40, kv_dim = 12, unit = 8, units = rows / unit; // e.g. 3 KV heads of 4 dims
+    const int rows = 32, kv_dim = 12, unit = 8, units = rows / unit; // 3 KV heads of 4 dims
     const Tensor cache = be->alloc(GgmlType::F32, rows, kv_dim);
     const std::vector<float> keys(static_cast<size_t>(rows) * kv_dim, 0.5f);
     be->upload(keys.data(), cache);
-    auto refused = [&](const Tensor& kmax, const Tensor& kmin) {
+    auto message = [&](const Tensor& kmax, const Tensor& kmin, int heads = 3) {
         try {
-            be->summarize_keys(cache, kmax, kmin, unit, 0, rows);
+            be->summarize_keys(cache, kmax, kmin, heads, unit, 0, rows);
         } catch (const Error& e) {
-            return std::string(e.what()).find("expected F16 [KV heads][5 units x head dim]") != std::string::npos;
+            return std::string(e.what());
         }
-        return false;
+        return std::string("accepted");
     };
-    const Tensor planes = be->alloc(GgmlType::F16, 3, units * 4), planes2 = be->alloc(GgmlType::F16, 3, units * 4);
-    EXPECT_NO_THROW(be->summarize_keys(cache, planes, planes2, unit, 0, rows));
-    EXPECT_TRUE(refused(be->alloc(GgmlType::F16, units, kv_dim), be->alloc(GgmlType::F16, units, kv_dim))) << "a row per unit";
-    EXPECT_TRUE(refused(be->alloc(GgmlType::F16, 5, units * 4), be->alloc(GgmlType::F16, 5, units * 4))) << "5 heads do not divide 12";
-    EXPECT_TRUE(refused(be->alloc(GgmlType::F16, 3, (units - 1) * 4), be->alloc(GgmlType::F16, 3, (units - 1) * 4))) << "a unit short";
-    EXPECT_TRUE(refused(planes, be->alloc(GgmlType::F16, 2, units * 6))) << "kmin's planes differ from kmax's";
-    EXPECT_TRUE(refused(be->alloc(GgmlType::F32, 3, units * 4), be->alloc(GgmlType::F32, 3, units * 4))) << "not F16";
+    auto f16 = [&](int64_t r, int64_t c) { return be->alloc(GgmlType::F16, r, c); };
+    const std::string expected = "expected F16 [3 KV heads][4 units x 4]";
+    const Tensor planes = f16(3, units * 4);
+    EXPECT_EQ(message(planes, f16(3, units * 4)), "accepted");
+    EXPECT_NE(message(f16(units, kv_dim), f16(units, kv_dim)).find(expected), std::string::npos) << "a row per unit";
+    EXPECT_NE(message(f16(3, (units - 1) * 4), f16(3, (units - 1) * 4)).find(expected), std::string::npos) << "a unit short";
+    EXPECT_NE(message(planes, f16(2, units * 6)).find(expected), std::string::npos) << "kmin's planes differ from kmax's";
+    EXPECT_NE(message(be->alloc(GgmlType::F32, 3, units * 4), f16(3, units * 4)).find(expected), std::string::npos) << "not F16";
+    EXPECT_EQ(message(planes, planes, 5), "summarize_keys: 5 KV heads do not divide F32[32x12]@cpu") << "5 heads";
 }
 
 // Selecting every block a pattern drops is dense attention, bit for bit, in prefill and in KV-cache decode (where the

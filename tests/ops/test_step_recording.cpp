@@ -112,10 +112,10 @@ public:
             cpu_->attention(q, k, v, o, a);
         });
     }
-    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int unit, int64_t row0, int n, const Tensor* at) override {
+    void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int heads, int unit, int64_t row0, int n, const Tensor* at) override {
         if (recording_ && !at) ADD_FAILURE() << "summarize_keys recorded with a host row (" << row0 << "): a replay would reuse it";
         const Tensor row = at ? *at : Tensor();
-        op([=, this] { cpu_->summarize_keys(k, hi, lo, unit, row0, n, row.empty() ? nullptr : &row); });
+        op([=, this] { cpu_->summarize_keys(k, hi, lo, heads, unit, row0, n, row.empty() ? nullptr : &row); });
     }
     void gelu_tanh(const Tensor& x) override {
         op([=, this] { cpu_->gelu_tanh(x); });

@@ -193,11 +193,12 @@ public:
         if (p.capture) cpu::attention_head_mean_probs(kt.type(), qt.f32(), kt.raw(), n_tokens, p, p.capture, p.capture_stride, n_threads_);
     }
 
-    void summarize_keys(const Tensor& k, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, const Tensor* row_at) override {
+    void summarize_keys(const Tensor& k, const Tensor& kmax, const Tensor& kmin, int n_head_kv, int unit, int64_t row0, int n_rows,
+                        const Tensor* row_at) override {
         row0 = resolve_position(row_at, static_cast<int>(row0));
         check_kv(k, "summarize_keys cache");
-        check_summarize_keys_args(k, kmax, kmin, unit, row0, n_rows, Device::cpu);
-        const int kv_dim = static_cast<int>(k.cols()), n_head_kv = static_cast<int>(kmax.rows()), hd = kv_dim / n_head_kv;
+        check_summarize_keys_args(k, kmax, kmin, n_head_kv, unit, row0, n_rows, Device::cpu);
+        const int kv_dim = static_cast<int>(k.cols()), hd = kv_dim / n_head_kv;
         const int64_t end = row0 + n_rows;
         for (int64_t u = row0 / unit; n_rows > 0 && u * unit < end; ++u)
             sparse::summarize_rows(k.type(), k.raw(), kv_dim, n_head_kv, u * unit, std::min((u + 1) * unit, end), kmax.data<uint16_t>() + u * hd,

@@ -365,10 +365,10 @@ public:
         }
     }
 
-    void summarize_keys(const Tensor& k, const Tensor& kmax, const Tensor& kmin, int unit, int64_t row0, int n_rows, const Tensor* row_at) override {
-        check_summarize_keys_args(k, kmax, kmin, unit, row_at ? 0 : row0, n_rows, Device::cuda); // with row_at, row0 is read on the device
+    void summarize_keys(const Tensor& k, const Tensor& kmax, const Tensor& kmin, int n_head_kv, int unit, int64_t row0, int n_rows,
+                        const Tensor* row_at) override {
+        check_summarize_keys_args(k, kmax, kmin, n_head_kv, unit, row_at ? 0 : row0, n_rows, Device::cuda); // with row_at, row0 is read on the device
         require_support(*this, Op::summarize_keys, k.type());
-        const int n_head_kv = static_cast<int>(kmax.rows()); // a plane per KV head (KeyBlockSummary), checked above
         cuda::launch_summarize_keys(k.type(), k.raw(), static_cast<int>(k.cols()), n_head_kv, kmax.cols() / (k.cols() / n_head_kv), unit,
                                     static_cast<int>(row0), n_rows, position(row_at), static_cast<int>(k.rows()), kmax.data<uint16_t>(),
                                     kmin.data<uint16_t>(), stream_);
