@@ -369,9 +369,8 @@ public:
                         const Tensor* row_at) override {
         check_summarize_keys_args(k, kmax, kmin, n_head_kv, unit, row_at ? 0 : row0, n_rows, Device::cuda); // with row_at, row0 is read on the device
         require_support(*this, Op::summarize_keys, k.type());
-        cuda::launch_summarize_keys(k.type(), k.raw(), static_cast<int>(k.cols()), n_head_kv, kmax.cols() / (k.cols() / n_head_kv), unit,
-                                    static_cast<int>(row0), n_rows, position(row_at), static_cast<int>(k.rows()), kmax.data<uint16_t>(),
-                                    kmin.data<uint16_t>(), stream_);
+        cuda::launch_summarize_keys(k.type(), k.raw(), static_cast<int>(k.cols()), n_head_kv, unit, static_cast<int>(row0), n_rows, position(row_at),
+                                    static_cast<int>(k.rows()), kmax.data<uint16_t>(), kmin.data<uint16_t>(), stream_);
     }
 
     void gelu_tanh(const Tensor& x) override {

@@ -128,11 +128,12 @@ SparseWorkspace sparse_attention_workspace(const SparseRowsArgs& a);
 void check_sparse_attention(const SparseRowsArgs& a);
 void launch_sparse_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, const SparseRowsArgs& a,
                              bool spion_denominator, void* workspace, cudaStream_t s);
-// Backend::summarize_keys: the kmax/kmin summaries (fp16 bits; a plane of plane_units units per KV head, KeyBlockSummary's
-// layout) of the units holding cache rows [row0, row0 + n_rows), each over its rows up to row0 + n_rows; row0 from
-// *row_dev when it is set (a value out of [0, max_rows - n_rows] traps).
-void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int n_head_kv, int64_t plane_units, int unit, int row0, int n_rows,
-                           const int32_t* row_dev, int max_rows, uint16_t* kmax, uint16_t* kmin, cudaStream_t s);
+// Backend::summarize_keys: the kmax/kmin summaries (fp16 bits; a plane per KV head of the cache's ceil(max_rows / unit)
+// units, KeyBlockSummary's layout, as check_summarize_keys_args requires) of the units holding cache rows [row0, row0 +
+// n_rows), each over its rows up to row0 + n_rows; row0 from *row_dev when it is set (a value out of [0, max_rows -
+// n_rows] traps).
+void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int n_head_kv, int unit, int row0, int n_rows, const int32_t* row_dev,
+                           int max_rows, uint16_t* kmax, uint16_t* kmin, cudaStream_t s);
 void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
 // y[r][:] += x[x_rows == 1 ? 0 : r][:]

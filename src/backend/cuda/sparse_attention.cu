@@ -258,10 +258,11 @@ size_t rows_shared_bytes(const SparseRowsArgs& a) {
 
 } // namespace
 
-void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int n_head_kv, int64_t plane_units, int unit, int row0, int n_rows,
-                           const int32_t* row_dev, int max_rows, uint16_t* kmax, uint16_t* kmin, cudaStream_t s) {
+void launch_summarize_keys(GgmlType cache_type, const void* k_cache, int kv_dim, int n_head_kv, int unit, int row0, int n_rows, const int32_t* row_dev,
+                           int max_rows, uint16_t* kmax, uint16_t* kmin, cudaStream_t s) {
     if (n_rows <= 0) return;
     constexpr int kThreads = 128;
+    const int64_t plane_units = (static_cast<int64_t>(max_rows) + unit - 1) / unit; // the cache's units
     // units spanned by n_rows rows at any alignment (a device row0 is not known here): one more than when aligned
     const dim3 grid(static_cast<unsigned>((n_rows + unit - 1) / unit + 1), static_cast<unsigned>((kv_dim + kThreads - 1) / kThreads));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
