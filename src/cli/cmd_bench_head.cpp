@@ -80,7 +80,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "pca-windows", po::value(&pca_windows)->default_value(pca_windows),
         "the pca basis is fit on the states of this many windows of the tuning region, less those that are calibration windows (0: on the calibration queries themselves)")(
         "exact-prefix", po::value(&prefixes_arg)->default_value(prefixes_arg),
-        "comma-separated exact prefixes for the faithful head: every arm reads the query's m heaviest columns exactly, only the rest is sampled (0 = the reference)")(
+        "comma-separated exact prefixes for the faithful and the fast head: every arm reads the query's m heaviest columns exactly, only the rest is sampled (0 = the reference)")(
         "pulls", po::value(&pulls_arg)->default_value(pulls_arg),
         "comma-separated PullToVar modes of the faithful head's warm-up and elimination: batched (the reference: the whole set to one prefix), per-arm (only the arms above their target)")(
         "calibration-repeats", po::value(&calibration_repeats)->default_value(1), "runs of each tuning query (fresh noise) per factor tried")(
@@ -359,15 +359,25 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         for (const auto& v : variants)
             for (const auto& basis : rotations) {
                 if (v == "fast") {
-                    if (basis == "none") {
-                        bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", {});
-                        continue;
+                    for (int m : prefixes) {
+                        // the row's labels (the fast head's batched pulls and fixed tail pilot)
+                        const head::FaithfulOptions label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot};
+                        const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m};
+                        if (basis == "none") {
+                            if (m == 0) {
+                                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", label);
+                            } else {
+                                head::FastAdaptiveSoftmax fast(std::make_shared<const head::ColumnMajorHead>(W), fo);
+                                bench_variant(fast, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", label);
+                            }
+                            continue;
+                        }
+                        // The fast head on the rotated head, queries rotated inside every timed run; a fresh head per
+                        // confidence and prefix (its query count seeds the noise), on one column copy
+                        const PcaBasis& b = pca_basis();
+                        head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(pca_fast_columns(), fo), b.rot);
+                        bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", label);
                     }
-                    // The fast head on the rotated head, queries rotated inside every timed run; a fresh head per
-                    // confidence (its query count seeds the noise), on one column copy
-                    const PcaBasis& b = pca_basis();
-                    head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(pca_fast_columns(), fast_threads), b.rot);
-                    bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", {});
                     continue;
                 }
                 auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {

@@ -55,6 +55,7 @@ struct FastAdaptiveSoftmax::Query {
     bool portable;                // the scalar path (a build without AVX2), also on an AVX2 build (tests)
     float beta;
     int n, dp = 0;                // d': columns with w_j |x_j| > 0
+    int P = 0;                    // the exact prefix: the first P columns of the order are summed, not sampled
     std::vector<int32_t> col;     // the m-th column of the query's order, and its quant block
     std::vector<int32_t> blk;
     std::vector<float> xs, coef;  // x at that column, and its Des Raj coefficient (1 - p_1 - .. - p_{m-1}) / p_m
@@ -63,9 +64,13 @@ struct FastAdaptiveSoftmax::Query {
     AdaptiveCost cost;
 
     Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, int nthreads,
-          bool portable_path)
+          bool portable_path, int exact_prefix)
         : H(h), st(s), recorder(rec), threads(nthreads), portable(portable_path), beta(b), n(h.n()) {
-        const ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
+        ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
+        // the Des Raj coefficients of the tail (des_raj_columns sums the shares from the end) need no change: a ratio
+        // of shares is the same whether the shares are the whole order's or the tail's
+        if (exact_prefix > 0) lead_with_exact_prefix(order, exact_prefix);
+        P = order.exact_prefix;
         dp = order.size();
         DesRajColumns c = des_raj_columns(order, x);
         col = std::move(c.col), blk = std::move(c.blk), xs = std::move(c.xs), coef = std::move(c.coef);
@@ -126,8 +131,11 @@ struct FastAdaptiveSoftmax::Query {
         if (to >= dp) {
             mu = _mm256_mul_ps(b, k);
             var = _mm256_setzero_ps();
-        } else if (to >= 2) {
-            const float t = static_cast<float>(to);
+        } else if (to - P < 1) { // the prefix alone: no estimate of the tail yet
+            mu = _mm256_mul_ps(b, k);
+            var = _mm256_set1_ps(kInfF);
+        } else if (to - P >= 2) {
+            const float t = static_cast<float>(to - P);
             const __m256 mean = _mm256_div_ps(z1, _mm256_set1_ps(t));
             const __m256 spread = _mm256_max_ps(_mm256_setzero_ps(), _mm256_sub_ps(z2, _mm256_mul_ps(z1, mean)));
             mu = _mm256_mul_ps(b, mean);
@@ -188,6 +196,10 @@ struct FastAdaptiveSoftmax::Query {
                 const __m256 sel = _mm256_castsi256_ps(mask[v]);
                 y = _mm256_and_ps(y, sel); // arms not selected: y = z = 0, their sums stay
                 const __m256 k = _mm256_loadu_ps(K + base);
+                if (m < P) { // an exact prefix column: summed, no Des Raj term
+                    _mm256_storeu_ps(K + base, _mm256_add_ps(k, y));
+                    continue;
+                }
                 const __m256 z = _mm256_and_ps(_mm256_fmadd_ps(y, cm, k), sel);
                 _mm256_storeu_ps(K + base, _mm256_add_ps(k, y));
                 _mm256_storeu_ps(Z + base, _mm256_add_ps(_mm256_loadu_ps(Z + base), z));
@@ -248,8 +260,10 @@ struct FastAdaptiveSoftmax::Query {
                     const float y = q8 ? H.quant_column(col[m])[i] * (fp16_to_fp32(H.scale_row(blk[m])[i]) * xs[m]) : H.float_column(col[m])[i] * xs[m];
                     const float z = std::fma(y, coef[m], K[i]); // fused, as the vector path's fmadd
                     K[i] += y;
-                    Z[i] += z;
-                    Z2[i] = std::fma(z, z, Z2[i]);
+                    if (m >= P) { // a prefix column is summed only
+                        Z[i] += z;
+                        Z2[i] = std::fma(z, z, Z2[i]);
+                    }
                     if (checks && next_check < checks->count && m + 1 == checks->at[next_check]) {
                         failed[next_check] |= i < n && estimate1(i, m + 1).var > checks->thr;
                         ++next_check;
@@ -270,8 +284,10 @@ struct FastAdaptiveSoftmax::Query {
         float mu, var;
     };
     // Arm i's estimate from its sums over t columns.
-    Estimate estimate1(int i, int t) const {
-        if (t >= dp) return {beta * st.K[i], 0.0f};
+    Estimate estimate1(int i, int to) const {
+        if (to >= dp) return {beta * st.K[i], 0.0f};
+        if (to - P < 1) return {beta * st.K[i], kInfF}; // the prefix alone (estimate8's order of cases)
+        const int t = to - P;                             // tail columns read
         if (t >= 2) {
             // the vector path's operations in its order; max(0, x) as max_ps(0, x) has it: a NaN x passes through
             const float mean = st.Z[i] / static_cast<float>(t), x = st.Z2[i] - st.Z[i] * mean, spread = 0.0f > x ? 0.0f : x;
@@ -375,9 +391,11 @@ struct FastAdaptiveSoftmax::Query {
     void warm_up(const AdaptiveParams& p) {
         const double L = std::log(6.0 * n / (p.delta / 2));
         const float thr = static_cast<float>(1.0 / (17.0 * L) / p.fudge_norm);
-        const int cap = std::max(1, static_cast<int>(std::floor(p.warmup_cap * dp)));
+        // with an exact prefix no arm stops before the prefix and the tail pilot (the faithful head's floor_T)
+        const int floor_T = P > 0 ? std::min(dp, P + FastAdaptiveSoftmax::kTailPilot) : 0;
+        const int cap = std::max({1, floor_T, static_cast<int>(std::floor(p.warmup_cap * dp))});
         std::vector<int32_t> ends; // the reference's pass ends
-        for (double t = std::min(16, cap); ends.empty() || ends.back() < cap; t *= 1.5)
+        for (double t = std::min(std::max(16, floor_T), cap); ends.empty() || ends.back() < cap; t *= 1.5)
             ends.push_back(std::clamp(static_cast<int>(std::ceil(t)), (ends.empty() ? 0 : ends.back()) + 1, cap));
         WarmupChecks checks{.at = ends.data(), .count = static_cast<int>(ends.size()) - 1, .thr = thr, .failed = {}};
         if (checks.count == 0) return stream(0, cap, false, true);
@@ -552,8 +570,12 @@ struct FastAdaptiveSoftmax::Query {
     }
 };
 
-FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, int threads) : h_(std::move(head)), threads_(threads) {
+FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, int threads) : FastAdaptiveSoftmax(std::move(head), FastOptions{.threads = threads}) {}
+
+FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, FastOptions options)
+    : h_(std::move(head)), threads_(options.threads), exact_prefix_(options.exact_prefix) {
     if (!h_) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: no head matrix");
+    if (exact_prefix_ < 0) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: the exact prefix must be >= 0 columns");
 #ifdef _OPENMP
     if (threads_ <= 0) threads_ = omp_get_num_procs();
 #else
@@ -576,7 +598,7 @@ std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> 
     check_params(p, n());
     if (x.size() != static_cast<size_t>(d()))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
-    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_);
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_, exact_prefix_);
     if (q.dp == 0) return all_logits_tied(n(), p.k).head.top;
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
@@ -590,7 +612,7 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     using Clock = std::chrono::steady_clock;
     auto ms_between = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     const Clock::time_point t0 = Clock::now();
-    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_);
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_, exact_prefix_);
     AdaptiveResult r;
     if (q.dp == 0) return all_logits_tied(n, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two

@@ -19,6 +19,11 @@
 //  4. f_ln divides the normalizer's variance targets only; the lower bounds alpha_i the targets grow with use the
 //     variances as estimated (the reference scales those by f_ln too, which makes a larger f_ln read less past ~1:
 //     FaithfulOptions::norm_factor_on_targets_only). So f_ln is a monotone knob, calibrated in (0, kMaxFudgeNorm].
+//  5. Optionally (FastOptions::exact_prefix, issue 14) the m heaviest columns of the query (lead_with_exact_prefix)
+//     are read by every arm first and summed exactly; Des Raj then runs on the rest of the order alone, with each z_m
+//     carrying the exact prefix sum in its running total (z_1 = P + y_1 / p_1, the p's the tail's), so the estimate is
+//     P + the tail's estimate and its variance the tail's only. The warm-up reads the prefix and a pilot of
+//     kTailPilot tail columns before any check.
 #include <memory>
 
 #include "head/adaptive_algorithm.h"
@@ -28,10 +33,18 @@ namespace winnow::head {
 
 struct FastArmState;
 
+struct FastOptions {
+    int threads = 0;      // <= 0: every available core
+    int exact_prefix = 0; // columns of each query's order read exactly by every arm (0: the reference's estimator)
+};
+
 class FastAdaptiveSoftmax final : public AdaptiveAlgorithm {
 public:
+    static constexpr int kTailPilot = 16; // with an exact prefix: tail columns every arm reads before its variance is used
+
     // threads <= 0: every available core.
     explicit FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, int threads = 0);
+    FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, FastOptions options);
     ~FastAdaptiveSoftmax() override;
     AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) override;
     std::vector<int32_t> best_arms_only(std::span<const float> x, const AdaptiveParams& p) override;
@@ -48,6 +61,7 @@ private:
     struct Query;
     std::shared_ptr<const ColumnMajorHead> h_;
     int threads_;
+    int exact_prefix_ = 0;
     bool portable_ = false;
     std::unique_ptr<FastArmState> state_; // per-arm arrays, reused by every query
     uint64_t queries_ = 0;

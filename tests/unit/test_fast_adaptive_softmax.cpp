@@ -32,8 +32,8 @@ using winnow::test::Instance;
 using winnow::test::planted;
 using winnow::test::success;
 
-FastAdaptiveSoftmax make_head(const Instance& in, bool q8 = false, int threads = 1) {
-    return FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, q8), threads);
+FastAdaptiveSoftmax make_head(const Instance& in, bool q8 = false, int threads = 1, int exact_prefix = 0) {
+    return FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, q8), FastOptions{.threads = threads, .exact_prefix = exact_prefix});
 }
 
 class ColumnLayout : public ::testing::TestWithParam<bool> {};
@@ -154,19 +154,21 @@ TEST(FastAdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
     for (int j = 8; j < 32; ++j) few_columns.x[j] = 0;
     for (const auto& in : {planted(300, 2048, 3), winnow::test::flat(128, 512, 9), planted(5000, 256, 2), few_columns})
         for (bool q8 : {false, true})
-            for (int threads : {1, 2}) {
-                auto head = make_head(in, q8, threads);
-                ReadRecorder rec;
-                head.set_read_recorder(&rec);
-                for (int k : {1, 3}) {
-                    AdaptiveParams p;
-                    p.k = k;
-                    p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
-                    const auto r = head.run(in.x, p);
-                    EXPECT_EQ(rec.distinct_samples(), r.cost.samples) << "n " << in.n << " d " << in.d << " q8 " << q8 << " threads " << threads << " k " << k;
-                    EXPECT_GT(r.cost.samples, 0);
+            for (int threads : {1, 2})
+                for (int prefix : {0, 8}) {
+                    auto head = make_head(in, q8, threads, prefix);
+                    ReadRecorder rec;
+                    head.set_read_recorder(&rec);
+                    for (int k : {1, 3}) {
+                        AdaptiveParams p;
+                        p.k = k;
+                        p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
+                        const auto r = head.run(in.x, p);
+                        EXPECT_EQ(rec.distinct_samples(), r.cost.samples)
+                            << "n " << in.n << " d " << in.d << " q8 " << q8 << " threads " << threads << " prefix " << prefix << " k " << k;
+                        EXPECT_GT(r.cost.samples, 0);
+                    }
                 }
-            }
 }
 
 // The warm-up runs as one pass to its cap that evaluates the reference's checks (after 16, 24, 36, ... columns: does any
@@ -259,16 +261,17 @@ TEST(FastAdaptiveSoftmax, PortablePathGivesTheVectorPathsBits) {
     for (const auto& in : {planted(300, 2048, 3), winnow::test::flat(128, 512, 9), planted(5000, 256, 2), with_nan, overflowing})
         for (bool q8 : {false, true})
             for (int threads : {1, 2})
-                for (int k : {1, 3}) {
+                for (int k : {1, 3})
+                    for (int prefix : {0, 8}) {
                     AdaptiveParams p;
                     p.k = k;
                     p.seed = 77;
                     p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
-                    auto vector_path = make_head(in, q8, threads), portable = make_head(in, q8, threads);
+                    auto vector_path = make_head(in, q8, threads, prefix), portable = make_head(in, q8, threads, prefix);
                     portable.use_portable_path(true);
                     const auto a = vector_path.run(in.x, p), b = portable.run(in.x, p);
                     const std::string where = "n " + std::to_string(in.n) + " d " + std::to_string(in.d) + " q8 " + std::to_string(q8) + " threads " +
-                                              std::to_string(threads) + " k " + std::to_string(k);
+                                              std::to_string(threads) + " k " + std::to_string(k) + " prefix " + std::to_string(prefix);
                     EXPECT_EQ(a.head.top, b.head.top) << where;
                     // bitwise, NaN included
                     EXPECT_TRUE(a.head.top_logits.size() == b.head.top_logits.size() &&
@@ -279,6 +282,55 @@ TEST(FastAdaptiveSoftmax, PortablePathGivesTheVectorPathsBits) {
                     EXPECT_EQ(a.cost.samples, b.cost.samples) << where;
                     EXPECT_EQ(a.cost.multiply_adds, b.cost.multiply_adds) << where;
                 }
+}
+
+// The exact prefix (FastOptions::exact_prefix): 8 columns carry every logit but for a 1e-4 remainder spread over the
+// others. With those 8 as the prefix, an estimate's variance is the tail's only, far below the warm-up's target at its
+// first check (prefix + 16-column pilot), so the warm-up ends there and the answer is the exact one to the remainder's
+// size. Without a prefix the Des Raj terms swing with each of the 8 heavy columns, so the same warm-up runs on past 24
+// columns: what the prefix changes, and what an estimator that let the prefix columns into its terms would not.
+TEST(FastAdaptiveSoftmax, ExactPrefixLeavesOnlyTheTailsVariance) {
+    const int n = 5000, d = 512, heavy = 8;
+    Instance in{n, d, std::vector<float>(static_cast<size_t>(n) * d), std::vector<float>(d, 1.0f)};
+    std::mt19937_64 rng(5);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < d; ++j) in.A[static_cast<size_t>(i) * d + j] = j < heavy ? nd(rng) : 1e-4f * nd(rng);
+    for (bool portable : {false, true}) {
+        const std::string where = "portable " + std::to_string(portable);
+        auto with_prefix = make_head(in, false, 2, heavy);
+        with_prefix.use_portable_path(portable);
+        const auto r = with_prefix.run(in.x, AdaptiveParams{});
+        const auto ex = exact_softmax(in.A, n, d, in.x);
+        EXPECT_EQ(r.cost.warmup, static_cast<int64_t>(heavy + FastAdaptiveSoftmax::kTailPilot) * n) << where;
+        EXPECT_EQ(r.head.top, ex.top) << where;
+        EXPECT_NEAR(r.head.log_norm, ex.log_norm, 1e-3) << where;
+        EXPECT_NEAR(r.head.p_top, ex.p_top, 1e-3 * ex.p_top) << where;
+
+        auto without = make_head(in, false, 2);
+        without.use_portable_path(portable);
+        EXPECT_GT(without.run(in.x, AdaptiveParams{}).cost.warmup, 24LL * n) << where;
+    }
+}
+
+// PAC with an exact prefix of 16 columns, on the flat instances (small gaps, flat softmax: estimate failures count),
+// both storages, and the under-sampled setting that must fail them.
+TEST(FastAdaptiveSoftmax, PacFailureRateAtMostDeltaWithAnExactPrefix) {
+    const int N = 500;
+    const auto o = winnow::test::flat_pac_trials(N, [](const Instance& in, const AdaptiveParams& p, int t) {
+        auto head = make_head(in, t % 2 == 1, 1, 16);
+        return std::pair(head.run(in.x, p), exact_softmax(head.head().dense(), in.n, in.d, in.x, p.beta));
+    });
+    std::printf("fast flat PAC, exact prefix 16: %d / %d failures (allowed %.0f), mean fraction %.3f (gain %.2fx)\n", o.failures, N, o.allowed, o.mean_fraction,
+                1 / o.mean_fraction);
+    EXPECT_LE(o.failures, o.allowed);
+    const double under = 3e-2; // the instances can fail a head: 30x below the theory constants they must
+    const auto m = winnow::test::flat_pac_trials(N, [](const Instance& in, const AdaptiveParams& p, int t) {
+        auto head = make_head(in, t % 2 == 1, 1, 16);
+        return std::pair(head.run(in.x, p), exact_softmax(head.head().dense(), in.n, in.d, in.x, p.beta));
+    }, under);
+    std::printf("fast flat PAC, exact prefix 16, under-sampled (f = %g): %d / %d failures, mean fraction %.3f\n", under, m.failures, N, m.mean_fraction);
+    EXPECT_GT(m.failures, m.allowed);
 }
 
 // PAC: the protocol of the reference's test, over both storages.
