@@ -58,7 +58,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
     double tune_share = 0.2;
-    std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference";
+    std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference", stream_costs_arg = "3";
     bool json_out = false, warmup_prune = false;
     po::options_description opts("winnow bench head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
@@ -93,6 +93,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "norm-factor", po::value(&norm_factor_arg)->default_value(norm_factor_arg),
         "faithful head: how f_ln enters the normalizer: reference (it scales the variances of the lower bounds too) or targets (it divides the targets only: "
         "a monotone knob)")(
+        "stream-cost", po::value(&stream_costs_arg)->default_value(stream_costs_arg),
+        "comma-separated: the fast head streams a round's new columns when that costs less than exact rows, a streamed element taken as this many "
+        "exact-row elements (larger: more exact rows, fewer samples saved)")(
         "json", po::bool_switch(&json_out), "print the table as JSON");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
@@ -123,6 +126,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const std::vector<double> warmup_caps = number_list(warmup_caps_arg, "--warmup-cap", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (norm_factor_arg != "reference" && norm_factor_arg != "targets")
         throw Error(ErrorKind::invalid_argument, "--norm-factor: '" + norm_factor_arg + "' is not reference or targets");
+    const std::vector<double> stream_costs = number_list(stream_costs_arg, "--stream-cost", "> 0", [](double v) { return v > 0; });
     const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "in (0, 1)", [](double v) { return v > 0 && v < 1; });
     const std::vector<double> confidences = number_list(confidences_arg, "--confidence", "in [0, 1)", [](double v) { return v >= 0 && v < 1; });
     const std::vector<std::string> tune_texts = list_items(tune_texts_arg);
@@ -207,6 +211,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         std::fprintf(stderr, "pca basis: exact answers of the rotated head (%s) vs the unrotated: %d top-1 differences in %zu test queries, max relative p_top difference %.2g\n",
                      what, flips, unrotated.size(), worst_p);
     };
+    double fast_stream_cost = 0; // the fast rows' FastOptions::stream_cost, for their labels
     // the queries an algorithm sees (rotated ones for a rotated head); truths stay those of the unrotated head
     auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence,
                              const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q, const std::string& basis,
@@ -257,6 +262,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["warmup_cap"] = p.warmup_cap;
+            if (label == "fast") row["stream_cost"] = fast_stream_cost;
             if (warmup_caps.size() > 1) row["warmup_cap_trials"] = cap_trials; // chosen on the tuning queries
             row["delta"] = delta;
             row["gain"] = m / frac;
@@ -286,10 +292,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["phase_ms_median"] = {{"setup", median(st.setup_ms)}, {"warmup", median(st.warmup_ms)}, {"best_arm", median(st.best_ms)},
                                       {"normalizer", median(st.norm_ms)}};
             rows.push_back(row);
+            char cost_text[48] = "";
+            if (label == "fast") std::snprintf(cost_text, sizeof cost_text, " stream-cost %g", fast_stream_cost);
+            const std::string stream_cost_label = cost_text;
             std::fprintf(stderr,
-                         "%s %s prefix %d %s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "
+                         "%s%s %s prefix %d %s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "
                          "f_b %.3g, f_ln %.3g, budget met %s, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
-                         label.c_str(), basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
+                         label.c_str(), stream_cost_label.c_str(), basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
                          fo.norm_factor_on_targets_only ? " f_ln-on-targets" : "", delta, m / frac, 100.0 * ok / m, st.wrong_arm, st.estimate,
                          100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate, cal.fudge_best, cal.fudge_norm,
                          cal.met ? "yes" : "no", p.warmup_cap, warm / m, best / m, norm / m);
@@ -359,12 +368,14 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         for (const auto& v : variants)
             for (const auto& basis : rotations) {
                 if (v == "fast") {
-                    for (int m : prefixes) {
+                    for (int m : prefixes)
+                        for (double stream_cost : stream_costs) {
                         // the row's labels (the fast head's batched pulls and fixed tail pilot)
                         const head::FaithfulOptions label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot};
-                        const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m};
+                        const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost};
+                        fast_stream_cost = stream_cost;
                         if (basis == "none") {
-                            if (m == 0) {
+                            if (m == 0 && stream_cost == head::FastOptions{}.stream_cost) {
                                 bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", label);
                             } else {
                                 head::FastAdaptiveSoftmax fast(std::make_shared<const head::ColumnMajorHead>(W), fo);

@@ -22,7 +22,6 @@ constexpr float kInfF = std::numeric_limits<float>::infinity();
 constexpr int kGroup = 8;          // arms per SIMD vector
 constexpr int kLine = 64;          // arms per 64-byte line of an int8 column
 constexpr int kChunk = 1024;       // arms per stream chunk (a multiple of kLine): its sums stay in L1
-constexpr double kStreamCost = 3;  // time of a streamed element / time of an element of an exact row
 constexpr int kRowsAhead = 6;      // exact rows prefetched ahead (exact_all)
 
 } // namespace
@@ -52,6 +51,7 @@ struct FastAdaptiveSoftmax::Query {
     FastArmState& st;
     ReadRecorder* recorder; // test hook (usually nullptr)
     int threads;
+    double stream_cost;           // FastOptions::stream_cost
     bool portable;                // the scalar path (a build without AVX2), also on an AVX2 build (tests)
     float beta;
     int n, dp = 0;                // d': columns with w_j |x_j| > 0
@@ -63,9 +63,10 @@ struct FastAdaptiveSoftmax::Query {
     ExactQuery exact_x;           // x prepared for exact row dot products on the stored format
     AdaptiveCost cost;
 
-    Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, int nthreads,
-          bool portable_path, int exact_prefix)
-        : H(h), st(s), recorder(rec), threads(nthreads), portable(portable_path), beta(b), n(h.n()) {
+    Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, const FastOptions& o,
+          bool portable_path)
+        : H(h), st(s), recorder(rec), threads(o.threads), stream_cost(o.stream_cost), portable(portable_path), beta(b), n(h.n()) {
+        const int exact_prefix = o.exact_prefix;
         ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
         // the Des Raj coefficients of the tail (des_raj_columns sums the shares from the end) need no change: a ratio
         // of shares is the same whether the shares are the whole order's or the tail's
@@ -309,7 +310,7 @@ struct FastAdaptiveSoftmax::Query {
 
     // Brings every listed arm to at least `target` columns, the cheaper way in time: a masked stream per distinct
     // prefix length (it computes whole vectors of 8 arms over the new columns), or exact stored rows. A streamed
-    // element costs about kStreamCost times an element of an exact row (the Des Raj sums and the scale per element;
+    // element costs about stream_cost times an element of an exact row (the Des Raj sums and the scale per element;
     // measured on AVX2: ~0.4 ns vs ~0.13 ns per element and thread).
     void advance(const std::vector<int32_t>& arms, int target) {
         std::vector<int32_t> need;
@@ -327,8 +328,8 @@ struct FastAdaptiveSoftmax::Query {
             const int from = st.T[need[a]];
             // vectors of 8 holding at least one of the arms (assuming them spread evenly over all rows)
             const double share = static_cast<double>(b - a) / n, vectors = H.stride() / 8.0 * (1 - std::pow(1 - share, 8));
-            const double stream_cost = kStreamCost * vectors * 8 * (target - from), exact_cost = static_cast<double>(b - a) * H.d();
-            if (target >= dp || exact_cost <= stream_cost) {
+            const double streamed = stream_cost * vectors * 8 * (target - from), exact_cost = static_cast<double>(b - a) * H.d();
+            if (target >= dp || exact_cost <= streamed) {
                 exact_all(need.data() + a, static_cast<int>(b - a));
             } else {
                 for (size_t c = a; c < b; ++c) st.active[need[c]] = -1;
@@ -572,14 +573,14 @@ struct FastAdaptiveSoftmax::Query {
 
 FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, int threads) : FastAdaptiveSoftmax(std::move(head), FastOptions{.threads = threads}) {}
 
-FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, FastOptions options)
-    : h_(std::move(head)), threads_(options.threads), exact_prefix_(options.exact_prefix) {
+FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, FastOptions options) : h_(std::move(head)), options_(options) {
     if (!h_) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: no head matrix");
-    if (exact_prefix_ < 0) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: the exact prefix must be >= 0 columns");
+    if (options_.exact_prefix < 0) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: the exact prefix must be >= 0 columns");
+    if (!(options_.stream_cost > 0)) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: the stream cost must be > 0");
 #ifdef _OPENMP
-    if (threads_ <= 0) threads_ = omp_get_num_procs();
+    if (options_.threads <= 0) options_.threads = omp_get_num_procs();
 #else
-    threads_ = 1;
+    options_.threads = 1;
 #endif
     auto& st = *(state_ = std::make_unique<FastArmState>());
     const size_t stride = h_->stride();
@@ -598,7 +599,7 @@ std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> 
     check_params(p, n());
     if (x.size() != static_cast<size_t>(d()))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
-    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_, exact_prefix_);
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), options_, portable_);
     if (q.dp == 0) return all_logits_tied(n(), p.k).head.top;
     q.warm_up(p);
     return q.eliminate(p, p.delta / 2);
@@ -612,7 +613,7 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     using Clock = std::chrono::steady_clock;
     auto ms_between = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     const Clock::time_point t0 = Clock::now();
-    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), threads_, portable_, exact_prefix_);
+    Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), options_, portable_);
     AdaptiveResult r;
     if (q.dp == 0) return all_logits_tied(n, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two

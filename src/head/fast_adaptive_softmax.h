@@ -36,6 +36,11 @@ struct FastArmState;
 struct FastOptions {
     int threads = 0;      // <= 0: every available core
     int exact_prefix = 0; // columns of each query's order read exactly by every arm (0: the reference's estimator)
+    // A round advances its arms by streaming the new columns when that looks cheaper in time than their exact rows,
+    // with a streamed element taken as this many times an exact row's element. Larger: more exact rows, so fewer
+    // samples saved (an exact arm is charged d') and, on SmolLM2 on the 2-core VM, less wall-clock (bench/reports/
+    // adaptive-head-rotation-smollm2.md, last section). 3 is what the committed tables ran with.
+    double stream_cost = 3;
 };
 
 class FastAdaptiveSoftmax final : public AdaptiveAlgorithm {
@@ -60,8 +65,7 @@ public:
 private:
     struct Query;
     std::shared_ptr<const ColumnMajorHead> h_;
-    int threads_;
-    int exact_prefix_ = 0;
+    FastOptions options_; // threads resolved (> 0)
     bool portable_ = false;
     std::unique_ptr<FastArmState> state_; // per-arm arrays, reused by every query
     uint64_t queries_ = 0;

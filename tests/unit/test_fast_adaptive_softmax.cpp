@@ -32,8 +32,9 @@ using winnow::test::Instance;
 using winnow::test::planted;
 using winnow::test::success;
 
-FastAdaptiveSoftmax make_head(const Instance& in, bool q8 = false, int threads = 1, int exact_prefix = 0) {
-    return FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, q8), FastOptions{.threads = threads, .exact_prefix = exact_prefix});
+FastAdaptiveSoftmax make_head(const Instance& in, bool q8 = false, int threads = 1, int exact_prefix = 0, double stream_cost = FastOptions{}.stream_cost) {
+    return FastAdaptiveSoftmax(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, q8),
+                               FastOptions{.threads = threads, .exact_prefix = exact_prefix, .stream_cost = stream_cost});
 }
 
 class ColumnLayout : public ::testing::TestWithParam<bool> {};
@@ -155,8 +156,8 @@ TEST(FastAdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
     for (const auto& in : {planted(300, 2048, 3), winnow::test::flat(128, 512, 9), planted(5000, 256, 2), few_columns})
         for (bool q8 : {false, true})
             for (int threads : {1, 2})
-                for (int prefix : {0, 8}) {
-                    auto head = make_head(in, q8, threads, prefix);
+                for (auto [prefix, stream_cost] : {std::pair{0, 3.0}, {8, 3.0}, {0, 1e-9}, {0, 1e9}}) { // always stream, always exact rows
+                    auto head = make_head(in, q8, threads, prefix, stream_cost);
                     ReadRecorder rec;
                     head.set_read_recorder(&rec);
                     for (int k : {1, 3}) {
@@ -165,7 +166,8 @@ TEST(FastAdaptiveSoftmax, DistinctReadsEqualChargedSamples) {
                         p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
                         const auto r = head.run(in.x, p);
                         EXPECT_EQ(rec.distinct_samples(), r.cost.samples)
-                            << "n " << in.n << " d " << in.d << " q8 " << q8 << " threads " << threads << " prefix " << prefix << " k " << k;
+                            << "n " << in.n << " d " << in.d << " q8 " << q8 << " threads " << threads << " prefix " << prefix << " stream cost " << stream_cost
+                            << " k " << k;
                         EXPECT_GT(r.cost.samples, 0);
                     }
                 }
@@ -282,6 +284,26 @@ TEST(FastAdaptiveSoftmax, PortablePathGivesTheVectorPathsBits) {
                     EXPECT_EQ(a.cost.samples, b.cost.samples) << where;
                     EXPECT_EQ(a.cost.multiply_adds, b.cost.multiply_adds) << where;
                 }
+}
+
+TEST(FastAdaptiveSoftmax, RejectsBadOptions) {
+    const auto in = planted(40, 32, 1);
+    auto H = std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, false);
+    EXPECT_THROW(FastAdaptiveSoftmax(H, FastOptions{.exact_prefix = -1}), winnow::Error);
+    EXPECT_THROW(FastAdaptiveSoftmax(H, FastOptions{.stream_cost = 0}), winnow::Error);
+    EXPECT_THROW(FastAdaptiveSoftmax(H, FastOptions{.stream_cost = std::nan("")}), winnow::Error);
+    EXPECT_NO_THROW(FastAdaptiveSoftmax(H, FastOptions{.exact_prefix = 1000})); // clamped to d'
+}
+
+// The stream-or-exact switch (FastOptions::stream_cost) at its ends: rounds that only stream charge an arm its
+// columns read, rounds that only take exact rows charge d' per arm they advance, so the first saves at least as many
+// samples as the second on an instance where elimination runs several rounds.
+TEST(FastAdaptiveSoftmax, StreamCostSetsStreamOrExactRows) {
+    auto in = planted(5000, 1024, 4);
+    const auto streamed = make_head(in, true, 2, 0, 1e-9).run(in.x, AdaptiveParams{}), exact_rows = make_head(in, true, 2, 0, 1e9).run(in.x, AdaptiveParams{});
+    EXPECT_EQ(streamed.head.top, exact_rows.head.top);
+    EXPECT_EQ(streamed.cost.warmup, exact_rows.cost.warmup); // the warm-up streams whatever the switch says
+    EXPECT_LT(streamed.cost.best_arm, exact_rows.cost.best_arm);
 }
 
 // The exact prefix (FastOptions::exact_prefix): 8 columns carry every logit but for a 1e-4 remainder spread over the
