@@ -88,7 +88,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "warm-up pulls at most this fraction of d' per arm (the exact prefix and pilot are read whatever it says); a comma-separated list: "
         "per delta, the cap whose calibrated run costs the fewest samples on the tuning queries is chosen, then tested")(
         "warmup-prune", po::bool_switch(&warmup_prune), "faithful head: the warm-up's variance target only for arms that may carry softmax mass")(
-        "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "with an exact prefix: tail columns every arm reads before its variance is used")(
+        "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "faithful head, with an exact prefix: tail columns every arm reads before its variance is used (the fast head reads 16)")(
         "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities, each calibrated and tested in turn")(
         "norm-factor", po::value(&norm_factor_arg)->default_value(norm_factor_arg),
         "faithful head: how f_ln enters the normalizer: reference (it scales the variances of the lower bounds too) or targets (it divides the targets only: "
@@ -126,7 +126,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const std::vector<double> warmup_caps = number_list(warmup_caps_arg, "--warmup-cap", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (norm_factor_arg != "reference" && norm_factor_arg != "targets")
         throw Error(ErrorKind::invalid_argument, "--norm-factor: '" + norm_factor_arg + "' is not reference or targets");
-    const std::vector<double> stream_costs = number_list(stream_costs_arg, "--stream-cost", "> 0", [](double v) { return v > 0; });
+    const std::vector<double> stream_costs = number_list(stream_costs_arg, "--stream-cost", "finite and > 0", [](double v) { return v > 0 && std::isfinite(v); });
     const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "in (0, 1)", [](double v) { return v > 0 && v < 1; });
     const std::vector<double> confidences = number_list(confidences_arg, "--confidence", "in [0, 1)", [](double v) { return v >= 0 && v < 1; });
     const std::vector<std::string> tune_texts = list_items(tune_texts_arg);
@@ -356,6 +356,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     // for a Q8_0 or Q4_0 head: A R quantized again, whose exact answers differ from the model's; reported), its exact
     // rows the model's own in the model's basis.
     std::shared_ptr<const head::ColumnMajorHead> pca_fast;
+    std::shared_ptr<const head::ColumnMajorHead> plain_fast; // the unrotated fast head's columns, for non-default options
     auto pca_fast_columns = [&]() {
         if (pca_fast) return pca_fast;
         const PcaBasis& b = pca_basis();
@@ -370,25 +371,28 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 if (v == "fast") {
                     for (int m : prefixes)
                         for (double stream_cost : stream_costs) {
-                        // the row's labels (the fast head's batched pulls and fixed tail pilot)
-                        const head::FaithfulOptions label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot};
-                        const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost};
-                        fast_stream_cost = stream_cost;
-                        if (basis == "none") {
-                            if (m == 0 && stream_cost == head::FastOptions{}.stream_cost) {
-                                bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", label);
-                            } else {
-                                head::FastAdaptiveSoftmax fast(std::make_shared<const head::ColumnMajorHead>(W), fo);
-                                bench_variant(fast, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", label);
+                            // the row's labels (the fast head's pulls are batched, its tail pilot fixed)
+                            const head::FaithfulOptions row_label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot};
+                            const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost};
+                            fast_stream_cost = stream_cost;
+                            if (basis == "none") {
+                                // the default options run the model's own AdaptiveHead (as every committed table did: its
+                                // noise counter runs on across confidences); other options, a head on one shared column copy
+                                if (m == 0 && stream_cost == head::FastOptions{}.stream_cost) {
+                                    bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label);
+                                } else {
+                                    if (!plain_fast) plain_fast = std::make_shared<const head::ColumnMajorHead>(W);
+                                    head::FastAdaptiveSoftmax fast(plain_fast, fo);
+                                    bench_variant(fast, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label);
+                                }
+                                continue;
                             }
-                            continue;
+                            // The fast head on the rotated head, queries rotated inside every timed run; a fresh head per
+                            // confidence and options (its query count seeds the noise), on one column copy
+                            const PcaBasis& b = pca_basis();
+                            head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(pca_fast_columns(), fo), b.rot);
+                            bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", row_label);
                         }
-                        // The fast head on the rotated head, queries rotated inside every timed run; a fresh head per
-                        // confidence and prefix (its query count seeds the noise), on one column copy
-                        const PcaBasis& b = pca_basis();
-                        head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(pca_fast_columns(), fo), b.rot);
-                        bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", label);
-                    }
                     continue;
                 }
                 auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {

@@ -28,7 +28,10 @@ constexpr int kRowsAhead = 6;      // exact rows prefetched ahead (exact_all)
 
 // Per-arm estimator state (arrays of stride() entries; the padding lanes are computed and never read).
 struct FastArmState {
-    std::vector<float> K, Z, Z2;  // Des Raj: sum of the columns read, sum of z_m, sum of z_m^2
+    std::vector<float> K, Z, Z2;  // Des Raj over the sampled columns: sum of the columns read, sum of z_m, sum of z_m^2
+    // The exact prefix's sum (FastOptions::exact_prefix; 0 without one), apart from K so that the z_m are the tail's
+    // alone: their spread is then not computed as a small difference of terms carrying the prefix's large sum.
+    std::vector<float> KP;
     std::vector<float> mu, var;   // beta <A_i, x> estimated, and its variance (0: exact)
     std::vector<int32_t> T;       // columns read, in the query's order (d' once exact)
     std::vector<int32_t> active;  // -1: advanced by the current masked stream
@@ -55,7 +58,7 @@ struct FastAdaptiveSoftmax::Query {
     bool portable;                // the scalar path (a build without AVX2), also on an AVX2 build (tests)
     float beta;
     int n, dp = 0;                // d': columns with w_j |x_j| > 0
-    int P = 0;                    // the exact prefix: the first P columns of the order are summed, not sampled
+    int P = 0;                    // the exact prefix's length: the first P columns of the order are summed into KP, not sampled
     std::vector<int32_t> col;     // the m-th column of the query's order, and its quant block
     std::vector<int32_t> blk;
     std::vector<float> xs, coef;  // x at that column, and its Des Raj coefficient (1 - p_1 - .. - p_{m-1}) / p_m
@@ -126,23 +129,24 @@ struct FastAdaptiveSoftmax::Query {
     }
 
 #ifdef WINNOW_AVX2
-    // finalize() for eight arms whose sums cover `to` columns.
-    void estimate8(__m256 k, __m256 z1, __m256 z2, int to, __m256& mu, __m256& var) const {
+    // finalize() for eight arms whose sums cover `to` columns (kp: their exact prefix's sum). Without a prefix kp = 0
+    // and kp + x = x, so the estimates are those of the estimator without the prefix option.
+    void estimate8(__m256 kp, __m256 k, __m256 z1, __m256 z2, int to, __m256& mu, __m256& var) const {
         const __m256 b = _mm256_set1_ps(beta);
         if (to >= dp) {
-            mu = _mm256_mul_ps(b, k);
+            mu = _mm256_mul_ps(b, _mm256_add_ps(kp, k));
             var = _mm256_setzero_ps();
         } else if (to - P < 1) { // the prefix alone: no estimate of the tail yet
-            mu = _mm256_mul_ps(b, k);
+            mu = _mm256_mul_ps(b, kp);
             var = _mm256_set1_ps(kInfF);
         } else if (to - P >= 2) {
-            const float t = static_cast<float>(to - P);
+            const float t = static_cast<float>(to - P); // the tail's terms
             const __m256 mean = _mm256_div_ps(z1, _mm256_set1_ps(t));
             const __m256 spread = _mm256_max_ps(_mm256_setzero_ps(), _mm256_sub_ps(z2, _mm256_mul_ps(z1, mean)));
-            mu = _mm256_mul_ps(b, mean);
+            mu = _mm256_mul_ps(b, _mm256_add_ps(kp, mean));
             var = _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(beta * beta), spread), _mm256_set1_ps(t * (t - 1)));
         } else {
-            mu = _mm256_mul_ps(b, z1);
+            mu = _mm256_mul_ps(b, _mm256_add_ps(kp, z1));
             var = _mm256_set1_ps(kInfF);
         }
     }
@@ -152,6 +156,7 @@ struct FastAdaptiveSoftmax::Query {
     int64_t stream_chunk_avx2(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines, const WarmupChecks* checks,
                               uint8_t* failed) {
         float* K = st.K.data();
+        float* KP = st.KP.data();
         float* Z = st.Z.data();
         float* Z2 = st.Z2.data();
         int32_t* T = st.T.data();
@@ -167,6 +172,7 @@ struct FastAdaptiveSoftmax::Query {
                 if (_mm256_testz_si256(sel, sel)) continue;
             } else {
                 _mm256_storeu_ps(K + base, _mm256_setzero_ps());
+                _mm256_storeu_ps(KP + base, _mm256_setzero_ps());
                 _mm256_storeu_ps(Z + base, _mm256_setzero_ps());
                 _mm256_storeu_ps(Z2 + base, _mm256_setzero_ps());
             }
@@ -196,11 +202,11 @@ struct FastAdaptiveSoftmax::Query {
                 }
                 const __m256 sel = _mm256_castsi256_ps(mask[v]);
                 y = _mm256_and_ps(y, sel); // arms not selected: y = z = 0, their sums stay
-                const __m256 k = _mm256_loadu_ps(K + base);
-                if (m < P) { // an exact prefix column: summed, no Des Raj term
-                    _mm256_storeu_ps(K + base, _mm256_add_ps(k, y));
+                if (m < P) { // an exact prefix column: summed apart, no Des Raj term
+                    _mm256_storeu_ps(KP + base, _mm256_add_ps(_mm256_loadu_ps(KP + base), y));
                     continue;
                 }
+                const __m256 k = _mm256_loadu_ps(K + base);
                 const __m256 z = _mm256_and_ps(_mm256_fmadd_ps(y, cm, k), sel);
                 _mm256_storeu_ps(K + base, _mm256_add_ps(k, y));
                 _mm256_storeu_ps(Z + base, _mm256_add_ps(_mm256_loadu_ps(Z + base), z));
@@ -213,7 +219,7 @@ struct FastAdaptiveSoftmax::Query {
                 for (int v = 0; v < count; ++v) {
                     const int base = vec[v];
                     __m256 mu, var;
-                    estimate8(_mm256_loadu_ps(K + base), _mm256_loadu_ps(Z + base), _mm256_loadu_ps(Z2 + base), m + 1, mu, var);
+                    estimate8(_mm256_loadu_ps(KP + base), _mm256_loadu_ps(K + base), _mm256_loadu_ps(Z + base), _mm256_loadu_ps(Z2 + base), m + 1, mu, var);
                     const int lanes = base + kGroup <= n ? 0xff : (1 << std::max(0, n - base)) - 1;
                     any |= _mm256_movemask_ps(_mm256_cmp_ps(var, thr, _CMP_GT_OQ)) & lanes;
                 }
@@ -224,7 +230,7 @@ struct FastAdaptiveSoftmax::Query {
         for (int v = 0; v < count; ++v) {
             const int base = vec[v];
             __m256 mu, var;
-            estimate8(_mm256_loadu_ps(K + base), _mm256_loadu_ps(Z + base), _mm256_loadu_ps(Z2 + base), to, mu, var);
+            estimate8(_mm256_loadu_ps(KP + base), _mm256_loadu_ps(K + base), _mm256_loadu_ps(Z + base), _mm256_loadu_ps(Z2 + base), to, mu, var);
             _mm256_maskstore_ps(st.mu.data() + base, mask[v], mu);
             _mm256_maskstore_ps(st.var.data() + base, mask[v], var);
             _mm256_maskstore_epi32(T + base, mask[v], _mm256_set1_epi32(to));
@@ -240,6 +246,7 @@ struct FastAdaptiveSoftmax::Query {
     int64_t stream_chunk(int first, int last, int from, int to, bool masked, bool fresh, bool q8, int& count, int& lines, const WarmupChecks* checks,
                          uint8_t* failed) {
         float* K = st.K.data();
+        float* KP = st.KP.data();
         float* Z = st.Z.data();
         float* Z2 = st.Z2.data();
         int32_t* T = st.T.data();
@@ -256,12 +263,14 @@ struct FastAdaptiveSoftmax::Query {
                 any = true;
                 arms += i < n;
                 if (recorder && !checks) record_lanes(base, 1 << r, from, to);
-                if (fresh) K[i] = Z[i] = Z2[i] = 0;
+                if (fresh) K[i] = KP[i] = Z[i] = Z2[i] = 0;
                 for (int m = from, next_check = 0; m < to; ++m) {
                     const float y = q8 ? H.quant_column(col[m])[i] * (fp16_to_fp32(H.scale_row(blk[m])[i]) * xs[m]) : H.float_column(col[m])[i] * xs[m];
-                    const float z = std::fma(y, coef[m], K[i]); // fused, as the vector path's fmadd
-                    K[i] += y;
-                    if (m >= P) { // a prefix column is summed only
+                    if (m < P) { // a prefix column is summed apart
+                        KP[i] += y;
+                    } else {
+                        const float z = std::fma(y, coef[m], K[i]); // fused, as the vector path's fmadd
+                        K[i] += y;
                         Z[i] += z;
                         Z2[i] = std::fma(z, z, Z2[i]);
                     }
@@ -284,17 +293,18 @@ struct FastAdaptiveSoftmax::Query {
     struct Estimate {
         float mu, var;
     };
-    // Arm i's estimate from its sums over t columns.
+    // Arm i's estimate from its sums over its first `to` columns (estimate8's lane, case for case).
     Estimate estimate1(int i, int to) const {
-        if (to >= dp) return {beta * st.K[i], 0.0f};
-        if (to - P < 1) return {beta * st.K[i], kInfF}; // the prefix alone (estimate8's order of cases)
-        const int t = to - P;                             // tail columns read
+        const float kp = st.KP[i];
+        if (to >= dp) return {beta * (kp + st.K[i]), 0.0f};
+        if (to - P < 1) return {beta * kp, kInfF}; // the prefix alone
+        const int t = to - P;                       // the tail's terms
         if (t >= 2) {
             // the vector path's operations in its order; max(0, x) as max_ps(0, x) has it: a NaN x passes through
             const float mean = st.Z[i] / static_cast<float>(t), x = st.Z2[i] - st.Z[i] * mean, spread = 0.0f > x ? 0.0f : x;
-            return {beta * mean, beta * beta * spread / (static_cast<float>(t) * static_cast<float>(t - 1))};
+            return {beta * (kp + mean), beta * beta * spread / (static_cast<float>(t) * static_cast<float>(t - 1))};
         }
-        return {beta * st.Z[i], kInfF};
+        return {beta * (kp + st.Z[i]), kInfF};
     }
 
     void finalize(int i) {
@@ -576,7 +586,8 @@ FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> 
 FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> head, FastOptions options) : h_(std::move(head)), options_(options) {
     if (!h_) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: no head matrix");
     if (options_.exact_prefix < 0) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: the exact prefix must be >= 0 columns");
-    if (!(options_.stream_cost > 0)) throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: the stream cost must be > 0");
+    if (!(options_.stream_cost > 0 && std::isfinite(options_.stream_cost)))
+        throw Error(ErrorKind::invalid_argument, "FastAdaptiveSoftmax: the stream cost must be a finite number > 0");
 #ifdef _OPENMP
     if (options_.threads <= 0) options_.threads = omp_get_num_procs();
 #else
@@ -585,7 +596,7 @@ FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> 
     auto& st = *(state_ = std::make_unique<FastArmState>());
     const size_t stride = h_->stride();
     st.K.assign(stride, 0.0f);
-    st.Z = st.Z2 = st.mu = st.e = st.K;
+    st.KP = st.Z = st.Z2 = st.mu = st.e = st.K;
     st.var.assign(stride, kInfF);
     st.T.assign(stride, 0);
     st.active.assign(stride, 0);
@@ -594,6 +605,9 @@ FastAdaptiveSoftmax::FastAdaptiveSoftmax(std::shared_ptr<const ColumnMajorHead> 
 }
 
 FastAdaptiveSoftmax::~FastAdaptiveSoftmax() = default;
+
+std::span<const float> FastAdaptiveSoftmax::last_estimates() const { return {state_->mu.data(), static_cast<size_t>(n())}; }
+std::span<const int32_t> FastAdaptiveSoftmax::last_columns_read() const { return {state_->T.data(), static_cast<size_t>(n())}; }
 
 std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> x, const AdaptiveParams& p) {
     check_params(p, n());

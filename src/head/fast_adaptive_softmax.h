@@ -20,10 +20,10 @@
 //     variances as estimated (the reference scales those by f_ln too, which makes a larger f_ln read less past ~1:
 //     FaithfulOptions::norm_factor_on_targets_only). So f_ln is a monotone knob, calibrated in (0, kMaxFudgeNorm].
 //  5. Optionally (FastOptions::exact_prefix, issue 14) the m heaviest columns of the query (lead_with_exact_prefix)
-//     are read by every arm first and summed exactly; Des Raj then runs on the rest of the order alone, with each z_m
-//     carrying the exact prefix sum in its running total (z_1 = P + y_1 / p_1, the p's the tail's), so the estimate is
-//     P + the tail's estimate and its variance the tail's only. The warm-up reads the prefix and a pilot of
-//     kTailPilot tail columns before any check.
+//     are read by every arm first and summed exactly (S_P); Des Raj then runs on the rest of the order alone (its
+//     shares renormalised over the tail, which leaves the coefficients' ratios as they are), so the estimate is S_P +
+//     the tail's estimate and its variance the tail's only. The warm-up reads the prefix and a pilot of kTailPilot
+//     tail columns before any check.
 #include <memory>
 
 #include "head/adaptive_algorithm.h"
@@ -61,6 +61,10 @@ public:
     // Runs the portable scalar path that a build without AVX2 takes, on this build too (tests hold the two paths to the
     // same bits). Off by default.
     void use_portable_path(bool on) { portable_ = on; }
+    // Tests: the per-arm logit estimates (beta <A_i, x>) and columns read that the last query ended with (an arm
+    // read in full holds its exact value and d').
+    std::span<const float> last_estimates() const;
+    std::span<const int32_t> last_columns_read() const;
 
 private:
     struct Query;

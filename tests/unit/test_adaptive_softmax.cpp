@@ -35,7 +35,7 @@ constexpr double kUnderSampled = 3e-2; // the mutant's fudge factors: 30x below 
 
 TEST(AdaptiveSoftmax, ExactWhenEveryArmReachesDPrime) {
     // d' = 8 < the first PullToVar step of 16: every arm is computed exactly, so the answer is the exact softmax,
-    // bit for bit (same sums in the same order as exact_softmax)
+    // bit for bit (the planted instance's sums are exact in double, so exact_softmax's summation order cannot show)
     auto in = planted(40, 8, 1);
     AdaptiveSoftmax as(in.A, in.n, in.d);
     AdaptiveParams p;

@@ -265,25 +265,25 @@ TEST(FastAdaptiveSoftmax, PortablePathGivesTheVectorPathsBits) {
             for (int threads : {1, 2})
                 for (int k : {1, 3})
                     for (int prefix : {0, 8}) {
-                    AdaptiveParams p;
-                    p.k = k;
-                    p.seed = 77;
-                    p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
-                    auto vector_path = make_head(in, q8, threads, prefix), portable = make_head(in, q8, threads, prefix);
-                    portable.use_portable_path(true);
-                    const auto a = vector_path.run(in.x, p), b = portable.run(in.x, p);
-                    const std::string where = "n " + std::to_string(in.n) + " d " + std::to_string(in.d) + " q8 " + std::to_string(q8) + " threads " +
-                                              std::to_string(threads) + " k " + std::to_string(k) + " prefix " + std::to_string(prefix);
-                    EXPECT_EQ(a.head.top, b.head.top) << where;
-                    // bitwise, NaN included
-                    EXPECT_TRUE(a.head.top_logits.size() == b.head.top_logits.size() &&
-                                std::memcmp(a.head.top_logits.data(), b.head.top_logits.data(), a.head.top_logits.size() * sizeof(float)) == 0)
-                        << where;
-                    EXPECT_TRUE(same_bits(a.head.log_norm, b.head.log_norm)) << where << ": " << a.head.log_norm << " vs " << b.head.log_norm;
-                    EXPECT_TRUE(same_bits(a.head.p_top, b.head.p_top)) << where << ": " << a.head.p_top << " vs " << b.head.p_top;
-                    EXPECT_EQ(a.cost.samples, b.cost.samples) << where;
-                    EXPECT_EQ(a.cost.multiply_adds, b.cost.multiply_adds) << where;
-                }
+                        AdaptiveParams p;
+                        p.k = k;
+                        p.seed = 77;
+                        p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
+                        auto vector_path = make_head(in, q8, threads, prefix), portable = make_head(in, q8, threads, prefix);
+                        portable.use_portable_path(true);
+                        const auto a = vector_path.run(in.x, p), b = portable.run(in.x, p);
+                        const std::string where = "n " + std::to_string(in.n) + " d " + std::to_string(in.d) + " q8 " + std::to_string(q8) + " threads " +
+                                                  std::to_string(threads) + " k " + std::to_string(k) + " prefix " + std::to_string(prefix);
+                        EXPECT_EQ(a.head.top, b.head.top) << where;
+                        // bitwise, NaN included
+                        EXPECT_TRUE(a.head.top_logits.size() == b.head.top_logits.size() &&
+                                    std::memcmp(a.head.top_logits.data(), b.head.top_logits.data(), a.head.top_logits.size() * sizeof(float)) == 0)
+                            << where;
+                        EXPECT_TRUE(same_bits(a.head.log_norm, b.head.log_norm)) << where << ": " << a.head.log_norm << " vs " << b.head.log_norm;
+                        EXPECT_TRUE(same_bits(a.head.p_top, b.head.p_top)) << where << ": " << a.head.p_top << " vs " << b.head.p_top;
+                        EXPECT_EQ(a.cost.samples, b.cost.samples) << where;
+                        EXPECT_EQ(a.cost.multiply_adds, b.cost.multiply_adds) << where;
+                    }
 }
 
 TEST(FastAdaptiveSoftmax, RejectsBadOptions) {
@@ -292,12 +292,32 @@ TEST(FastAdaptiveSoftmax, RejectsBadOptions) {
     EXPECT_THROW(FastAdaptiveSoftmax(H, FastOptions{.exact_prefix = -1}), winnow::Error);
     EXPECT_THROW(FastAdaptiveSoftmax(H, FastOptions{.stream_cost = 0}), winnow::Error);
     EXPECT_THROW(FastAdaptiveSoftmax(H, FastOptions{.stream_cost = std::nan("")}), winnow::Error);
-    EXPECT_NO_THROW(FastAdaptiveSoftmax(H, FastOptions{.exact_prefix = 1000})); // clamped to d'
+    EXPECT_THROW(FastAdaptiveSoftmax(H, FastOptions{.stream_cost = INFINITY}), winnow::Error);
+    // a prefix longer than d' is clamped to it: every arm summed exactly, the exact answer
+    FastAdaptiveSoftmax whole(H, FastOptions{.exact_prefix = 1000});
+    const auto r = whole.run(in.x, AdaptiveParams{});
+    const auto ex = exact_softmax(H->dense(), in.n, in.d, in.x);
+    EXPECT_EQ(r.head.top, ex.top);
+    EXPECT_NEAR(r.head.log_norm, ex.log_norm, 1e-5);
+    EXPECT_EQ(r.cost.samples, r.cost.baseline);
 }
 
-// The stream-or-exact switch (FastOptions::stream_cost) at its ends: rounds that only stream charge an arm its
-// columns read, rounds that only take exact rows charge d' per arm they advance, so the first saves at least as many
-// samples as the second on an instance where elimination runs several rounds.
+// The warm-up's floor with a prefix: prefix + 16-column pilot even when the cap is below it (here 5 columns), and a
+// prefix + pilot past d' reads every column.
+TEST(FastAdaptiveSoftmax, WarmUpReadsThePrefixAndPilotWhateverTheCap) {
+    auto in = planted(600, 256, 8);
+    AdaptiveParams p;
+    p.warmup_cap = 0.02; // floor(0.02 * 256) = 5 columns
+    EXPECT_EQ(make_head(in, false, 1, 8).run(in.x, p).cost.warmup, 600LL * (8 + FastAdaptiveSoftmax::kTailPilot));
+    EXPECT_EQ(make_head(in, false, 1, 0).run(in.x, p).cost.warmup, 600LL * 5);
+    const auto all = make_head(in, false, 1, 250).run(in.x, p); // 250 + 16 > d' = 256
+    EXPECT_EQ(all.cost.warmup, 600LL * 256);
+    EXPECT_EQ(all.cost.samples, all.cost.baseline);
+}
+
+// The stream-or-exact switch (FastOptions::stream_cost) at its ends: rounds that only stream charge an arm the columns
+// it reads, rounds that only take exact rows charge it the rest of d' (d' - T), so the first charges fewer samples in
+// the best-arm phase on an instance where elimination runs several rounds.
 TEST(FastAdaptiveSoftmax, StreamCostSetsStreamOrExactRows) {
     auto in = planted(5000, 1024, 4);
     const auto streamed = make_head(in, true, 2, 0, 1e-9).run(in.x, AdaptiveParams{}), exact_rows = make_head(in, true, 2, 0, 1e9).run(in.x, AdaptiveParams{});
@@ -333,6 +353,36 @@ TEST(FastAdaptiveSoftmax, ExactPrefixLeavesOnlyTheTailsVariance) {
         without.use_portable_path(portable);
         EXPECT_GT(without.run(in.x, AdaptiveParams{}).cost.warmup, 24LL * n) << where;
     }
+}
+
+// The prefix estimate is unbiased for the logit where the tail matters: the worst arm, eliminated in the first round
+// (no pulls) after a warm-up of prefix 8 + pilot 16 columns of 256, averaged over 400 noise draws, lands on its exact logit within
+// 4 standard errors. A tail estimate scaled wrongly (say the tail's mean over all 24 columns read) misses by ~a third
+// of the tail's part, tens of standard errors.
+TEST(FastAdaptiveSoftmax, ExactPrefixEstimateIsUnbiased) {
+    auto in = planted(2000, 256, 13);
+    const int prefix = 8, read = prefix + FastAdaptiveSoftmax::kTailPilot;
+    auto head = make_head(in, false, 1, prefix);
+    const std::vector<float> A = head.head().dense();
+    std::vector<double> exact(in.n);
+    for (int i = 0; i < in.n; ++i)
+        for (int j = 0; j < in.d; ++j) exact[i] += static_cast<double>(A[static_cast<size_t>(i) * in.d + j]) * in.x[j];
+    const int worst = static_cast<int>(std::min_element(exact.begin(), exact.end()) - exact.begin());
+    AdaptiveParams p;
+    p.warmup_cap = 0.01;  // the warm-up stops at prefix + pilot
+    p.fudge_best = 1e-3;  // and the first elimination round pulls nobody further: narrow bounds, a loose target
+    double sum = 0, sum2 = 0;
+    const int draws = 400;
+    for (int s = 0; s < draws; ++s) {
+        p.seed = 1000 + s;
+        head.best_arms_only(in.x, p);
+        ASSERT_EQ(head.last_columns_read()[worst], read) << "draw " << s;
+        const double e = head.last_estimates()[worst];
+        sum += e, sum2 += e * e;
+    }
+    const double mean = sum / draws, sd = std::sqrt((sum2 - sum * mean) / (draws - 1)), se = sd / std::sqrt(draws);
+    EXPECT_GT(sd, 0.0); // the tail is sampled: the estimate varies with the draw
+    EXPECT_NEAR(mean, exact[worst], 4 * se) << "sd " << sd;
 }
 
 // PAC with an exact prefix of 16 columns, on the flat instances (small gaps, flat softmax: estimate failures count),

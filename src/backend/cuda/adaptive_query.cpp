@@ -7,12 +7,13 @@
 #include <cmath>
 #include <string>
 
+#include "head/fast_adaptive_softmax.h"
 #include "winnow/error.h"
 
 namespace winnow::cuda::adaptive {
 
 namespace {
-constexpr double kCpuStreamCost = 3; // FastAdaptiveSoftmax's cost rule, kept so both paths choose alike (see the header)
+const double kCpuStreamCost = head::FastOptions{}.stream_cost; // FastAdaptiveSoftmax's default cost rule, so both paths choose alike (see the header)
 } // namespace
 
 QueryDriver::QueryDriver(const head::ColumnMajorHead& H, QuerySteps& steps, std::span<const float> x, const AdaptiveParams& p, uint64_t noise_seed)

@@ -10,8 +10,8 @@
 //
 // This first version waits for the device at every decision (a few bytes per step): a persistent kernel or CUDA graph
 // conditionals that keep the loop on the device come later, when a GPU can measure what the waits cost. advance()'s
-// cost rule is the CPU's (kStreamCost measured on AVX2), kept so that both paths make the same choices; a GPU cost
-// model is later work too.
+// cost rule is the CPU's default (FastOptions::stream_cost, measured on AVX2), kept so that both paths make the same
+// choices; a GPU cost model is later work too.
 //
 // Not done here: k > 1 (the k-th lower bound as the floor), multiply_adds and bytes_read in the cost (0).
 #include <cstdint>
