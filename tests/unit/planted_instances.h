@@ -140,4 +140,21 @@ std::vector<double> samples_per_arm_by_d(Run run) {
     return per_arm;
 }
 
+// The independent recount of the paper's sample metric: runs `algo` (its recorder already set to `rec`) on in.x at
+// top-1 with the theory constants and at top-3 with aggressive factors (0.05), and returns each result with whether
+// the distinct (arm, column) reads the recorder saw equal the samples the head charged.
+template <class Algo>
+std::vector<std::pair<head::AdaptiveResult, bool>> runs_recounted(Algo& algo, const Instance& in, const head::ReadRecorder& rec) {
+    std::vector<std::pair<head::AdaptiveResult, bool>> out;
+    for (int k : {1, 3}) {
+        head::AdaptiveParams p;
+        p.k = k;
+        p.fudge_best = p.fudge_norm = k == 1 ? 1.0 : 0.05;
+        head::AdaptiveResult r = algo.run(in.x, p);
+        const bool same = rec.distinct_samples() == r.cost.samples;
+        out.emplace_back(std::move(r), same);
+    }
+    return out;
+}
+
 } // namespace winnow::test
