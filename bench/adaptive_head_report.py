@@ -15,6 +15,12 @@ import matplotlib.pyplot as plt
 PAPER_GPT2 = {0.01: (6.87, 0.981), 0.05: (7.67, 0.948), 0.10: (8.30, 0.892)}
 
 
+SEE_ALSO = ("This table is the first protocol's baseline (unrotated head). The work of issue 14 since then (the PCA "
+            "basis, exact prefixes, calibration on held-out regions and other texts, the fast head's operating points "
+            "and its wall-clock floor) is in `adaptive-head-rotation-smollm2.md`: its Targets section for the sample "
+            "gain and success, its last section for the wall-clock.")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("result")
@@ -24,6 +30,7 @@ def main():
     r = json.load(open(a.result))
     rows = r["rows"]
     lines = ["# AdaptiveSoftmax on %s" % r["model"].split("/")[-1], ""]
+    lines += [SEE_ALSO, ""]
     if a.command:
         lines += ["Command: `%s`" % a.command, ""]
     lines += ["n = %d arms, d = %d, head stored as %s; %d test queries (+%d for calibration) from windows of %d tokens over `%s` "
