@@ -1,3 +1,4 @@
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <type_traits>
@@ -134,6 +135,30 @@ void load_gpt2(const HfConfig& h, ModelConfig& c) {
         throw Error(ErrorKind::unsupported, "'" + h.path + "': activation_function '" + act + "' is not supported (gelu_new)");
 }
 
+// The rotary base. transformers 5 writes the rotary settings as "rope_parameters": {"rope_type": ..., "rope_theta": ...}
+// (a saved config then has no top-level "rope_theta"); earlier versions a top-level "rope_theta", with "rope_scaling"
+// for the scaled variants. Either form is read; scaled rotary embeddings are refused in both, as are a base that is
+// not a positive finite number and two bases that disagree.
+float rope_theta(const HfConfig& h) {
+    float base = h.get_or<float>("rope_theta", 10000.0f);
+    if (h.j.contains("rope_parameters") && !h.j["rope_parameters"].is_null()) {
+        const json& rp = h.j["rope_parameters"];
+        if (!rp.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': rope_parameters is not an object");
+        const HfConfig p{rp, h.path + " rope_parameters"}; // its messages: "'<path> rope_parameters': key ..."
+        const auto type = p.get_or<std::string>("rope_type", "default");
+        if (type != "default") throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_parameters.rope_type '" + type + "' is not supported (default)");
+        if (rp.contains("rope_theta") && !rp["rope_theta"].is_null()) {
+            const float theta = p.get<float>("rope_theta");
+            if (h.j.contains("rope_theta") && !h.j["rope_theta"].is_null() && theta != base)
+                throw Error(ErrorKind::format, "'" + h.path + "': rope_theta " + std::to_string(base) + " and rope_parameters.rope_theta " + std::to_string(theta) +
+                                                   " differ");
+            base = theta;
+        }
+    }
+    if (!(base > 0 && std::isfinite(base))) throw Error(ErrorKind::format, "'" + h.path + "': rope_theta must be a positive finite number");
+    return base;
+}
+
 void load_llama(const HfConfig& h, ModelConfig& c) {
     c.arch = Arch::llama;
     c.n_embd = h.get<int>("hidden_size");
@@ -145,7 +170,7 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     c.n_vocab = h.get<int>("vocab_size");
     c.norm_eps = h.get_or<float>("rms_norm_eps", 1e-6f);
     c.rope = RopeStyle::rotate_half;
-    c.rope_base = h.get_or<float>("rope_theta", 10000.0f);
+    c.rope_base = rope_theta(h);
     c.tied_head = h.get_or<bool>("tie_word_embeddings", false);
     if (h.j.contains("rope_scaling") && !h.j["rope_scaling"].is_null())
         throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_scaling is not supported");

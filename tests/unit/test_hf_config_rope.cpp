@@ -1,0 +1,70 @@
+// The rotary base of a LLaMA-family safetensors checkpoint, in both config.json forms: a top-level "rope_theta"
+// (transformers 4) and "rope_parameters": {"rope_type", "rope_theta"} (transformers 5, whose saved configs have no
+// top-level key; read as 10000 before, silently, which changed every rotation of a model with another base). Scaled
+// variants, bad bases and two bases that disagree are refused with a one-line winnow::Error.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../fuzz/fuzz_util.h"
+#include "../fuzz/tiny_model.h"
+#include "model/model.h"
+#include "winnow/error.h"
+
+namespace {
+
+using nlohmann::json;
+using winnow::LoadedModel;
+
+// Loads the tiny llama checkpoint with its config.json changed by `edit`.
+std::unique_ptr<LoadedModel> load_with(const std::string& name, const std::function<void(json&)>& edit) {
+    json cfg = json::parse(winnow::fuzz::kTinyLlamaConfig);
+    edit(cfg);
+    const auto dir = winnow::fuzz::fresh_dir(name);
+    winnow::fuzz::write_file(dir / "model.safetensors", winnow::fuzz::tiny_llama_safetensors());
+    winnow::fuzz::write_file(dir / "config.json", cfg.dump());
+    return LoadedModel::load(dir.string());
+}
+
+std::string refusal(const std::string& name, const std::function<void(json&)>& edit) {
+    try {
+        (void)load_with(name, edit);
+    } catch (const winnow::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(HfConfigRope, TopLevelRopeTheta) {
+    EXPECT_EQ(load_with("top", [](json& c) { c["rope_theta"] = 500000.0; })->config().rope_base, 500000.0f);
+    EXPECT_EQ(load_with("absent", [](json& c) { c.erase("rope_theta"); })->config().rope_base, 10000.0f);
+}
+
+TEST(HfConfigRope, Transformers5RopeParameters) {
+    auto v5 = [](json& c) {
+        c.erase("rope_theta");
+        c["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+    };
+    EXPECT_EQ(load_with("v5", v5)->config().rope_base, 500000.0f);
+    // both forms, agreeing
+    EXPECT_EQ(load_with("both", [&](json& c) { v5(c), c["rope_theta"] = 500000.0; })->config().rope_base, 500000.0f);
+    // rope_parameters without a base: the top-level one, or the default
+    EXPECT_EQ(load_with("no-base", [](json& c) { c["rope_parameters"] = {{"rope_type", "default"}}; })->config().rope_base, 10000.0f);
+}
+
+TEST(HfConfigRope, ScaledDisagreeingOrBadBasesAreRefused) {
+    EXPECT_NE(refusal("llama3", [](json& c) { c["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0}}; })
+                  .find("rope_type 'llama3' is not supported"),
+              std::string::npos);
+    EXPECT_NE(refusal("differ", [](json& c) { c["rope_parameters"] = {{"rope_theta", 500000.0}}; }).find("differ"), std::string::npos);
+    EXPECT_NE(refusal("not-object", [](json& c) { c["rope_parameters"] = 3; }).find("rope_parameters is not an object"), std::string::npos);
+    EXPECT_NE(refusal("wrong-type", [](json& c) { c["rope_parameters"] = {{"rope_theta", "big"}}; }).find("wrong type"), std::string::npos);
+    EXPECT_NE(refusal("zero", [](json& c) { c["rope_theta"] = 0; }).find("positive finite"), std::string::npos);
+    EXPECT_NE(refusal("negative", [](json& c) { c["rope_theta"] = -10000.0; }).find("positive finite"), std::string::npos);
+    EXPECT_NE(refusal("scaling", [](json& c) { c["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}}; }).find("rope_scaling"), std::string::npos);
+}
+
+} // namespace
