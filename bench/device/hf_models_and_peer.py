@@ -10,17 +10,27 @@ import subprocess
 import time
 
 import torch
+import transformers
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+
+def rope(theta):
+    """The rotary base as this transformers takes it: transformers 5 keeps it in rope_parameters (and saves only that),
+    earlier versions as rope_theta. winnow's loader reads both forms."""
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return {"rope_parameters": {"rope_type": "default", "rope_theta": theta}}
+    return {"rope_theta": theta}
+
 
 MODELS = {
     # SmolLM2-135M's shapes (tied head, GQA 9/3)
     "smollm2-135m-bf16": LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                                     num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
+                                     num_key_value_heads=3, max_position_embeddings=8192, rms_norm_eps=1e-5, **rope(100000.0),
                                      tie_word_embeddings=True),
     "gpt2-124m-bf16": GPT2Config(),
     # Llama-3.2-1B's shapes (plain RoPE: winnow does not implement llama3 rope scaling yet; it does not change the cost)
     "llama-3.2-1b-shape-bf16": LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                                           num_key_value_heads=8, head_dim=64, max_position_embeddings=8192, rope_theta=500000.0, rms_norm_eps=1e-5,
+                                           num_key_value_heads=8, head_dim=64, max_position_embeddings=8192, rms_norm_eps=1e-5, **rope(500000.0),
                                            tie_word_embeddings=True),
 }
 
@@ -30,15 +40,15 @@ def make(name, cfg, root):
     if not os.path.exists(os.path.join(path, "config.json")):
         torch.manual_seed(0)
         with torch.device("cuda"):
-            m = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
-        m.save_pretrained(path, safe_serialization=True)
+            m = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+        m.save_pretrained(path)  # safetensors (transformers 5 has no other format nor the safe_serialization flag)
         del m
         torch.cuda.empty_cache()
     return path
 
 
 def hf_tokens_per_s(path, compiled):
-    m = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16).cuda().eval()
+    m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).cuda().eval()
     ids = torch.randint(0, m.config.vocab_size, (1, 16), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
     kw = dict(max_new_tokens=128, min_new_tokens=128, do_sample=False)
     if compiled:
@@ -66,33 +76,40 @@ def main():
     ap.add_argument("--models-dir", default="/tmp/winnow-hf-models")
     a = ap.parse_args()
     peer, table = {}, []
-    t_start = time.time()
     for name, cfg in MODELS.items():
-        path = make(name, cfg, a.models_dir)
-        env = dict(os.environ, LD_LIBRARY_PATH=a.libs)
-        r = subprocess.run([a.winnow, "bench", "decode", "-m", path, "--device", "cuda", "-p", "512", "-n", "128", "-r", "5", "--json"],
-                           capture_output=True, text=True, env=env, timeout=180)
-        rows = []
-        if r.returncode == 0:
-            open(os.path.join(a.out, "bench-%s.json" % name), "w").write(r.stdout)
-            rows = json.loads(r.stdout)
-        else:
-            print("winnow bench on %s failed: %s" % (name, r.stderr.strip()))
-        tg = next((x["tokens_per_s"] for x in rows if x["test"].startswith("tg")), None)
-        roof = next((x.get("roofline_fraction") for x in rows if x["test"].startswith("tg")), None)
-        peer[name] = {"eager": hf_tokens_per_s(path, False)}
-        if name == "smollm2-135m-bf16" and time.time() - t_start < 150:  # compilation is slow: one model
-            try:
-                peer[name]["static_compiled"] = hf_tokens_per_s(path, True)
-            except Exception as e:  # a peer failure is reported, not fatal
-                peer[name]["static_compiled_error"] = str(e)[:300]
-        best = max(v for k, v in peer[name].items() if not k.endswith("error"))
-        table.append((name, tg, roof, best, tg / best if tg else None))
-    json.dump(peer, open(os.path.join(a.out, "hf-peer.json"), "w"), indent=1)
+        # each model on its own: a failure (or a timeout) is recorded and the next model still runs, and hf-peer.json
+        # is rewritten after every model, so a run killed at its time limit keeps what it measured
+        tg = roof = None
+        try:
+            path = make(name, cfg, a.models_dir)
+            env = dict(os.environ, LD_LIBRARY_PATH=a.libs)
+            r = subprocess.run([a.winnow, "bench", "decode", "-m", path, "--device", "cuda", "-p", "512", "-n", "128", "-r", "5", "--json"],
+                               capture_output=True, text=True, env=env, timeout=90)
+            rows = []
+            if r.returncode == 0:
+                open(os.path.join(a.out, "bench-%s.json" % name), "w").write(r.stdout)
+                rows = json.loads(r.stdout)
+            else:
+                print("winnow bench on %s failed: %s" % (name, r.stderr.strip()), flush=True)
+            tg = next((x["tokens_per_s"] for x in rows if x["test"].startswith("tg")), None)
+            roof = next((x.get("roofline_fraction") for x in rows if x["test"].startswith("tg")), None)
+            peer[name] = {"eager": hf_tokens_per_s(path, False)}
+            if name == "smollm2-135m-bf16":  # compilation is slow: the first model only
+                try:
+                    peer[name]["static_compiled"] = hf_tokens_per_s(path, True)
+                except Exception as e:  # a peer failure is reported, not fatal
+                    peer[name]["static_compiled_error"] = str(e)[:300]
+        except Exception as e:  # subprocess.TimeoutExpired included
+            peer.setdefault(name, {})["error"] = ("%s: %s" % (type(e).__name__, e))[:300]
+            print("%s: %s" % (name, peer[name]["error"]), flush=True)
+        measured = [v for k, v in peer.get(name, {}).items() if not k.endswith("error")]
+        best = max(measured) if measured else None
+        table.append((name, tg, roof, best, tg / best if tg and best else None))
+        json.dump(peer, open(os.path.join(a.out, "hf-peer.json"), "w"), indent=1)
     print("%-26s %12s %10s %14s %8s" % ("model", "winnow tg128", "% roofline", "HF best tg128", "ratio"))
     for name, tg, roof, best, ratio in table:
-        print("%-26s %12s %10s %14.1f %8s" % (name, "%.1f" % tg if tg else "-", "%.0f%%" % (100 * roof) if roof else "-", best,
-                                              "%.2fx" % ratio if ratio else "-"))
+        print("%-26s %12s %10s %14s %8s" % (name, "%.1f" % tg if tg else "-", "%.0f%%" % (100 * roof) if roof else "-",
+                                            "%.1f" % best if best else "-", "%.2fx" % ratio if ratio else "-"))
 
 
 if __name__ == "__main__":

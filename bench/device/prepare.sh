@@ -45,7 +45,7 @@ else echo "prepare: $doc missing (apt-get install vim-runtime): sparse.sh will s
 # untracked-not-ignored files) plus its carried folders, 64 MiB in all. Call 1 carries the payload and model-a, call 2
 # model-b and extra, call 3 (only when the first two cannot hold the rest) model-c; run.sh joins model-*/part in order,
 # unzips and checks the checksum.
-limit=$((64 * 1024 * 1024 - 512 * 1024)) # a call's 64 MiB, less half a MiB of slack
+limit=$((64 * 1024 * 1024 - 3 * 1024 * 1024)) # a call's 64 MiB, less 3 MiB of slack for files written before the calls (logs, notes)
 tree=$( (git ls-files -z -- ':!bench/device/model-*'; git ls-files -z --others --exclude-standard) | xargs -0 stat -c %s 2>/dev/null |
   awk '{s += $1} END {print s + 0}' || true)
 payload=$(du -sb bench/device/payload | cut -f1)
@@ -70,7 +70,7 @@ if [ $((a + b)) -lt $size ]; then
 fi
 cmp -s <(cat bench/device/model-?/part | gzip -dc) "$model" || { echo "prepare: the model's parts do not join back into it" >&2; exit 1; }
 echo "per call (64 MiB each, the working tree's $((tree / 1024)) KiB included):"
-echo "  1: carry [\"bench/device/payload\", \"bench/device/model-a\"]: $(( (tree + payload + a) / 1024 )) KiB, command true"
+echo "  1: carry [\"bench/device/payload\", \"bench/device/model-a\"]: $(( (tree + payload + a) / 1024 )) KiB, command: bash bench/device/smoke.sh (~10 s)"
 if [ -d bench/device/model-c ]; then
   echo "  2: carry [\"bench/device/model-b\", \"bench/device/extra\"]: $(( (tree + b + extra) / 1024 )) KiB, command true"
   echo "  3: carry [\"bench/device/model-c\"]: $(( (tree + size - a - b) / 1024 )) KiB, command: bash bench/device/run.sh"

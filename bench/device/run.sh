@@ -3,18 +3,20 @@
 # bench/device/prepare.sh's payload has been carried there (see prepare.sh). Budget: under 8 minutes. Writes its
 # reports under $OUT (fetched back by the device tool) and prints a short summary last.
 # In order of value, each step capped so that the run ends by 470 s (the call's 540 s, less packing), and skipped when
-# too little time is left (the summary says so):
+# too little time is left (the summary says so). It stops at once, with setup-error.txt, when our programs cannot be
+# loaded (cuBLAS is looked for in the toolkit, then in torch's nvidia wheels); the summary's first line names the device.
 #   1. op harness, CUDA vs the double reference (every op x type x shape)
 #   2. GPU tests: dequantize bit-exactness, CUDA decoder vs CPU decoder (tiny models, SmolLM2 Q4_1, F16/BF16 caches),
 #      the sample op vs its CPU twin (and recorded, and in generation; its time per call is printed in gpu-tests.txt)
 #   3. greedy SmolLM2 Q4_1, 10 prompts x 32 tokens: --device cuda vs --device cpu token for token
 #   4. bench decode --device cuda on SmolLM2 Q4_1 (pp512, tg128, us/token, GB/s, % of the measured copy roofline), and
 #      tg128 without the CUDA graph, with the fused norms off, with the fused qkv + rope off and with PDL off
-#   5. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
+#   5. compute-sanitizer memcheck on the harness and one generate run (before 6, which could take their time)
+#   6. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
 #      shapes, benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
-#      torch.compile), batch 1, greedy
-#   6. compute-sanitizer: memcheck on the harness, the sample op and one generate run; racecheck and synccheck on the
-#      kernels with shared memory and barriers
+#      torch.compile), batch 1, greedy; capped at 150 s
+#   6b. compute-sanitizer: memcheck on the sample op; racecheck and synccheck on the kernels with shared memory and
+#      barriers
 #   7. per-kernel times from one Nsight Compute run of an 8-token generation (kernel_times.py)
 #   8. the output head (#15), last, in what is left: bench/device/head.sh
 set -uo pipefail
@@ -41,12 +43,30 @@ cap() { local left=$((470 - SECONDS)); [ $left -lt 20 ] && { echo 0; return; }; 
 step() {
   local t; t=$(cap "$1"); shift
   if [ "$t" -eq 0 ]; then echo "skipped: $((470 - SECONDS)) s left"; return 124; fi
-  timeout "$t" "$@"
+  timeout -k 10 "$t" "$@"
 }
 libs="$W/lib:/usr/local/cuda/lib64"
+# cuBLAS is not in the bundle (device-bundle.sh): the machine's toolkit or torch's pip wheels (nvidia/*/lib) carry it.
+# When our programs cannot be loaded, every step would fail in seconds while the HF step still took minutes: say what is
+# missing and stop.
+missing() { LD_LIBRARY_PATH=$libs ldd "$W/bin/winnow" 2>&1 | grep 'not found'; }
+if [ ! -x "$W/bin/winnow" ]; then
+  echo "the bundle did not unpack to $W/bin/winnow" | tee "$OUT/setup-error.txt"; results_pack "setup: no bundle"; exit 1
+fi
+if [ -n "$(missing)" ]; then
+  wheels=$(timeout 30 python3 -c "import glob, os, nvidia; print(':'.join(sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '*', 'lib')))))" 2>/dev/null)
+  [ -n "$wheels" ] && libs="$libs:$wheels"
+fi
+if [ -n "$(missing)" ]; then
+  { echo "winnow cannot load: LD_LIBRARY_PATH=$libs"; missing; } | tee "$OUT/setup-error.txt"
+  results_pack "setup: libraries missing, see setup-error.txt"
+  exit 1
+fi
 ours=(env LD_LIBRARY_PATH=$libs) # our programs with the bundle's libraries (the tools and python3 without them)
 
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+timeout -k 5 20 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+# the device and driver first in the summary, so the reports can be filed under the device's name
+note "device: $(timeout -k 5 20 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
 step 30 "${ours[@]}" $W/bin/winnow info -m "$WINNOW_FIXTURE_DIR/tiny-llama.gguf" --device cuda > "$OUT/info.txt" 2>&1; note "info --device cuda: rc $?"
 
 step 150 "${ours[@]}" $W/bin/winnow_ops_tests --gtest_filter='*cuda*:BackendOpsCoverage*' > "$OUT/ops-cuda.txt" 2>&1
@@ -75,23 +95,26 @@ if [ -f $model ]; then
   done
 fi
 
-t=$(cap 240)
+# memcheck on the harness and one generate run before the HF step, which could otherwise take the time they need
+san() { local t=$1 tool=$2 out=$3; shift 3; step "$t" compute-sanitizer --tool "$tool" --error-exitcode 9 "${ours[@]}" "$@" > "$OUT/$out" 2>&1; }
+if command -v compute-sanitizer >/dev/null; then
+  san 120 memcheck sanitizer-ops.txt $W/bin/winnow_ops_tests --gtest_filter='*cuda*:-*head_49152*:*cuda__sample*:*cuda__head_top_k*'
+  note "compute-sanitizer memcheck, op harness: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-ops.txt" | tail -1)"
+  if [ -f $model ]; then
+    san 60 memcheck sanitizer-generate.txt $W/bin/winnow generate -m $model -p "The capital of France is" -n 8 --device cuda
+    note "compute-sanitizer memcheck, generate: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-generate.txt" | tail -1)"
+  fi
+fi
+
+t=$(cap 150)
 if [ "$t" -gt 0 ]; then
-  timeout "$t" python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$libs" --out "$OUT" > "$OUT/hf.txt" 2>&1
+  timeout -k 10 "$t" python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$libs" --out "$OUT" > "$OUT/hf.txt" 2>&1
   note "random bf16 models + HF peer: rc $? — see hf.txt"
 else
   note "random bf16 models + HF peer: skipped, $SECONDS s spent"
 fi
 
-if command -v compute-sanitizer >/dev/null; then
-  san() { local t=$1 tool=$2 out=$3; shift 3; step "$t" compute-sanitizer --tool "$tool" --error-exitcode 9 "${ours[@]}" "$@" > "$OUT/$out" 2>&1; }
-  san 150 memcheck sanitizer-ops.txt $W/bin/winnow_ops_tests --gtest_filter='*cuda*:-*head_49152*:*cuda__sample*:*cuda__head_top_k*'
-  note "compute-sanitizer memcheck, op harness: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-ops.txt" | tail -1)"
-  if [ -f $model ]; then
-    san 90 memcheck sanitizer-generate.txt $W/bin/winnow generate -m $model -p "The capital of France is" -n 8 --device cuda
-    note "compute-sanitizer memcheck, generate: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-generate.txt" | tail -1)"
-  fi
-  # the sample op's harness cases are thousands of calls: under memcheck, a subset that takes every path of the kernel
+if command -v compute-sanitizer >/dev/null; then  # the sample op's harness cases are thousands of calls: under memcheck, a subset that takes every path of the kernel
   san 60 memcheck sanitizer-sample.txt $W/bin/winnow_gpu_tests --gtest_filter='CudaSample.SanitizerSubset:CudaSample.RecordedOpReplaysWithNewUAndLength'
   note "compute-sanitizer memcheck, sample op: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-sample.txt" | tail -1)"
   # shared-memory races and barriers: the sample kernel (one 1024-thread block full of barriers and reused buffers), the
@@ -114,7 +137,7 @@ if [ -f $model ] && [ -n "$ncu" ]; then
   step 100 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base --log-file "$OUT/ncu-generate.csv" \
     "${ours[@]}" $W/bin/winnow generate -m $model -p "The capital of France is" -n 8 --device cuda --temp 0 --ignore-eos > "$OUT/ncu-generate.out" 2>&1
   rc=$?
-  python3 $here/kernel_times.py "$OUT/ncu-generate.csv" --tokens 8 --bench "$OUT/bench-smollm2-q4_1.json" --out "$OUT/kernel-times.json" \
+  timeout -k 5 30 python3 $here/kernel_times.py "$OUT/ncu-generate.csv" --tokens 8 --bench "$OUT/bench-smollm2-q4_1.json" --out "$OUT/kernel-times.json" \
     > "$OUT/kernel-times.txt" 2>&1
   note "per-kernel times (ncu): rc $rc/$? — $(head -1 "$OUT/kernel-times.txt" | cut -c1-160)"
 else
