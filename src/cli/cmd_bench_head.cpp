@@ -211,11 +211,10 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         std::fprintf(stderr, "pca basis: exact answers of the rotated head (%s) vs the unrotated: %d top-1 differences in %zu test queries, max relative p_top difference %.2g\n",
                      what, flips, unrotated.size(), worst_p);
     };
-    double fast_stream_cost = 0; // the fast rows' FastOptions::stream_cost, for their labels
     // the queries an algorithm sees (rotated ones for a rotated head); truths stay those of the unrotated head
     auto bench_variant = [&](head::AdaptiveAlgorithm& algo, const std::string& label, int algo_threads, double confidence,
                              const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q, const std::string& basis,
-                             const head::FaithfulOptions& fo) {
+                             const head::FaithfulOptions& fo, std::optional<double> stream_cost = std::nullopt) { // stream_cost: a fast row's, for its label
         for (double delta : deltas) {
             head::AdaptiveParams p = base;
             p.delta = delta;
@@ -262,7 +261,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["warmup_cap"] = p.warmup_cap;
-            if (label == "fast") row["stream_cost"] = fast_stream_cost;
+            if (stream_cost) row["stream_cost"] = *stream_cost;
             if (warmup_caps.size() > 1) row["warmup_cap_trials"] = cap_trials; // chosen on the tuning queries
             row["delta"] = delta;
             row["gain"] = m / frac;
@@ -292,13 +291,12 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["phase_ms_median"] = {{"setup", median(st.setup_ms)}, {"warmup", median(st.warmup_ms)}, {"best_arm", median(st.best_ms)},
                                       {"normalizer", median(st.norm_ms)}};
             rows.push_back(row);
-            char cost_text[48] = "";
-            if (label == "fast") std::snprintf(cost_text, sizeof cost_text, " stream-cost %g", fast_stream_cost);
-            const std::string stream_cost_label = cost_text;
+            char stream_cost_label[48] = "";
+            if (stream_cost) std::snprintf(stream_cost_label, sizeof stream_cost_label, " stream-cost %g", *stream_cost);
             std::fprintf(stderr,
                          "%s%s %s prefix %d %s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "
                          "f_b %.3g, f_ln %.3g, budget met %s, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
-                         label.c_str(), stream_cost_label.c_str(), basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
+                         label.c_str(), stream_cost_label, basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
                          fo.norm_factor_on_targets_only ? " f_ln-on-targets" : "", delta, m / frac, 100.0 * ok / m, st.wrong_arm, st.estimate,
                          100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate, cal.fudge_best, cal.fudge_norm,
                          cal.met ? "yes" : "no", p.warmup_cap, warm / m, best / m, norm / m);
@@ -374,16 +372,15 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                             // the row's labels (the fast head's pulls are batched, its tail pilot fixed)
                             const head::FaithfulOptions row_label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot};
                             const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost};
-                            fast_stream_cost = stream_cost;
                             if (basis == "none") {
                                 // the default options run the model's own AdaptiveHead (as every committed table did: its
                                 // noise counter runs on across confidences); other options, a head on one shared column copy
                                 if (m == 0 && stream_cost == head::FastOptions{}.stream_cost) {
-                                    bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label);
+                                    bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label, stream_cost);
                                 } else {
                                     if (!plain_fast) plain_fast = std::make_shared<const head::ColumnMajorHead>(W);
                                     head::FastAdaptiveSoftmax fast(plain_fast, fo);
-                                    bench_variant(fast, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label);
+                                    bench_variant(fast, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label, stream_cost);
                                 }
                                 continue;
                             }
@@ -391,7 +388,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                             // confidence and options (its query count seeds the noise), on one column copy
                             const PcaBasis& b = pca_basis();
                             head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(pca_fast_columns(), fo), b.rot);
-                            bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", row_label);
+                            bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", row_label, stream_cost);
                         }
                     continue;
                 }

@@ -69,11 +69,10 @@ struct FastAdaptiveSoftmax::Query {
     Query(const ColumnMajorHead& h, FastArmState& s, ReadRecorder* rec, std::span<const float> x, float b, uint64_t noise_seed, const FastOptions& o,
           bool portable_path)
         : H(h), st(s), recorder(rec), threads(o.threads), stream_cost(o.stream_cost), portable(portable_path), beta(b), n(h.n()) {
-        const int exact_prefix = o.exact_prefix;
         ColumnOrder order = gumbel_column_order(H.statistics().l1, x, noise_seed);
         // the Des Raj coefficients of the tail (des_raj_columns sums the shares from the end) need no change: a ratio
         // of shares is the same whether the shares are the whole order's or the tail's
-        if (exact_prefix > 0) lead_with_exact_prefix(order, exact_prefix);
+        if (o.exact_prefix > 0) lead_with_exact_prefix(order, o.exact_prefix);
         P = order.exact_prefix;
         dp = order.size();
         DesRajColumns c = des_raj_columns(order, x);

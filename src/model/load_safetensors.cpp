@@ -40,7 +40,7 @@ struct HfConfig {
     std::string path;
     template <typename T>
     T get(const char* key) const {
-        if (!j.contains(key) || j[key].is_null()) throw Error(ErrorKind::format, "'" + path + "': required key '" + key + "' is missing");
+        if (!has(key)) throw Error(ErrorKind::format, "'" + path + "': required key '" + key + "' is missing");
         if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
             if (!io::json_int_fits<T>(j[key])) throw Error(ErrorKind::format, "'" + path + "': key '" + key + "' is out of range");
         try {
@@ -50,7 +50,9 @@ struct HfConfig {
         }
     }
     template <typename T>
-    T get_or(const char* key, T def) const { return (j.contains(key) && !j[key].is_null()) ? get<T>(key) : def; }
+    T get_or(const char* key, T def) const { return has(key) ? get<T>(key) : def; }
+    // present and not null (a null value counts as absent, as transformers writes unset options)
+    bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
 };
 
 class Mapper {
@@ -141,15 +143,15 @@ void load_gpt2(const HfConfig& h, ModelConfig& c) {
 // not a positive finite number and two bases that disagree.
 float rope_theta(const HfConfig& h) {
     float base = h.get_or<float>("rope_theta", 10000.0f);
-    if (h.j.contains("rope_parameters") && !h.j["rope_parameters"].is_null()) {
+    if (h.has("rope_parameters")) {
         const json& rp = h.j["rope_parameters"];
         if (!rp.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': rope_parameters is not an object");
         const HfConfig p{rp, h.path + " rope_parameters"}; // its messages: "'<path> rope_parameters': key ..."
         const auto type = p.get_or<std::string>("rope_type", "default");
         if (type != "default") throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_parameters.rope_type '" + type + "' is not supported (default)");
-        if (rp.contains("rope_theta") && !rp["rope_theta"].is_null()) {
+        if (p.has("rope_theta")) {
             const float theta = p.get<float>("rope_theta");
-            if (h.j.contains("rope_theta") && !h.j["rope_theta"].is_null() && theta != base)
+            if (h.has("rope_theta") && theta != base)
                 throw Error(ErrorKind::format, "'" + h.path + "': rope_theta " + std::to_string(base) + " and rope_parameters.rope_theta " + std::to_string(theta) +
                                                    " differ");
             base = theta;
@@ -172,7 +174,7 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     c.rope = RopeStyle::rotate_half;
     c.rope_base = rope_theta(h);
     c.tied_head = h.get_or<bool>("tie_word_embeddings", false);
-    if (h.j.contains("rope_scaling") && !h.j["rope_scaling"].is_null())
+    if (h.has("rope_scaling"))
         throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_scaling is not supported");
     const auto act = h.get_or<std::string>("hidden_act", "silu");
     if (act != "silu") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_act '" + act + "' is not supported (silu)");
