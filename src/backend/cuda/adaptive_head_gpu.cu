@@ -2,6 +2,7 @@
 // the reduction orders: adaptive_norm_logic.cuh, whose *_host functions are the CPU twins). Written blind (no GPU on the
 // machine that wrote them): one thread per arm, warp shuffles, then one atomic per warp or block; the order-dependent
 // sums are made deterministic by writing per-block partials that the host adds in block order. No tuning.
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/adaptive_head_kernels.h"
 
 #include <string>
@@ -142,21 +143,21 @@ void check_launch() { WINNOW_CUDA_CHECK(cudaGetLastError()); }
 } // namespace
 
 void launch_set_stats(const uint8_t* in_set, const float* var, const int32_t* T, int64_t n, float thr, int dp, SetStats* out, cudaStream_t stream) {
-    reset_stats_kernel<<<1, 1, 0, stream>>>(out);
+    launch_plain(reset_stats_kernel, 1, 1, 0, stream, out);
     check_launch();
     if (n <= 0) return;
-    set_stats_kernel<<<blocks_for(n), kThreads, 0, stream>>>(in_set, var, T, n, thr, dp, out);
+    launch_plain(set_stats_kernel, blocks_for(n), kThreads, 0, stream, in_set, var, T, n, thr, dp, out);
     check_launch();
 }
 
 void launch_mark_group(const uint8_t* in_set, const int32_t* T, int64_t n, int target, int32_t* active, int32_t* list, Group* out,
                        cudaStream_t stream) {
-    reset_group_kernel<<<1, 1, 0, stream>>>(out);
+    launch_plain(reset_group_kernel, 1, 1, 0, stream, out);
     check_launch();
     if (n <= 0) return;
-    group_min_kernel<<<blocks_for(n), kThreads, 0, stream>>>(in_set, T, n, target, out);
+    launch_plain(group_min_kernel, blocks_for(n), kThreads, 0, stream, in_set, T, n, target, out);
     check_launch();
-    group_mark_kernel<<<blocks_for(n), kThreads, 0, stream>>>(in_set, T, n, active, list, out);
+    launch_plain(group_mark_kernel, blocks_for(n), kThreads, 0, stream, in_set, T, n, active, list, out);
     check_launch();
 }
 
@@ -171,36 +172,36 @@ void launch_exact_rows(GgmlType type, const uint8_t* rows, size_t row_bytes, int
     if (count <= 0) return;
     constexpr int kWarps = kThreads / 32;
     const unsigned grid = static_cast<unsigned>((count + kWarps - 1) / kWarps);
-    dispatch_weight_type(type, [&]<GgmlType W>() { exact_rows_kernel<W><<<grid, kThreads, 0, stream>>>(rows, row_bytes, d, x, list, count, beta, dp, mu, var, T); });
+    dispatch_weight_type(type, [&]<GgmlType W>() { launch_plain(exact_rows_kernel<W>, grid, kThreads, 0, stream, rows, row_bytes, d, x, list, count, beta, dp, mu, var, T); });
     check_launch();
 }
 
 void launch_norm_weights(const float* mu, const float* var, int64_t n, float c2, float* e, uint32_t* max_key, double* partials, cudaStream_t stream) {
-    reset_word_kernel<<<1, 1, 0, stream>>>(max_key);
+    launch_plain(reset_word_kernel, 1, 1, 0, stream, max_key);
     check_launch();
     if (n <= 0) return;
-    max_key_kernel<<<blocks_for(n), kThreads, 0, stream>>>(mu, var, n, c2, true, max_key);
+    launch_plain(max_key_kernel, blocks_for(n), kThreads, 0, stream, mu, var, n, c2, true, max_key);
     check_launch();
-    norm_weights_kernel<<<blocks_for(n), kThreads, 0, stream>>>(mu, var, n, c2, e, max_key, partials);
+    launch_plain(norm_weights_kernel, blocks_for(n), kThreads, 0, stream, mu, var, n, c2, e, max_key, partials);
     check_launch();
 }
 
 void launch_norm_filter(bool first, const float* e, const float* var, const int32_t* T, int64_t n, int dp, double f, double a, double b,
                         uint8_t* todo, int32_t* count, cudaStream_t stream) {
-    reset_count_kernel<<<1, 1, 0, stream>>>(count);
+    launch_plain(reset_count_kernel, 1, 1, 0, stream, count);
     check_launch();
     if (n <= 0) return;
-    norm_filter_kernel<<<blocks_for(n), kThreads, 0, stream>>>(first, e, var, T, n, dp, f, a, b, todo, count);
+    launch_plain(norm_filter_kernel, blocks_for(n), kThreads, 0, stream, first, e, var, T, n, dp, f, a, b, todo, count);
     check_launch();
 }
 
 void launch_sum_exp(const float* v, int64_t n, uint32_t* max_key, double* partials, cudaStream_t stream) {
-    reset_word_kernel<<<1, 1, 0, stream>>>(max_key);
+    launch_plain(reset_word_kernel, 1, 1, 0, stream, max_key);
     check_launch();
     if (n <= 0) return;
-    max_key_kernel<<<blocks_for(n), kThreads, 0, stream>>>(v, nullptr, n, 0.0f, false, max_key);
+    launch_plain(max_key_kernel, blocks_for(n), kThreads, 0, stream, v, nullptr, n, 0.0f, false, max_key);
     check_launch();
-    sum_exp_kernel<<<blocks_for(n), kThreads, 0, stream>>>(v, n, max_key, partials);
+    launch_plain(sum_exp_kernel, blocks_for(n), kThreads, 0, stream, v, n, max_key, partials);
     check_launch();
 }
 

@@ -6,6 +6,7 @@
 //   3. every thread derives b and floor_b from (1)'s two values (the same bits in each), writes its arm's keep flag,
 //      and a block's kept count and "all kept exact" go in by one atomicAdd / atomicAnd.
 // Twin: adaptive::eliminate_round_host.
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/adaptive_rounds.h"
 
 #include <string>
@@ -70,13 +71,13 @@ void launch_eliminate_round(const float* mu, const float* var, const int32_t* T,
                             float width2, RoundResult* result, cudaStream_t stream) {
     // arm indices must stay below kNoArm (an empty S's `first`) and fit best_key's 32-bit low half
     if (n_arms >= kNoArm) throw Error(ErrorKind::invalid_argument, "eliminate round: " + std::to_string(n_arms) + " arms (at most 2^31 - 2)");
-    reset_kernel<<<1, 1, 0, stream>>>(result);
+    launch_plain(reset_kernel, 1, 1, 0, stream, result);
     WINNOW_CUDA_CHECK(cudaGetLastError());
     if (n_arms <= 0) return;
     const unsigned blocks = static_cast<unsigned>((n_arms + kThreads - 1) / kThreads);
-    best_kernel<<<blocks, kThreads, 0, stream>>>(mu, in_S, n_arms, result);
+    launch_plain(best_kernel, blocks, kThreads, 0, stream, mu, in_S, n_arms, result);
     WINNOW_CUDA_CHECK(cudaGetLastError());
-    keep_kernel<<<blocks, kThreads, 0, stream>>>(mu, var, T, in_S, keep, n_arms, dp, width2, result);
+    launch_plain(keep_kernel, blocks, kThreads, 0, stream, mu, var, T, in_S, keep, n_arms, dp, width2, result);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

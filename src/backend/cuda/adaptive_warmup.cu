@@ -2,6 +2,7 @@
 // (design and arithmetic: adaptive_warmup_logic.cuh): one thread per arm, a warp's 32 arms reading each sampled column
 // as one 32-byte sector of int8 quants (or 4 of fp32). Twins: adaptive::warm_up_host and stream_masked_host, the same
 // functions per arm on the host.
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/adaptive_warmup.h"
 
 #include "backend/cuda/cuda_check.h"
@@ -28,7 +29,7 @@ void launch_warm_up(const ColumnLayout& h, const QueryOrder& o, const ArmState& 
     if (n_arms <= 0 || from >= to) return;
     constexpr int kThreads = 256;
     const unsigned blocks = static_cast<unsigned>((n_arms + kThreads - 1) / kThreads);
-    warm_up_kernel<<<blocks, kThreads, 0, stream>>>(h, o, s, n_arms, from, to, fresh, beta);
+    launch_plain(warm_up_kernel, blocks, kThreads, 0, stream, h, o, s, n_arms, from, to, fresh, beta);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -37,7 +38,7 @@ void launch_stream_masked(const ColumnLayout& h, const QueryOrder& o, const ArmS
     if (n_arms <= 0 || from >= to) return;
     constexpr int kThreads = 256;
     const unsigned blocks = static_cast<unsigned>((n_arms + kThreads - 1) / kThreads);
-    stream_masked_kernel<<<blocks, kThreads, 0, stream>>>(h, o, s, active, n_arms, from, to, beta);
+    launch_plain(stream_masked_kernel, blocks, kThreads, 0, stream, h, o, s, active, n_arms, from, to, beta);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <climits>
 
+#include "backend/cuda/shared_memory.cuh"
 #include "backend/cuda/attention_parts.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -50,7 +51,7 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys) {
     pdl_wait();
     pdl_launch_dependents();
-    extern __shared__ __align__(16) float shared[]; // q row [hd], then scores [n_keys]
+    WINNOW_DYNAMIC_SHARED(float, shared); // q row [hd], then scores [n_keys]
     __shared__ float scratch[32];
     // a recorded decode step: the position of this replay, within the keys the shared memory holds
     first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys);
@@ -96,7 +97,7 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
                                        const int32_t* __restrict__ pos_dev, int max_keys, int n_splits) {
     pdl_wait();
     pdl_launch_dependents();
-    extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [kSplitKeys]
+    WINNOW_DYNAMIC_SHARED(float, shared); // q row [hd], then this split's scores [kSplitKeys]
     __shared__ float scratch[32];
     first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys);
     const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;

@@ -439,7 +439,7 @@ public:
             not_while_recording("the sample op's first call (it allocates its scratch)");
             // a step recorded earlier may still point at the old scratch: keep it alive rather than free it under a graph
             if (sample_ws_.numel() > 0) retired_sample_ws_.push_back(sample_ws_);
-            sample_ws_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(bytes)); // zero-filled, as the kernel needs
+            sample_ws_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(bytes)); // the kernel clears what it reads (sample_chain.cuh)
         }
         cuda::SampleChain c;
         c.llama_order = p.chain.order == SamplerOrder::llama_cpp;

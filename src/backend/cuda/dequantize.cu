@@ -1,6 +1,7 @@
 #include <cstdint>
 #include <cuda_fp16.h>
 
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/dequantize.h"
 
@@ -52,7 +53,7 @@ void dequantize(GgmlType type, const void* src, float* dst, size_t n, cudaStream
     if (n == 0) return;
     constexpr int threads = 256;
     const unsigned blocks = static_cast<unsigned>((n + threads - 1) / threads);
-    dequantize_kernel<<<blocks, threads, 0, stream>>>(static_cast<uint32_t>(type), static_cast<const uint8_t*>(src), dst, n);
+    launch_plain(dequantize_kernel, blocks, threads, 0, stream, static_cast<uint32_t>(type), static_cast<const uint8_t*>(src), dst, n);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -4,6 +4,7 @@
 // fields of one part of a LinearParts kernel argument.
 #include <cstdint>
 
+#include "backend/cuda/shared_memory.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
@@ -19,7 +20,7 @@ __device__ __forceinline__ const float* gemv_input(const float* __restrict__ x, 
     if constexpr (!kNorm) {
         return xt;
     } else {
-        extern __shared__ __align__(16) float staged[]; // cols floats (the launch's dynamic shared memory), 16-byte aligned for
+        WINNOW_DYNAMIC_SHARED(float, staged); // cols floats (the launch's dynamic shared memory), 16-byte aligned for
                                                        // warp_row_dot's vector loads (the unfused GEMV's path and bits)
         __shared__ float scratch[32];
         float ss = 0.0f;

@@ -58,6 +58,18 @@ inline bool pdl_enabled() {
     return on;
 }
 
+#ifdef WINNOW_CUDA_EMULATED
+// The SIMT emulator's build (emulator/simt.h): every launch runs on the emulator, which has no PDL to ask for (its
+// kernels run one after another, as PDL's pdl_wait() makes them).
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    emu::launch(kernel, grid, block, shared, s, std::forward<Args>(args)...);
+}
+template <class... Params, class... Args>
+void launch_plain(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    emu::launch(kernel, grid, block, shared, s, std::forward<Args>(args)...);
+}
+#else
 // kernel<<<grid, block, shared, s>>>(args...), with the PDL attribute when pdl_enabled(). The kernel must begin with
 // pdl_wait() (above). The callers check cudaGetLastError() after it, as after any <<<>>> launch; a failed
 // cudaLaunchKernelEx throws here, its error cleared from the last-error slot first (or the callers' check, or the next
@@ -84,5 +96,14 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cud
         throw Error(ErrorKind::io, std::string("cudaLaunchKernelEx (programmatic dependent launch) failed: ") + cudaGetErrorString(err));
     }
 }
+
+
+// kernel<<<grid, block, shared, s>>>(args...): for the kernels that are not launched with PDL (they need not begin with
+// pdl_wait()); one spelling of a launch for nvcc and the emulator's build alike.
+template <class... Params, class... Args>
+void launch_plain(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    kernel<<<grid, block, shared, s>>>(std::forward<Args>(args)...);
+}
+#endif
 
 } // namespace winnow::cuda

@@ -183,12 +183,18 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     };
 
     // ---- penalty over the distinct ids of the window (the host's unordered_set): the first thread to mark an id
-    // in `seen` applies it; the marks are cleared again for the next call
+    // in `seen` applies it. `seen` is cleared here, every call: the scratch is shared by calls of every vocabulary
+    // size and each size puts `seen` at another offset (launch_sample), so what lies there may be an earlier call's
+    // floats. (Clearing the marks after use instead left a larger n's bits over a smaller n's floats: found by the
+    // SIMT emulator, tests/gpu CudaSample.MatchesTheCpuTwinOnSmallVocabularies, vocabulary 5 after 3001.)
+    const bool penalize = c.repeat_penalty != 1.0f && a.history;
     for (int i = tid; i < n; i += nt) work[i] = a.logits[i];
+    if (penalize)
+        for (int w = tid; w < (n + 31) / 32; w += nt) a.seen[w] = 0;
     b.sync();
     int from = 0;
     if (c.repeat_last_n >= 0 && nh > c.repeat_last_n) from = nh - c.repeat_last_n;
-    if (c.repeat_penalty != 1.0f && a.history) {
+    if (penalize) {
         for (int j = from + tid; j < nh; j += nt) {
             const int32_t id = a.history[j];
             if (id < 0 || id >= n) continue;
@@ -199,10 +205,6 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
             }
         }
         b.sync();
-        for (int j = from + tid; j < nh; j += nt) {
-            const int32_t id = a.history[j];
-            if (id >= 0 && id < n) b.atomic_and(&a.seen[id >> 5], ~(1u << (id & 31)));
-        }
     }
 
     // ---- greedy: std::max_element's answer. It keeps its first element until a later one compares greater, so a NaN

@@ -18,6 +18,7 @@
 #include <climits>
 #include <string>
 
+#include "backend/cuda/shared_memory.cuh"
 #include "backend/cuda/attention_parts.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -127,7 +128,7 @@ __device__ void flag_best_units(const uint64_t* keys, int n_units, int select, u
 __global__ void sparse_rows_kernel(SparseRowsArgs a, const uint64_t* __restrict__ unit_keys, int* __restrict__ lists, int* __restrict__ counts) {
     pdl_wait();
     pdl_launch_dependents();
-    extern __shared__ uint64_t shared_keys[]; // keys [list_units] (with selection), then flags [list_units]
+    WINNOW_DYNAMIC_SHARED(uint64_t, shared_keys); // keys [list_units] (with selection), then flags [list_units]
     __shared__ int scratch[32];
     int pos0 = a.pos0;
     first_position(pos0, a.pos_dev, a.rows, a.max_keys);
@@ -164,7 +165,7 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
                                      int units_per_split) {
     pdl_wait();
     pdl_launch_dependents();
-    extern __shared__ __align__(16) float shared[]; // q row [hd], then this split's scores [units_per_split * unit]
+    WINNOW_DYNAMIC_SHARED(float, shared); // q row [hd], then this split's scores [units_per_split * unit]
     __shared__ float scratch[32];
     int pos0 = a.pos0;
     first_position(pos0, a.pos_dev, a.rows, a.max_keys);

@@ -1,0 +1,349 @@
+// The part of the CUDA runtime API the CUDA backend calls, for the SIMT emulator's build (simt.h): one emulated device
+// whose memory is host memory, streams that run their work at once (or record it while captured into a graph), events
+// that read the host clock, and kernel launches that check their configuration as the device does before the scheduler
+// (scheduler.cpp) runs them. Errors follow the runtime's rules: a call returns its error and leaves it for
+// cudaGetLastError; a launch's error is left there alone.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/emulator/emulator.h"
+#include "backend/cuda/emulator/simt.h"
+
+// The runtime's opaque handles, defined here.
+struct CUstream_st {
+    bool capturing = false;
+    std::vector<std::function<void()>> recorded;
+};
+struct CUgraph_st {
+    std::vector<std::function<void()>> work;
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> work;
+};
+struct CUevent_st {
+    std::chrono::steady_clock::time_point at{};
+    bool recorded = false;
+};
+
+namespace winnow::emu {
+namespace {
+
+constexpr int kSharedDefault = 48 * 1024;     // dynamic shared memory a kernel gets without opting in
+constexpr int kSharedOptinMax = 227 * 1024;   // sm_90's ceiling per block
+constexpr size_t kGlobalMemory = 141ull << 30; // an H200's, for what the backend asks
+
+struct State {
+    std::mutex mutex;
+    std::map<const char*, size_t> allocations; // base -> bytes: cudaMalloc and cudaMallocHost
+    std::map<const void*, int> shared_optin;   // kernel -> its MaxDynamicSharedMemorySize
+    cudaError_t last_error = cudaSuccess;
+    CUstream_st default_stream;
+};
+
+State& state() {
+    static State s;
+    return s;
+}
+
+cudaError_t fail(cudaError_t e) {
+    state().last_error = e;
+    return e;
+}
+
+CUstream_st* resolve(cudaStream_t s) {
+    return (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) ? &state().default_stream : s;
+}
+
+void* allocate(size_t bytes) {
+    void* p = std::aligned_alloc(256, std::max<size_t>(256, (bytes + 255) / 256 * 256)); // cudaMalloc's alignment
+    if (!p) return nullptr;
+    std::lock_guard lock(state().mutex);
+    state().allocations[static_cast<const char*>(p)] = bytes;
+    return p;
+}
+
+bool release(void* p) {
+    if (!p) return true;
+    {
+        std::lock_guard lock(state().mutex);
+        auto it = state().allocations.find(static_cast<const char*>(p));
+        if (it == state().allocations.end()) return false;
+        state().allocations.erase(it);
+    }
+    std::free(p);
+    return true;
+}
+
+} // namespace
+
+bool is_device_range(const void* p, size_t bytes) {
+    std::lock_guard lock(state().mutex);
+    const char* c = static_cast<const char*>(p);
+    auto it = state().allocations.upper_bound(c);
+    if (it == state().allocations.begin()) return false;
+    --it;
+    return c >= it->first && c + bytes <= it->first + it->second;
+}
+
+bool is_device_accessible(const void* p) {
+    std::lock_guard lock(state().mutex);
+    const char* c = static_cast<const char*>(p);
+    auto it = state().allocations.upper_bound(c);
+    if (it == state().allocations.begin()) return false;
+    --it;
+    return c <= it->first + it->second; // one past the end is a valid pointer too
+}
+
+void bad_pointer_argument(const void* kernel, int index, const void* p) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "SIMT emulator: kernel %p: argument %d (%p) is a pointer outside every device allocation", kernel, index, p);
+    throw std::runtime_error(buf);
+}
+
+void enqueue(cudaStream_t stream, std::function<void()> work) {
+    CUstream_st* s = resolve(stream);
+    if (s->capturing) s->recorded.push_back(std::move(work));
+    else work();
+}
+
+void launch_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, std::function<void()> body) {
+    const unsigned long long threads = 1ull * block.x * block.y * block.z;
+    if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) {
+        fail(cudaErrorInvalidConfiguration);
+        return;
+    }
+    int allowed = kSharedDefault;
+    {
+        std::lock_guard lock(state().mutex);
+        auto it = state().shared_optin.find(kernel);
+        if (it != state().shared_optin.end()) allowed = std::max(allowed, it->second);
+    }
+    if (shared > static_cast<size_t>(allowed)) {
+        fail(cudaErrorInvalidValue); // the device refuses: more dynamic shared memory than the kernel opted into
+        return;
+    }
+    enqueue(stream, [grid, block, shared, body = std::move(body)] { run_grid(grid, block, shared, body); });
+}
+
+} // namespace winnow::emu
+
+using namespace winnow::emu;
+
+extern "C" {
+
+cudaError_t cudaGetLastError(void) {
+    const cudaError_t e = state().last_error;
+    state().last_error = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError(void) { return state().last_error; }
+
+const char* cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    default: return "cudaErrorUnknown";
+    }
+}
+const char* cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    default: return "unknown error (SIMT emulator)";
+    }
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+    *count = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice); }
+cudaError_t cudaGetDevice(int* device) {
+    *device = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* v) {
+    *v = CUDART_VERSION;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+    *v = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+// The name says what this is wherever the backend prints it (winnow info, bench reports): not a GPU.
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+    if (device != 0) return fail(cudaErrorInvalidDevice);
+    *p = cudaDeviceProp{};
+    std::snprintf(p->name, sizeof p->name, "winnow SIMT emulator (CPU, not a GPU)");
+    p->major = 9, p->minor = 0;
+    p->totalGlobalMem = kGlobalMemory;
+    p->sharedMemPerBlock = kSharedDefault;
+    p->sharedMemPerBlockOptin = kSharedOptinMax;
+    p->warpSize = 32;
+    p->maxThreadsPerBlock = 1024;
+    p->maxThreadsDim[0] = p->maxThreadsDim[1] = 1024, p->maxThreadsDim[2] = 64;
+    p->maxGridSize[0] = 0x7fffffff, p->maxGridSize[1] = p->maxGridSize[2] = 65535;
+    p->multiProcessorCount = 132;
+    p->l2CacheSize = 60 << 20;
+    p->memoryBusWidth = 6144;
+    p->regsPerBlock = 65536;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+    if (device != 0) return fail(cudaErrorInvalidDevice);
+    switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = kSharedOptinMax; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = kSharedDefault; break;
+    case cudaDevAttrMultiProcessorCount: *value = 132; break;
+    case cudaDevAttrWarpSize: *value = 32; break;
+    case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
+    default: return fail(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
+    *free_bytes = *total = kGlobalMemory;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
+    if (value < 0 || value > kSharedOptinMax) return fail(cudaErrorInvalidValue);
+    std::lock_guard lock(state().mutex);
+    state().shared_optin[func] = value;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+    *p = allocate(bytes);
+    return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
+cudaError_t cudaFree(void* p) { return release(p) ? cudaSuccess : fail(cudaErrorInvalidValue); }
+cudaError_t cudaFreeHost(void* p) { return cudaFree(p); }
+
+// A copy's device side must lie inside one allocation (the device faults otherwise); host sides cannot be checked.
+static cudaError_t check_copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+    if (n == 0) return cudaSuccess;
+    const bool dst_device = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    const bool src_device = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if ((dst_device && !is_device_range(dst, n)) || (src_device && !is_device_range(src, n))) return fail(cudaErrorInvalidValue);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+    if (const cudaError_t e = check_copy(dst, src, n, kind)) return e;
+    if (n) std::memmove(dst, src, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
+    if (const cudaError_t e = check_copy(dst, src, n, kind)) return e;
+    if (n) enqueue(s, [=] { std::memmove(dst, src, n); });
+    return cudaSuccess;
+}
+cudaError_t cudaMemset(void* p, int v, size_t n) {
+    if (n && !is_device_range(p, n)) return fail(cudaErrorInvalidValue);
+    if (n) std::memset(p, v, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t s) {
+    if (n && !is_device_range(p, n)) return fail(cudaErrorInvalidValue);
+    if (n) enqueue(s, [=] { std::memset(p, v, n); });
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
+    *s = new CUstream_st;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (s && s != resolve(nullptr)) delete s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    return resolve(s)->capturing ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+    CUstream_st* st = resolve(s);
+    if (st->capturing) return fail(cudaErrorIllegalState);
+    st->capturing = true;
+    st->recorded.clear();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+    CUstream_st* st = resolve(s);
+    if (!st->capturing) return fail(cudaErrorIllegalState);
+    st->capturing = false;
+    *graph = new CUgraph_st{std::move(st->recorded)};
+    st->recorded.clear();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
+    *status = resolve(s)->capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+    *exec = new CUgraphExec_st{graph->work};
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    for (const auto& w : exec->work) enqueue(s, w);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+    *e = new CUevent_st;
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) { return cudaEventCreate(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    enqueue(s, [e] { e->at = std::chrono::steady_clock::now(), e->recorded = true; });
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
+    *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+    return cudaSuccess;
+}
+
+} // extern "C"

@@ -1,0 +1,294 @@
+// The SIMT emulator's scheduler (simt.h says what the emulator is for): runs a launch's blocks one after another, each
+// block's threads as Boost.Context fibers on the calling thread, switching only where CUDA threads meet.
+//
+// A block runs in passes. Each pass resumes every thread that may run until it finishes or waits at a meeting point:
+// the block barrier (__syncthreads and its variants) or a warp collective (shuffle, vote, __syncwarp). After a pass
+// every live thread waits; the scheduler then releases each warp collective whose mask is complete and, when every live
+// thread of the block waits at the barrier, the barrier. A pass that releases nothing while threads still wait is a
+// deadlock on the device, and a launch error here, with what each thread waits for.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <boost/context/fiber.hpp>
+#include <boost/context/stack_context.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/emulator/emulator.h"
+#include "backend/cuda/emulator/simt.h"
+
+namespace winnow::emu {
+
+Coordinates g_coordinates;
+
+namespace ctx = boost::context;
+
+namespace {
+
+// Fiber stacks: mmap'd with a guard page below (an overflow faults instead of corrupting its neighbour) and kept for
+// the next thread, as a launch starts millions of threads and a block holds at most 1024 at once.
+class StackPool {
+public:
+    static constexpr size_t kSize = 256 * 1024; // pages are committed only when touched
+    ctx::stack_context allocate() {
+        void* base = nullptr;
+        if (!free_.empty()) {
+            base = free_.back();
+            free_.pop_back();
+        } else {
+            base = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (base == MAP_FAILED) throw std::bad_alloc();
+            mprotect(base, static_cast<size_t>(sysconf(_SC_PAGESIZE)), PROT_NONE);
+        }
+        ctx::stack_context sc;
+        sc.size = kSize;
+        sc.sp = static_cast<char*>(base) + kSize;
+        return sc;
+    }
+    void deallocate(ctx::stack_context& sc) { free_.push_back(static_cast<char*>(sc.sp) - sc.size); }
+    ~StackPool() {
+        for (void* base : free_) munmap(base, kSize);
+    }
+
+private:
+    std::vector<void*> free_;
+};
+
+// The allocator handle Boost.Context copies into each fiber.
+struct PooledStack {
+    StackPool* pool;
+    ctx::stack_context allocate() { return pool->allocate(); }
+    void deallocate(ctx::stack_context& sc) noexcept { pool->deallocate(sc); }
+};
+
+enum class Wait : uint8_t { none, block, warp, done };
+
+struct SimThread {
+    ctx::fiber fiber; // the thread, while the scheduler runs
+    ctx::fiber sink;  // the scheduler, while the thread runs
+    uint3 idx{0, 0, 0};
+    int lane = 0;
+    Wait wait = Wait::none;
+    bool started = false;
+    // the collective this thread waits at, and its result
+    Collective kind = Collective::sync;
+    unsigned mask = 0;
+    uint64_t value = 0;
+    int source = 0;
+    int predicate = 0;
+    uint64_t result = 0;
+};
+
+struct BlockRun {
+    std::vector<SimThread> threads;
+    SimThread* current = nullptr;
+    int live = 0;
+    std::exception_ptr error;
+    std::vector<unsigned char> shared;
+    std::string where; // "block (x, y, z)" for messages
+};
+
+// One block runs at a time in the process: launches from several host threads take turns (g_launch), which also makes
+// the kernels' function-local statics their block's shared memory (simt.h). Plain globals: the fast path of every
+// meeting point reads them.
+std::mutex g_launch;
+BlockRun* g_block = nullptr;
+StackPool g_stacks;
+
+SimThread& current_thread() {
+    if (!g_block || !g_block->current) throw std::logic_error("SIMT emulator: a device function was called outside a kernel");
+    return *g_block->current;
+}
+
+// Suspends the running thread at a meeting point until the scheduler releases it.
+void wait_here(Wait w) {
+    SimThread& t = current_thread();
+    t.wait = w;
+    t.sink = std::move(t.sink).resume();
+}
+
+std::string describe(const SimThread& t) {
+    char buf[160];
+    const char* what = t.wait == Wait::block ? "the block barrier"
+                       : t.wait == Wait::done ? "its end"
+                       : t.kind == Collective::shuffle ? "a shuffle"
+                       : t.kind == Collective::vote ? "a vote" : "__syncwarp";
+    std::snprintf(buf, sizeof buf, "thread (%u, %u, %u) (lane %d, mask 0x%08x) at %s", t.idx.x, t.idx.y, t.idx.z, t.lane, t.mask, what);
+    return buf;
+}
+
+[[noreturn]] void fail(const BlockRun& b, const std::string& what) {
+    throw std::runtime_error("SIMT emulator: " + b.where + ": " + what);
+}
+
+void resume(BlockRun& b, SimThread& t, const std::function<void()>& body) {
+    b.current = &t;
+    g_coordinates.thread_idx = t.idx;
+    if (!t.started) {
+        t.started = true;
+        t.fiber = ctx::fiber(std::allocator_arg, PooledStack{&g_stacks}, [&b, &t, &body](ctx::fiber&& sink) {
+            t.sink = std::move(sink);
+            try {
+                body();
+            } catch (const ctx::detail::forced_unwind&) {
+                throw; // the block is being torn down: let Boost.Context unwind this stack
+            } catch (...) {
+                if (!b.error) b.error = std::current_exception();
+            }
+            t.wait = Wait::done;
+            --b.live;
+            return std::move(t.sink);
+        });
+    }
+    t.wait = Wait::none;
+    t.fiber = std::move(t.fiber).resume();
+    b.current = nullptr;
+}
+
+// Releases every warp collective whose mask is complete. A collective names lanes that have exited, or lanes that wait
+// at a different collective or with a different mask: undefined on the device, an error here.
+bool release_warps(BlockRun& b) {
+    bool released = false;
+    const int n = static_cast<int>(b.threads.size());
+    for (int base = 0; base < n; base += 32) {
+        SimThread* lanes[32] = {};
+        for (int l = 0; l < 32 && base + l < n; ++l) lanes[l] = &b.threads[base + l];
+        for (int l = 0; l < 32 && lanes[l]; ++l) {
+            SimThread& t = *lanes[l];
+            if (t.wait != Wait::warp) continue;
+            if (!(t.mask >> l & 1u)) fail(b, describe(t) + ": the mask does not include the calling lane");
+            bool ready = true;
+            for (int m = 0; m < 32; ++m) {
+                if (!(t.mask >> m & 1u)) continue;
+                if (!lanes[m]) fail(b, describe(t) + ": the mask names lane " + std::to_string(m) + ", which the block does not have");
+                const SimThread& o = *lanes[m];
+                if (o.wait == Wait::done) fail(b, describe(t) + ": the mask names lane " + std::to_string(m) + ", which has exited");
+                if (o.wait != Wait::warp) { ready = false; break; }
+                if (o.mask != t.mask || o.kind != t.kind) fail(b, describe(t) + " meets " + describe(o) + ": different collectives or masks");
+            }
+            if (!ready) continue;
+            uint64_t vote = 0;
+            for (int m = 0; m < 32; ++m)
+                if (t.mask >> m & 1u) vote |= (lanes[m]->value != 0 ? 1ull : 0ull) << m;
+            for (int m = 0; m < 32; ++m) {
+                if (!(t.mask >> m & 1u)) continue;
+                SimThread& o = *lanes[m];
+                if (o.kind == Collective::shuffle) {
+                    const int s = o.source;
+                    if (s < 0 || s >= 32 || !(t.mask >> s & 1u))
+                        fail(b, describe(o) + ": reads lane " + std::to_string(s) + ", which is not in the mask");
+                    o.result = lanes[s]->value;
+                } else {
+                    o.result = vote;
+                }
+                o.wait = Wait::none;
+            }
+            released = true;
+        }
+    }
+    return released;
+}
+
+// Releases the block barrier once every live thread waits at it.
+bool release_block(BlockRun& b) {
+    int waiting = 0, count = 0;
+    for (const SimThread& t : b.threads)
+        if (t.wait == Wait::block) ++waiting, count += t.predicate != 0;
+    if (waiting == 0 || waiting != b.live) return false;
+    for (SimThread& t : b.threads) {
+        if (t.wait != Wait::block) continue;
+        t.result = t.kind == Collective::vote ? static_cast<uint64_t>(count) : (count == waiting ? 1u : 0u);
+        t.wait = Wait::none;
+    }
+    return true;
+}
+
+void run_block(BlockRun& b, const std::function<void()>& body) {
+    for (;;) {
+        for (SimThread& t : b.threads) {
+            if (t.wait != Wait::none) continue;
+            resume(b, t, body);
+            if (b.error) std::rethrow_exception(b.error);
+        }
+        if (b.live == 0) return;
+        const bool warps = release_warps(b);
+        const bool block = release_block(b);
+        if (!warps && !block) {
+            std::string what = "deadlock: ";
+            int shown = 0;
+            for (const SimThread& t : b.threads)
+                if (t.wait != Wait::done && shown++ < 4) what += describe(t) + "; ";
+            fail(b, what + std::to_string(b.live) + " threads wait, none can go on (a barrier or collective some threads never reach)");
+        }
+    }
+}
+
+} // namespace
+
+uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int source) {
+    SimThread& t = current_thread();
+    t.kind = kind, t.mask = mask, t.value = value, t.source = source;
+    wait_here(Wait::warp);
+    return t.result;
+}
+
+int block_barrier(int predicate, bool count) {
+    SimThread& t = current_thread();
+    t.predicate = predicate;
+    t.kind = count ? Collective::vote : Collective::sync;
+    t.mask = 0;
+    wait_here(Wait::block);
+    return static_cast<int>(t.result);
+}
+
+int lane_id() { return current_thread().lane; }
+
+unsigned char* dynamic_shared() {
+    if (!g_block) throw std::logic_error("SIMT emulator: dynamic shared memory outside a kernel");
+    return g_block->shared.data();
+}
+
+void trap() { throw std::runtime_error("SIMT emulator: a kernel called __trap()"); }
+
+void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>& body) {
+    std::lock_guard lock(g_launch);
+    const int n = static_cast<int>(block.x * block.y * block.z);
+    BlockRun* outer = g_block;
+    const Coordinates saved = g_coordinates;
+    g_coordinates.grid_dim = grid;
+    g_coordinates.block_dim = block;
+    try {
+        for (unsigned z = 0; z < grid.z; ++z)
+            for (unsigned y = 0; y < grid.y; ++y)
+                for (unsigned x = 0; x < grid.x; ++x) {
+                    BlockRun b;
+                    b.where = "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
+                    // 16-byte aligned as the device's; not zeroed on the device either, so filled with a pattern
+                    b.shared.assign(shared + 16, 0xa5);
+                    b.threads.resize(n);
+                    for (int i = 0; i < n; ++i) {
+                        SimThread& t = b.threads[i];
+                        t.idx = {static_cast<unsigned>(i) % block.x, static_cast<unsigned>(i) / block.x % block.y,
+                                 static_cast<unsigned>(i) / (block.x * block.y)};
+                        t.lane = i % 32;
+                    }
+                    b.live = n;
+                    g_block = &b;
+                    g_coordinates.block_idx = {x, y, z};
+                    run_block(b, body);
+                    g_block = outer;
+                }
+    } catch (...) {
+        g_block = outer;
+        g_coordinates = saved;
+        throw;
+    }
+    g_coordinates = saved;
+}
+
+} // namespace winnow::emu

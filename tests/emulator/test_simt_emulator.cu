@@ -1,0 +1,200 @@
+// The SIMT emulator (src/backend/cuda/emulator/simt.h) against what the CUDA Programming Guide defines, and its checks:
+// each meeting point's result, and each misuse it must refuse rather than run. Built only with -DWINNOW_CUDA_EMULATOR=ON;
+// a test here that passed wrongly would let the GPU tests pass on kernels that fail on a GPU.
+#include <cuda_runtime.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/launch.cuh"
+#include "backend/cuda/shared_memory.cuh"
+
+namespace {
+
+template <class T>
+struct DeviceBuffer {
+    T* p = nullptr;
+    size_t n = 0;
+    explicit DeviceBuffer(size_t count) : n(count) {
+        EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), n * sizeof(T)), cudaSuccess);
+        EXPECT_EQ(cudaMemset(p, 0, n * sizeof(T)), cudaSuccess);
+    }
+    ~DeviceBuffer() { cudaFree(p); }
+    std::vector<T> read() const {
+        std::vector<T> h(n);
+        EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+        return h;
+    }
+};
+
+__global__ void shuffles_kernel(int* out) {
+    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+    int* o = out + 4 * 64 * w;
+    o[lane] = __shfl_xor_sync(0xffffffffu, lane * 10, 5);
+    o[32 + lane] = __shfl_up_sync(0xffffffffu, lane * 10, 3);
+    o[64 + lane] = __shfl_down_sync(0xffffffffu, lane * 10, 3, 16);
+    o[96 + lane] = __shfl_sync(0xffffffffu, lane * 10, 7, 8);
+    o[128 + lane] = static_cast<int>(__ballot_sync(0xffffffffu, lane % 3 == 0) == 0x49249249u);
+    o[160 + lane] = __syncthreads_count(threadIdx.x % 2);
+    o[192 + lane] = __syncthreads_and(threadIdx.x < 1000);
+}
+
+TEST(SimtEmulator, ShufflesVotesAndBarrierCountsFollowTheProgrammingGuide) {
+    DeviceBuffer<int> out(2 * 4 * 64);
+    winnow::cuda::launch_plain(shuffles_kernel, 1, 64, 0, nullptr, out.p);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<int> o = out.read();
+    for (int w = 0; w < 2; ++w)
+        for (int lane = 0; lane < 32; ++lane) {
+            const int* r = o.data() + 4 * 64 * w;
+            EXPECT_EQ(r[lane], (lane ^ 5) * 10);
+            EXPECT_EQ(r[32 + lane], (lane < 3 ? lane : lane - 3) * 10); // lanes below delta keep their own value
+            EXPECT_EQ(r[64 + lane], ((lane % 16) + 3 >= 16 ? lane : lane + 3) * 10); // per 16-lane segment
+            EXPECT_EQ(r[96 + lane], ((lane & ~7) + 7) * 10); // lane 7 of each 8-lane segment
+            EXPECT_EQ(r[128 + lane], 1);
+            EXPECT_EQ(r[160 + lane], 32); // 64 threads, half of them odd
+            EXPECT_EQ(r[192 + lane], 1);
+        }
+}
+
+// A block-wide tree sum in shared memory: wrong without the barriers between its levels.
+__global__ void block_sum_kernel(const int* in, int* out) {
+    __shared__ int s[256];
+    s[threadIdx.x] = in[blockIdx.x * 256 + threadIdx.x];
+    __syncthreads();
+    for (int h = 128; h > 0; h /= 2) {
+        if (static_cast<int>(threadIdx.x) < h) s[threadIdx.x] += s[threadIdx.x + h];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = s[0];
+}
+
+TEST(SimtEmulator, SharedMemoryIsPerBlockAndBarriersOrderIt) {
+    std::vector<int> h(3 * 256);
+    std::iota(h.begin(), h.end(), 1);
+    DeviceBuffer<int> in(h.size()), out(3);
+    ASSERT_EQ(cudaMemcpy(in.p, h.data(), h.size() * sizeof(int), cudaMemcpyHostToDevice), cudaSuccess);
+    winnow::cuda::launch_plain(block_sum_kernel, 3, 256, 0, nullptr, in.p, out.p);
+    const std::vector<int> o = out.read();
+    for (int b = 0; b < 3; ++b) EXPECT_EQ(o[b], std::accumulate(h.begin() + 256 * b, h.begin() + 256 * (b + 1), 0)) << "block " << b;
+}
+
+__global__ void dynamic_shared_kernel(float* out, int n) {
+    WINNOW_DYNAMIC_SHARED(float, buf);
+    if (reinterpret_cast<uintptr_t>(buf) % 16 != 0) __trap(); // the device's dynamic shared memory is 16-byte aligned
+    for (int i = threadIdx.x; i < n; i += blockDim.x) buf[i] = static_cast<float>(i + blockIdx.x);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0;
+        for (int i = 0; i < n; ++i) s += buf[i];
+        out[blockIdx.x] = s;
+    }
+}
+
+TEST(SimtEmulator, DynamicSharedMemoryNeedsTheOptInAboveTheDefault) {
+    DeviceBuffer<float> out(2);
+    const int small = 1000, big = 20000; // 4 KB, and 80 KB (above the 48 KB default)
+    winnow::cuda::launch_plain(dynamic_shared_kernel, 2, 128, small * sizeof(float), nullptr, out.p, small);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    EXPECT_EQ(out.read()[1], static_cast<float>(small * (small - 1) / 2 + small));
+    winnow::cuda::launch_plain(dynamic_shared_kernel, 2, 128, big * sizeof(float), nullptr, out.p, big);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue) << "80 KB of dynamic shared memory without the opt-in must not launch";
+    ASSERT_EQ(cudaFuncSetAttribute(dynamic_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, big * sizeof(float)), cudaSuccess);
+    winnow::cuda::launch_plain(dynamic_shared_kernel, 2, 128, big * sizeof(float), nullptr, out.p, big);
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    float want = 0; // the kernel's float sum, in its order
+    for (int i = 0; i < big; ++i) want += static_cast<float>(i);
+    EXPECT_EQ(out.read()[0], want);
+}
+
+__global__ void write_kernel(int* out) { out[threadIdx.x] = static_cast<int>(threadIdx.x); }
+
+TEST(SimtEmulator, RefusesBadConfigurationsAndHostPointers) {
+    DeviceBuffer<int> out(64);
+    winnow::cuda::launch_plain(write_kernel, 1, 2048, 0, nullptr, out.p);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration) << "2048 threads per block";
+    winnow::cuda::launch_plain(write_kernel, 0, 32, 0, nullptr, out.p);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration) << "an empty grid";
+    std::vector<int> host(64);
+    EXPECT_THROW(winnow::cuda::launch_plain(write_kernel, 1, 32, 0, nullptr, host.data()), std::runtime_error);
+    int* dev_host = nullptr; // pinned host memory is device-accessible
+    ASSERT_EQ(cudaMallocHost(reinterpret_cast<void**>(&dev_host), 64 * sizeof(int)), cudaSuccess);
+    winnow::cuda::launch_plain(write_kernel, 1, 64, 0, nullptr, dev_host);
+    EXPECT_EQ(dev_host[63], 63);
+    cudaFreeHost(dev_host);
+    EXPECT_EQ(cudaMemcpy(out.p + 60, host.data(), 8 * sizeof(int), cudaMemcpyHostToDevice), cudaErrorInvalidValue) << "a copy past the allocation";
+    (void)cudaGetLastError();
+}
+
+// Half a warp waits at the block barrier while the other half waits for it in a full-warp shuffle: a hang on the device.
+// (Threads that exit do not hold a barrier up, on the device since Volta or here.)
+__global__ void divergent_barrier_kernel(int* out) {
+    if (threadIdx.x < 16) {
+        __syncthreads();
+        out[threadIdx.x] = 1;
+    } else {
+        out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1, 1);
+    }
+}
+
+// Lane 31 leaves before the full-mask shuffle the others enter.
+__global__ void early_exit_kernel(int* out) {
+    if (threadIdx.x == 31) return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, static_cast<int>(threadIdx.x), 1);
+}
+
+// A full-warp mask in a block of 16 threads names lanes that do not exist.
+__global__ void short_block_kernel(int* out) { out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1, 1); }
+
+__global__ void trap_kernel(int* out) {
+    if (threadIdx.x == 5) __trap();
+    out[threadIdx.x] = 1;
+}
+
+std::string launch_error(void (*kernel)(int*), int threads, int* out) {
+    try {
+        winnow::cuda::launch_plain(kernel, 1, threads, 0, nullptr, out);
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(SimtEmulator, DeadlocksExitedLanesAndTrapsAreLaunchErrors) {
+    DeviceBuffer<int> out(64);
+    EXPECT_NE(launch_error(divergent_barrier_kernel, 32, out.p).find("deadlock"), std::string::npos);
+    EXPECT_NE(launch_error(early_exit_kernel, 32, out.p).find("has exited"), std::string::npos);
+    EXPECT_NE(launch_error(short_block_kernel, 16, out.p).find("does not have"), std::string::npos);
+    EXPECT_NE(launch_error(trap_kernel, 32, out.p).find("__trap"), std::string::npos);
+    // and the emulator still runs a correct kernel afterwards
+    winnow::cuda::launch_plain(write_kernel, 1, 64, 0, nullptr, out.p);
+    EXPECT_EQ(out.read()[40], 40);
+}
+
+__global__ void increment_kernel(int* x) { atomicAdd(x + threadIdx.x % 4, 1); }
+
+TEST(SimtEmulator, CapturedStreamWorkRunsOnlyWhenTheGraphIsLaunched) {
+    DeviceBuffer<int> x(4);
+    cudaStream_t s;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    winnow::cuda::launch(increment_kernel, 2, 64, 0, s, x.p);
+    cudaGraph_t g;
+    ASSERT_EQ(cudaStreamEndCapture(s, &g), cudaSuccess);
+    EXPECT_EQ(x.read()[0], 0) << "a captured launch must not run at capture";
+    cudaGraphExec_t e;
+    ASSERT_EQ(cudaGraphInstantiate(&e, g, 0), cudaSuccess);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(cudaGraphLaunch(e, s), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+    EXPECT_EQ(x.read(), (std::vector<int>{96, 96, 96, 96})); // 3 replays x 128 threads / 4 counters
+    cudaGraphExecDestroy(e);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(s);
+}
+
+} // namespace
