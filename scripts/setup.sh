@@ -7,7 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-"$here/setup-runtime.sh" ninja-build libgtest-dev libgmock-dev googletest libbenchmark-dev sentencepiece pybind11-dev \
+"$here/setup-runtime.sh" ninja-build libgtest-dev libgmock-dev googletest libbenchmark-dev sentencepiece pybind11-dev libboost-context-dev \
   python3-venv unzip
 
 # Python tooling lives in its own venv so it never disturbs the system interpreter.

@@ -63,11 +63,11 @@ inline bool pdl_enabled() {
 // kernels run one after another, as PDL's pdl_wait() makes them).
 template <class... Params, class... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
-    emu::launch(kernel, grid, block, shared, s, std::forward<Args>(args)...);
+    emu::launch_on_emulator(kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 template <class... Params, class... Args>
 void launch_plain(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
-    emu::launch(kernel, grid, block, shared, s, std::forward<Args>(args)...);
+    emu::launch_on_emulator(kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 #else
 // kernel<<<grid, block, shared, s>>>(args...), with the PDL attribute when pdl_enabled(). The kernel must begin with

@@ -80,7 +80,7 @@ void check_argument(const void* kernel, int index, const T& value) {
 // kernel<<<grid, block, shared, stream>>>(args...): the arguments converted to the parameters' types as a launch
 // converts them, copied once, and passed to every thread.
 template <class... Params, class... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, Args&&... args) {
+void launch_on_emulator(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, Args&&... args) {
     static_assert(sizeof...(Params) == sizeof...(Args), "a kernel launch passes one argument per parameter");
     auto params = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
     const void* id = reinterpret_cast<const void*>(kernel);
