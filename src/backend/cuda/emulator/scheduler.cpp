@@ -12,7 +12,11 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/stack_context.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <random>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -212,9 +216,40 @@ bool release_block(BlockRun& b) {
     return true;
 }
 
+// The order threads run in between meeting points, and blocks in a grid (WINNOW_EMU_SCHEDULE): forward (the default),
+// reverse, or shuffle (a fixed seed). Races the meeting points do not order (a shared-memory read a barrier does not
+// separate from its write, a block that reads what another block writes) give another answer in another order, so a
+// run in each order finds some of them.
+enum class Order { forward, reverse, shuffle };
+Order schedule_order() {
+    static const Order order = [] {
+        const char* e = std::getenv("WINNOW_EMU_SCHEDULE");
+        const std::string v = e ? e : "forward";
+        if (v == "reverse") return Order::reverse;
+        if (v == "shuffle") return Order::shuffle;
+        if (v != "forward") throw std::invalid_argument("WINNOW_EMU_SCHEDULE must be forward, reverse or shuffle, not '" + v + "'");
+        return Order::forward;
+    }();
+    return order;
+}
+
+std::vector<int> run_order(int n) {
+    static std::mt19937 rng(20261202);
+    std::vector<int> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    if (schedule_order() == Order::reverse) std::reverse(order.begin(), order.end());
+    if (schedule_order() == Order::shuffle) std::shuffle(order.begin(), order.end(), rng);
+    return order;
+}
+
 void run_block(BlockRun& b, const std::function<void()>& body) {
+    const int n = static_cast<int>(b.threads.size());
+    const bool reorder = schedule_order() != Order::forward;
+    std::vector<int> order = run_order(n);
     for (;;) {
-        for (SimThread& t : b.threads) {
+        if (reorder && schedule_order() == Order::shuffle) order = run_order(n);
+        for (int i : order) {
+            SimThread& t = b.threads[static_cast<size_t>(i)];
             if (t.wait != Wait::none) continue;
             resume(b, t, body);
             if (b.error) std::rethrow_exception(b.error);
@@ -267,26 +302,31 @@ void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>&
     g_coordinates.grid_dim = grid;
     g_coordinates.block_dim = block;
     try {
-        for (unsigned z = 0; z < grid.z; ++z)
-            for (unsigned y = 0; y < grid.y; ++y)
-                for (unsigned x = 0; x < grid.x; ++x) {
-                    BlockRun b;
-                    b.where = "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
-                    // 16-byte aligned as the device's; not zeroed on the device either, so filled with a pattern
-                    b.shared.assign(shared + 16, 0xa5);
-                    b.threads.resize(n);
-                    for (int i = 0; i < n; ++i) {
-                        SimThread& t = b.threads[i];
-                        t.idx = {static_cast<unsigned>(i) % block.x, static_cast<unsigned>(i) / block.x % block.y,
-                                 static_cast<unsigned>(i) / (block.x * block.y)};
-                        t.lane = i % 32;
-                    }
-                    b.live = n;
-                    g_block = &b;
-                    g_coordinates.block_idx = {x, y, z};
-                    run_block(b, body);
-                    g_block = outer;
-                }
+        const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
+        std::vector<int> block_order;
+        if (schedule_order() != Order::forward && blocks <= (1u << 24)) block_order = run_order(static_cast<int>(blocks));
+        for (unsigned long long k = 0; k < blocks; ++k) {
+            const unsigned long long id = block_order.empty() ? k : static_cast<unsigned long long>(block_order[k]);
+            const unsigned x = static_cast<unsigned>(id % grid.x), y = static_cast<unsigned>(id / grid.x % grid.y),
+                           z = static_cast<unsigned>(id / (1ull * grid.x * grid.y));
+            BlockRun b;
+            b.where = "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
+            // exactly the launch's bytes (an overrun is a heap overflow under ASan), 16-byte aligned as operator new
+            // aligns; not zeroed on the device either, so filled with a pattern
+            b.shared.assign(shared, 0xa5);
+            b.threads.resize(n);
+            for (int i = 0; i < n; ++i) {
+                SimThread& t = b.threads[i];
+                t.idx = {static_cast<unsigned>(i) % block.x, static_cast<unsigned>(i) / block.x % block.y,
+                         static_cast<unsigned>(i) / (block.x * block.y)};
+                t.lane = i % 32;
+            }
+            b.live = n;
+            g_block = &b;
+            g_coordinates.block_idx = {x, y, z};
+            run_block(b, body);
+            g_block = outer;
+        }
     } catch (...) {
         g_block = outer;
         g_coordinates = saved;

@@ -11,10 +11,11 @@
 // shuffle naming a lane that exited or sits elsewhere, a barrier some threads never reach, a block of more than 1024
 // threads, dynamic shared memory above what the kernel opted into, a pointer argument that is not device memory.
 //
-// What it does not show: speed (nothing here is timed meaningfully), the memory model (blocks run one after another,
-// threads of a block switch only at the meeting points, so races between them are hidden, not found), and the bits of
-// the device's own math library (expf and the like are the host's, within a few ulp of CUDA's). A GPU run stays the
-// proof; the emulator makes it likelier to pass the first time.
+// What it does not show: speed (nothing here is timed meaningfully), the memory model (blocks run one after another and
+// threads of a block switch only at the meeting points, so a race shows only as an order dependence:
+// WINNOW_EMU_SCHEDULE=reverse or shuffle runs the threads between meeting points, and the blocks, in another order), and
+// the bits of the device's own math library (expf and the like are the host's, within a few ulp of CUDA's). A GPU run
+// stays the proof; the emulator makes it likelier to pass the first time.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
