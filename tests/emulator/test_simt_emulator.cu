@@ -176,6 +176,17 @@ TEST(SimtEmulator, DeadlocksExitedLanesAndTrapsAreLaunchErrors) {
     EXPECT_EQ(out.read()[40], 40);
 }
 
+#ifdef __SANITIZE_ADDRESS__
+// Under ASan (scripts/test-emulated.sh --asan) device memory is exactly what cudaMalloc was asked for, so a kernel that
+// reads one element past its buffer is reported, as compute-sanitizer's memcheck would report it on the device.
+__global__ void read_past_kernel(const int* in, int* out) { out[threadIdx.x] = in[threadIdx.x + 1]; }
+
+TEST(SimtEmulatorAsan, AKernelReadingPastItsBufferIsReported) {
+    DeviceBuffer<int> in(32), out(32);
+    EXPECT_DEATH(winnow::cuda::launch_plain(read_past_kernel, 1, 32, 0, nullptr, in.p, out.p), "heap-buffer-overflow");
+}
+#endif
+
 __global__ void increment_kernel(int* x) { atomicAdd(x + threadIdx.x % 4, 1); }
 
 TEST(SimtEmulator, CapturedStreamWorkRunsOnlyWhenTheGraphIsLaunched) {

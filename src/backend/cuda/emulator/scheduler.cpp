@@ -9,6 +9,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include <boost/context/fiber.hpp>
 #include <boost/context/stack_context.hpp>
 
@@ -36,6 +40,8 @@ namespace {
 
 // Fiber stacks: mmap'd with a guard page below (an overflow faults instead of corrupting its neighbour) and kept for
 // the next thread, as a launch starts millions of threads and a block holds at most 1024 at once.
+size_t page_size() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
+
 class StackPool {
 public:
     static constexpr size_t kSize = 256 * 1024; // pages are committed only when touched
@@ -47,11 +53,16 @@ public:
         } else {
             base = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (base == MAP_FAILED) throw std::bad_alloc();
-            mprotect(base, static_cast<size_t>(sysconf(_SC_PAGESIZE)), PROT_NONE);
+            mprotect(base, page_size(), PROT_NONE);
         }
         // Stack tops 64 bytes apart modulo 64 KiB (a "colour" per stack): at the same offset in every 256 KiB stack the
         // 1024 threads of a block would fight over the same cache sets at every switch.
         const size_t colour = (next_colour_++ % 1021) * 64;
+#ifdef __SANITIZE_ADDRESS__
+        // A reused stack still carries the shadow of its last thread's frames (their redzones): ASan would read the next
+        // thread's frames there as overflows. (Boost.Context tells ASan of its switches only in its ucontext variant.)
+        ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(base) + page_size(), kSize - page_size());
+#endif
         ctx::stack_context sc;
         sc.size = kSize - colour;
         sc.sp = static_cast<char*>(base) + kSize - colour;
@@ -70,9 +81,22 @@ private:
 // The allocator handle Boost.Context copies into each fiber.
 struct PooledStack {
     StackPool* pool;
-    ctx::stack_context allocate() { return pool->allocate(); }
+    ctx::stack_context* last; // where the fiber being made records its stack (for ASan's switch notes)
+    ctx::stack_context allocate() { return *last = pool->allocate(); }
     void deallocate(ctx::stack_context& sc) noexcept { pool->deallocate(sc); }
 };
+
+// ASan's notes of each stack switch (the fcontext fibers Boost.Context gives do not make them): without them an
+// exception in a thread, or a frame on a reused stack, reads as a stack overflow. No-ops without ASan.
+#ifdef __SANITIZE_ADDRESS__
+void switch_start(void** fake, const void* bottom, size_t size) { __sanitizer_start_switch_fiber(fake, bottom, size); }
+void switch_finish(void* fake, const void** bottom, size_t* size) { __sanitizer_finish_switch_fiber(fake, bottom, size); }
+#else
+void switch_start(void**, const void*, size_t) {}
+void switch_finish(void*, const void**, size_t*) {}
+#endif
+const void* g_scheduler_stack = nullptr; // the scheduler's stack, as ASan gives it at a thread's first switch in
+size_t g_scheduler_stack_size = 0;
 
 enum class Wait : uint8_t { none, block, warp, done };
 
@@ -90,6 +114,8 @@ struct SimThread {
     int source = 0;
     int predicate = 0;
     uint64_t result = 0;
+    ctx::stack_context stack; // for ASan's switch notes
+    void* fake_stack = nullptr;
 };
 
 struct BlockRun {
@@ -117,7 +143,9 @@ SimThread& current_thread() {
 void wait_here(Wait w) {
     SimThread& t = current_thread();
     t.wait = w;
+    switch_start(&t.fake_stack, g_scheduler_stack, g_scheduler_stack_size);
     t.sink = std::move(t.sink).resume();
+    switch_finish(t.fake_stack, nullptr, nullptr);
 }
 
 std::string describe(const SimThread& t) {
@@ -139,7 +167,8 @@ void resume(BlockRun& b, SimThread& t, const std::function<void()>& body) {
     g_coordinates.thread_idx = t.idx;
     if (!t.started) {
         t.started = true;
-        t.fiber = ctx::fiber(std::allocator_arg, PooledStack{&g_stacks}, [&b, &t, &body](ctx::fiber&& sink) {
+        t.fiber = ctx::fiber(std::allocator_arg, PooledStack{&g_stacks, &t.stack}, [&b, &t, &body](ctx::fiber&& sink) {
+            switch_finish(nullptr, &g_scheduler_stack, &g_scheduler_stack_size);
             t.sink = std::move(sink);
             try {
                 body();
@@ -150,11 +179,15 @@ void resume(BlockRun& b, SimThread& t, const std::function<void()>& body) {
             }
             t.wait = Wait::done;
             --b.live;
+            switch_start(nullptr, g_scheduler_stack, g_scheduler_stack_size); // this stack is done with
             return std::move(t.sink);
         });
     }
     t.wait = Wait::none;
+    void* fake = nullptr;
+    switch_start(&fake, static_cast<char*>(t.stack.sp) - t.stack.size, t.stack.size);
     t.fiber = std::move(t.fiber).resume();
+    switch_finish(fake, nullptr, nullptr);
     b.current = nullptr;
 }
 
