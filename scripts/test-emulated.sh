@@ -45,3 +45,6 @@ cmake --build "$build" -j "$(nproc)" --target winnow winnow_emulator_tests winno
 export WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}"
 ctest --test-dir "$build" --output-on-failure -j 1 -L 'emulator|gpu' "${exclude[@]}" "$@"
 ctest --test-dir "$build" --output-on-failure -j 1 -R '^ops\..*cuda' "$@"
+# again with the threads between meeting points, and the blocks, in reverse order: a race that changes an answer
+# (a shared-memory read that no barrier separates from its write) fails here (scheduler.cpp, WINNOW_EMU_SCHEDULE)
+WINNOW_EMU_SCHEDULE=reverse ctest --test-dir "$build" --output-on-failure -j 1 -R '^ops\..*cuda' "$@"

@@ -62,6 +62,26 @@ TEST(SimtEmulator, ShufflesVotesAndBarrierCountsFollowTheProgrammingGuide) {
         }
 }
 
+// Lanes may meet in smaller groups first (legal since Volta): the upper half shuffles among itself, then the whole warp.
+__global__ void partial_then_full_kernel(int* out) {
+    const int lane = threadIdx.x;
+    int v = lane;
+    if (lane >= 16) v = __shfl_xor_sync(0xffff0000u, v, 1);
+    v = __shfl_xor_sync(0xffffffffu, v, 2);
+    out[lane] = v;
+}
+
+TEST(SimtEmulator, LanesMayMeetInSmallerGroupsFirst) {
+    DeviceBuffer<int> out(32);
+    winnow::cuda::launch_plain(partial_then_full_kernel, 1, 32, 0, nullptr, out.p);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<int> o = out.read();
+    for (int lane = 0; lane < 32; ++lane) {
+        const int src = lane ^ 2; // the full-mask shuffle reads lane ^ 2, which holds its own (swapped above 16) value
+        EXPECT_EQ(o[lane], src >= 16 ? (src ^ 1) : src) << "lane " << lane;
+    }
+}
+
 // A block-wide tree sum in shared memory: wrong without the barriers between its levels.
 __global__ void block_sum_kernel(const int* in, int* out) {
     __shared__ int s[256];
@@ -205,6 +225,13 @@ TEST(SimtEmulator, CapturedStreamWorkRunsOnlyWhenTheGraphIsLaunched) {
     EXPECT_EQ(x.read(), (std::vector<int>{96, 96, 96, 96})); // 3 replays x 128 threads / 4 counters
     cudaGraphExecDestroy(e);
     cudaGraphDestroy(g);
+    // a device-wide synchronisation during a capture fails and spoils it, as on the device
+    ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    winnow::cuda::launch(increment_kernel, 1, 32, 0, s, x.p);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorStreamCaptureUnsupported);
+    EXPECT_EQ(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    (void)cudaGetLastError();
+    EXPECT_EQ(x.read()[0], 96) << "the spoiled capture's launch must never run";
     cudaStreamDestroy(s);
 }
 

@@ -47,6 +47,10 @@ public:
         scratch_ = alloc<AdaptiveStepScratch>(1);
         partials_ = alloc<double>(2 * norm_blocks(n_));
         host_partials_.resize(2 * norm_blocks(n_));
+        // The memsets above run on the legacy stream, asynchronously to the host, and a copy from pageable memory may
+        // return before its DMA ends; stream_ is non-blocking, so its first kernels would not wait for either.
+        // (Noticed in helper-33's review of the SIMT emulator, which runs stream work at once and cannot show it.)
+        WINNOW_CUDA_CHECK(cudaDeviceSynchronize());
     }
     ~DeviceQuerySteps() override = default; // owned_ frees the buffers, then the stream goes (declaration order)
 

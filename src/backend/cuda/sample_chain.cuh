@@ -149,7 +149,7 @@ WINNOW_SAMPLE_FN Set compact(B& b, const uint64_t* key, const double* mass, int 
 }
 
 // The inputs of one call (launch_sample's arguments); scratch: work (n floats), key (n), mass (n), seen (n bits,
-// clear between calls).
+// whatever they hold: the penalty clears them first).
 struct Args {
     const float* logits;
     int n;

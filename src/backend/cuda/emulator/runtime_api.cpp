@@ -67,6 +67,7 @@ CUstream_st* resolve(cudaStream_t s) {
 void* allocate(size_t bytes) {
     void* p = nullptr;
     if (posix_memalign(&p, 256, std::max<size_t>(bytes, 1)) != 0) return nullptr;
+    std::memset(p, 0xa5, bytes); // not zeros: a kernel that reads memory nobody wrote must not get lucky
     std::lock_guard lock(state().mutex);
     state().allocations[static_cast<const char*>(p)] = bytes;
     return p;
@@ -138,6 +139,11 @@ void launch_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared, cud
 } // namespace winnow::emu
 
 using namespace winnow::emu;
+
+namespace {
+int g_capturing = 0;            // streams capturing now
+bool g_capture_spoiled = false; // an illegal call happened during the capture
+} // namespace
 
 extern "C" {
 
@@ -276,7 +282,14 @@ cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t s) {
     return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+// A device-wide synchronisation is illegal while a stream captures: it fails and spoils the capture, as on the device.
+cudaError_t cudaDeviceSynchronize(void) {
+    if (g_capturing) {
+        g_capture_spoiled = true;
+        return fail(cudaErrorStreamCaptureUnsupported);
+    }
+    return cudaSuccess;
+}
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
     *s = new CUstream_st;
@@ -284,11 +297,15 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
 }
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-    if (s && s != resolve(nullptr)) delete s;
+    if (resolve(s) != &state().default_stream) delete s;
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
-    return resolve(s)->capturing ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+    if (resolve(s)->capturing) {
+        g_capture_spoiled = true;
+        return fail(cudaErrorStreamCaptureUnsupported);
+    }
+    return cudaSuccess;
 }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
@@ -296,12 +313,20 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (st->capturing) return fail(cudaErrorIllegalState);
     st->capturing = true;
     st->recorded.clear();
+    ++g_capturing;
+    g_capture_spoiled = false;
     return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
     CUstream_st* st = resolve(s);
     if (!st->capturing) return fail(cudaErrorIllegalState);
     st->capturing = false;
+    --g_capturing;
+    if (g_capture_spoiled) { // the device's answer after an illegal call during the capture: no graph
+        st->recorded.clear();
+        *graph = nullptr;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
     *graph = new CUgraph_st{std::move(st->recorded)};
     st->recorded.clear();
     return cudaSuccess;

@@ -209,8 +209,10 @@ bool release_warps(BlockRun& b) {
                 if (!lanes[m]) fail(b, describe(t) + ": the mask names lane " + std::to_string(m) + ", which the block does not have");
                 const SimThread& o = *lanes[m];
                 if (o.wait == Wait::done) fail(b, describe(t) + ": the mask names lane " + std::to_string(m) + ", which has exited");
-                if (o.wait != Wait::warp) { ready = false; break; }
-                if (o.mask != t.mask || o.kind != t.kind) fail(b, describe(t) + " meets " + describe(o) + ": different collectives or masks");
+                // a lane elsewhere, or at a collective of another mask (legal: lanes may meet in smaller groups
+                // first): not yet; a deadlock if no pass ever releases it (run_block says what each waits at)
+                if (o.wait != Wait::warp || o.mask != t.mask) { ready = false; break; }
+                if (o.kind != t.kind) fail(b, describe(t) + " meets " + describe(o) + ": a shuffle, a vote and __syncwarp are different collectives");
             }
             if (!ready) continue;
             uint64_t vote = 0;

@@ -125,7 +125,8 @@ inline unsigned __ballot_sync(unsigned mask, int p) {
 inline int __any_sync(unsigned mask, int p) { return __ballot_sync(mask, p) != 0; }
 inline int __all_sync(unsigned mask, int p) { return (__ballot_sync(mask, p) & mask) == mask; }
 
-// The source lanes as the CUDA Programming Guide defines them for a warp split in segments of `width` lanes.
+// The source lanes as the CUDA Programming Guide defines them for a warp split in segments of `width` lanes (a power of
+// two up to 32); lane masks and deltas are taken modulo 32, as the shfl instruction reads 5 bits of them.
 template <class T>
 T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
     const int lane = ::winnow::emu::lane_id();
@@ -133,17 +134,19 @@ T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
 }
 template <class T>
 T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
-    const int lane = ::winnow::emu::lane_id(), src = lane ^ lane_mask;
+    const int lane = ::winnow::emu::lane_id(), src = lane ^ (lane_mask & 31);
     return ::winnow::emu::exchange(mask, v, src >= (lane & ~(width - 1)) + width ? lane : src);
 }
 template <class T>
 T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
     const int lane = ::winnow::emu::lane_id();
+    delta &= 31;
     return ::winnow::emu::exchange(mask, v, (lane & (width - 1)) < static_cast<int>(delta) ? lane : lane - static_cast<int>(delta));
 }
 template <class T>
 T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
     const int lane = ::winnow::emu::lane_id();
+    delta &= 31;
     return ::winnow::emu::exchange(mask, v, (lane & (width - 1)) + static_cast<int>(delta) >= width ? lane : lane + static_cast<int>(delta));
 }
 
@@ -187,7 +190,7 @@ inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __dsqrt_rn(double a) { return std::sqrt(a); }
 inline float rsqrtf(float a) { return 1.0f / std::sqrt(a); }
-inline float __saturatef(float a) { return a < 0.0f ? 0.0f : (a > 1.0f ? 1.0f : a); }
+inline float __saturatef(float a) { return a > 0.0f ? (a > 1.0f ? 1.0f : a) : 0.0f; } // NaN -> 0, as on the device
 
 // --- bits ---
 inline float __int_as_float(int v) { return std::bit_cast<float>(v); }
@@ -218,9 +221,12 @@ WINNOW_EMU_MIN_MAX(long)
 WINNOW_EMU_MIN_MAX(unsigned long)
 WINNOW_EMU_MIN_MAX(long long)
 WINNOW_EMU_MIN_MAX(unsigned long long)
-WINNOW_EMU_MIN_MAX(float)
-WINNOW_EMU_MIN_MAX(double)
 #undef WINNOW_EMU_MIN_MAX
+// the floating-point ones are fminf / fmaxf on the device: a NaN loses to a number
+inline float min(float a, float b) { return std::fmin(a, b); }
+inline float max(float a, float b) { return std::fmax(a, b); }
+inline double min(double a, double b) { return std::fmin(a, b); }
+inline double max(double a, double b) { return std::fmax(a, b); }
 
 // cuda_runtime.h's overload for a kernel pointer is nvcc's only.
 template <class F, class = std::enable_if_t<std::is_function_v<F>>>
