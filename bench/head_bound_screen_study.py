@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from head_unit_survivors_study import head_matrix, states  # noqa: E402
+from head_unit_survivors_study import pca_head  # noqa: E402
 
 
 def main():
@@ -25,12 +25,7 @@ def main():
     ap.add_argument("cache")
     ap.add_argument("--tune", type=int, default=200, help="calibration queries at the front of the cache (skipped)")
     a = ap.parse_args()
-    A = head_matrix(a.model)
-    d = A.shape[1]
-    test = states(a.cache, d)[a.tune:]
-    basis = states(a.cache + ".pca", d)
-    _, V = np.linalg.eigh(basis.T @ basis / len(basis))
-    R = V[:, ::-1]  # principal axes, largest energy first
+    A, R, test = pca_head(a.model, a.cache, a.tune)
     AR = (A @ R).astype(np.float64)
     tail_sq = np.cumsum((AR ** 2)[:, ::-1], axis=1)[:, ::-1]  # tail_sq[:, m] = ||a_i[m:]||^2
     rows = {}

@@ -31,6 +31,17 @@ def states(path, d):
     return np.frombuffer(b[b.index(b"\n") + 1:], dtype=np.float32).reshape(-1, d)
 
 
+def pca_head(model, cache, tune):
+    """The head A, the principal axes R of the basis states in CACHE.pca (largest energy first) and the test queries
+    of CACHE (those after the first `tune`): the inputs of every probe in the PCA basis."""
+    A = head_matrix(model)
+    d = A.shape[1]
+    test = states(cache, d)[tune:]
+    basis = states(cache + ".pca", d)
+    _, V = np.linalg.eigh(basis.T @ basis / len(basis))
+    return A, V[:, ::-1], test
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -38,12 +49,7 @@ def main():
     ap.add_argument("--prefix", type=int, default=16)
     ap.add_argument("--tune", type=int, default=200, help="calibration queries at the front of the cache (skipped)")
     a = ap.parse_args()
-    A = head_matrix(a.model)
-    d = A.shape[1]
-    test = states(a.cache, d)[a.tune:]
-    basis = states(a.cache + ".pca", d)
-    _, V = np.linalg.eigh(basis.T @ basis / len(basis))
-    R = V[:, ::-1]  # principal axes, largest energy first
+    A, R, test = pca_head(a.model, a.cache, a.tune)
     AR = (A @ R).astype(np.float32)
     w = np.abs(AR).sum(0)
     out = {}

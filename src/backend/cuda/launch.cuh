@@ -97,7 +97,6 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cud
     }
 }
 
-
 // kernel<<<grid, block, shared, s>>>(args...): for the kernels that are not launched with PDL (they need not begin with
 // pdl_wait()); one spelling of a launch for nvcc and the emulator's build alike.
 template <class... Params, class... Args>

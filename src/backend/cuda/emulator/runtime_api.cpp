@@ -87,22 +87,27 @@ bool release(void* p) {
 
 } // namespace
 
-bool is_device_range(const void* p, size_t bytes) {
+namespace {
+// The allocation that begins at or below p, as [base, end); {nullptr, nullptr} when none does. The caller checks p's
+// place in it.
+std::pair<const char*, const char*> allocation_below(const void* p) {
     std::lock_guard lock(state().mutex);
-    const char* c = static_cast<const char*>(p);
-    auto it = state().allocations.upper_bound(c);
-    if (it == state().allocations.begin()) return false;
+    auto it = state().allocations.upper_bound(static_cast<const char*>(p));
+    if (it == state().allocations.begin()) return {nullptr, nullptr};
     --it;
-    return c >= it->first && c + bytes <= it->first + it->second;
+    return {it->first, it->first + it->second};
+}
+} // namespace
+
+bool is_device_range(const void* p, size_t bytes) {
+    const auto [base, end] = allocation_below(p);
+    const char* c = static_cast<const char*>(p);
+    return base && c + bytes <= end;
 }
 
 bool is_device_accessible(const void* p) {
-    std::lock_guard lock(state().mutex);
-    const char* c = static_cast<const char*>(p);
-    auto it = state().allocations.upper_bound(c);
-    if (it == state().allocations.begin()) return false;
-    --it;
-    return c <= it->first + it->second; // one past the end is a valid pointer too
+    const auto [base, end] = allocation_below(p);
+    return base && static_cast<const char*>(p) <= end; // one past the end is a valid pointer too
 }
 
 void bad_pointer_argument(const void* kernel, int index, const void* p) {

@@ -279,10 +279,9 @@ std::vector<int> run_order(int n) {
 
 void run_block(BlockRun& b, const std::function<void()>& body) {
     const int n = static_cast<int>(b.threads.size());
-    const bool reorder = schedule_order() != Order::forward;
     std::vector<int> order = run_order(n);
     for (;;) {
-        if (reorder && schedule_order() == Order::shuffle) order = run_order(n);
+        if (schedule_order() == Order::shuffle) order = run_order(n); // a new order every pass
         for (int i : order) {
             SimThread& t = b.threads[static_cast<size_t>(i)];
             if (t.wait != Wait::none) continue;
@@ -329,45 +328,40 @@ unsigned char* dynamic_shared() {
 
 void trap() { throw std::runtime_error("SIMT emulator: a kernel called __trap()"); }
 
+// g_launch makes a launch the only one running (a kernel cannot launch another), so nothing outer is saved; g_block is
+// cleared on the way out, exception or not.
 void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>& body) {
     std::lock_guard lock(g_launch);
     const int n = static_cast<int>(block.x * block.y * block.z);
-    BlockRun* outer = g_block;
-    const Coordinates saved = g_coordinates;
     g_coordinates.grid_dim = grid;
     g_coordinates.block_dim = block;
-    try {
-        const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
-        std::vector<int> block_order;
-        if (schedule_order() != Order::forward && blocks <= (1u << 24)) block_order = run_order(static_cast<int>(blocks));
-        for (unsigned long long k = 0; k < blocks; ++k) {
-            const unsigned long long id = block_order.empty() ? k : static_cast<unsigned long long>(block_order[k]);
-            const unsigned x = static_cast<unsigned>(id % grid.x), y = static_cast<unsigned>(id / grid.x % grid.y),
-                           z = static_cast<unsigned>(id / (1ull * grid.x * grid.y));
-            BlockRun b;
-            b.where = "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
-            // exactly the launch's bytes (an overrun is a heap overflow under ASan), 16-byte aligned as operator new
-            // aligns; not zeroed on the device either, so filled with a pattern
-            b.shared.assign(shared, 0xa5);
-            b.threads.resize(n);
-            for (int i = 0; i < n; ++i) {
-                SimThread& t = b.threads[i];
-                t.idx = {static_cast<unsigned>(i) % block.x, static_cast<unsigned>(i) / block.x % block.y,
-                         static_cast<unsigned>(i) / (block.x * block.y)};
-                t.lane = i % 32;
-            }
-            b.live = n;
-            g_block = &b;
-            g_coordinates.block_idx = {x, y, z};
-            run_block(b, body);
-            g_block = outer;
+    struct ClearBlock {
+        ~ClearBlock() { g_block = nullptr; }
+    } clear_block;
+    const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
+    std::vector<int> block_order; // forward when empty; grids beyond 2^24 blocks always run forward
+    if (schedule_order() != Order::forward && blocks <= (1u << 24)) block_order = run_order(static_cast<int>(blocks));
+    for (unsigned long long k = 0; k < blocks; ++k) {
+        const unsigned long long id = block_order.empty() ? k : static_cast<unsigned long long>(block_order[k]);
+        const unsigned x = static_cast<unsigned>(id % grid.x), y = static_cast<unsigned>(id / grid.x % grid.y),
+                       z = static_cast<unsigned>(id / (1ull * grid.x * grid.y));
+        BlockRun b;
+        b.where = "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
+        // exactly the launch's bytes (an overrun is a heap overflow under ASan), 16-byte aligned as operator new
+        // aligns; not zeroed on the device either, so filled with a pattern
+        b.shared.assign(shared, 0xa5);
+        b.threads.resize(n);
+        for (int i = 0; i < n; ++i) {
+            SimThread& t = b.threads[i];
+            t.idx = {static_cast<unsigned>(i) % block.x, static_cast<unsigned>(i) / block.x % block.y,
+                     static_cast<unsigned>(i) / (block.x * block.y)};
+            t.lane = i % 32;
         }
-    } catch (...) {
-        g_block = outer;
-        g_coordinates = saved;
-        throw;
+        b.live = n;
+        g_block = &b;
+        g_coordinates.block_idx = {x, y, z};
+        run_block(b, body);
     }
-    g_coordinates = saved;
 }
 
 } // namespace winnow::emu
