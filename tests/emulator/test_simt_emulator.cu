@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/grid_sync.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/shared_memory.cuh"
 
@@ -206,6 +207,54 @@ TEST(SimtEmulatorAsan, AKernelReadingPastItsBufferIsReported) {
     EXPECT_DEATH(winnow::cuda::launch_plain(read_past_kernel, 1, 32, 0, nullptr, in.p, out.p), "heap-buffer-overflow");
 }
 #endif
+
+// Several rounds of: each block publishes a value, the grid meets, every thread reads all blocks' values. Run block
+// after block, as an ordinary launch runs, block 0 would read values nobody had written yet.
+__global__ void grid_rounds_kernel(int* published, int* seen, int rounds) {
+    for (int r = 0; r < rounds; ++r) {
+        if (threadIdx.x == 0) published[r * gridDim.x + blockIdx.x] = static_cast<int>((blockIdx.x + 1) * (r + 1));
+        winnow::cuda::grid_sync();
+        int sum = 0;
+        for (unsigned b = 0; b < gridDim.x; ++b) sum += published[r * gridDim.x + b];
+        seen[(r * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x] = sum;
+    }
+}
+
+// One thread of block 1 returns instead of meeting the grid.
+__global__ void grid_early_exit_kernel(int* out) {
+    if (blockIdx.x == 1 && threadIdx.x == 3) return;
+    winnow::cuda::grid_sync();
+    out[blockIdx.x] = 1;
+}
+
+TEST(SimtEmulator, CooperativeLaunchesMeetAtTheGridBarrier) {
+    const int blocks = 5, threads = 64, rounds = 3;
+    DeviceBuffer<int> published(blocks * rounds), seen(rounds * blocks * threads);
+    winnow::cuda::launch_cooperative(grid_rounds_kernel, blocks, threads, 0, nullptr, published.p, seen.p, rounds);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<int> s = seen.read();
+    for (int r = 0; r < rounds; ++r)
+        for (int i = 0; i < blocks * threads; ++i) ASSERT_EQ(s[r * blocks * threads + i], (r + 1) * blocks * (blocks + 1) / 2) << "round " << r;
+
+    // the grid barrier outside a cooperative launch, a thread that never arrives, a grid the device cannot hold at once
+    DeviceBuffer<int> out(8);
+    try {
+        winnow::cuda::launch_plain(grid_early_exit_kernel, 2, 32, 0, nullptr, out.p);
+        ADD_FAILURE() << "a grid barrier in an ordinary launch ran";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("not launched cooperatively"), std::string::npos) << e.what();
+    }
+    try {
+        winnow::cuda::launch_cooperative(grid_early_exit_kernel, 2, 32, 0, nullptr, out.p);
+        ADD_FAILURE() << "a grid barrier that one thread never reaches was passed";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("deadlock"), std::string::npos) << e.what();
+    }
+    const int limit = winnow::cuda::cooperative_grid_limit(grid_rounds_kernel, 1024, 0);
+    EXPECT_EQ(limit, 2 * 132); // 2048 threads per multiprocessor
+    winnow::cuda::launch_cooperative(grid_rounds_kernel, limit + 1, 1024, 0, nullptr, published.p, seen.p, 0);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorCooperativeLaunchTooLarge);
+}
 
 __global__ void increment_kernel(int* x) { atomicAdd(x + threadIdx.x % 4, 1); }
 

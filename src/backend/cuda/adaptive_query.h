@@ -2,16 +2,14 @@
 // One AdaptiveSoftmax query (k = 1) driven from the host, step by step, over an executor of its per-arm steps: the GPU
 // head's (adaptive_head_gpu.h: kernels, with one small device -> host copy of a step's result whenever the host needs
 // it to decide) or the host's (HostQuerySteps: the same steps as plain loops over the *_logic.cuh functions and the
-// CPU's exact rows). QueryDriver is head::FastAdaptiveSoftmax::run's control flow, decision for decision (warm-up
-// targets, pull_to_var's schedule, advance()'s grouping by prefix length and its stream-or-exact cost rule, the
-// elimination loop and its "nothing moved" skip, the normalizer's loop, the sample counts), so that with the host
-// executor it reproduces the CPU path's survivors, top arm and phase sample counts (tests/ops/test_adaptive_query.cpp),
-// and the GPU executor, whose steps equal the host's (tests/gpu/test_cuda_adaptive_head.cpp), does too.
+// CPU's exact rows). QueryDriver runs head::FastAdaptiveSoftmax::run's control flow (adaptive_control.cuh, shared with
+// the persistent kernel that keeps the loop on the device), so that with the host executor it reproduces the CPU
+// path's survivors, top arm and phase sample counts (tests/ops/test_adaptive_query.cpp), and the GPU executor, whose
+// steps equal the host's (tests/gpu/test_cuda_adaptive_head.cpp), does too.
 //
-// This first version waits for the device at every decision (a few bytes per step): a persistent kernel or CUDA graph
-// conditionals that keep the loop on the device come later, when a GPU can measure what the waits cost. advance()'s
-// cost rule is the CPU's default (FastOptions::stream_cost, measured on AVX2), kept so that both paths make the same
-// choices; a GPU cost model is later work too.
+// The host-driven loop waits for the device at every decision (a few bytes per step); adaptive_persistent.h runs the
+// same loop in one cooperative kernel. advance()'s cost rule is the CPU's default (FastOptions::stream_cost, measured
+// on AVX2), kept so that every path makes the same choices; a GPU cost model is later work.
 //
 // Not done here: k > 1 (the k-th lower bound as the floor), multiply_adds and bytes_read in the cost (0).
 #include <cstdint>
@@ -19,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/cuda/adaptive_control.cuh"
 #include "backend/cuda/adaptive_norm_logic.cuh"
 #include "backend/cuda/adaptive_warmup_logic.cuh"
 #include "backend/cpu/vec_dot.h"
@@ -26,9 +25,6 @@
 #include "head/column_major_head.h"
 
 namespace winnow::cuda::adaptive {
-
-// The arm sets the driver names. candidates: the elimination's S; kept: a round's survivors; todo: the normalizer's.
-enum class ArmSet { all, candidates, kept, todo };
 
 // The per-arm steps of a query. Arms are 0 .. n-1 (the layout's padding arms never belong to a set).
 class QuerySteps {
@@ -58,34 +54,38 @@ public:
     virtual void read_state(std::vector<float>& mu, std::vector<float>& var, std::vector<int32_t>& T, std::vector<uint8_t>& candidates) = 0;
 };
 
+// A query's constants as the CPU path computes them (every logarithm the control needs; see adaptive_control.cuh).
+ControlConstants control_constants(const head::ColumnMajorHead& H, int dp, double sigma2, const AdaptiveParams& p);
+
+// The query's column order and Des Raj coefficients, as FastAdaptiveSoftmax::Query computes them for a noise seed.
+struct PreparedQuery {
+    std::vector<int32_t> col, blk;
+    std::vector<float> xs, coef;
+    ControlConstants constants;
+    QueryOrder order() const { return {col.data(), blk.data(), xs.data(), coef.data(), constants.dp}; }
+};
+// Checks p (k = 1 only) and x's length (winnow::Error), then prepares the query.
+PreparedQuery prepare_query(const head::ColumnMajorHead& H, std::span<const float> x, const AdaptiveParams& p, uint64_t noise_seed);
+// The result from finish()'s parts: p_top and the log-sum-exp as the CPU path gives them.
+head::AdaptiveResult query_result(const ControlFinish& f, const ControlCost& c, const ControlConstants& k);
+
 // FastAdaptiveSoftmax::run's control flow for k = 1 over `steps` (which must belong to H). One object per query.
 class QueryDriver {
 public:
     QueryDriver(const head::ColumnMajorHead& H, QuerySteps& steps, std::span<const float> x, const AdaptiveParams& p, uint64_t noise_seed);
-    int d_prime() const { return dp_; }
-    void warm_up();
+    int d_prime() const { return q_.constants.dp; }
+    void warm_up() { control_.warm_up(); }
     // Successive elimination; false when stopped after max_rounds rounds (tests: the survivors after round r).
-    bool eliminate(int max_rounds = std::numeric_limits<int>::max());
+    bool eliminate(int max_rounds = std::numeric_limits<int>::max()) { return control_.eliminate(max_rounds); }
     // After eliminate(): the winner's exact row, the normalizer, the log-sum-exp; the result.
-    head::AdaptiveResult finish();
+    head::AdaptiveResult finish() { return query_result(control_.finish(), control_.cost(), q_.constants); }
     // The whole query (all logits tied when x is zero on every column the head uses).
     head::AdaptiveResult run();
-    const head::AdaptiveCost& cost() const { return cost_; }
+    head::AdaptiveCost cost() const;
 
 private:
-    void advance(ArmSet s, int target);
-    void pull_to_var(float thr);
-    void normalize();
-
-    const head::ColumnMajorHead& H_;
-    QuerySteps& steps_;
-    AdaptiveParams p_;
-    int n_, dp_ = 0;
-    double d_s_ = 0, sigma2_ = 0;
-    int32_t candidates_ = 0; // |S|
-    std::vector<int32_t> col_, blk_;
-    std::vector<float> xs_, coef_;
-    head::AdaptiveCost cost_;
+    PreparedQuery q_;
+    QueryControl<QuerySteps> control_;
 };
 
 // The host executor: the steps as loops over the logic headers' per-arm functions (bit for bit the kernels' streaming

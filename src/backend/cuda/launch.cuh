@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <cuda_runtime.h>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
@@ -63,11 +65,15 @@ inline bool pdl_enabled() {
 // kernels run one after another, as PDL's pdl_wait() makes them).
 template <class... Params, class... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
-    emu::launch_on_emulator(kernel, grid, block, shared, s, std::forward<Args>(args)...);
+    emu::launch_on_emulator(false, kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 template <class... Params, class... Args>
 void launch_plain(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
-    emu::launch_on_emulator(kernel, grid, block, shared, s, std::forward<Args>(args)...);
+    emu::launch_on_emulator(false, kernel, grid, block, shared, s, std::forward<Args>(args)...);
+}
+template <class... Params, class... Args>
+void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    emu::launch_on_emulator(true, kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 #else
 // kernel<<<grid, block, shared, s>>>(args...), with the PDL attribute when pdl_enabled(). The kernel must begin with
@@ -103,6 +109,33 @@ template <class... Params, class... Args>
 void launch_plain(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
     kernel<<<grid, block, shared, s>>>(std::forward<Args>(args)...);
 }
+
+// cudaLaunchCooperativeKernel: every block of the grid resident at once, so the kernel may call grid_sync()
+// (grid_sync.cuh). The grid must not exceed what the device holds at once (cooperative_grid_limit()); the error a
+// refused launch returns is left for the caller's cudaGetLastError(), as a <<<>>> launch leaves it.
+template <class... Params, class... Args>
+void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    static_assert(sizeof...(Params) == sizeof...(Args), "a kernel launch passes one argument per parameter");
+    std::tuple<std::decay_t<Params>...> values(std::forward<Args>(args)...); // converted as a launch converts them
+    std::apply([&](auto&... v) {
+        void* pointers[sizeof...(Params) + 1] = {static_cast<void*>(&v)...};
+        (void)cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block, pointers, shared, s);
+    }, values);
+}
 #endif
+
+// The largest grid of `kernel` with `threads` per block and `shared` dynamic bytes that a cooperative launch accepts on
+// the current device: blocks per multiprocessor (the occupancy calculator) times multiprocessors. 0 when the device
+// cannot launch cooperatively.
+template <class... Params>
+int cooperative_grid_limit(void (*kernel)(Params...), int threads, size_t shared) {
+    int device = 0, cooperative = 0, sms = 0, per_sm = 0;
+    WINNOW_CUDA_CHECK(cudaGetDevice(&device));
+    WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
+    if (!cooperative) return 0;
+    WINNOW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    WINNOW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared));
+    return per_sm * sms;
+}
 
 } // namespace winnow::cuda

@@ -9,8 +9,8 @@
 namespace winnow::emu {
 
 // Runs body once per thread of every block of grid, now, on the calling thread. Throws on a deadlock, a failed
-// collective or an exception in a thread.
-void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>& body);
+// collective or an exception in a thread. cooperative: all blocks run together and may meet at grid_barrier().
+void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>& body, bool cooperative = false);
 
 // Work on a stream: run now, or recorded while the stream is being captured into a graph.
 void enqueue(cudaStream_t stream, std::function<void()> work);

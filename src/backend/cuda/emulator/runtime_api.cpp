@@ -122,7 +122,17 @@ void enqueue(cudaStream_t stream, std::function<void()> work) {
     else work();
 }
 
-void launch_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, std::function<void()> body) {
+// Blocks of `threads` threads and `shared` dynamic bytes that one multiprocessor holds at once, by sm_90's limits:
+// 2048 threads, 32 blocks, 228 KiB of shared memory (1 KiB of it reserved per block). Registers are not counted: the
+// emulator does not know a kernel's, so a GPU may hold fewer.
+int blocks_per_multiprocessor(unsigned long long threads, size_t shared) {
+    if (threads == 0 || threads > 1024) return 0;
+    const unsigned long long by_threads = 2048 / threads, by_shared = (228ull * 1024) / (shared + 1024);
+    return static_cast<int>(std::min<unsigned long long>({32, by_threads, by_shared}));
+}
+constexpr int kMultiprocessors = 132; // an H200's
+
+void launch_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, std::function<void()> body, bool cooperative) {
     const unsigned long long threads = 1ull * block.x * block.y * block.z;
     if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) {
         fail(cudaErrorInvalidConfiguration);
@@ -138,7 +148,11 @@ void launch_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared, cud
         fail(cudaErrorInvalidValue); // the device refuses: more dynamic shared memory than the kernel opted into
         return;
     }
-    enqueue(stream, [grid, block, shared, body = std::move(body)] { run_grid(grid, block, shared, body); });
+    if (cooperative && 1ull * grid.x * grid.y * grid.z > 1ull * kMultiprocessors * blocks_per_multiprocessor(threads, shared)) {
+        fail(cudaErrorCooperativeLaunchTooLarge); // the device refuses a grid it cannot hold at once
+        return;
+    }
+    enqueue(stream, [grid, block, shared, cooperative, body = std::move(body)] { run_grid(grid, block, shared, body, cooperative); });
 }
 
 } // namespace winnow::emu
@@ -168,6 +182,7 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorCooperativeLaunchTooLarge: return "cudaErrorCooperativeLaunchTooLarge";
     default: return "cudaErrorUnknown";
     }
 }
@@ -179,6 +194,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorCooperativeLaunchTooLarge: return "too many blocks in cooperative launch";
     default: return "unknown error (SIMT emulator)";
     }
 }
@@ -214,7 +230,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
     p->maxThreadsPerBlock = 1024;
     p->maxThreadsDim[0] = p->maxThreadsDim[1] = 1024, p->maxThreadsDim[2] = 64;
     p->maxGridSize[0] = 0x7fffffff, p->maxGridSize[1] = p->maxGridSize[2] = 65535;
-    p->multiProcessorCount = 132;
+    p->multiProcessorCount = kMultiprocessors;
     p->l2CacheSize = 60 << 20;
     p->memoryBusWidth = 6144;
     p->regsPerBlock = 65536;
@@ -228,11 +244,18 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = kSharedOptinMax; break;
     case cudaDevAttrMaxSharedMemoryPerBlock: *value = kSharedDefault; break;
-    case cudaDevAttrMultiProcessorCount: *value = 132; break;
+    case cudaDevAttrMultiProcessorCount: *value = kMultiprocessors; break;
+    case cudaDevAttrCooperativeLaunch: *value = 1; break;
     case cudaDevAttrWarpSize: *value = 32; break;
     case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
     default: return fail(cudaErrorInvalidValue);
     }
+    return cudaSuccess;
+}
+
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void*, int block_size, size_t shared) {
+    if (block_size <= 0) return fail(cudaErrorInvalidValue);
+    *blocks = blocks_per_multiprocessor(static_cast<unsigned long long>(block_size), shared);
     return cudaSuccess;
 }
 

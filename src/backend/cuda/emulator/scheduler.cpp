@@ -1,11 +1,13 @@
 // The SIMT emulator's scheduler (simt.h says what the emulator is for): runs a launch's blocks one after another, each
-// block's threads as Boost.Context fibers on the calling thread, switching only where CUDA threads meet.
+// block's threads as Boost.Context fibers on the calling thread, switching only where CUDA threads meet. A cooperative
+// launch runs all its blocks together instead, so that they can meet at the grid barrier.
 //
 // A block runs in passes. Each pass resumes every thread that may run until it finishes or waits at a meeting point:
 // the block barrier (__syncthreads and its variants) or a warp collective (shuffle, vote, __syncwarp). After a pass
 // every live thread waits; the scheduler then releases each warp collective whose mask is complete and, when every live
 // thread of the block waits at the barrier, the barrier. A pass that releases nothing while threads still wait is a
-// deadlock on the device, and a launch error here, with what each thread waits for.
+// deadlock on the device, and a launch error here, with what each thread waits for. In a cooperative launch a pass
+// resumes the threads of every block, and the grid barrier is released once every thread of the grid waits at it.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include <numeric>
 #include <random>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -98,7 +101,7 @@ void switch_finish(void*, const void**, size_t*) {}
 const void* g_scheduler_stack = nullptr; // the scheduler's stack, as ASan gives it at a thread's first switch in
 size_t g_scheduler_stack_size = 0;
 
-enum class Wait : uint8_t { none, block, warp, done };
+enum class Wait : uint8_t { none, block, warp, grid, done };
 
 struct SimThread {
     ctx::fiber fiber; // the thread, while the scheduler runs
@@ -119,6 +122,7 @@ struct SimThread {
 };
 
 struct BlockRun {
+    uint3 idx{0, 0, 0};
     std::vector<SimThread> threads;
     SimThread* current = nullptr;
     int live = 0;
@@ -132,6 +136,7 @@ struct BlockRun {
 // meeting point reads them.
 std::mutex g_launch;
 BlockRun* g_block = nullptr;
+bool g_cooperative = false; // the running launch is cooperative (grid_barrier() is legal)
 StackPool g_stacks;
 
 SimThread& current_thread() {
@@ -151,6 +156,7 @@ void wait_here(Wait w) {
 std::string describe(const SimThread& t) {
     char buf[160];
     const char* what = t.wait == Wait::block ? "the block barrier"
+                       : t.wait == Wait::grid ? "the grid barrier"
                        : t.wait == Wait::done ? "its end"
                        : t.kind == Collective::shuffle ? "a shuffle"
                        : t.kind == Collective::vote ? "a vote" : "__syncwarp";
@@ -277,26 +283,70 @@ std::vector<int> run_order(int n) {
     return order;
 }
 
+// Resumes, in the schedule's order, every thread of b that may run, until it finishes or waits at a meeting point.
+void run_pass(BlockRun& b, const std::vector<int>& order, const std::function<void()>& body) {
+    g_block = &b;
+    g_coordinates.block_idx = b.idx;
+    for (int i : order) {
+        SimThread& t = b.threads[static_cast<size_t>(i)];
+        if (t.wait != Wait::none) continue;
+        resume(b, t, body);
+        if (b.error) std::rethrow_exception(b.error);
+    }
+}
+
+[[noreturn]] void deadlock(const BlockRun& b, int live) {
+    std::string what = "deadlock: ";
+    int shown = 0;
+    for (const SimThread& t : b.threads)
+        if (t.wait != Wait::done && shown++ < 4) what += describe(t) + "; ";
+    fail(b, what + std::to_string(live) + " threads wait, none can go on (a barrier or collective some threads never reach)");
+}
+
 void run_block(BlockRun& b, const std::function<void()>& body) {
     const int n = static_cast<int>(b.threads.size());
     std::vector<int> order = run_order(n);
     for (;;) {
         if (schedule_order() == Order::shuffle) order = run_order(n); // a new order every pass
-        for (int i : order) {
-            SimThread& t = b.threads[static_cast<size_t>(i)];
-            if (t.wait != Wait::none) continue;
-            resume(b, t, body);
-            if (b.error) std::rethrow_exception(b.error);
-        }
+        run_pass(b, order, body);
         if (b.live == 0) return;
         const bool warps = release_warps(b);
         const bool block = release_block(b);
-        if (!warps && !block) {
-            std::string what = "deadlock: ";
-            int shown = 0;
-            for (const SimThread& t : b.threads)
-                if (t.wait != Wait::done && shown++ < 4) what += describe(t) + "; ";
-            fail(b, what + std::to_string(b.live) + " threads wait, none can go on (a barrier or collective some threads never reach)");
+        if (!warps && !block) deadlock(b, b.live);
+    }
+}
+
+// A cooperative launch: passes over every block (in the schedule's block order), each block's warps and barrier
+// released as run_block does, and the grid barrier once every thread of the grid waits at it. A thread that has
+// exited never reaches the barrier, so the others' wait is a deadlock (on the device, cooperative_groups requires
+// every thread of the grid to call sync()).
+void run_cooperative(std::vector<std::unique_ptr<BlockRun>>& blocks, const std::vector<int>& block_order, const std::function<void()>& body) {
+    const int n = static_cast<int>(blocks.front()->threads.size());
+    std::vector<int> order = run_order(n);
+    for (;;) {
+        int live = 0, at_grid = 0, exited = 0;
+        for (int k : block_order) {
+            BlockRun& b = *blocks[static_cast<size_t>(k)];
+            if (schedule_order() == Order::shuffle) order = run_order(n);
+            run_pass(b, order, body);
+            live += b.live;
+            exited += n - b.live;
+            for (const SimThread& t : b.threads) at_grid += t.wait == Wait::grid;
+        }
+        if (live == 0) return;
+        bool released = false;
+        for (auto& b : blocks) {
+            const bool warps = release_warps(*b), block = release_block(*b);
+            released = released || warps || block;
+        }
+        if (!released && at_grid == live && exited == 0) {
+            for (auto& b : blocks)
+                for (SimThread& t : b->threads) t.wait = Wait::none;
+            released = true;
+        }
+        if (!released) {
+            for (auto& b : blocks)
+                if (b->live > 0) deadlock(*b, live);
         }
     }
 }
@@ -319,6 +369,13 @@ int block_barrier(int predicate, bool count) {
     return static_cast<int>(t.result);
 }
 
+void grid_barrier() {
+    SimThread& t = current_thread();
+    if (!g_cooperative) throw std::runtime_error("SIMT emulator: " + g_block->where + ": a grid barrier in a kernel not launched cooperatively");
+    t.mask = 0;
+    wait_here(Wait::grid);
+}
+
 int lane_id() { return current_thread().lane; }
 
 unsigned char* dynamic_shared() {
@@ -328,39 +385,51 @@ unsigned char* dynamic_shared() {
 
 void trap() { throw std::runtime_error("SIMT emulator: a kernel called __trap()"); }
 
-// g_launch makes a launch the only one running (a kernel cannot launch another), so nothing outer is saved; g_block is
-// cleared on the way out, exception or not.
-void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>& body) {
-    std::lock_guard lock(g_launch);
+namespace {
+std::unique_ptr<BlockRun> make_block(unsigned long long id, dim3 grid, dim3 block, size_t shared) {
+    auto b = std::make_unique<BlockRun>();
+    b->idx = {static_cast<unsigned>(id % grid.x), static_cast<unsigned>(id / grid.x % grid.y), static_cast<unsigned>(id / (1ull * grid.x * grid.y))};
+    b->where = "block (" + std::to_string(b->idx.x) + ", " + std::to_string(b->idx.y) + ", " + std::to_string(b->idx.z) + ")";
+    // exactly the launch's bytes (an overrun is a heap overflow under ASan), 16-byte aligned as operator new aligns;
+    // not zeroed on the device either, so filled with a pattern
+    b->shared.assign(shared, 0xa5);
     const int n = static_cast<int>(block.x * block.y * block.z);
+    b->threads.resize(n);
+    for (int i = 0; i < n; ++i) {
+        SimThread& t = b->threads[i];
+        t.idx = {static_cast<unsigned>(i) % block.x, static_cast<unsigned>(i) / block.x % block.y, static_cast<unsigned>(i) / (block.x * block.y)};
+        t.lane = i % 32;
+    }
+    b->live = n;
+    return b;
+}
+} // namespace
+
+// g_launch makes a launch the only one running (a kernel cannot launch another), so nothing outer is saved; g_block is
+// cleared on the way out, exception or not. A cooperative launch's grid is small (the runtime refuses more blocks than
+// an H200 holds at once), so all its blocks' threads can exist together. Its blocks interleave, so a function-local
+// static (simt.h's __shared__) would be shared by every block: cooperative kernels keep their shared memory dynamic.
+void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>& body, bool cooperative) {
+    std::lock_guard lock(g_launch);
     g_coordinates.grid_dim = grid;
     g_coordinates.block_dim = block;
     struct ClearBlock {
-        ~ClearBlock() { g_block = nullptr; }
+        ~ClearBlock() { g_block = nullptr, g_cooperative = false; }
     } clear_block;
+    g_cooperative = cooperative;
     const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
     std::vector<int> block_order; // forward when empty; grids beyond 2^24 blocks always run forward
-    if (schedule_order() != Order::forward && blocks <= (1u << 24)) block_order = run_order(static_cast<int>(blocks));
+    if ((cooperative || schedule_order() != Order::forward) && blocks <= (1u << 24)) block_order = run_order(static_cast<int>(blocks));
+    if (cooperative) {
+        std::vector<std::unique_ptr<BlockRun>> all;
+        for (unsigned long long k = 0; k < blocks; ++k) all.push_back(make_block(k, grid, block, shared));
+        run_cooperative(all, block_order, body);
+        return;
+    }
     for (unsigned long long k = 0; k < blocks; ++k) {
         const unsigned long long id = block_order.empty() ? k : static_cast<unsigned long long>(block_order[k]);
-        const unsigned x = static_cast<unsigned>(id % grid.x), y = static_cast<unsigned>(id / grid.x % grid.y),
-                       z = static_cast<unsigned>(id / (1ull * grid.x * grid.y));
-        BlockRun b;
-        b.where = "block (" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
-        // exactly the launch's bytes (an overrun is a heap overflow under ASan), 16-byte aligned as operator new
-        // aligns; not zeroed on the device either, so filled with a pattern
-        b.shared.assign(shared, 0xa5);
-        b.threads.resize(n);
-        for (int i = 0; i < n; ++i) {
-            SimThread& t = b.threads[i];
-            t.idx = {static_cast<unsigned>(i) % block.x, static_cast<unsigned>(i) / block.x % block.y,
-                     static_cast<unsigned>(i) / (block.x * block.y)};
-            t.lane = i % 32;
-        }
-        b.live = n;
-        g_block = &b;
-        g_coordinates.block_idx = {x, y, z};
-        run_block(b, body);
+        std::unique_ptr<BlockRun> b = make_block(id, grid, block, shared);
+        run_block(*b, body); // each pass sets g_block and the block's coordinates
     }
 }
 

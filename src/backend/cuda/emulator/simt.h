@@ -60,13 +60,17 @@ extern Coordinates g_coordinates; // one block runs at a time (scheduler.cpp), s
 enum class Collective : uint8_t { shuffle, vote, sync };
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int source);
 int block_barrier(int predicate, bool count); // count: the number of threads with a non-zero predicate; else their AND
+// cooperative_groups::this_grid().sync(): every thread of a cooperative launch meets here (grid_sync.cuh).
+void grid_barrier();
 unsigned char* dynamic_shared();
 int lane_id();
 [[noreturn]] void trap();
 
 // A kernel launch: body() is run once per thread of every block. kernel names the kernel for the opted-in shared
-// memory and in messages.
-void launch_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, std::function<void()> body);
+// memory and in messages. cooperative: cudaLaunchCooperativeKernel's launch, whose blocks all run together (a grid of
+// at most the blocks the device holds at once), so that grid_barrier() can be met.
+void launch_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, std::function<void()> body,
+                   bool cooperative = false);
 // Whether p lies in memory that cudaMalloc or cudaMallocHost returned (a device may read pinned host memory).
 bool is_device_accessible(const void* p);
 [[noreturn]] void bad_pointer_argument(const void* kernel, int index, const void* p);
@@ -81,7 +85,7 @@ void check_argument(const void* kernel, int index, const T& value) {
 // kernel<<<grid, block, shared, stream>>>(args...): the arguments converted to the parameters' types as a launch
 // converts them, copied once, and passed to every thread.
 template <class... Params, class... Args>
-void launch_on_emulator(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, Args&&... args) {
+void launch_on_emulator(bool cooperative, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, Args&&... args) {
     static_assert(sizeof...(Params) == sizeof...(Args), "a kernel launch passes one argument per parameter");
     auto params = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
     const void* id = reinterpret_cast<const void*>(kernel);
@@ -89,7 +93,7 @@ void launch_on_emulator(void (*kernel)(Params...), dim3 grid, dim3 block, size_t
         int i = 0;
         (check_argument(id, i++, p), ...);
     }, *params);
-    launch_kernel(id, grid, block, shared, stream, [kernel, params] { std::apply(kernel, *params); });
+    launch_kernel(id, grid, block, shared, stream, [kernel, params] { std::apply(kernel, *params); }, cooperative);
 }
 
 template <class T>
@@ -228,8 +232,12 @@ inline float max(float a, float b) { return std::fmax(a, b); }
 inline double min(double a, double b) { return std::fmin(a, b); }
 inline double max(double a, double b) { return std::fmax(a, b); }
 
-// cuda_runtime.h's overload for a kernel pointer is nvcc's only.
+// cuda_runtime.h's overloads for a kernel pointer are nvcc's only.
 template <class F, class = std::enable_if_t<std::is_function_v<F>>>
 cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
     return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
+template <class F, class = std::enable_if_t<std::is_function_v<F>>>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, F* kernel, int block_size, size_t shared) {
+    return ::cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, reinterpret_cast<const void*>(kernel), block_size, shared);
 }
