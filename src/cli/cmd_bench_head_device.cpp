@@ -14,8 +14,8 @@
 // copy and a stream synchronize), so the three are timed alike. Median (and p10 / p90) over --reps calls, cycling
 // over the queries, after --warmup calls. With --device cpu the same rows run on the CPU backend (no cuBLAS row): a
 // CPU baseline, and the path's check on a machine without a GPU.
-// With CUDA, rows "adaptive-host" time the GPU AdaptiveSoftmax (backend/cuda/adaptive_head_gpu.h, k = 1, the host
-// driving its loop) on the real head's stored format at each of --adaptive-deltas with the factors --fudge-best /
+// With CUDA, rows "adaptive-persistent" and "adaptive-host" time the GPU AdaptiveSoftmax (backend/cuda/adaptive_head_gpu.h,
+// k = 1; its loop in one cooperative kernel, or driven by the host step by step) on the real head's stored format at each of --adaptive-deltas with the factors --fudge-best /
 // --fudge-norm when given, else the calibration file's "fast" entry for that delta (--head-calibration, default
 // MODEL.head.json when present: the GPU head makes the fast CPU head's decisions), else the theory constants (1),
 // one call per query over the first --adaptive-queries queries: the
@@ -176,20 +176,28 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
     }
     cuda::adaptive::GpuAdaptiveHead gpu(std::make_shared<const head::ColumnMajorHead>(W));
     const double head_bytes = static_cast<double>(W.row_bytes) * static_cast<double>(W.rows);
+    struct Loop {
+        cuda::adaptive::QueryLoop loop;
+        const char* method;
+        const char* what;
+    };
+    const Loop loops[] = {{cuda::adaptive::QueryLoop::persistent, "adaptive-persistent", "one cooperative kernel launch per query: the loop's decisions on the device"},
+                          {cuda::adaptive::QueryLoop::host, "adaptive-host", "host-driven: one small device-to-host copy per decision (first version)"}};
+    for (const Loop& loop : loops) {
     for (double delta : deltas) {
         AdaptiveParams p = base;
         p.delta = delta;
         const AdaptiveFactors f = factors(delta);
         p.fudge_best = f.fudge_best;
         p.fudge_norm = f.fudge_norm;
-        std::fprintf(stderr, "%s adaptive-host delta %.3g ...\n", label.c_str(), delta);
-        for (int i = 0; i < warmup; ++i) gpu.run(qs[i % count], p);
+        std::fprintf(stderr, "%s %s delta %.3g ...\n", label.c_str(), loop.method, delta);
+        for (int i = 0; i < warmup; ++i) gpu.run(qs[i % count], p, loop.loop);
         std::vector<double> us;
         double fraction = 0, max_dlz = 0;
         int top1 = 0, ok = 0;
         for (int q = 0; q < count; ++q) {
             const auto t0 = Clock::now();
-            const head::AdaptiveResult r = gpu.run(qs[q], p);
+            const head::AdaptiveResult r = gpu.run(qs[q], p, loop.loop);
             us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
             fraction += r.cost.fraction();
             const bool same = r.head.top[0] == top[q];
@@ -204,7 +212,7 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
         row["n"] = W.rows;
         row["d"] = W.cols;
         row["format"] = h.format;
-        row["method"] = "adaptive-host";
+        row["method"] = loop.method;
         row["k"] = 1;
         row["us_median"] = med;
         row["us_p10"] = percentile(us, 0.1);
@@ -225,8 +233,9 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
         row["warmup_cap"] = p.warmup_cap;
         row["gain"] = count / fraction;
         row["success"] = static_cast<double>(ok) / count;
-        row["loop"] = "host-driven: one small device-to-host copy per decision (first version)";
+        row["loop"] = loop.what;
         rows.push_back(row);
+    }
     }
 }
 #endif

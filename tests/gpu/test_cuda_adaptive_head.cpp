@@ -1,5 +1,5 @@
-// The GPU AdaptiveSoftmax's complete query (backend/cuda/adaptive_head_gpu.h, host-driven) and its new kernels
-// (adaptive_head_gpu.cu) against their CPU twins. Skips without a GPU.
+// The GPU AdaptiveSoftmax's complete query (backend/cuda/adaptive_head_gpu.h, both loops) and its kernels
+// (adaptive_head_gpu.cu, adaptive_persistent.cu) against their CPU twins. Skips without a GPU.
 //   * The kernels one by one against the *_host functions of adaptive_norm_logic.cuh: set statistics and advance()'s
 //     grouping exactly, the exact rows within rounding of the CPU's row_dot, the normalizer's weights within a few ulp
 //     (expf), their block sums bit for bit given the device's weights (the documented order), the filter's flags
@@ -10,8 +10,10 @@
 //     within fp tolerance (an arm promoted to its exact row gets the GPU's warp dot product, which rounds differently).
 //   * Whole queries with a clear winner on random heads (Q8_0 and f32 storage, n in {1000, 4097}, d in {64, 576}): the
 //     GPU's top equals FastAdaptiveSoftmax's and the exact argmax, p_top within epsilon of the exact p, the warm-up's
-//     sample count equal to the CPU's.
-//   * Time per query on SmolLM2's head shape (49152 x 576, Q8_0), printed, not asserted.
+//     sample count equal to the CPU's (the persistent loop, the default).
+//   * The persistent loop against the host-driven one: the same answer, bits and sample counts, on grids of 1, 3 and
+//     the default number of blocks; a grid it cannot use is refused.
+//   * Time per query on SmolLM2's head shape (49152 x 576, Q8_0) in each loop, printed, not asserted.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -318,9 +320,59 @@ TEST(CudaAdaptiveHead, TopEqualsTheCpuPathAndTheExactArgmax) {
         }
 }
 
-// SmolLM2's head shape (49152 x 576, Q8_0): median time of a whole query, printed (the exact head's fused kernel is
-// timed by CudaHead.TimePerCallOnSmolLM2Shape). The first version's per-step waits dominate; this is the baseline the
-// device-driven loop must beat.
+// The persistent query (one cooperative launch, the loop on the device) against the host-driven one over the same
+// kernels' logic: the same decisions, so the same winner, the same bits of its logit and of the log-sum-exp, and the
+// same sample counts per phase; with the default grid and with grids of 1 and 3 blocks, which give each block several
+// chunks of arms (the default grid gives one per block wherever the device holds that many).
+TEST(CudaAdaptiveHead, PersistentQueryEqualsTheHostDrivenOne) {
+    SKIP_WITHOUT_GPU();
+    int trial = 0;
+    for (const Config& c : kConfigs)
+        for (int q = 0; q < 2; ++q, ++trial) {
+            const Instance in = planted(c.n, c.d, 700 + trial);
+            auto H = std::make_shared<head::ColumnMajorHead>(in.A, c.n, c.d, c.q8);
+            AdaptiveParams p;
+            p.delta = q == 1 ? 0.1 : 0.01;
+            p.seed = 31 + trial;
+            ad::GpuAdaptiveHead host_loop(H);
+            const head::AdaptiveResult want = host_loop.run(in.x, p, ad::QueryLoop::host);
+            for (int blocks : {0, 1, 3}) {
+                ad::GpuAdaptiveHead gpu(H); // a fresh object: its first query, the same noise seed as host_loop's
+                const head::AdaptiveResult got = gpu.run(in.x, p, ad::QueryLoop::persistent, blocks);
+                SCOPED_TRACE(name(c) + " query " + std::to_string(q) + " blocks " + std::to_string(blocks));
+                EXPECT_EQ(got.head.top, want.head.top);
+                ASSERT_EQ(got.head.top_logits.size(), 1u);
+                EXPECT_TRUE(same_or_both_nan(got.head.top_logits[0], want.head.top_logits[0]));
+                EXPECT_EQ(got.head.log_norm, want.head.log_norm);
+                EXPECT_EQ(got.head.p_top, want.head.p_top);
+                EXPECT_EQ(got.cost.samples, want.cost.samples);
+                EXPECT_EQ(got.cost.warmup, want.cost.warmup);
+                EXPECT_EQ(got.cost.best_arm, want.cost.best_arm);
+                EXPECT_EQ(got.cost.normalizer, want.cost.normalizer);
+                EXPECT_EQ(got.cost.d_prime, want.cost.d_prime);
+            }
+        }
+}
+
+// A grid larger than the persistent query can use is refused with a message, and nothing is launched.
+TEST(CudaAdaptiveHead, PersistentQueryRefusesAGridItCannotUse) {
+    SKIP_WITHOUT_GPU();
+    const Instance in = planted(1000, 64, 5);
+    auto H = std::make_shared<head::ColumnMajorHead>(in.A, 1000, 64, true);
+    ad::GpuAdaptiveHead gpu(H);
+    AdaptiveParams p;
+    try {
+        gpu.run(in.x, p, ad::QueryLoop::persistent, 5); // 1000 arms: 4 chunks of 256
+        ADD_FAILURE() << "5 blocks for 4 chunks were accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("at most 4"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(gpu.run(in.x, p).head.top[0], in.winner); // and the head still answers
+}
+
+// SmolLM2's head shape (49152 x 576, Q8_0): median time of a whole query in each loop, printed (the exact head's fused
+// kernel is timed by CudaHead.TimePerCallOnSmolLM2Shape). The host-driven loop's per-step waits dominate it; the
+// persistent loop is what has to beat the fused exact head.
 TEST(CudaAdaptiveHead, TimePerQueryOnSmolLM2Shape) {
     SKIP_WITHOUT_GPU();
     const int n = 49152, d = 576;
@@ -329,21 +381,23 @@ TEST(CudaAdaptiveHead, TimePerQueryOnSmolLM2Shape) {
     ad::GpuAdaptiveHead gpu(H);
     AdaptiveParams p;
     p.delta = 0.01;
-    std::mt19937 rng(3);
-    std::normal_distribution<float> nd(0.0f, 0.05f);
-    std::vector<double> us;
-    int correct = 0;
-    for (int q = 0; q < 30; ++q) {
-        std::vector<float> x = in.x;
-        for (auto& v : x) v += nd(rng);
-        const auto t0 = std::chrono::steady_clock::now();
-        const head::AdaptiveResult r = gpu.run(x, p);
-        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
-        correct += r.head.top[0] == in.winner;
+    for (ad::QueryLoop loop : {ad::QueryLoop::persistent, ad::QueryLoop::host}) {
+        std::mt19937 rng(3);
+        std::normal_distribution<float> nd(0.0f, 0.05f);
+        std::vector<double> us;
+        int correct = 0;
+        for (int q = 0; q < 30; ++q) {
+            std::vector<float> x = in.x;
+            for (auto& v : x) v += nd(rng);
+            const auto t0 = std::chrono::steady_clock::now();
+            const head::AdaptiveResult r = gpu.run(x, p, loop);
+            us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+            correct += r.head.top[0] == in.winner;
+        }
+        std::sort(us.begin(), us.end());
+        std::printf("adaptive head (cuda, %s) %d x %d q8: median %.1f us per query (30 queries, delta 0.01), planted winner found %d/30\n",
+                    loop == ad::QueryLoop::persistent ? "persistent" : "host-driven", n, d, us[us.size() / 2], correct);
     }
-    std::sort(us.begin(), us.end());
-    std::printf("adaptive head (cuda, host-driven) %d x %d q8: median %.1f us per query (30 queries, delta 0.01), planted winner found %d/30\n", n, d,
-                us[us.size() / 2], correct);
 }
 
 } // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/cuda/adaptive_head_kernels.h"
+#include "backend/cuda/adaptive_persistent.h"
 #include "backend/cuda/adaptive_rounds.h"
 #include "backend/cuda/adaptive_warmup.h"
 #include "backend/cuda/cuda_check.h"
@@ -45,7 +46,11 @@ public:
         for (ArmSet s : {ArmSet::candidates, ArmSet::kept, ArmSet::todo}) WINNOW_CUDA_CHECK(cudaMemset(set(s), 0, n_));
         col_ = alloc<int32_t>(d_), blk_ = alloc<int32_t>(d_), xs_ = alloc<float>(d_), coef_ = alloc<float>(d_), x_ = alloc<float>(d_);
         scratch_ = alloc<AdaptiveStepScratch>(1);
-        partials_ = alloc<double>(2 * norm_blocks(n_));
+        partials_ = alloc<double>(4 * norm_blocks(n_)); // the persistent query's two slots; the host-driven steps use the first
+        persistent_limit_ = persistent_grid_limit(row_type_);
+        persistent_partials_ = alloc<BlockPartial>(2 * static_cast<size_t>(std::max(1, persistent_limit_)));
+        list_counts_ = alloc<int32_t>(2);
+        persistent_result_ = alloc<PersistentResult>(1);
         host_partials_.resize(2 * norm_blocks(n_));
         // The memsets above run on the legacy stream, asynchronously to the host, and a copy from pageable memory may
         // return before its DMA ends; stream_ is non-blocking, so its first kernels would not wait for either.
@@ -110,6 +115,29 @@ public:
         fetch_partials(norm_blocks(n_));
         s.sum = add_partials(host_partials_.data(), norm_blocks(n_));
         return s;
+    }
+    // The whole query in one cooperative launch (adaptive_persistent.h) over this executor's buffers: blocks = the
+    // grid (0: as many as the device holds at once, at most one per chunk of arms). One copy back, one wait.
+    head::AdaptiveResult run_persistent(const PreparedQuery& pq, std::span<const float> x, float beta, int blocks) {
+        if (persistent_limit_ <= 0)
+            throw Error(ErrorKind::unsupported, "adaptive head (cuda): this device cannot launch the persistent query (no cooperative launch)");
+        const int limit = static_cast<int>(std::min<int64_t>(persistent_limit_, norm_blocks(n_)));
+        if (blocks <= 0) blocks = limit;
+        if (blocks > limit)
+            throw Error(ErrorKind::invalid_argument, "adaptive head (cuda): " + std::to_string(blocks) + " blocks for the persistent query, at most " +
+                                                         std::to_string(limit) + " here");
+        begin_query(pq.order(), x, beta);
+        PersistentQuery q;
+        q.layout = layout_, q.order = order_, q.state = state(), q.stride = stride_;
+        q.row_type = row_type_, q.rows = rows_, q.row_bytes = row_bytes_, q.d = d_, q.x = x_, q.beta = beta;
+        for (int s = 0; s < 4; ++s) q.sets[s] = sets_[s];
+        q.active = active_, q.list = list_, q.e = e_;
+        q.partials = persistent_partials_, q.sums = partials_, q.list_counts = list_counts_;
+        q.constants = pq.constants;
+        q.result = persistent_result_;
+        launch_persistent_query(q, blocks, stream_);
+        const PersistentResult r = fetch(persistent_result_);
+        return query_result(r.finish, r.cost, pq.constants);
     }
     void read_state(std::vector<float>& mu, std::vector<float>& var, std::vector<int32_t>& T, std::vector<uint8_t>& candidates) override {
         mu.resize(n_), var.resize(n_), T.resize(n_), candidates.resize(n_);
@@ -208,6 +236,10 @@ private:
     uint8_t* sets_[4] = {}; // indexed by ArmSet
     AdaptiveStepScratch* scratch_ = nullptr;
     double* partials_ = nullptr;
+    int persistent_limit_ = 0; // the cooperative grid's limit for this head's row type (0: no cooperative launch)
+    BlockPartial* persistent_partials_ = nullptr;
+    int32_t* list_counts_ = nullptr;
+    PersistentResult* persistent_result_ = nullptr;
     std::vector<double> host_partials_;
 };
 
@@ -227,6 +259,11 @@ QueryDriver GpuAdaptiveHead::begin(std::span<const float> x, const AdaptiveParam
     return QueryDriver(*H_, *steps_, x, p, head::query_noise_seed(p.seed, ++queries_));
 }
 
-head::AdaptiveResult GpuAdaptiveHead::run(std::span<const float> x, const AdaptiveParams& p) { return begin(x, p).run(); }
+head::AdaptiveResult GpuAdaptiveHead::run(std::span<const float> x, const AdaptiveParams& p, QueryLoop loop, int blocks) {
+    if (loop == QueryLoop::host) return begin(x, p).run();
+    const PreparedQuery q = prepare_query(*H_, x, p, head::query_noise_seed(p.seed, ++queries_));
+    if (q.constants.dp == 0) return head::all_logits_tied(H_->n(), 1);
+    return steps_->run_persistent(q, x, p.beta, blocks);
+}
 
 } // namespace winnow::cuda::adaptive

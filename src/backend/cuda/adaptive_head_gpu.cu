@@ -4,6 +4,7 @@
 // sums are made deterministic by writing per-block partials that the host adds in block order. No tuning.
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/adaptive_head_kernels.h"
+#include "backend/cuda/adaptive_block_sum.cuh"
 
 #include <string>
 
@@ -83,20 +84,6 @@ __global__ void max_key_kernel(const float* v, const float* var, int64_t n, floa
     if (i < n) k = max_key(log_alpha_of ? log_alpha(v[i], var[i], c2) : v[i]);
     for (int o = 16; o > 0; o >>= 1) k = max(k, __shfl_xor_sync(kFull, k, o));
     if (threadIdx.x % 32 == 0 && k) atomicMax(key, k);
-}
-
-// The block's sum in the documented order: the warp's xor butterfly in double, then thread 0 adds the warps in order.
-__device__ double block_sum_in_order(double v, double* warp_sums) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = v;
-    __syncthreads();
-    double block = 0;
-    if (threadIdx.x == 0) {
-        block = warp_sums[0];
-        for (int w = 1; w < kNormWarps; ++w) block += warp_sums[w];
-    }
-    __syncthreads(); // warp_sums may be reused by the caller's next sum
-    return block;    // valid in thread 0
 }
 
 __global__ void norm_weights_kernel(const float* mu, const float* var, int64_t n, float c2, float* e, const uint32_t* key, double* partials) {

@@ -134,13 +134,13 @@ inline double block_sum_host(const double* v) {
 }
 
 // The host's addition of the blocks' partials, in block order (the device path copies them back and calls this).
-inline double add_partials(const double* partials, int64_t blocks) {
+WINNOW_WARMUP_FN double add_partials(const double* partials, int64_t blocks) {
     double total = 0;
     for (int64_t b = 0; b < blocks; ++b) total += partials[b];
     return total;
 }
 
-inline int64_t norm_blocks(int64_t n) { return (n + kNormThreads - 1) / kNormThreads; }
+WINNOW_WARMUP_FN int64_t norm_blocks(int64_t n) { return (n + kNormThreads - 1) / kNormThreads; }
 
 struct NormSums {
     float la_max = -INFINITY;

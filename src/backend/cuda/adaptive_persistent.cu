@@ -1,0 +1,307 @@
+// The persistent AdaptiveSoftmax query kernel (design: adaptive_persistent.h). GridSteps is the executor the control
+// flow (adaptive_control.cuh) calls in every thread of the cooperative grid; each of its steps is the host-driven
+// kernels' per-arm logic (adaptive_warmup_logic.cuh, adaptive_rounds_logic.cuh, adaptive_norm_logic.cuh, linear's
+// warp dot product) over the block's chunks of arms, followed by a grid barrier, and every step returns the same value
+// in every thread. Written blind, for correctness first: every reduction meets the whole grid, and every thread reads
+// all blocks' partials. Twin: the host-driven query over the same kernels (DeviceQuerySteps) and, through it,
+// HostQuerySteps.
+#include "backend/cuda/launch.cuh"
+#include "backend/cuda/adaptive_persistent.h"
+
+#include <string>
+
+#include "backend/cuda/adaptive_block_sum.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemv_row.cuh"
+#include "backend/cuda/grid_sync.cuh"
+#include "backend/cuda/shared_memory.cuh"
+#include "winnow/error.h"
+
+namespace winnow::cuda::adaptive {
+
+namespace {
+
+constexpr int kWarps = kPersistentThreads / 32;
+constexpr unsigned kFull = 0xffffffffu;
+// dynamic shared memory: the warps' partials, then the warps' doubles of block_sum_in_order
+constexpr size_t kSharedBytes = kWarps * sizeof(BlockPartial) + kWarps * sizeof(double);
+
+__device__ BlockPartial combine(BlockPartial a, const BlockPartial& b) {
+    a.key = max(a.key, b.key);
+    a.count += b.count;
+    a.min_T = min(a.min_T, b.min_T);
+    a.first = min(a.first, b.first);
+    a.failing |= b.failing;
+    a.max_key = max(a.max_key, b.max_key);
+    a.all_exact &= b.all_exact;
+    return a;
+}
+
+__device__ BlockPartial shuffle_xor(const BlockPartial& p, int o) {
+    BlockPartial q;
+    q.key = __shfl_xor_sync(kFull, p.key, o);
+    q.count = __shfl_xor_sync(kFull, p.count, o);
+    q.min_T = __shfl_xor_sync(kFull, p.min_T, o);
+    q.first = __shfl_xor_sync(kFull, p.first, o);
+    q.failing = __shfl_xor_sync(kFull, p.failing, o);
+    q.max_key = __shfl_xor_sync(kFull, p.max_key, o);
+    q.all_exact = __shfl_xor_sync(kFull, p.all_exact, o);
+    return q;
+}
+
+template <GgmlType W>
+class GridSteps {
+public:
+    __device__ GridSteps(const PersistentQuery& q, BlockPartial* warp_partials, double* warp_sums)
+        : q_(q), n_(q.constants.n), dp_(q.constants.dp), warp_partials_(warp_partials), warp_sums_(warp_sums) {
+        for (int s = 0; s < 4; ++s) sets_[s] = q.sets[s];
+    }
+
+    __device__ void warm_up(int from, int to, bool fresh) {
+        for_arms(q_.stride, [&](int64_t i) { warm_up_arm(q_.layout, q_.order, q_.state, i, from, to, fresh, q_.beta); });
+        grid_sync();
+    }
+
+    __device__ SetStats set_stats(ArmSet s, float thr) {
+        const uint8_t* in = set(s);
+        SetStats st;
+        for_arms(n_, [&](int64_t i) {
+            if (in[i]) set_stats_arm(q_.state.var[i], q_.state.T[i], thr, dp_, st);
+        });
+        BlockPartial p;
+        p.count = st.count, p.min_T = st.min_T, p.failing = st.failing, p.max_key = st.max_var_key;
+        const BlockPartial r = reduce(p);
+        st.count = r.count, st.min_T = r.min_T, st.failing = r.failing, st.max_var_key = r.max_key;
+        return st;
+    }
+
+    // advance()'s next group: the smallest prefix below target, then its arms marked and listed (list order free).
+    __device__ Group mark_group(ArmSet s, int target) {
+        const uint8_t* in = set(s);
+        const int32_t* T = q_.state.T;
+        BlockPartial p;
+        for_arms(n_, [&](int64_t i) {
+            if (in[i] && T[i] < target) p.min_T = min(p.min_T, T[i]);
+        });
+        Group g;
+        g.from = reduce(p).min_T;
+        if (g.from == kNoArm) return g;
+        int32_t* counter = q_.list_counts + (step_ & 1); // zeroed at the previous barrier (scratch_sync)
+        BlockPartial c;
+        for_arms(n_, [&](int64_t i) {
+            const bool mine = in[i] && T[i] == g.from;
+            q_.active[i] = mine ? -1 : 0;
+            if (mine) q_.list[atomicAdd(counter, 1)] = static_cast<int32_t>(i), ++c.count;
+        });
+        g.count = reduce(c).count;
+        return g;
+    }
+
+    __device__ void stream_marked(int from, int to) {
+        for_arms(n_, [&](int64_t i) { stream_masked_arm(q_.layout, q_.order, q_.state, q_.active, i, from, to, q_.beta); });
+        grid_sync();
+    }
+
+    __device__ void exact_marked(int count) {
+        const int lane = threadIdx.x % 32;
+        for (int w = blockIdx.x * kWarps + threadIdx.x / 32; w < count; w += gridDim.x * kWarps) exact_row(q_.list[w], lane); // warp-uniform
+        grid_sync();
+    }
+
+    __device__ void reset_candidates() {
+        uint8_t* c = set(ArmSet::candidates);
+        const uint8_t* all = set(ArmSet::all);
+        for_arms(n_, [&](int64_t i) { c[i] = all[i]; });
+        grid_sync();
+    }
+
+    // adaptive_rounds.cu's two passes: the first candidate and the argmax key, then the keep flags and their count.
+    __device__ RoundResult eliminate_round(float width2) {
+        const uint8_t* in = set(ArmSet::candidates);
+        uint8_t* keep = set(ArmSet::kept);
+        const float *mu = q_.state.mu, *var = q_.state.var;
+        BlockPartial p;
+        for_arms(n_, [&](int64_t i) {
+            if (!in[i]) return;
+            p.first = min(p.first, static_cast<int32_t>(i));
+            p.key = max(p.key, best_key(mu[i], i));
+        });
+        const BlockPartial b = reduce(p);
+        RoundResult r;
+        r.first = b.first, r.key = b.key;
+        r.best = pick_best(r.first, r.key, mu);
+        if (r.best >= 0) r.floor_b = best_floor(mu[r.best], var[r.best], width2);
+        BlockPartial k;
+        for_arms(n_, [&](int64_t i) {
+            const bool kept = r.best >= 0 && in[i] && keep_arm(mu[i], var[i], r.floor_b, width2);
+            keep[i] = kept;
+            if (kept) ++k.count, k.all_exact &= q_.state.T[i] >= dp_ ? 1 : 0;
+        });
+        const BlockPartial kk = reduce(k);
+        r.kept = kk.count, r.all_exact = kk.all_exact;
+        return r;
+    }
+
+    __device__ void keep_survivors() { // every thread swaps its own copy of the two pointers, alike
+        uint8_t* t = sets_[static_cast<int>(ArmSet::candidates)];
+        sets_[static_cast<int>(ArmSet::candidates)] = sets_[static_cast<int>(ArmSet::kept)];
+        sets_[static_cast<int>(ArmSet::kept)] = t;
+    }
+    __device__ int32_t arm_T(int32_t i) const { return q_.state.T[i]; }
+    __device__ float arm_mu(int32_t i) const { return q_.state.mu[i]; }
+    __device__ void exact_arm(int32_t i) {
+        if (blockIdx.x == 0 && threadIdx.x < 32) exact_row(i, static_cast<int>(threadIdx.x));
+        grid_sync();
+    }
+
+    __device__ NormSums norm_weights(float c2) {
+        const float *mu = q_.state.mu, *var = q_.state.var;
+        BlockPartial p;
+        for_arms(n_, [&](int64_t i) { p.max_key = max(p.max_key, max_key(log_alpha(mu[i], var[i], c2))); });
+        NormSums s;
+        s.la_max = max_from_key(reduce(p).max_key);
+        const int64_t chunks = norm_blocks(n_);
+        double* sums = q_.sums + (step_ & 1) * 2 * chunks;
+        for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) { // block-uniform: the sums' barriers see the whole block
+            const int64_t i = c * kPersistentThreads + threadIdx.x;
+            double ve = 0, vg = 0;
+            if (i < n_) {
+                const float w = norm_weight(log_alpha(mu[i], var[i], c2), s.la_max);
+                q_.e[i] = w;
+                ve = w;
+                vg = sqrt_rn(w);
+            }
+            const double pe = block_sum_in_order(ve, warp_sums_);
+            const double pg = block_sum_in_order(vg, warp_sums_);
+            if (threadIdx.x == 0) sums[c] = pe, sums[chunks + c] = pg;
+        }
+        scratch_sync();
+        s.sum_e = add_partials(sums, chunks);
+        s.sum_g = add_partials(sums + chunks, chunks);
+        return s;
+    }
+
+    __device__ int32_t norm_filter(bool first, double f, double a, double b) {
+        uint8_t* todo = set(ArmSet::todo);
+        BlockPartial p;
+        for_arms(n_, [&](int64_t i) {
+            const bool flag = (first || todo[i]) && norm_fails(q_.e[i], q_.state.var[i], q_.state.T[i], dp_, f, a, b);
+            todo[i] = flag;
+            p.count += flag ? 1 : 0;
+        });
+        return reduce(p).count;
+    }
+
+    __device__ SumExp sum_exp_mu() {
+        const float* mu = q_.state.mu;
+        BlockPartial p;
+        for_arms(n_, [&](int64_t i) { p.max_key = max(p.max_key, max_key(mu[i])); });
+        SumExp s;
+        s.max = max_from_key(reduce(p).max_key);
+        const int64_t chunks = norm_blocks(n_);
+        double* sums = q_.sums + (step_ & 1) * 2 * chunks;
+        for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+            const int64_t i = c * kPersistentThreads + threadIdx.x;
+            const double t = i < n_ ? static_cast<double>(exp_f(sub_rn(mu[i], s.max))) : 0.0;
+            const double sum = block_sum_in_order(t, warp_sums_);
+            if (threadIdx.x == 0) sums[c] = sum;
+        }
+        scratch_sync();
+        s.sum = add_partials(sums, chunks);
+        return s;
+    }
+
+private:
+    __device__ uint8_t* set(ArmSet s) const { return sets_[static_cast<int>(s)]; }
+
+    // f(i) for the arms i < count of this block's chunks.
+    template <class F>
+    __device__ void for_arms(int64_t count, F&& f) const {
+        for (int64_t c = blockIdx.x; c * kPersistentThreads < count; c += gridDim.x) {
+            const int64_t i = c * kPersistentThreads + threadIdx.x;
+            if (i < count) f(i);
+        }
+    }
+
+    // Arm i's exact logit by the calling warp (linear's warp dot product; exact_rows_kernel's arithmetic).
+    __device__ void exact_row(int32_t i, int lane) {
+        const float dot = warp_row_dot<W>(q_.rows + static_cast<size_t>(i) * q_.row_bytes, q_.x, q_.d, lane);
+        if (lane == 0) {
+            q_.state.mu[i] = mul_rn(q_.beta, dot);
+            q_.state.var[i] = 0.0f;
+            q_.state.T[i] = dp_;
+        }
+    }
+
+    // The grid barrier after scratch (partials, sums) was written: the next step writes the other slot. The list
+    // counter of that slot is zeroed here, before the barrier: its last atomics were two barriers ago.
+    __device__ void scratch_sync() {
+        if (blockIdx.x == 0 && threadIdx.x == 0) q_.list_counts[(step_ & 1) ^ 1] = 0;
+        grid_sync();
+        ++step_;
+    }
+
+    // Every thread's partial combined over the grid: the same value in every thread.
+    __device__ BlockPartial reduce(BlockPartial p) {
+        for (int o = 16; o > 0; o >>= 1) p = combine(p, shuffle_xor(p, o));
+        if (threadIdx.x % 32 == 0) warp_partials_[threadIdx.x / 32] = p;
+        __syncthreads();
+        BlockPartial* slot = q_.partials + (step_ & 1) * gridDim.x;
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < kWarps; ++w) p = combine(p, warp_partials_[w]);
+            slot[blockIdx.x] = p;
+        }
+        scratch_sync(); // also orders warp_partials_' reads before the next reduction's writes
+        BlockPartial r;
+        for (unsigned b = 0; b < gridDim.x; ++b) r = combine(r, slot[b]);
+        return r;
+    }
+
+    const PersistentQuery& q_;
+    const int64_t n_;
+    const int dp_;
+    uint8_t* sets_[4];
+    BlockPartial* warp_partials_;
+    double* warp_sums_;
+    unsigned step_ = 0; // scratch barriers passed: the same count in every thread
+};
+
+template <GgmlType W>
+__global__ void __launch_bounds__(kPersistentThreads) persistent_query_kernel(PersistentQuery q) {
+    WINNOW_DYNAMIC_SHARED(unsigned char, smem);
+    GridSteps<W> steps(q, reinterpret_cast<BlockPartial*>(smem), reinterpret_cast<double*>(smem + kWarps * sizeof(BlockPartial)));
+    QueryControl<GridSteps<W>> control(steps, q.constants);
+    control.warm_up();
+    control.eliminate();
+    const ControlFinish f = control.finish();
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        q.result->finish = f;
+        q.result->cost = control.cost();
+    }
+}
+
+} // namespace
+
+int persistent_grid_limit(GgmlType type) {
+    int limit = -1;
+    dispatch_weight_type(type, [&]<GgmlType W>() { limit = cooperative_grid_limit(persistent_query_kernel<W>, kPersistentThreads, kSharedBytes); });
+    if (limit < 0) throw Error(ErrorKind::invalid_argument, "adaptive head (cuda): exact rows of this weight type are not supported");
+    return limit;
+}
+
+void launch_persistent_query(const PersistentQuery& q, int blocks, cudaStream_t stream) {
+    if (q.constants.n >= kNoArm) throw Error(ErrorKind::invalid_argument, "persistent query: " + std::to_string(q.constants.n) + " arms (at most 2^31 - 2)");
+    WINNOW_CUDA_CHECK(cudaMemsetAsync(q.list_counts, 0, 2 * sizeof(int32_t), stream));
+    bool launched = false;
+    dispatch_weight_type(q.row_type, [&]<GgmlType W>() {
+        launch_cooperative(persistent_query_kernel<W>, static_cast<unsigned>(blocks), kPersistentThreads, kSharedBytes, stream, q);
+        launched = true;
+    });
+    if (!launched) throw Error(ErrorKind::invalid_argument, "adaptive head (cuda): exact rows of this weight type are not supported");
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess)
+        throw Error(ErrorKind::io, std::string("adaptive head (cuda): the persistent query's cooperative launch of ") + std::to_string(blocks) +
+                                       " blocks failed: " + cudaGetErrorString(err));
+}
+
+} // namespace winnow::cuda::adaptive
