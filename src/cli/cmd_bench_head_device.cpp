@@ -174,7 +174,7 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
         log_norm[q] = t.log_norm;
         p_exact[q] = std::exp(static_cast<double>(t.logits[0]) - t.log_norm);
     }
-    cuda::adaptive::GpuAdaptiveHead gpu(std::make_shared<const head::ColumnMajorHead>(W));
+    const auto column_major = std::make_shared<const head::ColumnMajorHead>(W);
     const double head_bytes = static_cast<double>(W.row_bytes) * static_cast<double>(W.rows);
     struct Loop {
         cuda::adaptive::QueryLoop loop;
@@ -184,6 +184,7 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
     const Loop loops[] = {{cuda::adaptive::QueryLoop::persistent, "adaptive-persistent", "one cooperative kernel launch per query: the loop's decisions on the device"},
                           {cuda::adaptive::QueryLoop::host, "adaptive-host", "host-driven: one small device-to-host copy per decision (first version)"}};
     for (const Loop& loop : loops) {
+    cuda::adaptive::GpuAdaptiveHead gpu(column_major); // per loop: both loops' rows draw the same column orders
     for (double delta : deltas) {
         AdaptiveParams p = base;
         p.delta = delta;

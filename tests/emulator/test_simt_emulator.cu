@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -227,6 +228,14 @@ __global__ void grid_early_exit_kernel(int* out) {
     out[blockIdx.x] = 1;
 }
 
+// Block 0 changes a value every block tests, with no barrier between the tests and the change: a block that tests
+// after the change skips the barrier (on the device: whichever blocks run late; the grid hangs).
+__global__ void grid_read_write_race_kernel(int* flag) {
+    const bool meet = *flag == 0;
+    if (blockIdx.x == 0 && threadIdx.x == 0) *flag = 1;
+    if (meet) winnow::cuda::grid_sync();
+}
+
 TEST(SimtEmulator, CooperativeLaunchesMeetAtTheGridBarrier) {
     const int blocks = 5, threads = 64, rounds = 3;
     DeviceBuffer<int> published(blocks * rounds), seen(rounds * blocks * threads);
@@ -249,6 +258,16 @@ TEST(SimtEmulator, CooperativeLaunchesMeetAtTheGridBarrier) {
         ADD_FAILURE() << "a grid barrier that one thread never reaches was passed";
     } catch (const std::runtime_error& e) {
         EXPECT_NE(std::string(e.what()).find("deadlock"), std::string::npos) << e.what();
+    }
+    // Between barriers the blocks run one at a time, block 0 first in the forward order, so the race shows there.
+    const char* order = std::getenv("WINNOW_EMU_SCHEDULE");
+    if (!order || std::string(order) == "forward") {
+        try {
+            winnow::cuda::launch_cooperative(grid_read_write_race_kernel, 3, 32, 0, nullptr, out.p);
+            ADD_FAILURE() << "a write racing with the reads that decide whether to meet the grid went unnoticed";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find("deadlock"), std::string::npos) << e.what();
+        }
     }
     const int limit = winnow::cuda::cooperative_grid_limit(grid_rounds_kernel, 1024, 0);
     EXPECT_EQ(limit, 2 * 132); // 2048 threads per multiprocessor

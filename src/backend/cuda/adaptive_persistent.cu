@@ -149,7 +149,10 @@ public:
     }
     __device__ int32_t arm_T(int32_t i) const { return q_.state.T[i]; }
     __device__ float arm_mu(int32_t i) const { return q_.state.mu[i]; }
+    // The first barrier: every thread has read arm_T(i) (the control's test for calling this) before T[i] changes; a
+    // thread of another block that read the new T would skip this step and its barriers, and the grid would hang.
     __device__ void exact_arm(int32_t i) {
+        grid_sync();
         if (blockIdx.x == 0 && threadIdx.x < 32) exact_row(i, static_cast<int>(threadIdx.x));
         grid_sync();
     }
@@ -266,8 +269,11 @@ private:
     unsigned step_ = 0; // scratch barriers passed: the same count in every thread
 };
 
+// 2 blocks per multiprocessor at least (at most 128 registers): the grid limit is then 264 blocks on an H200, more
+// than SmolLM2's 192 chunks. The parameter is read in place (__grid_constant__): GridSteps keeps a reference to it,
+// which would otherwise copy it to every thread's local memory.
 template <GgmlType W>
-__global__ void __launch_bounds__(kPersistentThreads) persistent_query_kernel(PersistentQuery q) {
+__global__ void __launch_bounds__(kPersistentThreads, 2) persistent_query_kernel(const __grid_constant__ PersistentQuery q) {
     WINNOW_DYNAMIC_SHARED(unsigned char, smem);
     GridSteps<W> steps(q, reinterpret_cast<BlockPartial*>(smem), reinterpret_cast<double*>(smem + kWarps * sizeof(BlockPartial)));
     QueryControl<GridSteps<W>> control(steps, q.constants);

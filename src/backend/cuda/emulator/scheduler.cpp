@@ -19,6 +19,7 @@
 #include <boost/context/stack_context.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
@@ -28,6 +29,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "backend/cuda/emulator/emulator.h"
@@ -41,22 +43,39 @@ namespace ctx = boost::context;
 
 namespace {
 
-// Fiber stacks: mmap'd with a guard page below (an overflow faults instead of corrupting its neighbour) and kept for
-// the next thread, as a launch starts millions of threads and a block holds at most 1024 at once.
+// Fiber stacks, kept for the next thread, as a launch starts millions of threads and a block holds at most 1024 at
+// once. The first kGuarded are mmap'd one by one with a guard page below, so that an overflow faults instead of
+// corrupting a neighbour. Each of those is two memory mappings, and Linux allows 65530 per process by default
+// (vm.max_map_count), while a cooperative launch keeps every thread of its grid alive at once (an H200-sized grid of
+// the adaptive head's persistent kernel: 49152 threads). So the stacks beyond them come from slabs of kSlab stacks in
+// one mapping, where the lowest page of each stack is a canary instead: filled with a pattern, and checked when the
+// thread's stack is returned, so an overflow is still reported (afterwards, not at the faulting write).
 size_t page_size() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 
 class StackPool {
 public:
     static constexpr size_t kSize = 256 * 1024; // pages are committed only when touched
+    static constexpr size_t kGuarded = 16384;
+    static constexpr size_t kSlab = 256;
+    static constexpr unsigned char kCanary = 0x5c;
+    static constexpr size_t kCanaryBytes = 256; // checked: the top of the canary page, which an overflow reaches first
+
     ctx::stack_context allocate() {
         void* base = nullptr;
         if (!free_.empty()) {
             base = free_.back();
             free_.pop_back();
-        } else {
-            base = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (base == MAP_FAILED) throw std::bad_alloc();
+        } else if (guarded_ < kGuarded) {
+            base = map(kSize);
             mprotect(base, page_size(), PROT_NONE);
+            ++guarded_;
+        } else {
+            if (slab_left_ == 0) slab_next_ = static_cast<char*>(map(kSize * kSlab)), slab_left_ = kSlab;
+            base = slab_next_;
+            slab_next_ += kSize;
+            --slab_left_;
+            std::memset(base, kCanary, page_size());
+            canaried_.insert(base);
         }
         // Stack tops 64 bytes apart modulo 64 KiB (a "colour" per stack): at the same offset in every 256 KiB stack the
         // 1024 threads of a block would fight over the same cache sets at every switch.
@@ -71,14 +90,36 @@ public:
         sc.sp = static_cast<char*>(base) + kSize - colour;
         return sc;
     }
-    void deallocate(ctx::stack_context& sc) { free_.push_back(static_cast<char*>(sc.sp) - sc.size); }
+    void deallocate(ctx::stack_context& sc) {
+        char* base = static_cast<char*>(sc.sp) - sc.size;
+        if (is_canaried(base)) {
+            const char* top = base + page_size() - kCanaryBytes;
+            for (size_t i = 0; i < kCanaryBytes; ++i)
+                if (static_cast<unsigned char>(top[i]) != kCanary) {
+                    std::fprintf(stderr, "SIMT emulator: a GPU thread overflowed its %zu KiB stack\n", kSize / 1024);
+                    std::abort(); // its frames have overwritten another thread's: nothing after this can be trusted
+                }
+        }
+        free_.push_back(base);
+    }
     ~StackPool() {
-        for (void* base : free_) munmap(base, kSize);
+        for (void* base : free_)
+            if (!is_canaried(base)) munmap(base, kSize);
+        // the slabs stay mapped until the process ends (their stacks are not tracked per slab)
     }
 
 private:
+    static void* map(size_t bytes) {
+        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        return p;
+    }
+    bool is_canaried(const void* base) const { return !canaried_.empty() && canaried_.count(base) != 0; }
+
     std::vector<void*> free_;
-    size_t next_colour_ = 0;
+    std::unordered_set<const void*> canaried_; // the slab stacks' bases
+    size_t guarded_ = 0, slab_left_ = 0, next_colour_ = 0;
+    char* slab_next_ = nullptr;
 };
 
 // The allocator handle Boost.Context copies into each fiber.
@@ -316,38 +357,42 @@ void run_block(BlockRun& b, const std::function<void()>& body) {
     }
 }
 
-// A cooperative launch: passes over every block (in the schedule's block order), each block's warps and barrier
-// released as run_block does, and the grid barrier once every thread of the grid waits at it. A thread that has
-// exited never reaches the barrier, so the others' wait is a deadlock (on the device, cooperative_groups requires
-// every thread of the grid to call sync()).
+// A cooperative launch: between two grid barriers the blocks run one after another (in the schedule's block order),
+// each as run_block runs it until all its live threads wait at the grid barrier; then the barrier is released once every
+// thread of the grid waits at it. Running a block as far as it can go before the next one starts is the interleaving
+// that shows a step whose early block writes what a later block reads before the barrier that should separate them
+// (a thread that reads a value another block has already changed takes another branch, skips a barrier, and the grid
+// deadlocks here as it would hang on the device); the reverse and shuffled block orders show the other direction. A
+// thread that has exited never reaches the barrier, so the others' wait is a deadlock (on the device,
+// cooperative_groups requires every thread of the grid to call sync()).
 void run_cooperative(std::vector<std::unique_ptr<BlockRun>>& blocks, const std::vector<int>& block_order, const std::function<void()>& body) {
     const int n = static_cast<int>(blocks.front()->threads.size());
     std::vector<int> order = run_order(n);
     for (;;) {
-        int live = 0, at_grid = 0, exited = 0;
+        int live = 0, at_grid = 0;
         for (int k : block_order) {
             BlockRun& b = *blocks[static_cast<size_t>(k)];
-            if (schedule_order() == Order::shuffle) order = run_order(n);
-            run_pass(b, order, body);
+            for (;;) {
+                if (schedule_order() == Order::shuffle) order = run_order(n);
+                run_pass(b, order, body);
+                const bool warps = release_warps(b), block = release_block(b);
+                if (!warps && !block) break; // every live thread waits at the grid barrier, or the block is stuck
+            }
             live += b.live;
-            exited += n - b.live;
             for (const SimThread& t : b.threads) at_grid += t.wait == Wait::grid;
         }
         if (live == 0) return;
-        bool released = false;
-        for (auto& b : blocks) {
-            const bool warps = release_warps(*b), block = release_block(*b);
-            released = released || warps || block;
-        }
-        if (!released && at_grid == live && exited == 0) {
+        const int all = n * static_cast<int>(blocks.size());
+        if (at_grid == live && live != all)
+            fail(*blocks.front(), "deadlock: " + std::to_string(live) + " threads wait at the grid barrier, which the grid's " + std::to_string(all - live) +
+                                      " exited threads never reach");
+        if (at_grid != live) { // a block stuck short of the barrier: name its threads
             for (auto& b : blocks)
-                for (SimThread& t : b->threads) t.wait = Wait::none;
-            released = true;
+                for (const SimThread& t : b->threads)
+                    if (t.wait != Wait::grid && t.wait != Wait::done) deadlock(*b, live);
         }
-        if (!released) {
-            for (auto& b : blocks)
-                if (b->live > 0) deadlock(*b, live);
-        }
+        for (auto& b : blocks)
+            for (SimThread& t : b->threads) t.wait = Wait::none;
     }
 }
 
