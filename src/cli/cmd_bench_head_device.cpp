@@ -184,6 +184,10 @@ void bench_adaptive_rows(Backend& be, const Matrix& W, const std::vector<std::ve
     const Loop loops[] = {{cuda::adaptive::QueryLoop::persistent, "adaptive-persistent", "one cooperative kernel launch per query: the loop's decisions on the device"},
                           {cuda::adaptive::QueryLoop::host, "adaptive-host", "host-driven: one small device-to-host copy per decision (first version)"}};
     for (const Loop& loop : loops) {
+    if (loop.loop == cuda::adaptive::QueryLoop::persistent && cuda::adaptive::default_query_loop() == cuda::adaptive::QueryLoop::host) {
+        std::fprintf(stderr, "%s adaptive-persistent: skipped (WINNOW_ADAPTIVE_LOOP=host)\n", label.c_str());
+        continue;
+    }
     cuda::adaptive::GpuAdaptiveHead gpu(column_major); // per loop: both loops' rows draw the same column orders
     for (double delta : deltas) {
         AdaptiveParams p = base;

@@ -4,6 +4,7 @@
 // first version's one small copy per decision, see adaptive_query.h).
 #include "backend/cuda/adaptive_head_gpu.h"
 
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -259,7 +260,15 @@ QueryDriver GpuAdaptiveHead::begin(std::span<const float> x, const AdaptiveParam
     return QueryDriver(*H_, *steps_, x, p, head::query_noise_seed(p.seed, ++queries_));
 }
 
+QueryLoop default_query_loop() {
+    const char* v = std::getenv("WINNOW_ADAPTIVE_LOOP");
+    if (!v || std::string(v).empty() || std::string(v) == "persistent") return QueryLoop::persistent;
+    if (std::string(v) == "host") return QueryLoop::host;
+    throw Error(ErrorKind::invalid_argument, std::string("WINNOW_ADAPTIVE_LOOP must be host or persistent, not '") + v + "'");
+}
+
 head::AdaptiveResult GpuAdaptiveHead::run(std::span<const float> x, const AdaptiveParams& p, QueryLoop loop, int blocks) {
+    if (loop == QueryLoop::automatic) loop = default_query_loop();
     if (loop == QueryLoop::host) return begin(x, p).run();
     const PreparedQuery q = prepare_query(*H_, x, p, head::query_noise_seed(p.seed, ++queries_));
     if (q.constants.dp == 0) return head::all_logits_tied(H_->n(), 1);

@@ -1,7 +1,7 @@
 #pragma once
 // The GPU AdaptiveSoftmax (issue #15 item 2): one query of head::FastAdaptiveSoftmax::run for k = 1 with every per-arm
 // step on the device, the CPU path's decisions (adaptive_control.cuh), in one of two loops:
-//   * persistent (the default): the whole query in one cooperative kernel launch (adaptive_persistent.h), the loop's
+//   * persistent (the default, see QueryLoop): the whole query in one cooperative kernel launch (adaptive_persistent.h), the loop's
 //     decisions made on the device; one small copy back per query;
 //   * host: the host drives the loop (adaptive_query.h: QueryDriver), one small device -> host copy per decision;
 //     each step a few kernels (the first version; tests run it phase by phase).
@@ -28,7 +28,11 @@ namespace winnow::cuda::adaptive {
 
 class DeviceQuerySteps;
 
-enum class QueryLoop { persistent, host };
+// automatic: persistent, unless the environment sets WINNOW_ADAPTIVE_LOOP=host (the GPU scripts' fallback when the
+// persistent kernel fails its first run on a device: the rest of a run then measures the host-driven loop).
+enum class QueryLoop { automatic, persistent, host };
+// What automatic means here (winnow::Error for a WINNOW_ADAPTIVE_LOOP other than host or persistent).
+QueryLoop default_query_loop();
 
 class GpuAdaptiveHead {
 public:
@@ -41,7 +45,7 @@ public:
     // One query (k = 1 only): FastAdaptiveSoftmax::run's result. The noise seed is query_noise_seed(p.seed, counter)
     // with a per-object counter, as the CPU head's: the i-th query of each uses the same column order. blocks: the
     // persistent loop's grid (0: as many as the device holds at once, at most one per 256 arms); tests use small ones.
-    head::AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p, QueryLoop loop = QueryLoop::persistent, int blocks = 0);
+    head::AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p, QueryLoop loop = QueryLoop::automatic, int blocks = 0);
     // The next query's driver (the seed run() would use), for running it phase by phase (tests), over steps().
     QueryDriver begin(std::span<const float> x, const AdaptiveParams& p);
     QuerySteps& steps();
