@@ -2,8 +2,8 @@
 // flow (adaptive_control.cuh) calls in every thread of the cooperative grid; each of its steps is the host-driven
 // kernels' per-arm logic (adaptive_warmup_logic.cuh, adaptive_rounds_logic.cuh, adaptive_norm_logic.cuh, linear's
 // warp dot product) over the block's chunks of arms, followed by a grid barrier, and every step returns the same value
-// in every thread. Written blind, for correctness first: every reduction meets the whole grid, and every thread reads
-// all blocks' partials. Twin: the host-driven query over the same kernels (DeviceQuerySteps) and, through it,
+// in every thread. Written blind, for correctness first: every reduction meets the whole grid; warp 0 of each block
+// reads all blocks' partials and shares the result through shared memory. Twin: the host-driven query over the same kernels (DeviceQuerySteps) and, through it,
 // HostQuerySteps.
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/adaptive_persistent.h"
@@ -23,8 +23,9 @@ namespace {
 
 constexpr int kWarps = kPersistentThreads / 32;
 constexpr unsigned kFull = 0xffffffffu;
-// dynamic shared memory: the warps' partials, then the warps' doubles of block_sum_in_order
-constexpr size_t kSharedBytes = kWarps * sizeof(BlockPartial) + kWarps * sizeof(double);
+// dynamic shared memory: the warps' partials and the grid's combined one (broadcast to the block), then the warps'
+// doubles of block_sum_in_order and the two grid-wide sums (broadcast)
+constexpr size_t kSharedBytes = (kWarps + 1) * sizeof(BlockPartial) + (kWarps + 2) * sizeof(double);
 
 __device__ BlockPartial combine(BlockPartial a, const BlockPartial& b) {
     a.key = max(a.key, b.key);
@@ -179,8 +180,10 @@ public:
             if (threadIdx.x == 0) sums[c] = pe, sums[chunks + c] = pg;
         }
         scratch_sync();
-        s.sum_e = add_partials(sums, chunks);
-        s.sum_g = add_partials(sums + chunks, chunks);
+        if (threadIdx.x == 0) warp_sums_[kWarps] = add_partials(sums, chunks), warp_sums_[kWarps + 1] = add_partials(sums + chunks, chunks);
+        __syncthreads();
+        s.sum_e = warp_sums_[kWarps];
+        s.sum_g = warp_sums_[kWarps + 1];
         return s;
     }
 
@@ -210,7 +213,9 @@ public:
             if (threadIdx.x == 0) sums[c] = sum;
         }
         scratch_sync();
-        s.sum = add_partials(sums, chunks);
+        if (threadIdx.x == 0) warp_sums_[kWarps] = add_partials(sums, chunks);
+        __syncthreads();
+        s.sum = warp_sums_[kWarps];
         return s;
     }
 
@@ -255,15 +260,23 @@ private:
             slot[blockIdx.x] = p;
         }
         scratch_sync(); // also orders warp_partials_' reads before the next reduction's writes
-        BlockPartial r;
-        for (unsigned b = 0; b < gridDim.x; ++b) r = combine(r, slot[b]);
-        return r;
+        // warp 0 combines the grid's partials (every operation is order-free) and leaves the result for the block
+        if (threadIdx.x < 32) {
+            BlockPartial r;
+            for (unsigned b = threadIdx.x; b < gridDim.x; b += 32) r = combine(r, slot[b]);
+            for (int o = 16; o > 0; o >>= 1) r = combine(r, shuffle_xor(r, o));
+            if (threadIdx.x == 0) warp_partials_[kWarps] = r;
+        }
+        __syncthreads();
+        return warp_partials_[kWarps];
     }
 
     const PersistentQuery& q_;
     const int64_t n_;
     const int dp_;
     uint8_t* sets_[4];
+    // Shared memory. The broadcast slots (warp_partials_[kWarps], warp_sums_[kWarps ..]) are written again only after
+    // the next grid barrier, which every reader of the last value has passed: no second __syncthreads is needed.
     BlockPartial* warp_partials_;
     double* warp_sums_;
     unsigned step_ = 0; // scratch barriers passed: the same count in every thread
@@ -275,7 +288,7 @@ private:
 template <GgmlType W>
 __global__ void __launch_bounds__(kPersistentThreads, 2) persistent_query_kernel(const __grid_constant__ PersistentQuery q) {
     WINNOW_DYNAMIC_SHARED(unsigned char, smem);
-    GridSteps<W> steps(q, reinterpret_cast<BlockPartial*>(smem), reinterpret_cast<double*>(smem + kWarps * sizeof(BlockPartial)));
+    GridSteps<W> steps(q, reinterpret_cast<BlockPartial*>(smem), reinterpret_cast<double*>(smem + (kWarps + 1) * sizeof(BlockPartial)));
     QueryControl<GridSteps<W>> control(steps, q.constants);
     control.warm_up();
     control.eliminate();

@@ -7,9 +7,10 @@
 // How a step is shared out: arms in chunks of kPersistentThreads consecutive ones (the "virtual blocks" of the
 // host-driven kernels, so every per-block sum keeps its documented order), chunk c to block c mod gridDim; an exact
 // row per warp. A step whose result decides what comes next is a grid-wide reduction: each block writes a
-// BlockPartial, the grid meets (grid_sync.cuh), and every thread combines all blocks' partials in block order into
-// the same value. Integer mins, maxima and counts do not depend on the order; the normalizer's double sums are per
-// chunk, in the documented order, then added in chunk order, as the host-driven path adds them. So the persistent
+// BlockPartial, the grid meets (grid_sync.cuh), and in every block warp 0 combines all blocks' partials into the same
+// value, which the block's threads read from shared memory. Integer mins, maxima and counts do not depend on the
+// order; the normalizer's double sums are per chunk, in the documented order, then added in chunk order by one thread
+// per block, as the host-driven path adds them. So the persistent
 // query and the host-driven one (the same kernels' per-arm logic) decide alike and answer with the same bits
 // (tests/gpu/test_cuda_adaptive_head.cpp).
 //
