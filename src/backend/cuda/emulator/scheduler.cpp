@@ -365,9 +365,28 @@ void run_block(BlockRun& b, const std::function<void()>& body) {
 // deadlocks here as it would hang on the device); the reverse and shuffled block orders show the other direction. A
 // thread that has exited never reaches the barrier, so the others' wait is a deadlock (on the device,
 // cooperative_groups requires every thread of the grid to call sync()).
+// WINNOW_EMU_TRACE=1 prints each cooperative launch's grid and the grid barriers it met (on stderr): the count that
+// decides a persistent kernel's time on a device, where each barrier costs microseconds.
+bool trace_cooperative() {
+    static const bool on = [] {
+        const char* e = std::getenv("WINNOW_EMU_TRACE");
+        return e && std::string(e) == "1";
+    }();
+    return on;
+}
+
 void run_cooperative(std::vector<std::unique_ptr<BlockRun>>& blocks, const std::vector<int>& block_order, const std::function<void()>& body) {
     const int n = static_cast<int>(blocks.front()->threads.size());
     std::vector<int> order = run_order(n);
+    long barriers = 0;
+    struct Trace {
+        const long& barriers;
+        size_t blocks;
+        int threads;
+        ~Trace() {
+            if (trace_cooperative()) std::fprintf(stderr, "SIMT emulator: cooperative launch of %zu blocks x %d threads: %ld grid barriers\n", blocks, threads, barriers);
+        }
+    } trace{barriers, blocks.size(), n};
     for (;;) {
         int live = 0, at_grid = 0;
         for (int k : block_order) {
@@ -393,6 +412,7 @@ void run_cooperative(std::vector<std::unique_ptr<BlockRun>>& blocks, const std::
         }
         for (auto& b : blocks)
             for (SimThread& t : b->threads) t.wait = Wait::none;
+        ++barriers;
     }
 }
 
