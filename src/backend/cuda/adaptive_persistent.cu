@@ -29,25 +29,47 @@ constexpr size_t kSharedBytes = (kWarps + 1) * sizeof(BlockPartial) + (kWarps + 
 
 __device__ BlockPartial combine(BlockPartial a, const BlockPartial& b) {
     a.key = max(a.key, b.key);
-    a.count += b.count;
-    a.min_T = min(a.min_T, b.min_T);
     a.first = min(a.first, b.first);
-    a.failing |= b.failing;
-    a.max_key = max(a.max_key, b.max_key);
+    a.count += b.count;
     a.all_exact &= b.all_exact;
+    a.max_key = max(a.max_key, b.max_key);
+    a.set_count += b.set_count;
+    a.set_min_T = min(a.set_min_T, b.set_min_T);
+    a.set_max_var_key = max(a.set_max_var_key, b.set_max_var_key);
+    if (b.group_from < a.group_from) a.group_from = b.group_from, a.group_count = b.group_count; // (min, count at the min)
+    else if (b.group_from == a.group_from) a.group_count += b.group_count;
     return a;
 }
 
 __device__ BlockPartial shuffle_xor(const BlockPartial& p, int o) {
     BlockPartial q;
     q.key = __shfl_xor_sync(kFull, p.key, o);
-    q.count = __shfl_xor_sync(kFull, p.count, o);
-    q.min_T = __shfl_xor_sync(kFull, p.min_T, o);
     q.first = __shfl_xor_sync(kFull, p.first, o);
-    q.failing = __shfl_xor_sync(kFull, p.failing, o);
-    q.max_key = __shfl_xor_sync(kFull, p.max_key, o);
+    q.count = __shfl_xor_sync(kFull, p.count, o);
     q.all_exact = __shfl_xor_sync(kFull, p.all_exact, o);
+    q.max_key = __shfl_xor_sync(kFull, p.max_key, o);
+    q.set_count = __shfl_xor_sync(kFull, p.set_count, o);
+    q.set_min_T = __shfl_xor_sync(kFull, p.set_min_T, o);
+    q.set_max_var_key = __shfl_xor_sync(kFull, p.set_max_var_key, o);
+    q.group_from = __shfl_xor_sync(kFull, p.group_from, o);
+    q.group_count = __shfl_xor_sync(kFull, p.group_count, o);
     return q;
+}
+
+// Arm (var, T) of a set in its SetStats (set_stats_arm's count, min T and largest variance short of d'). The
+// threshold test is left out: "some arm has var > thr and T < d'" holds exactly when that largest variance is > thr
+// (NaN variances are in neither), so one pass serves every threshold.
+__device__ void add_stats(BlockPartial& p, float var, int32_t T, int dp) {
+    p.set_count += 1;
+    p.set_min_T = min(p.set_min_T, T);
+    if (T < dp) p.set_max_var_key = max(p.set_max_var_key, max_key(var));
+}
+
+// Arm T of a set in advance()'s group below target.
+__device__ void add_group(BlockPartial& p, int32_t T, int target) {
+    if (T >= target) return;
+    if (T < p.group_from) p.group_from = T, p.group_count = 1;
+    else if (T == p.group_from) p.group_count += 1;
 }
 
 template <GgmlType W>
@@ -59,61 +81,93 @@ public:
     }
 
     __device__ void warm_up(int from, int to, bool fresh) {
-        for_arms(q_.stride, [&](int64_t i) { warm_up_arm(q_.layout, q_.order, q_.state, i, from, to, fresh, q_.beta); });
-        grid_sync();
+        forget();
+        const uint8_t* all = set(ArmSet::all);
+        BlockPartial p;
+        for_arms(q_.stride, [&](int64_t i) {
+            warm_up_arm(q_.layout, q_.order, q_.state, i, from, to, fresh, q_.beta);
+            if (i < n_ && all[i]) add_stats(p, q_.state.var[i], q_.state.T[i], dp_);
+        });
+        remember_stats(all, reduce(p)); // the warm-up loop's next test
     }
 
     __device__ SetStats set_stats(ArmSet s, float thr) {
         const uint8_t* in = set(s);
+        if (stats_of_ != in) {
+            BlockPartial p;
+            for_arms(n_, [&](int64_t i) {
+                if (in[i]) add_stats(p, q_.state.var[i], q_.state.T[i], dp_);
+            });
+            remember_stats(in, reduce(p));
+        }
+        last_stats_set_ = in;
         SetStats st;
-        for_arms(n_, [&](int64_t i) {
-            if (in[i]) set_stats_arm(q_.state.var[i], q_.state.T[i], thr, dp_, st);
-        });
-        BlockPartial p;
-        p.count = st.count, p.min_T = st.min_T, p.failing = st.failing, p.max_key = st.max_var_key;
-        const BlockPartial r = reduce(p);
-        st.count = r.count, st.min_T = r.min_T, st.failing = r.failing, st.max_var_key = r.max_key;
+        st.count = stats_.set_count, st.min_T = stats_.set_min_T, st.max_var_key = stats_.set_max_var_key;
+        st.failing = max_from_key(st.max_var_key) > thr ? 1 : 0;
         return st;
     }
 
-    // advance()'s next group: the smallest prefix below target, then its arms marked and listed (list order free).
+    // advance()'s next group: the smallest prefix below target and its count, then its arms marked (each thread its
+    // own arms, which only it streams) and listed for the exact rows (list order free; exact_marked waits for it).
     __device__ Group mark_group(ArmSet s, int target) {
         const uint8_t* in = set(s);
         const int32_t* T = q_.state.T;
-        BlockPartial p;
-        for_arms(n_, [&](int64_t i) {
-            if (in[i] && T[i] < target) p.min_T = min(p.min_T, T[i]);
-        });
-        Group g;
-        g.from = reduce(p).min_T;
-        if (g.from == kNoArm) return g;
-        int32_t* counter = q_.list_counts + (step_ & 1); // zeroed at the previous barrier (scratch_sync)
-        BlockPartial c;
+        if (group_of_ != in || group_target_ != target) {
+            BlockPartial p;
+            for_arms(n_, [&](int64_t i) {
+                if (in[i]) add_group(p, T[i], target);
+            });
+            remember_group(in, target, reduce(p));
+        }
+        last_group_set_ = in, last_group_target_ = target;
+        Group g = group_;
+        if (g.count == 0) return g; // from = kNoArm
+        int32_t* counter = q_.list_counts + (step_ & 1); // zeroed at the last scratch barrier, unused since
         for_arms(n_, [&](int64_t i) {
             const bool mine = in[i] && T[i] == g.from;
             q_.active[i] = mine ? -1 : 0;
-            if (mine) q_.list[atomicAdd(counter, 1)] = static_cast<int32_t>(i), ++c.count;
+            if (mine) q_.list[atomicAdd(counter, 1)] = static_cast<int32_t>(i);
         });
-        g.count = reduce(c).count;
         return g;
     }
 
+    // The marked arms through [from, to), and in the same pass the control's next questions: the next group of the
+    // set being advanced (below the same target) and the statistics of the set last asked about.
     __device__ void stream_marked(int from, int to) {
-        for_arms(n_, [&](int64_t i) { stream_masked_arm(q_.layout, q_.order, q_.state, q_.active, i, from, to, q_.beta); });
-        grid_sync();
+        const uint8_t* stats_set = last_stats_set_;
+        const uint8_t* group_set = last_group_set_;
+        const int target = last_group_target_;
+        forget();
+        const int32_t* T = q_.state.T;
+        BlockPartial p;
+        for_arms(n_, [&](int64_t i) {
+            stream_masked_arm(q_.layout, q_.order, q_.state, q_.active, i, from, to, q_.beta);
+            if (stats_set && stats_set[i]) add_stats(p, q_.state.var[i], T[i], dp_);
+            if (group_set && group_set[i]) add_group(p, T[i], target);
+        });
+        const BlockPartial r = reduce(p);
+        if (stats_set) remember_stats(stats_set, r);
+        if (group_set) remember_group(group_set, target, r);
     }
 
     __device__ void exact_marked(int count) {
+        forget();
+        grid_sync(); // the list is complete (mark_group's appends)
         const int lane = threadIdx.x % 32;
         for (int w = blockIdx.x * kWarps + threadIdx.x / 32; w < count; w += gridDim.x * kWarps) exact_row(q_.list[w], lane); // warp-uniform
         grid_sync();
     }
 
     __device__ void reset_candidates() {
+        forget();
         uint8_t* c = set(ArmSet::candidates);
         const uint8_t* all = set(ArmSet::all);
-        for_arms(n_, [&](int64_t i) { c[i] = all[i]; });
-        grid_sync();
+        BlockPartial p;
+        for_arms(n_, [&](int64_t i) {
+            c[i] = all[i];
+            if (c[i]) add_stats(p, q_.state.var[i], q_.state.T[i], dp_);
+        });
+        remember_stats(c, reduce(p)); // pull_to_var's first question
     }
 
     // adaptive_rounds.cu's two passes: the first candidate and the argmax key, then the keep flags and their count.
@@ -127,6 +181,7 @@ public:
             p.first = min(p.first, static_cast<int32_t>(i));
             p.key = max(p.key, best_key(mu[i], i));
         });
+        forget(); // after the loop above has read the candidates: the keep flags below change the kept set
         const BlockPartial b = reduce(p);
         RoundResult r;
         r.first = b.first, r.key = b.key;
@@ -136,9 +191,12 @@ public:
         for_arms(n_, [&](int64_t i) {
             const bool kept = r.best >= 0 && in[i] && keep_arm(mu[i], var[i], r.floor_b, width2);
             keep[i] = kept;
-            if (kept) ++k.count, k.all_exact &= q_.state.T[i] >= dp_ ? 1 : 0;
+            if (!kept) return;
+            ++k.count, k.all_exact &= q_.state.T[i] >= dp_ ? 1 : 0;
+            add_stats(k, var[i], q_.state.T[i], dp_);
         });
         const BlockPartial kk = reduce(k);
+        remember_stats(keep, kk); // the survivors become the candidates: the next round's first question
         r.kept = kk.count, r.all_exact = kk.all_exact;
         return r;
     }
@@ -153,6 +211,7 @@ public:
     // The first barrier: every thread has read arm_T(i) (the control's test for calling this) before T[i] changes; a
     // thread of another block that read the new T would skip this step and its barriers, and the grid would hang.
     __device__ void exact_arm(int32_t i) {
+        forget();
         grid_sync();
         if (blockIdx.x == 0 && threadIdx.x < 32) exact_row(i, static_cast<int>(threadIdx.x));
         grid_sync();
@@ -188,6 +247,7 @@ public:
     }
 
     __device__ int32_t norm_filter(bool first, double f, double a, double b) {
+        forget();
         uint8_t* todo = set(ArmSet::todo);
         BlockPartial p;
         for_arms(n_, [&](int64_t i) {
@@ -221,6 +281,17 @@ public:
 
 private:
     __device__ uint8_t* set(ArmSet s) const { return sets_[static_cast<int>(s)]; }
+
+    // Speculation: a pass that ends in a reduction anyway also answers the question the control asks next, so that
+    // question costs no barrier of its own. An answer is kept with the set (by address: keep_survivors' swap carries
+    // it along) and, for a group, the target it was computed for; every step that changes flags, prefixes or
+    // variances forgets both first. Every thread keeps the same answers, as it makes the same calls.
+    __device__ void forget() { stats_of_ = nullptr, group_of_ = nullptr; }
+    __device__ void remember_stats(const uint8_t* in, const BlockPartial& r) { stats_of_ = in, stats_ = r; }
+    __device__ void remember_group(const uint8_t* in, int target, const BlockPartial& r) {
+        group_of_ = in, group_target_ = target;
+        group_.from = r.group_from, group_.count = r.group_count;
+    }
 
     // f(i) for the arms i < count of this block's chunks.
     template <class F>
@@ -280,6 +351,14 @@ private:
     BlockPartial* warp_partials_;
     double* warp_sums_;
     unsigned step_ = 0; // scratch barriers passed: the same count in every thread
+    const uint8_t* stats_of_ = nullptr; // the set stats_ describes (null: none)
+    BlockPartial stats_;
+    const uint8_t* group_of_ = nullptr; // the set group_ belongs to (null: none), below group_target_
+    int group_target_ = 0;
+    Group group_;
+    const uint8_t* last_stats_set_ = nullptr; // the last set_stats' and mark_group's questions, asked again after a stream
+    const uint8_t* last_group_set_ = nullptr;
+    int last_group_target_ = 0;
 };
 
 // 2 blocks per multiprocessor at least (at most 128 registers): the grid limit is then 264 blocks on an H200, more

@@ -28,15 +28,20 @@ namespace winnow::cuda::adaptive {
 
 constexpr int kPersistentThreads = kNormThreads; // threads per block = arms per chunk
 
-// One block's part of a grid-wide reduction; every field starts at its operation's identity.
+// One block's part of a grid-wide reduction; every field starts at its operation's identity. Besides the step's own
+// result, a reduction may carry the statistics of an arm set and advance()'s next group, computed in the same pass
+// for the step the control will call next (GridSteps' speculation, adaptive_persistent.cu).
 struct BlockPartial {
-    unsigned long long key = 0; // max of best_key (the round's argmax)
-    int32_t count = 0;          // sum
-    int32_t min_T = kNoArm;     // min (set statistics, advance()'s group)
-    int32_t first = kNoArm;     // min (the round's first candidate)
-    int32_t failing = 0;        // or
-    uint32_t max_key = 0;       // max of max_key (variances, log alpha, logits)
-    int32_t all_exact = 1;      // and
+    unsigned long long key = 0;   // max of best_key (the round's argmax)
+    int32_t first = kNoArm;       // min (the round's first candidate)
+    int32_t count = 0;            // sum (kept arms, the normalizer's todo)
+    int32_t all_exact = 1;        // and
+    uint32_t max_key = 0;         // max of max_key (log alpha, logits)
+    int32_t set_count = 0;        // a set's SetStats without the threshold: sum,
+    int32_t set_min_T = kNoArm;   // min,
+    uint32_t set_max_var_key = 0; // max (failing = the largest variance > thr)
+    int32_t group_from = kNoArm;  // advance()'s group: the smallest prefix below the target,
+    int32_t group_count = 0;      // and how many arms have it
 };
 
 // What the kernel writes at the end.
