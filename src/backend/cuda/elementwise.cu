@@ -54,7 +54,8 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
     float v = 0.0f;
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) v = fmaf(xr[c] - mean, xr[c] - mean, v);
     const float r = 1.0f / sqrtf(block_sum(v, scratch) / cols + eps);
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = (xr[c] - mean) * r * w[c] + b[c];
+    // rounded as written (nvcc would fuse the last product into the add; the emulator and the CPU do not)
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = __fadd_rn(__fmul_rn(__fmul_rn(xr[c] - mean, r), w[c]), b[c]);
 }
 
 // One thread per (row, head, pair); the rotation is rope_pair.cuh's, which the fused rope_store_kv kernel shares.
@@ -103,7 +104,8 @@ __global__ void gelu_kernel(float* __restrict__ x, int64_t n) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float v = x[i];
-    x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    // the cubic term's product rounded before the add, as the emulator and the CPU round it (nvcc would fuse them)
+    x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * __fadd_rn(v, __fmul_rn(0.044715f * v * v, v))));
 }
 
 __global__ void swiglu_kernel(const float* __restrict__ gate, const float* up, float* out, int64_t n) { // out may be up
