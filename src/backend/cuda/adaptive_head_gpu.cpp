@@ -118,7 +118,9 @@ public:
         return s;
     }
     // The whole query in one cooperative launch (adaptive_persistent.h) over this executor's buffers: blocks = the
-    // grid (0: as many as the device holds at once, at most one per chunk of arms). One copy back, one wait.
+    // grid (0: as many as the device holds at once, at most one per chunk of arms). One copy back, one wait. The kernel
+    // swaps its own copies of the candidate and kept pointers, so sets_ may name those two buffers the other way round
+    // afterwards: read_state() is meaningful after host-driven steps only (every query starts from reset_candidates).
     head::AdaptiveResult run_persistent(const PreparedQuery& pq, std::span<const float> x, float beta, int blocks) {
         if (persistent_limit_ <= 0)
             throw Error(ErrorKind::unsupported, "adaptive head (cuda): this device cannot launch the persistent query (no cooperative launch)");

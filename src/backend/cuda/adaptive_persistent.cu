@@ -121,7 +121,9 @@ public:
         }
         last_group_set_ = in, last_group_target_ = target;
         Group g = group_;
-        if (g.count == 0) return g; // from = kNoArm
+        // from = kNoArm. The active words are left as they are (the host-driven kernel zeroes them): only
+        // stream_marked reads them, and only after a mark of a nonempty group, which writes all of them.
+        if (g.count == 0) return g;
         int32_t* counter = q_.list_counts + (step_ & 1); // zeroed at the last scratch barrier, unused since
         for_arms(n_, [&](int64_t i) {
             const bool mine = in[i] && T[i] == g.from;
@@ -218,6 +220,7 @@ public:
     }
 
     __device__ NormSums norm_weights(float c2) {
+        last_stats_set_ = nullptr; // the normalizer asks no set statistics: its streams need not carry them
         const float *mu = q_.state.mu, *var = q_.state.var;
         BlockPartial p;
         for_arms(n_, [&](int64_t i) { p.max_key = max(p.max_key, max_key(log_alpha(mu[i], var[i], c2))); });
@@ -313,7 +316,7 @@ private:
     }
 
     // The grid barrier after scratch (partials, sums) was written: the next step writes the other slot. The list
-    // counter of that slot is zeroed here, before the barrier: its last atomics were two barriers ago.
+    // counter of that slot is zeroed here, before the barrier: its last atomics came before the previous scratch barrier.
     __device__ void scratch_sync() {
         if (blockIdx.x == 0 && threadIdx.x == 0) q_.list_counts[(step_ & 1) ^ 1] = 0;
         grid_sync();
