@@ -422,8 +422,8 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         }
         bench_head(place_head_from_f32(*be, parse_format(f), n, d, wf), qs, real_label, false);
     }
-    std::function<AdaptiveFactors(double)> adaptive_factors; // set when the real head's adaptive rows ran
 #ifdef WINNOW_HAVE_CUDA
+    std::function<AdaptiveFactors(double)> adaptive_factors; // set when the real head's adaptive rows ran
     if (dev.device == Device::cuda && !adaptive_deltas.empty()) {
         // factors: given on the command line, else the calibration file's "fast" entry, else the theory constants; a
         // default file made for another model or epsilon is skipped with a note, a named one stops the run

@@ -335,8 +335,11 @@ struct FastAdaptiveSoftmax::Query {
             size_t b = a;
             while (b < need.size() && st.T[need[b]] == st.T[need[a]]) ++b;
             const int from = st.T[need[a]];
-            // vectors of 8 holding at least one of the arms (assuming them spread evenly over all rows)
-            const double share = static_cast<double>(b - a) / n, vectors = H.stride() / 8.0 * (1 - std::pow(1 - share, 8));
+            // vectors of 8 holding at least one of the arms (assuming them spread evenly over all rows); (1 - share)^8
+            // by three squarings, which the GPU's copy of this rule (cuda/adaptive_control.cuh) rounds alike, where the
+            // device's pow may differ from the host's in the last ulp
+            const double share = static_cast<double>(b - a) / n, q = 1 - share, q2 = q * q, q4 = q2 * q2;
+            const double vectors = H.stride() / 8.0 * (1 - q4 * q4);
             const double streamed = stream_cost * vectors * 8 * (target - from), exact_cost = static_cast<double>(b - a) * H.d();
             if (target >= dp || exact_cost <= streamed) {
                 exact_all(need.data() + a, static_cast<int>(b - a));

@@ -8,10 +8,10 @@
 //     back per decision;
 //   * the persistent kernel (adaptive_persistent.cu), where every thread of a cooperative grid runs this same code
 //     over grid-wide steps, so the loop never leaves the device.
-// Every constant that needs a logarithm is computed once on the host (control_constants, adaptive_query.cpp), so both
-// run the same bits through the same comparisons. One exception: advance()'s cost rule calls pow(), whose device
-// version may differ from the host's in the last ulp; a choice between streaming and exact rows that sits exactly on
-// that edge could then differ (it changes the sample count, never the PAC statement).
+// Every constant that needs a logarithm is computed once on the host (control_constants, adaptive_query.cpp), and the
+// rest is IEEE arithmetic that nvcc cannot contract (the one product that feeds a subtraction is rounded with
+// dmul_rn; advance()'s (1 - share)^8 is three squarings, on the CPU path too, where the device's pow could differ from
+// the host's in the last ulp), so both run the same bits through the same comparisons.
 #include <cmath>
 #include <cstdint>
 #include <math.h>
@@ -136,7 +136,9 @@ private:
             const Group g = steps_.mark_group(s, target);
             if (g.count == 0) return;
             const int from = g.from;
-            const double share = static_cast<double>(g.count) / c_.n, vectors = c_.stride / 8.0 * (1 - pow(1 - share, 8.0));
+            // (1 - share)^8 by squarings, as the CPU path computes it: the same bits on the host and the device
+            const double share = static_cast<double>(g.count) / c_.n, q = 1 - share, q2 = q * q, q4 = q2 * q2;
+            const double vectors = c_.stride / 8.0 * (1 - dmul_rn(q4, q4)); // dmul_rn: nvcc would fuse it into the subtraction
             const double stream_cost = c_.stream_cost * vectors * 8 * (target - from), exact_cost = static_cast<double>(g.count) * c_.d;
             if (target >= c_.dp || exact_cost <= stream_cost) {
                 steps_.exact_marked(g.count);
