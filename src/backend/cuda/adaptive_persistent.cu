@@ -3,8 +3,9 @@
 // kernels' per-arm logic (adaptive_warmup_logic.cuh, adaptive_rounds_logic.cuh, adaptive_norm_logic.cuh, linear's
 // warp dot product) over the block's chunks of arms, followed by a grid barrier, and every step returns the same value
 // in every thread. Written blind, for correctness first: every reduction meets the whole grid; warp 0 of each block
-// reads all blocks' partials and shares the result through shared memory. Twin: the host-driven query over the same kernels (DeviceQuerySteps) and, through it,
-// HostQuerySteps.
+// reads all blocks' partials and shares the result through shared memory; a pass that ends in a reduction also answers
+// the control's next question (the speculation below), which is what keeps the barrier count down. Twin: the
+// host-driven query over the same kernels (DeviceQuerySteps) and, through it, HostQuerySteps.
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/adaptive_persistent.h"
 
