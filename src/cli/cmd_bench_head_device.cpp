@@ -186,63 +186,63 @@ void bench_adaptive_rows(Backend& be, const std::shared_ptr<const head::ColumnMa
     const Loop loops[] = {{cuda::adaptive::QueryLoop::persistent, "adaptive-persistent", "one cooperative kernel launch per query: the loop's decisions on the device"},
                           {cuda::adaptive::QueryLoop::host, "adaptive-host", "host-driven: one small device-to-host copy per decision (first version)"}};
     for (const Loop& loop : loops) {
-    if (loop.loop == cuda::adaptive::QueryLoop::persistent && cuda::adaptive::default_query_loop() == cuda::adaptive::QueryLoop::host) {
-        std::fprintf(stderr, "%s adaptive-persistent: skipped (WINNOW_ADAPTIVE_LOOP=host)\n", label.c_str());
-        continue;
-    }
-    cuda::adaptive::GpuAdaptiveHead gpu(column_major); // per loop: both loops' rows draw the same column orders
-    for (double delta : deltas) {
-        AdaptiveParams p = base;
-        p.delta = delta;
-        const AdaptiveFactors f = factors(delta);
-        p.fudge_best = f.fudge_best;
-        p.fudge_norm = f.fudge_norm;
-        std::fprintf(stderr, "%s %s delta %.3g ...\n", label.c_str(), loop.method, delta);
-        for (int i = 0; i < warmup; ++i) gpu.run(qs[i % count], p, loop.loop);
-        std::vector<double> us;
-        double fraction = 0, max_dlz = 0;
-        int top1 = 0, ok = 0;
-        for (int q = 0; q < count; ++q) {
-            const auto t0 = Clock::now();
-            const head::AdaptiveResult r = gpu.run(qs[q], p, loop.loop);
-            us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-            fraction += r.cost.fraction();
-            const bool same = r.head.top[0] == top[q];
-            top1 += same;
-            ok += same && std::fabs(r.head.p_top - p_exact[q]) <= p.epsilon * p_exact[q];
-            max_dlz = std::max(max_dlz, std::fabs(r.head.log_norm - log_norm[q]));
+        if (loop.loop == cuda::adaptive::QueryLoop::persistent && cuda::adaptive::default_query_loop() == cuda::adaptive::QueryLoop::host) {
+            std::fprintf(stderr, "%s adaptive-persistent: skipped (WINNOW_ADAPTIVE_LOOP=host)\n", label.c_str());
+            continue;
         }
-        const double med = median(us);
-        nlohmann::ordered_json row;
-        row["head"] = label;
-        row["synthetic"] = synthetic;
-        row["n"] = W.rows;
-        row["d"] = W.cols;
-        row["format"] = h.format;
-        row["method"] = loop.method;
-        row["k"] = 1;
-        row["us_median"] = med;
-        row["us_p10"] = percentile(us, 0.1);
-        row["us_p90"] = percentile(us, 0.9);
-        row["calls"] = us.size();
-        row["head_bytes"] = head_bytes;
-        row["head_gbps"] = head_bytes / (med * 1e3); // the stored head's bytes over the median time (it reads fewer)
-        if (copy_gbps > 0) row["head_gbps_vs_copy"] = head_bytes / (med * 1e3) / copy_gbps;
-        row["compared_calls"] = count;
-        row["top1_agree_with_fused"] = static_cast<double>(top1) / count;
-        row["topk_ids_equal_fused"] = static_cast<double>(top1) / count;
-        row["max_log_norm_diff_vs_fused"] = max_dlz;
-        row["delta"] = delta;
-        row["epsilon"] = p.epsilon;
-        row["fudge_best"] = p.fudge_best;
-        row["fudge_norm"] = p.fudge_norm;
-        row["factors"] = f.source;
-        row["warmup_cap"] = p.warmup_cap;
-        row["gain"] = count / fraction;
-        row["success"] = static_cast<double>(ok) / count;
-        row["loop"] = loop.what;
-        rows.push_back(row);
-    }
+        cuda::adaptive::GpuAdaptiveHead gpu(column_major); // per loop: both loops' rows draw the same column orders
+        for (double delta : deltas) {
+            AdaptiveParams p = base;
+            p.delta = delta;
+            const AdaptiveFactors f = factors(delta);
+            p.fudge_best = f.fudge_best;
+            p.fudge_norm = f.fudge_norm;
+            std::fprintf(stderr, "%s %s delta %.3g ...\n", label.c_str(), loop.method, delta);
+            for (int i = 0; i < warmup; ++i) gpu.run(qs[i % count], p, loop.loop);
+            std::vector<double> us;
+            double fraction = 0, max_dlz = 0;
+            int top1 = 0, ok = 0;
+            for (int q = 0; q < count; ++q) {
+                const auto t0 = Clock::now();
+                const head::AdaptiveResult r = gpu.run(qs[q], p, loop.loop);
+                us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+                fraction += r.cost.fraction();
+                const bool same = r.head.top[0] == top[q];
+                top1 += same;
+                ok += same && std::fabs(r.head.p_top - p_exact[q]) <= p.epsilon * p_exact[q];
+                max_dlz = std::max(max_dlz, std::fabs(r.head.log_norm - log_norm[q]));
+            }
+            const double med = median(us);
+            nlohmann::ordered_json row;
+            row["head"] = label;
+            row["synthetic"] = synthetic;
+            row["n"] = W.rows;
+            row["d"] = W.cols;
+            row["format"] = h.format;
+            row["method"] = loop.method;
+            row["k"] = 1;
+            row["us_median"] = med;
+            row["us_p10"] = percentile(us, 0.1);
+            row["us_p90"] = percentile(us, 0.9);
+            row["calls"] = us.size();
+            row["head_bytes"] = head_bytes;
+            row["head_gbps"] = head_bytes / (med * 1e3); // the stored head's bytes over the median time (it reads fewer)
+            if (copy_gbps > 0) row["head_gbps_vs_copy"] = head_bytes / (med * 1e3) / copy_gbps;
+            row["compared_calls"] = count;
+            row["top1_agree_with_fused"] = static_cast<double>(top1) / count;
+            row["topk_ids_equal_fused"] = static_cast<double>(top1) / count;
+            row["max_log_norm_diff_vs_fused"] = max_dlz;
+            row["delta"] = delta;
+            row["epsilon"] = p.epsilon;
+            row["fudge_best"] = p.fudge_best;
+            row["fudge_norm"] = p.fudge_norm;
+            row["factors"] = f.source;
+            row["warmup_cap"] = p.warmup_cap;
+            row["gain"] = count / fraction;
+            row["success"] = static_cast<double>(ok) / count;
+            row["loop"] = loop.what;
+            rows.push_back(row);
+        }
     }
 }
 #endif
@@ -272,7 +272,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         "collect-only", po::bool_switch(&collect_only), "only collect the hidden states into --cache (needs no GPU with --query-device cpu)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (query collection on the CPU, the synthetic head's construction)")(
         "k", po::value(&ks_arg)->default_value(ks_arg), "comma-separated k values")(
-        "formats", po::value(&formats_arg)->default_value(formats_arg), "the real head's formats: stored (the file's), bf16, f16, f32")(
+        "formats", po::value(&formats_arg)->default_value(formats_arg), "the real head's formats: stored (the file's), q8_0, bf16, f16, f32")(
         "synthetic-formats", po::value(&syn_formats_arg)->default_value(syn_formats_arg), "the synthetic head's formats: q8_0, bf16, f16, f32 (empty: no synthetic head; with CUDA, the adaptive head's rows on it follow)")(
         "synthetic-vocab", po::value(&syn_vocab)->default_value(syn_vocab), "rows of the synthetic head")(
         "synthetic-dim", po::value(&syn_dim)->default_value(syn_dim), "columns of the synthetic head (a power of two >= the model's)")(

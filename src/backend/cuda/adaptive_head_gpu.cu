@@ -5,6 +5,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/adaptive_head_kernels.h"
 #include "backend/cuda/adaptive_block_sum.cuh"
+#include "backend/cuda/adaptive_exact_row.cuh"
 
 #include <string>
 
@@ -69,13 +70,7 @@ __global__ void exact_rows_kernel(const uint8_t* rows, size_t row_bytes, int d, 
                                   float* mu, float* var, int32_t* T) {
     const int w = static_cast<int>((static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32), lane = threadIdx.x % 32;
     if (w >= count) return; // whole warps leave together (count is uniform), so the shuffles below see full warps
-    const int32_t i = list[w];
-    const float dot = warp_row_dot<W>(rows + static_cast<size_t>(i) * row_bytes, x, d, lane);
-    if (lane == 0) {
-        mu[i] = mul_rn(beta, dot);
-        var[i] = 0.0f;
-        T[i] = dp;
-    }
+    exact_row_by_warp<W>(rows, row_bytes, d, x, list[w], beta, dp, mu, var, T, lane);
 }
 
 __global__ void max_key_kernel(const float* v, const float* var, int64_t n, float c2, bool log_alpha_of, uint32_t* key) {

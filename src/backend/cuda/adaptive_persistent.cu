@@ -12,6 +12,7 @@
 #include <string>
 
 #include "backend/cuda/adaptive_block_sum.cuh"
+#include "backend/cuda/adaptive_exact_row.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_row.cuh"
 #include "backend/cuda/grid_sync.cuh"
@@ -306,14 +307,9 @@ private:
         }
     }
 
-    // Arm i's exact logit by the calling warp (linear's warp dot product; exact_rows_kernel's arithmetic).
+    // Arm i's exact logit by the calling warp (the host-driven exact_rows_kernel's helper, so the same bits).
     __device__ void exact_row(int32_t i, int lane) {
-        const float dot = warp_row_dot<W>(q_.rows + static_cast<size_t>(i) * q_.row_bytes, q_.x, q_.d, lane);
-        if (lane == 0) {
-            q_.state.mu[i] = mul_rn(q_.beta, dot);
-            q_.state.var[i] = 0.0f;
-            q_.state.T[i] = dp_;
-        }
+        exact_row_by_warp<W>(q_.rows, q_.row_bytes, q_.d, q_.x, i, q_.beta, dp_, q_.state.mu, q_.state.var, q_.state.T, lane);
     }
 
     // The grid barrier after scratch (partials, sums) was written: the next step writes the other slot. The list

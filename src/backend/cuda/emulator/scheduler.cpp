@@ -1,13 +1,14 @@
 // The SIMT emulator's scheduler (simt.h says what the emulator is for): runs a launch's blocks one after another, each
 // block's threads as Boost.Context fibers on the calling thread, switching only where CUDA threads meet. A cooperative
-// launch runs all its blocks together instead, so that they can meet at the grid barrier.
+// launch keeps all its blocks alive together instead, so that they can meet at the grid barrier.
 //
 // A block runs in passes. Each pass resumes every thread that may run until it finishes or waits at a meeting point:
 // the block barrier (__syncthreads and its variants) or a warp collective (shuffle, vote, __syncwarp). After a pass
 // every live thread waits; the scheduler then releases each warp collective whose mask is complete and, when every live
 // thread of the block waits at the barrier, the barrier. A pass that releases nothing while threads still wait is a
-// deadlock on the device, and a launch error here, with what each thread waits for. In a cooperative launch a pass
-// resumes the threads of every block, and the grid barrier is released once every thread of the grid waits at it.
+// deadlock on the device, and a launch error here, with what each thread waits for. In a cooperative launch each block
+// in turn runs so until all its threads wait at the grid barrier, which is released once every thread of the grid
+// waits at it (run_cooperative).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -344,27 +345,25 @@ void run_pass(BlockRun& b, const std::vector<int>& order, const std::function<vo
     fail(b, what + std::to_string(live) + " threads wait, none can go on (a barrier or collective some threads never reach)");
 }
 
-void run_block(BlockRun& b, const std::function<void()>& body) {
+// Passes over b, releasing its warp collectives and its barrier after each, until a pass releases nothing: every live
+// thread then waits where this block alone cannot release it (the grid barrier, or a deadlock), or none is left.
+void run_until_stuck(BlockRun& b, std::vector<int>& order, const std::function<void()>& body) {
     const int n = static_cast<int>(b.threads.size());
-    std::vector<int> order = run_order(n);
     for (;;) {
         if (schedule_order() == Order::shuffle) order = run_order(n); // a new order every pass
         run_pass(b, order, body);
-        if (b.live == 0) return;
         const bool warps = release_warps(b);
         const bool block = release_block(b);
-        if (!warps && !block) deadlock(b, b.live);
+        if (!warps && !block) return;
     }
 }
 
-// A cooperative launch: between two grid barriers the blocks run one after another (in the schedule's block order),
-// each as run_block runs it until all its live threads wait at the grid barrier; then the barrier is released once every
-// thread of the grid waits at it. Running a block as far as it can go before the next one starts is the interleaving
-// that shows a step whose early block writes what a later block reads before the barrier that should separate them
-// (a thread that reads a value another block has already changed takes another branch, skips a barrier, and the grid
-// deadlocks here as it would hang on the device); the reverse and shuffled block orders show the other direction. A
-// thread that has exited never reaches the barrier, so the others' wait is a deadlock (on the device,
-// cooperative_groups requires every thread of the grid to call sync()).
+void run_block(BlockRun& b, const std::function<void()>& body) {
+    std::vector<int> order = run_order(static_cast<int>(b.threads.size()));
+    run_until_stuck(b, order, body);
+    if (b.live > 0) deadlock(b, b.live);
+}
+
 // WINNOW_EMU_TRACE=1 prints each cooperative launch's grid and the grid barriers it met (on stderr): the count that
 // decides a persistent kernel's time on a device, where each barrier costs microseconds.
 bool trace_cooperative() {
@@ -375,6 +374,14 @@ bool trace_cooperative() {
     return on;
 }
 
+// A cooperative launch: between two grid barriers the blocks run one after another (in the schedule's block order),
+// each as run_block runs it until all its live threads wait at the grid barrier; then the barrier is released once every
+// thread of the grid waits at it. Running a block as far as it can go before the next one starts is the interleaving
+// that shows a step whose early block writes what a later block reads before the barrier that should separate them
+// (a thread that reads a value another block has already changed takes another branch, skips a barrier, and the grid
+// deadlocks here as it would hang on the device); the reverse and shuffled block orders show the other direction. A
+// thread that has exited never reaches the barrier, so the others' wait is a deadlock (on the device,
+// cooperative_groups requires every thread of the grid to call sync()).
 void run_cooperative(std::vector<std::unique_ptr<BlockRun>>& blocks, const std::vector<int>& block_order, const std::function<void()>& body) {
     const int n = static_cast<int>(blocks.front()->threads.size());
     std::vector<int> order = run_order(n);
@@ -391,12 +398,7 @@ void run_cooperative(std::vector<std::unique_ptr<BlockRun>>& blocks, const std::
         int live = 0, at_grid = 0;
         for (int k : block_order) {
             BlockRun& b = *blocks[static_cast<size_t>(k)];
-            for (;;) {
-                if (schedule_order() == Order::shuffle) order = run_order(n);
-                run_pass(b, order, body);
-                const bool warps = release_warps(b), block = release_block(b);
-                if (!warps && !block) break; // every live thread waits at the grid barrier, or the block is stuck
-            }
+            run_until_stuck(b, order, body); // every live thread waits at the grid barrier, or the block is stuck
             live += b.live;
             for (const SimThread& t : b.threads) at_grid += t.wait == Wait::grid;
         }
