@@ -8,6 +8,8 @@
 # SmolLM2 (their names say SmolLM2; WINNOW_DEFAULT_MODEL points nowhere, so the tests that add SmolLM2 when it is
 # present run on the tiny models only) and the timing tests. `scripts/test-emulated.sh --all` runs them too (~1 h);
 # `--asan` runs the default set under AddressSanitizer (below).
+# `--racecheck` runs the default set under the emulator's race detector instead (src/backend/cuda/emulator/racecheck.h:
+# compute-sanitizer's racecheck on the CPU, for shared and global memory), in build-emu-race, forward order only.
 # Needs the CUDA toolkit's headers and Boost.Context (scripts/setup.sh installs it). Other arguments go to ctest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,7 @@ if ! command -v nvcc >/dev/null && [ ! -f "$cuda_include/cuda_runtime.h" ]; then
 fi
 exclude=(-E 'SmolLM2|SmolLm2|TimePer')
 flags=(-DCMAKE_BUILD_TYPE=Release)
+racecheck=0
 case "${1:-}" in
   --all)
     exclude=()
@@ -36,6 +39,15 @@ case "${1:-}" in
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
     export WINNOW_DEFAULT_MODEL=/nonexistent/smollm2-left-out-of-the-emulated-run.gguf
     shift ;;
+  --racecheck)
+    # the kernel sources instrumented (GCC's -fsanitize=thread, its calls caught by racecheck.cpp): every pair of
+    # accesses by two GPU threads that no barrier, collective or atomic orders is a launch error naming both; -g1 so
+    # that the report gives their source lines
+    build="${WINNOW_EMU_BUILD_DIR:-build-emu-race}"
+    flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1" -DWINNOW_EMU_RACECHECK=ON)
+    racecheck=1
+    export WINNOW_DEFAULT_MODEL=/nonexistent/smollm2-left-out-of-the-emulated-run.gguf
+    shift ;;
   *)
     export WINNOW_DEFAULT_MODEL=/nonexistent/smollm2-left-out-of-the-emulated-run.gguf ;;
 esac
@@ -45,6 +57,8 @@ cmake --build "$build" -j "$(nproc)" --target winnow winnow_emulator_tests winno
 export WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}"
 ctest --test-dir "$build" --output-on-failure -j 1 -L 'emulator|gpu' "${exclude[@]}" "$@"
 ctest --test-dir "$build" --output-on-failure -j 1 -R '^ops\..*cuda' "$@"
+# the race detector sees a race whatever the order; the plain build's second order finds races that change answers
+[ "${racecheck:-0}" = 1 ] && exit 0
 # again with the threads between meeting points, and the blocks, in reverse order: a race that changes an answer
 # (a shared-memory read that no barrier separates from its write) fails here (scheduler.cpp, WINNOW_EMU_SCHEDULE)
 WINNOW_EMU_SCHEDULE=reverse ctest --test-dir "$build" --output-on-failure -j 1 -R '^ops\..*cuda' "$@"

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <functional>
+#include <utility>
+#include <vector>
 
 namespace winnow::emu {
 
@@ -17,5 +19,8 @@ void enqueue(cudaStream_t stream, std::function<void()> work);
 
 // Whether [p, p + bytes) lies inside one allocation of cudaMalloc / cudaMallocHost.
 bool is_device_range(const void* p, size_t bytes);
+
+// Every allocation of cudaMalloc / cudaMallocHost as [base, end), sorted (the race detector's map of device memory).
+std::vector<std::pair<const char*, const char*>> device_allocations();
 
 } // namespace winnow::emu

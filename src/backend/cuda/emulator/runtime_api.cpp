@@ -105,6 +105,14 @@ bool is_device_range(const void* p, size_t bytes) {
     return base && c + bytes <= end;
 }
 
+std::vector<std::pair<const char*, const char*>> device_allocations() {
+    std::lock_guard lock(state().mutex);
+    std::vector<std::pair<const char*, const char*>> out;
+    out.reserve(state().allocations.size());
+    for (const auto& [base, bytes] : state().allocations) out.emplace_back(base, base + bytes);
+    return out;
+}
+
 bool is_device_accessible(const void* p) {
     const auto [base, end] = allocation_below(p);
     return base && static_cast<const char*>(p) <= end; // one past the end is a valid pointer too

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "backend/cuda/emulator/emulator.h"
+#include "backend/cuda/emulator/racecheck.h"
 #include "backend/cuda/emulator/simt.h"
 
 namespace winnow::emu {
@@ -161,6 +162,7 @@ struct SimThread {
     uint64_t result = 0;
     ctx::stack_context stack; // for ASan's switch notes
     void* fake_stack = nullptr;
+    race::ThreadClock race; // the race detector's view of it (racecheck.h)
 };
 
 struct BlockRun {
@@ -171,6 +173,7 @@ struct BlockRun {
     std::exception_ptr error;
     std::vector<unsigned char> shared;
     std::string where; // "block (x, y, z)" for messages
+    race::BlockClock race;
 };
 
 // One block runs at a time in the process: launches from several host threads take turns (g_launch), which also makes
@@ -232,11 +235,17 @@ void resume(BlockRun& b, SimThread& t, const std::function<void()>& body) {
         });
     }
     t.wait = Wait::none;
+    t.race.stack_low = static_cast<const char*>(t.stack.sp) - t.stack.size;
+    t.race.stack_high = static_cast<const char*>(t.stack.sp);
+    race::enter(t.race);
     void* fake = nullptr;
     switch_start(&fake, static_cast<char*>(t.stack.sp) - t.stack.size, t.stack.size);
     t.fiber = std::move(t.fiber).resume();
     switch_finish(fake, nullptr, nullptr);
+    race::leave();
     b.current = nullptr;
+    if (race::enabled())
+        if (std::string r = race::take_report(); !r.empty()) fail(b, r);
 }
 
 // Releases every warp collective whose mask is complete. A collective names lanes that have exited, or lanes that wait
@@ -264,8 +273,11 @@ bool release_warps(BlockRun& b) {
             }
             if (!ready) continue;
             uint64_t vote = 0;
+            race::ThreadClock* met[32];
+            int n_met = 0;
             for (int m = 0; m < 32; ++m)
-                if (t.mask >> m & 1u) vote |= (lanes[m]->value != 0 ? 1ull : 0ull) << m;
+                if (t.mask >> m & 1u) vote |= (lanes[m]->value != 0 ? 1ull : 0ull) << m, met[n_met++] = &lanes[m]->race;
+            race::warp_collective(met, n_met);
             for (int m = 0; m < 32; ++m) {
                 if (!(t.mask >> m & 1u)) continue;
                 SimThread& o = *lanes[m];
@@ -291,6 +303,12 @@ bool release_block(BlockRun& b) {
     for (const SimThread& t : b.threads)
         if (t.wait == Wait::block) ++waiting, count += t.predicate != 0;
     if (waiting == 0 || waiting != b.live) return false;
+    if (race::enabled()) {
+        std::vector<race::ThreadClock*> met;
+        for (SimThread& t : b.threads)
+            if (t.wait == Wait::block) met.push_back(&t.race);
+        race::block_barrier(b.race, met.data(), static_cast<int>(met.size()));
+    }
     for (SimThread& t : b.threads) {
         if (t.wait != Wait::block) continue;
         t.result = t.kind == Collective::vote ? static_cast<uint64_t>(count) : (count == waiting ? 1u : 0u);
@@ -414,6 +432,7 @@ void run_cooperative(std::vector<std::unique_ptr<BlockRun>>& blocks, const std::
         }
         for (auto& b : blocks)
             for (SimThread& t : b->threads) t.wait = Wait::none;
+        race::grid_barrier();
         ++barriers;
     }
 }
@@ -468,6 +487,8 @@ std::unique_ptr<BlockRun> make_block(unsigned long long id, dim3 grid, dim3 bloc
         t.lane = i % 32;
     }
     b->live = n;
+    b->race.id = static_cast<uint32_t>(id);
+    for (int i = 0; i < n; ++i) b->threads[i].race.block = &b->race, b->threads[i].race.tid = static_cast<uint32_t>(i);
     return b;
 }
 } // namespace
@@ -481,8 +502,9 @@ void run_grid(dim3 grid, dim3 block, size_t shared, const std::function<void()>&
     g_coordinates.grid_dim = grid;
     g_coordinates.block_dim = block;
     struct ClearBlock {
-        ~ClearBlock() { g_block = nullptr, g_cooperative = false; }
+        ~ClearBlock() { g_block = nullptr, g_cooperative = false, race::end_launch(); }
     } clear_block;
+    race::begin_launch(grid.x, grid.y, block.x, block.y);
     g_cooperative = cooperative;
     const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
     std::vector<int> block_order; // forward when empty; grids beyond 2^24 blocks always run forward

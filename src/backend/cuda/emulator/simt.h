@@ -13,9 +13,10 @@
 //
 // What it does not show: speed (nothing here is timed meaningfully), the memory model (blocks run one after another and
 // threads of a block switch only at the meeting points, so a race shows only as an order dependence:
-// WINNOW_EMU_SCHEDULE=reverse or shuffle runs the threads between meeting points, and the blocks, in another order), and
-// the bits of the device's own math library (expf and the like are the host's, within a few ulp of CUDA's). A GPU run
-// stays the proof; the emulator makes it likelier to pass the first time.
+// WINNOW_EMU_SCHEDULE=reverse or shuffle runs the threads between meeting points, and the blocks, in another order;
+// the race detector's build, racecheck.h, reports every unordered pair of accesses it sees instead), and the bits of the
+// device's own math library (expf and the like are the host's, within a few ulp of CUDA's). A GPU run stays the proof;
+// the emulator makes it likelier to pass the first time.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -68,6 +69,10 @@ void grid_barrier();
 unsigned char* dynamic_shared();
 int lane_id();
 [[noreturn]] void trap();
+// An atomic operation at p, and a __threadfence(), by the running thread, for the race detector (racecheck.cpp): called
+// only in its build.
+void atomic_sync(const void* p);
+void fence_sync();
 
 // A kernel launch: body() is run once per thread of every block. kernel names the kernel for the opted-in shared
 // memory and in messages. cooperative: cudaLaunchCooperativeKernel's launch, whose blocks all run together (a grid of
@@ -157,24 +162,36 @@ T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
     return ::winnow::emu::exchange(mask, v, (lane & (width - 1)) + static_cast<int>(delta) >= width ? lane : lane + static_cast<int>(delta));
 }
 
-// --- atomics: the threads of the emulator never run at the same time, so a read-modify-write is atomic ---
-template <class T, class U>
-T atomicAdd(T* p, U v) { const T old = *p; *p = static_cast<T>(old + static_cast<T>(v)); return old; }
-template <class T, class U>
-T atomicSub(T* p, U v) { const T old = *p; *p = static_cast<T>(old - static_cast<T>(v)); return old; }
-template <class T, class U>
-T atomicMin(T* p, U v) { const T old = *p; if (static_cast<T>(v) < old) *p = static_cast<T>(v); return old; }
-template <class T, class U>
-T atomicMax(T* p, U v) { const T old = *p; if (static_cast<T>(v) > old) *p = static_cast<T>(v); return old; }
-template <class T, class U>
-T atomicAnd(T* p, U v) { const T old = *p; *p = old & static_cast<T>(v); return old; }
-template <class T, class U>
-T atomicOr(T* p, U v) { const T old = *p; *p = old | static_cast<T>(v); return old; }
-template <class T, class U>
-T atomicExch(T* p, U v) { const T old = *p; *p = static_cast<T>(v); return old; }
+// --- atomics: the threads of the emulator never run at the same time, so a read-modify-write is atomic. In a racecheck
+// build (racecheck.h) their own loads and stores are not instrumented, and each tells the detector of the release and
+// acquire it stands for ---
+#ifdef __SANITIZE_THREAD__
+#define WINNOW_EMU_ATOMIC template <class T, class U> __attribute__((no_sanitize_thread, noinline))
+#define WINNOW_EMU_ATOMIC_SYNC(p) ::winnow::emu::atomic_sync(p)
+#else
+#define WINNOW_EMU_ATOMIC template <class T, class U>
+#define WINNOW_EMU_ATOMIC_SYNC(p) ((void)0)
+#endif
+WINNOW_EMU_ATOMIC T atomicAdd(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = static_cast<T>(old + static_cast<T>(v)); return old; }
+WINNOW_EMU_ATOMIC T atomicSub(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = static_cast<T>(old - static_cast<T>(v)); return old; }
+WINNOW_EMU_ATOMIC T atomicMin(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; if (static_cast<T>(v) < old) *p = static_cast<T>(v); return old; }
+WINNOW_EMU_ATOMIC T atomicMax(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; if (static_cast<T>(v) > old) *p = static_cast<T>(v); return old; }
+WINNOW_EMU_ATOMIC T atomicAnd(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = old & static_cast<T>(v); return old; }
+WINNOW_EMU_ATOMIC T atomicOr(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = old | static_cast<T>(v); return old; }
+WINNOW_EMU_ATOMIC T atomicExch(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = static_cast<T>(v); return old; }
+#ifdef __SANITIZE_THREAD__
+template <class T, class U, class V> __attribute__((no_sanitize_thread, noinline))
+#else
 template <class T, class U, class V>
-T atomicCAS(T* p, U compare, V v) { const T old = *p; if (old == static_cast<T>(compare)) *p = static_cast<T>(v); return old; }
+#endif
+T atomicCAS(T* p, U compare, V v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; if (old == static_cast<T>(compare)) *p = static_cast<T>(v); return old; }
+#undef WINNOW_EMU_ATOMIC
+#undef WINNOW_EMU_ATOMIC_SYNC
+#ifdef __SANITIZE_THREAD__
+inline void __threadfence() { ::winnow::emu::fence_sync(); }
+#else
 inline void __threadfence() {}
+#endif
 inline void __threadfence_block() {}
 
 // --- loads with cache hints: plain loads ---

@@ -1,0 +1,93 @@
+#pragma once
+// The SIMT emulator's race detector (racecheck.cpp; a build with -DWINNOW_EMU_RACECHECK=ON, scripts/test-emulated.sh
+// --racecheck): compute-sanitizer's racecheck, for shared and global memory, on the CPU.
+//
+// Why: the emulator runs a block's threads one at a time and switches only where CUDA threads meet, so a read that no
+// barrier separates from another thread's write usually gets the value the schedule happened to leave, and a kernel
+// that is wrong on a GPU passes here. Running other orders (WINNOW_EMU_SCHEDULE) shows such a race only when it changes
+// an answer. The detector shows every one it sees: the kernel sources are compiled with GCC's ThreadSanitizer
+// instrumentation (-fsanitize=thread), whose calls before each load and store land in racecheck.cpp instead of
+// libtsan, and two accesses to the same bytes by different GPU threads, one a write, are a launch error unless one
+// happens before the other by CUDA's rules as the emulator models them:
+//   - a block barrier (__syncthreads and its variants) between them, in the same block;
+//   - a warp collective (shuffle, vote, __syncwarp) both lanes met after the first access, in the same warp;
+//   - a grid barrier between them (cooperative launches);
+//   - a fenced atomic: __threadfence() and then an atomic operation, by the first thread after its access (or by a
+//     thread of its block after a barrier that followed it), and the same on the same address by the second thread
+//     before its access (or by a thread of its block before a barrier that preceded it). That is the pattern the CUDA
+//     samples' threadFenceReduction uses to let the last block read every block's result; an atomic without a fence
+//     orders nothing on the device (relaxed), and orders nothing here.
+// Kernel launches on a stream are ordered: the records of one launch go with it. Each block's private memory (its
+// dynamic shared memory, the function-local statics that stand for __shared__, kernel arguments) has records of its
+// own; device memory (cudaMalloc, cudaMallocHost) has one set for the launch, so a race between blocks shows too.
+// Not checked: atomics against plain accesses, whether every writer fenced (one fenced atomic after a barrier stands for
+// its block), the fiber's own stack (a thread's locals), and accesses made outside the instrumented sources.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace winnow::emu::race {
+
+// What a thread knows happened before its next access beyond its block's earlier phases and its warp's lane clocks:
+// other blocks' and threads' accesses, learnt through atomics (and passed on at barriers and collectives). Sorted by
+// block and by thread key, so that a join is a merge and a lookup a binary search; a thread shares its block's copy
+// after a barrier (ThreadClock::known) instead of holding its own.
+struct Knowledge {
+    std::vector<std::pair<uint32_t, uint32_t>> blocks;  // block -> phase: that block's accesses in earlier phases
+    std::vector<std::pair<uint64_t, uint32_t>> threads; // thread key -> clock: its accesses at that clock or before
+    bool empty() const { return blocks.empty() && threads.empty(); }
+    void join(const Knowledge& other);
+    void add_block(uint32_t block, uint32_t phase);
+    void add_thread(uint64_t key, uint32_t clock);
+    bool covers_block(uint32_t block, uint32_t phase) const;
+    bool covers_thread(uint64_t key, uint32_t clock) const;
+};
+
+struct Shadow; // the access records of some memory (racecheck.cpp)
+
+// A block's part: its phase (block barriers released so far) and its private memory's records.
+struct BlockClock {
+    uint32_t id = 0; // the block's linear index in the grid
+    uint32_t phase = 0;
+    std::unique_ptr<Shadow> private_records;
+    BlockClock();
+    ~BlockClock();
+};
+
+struct ThreadClock {
+    BlockClock* block = nullptr;
+    uint32_t tid = 0;   // linear index in the block
+    uint32_t clock = 1; // advances after each collective or atomic the thread takes part in
+    uint32_t lane_clock[32] = {}; // the clock of each lane of its warp as of the last collective they shared
+    uint32_t collective_phase = ~0u; // the block's phase at the thread's last warp collective
+    bool fenced = false; // a __threadfence() since the thread's last atomic: its next atomic releases and acquires
+    std::shared_ptr<const Knowledge> known; // null: nothing beyond the block and warp
+    const char* stack_low = nullptr; // the thread's own stack: its locals are private, never checked
+    const char* stack_high = nullptr;
+};
+
+// Whether instrumented code is linked in (its module constructors called __tsan_init): when not, every call here returns
+// at once.
+bool enabled();
+
+// A launch's records live from begin_launch to end_launch. The device allocations are read once, at its start.
+void begin_launch(uint32_t grid_x, uint32_t grid_y, uint32_t block_x, uint32_t block_y);
+void end_launch();
+
+// The scheduler runs `t` between enter and leave; accesses from other code (the host, the scheduler) are not checked.
+void enter(ThreadClock& t);
+void leave();
+
+// The first race seen since the last call, as a message; empty when none.
+std::string take_report();
+
+// A warp collective released `n` lanes of one warp together.
+void warp_collective(ThreadClock* const* lanes, int n);
+// A block barrier released every live thread of the block.
+void block_barrier(BlockClock& block, ThreadClock* const* threads, int n);
+// A grid barrier released the whole grid (a cooperative launch).
+void grid_barrier();
+
+} // namespace winnow::emu::race
