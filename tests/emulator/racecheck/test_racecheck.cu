@@ -14,6 +14,7 @@
 #include "backend/cuda/grid_sync.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/shared_memory.cuh"
+#include "backend/cuda/weight_access.cuh"
 
 namespace {
 
@@ -198,6 +199,40 @@ TEST(Racecheck, SharedMemoryIsPerBlock) {
     }
     const std::vector<int> o = out.read();
     for (int i = 0; i < 3 * 32; ++i) EXPECT_EQ(o[i], i / 32);
+}
+
+// The backend's block_sum twice in a row, as the layer norm calls it (mean, then variance), and a mutant without its
+// first barrier: the second call's lane 0 then writes scratch while other warps may still read the first call's sums.
+// No order of the plain emulator shows that (every thread reads scratch before its warp's first shuffle, long before any
+// lane 0 writes again); the detector does.
+__device__ float block_sum_without_first_barrier(float v, float* scratch) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    v = winnow::cuda::warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < n_warps ? scratch[lane] : 0.0f;
+    return winnow::cuda::warp_sum(v);
+}
+
+template <bool kMutant>
+__global__ void two_block_sums_kernel(float* out) {
+    __shared__ float scratch[32];
+    const float x = static_cast<float>(threadIdx.x);
+    auto sum = [&](float v) { return kMutant ? block_sum_without_first_barrier(v, scratch) : winnow::cuda::block_sum(v, scratch); };
+    const float mean = sum(x) / blockDim.x;
+    const float var = sum((x - mean) * (x - mean)) / blockDim.x;
+    if (threadIdx.x == 0) out[0] = mean, out[1] = var;
+}
+
+TEST(Racecheck, ABlockReductionMissingItsReuseBarrierIsReported) {
+    DeviceBuffer<float> out(2);
+    EXPECT_EQ(launch_error(false, two_block_sums_kernel<false>, 1, 256, out.p), "");
+    const std::vector<float> o = out.read();
+    EXPECT_EQ(o[0], 127.5f);
+    EXPECT_EQ(o[1], (256.0f * 256.0f - 1.0f) / 12.0f);
+    const std::string e = launch_error(false, two_block_sums_kernel<true>, 1, 256, out.p);
+    EXPECT_NE(e.find("racecheck"), std::string::npos) << e;
+    EXPECT_NE(e.find("block_sum_without_first_barrier"), std::string::npos) << e;
 }
 
 } // namespace
