@@ -15,24 +15,11 @@
 #include "backend/cuda/grid_sync.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/shared_memory.cuh"
+#include "emulator/device_buffer.h"
 
 namespace {
 
-template <class T>
-struct DeviceBuffer {
-    T* p = nullptr;
-    size_t n = 0;
-    explicit DeviceBuffer(size_t count) : n(count) {
-        EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), n * sizeof(T)), cudaSuccess);
-        EXPECT_EQ(cudaMemset(p, 0, n * sizeof(T)), cudaSuccess);
-    }
-    ~DeviceBuffer() { cudaFree(p); }
-    std::vector<T> read() const {
-        std::vector<T> h(n);
-        EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-        return h;
-    }
-};
+using winnow::emu_test::DeviceBuffer;
 
 __global__ void shuffles_kernel(int* out) {
     const int lane = threadIdx.x % 32, w = threadIdx.x / 32;

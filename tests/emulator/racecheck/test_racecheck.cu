@@ -14,25 +14,12 @@
 #include "backend/cuda/grid_sync.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/shared_memory.cuh"
+#include "emulator/device_buffer.h"
 #include "backend/cuda/weight_access.cuh"
 
 namespace {
 
-template <class T>
-struct DeviceBuffer {
-    T* p = nullptr;
-    size_t n = 0;
-    explicit DeviceBuffer(size_t count) : n(count) {
-        EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), n * sizeof(T)), cudaSuccess);
-        EXPECT_EQ(cudaMemset(p, 0, n * sizeof(T)), cudaSuccess);
-    }
-    ~DeviceBuffer() { cudaFree(p); }
-    std::vector<T> read() const {
-        std::vector<T> h(n);
-        EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-        return h;
-    }
-};
+using winnow::emu_test::DeviceBuffer;
 
 // The message of the launch's error, or "" when it ran.
 template <class... Params, class... Args>
@@ -116,16 +103,21 @@ TEST(Racecheck, BlocksOfOneLaunchRaceOnDeviceMemory) {
     EXPECT_EQ(launch_error(false, cross_block_kernel, 1, 32, data.p), "");
 }
 
-// Each block publishes a partial; the last block to arrive (fence, then the counter) sums them all: ordered. Without
-// the counter's test, a block that sums before the others arrived races; without the fence, the counter orders nothing.
-template <bool kWaitForLast, bool kFence = true>
+// Each block publishes a partial; the last block to arrive sums them all (a fence, then the counter; and the last block
+// fences again after it, as attention.cu's arrive_last): ordered. Without the counter's test, a block that sums before
+// the others arrived races; without either fence, the counter orders nothing (PTX's fence-fence synchronisation).
+// With kWriter = 1 another thread than the counting one writes the partial and fences before the barrier (a fence is
+// cumulative, so the counting thread's fence after the barrier would release it too; the detector takes both forms).
+template <bool kWaitForLast, bool kReleaseFence = true, bool kAcquireFence = true, int kWriter = 0>
 __global__ void last_block_sum_kernel(int* partials, unsigned* arrived, int* total) {
     __shared__ bool last;
-    if (threadIdx.x == 0) partials[blockIdx.x] = static_cast<int>(blockIdx.x) + 1;
+    if (threadIdx.x == kWriter) partials[blockIdx.x] = static_cast<int>(blockIdx.x) + 1;
+    if (kWriter != 0 && threadIdx.x == kWriter) __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
-        if (kFence) __threadfence();
+        if (kReleaseFence) __threadfence();
         last = atomicAdd(arrived, 1u) == gridDim.x - 1;
+        if (kAcquireFence && last) __threadfence();
     }
     __syncthreads();
     if (kWaitForLast && !last) return;
@@ -146,8 +138,15 @@ TEST(Racecheck, AFenceAndAnAtomicCounterOrderTheLastBlock) {
     // in the forward order block 0 sums first, before block 1 wrote: a write after an unordered read
     EXPECT_NE(e.find("racecheck"), std::string::npos) << e;
     cudaMemset(arrived.p, 0, sizeof(unsigned));
-    const std::string unfenced = launch_error(false, last_block_sum_kernel<true, false>, 6, 64, partials.p, arrived.p, total.p);
-    EXPECT_NE(unfenced.find("racecheck"), std::string::npos) << "a relaxed atomic ordered the blocks: " << unfenced;
+    const std::string unreleased = launch_error(false, last_block_sum_kernel<true, false, true>, 6, 64, partials.p, arrived.p, total.p);
+    EXPECT_NE(unreleased.find("racecheck"), std::string::npos) << "an atomic with no fence before it released: " << unreleased;
+    cudaMemset(arrived.p, 0, sizeof(unsigned));
+    const std::string unacquired = launch_error(false, last_block_sum_kernel<true, true, false>, 6, 64, partials.p, arrived.p, total.p);
+    EXPECT_NE(unacquired.find("racecheck"), std::string::npos) << "an atomic with no fence after it acquired: " << unacquired;
+    // every writer fences before the barrier, then one thread counts (attention.cu's arrive_last): ordered
+    cudaMemset(arrived.p, 0, sizeof(unsigned));
+    EXPECT_EQ(launch_error(false, last_block_sum_kernel<true, true, true, 1>, 6, 64, partials.p, arrived.p, total.p), "");
+    EXPECT_EQ(total.read()[0], 21);
 }
 
 // Block b writes slot b, then (after the grid barrier, or not) reads slot b + 1.

@@ -126,6 +126,12 @@ BlockClock::~BlockClock() = default;
 
 namespace {
 
+struct SyncObject {
+    std::shared_ptr<const Knowledge> known;  // what fenced atomics here released; replaced, never changed, so that an
+                                             // atomic observes it as it was by keeping the pointer
+    std::shared_ptr<const Knowledge> last_release; // the last release joined (a thread's many atomics after one fence)
+};
+
 struct Launch {
     bool active = false;
     uint32_t grid_x = 1, grid_y = 1, block_x = 1, block_y = 1;
@@ -133,13 +139,13 @@ struct Launch {
     Shadow device;
     std::vector<std::pair<const char*, const char*>> allocations; // sorted [base, end)
     std::pair<const char*, const char*> last_hit{nullptr, nullptr};
-    std::unordered_map<const void*, Knowledge> sync_objects;     // atomics' addresses
+    std::unordered_map<const void*, SyncObject> sync_objects;    // atomics' addresses (nodes: stable addresses)
     std::string report;
 };
 Launch g_launch;
 thread_local ThreadClock* g_current = nullptr;
 
-std::string coordinates(uint32_t linear, uint32_t x, uint32_t y) {
+std::string coordinates(uint64_t linear, uint64_t x, uint64_t y) {
     return "(" + std::to_string(linear % x) + ", " + std::to_string(linear / x % y) + ", " + std::to_string(linear / (x * y)) + ")";
 }
 
@@ -186,7 +192,10 @@ std::string memory_name(uintptr_t address, bool device) {
 void report(const Access& earlier, const Access& now, uintptr_t address, bool device) {
     if (!g_launch.report.empty()) return; // the first one is enough: the launch fails with it
     g_launch.report = "racecheck: " + describe(now) + " and " + describe(earlier) + " touch " + memory_name(address, device) +
-                      " with no barrier, warp collective or fenced atomic ordering them";
+                      " with no barrier, warp collective or fence + atomic ordering them";
+    // printed now as well: the racing access still happens, and a kernel that then crashes or spins never returns to
+    // the scheduler, which raises the report at the thread's next meeting point
+    std::fprintf(stderr, "SIMT emulator: %s\n", g_launch.report.c_str());
 }
 
 bool happens_before(const Access& r, const ThreadClock& t) {
@@ -344,6 +353,23 @@ void block_barrier(BlockClock& block, ThreadClock* const* threads, int n) {
     if (!g_enabled) return;
     ++block.phase;
     share_knowledge(threads, n);
+    // What each thread released by its fence before the barrier, every thread releases after it: "every writer
+    // fences, a barrier, then one thread counts" (attention.cu's arrive_last) publishes every writer's results.
+    std::vector<const Knowledge*> seen;
+    for (int i = 0; i < n; ++i)
+        if (threads[i]->release && std::find(seen.begin(), seen.end(), threads[i]->release.get()) == seen.end())
+            seen.push_back(threads[i]->release.get());
+    if (seen.empty()) return;
+    std::shared_ptr<const Knowledge> joined;
+    if (seen.size() == 1) {
+        for (int i = 0; i < n && !joined; ++i)
+            if (threads[i]->release) joined = threads[i]->release;
+    } else {
+        auto k = std::make_shared<Knowledge>();
+        for (const Knowledge* r : seen) k->join(*r);
+        joined = std::move(k);
+    }
+    for (int i = 0; i < n; ++i) threads[i]->release = joined;
 }
 
 void grid_barrier() {
@@ -354,32 +380,51 @@ void grid_barrier() {
 
 namespace winnow::emu {
 
+// __threadfence() by the running thread (simt.h calls it in a racecheck build), as the PTX memory model's fence: it
+// acquires what the fenced atomics it has made since its last fence observed (the atomic, then the fence: the reading
+// side of the last-block pattern), and from now on every atomic it makes releases what it knew here (the fence, then
+// the atomic: the writing side). Its clock advances, so accesses after the fence are not released by it.
 void fence_sync() {
-    if (race::g_current) race::g_current->fenced = true;
-}
-
-// An atomic read-modify-write at p by the running thread (simt.h's atomics call it in a racecheck build). After a
-// __threadfence() it acquires what earlier fenced atomics at p released, and releases what the thread knows, its
-// block's earlier phases and its warp lanes' clocks included; without one it orders nothing (and costs nothing: the
-// compaction counters that thousands of threads bump stay cheap).
-void atomic_sync(const void* p) {
     using namespace race;
     ThreadClock* t = g_current;
-    if (!t || !t->fenced) return;
-    t->fenced = false;
-    Knowledge& object = g_launch.sync_objects[p];
-    if (t->known) object.join(*t->known);
-    object.add_block(t->block->id, t->block->phase);
-    object.add_thread(thread_key(t->block->id, t->tid), t->clock);
+    if (!t) return;
+    if (!t->observed.empty()) {
+        auto known = t->known ? std::make_shared<Knowledge>(*t->known) : std::make_shared<Knowledge>();
+        for (const auto& object : t->observed) known->join(*object);
+        t->observed.clear();
+        t->known = std::move(known);
+    }
+    auto release = t->known ? std::make_shared<Knowledge>(*t->known) : std::make_shared<Knowledge>();
+    release->add_block(t->block->id, t->block->phase);
+    release->add_thread(thread_key(t->block->id, t->tid), t->clock);
     // the lanes' accesses it knows of through a collective since its block's last barrier (earlier ones are in the
     // block's earlier phases, which the block's entry covers)
     if (t->collective_phase == t->block->phase) {
         const uint32_t warp = t->tid / 32 * 32;
         for (uint32_t l = 0; l < 32; ++l)
-            if (t->lane_clock[l] > 0) object.add_thread(thread_key(t->block->id, warp + l), t->lane_clock[l]);
+            if (t->lane_clock[l] > 0) release->add_thread(thread_key(t->block->id, warp + l), t->lane_clock[l]);
     }
-    t->known = std::make_shared<const Knowledge>(object); // what the thread knows now includes the object's past
+    t->release = std::move(release);
     ++t->clock;
+}
+
+// An atomic read-modify-write at p by the running thread (simt.h's atomics call it in a racecheck build). After a
+// fence it releases what the thread knew at that fence, and its next fence acquires what p's earlier releases left;
+// a thread that never fenced orders nothing through atomics (relaxed, as on the device; and the compaction counters
+// that thousands of threads bump stay cheap).
+void atomic_sync(const void* p) {
+    using namespace race;
+    ThreadClock* t = g_current;
+    if (!t) return;
+    SyncObject& object = g_launch.sync_objects[p];
+    if (object.known && (t->observed.empty() || t->observed.back() != object.known))
+        t->observed.push_back(object.known); // what earlier releases here left, as of this atomic
+    if (t->release && object.last_release != t->release) { // a release joined once per fence and object
+        auto known = object.known ? std::make_shared<Knowledge>(*object.known) : std::make_shared<Knowledge>();
+        known->join(*t->release);
+        object.known = std::move(known);
+        object.last_release = t->release;
+    }
 }
 
 } // namespace winnow::emu

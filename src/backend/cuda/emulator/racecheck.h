@@ -12,16 +12,23 @@
 //   - a block barrier (__syncthreads and its variants) between them, in the same block;
 //   - a warp collective (shuffle, vote, __syncwarp) both lanes met after the first access, in the same warp;
 //   - a grid barrier between them (cooperative launches);
-//   - a fenced atomic: __threadfence() and then an atomic operation, by the first thread after its access (or by a
-//     thread of its block after a barrier that followed it), and the same on the same address by the second thread
-//     before its access (or by a thread of its block before a barrier that preceded it). That is the pattern the CUDA
-//     samples' threadFenceReduction uses to let the last block read every block's result; an atomic without a fence
-//     orders nothing on the device (relaxed), and orders nothing here.
+//   - fences and atomics, as the PTX memory model's fence-fence synchronisation: the first thread (or a thread of its
+//     block after a barrier that followed the access) calls __threadfence() and then makes an atomic on some address;
+//     the second thread (or a thread of its block before a barrier that precedes the access) makes an atomic on the
+//     same address after it and then calls __threadfence(). A fence is cumulative: what a thread's fence released
+//     before a block barrier, every thread of the block releases after it. That is how the last split block of the
+//     flash-decoding kernels (attention.cu, arrive_last: every writer fences, a barrier, one thread counts) reads every
+//     block's result. An atomic with no fence around it orders nothing (relaxed, as on the device).
 // Kernel launches on a stream are ordered: the records of one launch go with it. Each block's private memory (its
 // dynamic shared memory, the function-local statics that stand for __shared__, kernel arguments) has records of its
 // own; device memory (cudaMalloc, cudaMallocHost) has one set for the launch, so a race between blocks shows too.
-// Not checked: atomics against plain accesses, whether every writer fenced (one fenced atomic after a barrier stands for
-// its block), the fiber's own stack (a thread's locals), and accesses made outside the instrumented sources.
+// Lenient where CUDA is stricter: shuffles and votes order memory here as __syncwarp does (CUDA promises it only for
+// __syncwarp); a failed atomicCAS releases too; a thread that exits before a barrier counts as ordered before the threads
+// after it. Not checked: atomics against plain accesses, races between streams or across a PDL launch's overlap
+// (launches run one after another here, and each launch's records go with it), memcpy / memset calls inside a kernel
+// (left to libc, uninstrumented), a cooperative kernel's function-local statics shared across blocks (each block's
+// private memory has records of its own), the fiber's own stack (a thread's locals), and code outside the
+// instrumented sources.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -62,7 +69,8 @@ struct ThreadClock {
     uint32_t clock = 1; // advances after each collective or atomic the thread takes part in
     uint32_t lane_clock[32] = {}; // the clock of each lane of its warp as of the last collective they shared
     uint32_t collective_phase = ~0u; // the block's phase at the thread's last warp collective
-    bool fenced = false; // a __threadfence() since the thread's last atomic: its next atomic releases and acquires
+    std::shared_ptr<const Knowledge> release; // what its atomics release: what it knew at its last __threadfence()
+    std::vector<std::shared_ptr<const Knowledge>> observed; // what its atomics since then saw: its next fence acquires it
     std::shared_ptr<const Knowledge> known; // null: nothing beyond the block and warp
     const char* stack_low = nullptr; // the thread's own stack: its locals are private, never checked
     const char* stack_high = nullptr;
