@@ -90,6 +90,11 @@ struct Word {
 
 uint64_t thread_key(uint32_t block, uint32_t tid) { return static_cast<uint64_t>(block) << 10 | tid; }
 
+// A copy of k to extend (Knowledge held by pointer is never changed in place: others may share it).
+std::shared_ptr<Knowledge> copy_of(const std::shared_ptr<const Knowledge>& k) {
+    return k ? std::make_shared<Knowledge>(*k) : std::make_shared<Knowledge>();
+}
+
 } // namespace
 
 // Records in pages of 1024 words (4 KiB of memory), found through a hash of the page address behind a small
@@ -133,7 +138,6 @@ struct SyncObject {
 };
 
 struct Launch {
-    bool active = false;
     uint32_t grid_x = 1, grid_y = 1, block_x = 1, block_y = 1;
     uint32_t grid_phase = 0;
     Shadow device;
@@ -269,7 +273,6 @@ bool is_device(const char* p) {
 
 void begin_launch(uint32_t grid_x, uint32_t grid_y, uint32_t block_x, uint32_t block_y) {
     if (!g_enabled) return;
-    g_launch.active = true;
     g_launch.grid_x = grid_x, g_launch.grid_y = grid_y, g_launch.block_x = block_x, g_launch.block_y = block_y;
     g_launch.grid_phase = 0;
     g_launch.allocations = device_allocations();
@@ -281,7 +284,6 @@ void begin_launch(uint32_t grid_x, uint32_t grid_y, uint32_t block_x, uint32_t b
 
 void end_launch() {
     if (!g_enabled) return;
-    g_launch.active = false;
     g_launch.device.clear();
     g_launch.sync_objects.clear();
     g_current = nullptr;
@@ -302,33 +304,24 @@ std::string take_report() {
 }
 
 namespace {
-// The join of the members' knowledge, shared by all of them afterwards (unchanged when they already share one).
-void share_knowledge(ThreadClock* const* members, int n) {
-    const Knowledge* first = nullptr;
-    bool same = true;
+// The join of the members' `field` (their knowledge, or what their fences release), shared by all of them afterwards:
+// the one copy they already hold when there is one, else a new join of each distinct copy once.
+void share(ThreadClock* const* members, int n, std::shared_ptr<const Knowledge> ThreadClock::*field) {
+    std::vector<const Knowledge*> seen;
     for (int i = 0; i < n; ++i) {
-        const Knowledge* k = members[i]->known.get();
-        if (!k) continue;
-        if (!first) first = k;
-        else if (k != first) same = false;
+        const Knowledge* k = (members[i]->*field).get();
+        if (k && std::find(seen.begin(), seen.end(), k) == seen.end()) seen.push_back(k);
     }
-    if (!first) return;
+    if (seen.empty()) return;
     std::shared_ptr<const Knowledge> joined;
-    if (same) {
-        for (int i = 0; i < n && !joined; ++i)
-            if (members[i]->known) joined = members[i]->known;
+    if (seen.size() == 1) {
+        for (int i = 0; i < n && !joined; ++i) joined = members[i]->*field;
     } else {
         auto k = std::make_shared<Knowledge>();
-        std::vector<const Knowledge*> seen; // most members share one of a few copies: join each copy once
-        for (int i = 0; i < n; ++i) {
-            const Knowledge* m = members[i]->known.get();
-            if (!m || std::find(seen.begin(), seen.end(), m) != seen.end()) continue;
-            seen.push_back(m);
-            k->join(*m);
-        }
+        for (const Knowledge* m : seen) k->join(*m);
         joined = std::move(k);
     }
-    for (int i = 0; i < n; ++i) members[i]->known = joined;
+    for (int i = 0; i < n; ++i) members[i]->*field = joined;
 }
 } // namespace
 
@@ -340,7 +333,7 @@ void warp_collective(ThreadClock* const* lanes, int n) {
         for (int l = 0; l < 32; ++l) joined[l] = std::max(joined[l], t.lane_clock[l]);
         joined[t.tid % 32] = std::max(joined[t.tid % 32], t.clock);
     }
-    share_knowledge(lanes, n);
+    share(lanes, n, &ThreadClock::known);
     for (int i = 0; i < n; ++i) {
         ThreadClock& t = *lanes[i];
         std::memcpy(t.lane_clock, joined, sizeof joined);
@@ -352,24 +345,11 @@ void warp_collective(ThreadClock* const* lanes, int n) {
 void block_barrier(BlockClock& block, ThreadClock* const* threads, int n) {
     if (!g_enabled) return;
     ++block.phase;
-    share_knowledge(threads, n);
-    // What each thread released by its fence before the barrier, every thread releases after it: "every writer
-    // fences, a barrier, then one thread counts" (attention.cu's arrive_last) publishes every writer's results.
-    std::vector<const Knowledge*> seen;
-    for (int i = 0; i < n; ++i)
-        if (threads[i]->release && std::find(seen.begin(), seen.end(), threads[i]->release.get()) == seen.end())
-            seen.push_back(threads[i]->release.get());
-    if (seen.empty()) return;
-    std::shared_ptr<const Knowledge> joined;
-    if (seen.size() == 1) {
-        for (int i = 0; i < n && !joined; ++i)
-            if (threads[i]->release) joined = threads[i]->release;
-    } else {
-        auto k = std::make_shared<Knowledge>();
-        for (const Knowledge* r : seen) k->join(*r);
-        joined = std::move(k);
-    }
-    for (int i = 0; i < n; ++i) threads[i]->release = joined;
+    share(threads, n, &ThreadClock::known);
+    // What each thread released by its fence before the barrier, every thread releases after it (fences are
+    // cumulative): "every writer fences, a barrier, then one thread counts" (attention.cu's arrive_last) publishes
+    // every writer's results.
+    share(threads, n, &ThreadClock::release);
 }
 
 void grid_barrier() {
@@ -389,12 +369,12 @@ void fence_sync() {
     ThreadClock* t = g_current;
     if (!t) return;
     if (!t->observed.empty()) {
-        auto known = t->known ? std::make_shared<Knowledge>(*t->known) : std::make_shared<Knowledge>();
+        auto known = copy_of(t->known);
         for (const auto& object : t->observed) known->join(*object);
         t->observed.clear();
         t->known = std::move(known);
     }
-    auto release = t->known ? std::make_shared<Knowledge>(*t->known) : std::make_shared<Knowledge>();
+    auto release = copy_of(t->known);
     release->add_block(t->block->id, t->block->phase);
     release->add_thread(thread_key(t->block->id, t->tid), t->clock);
     // the lanes' accesses it knows of through a collective since its block's last barrier (earlier ones are in the
@@ -420,7 +400,7 @@ void atomic_sync(const void* p) {
     if (object.known && (t->observed.empty() || t->observed.back() != object.known))
         t->observed.push_back(object.known); // what earlier releases here left, as of this atomic
     if (t->release && object.last_release != t->release) { // a release joined once per fence and object
-        auto known = object.known ? std::make_shared<Knowledge>(*object.known) : std::make_shared<Knowledge>();
+        auto known = copy_of(object.known);
         known->join(*t->release);
         object.known = std::move(known);
         object.last_release = t->release;

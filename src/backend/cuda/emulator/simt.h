@@ -166,12 +166,13 @@ T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
 // build (racecheck.h) their own loads and stores are not instrumented, and each tells the detector of the release and
 // acquire it stands for ---
 #ifdef __SANITIZE_THREAD__
-#define WINNOW_EMU_ATOMIC template <class T, class U> __attribute__((no_sanitize_thread, noinline))
+#define WINNOW_EMU_ATOMIC_ATTRIBUTES __attribute__((no_sanitize_thread, noinline))
 #define WINNOW_EMU_ATOMIC_SYNC(p) ::winnow::emu::atomic_sync(p)
 #else
-#define WINNOW_EMU_ATOMIC template <class T, class U>
+#define WINNOW_EMU_ATOMIC_ATTRIBUTES
 #define WINNOW_EMU_ATOMIC_SYNC(p) ((void)0)
 #endif
+#define WINNOW_EMU_ATOMIC template <class T, class U> WINNOW_EMU_ATOMIC_ATTRIBUTES
 WINNOW_EMU_ATOMIC T atomicAdd(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = static_cast<T>(old + static_cast<T>(v)); return old; }
 WINNOW_EMU_ATOMIC T atomicSub(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = static_cast<T>(old - static_cast<T>(v)); return old; }
 WINNOW_EMU_ATOMIC T atomicMin(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; if (static_cast<T>(v) < old) *p = static_cast<T>(v); return old; }
@@ -179,13 +180,10 @@ WINNOW_EMU_ATOMIC T atomicMax(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T ol
 WINNOW_EMU_ATOMIC T atomicAnd(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = old & static_cast<T>(v); return old; }
 WINNOW_EMU_ATOMIC T atomicOr(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = old | static_cast<T>(v); return old; }
 WINNOW_EMU_ATOMIC T atomicExch(T* p, U v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; *p = static_cast<T>(v); return old; }
-#ifdef __SANITIZE_THREAD__
-template <class T, class U, class V> __attribute__((no_sanitize_thread, noinline))
-#else
-template <class T, class U, class V>
-#endif
+template <class T, class U, class V> WINNOW_EMU_ATOMIC_ATTRIBUTES
 T atomicCAS(T* p, U compare, V v) { WINNOW_EMU_ATOMIC_SYNC(p); const T old = *p; if (old == static_cast<T>(compare)) *p = static_cast<T>(v); return old; }
 #undef WINNOW_EMU_ATOMIC
+#undef WINNOW_EMU_ATOMIC_ATTRIBUTES
 #undef WINNOW_EMU_ATOMIC_SYNC
 #ifdef __SANITIZE_THREAD__
 inline void __threadfence() { ::winnow::emu::fence_sync(); }
