@@ -2,10 +2,13 @@
 """On the GPU machine: random-weight bf16 models made from transformers configs (nothing large travels), winnow's
 `bench decode --device cuda` on each, and the HF transformers peer on the same weights (batch 1, greedy, 128 new
 tokens after a 16-token prompt: eager with the dynamic cache, and static cache + torch.compile where time allows).
+With --llama-peer (run.sh's command for llama_cpp_peer.py), llama.cpp's CUDA backend on the llama-shaped ones too:
+converted to a bf16 GGUF, tg128 as winnow's bench decode measures it (OUT/llama-cpp-<model>.json).
 Writes OUT/bench-<model>.json (winnow) and OUT/hf-peer.json; prints a table last."""
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import time
 
@@ -68,14 +71,32 @@ def hf_tokens_per_s(path, compiled):
     return 128 / sorted(times)[1]
 
 
+def llama_cpp_tokens_per_s(path, name, a):
+    """llama.cpp on the same weights: converted to GGUF (bf16 matrices as stored), then llama_cpp_peer.py's bench; the
+    best tg128 greedy row (flash attention off or on) in tokens/s."""
+    cmd = shlex.split(a.llama_peer)
+    gguf_path = path.rstrip("/") + ".gguf"
+    if not os.path.exists(gguf_path):
+        subprocess.run(cmd + ["convert", path, gguf_path], check=True, capture_output=True, text=True, timeout=90)
+    out = os.path.join(a.out, "llama-cpp-%s.json" % name)
+    r = subprocess.run(cmd + ["bench", gguf_path, "--name", name, "--out", out, "--winnow-json", os.path.join(a.out, "bench-%s.json" % name)],
+                       capture_output=True, text=True, timeout=90)
+    print(r.stdout, end="", flush=True)
+    if r.returncode != 0:
+        raise RuntimeError("llama_cpp_peer.py bench: rc %d: %s" % (r.returncode, r.stderr.strip()[-300:]))
+    rows = json.load(open(out))["rows"]
+    return max(x["tokens_per_s"] for x in rows if x["test"].startswith("tg") and x.get("tg_mode") == "greedy")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--winnow", required=True)
     ap.add_argument("--libs", default="")
     ap.add_argument("--out", required=True)
     ap.add_argument("--models-dir", default="/tmp/winnow-hf-models")
+    ap.add_argument("--llama-peer", help="command that runs bench/device/llama_cpp_peer.py with llama.cpp's CUDA build")
     a = ap.parse_args()
-    peer, table = {}, []
+    peer, table, llama_cpp = {}, [], {}
     for name, cfg in MODELS.items():
         # each model on its own: a failure (or a timeout) is recorded and the next model still runs, and hf-peer.json
         # is rewritten after every model, so a run killed at its time limit keeps what it measured
@@ -94,6 +115,12 @@ def main():
             tg = next((x["tokens_per_s"] for x in rows if x["test"].startswith("tg")), None)
             roof = next((x.get("roofline_fraction") for x in rows if x["test"].startswith("tg")), None)
             peer[name] = {"eager": hf_tokens_per_s(path, False)}
+            if a.llama_peer and isinstance(cfg, LlamaConfig):
+                try:
+                    llama_cpp[name] = llama_cpp_tokens_per_s(path, name, a)
+                except Exception as e:  # a peer failure is reported, not fatal
+                    llama_cpp[name] = None
+                    peer[name]["llama_cpp_error"] = ("%s: %s" % (type(e).__name__, e))[:300]
             if name == "smollm2-135m-bf16":  # compilation is slow: the first model only
                 try:
                     peer[name]["static_compiled"] = hf_tokens_per_s(path, True)
@@ -104,12 +131,15 @@ def main():
             print("%s: %s" % (name, peer[name]["error"]), flush=True)
         measured = [v for k, v in peer.get(name, {}).items() if not k.endswith("error")]
         best = max(measured) if measured else None
-        table.append((name, tg, roof, best, tg / best if tg and best else None))
+        lc = llama_cpp.get(name)
+        table.append((name, tg, roof, best, tg / best if tg and best else None, lc, tg / lc if tg and lc else None))
         json.dump(peer, open(os.path.join(a.out, "hf-peer.json"), "w"), indent=1)
-    print("%-26s %12s %10s %14s %8s" % ("model", "winnow tg128", "% roofline", "HF best tg128", "ratio"))
-    for name, tg, roof, best, ratio in table:
-        print("%-26s %12s %10s %14s %8s" % (name, "%.1f" % tg if tg else "-", "%.0f%%" % (100 * roof) if roof else "-",
-                                            "%.1f" % best if best else "-", "%.2fx" % ratio if ratio else "-"))
+    fmt = "%-26s %12s %10s %14s %8s %15s %8s"
+    print(fmt % ("model", "winnow tg128", "% roofline", "HF best tg128", "ratio", "llama.cpp tg128", "ratio"))
+    f1 = lambda v: "%.1f" % v if v else "-"
+    fx = lambda v: "%.2fx" % v if v else "-"
+    for name, tg, roof, best, ratio, lc, lc_ratio in table:
+        print(fmt % (name, f1(tg), "%.0f%%" % (100 * roof) if roof else "-", f1(best), fx(ratio), f1(lc), fx(lc_ratio)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
 #   bench/device/model-a, model-b(, -c)  SmolLM2-135M Q4_1 (98 MB; 93 MB gzipped) in parts that fit the calls (printed last)
 #   bench/device/extra/sparse-eval.txt   bench/device/sparse.sh's end-to-end text (the vim manual's chapters 1-19, the
 #                                        CPU SPION report's evaluation text), where vim-runtime is installed
+#   bench/device/extra/peer/             the llama.cpp peer: llama-cpp-python built with CUDA for sm_90 (../shared/peers),
+#                                        diskcache, gguf-py (31 MB)
 # All are ignored by git and travel with the device tool's `carry`; a call carries the working tree too, 64 MiB in all,
 # so the model's parts are sized to fill the calls (the plan is printed last):
 #   call 1: carry ["bench/device/payload", "bench/device/model-a"], command: true      (the machine keeps them)
@@ -41,6 +43,18 @@ rm -rf bench/device/extra && mkdir -p bench/device/extra
 doc=/usr/share/vim/vim90/doc
 if [ -f $doc/usr_01.txt ]; then cat $doc/usr_0[1-9].txt $doc/usr_1*.txt > bench/device/extra/sparse-eval.txt
 else echo "prepare: $doc missing (apt-get install vim-runtime): sparse.sh will skip its end-to-end run" >&2; fi
+# The llama.cpp peer (#11 item 5): llama-cpp-python with llama.cpp's CUDA backend for sm_90 (31 MB, from the workplace's
+# shared folder, checked against its SHA256SUMS), the one dependency the GPU machine lacks (diskcache), and gguf-py
+# (pure Python, copied from the venv) for llama_cpp_peer.py's conversion of the random bf16 models. Without the shared
+# folder run.sh skips the peer and says so.
+peers="$root/../shared/peers"
+if [ -f "$peers/llama-cpp-python-0.3.16-cuda-sm90.tar.xz" ]; then
+  (cd "$peers" && sha256sum --check --status SHA256SUMS) || { echo "prepare: $peers fails its SHA256SUMS" >&2; exit 1; }
+  mkdir -p bench/device/extra/peer/gguf-py
+  cp "$peers"/llama-cpp-python-0.3.16-cuda-sm90.tar.xz "$peers"/diskcache-5.6.3-py3-none-any.whl bench/device/extra/peer/
+  gguf_dir=$(.venv/bin/python -c 'import gguf, os; print(os.path.dirname(gguf.__file__))')
+  cp -r "$gguf_dir" bench/device/extra/peer/gguf-py/ && rm -rf bench/device/extra/peer/gguf-py/gguf/__pycache__
+else echo "prepare: $peers/llama-cpp-python-0.3.16-cuda-sm90.tar.xz missing: run.sh will skip the llama.cpp peer" >&2; fi
 # The model, gzipped (-6%), in parts that fit the calls: each call carries the working tree (tracked and
 # untracked-not-ignored files) plus its carried folders, 64 MiB in all. Call 1 carries the payload and model-a, call 2
 # model-b and extra, call 3 (only when the first two cannot hold the rest) model-c; run.sh joins model-*/part in order,

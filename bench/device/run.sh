@@ -10,11 +10,12 @@
 #      the sample op vs its CPU twin (and recorded, and in generation; its time per call is printed in gpu-tests.txt)
 #   3. greedy SmolLM2 Q4_1, 10 prompts x 32 tokens: --device cuda vs --device cpu token for token
 #   4. bench decode --device cuda on SmolLM2 Q4_1 (pp512, tg128, us/token, GB/s, % of the measured copy roofline), and
-#      tg128 without the CUDA graph, with the fused norms off, with the fused qkv + rope off and with PDL off
+#      tg128 without the CUDA graph, with the fused norms off, with the fused qkv + rope off and with PDL off; the
+#      llama.cpp peer (its CUDA backend, llama_cpp_peer.py) on the same file
 #   5. compute-sanitizer memcheck on the harness and one generate run (before 6, which could take their time)
 #   6. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
 #      shapes, benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
-#      torch.compile), batch 1, greedy; capped at 150 s
+#      torch.compile), batch 1, greedy, and llama.cpp on the llama-shaped ones (converted to GGUF); capped at 150 s
 #   6b. compute-sanitizer: memcheck on the sample op; racecheck and synccheck on the kernels with shared memory and
 #      barriers
 #   7. per-kernel times from one Nsight Compute run of an 8-token generation (kernel_times.py)
@@ -64,6 +65,21 @@ if [ -n "$(missing)" ]; then
 fi
 ours=(env LD_LIBRARY_PATH=$libs) # our programs with the bundle's libraries (the tools and python3 without them)
 
+# The llama.cpp peer (#11 item 5): llama-cpp-python's CUDA build from extra/peer (prepare.sh), unpacked once, run through
+# llama_cpp_peer.py with the machine's CUDA libraries (not the bundle's: its libstdc++ is not for python3); the HF step
+# uses it too, for the random bf16 models. Left empty (the steps say so) when the peer did not travel or cannot load.
+peer_dir=$here/extra/peer
+peer_libs=${libs#"$W/lib:"}
+llama_peer=()
+if [ -f $peer_dir/llama-cpp-python-0.3.16-cuda-sm90.tar.xz ]; then
+  rm -rf /tmp/llp
+  { timeout -k 5 60 python3 -m tarfile -e $peer_dir/llama-cpp-python-0.3.16-cuda-sm90.tar.xz /tmp/llp &&
+    timeout -k 5 60 python3 -m pip install -q --no-index --no-deps --target /tmp/llp $peer_dir/diskcache-5.6.3-py3-none-any.whl &&
+    LD_LIBRARY_PATH=$peer_libs ldd /tmp/llp/llama_cpp/lib/libggml-cuda.so; } > "$OUT/llama-cpp-setup.txt" 2>&1 &&
+    ! grep -q 'not found' "$OUT/llama-cpp-setup.txt" &&
+    llama_peer=(env PYTHONPATH=/tmp/llp:$PWD/$peer_dir/gguf-py LD_LIBRARY_PATH=$peer_libs python3 $PWD/$here/llama_cpp_peer.py)
+fi
+
 timeout -k 5 20 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 # the device and driver first in the summary, so the reports can be filed under the device's name
 note "device: $(timeout -k 5 20 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
@@ -101,6 +117,15 @@ if [ -f $model ]; then
       2> "$OUT/bench-smollm2-q4_1-$name.err"
     note "bench SmolLM2 Q4_1 cuda, $name (${variant#*:}): rc $?"
   done
+  # llama.cpp's CUDA backend on the same file: pp512, tg128 (greedy with its own sampler, and decode only), flash
+  # attention off and on; its greedy tokens from token 1 against winnow's tg_token_ids
+  if [ ${#llama_peer[@]} -gt 0 ]; then
+    step 60 "${llama_peer[@]}" bench $model --name smollm2-q4_1 --winnow-json "$OUT/bench-smollm2-q4_1.json" \
+      --out "$OUT/llama-cpp-smollm2-q4_1.json" > "$OUT/llama-cpp-smollm2-q4_1.txt" 2> "$OUT/llama-cpp-smollm2-q4_1.err"
+    note "llama.cpp peer, SmolLM2 Q4_1: rc $? — $(grep -E 'tg128 +greedy' "$OUT/llama-cpp-smollm2-q4_1.txt" | tr -s ' ' | tr '\n' ';' | cut -c1-240)"
+  else
+    note "llama.cpp peer: skipped ($( [ -f $peer_dir/llama-cpp-python-0.3.16-cuda-sm90.tar.xz ] && echo 'it did not load: llama-cpp-setup.txt' || echo 'no bench/device/extra/peer: prepare.sh found no ../shared/peers'))"
+  fi
 fi
 
 # memcheck on the harness and one generate run before the HF step, which could otherwise take the time they need
@@ -116,7 +141,8 @@ fi
 
 t=$(cap 150)
 if [ "$t" -gt 0 ]; then
-  timeout -k 10 "$t" python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$libs" --out "$OUT" > "$OUT/hf.txt" 2>&1
+  timeout -k 10 "$t" python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$libs" --out "$OUT" \
+    ${llama_peer[*]:+--llama-peer "${llama_peer[*]}"} > "$OUT/hf.txt" 2>&1
   note "random bf16 models + HF peer: rc $? — see hf.txt"
 else
   note "random bf16 models + HF peer: skipped, $SECONDS s spent"
