@@ -8,6 +8,10 @@
       model's size (random-weight models have no tokenizer; the benchmark feeds token ids). Needs numpy and gguf-py
       only: safetensors are read by their header and memory-mapped, so bf16 needs no torch.
 
+  llama_cpp_peer.py check-convert HF_DIR REFERENCE.gguf
+      The conversion must hold the reference's tensors bit for bit (ctest fixture.llama_cpp_peer_convert, on the tiny
+      bf16 llama that tests/fixtures/make_tiny_models.py writes both ways).
+
   llama_cpp_peer.py bench GGUF --name NAME --out JSON [--winnow-json BENCH.json] [--prompt 512 --gen 128 --reps 5]
       llama-bench's protocol, as `winnow bench decode` runs it: ppN = one decode of N tokens, the context cleared
       first; tgN = N single-token decodes after an empty context, each waited for. Two tg rows: `decode` feeds the
@@ -154,6 +158,28 @@ def convert(hf_dir, out_path):
     os.replace(out_path + ".tmp", out_path)
 
 
+def check_convert(hf_dir, reference):
+    """The conversion of hf_dir must hold the reference GGUF's tensors bit for bit (names, types, shapes, bytes): the
+    test suite's check against the fixture that make_tiny_models.py writes independently (tiny-llama-bf16*)."""
+    import tempfile
+    import gguf
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "converted.gguf")
+        convert(hf_dir, out)
+        got = {t.name: t for t in gguf.GGUFReader(out).tensors}
+        want = {t.name: t for t in gguf.GGUFReader(reference).tensors}
+        problems = ["%s: missing" % n for n in sorted(set(want) - set(got))] + ["%s: not in the reference" % n for n in sorted(set(got) - set(want))]
+        for n in sorted(set(want) & set(got)):
+            x, y = got[n], want[n]
+            if x.tensor_type != y.tensor_type or list(x.shape) != list(y.shape):
+                problems.append("%s: %s %s, reference %s %s" % (n, x.tensor_type.name, list(x.shape), y.tensor_type.name, list(y.shape)))
+            elif not np.array_equal(np.asarray(x.data).view(np.uint8), np.asarray(y.data).view(np.uint8)):
+                problems.append("%s: other bytes" % n)
+    if problems:
+        raise SystemExit("check-convert: %d of %d tensors differ from %s: %s" % (len(problems), len(want), reference, "; ".join(problems[:6])))
+    print("check-convert: %d tensors equal to %s bit for bit" % (len(want), reference))
+
+
 # -------------------------------------------------------------------------------------------------------- bench
 class Peer:
     """One llama.cpp model and context, driven through the C API."""
@@ -181,6 +207,13 @@ class Peer:
         mp = self.L.llama_model_default_params()
         mp.n_gpu_layers = gpu_layers
         return mp
+
+    def close(self):
+        L = self.L
+        L.llama_sampler_free(self.greedy)
+        L.llama_batch_free(self.batch)
+        L.llama_free(self.ctx)
+        L.llama_model_free(self.model)
 
     def clear(self):
         L = self.L
@@ -271,6 +304,7 @@ def bench(a):
             print("%-24s fa=%d %-4s %-7s %10.1f ± %6.1f tok/s %8.1f us/tok" % (a.name, fa, row[0], r.get("tg_mode", ""), mean, sd, 1e6 / mean)
                   + ("  greedy = winnow's for %d of %d tokens" % (r["greedy_prefix_equal_to_winnow"], len(greedy_ids)) if "greedy_prefix_equal_to_winnow" in r else ""),
                   flush=True)
+        p.close()
         tmp = a.out + ".tmp"
         json.dump(report, open(tmp, "w"), indent=1)
         os.replace(tmp, a.out)  # rewritten after each setting: a run cut short keeps what it measured
@@ -282,6 +316,9 @@ def main():
     c = sub.add_parser("convert")
     c.add_argument("hf_dir")
     c.add_argument("out")
+    k = sub.add_parser("check-convert")
+    k.add_argument("hf_dir")
+    k.add_argument("reference")
     b = sub.add_parser("bench")
     b.add_argument("gguf")
     b.add_argument("--name", required=True)
@@ -296,6 +333,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "convert":
         convert(a.hf_dir, a.out)
+    elif a.cmd == "check-convert":
+        check_convert(a.hf_dir, a.reference)
     else:
         bench(a)
 
