@@ -75,9 +75,10 @@ def llama_cpp_tokens_per_s(path, name, a):
     """llama.cpp on the same weights: converted to GGUF (bf16 matrices as stored), then llama_cpp_peer.py's bench; the
     best tg128 greedy row (flash attention off or on) in tokens/s."""
     cmd = shlex.split(a.llama_peer)
-    gguf_path = path.rstrip("/") + ".gguf"
-    if not os.path.exists(gguf_path):
-        subprocess.run(cmd + ["convert", path, gguf_path], check=True, capture_output=True, text=True, timeout=90)
+    gguf_path = path.rstrip("/") + ".gguf"  # converted every time: a warm machine may hold an older converter's file
+    r = subprocess.run(cmd + ["convert", path, gguf_path], capture_output=True, text=True, timeout=90)
+    if r.returncode != 0:
+        raise RuntimeError("llama_cpp_peer.py convert: rc %d: %s" % (r.returncode, r.stderr.strip()[-300:]))
     out = os.path.join(a.out, "llama-cpp-%s.json" % name)
     r = subprocess.run(cmd + ["bench", gguf_path, "--name", name, "--out", out, "--winnow-json", os.path.join(a.out, "bench-%s.json" % name)],
                        capture_output=True, text=True, timeout=90)
@@ -117,7 +118,7 @@ def main():
             peer[name] = {"eager": hf_tokens_per_s(path, False)}
             if a.llama_peer and isinstance(cfg, LlamaConfig):
                 try:
-                    llama_cpp[name] = llama_cpp_tokens_per_s(path, name, a)
+                    llama_cpp[name] = peer[name]["llama_cpp_greedy"] = llama_cpp_tokens_per_s(path, name, a)
                 except Exception as e:  # a peer failure is reported, not fatal
                     llama_cpp[name] = None
                     peer[name]["llama_cpp_error"] = ("%s: %s" % (type(e).__name__, e))[:300]
@@ -129,7 +130,7 @@ def main():
         except Exception as e:  # subprocess.TimeoutExpired included
             peer.setdefault(name, {})["error"] = ("%s: %s" % (type(e).__name__, e))[:300]
             print("%s: %s" % (name, peer[name]["error"]), flush=True)
-        measured = [v for k, v in peer.get(name, {}).items() if not k.endswith("error")]
+        measured = [v for k, v in peer.get(name, {}).items() if not k.endswith("error") and not k.startswith("llama_cpp")]
         best = max(measured) if measured else None
         lc = llama_cpp.get(name)
         table.append((name, tg, roof, best, tg / best if tg and best else None, lc, tg / lc if tg and lc else None))

@@ -105,6 +105,12 @@ def convert(hf_dir, out_path):
     cfg = json.load(open(os.path.join(hf_dir, "config.json")))
     if cfg.get("model_type") != "llama":
         raise SystemExit("convert: only llama-family checkpoints (model_type %r)" % cfg.get("model_type"))
+    # what this converter does not carry over would silently make another model: refuse it
+    rope_type = (cfg.get("rope_parameters") or {}).get("rope_type", "default")
+    if cfg.get("rope_scaling") or rope_type != "default":
+        raise SystemExit("convert: RoPE scaling (%r) is not converted" % (cfg.get("rope_scaling") or rope_type))
+    if cfg.get("attention_bias") or cfg.get("mlp_bias"):
+        raise SystemExit("convert: attention or MLP biases are not converted")
     d, n_layer = cfg["hidden_size"], cfg["num_hidden_layers"]
     n_head = cfg["num_attention_heads"]
     n_kv = cfg.get("num_key_value_heads") or n_head
@@ -193,6 +199,7 @@ class Peer:
         cp = L.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch = n_ctx, n_batch, n_batch
         cp.flash_attn = flash_attn
+        self.kv_types = (cp.type_k, cp.type_v)  # llama.cpp's defaults (ggml type ids: 1 = F16), recorded in the report
         cp.n_threads = cp.n_threads_batch = threads
         self.ctx = L.llama_init_from_model(self.model, cp)
         if not self.ctx:
@@ -219,22 +226,26 @@ class Peer:
         L = self.L
         L.llama_memory_clear(L.llama_get_memory(self.ctx), True)
 
-    def decode(self, tokens, pos0, logits_last=True):
+    def fill(self, tokens, pos0):
+        """The batch: tokens at positions pos0..., one sequence, logits for the last token only."""
         b = self.batch
         for i, tok in enumerate(tokens):
             b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = tok, pos0 + i, 1, 0
             b.seq_id[i][0] = 0
-        b.logits[len(tokens) - 1] = 1 if logits_last else 0
+        b.logits[len(tokens) - 1] = 1
         b.n_tokens = len(tokens)
-        rc = self.L.llama_decode(self.ctx, b)
+
+    def run(self):
+        rc = self.L.llama_decode(self.ctx, self.batch)
         if rc != 0:
             raise RuntimeError("llama_decode returned %d" % rc)
 
     def pp(self, tokens):
         self.clear()
+        self.fill(tokens, 0)  # outside the timed region: 512 ctypes writes from Python are not llama.cpp's time
         self.L.llama_synchronize(self.ctx)
         t = time.perf_counter()
-        self.decode(tokens, 0)
+        self.run()
         self.L.llama_synchronize(self.ctx)
         return len(tokens) / (time.perf_counter() - t)
 
@@ -246,7 +257,8 @@ class Peer:
         tok, out = first, []
         t = time.perf_counter()
         for i in range(n):
-            self.decode([tok], i)
+            self.fill([tok], i)
+            self.run()
             if feed is None:
                 tok = L.llama_sampler_sample(self.greedy, self.ctx, -1)
             else:
@@ -272,9 +284,13 @@ def bench(a):
               "gpu_offload": bool(L.llama_supports_gpu_offload()), "n_gpu_layers": a.gpu_layers,
               "system_info": L.llama_print_system_info().decode(errors="replace").strip(), "rows": []}
     winnow_ids = None
-    if a.winnow_json and os.path.exists(a.winnow_json):
-        rows = json.load(open(a.winnow_json))
-        winnow_ids = next((r.get("tg_token_ids") for r in rows if r["test"].startswith("tg")), None)
+    if a.winnow_json:
+        try:  # winnow's run may have failed or been cut short: then there is nothing to compare, and the peer still runs
+            rows = json.load(open(a.winnow_json))
+            winnow_ids = next((r.get("tg_token_ids") for r in rows if r["test"].startswith("tg")), None)
+            report["winnow_kv_type"] = next((r.get("kv_type") for r in rows if "kv_type" in r), None)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            report["winnow_json_error"] = "%s: %s" % (type(e).__name__, e)
     for fa in a.flash_attn:
         p = Peer(a.gguf, a.prompt + a.gen + 16, max(a.prompt, 1), bool(fa), a.gpu_layers, a.threads)
         rng = np.random.default_rng(0)
@@ -292,7 +308,7 @@ def bench(a):
         for row in rows:
             mean, sd = stats(row[2])
             r = {"test": row[0], "n_tokens": row[1], "flash_attn": bool(fa), "tokens_per_s": mean, "tokens_per_s_sd": sd,
-                 "us_per_token": 1e6 / mean, "runs": len(row[2])}
+                 "us_per_token": 1e6 / mean, "runs": len(row[2]), "kv_type_k_v": [int(x) for x in p.kv_types]}
             if len(row) > 3:
                 r["tg_mode"] = row[3]
             if row[0].startswith("tg") and r.get("tg_mode") == "greedy":

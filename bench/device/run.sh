@@ -75,8 +75,9 @@ if [ -f $peer_dir/llama-cpp-python-0.3.16-cuda-sm90.tar.xz ]; then
   rm -rf /tmp/llp
   { timeout -k 5 60 python3 -m tarfile -e $peer_dir/llama-cpp-python-0.3.16-cuda-sm90.tar.xz /tmp/llp &&
     timeout -k 5 60 python3 -m pip install -q --no-index --no-deps --target /tmp/llp $peer_dir/diskcache-5.6.3-py3-none-any.whl &&
-    LD_LIBRARY_PATH=$peer_libs ldd /tmp/llp/llama_cpp/lib/libggml-cuda.so; } > "$OUT/llama-cpp-setup.txt" 2>&1 &&
-    ! grep -q 'not found' "$OUT/llama-cpp-setup.txt" &&
+    for lib in /tmp/llp/llama_cpp/lib/lib*.so; do LD_LIBRARY_PATH=$peer_libs ldd $lib; done &&
+    PYTHONPATH=/tmp/llp LD_LIBRARY_PATH=$peer_libs timeout -k 5 60 python3 -c 'import llama_cpp as L; L.llama_backend_init(); assert L.llama_supports_gpu_offload(), "no GPU offload"; print("llama_cpp", L.__version__, "loads, GPU offload")'
+  } > "$OUT/llama-cpp-setup.txt" 2>&1 && ! grep -q 'not found' "$OUT/llama-cpp-setup.txt" &&
     llama_peer=(env PYTHONPATH=/tmp/llp:$PWD/$peer_dir/gguf-py LD_LIBRARY_PATH=$peer_libs python3 $PWD/$here/llama_cpp_peer.py)
 fi
 
@@ -118,8 +119,12 @@ if [ -f $model ]; then
     note "bench SmolLM2 Q4_1 cuda, $name (${variant#*:}): rc $?"
   done
   # llama.cpp's CUDA backend on the same file: pp512, tg128 (greedy with its own sampler, and decode only), flash
-  # attention off and on; its greedy tokens from token 1 against winnow's tg_token_ids
+  # attention off and on; its greedy tokens from token 1 against winnow's tg_token_ids. Its KV cache is F16 by default,
+  # winnow's F32: winnow's rows with an F16 cache too, for the like-for-like ratio
   if [ ${#llama_peer[@]} -gt 0 ]; then
+    step 45 "${ours[@]}" $W/bin/winnow bench decode -m $model --device cuda -p 512 -n 128 -r 5 --kv-type f16 --json > "$OUT/bench-smollm2-q4_1-kvf16.json" \
+      2> "$OUT/bench-smollm2-q4_1-kvf16.err"
+    note "bench SmolLM2 Q4_1 cuda, F16 KV cache (llama.cpp's default): rc $?"
     step 60 "${llama_peer[@]}" bench $model --name smollm2-q4_1 --winnow-json "$OUT/bench-smollm2-q4_1.json" \
       --out "$OUT/llama-cpp-smollm2-q4_1.json" > "$OUT/llama-cpp-smollm2-q4_1.txt" 2> "$OUT/llama-cpp-smollm2-q4_1.err"
     note "llama.cpp peer, SmolLM2 Q4_1: rc $? — $(grep -E 'tg128 +greedy' "$OUT/llama-cpp-smollm2-q4_1.txt" | tr -s ' ' | tr '\n' ';' | cut -c1-240)"
