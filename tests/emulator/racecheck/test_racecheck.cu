@@ -56,22 +56,25 @@ TEST(Racecheck, SharedMemoryReadWithoutBarrierIsReported) {
     for (int i = 0; i < 64; ++i) EXPECT_EQ(o[i], (i + 1) % 64 * 3);
 }
 
-// Lane 0 writes a word that lane 1 then reads: ordered by a __syncwarp (or a shuffle) both meet, not by program order.
+// Lane 0 writes a word that lane 1 then reads: ordered by a __syncwarp both meet, not by program order, and not by a
+// shuffle or a vote (PTX promises memory ordering for bar.warp.sync only; shfl.sync and vote.sync exchange values).
 template <int kSync>
 __global__ void lane_handoff_kernel(int* out) {
     __shared__ int word;
     if (threadIdx.x == 0) word = 41;
     if (kSync == 1) __syncwarp();
     if (kSync == 2) (void)__shfl_sync(0xffffffffu, 0, 0);
+    if (kSync == 3) (void)__ballot_sync(0xffffffffu, 1);
     if (threadIdx.x == 1) out[0] = word + 1;
 }
 
-TEST(Racecheck, WarpCollectivesOrderTheLanesThatMeetThere) {
+TEST(Racecheck, OnlySyncwarpOrdersTheLanesThatMeetThere) {
     DeviceBuffer<int> out(1);
     EXPECT_NE(launch_error(false, lane_handoff_kernel<0>, 1, 32, out.p).find("racecheck"), std::string::npos);
     EXPECT_EQ(launch_error(false, lane_handoff_kernel<1>, 1, 32, out.p), "");
-    EXPECT_EQ(launch_error(false, lane_handoff_kernel<2>, 1, 32, out.p), "");
     EXPECT_EQ(out.read()[0], 42);
+    EXPECT_NE(launch_error(false, lane_handoff_kernel<2>, 1, 32, out.p).find("racecheck"), std::string::npos) << "a shuffle orders no memory";
+    EXPECT_NE(launch_error(false, lane_handoff_kernel<3>, 1, 32, out.p).find("racecheck"), std::string::npos) << "a vote orders no memory";
 }
 
 // A collective of lanes 0-15 orders nothing for lane 16.

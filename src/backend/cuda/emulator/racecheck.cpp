@@ -196,7 +196,7 @@ std::string memory_name(uintptr_t address, bool device) {
 void report(const Access& earlier, const Access& now, uintptr_t address, bool device) {
     if (!g_launch.report.empty()) return; // the first one is enough: the launch fails with it
     g_launch.report = "racecheck: " + describe(now) + " and " + describe(earlier) + " touch " + memory_name(address, device) +
-                      " with no barrier, warp collective or fence + atomic ordering them";
+                      " with no barrier, __syncwarp or fence + atomic ordering them";
     // printed now as well: the racing access still happens, and a kernel that then crashes or spins never returns to
     // the scheduler, which raises the report at the thread's next meeting point
     std::fprintf(stderr, "SIMT emulator: %s\n", g_launch.report.c_str());

@@ -10,7 +10,8 @@
 // libtsan, and two accesses to the same bytes by different GPU threads, one a write, are a launch error unless one
 // happens before the other by CUDA's rules as the emulator models them:
 //   - a block barrier (__syncthreads and its variants) between them, in the same block;
-//   - a warp collective (shuffle, vote, __syncwarp) both lanes met after the first access, in the same warp;
+//   - a __syncwarp both lanes met after the first access, in the same warp (shuffles and votes order no memory: PTX
+//     promises that for bar.warp.sync only);
 //   - a grid barrier between them (cooperative launches);
 //   - fences and atomics, as the PTX memory model's fence-fence synchronisation: the first thread (or a thread of its
 //     block after a barrier that followed the access) calls __threadfence() and then makes an atomic on some address;
@@ -22,13 +23,12 @@
 // Kernel launches on a stream are ordered: the records of one launch go with it. Each block's private memory (its
 // dynamic shared memory, the function-local statics that stand for __shared__, kernel arguments) has records of its
 // own; device memory (cudaMalloc, cudaMallocHost) has one set for the launch, so a race between blocks shows too.
-// Lenient where CUDA is stricter: shuffles and votes order memory here as __syncwarp does (CUDA promises it only for
-// __syncwarp); a failed atomicCAS releases too; a thread that exits before a barrier counts as ordered before the threads
-// after it. Not checked: atomics against plain accesses, races between streams or across a PDL launch's overlap
-// (launches run one after another here, and each launch's records go with it), memcpy / memset calls inside a kernel
-// (left to libc, uninstrumented), a cooperative kernel's function-local statics shared across blocks (each block's
-// private memory has records of its own), the fiber's own stack (a thread's locals), and code outside the
-// instrumented sources.
+// Lenient where CUDA is stricter: a failed atomicCAS releases too; a thread that exits before a barrier counts as
+// ordered before the threads after it. Not checked: atomics against plain accesses, races between streams or across a
+// PDL launch's overlap (launches run one after another here, and each launch's records go with it), memcpy / memset
+// calls inside a kernel (left to libc, uninstrumented), a cooperative kernel's function-local statics shared across
+// blocks (each block's private memory has records of its own), the fiber's own stack (a thread's locals), and code
+// outside the instrumented sources.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -91,7 +91,7 @@ void leave();
 // The first race seen since the last call, as a message; empty when none.
 std::string take_report();
 
-// A warp collective released `n` lanes of one warp together.
+// A __syncwarp released `n` lanes of one warp together (shuffles and votes are not reported: they order no memory).
 void warp_collective(ThreadClock* const* lanes, int n);
 // A block barrier released every live thread of the block.
 void block_barrier(BlockClock& block, ThreadClock* const* threads, int n);
