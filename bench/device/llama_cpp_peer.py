@@ -22,7 +22,6 @@
       JSON on the same file), the greedy tokens from token 1 are compared with winnow's tg_token_ids.
 """
 import argparse
-import ctypes
 import json
 import math
 import os

@@ -325,7 +325,7 @@ void share(ThreadClock* const* members, int n, std::shared_ptr<const Knowledge> 
 }
 } // namespace
 
-void warp_collective(ThreadClock* const* lanes, int n) {
+void syncwarp(ThreadClock* const* lanes, int n) {
     if (!g_enabled || n == 0) return;
     uint32_t joined[32] = {};
     for (int i = 0; i < n; ++i) {
@@ -337,7 +337,7 @@ void warp_collective(ThreadClock* const* lanes, int n) {
     for (int i = 0; i < n; ++i) {
         ThreadClock& t = *lanes[i];
         std::memcpy(t.lane_clock, joined, sizeof joined);
-        t.collective_phase = t.block->phase;
+        t.syncwarp_phase = t.block->phase;
         ++t.clock;
     }
 }
@@ -377,9 +377,9 @@ void fence_sync() {
     auto release = copy_of(t->known);
     release->add_block(t->block->id, t->block->phase);
     release->add_thread(thread_key(t->block->id, t->tid), t->clock);
-    // the lanes' accesses it knows of through a collective since its block's last barrier (earlier ones are in the
+    // the lanes' accesses it knows of through a __syncwarp since its block's last barrier (earlier ones are in the
     // block's earlier phases, which the block's entry covers)
-    if (t->collective_phase == t->block->phase) {
+    if (t->syncwarp_phase == t->block->phase) {
         const uint32_t warp = t->tid / 32 * 32;
         for (uint32_t l = 0; l < 32; ++l)
             if (t->lane_clock[l] > 0) release->add_thread(thread_key(t->block->id, warp + l), t->lane_clock[l]);

@@ -38,7 +38,7 @@
 namespace winnow::emu::race {
 
 // What a thread knows happened before its next access beyond its block's earlier phases and its warp's lane clocks:
-// other blocks' and threads' accesses, learnt through atomics (and passed on at barriers and collectives). Sorted by
+// other blocks' and threads' accesses, learnt through atomics (and passed on at barriers and __syncwarp). Sorted by
 // block and by thread key, so that a join is a merge and a lookup a binary search; a thread shares its block's copy
 // after a barrier (ThreadClock::known) instead of holding its own.
 struct Knowledge {
@@ -66,9 +66,9 @@ struct BlockClock {
 struct ThreadClock {
     BlockClock* block = nullptr;
     uint32_t tid = 0;   // linear index in the block
-    uint32_t clock = 1; // advances after each collective or atomic the thread takes part in
-    uint32_t lane_clock[32] = {}; // the clock of each lane of its warp as of the last collective they shared
-    uint32_t collective_phase = ~0u; // the block's phase at the thread's last warp collective
+    uint32_t clock = 1; // advances after each __syncwarp or atomic the thread takes part in
+    uint32_t lane_clock[32] = {}; // the clock of each lane of its warp as of the last __syncwarp they shared
+    uint32_t syncwarp_phase = ~0u; // the block's phase at the thread's last __syncwarp
     std::shared_ptr<const Knowledge> release; // what its atomics release: what it knew at its last __threadfence()
     std::vector<std::shared_ptr<const Knowledge>> observed; // what its atomics since then saw: its next fence acquires it
     std::shared_ptr<const Knowledge> known; // null: nothing beyond the block and warp
@@ -92,7 +92,7 @@ void leave();
 std::string take_report();
 
 // A __syncwarp released `n` lanes of one warp together (shuffles and votes are not reported: they order no memory).
-void warp_collective(ThreadClock* const* lanes, int n);
+void syncwarp(ThreadClock* const* lanes, int n);
 // A block barrier released every live thread of the block.
 void block_barrier(BlockClock& block, ThreadClock* const* threads, int n);
 // A grid barrier released the whole grid (a cooperative launch).

@@ -279,7 +279,7 @@ bool release_warps(BlockRun& b) {
                 if (t.mask >> m & 1u) vote |= (lanes[m]->value != 0 ? 1ull : 0ull) << m, met[n_met++] = &lanes[m]->race;
             // only __syncwarp orders memory between the lanes (PTX: bar.warp.sync does; shfl.sync, vote.sync and
             // match.sync only exchange values), so shuffles and votes give the race detector nothing
-            if (t.kind == Collective::sync) race::warp_collective(met, n_met);
+            if (t.kind == Collective::sync) race::syncwarp(met, n_met);
             for (int m = 0; m < 32; ++m) {
                 if (!(t.mask >> m & 1u)) continue;
                 SimThread& o = *lanes[m];
