@@ -77,6 +77,30 @@ TEST(Racecheck, OnlySyncwarpOrdersTheLanesThatMeetThere) {
     EXPECT_NE(launch_error(false, lane_handoff_kernel<3>, 1, 32, out.p).find("racecheck"), std::string::npos) << "a vote orders no memory";
 }
 
+// Thread 1 writes a word and returns; thread 0 reads it after a barrier the others meet. The barrier orders only the
+// threads that arrive at it, so an exited thread's last writes race with what comes after it (kExitAfterBarrier: the
+// writer meets the barrier first, then returns: ordered).
+template <bool kExitAfterBarrier>
+__global__ void early_exit_kernel(int* out) {
+    __shared__ int word;
+    if (threadIdx.x == 1) {
+        word = 9;
+        if (kExitAfterBarrier) __syncthreads();
+        return;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) out[0] = word + 1;
+}
+
+TEST(Racecheck, AnExitedThreadIsNotOrderedByLaterBarriers) {
+    DeviceBuffer<int> out(1);
+    const std::string e = launch_error(false, early_exit_kernel<false>, 1, 64, out.p);
+    EXPECT_NE(e.find("racecheck"), std::string::npos) << "the writer exited before the barrier: " << e;
+    EXPECT_NE(e.find("a write by thread (1, 0, 0)"), std::string::npos) << e;
+    EXPECT_EQ(launch_error(false, early_exit_kernel<true>, 1, 64, out.p), "");
+    EXPECT_EQ(out.read()[0], 10);
+}
+
 // A collective of lanes 0-15 orders nothing for lane 16.
 __global__ void half_warp_kernel(int* out) {
     __shared__ int word;

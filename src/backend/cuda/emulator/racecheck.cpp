@@ -144,6 +144,9 @@ struct Launch {
     std::vector<std::pair<const char*, const char*>> allocations; // sorted [base, end)
     std::pair<const char*, const char*> last_hit{nullptr, nullptr};
     std::unordered_map<const void*, SyncObject> sync_objects;    // atomics' addresses (nodes: stable addresses)
+    // threads that exited before a block barrier their block then released: thread key -> the phase they exited in
+    // (their accesses in that phase are ordered by no barrier). Empty in most launches, so the lookup is skipped.
+    std::unordered_map<uint64_t, uint32_t> early_exits;
     std::string report;
 };
 Launch g_launch;
@@ -202,13 +205,24 @@ void report(const Access& earlier, const Access& now, uintptr_t address, bool de
     std::fprintf(stderr, "SIMT emulator: %s\n", g_launch.report.c_str());
 }
 
+// Whether r was made by a thread that exited in r's phase and its block then released a barrier without it: block
+// barriers after r's phase do not order r.
+bool exited_before_a_barrier(const Access& r) {
+    if (g_launch.early_exits.empty()) return false;
+    const auto it = g_launch.early_exits.find(thread_key(r.block, r.tid));
+    return it != g_launch.early_exits.end() && it->second == r.phase;
+}
+
 bool happens_before(const Access& r, const ThreadClock& t) {
     if (r.grid_phase < g_launch.grid_phase) return true;
     if (r.block == t.block->id) {
-        if (r.tid == t.tid || r.phase < t.block->phase) return true;
+        if (r.tid == t.tid) return true;
+        if (r.phase < t.block->phase && !exited_before_a_barrier(r)) return true;
         if (r.tid / 32 == t.tid / 32 && r.clock <= t.lane_clock[r.tid % 32]) return true;
     }
-    return t.known && (t.known->covers_block(r.block, r.phase) || t.known->covers_thread(thread_key(r.block, r.tid), r.clock));
+    if (!t.known) return false;
+    if (t.known->covers_thread(thread_key(r.block, r.tid), r.clock)) return true;
+    return t.known->covers_block(r.block, r.phase) && !exited_before_a_barrier(r);
 }
 
 void check_word(Word& w, const Access& now, const ThreadClock& t, uintptr_t address, bool device) {
@@ -279,6 +293,7 @@ void begin_launch(uint32_t grid_x, uint32_t grid_y, uint32_t block_x, uint32_t b
     g_launch.last_hit = {nullptr, nullptr};
     g_launch.device.clear();
     g_launch.sync_objects.clear();
+    g_launch.early_exits.clear();
     g_launch.report.clear();
 }
 
@@ -286,6 +301,7 @@ void end_launch() {
     if (!g_enabled) return;
     g_launch.device.clear();
     g_launch.sync_objects.clear();
+    g_launch.early_exits.clear();
     g_current = nullptr;
 }
 
@@ -342,8 +358,14 @@ void syncwarp(ThreadClock* const* lanes, int n) {
     }
 }
 
+void thread_exit(ThreadClock& t) {
+    if (g_enabled) t.block->exited_this_phase.push_back(t.tid);
+}
+
 void block_barrier(BlockClock& block, ThreadClock* const* threads, int n) {
     if (!g_enabled) return;
+    for (uint32_t tid : block.exited_this_phase) g_launch.early_exits[thread_key(block.id, tid)] = block.phase;
+    block.exited_this_phase.clear();
     ++block.phase;
     share(threads, n, &ThreadClock::known);
     // What each thread released by its fence before the barrier, every thread releases after it (fences are

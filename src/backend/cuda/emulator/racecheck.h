@@ -23,12 +23,14 @@
 // Kernel launches on a stream are ordered: the records of one launch go with it. Each block's private memory (its
 // dynamic shared memory, the function-local statics that stand for __shared__, kernel arguments) has records of its
 // own; device memory (cudaMalloc, cudaMallocHost) has one set for the launch, so a race between blocks shows too.
-// Lenient where CUDA is stricter: a failed atomicCAS releases too; a thread that exits before a barrier counts as
-// ordered before the threads after it. Not checked: atomics against plain accesses, races between streams or across a
-// PDL launch's overlap (launches run one after another here, and each launch's records go with it), memcpy / memset
-// calls inside a kernel (left to libc, uninstrumented), a cooperative kernel's function-local statics shared across
-// blocks (each block's private memory has records of its own), the fiber's own stack (a thread's locals), and code
-// outside the instrumented sources.
+// A thread that exits before a block barrier the others go on to meet is not ordered by it (bar.sync orders the
+// memory of the threads that arrive; an exited thread arrives nowhere): what it wrote or read in its last phase races
+// with the other threads' accesses after the barrier, as on the device, unless a __syncwarp or fence + atomic ordered
+// it. Lenient where CUDA is stricter: a failed atomicCAS releases too. Not checked: atomics against plain accesses,
+// races between streams or across a PDL launch's overlap (launches run one after another here, and each launch's
+// records go with it), memcpy / memset calls inside a kernel (left to libc, uninstrumented), a cooperative kernel's
+// function-local statics shared across blocks (each block's private memory has records of its own), the fiber's own
+// stack (a thread's locals), and code outside the instrumented sources.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -58,6 +60,7 @@ struct Shadow; // the access records of some memory (racecheck.cpp)
 struct BlockClock {
     uint32_t id = 0; // the block's linear index in the grid
     uint32_t phase = 0;
+    std::vector<uint32_t> exited_this_phase; // threads (tid) that exited since the last block barrier
     std::unique_ptr<Shadow> private_records;
     BlockClock();
     ~BlockClock();
@@ -93,7 +96,9 @@ std::string take_report();
 
 // A __syncwarp released `n` lanes of one warp together (shuffles and votes are not reported: they order no memory).
 void syncwarp(ThreadClock* const* lanes, int n);
-// A block barrier released every live thread of the block.
+// A thread of the block reached its end (returned from the kernel).
+void thread_exit(ThreadClock& t);
+// A block barrier released every live thread of the block; those that exited in the phase it ends are not ordered by it.
 void block_barrier(BlockClock& block, ThreadClock* const* threads, int n);
 // A grid barrier released the whole grid (a cooperative launch).
 void grid_barrier();

@@ -230,6 +230,7 @@ void resume(BlockRun& b, SimThread& t, const std::function<void()>& body) {
             }
             t.wait = Wait::done;
             --b.live;
+            race::thread_exit(t.race);
             switch_start(nullptr, g_scheduler_stack, g_scheduler_stack_size); // this stack is done with
             return std::move(t.sink);
         });
