@@ -57,8 +57,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
-    double tune_share = 0.2;
-    std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference", stream_costs_arg = "3";
+    double tune_share = 0.2, normalizer_exact_share = 0;
+    std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference", normalizer_arg = "plain", stream_costs_arg = "3";
     bool json_out = false, warmup_prune = false;
     po::options_description opts("winnow bench head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
@@ -93,6 +93,11 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "norm-factor", po::value(&norm_factor_arg)->default_value(norm_factor_arg),
         "faithful head: how f_ln enters the normalizer: reference (it scales the variances of the lower bounds too) or targets (it divides the targets only: "
         "a monotone knob)")(
+        "normalizer", po::value(&normalizer_arg)->default_value(normalizer_arg),
+        "faithful head: plain (the reference: logsumexp of the estimates) or debiased (each arm's estimate less half its variance, "
+        "the lognormal mean correction for exp's convexity)")(
+        "normalizer-exact-share", po::value(&normalizer_exact_share)->default_value(0),
+        "faithful head: the normalizer phase first computes exactly the arms whose upper bound could hold this share of the normalizer (0: none)")(
         "stream-cost", po::value(&stream_costs_arg)->default_value(stream_costs_arg),
         "comma-separated: the fast head streams a round's new columns when that costs less than exact rows, a streamed element taken as this many "
         "exact-row elements (larger: more exact rows, fewer samples saved)")(
@@ -126,6 +131,10 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const std::vector<double> warmup_caps = number_list(warmup_caps_arg, "--warmup-cap", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (norm_factor_arg != "reference" && norm_factor_arg != "targets")
         throw Error(ErrorKind::invalid_argument, "--norm-factor: '" + norm_factor_arg + "' is not reference or targets");
+    if (!(normalizer_exact_share >= 0 && normalizer_exact_share <= 1))
+        throw Error(ErrorKind::invalid_argument, "--normalizer-exact-share must be in [0, 1]");
+    if (normalizer_arg != "plain" && normalizer_arg != "debiased")
+        throw Error(ErrorKind::invalid_argument, "--normalizer: '" + normalizer_arg + "' is not plain or debiased");
     const std::vector<double> stream_costs = number_list(stream_costs_arg, "--stream-cost", "finite and > 0", [](double v) { return v > 0 && std::isfinite(v); });
     const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "in (0, 1)", [](double v) { return v > 0 && v < 1; });
     const std::vector<double> confidences = number_list(confidences_arg, "--confidence", "in [0, 1)", [](double v) { return v >= 0 && v < 1; });
@@ -173,6 +182,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     struct Score {
         double frac = 0, macs = 0, bytes = 0, warm = 0, best = 0, norm = 0;
         int ok = 0, wrong_arm = 0, estimate = 0; // failures: the top-1 is not the exact one / the right arm, |p^ - p| > eps p
+        int estimate_low = 0;                      // estimate failures with p^ < p (the normalizer too large)
         std::vector<double> ms;
         std::vector<double> setup_ms, warmup_ms, best_ms, norm_ms; // per phase, where the head times them
     };
@@ -193,7 +203,10 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             s.best += static_cast<double>(r.cost.best_arm) / r.cost.baseline;
             s.norm += static_cast<double>(r.cost.normalizer) / r.cost.baseline;
             if (r.head.top != exact[q].top) ++s.wrong_arm;
-            else if (std::abs(r.head.p_top - exact[q].p_top) > p.epsilon * exact[q].p_top) ++s.estimate;
+            else if (std::abs(r.head.p_top - exact[q].p_top) > p.epsilon * exact[q].p_top) {
+                ++s.estimate;
+                s.estimate_low += r.head.p_top < exact[q].p_top;
+            }
             else ++s.ok;
         }
         return s;
@@ -258,6 +271,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["pulls"] = fo.batched_warmup && fo.batched_elimination ? "batched" : "per-arm";
             row["warmup_prune"] = fo.warmup_skips_negligible;
             row["norm_factor"] = fo.norm_factor_on_targets_only ? "targets" : "reference";
+            row["normalizer"] = fo.debiased_normalizer ? "debiased" : "plain";
+            row["normalizer_exact_share"] = fo.normalizer_exact_share;
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["warmup_cap"] = p.warmup_cap;
@@ -268,10 +283,12 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["success"] = ok / m;
             row["failures_wrong_arm"] = st.wrong_arm;
             row["failures_estimate"] = st.estimate;
+            row["failures_estimate_low"] = st.estimate_low; // of those, p^ below p
             // the chosen factors rerun on the tuning queries with fresh noise
             row["tuning_success"] = chosen_tune.ok / static_cast<double>(tune_q.size());
             row["tuning_failures_wrong_arm"] = chosen_tune.wrong_arm;
             row["tuning_failures_estimate"] = chosen_tune.estimate;
+            row["tuning_failures_estimate_low"] = chosen_tune.estimate_low;
             row["fudge_best"] = cal.fudge_best;
             row["fudge_norm"] = cal.fudge_norm;
             row["calibration_met"] = cal.met; // false: even the most conservative factors missed the tuning budget
@@ -294,11 +311,12 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             char stream_cost_label[48] = "";
             if (stream_cost) std::snprintf(stream_cost_label, sizeof stream_cost_label, " stream-cost %g", *stream_cost);
             std::fprintf(stderr,
-                         "%s%s %s prefix %d %s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate; tuning rerun %.1f%%: %d / %d), "
+                         "%s%s %s prefix %d %s%s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate (%d low); tuning rerun %.1f%%: %d / %d (%d low)), "
                          "f_b %.3g, f_ln %.3g, budget met %s, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
                          label.c_str(), stream_cost_label, basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
-                         fo.norm_factor_on_targets_only ? " f_ln-on-targets" : "", delta, m / frac, 100.0 * ok / m, st.wrong_arm, st.estimate,
-                         100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate, cal.fudge_best, cal.fudge_norm,
+                         fo.norm_factor_on_targets_only ? " f_ln-on-targets" : "", fo.debiased_normalizer ? " debiased" : "", delta, m / frac, 100.0 * ok / m,
+                         st.wrong_arm, st.estimate, st.estimate_low, 100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate,
+                         chosen_tune.estimate_low, cal.fudge_best, cal.fudge_norm,
                          cal.met ? "yes" : "no", p.warmup_cap, warm / m, best / m, norm / m);
         }
     };
@@ -397,7 +415,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                         for (bool batched : batched_modes) {
                             const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched,
                                                            .warmup_skips_negligible = warmup_prune,
-                                                           .norm_factor_on_targets_only = norm_factor_arg == "targets"};
+                                                           .norm_factor_on_targets_only = norm_factor_arg == "targets",
+                                                           .debiased_normalizer = normalizer_arg == "debiased",
+                                                           .normalizer_exact_share = normalizer_exact_share};
                             head::AdaptiveSoftmax faithful(M, n, d, fo);
                             bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
                         }

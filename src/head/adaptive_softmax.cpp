@@ -227,6 +227,8 @@ AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d, Faithfu
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: A must hold n x d values");
     if (options.exact_prefix < 0 || options.tail_pilot < 0)
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the exact prefix and the tail pilot must be >= 0");
+    if (!(options.normalizer_exact_share >= 0 && options.normalizer_exact_share <= 1))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the normalizer's exact share must be in [0, 1]");
     AT_.resize(A.size());
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < d; ++j) AT_[static_cast<size_t>(j) * n + i] = A[static_cast<size_t>(i) * d + j];
@@ -270,6 +272,11 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
     r.cost.best_arm = q.total_samples() - r.cost.warmup;
 
     // D) normalizer: arms with large softmax mass get more pulls, reusing every sample so far
+    if (options_.normalizer_exact_share > 0) {
+        const double cut = logsumexp(q.mu) + std::log(options_.normalizer_exact_share);
+        for (int i = 0; i < n_; ++i)
+            if (q.T[i] < q.dp && q.mu[i] + std::sqrt(2 * L * q.var[i]) >= cut) q.exact(i);
+    }
     std::vector<double> la(n_), lg(n_);
     for (int i = 0; i < n_; ++i) {
         const double c = std::sqrt(2 * L * (options_.norm_factor_on_targets_only ? 1.0 : p.fudge_norm) * q.var[i]);
@@ -287,7 +294,13 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
     q.pull_to_var(all, v1, p.fudge_norm, q.dp, false);
     r.cost.normalizer = q.total_samples() - r.cost.warmup - r.cost.best_arm;
 
-    r.head.log_norm = logsumexp(q.mu);
+    if (options_.debiased_normalizer) {
+        std::vector<double> unbiased(n_);
+        for (int i = 0; i < n_; ++i) unbiased[i] = q.mu[i] - q.var[i] / 2;
+        r.head.log_norm = logsumexp(unbiased);
+    } else {
+        r.head.log_norm = logsumexp(q.mu);
+    }
     r.head.top = S;
     for (int32_t i : S) r.head.top_logits.push_back(static_cast<float>(q.mu[i]));
     r.head.p_top = static_cast<float>(std::exp(q.mu[S[0]] - r.head.log_norm));

@@ -42,6 +42,20 @@ struct FaithfulOptions {
     // true: the alpha_i use the variances as estimated and f_ln only divides the targets, so a larger f_ln never
     // reads less (and f_ln > 1 reads more than the theory constants).
     bool norm_factor_on_targets_only = false;
+    // How the normalizer sums the arms' estimates. The reference (false) takes logsumexp(mu_i). exp is convex, so an
+    // arm estimated with variance var_i adds exp(mu_i + var_i / 2) on average, not exp(mu_i): on a flat softmax, where
+    // hundreds of arms carry the mass, that bias pushes the normalizer up and p_top down in every run, and only more
+    // reads (a larger f_ln) shrink it. true: each arm counts as exp(mu_i - var_i / 2), which is unbiased for an arm
+    // whose estimate is normal with the estimated variance (the lognormal mean correction). Exact arms (var 0), the
+    // best arm among them, are unchanged.
+    bool debiased_normalizer = false;
+    // The normalizer phase first computes exactly every arm whose upper confidence bound mu_i + C_i could hold at least
+    // this share of the estimated normalizer exp(logsumexp(mu)) (0: none, the reference). A variance target bounds an
+    // arm's error only as far as its variance estimate is right, and an estimate from a few columns can miss the one
+    // column that moves the arm by nats; on a peaked softmax the handful of arms that carry the normalizer are where
+    // such a miss becomes a failure. At most about 1 / share arms qualify when the bounds are tight, each charged its
+    // unread columns.
+    double normalizer_exact_share = 0;
 };
 
 // The per-matrix preprocessing (column L1 weights and the variance-proxy atom term), done once per A.
@@ -54,7 +68,9 @@ public:
     int n() const override { return n_; }
     int d() const override { return d_; }
     const char* name() const override {
-        return options_.exact_prefix > 0 || !options_.batched_warmup || !options_.batched_elimination || options_.warmup_skips_negligible ? "faithful-departures"
+        return options_.exact_prefix > 0 || !options_.batched_warmup || !options_.batched_elimination || options_.warmup_skips_negligible || options_.debiased_normalizer ||
+                           options_.normalizer_exact_share > 0
+                   ? "faithful-departures"
                                                                                                                                            : "faithful";
     }
     const FaithfulOptions& options() const { return options_; }

@@ -131,6 +131,60 @@ TEST(AdaptiveSoftmax, PacFailureRateAtMostDeltaOnFlatInstances) {
     std::printf("planted PAC, under-sampled (f = %g): %d / 2000 failures (allowed %.0f)\n", kUnderSampled, planted_m.failures, planted_m.allowed);
 }
 
+// FaithfulOptions::debiased_normalizer changes only how the normalizer sums the estimates: each arm counts as
+// exp(mu_i - var_i / 2). With the same seed the two runs read the same samples and pick the same arm; the debiased
+// normalizer is never larger (a sign slip, + var / 2, breaks that), strictly smaller while some arm is still estimated,
+// and equal once every arm is exact. Whether it helps is an empirical question (bench head --normalizer; on SmolLM2 it
+// halves the f_ln the calibration needs, bench/reports/adaptive-head-rotation-smollm2.md).
+TEST(AdaptiveSoftmax, DebiasedNormalizerOnlyLowersTheSumOfEstimatedArms) {
+    const auto run = [](const Instance& in, bool debiased, double fudge_norm) {
+        AdaptiveParams p;
+        p.seed = 3;
+        p.fudge_norm = fudge_norm;
+        AdaptiveSoftmax as(in.A, in.n, in.d, {.debiased_normalizer = debiased});
+        return as.run(in.x, p);
+    };
+    const Instance noisy = winnow::test::flat(2048, 512, 7001, 0, 1.0f, 4.0f);
+    const auto plain = run(noisy, false, 1e-3), debiased = run(noisy, true, 1e-3); // few normalizer reads
+    EXPECT_EQ(debiased.cost.samples, plain.cost.samples);
+    EXPECT_EQ(debiased.head.top, plain.head.top);
+    EXPECT_LT(debiased.head.log_norm, plain.head.log_norm - 1e-3) << "some arms are still estimated here";
+    EXPECT_GT(debiased.head.p_top, plain.head.p_top);
+    std::printf("log normalizer: plain %.6f, debiased %.6f\n", plain.head.log_norm, debiased.head.log_norm);
+
+    // d = 16: the warm-up's floor of 16 pulls reads every column, so every arm is exact and nothing changes
+    const Instance tiny = winnow::test::flat(256, 16, 7002, 0, 0.05f, 1.0f);
+    const auto plain_tiny = run(tiny, false, 1.0), debiased_tiny = run(tiny, true, 1.0);
+    EXPECT_EQ(debiased_tiny.head.log_norm, plain_tiny.head.log_norm);
+    EXPECT_EQ(debiased_tiny.head.p_top, plain_tiny.head.p_top);
+}
+
+// FaithfulOptions::normalizer_exact_share: an arm whose upper bound could hold that share of the estimated normalizer
+// is computed exactly before the normalizer's pulls. A share so small that every arm's bound clears it makes every
+// arm exact: the answer is the exact softmax, charged n d'. The share 1 makes few arms exact and reads less; a share
+// outside [0, 1] is refused.
+TEST(AdaptiveSoftmax, NormalizerExactShareComputesTheHeavyArmsExactly) {
+    const Instance in = winnow::test::flat(2048, 512, 7001, 0, 1.0f, 4.0f);
+    const auto run = [&](double share) {
+        AdaptiveParams p;
+        p.seed = 3;
+        p.fudge_norm = 1e-3;
+        AdaptiveSoftmax as(in.A, in.n, in.d, {.normalizer_exact_share = share});
+        return as.run(in.x, p);
+    };
+    const auto exact = exact_softmax(in.A, in.n, in.d, in.x);
+    const auto all = run(1e-300), reference = run(0), one = run(1);
+    EXPECT_EQ(all.cost.samples, int64_t{in.n} * in.d);
+    EXPECT_NEAR(all.head.p_top, exact.p_top, 1e-5 * exact.p_top);
+    EXPECT_EQ(all.head.top[0], exact.top[0]);
+    EXPECT_LT(reference.cost.samples, all.cost.samples);
+    EXPECT_LE(one.cost.samples, all.cost.samples);
+    std::printf("samples: share 0 %lld, share 1 %lld, every arm %lld\n", static_cast<long long>(reference.cost.samples),
+                static_cast<long long>(one.cost.samples), static_cast<long long>(all.cost.samples));
+    EXPECT_THROW(AdaptiveSoftmax(in.A, in.n, in.d, {.normalizer_exact_share = 1.5}), winnow::Error);
+    EXPECT_THROW(AdaptiveSoftmax(in.A, in.n, in.d, {.normalizer_exact_share = -0.1}), winnow::Error);
+}
+
 // Spec §5 synthetic scaling: per-arm samples grow sublinearly in d (the naive cost grows linearly).
 TEST(AdaptiveSoftmax, SampleComplexitySublinearInD) {
     const auto per_arm = winnow::test::samples_per_arm_by_d([](const Instance& in, const AdaptiveParams& p) {
