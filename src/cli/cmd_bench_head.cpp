@@ -57,7 +57,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
                 rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
-    double tune_share = 0.2, normalizer_exact_share = 0;
+    double tune_share = 0.2, normalizer_exact_share = 0, normalizer_exact_sds = 0;
     std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference", normalizer_arg = "plain", stream_costs_arg = "3";
     bool json_out = false, warmup_prune = false;
     po::options_description opts("winnow bench head options");
@@ -98,6 +98,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "the lognormal mean correction for exp's convexity)")(
         "normalizer-exact-share", po::value(&normalizer_exact_share)->default_value(0),
         "faithful head: the normalizer phase first computes exactly the arms whose upper bound could hold this share of the normalizer (0: none)")(
+        "normalizer-exact-sds", po::value(&normalizer_exact_sds)->default_value(0),
+        "faithful head: that upper bound's width in standard deviations of each estimate (0: the estimate itself; negative: sqrt(2 L), the elimination's)")(
         "stream-cost", po::value(&stream_costs_arg)->default_value(stream_costs_arg),
         "comma-separated: the fast head streams a round's new columns when that costs less than exact rows, a streamed element taken as this many "
         "exact-row elements (larger: more exact rows, fewer samples saved)")(
@@ -273,6 +275,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["norm_factor"] = fo.norm_factor_on_targets_only ? "targets" : "reference";
             row["normalizer"] = fo.debiased_normalizer ? "debiased" : "plain";
             row["normalizer_exact_share"] = fo.normalizer_exact_share;
+            row["normalizer_exact_sds"] = fo.normalizer_exact_sds;
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["warmup_cap"] = p.warmup_cap;
@@ -417,7 +420,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                                                            .warmup_skips_negligible = warmup_prune,
                                                            .norm_factor_on_targets_only = norm_factor_arg == "targets",
                                                            .debiased_normalizer = normalizer_arg == "debiased",
-                                                           .normalizer_exact_share = normalizer_exact_share};
+                                                           .normalizer_exact_share = normalizer_exact_share,
+                                                           .normalizer_exact_sds = normalizer_exact_sds};
                             head::AdaptiveSoftmax faithful(M, n, d, fo);
                             bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
                         }

@@ -229,6 +229,8 @@ AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d, Faithfu
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the exact prefix and the tail pilot must be >= 0");
     if (!(options.normalizer_exact_share >= 0 && options.normalizer_exact_share <= 1))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the normalizer's exact share must be in [0, 1]");
+    if (!std::isfinite(options.normalizer_exact_sds))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the normalizer's exact-share width must be finite");
     AT_.resize(A.size());
     for (int i = 0; i < n; ++i)
         for (int j = 0; j < d; ++j) AT_[static_cast<size_t>(j) * n + i] = A[static_cast<size_t>(i) * d + j];
@@ -274,8 +276,9 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
     // D) normalizer: arms with large softmax mass get more pulls, reusing every sample so far
     if (options_.normalizer_exact_share > 0) {
         const double cut = logsumexp(q.mu) + std::log(options_.normalizer_exact_share);
+        const double width_sds = options_.normalizer_exact_sds < 0 ? std::sqrt(2 * L) : options_.normalizer_exact_sds;
         for (int i = 0; i < n_; ++i)
-            if (q.T[i] < q.dp && q.mu[i] + std::sqrt(2 * L * q.var[i]) >= cut) q.exact(i);
+            if (q.T[i] < q.dp && q.mu[i] + width_sds * std::sqrt(q.var[i]) >= cut) q.exact(i);
     }
     std::vector<double> la(n_), lg(n_);
     for (int i = 0; i < n_; ++i) {

@@ -169,7 +169,7 @@ TEST(AdaptiveSoftmax, NormalizerExactShareComputesTheHeavyArmsExactly) {
         AdaptiveParams p;
         p.seed = 3;
         p.fudge_norm = 1e-3;
-        AdaptiveSoftmax as(in.A, in.n, in.d, {.normalizer_exact_share = share});
+        AdaptiveSoftmax as(in.A, in.n, in.d, {.normalizer_exact_share = share, .normalizer_exact_sds = -1});
         return as.run(in.x, p);
     };
     const auto exact = exact_softmax(in.A, in.n, in.d, in.x);
@@ -183,6 +183,7 @@ TEST(AdaptiveSoftmax, NormalizerExactShareComputesTheHeavyArmsExactly) {
                 static_cast<long long>(one.cost.samples), static_cast<long long>(all.cost.samples));
     EXPECT_THROW(AdaptiveSoftmax(in.A, in.n, in.d, {.normalizer_exact_share = 1.5}), winnow::Error);
     EXPECT_THROW(AdaptiveSoftmax(in.A, in.n, in.d, {.normalizer_exact_share = -0.1}), winnow::Error);
+    EXPECT_THROW(AdaptiveSoftmax(in.A, in.n, in.d, {.normalizer_exact_sds = std::nan("")}), winnow::Error);
 }
 
 // Spec §5 synthetic scaling: per-arm samples grow sublinearly in d (the naive cost grows linearly).
