@@ -49,8 +49,8 @@ struct FaithfulOptions {
     // whose estimate is normal with the estimated variance (the lognormal mean correction). Exact arms (var 0), the
     // best arm among them, are unchanged.
     bool debiased_normalizer = false;
-    // The normalizer phase first computes exactly every arm whose upper bound mu_i + z sd_i (next option) could hold at least
-    // this share of the estimated normalizer exp(logsumexp(mu)) (0: none, the reference). A variance target bounds an
+    // The normalizer phase first computes exactly every arm whose upper bound mu_i + z sd_i (next option) could hold at
+    // least this share of the estimated normalizer exp(logsumexp(mu)) (0: none, the reference). A variance target bounds an
     // arm's error only as far as its variance estimate is right, and an estimate from a few columns can miss the one
     // column that moves the arm by nats; on a peaked softmax the handful of arms that carry the normalizer are where
     // such a miss becomes a failure. At most about 1 / share arms qualify when the bounds are tight, each charged its

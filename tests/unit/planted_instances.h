@@ -41,7 +41,9 @@ inline Instance flat(int n, int d, uint64_t seed, int close = 24, float top_gap 
     std::vector<int> arm(n);
     for (int i = 0; i < n; ++i) arm[i] = i;
     std::shuffle(arm.begin(), arm.end(), rng); // arm[0] wins, arm[1..close] are close
-    std::uniform_real_distribution<float> near(top_gap, 0.5f);
+    // Close arms sit top_gap..0.5 below the winner; a gap past 0.5 pins them at the gap (and keeps the range
+    // ordered, which libstdc++'s assertions check even when close is 0 and no close arm is drawn).
+    std::uniform_real_distribution<float> near(top_gap, std::max(top_gap, 0.5f));
     std::normal_distribution<float> far(-3.0f, 1.0f), e(0.0f, noise / d);
     std::vector<double> logit(n);
     for (int r = 0; r < n; ++r) logit[arm[r]] = r == 0 ? 0.0 : r == 1 ? -top_gap : r <= close ? -near(rng) : std::min(-0.6f, far(rng));
