@@ -64,18 +64,22 @@ quick=0
 targets=(winnow winnow_emulator_tests winnow_gpu_tests winnow_ops_tests)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 export WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}"
+# Each emulated test is one process on one core (a GPU thread is a fiber of the calling thread), so the tests run side
+# by side, one per core: on the 2-core CI machine this halves the stage (the op harness's cuda cases: 346 s at -j 1,
+# 168 s at -j 2). WINNOW_EMU_TEST_JOBS=1 runs them one at a time.
+jobs="${WINNOW_EMU_TEST_JOBS:-$(nproc)}"
 if [ "$quick" = 1 ]; then
-  ctest --test-dir "$build" --output-on-failure -j 1 -L emulator "$@"
-  ctest --test-dir "$build" --output-on-failure -j 1 "$@" -R '^gpu\.(CudaDecoder\.Tiny|CudaHead\.(Random|NaN|Refuses)|CudaAdaptiveHeadKernels|CudaAdaptiveWarmUp|CudaAdaptiveRounds|CudaAdaptiveHead\.(WarmUp|PersistentQueryEquals)|AllTypes/CudaDequantize)'
+  ctest --test-dir "$build" --output-on-failure -j "$jobs" -L emulator "$@"
+  ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^gpu\.(CudaDecoder\.Tiny|CudaHead\.(Random|NaN|Refuses)|CudaAdaptiveHeadKernels|CudaAdaptiveWarmUp|CudaAdaptiveRounds|CudaAdaptiveHead\.(WarmUp|PersistentQueryEquals)|AllTypes/CudaDequantize)'
   # the tiny decoders' contexts never reach a second attention split: the split decode (its last block merges the
   # others' results behind fences and a counter) and a block-sparse case from the op harness
-  ctest --test-dir "$build" --output-on-failure -j 1 "$@" -R '^ops\..*cuda__attention_F32_(smollm2_decode_pos300|split_decode_repeated|grouped_spion_b64_decode_pos3000)'
+  ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^ops\..*cuda__attention_F32_(smollm2_decode_pos300|split_decode_repeated|grouped_spion_b64_decode_pos3000)'
   exit 0
 fi
-ctest --test-dir "$build" --output-on-failure -j 1 -L 'emulator|gpu' "${exclude[@]}" "$@"
-ctest --test-dir "$build" --output-on-failure -j 1 -R '^ops\..*cuda' "$@"
+ctest --test-dir "$build" --output-on-failure -j "$jobs" -L 'emulator|gpu' "${exclude[@]}" "$@"
+ctest --test-dir "$build" --output-on-failure -j "$jobs" -R '^ops\..*cuda' "$@"
 # the race detector sees a race whatever the order; the plain build's second order finds races that change answers
 [ "$racecheck" = 1 ] && exit 0
 # again with the threads between meeting points, and the blocks, in reverse order: a race that changes an answer
 # (a shared-memory read that no barrier separates from its write) fails here (scheduler.cpp, WINNOW_EMU_SCHEDULE)
-WINNOW_EMU_SCHEDULE=reverse ctest --test-dir "$build" --output-on-failure -j 1 -R '^ops\..*cuda' "$@"
+WINNOW_EMU_SCHEDULE=reverse ctest --test-dir "$build" --output-on-failure -j "$jobs" -R '^ops\..*cuda' "$@"

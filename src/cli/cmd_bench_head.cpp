@@ -94,7 +94,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "faithful head: how f_ln enters the normalizer: reference (it scales the variances of the lower bounds too) or targets (it divides the targets only: "
         "a monotone knob)")(
         "normalizer", po::value(&normalizer_arg)->default_value(normalizer_arg),
-        "faithful head: plain (the reference: logsumexp of the estimates) or debiased (each arm's estimate less half its variance, "
+        "faithful and fast heads: plain (the reference: logsumexp of the estimates) or debiased (each arm's estimate less half its variance, "
         "the lognormal mean correction for exp's convexity)")(
         "normalizer-exact-share", po::value(&normalizer_exact_share)->default_value(0),
         "faithful head: the normalizer phase first computes exactly the arms whose upper bound could hold this share of the normalizer (0: none)")(
@@ -391,12 +391,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                     for (int m : prefixes)
                         for (double stream_cost : stream_costs) {
                             // the row's labels (the fast head's pulls are batched, its tail pilot fixed)
-                            const head::FaithfulOptions row_label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot};
-                            const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost};
+                            const bool debiased = normalizer_arg == "debiased";
+                            const head::FaithfulOptions row_label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot, .debiased_normalizer = debiased};
+                            const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost, .debiased_normalizer = debiased};
                             if (basis == "none") {
                                 // the default options run the model's own AdaptiveHead (as every committed table did: its
                                 // noise counter runs on across confidences); other options, a head on one shared column copy
-                                if (m == 0 && stream_cost == head::FastOptions{}.stream_cost) {
+                                if (m == 0 && stream_cost == head::FastOptions{}.stream_cost && !debiased) {
                                     bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label, stream_cost);
                                 } else {
                                     if (!plain_fast) plain_fast = std::make_shared<const head::ColumnMajorHead>(W);

@@ -644,7 +644,13 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     q.normalize(p, d_s);
     r.cost.normalizer = q.cost.samples - r.cost.warmup - r.cost.best_arm;
 
-    r.head.log_norm = log_sum_exp(std::span<const float>(q.st.mu.data(), n));
+    if (options_.debiased_normalizer) {
+        std::vector<float> debiased(n);
+        for (int i = 0; i < n; ++i) debiased[i] = q.st.var[i] > 0 && std::isfinite(q.st.var[i]) ? q.st.mu[i] - q.st.var[i] / 2 : q.st.mu[i];
+        r.head.log_norm = log_sum_exp(debiased);
+    } else {
+        r.head.log_norm = log_sum_exp(std::span<const float>(q.st.mu.data(), n));
+    }
     const Clock::time_point t4 = Clock::now();
     r.cost.setup_ms = ms_between(t0, t1), r.cost.warmup_ms = ms_between(t1, t2), r.cost.best_arm_ms = ms_between(t2, t3);
     r.cost.normalizer_ms = ms_between(t3, t4);

@@ -41,6 +41,10 @@ struct FastOptions {
     // samples saved (an exact arm is charged d') and, on SmolLM2 on the 2-core VM, less wall-clock (bench/reports/
     // adaptive-head-rotation-smollm2.md, last section). 3 is what the committed tables ran with.
     double stream_cost = 3;
+    // The normalizer counts each estimated arm as exp(mu_i - var_i / 2), the lognormal mean, instead of exp(mu_i):
+    // exp is convex, so the plain sum is biased up and p^ down (FaithfulOptions::debiased_normalizer, the same rule).
+    // Exact arms are unchanged. The GPU head has no such option yet.
+    bool debiased_normalizer = false;
 };
 
 class FastAdaptiveSoftmax final : public AdaptiveAlgorithm {
