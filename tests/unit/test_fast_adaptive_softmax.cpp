@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "debiased_normalizer_check.h"
 #include "planted_instances.h"
 
 #include "head/adaptive_softmax.h"
@@ -321,9 +322,8 @@ TEST(FastAdaptiveSoftmax, StreamCostSetsStreamOrExactRows) {
     EXPECT_LT(streamed.cost.best_arm, exact_rows.cost.best_arm);
 }
 
-// FastOptions::debiased_normalizer, as the faithful head's: only the normalizer's sum changes (each estimated arm
-// counts as exp(mu_i - var_i / 2)). Same seed and threads: the same reads and arm; the debiased log-normalizer is
-// strictly lower while arms are estimated (a sign slip, + var / 2, fails) and equal when every arm is read in full.
+// FastOptions::debiased_normalizer, as the faithful head's (the check in debiased_normalizer_check.h). On SmolLM2 it
+// hurts this head (bench/reports/adaptive-head-rotation-smollm2.md), so it is off by default.
 TEST(FastAdaptiveSoftmax, DebiasedNormalizerOnlyLowersTheSumOfEstimatedArms) {
     const auto run = [](const Instance& in, bool debiased, double fudge_norm) {
         FastAdaptiveSoftmax head(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, false), FastOptions{.threads = 1, .debiased_normalizer = debiased});
@@ -332,19 +332,9 @@ TEST(FastAdaptiveSoftmax, DebiasedNormalizerOnlyLowersTheSumOfEstimatedArms) {
         p.fudge_norm = fudge_norm;
         return head.run(in.x, p);
     };
-    const Instance noisy = winnow::test::flat(2048, 512, 7001, 0, 1.0f, 4.0f);
-    const auto plain = run(noisy, false, 1e-3), debiased = run(noisy, true, 1e-3); // few normalizer reads
-    EXPECT_EQ(debiased.cost.samples, plain.cost.samples);
-    EXPECT_EQ(debiased.head.top, plain.head.top);
-    EXPECT_LT(debiased.head.log_norm, plain.head.log_norm - 1e-3) << "some arms are still estimated here";
-    EXPECT_GT(debiased.head.p_top, plain.head.p_top);
-    std::printf("log normalizer: plain %.6f, debiased %.6f\n", plain.head.log_norm, debiased.head.log_norm);
-
-    auto tiny = planted(40, 32, 1);
-    for (int j = 8; j < 32; ++j) tiny.x[j] = 0; // d' = 8: every arm read in full
-    const auto plain_tiny = run(tiny, false, 1.0), debiased_tiny = run(tiny, true, 1.0);
-    EXPECT_EQ(debiased_tiny.head.log_norm, plain_tiny.head.log_norm);
-    EXPECT_EQ(debiased_tiny.head.p_top, plain_tiny.head.p_top);
+    auto all_exact = planted(40, 32, 1);
+    for (int j = 8; j < 32; ++j) all_exact.x[j] = 0; // d' = 8: every arm read in full
+    winnow::test::expect_debiasing_lowers_only_the_estimated_normalizer(run, all_exact);
 }
 
 // The exact prefix (FastOptions::exact_prefix): 8 columns carry every logit but for a 1e-4 remainder spread over the
