@@ -55,7 +55,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 int cmd_bench_head(const std::vector<std::string>& args) {
     if (bench_head_wants_device(args)) return cmd_bench_head_device(args); // the exact head's kernels per device (cmd_bench_head_device.cpp)
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
-                rotations_arg = "none", prefixes_arg = "0", pulls_arg = "batched", tune_texts_arg;
+                rotations_arg = "none", prefixes_arg = "0", row_clusters_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
     double tune_share = 0.2, normalizer_exact_share = 0, normalizer_exact_sds = 0;
     std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference", normalizer_arg = "plain", stream_costs_arg = "3";
@@ -81,6 +81,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "the pca basis is fit on the states of this many windows of the tuning region, less those that are calibration windows (0: on the calibration queries themselves)")(
         "exact-prefix", po::value(&prefixes_arg)->default_value(prefixes_arg),
         "comma-separated exact prefixes for the faithful and the fast head: every arm reads the query's m heaviest columns exactly, only the rest is sampled (0 = the reference)")(
+        "row-clusters", po::value(&row_clusters_arg)->default_value(row_clusters_arg),
+        "comma-separated: the faithful head clusters the head's rows into k groups (k-means) and samples each row less its centroid, the k centroid "
+        "logits computed exactly (0 = the reference: sample the rows themselves)")(
         "pulls", po::value(&pulls_arg)->default_value(pulls_arg),
         "comma-separated PullToVar modes of the faithful head's warm-up and elimination: batched (the reference: the whole set to one prefix), per-arm (only the arms above their target)")(
         "calibration-repeats", po::value(&calibration_repeats)->default_value(1), "runs of each tuning query (fresh noise) per factor tried")(
@@ -124,6 +127,13 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         try { m = std::stoi(v); } catch (const std::exception&) {}
         if (m < 0) throw Error(ErrorKind::invalid_argument, "--exact-prefix: '" + v + "' is not a column count >= 0");
         prefixes.push_back(m);
+    }
+    std::vector<int> row_cluster_counts;
+    for (const std::string& v : list_items(row_clusters_arg)) {
+        int k = -1;
+        try { k = std::stoi(v); } catch (const std::exception&) {}
+        if (k < 0) throw Error(ErrorKind::invalid_argument, "--row-clusters: '" + v + "' is not a cluster count >= 0");
+        row_cluster_counts.push_back(k);
     }
     std::vector<bool> batched_modes;
     for (const std::string& v : list_items(pulls_arg)) {
@@ -276,6 +286,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["normalizer"] = fo.debiased_normalizer ? "debiased" : "plain";
             row["normalizer_exact_share"] = fo.normalizer_exact_share;
             row["normalizer_exact_sds"] = fo.normalizer_exact_sds;
+            row["row_clusters"] = fo.row_clusters;
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["warmup_cap"] = p.warmup_cap;
@@ -314,9 +325,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             char stream_cost_label[48] = "";
             if (stream_cost) std::snprintf(stream_cost_label, sizeof stream_cost_label, " stream-cost %g", *stream_cost);
             std::fprintf(stderr,
-                         "%s%s %s prefix %d %s%s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate (%d low); tuning rerun %.1f%%: %d / %d (%d low)), "
+                         "%s%s %s prefix %d%s %s%s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate (%d low); tuning rerun %.1f%%: %d / %d (%d low)), "
                          "f_b %.3g, f_ln %.3g, budget met %s, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
-                         label.c_str(), stream_cost_label, basis.c_str(), fo.exact_prefix, row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
+                         label.c_str(), stream_cost_label, basis.c_str(), fo.exact_prefix, fo.row_clusters > 0 ? (" clusters " + std::to_string(fo.row_clusters)).c_str() : "", row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
                          fo.norm_factor_on_targets_only ? " f_ln-on-targets" : "", fo.debiased_normalizer ? " debiased" : "", delta, m / frac, 100.0 * ok / m,
                          st.wrong_arm, st.estimate, st.estimate_low, 100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate,
                          chosen_tune.estimate_low, cal.fudge_best, cal.fudge_norm,
@@ -416,13 +427,15 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 }
                 auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {
                     for (int m : prefixes)
+                        for (int clusters : row_cluster_counts)
                         for (bool batched : batched_modes) {
                             const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched,
                                                            .warmup_skips_negligible = warmup_prune,
                                                            .norm_factor_on_targets_only = norm_factor_arg == "targets",
                                                            .debiased_normalizer = normalizer_arg == "debiased",
                                                            .normalizer_exact_share = normalizer_exact_share,
-                                                           .normalizer_exact_sds = normalizer_exact_sds};
+                                                           .normalizer_exact_sds = normalizer_exact_sds,
+                                                           .row_clusters = clusters};
                             head::AdaptiveSoftmax faithful(M, n, d, fo);
                             bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
                         }

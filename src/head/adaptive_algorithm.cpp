@@ -123,6 +123,7 @@ double log_sum_exp(std::span<const float> v) {
 
 void ReadRecorder::begin_query(int n, int d, std::span<const int32_t> sampled_columns) {
     d_ = d;
+    side_samples_ = 0;
     read_.assign(static_cast<size_t>(n) * d, 0);
     sampled_.assign(d, 0);
     for (int32_t j : sampled_columns) sampled_[j] = 1;
@@ -130,7 +131,7 @@ void ReadRecorder::begin_query(int n, int d, std::span<const int32_t> sampled_co
 }
 
 int64_t ReadRecorder::distinct_samples() const {
-    int64_t count = 0;
+    int64_t count = side_samples_;
     for (size_t k = 0; k < read_.size(); ++k) count += read_[k] & sampled_[k % d_];
     return count;
 }

@@ -46,11 +46,15 @@ public:
     void begin_query(int n, int d, std::span<const int32_t> sampled_columns);
     void record(int32_t arm, int32_t column) { read_[static_cast<size_t>(arm) * d_ + column] = 1; }
     void record_row(int32_t arm) { std::fill_n(read_.begin() + static_cast<ptrdiff_t>(arm) * d_, d_, uint8_t{1}); }
+    // Samples charged for products outside the arm x column grid (a head's centroid logits, FaithfulOptions::
+    // row_clusters): counted as the head states them, on top of the distinct pairs.
+    void record_side_samples(int64_t count) { side_samples_ += count; }
     int64_t distinct_samples() const;
     int queries() const { return queries_; }
 
 private:
     int d_ = 0, queries_ = 0;
+    int64_t side_samples_ = 0;
     std::vector<uint8_t> read_;    // [n][d]: 1 where the product was read this query
     std::vector<uint8_t> sampled_; // [d]: 1 for the query's sampled columns
 };

@@ -61,6 +61,22 @@ struct AdaptiveSoftmax::Query {
         cost.baseline = static_cast<int64_t>(n) * dp;
         rho_cache.resize(dp + 1);
         if (h.recorder_) h.recorder_->begin_query(n, h.d_, perm);
+        if (h.clusters_.k > 0) start_from_centroids();
+    }
+
+    // Cluster-centred rows: every arm's estimate starts from its centroid's exact logit, and the samples estimate the
+    // residual's. The k centroid dot products are charged as k d' samples (an exact row's price each).
+    void start_from_centroids() {
+        const auto& c = h.clusters_;
+        std::vector<double> centre(c.k, 0.0);
+        for (int k = 0; k < c.k; ++k) {
+            const float* row = c.centroids.data() + static_cast<size_t>(k) * h.d_;
+            for (int j = 0; j < h.d_; ++j) centre[k] += static_cast<double>(row[j]) * x[j];
+        }
+        for (int i = 0; i < h.n_; ++i) exact_part[i] = centre[c.label[i]];
+        cost.samples += static_cast<int64_t>(c.k) * dp;
+        cost.multiply_adds += static_cast<int64_t>(c.k) * h.d_;
+        if (h.recorder_) h.recorder_->record_side_samples(static_cast<int64_t>(c.k) * dp);
     }
 
     // rho_t = P(column perm[t] is in a prefix of length T | the threshold tau_T), for t < T. The exact prefix's
@@ -231,10 +247,17 @@ AdaptiveSoftmax::AdaptiveSoftmax(std::span<const float> A, int n, int d, Faithfu
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the normalizer's exact share must be in [0, 1]");
     if (!std::isfinite(options.normalizer_exact_sds))
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the normalizer's exact-share width must be finite");
+    if (options.row_clusters < 0) throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: the row clusters must be >= 0");
+    std::vector<float> residual;
+    if (options.row_clusters > 0) {
+        clusters_ = cluster_rows(A, n, d, options.row_clusters);
+        residual = residual_rows(A, n, clusters_);
+    }
+    const std::span<const float> sampled = residual.empty() ? A : std::span<const float>(residual);
     AT_.resize(A.size());
     for (int i = 0; i < n; ++i)
-        for (int j = 0; j < d; ++j) AT_[static_cast<size_t>(j) * n + i] = A[static_cast<size_t>(i) * d + j];
-    stats_ = column_statistics(A, n, d);
+        for (int j = 0; j < d; ++j) AT_[static_cast<size_t>(j) * n + i] = sampled[static_cast<size_t>(i) * d + j];
+    stats_ = column_statistics(sampled, n, d);
 }
 
 void AdaptiveSoftmax::check_query_length(std::span<const float> x) const {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "head/adaptive_algorithm.h"
+#include "head/row_clusters.h"
 
 namespace winnow::head {
 
@@ -59,6 +60,11 @@ struct FaithfulOptions {
     // The width of that upper bound in standard deviations of each arm's estimate; negative: the elimination's width
     // sqrt(2 L var_i), which on SmolLM2 lets most of the vocabulary qualify (85% of n d' read at share 0.01).
     double normalizer_exact_sds = 0;
+    // k > 0: cluster-centred rows (head/row_clusters.h). The head's rows are clustered by k-means when the head is
+    // built; every query computes the k centroid logits exactly (k d' samples charged, before the warm-up) and samples
+    // columns of the residuals a_i - c_k(i) only, whose column weights and variance proxy replace A's. Exact rows
+    // stay A's. 0: the reference (sample A itself).
+    int row_clusters = 0;
 };
 
 // The per-matrix preprocessing (column L1 weights and the variance-proxy atom term), done once per A.
@@ -72,7 +78,7 @@ public:
     int d() const override { return d_; }
     const char* name() const override {
         return options_.exact_prefix > 0 || !options_.batched_warmup || !options_.batched_elimination || options_.warmup_skips_negligible || options_.debiased_normalizer ||
-                           options_.normalizer_exact_share > 0
+                           options_.normalizer_exact_share > 0 || options_.row_clusters > 0
                    ? "faithful-departures"
                                                                                                                                            : "faithful";
     }
@@ -83,7 +89,9 @@ private:
     struct Query;
     void check_query_length(std::span<const float> x) const;
     std::span<const float> A_;   // row-major, for exact rows
-    std::vector<float> AT_;      // column-major copy: a sampled column is contiguous across arms
+    std::vector<float> AT_;      // column-major copy of the sampled matrix (A, or its residual rows): a sampled
+                                 // column is contiguous across arms
+    RowClusters clusters_;       // FaithfulOptions::row_clusters (k = 0: none)
     int n_, d_;
     FaithfulOptions options_;
     ColumnStatistics stats_; // column L1 norms and the variance-proxy atom term
