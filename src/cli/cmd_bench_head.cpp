@@ -59,7 +59,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
     double tune_share = 0.2, normalizer_exact_share = 0, normalizer_exact_sds = 0;
     std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference", normalizer_arg = "plain", stream_costs_arg = "3";
-    bool json_out = false, warmup_prune = false;
+    bool json_out = false, warmup_prune = false, warmup_without_norm_factor = false;
     po::options_description opts("winnow bench head options");
     opts.add_options()("help,h", "show this help")("model,m", po::value(&model_arg), "model (.gguf)")(
         "text", po::value(&text_path)->default_value(text_path), "text the query windows slide over")(
@@ -90,6 +90,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "warmup-cap", po::value(&warmup_caps_arg)->default_value(warmup_caps_arg),
         "warm-up pulls at most this fraction of d' per arm (the exact prefix and pilot are read whatever it says); a comma-separated list: "
         "per delta, the cap whose calibrated run costs the fewest samples on the tuning queries is chosen, then tested")(
+        "warmup-without-norm-factor", po::bool_switch(&warmup_without_norm_factor),
+        "faithful head: the warm-up's variance target is the theory constant whatever f_ln is (f_ln then only moves the normalizer phase)")(
         "warmup-prune", po::bool_switch(&warmup_prune), "faithful head: the warm-up's variance target only for arms that may carry softmax mass")(
         "tail-pilot", po::value(&tail_pilot)->default_value(tail_pilot), "faithful head, with an exact prefix: tail columns every arm reads before its variance is used (the fast head reads 16)")(
         "deltas", po::value(&deltas_arg)->default_value(deltas_arg), "comma-separated failure probabilities, each calibrated and tested in turn")(
@@ -287,6 +289,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["normalizer_exact_share"] = fo.normalizer_exact_share;
             row["normalizer_exact_sds"] = fo.normalizer_exact_sds;
             row["row_clusters"] = fo.row_clusters;
+            row["warmup_without_norm_factor"] = fo.warmup_without_norm_factor;
             row["threads"] = algo_threads;
             row["calibration_confidence"] = confidence;
             row["warmup_cap"] = p.warmup_cap;
@@ -308,6 +311,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["calibration_met"] = cal.met; // false: even the most conservative factors missed the tuning budget
             row["calibration_allowed_failures"] = cal.allowed;
             row["calibration_allowed_best_arm_failures"] = cal.allowed_best;
+            row["calibration_failures_at_top_best"] = cal.failures_at_top_best; // f_b = 1
+            row["calibration_failures_at_top_norm"] = cal.failures_at_top_norm; // f_ln at its range's top, f_b calibrated
             row["samples_fraction"] = frac / m;
             row["warmup_fraction"] = warm / m;
             row["best_arm_fraction"] = best / m;
@@ -324,14 +329,16 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             rows.push_back(row);
             char stream_cost_label[48] = "";
             if (stream_cost) std::snprintf(stream_cost_label, sizeof stream_cost_label, " stream-cost %g", *stream_cost);
+            const std::string departures = (fo.row_clusters > 0 ? " clusters " + std::to_string(fo.row_clusters) : std::string()) +
+                                           (fo.warmup_without_norm_factor ? " warm-up-without-f_ln" : "");
             std::fprintf(stderr,
                          "%s%s %s prefix %d%s %s%s%s%s delta %.2f: gain %.2fx, success %.1f%% (failures: %d wrong arm, %d estimate (%d low); tuning rerun %.1f%%: %d / %d (%d low)), "
-                         "f_b %.3g, f_ln %.3g, budget met %s, warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
-                         label.c_str(), stream_cost_label, basis.c_str(), fo.exact_prefix, fo.row_clusters > 0 ? (" clusters " + std::to_string(fo.row_clusters)).c_str() : "", row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
+                         "f_b %.3g, f_ln %.3g, budget met %s (at the top factors %d / %d and %d / %d), warm-up cap %.3g, warm-up %.4f, best arm %.4f, normalizer %.4f\n",
+                         label.c_str(), stream_cost_label, basis.c_str(), fo.exact_prefix, departures.c_str(), row["pulls"].get<std::string>().c_str(), fo.warmup_skips_negligible ? " prune" : "",
                          fo.norm_factor_on_targets_only ? " f_ln-on-targets" : "", fo.debiased_normalizer ? " debiased" : "", delta, m / frac, 100.0 * ok / m,
                          st.wrong_arm, st.estimate, st.estimate_low, 100 * row["tuning_success"].get<double>(), chosen_tune.wrong_arm, chosen_tune.estimate,
                          chosen_tune.estimate_low, cal.fudge_best, cal.fudge_norm,
-                         cal.met ? "yes" : "no", p.warmup_cap, warm / m, best / m, norm / m);
+                         cal.met ? "yes" : "no", cal.failures_at_top_best, cal.allowed_best, cal.failures_at_top_norm, cal.allowed, p.warmup_cap, warm / m, best / m, norm / m);
         }
     };
     const int fast_threads = head_threads > 0 ? head_threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -435,7 +442,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                                                            .debiased_normalizer = normalizer_arg == "debiased",
                                                            .normalizer_exact_share = normalizer_exact_share,
                                                            .normalizer_exact_sds = normalizer_exact_sds,
-                                                           .row_clusters = clusters};
+                                                           .row_clusters = clusters,
+                                                           .warmup_without_norm_factor = warmup_without_norm_factor};
                             head::AdaptiveSoftmax faithful(M, n, d, fo);
                             bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
                         }

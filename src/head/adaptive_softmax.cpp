@@ -173,23 +173,24 @@ struct AdaptiveSoftmax::Query {
     void warm_up(const AdaptiveParams& p) {
         const double L = std::log(6.0 * h.n_ / (p.delta / 2));
         const int cap = std::max({1, floor_T, static_cast<int>(std::floor(p.warmup_cap * dp))});
+        const double f_warm = h.options_.warmup_without_norm_factor ? 1.0 : p.fudge_norm;
         std::vector<int32_t> all(h.n_);
         std::iota(all.begin(), all.end(), 0);
         if (floor_T > 0) pull(all, floor_T); // the exact prefix and the tail pilot, for every arm
         if (h.options_.warmup_skips_negligible) {
             if (floor_T == 0) pull(all, std::min(16, cap)); // a first variance estimate for every arm
-            all = may_carry_mass(all, L, p);
+            all = may_carry_mass(all, L, f_warm, p.epsilon);
         }
-        pull_to_var(all, {1.0 / (17.0 * L)}, p.fudge_norm, cap, h.options_.batched_warmup);
+        pull_to_var(all, {1.0 / (17.0 * L)}, f_warm, cap, h.options_.batched_warmup);
     }
 
     // The arms whose upper bound mu_i + C_i is within ln(16 n / eps) of the best lower bound (FaithfulOptions::
     // warmup_skips_negligible); the others hold at most n e^{-ln(16 n / eps)} = eps / 16 of the best arm's mass.
-    std::vector<int32_t> may_carry_mass(const std::vector<int32_t>& arms, double L, const AdaptiveParams& p) const {
-        auto width = [&](int32_t i) { return std::sqrt(2 * L * p.fudge_norm * var[i]); };
+    std::vector<int32_t> may_carry_mass(const std::vector<int32_t>& arms, double L, double f_norm, double epsilon) const {
+        auto width = [&](int32_t i) { return std::sqrt(2 * L * f_norm * var[i]); };
         double best_low = -kInf;
         for (int32_t i : arms) best_low = std::max(best_low, mu[i] - width(i));
-        const double margin = std::log(16.0 * h.n_ / p.epsilon);
+        const double margin = std::log(16.0 * h.n_ / epsilon);
         std::vector<int32_t> keep;
         for (int32_t i : arms)
             if (mu[i] + width(i) >= best_low - margin) keep.push_back(i);

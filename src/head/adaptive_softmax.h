@@ -65,6 +65,12 @@ struct FaithfulOptions {
     // columns of the residuals a_i - c_k(i) only, whose column weights and variance proxy replace A's. Exact rows
     // stay A's. 0: the reference (sample A itself).
     int row_clusters = 0;
+    // The warm-up pulls every arm to variance 1 / (17 L) divided by f_ln (the reference), so a calibration of the
+    // normalizer's factor also changes the warm-up, and with it the arms the elimination starts from: f_b is searched
+    // with f_ln = 1, then the full runs that calibrate f_ln see another warm-up. true: the warm-up's target is the theory
+    // constant 1 / (17 L) whatever f_ln is, so f_ln is a knob of the normalizer phase alone and f_b is tuned on the
+    // warm-up that runs at test time.
+    bool warmup_without_norm_factor = false;
 };
 
 // The per-matrix preprocessing (column L1 weights and the variance-proxy atom term), done once per A.
@@ -78,7 +84,7 @@ public:
     int d() const override { return d_; }
     const char* name() const override {
         return options_.exact_prefix > 0 || !options_.batched_warmup || !options_.batched_elimination || options_.warmup_skips_negligible || options_.debiased_normalizer ||
-                           options_.normalizer_exact_share > 0 || options_.row_clusters > 0
+                           options_.normalizer_exact_share > 0 || options_.row_clusters > 0 || options_.warmup_without_norm_factor
                    ? "faithful-departures"
                                                                                                                                            : "faithful";
     }

@@ -15,10 +15,10 @@ namespace {
 // conservative factor 10^top is tried first; met = false when it fails too. Then no factor of the range meets the
 // budget, and the search looks instead for the smallest factor that fails no more often than the top one: the
 // failures the factor cannot remove (e.g. wrong arms, which f_ln does not touch) are not worth the top's reads.
-double search(const std::function<int(double, int)>& failures, int allowed, double top, int& runs, bool& met) {
+double search(const std::function<int(double, int)>& failures, int allowed, double top, int& runs, bool& met, int& at_top) {
     ++runs;
     // counted in full (the early exit only saves work on a failing factor): a miss then sets the search's budget
-    const int at_top = failures(std::pow(10.0, top), std::numeric_limits<int>::max());
+    at_top = failures(std::pow(10.0, top), std::numeric_limits<int>::max());
     met = at_top <= allowed;
     if (!met) allowed = at_top;
     double lo = -6.0, hi = top;
@@ -94,7 +94,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         }
         return fails;
     };
-    c.fudge_best = search(best_failures, c.allowed_best, 0.0, c.runs, c.met_best);
+    c.fudge_best = search(best_failures, c.allowed_best, 0.0, c.runs, c.met_best, c.failures_at_top_best);
 
     // f_ln: the full run (wrong arms and estimates) within the whole budget, f_b fixed; f_ln may exceed 1
     auto full_failures = [&](double f, int budget) {
@@ -110,7 +110,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
         }
         return fails;
     };
-    c.fudge_norm = search(full_failures, allowed, std::log10(head.max_fudge_norm()), c.runs, c.met_norm);
+    c.fudge_norm = search(full_failures, allowed, std::log10(head.max_fudge_norm()), c.runs, c.met_norm, c.failures_at_top_norm);
     c.met = c.met_best && c.met_norm;
     return c;
 }

@@ -32,6 +32,9 @@ struct Calibration {
     // more often than that bound
     bool met_best = true, met_norm = true;
     bool met = true; // both
+    // the tuning failures of the most conservative factor of each search (f_b = 1; f_ln = head.max_fudge_norm()), against
+    // allowed_best and allowed: how far a missed budget was missed
+    int failures_at_top_best = 0, failures_at_top_norm = 0;
 };
 
 // queries: each of length d; truth: the exact head's answer for each (exact_softmax with base.beta and base.k).

@@ -545,3 +545,36 @@ TEST(AdaptiveSoftmaxCalibration, NormalizerFactorOnTargetsOnlyIsMonotone) {
 }
 
 } // namespace
+
+namespace {
+
+// FaithfulOptions::warmup_without_norm_factor: the warm-up's samples (and the arms the elimination starts from) no
+// longer move with f_ln, while the normalizer phase still does; without the option the warm-up follows f_ln.
+TEST(AdaptiveSoftmax, WarmupWithoutNormFactorLeavesTheWarmupToTheTheoryConstant) {
+    const auto in = winnow::test::flat(128, 512, 21);
+    auto warmups = [&](bool fixed) {
+        std::vector<int64_t> warm, norm;
+        for (double f : {0.01, 1.0, 100.0}) {
+            AdaptiveSoftmax as(in.A, in.n, in.d, {.batched_warmup = false, .norm_factor_on_targets_only = true, .warmup_without_norm_factor = fixed});
+            AdaptiveParams p;
+            p.fudge_norm = f;
+            p.warmup_cap = 1.0; // uncapped, so the variance target decides where each arm stops
+            const auto r = as.run(in.x, p);
+            warm.push_back(r.cost.warmup);
+            norm.push_back(r.cost.normalizer);
+        }
+        return std::pair(warm, norm);
+    };
+    const auto [fixed_warm, fixed_norm] = warmups(true);
+    const auto [ref_warm, ref_norm] = warmups(false);
+    std::printf("warm-up samples at f_ln 0.01 / 1 / 100: fixed %lld %lld %lld, following f_ln %lld %lld %lld\n", (long long)fixed_warm[0],
+                (long long)fixed_warm[1], (long long)fixed_warm[2], (long long)ref_warm[0], (long long)ref_warm[1], (long long)ref_warm[2]);
+    EXPECT_EQ(fixed_warm[0], fixed_warm[1]);
+    EXPECT_EQ(fixed_warm[1], fixed_warm[2]);
+    EXPECT_EQ(fixed_warm[1], ref_warm[1]); // f_ln = 1: the two rules agree
+    EXPECT_LT(ref_warm[0], ref_warm[1]);
+    EXPECT_LT(ref_warm[1], ref_warm[2]);
+    EXPECT_LT(fixed_norm[0], fixed_norm[2]); // f_ln still moves the normalizer phase
+}
+
+} // namespace
