@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""How much of a column sample's variance do cluster-centred rows remove? (issue 14, FaithfulOptions::row_clusters)
+
+An idealised probe beside bench/head_unit_survivors_study.py: for queries collected by `winnow bench head --cache
+FILE` (and the basis states in FILE.pca), in the PCA basis, with the first PREFIX columns of each query exact, the
+rows a_i are replaced by their residuals a_i - c_k(i) from k-means with k clusters (k = 0: the rows themselves; the
+centroid logits are exact). Columns past the prefix are sampled with replacement, probability proportional to
+w_j |y_j| (w: the sampled matrix's column L1 norms). With the Hansen-Hurwitz variance known exactly, printed per k: the
+residuals' share of the rows' energy, the median one-draw variance over all arms and over each query's 50 best arms,
+and the share of arms surviving one round at 64 products per arm (mu_i + 2 sd_i >= mu_best - 2 sd_best), over every
+16th test query.
+
+usage: bench/head_row_clusters_study.py MODEL.gguf CACHE [--prefix 16] [--tune 800] [--clusters 0,1,64,256]
+"""
+import argparse
+
+import numpy as np
+
+from head_unit_survivors_study import pca_head
+
+
+def kmeans(X, k, rng, iterations=8):
+    """Lloyd's k-means from k rows drawn at random (the probe's; winnow seeds with k-means++)."""
+    C = X[rng.choice(len(X), k, replace=False)].copy()
+    xx = (X * X).sum(1)
+    for _ in range(iterations):
+        label = np.concatenate([(xx[s:s + 8192, None] - 2 * X[s:s + 8192] @ C.T + (C * C).sum(1)[None]).argmin(1)
+                                for s in range(0, len(X), 8192)])
+        for c in range(k):
+            members = label == c
+            if members.any():
+                C[c] = X[members].mean(0)
+    return C, label
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("cache")
+    ap.add_argument("--prefix", type=int, default=16)
+    ap.add_argument("--tune", type=int, default=800, help="calibration queries at the front of the cache (skipped)")
+    ap.add_argument("--clusters", default="0,1,64,256")
+    a = ap.parse_args()
+    A, R, test = pca_head(a.model, a.cache, a.tune)
+    AR = (A @ R).astype(np.float32)
+    rng = np.random.default_rng(0)
+    print("| k | residual energy | median arm variance | top-50 variance | survivors at 64, median |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for k in (int(v) for v in a.clusters.split(",")):
+        if k == 0:
+            M = AR
+        else:
+            C, label = kmeans(AR, k, rng)
+            M = (AR - C[label]).astype(np.float32)
+        w = np.abs(M).sum(0)
+        arm_var, top_var, survivors = [], [], []
+        for q in range(0, len(test), 16):
+            y = R.T @ test[q]
+            logit = AR @ y
+            prod = M[:, a.prefix:] * y[a.prefix:]
+            p = w[a.prefix:] * np.abs(y[a.prefix:])
+            p /= p.sum()
+            one = np.maximum((prod ** 2 / p).sum(1) - prod.sum(1) ** 2, 0)
+            best = logit.argmax()
+            sd = np.sqrt(one / 64)
+            arm_var.append(np.median(one))
+            top_var.append(one[np.argsort(-logit)[:50]].mean())
+            survivors.append(np.mean(logit + 2 * sd >= logit[best] - 2 * sd[best]))
+        print("| %d | %.3f | %.0f | %.0f | %.1f%% |" % (k, (M ** 2).sum() / (AR ** 2).sum(), np.median(arm_var), np.median(top_var),
+                                                   100 * np.median(survivors)))
+
+
+if __name__ == "__main__":
+    main()
