@@ -72,14 +72,15 @@ int allowed_failures(int n, double delta, double confidence) {
 }
 
 Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& exact, AdaptiveParams base,
-                      double confidence, int repeats) {
+                      double confidence, int repeats, double best_arm_share) {
     if (exact.size() != queries.size()) throw Error(ErrorKind::invalid_argument, "calibrate: one exact answer per query is needed");
     if (repeats < 1) throw Error(ErrorKind::invalid_argument, "calibrate: repeats must be >= 1");
     const size_t N = queries.size();
     const int allowed = allowed_failures(static_cast<int>(N) * repeats, base.delta, confidence);
     Calibration c;
     c.allowed = allowed;
-    c.allowed_best = (allowed + 1) / 2;
+    if (!(best_arm_share > 0 && best_arm_share <= 1)) throw Error(ErrorKind::invalid_argument, "calibrate: the best arm's budget share must be in (0, 1]");
+    c.allowed_best = static_cast<int>(std::ceil(best_arm_share * allowed - 1e-9)); // 0.5: (allowed + 1) / 2
 
     // f_b: the full run's arm choice (warm-up included), f_ln held at 1, within half the budget (rounded up)
     auto best_failures = [&](double f, int budget) {

@@ -26,7 +26,7 @@ struct Calibration {
     double fudge_norm = 1.0;
     int runs = 0;       // factors tried (each over the tuning queries)
     int allowed = 0;      // tuning failures the full run may cause (f_ln's budget)
-    int allowed_best = 0; // wrong arms f_b's search may cause: (allowed + 1) / 2
+    int allowed_best = 0; // wrong arms f_b's search may cause: ceil(best_arm_share allowed), (allowed + 1) / 2 by default
     // false: even the most conservative factor (f_b = 1, f_ln = head.max_fudge_norm()) failed more than its budget on
     // the tuning queries, so the budget is not met on the tuning set; the factor is then the smallest that fails no
     // more often than that bound
@@ -43,8 +43,11 @@ struct Calibration {
 // query that many times with fresh column-sampling noise: the search keeps the smallest factor that passes, so with
 // one run per query it picks a factor that passed on one lucky draw of the noise (the held-out failure rate lands above
 // the tuning rate); more draws per query measure the factor's failure rate with less of that selection.
+// best_arm_share in (0, 1]: f_b's share of the budget, rounded up (0.5: half). The f_b search keeps the smallest factor
+// whose failures fit its share on one noise draw, so its wrong-arm rate sits at the edge of that share; a smaller share
+// leaves the full run room for that edge's noise and for estimate failures.
 Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
-                      AdaptiveParams base, double confidence = 0, int repeats = 1);
+                      AdaptiveParams base, double confidence = 0, int repeats = 1, double best_arm_share = 0.5);
 
 // The failures a factor may cause on n tuning queries. confidence <= 0: floor(delta n), the authors' rule, which picks
 // the most aggressive factor whose tuning failure rate merely equals delta, so the held-out rate lands above delta

@@ -278,7 +278,7 @@ private:
     std::function<bool(double, int)> right_best_, right_full_;
 };
 
-Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta) {
+Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta, double best_arm_share = 0.5) {
     std::vector<std::vector<float>> xs;
     std::vector<HeadResult> truth(queries);
     for (int q = 0; q < queries; ++q) {
@@ -288,7 +288,7 @@ Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta) {
     }
     AdaptiveParams p;
     p.delta = delta;
-    return calibrate(head, xs, truth, p);
+    return calibrate(head, xs, truth, p, 0, 1, best_arm_share);
 }
 
 TEST(AdaptiveSoftmaxCalibration, TriesTheTheoryConstantsFirstAndFlagsAMissedBudget) {
@@ -355,6 +355,21 @@ TEST(AdaptiveSoftmaxCalibration, SplitsTheBudgetAndLetsTheNormalizerFactorExceed
     EXPECT_FALSE(m.met_norm);
     EXPECT_FALSE(m.met);
     EXPECT_NEAR(std::log10(m.fudge_norm), 1.0, 0.011);
+
+    // f_b's share of the budget (rounded up): 0.25 of 10 allows 3 wrong arms, which f_b = 0.1 still meets; 0.2 allows 2,
+    // which not even f_b = 1 does (3 wrong arms)
+    ScriptedHead quarter(best, full);
+    const Calibration q = calibrate_scripted(quarter, 100, 0.1, 0.25);
+    EXPECT_EQ(q.allowed_best, 3);
+    EXPECT_TRUE(q.met_best);
+    EXPECT_NEAR(std::log10(q.fudge_best), -1.0, 0.011);
+    ScriptedHead fifth(best, full);
+    const Calibration f = calibrate_scripted(fifth, 100, 0.1, 0.2);
+    EXPECT_EQ(f.allowed_best, 2);
+    EXPECT_FALSE(f.met_best);
+    EXPECT_EQ(f.failures_at_top_best, 3);
+    EXPECT_EQ(f.failures_at_top_norm, 3); // the full run at f_ln's top: the 3 wrong arms
+    EXPECT_THROW(calibrate_scripted(fifth, 100, 0.1, 0.0), winnow::Error);
 }
 
 // A zero variance estimate short of d' is not an exact value: arms 0 and 1 are zero on the 32 heavy columns that
