@@ -101,6 +101,34 @@ TEST(Racecheck, AnExitedThreadIsNotOrderedByLaterBarriers) {
     EXPECT_EQ(out.read()[0], 10);
 }
 
+// Lane 1 writes, meets other lanes at a __syncwarp, then returns; the others meet a barrier, then a thread that was not
+// at that __syncwarp reads. On the device the write is ordered (the __syncwarp orders it before the lanes that arrive,
+// the barrier orders them before everyone), so no race: kCrossWarp, thread 32 of the other warp reads after a full-warp
+// __syncwarp; else lane 2 of the same warp reads after a __syncwarp of lanes 0 and 1 only. kAfterSync: lane 1 writes
+// again after the __syncwarp and before it returns, which nothing orders (a race).
+template <bool kCrossWarp, bool kAfterSync>
+__global__ void exit_after_syncwarp_kernel(int* out) {
+    __shared__ int word;
+    if (threadIdx.x == 1) word = 9;
+    if (kCrossWarp && threadIdx.x < 32) __syncwarp();
+    if (!kCrossWarp && threadIdx.x < 2) __syncwarp(0x3u);
+    if (threadIdx.x == 1) {
+        if (kAfterSync) word = 10;
+        return;
+    }
+    __syncthreads();
+    if (threadIdx.x == (kCrossWarp ? 32u : 2u)) out[0] = word + 1;
+}
+
+TEST(Racecheck, ASyncwarpBeforeAnExitHandsTheLanesAccessesToTheBarrier) {
+    DeviceBuffer<int> out(1);
+    EXPECT_EQ(launch_error(false, exit_after_syncwarp_kernel<true, false>, 1, 64, out.p), "");
+    EXPECT_EQ(out.read()[0], 10);
+    EXPECT_EQ(launch_error(false, exit_after_syncwarp_kernel<false, false>, 1, 64, out.p), "");
+    EXPECT_NE(launch_error(false, exit_after_syncwarp_kernel<true, true>, 1, 64, out.p).find("racecheck"), std::string::npos);
+    EXPECT_NE(launch_error(false, exit_after_syncwarp_kernel<false, true>, 1, 64, out.p).find("racecheck"), std::string::npos);
+}
+
 // A collective of lanes 0-15 orders nothing for lane 16.
 __global__ void half_warp_kernel(int* out) {
     __shared__ int word;

@@ -364,10 +364,26 @@ void thread_exit(ThreadClock& t) {
 
 void block_barrier(BlockClock& block, ThreadClock* const* threads, int n) {
     if (!g_enabled) return;
-    for (uint32_t tid : block.exited_this_phase) g_launch.early_exits[thread_key(block.id, tid)] = block.phase;
+    // An exited lane's accesses up to a __syncwarp it shared with a lane that arrives here are ordered before that lane's
+    // arrival, and so before every thread after the barrier: the barrier's phase rule no longer covers them
+    // (exited_before_a_barrier), so they are handed on by clock, as the joined knowledge's entry for the exited thread.
+    std::vector<std::pair<uint64_t, uint32_t>> handed;
+    for (uint32_t tid : block.exited_this_phase) {
+        g_launch.early_exits[thread_key(block.id, tid)] = block.phase;
+        uint32_t seen = 0;
+        for (int i = 0; i < n; ++i)
+            if (threads[i]->tid / 32 == tid / 32) seen = std::max(seen, threads[i]->lane_clock[tid % 32]);
+        if (seen > 0) handed.emplace_back(thread_key(block.id, tid), seen);
+    }
     block.exited_this_phase.clear();
     ++block.phase;
     share(threads, n, &ThreadClock::known);
+    if (!handed.empty() && n > 0) {
+        auto known = copy_of(threads[0]->known); // after share() every arriving thread holds the same join
+        for (const auto& [key, clock] : handed) known->add_thread(key, clock);
+        const std::shared_ptr<const Knowledge> joined = std::move(known);
+        for (int i = 0; i < n; ++i) threads[i]->known = joined;
+    }
     // What each thread released by its fence before the barrier, every thread releases after it (fences are
     // cumulative): "every writer fences, a barrier, then one thread counts" (attention.cu's arrive_last) publishes
     // every writer's results.
