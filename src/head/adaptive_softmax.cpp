@@ -323,7 +323,8 @@ AdaptiveResult AdaptiveSoftmax::run(std::span<const float> x, const AdaptivePara
 
     if (options_.debiased_normalizer) {
         std::vector<double> unbiased(n_);
-        for (int i = 0; i < n_; ++i) unbiased[i] = q.mu[i] - q.var[i] / 2;
+        // an arm with no finite variance estimate counts as its estimate, as in the fast head
+        for (int i = 0; i < n_; ++i) unbiased[i] = q.var[i] > 0 && std::isfinite(q.var[i]) ? q.mu[i] - q.var[i] / 2 : q.mu[i];
         r.head.log_norm = logsumexp(unbiased);
     } else {
         r.head.log_norm = logsumexp(q.mu);

@@ -143,7 +143,7 @@ TEST(AdaptiveSoftmax, DebiasedNormalizerOnlyLowersTheSumOfEstimatedArms) {
         AdaptiveSoftmax as(in.A, in.n, in.d, {.debiased_normalizer = debiased});
         return as.run(in.x, p);
     };
-    // d = 16: the warm-up's floor of 16 pulls reads every column, so every arm is exact
+    // d = 16: the elimination's first pull, to 16 columns, reads every column, so every arm is exact
     winnow::test::expect_debiasing_lowers_only_the_estimated_normalizer(run, winnow::test::flat(256, 16, 7002, 0, 0.05f, 1.0f));
 }
 
