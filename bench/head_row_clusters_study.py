@@ -12,11 +12,9 @@ and the share of arms surviving one round at 64 products per arm (mu_i + 2 sd_i 
 
 usage: bench/head_row_clusters_study.py MODEL.gguf CACHE [--prefix 16] [--tune 800] [--clusters 0,1,64,256]
 """
-import argparse
-
 import numpy as np
 
-from head_unit_survivors_study import pca_head
+from head_unit_survivors_study import pca_head, probe_arguments
 
 
 def kmeans(X, k, rng, iterations=8):
@@ -34,11 +32,7 @@ def kmeans(X, k, rng, iterations=8):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("cache")
-    ap.add_argument("--prefix", type=int, default=16)
-    ap.add_argument("--tune", type=int, default=800, help="calibration queries at the front of the cache (skipped)")
+    ap = probe_arguments(__doc__, 800)
     ap.add_argument("--clusters", default="0,1,64,256")
     a = ap.parse_args()
     A, R, test = pca_head(a.model, a.cache, a.tune)

@@ -42,13 +42,18 @@ def pca_head(model, cache, tune):
     return A, V[:, ::-1], test
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def probe_arguments(doc, tune):
+    """The arguments every probe of cached states takes: MODEL CACHE [--prefix] [--tune]."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("cache")
     ap.add_argument("--prefix", type=int, default=16)
-    ap.add_argument("--tune", type=int, default=200, help="calibration queries at the front of the cache (skipped)")
-    a = ap.parse_args()
+    ap.add_argument("--tune", type=int, default=tune, help="calibration queries at the front of the cache (skipped)")
+    return ap
+
+
+def main():
+    a = probe_arguments(__doc__, 200).parse_args()
     A, R, test = pca_head(a.model, a.cache, a.tune)
     AR = (A @ R).astype(np.float32)
     w = np.abs(AR).sum(0)

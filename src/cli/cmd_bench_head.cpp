@@ -125,20 +125,19 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         if (v != "none" && v != "pca") throw Error(ErrorKind::invalid_argument, "--rotate: '" + v + "' is not none or pca");
         rotations.push_back(v);
     }
-    std::vector<int> prefixes;
-    for (const std::string& v : list_items(prefixes_arg)) {
-        int m = -1;
-        try { m = std::stoi(v); } catch (const std::exception&) {}
-        if (m < 0) throw Error(ErrorKind::invalid_argument, "--exact-prefix: '" + v + "' is not a column count >= 0");
-        prefixes.push_back(m);
-    }
-    std::vector<int> row_cluster_counts;
-    for (const std::string& v : list_items(row_clusters_arg)) {
-        int k = -1;
-        try { k = std::stoi(v); } catch (const std::exception&) {}
-        if (k < 0) throw Error(ErrorKind::invalid_argument, "--row-clusters: '" + v + "' is not a cluster count >= 0");
-        row_cluster_counts.push_back(k);
-    }
+    // a comma-separated list of counts >= 0 (stoi's partial parses, e.g. "16x", pass as 16, as they always did)
+    auto count_list = [](const std::string& arg, const std::string& option, const std::string& what) {
+        std::vector<int> counts;
+        for (const std::string& v : list_items(arg)) {
+            int c = -1;
+            try { c = std::stoi(v); } catch (const std::exception&) {}
+            if (c < 0) throw Error(ErrorKind::invalid_argument, option + ": '" + v + "' is not a " + what + " >= 0");
+            counts.push_back(c);
+        }
+        return counts;
+    };
+    const std::vector<int> prefixes = count_list(prefixes_arg, "--exact-prefix", "column count");
+    const std::vector<int> row_cluster_counts = count_list(row_clusters_arg, "--row-clusters", "cluster count");
     std::vector<bool> batched_modes;
     for (const std::string& v : list_items(pulls_arg)) {
         if (v != "batched" && v != "per-arm") throw Error(ErrorKind::invalid_argument, "--pulls: '" + v + "' is not batched or per-arm");
