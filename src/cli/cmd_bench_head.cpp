@@ -438,18 +438,18 @@ int cmd_bench_head(const std::vector<std::string>& args) {
                 auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {
                     for (int m : prefixes)
                         for (int clusters : row_cluster_counts)
-                        for (bool batched : batched_modes) {
-                            const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched,
-                                                           .warmup_skips_negligible = warmup_prune,
-                                                           .norm_factor_on_targets_only = norm_factor_arg == "targets",
-                                                           .debiased_normalizer = normalizer_arg == "debiased",
-                                                           .normalizer_exact_share = normalizer_exact_share,
-                                                           .normalizer_exact_sds = normalizer_exact_sds,
-                                                           .row_clusters = clusters,
-                                                           .warmup_without_norm_factor = warmup_without_norm_factor};
-                            head::AdaptiveSoftmax faithful(M, n, d, fo);
-                            bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
-                        }
+                            for (bool batched : batched_modes) {
+                                const head::FaithfulOptions fo{.exact_prefix = m, .tail_pilot = tail_pilot, .batched_warmup = batched, .batched_elimination = batched,
+                                                               .warmup_skips_negligible = warmup_prune,
+                                                               .norm_factor_on_targets_only = norm_factor_arg == "targets",
+                                                               .debiased_normalizer = normalizer_arg == "debiased",
+                                                               .normalizer_exact_share = normalizer_exact_share,
+                                                               .normalizer_exact_sds = normalizer_exact_sds,
+                                                               .row_clusters = clusters,
+                                                               .warmup_without_norm_factor = warmup_without_norm_factor};
+                                head::AdaptiveSoftmax faithful(M, n, d, fo);
+                                bench_variant(faithful, "faithful", 1, confidence, tune_q, test_q, basis, fo);
+                            }
                 };
                 if (basis == "none") {
                     faithful_rows(A, tune, test);

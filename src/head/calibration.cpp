@@ -82,7 +82,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
     if (!(best_arm_share > 0 && best_arm_share <= 1)) throw Error(ErrorKind::invalid_argument, "calibrate: the best arm's budget share must be in (0, 1]");
     c.allowed_best = static_cast<int>(std::ceil(best_arm_share * allowed - 1e-9)); // 0.5: (allowed + 1) / 2
 
-    // f_b: the full run's arm choice (warm-up included), f_ln held at 1, within half the budget (rounded up)
+    // f_b: the full run's arm choice (warm-up included), f_ln held at 1, within its share of the budget (allowed_best)
     auto best_failures = [&](double f, int budget) {
         AdaptiveParams p = base;
         p.fudge_best = f;

@@ -12,9 +12,9 @@ namespace winnow::head {
 
 namespace {
 
-double squared_norm(const float* v, int d) {
+double squared_norm(const float* v, size_t d) {
     double s = 0;
-    for (int j = 0; j < d; ++j) s += static_cast<double>(v[j]) * v[j];
+    for (size_t j = 0; j < d; ++j) s += static_cast<double>(v[j]) * v[j];
     return s;
 }
 
@@ -110,8 +110,8 @@ std::vector<float> residual_rows(std::span<const float> A, int n, const RowClust
 }
 
 double residual_energy_share(std::span<const float> A, std::span<const float> residual) {
-    const double total = squared_norm(A.data(), static_cast<int>(A.size()));
-    return total > 0 ? squared_norm(residual.data(), static_cast<int>(residual.size())) / total : 1.0;
+    const double total = squared_norm(A.data(), A.size());
+    return total > 0 ? squared_norm(residual.data(), residual.size()) / total : 1.0;
 }
 
 } // namespace winnow::head

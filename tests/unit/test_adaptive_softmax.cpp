@@ -559,10 +559,6 @@ TEST(AdaptiveSoftmaxCalibration, NormalizerFactorOnTargetsOnlyIsMonotone) {
     EXPECT_LT(ref.back(), ref[2] / 2);
 }
 
-} // namespace
-
-namespace {
-
 // FaithfulOptions::warmup_without_norm_factor: the warm-up's samples (and the arms the elimination starts from) no
 // longer move with f_ln, while the normalizer phase still does; without the option the warm-up follows f_ln.
 TEST(AdaptiveSoftmax, WarmupWithoutNormFactorLeavesTheWarmupToTheTheoryConstant) {

@@ -26,7 +26,8 @@
 // A thread that exits before a block barrier the others go on to meet is not ordered by it (bar.sync orders the
 // memory of the threads that arrive; an exited thread arrives nowhere): what it wrote or read in its last phase races
 // with the other threads' accesses after the barrier, as on the device, unless a __syncwarp or fence + atomic ordered
-// it (a __syncwarp with a lane that then arrives at the barrier orders it before every thread after the barrier). Lenient where CUDA is stricter: a failed atomicCAS releases too. Not checked: atomics against plain accesses,
+// it (a __syncwarp with a lane that then arrives at the barrier orders it before every thread after the barrier).
+// Lenient where CUDA is stricter: a failed atomicCAS releases too. Not checked: atomics against plain accesses,
 // races between streams or across a PDL launch's overlap (launches run one after another here, and each launch's
 // records go with it), memcpy / memset calls inside a kernel (left to libc, uninstrumented), a cooperative kernel's
 // function-local statics shared across blocks (each block's private memory has records of its own), the fiber's own
