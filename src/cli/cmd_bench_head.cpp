@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -34,6 +35,7 @@
 #include "head/calibration.h"
 #include "head/fast_adaptive_softmax.h"
 #include "head/rotation.h"
+#include "head/row_clusters.h"
 #include "head/exact_head.h"
 #include "io/gguf.h"
 #include "io/quant.h"
@@ -82,8 +84,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "exact-prefix", po::value(&prefixes_arg)->default_value(prefixes_arg),
         "comma-separated exact prefixes for the faithful and the fast head: every arm reads the query's m heaviest columns exactly, only the rest is sampled (0 = the reference)")(
         "row-clusters", po::value(&row_clusters_arg)->default_value(row_clusters_arg),
-        "comma-separated: the faithful head clusters the head's rows into k groups (k-means) and samples each row less its centroid, the k centroid "
-        "logits computed exactly (0 = the reference: sample the rows themselves)")(
+        "comma-separated: the faithful and the fast head cluster the head's rows into k groups (k-means) and sample each row less its centroid, "
+        "the k centroid logits computed exactly (0 = the reference: sample the rows themselves)")(
         "pulls", po::value(&pulls_arg)->default_value(pulls_arg),
         "comma-separated PullToVar modes of the faithful head's warm-up and elimination: batched (the reference: the whole set to one prefix), per-arm (only the arms above their target)")(
         "best-arm-share", po::value(&best_arm_share)->default_value(0.5, "0.5"),
@@ -405,34 +407,53 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         pca_fast = std::make_shared<const head::ColumnMajorHead>(b.AR, n, d, q8, W, b.rot.R);
         return pca_fast;
     };
+    // The fast head's cluster-centred columns per basis and k, made once on first use: the residual rows of A (or A R)
+    // stored as the model stores its head, the exact rows the model's.
+    std::map<std::pair<std::string, int>, std::shared_ptr<const head::ColumnMajorHead>> clustered_fast;
+    auto clustered_fast_columns = [&](const std::string& basis, int k) {
+        auto& slot = clustered_fast[{basis, k}];
+        if (slot) return slot;
+        const bool q8 = W.type == GgmlType::Q8_0 || W.type == GgmlType::Q4_0;
+        const std::span<const float> S = basis == "none" ? A : std::span<const float>(pca_basis().AR);
+        head::RowClusters clusters = head::cluster_rows(S, n, d, k);
+        std::fprintf(stderr, "fast head, basis %s: %d row clusters leave %.1f%% of the rows' energy in the residuals\n", basis.c_str(), clusters.k,
+                     100 * head::residual_energy_share(S, head::residual_rows(S, n, clusters)));
+        slot = std::make_shared<const head::ColumnMajorHead>(S, n, d, q8, W, basis == "none" ? std::vector<float>{} : pca_basis().rot.R, std::move(clusters));
+        return slot;
+    };
     for (double confidence : confidences)
         for (const auto& v : variants)
             for (const auto& basis : rotations) {
                 if (v == "fast") {
                     for (int m : prefixes)
-                        for (double stream_cost : stream_costs) {
-                            // the row's labels (the fast head's pulls are batched, its tail pilot fixed)
-                            const bool debiased = normalizer_arg == "debiased";
-                            const head::FaithfulOptions row_label{.exact_prefix = m, .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot, .debiased_normalizer = debiased};
-                            const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost, .debiased_normalizer = debiased};
-                            if (basis == "none") {
-                                // the default options run the model's own AdaptiveHead (as every committed table did: its
-                                // noise counter runs on across confidences); other options, a head on one shared column copy
-                                if (m == 0 && stream_cost == head::FastOptions{}.stream_cost && !debiased) {
-                                    bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label, stream_cost);
-                                } else {
-                                    if (!plain_fast) plain_fast = std::make_shared<const head::ColumnMajorHead>(W);
-                                    head::FastAdaptiveSoftmax fast(plain_fast, fo);
-                                    bench_variant(fast, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label, stream_cost);
+                        for (int clusters : row_cluster_counts)
+                            for (double stream_cost : stream_costs) {
+                                // the row's labels (the fast head's pulls are batched, its tail pilot fixed)
+                                const bool debiased = normalizer_arg == "debiased";
+                                const head::FaithfulOptions row_label{.exact_prefix = m,
+                                                                      .tail_pilot = head::FastAdaptiveSoftmax::kTailPilot,
+                                                                      .debiased_normalizer = debiased,
+                                                                      .row_clusters = clusters};
+                                const head::FastOptions fo{.threads = fast_threads, .exact_prefix = m, .stream_cost = stream_cost, .debiased_normalizer = debiased};
+                                if (basis == "none") {
+                                    // the default options run the model's own AdaptiveHead (as every committed table did: its
+                                    // noise counter runs on across confidences); other options, a head on one shared column copy
+                                    if (m == 0 && clusters == 0 && stream_cost == head::FastOptions{}.stream_cost && !debiased) {
+                                        bench_variant(fast_head.algorithm(), head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label, stream_cost);
+                                    } else {
+                                        if (!plain_fast) plain_fast = std::make_shared<const head::ColumnMajorHead>(W);
+                                        head::FastAdaptiveSoftmax fast(clusters > 0 ? clustered_fast_columns("none", clusters) : plain_fast, fo);
+                                        bench_variant(fast, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "none", row_label, stream_cost);
+                                    }
+                                    continue;
                                 }
-                                continue;
+                                // The fast head on the rotated head, queries rotated inside every timed run; a fresh head per
+                                // confidence and options (its query count seeds the noise), on one column copy
+                                const PcaBasis& b = pca_basis();
+                                head::RotatedAlgorithm rotated(
+                                    std::make_unique<head::FastAdaptiveSoftmax>(clusters > 0 ? clustered_fast_columns("pca", clusters) : pca_fast_columns(), fo), b.rot);
+                                bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", row_label, stream_cost);
                             }
-                            // The fast head on the rotated head, queries rotated inside every timed run; a fresh head per
-                            // confidence and options (its query count seeds the noise), on one column copy
-                            const PcaBasis& b = pca_basis();
-                            head::RotatedAlgorithm rotated(std::make_unique<head::FastAdaptiveSoftmax>(pca_fast_columns(), fo), b.rot);
-                            bench_variant(rotated, head::algorithm_key(fast_options), fast_threads, confidence, tune, test, "pca", row_label, stream_cost);
-                        }
                     continue;
                 }
                 auto faithful_rows = [&](std::span<const float> M, const std::vector<std::vector<float>>& tune_q, const std::vector<std::vector<float>>& test_q) {

@@ -34,13 +34,39 @@ ColumnMajorHead::ColumnMajorHead(std::span<const float> A, int n, int d, bool as
 }
 
 ColumnMajorHead::ColumnMajorHead(std::span<const float> AR, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R)
-    : ColumnMajorHead(AR, n, d, as_q8) {
-    if (model_rows.empty() || model_rows.rows != n || model_rows.cols != d || R.size() != static_cast<size_t>(d) * d)
+    : ColumnMajorHead(AR, n, d, as_q8, model_rows, std::move(R), RowClusters{}) {
+    if (R_.empty()) throw Error(ErrorKind::invalid_argument, "adaptive head: a rotated head needs its rotation");
+}
+
+namespace {
+
+// The clustering must fit S before its residual is taken (the delegating constructor takes it first).
+std::vector<float> checked_residual(std::span<const float> S, int n, int d, const RowClusters& c) {
+    if (c.k == 0) return {};
+    if (n <= 0 || d <= 0 || S.size() != static_cast<size_t>(n) * d || c.k < 0 || c.d != d || c.centroids.size() != static_cast<size_t>(c.k) * d ||
+        c.label.size() != static_cast<size_t>(n) || std::any_of(c.label.begin(), c.label.end(), [&](int32_t l) { return l < 0 || l >= c.k; }))
+        throw Error(ErrorKind::invalid_argument, "adaptive head: the row clusters do not fit the head");
+    return residual_rows(S, n, c);
+}
+
+} // namespace
+
+ColumnMajorHead::ColumnMajorHead(std::span<const float> S, const std::vector<float>& residual, int n, int d, bool as_q8)
+    : ColumnMajorHead(residual.empty() ? S : std::span<const float>(residual), n, d, as_q8) {}
+
+ColumnMajorHead::ColumnMajorHead(std::span<const float> S, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R, RowClusters clusters)
+    : ColumnMajorHead(S, checked_residual(S, n, d, clusters), n, d, as_q8) {
+    if (model_rows.empty() || model_rows.rows != n || model_rows.cols != d || !(R.empty() || R.size() == static_cast<size_t>(d) * d))
         throw Error(ErrorKind::invalid_argument, "adaptive head: the model's rows or the rotation do not match the rotated head");
-    // the columns and their statistics are built from AR; the exact rows are the model's from here on
+    // the columns and their statistics are built from S (or its residual rows); the exact rows are the model's from here on
     rows_ = model_rows;
     std::vector<uint8_t>().swap(owned_rows_);
     R_ = std::move(R);
+    clusters_ = std::move(clusters);
+    if (clusters_.k > 0) {
+        labels_.assign(stride_, 0);
+        std::copy(clusters_.label.begin(), clusters_.label.end(), labels_.begin());
+    }
 }
 
 void ColumnMajorHead::prepare_exact(std::span<const float> y, ExactQuery& q) const {

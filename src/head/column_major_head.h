@@ -11,6 +11,7 @@
 
 #include "backend/cpu/vec_dot.h"
 #include "head/adaptive_algorithm.h"
+#include "head/row_clusters.h"
 #include "model/weights.h"
 
 namespace winnow::head {
@@ -41,6 +42,13 @@ public:
     // Queries come rotated (y = R^T x); prepare_exact turns one back (x = R y) for the stored rows, so an exact value
     // is the exact head's and only the sampled columns carry AR's rounding. R: [d][d] row-major, orthonormal.
     ColumnMajorHead(std::span<const float> AR, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R);
+    // Cluster-centred columns (head/row_clusters.h, issue 14): S is the head in the columns' basis (A R when R is
+    // given, else A itself) and `clusters` a clustering of S's rows (cluster_rows). The columns and their statistics
+    // hold the residual rows S - C[label] (quantized to Q8_0 first when as_q8); the centroids, fp32 in the columns'
+    // basis, give each query the k exact logits <c_k, y> its arms start from. The exact rows are the model's stored
+    // head (`model_rows`, which must outlive this object), in the model's basis when R is given (R empty: no rotation,
+    // S must then be the model's head in fp32).
+    ColumnMajorHead(std::span<const float> S, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R, RowClusters clusters);
 
     int n() const { return n_; }
     int d() const { return d_; }
@@ -59,6 +67,10 @@ public:
     // rotated head.
     void prepare_exact(std::span<const float> y, ExactQuery& q) const;
     bool rotated() const { return !R_.empty(); }
+    // Cluster-centred columns: k > 0, the centroids [k][d] in the columns' basis and each row's cluster. k = 0: none.
+    const RowClusters& row_clusters() const { return clusters_; }
+    // Each arm's cluster, padded to stride() with cluster 0 (so eight arms' labels load as one vector); empty for k = 0.
+    const int32_t* padded_labels() const { return labels_.empty() ? nullptr : labels_.data(); }
     // Column L1 norms (the atom importance weights) and the variance-proxy atom term.
     const ColumnStatistics& statistics() const { return stats_; }
     // The values of the exact rows as row-major fp32 [n][d] (the truth tests and calibration compare with; for a
@@ -66,6 +78,8 @@ public:
     std::vector<float> dense() const;
 
 private:
+    // Builds the columns from the residual rows when there are any (residual not empty), else from S.
+    ColumnMajorHead(std::span<const float> S, const std::vector<float>& residual, int n, int d, bool as_q8);
     void build();
     Matrix rows_;
     std::vector<uint8_t> owned_rows_;
@@ -75,6 +89,8 @@ private:
     std::vector<uint16_t> s_;
     std::vector<float> f_;
     std::vector<float> R_; // a rotated head's basis (empty: none)
+    RowClusters clusters_;
+    std::vector<int32_t> labels_; // clusters_.label padded to stride_
     ColumnStatistics stats_;
 };
 

@@ -29,8 +29,9 @@ constexpr int kRowsAhead = 6;      // exact rows prefetched ahead (exact_all)
 // Per-arm estimator state (arrays of stride() entries; the padding lanes are computed and never read).
 struct FastArmState {
     std::vector<float> K, Z, Z2;  // Des Raj over the sampled columns: sum of the columns read, sum of z_m, sum of z_m^2
-    // The exact prefix's sum (FastOptions::exact_prefix; 0 without one), apart from K so that the z_m are the tail's
-    // alone: their spread is then not computed as a small difference of terms carrying the prefix's large sum.
+    // The exact part: the exact prefix's sum (FastOptions::exact_prefix) plus, with cluster-centred columns, the arm's
+    // centroid logit (0 without either), apart from K so that the z_m are the tail's alone: their spread is then not
+    // computed as a small difference of terms carrying the exact part's large sum.
     std::vector<float> KP;
     std::vector<float> mu, var;   // beta <A_i, x> estimated, and its variance (0: exact)
     std::vector<int32_t> T;       // columns read, in the query's order (d' once exact)
@@ -62,6 +63,10 @@ struct FastAdaptiveSoftmax::Query {
     std::vector<int32_t> col;     // the m-th column of the query's order, and its quant block
     std::vector<int32_t> blk;
     std::vector<float> xs, coef;  // x at that column, and its Des Raj coefficient (1 - p_1 - .. - p_{m-1}) / p_m
+    // Cluster-centred columns (ColumnMajorHead::row_clusters): the k centroid logits <c_k, x>, and each arm's cluster
+    // (padded; nullptr without clusters). An arm's exact part KP starts at its centroid's logit.
+    std::vector<float> centre;
+    const int32_t* labels = nullptr;
     double sigma2 = 0;            // sub-Gaussian proxy for one pull (as in the reference)
     ExactQuery exact_x;           // x prepared for exact row dot products on the stored format
     AdaptiveCost cost;
@@ -83,6 +88,20 @@ struct FastAdaptiveSoftmax::Query {
         cost.baseline = static_cast<int64_t>(n) * dp;
         if (H.rotated()) cost.multiply_adds += static_cast<int64_t>(H.d()) * H.d(); // prepare_exact turned the query back
         if (recorder) recorder->begin_query(n, H.d(), col);
+        if (H.row_clusters().k > 0) centroid_logits(x);
+    }
+
+    // The k centroid logits, exact in fp32, each charged as an exact row (d' samples; FaithfulOptions::row_clusters
+    // charges them alike), to the warm-up.
+    void centroid_logits(std::span<const float> x) {
+        const RowClusters& c = H.row_clusters();
+        centre.resize(c.k);
+        for (int k = 0; k < c.k; ++k) centre[k] = cpu::vec_dot_f32(c.centroids.data() + static_cast<size_t>(k) * c.d, x.data(), c.d);
+        labels = H.padded_labels();
+        cost.samples += static_cast<int64_t>(c.k) * dp;
+        cost.multiply_adds += static_cast<int64_t>(c.k) * c.d;
+        cost.bytes_read += static_cast<int64_t>(c.k) * c.d * static_cast<int64_t>(sizeof(float));
+        if (recorder) recorder->record_side_samples(static_cast<int64_t>(c.k) * dp);
     }
 
     // The test hook: the selected lanes (arms < n) of a masked vector read columns [from, to) of the order.
@@ -171,7 +190,9 @@ struct FastAdaptiveSoftmax::Query {
                 if (_mm256_testz_si256(sel, sel)) continue;
             } else {
                 _mm256_storeu_ps(K + base, _mm256_setzero_ps());
-                _mm256_storeu_ps(KP + base, _mm256_setzero_ps());
+                const __m256 start =
+                    labels ? _mm256_i32gather_ps(centre.data(), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(labels + base)), 4) : _mm256_setzero_ps();
+                _mm256_storeu_ps(KP + base, start);
                 _mm256_storeu_ps(Z + base, _mm256_setzero_ps());
                 _mm256_storeu_ps(Z2 + base, _mm256_setzero_ps());
             }
@@ -262,7 +283,10 @@ struct FastAdaptiveSoftmax::Query {
                 any = true;
                 arms += i < n;
                 if (recorder && !checks) record_lanes(base, 1 << r, from, to);
-                if (fresh) K[i] = KP[i] = Z[i] = Z2[i] = 0;
+                if (fresh) {
+                    K[i] = Z[i] = Z2[i] = 0;
+                    KP[i] = labels ? centre[labels[i]] : 0.0f;
+                }
                 for (int m = from, next_check = 0; m < to; ++m) {
                     const float y = q8 ? H.quant_column(col[m])[i] * (fp16_to_fp32(H.scale_row(blk[m])[i]) * xs[m]) : H.float_column(col[m])[i] * xs[m];
                     if (m < P) { // a prefix column is summed apart

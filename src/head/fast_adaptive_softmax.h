@@ -24,6 +24,10 @@
 //     shares renormalised over the tail, which leaves the coefficients' ratios as they are), so the estimate is S_P +
 //     the tail's estimate and its variance the tail's only. The warm-up reads the prefix and a pilot of kTailPilot
 //     tail columns before any check.
+//  6. Cluster-centred columns (a ColumnMajorHead made with RowClusters, issue 14): the columns hold each row less its
+//     cluster's centroid; every query computes the k centroid logits exactly (charged k d' samples, to the warm-up) and
+//     each arm's estimate is its centroid's logit plus the residual's estimate, the residual's variance only. Exact
+//     rows are still the model's.
 #include <memory>
 
 #include "head/adaptive_algorithm.h"

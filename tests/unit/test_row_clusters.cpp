@@ -1,6 +1,9 @@
-// Cluster-centred rows (head/row_clusters.h, FaithfulOptions::row_clusters): the k-means itself against independent
-// recomputations, and the faithful head sampling residuals: exact logits kept, samples recounted, the PAC rate held
-// on instances whose rows share large group components, and fewer samples there than sampling the rows themselves.
+// Cluster-centred rows (head/row_clusters.h, FaithfulOptions::row_clusters, ColumnMajorHead's clustered columns): the
+// k-means itself against independent recomputations, and the faithful and the fast head sampling residuals: exact
+// logits kept, samples recounted, the PAC rate held on instances whose rows share large group components, and fewer
+// samples there than sampling the rows themselves.
+#include <cstring>
+#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -12,8 +15,11 @@
 #include "planted_instances.h"
 
 #include "head/adaptive_softmax.h"
+#include "head/column_major_head.h"
+#include "head/fast_adaptive_softmax.h"
 #include "head/exact_head.h"
 #include "head/row_clusters.h"
+#include "io/quant.h"
 #include "winnow/error.h"
 
 namespace {
@@ -140,6 +146,135 @@ TEST(AdaptiveSoftmaxRowClusters, HoldsThePacRateWithFewerSamplesOnGroupedRows) {
     };
     const auto plain = trials(0, 1.0), centred = trials(4, 1.0), mutant = trials(4, 3e-3);
     std::printf("grouped flat PAC: rows %d / %d failures, fraction %.3f; 4 clusters %d / %d, fraction %.3f (allowed %.0f); under-sampled %d\n",
+                plain.failures, kTrials, plain.mean_fraction, centred.failures, kTrials, centred.mean_fraction, centred.allowed, mutant.failures);
+    EXPECT_LE(plain.failures, plain.allowed);
+    EXPECT_LE(centred.failures, centred.allowed);
+    EXPECT_LT(centred.mean_fraction, 0.75 * plain.mean_fraction);
+    EXPECT_GT(mutant.failures, mutant.allowed);
+}
+
+// The fast head on cluster-centred columns: the model's rows (`rows`, which serve the exact dot products) and the
+// columns of their residuals (`columns`), which hold a reference to `rows`.
+struct ClusteredColumns {
+    std::shared_ptr<ColumnMajorHead> rows, columns;
+};
+
+ClusteredColumns clustered_columns(const Instance& in, int k, bool q8) {
+    ClusteredColumns c;
+    c.rows = std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, q8);
+    const std::vector<float> stored = c.rows->dense(); // the model's values (Q8_0's, for q8)
+    c.columns = std::make_shared<ColumnMajorHead>(stored, in.n, in.d, q8, c.rows->rows(), std::vector<float>{}, cluster_rows(stored, in.n, in.d, k));
+    return c;
+}
+
+TEST(FastAdaptiveSoftmaxRowClusters, ColumnsHoldTheResidualsAndExactRowsTheModels) {
+    const auto in = grouped_flat(3, 4.0f);
+    for (bool q8 : {false, true}) {
+        const auto c = clustered_columns(in, 4, q8);
+        const auto& H = *c.columns;
+        ASSERT_EQ(H.row_clusters().k, 4);
+        EXPECT_EQ(H.dense(), c.rows->dense()); // exact rows: the model's
+        EXPECT_FALSE(H.rotated());
+        // a column element is the residual's (Q8_0 of it, for q8: within its block's rounding)
+        const auto stored = c.rows->dense();
+        const auto residual = residual_rows(stored, in.n, H.row_clusters());
+        double worst = 0;
+        for (int i = 0; i < in.n; ++i)
+            for (int j = 0; j < in.d; j += 37) {
+                const float value = q8 ? H.quant_column(j)[i] * winnow::fp16_to_fp32(H.scale_row(j / 32)[i]) : H.float_column(j)[i];
+                worst = std::max(worst, std::abs(static_cast<double>(value) - residual[static_cast<size_t>(i) * in.d + j]));
+            }
+        EXPECT_LT(worst, q8 ? 0.02 : 1e-7) << "q8 " << q8;
+        for (int i = 0; i < in.n; ++i) EXPECT_EQ(H.padded_labels()[i], H.row_clusters().label[i]);
+        for (int i = in.n; i < H.stride(); ++i) EXPECT_EQ(H.padded_labels()[i], 0);
+    }
+    // clusters that do not fit the head are refused
+    ColumnMajorHead rows(in.A, in.n, in.d, false);
+    RowClusters bad = cluster_rows(in.A, in.n, in.d, 4);
+    bad.label[5] = 4;
+    EXPECT_THROW(ColumnMajorHead(in.A, in.n, in.d, false, rows.rows(), {}, bad), winnow::Error);
+    bad = cluster_rows(in.A, in.n, in.d, 4);
+    bad.centroids.pop_back();
+    EXPECT_THROW(ColumnMajorHead(in.A, in.n, in.d, false, rows.rows(), {}, bad), winnow::Error);
+    EXPECT_THROW(ColumnMajorHead(in.A, in.n, in.d, false, rows.rows(), std::vector<float>(7), cluster_rows(in.A, in.n, in.d, 4)), winnow::Error);
+}
+
+TEST(FastAdaptiveSoftmaxRowClusters, ExactWhenEveryArmSumsEveryColumn) {
+    // a prefix past d' sums every column exactly: centroid + residual must give the exact logits (to fp32 rounding of
+    // the residuals); dropping the centroid's logit moves every estimate
+    const auto in = grouped_flat(5, 4.0f);
+    const auto c = clustered_columns(in, 4, false);
+    FastAdaptiveSoftmax fast(c.columns, FastOptions{.threads = 1, .exact_prefix = 100000});
+    const auto r = fast.run(in.x, AdaptiveParams{});
+    const auto ex = exact_softmax(in.A, in.n, in.d, in.x);
+    EXPECT_EQ(r.head.top, ex.top);
+    EXPECT_NEAR(r.head.p_top, ex.p_top, 1e-4 * ex.p_top);
+    EXPECT_NEAR(r.head.log_norm, ex.log_norm, 1e-4);
+    const auto est = fast.last_estimates();
+    double worst = 0;
+    for (int i = 0; i < in.n; ++i) {
+        double logit = 0;
+        for (int j = 0; j < in.d; ++j) logit += static_cast<double>(in.A[static_cast<size_t>(i) * in.d + j]) * in.x[j];
+        worst = std::max(worst, std::abs(est[i] - logit));
+    }
+    EXPECT_LT(worst, 1e-3);
+    EXPECT_EQ(r.cost.samples, r.cost.baseline + 4LL * r.cost.d_prime); // every arm's d' products plus the 4 centroids'
+}
+
+TEST(FastAdaptiveSoftmaxRowClusters, DistinctReadsPlusCentroidProductsEqualChargedSamples) {
+    for (const auto& in : {winnow::test::planted(300, 2048, 3), grouped_flat(9, 4.0f)})
+        for (bool q8 : {false, true})
+            for (int prefix : {0, 8}) {
+                const auto c = clustered_columns(in, 16, q8);
+                FastAdaptiveSoftmax fast(c.columns, FastOptions{.threads = 2, .exact_prefix = prefix});
+                ReadRecorder rec;
+                fast.set_read_recorder(&rec);
+                for (const auto& [r, same] : winnow::test::runs_recounted(fast, in, rec)) {
+                    EXPECT_TRUE(same) << "n " << in.n << " q8 " << q8 << " prefix " << prefix << ": charged " << r.cost.samples;
+                    EXPECT_GE(r.cost.warmup, 16LL * r.cost.d_prime); // the centroid logits are charged to the warm-up
+                }
+            }
+}
+
+TEST(FastAdaptiveSoftmaxRowClusters, PortablePathGivesTheVectorPathsBits) {
+    for (const auto& in : {winnow::test::planted(600, 256, 21), grouped_flat(11, 4.0f)})
+        for (bool q8 : {false, true})
+            for (int prefix : {0, 8}) {
+                const auto c = clustered_columns(in, 8, q8);
+                AdaptiveParams p;
+                p.seed = 5;
+                FastAdaptiveSoftmax vector_path(c.columns, FastOptions{.threads = 2, .exact_prefix = prefix}), portable(c.columns, FastOptions{.threads = 2, .exact_prefix = prefix});
+                portable.use_portable_path(true);
+                const auto a = vector_path.run(in.x, p), b = portable.run(in.x, p);
+                EXPECT_EQ(a.head.top, b.head.top);
+                EXPECT_EQ(0, std::memcmp(&a.head.log_norm, &b.head.log_norm, sizeof a.head.log_norm)) << a.head.log_norm << " vs " << b.head.log_norm;
+                EXPECT_EQ(a.cost.samples, b.cost.samples);
+                const auto ea = vector_path.last_estimates(), eb = portable.last_estimates();
+                EXPECT_EQ(0, std::memcmp(ea.data(), eb.data(), ea.size() * sizeof(float))) << "q8 " << q8 << " prefix " << prefix;
+            }
+}
+
+// The grouped-flat PAC protocol on the fast head: 4 clusters hold the rate with fewer samples than the rows, and an
+// under-sampled mutant fails it.
+TEST(FastAdaptiveSoftmaxRowClusters, HoldsThePacRateWithFewerSamplesOnGroupedRows) {
+    constexpr int kTrials = 200;
+    auto trials = [](int clusters, double fudge) {
+        AdaptiveParams p;
+        p.delta = 0.1;
+        p.epsilon = 0.3;
+        p.fudge_best = p.fudge_norm = fudge;
+        return winnow::test::pac_trials(kTrials, p, [](int t) { return grouped_flat(9000 + t, 4.0f); }, [&](const Instance& in, const AdaptiveParams& q, int) {
+            if (clusters == 0) {
+                FastAdaptiveSoftmax fast(std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, false), FastOptions{.threads = 1});
+                return std::pair(fast.run(in.x, q), exact_softmax(in.A, in.n, in.d, in.x, q.beta));
+            }
+            const auto c = clustered_columns(in, clusters, false);
+            FastAdaptiveSoftmax fast(c.columns, FastOptions{.threads = 1});
+            return std::pair(fast.run(in.x, q), exact_softmax(in.A, in.n, in.d, in.x, q.beta));
+        });
+    };
+    const auto plain = trials(0, 1.0), centred = trials(4, 1.0), mutant = trials(4, 3e-3);
+    std::printf("fast grouped flat PAC: rows %d / %d failures, fraction %.3f; 4 clusters %d / %d, fraction %.3f (allowed %.0f); under-sampled %d\n",
                 plain.failures, kTrials, plain.mean_fraction, centred.failures, kTrials, centred.mean_fraction, centred.allowed, mutant.failures);
     EXPECT_LE(plain.failures, plain.allowed);
     EXPECT_LE(centred.failures, centred.allowed);

@@ -250,6 +250,7 @@ GpuAdaptiveHead::GpuAdaptiveHead(std::shared_ptr<const head::ColumnMajorHead> H)
     if (!H_) throw Error(ErrorKind::invalid_argument, "GpuAdaptiveHead: no head matrix");
     // its exact rows are read on the device with the query as given; a rotated head's need the query turned back
     if (H_->rotated()) throw Error(ErrorKind::unsupported, "GpuAdaptiveHead: a rotated head (its exact rows in another basis) is CPU-only");
+    if (H_->row_clusters().k > 0) throw Error(ErrorKind::unsupported, "GpuAdaptiveHead: cluster-centred columns (row clusters) are CPU-only");
     if (device_count() == 0) throw Error(ErrorKind::invalid_argument, "GpuAdaptiveHead: no CUDA device on this machine");
     steps_ = std::make_unique<DeviceQuerySteps>(*H_);
 }
