@@ -424,8 +424,11 @@ struct FastAdaptiveSoftmax::Query {
     // same order either way, so the sums at a check are the reference's bit for bit, and one pass saves the re-reads of
     // the per-arm state and the fork and join of each pass. Should a check pass (the warm-up ends early), the reads past
     // it are wasted: the state is recomputed to that check, and the sample count is the reference's (the wasted pass
-    // stays in multiply_adds and bytes_read). On SmolLM2 the warm-up runs to the cap.
-    void warm_up(const AdaptiveParams& p) {
+    // stays in multiply_adds and bytes_read). On SmolLM2 the rows' warm-up runs to the cap; with cluster-centred columns
+    // about half the queries end at the first check, so after a query whose warm-up ended early the next one runs the
+    // reference's passes instead (`passes`; the same sums, so the same bits, either way: only the time differs).
+    // Returns whether the warm-up ended before its cap.
+    bool warm_up(const AdaptiveParams& p, bool passes) {
         const double L = std::log(6.0 * n / (p.delta / 2));
         const float thr = static_cast<float>(1.0 / (17.0 * L) / p.fudge_norm);
         // with an exact prefix no arm stops before the prefix and the tail pilot (the faithful head's floor_T)
@@ -435,7 +438,18 @@ struct FastAdaptiveSoftmax::Query {
         for (double t = std::min(std::max(16, floor_T), cap); ends.empty() || ends.back() < cap; t *= 1.5)
             ends.push_back(std::clamp(static_cast<int>(std::ceil(t)), (ends.empty() ? 0 : ends.back()) + 1, cap));
         WarmupChecks checks{.at = ends.data(), .count = static_cast<int>(ends.size()) - 1, .thr = thr, .failed = {}};
-        if (checks.count == 0) return stream(0, cap, false, true);
+        if (checks.count == 0) {
+            stream(0, cap, false, true);
+            return false;
+        }
+        if (passes) {
+            stream(0, ends[0], false, true);
+            for (int k = 0; k < checks.count; ++k) {
+                if (!any_variance_above(thr)) return true; // the reference stops at ends[k]
+                stream(ends[k], ends[k + 1], false);
+            }
+            return false;
+        }
         const int64_t samples_before = cost.samples;
         stream(0, cap, false, true, &checks); // records no reads: they are recorded below once the pass is known to stand
         const int chunks = static_cast<int>(checks.failed.size()) / checks.count;
@@ -444,11 +458,20 @@ struct FastAdaptiveSoftmax::Query {
             for (int c = 0; c < chunks; ++c) failing |= checks.failed[static_cast<size_t>(c) * checks.count + k] != 0;
             if (!failing) { // the reference stops at ends[k]
                 cost.samples = samples_before;
-                return stream(0, ends[k], false, true);
+                stream(0, ends[k], false, true);
+                return true;
             }
         }
         if (recorder)
             for (int base = 0; base < n; base += kGroup) record_lanes(base, (1 << kGroup) - 1, 0, cap);
+        return false;
+    }
+
+    // The warm-up's check between passes: does any arm's variance exceed thr (as the one pass's kernels compare it)?
+    bool any_variance_above(float thr) const {
+        for (int i = 0; i < n; ++i)
+            if (st.var[i] > thr) return true;
+        return false;
     }
 
     // Phase B: successive elimination; returns the k best arms, best first.
@@ -641,7 +664,7 @@ std::vector<int32_t> FastAdaptiveSoftmax::best_arms_only(std::span<const float> 
         throw Error(ErrorKind::invalid_argument, "AdaptiveSoftmax: query has " + std::to_string(x.size()) + " values, the head has d = " + std::to_string(d()));
     Query q(*h_, *state_, recorder_, x, p.beta, query_noise_seed(p.seed, ++queries_), options_, portable_);
     if (q.dp == 0) return all_logits_tied(n(), p.k).head.top;
-    q.warm_up(p);
+    warmup_ended_early_ = q.warm_up(p, warmup_ended_early_);
     return q.eliminate(p, p.delta / 2);
 }
 
@@ -658,7 +681,7 @@ AdaptiveResult FastAdaptiveSoftmax::run(std::span<const float> x, const Adaptive
     if (q.dp == 0) return all_logits_tied(n, p.k);
     const double d_s = p.delta / 2; // exact best-arm value: delta split in two
     const Clock::time_point t1 = Clock::now();
-    q.warm_up(p);
+    warmup_ended_early_ = q.warm_up(p, warmup_ended_early_);
     r.cost.warmup = q.cost.samples;
     const Clock::time_point t2 = Clock::now();
     const std::vector<int32_t> S = q.eliminate(p, d_s);

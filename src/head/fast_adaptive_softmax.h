@@ -81,6 +81,7 @@ private:
     bool portable_ = false;
     std::unique_ptr<FastArmState> state_; // per-arm arrays, reused by every query
     uint64_t queries_ = 0;
+    bool warmup_ended_early_ = false; // the last query's warm-up ended before its cap: the next runs pass by pass
 };
 
 } // namespace winnow::head

@@ -241,6 +241,56 @@ TEST(FastAdaptiveSoftmax, WarmUpEndingAtALaterCheckKeepsThatChecksState) {
     }
 }
 
+// After a query whose warm-up ended early, the next query runs the reference's passes, not one pass to the cap: the
+// same sums, so the same answer, logits, normalizer and samples bit for bit, and only the reads of the wasted pass
+// saved. Two heads at the same query count (so the same column order) differ only in their first query: one that runs
+// to the cap (the second query takes one pass) and one that ends early (the second takes passes).
+TEST(FastAdaptiveSoftmax, WarmUpPassByPassAfterAnEarlyEndGivesTheOnePassBits) {
+    const int n = 5000, d = 576; // cap = 57: checks after 16, 24, 36 and 54 columns
+    auto in = planted(n, d, 11);
+    for (auto& v : in.x) v = 1.0f + 0.5f * std::sin(0.37f * static_cast<float>(&v - in.x.data()));
+    auto scaled = [&](float scale) {
+        std::vector<float> x = in.x;
+        for (float& v : x) v *= scale;
+        return x;
+    };
+    // scales whose warm-up ends at each check, and one that runs to the cap (found on one-query heads)
+    std::vector<std::pair<int, float>> by_stop;
+    float full = 0, early = 0;
+    for (float scale = 1e-2f; scale < 1e8f; scale *= 1.25f) {
+        auto head = make_head(in, true, 2);
+        const int stop = static_cast<int>(head.run(scaled(scale), AdaptiveParams{}).cost.warmup / n);
+        if (stop == 57 && full == 0) full = scale;
+        if (stop == 16 && early == 0) early = scale;
+        if (std::none_of(by_stop.begin(), by_stop.end(), [&](const auto& s) { return s.first == stop; })) by_stop.emplace_back(stop, scale);
+    }
+    ASSERT_GT(full, 0);
+    ASSERT_GT(early, 0);
+    ASSERT_GE(by_stop.size(), 5u); // 16, 24, 36, 54 and 57
+    for (bool portable : {false, true})
+        for (const auto& [stop, scale] : by_stop) {
+            auto one_pass = make_head(in, true, 2), passes = make_head(in, true, 2);
+            one_pass.use_portable_path(portable);
+            passes.use_portable_path(portable);
+            ReadRecorder rec;
+            passes.set_read_recorder(&rec);
+            one_pass.run(scaled(full), AdaptiveParams{});
+            passes.run(scaled(early), AdaptiveParams{});
+            const auto a = one_pass.run(scaled(scale), AdaptiveParams{}), b = passes.run(scaled(scale), AdaptiveParams{});
+            const std::string where = "stop " + std::to_string(stop) + " portable " + std::to_string(portable);
+            EXPECT_EQ(a.cost.warmup, static_cast<int64_t>(stop) * n) << where;
+            EXPECT_EQ(b.cost.warmup, a.cost.warmup) << where;
+            EXPECT_EQ(b.cost.samples, a.cost.samples) << where;
+            EXPECT_EQ(rec.distinct_samples(), b.cost.samples) << where;
+            EXPECT_EQ(b.head.top, a.head.top) << where;
+            EXPECT_EQ(0, std::memcmp(a.head.top_logits.data(), b.head.top_logits.data(), a.head.top_logits.size() * sizeof(float))) << where;
+            EXPECT_EQ(0, std::memcmp(&a.head.log_norm, &b.head.log_norm, sizeof a.head.log_norm)) << where;
+            // the pass by pass warm-up reads no column twice: fewer multiply-adds when it ends early, the same otherwise
+            if (stop < 57) EXPECT_LT(b.cost.multiply_adds, a.cost.multiply_adds) << where;
+            else EXPECT_EQ(b.cost.multiply_adds, a.cost.multiply_adds) << where;
+        }
+}
+
 template <class T>
 bool same_bits(const T& a, const T& b) {
     return std::memcmp(&a, &b, sizeof(T)) == 0;
