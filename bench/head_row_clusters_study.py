@@ -8,7 +8,9 @@ centroid logits are exact). Columns past the prefix are sampled with replacement
 w_j |y_j| (w: the sampled matrix's column L1 norms). With the Hansen-Hurwitz variance known exactly, printed per k: the
 residuals' share of the rows' energy, the median one-draw variance over all arms and over each query's 50 best arms,
 and the share of arms surviving one round at 64 products per arm (mu_i + 2 sd_i >= mu_best - 2 sd_best), over every
-16th test query.
+16th test query. Last, the locality a masked stream would see: the share of 8-arm vectors of the column-major layout
+that hold a survivor, with the arms in the model's order and with them sorted by cluster (survivors of a round share
+clusters, since the centroid logit is a large part of each logit).
 
 usage: bench/head_row_clusters_study.py MODEL.gguf CACHE [--prefix 16] [--tune 800] [--clusters 0,1,64,256]
 """
@@ -38,16 +40,20 @@ def main():
     A, R, test = pca_head(a.model, a.cache, a.tune)
     AR = (A @ R).astype(np.float32)
     rng = np.random.default_rng(0)
-    print("| k | residual energy | median arm variance | top-50 variance | survivors at 64, median |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print("| k | residual energy | median arm variance | top-50 variance | survivors at 64, median | vectors touched, model order | sorted by cluster |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for k in (int(v) for v in a.clusters.split(",")):
         if k == 0:
             M = AR
+            label = np.zeros(len(AR), dtype=np.int64)
         else:
             C, label = kmeans(AR, k, rng)
             M = (AR - C[label]).astype(np.float32)
         w = np.abs(M).sum(0)
-        arm_var, top_var, survivors = [], [], []
+        arm_var, top_var, survivors, touched, touched_sorted = [], [], [], [], []
+        position = np.empty(len(AR), dtype=np.int64)
+        position[np.argsort(label, kind="stable")] = np.arange(len(AR))
+        vectors = (len(AR) + 7) // 8
         for q in range(0, len(test), 16):
             y = R.T @ test[q]
             logit = AR @ y
@@ -59,9 +65,12 @@ def main():
             sd = np.sqrt(one / 64)
             arm_var.append(np.median(one))
             top_var.append(one[np.argsort(-logit)[:50]].mean())
-            survivors.append(np.mean(logit + 2 * sd >= logit[best] - 2 * sd[best]))
-        print("| %d | %.3f | %.0f | %.0f | %.1f%% |" % (k, (M ** 2).sum() / (AR ** 2).sum(), np.median(arm_var), np.median(top_var),
-                                                   100 * np.median(survivors)))
+            alive = logit + 2 * sd >= logit[best] - 2 * sd[best]
+            survivors.append(np.mean(alive))
+            touched.append(np.unique(np.nonzero(alive)[0] // 8).size / vectors)
+            touched_sorted.append(np.unique(position[alive] // 8).size / vectors)
+        print("| %d | %.3f | %.0f | %.0f | %.1f%% | %.1f%% | %.1f%% |" % (k, (M ** 2).sum() / (AR ** 2).sum(), np.median(arm_var), np.median(top_var),
+                                                                100 * np.median(survivors), 100 * np.median(touched), 100 * np.median(touched_sorted)))
 
 
 if __name__ == "__main__":

@@ -122,6 +122,11 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         if (v != "fast" && v != "faithful") throw Error(ErrorKind::invalid_argument, "--variants: '" + v + "' is not fast or faithful");
         variants.push_back(v);
     }
+    // options that only the faithful head reads are refused when no faithful row runs, rather than silently ignored
+    if (std::find(variants.begin(), variants.end(), "faithful") == variants.end())
+        for (const char* o : {"pulls", "warmup-without-norm-factor", "warmup-prune", "tail-pilot", "norm-factor", "normalizer-exact-share", "normalizer-exact-sds"})
+            if (vm.count(o) && !vm[o].defaulted())
+                throw Error(ErrorKind::invalid_argument, std::string("--") + o + " applies to the faithful head only, and --variants has no faithful");
     std::vector<std::string> rotations;
     for (const std::string& v : list_items(rotations_arg)) {
         if (v != "none" && v != "pca") throw Error(ErrorKind::invalid_argument, "--rotate: '" + v + "' is not none or pca");
