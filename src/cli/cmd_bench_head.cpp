@@ -59,7 +59,8 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", cache, csv_path, variants_arg = "fast,faithful", confidences_arg = "0",
                 rotations_arg = "none", prefixes_arg = "0", row_clusters_arg = "0", pulls_arg = "batched", tune_texts_arg;
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, head_threads = 0, tail_pilot = 16, pca_windows = 1000, calibration_repeats = 1;
-    double tune_share = 0.2, best_arm_share = 0.5, normalizer_exact_share = 0, normalizer_exact_sds = 0;
+    std::string best_arm_shares_arg = "0.5";
+    double tune_share = 0.2, normalizer_exact_share = 0, normalizer_exact_sds = 0;
     std::string warmup_caps_arg = "0.1", deltas_arg = "0.01,0.05,0.1", norm_factor_arg = "reference", normalizer_arg = "plain", stream_costs_arg = "3";
     bool json_out = false, warmup_prune = false, warmup_without_norm_factor = false;
     po::options_description opts("winnow bench head options");
@@ -88,8 +89,9 @@ int cmd_bench_head(const std::vector<std::string>& args) {
         "the k centroid logits computed exactly (0 = the reference: sample the rows themselves)")(
         "pulls", po::value(&pulls_arg)->default_value(pulls_arg),
         "comma-separated PullToVar modes of the faithful head's warm-up and elimination: batched (the reference: the whole set to one prefix), per-arm (only the arms above their target)")(
-        "best-arm-share", po::value(&best_arm_share)->default_value(0.5, "0.5"),
-        "the share of the calibration's failure budget (rounded up) that f_b's search may spend on wrong arms; the full run's f_ln search has the whole")(
+        "best-arm-share", po::value(&best_arm_shares_arg)->default_value(best_arm_shares_arg),
+        "the share of the calibration's failure budget (rounded up) that f_b's search may spend on wrong arms; the full run's f_ln search has the whole. "
+        "A comma-separated list: each share in turn until a calibration meets its budget (e.g. 0.5,0.25)")(
         "calibration-repeats", po::value(&calibration_repeats)->default_value(1), "runs of each tuning query (fresh noise) per factor tried")(
         "warmup-cap", po::value(&warmup_caps_arg)->default_value(warmup_caps_arg),
         "warm-up pulls at most this fraction of d' per arm (the exact prefix and pilot are read whatever it says); a comma-separated list: "
@@ -153,7 +155,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     const std::vector<double> warmup_caps = number_list(warmup_caps_arg, "--warmup-cap", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (norm_factor_arg != "reference" && norm_factor_arg != "targets")
         throw Error(ErrorKind::invalid_argument, "--norm-factor: '" + norm_factor_arg + "' is not reference or targets");
-    if (!(best_arm_share > 0 && best_arm_share <= 1)) throw Error(ErrorKind::invalid_argument, "--best-arm-share must be in (0, 1]");
+    const std::vector<double> best_arm_shares = number_list(best_arm_shares_arg, "--best-arm-share", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (!(normalizer_exact_share >= 0 && normalizer_exact_share <= 1))
         throw Error(ErrorKind::invalid_argument, "--normalizer-exact-share must be in [0, 1]");
     if (normalizer_arg != "plain" && normalizer_arg != "debiased")
@@ -269,7 +271,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             for (double cap : warmup_caps) {
                 head::AdaptiveParams t = p;
                 t.warmup_cap = cap;
-                const auto c = head::calibrate(algo, tune_q, truth_tune, t, confidence, calibration_repeats, best_arm_share);
+                const auto c = head::calibrate_over_shares(algo, tune_q, truth_tune, t, confidence, calibration_repeats, best_arm_shares);
                 t.fudge_best = c.fudge_best, t.fudge_norm = c.fudge_norm;
                 const Score st = score(algo, t, tune_q, truth_tune, 2'000'000);
                 const double tune_frac = st.frac / static_cast<double>(tune_q.size());
@@ -320,7 +322,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
             row["calibration_met"] = cal.met; // false: even the most conservative factors missed the tuning budget
             row["calibration_allowed_failures"] = cal.allowed;
             row["calibration_allowed_best_arm_failures"] = cal.allowed_best;
-            row["calibration_best_arm_share"] = best_arm_share;
+            row["calibration_best_arm_share"] = cal.best_arm_share;
             row["calibration_failures_at_top_best"] = cal.failures_at_top_best; // f_b = 1
             row["calibration_failures_at_top_norm"] = cal.failures_at_top_norm; // f_ln at its range's top, f_b calibrated
             row["samples_fraction"] = frac / m;

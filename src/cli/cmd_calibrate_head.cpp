@@ -21,7 +21,7 @@ namespace po = boost::program_options;
 namespace winnow::cli {
 
 int cmd_calibrate_head(const std::vector<std::string>& args) {
-    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache, impl = "fast";
+    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache, impl = "fast", shares_arg = "0.5,0.25";
     int window = 32, n_queries = 200, threads = 0;
     head::AdaptiveHeadOptions head_options;
     double epsilon = 0.3, confidence = 0, tune_share = 0.2;
@@ -36,10 +36,13 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "confidence", po::value(&confidence)->default_value(0.8, "0.8"),
         "0 = the authors' rule (floor(delta N) tuning failures); c in (0, 1) = the tuning set must reject 'failure rate >= delta' at confidence c (default 0.8: the authors' rule lands above delta on held-out queries)")(
         "head-impl", po::value(&impl)->default_value(impl), "AdaptiveSoftmax implementation: fast or faithful (reference)")(
+        "best-arm-share", po::value(&shares_arg)->default_value(shares_arg),
+        "comma-separated shares of the failure budget f_b's search may spend, tried in turn until a calibration meets its budget")(
         "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json; entries for other algorithms or deltas are kept)");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "a probability in (0, 1)", [](double v) { return v > 0 && v < 1; });
+    const std::vector<double> shares = number_list(shares_arg, "--best-arm-share", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (!(confidence >= 0 && confidence < 1)) throw Error(ErrorKind::invalid_argument, "--confidence must be in [0, 1)");
     if (window < 2 || n_queries < 10 || !(epsilon > 0)) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, --eps > 0");
 
@@ -64,10 +67,10 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         p.delta = delta;
         p.epsilon = epsilon;
         const auto truth = head::exact_answers(adaptive.dense_matrix(), model->config().n_vocab, model->config().n_embd, hq.tune, p);
-        const auto c = head::calibrate(adaptive.algorithm(), hq.tune, truth, p, confidence);
+        const auto c = head::calibrate_over_shares(adaptive.algorithm(), hq.tune, truth, p, confidence, 1, shares);
         file.put({algorithm, delta, c.fudge_best, c.fudge_norm, c.met});
-        std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (%d searches over %zu queries)%s\n", algorithm.c_str(), delta, c.fudge_best, c.fudge_norm, c.runs,
-                    hq.tune.size(), c.met ? "" : " -- budget NOT met");
+        std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (f_b's share of the budget %.3g; %d searches over %zu queries)%s\n", algorithm.c_str(), delta,
+                    c.fudge_best, c.fudge_norm, c.best_arm_share, c.runs, hq.tune.size(), c.met ? "" : " -- budget NOT met");
         if (!c.met)
             std::fprintf(stderr, "warning: %s at delta %.3g: even the most conservative factor (%s) fails more than %d of %zu tuning queries; the entry keeps the smallest factor that fails no more often, met = false\n",
                          algorithm.c_str(), delta, c.met_best ? "full run, f_ln at its bound" : "best-arm phase, f_b = 1",

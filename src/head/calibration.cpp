@@ -81,6 +81,7 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
     c.allowed = allowed;
     if (!(best_arm_share > 0 && best_arm_share <= 1)) throw Error(ErrorKind::invalid_argument, "calibrate: the best arm's budget share must be in (0, 1]");
     c.allowed_best = static_cast<int>(std::ceil(best_arm_share * allowed - 1e-9)); // 0.5: (allowed + 1) / 2
+    c.best_arm_share = best_arm_share;
 
     // f_b: the full run's arm choice (warm-up included), f_ln held at 1, within its share of the budget (allowed_best)
     auto best_failures = [&](double f, int budget) {
@@ -114,6 +115,22 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
     c.fudge_norm = search(full_failures, allowed, std::log10(head.max_fudge_norm()), c.runs, c.met_norm, c.failures_at_top_norm);
     c.met = c.met_best && c.met_norm;
     return c;
+}
+
+Calibration calibrate_over_shares(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
+                                  AdaptiveParams base, double confidence, int repeats, const std::vector<double>& best_arm_shares) {
+    if (best_arm_shares.empty()) throw Error(ErrorKind::invalid_argument, "calibrate: no best arm's budget share to try");
+    Calibration best;
+    int runs = 0;
+    for (size_t s = 0; s < best_arm_shares.size(); ++s) {
+        const Calibration c = calibrate(head, queries, truth, base, confidence, repeats, best_arm_shares[s]);
+        runs += c.runs;
+        const auto miss = [](const Calibration& k) { return k.met ? 0 : std::max(1, k.failures_at_top_norm - k.allowed); };
+        if (s == 0 || miss(c) < miss(best)) best = c;
+        if (c.met) break;
+    }
+    best.runs = runs;
+    return best;
 }
 
 } // namespace winnow::head

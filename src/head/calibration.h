@@ -35,6 +35,7 @@ struct Calibration {
     // the tuning failures of the most conservative factor of each search (f_b = 1; f_ln = head.max_fudge_norm()), against
     // allowed_best and allowed: how far a missed budget was missed
     int failures_at_top_best = 0, failures_at_top_norm = 0;
+    double best_arm_share = 0.5; // f_b's share of the budget this calibration ran with
 };
 
 // queries: each of length d; truth: the exact head's answer for each (exact_softmax with base.beta and base.k).
@@ -48,6 +49,15 @@ struct Calibration {
 // leaves the full run room for that edge's noise and for estimate failures.
 Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
                       AdaptiveParams base, double confidence = 0, int repeats = 1, double best_arm_share = 0.5);
+
+// calibrate() at each of `best_arm_shares` in turn (each in (0, 1], at least one) until one meets both budgets, which it
+// returns; when none does, the one whose full run missed its budget by the least (the earlier on a tie). A share too
+// large leaves f_b's wrong arms at the edge of the whole budget (bench/reports/adaptive-head-rotation-smollm2.md, section
+// "Cluster-centred rows": at 0.5 the full runs failed 16 of 1,600 at f_ln's top against 12 allowed, at 0.25 5), so
+// {0.5, 0.25} keeps the reference's rule where it works and halves f_b's share where it does not. `runs` counts every
+// calibration's searches.
+Calibration calibrate_over_shares(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
+                                  AdaptiveParams base, double confidence, int repeats, const std::vector<double>& best_arm_shares);
 
 // The failures a factor may cause on n tuning queries. confidence <= 0: floor(delta n), the authors' rule, which picks
 // the most aggressive factor whose tuning failure rate merely equals delta, so the held-out rate lands above delta

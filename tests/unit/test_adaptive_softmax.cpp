@@ -258,6 +258,7 @@ public:
         : right_best_(std::move(right_best)), right_full_(right_full ? std::move(right_full) : right_best_) {}
     AdaptiveResult run(std::span<const float> x, const AdaptiveParams& p) override {
         tried_norm.push_back(p.fudge_norm);
+        run_fudge_best = p.fudge_best;
         AdaptiveResult r;
         r.head.top = {right_full_(p.fudge_norm, static_cast<int>(x[0])) ? 0 : 1};
         r.head.p_top = 0.5f;
@@ -272,6 +273,7 @@ public:
     const char* name() const override { return "scripted"; }
     double max_fudge_norm() const override { return max_norm; }
     std::vector<double> tried_best, tried_norm;
+    double run_fudge_best = 0; // the f_b of the full run being scripted
     double max_norm = winnow::kMaxFudgeNorm; // the top of f_ln's search range
 
 private:
@@ -289,6 +291,50 @@ Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta, do
     AdaptiveParams p;
     p.delta = delta;
     return calibrate(head, xs, truth, p, 0, 1, best_arm_share);
+}
+
+// calibrate_over_shares: the shares in turn until one meets both budgets. The scripted head picks a wrong arm on
+// queries 0 and 1 while f_b < 0.1, and its full run misses the estimate on queries 2, 3 and 4 whatever f_ln. Delta 0.04
+// allows 4 failures: at share 0.5 f_b's search may spend 2, so it takes f_b small (2 wrong arms) and the full run then
+// fails 5, over budget even at f_ln's top; at share 0.25 (1) f_b must reach 0.1, and the full run fails 3: met. Delta
+// 0.05 allows 5 (3 for f_b): 2 + 3 fit at share 0.5, and 0.25 is never tried.
+Calibration calibrate_shares(ScriptedHead& head, double delta, const std::vector<double>& shares) {
+    std::vector<std::vector<float>> xs;
+    std::vector<HeadResult> truth(100);
+    for (int q = 0; q < 100; ++q) {
+        xs.push_back({static_cast<float>(q)});
+        truth[q].top = {0};
+        truth[q].p_top = 0.5f;
+    }
+    AdaptiveParams p;
+    p.delta = delta;
+    return calibrate_over_shares(head, xs, truth, p, 0, 1, shares);
+}
+
+TEST(AdaptiveSoftmaxCalibration, TriesTheBestArmSharesInTurnUntilTheBudgetIsMet) {
+    auto right_arm = [](double f_b, int q) { return f_b >= 0.1 * (1 - 1e-12) || q >= 2; };
+    ScriptedHead* self = nullptr;
+    ScriptedHead head(right_arm, [&](double, int q) { return right_arm(self->run_fudge_best, q) && !(q >= 2 && q <= 4); });
+    self = &head;
+    const Calibration missed_then_met = calibrate_shares(head, 0.04, {0.5, 0.25});
+    EXPECT_TRUE(missed_then_met.met);
+    EXPECT_EQ(missed_then_met.best_arm_share, 0.25);
+    EXPECT_EQ(missed_then_met.allowed, 4);
+    EXPECT_EQ(missed_then_met.allowed_best, 1);
+    EXPECT_GE(missed_then_met.fudge_best, 0.1 * (1 - 1e-12));
+    const Calibration only_half = calibrate_shares(head, 0.04, {0.5});
+    EXPECT_EQ(only_half.best_arm_share, 0.5);
+    EXPECT_LT(only_half.fudge_best, 0.1);
+    EXPECT_FALSE(only_half.met);
+    EXPECT_EQ(only_half.failures_at_top_norm, 5);
+    EXPECT_GT(missed_then_met.runs, only_half.runs); // both calibrations' searches
+    // met at the first share: the second is never tried, and the runs are the first calibration's
+    const Calibration first = calibrate_shares(head, 0.05, {0.5, 0.25});
+    const Calibration alone = calibrate_shares(head, 0.05, {0.5});
+    EXPECT_TRUE(first.met);
+    EXPECT_EQ(first.best_arm_share, 0.5);
+    EXPECT_EQ(first.runs, alone.runs);
+    EXPECT_THROW(calibrate_shares(head, 0.05, {}), winnow::Error);
 }
 
 TEST(AdaptiveSoftmaxCalibration, TriesTheTheoryConstantsFirstAndFlagsAMissedBudget) {
