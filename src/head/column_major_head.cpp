@@ -57,7 +57,7 @@ ColumnMajorHead::ColumnMajorHead(std::span<const float> S, const std::vector<flo
 ColumnMajorHead::ColumnMajorHead(std::span<const float> S, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R, RowClusters clusters)
     : ColumnMajorHead(S, checked_residual(S, n, d, clusters), n, d, as_q8) {
     if (model_rows.empty() || model_rows.rows != n || model_rows.cols != d || !(R.empty() || R.size() == static_cast<size_t>(d) * d))
-        throw Error(ErrorKind::invalid_argument, "adaptive head: the model's rows or the rotation do not match the rotated head");
+        throw Error(ErrorKind::invalid_argument, "adaptive head: the model's rows or the rotation do not match the head's columns");
     // the columns and their statistics are built from S (or its residual rows); the exact rows are the model's from here on
     rows_ = model_rows;
     std::vector<uint8_t>().swap(owned_rows_);

@@ -69,7 +69,7 @@ public:
     bool rotated() const { return !R_.empty(); }
     // Cluster-centred columns: k > 0, the centroids [k][d] in the columns' basis and each row's cluster. k = 0: none.
     const RowClusters& row_clusters() const { return clusters_; }
-    // Each arm's cluster, padded to stride() with cluster 0 (so eight arms' labels load as one vector); empty for k = 0.
+    // Each arm's cluster, padded to stride() with cluster 0 (so eight arms' labels load as one vector); nullptr for k = 0.
     const int32_t* padded_labels() const { return labels_.empty() ? nullptr : labels_.data(); }
     // Column L1 norms (the atom importance weights) and the variance-proxy atom term.
     const ColumnStatistics& statistics() const { return stats_; }
