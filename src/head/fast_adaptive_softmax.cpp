@@ -23,7 +23,6 @@ constexpr int kGroup = 8;          // arms per SIMD vector
 constexpr int kLine = 64;          // arms per 64-byte line of an int8 column
 constexpr int kChunk = 1024;       // arms per stream chunk (a multiple of kLine): its sums stay in L1
 constexpr int kRowsAhead = 6;      // exact rows prefetched ahead (exact_all)
-constexpr size_t kParallelScan = 8192; // elimination scans over at least this many arms split over the threads
 
 } // namespace
 
@@ -411,7 +410,9 @@ struct FastAdaptiveSoftmax::Query {
         for (int32_t i : S) shortest = std::min(shortest, static_cast<int>(st.T[i]));
         while (std::ceil(t) <= shortest && t < dp) t = std::min(static_cast<double>(dp), 1.5 * t);
         for (;;) {
-            if (std::none_of(S.begin(), S.end(), [&](int32_t i) { return st.var[i] > thr && st.T[i] < dp; })) return;
+            bool failing = false;
+            for (int32_t i : S) failing |= st.var[i] > thr && st.T[i] < dp;
+            if (!failing) return;
             advance(S, std::min(dp, static_cast<int>(std::ceil(t))));
             t = std::min(static_cast<double>(dp), 1.5 * t);
         }
@@ -473,57 +474,6 @@ struct FastAdaptiveSoftmax::Query {
         return false;
     }
 
-    // The scans of the elimination over a large set run on every thread (while one thread scans, the others would spin
-    // in the runtime: perf put 15% of a SmolLM2 run in these loops and 27% in libgomp). Each thread takes one range of S
-    // in order, so the results are those of the one loop over S.
-    template <class Range>
-    void over_ranges(size_t size, int parts, const Range& range) const {
-#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1)
-        for (int t = 0; t < parts; ++t) range(t, size * t / parts, size * (t + 1) / parts);
-    }
-    int scan_parts(size_t size) const { return size >= kParallelScan ? threads : 1; }
-
-    // The arm of S the loop "b = S[0]; for i in S: if (mu_i > mu_b) b = i" ends with: the first of the largest
-    // estimates, NaNs passed over, unless S[0]'s is NaN (then no estimate compares greater and b stays S[0]).
-    int32_t best_of(const std::vector<int32_t>& S) const {
-        const float* mu = st.mu.data();
-        if (std::isnan(mu[S[0]])) return S[0];
-        const int parts = scan_parts(S.size());
-        std::vector<int32_t> local(parts, -1); // each range's first largest non-NaN estimate
-        over_ranges(S.size(), parts, [&](int t, size_t lo, size_t hi) {
-            int32_t b = -1;
-            for (size_t a = lo; a < hi; ++a)
-                if (!std::isnan(mu[S[a]]) && (b < 0 || mu[S[a]] > mu[b])) b = S[a];
-            local[t] = b;
-        });
-        int32_t b = S[0];
-        for (int32_t c : local)
-            if (c >= 0 && mu[c] > mu[b]) b = c;
-        return b;
-    }
-
-    // The arms of S whose upper bound reaches floor_b (mu_i + c_i >= floor_b, compared without a square root), in S's
-    // order; all_exact: whether each of them is exact (a zero variance estimate short of d' is not).
-    std::vector<int32_t> survivors(const std::vector<int32_t>& S, float floor_b, float width2, bool& all_exact) const {
-        const int parts = scan_parts(S.size());
-        std::vector<std::vector<int32_t>> kept(parts);
-        std::vector<uint8_t> exact(parts, 1);
-        over_ranges(S.size(), parts, [&](int t, size_t lo, size_t hi) {
-            for (size_t a = lo; a < hi; ++a) {
-                const int32_t i = S[a];
-                const float gap = floor_b - st.mu[i];
-                if (gap <= 0 || width2 * st.var[i] >= gap * gap) {
-                    kept[t].push_back(i);
-                    exact[t] = exact[t] && st.T[i] >= dp;
-                }
-            }
-        });
-        std::vector<int32_t> keep = std::move(kept[0]);
-        for (int t = 1; t < parts; ++t) keep.insert(keep.end(), kept[t].begin(), kept[t].end());
-        all_exact = std::all_of(exact.begin(), exact.end(), [](uint8_t e) { return e != 0; });
-        return keep;
-    }
-
     // Phase B: successive elimination; returns the k best arms, best first.
     std::vector<int32_t> eliminate(const AdaptiveParams& p, double d_s) {
         std::vector<int32_t> S = st.all;
@@ -534,7 +484,9 @@ struct FastAdaptiveSoftmax::Query {
             const int64_t before = cost.samples;
             pull_to_var(S, static_cast<float>(v / p.fudge_best));
             const bool pulled = cost.samples != before;
-            const int32_t b = best_of(S);
+            int32_t b = S[0];
+            for (int32_t i : S)
+                if (st.mu[i] > st.mu[b]) b = i;
             float floor_b = st.mu[b] - std::sqrt(width2 * st.var[b]);
             if (p.k > 1 && static_cast<int>(S.size()) > p.k) {
                 // top-k: an arm stays while its upper bound reaches the k-th largest lower bound (against the best
@@ -544,8 +496,15 @@ struct FastAdaptiveSoftmax::Query {
                 std::nth_element(lower.begin(), lower.begin() + (p.k - 1), lower.end(), std::greater<float>());
                 floor_b = lower[p.k - 1];
             }
+            std::vector<int32_t> keep;
             bool all_exact = true;
-            std::vector<int32_t> keep = survivors(S, floor_b, width2, all_exact);
+            for (int32_t i : S) {
+                const float gap = floor_b - st.mu[i]; // keep when mu_i + c_i >= floor_b, no square root needed
+                if (gap <= 0 || width2 * st.var[i] >= gap * gap) {
+                    keep.push_back(i);
+                    all_exact = all_exact && st.T[i] >= dp; // a zero variance estimate short of d' is not exact
+                }
+            }
             const bool shrank = keep.size() != S.size();
             // Stop when k or fewer candidates remain or all are exact. The k best come from the survivors when there
             // are k of them (exact promotion makes "all exact" common here, and the arms eliminated this round carry

@@ -332,38 +332,6 @@ TEST(FastAdaptiveSoftmax, PortablePathGivesTheVectorPathsBits) {
                     }
 }
 
-// The elimination's scans (the best estimate, the survivors) split a large set over the threads, each thread one range
-// in order: one, two or three threads must end with the same bits. The winner sits in the second range and the first
-// has no clear best, so a scan that lost a range's best would keep too many arms. (NaN estimates, which the scans
-// pass over as the one loop does, cannot be planted in one arm alone: a NaN in A poisons its column's weight.)
-TEST(FastAdaptiveSoftmax, ThreadedEliminationScansGiveTheOneThreadsBits) {
-    const int n = 20000, d = 128; // more arms than kParallelScan
-    auto in = planted(n, d, 4);
-    for (int j = 0; j < d; ++j) { // arm 0 is planted's winner: move it to arm 15000
-        in.A[static_cast<size_t>(15000) * d + j] = in.A[j];
-        in.A[j] *= 0.1f;
-    }
-    for (int k : {1, 3}) {
-        AdaptiveParams p;
-        p.k = k;
-        p.seed = 31;
-        p.fudge_best = p.fudge_norm = 0.05;
-        auto one = make_head(in, true, 1);
-        const auto r1 = one.run(in.x, p);
-        const std::vector<float> e1(one.last_estimates().begin(), one.last_estimates().end());
-        EXPECT_EQ(r1.head.top.front(), 15000);
-        for (int threads : {2, 3}) {
-            auto many = make_head(in, true, threads);
-            const auto r = many.run(in.x, p);
-            const std::string where = "k " + std::to_string(k) + " threads " + std::to_string(threads);
-            EXPECT_EQ(r.head.top, r1.head.top) << where;
-            EXPECT_EQ(r.cost.samples, r1.cost.samples) << where;
-            EXPECT_TRUE(same_bits(r.head.log_norm, r1.head.log_norm)) << where;
-            EXPECT_EQ(0, std::memcmp(e1.data(), many.last_estimates().data(), e1.size() * sizeof(float))) << where;
-        }
-    }
-}
-
 TEST(FastAdaptiveSoftmax, RejectsBadOptions) {
     const auto in = planted(40, 32, 1);
     auto H = std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, false);
