@@ -280,17 +280,28 @@ private:
     std::function<bool(double, int)> right_best_, right_full_;
 };
 
-Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta, double best_arm_share = 0.5) {
+// The scripted head's tuning set: query q is {q}, and arm 0 at probability 0.5 is every query's exact answer.
+struct ScriptedQueries {
     std::vector<std::vector<float>> xs;
-    std::vector<HeadResult> truth(queries);
+    std::vector<HeadResult> truth;
+};
+
+ScriptedQueries scripted_queries(int queries) {
+    ScriptedQueries s;
+    s.truth.resize(queries);
     for (int q = 0; q < queries; ++q) {
-        xs.push_back({static_cast<float>(q)});
-        truth[q].top = {0};
-        truth[q].p_top = 0.5f;
+        s.xs.push_back({static_cast<float>(q)});
+        s.truth[q].top = {0};
+        s.truth[q].p_top = 0.5f;
     }
+    return s;
+}
+
+Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta, double best_arm_share = 0.5) {
+    const ScriptedQueries s = scripted_queries(queries);
     AdaptiveParams p;
     p.delta = delta;
-    return calibrate(head, xs, truth, p, 0, 1, best_arm_share);
+    return calibrate(head, s.xs, s.truth, p, 0, 1, best_arm_share);
 }
 
 // calibrate_over_shares: the shares in turn until one meets both budgets. The scripted head picks a wrong arm on
@@ -299,16 +310,10 @@ Calibration calibrate_scripted(ScriptedHead& head, int queries, double delta, do
 // fails 5, over budget even at f_ln's top; at share 0.25 (1) f_b must reach 0.1, and the full run fails 3: met. Delta
 // 0.05 allows 5 (3 for f_b): 2 + 3 fit at share 0.5, and 0.25 is never tried.
 Calibration calibrate_shares(ScriptedHead& head, double delta, const std::vector<double>& shares) {
-    std::vector<std::vector<float>> xs;
-    std::vector<HeadResult> truth(100);
-    for (int q = 0; q < 100; ++q) {
-        xs.push_back({static_cast<float>(q)});
-        truth[q].top = {0};
-        truth[q].p_top = 0.5f;
-    }
+    const ScriptedQueries s = scripted_queries(100);
     AdaptiveParams p;
     p.delta = delta;
-    return calibrate_over_shares(head, xs, truth, p, 0, 1, shares);
+    return calibrate_over_shares(head, s.xs, s.truth, p, 0, 1, shares);
 }
 
 TEST(AdaptiveSoftmaxCalibration, TriesTheBestArmSharesInTurnUntilTheBudgetIsMet) {
