@@ -409,7 +409,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     auto pca_fast_columns = [&]() {
         if (pca_fast) return pca_fast;
         const PcaBasis& b = pca_basis();
-        const bool q8 = W.type == GgmlType::Q8_0 || W.type == GgmlType::Q4_0;
+        const bool q8 = head::ColumnMajorHead::stores_q8(W.type);
         if (q8) report_rotated_truth("Q8_0 A R", head::exact_answers(head::ColumnMajorHead(b.AR, n, d, true).dense(), n, d, b.test_r, base), truth);
         pca_fast = std::make_shared<const head::ColumnMajorHead>(b.AR, n, d, q8, W, b.rot.R);
         return pca_fast;
@@ -420,7 +420,7 @@ int cmd_bench_head(const std::vector<std::string>& args) {
     auto clustered_fast_columns = [&](const std::string& basis, int k) {
         auto& slot = clustered_fast[{basis, k}];
         if (slot) return slot;
-        const bool q8 = W.type == GgmlType::Q8_0 || W.type == GgmlType::Q4_0;
+        const bool q8 = head::ColumnMajorHead::stores_q8(W.type);
         const std::span<const float> S = basis == "none" ? A : std::span<const float>(pca_basis().AR);
         head::RowClusters clusters = head::cluster_rows(S, n, d, k);
         std::fprintf(stderr, "fast head, basis %s: %d row clusters leave %.1f%% of the rows' energy in the residuals\n", basis.c_str(), clusters.k,

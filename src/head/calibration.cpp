@@ -120,12 +120,13 @@ Calibration calibrate(AdaptiveAlgorithm& head, const std::vector<std::vector<flo
 Calibration calibrate_over_shares(AdaptiveAlgorithm& head, const std::vector<std::vector<float>>& queries, const std::vector<HeadResult>& truth,
                                   AdaptiveParams base, double confidence, int repeats, const std::vector<double>& best_arm_shares) {
     if (best_arm_shares.empty()) throw Error(ErrorKind::invalid_argument, "calibrate: no best arm's budget share to try");
+    // how far a calibration missed its budget: 0 when met
+    const auto miss = [](const Calibration& k) { return k.met ? 0 : std::max(1, k.failures_at_top_norm - k.allowed); };
     Calibration best;
     int runs = 0;
     for (size_t s = 0; s < best_arm_shares.size(); ++s) {
         const Calibration c = calibrate(head, queries, truth, base, confidence, repeats, best_arm_shares[s]);
         runs += c.runs;
-        const auto miss = [](const Calibration& k) { return k.met ? 0 : std::max(1, k.failures_at_top_norm - k.allowed); };
         if (s == 0 || miss(c) < miss(best)) best = c;
         if (c.met) break;
     }

@@ -82,7 +82,7 @@ void ColumnMajorHead::build() {
     const size_t n = n_;
     stride_ = (n_ + 31) / 32 * 32;
     const size_t stride = stride_;
-    if (rows_.type == GgmlType::Q8_0 || rows_.type == GgmlType::Q4_0) {
+    if (stores_q8(rows_.type)) {
         storage_ = Storage::q8;
         q_.assign(static_cast<size_t>(d_) * stride, 0);
         s_.assign(static_cast<size_t>(d_ / kQuantBlock) * stride, 0);

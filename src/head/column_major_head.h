@@ -50,6 +50,9 @@ public:
     // S must then be the model's head in fp32).
     ColumnMajorHead(std::span<const float> S, int n, int d, bool as_q8, const Matrix& model_rows, std::vector<float> R, RowClusters clusters);
 
+    // Whether a stored head of this type gets the q8 storage (int8 quants + block scales), else f32.
+    static bool stores_q8(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
+
     int n() const { return n_; }
     int d() const { return d_; }
     Storage storage() const { return storage_; }

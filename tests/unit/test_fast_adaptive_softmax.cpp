@@ -254,11 +254,13 @@ TEST(FastAdaptiveSoftmax, WarmUpPassByPassAfterAnEarlyEndGivesTheOnePassBits) {
         for (float& v : x) v *= scale;
         return x;
     };
-    // scales whose warm-up ends at each check, and one that runs to the cap (found on one-query heads)
+    // scales whose warm-up ends at each check, and one that runs to the cap (found on one-query heads sharing one copy
+    // of the columns)
+    const auto columns = std::make_shared<ColumnMajorHead>(in.A, in.n, in.d, true);
     std::vector<std::pair<int, float>> by_stop;
     float full = 0, early = 0;
-    for (float scale = 1e-2f; scale < 1e8f; scale *= 1.25f) {
-        auto head = make_head(in, true, 2);
+    for (float scale = 1e-2f; scale < 1e8f && by_stop.size() < 5; scale *= 1.25f) {
+        FastAdaptiveSoftmax head(columns, FastOptions{.threads = 2});
         const int stop = static_cast<int>(head.run(scaled(scale), AdaptiveParams{}).cost.warmup / n);
         if (stop == 57 && full == 0) full = scale;
         if (stop == 16 && early == 0) early = scale;
@@ -269,7 +271,7 @@ TEST(FastAdaptiveSoftmax, WarmUpPassByPassAfterAnEarlyEndGivesTheOnePassBits) {
     ASSERT_GE(by_stop.size(), 5u); // 16, 24, 36, 54 and 57
     for (bool portable : {false, true})
         for (const auto& [stop, scale] : by_stop) {
-            auto one_pass = make_head(in, true, 2), passes = make_head(in, true, 2);
+            FastAdaptiveSoftmax one_pass(columns, FastOptions{.threads = 2}), passes(columns, FastOptions{.threads = 2});
             one_pass.use_portable_path(portable);
             passes.use_portable_path(portable);
             ReadRecorder rec;
