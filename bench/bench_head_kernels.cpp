@@ -4,6 +4,11 @@
 //   ColumnDot        57 sampled columns (0.1 d') of the column-major int8 copy, plain accumulate: the floor of any
 //                    column-sampled head on this layout
 //   ColumnDesRaj     the same columns with the Des Raj running sums (the fast head's warm-up kernel)
+//   PqLookup16/M     a product-quantised head's logits (bench/head_pq_residual_study.py): per arm, the sum over M
+//                    subspaces of a 16-entry fp32 table indexed by the arm's 4-bit code (codes a byte each, column-major
+//                    per subspace), by two 8-lane permutes and a blend (AVX2); items = lookups (n M)
+//   PqLookup16x512/M the same by one 16-lane permute (AVX-512 hosts only)
+//   PqGather256/M    256-entry tables (8-bit codes) by 8-lane gathers
 // The ratio ColumnDesRaj / ExactRowDot per element is why the adaptive head needs a sample gain of about that
 // ratio times the wanted speed-up (bench/reports/adaptive-head-smollm2.md).
 #include <algorithm>
@@ -100,9 +105,68 @@ void ColumnKernel(benchmark::State& st) {
 #endif
 }
 
+// PQ logits over all arms: acc[i] = sum_s table[s][code[s][i]], 1024 arms at a time so acc stays in L1.
+// (GCC 12 reports the AVX-512 intrinsics' own undefined-vector placeholders as maybe uninitialized.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+enum class Lookup { permute16, permute16x512, gather256 };
+
+template <Lookup L>
+void PqLookup(benchmark::State& st) {
+#ifdef WINNOW_AVX2
+    const int M = static_cast<int>(st.range(0)), K = L == Lookup::gather256 ? 256 : 16;
+    std::vector<uint8_t> code(static_cast<size_t>(kRows) * M);
+    std::vector<float> table(static_cast<size_t>(M) * K), acc(kRows);
+    std::mt19937 rng(2);
+    for (auto& c : code) c = static_cast<uint8_t>(rng() % K);
+    for (auto& v : table) v = static_cast<float>(rng() % 1000) * 1e-3f;
+    for (auto _ : st) {
+        for (int c0 = 0; c0 < kRows; c0 += 1024) {
+            std::fill(acc.begin() + c0, acc.begin() + c0 + 1024, 0.0f);
+            for (int s = 0; s < M; ++s) {
+                const uint8_t* cs = code.data() + static_cast<size_t>(s) * kRows;
+                const float* ts = table.data() + static_cast<size_t>(s) * K;
+                if constexpr (L == Lookup::permute16x512) {
+#ifdef __AVX512F__
+                    const __m512 t16 = _mm512_loadu_ps(ts);
+                    for (int b = c0; b < c0 + 1024; b += 16) {
+                        const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cs + b)));
+                        _mm512_storeu_ps(&acc[b], _mm512_add_ps(_mm512_loadu_ps(&acc[b]), _mm512_permutexvar_ps(c, t16)));
+                    }
+#endif
+                } else if constexpr (L == Lookup::permute16) {
+                    const __m256 lo = _mm256_loadu_ps(ts), hi = _mm256_loadu_ps(ts + 8);
+                    for (int b = c0; b < c0 + 1024; b += 8) {
+                        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cs + b)));
+                        const __m256 upper = _mm256_castsi256_ps(_mm256_slli_epi32(c, 28)); // bit 3 of the code to the sign
+                        const __m256 v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, c), _mm256_permutevar8x32_ps(hi, c), upper);
+                        _mm256_storeu_ps(&acc[b], _mm256_add_ps(_mm256_loadu_ps(&acc[b]), v));
+                    }
+                } else {
+                    for (int b = c0; b < c0 + 1024; b += 8) {
+                        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cs + b)));
+                        _mm256_storeu_ps(&acc[b], _mm256_add_ps(_mm256_loadu_ps(&acc[b]), _mm256_i32gather_ps(ts, c, 4)));
+                    }
+                }
+            }
+        }
+        benchmark::DoNotOptimize(acc.data());
+    }
+    st.SetItemsProcessed(st.iterations() * static_cast<int64_t>(kRows) * M);
+#else
+    st.SkipWithError("needs AVX2");
+#endif
+}
+#pragma GCC diagnostic pop
+
 BENCHMARK(ExactRowDot)->Unit(benchmark::kMillisecond);
 BENCHMARK(ColumnKernel<false>)->Name("ColumnDot")->Unit(benchmark::kMillisecond);
 BENCHMARK(ColumnKernel<true>)->Name("ColumnDesRaj")->Unit(benchmark::kMillisecond);
+BENCHMARK(PqLookup<Lookup::permute16>)->Name("PqLookup16")->Arg(72)->Arg(144)->Arg(288)->Unit(benchmark::kMillisecond);
+#ifdef __AVX512F__
+BENCHMARK(PqLookup<Lookup::permute16x512>)->Name("PqLookup16x512")->Arg(72)->Arg(144)->Arg(288)->Unit(benchmark::kMillisecond);
+#endif
+BENCHMARK(PqLookup<Lookup::gather256>)->Name("PqGather256")->Arg(36)->Arg(72)->Unit(benchmark::kMillisecond);
 
 } // namespace
 
