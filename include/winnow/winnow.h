@@ -35,6 +35,11 @@ struct ModelParams {
     CpuDotMode dot = CpuDotMode::f32;  // CPU products with quantized weights
     // The adaptive output head (GenerateOptions::head = HeadMode::adaptive): "fast" (default) or "faithful".
     std::string adaptive_impl = "fast";
+    // Its variance cuts (CPU only; 0 = off): each query's heaviest columns read exactly by every arm, and k-means
+    // clusters of the head's rows whose centroid logits are exact (`generate --head-exact-prefix / --head-row-clusters`).
+    // Calibrated factors are looked up for this choice.
+    int adaptive_exact_prefix = 0;
+    int adaptive_row_clusters = 0;
     // Its calibrated fudge factors (from `winnow calibrate-head`); empty: MODEL.head.json beside the model if present.
     std::string head_calibration;
 };

@@ -149,6 +149,8 @@ GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const Gene
         head::AdaptiveHeadOptions ho;
         ho.impl = head::parse_head_impl(m.params.adaptive_impl);
         ho.threads = m.params.threads;
+        ho.exact_prefix = m.params.adaptive_exact_prefix;
+        ho.row_clusters = m.params.adaptive_row_clusters;
         if (!impl_->adaptive) {
             impl_->adaptive = std::make_unique<head::AdaptiveHead>(*m.model, ho);
             impl_->generator->set_adaptive_head(impl_->adaptive.get());

@@ -8,6 +8,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "cli/adaptive_head_options.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/head_queries.h"
@@ -39,6 +40,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "best-arm-share", po::value(&shares_arg)->default_value(shares_arg),
         "comma-separated shares of the failure budget f_b's search may spend, tried in turn until a calibration meets its budget")(
         "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json; entries for other algorithms or deltas are kept)");
+    add_adaptive_head_options(opts, head_options);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "a probability in (0, 1)", [](double v) { return v > 0 && v < 1; });

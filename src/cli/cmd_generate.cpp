@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "cli/adaptive_head_options.h"
 #include "cli/commands.h"
 #include "cli/device_options.h"
 #include "cli/options.h"
@@ -55,6 +56,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "stats", po::bool_switch(&stats), "print to stderr: prompt and generation speed, model load time, peak memory, the sampling settings and their source")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
     add_sampling_options(opts, sampling_args);
+    add_adaptive_head_options(opts, head_options);
     add_device_options(opts, device_args);
     add_sparse_options(opts, sparse_args);
     po::variables_map vm;

@@ -14,6 +14,7 @@
 #endif
 #include "head/adaptive_softmax.h"
 #include "head/fast_adaptive_softmax.h"
+#include "head/row_clusters.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
 #include "io/number_text.h"
@@ -23,7 +24,10 @@
 namespace winnow::head {
 
 std::string algorithm_key(const AdaptiveHeadOptions& o) {
-    return o.impl == HeadImpl::faithful ? "faithful" : "fast";
+    std::string key = o.impl == HeadImpl::faithful ? "faithful" : "fast";
+    if (o.exact_prefix > 0) key += "+prefix" + std::to_string(o.exact_prefix);
+    if (o.row_clusters > 0) key += "+clusters" + std::to_string(o.row_clusters);
+    return key;
 }
 
 HeadImpl parse_head_impl(const std::string& s) {
@@ -34,7 +38,14 @@ HeadImpl parse_head_impl(const std::string& s) {
 
 AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options) : model_(model), options_(options) {
     const Matrix& W = model.weights().output;
+    const int n = static_cast<int>(W.rows), d = static_cast<int>(W.cols);
+    if (options_.exact_prefix < 0 || options_.exact_prefix > d)
+        throw Error(ErrorKind::invalid_argument, "the adaptive head's exact prefix must be 0 to " + std::to_string(d) + " columns, not " + std::to_string(options_.exact_prefix));
+    if (options_.row_clusters < 0 || options_.row_clusters > n)
+        throw Error(ErrorKind::invalid_argument, "the adaptive head's row clusters must be 0 to " + std::to_string(n) + ", not " + std::to_string(options_.row_clusters));
     if (options_.device == Device::cuda) {
+        if (options_.exact_prefix > 0 || options_.row_clusters > 0)
+            throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix and row clusters run on the CPU only (--device cpu, or leave them 0)");
         if (options_.impl == HeadImpl::faithful)
             throw Error(ErrorKind::invalid_argument, "the adaptive head runs on the GPU in its fast form only (--head-impl fast)");
 #ifdef WINNOW_HAVE_CUDA
@@ -45,9 +56,17 @@ AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options
 #endif
     }
     if (options_.impl == HeadImpl::faithful) {
-        algo_ = std::make_unique<AdaptiveSoftmax>(dense_matrix(), static_cast<int>(W.rows), static_cast<int>(W.cols));
+        algo_ = std::make_unique<AdaptiveSoftmax>(dense_matrix(), n, d, FaithfulOptions{.exact_prefix = options_.exact_prefix, .row_clusters = options_.row_clusters});
+        return;
+    }
+    const FastOptions fast{.threads = options_.threads, .exact_prefix = options_.exact_prefix};
+    if (options_.row_clusters == 0) {
+        algo_ = std::make_unique<FastAdaptiveSoftmax>(std::make_shared<ColumnMajorHead>(W), fast);
     } else {
-        algo_ = std::make_unique<FastAdaptiveSoftmax>(std::make_shared<ColumnMajorHead>(W), options_.threads);
+        // the columns hold the residual rows in the stored format's precision; the exact rows stay the model's
+        const std::span<const float> A = dense_matrix();
+        auto columns = std::make_shared<ColumnMajorHead>(A, n, d, ColumnMajorHead::stores_q8(W.type), W, std::vector<float>{}, cluster_rows(A, n, d, options_.row_clusters));
+        algo_ = std::make_unique<FastAdaptiveSoftmax>(std::move(columns), fast);
     }
 }
 

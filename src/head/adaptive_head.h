@@ -20,9 +20,17 @@ struct AdaptiveHeadOptions {
     // cuda: the fast head's top-1 queries on the current CUDA device (cuda::adaptive::GpuFastAdaptiveSoftmax; k > 1
     // and calibration stay on the CPU). The faithful head runs on the CPU only.
     Device device = Device::cpu;
+    // Issue 14's variance cuts, off by default (CPU only; bench/reports/adaptive-head-rotation-smollm2.md):
+    // every arm reads the query's exact_prefix heaviest columns exactly before any sampling (FastOptions /
+    // FaithfulOptions::exact_prefix), and the head's rows are split into row_clusters k-means clusters whose centroid
+    // logits are computed exactly, so that only the residuals are sampled (RowClusters). Calibrated factors belong to
+    // one choice of both: algorithm_key names it.
+    int exact_prefix = 0;
+    int row_clusters = 0;
 };
 
-// "fast", "faithful": the key calibration files store factors under.
+// The key calibration files store factors under: "fast" or "faithful", then "+prefixN" and "+clustersK" for the options
+// that are not 0 (e.g. "fast+prefix16+clusters64").
 std::string algorithm_key(const AdaptiveHeadOptions& o);
 // Parses "fast" or "faithful" (throws winnow::Error otherwise).
 HeadImpl parse_head_impl(const std::string& s);

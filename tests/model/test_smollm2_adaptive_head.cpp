@@ -9,7 +9,10 @@
 //    continuations hold more near-ties than the tuning windows, so the calibrated rate sits near or under 1 - delta;
 //    asserted >= 95%, reported exactly. Issue #14 item 4 asks for 1 - delta - 3 sd (97.8% at 640 steps): that would
 //    pass here by one step and fail on another machine's bits about one time in four (sd 3.5 steps), so it is not
-//    asserted until the calibrated head sits clearly above it.
+//    asserted for this head;
+//  - fast with an exact prefix of 16 columns and 64 cluster-centred rows, calibrated alike: measured 99.22% at 3.63x,
+//    and asserted >= 1 - delta - 3 sd (the last test).
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -27,12 +30,10 @@
 
 namespace {
 
-double greedy_agreement(winnow::head::HeadImpl impl, double fudge_best, double fudge_norm) {
+double greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, double fudge_best, double fudge_norm) {
     auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
     auto tok = winnow::Tokenizer::from_gguf(*model->gguf());
     const winnow::ChatTemplate tmpl = winnow::load_chat_template_for(*model, *tok);
-    winnow::head::AdaptiveHeadOptions options;
-    options.impl = impl;
     winnow::head::AdaptiveHead adaptive(*model, options);
     winnow::head::AdaptiveParams p;
     p.delta = 0.01;
@@ -71,12 +72,12 @@ double greedy_agreement(winnow::head::HeadImpl impl, double fudge_best, double f
 
 TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadTheoryConstants) {
     WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
-    EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::fast, 1.0, 1.0), 0.99);
+    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::fast}, 1.0, 1.0), 0.99);
 }
 
 TEST(SmolLM2AdaptiveHead, FaithfulGreedyAgreesWithExactHeadTheoryConstants) {
     WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
-    EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::faithful, 1.0, 1.0), 0.99);
+    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::faithful}, 1.0, 1.0), 0.99);
 }
 
 TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadCalibrated) {
@@ -85,7 +86,23 @@ TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadCalibrated) {
     const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head.json");
     const auto* factors = cal.find("fast", 0.01);
     ASSERT_NE(factors, nullptr);
-    EXPECT_GE(greedy_agreement(winnow::head::HeadImpl::fast, factors->fudge_best, factors->fudge_norm), 0.95);
+    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::fast}, factors->fudge_best, factors->fudge_norm), 0.95);
+}
+
+// The head with issue 14's variance cuts that generate offers without a stored basis (--head-exact-prefix 16
+// --head-row-clusters 64), calibrated by `winnow calibrate-head` with the same options on the same tuning windows as the
+// plain head's fixture (the factors are stored under "fast+prefix16+clusters64"). Measured 99.22% (635 / 640) at a 3.63x
+// gain (f_b 0.141, f_ln 709; AVX-512 VM, 2026-12-04), so issue #14 item 4's bound is asserted for it:
+// 1 - delta - 3 binomial sd = 97.8% at 640 steps (at a true 99% rate it fails about 3 times in 1,000).
+TEST(SmolLM2AdaptiveHead, FastWithPrefixAndClustersGreedyAgreesWithExactHeadCalibrated) {
+    WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
+    WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/smollm2.head-prefix16-clusters64.json");
+    const winnow::head::AdaptiveHeadOptions options{.impl = winnow::head::HeadImpl::fast, .exact_prefix = 16, .row_clusters = 64};
+    const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head-prefix16-clusters64.json");
+    const auto* factors = cal.find(winnow::head::algorithm_key(options), 0.01);
+    ASSERT_NE(factors, nullptr);
+    const double delta = 0.01, steps = 640;
+    EXPECT_GE(greedy_agreement(options, factors->fudge_best, factors->fudge_norm), 1 - delta - 3 * std::sqrt(delta * (1 - delta) / steps));
 }
 
 } // namespace

@@ -1,0 +1,19 @@
+#pragma once
+// The adaptive head's variance options shared by generate and calibrate-head (factors calibrated with one choice are
+// stored under its algorithm key, so generate must be given the same choice to find them).
+#include <boost/program_options.hpp>
+
+#include "head/adaptive_head.h"
+
+namespace winnow::cli {
+
+inline void add_adaptive_head_options(boost::program_options::options_description& opts, head::AdaptiveHeadOptions& o) {
+    namespace po = boost::program_options;
+    opts.add_options()("head-exact-prefix", po::value(&o.exact_prefix)->default_value(0),
+                       "adaptive head (CPU): every arm reads this many of each query's heaviest columns exactly before sampling (16 in the reports)")(
+        "head-row-clusters", po::value(&o.row_clusters)->default_value(0),
+        "adaptive head (CPU): k-means clusters of the head's rows whose centroid logits are computed exactly, only the residuals sampled (64 in the "
+        "reports; the clustering runs at load, about a second on SmolLM2)");
+}
+
+} // namespace winnow::cli
