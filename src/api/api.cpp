@@ -44,6 +44,11 @@ GgmlType kv_ggml_type(KvType t) {
     }
 }
 
+// The adaptive head a session builds for these model parameters (on the CPU).
+head::AdaptiveHeadOptions adaptive_head_options(const ModelParams& p) {
+    return {.impl = head::parse_head_impl(p.adaptive_impl), .threads = p.threads, .exact_prefix = p.adaptive_exact_prefix, .row_clusters = p.adaptive_row_clusters};
+}
+
 } // namespace
 
 Model Model::load(const std::string& path, const ModelParams& params) {
@@ -54,6 +59,7 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     impl->tokenizer = load_model_tokenizer(*impl->model);
     impl->chat_template = load_chat_template_for(*impl->model, *impl->tokenizer);
     const ModelConfig& c = impl->model->config();
+    head::check_options(adaptive_head_options(params), c.n_vocab, c.n_embd); // likewise the head's options
     if (impl->tokenizer->n_vocab() != c.n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(impl->tokenizer->n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(c.n_vocab));
@@ -146,11 +152,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const Gene
     GenerateOptions opt = options;
     if (opt.head == HeadMode::adaptive) {
         const Model::Impl& m = *impl_->model;
-        head::AdaptiveHeadOptions ho;
-        ho.impl = head::parse_head_impl(m.params.adaptive_impl);
-        ho.threads = m.params.threads;
-        ho.exact_prefix = m.params.adaptive_exact_prefix;
-        ho.row_clusters = m.params.adaptive_row_clusters;
+        const head::AdaptiveHeadOptions ho = adaptive_head_options(m.params);
         if (!impl_->adaptive) {
             impl_->adaptive = std::make_unique<head::AdaptiveHead>(*m.model, ho);
             impl_->generator->set_adaptive_head(impl_->adaptive.get());

@@ -30,6 +30,15 @@ std::string algorithm_key(const AdaptiveHeadOptions& o) {
     return key;
 }
 
+void check_options(const AdaptiveHeadOptions& o, int n, int d) {
+    if (o.exact_prefix < 0 || o.exact_prefix > d)
+        throw Error(ErrorKind::invalid_argument, "the adaptive head's exact prefix must be 0 to " + std::to_string(d) + " columns, not " + std::to_string(o.exact_prefix));
+    if (o.row_clusters < 0 || o.row_clusters > n)
+        throw Error(ErrorKind::invalid_argument, "the adaptive head's row clusters must be 0 to " + std::to_string(n) + ", not " + std::to_string(o.row_clusters));
+    if (o.device == Device::cuda && (o.exact_prefix > 0 || o.row_clusters > 0))
+        throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix and row clusters run on the CPU only (--device cpu, or leave them 0)");
+}
+
 HeadImpl parse_head_impl(const std::string& s) {
     if (s == "fast") return HeadImpl::fast;
     if (s == "faithful") return HeadImpl::faithful;
@@ -39,13 +48,8 @@ HeadImpl parse_head_impl(const std::string& s) {
 AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options) : model_(model), options_(options) {
     const Matrix& W = model.weights().output;
     const int n = static_cast<int>(W.rows), d = static_cast<int>(W.cols);
-    if (options_.exact_prefix < 0 || options_.exact_prefix > d)
-        throw Error(ErrorKind::invalid_argument, "the adaptive head's exact prefix must be 0 to " + std::to_string(d) + " columns, not " + std::to_string(options_.exact_prefix));
-    if (options_.row_clusters < 0 || options_.row_clusters > n)
-        throw Error(ErrorKind::invalid_argument, "the adaptive head's row clusters must be 0 to " + std::to_string(n) + ", not " + std::to_string(options_.row_clusters));
+    check_options(options_, n, d);
     if (options_.device == Device::cuda) {
-        if (options_.exact_prefix > 0 || options_.row_clusters > 0)
-            throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix and row clusters run on the CPU only (--device cpu, or leave them 0)");
         if (options_.impl == HeadImpl::faithful)
             throw Error(ErrorKind::invalid_argument, "the adaptive head runs on the GPU in its fast form only (--head-impl fast)");
 #ifdef WINNOW_HAVE_CUDA

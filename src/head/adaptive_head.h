@@ -32,6 +32,9 @@ struct AdaptiveHeadOptions {
 // The key calibration files store factors under: "fast" or "faithful", then "+prefixN" and "+clustersK" for the options
 // that are not 0 (e.g. "fast+prefix16+clusters64").
 std::string algorithm_key(const AdaptiveHeadOptions& o);
+// Throws a one-line winnow::Error unless a head of n rows and d columns can take the options' exact prefix and row
+// clusters (and, on the GPU, has neither). AdaptiveHead checks this; the API checks it at model load.
+void check_options(const AdaptiveHeadOptions& o, int n, int d);
 // Parses "fast" or "faithful" (throws winnow::Error otherwise).
 HeadImpl parse_head_impl(const std::string& s);
 

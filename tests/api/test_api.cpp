@@ -52,6 +52,12 @@ TEST(Api, ErrorsAreOneLineExceptions) {
     winnow::ModelParams bad;
     bad.adaptive_impl = "quick";
     EXPECT_THROW(winnow::Model::load(kTiny, bad), winnow::Error);
+    bad.adaptive_impl = "fast";
+    bad.adaptive_row_clusters = -1; // refused at load, not at the first adaptive generation
+    EXPECT_THROW(winnow::Model::load(kTiny, bad), winnow::Error);
+    bad.adaptive_row_clusters = 0;
+    bad.adaptive_exact_prefix = 1 << 20;
+    EXPECT_THROW(winnow::Model::load(kTiny, bad), winnow::Error);
     winnow::Session s = m.session({.n_ctx = 8});
     EXPECT_THROW(s.generate(std::vector<int32_t>(9, 1)), winnow::Error); // the prompt does not fit the context
 }

@@ -69,6 +69,12 @@ def test_tokenize_roundtrip_and_adaptive_stats():
     assert m.detokenize(ids).endswith("the other sea")
     r = m.session(n_ctx=64).generate([1, 2, 3], max_tokens=6, ignore_eos=True, head="adaptive")
     assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] > 0
+    # the head with an exact prefix and cluster-centred rows; a prefix past the head's width is refused at load
+    cut = winnow.Model(TINY, adaptive_exact_prefix=4, adaptive_row_clusters=4)
+    r = cut.session(n_ctx=64).generate([1, 2, 3], max_tokens=6, ignore_eos=True, head="adaptive")
+    assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] > 0
+    with pytest.raises(winnow.Error, match="exact prefix must be 0 to"):
+        winnow.Model(TINY, adaptive_exact_prefix=1 << 20)
 
 
 def test_errors_are_winnow_errors():
