@@ -17,7 +17,7 @@ usage: bench/head_pq_residual_study.py MODEL.gguf CACHE [--prefix 16] [--tune 80
 """
 import numpy as np
 
-from head_row_clusters_study import kmeans
+from head_row_clusters_study import kmeans, one_draw_variances
 from head_unit_survivors_study import pca_head, probe_arguments
 
 
@@ -45,15 +45,8 @@ def main():
     for config in a.configs.split(","):
         subspaces, bits = (int(v) for v in config.split("x"))
         M = AR if subspaces == 0 else (AR - pq_reconstruction(AR, subspaces, bits, rng)).astype(np.float32)
-        w = np.abs(M).sum(0)
         arm_var, top_var, alive32, alive64 = [], [], [], []
-        for q in range(0, len(test), 16):
-            y = R.T @ test[q]
-            logit = AR @ y
-            prod = M[:, a.prefix:] * y[a.prefix:]
-            p = w[a.prefix:] * np.abs(y[a.prefix:])
-            p /= p.sum()
-            one = np.maximum((prod ** 2 / p).sum(1) - prod.sum(1) ** 2, 0)
+        for logit, one in one_draw_variances(AR, M, R, test, a.prefix):
             best = logit.argmax()
             arm_var.append(np.median(one))
             top_var.append(one[np.argsort(-logit)[:50]].mean())

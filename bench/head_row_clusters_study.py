@@ -33,6 +33,19 @@ def kmeans(X, k, rng, iterations=8):
     return C, label
 
 
+def one_draw_variances(AR, M, R, test, prefix, every=16):
+    """For every `every`-th test query y = R^T x: the exact logits A R y and each arm's one-draw Hansen-Hurwitz variance
+    when the columns of M past the first `prefix` are drawn with probability proportional to w_j |y_j| (w: M's column
+    L1 norms). Yields (logit, variance) pairs."""
+    w = np.abs(M).sum(0)
+    for q in range(0, len(test), every):
+        y = R.T @ test[q]
+        prod = M[:, prefix:] * y[prefix:]
+        p = w[prefix:] * np.abs(y[prefix:])
+        p /= p.sum()
+        yield AR @ y, np.maximum((prod ** 2 / p).sum(1) - prod.sum(1) ** 2, 0)
+
+
 def main():
     ap = probe_arguments(__doc__, 800)
     ap.add_argument("--clusters", default="0,1,64,256")
@@ -49,18 +62,11 @@ def main():
         else:
             C, label = kmeans(AR, k, rng)
             M = (AR - C[label]).astype(np.float32)
-        w = np.abs(M).sum(0)
         arm_var, top_var, survivors, touched, touched_sorted = [], [], [], [], []
         position = np.empty(len(AR), dtype=np.int64)
         position[np.argsort(label, kind="stable")] = np.arange(len(AR))
         vectors = (len(AR) + 7) // 8
-        for q in range(0, len(test), 16):
-            y = R.T @ test[q]
-            logit = AR @ y
-            prod = M[:, a.prefix:] * y[a.prefix:]
-            p = w[a.prefix:] * np.abs(y[a.prefix:])
-            p /= p.sum()
-            one = np.maximum((prod ** 2 / p).sum(1) - prod.sum(1) ** 2, 0)
+        for logit, one in one_draw_variances(AR, M, R, test, a.prefix):
             best = logit.argmax()
             sd = np.sqrt(one / 64)
             arm_var.append(np.median(one))
