@@ -35,9 +35,10 @@ struct ModelParams {
     CpuDotMode dot = CpuDotMode::f32;  // CPU products with quantized weights
     // The adaptive output head (GenerateOptions::head = HeadMode::adaptive): "fast" (default) or "faithful".
     std::string adaptive_impl = "fast";
-    // Its variance cuts (CPU only; 0 = off): each query's heaviest columns read exactly by every arm, and k-means
-    // clusters of the head's rows whose centroid logits are exact (`generate --head-exact-prefix / --head-row-clusters`).
-    // Calibrated factors are looked up for this choice.
+    // Its variance cuts (0 = off): each query's heaviest columns read exactly by every arm, and k-means clusters of the
+    // head's rows whose centroid logits are exact (`generate --head-exact-prefix / --head-row-clusters`; at most 1024
+    // clusters, built when a session first generates adaptively, about a second for 64 on SmolLM2). The API's adaptive
+    // head runs on the CPU whatever the device. Calibrated factors are looked up for this choice.
     int adaptive_exact_prefix = 0;
     int adaptive_row_clusters = 0;
     // Its calibrated fudge factors (from `winnow calibrate-head`); empty: MODEL.head.json beside the model if present.

@@ -85,6 +85,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);
+    // out-of-range head options are refused with --head exact too, not passed over in silence
+    head::check_options(head_options, model->config().n_vocab, model->config().n_embd);
     std::unique_ptr<head::AdaptiveHead> adaptive;
     std::string calibration_note = "theory constants (uncalibrated)";
     if (opt.head == HeadMode::adaptive) {

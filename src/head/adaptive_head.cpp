@@ -33,8 +33,11 @@ std::string algorithm_key(const AdaptiveHeadOptions& o) {
 void check_options(const AdaptiveHeadOptions& o, int n, int d) {
     if (o.exact_prefix < 0 || o.exact_prefix > d)
         throw Error(ErrorKind::invalid_argument, "the adaptive head's exact prefix must be 0 to " + std::to_string(d) + " columns, not " + std::to_string(o.exact_prefix));
-    if (o.row_clusters < 0 || o.row_clusters > n)
-        throw Error(ErrorKind::invalid_argument, "the adaptive head's row clusters must be 0 to " + std::to_string(n) + ", not " + std::to_string(o.row_clusters));
+    // k-means holds an n x k distance block and its seeding costs k n d: beyond a thousand clusters the build takes
+    // minutes and gigabytes, for residual variances the reports never needed (64 was the operating point)
+    const int max_clusters = std::min(n, kMaxRowClusters);
+    if (o.row_clusters < 0 || o.row_clusters > max_clusters)
+        throw Error(ErrorKind::invalid_argument, "the adaptive head's row clusters must be 0 to " + std::to_string(max_clusters) + ", not " + std::to_string(o.row_clusters));
     if (o.device == Device::cuda && (o.exact_prefix > 0 || o.row_clusters > 0))
         throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix and row clusters run on the CPU only (--device cpu, or leave them 0)");
 }
@@ -71,6 +74,7 @@ AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options
         const std::span<const float> A = dense_matrix();
         auto columns = std::make_shared<ColumnMajorHead>(A, n, d, ColumnMajorHead::stores_q8(W.type), W, std::vector<float>{}, cluster_rows(A, n, d, options_.row_clusters));
         algo_ = std::make_unique<FastAdaptiveSoftmax>(std::move(columns), fast);
+        dense_ = {}; // the fast head does not read it (n d floats); dense_matrix() makes it again on demand
     }
 }
 

@@ -26,8 +26,9 @@ struct AdaptiveHeadOptions {
     // logits are computed exactly, so that only the residuals are sampled (RowClusters). Calibrated factors belong to
     // one choice of both: algorithm_key names it.
     int exact_prefix = 0;
-    int row_clusters = 0;
+    int row_clusters = 0; // at most kMaxRowClusters
 };
+inline constexpr int kMaxRowClusters = 1024;
 
 // The key calibration files store factors under: "fast" or "faithful", then "+prefixN" and "+clustersK" for the options
 // that are not 0 (e.g. "fast+prefix16+clusters64").

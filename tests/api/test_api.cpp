@@ -141,6 +141,15 @@ TEST(Api, AdaptiveHeadIsAnOption) {
     EXPECT_EQ(r.output_ids.size(), 8u);
     EXPECT_EQ(r.head_adaptive_steps, 8); // one head step per generated token: after the prompt, then after each of the first 7
     EXPECT_GT(r.head_samples, 0);
+    // The exact prefix and the row clusters reach the session's head: with a prefix of every column each step's warm-up
+    // reads all d columns of the n arms and charges the 4 centroid logits d each, and nothing more is sampled.
+    winnow::ModelParams cut;
+    cut.adaptive_exact_prefix = m.info().n_embd;
+    cut.adaptive_row_clusters = 4;
+    const winnow::Model mc = winnow::Model::load(kTiny, cut);
+    winnow::Session sc = mc.session({.n_ctx = 64});
+    const winnow::GenerateResult rc = sc.generate(std::vector<int32_t>{1, 2, 3}, opt);
+    EXPECT_EQ(rc.head_samples, int64_t{8} * (m.info().n_vocab + 4) * m.info().n_embd);
 }
 
 // Sparse attention is a session option: with a pattern that keeps every block it computes exactly what dense does;

@@ -69,10 +69,12 @@ def test_tokenize_roundtrip_and_adaptive_stats():
     assert m.detokenize(ids).endswith("the other sea")
     r = m.session(n_ctx=64).generate([1, 2, 3], max_tokens=6, ignore_eos=True, head="adaptive")
     assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] > 0
-    # the head with an exact prefix and cluster-centred rows; a prefix past the head's width is refused at load
-    cut = winnow.Model(TINY, adaptive_exact_prefix=4, adaptive_row_clusters=4)
+    # the head with an exact prefix of every column and 4 cluster-centred rows: each step's warm-up reads the n arms'
+    # d columns and charges the centroid logits d each, and nothing more; a prefix past the head's width is refused
+    n, d = m.info["n_vocab"], m.info["n_embd"]
+    cut = winnow.Model(TINY, adaptive_exact_prefix=d, adaptive_row_clusters=4)
     r = cut.session(n_ctx=64).generate([1, 2, 3], max_tokens=6, ignore_eos=True, head="adaptive")
-    assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] > 0
+    assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] == 6 * (n + 4) * d
     with pytest.raises(winnow.Error, match="exact prefix must be 0 to"):
         winnow.Model(TINY, adaptive_exact_prefix=1 << 20)
 
