@@ -12,7 +12,7 @@ inline void add_adaptive_head_options(boost::program_options::options_descriptio
     opts.add_options()("head-exact-prefix", po::value(&o.exact_prefix)->default_value(0),
                        "adaptive head (CPU): every arm reads this many of each query's heaviest columns exactly before sampling (16 in the reports)")(
         "head-row-clusters", po::value(&o.row_clusters)->default_value(0),
-        "adaptive head (CPU): k-means clusters of the head's rows whose centroid logits are computed exactly, only the residuals sampled (64 in the "
+        "adaptive head (CPU): k-means clusters of the head's rows (at most 1024) whose centroid logits are computed exactly, only the residuals sampled (64 in the "
         "reports; the clustering runs at load, about a second on SmolLM2)");
 }
 
