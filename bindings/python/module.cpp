@@ -149,7 +149,7 @@ PYBIND11_MODULE(_winnow, m) {
 
     py::class_<winnow::Model>(m, "Model")
         .def(py::init([](const std::string& path, const std::string& device, int threads, const std::string& dot, const std::string& adaptive_impl,
-                         const std::string& head_calibration, int adaptive_exact_prefix, int adaptive_row_clusters) {
+                         const std::string& head_calibration, int adaptive_exact_prefix, int adaptive_row_clusters, const std::string& adaptive_basis) {
                  winnow::ModelParams p;
                  p.device = parse_device(device, p.cuda_device);
                  p.threads = threads;
@@ -159,11 +159,12 @@ PYBIND11_MODULE(_winnow, m) {
                  p.head_calibration = head_calibration;
                  p.adaptive_exact_prefix = adaptive_exact_prefix;
                  p.adaptive_row_clusters = adaptive_row_clusters;
+                 p.adaptive_basis = adaptive_basis;
                  py::gil_scoped_release nogil;
                  return winnow::Model::load(path, p);
              }),
              "path"_a, "device"_a = "cpu", "threads"_a = 0, "dot"_a = "f32", "adaptive_impl"_a = "fast", "head_calibration"_a = "", "adaptive_exact_prefix"_a = 0,
-             "adaptive_row_clusters"_a = 0)
+             "adaptive_row_clusters"_a = 0, "adaptive_basis"_a = "")
         .def_property_readonly("info", [](const winnow::Model& mo) {
             const auto& i = mo.info();
             return py::dict("path"_a = i.path, "name"_a = i.name, "architecture"_a = i.architecture, "n_vocab"_a = i.n_vocab, "n_embd"_a = i.n_embd,

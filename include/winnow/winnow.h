@@ -41,6 +41,9 @@ struct ModelParams {
     // head runs on the CPU whatever the device. Calibrated factors are looked up for this choice.
     int adaptive_exact_prefix = 0;
     int adaptive_row_clusters = 0;
+    // A basis file from `winnow calibrate-head --fit-head-basis` (`generate --head-basis`): the head samples in the
+    // principal axes of the model's hidden states. Loaded and checked against the model at load; empty: none.
+    std::string adaptive_basis;
     // Its calibrated fudge factors (from `winnow calibrate-head`); empty: MODEL.head.json beside the model if present.
     std::string head_calibration;
 };

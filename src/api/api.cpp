@@ -24,6 +24,7 @@ struct Model::Impl {
     ModelInfo info;
     std::optional<head::HeadCalibrationFile> calibration;
     std::string calibration_path;
+    std::shared_ptr<const head::HeadBasis> basis; // ModelParams::adaptive_basis, loaded once
 };
 
 struct Session::Impl {
@@ -44,9 +45,13 @@ GgmlType kv_ggml_type(KvType t) {
     }
 }
 
-// The adaptive head a session builds for these model parameters (on the CPU).
-head::AdaptiveHeadOptions adaptive_head_options(const ModelParams& p) {
-    return {.impl = head::parse_head_impl(p.adaptive_impl), .threads = p.threads, .exact_prefix = p.adaptive_exact_prefix, .row_clusters = p.adaptive_row_clusters};
+// The adaptive head a session builds for the model's parameters (on the CPU).
+head::AdaptiveHeadOptions adaptive_head_options(const ModelParams& p, std::shared_ptr<const head::HeadBasis> basis) {
+    return {.impl = head::parse_head_impl(p.adaptive_impl),
+            .threads = p.threads,
+            .exact_prefix = p.adaptive_exact_prefix,
+            .row_clusters = p.adaptive_row_clusters,
+            .basis = std::move(basis)};
 }
 
 } // namespace
@@ -59,7 +64,8 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     impl->tokenizer = load_model_tokenizer(*impl->model);
     impl->chat_template = load_chat_template_for(*impl->model, *impl->tokenizer);
     const ModelConfig& c = impl->model->config();
-    head::check_options(adaptive_head_options(params), c.n_vocab, c.n_embd); // likewise the head's options
+    if (!params.adaptive_basis.empty()) impl->basis = head::HeadBasis::load_for(params.adaptive_basis, *impl->model);
+    head::check_options(adaptive_head_options(params, impl->basis), c.n_vocab, c.n_embd); // likewise the head's options
     if (impl->tokenizer->n_vocab() != c.n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(impl->tokenizer->n_vocab()) + " tokens but the model's vocabulary is " +
                                            std::to_string(c.n_vocab));
@@ -152,7 +158,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const Gene
     GenerateOptions opt = options;
     if (opt.head == HeadMode::adaptive) {
         const Model::Impl& m = *impl_->model;
-        const head::AdaptiveHeadOptions ho = adaptive_head_options(m.params);
+        const head::AdaptiveHeadOptions ho = adaptive_head_options(m.params, m.basis);
         if (!impl_->adaptive) {
             impl_->adaptive = std::make_unique<head::AdaptiveHead>(*m.model, ho);
             impl_->generator->set_adaptive_head(impl_->adaptive.get());
@@ -160,7 +166,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const Gene
         // calibrated factors, unless the caller set their own
         if (m.calibration) m.calibration->check_matches(m.calibration_path, m.calibration->model_hash, opt.adaptive.epsilon);
         if (m.calibration && opt.adaptive.fudge_best == 1.0 && opt.adaptive.fudge_norm == 1.0)
-            if (const auto* e = m.calibration->find(head::algorithm_key(ho), opt.adaptive.delta)) {
+            if (const auto* e = m.calibration->find(ho, opt.adaptive.delta)) {
                 opt.adaptive.fudge_best = e->fudge_best;
                 opt.adaptive.fudge_norm = e->fudge_norm;
             }

@@ -1,7 +1,9 @@
 // winnow calibrate-head: the offline step that tunes AdaptiveSoftmax's two fudge factors for a model (spec §2.7)
 // on hidden states from a text, and saves them beside the model (MODEL.head.json) for `generate --head adaptive`.
 // The windows come from the text's tuning region (its first --tune-share of tokens), the region `bench head` tunes on,
-// so bench head's test region stays unseen by every calibration.
+// so bench head's test region stays unseen by every calibration. With --fit-head-basis it first fits the head's basis
+// (head/basis_file.h) on more windows of the same region and calibrates the head in it.
+#include <algorithm>
 #include <filesystem>
 #include <cstdio>
 #include <iostream>
@@ -21,9 +23,44 @@ namespace po = boost::program_options;
 
 namespace winnow::cli {
 
+namespace {
+
+// The principal axes of the final hidden states of `windows` windows of the tuning region, less the calibration
+// windows (a basis fit on the calibration queries themselves gives them no energy in the trailing axes, which every
+// other query has, so factors tuned on them are too aggressive for the rest: bench/reports/adaptive-head-rotation-
+// smollm2.md), written to `path`.
+std::shared_ptr<const head::HeadBasis> fit_head_basis(const LoadedModel& model, const std::string& text_path, HeadQueryPlan plan, int windows,
+                                                      const HeadQueries& calibration, int threads, const std::string& cache,
+                                                      const std::string& model_hash, const std::string& path) {
+    plan.n_tune = windows;
+    const HeadQueries hq = collect_head_queries(model, text_path, plan, threads, cache.empty() ? cache : cache + ".basis");
+    std::vector<std::vector<float>> states;
+    for (size_t q = 0; q < hq.tune.size(); ++q) // both window lists are sorted
+        if (!std::binary_search(calibration.tune_windows.begin(), calibration.tune_windows.end(), hq.tune_windows[q])) states.push_back(hq.tune[q]);
+    if (states.empty()) throw Error(ErrorKind::invalid_argument, "--basis-windows " + std::to_string(windows) + " leaves no window beyond the calibration ones");
+    auto basis = std::make_shared<head::HeadBasis>();
+    basis->rotation = head::pca_rotation(states, model.config().n_embd);
+    basis->model_hash = model_hash;
+    basis->model = model.path();
+    basis->states = states.size();
+    char source[512];
+    std::snprintf(source, sizeof source, "%s (fnv1a %s): %zu windows of %d tokens in its first %g of tokens, less the %zu calibration windows", text_path.c_str(),
+                  hq.text_hash.c_str(), hq.tune.size(), plan.window, plan.tune_share, calibration.tune.size());
+    basis->source = source;
+    basis->save(path);
+    std::printf("head basis: fit on %zu states, %.1f%% / %.1f%% / %.1f%% of their energy in the first 8 / 32 / 128 axes; wrote %s (checksum %s)\n", states.size(),
+                100 * basis->rotation.energy_in_leading(8), 100 * basis->rotation.energy_in_leading(32), 100 * basis->rotation.energy_in_leading(128), path.c_str(),
+                basis->checksum.c_str());
+    return basis;
+}
+
+} // namespace
+
 int cmd_calibrate_head(const std::vector<std::string>& args) {
-    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache, impl = "fast", shares_arg = "0.5,0.25";
-    int window = 32, n_queries = 200, threads = 0;
+    std::string model_arg, text_path = "/usr/share/common-licenses/GPL-3", out_path, deltas_arg = "0.01,0.05,0.1", cache, impl = "fast", shares_arg = "0.5,0.25",
+                basis_path;
+    int window = 32, n_queries = 200, threads = 0, basis_windows = 1000;
+    bool fit_basis = false;
     head::AdaptiveHeadOptions head_options;
     double epsilon = 0.3, confidence = 0, tune_share = 0.2;
     po::options_description opts("winnow calibrate-head options");
@@ -40,13 +77,19 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         "best-arm-share", po::value(&shares_arg)->default_value(shares_arg),
         "comma-separated shares of the failure budget f_b's search may spend, tried in turn until a calibration meets its budget")(
         "out,o", po::value(&out_path), "output JSON (default: MODEL.head.json; entries for other algorithms or deltas are kept)");
-    add_adaptive_head_options(opts, head_options);
+    add_adaptive_head_options(opts, head_options, basis_path);
+    opts.add_options()("fit-head-basis", po::bool_switch(&fit_basis),
+                       "first fit the basis --head-basis names (written there, atomically) on the hidden states of --basis-windows windows of the tuning "
+                       "region less the calibration windows, then calibrate the head in it")(
+        "basis-windows", po::value(&basis_windows)->default_value(basis_windows), "windows whose states --fit-head-basis fits the basis on (at least 10)");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     const std::vector<double> deltas = number_list(deltas_arg, "--deltas", "a probability in (0, 1)", [](double v) { return v > 0 && v < 1; });
     const std::vector<double> shares = number_list(shares_arg, "--best-arm-share", "in (0, 1]", [](double v) { return v > 0 && v <= 1; });
     if (!(confidence >= 0 && confidence < 1)) throw Error(ErrorKind::invalid_argument, "--confidence must be in [0, 1)");
     if (window < 2 || n_queries < 10 || !(epsilon > 0)) throw Error(ErrorKind::invalid_argument, "need --window >= 2, --queries >= 10, --eps > 0");
+    if (fit_basis && basis_path.empty()) throw Error(ErrorKind::invalid_argument, "--fit-head-basis needs --head-basis FILE: where to write the basis");
+    if (basis_windows < 10) throw Error(ErrorKind::invalid_argument, "--basis-windows must be at least 10");
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));
     if (out_path.empty()) out_path = model->path() + ".head.json";
@@ -54,6 +97,8 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     plan.window = window, plan.n_tune = n_queries, plan.n_test = 0, plan.tune_share = tune_share;
     const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache);
     const std::string model_hash = head::model_content_hash(model->path());
+    if (fit_basis) head_options.basis = fit_head_basis(*model, text_path, plan, basis_windows, hq, threads, cache, model_hash, basis_path);
+    else load_head_basis(basis_path, *model, head_options);
     head_options.impl = head::parse_head_impl(impl);
     head::AdaptiveHead adaptive(*model, head_options);
     const std::string algorithm = head::algorithm_key(head_options);
@@ -70,7 +115,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
         p.epsilon = epsilon;
         const auto truth = head::exact_answers(adaptive.dense_matrix(), model->config().n_vocab, model->config().n_embd, hq.tune, p);
         const auto c = head::calibrate_over_shares(adaptive.algorithm(), hq.tune, truth, p, confidence, 1, shares);
-        file.put({algorithm, delta, c.fudge_best, c.fudge_norm, c.met});
+        file.put({algorithm, delta, c.fudge_best, c.fudge_norm, c.met, head::calibration_basis(head_options)});
         std::printf("%s, delta %.3g: f_b = %.4g, f_ln = %.4g (f_b's share of the budget %.3g; %d searches over %zu queries)%s\n", algorithm.c_str(), delta,
                     c.fudge_best, c.fudge_norm, c.best_arm_share, c.runs, hq.tune.size(), c.met ? "" : " -- budget NOT met");
         if (!c.met)

@@ -28,7 +28,7 @@ namespace winnow::cli {
 
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path;
+    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path, basis_path;
     GenerateOptions opt;
     SamplingArgs sampling_args;
     int n_ctx = 0, threads = 0;
@@ -56,7 +56,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "stats", po::bool_switch(&stats), "print to stderr: prompt and generation speed, model load time, peak memory, the sampling settings and their source")(
         "json", po::bool_switch(&json_out), "print one JSON object (text, token ids, stats) instead of streaming");
     add_sampling_options(opts, sampling_args);
-    add_adaptive_head_options(opts, head_options);
+    add_adaptive_head_options(opts, head_options, basis_path);
     add_device_options(opts, device_args);
     add_sparse_options(opts, sparse_args);
     po::variables_map vm;
@@ -85,7 +85,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);
-    // out-of-range head options are refused with --head exact too, not passed over in silence
+    // out-of-range head options and a bad basis file are refused with --head exact too, not passed over in silence
+    load_head_basis(basis_path, *model, head_options);
     head::check_options(head_options, model->config().n_vocab, model->config().n_embd);
     std::unique_ptr<head::AdaptiveHead> adaptive;
     std::string calibration_note = "theory constants (uncalibrated)";
@@ -99,13 +100,14 @@ int cmd_generate(const std::vector<std::string>& args) {
         if (!calibration_path.empty()) {
             // refused in one line when made on another model's content or for another --eps
             const auto cal = head::HeadCalibrationFile::load_for(calibration_path, *model, opt.adaptive.epsilon);
-            if (const auto* e = cal.find(algorithm, opt.adaptive.delta)) {
+            if (const auto* e = cal.find(head_options, opt.adaptive.delta)) {
                 opt.adaptive.fudge_best = e->fudge_best;
                 opt.adaptive.fudge_norm = e->fudge_norm;
                 calibration_note = e->met ? "calibrated (" + calibration_path + ")"
                                           : "theory constants (" + calibration_path + ": even they missed the tuning budget at this delta)";
             } else {
-                calibration_note = "theory constants (" + calibration_path + " has no entry for " + algorithm + " at this delta)";
+                calibration_note = "theory constants (" + calibration_path + " has no entry for " + algorithm +
+                                   (head_options.basis ? " with basis " + head_options.basis->checksum : std::string()) + " at this delta)";
             }
         }
     }

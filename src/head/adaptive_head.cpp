@@ -14,6 +14,7 @@
 #endif
 #include "head/adaptive_softmax.h"
 #include "head/fast_adaptive_softmax.h"
+#include "head/rotation.h"
 #include "head/row_clusters.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
@@ -25,10 +26,13 @@ namespace winnow::head {
 
 std::string algorithm_key(const AdaptiveHeadOptions& o) {
     std::string key = o.impl == HeadImpl::faithful ? "faithful" : "fast";
+    if (o.basis) key += "+pca";
     if (o.exact_prefix > 0) key += "+prefix" + std::to_string(o.exact_prefix);
     if (o.row_clusters > 0) key += "+clusters" + std::to_string(o.row_clusters);
     return key;
 }
+
+std::string calibration_basis(const AdaptiveHeadOptions& o) { return o.basis ? o.basis->checksum : std::string(); }
 
 void check_options(const AdaptiveHeadOptions& o, int n, int d) {
     if (o.exact_prefix < 0 || o.exact_prefix > d)
@@ -38,8 +42,10 @@ void check_options(const AdaptiveHeadOptions& o, int n, int d) {
     const int max_clusters = std::min(n, kMaxRowClusters);
     if (o.row_clusters < 0 || o.row_clusters > max_clusters)
         throw Error(ErrorKind::invalid_argument, "the adaptive head's row clusters must be 0 to " + std::to_string(max_clusters) + ", not " + std::to_string(o.row_clusters));
-    if (o.device == Device::cuda && (o.exact_prefix > 0 || o.row_clusters > 0))
-        throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix and row clusters run on the CPU only (--device cpu, or leave them 0)");
+    if (o.basis && o.basis->rotation.d != d)
+        throw Error(ErrorKind::invalid_argument, "the adaptive head's basis has dimension " + std::to_string(o.basis->rotation.d) + ", the head " + std::to_string(d));
+    if (o.device == Device::cuda && (o.exact_prefix > 0 || o.row_clusters > 0 || o.basis))
+        throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix, row clusters and basis run on the CPU only (--device cpu, or leave them off)");
 }
 
 HeadImpl parse_head_impl(const std::string& s) {
@@ -63,19 +69,34 @@ AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options
 #endif
     }
     if (options_.impl == HeadImpl::faithful) {
-        algo_ = std::make_unique<AdaptiveSoftmax>(dense_matrix(), n, d, FaithfulOptions{.exact_prefix = options_.exact_prefix, .row_clusters = options_.row_clusters});
+        const FaithfulOptions faithful{.exact_prefix = options_.exact_prefix, .row_clusters = options_.row_clusters};
+        if (!options_.basis) {
+            algo_ = std::make_unique<AdaptiveSoftmax>(dense_matrix(), n, d, faithful);
+            return;
+        }
+        // the faithful head reads A R (fp32, held here); the model's fp32 head stays for dense_matrix()
+        rotated_ = rotate_head(dense_matrix(), n, options_.basis->rotation);
+        algo_ = std::make_unique<RotatedAlgorithm>(std::make_unique<AdaptiveSoftmax>(rotated_, n, d, faithful), options_.basis->rotation);
         return;
     }
     const FastOptions fast{.threads = options_.threads, .exact_prefix = options_.exact_prefix};
-    if (options_.row_clusters == 0) {
+    if (options_.row_clusters == 0 && !options_.basis) {
         algo_ = std::make_unique<FastAdaptiveSoftmax>(std::make_shared<ColumnMajorHead>(W), fast);
-    } else {
-        // the columns hold the residual rows in the stored format's precision; the exact rows stay the model's
-        const std::span<const float> A = dense_matrix();
-        auto columns = std::make_shared<ColumnMajorHead>(A, n, d, ColumnMajorHead::stores_q8(W.type), W, std::vector<float>{}, cluster_rows(A, n, d, options_.row_clusters));
-        algo_ = std::make_unique<FastAdaptiveSoftmax>(std::move(columns), fast);
-        dense_ = {}; // the fast head does not read it (n d floats); dense_matrix() makes it again on demand
+        return;
     }
+    // The columns hold A (or A R), or its rows' residuals from their cluster centroids, in the stored format's
+    // precision; the exact rows stay the model's (a rotated head turns the query back for them).
+    const bool q8 = ColumnMajorHead::stores_q8(W.type);
+    std::vector<float> AR;
+    if (options_.basis) AR = rotate_head(dense_matrix(), n, options_.basis->rotation);
+    const std::span<const float> S = options_.basis ? std::span<const float>(AR) : dense_matrix();
+    RowClusters clusters = options_.row_clusters > 0 ? cluster_rows(S, n, d, options_.row_clusters) : RowClusters{};
+    std::vector<float> R = options_.basis ? options_.basis->rotation.R : std::vector<float>{};
+    auto columns = std::make_shared<ColumnMajorHead>(S, n, d, q8, W, std::move(R), std::move(clusters));
+    auto head = std::make_unique<FastAdaptiveSoftmax>(std::move(columns), fast);
+    if (options_.basis) algo_ = std::make_unique<RotatedAlgorithm>(std::move(head), options_.basis->rotation);
+    else algo_ = std::move(head);
+    dense_ = {}; // the fast head does not read it (n d floats); dense_matrix() makes it again on demand
 }
 
 AdaptiveHead::~AdaptiveHead() = default;
@@ -159,7 +180,7 @@ HeadCalibrationFile HeadCalibrationFile::load(const std::string& path) {
         f.model_hash = j.value("model_hash", "");
         f.epsilon = j.value("epsilon", 0.3);
         for (const auto& e : j.at("factors"))
-            f.factors.push_back({e.value("algorithm", "faithful"), e.at("delta"), e.at("fudge_best"), e.at("fudge_norm"), e.value("met", true)});
+            f.factors.push_back({e.value("algorithm", "faithful"), e.at("delta"), e.at("fudge_best"), e.at("fudge_norm"), e.value("met", true), e.value("basis", "")});
         for (const auto& e : f.factors)
             if (!(e.fudge_best > 0 && e.fudge_best <= 1 && e.fudge_norm > 0 && e.fudge_norm <= kMaxFudgeNorm && e.delta > 0 && e.delta < 1))
                 throw Error(ErrorKind::format, "head calibration '" + path + "': fudge_best must be in (0, 1], fudge_norm in (0, " +
@@ -176,8 +197,11 @@ void HeadCalibrationFile::save(const std::string& path) const {
     j["model_hash"] = model_hash;
     j["epsilon"] = epsilon;
     j["factors"] = nlohmann::json::array();
-    for (const auto& e : factors)
-        j["factors"].push_back({{"algorithm", e.algorithm}, {"delta", e.delta}, {"fudge_best", e.fudge_best}, {"fudge_norm", e.fudge_norm}, {"met", e.met}});
+    for (const auto& e : factors) {
+        nlohmann::ordered_json ej = {{"algorithm", e.algorithm}, {"delta", e.delta}, {"fudge_best", e.fudge_best}, {"fudge_norm", e.fudge_norm}, {"met", e.met}};
+        if (!e.basis.empty()) ej["basis"] = e.basis;
+        j["factors"].push_back(ej);
+    }
     const std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp);
@@ -205,9 +229,9 @@ HeadCalibrationFile HeadCalibrationFile::load_for(const std::string& path, const
     return f;
 }
 
-const HeadCalibrationFile::Entry* HeadCalibrationFile::find(const std::string& algorithm, double delta) const {
+const HeadCalibrationFile::Entry* HeadCalibrationFile::find(const std::string& algorithm, double delta, const std::string& basis) const {
     for (const auto& e : factors)
-        if (e.algorithm == algorithm && std::abs(e.delta - delta) < 1e-12) return &e;
+        if (e.algorithm == algorithm && e.basis == basis && std::abs(e.delta - delta) < 1e-12) return &e;
     return nullptr;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "head/adaptive_algorithm.h"
+#include "head/basis_file.h"
 #include "model/model.h"
 #include "winnow/params.h"
 
@@ -27,14 +28,21 @@ struct AdaptiveHeadOptions {
     // one choice of both: algorithm_key names it.
     int exact_prefix = 0;
     int row_clusters = 0; // at most kMaxRowClusters
+    // A stored basis (HeadBasis, from calibrate-head --fit-head-basis): the head samples A R with queries R^T x,
+    // wrapped in RotatedAlgorithm so callers still pass hidden states in the model's basis. The fast head keeps A R's
+    // columns in the stored format's precision and the model's own rows for its exact finish. null: the model's basis.
+    std::shared_ptr<const HeadBasis> basis = nullptr;
 };
 inline constexpr int kMaxRowClusters = 1024;
 
-// The key calibration files store factors under: "fast" or "faithful", then "+prefixN" and "+clustersK" for the options
-// that are not 0 (e.g. "fast+prefix16+clusters64").
+// The key calibration files store factors under: "fast" or "faithful", then "+pca" with a basis, "+prefixN" and
+// "+clustersK" for the options that are not 0 (e.g. "fast+pca+prefix16+clusters64"). Entries made with a basis also
+// record its checksum (calibration_basis), so factors tuned in one basis are never applied in another.
 std::string algorithm_key(const AdaptiveHeadOptions& o);
-// Throws a one-line winnow::Error unless a head of n rows and d columns can take the options' exact prefix and row
-// clusters (and, on the GPU, has neither). AdaptiveHead checks this; the API checks it at model load.
+// The basis's checksum, or "" without one.
+std::string calibration_basis(const AdaptiveHeadOptions& o);
+// Throws a one-line winnow::Error unless a head of n rows and d columns can take the options' exact prefix, row
+// clusters and basis (of dimension d; on the GPU, none of the three). AdaptiveHead checks this; the API checks it at model load.
 void check_options(const AdaptiveHeadOptions& o, int n, int d);
 // Parses "fast" or "faithful" (throws winnow::Error otherwise).
 HeadImpl parse_head_impl(const std::string& s);
@@ -53,6 +61,7 @@ private:
     const LoadedModel& model_;
     AdaptiveHeadOptions options_;
     std::vector<float> dense_;
+    std::vector<float> rotated_; // the faithful head's A R (the faithful head keeps its matrix by reference)
     std::unique_ptr<AdaptiveAlgorithm> algo_;
 };
 
@@ -65,12 +74,13 @@ std::string model_content_hash(const std::string& path);
 
 // Calibrated factors per algorithm and delta, stored as JSON:
 // {"model": path, "model_hash": model_content_hash, "epsilon": .., "factors": [{"algorithm", "delta", "fudge_best",
-// "fudge_norm", "met"}]}; met = false: even the theory constants missed the tuning budget.
+// "fudge_norm", "met", "basis"}]}; met = false: even the theory constants missed the tuning budget; basis: the checksum
+// of the HeadBasis the factors were tuned in (absent without one).
 struct HeadCalibrationFile {
     std::string model;      // the path it was calibrated on (informational)
     std::string model_hash; // model_content_hash of that model ("" in files from before it was recorded)
     double epsilon = 0.3;
-    struct Entry { std::string algorithm; double delta, fudge_best, fudge_norm; bool met = true; };
+    struct Entry { std::string algorithm; double delta, fudge_best, fudge_norm; bool met = true; std::string basis = {}; };
     std::vector<Entry> factors;
     static HeadCalibrationFile load(const std::string& path); // throws winnow::Error
     // Throws a one-line winnow::Error unless the file was calibrated on this model content and for this epsilon
@@ -79,9 +89,12 @@ struct HeadCalibrationFile {
     // load() and check_matches() for a run of `model` at `epsilon`.
     static HeadCalibrationFile load_for(const std::string& path, const LoadedModel& model, double epsilon);
     void save(const std::string& path) const;                  // atomic: temp file + rename
-    // The entry for (algorithm, delta), or nullptr.
-    const Entry* find(const std::string& algorithm, double delta) const;
-    // Adds the entry, replacing one with the same algorithm and delta.
+    // The entry for (algorithm, delta, basis checksum), or nullptr.
+    const Entry* find(const std::string& algorithm, double delta, const std::string& basis = "") const;
+    // The entry for the head `o` describes at delta (its key and its basis's checksum), or nullptr.
+    const Entry* find(const AdaptiveHeadOptions& o, double delta) const { return find(algorithm_key(o), delta, calibration_basis(o)); }
+    // Adds the entry, replacing one with the same algorithm and delta whatever its basis (the file keeps the factors of
+    // the basis calibrated last: a refit basis file replaces the old one under the same name).
     void put(const Entry& e);
 };
 

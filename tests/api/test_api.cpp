@@ -152,6 +152,56 @@ TEST(Api, AdaptiveHeadIsAnOption) {
     EXPECT_EQ(rc.head_samples, int64_t{8} * (m.info().n_vocab + 4) * m.info().n_embd);
 }
 
+// A stored head basis (ModelParams::adaptive_basis, here fit by the winnow CLI on the tiny model) is loaded and checked
+// at Model::load, and the session's head looks its factors up under "fast+pca" in that basis: a calibration file whose
+// only entry is for this basis (f_b = 0.05, far below the theory constant 1) cuts the samples only when the basis is in
+// use, and a model with other content refuses the basis.
+TEST(Api, AdaptiveHeadBasisIsAnOption) {
+    const std::string dir = testing::TempDir(), basis = dir + "/tiny.head-basis.gguf", fit = dir + "/tiny-fit.head.json";
+    const std::string cmd = std::string(WINNOW_CLI) + " calibrate-head -m " + kTiny + " --window 8 --queries 20 --deltas 0.01 --threads 1 --basis-windows 60" +
+                            " --head-basis " + basis + " --fit-head-basis --out " + fit + " > " + dir + "/fit.log 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    // the checksum and the model hash the CLI wrote, in a calibration file of our own
+    std::ifstream in(fit);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    auto field = [&](const std::string& key) {
+        const size_t at = text.find("\"" + key + "\": \"");
+        if (at == std::string::npos) return std::string();
+        const size_t begin = at + key.size() + 5;
+        return text.substr(begin, text.find('"', begin) - begin);
+    };
+    ASSERT_FALSE(field("basis").empty()) << text;
+    const std::string cal = dir + "/tiny-basis-only.head.json";
+    std::ofstream(cal) << "{\"model_hash\": \"" << field("model_hash") << "\", \"epsilon\": 0.3, \"factors\": [{\"algorithm\": \"fast+pca\", \"delta\": 0.01, "
+                       << "\"fudge_best\": 0.05, \"fudge_norm\": 1.0, \"basis\": \"" << field("basis") << "\"}]}\n";
+
+    winnow::GenerateOptions opt;
+    opt.max_tokens = 8;
+    opt.ignore_eos = true;
+    opt.head = winnow::HeadMode::adaptive;
+    auto samples = [&](const std::string& basis_path, const std::string& calibration) {
+        winnow::ModelParams p;
+        p.adaptive_basis = basis_path;
+        p.head_calibration = calibration;
+        p.threads = 1;
+        const winnow::Model m = winnow::Model::load(kTiny, p);
+        winnow::Session s = m.session({.n_ctx = 64});
+        const winnow::GenerateResult r = s.generate(std::vector<int32_t>{1, 2, 3}, opt);
+        EXPECT_EQ(r.head_adaptive_steps, 8);
+        return r.head_samples;
+    };
+    EXPECT_EQ(samples("", cal), samples("", ""));             // no entry for the unrotated head: theory constants
+    EXPECT_LT(samples(basis, cal), samples(basis, ""));       // the basis's entry is found and applied
+    winnow::ModelParams foreign;
+    foreign.adaptive_basis = basis;
+    try {
+        winnow::Model::load(WINNOW_FIXTURE_DIR "/tiny-llama-f16.gguf", foreign);
+        ADD_FAILURE() << "another model accepted the basis";
+    } catch (const winnow::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("fit on another model"), std::string::npos) << e.what();
+    }
+}
+
 // Sparse attention is a session option: with a pattern that keeps every block it computes exactly what dense does;
 // a pattern made for another model is refused.
 TEST(Api, SparseAttentionIsAnOption) {

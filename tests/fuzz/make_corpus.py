@@ -269,6 +269,27 @@ def main():
     add("fuzz_sparse_pattern", "wrong-rows.sparse.json", json.dumps(dict(sp, layers=[{"keep": ["1"]}])))
     add("fuzz_sparse_pattern", "version-2.sparse.json", json.dumps(dict(sp, version=2)))
 
+    # head basis: a 4 x 4 rotation (two plane rotations) with its variances and FNV-1a-64 checksum
+    def fnv1a(b):
+        h = 1469598103934665603
+        for c in b: h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        return "%016x" % h
+    c, s_ = 0.6, 0.8
+    rot = [c, -s_, 0, 0, s_, c, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0]
+    var = [4.0, 2.0, 1.0, 0.5]
+    def basis(rot=rot, var=var, version=1, arch="winnow-head-basis", checksum=None, shape=(4, 4)):
+        rb, vb = struct.pack("<%df" % len(rot), *rot), struct.pack("<%df" % len(var), *var)
+        kv = [("general.architecture", T_STR, arch), ("winnow.head_basis.version", T_U32, version),
+              ("winnow.head_basis.model_hash", T_STR, "1:0000000000000001"), ("winnow.head_basis.states", T_U64, 40),
+              ("winnow.head_basis.checksum", T_STR, checksum or fnv1a(rb + vb))]
+        return gguf(kv, [("head_basis.rotation", list(shape), 0, rb), ("head_basis.variance", [len(var)], 0, vb)])
+    add("fuzz_head_basis", "valid.head-basis.gguf", basis())
+    add("fuzz_head_basis", "bad-checksum.head-basis.gguf", basis(checksum="0123456789abcdef"))
+    add("fuzz_head_basis", "not-orthonormal.head-basis.gguf", basis(rot=[1.5] + rot[1:]))
+    add("fuzz_head_basis", "version-2.head-basis.gguf", basis(version=2))
+    add("fuzz_head_basis", "not-square.head-basis.gguf", basis(shape=(8, 2)))
+    add("fuzz_head_basis", "truncated.head-basis.gguf", basis()[:-24])
+
     total = 0
     for target, items in sorted(seeds.items()):
         d = os.path.join(OUT, target)

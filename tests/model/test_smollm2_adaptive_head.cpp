@@ -11,7 +11,8 @@
 //    pass here by one step and fail on another machine's bits about one time in four (sd 2.5 steps), so it is not
 //    asserted for this head;
 //  - fast with an exact prefix of 16 columns and 64 cluster-centred rows, calibrated alike: measured 99.22% at 3.63x,
-//    and asserted >= 1 - delta - 3 sd (the last test).
+//    and asserted >= 1 - delta - 3 sd;
+//  - the same in a stored PCA basis (the last test): measured 98.59% at 4.45x, the same bound asserted.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -30,7 +31,20 @@
 
 namespace {
 
-double greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, double fudge_best, double fudge_norm) {
+constexpr int kPrompts = 10, kStepsPerPrompt = 64;
+
+struct Agreement {
+    double rate = 0; // steps whose adaptive top-1 is the exact argmax
+    double gain = 0; // steps / the summed fraction of the n d products sampled
+};
+
+// 1 - delta - 3 binomial sd over the test's steps: issue #14 item 4's bound (97.8% at delta 0.01 and 640 steps).
+double three_sd_bound(double delta) {
+    const double steps = kPrompts * kStepsPerPrompt;
+    return 1 - delta - 3 * std::sqrt(delta * (1 - delta) / steps);
+}
+
+Agreement greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, double fudge_best, double fudge_norm) {
     auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
     auto tok = winnow::Tokenizer::from_gguf(*model->gguf());
     const winnow::ChatTemplate tmpl = winnow::load_chat_template_for(*model, *tok);
@@ -51,7 +65,7 @@ double greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, double
         const auto ids = tok->encode(mode == "chat" ? winnow::apply_chat_template(tmpl, "", text) : text, tok->add_bos_default(), true);
         winnow::Forward f(*model, *be, 256);
         std::vector<float> logits = f.eval(ids);
-        for (int t = 0; t < 64; ++t) {
+        for (int t = 0; t < kStepsPerPrompt; ++t) {
             const auto exact = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
             p.seed = 1000 * prompts_run + t;
             const auto r = adaptive.select(f.final_hidden(), p);
@@ -62,22 +76,22 @@ double greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, double
         }
         ++prompts_run;
     }
-    EXPECT_EQ(prompts_run, 10);
-    if (steps == 0) return 0.0; // nothing read: the expectation above has failed
+    EXPECT_EQ(prompts_run, kPrompts);
+    if (steps == 0) return {}; // nothing read: the expectation above has failed
     std::printf("%s: adaptive vs exact greedy: %d/%d steps agree (%.2f%%), mean fraction %.4f (gain %.2fx), f_b %.3g f_ln %.3g\n",
                 winnow::head::algorithm_key(options).c_str(), agree, steps,
                 100.0 * agree / steps, fraction / steps, steps / fraction, p.fudge_best, p.fudge_norm);
-    return static_cast<double>(agree) / steps;
+    return {static_cast<double>(agree) / steps, steps / fraction};
 }
 
 TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadTheoryConstants) {
     WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
-    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::fast}, 1.0, 1.0), 0.99);
+    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::fast}, 1.0, 1.0).rate, 0.99);
 }
 
 TEST(SmolLM2AdaptiveHead, FaithfulGreedyAgreesWithExactHeadTheoryConstants) {
     WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
-    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::faithful}, 1.0, 1.0), 0.99);
+    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::faithful}, 1.0, 1.0).rate, 0.99);
 }
 
 TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadCalibrated) {
@@ -86,7 +100,7 @@ TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadCalibrated) {
     const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head.json");
     const auto* factors = cal.find("fast", 0.01);
     ASSERT_NE(factors, nullptr);
-    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::fast}, factors->fudge_best, factors->fudge_norm), 0.95);
+    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::fast}, factors->fudge_best, factors->fudge_norm).rate, 0.95);
 }
 
 // The head with issue 14's variance cuts that generate offers without a stored basis (--head-exact-prefix 16
@@ -101,8 +115,31 @@ TEST(SmolLM2AdaptiveHead, FastWithPrefixAndClustersGreedyAgreesWithExactHeadCali
     const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head-prefix16-clusters64.json");
     const auto* factors = cal.find(winnow::head::algorithm_key(options), 0.01);
     ASSERT_NE(factors, nullptr);
-    const double delta = 0.01, steps = 640;
-    EXPECT_GE(greedy_agreement(options, factors->fudge_best, factors->fudge_norm), 1 - delta - 3 * std::sqrt(delta * (1 - delta) / steps));
+    EXPECT_GE(greedy_agreement(options, factors->fudge_best, factors->fudge_norm).rate, three_sd_bound(0.01));
+}
+
+// The improved head in full (generate --head-basis FILE --head-exact-prefix 16 --head-row-clusters 64): the same options
+// in the principal axes of SmolLM2's hidden states, the basis fit by `winnow calibrate-head --fit-head-basis` on 1,000
+// windows of GPL-3's tuning region less the calibration windows, the factors calibrated in it on the same 100 windows
+// as the other fixtures. Measured 98.59% (631 / 640) at a 4.45x gain (f_b 0.127, f_ln 0.048, budget not met on the
+// 100 tuning windows; 900 basis states; AVX-512 VM, 2026-12-04): 1.23x the unrotated head's gain, at 4 more misses.
+// Asserted: the 3 sd bound (97.8%), and a gain above 4 (the unrotated head's is 3.63x: a head that dropped the basis
+// would fall back to it).
+TEST(SmolLM2AdaptiveHead, FastInPcaBasisWithPrefixAndClustersGreedyAgreesWithExactHeadCalibrated) {
+    WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
+    WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/smollm2.head-basis.gguf");
+    WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/smollm2.head-pca-prefix16-clusters64.json");
+    const auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
+    const winnow::head::AdaptiveHeadOptions options{.impl = winnow::head::HeadImpl::fast,
+                                                    .exact_prefix = 16,
+                                                    .row_clusters = 64,
+                                                    .basis = winnow::head::HeadBasis::load_for(WINNOW_FIXTURE_DIR "/smollm2.head-basis.gguf", *model)};
+    const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head-pca-prefix16-clusters64.json");
+    const auto* factors = cal.find(options, 0.01);
+    ASSERT_NE(factors, nullptr) << "no entry for " << winnow::head::algorithm_key(options) << " in basis " << options.basis->checksum;
+    const Agreement a = greedy_agreement(options, factors->fudge_best, factors->fudge_norm);
+    EXPECT_GE(a.rate, three_sd_bound(0.01));
+    EXPECT_GT(a.gain, 4.0);
 }
 
 } // namespace

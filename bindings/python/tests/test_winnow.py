@@ -77,6 +77,9 @@ def test_tokenize_roundtrip_and_adaptive_stats():
     assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] == 6 * (n + 4) * d
     with pytest.raises(winnow.Error, match="exact prefix must be 0 to"):
         winnow.Model(TINY, adaptive_exact_prefix=1 << 20)
+    # a stored basis is read and checked at load: a model file is not one
+    with pytest.raises(winnow.Error, match="not a winnow head basis"):
+        winnow.Model(TINY, adaptive_basis=TINY)
 
 
 def test_errors_are_winnow_errors():
