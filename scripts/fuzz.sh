@@ -31,7 +31,7 @@ fi
 declare -A max_len=(
   [fuzz_gguf]=131072 [fuzz_checkpoint]=131072 [fuzz_safetensors]=65536 [fuzz_safetensors_index]=131072
   [fuzz_hf_config]=4096 [fuzz_tokenizer_json]=65536 [fuzz_tokenizer_encode]=4096 [fuzz_chat_template]=16384
-  [fuzz_head_calibration]=4096 [fuzz_sparse_pattern]=16384)
+  [fuzz_head_calibration]=4096 [fuzz_sparse_pattern]=16384 [fuzz_head_basis]=16384)
 targets="${FUZZ_TARGETS:-$(cd tests/fuzz/corpus && ls)}"
 artifacts=$(cd "$build" && pwd)/artifacts
 mkdir -p "$artifacts"
