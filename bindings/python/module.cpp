@@ -93,6 +93,7 @@ PYBIND11_MODULE(_winnow, m) {
             d["head_adaptive_steps"] = r.head_adaptive_steps;
             d["head_exact_steps"] = r.head_exact_steps;
             d["head_fallbacks"] = r.head_fallbacks;
+            d["head_factors"] = r.head_factors;
             d["head_samples"] = r.head_samples;
             d["head_mean_fraction"] = r.head_adaptive_steps ? r.head_fraction_sum / r.head_adaptive_steps : 1.0;
             d["head_seconds"] = r.head_seconds;

@@ -75,6 +75,9 @@ struct GenerateResult {
     int64_t head_samples = 0;      // adaptive: distinct (row, column) products, summed over steps
     double head_fraction_sum = 0;  // adaptive: sum over steps of samples / (n d')
     double head_seconds = 0;       // time in the output head stage (its products, top-k, and the sampler)
+    // adaptive: where the fudge factors came from (ModelParams::head_calibration): "calibrated (PATH)", "theory
+    // constants (...)" with the reason (e.g. no entry for this head and delta), or "the caller's (...)"; "" for exact
+    std::string head_factors;
 };
 
 // One turn of a conversation, for the model's chat template: role "system", "user", "assistant" (or any role the

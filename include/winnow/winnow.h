@@ -52,7 +52,7 @@ struct SessionParams {
     int n_ctx = 2048;            // context in tokens (capped at the model's trained context); 0: the trained context
     KvType kv_type = KvType::f32; // f16 / bf16 halve the cache (cpu and cuda)
     // Block-sparse (SPION) attention: a pattern file from `winnow calibrate-sparse`; empty: dense attention.
-    std::string sparse_pattern;
+    std::string sparse_pattern = {};
     bool sparse_spion_denominator = false; // dropped keys count as logit 0 (for models trained with SPION's kernel)
     int sparse_dense_below = 1024;         // queries at positions below this attend densely (0: sparse everywhere)
     // Query-aware blocks: each sparse row also reads this many of the blocks its pattern drops, those whose keys can

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 
 #include "backend/backend.h"
 #include "chat/chat_template.h"
 #include "decode/generator.h"
 #include "head/adaptive_head.h"
+#include "head/column_major_head.h"
 #include "model/model.h"
 #include "sparse/pattern.h"
 #include "tokenizer/model_tokenizer.h"
@@ -25,6 +27,16 @@ struct Model::Impl {
     std::optional<head::HeadCalibrationFile> calibration;
     std::string calibration_path;
     std::shared_ptr<const head::HeadBasis> basis; // ModelParams::adaptive_basis, loaded once
+    // The fast adaptive head's columns, built by the first session that generates adaptively and shared by all (each
+    // session's head is its own: it holds per-query state)
+    mutable std::mutex fast_columns_mutex;
+    mutable std::shared_ptr<const head::ColumnMajorHead> fast_columns;
+    std::shared_ptr<const head::ColumnMajorHead> shared_fast_columns(const head::AdaptiveHeadOptions& o) const {
+        if (o.impl != head::HeadImpl::fast) return nullptr;
+        std::lock_guard<std::mutex> lock(fast_columns_mutex);
+        if (!fast_columns) fast_columns = head::fast_head_columns(*model, o);
+        return fast_columns;
+    }
 };
 
 struct Session::Impl {
@@ -32,7 +44,7 @@ struct Session::Impl {
     std::vector<BlockMask> masks; // block-sparse attention, per layer (empty: dense)
     std::unique_ptr<Backend> backend;
     std::unique_ptr<Generator> generator;
-    std::unique_ptr<head::AdaptiveHead> adaptive; // built on the first adaptive generation (it is per session: stateful)
+    std::unique_ptr<head::AdaptiveHead> adaptive; // built on the first adaptive generation (per session: stateful; its columns are the model's)
 };
 
 namespace {
@@ -156,24 +168,30 @@ GenerateResult Session::generate(const std::string& prompt, const GenerateOption
 
 GenerateResult Session::generate(std::span<const int32_t> prompt_ids, const GenerateOptions& options, const TokenCallback& on_piece) {
     GenerateOptions opt = options;
+    std::string head_factors_note;
     if (opt.head == HeadMode::adaptive) {
         const Model::Impl& m = *impl_->model;
         const head::AdaptiveHeadOptions ho = adaptive_head_options(m.params, m.basis);
         if (!impl_->adaptive) {
-            impl_->adaptive = std::make_unique<head::AdaptiveHead>(*m.model, ho);
+            impl_->adaptive = std::make_unique<head::AdaptiveHead>(*m.model, ho, m.shared_fast_columns(ho));
             impl_->generator->set_adaptive_head(impl_->adaptive.get());
         }
         // calibrated factors, unless the caller set their own
         if (m.calibration) m.calibration->check_matches(m.calibration_path, m.calibration->model_hash, opt.adaptive.epsilon);
-        if (m.calibration && opt.adaptive.fudge_best == 1.0 && opt.adaptive.fudge_norm == 1.0)
-            if (const auto* e = m.calibration->find(ho, opt.adaptive.delta)) {
-                opt.adaptive.fudge_best = e->fudge_best;
-                opt.adaptive.fudge_norm = e->fudge_norm;
-            }
+        if (opt.adaptive.fudge_best == 1.0 && opt.adaptive.fudge_norm == 1.0) {
+            const head::HeadFactors f = head::head_factors(m.calibration ? &*m.calibration : nullptr, m.calibration_path, ho, opt.adaptive.delta);
+            opt.adaptive.fudge_best = f.fudge_best;
+            opt.adaptive.fudge_norm = f.fudge_norm;
+            head_factors_note = f.note;
+        } else {
+            head_factors_note = "the caller's (GenerateOptions::adaptive)";
+        }
     }
     StreamCallback cb;
     if (on_piece) cb = [&](std::string_view piece) { return on_piece(piece); };
-    return impl_->generator->generate(std::vector<int32_t>(prompt_ids.begin(), prompt_ids.end()), opt, cb);
+    GenerateResult r = impl_->generator->generate(std::vector<int32_t>(prompt_ids.begin(), prompt_ids.end()), opt, cb);
+    r.head_factors = std::move(head_factors_note);
+    return r;
 }
 
 std::vector<float> Session::eval(std::span<const int32_t> ids, bool all_logits) { return impl_->generator->forward().eval(ids, all_logits); }

@@ -1,6 +1,7 @@
 // winnow generate: text generation with streaming output.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <iostream>
 
 #include <boost/program_options.hpp>
@@ -95,21 +96,14 @@ int cmd_generate(const std::vector<std::string>& args) {
         head_options.threads = threads;
         head_options.device = backend_opts.device; // the backend made the CUDA device current: the GPU head uses it
         adaptive = std::make_unique<head::AdaptiveHead>(*model, head_options);
-        const std::string algorithm = head::algorithm_key(head_options);
         if (calibration_path.empty() && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
-        if (!calibration_path.empty()) {
-            // refused in one line when made on another model's content or for another --eps
-            const auto cal = head::HeadCalibrationFile::load_for(calibration_path, *model, opt.adaptive.epsilon);
-            if (const auto* e = cal.find(head_options, opt.adaptive.delta)) {
-                opt.adaptive.fudge_best = e->fudge_best;
-                opt.adaptive.fudge_norm = e->fudge_norm;
-                calibration_note = e->met ? "calibrated (" + calibration_path + ")"
-                                          : "theory constants (" + calibration_path + ": even they missed the tuning budget at this delta)";
-            } else {
-                calibration_note = "theory constants (" + calibration_path + " has no entry for " + algorithm +
-                                   (head_options.basis ? " with basis " + head_options.basis->checksum : std::string()) + " at this delta)";
-            }
-        }
+        std::optional<head::HeadCalibrationFile> cal;
+        // refused in one line when made on another model's content or for another --eps
+        if (!calibration_path.empty()) cal = head::HeadCalibrationFile::load_for(calibration_path, *model, opt.adaptive.epsilon);
+        const head::HeadFactors factors = head::head_factors(cal ? &*cal : nullptr, calibration_path, head_options, opt.adaptive.delta);
+        opt.adaptive.fudge_best = factors.fudge_best;
+        opt.adaptive.fudge_norm = factors.fudge_norm;
+        calibration_note = factors.note;
     }
     Generator gen(*model, *tokenizer, *backend, n_ctx == 0 ? 0 : std::min(n_ctx, model->config().n_ctx_train), adaptive.get(), kv_type);
     const auto sparse_masks = apply_sparse_options(sparse_args, model->config(), gen.forward());

@@ -54,7 +54,8 @@ HeadImpl parse_head_impl(const std::string& s) {
     throw Error(ErrorKind::invalid_argument, "--head-impl must be fast or faithful, not '" + s + "'");
 }
 
-AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options) : model_(model), options_(options) {
+AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options, std::shared_ptr<const ColumnMajorHead> columns)
+    : model_(model), options_(options) {
     const Matrix& W = model.weights().output;
     const int n = static_cast<int>(W.rows), d = static_cast<int>(W.cols);
     check_options(options_, n, d);
@@ -79,24 +80,28 @@ AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options
         algo_ = std::make_unique<RotatedAlgorithm>(std::make_unique<AdaptiveSoftmax>(rotated_, n, d, faithful), options_.basis->rotation);
         return;
     }
-    const FastOptions fast{.threads = options_.threads, .exact_prefix = options_.exact_prefix};
-    if (options_.row_clusters == 0 && !options_.basis) {
-        algo_ = std::make_unique<FastAdaptiveSoftmax>(std::make_shared<ColumnMajorHead>(W), fast);
-        return;
-    }
-    // The columns hold A (or A R), or its rows' residuals from their cluster centroids, in the stored format's
-    // precision; the exact rows stay the model's (a rotated head turns the query back for them).
-    const bool q8 = ColumnMajorHead::stores_q8(W.type);
-    std::vector<float> AR;
-    if (options_.basis) AR = rotate_head(dense_matrix(), n, options_.basis->rotation);
-    const std::span<const float> S = options_.basis ? std::span<const float>(AR) : dense_matrix();
-    RowClusters clusters = options_.row_clusters > 0 ? cluster_rows(S, n, d, options_.row_clusters) : RowClusters{};
-    std::vector<float> R = options_.basis ? options_.basis->rotation.R : std::vector<float>{};
-    auto columns = std::make_shared<ColumnMajorHead>(S, n, d, q8, W, std::move(R), std::move(clusters));
-    auto head = std::make_unique<FastAdaptiveSoftmax>(std::move(columns), fast);
+    if (columns && (columns->n() != n || columns->d() != d))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveHead: the shared columns do not match the model's head");
+    auto head = std::make_unique<FastAdaptiveSoftmax>(columns ? std::move(columns) : fast_head_columns(model, options_),
+                                                      FastOptions{.threads = options_.threads, .exact_prefix = options_.exact_prefix});
     if (options_.basis) algo_ = std::make_unique<RotatedAlgorithm>(std::move(head), options_.basis->rotation);
     else algo_ = std::move(head);
-    dense_ = {}; // the fast head does not read it (n d floats); dense_matrix() makes it again on demand
+}
+
+std::shared_ptr<const ColumnMajorHead> fast_head_columns(const LoadedModel& model, const AdaptiveHeadOptions& o) {
+    const Matrix& W = model.weights().output;
+    const int n = static_cast<int>(W.rows), d = static_cast<int>(W.cols);
+    check_options(o, n, d);
+    if (o.row_clusters == 0 && !o.basis) return std::make_shared<const ColumnMajorHead>(W);
+    // The columns hold A (or A R), or its rows' residuals from their cluster centroids, in the stored format's
+    // precision; the exact rows stay the model's (a rotated head turns the query back for them). The fp32 copies
+    // made here are freed on return.
+    std::vector<float> A(static_cast<size_t>(n) * d);
+    for (int64_t i = 0; i < W.rows; ++i) dequantize_row(W.type, W.row(i), A.data() + static_cast<size_t>(i) * d, d);
+    if (o.basis) A = rotate_head(A, n, o.basis->rotation);
+    RowClusters clusters = o.row_clusters > 0 ? cluster_rows(A, n, d, o.row_clusters) : RowClusters{};
+    std::vector<float> R = o.basis ? o.basis->rotation.R : std::vector<float>{};
+    return std::make_shared<const ColumnMajorHead>(A, n, d, ColumnMajorHead::stores_q8(W.type), W, std::move(R), std::move(clusters));
 }
 
 AdaptiveHead::~AdaptiveHead() = default;
@@ -242,6 +247,16 @@ void HeadCalibrationFile::put(const Entry& e) {
             return;
         }
     factors.push_back(e);
+}
+
+HeadFactors head_factors(const HeadCalibrationFile* cal, const std::string& path, const AdaptiveHeadOptions& o, double delta) {
+    if (!cal) return {.note = "theory constants (uncalibrated)"};
+    const HeadCalibrationFile::Entry* e = cal->find(o, delta);
+    if (!e)
+        return {.note = "theory constants (" + path + " has no entry for " + algorithm_key(o) + (o.basis ? " with basis " + o.basis->checksum : std::string()) +
+                        " at this delta)"};
+    return {e->fudge_best, e->fudge_norm,
+            e->met ? "calibrated (" + path + ")" : "theory constants (" + path + ": even they missed the tuning budget at this delta)"};
 }
 
 } // namespace winnow::head

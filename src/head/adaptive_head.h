@@ -47,9 +47,19 @@ void check_options(const AdaptiveHeadOptions& o, int n, int d);
 // Parses "fast" or "faithful" (throws winnow::Error otherwise).
 HeadImpl parse_head_impl(const std::string& s);
 
+class ColumnMajorHead;
+
+// The fast head's columns for these options on the CPU: the model's stored head as columns, or A (A R with a basis)
+// or its rows' cluster residuals in the stored format's precision, the exact rows the model's. Immutable, so every
+// session of a model may share one (the API does: the rotation and the clustering cost about a second each on
+// SmolLM2, the columns n d bytes). Throws what check_options throws.
+std::shared_ptr<const ColumnMajorHead> fast_head_columns(const LoadedModel& model, const AdaptiveHeadOptions& options);
+
 class AdaptiveHead {
 public:
-    explicit AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options = {});
+    // columns: for the fast head on the CPU, fast_head_columns(model, options) made earlier for the same options (null:
+    // made here). Other heads ignore it.
+    explicit AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options = {}, std::shared_ptr<const ColumnMajorHead> columns = nullptr);
     ~AdaptiveHead();
     AdaptiveResult select(std::span<const float> hidden, const AdaptiveParams& p) { return algo_->run(hidden, p); }
     AdaptiveAlgorithm& algorithm() { return *algo_; }
@@ -97,5 +107,15 @@ struct HeadCalibrationFile {
     // the basis calibrated last: a refit basis file replaces the old one under the same name).
     void put(const Entry& e);
 };
+
+// The fudge factors a run of the head `o` at `delta` takes from a calibration file (`cal` null: none was found), and a
+// note saying where they come from, for --stats, --json and GenerateResult::head_factors: "calibrated (PATH)", or
+// "theory constants (...)" with the reason (no file; no entry for this head, basis and delta; or an entry whose
+// budget even the theory constants missed, whose factors are still the calibration's).
+struct HeadFactors {
+    double fudge_best = 1.0, fudge_norm = 1.0;
+    std::string note;
+};
+HeadFactors head_factors(const HeadCalibrationFile* cal, const std::string& path, const AdaptiveHeadOptions& o, double delta);
 
 } // namespace winnow::head

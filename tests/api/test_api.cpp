@@ -179,6 +179,7 @@ TEST(Api, AdaptiveHeadBasisIsAnOption) {
     opt.max_tokens = 8;
     opt.ignore_eos = true;
     opt.head = winnow::HeadMode::adaptive;
+    std::string note; // GenerateResult::head_factors of the last run
     auto samples = [&](const std::string& basis_path, const std::string& calibration) {
         winnow::ModelParams p;
         p.adaptive_basis = basis_path;
@@ -188,10 +189,24 @@ TEST(Api, AdaptiveHeadBasisIsAnOption) {
         winnow::Session s = m.session({.n_ctx = 64});
         const winnow::GenerateResult r = s.generate(std::vector<int32_t>{1, 2, 3}, opt);
         EXPECT_EQ(r.head_adaptive_steps, 8);
+        note = r.head_factors;
         return r.head_samples;
     };
-    EXPECT_EQ(samples("", cal), samples("", ""));             // no entry for the unrotated head: theory constants
-    EXPECT_LT(samples(basis, cal), samples(basis, ""));       // the basis's entry is found and applied
+    const int64_t plain = samples("", "");
+    EXPECT_EQ(note, "theory constants (uncalibrated)");
+    // no entry for the unrotated head: theory constants, and the result says so
+    EXPECT_EQ(samples("", cal), plain);
+    EXPECT_EQ(note, "theory constants (" + cal + " has no entry for fast at this delta)");
+    // the basis's entry is found and applied
+    const int64_t rotated = samples(basis, "");
+    const int64_t calibrated = samples(basis, cal);
+    EXPECT_EQ(note, "calibrated (" + cal + ")");
+    EXPECT_LT(calibrated, rotated);
+    // factors the caller sets win, and are named
+    opt.adaptive.fudge_best = 0.5;
+    samples(basis, cal);
+    EXPECT_EQ(note, "the caller's (GenerateOptions::adaptive)");
+    opt.adaptive.fudge_best = 1.0;
     winnow::ModelParams foreign;
     foreign.adaptive_basis = basis;
     try {

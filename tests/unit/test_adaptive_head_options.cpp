@@ -9,6 +9,7 @@
 
 #include "head/adaptive_head.h"
 #include "head/adaptive_softmax.h"
+#include "head/column_major_head.h"
 #include "head/exact_head.h"
 #include "head/fast_adaptive_softmax.h"
 #include "model/model.h"
@@ -66,6 +67,25 @@ TEST_F(AdaptiveHeadOptionsOnTinyLlama, TheFaithfulHeadTakesThem) {
     const auto& faithful = dynamic_cast<winnow::head::AdaptiveSoftmax&>(head.algorithm());
     EXPECT_EQ(faithful.options().exact_prefix, 3);
     EXPECT_EQ(faithful.options().row_clusters, 4);
+}
+
+// The fast head's columns are immutable and may be shared (the API shares one set per model): heads built on shared
+// columns make the same draws as a head that built its own, and read the shared object itself.
+TEST_F(AdaptiveHeadOptionsOnTinyLlama, SharedColumnsMakeTheSameDraws) {
+    const AdaptiveHeadOptions o{.impl = HeadImpl::fast, .threads = 1, .exact_prefix = 3, .row_clusters = 4};
+    const auto columns = winnow::head::fast_head_columns(*model_, o);
+    AdaptiveHead own(*model_, o), shared(*model_, o, columns), again(*model_, o, columns);
+    EXPECT_EQ(&dynamic_cast<winnow::head::FastAdaptiveSoftmax&>(shared.algorithm()).head(), columns.get());
+    EXPECT_EQ(&dynamic_cast<winnow::head::FastAdaptiveSoftmax&>(again.algorithm()).head(), columns.get());
+    winnow::head::AdaptiveParams p;
+    const auto a = own.select(x_, p), b = shared.select(x_, p), c = again.select(x_, p);
+    EXPECT_EQ(a.head.top, b.head.top);
+    EXPECT_EQ(a.head.p_top, b.head.p_top);
+    EXPECT_EQ(a.cost.samples, b.cost.samples);
+    EXPECT_EQ(b.cost.samples, c.cost.samples);
+    // columns of another head are refused
+    std::vector<float> small(8 * 32, 0.5f);
+    EXPECT_THROW(AdaptiveHead(*model_, o, std::make_shared<const winnow::head::ColumnMajorHead>(small, 8, 32, false)), winnow::Error);
 }
 
 TEST_F(AdaptiveHeadOptionsOnTinyLlama, ValuesTheHeadCannotTakeAreRefused) {

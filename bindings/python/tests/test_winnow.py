@@ -69,6 +69,7 @@ def test_tokenize_roundtrip_and_adaptive_stats():
     assert m.detokenize(ids).endswith("the other sea")
     r = m.session(n_ctx=64).generate([1, 2, 3], max_tokens=6, ignore_eos=True, head="adaptive")
     assert r.stats["head_adaptive_steps"] == 6 and r.stats["head_samples"] > 0
+    assert r.stats["head_factors"] == "theory constants (uncalibrated)"
     # the head with an exact prefix of every column and 4 cluster-centred rows: each step's warm-up reads the n arms'
     # d columns and charges the centroid logits d each, and nothing more; a prefix past the head's width is refused
     n, d = m.info["n_vocab"], m.info["n_embd"]
