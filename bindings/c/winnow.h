@@ -53,6 +53,11 @@ typedef struct winnow_model_params {
     int threads;               /* CPU threads; 0 (default): every core */
     winnow_dot_mode dot;       /* default F32 */
     const char* head_calibration; /* NULL (default): MODEL.head.json beside the model if present */
+    /* The adaptive head (winnow_generate_params.adaptive_head), as the C++ API's ModelParams: */
+    const char* adaptive_impl;    /* NULL (default): "fast"; or "faithful" */
+    int adaptive_exact_prefix;    /* default 0: columns every arm reads exactly (16 in the reports) */
+    int adaptive_row_clusters;    /* default 0: cluster-centred rows (64 in the reports; at most 1024) */
+    const char* adaptive_basis;   /* NULL (default): none; a basis file from `winnow calibrate-head --fit-head-basis` */
 } winnow_model_params;
 
 typedef struct winnow_session_params {

@@ -102,5 +102,21 @@ int main(int argc, char** argv) {
     CHECK(session == NULL);
     CHECK(strstr(winnow_last_error(), "/nonexistent/pattern.json") != NULL);
     winnow_model_free(model);
+    /* the adaptive head's options are model parameters, checked at load: a missing basis file and a cluster count out
+     * of range are errors naming them */
+    winnow_model_params hp = winnow_model_default_params();
+    CHECK(hp.adaptive_impl == NULL && hp.adaptive_exact_prefix == 0 && hp.adaptive_row_clusters == 0 && hp.adaptive_basis == NULL);
+    hp.adaptive_basis = "/nonexistent/basis.gguf";
+    model = (winnow_model*)1;
+    CHECK(winnow_model_load(argv[1], &hp, &model) != WINNOW_OK);
+    CHECK(model == NULL);
+    CHECK(strstr(winnow_last_error(), "/nonexistent/basis.gguf") != NULL);
+    hp.adaptive_basis = NULL;
+    hp.adaptive_row_clusters = -1;
+    CHECK(winnow_model_load(argv[1], &hp, &model) == WINNOW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(winnow_last_error(), "row clusters must be 0 to") != NULL);
+    hp.adaptive_row_clusters = 0;
+    hp.adaptive_impl = "quick";
+    CHECK(winnow_model_load(argv[1], &hp, &model) == WINNOW_ERR_INVALID_ARGUMENT);
     return 0;
 }
