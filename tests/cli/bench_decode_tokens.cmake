@@ -6,13 +6,7 @@ if(NOT N)
   set(N 8)
 endif()
 
-function(run_json var)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "exit ${rc} from: ${ARGN}\n${err}")
-  endif()
-  set(${var} "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_ok.cmake)
 
 # a JSON array of integers as a CMake list
 function(json_ids var json)
@@ -29,7 +23,7 @@ function(json_ids var json)
 endfunction()
 
 # the bench: one tg row, no pp
-run_json(bench ${WINNOW} bench decode -m ${MODEL} -p 0 -n ${N} -r 1 --json)
+run_ok(bench ${WINNOW} bench decode -m ${MODEL} -p 0 -n ${N} -r 1 --json)
 string(JSON rows LENGTH "${bench}")
 string(JSON test GET "${bench}" 0 test)
 if(NOT rows EQUAL 1 OR NOT test STREQUAL "tg${N}")
@@ -48,7 +42,7 @@ string(ASCII 1 byte1)
 get_filename_component(stem ${MODEL} NAME_WE)
 set(prompt_file ${DIR}/bench-decode-prompt-${stem}.txt) # one per model: the tests may run in parallel
 file(WRITE ${prompt_file} "${byte1}")
-run_json(gen ${WINNOW} generate -m ${MODEL} -f ${prompt_file} -n ${N} --ignore-eos --temp 0 --repeat-penalty 1 --json)
+run_ok(gen ${WINNOW} generate -m ${MODEL} -f ${prompt_file} -n ${N} --ignore-eos --temp 0 --repeat-penalty 1 --json)
 json_ids(prompt_ids "${gen}" prompt_ids)
 if(NOT prompt_ids STREQUAL "1")
   message(FATAL_ERROR "the prompt 0x01 is not the one token 1 in this model's vocabulary: [${prompt_ids}]")
@@ -60,7 +54,7 @@ if(NOT nb EQUAL N OR NOT bench_ids STREQUAL gen_ids)
 endif()
 
 # after a context of 3 tokens: runs, N tokens
-run_json(deep ${WINNOW} bench decode -m ${MODEL} -p 0 -n ${N} -d 3 -r 1 --json)
+run_ok(deep ${WINNOW} bench decode -m ${MODEL} -p 0 -n ${N} -d 3 -r 1 --json)
 string(JSON test GET "${deep}" 0 test)
 json_ids(deep_ids "${deep}" 0 tg_token_ids)
 list(LENGTH deep_ids nd)

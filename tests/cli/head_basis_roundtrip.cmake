@@ -6,17 +6,11 @@
 file(REMOVE_RECURSE "${DIR}")
 file(MAKE_DIRECTORY "${DIR}")
 
-function(run var)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "exit ${rc} from: ${ARGN}\n${err}")
-  endif()
-  set(${var} "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_ok.cmake)
 
 set(calibrate ${WINNOW} calibrate-head -m ${MODEL} --window 8 --queries 20 --deltas 0.05 --threads 1 --head-exact-prefix 2 --head-row-clusters 4
     --basis-windows 60 --out ${DIR}/head.json)
-run(out ${calibrate} --head-basis ${DIR}/basis.gguf --fit-head-basis)
+run_ok(out ${calibrate} --head-basis ${DIR}/basis.gguf --fit-head-basis)
 if(NOT out MATCHES "head basis: fit on [0-9]+ states.*checksum ([0-9a-f]+)")
   message(FATAL_ERROR "calibrate-head did not report the basis it wrote:\n${out}")
 endif()
@@ -30,16 +24,16 @@ endif()
 
 set(generate ${WINNOW} generate -p "hello there" -n 4 --ignore-eos --json --temp 0 --head adaptive --delta 0.05 --head-exact-prefix 2 --head-row-clusters 4
     --head-calibration ${DIR}/head.json)
-run(out ${generate} -m ${MODEL} --head-basis ${DIR}/basis.gguf)
+run_ok(out ${generate} -m ${MODEL} --head-basis ${DIR}/basis.gguf)
 string(JSON note GET "${out}" head calibration)
 if(NOT note MATCHES "^calibrated|even they missed")
   message(FATAL_ERROR "generate did not find the factors calibrated in its basis: ${note}")
 endif()
 
 # another basis (fit on other windows): same options, other checksum, no entry
-run(out ${WINNOW} calibrate-head -m ${MODEL} --window 8 --queries 20 --deltas 0.05 --threads 1 --head-exact-prefix 2 --head-row-clusters 4
+run_ok(out ${WINNOW} calibrate-head -m ${MODEL} --window 8 --queries 20 --deltas 0.05 --threads 1 --head-exact-prefix 2 --head-row-clusters 4
     --basis-windows 90 --out ${DIR}/other.json --head-basis ${DIR}/other-basis.gguf --fit-head-basis)
-run(out ${generate} -m ${MODEL} --head-basis ${DIR}/other-basis.gguf)
+run_ok(out ${generate} -m ${MODEL} --head-basis ${DIR}/other-basis.gguf)
 string(JSON note GET "${out}" head calibration)
 if(NOT note MATCHES "has no entry for fast\\+pca\\+prefix2\\+clusters4 with basis [0-9a-f]+ at this delta")
   message(FATAL_ERROR "generate applied factors calibrated in another basis: ${note}")
