@@ -29,6 +29,7 @@ struct Model::Impl {
     std::shared_ptr<const head::HeadBasis> basis; // ModelParams::adaptive_basis, loaded once
     // The fast adaptive head's columns, built by the first session that generates adaptively and shared by all (each
     // session's head is its own: it holds per-query state)
+    // (one set per model: a model's head options are fixed at load, so every session asks for the same columns)
     mutable std::mutex fast_columns_mutex;
     mutable std::shared_ptr<const head::ColumnMajorHead> fast_columns;
     std::shared_ptr<const head::ColumnMajorHead> shared_fast_columns(const head::AdaptiveHeadOptions& o) const {
@@ -76,7 +77,12 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     impl->tokenizer = load_model_tokenizer(*impl->model);
     impl->chat_template = load_chat_template_for(*impl->model, *impl->tokenizer);
     const ModelConfig& c = impl->model->config();
-    if (!params.adaptive_basis.empty()) impl->basis = head::HeadBasis::load_for(params.adaptive_basis, *impl->model);
+    std::string model_hash; // the model's content hash, read once when a basis or a calibration file needs it
+    auto content_hash = [&]() -> const std::string& {
+        if (model_hash.empty()) model_hash = head::model_content_hash(impl->model->path());
+        return model_hash;
+    };
+    if (!params.adaptive_basis.empty()) impl->basis = head::HeadBasis::load_for(params.adaptive_basis, content_hash(), c.n_embd);
     head::check_options(adaptive_head_options(params, impl->basis), c.n_vocab, c.n_embd); // likewise the head's options
     if (impl->tokenizer->n_vocab() != c.n_vocab)
         throw Error(ErrorKind::format, "tokenizer has " + std::to_string(impl->tokenizer->n_vocab()) + " tokens but the model's vocabulary is " +
@@ -97,7 +103,7 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     if (cal.empty() && std::filesystem::exists(path + ".head.json")) cal = path + ".head.json";
     if (!cal.empty()) { // made on this model's content (checked once, here); its eps is checked per generation
         impl->calibration = head::HeadCalibrationFile::load(cal);
-        impl->calibration->check_matches(cal, head::model_content_hash(impl->model->path()), impl->calibration->epsilon);
+        impl->calibration->check_matches(cal, content_hash(), impl->calibration->epsilon);
         impl->calibration_path = cal;
     }
     return Model(std::move(impl));

@@ -16,6 +16,7 @@
 #include "cli/head_queries.h"
 #include "head/adaptive_head.h"
 #include "head/calibration.h"
+#include "io/number_text.h"
 #include "model/model.h"
 #include "winnow/error.h"
 
@@ -25,32 +26,24 @@ namespace winnow::cli {
 
 namespace {
 
-// The principal axes of the final hidden states of `windows` windows of the tuning region, less the calibration
-// windows (a basis fit on the calibration queries themselves gives them no energy in the trailing axes, which every
-// other query has, so factors tuned on them are too aggressive for the rest: bench/reports/adaptive-head-rotation-
-// smollm2.md), written to `path`.
-std::shared_ptr<const head::HeadBasis> fit_head_basis(const LoadedModel& model, const std::string& text_path, HeadQueryPlan plan, int windows,
-                                                      const HeadQueries& calibration, int threads, const std::string& cache,
-                                                      const std::string& model_hash, const std::string& path) {
+// The principal axes of the final hidden states of `windows` windows of the tuning region, less those that start
+// where a calibration window starts (a basis fit on the calibration queries themselves gives them no energy in the
+// trailing axes, which every other query has, so factors tuned on them are too aggressive for the rest:
+// bench/reports/adaptive-head-rotation-smollm2.md). The caller sets the model's identity and saves it.
+head::HeadBasis fit_head_basis(const LoadedModel& model, const std::string& text_path, HeadQueryPlan plan, int windows, const HeadQueries& calibration,
+                               int threads, const std::string& cache) {
     plan.n_tune = windows;
     const HeadQueries hq = collect_head_queries(model, text_path, plan, threads, cache.empty() ? cache : cache + ".basis");
     std::vector<std::vector<float>> states;
     for (size_t q = 0; q < hq.tune.size(); ++q) // both window lists are sorted
         if (!std::binary_search(calibration.tune_windows.begin(), calibration.tune_windows.end(), hq.tune_windows[q])) states.push_back(hq.tune[q]);
     if (states.empty()) throw Error(ErrorKind::invalid_argument, "--basis-windows " + std::to_string(windows) + " leaves no window beyond the calibration ones");
-    auto basis = std::make_shared<head::HeadBasis>();
-    basis->rotation = head::pca_rotation(states, model.config().n_embd);
-    basis->model_hash = model_hash;
-    basis->model = model.path();
-    basis->states = states.size();
-    char source[512];
-    std::snprintf(source, sizeof source, "%s (fnv1a %s): %zu windows of %d tokens in its first %g of tokens, less the %zu calibration windows", text_path.c_str(),
-                  hq.text_hash.c_str(), hq.tune.size(), plan.window, plan.tune_share, calibration.tune.size());
-    basis->source = source;
-    basis->save(path);
-    std::printf("head basis: fit on %zu states, %.1f%% / %.1f%% / %.1f%% of their energy in the first 8 / 32 / 128 axes; wrote %s (checksum %s)\n", states.size(),
-                100 * basis->rotation.energy_in_leading(8), 100 * basis->rotation.energy_in_leading(32), 100 * basis->rotation.energy_in_leading(128), path.c_str(),
-                basis->checksum.c_str());
+    head::HeadBasis basis;
+    basis.rotation = head::pca_rotation(states, model.config().n_embd);
+    basis.states = states.size();
+    basis.source = text_path + " (fnv1a " + hq.text_hash + "): " + std::to_string(hq.tune.size()) + " windows of " + std::to_string(plan.window) +
+                   " tokens in its first " + number_text(plan.tune_share) + " of tokens, less those starting where one of the " +
+                   std::to_string(calibration.tune.size()) + " calibration windows starts";
     return basis;
 }
 
@@ -80,7 +73,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     add_adaptive_head_options(opts, head_options, basis_path);
     opts.add_options()("fit-head-basis", po::bool_switch(&fit_basis),
                        "first fit the basis --head-basis names (written there, atomically) on the hidden states of --basis-windows windows of the tuning "
-                       "region less the calibration windows, then calibrate the head in it")(
+                       "region (less those starting where a calibration window starts), then calibrate the head in it")(
         "basis-windows", po::value(&basis_windows)->default_value(basis_windows), "windows whose states --fit-head-basis fits the basis on (at least 10)");
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
@@ -95,11 +88,22 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     if (out_path.empty()) out_path = model->path() + ".head.json";
     HeadQueryPlan plan;
     plan.window = window, plan.n_tune = n_queries, plan.n_test = 0, plan.tune_share = tune_share;
-    const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache);
-    const std::string model_hash = head::model_content_hash(model->path());
-    if (fit_basis) head_options.basis = fit_head_basis(*model, text_path, plan, basis_windows, hq, threads, cache, model_hash, basis_path);
-    else load_head_basis(basis_path, *model, head_options);
+    // the head's options are checked before minutes of forward passes (and before a basis file is replaced)
     head_options.impl = head::parse_head_impl(impl);
+    head::check_options(head_options, model->config().n_vocab, model->config().n_embd);
+    const std::string model_hash = head::model_content_hash(model->path());
+    if (!fit_basis) load_head_basis(basis_path, [&] { return model_hash; }, model->config().n_embd, head_options);
+    const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache);
+    if (fit_basis) {
+        head::HeadBasis basis = fit_head_basis(*model, text_path, plan, basis_windows, hq, threads, cache);
+        basis.model_hash = model_hash;
+        basis.model = model->path();
+        basis.save(basis_path);
+        std::printf("head basis: fit on %llu states, %.1f%% / %.1f%% / %.1f%% of their energy in the first 8 / 32 / 128 axes; wrote %s (checksum %s)\n",
+                    static_cast<unsigned long long>(basis.states), 100 * basis.rotation.energy_in_leading(8), 100 * basis.rotation.energy_in_leading(32),
+                    100 * basis.rotation.energy_in_leading(128), basis_path.c_str(), basis.checksum.c_str());
+        head_options.basis = std::make_shared<const head::HeadBasis>(std::move(basis));
+    }
     head::AdaptiveHead adaptive(*model, head_options);
     const std::string algorithm = head::algorithm_key(head_options);
     head::HeadCalibrationFile file;

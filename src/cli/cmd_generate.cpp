@@ -87,7 +87,12 @@ int cmd_generate(const std::vector<std::string>& args) {
     const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);
     // out-of-range head options and a bad basis file are refused with --head exact too, not passed over in silence
-    load_head_basis(basis_path, *model, head_options);
+    std::string model_hash; // the model's content hash, read once when a basis or a calibration file needs it
+    auto content_hash = [&]() -> const std::string& {
+        if (model_hash.empty()) model_hash = head::model_content_hash(model->path());
+        return model_hash;
+    };
+    load_head_basis(basis_path, content_hash, model->config().n_embd, head_options);
     head::check_options(head_options, model->config().n_vocab, model->config().n_embd);
     std::unique_ptr<head::AdaptiveHead> adaptive;
     std::string calibration_note = "theory constants (uncalibrated)";
@@ -99,7 +104,10 @@ int cmd_generate(const std::vector<std::string>& args) {
         if (calibration_path.empty() && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
         std::optional<head::HeadCalibrationFile> cal;
         // refused in one line when made on another model's content or for another --eps
-        if (!calibration_path.empty()) cal = head::HeadCalibrationFile::load_for(calibration_path, *model, opt.adaptive.epsilon);
+        if (!calibration_path.empty()) {
+            cal = head::HeadCalibrationFile::load(calibration_path);
+            cal->check_matches(calibration_path, content_hash(), opt.adaptive.epsilon);
+        }
         const head::HeadFactors factors = head::head_factors(cal ? &*cal : nullptr, calibration_path, head_options, opt.adaptive.delta);
         opt.adaptive.fudge_best = factors.fudge_best;
         opt.adaptive.fudge_norm = factors.fudge_norm;

@@ -116,15 +116,18 @@ HeadQueries collect_head_queries(const LoadedModel& model, const std::string& te
     hq.tune_windows = tune_texts.empty() ? in_text(0, head::window_starts(0, hq.boundary, plan.window, plan.n_tune, "tuning"))
                                          : spread_windows(hq.tune_text_tokens, plan.window, plan.n_tune);
     const int d = model.config().n_embd;
-    // the model by content (a path can be reused by another file), the texts by content, and the plan
+    // the model by content (a path can be reused by another file), the texts by content, and the plan; only with a
+    // cache (the model's hash reads the whole file)
     std::ostringstream key;
-    key << "head-queries v2|" << head::model_content_hash(model.path()) << "|" << hq.text_hash << "|" << plan.window << "|" << plan.n_tune << "|"
-        << plan.n_test << "|" << hq.boundary;
-    if (!hq.tune_hashes.empty()) { // absent without tuning texts, so the caches of the split stay valid
-        key << "|tuning texts";
-        for (const auto& h : hq.tune_hashes) key << " " << h;
+    if (!cache.empty()) {
+        key << "head-queries v2|" << head::model_content_hash(model.path()) << "|" << hq.text_hash << "|" << plan.window << "|" << plan.n_tune << "|"
+            << plan.n_test << "|" << hq.boundary;
+        if (!hq.tune_hashes.empty()) { // absent without tuning texts, so the caches of the split stay valid
+            key << "|tuning texts";
+            for (const auto& h : hq.tune_hashes) key << " " << h;
+        }
+        if (device && device->device != Device::cpu) key << "|" << to_string(device->device);
     }
-    if (device && device->device != Device::cpu) key << "|" << to_string(device->device);
     if (read_cache(cache, key.str(), d, plan, hq)) return hq;
     hq.tune = collect_queries(model, tune_texts.empty() ? texts : tune_texts, hq.tune_windows, plan.window, threads, "tuning", device);
     if (plan.n_test > 0) {

@@ -54,6 +54,17 @@ HeadImpl parse_head_impl(const std::string& s) {
     throw Error(ErrorKind::invalid_argument, "--head-impl must be fast or faithful, not '" + s + "'");
 }
 
+namespace {
+
+// The stored head as row-major fp32 [n][d].
+std::vector<float> dequantize_head(const Matrix& W) {
+    std::vector<float> A(static_cast<size_t>(W.rows) * W.cols);
+    for (int64_t i = 0; i < W.rows; ++i) dequantize_row(W.type, W.row(i), A.data() + static_cast<size_t>(i) * W.cols, W.cols);
+    return A;
+}
+
+} // namespace
+
 AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options, std::shared_ptr<const ColumnMajorHead> columns)
     : model_(model), options_(options) {
     const Matrix& W = model.weights().output;
@@ -77,11 +88,14 @@ AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options
         }
         // the faithful head reads A R (fp32, held here); the model's fp32 head stays for dense_matrix()
         rotated_ = rotate_head(dense_matrix(), n, options_.basis->rotation);
+        dense_ = {}; // one fp32 copy held, not two: dense_matrix() makes the model's again on demand
         algo_ = std::make_unique<RotatedAlgorithm>(std::make_unique<AdaptiveSoftmax>(rotated_, n, d, faithful), options_.basis->rotation);
         return;
     }
-    if (columns && (columns->n() != n || columns->d() != d))
-        throw Error(ErrorKind::invalid_argument, "AdaptiveHead: the shared columns do not match the model's head");
+    // columns made for other options would be read with the wrong query basis or centroids: refused
+    if (columns && (columns->n() != n || columns->d() != d || columns->rotated() != static_cast<bool>(options_.basis) ||
+                    columns->row_clusters().k != std::min(options_.row_clusters, n)))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveHead: the shared columns were not made for this head's options");
     auto head = std::make_unique<FastAdaptiveSoftmax>(columns ? std::move(columns) : fast_head_columns(model, options_),
                                                       FastOptions{.threads = options_.threads, .exact_prefix = options_.exact_prefix});
     if (options_.basis) algo_ = std::make_unique<RotatedAlgorithm>(std::move(head), options_.basis->rotation);
@@ -96,8 +110,7 @@ std::shared_ptr<const ColumnMajorHead> fast_head_columns(const LoadedModel& mode
     // The columns hold A (or A R), or its rows' residuals from their cluster centroids, in the stored format's
     // precision; the exact rows stay the model's (a rotated head turns the query back for them). The fp32 copies
     // made here are freed on return.
-    std::vector<float> A(static_cast<size_t>(n) * d);
-    for (int64_t i = 0; i < W.rows; ++i) dequantize_row(W.type, W.row(i), A.data() + static_cast<size_t>(i) * d, d);
+    std::vector<float> A = dequantize_head(W);
     if (o.basis) A = rotate_head(A, n, o.basis->rotation);
     RowClusters clusters = o.row_clusters > 0 ? cluster_rows(A, n, d, o.row_clusters) : RowClusters{};
     std::vector<float> R = o.basis ? o.basis->rotation.R : std::vector<float>{};
@@ -107,11 +120,7 @@ std::shared_ptr<const ColumnMajorHead> fast_head_columns(const LoadedModel& mode
 AdaptiveHead::~AdaptiveHead() = default;
 
 std::span<const float> AdaptiveHead::dense_matrix() {
-    if (dense_.empty()) {
-        const Matrix& W = model_.weights().output;
-        dense_.resize(static_cast<size_t>(W.rows) * W.cols);
-        for (int64_t i = 0; i < W.rows; ++i) dequantize_row(W.type, W.row(i), dense_.data() + static_cast<size_t>(i) * W.cols, W.cols);
-    }
+    if (dense_.empty()) dense_ = dequantize_head(model_.weights().output);
     return dense_;
 }
 
@@ -256,7 +265,7 @@ HeadFactors head_factors(const HeadCalibrationFile* cal, const std::string& path
         return {.note = "theory constants (" + path + " has no entry for " + algorithm_key(o) + (o.basis ? " with basis " + o.basis->checksum : std::string()) +
                         " at this delta)"};
     return {e->fudge_best, e->fudge_norm,
-            e->met ? "calibrated (" + path + ")" : "theory constants (" + path + ": even they missed the tuning budget at this delta)"};
+            e->met ? "calibrated (" + path + ")" : "calibrated, tuning budget not met even by the theory constants (" + path + ")"};
 }
 
 } // namespace winnow::head

@@ -58,7 +58,7 @@ std::shared_ptr<const ColumnMajorHead> fast_head_columns(const LoadedModel& mode
 class AdaptiveHead {
 public:
     // columns: for the fast head on the CPU, fast_head_columns(model, options) made earlier for the same options (null:
-    // made here). Other heads ignore it.
+    // made here); columns whose basis use, cluster count or shape differ are refused. Other heads ignore it.
     explicit AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options = {}, std::shared_ptr<const ColumnMajorHead> columns = nullptr);
     ~AdaptiveHead();
     AdaptiveResult select(std::span<const float> hidden, const AdaptiveParams& p) { return algo_->run(hidden, p); }
@@ -109,9 +109,10 @@ struct HeadCalibrationFile {
 };
 
 // The fudge factors a run of the head `o` at `delta` takes from a calibration file (`cal` null: none was found), and a
-// note saying where they come from, for --stats, --json and GenerateResult::head_factors: "calibrated (PATH)", or
-// "theory constants (...)" with the reason (no file; no entry for this head, basis and delta; or an entry whose
-// budget even the theory constants missed, whose factors are still the calibration's).
+// note saying where they come from, for --stats, --json and GenerateResult::head_factors: "calibrated (PATH)";
+// "calibrated, tuning budget not met even by the theory constants (PATH)" for an entry with met = false (its factors
+// are applied: the smallest that fail no more often than the theory constants did); or "theory constants (...)" with
+// the reason (no file; no entry for this head, basis and delta).
 struct HeadFactors {
     double fudge_best = 1.0, fudge_norm = 1.0;
     std::string note;

@@ -1,13 +1,12 @@
 #include "head/basis_file.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
-#include "head/adaptive_head.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
-#include "io/text_file.h"
 #include "train/sgemm.h"
 #include "winnow/error.h"
 
@@ -24,10 +23,18 @@ std::vector<float> variance_f32(const HeadRotation& r) { return std::vector<floa
 } // namespace
 
 std::string basis_checksum(const HeadRotation& r) {
+    // FNV-1a-64 over R's bytes, then the fp32 variances', in place (io::fnv1a_hex's hash over the two concatenated)
+    uint64_t h = 1469598103934665603ull;
+    auto feed = [&](const void* p, size_t n) {
+        const auto* b = static_cast<const unsigned char*>(p);
+        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    };
     const std::vector<float> var = variance_f32(r);
-    std::string bytes(reinterpret_cast<const char*>(r.R.data()), r.R.size() * sizeof(float));
-    bytes.append(reinterpret_cast<const char*>(var.data()), var.size() * sizeof(float));
-    return io::fnv1a_hex(bytes);
+    feed(r.R.data(), r.R.size() * sizeof(float));
+    feed(var.data(), var.size() * sizeof(float));
+    char buf[20];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
 }
 
 void HeadBasis::save(const std::string& path) {
@@ -49,7 +56,7 @@ void HeadBasis::save(const std::string& path) {
     w.write(path);
 }
 
-HeadBasis HeadBasis::load(const std::string& path) {
+HeadBasis HeadBasis::load(const std::string& path, int expected_d) {
     const std::string where = "head basis '" + path + "'";
     const auto f = io::GgufFile::open(path); // names the file in its own errors
     if (f->get_string("general.architecture").value_or("") != kArchitecture)
@@ -72,6 +79,9 @@ HeadBasis HeadBasis::load(const std::string& path) {
     if (R->n_dims != 2 || R->ne[1] != d || d < 1 || d > static_cast<uint64_t>(kMaxBasisDim))
         throw Error(ErrorKind::format, where + ": " + kRotationTensor + " must be d x d with 1 <= d <= " + std::to_string(kMaxBasisDim));
     if (V->n_dims != 1 || V->ne[0] != d) throw Error(ErrorKind::format, where + ": " + kVarianceTensor + " must hold d = " + std::to_string(d) + " values");
+    // before the checks that cost d^2 memory and d^3 work
+    if (expected_d > 0 && d != static_cast<uint64_t>(expected_d))
+        throw Error(ErrorKind::invalid_argument, where + " has dimension " + std::to_string(d) + ", the model's hidden size is " + std::to_string(expected_d));
 
     HeadRotation& r = b.rotation;
     r.d = static_cast<int>(d);
@@ -108,9 +118,9 @@ void HeadBasis::check_model(const std::string& path, const std::string& hash, in
                                                      std::to_string(n_embd));
 }
 
-std::shared_ptr<const HeadBasis> HeadBasis::load_for(const std::string& path, const LoadedModel& model) {
-    auto b = std::make_shared<HeadBasis>(load(path));
-    b->check_model(path, model_content_hash(model.path()), model.config().n_embd);
+std::shared_ptr<const HeadBasis> HeadBasis::load_for(const std::string& path, const std::string& model_hash, int n_embd) {
+    auto b = std::make_shared<HeadBasis>(load(path, n_embd));
+    b->check_model(path, model_hash, n_embd);
     return b;
 }
 

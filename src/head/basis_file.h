@@ -13,21 +13,22 @@
 //   winnow.head_basis.checksum    FNV-1a-64 of the two tensors' bytes (16 hex digits); also the basis's identity, under
 //                                 which calibration files keep the factors tuned with it
 //   tensor head_basis.rotation    F32 [d][d] (ne = {d, d}): row i, column k is axis k's i-th component (HeadRotation::R)
-//   tensor head_basis.variance    F32 [d]: each axis's mean square over the states, descending
-// Loading checks, in order: the format, version, shapes (1 <= d <= kMaxBasisDim), finite values, the checksum, and
-// that R is orthonormal (max |R^T R - I| <= kOrthonormalTolerance): a rotation that is not one changes the logits.
+//   tensor head_basis.variance    F32 [d]: each axis's mean square over the states, descending as fit (informational:
+//                                 energy shares in reports; not checked on load)
+// Loading checks, in order: the format, version, shapes (1 <= d <= kMaxBasisDim, and d = the expected dimension when
+// one is given, before anything of size d^2 is made), finite values, the checksum, and that R is orthonormal
+// (max |R^T R - I| <= kOrthonormalTolerance): a matrix that is not a rotation changes the logits.
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "head/rotation.h"
-#include "model/model.h"
 
 namespace winnow::head {
 
 struct HeadBasis {
     static constexpr uint32_t kVersion = 1;
-    static constexpr int kMaxBasisDim = 32768;
+    static constexpr int kMaxBasisDim = 16384; // the largest hidden size of today's open models
     static constexpr double kOrthonormalTolerance = 1e-3;
 
     HeadRotation rotation;
@@ -39,10 +40,12 @@ struct HeadBasis {
 
     // Writes the file (atomic) and sets `checksum`. Throws winnow::Error (io) naming the file.
     void save(const std::string& path);
-    // Reads and validates the file (see above). Throws a one-line winnow::Error naming the file and what is wrong.
-    static HeadBasis load(const std::string& path);
-    // load(), then the model check: the same content hash and d = the model's hidden size.
-    static std::shared_ptr<const HeadBasis> load_for(const std::string& path, const LoadedModel& model);
+    // Reads and validates the file (see above); expected_d > 0: refused unless d is that. Throws a one-line
+    // winnow::Error naming the file and what is wrong.
+    static HeadBasis load(const std::string& path, int expected_d = 0);
+    // load(path, n_embd), then the model check: the basis was fit on the model with this content hash
+    // (model_content_hash, which reads the whole model: callers compute it once).
+    static std::shared_ptr<const HeadBasis> load_for(const std::string& path, const std::string& model_hash, int n_embd);
     // Throws unless the basis was fit on this model content and has its dimension. `path`: the file, for the message.
     void check_model(const std::string& path, const std::string& model_hash, int n_embd) const;
 };

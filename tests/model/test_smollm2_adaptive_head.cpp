@@ -120,11 +120,12 @@ TEST(SmolLM2AdaptiveHead, FastWithPrefixAndClustersGreedyAgreesWithExactHeadCali
 
 // The improved head in full (generate --head-basis FILE --head-exact-prefix 16 --head-row-clusters 64): the same options
 // in the principal axes of SmolLM2's hidden states, the basis fit by `winnow calibrate-head --fit-head-basis` on 1,000
-// windows of GPL-3's tuning region less the calibration windows, the factors calibrated in it on the same 100 windows
-// as the other fixtures. Measured 98.59% (631 / 640) at a 4.45x gain (f_b 0.127, f_ln 0.048, budget not met on the
+// windows of GPL-3's tuning region (less those starting where a calibration window does), the factors calibrated in it
+// on the same 100 windows as the other fixtures. Measured 98.59% (631 / 640) at a 4.45x gain (f_b 0.127, f_ln 0.048, budget not met on the
 // 100 tuning windows; 900 basis states; AVX-512 VM, 2026-12-04): 1.23x the unrotated head's gain, at 4 more misses.
-// Asserted: the 3 sd bound (97.8%), and a gain above 4 (the unrotated head's is 3.63x: a head that dropped the basis
-// would fall back to it).
+// Asserted: the 3 sd bound (97.8%), and a gain above 4 (the theory constants give 1.1x: factors not found or not
+// applied fail it). A dropped basis is the unit tests' to catch (HeadBasisOnTinyLlama), not this one's: run on the
+// unrotated columns with these factors the head measured 98.12% at 4.21x, which passes both assertions.
 TEST(SmolLM2AdaptiveHead, FastInPcaBasisWithPrefixAndClustersGreedyAgreesWithExactHeadCalibrated) {
     WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
     WINNOW_REQUIRE_FILE(WINNOW_FIXTURE_DIR "/smollm2.head-basis.gguf");
@@ -133,7 +134,9 @@ TEST(SmolLM2AdaptiveHead, FastInPcaBasisWithPrefixAndClustersGreedyAgreesWithExa
     const winnow::head::AdaptiveHeadOptions options{.impl = winnow::head::HeadImpl::fast,
                                                     .exact_prefix = 16,
                                                     .row_clusters = 64,
-                                                    .basis = winnow::head::HeadBasis::load_for(WINNOW_FIXTURE_DIR "/smollm2.head-basis.gguf", *model)};
+                                                    .basis = winnow::head::HeadBasis::load_for(WINNOW_FIXTURE_DIR "/smollm2.head-basis.gguf",
+                                                                                              winnow::head::model_content_hash(model->path()),
+                                                                                              model->config().n_embd)};
     const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head-pca-prefix16-clusters64.json");
     const auto* factors = cal.find(options, 0.01);
     ASSERT_NE(factors, nullptr) << "no entry for " << winnow::head::algorithm_key(options) << " in basis " << options.basis->checksum;

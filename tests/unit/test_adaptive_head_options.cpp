@@ -83,7 +83,8 @@ TEST_F(AdaptiveHeadOptionsOnTinyLlama, SharedColumnsMakeTheSameDraws) {
     EXPECT_EQ(a.head.p_top, b.head.p_top);
     EXPECT_EQ(a.cost.samples, b.cost.samples);
     EXPECT_EQ(b.cost.samples, c.cost.samples);
-    // columns of another head are refused
+    // columns made for other options, or of another head, are refused
+    EXPECT_THROW(AdaptiveHead(*model_, {.impl = HeadImpl::fast, .threads = 1, .exact_prefix = 3}, columns), winnow::Error); // clusters 4 vs none
     std::vector<float> small(8 * 32, 0.5f);
     EXPECT_THROW(AdaptiveHead(*model_, o, std::make_shared<const winnow::head::ColumnMajorHead>(small, 8, 32, false)), winnow::Error);
 }
