@@ -77,11 +77,7 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     impl->tokenizer = load_model_tokenizer(*impl->model);
     impl->chat_template = load_chat_template_for(*impl->model, *impl->tokenizer);
     const ModelConfig& c = impl->model->config();
-    std::string model_hash; // the model's content hash, read once when a basis or a calibration file needs it
-    auto content_hash = [&]() -> const std::string& {
-        if (model_hash.empty()) model_hash = head::model_content_hash(impl->model->path());
-        return model_hash;
-    };
+    head::ModelContentHash content_hash(impl->model->path()); // read once, when a basis or a calibration file needs it
     if (!params.adaptive_basis.empty()) impl->basis = head::HeadBasis::load_for(params.adaptive_basis, content_hash(), c.n_embd);
     head::check_options(adaptive_head_options(params, impl->basis), c.n_vocab, c.n_embd); // likewise the head's options
     if (impl->tokenizer->n_vocab() != c.n_vocab)

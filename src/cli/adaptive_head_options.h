@@ -22,10 +22,9 @@ inline void add_adaptive_head_options(boost::program_options::options_descriptio
         "rotated head A R with queries R^T x, same logits, fewer samples");
 }
 
-// Loads --head-basis (when given) into o.basis, refused in one line when it was fit on another model. model_hash:
-// head::model_content_hash of the model, called only when there is a basis to check (it reads the whole model).
-template <typename ModelHash>
-void load_head_basis(const std::string& basis_path, ModelHash&& model_hash, int n_embd, head::AdaptiveHeadOptions& o) {
+// Loads --head-basis (when given) into o.basis, refused in one line when it was fit on another model (the model's
+// content hash is read only when there is a basis to check).
+inline void load_head_basis(const std::string& basis_path, head::ModelContentHash& model_hash, int n_embd, head::AdaptiveHeadOptions& o) {
     if (!basis_path.empty()) o.basis = head::HeadBasis::load_for(basis_path, model_hash(), n_embd);
 }
 

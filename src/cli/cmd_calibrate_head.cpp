@@ -91,8 +91,9 @@ int cmd_calibrate_head(const std::vector<std::string>& args) {
     // the head's options are checked before minutes of forward passes (and before a basis file is replaced)
     head_options.impl = head::parse_head_impl(impl);
     head::check_options(head_options, model->config().n_vocab, model->config().n_embd);
-    const std::string model_hash = head::model_content_hash(model->path());
-    if (!fit_basis) load_head_basis(basis_path, [&] { return model_hash; }, model->config().n_embd, head_options);
+    head::ModelContentHash content_hash(model->path());
+    const std::string model_hash = content_hash();
+    if (!fit_basis) load_head_basis(basis_path, content_hash, model->config().n_embd, head_options);
     const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache);
     if (fit_basis) {
         head::HeadBasis basis = fit_head_basis(*model, text_path, plan, basis_windows, hq, threads, cache);

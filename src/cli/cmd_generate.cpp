@@ -87,11 +87,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);
     // out-of-range head options and a bad basis file are refused with --head exact too, not passed over in silence
-    std::string model_hash; // the model's content hash, read once when a basis or a calibration file needs it
-    auto content_hash = [&]() -> const std::string& {
-        if (model_hash.empty()) model_hash = head::model_content_hash(model->path());
-        return model_hash;
-    };
+    head::ModelContentHash content_hash(model->path()); // read once, when a basis or a calibration file needs it
     load_head_basis(basis_path, content_hash, model->config().n_embd, head_options);
     head::check_options(head_options, model->config().n_vocab, model->config().n_embd);
     std::unique_ptr<head::AdaptiveHead> adaptive;

@@ -82,6 +82,20 @@ private:
 // when the path cannot be read.
 std::string model_content_hash(const std::string& path);
 
+// model_content_hash(path), read on the first call and remembered: a command checks a basis file and a calibration
+// file against the model, and only when it has them.
+class ModelContentHash {
+public:
+    explicit ModelContentHash(std::string path) : path_(std::move(path)) {}
+    const std::string& operator()() {
+        if (hash_.empty()) hash_ = model_content_hash(path_);
+        return hash_;
+    }
+
+private:
+    std::string path_, hash_;
+};
+
 // Calibrated factors per algorithm and delta, stored as JSON:
 // {"model": path, "model_hash": model_content_hash, "epsilon": .., "factors": [{"algorithm", "delta", "fudge_best",
 // "fudge_norm", "met", "basis"}]}; met = false: even the theory constants missed the tuning budget; basis: the checksum

@@ -1,12 +1,12 @@
 #include "head/basis_file.h"
 
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <string_view>
 
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
+#include "io/text_file.h"
 #include "train/sgemm.h"
 #include "winnow/error.h"
 
@@ -23,18 +23,11 @@ std::vector<float> variance_f32(const HeadRotation& r) { return std::vector<floa
 } // namespace
 
 std::string basis_checksum(const HeadRotation& r) {
-    // FNV-1a-64 over R's bytes, then the fp32 variances', in place (io::fnv1a_hex's hash over the two concatenated)
-    uint64_t h = 1469598103934665603ull;
-    auto feed = [&](const void* p, size_t n) {
-        const auto* b = static_cast<const unsigned char*>(p);
-        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-    };
     const std::vector<float> var = variance_f32(r);
-    feed(r.R.data(), r.R.size() * sizeof(float));
-    feed(var.data(), var.size() * sizeof(float));
-    char buf[20];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
+    io::Fnv1a64 h; // over R's bytes, then the fp32 variances', in place
+    h.add(r.R.data(), r.R.size() * sizeof(float));
+    h.add(var.data(), var.size() * sizeof(float));
+    return h.hex();
 }
 
 void HeadBasis::save(const std::string& path) {

@@ -20,13 +20,29 @@ inline std::string read_text_file(const std::string& path, const std::string& wh
     return ss.str();
 }
 
+// FNV-1a (64-bit), fed in pieces: the hash of the pieces' concatenation.
+class Fnv1a64 {
+public:
+    void add(const void* data, size_t n) {
+        const auto* b = static_cast<const unsigned char*>(data);
+        for (size_t i = 0; i < n; ++i) h_ = (h_ ^ b[i]) * 1099511628211ull;
+    }
+    // 16 hex digits
+    std::string hex() const {
+        char buf[20];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+        return buf;
+    }
+
+private:
+    uint64_t h_ = 1469598103934665603ull;
+};
+
 // FNV-1a (64-bit) of the bytes, as 16 hex digits.
 inline std::string fnv1a_hex(std::string_view s) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    char buf[20];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
+    Fnv1a64 h;
+    h.add(s.data(), s.size());
+    return h.hex();
 }
 
 } // namespace winnow::io
