@@ -50,13 +50,23 @@ def make(name, cfg, root):
     return path
 
 
-def hf_tokens_per_s(path, compiled):
+def hf_tokens_per_s(path, compiled=None):
+    """HF generate's tokens/s, batch 1, greedy: eager (compiled None), or with a static cache compiled by generate
+    ("generate") or by hand without CUDA graphs ("no-cudagraphs")."""
     m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).cuda().eval()
     ids = torch.randint(0, m.config.vocab_size, (1, 16), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
     kw = dict(max_new_tokens=128, min_new_tokens=128, do_sample=False)
-    if compiled:
+    if compiled == "generate":
+        # transformers' own path: with a static cache, generate compiles the decoding forward itself (CompileConfig,
+        # CUDA graphs included) and marks each step, which a forward wrapped by hand does not: on 2026-12-04 (H200,
+        # transformers 5.x) the hand-wrapped reduce-overhead forward failed with "accessing tensor output of CUDAGraphs
+        # that has been overwritten by a subsequent run"
         m.generation_config.cache_implementation = "static"
-        m.forward = torch.compile(m.forward, mode="reduce-overhead", fullgraph=True)
+        if hasattr(transformers, "CompileConfig"):
+            m.generation_config.compile_config = transformers.CompileConfig(fullgraph=True, mode="reduce-overhead")
+    elif compiled == "no-cudagraphs":  # the fallback: compiled kernels without CUDA graphs, so nothing is overwritten
+        m.generation_config.cache_implementation = "static"
+        m.forward = torch.compile(m.forward, mode="max-autotune-no-cudagraphs", fullgraph=True)
     for _ in range(2 if compiled else 1):
         m.generate(ids, **kw)  # warm-up (and compilation)
     times = []
@@ -115,7 +125,7 @@ def main():
                 print("winnow bench on %s failed: %s" % (name, r.stderr.strip()), flush=True)
             tg = next((x["tokens_per_s"] for x in rows if x["test"].startswith("tg")), None)
             roof = next((x.get("roofline_fraction") for x in rows if x["test"].startswith("tg")), None)
-            peer[name] = {"eager": hf_tokens_per_s(path, False)}
+            peer[name] = {"eager": hf_tokens_per_s(path)}
             if a.llama_peer and isinstance(cfg, LlamaConfig):
                 try:
                     llama_cpp[name] = peer[name]["llama_cpp_greedy"] = llama_cpp_tokens_per_s(path, name, a)
@@ -124,9 +134,13 @@ def main():
                     peer[name]["llama_cpp_error"] = ("%s: %s" % (type(e).__name__, e))[:300]
             if name == "smollm2-135m-bf16":  # compilation is slow: the first model only
                 try:
-                    peer[name]["static_compiled"] = hf_tokens_per_s(path, True)
-                except Exception as e:  # a peer failure is reported, not fatal
+                    peer[name]["static_compiled"] = hf_tokens_per_s(path, "generate")
+                except Exception as e:  # a peer failure is reported, not fatal; then the fallback
                     peer[name]["static_compiled_error"] = str(e)[:300]
+                    try:
+                        peer[name]["static_compiled_no_cudagraphs"] = hf_tokens_per_s(path, "no-cudagraphs")
+                    except Exception as e2:
+                        peer[name]["static_compiled_no_cudagraphs_error"] = str(e2)[:300]
         except Exception as e:  # subprocess.TimeoutExpired included
             peer.setdefault(name, {})["error"] = ("%s: %s" % (type(e).__name__, e))[:300]
             print("%s: %s" % (name, peer[name]["error"]), flush=True)

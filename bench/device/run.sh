@@ -2,7 +2,7 @@
 # Every GPU check and benchmark of winnow in one call on the GPU machine (one H200), from the repository root, after
 # bench/device/prepare.sh's payload has been carried there (see prepare.sh). Budget: under 8 minutes. Writes its
 # reports under $OUT (fetched back by the device tool) and prints a short summary last.
-# In order of value, each step capped so that the run ends by 470 s (the call's 540 s, less packing), and skipped when
+# In order of value, each step capped so that the run ends by 520 s (the call's 580 s, less packing), and skipped when
 # too little time is left (the summary says so). It stops at once, with setup-error.txt, when our programs cannot be
 # loaded (cuBLAS is looked for in the toolkit, then in torch's nvidia wheels); the summary's first line names the device.
 #   1. op harness, CUDA vs the double reference (every op x type x shape)
@@ -15,7 +15,7 @@
 #   5. compute-sanitizer memcheck on the harness and one generate run (before 6, which could take their time)
 #   6. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
 #      shapes, benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
-#      torch.compile), batch 1, greedy, and llama.cpp on the llama-shaped ones (converted to GGUF); capped at 150 s
+#      torch.compile), batch 1, greedy, and llama.cpp on the llama-shaped ones (converted to GGUF); capped at 240 s
 #   6b. compute-sanitizer: memcheck on the sample op; racecheck and synccheck on the kernels with shared memory and
 #      barriers
 #   7. per-kernel times from one Nsight Compute run of an 8-token generation (kernel_times.py)
@@ -38,12 +38,14 @@ fi
 summary=()
 note() { summary+=("$1"); echo "== $1"; results_pack "${summary[@]}"; }
 
-# A step's timeout: at most $1 seconds and no later than 470 s into the run; 0 when under 20 s are left (skip the step).
-cap() { local left=$((470 - SECONDS)); [ $left -lt 20 ] && { echo 0; return; }; echo $(( left < $1 ? left : $1 )); }
+# A step's timeout: at most $1 seconds and no later than END s into the run; 0 when under 20 s are left (skip the step).
+# END is 520: the first run (2026-12-04) ended at 377 s with the HF step cut at 150 s, which needs about 200 s.
+END=${WINNOW_RUN_END:-520}
+cap() { local left=$((END - SECONDS)); [ $left -lt 20 ] && { echo 0; return; }; echo $(( left < $1 ? left : $1 )); }
 # runs "$@" under timeout $(cap $1), or prints that the step was skipped (rc 124 either way when it did not finish)
 step() {
   local t; t=$(cap "$1"); shift
-  if [ "$t" -eq 0 ]; then echo "skipped: $((470 - SECONDS)) s left"; return 124; fi
+  if [ "$t" -eq 0 ]; then echo "skipped: $((END - SECONDS)) s left"; return 124; fi
   timeout -k 10 "$t" "$@"
 }
 libs="$W/lib:/usr/local/cuda/lib64"
@@ -104,8 +106,14 @@ if [ -f $model ]; then
   step 120 python3 $here/greedy_parity.py --winnow "$W/bin/winnow" --libs "$libs" --model $model \
     --prompts tests/fixtures/generation_prompts.txt --tokens 32 --out "$OUT/greedy-cuda-vs-cpu.json" > "$OUT/greedy.txt" 2>&1
   note "greedy cuda vs cpu: rc $? — $(tail -1 "$OUT/greedy.txt")"
+  # the clocks, power and load while the decode bench runs (every 100 ms): tiny kernels whose time does not move with their
+  # bytes (2026-12-04: 4.6 us for a 200 KB GEMV, 3.9 us for a 576-element norm) could be a GPU that never left its low clocks
+  timeout -k 5 70 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,pstate --format=csv -lms 100 > "$OUT/clocks-during-bench.csv" 2>&1 &
+  clocks=$!
   step 60 "${ours[@]}" $W/bin/winnow bench decode -m $model --device cuda -p 512 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1.json" 2> "$OUT/bench-smollm2-q4_1.err"
-  note "bench SmolLM2 Q4_1 cuda: rc $?"
+  rc=$?
+  kill $clocks 2>/dev/null
+  note "bench SmolLM2 Q4_1 cuda: rc $rc — SM clock during it (MHz, min/median/max): $(awk -F', ' 'NR > 1 && $2 + 0 > 0 {print $2 + 0}' "$OUT/clocks-during-bench.csv" | sort -n | awk '{a[NR] = $1} END {if (NR) print a[1] "/" a[int((NR + 1) / 2)] "/" a[NR]; else print "none read"}')"
   # tg128 again with one thing turned off, each in its own process (name, then the environment):
   #   nographs          WINNOW_CUDA_GRAPHS=0: no recorded decode step (what one launch per token buys)
   #   unfused-norm      WINNOW_CUDA_FUSE_NORM=0: the input norms as launches of their own (each GEMV block otherwise
@@ -144,7 +152,7 @@ if command -v compute-sanitizer >/dev/null; then
   fi
 fi
 
-t=$(cap 150)
+t=$(cap 240)
 if [ "$t" -gt 0 ]; then
   timeout -k 10 "$t" python3 $here/hf_models_and_peer.py --winnow "$W/bin/winnow" --libs "$libs" --out "$OUT" \
     ${llama_peer[*]:+--llama-peer "${llama_peer[*]}"} > "$OUT/hf.txt" 2>&1
@@ -190,8 +198,8 @@ fi
 # the output head (#15): the fused head_top_k op and the adaptive warm-up kernel vs their twins, memcheck on a subset,
 # and bench head --device cuda (fused vs cuBLAS + top_k vs linear + top_k; SmolLM2's head and a synthetic 128K x 4096).
 # Last, so that the decoder's checks come back first; skipped when under ~2 minutes are left.
-if [ $SECONDS -lt 360 ]; then
-  W=$W timeout $((470 - SECONDS)) bash $here/head.sh > "$OUT/head.txt" 2>&1
+if [ $SECONDS -lt $((END - 110)) ]; then
+  W=$W timeout $((END - SECONDS)) bash $here/head.sh > "$OUT/head.txt" 2>&1
   note "head (#15): rc $? — $(grep '^== ' "$OUT/head.txt" | tr '\n' ' ' | cut -c1-300)"
 else
   note "head (#15): skipped, $SECONDS s already spent (run bench/device/head.sh in its own call)"

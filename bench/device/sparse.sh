@@ -18,11 +18,17 @@ here=bench/device
 results_begin sparse # reports packed into $OUT/sparse-results.tar.gz after every step (results.sh)
 sparse_summary=()
 snote() { sparse_summary+=("$1"); echo "== $1"; results_pack "${sparse_summary[@]}"; }
+[ -f $here/payload/bundle.tar.xz ] || [ -x "$W/bin/winnow" ] || { snote "sparse: no bundle (carry bench/device/payload: a machine that went back idle starts bare)"; exit 1; }
 [ -x "$W/bin/winnow" ] || { rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz "$W"; }
 P=bench/reports/spion/pattern-coverage0.90-per-group-8k.json
 run() { env LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 "$@"; }
 export WINNOW_FIXTURE_DIR=${WINNOW_FIXTURE_DIR:-$PWD/$here/payload/fixtures}
 model=/tmp/smollm2-q4_1.gguf
+# run.sh joins the model's parts; on a machine where it has not run (a fresh one after an idle release), join them here
+if [ ! -f $model ] && [ -f $here/model-a/part ] && [ -f $here/model-b/part ]; then
+  cat $here/model-?/part | gzip -dc > $model 2>/dev/null
+  echo "$(cat $here/payload/model.sha256)  $model" | sha256sum --check --status || { echo "sparse: the model's parts do not match the checksum"; rm -f $model; }
+fi
 m=(); [ -f $model ] && m=(-m $model)
 filter='*cuda*masked*:*cuda*select*:*cuda*summarize_keys*:*cuda*attention*'
 
