@@ -35,13 +35,20 @@ __device__ void load_query(const float* q, float* qs, int t, int h, int n_head, 
     __syncthreads();
 }
 
-// dst[d] = factor * sum_j p[j] v[j0 + j][d] over this (row, head)'s KV head, one output dimension per thread.
+// dst[d] = factor * sum_j p[j] v[j0 + j][d] over this (row, head)'s KV head, one output dimension per thread. The value
+// is loaded whether or not p[j] is 0 (every j < n is a written key), so that the unrolled loop can have several loads
+// in flight: the H200's first run (2026-12-04) found this loop, one dependent load per key when the load sat behind
+// the test, setting the decode op's time at any context. The sum skips p[j] == 0 as before, in the same order: the
+// same bits.
 template <GgmlType C>
 __device__ void weigh_values(const float* p, int n, int j0, const void* __restrict__ v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < n; ++j)
-            if (p[j] != 0.0f) acc = fmaf(p[j], load_act<C>(v, static_cast<int64_t>(j0 + j) * kv_dim + static_cast<int64_t>(kvh) * hd + d), acc);
+#pragma unroll 8
+        for (int j = 0; j < n; ++j) {
+            const float x = load_act<C>(v, static_cast<int64_t>(j0 + j) * kv_dim + static_cast<int64_t>(kvh) * hd + d);
+            acc = p[j] != 0.0f ? fmaf(p[j], x, acc) : acc;
+        }
         dst[d] = acc * factor;
     }
 }
