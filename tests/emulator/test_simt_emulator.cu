@@ -31,6 +31,7 @@ __global__ void shuffles_kernel(int* out) {
     o[128 + lane] = static_cast<int>(__ballot_sync(0xffffffffu, lane % 3 == 0) == 0x49249249u);
     o[160 + lane] = __syncthreads_count(threadIdx.x % 2);
     o[192 + lane] = __syncthreads_and(threadIdx.x < 1000);
+    o[224 + lane] = static_cast<int>(__match_any_sync(0xffffffffu, lane % 3)); // the lanes of the same residue
 }
 
 TEST(SimtEmulator, ShufflesVotesAndBarrierCountsFollowTheProgrammingGuide) {
@@ -48,6 +49,7 @@ TEST(SimtEmulator, ShufflesVotesAndBarrierCountsFollowTheProgrammingGuide) {
             EXPECT_EQ(r[128 + lane], 1);
             EXPECT_EQ(r[160 + lane], 32); // 64 threads, half of them odd
             EXPECT_EQ(r[192 + lane], 1);
+            EXPECT_EQ(static_cast<unsigned>(r[224 + lane]), 0x49249249u << (lane % 3)); // every third lane from lane % 3
         }
 }
 

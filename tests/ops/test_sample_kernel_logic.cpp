@@ -63,7 +63,9 @@ struct HostBlock {
         return before;
     }
     uint32_t* hist() { return c.hist.data(); }
-    void hist_add(int bin) { std::atomic_ref<uint32_t>(c.hist[static_cast<size_t>(bin)]).fetch_add(1); }
+    void hist_add(int bin) {
+        if (bin >= 0) std::atomic_ref<uint32_t>(c.hist[static_cast<size_t>(bin)]).fetch_add(1);
+    }
     uint32_t atomic_or(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_or(bits); }
     uint32_t atomic_and(uint32_t* w, uint32_t bits) { return std::atomic_ref<uint32_t>(*w).fetch_and(bits); }
     uint64_t* compact_key() { return c.key.data(); }

@@ -23,8 +23,8 @@
 //
 // The policy B provides: tid(), threads(), sync(); sum_d, sum_ll, min_ll, max_ll, max_f (block-wide, the same result
 // in every thread); exclusive_sum_ll (the sum over the threads before this one); atomic_or / atomic_and on 32-bit
-// words; hist() (kHistBins counters in fast memory) and hist_add(bin); compact_key(), compact_mass() and
-// compact_capacity() (room in fast memory for a small candidate set).
+// words; hist() (kHistBins counters in fast memory) and hist_add(bin) (bin -1: none; called by every lane of a warp
+// together); compact_key(), compact_mass() and compact_capacity() (room in fast memory for a small candidate set).
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -254,9 +254,16 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
             b.sync();
             for (int i = tid; i < bins; i += nt) hist[i] = 0;
             b.sync();
-            for (int i = tid; i < n; i += nt) {
-                const uint32_t hv = ~ordered_bits(work[i]);
-                if (fixed >= 32 || (hv >> fixed) == (prefix >> fixed)) b.hist_add(static_cast<int>((hv >> shift) & static_cast<uint32_t>(bins - 1)));
+            // the same elements as i = tid, tid + nt, ..., but every lane of a warp makes the same number of calls to
+            // hist_add (bin -1 when it has nothing to add), which the device's warp-aggregated add needs
+            for (int i0 = tid - tid % 32; i0 < n; i0 += nt) {
+                const int i = i0 + tid % 32;
+                int bin = -1;
+                if (i < n) {
+                    const uint32_t hv = ~ordered_bits(work[i]);
+                    if (fixed >= 32 || (hv >> fixed) == (prefix >> fixed)) bin = static_cast<int>((hv >> shift) & static_cast<uint32_t>(bins - 1));
+                }
+                b.hist_add(bin);
             }
             b.sync();
             // each thread owns a run of bins; the one whose run holds the need-th value finds the bin

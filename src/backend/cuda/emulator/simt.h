@@ -134,6 +134,14 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) {
 inline unsigned __ballot_sync(unsigned mask, int p) {
     return static_cast<unsigned>(::winnow::emu::warp_collective(::winnow::emu::Collective::vote, mask, p != 0, ::winnow::emu::lane_id()));
 }
+// The lanes of `mask` whose value equals this lane's: one shuffle from each lane of the mask (the device does it in one
+// instruction; every lane of the mask must call it, as on the device).
+inline unsigned __match_any_sync(unsigned mask, int value) {
+    unsigned peers = 0;
+    for (int src = 0; src < 32; ++src)
+        if ((mask >> src) & 1u) peers |= (::winnow::emu::exchange(mask, value, src) == value ? 1u : 0u) << src;
+    return peers;
+}
 inline int __any_sync(unsigned mask, int p) { return __ballot_sync(mask, p) != 0; }
 inline int __all_sync(unsigned mask, int p) { return (__ballot_sync(mask, p) & mask) == mask; }
 
