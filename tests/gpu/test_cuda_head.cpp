@@ -21,6 +21,7 @@
 #include "backend/cuda/adaptive_warmup.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device.h"
+#include "device_matrix.h"
 #include "head/adaptive_algorithm.h"
 #include "head/column_major_head.h"
 #include "io/quant.h"
@@ -47,18 +48,7 @@ protected:
             const int64_t a = static_cast<int64_t>(rng() % rows), b = static_cast<int64_t>(rng() % rows);
             std::copy(w.begin() + a * cols, w.begin() + (a + 1) * cols, w.begin() + b * cols);
         }
-        const size_t rb = ggml_row_bytes(type, cols);
-        std::vector<uint8_t> bytes(rb * rows);
-        for (int64_t r = 0; r < rows; ++r) quantize_row_ref(type, w.data() + r * cols, bytes.data() + r * rb, cols);
-        storage = be_->place_readonly(GgmlType::I8, 1, static_cast<int64_t>(bytes.size()), bytes.data());
-        Matrix m;
-        m.type = type;
-        m.rows = rows;
-        m.cols = cols;
-        m.row_bytes = rb;
-        m.data = storage.data<uint8_t>();
-        m.name = "test";
-        return m;
+        return gpu_test::place_matrix(*be_, type, rows, cols, w, storage);
     }
     Tensor hidden(int64_t cols, uint64_t seed) {
         std::mt19937_64 rng(seed);

@@ -21,7 +21,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/device.h"
-#include "io/quant.h"
+#include "device_matrix.h"
 
 namespace {
 
@@ -50,18 +50,7 @@ protected:
         std::normal_distribution<float> nd(0.0f, 0.05f);
         std::vector<float> w(static_cast<size_t>(rows * cols));
         for (auto& v : w) v = nd(rng);
-        const size_t rb = ggml_row_bytes(GgmlType::Q4_1, cols);
-        std::vector<uint8_t> bytes(rb * rows);
-        for (int64_t r = 0; r < rows; ++r) quantize_row_ref(GgmlType::Q4_1, w.data() + r * cols, bytes.data() + r * rb, cols);
-        storage = be_->place_readonly(GgmlType::I8, 1, static_cast<int64_t>(bytes.size()), bytes.data());
-        Matrix m;
-        m.type = GgmlType::Q4_1;
-        m.rows = rows;
-        m.cols = cols;
-        m.row_bytes = rb;
-        m.data = storage.data<uint8_t>();
-        m.name = "floor";
-        return m;
+        return gpu_test::place_matrix(*be_, GgmlType::Q4_1, rows, cols, w, storage, "floor");
     }
     std::vector<float> host(const Tensor& t) {
         std::vector<float> v(static_cast<size_t>(t.rows() * t.cols()));
