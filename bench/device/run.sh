@@ -30,10 +30,8 @@ W=/tmp/w
 rm -rf "$W" && python3 -m tarfile -e $here/payload/bundle.tar.xz $W
 export WINNOW_FIXTURE_DIR=$PWD/$here/payload/fixtures
 model=/tmp/smollm2-q4_1.gguf
-if [ -f $here/model-a/part ] && [ -f $here/model-b/part ]; then # (and model-c where prepare.sh needed three parts)
-  cat $here/model-?/part | { gzip -dc 2>/dev/null || python3 -c "import gzip, shutil, sys; shutil.copyfileobj(gzip.open(sys.stdin.buffer), sys.stdout.buffer)"; } > $model
-  echo "$(cat $here/payload/model.sha256)  $model" | sha256sum --check --status || { echo "SmolLM2 parts (model-?/part) do not match the checksum" | tee "$OUT/model-error.txt"; rm -f $model; }
-fi
+. $here/model.sh
+error=$(join_model $model) || echo "$error" | tee "$OUT/model-error.txt" # (model-c too where prepare.sh needed three parts)
 [ -f $model ] && export WINNOW_DEFAULT_MODEL=$model
 summary=()
 note() { summary+=("$1"); echo "== $1"; results_pack "${summary[@]}"; }

@@ -25,10 +25,8 @@ run() { env LD_LIBRARY_PATH=$W/lib:/usr/local/cuda/lib64 "$@"; }
 export WINNOW_FIXTURE_DIR=${WINNOW_FIXTURE_DIR:-$PWD/$here/payload/fixtures}
 model=/tmp/smollm2-q4_1.gguf
 # run.sh joins the model's parts; on a machine where it has not run (a fresh one after an idle release), join them here
-if [ ! -f $model ] && [ -f $here/model-a/part ] && [ -f $here/model-b/part ]; then
-  cat $here/model-?/part | gzip -dc > $model 2>/dev/null
-  echo "$(cat $here/payload/model.sha256)  $model" | sha256sum --check --status || { echo "sparse: the model's parts do not match the checksum"; rm -f $model; }
-fi
+. $here/model.sh
+[ -f $model ] || join_model $model
 m=(); [ -f $model ] && m=(-m $model)
 filter='*cuda*masked*:*cuda*select*:*cuda*summarize_keys*:*cuda*attention*'
 
