@@ -35,24 +35,6 @@ __device__ void load_query(const float* q, float* qs, int t, int h, int n_head, 
     __syncthreads();
 }
 
-// dst[d] = factor * sum_j p[j] v[j0 + j][d] over this (row, head)'s KV head, one output dimension per thread. The value
-// is loaded whether or not p[j] is 0 (every j < n is a written key), so that the unrolled loop can have several loads
-// in flight: the H200's first run (2026-12-04) found this loop, one dependent load per key when the load sat behind
-// the test, setting the decode op's time at any context. The sum skips p[j] == 0 as before, in the same order: the
-// same bits.
-template <GgmlType C>
-__device__ void weigh_values(const float* p, int n, int j0, const void* __restrict__ v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-#pragma unroll 8
-        for (int j = 0; j < n; ++j) {
-            const float x = load_act<C>(v, static_cast<int64_t>(j0 + j) * kv_dim + static_cast<int64_t>(kvh) * hd + d);
-            acc = p[j] != 0.0f ? fmaf(p[j], x, acc) : acc;
-        }
-        dst[d] = acc * factor;
-    }
-}
-
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
                                  int pos0, int n_head, int n_head_kv, int hd, float scale, const int32_t* __restrict__ pos_dev, int max_keys) {
@@ -71,7 +53,7 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     load_query(q, qs, t, h, n_head, hd);
     score_keys<C>(qs, k, kv_dim, kvh, hd, scale, 0, n_keys, sc);
     const ScoreStats st = exponentiate_scores(sc, n_keys, scratch);
-    weigh_values<C>(sc, n_keys, 0, v, kv_dim, kvh, hd, 1.0f / st.sum, out + (static_cast<size_t>(t) * n_head + h) * hd);
+    weigh_values<C>(sc, n_keys, [](int j) { return j; }, v, kv_dim, kvh, hd, 1.0f / st.sum, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
 
 // ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys) writes its
@@ -124,7 +106,7 @@ __global__ void attention_split_kernel(const float* __restrict__ q, const void* 
         score_keys<C>(qs, k, kv_dim, kvh, hd, scale, j0, j1, sc);
         const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch);
         if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = 0.0f;
-        weigh_values<C>(sc, j1 - j0, j0, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
+        weigh_values<C>(sc, j1 - j0, [j0](int j) { return j0 + j; }, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
     }
     if (!arrive_last(arrivals + static_cast<size_t>(t) * n_head + h, static_cast<int>(gridDim.z))) return;
     const int used = min(n_splits, (n_keys + kSplitKeys - 1) / kSplitKeys);

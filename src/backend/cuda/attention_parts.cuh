@@ -72,6 +72,24 @@ __device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
     return {mx, sum, dropped};
 }
 
+// dst[d] = factor * sum_s p[s] v[key(s)][d] over this (row, head)'s KV head, one output dimension per thread, for the
+// dense kernels (key(j) = j0 + j) and the block-sparse one (the kept units' keys). key(s) must be a written key for
+// every s < n, also where p[s] is 0: each value is loaded before its weight is tested, so that the unrolled loop has
+// several loads in flight. The H200's first run (2026-12-04) found this loop, one dependent load per key while the
+// load sat behind the test, setting the decode op's time at any context. The sum skips p[s] == 0, in key order.
+template <GgmlType C, class KeyOf>
+__device__ void weigh_values(const float* p, int n, KeyOf key, const void* __restrict__ v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+#pragma unroll 8
+        for (int s = 0; s < n; ++s) {
+            const float x = load_act<C>(v, static_cast<int64_t>(key(s)) * kv_dim + static_cast<int64_t>(kvh) * hd + d);
+            acc = p[s] != 0.0f ? fmaf(p[s], x, acc) : acc;
+        }
+        dst[d] = acc * factor;
+    }
+}
+
 // A flash-decoding split's record: its max score, exp-sum and dropped-key count, then its head_dim unnormalised outputs.
 constexpr int kRecordHeader = 3;
 

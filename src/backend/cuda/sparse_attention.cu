@@ -210,18 +210,11 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
     __syncthreads();
     const ScoreStats st = exponentiate_scores(sc, n_slots, scratch);
     if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = dropped;
-    // as attention.cu's weigh_values: every slot's value loaded (a slot past the row's position, whose weight is 0, from
-    // the row's own key), so the unrolled loop keeps several loads in flight; the sum skips weight 0 as before (same bits)
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-#pragma unroll 8
-        for (int slot = 0; slot < n_slots; ++slot) {
-            const int j = min(list[i0 + slot / a.unit] * a.unit + slot % a.unit, n_keys - 1);
-            const float x = load_act<C>(v, static_cast<int64_t>(j) * kv_dim + static_cast<int64_t>(kvh) * hd + d);
-            acc = sc[slot] != 0.0f ? fmaf(sc[slot], x, acc) : acc;
-        }
-        rec[kRecordHeader + d] = acc;
-    }
+    // a slot past the row's position (weight 0) loads the row's own key: weigh_values loads every slot's value
+    const int* kept = list + i0;
+    const int unit = a.unit;
+    weigh_values<C>(sc, n_slots, [=](int slot) { return min(kept[slot / unit] * unit + slot % unit, n_keys - 1); }, v, kv_dim, kvh, hd, 1.0f,
+                    rec + kRecordHeader);
 }
 
 // One thread per (unit, cache column): the column's extremes over the unit's written rows, rounded outward to fp16 as
