@@ -12,9 +12,10 @@
 #   4. bench decode --device cuda on SmolLM2 Q4_1 (pp512, tg128, us/token, GB/s, % of the measured copy roofline), and
 #      tg128 without the CUDA graph, with the fused norms off, with the fused qkv + rope off and with PDL off; the
 #      llama.cpp peer (its CUDA backend, llama_cpp_peer.py) on the same file
+#   4b. winnow logits --device cuda against llama.cpp's logits of the tiny models (logits_parity.py)
 #   5. compute-sanitizer memcheck on the harness and one generate run (before 6, which could take their time)
 #   6. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
-#      shapes, benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
+#      shapes, their logits against HF float32 on the same weights (logits_parity.py), benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
 #      torch.compile), batch 1, greedy, and llama.cpp on the llama-shaped ones (converted to GGUF); capped at 240 s
 #   6b. compute-sanitizer: memcheck on the sample op; racecheck and synccheck on the kernels with shared memory and
 #      barriers
@@ -138,6 +139,14 @@ if [ -f $model ]; then
     note "llama.cpp peer: skipped ($( [ -f $peer_dir/llama-cpp-python-0.3.16-cuda-sm90.tar.xz ] && echo 'it did not load: llama-cpp-setup.txt' || echo 'no bench/device/extra/peer: prepare.sh found no ../shared/peers'))"
   fi
 fi
+
+# winnow logits --device cuda (prefill batches and decode steps) against llama.cpp's CPU logits of the tiny fp32 models,
+# with the CPU's bound (ctest cli.logits_*_vs_llama_cpp); the random bf16 models get theirs against HF in step 6
+for tiny in tiny-llama tiny-gpt2; do
+  step 30 python3 $here/logits_parity.py oracle --winnow "$W/bin/winnow" --libs "$libs" --device cuda --model "$WINNOW_FIXTURE_DIR/$tiny.gguf" \
+    --ref "$WINNOW_FIXTURE_DIR/$tiny-llamacpp.bin" --max-rel 1e-3 --json "$OUT/logits-$tiny-cuda-vs-llama-cpp.json" > "$OUT/logits-$tiny.txt" 2>&1
+  note "logits $tiny cuda vs llama.cpp (cpu): rc $? — $(tail -1 "$OUT/logits-$tiny.txt" | cut -c1-160)"
+done
 
 # memcheck on the harness and one generate run before the HF step, which could otherwise take the time they need
 san() { local t=$1 tool=$2 out=$3; shift 3; step "$t" compute-sanitizer --tool "$tool" --error-exitcode 9 "${ours[@]}" "$@" > "$OUT/$out" 2>&1; }

@@ -18,6 +18,7 @@ int cmd_calibrate_head(const std::vector<std::string>& args);
 int cmd_finetune(const std::vector<std::string>& args);
 int cmd_bench_finetune(const std::vector<std::string>& args);
 int cmd_perplexity(const std::vector<std::string>& args);
+int cmd_logits(const std::vector<std::string>& args); // float32 .npy of next-token logits (cli/cmd_logits.cpp)
 int cmd_calibrate_sparse(const std::vector<std::string>& args);
 int cmd_bench_attention(const std::vector<std::string>& args);
 

@@ -77,6 +77,7 @@ void usage(std::FILE* to) {
                  "  bench  finetune [-m MODEL] [options] memory policies: bytes per layer, step time, validation loss\n"
                  "  calibrate-head -m MODEL [options]   tune the adaptive head's fudge factors, save MODEL.head.json\n"
                  "  perplexity -m MODEL --text FILE [--ctx 512] [--chunks N]   llama.cpp's perplexity protocol\n"
+                 "  logits -m MODEL --ids 1,2,3|--prompt TEXT --out FILE.npy [--step prefill|decode]   next-token logits for a peer to compare\n"
                  "  calibrate-sparse -m MODEL --text FILE --out FILE [--ctx --block --method c|f|cf|coverage]   SPION block patterns\n"
                  "  bench  attention --sparse-pattern FILE [--text FILE]   dense vs block-sparse attention: op, end to end, perplexity\n"
                  "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
@@ -111,7 +112,7 @@ int main(int argc, char** argv) {
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
         {"info", winnow::cli::cmd_info}, {"generate", winnow::cli::cmd_generate}, {"chat", winnow::cli::cmd_chat}, {"bench", winnow::cli::cmd_bench},
         {"calibrate-head", winnow::cli::cmd_calibrate_head}, {"finetune", winnow::cli::cmd_finetune},
-        {"perplexity", winnow::cli::cmd_perplexity}, {"calibrate-sparse", winnow::cli::cmd_calibrate_sparse}};
+        {"perplexity", winnow::cli::cmd_perplexity}, {"logits", winnow::cli::cmd_logits}, {"calibrate-sparse", winnow::cli::cmd_calibrate_sparse}};
     auto it = commands.find(cmd);
     if (it == commands.end()) {
         std::fprintf(stderr, "winnow: unknown command '%s' (try 'winnow --help')\n", cmd.c_str());
