@@ -119,7 +119,10 @@ if [ -f $model ]; then
   #                     recomputes its row's norm before its first weight load)
   #   unfused-qkv-rope  WINNOW_CUDA_FUSE_QKV_ROPE=0: the projections and rope + cache writes as two launches
   #   nopdl             WINNOW_CUDA_PDL=0: every kernel launched as <<<>>> (each launch waits for the previous kernel)
-  for variant in nographs:WINNOW_CUDA_GRAPHS=0 unfused-norm:WINNOW_CUDA_FUSE_NORM=0 unfused-qkv-rope:WINNOW_CUDA_FUSE_QKV_ROPE=0 nopdl:WINNOW_CUDA_PDL=0; do
+  #   noprefetch        WINNOW_CUDA_PREFETCH=0: the GEMVs no longer ask L2 for their weight rows before their PDL wait
+  #                     (launch.cuh's pdl_wait_prefetching: the weights' DRAM latency overlapping the previous kernel)
+  for variant in nographs:WINNOW_CUDA_GRAPHS=0 unfused-norm:WINNOW_CUDA_FUSE_NORM=0 unfused-qkv-rope:WINNOW_CUDA_FUSE_QKV_ROPE=0 nopdl:WINNOW_CUDA_PDL=0 \
+                 noprefetch:WINNOW_CUDA_PREFETCH=0; do
     name=${variant%%:*}
     step 45 "${ours[@]}" ${variant#*:} $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-$name.json" \
       2> "$OUT/bench-smollm2-q4_1-$name.err"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks the rule of src/backend/cuda/launch.cuh: every kernel passed to launch() (which may launch it with
-Programmatic Dependent Launch) begins with `pdl_wait();`, before any other statement. A PDL kernel that touched
+Programmatic Dependent Launch) begins with `pdl_wait();` (or `pdl_wait_prefetching(...)`, which asks L2 for weights
+first: memory no kernel writes), before any other statement. A PDL kernel that touched
 global memory, or returned, before its wait could run ahead of (or finish before) the kernel it depends on, and the
 stream order that every later kernel's wait relies on would break; no test on a machine without a GPU could see it.
 
@@ -78,7 +79,8 @@ GLOBAL_RE = re.compile(r"\b__global__\b")
 NAME_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 LAUNCH_RE = re.compile(r"(?<![\w.>])launch\s*\(")
 KERNEL_ARG_RE = re.compile(r"\s*&?\s*((?:[A-Za-z_]\w*\s*::\s*)*)([A-Za-z_]\w*)\s*")
-WAIT_RE = re.compile(r"\s*pdl_wait\s*\(\s*\)\s*;")
+# pdl_wait(); or pdl_wait_prefetching(...), which prefetches weights (never written by a kernel) and then waits
+WAIT_RE = re.compile(r"\s*(?:pdl_wait\s*\(\s*\)\s*;|pdl_wait_prefetching\s*\()")
 
 
 def definitions(src):
@@ -171,6 +173,10 @@ def self_test():
     cases = [
         # (name, {file: text}, expect_ok)
         ("waits first", {"a.cu": good_kernel + "void f(float* x) { launch(k_ok, 1, 1, 0, 0, x); }\n"}, True),
+        ("waits first after prefetching weights", {"a.cu": "__global__ void k(const char* w, float* x) {\n    pdl_wait_prefetching(true, {w, 64});\n    x[0] = 1;\n}\n"
+                                                   "void f(const char* w, float* x) { launch(k, 1, 1, 0, 0, w, x); }\n"}, True),
+        ("a statement before the prefetching wait", {"a.cu": "__global__ void k(const char* w, float* x) {\n    x[0] = 0;\n    pdl_wait_prefetching(true, {w, 64});\n}\n"
+                                                     "void f(const char* w, float* x) { launch(k, 1, 1, 0, 0, w, x); }\n"}, False),
         ("qualified name", {"a.cu": good_kernel + "void f(float* x) { cuda::launch(ns::k_ok, 1, 1, 0, 0, x); }\n"}, True),
         ("no wait", {"a.cu": "__global__ void k(float* x) { x[0] = 1; }\nvoid f(float* x) { launch(k, 1, 1, 0, 0, x); }\n"}, False),
         ("early return before the wait", {"a.cu": "__global__ void k(const int* p) {\n    if (!*p) return;\n    pdl_wait();\n}\n"

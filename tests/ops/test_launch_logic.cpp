@@ -9,6 +9,7 @@
 namespace {
 
 using winnow::cuda::pdl_wanted;
+using winnow::cuda::weight_prefetch_wanted;
 
 TEST(PdlLaunch, OnFromHopperUnlessTheEnvironmentSaysZero) {
     EXPECT_TRUE(pdl_wanted(9, nullptr));
@@ -32,6 +33,17 @@ TEST(PdlLaunch, OnlyZeroTurnsItOff) {
     EXPECT_TRUE(pdl_wanted(9, "off"));
     EXPECT_TRUE(pdl_wanted(9, " 0"));
     EXPECT_FALSE(pdl_wanted(10, "0"));
+}
+
+// The GEMV kernels' weight prefetch before their wait: only with PDL (without it there is nothing to overlap), and
+// WINNOW_CUDA_PREFETCH=0 turns it off as the other switches do.
+TEST(WeightPrefetch, OnlyWithPdlAndNotTurnedOff) {
+    EXPECT_TRUE(weight_prefetch_wanted(true, nullptr));
+    EXPECT_TRUE(weight_prefetch_wanted(true, "1"));
+    EXPECT_TRUE(weight_prefetch_wanted(true, "off"));
+    EXPECT_FALSE(weight_prefetch_wanted(true, "0"));
+    EXPECT_FALSE(weight_prefetch_wanted(false, nullptr));
+    EXPECT_FALSE(weight_prefetch_wanted(false, "1"));
 }
 
 } // namespace

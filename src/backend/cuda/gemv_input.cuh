@@ -23,6 +23,32 @@ __device__ __forceinline__ const float* gemv_input(const float* __restrict__ x, 
         WINNOW_DYNAMIC_SHARED(float, staged); // cols floats (the launch's dynamic shared memory), 16-byte aligned for
                                                        // warp_row_dot's vector loads (the unfused GEMV's path and bits)
         __shared__ float scratch[32];
+        // A row of up to kHeld elements per thread (2,048 at 256 threads) is loaded in one go, every load issued before
+        // the first is summed: one L2 round trip where the loop below makes one per stride, a cost every fused GEMV
+        // pays before its first weight product. The sums and products are the loop's, in its order.
+        constexpr int kHeld = 8;
+        if (cols <= static_cast<int64_t>(kHeld) * blockDim.x) {
+            float xv[kHeld], wv[kHeld];
+#pragma unroll
+            for (int k = 0; k < kHeld; ++k) {
+                const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+                xv[k] = c < cols ? xt[c] : 0.0f;
+                wv[k] = c < cols ? norm_w[c] : 0.0f;
+            }
+            float ss = 0.0f;
+#pragma unroll
+            for (int k = 0; k < kHeld; ++k)
+                if (threadIdx.x + static_cast<int64_t>(k) * blockDim.x < cols) ss = fmaf(xv[k], xv[k], ss);
+            ss = block_sum(ss, scratch);
+            const float r = 1.0f / sqrtf(ss / cols + eps);
+#pragma unroll
+            for (int k = 0; k < kHeld; ++k) {
+                const int64_t c = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+                if (c < cols) staged[c] = xv[k] * r * wv[k];
+            }
+            __syncthreads();
+            return staged;
+        }
         float ss = 0.0f;
         for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) ss = fmaf(xt[c], xt[c], ss);
         ss = block_sum(ss, scratch);

@@ -89,43 +89,81 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
 
 } // namespace gemv_detail
 
+namespace gemv_detail {
+
+// Whether a row stored as T and input x take the vector path above (else lanes stride the elements).
+template <GgmlType T>
+__device__ __forceinline__ bool vector_path(const uint8_t* row, const float* x, int64_t cols) {
+    if constexpr (T == GgmlType::F32) return aligned(row, 16) && aligned(x, 16) && cols % 4 == 0;
+    else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) return aligned(row, 16) && aligned(x, 16) && cols % 8 == 0;
+    else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) return aligned(row, 2) && aligned(x, 16) && cols % 32 == 0;
+    else if constexpr (T == GgmlType::Q4_1) return aligned(row, 4) && aligned(x, 16) && cols % 32 == 0;
+    else return false;
+}
+
+// The lane's partial sums of N rows (each on the vector path) in one walk: each step loads every row's chunk before
+// any of them is summed, so N rows cost one memory round trip per step, not N; each row's sum is in the order, and so
+// has the bits, of a walk of that row alone.
+template <GgmlType T, int N>
+__device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], const float* __restrict__ x, int64_t cols, int lane, float (&acc)[N]) {
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    if constexpr (T == GgmlType::F32) {
+        for (int64_t i = lane; i < cols / 4; i += 32) {
+            float4 w[N];
+#pragma unroll
+            for (int k = 0; k < N; ++k) w[k] = __ldg(reinterpret_cast<const float4*>(rows[k]) + i);
+#pragma unroll
+            for (int k = 0; k < N; ++k) acc[k] = dot4(w[k], x4[i], acc[k]);
+        }
+    } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
+        for (int64_t i = lane; i < cols / 8; i += 32) {
+            uint4 w[N];
+#pragma unroll
+            for (int k = 0; k < N; ++k) w[k] = __ldg(reinterpret_cast<const uint4*>(rows[k]) + i);
+#pragma unroll
+            for (int k = 0; k < N; ++k) acc[k] = dot8<T>(w[k], x4 + 2 * i, acc[k]);
+        }
+    } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
+        constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // 34 or 18 bytes
+        for (int64_t b = lane; b < cols / 32; b += 32) {
+#pragma unroll
+            for (int k = 0; k < N; ++k) acc[k] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[k]) + kBlockWords * b, x4 + 8 * b, acc[k]);
+        }
+    } else if constexpr (T == GgmlType::Q4_1) {
+        for (int64_t b = lane; b < cols / 32; b += 32) {
+#pragma unroll
+            for (int k = 0; k < N; ++k) acc[k] = dot_q4_1_block(reinterpret_cast<const uint32_t*>(rows[k]) + 5 * b, x4 + 8 * b, acc[k]);
+        }
+    }
+}
+
+} // namespace gemv_detail
+
 // W.row . x for a row stored as T; the result in every lane. x may be in global or shared memory.
 template <GgmlType T>
 __device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, const float* __restrict__ x, int64_t cols, int lane) {
     namespace g = gemv_detail;
-    float acc = 0.0f;
-    if constexpr (T == GgmlType::F32) {
-        if (g::aligned(row, 16) && g::aligned(x, 16) && cols % 4 == 0) {
-            const float4* w4 = reinterpret_cast<const float4*>(row);
-            const float4* x4 = reinterpret_cast<const float4*>(x);
-            for (int64_t i = lane; i < cols / 4; i += 32) acc = g::dot4(__ldg(w4 + i), x4[i], acc);
-            return warp_sum(acc);
-        }
-    } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
-        if (g::aligned(row, 16) && g::aligned(x, 16) && cols % 8 == 0) {
-            const uint4* w8 = reinterpret_cast<const uint4*>(row);
-            const float4* x4 = reinterpret_cast<const float4*>(x);
-            for (int64_t i = lane; i < cols / 8; i += 32) acc = g::dot8<T>(__ldg(w8 + i), x4 + 2 * i, acc);
-            return warp_sum(acc);
-        }
-    } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
-        if (g::aligned(row, 2) && g::aligned(x, 16) && cols % 32 == 0) {
-            constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // 34 or 18 bytes
-            const uint16_t* blocks = reinterpret_cast<const uint16_t*>(row);
-            const float4* x4 = reinterpret_cast<const float4*>(x);
-            for (int64_t b = lane; b < cols / 32; b += 32) acc = g::dot_q_block<T>(blocks + kBlockWords * b, x4 + 8 * b, acc);
-            return warp_sum(acc);
-        }
-    } else if constexpr (T == GgmlType::Q4_1) {
-        if (g::aligned(row, 4) && g::aligned(x, 16) && cols % 32 == 0) {
-            const uint32_t* blocks = reinterpret_cast<const uint32_t*>(row);
-            const float4* x4 = reinterpret_cast<const float4*>(x);
-            for (int64_t b = lane; b < cols / 32; b += 32) acc = g::dot_q4_1_block(blocks + 5 * b, x4 + 8 * b, acc);
-            return warp_sum(acc);
-        }
+    float acc[1] = {0.0f};
+    if (g::vector_path<T>(row, x, cols)) {
+        const uint8_t* const rows[1] = {row};
+        g::lane_partials<T, 1>(rows, x, cols, lane, acc);
+        return warp_sum(acc[0]);
     }
-    for (int64_t c = lane; c < cols; c += 32) acc = fmaf(weight_at<T>(row, c), x[c], acc);
-    return warp_sum(acc);
+    for (int64_t c = lane; c < cols; c += 32) acc[0] = fmaf(weight_at<T>(row, c), x[c], acc[0]);
+    return warp_sum(acc[0]);
+}
+
+// Two rows' dot products with x, each with warp_row_dot's bits, in one walk where both take the vector path (a fused
+// gate + up GEMV, a rotated pair's two rows): the second row's loads no longer wait for the first row's sum.
+template <GgmlType T>
+__device__ __forceinline__ float2 warp_row_dot2(const uint8_t* __restrict__ a, const uint8_t* __restrict__ b, const float* __restrict__ x, int64_t cols, int lane) {
+    namespace g = gemv_detail;
+    if (!g::vector_path<T>(a, x, cols) || !g::vector_path<T>(b, x, cols))
+        return make_float2(warp_row_dot<T>(a, x, cols, lane), warp_row_dot<T>(b, x, cols, lane));
+    const uint8_t* const rows[2] = {a, b};
+    float acc[2] = {0.0f, 0.0f};
+    g::lane_partials<T, 2>(rows, x, cols, lane, acc);
+    return make_float2(warp_sum(acc[0]), warp_sum(acc[1]));
 }
 
 } // namespace winnow::cuda

@@ -9,6 +9,7 @@
 // are visible. So every kernel launched through launch() must begin with
 //     pdl_wait();              // the very first statement: before any global read or write and any early return
 //     pdl_launch_dependents(); // then let the next kernel's launch overlap this one's body
+// (or with pdl_wait_prefetching(on, weight rows), below: a wait that first asks L2 for weights, which no kernel writes).
 // A kernel that skipped the wait could finish before its predecessor, and the next kernel's wait (which waits for its
 // immediate predecessor only) would no longer imply that the earlier kernels had finished: waiting first in every
 // kernel keeps the ordinary stream order, kernel after kernel, while the next launch's latency and block scheduling
@@ -19,6 +20,7 @@
 // one of those waits in pdl_wait() for it. Stream capture (the recorded decode step, cuda_backend.cu) turns the
 // attribute into programmatic graph edges (CUDA 12.3 and later), so the same launches serve eager steps and recordings.
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cuda_runtime.h>
 #include <string>
@@ -45,6 +47,36 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
+// A weight range that a warp will read: memory that no kernel of a step writes, which is why it may be touched before
+// pdl_wait() (nothing before the wait may read what the previous kernels write).
+struct WeightBytes {
+    const uint8_t* p = nullptr; // none when null
+    size_t n = 0;
+};
+
+// pdl_wait(), after asking L2 (when `on`) for the 128-byte lines of up to two weight ranges, a warp's lanes taking the
+// lines in turn. With PDL a kernel's blocks start while the previous kernel still runs (pdl_launch_dependents), so its
+// weights' DRAM latency, which every batch-1 GEMV otherwise pays after the wait, overlaps the previous kernel. A
+// prefetch reads nothing into registers and only lines inside the ranges are named. A kernel may begin with this call
+// instead of pdl_wait() (tests/lint/pdl_wait_first.py), its arguments computed from its parameters and built-in indices
+// only.
+__device__ __forceinline__ void pdl_wait_prefetching(bool on, WeightBytes a, WeightBytes b = {}) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (on) {
+        const uintptr_t lane_line = 128u * (threadIdx.x % 32);
+        for (const WeightBytes w : {a, b}) {
+            if (!w.p) continue;
+            const uintptr_t begin = reinterpret_cast<uintptr_t>(w.p), end = begin + w.n;
+            for (uintptr_t line = (begin & ~uintptr_t{127}) + lane_line; line < end; line += 128u * 32)
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(line < begin ? begin : line));
+        }
+    }
+#else
+    (void)on, (void)a, (void)b;
+#endif
+    pdl_wait();
+}
+
 // Whether launches on the current device use PDL: its compute capability and WINNOW_CUDA_PDL, read once per device.
 inline bool pdl_enabled() {
     constexpr int kDevices = 64;
@@ -58,6 +90,13 @@ inline bool pdl_enabled() {
     const bool on = pdl_wanted(major, std::getenv("WINNOW_CUDA_PDL"));
     if (slot) slot->store(on ? 2 : 1);
     return on;
+}
+
+// Whether the GEMV kernels prefetch their weights before their wait (launch_logic.h): PDL on and WINNOW_CUDA_PREFETCH
+// not 0, read once.
+inline bool weight_prefetch_enabled() {
+    static const bool wanted = weight_prefetch_wanted(true, std::getenv("WINNOW_CUDA_PREFETCH"));
+    return wanted && pdl_enabled();
 }
 
 #ifdef WINNOW_CUDA_EMULATED

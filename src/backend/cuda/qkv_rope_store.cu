@@ -27,10 +27,38 @@ __device__ __forceinline__ float projection(const LinearParts& p, int i, int64_t
     return acc + (part.bias ? part.bias[r] : 0.0f);
 }
 
+// The weight rows of warp item idx (none past the items): part and row as the kernel's switch below picks them; the
+// second only for a rotated pair.
+struct ItemRows {
+    WeightBytes first, second;
+};
+__device__ __forceinline__ ItemRows item_weight_rows(const LinearParts& p, const RopeStoreKvShape& shape, int hd, bool adjacent, int idx, int items) {
+    if (idx >= items) return {};
+    const QkvRopeItem it = qkv_rope_item(shape, idx);
+    const bool pair = it.kind == QkvRopeKind::q_pair || it.kind == QkvRopeKind::k_pair;
+    const int part = it.kind == QkvRopeKind::q_pair || it.kind == QkvRopeKind::q_dim ? 0 : it.kind == QkvRopeKind::v_dim ? 2 : 1;
+    const LinearPartView v = linear_part(p, part);
+    const int64_t head_row = static_cast<int64_t>(it.head) * hd;
+    const auto row = [&](int64_t r) { return WeightBytes{v.w + static_cast<size_t>(r) * v.row_bytes, v.row_bytes}; };
+    if (!pair) return {row(head_row + it.index), {}};
+    const RopePairDims d = rope_pair_dims(it.index, shape.half, adjacent);
+    return {row(head_row + d.a), row(head_row + d.b)};
+}
+
+__device__ __forceinline__ void pdl_wait_prefetching(bool on, ItemRows rows) { pdl_wait_prefetching(on, rows.first, rows.second); }
+
+// Rows a and b of one part times the staged input, each with projection()'s bits, in one walk (warp_row_dot2).
+template <GgmlType T>
+__device__ __forceinline__ float2 projection_pair(const LinearParts& p, int i, int64_t a, int64_t b, const float* xt, int64_t cols, int lane) {
+    const LinearPartView part = linear_part(p, i);
+    const float2 acc = warp_row_dot2<T>(part.w + static_cast<size_t>(a) * part.row_bytes, part.w + static_cast<size_t>(b) * part.row_bytes, xt, cols, lane);
+    return make_float2(acc.x + (part.bias ? part.bias[a] : 0.0f), acc.y + (part.bias ? part.bias[b] : 0.0f));
+}
+
 template <GgmlType T, GgmlType C>
 __global__ void qkv_rope_store_kernel(LinearParts p, int64_t cols, const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
-                                      RopeStoreKvArgs a, RopeStoreKvShape shape, int items) {
-    pdl_wait();
+                                      RopeStoreKvArgs a, RopeStoreKvShape shape, int items, bool prefetch) {
+    pdl_wait_prefetching(prefetch, item_weight_rows(p, shape, a.head_dim, a.adjacent, blockIdx.x * kWarpsPerBlock + threadIdx.x / 32, items));
     pdl_launch_dependents();
     const int lane = threadIdx.x % 32, t = blockIdx.y;
     const float* xt = gemv_input<true>(x, cols, t, norm_w, eps); // every thread, before any returns
@@ -47,8 +75,8 @@ __global__ void qkv_rope_store_kernel(LinearParts p, int64_t cols, const float* 
         const int part = is_q ? 0 : 1;
         const RopePairDims d = rope_pair_dims(it.index, shape.half, a.adjacent);
         const int64_t head_row = static_cast<int64_t>(it.head) * hd;
-        const float x0 = projection<T>(p, part, head_row + d.a, xt, cols, lane), x1 = projection<T>(p, part, head_row + d.b, xt, cols, lane);
-        const float2 r = rope_rotate(x0, x1, it.index, a.rope_dim, pos, a.base);
+        const float2 xs = projection_pair<T>(p, part, head_row + d.a, head_row + d.b, xt, cols, lane);
+        const float2 r = rope_rotate(xs.x, xs.y, it.index, a.rope_dim, pos, a.base);
         if (lane != 0) return;
         float* out = is_q ? a.q + t * q_dim + head_row : a.k + kv_at;
         out[d.a] = r.x;
@@ -89,7 +117,8 @@ void launch_qkv_rope_store(GgmlType weight_type, const LinearParts& qkv, int64_t
     const size_t staged = static_cast<size_t>(cols) * sizeof(float);
     dispatch_weight_type(weight_type, [&]<GgmlType T>() {
         dispatch_act_type(cache_type, [&]<GgmlType C>() {
-            launch(qkv_rope_store_kernel<T, C>, grid, kWarpsPerBlock * 32, staged, s, qkv, cols, x, norm_w, norm_eps, rs, shape, items);
+            launch(qkv_rope_store_kernel<T, C>, grid, kWarpsPerBlock * 32, staged, s, qkv, cols, x, norm_w, norm_eps, rs, shape, items,
+                   weight_prefetch_enabled());
         });
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
