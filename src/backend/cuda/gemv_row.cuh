@@ -103,11 +103,14 @@ __device__ __forceinline__ bool vector_path(const uint8_t* row, const float* x, 
 
 // The lane's partial sums of N rows (each on the vector path) in one walk: each step loads every row's chunk before
 // any of them is summed, so N rows cost one memory round trip per step, not N; each row's sum is in the order, and so
-// has the bits, of a walk of that row alone.
+// has the bits, of a walk of that row alone. The steps are unrolled (4 vector steps; 2 block steps) so that a long
+// row's loads are issued several steps ahead of its sums: a 2,048-column BF16 row is 8 steps per lane, 8 round trips
+// in a row without it. The order of the sums is unchanged.
 template <GgmlType T, int N>
 __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], const float* __restrict__ x, int64_t cols, int lane, float (&acc)[N]) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
     if constexpr (T == GgmlType::F32) {
+#pragma unroll 4
         for (int64_t i = lane; i < cols / 4; i += 32) {
             float4 w[N];
 #pragma unroll
@@ -116,6 +119,7 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
             for (int k = 0; k < N; ++k) acc[k] = dot4(w[k], x4[i], acc[k]);
         }
     } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
+#pragma unroll 4
         for (int64_t i = lane; i < cols / 8; i += 32) {
             uint4 w[N];
 #pragma unroll
@@ -125,11 +129,13 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
         }
     } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
         constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // 34 or 18 bytes
+#pragma unroll 2
         for (int64_t b = lane; b < cols / 32; b += 32) {
 #pragma unroll
             for (int k = 0; k < N; ++k) acc[k] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[k]) + kBlockWords * b, x4 + 8 * b, acc[k]);
         }
     } else if constexpr (T == GgmlType::Q4_1) {
+#pragma unroll 2
         for (int64_t b = lane; b < cols / 32; b += 32) {
 #pragma unroll
             for (int k = 0; k < N; ++k) acc[k] = dot_q4_1_block(reinterpret_cast<const uint32_t*>(rows[k]) + 5 * b, x4 + 8 * b, acc[k]);
@@ -158,7 +164,10 @@ __device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, c
 template <GgmlType T>
 __device__ __forceinline__ float2 warp_row_dot2(const uint8_t* __restrict__ a, const uint8_t* __restrict__ b, const float* __restrict__ x, int64_t cols, int lane) {
     namespace g = gemv_detail;
-    if (!g::vector_path<T>(a, x, cols) || !g::vector_path<T>(b, x, cols))
+    // Q8_0 and Q4_0 blocks come as 17 / 9 two-byte words per lane: two rows of them in flight took 96-110 registers
+    // (two blocks a multiprocessor), so those rows keep their own walks.
+    constexpr bool kTwoByteBlocks = T == GgmlType::Q8_0 || T == GgmlType::Q4_0;
+    if (kTwoByteBlocks || !g::vector_path<T>(a, x, cols) || !g::vector_path<T>(b, x, cols))
         return make_float2(warp_row_dot<T>(a, x, cols, lane), warp_row_dot<T>(b, x, cols, lane));
     const uint8_t* const rows[2] = {a, b};
     float acc[2] = {0.0f, 0.0f};
