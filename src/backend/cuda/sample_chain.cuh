@@ -33,7 +33,9 @@
 
 #ifdef __CUDACC__
 #define WINNOW_SAMPLE_FN __device__ __forceinline__
+#define WINNOW_SAMPLE_UNROLL _Pragma("unroll")
 #else
+#define WINNOW_SAMPLE_UNROLL
 #include <algorithm>
 #include <cmath>
 #define WINNOW_SAMPLE_FN inline
@@ -167,6 +169,29 @@ struct Args {
     uint32_t* seen;
 };
 
+// use(i, load(i)) for i = tid, tid + nt, ... < n, in that order, kBatch at a time with a batch's loads made before its
+// first use. As a plain loop each load waited for the previous element's use: a store the compiler could not prove
+// apart from the next load (work, logits, key and mass are unrestricted pointers), or a compare it would not run
+// ahead of. On the H200 (2026-12-04) the copy and the greedy pass over 49,152 logits, 48 elements a thread, one L2
+// round trip each, made the sample kernel 26 us of a 1,035 us step.
+template <class Load, class Use>
+WINNOW_SAMPLE_FN void strided_batches(int tid, int nt, int n, Load load, Use use) {
+    constexpr int kBatch = 8;
+    for (int i0 = tid; i0 < n; i0 += kBatch * nt) {
+        float v[kBatch];
+        WINNOW_SAMPLE_UNROLL
+        for (int k = 0; k < kBatch; ++k) {
+            const int i = i0 + k * nt;
+            v[k] = i < n ? load(i) : 0.0f;
+        }
+        WINNOW_SAMPLE_UNROLL
+        for (int k = 0; k < kBatch; ++k) {
+            const int i = i0 + k * nt;
+            if (i < n) use(i, v[k]);
+        }
+    }
+}
+
 template <class B>
 WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     const int tid = b.tid(), nt = b.threads(), n = a.n;
@@ -188,7 +213,7 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     // floats. (Clearing the marks after use instead left a larger n's bits over a smaller n's floats: found by the
     // SIMT emulator, tests/gpu CudaSample.MatchesTheCpuTwinOnSmallVocabularies, vocabulary 5 after 3001.)
     const bool penalize = c.repeat_penalty != 1.0f && a.history;
-    for (int i = tid; i < n; i += nt) work[i] = a.logits[i];
+    strided_batches(tid, nt, n, [&](int i) { return a.logits[i]; }, [&](int i, float v) { work[i] = v; });
     if (penalize)
         for (int w = tid; w < (n + 31) / 32; w += nt) a.seen[w] = 0;
     b.sync();
@@ -218,10 +243,9 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
         }
         float bv = -INFINITY;
         int bi = INT_MAX;
-        for (int i = tid; i < n; i += nt) {
-            const float v = work[i];
+        strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
             if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
-        }
+        });
         const float mx = b.max_f(bv);
         const long long first = b.min_ll(bv == mx ? bi : LLONG_MAX);
         // (no maximum at all means every value is a NaN, slot 0's included: answered above)
@@ -232,11 +256,11 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     // ---- the filters' values v: HF divides by the temperature first, llama.cpp last (below, for the draw only)
     if (!c.llama_order) {
         b.sync();
-        for (int i = tid; i < n; i += nt) work[i] = work[i] / c.temperature;
+        strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) { work[i] = v / c.temperature; });
     }
     b.sync();
     float vmax = -INFINITY;
-    for (int i = tid; i < n; i += nt) vmax = work[i] > vmax ? work[i] : vmax;
+    strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int, float v) { vmax = v > vmax ? v : vmax; });
     vmax = b.max_f(vmax);
 
     uint64_t cut = kNone; // candidates: position_key(v, i) <= cut
@@ -295,13 +319,13 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     bool top_p_ran = false;
     if (c.top_p < 1.0f) {
         long long in = 0;
-        for (int i = tid; i < n; i += nt) {
-            const uint64_t k = position_key(work[i], static_cast<uint32_t>(i));
+        strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
+            const uint64_t k = position_key(v, static_cast<uint32_t>(i));
             const bool keep = k <= cut;
             a.key[i] = keep ? k : kNone;
-            a.mass[i] = keep ? exp_d(static_cast<double>(work[i]) - static_cast<double>(vmax)) : 0.0;
+            a.mass[i] = keep ? exp_d(static_cast<double>(v) - static_cast<double>(vmax)) : 0.0;
             in += keep;
-        }
+        });
         in = b.sum_ll(in); // (its barrier also publishes key / mass)
         if (in > 1) {      // the host's top-p leaves a single candidate alone
             top_p_ran = true;
@@ -335,14 +359,13 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     const float dmax = c.llama_order ? vmax / c.temperature : vmax;
     long long in = 0;
     b.sync(); // key / mass may still be read by the top-p search
-    for (int i = tid; i < n; i += nt) {
-        const float v = work[i];
+    strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
         const bool keep = position_key(v, static_cast<uint32_t>(i)) <= cut;
         const float d = c.llama_order ? v / c.temperature : v;
         a.key[i] = keep ? position_key(by_d ? d : v, static_cast<uint32_t>(i)) : kNone;
         a.mass[i] = keep ? exp_d(static_cast<double>(d) - static_cast<double>(dmax)) : 0.0;
         in += keep;
-    }
+    });
     in = b.sum_ll(in);
     const Set set = compact(b, a.key, a.mass, n, in);
     const double total = mass_split(b, set, kNone, true);
