@@ -37,12 +37,14 @@ __device__ __forceinline__ float key_dot(const float* qs, const void* __restrict
     if constexpr (C == GgmlType::F32) {
         const float* row = static_cast<const float*>(k) + base;
         if (hd % 4 == 0 && g::aligned(row, 16) && g::aligned(qs, 16)) {
+#pragma unroll 16
             for (int d = 0; d < hd / 4; ++d) s = g::dot4(__ldg(reinterpret_cast<const float4*>(row) + d), q4[d], s);
             return s;
         }
     } else {
         const uint16_t* row = static_cast<const uint16_t*>(k) + base;
         if (hd % 8 == 0 && g::aligned(row, 16) && g::aligned(qs, 16)) {
+#pragma unroll 8
             for (int d = 0; d < hd / 8; ++d) s = g::dot8<C>(__ldg(reinterpret_cast<const uint4*>(row) + d), q4 + 2 * d, s);
             return s;
         }
@@ -75,13 +77,14 @@ __device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
 // dst[d] = factor * sum_s p[s] v[key(s)][d] over this (row, head)'s KV head, one output dimension per thread, for the
 // dense kernels (key(j) = j0 + j) and the block-sparse one (the kept units' keys). key(s) must be a written key for
 // every s < n, also where p[s] is 0: each value is loaded before its weight is tested, so that the unrolled loop has
-// several loads in flight. The H200's first run (2026-12-04) found this loop, one dependent load per key while the
-// load sat behind the test, setting the decode op's time at any context. The sum skips p[s] == 0, in key order.
+// several loads in flight (16: a split of 256 keys is 16 round trips a thread, not 256). The H200's first run
+// (2026-12-04) found this loop, one dependent load per key while the load sat behind the test, setting the decode op's
+// time at any context. The sum skips p[s] == 0, in key order.
 template <GgmlType C, class KeyOf>
 __device__ void weigh_values(const float* p, int n, KeyOf key, const void* __restrict__ v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-#pragma unroll 8
+#pragma unroll 16
         for (int s = 0; s < n; ++s) {
             const float x = load_act<C>(v, static_cast<int64_t>(key(s)) * kv_dim + static_cast<int64_t>(kvh) * hd + d);
             acc = p[s] != 0.0f ? fmaf(p[s], x, acc) : acc;
@@ -99,9 +102,12 @@ constexpr int kRecordHeader = 3;
 // launch, which this SM's L1 may hold stale lines of.
 __device__ void merge_splits(const float* recs, int used, int hd, bool spion_denominator, float* orow) {
     const int stride = kRecordHeader + hd;
+    // (the loops unrolled so that several splits' loads are in flight at once; the order of the sums is unchanged)
     float M = -INFINITY; // finite: the diagonal key is always kept
+#pragma unroll 8
     for (int s = 0; s < used; ++s) M = fmaxf(M, __ldcg(recs + s * stride));
     float L = 0.0f, dropped = 0.0f;
+#pragma unroll 8
     for (int s = 0; s < used; ++s) {
         const float m = __ldcg(recs + s * stride);
         if (m != -INFINITY) L += __ldcg(recs + s * stride + 1) * expf(m - M);
@@ -111,6 +117,7 @@ __device__ void merge_splits(const float* recs, int used, int hd, bool spion_den
     const float inv = 1.0f / L;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
+#pragma unroll 8
         for (int s = 0; s < used; ++s) {
             const float m = __ldcg(recs + s * stride);
             if (m != -INFINITY) acc = fmaf(__ldcg(recs + s * stride + kRecordHeader + d), expf(m - M), acc);
