@@ -101,32 +101,47 @@ __device__ __forceinline__ bool vector_path(const uint8_t* row, const float* x, 
     else return false;
 }
 
+// The lane's chunks i = lane, lane + 32, ... < n of N rows (V: float4 or uint4), kBatch steps at a time, every load of a
+// batch (predicated, not left to a remainder loop) before the batch's first use(i, chunks); the uses in order of i.
+template <class V, int N>
+struct RowChunks {
+    V v[N];
+};
+template <class V, int N, int kBatch, class Use>
+__device__ __forceinline__ void chunk_batches(const uint8_t* const (&rows)[N], int64_t n, int lane, Use use) {
+    for (int64_t i0 = lane; i0 < n; i0 += 32 * kBatch) {
+        RowChunks<V, N> c[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int64_t i = i0 + 32 * b;
+#pragma unroll
+            for (int k = 0; k < N; ++k)
+                if (i < n) c[b].v[k] = __ldg(reinterpret_cast<const V*>(rows[k]) + i);
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+            if (i0 + 32 * b < n) use(i0 + 32 * b, c[b]);
+    }
+}
+
 // The lane's partial sums of N rows (each on the vector path) in one walk: each step loads every row's chunk before
 // any of them is summed, so N rows cost one memory round trip per step, not N; each row's sum is in the order, and so
-// has the bits, of a walk of that row alone. The steps are unrolled (4 vector steps; 2 block steps) so that a long
-// row's loads are issued several steps ahead of its sums: a 2,048-column BF16 row is 8 steps per lane, 8 round trips
-// in a row without it. The order of the sums is unchanged.
+// has the bits, of a walk of that row alone. The vector steps go 4 at a time (chunk_batches), the block steps are
+// unrolled by 2, so that a row's loads are issued several steps ahead of its sums: a 576-column BF16 row is 3 steps for
+// some lanes, a 2,048-column one 8, each a round trip in a row without it. The order of the sums is unchanged.
 template <GgmlType T, int N>
 __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], const float* __restrict__ x, int64_t cols, int lane, float (&acc)[N]) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
     if constexpr (T == GgmlType::F32) {
-#pragma unroll 4
-        for (int64_t i = lane; i < cols / 4; i += 32) {
-            float4 w[N];
+        chunk_batches<float4, N, 4>(rows, cols / 4, lane, [&](int64_t i, const RowChunks<float4, N>& c) {
 #pragma unroll
-            for (int k = 0; k < N; ++k) w[k] = __ldg(reinterpret_cast<const float4*>(rows[k]) + i);
-#pragma unroll
-            for (int k = 0; k < N; ++k) acc[k] = dot4(w[k], x4[i], acc[k]);
-        }
+            for (int k = 0; k < N; ++k) acc[k] = dot4(c.v[k], x4[i], acc[k]);
+        });
     } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
-#pragma unroll 4
-        for (int64_t i = lane; i < cols / 8; i += 32) {
-            uint4 w[N];
+        chunk_batches<uint4, N, 4>(rows, cols / 8, lane, [&](int64_t i, const RowChunks<uint4, N>& c) {
 #pragma unroll
-            for (int k = 0; k < N; ++k) w[k] = __ldg(reinterpret_cast<const uint4*>(rows[k]) + i);
-#pragma unroll
-            for (int k = 0; k < N; ++k) acc[k] = dot8<T>(w[k], x4 + 2 * i, acc[k]);
-        }
+            for (int k = 0; k < N; ++k) acc[k] = dot8<T>(c.v[k], x4 + 2 * i, acc[k]);
+        });
     } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
         constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // 34 or 18 bytes
 #pragma unroll 2
