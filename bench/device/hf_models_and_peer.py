@@ -4,8 +4,9 @@
 tokens after a 16-token prompt: eager with the dynamic cache, and static cache + torch.compile where time allows).
 With --llama-peer (run.sh's command for llama_cpp_peer.py), llama.cpp's CUDA backend on the llama-shaped ones too:
 converted to a bf16 GGUF, tg128 as winnow's bench decode measures it (OUT/llama-cpp-<model>.json).
-Before the peer's speed, #11's logits proof on each model: winnow logits (prefill and decode) against HF float32 on the
-same weights and 64 random ids (logits_parity.py), in OUT/logits-parity-<model>.json.
+After every model's timings (so that the timing table comes first under run.sh's cap), #11's logits proof on each:
+winnow logits (prefill and decode) against HF float32 on the same weights and 64 random ids (logits_parity.py), in
+OUT/logits-parity-<model>.json.
 Writes OUT/bench-<model>.json (winnow) and OUT/hf-peer.json; prints a table last."""
 import argparse
 import json
@@ -129,14 +130,6 @@ def main():
                 print("winnow bench on %s failed: %s" % (name, r.stderr.strip()), flush=True)
             tg = next((x["tokens_per_s"] for x in rows if x["test"].startswith("tg")), None)
             roof = next((x.get("roofline_fraction") for x in rows if x["test"].startswith("tg")), None)
-            try:  # the logits proof (#11): cheap, so before the peer's timings
-                lp = logits_parity.hf_parity(a.winnow, path, env=env)
-                json.dump(lp, open(os.path.join(a.out, "logits-parity-%s.json" % name), "w"), indent=1)
-                print("%s logits vs HF float32 (max rel / argmax mismatches): winnow prefill %.3g / %d, decode %.3g / %d; HF bf16 %.3g / %d" % (
-                    name, lp["winnow_prefill"]["max_rel"], lp["winnow_prefill"]["argmax_mismatches"], lp["winnow_decode"]["max_rel"],
-                    lp["winnow_decode"]["argmax_mismatches"], lp["hf_bf16_vs_hf_f32"]["max_rel"], lp["hf_bf16_vs_hf_f32"]["argmax_mismatches"]), flush=True)
-            except (Exception, SystemExit) as e:  # a failed proof is reported, and the benchmarks still run
-                print("%s logits parity failed: %s" % (name, e), flush=True)
             peer[name] = {"eager": hf_tokens_per_s(path)}
             if a.llama_peer and isinstance(cfg, LlamaConfig):
                 try:
@@ -161,6 +154,19 @@ def main():
         lc = llama_cpp.get(name)
         table.append((name, tg, roof, best, tg / best if tg and best else None, lc, tg / lc if tg and lc else None))
         json.dump(peer, open(os.path.join(a.out, "hf-peer.json"), "w"), indent=1)
+    env = dict(os.environ, LD_LIBRARY_PATH=a.libs)
+    for name in MODELS:
+        path = os.path.join(a.models_dir, name)
+        if not os.path.exists(os.path.join(path, "config.json")):
+            continue
+        try:
+            lp = logits_parity.hf_parity(a.winnow, path, env=env)
+            json.dump(lp, open(os.path.join(a.out, "logits-parity-%s.json" % name), "w"), indent=1)
+            print("%s logits vs HF float32 (max rel / argmax mismatches): winnow prefill %.3g / %d, decode %.3g / %d; HF bf16 %.3g / %d" % (
+                name, lp["winnow_prefill"]["max_rel"], lp["winnow_prefill"]["argmax_mismatches"], lp["winnow_decode"]["max_rel"],
+                lp["winnow_decode"]["argmax_mismatches"], lp["hf_bf16_vs_hf_f32"]["max_rel"], lp["hf_bf16_vs_hf_f32"]["argmax_mismatches"]), flush=True)
+        except (Exception, SystemExit) as e:  # a failed proof is reported, and the next model still runs
+            print("%s logits parity failed: %s" % (name, e), flush=True)
     fmt = "%-26s %12s %10s %14s %8s %15s %8s"
     print(fmt % ("model", "winnow tg128", "% roofline", "HF best tg128", "ratio", "llama.cpp tg128", "ratio"))
     f1 = lambda v: "%.1f" % v if v else "-"

@@ -98,7 +98,10 @@ def winnow_logits(binary, model, ids, step, device, workdir, env=None):
     with open(ids_file, "w") as f:
         f.write(" ".join(str(int(i)) for i in ids))
     cmd = [binary, "logits", "-m", model, "--ids-file", ids_file, "--out", out, "--step", step, "--device", device]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    except subprocess.TimeoutExpired:
+        sys.exit("logits_parity: %s took over 60 s" % " ".join(cmd))
     if r.returncode != 0:
         sys.exit("logits_parity: %s failed (exit %d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
     logits = np.load(out)
@@ -158,7 +161,7 @@ def hf_parity(binary, model_dir, device="cuda", tokens=64, seed=0, env=None):
 
 
 def cmd_hf(a):
-    report = hf_parity(a.winnow, a.model_dir, a.device, a.tokens, a.seed)
+    report = hf_parity(a.winnow, a.model_dir, a.device, a.tokens, a.seed, dict(os.environ, LD_LIBRARY_PATH=a.libs) if a.libs else None)
     print(json.dumps(report, indent=2))
     with open(a.json, "w") as f:
         json.dump(report, f, indent=2)
@@ -183,6 +186,7 @@ def main():
     h.add_argument("--winnow", required=True)
     h.add_argument("--model-dir", required=True)
     h.add_argument("--device", default="cuda")
+    h.add_argument("--libs", help="LD_LIBRARY_PATH for winnow (the GPU machine's bundle), not for this script")
     h.add_argument("--tokens", type=int, default=64)
     h.add_argument("--seed", type=int, default=0)
     h.add_argument("--json", required=True)

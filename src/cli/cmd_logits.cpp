@@ -3,11 +3,12 @@
 // --kl-divergence-base, but the comparison is left to the peer's side (bench/device/logits_parity.py).
 // --step prefill evaluates the sequence in batches (the prompt path: GEMMs, cuBLAS on CUDA); --step decode one token
 // per step (the generation path: GEMVs, a recorded step on CUDA), so each path can be checked on its own.
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
+#include <span>
 #include <sstream>
 
 #include <boost/program_options.hpp>

@@ -65,7 +65,7 @@ __device__ __forceinline__ void pdl_wait_prefetching(bool on, WeightBytes a, Wei
     if (on) {
         const uintptr_t lane_line = 128u * (threadIdx.x % 32);
         for (const WeightBytes w : {a, b}) {
-            if (!w.p) continue;
+            if (!w.p || w.n == 0) continue;
             const uintptr_t begin = reinterpret_cast<uintptr_t>(w.p), end = begin + w.n;
             for (uintptr_t line = (begin & ~uintptr_t{127}) + lane_line; line < end; line += 128u * 32)
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(line < begin ? begin : line));
