@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_row.cuh"
 #include "backend/cuda/kernels.h"
@@ -76,25 +77,17 @@ __device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
 
 // dst[d] = factor * sum_s p[s] v[key(s)][d] over this (row, head)'s KV head, one output dimension per thread, for the
 // dense kernels (key(j) = j0 + j) and the block-sparse one (the kept units' keys). key(s) must be a written key for
-// every s < n, also where p[s] is 0: each value is loaded before its weight is tested, so that the unrolled loop has
-// several loads in flight: batches of 16, each load predicated rather than left to a remainder loop, so that n keys
-// are ceil(n / 16) round trips a thread (a split of 256 keys: 16, not 256; 20 keys: 2, not 5). The H200's first run
-// (2026-12-04) found this loop, one dependent load per key while the load sat behind the test, setting the decode op's
-// time at any context. The sum skips p[s] == 0, in key order.
+// every s < n, also where p[s] is 0: each value is loaded before its weight is tested, 16 loads ahead of their uses
+// (batched_strided), so that n keys are ceil(n / 16) round trips a thread (a split of 256 keys: 16, not 256; 20 keys:
+// 2, not 5). The H200's first run (2026-12-04) found this loop, one dependent load per key while the load sat behind
+// the test, setting the decode op's time at any context. The sum skips p[s] == 0, in key order.
 template <GgmlType C, class KeyOf>
 __device__ void weigh_values(const float* p, int n, KeyOf key, const void* __restrict__ v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
-    constexpr int kBatch = 16;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         const int64_t col = static_cast<int64_t>(kvh) * hd + d;
         float acc = 0.0f;
-        for (int s0 = 0; s0 < n; s0 += kBatch) {
-            float x[kBatch];
-#pragma unroll
-            for (int i = 0; i < kBatch; ++i) x[i] = s0 + i < n ? load_act<C>(v, static_cast<int64_t>(key(s0 + i)) * kv_dim + col) : 0.0f;
-#pragma unroll
-            for (int i = 0; i < kBatch; ++i)
-                if (s0 + i < n) acc = p[s0 + i] != 0.0f ? fmaf(p[s0 + i], x[i], acc) : acc;
-        }
+        batched_strided<16>(0, 1, n, [&](int64_t s) { return load_act<C>(v, static_cast<int64_t>(key(static_cast<int>(s))) * kv_dim + col); },
+                            [&](int64_t s, float x) { acc = p[s] != 0.0f ? fmaf(p[s], x, acc) : acc; });
         dst[d] = acc * factor;
     }
 }

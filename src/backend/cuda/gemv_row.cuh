@@ -15,6 +15,7 @@
 // another (and from the CPU) only in the order of the sum. The element values are weight_at's in every path.
 #include <cstdint>
 
+#include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/gemv_block_logic.cuh"
 #include "backend/cuda/weight_access.cuh"
 
@@ -101,44 +102,34 @@ __device__ __forceinline__ bool vector_path(const uint8_t* row, const float* x, 
     else return false;
 }
 
-// The lane's chunks i = lane, lane + 32, ... < n of N rows (V: float4 or uint4), kBatch steps at a time, every load of a
-// batch (predicated, not left to a remainder loop) before the batch's first use(i, chunks); the uses in order of i.
+// Chunk i (V: float4 or uint4) of each of N rows.
 template <class V, int N>
 struct RowChunks {
     V v[N];
 };
-template <class V, int N, int kBatch, class Use>
-__device__ __forceinline__ void chunk_batches(const uint8_t* const (&rows)[N], int64_t n, int lane, Use use) {
-    for (int64_t i0 = lane; i0 < n; i0 += 32 * kBatch) {
-        RowChunks<V, N> c[kBatch];
+template <class V, int N>
+__device__ __forceinline__ RowChunks<V, N> row_chunks(const uint8_t* const (&rows)[N], int64_t i) {
+    RowChunks<V, N> c;
 #pragma unroll
-        for (int b = 0; b < kBatch; ++b) {
-            const int64_t i = i0 + 32 * b;
-#pragma unroll
-            for (int k = 0; k < N; ++k)
-                if (i < n) c[b].v[k] = __ldg(reinterpret_cast<const V*>(rows[k]) + i);
-        }
-#pragma unroll
-        for (int b = 0; b < kBatch; ++b)
-            if (i0 + 32 * b < n) use(i0 + 32 * b, c[b]);
-    }
+    for (int k = 0; k < N; ++k) c.v[k] = __ldg(reinterpret_cast<const V*>(rows[k]) + i);
+    return c;
 }
 
 // The lane's partial sums of N rows (each on the vector path) in one walk: each step loads every row's chunk before
 // any of them is summed, so N rows cost one memory round trip per step, not N; each row's sum is in the order, and so
-// has the bits, of a walk of that row alone. The vector steps go 4 at a time (chunk_batches), the block steps are
+// has the bits, of a walk of that row alone. The vector steps go 4 at a time (batched_strided), the block steps are
 // unrolled by 2, so that a row's loads are issued several steps ahead of its sums: a 576-column BF16 row is 3 steps for
 // some lanes, a 2,048-column one 8, each a round trip in a row without it. The order of the sums is unchanged.
 template <GgmlType T, int N>
 __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], const float* __restrict__ x, int64_t cols, int lane, float (&acc)[N]) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
     if constexpr (T == GgmlType::F32) {
-        chunk_batches<float4, N, 4>(rows, cols / 4, lane, [&](int64_t i, const RowChunks<float4, N>& c) {
+        batched_strided<4>(lane, 32, cols / 4, [&](int64_t i) { return row_chunks<float4, N>(rows, i); }, [&](int64_t i, const RowChunks<float4, N>& c) {
 #pragma unroll
             for (int k = 0; k < N; ++k) acc[k] = dot4(c.v[k], x4[i], acc[k]);
         });
     } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
-        chunk_batches<uint4, N, 4>(rows, cols / 8, lane, [&](int64_t i, const RowChunks<uint4, N>& c) {
+        batched_strided<4>(lane, 32, cols / 8, [&](int64_t i) { return row_chunks<uint4, N>(rows, i); }, [&](int64_t i, const RowChunks<uint4, N>& c) {
 #pragma unroll
             for (int k = 0; k < N; ++k) acc[k] = dot8<T>(c.v[k], x4 + 2 * i, acc[k]);
         });

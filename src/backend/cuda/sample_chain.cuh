@@ -29,13 +29,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/float_bits.cuh"
 
 #ifdef __CUDACC__
 #define WINNOW_SAMPLE_FN __device__ __forceinline__
-#define WINNOW_SAMPLE_UNROLL _Pragma("unroll")
 #else
-#define WINNOW_SAMPLE_UNROLL
 #include <algorithm>
 #include <cmath>
 #define WINNOW_SAMPLE_FN inline
@@ -169,29 +168,6 @@ struct Args {
     uint32_t* seen;
 };
 
-// use(i, load(i)) for i = tid, tid + nt, ... < n, in that order, kBatch at a time with a batch's loads made before its
-// first use. As a plain loop each load waited for the previous element's use: a store the compiler could not prove
-// apart from the next load (work, logits, key and mass are unrestricted pointers), or a compare it would not run
-// ahead of. On the H200 (2026-12-04) the copy and the greedy pass over 49,152 logits, 48 elements a thread, one L2
-// round trip each, made the sample kernel 26 us of a 1,035 us step.
-template <class Load, class Use>
-WINNOW_SAMPLE_FN void strided_batches(int tid, int nt, int n, Load load, Use use) {
-    constexpr int kBatch = 8;
-    for (int i0 = tid; i0 < n; i0 += kBatch * nt) {
-        float v[kBatch];
-        WINNOW_SAMPLE_UNROLL
-        for (int k = 0; k < kBatch; ++k) {
-            const int i = i0 + k * nt;
-            v[k] = i < n ? load(i) : 0.0f;
-        }
-        WINNOW_SAMPLE_UNROLL
-        for (int k = 0; k < kBatch; ++k) {
-            const int i = i0 + k * nt;
-            if (i < n) use(i, v[k]);
-        }
-    }
-}
-
 template <class B>
 WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     const int tid = b.tid(), nt = b.threads(), n = a.n;
@@ -213,7 +189,11 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     // floats. (Clearing the marks after use instead left a larger n's bits over a smaller n's floats: found by the
     // SIMT emulator, tests/gpu CudaSample.MatchesTheCpuTwinOnSmallVocabularies, vocabulary 5 after 3001.)
     const bool penalize = c.repeat_penalty != 1.0f && a.history;
-    strided_batches(tid, nt, n, [&](int i) { return a.logits[i]; }, [&](int i, float v) { work[i] = v; });
+    // The passes over the logits make 8 loads a thread ahead of their uses (batched_loads.cuh). As plain loops they made
+    // one L2 round trip per element: the copy's store could not be proved apart from the next load, and the greedy
+    // compare was not run ahead of. On the H200 (2026-12-04): 48 round trips a pass over 49,152 logits, and 26 us of a
+    // 1,035 us step for the greedy sample kernel.
+    batched_strided<8>(tid, nt, n, [&](int i) { return a.logits[i]; }, [&](int i, float v) { work[i] = v; });
     if (penalize)
         for (int w = tid; w < (n + 31) / 32; w += nt) a.seen[w] = 0;
     b.sync();
@@ -243,7 +223,7 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
         }
         float bv = -INFINITY;
         int bi = INT_MAX;
-        strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
+        batched_strided<8>(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
             if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
         });
         const float mx = b.max_f(bv);
@@ -256,11 +236,11 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     // ---- the filters' values v: HF divides by the temperature first, llama.cpp last (below, for the draw only)
     if (!c.llama_order) {
         b.sync();
-        strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) { work[i] = v / c.temperature; });
+        batched_strided<8>(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) { work[i] = v / c.temperature; });
     }
     b.sync();
     float vmax = -INFINITY;
-    strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int, float v) { vmax = v > vmax ? v : vmax; });
+    batched_strided<8>(tid, nt, n, [&](int i) { return work[i]; }, [&](int, float v) { vmax = v > vmax ? v : vmax; });
     vmax = b.max_f(vmax);
 
     uint64_t cut = kNone; // candidates: position_key(v, i) <= cut
@@ -319,7 +299,7 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     bool top_p_ran = false;
     if (c.top_p < 1.0f) {
         long long in = 0;
-        strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
+        batched_strided<8>(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
             const uint64_t k = position_key(v, static_cast<uint32_t>(i));
             const bool keep = k <= cut;
             a.key[i] = keep ? k : kNone;
@@ -359,7 +339,7 @@ WINNOW_SAMPLE_FN void run(B& b, const Args& a) {
     const float dmax = c.llama_order ? vmax / c.temperature : vmax;
     long long in = 0;
     b.sync(); // key / mass may still be read by the top-p search
-    strided_batches(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
+    batched_strided<8>(tid, nt, n, [&](int i) { return work[i]; }, [&](int i, float v) {
         const bool keep = position_key(v, static_cast<uint32_t>(i)) <= cut;
         const float d = c.llama_order ? v / c.temperature : v;
         a.key[i] = keep ? position_key(by_d ? d : v, static_cast<uint32_t>(i)) : kNone;
