@@ -113,13 +113,13 @@ def main():
     ap.add_argument("--llama-peer", help="command that runs bench/device/llama_cpp_peer.py with llama.cpp's CUDA build")
     a = ap.parse_args()
     peer, table, llama_cpp = {}, [], {}
+    env = dict(os.environ, LD_LIBRARY_PATH=a.libs)  # winnow's processes: the bundle's libraries
     for name, cfg in MODELS.items():
         # each model on its own: a failure (or a timeout) is recorded and the next model still runs, and hf-peer.json
         # is rewritten after every model, so a run killed at its time limit keeps what it measured
         tg = roof = None
         try:
             path = make(name, cfg, a.models_dir)
-            env = dict(os.environ, LD_LIBRARY_PATH=a.libs)
             r = subprocess.run([a.winnow, "bench", "decode", "-m", path, "--device", "cuda", "-p", "512", "-n", "128", "-r", "5", "--json"],
                                capture_output=True, text=True, env=env, timeout=90)
             rows = []
@@ -154,7 +154,6 @@ def main():
         lc = llama_cpp.get(name)
         table.append((name, tg, roof, best, tg / best if tg and best else None, lc, tg / lc if tg and lc else None))
         json.dump(peer, open(os.path.join(a.out, "hf-peer.json"), "w"), indent=1)
-    env = dict(os.environ, LD_LIBRARY_PATH=a.libs)
     for name in MODELS:
         path = os.path.join(a.models_dir, name)
         if not os.path.exists(os.path.join(path, "config.json")):

@@ -67,13 +67,6 @@ Evaluated evaluate(Forward& f, const std::vector<int32_t>& ids, bool decode, int
     return e;
 }
 
-int64_t argmax(const float* row, int64_t n) {
-    int64_t a = 0;
-    for (int64_t i = 1; i < n; ++i)
-        if (row[i] > row[a]) a = i;
-    return a;
-}
-
 } // namespace
 
 int cmd_logits(const std::vector<std::string>& args) {
@@ -126,7 +119,8 @@ int cmd_logits(const std::vector<std::string>& args) {
     const std::span<const float> written = std::span<const float>(e.logits).last(static_cast<size_t>(rows * n_vocab));
     io::write_npy_f32(out_path, written, rows, n_vocab);
 
-    const int64_t top = argmax(written.data() + (rows - 1) * n_vocab, n_vocab);
+    const float* last = written.data() + (rows - 1) * n_vocab;
+    const int64_t top = std::max_element(last, last + n_vocab) - last; // the first maximum, as greedy picks
     nlohmann::ordered_json j;
     j["model"] = model->path();
     j["out"] = out_path;
