@@ -104,6 +104,23 @@ def llama_cpp_tokens_per_s(path, name, a):
     return max(x["tokens_per_s"] for x in rows if x["test"].startswith("tg") and x.get("tg_mode") == "greedy")
 
 
+def megakernel_tg128(winnow, path, name, env, out):
+    """tg128 again with the step program (WINNOW_CUDA_MEGAKERNEL=1, src/backend/cuda/step_program.h): the A/B of one
+    cooperative kernel with grid barriers against a graph of kernels; bench-<name>-megakernel.json."""
+    try:
+        r = subprocess.run([winnow, "bench", "decode", "-m", path, "--device", "cuda", "-p", "0", "-n", "128", "-r", "5", "--json"],
+                           capture_output=True, text=True, env=dict(env, WINNOW_CUDA_MEGAKERNEL="1"), timeout=60)
+    except subprocess.TimeoutExpired:
+        print("%s: tg128 with the step program timed out" % name, flush=True)
+        return
+    if r.returncode != 0:
+        print("%s: tg128 with the step program failed: %s" % (name, r.stderr.strip()[-300:]), flush=True)
+        return
+    open(os.path.join(out, "bench-%s-megakernel.json" % name), "w").write(r.stdout)
+    tg = next((x["tokens_per_s"] for x in json.loads(r.stdout) if x["test"].startswith("tg")), None)
+    print("%s: tg128 with the step program (WINNOW_CUDA_MEGAKERNEL=1): %s tok/s" % (name, tg), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--winnow", required=True)
@@ -130,6 +147,7 @@ def main():
                 print("winnow bench on %s failed: %s" % (name, r.stderr.strip()), flush=True)
             tg = next((x["tokens_per_s"] for x in rows if x["test"].startswith("tg")), None)
             roof = next((x.get("roofline_fraction") for x in rows if x["test"].startswith("tg")), None)
+            megakernel_tg128(a.winnow, path, name, env, a.out)
             peer[name] = {"eager": hf_tokens_per_s(path)}
             if a.llama_peer and isinstance(cfg, LlamaConfig):
                 try:

@@ -121,12 +121,19 @@ if [ -f $model ]; then
   #   nopdl             WINNOW_CUDA_PDL=0: every kernel launched as <<<>>> (each launch waits for the previous kernel)
   #   noprefetch        WINNOW_CUDA_PREFETCH=0: the GEMVs no longer ask L2 for their weight rows before their PDL wait
   #                     (launch.cuh's pdl_wait_prefetching: the weights' DRAM latency overlapping the previous kernel)
-  for variant in nographs:WINNOW_CUDA_GRAPHS=0 unfused-norm:WINNOW_CUDA_FUSE_NORM=0 unfused-qkv-rope:WINNOW_CUDA_FUSE_QKV_ROPE=0 nopdl:WINNOW_CUDA_PDL=0 \
+  # and one thing turned on (off by default until measured):
+  #   megakernel        WINNOW_CUDA_MEGAKERNEL=1: the step program (src/backend/cuda/step_program.h), the step's GEMV,
+  #                     qkv and attention kernels as stages of one cooperative kernel with grid barriers between them
+  #   megakernel-132    the same on 132 blocks, one per SM (WINNOW_CUDA_MEGAKERNEL_BLOCKS; fewer blocks to meet at
+  #                     each barrier, fewer warps in flight)
+  # (several variables of a variant are separated by commas)
+  for variant in megakernel:WINNOW_CUDA_MEGAKERNEL=1 megakernel-132:WINNOW_CUDA_MEGAKERNEL=1,WINNOW_CUDA_MEGAKERNEL_BLOCKS=132 \
+                 nographs:WINNOW_CUDA_GRAPHS=0 unfused-norm:WINNOW_CUDA_FUSE_NORM=0 unfused-qkv-rope:WINNOW_CUDA_FUSE_QKV_ROPE=0 nopdl:WINNOW_CUDA_PDL=0 \
                  noprefetch:WINNOW_CUDA_PREFETCH=0; do
     name=${variant%%:*}
-    step 45 "${ours[@]}" ${variant#*:} $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-$name.json" \
+    step 45 "${ours[@]}" $(echo "${variant#*:}" | tr , ' ') $W/bin/winnow bench decode -m $model --device cuda -p 0 -n 128 -r 5 --json > "$OUT/bench-smollm2-q4_1-$name.json" \
       2> "$OUT/bench-smollm2-q4_1-$name.err"
-    note "bench SmolLM2 Q4_1 cuda, $name (${variant#*:}): rc $?"
+    note "bench SmolLM2 Q4_1 cuda, $name (${variant#*:}): rc $? — tg128 $(grep -o '"tokens_per_s": *[0-9.]*' "$OUT/bench-smollm2-q4_1-$name.json" | tail -1 | grep -o '[0-9.]*$') tok/s"
   done
   # llama.cpp's CUDA backend on the same file: pp512, tg128 (greedy with its own sampler, and decode only), flash
   # attention off and on; its greedy tokens from token 1 against winnow's tg_token_ids. Its KV cache is F16 by default,

@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/device.h"
+#include "backend/cuda/step_program.h"
 #include "chat/chat_template.h"
 #include "decode/chat_session.h"
 #include "decode/forward.h"
@@ -176,6 +177,25 @@ TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false, 0, 1100); // three key limits
     expect_recorded_steps_equal_op_by_op(fixture("tiny-gpt2.gguf"), false);
     if (std::filesystem::exists(default_model())) expect_recorded_steps_equal_op_by_op(default_model(), false);
+}
+
+// The step program (WINNOW_CUDA_MEGAKERNEL=1, backend/cuda/step_program.h): a recorded step's GEMV, qkv and
+// attention-split kernels run as the stages of cooperative kernels, and every logit stays that of the op-by-op steps,
+// bit for bit. n_ctx 300 takes the split attention (two splits) into the program; tiny-gpt2 mixes stages with
+// the ops that end a run (layer norms, GELU, the non-split attention).
+TEST_F(CudaDecoder, MegakernelStepsEqualOpByOp) {
+    struct Switch {
+        Switch() { setenv("WINNOW_CUDA_MEGAKERNEL", "1", 1); }
+        ~Switch() { unsetenv("WINNOW_CUDA_MEGAKERNEL"); }
+    } on;
+    const int64_t before = cuda::step_program_launches();
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false);
+    const int64_t short_context = cuda::step_program_launches();
+    EXPECT_GT(short_context, before) << "the recordings ran no step program";
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false, 0, 300);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-gpt2.gguf"), false);
+    if (std::filesystem::exists(default_model())) expect_recorded_steps_equal_op_by_op(default_model(), false);
+    std::printf("step programs launched: %lld\n", static_cast<long long>(cuda::step_program_launches() - before));
 }
 
 // Greedy, greedy after a penalty, and drawing chains (top-k, top-p, min-p, temperature, both orders; fixed seeds).

@@ -5,7 +5,9 @@
 //   - N RMSNorms of 576 elements in one recording (next to no bytes: the floor itself);
 //   - N 576 x 576 Q4_1 GEMVs (SmolLM2's o-projection, 207 KB each);
 //   - N 1536 x 576 Q4_1 GEMVs (a gate's size, 553 KB each);
-// each replayed 50 times (median), and the same issued op by op. What it asserts is what a regression in recording
+// each replayed 50 times (median), and the same issued op by op. The second test records the same GEMVs as one step
+// program (WINNOW_CUDA_MEGAKERNEL=1, src/backend/cuda/step_program.h): one cooperative kernel whose stages meet at grid
+// barriers, so its time per stage is a grid barrier plus a GEMV, against the kernel boundary plus a GEMV above. What it asserts is what a regression in recording
 // would break: the replayed outputs equal the op-by-op outputs bit for bit. Its times are printed, never asserted (the
 // name says TimePer: scripts/test-emulated.sh leaves it out).
 #include <algorithm>
@@ -36,6 +38,7 @@ protected:
         if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
         be_ = make_backend({.device = Device::cuda});
     }
+    void TearDown() override { unsetenv("WINNOW_CUDA_MEGAKERNEL"); }
     Tensor random(int64_t rows, int64_t cols, uint64_t seed) {
         std::mt19937_64 rng(seed);
         std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -87,7 +90,7 @@ protected:
         const std::vector<float> replayed_out = host(out);
         ASSERT_EQ(eager_out.size(), replayed_out.size());
         EXPECT_EQ(std::memcmp(eager_out.data(), replayed_out.data(), eager_out.size() * sizeof(float)), 0) << what << ": replayed output differs";
-        std::printf("launch floor: %-40s %7.2f us per kernel replayed (%6.1f GB/s), %7.2f us op by op (%d kernels, median of %d)\n", what, replayed,
+        std::printf("launch floor: %-44s %7.2f us per kernel replayed (%6.1f GB/s), %7.2f us op by op (%d kernels, median of %d)\n", what, replayed,
                     bytes_per_kernel / (replayed * 1e3), eager, kKernels, kReplays);
     }
     std::unique_ptr<Backend> be_;
@@ -105,6 +108,21 @@ TEST_F(CudaLaunchFloor, TimePerKernelInARecordedStep) {
     });
     const Tensor g = be_->alloc(GgmlType::F32, 1, 1536);
     measure("linear Q4_1 1536 x 576 (gate)", static_cast<double>(w_gate.row_bytes) * w_gate.rows, g, [&] {
+        for (int i = 0; i < kKernels; ++i) be_->linear(w_gate, nullptr, x, g);
+    });
+}
+
+TEST_F(CudaLaunchFloor, TimePerStageInAStepProgram) {
+    setenv("WINNOW_CUDA_MEGAKERNEL", "1", 1); // read when a backend is made
+    be_ = make_backend({.device = Device::cuda});
+    const Tensor x = random(1, 576, 1), y = be_->alloc(GgmlType::F32, 1, 576);
+    Tensor storage_o, storage_g;
+    const Matrix w_o = q4_1(576, 576, 3, storage_o), w_gate = q4_1(1536, 576, 4, storage_g);
+    measure("step program: linear Q4_1 576 x 576", static_cast<double>(w_o.row_bytes) * w_o.rows, y, [&] {
+        for (int i = 0; i < kKernels; ++i) be_->linear(w_o, nullptr, x, y);
+    });
+    const Tensor g = be_->alloc(GgmlType::F32, 1, 1536);
+    measure("step program: linear Q4_1 1536 x 576", static_cast<double>(w_gate.row_bytes) * w_gate.rows, g, [&] {
         for (int i = 0; i < kKernels; ++i) be_->linear(w_gate, nullptr, x, g);
     });
 }

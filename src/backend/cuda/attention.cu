@@ -7,7 +7,7 @@
 #include <climits>
 
 #include "backend/cuda/shared_memory.cuh"
-#include "backend/cuda/attention_parts.cuh"
+#include "backend/cuda/attention_split_body.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
@@ -17,23 +17,9 @@ namespace winnow::cuda {
 
 namespace {
 
-constexpr int kThreads = 128;
-
-// Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0]: one thread per key (key_dot). Ends with a
-// barrier, so every score is visible to the whole block.
-template <GgmlType C>
-__device__ void score_keys(const float* qs, const void* __restrict__ k, int64_t kv_dim, int kvh, int hd, float scale, int j0, int j1, float* sc) {
-    for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x)
-        sc[j - j0] = key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
-    __syncthreads();
-}
-
-// The query row of (row t, head h) into shared memory (qs[hd]).
-__device__ void load_query(const float* q, float* qs, int t, int h, int n_head, int hd) {
-    const float* qrow = q + (static_cast<size_t>(t) * n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
-    __syncthreads();
-}
+// The split kernel's (a stage's) threads, so that a row short enough for this kernel gets the split kernel's softmax
+// sums (their block_sum over as many threads): a recorded step takes the split kernel where op by op takes this one.
+constexpr int kThreads = kStageThreads;
 
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
@@ -56,61 +42,11 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     weigh_values<C>(sc, n_keys, [](int j) { return j; }, v, kv_dim, kvh, hd, 1.0f / st.sum, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
 
-// ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys) writes its
-// split's max score, exp-sum, dropped-key count and unnormalised output; the last block of a (head, row) to finish
-// rescales the splits to the common max and normalises (the log-sum-exp merge the CPU kernel's decode splits use), so
-// the op is one launch. A row then spreads over ceil(keys / 256) blocks instead of one, and the scores of a split fit
-// any shared memory.
-
-// Whether this block is the last of `expected` blocks to arrive at *arrivals. Every thread's global writes before the
-// call are visible to the last block (each writer fences, then one count per block; the last block fences again before
-// it reads), and the last block resets the count to 0 for the next launch (a recorded step replays the same counters).
-__device__ bool arrive_last(int* arrivals, int expected) {
-    __shared__ bool last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        last = atomicAdd(arrivals, 1) == expected - 1;
-        if (last) {
-            atomicExch(arrivals, 0);
-            __threadfence();
-        }
-    }
-    __syncthreads();
-    return last;
-}
-
 template <GgmlType C>
-__global__ void attention_split_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* part,
-                                       int* __restrict__ arrivals, float* __restrict__ out, int pos0, int n_head, int n_head_kv, int hd, float scale,
-                                       const int32_t* __restrict__ pos_dev, int max_keys, int n_splits) {
+__global__ void attention_split_kernel(const AttentionSplitArgs a) {
     pdl_wait();
     pdl_launch_dependents();
-    WINNOW_DYNAMIC_SHARED(float, shared); // q row [hd], then this split's scores [kSplitKeys]
-    __shared__ float scratch[32];
-    first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys);
-    const int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
-    const int q_pos = pos0 + t, n_keys = q_pos + 1;
-    const int kvh = h / (n_head / n_head_kv);
-    const int64_t kv_dim = static_cast<int64_t>(n_head_kv) * hd;
-    float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
-    float* rec = recs + static_cast<size_t>(split) * (kRecordHeader + hd);
-    const int j0 = split * kSplitKeys, j1 = min(n_keys, j0 + kSplitKeys);
-    if (j0 >= j1) { // a split beyond this row's keys (a recorded step sizes the grid for the whole cache): it still arrives
-        if (threadIdx.x == 0) rec[0] = -INFINITY, rec[1] = 0.0f, rec[2] = 0.0f;
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) rec[kRecordHeader + d] = 0.0f;
-    } else {
-        float* qs = shared;
-        float* sc = shared + hd;
-        load_query(q, qs, t, h, n_head, hd);
-        score_keys<C>(qs, k, kv_dim, kvh, hd, scale, j0, j1, sc);
-        const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch);
-        if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = 0.0f;
-        weigh_values<C>(sc, j1 - j0, [j0](int j) { return j0 + j; }, v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
-    }
-    if (!arrive_last(arrivals + static_cast<size_t>(t) * n_head + h, static_cast<int>(gridDim.z))) return;
-    const int used = min(n_splits, (n_keys + kSplitKeys - 1) / kSplitKeys);
-    merge_splits(recs, used, hd, false, out + (static_cast<size_t>(t) * n_head + h) * hd);
+    attention_split_body<C>(a, blockIdx, gridDim);
 }
 
 } // namespace
@@ -141,17 +77,31 @@ size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, 
     return static_cast<size_t>(n_tokens) * n_head * n_splits * (kRecordHeader + head_dim);
 }
 
+Stage attention_split_stage(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
+                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int* arrivals, int n_splits,
+                            const int32_t* pos_dev, int max_keys) {
+    Stage s;
+    s.kind = StageKind::attention_split;
+    s.cache = cache_type;
+    s.grid = uint3{static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_splits)};
+    s.shared = static_cast<uint32_t>((static_cast<size_t>(head_dim) + kSplitKeys) * sizeof(float));
+    s.args.attention = AttentionSplitArgs{q, k_cache, v_cache, workspace, arrivals, out, pos0, n_head, n_head_kv, head_dim, scale, pos_dev, max_keys, n_splits};
+    return s;
+}
+
+void launch_attention_split_stage(const Stage& s, cudaStream_t stream) {
+    const dim3 grid(s.grid.x, s.grid.y, s.grid.z);
+    dispatch_act_type(s.cache, [&]<GgmlType C>() { launch(attention_split_kernel<C>, grid, kStageThreads, s.shared, stream, s.args.attention); });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
 void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                             int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int* arrivals, int n_splits, cudaStream_t s,
                             const int32_t* pos_dev, int max_keys) {
     if (n_tokens == 0) return;
-    const size_t shared_bytes = (static_cast<size_t>(head_dim) + kSplitKeys) * sizeof(float);
-    const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_splits));
-    dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        launch(attention_split_kernel<C>, grid, kThreads, shared_bytes, s, q, k_cache, v_cache, workspace, arrivals, out, pos0, n_head, n_head_kv,
-               head_dim, scale, pos_dev, max_keys, n_splits);
-    });
-    WINNOW_CUDA_CHECK(cudaGetLastError());
+    launch_attention_split_stage(attention_split_stage(q, k_cache, v_cache, cache_type, out, n_tokens, pos0, n_head, n_head_kv, head_dim, scale, workspace,
+                                                       arrivals, n_splits, pos_dev, max_keys),
+                                 s);
 }
 
 } // namespace winnow::cuda

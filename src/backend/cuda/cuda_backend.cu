@@ -12,6 +12,8 @@
 #include "backend/cuda/dequantize.h"
 #include "backend/cuda/device.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/stage.h"
+#include "backend/cuda/step_program.h"
 
 namespace winnow {
 
@@ -48,6 +50,11 @@ constexpr int kSplitMaxRows = 4;
 bool switched_off(const char* name) {
     const char* env = std::getenv(name);
     return env && std::string(env) == "0";
+}
+// Whether it is "1": the switches that turn a kernel on that is off by default until a GPU run has measured it.
+bool switched_on(const char* name) {
+    const char* env = std::getenv(name);
+    return env && std::string(env) == "1";
 }
 
 class CudaBackend final : public Backend {
@@ -142,7 +149,7 @@ public:
         check(out, "get_rows output");
         check_shape(out, ids.rows(), table.cols, "get_rows output");
         cuda::launch_get_rows(table.type, table.data, table.row_bytes, table.rows, table.cols, ids.data<int32_t>(), static_cast<int>(ids.rows()),
-                              out.f32(), stream_);
+                              out.f32(), stream());
     }
 
     void linear(const Matrix& w, const Tensor* bias, const Tensor& x, const Tensor& y) override {
@@ -152,36 +159,34 @@ public:
         check_shape(y, x.rows(), w.rows, "linear output");
         const int n = static_cast<int>(x.rows());
         const float* b = bias ? bias->f32() : nullptr;
-        if (n < kGemmMinTokens) {
-            cuda::launch_gemv(w.type, w.data, w.row_bytes, w.rows, w.cols, b, x.f32(), y.f32(), n, stream_);
-            return;
-        }
+        if (n < kGemmMinTokens) return run(cuda::gemv_stage(w.type, w.data, w.row_bytes, w.rows, w.cols, b, x.f32(), y.f32(), n, false));
         // prefill: decode the matrix to fp32 once, then one sgemm; y^T (rows x n) = W (rows x cols) x^T (cols x n)
         const float* wf = reinterpret_cast<const float*>(w.data);
         if (w.type != GgmlType::F32) {
             const size_t need = static_cast<size_t>(w.rows) * w.cols;
             if (decoded_.numel() < static_cast<int64_t>(need)) decoded_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
-            cuda::dequantize(w.type, w.data, decoded_.f32(), need, stream_);
+            cuda::dequantize(w.type, w.data, decoded_.f32(), need, stream());
             wf = decoded_.f32();
         }
         const float one = 1.0f, zero = 0.0f;
+        (void)stream(); // (cuBLAS runs in the stream too)
         WINNOW_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), n, static_cast<int>(w.cols), &one, wf,
                                         static_cast<int>(w.cols), x.f32(), static_cast<int>(w.cols), &zero, y.f32(), static_cast<int>(w.rows)));
-        if (b) cuda::launch_add(y.f32(), b, n, 1, w.rows, stream_);
+        if (b) cuda::launch_add(y.f32(), b, n, 1, w.rows, stream());
     }
 
     // A decode step's q, k and v in one launch when they share a weight type; otherwise, and in prefill, one linear each.
     void linear_parts(const LinearPart* parts, int n_parts, const Tensor& x) override {
         if (!parts_in_one_launch(parts, n_parts, x)) return unfused_linear_parts(parts, n_parts, x);
-        cuda::launch_gemv_parts(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), stream_);
+        run(cuda::gemv_parts_stage(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), nullptr, 0.0f));
     }
 
     // The norm staged in each GEMV block's shared memory: one launch for the norm and the three projections.
     void rms_norm_linear_parts(const Tensor& x, const InputRmsNorm& norm, const LinearPart* parts, int n_parts) override {
         const bool stageable = stages_norm(x, norm, "rms_norm_linear_parts");
         if (!parts_in_one_launch(parts, n_parts, x) || !stageable) return Backend::rms_norm_linear_parts(x, norm, parts, n_parts);
-        cuda::launch_gemv_parts(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()), stream_,
-                                norm.weight->f32(), norm.eps);
+        run(cuda::gemv_parts_stage(parts[0].w.type, to_linear_parts(parts, n_parts), parts[0].w.cols, x.f32(), static_cast<int>(x.rows()),
+                                   norm.weight->f32(), norm.eps));
     }
 
     // A decode step's residual add goes into the GEMV's epilogue (one launch per residual instead of two); prefill's
@@ -193,10 +198,7 @@ public:
         check_shape(x, x.rows(), w.cols, "linear_add input");
         check_shape(y, x.rows(), w.rows, "linear_add output");
         const int n = static_cast<int>(x.rows());
-        if (n < kGemmMinTokens) {
-            cuda::launch_gemv(w.type, w.data, w.row_bytes, w.rows, w.cols, bias ? bias->f32() : nullptr, x.f32(), y.f32(), n, stream_, true);
-            return;
-        }
+        if (n < kGemmMinTokens) return run(cuda::gemv_stage(w.type, w.data, w.row_bytes, w.rows, w.cols, bias ? bias->f32() : nullptr, x.f32(), y.f32(), n, true));
         unfused_linear_add(w, bias, x, y);
     }
 
@@ -204,10 +206,8 @@ public:
     // the three ops (up into y, gate into the base's scratch).
     void linear_swiglu(const Matrix& w_gate, const Matrix& w_up, const Tensor& x, const Tensor& y) override {
         const int n = checked_swiglu_rows(w_gate, w_up, x, y);
-        if (n < kGemmMinTokens) {
-            cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_);
-            return;
-        }
+        if (n < kGemmMinTokens)
+            return run(cuda::gemv_swiglu_stage(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, nullptr, 0.0f));
         unfused_linear_swiglu(w_gate, w_up, x, y);
     }
 
@@ -215,28 +215,28 @@ public:
         const int n = checked_swiglu_rows(w_gate, w_up, x, y);
         const bool stageable = stages_norm(x, norm, "rms_norm_linear_swiglu");
         if (n >= kGemmMinTokens || !stageable) return Backend::rms_norm_linear_swiglu(x, norm, w_gate, w_up, y);
-        cuda::launch_gemv_swiglu(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, stream_, norm.weight->f32(),
-                                 norm.eps);
+        run(cuda::gemv_swiglu_stage(w_up.type, w_gate.data, w_up.data, w_up.row_bytes, w_up.rows, w_up.cols, x.f32(), y.f32(), n, norm.weight->f32(),
+                                    norm.eps));
     }
 
     void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
         check(x, "rms_norm input");
         check(y, "rms_norm output");
         check_shape(y, x.rows(), x.cols(), "rms_norm output");
-        cuda::launch_rms_norm(x.f32(), w.f32(), eps, y.f32(), x.rows(), x.cols(), stream_);
+        cuda::launch_rms_norm(x.f32(), w.f32(), eps, y.f32(), x.rows(), x.cols(), stream());
     }
 
     void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, const Tensor& y) override {
         check(x, "layer_norm input");
         check(y, "layer_norm output");
         check_shape(y, x.rows(), x.cols(), "layer_norm output");
-        cuda::launch_layer_norm(x.f32(), w.f32(), b.f32(), eps, y.f32(), x.rows(), x.cols(), stream_);
+        cuda::launch_layer_norm(x.f32(), w.f32(), b.f32(), eps, y.f32(), x.rows(), x.cols(), stream());
     }
 
     void rope(const Tensor& x, const RopeParams& p) override {
         check(x, "rope input");
         check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
-        cuda::launch_rope(x.f32(), x.rows(), p.n_heads, p.head_dim, p.rope_dim, p.pos0, p.base, p.style, stream_, position(p.pos));
+        cuda::launch_rope(x.f32(), x.rows(), p.n_heads, p.head_dim, p.rope_dim, p.pos0, p.base, p.style, stream(), position(p.pos));
     }
 
     void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
@@ -245,7 +245,7 @@ public:
         if (src.cols() != dst.cols() || dst_row < 0 || dst_row + src.rows() > dst.rows())
             throw Error(ErrorKind::invalid_argument, "copy_rows: " + src.describe() + " does not fit " + dst.describe() + " at row " + std::to_string(dst_row));
         if (!supports(Op::copy_rows, dst.type())) throw Error(ErrorKind::invalid_argument, "copy_rows: cannot write " + dst.describe());
-        cuda::launch_copy_rows(src.f32(), dst.rows_view(dst_row, src.rows()).raw(), dst.type(), src.numel(), stream_);
+        cuda::launch_copy_rows(src.f32(), dst.rows_view(dst_row, src.rows()).raw(), dst.type(), src.numel(), stream());
     }
 
     void copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& row) override {
@@ -253,7 +253,7 @@ public:
         check_device(dst);
         if (src.cols() != dst.cols() || src.rows() > dst.rows() || !supports(Op::copy_rows, dst.type()))
             throw Error(ErrorKind::invalid_argument, "copy_rows_at: " + src.describe() + " cannot be written into " + dst.describe());
-        cuda::launch_copy_rows_at(src.f32(), src.rows(), dst.raw(), dst.type(), dst.rows(), dst.cols(), position(&row), stream_);
+        cuda::launch_copy_rows_at(src.f32(), src.rows(), dst.raw(), dst.type(), dst.rows(), dst.cols(), position(&row), stream());
     }
 
     // A layer's rope(q), rope(k) and k, v cache writes in one launch (rope_store_kv.cu), the bits of the four ops. Caches of
@@ -261,7 +261,7 @@ public:
     void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const RopeParams& p, int n_head_kv, const Tensor& k_cache, const Tensor& v_cache,
                        int64_t dst_row, const Tensor* row_at) override {
         if (k_cache.type() != v_cache.type()) return Backend::rope_store_kv(q, k, v, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
-        cuda::launch_rope_store_kv(rope_store_kv_args(q, k, v, p, n_head_kv, k_cache, v_cache, dst_row, row_at), k_cache.type(), stream_);
+        cuda::launch_rope_store_kv(rope_store_kv_args(q, k, v, p, n_head_kv, k_cache, v_cache, dst_row, row_at), k_cache.type(), stream());
     }
 
     // A decode step's input norm, q/k/v projections, rotation and cache writes in one launch (qkv_rope_store.cu), the bits
@@ -274,7 +274,7 @@ public:
             return Backend::rms_norm_qkv_rope_store_kv(x, norm, qkv, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
         // (the shapes rope_store_kv_args checks tie each part's rows to its heads: q n_head * head_dim, k and v n_head_kv * head_dim)
         const cuda::RopeStoreKvArgs a = rope_store_kv_args(qkv[0].y, qkv[1].y, qkv[2].y, p, n_head_kv, k_cache, v_cache, dst_row, row_at);
-        cuda::launch_qkv_rope_store(qkv[0].w.type, to_linear_parts(qkv, 3), qkv[0].w.cols, x.f32(), norm.weight->f32(), norm.eps, a, k_cache.type(), stream_);
+        run(cuda::qkv_rope_store_stage(qkv[0].w.type, to_linear_parts(qkv, 3), qkv[0].w.cols, x.f32(), norm.weight->f32(), norm.eps, a, k_cache.type()));
     }
 
     void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const AttentionParams& p) override {
@@ -304,13 +304,12 @@ public:
         if (split || (n <= kSplitMaxRows && p.pos)) reserve_split_buffers(n, p, splits_of(p.pos ? k.rows() : last_key));
         if (split) {
             const int n_splits = splits_of(last_key);
-            cuda::launch_attention_split(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                                         split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, stream_, position(p.pos),
-                                         static_cast<int>(last_key));
-            return;
+            return run(cuda::attention_split_stage(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim,
+                                                   p.effective_scale(), split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, position(p.pos),
+                                                   static_cast<int>(last_key)));
         }
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                               stream_, position(p.pos), static_cast<int>(last_key));
+                               stream(), position(p.pos), static_cast<int>(last_key));
     }
 
     // The flash-decoding workspace and arrival counters for n_splits splits of n rows, grown when too small.
@@ -361,7 +360,7 @@ public:
                 sparse_workspace_ = alloc(GgmlType::F32, 1, need);
             }
             cuda::launch_sparse_attention(q.f32() + row0 * q_stride, k.raw(), v.raw(), k.type(), out.f32() + row0 * o_stride, a, spion,
-                                          sparse_workspace_.raw(), stream_);
+                                          sparse_workspace_.raw(), stream());
         }
     }
 
@@ -370,12 +369,12 @@ public:
         check_summarize_keys_args(k, kmax, kmin, n_head_kv, unit, row_at ? 0 : row0, n_rows, Device::cuda); // with row_at, row0 is read on the device
         require_support(*this, Op::summarize_keys, k.type());
         cuda::launch_summarize_keys(k.type(), k.raw(), static_cast<int>(k.cols()), n_head_kv, unit, static_cast<int>(row0), n_rows, position(row_at),
-                                    static_cast<int>(k.rows()), kmax.data<uint16_t>(), kmin.data<uint16_t>(), stream_);
+                                    static_cast<int>(k.rows()), kmax.data<uint16_t>(), kmin.data<uint16_t>(), stream());
     }
 
     void gelu_tanh(const Tensor& x) override {
         check(x, "gelu input");
-        cuda::launch_gelu_tanh(x.f32(), x.numel(), stream_);
+        cuda::launch_gelu_tanh(x.f32(), x.numel(), stream());
     }
 
     void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
@@ -384,7 +383,7 @@ public:
         check(out, "swiglu output");
         check_shape(up, gate.rows(), gate.cols(), "swiglu up");
         check_shape(out, gate.rows(), gate.cols(), "swiglu output");
-        cuda::launch_swiglu(gate.f32(), up.f32(), out.f32(), gate.numel(), stream_);
+        cuda::launch_swiglu(gate.f32(), up.f32(), out.f32(), gate.numel(), stream());
     }
 
     void add(const Tensor& y, const Tensor& x) override {
@@ -392,7 +391,7 @@ public:
         check(x, "add source");
         if (x.cols() != y.cols() || (x.rows() != y.rows() && x.rows() != 1))
             throw Error(ErrorKind::invalid_argument, "add: " + x.describe() + " cannot be added to " + y.describe());
-        cuda::launch_add(y.f32(), x.f32(), y.rows(), x.rows(), y.cols(), stream_);
+        cuda::launch_add(y.f32(), x.f32(), y.rows(), x.rows(), y.cols(), stream());
     }
 
     TopK top_k(const Tensor& logits, int k, bool want_log_norm) override {
@@ -407,7 +406,7 @@ public:
         auto* d_norm = reinterpret_cast<double*>(base);
         auto* d_ids = reinterpret_cast<int32_t*>(base + 8);
         auto* d_vals = reinterpret_cast<float*>(base + 8 + 4 * static_cast<size_t>(k));
-        cuda::launch_top_k(logits.f32(), n, k, d_ids, d_vals, want_log_norm ? d_norm : nullptr, stream_);
+        cuda::launch_top_k(logits.f32(), n, k, d_ids, d_vals, want_log_norm ? d_norm : nullptr, stream());
         return read_top_k(k, want_log_norm);
     }
 
@@ -424,7 +423,7 @@ public:
         auto* base = topk_buf_.data<uint8_t>();
         cuda::launch_head_top_k(w.type, w.data, w.row_bytes, w.rows, w.cols, hidden.f32(), k, head_ws_.raw(), reinterpret_cast<int32_t*>(base + 8),
                                 reinterpret_cast<float*>(base + 8 + 4 * static_cast<size_t>(k)), want_log_norm ? reinterpret_cast<double*>(base) : nullptr,
-                                stream_);
+                                stream());
         return read_top_k(k, want_log_norm);
     }
 
@@ -454,32 +453,43 @@ public:
         const int capacity = p.history ? static_cast<int>(p.history->rows()) : 0;
         const double* u = p.chain.temperature > 0.0f ? static_cast<const double*>(p.u->raw()) : nullptr;
         cuda::launch_sample(logits.f32(), static_cast<int>(n), c, history, capacity, p.n_history, position(p.n_history_at), u, p.append,
-                            token.data<int32_t>(), sample_ws_.raw(), stream_);
+                            token.data<int32_t>(), sample_ws_.raw(), stream());
     }
 
     // ---- recording: stream capture into a CUDA graph, instantiated once and replayed with one launch
     bool can_record() const override { return true; }
     void begin_recording() override {
         if (recording_) throw Error(ErrorKind::invalid_argument, "cuda backend: a recording is already open");
+        if (megakernel_) { // the program's buffer now: capture allows no allocation (step_program.h)
+            program_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(cuda::kStepProgramCapacity * sizeof(cuda::Stage)));
+            step_ = std::make_unique<cuda::StepRecorder>(reinterpret_cast<cuda::Stage*>(program_.raw()));
+        }
         // relaxed: other threads' CUDA calls (other sessions) are not affected by this thread's capture
         WINNOW_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
         recording_ = true;
     }
     int end_recording() override {
         if (!recording_) throw Error(ErrorKind::invalid_argument, "cuda backend: no recording is open");
+        if (step_) step_->flush(stream_);
         recording_ = false;
+        const std::unique_ptr<cuda::StepRecorder> step = std::move(step_);
         cudaGraph_t graph = nullptr;
         WINNOW_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
         cudaGraphExec_t exec = nullptr;
         const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
         cudaGraphDestroy(graph);
         WINNOW_CUDA_CHECK(e);
+        if (step) step->upload(); // before the first replay reads the stages
         graphs_.push_back(exec);
+        programs_.push_back(step ? std::move(program_) : Tensor());
+        program_ = Tensor();
         return static_cast<int>(graphs_.size()) - 1;
     }
     void abort_recording() override {
         if (!recording_) return;
         recording_ = false;
+        step_.reset();
+        program_ = Tensor();
         cudaGraph_t graph = nullptr;
         if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
         cudaGetLastError(); // an invalidated capture leaves its error behind; the eager path that follows must not see it
@@ -493,9 +503,23 @@ public:
         if (recording < 0 || recording >= static_cast<int>(graphs_.size()) || !graphs_[recording]) return;
         cudaGraphExecDestroy(graphs_[recording]);
         graphs_[recording] = nullptr;
+        programs_[recording] = Tensor();
     }
 
 private:
+    // The stream, for an op's launches and copies, after the step program's current run (whose stages came before
+    // this op) has been launched into it. Every op issues its work through this, so no op can overtake a pending run.
+    cudaStream_t stream() {
+        if (step_) step_->flush(stream_);
+        return stream_;
+    }
+    // A decode-step kernel: a stage of the step program while one is recorded, else its own launch.
+    void run(const cuda::Stage& s) {
+        if (s.blocks() == 0) return;
+        if (step_ && step_->add(s, stream_)) return;
+        cuda::launch_stage(s, stream());
+    }
+
     // Whether linear_parts' parts run as one GEMV launch (a decode batch, at most kMaxLinearParts parts of one weight
     // type); checks the arguments.
     bool parts_in_one_launch(const LinearPart* parts, int n_parts, const Tensor& x) const {
@@ -666,6 +690,12 @@ private:
     std::vector<DeviceMask> retired_masks_; // masks replaced at their address while a recorded graph may still read them
     bool recording_ = false;
     std::vector<cudaGraphExec_t> graphs_; // recordings; a dropped one is null
+    // WINNOW_CUDA_MEGAKERNEL=1: a recorded step's GEMV, qkv and attention-split kernels run as one cooperative kernel
+    // (step_program.h); off by default until a GPU run has measured it
+    bool megakernel_ = switched_on("WINNOW_CUDA_MEGAKERNEL");
+    std::unique_ptr<cuda::StepRecorder> step_; // the open recording's step program (megakernel_ only)
+    Tensor program_;                            // its stages' device memory
+    std::vector<Tensor> programs_;              // each recording's stages (empty without a program), as graphs_
 };
 
 } // namespace

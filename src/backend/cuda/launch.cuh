@@ -54,26 +54,29 @@ struct WeightBytes {
     size_t n = 0;
 };
 
-// pdl_wait(), after asking L2 (when `on`) for the 128-byte lines of up to two weight ranges, a warp's lanes taking the
-// lines in turn. With PDL a kernel's blocks start while the previous kernel still runs (pdl_launch_dependents), so its
-// weights' DRAM latency, which every batch-1 GEMV otherwise pays after the wait, overlaps the previous kernel. A
-// prefetch reads nothing into registers and only lines inside the ranges are named. A kernel may begin with this call
-// instead of pdl_wait() (tests/lint/pdl_wait_first.py), its arguments computed from its parameters and built-in indices
-// only.
-__device__ __forceinline__ void pdl_wait_prefetching(bool on, WeightBytes a, WeightBytes b = {}) {
+// Asks L2 for the 128-byte lines of up to two weight ranges, a warp's lanes taking the lines in turn: reads nothing into
+// registers, and names only lines inside the ranges.
+__device__ __forceinline__ void prefetch_weights_l2(WeightBytes a, WeightBytes b = {}) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (on) {
-        const uintptr_t lane_line = 128u * (threadIdx.x % 32);
-        for (const WeightBytes w : {a, b}) {
-            if (!w.p || w.n == 0) continue;
-            const uintptr_t begin = reinterpret_cast<uintptr_t>(w.p), end = begin + w.n;
-            for (uintptr_t line = (begin & ~uintptr_t{127}) + lane_line; line < end; line += 128u * 32)
-                asm volatile("prefetch.global.L2 [%0];" ::"l"(line < begin ? begin : line));
-        }
+    const uintptr_t lane_line = 128u * (threadIdx.x % 32);
+    for (const WeightBytes w : {a, b}) {
+        if (!w.p || w.n == 0) continue;
+        const uintptr_t begin = reinterpret_cast<uintptr_t>(w.p), end = begin + w.n;
+        for (uintptr_t line = (begin & ~uintptr_t{127}) + lane_line; line < end; line += 128u * 32)
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(line < begin ? begin : line));
     }
 #else
-    (void)on, (void)a, (void)b;
+    (void)a, (void)b;
 #endif
+}
+
+// pdl_wait(), after asking L2 (when `on`) for up to two weight ranges (prefetch_weights_l2, above). With PDL a
+// kernel's blocks start while the previous kernel still runs (pdl_launch_dependents), so its weights' DRAM latency,
+// which every batch-1 GEMV otherwise pays after the wait, overlaps the previous kernel. A kernel may begin with this
+// call instead of pdl_wait() (tests/lint/pdl_wait_first.py), its arguments computed from its parameters and built-in
+// indices only.
+__device__ __forceinline__ void pdl_wait_prefetching(bool on, WeightBytes a, WeightBytes b = {}) {
+    if (on) prefetch_weights_l2(a, b);
     pdl_wait();
 }
 
@@ -112,6 +115,10 @@ void launch_plain(void (*kernel)(Params...), dim3 grid, dim3 block, size_t share
 }
 template <class... Params, class... Args>
 void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    emu::launch_on_emulator(true, kernel, grid, block, shared, s, std::forward<Args>(args)...);
+}
+template <class... Params, class... Args>
+void launch_cooperative_recordable(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
     emu::launch_on_emulator(true, kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 #else
@@ -160,6 +167,28 @@ void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, size_t
         void* pointers[sizeof...(Params) + 1] = {static_cast<void*>(&v)...};
         (void)cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block, pointers, shared, s);
     }, values);
+}
+
+// launch_cooperative's launch through cudaLaunchKernelEx with cudaLaunchAttributeCooperative, the spelling that stream
+// capture turns into a cooperative kernel node of a CUDA graph (the step program of a recorded decode step). A refused
+// launch throws, its error cleared from the last-error slot first (as launch() does).
+template <class... Params, class... Args>
+void launch_cooperative_recordable(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    cudaLaunchAttribute attr[1] = {};
+    attr[0].id = cudaLaunchAttributeCooperative;
+    attr[0].val.cooperative = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = shared;
+    config.stream = s;
+    config.attrs = attr;
+    config.numAttrs = 1;
+    const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        throw Error(ErrorKind::io, std::string("cudaLaunchKernelEx (cooperative) failed: ") + cudaGetErrorString(err));
+    }
 }
 #endif
 
