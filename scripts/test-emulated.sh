@@ -56,7 +56,7 @@ cmake -S . -B "$build" -G Ninja "${flags[@]}" -DWINNOW_BUILD_TESTS=ON -DWINNOW_B
 # Under the race detector the whole set takes about an hour (its records cost several times the emulation), so CI runs
 # WINNOW_RACECHECK_SCOPE=quick: the emulator's and the detector's own tests, and the GPU tests that take seconds to a few
 # minutes there
-# (the tiny decoders, the fused head, the adaptive head's kernels and its persistent query, dequantize,
+# (the tiny decoders and the step program on them, the fused head, the adaptive head's kernels and its persistent query, dequantize,
 # and the op harness's split and block-sparse decode attention); the other op cases and the long decoder tests run on
 # demand (scope all, the default; the sample op's own GPU tests take 5+ min each even without the detector).
 quick=0
@@ -70,7 +70,7 @@ export WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}"
 jobs="${WINNOW_EMU_TEST_JOBS:-$(nproc)}"
 if [ "$quick" = 1 ]; then
   ctest --test-dir "$build" --output-on-failure -j "$jobs" -L emulator "$@"
-  ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^gpu\.(CudaDecoder\.Tiny|CudaHead\.(Random|NaN|Refuses)|CudaAdaptiveHeadKernels|CudaAdaptiveWarmUp|CudaAdaptiveRounds|CudaAdaptiveHead\.(WarmUp|PersistentQueryEquals)|AllTypes/CudaDequantize)'
+  ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^gpu\.(CudaDecoder\.(Tiny|Megakernel)|CudaHead\.(Random|NaN|Refuses)|CudaAdaptiveHeadKernels|CudaAdaptiveWarmUp|CudaAdaptiveRounds|CudaAdaptiveHead\.(WarmUp|PersistentQueryEquals)|AllTypes/CudaDequantize)'
   # the tiny decoders' contexts never reach a second attention split: the split decode (its last block merges the
   # others' results behind fences and a counter) and a block-sparse case from the op harness
   ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^ops\..*cuda__attention_F32_(smollm2_decode_pos300|split_decode_repeated|grouped_spion_b64_decode_pos3000)'

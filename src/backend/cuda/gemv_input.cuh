@@ -13,9 +13,10 @@ namespace winnow::cuda {
 // The input row a GEMV block reads. Without a norm, x's row t in global memory. With one (kNorm), the block first
 // stages the RMSNorm of that row in shared memory, xn[c] = x[c] * r * w[c], with rms_norm_kernel's bits: the same
 // 256-thread strides, block_sum and expressions (elementwise.cu), so that norm + GEMV in one launch gives the bits of
-// the two launches. Every thread of the block must call it (it synchronises), before any thread returns.
+// the two launches. Every thread of the block must call it (it synchronises), before any thread returns. (x is not
+// __restrict__: warp_row_dot says why.)
 template <bool kNorm>
-__device__ __forceinline__ const float* gemv_input(const float* __restrict__ x, int64_t cols, int t, const float* __restrict__ norm_w, float eps) {
+__device__ __forceinline__ const float* gemv_input(const float* x, int64_t cols, int t, const float* __restrict__ norm_w, float eps) {
     const float* xt = x + static_cast<size_t>(t) * cols;
     if constexpr (!kNorm) {
         return xt;

@@ -121,7 +121,7 @@ __device__ __forceinline__ RowChunks<V, N> row_chunks(const uint8_t* const (&row
 // unrolled by 2, so that a row's loads are issued several steps ahead of its sums: a 576-column BF16 row is 3 steps for
 // some lanes, a 2,048-column one 8, each a round trip in a row without it. The order of the sums is unchanged.
 template <GgmlType T, int N>
-__device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], const float* __restrict__ x, int64_t cols, int lane, float (&acc)[N]) {
+__device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], const float* x, int64_t cols, int lane, float (&acc)[N]) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
     if constexpr (T == GgmlType::F32) {
         batched_strided<4>(lane, 32, cols / 4, [&](int64_t i) { return row_chunks<float4, N>(rows, i); }, [&](int64_t i, const RowChunks<float4, N>& c) {
@@ -151,9 +151,12 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
 
 } // namespace gemv_detail
 
-// W.row . x for a row stored as T; the result in every lane. x may be in global or shared memory.
+// W.row . x for a row stored as T; the result in every lane. x may be in global or shared memory. x is not __restrict__:
+// in the step program (step_program.h) the activations are written by earlier stages of the same kernel, and a const
+// __restrict__ pointer lets the compiler read them through the non-coherent read-only path, which may return a line
+// this SM cached before another SM rewrote it. The weights (rows) are never written, so they keep __ldg.
 template <GgmlType T>
-__device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, const float* __restrict__ x, int64_t cols, int lane) {
+__device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, const float* x, int64_t cols, int lane) {
     namespace g = gemv_detail;
     float acc[1] = {0.0f};
     if (g::vector_path<T>(row, x, cols)) {
@@ -168,7 +171,7 @@ __device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, c
 // Two rows' dot products with x, each with warp_row_dot's bits, in one walk where both take the vector path (a fused
 // gate + up GEMV, a rotated pair's two rows): the second row's loads no longer wait for the first row's sum.
 template <GgmlType T>
-__device__ __forceinline__ float2 warp_row_dot2(const uint8_t* __restrict__ a, const uint8_t* __restrict__ b, const float* __restrict__ x, int64_t cols, int lane) {
+__device__ __forceinline__ float2 warp_row_dot2(const uint8_t* __restrict__ a, const uint8_t* __restrict__ b, const float* x, int64_t cols, int lane) {
     namespace g = gemv_detail;
     // Q8_0 and Q4_0 blocks come as 17 / 9 two-byte words per lane: two rows of them in flight took 96-110 registers
     // (two blocks a multiprocessor), so those rows keep their own walks.
