@@ -30,8 +30,11 @@ __device__ void first_position(int& pos0, const int32_t* pos_dev, int rows, int 
 // address for every thread of a warp: a broadcast): 16-byte loads where the row and qs are aligned (F32: 4 elements,
 // F16/BF16: 8), else one element at a time; the products summed in dimension order either way. A thread per key, not a
 // warp per key with a shuffle reduction per key, so a block scores as many keys at once as it has threads.
+// The cache is read through L2 (__ldcg), not the read-only path (__ldg), and k, v here are not __restrict__: in the
+// step program (step_program.h) the qkv stage writes the row that the attention stage of the same kernel then reads,
+// and the non-coherent path is only defined for memory no part of the kernel writes.
 template <GgmlType C>
-__device__ __forceinline__ float key_dot(const float* qs, const void* __restrict__ k, int64_t base, int hd) {
+__device__ __forceinline__ float key_dot(const float* qs, const void* k, int64_t base, int hd) {
     namespace g = gemv_detail; // the GEMV's 16-byte decoding (gemv_row.cuh)
     const float4* q4 = reinterpret_cast<const float4*>(qs);
     float s = 0.0f;
@@ -39,14 +42,14 @@ __device__ __forceinline__ float key_dot(const float* qs, const void* __restrict
         const float* row = static_cast<const float*>(k) + base;
         if (hd % 4 == 0 && g::aligned(row, 16) && g::aligned(qs, 16)) {
 #pragma unroll 16
-            for (int d = 0; d < hd / 4; ++d) s = g::dot4(__ldg(reinterpret_cast<const float4*>(row) + d), q4[d], s);
+            for (int d = 0; d < hd / 4; ++d) s = g::dot4(__ldcg(reinterpret_cast<const float4*>(row) + d), q4[d], s);
             return s;
         }
     } else {
         const uint16_t* row = static_cast<const uint16_t*>(k) + base;
         if (hd % 8 == 0 && g::aligned(row, 16) && g::aligned(qs, 16)) {
 #pragma unroll 8
-            for (int d = 0; d < hd / 8; ++d) s = g::dot8<C>(__ldg(reinterpret_cast<const uint4*>(row) + d), q4 + 2 * d, s);
+            for (int d = 0; d < hd / 8; ++d) s = g::dot8<C>(__ldcg(reinterpret_cast<const uint4*>(row) + d), q4 + 2 * d, s);
             return s;
         }
     }
@@ -82,7 +85,7 @@ __device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
 // 2, not 5). The H200's first run (2026-12-04) found this loop, one dependent load per key while the load sat behind
 // the test, setting the decode op's time at any context. The sum skips p[s] == 0, in key order.
 template <GgmlType C, class KeyOf>
-__device__ void weigh_values(const float* p, int n, KeyOf key, const void* __restrict__ v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
+__device__ void weigh_values(const float* p, int n, KeyOf key, const void* v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         const int64_t col = static_cast<int64_t>(kvh) * hd + d;
         float acc = 0.0f;

@@ -14,7 +14,7 @@ namespace {
 // Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0]: one thread per key (key_dot). Ends with a
 // barrier, so every score is visible to the whole block.
 template <GgmlType C>
-__device__ void score_keys(const float* qs, const void* __restrict__ k, int64_t kv_dim, int kvh, int hd, float scale, int j0, int j1, float* sc) {
+__device__ void score_keys(const float* qs, const void* k, int64_t kv_dim, int kvh, int hd, float scale, int j0, int j1, float* sc) {
     for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x)
         sc[j - j0] = key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
     __syncthreads();

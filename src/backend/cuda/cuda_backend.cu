@@ -460,13 +460,16 @@ public:
     bool can_record() const override { return true; }
     void begin_recording() override {
         if (recording_) throw Error(ErrorKind::invalid_argument, "cuda backend: a recording is already open");
-        if (megakernel_) { // the program's buffer now: capture allows no allocation (step_program.h)
-            program_ = alloc(GgmlType::I8, 1, static_cast<int64_t>(cuda::kStepProgramCapacity * sizeof(cuda::Stage)));
-            step_ = std::make_unique<cuda::StepRecorder>(reinterpret_cast<cuda::Stage*>(program_.raw()));
-        }
+        // the step program's buffer now: capture allows no allocation (step_program.h); taken on only once the capture
+        // has begun, so that a refused capture leaves no recorder behind for the op-by-op steps that follow
+        Tensor program = megakernel_ ? alloc(GgmlType::I8, 1, static_cast<int64_t>(cuda::kStepProgramCapacity * sizeof(cuda::Stage))) : Tensor();
         // relaxed: other threads' CUDA calls (other sessions) are not affected by this thread's capture
         WINNOW_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
         recording_ = true;
+        if (megakernel_) {
+            program_ = std::move(program);
+            step_ = std::make_unique<cuda::StepRecorder>(reinterpret_cast<cuda::Stage*>(program_.raw()));
+        }
     }
     int end_recording() override {
         if (!recording_) throw Error(ErrorKind::invalid_argument, "cuda backend: no recording is open");
@@ -479,7 +482,7 @@ public:
         const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
         cudaGraphDestroy(graph);
         WINNOW_CUDA_CHECK(e);
-        if (step) step->upload(); // before the first replay reads the stages
+        if (step) step->upload(stream_); // in the stream's order: after the buffer's zeroing, before the first replay
         graphs_.push_back(exec);
         programs_.push_back(step ? std::move(program_) : Tensor());
         program_ = Tensor();
@@ -488,10 +491,10 @@ public:
     void abort_recording() override {
         if (!recording_) return;
         recording_ = false;
-        step_.reset();
-        program_ = Tensor();
+        step_.reset(); // its pending stages belong to the abandoned capture
         cudaGraph_t graph = nullptr;
         if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+        program_ = Tensor(); // freed once the capture is over (a cudaFree during capture may be refused)
         cudaGetLastError(); // an invalidated capture leaves its error behind; the eager path that follows must not see it
     }
     void replay(int recording) override {

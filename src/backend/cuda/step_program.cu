@@ -160,9 +160,12 @@ void StepRecorder::flush(cudaStream_t stream) {
     ++runs_;
 }
 
-void StepRecorder::upload() const {
+void StepRecorder::upload(cudaStream_t stream) const {
     if (stages_.empty()) return;
-    WINNOW_CUDA_CHECK(cudaMemcpy(program_, stages_.data(), stages_.size() * sizeof(Stage), cudaMemcpyHostToDevice));
+    // (the backend's stream does not wait for the legacy default stream, so not cudaMemcpy: the buffer was zeroed in
+    // this stream, and the replays run in it)
+    WINNOW_CUDA_CHECK(cudaMemcpyAsync(program_, stages_.data(), stages_.size() * sizeof(Stage), cudaMemcpyHostToDevice, stream));
+    WINNOW_CUDA_CHECK(cudaStreamSynchronize(stream)); // the host copy goes with this recorder
 }
 
 } // namespace winnow::cuda

@@ -42,8 +42,9 @@ public:
     bool add(const Stage& s, cudaStream_t stream);
     // Ends the current run: launches it into the stream (a single stage as its own kernel).
     void flush(cudaStream_t stream);
-    // Copies the stages to the program's device memory (synchronously); after the capture has ended.
-    void upload() const;
+    // Copies the stages to the program's device memory in the stream's order and waits for the copy; after the capture
+    // has ended.
+    void upload(cudaStream_t stream) const;
     int stages() const { return static_cast<int>(stages_.size()); }
     int runs() const { return runs_; }
 
