@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -93,6 +94,18 @@ protected:
         std::printf("launch floor: %-44s %7.2f us per kernel replayed (%6.1f GB/s), %7.2f us op by op (%d kernels, median of %d)\n", what, replayed,
                     bytes_per_kernel / (replayed * 1e3), eager, kKernels, kReplays);
     }
+    // kKernels Q4_1 GEMVs at SmolLM2's o-projection size (576 x 576) and gate size (1536 x 576), each way.
+    void measure_gemvs(const std::string& prefix) {
+        const Tensor x = random(1, 576, 1), y = be_->alloc(GgmlType::F32, 1, 576), g = be_->alloc(GgmlType::F32, 1, 1536);
+        Tensor storage_o, storage_g;
+        const Matrix w_o = q4_1(576, 576, 3, storage_o), w_gate = q4_1(1536, 576, 4, storage_g);
+        measure((prefix + "linear Q4_1 576 x 576 (o-proj)").c_str(), static_cast<double>(w_o.row_bytes) * w_o.rows, y, [&] {
+            for (int i = 0; i < kKernels; ++i) be_->linear(w_o, nullptr, x, y);
+        });
+        measure((prefix + "linear Q4_1 1536 x 576 (gate)").c_str(), static_cast<double>(w_gate.row_bytes) * w_gate.rows, g, [&] {
+            for (int i = 0; i < kKernels; ++i) be_->linear(w_gate, nullptr, x, g);
+        });
+    }
     std::unique_ptr<Backend> be_;
 };
 
@@ -101,30 +114,13 @@ TEST_F(CudaLaunchFloor, TimePerKernelInARecordedStep) {
     measure("rms_norm, 576 elements", 576.0 * 4 * 3, y, [&] {
         for (int i = 0; i < kKernels; ++i) be_->rms_norm(x, norm_w, 1e-5f, y);
     });
-    Tensor storage_o, storage_g;
-    const Matrix w_o = q4_1(576, 576, 3, storage_o), w_gate = q4_1(1536, 576, 4, storage_g);
-    measure("linear Q4_1 576 x 576 (o-proj)", static_cast<double>(w_o.row_bytes) * w_o.rows, y, [&] {
-        for (int i = 0; i < kKernels; ++i) be_->linear(w_o, nullptr, x, y);
-    });
-    const Tensor g = be_->alloc(GgmlType::F32, 1, 1536);
-    measure("linear Q4_1 1536 x 576 (gate)", static_cast<double>(w_gate.row_bytes) * w_gate.rows, g, [&] {
-        for (int i = 0; i < kKernels; ++i) be_->linear(w_gate, nullptr, x, g);
-    });
+    measure_gemvs("");
 }
 
 TEST_F(CudaLaunchFloor, TimePerStageInAStepProgram) {
     setenv("WINNOW_CUDA_MEGAKERNEL", "1", 1); // read when a backend is made
     be_ = make_backend({.device = Device::cuda});
-    const Tensor x = random(1, 576, 1), y = be_->alloc(GgmlType::F32, 1, 576);
-    Tensor storage_o, storage_g;
-    const Matrix w_o = q4_1(576, 576, 3, storage_o), w_gate = q4_1(1536, 576, 4, storage_g);
-    measure("step program: linear Q4_1 576 x 576", static_cast<double>(w_o.row_bytes) * w_o.rows, y, [&] {
-        for (int i = 0; i < kKernels; ++i) be_->linear(w_o, nullptr, x, y);
-    });
-    const Tensor g = be_->alloc(GgmlType::F32, 1, 1536);
-    measure("step program: linear Q4_1 1536 x 576", static_cast<double>(w_gate.row_bytes) * w_gate.rows, g, [&] {
-        for (int i = 0; i < kKernels; ++i) be_->linear(w_gate, nullptr, x, g);
-    });
+    measure_gemvs("step program: ");
 }
 
 } // namespace

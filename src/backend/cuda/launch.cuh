@@ -126,15 +126,12 @@ void launch_cooperative_recordable(void (*kernel)(Params...), dim3 grid, dim3 bl
 // pdl_wait() (above). The callers check cudaGetLastError() after it, as after any <<<>>> launch; a failed
 // cudaLaunchKernelEx throws here, its error cleared from the last-error slot first (or the callers' check, or the next
 // op's, would report it a second time).
+// cudaLaunchKernelEx with one launch attribute; a refused launch throws (naming `what`), its error cleared from the
+// last-error slot first.
 template <class... Params, class... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
-    if (!pdl_enabled()) {
-        kernel<<<grid, block, shared, s>>>(std::forward<Args>(args)...);
-        return;
-    }
-    cudaLaunchAttribute attr[1] = {};
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+void launch_with_attribute(const cudaLaunchAttribute& attribute, const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared,
+                           cudaStream_t s, Args&&... args) {
+    cudaLaunchAttribute attr[1] = {attribute};
     cudaLaunchConfig_t config = {};
     config.gridDim = grid;
     config.blockDim = block;
@@ -145,8 +142,20 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cud
     const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        throw Error(ErrorKind::io, std::string("cudaLaunchKernelEx (programmatic dependent launch) failed: ") + cudaGetErrorString(err));
+        throw Error(ErrorKind::io, std::string("cudaLaunchKernelEx (") + what + ") failed: " + cudaGetErrorString(err));
     }
+}
+
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+    if (!pdl_enabled()) {
+        kernel<<<grid, block, shared, s>>>(std::forward<Args>(args)...);
+        return;
+    }
+    cudaLaunchAttribute attr = {};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    launch_with_attribute(attr, "programmatic dependent launch", kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 
 // kernel<<<grid, block, shared, s>>>(args...): for the kernels that are not launched with PDL (they need not begin with
@@ -171,24 +180,13 @@ void launch_cooperative(void (*kernel)(Params...), dim3 grid, dim3 block, size_t
 
 // launch_cooperative's launch through cudaLaunchKernelEx with cudaLaunchAttributeCooperative, the spelling that stream
 // capture turns into a cooperative kernel node of a CUDA graph (the step program of a recorded decode step). A refused
-// launch throws, its error cleared from the last-error slot first (as launch() does).
+// launch throws (launch_with_attribute).
 template <class... Params, class... Args>
 void launch_cooperative_recordable(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
-    cudaLaunchAttribute attr[1] = {};
-    attr[0].id = cudaLaunchAttributeCooperative;
-    attr[0].val.cooperative = 1;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = grid;
-    config.blockDim = block;
-    config.dynamicSmemBytes = shared;
-    config.stream = s;
-    config.attrs = attr;
-    config.numAttrs = 1;
-    const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        throw Error(ErrorKind::io, std::string("cudaLaunchKernelEx (cooperative) failed: ") + cudaGetErrorString(err));
-    }
+    cudaLaunchAttribute attr = {};
+    attr.id = cudaLaunchAttributeCooperative;
+    attr.val.cooperative = 1;
+    launch_with_attribute(attr, "cooperative", kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 #endif
 
