@@ -95,13 +95,4 @@ void launch_attention_split_stage(const Stage& s, cudaStream_t stream) {
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int* arrivals, int n_splits, cudaStream_t s,
-                            const int32_t* pos_dev, int max_keys) {
-    if (n_tokens == 0) return;
-    launch_attention_split_stage(attention_split_stage(q, k_cache, v_cache, cache_type, out, n_tokens, pos0, n_head, n_head_kv, head_dim, scale, workspace,
-                                                       arrivals, n_splits, pos_dev, max_keys),
-                                 s);
-}
-
 } // namespace winnow::cuda

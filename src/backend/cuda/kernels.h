@@ -13,12 +13,12 @@
 
 namespace winnow::cuda {
 
-// y[t][r] = W.row(r) . x[t] (+ bias[r]) for t < n_tokens; W rows of `row_bytes` in `type`. accumulate: y[t][r] +=
-// that value instead (one rounded addition, as launch_add would make it).
-void launch_gemv(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* bias, const float* x,
-                 float* y, int n_tokens, cudaStream_t s, bool accumulate = false);
+// The batch-1 GEMVs, the fused qkv + rope + cache writes and the flash-decoding split are described as launches
+// (stage.h: gemv_stage, gemv_parts_stage, gemv_swiglu_stage, qkv_rope_store_stage, attention_split_stage) and run by
+// launch_stage, or as stages of the step program (step_program.h). Their arguments' types are here.
+//
 // Up to kMaxLinearParts matrices of one weight type over one input, each with its bias (or null) and output
-// (device pointers): y_i[t][r] = W_i.row(r) . x[t] (+ bias_i[r]), with launch_gemv's bits, in one launch.
+// (device pointers).
 constexpr int kMaxLinearParts = 3;
 struct LinearParts {
     const uint8_t* w[kMaxLinearParts] = {};
@@ -28,16 +28,8 @@ struct LinearParts {
     float* y[kMaxLinearParts] = {};
     int count = 0;
 };
-// norm_w (optional, device [cols]): the GEMVs read x's RMSNorm (weight norm_w, epsilon norm_eps), staged per block in
-// cols floats of shared memory, with launch_rms_norm's bits (cols <= kMaxStagedCols).
-// 48 KiB, the shared memory a launch gets without opting in to more, less the block_sum scratch (32 floats) it also holds
+// The most columns a GEMV block stages its input's RMSNorm for: 48 KiB, the shared memory a launch gets without opting in to more, less the block_sum scratch (32 floats) it also holds
 constexpr int64_t kMaxStagedCols = (48 * 1024 - 32 * 4) / 4;
-void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s, const float* norm_w = nullptr,
-                       float norm_eps = 0.0f);
-// y[t][r] = silu(W_gate.row(r) . x[t]) * (W_up.row(r) . x[t]) with the bits of two launch_gemv and launch_swiglu;
-// both matrices `type`, rows of `row_bytes`. norm_w: as for launch_gemv_parts.
-void launch_gemv_swiglu(GgmlType type, const uint8_t* w_gate, const uint8_t* w_up, size_t row_bytes, int64_t rows, int64_t cols, const float* x, float* y,
-                        int n_tokens, cudaStream_t s, const float* norm_w = nullptr, float norm_eps = 0.0f);
 // out[i][:] = decoded table row ids[i].
 void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* ids, int n,
                      float* out, cudaStream_t s);
@@ -71,29 +63,15 @@ struct RopeStoreKvArgs {
     const int32_t* row_dev = nullptr;   // then rows that do not fit a cache at that row trap (copy_rows_at's rule)
 };
 void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStream_t s);
-// A LLaMA layer's decode-step front in one launch (qkv_rope_store.cu): x's RMSNorm staged per block (as
-// launch_gemv_parts stages it), the q, k, v projections (qkv: three parts of weight_type, their outputs rs.q, rs.k,
-// rs.v), then rope and the cache writes as launch_rope_store_kv does them, each warp computing one output or both dims
-// of a rotated pair: the bits of launch_gemv_parts (with the norm) then launch_rope_store_kv. rs.rows = n_tokens rows of
-// x [n_tokens][cols] (cols <= kMaxStagedCols).
-void launch_qkv_rope_store(GgmlType weight_type, const LinearParts& qkv, int64_t cols, const float* x, const float* norm_w, float norm_eps,
-                           const RopeStoreKvArgs& rs, GgmlType cache_type, cudaStream_t s);
 // Dense causal attention over a cache of `cache_type` (a block mask: launch_sparse_attention below).
 // Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                       int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
-// Flash-decoding for a few query rows over many keys (the same op, one launch): each row's keys in splits of
-// kSplitKeys, one block per (head, row, split), merged by log-sum-exp by the last of a (head, row)'s blocks to finish.
-// The workspace holds attention_split_workspace_floats(...) floats; arrivals holds n_tokens * n_head ints that are 0
-// before the launch and are left 0 after it (zero them once at allocation); n_splits must cover the row's keys
-// (ceil((pos0 + n_tokens) / kSplitKeys), or ceil(max_keys / kSplitKeys) with pos_dev, where splits beyond a row's keys
-// contribute nothing).
+// Flash-decoding (stage.h's attention_split_stage) splits a row's keys kSplitKeys at a time; its workspace holds
+// attention_split_workspace_floats(...) floats.
 constexpr int kSplitKeys = 256;
 size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, int n_splits);
-void launch_attention_split(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, float* workspace, int* arrivals, int n_splits, cudaStream_t s,
-                            const int32_t* pos_dev = nullptr, int max_keys = 0);
 // Block-sparse attention (sparse_attention.cu): the rows, their block mask and the optional query-aware selection.
 // Work follows the kept keys: each (row, KV head)'s kept units are listed first, then split kSplitKeys keys at a time.
 struct SparseRowsArgs {
@@ -143,7 +121,7 @@ void launch_add(float* y, const float* x, int64_t rows, int64_t x_rows, int64_t 
 void launch_top_k(const float* logits, int64_t n, int k, int32_t* ids, float* values, double* log_norm, cudaStream_t s);
 // The fused exact head (head_top_k.cu): the best k of W x (W rows of `row_bytes` in `type`, x one row of cols) into
 // ids/values (device, k entries) and log sum exp(W x) into *log_norm when it is not null, without writing the logits;
-// the same ids and logit bits as launch_gemv + launch_top_k. `workspace` holds head_top_k_workspace_bytes(rows, k)
+// the same ids and logit bits as a gemv stage + launch_top_k. `workspace` holds head_top_k_workspace_bytes(rows, k)
 // bytes, 8-byte aligned (no initial contents needed). 1 <= k <= rows < INT32_MAX - 1024 (checked by the caller).
 size_t head_top_k_workspace_bytes(int64_t rows, int k);
 void launch_head_top_k(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* x, int k, void* workspace,

@@ -91,23 +91,4 @@ void launch_gemv_stage(const Stage& s, cudaStream_t stream) {
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_gemv_parts(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, cudaStream_t s, const float* norm_w, float norm_eps) {
-    int64_t rows = 0;
-    for (int i = 0; i < p.count; ++i) rows += p.rows[i];
-    if (rows == 0 || n_tokens == 0) return;
-    launch_gemv_stage(gemv_parts_stage(type, p, cols, x, n_tokens, norm_w, norm_eps), s);
-}
-
-void launch_gemv_swiglu(GgmlType type, const uint8_t* w_gate, const uint8_t* w_up, size_t row_bytes, int64_t rows, int64_t cols, const float* x, float* y,
-                        int n_tokens, cudaStream_t s, const float* norm_w, float norm_eps) {
-    if (rows == 0 || n_tokens == 0) return;
-    launch_gemv_stage(gemv_swiglu_stage(type, w_gate, w_up, row_bytes, rows, cols, x, y, n_tokens, norm_w, norm_eps), s);
-}
-
-void launch_gemv(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* bias, const float* x,
-                 float* y, int n_tokens, cudaStream_t s, bool accumulate) {
-    if (rows == 0 || n_tokens == 0) return;
-    launch_gemv_stage(gemv_stage(type, w, row_bytes, rows, cols, bias, x, y, n_tokens, accumulate), s);
-}
-
 } // namespace winnow::cuda

@@ -46,11 +46,4 @@ void launch_qkv_rope_store_stage(const Stage& s, cudaStream_t stream) {
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_qkv_rope_store(GgmlType weight_type, const LinearParts& qkv, int64_t cols, const float* x, const float* norm_w, float norm_eps,
-                           const RopeStoreKvArgs& rs, GgmlType cache_type, cudaStream_t s) {
-    const RopeStoreKvShape shape{rs.n_head, rs.n_head_kv, rs.head_dim, rs.rope_dim / 2};
-    if (qkv_rope_items_per_row(shape) == 0 || rs.rows == 0) return;
-    launch_qkv_rope_store_stage(qkv_rope_store_stage(weight_type, qkv, cols, x, norm_w, norm_eps, rs, cache_type), s);
-}
-
 } // namespace winnow::cuda

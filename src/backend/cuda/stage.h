@@ -25,7 +25,7 @@ constexpr int kStageThreads = 256; // 8 warps: the GEMVs' rows per block, rms_no
 
 enum class StageKind : uint8_t { gemv, gemv_parts, gemv_swiglu, qkv_rope_store, attention_split };
 
-// launch_gemv: y[t][r] = W.row(r) . x[t] (+ bias[r]), or += with accumulate.
+// gemv_stage's: y[t][r] = W.row(r) . x[t] (+ bias[r]), or += with accumulate.
 struct GemvArgs {
     const uint8_t* w;
     size_t row_bytes;
@@ -35,7 +35,7 @@ struct GemvArgs {
     float* y;
     bool accumulate;
 };
-// launch_gemv_parts: up to three GEMVs of one input, its RMSNorm staged when norm_w is set.
+// gemv_parts_stage's: up to three GEMVs of one input, its RMSNorm staged when norm_w is set.
 struct PartsArgs {
     LinearParts p;
     int64_t cols;
@@ -43,7 +43,7 @@ struct PartsArgs {
     const float* norm_w;
     float eps;
 };
-// launch_gemv_swiglu: silu(gate) * up, the input's RMSNorm staged when norm_w is set.
+// gemv_swiglu_stage's: silu(gate) * up, the input's RMSNorm staged when norm_w is set.
 struct SwigluArgs {
     const uint8_t* w_gate;
     const uint8_t* w_up;
@@ -54,7 +54,7 @@ struct SwigluArgs {
     const float* norm_w;
     float eps;
 };
-// launch_qkv_rope_store: norm, q/k/v, rope and the cache writes.
+// qkv_rope_store_stage's: norm, q/k/v, rope and the cache writes.
 struct QkvArgs {
     LinearParts p;
     int64_t cols;
@@ -65,7 +65,7 @@ struct QkvArgs {
     RopeStoreKvShape shape;
     int items;
 };
-// launch_attention_split: flash-decoding over the KV cache, merged by the last split block of each (head, row).
+// attention_split_stage's: flash-decoding over the KV cache, merged by the last split block of each (head, row).
 struct AttentionSplitArgs {
     const float* q;
     const void* k;
@@ -98,8 +98,25 @@ struct Stage {
     } args;
 };
 
-// The stages of the launchers in kernels.h (the same grids and shared memory the launchers use; the launchers run
-// them as their kernels: launch_stage). n_tokens >= 1 and at least one output row.
+// The stages, with their kernels' grids and shared memory (a stage with no block is nothing to run). Device pointers.
+//
+// gemv_stage: y[t][r] = W.row(r) . x[t] (+ bias[r]) for t < n_tokens; W rows of `row_bytes` in `type`. accumulate:
+// y[t][r] += that value instead (one rounded addition, as launch_add would make it).
+// gemv_parts_stage: the parts' GEMVs over one input (y_i[t][r] = W_i.row(r) . x[t] (+ bias_i[r])), with gemv_stage's
+// bits. norm_w (optional, [cols]): the GEMVs read x's RMSNorm (weight norm_w, epsilon norm_eps), staged per block in
+// cols floats of shared memory, with launch_rms_norm's bits (cols <= kMaxStagedCols).
+// gemv_swiglu_stage: y[t][r] = silu(W_gate.row(r) . x[t]) * (W_up.row(r) . x[t]) with the bits of two gemv stages and
+// launch_swiglu; both matrices `type`, rows of `row_bytes`; norm_w as for gemv_parts_stage.
+// qkv_rope_store_stage: a LLaMA layer's decode-step front (qkv_rope_store.cu): x's RMSNorm staged per block, the q, k,
+// v projections (three parts of weight_type, their outputs rs.q, rs.k, rs.v), then rope and the cache writes as
+// launch_rope_store_kv does them, each warp computing one output or both dims of a rotated pair: the bits of
+// gemv_parts_stage (with the norm) then launch_rope_store_kv. rs.rows = n_tokens rows of x (cols <= kMaxStagedCols).
+// attention_split_stage: flash-decoding for a few query rows over many keys: each row's keys in splits of kSplitKeys,
+// one block per (head, row, split), merged by log-sum-exp by the last of a (head, row)'s blocks to finish. The
+// workspace holds attention_split_workspace_floats(...) floats; arrivals holds n_tokens * n_head ints that are 0
+// before the launch and are left 0 after it (zero them once at allocation); n_splits must cover the row's keys
+// (ceil((pos0 + n_tokens) / kSplitKeys), or ceil(max_keys / kSplitKeys) with pos_dev, where pos0 is read from device
+// memory when the kernel runs and splits beyond a row's keys contribute nothing).
 Stage gemv_stage(GgmlType type, const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols, const float* bias, const float* x, float* y,
                  int n_tokens, bool accumulate);
 Stage gemv_parts_stage(GgmlType type, const LinearParts& p, int64_t cols, const float* x, int n_tokens, const float* norm_w, float norm_eps);

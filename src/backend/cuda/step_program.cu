@@ -157,7 +157,6 @@ void StepRecorder::flush(cudaStream_t stream) {
         return;
     }
     launch_step_program(program_ + first, count, weight, cache, shared, blocks, stream);
-    ++runs_;
 }
 
 void StepRecorder::upload(cudaStream_t stream) const {

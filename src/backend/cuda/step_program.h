@@ -29,8 +29,9 @@ constexpr int kStepProgramCapacity = 1024; // stages a recording's program holds
 // at most `max_blocks` virtual blocks in any stage: every block resident at once (the occupancy calculator), no more
 // than the largest stage uses, WINNOW_CUDA_MEGAKERNEL_BLOCKS when set (for tuning). 0: the device cannot launch it.
 int step_program_blocks(GgmlType weight, GgmlType cache, uint32_t shared, uint64_t max_blocks);
+// How many launch_step_program has issued in this process (a recording's launches count once, when captured).
+int64_t step_program_launches();
 // Runs stages[0, count) (device memory) as one cooperative kernel of `blocks` blocks.
-int64_t step_program_launches(); // how many launch_step_program has issued in this process (a recording's count once)
 void launch_step_program(const Stage* stages, int count, GgmlType weight, GgmlType cache, uint32_t shared, int blocks, cudaStream_t stream);
 
 class StepRecorder {
@@ -46,13 +47,11 @@ public:
     // has ended.
     void upload(cudaStream_t stream) const;
     int stages() const { return static_cast<int>(stages_.size()); }
-    int runs() const { return runs_; }
 
 private:
     Stage* program_;
     std::vector<Stage> stages_; // every stage taken, in order; the current run is stages_[run_first_, end)
     int run_first_ = 0;
-    int runs_ = 0; // runs launched as cooperative kernels
     bool has_weight_ = false, has_cache_ = false;
     GgmlType weight_ = GgmlType::F32, cache_ = GgmlType::F32;
 };
