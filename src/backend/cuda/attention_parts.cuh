@@ -78,20 +78,46 @@ __device__ ScoreStats exponentiate_scores(float* sc, int n, float* scratch) {
     return {mx, sum, dropped};
 }
 
-// dst[d] = factor * sum_s p[s] v[key(s)][d] over this (row, head)'s KV head, one output dimension per thread, for the
-// dense kernels (key(j) = j0 + j) and the block-sparse one (the kept units' keys). key(s) must be a written key for
-// every s < n, also where p[s] is 0: each value is loaded before its weight is tested, 16 loads ahead of their uses
-// (batched_strided), so that n keys are ceil(n / 16) round trips a thread (a split of 256 keys: 16, not 256; 20 keys:
-// 2, not 5). The H200's first run (2026-12-04) found this loop, one dependent load per key while the load sat behind
-// the test, setting the decode op's time at any context. The sum skips p[s] == 0, in key order.
+// The most threads a block of the attention kernels has (weigh_values' partial sums are sized for it).
+constexpr int kMaxAttentionThreads = 256;
+
+// dst[d] = factor * sum_s p[s] v[key(s)][d] over this (row, head)'s KV head, for the dense kernels (key(j) = j0 + j) and
+// the block-sparse one (the kept units' keys). key(s) must be a written key for every s < n, also where p[s] is 0.
+// The block splits into groups of hd threads (256 threads, hd 64: four), a thread per output dimension; group g sums
+// its own contiguous quarter of the keys, then group 0 adds the others' sums in group order. Each value is loaded
+// before its weight is tested, 16 loads ahead of their uses (batched_strided), so that a thread makes
+// ceil(n / groups / 16) round trips (a split of 256 keys: 4; one group of 64 threads walking all 256 keys made 16,
+// and before the batching 256: the H200's first run, 2026-12-04, found that chain setting the decode op's time at any
+// context). Within a group the sum skips p[s] == 0, in key order. The grouping depends on n and the block size only, so
+// the dense kernel and a single split over the same keys give the same bits. Every thread of the block must call this
+// (it has barriers) with blockDim.x <= kMaxAttentionThreads.
 template <GgmlType C, class KeyOf>
 __device__ void weigh_values(const float* p, int n, KeyOf key, const void* v, int64_t kv_dim, int kvh, int hd, float factor, float* dst) {
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        const int64_t col = static_cast<int64_t>(kvh) * hd + d;
+    __shared__ float partial[kMaxAttentionThreads]; // groups 1 .. groups-1's sums, hd each
+    const int groups = hd <= static_cast<int>(blockDim.x) ? static_cast<int>(blockDim.x) / hd : 1;
+    const int g = groups > 1 ? static_cast<int>(threadIdx.x) / hd : 0;
+    const int per_group = (n + groups - 1) / groups;
+    const int s0 = min(n, g * per_group), s1 = min(n, s0 + per_group);
+    const int64_t kv_base = static_cast<int64_t>(kvh) * hd;
+    auto sum_keys = [&](int d) {
         float acc = 0.0f;
-        batched_strided<16>(0, 1, n, [&](int64_t s) { return load_act<C>(v, static_cast<int64_t>(key(static_cast<int>(s))) * kv_dim + col); },
+        batched_strided<16>(s0, 1, s1, [&](int64_t s) { return load_act<C>(v, static_cast<int64_t>(key(static_cast<int>(s))) * kv_dim + kv_base + d); },
                             [&](int64_t s, float x) { acc = p[s] != 0.0f ? fmaf(p[s], x, acc) : acc; });
-        dst[d] = acc * factor;
+        return acc;
+    };
+    if (groups == 1) { // hd larger than the block: each thread takes whole dimensions over every key
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) dst[d] = sum_keys(d) * factor;
+        return;
+    }
+    const int d = static_cast<int>(threadIdx.x) % hd;
+    const float acc = g < groups ? sum_keys(d) : 0.0f; // threads past the last whole group sit out
+    __syncthreads(); // (a previous call's readers of partial are done)
+    if (g > 0 && g < groups) partial[(g - 1) * hd + d] = acc;
+    __syncthreads();
+    if (g == 0) {
+        float total = acc;
+        for (int k = 1; k < groups; ++k) total += partial[(k - 1) * hd + d];
+        dst[d] = total * factor;
     }
 }
 

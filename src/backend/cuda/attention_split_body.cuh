@@ -11,6 +11,8 @@
 namespace winnow::cuda {
 namespace {
 
+static_assert(kStageThreads <= kMaxAttentionThreads);
+
 // Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0]: one thread per key (key_dot). Ends with a
 // barrier, so every score is visible to the whole block.
 template <GgmlType C>

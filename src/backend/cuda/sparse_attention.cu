@@ -34,7 +34,8 @@ namespace {
 namespace sl = select_logic;
 
 constexpr int kRowThreads = 256;     // sparse_rows_kernel and unit_keys_kernel
-constexpr int kAttendThreads = 128;  // sparse_attend_kernel
+constexpr int kAttendThreads = 256;  // sparse_attend_kernel: 4 groups of 64 threads share a split's value sums
+static_assert(kAttendThreads <= kMaxAttentionThreads);
 constexpr int kMaxGroupHeads = 16;   // query heads per KV head the selection's shared query copy holds
 constexpr int kSparseSplitKeys = 64; // keys per split of sparse_attend_kernel (at least one unit)
 constexpr int kStaticShared = 2048;  // bytes of static shared memory the kernels declare, at most (scratch, histogram)
