@@ -137,7 +137,10 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     struct S { const char* model; int64_t in, out; bool bias; };
     const S shapes[] = {{"smollm2_q", 576, 576, false},  {"smollm2_kv", 576, 192, false},  {"smollm2_up", 576, 1536, false},
                         {"smollm2_down", 1536, 576, false}, {"gpt2_qkv", 768, 2304, true},   {"gpt2_down", 3072, 768, true},
-                        {"odd", 160, 37, true}};
+                        {"odd", 160, 37, true},
+                        // 33 blocks a row: a device's staged Q8_0 / Q4_0 walk takes two chunks (32 blocks, then 1), and
+                        // every other row starts 2 bytes past a 4-byte boundary
+                        {"odd_long", 1056, 13, false}};
     for (GgmlType type : kWeightTypes)
         for (const S& s : shapes)
             for (int n : {1, 7}) {

@@ -113,3 +113,34 @@ TEST(GemvBlockLogic, HalvesFromFourByteWords) {
 }
 
 } // namespace
+
+namespace {
+
+// The staged walk's copy (gemv_row.cuh: load_staged, store_staged) replayed on the host: every word part that
+// staged_word_part names, loaded from a buffer where only the range's bytes are readable, must rebuild the range
+// byte for byte at offset `off` of the copy, for both offsets and every even length a chunk of Q8_0 or Q4_0 blocks can
+// have. A load outside the range would be a read past a row (for the last row: past the matrix).
+TEST(GemvBlockLogic, StagedWordsCopyTheRangeAndReadNothingElse) {
+    for (int block_bytes : {18, 34})
+        for (int off : {0, 2})
+            for (int blocks = 1; blocks <= 32; ++blocks) {
+                const int len = blocks * block_bytes, words = gl::staged_words(off, len);
+                std::vector<int> mem(static_cast<size_t>(4 * words + 8), -1); // -1: not readable
+                for (int i = 0; i < len; ++i) mem[static_cast<size_t>(off + i)] = (i * 37 + blocks) & 0xff;
+                std::vector<int> copy(static_cast<size_t>(4 * words), -2);
+                for (int k = 0; k < words; ++k) {
+                    const gl::WordPart part = gl::staged_word_part(k, off, len);
+                    for (int b = 0; b < 4; ++b) {
+                        const bool loaded = part == gl::WordPart::whole || (part == gl::WordPart::low_half && b < 2) || (part == gl::WordPart::high_half && b >= 2);
+                        if (!loaded) continue;
+                        ASSERT_GE(mem[static_cast<size_t>(4 * k + b)], 0) << "word " << k << " byte " << b << " off " << off << " len " << len;
+                        copy[static_cast<size_t>(4 * k + b)] = mem[static_cast<size_t>(4 * k + b)];
+                    }
+                }
+                for (int i = 0; i < len; ++i) ASSERT_EQ(copy[static_cast<size_t>(off + i)], mem[static_cast<size_t>(off + i)]) << "byte " << i;
+                // a lane's words: the warp's 32 lanes each take words lane, lane + 32, ... (gemv_row.cuh sizes them)
+                ASSERT_LE(words, 32 * (((2 + 32 * block_bytes + 3) / 4 + 31) / 32));
+            }
+}
+
+} // namespace

@@ -7,6 +7,8 @@
 //   q4_value(words, j):   element j (0..31) of a Q4_0/Q4_1 block: the low nibbles of bytes 0..15 are elements 0..15,
 //                         their high nibbles elements 16..31 (before Q4_0's -8, the scale and Q4_1's min);
 //   q8_value(words, j):   element j of a Q8_0 block, the signed byte j (before the scale).
+// And how a warp stages a run of 2-byte aligned blocks (Q8_0, Q4_0) into shared memory through whole 4-byte words
+// (gemv_row.cuh's staged walk): staged_words, staged_word_part.
 #include <cstdint>
 
 #ifdef __CUDACC__
@@ -35,6 +37,20 @@ WINNOW_GEMV_FN int q4_value(const Word* words, int j) {
 template <class Word>
 WINNOW_GEMV_FN int q8_value(const Word* words, int j) {
     return static_cast<int8_t>(static_cast<uint8_t>(quant_byte(words, j)));
+}
+
+// A warp copies a row's byte range [a, a + len) (a and len even: Q8_0 and Q4_0 blocks are only 2-byte aligned) through
+// the 4-byte words from the aligned address a - off (off = a % 4: 0 or 2). Word k holds bytes [4k, 4k + 4) of the copy,
+// of which [off, off + len) are the range's; the copy has staged_words(off, len) words.
+WINNOW_GEMV_FN int staged_words(int off, int len) { return (off + len + 3) / 4; }
+
+// Which bytes of word k the range covers: both halves (one 4-byte load), one 2-byte half (a 2-byte load: the word runs
+// past an end of the range, which may be the end of the matrix), or neither.
+enum class WordPart { whole, low_half, high_half, none };
+WINNOW_GEMV_FN WordPart staged_word_part(int k, int off, int len) {
+    const int lo = 4 * k, end = off + len;
+    const bool low = lo >= off && lo + 2 <= end, high = lo + 2 >= off && lo + 4 <= end;
+    return low && high ? WordPart::whole : low ? WordPart::low_half : high ? WordPart::high_half : WordPart::none;
 }
 
 } // namespace winnow::cuda::gemv_logic
