@@ -1,7 +1,7 @@
 #pragma once
 // Pieces the dense (attention.cu) and the block-sparse (sparse_attention.cu) attention kernels share: the position of
-// a recorded step, the block-wide softmax over scores held in shared memory, the log-sum-exp merge of flash-decoding
-// splits (a kernel of its own, or the last split block's), and the dynamic shared memory opt-in.
+// a recorded step, the block-wide softmax over scores held in shared memory, the value sums, the log-sum-exp merge of
+// flash-decoding splits by the last split block of a row to finish (arrive_last), and the dynamic shared memory opt-in.
 #include <atomic>
 #include <cmath>
 
@@ -126,8 +126,8 @@ constexpr int kRecordHeader = 3;
 
 // Rescales one (row, head)'s first `used` split records (recs, kRecordHeader + hd floats each) to their common max and
 // normalises them into orow[hd], the threads of the block sharing the output dimensions. The records are read through
-// L2 (__ldcg): the last split block of attention_split_kernel merges records that other blocks wrote during the same
-// launch, which this SM's L1 may hold stale lines of.
+// L2 (__ldcg): the last split block of a row (attention_split_body, sparse_attend_kernel) merges records that other
+// blocks wrote during the same launch, which this SM's L1 may hold stale lines of.
 __device__ void merge_splits(const float* recs, int used, int hd, bool spion_denominator, float* orow) {
     const int stride = kRecordHeader + hd;
     // (the loops unrolled so that several splits' loads are in flight at once; the order of the sums is unchanged)
@@ -154,19 +154,22 @@ __device__ void merge_splits(const float* recs, int used, int hd, bool spion_den
     }
 }
 
-// One block per (head, row) of the block-sparse kernel (the dense split kernel merges in its last block): rescales the
-// row's split records to their common max and normalises. The splits read are those that hold the row's kept units
-// (kept_counts[2 * (row * n_head_kv + KV head)] units, per_split a split).
-__global__ void attention_merge_kernel(const float* __restrict__ part, float* __restrict__ out, int pos0, int n_head, int hd, int n_splits,
-                                       bool spion_denominator, const int* __restrict__ kept_counts, int per_split, int n_head_kv,
-                                       const int32_t* __restrict__ pos_dev, int max_keys) {
-    pdl_wait();
-    pdl_launch_dependents();
-    first_position(pos0, pos_dev, static_cast<int>(gridDim.y), max_keys);
-    const int h = blockIdx.x, t = blockIdx.y;
-    const int used = min(n_splits, (kept_counts[2 * (t * n_head_kv + h / (n_head / n_head_kv))] + per_split - 1) / per_split);
-    const float* recs = part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
-    merge_splits(recs, used, hd, spion_denominator, out + (static_cast<size_t>(t) * n_head + h) * hd);
+// Whether this block is the last of `expected` blocks to arrive at *arrivals. Every thread's global writes before the
+// call are visible to the last block (each writer fences, then one count per block; the last block fences again before
+// it reads), and the last block resets the count to 0 for the next launch (a recorded step replays the same counters).
+__device__ bool arrive_last(int* arrivals, int expected) {
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(arrivals, 1) == expected - 1;
+        if (last) {
+            atomicExch(arrivals, 0);
+            __threadfence();
+        }
+    }
+    __syncthreads();
+    return last;
 }
 
 // The opt-in shared memory per block of the current device, asked once per device.

@@ -35,24 +35,6 @@ __device__ void load_query(const float* q, float* qs, int t, int h, int n_head, 
 // the op is one launch. A row then spreads over ceil(keys / 256) blocks instead of one, and the scores of a split fit
 // any shared memory.
 
-// Whether this block is the last of `expected` blocks to arrive at *arrivals. Every thread's global writes before the
-// call are visible to the last block (each writer fences, then one count per block; the last block fences again before
-// it reads), and the last block resets the count to 0 for the next launch (a recorded step replays the same counters).
-__device__ bool arrive_last(int* arrivals, int expected) {
-    __shared__ bool last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        last = atomicAdd(arrivals, 1) == expected - 1;
-        if (last) {
-            atomicExch(arrivals, 0);
-            __threadfence();
-        }
-    }
-    __syncthreads();
-    return last;
-}
-
 template <GgmlType C>
 __device__ __forceinline__ void attention_split_body(const AttentionSplitArgs& a, uint3 block, uint3 grid) {
     WINNOW_DYNAMIC_SHARED(float, shared); // q row [hd], then this split's scores [kSplitKeys]

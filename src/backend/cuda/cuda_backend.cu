@@ -359,8 +359,12 @@ public:
                 if (sparse_workspace_.numel() > 0) retired_split_ws_.push_back(sparse_workspace_); // a recorded graph may still use it
                 sparse_workspace_ = alloc(GgmlType::F32, 1, need);
             }
+            if (sparse_arrivals_.numel() < static_cast<int64_t>(kSparseChunkRows) * p.n_head) { // alloc zeroes them; the kernel leaves them 0
+                if (sparse_arrivals_.numel() > 0) retired_split_ws_.push_back(sparse_arrivals_);
+                sparse_arrivals_ = alloc(GgmlType::I32, 1, static_cast<int64_t>(kSparseChunkRows) * p.n_head);
+            }
             cuda::launch_sparse_attention(q.f32() + row0 * q_stride, k.raw(), v.raw(), k.type(), out.f32() + row0 * o_stride, a, spion,
-                                          sparse_workspace_.raw(), stream());
+                                          sparse_workspace_.raw(), sparse_arrivals_.data<int32_t>(), stream());
         }
     }
 
@@ -684,6 +688,7 @@ private:
     std::vector<Tensor> retired_split_ws_;  // flash-decoding workspaces outgrown while a recorded graph may still use them
     Tensor split_workspace_; // flash-decoding partial results (allocated by an op-by-op step, reused by recordings)
     Tensor split_arrivals_;  // flash-decoding: per (row, head), the splits done so far (0 between launches)
+    Tensor sparse_arrivals_; // block-sparse attention: the same, for up to kSparseChunkRows rows
     Tensor sparse_workspace_; // block-sparse attention's unit lists and split records
     static constexpr size_t kStagingBytes = 4096; // uploads up to this size are staged in pinned memory
     void* staging_ = nullptr;

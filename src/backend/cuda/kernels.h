@@ -104,8 +104,10 @@ struct SparseWorkspace {
 SparseWorkspace sparse_attention_workspace(const SparseRowsArgs& a);
 // Throws winnow::Error for arguments the kernels cannot run (unit, summaries, shared memory).
 void check_sparse_attention(const SparseRowsArgs& a);
+// arrivals: a.rows * a.n_head ints that are 0 (the last split block of each (row, head) merges its row, and leaves its
+// count 0 again for the next launch).
 void launch_sparse_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, const SparseRowsArgs& a,
-                             bool spion_denominator, void* workspace, cudaStream_t s);
+                             bool spion_denominator, void* workspace, int* arrivals, cudaStream_t s);
 // Backend::summarize_keys: the kmax/kmin summaries (fp16 bits; a plane per KV head of the cache's ceil(max_rows / unit)
 // units, KeyBlockSummary's layout, as check_summarize_keys_args requires) of the units holding cache rows [row0, row0 +
 // n_rows), each over its rows up to row0 + n_rows; row0 from *row_dev when it is set (a value out of [0, max_rows -

@@ -9,8 +9,9 @@
 //   3. sparse_attend_kernel, one block per (head, row, split): the split's slice of the kept-unit list (at most
 //      kSparseSplitKeys keys, so that a row's work spreads over many short blocks: at batch-1 decode the grid is far
 //      under one wave and a block's length is the op's time), scored one thread per key (key_dot), softmaxed in
-//      shared memory, values weighed; a record per split;
-//   4. attention_merge_kernel over the splits that hold the row's kept units (attention_parts.cuh).
+//      shared memory, values weighed; a record per split. The last split block of a (head, row) to finish merges the
+//      splits that hold the row's kept units (arrive_last, merge_splits: attention_parts.cuh), as the dense split
+//      kernel does; the merge was a fourth kernel until 2026-12-05 (with the pattern alone, half the op's launches).
 // The CPU twin is CpuBackend::attention (the same rule; its bounds sum in another order, see the logic header); the
 // op harness compares both with the double reference.
 #include <algorithm>
@@ -162,8 +163,8 @@ __global__ void sparse_rows_kernel(SparseRowsArgs a, const uint64_t* __restrict_
 
 template <GgmlType C>
 __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, SparseRowsArgs a,
-                                     const int* __restrict__ lists, int* __restrict__ counts, float* __restrict__ part, int n_splits,
-                                     int units_per_split) {
+                                     const int* __restrict__ lists, const int* __restrict__ counts, float* __restrict__ part, int* __restrict__ arrivals,
+                                     float* __restrict__ out, int n_splits, int units_per_split, bool spion_denominator) {
     pdl_wait();
     pdl_launch_dependents();
     WINNOW_DYNAMIC_SHARED(float, shared); // q row [hd], then this split's scores [units_per_split * unit]
@@ -181,41 +182,43 @@ __global__ void sparse_attend_kernel(const float* __restrict__ q, const void* __
         list = a.mask_row_blocks + a.mask_row_start[r];
         n_kept = a.mask_row_start[r + 1] - a.mask_row_start[r];
         kept_keys = n_kept * a.unit - (a.unit - 1 - q_pos % a.unit);
-        // the merge reads the count as the rows kernel would have left it (one writer per row and KV head)
-        if (split == 0 && h % (a.n_head / a.n_head_kv) == 0 && threadIdx.x == 0) counts[2 * row_kv] = n_kept;
     } else {
         list = lists + static_cast<size_t>(row_kv) * a.list_units;
         n_kept = counts[2 * row_kv], kept_keys = counts[2 * row_kv + 1];
     }
-    float* rec = part + ((static_cast<size_t>(t) * a.n_head + h) * n_splits + split) * (kRecordHeader + hd);
+    float* recs = part + (static_cast<size_t>(t) * a.n_head + h) * n_splits * (kRecordHeader + hd);
+    float* rec = recs + static_cast<size_t>(split) * (kRecordHeader + hd);
     // split 0 is never empty (every row keeps its diagonal unit), so it carries the row's dropped-key count (the SPION
     // denominator's)
     const float dropped = split == 0 ? static_cast<float>(n_keys - kept_keys) : 0.0f;
     const int i0 = split * units_per_split, i1 = min(n_kept, i0 + units_per_split);
-    if (i0 >= i1) { // a split beyond this row's kept units
+    if (i0 >= i1) { // a split beyond this row's kept units (the grid is sized for the longest row): it still arrives
         if (threadIdx.x == 0) rec[0] = -INFINITY, rec[1] = 0.0f, rec[2] = dropped;
         for (int d = threadIdx.x; d < hd; d += blockDim.x) rec[kRecordHeader + d] = 0.0f;
-        return;
+    } else {
+        float* qs = shared;
+        float* sc = shared + hd;
+        const float* qrow = q + (static_cast<size_t>(t) * a.n_head + h) * hd;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
+        __syncthreads();
+        // slot i * unit + r is key list[i0 + i] * unit + r; slots past the row's position score -inf (not kept keys)
+        const int n_slots = (i1 - i0) * a.unit;
+        for (int slot = threadIdx.x; slot < n_slots; slot += blockDim.x) { // one thread per key (key_dot)
+            const int j = list[i0 + slot / a.unit] * a.unit + slot % a.unit;
+            sc[slot] = j < n_keys ? key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * a.scale : -INFINITY;
+        }
+        __syncthreads();
+        const ScoreStats st = exponentiate_scores(sc, n_slots, scratch);
+        if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = dropped;
+        // a slot past the row's position (weight 0) loads the row's own key: weigh_values loads every slot's value
+        const int* kept = list + i0;
+        const int unit = a.unit;
+        weigh_values<C>(sc, n_slots, [=](int slot) { return min(kept[slot / unit] * unit + slot % unit, n_keys - 1); }, v, kv_dim, kvh, hd, 1.0f,
+                        rec + kRecordHeader);
     }
-    float* qs = shared;
-    float* sc = shared + hd;
-    const float* qrow = q + (static_cast<size_t>(t) * a.n_head + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qrow[d];
-    __syncthreads();
-    // slot i * unit + r is key list[i0 + i] * unit + r; slots past the row's position score -inf (not kept keys)
-    const int n_slots = (i1 - i0) * a.unit;
-    for (int slot = threadIdx.x; slot < n_slots; slot += blockDim.x) { // one thread per key (key_dot)
-        const int j = list[i0 + slot / a.unit] * a.unit + slot % a.unit;
-        sc[slot] = j < n_keys ? key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * a.scale : -INFINITY;
-    }
-    __syncthreads();
-    const ScoreStats st = exponentiate_scores(sc, n_slots, scratch);
-    if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = dropped;
-    // a slot past the row's position (weight 0) loads the row's own key: weigh_values loads every slot's value
-    const int* kept = list + i0;
-    const int unit = a.unit;
-    weigh_values<C>(sc, n_slots, [=](int slot) { return min(kept[slot / unit] * unit + slot % unit, n_keys - 1); }, v, kv_dim, kvh, hd, 1.0f,
-                    rec + kRecordHeader);
+    if (!arrive_last(arrivals + static_cast<size_t>(t) * a.n_head + h, static_cast<int>(gridDim.z))) return;
+    const int used = min(n_splits, (n_kept + units_per_split - 1) / units_per_split);
+    merge_splits(recs, used, hd, spion_denominator, out + (static_cast<size_t>(t) * a.n_head + h) * hd);
 }
 
 // One thread per (unit, cache column): the column's extremes over the unit's written rows, rounded outward to fp16 as
@@ -298,7 +301,7 @@ void check_sparse_attention(const SparseRowsArgs& a) {
 }
 
 void launch_sparse_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, const SparseRowsArgs& a,
-                             bool spion_denominator, void* workspace, cudaStream_t s) {
+                             bool spion_denominator, void* workspace, int* arrivals, cudaStream_t s) {
     if (a.rows == 0) return;
     const SparseWorkspace w = sparse_attention_workspace(a);
     uint64_t* unit_keys = static_cast<uint64_t*>(workspace); // 8-byte aligned first, then the 4-byte arrays
@@ -328,11 +331,9 @@ void launch_sparse_attention(const float* q, const void* k_cache, const void* v_
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
         static std::atomic<int> attend_opted_in{48 * 1024};
         opt_in_shared(sparse_attend_kernel<C>, attend_bytes, attend_opted_in);
-        launch(sparse_attend_kernel<C>, grid, kAttendThreads, attend_bytes, s, q, k_cache, v_cache, a, lists, counts, records, w.n_splits, per_split);
+        launch(sparse_attend_kernel<C>, grid, kAttendThreads, attend_bytes, s, q, k_cache, v_cache, a, lists, counts, records, arrivals, out, w.n_splits,
+               per_split, spion_denominator);
     });
-    WINNOW_CUDA_CHECK(cudaGetLastError());
-    launch(attention_merge_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.rows)), kAttendThreads, 0, s, records, out, a.pos0,
-           a.n_head, a.hd, w.n_splits, spion_denominator, counts, per_split, a.n_head_kv, a.pos_dev, a.max_keys);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
