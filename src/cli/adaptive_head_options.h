@@ -18,7 +18,7 @@ inline void add_adaptive_head_options(boost::program_options::options_descriptio
         "adaptive head (CPU): k-means clusters of the head's rows (at most 1024) whose centroid logits are computed exactly, only the residuals sampled (64 in the "
         "reports; the clustering runs at load, about a second on SmolLM2)")(
         "head-basis", po::value(&basis_path),
-        "adaptive head (CPU): a basis file from calibrate-head --fit-head-basis (the principal axes of the model's hidden states): the head samples the "
+        "adaptive head (CPU and GPU): a basis file from calibrate-head --fit-head-basis (the principal axes of the model's hidden states): the head samples the "
         "rotated head A R with queries R^T x, same logits, fewer samples");
 }
 

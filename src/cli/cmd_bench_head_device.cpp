@@ -22,7 +22,10 @@
 // median time (the host's column order included), the gain (1 / mean sampled fraction of n d') and the success against
 // the fused op's answer on the same query (same top-1 id, and p_top within --eps of its exact probability). The same
 // rows follow on the synthetic head (its rows stored as Q8_0, the real head's factors), labelled synthetic: #15's
-// 128K x 4096 target, against the synthetic q8_0 fused row.
+// 128K x 4096 target, against the synthetic q8_0 fused row. With --head-basis FILE (calibrate-head --fit-head-basis), the
+// real head's adaptive rows are also run in that basis ("adaptive-persistent+pca", "adaptive-host+pca": the rotated
+// head's columns, the model's rows for the exact finish; each query rotated on the host inside the timed call, as
+// generate does; factors from the calibration file's "fast" entry for that basis).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -50,6 +53,8 @@
 #include "backend/cuda/device.h"
 #include "head/adaptive_head.h"
 #include "head/column_major_head.h"
+#include "head/rotation.h"
+#include "cli/adaptive_head_options.h"
 #endif
 
 namespace po = boost::program_options;
@@ -159,7 +164,9 @@ struct AdaptiveFactors {
     double fudge_best = 1, fudge_norm = 1;
     std::string source;
 };
-void bench_adaptive_rows(Backend& be, const std::shared_ptr<const head::ColumnMajorHead>& column_major, const std::vector<std::vector<float>>& qs,
+// rotation: the column-major head is rotated by it (queries are rotated inside each timed call); null: none.
+void bench_adaptive_rows(Backend& be, const std::shared_ptr<const head::ColumnMajorHead>& column_major, const head::HeadRotation* rotation,
+                         const std::vector<std::vector<float>>& qs,
                          const std::vector<double>& deltas, const AdaptiveParams& base, const std::function<AdaptiveFactors(double)>& factors, int warmup,
                          int count, double copy_gbps, const std::string& label, bool synthetic, nlohmann::ordered_json& rows) {
     count = std::min<int>(count, static_cast<int>(qs.size()));
@@ -191,20 +198,24 @@ void bench_adaptive_rows(Backend& be, const std::shared_ptr<const head::ColumnMa
             continue;
         }
         cuda::adaptive::GpuAdaptiveHead gpu(column_major); // per loop: both loops' rows draw the same column orders
+        std::optional<head::QueryRotator> rotator;
+        if (rotation) rotator.emplace(*rotation);
+        auto query = [&](int q) { return rotator ? rotator->rotate(qs[q]) : std::span<const float>(qs[q]); };
+        const std::string method = std::string(loop.method) + (rotation ? "+pca" : "");
         for (double delta : deltas) {
             AdaptiveParams p = base;
             p.delta = delta;
             const AdaptiveFactors f = factors(delta);
             p.fudge_best = f.fudge_best;
             p.fudge_norm = f.fudge_norm;
-            std::fprintf(stderr, "%s %s delta %.3g ...\n", label.c_str(), loop.method, delta);
-            for (int i = 0; i < warmup; ++i) gpu.run(qs[i % count], p, loop.loop);
+            std::fprintf(stderr, "%s %s delta %.3g ...\n", label.c_str(), method.c_str(), delta);
+            for (int i = 0; i < warmup; ++i) gpu.run(query(i % count), p, loop.loop);
             std::vector<double> us;
             double fraction = 0, max_dlz = 0;
             int top1 = 0, ok = 0;
             for (int q = 0; q < count; ++q) {
                 const auto t0 = Clock::now();
-                const head::AdaptiveResult r = gpu.run(qs[q], p, loop.loop);
+                const head::AdaptiveResult r = gpu.run(query(q), p, loop.loop); // the rotation is part of the query's time
                 us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
                 fraction += r.cost.fraction();
                 const bool same = r.head.top[0] == top[q];
@@ -219,7 +230,7 @@ void bench_adaptive_rows(Backend& be, const std::shared_ptr<const head::ColumnMa
             row["n"] = W.rows;
             row["d"] = W.cols;
             row["format"] = h.format;
-            row["method"] = loop.method;
+            row["method"] = method;
             row["k"] = 1;
             row["us_median"] = med;
             row["us_p10"] = percentile(us, 0.1);
@@ -241,6 +252,7 @@ void bench_adaptive_rows(Backend& be, const std::shared_ptr<const head::ColumnMa
             row["gain"] = count / fraction;
             row["success"] = static_cast<double>(ok) / count;
             row["loop"] = loop.what;
+            if (rotation) row["basis"] = "PCA basis of the model's hidden states (--head-basis): queries rotated on the host, d^2 multiply-adds, inside the timed call";
             rows.push_back(row);
         }
     }
@@ -257,7 +269,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     int window = 64, n_queries = 1000, n_tune = 200, threads = 0, reps = 1000, warmup = 50, check = 200, syn_vocab = 131072, syn_dim = 4096;
     double syn_noise = 0.5;
     bool json_out = false, collect_only = false;
-    std::string adaptive_deltas_arg = "0.01,0.05,0.1", calibration_path;
+    std::string adaptive_deltas_arg = "0.01,0.05,0.1", calibration_path, basis_path;
     int adaptive_queries = 200;
     AdaptiveParams adaptive;
     po::options_description opts("winnow bench head --device cuda options");
@@ -285,6 +297,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
         "fudge-best", po::value(&adaptive.fudge_best), "the adaptive head's f_b (default: the calibration file's, else 1)")(
         "fudge-norm", po::value(&adaptive.fudge_norm), "the adaptive head's f_ln (default: the calibration file's, else 1)")(
         "head-calibration", po::value(&calibration_path), "the adaptive head's calibrated factors (default MODEL.head.json if present)")(
+        "head-basis", po::value(&basis_path), "also run the real head's adaptive rows in this basis (calibrate-head --fit-head-basis; cuda only)")(
         "eps", po::value(&adaptive.epsilon)->default_value(0.3, "0.3"), "the adaptive head's epsilon (its success: p_top within eps of the exact p)")(
         "json", po::bool_switch(&json_out), "print the report as JSON");
     po::variables_map vm;
@@ -294,6 +307,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     const std::vector<double> adaptive_deltas =
         number_list(adaptive_deltas_arg, "--adaptive-deltas", "in (0, 1)", [](double v) { return v > 0 && v < 1; });
     if (adaptive_queries < 1) throw Error(ErrorKind::invalid_argument, "need --adaptive-queries >= 1");
+    if (!basis_path.empty() && adaptive_deltas.empty()) throw Error(ErrorKind::invalid_argument, "--head-basis is for the adaptive rows: give --adaptive-deltas too");
     std::vector<int> ks;
     for (const std::string& v : list_items(ks_arg)) {
         int k = 0;
@@ -311,6 +325,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     BackendOptions dev;
     parse_device(device, dev);
     dev.threads = threads;
+    if (!basis_path.empty() && dev.device != Device::cuda) throw Error(ErrorKind::invalid_argument, "--head-basis: the adaptive rows run with --device cuda only");
     BackendOptions qdev = dev;
     if (query_device == "cpu") qdev = BackendOptions{.threads = threads};
     else if (!query_device.empty()) parse_device(query_device, qdev);
@@ -448,9 +463,28 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
             else if (given_b || given_n) f.source = std::string(given_b ? "f_b" : "f_ln") + " given, the other " + f.source;
             return f;
         };
-        bench_adaptive_rows(*be, std::make_shared<const head::ColumnMajorHead>(W), qs, adaptive_deltas, adaptive, factors, warmup, adaptive_queries,
-                            copy_gbps, real_label, false, rows);
+        bench_adaptive_rows(*be, std::make_shared<const head::ColumnMajorHead>(W), nullptr, qs, adaptive_deltas, adaptive, factors, warmup,
+                            adaptive_queries, copy_gbps, real_label, false, rows);
         adaptive_factors = factors;
+        if (!basis_path.empty()) {
+            head::AdaptiveHeadOptions with_basis;
+            head::ModelContentHash content_hash(model->path());
+            load_head_basis(basis_path, content_hash, d, with_basis);
+            const std::string checksum = with_basis.basis->checksum;
+            auto basis_factors = [&, checksum](double delta) {
+                AdaptiveFactors f;
+                const head::HeadCalibrationFile::Entry* e = cal ? cal->find("fast", delta, checksum) : nullptr;
+                if (e) f.fudge_best = e->fudge_best, f.fudge_norm = e->fudge_norm;
+                if (given_b) f.fudge_best = adaptive.fudge_best;
+                if (given_n) f.fudge_norm = adaptive.fudge_norm;
+                f.source = e ? "calibrated with the basis (" + calibration_path + ")" : "theory constants";
+                if (given_b || given_n) f.source = "given (f_b, f_ln as set)";
+                return f;
+            };
+            std::fprintf(stderr, "building the rotated head's column-major copy (%s) ...\n", basis_path.c_str());
+            bench_adaptive_rows(*be, head::fast_head_columns(*model, with_basis), &with_basis.basis->rotation, qs, adaptive_deltas, adaptive,
+                                basis_factors, warmup, adaptive_queries, copy_gbps, real_label, false, rows);
+        }
     }
 #endif
 
@@ -523,7 +557,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
                 f.source += ", the real head's";
                 return f;
             };
-            bench_adaptive_rows(*be, syn_column_major, sq, adaptive_deltas, adaptive, factors, warmup, adaptive_queries, copy_gbps, syn_label, true, rows);
+            bench_adaptive_rows(*be, syn_column_major, nullptr, sq, adaptive_deltas, adaptive, factors, warmup, adaptive_queries, copy_gbps, syn_label, true, rows);
         }
 #endif
     }

@@ -44,8 +44,8 @@ void check_options(const AdaptiveHeadOptions& o, int n, int d) {
         throw Error(ErrorKind::invalid_argument, "the adaptive head's row clusters must be 0 to " + std::to_string(max_clusters) + ", not " + std::to_string(o.row_clusters));
     if (o.basis && o.basis->rotation.d != d)
         throw Error(ErrorKind::invalid_argument, "the adaptive head's basis has dimension " + std::to_string(o.basis->rotation.d) + ", the head " + std::to_string(d));
-    if (o.device == Device::cuda && (o.exact_prefix > 0 || o.row_clusters > 0 || o.basis))
-        throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix, row clusters and basis run on the CPU only (--device cpu, or leave them off)");
+    if (o.device == Device::cuda && (o.exact_prefix > 0 || o.row_clusters > 0))
+        throw Error(ErrorKind::unsupported, "the adaptive head's exact prefix and row clusters run on the CPU only (--device cpu, or leave them off)");
 }
 
 HeadImpl parse_head_impl(const std::string& s) {
@@ -70,11 +70,19 @@ AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options
     const Matrix& W = model.weights().output;
     const int n = static_cast<int>(W.rows), d = static_cast<int>(W.cols);
     check_options(options_, n, d);
+    // columns made for other options would be read with the wrong query basis or centroids: refused
+    if (columns && (columns->n() != n || columns->d() != d || columns->rotated() != static_cast<bool>(options_.basis) ||
+                    columns->row_clusters().k != std::min(options_.row_clusters, n)))
+        throw Error(ErrorKind::invalid_argument, "AdaptiveHead: the shared columns were not made for this head's options");
     if (options_.device == Device::cuda) {
         if (options_.impl == HeadImpl::faithful)
             throw Error(ErrorKind::invalid_argument, "the adaptive head runs on the GPU in its fast form only (--head-impl fast)");
 #ifdef WINNOW_HAVE_CUDA
-        algo_ = std::make_unique<cuda::adaptive::GpuFastAdaptiveSoftmax>(std::make_shared<const ColumnMajorHead>(W), options_.threads);
+        // with a basis, the GPU head holds the rotated columns and each query is rotated on the host first, as on the CPU
+        auto gpu = std::make_unique<cuda::adaptive::GpuFastAdaptiveSoftmax>(columns ? std::move(columns) : fast_head_columns(model, options_),
+                                                                          options_.threads);
+        if (options_.basis) algo_ = std::make_unique<RotatedAlgorithm>(std::move(gpu), options_.basis->rotation);
+        else algo_ = std::move(gpu);
         return;
 #else
         throw Error(ErrorKind::unsupported, "this winnow was built without CUDA: the adaptive head cannot run on the GPU");
@@ -92,10 +100,6 @@ AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options
         algo_ = std::make_unique<RotatedAlgorithm>(std::make_unique<AdaptiveSoftmax>(rotated_, n, d, faithful), options_.basis->rotation);
         return;
     }
-    // columns made for other options would be read with the wrong query basis or centroids: refused
-    if (columns && (columns->n() != n || columns->d() != d || columns->rotated() != static_cast<bool>(options_.basis) ||
-                    columns->row_clusters().k != std::min(options_.row_clusters, n)))
-        throw Error(ErrorKind::invalid_argument, "AdaptiveHead: the shared columns were not made for this head's options");
     auto head = std::make_unique<FastAdaptiveSoftmax>(columns ? std::move(columns) : fast_head_columns(model, options_),
                                                       FastOptions{.threads = options_.threads, .exact_prefix = options_.exact_prefix});
     if (options_.basis) algo_ = std::make_unique<RotatedAlgorithm>(std::move(head), options_.basis->rotation);

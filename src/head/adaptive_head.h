@@ -31,6 +31,7 @@ struct AdaptiveHeadOptions {
     // A stored basis (HeadBasis, from calibrate-head --fit-head-basis): the head samples A R with queries R^T x,
     // wrapped in RotatedAlgorithm so callers still pass hidden states in the model's basis. The fast head keeps A R's
     // columns in the stored format's precision and the model's own rows for its exact finish. null: the model's basis.
+    // Also on the GPU (its exact rows get the query turned back on the host).
     std::shared_ptr<const HeadBasis> basis = nullptr;
 };
 inline constexpr int kMaxRowClusters = 1024;

@@ -77,30 +77,31 @@ std::vector<float> rotate_query(std::span<const float> x, const HeadRotation& r)
     return out;
 }
 
-RotatedAlgorithm::RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, const HeadRotation& rotation)
-    : inner_(std::move(inner)), d_(rotation.d), y_(static_cast<size_t>(rotation.d)) {
-    if (!inner_ || inner_->d() != d_ || rotation.R.size() != static_cast<size_t>(d_) * d_)
-        throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the rotation does not match the head's dimension");
+QueryRotator::QueryRotator(const HeadRotation& r) : d_(r.d), y_(static_cast<size_t>(r.d)) {
     const size_t d = static_cast<size_t>(d_);
+    if (r.R.size() != d * d) throw Error(ErrorKind::invalid_argument, "QueryRotator: the rotation is not d x d");
     Rt_.resize(d * d);
     for (size_t i = 0; i < d; ++i)
-        for (size_t k = 0; k < d; ++k) Rt_[k * d + i] = rotation.R[i * d + k];
+        for (size_t k = 0; k < d; ++k) Rt_[k * d + i] = r.R[i * d + k];
 }
 
-std::span<const float> RotatedAlgorithm::rotate(std::span<const float> x) {
-    if (static_cast<int>(x.size()) != d_) throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the query is not of length d");
-    // y = R^T x on this thread (an sgemm would open a parallel region over every core, whatever the head's threads;
-    // rotate_query is the double-precision reference, for preparing query sets, not the timed path)
+std::span<const float> QueryRotator::rotate(std::span<const float> x) {
+    if (static_cast<int>(x.size()) != d_) throw Error(ErrorKind::invalid_argument, "the rotated head's query is not of length d");
     for (int k = 0; k < d_; ++k) y_[k] = cpu::vec_dot_f32(Rt_.data() + static_cast<size_t>(k) * d_, x.data(), d_);
     return y_;
 }
 
+RotatedAlgorithm::RotatedAlgorithm(std::unique_ptr<AdaptiveAlgorithm> inner, const HeadRotation& rotation)
+    : inner_(std::move(inner)), d_(rotation.d), rotator_(rotation) {
+    if (!inner_ || inner_->d() != d_) throw Error(ErrorKind::invalid_argument, "RotatedAlgorithm: the rotation does not match the head's dimension");
+}
+
 AdaptiveResult RotatedAlgorithm::run(std::span<const float> x, const AdaptiveParams& p) {
-    AdaptiveResult r = inner_->run(rotate(x), p);
+    AdaptiveResult r = inner_->run(rotator_.rotate(x), p);
     r.cost.multiply_adds += static_cast<int64_t>(d_) * d_;
     return r;
 }
 
-std::vector<int32_t> RotatedAlgorithm::best_arms_only(std::span<const float> x, const AdaptiveParams& p) { return inner_->best_arms_only(rotate(x), p); }
+std::vector<int32_t> RotatedAlgorithm::best_arms_only(std::span<const float> x, const AdaptiveParams& p) { return inner_->best_arms_only(rotator_.rotate(x), p); }
 
 } // namespace winnow::head

@@ -29,6 +29,22 @@ std::vector<float> rotate_head(std::span<const float> A, int n, const HeadRotati
 // R^T x, accumulated in double.
 std::vector<float> rotate_query(std::span<const float> x, const HeadRotation& r);
 
+// y = R^T x for a stream of queries, the way a timed query does it: fp32 dot products on the calling thread against R
+// transposed (row k is axis k, a contiguous row), into a buffer reused by the next call. (rotate_query above is the
+// double-precision reference, for preparing query sets; an sgemm would open a parallel region over every core.)
+class QueryRotator {
+public:
+    explicit QueryRotator(const HeadRotation& r);
+    int d() const { return d_; }
+    // Valid until the next call. Throws winnow::Error for a query not of length d.
+    std::span<const float> rotate(std::span<const float> x);
+
+private:
+    int d_ = 0;
+    std::vector<float> Rt_;
+    std::vector<float> y_;
+};
+
 // An adaptive head run in a rotated basis, taking queries in the model's basis: each query is rotated (R^T x, fp32
 // dot products on the calling thread) and handed to `inner`, which holds the rotated head A R. The rotation is part
 // of every query's time, as it would be in generation, and of its multiply-adds (d^2; a ColumnMajorHead whose exact
@@ -47,11 +63,9 @@ public:
     void set_read_recorder(ReadRecorder* r) override { inner_->set_read_recorder(r); }
 
 private:
-    std::span<const float> rotate(std::span<const float> x);
     std::unique_ptr<AdaptiveAlgorithm> inner_;
     int d_ = 0;
-    std::vector<float> Rt_; // R transposed: row k is axis k, so y_k = <Rt_k, x> reads a contiguous row
-    std::vector<float> y_;
+    QueryRotator rotator_;
 };
 
 } // namespace winnow::head

@@ -13,6 +13,8 @@
 //     sample count equal to the CPU's (the persistent loop, the default).
 //   * The persistent loop against the host-driven one: the same answer, bits and sample counts, on grids of 1, 3 and
 //     the default number of blocks; a grid it cannot use is refused.
+//   * A rotated head (a PCA basis: rotated columns, the model's rows for the exact finish with the query turned back):
+//     the GPU's top equals the CPU fast head's on the same rotated head and the model's exact argmax, both loops alike.
 //   * Time per query on SmolLM2's head shape (49152 x 576, Q8_0) in each loop, printed, not asserted.
 #include <algorithm>
 #include <chrono>
@@ -32,6 +34,7 @@
 #include "backend/cuda/device.h"
 #include "head/column_major_head.h"
 #include "head/fast_adaptive_softmax.h"
+#include "head/rotation.h"
 #include "ops/adaptive_test_instances.h"
 
 namespace {
@@ -354,6 +357,47 @@ TEST(CudaAdaptiveHead, PersistentQueryEqualsTheHostDrivenOne) {
                 EXPECT_EQ(got.cost.normalizer, want.cost.normalizer);
                 EXPECT_EQ(got.cost.d_prime, want.cost.d_prime);
             }
+        }
+}
+
+// A rotated head (head/rotation.h): the columns hold A R (from a PCA basis of random states, quantized to Q8_0 where the
+// head is), the exact rows are the model's A, and queries come rotated (y = R^T x). The GPU head must turn y back for its
+// exact rows: its top must be the model's exact argmax of A x and the CPU fast head's on the same rotated head, with
+// the same warm-up count; the persistent loop must equal the host-driven one bit for bit.
+TEST(CudaAdaptiveHead, RotatedHeadTopEqualsTheCpuPathAndTheModelsArgmax) {
+    SKIP_WITHOUT_GPU();
+    int trial = 0;
+    for (const Config& c : {Config{true, 1000, 64}, Config{false, 4097, 64}, Config{true, 1000, 576}})
+        for (int q = 0; q < 2; ++q, ++trial) {
+            const Instance in = planted(c.n, c.d, 900 + trial);
+            std::mt19937_64 rng(77 + trial);
+            std::normal_distribution<float> nd(0.0f, 1.0f);
+            std::vector<std::vector<float>> states(static_cast<size_t>(2 * c.d), std::vector<float>(c.d));
+            for (auto& st : states)
+                for (float& v : st) v = nd(rng);
+            const head::HeadRotation rot = head::pca_rotation(states, c.d);
+            const head::ColumnMajorHead model(in.A, c.n, c.d, c.q8); // the model's stored rows (outlives H)
+            const std::vector<float> AR = head::rotate_head(model.dense(), c.n, rot);
+            auto H = std::make_shared<head::ColumnMajorHead>(AR, c.n, c.d, c.q8, model.rows(), rot.R);
+            const std::vector<float> y = head::rotate_query(in.x, rot);
+            AdaptiveParams p;
+            p.delta = q == 1 ? 0.1 : 0.01;
+            p.seed = 41 + trial;
+            head::FastAdaptiveSoftmax cpu(H, 1);
+            ad::GpuAdaptiveHead host_loop(H), persistent(H); // each one's first query: the same noise seed
+            const head::AdaptiveResult want = cpu.run(y, p), got = host_loop.run(y, p, ad::QueryLoop::host);
+            const head::AdaptiveResult dev = persistent.run(y, p, ad::QueryLoop::persistent);
+            const Exact ex = exact(model, in.x, p.beta);
+            SCOPED_TRACE(name(c) + " query " + std::to_string(q));
+            ASSERT_EQ(got.head.top.size(), 1u);
+            EXPECT_EQ(got.head.top[0], ex.argmax);
+            EXPECT_EQ(got.head.top, want.head.top);
+            EXPECT_NEAR(got.head.p_top, ex.p, p.epsilon * ex.p);
+            EXPECT_NEAR(got.head.log_norm, want.head.log_norm, 1e-4);
+            EXPECT_EQ(got.cost.warmup, want.cost.warmup);
+            EXPECT_EQ(dev.head.top, got.head.top);
+            EXPECT_EQ(dev.head.log_norm, got.head.log_norm);
+            EXPECT_EQ(dev.cost.samples, got.cost.samples);
         }
 }
 

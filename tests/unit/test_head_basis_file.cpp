@@ -268,12 +268,30 @@ TEST_F(HeadBasisOnTinyLlama, ARandomBasisGivesTheExactAnswerWhenEveryColumnIsRea
     }
 }
 
-TEST_F(HeadBasisOnTinyLlama, ABasisOfAnotherDimensionOrOnTheGpuIsRefused) {
+// A basis of another dimension is refused. The GPU head takes a basis since 2026-12-05 (rotated columns, the exact rows
+// with the query turned back): no longer refused as CPU-only. Where CUDA or a device is missing, the refusal names that;
+// where a device is (the SIMT emulator's build has one), its top-1 query in a random basis is the CPU fast head's in the
+// same basis. The exact prefix stays CPU-only with or without a basis.
+TEST_F(HeadBasisOnTinyLlama, ABasisOfAnotherDimensionIsRefusedAndTheGpuHeadTakesOne) {
     auto small = std::make_shared<HeadBasis>(basis_for(random_basis(d_ / 2, 13)));
     EXPECT_THROW(AdaptiveHead(*model_, {.basis = small}), winnow::Error);
+    auto basis = std::make_shared<HeadBasis>(basis_for(random_basis(d_, 15)));
+    basis->checksum = basis_checksum(basis->rotation);
     try {
-        AdaptiveHead head(*model_, {.device = winnow::Device::cuda, .basis = identity()});
-        ADD_FAILURE() << "a basis on the GPU head was accepted";
+        AdaptiveHead gpu(*model_, {.threads = 1, .device = winnow::Device::cuda, .basis = basis});
+        AdaptiveHead cpu(*model_, {.impl = HeadImpl::fast, .threads = 1, .basis = basis});
+        AdaptiveParams p;
+        const AdaptiveResult a = gpu.select(x_, p), b = cpu.select(x_, p);
+        EXPECT_EQ(a.head.top, b.head.top);
+        EXPECT_NEAR(a.head.p_top, b.head.p_top, 1e-4);
+        EXPECT_EQ(a.cost.warmup, b.cost.warmup);
+    } catch (const winnow::Error& e) {
+        EXPECT_EQ(std::string(e.what()).find("CPU only"), std::string::npos) << e.what();
+        EXPECT_TRUE(std::string(e.what()).find("CUDA") != std::string::npos || std::string(e.what()).find("device") != std::string::npos) << e.what();
+    }
+    try {
+        AdaptiveHead head(*model_, {.device = winnow::Device::cuda, .exact_prefix = 4, .basis = identity()});
+        ADD_FAILURE() << "an exact prefix on the GPU head was accepted";
     } catch (const winnow::Error& e) {
         EXPECT_NE(std::string(e.what()).find("CPU only"), std::string::npos) << e.what();
     }

@@ -65,7 +65,14 @@ public:
         beta_ = beta;
         // pageable sources: each copy has been taken from them when the call returns
         copy_in(col_, order.col, dp_), copy_in(blk_, order.blk, dp_), copy_in(xs_, order.xs, dp_), copy_in(coef_, order.coef, dp_);
-        copy_in(x_, x.data(), x.size());
+        // the exact rows read the stored head with the query in the model's basis: a rotated head's query (y = R^T x)
+        // is turned back on the host (x = R y, ColumnMajorHead::prepare_exact, the CPU path's values)
+        if (H_.rotated()) {
+            H_.prepare_exact(x, exact_x_);
+            copy_in(x_, exact_x_.x.data(), exact_x_.x.size());
+        } else {
+            copy_in(x_, x.data(), x.size());
+        }
         order_ = {col_, blk_, xs_, coef_, dp_};
     }
     void warm_up(int from, int to, bool fresh) override { launch_warm_up(layout_, order_, state(), stride_, from, to, fresh, beta_, stream_); }
@@ -213,6 +220,7 @@ private:
     }
 
     const head::ColumnMajorHead& H_;
+    head::ExactQuery exact_x_; // a rotated head's query turned back (the copy in begin_query reads it)
     int n_;
     int64_t stride_;
     int d_, dp_ = 0;
@@ -248,8 +256,6 @@ private:
 
 GpuAdaptiveHead::GpuAdaptiveHead(std::shared_ptr<const head::ColumnMajorHead> H) : H_(std::move(H)) {
     if (!H_) throw Error(ErrorKind::invalid_argument, "GpuAdaptiveHead: no head matrix");
-    // its exact rows are read on the device with the query as given; a rotated head's need the query turned back
-    if (H_->rotated()) throw Error(ErrorKind::unsupported, "GpuAdaptiveHead: a rotated head (its exact rows in another basis) is CPU-only");
     if (H_->row_clusters().k > 0) throw Error(ErrorKind::unsupported, "GpuAdaptiveHead: cluster-centred columns (row clusters) are CPU-only");
     if (device_count() == 0) throw Error(ErrorKind::invalid_argument, "GpuAdaptiveHead: no CUDA device on this machine");
     steps_ = std::make_unique<DeviceQuerySteps>(*H_);

@@ -7,7 +7,9 @@
 //     each step a few kernels (the first version; tests run it phase by phase).
 // The two make the same decisions and give the same bits. The head's column-major layout and its stored rows (for the
 // exact finish) are uploaded once, at construction; a query uploads its column order (computed on the host as the CPU
-// does: the same Gumbel order and Des Raj coefficients for the same noise seed) and x.
+// does: the same Gumbel order and Des Raj coefficients for the same noise seed) and x. A rotated head (a PCA basis,
+// head/rotation.h) takes the rotated query y, as the CPU head does; its exact rows get the query turned back (x = R y,
+// on the host, d^2 multiply-adds a query). Cluster-centred columns and the exact prefix are CPU-only.
 //
 // Kernels: adaptive_warmup.cu (warm-up pass, masked stream step), adaptive_rounds.cu (a round's reduction),
 // adaptive_head_gpu.cu (set statistics, grouping, exact rows, normalizer, log-sum-exp), adaptive_persistent.cu (all of
