@@ -10,14 +10,16 @@
 #                         its new kernels vs their twins, warm-up and first round vs the host twin, top vs the CPU path
 #                         and the exact argmax), and the time per call of fused vs linear + top_k and per adaptive
 #                         query on SmolLM2's head shape (printed)
-#   generate-cuda-head-{exact,adaptive}.txt   64 greedy tokens of generate --device cuda with each head, --stats
+#   generate-cuda-head-{exact,adaptive,adaptive-pca}.txt   64 greedy tokens of generate --device cuda with each head
+#                         (the last in prepare.sh's PCA basis, calibrated), --stats
 #   sanitizer-head.txt    compute-sanitizer memcheck on a subset of the head_top_k cases (every tile/merge path)
 #   bench-head-cuda.json  winnow bench head --device cuda: fused / cuBLAS GEMV + top_k / linear + top_k, us per query
 #                         (median of 1000 calls), SmolLM2's real head (stored Q8_0, bf16, f32) and the SYNTHETIC
 #                         131072 x 4096 head (q8_0, bf16, f32), k = 1 and 40, and the adaptive head (persistent and
 #                         host-driven loops) on the real head and on the synthetic one (Q8_0 rows) at delta 0.01 /
 #                         0.05 / 0.1 (MODEL.head.json's factors if present, else the theory constants) with gain and
-#                         success: #15's targets (.txt: the same as a table;
+#                         success, and the real head's adaptive rows again in prepare.sh's PCA basis with the factors
+#                         calibrated in it ("+pca"): #15's targets (.txt: the same as a table;
 #                         .err: progress and errors)
 # Prints one summary line per step last.
 set -uo pipefail
@@ -53,7 +55,12 @@ if [ -f "$model" ]; then
   # forward here (seconds); if that path fails, 100 states computed on this machine's CPU instead
   queries=(--query-device cuda)
   [ -f $here/payload/head-queries.bin ] && queries=(--query-device cpu --cache $here/payload/head-queries.bin)
-  timeout 150 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" "${queries[@]}" --json \
+  # the adaptive rows in a PCA basis too, with the factors prepare.sh calibrated in it (the plain rows find no entry
+  # for themselves there: theory constants, as in the run of 2026-12-04)
+  basis=()
+  [ -f $here/payload/head-basis.gguf ] && [ -f $here/payload/head.json ] &&
+    basis=(--head-basis $here/payload/head-basis.gguf --head-calibration $here/payload/head.json)
+  timeout 150 env LD_LIBRARY_PATH=$libs $W/bin/winnow bench head -m "$model" --device cuda --text "$text" "${queries[@]}" "${basis[@]}" --json \
     > "$OUT/bench-head-cuda.json" 2> "$OUT/bench-head-cuda.err"
   rc=$?
   if [ $rc -ne 0 ] && [ $((SECONDS - t0)) -lt 220 ]; then
@@ -76,8 +83,10 @@ for x in r['rows']:
 PY
   # in generation (#15 item 4): 64 greedy tokens with the exact head and with the GPU adaptive head, --stats giving the
   # head's ms per step (the theory constants unless MODEL.head.json is there: the pipeline and its time, not the gain)
-  for h in exact adaptive; do
-    timeout 40 env LD_LIBRARY_PATH=$libs $W/bin/winnow generate -m "$model" --device cuda --head $h --temp 0 -n 64 --ignore-eos \
+  for h in exact adaptive adaptive-pca; do
+    extra=()
+    [ $h = adaptive-pca ] && { [ ${#basis[@]} -gt 0 ] || continue; extra=("${basis[@]}"); }
+    timeout 40 env LD_LIBRARY_PATH=$libs $W/bin/winnow generate -m "$model" --device cuda --head ${h%-pca} "${extra[@]}" --temp 0 -n 64 --ignore-eos \
       -p "The three primary colors are" --stats > "$OUT/generate-cuda-head-$h.txt" 2>&1
     hnote "generate --device cuda --head $h: rc $? — $(grep -E '^(prompt|head):' "$OUT/generate-cuda-head-$h.txt" | tr '\n' ' ') ($((SECONDS - t0)) s)"
   done

@@ -5,6 +5,9 @@
 #   bench/device/payload/fixtures/       the tiny test models (written by gguf-py here; the GPU machine has no gguf-py)
 #   bench/device/payload/head-text.txt   bench/device/head.sh's inputs: the text its query windows slide over, and
 #   bench/device/payload/head-queries.bin  those windows' SmolLM2 hidden states (2.3 MB), computed here on the CPU
+#   bench/device/payload/head-basis.gguf   a PCA basis of SmolLM2's hidden states and the fast head's factors tuned in
+#   bench/device/payload/head.json         it (calibrate-head --fit-head-basis, the tuning region only; ~2 min), for
+#                                          head.sh's adaptive rows and generate in that basis (#15)
 #   bench/device/model-a, model-b(, -c)  SmolLM2-135M Q4_1 (98 MB; 93 MB gzipped) in parts that fit the calls (printed last)
 #   bench/device/extra/sparse-eval.txt   bench/device/sparse.sh's end-to-end text (the vim manual's chapters 1-19, the
 #                                        CPU SPION report's evaluation text), where vim-runtime is installed
@@ -40,6 +43,10 @@ text=/usr/share/common-licenses/GPL-3
 cp "$text" bench/device/payload/head-text.txt
 "$build/src/winnow" bench head -m "$model" --device cpu --query-device cpu --collect-only \
   --text bench/device/payload/head-text.txt --cache bench/device/payload/head-queries.bin
+# the GPU adaptive head's basis and the factors calibrated in it, on the tuning region of the same text (bench head
+# times the adaptive rows on the test region's queries)
+"$build/src/winnow" calibrate-head -m "$model" --text bench/device/payload/head-text.txt --fit-head-basis \
+  --head-basis bench/device/payload/head-basis.gguf --basis-windows 600 --out bench/device/payload/head.json >/dev/null
 # sparse.sh's text: the evaluation half of bench/sparse/run.sh's texts (the calibration never saw it)
 rm -rf bench/device/extra && mkdir -p bench/device/extra
 doc=/usr/share/vim/vim90/doc

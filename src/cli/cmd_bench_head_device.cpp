@@ -18,7 +18,8 @@
 // k = 1; its loop in one cooperative kernel, or driven by the host step by step) on the real head's stored format at each of --adaptive-deltas with the factors --fudge-best /
 // --fudge-norm when given, else the calibration file's "fast" entry for that delta (--head-calibration, default
 // MODEL.head.json when present: the GPU head makes the fast CPU head's decisions), else the theory constants (1),
-// one call per query over the first --adaptive-queries queries: the
+// one call per query over the first --adaptive-queries queries of the test region (held out from calibrate-head's
+// tuning windows): the
 // median time (the host's column order included), the gain (1 / mean sampled fraction of n d') and the success against
 // the fused op's answer on the same query (same top-1 id, and p_top within --eps of its exact probability). The same
 // rows follow on the synthetic head (its rows stored as Q8_0, the real head's factors), labelled synthetic: #15's
@@ -251,6 +252,7 @@ void bench_adaptive_rows(Backend& be, const std::shared_ptr<const head::ColumnMa
             row["warmup_cap"] = p.warmup_cap;
             row["gain"] = count / fraction;
             row["success"] = static_cast<double>(ok) / count;
+            row["queries"] = "the test region's first " + std::to_string(count) + " (calibrate-head tunes on the tuning region)";
             row["loop"] = loop.what;
             if (rotation) row["basis"] = "PCA basis of the model's hidden states (--head-basis): queries rotated on the host, d^2 multiply-adds, inside the timed call";
             rows.push_back(row);
@@ -344,6 +346,10 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     const HeadQueries hq = collect_head_queries(*model, text_path, plan, threads, cache, &qdev);
     std::vector<std::vector<float>> qs = hq.tune;
     qs.insert(qs.end(), hq.test.begin(), hq.test.end());
+    // the adaptive rows take the test region's queries only: calibrate-head tunes its factors (and fits a basis) on the
+    // first --tune-share of the text, where the tuning queries come from
+    const size_t first_test = hq.tune.size();
+    const std::vector<std::vector<float>> test_qs(qs.begin() + static_cast<std::ptrdiff_t>(first_test), qs.end());
     const Matrix& W = model->weights().output;
     const int64_t n = W.rows;
     const int d = static_cast<int>(W.cols);
@@ -463,17 +469,16 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
             else if (given_b || given_n) f.source = std::string(given_b ? "f_b" : "f_ln") + " given, the other " + f.source;
             return f;
         };
-        bench_adaptive_rows(*be, std::make_shared<const head::ColumnMajorHead>(W), nullptr, qs, adaptive_deltas, adaptive, factors, warmup,
+        bench_adaptive_rows(*be, std::make_shared<const head::ColumnMajorHead>(W), nullptr, test_qs, adaptive_deltas, adaptive, factors, warmup,
                             adaptive_queries, copy_gbps, real_label, false, rows);
         adaptive_factors = factors;
         if (!basis_path.empty()) {
             head::AdaptiveHeadOptions with_basis;
             head::ModelContentHash content_hash(model->path());
             load_head_basis(basis_path, content_hash, d, with_basis);
-            const std::string checksum = with_basis.basis->checksum;
-            auto basis_factors = [&, checksum](double delta) {
+            auto basis_factors = [&](double delta) {
                 AdaptiveFactors f;
-                const head::HeadCalibrationFile::Entry* e = cal ? cal->find("fast", delta, checksum) : nullptr;
+                const head::HeadCalibrationFile::Entry* e = cal ? cal->find(with_basis, delta) : nullptr; // "fast+pca" in this basis
                 if (e) f.fudge_best = e->fudge_best, f.fudge_norm = e->fudge_norm;
                 if (given_b) f.fudge_best = adaptive.fudge_best;
                 if (given_n) f.fudge_norm = adaptive.fudge_norm;
@@ -482,7 +487,7 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
                 return f;
             };
             std::fprintf(stderr, "building the rotated head's column-major copy (%s) ...\n", basis_path.c_str());
-            bench_adaptive_rows(*be, head::fast_head_columns(*model, with_basis), &with_basis.basis->rotation, qs, adaptive_deltas, adaptive,
+            bench_adaptive_rows(*be, head::fast_head_columns(*model, with_basis), &with_basis.basis->rotation, test_qs, adaptive_deltas, adaptive,
                                 basis_factors, warmup, adaptive_queries, copy_gbps, real_label, false, rows);
         }
     }
@@ -557,7 +562,8 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
                 f.source += ", the real head's";
                 return f;
             };
-            bench_adaptive_rows(*be, syn_column_major, nullptr, sq, adaptive_deltas, adaptive, factors, warmup, adaptive_queries, copy_gbps, syn_label, true, rows);
+            const std::vector<std::vector<float>> test_sq(sq.begin() + static_cast<std::ptrdiff_t>(first_test), sq.end());
+            bench_adaptive_rows(*be, syn_column_major, nullptr, test_sq, adaptive_deltas, adaptive, factors, warmup, adaptive_queries, copy_gbps, syn_label, true, rows);
         }
 #endif
     }
