@@ -483,7 +483,8 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
                 if (given_b) f.fudge_best = adaptive.fudge_best;
                 if (given_n) f.fudge_norm = adaptive.fudge_norm;
                 f.source = e ? "calibrated with the basis (" + calibration_path + ")" : "theory constants";
-                if (given_b || given_n) f.source = "given (f_b, f_ln as set)";
+                if (given_b && given_n) f.source = "given";
+                else if (given_b || given_n) f.source = std::string(given_b ? "f_b" : "f_ln") + " given, the other " + f.source;
                 return f;
             };
             std::fprintf(stderr, "building the rotated head's column-major copy (%s) ...\n", basis_path.c_str());

@@ -280,14 +280,15 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     // on a device): against the double reference of the norm then the products, and bit for bit against the unfused ops
     // they are defined by on the same backend (rms_norm, then linear_parts / linear_swiglu: OpResult::exact_ids).
     // SmolLM2's shapes, decode rows (the fused kernels) and a prefill batch (the default), the input rows scaled apart.
-    // Also inputs at the widest a device stages in shared memory and one step wider (the fallback), decode rows of F16.
+    // Also inputs at the widest a device stages in shared memory (kMaxStagedCols, 9,216) and one block wider (the
+    // fallback), decode rows of F16 and of Q8_0 (whose kernels also hold the rows' staging slices).
     struct NormShape { const char* name; int64_t in, out[3]; };
-    const NormShape norm_shapes[] = {{"smollm2", 576, {576, 192, 192}}, {"wide12256", 12256, {64, 32, 32}}, {"wide12288", 12288, {64, 32, 32}}};
+    const NormShape norm_shapes[] = {{"smollm2", 576, {576, 192, 192}}, {"wide9216", 9216, {64, 32, 32}}, {"wide9248", 9248, {64, 32, 32}}};
     for (const NormShape& ns : norm_shapes)
     for (GgmlType type : kWeightTypes)
         for (bool swiglu : {false, true})
             for (int n : {1, 3, 9}) {
-                if (ns.in != 576 && (type != GgmlType::F16 || n != 1)) continue;
+                if (ns.in != 576 && ((type != GgmlType::F16 && type != GgmlType::Q8_0) || n != 1)) continue;
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 const int64_t in = ns.in, outs[3] = {swiglu && ns.in == 576 ? 1536 : ns.out[0], ns.out[1], ns.out[2]};
                 const int n_out = swiglu ? 1 : 3;

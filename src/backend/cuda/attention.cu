@@ -57,9 +57,11 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
     const int keys = pos_dev ? max_keys : pos0 + n_tokens; // with pos_dev, room for the longest row any replay can have
     const size_t shared_bytes = (static_cast<size_t>(head_dim) + keys) * sizeof(float);
     const int limit = shared_limit();
-    if (shared_bytes + 32 * sizeof(float) > static_cast<size_t>(limit))
+    // beside the dynamic part: the block_max / block_sum scratch and weigh_values' partial sums, static
+    constexpr int kStaticFloats = 32 + kMaxAttentionThreads;
+    if (shared_bytes + kStaticFloats * sizeof(float) > static_cast<size_t>(limit))
         throw Error(ErrorKind::unsupported, "cuda attention: " + std::to_string(keys) + " keys exceed this kernel's shared memory (" +
-                                                std::to_string(limit / 4 - head_dim - 32) + " keys at most)");
+                                                std::to_string(limit / 4 - head_dim - kStaticFloats) + " keys at most)");
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
         static std::atomic<int> opted_in{48 * 1024};

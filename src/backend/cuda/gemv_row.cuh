@@ -22,6 +22,7 @@
 
 #include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/gemv_block_logic.cuh"
+#include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
@@ -94,14 +95,19 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
 }
 
 // ---- the staged walk of a Q8_0 / Q4_0 row (see the top of this file) ----
-constexpr int kStagedWarps = 16; // warps of a block that stage (head_top_k has 16); others load directly
 template <int kBlockBytes>
 constexpr int staged_words_per_lane() { return ((2 + 32 * kBlockBytes + 3) / 4 + 31) / 32; } // 32 blocks from a 2-byte offset: Q8_0 9, Q4_0 5
 constexpr int kStagedWords = 32 * staged_words_per_lane<34>(); // a warp's slice, in words
+// The slices a kernel's blocks hold: one per warp of a kStageThreads block by default (9 KB; kGemvStagingBytes, which
+// kMaxStagedCols leaves room for beside a fused norm's input); head_top_k's 16-warp blocks ask for 16 (18 KB). A warp
+// past its kernel's slices reads its blocks itself.
+static_assert(kGemvStagedWarps * kStagedWords * 4 == kGemvStagingBytes);
 
-// The block's staging slices: a warp's slice of kStagedWords words (18 KB a block, declared only by kernels that stage).
+// The block's staging slices (kWarps of kStagedWords words, static shared memory of every kernel that reads Q8_0 or
+// Q4_0 rows through warp_row_dot): warp w's.
+template <int kWarps>
 __device__ __forceinline__ uint32_t* staged_slice(int warp) {
-    __shared__ uint32_t words[kStagedWarps * kStagedWords];
+    __shared__ uint32_t words[kWarps * kStagedWords];
     return words + warp * kStagedWords;
 }
 
@@ -193,7 +199,7 @@ __device__ __forceinline__ RowChunks<V, N> row_chunks(const uint8_t* const (&row
 // has the bits, of a walk of that row alone. The vector steps go 4 at a time (batched_strided), the block steps are
 // unrolled by 2, so that a row's loads are issued several steps ahead of its sums: a 576-column BF16 row is 3 steps for
 // some lanes, a 2,048-column one 8, each a round trip in a row without it. The order of the sums is unchanged.
-template <GgmlType T, int N>
+template <GgmlType T, int N, int kWarps = kGemvStagedWarps>
 __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], const float* x, int64_t cols, int lane, float (&acc)[N]) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
     if constexpr (T == GgmlType::F32) {
@@ -208,8 +214,8 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
         });
     } else if constexpr ((T == GgmlType::Q8_0 || T == GgmlType::Q4_0) && N == 1) {
         const int warp = static_cast<int>(threadIdx.x / 32);
-        if (warp < kStagedWarps) {
-            acc[0] = staged_row_partial<T>(rows[0], x4, cols, lane, staged_slice(warp), acc[0]);
+        if (warp < kWarps) {
+            acc[0] = staged_row_partial<T>(rows[0], x4, cols, lane, staged_slice<kWarps>(warp), acc[0]);
             return;
         }
         constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // a warp past the slices: each lane reads its blocks itself
@@ -238,13 +244,14 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
 // in the step program (step_program.h) the activations are written by earlier stages of the same kernel, and a const
 // __restrict__ pointer lets the compiler read them through the non-coherent read-only path, which may return a line
 // this SM cached before another SM rewrote it. The weights (rows) are never written, so they keep __ldg.
-template <GgmlType T>
+// kWarps: the warps per block that get a staging slice for Q8_0 / Q4_0 rows (gemv_detail::staged_slice).
+template <GgmlType T, int kWarps = kGemvStagedWarps>
 __device__ __forceinline__ float warp_row_dot(const uint8_t* __restrict__ row, const float* x, int64_t cols, int lane) {
     namespace g = gemv_detail;
     float acc[1] = {0.0f};
     if (g::vector_path<T>(row, x, cols)) {
         const uint8_t* const rows[1] = {row};
-        g::lane_partials<T, 1>(rows, x, cols, lane, acc);
+        g::lane_partials<T, 1, kWarps>(rows, x, cols, lane, acc);
         return warp_sum(acc[0]);
     }
     for (int64_t c = lane; c < cols; c += 32) acc[0] = fmaf(weight_at<T>(row, c), x[c], acc[0]);

@@ -34,7 +34,8 @@ __global__ void __launch_bounds__(ht::kThreads) head_tiles_kernel(const uint8_t*
         const int slot = j * ht::kWarps + warp;
         const int64_t r = ht::tile_row(tile, slot);
         if (r < rows) {
-            const float dot = warp_row_dot<T>(w + static_cast<size_t>(r) * row_bytes, x, cols, lane) + 0.0f; // as linear writes it
+            // (a staging slice for each of the block's 16 warps: linear's 8-warp blocks sum each row in the same order)
+            const float dot = warp_row_dot<T, ht::kWarps>(w + static_cast<size_t>(r) * row_bytes, x, cols, lane) + 0.0f; // as linear writes it
             if (lane == 0) {
                 s_v[slot] = dot;
                 s_id[slot] = static_cast<int32_t>(r);

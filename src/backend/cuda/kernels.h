@@ -28,8 +28,15 @@ struct LinearParts {
     float* y[kMaxLinearParts] = {};
     int count = 0;
 };
-// The most columns a GEMV block stages its input's RMSNorm for: 48 KiB, the shared memory a launch gets without opting in to more, less the block_sum scratch (32 floats) it also holds
-constexpr int64_t kMaxStagedCols = (48 * 1024 - 32 * 4) / 4;
+// The static shared memory of a GEMV block's Q8_0 / Q4_0 row staging (gemv_row.cuh: a slice of 288 words per warp, for
+// the kGemvStagedWarps warps of a 256-thread block).
+constexpr int kGemvStagedWarps = 8;
+constexpr int64_t kGemvStagingBytes = kGemvStagedWarps * 288 * 4;
+// The most columns a GEMV block stages its input's RMSNorm for: 48 KiB, the shared memory a launch gets without opting
+// in to more, less 12 KiB for the static shared memory beside it (the row staging's 9 KiB, the block_sum scratch, and in
+// the step program attention's partial sums, 1 KiB). 9,216: hidden sizes up to 8,192 fuse their norms.
+constexpr int64_t kMaxStagedCols = (48 * 1024 - 12 * 1024) / 4;
+static_assert(kGemvStagingBytes + 32 * 4 + 1024 + 256 <= 12 * 1024);
 // out[i][:] = decoded table row ids[i].
 void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int64_t n_rows, int64_t cols, const int32_t* ids, int n,
                      float* out, cudaStream_t s);
