@@ -445,22 +445,15 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
     }
 #ifdef WINNOW_HAVE_CUDA
     std::function<AdaptiveFactors(double)> adaptive_factors; // set when the real head's adaptive rows ran
-    if (dev.device == Device::cuda && !adaptive_deltas.empty()) {
-        // factors: given on the command line, else the calibration file's "fast" entry, else the theory constants; a
-        // default file made for another model or epsilon is skipped with a note, a named one stops the run
-        const bool named = !calibration_path.empty();
-        if (!named && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
-        std::optional<head::HeadCalibrationFile> cal;
-        try {
-            if (!calibration_path.empty()) cal = head::HeadCalibrationFile::load_for(calibration_path, *model, adaptive.epsilon);
-        } catch (const Error& e) {
-            if (named) throw;
-            std::fprintf(stderr, "adaptive head: %s; theory constants instead\n", e.what());
-        }
-        const bool given_b = vm.count("fudge-best") > 0, given_n = vm.count("fudge-norm") > 0;
-        auto factors = [&](double delta) {
+    // (the calibration file and the given factors live as long as adaptive_factors: the synthetic rows below use it)
+    std::optional<head::HeadCalibrationFile> cal;
+    const bool given_b = vm.count("fudge-best") > 0, given_n = vm.count("fudge-norm") > 0;
+    // The factors of the adaptive rows of a head with options o: given on the command line, else the calibration file's
+    // entry for o ("fast", or "fast+pca" in o's basis), else the theory constants.
+    auto factors_for = [&](const head::AdaptiveHeadOptions& o) {
+        return [&, o](double delta) {
             AdaptiveFactors f;
-            const head::HeadCalibrationFile::Entry* e = cal ? cal->find("fast", delta) : nullptr;
+            const head::HeadCalibrationFile::Entry* e = cal ? cal->find(o, delta) : nullptr;
             if (e) f.fudge_best = e->fudge_best, f.fudge_norm = e->fudge_norm;
             if (given_b) f.fudge_best = adaptive.fudge_best;
             if (given_n) f.fudge_norm = adaptive.fudge_norm;
@@ -469,27 +462,27 @@ int cmd_bench_head_device(const std::vector<std::string>& args) {
             else if (given_b || given_n) f.source = std::string(given_b ? "f_b" : "f_ln") + " given, the other " + f.source;
             return f;
         };
-        bench_adaptive_rows(*be, std::make_shared<const head::ColumnMajorHead>(W), nullptr, test_qs, adaptive_deltas, adaptive, factors, warmup,
+    };
+    if (dev.device == Device::cuda && !adaptive_deltas.empty()) {
+        // a default calibration file made for another model or epsilon is skipped with a note, a named one stops the run
+        const bool named = !calibration_path.empty();
+        if (!named && std::filesystem::exists(model->path() + ".head.json")) calibration_path = model->path() + ".head.json";
+        try {
+            if (!calibration_path.empty()) cal = head::HeadCalibrationFile::load_for(calibration_path, *model, adaptive.epsilon);
+        } catch (const Error& e) {
+            if (named) throw;
+            std::fprintf(stderr, "adaptive head: %s; theory constants instead\n", e.what());
+        }
+        adaptive_factors = factors_for(head::AdaptiveHeadOptions{});
+        bench_adaptive_rows(*be, std::make_shared<const head::ColumnMajorHead>(W), nullptr, test_qs, adaptive_deltas, adaptive, adaptive_factors, warmup,
                             adaptive_queries, copy_gbps, real_label, false, rows);
-        adaptive_factors = factors;
         if (!basis_path.empty()) {
             head::AdaptiveHeadOptions with_basis;
             head::ModelContentHash content_hash(model->path());
             load_head_basis(basis_path, content_hash, d, with_basis);
-            auto basis_factors = [&](double delta) {
-                AdaptiveFactors f;
-                const head::HeadCalibrationFile::Entry* e = cal ? cal->find(with_basis, delta) : nullptr; // "fast+pca" in this basis
-                if (e) f.fudge_best = e->fudge_best, f.fudge_norm = e->fudge_norm;
-                if (given_b) f.fudge_best = adaptive.fudge_best;
-                if (given_n) f.fudge_norm = adaptive.fudge_norm;
-                f.source = e ? "calibrated with the basis (" + calibration_path + ")" : "theory constants";
-                if (given_b && given_n) f.source = "given";
-                else if (given_b || given_n) f.source = std::string(given_b ? "f_b" : "f_ln") + " given, the other " + f.source;
-                return f;
-            };
             std::fprintf(stderr, "building the rotated head's column-major copy (%s) ...\n", basis_path.c_str());
             bench_adaptive_rows(*be, head::fast_head_columns(*model, with_basis), &with_basis.basis->rotation, test_qs, adaptive_deltas, adaptive,
-                                basis_factors, warmup, adaptive_queries, copy_gbps, real_label, false, rows);
+                                factors_for(with_basis), warmup, adaptive_queries, copy_gbps, real_label, false, rows);
         }
     }
 #endif
