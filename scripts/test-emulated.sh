@@ -57,6 +57,7 @@ cmake -S . -B "$build" -G Ninja "${flags[@]}" -DWINNOW_BUILD_TESTS=ON -DWINNOW_B
 # WINNOW_RACECHECK_SCOPE=quick: the emulator's and the detector's own tests, and the GPU tests that take seconds to a few
 # minutes there
 # (the tiny decoders and the step program on them, the fused head, the adaptive head's kernels and its persistent query, dequantize,
+# the sample op's slices handing over to its last block,
 # and the op harness's split and block-sparse decode attention); the other op cases and the long decoder tests run on
 # demand (scope all, the default; the sample op's own GPU tests take 5+ min each even without the detector).
 quick=0
@@ -70,7 +71,7 @@ export WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}"
 jobs="${WINNOW_EMU_TEST_JOBS:-$(nproc)}"
 if [ "$quick" = 1 ]; then
   ctest --test-dir "$build" --output-on-failure -j "$jobs" -L emulator "$@"
-  ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^gpu\.(CudaDecoder\.(Tiny|Megakernel)|CudaHead\.(Random|NaN|Refuses)|CudaAdaptiveHeadKernels|CudaAdaptiveWarmUp|CudaAdaptiveRounds|CudaAdaptiveHead\.(WarmUp|PersistentQueryEquals)|AllTypes/CudaDequantize)'
+  ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^gpu\.(CudaDecoder\.(Tiny|Megakernel)|CudaHead\.(Random|NaN|Refuses)|CudaAdaptiveHeadKernels|CudaAdaptiveWarmUp|CudaAdaptiveRounds|CudaAdaptiveHead\.(WarmUp|PersistentQueryEquals)|AllTypes/CudaDequantize|CudaSample\.SlicesSubset)'
   # the tiny decoders' contexts never reach a second attention split: the split decode (its last block merges the
   # others' results behind fences and a counter) and a block-sparse case from the op harness (the same merge); and the
   # GEMV's staged Q8_0 / Q4_0 walk over rows at a 2-byte offset, two chunks a row (a warp's shared slice, __syncwarp)

@@ -118,6 +118,23 @@ TEST_F(CudaSample, SanitizerSubset) {
     }
 }
 
+// Three slices (2,048 + 2,048 + 4 logits: the short last one), one chain of each kind with the penalty's window split
+// over the slices: greedy, top-k on the slices' candidates (random logits) or back on the whole vocabulary (four
+// finite logits, the rest -inf: every slice's cut is -inf, a tie of 2,048 that overflows its slots), top-p and the draw. Small enough for the emulator's race detector
+// (scripts/test-emulated.sh --racecheck, quick scope), which checks the blocks' hand-over through global memory.
+TEST_F(CudaSample, SlicesSubset) {
+    const int64_t n = 4100;
+    for (Shape shape : {Shape::random, Shape::four_equal}) {
+        const auto logits = make_logits(shape, n, 21);
+        const auto history = make_history(n, 100, 22, logits);
+        auto g = backend_picker(*gpu, logits, history), c = backend_picker(*cpu, logits, history);
+        for (const SamplingParams& chain : chains())
+            if (chain.repeat_penalty != 1.0f && chain.repeat_last_n == 64 && (chain.temperature <= 0.0f || chain.top_k > 0 || chain.top_p < 1.0f)) {
+                EXPECT_EQ(g(chain, 0.37), c(chain, 0.37)) << name(shape) << " " << describe(chain);
+            }
+    }
+}
+
 // Generation on the CUDA backend, the chain on the device vs every logit to the host's Sampler (the same logits):
 // the same ids.
 TEST_F(CudaSample, GenerationOnTheDeviceEqualsTheHostPath) {
@@ -181,31 +198,37 @@ TEST_F(CudaSample, TimePerCall) {
     gpu->upload(history.data(), ht.rows_view(0, 512));
     const double half = 0.5;
     gpu->upload(&half, ut);
-    for (const Named& c : cases) {
-        g(c.s, 0.5); // warm
-        auto t0 = std::chrono::steady_clock::now();
-        const int reps = 20;
-        for (int i = 0; i < reps; ++i) g(c.s, 0.5); // each call uploads u and downloads the token (both wait)
-        const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
-        SampleParams p;
-        p.chain = c.s;
-        p.history = &ht;
-        p.n_history = 512;
-        p.u = &ut;
-        gpu->sample(lt, p, tok);
-        gpu->begin_recording();
-        gpu->sample(lt, p, tok);
-        const int graph = gpu->end_recording();
-        gpu->replay(graph);
-        gpu->synchronize();
-        t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < 100; ++i) gpu->replay(graph);
-        gpu->synchronize();
-        const double kernel_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 100;
-        gpu->drop_recording(graph);
-        std::printf("sample op, vocab %lld, %-30s %8.1f us per call (upload u + kernel + 4-byte download), %8.1f us per replayed kernel\n",
-                    static_cast<long long>(n), c.name, us, kernel_us);
-    }
+    // each case twice: the kernel as it is (slices), then the first version's single block (WINNOW_CUDA_SAMPLE_SLICES=0,
+    // read by every launch), for the A/B in one run
+    for (const Named& c : cases)
+        for (const bool one_block : {false, true}) {
+            if (one_block) setenv("WINNOW_CUDA_SAMPLE_SLICES", "0", 1);
+            else unsetenv("WINNOW_CUDA_SAMPLE_SLICES");
+            g(c.s, 0.5); // warm
+            auto t0 = std::chrono::steady_clock::now();
+            const int reps = 20;
+            for (int i = 0; i < reps; ++i) g(c.s, 0.5); // each call uploads u and downloads the token (both wait)
+            const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+            SampleParams p;
+            p.chain = c.s;
+            p.history = &ht;
+            p.n_history = 512;
+            p.u = &ut;
+            gpu->sample(lt, p, tok);
+            gpu->begin_recording();
+            gpu->sample(lt, p, tok);
+            const int graph = gpu->end_recording();
+            gpu->replay(graph);
+            gpu->synchronize();
+            t0 = std::chrono::steady_clock::now();
+            for (int i = 0; i < 100; ++i) gpu->replay(graph);
+            gpu->synchronize();
+            const double kernel_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 100;
+            gpu->drop_recording(graph);
+            std::printf("sample op, vocab %lld, %-30s %-10s %8.1f us per call (upload u + kernel + 4-byte download), %8.1f us per replayed kernel\n",
+                        static_cast<long long>(n), c.name, one_block ? "one block" : "slices", us, kernel_us);
+            unsetenv("WINNOW_CUDA_SAMPLE_SLICES");
+        }
 }
 
 } // namespace

@@ -31,6 +31,8 @@ struct Common {
     std::vector<uint64_t> key; // the compacted set ("shared memory")
     std::vector<double> mass;
     std::vector<uint32_t> hist;
+    std::vector<uint64_t> sorted_key = std::vector<uint64_t>(sc::kSortedMax);
+    std::vector<double> sorted_mass = std::vector<double>(sc::kSortedMax);
 };
 
 // The policy sample_chain::run expects, for thread t of nt. Reductions combine the threads' values in thread order.
@@ -71,16 +73,33 @@ struct HostBlock {
     uint64_t* compact_key() { return c.key.data(); }
     double* compact_mass() { return c.mass.data(); }
     int compact_capacity() const { return compact_limit; }
+    uint64_t* sorted_key() { return c.sorted_key.data(); }
+    double* sorted_mass() { return c.sorted_mass.data(); }
+};
+
+// How the kernel splits a call (sample_chain.cuh): one slice over the whole vocabulary, or slices of slice_len logits
+// (their first passes one after another, then the finish) with top-k's candidate path up to top_k_max.
+struct Split {
+    int slice_len = 0; // 0: one slice
+    int top_k_max = 0;
+    int slot_capacity = 0;
+    int sorted_max = sc::kSortedMax; // 0: every top-p and draw by bisection
 };
 
 // The kernel's algorithm as a Picker: scratch like the device's, where the seen bits hold whatever lay there before
 // (the backend's workspace is shared by calls of every vocabulary size, each with `seen` at its own offset): every
 // call starts with them all set, so a kernel that trusted them to be clear would skip the penalty.
 struct KernelOnHost {
-    KernelOnHost(const std::vector<float>& logits, const std::vector<int32_t>& history, int threads, int compact_limit)
-        : logits(logits), history(history), threads(threads), compact_limit(compact_limit), work(logits.size()), key(logits.size()),
+    KernelOnHost(const std::vector<float>& logits, const std::vector<int32_t>& history, int threads, int compact_limit, Split split = {})
+        : logits(logits), history(history), threads(threads), compact_limit(compact_limit), split(split), work(logits.size()), key(logits.size()),
           mass(logits.size()), seen((logits.size() + 31) / 32) {
         this->history.push_back(-7); // room for an append, never read as part of the window
+        const int n = static_cast<int>(logits.size());
+        if (this->split.slice_len <= 0) this->split.slice_len = n;
+        n_slices = (n + this->split.slice_len - 1) / this->split.slice_len;
+        parts.resize(static_cast<size_t>(n_slices));
+        slots.resize(static_cast<size_t>(n_slices) * static_cast<size_t>(std::max(1, this->split.slot_capacity)));
+        gathered.resize(slots.size());
     }
     int32_t operator()(const SamplingParams& chain, double u) {
         cuda::SampleChain c;
@@ -94,8 +113,11 @@ struct KernelOnHost {
         c.repeat_last_n = chain.repeat_last_n;
         int32_t token = -1;
         sc::Args a{logits.data(), static_cast<int>(logits.size()), c, history.data(), static_cast<int>(history.size()),
-                   static_cast<int>(history.size()) - 1, nullptr, &u, false, &token, work.data(), key.data(), mass.data(), seen.data()};
+                   static_cast<int>(history.size()) - 1, nullptr, &u, false, &token, work.data(), key.data(), mass.data(), seen.data(),
+                   split.slice_len, n_slices, split.top_k_max, split.slot_capacity, parts.data(), slots.data(), gathered.data(),
+                   split.sorted_max};
         std::fill(seen.begin(), seen.end(), 0xffffffffu);
+        std::fill(parts.begin(), parts.end(), sc::SlicePart{NAN, -5, NAN, -5});
         Common common(threads, compact_limit);
         std::vector<std::thread> pool;
         for (int t = 0; t < threads; ++t)
@@ -104,27 +126,44 @@ struct KernelOnHost {
                 sc::run(b, a);
             });
         for (auto& th : pool) th.join();
+        if (sc::by_candidates(a)) {
+            bool overflow = false;
+            for (const auto& p : parts) overflow |= p.n_cand < 0;
+            ++(overflow ? paths->whole_vocabulary : paths->candidates);
+        }
         return token;
     }
     std::vector<float> logits;
     std::vector<int32_t> history;
     int threads, compact_limit;
+    Split split;
+    int n_slices = 1;
     std::vector<float> work;
     std::vector<uint64_t> key;
     std::vector<double> mass;
     std::vector<uint32_t> seen;
+    std::vector<sc::SlicePart> parts;
+    std::vector<uint64_t> slots, gathered;
+    // sampled calls with a top_k the candidate path serves: how many it served, how many a slice's overflow sent to the
+    // whole vocabulary (shared: compare() takes the picker by copy)
+    struct Paths { int candidates = 0, whole_vocabulary = 0; };
+    std::shared_ptr<Paths> paths = std::make_shared<Paths>();
 };
 
-void expect_kernel_matches_chain(Shape shape, int64_t n, int threads, int compact_limit, int random_u) {
+KernelOnHost::Paths expect_kernel_matches_chain(Shape shape, int64_t n, int threads, int compact_limit, int random_u, Split split = {}) {
     const auto logits = make_logits(shape, n, 1000 + static_cast<uint64_t>(n));
     const auto history = make_history(n, 100, 7, logits);
     const std::string what = std::string(name(shape)) + " vocab " + std::to_string(n) + " threads " + std::to_string(threads) +
-                             " compact " + std::to_string(compact_limit);
-    const Tally t = compare(KernelOnHost(logits, history, threads, compact_limit), host_chain(logits, history), uniforms(99, random_u), what,
-                            greedy_only(shape));
-    std::printf("%s: %zu tokens compared, %zu on a rounding boundary, %zu differ\n", what.c_str(), t.compared, t.near_boundary, t.mismatches);
+                             " compact " + std::to_string(compact_limit) + " slices of " + std::to_string(split.slice_len) + " slots " +
+                             std::to_string(split.slot_capacity);
+    const KernelOnHost kernel(logits, history, threads, compact_limit, split);
+    const Tally t = compare(kernel, host_chain(logits, history), uniforms(99, random_u), what, greedy_only(shape));
+    std::printf("%s: %zu tokens compared, %zu on a rounding boundary, %zu differ; top-k calls on the slices' candidates %d, on the "
+                "whole vocabulary after an overflow %d\n",
+                what.c_str(), t.compared, t.near_boundary, t.mismatches, kernel.paths->candidates, kernel.paths->whole_vocabulary);
     EXPECT_EQ(t.mismatches, 0u) << t.first_failure;
     EXPECT_LE(t.near_boundary, t.compared / 100) << "rounding-boundary cases should be rare";
+    return *kernel.paths;
 }
 
 // One thread: the algorithm itself, in global memory (no compaction) and compacted.
@@ -133,6 +172,8 @@ TEST(SampleKernelOnHost, OneThreadMatchesTheChain) {
                     Shape::four_equal, Shape::all_neg_inf, Shape::pos_inf})
         for (int limit : {0, 2048}) expect_kernel_matches_chain(s, 1003, 1, limit, 6);
     expect_kernel_matches_chain(Shape::ties, 7, 1, 2048, 6);
+    // small sets walked in sorted order (sorted_walk) where top-p's masses meet 1 - top_p and top_p exactly
+    for (int threads : {1, 3}) expect_kernel_matches_chain(Shape::four_equal, 7, threads, 2048, 6);
 }
 
 TEST(SampleKernelOnHost, OneThreadMatchesTheChainOnTheSmolLm2Vocabulary) {
@@ -278,10 +319,56 @@ TEST(SampleKernelOnHost, TopKLogNormOfMinusInfAndNaNRows) {
     }
 }
 
+// The bisection on sets in fast memory too (WINNOW_CUDA_SAMPLE_SLICES=0 runs it there: sorted_max 0), whose sums run
+// in a fixed tree where the sorted walk adds as the host does.
+TEST(SampleKernelOnHost, BisectionOnSmallSetsMatchesTheChain) {
+    Split bisection;
+    bisection.sorted_max = 0;
+    for (Shape s : {Shape::random, Shape::ties, Shape::four_equal}) expect_kernel_matches_chain(s, 1003, 1, 2048, 6, bisection);
+    for (Shape s : {Shape::ties, Shape::four_equal}) expect_kernel_matches_chain(s, 7, 1, 2048, 6, bisection);
+}
+
 // Three threads: strided loops, every block-wide value reduced, the penalty's marks set and cleared concurrently.
 TEST(SampleKernelOnHost, ThreeThreadsMatchTheChain) {
     for (Shape s : {Shape::ties, Shape::near_ties}) expect_kernel_matches_chain(s, 1003, 3, 2048, 2);
     expect_kernel_matches_chain(Shape::random, 1003, 3, 0, 2);
+}
+
+// The kernel's grid on the host: slices of 96 logits (11 for a vocabulary of 1003, the last one short) whose first
+// passes run one after another, then the finish: greedy from the slices' maxima, the penalty split over the slices,
+// and top-k up to 64 on the slices' candidates (the harness's top_k 1, 7, 40 and 50), which every shape must take.
+TEST(SampleKernelOnHost, SlicesMatchTheChain) {
+    const Split slices{96, 64, 128};
+    for (Shape s : {Shape::random, Shape::ties, Shape::near_ties, Shape::with_neg_inf, Shape::merged_by_temperature, Shape::four_equal,
+                    Shape::all_neg_inf, Shape::pos_inf}) {
+        const auto paths = expect_kernel_matches_chain(s, 1003, 1, 2048, 3, slices);
+        EXPECT_GT(paths.candidates, 0) << name(s) << ": no top-k call ran on the slices' candidates";
+        EXPECT_EQ(paths.whole_vocabulary, 0) << name(s) << ": a slice of 96 overflowed 128 slots";
+    }
+    for (Shape s : {Shape::nan_first, Shape::nan_scattered, Shape::nan_ties, Shape::all_nan})
+        for (int threads : {1, 3}) expect_kernel_matches_chain(s, 1003, threads, 2048, 0, slices);
+    expect_kernel_matches_chain(Shape::ties, 1003, 3, 2048, 2, slices);
+    expect_kernel_matches_chain(Shape::random, 1003, 3, 0, 2, slices); // the candidates searched where they lie
+    expect_kernel_matches_chain(Shape::ties, 100, 1, 2048, 3, Split{32, 64, 128}); // slices shorter than top_k 40 / 50
+    expect_kernel_matches_chain(Shape::ties, 7, 1, 2048, 6, slices);               // one short slice
+}
+
+// A slice whose candidates (ties at its cut, or a top_k above its slots) overflow its slots sends the finish back to
+// the whole vocabulary, with the same answers.
+TEST(SampleKernelOnHost, SlicesOverflowingTheirSlotsFallBackToTheWholeVocabulary) {
+    for (Shape s : {Shape::ties, Shape::random}) {
+        const auto paths = expect_kernel_matches_chain(s, 1003, 1, 2048, 3, Split{96, 64, 41});
+        EXPECT_GT(paths.whole_vocabulary, 0) << name(s) << ": no slice overflowed 41 slots";
+        EXPECT_GT(paths.candidates, 0) << name(s) << ": every top-k call overflowed";
+    }
+}
+
+// The kernel's own split on SmolLM2's vocabulary: 24 slices of 2,048, top_k up to 64 on at most 128 candidates a slice.
+TEST(SampleKernelOnHost, TheKernelsSplitOnTheSmolLm2Vocabulary) {
+    for (Shape s : {Shape::random, Shape::ties}) {
+        const auto paths = expect_kernel_matches_chain(s, 49152, 1, 2048, 1, Split{2048, 64, 128});
+        EXPECT_GT(paths.candidates, 0) << name(s);
+    }
 }
 
 } // namespace

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "backend/cuda/arrive_last.cuh"
 #include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_row.cuh"
@@ -152,24 +153,6 @@ __device__ void merge_splits(const float* recs, int used, int hd, bool spion_den
         }
         orow[d] = acc * inv;
     }
-}
-
-// Whether this block is the last of `expected` blocks to arrive at *arrivals. Every thread's global writes before the
-// call are visible to the last block (each writer fences, then one count per block; the last block fences again before
-// it reads), and the last block resets the count to 0 for the next launch (a recorded step replays the same counters).
-__device__ bool arrive_last(int* arrivals, int expected) {
-    __shared__ bool last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        last = atomicAdd(arrivals, 1) == expected - 1;
-        if (last) {
-            atomicExch(arrivals, 0);
-            __threadfence();
-        }
-    }
-    __syncthreads();
-    return last;
 }
 
 // The opt-in shared memory per block of the current device, asked once per device.

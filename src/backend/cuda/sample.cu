@@ -1,13 +1,18 @@
-// The sampler chain on the device (Backend::sample) in one block of 1024 threads: the algorithm is
-// sample_chain::run (sample_chain.cuh, which says how it works and how close to the host it is); this file gives it
-// the block's means (shuffle reductions and scans in a fixed order, barriers, shared memory for the top-k histogram
-// and for small candidate sets). Twin: the
-// CPU backend's sample op, the host SamplerChain itself.
+// The sampler chain on the device (Backend::sample): the algorithm is sample_chain.cuh's (which says how it works and
+// how close to the host it is); this file gives it blocks of 1024 threads (shuffle reductions and scans in a fixed
+// order, barriers, shared memory for the top-k histogram and for small candidate sets) and the grid: one block per
+// slice of kSliceLen logits runs the first pass, and the last block to finish it runs the rest of the chain
+// (arrive_last). Twin: the CPU backend's sample op, the host SamplerChain itself.
 //
-// Speed, first version: top-k is a radix select (3 passes over the logits); each bisection step of top-p and the
-// draw is one pass over the candidates. Sets of at most kCompact candidates (after top-k, or a draw after top-p /
-// min-p) are searched in shared memory; a full vocabulary (top_k = 0 with top_p < 1, or a plain draw) is searched in
-// global memory, ~35-50 passes over it per filter.
+// Speed: the first pass reads each logit in one block of its own slice (SmolLM2's 49,152 logits: 24 blocks, 2 loads
+// a thread). Top-k up to kSliceTopK (llama.cpp's default 40 included) then runs on the slices' candidates, at most
+// kSlotCapacity a slice; a larger top_k, or none, runs the rest of the chain over the whole vocabulary in the last
+// block: a radix select (3 passes) and one pass per bisection step of top-p and the draw, over candidate sets of at
+// most kCompact in shared memory, else over the vocabulary in global memory (~35-50 passes per filter).
+#include <cstdlib>
+#include <string>
+
+#include "backend/cuda/arrive_last.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
@@ -19,6 +24,9 @@ namespace {
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr int kCompact = 2048; // candidate sets up to this size are searched in shared memory
+constexpr int kSliceLen = 2048;    // logits per block in the first pass (a multiple of 32)
+constexpr int kSliceTopK = 64;     // top_k up to this runs on the slices' candidates
+constexpr int kSlotCapacity = 128; // candidates a slice may keep (top_k, and ties at its cut)
 
 struct Shared {
     double d[kWarps];
@@ -27,6 +35,8 @@ struct Shared {
     uint32_t hist[sample_chain::kHistBins]; // top-k's radix select
     uint64_t key[kCompact]; // a compacted candidate set
     double mass[kCompact];
+    uint64_t sorted_key[sample_chain::kSortedMax]; // a small set in the chain's order (sorted_walk)
+    double sorted_mass[sample_chain::kSortedMax];
 };
 
 // Block-wide reduction in a fixed order (warp butterfly, then the warp totals in warp order): the same value in
@@ -80,30 +90,52 @@ struct CudaBlock {
     __device__ uint64_t* compact_key() const { return s.key; }
     __device__ double* compact_mass() const { return s.mass; }
     __device__ int compact_capacity() const { return kCompact; }
+    __device__ uint64_t* sorted_key() const { return s.sorted_key; }
+    __device__ double* sorted_mass() const { return s.sorted_mass; }
 };
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(sample_chain::Args a) {
+__global__ void __launch_bounds__(kThreads) sample_kernel(sample_chain::Args a, int* arrivals) {
     pdl_wait();
     pdl_launch_dependents();
     __shared__ Shared s;
     CudaBlock b{s};
-    sample_chain::run(b, a);
+    sample_chain::first_pass(b, a, static_cast<int>(blockIdx.x));
+    if (!arrive_last(arrivals, static_cast<int>(gridDim.x))) return;
+    sample_chain::finish(b, a);
 }
 
-// Scratch layout: work (n floats), key (n uint64), mass (n doubles), seen (n bits in 32-bit words), 256-byte aligned.
+// Scratch layout, each part 256-byte aligned: the arrival count (at offset 0 for every vocabulary size: the backend
+// zeroes the scratch when it allocates it, and the last block leaves the count 0), work (n floats), key (n uint64),
+// mass (n doubles), seen (n bits in 32-bit words), the slices' parts, their slots and the gathered candidates.
 size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+struct Layout {
+    size_t work, key, mass, seen, parts, slots, gathered, end;
+    explicit Layout(int64_t n) {
+        const size_t m = static_cast<size_t>(n), slices = (m + kSliceLen - 1) / kSliceLen;
+        work = aligned(sizeof(int));
+        key = work + aligned(m * 4);
+        mass = key + aligned(m * 8);
+        seen = mass + aligned(m * 8);
+        parts = seen + aligned((m + 31) / 32 * 4);
+        slots = parts + aligned(slices * sizeof(sample_chain::SlicePart));
+        gathered = slots + aligned(slices * kSlotCapacity * 8);
+        end = gathered + aligned(slices * kSlotCapacity * 8);
+    }
+};
 
 } // namespace
 
-size_t sample_workspace_bytes(int64_t n) {
-    const size_t m = static_cast<size_t>(n);
-    return aligned(m * 4) + 2 * aligned(m * 8) + aligned((m + 31) / 32 * 4);
-}
+size_t sample_workspace_bytes(int64_t n) { return Layout(n).end; }
 
 void launch_sample(const float* logits, int n, const SampleChain& c, const int32_t* history, int capacity, int n_history,
                    const int32_t* n_history_dev, const double* u, bool append, int32_t* token, void* workspace, cudaStream_t s) {
     auto* base = static_cast<uint8_t*>(workspace);
-    const size_t m = static_cast<size_t>(n);
+    const Layout at(n);
+    // WINNOW_CUDA_SAMPLE_SLICES=0: the first version's kernel, for measuring: one block over the whole vocabulary, its
+    // filters searched by bisection only (read at every launch, so that one process can time both)
+    const char* env = std::getenv("WINNOW_CUDA_SAMPLE_SLICES");
+    const bool sliced = !(env && std::string(env) == "0");
     sample_chain::Args a;
     a.logits = logits;
     a.n = n;
@@ -115,11 +147,19 @@ void launch_sample(const float* logits, int n, const SampleChain& c, const int32
     a.u = u;
     a.append = append;
     a.token = token;
-    a.work = reinterpret_cast<float*>(base);
-    a.key = reinterpret_cast<uint64_t*>(base + aligned(m * 4));
-    a.mass = reinterpret_cast<double*>(base + aligned(m * 4) + aligned(m * 8));
-    a.seen = reinterpret_cast<uint32_t*>(base + aligned(m * 4) + 2 * aligned(m * 8));
-    launch(sample_kernel, 1, kThreads, 0, s, a);
+    a.work = reinterpret_cast<float*>(base + at.work);
+    a.key = reinterpret_cast<uint64_t*>(base + at.key);
+    a.mass = reinterpret_cast<double*>(base + at.mass);
+    a.seen = reinterpret_cast<uint32_t*>(base + at.seen);
+    a.slice_len = sliced ? kSliceLen : n;
+    a.n_slices = (n + a.slice_len - 1) / a.slice_len;
+    a.slice_top_k_max = sliced ? kSliceTopK : 0;
+    a.slot_capacity = kSlotCapacity;
+    a.sorted_max = sliced ? sample_chain::kSortedMax : 0;
+    a.parts = reinterpret_cast<sample_chain::SlicePart*>(base + at.parts);
+    a.slots = reinterpret_cast<uint64_t*>(base + at.slots);
+    a.gathered = reinterpret_cast<uint64_t*>(base + at.gathered);
+    launch(sample_kernel, a.n_slices, kThreads, 0, s, a, reinterpret_cast<int*>(base));
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
