@@ -166,7 +166,6 @@ TEST_F(CudaSample, TimePerCall) {
     const int64_t n = 49152;
     const auto logits = make_logits(Shape::random, n, 11);
     const auto history = make_history(n, 512, 12, logits);
-    auto g = backend_picker(*gpu, logits, history);
     struct Named { const char* name; SamplingParams s; };
     std::vector<Named> cases;
     SamplingParams s;
@@ -191,19 +190,21 @@ TEST_F(CudaSample, TimePerCall) {
     s.repeat_penalty = 1.1f;
     s.repeat_last_n = 64;
     cases.push_back({"llama.cpp defaults", s});
-    // the kernel alone: recorded once, replayed back to back
-    Tensor lt = gpu->alloc(GgmlType::F32, 1, n), ht = gpu->alloc(GgmlType::I32, 513, 1), ut = gpu->alloc(GgmlType::I32, 1, 2);
-    Tensor tok = gpu->alloc(GgmlType::I32, 1, 1);
-    gpu->upload(logits.data(), lt);
-    gpu->upload(history.data(), ht.rows_view(0, 512));
-    const double half = 0.5;
-    gpu->upload(&half, ut);
-    // each case twice: the kernel as it is (slices), then the first version's single block (WINNOW_CUDA_SAMPLE_SLICES=0,
-    // read by every launch), for the A/B in one run
-    for (const Named& c : cases)
-        for (const bool one_block : {false, true}) {
-            if (one_block) setenv("WINNOW_CUDA_SAMPLE_SLICES", "0", 1);
-            else unsetenv("WINNOW_CUDA_SAMPLE_SLICES");
+    // each case on two backends: the kernel as it is (slices), then the first version's single block
+    // (WINNOW_CUDA_SAMPLE_SLICES=0, which a backend reads when it is made), for the A/B in one run
+    for (const bool one_block : {false, true}) {
+        if (one_block) setenv("WINNOW_CUDA_SAMPLE_SLICES", "0", 1);
+        auto be = make_backend({.device = Device::cuda});
+        unsetenv("WINNOW_CUDA_SAMPLE_SLICES");
+        auto g = backend_picker(*be, logits, history);
+        // the kernel alone: recorded once, replayed back to back
+        Tensor lt = be->alloc(GgmlType::F32, 1, n), ht = be->alloc(GgmlType::I32, 513, 1), ut = be->alloc(GgmlType::I32, 1, 2);
+        Tensor tok = be->alloc(GgmlType::I32, 1, 1);
+        be->upload(logits.data(), lt);
+        be->upload(history.data(), ht.rows_view(0, 512));
+        const double half = 0.5;
+        be->upload(&half, ut);
+        for (const Named& c : cases) {
             g(c.s, 0.5); // warm
             auto t0 = std::chrono::steady_clock::now();
             const int reps = 20;
@@ -214,21 +215,21 @@ TEST_F(CudaSample, TimePerCall) {
             p.history = &ht;
             p.n_history = 512;
             p.u = &ut;
-            gpu->sample(lt, p, tok);
-            gpu->begin_recording();
-            gpu->sample(lt, p, tok);
-            const int graph = gpu->end_recording();
-            gpu->replay(graph);
-            gpu->synchronize();
+            be->sample(lt, p, tok);
+            be->begin_recording();
+            be->sample(lt, p, tok);
+            const int graph = be->end_recording();
+            be->replay(graph);
+            be->synchronize();
             t0 = std::chrono::steady_clock::now();
-            for (int i = 0; i < 100; ++i) gpu->replay(graph);
-            gpu->synchronize();
+            for (int i = 0; i < 100; ++i) be->replay(graph);
+            be->synchronize();
             const double kernel_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 100;
-            gpu->drop_recording(graph);
+            be->drop_recording(graph);
             std::printf("sample op, vocab %lld, %-30s %-10s %8.1f us per call (upload u + kernel + 4-byte download), %8.1f us per replayed kernel\n",
                         static_cast<long long>(n), c.name, one_block ? "one block" : "slices", us, kernel_us);
-            unsetenv("WINNOW_CUDA_SAMPLE_SLICES");
         }
+    }
 }
 
 } // namespace

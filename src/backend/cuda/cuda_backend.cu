@@ -457,7 +457,7 @@ public:
         const int capacity = p.history ? static_cast<int>(p.history->rows()) : 0;
         const double* u = p.chain.temperature > 0.0f ? static_cast<const double*>(p.u->raw()) : nullptr;
         cuda::launch_sample(logits.f32(), static_cast<int>(n), c, history, capacity, p.n_history, position(p.n_history_at), u, p.append,
-                            token.data<int32_t>(), sample_ws_.raw(), stream());
+                            token.data<int32_t>(), sample_ws_.raw(), sample_slices_, stream());
     }
 
     // ---- recording: stream capture into a CUDA graph, instantiated once and replayed with one launch
@@ -678,6 +678,9 @@ private:
     bool fuse_norm_ = !switched_off("WINNOW_CUDA_FUSE_NORM");
     // WINNOW_CUDA_FUSE_QKV_ROPE=0: a decode step's projections and its rope + cache writes as two launches (the same bits)
     bool fuse_qkv_rope_ = !switched_off("WINNOW_CUDA_FUSE_QKV_ROPE");
+    // WINNOW_CUDA_SAMPLE_SLICES=0: the sample op as its first version, one block over the whole vocabulary with the
+    // filters' cuts by bisection only (the same tokens): for measuring what the slices save
+    bool sample_slices_ = !switched_off("WINNOW_CUDA_SAMPLE_SLICES");
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     Tensor decoded_;  // prefill: the current matrix decoded to fp32

@@ -138,12 +138,15 @@ void launch_head_top_k(GgmlType type, const uint8_t* w, size_t row_bytes, int64_
 
 // SampleChain (the chain's parameters as the kernel reads them): sample_chain.cuh.
 // Device scratch the sample kernel needs for a vocabulary of n; it must be zero-filled once before the first call
-// (the kernel leaves its bitmap of seen ids clear again).
+// (its first word is the blocks' arrival count, which every launch leaves 0 again; the rest the kernel clears or
+// writes before it reads).
 size_t sample_workspace_bytes(int64_t n);
 // The next token of the chain from n logits into *token; the history window is history[0, n_history) (n_history read
 // from *n_history_dev when set, clamped to capacity); *u is the draw's uniform (unused when greedy); with append the
-// token is also written to history[n_history] when it is inside capacity. One block.
+// token is also written to history[n_history] when it is inside capacity. sliced: one block per slice of the
+// vocabulary, the last finishing (sample.cu); else the first version's single block, for measuring.
 void launch_sample(const float* logits, int n, const SampleChain& c, const int32_t* history, int capacity, int n_history,
-                   const int32_t* n_history_dev, const double* u, bool append, int32_t* token, void* workspace, cudaStream_t s);
+                   const int32_t* n_history_dev, const double* u, bool append, int32_t* token, void* workspace, bool sliced,
+                   cudaStream_t s);
 
 } // namespace winnow::cuda

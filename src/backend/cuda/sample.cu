@@ -9,9 +9,6 @@
 // kSlotCapacity a slice; a larger top_k, or none, runs the rest of the chain over the whole vocabulary in the last
 // block: a radix select (3 passes) and one pass per bisection step of top-p and the draw, over candidate sets of at
 // most kCompact in shared memory, else over the vocabulary in global memory (~35-50 passes per filter).
-#include <cstdlib>
-#include <string>
-
 #include "backend/cuda/arrive_last.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -129,13 +126,10 @@ struct Layout {
 size_t sample_workspace_bytes(int64_t n) { return Layout(n).end; }
 
 void launch_sample(const float* logits, int n, const SampleChain& c, const int32_t* history, int capacity, int n_history,
-                   const int32_t* n_history_dev, const double* u, bool append, int32_t* token, void* workspace, cudaStream_t s) {
+                   const int32_t* n_history_dev, const double* u, bool append, int32_t* token, void* workspace, bool sliced,
+                   cudaStream_t s) {
     auto* base = static_cast<uint8_t*>(workspace);
     const Layout at(n);
-    // WINNOW_CUDA_SAMPLE_SLICES=0: the first version's kernel, for measuring: one block over the whole vocabulary, its
-    // filters searched by bisection only (read at every launch, so that one process can time both)
-    const char* env = std::getenv("WINNOW_CUDA_SAMPLE_SLICES");
-    const bool sliced = !(env && std::string(env) == "0");
     sample_chain::Args a;
     a.logits = logits;
     a.n = n;
@@ -155,7 +149,7 @@ void launch_sample(const float* logits, int n, const SampleChain& c, const int32
     a.n_slices = (n + a.slice_len - 1) / a.slice_len;
     a.slice_top_k_max = sliced ? kSliceTopK : 0;
     a.slot_capacity = kSlotCapacity;
-    a.sorted_max = sliced ? sample_chain::kSortedMax : 0;
+    a.sorted_max = sliced ? sample_chain::kSortedMax : 0; // unsliced: the bisection only, as the first version
     a.parts = reinterpret_cast<sample_chain::SlicePart*>(base + at.parts);
     a.slots = reinterpret_cast<uint64_t*>(base + at.slots);
     a.gathered = reinterpret_cast<uint64_t*>(base + at.gathered);

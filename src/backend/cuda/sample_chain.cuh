@@ -303,6 +303,16 @@ struct Args {
     int sorted_max;      // sets up to this size (and kSortedMax) are walked in sorted order (0: never, the bisection only)
 };
 
+// The walk of llama.cpp's top-p and of the draw: the first index whose cumulative probability (added in order, as the
+// host adds it) satisfies reached, else the last.
+template <class Reached>
+WINNOW_SAMPLE_FN int first_reaching(const double* p, int m, Reached reached) {
+    double cum = 0;
+    for (int i = 0; i < m; ++i)
+        if (reached(cum += p[i])) return i;
+    return m - 1;
+}
+
 // Whether compact() put a set of `in` entries where sorted_walk may take it, and the call wants it walked.
 template <class B>
 WINNOW_SAMPLE_FN bool walk_sorted(B& b, const Args& a, long long in) {
@@ -425,11 +435,13 @@ WINNOW_SAMPLE_FN int32_t filter_and_draw(B& b, const Args& a, const Source& src,
         if (in > 1) {      // the host's top-p leaves a single candidate alone
             top_p_ran = true;
             const Set set = compact(b, a.key, a.mass, n, in);
+            // HF: a candidate stays when the mass of it and everything after it is > 1 - top_p (the last one kept is
+            // the first whose successors' mass is <= 1 - top_p); llama.cpp: the shortest prefix whose mass reaches top_p
+            const double drop = 1.0 - static_cast<double>(c.top_p), need = c.top_p;
             uint64_t last;
-            if (walk_sorted(b, a, in)) {
-                const double drop = 1.0 - static_cast<double>(c.top_p), need = c.top_p;
-                last = !c.llama_order ? sorted_walk(b, set, [&](const double* p, int m) {
-                    int keep = m; // HF: drop the tail while its mass is <= 1 - top_p, keeping at least one
+            if (walk_sorted(b, a, in) && !c.llama_order) {
+                last = sorted_walk(b, set, [&](const double* p, int m) {
+                    int keep = m; // the host's walk: the tail dropped while its mass is <= 1 - top_p, at least one kept
                     double tail = 0;
                     for (int i = m - 1; i >= 1; --i) {
                         tail += p[i];
@@ -437,23 +449,14 @@ WINNOW_SAMPLE_FN int32_t filter_and_draw(B& b, const Args& a, const Source& src,
                         else break;
                     }
                     return keep - 1;
-                })
-                                      : sorted_walk(b, set, [&](const double* p, int m) {
-                                            double cum = 0; // llama.cpp: the shortest prefix whose mass reaches top_p
-                                            for (int i = 0; i < m; ++i)
-                                                if ((cum += p[i]) >= need) return i;
-                                            return m - 1;
-                                        });
+                });
+            } else if (walk_sorted(b, a, in)) {
+                last = sorted_walk(b, set, [&](const double* p, int m) { return first_reaching(p, m, [&](double cum) { return cum >= need; }); });
             } else if (!c.llama_order) {
                 const double total = mass_split(b, set, kNone, true);
-                // HF: a candidate stays when the mass of it and everything after it is > 1 - top_p; the last one kept
-                // is the first whose successors' mass is <= 1 - top_p
-                const double drop = 1.0 - static_cast<double>(c.top_p);
                 last = smallest_key(b, set, [&](uint64_t k) { return mass_split(b, set, k, false) / total <= drop; });
             } else {
-                // llama.cpp: the shortest prefix whose mass reaches top_p
                 const double total = mass_split(b, set, kNone, true);
-                const double need = c.top_p;
                 last = smallest_key(b, set, [&](uint64_t k) { return mass_split(b, set, k, true) / total >= need; });
             }
             cut = last < cut ? last : cut;
@@ -484,14 +487,10 @@ WINNOW_SAMPLE_FN int32_t filter_and_draw(B& b, const Args& a, const Source& src,
     in = b.sum_ll(in);
     const Set set = compact(b, a.key, a.mass, n, in);
     const double u = *a.u;
-    if (walk_sorted(b, a, in) && in > 0)
-        return static_cast<int32_t>(sorted_walk(b, set, [&](const double* p, int m) {
-                                        double cum = 0; // the first whose cumulative probability exceeds u, else the last
-                                        for (int i = 0; i < m; ++i)
-                                            if (u < (cum += p[i])) return i;
-                                        return m - 1;
-                                    }) &
-                                    0xFFFFFFFFu);
+    if (walk_sorted(b, a, in) && in > 0) { // the first whose cumulative probability exceeds u, else the last
+        const uint64_t pick = sorted_walk(b, set, [&](const double* p, int m) { return first_reaching(p, m, [&](double cum) { return u < cum; }); });
+        return static_cast<int32_t>(pick & 0xFFFFFFFFu);
+    }
     const double total = mass_split(b, set, kNone, true);
     // the first candidate whose cumulative probability exceeds u. The whole set's mass over itself is exactly 1 here
     // (the same sum twice), so only u >= 1 finds none; the host then takes the last candidate, and so does this. So
