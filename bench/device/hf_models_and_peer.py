@@ -104,25 +104,28 @@ def llama_cpp_tokens_per_s(path, name, a):
     return max(x["tokens_per_s"] for x in rows if x["test"].startswith("tg") and x.get("tg_mode") == "greedy")
 
 
-def megakernel_tg128(winnow, path, name, env, out):
-    """tg128 again with the step program (WINNOW_CUDA_MEGAKERNEL=1, src/backend/cuda/step_program.h): the A/B of one
-    cooperative kernel with grid barriers against a graph of kernels; bench-<name>-megakernel.json."""
+def variant_bench(winnow, path, name, env, out, variant, test, extra_env, what):
+    """One of winnow's tests again with a switch set (extra_env), in a process of its own: bench-<name>-<variant>.json.
+    test "tg128" or "pp512". The megakernel A/B (WINNOW_CUDA_MEGAKERNEL=1, src/backend/cuda/step_program.h: one
+    cooperative kernel with grid barriers against a graph of kernels) and the prefill products' A/B
+    (WINNOW_CUDA_SPLIT_PRODUCTS=0: the fp32 sgemm instead of the bf16 split products, src/backend/cuda/split_product.h)."""
+    p, n = ("0", "128") if test == "tg128" else ("512", "0")
     try:
-        r = subprocess.run([winnow, "bench", "decode", "-m", path, "--device", "cuda", "-p", "0", "-n", "128", "-r", "5", "--json"],
-                           capture_output=True, text=True, env=dict(env, WINNOW_CUDA_MEGAKERNEL="1"), timeout=60)
+        r = subprocess.run([winnow, "bench", "decode", "-m", path, "--device", "cuda", "-p", p, "-n", n, "-r", "5", "--json"],
+                           capture_output=True, text=True, env=dict(env, **extra_env), timeout=60)
     except subprocess.TimeoutExpired:
-        print("%s: tg128 with the step program timed out" % name, flush=True)
+        print("%s: %s %s timed out" % (name, test, what), flush=True)
         return
     if r.returncode != 0:
-        print("%s: tg128 with the step program failed: %s" % (name, r.stderr.strip()[-300:]), flush=True)
+        print("%s: %s %s failed: %s" % (name, test, what, r.stderr.strip()[-300:]), flush=True)
         return
-    open(os.path.join(out, "bench-%s-megakernel.json" % name), "w").write(r.stdout)
+    open(os.path.join(out, "bench-%s-%s.json" % (name, variant)), "w").write(r.stdout)
     try:
-        tg = next((x["tokens_per_s"] for x in json.loads(r.stdout) if x["test"].startswith("tg")), None)
+        v = next((x["tokens_per_s"] for x in json.loads(r.stdout) if x["test"].startswith(test[:2])), None)
     except (ValueError, KeyError, TypeError) as e:  # the model's other measurements must not be lost to this one
-        print("%s: tg128 with the step program: unreadable output (%s)" % (name, e), flush=True)
+        print("%s: %s %s: unreadable output (%s)" % (name, test, what, e), flush=True)
         return
-    print("%s: tg128 with the step program (WINNOW_CUDA_MEGAKERNEL=1): %s tok/s" % (name, tg), flush=True)
+    print("%s: %s %s (%s): %s tok/s" % (name, test, what, " ".join("%s=%s" % kv for kv in extra_env.items()), v), flush=True)
 
 
 def main():
@@ -151,7 +154,10 @@ def main():
                 print("winnow bench on %s failed: %s" % (name, r.stderr.strip()), flush=True)
             tg = next((x["tokens_per_s"] for x in rows if x["test"].startswith("tg")), None)
             roof = next((x.get("roofline_fraction") for x in rows if x["test"].startswith("tg")), None)
-            megakernel_tg128(a.winnow, path, name, env, a.out)
+            pp = next((x["tokens_per_s"] for x in rows if x["test"].startswith("pp")), None)
+            print("%s: winnow pp512 %s tok/s, tg128 %s tok/s" % (name, pp, tg), flush=True)
+            variant_bench(a.winnow, path, name, env, a.out, "megakernel", "tg128", {"WINNOW_CUDA_MEGAKERNEL": "1"}, "with the step program")
+            variant_bench(a.winnow, path, name, env, a.out, "sgemm-prefill", "pp512", {"WINNOW_CUDA_SPLIT_PRODUCTS": "0"}, "on the fp32 sgemm")
             peer[name] = {"eager": hf_tokens_per_s(path)}
             if a.llama_peer and isinstance(cfg, LlamaConfig):
                 try:

@@ -141,9 +141,11 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                         // 33 blocks a row: a device's staged Q8_0 / Q4_0 walk takes two chunks (32 blocks, then 1), and
                         // every other row starts 2 bytes past a 4-byte boundary
                         {"odd_long", 1056, 13, false}};
+    // 1 and 7 tokens: a device's GEMV; 9: its prefill product (a CUDA device's bf16 split products for BF16, F16 and
+    // Q4_0, whose fp32 accuracy the fp32 tolerance holds them to; an sgemm for the others)
     for (GgmlType type : kWeightTypes)
         for (const S& s : shapes)
-            for (int n : {1, 7}) {
+            for (int n : {1, 7, 9}) {
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 cases.push_back({std::string("linear/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
                                  Op::linear, type, tol, tol_q8, [=](Backend& be) {

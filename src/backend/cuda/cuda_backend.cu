@@ -12,6 +12,7 @@
 #include "backend/cuda/dequantize.h"
 #include "backend/cuda/device.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/split_product.h"
 #include "backend/cuda/stage.h"
 #include "backend/cuda/step_program.h"
 
@@ -41,8 +42,11 @@ void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) 
                                                      "x" + std::to_string(cols));
 }
 
-// Products with this many tokens or more go through cuBLAS on a decoded copy of the matrix.
+// Products with this many tokens or more go through cuBLAS: BF16, F16 and Q4_0 matrices as bf16 tensor-core GEMMs over
+// exact bf16 slices (split_product.h), the other types as an fp32 sgemm on a decoded copy.
 constexpr int kGemmMinTokens = 8;
+// The split products' fp32 result, (weight slices x rows) x (3 x tokens), is bounded by taking the tokens in chunks.
+constexpr size_t kSplitProductBytes = size_t{256} << 20;
 // Attention for at most this many query rows over more than cuda::kSplitKeys keys is split over the keys (decode).
 constexpr int kSplitMaxRows = 4;
 
@@ -68,6 +72,10 @@ public:
         WINNOW_CUBLAS_CHECK(cublasCreate(&blas_));
         WINNOW_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
         WINNOW_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH)); // fp32 products stay fp32 (no TF32)
+        // the split products' handle: bf16 inputs, fp32 compute, tensor cores allowed (the pedantic mode may forbid them)
+        WINNOW_CUBLAS_CHECK(cublasCreate(&tensor_blas_));
+        WINNOW_CUBLAS_CHECK(cublasSetStream(tensor_blas_, stream_));
+        WINNOW_CUBLAS_CHECK(cublasSetMathMode(tensor_blas_, CUBLAS_DEFAULT_MATH));
         WINNOW_CUDA_CHECK(cudaMallocHost(&staging_, kStagingBytes));
         WINNOW_CUDA_CHECK(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming));
         name_ = "cuda:" + std::to_string(device) + " (" + cuda::device_name(device) + ")";
@@ -77,6 +85,7 @@ public:
         for (cudaGraphExec_t g : graphs_)
             if (g) cudaGraphExecDestroy(g);
         cublasDestroy(blas_);
+        cublasDestroy(tensor_blas_);
         cudaStreamSynchronize(stream_); // a staged copy may still read the staging buffer
         cudaEventDestroy(staged_);
         cudaFreeHost(staging_);
@@ -160,14 +169,10 @@ public:
         const int n = static_cast<int>(x.rows());
         const float* b = bias ? bias->f32() : nullptr;
         if (n < kGemmMinTokens) return run(cuda::gemv_stage(w.type, w.data, w.row_bytes, w.rows, w.cols, b, x.f32(), y.f32(), n, false));
+        const int w_slices = split_products_ ? cuda::split_weight_slices(w.type) : 0;
+        if (w_slices > 0) return split_product(w, w_slices, b, x, y);
         // prefill: decode the matrix to fp32 once, then one sgemm; y^T (rows x n) = W (rows x cols) x^T (cols x n)
-        const float* wf = reinterpret_cast<const float*>(w.data);
-        if (w.type != GgmlType::F32) {
-            const size_t need = static_cast<size_t>(w.rows) * w.cols;
-            if (decoded_.numel() < static_cast<int64_t>(need)) decoded_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
-            cuda::dequantize(w.type, w.data, decoded_.f32(), need, stream());
-            wf = decoded_.f32();
-        }
+        const float* wf = w.type == GgmlType::F32 ? reinterpret_cast<const float*>(w.data) : decoded(w);
         const float one = 1.0f, zero = 0.0f;
         (void)stream(); // (cuBLAS runs in the stream too)
         WINNOW_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), n, static_cast<int>(w.cols), &one, wf,
@@ -520,6 +525,51 @@ private:
         if (step_) step_->flush(stream_);
         return stream_;
     }
+    // The matrix decoded to fp32 in the prefill scratch (the same values as the CPU's dequantize_row).
+    const float* decoded(const Matrix& w) {
+        const size_t need = static_cast<size_t>(w.rows) * w.cols;
+        if (decoded_.numel() < static_cast<int64_t>(need)) decoded_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
+        cuda::dequantize(w.type, w.data, decoded_.f32(), need, stream());
+        return decoded_.f32();
+    }
+
+    // A scratch of at least `elements` values of `type`, grown (never shrunk) as prefill needs.
+    Tensor& at_least(Tensor& t, GgmlType type, size_t elements) {
+        if (t.numel() < static_cast<int64_t>(elements)) t = alloc(type, 1, static_cast<int64_t>(elements));
+        return t;
+    }
+
+    // Prefill's y = W x (+ b) on bf16 tensor cores at fp32 accuracy (split_product.h): W as w_slices exact bf16
+    // slices (BF16 read in place; F16 and Q4_0 decoded, then split in two), each chunk of tokens' activations as three,
+    // one GEMM per chunk over every pair of slices, and the partial products summed back, smallest first, with the bias.
+    void split_product(const Matrix& w, int w_slices, const float* bias, const Tensor& x, const Tensor& y) {
+        const int64_t rows = w.rows, cols = w.cols, n = x.rows();
+        constexpr int xs = 3; // activation slices
+        const void* a = w.data;
+        int64_t lda = static_cast<int64_t>(w.row_bytes / 2);
+        if (w_slices > 1) {
+            const size_t count = static_cast<size_t>(rows) * cols;
+            uint16_t* slices = at_least(split_weights_, GgmlType::BF16, count * w_slices).data<uint16_t>();
+            cuda::launch_split_bf16(decoded(w), count, w_slices, slices, stream());
+            a = slices;
+            lda = cols;
+        }
+        const int64_t per_token = w_slices * rows * xs * static_cast<int64_t>(sizeof(float));
+        const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(kSplitProductBytes) / per_token, 1, n);
+        uint16_t* xb = at_least(split_activations_, GgmlType::BF16, static_cast<size_t>(chunk * cols * xs)).data<uint16_t>();
+        float* products = at_least(split_products_scratch_, GgmlType::F32, static_cast<size_t>(chunk * per_token / sizeof(float))).f32();
+        const float one = 1.0f, zero = 0.0f;
+        for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+            const int64_t c = std::min(chunk, n - t0);
+            cuda::launch_split_bf16(x.f32() + t0 * cols, static_cast<size_t>(c * cols), xs, xb, stream());
+            // (w_slices * rows) x (3c) = [W_0; W_1]^T-stacked rows (rows x cols each, row-major) x the slices' columns
+            WINNOW_CUBLAS_CHECK(cublasGemmEx(tensor_blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w_slices * rows), static_cast<int>(xs * c),
+                                             static_cast<int>(cols), &one, a, CUDA_R_16BF, static_cast<int>(lda), xb, CUDA_R_16BF, static_cast<int>(cols),
+                                             &zero, products, CUDA_R_32F, static_cast<int>(w_slices * rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            cuda::launch_combine_split_products(products, rows, c, w_slices, bias, y.f32() + t0 * rows, stream());
+        }
+    }
+
     // A decode-step kernel: a stage of the step program while one is recorded, else its own launch.
     void run(const cuda::Stage& s) {
         if (s.blocks() == 0) return;
@@ -681,9 +731,13 @@ private:
     // WINNOW_CUDA_SAMPLE_SLICES=0: the sample op as its first version, one block over the whole vocabulary with the
     // filters' cuts by bisection only (the same tokens): for measuring what the slices save
     bool sample_slices_ = !switched_off("WINNOW_CUDA_SAMPLE_SLICES");
+    // WINNOW_CUDA_SPLIT_PRODUCTS=0: every prefill product on the fp32 sgemm, as before the bf16 split products
+    bool split_products_ = !switched_off("WINNOW_CUDA_SPLIT_PRODUCTS");
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
+    cublasHandle_t tensor_blas_ = nullptr; // bf16 tensor-core products (the split products)
     Tensor decoded_;  // prefill: the current matrix decoded to fp32
+    Tensor split_weights_, split_activations_, split_products_scratch_; // prefill's split products (split_product)
     Tensor topk_buf_; // top_k and head_top_k results
     Tensor head_ws_;  // head_top_k's tile candidates and log-sum-exp parts
     Tensor sample_ws_; // the sample kernel's scratch (cuda::sample_workspace_bytes)

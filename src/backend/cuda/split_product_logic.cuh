@@ -1,0 +1,87 @@
+#pragma once
+// Prefill's products on bf16 tensor cores without giving up fp32 (split_product.cu): the arithmetic, the same on the
+// host and the device, so that tests/ops/test_split_product_logic.cpp checks on a machine without a GPU what the
+// kernels compute.
+//
+// Why it is exact. A float's 24-bit significand is three 8-bit slices, and each slice is a bf16 value: `hi` keeps the
+// top 16 bits of the float (sign, exponent and 7 stored mantissa bits), the remainder v - hi is exact in fp32 and
+// holds the next bits, and so on, so v == hi + mid + lo for every finite v with |v| >= 2^-110 (the slices are
+// truncations, so the remainders never round and never overflow; below 2^-110 the last slice's bits fall under bf16's
+// smallest subnormal, 2^-133, which is all that is lost). A product of two bf16 values has at most 16 significant bits, so the
+// tensor cores form it exactly, and they accumulate in fp32. So W x computed as the sum over slices of W_i x_j equals
+// an fp32 product up to the order and rounding of the accumulation (Hopper's tensor cores add in fp32 but do not
+// promise round-to-nearest inside an MMA; the op harness's fp32 tolerance is the check). Weights: BF16 is one slice;
+// F16 (11 significant bits) and Q4_0 (an 11-bit scale times a 4-bit integer: at most 14 bits) are two, exactly;
+// F32, Q8_0 and Q4_1 would need three, nine products, and stay on the fp32 sgemm.
+#include <cstdint>
+
+#include "backend/cuda/float_bits.cuh"
+
+#ifdef __CUDACC__
+#define WINNOW_SPLIT_FN __host__ __device__ __forceinline__
+#else
+#define WINNOW_SPLIT_FN inline
+#endif
+
+namespace winnow::cuda::split_product {
+
+constexpr int kActivationSlices = 3; // an fp32 activation, whole
+constexpr int kMaxWeightSlices = 2;
+
+// The bf16 value (its bits) that truncates v to its top 16 bits, and that value as a float.
+WINNOW_SPLIT_FN uint16_t truncated_bf16(float v) { return static_cast<uint16_t>(float_bits(v) >> 16); }
+WINNOW_SPLIT_FN float bf16_value(uint16_t b) { return float_from_bits(static_cast<uint32_t>(b) << 16); }
+
+WINNOW_SPLIT_FN bool finite(float v) { return (float_bits(v) & 0x7f800000u) != 0x7f800000u; }
+
+// v as `slices` bf16 values, largest first, out[s] the s-th. For 3 slices and 2^-110 <= |v| < inf the sum is v exactly; with
+// fewer slices the last one carries the truncation. An infinity or NaN is the first slice alone (a NaN kept a NaN:
+// truncating its payload could leave the bits of an infinity).
+WINNOW_SPLIT_FN void split(float v, int slices, uint16_t* out) {
+    if (!finite(v)) {
+        out[0] = v != v ? static_cast<uint16_t>(0x7fc0u) : truncated_bf16(v);
+        for (int s = 1; s < slices; ++s) out[s] = 0;
+        return;
+    }
+    for (int s = 0; s < slices; ++s) {
+        out[s] = truncated_bf16(v);
+        v -= bf16_value(out[s]); // exact: v and its truncation share their exponent, the difference is v's lower bits
+    }
+}
+
+// The order the partial products are added in, smallest first, so that each addition rounds at most the weight of the
+// terms already summed: terms (weight slice i, activation slice j), of size about 2^-8(i+j) of the whole.
+// term(k, w_slices) gives the k-th term's (i, j) for k in [0, terms(w_slices)).
+WINNOW_SPLIT_FN int terms(int w_slices) { return w_slices * kActivationSlices; }
+struct Term {
+    int w, x;
+};
+WINNOW_SPLIT_FN Term term(int k, int w_slices) {
+    // by descending i + j, then descending i: for one weight slice (0,2) (0,1) (0,0); for two
+    // (1,2) (1,1) (0,2) (1,0) (0,1) (0,0)
+    int seen = 0;
+    for (int order = w_slices - 1 + kActivationSlices - 1; order >= 0; --order)
+        for (int i = w_slices - 1; i >= 0; --i) {
+            const int j = order - i;
+            if (j < 0 || j >= kActivationSlices) continue;
+            if (seen++ == k) return {i, j};
+        }
+    return {0, 0};
+}
+
+// Where the product of weight slice i and activation slice j for token t, output row r lands in the cuBLAS result: a
+// column-major (w_slices * rows) x (kActivationSlices * n) matrix, weight slices stacked by rows, activation slices
+// by columns.
+WINNOW_SPLIT_FN int64_t product_index(Term tm, int64_t r, int64_t t, int64_t rows, int64_t n, int w_slices) {
+    return (static_cast<int64_t>(tm.x) * n + t) * (w_slices * rows) + static_cast<int64_t>(tm.w) * rows + r;
+}
+
+// y[t][r] from the partial products: their sum, smallest first, then the bias (as the fp32 path adds it after the
+// product).
+WINNOW_SPLIT_FN float combine(const float* products, int64_t r, int64_t t, int64_t rows, int64_t n, int w_slices, const float* bias) {
+    float s = 0.0f;
+    for (int k = 0; k < terms(w_slices); ++k) s += products[product_index(term(k, w_slices), r, t, rows, n, w_slices)];
+    return bias ? s + bias[r] : s;
+}
+
+} // namespace winnow::cuda::split_product

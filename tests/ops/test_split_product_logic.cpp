@@ -1,0 +1,182 @@
+// The CUDA split products' arithmetic (backend/cuda/split_product_logic.cuh) on the host: that the slices are exact
+// for every value the prefill path gives them (fp32 activations, and the weights of each type the device splits), that
+// the partial products are summed smallest first, and that a product built from the slices the way the device builds
+// it (exact bf16 x bf16 products, fp32 accumulation) is as close to the double reference as an fp32 product is, while
+// two activation slices are not. The device's kernels run the same functions; the op harness's 9-token linear cases
+// check them end to end (on the SIMT emulator here, on the GPU machine there).
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/cuda/split_product_logic.cuh"
+#include "io/quant.h"
+
+namespace {
+
+namespace sp = winnow::cuda::split_product;
+
+// The exact sum of v's slices (a double holds any three bf16 slices of one float exactly).
+double sum_of_slices(float v, int slices) {
+    uint16_t parts[sp::kActivationSlices];
+    sp::split(v, slices, parts);
+    double s = 0;
+    for (int i = 0; i < slices; ++i) s += sp::bf16_value(parts[i]);
+    return s;
+}
+
+std::vector<float> interesting_floats() {
+    std::vector<float> v = {0.0f, -0.0f, 1.0f, -1.0f, FLT_MAX, -FLT_MAX, FLT_MIN, -FLT_MIN, FLT_TRUE_MIN, 1.0f + FLT_EPSILON, 3.0f / 7.0f, -1e-30f, 65504.0f};
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<uint32_t> bits;
+    while (v.size() < 200000) {
+        const uint32_t b = bits(rng);
+        if ((b & 0x7f800000u) == 0x7f800000u) continue; // finite values only here
+        float f;
+        std::memcpy(&f, &b, sizeof f);
+        v.push_back(f);
+    }
+    return v;
+}
+
+TEST(SplitProductLogic, ThreeSlicesHoldEveryFloatAbove2ToTheMinus110Exactly) {
+    for (float v : interesting_floats()) {
+        if (std::fabs(v) < std::ldexp(1.0f, -110)) {
+            // below 2^-110 the last slice's bits fall under bf16's smallest subnormal (2^-133): lost, but no more than that
+            ASSERT_LE(std::fabs(sum_of_slices(v, 3) - v), std::ldexp(1.0, -133)) << v;
+            continue;
+        }
+        ASSERT_EQ(sum_of_slices(v, 3), static_cast<double>(v)) << v;
+        uint16_t parts[3];
+        sp::split(v, 3, parts);
+        // largest first: each slice at most 2^-7 of the one before (truncation keeps the top 8 significant bits)
+        for (int i = 1; i < 3; ++i) ASSERT_LE(std::fabs(sp::bf16_value(parts[i])), std::ldexp(std::fabs(sp::bf16_value(parts[i - 1])), -7)) << v;
+    }
+}
+
+TEST(SplitProductLogic, TwoActivationSlicesWouldLoseBits) {
+    // why the device uses three: a float's low 8 bits are beyond two slices
+    int inexact = 0;
+    for (float v : interesting_floats()) inexact += sum_of_slices(v, 2) != static_cast<double>(v);
+    EXPECT_GT(inexact, 100000);
+}
+
+TEST(SplitProductLogic, NonFiniteValuesStayWhatTheyAre) {
+    uint16_t parts[3];
+    sp::split(INFINITY, 3, parts);
+    EXPECT_EQ(sp::bf16_value(parts[0]), INFINITY);
+    EXPECT_EQ(parts[1], 0);
+    EXPECT_EQ(parts[2], 0);
+    sp::split(-INFINITY, 3, parts);
+    EXPECT_EQ(sp::bf16_value(parts[0]), -INFINITY);
+    const uint32_t quiet_nan_low_payload = 0x7f800001u; // truncated, these bits would read as +infinity
+    float nan;
+    std::memcpy(&nan, &quiet_nan_low_payload, sizeof nan);
+    sp::split(nan, 3, parts);
+    EXPECT_TRUE(std::isnan(sp::bf16_value(parts[0])));
+    EXPECT_EQ(parts[1], 0);
+}
+
+TEST(SplitProductLogic, TwoSlicesHoldEveryF16AndQ4_0Weight) {
+    for (uint32_t h = 0; h < 65536; ++h) {
+        const float w = winnow::fp16_to_fp32(static_cast<uint16_t>(h));
+        if (!std::isfinite(w)) continue;
+        ASSERT_EQ(sum_of_slices(w, 2), static_cast<double>(w)) << "f16 bits " << h;
+        // Q4_0: (q - 8) * d, d an f16 scale, as the CPU and the device decode it (one fp32 product)
+        for (int q = 0; q < 16; ++q) {
+            const float v = static_cast<float>(q - 8) * w;
+            if (std::isfinite(v)) ASSERT_EQ(sum_of_slices(v, 2), static_cast<double>(v)) << "q4_0 scale bits " << h << " q " << q;
+        }
+    }
+}
+
+TEST(SplitProductLogic, Q8_0AndQ4_1WeightsWouldNeedThreeSlices) {
+    // why they stay on the fp32 sgemm: their decoded values have more than 16 significant bits
+    const float d = winnow::fp16_to_fp32(0x3555); // 0.33325195...
+    const float q8 = 127.0f * d, q4_1 = 13.0f * d + winnow::fp16_to_fp32(0x1e66);
+    EXPECT_NE(sum_of_slices(q8, 2), static_cast<double>(q8));
+    EXPECT_NE(sum_of_slices(q4_1, 2), static_cast<double>(q4_1));
+}
+
+TEST(SplitProductLogic, TermsAreEveryPairOnceSmallestFirst) {
+    for (int ws = 1; ws <= sp::kMaxWeightSlices; ++ws) {
+        ASSERT_EQ(sp::terms(ws), ws * 3);
+        std::set<std::pair<int, int>> seen;
+        int last_order = 1 << 30;
+        for (int k = 0; k < sp::terms(ws); ++k) {
+            const sp::Term t = sp::term(k, ws);
+            ASSERT_TRUE(t.w >= 0 && t.w < ws && t.x >= 0 && t.x < 3);
+            ASSERT_TRUE(seen.insert({t.w, t.x}).second) << "term " << k << " repeats";
+            ASSERT_LE(t.w + t.x, last_order) << "term " << k << " is larger than the one before";
+            last_order = t.w + t.x;
+        }
+        const sp::Term last = sp::term(sp::terms(ws) - 1, ws);
+        EXPECT_EQ(last.w + last.x, 0);
+    }
+}
+
+// y = W x for one row of F16 weights and one token, three ways: the device's split products (exact slice products,
+// each slice pair accumulated in fp32 in k order as cuBLAS's reference order, then combine()), an fp32 dot product,
+// and with two activation slices; each against a double reference.
+struct Errors {
+    double split3 = 0, fp32 = 0, split2 = 0;
+};
+
+Errors row_errors(int cols, std::mt19937& rng) {
+    std::normal_distribution<float> nd;
+    std::vector<float> w(cols), x(cols);
+    for (auto& v : w) v = winnow::fp16_to_fp32(winnow::fp32_to_fp16(nd(rng)));
+    for (auto& v : x) v = nd(rng) * 3.0f;
+    double ref = 0, scale = 0;
+    float fp32 = 0;
+    for (int c = 0; c < cols; ++c) {
+        ref += static_cast<double>(w[c]) * x[c];
+        scale += std::fabs(static_cast<double>(w[c]) * x[c]);
+        fp32 = std::fma(w[c], x[c], fp32);
+    }
+    auto split_product = [&](int x_slices) {
+        // products laid out as the device's GEMM writes them for rows = n = 1: index (x * 1 + 0) * ws + w
+        constexpr int ws = 2;
+        std::vector<float> products(ws * 3, 0.0f);
+        for (int c = 0; c < cols; ++c) {
+            uint16_t wp[2], xp[3];
+            sp::split(w[c], ws, wp);
+            sp::split(x[c], x_slices, xp);
+            for (int i = 0; i < ws; ++i)
+                for (int j = 0; j < x_slices; ++j) {
+                    float& acc = products[sp::product_index({i, j}, 0, 0, 1, 1, ws)];
+                    const float p = sp::bf16_value(wp[i]) * sp::bf16_value(xp[j]);
+                    EXPECT_EQ(static_cast<double>(p), static_cast<double>(sp::bf16_value(wp[i])) * sp::bf16_value(xp[j])) << "a slice product rounded";
+                    acc += p;
+                }
+        }
+        return sp::combine(products.data(), 0, 0, 1, 1, ws, nullptr);
+    };
+    Errors e;
+    e.split3 = std::fabs(split_product(3) - ref) / scale;
+    e.fp32 = std::fabs(fp32 - ref) / scale;
+    e.split2 = std::fabs(split_product(2) - ref) / scale;
+    return e;
+}
+
+TEST(SplitProductLogic, SplitProductsAreAsCloseAsAnFp32Product) {
+    std::mt19937 rng(3);
+    double worst3 = 0, worst_fp32 = 0, worst2 = 0;
+    for (int trial = 0; trial < 200; ++trial) {
+        const Errors e = row_errors(1536, rng);
+        worst3 = std::max(worst3, e.split3);
+        worst_fp32 = std::max(worst_fp32, e.fp32);
+        worst2 = std::max(worst2, e.split2);
+    }
+    // relative to sum |w x|: fp32 accumulation over 1,536 terms is bounded by ~1536 * 2^-24 (9e-5); both stay far below
+    EXPECT_LT(worst3, 4.0 * worst_fp32 + 1e-9) << "split " << worst3 << " fp32 " << worst_fp32;
+    EXPECT_LT(worst3, 1536 * std::ldexp(1.0, -24));
+    // two activation slices carry a relative truncation of up to 2^-15 per value: visibly worse
+    EXPECT_GT(worst2, 4.0 * worst3) << "split2 " << worst2 << " split3 " << worst3;
+}
+
+} // namespace
