@@ -108,7 +108,9 @@ def variant_bench(winnow, path, name, env, out, variant, test, extra_env, what):
     """One of winnow's tests again with a switch set (extra_env), in a process of its own: bench-<name>-<variant>.json.
     test "tg128" or "pp512". The megakernel A/B (WINNOW_CUDA_MEGAKERNEL=1, src/backend/cuda/step_program.h: one
     cooperative kernel with grid barriers against a graph of kernels) and the prefill products' A/B
-    (WINNOW_CUDA_SPLIT_PRODUCTS=0: the fp32 sgemm instead of the bf16 split products, src/backend/cuda/split_product.h)."""
+    (WINNOW_CUDA_SPLIT_PRODUCTS=0: the fp32 sgemm instead of the bf16 split products, src/backend/cuda/split_product.h), and
+    the prefill attention's (WINNOW_CUDA_TILED_ATTENTION=0: attention.cu's block per row and head instead of
+    attention_tiles.cu's shared key tiles)."""
     p, n = ("0", "128") if test == "tg128" else ("512", "0")
     try:
         r = subprocess.run([winnow, "bench", "decode", "-m", path, "--device", "cuda", "-p", p, "-n", n, "-r", "5", "--json"],
@@ -158,6 +160,8 @@ def main():
             print("%s: winnow pp512 %s tok/s, tg128 %s tok/s" % (name, pp, tg), flush=True)
             variant_bench(a.winnow, path, name, env, a.out, "megakernel", "tg128", {"WINNOW_CUDA_MEGAKERNEL": "1"}, "with the step program")
             variant_bench(a.winnow, path, name, env, a.out, "sgemm-prefill", "pp512", {"WINNOW_CUDA_SPLIT_PRODUCTS": "0"}, "on the fp32 sgemm")
+            variant_bench(a.winnow, path, name, env, a.out, "untiled-attention", "pp512", {"WINNOW_CUDA_TILED_ATTENTION": "0"},
+                          "with a block per attention row")
             peer[name] = {"eager": hf_tokens_per_s(path)}
             if a.llama_peer and isinstance(cfg, LlamaConfig):
                 try:

@@ -763,7 +763,13 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         // more keys than one block's shared memory holds (CUDA: the flash-decoding split)
                         {"mqa_decode_pos70000", 1, 70000, 4, 1, 64, 0},
                         // more prefill rows than one launch of the CUDA block-sparse kernels takes (256)
-                        {"masked_b32_prefill_300", 300, 0, 9, 3, 64, 32}};
+                        {"masked_b32_prefill_300", 300, 0, 9, 3, 64, 32},
+                        // dense prefill of 16 rows or more (CUDA: the tiled kernel): several row tiles and a short last
+                        // one after a cached prefix, a tile's worth of keys not a multiple of 32, GPT-2's MHA, an MQA
+                        // head of 48 dims (lanes past it idle), 6 dims, and LLaMA-1B's 128
+                        {"smollm2_prefill_100_at_20", 100, 20, 9, 3, 64, 0}, {"gpt2_prefill_40", 40, 0, 12, 12, 64, 0},
+                        {"odd_mqa_head48_prefill_33_at_5", 33, 5, 5, 1, 48, 0}, {"head6_prefill_20_at_3", 20, 3, 4, 2, 6, 0},
+                        {"llama1b_head128_prefill_64_at_200", 64, 200, 8, 2, 128, 0}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
     for (bool device_pos : {false, true}) {

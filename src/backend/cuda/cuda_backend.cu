@@ -49,6 +49,9 @@ constexpr int kGemmMinTokens = 8;
 constexpr size_t kSplitProductBytes = size_t{256} << 20;
 // Attention for at most this many query rows over more than cuda::kSplitKeys keys is split over the keys (decode).
 constexpr int kSplitMaxRows = 4;
+// Dense attention for this many query rows or more takes the tiled prefill kernel (attention_tiles.cu): below it a
+// tile of 16 rows would be mostly empty, and decode rows keep the kernel whose bits the split kernel's match.
+constexpr int kTiledMinRows = 16;
 
 // Whether the environment variable `name` is "0": the switches that turn a fused kernel off for measuring.
 bool switched_off(const char* name) {
@@ -313,6 +316,10 @@ public:
                                                    p.effective_scale(), split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, position(p.pos),
                                                    static_cast<int>(last_key)));
         }
+        // Prefill: key and value tiles shared by 16 rows (a host position only: recorded steps are decode rows).
+        if (tiled_attention_ && !p.pos && n >= kTiledMinRows && p.head_dim <= cuda::kMaxTiledHeadDim)
+            return cuda::launch_attention_tiles(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim,
+                                                p.effective_scale(), stream());
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
                                stream(), position(p.pos), static_cast<int>(last_key));
     }
@@ -733,6 +740,8 @@ private:
     bool sample_slices_ = !switched_off("WINNOW_CUDA_SAMPLE_SLICES");
     // WINNOW_CUDA_SPLIT_PRODUCTS=0: every prefill product on the fp32 sgemm, as before the bf16 split products
     bool split_products_ = !switched_off("WINNOW_CUDA_SPLIT_PRODUCTS");
+    // WINNOW_CUDA_TILED_ATTENTION=0: prefill's attention on attention.cu's block per row and head, as before the tiles
+    bool tiled_attention_ = !switched_off("WINNOW_CUDA_TILED_ATTENTION");
     cudaStream_t stream_ = nullptr;
     cublasHandle_t blas_ = nullptr;
     cublasHandle_t tensor_blas_ = nullptr; // bf16 tensor-core products (the split products)

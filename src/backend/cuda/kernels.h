@@ -75,6 +75,11 @@ void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStr
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
                       int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s, const int32_t* pos_dev = nullptr, int max_keys = 0);
+// Dense causal attention for prefill rows (attention_tiles.cu): blocks of 16 query rows sharing each tile of 32 keys
+// in shared memory, an online softmax per row. head_dim <= kMaxTiledHeadDim; any number of keys; no device position.
+constexpr int kMaxTiledHeadDim = 128;
+void launch_attention_tiles(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
+                            int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s);
 // Flash-decoding (stage.h's attention_split_stage) splits a row's keys kSplitKeys at a time; its workspace holds
 // attention_split_workspace_floats(...) floats.
 constexpr int kSplitKeys = 256;
