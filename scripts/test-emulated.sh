@@ -58,7 +58,7 @@ cmake -S . -B "$build" -G Ninja "${flags[@]}" -DWINNOW_BUILD_TESTS=ON -DWINNOW_B
 # minutes there
 # (the tiny decoders and the step program on them, the fused head, the adaptive head's kernels and its persistent query, dequantize,
 # the sample op's slices handing over to its last block,
-# and the op harness's split and block-sparse decode attention); the other op cases and the long decoder tests run on
+# and the op harness's split and block-sparse decode attention, the tiled prefill attention); the other op cases and the long decoder tests run on
 # demand (scope all, the default; the sample op's own GPU tests take 5+ min each even without the detector).
 quick=0
 [ "$racecheck" = 1 ] && [ "${WINNOW_RACECHECK_SCOPE:-all}" = quick ] && quick=1
@@ -74,9 +74,10 @@ if [ "$quick" = 1 ]; then
   ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" -R '^gpu\.(CudaDecoder\.(Tiny|Megakernel)|CudaHead\.(Random|NaN|Refuses)|CudaAdaptiveHeadKernels|CudaAdaptiveWarmUp|CudaAdaptiveRounds|CudaAdaptiveHead\.(WarmUp|PersistentQueryEquals)|AllTypes/CudaDequantize|CudaSample\.SlicesSubset)'
   # the tiny decoders' contexts never reach a second attention split: the split decode (its last block merges the
   # others' results behind fences and a counter) and a block-sparse case from the op harness (the same merge); and the
-  # GEMV's staged Q8_0 / Q4_0 walk over rows at a 2-byte offset, two chunks a row (a warp's shared slice, __syncwarp)
+  # GEMV's staged Q8_0 / Q4_0 walk over rows at a 2-byte offset, two chunks a row (a warp's shared slice, __syncwarp);
+  # prefill's tiled attention (key tiles in shared memory, refilled behind a barrier) and split products
   ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" \
-    -R '^ops\..*cuda__(attention_F32_(smollm2_decode_pos300|split_decode_repeated|grouped_spion_b64_decode_pos3000)|linear_Q(8|4)_0_odd_long_13x1056_t7)'
+    -R '^ops\..*cuda__(attention_F32_(smollm2_decode_pos300|split_decode_repeated|grouped_spion_b64_decode_pos3000|smollm2_prefill_100_at_20)|linear_Q(8|4)_0_odd_long_13x1056_t7|linear_(BF16|F16)_smollm2_q_576x576_t9)'
   exit 0
 fi
 ctest --test-dir "$build" --output-on-failure -j "$jobs" -L 'emulator|gpu' "${exclude[@]}" "$@"
