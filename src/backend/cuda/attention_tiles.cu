@@ -48,10 +48,10 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
         qs[r][d] = r < rows ? q[(static_cast<size_t>(row0 + r) * n_head + h) * hd + d] : 0.0f;
     }
     float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kDimsPerLane];
-    #pragma unroll
+#pragma unroll
     for (int i = 0; i < kRowsPerWarp; ++i) {
         m[i] = -INFINITY, l[i] = 0.0f;
-        #pragma unroll
+#pragma unroll
         for (int t = 0; t < kDimsPerLane; ++t) acc[i][t] = 0.0f;
     }
 
@@ -65,7 +65,7 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
             vs[jj][d] = key ? load_act<C>(v, j * kv_dim + kv_base + d) : 0.0f;
         }
         __syncthreads();
-        #pragma unroll
+#pragma unroll
         for (int i = 0; i < kRowsPerWarp; ++i) {
             const int r = warp * kRowsPerWarp + i;
             const int q_pos = pos0 + row0 + r;
@@ -81,11 +81,11 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
             const float p = s == -INFINITY ? 0.0f : expf(s - m_new);
             const float rescale = expf(m[i] - m_new); // 0 on the row's first tile (m = -inf)
             l[i] = l[i] * rescale + warp_sum(p);
-            #pragma unroll
+#pragma unroll
             for (int t = 0; t < kDimsPerLane; ++t) acc[i][t] *= rescale;
             for (int jj = 0; jj < kTileKeys; ++jj) {
                 const float pj = __shfl_sync(0xffffffffu, p, jj);
-                #pragma unroll
+#pragma unroll
                 for (int t = 0; t < kDimsPerLane; ++t) {
                     const int d = lane + 32 * t;
                     if (d < hd) acc[i][t] = fmaf(pj, vs[jj][d], acc[i][t]);
@@ -94,13 +94,13 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
             m[i] = m_new;
         }
     }
-    #pragma unroll
+#pragma unroll
     for (int i = 0; i < kRowsPerWarp; ++i) {
         const int r = warp * kRowsPerWarp + i;
         if (r >= rows) continue;
         const float factor = 1.0f / l[i];
         float* orow = out + (static_cast<size_t>(row0 + r) * n_head + h) * hd;
-        #pragma unroll
+#pragma unroll
         for (int t = 0; t < kDimsPerLane; ++t) {
             const int d = lane + 32 * t;
             if (d < hd) orow[d] = acc[i][t] * factor;

@@ -45,8 +45,19 @@ void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) 
 // Products with this many tokens or more go through cuBLAS: BF16, F16 and Q4_0 matrices as bf16 tensor-core GEMMs over
 // exact bf16 slices (split_product.h), the other types as an fp32 sgemm on a decoded copy.
 constexpr int kGemmMinTokens = 8;
-// The split products' fp32 result, (weight slices x rows) x (3 x tokens), is bounded by taking the tokens in chunks.
-constexpr size_t kSplitProductBytes = size_t{256} << 20;
+// The split products' fp32 result, (weight slices x rows) x (3 x tokens), is bounded by taking the tokens in chunks of
+// at most this many bytes of it; WINNOW_CUDA_SPLIT_PRODUCT_BYTES sets another bound (the GPU tests' small chunks).
+constexpr int64_t kSplitProductBytes = int64_t{256} << 20;
+
+int64_t split_product_bytes() {
+    const char* env = std::getenv("WINNOW_CUDA_SPLIT_PRODUCT_BYTES");
+    if (!env) return kSplitProductBytes;
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    if (end == env || *end != '\0' || v < 1)
+        throw Error(ErrorKind::invalid_argument, std::string("WINNOW_CUDA_SPLIT_PRODUCT_BYTES must be a positive number of bytes, not '") + env + "'");
+    return v;
+}
 // Attention for at most this many query rows over more than cuda::kSplitKeys keys is split over the keys (decode).
 constexpr int kSplitMaxRows = 4;
 // Dense attention for this many query rows or more takes the tiled prefill kernel (attention_tiles.cu): below it a
@@ -562,7 +573,7 @@ private:
             lda = cols;
         }
         const int64_t per_token = w_slices * rows * xs * static_cast<int64_t>(sizeof(float));
-        const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(kSplitProductBytes) / per_token, 1, n);
+        const int64_t chunk = std::clamp<int64_t>(split_product_bytes_ / per_token, 1, n);
         uint16_t* xb = at_least(split_activations_, GgmlType::BF16, static_cast<size_t>(chunk * cols * xs)).data<uint16_t>();
         float* products = at_least(split_products_scratch_, GgmlType::F32, static_cast<size_t>(chunk * per_token / sizeof(float))).f32();
         const float one = 1.0f, zero = 0.0f;
@@ -740,6 +751,7 @@ private:
     bool sample_slices_ = !switched_off("WINNOW_CUDA_SAMPLE_SLICES");
     // WINNOW_CUDA_SPLIT_PRODUCTS=0: every prefill product on the fp32 sgemm, as before the bf16 split products
     bool split_products_ = !switched_off("WINNOW_CUDA_SPLIT_PRODUCTS");
+    int64_t split_product_bytes_ = split_product_bytes();
     // WINNOW_CUDA_TILED_ATTENTION=0: prefill's attention on attention.cu's block per row and head, as before the tiles
     bool tiled_attention_ = !switched_off("WINNOW_CUDA_TILED_ATTENTION");
     cudaStream_t stream_ = nullptr;

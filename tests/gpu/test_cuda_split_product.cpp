@@ -1,0 +1,127 @@
+// Prefill's split products (src/backend/cuda/split_product.h) where the op harness does not reach: the tokens taken in
+// chunks (the fp32 result bounded by WINNOW_CUDA_SPLIT_PRODUCT_BYTES; 256 MiB by default, which no harness shape
+// fills), against the double reference and against one chunk; and the split path against the fp32 sgemm it replaced
+// (WINNOW_CUDA_SPLIT_PRODUCTS=0). Skips without a GPU.
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/device.h"
+#include "device_matrix.h"
+#include "winnow/error.h"
+
+namespace {
+
+using namespace winnow;
+
+class CudaSplitProduct : public ::testing::TestWithParam<GgmlType> {
+protected:
+    void SetUp() override {
+        if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    }
+};
+
+// An environment variable set for the backends made while this lives (the backend reads its switches when it is made).
+struct Env {
+    Env(const char* name, const std::string& value) : name_(name) { setenv(name, value.c_str(), 1); }
+    ~Env() { unsetenv(name_); }
+    const char* name_;
+};
+
+constexpr int64_t kRows = 37, kCols = 160;
+constexpr int kTokens = 21;
+
+std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    return v;
+}
+
+// y = W x + b for kTokens tokens on a backend made now (with whatever switches are set), downloaded.
+std::vector<float> product(GgmlType type, const std::vector<float>& w, const std::vector<float>& x, const std::vector<float>& b) {
+    auto be = make_backend({.device = Device::cuda});
+    Tensor storage;
+    const Matrix m = gpu_test::place_matrix(*be, type, kRows, kCols, w, storage);
+    const Tensor xt = be->alloc(GgmlType::F32, kTokens, kCols), yt = be->alloc(GgmlType::F32, kTokens, kRows), bt = be->alloc(GgmlType::F32, 1, kRows);
+    be->upload(x.data(), xt);
+    be->upload(b.data(), bt);
+    be->linear(m, &bt, xt, yt);
+    std::vector<float> y(static_cast<size_t>(kTokens * kRows));
+    be->download(yt, y.data());
+    return y;
+}
+
+// The largest |y - ref| over the tokens and rows, relative to the row's sum of |w x| + |b|.
+double worst_relative_error(GgmlType type, const std::vector<float>& w, const std::vector<float>& x, const std::vector<float>& b,
+                            const std::vector<float>& y) {
+    // the weights as the device decodes them
+    const size_t rb = ggml_row_bytes(type, kCols);
+    std::vector<uint8_t> bytes(rb);
+    std::vector<float> wd(w.size());
+    for (int64_t r = 0; r < kRows; ++r) {
+        quantize_row_ref(type, w.data() + r * kCols, bytes.data(), kCols);
+        dequantize_row(type, bytes.data(), wd.data() + r * kCols, kCols);
+    }
+    double worst = 0;
+    for (int t = 0; t < kTokens; ++t)
+        for (int64_t r = 0; r < kRows; ++r) {
+            double ref = b[r], scale = std::fabs(b[r]);
+            for (int64_t c = 0; c < kCols; ++c) {
+                ref += static_cast<double>(wd[r * kCols + c]) * x[t * kCols + c];
+                scale += std::fabs(static_cast<double>(wd[r * kCols + c]) * x[t * kCols + c]);
+            }
+            worst = std::max(worst, std::fabs(y[t * kRows + r] - ref) / scale);
+        }
+    return worst;
+}
+
+int weight_slices(GgmlType t) { return t == GgmlType::BF16 ? 1 : 2; }
+
+TEST_P(CudaSplitProduct, ChunkedTokensAgreeWithOneChunkAndTheReference) {
+    const GgmlType type = GetParam();
+    const auto w = randn(kRows * kCols, 1), x = randn(kTokens * kCols, 2, 3.0f), b = randn(kRows, 3, 0.1f);
+    const auto whole = product(type, w, x, b);
+    // 4 tokens a chunk: five chunks of 4 and a last one of 1
+    const Env small("WINNOW_CUDA_SPLIT_PRODUCT_BYTES", std::to_string(4 * weight_slices(type) * kRows * 3 * 4));
+    const auto chunked = product(type, w, x, b);
+    // fp32 accumulation of 160 exact products: within 160 * 2^-24 of the scale (a token mixed up with another, or a
+    // chunk's rows shifted, is off by the whole value)
+    const double bound = kCols * std::ldexp(1.0, -24);
+    EXPECT_LT(worst_relative_error(type, w, x, b, whole), bound);
+    EXPECT_LT(worst_relative_error(type, w, x, b, chunked), bound);
+    double diff = 0;
+    for (size_t i = 0; i < whole.size(); ++i) diff = std::max(diff, static_cast<double>(std::fabs(whole[i] - chunked[i])));
+    EXPECT_LT(diff, 1e-4);
+}
+
+TEST_P(CudaSplitProduct, AsCloseToTheReferenceAsTheSgemm) {
+    const GgmlType type = GetParam();
+    const auto w = randn(kRows * kCols, 4), x = randn(kTokens * kCols, 5, 3.0f), b = randn(kRows, 6, 0.1f);
+    const auto split = product(type, w, x, b);
+    const Env off("WINNOW_CUDA_SPLIT_PRODUCTS", "0");
+    const auto sgemm = product(type, w, x, b);
+    const double e_split = worst_relative_error(type, w, x, b, split), e_sgemm = worst_relative_error(type, w, x, b, sgemm);
+    EXPECT_LT(e_split, kCols * std::ldexp(1.0, -24));
+    EXPECT_LT(e_sgemm, kCols * std::ldexp(1.0, -24));
+    std::printf("%s: worst error relative to sum |w x|: split products %.3g, fp32 sgemm %.3g\n", ggml_type_name(type), e_split, e_sgemm);
+}
+
+TEST(CudaSplitProductSwitch, ABadChunkBoundIsRefused) {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    for (const char* bad : {"0", "-5", "12x", ""}) {
+        const Env e("WINNOW_CUDA_SPLIT_PRODUCT_BYTES", bad);
+        EXPECT_THROW(make_backend({.device = Device::cuda}), Error) << "'" << bad << "'";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(SplitTypes, CudaSplitProduct, ::testing::Values(GgmlType::BF16, GgmlType::F16, GgmlType::Q4_0),
+                         [](const auto& info) { return std::string(ggml_type_name(info.param)); });
+
+} // namespace
