@@ -191,12 +191,13 @@ if command -v compute-sanitizer >/dev/null; then  # the sample op's harness case
     note "compute-sanitizer memcheck, persistent adaptive query: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-persistent.txt" | tail -1)"
   }
   # shared-memory races and barriers: the sample kernel (one 1024-thread block full of barriers and reused buffers), the
-  # GEMVs that stage the input's RMSNorm in shared memory and the fused qkv + rope kernel (rope_store_kv uses none)
+  # GEMVs that stage the input's RMSNorm in shared memory, the fused qkv + rope kernel (rope_store_kv uses none), and
+  # prefill's tiled attention (key tiles refilled behind barriers)
   for tool in racecheck synccheck; do
     san 45 $tool sanitizer-sample-$tool.txt $W/bin/winnow_gpu_tests --gtest_filter='CudaSample.SanitizerSubset'
     note "compute-sanitizer $tool, sample op: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-sample-$tool.txt" | tail -1)"
-    san 45 $tool sanitizer-fused-norm-$tool.txt $W/bin/winnow_ops_tests --gtest_filter='*cuda__rms_norm_linear*_t1:*cuda__rms_norm_qkv_rope*smollm2*'
-    note "compute-sanitizer $tool, fused norm GEMVs and qkv + rope: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-fused-norm-$tool.txt" | tail -1)"
+    san 45 $tool sanitizer-fused-norm-$tool.txt $W/bin/winnow_ops_tests --gtest_filter='*cuda__rms_norm_linear*_t1:*cuda__rms_norm_qkv_rope*smollm2*:*cuda__attention_F32_*prefill_100_at_20:*cuda__attention_BF16_llama1b_head128*'
+    note "compute-sanitizer $tool, fused norm GEMVs, qkv + rope and tiled attention: rc $? — $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-fused-norm-$tool.txt" | tail -1)"
   done
 else
   note "compute-sanitizer: not on the PATH"
