@@ -7,7 +7,9 @@ converted to a bf16 GGUF, tg128 as winnow's bench decode measures it (OUT/llama-
 After every model's timings (so that the timing table comes first under run.sh's cap), #11's logits proof on each:
 winnow logits (prefill and decode) against HF float32 on the same weights and 64 random ids (logits_parity.py), in
 OUT/logits-parity-<model>.json.
-Writes OUT/bench-<model>.json (winnow) and OUT/hf-peer.json; prints a table last."""
+Writes OUT/bench-<model>.json (winnow) and OUT/hf-peer.json; prints a table. Then, last (what run.sh's cap may cut),
+prefill's A/B per model: pp512 on the fp32 sgemm (WINNOW_CUDA_SPLIT_PRODUCTS=0) and with a block per attention row
+(WINNOW_CUDA_TILED_ATTENTION=0), against the pp512 of OUT/bench-<model>.json."""
 import argparse
 import json
 import os
@@ -159,9 +161,6 @@ def main():
             pp = next((x["tokens_per_s"] for x in rows if x["test"].startswith("pp")), None)
             print("%s: winnow pp512 %s tok/s, tg128 %s tok/s" % (name, pp, tg), flush=True)
             variant_bench(a.winnow, path, name, env, a.out, "megakernel", "tg128", {"WINNOW_CUDA_MEGAKERNEL": "1"}, "with the step program")
-            variant_bench(a.winnow, path, name, env, a.out, "sgemm-prefill", "pp512", {"WINNOW_CUDA_SPLIT_PRODUCTS": "0"}, "on the fp32 sgemm")
-            variant_bench(a.winnow, path, name, env, a.out, "untiled-attention", "pp512", {"WINNOW_CUDA_TILED_ATTENTION": "0"},
-                          "with a block per attention row")
             peer[name] = {"eager": hf_tokens_per_s(path)}
             if a.llama_peer and isinstance(cfg, LlamaConfig):
                 try:
@@ -204,6 +203,13 @@ def main():
     fx = lambda v: "%.2fx" % v if v else "-"
     for name, tg, roof, best, ratio, lc, lc_ratio in table:
         print(fmt % (name, f1(tg), "%.0f%%" % (100 * roof) if roof else "-", f1(best), fx(ratio), f1(lc), fx(lc_ratio)))
+    # last, so that under run.sh's cap they cannot cost the timings, the peers or the logits proof above: prefill's A/B
+    for name in MODELS:
+        path = os.path.join(a.models_dir, name)
+        if os.path.exists(os.path.join(path, "config.json")):
+            variant_bench(a.winnow, path, name, env, a.out, "sgemm-prefill", "pp512", {"WINNOW_CUDA_SPLIT_PRODUCTS": "0"}, "on the fp32 sgemm")
+            variant_bench(a.winnow, path, name, env, a.out, "untiled-attention", "pp512", {"WINNOW_CUDA_TILED_ATTENTION": "0"},
+                          "with a block per attention row")
 
 
 if __name__ == "__main__":
