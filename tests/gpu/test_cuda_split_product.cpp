@@ -113,6 +113,77 @@ TEST_P(CudaSplitProduct, AsCloseToTheReferenceAsTheSgemm) {
     std::printf("%s: worst error relative to sum |w x|: split products %.3g, fp32 sgemm %.3g\n", ggml_type_name(type), e_split, e_sgemm);
 }
 
+// A long inner dimension with every w and x positive, where a rounding that always goes one way (tensor cores do not
+// promise round-to-nearest inside their accumulation) adds up fastest: the split products must stay within fp32's
+// recursive-summation bound, (k - 1) * 2^-24 of sum |w x|, as the pedantic sgemm does. Both errors are printed.
+TEST(CudaSplitProductLongSums, PositiveTermsStayWithinTheFp32Bound) {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    constexpr int64_t rows = 16, cols = 8192;
+    constexpr int n = 9;
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    std::vector<float> w(rows * cols), x(n * cols);
+    for (auto& v : w) v = u(rng);
+    for (auto& v : x) v = u(rng);
+    auto run = [&] {
+        auto be = make_backend({.device = Device::cuda});
+        Tensor storage;
+        const Matrix m = gpu_test::place_matrix(*be, GgmlType::BF16, rows, cols, w, storage);
+        const Tensor xt = be->alloc(GgmlType::F32, n, cols), yt = be->alloc(GgmlType::F32, n, rows);
+        be->upload(x.data(), xt);
+        be->linear(m, nullptr, xt, yt);
+        std::vector<float> y(static_cast<size_t>(n * rows));
+        be->download(yt, y.data());
+        return y;
+    };
+    const auto split = run();
+    std::vector<float> sgemm;
+    {
+        const Env off("WINNOW_CUDA_SPLIT_PRODUCTS", "0");
+        sgemm = run();
+    }
+    double e_split = 0, e_sgemm = 0;
+    for (int t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+            double ref = 0;
+            for (int64_t c = 0; c < cols; ++c) ref += static_cast<double>(bf16_to_fp32(fp32_to_bf16(w[r * cols + c]))) * x[t * cols + c];
+            e_split = std::max(e_split, std::fabs(split[t * rows + r] - ref) / ref);
+            e_sgemm = std::max(e_sgemm, std::fabs(sgemm[t * rows + r] - ref) / ref);
+        }
+    std::printf("k = %lld, positive terms: worst relative error split products %.3g, fp32 sgemm %.3g (bound %.3g)\n", static_cast<long long>(cols),
+                e_split, e_sgemm, (cols - 1) * std::ldexp(1.0, -24));
+    EXPECT_LT(e_split, (cols - 1) * std::ldexp(1.0, -24));
+    EXPECT_LT(e_sgemm, (cols - 1) * std::ldexp(1.0, -24));
+}
+
+// An infinite activation: its second and third slices are 0, and 0 times a weight slice pairs with inf elsewhere; the
+// outputs must be the fp32 sgemm's infinities (split_product::finish recomputes a NaN from the unsplit values), and a
+// NaN activation must stay NaN.
+TEST_P(CudaSplitProduct, NonFiniteActivationsGiveTheSgemmsValues) {
+    const GgmlType type = GetParam();
+    auto w = randn(kRows * kCols, 7);
+    for (auto& v : w) v = std::fabs(v) + 0.01f; // positive: a product with +inf is +inf, unless the weight rounds to 0
+    auto x = randn(kTokens * kCols, 8), b = randn(kRows, 9, 0.1f);
+    x[5] = INFINITY;            // token 0
+    x[kCols + 7] = -INFINITY;   // token 1
+    x[2 * kCols + 9] = NAN;     // token 2
+    const auto split = product(type, w, x, b);
+    const Env off("WINNOW_CUDA_SPLIT_PRODUCTS", "0");
+    const auto sgemm = product(type, w, x, b);
+    // (a weight quantized to 0 makes 0 * inf = NaN on both paths: Q4_0's smallest values)
+    int infinities = 0;
+    for (int64_t r = 0; r < kRows; ++r) {
+        EXPECT_TRUE(std::isnan(split[2 * kRows + r])) << "token 2 row " << r;
+        for (int t = 0; t < 2; ++t) {
+            const float sp = split[t * kRows + r], sg = sgemm[t * kRows + r];
+            if (std::isnan(sg)) EXPECT_TRUE(std::isnan(sp)) << "token " << t << " row " << r;
+            else EXPECT_EQ(sp, sg) << "token " << t << " row " << r;
+            infinities += std::isinf(sp);
+        }
+    }
+    EXPECT_GT(infinities, kRows);
+}
+
 TEST(CudaSplitProductSwitch, ABadChunkBoundIsRefused) {
     if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
     for (const char* bad : {"0", "-5", "12x", ""}) {

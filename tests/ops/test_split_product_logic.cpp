@@ -180,3 +180,28 @@ TEST(SplitProductLogic, SplitProductsAreAsCloseAsAnFp32Product) {
 }
 
 } // namespace
+
+namespace {
+
+// finish() on one output, rows = n = 1, products made as the device makes them (exact slice products summed in fp32).
+float one_output(float w, int w_slices, float x) {
+    uint16_t wp[2] = {0, 0}, xp[3];
+    sp::split(w, w_slices, wp);
+    sp::split(x, 3, xp);
+    std::vector<float> products(static_cast<size_t>(w_slices) * 3, 0.0f);
+    for (int i = 0; i < w_slices; ++i)
+        for (int j = 0; j < 3; ++j) products[sp::product_index({i, j}, 0, 0, 1, 1, w_slices)] = sp::bf16_value(wp[i]) * sp::bf16_value(xp[j]);
+    return sp::finish(products.data(), wp, 1, &x, 1, 0, 0, 1, 1, w_slices, nullptr);
+}
+
+TEST(SplitProductLogic, InfinitiesGiveTheFp32ProductNotNaN) {
+    // an infinite input times the other side's zero slice is a NaN partial product; finish() recomputes it
+    EXPECT_EQ(one_output(1.0f, 2, INFINITY), INFINITY);    // F16 / Q4_0 weight 1.0: its second slice is 0
+    EXPECT_EQ(one_output(1.0f, 1, -INFINITY), -INFINITY);  // BF16 weight, an activation of -inf (its slices 2 and 3 are 0)
+    EXPECT_EQ(one_output(INFINITY, 1, 1.0f), INFINITY);    // an infinite weight times 1.0 (whose slices 2 and 3 are 0)
+    EXPECT_TRUE(std::isnan(one_output(0.0f, 1, INFINITY))); // 0 * inf is NaN in fp32 too
+    EXPECT_TRUE(std::isnan(one_output(2.0f, 2, NAN)));
+    EXPECT_EQ(one_output(3.0f, 2, 0.5f), 1.5f);            // finite: the slices' sum
+}
+
+} // namespace

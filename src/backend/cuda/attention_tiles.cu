@@ -83,7 +83,9 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
             l[i] = l[i] * rescale + warp_sum(p);
 #pragma unroll
             for (int t = 0; t < kDimsPerLane; ++t) acc[i][t] *= rescale;
-            for (int jj = 0; jj < kTileKeys; ++jj) {
+            // keys past the row's position: weight 0, but a later token's infinite value would make 0 * inf = NaN
+            const int last = min(kTileKeys, q_pos - j0 + 1); // warp-uniform
+            for (int jj = 0; jj < last; ++jj) {
                 const float pj = __shfl_sync(0xffffffffu, p, jj);
 #pragma unroll
                 for (int t = 0; t < kDimsPerLane; ++t) {

@@ -558,17 +558,17 @@ private:
     }
 
     // Prefill's y = W x (+ b) on bf16 tensor cores at fp32 accuracy (split_product.h): W as w_slices exact bf16
-    // slices (BF16 read in place; F16 and Q4_0 decoded, then split in two), each chunk of tokens' activations as three,
+    // slices (BF16 read in place; F16 and Q4_0 decoded and split in two), each chunk of tokens' activations as three,
     // one GEMM per chunk over every pair of slices, and the partial products summed back, smallest first, with the bias.
     void split_product(const Matrix& w, int w_slices, const float* bias, const Tensor& x, const Tensor& y) {
         const int64_t rows = w.rows, cols = w.cols, n = x.rows();
         constexpr int xs = 3; // activation slices
-        const void* a = w.data;
+        const uint16_t* a = reinterpret_cast<const uint16_t*>(w.data); // BF16: the stored rows are the slice
         int64_t lda = static_cast<int64_t>(w.row_bytes / 2);
         if (w_slices > 1) {
             const size_t count = static_cast<size_t>(rows) * cols;
             uint16_t* slices = at_least(split_weights_, GgmlType::BF16, count * w_slices).data<uint16_t>();
-            cuda::launch_split_bf16(decoded(w), count, w_slices, slices, stream());
+            cuda::launch_split_weights(w.type, w.data, w.row_bytes, rows, cols, w_slices, slices, stream());
             a = slices;
             lda = cols;
         }
@@ -584,7 +584,7 @@ private:
             WINNOW_CUBLAS_CHECK(cublasGemmEx(tensor_blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w_slices * rows), static_cast<int>(xs * c),
                                              static_cast<int>(cols), &one, a, CUDA_R_16BF, static_cast<int>(lda), xb, CUDA_R_16BF, static_cast<int>(cols),
                                              &zero, products, CUDA_R_32F, static_cast<int>(w_slices * rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-            cuda::launch_combine_split_products(products, rows, c, w_slices, bias, y.f32() + t0 * rows, stream());
+            cuda::launch_combine_split_products({products, a, lda, x.f32() + t0 * cols, rows, cols, c, w_slices, bias, y.f32() + t0 * rows}, stream());
         }
     }
 

@@ -3,6 +3,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/split_product_logic.cuh"
+#include "backend/cuda/weight_access.cuh"
 
 namespace winnow::cuda {
 
@@ -21,13 +22,24 @@ __global__ void split_kernel(const float* __restrict__ src, size_t count, int sl
     for (int s = 0; s < slices; ++s) dst[s * count + i] = parts[s];
 }
 
-// One thread per output: consecutive threads take consecutive rows, which are consecutive in every product column.
-__global__ void combine_kernel(const float* __restrict__ products, int64_t rows, int64_t n, int w_slices, const float* __restrict__ bias,
-                               float* __restrict__ y) {
+// A stored weight matrix's decoded values (weight_at: the CPU's dequantize_row values), cut into slices in one pass
+// (no fp32 copy of the matrix in between).
+template <GgmlType T>
+__global__ void split_weights_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* __restrict__ dst) {
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-    if (i >= rows * n) return;
-    const int64_t t = i / rows, r = i % rows;
-    y[i] = split_product::combine(products, r, t, rows, n, w_slices, bias);
+    const int64_t count = rows * cols;
+    if (i >= count) return;
+    uint16_t parts[split_product::kMaxWeightSlices];
+    split_product::split(weight_at<T>(w + (i / cols) * row_bytes, i % cols), slices, parts);
+    for (int s = 0; s < slices; ++s) dst[s * count + i] = parts[s];
+}
+
+// One thread per output: consecutive threads take consecutive rows, which are consecutive in every product column.
+__global__ void combine_kernel(const SplitProductOutputs o) {
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= o.rows * o.n) return;
+    const int64_t t = i / o.rows, r = i % o.rows;
+    o.y[i] = split_product::finish(o.products, o.a, o.lda, o.x, o.cols, r, t, o.rows, o.n, o.w_slices, o.bias);
 }
 
 } // namespace
@@ -49,11 +61,21 @@ void launch_split_bf16(const float* src, size_t count, int slices, uint16_t* dst
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_combine_split_products(const float* products, int64_t rows, int64_t n, int w_slices, const float* bias, float* y, cudaStream_t s) {
-    if (w_slices < 1 || w_slices > split_product::kMaxWeightSlices)
-        throw Error(ErrorKind::invalid_argument, "combine_split_products: " + std::to_string(w_slices) + " weight slices (1 or 2)");
-    if (rows * n == 0) return;
-    launch_plain(combine_kernel, blocks_for(rows * n), kThreads, 0, s, products, rows, n, w_slices, bias, y);
+void launch_split_weights(GgmlType type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* dst, cudaStream_t s) {
+    if (slices < 1 || slices > split_product::kMaxWeightSlices)
+        throw Error(ErrorKind::invalid_argument, "split_weights: " + std::to_string(slices) + " slices (1 or 2)");
+    if (rows * cols == 0) return;
+    dispatch_weight_type(type, [&]<GgmlType T>() {
+        launch_plain(split_weights_kernel<T>, blocks_for(rows * cols), kThreads, 0, s, static_cast<const uint8_t*>(w), row_bytes, rows, cols, slices, dst);
+    });
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_combine_split_products(const SplitProductOutputs& o, cudaStream_t s) {
+    if (o.w_slices < 1 || o.w_slices > split_product::kMaxWeightSlices)
+        throw Error(ErrorKind::invalid_argument, "combine_split_products: " + std::to_string(o.w_slices) + " weight slices (1 or 2)");
+    if (o.rows * o.n == 0) return;
+    launch_plain(combine_kernel, blocks_for(o.rows * o.n), kThreads, 0, s, o);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

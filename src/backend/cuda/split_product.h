@@ -19,8 +19,22 @@ int split_weight_slices(GgmlType type);
 // dst[s * count + i] = slice s of src[i], for s < slices (bf16 bits). count floats in, slices * count out.
 void launch_split_bf16(const float* src, size_t count, int slices, uint16_t* dst, cudaStream_t s);
 
-// y[t][r] (n x rows, row-major) = the sum of the partial products for token t, row r, smallest first, plus bias[r]
-// (bias may be null). products: cuBLAS's column-major (w_slices * rows) x (3 * n) result.
-void launch_combine_split_products(const float* products, int64_t rows, int64_t n, int w_slices, const float* bias, float* y, cudaStream_t s);
+// The decoded values of a stored matrix (rows x cols, rows row_bytes apart, any weight type) as `slices` (1 or 2)
+// stacked bf16 matrices: dst[s * rows * cols + r * cols + c].
+void launch_split_weights(GgmlType type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* dst, cudaStream_t s);
+
+// What the combining kernel reads and writes for a chunk of n tokens.
+struct SplitProductOutputs {
+    const float* products;  // cuBLAS's column-major (w_slices * rows) x (3 * n) result
+    const uint16_t* a;      // the weight slices the GEMM read (slice s of row r at row s * rows + r), leading dimension lda
+    int64_t lda;
+    const float* x;         // the chunk's activations, n x cols: a NaN from the slices is recomputed from them (finish())
+    int64_t rows, cols, n;
+    int w_slices;
+    const float* bias;      // rows values, or null
+    float* y;               // n x rows, row-major
+};
+// y[t][r] = the sum of the partial products for token t, row r, smallest first, plus bias[r] (split_product::finish).
+void launch_combine_split_products(const SplitProductOutputs& o, cudaStream_t s);
 
 } // namespace winnow::cuda

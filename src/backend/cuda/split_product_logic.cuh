@@ -12,7 +12,10 @@
 // an fp32 product up to the order and rounding of the accumulation (Hopper's tensor cores add in fp32 but do not
 // promise round-to-nearest inside an MMA; the op harness's fp32 tolerance is the check). Weights: BF16 is one slice;
 // F16 (11 significant bits) and Q4_0 (an 11-bit scale times a 4-bit integer: at most 14 bits) are two, exactly;
-// F32, Q8_0 and Q4_1 would need three, nine products, and stay on the fp32 sgemm.
+// F32, Q8_0 and Q4_1 would need three, nine products, and stay on the fp32 sgemm. Non-finite inputs: an infinity times
+// the other operand's zero slice is a NaN partial product where the fp32 product is an infinity, so finish() recomputes
+// any NaN output as the plain fp32 dot product (finite inputs never pay for it).
+#include <cmath>
 #include <cstdint>
 
 #include "backend/cuda/float_bits.cuh"
@@ -81,6 +84,27 @@ WINNOW_SPLIT_FN int64_t product_index(Term tm, int64_t r, int64_t t, int64_t row
 WINNOW_SPLIT_FN float combine(const float* products, int64_t r, int64_t t, int64_t rows, int64_t n, int w_slices, const float* bias) {
     float s = 0.0f;
     for (int k = 0; k < terms(w_slices); ++k) s += products[product_index(term(k, w_slices), r, t, rows, n, w_slices)];
+    return bias ? s + bias[r] : s;
+}
+
+// Weight (r, k) from its slices as the GEMM reads them (slice s of row r at row s * rows + r of a, leading dimension
+// lda): their sum, exact (the slices of a value sum back to it).
+WINNOW_SPLIT_FN float weight_from_slices(const uint16_t* a, int64_t lda, int64_t rows, int w_slices, int64_t r, int64_t k) {
+    float w = 0.0f;
+    for (int s = w_slices - 1; s >= 0; --s) w += bf16_value(a[(s * rows + r) * lda + k]);
+    return w;
+}
+
+// y[t][r] as combine() gives it, except where that is NaN: an infinite input times a zero slice of the other operand
+// makes a NaN partial product where the fp32 product is an infinity, so a NaN is recomputed as the plain fp32 dot
+// product of the unsplit values (x: the token rows, cols each). Finite inputs never take it; NaN inputs take it and
+// stay NaN.
+WINNOW_SPLIT_FN float finish(const float* products, const uint16_t* a, int64_t lda, const float* x, int64_t cols, int64_t r, int64_t t, int64_t rows,
+                             int64_t n, int w_slices, const float* bias) {
+    const float y = combine(products, r, t, rows, n, w_slices, bias);
+    if (y == y) return y;
+    float s = 0.0f;
+    for (int64_t k = 0; k < cols; ++k) s = fmaf(weight_from_slices(a, lda, rows, w_slices, r, k), x[t * cols + k], s);
     return bias ? s + bias[r] : s;
 }
 
