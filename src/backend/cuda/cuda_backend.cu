@@ -546,9 +546,9 @@ private:
     // The matrix decoded to fp32 in the prefill scratch (the same values as the CPU's dequantize_row).
     const float* decoded(const Matrix& w) {
         const size_t need = static_cast<size_t>(w.rows) * w.cols;
-        if (decoded_.numel() < static_cast<int64_t>(need)) decoded_ = alloc(GgmlType::F32, 1, static_cast<int64_t>(need));
-        cuda::dequantize(w.type, w.data, decoded_.f32(), need, stream());
-        return decoded_.f32();
+        float* out = at_least(decoded_, GgmlType::F32, need).f32();
+        cuda::dequantize(w.type, w.data, out, need, stream());
+        return out;
     }
 
     // A scratch of at least `elements` values of `type`, grown (never shrunk) as prefill needs.
@@ -568,7 +568,7 @@ private:
         if (w_slices > 1) {
             const size_t count = static_cast<size_t>(rows) * cols;
             uint16_t* slices = at_least(split_weights_, GgmlType::BF16, count * w_slices).data<uint16_t>();
-            cuda::launch_split_weights(w.type, w.data, w.row_bytes, rows, cols, w_slices, slices, stream());
+            cuda::launch_split(w.type, w.data, w.row_bytes, rows, cols, w_slices, slices, stream());
             a = slices;
             lda = cols;
         }
@@ -579,7 +579,7 @@ private:
         const float one = 1.0f, zero = 0.0f;
         for (int64_t t0 = 0; t0 < n; t0 += chunk) {
             const int64_t c = std::min(chunk, n - t0);
-            cuda::launch_split_bf16(x.f32() + t0 * cols, static_cast<size_t>(c * cols), xs, xb, stream());
+            cuda::launch_split(GgmlType::F32, x.f32() + t0 * cols, cols * sizeof(float), c, cols, xs, xb, stream());
             // (w_slices * rows) x (3c) = [W_0; W_1]^T-stacked rows (rows x cols each, row-major) x the slices' columns
             WINNOW_CUBLAS_CHECK(cublasGemmEx(tensor_blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w_slices * rows), static_cast<int>(xs * c),
                                              static_cast<int>(cols), &one, a, CUDA_R_16BF, static_cast<int>(lda), xb, CUDA_R_16BF, static_cast<int>(cols),

@@ -13,24 +13,16 @@ constexpr int kThreads = 256;
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
-// One thread per value: its slices, each written where the GEMM reads that slice's copy of the matrix.
-__global__ void split_kernel(const float* __restrict__ src, size_t count, int slices, uint16_t* __restrict__ dst) {
-    const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-    if (i >= count) return;
-    uint16_t parts[split_product::kActivationSlices];
-    split_product::split(src[i], slices, parts);
-    for (int s = 0; s < slices; ++s) dst[s * count + i] = parts[s];
-}
-
-// A stored weight matrix's decoded values (weight_at: the CPU's dequantize_row values), cut into slices in one pass
-// (no fp32 copy of the matrix in between).
+// One thread per value of a stored matrix (rows x cols, rows row_bytes apart; activations are an F32 matrix): its decoded
+// value (weight_at: the CPU's dequantize_row values) cut into slices, each written where the GEMM reads that slice's
+// copy of the matrix. No fp32 copy of a quantized matrix in between.
 template <GgmlType T>
-__global__ void split_weights_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* __restrict__ dst) {
+__global__ void split_kernel(const uint8_t* __restrict__ src, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* __restrict__ dst) {
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     const int64_t count = rows * cols;
     if (i >= count) return;
-    uint16_t parts[split_product::kMaxWeightSlices];
-    split_product::split(weight_at<T>(w + (i / cols) * row_bytes, i % cols), slices, parts);
+    uint16_t parts[split_product::kActivationSlices];
+    split_product::split(weight_at<T>(src + (i / cols) * row_bytes, i % cols), slices, parts);
     for (int s = 0; s < slices; ++s) dst[s * count + i] = parts[s];
 }
 
@@ -53,20 +45,12 @@ int split_weight_slices(GgmlType type) {
     }
 }
 
-void launch_split_bf16(const float* src, size_t count, int slices, uint16_t* dst, cudaStream_t s) {
+void launch_split(GgmlType type, const void* src, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* dst, cudaStream_t s) {
     if (slices < 1 || slices > split_product::kActivationSlices)
-        throw Error(ErrorKind::invalid_argument, "split_bf16: " + std::to_string(slices) + " slices (1 to 3)");
-    if (count == 0) return;
-    launch_plain(split_kernel, blocks_for(static_cast<int64_t>(count)), kThreads, 0, s, src, count, slices, dst);
-    WINNOW_CUDA_CHECK(cudaGetLastError());
-}
-
-void launch_split_weights(GgmlType type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* dst, cudaStream_t s) {
-    if (slices < 1 || slices > split_product::kMaxWeightSlices)
-        throw Error(ErrorKind::invalid_argument, "split_weights: " + std::to_string(slices) + " slices (1 or 2)");
+        throw Error(ErrorKind::invalid_argument, "split_product: " + std::to_string(slices) + " slices (1 to 3)");
     if (rows * cols == 0) return;
     dispatch_weight_type(type, [&]<GgmlType T>() {
-        launch_plain(split_weights_kernel<T>, blocks_for(rows * cols), kThreads, 0, s, static_cast<const uint8_t*>(w), row_bytes, rows, cols, slices, dst);
+        launch_plain(split_kernel<T>, blocks_for(rows * cols), kThreads, 0, s, static_cast<const uint8_t*>(src), row_bytes, rows, cols, slices, dst);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

@@ -16,12 +16,9 @@ namespace winnow::cuda {
 // these stay on the fp32 sgemm).
 int split_weight_slices(GgmlType type);
 
-// dst[s * count + i] = slice s of src[i], for s < slices (bf16 bits). count floats in, slices * count out.
-void launch_split_bf16(const float* src, size_t count, int slices, uint16_t* dst, cudaStream_t s);
-
-// The decoded values of a stored matrix (rows x cols, rows row_bytes apart, any weight type) as `slices` (1 or 2)
-// stacked bf16 matrices: dst[s * rows * cols + r * cols + c].
-void launch_split_weights(GgmlType type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* dst, cudaStream_t s);
+// The decoded values of a stored matrix (rows x cols, rows row_bytes apart, any weight type; the activations as F32)
+// as `slices` (1 to 3) stacked bf16 matrices: dst[s * rows * cols + r * cols + c].
+void launch_split(GgmlType type, const void* src, size_t row_bytes, int64_t rows, int64_t cols, int slices, uint16_t* dst, cudaStream_t s);
 
 // What the combining kernel reads and writes for a chunk of n tokens.
 struct SplitProductOutputs {
