@@ -114,10 +114,14 @@ if [ -f $model ]; then
   kill $clocks 2>/dev/null
   note "bench SmolLM2 Q4_1 cuda: rc $rc — SM clock during it (MHz, min/median/max): $(awk -F', ' 'NR > 1 && $2 + 0 > 0 {print $2 + 0}' "$OUT/clocks-during-bench.csv" | sort -n | awk '{a[NR] = $1} END {if (NR) print a[1] "/" a[int((NR + 1) / 2)] "/" a[NR]; else print "none read"}')"
   # pp512 with prefill's attention as before the key tiles (attention_tiles.cu): a block per row and head, every key
-  # read from L2 by every row (this file's products stay on the fp32 sgemm either way: Q4_1 is not split)
+  # read from L2 by every row
   step 30 "${ours[@]}" WINNOW_CUDA_TILED_ATTENTION=0 $W/bin/winnow bench decode -m $model --device cuda -p 512 -n 0 -r 5 --json \
     > "$OUT/bench-smollm2-q4_1-untiled-attention.json" 2> "$OUT/bench-smollm2-q4_1-untiled-attention.err"
   note "bench SmolLM2 Q4_1 cuda, untiled prefill attention (WINNOW_CUDA_TILED_ATTENTION=0): rc $? — pp512 $(grep -o '"tokens_per_s": *[0-9.]*' "$OUT/bench-smollm2-q4_1-untiled-attention.json" | head -1 | grep -o '[0-9.]*$') tok/s"
+  # and with its Q4_1 products on the fp32 sgemm over a decoded copy, as before the split products took Q4_1 (block sums)
+  step 30 "${ours[@]}" WINNOW_CUDA_SPLIT_PRODUCTS=0 $W/bin/winnow bench decode -m $model --device cuda -p 512 -n 0 -r 5 --json \
+    > "$OUT/bench-smollm2-q4_1-sgemm-prefill.json" 2> "$OUT/bench-smollm2-q4_1-sgemm-prefill.err"
+  note "bench SmolLM2 Q4_1 cuda, prefill on the fp32 sgemm (WINNOW_CUDA_SPLIT_PRODUCTS=0): rc $? — pp512 $(grep -o '"tokens_per_s": *[0-9.]*' "$OUT/bench-smollm2-q4_1-sgemm-prefill.json" | head -1 | grep -o '[0-9.]*$') tok/s"
   # tg128 again with one thing turned off, each in its own process (name, then the environment):
   #   nographs          WINNOW_CUDA_GRAPHS=0: no recorded decode step (what one launch per token buys)
   #   unfused-norm      WINNOW_CUDA_FUSE_NORM=0: the input norms as launches of their own (each GEMV block otherwise

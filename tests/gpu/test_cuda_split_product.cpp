@@ -192,7 +192,7 @@ TEST(CudaSplitProductSwitch, ABadChunkBoundIsRefused) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(SplitTypes, CudaSplitProduct, ::testing::Values(GgmlType::BF16, GgmlType::F16, GgmlType::Q4_0),
+INSTANTIATE_TEST_SUITE_P(SplitTypes, CudaSplitProduct, ::testing::Values(GgmlType::BF16, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1),
                          [](const auto& info) { return std::string(ggml_type_name(info.param)); });
 
 } // namespace

@@ -6,6 +6,7 @@
 // check them end to end (on the SIMT emulator here, on the GPU machine there).
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <set>
@@ -89,17 +90,34 @@ TEST(SplitProductLogic, TwoSlicesHoldEveryF16AndQ4_0Weight) {
         // Q4_0: (q - 8) * d, d an f16 scale, as the CPU and the device decode it (one fp32 product)
         for (int q = 0; q < 16; ++q) {
             const float v = static_cast<float>(q - 8) * w;
-            if (std::isfinite(v)) ASSERT_EQ(sum_of_slices(v, 2), static_cast<double>(v)) << "q4_0 scale bits " << h << " q " << q;
+            if (std::isfinite(v)) {
+                ASSERT_EQ(sum_of_slices(v, 2), static_cast<double>(v)) << "q4_0 scale bits " << h << " q " << q;
+            }
         }
     }
 }
 
-TEST(SplitProductLogic, Q8_0AndQ4_1WeightsWouldNeedThreeSlices) {
-    // why they stay on the fp32 sgemm: their decoded values have more than 16 significant bits
+TEST(SplitProductLogic, Q8_0AndDecodedQ4_1WeightsWouldNeedThreeSlices) {
+    // why Q8_0 stays on the fp32 sgemm, and why Q4_1 is split as d q and m apart: these decoded values have more than 16
+    // significant bits
     const float d = winnow::fp16_to_fp32(0x3555); // 0.33325195...
     const float q8 = 127.0f * d, q4_1 = 13.0f * d + winnow::fp16_to_fp32(0x1e66);
     EXPECT_NE(sum_of_slices(q8, 2), static_cast<double>(q8));
     EXPECT_NE(sum_of_slices(q4_1, 2), static_cast<double>(q4_1));
+}
+
+TEST(SplitProductLogic, TwoSlicesHoldEveryQ4_1Part) {
+    // Q4_1's augmented columns: d q for every f16 scale d and q in 0..15 (at most 15 significant bits), and m, an f16
+    // value (TwoSlicesHoldEveryF16AndQ4_0Weight)
+    for (uint32_t h = 0; h < 65536; ++h) {
+        const float d = winnow::fp16_to_fp32(static_cast<uint16_t>(h));
+        if (!std::isfinite(d)) continue;
+        for (int q = 0; q < 16; ++q) {
+            const float v = static_cast<float>(q) * d;
+            ASSERT_EQ(static_cast<double>(v), static_cast<double>(q) * d) << "d q rounded: scale bits " << h << " q " << q;
+            ASSERT_EQ(sum_of_slices(v, 2), static_cast<double>(v)) << "q4_1 scale bits " << h << " q " << q;
+        }
+    }
 }
 
 TEST(SplitProductLogic, TermsAreEveryPairOnceSmallestFirst) {
@@ -179,6 +197,72 @@ TEST(SplitProductLogic, SplitProductsAreAsCloseAsAnFp32Product) {
     EXPECT_GT(worst2, 4.0 * worst3) << "split2 " << worst2 << " split3 " << worst3;
 }
 
+// One row of Q4_1 weights (cols a multiple of 32) times one token through the augmented columns, as the device splits
+// and multiplies them (split_product.cu's Q4_1Augmented, here from the same bytes): the relative error against the
+// double product of the decoded weights, with the block sums and, to show they carry the m terms, without them.
+struct Q4_1Errors {
+    double augmented = 0, fp32 = 0, without_sums = 0;
+};
+
+Q4_1Errors q4_1_row_errors(int cols, std::mt19937& rng) {
+    std::normal_distribution<float> nd;
+    std::vector<float> w(cols), wd(cols), x(cols);
+    for (auto& v : w) v = nd(rng) + 0.3f;
+    for (auto& v : x) v = nd(rng) * 3.0f;
+    std::vector<uint8_t> bytes(static_cast<size_t>(cols / 32) * 20);
+    winnow::quantize_row_ref(winnow::GgmlType::Q4_1, w.data(), bytes.data(), cols);
+    winnow::dequantize_row(winnow::GgmlType::Q4_1, bytes.data(), wd.data(), cols);
+    const int64_t k = sp::augmented_cols(cols, true);
+    auto weight = [&](int64_t c) { // d q, then each block's m
+        const uint8_t* b = bytes.data() + (c < cols ? c / 32 : c - cols) * 20;
+        if (c >= cols) return winnow::fp16_to_fp32(static_cast<uint16_t>(b[2] | b[3] << 8));
+        const int j = static_cast<int>(c % 32), q = j < 16 ? (b[4 + j] & 0x0f) : (b[4 + j - 16] >> 4);
+        return static_cast<float>(q) * winnow::fp16_to_fp32(static_cast<uint16_t>(b[0] | b[1] << 8));
+    };
+    double ref = 0, scale = 0;
+    float fp32 = 0;
+    for (int c = 0; c < cols; ++c) {
+        ref += static_cast<double>(wd[c]) * x[c];
+        scale += std::fabs(static_cast<double>(wd[c]) * x[c]);
+        fp32 = std::fma(wd[c], x[c], fp32);
+    }
+    auto split_product = [&](int64_t columns) {
+        std::vector<float> products(2 * 3, 0.0f);
+        for (int64_t c = 0; c < columns; ++c) {
+            uint16_t wp[2], xp[3];
+            sp::split(weight(c), 2, wp);
+            sp::split(sp::augmented_activation(x.data(), cols, c), 3, xp);
+            for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 3; ++j) products[sp::product_index({i, j}, 0, 0, 1, 1, 2)] += sp::bf16_value(wp[i]) * sp::bf16_value(xp[j]);
+        }
+        return sp::combine(products.data(), 0, 0, 1, 1, 2, nullptr);
+    };
+    return {std::fabs(split_product(k) - ref) / scale, std::fabs(fp32 - ref) / scale, std::fabs(split_product(cols) - ref) / scale};
+}
+
+TEST(SplitProductLogic, Q4_1ThroughBlockSumsIsAsCloseAsAnFp32Product) {
+    EXPECT_EQ(sp::augmented_cols(576, true), 576 + 18);
+    EXPECT_EQ(sp::augmented_cols(576, false), 576);
+    const float x[64] = {1.0f, 2.0f, 3.0f};
+    EXPECT_EQ(sp::augmented_activation(x, 64, 3), 0.0f);
+    EXPECT_EQ(sp::augmented_activation(x, 64, 64), 6.0f); // block 0's sum
+    EXPECT_EQ(sp::augmented_activation(x, 64, 65), 0.0f);
+    std::mt19937 rng(5);
+    double worst = 0, worst_fp32 = 0, mean_without = 0;
+    for (int trial = 0; trial < 200; ++trial) {
+        const Q4_1Errors e = q4_1_row_errors(1536, rng);
+        worst = std::max(worst, e.augmented);
+        worst_fp32 = std::max(worst_fp32, e.fp32);
+        mean_without += e.without_sums / 200;
+    }
+    // the block sums' roundings (31 additions each, against m's share of sum |w x|) and the decoded weights' rounding,
+    // which the augmented product does not have, are both of fp32's size: within a few times the fp32 product's error
+    EXPECT_LT(worst, 8.0 * worst_fp32 + 1e-9) << "augmented " << worst << " fp32 " << worst_fp32;
+    EXPECT_LT(worst, 1536 * std::ldexp(1.0, -24));
+    EXPECT_GT(mean_without, 1e-2) << "without the block sums the m terms are missing";
+    std::printf("Q4_1 through block sums: worst relative error %.3g (fp32 product %.3g); without them %.3g on average\n", worst, worst_fp32, mean_without);
+}
+
 } // namespace
 
 namespace {
@@ -191,7 +275,7 @@ float one_output(float w, int w_slices, float x) {
     std::vector<float> products(static_cast<size_t>(w_slices) * 3, 0.0f);
     for (int i = 0; i < w_slices; ++i)
         for (int j = 0; j < 3; ++j) products[sp::product_index({i, j}, 0, 0, 1, 1, w_slices)] = sp::bf16_value(wp[i]) * sp::bf16_value(xp[j]);
-    return sp::finish(products.data(), wp, 1, &x, 1, 0, 0, 1, 1, w_slices, nullptr);
+    return sp::finish(products.data(), [w](int64_t, int64_t) { return w; }, &x, 1, 0, 0, 1, 1, w_slices, nullptr);
 }
 
 TEST(SplitProductLogic, InfinitiesGiveTheFp32ProductNotNaN) {

@@ -13,6 +13,7 @@
 #include "backend/cuda/device.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/split_product.h"
+#include "backend/cuda/split_product_logic.cuh"
 #include "backend/cuda/stage.h"
 #include "backend/cuda/step_program.h"
 
@@ -42,8 +43,8 @@ void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) 
                                                      "x" + std::to_string(cols));
 }
 
-// Products with this many tokens or more go through cuBLAS: BF16, F16 and Q4_0 matrices as bf16 tensor-core GEMMs over
-// exact bf16 slices (split_product.h), the other types as an fp32 sgemm on a decoded copy.
+// Products with this many tokens or more go through cuBLAS: BF16, F16, Q4_0 and Q4_1 matrices as bf16 tensor-core GEMMs
+// over exact bf16 slices (split_product.h), F32 and Q8_0 as an fp32 sgemm on a decoded copy.
 constexpr int kGemmMinTokens = 8;
 // The split products' fp32 result, (weight slices x rows) x (3 x tokens), is bounded by taking the tokens in chunks of
 // at most this many bytes of it; WINNOW_CUDA_SPLIT_PRODUCT_BYTES sets another bound (the GPU tests' small chunks).
@@ -558,33 +559,37 @@ private:
     }
 
     // Prefill's y = W x (+ b) on bf16 tensor cores at fp32 accuracy (split_product.h): W as w_slices exact bf16
-    // slices (BF16 read in place; F16 and Q4_0 decoded and split in two), each chunk of tokens' activations as three,
-    // one GEMM per chunk over every pair of slices, and the partial products summed back, smallest first, with the bias.
+    // slices (BF16 read in place; F16, Q4_0 and Q4_1 decoded and split in two, Q4_1 with a block-sum column per 32),
+    // each chunk of tokens' activations as three (with the matching block sums), one GEMM per chunk over every pair of
+    // slices, and the partial products summed back, smallest first, with the bias.
     void split_product(const Matrix& w, int w_slices, const float* bias, const Tensor& x, const Tensor& y) {
         const int64_t rows = w.rows, cols = w.cols, n = x.rows();
         constexpr int xs = 3; // activation slices
+        const bool block_sums = cuda::split_block_sums(w.type);
+        const int64_t k = cuda::split_product::augmented_cols(cols, block_sums); // the GEMM's inner dimension
         const uint16_t* a = reinterpret_cast<const uint16_t*>(w.data); // BF16: the stored rows are the slice
         int64_t lda = static_cast<int64_t>(w.row_bytes / 2);
         if (w_slices > 1) {
-            const size_t count = static_cast<size_t>(rows) * cols;
+            const size_t count = static_cast<size_t>(rows) * k;
             uint16_t* slices = at_least(split_weights_, GgmlType::BF16, count * w_slices).data<uint16_t>();
-            cuda::launch_split(w.type, w.data, w.row_bytes, rows, cols, w_slices, slices, stream());
+            cuda::launch_split_weights(w.type, w.data, w.row_bytes, rows, cols, w_slices, slices, stream());
             a = slices;
-            lda = cols;
+            lda = k;
         }
         const int64_t per_token = w_slices * rows * xs * static_cast<int64_t>(sizeof(float));
         const int64_t chunk = std::clamp<int64_t>(split_product_bytes_ / per_token, 1, n);
-        uint16_t* xb = at_least(split_activations_, GgmlType::BF16, static_cast<size_t>(chunk * cols * xs)).data<uint16_t>();
+        uint16_t* xb = at_least(split_activations_, GgmlType::BF16, static_cast<size_t>(chunk * k * xs)).data<uint16_t>();
         float* products = at_least(split_products_scratch_, GgmlType::F32, static_cast<size_t>(chunk * per_token / sizeof(float))).f32();
         const float one = 1.0f, zero = 0.0f;
         for (int64_t t0 = 0; t0 < n; t0 += chunk) {
             const int64_t c = std::min(chunk, n - t0);
-            cuda::launch_split(GgmlType::F32, x.f32() + t0 * cols, cols * sizeof(float), c, cols, xs, xb, stream());
-            // (w_slices * rows) x (3c) = [W_0; W_1]^T-stacked rows (rows x cols each, row-major) x the slices' columns
+            cuda::launch_split_activations(x.f32() + t0 * cols, c, cols, block_sums, xb, stream());
+            // (w_slices * rows) x (3c) = [W_0; W_1]^T-stacked rows (rows x k each, row-major) x the slices' columns
             WINNOW_CUBLAS_CHECK(cublasGemmEx(tensor_blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w_slices * rows), static_cast<int>(xs * c),
-                                             static_cast<int>(cols), &one, a, CUDA_R_16BF, static_cast<int>(lda), xb, CUDA_R_16BF, static_cast<int>(cols),
+                                             static_cast<int>(k), &one, a, CUDA_R_16BF, static_cast<int>(lda), xb, CUDA_R_16BF, static_cast<int>(k),
                                              &zero, products, CUDA_R_32F, static_cast<int>(w_slices * rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-            cuda::launch_combine_split_products({products, a, lda, x.f32() + t0 * cols, rows, cols, c, w_slices, bias, y.f32() + t0 * rows}, stream());
+            cuda::launch_combine_split_products(
+                {products, w.type, w.data, w.row_bytes, x.f32() + t0 * cols, rows, cols, c, w_slices, bias, y.f32() + t0 * rows}, stream());
         }
     }
 

@@ -12,9 +12,18 @@
 // an fp32 product up to the order and rounding of the accumulation (Hopper's tensor cores add in fp32 but do not
 // promise round-to-nearest inside an MMA; the op harness's fp32 tolerance is the check). Weights: BF16 is one slice;
 // F16 (11 significant bits) and Q4_0 (an 11-bit scale times a 4-bit integer: at most 14 bits) are two, exactly;
-// F32, Q8_0 and Q4_1 would need three, nine products, and stay on the fp32 sgemm. Non-finite inputs: an infinity times
-// the other operand's zero slice is a NaN partial product where the fp32 product is an infinity, so finish() recomputes
-// any NaN output as the plain fp32 dot product (finite inputs never pay for it).
+// Q4_1 is two through block sums (below); F32 and Q8_0 (an 11-bit scale times an 8-bit integer) would need three,
+// nine products, and stay on the fp32 sgemm. Non-finite inputs: an infinity times the other operand's zero slice is a
+// NaN partial product where the fp32 product is an infinity, so finish() recomputes any NaN output as the plain fp32
+// dot product of the decoded weights (finite inputs never pay for it).
+//
+// Q4_1's weight is d q + m in each block of 32 columns (d, m f16 scales, q in 0..15). d q has at most 15 significant
+// bits and m 11, so each is exact in two slices, while their sum can need 24. So the weights are split as an
+// augmented matrix of cols + cols / 32 columns: the first cols hold d q, and one more column per block holds its m; the
+// activations get the matching extra columns, each the fp32 sum of that block's 32 values (block_sum). One GEMM over
+// the augmented columns gives sum_b (sum_k d_b q_k x_k + m_b S_b) = sum_k (d_b q_k + m_b) x_k with exact slice
+// products as before. The block sums' additions are the one rounding the fp32 path does not have; in exchange the
+// weights are not rounded to fp32 (the fp32 path decodes d q + m to 24 bits). 3% more columns.
 #include <cmath>
 #include <cstdint>
 
@@ -52,6 +61,20 @@ WINNOW_SPLIT_FN void split(float v, int slices, uint16_t* out) {
     }
 }
 
+// The augmented columns (Q4_1 above): `cols` plus one per block of kBlockSumWidth when the weights carry block sums.
+constexpr int64_t kBlockSumWidth = 32;
+WINNOW_SPLIT_FN int64_t augmented_cols(int64_t cols, bool block_sums) { return block_sums ? cols + cols / kBlockSumWidth : cols; }
+
+// Column c of a token's augmented activations (x: its cols values): x[c], or past cols the sum of block c - cols's
+// values, added in column order.
+WINNOW_SPLIT_FN float augmented_activation(const float* x, int64_t cols, int64_t c) {
+    if (c < cols) return x[c];
+    const float* b = x + (c - cols) * kBlockSumWidth;
+    float s = 0.0f;
+    for (int i = 0; i < kBlockSumWidth; ++i) s += b[i];
+    return s;
+}
+
 // The order the partial products are added in, smallest first, so that each addition rounds at most the weight of the
 // terms already summed: terms (weight slice i, activation slice j), of size about 2^-8(i+j) of the whole.
 // term(k, w_slices) gives the k-th term's (i, j) for k in [0, terms(w_slices)).
@@ -87,24 +110,17 @@ WINNOW_SPLIT_FN float combine(const float* products, int64_t r, int64_t t, int64
     return bias ? s + bias[r] : s;
 }
 
-// Weight (r, k) from its slices as the GEMM reads them (slice s of row r at row s * rows + r of a, leading dimension
-// lda): their sum, exact (the slices of a value sum back to it).
-WINNOW_SPLIT_FN float weight_from_slices(const uint16_t* a, int64_t lda, int64_t rows, int w_slices, int64_t r, int64_t k) {
-    float w = 0.0f;
-    for (int s = w_slices - 1; s >= 0; --s) w += bf16_value(a[(s * rows + r) * lda + k]);
-    return w;
-}
-
 // y[t][r] as combine() gives it, except where that is NaN: an infinite input times a zero slice of the other operand
 // makes a NaN partial product where the fp32 product is an infinity, so a NaN is recomputed as the plain fp32 dot
-// product of the unsplit values (x: the token rows, cols each). Finite inputs never take it; NaN inputs take it and
-// stay NaN.
-WINNOW_SPLIT_FN float finish(const float* products, const uint16_t* a, int64_t lda, const float* x, int64_t cols, int64_t r, int64_t t, int64_t rows,
-                             int64_t n, int w_slices, const float* bias) {
+// product of the decoded weights (weight(r, k), as the fp32 path decodes them) and the token's values (x: the token
+// rows, cols each). Finite inputs never take it; NaN inputs take it and stay NaN.
+template <class Weight>
+WINNOW_SPLIT_FN float finish(const float* products, const Weight& weight, const float* x, int64_t cols, int64_t r, int64_t t, int64_t rows, int64_t n,
+                             int w_slices, const float* bias) {
     const float y = combine(products, r, t, rows, n, w_slices, bias);
     if (y == y) return y;
     float s = 0.0f;
-    for (int64_t k = 0; k < cols; ++k) s = fmaf(weight_from_slices(a, lda, rows, w_slices, r, k), x[t * cols + k], s);
+    for (int64_t k = 0; k < cols; ++k) s = fmaf(weight(r, k), x[t * cols + k], s);
     return bias ? s + bias[r] : s;
 }
 
