@@ -137,6 +137,20 @@ TEST(SplitProductLogic, TermsAreEveryPairOnceSmallestFirst) {
     }
 }
 
+// Adds the exact slice products of w (ws slices) and x (xs slices) to products, laid out as the device's GEMM writes
+// them for rows = n = 1 (index (x * 1 + 0) * ws + w): fp32 accumulation in column order, as cuBLAS's reference order.
+void add_slice_products(float w, int ws, float x, int xs, std::vector<float>& products) {
+    uint16_t wp[2], xp[3];
+    sp::split(w, ws, wp);
+    sp::split(x, xs, xp);
+    for (int i = 0; i < ws; ++i)
+        for (int j = 0; j < xs; ++j) {
+            const float p = sp::bf16_value(wp[i]) * sp::bf16_value(xp[j]);
+            EXPECT_EQ(static_cast<double>(p), static_cast<double>(sp::bf16_value(wp[i])) * sp::bf16_value(xp[j])) << "a slice product rounded";
+            products[sp::product_index({i, j}, 0, 0, 1, 1, ws)] += p;
+        }
+}
+
 // y = W x for one row of F16 weights and one token, three ways: the device's split products (exact slice products,
 // each slice pair accumulated in fp32 in k order as cuBLAS's reference order, then combine()), an fp32 dot product,
 // and with two activation slices; each against a double reference.
@@ -157,21 +171,9 @@ Errors row_errors(int cols, std::mt19937& rng) {
         fp32 = std::fma(w[c], x[c], fp32);
     }
     auto split_product = [&](int x_slices) {
-        // products laid out as the device's GEMM writes them for rows = n = 1: index (x * 1 + 0) * ws + w
         constexpr int ws = 2;
         std::vector<float> products(ws * 3, 0.0f);
-        for (int c = 0; c < cols; ++c) {
-            uint16_t wp[2], xp[3];
-            sp::split(w[c], ws, wp);
-            sp::split(x[c], x_slices, xp);
-            for (int i = 0; i < ws; ++i)
-                for (int j = 0; j < x_slices; ++j) {
-                    float& acc = products[sp::product_index({i, j}, 0, 0, 1, 1, ws)];
-                    const float p = sp::bf16_value(wp[i]) * sp::bf16_value(xp[j]);
-                    EXPECT_EQ(static_cast<double>(p), static_cast<double>(sp::bf16_value(wp[i])) * sp::bf16_value(xp[j])) << "a slice product rounded";
-                    acc += p;
-                }
-        }
+        for (int c = 0; c < cols; ++c) add_slice_products(w[c], ws, x[c], x_slices, products);
         return sp::combine(products.data(), 0, 0, 1, 1, ws, nullptr);
     };
     Errors e;
@@ -228,13 +230,7 @@ Q4_1Errors q4_1_row_errors(int cols, std::mt19937& rng) {
     }
     auto split_product = [&](int64_t columns) {
         std::vector<float> products(2 * 3, 0.0f);
-        for (int64_t c = 0; c < columns; ++c) {
-            uint16_t wp[2], xp[3];
-            sp::split(weight(c), 2, wp);
-            sp::split(sp::augmented_activation(x.data(), cols, c), 3, xp);
-            for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 3; ++j) products[sp::product_index({i, j}, 0, 0, 1, 1, 2)] += sp::bf16_value(wp[i]) * sp::bf16_value(xp[j]);
-        }
+        for (int64_t c = 0; c < columns; ++c) add_slice_products(weight(c), 2, sp::augmented_activation(x.data(), cols, c), 3, products);
         return sp::combine(products.data(), 0, 0, 1, 1, 2, nullptr);
     };
     return {std::fabs(split_product(k) - ref) / scale, std::fabs(fp32 - ref) / scale, std::fabs(split_product(cols) - ref) / scale};

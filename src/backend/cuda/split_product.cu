@@ -29,11 +29,9 @@ struct Q4_1Augmented {
     int64_t cols;
     __device__ float operator()(int64_t r, int64_t c) const {
         const uint8_t* row = src + r * row_bytes;
-        if (c >= cols) return half_bits_to_float(load_u16(row + (c - cols) * 20 + 2));
-        const uint8_t* b = row + (c / 32) * 20;
-        const int j = static_cast<int>(c % 32);
-        const int q = j < 16 ? (b[4 + j] & 0x0f) : (b[4 + j - 16] >> 4);
-        return __fmul_rn(static_cast<float>(q), half_bits_to_float(load_u16(b)));
+        if (c >= cols) return q4_1_parts(row, (c - cols) * split_product::kBlockSumWidth).m;
+        const Q4_1Parts p = q4_1_parts(row, c);
+        return __fmul_rn(static_cast<float>(p.q), p.d);
     }
 };
 // A token row's augmented activations: its values, then its block sums when there are any.

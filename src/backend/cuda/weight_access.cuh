@@ -15,6 +15,17 @@ __device__ __forceinline__ uint16_t load_u16(const uint8_t* p) { return static_c
 __device__ __forceinline__ float half_bits_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
 
+// Column `col` of a Q4_1 row, in its parts: the 4-bit q and its block's f16 scale d and minimum m (value d q + m).
+struct Q4_1Parts {
+    int q;
+    float d, m;
+};
+__device__ __forceinline__ Q4_1Parts q4_1_parts(const uint8_t* __restrict__ row, int64_t col) {
+    const uint8_t* b = row + (col / 32) * 20;
+    const int j = static_cast<int>(col % 32);
+    return {j < 16 ? (b[4 + j] & 0x0f) : (b[4 + j - 16] >> 4), half_bits_to_float(load_u16(b)), half_bits_to_float(load_u16(b + 2))};
+}
+
 // Element `col` of a row stored as T.
 template <GgmlType T>
 __device__ __forceinline__ float weight_at(const uint8_t* __restrict__ row, int64_t col) {
@@ -36,10 +47,8 @@ __device__ __forceinline__ float weight_at(const uint8_t* __restrict__ row, int6
         return __fmul_rn(static_cast<float>(q - 8), half_bits_to_float(load_u16(b)));
     } else { // Q4_1
         static_assert(T == GgmlType::Q4_1, "unsupported weight type");
-        const uint8_t* b = row + (col / 32) * 20;
-        const int j = static_cast<int>(col % 32);
-        const int q = j < 16 ? (b[4 + j] & 0x0f) : (b[4 + j - 16] >> 4);
-        return __fadd_rn(__fmul_rn(static_cast<float>(q), half_bits_to_float(load_u16(b))), half_bits_to_float(load_u16(b + 2)));
+        const Q4_1Parts p = q4_1_parts(row, col);
+        return __fadd_rn(__fmul_rn(static_cast<float>(p.q), p.d), p.m);
     }
 }
 
