@@ -85,5 +85,9 @@ ctest --test-dir "$build" --output-on-failure -j "$jobs" -R '^ops\..*cuda' "$@"
 # the race detector sees a race whatever the order; the plain build's second order finds races that change answers
 [ "$racecheck" = 1 ] && exit 0
 # again with the threads between meeting points, and the blocks, in reverse order: a race that changes an answer
-# (a shared-memory read that no barrier separates from its write) fails here (scheduler.cpp, WINNOW_EMU_SCHEDULE)
-WINNOW_EMU_SCHEDULE=reverse ctest --test-dir "$build" --output-on-failure -j "$jobs" -R '^ops\..*cuda' "$@"
+# (a shared-memory read that no barrier separates from its write) fails here (scheduler.cpp, WINNOW_EMU_SCHEDULE).
+# Less the sample op's two 49,152-logit cases (93 s each, a third of this pass): their 24 slices' hand-over to the last
+# block is checked under the race detector instead (CudaSample.SlicesSubset, 3 slices, in the quick scope), which
+# reports a race whatever the order; the 1,003-logit cases (one slice) still run here in reverse.
+WINNOW_EMU_SCHEDULE=reverse ctest --test-dir "$build" --output-on-failure -j "$jobs" -R '^ops\..*cuda' \
+  -E 'cuda__sample_F32_[a-z_]+_vocab49152' "$@"

@@ -6,10 +6,13 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "backend/backend.h"
 #include "decode/forward.h"
 #include "head/adaptive_head.h"
 #include "head/calibration.h"
+#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "io/text_file.h"
 #include "tokenizer/tokenizer.h"
@@ -64,14 +67,19 @@ bool read_cache(const std::string& cache, const std::string& key, int d, const H
     return false;
 }
 
+// Atomically, through a temporary name of this process's own: several calibrate-head runs may share one cache file
+// (the test fixtures do), and a reader sees a whole file or none.
 void write_cache(const std::string& cache, const std::string& key, const HeadQueries& hq) {
+    const std::string tmp = cache + ".tmp." + std::to_string(::getpid());
     {
-        std::ofstream out(cache + ".tmp", std::ios::binary);
+        std::ofstream out(tmp, std::ios::binary);
         out << key << "\n";
         for (const auto* set : {&hq.tune, &hq.test})
             for (const auto& x : *set) out.write(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+        out.flush();
+        if (!out) throw Error(ErrorKind::io, "cannot write the query cache " + tmp);
     }
-    std::filesystem::rename(cache + ".tmp", cache);
+    io::commit_file(tmp, cache);
 }
 
 } // namespace
