@@ -20,8 +20,8 @@ export WINNOW_REQUIRE_MODELS="${WINNOW_REQUIRE_MODELS:-1}"
 # The unit-labelled entries (2,400, a tenth of a second each on average, most of it process start-up, and mostly one
 # thread) run WINNOW_TEST_JOBS at a time (default: the core count), with OpenMP's threads sleeping instead of spinning
 # while they wait (OMP_WAIT_POLICY=passive, unless set): two processes' spinning barriers on 2 cores wait on each
-# other's descheduled threads, and made a 0.1 s decoder test take 62 s. 222 s instead of ~400 s one at a time on the
-# 2-core VM (2026-12-06). The model- and gpu-labelled ones, which use every core through OpenMP, run one at a time
+# other's descheduled threads, and made a 0.1 s decoder test take 62 s. 228 s in CI on the 2-core VM (2026-12-06), where one at a
+# time they took 377 s. The model- and gpu-labelled ones, which use every core through OpenMP, run one at a time
 # after them, as before. Arguments go to both ctest runs (e.g. -R to select); both run even when the first fails, and
 # the script fails if either did.
 rc=0

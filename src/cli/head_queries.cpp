@@ -77,7 +77,12 @@ void write_cache(const std::string& cache, const std::string& key, const HeadQue
         for (const auto* set : {&hq.tune, &hq.test})
             for (const auto& x : *set) out.write(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
         out.flush();
-        if (!out) throw Error(ErrorKind::io, "cannot write the query cache " + tmp);
+        if (!out) {
+            out.close();
+            std::error_code ec;
+            std::filesystem::remove(tmp, ec);
+            throw Error(ErrorKind::io, "cannot write the query cache '" + tmp + "' (disk full?)");
+        }
     }
     io::commit_file(tmp, cache);
 }
