@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/cpu/blas.h"
 #include "cli/commands.h"
 #ifdef WINNOW_HAVE_CUDA
 #include "backend/cuda/device.h"
@@ -184,6 +185,8 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["device"] = to_string(backend->device());
         j["kv_type"] = ggml_type_name(kv_type);
         j["dot"] = dot;
+        // the fp32 prefill products are OpenBLAS's sgemm: whose kernels ran decides pp on the CPU (backend/cpu/blas.cpp)
+        if (backend->device() == Device::cpu && r.test.rfind("pp", 0) == 0 && dot == "f32") j["blas_kernels"] = cpu::blas_kernels();
         j["threads"] = used_threads;
         j["depth"] = depth;
         j["test"] = r.test;
@@ -221,6 +224,11 @@ int cmd_bench(const std::vector<std::string>& args) {
         std::printf("| %-34s | %6.1f MB | %-7s | %4s | %7d | %13s | %20s | %8s |\n", name.substr(0, 34).c_str(), bytes_per_token / 1e6,
                     j["backend"].get<std::string>().c_str(), dot.c_str(), j["threads"].get<int>(), j["test"].get<std::string>().c_str(), ts, gbs);
     }
+    for (auto& j : out)
+        if (j.contains("blas_kernels")) {
+            std::printf("\nprefill products: OpenBLAS sgemm, %s kernels\n", j["blas_kernels"].get<std::string>().c_str());
+            break;
+        }
     return 0;
 }
 

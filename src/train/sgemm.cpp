@@ -1,5 +1,7 @@
 #include "train/sgemm.h"
 
+#include "backend/cpu/blas.h"
+
 #include <algorithm>
 
 #include <cblas.h>
@@ -11,8 +13,7 @@ namespace winnow::train {
 
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    static const bool single = [] { openblas_set_num_threads(1); return true; }();
-    (void)single;
+    cpu::prepare_blas(); // one OpenBLAS thread per call: the OpenMP threads below split the product
     // split the larger of M and N among the threads
     const bool split_m = M >= N;
 #pragma omp parallel

@@ -6,15 +6,14 @@
 #include <omp.h>
 #include <vector>
 
+#include "backend/cpu/blas.h"
 #include "backend/cpu/gemm.h"
 #include "io/quant.h"
 
 namespace winnow::cpu {
 
 void gemm_f32(const Matrix& w, const float* bias, const float* x, int n_tokens, float* y, int n_threads) {
-    // our OpenMP threads split the rows; OpenBLAS must not start its own threads inside each of them
-    static const bool single = [] { openblas_set_num_threads(1); return true; }();
-    (void)single;
+    prepare_blas(); // our OpenMP threads split the rows: OpenBLAS must not start its own threads inside each of them
     const int64_t rows = w.rows, cols = w.cols;
     // a block of decoded rows of about 256 KiB stays in L2 while sgemm streams the activations past it
     const int64_t block = std::clamp<int64_t>((256 * 1024 / (cols * 4)) / 16 * 16, 16, 512);
