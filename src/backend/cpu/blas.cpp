@@ -29,12 +29,10 @@ std::string lower(std::string s) {
     return s;
 }
 
-// 2: AVX-512 kernels, 1: AVX2 + FMA kernels, 0: older ones (OpenBLAS 0.3.21's x86-64 names).
-int tier(const std::string& core) {
+// Whether the kernel set `core` uses AVX2 or AVX-512 (OpenBLAS 0.3.21's x86-64 names for those).
+bool uses_avx2_or_wider(const std::string& core) {
     const std::string c = lower(core);
-    if (c == "skylakex" || c == "cooperlake" || c == "sapphirerapids") return 2;
-    if (c == "haswell" || c == "zen") return 1;
-    return 0;
+    return c == "haswell" || c == "zen" || c == "skylakex" || c == "cooperlake" || c == "sapphirerapids";
 }
 
 std::string current_core() {
@@ -77,7 +75,7 @@ std::string wanted_blas_core(bool avx512, bool avx2_fma) {
 // Only a choice below AVX2 is overridden: that is OpenBLAS not knowing the CPU. A recognised CPU keeps OpenBLAS's
 // choice (an AMD Zen 4 with AVX-512 gets its Zen kernels: nothing here measured SkylakeX's to be faster there).
 bool blas_core_falls_short(const std::string& current, const std::string& wanted) {
-    return !wanted.empty() && tier(current) == 0;
+    return !wanted.empty() && !uses_avx2_or_wider(current);
 }
 
 void prepare_blas() {
@@ -91,8 +89,8 @@ void prepare_blas() {
         const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         const std::string before = current_core(), wanted = wanted_blas_core(avx512, avx2_fma);
         if (!blas_core_falls_short(before, wanted)) return;
+        // (gotoblas_dynamic_init keeps the thread count set above)
         if (choose_again(wanted) && lower(current_core()) != lower(before)) g_chosen_by_openblas = before;
-        openblas_set_num_threads(1); // as before: the re-initialised library keeps it, but say it again
 #endif
     });
 }
