@@ -18,6 +18,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/blas.h"
+#include "backend/cpu/vec_dot.h"
 #include "cli/commands.h"
 #ifdef WINNOW_HAVE_CUDA
 #include "backend/cuda/device.h"
@@ -187,6 +188,9 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["dot"] = dot;
         // the fp32 prefill products are OpenBLAS's sgemm: whose kernels ran decides pp on the CPU (backend/cpu/blas.cpp)
         if (backend->device() == Device::cpu && r.test.rfind("pp", 0) == 0 && dot == "f32") j["blas_kernels"] = cpu::blas_kernels();
+        // and decode's quantized rows run vec_dot's kernel, chosen at run time (backend/cpu/vec_dot.h)
+        if (backend->device() == Device::cpu && r.test.rfind("tg", 0) == 0 && dot == "f32")
+            j["dot_kernel"] = cpu::vec_dot_kernel_name(cpu::vec_dot_kernel_in_use());
         j["threads"] = used_threads;
         j["depth"] = depth;
         j["test"] = r.test;
@@ -227,6 +231,11 @@ int cmd_bench(const std::vector<std::string>& args) {
     for (auto& j : out)
         if (j.contains("blas_kernels")) {
             std::printf("\nprefill products: OpenBLAS sgemm, %s kernels\n", j["blas_kernels"].get<std::string>().c_str());
+            break;
+        }
+    for (auto& j : out)
+        if (j.contains("dot_kernel")) {
+            std::printf("decode products (quantized rows): the %s kernel\n", j["dot_kernel"].get<std::string>().c_str());
             break;
         }
     return 0;

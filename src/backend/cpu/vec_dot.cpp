@@ -1,16 +1,73 @@
 #include "backend/cpu/vec_dot.h"
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/cpu/simd.h"
+#include "backend/cpu/vec_dot_avx512.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
 namespace winnow::cpu {
 
+namespace {
+
+std::atomic<VecDotKernel> forced_dot_kernel{VecDotKernel::automatic};
+
+bool cpu_has_avx512() { return __builtin_cpu_supports("avx512f"); }
+
+// WINNOW_CPU_DOT_KERNEL, read once; an unknown name or a kernel this CPU lacks is an error (winnow::Error)
+VecDotKernel kernel_from_environment() {
+    static const VecDotKernel k = [] {
+        const char* e = std::getenv("WINNOW_CPU_DOT_KERNEL");
+        if (!e || !*e) return VecDotKernel::automatic;
+        const std::string v = e;
+        const VecDotKernel named = v == "baseline" || v == vec_dot_kernel_name(VecDotKernel::baseline) ? VecDotKernel::baseline
+                                   : v == "avx512"                                                      ? VecDotKernel::avx512
+                                                                                                        : VecDotKernel::automatic;
+        if (named == VecDotKernel::automatic)
+            throw Error(ErrorKind::invalid_argument, "WINNOW_CPU_DOT_KERNEL must be baseline or avx512, not '" + v + "'");
+        if (!vec_dot_kernel_available(named)) throw Error(ErrorKind::unsupported, "WINNOW_CPU_DOT_KERNEL=avx512: this CPU has no AVX-512F");
+        return named;
+    }();
+    return k;
+}
+
+} // namespace
+
+bool vec_dot_kernel_available(VecDotKernel k) { return k != VecDotKernel::avx512 || cpu_has_avx512(); }
+
+const char* vec_dot_kernel_name(VecDotKernel k) {
+    switch (k) {
+    case VecDotKernel::automatic: return "automatic";
+#ifdef WINNOW_AVX2
+    case VecDotKernel::baseline: return "avx2";
+#else
+    case VecDotKernel::baseline: return "scalar";
+#endif
+    case VecDotKernel::avx512: return "avx512";
+    }
+    return "?";
+}
+
+VecDotKernel vec_dot_kernel_in_use() {
+    static const VecDotKernel best = cpu_has_avx512() ? VecDotKernel::avx512 : VecDotKernel::baseline;
+    VecDotKernel k = forced_dot_kernel.load(std::memory_order_relaxed);
+    if (k == VecDotKernel::automatic) k = kernel_from_environment();
+    return k == VecDotKernel::automatic ? best : k;
+}
+
+void vec_dot_force_kernel(VecDotKernel k) {
+    if (!vec_dot_kernel_available(k)) throw Error(ErrorKind::unsupported, std::string("this CPU cannot run the ") + vec_dot_kernel_name(k) + " dot kernel");
+    forced_dot_kernel.store(k);
+}
+
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out) {
     out.x = x;
+    (void)vec_dot_kernel_in_use(); // a bad WINNOW_CPU_DOT_KERNEL fails here, before the rows' parallel loop
     if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1) return;
     const size_t nb = n / kQuantBlock;
     out.block_sums.resize(nb);
@@ -133,6 +190,7 @@ float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_
     case GgmlType::Q4_1: {
         const size_t nb = n / kQuantBlock;
         const auto* base = static_cast<const uint8_t*>(row);
+        if (vec_dot_kernel_in_use() == VecDotKernel::avx512) return quant_row_dot_avx512(type, base, x, a.block_sums.data(), nb);
 #ifdef WINNOW_AVX2
         if (type == GgmlType::Q8_0) return quant_row_dot<GgmlType::Q8_0>(base, x, nullptr, nb);
         if (type == GgmlType::Q4_0) return quant_row_dot<GgmlType::Q4_0>(base, x, a.block_sums.data(), nb);

@@ -18,4 +18,14 @@ void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivat
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& x, size_t n);
 float vec_dot_f32(const float* a, const float* b, size_t n);
 
+// The kernel of vec_dot's quantized rows (Q8_0, Q4_0, Q4_1): `baseline`, the one the build's -march gives (AVX2, or
+// plain loops below it), or `avx512`, compiled for AVX-512F whatever -march is and chosen at run time where the CPU has
+// it (`automatic`). The environment's WINNOW_CPU_DOT_KERNEL (baseline or avx512) forces one for A/B measurements.
+// The two sum in another order, so their results differ by rounding.
+enum class VecDotKernel { automatic, baseline, avx512 };
+bool vec_dot_kernel_available(VecDotKernel k);
+VecDotKernel vec_dot_kernel_in_use(); // what `automatic` resolves to
+void vec_dot_force_kernel(VecDotKernel k); // automatic restores the default; throws if unavailable
+const char* vec_dot_kernel_name(VecDotKernel k); // baseline is named by its instructions: "avx2" or "scalar"
+
 } // namespace winnow::cpu
