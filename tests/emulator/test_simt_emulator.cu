@@ -53,6 +53,26 @@ TEST(SimtEmulator, ShufflesVotesAndBarrierCountsFollowTheProgrammingGuide) {
         }
 }
 
+// __match_any_sync over part of a warp, and on 64-bit and float values (compared as bits: -0.0f is not 0.0f there).
+__global__ void match_kernel(unsigned* out) {
+    const int lane = threadIdx.x;
+    if (lane < 16) out[lane] = __match_any_sync(0x0000ffffu, lane % 3); // only the low half's lanes answer
+    out[32 + lane] = __match_any_sync(0xffffffffu, static_cast<long long>(lane / 8) << 40);
+    out[64 + lane] = __match_any_sync(0xffffffffu, lane == 5 ? -0.0f : 0.0f);
+}
+
+TEST(SimtEmulator, MatchAnyGivesTheLanesOfEqualValueInTheMask) {
+    DeviceBuffer<unsigned> out(96);
+    winnow::cuda::launch_plain(match_kernel, 1, 32, 0, nullptr, out.p);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<unsigned> o = out.read();
+    for (int lane = 0; lane < 32; ++lane) {
+        if (lane < 16) EXPECT_EQ(o[lane], (0x49249249u << (lane % 3)) & 0xffffu) << "lane " << lane;
+        EXPECT_EQ(o[32 + lane], 0xffu << (lane / 8 * 8)) << "lane " << lane;
+        EXPECT_EQ(o[64 + lane], lane == 5 ? 1u << 5 : ~(1u << 5)) << "lane " << lane;
+    }
+}
+
 // Lanes may meet in smaller groups first (legal since Volta): the upper half shuffles among itself, then the whole warp.
 __global__ void partial_then_full_kernel(int* out) {
     const int lane = threadIdx.x;

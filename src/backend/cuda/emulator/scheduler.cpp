@@ -3,7 +3,8 @@
 // launch keeps all its blocks alive together instead, so that they can meet at the grid barrier.
 //
 // A block runs in passes. Each pass resumes every thread that may run until it finishes or waits at a meeting point:
-// the block barrier (__syncthreads and its variants) or a warp collective (shuffle, vote, __syncwarp). After a pass
+// the block barrier (__syncthreads and its variants) or a warp collective (shuffle, vote, match, __syncwarp); in plain
+// builds each thread hands over to the next one itself (Pass), in the same order. After a pass
 // every live thread waits; the scheduler then releases each warp collective whose mask is complete and, when every live
 // thread of the block waits at the barrier, the barrier. A pass that releases nothing while threads still wait is a
 // deadlock on the device, and a launch error here, with what each thread waits for. In a cooperative launch each block
@@ -189,10 +190,72 @@ SimThread& current_thread() {
     return *g_block->current;
 }
 
+// A pass's hand-over (plain builds: neither the race detector nor ASan, whose notes need each switch to pass through
+// the scheduler): the threads that may run, in the pass's order, and a thread that waits or ends resumes the next one
+// itself, so a thread costs one stack switch a pass, not two (to it and back). The order, and so every result, is the
+// scheduler's: only who makes the switch changes.
+struct Pass {
+    BlockRun* block = nullptr;
+    const std::function<void()>* body = nullptr;
+    std::vector<SimThread*> queue;
+    size_t next = 0;
+    ctx::fiber scheduler;      // the scheduler's continuation while the pass's threads run
+    SimThread* from = nullptr; // who switched last (nullptr: the scheduler), whose continuation the next one keeps
+};
+Pass* g_pass = nullptr;
+
+// The continuation of whoever switched to the running thread: kept where the one who switched will be resumed from.
+void receive(ctx::fiber&& c) {
+    if (g_pass->from) g_pass->from->fiber = std::move(c);
+    else g_pass->scheduler = std::move(c);
+}
+
+void start_direct(BlockRun& b, SimThread& t, const std::function<void()>& body);
+
+// Makes t the running thread and gives the fiber to switch to (t's, started if new).
+ctx::fiber enter_thread(BlockRun& b, SimThread& t) {
+    b.current = &t;
+    g_coordinates.thread_idx = t.idx;
+    if (!t.started) start_direct(b, t, *g_pass->body);
+    return std::move(t.fiber);
+}
+
+// What `self` switches to when it waits or ends: the pass's next thread, or the scheduler at the pass's end or after
+// an error (which the scheduler then throws).
+ctx::fiber hand_over(SimThread& self) {
+    Pass& p = *g_pass;
+    BlockRun& b = *p.block;
+    p.from = &self;
+    if (p.next < p.queue.size() && !b.error) return enter_thread(b, *p.queue[p.next++]);
+    b.current = nullptr;
+    return std::move(p.scheduler);
+}
+
+void start_direct(BlockRun& b, SimThread& t, const std::function<void()>& body) {
+    t.started = true;
+    t.fiber = ctx::fiber(std::allocator_arg, PooledStack{&g_stacks, &t.stack}, [&b, &t, &body](ctx::fiber&& c) {
+        receive(std::move(c));
+        try {
+            body();
+        } catch (const ctx::detail::forced_unwind&) {
+            throw; // the block is being torn down: let Boost.Context unwind this stack
+        } catch (...) {
+            if (!b.error) b.error = std::current_exception();
+        }
+        t.wait = Wait::done;
+        --b.live;
+        return hand_over(t);
+    });
+}
+
 // Suspends the running thread at a meeting point until the scheduler releases it.
 void wait_here(Wait w) {
     SimThread& t = current_thread();
     t.wait = w;
+    if (g_pass) {
+        receive(hand_over(t).resume());
+        return;
+    }
     switch_start(&t.fake_stack, g_scheduler_stack, g_scheduler_stack_size);
     t.sink = std::move(t.sink).resume();
     switch_finish(t.fake_stack, nullptr, nullptr);
@@ -204,7 +267,8 @@ std::string describe(const SimThread& t) {
                        : t.wait == Wait::grid ? "the grid barrier"
                        : t.wait == Wait::done ? "its end"
                        : t.kind == Collective::shuffle ? "a shuffle"
-                       : t.kind == Collective::vote ? "a vote" : "__syncwarp";
+                       : t.kind == Collective::vote ? "a vote"
+                       : t.kind == Collective::match ? "a match" : "__syncwarp";
     std::snprintf(buf, sizeof buf, "thread (%u, %u, %u) (lane %d, mask 0x%08x) at %s", t.idx.x, t.idx.y, t.idx.z, t.lane, t.mask, what);
     return buf;
 }
@@ -270,7 +334,7 @@ bool release_warps(BlockRun& b) {
                 // a lane elsewhere, or at a collective of another mask (legal: lanes may meet in smaller groups
                 // first): not yet; a deadlock if no pass ever releases it (run_block says what each waits at)
                 if (o.wait != Wait::warp || o.mask != t.mask) { ready = false; break; }
-                if (o.kind != t.kind) fail(b, describe(t) + " meets " + describe(o) + ": a shuffle, a vote and __syncwarp are different collectives");
+                if (o.kind != t.kind) fail(b, describe(t) + " meets " + describe(o) + ": a shuffle, a vote, a match and __syncwarp are different collectives");
             }
             if (!ready) continue;
             uint64_t vote = 0;
@@ -289,6 +353,11 @@ bool release_warps(BlockRun& b) {
                     if (s < 0 || s >= 32 || !(t.mask >> s & 1u))
                         fail(b, describe(o) + ": reads lane " + std::to_string(s) + ", which is not in the mask");
                     o.result = lanes[s]->value;
+                } else if (o.kind == Collective::match) {
+                    uint64_t peers = 0;
+                    for (int p = 0; p < 32; ++p)
+                        if (t.mask >> p & 1u) peers |= (lanes[p]->value == o.value ? 1ull : 0ull) << p;
+                    o.result = peers;
                 } else {
                     o.result = vote;
                 }
@@ -346,10 +415,41 @@ std::vector<int> run_order(int n) {
     return order;
 }
 
+// run_pass by hand-over (Pass): the scheduler switches to the first thread and is switched back to by the last.
+void run_pass_direct(BlockRun& b, const std::vector<int>& order, const std::function<void()>& body) {
+    Pass p;
+    p.block = &b, p.body = &body;
+    p.queue.reserve(order.size());
+    for (int i : order)
+        if (b.threads[static_cast<size_t>(i)].wait == Wait::none) p.queue.push_back(&b.threads[static_cast<size_t>(i)]);
+    if (p.queue.empty()) return;
+    g_pass = &p;
+    struct ClearPass {
+        ~ClearPass() { g_pass = nullptr; }
+    } clear_pass;
+    ctx::fiber back = enter_thread(b, *p.queue[p.next++]).resume();
+    p.from->fiber = std::move(back); // the last thread of the pass switched back (empty if it ended)
+    b.current = nullptr;
+    if (b.error) std::rethrow_exception(b.error);
+}
+
+// Switches go through the scheduler only where the race detector or ASan must see each one.
+bool hand_over_passes() {
+#ifdef __SANITIZE_ADDRESS__
+    return false;
+#else
+    return !race::enabled();
+#endif
+}
+
 // Resumes, in the schedule's order, every thread of b that may run, until it finishes or waits at a meeting point.
 void run_pass(BlockRun& b, const std::vector<int>& order, const std::function<void()>& body) {
     g_block = &b;
     g_coordinates.block_idx = b.idx;
+    if (hand_over_passes()) {
+        run_pass_direct(b, order, body);
+        return;
+    }
     for (int i : order) {
         SimThread& t = b.threads[static_cast<size_t>(i)];
         if (t.wait != Wait::none) continue;

@@ -60,8 +60,9 @@ struct Coordinates {
 extern Coordinates g_coordinates; // one block runs at a time (scheduler.cpp), so one set
 
 // The meeting points (scheduler.cpp). A warp collective gives each lane in `mask` the value of its lane `source`; a
-// vote gives the OR of (predicate << lane) over the mask.
-enum class Collective : uint8_t { shuffle, vote, sync };
+// vote gives the OR of (predicate << lane) over the mask; a match gives each lane the lanes of the mask whose value
+// equals its own (__match_any_sync, one meeting where 32 shuffles would be 32).
+enum class Collective : uint8_t { shuffle, vote, sync, match };
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int source);
 int block_barrier(int predicate, bool count); // count: the number of threads with a non-zero predicate; else their AND
 // cooperative_groups::this_grid().sync(): every thread of a cooperative launch meets here (grid_sync.cuh).
@@ -136,11 +137,12 @@ inline unsigned __ballot_sync(unsigned mask, int p) {
 }
 // The lanes of `mask` whose value equals this lane's: one shuffle from each lane of the mask (the device does it in one
 // instruction; every lane of the mask must call it, as on the device).
-inline unsigned __match_any_sync(unsigned mask, int value) {
-    unsigned peers = 0;
-    for (int src = 0; src < 32; ++src)
-        if ((mask >> src) & 1u) peers |= (::winnow::emu::exchange(mask, value, src) == value ? 1u : 0u) << src;
-    return peers;
+template <class T>
+unsigned __match_any_sync(unsigned mask, T value) {
+    static_assert(std::is_integral_v<T> || std::is_floating_point_v<T>, "__match_any_sync takes a 32- or 64-bit integer or float");
+    uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof value); // compared as bits, as the device compares
+    return static_cast<unsigned>(::winnow::emu::warp_collective(::winnow::emu::Collective::match, mask, bits, ::winnow::emu::lane_id()));
 }
 inline int __any_sync(unsigned mask, int p) { return __ballot_sync(mask, p) != 0; }
 inline int __all_sync(unsigned mask, int p) { return (__ballot_sync(mask, p) & mask) == mask; }
