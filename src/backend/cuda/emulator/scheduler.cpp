@@ -231,19 +231,24 @@ ctx::fiber hand_over(SimThread& self) {
     return std::move(p.scheduler);
 }
 
+// A GPU thread's life on its fiber: the kernel's body (an exception becomes the block's error), then done.
+void run_thread(BlockRun& b, SimThread& t, const std::function<void()>& body) {
+    try {
+        body();
+    } catch (const ctx::detail::forced_unwind&) {
+        throw; // the block is being torn down: let Boost.Context unwind this stack
+    } catch (...) {
+        if (!b.error) b.error = std::current_exception();
+    }
+    t.wait = Wait::done;
+    --b.live;
+}
+
 void start_direct(BlockRun& b, SimThread& t, const std::function<void()>& body) {
     t.started = true;
     t.fiber = ctx::fiber(std::allocator_arg, PooledStack{&g_stacks, &t.stack}, [&b, &t, &body](ctx::fiber&& c) {
         receive(std::move(c));
-        try {
-            body();
-        } catch (const ctx::detail::forced_unwind&) {
-            throw; // the block is being torn down: let Boost.Context unwind this stack
-        } catch (...) {
-            if (!b.error) b.error = std::current_exception();
-        }
-        t.wait = Wait::done;
-        --b.live;
+        run_thread(b, t, body);
         return hand_over(t);
     });
 }
@@ -285,15 +290,7 @@ void resume(BlockRun& b, SimThread& t, const std::function<void()>& body) {
         t.fiber = ctx::fiber(std::allocator_arg, PooledStack{&g_stacks, &t.stack}, [&b, &t, &body](ctx::fiber&& sink) {
             switch_finish(nullptr, &g_scheduler_stack, &g_scheduler_stack_size);
             t.sink = std::move(sink);
-            try {
-                body();
-            } catch (const ctx::detail::forced_unwind&) {
-                throw; // the block is being torn down: let Boost.Context unwind this stack
-            } catch (...) {
-                if (!b.error) b.error = std::current_exception();
-            }
-            t.wait = Wait::done;
-            --b.live;
+            run_thread(b, t, body);
             race::thread_exit(t.race);
             switch_start(nullptr, g_scheduler_stack, g_scheduler_stack_size); // this stack is done with
             return std::move(t.sink);
