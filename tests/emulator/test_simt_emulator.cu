@@ -67,7 +67,9 @@ TEST(SimtEmulator, MatchAnyGivesTheLanesOfEqualValueInTheMask) {
     ASSERT_EQ(cudaGetLastError(), cudaSuccess);
     const std::vector<unsigned> o = out.read();
     for (int lane = 0; lane < 32; ++lane) {
-        if (lane < 16) EXPECT_EQ(o[lane], (0x49249249u << (lane % 3)) & 0xffffu) << "lane " << lane;
+        if (lane < 16) {
+            EXPECT_EQ(o[lane], (0x49249249u << (lane % 3)) & 0xffffu) << "lane " << lane;
+        }
         EXPECT_EQ(o[32 + lane], 0xffu << (lane / 8 * 8)) << "lane " << lane;
         EXPECT_EQ(o[64 + lane], lane == 5 ? 1u << 5 : ~(1u << 5)) << "lane " << lane;
     }

@@ -29,7 +29,8 @@ VecDotKernel kernel_from_environment() {
                                    : v == "avx512"                                                      ? VecDotKernel::avx512
                                                                                                         : VecDotKernel::automatic;
         if (named == VecDotKernel::automatic)
-            throw Error(ErrorKind::invalid_argument, "WINNOW_CPU_DOT_KERNEL must be baseline or avx512, not '" + v + "'");
+            throw Error(ErrorKind::invalid_argument, std::string("WINNOW_CPU_DOT_KERNEL must be baseline (or ") + vec_dot_kernel_name(VecDotKernel::baseline) +
+                                                         ") or avx512, not '" + v + "'");
         if (!vec_dot_kernel_available(named)) throw Error(ErrorKind::unsupported, "WINNOW_CPU_DOT_KERNEL=avx512: this CPU has no AVX-512F");
         return named;
     }();

@@ -24,7 +24,7 @@ float vec_dot_f32(const float* a, const float* b, size_t n);
 // The two sum in another order, so their results differ by rounding.
 enum class VecDotKernel { automatic, baseline, avx512 };
 bool vec_dot_kernel_available(VecDotKernel k);
-VecDotKernel vec_dot_kernel_in_use(); // what `automatic` resolves to
+VecDotKernel vec_dot_kernel_in_use(); // the kernel vec_dot runs now: the forced one, else the environment's, else the best
 void vec_dot_force_kernel(VecDotKernel k); // automatic restores the default; throws if unavailable
 const char* vec_dot_kernel_name(VecDotKernel k); // baseline is named by its instructions: "avx2" or "scalar"
 

@@ -1,13 +1,14 @@
 // vec_dot's quantized rows (Q8_0, Q4_0, Q4_1 against fp32 activations: the f32 dot mode's decode) on AVX-512.
 // Compiled for AVX-512F whatever -march the build uses and chosen at run time (vec_dot.cpp), like the q8 prefill
-// kernels. It includes no shared inline helper (simd.h, io/quant.h's inline functions): an inline function compiled
-// here with AVX-512 could be the copy the linker keeps for every other file, and fault on an AVX2-only host.
+// kernels. It calls no shared inline helper (simd.h's, io/quant.h's; io/quant.h is included for the block layouts
+// only): an inline function compiled here with AVX-512 could be the copy the linker keeps for every other file, and
+// fault on an AVX2-only host. Its own helpers have internal linkage.
 //
 // The f32 mode widens every weight to fp32 (it keeps the activations exact), so instructions, not bytes, set its decode
 // speed (bench/reports/cpu-dot-kernels.md). Here a block of 32 weights is one widening of its 16 bytes to 16 int32
-// lanes (a nibble pair or, for Q8_0, two of them), two conversions and two multiply-adds; the AVX2 kernel takes four of
-// each on 8 lanes, and a tree of horizontal adds for every 8 blocks, which this kernel replaces by scaling each block's
-// lanes into the accumulator (see row_dot).
+// lanes (a nibble pair; Q8_0 widens its two 16-byte halves), two conversions, a multiply and a multiply-add, and one
+// multiply-add that scales the block into the accumulator (see row_dot); the AVX2 kernel takes four widenings,
+// conversions and products on 8 lanes, and a tree of horizontal adds for every 8 blocks.
 #include "backend/cpu/vec_dot_avx512.h"
 
 #include <immintrin.h>

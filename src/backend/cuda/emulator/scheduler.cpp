@@ -196,7 +196,6 @@ SimThread& current_thread() {
 // scheduler's: only who makes the switch changes.
 struct Pass {
     BlockRun* block = nullptr;
-    const std::function<void()>* body = nullptr;
     std::vector<SimThread*> queue;
     size_t next = 0;
     ctx::fiber scheduler;      // the scheduler's continuation while the pass's threads run
@@ -210,13 +209,10 @@ void receive(ctx::fiber&& c) {
     else g_pass->scheduler = std::move(c);
 }
 
-void start_direct(BlockRun& b, SimThread& t, const std::function<void()>& body);
-
-// Makes t the running thread and gives the fiber to switch to (t's, started if new).
+// Makes t (started by run_pass_direct) the running thread and gives the fiber to switch to.
 ctx::fiber enter_thread(BlockRun& b, SimThread& t) {
     b.current = &t;
     g_coordinates.thread_idx = t.idx;
-    if (!t.started) start_direct(b, t, *g_pass->body);
     return std::move(t.fiber);
 }
 
@@ -415,11 +411,15 @@ std::vector<int> run_order(int n) {
 // run_pass by hand-over (Pass): the scheduler switches to the first thread and is switched back to by the last.
 void run_pass_direct(BlockRun& b, const std::vector<int>& order, const std::function<void()>& body) {
     Pass p;
-    p.block = &b, p.body = &body;
+    p.block = &b;
     p.queue.reserve(order.size());
     for (int i : order)
         if (b.threads[static_cast<size_t>(i)].wait == Wait::none) p.queue.push_back(&b.threads[static_cast<size_t>(i)]);
     if (p.queue.empty()) return;
+    // new threads get their fibers (and stacks) here, where a failed allocation is the launch's error, not an
+    // exception inside a thread that is handing over
+    for (SimThread* t : p.queue)
+        if (!t->started) start_direct(b, *t, body);
     g_pass = &p;
     struct ClearPass {
         ~ClearPass() { g_pass = nullptr; }

@@ -61,7 +61,7 @@ extern Coordinates g_coordinates; // one block runs at a time (scheduler.cpp), s
 
 // The meeting points (scheduler.cpp). A warp collective gives each lane in `mask` the value of its lane `source`; a
 // vote gives the OR of (predicate << lane) over the mask; a match gives each lane the lanes of the mask whose value
-// equals its own (__match_any_sync, one meeting where 32 shuffles would be 32).
+// equals its own (__match_any_sync: one meeting, where a shuffle from each lane would be 32).
 enum class Collective : uint8_t { shuffle, vote, sync, match };
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int source);
 int block_barrier(int predicate, bool count); // count: the number of threads with a non-zero predicate; else their AND
@@ -135,11 +135,12 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) {
 inline unsigned __ballot_sync(unsigned mask, int p) {
     return static_cast<unsigned>(::winnow::emu::warp_collective(::winnow::emu::Collective::vote, mask, p != 0, ::winnow::emu::lane_id()));
 }
-// The lanes of `mask` whose value equals this lane's: one shuffle from each lane of the mask (the device does it in one
-// instruction; every lane of the mask must call it, as on the device).
+// The lanes of `mask` whose value equals this lane's, in one meeting of the mask's lanes (every lane of the mask must
+// call it, as on the device).
 template <class T>
 unsigned __match_any_sync(unsigned mask, T value) {
-    static_assert(std::is_integral_v<T> || std::is_floating_point_v<T>, "__match_any_sync takes a 32- or 64-bit integer or float");
+    static_assert((std::is_integral_v<T> || std::is_floating_point_v<T>) && (sizeof(T) == 4 || sizeof(T) == 8),
+                  "__match_any_sync takes a 32- or 64-bit integer or float");
     uint64_t bits = 0;
     std::memcpy(&bits, &value, sizeof value); // compared as bits, as the device compares
     return static_cast<unsigned>(::winnow::emu::warp_collective(::winnow::emu::Collective::match, mask, bits, ::winnow::emu::lane_id()));
