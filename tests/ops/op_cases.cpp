@@ -769,7 +769,10 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         // head of 48 dims (lanes past it idle), 6 dims, and LLaMA-1B's 128
                         {"smollm2_prefill_100_at_20", 100, 20, 9, 3, 64, 0}, {"gpt2_prefill_40", 40, 0, 12, 12, 64, 0},
                         {"odd_mqa_head48_prefill_33_at_5", 33, 5, 5, 1, 48, 0}, {"head6_prefill_20_at_3", 20, 3, 4, 2, 6, 0},
-                        {"llama1b_head128_prefill_64_at_200", 64, 200, 8, 2, 128, 0}};
+                        {"llama1b_head128_prefill_64_at_200", 64, 200, 8, 2, 128, 0},
+                        // the CPU's prefill tiles: keys in three 256-key chunks with the causal diagonal inside the
+                        // last, and SPION-denominator mask blocks that cut the row tiles
+                        {"smollm2_prefill_48_at_600", 48, 600, 9, 3, 64, 0}, {"masked_spion_b64_prefill_80_at_400", 80, 400, 9, 3, 64, -64}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
     for (bool device_pos : {false, true}) {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backend/cpu/attention_tiles_cpu.h"
 #include "decode/forward.h"
 #include "io/quant.h"
 #include "model/model.h"
@@ -445,8 +446,13 @@ TEST(KeyBlockSummaries, SummariesMustBeAPlanePerKvHead) {
 
 // Selecting every block a pattern drops is dense attention, bit for bit, in prefill and in KV-cache decode (where the
 // summaries grow block by block) and after a rewind; without selection the same pattern changes the logits. With an
-// F32 and with an F16 cache (Forward then summarises the half cache).
-class SelectionOnCacheType : public ::testing::TestWithParam<GgmlType> {};
+// F32 and with an F16 cache (Forward then summarises the half cache). Bit for bit on the CPU's row walk; its prefill
+// tiles (attention_tiles_cpu.h) add a row's selected units after the tile's keys, another order: there within rounding.
+class SelectionOnCacheType : public ::testing::TestWithParam<GgmlType> {
+protected:
+    void SetUp() override { cpu::attention_tiles_force(0); }
+    void TearDown() override { cpu::attention_tiles_force(-1); }
+};
 TEST_P(SelectionOnCacheType, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
     const GgmlType cache_type = GetParam();
     auto m = LoadedModel::load(kDir + "/tiny-llama.gguf");
@@ -480,6 +486,16 @@ TEST_P(SelectionOnCacheType, SelectingEveryDroppedBlockIsDenseOnATinyModel) {
         EXPECT_NE(none, dense) << "the pattern drops blocks that matter";
         EXPECT_NE(run(&masks, 2, n_prefill), dense) << "two blocks per row are not all of them";
         EXPECT_NE(run(&masks, 2, n_prefill, 4), dense) << "two 4-token units per row are not all of them";
+    }
+    {
+        cpu::attention_tiles_force(1);
+        const auto dense = run(nullptr, 0, ctx), all = run(&masks, nb, ctx), none = run(&masks, 0, ctx);
+        cpu::attention_tiles_force(0);
+        float worst = 0, worst_none = 0;
+        for (size_t i = 0; i < dense.size(); ++i)
+            worst = std::max(worst, std::abs(all[i] - dense[i])), worst_none = std::max(worst_none, std::abs(none[i] - dense[i]));
+        EXPECT_LT(worst, 1e-4f) << "prefill tiles: selecting every dropped block";
+        EXPECT_GT(worst_none, 1e-2f) << "prefill tiles: the pattern alone";
     }
     {
         Forward f(*m, *be, ctx);

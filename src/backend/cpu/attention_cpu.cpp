@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "backend/cpu/attention_common.h"
+#include "backend/cpu/attention_tiles_cpu.h"
 #include "backend/cpu/kv_elem.h"
 #include "backend/cpu/simd.h"
 #include "winnow/error.h"
@@ -50,44 +52,6 @@ inline float dot_kv(const float* q, const typename E::T* k, int n) {
         for (; i < n; ++i) s += q[i] * E::load1(k + i);
         return s;
     }
-}
-
-// x[i] = e^(x[i] - m) in place; returns the sum.
-inline float exp_shift_sum(float* x, int n, float m) {
-    int i = 0;
-    float s = 0.0f;
-#ifdef WINNOW_AVX2
-    const __m256 vm = _mm256_set1_ps(m);
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
-        _mm256_storeu_ps(x + i, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    s = hsum(acc);
-#endif
-    for (; i < n; ++i) s += (x[i] = std::exp(x[i] - m));
-    return s;
-}
-
-// The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. `row` is the
-// row's block keep flags (null: dense). Returns the number of runs; *kept gets the number of keys in them.
-int key_runs(const uint8_t* row, int block, int q_pos, int* runs, int* kept) {
-    const int n_keys = q_pos + 1;
-    if (!row) {
-        runs[0] = 0, runs[1] = n_keys, *kept = n_keys;
-        return 1;
-    }
-    int n_runs = 0;
-    *kept = 0;
-    for (int kb = 0; kb * block < n_keys; ++kb) {
-        if (!row[kb]) continue;
-        const int b = kb * block, e = std::min(n_keys, b + block);
-        *kept += e - b;
-        if (n_runs && runs[2 * n_runs - 1] == b) runs[2 * n_runs - 1] = e;
-        else runs[2 * n_runs] = b, runs[2 * n_runs + 1] = e, ++n_runs;
-    }
-    return n_runs;
 }
 
 // sum_d max(q_d * kmax_d, q_d * kmin_d) over the widened fp16 summary: an upper bound of q.k over every key k with
@@ -517,21 +481,35 @@ void head_mean_probs_impl(const float* q, const typename E::T* k_cache, int n_to
     }
 }
 
-// Runs f with the traits of the cache's element type (KvF32, KvF16 or KvBF16).
-template <class F>
-void with_kv_type(GgmlType type, F&& f) {
-    switch (type) {
-    case GgmlType::F32: f(KvF32{}); return;
-    case GgmlType::F16: f(KvF16{}); return;
-    case GgmlType::BF16: f(KvBF16{}); return;
-    default: throw Error(ErrorKind::unsupported, std::string("cpu attention: no KV cache of ") + ggml_type_name(type));
-    }
-}
-
 } // namespace
+
+int attend_selected_units(GgmlType kv_type, const float* qg, const void* k_cache, const void* v_cache, int q_pos, int kvh, const AttentionParams& p,
+                          float* m, float* l, float* o) {
+    thread_local SelectScratch select;
+    thread_local std::vector<float> scores;
+    thread_local std::vector<int> runs;
+    const int heads = p.n_head / p.n_head_kv, hd = p.head_dim, per_block = units_per_block(p), n_units = selection_units(p);
+    row_flags(p, qg, heads, q_pos, kvh, select); // the mask's units and the selected ones, in select.row
+    const uint8_t* mask_row = p.mask->row(q_pos / p.mask->block, kvh);
+    for (int u = 0; u < n_units; ++u)
+        if (mask_row[u / per_block]) select.row[u] = 0; // the mask's keys are the tile's
+    runs.resize(2 * static_cast<size_t>(n_units) + 2);
+    scores.resize(static_cast<size_t>(heads) * kChunk);
+    int kept = 0;
+    const int n_runs = key_runs(select.row.data(), p.key_summary.block, q_pos, runs.data(), &kept);
+    with_kv_type(kv_type, [&](auto e) {
+        using E = decltype(e);
+        const GroupShape shape{heads, hd, p.n_head_kv * hd, kvh, p.effective_scale()};
+        GroupState st{m, l, o};
+        accumulate_range<E>(shape, qg, static_cast<const typename E::T*>(k_cache), static_cast<const typename E::T*>(v_cache), runs.data(), n_runs, 0,
+                            kept, st, scores.data());
+    });
+    return kept;
+}
 
 void attention(GgmlType kv_type, const float* q, const void* k_cache, const void* v_cache, float* out, int n_tokens, const AttentionParams& p,
                int n_threads) {
+    if (attention_tiles_apply(n_tokens)) return attention_tiles(kv_type, q, k_cache, v_cache, out, n_tokens, p, n_threads);
     with_kv_type(kv_type, [&](auto e) {
         using E = decltype(e);
         attention_impl<E>(q, static_cast<const typename E::T*>(k_cache), static_cast<const typename E::T*>(v_cache), out, n_tokens, p, n_threads);

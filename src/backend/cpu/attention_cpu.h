@@ -16,6 +16,13 @@ namespace winnow::cpu {
 void attention(GgmlType kv_type, const float* q, const void* k_cache, const void* v_cache, float* out, int n_tokens, const AttentionParams& p,
                int n_threads);
 
+// For a row of attention_tiles (attention_tiles_cpu.h) with query-aware selection: selects the row's units as the row
+// walk does (the group's queries qg at q_pos, KV head kvh), and adds the keys of the selected units that the mask drops
+// to the group's online-softmax state: per head g, running max m[g], sum l[g] and unnormalised output o[g * head_dim].
+// Returns how many keys it added.
+int attend_selected_units(GgmlType kv_type, const float* qg, const void* k_cache, const void* v_cache, int q_pos, int kvh, const AttentionParams& p,
+                          float* m, float* l, float* o);
+
 // Calibration (SPION pattern capture): the attention probabilities of each query row averaged over the heads (or over
 // each KV group's heads, p.capture_per_group: group g at capture + g * n_tokens * stride), written to
 // capture[t * stride + j] for keys j <= pos0 + t (dropped keys of a mask: 0; query-aware selection is not applied).

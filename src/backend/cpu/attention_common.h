@@ -1,0 +1,63 @@
+#pragma once
+// Pieces the CPU attention kernels share (attention_cpu.cpp's row walk, attention_tiles_cpu.cpp's prefill tiles).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "backend/cpu/kv_elem.h"
+#include "backend/cpu/simd.h"
+#include "winnow/error.h"
+
+namespace winnow::cpu {
+
+// x[i] = e^(x[i] - m) in place; returns the sum.
+inline float exp_shift_sum(float* x, int n, float m) {
+    int i = 0;
+    float s = 0.0f;
+#ifdef WINNOW_AVX2
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    s = hsum(acc);
+#endif
+    for (; i < n; ++i) s += (x[i] = std::exp(x[i] - m));
+    return s;
+}
+
+// The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. `row` is the
+// row's block keep flags (null: dense). Returns the number of runs; *kept gets the number of keys in them.
+inline int key_runs(const uint8_t* row, int block, int q_pos, int* runs, int* kept) {
+    const int n_keys = q_pos + 1;
+    if (!row) {
+        runs[0] = 0, runs[1] = n_keys, *kept = n_keys;
+        return 1;
+    }
+    int n_runs = 0;
+    *kept = 0;
+    for (int kb = 0; kb * block < n_keys; ++kb) {
+        if (!row[kb]) continue;
+        const int b = kb * block, e = std::min(n_keys, b + block);
+        *kept += e - b;
+        if (n_runs && runs[2 * n_runs - 1] == b) runs[2 * n_runs - 1] = e;
+        else runs[2 * n_runs] = b, runs[2 * n_runs + 1] = e, ++n_runs;
+    }
+    return n_runs;
+}
+
+// Runs f with the traits of the cache's element type (KvF32, KvF16 or KvBF16).
+template <class F>
+void with_kv_type(GgmlType type, F&& f) {
+    switch (type) {
+    case GgmlType::F32: f(KvF32{}); return;
+    case GgmlType::F16: f(KvF16{}); return;
+    case GgmlType::BF16: f(KvBF16{}); return;
+    default: throw Error(ErrorKind::unsupported, std::string("cpu attention: no KV cache of ") + ggml_type_name(type));
+    }
+}
+
+} // namespace winnow::cpu
