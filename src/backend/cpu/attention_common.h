@@ -29,6 +29,23 @@ inline float exp_shift_sum(float* x, int n, float m) {
     return s;
 }
 
+// max(x[0 .. n)), n >= 1 (-inf for -inf scores; a NaN may or may not win, as with std::max_element)
+inline float max_of(const float* x, int n) {
+    int i = 0;
+    float m = -INFINITY;
+#ifdef WINNOW_AVX2
+    if (n >= 8) {
+        __m256 acc = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) acc = _mm256_max_ps(acc, _mm256_loadu_ps(x + i));
+        alignas(32) float lanes[8];
+        _mm256_store_ps(lanes, acc);
+        for (float v : lanes) m = std::max(m, v);
+    }
+#endif
+    for (; i < n; ++i) m = std::max(m, x[i]);
+    return m;
+}
+
 // The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. `row` is the
 // row's block keep flags (null: dense). Returns the number of runs; *kept gets the number of keys in them.
 inline int key_runs(const uint8_t* row, int block, int q_pos, int* runs, int* kept) {

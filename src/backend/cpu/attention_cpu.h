@@ -6,7 +6,8 @@
 // block mask is walked as runs of kept keys, so dropped blocks cost nothing. When there are too few (row, KV head)
 // tasks to fill the cores (decode), each row's kept keys are split into parts whose partial (max, sum, output) are
 // merged by log-sum-exp afterwards (flash-decoding). With p.select_blocks, each (row, KV head) adds its query-aware
-// blocks to the mask's row first (AttentionParams).
+// blocks to the mask's row first (AttentionParams). Prefill batches of 16 rows or more go to attention_tiles_cpu.h
+// instead (tiles of rows against chunks of keys, through sgemm); this walk keeps decode and short batches.
 #include "backend/backend.h"
 
 namespace winnow::cpu {
@@ -17,11 +18,12 @@ void attention(GgmlType kv_type, const float* q, const void* k_cache, const void
                int n_threads);
 
 // For a row of attention_tiles (attention_tiles_cpu.h) with query-aware selection: selects the row's units as the row
-// walk does (the group's queries qg at q_pos, KV head kvh), and adds the keys of the selected units that the mask drops
-// to the group's online-softmax state: per head g, running max m[g], sum l[g] and unnormalised output o[g * head_dim].
-// Returns how many keys it added.
+// walk does (the group's queries qg at q_pos, KV head kvh), from `bounds` when given (per selection unit: the group's
+// score bound for a candidate, NaN for any other unit), else from bounds it computes; then adds the keys of the
+// selected units to the group's online-softmax state: per head g, running max m[g], sum l[g] and unnormalised output
+// o[g * head_dim]. Returns how many keys it added.
 int attend_selected_units(GgmlType kv_type, const float* qg, const void* k_cache, const void* v_cache, int q_pos, int kvh, const AttentionParams& p,
-                          float* m, float* l, float* o);
+                          const float* bounds, float* m, float* l, float* o);
 
 // Calibration (SPION pattern capture): the attention probabilities of each query row averaged over the heads (or over
 // each KV group's heads, p.capture_per_group: group g at capture + g * n_tokens * stride), written to

@@ -75,6 +75,7 @@ private:
 // One thread's buffers, sized for the largest tile.
 struct TileScratch {
     std::vector<float> q, k, v, s, o, m, l;
+    std::vector<float> q_abs, unit_scores, row_bounds; // query-aware selection's bounds
     std::vector<int> idx, runs, selected;
     TileScratch(int max_rows, int max_queries, int hd, int max_runs)
         : q(static_cast<size_t>(max_queries) * hd), k(static_cast<size_t>(kChunkKeys) * hd), v(static_cast<size_t>(kChunkKeys) * hd),
@@ -85,7 +86,7 @@ struct TileScratch {
 // The online softmax of one query vector after a chunk: its scores sr[0 .. valid) become e^(s - m) (the keys after its
 // position, sr[valid .. n), weigh nothing), and what it summed under an older maximum is rescaled.
 void softmax_row(float* sr, int valid, int n, float& m, float& l, float* o, int hd) {
-    const float new_m = std::max(m, *std::max_element(sr, sr + valid));
+    const float new_m = std::max(m, max_of(sr, valid));
     if (new_m == -INFINITY) { // no finite score yet: nothing to weigh
         std::fill(sr, sr + n, 0.0f);
         return;
@@ -100,6 +101,61 @@ void softmax_row(float* sr, int valid, int n, float& m, float& l, float* o, int 
     std::fill(sr + valid, sr + n, 0.0f);
 }
 
+// Query-aware selection's score bounds for a whole tile at once. A unit's bound for query q,
+//   sum_d max(q_d kmax_d, q_d kmin_d) = q . c + |q| . r,  c = (kmax + kmin) / 2, r = (kmax - kmin) / 2 (kmax >= kmin),
+// is two products with the unit's centre and radius rows: two sgemms for every query vector of the tile, where the row
+// walk (group_bound) takes one unit and one row at a time. The same bound in exact arithmetic; in fp32 another rounding.
+struct UnitPlanes {
+    int units = 0;                   // complete units summarised for the call's rows, per KV head
+    std::vector<float> centre, radius; // [n_head_kv][units][head_dim]
+};
+
+UnitPlanes unit_planes(const AttentionParams& p, int last_pos, int n_threads) {
+    const KeyBlockSummary& ks = p.key_summary;
+    const int hd = p.head_dim;
+    UnitPlanes u;
+    u.units = std::max(0, std::min(ks.n_blocks, (last_pos + 1) / ks.block));
+    u.centre.resize(static_cast<size_t>(p.n_head_kv) * u.units * hd);
+    u.radius.resize(u.centre.size());
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int i = 0; i < p.n_head_kv * u.units; ++i) {
+        const int kvh = i / u.units, unit = i % u.units;
+        const size_t src = ks.at(kvh, unit, hd), dst = static_cast<size_t>(i) * hd;
+        for (int d = 0; d < hd; ++d) {
+            const float hi = half_to_float(ks.kmax[src + d]), lo = half_to_float(ks.kmin[src + d]);
+            u.centre[dst + d] = 0.5f * (hi + lo);
+            u.radius[dst + d] = 0.5f * (hi - lo);
+        }
+    }
+    return u;
+}
+
+// The bounds of the tile's query vectors (sc.q, rows x heads) for the units [0, n) of KV head kvh: sc.unit_scores[i * n + u].
+void tile_unit_scores(const UnitPlanes& planes, int kvh, int n, int queries, int hd, TileScratch& sc) {
+    if (n == 0) return;
+    for (size_t i = 0; i < static_cast<size_t>(queries) * hd; ++i) sc.q_abs[i] = std::abs(sc.q[i]);
+    const size_t off = static_cast<size_t>(kvh) * planes.units * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, queries, n, hd, 1.0f, sc.q.data(), hd, planes.centre.data() + off, hd, 0.0f,
+                sc.unit_scores.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, queries, n, hd, 1.0f, sc.q_abs.data(), hd, planes.radius.data() + off, hd, 1.0f,
+                sc.unit_scores.data(), n);
+}
+
+// Row r's bounds per selection unit, as the row walk's unit_bounds gives them: the highest over the group's heads for a
+// candidate (complete, at or before the row's position, dropped by the mask), NaN for any other unit.
+void row_unit_bounds(const AttentionParams& p, const uint8_t* mask_row, int q_pos, int r, int heads, int n, TileScratch& sc) {
+    const int per_block = p.mask->block / p.key_summary.block, n_units = p.mask->n_blocks * per_block;
+    const int candidates_end = std::min(n, (q_pos + 1) / p.key_summary.block);
+    for (int u = 0; u < n_units; ++u) {
+        float b = NAN;
+        if (u < candidates_end && !mask_row[u / per_block]) {
+            b = -INFINITY;
+            for (int g = 0; g < heads; ++g) b = std::max(b, sc.unit_scores[static_cast<size_t>(r * heads + g) * n + u]);
+        }
+        sc.row_bounds[u] = b;
+    }
+}
+
 // The kept keys at or before q_pos among the runs.
 int kept_through(const int* runs, int n_runs, int q_pos) {
     int kept = 0;
@@ -110,7 +166,7 @@ int kept_through(const int* runs, int n_runs, int q_pos) {
 // One tile of rows with the heads of KV head kvh's group.
 template <class E>
 void attend_tile(GgmlType kv_type, const float* q, const typename E::T* k_cache, const typename E::T* v_cache, float* out, const AttentionParams& p,
-                 RowTile tile, int kvh, TileScratch& sc) {
+                 const UnitPlanes& planes, RowTile tile, int kvh, TileScratch& sc) {
     const int hd = p.head_dim, heads = p.n_head / p.n_head_kv, kv_dim = p.n_head_kv * hd;
     const int rows = tile.t1 - tile.t0, first_pos = p.pos0 + tile.t0, last_pos = p.pos0 + tile.t1 - 1;
     const size_t group = static_cast<size_t>(heads) * hd; // a row's queries of the group, contiguous in q and out
@@ -132,10 +188,12 @@ void attend_tile(GgmlType kv_type, const float* q, const typename E::T* k_cache,
         const float *kc = sc.k.data(), *vc = sc.v.data();
         int ld = hd;
         const size_t head_off = static_cast<size_t>(kvh) * hd;
+        bool in_place = false;
         if constexpr (std::is_same_v<E, KvF32>) {
-            if (idx[n - 1] - idx[0] == n - 1) kc = k_cache + static_cast<size_t>(idx[0]) * kv_dim + head_off, vc = v_cache + static_cast<size_t>(idx[0]) * kv_dim + head_off, ld = kv_dim;
+            in_place = idx[n - 1] - idx[0] == n - 1;
+            if (in_place) kc = k_cache + static_cast<size_t>(idx[0]) * kv_dim + head_off, vc = v_cache + static_cast<size_t>(idx[0]) * kv_dim + head_off, ld = kv_dim;
         }
-        if (ld == hd)
+        if (!in_place)
             for (int j = 0; j < n; ++j) {
                 widen_row<E>(sc.k.data() + static_cast<size_t>(j) * hd, k_cache + static_cast<size_t>(idx[j]) * kv_dim + head_off, hd);
                 widen_row<E>(sc.v.data() + static_cast<size_t>(j) * hd, v_cache + static_cast<size_t>(idx[j]) * kv_dim + head_off, hd);
@@ -156,9 +214,14 @@ void attend_tile(GgmlType kv_type, const float* q, const typename E::T* k_cache,
     }
     // query-aware selection: each row's own units, after the tile's shared keys (the row walk's code, on the same state)
     const bool select = p.mask && p.select_blocks > 0;
-    for (int r = 0; select && r < rows; ++r) {
-        sc.selected[r] = attend_selected_units(kv_type, sc.q.data() + r * group, k_cache, v_cache, first_pos + r, kvh, p, sc.m.data() + r * heads,
-                                               sc.l.data() + r * heads, sc.o.data() + r * group);
+    if (select) {
+        const int n = std::min(planes.units, (last_pos + 1) / p.key_summary.block); // the units complete by the tile's last row
+        tile_unit_scores(planes, kvh, n, rows * heads, hd, sc);
+        for (int r = 0; r < rows; ++r) {
+            row_unit_bounds(p, mask_row, first_pos + r, r, heads, n, sc);
+            sc.selected[r] = attend_selected_units(kv_type, sc.q.data() + r * group, k_cache, v_cache, first_pos + r, kvh, p, sc.row_bounds.data(),
+                                                   sc.m.data() + r * heads, sc.l.data() + r * heads, sc.o.data() + r * group);
+        }
     }
     // out = o / (l + the keys the mask dropped, as logit 0, in the SPION denominator mode)
     const bool spion = p.mask && p.mask->denominator == SparseDenominator::spion;
@@ -183,13 +246,21 @@ void tiles_impl(GgmlType kv_type, const float* q, const typename E::T* k_cache, 
     const std::vector<RowTile> tiles = plan_row_tiles(n_tokens, p.pos0, mask_block, rows);
     const int n_tiles = static_cast<int>(tiles.size()), tasks = n_tiles * p.n_head_kv, max_runs = p.mask ? p.mask->n_blocks : 1;
     prepare_blas(); // one OpenBLAS thread per call: the tasks below are shared out over our own threads
+    const bool select = p.mask && p.select_blocks > 0;
+    const UnitPlanes planes = select ? unit_planes(p, p.pos0 + n_tokens - 1, n_threads) : UnitPlanes{};
+    const int n_units = select ? p.mask->n_blocks * (p.mask->block / p.key_summary.block) : 0;
 #pragma omp parallel num_threads(n_threads)
     {
         TileScratch sc(rows, rows * heads, p.head_dim, max_runs);
+        if (select) {
+            sc.q_abs.resize(sc.q.size());
+            sc.unit_scores.resize(static_cast<size_t>(rows) * heads * planes.units);
+            sc.row_bounds.resize(n_units);
+        }
         // the last tiles first: a causal tile's work grows with its position, so the long tasks do not come last
 #pragma omp for schedule(dynamic, 1)
         for (int task = 0; task < tasks; ++task)
-            attend_tile<E>(kv_type, q, k_cache, v_cache, out, p, tiles[n_tiles - 1 - task / p.n_head_kv], task % p.n_head_kv, sc);
+            attend_tile<E>(kv_type, q, k_cache, v_cache, out, p, planes, tiles[n_tiles - 1 - task / p.n_head_kv], task % p.n_head_kv, sc);
     }
 }
 
