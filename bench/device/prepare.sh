@@ -92,7 +92,9 @@ if [ $((a + b)) -lt $size ]; then
   mkdir -p bench/device/model-c && part bench/device/model-c/part $((a + b)) $((size - a - b))
 fi
 cmp -s <(cat bench/device/model-?/part | gzip -dc) "$model" || { echo "prepare: the model's parts do not join back into it" >&2; exit 1; }
-echo "per call (64 MiB each, the working tree's $((tree / 1024)) KiB included):"
+echo "per call (64 MiB each, the working tree's $((tree / 1024)) KiB included; name kind nvidia-h200 in call 1, since a call"
+echo "that names none may start an H100 and the targets are H200 numbers; if the H200 is refused, run on what is offered"
+echo "and name the device in the reports):"
 echo "  1: carry [\"bench/device/payload\", \"bench/device/model-a\"]: $(( (tree + payload + a) / 1024 )) KiB, command: bash bench/device/smoke.sh (~10 s)"
 if [ -d bench/device/model-c ]; then
   echo "  2: carry [\"bench/device/model-b\", \"bench/device/extra\"]: $(( (tree + b + extra) / 1024 )) KiB, command true"
