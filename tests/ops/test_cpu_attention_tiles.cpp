@@ -3,6 +3,7 @@
 // harness holds both paths to the double reference (tests/ops/op_cases.cpp: prefill shapes of 16 rows or more take the
 // tiles, the others the row walk).
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -49,7 +50,40 @@ TEST(CpuAttentionTiles, PrefillBatchesTakeTheTiles) {
 
 struct Shape {
     int n, pos0, n_head, n_head_kv, hd, mask_block; // mask_block < 0: the SPION denominator
+    GgmlType cache = GgmlType::F16;
 };
+
+// n random cache rows of kv_dim values as the cache type holds them (F32 or F16)
+std::vector<uint8_t> random_cache(GgmlType type, size_t values, std::mt19937& rng) {
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<uint8_t> bytes(values * (type == GgmlType::F32 ? 4 : 2));
+    for (size_t i = 0; i < values; ++i) {
+        const float x = nd(rng);
+        if (type == GgmlType::F32) std::memcpy(bytes.data() + 4 * i, &x, 4);
+        else {
+            const uint16_t h = fp32_to_fp16(x);
+            std::memcpy(bytes.data() + 2 * i, &h, 2);
+        }
+    }
+    return bytes;
+}
+
+// The largest difference between the two paths' outputs (tiles, then the row walk)
+double tiles_vs_rows(GgmlType type, const std::vector<float>& q, const void* k, const void* v, int n, const AttentionParams& p,
+                     std::vector<float>* tiles_out = nullptr) {
+    std::vector<float> tiles(q.size()), rows(q.size());
+    attention_tiles_force(1);
+    attention(type, q.data(), k, v, tiles.data(), n, p, 2);
+    attention_tiles_force(0);
+    attention(type, q.data(), k, v, rows.data(), n, p, 2);
+    attention_tiles_force(-1);
+    double worst = 0;
+    for (size_t i = 0; i < q.size(); ++i)
+        if (std::isfinite(rows[i])) worst = std::max(worst, std::abs(static_cast<double>(tiles[i]) - rows[i]));
+        else if (!std::isnan(tiles[i]) && tiles[i] != rows[i]) return INFINITY;
+    if (tiles_out) *tiles_out = tiles;
+    return worst;
+}
 
 class TilesAgainstRowWalk : public ::testing::TestWithParam<Shape> {
 protected:
@@ -65,9 +99,7 @@ TEST_P(TilesAgainstRowWalk, EqualWithinFp32Rounding) {
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::vector<float> q(static_cast<size_t>(s.n) * s.n_head * s.hd);
     for (float& x : q) x = 2.0f * nd(rng);
-    std::vector<uint16_t> k(static_cast<size_t>(ctx) * kv_dim), v(k.size());
-    for (auto& x : k) x = fp32_to_fp16(nd(rng));
-    for (auto& x : v) x = fp32_to_fp16(nd(rng));
+    const auto k = random_cache(s.cache, static_cast<size_t>(ctx) * kv_dim, rng), v = random_cache(s.cache, static_cast<size_t>(ctx) * kv_dim, rng);
     AttentionParams p;
     p.pos0 = s.pos0, p.n_head = s.n_head, p.n_head_kv = s.n_head_kv, p.head_dim = s.hd;
     BlockMask mask;
@@ -79,16 +111,9 @@ TEST_P(TilesAgainstRowWalk, EqualWithinFp32Rounding) {
         if (s.mask_block < 0) mask.denominator = SparseDenominator::spion;
         p.mask = &mask;
     }
-    std::vector<float> tiles(q.size()), rows(q.size());
-    attention_tiles_force(1);
-    attention(GgmlType::F16, q.data(), k.data(), v.data(), tiles.data(), s.n, p, 2);
-    attention_tiles_force(0);
-    attention(GgmlType::F16, q.data(), k.data(), v.data(), rows.data(), s.n, p, 2);
-    double worst = 0;
-    for (size_t i = 0; i < q.size(); ++i) {
-        ASSERT_TRUE(std::isfinite(tiles[i])) << i;
-        worst = std::max(worst, std::abs(static_cast<double>(tiles[i]) - rows[i]));
-    }
+    std::vector<float> tiles;
+    const double worst = tiles_vs_rows(s.cache, q, k.data(), v.data(), s.n, p, &tiles);
+    for (float x : tiles) ASSERT_TRUE(std::isfinite(x));
     // outputs are convex combinations of values of size ~1: a few fp32 ulps of the scores and sums
     EXPECT_LT(worst, 2e-5) << "largest difference";
     EXPECT_GT(worst, 0.0) << "the two paths sum in different orders; equal bits would mean the tiles did not run";
@@ -97,7 +122,62 @@ TEST_P(TilesAgainstRowWalk, EqualWithinFp32Rounding) {
 INSTANTIATE_TEST_SUITE_P(Shapes, TilesAgainstRowWalk,
                          ::testing::Values(Shape{48, 600, 9, 3, 64, 0}, Shape{100, 20, 9, 3, 64, 0}, Shape{40, 0, 12, 12, 64, 0},
                                            Shape{33, 5, 5, 1, 48, 0}, Shape{80, 400, 9, 3, 64, 64}, Shape{80, 400, 9, 3, 64, -64},
-                                           Shape{70, 300, 4, 2, 6, 16}));
+                                           Shape{70, 300, 4, 2, 6, 16}, Shape{64, 200, 8, 2, 128, 0},
+                                           // an fp32 cache: contiguous chunks read in place, a mask's runs widened
+                                           Shape{48, 600, 9, 3, 64, 0, GgmlType::F32}, Shape{80, 400, 9, 3, 64, -64, GgmlType::F32}));
+
+// A later token's infinite value (an f16 cache's overflow) must not reach the rows before it: in a tile they weigh its
+// key by 0, and 0 x inf is NaN. Rows from that token on are inf or NaN on either path.
+TEST(CpuAttentionTiles, ALaterInfiniteValueLeavesEarlierRowsFinite) {
+    const int n = 40, pos0 = 10, n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd, bad = pos0 + 25;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> q(static_cast<size_t>(n) * n_head * hd);
+    for (float& x : q) x = nd(rng);
+    auto k = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng), v = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng);
+    const uint16_t inf = 0x7c00;
+    std::memcpy(v.data() + (static_cast<size_t>(bad) * kv_dim + 5) * 2, &inf, 2); // KV head 0, dimension 5
+    AttentionParams p;
+    p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd;
+    std::vector<float> tiles;
+    EXPECT_LT(tiles_vs_rows(GgmlType::F16, q, k.data(), v.data(), n, p, &tiles), 2e-5);
+    for (int t = 0; t < bad - pos0; ++t)
+        for (int i = 0; i < n_head * hd; ++i) ASSERT_TRUE(std::isfinite(tiles[static_cast<size_t>(t) * n_head * hd + i])) << "row " << t << " value " << i;
+}
+
+// Query-aware selection with a key summary that holds an infinity: the row walk's bound is +inf there and always
+// selects the unit; the tiles' centre-and-radius product would be NaN and rank it last, so they take the row walk's.
+TEST(CpuAttentionTiles, AnInfiniteKeySummaryIsSelectedAsByTheRowWalk) {
+    const int n = 32, pos0 = 64, n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd, block = 16, unit = 8;
+    const int nb = ctx / block, units = ctx / unit, inf_unit = 4; // keys 32..39, in mask block 2, which the mask drops
+    std::mt19937 rng(13);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> q(static_cast<size_t>(n) * n_head * hd), k(static_cast<size_t>(ctx) * kv_dim), v(k.size());
+    for (float& x : q) x = nd(rng);
+    for (float& x : k) x = nd(rng);
+    for (float& x : v) x = nd(rng);
+    std::vector<uint16_t> kmax(static_cast<size_t>(n_head_kv) * units * hd), kmin(kmax.size());
+    for (int h = 0; h < n_head_kv; ++h)
+        for (int u = 0; u < units; ++u)
+            for (int d = 0; d < hd; ++d) {
+                float hi = -INFINITY, lo = INFINITY;
+                for (int j = u * unit; j < (u + 1) * unit; ++j) {
+                    const float x = k[static_cast<size_t>(j) * kv_dim + h * hd + d];
+                    hi = std::max(hi, x), lo = std::min(lo, x);
+                }
+                const size_t at = (static_cast<size_t>(h) * units + u) * hd + d;
+                kmax[at] = u == inf_unit ? 0x7c00 : fp32_to_fp16(hi + 0.01f);
+                kmin[at] = fp32_to_fp16(lo - 0.01f);
+            }
+    BlockMask mask{block, nb, std::vector<uint8_t>(static_cast<size_t>(nb) * nb, 0)};
+    for (int qb = 0; qb < nb; ++qb) mask.keep[static_cast<size_t>(qb) * nb] = mask.keep[static_cast<size_t>(qb) * nb + qb] = 1;
+    AttentionParams p;
+    p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd, p.mask = &mask, p.select_blocks = 1;
+    p.key_summary = KeyBlockSummary{unit, units, kmax.data(), kmin.data()};
+    const double with_inf = tiles_vs_rows(GgmlType::F32, q, k.data(), v.data(), n, p);
+    EXPECT_LT(with_inf, 2e-5) << "the unit with the infinite summary, selected on both paths";
+}
+
 
 } // namespace
 } // namespace winnow::cpu

@@ -483,15 +483,18 @@ void head_mean_probs_impl(const float* q, const typename E::T* k_cache, int n_to
 
 } // namespace
 
+float unit_score_bound(const AttentionParams& p, const float* qg, int kvh, int unit) {
+    const size_t off = p.key_summary.at(kvh, unit, p.head_dim);
+    return group_bound(qg, p.n_head / p.n_head_kv, p.key_summary.kmax + off, p.key_summary.kmin + off, p.head_dim);
+}
+
 int attend_selected_units(GgmlType kv_type, const float* qg, const void* k_cache, const void* v_cache, int q_pos, int kvh, const AttentionParams& p,
                           const float* bounds, float* m, float* l, float* o) {
     thread_local SelectScratch select;
     thread_local std::vector<float> scores;
     thread_local std::vector<int> runs;
     const int heads = p.n_head / p.n_head_kv, hd = p.head_dim, per_block = units_per_block(p), n_units = selection_units(p);
-    // the mask's units and the selected ones, in select.row
-    if (bounds) select_units(p, q_pos, kvh, bounds, select);
-    else row_flags(p, qg, heads, q_pos, kvh, select);
+    select_units(p, q_pos, kvh, bounds, select); // the mask's units and the selected ones, in select.row
     const uint8_t* mask_row = p.mask->row(q_pos / p.mask->block, kvh);
     for (int u = 0; u < n_units; ++u)
         if (mask_row[u / per_block]) select.row[u] = 0; // the mask's keys are the tile's

@@ -30,7 +30,8 @@ std::vector<RowTile> plan_row_tiles(int n_tokens, int pos0, int mask_block, int 
 // (tile x KV head) per thread, never fewer than 8.
 int tile_rows_for(int n_tokens, int pos0, int mask_block, int group_heads, int n_head_kv, int n_threads);
 
-// Whether attention() hands this call to attention_tiles: at least 16 rows, and the tiles switched on. Throws winnow::Error for a WINNOW_CPU_ATTENTION_TILES other than 0 or 1.
+// Whether attention() hands this call to attention_tiles: at least 16 rows, and the tiles switched on. Throws
+// winnow::Error for a WINNOW_CPU_ATTENTION_TILES other than 0 or 1.
 bool attention_tiles_apply(int n_tokens);
 
 // As cpu::attention (attention_cpu.h), for a call that attention_tiles_apply accepts.
