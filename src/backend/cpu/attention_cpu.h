@@ -17,15 +17,15 @@ namespace winnow::cpu {
 void attention(GgmlType kv_type, const float* q, const void* k_cache, const void* v_cache, float* out, int n_tokens, const AttentionParams& p,
                int n_threads);
 
+// The row walk's score bound of one selection unit for the group's queries qg (KV head kvh): the highest over the
+// group's heads of sum_d max(q_d kmax_d, q_d kmin_d).
+float unit_score_bound(const AttentionParams& p, const float* qg, int kvh, int unit);
+
 // For a row of attention_tiles (attention_tiles_cpu.h) with query-aware selection: picks the row's units by the row
 // walk's rule (the p.select_blocks highest of `bounds`: per selection unit, the group's score bound for a candidate, NaN
 // for any other unit; the tiles compute them in another rounding), then adds the keys of the selected units the mask
 // drops to the online-softmax state of the group's queries qg at q_pos, KV head kvh: per head g, running max m[g], sum
 // l[g] and unnormalised output o[g * head_dim]. Returns how many keys it added.
-// The row walk's score bound of one selection unit for the group's queries qg (KV head kvh): the highest over the
-// group's heads of sum_d max(q_d kmax_d, q_d kmin_d).
-float unit_score_bound(const AttentionParams& p, const float* qg, int kvh, int unit);
-
 int attend_selected_units(GgmlType kv_type, const float* qg, const void* k_cache, const void* v_cache, int q_pos, int kvh, const AttentionParams& p,
                           const float* bounds, float* m, float* l, float* o);
 
