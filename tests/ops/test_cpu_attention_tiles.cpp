@@ -79,10 +79,41 @@ double tiles_vs_rows(GgmlType type, const std::vector<float>& q, const void* k, 
     attention_tiles_force(-1);
     double worst = 0;
     for (size_t i = 0; i < q.size(); ++i)
-        if (std::isfinite(rows[i])) worst = std::max(worst, std::abs(static_cast<double>(tiles[i]) - rows[i]));
-        else if (!std::isnan(tiles[i]) && tiles[i] != rows[i]) return INFINITY;
+        if (std::isfinite(rows[i])) {
+            if (!std::isfinite(tiles[i])) return INFINITY;
+            worst = std::max(worst, std::abs(static_cast<double>(tiles[i]) - rows[i]));
+        } else if (!std::isnan(tiles[i]) && tiles[i] != rows[i]) {
+            return INFINITY;
+        }
     if (tiles_out) *tiles_out = tiles;
     return worst;
+}
+
+// fp16 key summaries of an fp32 cache [ctx][n_head_kv * hd] in KeyBlockSummary's layout, each a little outside the
+// keys so that the fp16 rounding keeps them bounds; unit inf_unit (if any) gets +inf as every kmax.
+struct Summaries {
+    std::vector<uint16_t> kmax, kmin;
+    KeyBlockSummary view(int unit) const { return KeyBlockSummary{unit, static_cast<int>(kmax.size() / hd_all), kmax.data(), kmin.data()}; }
+    size_t hd_all = 1; // values per unit over the KV heads
+};
+Summaries summarise(const std::vector<float>& k, int ctx, int n_head_kv, int hd, int unit, int inf_unit = -1) {
+    const int units = ctx / unit, kv_dim = n_head_kv * hd;
+    Summaries s;
+    s.hd_all = static_cast<size_t>(n_head_kv) * hd;
+    s.kmax.resize(static_cast<size_t>(n_head_kv) * units * hd), s.kmin.resize(s.kmax.size());
+    for (int h = 0; h < n_head_kv; ++h)
+        for (int u = 0; u < units; ++u)
+            for (int d = 0; d < hd; ++d) {
+                float hi = -INFINITY, lo = INFINITY;
+                for (int j = u * unit; j < (u + 1) * unit; ++j) {
+                    const float x = k[static_cast<size_t>(j) * kv_dim + h * hd + d];
+                    hi = std::max(hi, x), lo = std::min(lo, x);
+                }
+                const size_t at = (static_cast<size_t>(h) * units + u) * hd + d;
+                s.kmax[at] = u == inf_unit ? 0x7c00 : fp32_to_fp16(hi + 0.01f);
+                s.kmin[at] = fp32_to_fp16(lo - 0.01f);
+            }
+    return s;
 }
 
 class TilesAgainstRowWalk : public ::testing::TestWithParam<Shape> {
@@ -149,35 +180,125 @@ TEST(CpuAttentionTiles, ALaterInfiniteValueLeavesEarlierRowsFinite) {
 // selects the unit; the tiles' centre-and-radius product would be NaN and rank it last, so they take the row walk's.
 TEST(CpuAttentionTiles, AnInfiniteKeySummaryIsSelectedAsByTheRowWalk) {
     const int n = 32, pos0 = 64, n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd, block = 16, unit = 8;
-    const int nb = ctx / block, units = ctx / unit, inf_unit = 4; // keys 32..39, in mask block 2, which the mask drops
+    const int nb = ctx / block, inf_unit = 4; // keys 32..39, in mask block 2, which the mask drops
     std::mt19937 rng(13);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::vector<float> q(static_cast<size_t>(n) * n_head * hd), k(static_cast<size_t>(ctx) * kv_dim), v(k.size());
     for (float& x : q) x = nd(rng);
     for (float& x : k) x = nd(rng);
     for (float& x : v) x = nd(rng);
-    std::vector<uint16_t> kmax(static_cast<size_t>(n_head_kv) * units * hd), kmin(kmax.size());
-    for (int h = 0; h < n_head_kv; ++h)
-        for (int u = 0; u < units; ++u)
-            for (int d = 0; d < hd; ++d) {
-                float hi = -INFINITY, lo = INFINITY;
-                for (int j = u * unit; j < (u + 1) * unit; ++j) {
-                    const float x = k[static_cast<size_t>(j) * kv_dim + h * hd + d];
-                    hi = std::max(hi, x), lo = std::min(lo, x);
-                }
-                const size_t at = (static_cast<size_t>(h) * units + u) * hd + d;
-                kmax[at] = u == inf_unit ? 0x7c00 : fp32_to_fp16(hi + 0.01f);
-                kmin[at] = fp32_to_fp16(lo - 0.01f);
-            }
+    const Summaries sums = summarise(k, ctx, n_head_kv, hd, unit, inf_unit);
     BlockMask mask{block, nb, std::vector<uint8_t>(static_cast<size_t>(nb) * nb, 0)};
     for (int qb = 0; qb < nb; ++qb) mask.keep[static_cast<size_t>(qb) * nb] = mask.keep[static_cast<size_t>(qb) * nb + qb] = 1;
     AttentionParams p;
     p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd, p.mask = &mask, p.select_blocks = 1;
-    p.key_summary = KeyBlockSummary{unit, units, kmax.data(), kmin.data()};
+    p.key_summary = sums.view(unit);
     const double with_inf = tiles_vs_rows(GgmlType::F32, q, k.data(), v.data(), n, p);
     EXPECT_LT(with_inf, 2e-5) << "the unit with the infinite summary, selected on both paths";
 }
 
+// Query-aware selection where the rows of a tile pick different units: the tiles run the union of their units through
+// one product, and each row must weigh only its own (weighing the union would be close to dense attention here).
+struct SelectShape {
+    int n, pos0, n_head, n_head_kv, hd, mask_block, unit, select;
+    GgmlType cache = GgmlType::F16;
+};
+class TilesSelectAgainstRowWalk : public ::testing::TestWithParam<SelectShape> {
+protected:
+    void TearDown() override { attention_tiles_force(-1); }
+};
+
+// The cache as fp32 keys and values of the cache type (an F16 cache holds the fp32 values rounded to fp16).
+std::vector<uint8_t> cache_of(GgmlType type, const std::vector<float>& x) {
+    std::vector<uint8_t> bytes(x.size() * (type == GgmlType::F32 ? 4 : 2));
+    for (size_t i = 0; i < x.size(); ++i)
+        if (type == GgmlType::F32) std::memcpy(bytes.data() + 4 * i, &x[i], 4);
+        else {
+            const uint16_t h = fp32_to_fp16(x[i]);
+            std::memcpy(bytes.data() + 2 * i, &h, 2);
+        }
+    return bytes;
+}
+
+TEST_P(TilesSelectAgainstRowWalk, EachRowWeighsItsOwnUnits) {
+    const SelectShape s = GetParam();
+    const int ctx = s.pos0 + s.n, kv_dim = s.n_head_kv * s.hd, nb = (ctx + s.mask_block - 1) / s.mask_block;
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> q(static_cast<size_t>(s.n) * s.n_head * s.hd), k(static_cast<size_t>(ctx) * kv_dim), v(k.size());
+    for (float& x : q) x = 2.0f * nd(rng);
+    for (float& x : k) x = s.cache == GgmlType::F16 ? fp16_to_fp32(fp32_to_fp16(nd(rng))) : nd(rng);
+    for (float& x : v) x = nd(rng);
+    const Summaries sums = summarise(k, ctx, s.n_head_kv, s.hd, s.unit);
+    const auto kc = cache_of(s.cache, k), vc = cache_of(s.cache, v);
+    BlockMask mask{s.mask_block, nb, std::vector<uint8_t>(static_cast<size_t>(nb) * nb, 0)}; // sink and diagonal
+    for (int qb = 0; qb < nb; ++qb) mask.keep[static_cast<size_t>(qb) * nb] = mask.keep[static_cast<size_t>(qb) * nb + qb] = 1;
+    mask.denominator = SparseDenominator::spion;
+    AttentionParams p;
+    p.pos0 = s.pos0, p.n_head = s.n_head, p.n_head_kv = s.n_head_kv, p.head_dim = s.hd, p.mask = &mask, p.select_blocks = s.select;
+    p.key_summary = sums.view(s.unit);
+    std::vector<float> tiles;
+    const double worst = tiles_vs_rows(s.cache, q, kc.data(), vc.data(), s.n, p, &tiles);
+    EXPECT_LT(worst, 2e-5) << "largest difference";
+    EXPECT_GT(worst, 0.0) << "equal bits would mean the tiles did not run";
+    // the selection matters: without it the outputs move far more than rounding
+    p.select_blocks = 0;
+    std::vector<float> unselected(q.size());
+    attention(s.cache, q.data(), kc.data(), vc.data(), unselected.data(), s.n, p, 2);
+    double moved = 0;
+    for (size_t i = 0; i < q.size(); ++i) moved = std::max(moved, std::abs(static_cast<double>(unselected[i]) - tiles[i]));
+    EXPECT_GT(moved, 1e-2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, TilesSelectAgainstRowWalk,
+                         ::testing::Values(SelectShape{80, 400, 9, 3, 64, 64, 8, 6}, SelectShape{64, 700, 4, 2, 48, 32, 8, 40},
+                                           SelectShape{40, 300, 12, 12, 16, 16, 4, 3}, SelectShape{80, 400, 9, 3, 64, 64, 8, 6, GgmlType::F32}));
+
+// An infinite value (an f16 cache's overflow) in a unit some rows of a tile select and others do not: the rows that do
+// not select it must stay finite, as on the row walk (the union's P V product weighs it by 0 for them, and 0 x inf is
+// NaN).
+TEST(CpuAttentionTiles, AnInfiniteValueReachesOnlyTheRowsThatSelectItsUnit) {
+    const int n = 32, pos0 = 480, n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd, block = 64, unit = 8;
+    const int nb = ctx / block;
+    std::mt19937 rng(19);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> q(static_cast<size_t>(n) * n_head * hd), k(static_cast<size_t>(ctx) * kv_dim), v(k.size());
+    for (float& x : q) x = 2.0f * nd(rng);
+    for (float& x : k) x = fp16_to_fp32(fp32_to_fp16(nd(rng)));
+    for (float& x : v) x = nd(rng);
+    const Summaries sums = summarise(k, ctx, n_head_kv, hd, unit);
+    BlockMask mask{block, nb, std::vector<uint8_t>(static_cast<size_t>(nb) * nb, 0)};
+    for (int qb = 0; qb < nb; ++qb) mask.keep[static_cast<size_t>(qb) * nb] = mask.keep[static_cast<size_t>(qb) * nb + qb] = 1;
+    AttentionParams p;
+    p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd, p.mask = &mask, p.select_blocks = 4;
+    p.key_summary = sums.view(unit);
+    auto kc = cache_of(GgmlType::F16, k);
+    // find a dropped unit whose infinite value the row walk passes to some rows of the tile and not to others
+    for (int u = block / unit; u < (nb - 1) * block / unit; ++u) {
+        auto vc = cache_of(GgmlType::F16, v);
+        const uint16_t inf = 0x7c00;
+        std::memcpy(vc.data() + (static_cast<size_t>(u * unit + 3) * kv_dim + 5) * 2, &inf, 2); // KV head 0, dimension 5
+        std::vector<float> rows(q.size());
+        attention_tiles_force(0);
+        attention(GgmlType::F16, q.data(), kc.data(), vc.data(), rows.data(), n, p, 2);
+        // head 0's dimension 5 per row; tiles of 16 rows here (two tasks per thread), so look for a mix within one
+        int bad_rows = 0;
+        bool mixed = false;
+        for (int t0 = 0; t0 < n; t0 += 16) {
+            int bad = 0;
+            for (int t = t0; t < t0 + 16; ++t) bad += !std::isfinite(rows[static_cast<size_t>(t) * n_head * hd + 5]);
+            mixed = mixed || (bad > 0 && bad < 16);
+            bad_rows += bad;
+        }
+        ASSERT_EQ(tile_rows_for(n, pos0, block, n_head / n_head_kv, n_head_kv, 2), 16);
+        if (!mixed) continue;
+        EXPECT_LT(tiles_vs_rows(GgmlType::F16, q, kc.data(), vc.data(), n, p), 2e-5) << "unit " << u << ", " << bad_rows << " rows select it";
+        attention_tiles_force(-1);
+        return;
+    }
+    attention_tiles_force(-1);
+    FAIL() << "no unit selected by some rows only: the test's data no longer exercises the case";
+}
 
 } // namespace
 } // namespace winnow::cpu
