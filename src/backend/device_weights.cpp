@@ -1,26 +1,68 @@
 #include "backend/device_weights.h"
 
+#include <cmath>
+#include <cstring>
 #include <map>
+
+#include "io/quant.h"
 
 namespace winnow {
 
 namespace {
 
+// Whether the backend computes with the matrix's type as it is stored (every linear op, and the embedding lookup).
+bool backend_takes(const Backend& be, GgmlType type) {
+    for (Op op : {Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::get_rows})
+        if (!be.supports(op, type)) return false;
+    return true;
+}
+
+// A matrix of a type the backend lacks (the CUDA backend and the read-only types of io/quant.h), decoded and stored
+// as F16: 2 bytes a weight instead of ~0.6, but one rounding of at most 2^-11 relative to each decoded weight. A
+// matrix with a decoded value beyond F16's range (65504) is stored as F32 instead. Returns the bytes and sets the
+// matrix's type and row stride.
+std::vector<uint8_t> converted(Matrix& m) {
+    std::vector<float> row(static_cast<size_t>(m.cols));
+    bool fits_f16 = true;
+    for (int64_t r = 0; r < m.rows && fits_f16; ++r) {
+        dequantize_row(m.type, m.row(r), row.data(), row.size());
+        for (float x : row) fits_f16 = fits_f16 && std::abs(x) <= 65504.0f;
+    }
+    const GgmlType to = fits_f16 ? GgmlType::F16 : GgmlType::F32;
+    const uint64_t row_bytes = ggml_row_bytes(to, static_cast<uint64_t>(m.cols));
+    std::vector<uint8_t> bytes(row_bytes * static_cast<size_t>(m.rows));
+    for (int64_t r = 0; r < m.rows; ++r) {
+        dequantize_row(m.type, m.row(r), row.data(), row.size());
+        uint8_t* dst = bytes.data() + static_cast<size_t>(r) * row_bytes;
+        if (to == GgmlType::F32) std::memcpy(dst, row.data(), row_bytes);
+        else quantize_row_ref(GgmlType::F16, row.data(), dst, row.size());
+    }
+    m.type = to;
+    m.row_bytes = row_bytes;
+    return bytes;
+}
+
 struct Placer {
     Backend& be;
     DeviceWeights& out;
-    std::map<const uint8_t*, Tensor> placed; // tied matrices are placed once
+    std::map<const uint8_t*, Matrix> placed; // tied matrices are placed once
 
     Matrix matrix(const Matrix& m) {
         if (m.empty()) return m;
-        Matrix d = m;
         auto it = placed.find(m.data);
         if (it == placed.end()) {
-            Tensor t = be.place_readonly(GgmlType::I8, 1, static_cast<int64_t>(m.row_bytes * m.rows), m.data);
-            it = placed.emplace(m.data, t).first;
+            Matrix d = m;
+            std::vector<uint8_t> bytes;
+            if (!backend_takes(be, m.type) && ggml_type_supported(m.type)) bytes = converted(d);
+            const void* host = bytes.empty() ? m.data : bytes.data();
+            Tensor t = be.place_readonly(GgmlType::I8, 1, static_cast<int64_t>(d.row_bytes * d.rows), host);
+            if (!bytes.empty() && be.device() == Device::cpu) out.converted.push_back(std::move(bytes)); // the CPU borrows it
             out.storage.push_back(t);
+            d.data = t.data<uint8_t>();
+            it = placed.emplace(m.data, d).first;
         }
-        d.data = it->second.data<uint8_t>();
+        Matrix d = it->second;
+        d.name = m.name;
         return d;
     }
     Tensor vector(const Vector& v, int64_t rows = 1) {

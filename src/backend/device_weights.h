@@ -1,6 +1,8 @@
 #pragma once
 // A model's weights placed where one backend's kernels read them: matrices in their stored format (quantized blocks
-// included) and the small fp32 vectors (norms, biases, gpt2's position table) as tensors. For the CPU backend
+// included) and the small fp32 vectors (norms, biases, gpt2's position table) as tensors. A matrix whose type the
+// backend does not compute with (the CUDA backend and the K-quants, say) is decoded and placed as F16 (F32 where a
+// value exceeds F16's range). For the CPU backend
 // everything is a view of the model's own memory (nothing is copied); a device backend uploads each tensor once.
 #include <vector>
 
@@ -25,6 +27,7 @@ struct DeviceWeights {
     Matrix output;   // shares tok_embd's memory when the head is tied
     std::vector<DeviceLayerWeights> layers;
     std::vector<Tensor> storage; // keeps the matrices' device memory alive
+    std::vector<std::vector<uint8_t>> converted; // matrices converted for a CPU-like backend that borrows host memory
 };
 
 // `w` must outlive the result (the CPU backend borrows its memory).

@@ -95,6 +95,7 @@ void dequantize_row(GgmlType type, const void* src, float* dst, size_t n) {
         return;
     }
     default:
+        if (dequantize_read_only(type, src, dst, n)) return;
         throw Error(ErrorKind::unsupported, std::string("cannot decode tensor type ") + ggml_type_name(type));
     }
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Scalar reference codecs for the element types winnow computes with, bit-compatible with ggml's
-// reference layouts (ggml-common.h / ggml-quants.c): F16, BF16, Q8_0, Q4_0, Q4_1.
+// reference layouts (ggml-common.h / ggml-quants.c): F16, BF16, Q8_0, Q4_0, Q4_1, and decoders (only) for the types
+// that llama.cpp's common presets store: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (io/quant_read_only.cpp).
 #include <cstddef>
 #include <cstdint>
 
@@ -15,6 +16,18 @@ struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };           // weight j: low nib
 struct BlockQ4_1 { uint16_t d; uint16_t m; uint8_t qs[16]; }; // same nibble order, x = q*d + m
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
 
+// Read-only types. Q5_0 / Q5_1: 32 weights, Q4_0 / Q4_1 plus a fifth bit per weight (qh, bit j for weight j).
+struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };
+struct BlockQ5_1 { uint16_t d; uint16_t m; uint8_t qh[4]; uint8_t qs[16]; };
+// K-quants: super-blocks of 256 weights. Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins (12 bytes);
+// Q6_K: 16 sub-blocks of 16 with int8 scales.
+constexpr int kQuantBlockK = 256;
+struct BlockQ4_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qs[128]; };
+struct BlockQ5_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
+struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
+static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24 && sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 &&
+              sizeof(BlockQ6_K) == 210);
+
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);  // round to nearest even, like F16C
 inline float bf16_to_fp32(uint16_t h) {
@@ -27,6 +40,10 @@ uint16_t fp32_to_bf16(float f);  // round to nearest even; NaN stays a (quiet) N
 
 // Decode n elements (a multiple of the type's block size) of `type` at src into fp32.
 void dequantize_row(GgmlType type, const void* src, float* dst, size_t n);
+// dequantize_row for the read-only types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): false for any other type.
+bool dequantize_read_only(GgmlType type, const void* src, float* dst, size_t n);
+// Whether a type is one of those: winnow decodes it, and computes with it on the CPU through the decoded values.
+bool is_read_only_type(GgmlType type);
 // Encode n fp32 values with ggml's reference quantizer (F16, BF16, Q8_0, Q4_0, Q4_1).
 void quantize_row_ref(GgmlType type, const float* src, void* dst, size_t n);
 

@@ -35,6 +35,11 @@ uint32_t expected_type(const std::string& name) {
     if (name == "Q8_0") return 8;
     if (name == "Q4_0") return 2;
     if (name == "Q4_1") return 3;
+    if (name == "Q5_0") return 6;
+    if (name == "Q5_1") return 7;
+    if (name == "Q4_K") return 12;
+    if (name == "Q5_K") return 13;
+    if (name == "Q6_K") return 14;
     return ~0u;
 }
 
@@ -87,11 +92,13 @@ TEST_P(QuantVsGgufPy, EncodeAndDecodeAreBitExact) {
     const auto type = static_cast<GgmlType>(c.type);
     ASSERT_EQ(ggml_row_bytes(type, c.input.size()), c.bytes.size());
 
-    std::vector<uint8_t> ours(c.bytes.size());
-    quantize_row_ref(type, c.input.data(), ours.data(), c.input.size());
-    size_t diff_bytes = 0;
-    for (size_t i = 0; i < ours.size(); ++i) diff_bytes += ours[i] != c.bytes[i];
-    EXPECT_EQ(diff_bytes, 0u) << "encoded bytes differ from gguf-py";
+    if (!is_read_only_type(type)) { // winnow only decodes Q5_0, Q5_1 and the K-quants
+        std::vector<uint8_t> ours(c.bytes.size());
+        quantize_row_ref(type, c.input.data(), ours.data(), c.input.size());
+        size_t diff_bytes = 0;
+        for (size_t i = 0; i < ours.size(); ++i) diff_bytes += ours[i] != c.bytes[i];
+        EXPECT_EQ(diff_bytes, 0u) << "encoded bytes differ from gguf-py";
+    }
 
     std::vector<float> decoded(c.input.size());
     dequantize_row(type, c.bytes.data(), decoded.data(), decoded.size());
@@ -120,7 +127,8 @@ TEST_P(QuantVsGgufPy, VecDotMatchesDecodedDot) {
     EXPECT_NEAR(ours, ref, 1e-5 * mag + 1e-6);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, QuantVsGgufPy, ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1"));
+INSTANTIATE_TEST_SUITE_P(AllTypes, QuantVsGgufPy,
+                         ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"));
 
 TEST(Fp16, EveryHalfRoundTrips) {
     for (uint32_t h = 0; h < 0x10000; ++h) {

@@ -1,5 +1,6 @@
 #include "backend/cpu/vec_dot.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -153,6 +154,26 @@ float quant_row_dot(const uint8_t* row, const float* x, const float* block_sums,
 
 float vec_dot_f32(const float* a, const float* b, size_t n) { return dot_f32(a, b, n); }
 
+namespace {
+
+// A row of a read-only type (io/quant.h: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), which has no kernel of its own: 256 weights at
+// a time decoded to fp32 on the stack (L1), then an fp32 dot with them. n is a multiple of the type's block (256 for
+// the K-quants, 32 for Q5_0 / Q5_1, whose last chunk may be shorter).
+float decoded_row_dot(GgmlType type, const void* row, const float* x, size_t n) {
+    constexpr size_t kChunk = 256;
+    alignas(64) float w[kChunk];
+    const auto* base = static_cast<const uint8_t*>(row);
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i += kChunk) {
+        const size_t len = std::min(kChunk, n - i);
+        dequantize_read_only(type, base + ggml_row_bytes(type, i), w, len);
+        s += dot_f32(w, x + i, len);
+    }
+    return s;
+}
+
+} // namespace
+
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_t n) {
     const float* x = a.x;
     switch (type) {
@@ -218,6 +239,7 @@ float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_
 #endif
     }
     default:
+        if (is_read_only_type(type)) return decoded_row_dot(type, row, x, n);
         throw Error(ErrorKind::unsupported, std::string("no dot product for tensor type ") + ggml_type_name(type));
     }
 }

@@ -1,0 +1,134 @@
+// Decoders of the GGUF weight types winnow reads but never writes: Q5_0, Q5_1 and the K-quants Q4_K, Q5_K, Q6_K,
+// which llama.cpp's common presets (Q4_K_M, Q5_K_M, Q6_K...) store. Written from ggml's block layouts
+// (ggml-common.h); each value is computed as ggml's reference dequantizer computes it, one rounding per fp32 operation
+// (the build has -ffp-contract=off), so the results equal gguf-py's numpy decoders bit for bit
+// (tests/unit/test_quant.cpp against tests/fixtures/quant_oracle.py).
+#include <cstring>
+
+#include "io/quant.h"
+
+namespace winnow {
+
+namespace {
+
+float half(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
+}
+
+// Q5_0 / Q5_1: 32 weights; the low nibbles as in Q4_0 / Q4_1, bit j of the 32-bit qh the fifth bit of weight j.
+template <bool with_min>
+void decode_q5(const uint8_t* src, float* dst, size_t n) {
+    constexpr size_t stride = with_min ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0);
+    for (size_t i = 0; i < n / kQuantBlock; ++i) {
+        const uint8_t* b = src + i * stride;
+        const float d = half(b), m = with_min ? half(b + 2) : 0.0f;
+        const uint8_t* qh_at = b + (with_min ? 4 : 2);
+        uint32_t qh;
+        std::memcpy(&qh, qh_at, 4);
+        const uint8_t* qs = qh_at + 4;
+        float* y = dst + i * kQuantBlock;
+        for (int j = 0; j < 16; ++j) {
+            const int lo = (qs[j] & 0x0f) | static_cast<int>(((qh >> j) & 1) << 4);
+            const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1) << 4);
+            if constexpr (with_min) {
+                y[j] = lo * d + m;
+                y[j + 16] = hi * d + m;
+            } else {
+                y[j] = (lo - 16) * d;
+                y[j + 16] = (hi - 16) * d;
+            }
+        }
+    }
+}
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block, packed in 12 bytes: sub-blocks 0-3 in the
+// low 6 bits of bytes 0-3 (scales) and 4-7 (mins); sub-blocks 4-7 in the nibbles of bytes 8-11 with their top two
+// bits in the high bits of bytes 0-7.
+void scale_min_k4(int j, const uint8_t* s, int& sc, int& m) {
+    if (j < 4) {
+        sc = s[j] & 63;
+        m = s[j + 4] & 63;
+    } else {
+        sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// Q4_K / Q5_K: 256 weights in 8 sub-blocks of 32, x = d * scale_j * q - dmin * min_j. The nibbles of 32 bytes give two
+// sub-blocks (low nibbles the first); Q5_K's fifth bits: bit 2k of qh[l] for sub-block 2k's weight l, bit 2k+1 for
+// sub-block 2k+1's.
+template <bool five>
+void decode_q45_k(const uint8_t* src, float* dst, size_t n) {
+    constexpr size_t stride = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const uint8_t* b = src + i * stride;
+        const float d = half(b), dmin = half(b + 2);
+        const uint8_t* scales = b + 4;
+        const uint8_t* qh = five ? b + 16 : nullptr;
+        const uint8_t* qs = b + (five ? 48 : 16);
+        float* y = dst + i * kQuantBlockK;
+        for (int pair = 0; pair < 4; ++pair, qs += 32, y += 64) {
+            int sc0, m0, sc1, m1;
+            scale_min_k4(2 * pair, scales, sc0, m0);
+            scale_min_k4(2 * pair + 1, scales, sc1, m1);
+            const float d0 = d * sc0, min0 = dmin * m0, d1 = d * sc1, min1 = dmin * m1;
+            for (int l = 0; l < 32; ++l) {
+                int q0 = qs[l] & 0x0f, q1 = qs[l] >> 4;
+                if constexpr (five) {
+                    q0 += ((qh[l] >> (2 * pair)) & 1) << 4;
+                    q1 += ((qh[l] >> (2 * pair + 1)) & 1) << 4;
+                }
+                y[l] = d0 * q0 - min0;
+                y[l + 32] = d1 * q1 - min1;
+            }
+        }
+    }
+}
+
+// Q6_K: 256 weights in 16 sub-blocks of 16 with int8 scales, x = d * scale * (q - 32), q 6 bits: 4 in ql, 2 in qh.
+// Each half of 128 weights takes 64 bytes of ql, 32 of qh and 8 scales; weight l + 32 * k of a half (k = 0..3) has
+// its low bits in the low (k even) or high (k odd) nibble of ql[l + 32 * (k & 1)] and its high bits at bit 2k of qh[l].
+void decode_q6_k(const uint8_t* src, float* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const uint8_t* b = src + i * sizeof(BlockQ6_K);
+        const uint8_t* ql = b;
+        const uint8_t* qh = b + 128;
+        const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+        const float d = half(b + 208);
+        float* y = dst + i * kQuantBlockK;
+        for (int h = 0; h < 2; ++h, ql += 64, qh += 32, sc += 8, y += 128)
+            for (int l = 0; l < 32; ++l) {
+                const int is = l / 16;
+                const int q0 = ((ql[l] & 0x0f) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q1 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q2 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q3 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * sc[is] * q0;
+                y[l + 32] = d * sc[is + 2] * q1;
+                y[l + 64] = d * sc[is + 4] * q2;
+                y[l + 96] = d * sc[is + 6] * q3;
+            }
+    }
+}
+
+} // namespace
+
+bool is_read_only_type(GgmlType type) {
+    return type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K;
+}
+
+bool dequantize_read_only(GgmlType type, const void* src, float* dst, size_t n) {
+    const auto* s = static_cast<const uint8_t*>(src);
+    switch (type) {
+    case GgmlType::Q5_0: decode_q5<false>(s, dst, n); return true;
+    case GgmlType::Q5_1: decode_q5<true>(s, dst, n); return true;
+    case GgmlType::Q4_K: decode_q45_k<false>(s, dst, n); return true;
+    case GgmlType::Q5_K: decode_q45_k<true>(s, dst, n); return true;
+    case GgmlType::Q6_K: decode_q6_k(s, dst, n); return true;
+    default: return false;
+    }
+}
+
+} // namespace winnow
