@@ -9,6 +9,7 @@
 
 #include "backend/cpu/simd.h"
 #include "backend/cpu/vec_dot_avx512.h"
+#include "backend/cpu/vec_dot_read_only.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -70,7 +71,7 @@ void vec_dot_force_kernel(VecDotKernel k) {
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out) {
     out.x = x;
     (void)vec_dot_kernel_in_use(); // a bad WINNOW_CPU_DOT_KERNEL fails here, before the rows' parallel loop
-    if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1) return;
+    if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1 && !read_only_needs_block_sums(type)) return;
     const size_t nb = n / kQuantBlock;
     out.block_sums.resize(nb);
     for (size_t b = 0; b < nb; ++b) {
@@ -154,25 +155,6 @@ float quant_row_dot(const uint8_t* row, const float* x, const float* block_sums,
 
 float vec_dot_f32(const float* a, const float* b, size_t n) { return dot_f32(a, b, n); }
 
-namespace {
-
-// A row of a read-only type (io/quant.h: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), which has no kernel of its own: 256 weights at
-// a time decoded to fp32 on the stack (L1), then an fp32 dot with them. n is a multiple of the type's block (256 for
-// the K-quants, 32 for Q5_0 / Q5_1, whose last chunk may be shorter).
-float decoded_row_dot(GgmlType type, const void* row, const float* x, size_t n) {
-    constexpr size_t kChunk = 256;
-    alignas(64) float w[kChunk];
-    const auto* base = static_cast<const uint8_t*>(row);
-    float s = 0.0f;
-    for (size_t i = 0; i < n; i += kChunk) {
-        const size_t len = std::min(kChunk, n - i);
-        dequantize_read_only(type, base + ggml_row_bytes(type, i), w, len);
-        s += dot_f32(w, x + i, len);
-    }
-    return s;
-}
-
-} // namespace
 
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_t n) {
     const float* x = a.x;
@@ -239,7 +221,7 @@ float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_
 #endif
     }
     default:
-        if (is_read_only_type(type)) return decoded_row_dot(type, row, x, n);
+        if (is_read_only_type(type)) return read_only_row_dot(type, row, x, a.block_sums.empty() ? nullptr : a.block_sums.data(), n);
         throw Error(ErrorKind::unsupported, std::string("no dot product for tensor type ") + ggml_type_name(type));
     }
 }

@@ -10,12 +10,12 @@ namespace winnow::cpu {
 // An activation vector prepared once (per linear() call) for dot products with many rows of one type.
 struct PreparedActivation {
     const float* x = nullptr;      // the values
-    std::vector<float> block_sums; // 4-bit types: per-block sums, for the offset term (m, or -8d) of each block
+    std::vector<float> block_sums; // types with an offset per block (Q4_0's -8d, Q4_1's m, Q5_1, Q4_K, Q5_K): x's sums per 32
 };
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out);
 
 // dot(row, x) for n elements (a multiple of the type's block), x prepared for `type`. The read-only types (io/quant.h:
-// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) are decoded to fp32 256 weights at a time and multiplied as fp32.
+// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) go through vec_dot_read_only.h.
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& x, size_t n);
 float vec_dot_f32(const float* a, const float* b, size_t n);
 
