@@ -1,12 +1,12 @@
 // The f32 dot mode's product for the read-only weight types (io/quant.h: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
 //
 // Every one of them stores a weight as w = scale * q + offset, with a small integer q and, per sub-block of 16 or 32
-// weights, an fp32 scale and offset (ggml's reference decoders compute exactly these two products). So a row is
-// decoded a super-block at a time into int8 q values and per-sub-block scales and offsets (byte loops the compiler
-// vectorises), and the dot product is
+// weights, an fp32 scale and offset (ggml's reference decoders compute exactly these two products). So the dot
+// product of a row with x is
 //   sum over sub-blocks of  scale * (sum q x)  +  offset * (sum x),
-// with the q x sums in fp32 SIMD lanes and the sums of x per 32 weights prepared once per activation
-// (PreparedActivation::block_sums). The result is the decoded row's dot product in another summation order.
+// with q decoded to int8 (AVX2: 32 values in a register, the high bits spread with byte shifts and shuffles; else into
+// an array a super-block at a time), the q x sums in fp32 lanes, and the sums of x per 32 weights prepared once per
+// activation (PreparedActivation::block_sums). The result is the decoded row's dot product in another summation order.
 #include "backend/cpu/vec_dot_read_only.h"
 
 #include <algorithm>
@@ -19,6 +19,22 @@ namespace winnow::cpu {
 
 namespace {
 
+float half(const uint8_t* p) { return half_at(p); } // F16C where the build has it: exact either way
+
+// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K block (io/quant_read_only.cpp has the layout).
+void scale_min_k4(int j, const uint8_t* s, int& sc, int& m) {
+    if (j < 4) {
+        sc = s[j] & 63;
+        m = s[j + 4] & 63;
+    } else {
+        sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+#ifndef WINNOW_AVX2
+// The portable path: a super-block decoded into arrays, then multiplied.
+
 // One super-block (256 weights; Q5_0 / Q5_1: 8 blocks of 32) decoded: w[j] = scale[j / len] * q[j] + offset[j / len].
 struct Decoded {
     alignas(32) int8_t q[256];
@@ -27,19 +43,6 @@ struct Decoded {
     int len;          // weights per sub-block: 16 (Q6_K) or 32
     int subs;         // sub-blocks decoded
 };
-
-float half(const uint8_t* p) { return half_at(p); } // F16C where the build has it: exact either way
-
-#ifdef WINNOW_AVX2
-// The 32 fifth bits of a Q5 block (bit j of qh for weight j) as 32 bytes of 0x10 or 0.
-inline __m256i fifth_bits(uint32_t qh) {
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)), // byte j / 8 of qh in byte j
-                                              _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
-                                                               3, 3, 3));
-    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL)); // bit j % 8 in byte j
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(0x10));
-}
-#endif
 
 // Q5_0 / Q5_1: `blocks` blocks of 32 from src; q = the 5-bit value (- 16 for Q5_0).
 template <bool with_min>
@@ -56,28 +59,10 @@ void decode_q5(const uint8_t* src, int blocks, Decoded& out) {
         const uint8_t* qs = qh_at + 4;
         int8_t* q = out.q + 32 * b;
         constexpr int bias = with_min ? 0 : 16;
-#ifdef WINNOW_AVX2
-        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-        const __m128i lo = _mm_and_si128(packed, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f));
-        const __m256i v = _mm256_sub_epi8(_mm256_or_si256(_mm256_set_m128i(hi, lo), fifth_bits(qh)), _mm256_set1_epi8(bias));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(q), v);
-        continue;
-#endif
         for (int j = 0; j < 16; ++j) {
             q[j] = static_cast<int8_t>(((qs[j] & 0x0f) | (((qh >> j) & 1) << 4)) - bias);
             q[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - bias);
         }
-    }
-}
-
-// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K block (io/quant_read_only.cpp has the layout).
-void scale_min_k4(int j, const uint8_t* s, int& sc, int& m) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-    } else {
-        sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
     }
 }
 
@@ -133,31 +118,126 @@ void decode_q6_k(const uint8_t* blk, Decoded& out) {
 // weights (only read where an offset is not 0, so Q6_K and Q5_0 need none).
 float decoded_dot(const Decoded& dec, const float* x, const float* xsums) {
     float tail = 0.0f;
-#ifdef WINNOW_AVX2
-    __m256 acc = _mm256_setzero_ps();
-    for (int s = 0; s < dec.subs; ++s) {
-        const int8_t* q = dec.q + s * dec.len;
-        const float* xs = x + s * dec.len;
-        __m256 part = _mm256_setzero_ps();
-        for (int j = 0; j < dec.len; j += 8) {
-            const __m256 qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + j))));
-            part = _mm256_fmadd_ps(qf, _mm256_loadu_ps(xs + j), part);
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dec.scale[s]), part, acc);
-    }
-    float sum = hsum(acc);
-#else
     float sum = 0.0f;
     for (int s = 0; s < dec.subs; ++s) {
         float part = 0.0f;
         for (int j = 0; j < dec.len; ++j) part += static_cast<float>(dec.q[s * dec.len + j]) * x[s * dec.len + j];
         sum += dec.scale[s] * part;
     }
-#endif
     for (int s = 0; s < dec.subs; ++s)
         if (dec.offset[s] != 0.0f) tail += dec.offset[s] * xsums[s]; // offsets come with 32-weight sub-blocks only
     return sum + tail;
 }
+#else
+// The AVX2 path: each block's values decoded into registers (32 int8 values) and multiplied at once.
+
+// The 32 fifth bits of a Q5 block (bit j of qh for weight j) as 32 bytes of 0x10 or 0.
+inline __m256i fifth_bits(uint32_t qh) {
+    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)), // byte j / 8 of qh in byte j
+                                              _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+                                                               3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL)); // bit j % 8 in byte j
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+// sum q_j x_j over 16 int8 values and 16 fp32 x, in fp32 lanes
+inline __m256 dot16(__m128i q, const float* x) {
+    const __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))), _mm256_loadu_ps(x + 8), a);
+}
+
+// acc += scale * sum q_j x_j over 32 int8 values q and 32 fp32 x
+inline __m256 add_scaled_dot32(__m256 acc, float scale, __m256i q, const float* x) {
+    const __m256 part = _mm256_add_ps(dot16(_mm256_castsi256_si128(q), x), dot16(_mm256_extracti128_si256(q, 1), x + 16));
+    return _mm256_fmadd_ps(_mm256_set1_ps(scale), part, acc);
+}
+
+inline __m256i low_nibbles(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
+inline __m256i high_nibbles(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
+// bits [k, k + width) of each byte, moved to bit `to` (within the byte: width + to <= 8)
+inline __m256i byte_bits(__m256i v, int k, int width, int to) {
+    const __m256i field = _mm256_and_si256(_mm256_srli_epi16(v, k), _mm256_set1_epi8(static_cast<char>((1 << width) - 1)));
+    return _mm256_slli_epi16(field, to);
+}
+
+template <bool with_min>
+float q5_row_dot(const uint8_t* row, const float* x, const float* block_sums, size_t blocks) {
+    constexpr size_t stride = with_min ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0);
+    __m256 acc = _mm256_setzero_ps();
+    float tail = 0.0f;
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + b * stride;
+        const uint8_t* qh_at = blk + (with_min ? 4 : 2);
+        uint32_t qh;
+        std::memcpy(&qh, qh_at, 4);
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qh_at + 4));
+        const __m128i lo = _mm_and_si128(packed, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f));
+        __m256i q = _mm256_or_si256(_mm256_set_m128i(hi, lo), fifth_bits(qh));
+        if constexpr (!with_min) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        acc = add_scaled_dot32(acc, half(blk), q, x + b * kQuantBlock);
+        if constexpr (with_min) tail += half(blk + 2) * block_sums[b];
+    }
+    return hsum(acc) + tail;
+}
+
+template <bool five>
+float q45_k_row_dot(const uint8_t* row, const float* x, const float* block_sums, size_t blocks) {
+    constexpr size_t stride = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+    __m256 acc = _mm256_setzero_ps();
+    float tail = 0.0f;
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + b * stride;
+        const float d = half(blk), dmin = half(blk + 2);
+        const uint8_t* qs = blk + (five ? 48 : 16);
+        const __m256i qh = five ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)) : _mm256_setzero_si256();
+        const float* xb = x + b * kQuantBlockK;
+        for (int pair = 0; pair < 4; ++pair) {
+            int sc0, m0, sc1, m1;
+            scale_min_k4(2 * pair, blk + 4, sc0, m0);
+            scale_min_k4(2 * pair + 1, blk + 4, sc1, m1);
+            const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * pair));
+            __m256i q0 = low_nibbles(packed), q1 = high_nibbles(packed);
+            if constexpr (five) {
+                q0 = _mm256_or_si256(q0, byte_bits(qh, 2 * pair, 1, 4));
+                q1 = _mm256_or_si256(q1, byte_bits(qh, 2 * pair + 1, 1, 4));
+            }
+            acc = add_scaled_dot32(acc, d * sc0, q0, xb + 64 * pair);
+            acc = add_scaled_dot32(acc, d * sc1, q1, xb + 64 * pair + 32);
+            const float* sums = block_sums + b * 8 + 2 * pair;
+            tail += -(dmin * m0) * sums[0] + -(dmin * m1) * sums[1];
+        }
+    }
+    return hsum(acc) + tail;
+}
+
+float q6_k_row_dot(const uint8_t* row, const float* x, size_t blocks) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i bias = _mm256_set1_epi8(32);
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + b * sizeof(BlockQ6_K);
+        const float d = half(blk + 208);
+        const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t* ql = blk + 64 * h;
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+            // weights l, l + 32, l + 64, l + 96 of the half (l = 0..31), each 32 values over two 16-weight sub-blocks
+            const __m256i q[4] = {_mm256_sub_epi8(_mm256_or_si256(low_nibbles(a), byte_bits(qh, 0, 2, 4)), bias),
+                                  _mm256_sub_epi8(_mm256_or_si256(low_nibbles(c), byte_bits(qh, 2, 2, 4)), bias),
+                                  _mm256_sub_epi8(_mm256_or_si256(high_nibbles(a), byte_bits(qh, 4, 2, 4)), bias),
+                                  _mm256_sub_epi8(_mm256_or_si256(high_nibbles(c), byte_bits(qh, 6, 2, 4)), bias)};
+            const float* xh = x + b * kQuantBlockK + 128 * h;
+            const int8_t* sch = sc + 8 * h;
+            for (int k = 0; k < 4; ++k) {
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sch[2 * k]), dot16(_mm256_castsi256_si128(q[k]), xh + 32 * k), acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sch[2 * k + 1]), dot16(_mm256_extracti128_si256(q[k], 1), xh + 32 * k + 16), acc);
+            }
+        }
+    }
+    return hsum(acc);
+}
+#endif
 
 } // namespace
 
@@ -165,6 +245,15 @@ bool read_only_needs_block_sums(GgmlType type) { return type == GgmlType::Q5_1 |
 
 float read_only_row_dot(GgmlType type, const void* row, const float* x, const float* block_sums, size_t n) {
     const auto* base = static_cast<const uint8_t*>(row);
+#ifdef WINNOW_AVX2
+    switch (type) {
+    case GgmlType::Q5_0: return q5_row_dot<false>(base, x, block_sums, n / kQuantBlock);
+    case GgmlType::Q5_1: return q5_row_dot<true>(base, x, block_sums, n / kQuantBlock);
+    case GgmlType::Q4_K: return q45_k_row_dot<false>(base, x, block_sums, n / kQuantBlockK);
+    case GgmlType::Q5_K: return q45_k_row_dot<true>(base, x, block_sums, n / kQuantBlockK);
+    default: return q6_k_row_dot(base, x, n / kQuantBlockK);
+    }
+#else
     Decoded dec;
     float s = 0.0f;
     if (type == GgmlType::Q5_0 || type == GgmlType::Q5_1) {
@@ -187,6 +276,7 @@ float read_only_row_dot(GgmlType type, const void* row, const float* x, const fl
         s += decoded_dot(dec, x + b * kQuantBlockK, block_sums ? block_sums + b * (kQuantBlockK / kQuantBlock) : nullptr);
     }
     return s;
+#endif
 }
 
 } // namespace winnow::cpu
