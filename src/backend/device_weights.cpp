@@ -17,8 +17,8 @@ bool backend_takes(const Backend& be, GgmlType type) {
     return true;
 }
 
-// A matrix of a type the backend lacks (the CUDA backend and the read-only types of io/quant.h), decoded and stored
-// as F16: 2 bytes a weight instead of ~0.6, but one rounding of at most 2^-11 relative to each decoded weight. A
+// A matrix of a read-only type (io/quant.h: Q5_0, Q5_1, the K-quants) on a backend that lacks it (CUDA), decoded and
+// stored as F16: 2 bytes a weight instead of ~0.6, but one rounding of at most 2^-11 relative to each decoded weight. A
 // matrix with a decoded value beyond F16's range (65504) is stored as F32 instead. Returns the bytes and sets the
 // matrix's type and row stride.
 std::vector<uint8_t> converted(Matrix& m) {
@@ -53,7 +53,7 @@ struct Placer {
         if (it == placed.end()) {
             Matrix d = m;
             std::vector<uint8_t> bytes;
-            if (!backend_takes(be, m.type) && ggml_type_supported(m.type)) bytes = converted(d);
+            if (is_read_only_type(m.type) && !backend_takes(be, m.type)) bytes = converted(d);
             const void* host = bytes.empty() ? m.data : bytes.data();
             Tensor t = be.place_readonly(GgmlType::I8, 1, static_cast<int64_t>(d.row_bytes * d.rows), host);
             if (!bytes.empty() && be.device() == Device::cpu) out.converted.push_back(std::move(bytes)); // the CPU borrows it

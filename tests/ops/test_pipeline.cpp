@@ -47,6 +47,24 @@ void expect_refused(const std::string& model, Op op, GgmlType type, const std::s
     }
 }
 
+// The read-only types (io/quant.h: Q5_0, Q5_1, the K-quants) are the exception: a backend without them (CUDA) gets
+// them converted to F16 when the weights are placed, so the model runs, with the logits of the native CPU path within
+// the F16 rounding of the weights (2^-11 relative each), and not bit for bit (the conversion happened).
+TEST(Pipeline, ReadOnlyTypeOnABackendWithoutItRunsAsF16) {
+    auto m = Model::load(kDir + "/tiny-llama-k-q4_k_m.gguf"); // Q4_K x13, Q6_K x3 (make_tiny_models.py)
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 12; ++i) ids.push_back((i * 37 + 5) % m->config().n_vocab);
+    CpuMissingOne without_q4_k(Op::linear, GgmlType::Q4_K);
+    auto native = make_cpu_backend(1);
+    Forward converted(*m, without_q4_k, 16), direct(*m, *native, 16);
+    const std::vector<float> a = converted.eval(ids, true), b = direct.eval(ids, true);
+    ASSERT_EQ(a.size(), b.size());
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i])), largest = std::max(largest, std::abs(static_cast<double>(b[i])));
+    EXPECT_LT(worst, 1e-2 * largest);
+    EXPECT_GT(worst, 0.0) << "the Q4_K matrices were not converted";
+}
+
 TEST(Pipeline, MissingOpIsRefusedByName) {
     expect_refused("tiny-llama-q4_1.gguf", Op::linear, GgmlType::Q4_1, "the cpu-missing-one backend has no linear for Q4_1 weights");
     expect_refused("tiny-llama.gguf", Op::swiglu, GgmlType::F32, "the cpu-missing-one backend has no swiglu for F32 tensors");
