@@ -19,5 +19,5 @@ IFS=, read -ra ps <<<"$presets"
 for p in "${ps[@]}"; do
   "$root/.venv/bin/python" "$root/tests/fixtures/llama_quantize.py" "$src" "$out/smollm2-$p.gguf" "$p" --allow-requantize
   "$root/.venv/bin/python" "$root/bench/cpu_decode_vs_llamacpp.py" --model "$out/smollm2-$p.gguf" --winnow "$winnow" --threads "$threads" \
-    --depths 0 -p 512 -n 128 --reps "$reps" --llama "$llama" --kv-type f16 2>/dev/null | grep -E '^\||^model'
+    --depths 0 -p 512 -n 128 --reps "$reps" --llama "$llama" --kv-type f16 2>"$out/stderr" | grep -E '^\||^model' || { cat "$out/stderr" >&2; exit 1; }
 done

@@ -18,7 +18,7 @@ bool backend_takes(const Backend& be, GgmlType type) {
 }
 
 // A matrix of a read-only type (io/quant.h: Q5_0, Q5_1, the K-quants) on a backend that lacks it (CUDA), decoded and
-// stored as F16: 2 bytes a weight instead of ~0.6, but one rounding of at most 2^-11 relative to each decoded weight. A
+// stored as F16: 2 bytes a weight instead of ~0.6, but one rounding of each decoded weight (at most 2^-11 relative, 2^-25 absolute below F16's normal range). A
 // matrix with a decoded value beyond F16's range (65504) is stored as F32 instead. Returns the bytes and sets the
 // matrix's type and row stride.
 std::vector<uint8_t> converted(Matrix& m) {

@@ -109,7 +109,8 @@ TEST(TinyParity, LlamaQ4_1MatchesLlamaCpp) { expect_quantized_close("q4_1"); }
 // that the K-quants apply), mixing Q4_K, Q5_K, Q6_K, Q5_0 and Q5_1 tensors. winnow decodes these types to fp32 (as
 // ggml does) and multiplies with fp32 activations; it has no 8-bit-activation path for them.
 //   - Against llama.cpp on the same weights decoded by gguf-py and stored as F32 (-decoded.gguf): the fp32 models'
-//     bound (1e-3; observed ~7e-6). A wrong bit layout (a scale or min unpacked from the wrong bits, a fifth or sixth
+//     bound (1e-3; observed ~7e-6). These are prefill batches (decoded rows through sgemm); the decode steps' dot
+//     kernel (vec_dot_read_only.h) is held to the same bound by cli.logits_tiny-llama-k-<preset>_vs_llama_cpp. A wrong bit layout (a scale or min unpacked from the wrong bits, a fifth or sixth
 //     bit on the wrong weight) changes the weights and fails it.
 //   - Against llama.cpp on the quantized file itself: llama.cpp rounds the activations to 8 bits for every product
 //     (Q8_K blocks of 256 for the K-quants), which on this random 256-wide model moves the logits by up to 12% of the
@@ -125,9 +126,6 @@ TEST_P(TinyParityPreset, MatchesLlamaCppOnTheDecodedWeights) {
     auto direct = compare_with_oracle(name + ".gguf", name + "-llamacpp.bin", winnow::CpuDotMode::f32);
     EXPECT_LE(direct.rel, 0.15);
     EXPECT_LE(direct.argmax_mismatches, 0.15 * direct.rows);
-    // q8 mode falls back to the f32 products for these types: the same numbers
-    auto q8 = compare_with_oracle(name + ".gguf", name + "-decoded-llamacpp.bin", winnow::CpuDotMode::q8);
-    EXPECT_EQ(q8.rel, exact.rel);
 }
 INSTANTIATE_TEST_SUITE_P(LlamaCppPresets, TinyParityPreset, ::testing::Values("q4_k_m", "q4_k_s", "q5_k_m", "q6_k", "q5_0", "q5_1"));
 

@@ -49,7 +49,7 @@ void expect_refused(const std::string& model, Op op, GgmlType type, const std::s
 
 // The read-only types (io/quant.h: Q5_0, Q5_1, the K-quants) are the exception: a backend without them (CUDA) gets
 // them converted to F16 when the weights are placed, so the model runs, with the logits of the native CPU path within
-// the F16 rounding of the weights (2^-11 relative each), and not bit for bit (the conversion happened).
+// the F16 rounding of the weights (2^-11 relative each, at most), and not bit for bit (the conversion happened).
 TEST(Pipeline, ReadOnlyTypeOnABackendWithoutItRunsAsF16) {
     auto m = Model::load(kDir + "/tiny-llama-k-q4_k_m.gguf"); // Q4_K x13, Q6_K x3 (make_tiny_models.py)
     std::vector<int32_t> ids;

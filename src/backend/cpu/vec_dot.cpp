@@ -71,7 +71,10 @@ void vec_dot_force_kernel(VecDotKernel k) {
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out) {
     out.x = x;
     (void)vec_dot_kernel_in_use(); // a bad WINNOW_CPU_DOT_KERNEL fails here, before the rows' parallel loop
-    if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1 && !read_only_needs_block_sums(type)) return;
+    if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1 && !read_only_needs_block_sums(type)) {
+        out.block_sums.clear(); // none for this type (its kernel reads none)
+        return;
+    }
     const size_t nb = n / kQuantBlock;
     out.block_sums.resize(nb);
     for (size_t b = 0; b < nb; ++b) {
@@ -154,7 +157,6 @@ float quant_row_dot(const uint8_t* row, const float* x, const float* block_sums,
 #endif
 
 float vec_dot_f32(const float* a, const float* b, size_t n) { return dot_f32(a, b, n); }
-
 
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_t n) {
     const float* x = a.x;

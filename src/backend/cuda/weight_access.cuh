@@ -7,7 +7,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <string>
+
 #include "io/ggml_type.h"
+#include "winnow/error.h"
 
 namespace winnow::cuda {
 
@@ -62,7 +65,8 @@ void dispatch_weight_type(GgmlType t, F&& f) {
     case GgmlType::Q8_0: f.template operator()<GgmlType::Q8_0>(); return;
     case GgmlType::Q4_0: f.template operator()<GgmlType::Q4_0>(); return;
     case GgmlType::Q4_1: f.template operator()<GgmlType::Q4_1>(); return;
-    default: break;
+    default: // never silently skip a kernel: the callers check supports(), this catches one that did not
+        throw Error(ErrorKind::unsupported, std::string("cuda: no kernel for ") + ggml_type_name(t) + " weights");
     }
 }
 
