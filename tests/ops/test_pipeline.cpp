@@ -65,6 +65,18 @@ TEST(Pipeline, ReadOnlyTypeOnABackendWithoutItRunsAsF16) {
     EXPECT_GT(worst, 0.0) << "the Q4_K matrices were not converted";
 }
 
+// A type winnow does not read at all (Q2_K, from llama.cpp's own quantizer) is refused at load, by name.
+TEST(Pipeline, UnreadWeightTypeIsRefusedAtLoad) {
+    try {
+        Model::load(kDir + "/tiny-llama-k-q2_k.gguf");
+        ADD_FAILURE() << "a Q2_K model was accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+        const std::string what = e.what();
+        EXPECT_NE(what.find("has type Q2_K, which winnow does not support"), std::string::npos) << what;
+    }
+}
+
 TEST(Pipeline, MissingOpIsRefusedByName) {
     expect_refused("tiny-llama-q4_1.gguf", Op::linear, GgmlType::Q4_1, "the cpu-missing-one backend has no linear for Q4_1 weights");
     expect_refused("tiny-llama.gguf", Op::swiglu, GgmlType::F32, "the cpu-missing-one backend has no swiglu for F32 tensors");
