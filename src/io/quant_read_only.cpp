@@ -43,19 +43,6 @@ void decode_q5(const uint8_t* src, float* dst, size_t n) {
     }
 }
 
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block, packed in 12 bytes: sub-blocks 0-3 in the
-// low 6 bits of bytes 0-3 (scales) and 4-7 (mins); sub-blocks 4-7 in the nibbles of bytes 8-11 with their top two
-// bits in the high bits of bytes 0-7.
-void scale_min_k4(int j, const uint8_t* s, int& sc, int& m) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-    } else {
-        sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 // Q4_K / Q5_K: 256 weights in 8 sub-blocks of 32, x = d * scale_j * q - dmin * min_j. The nibbles of 32 bytes give two
 // sub-blocks (low nibbles the first); Q5_K's fifth bits: bit 2k of qh[l] for sub-block 2k's weight l, bit 2k+1 for
 // sub-block 2k+1's.
@@ -71,8 +58,8 @@ void decode_q45_k(const uint8_t* src, float* dst, size_t n) {
         float* y = dst + i * kQuantBlockK;
         for (int pair = 0; pair < 4; ++pair, qs += 32, y += 64) {
             int sc0, m0, sc1, m1;
-            scale_min_k4(2 * pair, scales, sc0, m0);
-            scale_min_k4(2 * pair + 1, scales, sc1, m1);
+            k_scale_min(2 * pair, scales, sc0, m0);
+            k_scale_min(2 * pair + 1, scales, sc1, m1);
             const float d0 = d * sc0, min0 = dmin * m0, d1 = d * sc1, min1 = dmin * m1;
             for (int l = 0; l < 32; ++l) {
                 int q0 = qs[l] & 0x0f, q1 = qs[l] >> 4;

@@ -21,17 +21,6 @@ namespace {
 
 float half(const uint8_t* p) { return half_at(p); } // F16C where the build has it: exact either way
 
-// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K block (io/quant_read_only.cpp has the layout).
-void scale_min_k4(int j, const uint8_t* s, int& sc, int& m) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-    } else {
-        sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 #ifndef WINNOW_AVX2
 // The portable path: a super-block decoded into arrays, then multiplied.
 
@@ -76,7 +65,7 @@ void decode_q45_k(const uint8_t* blk, Decoded& out) {
     const uint8_t* qs = blk + (five ? 48 : 16);
     for (int j = 0; j < 8; ++j) {
         int sc, m;
-        scale_min_k4(j, scales, sc, m);
+        k_scale_min(j, scales, sc, m);
         out.scale[j] = d * sc;
         out.offset[j] = -(dmin * m);
     }
@@ -193,8 +182,8 @@ float q45_k_row_dot(const uint8_t* row, const float* x, const float* block_sums,
         const float* xb = x + b * kQuantBlockK;
         for (int pair = 0; pair < 4; ++pair) {
             int sc0, m0, sc1, m1;
-            scale_min_k4(2 * pair, blk + 4, sc0, m0);
-            scale_min_k4(2 * pair + 1, blk + 4, sc1, m1);
+            k_scale_min(2 * pair, blk + 4, sc0, m0);
+            k_scale_min(2 * pair + 1, blk + 4, sc1, m1);
             const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * pair));
             __m256i q0 = low_nibbles(packed), q1 = high_nibbles(packed);
             if constexpr (five) {
