@@ -174,7 +174,18 @@ int cmd_bench(const std::vector<std::string>& args) {
         else tg_path = "mixed: " + std::to_string(replayed) + " of " + std::to_string(measured) + " measured steps replayed as one launch, the rest op by op";
     }
 
-    const double bytes_per_token = static_cast<double>(model->matrix_bytes_per_token());
+    // the bytes the backend reads: a read-only type it lacks (CUDA and the K-quants) is placed as F16 (place_weights)
+    std::vector<GgmlType> placed_as_f16;
+    bool read_only_rows = false;
+    for (const auto& [name, count] : model->matrix_type_counts()) {
+        (void)count;
+        for (GgmlType t : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+            if (name == ggml_type_name(t)) {
+                read_only_rows = true;
+                if (!backend->supports(Op::linear, t)) placed_as_f16.push_back(t);
+            }
+    }
+    const double bytes_per_token = static_cast<double>(model->matrix_bytes_per_token(placed_as_f16));
     const int used_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (auto& r : rows) {
@@ -190,7 +201,8 @@ int cmd_bench(const std::vector<std::string>& args) {
         if (backend->device() == Device::cpu && r.test.rfind("pp", 0) == 0 && dot == "f32") j["blas_kernels"] = cpu::blas_kernels();
         // and decode's quantized rows run vec_dot's kernel, chosen at run time (backend/cpu/vec_dot.h)
         if (backend->device() == Device::cpu && r.test.rfind("tg", 0) == 0 && dot == "f32")
-            j["dot_kernel"] = cpu::vec_dot_kernel_name(cpu::vec_dot_kernel_in_use());
+            j["dot_kernel"] = std::string(cpu::vec_dot_kernel_name(cpu::vec_dot_kernel_in_use())) +
+                              (read_only_rows ? std::string(" (") + cpu::vec_dot_kernel_name(cpu::VecDotKernel::baseline) + " for Q5_0, Q5_1 and the K-quants)" : "");
         j["threads"] = used_threads;
         j["depth"] = depth;
         j["test"] = r.test;

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "io/gguf.h"
@@ -50,9 +51,13 @@ std::map<std::string, int> LoadedModel::matrix_type_counts() const {
     return counts;
 }
 
-uint64_t LoadedModel::matrix_bytes_per_token() const {
+uint64_t LoadedModel::matrix_bytes_per_token(const std::vector<GgmlType>& f16_types) const {
     uint64_t bytes = 0;
-    auto add = [&](const Matrix& mat) { if (!mat.empty()) bytes += mat.row_bytes * static_cast<uint64_t>(mat.rows); };
+    auto add = [&](const Matrix& mat) {
+        if (mat.empty()) return;
+        const bool as_f16 = std::find(f16_types.begin(), f16_types.end(), mat.type) != f16_types.end();
+        bytes += (as_f16 ? ggml_row_bytes(GgmlType::F16, static_cast<uint64_t>(mat.cols)) : mat.row_bytes) * static_cast<uint64_t>(mat.rows);
+    };
     add(weights_.output);
     for (auto& l : weights_.layers) { add(l.wq); add(l.wk); add(l.wv); add(l.wo); add(l.w_gate); add(l.w_up); add(l.w_down); }
     return bytes;

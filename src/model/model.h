@@ -28,8 +28,10 @@ public:
     const io::GgufFile* gguf() const { return gguf_.get(); }
     // Number of matrices per stored type, for `winnow info`.
     std::map<std::string, int> matrix_type_counts() const;
-    // Bytes of weight matrices read per decoded token (every matrix once; the embedding row is negligible).
-    uint64_t matrix_bytes_per_token() const;
+    // Bytes of weight matrices read per decoded token (every matrix once; the embedding row is negligible), as stored
+    // in the file, or (f16_types) with the matrices of those types counted as F16, as place_weights puts them on a
+    // backend that lacks their type.
+    uint64_t matrix_bytes_per_token(const std::vector<GgmlType>& f16_types = {}) const;
 
 private:
     LoadedModel() = default;
