@@ -1,6 +1,5 @@
 #include "backend/cpu/vec_dot.h"
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>

@@ -19,8 +19,6 @@ namespace winnow::cpu {
 
 namespace {
 
-float half(const uint8_t* p) { return half_at(p); } // F16C where the build has it: exact either way
-
 #ifndef WINNOW_AVX2
 // The portable path: a super-block decoded into arrays, then multiplied.
 
@@ -40,8 +38,8 @@ void decode_q5(const uint8_t* src, int blocks, Decoded& out) {
     out.len = 32, out.subs = blocks;
     for (int b = 0; b < blocks; ++b) {
         const uint8_t* blk = src + b * stride;
-        out.scale[b] = half(blk);
-        out.offset[b] = with_min ? half(blk + 2) : 0.0f;
+        out.scale[b] = half_at(blk);
+        out.offset[b] = with_min ? half_at(blk + 2) : 0.0f;
         const uint8_t* qh_at = blk + (with_min ? 4 : 2);
         uint32_t qh;
         std::memcpy(&qh, qh_at, 4);
@@ -59,7 +57,7 @@ void decode_q5(const uint8_t* src, int blocks, Decoded& out) {
 template <bool five>
 void decode_q45_k(const uint8_t* blk, Decoded& out) {
     out.len = 32, out.subs = 8;
-    const float d = half(blk), dmin = half(blk + 2);
+    const float d = half_at(blk), dmin = half_at(blk + 2);
     const uint8_t* scales = blk + 4;
     const uint8_t* qh = blk + 16;
     const uint8_t* qs = blk + (five ? 48 : 16);
@@ -87,7 +85,7 @@ void decode_q45_k(const uint8_t* blk, Decoded& out) {
 // Q6_K: w = (d * sc) * (q - 32) per sub-block of 16.
 void decode_q6_k(const uint8_t* blk, Decoded& out) {
     out.len = 16, out.subs = 16;
-    const float d = half(blk + 208);
+    const float d = half_at(blk + 208);
     const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
     for (int j = 0; j < 16; ++j) out.scale[j] = d * sc[j], out.offset[j] = 0.0f;
     for (int h = 0; h < 2; ++h) {
@@ -163,8 +161,8 @@ float q5_row_dot(const uint8_t* row, const float* x, const float* block_sums, si
         const __m128i lo = _mm_and_si128(packed, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f));
         __m256i q = _mm256_or_si256(_mm256_set_m128i(hi, lo), fifth_bits(qh));
         if constexpr (!with_min) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        acc = add_scaled_dot32(acc, half(blk), q, x + b * kQuantBlock);
-        if constexpr (with_min) tail += half(blk + 2) * block_sums[b];
+        acc = add_scaled_dot32(acc, half_at(blk), q, x + b * kQuantBlock);
+        if constexpr (with_min) tail += half_at(blk + 2) * block_sums[b];
     }
     return hsum(acc) + tail;
 }
@@ -176,7 +174,7 @@ float q45_k_row_dot(const uint8_t* row, const float* x, const float* block_sums,
     float tail = 0.0f;
     for (size_t b = 0; b < blocks; ++b) {
         const uint8_t* blk = row + b * stride;
-        const float d = half(blk), dmin = half(blk + 2);
+        const float d = half_at(blk), dmin = half_at(blk + 2);
         const uint8_t* qs = blk + (five ? 48 : 16);
         const __m256i qh = five ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)) : _mm256_setzero_si256();
         const float* xb = x + b * kQuantBlockK;
@@ -204,7 +202,7 @@ float q6_k_row_dot(const uint8_t* row, const float* x, size_t blocks) {
     const __m256i bias = _mm256_set1_epi8(32);
     for (size_t b = 0; b < blocks; ++b) {
         const uint8_t* blk = row + b * sizeof(BlockQ6_K);
-        const float d = half(blk + 208);
+        const float d = half_at(blk + 208);
         const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
         for (int h = 0; h < 2; ++h) {
             const uint8_t* ql = blk + 64 * h;
