@@ -10,35 +10,36 @@ namespace winnow {
 
 namespace {
 
-// Whether the backend computes with the matrix's type as it is stored (every linear op, and the embedding lookup).
-bool backend_takes(const Backend& be, GgmlType type) {
-    for (Op op : {Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::get_rows})
-        if (!be.supports(op, type)) return false;
-    return true;
-}
-
-// A matrix of a read-only type (io/quant.h: Q5_0, Q5_1, the K-quants) on a backend that lacks it (CUDA), decoded and
-// stored as F16: 2 bytes a weight instead of ~0.6, but one rounding of each decoded weight (at most 2^-11 relative, 2^-25 absolute below F16's normal range). A
-// matrix with a decoded value beyond F16's range (65504) is stored as F32 instead. Returns the bytes and sets the
-// matrix's type and row stride.
-std::vector<uint8_t> converted(Matrix& m) {
+// The matrix decoded and stored as `to` (F16 or F32); false, with `bytes` incomplete, when a decoded value is beyond
+// F16's range (65504) and `to` is F16.
+bool encode_as(const Matrix& m, GgmlType to, std::vector<uint8_t>& bytes) {
     std::vector<float> row(static_cast<size_t>(m.cols));
-    bool fits_f16 = true;
-    for (int64_t r = 0; r < m.rows && fits_f16; ++r) {
-        dequantize_row(m.type, m.row(r), row.data(), row.size());
-        for (float x : row) fits_f16 = fits_f16 && std::abs(x) <= 65504.0f;
-    }
-    const GgmlType to = fits_f16 ? GgmlType::F16 : GgmlType::F32;
     const uint64_t row_bytes = ggml_row_bytes(to, static_cast<uint64_t>(m.cols));
-    std::vector<uint8_t> bytes(row_bytes * static_cast<size_t>(m.rows));
+    bytes.resize(row_bytes * static_cast<size_t>(m.rows));
     for (int64_t r = 0; r < m.rows; ++r) {
         dequantize_row(m.type, m.row(r), row.data(), row.size());
         uint8_t* dst = bytes.data() + static_cast<size_t>(r) * row_bytes;
-        if (to == GgmlType::F32) std::memcpy(dst, row.data(), row_bytes);
-        else quantize_row_ref(GgmlType::F16, row.data(), dst, row.size());
+        if (to == GgmlType::F32) {
+            std::memcpy(dst, row.data(), row_bytes);
+            continue;
+        }
+        for (float x : row)
+            if (!(std::abs(x) <= 65504.0f)) return false;
+        quantize_row_ref(GgmlType::F16, row.data(), dst, row.size());
     }
+    return true;
+}
+
+// A matrix that placed_as_f16 names, decoded and stored as F16: 2 bytes a weight instead of ~0.6, but one rounding of
+// each decoded weight (at most 2^-11 relative, 2^-25 absolute below F16's normal range). A matrix with a decoded value
+// beyond F16's range (65504) is stored as F32 instead (decoded a second time: rare). Returns the bytes and sets the
+// matrix's type and row stride.
+std::vector<uint8_t> converted(Matrix& m) {
+    std::vector<uint8_t> bytes;
+    const GgmlType to = encode_as(m, GgmlType::F16, bytes) ? GgmlType::F16 : GgmlType::F32;
+    if (to == GgmlType::F32) encode_as(m, GgmlType::F32, bytes);
     m.type = to;
-    m.row_bytes = row_bytes;
+    m.row_bytes = ggml_row_bytes(to, static_cast<uint64_t>(m.cols));
     return bytes;
 }
 
@@ -53,7 +54,7 @@ struct Placer {
         if (it == placed.end()) {
             Matrix d = m;
             std::vector<uint8_t> bytes;
-            if (is_read_only_type(m.type) && !backend_takes(be, m.type)) bytes = converted(d);
+            if (placed_as_f16(be, m.type)) bytes = converted(d);
             const void* host = bytes.empty() ? m.data : bytes.data();
             Tensor t = be.place_readonly(GgmlType::I8, 1, static_cast<int64_t>(d.row_bytes * d.rows), host);
             if (!bytes.empty() && be.device() == Device::cpu) out.converted.push_back(std::move(bytes)); // the CPU borrows it
@@ -72,6 +73,13 @@ struct Placer {
 };
 
 } // namespace
+
+bool placed_as_f16(const Backend& be, GgmlType type) {
+    if (!is_read_only_type(type)) return false;
+    for (Op op : {Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::get_rows})
+        if (!be.supports(op, type)) return true;
+    return false;
+}
 
 DeviceWeights place_weights(Backend& be, const Weights& w, int n_embd) {
     DeviceWeights d;

@@ -30,6 +30,11 @@ struct DeviceWeights {
     std::vector<std::vector<uint8_t>> converted; // matrices converted for a CPU-like backend that borrows host memory
 };
 
+// Whether place_weights converts matrices of this stored type for the backend: a read-only type (io/quant.h) that one of
+// the backend's linear ops or its embedding lookup does not take. They are placed as F16 (F32 for a matrix with a value
+// beyond F16's range).
+bool placed_as_f16(const Backend& be, GgmlType type);
+
 // `w` must outlive the result (the CPU backend borrows its memory).
 DeviceWeights place_weights(Backend& be, const Weights& w, int n_embd);
 

@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/blas.h"
 #include "backend/cpu/vec_dot.h"
+#include "backend/device_weights.h"
 #include "cli/commands.h"
 #ifdef WINNOW_HAVE_CUDA
 #include "backend/cuda/device.h"
@@ -26,6 +27,7 @@
 #include "cli/device_options.h"
 #include "cli/options.h"
 #include "head/output_head.h"
+#include "io/quant.h"
 #include "decode/forward.h"
 #include "decode/generator.h"
 #include "decode/sampler.h"
@@ -175,17 +177,9 @@ int cmd_bench(const std::vector<std::string>& args) {
     }
 
     // the bytes the backend reads: a read-only type it lacks (CUDA and the K-quants) is placed as F16 (place_weights)
-    std::vector<GgmlType> placed_as_f16;
-    bool read_only_rows = false;
-    for (const auto& [name, count] : model->matrix_type_counts()) {
-        (void)count;
-        for (GgmlType t : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
-            if (name == ggml_type_name(t)) {
-                read_only_rows = true;
-                if (!backend->supports(Op::linear, t)) placed_as_f16.push_back(t);
-            }
-    }
-    const double bytes_per_token = static_cast<double>(model->matrix_bytes_per_token(placed_as_f16));
+    const double bytes_per_token =
+        static_cast<double>(model->matrix_bytes_per_token([&](GgmlType t) { return placed_as_f16(*backend, t); }));
+    const bool read_only_rows = model->has_matrix_type(is_read_only_type);
     const int used_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (auto& r : rows) {

@@ -1,6 +1,5 @@
 #include "model/model.h"
 
-#include <algorithm>
 #include <filesystem>
 
 #include "io/gguf.h"
@@ -51,16 +50,25 @@ std::map<std::string, int> LoadedModel::matrix_type_counts() const {
     return counts;
 }
 
-uint64_t LoadedModel::matrix_bytes_per_token(const std::vector<GgmlType>& f16_types) const {
+uint64_t LoadedModel::matrix_bytes_per_token(const std::function<bool(GgmlType)>& as_f16) const {
     uint64_t bytes = 0;
     auto add = [&](const Matrix& mat) {
         if (mat.empty()) return;
-        const bool as_f16 = std::find(f16_types.begin(), f16_types.end(), mat.type) != f16_types.end();
-        bytes += (as_f16 ? ggml_row_bytes(GgmlType::F16, static_cast<uint64_t>(mat.cols)) : mat.row_bytes) * static_cast<uint64_t>(mat.rows);
+        const bool f16 = as_f16 && as_f16(mat.type);
+        bytes += (f16 ? ggml_row_bytes(GgmlType::F16, static_cast<uint64_t>(mat.cols)) : mat.row_bytes) * static_cast<uint64_t>(mat.rows);
     };
     add(weights_.output);
     for (auto& l : weights_.layers) { add(l.wq); add(l.wk); add(l.wv); add(l.wo); add(l.w_gate); add(l.w_up); add(l.w_down); }
     return bytes;
+}
+
+bool LoadedModel::has_matrix_type(const std::function<bool(GgmlType)>& pred) const {
+    auto match = [&](const Matrix& mat) { return !mat.empty() && pred(mat.type); };
+    if (match(weights_.tok_embd) || match(weights_.output)) return true;
+    for (auto& l : weights_.layers)
+        for (const Matrix* mat : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+            if (match(*mat)) return true;
+    return false;
 }
 
 } // namespace winnow

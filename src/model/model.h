@@ -1,5 +1,6 @@
 #pragma once
 // A loaded model: its configuration and canonical weights, backed by the memory-mapped source file(s).
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,9 +30,11 @@ public:
     // Number of matrices per stored type, for `winnow info`.
     std::map<std::string, int> matrix_type_counts() const;
     // Bytes of weight matrices read per decoded token (every matrix once; the embedding row is negligible), as stored
-    // in the file, or (f16_types) with the matrices of those types counted as F16, as place_weights puts them on a
-    // backend that lacks their type.
-    uint64_t matrix_bytes_per_token(const std::vector<GgmlType>& f16_types = {}) const;
+    // in the file, or with the matrices whose type as_f16 names counted as F16 (as place_weights places them on a
+    // backend that lacks their type: placed_as_f16 in backend/device_weights.h).
+    uint64_t matrix_bytes_per_token(const std::function<bool(GgmlType)>& as_f16 = {}) const;
+    // Whether any weight matrix (the embedding included) has a type that `pred` accepts.
+    bool has_matrix_type(const std::function<bool(GgmlType)>& pred) const;
 
 private:
     LoadedModel() = default;
