@@ -28,10 +28,6 @@ namespace {
             throw ::winnow::Error(::winnow::ErrorKind::io, std::string(#call) + " failed: " + cublasGetStatusString(st_)); \
     } while (0)
 
-bool is_weight_type(GgmlType t) {
-    return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1;
-}
-
 void check(const Tensor& t, const char* what, GgmlType type = GgmlType::F32) {
     if (t.device() != Device::cuda || t.type() != type)
         throw Error(ErrorKind::invalid_argument, std::string("cuda backend: ") + what + " must be a " + ggml_type_name(type) + " device tensor, got " + t.describe());
@@ -117,7 +113,7 @@ public:
         case Op::linear_add:
         case Op::linear_swiglu:
         case Op::head_top_k:
-        case Op::get_rows: return is_weight_type(type);
+        case Op::get_rows: return cuda::is_device_weight_type(type);
         case Op::copy_rows:
         case Op::rope_store_kv:
         case Op::summarize_keys:

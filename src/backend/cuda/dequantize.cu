@@ -48,8 +48,7 @@ __global__ void dequantize_kernel(uint32_t type, const uint8_t* __restrict__ src
 } // namespace
 
 void dequantize(GgmlType type, const void* src, float* dst, size_t n, cudaStream_t stream) {
-    if (type != GgmlType::F32 && type != GgmlType::F16 && type != GgmlType::BF16 && type != GgmlType::Q8_0 && type != GgmlType::Q4_0 &&
-        type != GgmlType::Q4_1)
+    if (!is_device_weight_type(type))
         throw Error(ErrorKind::unsupported, std::string("cuda::dequantize: unsupported type ") + ggml_type_name(type));
     if (n == 0) return;
     constexpr int threads = 256;

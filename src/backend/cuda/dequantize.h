@@ -8,6 +8,12 @@
 
 namespace winnow::cuda {
 
+// The stored weight types the CUDA kernels read (weight_access.cuh's dispatch_weight_type): F32, F16, BF16, Q8_0, Q4_0
+// and Q4_1. place_weights converts the read-only ones (io/quant.h) to F16 first.
+inline bool is_device_weight_type(GgmlType t) {
+    return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1;
+}
+
 // src and dst are device pointers; n is a multiple of the type's block size.
 void dequantize(GgmlType type, const void* src, float* dst, size_t n, cudaStream_t stream = nullptr);
 
