@@ -27,7 +27,11 @@ const char* ggml_type_name(GgmlType type);
 uint64_t ggml_row_bytes(GgmlType type, uint64_t n);
 // True for the weight types winnow loads and the CPU backend computes with: F32, F16, BF16, Q8_0, Q4_0, Q4_1, and
 // (through their decoded values, io/quant.h) Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. A backend may take fewer
-// (Backend::supports); place_weights converts the read-only ones (Q5_0 ... Q6_K) to F16 for it at load.
+// (Backend::supports); place_weights converts a read-only one (Q5_0 ... Q6_K) that a backend lacks to F16 at load.
 bool ggml_type_supported(GgmlType type);
+// The read-only ones among them: winnow decodes them (io/quant_read_only.cpp) but never writes them.
+constexpr bool is_read_only_type(GgmlType type) {
+    return type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K;
+}
 
 } // namespace winnow

@@ -54,8 +54,7 @@ uint16_t fp32_to_bf16(float f);  // round to nearest even; NaN stays a (quiet) N
 void dequantize_row(GgmlType type, const void* src, float* dst, size_t n);
 // dequantize_row for the read-only types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): false for any other type.
 bool dequantize_read_only(GgmlType type, const void* src, float* dst, size_t n);
-// Whether a type is one of those: winnow decodes it, and computes with it on the CPU through the decoded values.
-bool is_read_only_type(GgmlType type);
+// (is_read_only_type, io/ggml_type.h, says whether a type is one of those.)
 // Encode n fp32 values with ggml's reference quantizer (F16, BF16, Q8_0, Q4_0, Q4_1).
 void quantize_row_ref(GgmlType type, const float* src, void* dst, size_t n);
 

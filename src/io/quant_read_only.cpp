@@ -76,7 +76,8 @@ void decode_q45_k(const uint8_t* src, float* dst, size_t n) {
 
 // Q6_K: 256 weights in 16 sub-blocks of 16 with int8 scales, x = d * scale * (q - 32), q 6 bits: 4 in ql, 2 in qh.
 // Each half of 128 weights takes 64 bytes of ql, 32 of qh and 8 scales; weight l + 32 * k of a half (k = 0..3) has
-// its low bits in the low (k even) or high (k odd) nibble of ql[l + 32 * (k & 1)] and its high bits at bit 2k of qh[l].
+// its low bits in the low (k < 2) or high (k >= 2) nibble of ql[l + 32 * (k & 1)] and its high bits at bits 2k, 2k + 1
+// of qh[l].
 void decode_q6_k(const uint8_t* src, float* dst, size_t n) {
     for (size_t i = 0; i < n / kQuantBlockK; ++i) {
         const uint8_t* b = src + i * sizeof(BlockQ6_K);
@@ -101,10 +102,6 @@ void decode_q6_k(const uint8_t* src, float* dst, size_t n) {
 }
 
 } // namespace
-
-bool is_read_only_type(GgmlType type) {
-    return type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K;
-}
 
 bool dequantize_read_only(GgmlType type, const void* src, float* dst, size_t n) {
     const auto* s = static_cast<const uint8_t*>(src);

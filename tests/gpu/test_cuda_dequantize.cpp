@@ -22,6 +22,22 @@ protected:
     }
 };
 
+// Blocks of a read-only type (no encoder): random quant bytes, each fp16 field a finite value of either sign.
+std::vector<uint8_t> random_read_only_blocks(GgmlType type, size_t bytes) {
+    const auto traits = *ggml_type_traits(static_cast<uint32_t>(type));
+    const std::vector<int> halves = type == GgmlType::Q6_K ? std::vector<int>{208} : type == GgmlType::Q5_0 ? std::vector<int>{0} : std::vector<int>{0, 2};
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> exp(1, 30);
+    std::vector<uint8_t> b(bytes);
+    for (auto& v : b) v = static_cast<uint8_t>(rng());
+    for (size_t i = 0; i < bytes / traits.type_size; ++i)
+        for (int off : halves) {
+            const uint16_t h = static_cast<uint16_t>((rng() & 0x8000u) | (exp(rng) << 10) | (rng() & 0x3ffu));
+            std::memcpy(&b[i * traits.type_size + off], &h, 2);
+        }
+    return b;
+}
+
 TEST_P(CudaDequantize, MatchesCpuReferenceBitExact) {
     const GgmlType type = GetParam();
     const size_t n = 576 * 1536; // one SmolLM2 FFN matrix
@@ -30,7 +46,8 @@ TEST_P(CudaDequantize, MatchesCpuReferenceBitExact) {
     std::vector<float> x(n);
     for (auto& v : x) v = nd(rng);
     std::vector<uint8_t> stored(ggml_row_bytes(type, n));
-    quantize_row_ref(type, x.data(), stored.data(), n);
+    if (is_read_only_type(type)) stored = random_read_only_blocks(type, stored.size());
+    else quantize_row_ref(type, x.data(), stored.data(), n);
     std::vector<float> cpu(n), gpu(n);
     dequantize_row(type, stored.data(), cpu.data(), n);
 
@@ -47,6 +64,7 @@ TEST_P(CudaDequantize, MatchesCpuReferenceBitExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, CudaDequantize,
-                         ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1));
+                         ::testing::Values(GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                                           GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K));
 
 } // namespace

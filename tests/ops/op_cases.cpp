@@ -91,7 +91,45 @@ HostMatrix make_matrix_from(GgmlType type, int64_t rows, int64_t cols, const std
     return h;
 }
 
+int64_t block_elements(GgmlType type) { return ggml_type_traits(static_cast<uint32_t>(type))->block_size; }
+
+// A matrix of a read-only type (io/quant.h: llama.cpp's presets), for which winnow has no encoder: random quant bytes
+// with each block's fp16 fields set to modest positive values (weights of order 0.05, as make_matrix's), and the
+// values dequantize_row decodes.
+HostMatrix make_read_only_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
+    struct Field { int offset; float scale; };
+    std::vector<Field> fields;
+    switch (type) {
+    case GgmlType::Q5_0: fields = {{0, 3e-3f}}; break;
+    case GgmlType::Q5_1: fields = {{0, 3e-3f}, {2, -0.05f}}; break;
+    case GgmlType::Q4_K: fields = {{0, 1e-4f}, {2, 1e-4f}}; break;
+    case GgmlType::Q5_K: fields = {{0, 5e-5f}, {2, 5e-5f}}; break;
+    default: fields = {{208, 2e-5f}}; break; // Q6_K: d after the quants
+    }
+    const int64_t block_bytes = ggml_type_traits(static_cast<uint32_t>(type))->type_size, blocks = rows * cols / block_elements(type);
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(0.5f, 1.5f);
+    HostMatrix h;
+    h.bytes.resize(static_cast<size_t>(blocks * block_bytes));
+    for (auto& b : h.bytes) b = static_cast<uint8_t>(rng());
+    for (int64_t i = 0; i < blocks; ++i)
+        for (const Field& f : fields) {
+            const uint16_t v = fp32_to_fp16(f.scale * u(rng));
+            std::memcpy(&h.bytes[static_cast<size_t>(i * block_bytes + f.offset)], &v, 2);
+        }
+    h.values.resize(static_cast<size_t>(rows * cols));
+    dequantize_row(type, h.bytes.data(), h.values.data(), h.values.size());
+    h.m.type = type;
+    h.m.rows = rows;
+    h.m.cols = cols;
+    h.m.row_bytes = ggml_row_bytes(type, cols);
+    h.m.data = h.bytes.data();
+    h.m.name = "harness";
+    return h;
+}
+
 HostMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
+    if (is_read_only_type(type)) return make_read_only_matrix(type, rows, cols, seed);
     return make_matrix_from(type, rows, cols, randn(static_cast<size_t>(rows * cols), seed, 0.05f));
 }
 
@@ -128,6 +166,11 @@ Tensor make_cache(Backend& be, GgmlType type, const std::vector<float>& v, int64
 }
 
 const GgmlType kWeightTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1};
+// And the read-only types, which the linear ops, the embedding lookup and the fused head also take. Their rows are whole
+// blocks of 32 (Q5_0, Q5_1) or super-blocks of 256 (Q4_K, Q5_K, Q6_K): a case skips the shapes they do not fit.
+const GgmlType kAllWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                                   GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+bool fits(GgmlType type, int64_t cols) { return cols % block_elements(type) == 0; }
 
 bool quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1; }
 
@@ -141,10 +184,19 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                         // 33 blocks a row: a device's staged Q8_0 / Q4_0 walk takes two chunks (32 blocks, then 1), and
                         // every other row starts 2 bytes past a 4-byte boundary
                         {"odd_long", 1056, 13, false}};
+    // for the read-only types also: 9 super-blocks a row (every other Q6_K row starts 2 bytes past a 4-byte boundary),
+    // and 2 with a bias
+    const S read_only_shapes[] = {{"k_odd", 2304, 13, false}, {"k_up", 512, 96, true}};
+    auto shapes_for = [&](GgmlType type) {
+        std::vector<S> v(std::begin(shapes), std::end(shapes));
+        if (is_read_only_type(type)) v.insert(v.end(), std::begin(read_only_shapes), std::end(read_only_shapes));
+        std::erase_if(v, [&](const S& s) { return !fits(type, s.in); });
+        return v;
+    };
     // 1 and 7 tokens: a device's GEMV; 9: its prefill product (a CUDA device's bf16 split products for BF16, F16 and
     // Q4_0, whose fp32 accuracy the fp32 tolerance holds them to; an sgemm for the others)
-    for (GgmlType type : kWeightTypes)
-        for (const S& s : shapes)
+    for (GgmlType type : kAllWeightTypes)
+        for (const S& s : shapes_for(type))
             for (int n : {1, 7, 9}) {
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 cases.push_back({std::string("linear/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
@@ -189,9 +241,10 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                              }});
     // linear_parts (the q, k and v projections of one input): SmolLM2's shapes without biases, GPT-2's with them
     struct P { const char* model; int64_t in, out[3]; bool bias; };
-    for (GgmlType type : kWeightTypes)
+    for (GgmlType type : kAllWeightTypes)
         for (const P& s : {P{"smollm2_qkv", 576, {576, 192, 192}, false}, P{"gpt2_qkv", 768, {768, 768, 768}, true}})
             for (int n : {1, 9}) {
+                if (!fits(type, s.in)) continue;
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 cases.push_back({std::string("linear_parts/") + ggml_type_name(type) + "/" + s.model + "_t" + std::to_string(n), Op::linear_parts, type, tol,
                                  tol_q8, [=](Backend& be) {
@@ -227,9 +280,10 @@ void add_linear_cases(std::vector<OpCase>& cases) {
             }
     // linear_add (y += W x + b, the decoder's residual connections): decode rows (a device's GEMV epilogue) and a
     // prefill batch (its GEMM then add), on a y that already holds values
-    for (GgmlType type : kWeightTypes)
+    for (GgmlType type : kAllWeightTypes)
         for (const S& s : {shapes[0], shapes[3], shapes[5], shapes[6]})
             for (int n : {1, 9}) {
+                if (!fits(type, s.in)) continue;
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 cases.push_back({std::string("linear_add/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
                                  Op::linear_add, type, tol, tol_q8, [=](Backend& be) {
@@ -253,9 +307,10 @@ void add_linear_cases(std::vector<OpCase>& cases) {
             }
     // linear_swiglu (silu(W_gate x) * (W_up x), a LLaMA FFN's first half): decode rows (one warp computes both rows on a
     // device) and a prefill batch
-    for (GgmlType type : kWeightTypes)
-        for (const S& s : {shapes[2], shapes[6]})
+    for (GgmlType type : kAllWeightTypes)
+        for (const S& s : {shapes[2], shapes[6], read_only_shapes[1]})
             for (int n : {1, 9}) {
+                if (!fits(type, s.in) || (s.in == 512) != is_read_only_type(type)) continue; // k_up: the read-only types only
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 cases.push_back({std::string("linear_swiglu/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
                                  Op::linear_swiglu, type, tol, tol_q8, [=](Backend& be) {
@@ -285,12 +340,15 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     // Also inputs at the widest a device stages in shared memory (kMaxStagedCols, 9,216) and one block wider (the
     // fallback), decode rows of F16 and of Q8_0 (whose kernels also hold the rows' staging slices).
     struct NormShape { const char* name; int64_t in, out[3]; };
-    const NormShape norm_shapes[] = {{"smollm2", 576, {576, 192, 192}}, {"wide9216", 9216, {64, 32, 32}}, {"wide9248", 9248, {64, 32, 32}}};
+    // The read-only types: 2 super-blocks wide, decode rows and a prefill batch.
+    const NormShape norm_shapes[] = {{"smollm2", 576, {576, 192, 192}}, {"wide9216", 9216, {64, 32, 32}}, {"wide9248", 9248, {64, 32, 32}},
+                                     {"k512", 512, {256, 64, 64}}};
     for (const NormShape& ns : norm_shapes)
-    for (GgmlType type : kWeightTypes)
+    for (GgmlType type : kAllWeightTypes)
         for (bool swiglu : {false, true})
             for (int n : {1, 3, 9}) {
-                if (ns.in != 576 && ((type != GgmlType::F16 && type != GgmlType::Q8_0) || n != 1)) continue;
+                if ((ns.in == 512) != is_read_only_type(type) || (ns.in == 512 && n == 3)) continue;
+                if (ns.in > 576 && ((type != GgmlType::F16 && type != GgmlType::Q8_0) || n != 1)) continue;
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 const int64_t in = ns.in, outs[3] = {swiglu && ns.in == 576 ? 1536 : ns.out[0], ns.out[1], ns.out[2]};
                 const int n_out = swiglu ? 1 : 3;
@@ -372,8 +430,9 @@ void add_linear_cases(std::vector<OpCase>& cases) {
 }
 
 void add_get_rows_cases(std::vector<OpCase>& cases) {
-    for (GgmlType type : kWeightTypes)
-        for (int64_t cols : {576, 768, 96})
+    for (GgmlType type : kAllWeightTypes)
+        for (int64_t cols : {576, 768, 96}) {
+            if (!fits(type, cols)) continue;
             cases.push_back({std::string("get_rows/") + ggml_type_name(type) + "/" + shape(300, cols), Op::get_rows, type, 0, 0, [=](Backend& be) {
                                  const HostMatrix w = make_matrix(type, 300, cols, 21);
                                  Tensor storage;
@@ -387,6 +446,7 @@ void add_get_rows_cases(std::vector<OpCase>& cases) {
                                  for (int32_t id : ids) ref.insert(ref.end(), w.values.begin() + id * cols, w.values.begin() + (id + 1) * cols);
                                  return compare(get(be, out), ref);
                              }});
+        }
 }
 
 void add_norm_cases(std::vector<OpCase>& cases) {
@@ -674,8 +734,8 @@ void add_qkv_rope_store_cases(std::vector<OpCase>& cases) {
         for (bool device_pos : {false, true}) add(wtype, GgmlType::F32, smollm2, device_pos);
     for (GgmlType ctype : {GgmlType::F16, GgmlType::BF16}) add(GgmlType::BF16, ctype, smollm2, true);
     for (const QkvRopeShape& s : others)
-        for (GgmlType wtype : {GgmlType::F32, GgmlType::Q4_1}) {
-            if (wtype == GgmlType::Q4_1 && s.in % 32 != 0) continue;
+        for (GgmlType wtype : {GgmlType::F32, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q6_K}) {
+            if (!fits(wtype, s.in)) continue;
             add(wtype, GgmlType::F32, s, s.n == 1);
         }
 }
@@ -1075,6 +1135,9 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
     for (GgmlType type : kWeightTypes)
         for (S s : {S{1000, 160, 1}, S{1000, 160, 40}, S{50257, 768, 1}, S{50257, 768, 40}}) list.push_back({type, s});
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16}) list.push_back({type, S{49152, 576, 40}}); // SmolLM2's head
+    // the read-only types (Q6_K: llama.cpp's Q4_K_M and Q5_K_M heads), random rows without planted ties (no encoder)
+    for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) list.push_back({type, S{1000, 256, 40}});
+    list.push_back({GgmlType::Q6_K, S{50257, 768, 40}});
     // k above the tile, k = the vocabulary, one row; and over 2048 tiles (the CUDA merge's unsorted path)
     for (S s : {S{1000, 160, 300}, S{1000, 160, 1000}, S{129, 96, 129}, S{1, 32, 1}, S{300000, 32, 40}}) list.push_back({GgmlType::F32, s});
     for (const auto& [type, s] : list) {
@@ -1088,11 +1151,12 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
                              auto plant = [&](int64_t row, float scale) {
                                  for (int64_t c = 0; c < d; ++c) wf[row * d + c] = scale * x[c] / static_cast<float>(d);
                              };
-                             if (n >= 130) {
+                             const bool planted = n >= 130 && !is_read_only_type(type);
+                             if (planted) {
                                  plant(7, 8.0f), plant(n - 1, 8.0f);
                                  plant(123, 6.0f), plant(n - 2, 6.0f);
                              }
-                             const HostMatrix w = make_matrix_from(type, n, d, wf);
+                             const HostMatrix w = is_read_only_type(type) ? make_read_only_matrix(type, n, d, 92 + n) : make_matrix_from(type, n, d, wf);
                              Tensor storage;
                              const Matrix dw = place(be, w, storage);
                              const Tensor xt = put(be, x, 1, d);
@@ -1131,7 +1195,7 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
                              OpResult r = sizes_ok ? compare(got_v, ref_v) : OpResult{INFINITY, INFINITY, false, 1};
                              r.exact_ids = sizes_ok && got.ids == pair.ids && got.logits == pair.logits &&
                                            std::fabs(got.log_norm - pair.log_norm) <= 1e-12 * std::max(1.0, std::fabs(pair.log_norm));
-                             if (n >= 130 && sizes_ok) r.exact_ids = r.exact_ids && got.ids[0] == 7 && (s.k < 2 || got.ids[1] == n - 1);
+                             if (planted && sizes_ok) r.exact_ids = r.exact_ids && got.ids[0] == 7 && (s.k < 2 || got.ids[1] == n - 1);
                              return r;
                          }});
     }

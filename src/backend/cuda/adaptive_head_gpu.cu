@@ -154,7 +154,7 @@ void launch_exact_rows(GgmlType type, const uint8_t* rows, size_t row_bytes, int
     if (count <= 0) return;
     constexpr int kWarps = kThreads / 32;
     const unsigned grid = static_cast<unsigned>((count + kWarps - 1) / kWarps);
-    dispatch_weight_type(type, [&]<GgmlType W>() { launch_plain(exact_rows_kernel<W>, grid, kThreads, 0, stream, rows, row_bytes, d, x, list, count, beta, dp, mu, var, T); });
+    dispatch_writable_weight_type(type, [&]<GgmlType W>() { launch_plain(exact_rows_kernel<W>, grid, kThreads, 0, stream, rows, row_bytes, d, x, list, count, beta, dp, mu, var, T); });
     check_launch();
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// Decodes stored weights (F32, F16, BF16, Q8_0, Q4_0, Q4_1) to fp32 on the GPU. The CPU reference is
-// winnow::dequantize_row (src/io/quant.cpp); tests/gpu compares the two bit for bit.
+// Decodes stored weights (F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the read-only Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) to fp32 on
+// the GPU, each element as weight_at reads it. The CPU reference is winnow::dequantize_row (src/io/quant.cpp,
+// src/io/quant_read_only.cpp); tests/gpu compares the two bit for bit.
 #include <cstddef>
 #include <cuda_runtime.h>
 
@@ -8,10 +9,11 @@
 
 namespace winnow::cuda {
 
-// The stored weight types the CUDA kernels read (weight_access.cuh's dispatch_weight_type): F32, F16, BF16, Q8_0, Q4_0
-// and Q4_1. place_weights converts the read-only ones (io/quant.h) to F16 first.
+// The stored weight types the CUDA kernels read (weight_access.cuh's dispatch_weight_type): F32, F16, BF16, Q8_0, Q4_0,
+// Q4_1, and since 2026-12-06 the read-only Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (before, place_weights converted those to F16).
 inline bool is_device_weight_type(GgmlType t) {
-    return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1;
+    return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1 ||
+           is_read_only_type(t);
 }
 
 // src and dst are device pointers; n is a multiple of the type's block size.

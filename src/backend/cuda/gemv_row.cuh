@@ -15,6 +15,9 @@
 //    (Q8_0) or 9 2-byte loads, each warp-wide load touching every line of the 32 blocks: the H200 run of 2026-12-04
 //    measured the Q8_0 head (49152 x 576) at 0.75 TB/s and the synthetic 128K x 4096 Q8_0 head at 0.8 TB/s, against
 //    2.8-3.5 TB/s for the BF16 and F32 heads. The next chunk's words are loaded before this chunk is decoded;
+//  - Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (llama.cpp's presets) with a 16-byte aligned input: each lane decodes whole units
+//    (units lane, lane + 32, ...: a block of 32, a Q4_K / Q5_K pair of sub-blocks of 64, a Q6_K quarter of 32) from
+//    words as wide as the block allows (gemv_read_only.cuh);
 //  - anything else (unaligned pointers, odd shapes): lanes stride the elements (lane, lane + 32, ...) via weight_at.
 // Each path's fused multiply-adds run in a fixed order, so a row's result is deterministic; the paths differ from one
 // another (and from the CPU) only in the order of the sum. The element values are weight_at's in every path.
@@ -22,6 +25,7 @@
 
 #include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/gemv_block_logic.cuh"
+#include "backend/cuda/gemv_read_only.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
@@ -178,6 +182,7 @@ __device__ __forceinline__ bool vector_path(const uint8_t* row, const float* x, 
     else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) return aligned(row, 16) && aligned(x, 16) && cols % 8 == 0;
     else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) return aligned(row, 2) && aligned(x, 16) && cols % 32 == 0;
     else if constexpr (T == GgmlType::Q4_1) return aligned(row, 4) && aligned(x, 16) && cols % 32 == 0;
+    else if constexpr (is_read_only_type(T)) return aligned(row, read_only_row_alignment<T>()) && aligned(x, 16) && cols % read_only_block_elements<T>() == 0;
     else return false;
 }
 
@@ -235,6 +240,13 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
 #pragma unroll
             for (int k = 0; k < N; ++k) acc[k] = dot_q4_1_block(reinterpret_cast<const uint32_t*>(rows[k]) + 5 * b, x4 + 8 * b, acc[k]);
         }
+    } else if constexpr (is_read_only_type(T)) { // units lane, lane + 32, ... (gemv_read_only.cuh)
+        constexpr int kUnit = read_only_unit_elements<T>();
+#pragma unroll 2
+        for (int64_t u = lane; u < cols / kUnit; u += 32) {
+#pragma unroll
+            for (int k = 0; k < N; ++k) acc[k] = dot_read_only_unit<T>(rows[k], u, x4 + (kUnit / 4) * u, acc[k]);
+        }
     }
 }
 
@@ -265,8 +277,10 @@ __device__ __forceinline__ float2 warp_row_dot2(const uint8_t* __restrict__ a, c
     namespace g = gemv_detail;
     // Q8_0 and Q4_0 blocks come as 17 / 9 two-byte words per lane: two rows of them in flight took 96-110 registers
     // (two blocks a multiprocessor), so those rows keep their own walks.
-    constexpr bool kTwoByteBlocks = T == GgmlType::Q8_0 || T == GgmlType::Q4_0;
-    if (kTwoByteBlocks || !g::vector_path<T>(a, x, cols) || !g::vector_path<T>(b, x, cols))
+    // The read-only types' units too (gemv_read_only.cuh): with two rows in flight, Q4_K and Q5_K took 125 and 168
+    // (nvcc 13, sm_90a).
+    constexpr bool kOwnWalks = T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || is_read_only_type(T);
+    if (kOwnWalks || !g::vector_path<T>(a, x, cols) || !g::vector_path<T>(b, x, cols))
         return make_float2(warp_row_dot<T>(a, x, cols, lane), warp_row_dot<T>(b, x, cols, lane));
     const uint8_t* const rows[2] = {a, b};
     float acc[2] = {0.0f, 0.0f};

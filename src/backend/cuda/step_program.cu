@@ -7,6 +7,7 @@
 
 #include "backend/cuda/attention_split_body.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dequantize.h"
 #include "backend/cuda/grid_sync.cuh"
 #include "backend/cuda/linear_bodies.cuh"
 #include "backend/cuda/qkv_rope_store_body.cuh"
@@ -84,7 +85,7 @@ __global__ void __launch_bounds__(kStageThreads) step_program_kernel(const Stage
 
 template <class F>
 void dispatch_program_types(GgmlType weight, GgmlType cache, F&& f) {
-    dispatch_weight_type(weight, [&]<GgmlType T>() { dispatch_act_type(cache, [&]<GgmlType C>() { f(step_program_kernel<T, C>); }); });
+    dispatch_writable_weight_type(weight, [&]<GgmlType T>() { dispatch_act_type(cache, [&]<GgmlType C>() { f(step_program_kernel<T, C>); }); });
 }
 
 std::atomic<int64_t> g_launches{0};
@@ -107,6 +108,8 @@ int step_program_blocks(GgmlType weight, GgmlType cache, uint32_t shared, uint64
 }
 
 int64_t step_program_launches() { return g_launches.load(); }
+
+bool has_program_kernel(GgmlType weight) { return is_device_weight_type(weight) && !is_read_only_type(weight); }
 
 void launch_step_program(const Stage* stages, int count, GgmlType weight, GgmlType cache, uint32_t shared, int blocks, cudaStream_t stream) {
     ++g_launches;
@@ -131,6 +134,7 @@ void launch_stage(const Stage& s, cudaStream_t stream) {
 
 bool StepRecorder::add(const Stage& s, cudaStream_t stream) {
     if (stages() >= kStepProgramCapacity) return false;
+    if (s.uses_weight() && !has_program_kernel(s.weight)) return false;
     const bool weight_differs = s.uses_weight() && has_weight_ && s.weight != weight_;
     const bool cache_differs = s.uses_cache() && has_cache_ && s.cache != cache_;
     if (weight_differs || cache_differs) flush(stream);

@@ -29,6 +29,10 @@ constexpr int kStepProgramCapacity = 1024; // stages a recording's program holds
 // at most `max_blocks` virtual blocks in any stage: every block resident at once (the occupancy calculator), no more
 // than the largest stage uses, WINNOW_CUDA_MEGAKERNEL_BLOCKS when set (for tuning). 0: the device cannot launch it.
 int step_program_blocks(GgmlType weight, GgmlType cache, uint32_t shared, uint64_t max_blocks);
+// Whether the step program is built for stages of this weight type: the types winnow writes (F32, F16, BF16, Q8_0,
+// Q4_0, Q4_1). The read-only ones (Q5_0 ... Q6_K) run as kernels: each weight type multiplies the program's
+// instantiations (one per cache type), and the program is still unmeasured on a GPU.
+bool has_program_kernel(GgmlType weight);
 // How many launch_step_program has issued in this process (a recording's launches count once, when captured).
 int64_t step_program_launches();
 // Runs stages[0, count) (device memory) as one cooperative kernel of `blocks` blocks.
@@ -39,7 +43,8 @@ public:
     // `program`: device memory for kStepProgramCapacity stages, which upload() fills.
     explicit StepRecorder(Stage* program) : program_(program) {}
     // Takes a stage into the current run (ending the run first when its types differ): true. False when the program is
-    // full; the caller then ends the run (flush) and launches the stage itself.
+    // full or the stage's weight type has no program kernel (has_program_kernel); the caller then ends the run (flush)
+    // and launches the stage itself.
     bool add(const Stage& s, cudaStream_t stream);
     // Ends the current run: launches it into the stream (a single stage as its own kernel).
     void flush(cudaStream_t stream);

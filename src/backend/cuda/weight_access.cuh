@@ -1,14 +1,15 @@
 #pragma once
 // Reading one element of a stored weight row on the device, for every type the CPU backend computes with. The
-// values are exactly what winnow::dequantize_row (src/io/quant.cpp) gives: products and sums as separate fp32
-// operations (no fused multiply-add), fp16/bf16 converted exactly. Bytes are read one at a time because quantized
-// blocks (18, 20, 34 bytes) leave the fp16 scales unaligned.
+// values are exactly what winnow::dequantize_row (src/io/quant.cpp, src/io/quant_read_only.cpp) gives: products and
+// sums as separate fp32 operations (no fused multiply-add), fp16/bf16 converted exactly. Bytes are read one at a time
+// because quantized blocks (18, 20, 22, 34, 210 bytes) leave the fp16 scales unaligned.
 #include <cstdint>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <string>
 
+#include "backend/cuda/read_only_block_logic.cuh"
 #include "io/ggml_type.h"
 #include "winnow/error.h"
 
@@ -27,6 +28,39 @@ __device__ __forceinline__ Q4_1Parts q4_1_parts(const uint8_t* __restrict__ row,
     const uint8_t* b = row + (col / 32) * 20;
     const int j = static_cast<int>(col % 32);
     return {j < 16 ? (b[4 + j] & 0x0f) : (b[4 + j - 16] >> 4), half_bits_to_float(load_u16(b)), half_bits_to_float(load_u16(b + 2))};
+}
+
+// Element `col` of a row stored as one of the read-only types (io/quant.h), as io/quant_read_only.cpp computes it.
+template <GgmlType T>
+__device__ __forceinline__ float read_only_weight_at(const uint8_t* __restrict__ row, int64_t col) {
+    namespace rl = read_only_logic;
+    auto u32_at = [](const uint8_t* p) { return static_cast<uint32_t>(load_u16(p)) | static_cast<uint32_t>(load_u16(p + 2)) << 16; };
+    if constexpr (T == GgmlType::Q5_0 || T == GgmlType::Q5_1) {
+        constexpr bool kMin = T == GgmlType::Q5_1;
+        const uint8_t* b = row + (col / 32) * (kMin ? rl::kQ5_1Bytes : rl::kQ5_0Bytes);
+        const uint8_t* qh = b + (kMin ? 4 : 2);
+        const int q = rl::q5_value(qh + 4, u32_at(qh), static_cast<int>(col % 32));
+        const float d = half_bits_to_float(load_u16(b));
+        if constexpr (kMin) return __fadd_rn(__fmul_rn(static_cast<float>(q), d), half_bits_to_float(load_u16(b + 2)));
+        else return __fmul_rn(static_cast<float>(q - 16), d);
+    } else if constexpr (T == GgmlType::Q4_K || T == GgmlType::Q5_K) {
+        constexpr bool kFive = T == GgmlType::Q5_K;
+        const uint8_t* b = row + (col / rl::kKElements) * (kFive ? rl::kQ5_KBytes : rl::kQ4_KBytes);
+        const rl::KPairPos at = rl::k_pair_pos(static_cast<int>(col % rl::kKElements));
+        const rl::ScaleMin s = rl::k_scale_min(b + 4, 2 * at.pair + at.e / 32);
+        const uint8_t* qs = b + (kFive ? 48 : 16) + 32 * at.pair;
+        const int q = kFive ? rl::q5_k_value(qs, b + 16, at.pair, at.e) : rl::q4_k_value(qs, at.e);
+        const float ds = __fmul_rn(half_bits_to_float(load_u16(b)), static_cast<float>(s.scale));
+        const float dm = __fmul_rn(half_bits_to_float(load_u16(b + 2)), static_cast<float>(s.min));
+        return __fsub_rn(__fmul_rn(ds, static_cast<float>(q)), dm);
+    } else {
+        static_assert(T == GgmlType::Q6_K, "unsupported weight type");
+        const uint8_t* b = row + (col / rl::kKElements) * rl::kQ6_KBytes;
+        const rl::Q6Pos at = rl::q6_k_pos(static_cast<int>(col % rl::kKElements));
+        const int q = rl::q6_k_value(b + 64 * at.half + 32 * (at.quarter & 1), b + 128 + 32 * at.half, at.quarter, at.l);
+        const float ds = __fmul_rn(half_bits_to_float(load_u16(b + 208)), static_cast<float>(static_cast<int8_t>(b[192 + at.scale])));
+        return __fmul_rn(ds, static_cast<float>(q));
+    }
 }
 
 // Element `col` of a row stored as T.
@@ -48,16 +82,23 @@ __device__ __forceinline__ float weight_at(const uint8_t* __restrict__ row, int6
         const int j = static_cast<int>(col % 32);
         const int q = j < 16 ? (b[2 + j] & 0x0f) : (b[2 + j - 16] >> 4);
         return __fmul_rn(static_cast<float>(q - 8), half_bits_to_float(load_u16(b)));
-    } else { // Q4_1
-        static_assert(T == GgmlType::Q4_1, "unsupported weight type");
+    } else if constexpr (T == GgmlType::Q4_1) {
         const Q4_1Parts p = q4_1_parts(row, col);
         return __fadd_rn(__fmul_rn(static_cast<float>(p.q), p.d), p.m);
+    } else {
+        return read_only_weight_at<T>(row, col);
     }
 }
 
-// Calls f.template operator()<T>() for the runtime type (one of the six weight types).
+[[noreturn]] inline void no_kernel_for(GgmlType t) { // never silently skip a kernel: the callers check supports(), this catches one that did not
+    throw Error(ErrorKind::unsupported, std::string("cuda: no kernel for ") + ggml_type_name(t) + " weights");
+}
+
+// Calls f.template operator()<T>() for the runtime type, one of the types winnow also writes (F32, F16, BF16, Q8_0,
+// Q4_0, Q4_1): the kernels that take no read-only type (the adaptive head's, the prefill's split products, the step
+// program) instantiate only these.
 template <class F>
-void dispatch_weight_type(GgmlType t, F&& f) {
+void dispatch_writable_weight_type(GgmlType t, F&& f) {
     switch (t) {
     case GgmlType::F32: f.template operator()<GgmlType::F32>(); return;
     case GgmlType::F16: f.template operator()<GgmlType::F16>(); return;
@@ -65,8 +106,21 @@ void dispatch_weight_type(GgmlType t, F&& f) {
     case GgmlType::Q8_0: f.template operator()<GgmlType::Q8_0>(); return;
     case GgmlType::Q4_0: f.template operator()<GgmlType::Q4_0>(); return;
     case GgmlType::Q4_1: f.template operator()<GgmlType::Q4_1>(); return;
-    default: // never silently skip a kernel: the callers check supports(), this catches one that did not
-        throw Error(ErrorKind::unsupported, std::string("cuda: no kernel for ") + ggml_type_name(t) + " weights");
+    default: no_kernel_for(t);
+    }
+}
+
+// Calls f.template operator()<T>() for the runtime type, any stored weight type the CUDA kernels read
+// (is_device_weight_type): the writable ones and the read-only Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
+template <class F>
+void dispatch_weight_type(GgmlType t, F&& f) {
+    switch (t) {
+    case GgmlType::Q5_0: f.template operator()<GgmlType::Q5_0>(); return;
+    case GgmlType::Q5_1: f.template operator()<GgmlType::Q5_1>(); return;
+    case GgmlType::Q4_K: f.template operator()<GgmlType::Q4_K>(); return;
+    case GgmlType::Q5_K: f.template operator()<GgmlType::Q5_K>(); return;
+    case GgmlType::Q6_K: f.template operator()<GgmlType::Q6_K>(); return;
+    default: dispatch_writable_weight_type(t, f);
     }
 }
 

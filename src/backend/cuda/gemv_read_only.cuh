@@ -1,0 +1,107 @@
+#pragma once
+// The GEMV vector path's units for the read-only GGUF types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: llama.cpp's presets): a lane
+// loads one unit's bytes in words as wide as the block's alignment allows, then sums its elements in element order,
+// each element's value exactly as weight_at (and the CPU's dequantize_row) computes it. A unit is a Q5_0 / Q5_1 block
+// (32 elements), a pair of Q4_K / Q5_K sub-blocks (64 elements: a lane reads the super-block's 16-byte header and 32
+// bytes of nibbles), or a quarter of a Q6_K half (32 elements: 32 bytes of low bits, 32 of high bits, two scales).
+// The bit arithmetic is read_only_block_logic.cuh's, checked on the host against the stored formats.
+//
+// Written without a GPU to measure on (2026-12-06): loads are whole words but not staged or batched across units;
+// tuning (shared-memory staging as for Q8_0, several units in flight) waits for a run that can time it.
+#include <cstdint>
+
+#include "backend/cuda/read_only_block_logic.cuh"
+#include "backend/cuda/weight_access.cuh"
+#include "io/ggml_type.h"
+
+namespace winnow::cuda::gemv_detail {
+
+// Elements a lane's unit holds, and the byte alignment of a row whose units take whole-word loads.
+template <GgmlType T>
+constexpr int read_only_unit_elements() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 64 : 32; }
+template <GgmlType T>
+constexpr unsigned read_only_row_alignment() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 ? 4 : 2; }
+template <GgmlType T>
+constexpr int read_only_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 ? 32 : read_only_logic::kKElements; }
+
+// acc += element(j) * x[j] for j in [0, kN), in order (x 16-byte aligned).
+template <int kN, class Element>
+__device__ __forceinline__ float dot_elements(const float4* x, float acc, Element element) {
+#pragma unroll
+    for (int j4 = 0; j4 < kN / 4; ++j4) {
+        const float4 xv = x[j4];
+        const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc = fmaf(element(4 * j4 + e), xs[e], acc);
+    }
+    return acc;
+}
+
+template <int kWords>
+__device__ __forceinline__ void load_u32s(const uint4* src, uint32_t (&w)[kWords]) {
+#pragma unroll
+    for (int i = 0; i < kWords / 4; ++i) {
+        const uint4 v = __ldg(src + i);
+        w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+    }
+}
+
+// acc += unit u of a row stored as T (a read-only type) times x4[0, unit elements / 4), in element order.
+template <GgmlType T>
+__device__ __forceinline__ float dot_read_only_unit(const uint8_t* __restrict__ row, int64_t u, const float4* x4, float acc) {
+    namespace rl = read_only_logic;
+    if constexpr (T == GgmlType::Q5_0) { // 22-byte blocks, 2-byte aligned: d, qh (2 words), 16 quant bytes (8 words)
+        const uint16_t* blk = reinterpret_cast<const uint16_t*>(row + u * rl::kQ5_0Bytes);
+        const float d = half_bits_to_float(__ldg(blk));
+        const uint32_t qh = static_cast<uint32_t>(__ldg(blk + 1)) | static_cast<uint32_t>(__ldg(blk + 2)) << 16;
+        uint16_t qs[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) qs[i] = __ldg(blk + 3 + i);
+        return dot_elements<32>(x4, acc, [&](int j) { return __fmul_rn(static_cast<float>(rl::q5_value(qs, qh, j) - 16), d); });
+    } else if constexpr (T == GgmlType::Q5_1) { // 24-byte blocks, 4-byte aligned: d | m << 16, qh, 16 quant bytes
+        const uint32_t* blk = reinterpret_cast<const uint32_t*>(row + u * rl::kQ5_1Bytes);
+        const uint32_t dm = __ldg(blk), qh = __ldg(blk + 1);
+        const float d = half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), m = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
+        uint32_t qs[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) qs[i] = __ldg(blk + 2 + i);
+        return dot_elements<32>(x4, acc, [&](int j) { return __fadd_rn(__fmul_rn(static_cast<float>(rl::q5_value(qs, qh, j)), d), m); });
+    } else if constexpr (T == GgmlType::Q4_K || T == GgmlType::Q5_K) { // 16-byte aligned super-blocks, 4 pairs each
+        constexpr bool kFive = T == GgmlType::Q5_K;
+        const int p = static_cast<int>(u % 4);
+        const uint8_t* sb = row + (u / 4) * (kFive ? rl::kQ5_KBytes : rl::kQ4_KBytes);
+        const uint4 head = __ldg(reinterpret_cast<const uint4*>(sb)); // d | dmin << 16, then the 12 scale bytes
+        const uint32_t scales[3] = {head.y, head.z, head.w};
+        const float d = half_bits_to_float(static_cast<uint16_t>(head.x & 0xffffu)), dmin = half_bits_to_float(static_cast<uint16_t>(head.x >> 16));
+        const rl::ScaleMin s0 = rl::k_scale_min(scales, 2 * p), s1 = rl::k_scale_min(scales, 2 * p + 1);
+        const float d0 = __fmul_rn(d, static_cast<float>(s0.scale)), m0 = __fmul_rn(dmin, static_cast<float>(s0.min));
+        const float d1 = __fmul_rn(d, static_cast<float>(s1.scale)), m1 = __fmul_rn(dmin, static_cast<float>(s1.min));
+        uint32_t qs[8];
+        load_u32s(reinterpret_cast<const uint4*>(sb + (kFive ? 48 : 16) + 32 * p), qs);
+        rl::FifthBits fifth{0u, 0u};
+        if constexpr (kFive) { // the pair's 64 fifth bits from the block's 32 qh bytes, kept as 2 words
+            uint32_t qh[8];
+            load_u32s(reinterpret_cast<const uint4*>(sb + 16), qh);
+            fifth = rl::q5_k_fifth_bits(qh, p);
+        }
+        return dot_elements<64>(x4, acc, [&](int e) {
+            int q;
+            if constexpr (kFive) q = rl::q5_k_value(qs, fifth, e);
+            else q = rl::q4_k_value(qs, e);
+            return e < 32 ? __fsub_rn(__fmul_rn(d0, static_cast<float>(q)), m0) : __fsub_rn(__fmul_rn(d1, static_cast<float>(q)), m1);
+        });
+    } else { // Q6_K: 210-byte super-blocks, 2-byte aligned; 8 quarters each (2 halves of 4)
+        static_assert(T == GgmlType::Q6_K, "not a read-only type");
+        const int half = static_cast<int>(u % 8) / 4, k = static_cast<int>(u % 4);
+        const uint16_t* sb = reinterpret_cast<const uint16_t*>(row + (u / 8) * rl::kQ6_KBytes);
+        uint16_t ql[16], qh[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i) ql[i] = __ldg(sb + (64 * half + 32 * (k & 1)) / 2 + i), qh[i] = __ldg(sb + (128 + 32 * half) / 2 + i);
+        const uint16_t sc = __ldg(sb + (192 + 8 * half + 2 * k) / 2); // the quarter's two int8 scales: elements 0..15, 16..31
+        const float d = half_bits_to_float(__ldg(sb + 104));         // byte 208
+        const float ds0 = __fmul_rn(d, static_cast<float>(static_cast<int8_t>(sc & 0xffu))), ds1 = __fmul_rn(d, static_cast<float>(static_cast<int8_t>(sc >> 8)));
+        return dot_elements<32>(x4, acc, [&](int l) { return __fmul_rn(l < 16 ? ds0 : ds1, static_cast<float>(rl::q6_k_value(ql, qh, k, l))); });
+    }
+}
+
+} // namespace winnow::cuda::gemv_detail

@@ -1,0 +1,163 @@
+// The CUDA kernels' decoding of the read-only GGUF types (backend/cuda/read_only_block_logic.cuh) run on the host
+// against the CPU's decoder: for random blocks of Q5_0, Q5_1, Q4_K, Q5_K and Q6_K, every element found from the words a
+// GEMV lane loads (gemv_read_only.cuh: 16-bit words for the 2-byte aligned Q5_0 and Q6_K, 32-bit words for the rest)
+// and from single bytes (weight_at's reads), scaled in the order the device scales it, must equal dequantize_row's
+// value bit for bit. Without a GPU this is what checks the kernels' bit arithmetic; the op harness runs the kernels
+// (on the SIMT emulator here, on the GPU machine there).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/cuda/read_only_block_logic.cuh"
+#include "io/quant.h"
+
+namespace {
+
+using namespace winnow;
+namespace rl = winnow::cuda::read_only_logic;
+
+float half_to_float(uint16_t h) { // IEEE binary16, exactly (no dependence on the library under test)
+    const int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    float v = exp == 0 ? std::ldexp(static_cast<float>(mant), -24) : exp == 31 ? (mant ? NAN : INFINITY) : std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
+    return sign ? -v : v;
+}
+
+struct Layout {
+    GgmlType type;
+    int bytes, elements;
+    std::vector<int> halves; // byte offsets of the block's fp16 fields
+};
+const Layout kLayouts[] = {{GgmlType::Q5_0, rl::kQ5_0Bytes, 32, {0}},       {GgmlType::Q5_1, rl::kQ5_1Bytes, 32, {0, 2}},
+                           {GgmlType::Q4_K, rl::kQ4_KBytes, 256, {0, 2}},   {GgmlType::Q5_K, rl::kQ5_KBytes, 256, {0, 2}},
+                           {GgmlType::Q6_K, rl::kQ6_KBytes, 256, {208}}};
+
+// Random bytes for `blocks` blocks, each fp16 field a finite value of modest size (random sign).
+std::vector<uint8_t> random_blocks(const Layout& l, int blocks, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<uint8_t> b(static_cast<size_t>(blocks) * l.bytes);
+    for (auto& x : b) x = static_cast<uint8_t>(rng());
+    std::uniform_int_distribution<int> exp(5, 20);
+    for (int i = 0; i < blocks; ++i)
+        for (int off : l.halves) {
+            const uint16_t v = static_cast<uint16_t>((rng() & 0x8000u) | (exp(rng) << 10) | (rng() & 0x3ffu));
+            std::memcpy(&b[static_cast<size_t>(i) * l.bytes + off], &v, 2);
+        }
+    return b;
+}
+
+template <class Word>
+std::vector<Word> words_at(const uint8_t* p, int bytes) {
+    std::vector<Word> w(bytes / sizeof(Word));
+    std::memcpy(w.data(), p, bytes);
+    return w;
+}
+uint16_t u16_at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
+uint32_t u32_at(const uint8_t* p) { return u16_at(p) | static_cast<uint32_t>(u16_at(p + 2)) << 16; }
+
+uint32_t bits(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+
+// Element c (0..elements) of the block at b, decoded with the device's logic from words of type Word, each fp32
+// operation rounded on its own (volatile: the host build must not fuse them either).
+template <class Word>
+float device_value(GgmlType type, const uint8_t* b, int c) {
+    volatile float v;
+    if (type == GgmlType::Q5_0 || type == GgmlType::Q5_1) {
+        const bool with_min = type == GgmlType::Q5_1;
+        const uint8_t* qh = b + (with_min ? 4 : 2);
+        const auto qs = words_at<Word>(qh + 4, 16);
+        const int q = rl::q5_value(qs.data(), u32_at(qh), c);
+        const volatile float d = half_to_float(u16_at(b));
+        if (with_min) {
+            const volatile float qd = static_cast<float>(q) * d;
+            v = qd + half_to_float(u16_at(b + 2));
+        } else {
+            v = static_cast<float>(q - 16) * d;
+        }
+    } else if (type == GgmlType::Q4_K || type == GgmlType::Q5_K) {
+        const bool five = type == GgmlType::Q5_K;
+        const rl::KPairPos at = rl::k_pair_pos(c);
+        const auto scales = words_at<Word>(b + 4, 12), qs = words_at<Word>(b + (five ? 48 : 16) + 32 * at.pair, 32), qh = words_at<Word>(b + 16, 32);
+        const rl::ScaleMin s = rl::k_scale_min(scales.data(), 2 * at.pair + at.e / 32);
+        const int q = five ? rl::q5_k_value(qs.data(), qh.data(), at.pair, at.e) : rl::q4_k_value(qs.data(), at.e);
+        const volatile float ds = half_to_float(u16_at(b)) * static_cast<float>(s.scale);
+        const volatile float dm = half_to_float(u16_at(b + 2)) * static_cast<float>(s.min);
+        const volatile float qd = ds * static_cast<float>(q);
+        v = qd - dm;
+    } else {
+        const rl::Q6Pos at = rl::q6_k_pos(c);
+        const auto ql = words_at<Word>(b + 64 * at.half + 32 * (at.quarter & 1), 32), qh = words_at<Word>(b + 128 + 32 * at.half, 32);
+        const int q = rl::q6_k_value(ql.data(), qh.data(), at.quarter, at.l);
+        const volatile float ds = half_to_float(u16_at(b + 208)) * static_cast<float>(static_cast<int8_t>(b[192 + at.scale]));
+        v = ds * static_cast<float>(q);
+    }
+    return v;
+}
+
+template <class Word>
+void check_type(const Layout& l, uint32_t seed) {
+    constexpr int kBlocks = 48;
+    const auto b = random_blocks(l, kBlocks, seed);
+    std::vector<float> ref(static_cast<size_t>(kBlocks) * l.elements);
+    dequantize_row(l.type, b.data(), ref.data(), ref.size());
+    int mismatches = 0;
+    for (int i = 0; i < kBlocks; ++i)
+        for (int c = 0; c < l.elements; ++c) {
+            const float got = device_value<Word>(l.type, &b[static_cast<size_t>(i) * l.bytes], c), want = ref[static_cast<size_t>(i) * l.elements + c];
+            if (bits(got) != bits(want) && ++mismatches <= 5)
+                ADD_FAILURE() << ggml_type_name(l.type) << " (" << sizeof(Word) << "-byte words) block " << i << " element " << c << ": " << got
+                              << " vs dequantize_row's " << want;
+        }
+    EXPECT_EQ(mismatches, 0) << ggml_type_name(l.type);
+}
+
+TEST(ReadOnlyBlockLogic, ElementsFromBytesMatchTheCpuDecoder) { // weight_at's reads
+    for (const Layout& l : kLayouts) check_type<uint8_t>(l, 10 + static_cast<uint32_t>(l.type));
+}
+
+TEST(ReadOnlyBlockLogic, ElementsFromTwoByteWordsMatchTheCpuDecoder) { // the GEMV's Q5_0 and Q6_K units
+    for (const Layout& l : kLayouts) check_type<uint16_t>(l, 20 + static_cast<uint32_t>(l.type));
+}
+
+TEST(ReadOnlyBlockLogic, ElementsFromFourByteWordsMatchTheCpuDecoder) { // the GEMV's Q5_1, Q4_K and Q5_K units
+    for (const Layout& l : kLayouts) check_type<uint32_t>(l, 30 + static_cast<uint32_t>(l.type));
+}
+
+// The GEMV's Q5_K fifth bits, kept as two masks per pair, against the bits read from qh directly.
+TEST(ReadOnlyBlockLogic, Q5_KFifthBitMasksHoldEachElementsBit) {
+    std::mt19937 rng(7);
+    for (int trial = 0; trial < 64; ++trial) {
+        std::vector<uint8_t> qs(32), qh(32);
+        for (auto& b : qs) b = static_cast<uint8_t>(rng());
+        for (auto& b : qh) b = static_cast<uint8_t>(rng());
+        const auto qh_words = words_at<uint32_t>(qh.data(), 32);
+        for (int p = 0; p < 4; ++p) {
+            const rl::FifthBits bits = rl::q5_k_fifth_bits(qh_words.data(), p);
+            for (int e = 0; e < 64; ++e) ASSERT_EQ(rl::q5_k_value(qs.data(), bits, e), rl::q5_k_value(qs.data(), qh.data(), p, e)) << "pair " << p << " element " << e;
+        }
+    }
+}
+
+// The positions the GEMV's units and weight_at share: every element of a super-block exactly once, in the order the
+// CPU decoder writes them.
+TEST(ReadOnlyBlockLogic, SuperBlockPositionsCoverEachElementOnce) {
+    std::vector<int> seen(256, 0);
+    for (int c = 0; c < 256; ++c) {
+        const rl::KPairPos p = rl::k_pair_pos(c);
+        EXPECT_EQ(64 * p.pair + p.e, c);
+        const rl::Q6Pos q = rl::q6_k_pos(c);
+        EXPECT_EQ(128 * q.half + 32 * q.quarter + q.l, c);
+        EXPECT_EQ(q.scale, c / 16) << "Q6_K's 16 scales each cover 16 consecutive elements";
+        ++seen[128 * q.half + 32 * q.quarter + q.l];
+    }
+    for (int c = 0; c < 256; ++c) EXPECT_EQ(seen[c], 1);
+}
+
+} // namespace
