@@ -12,7 +12,8 @@
 #   4. bench decode --device cuda on SmolLM2 Q4_1 (pp512, tg128, us/token, GB/s, % of the measured copy roofline), and
 #      tg128 without the CUDA graph, with the fused norms off, with the fused qkv + rope off and with PDL off; the
 #      llama.cpp peer (its CUDA backend, llama_cpp_peer.py) on the same file
-#   4b. winnow logits --device cuda against llama.cpp's logits of the tiny models (logits_parity.py)
+#   4a. bench gemv --device cuda: one GEMV per stored weight type (K-quants included) on Llama-3-8B's shapes
+#   4b. winnow logits --device cuda against llama.cpp's logits of the tiny models, K presets included (logits_parity.py)
 #   5. compute-sanitizer memcheck on the harness and one generate run (before 6, which could take their time)
 #   6. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
 #      shapes, their logits against HF float32 on the same weights (logits_parity.py), benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
@@ -159,11 +160,21 @@ if [ -f $model ]; then
   fi
 fi
 
+# one GEMV per stored weight type on Llama-3-8B's shapes (4096x4096, 14336x4096; bench gemv, cycling over copies that
+# span 512 MB so L2 does not serve them): the bandwidth each type's loads get. The read-only types (llama.cpp's presets,
+# read in their blocks since 2026-12-06, gemv_read_only.cuh, written without a GPU) beside Q4_1, Q8_0 and BF16.
+step 45 "${ours[@]}" $W/bin/winnow bench gemv --device cuda --json > "$OUT/bench-gemv.json" 2> "$OUT/bench-gemv.err"
+note "bench gemv cuda: rc $? — GB/s at 14336x4096: $(python3 -c 'import json, sys; print(" ".join("%s %.0f" % (r["type"], r["gb_per_s"]) for r in json.load(open(sys.argv[1])) if r["shape"] == "14336x4096"))' "$OUT/bench-gemv.json" 2>&1 | cut -c1-200)"
+
 # winnow logits --device cuda (prefill batches and decode steps) against llama.cpp's CPU logits of the tiny fp32 models,
-# with the CPU's bound (ctest cli.logits_*_vs_llama_cpp); the random bf16 models get theirs against HF in step 6
-for tiny in tiny-llama tiny-gpt2; do
+# with the CPU's bound (ctest cli.logits_*_vs_llama_cpp); the random bf16 models get theirs against HF in step 6. And
+# three of llama.cpp's presets (its quantizer's Q4_K, Q6_K, Q5_0 tensors) against llama.cpp on the same weights decoded
+# to F32.
+for tiny in tiny-llama tiny-gpt2 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0; do
+  ref="$WINNOW_FIXTURE_DIR/$tiny-decoded-llamacpp.bin" # a preset: llama.cpp on its weights decoded to F32 (as ctest's)
+  [ -f "$ref" ] || ref="$WINNOW_FIXTURE_DIR/$tiny-llamacpp.bin"
   step 30 python3 $here/logits_parity.py oracle --winnow "$W/bin/winnow" --libs "$libs" --device cuda --model "$WINNOW_FIXTURE_DIR/$tiny.gguf" \
-    --ref "$WINNOW_FIXTURE_DIR/$tiny-llamacpp.bin" --max-rel 1e-3 --json "$OUT/logits-$tiny-cuda-vs-llama-cpp.json" > "$OUT/logits-$tiny.txt" 2>&1
+    --ref "$ref" --max-rel 1e-3 --json "$OUT/logits-$tiny-cuda-vs-llama-cpp.json" > "$OUT/logits-$tiny.txt" 2>&1
   note "logits $tiny cuda vs llama.cpp (cpu): rc $? — $(tail -1 "$OUT/logits-$tiny.txt" | cut -c1-160)"
 done
 

@@ -75,6 +75,7 @@ void usage(std::FILE* to) {
                  "  bench  decode -m MODEL [options]    prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
                  "  bench  head -m MODEL [options]      AdaptiveSoftmax vs the exact head on real hidden states\n"
                  "  bench  finetune [-m MODEL] [options] memory policies: bytes per layer, step time, validation loss\n"
+                 "  bench  gemv [options]               one GEMV per stored weight type: us and GB/s (cpu or cuda)\n"
                  "  calibrate-head -m MODEL [options]   tune the adaptive head's fudge factors, save MODEL.head.json\n"
                  "  perplexity -m MODEL --text FILE [--ctx 512] [--chunks N]   llama.cpp's perplexity protocol\n"
                  "  logits -m MODEL --ids 1,2,3|--prompt TEXT --out FILE.npy [--step prefill|decode]   next-token logits for a peer to compare\n"

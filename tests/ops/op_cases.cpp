@@ -12,6 +12,7 @@
 
 #include "backend/cpu/reference_ops.h"
 #include "io/quant.h"
+#include "io/random_weights.h"
 #include "op_harness.h"
 #include "sparse/key_summary.h"
 
@@ -93,30 +94,11 @@ HostMatrix make_matrix_from(GgmlType type, int64_t rows, int64_t cols, const std
 
 int64_t block_elements(GgmlType type) { return ggml_type_traits(static_cast<uint32_t>(type))->block_size; }
 
-// A matrix of a read-only type (io/quant.h: llama.cpp's presets), for which winnow has no encoder: random quant bytes
-// with each block's fp16 fields set to modest positive values (weights of order 0.05, as make_matrix's), and the
-// values dequantize_row decodes.
+// A matrix of a read-only type (io/quant.h: llama.cpp's presets), for which winnow has no encoder: random blocks
+// (io/random_weights.h) and the values dequantize_row decodes.
 HostMatrix make_read_only_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
-    struct Field { int offset; float scale; };
-    std::vector<Field> fields;
-    switch (type) {
-    case GgmlType::Q5_0: fields = {{0, 3e-3f}}; break;
-    case GgmlType::Q5_1: fields = {{0, 3e-3f}, {2, -0.05f}}; break;
-    case GgmlType::Q4_K: fields = {{0, 1e-4f}, {2, 1e-4f}}; break;
-    case GgmlType::Q5_K: fields = {{0, 5e-5f}, {2, 5e-5f}}; break;
-    default: fields = {{208, 2e-5f}}; break; // Q6_K: d after the quants
-    }
-    const int64_t block_bytes = ggml_type_traits(static_cast<uint32_t>(type))->type_size, blocks = rows * cols / block_elements(type);
-    std::mt19937_64 rng(seed);
-    std::uniform_real_distribution<float> u(0.5f, 1.5f);
     HostMatrix h;
-    h.bytes.resize(static_cast<size_t>(blocks * block_bytes));
-    for (auto& b : h.bytes) b = static_cast<uint8_t>(rng());
-    for (int64_t i = 0; i < blocks; ++i)
-        for (const Field& f : fields) {
-            const uint16_t v = fp32_to_fp16(f.scale * u(rng));
-            std::memcpy(&h.bytes[static_cast<size_t>(i * block_bytes + f.offset)], &v, 2);
-        }
+    h.bytes = random_stored_weights(type, rows, cols, seed);
     h.values.resize(static_cast<size_t>(rows * cols));
     dequantize_row(type, h.bytes.data(), h.values.data(), h.values.size());
     h.m.type = type;
