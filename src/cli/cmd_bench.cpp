@@ -178,7 +178,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         else tg_path = "mixed: " + std::to_string(replayed) + " of " + std::to_string(measured) + " measured steps replayed as one launch, the rest op by op";
     }
 
-    // the bytes the backend reads: a read-only type it lacks (CUDA and the K-quants) is placed as F16 (place_weights)
+    // the bytes the backend reads: a read-only type it lacks would be placed as F16 (place_weights; the CPU and CUDA backends take them all)
     const double bytes_per_token =
         static_cast<double>(model->matrix_bytes_per_token([&](GgmlType t) { return placed_as_f16(*backend, t); }));
     const bool read_only_rows = model->has_matrix_type(is_read_only_type);
