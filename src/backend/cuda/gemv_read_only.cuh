@@ -6,8 +6,9 @@
 // bytes of nibbles), or a quarter of a Q6_K half (32 elements: 32 bytes of low bits, 32 of high bits, two scales).
 // The bit arithmetic is read_only_block_logic.cuh's, checked on the host against the stored formats.
 //
-// Written without a GPU to measure on (2026-12-06): loads are whole words but not staged or batched across units;
-// tuning (shared-memory staging as for Q8_0, several units in flight) waits for a run that can time it.
+// Q5_0 and Q6_K, whose blocks are only 2-byte aligned, are staged through shared memory as Q8_0 and Q4_0 are
+// (gemv_row.cuh: the H200 measured those types' 2-byte loads at a quarter of the other types' bandwidth); a lane then
+// reads its unit from the warp's slice with the same arithmetic. Written without a GPU to measure on (2026-12-06).
 #include <cstdint>
 
 #include "backend/cuda/read_only_block_logic.cuh"
@@ -46,17 +47,26 @@ __device__ __forceinline__ void load_u32s(const uint4* src, uint32_t (&w)[kWords
     }
 }
 
-// acc += unit u of a row stored as T (a read-only type) times x4[0, unit elements / 4), in element order.
-template <GgmlType T>
+// A 2-byte word of a unit in global memory (read-only loads) or in a warp's staging slice (shared memory).
+template <bool kGlobal>
+__device__ __forceinline__ uint16_t unit_word(const uint16_t* p) {
+    if constexpr (kGlobal) return __ldg(p);
+    else return *p;
+}
+
+// acc += unit u of a row stored as T (a read-only type) times x4[0, unit elements / 4), in element order. kGlobal false:
+// `row` is a chunk of the row staged in shared memory (Q5_0 and Q6_K only: gemv_row.cuh's staged walk), u relative to it.
+template <GgmlType T, bool kGlobal = true>
 __device__ __forceinline__ float dot_read_only_unit(const uint8_t* __restrict__ row, int64_t u, const float4* x4, float acc) {
     namespace rl = read_only_logic;
+    static_assert(kGlobal || T == GgmlType::Q5_0 || T == GgmlType::Q6_K, "only the 2-byte aligned types are staged");
     if constexpr (T == GgmlType::Q5_0) { // 22-byte blocks, 2-byte aligned: d, qh (2 words), 16 quant bytes (8 words)
         const uint16_t* blk = reinterpret_cast<const uint16_t*>(row + u * rl::kQ5_0Bytes);
-        const float d = half_bits_to_float(__ldg(blk));
-        const uint32_t qh = static_cast<uint32_t>(__ldg(blk + 1)) | static_cast<uint32_t>(__ldg(blk + 2)) << 16;
+        const float d = half_bits_to_float(unit_word<kGlobal>(blk));
+        const uint32_t qh = static_cast<uint32_t>(unit_word<kGlobal>(blk + 1)) | static_cast<uint32_t>(unit_word<kGlobal>(blk + 2)) << 16;
         uint16_t qs[8];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) qs[i] = __ldg(blk + 3 + i);
+        for (int i = 0; i < 8; ++i) qs[i] = unit_word<kGlobal>(blk + 3 + i);
         return dot_elements<32>(x4, acc, [&](int j) { return __fmul_rn(static_cast<float>(rl::q5_value(qs, qh, j) - 16), d); });
     } else if constexpr (T == GgmlType::Q5_1) { // 24-byte blocks, 4-byte aligned: d | m << 16, qh, 16 quant bytes
         const uint32_t* blk = reinterpret_cast<const uint32_t*>(row + u * rl::kQ5_1Bytes);
@@ -96,9 +106,10 @@ __device__ __forceinline__ float dot_read_only_unit(const uint8_t* __restrict__ 
         const uint16_t* sb = reinterpret_cast<const uint16_t*>(row + (u / 8) * rl::kQ6_KBytes);
         uint16_t ql[16], qh[16];
 #pragma unroll
-        for (int i = 0; i < 16; ++i) ql[i] = __ldg(sb + (64 * half + 32 * (k & 1)) / 2 + i), qh[i] = __ldg(sb + (128 + 32 * half) / 2 + i);
-        const uint16_t sc = __ldg(sb + (192 + 8 * half + 2 * k) / 2); // the quarter's two int8 scales: elements 0..15, 16..31
-        const float d = half_bits_to_float(__ldg(sb + 104));         // byte 208
+        for (int i = 0; i < 16; ++i)
+            ql[i] = unit_word<kGlobal>(sb + (64 * half + 32 * (k & 1)) / 2 + i), qh[i] = unit_word<kGlobal>(sb + (128 + 32 * half) / 2 + i);
+        const uint16_t sc = unit_word<kGlobal>(sb + (192 + 8 * half + 2 * k) / 2); // the quarter's two int8 scales: elements 0..15, 16..31
+        const float d = half_bits_to_float(unit_word<kGlobal>(sb + 104));         // byte 208
         const float ds0 = __fmul_rn(d, static_cast<float>(static_cast<int8_t>(sc & 0xffu))), ds1 = __fmul_rn(d, static_cast<float>(static_cast<int8_t>(sc >> 8)));
         return dot_elements<32>(x4, acc, [&](int l) { return __fmul_rn(l < 16 ? ds0 : ds1, static_cast<float>(rl::q6_k_value(ql, qh, k, l))); });
     }

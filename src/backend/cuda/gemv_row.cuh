@@ -17,7 +17,8 @@
 //    2.8-3.5 TB/s for the BF16 and F32 heads. The next chunk's words are loaded before this chunk is decoded;
 //  - Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (llama.cpp's presets) with a 16-byte aligned input: each lane decodes whole units
 //    (units lane, lane + 32, ...: a block of 32, a Q4_K / Q5_K pair of sub-blocks of 64, a Q6_K quarter of 32) from
-//    words as wide as the block allows (gemv_read_only.cuh);
+//    words as wide as the block allows (gemv_read_only.cuh); Q5_0 and Q6_K, 2-byte aligned, staged as Q8_0 and Q4_0
+//    below (32 blocks, or 4 Q6_K super-blocks, a chunk);
 //  - anything else (unaligned pointers, odd shapes): lanes stride the elements (lane, lane + 32, ...) via weight_at.
 // Each path's fused multiply-adds run in a fixed order, so a row's result is deterministic; the paths differ from one
 // another (and from the CPU) only in the order of the sum. The element values are weight_at's in every path.
@@ -98,17 +99,29 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
     });
 }
 
-// ---- the staged walk of a Q8_0 / Q4_0 row (see the top of this file) ----
-template <int kBlockBytes>
-constexpr int staged_words_per_lane() { return ((2 + 32 * kBlockBytes + 3) / 4 + 31) / 32; } // 32 blocks from a 2-byte offset: Q8_0 9, Q4_0 5
-constexpr int kStagedWords = 32 * staged_words_per_lane<34>(); // a warp's slice, in words
+// ---- the staged walk of a row of 2-byte aligned blocks: Q8_0, Q4_0, Q5_0, Q6_K (see the top of this file) ----
+// A chunk is 32 units, one a lane: 32 blocks of Q8_0, Q4_0 or Q5_0 (34, 18, 22 bytes), or 4 super-blocks of Q6_K (210
+// bytes, 8 quarters each: gemv_read_only.cuh's units).
+template <GgmlType T>
+constexpr bool staged_type() { return T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || T == GgmlType::Q5_0 || T == GgmlType::Q6_K; }
+template <GgmlType T>
+constexpr int staged_group_bytes() { return T == GgmlType::Q8_0 ? 34 : T == GgmlType::Q4_0 ? 18 : T == GgmlType::Q5_0 ? 22 : 210; } // a block or super-block
+template <GgmlType T>
+constexpr int staged_units_per_group() { return T == GgmlType::Q6_K ? 8 : 1; }
+template <GgmlType T>
+constexpr int staged_chunk_bytes() { return 32 / staged_units_per_group<T>() * staged_group_bytes<T>(); }
+template <GgmlType T>
+constexpr int staged_words_per_lane() { return ((2 + staged_chunk_bytes<T>() + 3) / 4 + 31) / 32; } // from a 2-byte offset: Q8_0 9, Q4_0 5, Q5_0 6, Q6_K 7
+constexpr int kStagedWords = 32 * staged_words_per_lane<GgmlType::Q8_0>(); // a warp's slice, in words
+static_assert(staged_words_per_lane<GgmlType::Q4_0>() <= 9 && staged_words_per_lane<GgmlType::Q5_0>() <= 9 && staged_words_per_lane<GgmlType::Q6_K>() <= 9,
+              "every staged chunk fits a slice");
 // The slices a kernel's blocks hold: one per warp of a kStageThreads block by default (9 KB; kGemvStagingBytes, which
 // kMaxStagedCols leaves room for beside a fused norm's input); head_top_k's 16-warp blocks ask for 16 (18 KB). A warp
 // past its kernel's slices reads its blocks itself.
 static_assert(kGemvStagedWarps * kStagedWords * 4 == kGemvStagingBytes);
 
-// The block's staging slices (kWarps of kStagedWords words, static shared memory of every kernel that reads Q8_0 or
-// Q4_0 rows through warp_row_dot): warp w's.
+// The block's staging slices (kWarps of kStagedWords words, static shared memory of every kernel that reads Q8_0, Q4_0,
+// Q5_0 or Q6_K rows through warp_row_dot): warp w's.
 template <int kWarps>
 __device__ __forceinline__ uint32_t* staged_slice(int warp) {
     __shared__ uint32_t words[kWarps * kStagedWords];
@@ -148,25 +161,33 @@ __device__ __forceinline__ void store_staged(const StagedWords<kPerLane>& s, int
         if (lane + 32 * i < words) slice[lane + 32 * i] = s.w[i];
 }
 
-// acc + the lane's partial sum of a Q8_0 / Q4_0 row on the vector path, staged 32 blocks at a time through the warp's slice:
-// block lane + 32 c of chunk c, in increasing c, as the direct walk sums them (the same bits). The whole warp calls it.
+// acc += unit `lane` of a chunk staged in shared memory (chunk: its first byte) times x4 (the unit's inputs).
+template <GgmlType T>
+__device__ __forceinline__ float staged_unit_dot(const uint8_t* chunk, int lane, const float4* x4, float acc) {
+    if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0)
+        return dot_q_block<T, false>(reinterpret_cast<const uint16_t*>(chunk + lane * staged_group_bytes<T>()), x4, acc);
+    else return dot_read_only_unit<T, false>(chunk, lane, x4, acc);
+}
+
+// acc + the lane's partial sum of a row of a staged type on the vector path, a chunk at a time through the warp's slice:
+// unit lane + 32 c of chunk c, in increasing c, as the direct walk sums them (the same bits). The whole warp calls it.
 template <GgmlType T>
 __device__ __forceinline__ float staged_row_partial(const uint8_t* row, const float4* x4, int64_t cols, int lane, uint32_t* slice, float acc) {
-    constexpr int kBlockBytes = T == GgmlType::Q8_0 ? 34 : 18, kPerLane = staged_words_per_lane<kBlockBytes>();
-    const int blocks = static_cast<int>(cols / 32);
-    auto chunk_bytes = [&](int c0) { return min(32, blocks - c0) * kBlockBytes; };
+    constexpr int kGroupBytes = staged_group_bytes<T>(), kUnitsPerGroup = staged_units_per_group<T>(), kGroupsPerChunk = 32 / kUnitsPerGroup;
+    constexpr int kGroupElements = 32 * kUnitsPerGroup, kPerLane = staged_words_per_lane<T>();
+    const int groups = static_cast<int>(cols / kGroupElements);
+    auto chunk_bytes = [&](int g0) { return min(kGroupsPerChunk, groups - g0) * kGroupBytes; };
     StagedWords<kPerLane> next = load_staged<kPerLane>(row, chunk_bytes(0), lane);
-    for (int c0 = 0; c0 < blocks; c0 += 32) {
-        const uint8_t* src = row + static_cast<int64_t>(c0) * kBlockBytes;
-        const int off = static_cast<int>(reinterpret_cast<uintptr_t>(src) & 3u), len = chunk_bytes(c0);
+    for (int g0 = 0; g0 < groups; g0 += kGroupsPerChunk) {
+        const uint8_t* src = row + static_cast<int64_t>(g0) * kGroupBytes;
+        const int off = static_cast<int>(reinterpret_cast<uintptr_t>(src) & 3u), len = chunk_bytes(g0);
         __syncwarp(); // the slice's previous readers (the last chunk, or the warp's previous row) are done
         store_staged(next, off, len, slice, lane);
         __syncwarp();
-        if (c0 + 32 < blocks) next = load_staged<kPerLane>(src + 32 * kBlockBytes, chunk_bytes(c0 + 32), lane); // in flight while this chunk is summed
-        if (lane < len / kBlockBytes) {
-            const uint8_t* blk = reinterpret_cast<const uint8_t*>(slice) + off + lane * kBlockBytes;
-            acc = dot_q_block<T, false>(reinterpret_cast<const uint16_t*>(blk), x4 + 8 * (c0 + lane), acc);
-        }
+        if (g0 + kGroupsPerChunk < groups) // in flight while this chunk is summed
+            next = load_staged<kPerLane>(src + kGroupsPerChunk * kGroupBytes, chunk_bytes(g0 + kGroupsPerChunk), lane);
+        if (lane < len / kGroupBytes * kUnitsPerGroup)
+            acc = staged_unit_dot<T>(reinterpret_cast<const uint8_t*>(slice) + off, lane, x4 + 8 * (g0 * kUnitsPerGroup + lane), acc);
     }
     return acc;
 }
@@ -217,16 +238,22 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
 #pragma unroll
             for (int k = 0; k < N; ++k) acc[k] = dot8<T>(c.v[k], x4 + 2 * i, acc[k]);
         });
-    } else if constexpr ((T == GgmlType::Q8_0 || T == GgmlType::Q4_0) && N == 1) {
+    } else if constexpr (staged_type<T>() && N == 1) {
         const int warp = static_cast<int>(threadIdx.x / 32);
         if (warp < kWarps) {
             acc[0] = staged_row_partial<T>(rows[0], x4, cols, lane, staged_slice<kWarps>(warp), acc[0]);
             return;
         }
-        constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // a warp past the slices: each lane reads its blocks itself
+        // a warp past the slices: each lane reads its units itself
+        if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
+            constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9;
 #pragma unroll 2
-        for (int64_t b = lane; b < cols / 32; b += 32)
-            acc[0] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[0]) + kBlockWords * b, x4 + 8 * b, acc[0]);
+            for (int64_t b = lane; b < cols / 32; b += 32)
+                acc[0] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[0]) + kBlockWords * b, x4 + 8 * b, acc[0]);
+        } else {
+#pragma unroll 2
+            for (int64_t u = lane; u < cols / 32; u += 32) acc[0] = dot_read_only_unit<T>(rows[0], u, x4 + 8 * u, acc[0]);
+        }
     } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
         constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // 34 or 18 bytes
 #pragma unroll 2
