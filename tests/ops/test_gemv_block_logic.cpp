@@ -12,39 +12,16 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda/gemv_block_logic.cuh"
+#include "block_words.h"
 #include "io/quant.h"
 
 namespace {
 
 using namespace winnow;
 namespace gl = winnow::cuda::gemv_logic;
-
-float half_to_float(uint16_t h) { // IEEE binary16, exactly (no dependence on the library under test)
-    const int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    float v = exp == 0 ? std::ldexp(static_cast<float>(mant), -24) : exp == 31 ? (mant ? NAN : INFINITY) : std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
-    return sign ? -v : v;
-}
-
-// Random bytes for `blocks` blocks of `block_bytes`, each block's fp16 scale (and Q4_1's min) a finite, modest value.
-std::vector<uint8_t> random_blocks(int blocks, int block_bytes, int halves, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> b(static_cast<size_t>(blocks) * block_bytes);
-    for (auto& x : b) x = static_cast<uint8_t>(rng());
-    std::uniform_int_distribution<int> exp(5, 20);
-    for (int i = 0; i < blocks; ++i)
-        for (int h = 0; h < halves; ++h) {
-            const uint16_t v = static_cast<uint16_t>((rng() & 0x8000u) | (exp(rng) << 10) | (rng() & 0x3ffu));
-            std::memcpy(&b[static_cast<size_t>(i) * block_bytes + 2 * h], &v, 2);
-        }
-    return b;
-}
-
-template <class Word>
-std::vector<Word> words_of(const uint8_t* p, int bytes) {
-    std::vector<Word> w(bytes / sizeof(Word));
-    std::memcpy(w.data(), p, bytes);
-    return w;
-}
+using test::half_to_float;
+using test::random_blocks;
+using test::words_of;
 
 void expect_bits(float got, float want, int block, int j) {
     uint32_t a, b;
@@ -55,7 +32,7 @@ void expect_bits(float got, float want, int block, int j) {
 
 TEST(GemvBlockLogic, Q4_1FromFourByteWords) {
     constexpr int kBlocks = 64, kBytes = 20;
-    const auto b = random_blocks(kBlocks, kBytes, 2, 1);
+    const auto b = random_blocks(kBlocks, kBytes, {0, 2}, 1);
     std::vector<float> ref(kBlocks * 32);
     dequantize_row(GgmlType::Q4_1, b.data(), ref.data(), ref.size());
     for (int i = 0; i < kBlocks; ++i) {
@@ -73,7 +50,7 @@ TEST(GemvBlockLogic, Q4_1FromFourByteWords) {
 template <class Quant>
 void check_scaled_blocks(GgmlType type, int block_bytes, uint32_t seed, Quant quant) {
     constexpr int kBlocks = 64;
-    const auto b = random_blocks(kBlocks, block_bytes, 1, seed);
+    const auto b = random_blocks(kBlocks, block_bytes, {0}, seed);
     std::vector<float> ref(kBlocks * 32);
     dequantize_row(type, b.data(), ref.data(), ref.size());
     for (int i = 0; i < kBlocks; ++i) {
@@ -91,7 +68,7 @@ TEST(GemvBlockLogic, Q4_0AndQ8_0FromTwoByteWords) {
 TEST(GemvBlockLogic, HalvesFromFourByteWords) {
     for (GgmlType t : {GgmlType::F16, GgmlType::BF16}) {
         constexpr int kElems = 256;
-        const auto b = random_blocks(kElems, 2, 1, 4); // finite halves
+        const auto b = random_blocks(kElems, 2, {0}, 4); // finite halves
         std::vector<float> ref(kElems);
         dequantize_row(t, b.data(), ref.data(), ref.size());
         const auto w = words_of<uint32_t>(b.data(), 2 * kElems);

@@ -13,18 +13,16 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda/read_only_block_logic.cuh"
+#include "block_words.h"
 #include "io/quant.h"
 
 namespace {
 
 using namespace winnow;
 namespace rl = winnow::cuda::read_only_logic;
-
-float half_to_float(uint16_t h) { // IEEE binary16, exactly (no dependence on the library under test)
-    const int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    float v = exp == 0 ? std::ldexp(static_cast<float>(mant), -24) : exp == 31 ? (mant ? NAN : INFINITY) : std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
-    return sign ? -v : v;
-}
+using test::half_to_float;
+using test::random_blocks;
+using test::words_of;
 
 struct Layout {
     GgmlType type;
@@ -35,26 +33,6 @@ const Layout kLayouts[] = {{GgmlType::Q5_0, rl::kQ5_0Bytes, 32, {0}},       {Ggm
                            {GgmlType::Q4_K, rl::kQ4_KBytes, 256, {0, 2}},   {GgmlType::Q5_K, rl::kQ5_KBytes, 256, {0, 2}},
                            {GgmlType::Q6_K, rl::kQ6_KBytes, 256, {208}}};
 
-// Random bytes for `blocks` blocks, each fp16 field a finite value of modest size (random sign).
-std::vector<uint8_t> random_blocks(const Layout& l, int blocks, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> b(static_cast<size_t>(blocks) * l.bytes);
-    for (auto& x : b) x = static_cast<uint8_t>(rng());
-    std::uniform_int_distribution<int> exp(5, 20);
-    for (int i = 0; i < blocks; ++i)
-        for (int off : l.halves) {
-            const uint16_t v = static_cast<uint16_t>((rng() & 0x8000u) | (exp(rng) << 10) | (rng() & 0x3ffu));
-            std::memcpy(&b[static_cast<size_t>(i) * l.bytes + off], &v, 2);
-        }
-    return b;
-}
-
-template <class Word>
-std::vector<Word> words_at(const uint8_t* p, int bytes) {
-    std::vector<Word> w(bytes / sizeof(Word));
-    std::memcpy(w.data(), p, bytes);
-    return w;
-}
 uint16_t u16_at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 uint32_t u32_at(const uint8_t* p) { return u16_at(p) | static_cast<uint32_t>(u16_at(p + 2)) << 16; }
 
@@ -72,7 +50,7 @@ float device_value(GgmlType type, const uint8_t* b, int c) {
     if (type == GgmlType::Q5_0 || type == GgmlType::Q5_1) {
         const bool with_min = type == GgmlType::Q5_1;
         const uint8_t* qh = b + (with_min ? 4 : 2);
-        const auto qs = words_at<Word>(qh + 4, 16);
+        const auto qs = words_of<Word>(qh + 4, 16);
         const int q = rl::q5_value(qs.data(), u32_at(qh), c);
         const volatile float d = half_to_float(u16_at(b));
         if (with_min) {
@@ -84,7 +62,7 @@ float device_value(GgmlType type, const uint8_t* b, int c) {
     } else if (type == GgmlType::Q4_K || type == GgmlType::Q5_K) {
         const bool five = type == GgmlType::Q5_K;
         const rl::KPairPos at = rl::k_pair_pos(c);
-        const auto scales = words_at<Word>(b + 4, 12), qs = words_at<Word>(b + (five ? 48 : 16) + 32 * at.pair, 32), qh = words_at<Word>(b + 16, 32);
+        const auto scales = words_of<Word>(b + 4, 12), qs = words_of<Word>(b + (five ? 48 : 16) + 32 * at.pair, 32), qh = words_of<Word>(b + 16, 32);
         const rl::ScaleMin s = rl::k_scale_min(scales.data(), 2 * at.pair + at.e / 32);
         const int q = five ? rl::q5_k_value(qs.data(), qh.data(), at.pair, at.e) : rl::q4_k_value(qs.data(), at.e);
         const volatile float ds = half_to_float(u16_at(b)) * static_cast<float>(s.scale);
@@ -93,7 +71,7 @@ float device_value(GgmlType type, const uint8_t* b, int c) {
         v = qd - dm;
     } else {
         const rl::Q6Pos at = rl::q6_k_pos(c);
-        const auto ql = words_at<Word>(b + 64 * at.half + 32 * (at.quarter & 1), 32), qh = words_at<Word>(b + 128 + 32 * at.half, 32);
+        const auto ql = words_of<Word>(b + 64 * at.half + 32 * (at.quarter & 1), 32), qh = words_of<Word>(b + 128 + 32 * at.half, 32);
         const int q = rl::q6_k_value(ql.data(), qh.data(), at.quarter, at.l);
         const volatile float ds = half_to_float(u16_at(b + 208)) * static_cast<float>(static_cast<int8_t>(b[192 + at.scale]));
         v = ds * static_cast<float>(q);
@@ -104,7 +82,7 @@ float device_value(GgmlType type, const uint8_t* b, int c) {
 template <class Word>
 void check_type(const Layout& l, uint32_t seed) {
     constexpr int kBlocks = 48;
-    const auto b = random_blocks(l, kBlocks, seed);
+    const auto b = random_blocks(kBlocks, l.bytes, l.halves, seed);
     std::vector<float> ref(static_cast<size_t>(kBlocks) * l.elements);
     dequantize_row(l.type, b.data(), ref.data(), ref.size());
     int mismatches = 0;
@@ -137,7 +115,7 @@ TEST(ReadOnlyBlockLogic, Q5_KFifthBitMasksHoldEachElementsBit) {
         std::vector<uint8_t> qs(32), qh(32);
         for (auto& b : qs) b = static_cast<uint8_t>(rng());
         for (auto& b : qh) b = static_cast<uint8_t>(rng());
-        const auto qh_words = words_at<uint32_t>(qh.data(), 32);
+        const auto qh_words = words_of<uint32_t>(qh.data(), 32);
         for (int p = 0; p < 4; ++p) {
             const rl::FifthBits bits = rl::q5_k_fifth_bits(qh_words.data(), p);
             for (int e = 0; e < 64; ++e) ASSERT_EQ(rl::q5_k_value(qs.data(), bits, e), rl::q5_k_value(qs.data(), qh.data(), p, e)) << "pair " << p << " element " << e;
