@@ -51,14 +51,7 @@ uint64_t ggml_row_bytes(GgmlType type, uint64_t n) {
 }
 
 bool ggml_type_supported(GgmlType type) {
-    switch (type) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-    case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1:
-    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
-        return true;
-    default:
-        return false;
-    }
+    return is_writable_type(type) || is_read_only_type(type);
 }
 
 } // namespace winnow

@@ -29,6 +29,10 @@ uint64_t ggml_row_bytes(GgmlType type, uint64_t n);
 // (through their decoded values, io/quant.h) Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. A backend may take fewer
 // (Backend::supports); place_weights converts a read-only one (Q5_0 ... Q6_K) that a backend lacks to F16 at load.
 bool ggml_type_supported(GgmlType type);
+// The ones winnow also writes (io/quant.h's quantize_row_ref encodes them).
+constexpr bool is_writable_type(GgmlType type) {
+    return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16 || type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_1;
+}
 // The read-only ones among them: winnow decodes them (io/quant_read_only.cpp) but never writes them.
 constexpr bool is_read_only_type(GgmlType type) {
     return type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K;

@@ -143,10 +143,7 @@ void launch_mark_group(const uint8_t* in_set, const int32_t* T, int64_t n, int t
     check_launch();
 }
 
-bool exact_rows_supported(GgmlType type) {
-    return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16 || type == GgmlType::Q8_0 || type == GgmlType::Q4_0 ||
-           type == GgmlType::Q4_1;
-}
+bool exact_rows_supported(GgmlType type) { return is_writable_type(type); } // dispatch_writable_weight_type's types
 
 void launch_exact_rows(GgmlType type, const uint8_t* rows, size_t row_bytes, int d, const float* x, const int32_t* list, int count, float beta,
                        int dp, float* mu, float* var, int32_t* T, cudaStream_t stream) {

@@ -11,10 +11,8 @@ namespace winnow::cuda {
 
 // The stored weight types the CUDA kernels read (weight_access.cuh's dispatch_weight_type): F32, F16, BF16, Q8_0, Q4_0,
 // Q4_1, and since 2026-12-06 the read-only Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (before, place_weights converted those to F16).
-inline bool is_device_weight_type(GgmlType t) {
-    return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1 ||
-           is_read_only_type(t);
-}
+// The kernels that take no read-only type (dispatch_writable_weight_type) take is_writable_type's.
+inline bool is_device_weight_type(GgmlType t) { return is_writable_type(t) || is_read_only_type(t); }
 
 // src and dst are device pointers; n is a multiple of the type's block size.
 void dequantize(GgmlType type, const void* src, float* dst, size_t n, cudaStream_t stream = nullptr);

@@ -7,7 +7,6 @@
 
 #include "backend/cuda/attention_split_body.cuh"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/dequantize.h"
 #include "backend/cuda/grid_sync.cuh"
 #include "backend/cuda/linear_bodies.cuh"
 #include "backend/cuda/qkv_rope_store_body.cuh"
@@ -109,7 +108,7 @@ int step_program_blocks(GgmlType weight, GgmlType cache, uint32_t shared, uint64
 
 int64_t step_program_launches() { return g_launches.load(); }
 
-bool has_program_kernel(GgmlType weight) { return is_device_weight_type(weight) && !is_read_only_type(weight); }
+bool has_program_kernel(GgmlType weight) { return is_writable_type(weight); }
 
 void launch_step_program(const Stage* stages, int count, GgmlType weight, GgmlType cache, uint32_t shared, int blocks, cudaStream_t stream) {
     ++g_launches;

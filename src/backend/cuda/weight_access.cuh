@@ -94,8 +94,8 @@ __device__ __forceinline__ float weight_at(const uint8_t* __restrict__ row, int6
     throw Error(ErrorKind::unsupported, std::string("cuda: no kernel for ") + ggml_type_name(t) + " weights");
 }
 
-// Calls f.template operator()<T>() for the runtime type, one of the types winnow also writes (F32, F16, BF16, Q8_0,
-// Q4_0, Q4_1): the kernels that take no read-only type (the adaptive head's, the prefill's split products, the step
+// Calls f.template operator()<T>() for the runtime type, one of the types winnow also writes (is_writable_type: F32,
+// F16, BF16, Q8_0, Q4_0, Q4_1): the kernels that take no read-only type (the adaptive head's, the prefill's split products, the step
 // program) instantiate only these.
 template <class F>
 void dispatch_writable_weight_type(GgmlType t, F&& f) {
