@@ -23,9 +23,10 @@ constexpr int read_only_unit_elements() { return T == GgmlType::Q4_K || T == Ggm
 template <GgmlType T>
 constexpr unsigned read_only_row_alignment() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 ? 4 : 2; }
 template <GgmlType T>
-constexpr int read_only_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 ? 32 : read_only_logic::kKElements; }
+constexpr int read_only_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 ? kQuantBlock : kQuantBlockK; }
 
-// acc += element(j) * x[j] for j in [0, kN), in order (x 16-byte aligned).
+// acc += element(j) * x[j] for j in [0, kN), in order (x 16-byte aligned): every quantized unit's sum, this file's and
+// gemv_row.cuh's Q4_1 / Q8_0 / Q4_0 blocks'.
 template <int kN, class Element>
 __device__ __forceinline__ float dot_elements(const float4* x, float acc, Element element) {
 #pragma unroll
@@ -47,7 +48,8 @@ __device__ __forceinline__ void load_u32s(const uint4* src, uint32_t (&w)[kWords
     }
 }
 
-// A 2-byte word of a unit in global memory (read-only loads) or in a warp's staging slice (shared memory).
+// A 2-byte word of a unit (also a Q8_0 / Q4_0 block, gemv_row.cuh) in global memory (read-only loads) or in a warp's
+// staging slice (shared memory).
 template <bool kGlobal>
 __device__ __forceinline__ uint16_t unit_word(const uint16_t* p) {
     if constexpr (kGlobal) return __ldg(p);

@@ -59,19 +59,6 @@ __device__ __forceinline__ float dot8(uint4 w, const float4* x, float acc) {
     return acc;
 }
 
-// acc += the 32 elements of a quantized block times x[0, 32), in element order; element(j) is element j's value.
-template <class Element>
-__device__ __forceinline__ float dot_block32(const float4* x, float acc, Element element) {
-#pragma unroll
-    for (int j4 = 0; j4 < 8; ++j4) { // elements 4 j4 .. 4 j4 + 3
-        const float4 xv = x[j4];
-        const float xs[4] = {xv.x, xv.y, xv.z, xv.w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc = fmaf(element(4 * j4 + e), xs[e], acc);
-    }
-    return acc;
-}
-
 // acc += the 32 elements of Q4_1 block b (20 bytes at blk: fp16 scale d, fp16 min m, 16 bytes of nibbles) times x[0, 32),
 // in element order; each element q * d + m as weight_at computes it.
 __device__ __forceinline__ float dot_q4_1_block(const uint32_t* __restrict__ blk, const float4* x, float acc) {
@@ -80,7 +67,7 @@ __device__ __forceinline__ float dot_q4_1_block(const uint32_t* __restrict__ blk
     uint32_t qs[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) qs[i] = __ldg(blk + 1 + i);
-    return dot_block32(x, acc, [&](int j) { return __fadd_rn(__fmul_rn(static_cast<float>(gemv_logic::q4_value(qs, j)), d), m); });
+    return dot_elements<32>(x, acc, [&](int j) { return __fadd_rn(__fmul_rn(static_cast<float>(gemv_logic::q4_value(qs, j)), d), m); });
 }
 
 // acc += the 32 elements of a Q8_0 block (34 bytes at blk: fp16 scale d, 32 int8) or a Q4_0 block (18 bytes: fp16 scale d,
@@ -89,11 +76,11 @@ __device__ __forceinline__ float dot_q4_1_block(const uint32_t* __restrict__ blk
 template <GgmlType T, bool kGlobal = true>
 __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, const float4* x, float acc) {
     constexpr int kWords = T == GgmlType::Q8_0 ? 16 : 8;
-    const float d = half_bits_to_float(kGlobal ? __ldg(blk) : blk[0]);
+    const float d = half_bits_to_float(unit_word<kGlobal>(blk));
     uint16_t qs[kWords];
 #pragma unroll
-    for (int i = 0; i < kWords; ++i) qs[i] = kGlobal ? __ldg(blk + 1 + i) : blk[1 + i];
-    return dot_block32(x, acc, [&](int j) {
+    for (int i = 0; i < kWords; ++i) qs[i] = unit_word<kGlobal>(blk + 1 + i);
+    return dot_elements<32>(x, acc, [&](int j) {
         const int q = T == GgmlType::Q8_0 ? gemv_logic::q8_value(qs, j) : gemv_logic::q4_value(qs, j) - 8;
         return __fmul_rn(static_cast<float>(q), d);
     });
@@ -105,7 +92,9 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
 template <GgmlType T>
 constexpr bool staged_type() { return T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || T == GgmlType::Q5_0 || T == GgmlType::Q6_K; }
 template <GgmlType T>
-constexpr int staged_group_bytes() { return T == GgmlType::Q8_0 ? 34 : T == GgmlType::Q4_0 ? 18 : T == GgmlType::Q5_0 ? 22 : 210; } // a block or super-block
+constexpr int staged_group_bytes() { // a block or super-block
+    return static_cast<int>(T == GgmlType::Q8_0 ? sizeof(BlockQ8_0) : T == GgmlType::Q4_0 ? sizeof(BlockQ4_0) : T == GgmlType::Q5_0 ? sizeof(BlockQ5_0) : sizeof(BlockQ6_K));
+}
 template <GgmlType T>
 constexpr int staged_units_per_group() { return T == GgmlType::Q6_K ? 8 : 1; }
 template <GgmlType T>
@@ -207,6 +196,22 @@ __device__ __forceinline__ bool vector_path(const uint8_t* row, const float* x, 
     else return false;
 }
 
+// The lane's partial sums of N rows of Q8_0, Q4_0 or a read-only type, each lane reading its units from global memory
+// itself: units lane, lane + 32, ... in order (a Q8_0 / Q4_0 block, or gemv_read_only.cuh's unit), the staged walk's
+// order and bits.
+template <GgmlType T, int N>
+__device__ __forceinline__ void direct_unit_partials(const uint8_t* const (&rows)[N], const float4* x4, int64_t cols, int lane, float (&acc)[N]) {
+    constexpr int kUnit = is_read_only_type(T) ? read_only_unit_elements<T>() : 32;
+#pragma unroll 2
+    for (int64_t u = lane; u < cols / kUnit; u += 32) {
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+            if constexpr (is_read_only_type(T)) acc[k] = dot_read_only_unit<T>(rows[k], u, x4 + (kUnit / 4) * u, acc[k]);
+            else acc[k] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[k]) + staged_group_bytes<T>() / 2 * u, x4 + 8 * u, acc[k]);
+        }
+    }
+}
+
 // Chunk i (V: float4 or uint4) of each of N rows.
 template <class V, int N>
 struct RowChunks {
@@ -240,39 +245,15 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
         });
     } else if constexpr (staged_type<T>() && N == 1) {
         const int warp = static_cast<int>(threadIdx.x / 32);
-        if (warp < kWarps) {
-            acc[0] = staged_row_partial<T>(rows[0], x4, cols, lane, staged_slice<kWarps>(warp), acc[0]);
-            return;
-        }
-        // a warp past the slices: each lane reads its units itself
-        if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
-            constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9;
-#pragma unroll 2
-            for (int64_t b = lane; b < cols / 32; b += 32)
-                acc[0] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[0]) + kBlockWords * b, x4 + 8 * b, acc[0]);
-        } else {
-#pragma unroll 2
-            for (int64_t u = lane; u < cols / 32; u += 32) acc[0] = dot_read_only_unit<T>(rows[0], u, x4 + 8 * u, acc[0]);
-        }
-    } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
-        constexpr int kBlockWords = T == GgmlType::Q8_0 ? 17 : 9; // 34 or 18 bytes
-#pragma unroll 2
-        for (int64_t b = lane; b < cols / 32; b += 32) {
-#pragma unroll
-            for (int k = 0; k < N; ++k) acc[k] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[k]) + kBlockWords * b, x4 + 8 * b, acc[k]);
-        }
+        if (warp < kWarps) acc[0] = staged_row_partial<T>(rows[0], x4, cols, lane, staged_slice<kWarps>(warp), acc[0]);
+        else direct_unit_partials<T, N>(rows, x4, cols, lane, acc); // a warp past the slices reads its units itself
+    } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || is_read_only_type(T)) {
+        direct_unit_partials<T, N>(rows, x4, cols, lane, acc);
     } else if constexpr (T == GgmlType::Q4_1) {
 #pragma unroll 2
         for (int64_t b = lane; b < cols / 32; b += 32) {
 #pragma unroll
             for (int k = 0; k < N; ++k) acc[k] = dot_q4_1_block(reinterpret_cast<const uint32_t*>(rows[k]) + 5 * b, x4 + 8 * b, acc[k]);
-        }
-    } else if constexpr (is_read_only_type(T)) { // units lane, lane + 32, ... (gemv_read_only.cuh)
-        constexpr int kUnit = read_only_unit_elements<T>();
-#pragma unroll 2
-        for (int64_t u = lane; u < cols / kUnit; u += 32) {
-#pragma unroll
-            for (int k = 0; k < N; ++k) acc[k] = dot_read_only_unit<T>(rows[k], u, x4 + (kUnit / 4) * u, acc[k]);
         }
     }
 }

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "backend/cuda/gemv_block_logic.cuh"
+#include "io/quant.h"
 
 #ifdef __CUDACC__
 #define WINNOW_RO_FN __host__ __device__ __forceinline__
@@ -22,9 +23,11 @@
 
 namespace winnow::cuda::read_only_logic {
 
-// Block sizes in bytes, and the elements of a GEMV lane's unit.
-constexpr int kQ5_0Bytes = 22, kQ5_1Bytes = 24, kQ4_KBytes = 144, kQ5_KBytes = 176, kQ6_KBytes = 210;
-constexpr int kKElements = 256; // a K-quant super-block
+// Block sizes in bytes (io/quant.h's layouts), and the elements of a K-quant super-block.
+constexpr int kQ5_0Bytes = static_cast<int>(sizeof(BlockQ5_0)), kQ5_1Bytes = static_cast<int>(sizeof(BlockQ5_1)),
+              kQ4_KBytes = static_cast<int>(sizeof(BlockQ4_K)), kQ5_KBytes = static_cast<int>(sizeof(BlockQ5_K)),
+              kQ6_KBytes = static_cast<int>(sizeof(BlockQ6_K));
+constexpr int kKElements = kQuantBlockK;
 
 // Q5_0 / Q5_1 element j (0..31): Q4_0's nibble j (qs: the block's 16 quant bytes) with bit j of qh as its fifth bit.
 template <class Word>
