@@ -10,6 +10,7 @@
 #include "backend/cuda/dequantize.h"
 #include "backend/cuda/device.h"
 #include "io/quant.h"
+#include "ops/block_words.h"
 
 namespace {
 
@@ -22,20 +23,11 @@ protected:
     }
 };
 
-// Blocks of a read-only type (no encoder): random quant bytes, each fp16 field a finite value of either sign.
+// Blocks of a read-only type (no encoder): random quant bytes, each fp16 field a finite value of either sign, 2^-14 to 2^15.
 std::vector<uint8_t> random_read_only_blocks(GgmlType type, size_t bytes) {
-    const auto traits = *ggml_type_traits(static_cast<uint32_t>(type));
+    const int block_bytes = static_cast<int>(ggml_type_traits(static_cast<uint32_t>(type))->type_size);
     const std::vector<int> halves = type == GgmlType::Q6_K ? std::vector<int>{208} : type == GgmlType::Q5_0 ? std::vector<int>{0} : std::vector<int>{0, 2};
-    std::mt19937 rng(5);
-    std::uniform_int_distribution<int> exp(1, 30);
-    std::vector<uint8_t> b(bytes);
-    for (auto& v : b) v = static_cast<uint8_t>(rng());
-    for (size_t i = 0; i < bytes / traits.type_size; ++i)
-        for (int off : halves) {
-            const uint16_t h = static_cast<uint16_t>((rng() & 0x8000u) | (exp(rng) << 10) | (rng() & 0x3ffu));
-            std::memcpy(&b[i * traits.type_size + off], &h, 2);
-        }
-    return b;
+    return test::random_blocks(static_cast<int>(bytes / block_bytes), block_bytes, halves, 5, 1, 30);
 }
 
 TEST_P(CudaDequantize, MatchesCpuReferenceBitExact) {
