@@ -161,8 +161,8 @@ if [ -f $model ]; then
 fi
 
 # one GEMV per stored weight type on Llama-3-8B's shapes (4096x4096, 14336x4096; bench gemv, cycling over copies that
-# span 512 MB so L2 does not serve them): the bandwidth each type's loads get. The read-only types (llama.cpp's presets,
-# read in their blocks since 2026-12-06, gemv_read_only.cuh, written without a GPU) beside Q4_1, Q8_0 and BF16.
+# span 512 MB so L2 does not serve them): the bandwidth each type's loads get. The preset types (llama.cpp's presets,
+# read in their blocks since 2026-12-06, gemv_preset.cuh, written without a GPU) beside Q4_1, Q8_0 and BF16.
 step 45 "${ours[@]}" $W/bin/winnow bench gemv --device cuda --json > "$OUT/bench-gemv.json" 2> "$OUT/bench-gemv.err"
 note "bench gemv cuda: rc $? — GB/s at 14336x4096: $(python3 -c 'import json, sys; print(" ".join("%s %.0f" % (r["type"], r["gb_per_s"]) for r in json.load(open(sys.argv[1])) if r["shape"] == "14336x4096"))' "$OUT/bench-gemv.json" 2>&1 | cut -c1-200)"
 

@@ -75,7 +75,7 @@ struct Placer {
 } // namespace
 
 bool placed_as_f16(const Backend& be, GgmlType type) {
-    if (!is_read_only_type(type)) return false;
+    if (!is_preset_type(type)) return false;
     for (Op op : {Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::get_rows})
         if (!be.supports(op, type)) return true;
     return false;

@@ -1,6 +1,6 @@
 #pragma once
 // A model's weights placed where one backend's kernels read them: matrices in their stored format (quantized blocks
-// included) and the small fp32 vectors (norms, biases, gpt2's position table) as tensors. A matrix of a read-only type
+// included) and the small fp32 vectors (norms, biases, gpt2's position table) as tensors. A matrix of a preset type
 // (io/quant.h: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) that the backend does not compute with is decoded and placed as F16
 // (F32 where a value exceeds F16's range); the CPU and CUDA backends take them all (CUDA since 2026-12-06). Any other type a backend lacks is refused by name (Forward's check). For the CPU backend
 // everything is a view of the model's own memory (nothing is copied); a device backend uploads each tensor once.
@@ -30,7 +30,7 @@ struct DeviceWeights {
     std::vector<std::vector<uint8_t>> converted; // matrices converted for a CPU-like backend that borrows host memory
 };
 
-// Whether place_weights converts matrices of this stored type for the backend: a read-only type (io/quant.h) that one of
+// Whether place_weights converts matrices of this stored type for the backend: a preset type (io/quant.h) that one of
 // the backend's linear ops or its embedding lookup does not take. They are placed as F16 (F32 for a matrix with a value
 // beyond F16's range).
 bool placed_as_f16(const Backend& be, GgmlType type);

@@ -1,6 +1,6 @@
 // winnow bench gemv: one matrix-vector product (Backend::linear on one token, a decode step's product) per stored weight
 // type on the same shapes, timed on the backend: the bandwidth each type's GEMV gets, the number that bounds batch-1
-// decode. The types winnow writes hold N(0, 0.05) values through its reference quantizer; the read-only types
+// decode. The types winnow writes hold N(0, 0.05) values through its reference quantizer; the preset types
 // (llama.cpp's presets) random blocks with modest scales (io/random_weights.h: winnow has no encoder for them; a GEMV's
 // time does not depend on the values).
 // Timing: --calls GEMVs issued back to back (as a decode step issues its kernels), then one synchronize; the time per

@@ -23,6 +23,8 @@ int cmd_calibrate_sparse(const std::vector<std::string>& args);
 int cmd_bench_attention(const std::vector<std::string>& args);
 // bench gemv (cli/cmd_bench_gemv.cpp): one GEMV per stored weight type on the same shapes, time and GB/s per type.
 int cmd_bench_gemv(const std::vector<std::string>& args);
+// quantize (cli/cmd_quantize.cpp): a GGUF written again in a llama.cpp preset's types, as llama-quantize does.
+int cmd_quantize(const std::vector<std::string>& args);
 
 // Resolves -m: a path as given, or the default model in the model cache (fetched with models/fetch-default-model.sh).
 std::string resolve_model_path(const std::string& arg);

@@ -81,6 +81,7 @@ void usage(std::FILE* to) {
                  "  logits -m MODEL --ids 1,2,3|--prompt TEXT --out FILE.npy [--step prefill|decode]   next-token logits for a peer to compare\n"
                  "  calibrate-sparse -m MODEL --text FILE --out FILE [--ctx --block --method c|f|cf|coverage]   SPION block patterns\n"
                  "  bench  attention --sparse-pattern FILE [--text FILE]   dense vs block-sparse attention: op, end to end, perplexity\n"
+                 "  quantize IN.gguf OUT.gguf PRESET    write a model in llama.cpp's preset types (Q4_K_M, Q5_K_M, Q6_K, Q8_0, ...)\n"
                  "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
                  "                                      full fine-tuning with AdamW and a memory policy; checkpoints load in generate\n"
                  "  --version                           the version and the devices this build can use\n"
@@ -113,7 +114,8 @@ int main(int argc, char** argv) {
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
         {"info", winnow::cli::cmd_info}, {"generate", winnow::cli::cmd_generate}, {"chat", winnow::cli::cmd_chat}, {"bench", winnow::cli::cmd_bench},
         {"calibrate-head", winnow::cli::cmd_calibrate_head}, {"finetune", winnow::cli::cmd_finetune},
-        {"perplexity", winnow::cli::cmd_perplexity}, {"logits", winnow::cli::cmd_logits}, {"calibrate-sparse", winnow::cli::cmd_calibrate_sparse}};
+        {"perplexity", winnow::cli::cmd_perplexity}, {"logits", winnow::cli::cmd_logits}, {"calibrate-sparse", winnow::cli::cmd_calibrate_sparse},
+        {"quantize", winnow::cli::cmd_quantize}};
     auto it = commands.find(cmd);
     if (it == commands.end()) {
         std::fprintf(stderr, "winnow: unknown command '%s' (try 'winnow --help')\n", cmd.c_str());

@@ -51,7 +51,7 @@ uint64_t ggml_row_bytes(GgmlType type, uint64_t n) {
 }
 
 bool ggml_type_supported(GgmlType type) {
-    return is_writable_type(type) || is_read_only_type(type);
+    return is_core_type(type) || is_preset_type(type);
 }
 
 } // namespace winnow

@@ -27,14 +27,17 @@ const char* ggml_type_name(GgmlType type);
 uint64_t ggml_row_bytes(GgmlType type, uint64_t n);
 // True for the weight types winnow loads and the CPU backend computes with: F32, F16, BF16, Q8_0, Q4_0, Q4_1, and
 // (through their decoded values, io/quant.h) Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. A backend may take fewer
-// (Backend::supports); place_weights converts a read-only one (Q5_0 ... Q6_K) that a backend lacks to F16 at load.
+// (Backend::supports); place_weights converts a preset one (Q5_0 ... Q6_K) that a backend lacks to F16 at load.
 bool ggml_type_supported(GgmlType type);
-// The ones winnow also writes (io/quant.h's quantize_row_ref encodes them).
-constexpr bool is_writable_type(GgmlType type) {
+// The core types: every kernel of every backend computes with them (the CUDA step program, adaptive head and
+// prefill split products included), and training writes them.
+constexpr bool is_core_type(GgmlType type) {
     return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16 || type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_1;
 }
-// The read-only ones among them: winnow decodes them (io/quant_read_only.cpp) but never writes them.
-constexpr bool is_read_only_type(GgmlType type) {
+// The preset types: the ones llama.cpp's presets (Q4_K_M, Q5_K_M, Q6_K, Q5_0, ...) add. The CPU computes with them
+// everywhere; CUDA in its GEMVs, embedding lookup, fused head and dequantize, not in the step program, the adaptive
+// head or the split products. io/quant_preset.cpp decodes them, io/quant_encode_preset.cpp encodes them.
+constexpr bool is_preset_type(GgmlType type) {
     return type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K;
 }
 

@@ -109,11 +109,32 @@ void GgufWriter::set_f64(const std::string& key, double x) {
 }
 
 void GgufWriter::add_tensor(const std::string& name, const float* data, std::vector<uint64_t> ne) {
-    tensors_.push_back({name, data, std::move(ne)});
+    tensors_.push_back({name, GgmlType::F32, std::move(ne), data, {}});
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<uint64_t> ne, TensorBytes produce) {
+    tensors_.push_back({name, type, std::move(ne), nullptr, std::move(produce)});
+}
+
+uint64_t GgufWriter::Tensor::bytes() const {
+    uint64_t rows = 1;
+    for (size_t i = 1; i < ne.size(); ++i) rows *= ne[i];
+    return ggml_row_bytes(type, ne.empty() ? 1 : ne[0]) * rows;
 }
 
 void GgufWriter::write(const std::string& path) const {
     const std::string tmp = path + ".tmp";
+    try {
+        write_to(tmp);
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec); // best effort: the error that matters is the one being thrown
+        throw;
+    }
+    commit_file(tmp, path);
+}
+
+void GgufWriter::write_to(const std::string& tmp) const {
     {
         Out out(tmp);
         out.raw("GGUF", 4);
@@ -129,25 +150,26 @@ void GgufWriter::write(const std::string& path) const {
         for (const auto& t : tensors_) {
             out.str(t.name);
             out.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));
-            uint64_t n = 1;
-            for (uint64_t d : t.ne) {
-                out.put<uint64_t>(d);
-                n *= d;
-            }
-            out.put<uint32_t>(0); // GGML_TYPE_F32
+            for (uint64_t d : t.ne) out.put<uint64_t>(d);
+            out.put<uint32_t>(static_cast<uint32_t>(t.type));
             out.put<uint64_t>(offset);
-            offset += (n * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
+            offset += (t.bytes() + kAlignment - 1) / kAlignment * kAlignment;
         }
         out.pad();
         for (const auto& t : tensors_) {
-            uint64_t n = 1;
-            for (uint64_t d : t.ne) n *= d;
-            out.raw(t.data, n * sizeof(float));
+            if (t.f32) {
+                out.raw(t.f32, t.bytes());
+            } else {
+                const std::vector<uint8_t> bytes = t.produce();
+                if (bytes.size() != t.bytes())
+                    throw Error(ErrorKind::invalid_argument, "tensor '" + t.name + "': " + std::to_string(bytes.size()) + " bytes produced for " +
+                                                         std::to_string(t.bytes()) + " in " + ggml_type_name(t.type));
+                out.raw(bytes.data(), bytes.size());
+            }
             out.pad();
         }
         out.finish();
     }
-    commit_file(tmp, path);
 }
 
 } // namespace winnow::io

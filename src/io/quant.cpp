@@ -95,7 +95,7 @@ void dequantize_row(GgmlType type, const void* src, float* dst, size_t n) {
         return;
     }
     default:
-        if (dequantize_read_only(type, src, dst, n)) return;
+        if (dequantize_preset(type, src, dst, n)) return;
         throw Error(ErrorKind::unsupported, std::string("cannot decode tensor type ") + ggml_type_name(type));
     }
 }
@@ -166,6 +166,7 @@ void quantize_row_ref(GgmlType type, const float* src, void* dst, size_t n) {
         return;
     }
     default:
+        if (quantize_preset(type, src, dst, n)) return;
         throw Error(ErrorKind::unsupported, std::string("cannot encode tensor type ") + ggml_type_name(type));
     }
 }

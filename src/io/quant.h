@@ -1,7 +1,8 @@
 #pragma once
 // Scalar reference codecs for the element types winnow computes with, bit-compatible with ggml's
-// reference layouts (ggml-common.h / ggml-quants.c): F16, BF16, Q8_0, Q4_0, Q4_1, and decoders (only) for the types
-// that llama.cpp's common presets store: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (io/quant_read_only.cpp).
+// reference layouts (ggml-common.h / ggml-quants.c): F16, BF16, Q8_0, Q4_0, Q4_1, and the types that llama.cpp's
+// common presets store: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (decoded by io/quant_preset.cpp, encoded by
+// io/quant_encode_preset.cpp).
 #include <cstddef>
 #include <cstdint>
 
@@ -52,10 +53,15 @@ uint16_t fp32_to_bf16(float f);  // round to nearest even; NaN stays a (quiet) N
 
 // Decode n elements (a multiple of the type's block size) of `type` at src into fp32.
 void dequantize_row(GgmlType type, const void* src, float* dst, size_t n);
-// dequantize_row for the read-only types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): false for any other type.
-bool dequantize_read_only(GgmlType type, const void* src, float* dst, size_t n);
-// (is_read_only_type, io/ggml_type.h, says whether a type is one of those.)
-// Encode n fp32 values with ggml's reference quantizer (F16, BF16, Q8_0, Q4_0, Q4_1).
+// dequantize_row for the preset types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): false for any other type.
+bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n);
+// (is_preset_type, io/ggml_type.h, says whether a type is one of those.)
+// Encode n fp32 values (a multiple of the type's block size, all finite) as `type`: F32, F16, BF16, Q8_0, Q4_0, Q4_1
+// as ggml's reference quantizer does, and the preset types through quantize_preset.
 void quantize_row_ref(GgmlType type, const float* src, void* dst, size_t n);
+// quantize_row_ref for the preset types: Q5_0 / Q5_1 as ggml's reference rounding; the K-quants by a weighted
+// least-squares search of each sub-block's scale (and min), then 6- or 8-bit scales per super-block
+// (io/quant_encode_preset.cpp says how). False for any other type.
+bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n);
 
 } // namespace winnow

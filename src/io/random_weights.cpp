@@ -11,7 +11,7 @@ namespace winnow {
 
 namespace {
 
-// A read-only type's fp16 fields: byte offset in the block and the field's scale (the value is scale x U(0.5, 1.5)).
+// A preset type's fp16 fields: byte offset in the block and the field's scale (the value is scale x U(0.5, 1.5)).
 struct Field {
     int offset;
     float scale;
@@ -37,7 +37,7 @@ std::vector<uint8_t> random_stored_weights(GgmlType type, int64_t rows, int64_t 
     const size_t row_bytes = ggml_row_bytes(type, static_cast<uint64_t>(cols));
     std::vector<uint8_t> bytes(row_bytes * static_cast<size_t>(rows));
     std::mt19937_64 rng(seed);
-    if (!is_read_only_type(type)) {
+    if (!is_preset_type(type)) {
         // Rows read a pool of normal values from their own random offsets: drawing each value (~20 ns) would take a
         // second per 50M-weight matrix, which a benchmark of many types and shapes pays over and over.
         constexpr size_t kPool = size_t(1) << 16;

@@ -23,8 +23,8 @@ protected:
     }
 };
 
-// Blocks of a read-only type (no encoder): random quant bytes, each fp16 field a finite value of either sign, 2^-14 to 2^15.
-std::vector<uint8_t> random_read_only_blocks(GgmlType type, size_t bytes) {
+// Blocks of a preset type (no encoder): random quant bytes, each fp16 field a finite value of either sign, 2^-14 to 2^15.
+std::vector<uint8_t> random_preset_blocks(GgmlType type, size_t bytes) {
     const int block_bytes = static_cast<int>(ggml_type_traits(static_cast<uint32_t>(type))->type_size);
     const std::vector<int> halves = type == GgmlType::Q6_K ? std::vector<int>{208} : type == GgmlType::Q5_0 ? std::vector<int>{0} : std::vector<int>{0, 2};
     return test::random_blocks(static_cast<int>(bytes / block_bytes), block_bytes, halves, 5, 1, 30);
@@ -38,7 +38,7 @@ TEST_P(CudaDequantize, MatchesCpuReferenceBitExact) {
     std::vector<float> x(n);
     for (auto& v : x) v = nd(rng);
     std::vector<uint8_t> stored(ggml_row_bytes(type, n));
-    if (is_read_only_type(type)) stored = random_read_only_blocks(type, stored.size());
+    if (is_preset_type(type)) stored = random_preset_blocks(type, stored.size());
     else quantize_row_ref(type, x.data(), stored.data(), n);
     std::vector<float> cpu(n), gpu(n);
     dequantize_row(type, stored.data(), cpu.data(), n);

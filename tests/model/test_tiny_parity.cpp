@@ -110,7 +110,7 @@ TEST(TinyParity, LlamaQ4_1MatchesLlamaCpp) { expect_quantized_close("q4_1"); }
 // ggml does) and multiplies with fp32 activations; it has no 8-bit-activation path for them.
 //   - Against llama.cpp on the same weights decoded by gguf-py and stored as F32 (-decoded.gguf): the fp32 models'
 //     bound (1e-3; observed ~7e-6). These are prefill batches (decoded rows through sgemm); the decode steps' dot
-//     kernel (vec_dot_read_only.h) is held to the same bound by cli.logits_tiny-llama-k-<preset>_vs_llama_cpp. A wrong bit layout (a scale or min unpacked from the wrong bits, a fifth or sixth
+//     kernel (vec_dot_preset.h) is held to the same bound by cli.logits_tiny-llama-k-<preset>_vs_llama_cpp. A wrong bit layout (a scale or min unpacked from the wrong bits, a fifth or sixth
 //     bit on the wrong weight) changes the weights and fails it.
 //   - Against llama.cpp on the quantized file itself: llama.cpp rounds the activations to 8 bits for every product
 //     (Q8_K blocks of 256 for the K-quants), which on this random 256-wide model moves the logits by up to 12% of the

@@ -1,6 +1,6 @@
 #pragma once
 // Helpers of the tests that check the CUDA kernels' block decoding (test_gemv_block_logic.cpp,
-// test_read_only_block_logic.cpp on the host, tests/gpu/test_cuda_dequantize.cpp on the device): random blocks with sane fp16 fields, a block's bytes as the words a lane loads, and
+// test_preset_block_logic.cpp on the host, tests/gpu/test_cuda_dequantize.cpp on the device): random blocks with sane fp16 fields, a block's bytes as the words a lane loads, and
 // an fp16 decoder that does not depend on the library under test.
 #include <cmath>
 #include <cstdint>

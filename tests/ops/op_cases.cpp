@@ -94,9 +94,9 @@ HostMatrix make_matrix_from(GgmlType type, int64_t rows, int64_t cols, const std
 
 int64_t block_elements(GgmlType type) { return ggml_type_traits(static_cast<uint32_t>(type))->block_size; }
 
-// A matrix of a read-only type (io/quant.h: llama.cpp's presets), for which winnow has no encoder: random blocks
+// A matrix of a preset type (io/quant.h: llama.cpp's presets), for which winnow has no encoder: random blocks
 // (io/random_weights.h) and the values dequantize_row decodes.
-HostMatrix make_read_only_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
+HostMatrix make_preset_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
     HostMatrix h;
     h.bytes = random_stored_weights(type, rows, cols, seed);
     h.values.resize(static_cast<size_t>(rows * cols));
@@ -111,7 +111,7 @@ HostMatrix make_read_only_matrix(GgmlType type, int64_t rows, int64_t cols, uint
 }
 
 HostMatrix make_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
-    if (is_read_only_type(type)) return make_read_only_matrix(type, rows, cols, seed);
+    if (is_preset_type(type)) return make_preset_matrix(type, rows, cols, seed);
     return make_matrix_from(type, rows, cols, randn(static_cast<size_t>(rows * cols), seed, 0.05f));
 }
 
@@ -148,7 +148,7 @@ Tensor make_cache(Backend& be, GgmlType type, const std::vector<float>& v, int64
 }
 
 const GgmlType kWeightTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1};
-// And the read-only types, which the linear ops, the embedding lookup and the fused head also take. Their rows are whole
+// And the preset types, which the linear ops, the embedding lookup and the fused head also take. Their rows are whole
 // blocks of 32 (Q5_0, Q5_1) or super-blocks of 256 (Q4_K, Q5_K, Q6_K): a case skips the shapes they do not fit.
 const GgmlType kAllWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
                                    GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
@@ -166,12 +166,12 @@ void add_linear_cases(std::vector<OpCase>& cases) {
                         // 33 blocks a row: a device's staged Q8_0 / Q4_0 walk takes two chunks (32 blocks, then 1), and
                         // every other row starts 2 bytes past a 4-byte boundary
                         {"odd_long", 1056, 13, false}};
-    // for the read-only types also: 9 super-blocks a row (every other Q6_K row starts 2 bytes past a 4-byte boundary),
+    // for the preset types also: 9 super-blocks a row (every other Q6_K row starts 2 bytes past a 4-byte boundary),
     // and 2 with a bias
-    const S read_only_shapes[] = {{"k_odd", 2304, 13, false}, {"k_up", 512, 96, true}};
+    const S preset_shapes[] = {{"k_odd", 2304, 13, false}, {"k_up", 512, 96, true}};
     auto shapes_for = [&](GgmlType type) {
         std::vector<S> v(std::begin(shapes), std::end(shapes));
-        if (is_read_only_type(type)) v.insert(v.end(), std::begin(read_only_shapes), std::end(read_only_shapes));
+        if (is_preset_type(type)) v.insert(v.end(), std::begin(preset_shapes), std::end(preset_shapes));
         std::erase_if(v, [&](const S& s) { return !fits(type, s.in); });
         return v;
     };
@@ -290,9 +290,9 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     // linear_swiglu (silu(W_gate x) * (W_up x), a LLaMA FFN's first half): decode rows (one warp computes both rows on a
     // device) and a prefill batch
     for (GgmlType type : kAllWeightTypes)
-        for (const S& s : {shapes[2], shapes[6], read_only_shapes[1]})
+        for (const S& s : {shapes[2], shapes[6], preset_shapes[1]})
             for (int n : {1, 9}) {
-                if (!fits(type, s.in) || (s.in == 512) != is_read_only_type(type)) continue; // k_up: the read-only types only
+                if (!fits(type, s.in) || (s.in == 512) != is_preset_type(type)) continue; // k_up: the preset types only
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 cases.push_back({std::string("linear_swiglu/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
                                  Op::linear_swiglu, type, tol, tol_q8, [=](Backend& be) {
@@ -322,14 +322,14 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     // Also inputs at the widest a device stages in shared memory (kMaxStagedCols, 9,216) and one block wider (the
     // fallback), decode rows of F16 and of Q8_0 (whose kernels also hold the rows' staging slices).
     struct NormShape { const char* name; int64_t in, out[3]; };
-    // The read-only types: 2 super-blocks wide, decode rows and a prefill batch.
+    // The preset types: 2 super-blocks wide, decode rows and a prefill batch.
     const NormShape norm_shapes[] = {{"smollm2", 576, {576, 192, 192}}, {"wide9216", 9216, {64, 32, 32}}, {"wide9248", 9248, {64, 32, 32}},
                                      {"k512", 512, {256, 64, 64}}};
     for (const NormShape& ns : norm_shapes)
     for (GgmlType type : kAllWeightTypes)
         for (bool swiglu : {false, true})
             for (int n : {1, 3, 9}) {
-                if ((ns.in == 512) != is_read_only_type(type) || (ns.in == 512 && n == 3)) continue;
+                if ((ns.in == 512) != is_preset_type(type) || (ns.in == 512 && n == 3)) continue;
                 if (ns.in > 576 && ((type != GgmlType::F16 && type != GgmlType::Q8_0) || n != 1)) continue;
                 const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
                 const int64_t in = ns.in, outs[3] = {swiglu && ns.in == 576 ? 1536 : ns.out[0], ns.out[1], ns.out[2]};
@@ -1117,7 +1117,7 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
     for (GgmlType type : kWeightTypes)
         for (S s : {S{1000, 160, 1}, S{1000, 160, 40}, S{50257, 768, 1}, S{50257, 768, 40}}) list.push_back({type, s});
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16}) list.push_back({type, S{49152, 576, 40}}); // SmolLM2's head
-    // the read-only types (Q6_K: llama.cpp's Q4_K_M and Q5_K_M heads), random rows without planted ties (no encoder)
+    // the preset types (Q6_K: llama.cpp's Q4_K_M and Q5_K_M heads), random rows without planted ties (no encoder)
     for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) list.push_back({type, S{1000, 256, 40}});
     list.push_back({GgmlType::Q6_K, S{50257, 768, 40}});
     // k above the tile, k = the vocabulary, one row; and over 2048 tiles (the CUDA merge's unsorted path)
@@ -1133,12 +1133,12 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
                              auto plant = [&](int64_t row, float scale) {
                                  for (int64_t c = 0; c < d; ++c) wf[row * d + c] = scale * x[c] / static_cast<float>(d);
                              };
-                             const bool planted = n >= 130 && !is_read_only_type(type);
+                             const bool planted = n >= 130 && !is_preset_type(type);
                              if (planted) {
                                  plant(7, 8.0f), plant(n - 1, 8.0f);
                                  plant(123, 6.0f), plant(n - 2, 6.0f);
                              }
-                             const HostMatrix w = is_read_only_type(type) ? make_read_only_matrix(type, n, d, 92 + n) : make_matrix_from(type, n, d, wf);
+                             const HostMatrix w = is_preset_type(type) ? make_preset_matrix(type, n, d, 92 + n) : make_matrix_from(type, n, d, wf);
                              Tensor storage;
                              const Matrix dw = place(be, w, storage);
                              const Tensor xt = put(be, x, 1, d);

@@ -47,7 +47,7 @@ void expect_refused(const std::string& model, Op op, GgmlType type, const std::s
     }
 }
 
-// The read-only types (io/quant.h: Q5_0, Q5_1, the K-quants) are the exception: a backend without them (CUDA) gets
+// The preset types (io/quant.h: Q5_0, Q5_1, the K-quants) are the exception: a backend without them (CUDA) gets
 // them converted to F16 when the weights are placed, so the model runs, with the logits of the native CPU path within
 // the F16 rounding of the weights (2^-11 relative each, at most), and not bit for bit (the conversion happened).
 TEST(Pipeline, ReadOnlyTypeOnABackendWithoutItRunsAsF16) {

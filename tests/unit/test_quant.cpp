@@ -1,6 +1,8 @@
 // Quant codecs against independent implementations: gguf-py (quantize + dequantize, numpy) through the data
 // written by tests/fixtures/quant_oracle.py, and the CPU's own F16C instructions for fp16 rounding.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -92,7 +94,8 @@ TEST_P(QuantVsGgufPy, EncodeAndDecodeAreBitExact) {
     const auto type = static_cast<GgmlType>(c.type);
     ASSERT_EQ(ggml_row_bytes(type, c.input.size()), c.bytes.size());
 
-    if (!is_read_only_type(type)) { // winnow only decodes Q5_0, Q5_1 and the K-quants
+    if (ggml_type_traits(c.type)->block_size == 32 || type == GgmlType::F16 || type == GgmlType::BF16) {
+        // gguf-py encodes these (its K-quant blocks are random: it has no K-quant encoder)
         std::vector<uint8_t> ours(c.bytes.size());
         quantize_row_ref(type, c.input.data(), ours.data(), c.input.size());
         size_t diff_bytes = 0;
@@ -129,6 +132,93 @@ TEST_P(QuantVsGgufPy, VecDotMatchesDecodedDot) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, QuantVsGgufPy,
                          ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"));
+
+double squared_error(const std::vector<float>& a, const std::vector<float>& b, size_t begin, size_t end) {
+    double e = 0.0;
+    for (size_t i = begin; i < end; ++i) e += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    return e;
+}
+
+// winnow's K-quant encoder (its own code, io/quant_encode_preset.cpp) against ggml's C reference quantizer on the
+// same input (quant-<type>-ggml.bin, written through llama-cpp-python's libggml-base): the squared error of the
+// decoded values within 2% of ggml's over the input, and within 25% on every super-block (outliers, tiny and huge
+// magnitudes, constant and one-signed blocks). The special blocks decode exactly: zeros to zeros.
+class KQuantVsGgml : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(KQuantVsGgml, ErrorWithinTwoPercentOfGgmlsReferenceQuantizer) {
+    const std::string name = std::string(GetParam()) + "-ggml";
+    const QuantCase c = read_case(name);
+    ASSERT_EQ(c.input.size(), 4096u) << case_path(name);
+    ASSERT_EQ(c.type, expected_type(GetParam()));
+    const auto type = static_cast<GgmlType>(c.type);
+    ASSERT_EQ(ggml_row_bytes(type, c.input.size()), c.bytes.size());
+    std::vector<uint8_t> ours(c.bytes.size());
+    quantize_row_ref(type, c.input.data(), ours.data(), c.input.size());
+    std::vector<float> decoded(c.input.size());
+    dequantize_row(type, ours.data(), decoded.data(), decoded.size());
+
+    const double ours_total = squared_error(decoded, c.input, 0, c.input.size());
+    const double ggml_total = squared_error(c.dequantized, c.input, 0, c.input.size());
+    size_t same_blocks = 0;
+    const size_t block_bytes = ggml_row_bytes(type, kQuantBlockK);
+    for (size_t b = 0; b < c.input.size() / kQuantBlockK; ++b) {
+        const size_t lo = b * kQuantBlockK, hi = lo + kQuantBlockK;
+        const double o = squared_error(decoded, c.input, lo, hi), g = squared_error(c.dequantized, c.input, lo, hi);
+        EXPECT_LE(o, 1.25 * g + 1e-12 * squared_error(c.input, std::vector<float>(c.input.size()), lo, hi) + 1e-30)
+            << "super-block " << b;
+        same_blocks += std::memcmp(ours.data() + b * block_bytes, c.bytes.data() + b * block_bytes, block_bytes) == 0;
+    }
+    EXPECT_LE(ours_total, 1.02 * ggml_total);
+    for (size_t i = 64; i < 96; ++i) EXPECT_EQ(decoded[i], 0.0f) << "the all-zero sub-block, value " << i;
+    std::printf("%s: squared error %.6g (ggml %.6g, ratio %.4f); %zu of %zu super-blocks bit-identical\n", GetParam(),
+                ours_total, ggml_total, ours_total / ggml_total, same_blocks, c.input.size() / kQuantBlockK);
+}
+
+INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K"));
+
+// Random rows of every preset type's shapes of data: the encoding decodes to finite values close to the input (the
+// bounds are each type's step: max |x| / levels per sub-block, with margin), and encoding twice gives the same bytes.
+TEST(PresetEncoders, RoundTripIsCloseAndDeterministic) {
+    std::mt19937 rng(5);
+    for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        for (float spread : {1e-3f, 1.0f, 300.0f}) {
+            std::normal_distribution<float> nd(0.0f, spread);
+            std::vector<float> x(2048);
+            for (auto& v : x) v = nd(rng);
+            if (spread == 1.0f) for (size_t i = 0; i < x.size(); i += 97) x[i] *= 20.0f; // outliers
+            std::vector<uint8_t> a(ggml_row_bytes(type, x.size())), b(a.size());
+            quantize_row_ref(type, x.data(), a.data(), x.size());
+            quantize_row_ref(type, x.data(), b.data(), x.size());
+            EXPECT_EQ(a, b) << ggml_type_name(type);
+            std::vector<float> y(x.size());
+            dequantize_row(type, a.data(), y.data(), y.size());
+            const int levels = type == GgmlType::Q4_K ? 15 : type == GgmlType::Q6_K ? 63 : 31;
+            const size_t group = type == GgmlType::Q6_K ? 16 : 32;
+            const bool is_k_quant = ggml_type_traits(static_cast<uint32_t>(type))->block_size == kQuantBlockK;
+            auto range = [&](size_t begin, size_t end) {
+                float lo = 0.0f, hi = 0.0f;
+                for (size_t i = begin; i < end; ++i) { lo = std::min(lo, x[i]); hi = std::max(hi, x[i]); }
+                return hi - lo;
+            };
+            for (size_t g = 0; g < x.size(); g += group) {
+                // Q5_1 rounds to the nearest of its grid: half a step of the block's range. Q5_0 too, except that
+                // its grid ends at +15/16 of the largest magnitude when that is negative: up to 2 steps. The K-quants
+                // fit each sub-block by weighted least squares (the largest weights may be clipped: a step), and
+                // round its scale and min to 6 bits (Q6_K: 8) of the super-block's largest: a rounding of up to
+                // 1/126 of the super-block's range, each.
+                const float step = range(g, g + group) / levels;
+                const size_t super = g - g % kQuantBlockK;
+                const float bound = is_k_quant ? 1.5f * step + 2.2f * range(super, super + kQuantBlockK) / 126.0f
+                                               : (type == GgmlType::Q5_0 ? 2.05f : 0.55f) * step;
+                for (size_t i = g; i < g + group; ++i) {
+                    ASSERT_TRUE(std::isfinite(y[i]));
+                    ASSERT_LE(std::fabs(y[i] - x[i]), bound + 1e-6f * spread)
+                        << ggml_type_name(type) << " spread " << spread << " value " << i << ": " << x[i] << " -> " << y[i];
+                }
+            }
+        }
+    }
+}
 
 TEST(Fp16, EveryHalfRoundTrips) {
     for (uint32_t h = 0; h < 0x10000; ++h) {

@@ -8,7 +8,7 @@
 
 #include "backend/cpu/simd.h"
 #include "backend/cpu/vec_dot_avx512.h"
-#include "backend/cpu/vec_dot_read_only.h"
+#include "backend/cpu/vec_dot_preset.h"
 #include "io/quant.h"
 #include "winnow/error.h"
 
@@ -70,7 +70,7 @@ void vec_dot_force_kernel(VecDotKernel k) {
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out) {
     out.x = x;
     (void)vec_dot_kernel_in_use(); // a bad WINNOW_CPU_DOT_KERNEL fails here, before the rows' parallel loop
-    if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1 && !read_only_needs_block_sums(type)) {
+    if (type != GgmlType::Q4_0 && type != GgmlType::Q4_1 && !preset_needs_block_sums(type)) {
         out.block_sums.clear(); // none for this type (its kernel reads none)
         return;
     }
@@ -222,7 +222,7 @@ float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_
 #endif
     }
     default:
-        if (is_read_only_type(type)) return read_only_row_dot(type, row, x, a.block_sums.empty() ? nullptr : a.block_sums.data(), n);
+        if (is_preset_type(type)) return preset_row_dot(type, row, x, a.block_sums.empty() ? nullptr : a.block_sums.data(), n);
         throw Error(ErrorKind::unsupported, std::string("no dot product for tensor type ") + ggml_type_name(type));
     }
 }

@@ -143,7 +143,7 @@ void launch_mark_group(const uint8_t* in_set, const int32_t* T, int64_t n, int t
     check_launch();
 }
 
-bool exact_rows_supported(GgmlType type) { return is_writable_type(type); } // dispatch_writable_weight_type's types
+bool exact_rows_supported(GgmlType type) { return is_core_type(type); } // dispatch_core_weight_type's types
 
 void launch_exact_rows(GgmlType type, const uint8_t* rows, size_t row_bytes, int d, const float* x, const int32_t* list, int count, float beta,
                        int dp, float* mu, float* var, int32_t* T, cudaStream_t stream) {
@@ -151,7 +151,7 @@ void launch_exact_rows(GgmlType type, const uint8_t* rows, size_t row_bytes, int
     if (count <= 0) return;
     constexpr int kWarps = kThreads / 32;
     const unsigned grid = static_cast<unsigned>((count + kWarps - 1) / kWarps);
-    dispatch_writable_weight_type(type, [&]<GgmlType W>() { launch_plain(exact_rows_kernel<W>, grid, kThreads, 0, stream, rows, row_bytes, d, x, list, count, beta, dp, mu, var, T); });
+    dispatch_core_weight_type(type, [&]<GgmlType W>() { launch_plain(exact_rows_kernel<W>, grid, kThreads, 0, stream, rows, row_bytes, d, x, list, count, beta, dp, mu, var, T); });
     check_launch();
 }
 

@@ -382,7 +382,7 @@ __global__ void __launch_bounds__(kPersistentThreads, 2) persistent_query_kernel
 
 int persistent_grid_limit(GgmlType type) {
     int limit = -1;
-    dispatch_writable_weight_type(type, [&]<GgmlType W>() { limit = cooperative_grid_limit(persistent_query_kernel<W>, kPersistentThreads, kSharedBytes); });
+    dispatch_core_weight_type(type, [&]<GgmlType W>() { limit = cooperative_grid_limit(persistent_query_kernel<W>, kPersistentThreads, kSharedBytes); });
     if (limit < 0) throw Error(ErrorKind::invalid_argument, "adaptive head (cuda): exact rows of this weight type are not supported");
     return limit;
 }
@@ -391,7 +391,7 @@ void launch_persistent_query(const PersistentQuery& q, int blocks, cudaStream_t 
     if (q.constants.n >= kNoArm) throw Error(ErrorKind::invalid_argument, "persistent query: " + std::to_string(q.constants.n) + " arms (at most 2^31 - 2)");
     WINNOW_CUDA_CHECK(cudaMemsetAsync(q.list_counts, 0, 2 * sizeof(int32_t), stream));
     bool launched = false;
-    dispatch_writable_weight_type(q.row_type, [&]<GgmlType W>() {
+    dispatch_core_weight_type(q.row_type, [&]<GgmlType W>() {
         launch_cooperative(persistent_query_kernel<W>, static_cast<unsigned>(blocks), kPersistentThreads, kSharedBytes, stream, q);
         launched = true;
     });

@@ -17,7 +17,7 @@
 //    2.8-3.5 TB/s for the BF16 and F32 heads. The next chunk's words are loaded before this chunk is decoded;
 //  - Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (llama.cpp's presets) with a 16-byte aligned input: each lane decodes whole units
 //    (units lane, lane + 32, ...: a block of 32, a Q4_K / Q5_K pair of sub-blocks of 64, a Q6_K quarter of 32) from
-//    words as wide as the block allows (gemv_read_only.cuh); Q5_0 and Q6_K, 2-byte aligned, staged as Q8_0 and Q4_0
+//    words as wide as the block allows (gemv_preset.cuh); Q5_0 and Q6_K, 2-byte aligned, staged as Q8_0 and Q4_0
 //    below (32 blocks, or 4 Q6_K super-blocks, a chunk);
 //  - anything else (unaligned pointers, odd shapes): lanes stride the elements (lane, lane + 32, ...) via weight_at.
 // Each path's fused multiply-adds run in a fixed order, so a row's result is deterministic; the paths differ from one
@@ -26,7 +26,7 @@
 
 #include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/gemv_block_logic.cuh"
-#include "backend/cuda/gemv_read_only.cuh"
+#include "backend/cuda/gemv_preset.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
@@ -88,7 +88,7 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
 
 // ---- the staged walk of a row of 2-byte aligned blocks: Q8_0, Q4_0, Q5_0, Q6_K (see the top of this file) ----
 // A chunk is 32 units, one a lane: 32 blocks of Q8_0, Q4_0 or Q5_0 (34, 18, 22 bytes), or 4 super-blocks of Q6_K (210
-// bytes, 8 quarters each: gemv_read_only.cuh's units).
+// bytes, 8 quarters each: gemv_preset.cuh's units).
 template <GgmlType T>
 constexpr bool staged_type() { return T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || T == GgmlType::Q5_0 || T == GgmlType::Q6_K; }
 template <GgmlType T>
@@ -155,7 +155,7 @@ template <GgmlType T>
 __device__ __forceinline__ float staged_unit_dot(const uint8_t* chunk, int lane, const float4* x4, float acc) {
     if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0)
         return dot_q_block<T, false>(reinterpret_cast<const uint16_t*>(chunk + lane * staged_group_bytes<T>()), x4, acc);
-    else return dot_read_only_unit<T, false>(chunk, lane, x4, acc);
+    else return dot_preset_unit<T, false>(chunk, lane, x4, acc);
 }
 
 // acc + the lane's partial sum of a row of a staged type on the vector path, a chunk at a time through the warp's slice:
@@ -192,21 +192,21 @@ __device__ __forceinline__ bool vector_path(const uint8_t* row, const float* x, 
     else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) return aligned(row, 16) && aligned(x, 16) && cols % 8 == 0;
     else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) return aligned(row, 2) && aligned(x, 16) && cols % 32 == 0;
     else if constexpr (T == GgmlType::Q4_1) return aligned(row, 4) && aligned(x, 16) && cols % 32 == 0;
-    else if constexpr (is_read_only_type(T)) return aligned(row, read_only_row_alignment<T>()) && aligned(x, 16) && cols % read_only_block_elements<T>() == 0;
+    else if constexpr (is_preset_type(T)) return aligned(row, preset_row_alignment<T>()) && aligned(x, 16) && cols % preset_block_elements<T>() == 0;
     else return false;
 }
 
-// The lane's partial sums of N rows of Q8_0, Q4_0 or a read-only type, each lane reading its units from global memory
-// itself: units lane, lane + 32, ... in order (a Q8_0 / Q4_0 block, or gemv_read_only.cuh's unit), the staged walk's
+// The lane's partial sums of N rows of Q8_0, Q4_0 or a preset type, each lane reading its units from global memory
+// itself: units lane, lane + 32, ... in order (a Q8_0 / Q4_0 block, or gemv_preset.cuh's unit), the staged walk's
 // order and bits.
 template <GgmlType T, int N>
 __device__ __forceinline__ void direct_unit_partials(const uint8_t* const (&rows)[N], const float4* x4, int64_t cols, int lane, float (&acc)[N]) {
-    constexpr int kUnit = is_read_only_type(T) ? read_only_unit_elements<T>() : 32;
+    constexpr int kUnit = is_preset_type(T) ? preset_unit_elements<T>() : 32;
 #pragma unroll 2
     for (int64_t u = lane; u < cols / kUnit; u += 32) {
 #pragma unroll
         for (int k = 0; k < N; ++k) {
-            if constexpr (is_read_only_type(T)) acc[k] = dot_read_only_unit<T>(rows[k], u, x4 + (kUnit / 4) * u, acc[k]);
+            if constexpr (is_preset_type(T)) acc[k] = dot_preset_unit<T>(rows[k], u, x4 + (kUnit / 4) * u, acc[k]);
             else acc[k] = dot_q_block<T>(reinterpret_cast<const uint16_t*>(rows[k]) + staged_group_bytes<T>() / 2 * u, x4 + 8 * u, acc[k]);
         }
     }
@@ -247,7 +247,7 @@ __device__ __forceinline__ void lane_partials(const uint8_t* const (&rows)[N], c
         const int warp = static_cast<int>(threadIdx.x / 32);
         if (warp < kWarps) acc[0] = staged_row_partial<T>(rows[0], x4, cols, lane, staged_slice<kWarps>(warp), acc[0]);
         else direct_unit_partials<T, N>(rows, x4, cols, lane, acc); // a warp past the slices reads its units itself
-    } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || is_read_only_type(T)) {
+    } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || is_preset_type(T)) {
         direct_unit_partials<T, N>(rows, x4, cols, lane, acc);
     } else if constexpr (T == GgmlType::Q4_1) {
 #pragma unroll 2
@@ -285,9 +285,9 @@ __device__ __forceinline__ float2 warp_row_dot2(const uint8_t* __restrict__ a, c
     namespace g = gemv_detail;
     // Q8_0 and Q4_0 blocks come as 17 / 9 two-byte words per lane: two rows of them in flight took 96-110 registers
     // (two blocks a multiprocessor), so those rows keep their own walks.
-    // The read-only types' units too (gemv_read_only.cuh): with two rows in flight, Q4_K and Q5_K took 125 and 168
+    // The preset types' units too (gemv_preset.cuh): with two rows in flight, Q4_K and Q5_K took 125 and 168
     // (nvcc 13, sm_90a).
-    constexpr bool kOwnWalks = T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || is_read_only_type(T);
+    constexpr bool kOwnWalks = T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || is_preset_type(T);
     if (kOwnWalks || !g::vector_path<T>(a, x, cols) || !g::vector_path<T>(b, x, cols))
         return make_float2(warp_row_dot<T>(a, x, cols, lane), warp_row_dot<T>(b, x, cols, lane));
     const uint8_t* const rows[2] = {a, b};

@@ -93,7 +93,7 @@ void launch_split_weights(GgmlType type, const void* src, size_t row_bytes, int6
             throw Error(ErrorKind::invalid_argument, "split_product: Q4_1 rows of " + std::to_string(cols) + " columns (a multiple of 32)");
         return launch_split_kernel(Q4_1Augmented{bytes, row_bytes, cols}, rows, split_product::augmented_cols(cols, true), slices, dst, s);
     }
-    dispatch_writable_weight_type(type, [&]<GgmlType T>() { launch_split_kernel(StoredWeights<T>{bytes, row_bytes}, rows, cols, slices, dst, s); });
+    dispatch_core_weight_type(type, [&]<GgmlType T>() { launch_split_kernel(StoredWeights<T>{bytes, row_bytes}, rows, cols, slices, dst, s); });
 }
 
 void launch_split_activations(const float* x, int64_t rows, int64_t cols, bool block_sums, uint16_t* dst, cudaStream_t s) {
@@ -106,7 +106,7 @@ void launch_combine_split_products(const SplitProductOutputs& o, cudaStream_t s)
     if (o.w_slices < 1 || o.w_slices > split_product::kMaxWeightSlices)
         throw Error(ErrorKind::invalid_argument, "combine_split_products: " + std::to_string(o.w_slices) + " weight slices (1 or 2)");
     if (o.rows * o.n == 0) return;
-    dispatch_writable_weight_type(o.type, [&]<GgmlType T>() { launch_plain(combine_kernel<T>, blocks_for(o.rows * o.n), kThreads, 0, s, o); });
+    dispatch_core_weight_type(o.type, [&]<GgmlType T>() { launch_plain(combine_kernel<T>, blocks_for(o.rows * o.n), kThreads, 0, s, o); });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kStageThreads) step_program_kernel(const Stage
 
 template <class F>
 void dispatch_program_types(GgmlType weight, GgmlType cache, F&& f) {
-    dispatch_writable_weight_type(weight, [&]<GgmlType T>() { dispatch_act_type(cache, [&]<GgmlType C>() { f(step_program_kernel<T, C>); }); });
+    dispatch_core_weight_type(weight, [&]<GgmlType T>() { dispatch_act_type(cache, [&]<GgmlType C>() { f(step_program_kernel<T, C>); }); });
 }
 
 std::atomic<int64_t> g_launches{0};
@@ -108,7 +108,7 @@ int step_program_blocks(GgmlType weight, GgmlType cache, uint32_t shared, uint64
 
 int64_t step_program_launches() { return g_launches.load(); }
 
-bool has_program_kernel(GgmlType weight) { return is_writable_type(weight); }
+bool has_program_kernel(GgmlType weight) { return is_core_type(weight); }
 
 void launch_step_program(const Stage* stages, int count, GgmlType weight, GgmlType cache, uint32_t shared, int blocks, cudaStream_t stream) {
     ++g_launches;

@@ -30,7 +30,7 @@ constexpr int kStepProgramCapacity = 1024; // stages a recording's program holds
 // than the largest stage uses, WINNOW_CUDA_MEGAKERNEL_BLOCKS when set (for tuning). 0: the device cannot launch it.
 int step_program_blocks(GgmlType weight, GgmlType cache, uint32_t shared, uint64_t max_blocks);
 // Whether the step program is built for stages of this weight type: the types winnow writes (F32, F16, BF16, Q8_0,
-// Q4_0, Q4_1). The read-only ones (Q5_0 ... Q6_K) run as kernels: each weight type multiplies the program's
+// Q4_0, Q4_1). The preset ones (Q5_0 ... Q6_K) run as kernels: each weight type multiplies the program's
 // instantiations (one per cache type), and the program is still unmeasured on a GPU.
 bool has_program_kernel(GgmlType weight);
 // How many launch_step_program has issued in this process (a recording's launches count once, when captured).

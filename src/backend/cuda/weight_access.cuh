@@ -1,6 +1,6 @@
 #pragma once
 // Reading one element of a stored weight row on the device, for every type the CPU backend computes with. The
-// values are exactly what winnow::dequantize_row (src/io/quant.cpp, src/io/quant_read_only.cpp) gives: products and
+// values are exactly what winnow::dequantize_row (src/io/quant.cpp, src/io/quant_preset.cpp) gives: products and
 // sums as separate fp32 operations (no fused multiply-add), fp16/bf16 converted exactly. Bytes are read one at a time
 // because quantized blocks (18, 20, 22, 34, 210 bytes) leave the fp16 scales unaligned.
 #include <cstdint>
@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "backend/cuda/read_only_block_logic.cuh"
+#include "backend/cuda/preset_block_logic.cuh"
 #include "io/ggml_type.h"
 #include "winnow/error.h"
 
@@ -30,10 +30,10 @@ __device__ __forceinline__ Q4_1Parts q4_1_parts(const uint8_t* __restrict__ row,
     return {j < 16 ? (b[4 + j] & 0x0f) : (b[4 + j - 16] >> 4), half_bits_to_float(load_u16(b)), half_bits_to_float(load_u16(b + 2))};
 }
 
-// Element `col` of a row stored as one of the read-only types (io/quant.h), as io/quant_read_only.cpp computes it.
+// Element `col` of a row stored as one of the preset types (io/quant.h), as io/quant_preset.cpp computes it.
 template <GgmlType T>
-__device__ __forceinline__ float read_only_weight_at(const uint8_t* __restrict__ row, int64_t col) {
-    namespace rl = read_only_logic;
+__device__ __forceinline__ float preset_weight_at(const uint8_t* __restrict__ row, int64_t col) {
+    namespace rl = preset_logic;
     auto u32_at = [](const uint8_t* p) { return static_cast<uint32_t>(load_u16(p)) | static_cast<uint32_t>(load_u16(p + 2)) << 16; };
     if constexpr (T == GgmlType::Q5_0 || T == GgmlType::Q5_1) {
         constexpr bool kMin = T == GgmlType::Q5_1;
@@ -86,7 +86,7 @@ __device__ __forceinline__ float weight_at(const uint8_t* __restrict__ row, int6
         const Q4_1Parts p = q4_1_parts(row, col);
         return __fadd_rn(__fmul_rn(static_cast<float>(p.q), p.d), p.m);
     } else {
-        return read_only_weight_at<T>(row, col);
+        return preset_weight_at<T>(row, col);
     }
 }
 
@@ -94,11 +94,11 @@ __device__ __forceinline__ float weight_at(const uint8_t* __restrict__ row, int6
     throw Error(ErrorKind::unsupported, std::string("cuda: no kernel for ") + ggml_type_name(t) + " weights");
 }
 
-// Calls f.template operator()<T>() for the runtime type, one of the types winnow also writes (is_writable_type: F32,
-// F16, BF16, Q8_0, Q4_0, Q4_1): the kernels that take no read-only type (the adaptive head's, the prefill's split products, the step
+// Calls f.template operator()<T>() for the runtime type, one of the types winnow also writes (is_core_type: F32,
+// F16, BF16, Q8_0, Q4_0, Q4_1): the kernels that take no preset type (the adaptive head's, the prefill's split products, the step
 // program) instantiate only these.
 template <class F>
-void dispatch_writable_weight_type(GgmlType t, F&& f) {
+void dispatch_core_weight_type(GgmlType t, F&& f) {
     switch (t) {
     case GgmlType::F32: f.template operator()<GgmlType::F32>(); return;
     case GgmlType::F16: f.template operator()<GgmlType::F16>(); return;
@@ -111,7 +111,7 @@ void dispatch_writable_weight_type(GgmlType t, F&& f) {
 }
 
 // Calls f.template operator()<T>() for the runtime type, any stored weight type the CUDA kernels read
-// (is_device_weight_type): the writable ones and the read-only Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
+// (is_device_weight_type): the writable ones and the preset Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 template <class F>
 void dispatch_weight_type(GgmlType t, F&& f) {
     switch (t) {
@@ -120,7 +120,7 @@ void dispatch_weight_type(GgmlType t, F&& f) {
     case GgmlType::Q4_K: f.template operator()<GgmlType::Q4_K>(); return;
     case GgmlType::Q5_K: f.template operator()<GgmlType::Q5_K>(); return;
     case GgmlType::Q6_K: f.template operator()<GgmlType::Q6_K>(); return;
-    default: dispatch_writable_weight_type(t, f);
+    default: dispatch_core_weight_type(t, f);
     }
 }
 

@@ -1,4 +1,4 @@
-// Decoders of the GGUF weight types winnow reads but never writes: Q5_0, Q5_1 and the K-quants Q4_K, Q5_K, Q6_K,
+// Decoders of the preset GGUF weight types: Q5_0, Q5_1 and the K-quants Q4_K, Q5_K, Q6_K,
 // which llama.cpp's common presets (Q4_K_M, Q5_K_M, Q6_K...) store. Written from ggml's block layouts
 // (ggml-common.h); each value is computed as ggml's reference dequantizer computes it, one rounding per fp32 operation
 // (the build has -ffp-contract=off), so the results equal gguf-py's numpy decoders bit for bit
@@ -103,7 +103,7 @@ void decode_q6_k(const uint8_t* src, float* dst, size_t n) {
 
 } // namespace
 
-bool dequantize_read_only(GgmlType type, const void* src, float* dst, size_t n) {
+bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n) {
     const auto* s = static_cast<const uint8_t*>(src);
     switch (type) {
     case GgmlType::Q5_0: decode_q5<false>(s, dst, n); return true;

@@ -2,9 +2,9 @@
 // Where the CUDA kernels find each element of the GGUF types winnow reads but never writes (io/quant.h: Q5_0, Q5_1,
 // Q4_K, Q5_K, Q6_K) in the bytes a lane holds, as little-endian words of any width (uint8_t for weight_at's byte
 // reads, 16-bit words for the 2-byte aligned Q5_0 and Q6_K blocks, 32-bit words for the rest). Integer arithmetic only:
-// the scaling, which must round as the CPU's decoder does, stays in device code (weight_access.cuh, gemv_read_only.cuh).
+// the scaling, which must round as the CPU's decoder does, stays in device code (weight_access.cuh, gemv_preset.cuh).
 // Written once for the device and the host, so that a machine without a GPU checks the bit arithmetic against
-// dequantize_row (tests/ops/test_read_only_block_logic.cpp). The layouts are ggml's; io/quant_read_only.cpp is the
+// dequantize_row (tests/ops/test_preset_block_logic.cpp). The layouts are ggml's; io/quant_preset.cpp is the
 // CPU's decoder, written separately.
 //
 // The unit a GEMV lane decodes at a time: a whole 32-element block of Q5_0 / Q5_1; a pair of sub-blocks (64
@@ -21,7 +21,7 @@
 #define WINNOW_RO_FN inline
 #endif
 
-namespace winnow::cuda::read_only_logic {
+namespace winnow::cuda::preset_logic {
 
 // Block sizes in bytes (io/quant.h's layouts), and the elements of a K-quant super-block.
 constexpr int kQ5_0Bytes = static_cast<int>(sizeof(BlockQ5_0)), kQ5_1Bytes = static_cast<int>(sizeof(BlockQ5_1)),
@@ -108,6 +108,6 @@ WINNOW_RO_FN Q6Pos q6_k_pos(int c) {
     return {half, quarter, l, 8 * half + 2 * quarter + l / 16};
 }
 
-} // namespace winnow::cuda::read_only_logic
+} // namespace winnow::cuda::preset_logic
 
 #undef WINNOW_RO_FN

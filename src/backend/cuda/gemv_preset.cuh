@@ -1,17 +1,17 @@
 #pragma once
-// The GEMV vector path's units for the read-only GGUF types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: llama.cpp's presets): a lane
+// The GEMV vector path's units for the preset GGUF types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: llama.cpp's presets): a lane
 // loads one unit's bytes in words as wide as the block's alignment allows, then sums its elements in element order,
 // each element's value exactly as weight_at (and the CPU's dequantize_row) computes it. A unit is a Q5_0 / Q5_1 block
 // (32 elements), a pair of Q4_K / Q5_K sub-blocks (64 elements: a lane reads the super-block's 16-byte header and 32
 // bytes of nibbles), or a quarter of a Q6_K half (32 elements: 32 bytes of low bits, 32 of high bits, two scales).
-// The bit arithmetic is read_only_block_logic.cuh's, checked on the host against the stored formats.
+// The bit arithmetic is preset_block_logic.cuh's, checked on the host against the stored formats.
 //
 // Q5_0 and Q6_K, whose blocks are only 2-byte aligned, are staged through shared memory as Q8_0 and Q4_0 are
 // (gemv_row.cuh: the H200 measured those types' 2-byte loads at a quarter of the other types' bandwidth); a lane then
 // reads its unit from the warp's slice with the same arithmetic. Written without a GPU to measure on (2026-12-06).
 #include <cstdint>
 
-#include "backend/cuda/read_only_block_logic.cuh"
+#include "backend/cuda/preset_block_logic.cuh"
 #include "backend/cuda/weight_access.cuh"
 #include "io/ggml_type.h"
 
@@ -19,11 +19,11 @@ namespace winnow::cuda::gemv_detail {
 
 // Elements a lane's unit holds, and the byte alignment of a row whose units take whole-word loads.
 template <GgmlType T>
-constexpr int read_only_unit_elements() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 64 : 32; }
+constexpr int preset_unit_elements() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 64 : 32; }
 template <GgmlType T>
-constexpr unsigned read_only_row_alignment() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 ? 4 : 2; }
+constexpr unsigned preset_row_alignment() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 ? 4 : 2; }
 template <GgmlType T>
-constexpr int read_only_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 ? kQuantBlock : kQuantBlockK; }
+constexpr int preset_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 ? kQuantBlock : kQuantBlockK; }
 
 // acc += element(j) * x[j] for j in [0, kN), in order (x 16-byte aligned): every quantized unit's sum, this file's and
 // gemv_row.cuh's Q4_1 / Q8_0 / Q4_0 blocks'.
@@ -56,11 +56,11 @@ __device__ __forceinline__ uint16_t unit_word(const uint16_t* p) {
     else return *p;
 }
 
-// acc += unit u of a row stored as T (a read-only type) times x4[0, unit elements / 4), in element order. kGlobal false:
+// acc += unit u of a row stored as T (a preset type) times x4[0, unit elements / 4), in element order. kGlobal false:
 // `row` is a chunk of the row staged in shared memory (Q5_0 and Q6_K only: gemv_row.cuh's staged walk), u relative to it.
 template <GgmlType T, bool kGlobal = true>
-__device__ __forceinline__ float dot_read_only_unit(const uint8_t* __restrict__ row, int64_t u, const float4* x4, float acc) {
-    namespace rl = read_only_logic;
+__device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row, int64_t u, const float4* x4, float acc) {
+    namespace rl = preset_logic;
     static_assert(kGlobal || T == GgmlType::Q5_0 || T == GgmlType::Q6_K, "only the 2-byte aligned types are staged");
     if constexpr (T == GgmlType::Q5_0) { // 22-byte blocks, 2-byte aligned: d, qh (2 words), 16 quant bytes (8 words)
         const uint16_t* blk = reinterpret_cast<const uint16_t*>(row + u * rl::kQ5_0Bytes);
@@ -103,7 +103,7 @@ __device__ __forceinline__ float dot_read_only_unit(const uint8_t* __restrict__ 
             return e < 32 ? __fsub_rn(__fmul_rn(d0, static_cast<float>(q)), m0) : __fsub_rn(__fmul_rn(d1, static_cast<float>(q)), m1);
         });
     } else { // Q6_K: 210-byte super-blocks, 2-byte aligned; 8 quarters each (2 halves of 4)
-        static_assert(T == GgmlType::Q6_K, "not a read-only type");
+        static_assert(T == GgmlType::Q6_K, "not a preset type");
         const int half = static_cast<int>(u % 8) / 4, k = static_cast<int>(u % 4);
         const uint16_t* sb = reinterpret_cast<const uint16_t*>(row + (u / 8) * rl::kQ6_KBytes);
         uint16_t ql[16], qh[16];

@@ -1,4 +1,4 @@
-// The f32 dot mode's product for the read-only weight types (io/quant.h: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
+// The f32 dot mode's product for the preset weight types (io/quant.h: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
 //
 // Every one of them stores a weight as w = scale * q + offset, with a small integer q and, per sub-block of 16 or 32
 // weights, an fp32 scale and offset (ggml's reference decoders compute exactly these two products). So the dot
@@ -7,7 +7,7 @@
 // with q decoded to int8 (AVX2: 32 values in a register, the high bits spread with byte shifts and shuffles; else into
 // an array a super-block at a time), the q x sums in fp32 lanes, and the sums of x per 32 weights prepared once per
 // activation (PreparedActivation::block_sums). The result is the decoded row's dot product in another summation order.
-#include "backend/cpu/vec_dot_read_only.h"
+#include "backend/cpu/vec_dot_preset.h"
 
 #include <algorithm>
 #include <cstring>
@@ -228,9 +228,9 @@ float q6_k_row_dot(const uint8_t* row, const float* x, size_t blocks) {
 
 } // namespace
 
-bool read_only_needs_block_sums(GgmlType type) { return type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K; }
+bool preset_needs_block_sums(GgmlType type) { return type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K; }
 
-float read_only_row_dot(GgmlType type, const void* row, const float* x, const float* block_sums, size_t n) {
+float preset_row_dot(GgmlType type, const void* row, const float* x, const float* block_sums, size_t n) {
     const auto* base = static_cast<const uint8_t*>(row);
 #ifdef WINNOW_AVX2
     switch (type) {

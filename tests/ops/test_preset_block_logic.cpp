@@ -1,6 +1,6 @@
-// The CUDA kernels' decoding of the read-only GGUF types (backend/cuda/read_only_block_logic.cuh) run on the host
+// The CUDA kernels' decoding of the preset GGUF types (backend/cuda/preset_block_logic.cuh) run on the host
 // against the CPU's decoder: for random blocks of Q5_0, Q5_1, Q4_K, Q5_K and Q6_K, every element found from the words a
-// GEMV lane loads (gemv_read_only.cuh: 16-bit words for the 2-byte aligned Q5_0 and Q6_K, 32-bit words for the rest)
+// GEMV lane loads (gemv_preset.cuh: 16-bit words for the 2-byte aligned Q5_0 and Q6_K, 32-bit words for the rest)
 // and from single bytes (weight_at's reads), scaled in the order the device scales it, must equal dequantize_row's
 // value bit for bit. Without a GPU this is what checks the kernels' bit arithmetic; the op harness runs the kernels
 // (on the SIMT emulator here, on the GPU machine there).
@@ -12,14 +12,14 @@
 
 #include <gtest/gtest.h>
 
-#include "backend/cuda/read_only_block_logic.cuh"
+#include "backend/cuda/preset_block_logic.cuh"
 #include "block_words.h"
 #include "io/quant.h"
 
 namespace {
 
 using namespace winnow;
-namespace rl = winnow::cuda::read_only_logic;
+namespace rl = winnow::cuda::preset_logic;
 using test::half_to_float;
 using test::random_blocks;
 using test::words_of;
