@@ -4,7 +4,7 @@ input and preset.
 
 usage: quantize_vs_llama_cpp.py --winnow BIN --model IN.gguf --presets q4_k_m,q6_k,... --workdir DIR
                                 [--allow-requantize] [--max-error-ratio 1.03] [--max-tensor-error-ratio 1.10]
-                                [--max-kl-ratio 1.5] [--json OUT] [--skip-if-missing]
+                                [--max-kl-ratio 1.5] [--check-winnow-logits] [--json OUT] [--skip-if-missing]
 
 Per preset, both files must hold:
   - the same tensors with the same shapes and the same type each (llama.cpp's per-tensor rules: Q6_K output, the
@@ -15,6 +15,8 @@ Per preset, both files must hold:
     --max-tensor-error-ratio on each tensor;
   - a model llama.cpp runs: llama.cpp's logits on winnow's file against its logits on the input (mean KL over the
     rows of a fixed id sequence) within --max-kl-ratio of its logits on its own file against the input (+1e-6).
+--check-winnow-logits (an all-F32 input only): winnow's logits on its own file, prefill and decode steps, within 1e-3
+of the largest logit of llama.cpp's on that file's weights decoded to F32 by gguf-py (no 8-bit activations there).
 It prints one line per preset and exits 1 when a check fails. --skip-if-missing: a missing model exits 77 (ctest's
 skip) unless WINNOW_REQUIRE_MODELS=1.
 """
@@ -26,10 +28,11 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "device"))
 
 GGML_TYPE_F32 = 0
-FLOAT_TYPES = ("F32", "F16", "BF16")
 
 
 def tensors(path):
@@ -89,8 +92,8 @@ def compare(a, preset, workdir):
             problems.append("%s: %s %s, llama.cpp %s %s" % (name, o.tensor_type.name, list(o.shape), t.tensor_type.name, list(t.shape)))
             continue
         types[o.tensor_type.name] = types.get(o.tensor_type.name, 0) + 1
-        if o.tensor_type == i.tensor_type or o.tensor_type.name in FLOAT_TYPES:
-            continue  # copied as stored, or a float type: nothing to compare but the type
+        if o.tensor_type == i.tensor_type:
+            continue  # copied as stored: nothing to compare but the type
         encoded += 1
         identical += bytes(o.data.tobytes()) == bytes(t.data.tobytes())
         x = decoded(i)
@@ -112,11 +115,26 @@ def compare(a, preset, workdir):
     kl_ours, kl_theirs = mean_kl(ref, llama_logits(ours_path, ids)), mean_kl(ref, llama_logits(theirs_path, ids))
     if not kl_ours <= a.max_kl_ratio * kl_theirs + 1e-6:
         problems.append("llama.cpp on winnow's file: mean KL to the input's logits %.3g, on its own file %.3g (ratio > %.2f)" % (kl_ours, kl_theirs, a.max_kl_ratio))
+    winnow_rel = None
+    if a.check_winnow_logits:
+        from make_tiny_models import write_decoded
+        from logits_parity import winnow_logits
+        decoded_path = os.path.join(workdir, "winnow-%s-decoded.gguf" % preset)
+        write_decoded(ours_path, a.model, decoded_path)
+        ref_dec = llama_logits(decoded_path, ids)
+        winnow_rel = 0.0
+        for step in ("prefill", "decode"):
+            mine = winnow_logits(a.winnow, ours_path, ids, step, "cpu", workdir).astype(np.float64)
+            rel = float((np.abs(mine - ref_dec).max(axis=1) / np.abs(ref_dec).max(axis=1)).max())
+            winnow_rel = max(winnow_rel, rel)
+        if not winnow_rel <= 1e-3:
+            problems.append("winnow's logits on its own file differ from llama.cpp's on the decoded weights by %.3g of the largest (> 1e-3)" % winnow_rel)
     row = {"preset": preset, "types": types, "encoded_tensors": encoded, "identical_tensors": identical, "error_ratio": total_ratio,
-           "worst_tensor_ratio": worst[0], "worst_tensor": worst[1], "kl_winnow_file": kl_ours, "kl_llama_file": kl_theirs, "problems": problems}
+           "worst_tensor_ratio": worst[0], "worst_tensor": worst[1], "kl_winnow_file": kl_ours, "kl_llama_file": kl_theirs, "winnow_logits_rel": winnow_rel, "problems": problems}
     print("%s: %s; %d tensors encoded (%d byte-identical to llama.cpp's); squared error / llama.cpp's %.4f (worst tensor %.3f, %s); "
-          "llama.cpp's mean KL to the input: %.3g on winnow's file, %.3g on its own%s" %
+          "llama.cpp's mean KL to the input: %.3g on winnow's file, %.3g on its own%s%s" %
           (preset, ", ".join("%s x%d" % kv for kv in sorted(types.items())), encoded, identical, total_ratio, worst[0], worst[1], kl_ours, kl_theirs,
+           "" if winnow_rel is None else "; winnow on its file vs llama.cpp on it decoded: %.2g" % winnow_rel,
            "" if not problems else "\n  FAIL " + "\n  FAIL ".join(problems)))
     return row
 
@@ -137,6 +155,7 @@ def main():
     ap.add_argument("--max-error-ratio", type=float, default=1.03)
     ap.add_argument("--max-tensor-error-ratio", type=float, default=1.10)
     ap.add_argument("--max-kl-ratio", type=float, default=1.5)
+    ap.add_argument("--check-winnow-logits", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--skip-if-missing", action="store_true")
     a = ap.parse_args()

@@ -1,0 +1,202 @@
+// winnow quantize's file conversion (model/quantize_model.h) and llama.cpp's per-tensor rules
+// (model/quant_presets.h). The rules' parity with llama.cpp itself, tensor by tensor on real files, is
+// tests/cli/quantize_vs_llama_cpp.py; here: what a regression in the converter would break (metadata, order, copied
+// bytes, atomic output on failure) and the rules' layer pattern on a 30-layer model (SmolLM2's depth).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "io/quant.h"
+#include "model/quantize_model.h"
+#include "winnow/error.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace winnow;
+
+class QuantizeModel : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("winnow-quantize-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
+                                            std::to_string(::getpid()));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+    // A two-layer llama-shaped file: 256-wide matrices (K-quants fit), a 1-D norm, an untied output.
+    std::string write_model(float poison = 0.0f) {
+        std::mt19937 rng(3);
+        std::normal_distribution<float> nd(0.0f, 0.05f);
+        const char* names[] = {"token_embd.weight", "blk.0.attn_v.weight", "blk.0.ffn_down.weight", "blk.1.attn_v.weight", "blk.1.ffn_down.weight",
+                               "output.weight"};
+        data_.clear();
+        for (size_t i = 0; i < std::size(names); ++i) {
+            data_.emplace_back(256 * 8);
+            for (auto& v : data_.back()) v = nd(rng);
+        }
+        data_[2][77] = poison == 0.0f ? data_[2][77] : poison;
+        norm_.assign(256, 1.0f);
+        io::GgufWriter w;
+        w.set_string("general.architecture", "llama");
+        w.set_u32("llama.block_count", 2);
+        w.set_string("general.name", "quantize-test");
+        for (size_t i = 0; i < std::size(names); ++i) {
+            w.add_tensor(names[i], data_[i].data(), {256, 8});
+            if (i == 2) w.add_tensor("blk.0.ffn_norm.weight", norm_.data(), {256});
+        }
+        const std::string p = path("in.gguf");
+        w.write(p);
+        return p;
+    }
+
+    fs::path dir_;
+    std::vector<std::vector<float>> data_;
+    std::vector<float> norm_;
+};
+
+TEST_F(QuantizeModel, Q4KMKeepsMetadataOrderAndVectorsAndFollowsTheMix) {
+    const std::string in = write_model(), out = path("out.gguf");
+    QuantizeOptions o;
+    o.preset = find_quant_preset("q4_k_m");
+    ASSERT_NE(o.preset, nullptr);
+    const QuantizeSummary s = quantize_model(in, out, o);
+    EXPECT_EQ(s.tensors, 7);
+    EXPECT_EQ(s.quantized, 6);
+    const auto f = io::GgufFile::open(out);
+    EXPECT_EQ(f->get_uint("general.file_type"), 15u);
+    EXPECT_EQ(f->get_uint("general.quantization_version"), 2u);
+    EXPECT_EQ(f->get_string("general.name"), "quantize-test");
+    const std::vector<std::pair<std::string, GgmlType>> expected = {
+        {"token_embd.weight", GgmlType::Q4_K},     {"blk.0.attn_v.weight", GgmlType::Q4_K}, {"blk.0.ffn_down.weight", GgmlType::Q4_K},
+        {"blk.0.ffn_norm.weight", GgmlType::F32},  {"blk.1.attn_v.weight", GgmlType::Q6_K}, {"blk.1.ffn_down.weight", GgmlType::Q6_K},
+        {"output.weight", GgmlType::Q6_K}};
+    ASSERT_EQ(f->tensors().size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+        EXPECT_EQ(f->tensors()[i].name, expected[i].first);
+        EXPECT_EQ(f->tensors()[i].type, expected[i].second) << expected[i].first << ": " << ggml_type_name(f->tensors()[i].type);
+    }
+    const auto* norm = f->find_tensor("blk.0.ffn_norm.weight");
+    ASSERT_NE(norm, nullptr);
+    EXPECT_EQ(std::memcmp(norm->data, norm_.data(), norm_.size() * 4), 0) << "a vector is copied as stored";
+    // the encoded rows decode close to the input (Q4_K: within a few percent of the weights' scale)
+    const auto* t = f->find_tensor("token_embd.weight");
+    std::vector<float> back(256 * 8);
+    dequantize_row(GgmlType::Q4_K, t->data, back.data(), back.size());
+    double err = 0, ref = 0;
+    for (size_t i = 0; i < back.size(); ++i) {
+        err += (back[i] - data_[0][i]) * (back[i] - data_[0][i]);
+        ref += data_[0][i] * data_[0][i];
+    }
+    EXPECT_LT(std::sqrt(err / ref), 0.12);
+    EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
+TEST_F(QuantizeModel, PureGivesEveryMatrixTheBaseType) {
+    const std::string in = write_model(), out = path("out.gguf");
+    QuantizeOptions o;
+    o.preset = find_quant_preset("Q4_K_M");
+    o.pure = true;
+    quantize_model(in, out, o);
+    for (const auto& t : io::GgufFile::open(out)->tensors()) EXPECT_EQ(t.type, t.n_dims == 1 ? GgmlType::F32 : GgmlType::Q4_K) << t.name;
+}
+
+TEST_F(QuantizeModel, ANonFiniteWeightFailsAndLeavesTheOutputAsItWas) {
+    const std::string in = write_model(std::nanf("")), out = path("out.gguf");
+    { std::ofstream(out) << "the previous file"; }
+    QuantizeOptions o;
+    o.preset = find_quant_preset("q8_0");
+    try {
+        quantize_model(in, out, o);
+        ADD_FAILURE() << "a NaN weight was quantized";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.ffn_down.weight' holds a value that is not finite (row 0)"), std::string::npos) << e.what();
+    }
+    std::ifstream kept(out);
+    std::string content;
+    std::getline(kept, content);
+    EXPECT_EQ(content, "the previous file");
+    EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
+TEST_F(QuantizeModel, AQuantizedTensorNeedsAllowRequantize) {
+    const std::string in = write_model(), mid = path("mid.gguf"), out = path("out.gguf");
+    QuantizeOptions o;
+    o.preset = find_quant_preset("q4_0");
+    quantize_model(in, mid, o);
+    o.preset = find_quant_preset("q8_0");
+    try {
+        quantize_model(mid, out, o);
+        ADD_FAILURE() << "requantized without allow_requantize";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("tensor 'token_embd.weight' is already Q4_0; quantizing it to Q8_0"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(out));
+    o.allow_requantize = true;
+    const QuantizeSummary s = quantize_model(mid, out, o);
+    EXPECT_EQ(s.types_out.at("Q8_0"), 6);
+}
+
+TEST(QuantPresets, NamesAnyCaseAndRefusesOthers) {
+    ASSERT_NE(find_quant_preset("q5_k_m"), nullptr);
+    EXPECT_STREQ(find_quant_preset("q5_k_m")->name, "Q5_K_M");
+    EXPECT_EQ(find_quant_preset("Q3_K_M"), nullptr);
+    EXPECT_EQ(find_quant_preset(""), nullptr);
+}
+
+// llama.cpp's layers with more bits in the _M presets for 30 layers: the first and last eighth (0-2, 26-29) and
+// every third layer from 5 (5, 8, ..., 23).
+TEST(QuantPresets, MediumMixesGiveQ6KToLlamaCppsLayers) {
+    const QuantPreset& p = *find_quant_preset("Q4_K_M");
+    PresetModelShape m;
+    m.n_layer = 30;
+    m.n_attention_v = 30;
+    const std::vector<int> more = {0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29};
+    for (int layer = 0; layer < 30; ++layer) {
+        const bool q6 = std::find(more.begin(), more.end(), layer) != more.end();
+        for (const char* part : {"ffn_down.weight", "attn_v.weight"}) {
+            PresetTensor t{"blk." + std::to_string(layer) + "." + part, 2, {1536, 576, 1, 1}};
+            EXPECT_EQ(preset_tensor_type(p, t, m, false), q6 ? GgmlType::Q6_K : GgmlType::Q4_K) << t.name;
+        }
+        PresetTensor q{"blk." + std::to_string(layer) + ".attn_q.weight", 2, {1536, 576, 1, 1}};
+        EXPECT_EQ(preset_tensor_type(p, q, m, false), GgmlType::Q4_K) << q.name;
+    }
+}
+
+TEST(QuantPresets, FallbacksAndTensorsKeptAsStored) {
+    const QuantPreset& q4km = *find_quant_preset("Q4_K_M");
+    PresetModelShape m;
+    m.n_layer = 8;
+    m.n_attention_v = 8;
+    m.has_output = false;
+    // 576-wide rows: Q4_K falls back to Q5_0, Q6_K (the tied output) to Q8_0
+    EXPECT_EQ(preset_tensor_type(q4km, {"blk.3.attn_q.weight", 2, {576, 576, 1, 1}}, m, false), GgmlType::Q5_0);
+    EXPECT_EQ(preset_tensor_type(q4km, {"token_embd.weight", 2, {576, 49152, 1, 1}}, m, false), GgmlType::Q8_0);
+    EXPECT_EQ(preset_tensor_type(*find_quant_preset("Q5_K_S"), {"blk.3.attn_q.weight", 2, {576, 576, 1, 1}}, m, false), GgmlType::Q5_1);
+    // rows no block fits: F16
+    EXPECT_EQ(preset_tensor_type(q4km, {"blk.3.attn_q.weight", 2, {100, 7, 1, 1}}, m, false), GgmlType::F16);
+    // kept as stored: vectors, norms, position embeddings, a [n, 1] matrix (one dimension of more than one element)
+    EXPECT_EQ(preset_tensor_type(q4km, {"blk.0.attn_norm.weight", 1, {576, 1, 1, 1}}, m, false), std::nullopt);
+    EXPECT_EQ(preset_tensor_type(q4km, {"blk.0.attn_qkv.bias", 1, {576, 1, 1, 1}}, m, false), std::nullopt);
+    EXPECT_EQ(preset_tensor_type(q4km, {"position_embd.weight", 2, {768, 1024, 1, 1}}, m, false), std::nullopt);
+    EXPECT_EQ(preset_tensor_type(q4km, {"blk.0.ffn_down.weight", 2, {256, 1, 1, 1}}, m, false), std::nullopt);
+    // GPT-2's fused attention: one step up in the _M presets
+    EXPECT_EQ(preset_tensor_type(q4km, {"blk.0.attn_qkv.weight", 2, {768, 2304, 1, 1}}, m, false), GgmlType::Q5_K);
+}
+
+} // namespace
