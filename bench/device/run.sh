@@ -14,6 +14,7 @@
 #      llama.cpp peer (its CUDA backend, llama_cpp_peer.py) on the same file
 #   4a. bench gemv --device cuda: one GEMV per stored weight type (K-quants included) on Llama-3-8B's shapes
 #   4b. winnow logits --device cuda against llama.cpp's logits of the tiny models, K presets included (logits_parity.py)
+#   4c. SmolLM2 written as Q4_K_M and Q6_K by winnow quantize there: bench decode --device cuda on each, greedy cuda vs cpu
 #   5. compute-sanitizer memcheck on the harness and one generate run (before 6, which could take their time)
 #   6. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
 #      shapes, their logits against HF float32 on the same weights (logits_parity.py), benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
@@ -177,6 +178,25 @@ for tiny in tiny-llama tiny-gpt2 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llam
     --ref "$ref" --max-rel 1e-3 --json "$OUT/logits-$tiny-cuda-vs-llama-cpp.json" > "$OUT/logits-$tiny.txt" 2>&1
   note "logits $tiny cuda vs llama.cpp (cpu): rc $? — $(tail -1 "$OUT/logits-$tiny.txt" | cut -c1-160)"
 done
+
+# 4c. llama.cpp's K presets end to end (#11): the carried SmolLM2 Q4_1 written again as Q4_K_M and Q6_K by winnow
+# quantize (its K-quant encoders match llama-quantize's types tensor for tensor: ctest cli.quantize_*), then the decode
+# bench on each and greedy --device cuda vs --device cpu on Q4_K_M: the preset GEMVs (gemv_preset.cuh) in a whole step
+if [ -f $model ]; then
+  for preset in q4_k_m q6_k; do
+    kq=/tmp/smollm2-$preset.gguf
+    step 20 "${ours[@]}" $W/bin/winnow quantize $model $kq $preset --allow-requantize --quiet > "$OUT/quantize-smollm2-$preset.txt" 2>&1
+    note "quantize SmolLM2 -> $preset: rc $? — $(tail -1 "$OUT/quantize-smollm2-$preset.txt" | cut -c1-200)"
+    [ -f $kq ] || continue
+    step 40 "${ours[@]}" $W/bin/winnow bench decode -m $kq --device cuda -p 512 -n 128 -r 3 --json > "$OUT/bench-smollm2-$preset.json" 2> "$OUT/bench-smollm2-$preset.err"
+    note "bench SmolLM2 $preset cuda: rc $? — tok/s (pp512, tg128): $(grep -o '"tokens_per_s": *[0-9.]*' "$OUT/bench-smollm2-$preset.json" | grep -o '[0-9.]*$' | tr '\n' ' ')"
+  done
+  if [ -f /tmp/smollm2-q4_k_m.gguf ]; then
+    step 60 python3 $here/greedy_parity.py --winnow "$W/bin/winnow" --libs "$libs" --model /tmp/smollm2-q4_k_m.gguf \
+      --prompts tests/fixtures/generation_prompts.txt --tokens 32 --out "$OUT/greedy-q4_k_m-cuda-vs-cpu.json" > "$OUT/greedy-q4_k_m.txt" 2>&1
+    note "greedy SmolLM2 Q4_K_M cuda vs cpu: rc $? — $(tail -1 "$OUT/greedy-q4_k_m.txt")"
+  fi
+fi
 
 # memcheck on the harness and one generate run before the HF step, which could otherwise take the time they need
 san() { local t=$1 tool=$2 out=$3; shift 3; step "$t" compute-sanitizer --tool "$tool" --error-exitcode 9 "${ours[@]}" "$@" > "$OUT/$out" 2>&1; }

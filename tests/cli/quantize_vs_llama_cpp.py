@@ -3,7 +3,7 @@
 input and preset.
 
 usage: quantize_vs_llama_cpp.py --winnow BIN --model IN.gguf --presets q4_k_m,q6_k,... --workdir DIR
-                                [--allow-requantize] [--max-error-ratio 1.03] [--max-tensor-error-ratio 1.10]
+                                [--allow-requantize] [--max-error-ratio 1.002] [--max-tensor-error-ratio 1.02]
                                 [--max-kl-ratio 1.5] [--check-winnow-logits] [--json OUT] [--skip-if-missing]
 
 Per preset, both files must hold:
@@ -152,8 +152,8 @@ def main():
     ap.add_argument("--presets", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--allow-requantize", action="store_true")
-    ap.add_argument("--max-error-ratio", type=float, default=1.03)
-    ap.add_argument("--max-tensor-error-ratio", type=float, default=1.10)
+    ap.add_argument("--max-error-ratio", type=float, default=1.002)
+    ap.add_argument("--max-tensor-error-ratio", type=float, default=1.02)
     ap.add_argument("--max-kl-ratio", type=float, default=1.5)
     ap.add_argument("--check-winnow-logits", action="store_true")
     ap.add_argument("--json")

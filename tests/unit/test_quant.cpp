@@ -141,11 +141,11 @@ double squared_error(const std::vector<float>& a, const std::vector<float>& b, s
 
 // winnow's K-quant encoder (its own code, io/quant_encode_preset.cpp) against ggml's C reference quantizer on the
 // same input (quant-<type>-ggml.bin, written through llama-cpp-python's libggml-base): the squared error of the
-// decoded values within 2% of ggml's over the input, and within 25% on every super-block (outliers, tiny and huge
+// decoded values within 0.2% of ggml's over the input (most blocks are byte-identical), and within 25% on every super-block (outliers, tiny and huge
 // magnitudes, constant and one-signed blocks). The special blocks decode exactly: zeros to zeros.
 class KQuantVsGgml : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(KQuantVsGgml, ErrorWithinTwoPercentOfGgmlsReferenceQuantizer) {
+TEST_P(KQuantVsGgml, ErrorAtMostGgmlsReferenceQuantizers) {
     const std::string name = std::string(GetParam()) + "-ggml";
     const QuantCase c = read_case(name);
     ASSERT_EQ(c.input.size(), 4096u) << case_path(name);
@@ -168,7 +168,7 @@ TEST_P(KQuantVsGgml, ErrorWithinTwoPercentOfGgmlsReferenceQuantizer) {
             << "super-block " << b;
         same_blocks += std::memcmp(ours.data() + b * block_bytes, c.bytes.data() + b * block_bytes, block_bytes) == 0;
     }
-    EXPECT_LE(ours_total, 1.02 * ggml_total);
+    EXPECT_LE(ours_total, 1.002 * ggml_total);
     for (size_t i = 64; i < 96; ++i) EXPECT_EQ(decoded[i], 0.0f) << "the all-zero sub-block, value " << i;
     std::printf("%s: squared error %.6g (ggml %.6g, ratio %.4f); %zu of %zu super-blocks bit-identical\n", GetParam(),
                 ours_total, ggml_total, ours_total / ggml_total, same_blocks, c.input.size() / kQuantBlockK);
