@@ -181,6 +181,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     // the bytes the backend reads: a preset type it lacks would be placed as F16 (place_weights; the CPU and CUDA backends take them all)
     const double bytes_per_token =
         static_cast<double>(model->matrix_bytes_per_token([&](GgmlType t) { return placed_as_f16(*backend, t); }));
+    const bool preset_rows = model->has_matrix_type(is_preset_type);
     const int used_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (auto& r : rows) {
@@ -196,7 +197,8 @@ int cmd_bench(const std::vector<std::string>& args) {
         if (backend->device() == Device::cpu && r.test.rfind("pp", 0) == 0 && dot == "f32") j["blas_kernels"] = cpu::blas_kernels();
         // and decode's quantized rows run vec_dot's kernel, chosen at run time (backend/cpu/vec_dot.h)
         if (backend->device() == Device::cpu && r.test.rfind("tg", 0) == 0 && dot == "f32")
-            j["dot_kernel"] = cpu::vec_dot_kernel_name(cpu::vec_dot_kernel_in_use());
+            j["dot_kernel"] = std::string(cpu::vec_dot_kernel_name(cpu::vec_dot_kernel_in_use())) +
+                              (preset_rows ? std::string(" (") + cpu::vec_dot_kernel_name(cpu::VecDotKernel::baseline) + " for Q5_0, Q5_1 and the K-quants)" : "");
         j["threads"] = used_threads;
         j["depth"] = depth;
         j["test"] = r.test;

@@ -222,11 +222,7 @@ float vec_dot(GgmlType type, const void* row, const PreparedActivation& a, size_
 #endif
     }
     default:
-        if (is_preset_type(type)) {
-            const float* sums = a.block_sums.empty() ? nullptr : a.block_sums.data();
-            if (vec_dot_kernel_in_use() == VecDotKernel::avx512) return preset_row_dot_avx512(type, static_cast<const uint8_t*>(row), x, sums, n);
-            return preset_row_dot(type, row, x, sums, n);
-        }
+        if (is_preset_type(type)) return preset_row_dot(type, row, x, a.block_sums.empty() ? nullptr : a.block_sums.data(), n);
         throw Error(ErrorKind::unsupported, std::string("no dot product for tensor type ") + ggml_type_name(type));
     }
 }
