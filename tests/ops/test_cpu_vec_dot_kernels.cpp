@@ -1,5 +1,6 @@
 // The kernels of vec_dot's quantized rows (the f32 dot mode's decode, backend/cpu/vec_dot.h): each one this CPU can
-// run against a double-precision dot product of the dequantized row (gguf-py's layouts, io/quant.cpp), on row lengths
+// run against a double-precision dot product of the dequantized row (gguf-py's layouts, io/quant.cpp; the preset
+// types Q5_0 ... Q6_K too, since winnow encodes them), on row lengths
 // with and without a remainder after the kernels' groups of 8 or 16 blocks, with offsets that make Q4_1's m and Q4_0's
 // -8 d terms matter; and the run-time choice against the CPU's flags as /proc/cpuinfo lists them.
 #include <cmath>
@@ -43,9 +44,11 @@ TEST_P(VecDotKernels, MatchDoublePrecisionOnEveryRowLength) {
     ASSERT_EQ(vec_dot_kernel_in_use(), kernel);
     std::mt19937 rng(41);
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    // 1..49 blocks: below, at and past the groups of 8 (AVX2) and 16 (AVX-512) blocks, SmolLM2's 18 and 48 included
-    for (size_t blocks = 1; blocks <= 49; ++blocks) {
-        const size_t n = blocks * 32;
+    // 1..49 blocks: below, at and past the groups of 8 (AVX2) and 16 (AVX-512) blocks, SmolLM2's 18 and 48 included;
+    // the K-quants' super-blocks of 256: 1..9
+    const size_t block = ggml_type_traits(static_cast<uint32_t>(type))->block_size;
+    for (size_t blocks = 1; blocks <= (block == 32 ? 49u : 9u); ++blocks) {
+        const size_t n = blocks * block;
         std::vector<float> w(n), x(n), deq(n);
         // weights with an offset per block (Q4_1's m), activations with a mean (the block sums' term)
         for (size_t i = 0; i < n; ++i) w[i] = 0.3f * nd(rng) + (i / 32 % 3 == 0 ? 0.5f : -0.2f), x[i] = nd(rng) + 0.25f;
@@ -65,7 +68,8 @@ TEST_P(VecDotKernels, MatchDoublePrecisionOnEveryRowLength) {
 std::vector<Case> all_cases() {
     std::vector<Case> cases;
     for (VecDotKernel k : {VecDotKernel::baseline, VecDotKernel::avx512})
-        for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1}) cases.push_back({k, t});
+        for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+            if (k == VecDotKernel::baseline || !is_preset_type(t)) cases.push_back({k, t}); // the preset types have no AVX-512 kernel
     return cases;
 }
 
