@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "gguf_writer.h"
+#include "test_scratch_dir.h"
 #include "io/gguf.h"
 #include "winnow/error.h"
 
@@ -30,19 +31,8 @@ using winnow::io::GgufValueType;
 using winnow::test::GgufWriter;
 
 // Each test gets its own temp directory, removed afterwards.
-class GgufTempDirTest : public ::testing::Test {
+class GgufTempDirTest : public winnow::test::ScratchDirTest {
 protected:
-    void SetUp() override {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() / ("winnow-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-                                            std::to_string(::getpid()));
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
 
     std::string write(const GgufWriter& w, const std::string& name = "model.gguf", size_t prefix = SIZE_MAX) {
         const fs::path path = dir_ / name;
@@ -68,7 +58,6 @@ protected:
         expect_format_error_at(write(w), words);
     }
 
-    fs::path dir_;
 };
 
 class GgufReader : public GgufTempDirTest {};

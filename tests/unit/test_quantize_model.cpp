@@ -9,7 +9,6 @@
 #include <fstream>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -18,6 +17,7 @@
 #include "io/gguf_writer.h"
 #include "io/quant.h"
 #include "model/quantize_model.h"
+#include "test_scratch_dir.h"
 #include "winnow/error.h"
 
 namespace {
@@ -25,18 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace winnow;
 
-class QuantizeModel : public ::testing::Test {
+class QuantizeModel : public winnow::test::ScratchDirTest {
 protected:
-    void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("winnow-quantize-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
-                                            std::to_string(::getpid()));
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
     std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
     // A two-layer llama-shaped file: 256-wide matrices (K-quants fit), a 1-D norm, an untied output.
@@ -65,7 +55,6 @@ protected:
         return p;
     }
 
-    fs::path dir_;
     std::vector<std::vector<float>> data_;
     std::vector<float> norm_;
 };

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "test_scratch_dir.h"
 #include "winnow/error.h"
 
 namespace {
@@ -53,19 +54,8 @@ void write_safetensors(const fs::path& path, std::string header, const std::vect
     out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
 }
 
-class SafetensorsTempDirTest : public ::testing::Test {
+class SafetensorsTempDirTest : public winnow::test::ScratchDirTest {
 protected:
-    void SetUp() override {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() / ("winnow-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-                                            std::to_string(::getpid()));
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
 
     // A file whose header is `header` dumped as JSON, followed by `data_bytes` patterned bytes.
     std::string st(const std::string& name, const json& header, size_t data_bytes) {
@@ -103,8 +93,6 @@ protected:
         all.insert(all.end(), words.begin(), words.end());
         expect_error([&] { SafetensorsFile::open(path); }, ErrorKind::format, all);
     }
-
-    fs::path dir_;
 };
 
 class SafetensorsReader : public SafetensorsTempDirTest {};
