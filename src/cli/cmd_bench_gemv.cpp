@@ -1,8 +1,7 @@
 // winnow bench gemv: one matrix-vector product (Backend::linear on one token, a decode step's product) per stored weight
 // type on the same shapes, timed on the backend: the bandwidth each type's GEMV gets, the number that bounds batch-1
-// decode. The types winnow writes hold N(0, 0.05) values through its reference quantizer; the preset types
-// (llama.cpp's presets) random blocks with modest scales (io/random_weights.h: winnow has no encoder for them; a GEMV's
-// time does not depend on the values).
+// decode. The core types hold N(0, 0.05) values through the reference quantizer; the preset types (llama.cpp's
+// presets) random blocks with modest scales (io/random_weights.h; a GEMV's time does not depend on the values).
 // Timing: --calls GEMVs issued back to back (as a decode step issues its kernels), then one synchronize; the time per
 // GEMV is the batch's over --calls, the median (and the minimum) over --reps batches after one warm-up batch. The calls
 // cycle over enough copies of the matrix that they span at least --working-set-mb, so that a GPU's L2 (50-60 MB on an

@@ -1,6 +1,7 @@
 // winnow quantize IN.gguf OUT.gguf PRESET: llama-quantize's job, with llama.cpp's presets (model/quant_presets.h)
 // and winnow's encoders (io/quant.h). Each tensor is reported on stderr as it is written (--quiet: not), the summary
 // on stdout (--json: one JSON object).
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -25,12 +26,30 @@ std::string preset_list() {
     return s;
 }
 
+// A tensor type by name, any case (f16, q8_0, q6_k): one that winnow writes.
+GgmlType written_type(const std::string& value, const std::string& option) {
+    std::string names;
+    for (uint32_t id = 0; id < 64; ++id) {
+        const auto traits = ggml_type_traits(id);
+        const auto type = static_cast<GgmlType>(id);
+        if (!traits || !(is_core_type(type) || is_preset_type(type))) continue;
+        std::string lower = traits->name;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        std::string given = value;
+        for (char& c : given) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (given == lower) return type;
+        names += (names.empty() ? "" : ", ") + lower;
+    }
+    throw Error(ErrorKind::invalid_argument, option + ": '" + value + "' is not one of " + names);
+}
+
 } // namespace
 
 int cmd_quantize(const std::vector<std::string>& args) {
     std::string in_path, out_path, preset_name;
     QuantizeOptions options;
     bool json = false, quiet = false;
+    std::string output_type, token_embedding_type;
     po::options_description opts("usage: winnow quantize IN.gguf OUT.gguf PRESET [options]\n\n"
                                  "Writes IN again with its matrices in a llama.cpp preset's types, as llama-quantize does; the\n"
                                  "norms and other vectors keep their type. Presets:\n" +
@@ -38,6 +57,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
     opts.add_options()("help,h", "show this help")("allow-requantize", po::bool_switch(&options.allow_requantize),
                                                    "quantize tensors that are already quantized (their decoded values: a second rounding)")(
         "pure", po::bool_switch(&options.pure), "every matrix in the preset's base type (no Q6_K output, no per-layer mix)")(
+        "output-tensor-type", po::value(&output_type), "the output matrix's type (the token embedding's where they are tied), e.g. q8_0")(
+        "token-embedding-type", po::value(&token_embedding_type), "the token embedding's type, e.g. q8_0")(
         "threads,t", po::value(&options.threads)->default_value(0), "threads (0: all cores)")("json", po::bool_switch(&json), "the summary as one JSON object")(
         "quiet,q", po::bool_switch(&quiet), "no line per tensor on stderr");
     po::options_description hidden;
@@ -62,6 +83,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
         throw Error(ErrorKind::invalid_argument, "unknown preset '" + preset_name + "' (winnow writes " + names + ")");
     }
     if (options.threads < 0) throw Error(ErrorKind::invalid_argument, "--threads must be >= 0");
+    if (!output_type.empty()) options.output_type = written_type(output_type, "--output-tensor-type");
+    if (!token_embedding_type.empty()) options.token_embedding_type = written_type(token_embedding_type, "--token-embedding-type");
 
     const auto start = std::chrono::steady_clock::now();
     const QuantizeSummary s = quantize_model(in_path, out_path, options, [quiet](int i, int n, const std::string& name, GgmlType from, GgmlType to) {

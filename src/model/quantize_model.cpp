@@ -58,12 +58,28 @@ std::vector<uint8_t> encode_tensor(const io::GgufTensorInfo& t, GgmlType to, int
     return out;
 }
 
+// The preset's type for the tensor, or the type the options name for the output matrix or the token embedding.
+std::optional<GgmlType> chosen_type(const QuantPreset& preset, const PresetTensor& t, const PresetModelShape& shape, const QuantizeOptions& o) {
+    const bool output = t.name == "output.weight" || (!shape.has_output && t.name == "token_embd.weight");
+    const std::optional<GgmlType> named = output ? o.output_type : t.name == "token_embd.weight" ? o.token_embedding_type : std::nullopt;
+    if (!named) return preset_tensor_type(preset, t, shape, o.pure);
+    const uint32_t block = ggml_type_traits(static_cast<uint32_t>(*named))->block_size;
+    if (t.ne[0] % block != 0)
+        throw Error(ErrorKind::invalid_argument, std::string(output ? "--output-tensor-type " : "--token-embedding-type ") + ggml_type_name(*named) +
+                                                     ": the rows of '" + t.name + "' (" + std::to_string(t.ne[0]) + " wide) do not split into its " +
+                                                     std::to_string(block) + "-weight blocks");
+    return named;
+}
+
 } // namespace
 
 QuantizeSummary quantize_model(const std::string& in_path, const std::string& out_path, const QuantizeOptions& options,
                                const QuantizeProgress& progress) {
     if (!options.preset) throw Error(ErrorKind::invalid_argument, "quantize: no preset given");
     if (options.threads < 0) throw Error(ErrorKind::invalid_argument, "quantize: threads must be >= 0");
+    for (const auto& named : {options.output_type, options.token_embedding_type})
+        if (named && !is_core_type(*named) && !is_preset_type(*named))
+            throw Error(ErrorKind::invalid_argument, std::string("quantize: winnow does not write ") + ggml_type_name(*named));
     const QuantPreset& preset = *options.preset;
     // shared: the writer's tensor callbacks read the map while write() runs
     std::shared_ptr<const io::GgufFile> in = io::GgufFile::open(in_path);
@@ -81,7 +97,7 @@ QuantizeSummary quantize_model(const std::string& in_path, const std::string& ou
     for (int i = 0; i < count; ++i) {
         const io::GgufTensorInfo& t = in->tensors()[i];
         PresetTensor pt{t.name, t.n_dims, {t.ne[0], t.ne[1], t.ne[2], t.ne[3]}};
-        const GgmlType to = preset_tensor_type(preset, pt, shape, options.pure).value_or(t.type);
+        const GgmlType to = chosen_type(preset, pt, shape, options).value_or(t.type);
         const bool encode = to != t.type;
         if (encode && !is_float_type(t.type) && !options.allow_requantize)
             throw Error(ErrorKind::invalid_argument, in_path + ": tensor '" + t.name + "' is already " + ggml_type_name(t.type) + "; quantizing it to " +

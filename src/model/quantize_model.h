@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "model/quant_presets.h"
@@ -17,6 +18,9 @@ struct QuantizeOptions {
     const QuantPreset* preset = nullptr;
     bool allow_requantize = false; // quantize a tensor that is already quantized (its decoded values)
     bool pure = false;             // every matrix in the base type (llama-quantize --pure)
+    // llama-quantize's --output-tensor-type and --token-embedding-type: the type of the output matrix (output.weight,
+    // or the token embedding where the model ties them) and of the token embedding; its rows must fit its blocks.
+    std::optional<GgmlType> output_type, token_embedding_type;
     int threads = 0;               // 0: OpenMP's default
 };
 

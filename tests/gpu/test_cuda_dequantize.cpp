@@ -23,7 +23,7 @@ protected:
     }
 };
 
-// Blocks of a preset type (no encoder): random quant bytes, each fp16 field a finite value of either sign, 2^-14 to 2^15.
+// Blocks of a preset type: random quant bytes (every bit pattern), each fp16 field a finite value of either sign, 2^-14 to 2^15.
 std::vector<uint8_t> random_preset_blocks(GgmlType type, size_t bytes) {
     const int block_bytes = static_cast<int>(ggml_type_traits(static_cast<uint32_t>(type))->type_size);
     const std::vector<int> halves = type == GgmlType::Q6_K ? std::vector<int>{208} : type == GgmlType::Q5_0 ? std::vector<int>{0} : std::vector<int>{0, 2};

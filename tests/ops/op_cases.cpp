@@ -94,8 +94,8 @@ HostMatrix make_matrix_from(GgmlType type, int64_t rows, int64_t cols, const std
 
 int64_t block_elements(GgmlType type) { return ggml_type_traits(static_cast<uint32_t>(type))->block_size; }
 
-// A matrix of a preset type (io/quant.h: llama.cpp's presets), for which winnow has no encoder: random blocks
-// (io/random_weights.h) and the values dequantize_row decodes.
+// A matrix of a preset type (io/quant.h: llama.cpp's presets): random blocks (io/random_weights.h: every bit pattern
+// of the quants, scales and mins) and the values dequantize_row decodes.
 HostMatrix make_preset_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
     HostMatrix h;
     h.bytes = random_stored_weights(type, rows, cols, seed);
@@ -1117,7 +1117,7 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
     for (GgmlType type : kWeightTypes)
         for (S s : {S{1000, 160, 1}, S{1000, 160, 40}, S{50257, 768, 1}, S{50257, 768, 40}}) list.push_back({type, s});
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16}) list.push_back({type, S{49152, 576, 40}}); // SmolLM2's head
-    // the preset types (Q6_K: llama.cpp's Q4_K_M and Q5_K_M heads), random rows without planted ties (no encoder)
+    // the preset types (Q6_K: llama.cpp's Q4_K_M and Q5_K_M heads), random rows without planted ties
     for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) list.push_back({type, S{1000, 256, 40}});
     list.push_back({GgmlType::Q6_K, S{50257, 768, 40}});
     // k above the tile, k = the vocabulary, one row; and over 2048 tiles (the CUDA merge's unsorted path)

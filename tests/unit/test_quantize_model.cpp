@@ -105,6 +105,22 @@ TEST_F(QuantizeModel, PureGivesEveryMatrixTheBaseType) {
     for (const auto& t : io::GgufFile::open(out)->tensors()) EXPECT_EQ(t.type, t.n_dims == 1 ? GgmlType::F32 : GgmlType::Q4_K) << t.name;
 }
 
+TEST_F(QuantizeModel, OutputAndTokenEmbeddingTypesAsNamed) {
+    const std::string in = write_model(), out = path("out.gguf");
+    QuantizeOptions o;
+    o.preset = find_quant_preset("q4_k_m");
+    o.output_type = GgmlType::Q8_0;
+    o.token_embedding_type = GgmlType::Q6_K;
+    quantize_model(in, out, o);
+    const auto f = io::GgufFile::open(out);
+    EXPECT_EQ(f->find_tensor("output.weight")->type, GgmlType::Q8_0);
+    EXPECT_EQ(f->find_tensor("token_embd.weight")->type, GgmlType::Q6_K);
+    EXPECT_EQ(f->find_tensor("blk.1.attn_v.weight")->type, GgmlType::Q6_K); // the rest as the preset has it
+    o.output_type = GgmlType::Q2_K;
+    EXPECT_THROW(quantize_model(in, path("never.gguf"), o), Error); // a type winnow does not write
+    EXPECT_FALSE(fs::exists(path("never.gguf")));
+}
+
 TEST_F(QuantizeModel, ANonFiniteWeightFailsAndLeavesTheOutputAsItWas) {
     const std::string in = write_model(std::nanf("")), out = path("out.gguf");
     { std::ofstream(out) << "the previous file"; }

@@ -1,5 +1,5 @@
 #pragma once
-// Where the CUDA kernels find each element of the GGUF types winnow reads but never writes (io/quant.h: Q5_0, Q5_1,
+// Where the CUDA kernels find each element of the preset GGUF types (io/quant.h: Q5_0, Q5_1,
 // Q4_K, Q5_K, Q6_K) in the bytes a lane holds, as little-endian words of any width (uint8_t for weight_at's byte
 // reads, 16-bit words for the 2-byte aligned Q5_0 and Q6_K blocks, 32-bit words for the rest). Integer arithmetic only:
 // the scaling, which must round as the CPU's decoder does, stays in device code (weight_access.cuh, gemv_preset.cuh).
