@@ -134,6 +134,19 @@ WINNOW_C_API const char* winnow_result_stop_reason(const winnow_result* result);
 WINNOW_C_API double winnow_result_tokens_per_second(const winnow_result* result);
 WINNOW_C_API void winnow_result_free(winnow_result* result);
 
+/* Writes the GGUF model at `in` to `out` in one of llama.cpp's presets, as `winnow quantize` does (llama-quantize's
+ * per-tensor mix; `out` written to a temporary file and renamed when complete). */
+typedef struct winnow_quantize_params {
+    const char* preset;               /* default "Q4_K_M"; also Q5_K_M, Q6_K, Q8_0, Q4_0, F16, ... (any case) */
+    int allow_requantize;             /* default 0; 1: quantize tensors that are already quantized */
+    int pure;                         /* default 0; 1: every matrix in the preset's base type */
+    const char* output_tensor_type;   /* default NULL: the preset's; else a type name such as "q8_0" */
+    const char* token_embedding_type; /* default NULL: the preset's */
+    int threads;                      /* default 0: all cores */
+} winnow_quantize_params;
+WINNOW_C_API winnow_quantize_params winnow_quantize_default_params(void);
+WINNOW_C_API winnow_status winnow_quantize(const char* in, const char* out, const winnow_quantize_params* params);
+
 #ifdef __cplusplus
 }
 #endif

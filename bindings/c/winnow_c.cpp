@@ -203,4 +203,22 @@ double winnow_result_tokens_per_second(const winnow_result* r) {
 }
 void winnow_result_free(winnow_result* r) { delete r; }
 
+winnow_quantize_params winnow_quantize_default_params(void) { return {"Q4_K_M", 0, 0, nullptr, nullptr, 0}; }
+
+winnow_status winnow_quantize(const char* in, const char* out, const winnow_quantize_params* params) {
+    if (!in || !out) return invalid("winnow_quantize: in and out must not be NULL");
+    const winnow_quantize_params d = winnow_quantize_default_params();
+    if (!params) params = &d;
+    return guarded([&] {
+        winnow::QuantizeParams p;
+        p.preset = params->preset ? params->preset : "";
+        p.allow_requantize = params->allow_requantize != 0;
+        p.pure = params->pure != 0;
+        p.output_tensor_type = params->output_tensor_type ? params->output_tensor_type : "";
+        p.token_embedding_type = params->token_embedding_type ? params->token_embedding_type : "";
+        p.threads = params->threads;
+        winnow::quantize(in, out, p);
+    });
+}
+
 } // extern "C"

@@ -148,6 +148,28 @@ PYBIND11_MODULE(_winnow, m) {
         .def_property_readonly("n_past", &winnow::Session::n_past)
         .def_property_readonly("n_ctx", &winnow::Session::n_ctx);
 
+    m.def(
+        "quantize",
+        [](const std::string& in, const std::string& out, const std::string& preset, bool allow_requantize, bool pure, const std::string& output_tensor_type,
+           const std::string& token_embedding_type, int threads) {
+            winnow::QuantizeParams p;
+            p.preset = preset;
+            p.allow_requantize = allow_requantize;
+            p.pure = pure;
+            p.output_tensor_type = output_tensor_type;
+            p.token_embedding_type = token_embedding_type;
+            p.threads = threads;
+            winnow::QuantizeResult r;
+            {
+                py::gil_scoped_release nogil;
+                r = winnow::quantize(in, out, p);
+            }
+            return py::dict("tensors"_a = r.tensors, "quantized"_a = r.quantized, "bytes_in"_a = r.bytes_in, "bytes_out"_a = r.bytes_out);
+        },
+        "input"_a, "output"_a, "preset"_a = "Q4_K_M", "allow_requantize"_a = false, "pure"_a = false, "output_tensor_type"_a = "",
+        "token_embedding_type"_a = "", "threads"_a = 0,
+        "Writes the GGUF model `input` to `output` in one of llama.cpp's presets (Q4_K_M, Q5_K_M, Q6_K, Q8_0, ...), as `winnow quantize` does.");
+
     py::class_<winnow::Model>(m, "Model")
         .def(py::init([](const std::string& path, const std::string& device, int threads, const std::string& dot, const std::string& adaptive_impl,
                          const std::string& head_calibration, int adaptive_exact_prefix, int adaptive_row_clusters, const std::string& adaptive_basis) {

@@ -132,4 +132,24 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// Writes the GGUF model at `in` to `out` with its matrices in one of llama.cpp's presets (`winnow quantize`: "Q4_K_M",
+// "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "F16", ... in any case), as llama-quantize does: llama.cpp's per-tensor mix, the
+// norms and vectors as stored, the metadata copied. One tensor is in memory at a time; `out` is written to a temporary
+// file and renamed when complete, so a failure leaves an existing `out` as it was.
+struct QuantizeParams {
+    std::string preset = "Q4_K_M";
+    bool allow_requantize = false;     // quantize tensors that are already quantized (their decoded values)
+    bool pure = false;                 // every matrix in the preset's base type
+    std::string output_tensor_type;    // "" = the preset's; else a type name ("q8_0") for the output matrix
+    std::string token_embedding_type;  // "" = the preset's; else a type name for the token embedding
+    int threads = 0;                   // 0: all cores
+};
+struct QuantizeResult {
+    int tensors = 0;        // tensors written
+    int quantized = 0;      // of them, encoded anew (the rest copied as stored)
+    uint64_t bytes_in = 0;  // tensor data read
+    uint64_t bytes_out = 0; // tensor data written
+};
+QuantizeResult quantize(const std::string& in, const std::string& out, const QuantizeParams& params = {});
+
 } // namespace winnow

@@ -13,6 +13,7 @@
 #include "head/adaptive_head.h"
 #include "head/column_major_head.h"
 #include "model/model.h"
+#include "model/quantize_model.h"
 #include "sparse/pattern.h"
 #include "tokenizer/model_tokenizer.h"
 
@@ -201,5 +202,24 @@ std::vector<float> Session::hidden() const { return impl_->generator->forward().
 int Session::n_past() const { return impl_->generator->forward().n_past(); }
 int Session::n_ctx() const { return impl_->generator->forward().n_ctx(); }
 void Session::reset() { impl_->generator->forward().reset(); }
+
+QuantizeResult quantize(const std::string& in, const std::string& out, const QuantizeParams& params) {
+    QuantizeOptions o;
+    o.preset = find_quant_preset(params.preset);
+    if (!o.preset) throw Error(ErrorKind::invalid_argument, "unknown quantization preset '" + params.preset + "'");
+    const auto type = [](const std::string& name, const char* what) -> std::optional<GgmlType> {
+        if (name.empty()) return std::nullopt;
+        const auto t = find_written_type(name);
+        if (!t) throw Error(ErrorKind::invalid_argument, std::string(what) + ": '" + name + "' is not one of " + written_type_names());
+        return t;
+    };
+    o.output_type = type(params.output_tensor_type, "output_tensor_type");
+    o.token_embedding_type = type(params.token_embedding_type, "token_embedding_type");
+    o.allow_requantize = params.allow_requantize;
+    o.pure = params.pure;
+    o.threads = params.threads;
+    const QuantizeSummary s = quantize_model(in, out, o);
+    return {s.tensors, s.quantized, s.bytes_in, s.bytes_out};
+}
 
 } // namespace winnow

@@ -1,7 +1,6 @@
 // winnow quantize IN.gguf OUT.gguf PRESET: llama-quantize's job, with llama.cpp's presets (model/quant_presets.h)
 // and winnow's encoders (io/quant.h). Each tensor is reported on stderr as it is written (--quiet: not), the summary
 // on stdout (--json: one JSON object).
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -26,21 +25,11 @@ std::string preset_list() {
     return s;
 }
 
-// A tensor type by name, any case (f16, q8_0, q6_k): one that winnow writes.
+// A tensor type winnow writes, by name.
 GgmlType written_type(const std::string& value, const std::string& option) {
-    std::string names;
-    for (uint32_t id = 0; id < 64; ++id) {
-        const auto traits = ggml_type_traits(id);
-        const auto type = static_cast<GgmlType>(id);
-        if (!traits || !(is_core_type(type) || is_preset_type(type))) continue;
-        std::string lower = traits->name;
-        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        std::string given = value;
-        for (char& c : given) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (given == lower) return type;
-        names += (names.empty() ? "" : ", ") + lower;
-    }
-    throw Error(ErrorKind::invalid_argument, option + ": '" + value + "' is not one of " + names);
+    const auto type = find_written_type(value);
+    if (!type) throw Error(ErrorKind::invalid_argument, option + ": '" + value + "' is not one of " + written_type_names());
+    return *type;
 }
 
 } // namespace

@@ -35,6 +35,39 @@ const QuantPreset* find_quant_preset(const std::string& name) {
 
 namespace {
 
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// Calls f(type, lower-case name) for each type winnow writes, in ggml's id order.
+template <class F>
+void for_each_written_type(F f) {
+    for (uint32_t id = 0; id < 64; ++id) {
+        const auto traits = ggml_type_traits(id);
+        const auto type = static_cast<GgmlType>(id);
+        if (traits && (is_core_type(type) || is_preset_type(type))) f(type, lower(traits->name));
+    }
+}
+
+} // namespace
+
+std::optional<GgmlType> find_written_type(const std::string& name) {
+    std::optional<GgmlType> found;
+    for_each_written_type([&](GgmlType type, const std::string& written) {
+        if (written == lower(name)) found = type;
+    });
+    return found;
+}
+
+std::string written_type_names() {
+    std::string names;
+    for_each_written_type([&](GgmlType, const std::string& written) { names += (names.empty() ? "" : ", ") + written; });
+    return names;
+}
+
+namespace {
+
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 bool ends_with(const std::string& s, const std::string& tail) {

@@ -26,6 +26,11 @@ const std::vector<QuantPreset>& quant_presets();
 // The preset named `name` (any case: q4_k_m, Q4_K_M), or nullptr.
 const QuantPreset* find_quant_preset(const std::string& name);
 
+// A tensor type winnow writes (the core and preset types), by its name in any case ("q8_0", "Q6_K"), or nullopt.
+std::optional<GgmlType> find_written_type(const std::string& name);
+// Their names, lower case, comma-separated (for messages).
+std::string written_type_names();
+
 // What the rules need to know of the whole model.
 struct PresetModelShape {
     int n_layer = 0;        // {arch}.block_count

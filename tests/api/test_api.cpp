@@ -267,4 +267,35 @@ TEST(Api, StreamingCallbackCanStop) {
     EXPECT_EQ(pieces, 3);
 }
 
+// winnow::quantize writes what `winnow quantize` writes (the same bytes), and the file loads and generates.
+TEST(Api, QuantizeWritesWhatTheCliWrites) {
+    const std::string in = WINNOW_FIXTURE_DIR "/tiny-llama-k.gguf";
+    const auto dir = std::filesystem::temp_directory_path() / ("winnow-api-quantize-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+    std::filesystem::create_directories(dir);
+    const std::string api_out = (dir / "api.gguf").string(), cli_out = (dir / "cli.gguf").string();
+    winnow::QuantizeParams p;
+    p.preset = "q5_k_m";
+    p.output_tensor_type = "q8_0";
+    const winnow::QuantizeResult r = winnow::quantize(in, api_out, p);
+    EXPECT_EQ(r.tensors, 21);
+    EXPECT_EQ(r.quantized, 16);
+    EXPECT_LT(r.bytes_out, r.bytes_in / 4);
+    const std::string cmd = std::string(WINNOW_CLI) + " quantize " + in + " " + cli_out + " Q5_K_M --output-tensor-type Q8_0 --quiet > /dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    auto bytes = [](const std::string& path) {
+        std::ifstream f(path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    EXPECT_EQ(bytes(api_out), bytes(cli_out));
+    const winnow::Model m = winnow::Model::load(api_out);
+    winnow::GenerateOptions o;
+    o.max_tokens = 4;
+    o.ignore_eos = true;
+    EXPECT_EQ(m.session().generate(std::string("hello"), o).output_ids.size(), 4u);
+    p.preset = "q3_k_m";
+    EXPECT_THROW(winnow::quantize(in, (dir / "never.gguf").string(), p), winnow::Error);
+    EXPECT_FALSE(std::filesystem::exists(dir / "never.gguf"));
+    std::filesystem::remove_all(dir);
+}
+
 } // namespace

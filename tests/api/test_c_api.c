@@ -36,6 +36,14 @@ static int errors(const char* bad_file) {
     CHECK(mp.device == WINNOW_DEVICE_CPU && mp.threads == 0 && mp.dot == WINNOW_DOT_F32);
     winnow_generate_params gp = winnow_generate_default_params();
     CHECK(gp.max_tokens == 64 && gp.temperature == 0.0f && gp.top_p == 1.0f && gp.repeat_penalty == 1.0f);
+    winnow_quantize_params qp = winnow_quantize_default_params();
+    CHECK(strcmp(qp.preset, "Q4_K_M") == 0 && qp.allow_requantize == 0 && qp.output_tensor_type == NULL);
+    CHECK(winnow_quantize(NULL, "/tmp/x.gguf", NULL) == WINNOW_ERR_INVALID_ARGUMENT);
+    s = winnow_quantize(bad_file, "/nonexistent/dir/out.gguf", NULL);
+    CHECK(s == WINNOW_ERR_FORMAT || s == WINNOW_ERR_IO);
+    qp.preset = "q3_k_m";
+    CHECK(winnow_quantize(bad_file, "/nonexistent/dir/out.gguf", &qp) == WINNOW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(winnow_last_error(), "q3_k_m") != NULL);
     printf("c api errors: ok\n");
     return 0;
 }

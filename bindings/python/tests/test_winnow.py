@@ -117,3 +117,14 @@ def test_chat_template_takes_a_conversation():
         m.apply_chat_template([{"role": "user", "content": "a"}, {"role": "user"}])
     with pytest.raises(winnow.Error, match="carries none"):
         winnow.Model(need(TINY, "tiny model")).apply_chat_template([{"role": "user", "content": "a"}])
+
+
+def test_quantize_writes_a_model_that_loads(tmp_path):
+    source = need(TINY, "tiny model")
+    out = str(tmp_path / "q8.gguf")
+    r = winnow.quantize(source, out, "q8_0")
+    assert r["quantized"] > 0 and r["bytes_out"] < r["bytes_in"]
+    assert len(winnow.Model(out).session().generate([1, 2, 3], max_tokens=3, ignore_eos=True).output_ids) == 3
+    with pytest.raises(winnow.Error, match="unknown quantization preset 'q3_k_m'"):
+        winnow.quantize(source, str(tmp_path / "never.gguf"), "q3_k_m")
+    assert not os.path.exists(tmp_path / "never.gguf")

@@ -10,9 +10,9 @@
 import queue
 import threading
 
-from ._winnow import Error, GenerateResult, Model, Session
+from ._winnow import Error, GenerateResult, Model, Session, quantize
 
-__all__ = ["Error", "GenerateResult", "Model", "Session", "stream"]
+__all__ = ["Error", "GenerateResult", "Model", "Session", "quantize", "stream"]
 
 
 def stream(session, prompt, **options):
