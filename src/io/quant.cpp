@@ -157,9 +157,11 @@ void quantize_row_ref(GgmlType type, const float* src, void* dst, size_t n) {
             const float id = d != 0.0f ? 1.0f / d : 0.0f;
             b[i].d = fp32_to_fp16(d);
             b[i].m = fp32_to_fp16(min);
+            // truncation of a value >= 0.5 rounds half up, as ggml's reference does; NaN (a range beyond fp32's) is 0
+            const auto level = [&](float v) { const float l = (v - min) * id + 0.5f; return l >= 0.0f ? static_cast<int>(std::min(l, 15.0f)) : 0; };
             for (int j = 0; j < 16; ++j) {
-                const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - min) * id + 0.5f)));
-                const int q1 = std::min(15, static_cast<int>(static_cast<int8_t>((x[j + 16] - min) * id + 0.5f)));
+                const int q0 = level(x[j]);
+                const int q1 = level(x[j + 16]);
                 b[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
             }
         }

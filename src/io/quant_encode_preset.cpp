@@ -21,7 +21,12 @@ namespace winnow {
 
 namespace {
 
-int round_int(float v) { return static_cast<int>(std::nearbyint(v)); }
+// Nearest integer, ties to even. Values beyond +-1e9 (and NaN) do not reach the cast, where they would be undefined:
+// they arise only from scales that overflowed fp16 (weights beyond ~1e6), and every caller clamps far inside that.
+int round_int(float v) {
+    if (v != v) return 0;
+    return static_cast<int>(std::nearbyint(std::clamp(v, -1e9f, 1e9f)));
+}
 int clamp_int(int v, int lo, int hi) { return std::min(hi, std::max(lo, v)); }
 
 // Stores v as fp16 at p and returns the value a decoder will read back.
@@ -58,8 +63,9 @@ void encode_q5(const float* src, uint8_t* dst, size_t n) {
         uint8_t* qs = b + (with_min ? 8 : 6);
         std::memset(qs, 0, 16);
         for (int j = 0; j < 32; ++j) {
-            // truncation of a value >= 0.5: rounds half up, as ggml's reference does
-            const int q = std::min(31, static_cast<int>(with_min ? (x[j] - lo) * id + 0.5f : x[j] * id + 16.5f));
+            // truncation of a value >= 0.5: rounds half up, as ggml's reference does (NaN, from a range beyond fp32's, is 0)
+            const float level = with_min ? (x[j] - lo) * id + 0.5f : x[j] * id + 16.5f;
+            const int q = level >= 0.0f ? static_cast<int>(std::min(level, 31.0f)) : 0;
             qs[j % 16] |= static_cast<uint8_t>((q & 15) << (j < 16 ? 0 : 4));
             qh |= static_cast<uint32_t>(q >> 4) << j;
         }

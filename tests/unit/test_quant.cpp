@@ -174,6 +174,19 @@ TEST_P(KQuantVsGgml, ErrorAtMostGgmlsReferenceQuantizers) {
                 ours_total, ggml_total, ours_total / ggml_total, same_blocks, c.input.size() / kQuantBlockK);
 }
 
+// Weights beyond fp16's range make the scales overflow (as in ggml: the values are lost), but encoding them stays
+// defined behaviour (no float-to-int conversion out of range: the sanitizer build checks) and writes whole blocks.
+TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
+    std::vector<float> x(512);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 3 == 0 ? -1.0f : 1.0f) * (i % 7 == 0 ? 3e38f : 1e30f);
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        std::vector<uint8_t> q(ggml_row_bytes(type, x.size()));
+        quantize_row_ref(type, x.data(), q.data(), x.size());
+        std::vector<float> y(x.size());
+        dequantize_row(type, q.data(), y.data(), y.size());
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K"));
 
 // Random rows of every preset type's shapes of data: the encoding decodes to finite values close to the input (the
