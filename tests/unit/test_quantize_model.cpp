@@ -102,7 +102,8 @@ TEST_F(QuantizeModel, PureGivesEveryMatrixTheBaseType) {
     o.preset = find_quant_preset("Q4_K_M");
     o.pure = true;
     quantize_model(in, out, o);
-    for (const auto& t : io::GgufFile::open(out)->tensors()) EXPECT_EQ(t.type, t.n_dims == 1 ? GgmlType::F32 : GgmlType::Q4_K) << t.name;
+    const auto f = io::GgufFile::open(out); // held: a range-for over a temporary's member outlives the temporary
+    for (const auto& t : f->tensors()) EXPECT_EQ(t.type, t.n_dims == 1 ? GgmlType::F32 : GgmlType::Q4_K) << t.name;
 }
 
 TEST_F(QuantizeModel, OutputAndTokenEmbeddingTypesAsNamed) {
