@@ -209,9 +209,7 @@ QuantizeResult quantize(const std::string& in, const std::string& out, const Qua
     if (!o.preset) throw Error(ErrorKind::invalid_argument, "unknown quantization preset '" + params.preset + "'");
     const auto type = [](const std::string& name, const char* what) -> std::optional<GgmlType> {
         if (name.empty()) return std::nullopt;
-        const auto t = find_written_type(name);
-        if (!t) throw Error(ErrorKind::invalid_argument, std::string(what) + ": '" + name + "' is not one of " + written_type_names());
-        return t;
+        return require_written_type(name, what);
     };
     o.output_type = type(params.output_tensor_type, "output_tensor_type");
     o.token_embedding_type = type(params.token_embedding_type, "token_embedding_type");

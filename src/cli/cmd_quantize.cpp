@@ -25,13 +25,6 @@ std::string preset_list() {
     return s;
 }
 
-// A tensor type winnow writes, by name.
-GgmlType written_type(const std::string& value, const std::string& option) {
-    const auto type = find_written_type(value);
-    if (!type) throw Error(ErrorKind::invalid_argument, option + ": '" + value + "' is not one of " + written_type_names());
-    return *type;
-}
-
 } // namespace
 
 int cmd_quantize(const std::vector<std::string>& args) {
@@ -72,8 +65,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
         throw Error(ErrorKind::invalid_argument, "unknown preset '" + preset_name + "' (winnow writes " + names + ")");
     }
     if (options.threads < 0) throw Error(ErrorKind::invalid_argument, "--threads must be >= 0");
-    if (!output_type.empty()) options.output_type = written_type(output_type, "--output-tensor-type");
-    if (!token_embedding_type.empty()) options.token_embedding_type = written_type(token_embedding_type, "--token-embedding-type");
+    if (!output_type.empty()) options.output_type = require_written_type(output_type, "--output-tensor-type");
+    if (!token_embedding_type.empty()) options.token_embedding_type = require_written_type(token_embedding_type, "--token-embedding-type");
 
     const auto start = std::chrono::steady_clock::now();
     const QuantizeSummary s = quantize_model(in_path, out_path, options, [quiet](int i, int n, const std::string& name, GgmlType from, GgmlType to) {

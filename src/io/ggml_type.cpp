@@ -2,6 +2,11 @@
 
 namespace winnow {
 
+bool is_quantized_type(GgmlType type) {
+    const auto traits = ggml_type_traits(static_cast<uint32_t>(type));
+    return traits && traits->block_size > 1;
+}
+
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t id) {
     switch (static_cast<GgmlType>(id)) {
     case GgmlType::F32: return GgmlTypeTraits{"F32", 1, 4};

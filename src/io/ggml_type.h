@@ -29,6 +29,8 @@ uint64_t ggml_row_bytes(GgmlType type, uint64_t n);
 // (through their decoded values, io/quant.h) Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. A backend may take fewer
 // (Backend::supports); place_weights converts a preset one (Q5_0 ... Q6_K) that a backend lacks to F16 at load.
 bool ggml_type_supported(GgmlType type);
+// Whether a type stores its values in blocks with scales (block size above 1: Q8_0, Q4_K, ...), not as plain numbers.
+bool is_quantized_type(GgmlType type);
 // The core types: every kernel of every backend computes with them (the CUDA step program, adaptive head and
 // prefill split products included), and training writes them.
 constexpr bool is_core_type(GgmlType type) {

@@ -73,37 +73,38 @@ void encode_q5(const float* src, uint8_t* dst, size_t n) {
     }
 }
 
-// The scale a and offset b <= 0 that minimise sum w (a q + b - x)^2 over one sub-block, q = round((x - b) / a)
+// The scale a and offset b <= 0 that minimise sum w (a q + b - x)^2 over one sub-block of 32, q = round((x - b) / a)
 // clamped to [0, nmax]. Candidates: grids of nmax - 1 ... nmax + 1 steps (in tenths) from the best offset so far to
 // max x, each refined by the weighted least-squares (a, b) for the integers it gives (b pinned to 0 where the fit
 // wants b > 0) and judged by the error of those integers. Anchoring each grid at the best offset found so far, not at
 // min(x, 0), is what ggml's reference does; it lowers the error by about 1% on Gaussian weights.
 struct AffineFit { float scale; float offset; };
 
-AffineFit fit_affine(const float* x, const float* w, int n, int nmax) {
+AffineFit fit_affine(const float* x, const float* w, int nmax) {
+    constexpr int n = 32;
     float lo = std::min(0.0f, *std::min_element(x, x + n));
     const float hi = *std::max_element(x, x + n);
     if (!(hi > lo)) return {0.0f, lo};
     // the first candidate: the grid of nmax steps from lo to hi, as it rounds
     const float iscale0 = nmax / (hi - lo);
     AffineFit best{1.0f / iscale0, lo};
-    float best_error = 0.0f;
+    float best_error = 0.0f, sw = 0.0f, sx = 0.0f; // sw, sx: the same for every candidate
     for (int i = 0; i < n; ++i) {
         const int q = clamp_int(round_int(iscale0 * (x[i] - lo)), 0, nmax);
         const float diff = best.scale * q + lo - x[i];
         best_error += w[i] * diff * diff;
+        sw += w[i];
+        sx += w[i] * x[i];
     }
     for (int step = 0; step <= 20; ++step) {
         lo = best.offset;
         const float iscale = (-1.0f + 0.1f * step + nmax) / (hi - lo);
-        float sw = 0.0f, sq = 0.0f, sqq = 0.0f, sx = 0.0f, sqx = 0.0f, qs[256];
+        float sq = 0.0f, sqq = 0.0f, sqx = 0.0f, qs[n];
         for (int i = 0; i < n; ++i) {
             const float q = static_cast<float>(clamp_int(round_int(iscale * (x[i] - lo)), 0, nmax));
             qs[i] = q;
-            sw += w[i];
             sq += w[i] * q;
             sqq += w[i] * q * q;
-            sx += w[i] * x[i];
             sqx += w[i] * q * x[i];
         }
         const float det = sw * sqq - sq * sq;
@@ -148,7 +149,7 @@ void encode_q45_k(const float* src, uint8_t* dst, size_t n) {
             for (int l = 0; l < 32; ++l) sum2 += xs[l] * xs[l];
             const float av = std::sqrt(sum2 / 32.0f);
             for (int l = 0; l < 32; ++l) w[l] = av + std::fabs(xs[l]);
-            const AffineFit fit = fit_affine(xs, w, 32, nmax);
+            const AffineFit fit = fit_affine(xs, w, nmax);
             scale[j] = fit.scale;
             min[j] = -fit.offset;
         }

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "winnow/error.h"
+
 namespace winnow {
 
 const std::vector<QuantPreset>& quant_presets() {
@@ -46,7 +48,7 @@ void for_each_written_type(F f) {
     for (uint32_t id = 0; id < 64; ++id) {
         const auto traits = ggml_type_traits(id);
         const auto type = static_cast<GgmlType>(id);
-        if (traits && (is_core_type(type) || is_preset_type(type))) f(type, lower(traits->name));
+        if (traits && ggml_type_supported(type)) f(type, lower(traits->name));
     }
 }
 
@@ -64,6 +66,12 @@ std::string written_type_names() {
     std::string names;
     for_each_written_type([&](GgmlType, const std::string& written) { names += (names.empty() ? "" : ", ") + written; });
     return names;
+}
+
+GgmlType require_written_type(const std::string& name, const std::string& what) {
+    const auto type = find_written_type(name);
+    if (!type) throw Error(ErrorKind::invalid_argument, what + ": '" + name + "' is not one of " + written_type_names());
+    return *type;
 }
 
 namespace {
@@ -90,8 +98,6 @@ bool use_more_bits(int layer, int n_layers) {
 }
 
 bool is_k_quant(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
-
-bool is_quantized(GgmlType t) { return t != GgmlType::F32 && t != GgmlType::F16 && t != GgmlType::BF16; }
 
 uint32_t block_size(GgmlType t) { return ggml_type_traits(static_cast<uint32_t>(t))->block_size; }
 
@@ -147,7 +153,7 @@ bool is_quantizable_tensor(const PresetTensor& t) {
 
 std::optional<GgmlType> preset_tensor_type(const QuantPreset& preset, const PresetTensor& t, const PresetModelShape& m, bool pure) {
     if (!is_quantizable_tensor(t)) return std::nullopt;
-    const GgmlType type = pure || !is_quantized(preset.base) ? preset.base : mixed_type(preset, t, m);
+    const GgmlType type = pure || !is_quantized_type(preset.base) ? preset.base : mixed_type(preset, t, m);
     return fitting_type(type, t.ne[0]);
 }
 

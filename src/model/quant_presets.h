@@ -30,6 +30,8 @@ const QuantPreset* find_quant_preset(const std::string& name);
 std::optional<GgmlType> find_written_type(const std::string& name);
 // Their names, lower case, comma-separated (for messages).
 std::string written_type_names();
+// find_written_type, or winnow::Error (invalid_argument) "WHAT: 'NAME' is not one of <written_type_names()>".
+GgmlType require_written_type(const std::string& name, const std::string& what);
 
 // What the rules need to know of the whole model.
 struct PresetModelShape {

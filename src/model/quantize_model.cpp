@@ -18,8 +18,6 @@ namespace {
 
 constexpr uint32_t kQuantizationVersion = 2; // ggml's GGML_QNT_VERSION: the current block layouts
 
-bool is_float_type(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
-
 PresetModelShape model_shape(const io::GgufFile& f) {
     const std::string arch = f.require_string("general.architecture");
     PresetModelShape m;
@@ -78,7 +76,7 @@ QuantizeSummary quantize_model(const std::string& in_path, const std::string& ou
     if (!options.preset) throw Error(ErrorKind::invalid_argument, "quantize: no preset given");
     if (options.threads < 0) throw Error(ErrorKind::invalid_argument, "quantize: threads must be >= 0");
     for (const auto& named : {options.output_type, options.token_embedding_type})
-        if (named && !is_core_type(*named) && !is_preset_type(*named))
+        if (named && !ggml_type_supported(*named))
             throw Error(ErrorKind::invalid_argument, std::string("quantize: winnow does not write ") + ggml_type_name(*named));
     const QuantPreset& preset = *options.preset;
     // shared: the writer's tensor callbacks read the map while write() runs
@@ -99,7 +97,7 @@ QuantizeSummary quantize_model(const std::string& in_path, const std::string& ou
         PresetTensor pt{t.name, t.n_dims, {t.ne[0], t.ne[1], t.ne[2], t.ne[3]}};
         const GgmlType to = chosen_type(preset, pt, shape, options).value_or(t.type);
         const bool encode = to != t.type;
-        if (encode && !is_float_type(t.type) && !options.allow_requantize)
+        if (encode && is_quantized_type(t.type) && !options.allow_requantize)
             throw Error(ErrorKind::invalid_argument, in_path + ": tensor '" + t.name + "' is already " + ggml_type_name(t.type) + "; quantizing it to " +
                                                          ggml_type_name(to) + " rounds its rounded values again (--allow-requantize does it anyway)");
         if (encode && !ggml_type_supported(t.type))
