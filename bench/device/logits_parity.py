@@ -91,13 +91,13 @@ def merge(parts):
     }
 
 
-def winnow_logits(binary, model, ids, step, device, workdir, env=None):
+def winnow_logits(binary, model, ids, step, device, workdir, env=None, dot="f32"):
     """winnow logits of `ids` as a [len(ids)][n_vocab] array (env: the process environment, e.g. the bundle's
     LD_LIBRARY_PATH on the GPU machine)."""
     ids_file, out = os.path.join(workdir, "ids.txt"), os.path.join(workdir, "logits-%s.npy" % step)
     with open(ids_file, "w") as f:
         f.write(" ".join(str(int(i)) for i in ids))
-    cmd = [binary, "logits", "-m", model, "--ids-file", ids_file, "--out", out, "--step", step, "--device", device]
+    cmd = [binary, "logits", "-m", model, "--ids-file", ids_file, "--out", out, "--step", step, "--device", device] + (["--dot", dot] if dot != "f32" else [])
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     except subprocess.TimeoutExpired:
@@ -114,11 +114,11 @@ def cmd_oracle(a):
     seqs = read_wlgt(a.ref)
     if not seqs:
         sys.exit("logits_parity: %s holds no sequences" % a.ref)
-    report = {"model": a.model, "reference": a.ref, "device": a.device, "steps": {}}
+    report = {"model": a.model, "reference": a.ref, "device": a.device, "dot": a.dot, "steps": {}}
     env = dict(os.environ, LD_LIBRARY_PATH=a.libs) if a.libs else None
     with tempfile.TemporaryDirectory() as tmp:
         for step in a.steps.split(","):
-            report["steps"][step] = merge([compare(winnow_logits(a.winnow, a.model, ids, step, a.device, tmp, env), ref) for ids, ref in seqs])
+            report["steps"][step] = merge([compare(winnow_logits(a.winnow, a.model, ids, step, a.device, tmp, env, a.dot), ref) for ids, ref in seqs])
     print(json.dumps(report, indent=2))
     print("; ".join("%s: %d rows, max rel %.3g, max abs %.3g, argmax mismatches %d" % (step, r["rows"], r["max_rel"], r["max_abs"], r["argmax_mismatches"])
                     for step, r in report["steps"].items()))
@@ -177,6 +177,7 @@ def main():
     o.add_argument("--device", default="cpu")
     o.add_argument("--libs", help="LD_LIBRARY_PATH for winnow (the GPU machine's bundle), not for this script")
     o.add_argument("--steps", default="prefill,decode")
+    o.add_argument("--dot", default="f32", choices=("f32", "q8"), help="winnow's dot mode (the CPU's): q8 rounds activations as llama.cpp does")
     o.add_argument("--max-rel", type=float)
     o.add_argument("--max-abs", type=float)
     o.add_argument("--max-argmax-mismatches", type=int, default=0)

@@ -154,7 +154,10 @@ const GgmlType kAllWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF
                                    GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 bool fits(GgmlType type, int64_t cols) { return cols % block_elements(type) == 0; }
 
-bool quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1; }
+// Whether the q8 dot mode rounds the activations of products with this weight type (every block type: Q8_0, Q4_0
+// and Q4_1 with Q8_0 / Q8_1 activations in prefill and decode; the preset types in decode, Q8_K for the K-quants),
+// so that its cases are held to the q8 tolerance.
+bool quantized(GgmlType t) { return is_quantized_type(t); }
 
 std::string shape(int64_t a, int64_t b) { return std::to_string(a) + "x" + std::to_string(b); }
 

@@ -95,14 +95,16 @@ TEST_P(GemmQ8, BitIdenticalToPerRowDotProducts) {
 
 // The one-token product adds the blocks' scaled sums in another order than vec_dot_q8 (each block's integer dot
 // product is exact in both), so it agrees to fp32 rounding of the sum of |block terms|; a wrong block, scale,
-// offset or saturating product gives errors of the size of a term.
+// offset or saturating product gives errors of the size of a term. The preset types (Q5_0, Q5_1 and the K-quants)
+// are held to vec_dot_q8's plain reference here and to ggml's own kernels in tests/unit/test_q8_vs_ggml.cpp.
 TEST_P(GemmQ8, OneTokenMatchesPerRowDotProducts) {
     const GemmQ8Kernel kernel = GetParam();
     if (!gemm_q8_kernel_available(kernel)) GTEST_SKIP() << gemm_q8_kernel_name(kernel) << " is not available on this CPU";
     gemm_q8_force_kernel(kernel);
     GemmQ8Scratch scratch;
-    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0})
-        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 160}, {192, 576}, {64, 1536}, {5, 32}}) {
+    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 160}, {192, 576}, {64, 1536}, {5, 32}, {24, 2560}, {3, 256}}) {
+            if (cols % static_cast<int64_t>(ggml_type_traits(static_cast<uint32_t>(type))->block_size) != 0) continue; // K-quants: rows of whole 256-weight super-blocks
             const Weights w = random_weights(type, rows, cols, 7 + static_cast<unsigned>(rows));
             auto x = random_activations(1, cols, 13);
             x[3] = 40.0f; // one large activation per first block: its quants saturate toward +-127 (the maddubs range)

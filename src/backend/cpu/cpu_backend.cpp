@@ -107,11 +107,11 @@ public:
         float* y = yt.f32();
         const int64_t rows = w.rows, cols = w.cols;
         const float* b = bias ? bias->f32() : nullptr;
-        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type) && n_tokens > 1) {
+        if (mode_ == CpuDotMode::q8 && cpu::has_q8_gemm_path(w.type) && n_tokens > 1) {
             cpu::gemm_q8(w, b, x, n_tokens, y, n_threads_, gemm_q8_);
             return;
         }
-        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type)) { // decode: llama.cpp's scheme, one token
+        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type) && n_tokens == 1) { // decode: llama.cpp's scheme, one token
             cpu::gemv_q8(w, b, x, y, n_threads_, gemm_q8_);
             return;
         }

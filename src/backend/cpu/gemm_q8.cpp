@@ -75,7 +75,7 @@ RowsKernel kernel_fn(GemmQ8Kernel k) {
 void quantize_planar(GgmlType type, const float* x, int64_t cols, uint8_t* block_buf, int8_t* xq, float* xd, float* xs, size_t xs_stride) {
     quantize_activation_q8(type, x, cols, block_buf);
     const int nb = static_cast<int>(cols / kQuantBlock);
-    const bool with_sum = type == GgmlType::Q4_1;
+    const bool with_sum = uses_q8_1(type);
     const size_t stride = with_sum ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     for (int i = 0; i < nb; ++i) {
         const uint8_t* b = block_buf + i * stride;
@@ -141,7 +141,7 @@ void gemm_q8_force_kernel(GemmQ8Kernel k) {
 }
 
 void gemm_q8(const Matrix& w, const float* bias, const float* x, int n_tokens, float* y, int n_threads, GemmQ8Scratch& s) {
-    if (!has_q8_path(w.type) || w.cols % kQuantBlock != 0)
+    if (!has_q8_gemm_path(w.type) || w.cols % kQuantBlock != 0)
         throw Error(ErrorKind::unsupported, std::string("gemm_q8: no 8-bit-activation product for ") + ggml_type_name(w.type) + " " + w.name);
     const int64_t rows = w.rows, cols = w.cols;
     const int nb = static_cast<int>(cols / kQuantBlock);
@@ -177,17 +177,52 @@ void gemm_q8(const Matrix& w, const float* bias, const float* x, int n_tokens, f
     }
 }
 
+namespace {
+
+Q8WeightKind row_kind(GgmlType t) {
+    switch (t) {
+    case GgmlType::Q4_1: return Q8WeightKind::q4_1;
+    case GgmlType::Q4_0: return Q8WeightKind::q4_0;
+    case GgmlType::Q5_0: return Q8WeightKind::q5_0;
+    case GgmlType::Q5_1: return Q8WeightKind::q5_1;
+    default: return Q8WeightKind::q8_0;
+    }
+}
+
+// Rows [0, rows) split evenly over the threads, each running fn(r0, r1).
+template <typename Fn>
+void split_rows(int64_t rows, int n_threads, Fn fn) {
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        const int64_t r0 = rows * tid / nt, r1 = rows * (tid + 1) / nt;
+        if (r0 < r1) fn(r0, r1);
+    }
+}
+
+} // namespace
+
 void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n_threads, GemmQ8Scratch& s) {
-    if (!has_q8_path(w.type) || w.cols % kQuantBlock != 0)
+    const int64_t block = uses_q8_k(w.type) ? kQuantBlockK : kQuantBlock;
+    if (!has_q8_path(w.type) || w.cols % block != 0)
         throw Error(ErrorKind::unsupported, std::string("gemv_q8: no 8-bit-activation product for ") + ggml_type_name(w.type) + " " + w.name);
     const int64_t rows = w.rows, cols = w.cols;
     const GemmQ8Kernel kernel = gemm_q8_kernel_in_use();
     s.xblocks.resize(q8_activation_bytes(w.type, cols));
-    if (kernel == GemmQ8Kernel::scalar) {
+    if (kernel == GemmQ8Kernel::scalar || uses_q8_k(w.type)) // Q8_K blocks are what both the scalar and the SIMD rows read
         quantize_activation_q8(w.type, x, cols, s.xblocks.data());
+    if (kernel == GemmQ8Kernel::scalar) {
         const uint8_t* xq = s.xblocks.data();
 #pragma omp parallel for num_threads(n_threads) schedule(static)
         for (int64_t r = 0; r < rows; ++r) y[r] = vec_dot_q8(w.type, w.row(r), xq, cols) + (bias ? bias[r] : 0.0f);
+        return;
+    }
+    if (uses_q8_k(w.type)) {
+        Q8KRowOperands p;
+        p.w = w.data, p.row_bytes = w.row_bytes, p.n_super = static_cast<int>(cols / kQuantBlockK), p.xk = s.xblocks.data();
+        p.kind = w.type == GgmlType::Q4_K ? Q8KWeightKind::q4_k : w.type == GgmlType::Q5_K ? Q8KWeightKind::q5_k : Q8KWeightKind::q6_k;
+        p.bias = bias, p.y = y;
+        split_rows(rows, n_threads, [&](int64_t r0, int64_t r1) { gemv_q8k_rows_avx2(p, r0, r1); });
         return;
     }
     const int nb = static_cast<int>(cols / kQuantBlock);
@@ -203,15 +238,10 @@ void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n
     }
     Q8RowOperands p;
     p.w = w.data, p.row_bytes = w.row_bytes, p.nb = nb, p.xq = s.xq.data(), p.xd = s.xd.data(), p.xs = s.xs.data(), p.xsum = s.xsum.data();
-    p.kind = w.type == GgmlType::Q4_1 ? Q8WeightKind::q4_1 : w.type == GgmlType::Q4_0 ? Q8WeightKind::q4_0 : Q8WeightKind::q8_0;
+    p.kind = row_kind(w.type);
     p.bias = bias, p.y = y;
     const auto fn = kernel == GemmQ8Kernel::avx512_vnni ? gemv_q8_rows_avx512_vnni : gemv_q8_rows_avx2;
-#pragma omp parallel num_threads(n_threads)
-    {
-        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        const int64_t r0 = rows * tid / nt, r1 = rows * (tid + 1) / nt;
-        if (r0 < r1) fn(p, r0, r1);
-    }
+    split_rows(rows, n_threads, [&](int64_t r0, int64_t r1) { fn(p, r0, r1); });
 }
 
 } // namespace winnow::cpu

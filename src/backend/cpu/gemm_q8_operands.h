@@ -26,7 +26,7 @@ struct Q8Operands {
 };
 
 // One token (decode): weights read in their stored blocks (no packing pass), activations as for the tiled product.
-enum class Q8WeightKind : uint8_t { q4_1, q4_0, q8_0 };
+enum class Q8WeightKind : uint8_t { q4_1, q4_0, q8_0, q5_0, q5_1 };
 struct Q8RowOperands {
     const uint8_t* w = nullptr; // row r at w + r * row_bytes, blocks as ggml stores them
     size_t row_bytes = 0;
@@ -34,8 +34,21 @@ struct Q8RowOperands {
     int nb = 0;
     const int8_t* xq = nullptr;
     const float* xd = nullptr;     // per block
-    const float* xs = nullptr;     // d · sum(q) per block, fp16-rounded (Q4_1)
-    const int32_t* xsum = nullptr; // sum(q) per block (Q4_0, Q8_0: the exact correction for offset weights)
+    const float* xs = nullptr;     // d · sum(q) per block, fp16-rounded (Q4_1, Q5_1)
+    const int32_t* xsum = nullptr; // sum(q) per block (Q4_0, Q5_0, Q8_0: the exact correction for offset weights)
+    const float* bias = nullptr;
+    float* y = nullptr;
+};
+
+// One token against K-quant weights (super-blocks of 256), the activation in ggml's Q8_K blocks (vec_dot_q8.h's
+// BlockQ8_K, whose layout this repeats so that this header stays free of other includes).
+enum class Q8KWeightKind : uint8_t { q4_k, q5_k, q6_k };
+struct Q8KRowOperands {
+    const uint8_t* w = nullptr; // row r at w + r * row_bytes
+    size_t row_bytes = 0;
+    Q8KWeightKind kind = Q8KWeightKind::q4_k;
+    int n_super = 0;              // super-blocks per row
+    const uint8_t* xk = nullptr;  // n_super Q8_K blocks of 292 bytes: float d, int8 qs[256], int16 bsums[16]
     const float* bias = nullptr;
     float* y = nullptr;
 };
@@ -48,5 +61,9 @@ void gemm_q8_rows_avx512_vnni(const Q8Operands& p, int64_t r0, int64_t r1);
 // is exact, but the blocks' scaled sums are added 8 blocks at a time in another order.
 void gemv_q8_rows_avx2(const Q8RowOperands& p, int64_t r0, int64_t r1);
 void gemv_q8_rows_avx512_vnni(const Q8RowOperands& p, int64_t r0, int64_t r1);
+// y[r] for rows [r0, r1) of a one-token K-quant product (AVX2; the AVX-512 VNNI choice runs it too: its integer sums
+// need 16-bit products with the sub-block scales, which AVX2's maddubs + madd already give). Agrees with vec_dot_q8
+// to fp32 rounding: the integer sums are exact in both, the float additions go in another order.
+void gemv_q8k_rows_avx2(const Q8KRowOperands& p, int64_t r0, int64_t r1);
 
 } // namespace winnow::cpu

@@ -9,14 +9,27 @@
 
 namespace winnow::cpu {
 
-bool has_q8_path(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
+bool has_q8_gemm_path(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
+
+bool has_q8_path(GgmlType t) {
+    return has_q8_gemm_path(t) || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 || uses_q8_k(t);
+}
+
+bool uses_q8_1(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
+
+bool uses_q8_k(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
 
 size_t q8_activation_bytes(GgmlType t, size_t n) {
-    return n / kQuantBlock * (t == GgmlType::Q4_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0));
+    if (uses_q8_k(t)) return n / kQuantBlockK * sizeof(BlockQ8_K);
+    return n / kQuantBlock * (uses_q8_1(t) ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0));
 }
 
 void quantize_activation_q8(GgmlType t, const float* x, size_t n, uint8_t* out) {
-    const bool with_sum = t == GgmlType::Q4_1;
+    if (uses_q8_k(t)) {
+        quantize_activation_q8_k(x, n, reinterpret_cast<BlockQ8_K*>(out));
+        return;
+    }
+    const bool with_sum = uses_q8_1(t);
     const size_t stride = with_sum ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     for (size_t b = 0; b < n / kQuantBlock; ++b) {
         const float* xb = x + b * kQuantBlock;
@@ -131,6 +144,11 @@ float vec_dot_q8(GgmlType t, const void* row, const uint8_t* xq, size_t n) {
         return s;
 #endif
     }
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return vec_dot_q8_preset(t, row, xq, n);
     default:
         throw Error(ErrorKind::unsupported, std::string("no 8-bit-activation dot product for ") + ggml_type_name(t));
     }

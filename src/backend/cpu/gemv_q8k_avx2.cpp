@@ -1,0 +1,150 @@
+// The one-token q8 product of the K-quants (Q4_K, Q5_K, Q6_K) against Q8_K activations, for AVX2 (+ FMA, F16C):
+// compiled with -mavx2 -mfma -mf16c -mno-avx512f whatever the build's -march, chosen at run time by gemm_q8.cpp.
+//
+// Per super-block of 256 weights, all the integer work stays in integers: 32 quants (0..63) times 32 activation
+// quants (-127..127) by maddubs into 16-bit pair sums (at most 63 · 127 · 2 = 16002: no saturation), then madd with
+// the sub-block's scale into 32-bit lanes, accumulated over the super-block; the lanes are converted and scaled by
+// d · dx once per super-block. The offsets (Q4_K / Q5_K mins, Q6_K's -32) need only the activation's sums per 16
+// (Q8_K's bsums): one 8-lane madd per super-block. vec_dot_q8_preset.cpp is the plain version of the same sums.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backend/cpu/gemm_q8_operands.h"
+
+namespace winnow::cpu {
+namespace {
+
+constexpr size_t kQ8KBytes = 292; // float d, int8 qs[256], int16 bsums[16]
+
+inline float hsum8(__m256 v) {
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+inline int hsum4_epi32(__m128i v) {
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4e));
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xb1));
+    return _mm_cvtsi128_si32(v);
+}
+
+inline float half(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m256i low4(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
+inline __m256i high4(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
+// bits [k, k + width) of each byte, moved to bits [to, to + width)
+inline __m256i byte_bits(__m256i v, int k, int width, int to) {
+    return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(v, k), _mm256_set1_epi8(static_cast<char>((1 << width) - 1))), to);
+}
+
+// sum of scale · (pair sums of q · x) as 8 int32 lanes; q unsigned (0..63), x signed
+inline __m256i scaled_dot(__m256i q, __m256i x, __m256i scale16) { return _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), scale16); }
+
+// The 8 six-bit scales and mins of a Q4_K / Q5_K super-block (io/quant.h's k_scale_min for j = 0..7), unpacked from
+// its 12 bytes four at a time: sub-blocks 0-3 are the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); sub-blocks
+// 4-7 take their low 4 bits from the nibbles of bytes 8-11 and their top 2 bits from the top bits of bytes 0-7.
+inline void k_scales_mins(const uint8_t* s, uint8_t sc[8], uint8_t m[8]) {
+    uint32_t a, b, c;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + 4, 4);
+    std::memcpy(&c, s + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, m_lo = b & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    std::memcpy(sc, &sc_lo, 4), std::memcpy(sc + 4, &sc_hi, 4);
+    std::memcpy(m, &m_lo, 4), std::memcpy(m + 4, &m_hi, 4);
+}
+
+template <bool Five>
+float q45k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
+    constexpr size_t stride = Five ? 176 : 144;
+    __m256 acc = _mm256_setzero_ps();
+    float offsets = 0.0f;
+    for (int i = 0; i < n_super; ++i) {
+        const uint8_t* blk = row + i * stride;
+        const uint8_t* xb = xk + i * kQ8KBytes;
+        float dx;
+        std::memcpy(&dx, xb, 4);
+        const int8_t* xq = reinterpret_cast<const int8_t*>(xb + 4);
+        uint8_t sc[8], m[8];
+        k_scales_mins(blk + 4, sc, m);
+        // sum_j m_j (sum of the 32 activation quants of sub-block j): bsums in pairs, then 8 products
+        const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260)),
+                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276)));
+        uint64_t m8;
+        std::memcpy(&m8, m, 8);
+        const int mins = hsum4_epi32(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(m8))), bsums));
+        offsets += (half(blk + 2) * dx) * static_cast<float>(mins);
+
+        const uint8_t* qs = blk + (Five ? 48 : 16);
+        const __m256i qh = Five ? load32(blk + 16) : _mm256_setzero_si256();
+        __m256i sum = _mm256_setzero_si256();
+        for (int pair = 0; pair < 4; ++pair) { // sub-blocks 2 pair and 2 pair + 1: low and high nibbles of 32 bytes
+            const __m256i packed = load32(qs + 32 * pair);
+            __m256i q0 = low4(packed), q1 = high4(packed);
+            if constexpr (Five) {
+                q0 = _mm256_or_si256(q0, byte_bits(qh, 2 * pair, 1, 4));
+                q1 = _mm256_or_si256(q1, byte_bits(qh, 2 * pair + 1, 1, 4));
+            }
+            sum = _mm256_add_epi32(sum, scaled_dot(q0, load32(xq + 64 * pair), _mm256_set1_epi16(sc[2 * pair])));
+            sum = _mm256_add_epi32(sum, scaled_dot(q1, load32(xq + 64 * pair + 32), _mm256_set1_epi16(sc[2 * pair + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(blk) * dx), _mm256_cvtepi32_ps(sum), acc);
+    }
+    return hsum8(acc) - offsets;
+}
+
+float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
+    float acc = 0.0f;
+    for (int i = 0; i < n_super; ++i) {
+        const uint8_t* blk = row + i * 210;
+        const uint8_t* xb = xk + i * kQ8KBytes;
+        float dx;
+        std::memcpy(&dx, xb, 4);
+        const int8_t* xq = reinterpret_cast<const int8_t*>(xb + 4);
+        const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+        const float d = half(blk + 208) * dx;
+        // the stored q are the weights + 32: sum_j sc_j (sum q x)_j - 32 sum_j sc_j bsums_j, exactly in integers
+        const __m128i bias = _mm_add_epi32(_mm_madd_epi16(_mm_cvtepi8_epi16(sc8), _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260))),
+                                           _mm_madd_epi16(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276))));
+        const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
+        __m256i sum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) { // each half: weights l, l + 32, l + 64, l + 96 (l = 0..31) from ql, ql + 32 and qh
+            const __m256i a = load32(blk + 64 * h), c = load32(blk + 64 * h + 32), qh = load32(blk + 128 + 32 * h);
+            const __m256i q[4] = {_mm256_or_si256(low4(a), byte_bits(qh, 0, 2, 4)), _mm256_or_si256(low4(c), byte_bits(qh, 2, 2, 4)),
+                                  _mm256_or_si256(high4(a), byte_bits(qh, 4, 2, 4)), _mm256_or_si256(high4(c), byte_bits(qh, 6, 2, 4))};
+            for (int k = 0; k < 4; ++k) { // 32 weights = sub-blocks 8h + 2k (low 16 bytes) and 8h + 2k + 1 (high 16)
+                const int j = 8 * h + 2 * k;
+                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
+                sum = _mm256_add_epi32(sum, scaled_dot(q[k], load32(xq + 128 * h + 32 * k), scale));
+            }
+        }
+        const int total = hsum4_epi32(_mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1))) - 32 * hsum4_epi32(bias);
+        acc += d * static_cast<float>(total);
+    }
+    return acc;
+}
+
+} // namespace
+
+void gemv_q8k_rows_avx2(const Q8KRowOperands& p, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = p.w + r * p.row_bytes;
+        float y;
+        switch (p.kind) {
+        case Q8KWeightKind::q4_k: y = q45k_row<false>(row, p.xk, p.n_super); break;
+        case Q8KWeightKind::q5_k: y = q45k_row<true>(row, p.xk, p.n_super); break;
+        default: y = q6k_row(row, p.xk, p.n_super); break;
+        }
+        p.y[r] = y + (p.bias ? p.bias[r] : 0.0f);
+    }
+}
+
+} // namespace winnow::cpu
