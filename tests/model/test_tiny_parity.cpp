@@ -106,8 +106,9 @@ TEST(TinyParity, LlamaQ4_0MatchesLlamaCpp) { expect_quantized_close("q4_0"); }
 TEST(TinyParity, LlamaQ4_1MatchesLlamaCpp) { expect_quantized_close("q4_1"); }
 
 // Files that llama.cpp's own quantizer wrote with its presets (make_tiny_models.py: tiny-llama-k, 256-wide rows so
-// that the K-quants apply), mixing Q4_K, Q5_K, Q6_K, Q5_0 and Q5_1 tensors. winnow decodes these types to fp32 (as
-// ggml does) and multiplies with fp32 activations; it has no 8-bit-activation path for them.
+// that the K-quants apply), mixing Q4_K, Q5_K, Q6_K, Q5_0 and Q5_1 tensors. These prefill batches decode weight blocks
+// to fp32 (as ggml does) and multiply them with fp32 activations by sgemm, in both dot modes (the q8 mode rounds the
+// activations of these types in decode steps only: cli.logits_tiny-llama-k-<preset>_q8_vs_llama_cpp).
 //   - Against llama.cpp on the same weights decoded by gguf-py and stored as F32 (-decoded.gguf): the fp32 models'
 //     bound (1e-3; observed ~7e-6). These are prefill batches (decoded rows through sgemm); the decode steps' dot
 //     kernel (vec_dot_preset.h) is held to the same bound by cli.logits_tiny-llama-k-<preset>_vs_llama_cpp. A wrong bit layout (a scale or min unpacked from the wrong bits, a fifth or sixth

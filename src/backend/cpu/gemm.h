@@ -26,11 +26,13 @@ struct GemmQ8Scratch {
 
 // q8 mode: activations quantized to 8 bits per 32-block exactly as vec_dot_q8.h does, integer dot products in
 // register tiles of weight rows × tokens (AVX-512 VNNI where the CPU has it, else AVX2, else scalar; chosen at run
-// time). Weight types: those with cpu::has_q8_path.
+// time). Weight types: those with cpu::has_q8_gemm_path (Q4_0, Q4_1, Q8_0).
 void gemm_q8(const Matrix& w, const float* bias, const float* x, int n_tokens, float* y, int n_threads, GemmQ8Scratch& scratch);
 
 // q8 mode, one token (decode): the weights are read in their stored blocks (packing them would be another pass over
 // memory per token), 8 blocks' scales applied at a time; the same kernel choice as gemm_q8 (scalar: vec_dot_q8).
+// Weight types: those with cpu::has_q8_path, the preset types included (Q5_0 and Q5_1 in the 8-block rows; the
+// K-quants against Q8_K activations in super-block rows, gemv_q8k_avx2.cpp, on both SIMD choices).
 void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n_threads, GemmQ8Scratch& scratch);
 
 // The kernels gemm_q8 can choose on this CPU, and a way to force one (tests compare every available path).

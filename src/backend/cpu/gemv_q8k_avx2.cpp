@@ -3,9 +3,10 @@
 //
 // Per super-block of 256 weights, all the integer work stays in integers: 32 quants (0..63) times 32 activation
 // quants (-127..127) by maddubs into 16-bit pair sums (at most 63 · 127 · 2 = 16002: no saturation), then madd with
-// the sub-block's scale into 32-bit lanes, accumulated over the super-block; the lanes are converted and scaled by
-// d · dx once per super-block. The offsets (Q4_K / Q5_K mins, Q6_K's -32) need only the activation's sums per 16
-// (Q8_K's bsums): one 8-lane madd per super-block. vec_dot_q8_preset.cpp is the plain version of the same sums.
+// the sub-block's scale into 32-bit lanes, accumulated over the super-block; then scaled by d · dx once per
+// super-block (Q4_K / Q5_K: the lanes, in fp32 lanes across super-blocks; Q6_K: their exact integer total, less the
+// offset). The offsets (Q4_K / Q5_K mins, Q6_K's stored q = weight + 32) need only the activation's sums per 16
+// (Q8_K's bsums): one or two 8-lane madds per super-block. vec_dot_q8_preset.cpp is the plain version of the same sums.
 #include <immintrin.h>
 
 #include <cstring>
