@@ -107,7 +107,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [-d DEPTH] [--dot f32|q8] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
                      "       winnow bench head -m MODEL [--text FILE] [--window 64] [--queries 1000] [--tune 200] [--cache FILE] [--csv FILE] [--json]\n"
                      "       winnow bench head -m MODEL --device cuda [--k 1,40] [--formats stored,bf16,f32] [--synthetic-vocab 131072] [--json]\n"
-                     "       winnow bench gemv [--types f32,q4_k,...] [--shapes 4096x4096,...] [--device cpu|cuda] [--json]\n";
+                     "       winnow bench gemv [--types f32,q4_k,...] [--shapes 4096x4096,...] [--dot f32|q8] [--device cpu|cuda] [--json]\n";
         return 2;
     }
     std::string model_arg;

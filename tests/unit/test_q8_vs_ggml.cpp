@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,22 @@ TEST_P(Q8VsGgml, DotProductsEqualGgmlsOnEveryKernel) {
         for (uint32_t r = 0; r < c.rows; ++r)
             EXPECT_NEAR(y[r], c.dots[r], tol[r]) << GetParam() << " row " << r << " (gemv_q8, " << gemm_q8_kernel_name(k) << ")";
     }
+}
+
+// A diverged model's Inf or NaN activations give garbage products, but their quantization stays defined behaviour
+// (UBSan's float-cast-overflow checks it in scripts/sanitize.sh): every quant in range, finite blocks untouched.
+TEST_P(Q8VsGgml, NonFiniteActivationsQuantizeWithoutUndefinedBehaviour) {
+    const DotCase c = read_dot_case(GetParam());
+    if (HasFailure()) return;
+    std::vector<float> x = c.x;
+    x[1] = std::numeric_limits<float>::infinity();
+    x[2] = std::numeric_limits<float>::quiet_NaN();
+    x[c.cols - 1] = -std::numeric_limits<float>::infinity();
+    std::vector<uint8_t> q(c.xq.size());
+    quantize_activation_q8(c.type, x.data(), c.cols, q.data());
+    const size_t last_block = uses_q8_k(c.type) ? c.xq.size() - sizeof(BlockQ8_K) : c.xq.size() - q8_activation_bytes(c.type, 32);
+    // the blocks between the first and the last hold only finite values: quantized as before
+    for (size_t i = uses_q8_k(c.type) ? sizeof(BlockQ8_K) : q8_activation_bytes(c.type, 32); i < last_block; ++i) ASSERT_EQ(q[i], c.xq[i]) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(WeightTypes, Q8VsGgml, ::testing::Values("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"));

@@ -41,7 +41,7 @@ void quantize_activation_q8(GgmlType t, const float* x, size_t n, uint8_t* out) 
         int8_t* qs = reinterpret_cast<int8_t*>(blk + (with_sum ? 4 : 2));
         int sum = 0;
         for (int j = 0; j < kQuantBlock; ++j) {
-            qs[j] = static_cast<int8_t>(std::nearbyint(xb[j] * id)); // ties to even, like _mm256_round_ps
+            qs[j] = round_to_q8(xb[j] * id);
             sum += qs[j];
         }
         const uint16_t dh = fp32_to_fp16(d);

@@ -21,6 +21,14 @@ static_assert(sizeof(BlockQ8_1) == 36);
 struct BlockQ8_K { float d; int8_t qs[256]; int16_t bsums[16]; };
 static_assert(sizeof(BlockQ8_K) == 292);
 
+// v rounded to the nearest integer, ties to even (_mm256_round_ps, ggml's nearest_int), as an 8-bit quant. Finite
+// activations scale into [-127, 127]; an Inf or NaN among them (a diverged model) would not, and is clamped (NaN to 0)
+// instead of being converted out of range, which is undefined behaviour.
+inline int8_t round_to_q8(float v) {
+    const float r = __builtin_nearbyintf(v);
+    return r >= 127.0f ? int8_t{127} : r <= -127.0f ? int8_t{-127} : r == r ? static_cast<int8_t>(r) : int8_t{0};
+}
+
 // True when weights of this type have an 8-bit-activation dot product (one token, decode).
 bool has_q8_path(GgmlType weight_type);
 // True when they also have the tiled 8-bit prefill product (gemm_q8). The preset types (Q5_0, Q5_1, the K-quants)

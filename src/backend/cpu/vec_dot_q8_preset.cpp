@@ -19,9 +19,6 @@ namespace winnow::cpu {
 
 namespace {
 
-// ggml's Q8_K rounding: the nearest integer, ties to even (its nearest_int), for |v| <= 127.5
-inline int nearest(float v) { return static_cast<int>(std::nearbyint(v)); }
-
 // The 5-bit value of weight j (0..31) of a Q5_0 / Q5_1 block: its nibble and bit j of qh.
 inline int q5_value(const uint8_t* qs, uint32_t qh, int j) {
     const int nibble = j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
@@ -128,7 +125,7 @@ void quantize_activation_q8_k(const float* x, size_t n, BlockQ8_K* out) {
             continue;
         }
         const float iscale = -127.0f / max; // ggml scales to -127 (not +127): the sign of d follows -max
-        for (int j = 0; j < kQuantBlockK; ++j) y.qs[j] = static_cast<int8_t>(std::min(127, nearest(iscale * x[j])));
+        for (int j = 0; j < kQuantBlockK; ++j) y.qs[j] = round_to_q8(iscale * x[j]); // ggml: min(127, nearest_int(.))
         for (int k = 0; k < kQuantBlockK / 16; ++k) {
             int sum = 0;
             for (int j = 0; j < 16; ++j) sum += y.qs[16 * k + j];
