@@ -154,10 +154,10 @@ const GgmlType kAllWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF
                                    GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 bool fits(GgmlType type, int64_t cols) { return cols % block_elements(type) == 0; }
 
-// Whether the q8 dot mode rounds the activations of products with this weight type (every block type: Q8_0, Q4_0
-// and Q4_1 with Q8_0 / Q8_1 activations in prefill and decode; the preset types in decode, Q8_K for the K-quants),
-// so that its cases are held to the q8 tolerance.
-bool quantized(GgmlType t) { return is_quantized_type(t); }
+// Whether the q8 dot mode rounds the activations of a product with this weight type over n_tokens tokens, so that the
+// case is held to the q8 tolerance: Q8_0, Q4_0 and Q4_1 in prefill and decode; the preset types in decode only (one
+// token; Q8_K for the K-quants), their prefill batches being fp32 sgemm in both modes and held to the fp32 tolerance.
+bool quantized(GgmlType t, int n_tokens) { return is_core_type(t) ? is_quantized_type(t) : is_quantized_type(t) && n_tokens == 1; }
 
 std::string shape(int64_t a, int64_t b) { return std::to_string(a) + "x" + std::to_string(b); }
 
@@ -183,7 +183,7 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     for (GgmlType type : kAllWeightTypes)
         for (const S& s : shapes_for(type))
             for (int n : {1, 7, 9}) {
-                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                const double tol = 1e-11, tol_q8 = quantized(type, n) ? 5e-4 : tol;
                 cases.push_back({std::string("linear/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
                                  Op::linear, type, tol, tol_q8, [=](Backend& be) {
                                      const HostMatrix w = make_matrix(type, s.out, s.in, 11 + s.in + s.out);
@@ -230,7 +230,7 @@ void add_linear_cases(std::vector<OpCase>& cases) {
         for (const P& s : {P{"smollm2_qkv", 576, {576, 192, 192}, false}, P{"gpt2_qkv", 768, {768, 768, 768}, true}})
             for (int n : {1, 9}) {
                 if (!fits(type, s.in)) continue;
-                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                const double tol = 1e-11, tol_q8 = quantized(type, n) ? 5e-4 : tol;
                 cases.push_back({std::string("linear_parts/") + ggml_type_name(type) + "/" + s.model + "_t" + std::to_string(n), Op::linear_parts, type, tol,
                                  tol_q8, [=](Backend& be) {
                                      const auto x = randn(static_cast<size_t>(n * s.in), 31);
@@ -269,7 +269,7 @@ void add_linear_cases(std::vector<OpCase>& cases) {
         for (const S& s : {shapes[0], shapes[3], shapes[5], shapes[6]})
             for (int n : {1, 9}) {
                 if (!fits(type, s.in)) continue;
-                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                const double tol = 1e-11, tol_q8 = quantized(type, n) ? 5e-4 : tol;
                 cases.push_back({std::string("linear_add/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
                                  Op::linear_add, type, tol, tol_q8, [=](Backend& be) {
                                      const HostMatrix w = make_matrix(type, s.out, s.in, 13 + s.in + s.out);
@@ -296,7 +296,7 @@ void add_linear_cases(std::vector<OpCase>& cases) {
         for (const S& s : {shapes[2], shapes[6], preset_shapes[1]})
             for (int n : {1, 9}) {
                 if (!fits(type, s.in) || (s.in == 512) != is_preset_type(type)) continue; // k_up: the preset types only
-                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                const double tol = 1e-11, tol_q8 = quantized(type, n) ? 5e-4 : tol;
                 cases.push_back({std::string("linear_swiglu/") + ggml_type_name(type) + "/" + s.model + "_" + shape(s.out, s.in) + "_t" + std::to_string(n),
                                  Op::linear_swiglu, type, tol, tol_q8, [=](Backend& be) {
                                      const HostMatrix wg = make_matrix(type, s.out, s.in, 21 + s.in), wu = make_matrix(type, s.out, s.in, 22 + s.out);
@@ -334,7 +334,7 @@ void add_linear_cases(std::vector<OpCase>& cases) {
             for (int n : {1, 3, 9}) {
                 if ((ns.in == 512) != is_preset_type(type) || (ns.in == 512 && n == 3)) continue;
                 if (ns.in > 576 && ((type != GgmlType::F16 && type != GgmlType::Q8_0) || n != 1)) continue;
-                const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+                const double tol = 1e-11, tol_q8 = quantized(type, n) ? 5e-4 : tol;
                 const int64_t in = ns.in, outs[3] = {swiglu && ns.in == 576 ? 1536 : ns.out[0], ns.out[1], ns.out[2]};
                 const int n_out = swiglu ? 1 : 3;
                 cases.push_back({std::string(swiglu ? "rms_norm_linear_swiglu/" : "rms_norm_linear_parts/") + ggml_type_name(type) + "/" + ns.name + "_t" + std::to_string(n),
@@ -397,7 +397,7 @@ void add_linear_cases(std::vector<OpCase>& cases) {
     // the output head of SmolLM2 on its real vocabulary, one token (decode) in its stored type
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16})
         cases.push_back({std::string("linear/") + ggml_type_name(type) + "/smollm2_head_49152x576_t1", Op::linear, type, 1e-11,
-                         quantized(type) ? 5e-4 : 1e-11, [=](Backend& be) {
+                         quantized(type, 1) ? 5e-4 : 1e-11, [=](Backend& be) {
                              const HostMatrix w = make_matrix(type, 49152, 576, 77);
                              Tensor storage;
                              const Matrix dw = place(be, w, storage);
@@ -710,7 +710,7 @@ void add_qkv_rope_store_cases(std::vector<OpCase>& cases) {
                                    {"odd_partial_half_bias", 2, 256, 4, 2, 80, 32, 11, 500000.0f, RopeStyle::rotate_half, true},
                                    {"no_rope", 1, 256, 4, 4, 64, 64, 9, 10000.0f, RopeStyle::none, true}};
     auto add = [&](GgmlType wtype, GgmlType ctype, const QkvRopeShape& s, bool device_pos) {
-        const double tol = ctype == GgmlType::F32 ? 1e-11 : 1e-10, tol_q8 = quantized(wtype) ? 5e-4 : tol;
+        const double tol = ctype == GgmlType::F32 ? 1e-11 : 1e-10, tol_q8 = quantized(wtype, s.n) ? 5e-4 : tol;
         cases.push_back({std::string("rms_norm_qkv_rope_store_kv/") + ggml_type_name(wtype) + "_" + ggml_type_name(ctype) + "_cache/" + s.name +
                              (device_pos ? "_device_pos" : ""),
                          Op::rope_store_kv, ctype, tol, tol_q8, [=](Backend& be) { return qkv_rope_store_case(be, wtype, ctype, s, device_pos); }});
@@ -1126,7 +1126,7 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
     // k above the tile, k = the vocabulary, one row; and over 2048 tiles (the CUDA merge's unsorted path)
     for (S s : {S{1000, 160, 300}, S{1000, 160, 1000}, S{129, 96, 129}, S{1, 32, 1}, S{300000, 32, 40}}) list.push_back({GgmlType::F32, s});
     for (const auto& [type, s] : list) {
-        const double tol = 1e-11, tol_q8 = quantized(type) ? 5e-4 : tol;
+        const double tol = 1e-11, tol_q8 = quantized(type, 1) ? 5e-4 : tol;
         cases.push_back({std::string("head_top_k/") + ggml_type_name(type) + "/vocab" + std::to_string(s.n) + "_d" + std::to_string(s.d) + "_k" +
                              std::to_string(s.k),
                          Op::head_top_k, type, tol, tol_q8, [type, s](Backend& be) {

@@ -115,16 +115,22 @@ float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
         // the stored q are the weights + 32: sum_j sc_j (sum q x)_j - 32 sum_j sc_j bsums_j, exactly in integers
         const __m128i bias = _mm_add_epi32(_mm_madd_epi16(_mm_cvtepi8_epi16(sc8), _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260))),
                                            _mm_madd_epi16(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276))));
-        const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
         __m256i sum = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) { // each half: weights l, l + 32, l + 64, l + 96 (l = 0..31) from ql, ql + 32 and qh
             const __m256i a = load32(blk + 64 * h), c = load32(blk + 64 * h + 32), qh = load32(blk + 128 + 32 * h);
-            const __m256i q[4] = {_mm256_or_si256(low4(a), byte_bits(qh, 0, 2, 4)), _mm256_or_si256(low4(c), byte_bits(qh, 2, 2, 4)),
-                                  _mm256_or_si256(high4(a), byte_bits(qh, 4, 2, 4)), _mm256_or_si256(high4(c), byte_bits(qh, 6, 2, 4))};
+            // bit pair 2k of each qh byte, moved to bits 4-5
+            const __m256i top = _mm256_set1_epi8(0x30);
+            const __m256i q[4] = {_mm256_or_si256(low4(a), _mm256_and_si256(_mm256_slli_epi16(qh, 4), top)),
+                                  _mm256_or_si256(low4(c), _mm256_and_si256(_mm256_slli_epi16(qh, 2), top)),
+                                  _mm256_or_si256(high4(a), _mm256_and_si256(qh, top)),
+                                  _mm256_or_si256(high4(c), _mm256_and_si256(_mm256_srli_epi16(qh, 2), top))};
+            // the half's 8 scales as int16 in both 128-bit lanes; pair k takes scale 2k into the low lane, 2k + 1 into the high
+            const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8 * h)));
             for (int k = 0; k < 4; ++k) { // 32 weights = sub-blocks 8h + 2k (low 16 bytes) and 8h + 2k + 1 (high 16)
-                const int j = 8 * h + 2 * k;
-                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
-                sum = _mm256_add_epi32(sum, scaled_dot(q[k], load32(xq + 128 * h + 32 * k), scale));
+                const char lo = static_cast<char>(4 * k), hi = static_cast<char>(4 * k + 2);
+                const __m256i pick = _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
+                                                      hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1);
+                sum = _mm256_add_epi32(sum, scaled_dot(q[k], load32(xq + 128 * h + 32 * k), _mm256_shuffle_epi8(scales, pick)));
             }
         }
         const int total = hsum4_epi32(_mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1))) - 32 * hsum4_epi32(bias);

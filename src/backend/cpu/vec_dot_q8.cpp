@@ -26,7 +26,7 @@ size_t q8_activation_bytes(GgmlType t, size_t n) {
 
 void quantize_activation_q8(GgmlType t, const float* x, size_t n, uint8_t* out) {
     if (uses_q8_k(t)) {
-        quantize_activation_q8_k(x, n, reinterpret_cast<BlockQ8_K*>(out));
+        quantize_activation_q8_k(x, n, out);
         return;
     }
     const bool with_sum = uses_q8_1(t);

@@ -46,7 +46,7 @@ void quantize_activation_q8(GgmlType weight_type, const float* x, size_t n, uint
 float vec_dot_q8(GgmlType weight_type, const void* row, const uint8_t* xq, size_t n);
 
 // The preset types' halves of the above (vec_dot_q8_preset.cpp).
-void quantize_activation_q8_k(const float* x, size_t n, BlockQ8_K* out);
+void quantize_activation_q8_k(const float* x, size_t n, uint8_t* out); // n / 256 BlockQ8_K, as bytes
 float vec_dot_q8_preset(GgmlType weight_type, const void* row, const uint8_t* xq, size_t n);
 
 } // namespace winnow::cpu

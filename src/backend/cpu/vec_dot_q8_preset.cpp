@@ -1,5 +1,5 @@
 // The 8-bit-activation products of the preset weight types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), written plainly: the
-// reference that the one-token SIMD kernels (gemv_q8_row.inc, gemv_q8k_row.inc) are tested against, and the path of
+// reference that the one-token SIMD kernels (gemv_q8_row.inc, gemv_q8k_avx2.cpp) are tested against, and the path of
 // CPUs without AVX2. Every weight is scale * q + offset with a small integer q; with the activation x = dx * qx the
 // integer sums of q * qx are exact, so per block (or super-block) only the scales are applied in floats:
 //   Q5_0: (d * dx) * sum (q - 16) qx                      (Q8_0 activations)
@@ -45,10 +45,11 @@ float q5_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     return s;
 }
 
-inline float q8k_scale(const BlockQ8_K* x) {
-    float d;
-    std::memcpy(&d, &x->d, 4);
-    return d;
+// Super-block b of a Q8_K activation held in bytes, copied out (no BlockQ8_K lvalue over another type's storage)
+inline BlockQ8_K q8k_block(const uint8_t* xq, size_t b) {
+    BlockQ8_K x;
+    std::memcpy(&x, xq + b * sizeof(BlockQ8_K), sizeof(BlockQ8_K));
+    return x;
 }
 
 // q of weight l (0..31) of sub-block j (0..7) of a Q4_K / Q5_K super-block: sub-blocks 2p and 2p + 1 share the 32
@@ -62,22 +63,22 @@ inline int q45k_value(const uint8_t* blk, int j, int l) {
 }
 
 template <bool five>
-float q45k_dot(const uint8_t* row, const BlockQ8_K* x, size_t blocks) {
+float q45k_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     constexpr size_t stride = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
     float s = 0.0f;
     for (size_t b = 0; b < blocks; ++b) {
         const uint8_t* blk = row + b * stride;
-        const BlockQ8_K* xb = x + b;
+        const BlockQ8_K xb = q8k_block(xq, b);
         int scaled = 0, offsets = 0; // sum_j sc_j (q qx)_j and sum_j m_j (sum qx)_j, both exact
         for (int j = 0; j < 8; ++j) {
             int sc, m;
             k_scale_min(j, blk + 4, sc, m);
             int sumi = 0;
-            for (int l = 0; l < 32; ++l) sumi += q45k_value<five>(blk, j, l) * xb->qs[32 * j + l];
+            for (int l = 0; l < 32; ++l) sumi += q45k_value<five>(blk, j, l) * xb.qs[32 * j + l];
             scaled += sc * sumi;
-            offsets += m * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+            offsets += m * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
         }
-        const float dx = q8k_scale(xb);
+        const float dx = xb.d;
         s += (half_at(blk) * dx) * static_cast<float>(scaled) - (half_at(blk + 2) * dx) * static_cast<float>(offsets);
     }
     return s;
@@ -95,33 +96,33 @@ inline int q6k_value(const uint8_t* blk, int i) {
     return (low | (high << 4)) - 32;
 }
 
-float q6k_dot(const uint8_t* row, const BlockQ8_K* x, size_t blocks) {
+float q6k_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     float s = 0.0f;
     for (size_t b = 0; b < blocks; ++b) {
         const uint8_t* blk = row + b * sizeof(BlockQ6_K);
-        const BlockQ8_K* xb = x + b;
+        const BlockQ8_K xb = q8k_block(xq, b);
         const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
         int scaled = 0;
         for (int j = 0; j < 16; ++j) {
             int sumi = 0;
-            for (int l = 0; l < 16; ++l) sumi += q6k_value(blk, 16 * j + l) * xb->qs[16 * j + l];
+            for (int l = 0; l < 16; ++l) sumi += q6k_value(blk, 16 * j + l) * xb.qs[16 * j + l];
             scaled += sc[j] * sumi;
         }
-        s += (half_at(blk + 208) * q8k_scale(xb)) * static_cast<float>(scaled);
+        s += (half_at(blk + 208) * xb.d) * static_cast<float>(scaled);
     }
     return s;
 }
 
 } // namespace
 
-void quantize_activation_q8_k(const float* x, size_t n, BlockQ8_K* out) {
+void quantize_activation_q8_k(const float* x, size_t n, uint8_t* out) {
     for (size_t b = 0; b < n / kQuantBlockK; ++b, x += kQuantBlockK) {
-        BlockQ8_K& y = out[b];
+        BlockQ8_K y;
         float amax = 0.0f, max = 0.0f; // the largest magnitude and its signed value (the first, on ties)
         for (int j = 0; j < kQuantBlockK; ++j)
             if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
         if (amax == 0.0f) {
-            std::memset(&y, 0, sizeof(y));
+            std::memset(out + b * sizeof(BlockQ8_K), 0, sizeof(BlockQ8_K));
             continue;
         }
         const float iscale = -127.0f / max; // ggml scales to -127 (not +127): the sign of d follows -max
@@ -132,18 +133,18 @@ void quantize_activation_q8_k(const float* x, size_t n, BlockQ8_K* out) {
             y.bsums[k] = static_cast<int16_t>(sum);
         }
         y.d = 1.0f / iscale;
+        std::memcpy(out + b * sizeof(BlockQ8_K), &y, sizeof(y));
     }
 }
 
 float vec_dot_q8_preset(GgmlType t, const void* row, const uint8_t* xq, size_t n) {
     const auto* w = static_cast<const uint8_t*>(row);
-    const auto* xk = reinterpret_cast<const BlockQ8_K*>(xq);
     switch (t) {
     case GgmlType::Q5_0: return q5_dot<false>(w, xq, n / kQuantBlock);
     case GgmlType::Q5_1: return q5_dot<true>(w, xq, n / kQuantBlock);
-    case GgmlType::Q4_K: return q45k_dot<false>(w, xk, n / kQuantBlockK);
-    case GgmlType::Q5_K: return q45k_dot<true>(w, xk, n / kQuantBlockK);
-    case GgmlType::Q6_K: return q6k_dot(w, xk, n / kQuantBlockK);
+    case GgmlType::Q4_K: return q45k_dot<false>(w, xq, n / kQuantBlockK);
+    case GgmlType::Q5_K: return q45k_dot<true>(w, xq, n / kQuantBlockK);
+    case GgmlType::Q6_K: return q6k_dot(w, xq, n / kQuantBlockK);
     default: throw Error(ErrorKind::unsupported, std::string("no 8-bit-activation dot product for ") + ggml_type_name(t));
     }
 }
