@@ -125,7 +125,7 @@ float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
                                   _mm256_or_si256(high4(a), _mm256_and_si256(qh, top)),
                                   _mm256_or_si256(high4(c), _mm256_and_si256(_mm256_srli_epi16(qh, 2), top))};
             // the half's 8 scales as int16 in both 128-bit lanes; pair k takes scale 2k into the low lane, 2k + 1 into the high
-            const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8 * h)));
+            const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h == 0 ? sc8 : _mm_srli_si128(sc8, 8)));
             for (int k = 0; k < 4; ++k) { // 32 weights = sub-blocks 8h + 2k (low 16 bytes) and 8h + 2k + 1 (high 16)
                 const char lo = static_cast<char>(4 * k), hi = static_cast<char>(4 * k + 2);
                 const __m256i pick = _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
