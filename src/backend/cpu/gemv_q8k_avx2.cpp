@@ -4,8 +4,8 @@
 // Per super-block of 256 weights, all the integer work stays in integers: 32 quants (0..63) times 32 activation
 // quants (-127..127) by maddubs into 16-bit pair sums (at most 63 · 127 · 2 = 16002: no saturation), then madd with
 // the sub-block's scale into 32-bit lanes, accumulated over the super-block; then scaled by d · dx once per
-// super-block (Q4_K / Q5_K: the lanes, in fp32 lanes across super-blocks; Q6_K: their exact integer total, less the
-// offset). The offsets (Q4_K / Q5_K mins, Q6_K's stored q = weight + 32) need only the activation's sums per 16
+// super-block, the lanes converted to fp32 lanes that add across super-blocks (Q6_K's offset taken out of them first,
+// in integers). The offsets (Q4_K / Q5_K mins, Q6_K's stored q = weight + 32) need only the activation's sums per 16
 // (Q8_K's bsums): one or two 8-lane madds per super-block. vec_dot_q8_preset.cpp is the plain version of the same sums.
 #include <immintrin.h>
 
@@ -103,7 +103,7 @@ float q45k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
 }
 
 float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
-    float acc = 0.0f;
+    __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n_super; ++i) {
         const uint8_t* blk = row + i * 210;
         const uint8_t* xb = xk + i * kQ8KBytes;
@@ -133,10 +133,11 @@ float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
                 sum = _mm256_add_epi32(sum, scaled_dot(q[k], load32(xq + 128 * h + 32 * k), _mm256_shuffle_epi8(scales, pick)));
             }
         }
-        const int total = hsum4_epi32(_mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1))) - 32 * hsum4_epi32(bias);
-        acc += d * static_cast<float>(total);
+        // 32 · bias taken from the low four lanes in integers, exactly; the lanes then scaled by d in fp32 lanes
+        const __m256i lanes = _mm256_sub_epi32(sum, _mm256_zextsi128_si256(_mm_slli_epi32(bias, 5)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
     }
-    return acc;
+    return hsum8(acc);
 }
 
 } // namespace
