@@ -1,5 +1,5 @@
-// Decoders of the preset GGUF weight types: Q5_0, Q5_1 and the K-quants Q4_K, Q5_K, Q6_K,
-// which llama.cpp's common presets (Q4_K_M, Q5_K_M, Q6_K...) store. Written from ggml's block layouts
+// Decoders of the preset GGUF weight types: Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+// which llama.cpp's common presets (Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K...) store. Written from ggml's block layouts
 // (ggml-common.h); each value is computed as ggml's reference dequantizer computes it, one rounding per fp32 operation
 // (the build has -ffp-contract=off), so the results equal gguf-py's numpy decoders bit for bit
 // (tests/unit/test_quant.cpp against tests/fixtures/quant_oracle.py).
@@ -101,6 +101,43 @@ void decode_q6_k(const uint8_t* src, float* dst, size_t n) {
     }
 }
 
+// Q2_K / Q3_K: 16 sub-blocks of 16 with 2-bit quants (io/quant.h has the layouts). Element 128 h + 32 j + l takes
+// bits 2j, 2j + 1 of qs[32 h + l]; Q3_K's third bit, bit 4h + j of hmask[l], set means q, clear q - 4.
+// Q2_K: x = (d * (sc & 15)) * q - dmin * (sc >> 4).
+void decode_q2_k(const uint8_t* src, float* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const uint8_t* b = src + i * sizeof(BlockQ2_K);
+        const uint8_t* sc = b;
+        const uint8_t* qs = b + 16;
+        const float d = half(b + 80), dmin = half(b + 82);
+        float* y = dst + i * kQuantBlockK;
+        for (int e = 0; e < kQuantBlockK; ++e) {
+            const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+            const int q = (qs[32 * h + l] >> (2 * j)) & 3;
+            const float dl = d * static_cast<float>(sc[e / 16] & 0x0f), ml = dmin * static_cast<float>(sc[e / 16] >> 4);
+            y[e] = dl * static_cast<float>(q) - ml;
+        }
+    }
+}
+
+// Q3_K: x = (d * (s - 32)) * (q - 4 or q).
+void decode_q3_k(const uint8_t* src, float* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const uint8_t* b = src + i * sizeof(BlockQ3_K);
+        const uint8_t* hmask = b;
+        const uint8_t* qs = b + 32;
+        const uint8_t* scales = b + 96;
+        const float d = half(b + 108);
+        float* y = dst + i * kQuantBlockK;
+        for (int e = 0; e < kQuantBlockK; ++e) {
+            const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+            const int low = (qs[32 * h + l] >> (2 * j)) & 3;
+            const int q = low - (((hmask[l] >> (4 * h + j)) & 1) ? 0 : 4);
+            y[e] = (d * static_cast<float>(q3_k_scale(e / 16, scales) - 32)) * static_cast<float>(q);
+        }
+    }
+}
+
 } // namespace
 
 bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n) {
@@ -108,6 +145,8 @@ bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n) {
     switch (type) {
     case GgmlType::Q5_0: decode_q5<false>(s, dst, n); return true;
     case GgmlType::Q5_1: decode_q5<true>(s, dst, n); return true;
+    case GgmlType::Q2_K: decode_q2_k(s, dst, n); return true;
+    case GgmlType::Q3_K: decode_q3_k(s, dst, n); return true;
     case GgmlType::Q4_K: decode_q45_k<false>(s, dst, n); return true;
     case GgmlType::Q5_K: decode_q45_k<true>(s, dst, n); return true;
     case GgmlType::Q6_K: decode_q6_k(s, dst, n); return true;

@@ -23,6 +23,8 @@ std::vector<Field> scale_fields(GgmlType type) {
     case GgmlType::Q4_K: return {{0, 1e-4f}, {2, 1e-4f}};      // d scale q - dmin min, 6-bit scale and min
     case GgmlType::Q5_K: return {{0, 5e-5f}, {2, 5e-5f}};
     case GgmlType::Q6_K: return {{208, 2e-5f}};                // d scale (q - 32), int8 scale; d after the quants
+    case GgmlType::Q2_K: return {{80, 1e-3f}, {82, 1e-3f}};    // d (sc & 15) q - dmin (sc >> 4), after the quants
+    case GgmlType::Q3_K: return {{108, 2e-4f}};                // d (s - 32) (q - 4 or q), 6-bit s; d last
     default: return {};
     }
 }

@@ -48,7 +48,7 @@ void for_each_written_type(F f) {
     for (uint32_t id = 0; id < 64; ++id) {
         const auto traits = ggml_type_traits(id);
         const auto type = static_cast<GgmlType>(id);
-        if (traits && ggml_type_supported(type)) f(type, lower(traits->name));
+        if (traits && is_written_type(type)) f(type, lower(traits->name));
     }
 }
 

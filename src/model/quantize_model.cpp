@@ -76,7 +76,7 @@ QuantizeSummary quantize_model(const std::string& in_path, const std::string& ou
     if (!options.preset) throw Error(ErrorKind::invalid_argument, "quantize: no preset given");
     if (options.threads < 0) throw Error(ErrorKind::invalid_argument, "quantize: threads must be >= 0");
     for (const auto& named : {options.output_type, options.token_embedding_type})
-        if (named && !ggml_type_supported(*named))
+        if (named && !is_written_type(*named))
             throw Error(ErrorKind::invalid_argument, std::string("quantize: winnow does not write ") + ggml_type_name(*named));
     const QuantPreset& preset = *options.preset;
     // shared: the writer's tensor callbacks read the map while write() runs

@@ -42,6 +42,8 @@ uint32_t expected_type(const std::string& name) {
     if (name == "Q4_K") return 12;
     if (name == "Q5_K") return 13;
     if (name == "Q6_K") return 14;
+    if (name == "Q2_K") return 10;
+    if (name == "Q3_K") return 11;
     return ~0u;
 }
 
@@ -131,7 +133,7 @@ TEST_P(QuantVsGgufPy, VecDotMatchesDecodedDot) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, QuantVsGgufPy,
-                         ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"));
+                         ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K"));
 
 double squared_error(const std::vector<float>& a, const std::vector<float>& b, size_t begin, size_t end) {
     double e = 0.0;

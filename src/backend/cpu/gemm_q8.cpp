@@ -220,7 +220,11 @@ void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n
     if (uses_q8_k(w.type)) {
         Q8KRowOperands p;
         p.w = w.data, p.row_bytes = w.row_bytes, p.n_super = static_cast<int>(cols / kQuantBlockK), p.xk = s.xblocks.data();
-        p.kind = w.type == GgmlType::Q4_K ? Q8KWeightKind::q4_k : w.type == GgmlType::Q5_K ? Q8KWeightKind::q5_k : Q8KWeightKind::q6_k;
+        p.kind = w.type == GgmlType::Q2_K   ? Q8KWeightKind::q2_k
+                 : w.type == GgmlType::Q3_K ? Q8KWeightKind::q3_k
+                 : w.type == GgmlType::Q4_K ? Q8KWeightKind::q4_k
+                 : w.type == GgmlType::Q5_K ? Q8KWeightKind::q5_k
+                                            : Q8KWeightKind::q6_k;
         p.bias = bias, p.y = y;
         split_rows(rows, n_threads, [&](int64_t r0, int64_t r1) { gemv_q8k_rows_avx2(p, r0, r1); });
         return;

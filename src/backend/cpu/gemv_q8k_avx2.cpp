@@ -1,12 +1,12 @@
-// The one-token q8 product of the K-quants (Q4_K, Q5_K, Q6_K) against Q8_K activations, for AVX2 (+ FMA, F16C):
+// The one-token q8 product of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) against Q8_K activations, for AVX2 (+ FMA, F16C):
 // compiled with -mavx2 -mfma -mf16c -mno-avx512f whatever the build's -march, chosen at run time by gemm_q8.cpp.
 //
 // Per super-block of 256 weights, all the integer work stays in integers: 32 quants (0..63) times 32 activation
 // quants (-127..127) by maddubs into 16-bit pair sums (at most 63 · 127 · 2 = 16002: no saturation), then madd with
 // the sub-block's scale into 32-bit lanes, accumulated over the super-block; then scaled by d · dx once per
 // super-block, the lanes converted to fp32 lanes that add across super-blocks (Q6_K's offset taken out of them first,
-// in integers). The offsets (Q4_K / Q5_K mins, Q6_K's stored q = weight + 32) need only the activation's sums per 16
-// (Q8_K's bsums): one or two 8-lane madds per super-block. vec_dot_q8_preset.cpp is the plain version of the same sums.
+// in integers). The offsets (Q2_K / Q4_K / Q5_K mins, Q6_K's stored q = weight + 32, Q3_K's q + 4) need only the
+// activation's sums per 16 (Q8_K's bsums): one or two 8-lane madds per super-block. vec_dot_q8_preset.cpp is the plain version of the same sums.
 #include <immintrin.h>
 
 #include <cstring>
@@ -140,6 +140,74 @@ float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     return hsum8(acc);
 }
 
+// sum_j w_j bsums_j over the 16 sub-blocks of a Q8_K block at xb: w as 16 int8 (signed) or uint8 values
+template <bool Signed>
+inline __m128i weighted_bsums(__m128i w8, const uint8_t* xb) {
+    const __m128i lo = Signed ? _mm_cvtepi8_epi16(w8) : _mm_cvtepu8_epi16(w8);
+    const __m128i hi = Signed ? _mm_cvtepi8_epi16(_mm_srli_si128(w8, 8)) : _mm_cvtepu8_epi16(_mm_srli_si128(w8, 8));
+    return _mm_add_epi32(_mm_madd_epi16(lo, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260))),
+                         _mm_madd_epi16(hi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276))));
+}
+
+// The 16 Q3_K scales minus 32 (io/quant.h's q3_k_scale - 32), unpacked four at a time: sub-blocks 0-7 take their low
+// 4 bits from the low nibbles of bytes 0-7, 8-15 from the high nibbles; all take their top 2 bits from bytes 8-11, bit
+// pair j / 4 of byte 8 + j % 4.
+inline __m128i q3k_scales(const uint8_t* s) {
+    uint32_t a, b, c;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + 4, 4);
+    std::memcpy(&c, s + 8, 4);
+    const uint32_t w0 = (a & 0x0f0f0f0fu) | ((c & 0x03030303u) << 4), w1 = (b & 0x0f0f0f0fu) | (((c >> 2) & 0x03030303u) << 4);
+    const uint32_t w2 = ((a >> 4) & 0x0f0f0f0fu) | (((c >> 4) & 0x03030303u) << 4), w3 = ((b >> 4) & 0x0f0f0f0fu) | (((c >> 6) & 0x03030303u) << 4);
+    return _mm_sub_epi8(_mm_setr_epi32(static_cast<int>(w0), static_cast<int>(w1), static_cast<int>(w2), static_cast<int>(w3)), _mm_set1_epi8(32));
+}
+
+// Q2_K / Q3_K: per half of 128 weights, 32 bytes of qs hold bit pairs 2j of weights l + 32 j (l = 0..31); each 32 are
+// sub-blocks 8h + 2j (low 16 bytes) and 8h + 2j + 1 (high 16). Q3_K enters unsigned as q + 4 (0..7, the third bit from
+// hmask), and 4 sum_j s_j bsums_j is taken out in integers, as Q6_K's 32.
+template <bool Three>
+float q23k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
+    constexpr size_t stride = Three ? 110 : 84;
+    __m256 acc = _mm256_setzero_ps();
+    float offsets = 0.0f;
+    for (int i = 0; i < n_super; ++i) {
+        const uint8_t* blk = row + i * stride;
+        const uint8_t* xb = xk + i * kQ8KBytes;
+        float dx;
+        std::memcpy(&dx, xb, 4);
+        const int8_t* xq = reinterpret_cast<const int8_t*>(xb + 4);
+        __m128i sc8; // the 16 sub-block scales as bytes: Q3_K's signed s - 32, Q2_K's low nibbles
+        __m128i bias = _mm_setzero_si128();
+        if constexpr (Three) {
+            sc8 = q3k_scales(blk + 96);
+            bias = _mm_slli_epi32(weighted_bsums<true>(sc8, xb), 2);
+        } else {
+            const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
+            sc8 = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
+            const __m128i mins = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f));
+            offsets += (half(blk + 82) * dx) * static_cast<float>(hsum4_epi32(weighted_bsums<false>(mins, xb)));
+        }
+        const __m256i hmask = Three ? load32(blk) : _mm256_setzero_si256();
+        __m256i sum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i qs = load32(blk + (Three ? 32 : 16) + 32 * h);
+            const __m128i half_scales = h == 0 ? sc8 : _mm_srli_si128(sc8, 8);
+            const __m256i scales = _mm256_broadcastsi128_si256(Three ? _mm_cvtepi8_epi16(half_scales) : _mm_cvtepu8_epi16(half_scales));
+            for (int j = 0; j < 4; ++j) {
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), _mm256_set1_epi8(3));
+                if constexpr (Three) q = _mm256_or_si256(q, byte_bits(hmask, 4 * h + j, 1, 2));
+                const char lo = static_cast<char>(4 * j), hi = static_cast<char>(4 * j + 2);
+                const __m256i pick = _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
+                                                      hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1);
+                sum = _mm256_add_epi32(sum, scaled_dot(q, load32(xq + 128 * h + 32 * j), _mm256_shuffle_epi8(scales, pick)));
+            }
+        }
+        const __m256i lanes = _mm256_sub_epi32(sum, _mm256_zextsi128_si256(bias));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(blk + (Three ? 108 : 80)) * dx), _mm256_cvtepi32_ps(lanes), acc);
+    }
+    return hsum8(acc) - offsets;
+}
+
 } // namespace
 
 void gemv_q8k_rows_avx2(const Q8KRowOperands& p, int64_t r0, int64_t r1) {
@@ -147,6 +215,8 @@ void gemv_q8k_rows_avx2(const Q8KRowOperands& p, int64_t r0, int64_t r1) {
         const uint8_t* row = p.w + r * p.row_bytes;
         float y;
         switch (p.kind) {
+        case Q8KWeightKind::q2_k: y = q23k_row<false>(row, p.xk, p.n_super); break;
+        case Q8KWeightKind::q3_k: y = q23k_row<true>(row, p.xk, p.n_super); break;
         case Q8KWeightKind::q4_k: y = q45k_row<false>(row, p.xk, p.n_super); break;
         case Q8KWeightKind::q5_k: y = q45k_row<true>(row, p.xk, p.n_super); break;
         default: y = q6k_row(row, p.xk, p.n_super); break;

@@ -74,12 +74,13 @@ void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivat
         out.block_sums.clear(); // none for this type (its kernel reads none)
         return;
     }
-    const size_t nb = n / kQuantBlock;
+    const size_t len = is_preset_type(type) ? static_cast<size_t>(preset_block_sum_length(type)) : kQuantBlock;
+    const size_t nb = n / len;
     out.block_sums.resize(nb);
     for (size_t b = 0; b < nb; ++b) {
-        const float* xb = x + b * kQuantBlock;
+        const float* xb = x + b * len;
         float s = 0.0f;
-        for (int j = 0; j < kQuantBlock; ++j) s += xb[j];
+        for (size_t j = 0; j < len; ++j) s += xb[j];
         out.block_sums[b] = s;
     }
 }

@@ -10,12 +10,13 @@ namespace winnow::cpu {
 // An activation vector prepared once (per linear() call) for dot products with many rows of one type.
 struct PreparedActivation {
     const float* x = nullptr;      // the values
-    std::vector<float> block_sums; // types with an offset per block (Q4_0's -8d, Q4_1's m, Q5_1, Q4_K, Q5_K): x's sums per 32
+    std::vector<float> block_sums; // types with an offset per block (Q4_0's -8d, Q4_1's m, Q5_1, Q4_K, Q5_K): x's sums per
+                                   // 32 (Q2_K: per 16, its sub-block)
 };
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out);
 
 // dot(row, x) for n elements (a multiple of the type's block), x prepared for `type`. The preset types (io/quant.h:
-// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) go through vec_dot_preset.h.
+// Q5_0, Q5_1, Q2_K ... Q6_K) go through vec_dot_preset.h.
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& x, size_t n);
 float vec_dot_f32(const float* a, const float* b, size_t n);
 

@@ -1,12 +1,13 @@
-// The f32 dot mode's product for the preset weight types (io/quant.h: Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
+// The f32 dot mode's product for the preset weight types (io/quant.h: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
 //
 // Every one of them stores a weight as w = scale * q + offset, with a small integer q and, per sub-block of 16 or 32
 // weights, an fp32 scale and offset (ggml's reference decoders compute exactly these two products). So the dot
 // product of a row with x is
 //   sum over sub-blocks of  scale * (sum q x)  +  offset * (sum x),
 // with q decoded to int8 (AVX2: 32 values in a register, the high bits spread with byte shifts and shuffles; else into
-// an array a super-block at a time), the q x sums in fp32 lanes, and the sums of x per 32 weights prepared once per
-// activation (PreparedActivation::block_sums). The result is the decoded row's dot product in another summation order.
+// an array a super-block at a time), the q x sums in fp32 lanes, and the sums of x per 32 weights (Q2_K: per 16, its
+// sub-block) prepared once per activation (PreparedActivation::block_sums). The result is the decoded row's dot
+// product in another summation order.
 #include "backend/cpu/vec_dot_preset.h"
 
 #include <algorithm>
@@ -101,8 +102,29 @@ void decode_q6_k(const uint8_t* blk, Decoded& out) {
     }
 }
 
-// sum over the decoded sub-blocks of scale * (sum q x) + offset * (sum x); xsums[k]: the sum of x over the k-th 32
-// weights (only read where an offset is not 0, so Q6_K and Q5_0 need none).
+// Q2_K: w = (d * (sc & 15)) * q - dmin * (sc >> 4) per sub-block of 16; Q3_K: w = (d * (s - 32)) * (q - 4 or q).
+// Element 128 h + 32 j + l: bits 2j, 2j + 1 of qs[32 h + l] (Q3_K's third bit: bit 4h + j of hmask[l]).
+template <bool three>
+void decode_q23_k(const uint8_t* blk, Decoded& out) {
+    out.len = 16, out.subs = 16;
+    const uint8_t* qs = blk + (three ? 32 : 16);
+    if constexpr (three) {
+        const float d = half_at(blk + 108);
+        for (int j = 0; j < 16; ++j) out.scale[j] = d * static_cast<float>(q3_k_scale(j, blk + 96) - 32), out.offset[j] = 0.0f;
+    } else {
+        const float d = half_at(blk + 80), dmin = half_at(blk + 82);
+        for (int j = 0; j < 16; ++j) out.scale[j] = d * static_cast<float>(blk[j] & 0x0f), out.offset[j] = -(dmin * static_cast<float>(blk[j] >> 4));
+    }
+    for (int e = 0; e < 256; ++e) {
+        const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+        int q = (qs[32 * h + l] >> (2 * j)) & 3;
+        if constexpr (three) q -= ((blk[l] >> (4 * h + j)) & 1) ? 0 : 4;
+        out.q[e] = static_cast<int8_t>(q);
+    }
+}
+
+// sum over the decoded sub-blocks of scale * (sum q x) + offset * (sum x); xsums[k]: the sum of x over the k-th
+// sub-block (32 weights; Q2_K's 16), only read where an offset is not 0, so Q6_K, Q3_K and Q5_0 need none.
 float decoded_dot(const Decoded& dec, const float* x, const float* xsums) {
     float tail = 0.0f;
     float sum = 0.0f;
@@ -112,7 +134,7 @@ float decoded_dot(const Decoded& dec, const float* x, const float* xsums) {
         sum += dec.scale[s] * part;
     }
     for (int s = 0; s < dec.subs; ++s)
-        if (dec.offset[s] != 0.0f) tail += dec.offset[s] * xsums[s]; // offsets come with 32-weight sub-blocks only
+        if (dec.offset[s] != 0.0f) tail += dec.offset[s] * xsums[s];
     return sum + tail;
 }
 #else
@@ -224,11 +246,50 @@ float q6_k_row_dot(const uint8_t* row, const float* x, size_t blocks) {
     }
     return hsum(acc);
 }
+
+// Q2_K and Q3_K: per half (128 weights) the 32 bytes qs hold 2 bits of weights l, l + 32, l + 64, l + 96 (bit pairs 0,
+// 2, 4, 6 of byte l); each 32 weights are two sub-blocks of 16. Q2_K's offsets use x's sums per 16 (block_sums).
+template <bool three>
+float q23_k_row_dot(const uint8_t* row, const float* x, const float* block_sums, size_t blocks) {
+    constexpr size_t stride = three ? sizeof(BlockQ3_K) : sizeof(BlockQ2_K);
+    __m256 acc = _mm256_setzero_ps();
+    float tail = 0.0f;
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + b * stride;
+        const float* xb = x + b * kQuantBlockK;
+        float scale[16];
+        if constexpr (three) {
+            const float d = half_at(blk + 108);
+            for (int j = 0; j < 16; ++j) scale[j] = d * static_cast<float>(q3_k_scale(j, blk + 96) - 32);
+        } else {
+            const float d = half_at(blk + 80), dmin = half_at(blk + 82);
+            const float* sums = block_sums + b * 16;
+            for (int j = 0; j < 16; ++j) scale[j] = d * static_cast<float>(blk[j] & 0x0f), tail += -(dmin * static_cast<float>(blk[j] >> 4)) * sums[j];
+        }
+        const __m256i hmask = three ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)) : _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + (three ? 32 : 16) + 32 * h));
+            for (int j = 0; j < 4; ++j) {
+                __m256i q = byte_bits(qs, 2 * j, 2, 0);
+                if constexpr (three) q = _mm256_sub_epi8(_mm256_or_si256(q, byte_bits(hmask, 4 * h + j, 1, 2)), _mm256_set1_epi8(4));
+                const int sub = 8 * h + 2 * j;
+                const float* xs = xb + 16 * sub;
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(scale[sub]), dot16(_mm256_castsi256_si128(q), xs), acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(scale[sub + 1]), dot16(_mm256_extracti128_si256(q, 1), xs + 16), acc);
+            }
+        }
+    }
+    return hsum(acc) + tail;
+}
 #endif
 
 } // namespace
 
-bool preset_needs_block_sums(GgmlType type) { return type == GgmlType::Q5_1 || type == GgmlType::Q4_K || type == GgmlType::Q5_K; }
+bool preset_needs_block_sums(GgmlType type) {
+    return type == GgmlType::Q5_1 || type == GgmlType::Q2_K || type == GgmlType::Q4_K || type == GgmlType::Q5_K;
+}
+
+int preset_block_sum_length(GgmlType type) { return type == GgmlType::Q2_K ? 16 : kQuantBlock; }
 
 float preset_row_dot(GgmlType type, const void* row, const float* x, const float* block_sums, size_t n) {
     const auto* base = static_cast<const uint8_t*>(row);
@@ -238,6 +299,8 @@ float preset_row_dot(GgmlType type, const void* row, const float* x, const float
     case GgmlType::Q5_1: return q5_row_dot<true>(base, x, block_sums, n / kQuantBlock);
     case GgmlType::Q4_K: return q45_k_row_dot<false>(base, x, block_sums, n / kQuantBlockK);
     case GgmlType::Q5_K: return q45_k_row_dot<true>(base, x, block_sums, n / kQuantBlockK);
+    case GgmlType::Q2_K: return q23_k_row_dot<false>(base, x, block_sums, n / kQuantBlockK);
+    case GgmlType::Q3_K: return q23_k_row_dot<true>(base, x, block_sums, n / kQuantBlockK);
     default: return q6_k_row_dot(base, x, n / kQuantBlockK);
     }
 #else
@@ -254,13 +317,16 @@ float preset_row_dot(GgmlType type, const void* row, const float* x, const float
         }
         return s;
     }
-    const size_t stride = type == GgmlType::Q4_K ? sizeof(BlockQ4_K) : type == GgmlType::Q5_K ? sizeof(BlockQ5_K) : sizeof(BlockQ6_K);
+    const size_t stride = ggml_row_bytes(type, kQuantBlockK);
+    const size_t sums_per_block = kQuantBlockK / preset_block_sum_length(type);
     for (size_t b = 0; b < n / kQuantBlockK; ++b) {
         const uint8_t* blk = base + b * stride;
         if (type == GgmlType::Q4_K) decode_q45_k<false>(blk, dec);
         else if (type == GgmlType::Q5_K) decode_q45_k<true>(blk, dec);
+        else if (type == GgmlType::Q2_K) decode_q23_k<false>(blk, dec);
+        else if (type == GgmlType::Q3_K) decode_q23_k<true>(blk, dec);
         else decode_q6_k(blk, dec);
-        s += decoded_dot(dec, x + b * kQuantBlockK, block_sums ? block_sums + b * (kQuantBlockK / kQuantBlock) : nullptr);
+        s += decoded_dot(dec, x + b * kQuantBlockK, block_sums ? block_sums + b * sums_per_block : nullptr);
     }
     return s;
 #endif

@@ -17,7 +17,9 @@ bool has_q8_path(GgmlType t) {
 
 bool uses_q8_1(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
 
-bool uses_q8_k(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
+bool uses_q8_k(GgmlType t) {
+    return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K;
+}
 
 size_t q8_activation_bytes(GgmlType t, size_t n) {
     if (uses_q8_k(t)) return n / kQuantBlockK * sizeof(BlockQ8_K);
@@ -146,6 +148,8 @@ float vec_dot_q8(GgmlType t, const void* row, const uint8_t* xq, size_t n) {
     }
     case GgmlType::Q5_0:
     case GgmlType::Q5_1:
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
     case GgmlType::Q6_K: return vec_dot_q8_preset(t, row, xq, n);

@@ -1,4 +1,4 @@
-// The 8-bit-activation products of the preset weight types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), written plainly: the
+// The 8-bit-activation products of the preset weight types (Q5_0, Q5_1, Q2_K ... Q6_K), written plainly: the
 // reference that the one-token SIMD kernels (gemv_q8_row.inc, gemv_q8k_avx2.cpp) are tested against, and the path of
 // CPUs without AVX2. Every weight is scale * q + offset with a small integer q; with the activation x = dx * qx the
 // integer sums of q * qx are exact, so per block (or super-block) only the scales are applied in floats:
@@ -6,6 +6,8 @@
 //   Q5_1: (d * dx) * sum q qx + m * s_x                  (Q8_1: s_x = dx * sum qx, rounded to fp16 as ggml stores it)
 //   Q4_K, Q5_K: (d * dx) * sum_j sc_j (q qx)_j - (dmin * dx) * sum_j m_j (sum qx)_j    over 8 sub-blocks of 32
 //   Q6_K: (d * dx) * sum_j sc_j (sum (q - 32) qx)_j                                     over 16 sub-blocks of 16
+//   Q2_K: (d * dx) * sum_j (sc_j & 15) (q qx)_j - (dmin * dx) * sum_j (sc_j >> 4) (sum qx)_j   over 16 of 16
+//   Q3_K: (d * dx) * sum_j (s_j - 32) (sum q qx)_j, q = 2 bits - 4 or 2 bits                 over 16 of 16
 // which is what ggml's vec_dot_<type>_q8_<x> compute, in another order of the float additions.
 #include <algorithm>
 #include <cmath>
@@ -113,6 +115,40 @@ float q6k_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     return s;
 }
 
+// The 2-bit field of Q2_K / Q3_K element e (0..255): bits 2j, 2j + 1 of qs[32 h + l], e = 128 h + 32 j + l; Q3_K
+// subtracts 4 where bit 4h + j of hmask[l] is clear.
+template <bool three>
+inline int q23k_value(const uint8_t* blk, int e) {
+    const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+    const int q = (blk[(three ? 32 : 16) + 32 * h + l] >> (2 * j)) & 3;
+    if constexpr (three) return q - (((blk[l] >> (4 * h + j)) & 1) ? 0 : 4);
+    return q;
+}
+
+template <bool three>
+float q23k_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
+    constexpr size_t stride = three ? sizeof(BlockQ3_K) : sizeof(BlockQ2_K);
+    float s = 0.0f;
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + b * stride;
+        const BlockQ8_K xb = q8k_block(xq, b);
+        int scaled = 0, offsets = 0; // both exact
+        for (int j = 0; j < 16; ++j) {
+            int sumi = 0;
+            for (int l = 0; l < 16; ++l) sumi += q23k_value<three>(blk, 16 * j + l) * xb.qs[16 * j + l];
+            if constexpr (three) {
+                scaled += (q3_k_scale(j, blk + 96) - 32) * sumi;
+            } else {
+                scaled += (blk[j] & 0x0f) * sumi;
+                offsets += (blk[j] >> 4) * xb.bsums[j];
+            }
+        }
+        if constexpr (three) s += (half_at(blk + 108) * xb.d) * static_cast<float>(scaled);
+        else s += (half_at(blk + 80) * xb.d) * static_cast<float>(scaled) - (half_at(blk + 82) * xb.d) * static_cast<float>(offsets);
+    }
+    return s;
+}
+
 } // namespace
 
 void quantize_activation_q8_k(const float* x, size_t n, uint8_t* out) {
@@ -145,6 +181,8 @@ float vec_dot_q8_preset(GgmlType t, const void* row, const uint8_t* xq, size_t n
     case GgmlType::Q4_K: return q45k_dot<false>(w, xq, n / kQuantBlockK);
     case GgmlType::Q5_K: return q45k_dot<true>(w, xq, n / kQuantBlockK);
     case GgmlType::Q6_K: return q6k_dot(w, xq, n / kQuantBlockK);
+    case GgmlType::Q2_K: return q23k_dot<false>(w, xq, n / kQuantBlockK);
+    case GgmlType::Q3_K: return q23k_dot<true>(w, xq, n / kQuantBlockK);
     default: throw Error(ErrorKind::unsupported, std::string("no 8-bit-activation dot product for ") + ggml_type_name(t));
     }
 }
