@@ -15,6 +15,7 @@
 #include "backend/cpu/vec_dot_q8.h"
 #include "io/ggml_type.h"
 #include "io/quant.h"
+#include "io/random_weights.h"
 
 namespace winnow::cpu {
 namespace {
@@ -34,8 +35,9 @@ Weights random_weights(GgmlType type, int64_t rows, int64_t cols, unsigned seed)
     for (int64_t r = 0; r < rows; ++r) {
         for (auto& v : row) v = nd(rng);
         if (type == GgmlType::F32) std::memcpy(w.bytes.data() + r * row_bytes, row.data(), row_bytes);
-        else quantize_row_ref(type, row.data(), w.bytes.data() + r * row_bytes, cols);
+        else if (is_written_type(type)) quantize_row_ref(type, row.data(), w.bytes.data() + r * row_bytes, cols);
     }
+    if (!is_written_type(type)) w.bytes = random_stored_weights(type, rows, cols, seed); // Q2_K, Q3_K: read, not written
     w.m.type = type, w.m.rows = rows, w.m.cols = cols, w.m.row_bytes = row_bytes, w.m.data = w.bytes.data(), w.m.name = "test";
     return w;
 }
@@ -102,7 +104,8 @@ TEST_P(GemmQ8, OneTokenMatchesPerRowDotProducts) {
     if (!gemm_q8_kernel_available(kernel)) GTEST_SKIP() << gemm_q8_kernel_name(kernel) << " is not available on this CPU";
     gemm_q8_force_kernel(kernel);
     GemmQ8Scratch scratch;
-    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                          GgmlType::Q5_K, GgmlType::Q6_K})
         for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 160}, {192, 576}, {64, 1536}, {5, 32}, {24, 2560}, {3, 256}}) {
             if (cols % static_cast<int64_t>(ggml_type_traits(static_cast<uint32_t>(type))->block_size) != 0) continue; // K-quants: rows of whole 256-weight super-blocks
             const Weights w = random_weights(type, rows, cols, 7 + static_cast<unsigned>(rows));

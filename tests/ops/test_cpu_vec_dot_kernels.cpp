@@ -16,6 +16,7 @@
 #include "backend/cpu/vec_dot.h"
 #include "io/ggml_type.h"
 #include "io/quant.h"
+#include "io/random_weights.h"
 #include "winnow/error.h"
 
 namespace winnow::cpu {
@@ -53,7 +54,8 @@ TEST_P(VecDotKernels, MatchDoublePrecisionOnEveryRowLength) {
         // weights with an offset per block (Q4_1's m), activations with a mean (the block sums' term)
         for (size_t i = 0; i < n; ++i) w[i] = 0.3f * nd(rng) + (i / 32 % 3 == 0 ? 0.5f : -0.2f), x[i] = nd(rng) + 0.25f;
         std::vector<uint8_t> row(ggml_row_bytes(type, n));
-        quantize_row_ref(type, w.data(), row.data(), n);
+        if (is_written_type(type)) quantize_row_ref(type, w.data(), row.data(), n);
+        else row = random_stored_weights(type, 1, static_cast<int64_t>(n), blocks); // Q2_K, Q3_K: read, not written
         dequantize_row(type, row.data(), deq.data(), n);
         double ref = 0.0, mag = 0.0;
         for (size_t i = 0; i < n; ++i) ref += static_cast<double>(deq[i]) * x[i], mag += std::abs(static_cast<double>(deq[i]) * x[i]);
@@ -68,7 +70,8 @@ TEST_P(VecDotKernels, MatchDoublePrecisionOnEveryRowLength) {
 std::vector<Case> all_cases() {
     std::vector<Case> cases;
     for (VecDotKernel k : {VecDotKernel::baseline, VecDotKernel::avx512})
-        for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+        for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                           GgmlType::Q5_K, GgmlType::Q6_K})
             if (k == VecDotKernel::baseline || !is_preset_type(t)) cases.push_back({k, t}); // the preset types have no AVX-512 kernel
     return cases;
 }

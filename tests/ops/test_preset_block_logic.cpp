@@ -1,5 +1,5 @@
 // The CUDA kernels' decoding of the preset GGUF types (backend/cuda/preset_block_logic.cuh) run on the host
-// against the CPU's decoder: for random blocks of Q5_0, Q5_1, Q4_K, Q5_K and Q6_K, every element found from the words a
+// against the CPU's decoder: for random blocks of Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, every element found from the words a
 // GEMV lane loads (gemv_preset.cuh: 16-bit words for the 2-byte aligned Q5_0 and Q6_K, 32-bit words for the rest)
 // and from single bytes (weight_at's reads), scaled in the order the device scales it, must equal dequantize_row's
 // value bit for bit. Without a GPU this is what checks the kernels' bit arithmetic; the op harness runs the kernels
@@ -31,7 +31,11 @@ struct Layout {
 };
 const Layout kLayouts[] = {{GgmlType::Q5_0, rl::kQ5_0Bytes, 32, {0}},       {GgmlType::Q5_1, rl::kQ5_1Bytes, 32, {0, 2}},
                            {GgmlType::Q4_K, rl::kQ4_KBytes, 256, {0, 2}},   {GgmlType::Q5_K, rl::kQ5_KBytes, 256, {0, 2}},
-                           {GgmlType::Q6_K, rl::kQ6_KBytes, 256, {208}}};
+                           {GgmlType::Q6_K, rl::kQ6_KBytes, 256, {208}},    {GgmlType::Q2_K, rl::kQ2_KBytes, 256, {80, 82}},
+                           {GgmlType::Q3_K, rl::kQ3_KBytes, 256, {108}}};
+
+template <class Word>
+unsigned gemv_logic_byte(const Word* w, int k) { return winnow::cuda::gemv_logic::quant_byte(w, k); }
 
 uint16_t u16_at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 uint32_t u32_at(const uint8_t* p) { return u16_at(p) | static_cast<uint32_t>(u16_at(p + 2)) << 16; }
@@ -69,6 +73,19 @@ float device_value(GgmlType type, const uint8_t* b, int c) {
         const volatile float dm = half_to_float(u16_at(b + 2)) * static_cast<float>(s.min);
         const volatile float qd = ds * static_cast<float>(q);
         v = qd - dm;
+    } else if (type == GgmlType::Q2_K) {
+        const rl::Q6Pos at = rl::q6_k_pos(c);
+        const auto qs = words_of<Word>(b + 16 + 32 * at.half, 32), scales = words_of<Word>(b, 16);
+        const unsigned sc = gemv_logic_byte(scales.data(), at.scale);
+        const volatile float dl = half_to_float(u16_at(b + 80)) * static_cast<float>(sc & 0x0fu);
+        const volatile float ml = half_to_float(u16_at(b + 82)) * static_cast<float>(sc >> 4);
+        const volatile float qd = dl * static_cast<float>(rl::q2_k_value(qs.data(), at.quarter, at.l));
+        v = qd - ml;
+    } else if (type == GgmlType::Q3_K) {
+        const rl::Q6Pos at = rl::q6_k_pos(c);
+        const auto qs = words_of<Word>(b + 32 + 32 * at.half, 32), hmask = words_of<Word>(b, 32), scales = words_of<Word>(b + 96, 12);
+        const volatile float ds = half_to_float(u16_at(b + 108)) * static_cast<float>(rl::q3_k_scale(scales.data(), at.scale) - 32);
+        v = ds * static_cast<float>(rl::q3_k_value(qs.data(), hmask.data(), at.half, at.quarter, at.l));
     } else {
         const rl::Q6Pos at = rl::q6_k_pos(c);
         const auto ql = words_of<Word>(b + 64 * at.half + 32 * (at.quarter & 1), 32), qh = words_of<Word>(b + 128 + 32 * at.half, 32);

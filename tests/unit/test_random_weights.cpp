@@ -15,7 +15,7 @@ using namespace winnow;
 
 TEST(RandomWeights, EveryTypeGivesWholeRowsOfModestFiniteValues) {
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-                          GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+                          GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
         const int64_t rows = 6, cols = 512;
         const auto bytes = random_stored_weights(type, rows, cols, 3);
         ASSERT_EQ(bytes.size(), rows * ggml_row_bytes(type, cols)) << ggml_type_name(type);

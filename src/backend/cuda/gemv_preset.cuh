@@ -1,9 +1,10 @@
 #pragma once
-// The GEMV vector path's units for the preset GGUF types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: llama.cpp's presets): a lane
+// The GEMV vector path's units for the preset GGUF types (Q5_0, Q5_1, Q2_K ... Q6_K: llama.cpp's presets): a lane
 // loads one unit's bytes in words as wide as the block's alignment allows, then sums its elements in element order,
 // each element's value exactly as weight_at (and the CPU's dequantize_row) computes it. A unit is a Q5_0 / Q5_1 block
 // (32 elements), a pair of Q4_K / Q5_K sub-blocks (64 elements: a lane reads the super-block's 16-byte header and 32
-// bytes of nibbles), or a quarter of a Q6_K half (32 elements: 32 bytes of low bits, 32 of high bits, two scales).
+// bytes of nibbles), or a quarter of a Q6_K half (32 elements: 32 bytes of low bits, 32 of high bits, two scales), or of a
+// Q2_K / Q3_K half (32 elements: the half's 32 bytes of 2-bit fields, Q3_K's 32 hmask bytes, two scales).
 // The bit arithmetic is preset_block_logic.cuh's, checked on the host against the stored formats.
 //
 // Q5_0 and Q6_K, whose blocks are only 2-byte aligned, are staged through shared memory as Q8_0 and Q4_0 are
@@ -21,7 +22,9 @@ namespace winnow::cuda::gemv_detail {
 template <GgmlType T>
 constexpr int preset_unit_elements() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 64 : 32; }
 template <GgmlType T>
-constexpr unsigned preset_row_alignment() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 ? 4 : 2; }
+constexpr unsigned preset_row_alignment() {
+    return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 || T == GgmlType::Q2_K ? 4 : 2;
+}
 template <GgmlType T>
 constexpr int preset_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 ? kQuantBlock : kQuantBlockK; }
 
@@ -102,6 +105,35 @@ __device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row
             else q = rl::q4_k_value(qs, e);
             return e < 32 ? __fsub_rn(__fmul_rn(d0, static_cast<float>(q)), m0) : __fsub_rn(__fmul_rn(d1, static_cast<float>(q)), m1);
         });
+    } else if constexpr (T == GgmlType::Q2_K) { // 84-byte super-blocks, 4-byte aligned: 16 scale bytes, 64 quant bytes, d, dmin
+        const int half = static_cast<int>(u % 8) / 4, k = static_cast<int>(u % 4);
+        const uint32_t* sb = reinterpret_cast<const uint32_t*>(row + (u / 8) * rl::kQ2_KBytes);
+        uint32_t qs[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) qs[i] = __ldg(sb + (16 + 32 * half) / 4 + i);
+        const int first = 8 * half + 2 * k;                     // the quarter's two scale bytes, in one word
+        const uint32_t scw = __ldg(sb + first / 4) >> (8 * (first % 4));
+        const uint32_t dm = __ldg(sb + 20);                     // byte 80: d | dmin << 16
+        const float d = half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), dmin = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
+        const unsigned sc0 = scw & 0xffu, sc1 = (scw >> 8) & 0xffu;
+        const float dl0 = __fmul_rn(d, static_cast<float>(sc0 & 0x0fu)), ml0 = __fmul_rn(dmin, static_cast<float>(sc0 >> 4));
+        const float dl1 = __fmul_rn(d, static_cast<float>(sc1 & 0x0fu)), ml1 = __fmul_rn(dmin, static_cast<float>(sc1 >> 4));
+        return dot_elements<32>(x4, acc, [&](int l) {
+            const float q = static_cast<float>(rl::q2_k_value(qs, k, l));
+            return l < 16 ? __fsub_rn(__fmul_rn(dl0, q), ml0) : __fsub_rn(__fmul_rn(dl1, q), ml1);
+        });
+    } else if constexpr (T == GgmlType::Q3_K) { // 110-byte super-blocks, 2-byte aligned: hmask, 64 quant bytes, 12 scale bytes, d
+        const int half = static_cast<int>(u % 8) / 4, k = static_cast<int>(u % 4);
+        const uint16_t* sb = reinterpret_cast<const uint16_t*>(row + (u / 8) * rl::kQ3_KBytes);
+        uint16_t qs[16], hm[16], sc[6];
+#pragma unroll
+        for (int i = 0; i < 16; ++i) qs[i] = __ldg(sb + (32 + 32 * half) / 2 + i), hm[i] = __ldg(sb + i);
+#pragma unroll
+        for (int i = 0; i < 6; ++i) sc[i] = __ldg(sb + 48 + i);
+        const float d = half_bits_to_float(__ldg(sb + 54)); // byte 108
+        const float ds0 = __fmul_rn(d, static_cast<float>(rl::q3_k_scale(sc, 8 * half + 2 * k) - 32));
+        const float ds1 = __fmul_rn(d, static_cast<float>(rl::q3_k_scale(sc, 8 * half + 2 * k + 1) - 32));
+        return dot_elements<32>(x4, acc, [&](int l) { return __fmul_rn(l < 16 ? ds0 : ds1, static_cast<float>(rl::q3_k_value(qs, hm, half, k, l))); });
     } else { // Q6_K: 210-byte super-blocks, 2-byte aligned; 8 quarters each (2 halves of 4)
         static_assert(T == GgmlType::Q6_K, "not a preset type");
         const int half = static_cast<int>(u % 8) / 4, k = static_cast<int>(u % 4);

@@ -1,6 +1,6 @@
 #pragma once
 // Where the CUDA kernels find each element of the preset GGUF types (io/quant.h: Q5_0, Q5_1,
-// Q4_K, Q5_K, Q6_K) in the bytes a lane holds, as little-endian words of any width (uint8_t for weight_at's byte
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) in the bytes a lane holds, as little-endian words of any width (uint8_t for weight_at's byte
 // reads, 16-bit words for the 2-byte aligned Q5_0 and Q6_K blocks, 32-bit words for the rest). Integer arithmetic only:
 // the scaling, which must round as the CPU's decoder does, stays in device code (weight_access.cuh, gemv_preset.cuh).
 // Written once for the device and the host, so that a machine without a GPU checks the bit arithmetic against
@@ -9,7 +9,7 @@
 //
 // The unit a GEMV lane decodes at a time: a whole 32-element block of Q5_0 / Q5_1; a pair of sub-blocks (64
 // elements: 32 bytes of nibbles, the low nibbles the first sub-block) of Q4_K / Q5_K; a quarter of a half (32
-// elements) of Q6_K.
+// elements) of Q6_K, Q2_K and Q3_K.
 #include <cstdint>
 
 #include "backend/cuda/gemv_block_logic.cuh"
@@ -26,7 +26,8 @@ namespace winnow::cuda::preset_logic {
 // Block sizes in bytes (io/quant.h's layouts), and the elements of a K-quant super-block.
 constexpr int kQ5_0Bytes = static_cast<int>(sizeof(BlockQ5_0)), kQ5_1Bytes = static_cast<int>(sizeof(BlockQ5_1)),
               kQ4_KBytes = static_cast<int>(sizeof(BlockQ4_K)), kQ5_KBytes = static_cast<int>(sizeof(BlockQ5_K)),
-              kQ6_KBytes = static_cast<int>(sizeof(BlockQ6_K));
+              kQ6_KBytes = static_cast<int>(sizeof(BlockQ6_K)), kQ2_KBytes = static_cast<int>(sizeof(BlockQ2_K)),
+              kQ3_KBytes = static_cast<int>(sizeof(BlockQ3_K));
 constexpr int kKElements = kQuantBlockK;
 
 // Q5_0 / Q5_1 element j (0..31): Q4_0's nibble j (qs: the block's 16 quant bytes) with bit j of qh as its fifth bit.
@@ -94,7 +95,26 @@ WINNOW_RO_FN int q6_k_value(const Word* ql, const Word* qh, int k, int l) {
     return static_cast<int>((k < 2 ? low & 0x0fu : low >> 4) | (high << 4)) - 32;
 }
 
-// Where element c (0..255) of a K-quant super-block lies: Q4_K / Q5_K's pair and element in it; Q6_K's half, quarter
+// Q2_K / Q3_K element l (0..31) of quarter k (0..3) of a half: bits 2k, 2k + 1 of qs[l], qs the half's 32 quant bytes.
+// Q3_K subtracts 4 where bit 4 half + k of hmask[l] (the block's 32 hmask bytes) is clear.
+template <class Word>
+WINNOW_RO_FN int q2_k_value(const Word* qs, int k, int l) {
+    return static_cast<int>((gemv_logic::quant_byte(qs, l) >> (2 * k)) & 3u);
+}
+template <class Word>
+WINNOW_RO_FN int q3_k_value(const Word* qs, const Word* hmask, int half, int k, int l) {
+    return q2_k_value(qs, k, l) - (((gemv_logic::quant_byte(hmask, l) >> (4 * half + k)) & 1u) ? 0 : 4);
+}
+// Q3_K's 6-bit scale j (0..15) from the block's 12 scale bytes, 0..63 (the weight's scale is that - 32): the low 4
+// bits in the low (j < 8) or high nibble of byte j % 8, the top 2 at bits 2 (j / 4) of byte 8 + j % 4.
+template <class Word>
+WINNOW_RO_FN int q3_k_scale(const Word* s, int j) {
+    using gemv_logic::quant_byte;
+    const unsigned low = j < 8 ? quant_byte(s, j) & 0x0fu : quant_byte(s, j - 8) >> 4;
+    return static_cast<int>(low | (((quant_byte(s, 8 + j % 4) >> (2 * (j / 4))) & 3u) << 4));
+}
+
+// Where element c (0..255) of a K-quant super-block lies (Q6_K's position serves Q2_K and Q3_K too): Q4_K / Q5_K's pair and element in it; Q6_K's half, quarter
 // and element in it, and its scale's index (0..15) among the block's 16.
 struct KPairPos {
     int pair, e;

@@ -2,7 +2,7 @@
 // Reading one element of a stored weight row on the device, for every type the CPU backend computes with. The
 // values are exactly what winnow::dequantize_row (src/io/quant.cpp, src/io/quant_preset.cpp) gives: products and
 // sums as separate fp32 operations (no fused multiply-add), fp16/bf16 converted exactly. Bytes are read one at a time
-// because quantized blocks (18, 20, 22, 34, 210 bytes) leave the fp16 scales unaligned.
+// because quantized blocks (18, 20, 22, 34, 110, 210 bytes) leave the fp16 scales unaligned.
 #include <cstdint>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -53,6 +53,20 @@ __device__ __forceinline__ float preset_weight_at(const uint8_t* __restrict__ ro
         const float ds = __fmul_rn(half_bits_to_float(load_u16(b)), static_cast<float>(s.scale));
         const float dm = __fmul_rn(half_bits_to_float(load_u16(b + 2)), static_cast<float>(s.min));
         return __fsub_rn(__fmul_rn(ds, static_cast<float>(q)), dm);
+    } else if constexpr (T == GgmlType::Q2_K) { // (d * (sc & 15)) * q - dmin * (sc >> 4)
+        const uint8_t* b = row + (col / rl::kKElements) * rl::kQ2_KBytes;
+        const rl::Q6Pos at = rl::q6_k_pos(static_cast<int>(col % rl::kKElements));
+        const int q = rl::q2_k_value(b + 16 + 32 * at.half, at.quarter, at.l);
+        const unsigned sc = b[at.scale];
+        const float dl = __fmul_rn(half_bits_to_float(load_u16(b + 80)), static_cast<float>(sc & 0x0fu));
+        const float ml = __fmul_rn(half_bits_to_float(load_u16(b + 82)), static_cast<float>(sc >> 4));
+        return __fsub_rn(__fmul_rn(dl, static_cast<float>(q)), ml);
+    } else if constexpr (T == GgmlType::Q3_K) { // (d * (s - 32)) * q
+        const uint8_t* b = row + (col / rl::kKElements) * rl::kQ3_KBytes;
+        const rl::Q6Pos at = rl::q6_k_pos(static_cast<int>(col % rl::kKElements));
+        const int q = rl::q3_k_value(b + 32 + 32 * at.half, b, at.half, at.quarter, at.l);
+        const float ds = __fmul_rn(half_bits_to_float(load_u16(b + 108)), static_cast<float>(rl::q3_k_scale(b + 96, at.scale) - 32));
+        return __fmul_rn(ds, static_cast<float>(q));
     } else {
         static_assert(T == GgmlType::Q6_K, "unsupported weight type");
         const uint8_t* b = row + (col / rl::kKElements) * rl::kQ6_KBytes;
@@ -111,12 +125,14 @@ void dispatch_core_weight_type(GgmlType t, F&& f) {
 }
 
 // Calls f.template operator()<T>() for the runtime type, any stored weight type the CUDA kernels read
-// (is_device_weight_type): the writable ones and the preset Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
+// (is_device_weight_type): the writable ones and the preset Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
 template <class F>
 void dispatch_weight_type(GgmlType t, F&& f) {
     switch (t) {
     case GgmlType::Q5_0: f.template operator()<GgmlType::Q5_0>(); return;
     case GgmlType::Q5_1: f.template operator()<GgmlType::Q5_1>(); return;
+    case GgmlType::Q2_K: f.template operator()<GgmlType::Q2_K>(); return;
+    case GgmlType::Q3_K: f.template operator()<GgmlType::Q3_K>(); return;
     case GgmlType::Q4_K: f.template operator()<GgmlType::Q4_K>(); return;
     case GgmlType::Q5_K: f.template operator()<GgmlType::Q5_K>(); return;
     case GgmlType::Q6_K: f.template operator()<GgmlType::Q6_K>(); return;
