@@ -38,15 +38,10 @@ constexpr bool is_core_type(GgmlType type) {
 }
 // The preset types: the ones llama.cpp's presets (Q4_K_M, Q5_K_M, Q6_K, Q5_0, Q3_K_M, Q2_K, ...) add. The CPU computes
 // with them everywhere; CUDA in its GEMVs, embedding lookup, fused head and dequantize, not in the step program, the
-// adaptive head or the split products. io/quant_preset.cpp decodes them, io/quant_encode_preset.cpp encodes them (all
-// but the 2- and 3-bit Q2_K and Q3_K, which winnow reads and does not write).
+// adaptive head or the split products. io/quant_preset.cpp decodes them, io/quant_encode_preset.cpp encodes them.
 constexpr bool is_preset_type(GgmlType type) {
     return type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::Q4_K ||
            type == GgmlType::Q5_K || type == GgmlType::Q6_K;
 }
-// The preset types that winnow can also write (quantize_preset): all but Q2_K and Q3_K.
-constexpr bool is_writable_preset_type(GgmlType type) { return is_preset_type(type) && type != GgmlType::Q2_K && type != GgmlType::Q3_K; }
-// The types winnow writes (quantize_row_ref, winnow quantize): the core types and the writable preset types.
-constexpr bool is_written_type(GgmlType type) { return is_core_type(type) || is_writable_preset_type(type); }
 
 } // namespace winnow

@@ -1,8 +1,8 @@
 #pragma once
 // Scalar reference codecs for the element types winnow computes with, bit-compatible with ggml's
 // reference layouts (ggml-common.h / ggml-quants.c): F16, BF16, Q8_0, Q4_0, Q4_1, and the types that llama.cpp's
-// common presets store: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (decoded by io/quant_preset.cpp; all but Q2_K and
-// Q3_K encoded by io/quant_encode_preset.cpp).
+// common presets store: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (decoded by io/quant_preset.cpp, encoded by
+// io/quant_encode_preset.cpp).
 #include <cstddef>
 #include <cstdint>
 
@@ -73,7 +73,7 @@ bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n);
 void quantize_row_ref(GgmlType type, const float* src, void* dst, size_t n);
 // quantize_row_ref for the preset types: Q5_0 / Q5_1 as ggml's reference rounding; the K-quants by a weighted
 // least-squares search of each sub-block's scale (and min), then 6- or 8-bit scales per super-block
-// (io/quant_encode_preset.cpp says how). False for any other type, Q2_K and Q3_K included (read, not written).
+// (io/quant_encode_preset.cpp says how). False for any other type.
 bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n);
 
 } // namespace winnow

@@ -1,4 +1,4 @@
-// Encoders of the preset GGUF weight types (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): the inverses of io/quant_preset.cpp's
+// Encoders of the preset GGUF weight types (Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): the inverses of io/quant_preset.cpp's
 // decoders, in ggml's block layouts (ggml-common.h).
 //  - Q5_0 / Q5_1 round as ggml's reference quantizer does: one scale per 32 weights from the block's extremes.
 //  - The K-quants take the approach of ggml's reference K-quantizer (the k-quants design of llama.cpp PR 1684): a
@@ -73,33 +73,43 @@ void encode_q5(const float* src, uint8_t* dst, size_t n) {
     }
 }
 
-// The scale a and offset b <= 0 that minimise sum w (a q + b - x)^2 over one sub-block of 32, q = round((x - b) / a)
-// clamped to [0, nmax]. Candidates: grids of nmax - 1 ... nmax + 1 steps (in tenths) from the best offset so far to
-// max x, each refined by the weighted least-squares (a, b) for the integers it gives (b pinned to 0 where the fit
-// wants b > 0) and judged by the error of those integers. Anchoring each grid at the best offset found so far, not at
-// min(x, 0), is what ggml's reference does; it lowers the error by about 1% on Gaussian weights.
+// The scale a and offset b <= 0 that minimise the weighted error of a q + b against x over one sub-block of n, q =
+// round((x - b) / a) clamped to [0, nmax]; the error is sum w (a q + b - x)^2, or sum w |a q + b - x| (absolute). The
+// first candidate is the grid of nmax steps from min(x, 0) to max x; then grids of nmax + first + step k / 10 steps
+// (k = 0 .. steps) from the best offset so far to max x, each refined by the weighted least-squares (a, b) for the
+// integers it gives (b pinned to 0 where the fit wants b > 0) and judged by the error of those integers. Anchoring each
+// grid at the best offset found so far, not at min(x, 0), is what ggml's reference does; it lowers the error by about
+// 1% on Gaussian weights. Q4_K / Q5_K search 32 weights, first -1, 20 steps, squared; Q2_K 16 weights, first -0.5, 15
+// steps, absolute (ggml's settings for each). q (optional) receives the chosen integers.
 struct AffineFit { float scale; float offset; };
+struct AffineGrid { int n; int nmax; float first; int steps; bool absolute; };
 
-AffineFit fit_affine(const float* x, const float* w, int nmax) {
-    constexpr int n = 32;
+AffineFit fit_affine(const float* x, const float* w, const AffineGrid& g, uint8_t* q_out = nullptr) {
+    constexpr int kMax = 32;
+    const int n = g.n, nmax = g.nmax;
     float lo = std::min(0.0f, *std::min_element(x, x + n));
     const float hi = *std::max_element(x, x + n);
-    if (!(hi > lo)) return {0.0f, lo};
+    if (!(hi > lo)) {
+        if (q_out) std::fill(q_out, q_out + n, uint8_t{0});
+        return {0.0f, lo};
+    }
+    auto error_of = [&](float diff, float weight) { return weight * (g.absolute ? std::fabs(diff) : diff * diff); };
     // the first candidate: the grid of nmax steps from lo to hi, as it rounds
     const float iscale0 = nmax / (hi - lo);
     AffineFit best{1.0f / iscale0, lo};
     float best_error = 0.0f, sw = 0.0f, sx = 0.0f; // sw, sx: the same for every candidate
+    uint8_t best_q[kMax];
     for (int i = 0; i < n; ++i) {
         const int q = clamp_int(round_int(iscale0 * (x[i] - lo)), 0, nmax);
-        const float diff = best.scale * q + lo - x[i];
-        best_error += w[i] * diff * diff;
+        best_q[i] = static_cast<uint8_t>(q);
+        best_error += error_of(best.scale * q + lo - x[i], w[i]);
         sw += w[i];
         sx += w[i] * x[i];
     }
-    for (int step = 0; step <= 20; ++step) {
+    for (int step = 0; step <= g.steps; ++step) {
         lo = best.offset;
-        const float iscale = (-1.0f + 0.1f * step + nmax) / (hi - lo);
-        float sq = 0.0f, sqq = 0.0f, sqx = 0.0f, qs[n];
+        const float iscale = (g.first + 0.1f * step + nmax) / (hi - lo);
+        float sq = 0.0f, sqq = 0.0f, sqx = 0.0f, qs[kMax];
         for (int i = 0; i < n; ++i) {
             const float q = static_cast<float>(clamp_int(round_int(iscale * (x[i] - lo)), 0, nmax));
             qs[i] = q;
@@ -112,12 +122,14 @@ AffineFit fit_affine(const float* x, const float* w, int nmax) {
         float a = (sw * sqx - sq * sx) / det, b = (sqq * sx - sq * sqx) / det;
         if (b > 0.0f) { b = 0.0f; a = sqx / sqq; }
         float e = 0.0f; // the error of the candidate's own integers under the fitted scale and offset
-        for (int i = 0; i < n; ++i) {
-            const float diff = a * qs[i] + b - x[i];
-            e += w[i] * diff * diff;
+        for (int i = 0; i < n; ++i) e += error_of(a * qs[i] + b - x[i], w[i]);
+        if (e < best_error) {
+            best = {a, b};
+            best_error = e;
+            for (int i = 0; i < n; ++i) best_q[i] = static_cast<uint8_t>(qs[i]);
         }
-        if (e < best_error) { best = {a, b}; best_error = e; }
     }
+    if (q_out) std::copy(best_q, best_q + n, q_out);
     return best;
 }
 
@@ -149,7 +161,7 @@ void encode_q45_k(const float* src, uint8_t* dst, size_t n) {
             for (int l = 0; l < 32; ++l) sum2 += xs[l] * xs[l];
             const float av = std::sqrt(sum2 / 32.0f);
             for (int l = 0; l < 32; ++l) w[l] = av + std::fabs(xs[l]);
-            const AffineFit fit = fit_affine(xs, w, nmax);
+            const AffineFit fit = fit_affine(xs, w, {32, nmax, -1.0f, 20, false});
             scale[j] = fit.scale;
             min[j] = -fit.offset;
         }
@@ -255,6 +267,139 @@ void encode_q6_k(const float* src, uint8_t* dst, size_t n) {
     }
 }
 
+// Packs the 2-bit fields of a Q2_K / Q3_K super-block: element 128 h + 32 k + l (q 0..3) into bits 2k of qs[32 h + l].
+void put_2bit_fields(const uint8_t* q, uint8_t* qs) {
+    std::memset(qs, 0, 64);
+    for (int e = 0; e < kQuantBlockK; ++e) {
+        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        qs[32 * h + l] |= static_cast<uint8_t>((q[e] & 3) << (2 * k));
+    }
+}
+
+// Q2_K: x = d * (sc_j & 15) * q - dmin * (sc_j >> 4) per sub-block j of 16, q 2 bits, scale and min 4 bits each. Each
+// sub-block is fitted by fit_affine with weights |x| and absolute error (ggml's settings), then the 16 scales and 16
+// mins are rounded to 4 bits against the super-block's largest of each, and every weight rounded again against the
+// scale and min it will be decoded with. A sub-block whose decoded scale is 0 keeps the fit's integers (they decode to
+// -dmin * min either way), as ggml's does, so that the bytes can match.
+void encode_q2_k(const float* src, uint8_t* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const float* x = src + i * kQuantBlockK;
+        uint8_t* b = dst + i * sizeof(BlockQ2_K);
+        uint8_t q[kQuantBlockK];
+        float scale[16], min[16], w[16];
+        float max_scale = 0.0f, max_min = 0.0f;
+        for (int j = 0; j < 16; ++j) {
+            const float* xs = x + 16 * j;
+            for (int l = 0; l < 16; ++l) w[l] = std::fabs(xs[l]);
+            const AffineFit fit = fit_affine(xs, w, {16, 3, -0.5f, 15, true}, q + 16 * j);
+            scale[j] = fit.scale, min[j] = -fit.offset;
+            max_scale = std::max(max_scale, scale[j]);
+            max_min = std::max(max_min, min[j]);
+        }
+        uint8_t* sc = b;
+        std::memset(sc, 0, 16);
+        const float inv_scale = max_scale > 0.0f ? 15.0f / max_scale : 0.0f, inv_min = max_min > 0.0f ? 15.0f / max_min : 0.0f;
+        for (int j = 0; j < 16; ++j)
+            sc[j] = static_cast<uint8_t>(clamp_int(round_int(inv_scale * scale[j]), 0, 15) | clamp_int(round_int(inv_min * min[j]), 0, 15) << 4);
+        const float d = put_half(b + 80, max_scale > 0.0f ? max_scale / 15.0f : 0.0f);
+        const float dmin = put_half(b + 82, max_min > 0.0f ? max_min / 15.0f : 0.0f);
+        for (int j = 0; j < 16; ++j) {
+            const float dl = d * static_cast<float>(sc[j] & 15);
+            if (dl == 0.0f) continue;
+            const float dm = dmin * static_cast<float>(sc[j] >> 4);
+            for (int l = 0; l < 16; ++l) q[16 * j + l] = static_cast<uint8_t>(clamp_int(round_int((x[16 * j + l] + dm) / dl), 0, 3));
+        }
+        put_2bit_fields(q, b + 16);
+    }
+}
+
+// The scale a and integers q in [-4, 3] for a sub-block of 16 (Q3_K), weights x^2: q from the grid that maps the
+// weight of largest magnitude to -4, then up to 5 passes of coordinate descent, each q moved to its best value given
+// the others (accepted where the weighted least-squares fit improves: sumqx^2 / sumqq grows). The approach of ggml's
+// reference (make_q3_quants); q_out receives q + 4. All-zero sub-blocks (below 1e-15) give a = 0 and q + 4 = 0.
+float fit_q3(const float* x, uint8_t* q_out) {
+    constexpr int n = 16, nmax = 4;
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < n; ++i)
+        if (std::fabs(x[i]) > amax) { amax = std::fabs(x[i]); max = x[i]; }
+    if (!(amax >= 1e-15f)) {
+        std::memset(q_out, 0, n);
+        return 0.0f;
+    }
+    const float iscale = -nmax / max;
+    int q[n];
+    float sumqx = 0.0f, sumqq = 0.0f;
+    for (int i = 0; i < n; ++i) {
+        q[i] = clamp_int(round_int(iscale * x[i]), -nmax, nmax - 1);
+        const float w = x[i] * x[i];
+        sumqx += w * x[i] * q[i];
+        sumqq += w * q[i] * q[i];
+    }
+    for (int pass = 0; pass < 5; ++pass) {
+        int changed = 0;
+        for (int i = 0; i < n; ++i) {
+            const float w = x[i] * x[i];
+            float sx = sumqx - w * x[i] * q[i]; // the sums without weight i
+            if (!(sx > 0.0f)) continue;
+            float sq = sumqq - w * q[i] * q[i];
+            const int moved = clamp_int(round_int(x[i] * sq / sx), -nmax, nmax - 1);
+            if (moved == q[i]) continue;
+            sx += w * x[i] * moved;
+            sq += w * moved * moved;
+            if (sq > 0.0f && sx * sx * sumqq > sumqx * sumqx * sq) {
+                q[i] = moved, sumqx = sx, sumqq = sq;
+                ++changed;
+            }
+        }
+        if (!changed) break;
+    }
+    for (int i = 0; i < n; ++i) q_out[i] = static_cast<uint8_t>(q[i] + nmax);
+    return sumqq > 0.0f ? sumqx / sumqq : 0.0f;
+}
+
+// Q3_K: x = d * (s_j - 32) * (q - 4) per sub-block j of 16, s_j 6 bits (io/quant.h's q3_k_scale packing), q 3 bits: 2
+// in qs, the third in hmask. The sub-block scale of largest magnitude maps to -32, as the grid's asymmetric end.
+void encode_q3_k(const float* src, uint8_t* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const float* x = src + i * kQuantBlockK;
+        uint8_t* b = dst + i * sizeof(BlockQ3_K);
+        uint8_t q[kQuantBlockK]; // q + 4, 0..7
+        float scale[16], amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 16; ++j) {
+            scale[j] = fit_q3(x + 16 * j, q + 16 * j);
+            if (std::fabs(scale[j]) > amax) { amax = std::fabs(scale[j]); max = scale[j]; }
+        }
+        uint8_t* scales = b + 96;
+        std::memset(scales, 0, 12);
+        float d = 0.0f;
+        if (max != 0.0f) {
+            const float iscale = -32.0f / max;
+            for (int j = 0; j < 16; ++j) {
+                const int s = clamp_int(round_int(iscale * scale[j]), -32, 31) + 32;
+                scales[j % 8] |= static_cast<uint8_t>((s & 15) << (j < 8 ? 0 : 4));
+                scales[8 + j % 4] |= static_cast<uint8_t>((s >> 4) << (2 * (j / 4)));
+            }
+            d = put_half(b + 108, 1.0f / iscale);
+        } else {
+            put_half(b + 108, 0.0f);
+        }
+        for (int j = 0; j < 16; ++j) {
+            const float dl = d * static_cast<float>(q3_k_scale(j, scales) - 32);
+            if (dl == 0.0f) continue; // keeps fit_q3's integers, as ggml's does
+            for (int l = 0; l < 16; ++l) q[16 * j + l] = static_cast<uint8_t>(clamp_int(round_int(x[16 * j + l] / dl), -4, 3) + 4);
+        }
+        uint8_t* hmask = b;
+        std::memset(hmask, 0, 32);
+        uint8_t low[kQuantBlockK];
+        for (int e = 0; e < kQuantBlockK; ++e) {
+            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            if (q[e] > 3) hmask[l] |= static_cast<uint8_t>(1 << (4 * h + k)); // the third bit set: q decodes as its low bits
+            low[e] = static_cast<uint8_t>(q[e] & 3);
+        }
+        put_2bit_fields(low, b + 32);
+    }
+}
+
 } // namespace
 
 bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n) {
@@ -262,6 +407,8 @@ bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n) {
     switch (type) {
     case GgmlType::Q5_0: encode_q5<false>(src, d, n); return true;
     case GgmlType::Q5_1: encode_q5<true>(src, d, n); return true;
+    case GgmlType::Q2_K: encode_q2_k(src, d, n); return true;
+    case GgmlType::Q3_K: encode_q3_k(src, d, n); return true;
     case GgmlType::Q4_K: encode_q45_k<false>(src, d, n); return true;
     case GgmlType::Q5_K: encode_q45_k<true>(src, d, n); return true;
     case GgmlType::Q6_K: encode_q6_k(src, d, n); return true;

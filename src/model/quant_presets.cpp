@@ -23,6 +23,10 @@ const std::vector<QuantPreset>& quant_presets() {
         {"Q4_K_S", 14, GgmlType::Q4_K, "Q4_K (4.5 bits), Q5_K for the first attn_v and ffn_down, Q6_K for the output"},
         {"Q4_1", 3, GgmlType::Q4_1, "5 bits a weight"},
         {"Q4_0", 2, GgmlType::Q4_0, "4.5 bits a weight"},
+        {"Q3_K_L", 13, GgmlType::Q3_K, "Q3_K (3.44 bits), Q5_K for attn_v, attn_output and ffn_down, Q6_K for the output"},
+        {"Q3_K_M", 12, GgmlType::Q3_K, "Q3_K (3.44 bits), Q4_K for attn_output and ffn_down, Q5_K/Q4_K for attn_v, Q6_K for the output"},
+        {"Q3_K_S", 11, GgmlType::Q3_K, "Q3_K (3.44 bits), Q6_K for the output"},
+        {"Q2_K", 10, GgmlType::Q2_K, "Q2_K (2.63 bits), Q3_K for attn_v, attn_output and ffn_down, Q6_K for the output"},
     };
     return presets;
 }
@@ -48,7 +52,7 @@ void for_each_written_type(F f) {
     for (uint32_t id = 0; id < 64; ++id) {
         const auto traits = ggml_type_traits(id);
         const auto type = static_cast<GgmlType>(id);
-        if (traits && is_written_type(type)) f(type, lower(traits->name));
+        if (traits && ggml_type_supported(type)) f(type, lower(traits->name));
     }
 }
 
@@ -97,7 +101,7 @@ bool use_more_bits(int layer, int n_layers) {
     return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
 }
 
-bool is_k_quant(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
+bool is_k_quant(GgmlType t) { return ggml_type_traits(static_cast<uint32_t>(t))->block_size == 256; }
 
 uint32_t block_size(GgmlType t) { return ggml_type_traits(static_cast<uint32_t>(t))->block_size; }
 
@@ -114,16 +118,31 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
     if (name == "token_embd.weight") return type;
     const int layer = layer_of(name);
     if (contains(name, "attn_v.weight")) {
-        if ((p == "Q4_K_M" || p == "Q5_K_M") && use_more_bits(layer, m.n_attention_v)) return GgmlType::Q6_K;
-        if (p == "Q4_K_S" && layer < 4) return GgmlType::Q5_K;
+        if (p == "Q2_K") type = m.n_gqa >= 4 ? GgmlType::Q4_K : GgmlType::Q3_K;
+        else if (p == "Q3_K_M") type = layer < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
+        else if (p == "Q3_K_L") type = GgmlType::Q5_K;
+        else if ((p == "Q4_K_M" || p == "Q5_K_M") && use_more_bits(layer, m.n_attention_v)) type = GgmlType::Q6_K;
+        else if (p == "Q4_K_S" && layer < 4) type = GgmlType::Q5_K;
+        // a 70B llama's attn_v is 8x smaller than attn_q (8 query heads per KV head): more bits cost little
+        if (m.llama_70b && (type == GgmlType::Q3_K || type == GgmlType::Q4_K)) type = GgmlType::Q5_K;
         return type;
     }
     if (contains(name, "ffn_down")) {
+        if (p == "Q2_K") return GgmlType::Q3_K;
+        if (p == "Q3_K_M") return layer < m.n_layer / 16 ? GgmlType::Q5_K : GgmlType::Q4_K;
+        if (p == "Q3_K_L") return GgmlType::Q5_K;
         if ((p == "Q4_K_M" || p == "Q5_K_M") && use_more_bits(layer, m.n_layer)) return GgmlType::Q6_K;
         if (p == "Q4_K_S" && layer < m.n_layer / 8) return GgmlType::Q5_K;
         return type;
     }
+    if (contains(name, "attn_output.weight")) {
+        if (p == "Q2_K") return GgmlType::Q3_K;
+        if (p == "Q3_K_M") return GgmlType::Q4_K;
+        if (p == "Q3_K_L") return GgmlType::Q5_K;
+        return type;
+    }
     if (contains(name, "attn_qkv.weight")) {
+        if (p == "Q3_K_M" || p == "Q3_K_L") return GgmlType::Q4_K;
         if (p == "Q4_K_M") return GgmlType::Q5_K;
         if (p == "Q5_K_M") return GgmlType::Q6_K;
     }
@@ -131,10 +150,15 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
 }
 
 // A K-quant whose 256-weight blocks do not fit the rows falls back as llama.cpp's does; then F16 if even that does not fit.
+// One exception: llama.cpp gives Q2_K and Q3_K rows IQ4_NL, a type winnow does not write, and winnow gives them Q4_0,
+// which stores 4.5 bits a weight as IQ4_NL does (IQ4_NL's non-uniform levels fit Gaussian weights a little better).
 GgmlType fitting_type(GgmlType type, uint64_t row) {
     if (row % block_size(type) == 0) return type;
     if (is_k_quant(type)) {
-        type = type == GgmlType::Q4_K ? GgmlType::Q5_0 : type == GgmlType::Q5_K ? GgmlType::Q5_1 : GgmlType::Q8_0;
+        type = type == GgmlType::Q2_K || type == GgmlType::Q3_K ? GgmlType::Q4_0
+               : type == GgmlType::Q4_K                          ? GgmlType::Q5_0
+               : type == GgmlType::Q5_K                          ? GgmlType::Q5_1
+                                                                 : GgmlType::Q8_0;
         if (row % block_size(type) == 0) return type;
     }
     return GgmlType::F16;

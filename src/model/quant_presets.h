@@ -38,6 +38,8 @@ struct PresetModelShape {
     int n_layer = 0;        // {arch}.block_count
     int n_attention_v = 0;  // matrices named *attn_v.weight or *attn_qkv.weight
     bool has_output = true; // an output.weight of its own (else token_embd.weight is also the output matrix)
+    int n_gqa = 1;          // query heads per KV head ({arch}.attention.head_count / head_count_kv; 1 where unknown)
+    bool llama_70b = false; // what llama.cpp calls a 70B llama (80 layers with grouped KV heads): attn_v gets Q5_K
 };
 
 struct PresetTensor {

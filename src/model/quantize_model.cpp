@@ -27,6 +27,10 @@ PresetModelShape model_shape(const io::GgufFile& f) {
     m.has_output = f.find_tensor("output.weight") != nullptr;
     for (const auto& t : f.tensors())
         if (t.name.find("attn_v.weight") != std::string::npos || t.name.find("attn_qkv.weight") != std::string::npos) ++m.n_attention_v;
+    // head counts given per layer (arrays) are left at 1, as is a file without them
+    const auto heads = f.get_uint(arch + ".attention.head_count"), kv_heads = f.get_uint(arch + ".attention.head_count_kv");
+    if (heads && *heads > 0 && (!kv_heads || (*kv_heads > 0 && *heads % *kv_heads == 0))) m.n_gqa = kv_heads ? static_cast<int>(*heads / *kv_heads) : 1;
+    m.llama_70b = arch == "llama" && m.n_layer == 80 && m.n_gqa > 1;
     return m;
 }
 
@@ -76,7 +80,7 @@ QuantizeSummary quantize_model(const std::string& in_path, const std::string& ou
     if (!options.preset) throw Error(ErrorKind::invalid_argument, "quantize: no preset given");
     if (options.threads < 0) throw Error(ErrorKind::invalid_argument, "quantize: threads must be >= 0");
     for (const auto& named : {options.output_type, options.token_embedding_type})
-        if (named && !is_written_type(*named))
+        if (named && !ggml_type_supported(*named))
             throw Error(ErrorKind::invalid_argument, std::string("quantize: winnow does not write ") + ggml_type_name(*named));
     const QuantPreset& preset = *options.preset;
     // shared: the writer's tensor callbacks read the map while write() runs

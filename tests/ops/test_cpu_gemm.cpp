@@ -15,7 +15,6 @@
 #include "backend/cpu/vec_dot_q8.h"
 #include "io/ggml_type.h"
 #include "io/quant.h"
-#include "io/random_weights.h"
 
 namespace winnow::cpu {
 namespace {
@@ -35,9 +34,8 @@ Weights random_weights(GgmlType type, int64_t rows, int64_t cols, unsigned seed)
     for (int64_t r = 0; r < rows; ++r) {
         for (auto& v : row) v = nd(rng);
         if (type == GgmlType::F32) std::memcpy(w.bytes.data() + r * row_bytes, row.data(), row_bytes);
-        else if (is_written_type(type)) quantize_row_ref(type, row.data(), w.bytes.data() + r * row_bytes, cols);
+        else quantize_row_ref(type, row.data(), w.bytes.data() + r * row_bytes, cols);
     }
-    if (!is_written_type(type)) w.bytes = random_stored_weights(type, rows, cols, seed); // Q2_K, Q3_K: read, not written
     w.m.type = type, w.m.rows = rows, w.m.cols = cols, w.m.row_bytes = row_bytes, w.m.data = w.bytes.data(), w.m.name = "test";
     return w;
 }

@@ -181,7 +181,8 @@ TEST_P(KQuantVsGgml, ErrorAtMostGgmlsReferenceQuantizers) {
 TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
     std::vector<float> x(512);
     for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 3 == 0 ? -1.0f : 1.0f) * (i % 7 == 0 ? 3e38f : 1e30f);
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                          GgmlType::Q5_K, GgmlType::Q6_K}) {
         std::vector<uint8_t> q(ggml_row_bytes(type, x.size()));
         quantize_row_ref(type, x.data(), q.data(), x.size());
         std::vector<float> y(x.size());
@@ -189,7 +190,7 @@ TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K"));
+INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K"));
 
 // Random rows of every preset type's shapes of data: the encoding decodes to finite values close to the input (the
 // bounds are each type's step: max |x| / levels per sub-block, with margin), and encoding twice gives the same bytes.

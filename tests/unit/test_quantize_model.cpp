@@ -117,7 +117,7 @@ TEST_F(QuantizeModel, OutputAndTokenEmbeddingTypesAsNamed) {
     EXPECT_EQ(f->find_tensor("output.weight")->type, GgmlType::Q8_0);
     EXPECT_EQ(f->find_tensor("token_embd.weight")->type, GgmlType::Q6_K);
     EXPECT_EQ(f->find_tensor("blk.1.attn_v.weight")->type, GgmlType::Q6_K); // the rest as the preset has it
-    o.output_type = GgmlType::Q2_K;
+    o.output_type = GgmlType::IQ4_NL;
     EXPECT_THROW(quantize_model(in, path("never.gguf"), o), Error); // a type winnow does not write
     EXPECT_FALSE(fs::exists(path("never.gguf")));
 }
@@ -161,7 +161,9 @@ TEST_F(QuantizeModel, AQuantizedTensorNeedsAllowRequantize) {
 TEST(QuantPresets, NamesAnyCaseAndRefusesOthers) {
     ASSERT_NE(find_quant_preset("q5_k_m"), nullptr);
     EXPECT_STREQ(find_quant_preset("q5_k_m")->name, "Q5_K_M");
-    EXPECT_EQ(find_quant_preset("Q3_K_M"), nullptr);
+    ASSERT_NE(find_quant_preset("q3_k_m"), nullptr);
+    EXPECT_EQ(find_quant_preset("q3_k_m")->base, GgmlType::Q3_K);
+    EXPECT_EQ(find_quant_preset("IQ4_XS"), nullptr);
     EXPECT_EQ(find_quant_preset(""), nullptr);
 }
 
@@ -182,6 +184,38 @@ TEST(QuantPresets, MediumMixesGiveQ6KToLlamaCppsLayers) {
         PresetTensor q{"blk." + std::to_string(layer) + ".attn_q.weight", 2, {1536, 576, 1, 1}};
         EXPECT_EQ(preset_tensor_type(p, q, m, false), GgmlType::Q4_K) << q.name;
     }
+}
+
+// The 2- and 3-bit presets on a 32-layer llama with 4 query heads per KV head (Llama-3.2-1B's shape, 2048-wide rows),
+// as llama.cpp's llama_tensor_get_type gives them: Q3_K_M's attn_v Q5_K in the first two layers, Q4_K after;
+// its ffn_down Q5_K below n_layer / 16 (layers 0, 1), Q4_K after; Q2_K's attn_v Q4_K from 4 query heads per KV head
+// (Q3_K below); Q3_K_L's Q5_K; a 70B llama's attn_v raised to Q5_K; and Q4_0 where llama.cpp writes IQ4_NL.
+TEST(QuantPresets, TwoAndThreeBitMixesFollowLlamaCppsRules) {
+    PresetModelShape m;
+    m.n_layer = 32, m.n_attention_v = 32, m.n_gqa = 4;
+    auto type_of = [&](const char* preset, int layer, const char* part) {
+        return preset_tensor_type(*find_quant_preset(preset), {"blk." + std::to_string(layer) + "." + part, 2, {2048, 2048, 1, 1}}, m, false);
+    };
+    for (int layer = 0; layer < 32; ++layer) {
+        EXPECT_EQ(type_of("Q3_K_M", layer, "attn_v.weight"), layer < 2 ? GgmlType::Q5_K : GgmlType::Q4_K) << layer;
+        EXPECT_EQ(type_of("Q3_K_M", layer, "ffn_down.weight"), layer < 2 ? GgmlType::Q5_K : GgmlType::Q4_K) << layer;
+        EXPECT_EQ(type_of("Q3_K_M", layer, "attn_output.weight"), GgmlType::Q4_K) << layer;
+        EXPECT_EQ(type_of("Q3_K_M", layer, "ffn_up.weight"), GgmlType::Q3_K) << layer;
+        EXPECT_EQ(type_of("Q3_K_S", layer, "attn_v.weight"), GgmlType::Q3_K) << layer;
+        EXPECT_EQ(type_of("Q3_K_L", layer, "ffn_down.weight"), GgmlType::Q5_K) << layer;
+        EXPECT_EQ(type_of("Q2_K", layer, "attn_v.weight"), GgmlType::Q4_K) << layer;
+        EXPECT_EQ(type_of("Q2_K", layer, "ffn_down.weight"), GgmlType::Q3_K) << layer;
+        EXPECT_EQ(type_of("Q2_K", layer, "attn_q.weight"), GgmlType::Q2_K) << layer;
+    }
+    m.n_gqa = 3; // SmolLM2's 9 query heads on 3 KV heads
+    EXPECT_EQ(type_of("Q2_K", 5, "attn_v.weight"), GgmlType::Q3_K);
+    EXPECT_EQ(preset_tensor_type(*find_quant_preset("Q2_K"), {"output.weight", 2, {2048, 128256, 1, 1}}, m, false), GgmlType::Q6_K);
+    m.n_layer = m.n_attention_v = 80, m.n_gqa = 8, m.llama_70b = true;
+    EXPECT_EQ(type_of("Q3_K_M", 40, "attn_v.weight"), GgmlType::Q5_K);
+    EXPECT_EQ(type_of("Q4_K_M", 40, "attn_v.weight"), GgmlType::Q5_K); // not one of its Q6_K layers ((40 - 10) % 3 = 0)
+    EXPECT_EQ(type_of("Q4_K_M", 42, "attn_v.weight"), GgmlType::Q6_K); // one of them ((42 - 10) % 3 = 2)
+    // 576-wide rows: llama.cpp's IQ4_NL, winnow's Q4_0
+    EXPECT_EQ(preset_tensor_type(*find_quant_preset("Q3_K_S"), {"blk.3.attn_q.weight", 2, {576, 576, 1, 1}}, m, false), GgmlType::Q4_0);
 }
 
 TEST(QuantPresets, FallbacksAndTensorsKeptAsStored) {
