@@ -1,4 +1,4 @@
-// Encoders of the preset GGUF weight types (Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): the inverses of io/quant_preset.cpp's
+// Encoders of the preset GGUF weight types (Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL): the inverses of io/quant_preset.cpp's
 // decoders, in ggml's block layouts (ggml-common.h).
 //  - Q5_0 / Q5_1 round as ggml's reference quantizer does: one scale per 32 weights from the block's extremes.
 //  - The K-quants take the approach of ggml's reference K-quantizer (the k-quants design of llama.cpp PR 1684): a
@@ -400,6 +400,57 @@ void encode_q3_k(const float* src, uint8_t* dst, size_t n) {
     }
 }
 
+// The index of the grid value nearest v (values ascending; the lower one on a tie), as ggml's best_index_int8.
+int nearest_grid_index(const int8_t* values, int n, float v) {
+    if (v <= values[0]) return 0;
+    if (v >= values[n - 1]) return n - 1;
+    int lo = 0, hi = n - 1;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (v < values[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - values[hi - 1] < values[hi] - v ? hi - 1 : hi;
+}
+
+// IQ4_NL: x = d * kIq4nlValues[q] per block of 32. The scale is the best of 15 grids, each mapping the weight of largest
+// magnitude to -127 + k (k = -7..7) and then every weight to its nearest grid value, refined by least squares with
+// weights x^2 (ggml's search, without an importance matrix); the quants are then rounded against that fp32 scale.
+void encode_iq4_nl(const float* src, uint8_t* dst, size_t n) {
+    constexpr int kTries = 7;
+    const int8_t* values = kIq4nlValues;
+    for (size_t i = 0; i < n / kQuantBlock; ++i) {
+        const float* x = src + i * kQuantBlock;
+        uint8_t* b = dst + i * sizeof(BlockIQ4_NL);
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; ++j)
+            if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
+        float d = 0.0f;
+        if (amax >= 1e-15f) {
+            auto fit = [&](float id, float& sumqx, float& sumqq) {
+                sumqx = sumqq = 0.0f;
+                for (int j = 0; j < 32; ++j) {
+                    const float q = values[nearest_grid_index(values, 16, id * x[j])], w = x[j] * x[j];
+                    sumqx += w * q * x[j];
+                    sumqq += w * q * q;
+                }
+            };
+            float sumqx, sumqq;
+            fit(1.0f / (-max / values[0]), sumqx, sumqq);
+            d = sumqx / sumqq;
+            float best = d * sumqx;
+            for (int t = -kTries; t <= kTries; ++t) {
+                fit((t + values[0]) / max, sumqx, sumqq);
+                if (sumqq > 0.0f && sumqx * sumqx > best * sumqq) { d = sumqx / sumqq; best = d * sumqx; }
+            }
+        }
+        put_half(b, d);
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int j = 0; j < 16; ++j)
+            b[2 + j] = static_cast<uint8_t>(nearest_grid_index(values, 16, id * x[j]) | nearest_grid_index(values, 16, id * x[j + 16]) << 4);
+    }
+}
+
 } // namespace
 
 bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n) {
@@ -407,6 +458,7 @@ bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n) {
     switch (type) {
     case GgmlType::Q5_0: encode_q5<false>(src, d, n); return true;
     case GgmlType::Q5_1: encode_q5<true>(src, d, n); return true;
+    case GgmlType::IQ4_NL: encode_iq4_nl(src, d, n); return true;
     case GgmlType::Q2_K: encode_q2_k(src, d, n); return true;
     case GgmlType::Q3_K: encode_q3_k(src, d, n); return true;
     case GgmlType::Q4_K: encode_q45_k<false>(src, d, n); return true;

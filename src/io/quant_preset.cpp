@@ -138,6 +138,19 @@ void decode_q3_k(const uint8_t* src, float* dst, size_t n) {
     }
 }
 
+// IQ4_NL: x = d * kIq4nlValues[q] (ggml's reference: one product per weight).
+void decode_iq4_nl(const uint8_t* src, float* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlock; ++i) {
+        const uint8_t* b = src + i * sizeof(BlockIQ4_NL);
+        const float d = half(b);
+        float* y = dst + i * kQuantBlock;
+        for (int j = 0; j < 16; ++j) {
+            y[j] = d * static_cast<float>(kIq4nlValues[b[2 + j] & 0x0f]);
+            y[j + 16] = d * static_cast<float>(kIq4nlValues[b[2 + j] >> 4]);
+        }
+    }
+}
+
 } // namespace
 
 bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n) {
@@ -145,6 +158,7 @@ bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n) {
     switch (type) {
     case GgmlType::Q5_0: decode_q5<false>(s, dst, n); return true;
     case GgmlType::Q5_1: decode_q5<true>(s, dst, n); return true;
+    case GgmlType::IQ4_NL: decode_iq4_nl(s, dst, n); return true;
     case GgmlType::Q2_K: decode_q2_k(s, dst, n); return true;
     case GgmlType::Q3_K: decode_q3_k(s, dst, n); return true;
     case GgmlType::Q4_K: decode_q45_k<false>(s, dst, n); return true;

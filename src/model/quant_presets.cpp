@@ -23,6 +23,7 @@ const std::vector<QuantPreset>& quant_presets() {
         {"Q4_K_S", 14, GgmlType::Q4_K, "Q4_K (4.5 bits), Q5_K for the first attn_v and ffn_down, Q6_K for the output"},
         {"Q4_1", 3, GgmlType::Q4_1, "5 bits a weight"},
         {"Q4_0", 2, GgmlType::Q4_0, "4.5 bits a weight"},
+        {"IQ4_NL", 25, GgmlType::IQ4_NL, "4.5 bits a weight on a non-uniform grid, Q5_K for the first eighth of ffn_down, Q6_K for the output"},
         {"Q3_K_L", 13, GgmlType::Q3_K, "Q3_K (3.44 bits), Q5_K for attn_v, attn_output and ffn_down, Q6_K for the output"},
         {"Q3_K_M", 12, GgmlType::Q3_K, "Q3_K (3.44 bits), Q4_K for attn_output and ffn_down, Q5_K/Q4_K for attn_v, Q6_K for the output"},
         {"Q3_K_S", 11, GgmlType::Q3_K, "Q3_K (3.44 bits), Q6_K for the output"},
@@ -119,6 +120,7 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
     const int layer = layer_of(name);
     if (contains(name, "attn_v.weight")) {
         if (p == "Q2_K") type = m.n_gqa >= 4 ? GgmlType::Q4_K : GgmlType::Q3_K;
+        else if (p == "IQ4_NL" && m.n_gqa >= 4) type = GgmlType::Q5_K;
         else if (p == "Q3_K_M") type = layer < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
         else if (p == "Q3_K_L") type = GgmlType::Q5_K;
         else if ((p == "Q4_K_M" || p == "Q5_K_M") && use_more_bits(layer, m.n_attention_v)) type = GgmlType::Q6_K;
@@ -131,6 +133,7 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
         if (p == "Q2_K") return GgmlType::Q3_K;
         if (p == "Q3_K_M") return layer < m.n_layer / 16 ? GgmlType::Q5_K : GgmlType::Q4_K;
         if (p == "Q3_K_L") return GgmlType::Q5_K;
+        if (p == "IQ4_NL" && layer < m.n_layer / 8) return GgmlType::Q5_K; // without an importance matrix, as here
         if ((p == "Q4_K_M" || p == "Q5_K_M") && use_more_bits(layer, m.n_layer)) return GgmlType::Q6_K;
         if (p == "Q4_K_S" && layer < m.n_layer / 8) return GgmlType::Q5_K;
         return type;
@@ -149,13 +152,12 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
     return type;
 }
 
-// A K-quant whose 256-weight blocks do not fit the rows falls back as llama.cpp's does; then F16 if even that does not fit.
-// One exception: llama.cpp gives Q2_K and Q3_K rows IQ4_NL, a type winnow does not write, and winnow gives them Q4_0,
-// which stores 4.5 bits a weight as IQ4_NL does (IQ4_NL's non-uniform levels fit Gaussian weights a little better).
+// A K-quant whose 256-weight blocks do not fit the rows falls back as llama.cpp's does (Q2_K and Q3_K to IQ4_NL, Q4_K
+// to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0); then F16 if even that does not fit.
 GgmlType fitting_type(GgmlType type, uint64_t row) {
     if (row % block_size(type) == 0) return type;
     if (is_k_quant(type)) {
-        type = type == GgmlType::Q2_K || type == GgmlType::Q3_K ? GgmlType::Q4_0
+        type = type == GgmlType::Q2_K || type == GgmlType::Q3_K ? GgmlType::IQ4_NL
                : type == GgmlType::Q4_K                          ? GgmlType::Q5_0
                : type == GgmlType::Q5_K                          ? GgmlType::Q5_1
                                                                  : GgmlType::Q8_0;

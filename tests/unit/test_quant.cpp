@@ -44,6 +44,7 @@ uint32_t expected_type(const std::string& name) {
     if (name == "Q6_K") return 14;
     if (name == "Q2_K") return 10;
     if (name == "Q3_K") return 11;
+    if (name == "IQ4_NL") return 20;
     return ~0u;
 }
 
@@ -96,7 +97,7 @@ TEST_P(QuantVsGgufPy, EncodeAndDecodeAreBitExact) {
     const auto type = static_cast<GgmlType>(c.type);
     ASSERT_EQ(ggml_row_bytes(type, c.input.size()), c.bytes.size());
 
-    if (ggml_type_traits(c.type)->block_size == 32 || type == GgmlType::F16 || type == GgmlType::BF16) {
+    if ((ggml_type_traits(c.type)->block_size == 32 && type != GgmlType::IQ4_NL) || type == GgmlType::F16 || type == GgmlType::BF16) {
         // gguf-py encodes these (its K-quant blocks are random: it has no K-quant encoder)
         std::vector<uint8_t> ours(c.bytes.size());
         quantize_row_ref(type, c.input.data(), ours.data(), c.input.size());
@@ -133,7 +134,7 @@ TEST_P(QuantVsGgufPy, VecDotMatchesDecodedDot) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, QuantVsGgufPy,
-                         ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K"));
+                         ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL"));
 
 double squared_error(const std::vector<float>& a, const std::vector<float>& b, size_t begin, size_t end) {
     double e = 0.0;
@@ -182,7 +183,7 @@ TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
     std::vector<float> x(512);
     for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 3 == 0 ? -1.0f : 1.0f) * (i % 7 == 0 ? 3e38f : 1e30f);
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
-                          GgmlType::Q5_K, GgmlType::Q6_K}) {
+                          GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL}) {
         std::vector<uint8_t> q(ggml_row_bytes(type, x.size()));
         quantize_row_ref(type, x.data(), q.data(), x.size());
         std::vector<float> y(x.size());
@@ -190,7 +191,7 @@ TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K"));
+INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL"));
 
 // Random rows of every preset type's shapes of data: the encoding decodes to finite values close to the input (the
 // bounds are each type's step: max |x| / levels per sub-block, with margin), and encoding twice gives the same bytes.

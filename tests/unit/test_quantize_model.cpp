@@ -117,7 +117,7 @@ TEST_F(QuantizeModel, OutputAndTokenEmbeddingTypesAsNamed) {
     EXPECT_EQ(f->find_tensor("output.weight")->type, GgmlType::Q8_0);
     EXPECT_EQ(f->find_tensor("token_embd.weight")->type, GgmlType::Q6_K);
     EXPECT_EQ(f->find_tensor("blk.1.attn_v.weight")->type, GgmlType::Q6_K); // the rest as the preset has it
-    o.output_type = GgmlType::IQ4_NL;
+    o.output_type = GgmlType::IQ4_XS;
     EXPECT_THROW(quantize_model(in, path("never.gguf"), o), Error); // a type winnow does not write
     EXPECT_FALSE(fs::exists(path("never.gguf")));
 }
@@ -189,7 +189,7 @@ TEST(QuantPresets, MediumMixesGiveQ6KToLlamaCppsLayers) {
 // The 2- and 3-bit presets on a 32-layer llama with 4 query heads per KV head (Llama-3.2-1B's shape, 2048-wide rows),
 // as llama.cpp's llama_tensor_get_type gives them: Q3_K_M's attn_v Q5_K in the first two layers, Q4_K after;
 // its ffn_down Q5_K below n_layer / 16 (layers 0, 1), Q4_K after; Q2_K's attn_v Q4_K from 4 query heads per KV head
-// (Q3_K below); Q3_K_L's Q5_K; a 70B llama's attn_v raised to Q5_K; and Q4_0 where llama.cpp writes IQ4_NL.
+// (Q3_K below); Q3_K_L's Q5_K; a 70B llama's attn_v raised to Q5_K; IQ4_NL where 256-weight blocks do not fit.
 TEST(QuantPresets, TwoAndThreeBitMixesFollowLlamaCppsRules) {
     PresetModelShape m;
     m.n_layer = 32, m.n_attention_v = 32, m.n_gqa = 4;
@@ -214,8 +214,12 @@ TEST(QuantPresets, TwoAndThreeBitMixesFollowLlamaCppsRules) {
     EXPECT_EQ(type_of("Q3_K_M", 40, "attn_v.weight"), GgmlType::Q5_K);
     EXPECT_EQ(type_of("Q4_K_M", 40, "attn_v.weight"), GgmlType::Q5_K); // not one of its Q6_K layers ((40 - 10) % 3 = 0)
     EXPECT_EQ(type_of("Q4_K_M", 42, "attn_v.weight"), GgmlType::Q6_K); // one of them ((42 - 10) % 3 = 2)
-    // 576-wide rows: llama.cpp's IQ4_NL, winnow's Q4_0
-    EXPECT_EQ(preset_tensor_type(*find_quant_preset("Q3_K_S"), {"blk.3.attn_q.weight", 2, {576, 576, 1, 1}}, m, false), GgmlType::Q4_0);
+    // 576-wide rows: IQ4_NL
+    EXPECT_EQ(preset_tensor_type(*find_quant_preset("Q3_K_S"), {"blk.3.attn_q.weight", 2, {576, 576, 1, 1}}, m, false), GgmlType::IQ4_NL);
+    // the IQ4_NL preset: Q5_K for the first eighth of ffn_down (80 layers: 0-9) and, from 4 query heads per KV head, attn_v
+    EXPECT_EQ(type_of("IQ4_NL", 9, "ffn_down.weight"), GgmlType::Q5_K);
+    EXPECT_EQ(type_of("IQ4_NL", 10, "ffn_down.weight"), GgmlType::IQ4_NL);
+    EXPECT_EQ(type_of("IQ4_NL", 10, "attn_v.weight"), GgmlType::Q5_K);
 }
 
 TEST(QuantPresets, FallbacksAndTensorsKeptAsStored) {

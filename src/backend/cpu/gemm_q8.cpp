@@ -185,6 +185,7 @@ Q8WeightKind row_kind(GgmlType t) {
     case GgmlType::Q4_0: return Q8WeightKind::q4_0;
     case GgmlType::Q5_0: return Q8WeightKind::q5_0;
     case GgmlType::Q5_1: return Q8WeightKind::q5_1;
+    case GgmlType::IQ4_NL: return Q8WeightKind::iq4_nl;
     default: return Q8WeightKind::q8_0;
     }
 }

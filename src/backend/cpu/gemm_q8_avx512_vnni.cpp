@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "backend/cpu/gemm_q8_operands.h"
+#include "io/quant.h"
 
 namespace winnow::cpu {
 namespace {

@@ -26,7 +26,7 @@ struct Q8Operands {
 };
 
 // One token (decode): weights read in their stored blocks (no packing pass), activations as for the tiled product.
-enum class Q8WeightKind : uint8_t { q4_1, q4_0, q8_0, q5_0, q5_1 };
+enum class Q8WeightKind : uint8_t { q4_1, q4_0, q8_0, q5_0, q5_1, iq4_nl };
 struct Q8RowOperands {
     const uint8_t* w = nullptr; // row r at w + r * row_bytes, blocks as ggml stores them
     size_t row_bytes = 0;

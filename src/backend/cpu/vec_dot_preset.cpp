@@ -1,4 +1,4 @@
-// The f32 dot mode's product for the preset weight types (io/quant.h: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
+// The f32 dot mode's product for the preset weight types (io/quant.h: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL).
 //
 // Every one of them stores a weight as w = scale * q + offset, with a small integer q and, per sub-block of 16 or 32
 // weights, an fp32 scale and offset (ggml's reference decoders compute exactly these two products). So the dot
@@ -51,6 +51,17 @@ void decode_q5(const uint8_t* src, int blocks, Decoded& out) {
             q[j] = static_cast<int8_t>(((qs[j] & 0x0f) | (((qh >> j) & 1) << 4)) - bias);
             q[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - bias);
         }
+    }
+}
+
+// IQ4_NL: `blocks` blocks of 32 from src; q = the grid value kIq4nlValues[nibble].
+void decode_iq4_nl(const uint8_t* src, int blocks, Decoded& out) {
+    out.len = 32, out.subs = blocks;
+    for (int b = 0; b < blocks; ++b) {
+        const uint8_t* blk = src + b * sizeof(BlockIQ4_NL);
+        out.scale[b] = half_at(blk), out.offset[b] = 0.0f;
+        int8_t* q = out.q + 32 * b;
+        for (int j = 0; j < 16; ++j) q[j] = kIq4nlValues[blk[2 + j] & 0x0f], q[j + 16] = kIq4nlValues[blk[2 + j] >> 4];
     }
 }
 
@@ -189,6 +200,19 @@ float q5_row_dot(const uint8_t* row, const float* x, const float* block_sums, si
     return hsum(acc) + tail;
 }
 
+// IQ4_NL: the 32 nibbles of a block mapped to their grid values by one byte shuffle (the table in both 128-bit lanes).
+float iq4_nl_row_dot(const uint8_t* row, const float* x, size_t blocks) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + b * sizeof(BlockIQ4_NL);
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+        const __m128i lo = _mm_and_si128(packed, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f));
+        acc = add_scaled_dot32(acc, half_at(blk), _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo)), x + b * kQuantBlock);
+    }
+    return hsum(acc);
+}
+
 template <bool five>
 float q45_k_row_dot(const uint8_t* row, const float* x, const float* block_sums, size_t blocks) {
     constexpr size_t stride = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
@@ -299,6 +323,7 @@ float preset_row_dot(GgmlType type, const void* row, const float* x, const float
     case GgmlType::Q5_1: return q5_row_dot<true>(base, x, block_sums, n / kQuantBlock);
     case GgmlType::Q4_K: return q45_k_row_dot<false>(base, x, block_sums, n / kQuantBlockK);
     case GgmlType::Q5_K: return q45_k_row_dot<true>(base, x, block_sums, n / kQuantBlockK);
+    case GgmlType::IQ4_NL: return iq4_nl_row_dot(base, x, n / kQuantBlock);
     case GgmlType::Q2_K: return q23_k_row_dot<false>(base, x, block_sums, n / kQuantBlockK);
     case GgmlType::Q3_K: return q23_k_row_dot<true>(base, x, block_sums, n / kQuantBlockK);
     default: return q6_k_row_dot(base, x, n / kQuantBlockK);
@@ -306,13 +331,13 @@ float preset_row_dot(GgmlType type, const void* row, const float* x, const float
 #else
     Decoded dec;
     float s = 0.0f;
-    if (type == GgmlType::Q5_0 || type == GgmlType::Q5_1) {
-        const bool with_min = type == GgmlType::Q5_1;
-        const size_t stride = with_min ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0), blocks = n / kQuantBlock;
+    if (type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::IQ4_NL) {
+        const size_t stride = ggml_row_bytes(type, kQuantBlock), blocks = n / kQuantBlock;
         for (size_t b = 0; b < blocks; b += 8) {
             const int count = static_cast<int>(std::min<size_t>(8, blocks - b));
-            if (with_min) decode_q5<true>(base + b * stride, count, dec);
-            else decode_q5<false>(base + b * stride, count, dec);
+            if (type == GgmlType::Q5_1) decode_q5<true>(base + b * stride, count, dec);
+            else if (type == GgmlType::Q5_0) decode_q5<false>(base + b * stride, count, dec);
+            else decode_iq4_nl(base + b * stride, count, dec);
             s += decoded_dot(dec, x + b * kQuantBlock, block_sums ? block_sums + b : nullptr);
         }
         return s;

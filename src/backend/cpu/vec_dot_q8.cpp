@@ -12,7 +12,7 @@ namespace winnow::cpu {
 bool has_q8_gemm_path(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
 
 bool has_q8_path(GgmlType t) {
-    return has_q8_gemm_path(t) || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 || uses_q8_k(t);
+    return has_q8_gemm_path(t) || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 || t == GgmlType::IQ4_NL || uses_q8_k(t);
 }
 
 bool uses_q8_1(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
@@ -148,6 +148,7 @@ float vec_dot_q8(GgmlType t, const void* row, const uint8_t* xq, size_t n) {
     }
     case GgmlType::Q5_0:
     case GgmlType::Q5_1:
+    case GgmlType::IQ4_NL:
     case GgmlType::Q2_K:
     case GgmlType::Q3_K:
     case GgmlType::Q4_K:

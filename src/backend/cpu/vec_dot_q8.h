@@ -1,7 +1,7 @@
 #pragma once
 // Integer dot products with activations quantized to 8 bits, the scheme llama.cpp's CPU backend uses, paired per
 // weight type as ggml pairs them (its vec_dot_type):
-//   - Q4_0, Q5_0, Q8_0 weights with Q8_0 activations (a scale d per 32 values);
+//   - Q4_0, Q5_0, Q8_0, IQ4_NL weights with Q8_0 activations (a scale d per 32 values);
 //   - Q4_1, Q5_1 with Q8_1 (d and d*sum(q) per 32);
 //   - the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K with Q8_K (a float d per 256 values and the sums of each 16 quants).
 // Faster than the fp32-activation path and numerically what llama.cpp computes; the fp32 path (vec_dot.h) stays the

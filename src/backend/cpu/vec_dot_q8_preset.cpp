@@ -8,6 +8,7 @@
 //   Q6_K: (d * dx) * sum_j sc_j (sum (q - 32) qx)_j                                     over 16 sub-blocks of 16
 //   Q2_K: (d * dx) * sum_j (sc_j & 15) (q qx)_j - (dmin * dx) * sum_j (sc_j >> 4) (sum qx)_j   over 16 of 16
 //   Q3_K: (d * dx) * sum_j (s_j - 32) (sum q qx)_j, q = 2 bits - 4 or 2 bits                 over 16 of 16
+//   IQ4_NL: (d * dx) * sum value[q] qx                  (Q8_0 activations)
 // which is what ggml's vec_dot_<type>_q8_<x> compute, in another order of the float additions.
 #include <algorithm>
 #include <cmath>
@@ -149,6 +150,20 @@ float q23k_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     return s;
 }
 
+// IQ4_NL with Q8_0: (d * dx) * sum value[q] qx per block of 32.
+float iq4_nl_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
+    float s = 0.0f;
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* w = row + b * sizeof(BlockIQ4_NL);
+        const uint8_t* x = xq + b * sizeof(BlockQ8_0);
+        const auto* qx = reinterpret_cast<const int8_t*>(x + 2);
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j) sumi += kIq4nlValues[w[2 + j] & 0x0f] * qx[j] + kIq4nlValues[w[2 + j] >> 4] * qx[j + 16];
+        s += (half_at(w) * half_at(x)) * static_cast<float>(sumi);
+    }
+    return s;
+}
+
 } // namespace
 
 void quantize_activation_q8_k(const float* x, size_t n, uint8_t* out) {
@@ -181,6 +196,7 @@ float vec_dot_q8_preset(GgmlType t, const void* row, const uint8_t* xq, size_t n
     case GgmlType::Q4_K: return q45k_dot<false>(w, xq, n / kQuantBlockK);
     case GgmlType::Q5_K: return q45k_dot<true>(w, xq, n / kQuantBlockK);
     case GgmlType::Q6_K: return q6k_dot(w, xq, n / kQuantBlockK);
+    case GgmlType::IQ4_NL: return iq4_nl_dot(w, xq, n / kQuantBlock);
     case GgmlType::Q2_K: return q23k_dot<false>(w, xq, n / kQuantBlockK);
     case GgmlType::Q3_K: return q23k_dot<true>(w, xq, n / kQuantBlockK);
     default: throw Error(ErrorKind::unsupported, std::string("no 8-bit-activation dot product for ") + ggml_type_name(t));

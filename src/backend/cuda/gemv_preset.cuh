@@ -1,8 +1,8 @@
 #pragma once
-// The GEMV vector path's units for the preset GGUF types (Q5_0, Q5_1, Q2_K ... Q6_K: llama.cpp's presets): a lane
+// The GEMV vector path's units for the preset GGUF types (Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL: llama.cpp's presets): a lane
 // loads one unit's bytes in words as wide as the block's alignment allows, then sums its elements in element order,
 // each element's value exactly as weight_at (and the CPU's dequantize_row) computes it. A unit is a Q5_0 / Q5_1 block
-// (32 elements), a pair of Q4_K / Q5_K sub-blocks (64 elements: a lane reads the super-block's 16-byte header and 32
+// or IQ4_NL block (32 elements), a pair of Q4_K / Q5_K sub-blocks (64 elements: a lane reads the super-block's 16-byte header and 32
 // bytes of nibbles), or a quarter of a Q6_K half (32 elements: 32 bytes of low bits, 32 of high bits, two scales), or of a
 // Q2_K / Q3_K half (32 elements: the half's 32 bytes of 2-bit fields, Q3_K's 32 hmask bytes, two scales).
 // The bit arithmetic is preset_block_logic.cuh's, checked on the host against the stored formats.
@@ -26,7 +26,7 @@ constexpr unsigned preset_row_alignment() {
     return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 || T == GgmlType::Q2_K ? 4 : 2;
 }
 template <GgmlType T>
-constexpr int preset_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 ? kQuantBlock : kQuantBlockK; }
+constexpr int preset_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 || T == GgmlType::IQ4_NL ? kQuantBlock : kQuantBlockK; }
 
 // acc += element(j) * x[j] for j in [0, kN), in order (x 16-byte aligned): every quantized unit's sum, this file's and
 // gemv_row.cuh's Q4_1 / Q8_0 / Q4_0 blocks'.
@@ -105,6 +105,13 @@ __device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row
             else q = rl::q4_k_value(qs, e);
             return e < 32 ? __fsub_rn(__fmul_rn(d0, static_cast<float>(q)), m0) : __fsub_rn(__fmul_rn(d1, static_cast<float>(q)), m1);
         });
+    } else if constexpr (T == GgmlType::IQ4_NL) { // 18-byte blocks, 2-byte aligned: d, 16 quant bytes (8 words)
+        const uint16_t* blk = reinterpret_cast<const uint16_t*>(row + u * rl::kIQ4_NLBytes);
+        const float d = half_bits_to_float(__ldg(blk));
+        uint16_t qs[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) qs[i] = __ldg(blk + 1 + i);
+        return dot_elements<32>(x4, acc, [&](int j) { return __fmul_rn(d, static_cast<float>(rl::iq4_nl_value(qs, j))); });
     } else if constexpr (T == GgmlType::Q2_K) { // 84-byte super-blocks, 4-byte aligned: 16 scale bytes, 64 quant bytes, d, dmin
         const int half = static_cast<int>(u % 8) / 4, k = static_cast<int>(u % 4);
         const uint32_t* sb = reinterpret_cast<const uint32_t*>(row + (u / 8) * rl::kQ2_KBytes);

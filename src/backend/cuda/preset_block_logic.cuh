@@ -27,13 +27,24 @@ namespace winnow::cuda::preset_logic {
 constexpr int kQ5_0Bytes = static_cast<int>(sizeof(BlockQ5_0)), kQ5_1Bytes = static_cast<int>(sizeof(BlockQ5_1)),
               kQ4_KBytes = static_cast<int>(sizeof(BlockQ4_K)), kQ5_KBytes = static_cast<int>(sizeof(BlockQ5_K)),
               kQ6_KBytes = static_cast<int>(sizeof(BlockQ6_K)), kQ2_KBytes = static_cast<int>(sizeof(BlockQ2_K)),
-              kQ3_KBytes = static_cast<int>(sizeof(BlockQ3_K));
+              kQ3_KBytes = static_cast<int>(sizeof(BlockQ3_K)), kIQ4_NLBytes = static_cast<int>(sizeof(BlockIQ4_NL));
 constexpr int kKElements = kQuantBlockK;
 
 // Q5_0 / Q5_1 element j (0..31): Q4_0's nibble j (qs: the block's 16 quant bytes) with bit j of qh as its fifth bit.
 template <class Word>
 WINNOW_RO_FN int q5_value(const Word* qs, uint32_t qh, int j) {
     return gemv_logic::q4_value(qs, j) | static_cast<int>(((qh >> j) & 1u) << 4);
+}
+
+// IQ4_NL element j (0..31): the grid value (io/quant.h's kIq4nlValues) of Q4_0's nibble j. The 16 values are held in
+// two 64-bit constants, a byte each, so that neither the device nor the host reads a table from memory.
+WINNOW_RO_FN int iq4_nl_grid(unsigned nibble) {
+    constexpr uint64_t kLow = 0xf6eaddcfbfad9881ull, kHigh = 0x7159453526190d01ull; // values 0-7 and 8-15, byte k = value k
+    return static_cast<int8_t>(static_cast<uint8_t>((nibble < 8 ? kLow : kHigh) >> (8 * (nibble & 7))));
+}
+template <class Word>
+WINNOW_RO_FN int iq4_nl_value(const Word* qs, int j) {
+    return iq4_nl_grid(static_cast<unsigned>(gemv_logic::q4_value(qs, j)));
 }
 
 // Q4_K / Q5_K: the 6-bit scale and min of sub-block j (0..7) from the block's 12 scale bytes (s): sub-blocks 0-3 in the
