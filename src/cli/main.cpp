@@ -81,7 +81,7 @@ void usage(std::FILE* to) {
                  "  logits -m MODEL --ids 1,2,3|--prompt TEXT --out FILE.npy [--step prefill|decode]   next-token logits for a peer to compare\n"
                  "  calibrate-sparse -m MODEL --text FILE --out FILE [--ctx --block --method c|f|cf|coverage]   SPION block patterns\n"
                  "  bench  attention --sparse-pattern FILE [--text FILE]   dense vs block-sparse attention: op, end to end, perplexity\n"
-                 "  quantize IN.gguf OUT.gguf PRESET    write a model in llama.cpp's preset types (Q4_K_M, Q5_K_M, Q6_K, Q8_0, ...)\n"
+                 "  quantize IN.gguf OUT.gguf PRESET    write a model in llama.cpp's preset types (Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q8_0, ...)\n"
                  "  finetune -m MODEL --data FILE --out DIR [--steps --seq --batch --lr --policy ...] [--resume]\n"
                  "                                      full fine-tuning with AdamW and a memory policy; checkpoints load in generate\n"
                  "  --version                           the version and the devices this build can use\n"

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/simd.h"
 #include "backend/cpu/vec_dot_q8.h"
 #include "io/quant.h"
 #include "winnow/error.h"
