@@ -14,7 +14,7 @@
 #      llama.cpp peer (its CUDA backend, llama_cpp_peer.py) on the same file
 #   4a. bench gemv --device cuda: one GEMV per stored weight type (K-quants included) on Llama-3-8B's shapes
 #   4b. winnow logits --device cuda against llama.cpp's logits of the tiny models, K presets included (logits_parity.py)
-#   4c. SmolLM2 written as Q4_K_M and Q6_K by winnow quantize there: bench decode --device cuda on each, greedy cuda vs cpu
+#   4c. SmolLM2 written as Q4_K_M, Q6_K and Q3_K_M by winnow quantize there: bench decode --device cuda on each, greedy cuda vs cpu
 #   5. compute-sanitizer memcheck on the harness and one generate run (before 6, which could take their time)
 #   6. made here with transformers from configs (random bf16 weights): SmolLM2-135M, GPT-2 124M and Llama-3.2-1B
 #      shapes, their logits against HF float32 on the same weights (logits_parity.py), benchmarked, and the HF transformers peer on the same weights (eager, and static cache +
@@ -169,9 +169,9 @@ note "bench gemv cuda: rc $? — GB/s at 14336x4096: $(python3 -c 'import json, 
 
 # winnow logits --device cuda (prefill batches and decode steps) against llama.cpp's CPU logits of the tiny fp32 models,
 # with the CPU's bound (ctest cli.logits_*_vs_llama_cpp); the random bf16 models get theirs against HF in step 6. And
-# three of llama.cpp's presets (its quantizer's Q4_K, Q6_K, Q5_0 tensors) against llama.cpp on the same weights decoded
-# to F32.
-for tiny in tiny-llama tiny-gpt2 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0; do
+# five of llama.cpp's presets (its quantizer's Q4_K, Q6_K, Q5_0, and since 2026-12-07 Q2_K, Q3_K, Q5_K, IQ4_NL tensors)
+# against llama.cpp on the same weights decoded to F32.
+for tiny in tiny-llama tiny-gpt2 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0 tiny-llama-k-q3_k_m tiny-llama-k-q2_k tiny-llama-k-iq4_nl; do
   ref="$WINNOW_FIXTURE_DIR/$tiny-decoded-llamacpp.bin" # a preset: llama.cpp on its weights decoded to F32 (as ctest's)
   [ -f "$ref" ] || ref="$WINNOW_FIXTURE_DIR/$tiny-llamacpp.bin"
   step 30 python3 $here/logits_parity.py oracle --winnow "$W/bin/winnow" --libs "$libs" --device cuda --model "$WINNOW_FIXTURE_DIR/$tiny.gguf" \
@@ -183,7 +183,7 @@ done
 # quantize (its K-quant encoders match llama-quantize's types tensor for tensor: ctest cli.quantize_*), then the decode
 # bench on each and greedy --device cuda vs --device cpu on Q4_K_M: the preset GEMVs (gemv_preset.cuh) in a whole step
 if [ -f $model ]; then
-  for preset in q4_k_m q6_k; do
+  for preset in q4_k_m q6_k q3_k_m; do # q3_k_m: mostly IQ4_NL on SmolLM2's 576-wide rows, Q4_K/Q5_K in ffn_down
     kq=/tmp/smollm2-$preset.gguf
     step 20 "${ours[@]}" $W/bin/winnow quantize $model $kq $preset --allow-requantize --quiet > "$OUT/quantize-smollm2-$preset.txt" 2>&1
     note "quantize SmolLM2 -> $preset: rc $? — $(tail -1 "$OUT/quantize-smollm2-$preset.txt" | cut -c1-200)"
