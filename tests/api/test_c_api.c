@@ -41,9 +41,9 @@ static int errors(const char* bad_file) {
     CHECK(winnow_quantize(NULL, "/tmp/x.gguf", NULL) == WINNOW_ERR_INVALID_ARGUMENT);
     s = winnow_quantize(bad_file, "/nonexistent/dir/out.gguf", NULL);
     CHECK(s == WINNOW_ERR_FORMAT || s == WINNOW_ERR_IO);
-    qp.preset = "q3_k_m";
+    qp.preset = "iq2_xxs";
     CHECK(winnow_quantize(bad_file, "/nonexistent/dir/out.gguf", &qp) == WINNOW_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(winnow_last_error(), "q3_k_m") != NULL);
+    CHECK(strstr(winnow_last_error(), "iq2_xxs") != NULL);
     printf("c api errors: ok\n");
     return 0;
 }

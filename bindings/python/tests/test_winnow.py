@@ -125,6 +125,6 @@ def test_quantize_writes_a_model_that_loads(tmp_path):
     r = winnow.quantize(source, out, "q8_0")
     assert r["quantized"] > 0 and r["bytes_out"] < r["bytes_in"]
     assert len(winnow.Model(out).session().generate([1, 2, 3], max_tokens=3, ignore_eos=True).output_ids) == 3
-    with pytest.raises(winnow.Error, match="unknown quantization preset 'q3_k_m'"):
-        winnow.quantize(source, str(tmp_path / "never.gguf"), "q3_k_m")
+    with pytest.raises(winnow.Error, match="unknown quantization preset 'iq2_xxs'"):
+        winnow.quantize(source, str(tmp_path / "never.gguf"), "iq2_xxs")
     assert not os.path.exists(tmp_path / "never.gguf")
