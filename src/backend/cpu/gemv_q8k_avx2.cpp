@@ -37,6 +37,19 @@ inline float half(const uint8_t* p) {
     return _cvtsh_ss(h);
 }
 
+// Super-block i of the Q8_K activation (292 bytes each): its bytes, its scale and its 256 quants.
+struct Q8KBlock {
+    const uint8_t* bytes;
+    float d;
+    const int8_t* qs;
+};
+inline Q8KBlock q8k_block(const uint8_t* xk, int i) {
+    Q8KBlock b{xk + static_cast<size_t>(i) * kQ8KBytes, 0.0f, nullptr};
+    std::memcpy(&b.d, b.bytes, 4);
+    b.qs = reinterpret_cast<const int8_t*>(b.bytes + 4);
+    return b;
+}
+
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m256i low4(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
 inline __m256i high4(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
@@ -63,6 +76,23 @@ inline void k_scales_mins(const uint8_t* s, uint8_t sc[8], uint8_t m[8]) {
     std::memcpy(m, &m_lo, 4), std::memcpy(m + 4, &m_hi, 4);
 }
 
+// sum_j w_j bsums_j over the 16 sub-blocks of a Q8_K block at xb: w as 16 int8 (signed) or uint8 values
+template <bool Signed>
+inline __m128i weighted_bsums(__m128i w8, const uint8_t* xb) {
+    const __m128i lo = Signed ? _mm_cvtepi8_epi16(w8) : _mm_cvtepu8_epi16(w8);
+    const __m128i hi = Signed ? _mm_cvtepi8_epi16(_mm_srli_si128(w8, 8)) : _mm_cvtepu8_epi16(_mm_srli_si128(w8, 8));
+    return _mm_add_epi32(_mm_madd_epi16(lo, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260))),
+                         _mm_madd_epi16(hi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276))));
+}
+
+// The shuffle that gives each 128-bit lane of a broadcast of 8 int16 scales the scale of its 16 weights: sub-block 2k
+// (int16 k * 2) in the low lane, 2k + 1 in the high lane, repeated over the lane's 8 int16 slots.
+inline __m256i pair_scale_pick(int k) {
+    const char lo = static_cast<char>(4 * k), hi = static_cast<char>(4 * k + 2);
+    return _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, hi, hi + 1, hi, hi + 1,
+                            hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1);
+}
+
 template <bool Five>
 float q45k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     constexpr size_t stride = Five ? 176 : 144;
@@ -70,19 +100,16 @@ float q45k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     float offsets = 0.0f;
     for (int i = 0; i < n_super; ++i) {
         const uint8_t* blk = row + i * stride;
-        const uint8_t* xb = xk + i * kQ8KBytes;
-        float dx;
-        std::memcpy(&dx, xb, 4);
-        const int8_t* xq = reinterpret_cast<const int8_t*>(xb + 4);
+        const Q8KBlock x = q8k_block(xk, i);
         uint8_t sc[8], m[8];
         k_scales_mins(blk + 4, sc, m);
         // sum_j m_j (sum of the 32 activation quants of sub-block j): bsums in pairs, then 8 products
-        const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260)),
-                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276)));
+        const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bytes + 260)),
+                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bytes + 276)));
         uint64_t m8;
         std::memcpy(&m8, m, 8);
         const int mins = hsum4_epi32(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(m8))), bsums));
-        offsets += (half(blk + 2) * dx) * static_cast<float>(mins);
+        offsets += (half(blk + 2) * x.d) * static_cast<float>(mins);
 
         const uint8_t* qs = blk + (Five ? 48 : 16);
         const __m256i qh = Five ? load32(blk + 16) : _mm256_setzero_si256();
@@ -94,10 +121,10 @@ float q45k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
                 q0 = _mm256_or_si256(q0, byte_bits(qh, 2 * pair, 1, 4));
                 q1 = _mm256_or_si256(q1, byte_bits(qh, 2 * pair + 1, 1, 4));
             }
-            sum = _mm256_add_epi32(sum, scaled_dot(q0, load32(xq + 64 * pair), _mm256_set1_epi16(sc[2 * pair])));
-            sum = _mm256_add_epi32(sum, scaled_dot(q1, load32(xq + 64 * pair + 32), _mm256_set1_epi16(sc[2 * pair + 1])));
+            sum = _mm256_add_epi32(sum, scaled_dot(q0, load32(x.qs + 64 * pair), _mm256_set1_epi16(sc[2 * pair])));
+            sum = _mm256_add_epi32(sum, scaled_dot(q1, load32(x.qs + 64 * pair + 32), _mm256_set1_epi16(sc[2 * pair + 1])));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(blk) * dx), _mm256_cvtepi32_ps(sum), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(blk) * x.d), _mm256_cvtepi32_ps(sum), acc);
     }
     return hsum8(acc) - offsets;
 }
@@ -106,15 +133,11 @@ float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n_super; ++i) {
         const uint8_t* blk = row + i * 210;
-        const uint8_t* xb = xk + i * kQ8KBytes;
-        float dx;
-        std::memcpy(&dx, xb, 4);
-        const int8_t* xq = reinterpret_cast<const int8_t*>(xb + 4);
+        const Q8KBlock x = q8k_block(xk, i);
         const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
-        const float d = half(blk + 208) * dx;
+        const float d = half(blk + 208) * x.d;
         // the stored q are the weights + 32: sum_j sc_j (sum q x)_j - 32 sum_j sc_j bsums_j, exactly in integers
-        const __m128i bias = _mm_add_epi32(_mm_madd_epi16(_mm_cvtepi8_epi16(sc8), _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260))),
-                                           _mm_madd_epi16(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276))));
+        const __m128i bias = weighted_bsums<true>(sc8, x.bytes);
         __m256i sum = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) { // each half: weights l, l + 32, l + 64, l + 96 (l = 0..31) from ql, ql + 32 and qh
             const __m256i a = load32(blk + 64 * h), c = load32(blk + 64 * h + 32), qh = load32(blk + 128 + 32 * h);
@@ -127,10 +150,7 @@ float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
             // the half's 8 scales as int16 in both 128-bit lanes; pair k takes scale 2k into the low lane, 2k + 1 into the high
             const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h == 0 ? sc8 : _mm_srli_si128(sc8, 8)));
             for (int k = 0; k < 4; ++k) { // 32 weights = sub-blocks 8h + 2k (low 16 bytes) and 8h + 2k + 1 (high 16)
-                const char lo = static_cast<char>(4 * k), hi = static_cast<char>(4 * k + 2);
-                const __m256i pick = _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
-                                                      hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1);
-                sum = _mm256_add_epi32(sum, scaled_dot(q[k], load32(xq + 128 * h + 32 * k), _mm256_shuffle_epi8(scales, pick)));
+                sum = _mm256_add_epi32(sum, scaled_dot(q[k], load32(x.qs + 128 * h + 32 * k), _mm256_shuffle_epi8(scales, pair_scale_pick(k))));
             }
         }
         // 32 · bias taken from the low four lanes in integers, exactly; the lanes then scaled by d in fp32 lanes
@@ -140,14 +160,6 @@ float q6k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     return hsum8(acc);
 }
 
-// sum_j w_j bsums_j over the 16 sub-blocks of a Q8_K block at xb: w as 16 int8 (signed) or uint8 values
-template <bool Signed>
-inline __m128i weighted_bsums(__m128i w8, const uint8_t* xb) {
-    const __m128i lo = Signed ? _mm_cvtepi8_epi16(w8) : _mm_cvtepu8_epi16(w8);
-    const __m128i hi = Signed ? _mm_cvtepi8_epi16(_mm_srli_si128(w8, 8)) : _mm_cvtepu8_epi16(_mm_srli_si128(w8, 8));
-    return _mm_add_epi32(_mm_madd_epi16(lo, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260))),
-                         _mm_madd_epi16(hi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 276))));
-}
 
 // The 16 Q3_K scales minus 32 (io/quant.h's q3_k_scale - 32), unpacked four at a time: sub-blocks 0-7 take their low
 // 4 bits from the low nibbles of bytes 0-7, 8-15 from the high nibbles; all take their top 2 bits from bytes 8-11, bit
@@ -172,20 +184,17 @@ float q23k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     float offsets = 0.0f;
     for (int i = 0; i < n_super; ++i) {
         const uint8_t* blk = row + i * stride;
-        const uint8_t* xb = xk + i * kQ8KBytes;
-        float dx;
-        std::memcpy(&dx, xb, 4);
-        const int8_t* xq = reinterpret_cast<const int8_t*>(xb + 4);
+        const Q8KBlock x = q8k_block(xk, i);
         __m128i sc8; // the 16 sub-block scales as bytes: Q3_K's signed s - 32, Q2_K's low nibbles
         __m128i bias = _mm_setzero_si128();
         if constexpr (Three) {
             sc8 = q3k_scales(blk + 96);
-            bias = _mm_slli_epi32(weighted_bsums<true>(sc8, xb), 2);
+            bias = _mm_slli_epi32(weighted_bsums<true>(sc8, x.bytes), 2);
         } else {
             const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
             sc8 = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
             const __m128i mins = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f));
-            offsets += (half(blk + 82) * dx) * static_cast<float>(hsum4_epi32(weighted_bsums<false>(mins, xb)));
+            offsets += (half(blk + 82) * x.d) * static_cast<float>(hsum4_epi32(weighted_bsums<false>(mins, x.bytes)));
         }
         const __m256i hmask = Three ? load32(blk) : _mm256_setzero_si256();
         __m256i sum = _mm256_setzero_si256();
@@ -196,14 +205,11 @@ float q23k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
             for (int j = 0; j < 4; ++j) {
                 __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), _mm256_set1_epi8(3));
                 if constexpr (Three) q = _mm256_or_si256(q, byte_bits(hmask, 4 * h + j, 1, 2));
-                const char lo = static_cast<char>(4 * j), hi = static_cast<char>(4 * j + 2);
-                const __m256i pick = _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
-                                                      hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1);
-                sum = _mm256_add_epi32(sum, scaled_dot(q, load32(xq + 128 * h + 32 * j), _mm256_shuffle_epi8(scales, pick)));
+                sum = _mm256_add_epi32(sum, scaled_dot(q, load32(x.qs + 128 * h + 32 * j), _mm256_shuffle_epi8(scales, pair_scale_pick(j))));
             }
         }
         const __m256i lanes = _mm256_sub_epi32(sum, _mm256_zextsi128_si256(bias));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(blk + (Three ? 108 : 80)) * dx), _mm256_cvtepi32_ps(lanes), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(blk + (Three ? 108 : 80)) * x.d), _mm256_cvtepi32_ps(lanes), acc);
     }
     return hsum8(acc) - offsets;
 }
