@@ -23,11 +23,11 @@ const std::vector<QuantPreset>& quant_presets() {
         {"Q4_K_S", 14, GgmlType::Q4_K, "Q4_K (4.5 bits), Q5_K for the first attn_v and ffn_down, Q6_K for the output"},
         {"Q4_1", 3, GgmlType::Q4_1, "5 bits a weight"},
         {"Q4_0", 2, GgmlType::Q4_0, "4.5 bits a weight"},
-        {"IQ4_NL", 25, GgmlType::IQ4_NL, "4.5 bits a weight on a non-uniform grid, Q5_K for the first eighth of ffn_down, Q6_K for the output"},
+        {"IQ4_NL", 25, GgmlType::IQ4_NL, "4.5 bits a weight on a non-uniform grid, Q5_K for the first eighth of ffn_down (and attn_v from 4 query heads per KV head), Q6_K for the output"},
         {"Q3_K_L", 13, GgmlType::Q3_K, "Q3_K (3.44 bits), Q5_K for attn_v, attn_output and ffn_down, Q6_K for the output"},
-        {"Q3_K_M", 12, GgmlType::Q3_K, "Q3_K (3.44 bits), Q4_K for attn_output and ffn_down, Q5_K/Q4_K for attn_v, Q6_K for the output"},
+        {"Q3_K_M", 12, GgmlType::Q3_K, "Q3_K (3.44 bits), Q4_K for attn_output and ffn_down (Q5_K in the first sixteenth), Q5_K for the first two attn_v and Q4_K the rest, Q6_K for the output"},
         {"Q3_K_S", 11, GgmlType::Q3_K, "Q3_K (3.44 bits), Q6_K for the output"},
-        {"Q2_K", 10, GgmlType::Q2_K, "Q2_K (2.63 bits), Q3_K for attn_v, attn_output and ffn_down, Q6_K for the output"},
+        {"Q2_K", 10, GgmlType::Q2_K, "Q2_K (2.63 bits), Q3_K for attn_output and ffn_down, Q3_K for attn_v (Q4_K from 4 query heads per KV head), Q6_K for the output"},
     };
     return presets;
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "io/gguf.h"
@@ -18,6 +20,23 @@ namespace {
 
 constexpr uint32_t kQuantizationVersion = 2; // ggml's GGML_QNT_VERSION: the current block layouts
 
+// A head count as the quantizer's rules read it: the integer, or layer 0's where the file gives one per layer (an
+// array, as some architectures do; llama.cpp's hparams take layer 0's too); nullopt where absent or not an integer.
+std::optional<uint64_t> head_count(const io::GgufFile& f, const std::string& key) {
+    const io::GgufValue* v = f.find(key);
+    if (v && v->type == io::GgufValueType::array) {
+        if (v->elems.empty()) return std::nullopt;
+        v = &v->elems.front();
+    }
+    if (!v) return std::nullopt;
+    switch (v->type) {
+    case io::GgufValueType::u8: case io::GgufValueType::u16: case io::GgufValueType::u32: case io::GgufValueType::u64: return v->u;
+    case io::GgufValueType::i8: case io::GgufValueType::i16: case io::GgufValueType::i32: case io::GgufValueType::i64:
+        return v->i >= 0 ? std::optional<uint64_t>(static_cast<uint64_t>(v->i)) : std::nullopt;
+    default: return std::nullopt;
+    }
+}
+
 PresetModelShape model_shape(const io::GgufFile& f) {
     const std::string arch = f.require_string("general.architecture");
     PresetModelShape m;
@@ -27,8 +46,7 @@ PresetModelShape model_shape(const io::GgufFile& f) {
     m.has_output = f.find_tensor("output.weight") != nullptr;
     for (const auto& t : f.tensors())
         if (t.name.find("attn_v.weight") != std::string::npos || t.name.find("attn_qkv.weight") != std::string::npos) ++m.n_attention_v;
-    // head counts given per layer (arrays) are left at 1, as is a file without them
-    const auto heads = f.get_uint(arch + ".attention.head_count"), kv_heads = f.get_uint(arch + ".attention.head_count_kv");
+    const auto heads = head_count(f, arch + ".attention.head_count"), kv_heads = head_count(f, arch + ".attention.head_count_kv");
     if (heads && *heads > 0 && (!kv_heads || (*kv_heads > 0 && *heads % *kv_heads == 0))) m.n_gqa = kv_heads ? static_cast<int>(*heads / *kv_heads) : 1;
     m.llama_70b = arch == "llama" && m.n_layer == 80 && m.n_gqa > 1;
     return m;

@@ -1,6 +1,7 @@
 // The CUDA kernels' decoding of the preset GGUF types (backend/cuda/preset_block_logic.cuh) run on the host
 // against the CPU's decoder: for random blocks of Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL, every element found from the words a
-// GEMV lane loads (gemv_preset.cuh: 16-bit words for the 2-byte aligned Q5_0 and Q6_K, 32-bit words for the rest)
+// GEMV lane loads (gemv_preset.cuh: 16-bit words for the 2-byte aligned Q5_0, Q3_K, Q6_K and IQ4_NL, 32-bit words for
+// the rest)
 // and from single bytes (weight_at's reads), scaled in the order the device scales it, must equal dequantize_row's
 // value bit for bit. Without a GPU this is what checks the kernels' bit arithmetic; the op harness runs the kernels
 // (on the SIMT emulator here, on the GPU machine there).
@@ -79,7 +80,12 @@ float device_value(GgmlType type, const uint8_t* b, int c) {
     } else if (type == GgmlType::Q2_K) {
         const rl::Q6Pos at = rl::q6_k_pos(c);
         const auto qs = words_of<Word>(b + 16 + 32 * at.half, 32), scales = words_of<Word>(b, 16);
-        const unsigned sc = gemv_logic_byte(scales.data(), at.scale);
+        unsigned sc = gemv_logic_byte(scales.data(), at.scale);
+        if constexpr (sizeof(Word) == 4) { // the GEMV's pick: the word holding the quarter's two scales
+            const int first = at.scale & ~1;
+            const rl::ScalePair pair = rl::q2_k_scale_pair(scales[first / 4], first);
+            sc = at.scale & 1 ? pair.second : pair.first;
+        }
         const volatile float dl = half_to_float(u16_at(b + 80)) * static_cast<float>(sc & 0x0fu);
         const volatile float ml = half_to_float(u16_at(b + 82)) * static_cast<float>(sc >> 4);
         const volatile float qd = dl * static_cast<float>(rl::q2_k_value(qs.data(), at.quarter, at.l));

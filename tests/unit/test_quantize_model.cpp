@@ -30,7 +30,7 @@ protected:
     std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
     // A two-layer llama-shaped file: 256-wide matrices (K-quants fit), a 1-D norm, an untied output.
-    std::string write_model(float poison = 0.0f) {
+    std::string write_model(float poison = 0.0f, const std::vector<std::pair<std::string, io::GgufValue>>& extra = {}) {
         std::mt19937 rng(3);
         std::normal_distribution<float> nd(0.0f, 0.05f);
         const char* names[] = {"token_embd.weight", "blk.0.attn_v.weight", "blk.0.ffn_down.weight", "blk.1.attn_v.weight", "blk.1.ffn_down.weight",
@@ -46,6 +46,7 @@ protected:
         w.set_string("general.architecture", "llama");
         w.set_u32("llama.block_count", 2);
         w.set_string("general.name", "quantize-test");
+        for (const auto& [key, value] : extra) w.set(key, value);
         for (size_t i = 0; i < std::size(names); ++i) {
             w.add_tensor(names[i], data_[i].data(), {256, 8});
             if (i == 2) w.add_tensor("blk.0.ffn_norm.weight", norm_.data(), {256});
@@ -120,6 +121,34 @@ TEST_F(QuantizeModel, OutputAndTokenEmbeddingTypesAsNamed) {
     o.output_type = GgmlType::IQ4_XS;
     EXPECT_THROW(quantize_model(in, path("never.gguf"), o), Error); // a type winnow does not write
     EXPECT_FALSE(fs::exists(path("never.gguf")));
+}
+
+// Q2_K's attn_v depends on the query heads per KV head (Q4_K from 4): read from integers, or from layer 0 where a file
+// gives the counts per layer (an array), and 1 where the file has none.
+TEST_F(QuantizeModel, HeadCountsAsIntegersOrPerLayerArrays) {
+    auto u32 = [](uint64_t v) {
+        io::GgufValue x;
+        x.type = io::GgufValueType::u32, x.u = v;
+        return x;
+    };
+    auto per_layer = [&](uint64_t v) {
+        io::GgufValue x;
+        x.type = io::GgufValueType::array, x.elem_type = io::GgufValueType::u32, x.elems = {u32(v), u32(v)};
+        return x;
+    };
+    QuantizeOptions o;
+    o.preset = find_quant_preset("q2_k");
+    const std::vector<std::pair<std::vector<std::pair<std::string, io::GgufValue>>, GgmlType>> cases = {
+        {{}, GgmlType::Q3_K},
+        {{{"llama.attention.head_count", u32(16)}, {"llama.attention.head_count_kv", u32(4)}}, GgmlType::Q4_K},
+        {{{"llama.attention.head_count", u32(6)}, {"llama.attention.head_count_kv", u32(2)}}, GgmlType::Q3_K},
+        {{{"llama.attention.head_count", per_layer(8)}, {"llama.attention.head_count_kv", per_layer(2)}}, GgmlType::Q4_K},
+    };
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const std::string in = write_model(0.0f, cases[i].first), out = path("heads-" + std::to_string(i) + ".gguf");
+        quantize_model(in, out, o);
+        EXPECT_EQ(io::GgufFile::open(out)->find_tensor("blk.1.attn_v.weight")->type, cases[i].second) << "case " << i;
+    }
 }
 
 TEST_F(QuantizeModel, ANonFiniteWeightFailsAndLeavesTheOutputAsItWas) {

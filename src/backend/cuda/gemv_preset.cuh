@@ -10,6 +10,8 @@
 // Q5_0 and Q6_K, whose blocks are only 2-byte aligned, are staged through shared memory as Q8_0 and Q4_0 are
 // (gemv_row.cuh: the H200 measured those types' 2-byte loads at a quarter of the other types' bandwidth); a lane then
 // reads its unit from the warp's slice with the same arithmetic. Written without a GPU to measure on (2026-12-06).
+// Q3_K and IQ4_NL (2026-12-07), also 2-byte aligned, are not staged yet: their lanes make 2-byte loads from global
+// memory, which the H200 run may show to be slow (bench gemv --device cuda, run.sh step 4a).
 #include <cstdint>
 
 #include "backend/cuda/preset_block_logic.cuh"
@@ -119,10 +121,10 @@ __device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row
 #pragma unroll
         for (int i = 0; i < 8; ++i) qs[i] = __ldg(sb + (16 + 32 * half) / 4 + i);
         const int first = 8 * half + 2 * k;                     // the quarter's two scale bytes, in one word
-        const uint32_t scw = __ldg(sb + first / 4) >> (8 * (first % 4));
+        const rl::ScalePair sc = rl::q2_k_scale_pair(__ldg(sb + first / 4), first);
         const uint32_t dm = __ldg(sb + 20);                     // byte 80: d | dmin << 16
         const float d = half_bits_to_float(static_cast<uint16_t>(dm & 0xffffu)), dmin = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
-        const unsigned sc0 = scw & 0xffu, sc1 = (scw >> 8) & 0xffu;
+        const unsigned sc0 = sc.first, sc1 = sc.second;
         const float dl0 = __fmul_rn(d, static_cast<float>(sc0 & 0x0fu)), ml0 = __fmul_rn(dmin, static_cast<float>(sc0 >> 4));
         const float dl1 = __fmul_rn(d, static_cast<float>(sc1 & 0x0fu)), ml1 = __fmul_rn(dmin, static_cast<float>(sc1 >> 4));
         return dot_elements<32>(x4, acc, [&](int l) {

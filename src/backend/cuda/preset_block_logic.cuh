@@ -1,13 +1,14 @@
 #pragma once
 // Where the CUDA kernels find each element of the preset GGUF types (io/quant.h: Q5_0, Q5_1,
-// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) in the bytes a lane holds, as little-endian words of any width (uint8_t for weight_at's byte
-// reads, 16-bit words for the 2-byte aligned Q5_0 and Q6_K blocks, 32-bit words for the rest). Integer arithmetic only:
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL) in the bytes a lane holds, as little-endian words of any width (uint8_t for
+// weight_at's byte reads, 16-bit words for the 2-byte aligned Q5_0, Q3_K, Q6_K and IQ4_NL blocks, 32-bit words for the
+// rest). Integer arithmetic only:
 // the scaling, which must round as the CPU's decoder does, stays in device code (weight_access.cuh, gemv_preset.cuh).
 // Written once for the device and the host, so that a machine without a GPU checks the bit arithmetic against
 // dequantize_row (tests/ops/test_preset_block_logic.cpp). The layouts are ggml's; io/quant_preset.cpp is the
 // CPU's decoder, written separately.
 //
-// The unit a GEMV lane decodes at a time: a whole 32-element block of Q5_0 / Q5_1; a pair of sub-blocks (64
+// The unit a GEMV lane decodes at a time: a whole 32-element block of Q5_0 / Q5_1 / IQ4_NL; a pair of sub-blocks (64
 // elements: 32 bytes of nibbles, the low nibbles the first sub-block) of Q4_K / Q5_K; a quarter of a half (32
 // elements) of Q6_K, Q2_K and Q3_K.
 #include <cstdint>
@@ -116,6 +117,16 @@ template <class Word>
 WINNOW_RO_FN int q3_k_value(const Word* qs, const Word* hmask, int half, int k, int l) {
     return q2_k_value(qs, k, l) - (((gemv_logic::quant_byte(hmask, l) >> (4 * half + k)) & 1u) ? 0 : 4);
 }
+// Q2_K: the scale bytes of sub-blocks `first` and first + 1 (first even) from `word`, the 32-bit word of the block's
+// 16 scale bytes that holds both (word first / 4), as the GEMV's unit loads it.
+struct ScalePair {
+    unsigned first, second;
+};
+WINNOW_RO_FN ScalePair q2_k_scale_pair(uint32_t word, int first) {
+    const uint32_t w = word >> (8 * (first % 4));
+    return {w & 0xffu, (w >> 8) & 0xffu};
+}
+
 // Q3_K's 6-bit scale j (0..15) from the block's 12 scale bytes, 0..63 (the weight's scale is that - 32): the low 4
 // bits in the low (j < 8) or high nibble of byte j % 8, the top 2 at bits 2 (j / 4) of byte 8 + j % 4.
 template <class Word>
