@@ -173,8 +173,9 @@ TEST_P(KQuantVsGgml, ErrorAtMostGgmlsReferenceQuantizers) {
     }
     EXPECT_LE(ours_total, 1.002 * ggml_total);
     // Q2_K, Q3_K and IQ4_NL follow ggml's searches step for step: every block is ggml's, byte for byte
-    if (type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::IQ4_NL)
+    if (type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::IQ4_NL) {
         EXPECT_EQ(same_blocks, c.input.size() / kQuantBlockK) << "super-blocks that differ from ggml's bytes";
+    }
     for (size_t i = 64; i < 96; ++i) EXPECT_EQ(decoded[i], 0.0f) << "the all-zero sub-block, value " << i;
     std::printf("%s: squared error %.6g (ggml %.6g, ratio %.4f); %zu of %zu super-blocks bit-identical\n", GetParam(),
                 ours_total, ggml_total, ours_total / ggml_total, same_blocks, c.input.size() / kQuantBlockK);
