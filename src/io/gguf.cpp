@@ -256,18 +256,25 @@ void GgufFile::fail_key(const std::string& key, const std::string& what) const {
     throw Error(ErrorKind::format, "GGUF file '" + path() + "': metadata key '" + key + "': " + what);
 }
 
+std::optional<uint64_t> unsigned_value(const GgufValue& v) {
+    switch (v.type) {
+    case GgufValueType::u8: case GgufValueType::u16: case GgufValueType::u32: case GgufValueType::u64:
+        return v.u;
+    case GgufValueType::i8: case GgufValueType::i16: case GgufValueType::i32: case GgufValueType::i64:
+        if (v.i < 0) return std::nullopt;
+        return static_cast<uint64_t>(v.i);
+    default:
+        return std::nullopt;
+    }
+}
+
 std::optional<uint64_t> GgufFile::get_uint(const std::string& key) const {
     const GgufValue* v = find(key);
     if (!v) return std::nullopt;
-    switch (v->type) {
-    case GgufValueType::u8: case GgufValueType::u16: case GgufValueType::u32: case GgufValueType::u64:
-        return v->u;
-    case GgufValueType::i8: case GgufValueType::i16: case GgufValueType::i32: case GgufValueType::i64:
-        if (v->i < 0) fail_key(key, "expected a non-negative integer, found " + std::to_string(v->i));
-        return static_cast<uint64_t>(v->i);
-    default:
-        fail_key(key, std::string("expected an integer, found ") + to_string(v->type));
-    }
+    if (auto u = unsigned_value(*v)) return u;
+    if (v->type == GgufValueType::i8 || v->type == GgufValueType::i16 || v->type == GgufValueType::i32 || v->type == GgufValueType::i64)
+        fail_key(key, "expected a non-negative integer, found " + std::to_string(v->i));
+    fail_key(key, std::string("expected an integer, found ") + to_string(v->type));
 }
 
 std::optional<double> GgufFile::get_float(const std::string& key) const {

@@ -31,6 +31,9 @@ struct GgufValue {
     std::vector<GgufValue> elems;                // arrays
 };
 
+// The value as an unsigned integer: any integer type holding a non-negative number; nullopt for anything else.
+std::optional<uint64_t> unsigned_value(const GgufValue& v);
+
 struct GgufTensorInfo {
     std::string name;
     GgmlType type = GgmlType::F32;
@@ -59,7 +62,7 @@ public:
 
     // Typed metadata accessors: integers of any width convert when the value fits; a wrong type or a missing
     // required key throws an Error naming the file and the key.
-    std::optional<uint64_t> get_uint(const std::string& key) const;
+    std::optional<uint64_t> get_uint(const std::string& key) const; // throws where the value is not a non-negative integer
     std::optional<double> get_float(const std::string& key) const;
     std::optional<bool> get_bool(const std::string& key) const;
     std::optional<std::string> get_string(const std::string& key) const;

@@ -32,6 +32,10 @@ struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t 
 // Q3_K: w = d * (s - 32) * (q - 4 [where bit 4h + j of hmask[l] is clear]), s a 6-bit scale (q3_k_scale).
 struct BlockQ2_K { uint8_t scales[16]; uint8_t qs[64]; uint16_t d; uint16_t dmin; };
 struct BlockQ3_K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; };
+// Q2_K / Q3_K element e (0..255): its 2-bit field from the block's 64 quant bytes, and (Q3_K) whether its third bit,
+// in the 32 hmask bytes, is set (then q is the field, else the field - 4).
+inline int k_2bit_field(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+inline bool q3_k_high_bit(const uint8_t* hmask, int e) { return (hmask[e % 32] >> (4 * (e / 128) + (e % 128) / 32)) & 1; }
 // IQ4_NL: 32 weights, x = d * kIq4nlValues[q] with q 4 bits, nibbles as Q4_0's (weight j < 16 in the low nibble of
 // qs[j], weight j + 16 in its high nibble): a non-uniform grid that fits Gaussian weights better than Q4_0's.
 struct BlockIQ4_NL { uint16_t d; uint8_t qs[16]; };

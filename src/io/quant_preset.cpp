@@ -111,11 +111,9 @@ void decode_q2_k(const uint8_t* src, float* dst, size_t n) {
         const uint8_t* qs = b + 16;
         const float d = half(b + 80), dmin = half(b + 82);
         float* y = dst + i * kQuantBlockK;
-        for (int e = 0; e < kQuantBlockK; ++e) {
-            const int h = e / 128, j = (e % 128) / 32, l = e % 32;
-            const int q = (qs[32 * h + l] >> (2 * j)) & 3;
-            const float dl = d * static_cast<float>(sc[e / 16] & 0x0f), ml = dmin * static_cast<float>(sc[e / 16] >> 4);
-            y[e] = dl * static_cast<float>(q) - ml;
+        for (int j = 0; j < 16; ++j) {
+            const float dl = d * static_cast<float>(sc[j] & 0x0f), ml = dmin * static_cast<float>(sc[j] >> 4);
+            for (int e = 16 * j; e < 16 * j + 16; ++e) y[e] = dl * static_cast<float>(k_2bit_field(qs, e)) - ml;
         }
     }
 }
@@ -129,11 +127,10 @@ void decode_q3_k(const uint8_t* src, float* dst, size_t n) {
         const uint8_t* scales = b + 96;
         const float d = half(b + 108);
         float* y = dst + i * kQuantBlockK;
-        for (int e = 0; e < kQuantBlockK; ++e) {
-            const int h = e / 128, j = (e % 128) / 32, l = e % 32;
-            const int low = (qs[32 * h + l] >> (2 * j)) & 3;
-            const int q = low - (((hmask[l] >> (4 * h + j)) & 1) ? 0 : 4);
-            y[e] = (d * static_cast<float>(q3_k_scale(e / 16, scales) - 32)) * static_cast<float>(q);
+        for (int j = 0; j < 16; ++j) {
+            const float dl = d * static_cast<float>(q3_k_scale(j, scales) - 32);
+            for (int e = 16 * j; e < 16 * j + 16; ++e)
+                y[e] = dl * static_cast<float>(k_2bit_field(qs, e) - (q3_k_high_bit(hmask, e) ? 0 : 4));
         }
     }
 }

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "io/quant.h"
 #include "winnow/error.h"
 
 namespace winnow {
@@ -102,9 +103,9 @@ bool use_more_bits(int layer, int n_layers) {
     return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
 }
 
-bool is_k_quant(GgmlType t) { return ggml_type_traits(static_cast<uint32_t>(t))->block_size == 256; }
-
 uint32_t block_size(GgmlType t) { return ggml_type_traits(static_cast<uint32_t>(t))->block_size; }
+
+bool is_k_quant(GgmlType t) { return block_size(t) == kQuantBlockK; }
 
 // The per-tensor rules of the mixes (llama_tensor_get_type), for winnow's presets.
 GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const PresetModelShape& m) {

@@ -24,17 +24,8 @@ constexpr uint32_t kQuantizationVersion = 2; // ggml's GGML_QNT_VERSION: the cur
 // array, as some architectures do; llama.cpp's hparams take layer 0's too); nullopt where absent or not an integer.
 std::optional<uint64_t> head_count(const io::GgufFile& f, const std::string& key) {
     const io::GgufValue* v = f.find(key);
-    if (v && v->type == io::GgufValueType::array) {
-        if (v->elems.empty()) return std::nullopt;
-        v = &v->elems.front();
-    }
-    if (!v) return std::nullopt;
-    switch (v->type) {
-    case io::GgufValueType::u8: case io::GgufValueType::u16: case io::GgufValueType::u32: case io::GgufValueType::u64: return v->u;
-    case io::GgufValueType::i8: case io::GgufValueType::i16: case io::GgufValueType::i32: case io::GgufValueType::i64:
-        return v->i >= 0 ? std::optional<uint64_t>(static_cast<uint64_t>(v->i)) : std::nullopt;
-    default: return std::nullopt;
-    }
+    if (v && v->type == io::GgufValueType::array) v = v->elems.empty() ? nullptr : &v->elems.front();
+    return v ? io::unsigned_value(*v) : std::nullopt;
 }
 
 PresetModelShape model_shape(const io::GgufFile& f) {

@@ -190,6 +190,16 @@ Q8WeightKind row_kind(GgmlType t) {
     }
 }
 
+Q8KWeightKind k_row_kind(GgmlType t) {
+    switch (t) {
+    case GgmlType::Q2_K: return Q8KWeightKind::q2_k;
+    case GgmlType::Q3_K: return Q8KWeightKind::q3_k;
+    case GgmlType::Q4_K: return Q8KWeightKind::q4_k;
+    case GgmlType::Q5_K: return Q8KWeightKind::q5_k;
+    default: return Q8KWeightKind::q6_k;
+    }
+}
+
 // Rows [0, rows) split evenly over the threads, each running fn(r0, r1).
 template <typename Fn>
 void split_rows(int64_t rows, int n_threads, Fn fn) {
@@ -221,11 +231,7 @@ void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n
     if (uses_q8_k(w.type)) {
         Q8KRowOperands p;
         p.w = w.data, p.row_bytes = w.row_bytes, p.n_super = static_cast<int>(cols / kQuantBlockK), p.xk = s.xblocks.data();
-        p.kind = w.type == GgmlType::Q2_K   ? Q8KWeightKind::q2_k
-                 : w.type == GgmlType::Q3_K ? Q8KWeightKind::q3_k
-                 : w.type == GgmlType::Q4_K ? Q8KWeightKind::q4_k
-                 : w.type == GgmlType::Q5_K ? Q8KWeightKind::q5_k
-                                            : Q8KWeightKind::q6_k;
+        p.kind = k_row_kind(w.type);
         p.bias = bias, p.y = y;
         split_rows(rows, n_threads, [&](int64_t r0, int64_t r1) { gemv_q8k_rows_avx2(p, r0, r1); });
         return;

@@ -126,12 +126,7 @@ void decode_q23_k(const uint8_t* blk, Decoded& out) {
         const float d = half_at(blk + 80), dmin = half_at(blk + 82);
         for (int j = 0; j < 16; ++j) out.scale[j] = d * static_cast<float>(blk[j] & 0x0f), out.offset[j] = -(dmin * static_cast<float>(blk[j] >> 4));
     }
-    for (int e = 0; e < 256; ++e) {
-        const int h = e / 128, j = (e % 128) / 32, l = e % 32;
-        int q = (qs[32 * h + l] >> (2 * j)) & 3;
-        if constexpr (three) q -= ((blk[l] >> (4 * h + j)) & 1) ? 0 : 4;
-        out.q[e] = static_cast<int8_t>(q);
-    }
+    for (int e = 0; e < 256; ++e) out.q[e] = static_cast<int8_t>(k_2bit_field(qs, e) - (three && !q3_k_high_bit(blk, e) ? 4 : 0));
 }
 
 // sum over the decoded sub-blocks of scale * (sum q x) + offset * (sum x); xsums[k]: the sum of x over the k-th

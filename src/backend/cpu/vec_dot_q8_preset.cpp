@@ -117,14 +117,11 @@ float q6k_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     return s;
 }
 
-// The 2-bit field of Q2_K / Q3_K element e (0..255): bits 2j, 2j + 1 of qs[32 h + l], e = 128 h + 32 j + l; Q3_K
-// subtracts 4 where bit 4h + j of hmask[l] is clear.
+// q of Q2_K / Q3_K element e (0..255): its 2-bit field; Q3_K's less 4 where its third bit (hmask) is clear.
 template <bool three>
 inline int q23k_value(const uint8_t* blk, int e) {
-    const int h = e / 128, j = (e % 128) / 32, l = e % 32;
-    const int q = (blk[(three ? 32 : 16) + 32 * h + l] >> (2 * j)) & 3;
-    if constexpr (three) return q - (((blk[l] >> (4 * h + j)) & 1) ? 0 : 4);
-    return q;
+    if constexpr (three) return k_2bit_field(blk + 32, e) - (q3_k_high_bit(blk, e) ? 0 : 4);
+    return k_2bit_field(blk + 16, e);
 }
 
 template <bool three>
