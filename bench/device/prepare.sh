@@ -43,7 +43,7 @@ mv bench/device/payload/bundle.tar.xz.new bench/device/payload/bundle.tar.xz
 for f in "$build"/fixtures/tiny-*; do
   case "$(basename "$f")" in
     tiny-llama-k.gguf | *-decoded.gguf) continue ;;
-    tiny-llama-k-q4_k_m* | tiny-llama-k-q6_k* | tiny-llama-k-q5_0* | tiny-llama-k-q3_k_m* | tiny-llama-k-q2_k* | tiny-llama-k-iq4_nl*) ;;
+    tiny-llama-k-q4_k_m* | tiny-llama-k-q6_k* | tiny-llama-k-q5_0* | tiny-llama-k-q3_k_m* | tiny-llama-k-q2_k* | tiny-llama-k-iq4_nl* | tiny-llama-k-iq4_xs*) ;;
     tiny-llama-k-*) continue ;;
   esac
   cp -r "$f" bench/device/payload/fixtures/

@@ -36,7 +36,8 @@ namespace {
 namespace po = boost::program_options;
 
 const GgmlType kBenchTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
-                                GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL};
+                                GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
+                                GgmlType::IQ4_XS};
 
 std::string lower(std::string s) {
     for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -48,7 +49,7 @@ std::vector<GgmlType> parse_types(const std::string& value) {
     for (const std::string& item : list_items(value)) {
         const auto it = std::find_if(std::begin(kBenchTypes), std::end(kBenchTypes), [&](GgmlType t) { return lower(ggml_type_name(t)) == lower(item); });
         if (it == std::end(kBenchTypes))
-            throw Error(ErrorKind::invalid_argument, "--types: '" + item + "' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl");
+            throw Error(ErrorKind::invalid_argument, "--types: '" + item + "' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs");
         types.push_back(*it);
     }
     if (types.empty()) throw Error(ErrorKind::invalid_argument, "--types: no type given");
@@ -94,7 +95,7 @@ Timing time_gemvs(Backend& be, const std::vector<Matrix>& copies, const Tensor& 
 } // namespace
 
 int cmd_bench_gemv(const std::vector<std::string>& args) {
-    std::string types_arg = "f32,f16,bf16,q8_0,q4_0,q4_1,q5_0,q5_1,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl", shapes_arg = "4096x4096,14336x4096";
+    std::string types_arg = "f32,f16,bf16,q8_0,q4_0,q4_1,q5_0,q5_1,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs", shapes_arg = "4096x4096,14336x4096";
     std::string dot = "f32";
     int calls = 50, reps = 7, threads = 0, working_set_mb = 512;
     bool json_out = false;

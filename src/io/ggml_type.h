@@ -26,7 +26,7 @@ const char* ggml_type_name(GgmlType type);
 // Bytes of one row of n elements; n must be a multiple of the block size.
 uint64_t ggml_row_bytes(GgmlType type, uint64_t n);
 // True for the weight types winnow loads and the CPU backend computes with: F32, F16, BF16, Q8_0, Q4_0, Q4_1, and
-// (through their decoded values, io/quant.h) Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL. A backend may take fewer
+// (through their decoded values, io/quant.h) Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS. A backend may take fewer
 // (Backend::supports); place_weights converts a preset one (Q5_0 ... Q6_K) that a backend lacks to F16 at load.
 bool ggml_type_supported(GgmlType type);
 // Whether a type stores its values in blocks with scales (block size above 1: Q8_0, Q4_K, ...), not as plain numbers.
@@ -36,12 +36,12 @@ bool is_quantized_type(GgmlType type);
 constexpr bool is_core_type(GgmlType type) {
     return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16 || type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_1;
 }
-// The preset types: the ones llama.cpp's presets (Q4_K_M, Q5_K_M, Q6_K, Q5_0, Q3_K_M, Q2_K, IQ4_NL, ...) add. The CPU computes
+// The preset types: the ones llama.cpp's presets (Q4_K_M, Q5_K_M, Q6_K, Q5_0, Q3_K_M, Q2_K, IQ4_NL, IQ4_XS, ...) add. The CPU computes
 // with them everywhere; CUDA in its GEMVs, embedding lookup, fused head and dequantize, not in the step program, the
 // adaptive head or the split products. io/quant_preset.cpp decodes them, io/quant_encode_preset.cpp encodes them.
 constexpr bool is_preset_type(GgmlType type) {
     return type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::Q4_K ||
-           type == GgmlType::Q5_K || type == GgmlType::Q6_K || type == GgmlType::IQ4_NL;
+           type == GgmlType::Q5_K || type == GgmlType::Q6_K || type == GgmlType::IQ4_NL || type == GgmlType::IQ4_XS;
 }
 
 } // namespace winnow

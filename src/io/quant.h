@@ -1,8 +1,8 @@
 #pragma once
 // Scalar reference codecs for the element types winnow computes with, bit-compatible with ggml's
 // reference layouts (ggml-common.h / ggml-quants.c): F16, BF16, Q8_0, Q4_0, Q4_1, and the types that llama.cpp's
-// common presets store: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, and IQ4_NL, their fallback where 256-weight blocks
-// do not fit a row (decoded by io/quant_preset.cpp, encoded by io/quant_encode_preset.cpp).
+// common presets store: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, and IQ4_NL, their fallback where 256-weight
+// blocks do not fit a row (decoded by io/quant_preset.cpp, encoded by io/quant_encode_preset.cpp).
 #include <cstddef>
 #include <cstdint>
 
@@ -40,6 +40,14 @@ inline bool q3_k_high_bit(const uint8_t* hmask, int e) { return (hmask[e % 32] >
 // qs[j], weight j + 16 in its high nibble): a non-uniform grid that fits Gaussian weights better than Q4_0's.
 struct BlockIQ4_NL { uint16_t d; uint8_t qs[16]; };
 constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// IQ4_XS: IQ4_NL's grid in super-blocks of 256, 8 sub-blocks of 32 whose scales are 6-bit steps of one fp16 d:
+// x = d * (s - 32) * kIq4nlValues[q], s = iq4_xs_scale. Sub-block j's 16 quant bytes are qs[16 j ..], nibbles as IQ4_NL's.
+struct BlockIQ4_XS { uint16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; };
+// The 6-bit scale of sub-block j (0..7), 0..63: its low 4 bits in the low (j even) or high nibble of scales_l[j / 2],
+// its top 2 bits at bits 2j of scales_h.
+inline int iq4_xs_scale(int j, uint16_t scales_h, const uint8_t* scales_l) {
+    return ((scales_l[j / 2] >> (4 * (j % 2))) & 0x0f) | (((scales_h >> (2 * j)) & 3) << 4);
+}
 // The 6-bit scale of sub-block j (0..15) of a Q3_K block, 0..63 (the weight's scale is that minus 32): its low 4 bits
 // in the low (j < 8) or high nibble of byte j % 8, its top 2 bits at bits 2 (j / 4) of byte 8 + j % 4.
 inline int q3_k_scale(int j, const uint8_t* s) {
@@ -60,7 +68,7 @@ inline void k_scale_min(int j, const uint8_t* s, int& sc, int& m) {
 }
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24 && sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 &&
               sizeof(BlockQ6_K) == 210 && sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 &&
-              sizeof(BlockIQ4_NL) == 18);
+              sizeof(BlockIQ4_NL) == 18 && sizeof(BlockIQ4_XS) == 136);
 
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);  // round to nearest even, like F16C
@@ -74,14 +82,14 @@ uint16_t fp32_to_bf16(float f);  // round to nearest even; NaN stays a (quiet) N
 
 // Decode n elements (a multiple of the type's block size) of `type` at src into fp32.
 void dequantize_row(GgmlType type, const void* src, float* dst, size_t n);
-// dequantize_row for the preset types (Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL): false for any other type.
+// dequantize_row for the preset types (Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS): false for any other type.
 bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n);
 // (is_preset_type, io/ggml_type.h, says whether a type is one of those.)
 // Encode n fp32 values (a multiple of the type's block size, all finite) as `type`: F32, F16, BF16, Q8_0, Q4_0, Q4_1
 // as ggml's reference quantizer does, and the preset types through quantize_preset.
 void quantize_row_ref(GgmlType type, const float* src, void* dst, size_t n);
 // quantize_row_ref for the preset types: Q5_0 / Q5_1 as ggml's reference rounding; IQ4_NL by a search of the block's
-// scale over its grid; the K-quants by a weighted
+// scale over its grid, IQ4_XS the same per sub-block and then 6-bit sub-block scales; the K-quants by a weighted
 // least-squares search of each sub-block's scale (and min), then 6- or 8-bit scales per super-block
 // (io/quant_encode_preset.cpp says how). False for any other type.
 bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n);

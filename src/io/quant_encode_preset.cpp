@@ -1,4 +1,4 @@
-// Encoders of the preset GGUF weight types (Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL): the inverses of io/quant_preset.cpp's
+// Encoders of the preset GGUF weight types (Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS): the inverses of io/quant_preset.cpp's
 // decoders, in ggml's block layouts (ggml-common.h).
 //  - Q5_0 / Q5_1 round as ggml's reference quantizer does: one scale per 32 weights from the block's extremes.
 //  - The K-quants take the approach of ggml's reference K-quantizer (the k-quants design of llama.cpp PR 1684): a
@@ -413,41 +413,79 @@ int nearest_grid_index(const int8_t* values, int n, float v) {
     return v - values[hi - 1] < values[hi] - v ? hi - 1 : hi;
 }
 
-// IQ4_NL: x = d * kIq4nlValues[q] per block of 32. The scale is the best of 15 grids, each mapping the weight of largest
-// magnitude to -127 + k (k = -7..7) and then every weight to its nearest grid value, refined by least squares with
-// weights x^2 (ggml's search, without an importance matrix); the quants are then rounded against that fp32 scale.
-void encode_iq4_nl(const float* src, uint8_t* dst, size_t n) {
+// The scale of 32 weights on IQ4_NL's grid: the best of 15 grids, each mapping the weight of largest magnitude to
+// -127 + k (k = -7..7) and then every weight to its nearest grid value, refined by least squares with weights x^2
+// (ggml's search, without an importance matrix). 0 for a block of (near) zeros.
+float fit_iq4_scale(const float* x) {
     constexpr int kTries = 7;
     const int8_t* values = kIq4nlValues;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; ++j)
+        if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
+    if (amax < 1e-15f) return 0.0f;
+    auto fit = [&](float id, float& sumqx, float& sumqq) {
+        sumqx = sumqq = 0.0f;
+        for (int j = 0; j < 32; ++j) {
+            const float q = values[nearest_grid_index(values, 16, id * x[j])], w = x[j] * x[j];
+            sumqx += w * q * x[j];
+            sumqq += w * q * q;
+        }
+    };
+    float sumqx, sumqq;
+    fit(1.0f / (-max / values[0]), sumqx, sumqq);
+    float d = sumqx / sumqq;
+    float best = d * sumqx;
+    for (int t = -kTries; t <= kTries; ++t) {
+        fit((t + values[0]) / max, sumqx, sumqq);
+        if (sumqq > 0.0f && sumqx * sumqx > best * sumqq) { d = sumqx / sumqq; best = d * sumqx; }
+    }
+    return d;
+}
+
+// 32 weights' nibbles against the fp32 scale d (as ggml, not its fp16 copy), in Q4_0's order: 16 bytes at qs.
+void put_iq4_quants(const float* x, float d, uint8_t* qs) {
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 16; ++j)
+        qs[j] = static_cast<uint8_t>(nearest_grid_index(kIq4nlValues, 16, id * x[j]) | nearest_grid_index(kIq4nlValues, 16, id * x[j + 16]) << 4);
+}
+
+// IQ4_NL: x = d * kIq4nlValues[q] per block of 32, d the block's fit_iq4_scale.
+void encode_iq4_nl(const float* src, uint8_t* dst, size_t n) {
     for (size_t i = 0; i < n / kQuantBlock; ++i) {
         const float* x = src + i * kQuantBlock;
         uint8_t* b = dst + i * sizeof(BlockIQ4_NL);
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < 32; ++j)
-            if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
-        float d = 0.0f;
-        if (amax >= 1e-15f) {
-            auto fit = [&](float id, float& sumqx, float& sumqq) {
-                sumqx = sumqq = 0.0f;
-                for (int j = 0; j < 32; ++j) {
-                    const float q = values[nearest_grid_index(values, 16, id * x[j])], w = x[j] * x[j];
-                    sumqx += w * q * x[j];
-                    sumqq += w * q * q;
-                }
-            };
-            float sumqx, sumqq;
-            fit(1.0f / (-max / values[0]), sumqx, sumqq);
-            d = sumqx / sumqq;
-            float best = d * sumqx;
-            for (int t = -kTries; t <= kTries; ++t) {
-                fit((t + values[0]) / max, sumqx, sumqq);
-                if (sumqq > 0.0f && sumqx * sumqx > best * sumqq) { d = sumqx / sumqq; best = d * sumqx; }
-            }
+        const float d = fit_iq4_scale(x);
+        put_half(b, d);
+        put_iq4_quants(x, d, b + 2);
+    }
+}
+
+// IQ4_XS: each sub-block of 32 fitted as an IQ4_NL block, then its scale rounded to a 6-bit step (-32..31) of one
+// super-block d = -(the scale of largest magnitude) / 32, and its weights rounded again against the step they will be
+// decoded with (ggml's quantize_iq4_xs without an importance matrix, in its order of operations).
+void encode_iq4_xs(const float* src, uint8_t* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const float* x = src + i * kQuantBlockK;
+        uint8_t* b = dst + i * sizeof(BlockIQ4_XS);
+        float scales[8], max_scale = 0.0f, amax_scale = 0.0f;
+        for (int j = 0; j < 8; ++j) {
+            scales[j] = fit_iq4_scale(x + 32 * j);
+            if (std::fabs(scales[j]) > amax_scale) { amax_scale = std::fabs(scales[j]); max_scale = scales[j]; }
         }
+        const float d = -max_scale / 32.0f;
         put_half(b, d);
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int j = 0; j < 16; ++j)
-            b[2 + j] = static_cast<uint8_t>(nearest_grid_index(values, 16, id * x[j]) | nearest_grid_index(values, 16, id * x[j + 16]) << 4);
+        uint16_t scales_h = 0;
+        uint8_t* scales_l = b + 4;
+        std::memset(scales_l, 0, 4);
+        for (int j = 0; j < 8; ++j) {
+            const int l = clamp_int(round_int(id * scales[j]), -32, 31);
+            put_iq4_quants(x + 32 * j, d * static_cast<float>(l), b + 8 + 16 * j);
+            const int s = l + 32; // stored 0..63
+            scales_l[j / 2] = static_cast<uint8_t>(scales_l[j / 2] | (s & 0x0f) << (4 * (j % 2)));
+            scales_h = static_cast<uint16_t>(scales_h | (s >> 4) << (2 * j));
+        }
+        std::memcpy(b + 2, &scales_h, 2);
     }
 }
 
@@ -459,6 +497,7 @@ bool quantize_preset(GgmlType type, const float* src, void* dst, size_t n) {
     case GgmlType::Q5_0: encode_q5<false>(src, d, n); return true;
     case GgmlType::Q5_1: encode_q5<true>(src, d, n); return true;
     case GgmlType::IQ4_NL: encode_iq4_nl(src, d, n); return true;
+    case GgmlType::IQ4_XS: encode_iq4_xs(src, d, n); return true;
     case GgmlType::Q2_K: encode_q2_k(src, d, n); return true;
     case GgmlType::Q3_K: encode_q3_k(src, d, n); return true;
     case GgmlType::Q4_K: encode_q45_k<false>(src, d, n); return true;

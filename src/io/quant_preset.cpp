@@ -1,5 +1,5 @@
-// Decoders of the preset GGUF weight types: Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
-// which llama.cpp's common presets (Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K...) store. Written from ggml's block layouts
+// Decoders of the preset GGUF weight types: Q5_0, Q5_1, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS,
+// which llama.cpp's common presets (Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, Q2_K, IQ4_XS...) store. Written from ggml's block layouts
 // (ggml-common.h); each value is computed as ggml's reference dequantizer computes it, one rounding per fp32 operation
 // (the build has -ffp-contract=off), so the results equal gguf-py's numpy decoders bit for bit
 // (tests/unit/test_quant.cpp against tests/fixtures/quant_oracle.py).
@@ -148,6 +148,25 @@ void decode_iq4_nl(const uint8_t* src, float* dst, size_t n) {
     }
 }
 
+// IQ4_XS: x = (d * (s - 32)) * kIq4nlValues[q] per sub-block of 32.
+void decode_iq4_xs(const uint8_t* src, float* dst, size_t n) {
+    for (size_t i = 0; i < n / kQuantBlockK; ++i) {
+        const uint8_t* b = src + i * sizeof(BlockIQ4_XS);
+        const float d = half(b);
+        uint16_t scales_h;
+        std::memcpy(&scales_h, b + 2, 2);
+        for (int j = 0; j < 8; ++j) {
+            const float dl = d * static_cast<float>(iq4_xs_scale(j, scales_h, b + 4) - 32);
+            const uint8_t* qs = b + 8 + 16 * j;
+            float* y = dst + i * kQuantBlockK + 32 * j;
+            for (int l = 0; l < 16; ++l) {
+                y[l] = dl * static_cast<float>(kIq4nlValues[qs[l] & 0x0f]);
+                y[l + 16] = dl * static_cast<float>(kIq4nlValues[qs[l] >> 4]);
+            }
+        }
+    }
+}
+
 } // namespace
 
 bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n) {
@@ -156,6 +175,7 @@ bool dequantize_preset(GgmlType type, const void* src, float* dst, size_t n) {
     case GgmlType::Q5_0: decode_q5<false>(s, dst, n); return true;
     case GgmlType::Q5_1: decode_q5<true>(s, dst, n); return true;
     case GgmlType::IQ4_NL: decode_iq4_nl(s, dst, n); return true;
+    case GgmlType::IQ4_XS: decode_iq4_xs(s, dst, n); return true;
     case GgmlType::Q2_K: decode_q2_k(s, dst, n); return true;
     case GgmlType::Q3_K: decode_q3_k(s, dst, n); return true;
     case GgmlType::Q4_K: decode_q45_k<false>(s, dst, n); return true;

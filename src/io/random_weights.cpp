@@ -26,6 +26,7 @@ std::vector<Field> scale_fields(GgmlType type) {
     case GgmlType::Q2_K: return {{80, 1e-3f}, {82, 1e-3f}};    // d (sc & 15) q - dmin (sc >> 4), after the quants
     case GgmlType::Q3_K: return {{108, 2e-4f}};                // d (s - 32) (q - 4 or q), 6-bit s; d last
     case GgmlType::IQ4_NL: return {{0, 3e-4f}};               // d value[q], values -127..113
+    case GgmlType::IQ4_XS: return {{0, 2e-5f}};               // d (s - 32) value[q], 6-bit s; d first
     default: return {};
     }
 }

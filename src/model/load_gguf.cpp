@@ -33,7 +33,7 @@ struct GgufTensors {
                                                ", expected " + shape_str(cols, rows));
         if (!ggml_type_supported(t.type))
             throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': tensor '" + t.name + "' has type " + ggml_type_name(t.type) +
-                                                    ", which winnow does not support (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
+                                                    ", which winnow does not support (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
         Matrix m;
         m.type = t.type;
         m.rows = rows;

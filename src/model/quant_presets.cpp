@@ -24,6 +24,7 @@ const std::vector<QuantPreset>& quant_presets() {
         {"Q4_K_S", 14, GgmlType::Q4_K, "Q4_K (4.5 bits), Q5_K for the first attn_v and ffn_down, Q6_K for the output"},
         {"Q4_1", 3, GgmlType::Q4_1, "5 bits a weight"},
         {"Q4_0", 2, GgmlType::Q4_0, "4.5 bits a weight"},
+        {"IQ4_XS", 30, GgmlType::IQ4_XS, "4.25 bits a weight on IQ4_NL's grid with 6-bit sub-block scales, Q5_K for the first eighth of ffn_down (and attn_v from 4 query heads per KV head), Q6_K for the output"},
         {"IQ4_NL", 25, GgmlType::IQ4_NL, "4.5 bits a weight on a non-uniform grid, Q5_K for the first eighth of ffn_down (and attn_v from 4 query heads per KV head), Q6_K for the output"},
         {"Q3_K_L", 13, GgmlType::Q3_K, "Q3_K (3.44 bits), Q5_K for attn_v, attn_output and ffn_down, Q6_K for the output"},
         {"Q3_K_M", 12, GgmlType::Q3_K, "Q3_K (3.44 bits), Q4_K for attn_output and ffn_down (Q5_K in the first sixteenth), Q5_K for the first two attn_v and Q4_K the rest, Q6_K for the output"},
@@ -121,7 +122,7 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
     const int layer = layer_of(name);
     if (contains(name, "attn_v.weight")) {
         if (p == "Q2_K") type = m.n_gqa >= 4 ? GgmlType::Q4_K : GgmlType::Q3_K;
-        else if (p == "IQ4_NL" && m.n_gqa >= 4) type = GgmlType::Q5_K;
+        else if ((p == "IQ4_NL" || p == "IQ4_XS") && m.n_gqa >= 4) type = GgmlType::Q5_K;
         else if (p == "Q3_K_M") type = layer < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
         else if (p == "Q3_K_L") type = GgmlType::Q5_K;
         else if ((p == "Q4_K_M" || p == "Q5_K_M") && use_more_bits(layer, m.n_attention_v)) type = GgmlType::Q6_K;
@@ -134,7 +135,7 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
         if (p == "Q2_K") return GgmlType::Q3_K;
         if (p == "Q3_K_M") return layer < m.n_layer / 16 ? GgmlType::Q5_K : GgmlType::Q4_K;
         if (p == "Q3_K_L") return GgmlType::Q5_K;
-        if (p == "IQ4_NL" && layer < m.n_layer / 8) return GgmlType::Q5_K; // without an importance matrix, as here
+        if ((p == "IQ4_NL" || p == "IQ4_XS") && layer < m.n_layer / 8) return GgmlType::Q5_K; // without an importance matrix, as here
         if ((p == "Q4_K_M" || p == "Q5_K_M") && use_more_bits(layer, m.n_layer)) return GgmlType::Q6_K;
         if (p == "Q4_K_S" && layer < m.n_layer / 8) return GgmlType::Q5_K;
         return type;
@@ -153,12 +154,12 @@ GgmlType mixed_type(const QuantPreset& preset, const PresetTensor& t, const Pres
     return type;
 }
 
-// A K-quant whose 256-weight blocks do not fit the rows falls back as llama.cpp's does (Q2_K and Q3_K to IQ4_NL, Q4_K
-// to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0); then F16 if even that does not fit.
+// A type of 256-weight blocks that do not fit the rows falls back as llama.cpp's does (Q2_K, Q3_K and IQ4_XS to IQ4_NL,
+// Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0); then F16 if even that does not fit.
 GgmlType fitting_type(GgmlType type, uint64_t row) {
     if (row % block_size(type) == 0) return type;
     if (is_k_quant(type)) {
-        type = type == GgmlType::Q2_K || type == GgmlType::Q3_K ? GgmlType::IQ4_NL
+        type = type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::IQ4_XS ? GgmlType::IQ4_NL
                : type == GgmlType::Q4_K                          ? GgmlType::Q5_0
                : type == GgmlType::Q5_K                          ? GgmlType::Q5_1
                                                                  : GgmlType::Q8_0;

@@ -106,7 +106,7 @@ TEST(TinyParity, LlamaQ4_0MatchesLlamaCpp) { expect_quantized_close("q4_0"); }
 TEST(TinyParity, LlamaQ4_1MatchesLlamaCpp) { expect_quantized_close("q4_1"); }
 
 // Files that llama.cpp's own quantizer wrote with its presets (make_tiny_models.py: tiny-llama-k, 256-wide rows so
-// that the K-quants apply), mixing Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q5_0, Q5_1 and IQ4_NL tensors. These prefill batches decode weight blocks
+// that the K-quants apply), mixing Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, IQ4_NL and IQ4_XS tensors. These prefill batches decode weight blocks
 // to fp32 (as ggml does) and multiply them with fp32 activations by sgemm, in both dot modes (the q8 mode rounds the
 // activations of these types in decode steps only: cli.logits_tiny-llama-k-<preset>_q8_vs_llama_cpp).
 //   - Against llama.cpp on the same weights decoded by gguf-py and stored as F32 (-decoded.gguf): the fp32 models'
@@ -129,7 +129,7 @@ TEST_P(TinyParityPreset, MatchesLlamaCppOnTheDecodedWeights) {
     EXPECT_LE(direct.argmax_mismatches, 0.15 * direct.rows);
 }
 INSTANTIATE_TEST_SUITE_P(LlamaCppPresets, TinyParityPreset,
-                         ::testing::Values("q4_k_m", "q4_k_s", "q5_k_m", "q6_k", "q5_0", "q5_1", "q3_k_m", "q3_k_s", "q2_k", "iq4_nl"));
+                         ::testing::Values("q4_k_m", "q4_k_s", "q5_k_m", "q6_k", "q5_0", "q5_1", "q3_k_m", "q3_k_s", "q2_k", "iq4_nl", "iq4_xs"));
 
 // The same weights through two file formats (and, for llama, two RoPE conventions: GGUF's permuted q/k
 // rows with adjacent pairs vs HF's rotate-half) must give the same function.

@@ -149,10 +149,10 @@ Tensor make_cache(Backend& be, GgmlType type, const std::vector<float>& v, int64
 
 const GgmlType kWeightTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1};
 // And the preset types, which the linear ops, the embedding lookup and the fused head also take. Their rows are whole
-// blocks of 32 (Q5_0, Q5_1, IQ4_NL) or super-blocks of 256 (Q2_K ... Q6_K): a case skips the shapes they do not fit.
+// blocks of 32 (Q5_0, Q5_1, IQ4_NL) or super-blocks of 256 (Q2_K ... Q6_K, IQ4_XS): a case skips the shapes they do not fit.
 const GgmlType kAllWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0,
                                    GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K,
-                                   GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL};
+                                   GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS};
 bool fits(GgmlType type, int64_t cols) { return cols % block_elements(type) == 0; }
 
 // Whether the q8 dot mode rounds the activations of a product with this weight type over n_tokens tokens, so that the
@@ -1122,7 +1122,8 @@ void add_head_top_k_cases(std::vector<OpCase>& cases) {
         for (S s : {S{1000, 160, 1}, S{1000, 160, 40}, S{50257, 768, 1}, S{50257, 768, 40}}) list.push_back({type, s});
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::BF16}) list.push_back({type, S{49152, 576, 40}}); // SmolLM2's head
     // the preset types (Q6_K: llama.cpp's Q4_K_M and Q5_K_M heads), random rows without planted ties
-    for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL})
+    for (GgmlType type : {GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
+                          GgmlType::IQ4_XS})
         list.push_back({type, S{1000, 256, 40}});
     list.push_back({GgmlType::Q6_K, S{50257, 768, 40}});
     // k above the tile, k = the vocabulary, one row; and over 2048 tiles (the CUDA merge's unsorted path)

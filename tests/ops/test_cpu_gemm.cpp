@@ -103,7 +103,7 @@ TEST_P(GemmQ8, OneTokenMatchesPerRowDotProducts) {
     gemm_q8_force_kernel(kernel);
     GemmQ8Scratch scratch;
     for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
-                          GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL})
+                          GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS})
         for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 160}, {192, 576}, {64, 1536}, {5, 32}, {24, 2560}, {3, 256}}) {
             if (cols % static_cast<int64_t>(ggml_type_traits(static_cast<uint32_t>(type))->block_size) != 0) continue; // K-quants: rows of whole 256-weight super-blocks
             const Weights w = random_weights(type, rows, cols, 7 + static_cast<unsigned>(rows));

@@ -69,7 +69,7 @@ std::vector<Case> all_cases() {
     std::vector<Case> cases;
     for (VecDotKernel k : {VecDotKernel::baseline, VecDotKernel::avx512})
         for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
-                           GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL})
+                           GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS})
             if (k == VecDotKernel::baseline || !is_preset_type(t)) cases.push_back({k, t}); // the preset types have no AVX-512 kernel
     return cases;
 }

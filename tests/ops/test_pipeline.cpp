@@ -65,15 +65,15 @@ TEST(Pipeline, ReadOnlyTypeOnABackendWithoutItRunsAsF16) {
     EXPECT_GT(worst, 0.0) << "the Q4_K matrices were not converted";
 }
 
-// A type winnow does not read at all (IQ4_XS, from llama.cpp's own quantizer) is refused at load, by name.
+// A type winnow does not read at all (IQ3_S, from llama.cpp's own quantizer) is refused at load, by name.
 TEST(Pipeline, UnreadWeightTypeIsRefusedAtLoad) {
     try {
-        Model::load(kDir + "/tiny-llama-k-iq4_xs.gguf");
-        ADD_FAILURE() << "an IQ4_XS model was accepted";
+        Model::load(kDir + "/tiny-llama-k-iq3_s.gguf");
+        ADD_FAILURE() << "an IQ3_S model was accepted";
     } catch (const Error& e) {
         EXPECT_EQ(e.kind(), ErrorKind::unsupported);
         const std::string what = e.what();
-        EXPECT_NE(what.find("has type IQ4_XS, which winnow does not support"), std::string::npos) << what;
+        EXPECT_NE(what.find("has type IQ3_S, which winnow does not support"), std::string::npos) << what;
     }
 }
 

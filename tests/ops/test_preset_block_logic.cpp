@@ -1,5 +1,5 @@
 // The CUDA kernels' decoding of the preset GGUF types (backend/cuda/preset_block_logic.cuh) run on the host
-// against the CPU's decoder: for random blocks of Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL, every element found from the words a
+// against the CPU's decoder: for random blocks of Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS, every element found from the words a
 // GEMV lane loads (gemv_preset.cuh: 16-bit words for the 2-byte aligned Q5_0, Q3_K, Q6_K and IQ4_NL, 32-bit words for
 // the rest)
 // and from single bytes (weight_at's reads), scaled in the order the device scales it, must equal dequantize_row's
@@ -33,7 +33,8 @@ struct Layout {
 const Layout kLayouts[] = {{GgmlType::Q5_0, rl::kQ5_0Bytes, 32, {0}},       {GgmlType::Q5_1, rl::kQ5_1Bytes, 32, {0, 2}},
                            {GgmlType::Q4_K, rl::kQ4_KBytes, 256, {0, 2}},   {GgmlType::Q5_K, rl::kQ5_KBytes, 256, {0, 2}},
                            {GgmlType::Q6_K, rl::kQ6_KBytes, 256, {208}},    {GgmlType::Q2_K, rl::kQ2_KBytes, 256, {80, 82}},
-                           {GgmlType::Q3_K, rl::kQ3_KBytes, 256, {108}},    {GgmlType::IQ4_NL, rl::kIQ4_NLBytes, 32, {0}}};
+                           {GgmlType::Q3_K, rl::kQ3_KBytes, 256, {108}},    {GgmlType::IQ4_NL, rl::kIQ4_NLBytes, 32, {0}},
+                           {GgmlType::IQ4_XS, rl::kIQ4_XSBytes, 256, {0}}};
 
 template <class Word>
 unsigned gemv_logic_byte(const Word* w, int k) { return winnow::cuda::gemv_logic::quant_byte(w, k); }
@@ -77,6 +78,13 @@ float device_value(GgmlType type, const uint8_t* b, int c) {
     } else if (type == GgmlType::IQ4_NL) {
         const auto qs = words_of<Word>(b + 2, 16);
         v = half_to_float(u16_at(b)) * static_cast<float>(rl::iq4_nl_value(qs.data(), c));
+    } else if (type == GgmlType::IQ4_XS) {
+        const int j = c / 32;
+        const auto qs = words_of<Word>(b + 8 + 16 * j, 16);
+        // the scale from the header's two 32-bit words, as the GEMV and weight_at read it
+        const int s = rl::iq4_xs_scale(u32_at(b), u32_at(b + 4), j);
+        const volatile float dl = half_to_float(u16_at(b)) * static_cast<float>(s - 32);
+        v = dl * static_cast<float>(rl::iq4_nl_value(qs.data(), c % 32));
     } else if (type == GgmlType::Q2_K) {
         const rl::Q6Pos at = rl::q6_k_pos(c);
         const auto qs = words_of<Word>(b + 16 + 32 * at.half, 32), scales = words_of<Word>(b, 16);

@@ -117,7 +117,7 @@ TEST_P(Q8VsGgml, NonFiniteActivationsQuantizeWithoutUndefinedBehaviour) {
     for (size_t i = uses_q8_k(c.type) ? sizeof(BlockQ8_K) : q8_activation_bytes(c.type, 32); i < last_block; ++i) ASSERT_EQ(q[i], c.xq[i]) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(WeightTypes, Q8VsGgml, ::testing::Values("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL"));
+INSTANTIATE_TEST_SUITE_P(WeightTypes, Q8VsGgml, ::testing::Values("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"));
 
 } // namespace
 } // namespace winnow::cpu

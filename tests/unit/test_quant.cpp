@@ -45,6 +45,7 @@ uint32_t expected_type(const std::string& name) {
     if (name == "Q2_K") return 10;
     if (name == "Q3_K") return 11;
     if (name == "IQ4_NL") return 20;
+    if (name == "IQ4_XS") return 23;
     return ~0u;
 }
 
@@ -134,7 +135,7 @@ TEST_P(QuantVsGgufPy, VecDotMatchesDecodedDot) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, QuantVsGgufPy,
-                         ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL"));
+                         ::testing::Values("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"));
 
 double squared_error(const std::vector<float>& a, const std::vector<float>& b, size_t begin, size_t end) {
     double e = 0.0;
@@ -172,8 +173,8 @@ TEST_P(KQuantVsGgml, ErrorAtMostGgmlsReferenceQuantizers) {
         same_blocks += std::memcmp(ours.data() + b * block_bytes, c.bytes.data() + b * block_bytes, block_bytes) == 0;
     }
     EXPECT_LE(ours_total, 1.002 * ggml_total);
-    // Q2_K, Q3_K and IQ4_NL follow ggml's searches step for step: every block is ggml's, byte for byte
-    if (type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::IQ4_NL) {
+    // Q2_K, Q3_K, IQ4_NL and IQ4_XS follow ggml's searches step for step: every block is ggml's, byte for byte
+    if (type == GgmlType::Q2_K || type == GgmlType::Q3_K || type == GgmlType::IQ4_NL || type == GgmlType::IQ4_XS) {
         EXPECT_EQ(same_blocks, c.input.size() / kQuantBlockK) << "super-blocks that differ from ggml's bytes";
     }
     for (size_t i = 64; i < 96; ++i) EXPECT_EQ(decoded[i], 0.0f) << "the all-zero sub-block, value " << i;
@@ -187,7 +188,7 @@ TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
     std::vector<float> x(512);
     for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 3 == 0 ? -1.0f : 1.0f) * (i % 7 == 0 ? 3e38f : 1e30f);
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
-                          GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL}) {
+                          GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
         std::vector<uint8_t> q(ggml_row_bytes(type, x.size()));
         quantize_row_ref(type, x.data(), q.data(), x.size());
         std::vector<float> y(x.size());
@@ -195,7 +196,7 @@ TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL"));
+INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"));
 
 // Random rows of every preset type's shapes of data: the encoding decodes to finite values close to the input (the
 // bounds are each type's step: max |x| / levels per sub-block, with margin), and encoding twice gives the same bytes.

@@ -118,7 +118,7 @@ TEST_F(QuantizeModel, OutputAndTokenEmbeddingTypesAsNamed) {
     EXPECT_EQ(f->find_tensor("output.weight")->type, GgmlType::Q8_0);
     EXPECT_EQ(f->find_tensor("token_embd.weight")->type, GgmlType::Q6_K);
     EXPECT_EQ(f->find_tensor("blk.1.attn_v.weight")->type, GgmlType::Q6_K); // the rest as the preset has it
-    o.output_type = GgmlType::IQ4_XS;
+    o.output_type = GgmlType::IQ3_S;
     EXPECT_THROW(quantize_model(in, path("never.gguf"), o), Error); // a type winnow does not write
     EXPECT_FALSE(fs::exists(path("never.gguf")));
 }
@@ -192,7 +192,9 @@ TEST(QuantPresets, NamesAnyCaseAndRefusesOthers) {
     EXPECT_STREQ(find_quant_preset("q5_k_m")->name, "Q5_K_M");
     ASSERT_NE(find_quant_preset("q3_k_m"), nullptr);
     EXPECT_EQ(find_quant_preset("q3_k_m")->base, GgmlType::Q3_K);
-    EXPECT_EQ(find_quant_preset("IQ4_XS"), nullptr);
+    ASSERT_NE(find_quant_preset("iq4_xs"), nullptr);
+    EXPECT_EQ(find_quant_preset("iq4_xs")->file_type, 30u); // llama_ftype LLAMA_FTYPE_MOSTLY_IQ4_XS
+    EXPECT_EQ(find_quant_preset("IQ3_S"), nullptr);
     EXPECT_EQ(find_quant_preset(""), nullptr);
 }
 
@@ -218,7 +220,8 @@ TEST(QuantPresets, MediumMixesGiveQ6KToLlamaCppsLayers) {
 // The 2- and 3-bit presets on a 32-layer llama with 4 query heads per KV head (Llama-3.2-1B's shape, 2048-wide rows),
 // as llama.cpp's llama_tensor_get_type gives them: Q3_K_M's attn_v Q5_K in the first two layers, Q4_K after;
 // its ffn_down Q5_K below n_layer / 16 (layers 0, 1), Q4_K after; Q2_K's attn_v Q4_K from 4 query heads per KV head
-// (Q3_K below); Q3_K_L's Q5_K; a 70B llama's attn_v raised to Q5_K; IQ4_NL where 256-weight blocks do not fit.
+// (Q3_K below); Q3_K_L's Q5_K; a 70B llama's attn_v raised to Q5_K; IQ4_NL where 256-weight blocks do not fit; the
+// IQ4_NL and IQ4_XS presets' Q5_K for the first eighth of ffn_down and for attn_v from 4 query heads per KV head.
 TEST(QuantPresets, TwoAndThreeBitMixesFollowLlamaCppsRules) {
     PresetModelShape m;
     m.n_layer = 32, m.n_attention_v = 32, m.n_gqa = 4;
@@ -249,6 +252,12 @@ TEST(QuantPresets, TwoAndThreeBitMixesFollowLlamaCppsRules) {
     EXPECT_EQ(type_of("IQ4_NL", 9, "ffn_down.weight"), GgmlType::Q5_K);
     EXPECT_EQ(type_of("IQ4_NL", 10, "ffn_down.weight"), GgmlType::IQ4_NL);
     EXPECT_EQ(type_of("IQ4_NL", 10, "attn_v.weight"), GgmlType::Q5_K);
+    // IQ4_XS: the same rules; its 576-wide rows fall back to IQ4_NL, as Q2_K's and Q3_K's
+    EXPECT_EQ(type_of("IQ4_XS", 9, "ffn_down.weight"), GgmlType::Q5_K);
+    EXPECT_EQ(type_of("IQ4_XS", 10, "ffn_down.weight"), GgmlType::IQ4_XS);
+    EXPECT_EQ(type_of("IQ4_XS", 10, "attn_v.weight"), GgmlType::Q5_K);
+    EXPECT_EQ(type_of("IQ4_XS", 10, "attn_q.weight"), GgmlType::IQ4_XS);
+    EXPECT_EQ(preset_tensor_type(*find_quant_preset("IQ4_XS"), {"blk.3.attn_q.weight", 2, {576, 576, 1, 1}}, m, false), GgmlType::IQ4_NL);
 }
 
 TEST(QuantPresets, FallbacksAndTensorsKeptAsStored) {

@@ -196,6 +196,7 @@ Q8KWeightKind k_row_kind(GgmlType t) {
     case GgmlType::Q3_K: return Q8KWeightKind::q3_k;
     case GgmlType::Q4_K: return Q8KWeightKind::q4_k;
     case GgmlType::Q5_K: return Q8KWeightKind::q5_k;
+    case GgmlType::IQ4_XS: return Q8KWeightKind::iq4_xs;
     default: return Q8KWeightKind::q6_k;
     }
 }

@@ -40,9 +40,9 @@ struct Q8RowOperands {
     float* y = nullptr;
 };
 
-// One token against K-quant weights (super-blocks of 256), the activation in ggml's Q8_K blocks (vec_dot_q8.h's
+// One token against K-quant (and IQ4_XS) weights (super-blocks of 256), the activation in ggml's Q8_K blocks (vec_dot_q8.h's
 // BlockQ8_K, whose layout this repeats so that this header stays free of other includes).
-enum class Q8KWeightKind : uint8_t { q2_k, q3_k, q4_k, q5_k, q6_k };
+enum class Q8KWeightKind : uint8_t { q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs };
 struct Q8KRowOperands {
     const uint8_t* w = nullptr; // row r at w + r * row_bytes
     size_t row_bytes = 0;

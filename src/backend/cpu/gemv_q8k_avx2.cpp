@@ -1,4 +1,4 @@
-// The one-token q8 product of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) against Q8_K activations, for AVX2 (+ FMA, F16C):
+// The one-token q8 product of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_XS against Q8_K activations, for AVX2 (+ FMA, F16C):
 // compiled with -mavx2 -mfma -mf16c -mno-avx512f whatever the build's -march, chosen at run time by gemm_q8.cpp.
 //
 // Per super-block of 256 weights, all the integer work stays in integers: 32 quants (0..63) times 32 activation
@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "backend/cpu/gemm_q8_operands.h"
+#include "io/quant.h"
 
 namespace winnow::cpu {
 namespace {
@@ -214,6 +215,30 @@ float q23k_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     return hsum8(acc) - offsets;
 }
 
+// IQ4_XS: per sub-block of 32, the nibbles become their signed grid values (-127..113) by one byte shuffle, then meet
+// the activation quants as signed bytes (|w| and x with w's sign: at most 127 * 127 * 2 per pair, no saturation), and
+// madd with the sub-block's scale s - 32 (-32..31) into 32-bit lanes, exact.
+float iq4xs_row(const uint8_t* row, const uint8_t* xk, int n_super) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n_super; ++i) {
+        const uint8_t* blk = row + i * 136;
+        const Q8KBlock x = q8k_block(xk, i);
+        uint16_t scales_h;
+        std::memcpy(&scales_h, blk + 2, 2);
+        __m256i sum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) {
+            const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 8 + 16 * j));
+            const __m256i nibbles = low4(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed));
+            const __m256i w = _mm256_shuffle_epi8(table, nibbles), xq = load32(x.qs + 32 * j);
+            const __m256i scale = _mm256_set1_epi16(static_cast<short>(iq4_xs_scale(j, scales_h, blk + 4) - 32));
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), scale));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(blk) * x.d), _mm256_cvtepi32_ps(sum), acc);
+    }
+    return hsum8(acc);
+}
+
 } // namespace
 
 void gemv_q8k_rows_avx2(const Q8KRowOperands& p, int64_t r0, int64_t r1) {
@@ -225,6 +250,7 @@ void gemv_q8k_rows_avx2(const Q8KRowOperands& p, int64_t r0, int64_t r1) {
         case Q8KWeightKind::q3_k: y = q23k_row<true>(row, p.xk, p.n_super); break;
         case Q8KWeightKind::q4_k: y = q45k_row<false>(row, p.xk, p.n_super); break;
         case Q8KWeightKind::q5_k: y = q45k_row<true>(row, p.xk, p.n_super); break;
+        case Q8KWeightKind::iq4_xs: y = iq4xs_row(row, p.xk, p.n_super); break;
         default: y = q6k_row(row, p.xk, p.n_super); break;
         }
         p.y[r] = y + (p.bias ? p.bias[r] : 0.0f);

@@ -1,4 +1,5 @@
-// The f32 dot mode's product for the preset weight types (io/quant.h: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL).
+// The f32 dot mode's product for the preset weight types (io/quant.h: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL,
+// IQ4_XS).
 //
 // Every one of them stores a weight as w = scale * q + offset, with a small integer q and, per sub-block of 16 or 32
 // weights, an fp32 scale and offset (ggml's reference decoders compute exactly these two products). So the dot
@@ -62,6 +63,19 @@ void decode_iq4_nl(const uint8_t* src, int blocks, Decoded& out) {
         out.scale[b] = half_at(blk), out.offset[b] = 0.0f;
         int8_t* q = out.q + 32 * b;
         for (int j = 0; j < 16; ++j) q[j] = kIq4nlValues[blk[2 + j] & 0x0f], q[j + 16] = kIq4nlValues[blk[2 + j] >> 4];
+    }
+}
+
+// IQ4_XS: one super-block, 8 sub-blocks of 32; scale = d * (s - 32), q = the grid value of the nibble.
+void decode_iq4_xs(const uint8_t* blk, Decoded& out) {
+    out.len = 32, out.subs = 8;
+    uint16_t scales_h;
+    std::memcpy(&scales_h, blk + 2, 2);
+    for (int b = 0; b < 8; ++b) {
+        out.scale[b] = half_at(blk) * static_cast<float>(iq4_xs_scale(b, scales_h, blk + 4) - 32), out.offset[b] = 0.0f;
+        const uint8_t* qs = blk + 8 + 16 * b;
+        int8_t* q = out.q + 32 * b;
+        for (int j = 0; j < 16; ++j) q[j] = kIq4nlValues[qs[j] & 0x0f], q[j + 16] = kIq4nlValues[qs[j] >> 4];
     }
 }
 
@@ -195,15 +209,37 @@ float q5_row_dot(const uint8_t* row, const float* x, const float* block_sums, si
     return hsum(acc) + tail;
 }
 
-// IQ4_NL: the 32 nibbles of a block mapped to their grid values by one byte shuffle (the table in both 128-bit lanes).
+// IQ4_NL / IQ4_XS: 32 nibbles (16 bytes at qs, Q4_0's order) mapped to their grid values by one byte shuffle of
+// `table` (kIq4nlValues in both 128-bit lanes).
+inline __m256i iq4_grid_values(__m256i table, const uint8_t* qs) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m128i lo = _mm_and_si128(packed, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f));
+    return _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo));
+}
+inline __m256i iq4_table() { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues))); }
+
 float iq4_nl_row_dot(const uint8_t* row, const float* x, size_t blocks) {
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+    const __m256i table = iq4_table();
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; ++b) {
         const uint8_t* blk = row + b * sizeof(BlockIQ4_NL);
-        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-        const __m128i lo = _mm_and_si128(packed, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f));
-        acc = add_scaled_dot32(acc, half_at(blk), _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo)), x + b * kQuantBlock);
+        acc = add_scaled_dot32(acc, half_at(blk), iq4_grid_values(table, blk + 2), x + b * kQuantBlock);
+    }
+    return hsum(acc);
+}
+
+// IQ4_XS: per sub-block of 32, the scale d * (s - 32) and the grid values as IQ4_NL's.
+float iq4_xs_row_dot(const uint8_t* row, const float* x, size_t blocks) {
+    const __m256i table = iq4_table();
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + b * sizeof(BlockIQ4_XS);
+        const float d = half_at(blk);
+        uint16_t scales_h;
+        std::memcpy(&scales_h, blk + 2, 2);
+        for (int j = 0; j < 8; ++j)
+            acc = add_scaled_dot32(acc, d * static_cast<float>(iq4_xs_scale(j, scales_h, blk + 4) - 32), iq4_grid_values(table, blk + 8 + 16 * j),
+                                   x + b * kQuantBlockK + 32 * j);
     }
     return hsum(acc);
 }
@@ -319,6 +355,7 @@ float preset_row_dot(GgmlType type, const void* row, const float* x, const float
     case GgmlType::Q4_K: return q45_k_row_dot<false>(base, x, block_sums, n / kQuantBlockK);
     case GgmlType::Q5_K: return q45_k_row_dot<true>(base, x, block_sums, n / kQuantBlockK);
     case GgmlType::IQ4_NL: return iq4_nl_row_dot(base, x, n / kQuantBlock);
+    case GgmlType::IQ4_XS: return iq4_xs_row_dot(base, x, n / kQuantBlockK);
     case GgmlType::Q2_K: return q23_k_row_dot<false>(base, x, block_sums, n / kQuantBlockK);
     case GgmlType::Q3_K: return q23_k_row_dot<true>(base, x, block_sums, n / kQuantBlockK);
     default: return q6_k_row_dot(base, x, n / kQuantBlockK);
@@ -345,6 +382,7 @@ float preset_row_dot(GgmlType type, const void* row, const float* x, const float
         else if (type == GgmlType::Q5_K) decode_q45_k<true>(blk, dec);
         else if (type == GgmlType::Q2_K) decode_q23_k<false>(blk, dec);
         else if (type == GgmlType::Q3_K) decode_q23_k<true>(blk, dec);
+        else if (type == GgmlType::IQ4_XS) decode_iq4_xs(blk, dec);
         else decode_q6_k(blk, dec);
         s += decoded_dot(dec, x + b * kQuantBlockK, block_sums ? block_sums + b * sums_per_block : nullptr);
     }

@@ -18,7 +18,7 @@ bool has_q8_path(GgmlType t) {
 bool uses_q8_1(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
 
 bool uses_q8_k(GgmlType t) {
-    return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K;
+    return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K || t == GgmlType::IQ4_XS;
 }
 
 size_t q8_activation_bytes(GgmlType t, size_t n) {
@@ -149,6 +149,7 @@ float vec_dot_q8(GgmlType t, const void* row, const uint8_t* xq, size_t n) {
     case GgmlType::Q5_0:
     case GgmlType::Q5_1:
     case GgmlType::IQ4_NL:
+    case GgmlType::IQ4_XS:
     case GgmlType::Q2_K:
     case GgmlType::Q3_K:
     case GgmlType::Q4_K:

@@ -3,7 +3,8 @@
 // weight type as ggml pairs them (its vec_dot_type):
 //   - Q4_0, Q5_0, Q8_0, IQ4_NL weights with Q8_0 activations (a scale d per 32 values);
 //   - Q4_1, Q5_1 with Q8_1 (d and d*sum(q) per 32);
-//   - the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K with Q8_K (a float d per 256 values and the sums of each 16 quants).
+//   - the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS with Q8_K (a float d per 256 values and the sums of each
+//     16 quants).
 // Faster than the fp32-activation path and numerically what llama.cpp computes; the fp32 path (vec_dot.h) stays the
 // reference. The 32-block activations follow ggml's AVX2 quantizer (scale 127/amax, ties to even); Q8_K follows
 // ggml's quantize_row_q8_K (scaled by the signed value of largest magnitude to -127, ties to even), bit for bit.

@@ -1,4 +1,4 @@
-// The 8-bit-activation products of the preset weight types (Q5_0, Q5_1, Q2_K ... Q6_K), written plainly: the
+// The 8-bit-activation products of the preset weight types (Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS), written plainly: the
 // reference that the one-token SIMD kernels (gemv_q8_row.inc, gemv_q8k_avx2.cpp) are tested against, and the path of
 // CPUs without AVX2. Every weight is scale * q + offset with a small integer q; with the activation x = dx * qx the
 // integer sums of q * qx are exact, so per block (or super-block) only the scales are applied in floats:
@@ -9,6 +9,7 @@
 //   Q2_K: (d * dx) * sum_j (sc_j & 15) (q qx)_j - (dmin * dx) * sum_j (sc_j >> 4) (sum qx)_j   over 16 of 16
 //   Q3_K: (d * dx) * sum_j (s_j - 32) (sum q qx)_j, q = 2 bits - 4 or 2 bits                 over 16 of 16
 //   IQ4_NL: (d * dx) * sum value[q] qx                  (Q8_0 activations)
+//   IQ4_XS: (d * dx) * sum_j (s_j - 32) (sum value[q] qx)_j                                    over 8 of 32
 // which is what ggml's vec_dot_<type>_q8_<x> compute, in another order of the float additions.
 #include <algorithm>
 #include <cmath>
@@ -162,6 +163,27 @@ float iq4_nl_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     return s;
 }
 
+// IQ4_XS with Q8_K: (d * dx) * sum_j (s_j - 32) (sum value[q] qx)_j, the integer sum exact (at most 8 * 32 * 32 * 127^2).
+float iq4_xs_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
+    float s = 0.0f;
+    for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* w = row + b * sizeof(BlockIQ4_XS);
+        const BlockQ8_K xb = q8k_block(xq, b);
+        uint16_t scales_h;
+        std::memcpy(&scales_h, w + 2, 2);
+        int sumi = 0;
+        for (int j = 0; j < 8; ++j) {
+            const uint8_t* qs = w + 8 + 16 * j;
+            const int8_t* qx = xb.qs + 32 * j;
+            int sub = 0;
+            for (int l = 0; l < 16; ++l) sub += kIq4nlValues[qs[l] & 0x0f] * qx[l] + kIq4nlValues[qs[l] >> 4] * qx[l + 16];
+            sumi += (iq4_xs_scale(j, scales_h, w + 4) - 32) * sub;
+        }
+        s += (half_at(w) * xb.d) * static_cast<float>(sumi);
+    }
+    return s;
+}
+
 } // namespace
 
 void quantize_activation_q8_k(const float* x, size_t n, uint8_t* out) {
@@ -195,6 +217,7 @@ float vec_dot_q8_preset(GgmlType t, const void* row, const uint8_t* xq, size_t n
     case GgmlType::Q5_K: return q45k_dot<true>(w, xq, n / kQuantBlockK);
     case GgmlType::Q6_K: return q6k_dot(w, xq, n / kQuantBlockK);
     case GgmlType::IQ4_NL: return iq4_nl_dot(w, xq, n / kQuantBlock);
+    case GgmlType::IQ4_XS: return iq4_xs_dot(w, xq, n / kQuantBlockK);
     case GgmlType::Q2_K: return q23k_dot<false>(w, xq, n / kQuantBlockK);
     case GgmlType::Q3_K: return q23k_dot<true>(w, xq, n / kQuantBlockK);
     default: throw Error(ErrorKind::unsupported, std::string("no 8-bit-activation dot product for ") + ggml_type_name(t));

@@ -1,10 +1,11 @@
 #pragma once
-// The GEMV vector path's units for the preset GGUF types (Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL: llama.cpp's presets): a lane
+// The GEMV vector path's units for the preset GGUF types (Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS: llama.cpp's presets): a lane
 // loads one unit's bytes in words as wide as the block's alignment allows, then sums its elements in element order,
 // each element's value exactly as weight_at (and the CPU's dequantize_row) computes it. A unit is a Q5_0 / Q5_1 block
 // or IQ4_NL block (32 elements), a pair of Q4_K / Q5_K sub-blocks (64 elements: a lane reads the super-block's 16-byte header and 32
 // bytes of nibbles), or a quarter of a Q6_K half (32 elements: 32 bytes of low bits, 32 of high bits, two scales), or of a
-// Q2_K / Q3_K half (32 elements: the half's 32 bytes of 2-bit fields, Q3_K's 32 hmask bytes, two scales).
+// Q2_K / Q3_K half (32 elements: the half's 32 bytes of 2-bit fields, Q3_K's 32 hmask bytes, two scales), or an IQ4_XS
+// sub-block (32 elements: the super-block's 8-byte header and the sub-block's 16 quant bytes, in 4-byte words).
 // The bit arithmetic is preset_block_logic.cuh's, checked on the host against the stored formats.
 //
 // Q5_0 and Q6_K, whose blocks are only 2-byte aligned, are staged through shared memory as Q8_0 and Q4_0 are
@@ -25,7 +26,7 @@ template <GgmlType T>
 constexpr int preset_unit_elements() { return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 64 : 32; }
 template <GgmlType T>
 constexpr unsigned preset_row_alignment() {
-    return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 || T == GgmlType::Q2_K ? 4 : 2;
+    return T == GgmlType::Q4_K || T == GgmlType::Q5_K ? 16 : T == GgmlType::Q5_1 || T == GgmlType::Q2_K || T == GgmlType::IQ4_XS ? 4 : 2;
 }
 template <GgmlType T>
 constexpr int preset_block_elements() { return T == GgmlType::Q5_0 || T == GgmlType::Q5_1 || T == GgmlType::IQ4_NL ? kQuantBlock : kQuantBlockK; }
@@ -114,6 +115,15 @@ __device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row
 #pragma unroll
         for (int i = 0; i < 8; ++i) qs[i] = __ldg(blk + 1 + i);
         return dot_elements<32>(x4, acc, [&](int j) { return __fmul_rn(d, static_cast<float>(rl::iq4_nl_value(qs, j))); });
+    } else if constexpr (T == GgmlType::IQ4_XS) { // 136-byte super-blocks, 8-byte aligned: d | scales_h << 16, scales_l, 8 x 16 quant bytes
+        const int j = static_cast<int>(u % 8);
+        const uint32_t* sb = reinterpret_cast<const uint32_t*>(row + (u / 8) * rl::kIQ4_XSBytes);
+        const uint32_t head = __ldg(sb), scales_l = __ldg(sb + 1);
+        uint32_t qs[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) qs[i] = __ldg(sb + 2 + 4 * j + i);
+        const float dl = __fmul_rn(half_bits_to_float(static_cast<uint16_t>(head & 0xffffu)), static_cast<float>(rl::iq4_xs_scale(head, scales_l, j) - 32));
+        return dot_elements<32>(x4, acc, [&](int l) { return __fmul_rn(dl, static_cast<float>(rl::iq4_nl_value(qs, l))); });
     } else if constexpr (T == GgmlType::Q2_K) { // 84-byte super-blocks, 4-byte aligned: 16 scale bytes, 64 quant bytes, d, dmin
         const int half = static_cast<int>(u % 8) / 4, k = static_cast<int>(u % 4);
         const uint32_t* sb = reinterpret_cast<const uint32_t*>(row + (u / 8) * rl::kQ2_KBytes);

@@ -15,7 +15,7 @@
 //    (Q8_0) or 9 2-byte loads, each warp-wide load touching every line of the 32 blocks: the H200 run of 2026-12-04
 //    measured the Q8_0 head (49152 x 576) at 0.75 TB/s and the synthetic 128K x 4096 Q8_0 head at 0.8 TB/s, against
 //    2.8-3.5 TB/s for the BF16 and F32 heads. The next chunk's words are loaded before this chunk is decoded;
-//  - Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL (llama.cpp's presets) with a 16-byte aligned input: each lane decodes whole units
+//  - Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS (llama.cpp's presets) with a 16-byte aligned input: each lane decodes whole units
 //    (units lane, lane + 32, ...: a block of 32, a Q4_K / Q5_K pair of sub-blocks of 64, a Q2_K / Q3_K / Q6_K quarter of 32) from
 //    words as wide as the block allows (gemv_preset.cuh); Q5_0 and Q6_K, 2-byte aligned, staged as Q8_0 and Q4_0
 //    below (32 blocks, or 4 Q6_K super-blocks, a chunk);

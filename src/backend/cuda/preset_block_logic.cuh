@@ -1,8 +1,8 @@
 #pragma once
 // Where the CUDA kernels find each element of the preset GGUF types (io/quant.h: Q5_0, Q5_1,
-// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL) in the bytes a lane holds, as little-endian words of any width (uint8_t for
-// weight_at's byte reads, 16-bit words for the 2-byte aligned Q5_0, Q3_K, Q6_K and IQ4_NL blocks, 32-bit words for the
-// rest). Integer arithmetic only:
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) in the bytes a lane holds, as little-endian words of any width (uint8_t
+// for weight_at's byte reads, 16-bit words for the 2-byte aligned Q5_0, Q3_K, Q6_K and IQ4_NL blocks, 32-bit words for
+// the rest). Integer arithmetic only:
 // the scaling, which must round as the CPU's decoder does, stays in device code (weight_access.cuh, gemv_preset.cuh).
 // Written once for the device and the host, so that a machine without a GPU checks the bit arithmetic against
 // dequantize_row (tests/ops/test_preset_block_logic.cpp). The layouts are ggml's; io/quant_preset.cpp is the
@@ -10,7 +10,7 @@
 //
 // The unit a GEMV lane decodes at a time: a whole 32-element block of Q5_0 / Q5_1 / IQ4_NL; a pair of sub-blocks (64
 // elements: 32 bytes of nibbles, the low nibbles the first sub-block) of Q4_K / Q5_K; a quarter of a half (32
-// elements) of Q6_K, Q2_K and Q3_K.
+// elements) of Q6_K, Q2_K and Q3_K; a sub-block (32 elements) of IQ4_XS.
 #include <cstdint>
 
 #include "backend/cuda/gemv_block_logic.cuh"
@@ -28,7 +28,8 @@ namespace winnow::cuda::preset_logic {
 constexpr int kQ5_0Bytes = static_cast<int>(sizeof(BlockQ5_0)), kQ5_1Bytes = static_cast<int>(sizeof(BlockQ5_1)),
               kQ4_KBytes = static_cast<int>(sizeof(BlockQ4_K)), kQ5_KBytes = static_cast<int>(sizeof(BlockQ5_K)),
               kQ6_KBytes = static_cast<int>(sizeof(BlockQ6_K)), kQ2_KBytes = static_cast<int>(sizeof(BlockQ2_K)),
-              kQ3_KBytes = static_cast<int>(sizeof(BlockQ3_K)), kIQ4_NLBytes = static_cast<int>(sizeof(BlockIQ4_NL));
+              kQ3_KBytes = static_cast<int>(sizeof(BlockQ3_K)), kIQ4_NLBytes = static_cast<int>(sizeof(BlockIQ4_NL)),
+              kIQ4_XSBytes = static_cast<int>(sizeof(BlockIQ4_XS));
 constexpr int kKElements = kQuantBlockK;
 
 // Q5_0 / Q5_1 element j (0..31): Q4_0's nibble j (qs: the block's 16 quant bytes) with bit j of qh as its fifth bit.
@@ -46,6 +47,13 @@ WINNOW_RO_FN int iq4_nl_grid(unsigned nibble) {
 template <class Word>
 WINNOW_RO_FN int iq4_nl_value(const Word* qs, int j) {
     return iq4_nl_grid(static_cast<unsigned>(gemv_logic::q4_value(qs, j)));
+}
+
+// IQ4_XS: the 6-bit scale (0..63; the sub-block's scale is d times that minus 32) of sub-block j (0..7) from the
+// super-block's first two 32-bit words: head = d | scales_h << 16 (scales_h's bits 2j, 2j + 1 the top two bits) and
+// scales_l (nibble j the low four bits). Its elements are IQ4_NL's (iq4_nl_value) of the 16 bytes at 8 + 16 j.
+WINNOW_RO_FN int iq4_xs_scale(uint32_t head, uint32_t scales_l, int j) {
+    return static_cast<int>(((scales_l >> (4 * j)) & 0x0fu) | (((head >> (16 + 2 * j)) & 3u) << 4));
 }
 
 // Q4_K / Q5_K: the 6-bit scale and min of sub-block j (0..7) from the block's 12 scale bytes (s): sub-blocks 0-3 in the

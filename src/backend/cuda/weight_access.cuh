@@ -57,6 +57,12 @@ __device__ __forceinline__ float preset_weight_at(const uint8_t* __restrict__ ro
         const uint8_t* b = row + (col / 32) * rl::kIQ4_NLBytes;
         const int q = rl::iq4_nl_value(b + 2, static_cast<int>(col % 32));
         return __fmul_rn(half_bits_to_float(load_u16(b)), static_cast<float>(q));
+    } else if constexpr (T == GgmlType::IQ4_XS) { // (d * (s - 32)) * value[q]
+        const uint8_t* b = row + (col / rl::kKElements) * rl::kIQ4_XSBytes;
+        const int e = static_cast<int>(col % rl::kKElements), j = e / 32;
+        const int q = rl::iq4_nl_value(b + 8 + 16 * j, e % 32);
+        const float dl = __fmul_rn(half_bits_to_float(load_u16(b)), static_cast<float>(rl::iq4_xs_scale(u32_at(b), u32_at(b + 4), j) - 32));
+        return __fmul_rn(dl, static_cast<float>(q));
     } else if constexpr (T == GgmlType::Q2_K) { // (d * (sc & 15)) * q - dmin * (sc >> 4)
         const uint8_t* b = row + (col / rl::kKElements) * rl::kQ2_KBytes;
         const rl::Q6Pos at = rl::q6_k_pos(static_cast<int>(col % rl::kKElements));
@@ -129,13 +135,14 @@ void dispatch_core_weight_type(GgmlType t, F&& f) {
 }
 
 // Calls f.template operator()<T>() for the runtime type, any stored weight type the CUDA kernels read
-// (is_device_weight_type): the writable ones and the preset Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL.
+// (is_device_weight_type): the writable ones and the preset Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
 template <class F>
 void dispatch_weight_type(GgmlType t, F&& f) {
     switch (t) {
     case GgmlType::Q5_0: f.template operator()<GgmlType::Q5_0>(); return;
     case GgmlType::Q5_1: f.template operator()<GgmlType::Q5_1>(); return;
     case GgmlType::IQ4_NL: f.template operator()<GgmlType::IQ4_NL>(); return;
+    case GgmlType::IQ4_XS: f.template operator()<GgmlType::IQ4_XS>(); return;
     case GgmlType::Q2_K: f.template operator()<GgmlType::Q2_K>(); return;
     case GgmlType::Q3_K: f.template operator()<GgmlType::Q3_K>(); return;
     case GgmlType::Q4_K: f.template operator()<GgmlType::Q4_K>(); return;
