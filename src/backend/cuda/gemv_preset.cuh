@@ -8,11 +8,10 @@
 // sub-block (32 elements: the super-block's 8-byte header and the sub-block's 16 quant bytes, in 4-byte words).
 // The bit arithmetic is preset_block_logic.cuh's, checked on the host against the stored formats.
 //
-// Q5_0 and Q6_K, whose blocks are only 2-byte aligned, are staged through shared memory as Q8_0 and Q4_0 are
-// (gemv_row.cuh: the H200 measured those types' 2-byte loads at a quarter of the other types' bandwidth); a lane then
-// reads its unit from the warp's slice with the same arithmetic. Written without a GPU to measure on (2026-12-06).
-// Q3_K and IQ4_NL (2026-12-07), also 2-byte aligned, are not staged yet: their lanes make 2-byte loads from global
-// memory, which the H200 run may show to be slow (bench gemv --device cuda, run.sh step 4a).
+// Q5_0, Q6_K, Q3_K and IQ4_NL, whose blocks are only 2-byte aligned, are staged through shared memory as Q8_0 and Q4_0
+// are (gemv_row.cuh: the H200 measured those types' 2-byte loads at a quarter of the other types' bandwidth); a lane
+// then reads its unit from the warp's slice with the same arithmetic. Written without a GPU to measure on (Q5_0 and
+// Q6_K 2026-12-06, Q3_K and IQ4_NL 2026-12-07).
 #include <cstdint>
 
 #include "backend/cuda/preset_block_logic.cuh"
@@ -63,11 +62,13 @@ __device__ __forceinline__ uint16_t unit_word(const uint16_t* p) {
 }
 
 // acc += unit u of a row stored as T (a preset type) times x4[0, unit elements / 4), in element order. kGlobal false:
-// `row` is a chunk of the row staged in shared memory (Q5_0 and Q6_K only: gemv_row.cuh's staged walk), u relative to it.
+// `row` is a chunk of the row staged in shared memory (the 2-byte aligned types only: gemv_row.cuh's staged walk), u
+// relative to it.
 template <GgmlType T, bool kGlobal = true>
 __device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row, int64_t u, const float4* x4, float acc) {
     namespace rl = preset_logic;
-    static_assert(kGlobal || T == GgmlType::Q5_0 || T == GgmlType::Q6_K, "only the 2-byte aligned types are staged");
+    static_assert(kGlobal || T == GgmlType::Q5_0 || T == GgmlType::Q6_K || T == GgmlType::Q3_K || T == GgmlType::IQ4_NL,
+                  "only the 2-byte aligned types are staged");
     if constexpr (T == GgmlType::Q5_0) { // 22-byte blocks, 2-byte aligned: d, qh (2 words), 16 quant bytes (8 words)
         const uint16_t* blk = reinterpret_cast<const uint16_t*>(row + u * rl::kQ5_0Bytes);
         const float d = half_bits_to_float(unit_word<kGlobal>(blk));
@@ -110,10 +111,10 @@ __device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row
         });
     } else if constexpr (T == GgmlType::IQ4_NL) { // 18-byte blocks, 2-byte aligned: d, 16 quant bytes (8 words)
         const uint16_t* blk = reinterpret_cast<const uint16_t*>(row + u * rl::kIQ4_NLBytes);
-        const float d = half_bits_to_float(__ldg(blk));
+        const float d = half_bits_to_float(unit_word<kGlobal>(blk));
         uint16_t qs[8];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) qs[i] = __ldg(blk + 1 + i);
+        for (int i = 0; i < 8; ++i) qs[i] = unit_word<kGlobal>(blk + 1 + i);
         return dot_elements<32>(x4, acc, [&](int j) { return __fmul_rn(d, static_cast<float>(rl::iq4_nl_value(qs, j))); });
     } else if constexpr (T == GgmlType::IQ4_XS) { // 136-byte super-blocks, 8-byte aligned: d | scales_h << 16, scales_l, 8 x 16 quant bytes
         const int j = static_cast<int>(u % 8);
@@ -146,10 +147,10 @@ __device__ __forceinline__ float dot_preset_unit(const uint8_t* __restrict__ row
         const uint16_t* sb = reinterpret_cast<const uint16_t*>(row + (u / 8) * rl::kQ3_KBytes);
         uint16_t qs[16], hm[16], sc[6];
 #pragma unroll
-        for (int i = 0; i < 16; ++i) qs[i] = __ldg(sb + (32 + 32 * half) / 2 + i), hm[i] = __ldg(sb + i);
+        for (int i = 0; i < 16; ++i) qs[i] = unit_word<kGlobal>(sb + (32 + 32 * half) / 2 + i), hm[i] = unit_word<kGlobal>(sb + i);
 #pragma unroll
-        for (int i = 0; i < 6; ++i) sc[i] = __ldg(sb + 48 + i);
-        const float d = half_bits_to_float(__ldg(sb + 54)); // byte 108
+        for (int i = 0; i < 6; ++i) sc[i] = unit_word<kGlobal>(sb + 48 + i);
+        const float d = half_bits_to_float(unit_word<kGlobal>(sb + 54)); // byte 108
         const float ds0 = __fmul_rn(d, static_cast<float>(rl::q3_k_scale(sc, 8 * half + 2 * k) - 32));
         const float ds1 = __fmul_rn(d, static_cast<float>(rl::q3_k_scale(sc, 8 * half + 2 * k + 1) - 32));
         return dot_elements<32>(x4, acc, [&](int l) { return __fmul_rn(l < 16 ? ds0 : ds1, static_cast<float>(rl::q3_k_value(qs, hm, half, k, l))); });

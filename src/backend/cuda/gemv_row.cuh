@@ -17,8 +17,8 @@
 //    2.8-3.5 TB/s for the BF16 and F32 heads. The next chunk's words are loaded before this chunk is decoded;
 //  - Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS (llama.cpp's presets) with a 16-byte aligned input: each lane decodes whole units
 //    (units lane, lane + 32, ...: a block of 32, a Q4_K / Q5_K pair of sub-blocks of 64, a Q2_K / Q3_K / Q6_K quarter of 32) from
-//    words as wide as the block allows (gemv_preset.cuh); Q5_0 and Q6_K, 2-byte aligned, staged as Q8_0 and Q4_0
-//    below (32 blocks, or 4 Q6_K super-blocks, a chunk);
+//    words as wide as the block allows (gemv_preset.cuh); Q5_0, IQ4_NL, Q3_K and Q6_K, 2-byte aligned, staged as Q8_0
+//    and Q4_0 below (32 blocks, or 4 Q3_K / Q6_K super-blocks, a chunk);
 //  - anything else (unaligned pointers, odd shapes): lanes stride the elements (lane, lane + 32, ...) via weight_at.
 // Each path's fused multiply-adds run in a fixed order, so a row's result is deterministic; the paths differ from one
 // another (and from the CPU) only in the order of the sum. The element values are weight_at's in every path.
@@ -86,31 +86,39 @@ __device__ __forceinline__ float dot_q_block(const uint16_t* __restrict__ blk, c
     });
 }
 
-// ---- the staged walk of a row of 2-byte aligned blocks: Q8_0, Q4_0, Q5_0, Q6_K (see the top of this file) ----
-// A chunk is 32 units, one a lane: 32 blocks of Q8_0, Q4_0 or Q5_0 (34, 18, 22 bytes), or 4 super-blocks of Q6_K (210
-// bytes, 8 quarters each: gemv_preset.cuh's units).
+// ---- the staged walk of a row of 2-byte aligned blocks: Q8_0, Q4_0, Q5_0, IQ4_NL, Q3_K, Q6_K (see the top of this file) ----
+// A chunk is 32 units, one a lane: 32 blocks of Q8_0, Q4_0, Q5_0 or IQ4_NL (34, 18, 22, 18 bytes), or 4 super-blocks of
+// Q3_K or Q6_K (110, 210 bytes, 8 quarters each: gemv_preset.cuh's units).
 template <GgmlType T>
-constexpr bool staged_type() { return T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || T == GgmlType::Q5_0 || T == GgmlType::Q6_K; }
-template <GgmlType T>
-constexpr int staged_group_bytes() { // a block or super-block
-    return static_cast<int>(T == GgmlType::Q8_0 ? sizeof(BlockQ8_0) : T == GgmlType::Q4_0 ? sizeof(BlockQ4_0) : T == GgmlType::Q5_0 ? sizeof(BlockQ5_0) : sizeof(BlockQ6_K));
+constexpr bool staged_type() {
+    return T == GgmlType::Q8_0 || T == GgmlType::Q4_0 || T == GgmlType::Q5_0 || T == GgmlType::IQ4_NL || T == GgmlType::Q3_K || T == GgmlType::Q6_K;
 }
 template <GgmlType T>
-constexpr int staged_units_per_group() { return T == GgmlType::Q6_K ? 8 : 1; }
+constexpr int staged_group_bytes() { // a block or super-block
+    return static_cast<int>(T == GgmlType::Q8_0     ? sizeof(BlockQ8_0)
+                            : T == GgmlType::Q4_0   ? sizeof(BlockQ4_0)
+                            : T == GgmlType::Q5_0   ? sizeof(BlockQ5_0)
+                            : T == GgmlType::IQ4_NL ? sizeof(BlockIQ4_NL)
+                            : T == GgmlType::Q3_K   ? sizeof(BlockQ3_K)
+                                                    : sizeof(BlockQ6_K));
+}
+template <GgmlType T>
+constexpr int staged_units_per_group() { return T == GgmlType::Q6_K || T == GgmlType::Q3_K ? 8 : 1; }
 template <GgmlType T>
 constexpr int staged_chunk_bytes() { return 32 / staged_units_per_group<T>() * staged_group_bytes<T>(); }
 template <GgmlType T>
-constexpr int staged_words_per_lane() { return ((2 + staged_chunk_bytes<T>() + 3) / 4 + 31) / 32; } // from a 2-byte offset: Q8_0 9, Q4_0 5, Q5_0 6, Q6_K 7
+constexpr int staged_words_per_lane() { return ((2 + staged_chunk_bytes<T>() + 3) / 4 + 31) / 32; } // from a 2-byte offset: Q8_0 9, Q4_0 5, Q5_0 6, Q6_K 7, Q3_K 4
 constexpr int kStagedWords = 32 * staged_words_per_lane<GgmlType::Q8_0>(); // a warp's slice, in words
-static_assert(staged_words_per_lane<GgmlType::Q4_0>() <= 9 && staged_words_per_lane<GgmlType::Q5_0>() <= 9 && staged_words_per_lane<GgmlType::Q6_K>() <= 9,
+static_assert(staged_words_per_lane<GgmlType::Q4_0>() <= 9 && staged_words_per_lane<GgmlType::Q5_0>() <= 9 && staged_words_per_lane<GgmlType::Q6_K>() <= 9 &&
+                  staged_words_per_lane<GgmlType::IQ4_NL>() <= 9 && staged_words_per_lane<GgmlType::Q3_K>() <= 9,
               "every staged chunk fits a slice");
 // The slices a kernel's blocks hold: one per warp of a kStageThreads block by default (9 KB; kGemvStagingBytes, which
 // kMaxStagedCols leaves room for beside a fused norm's input); head_top_k's 16-warp blocks ask for 16 (18 KB). A warp
 // past its kernel's slices reads its blocks itself.
 static_assert(kGemvStagedWarps * kStagedWords * 4 == kGemvStagingBytes);
 
-// The block's staging slices (kWarps of kStagedWords words, static shared memory of every kernel that reads Q8_0, Q4_0,
-// Q5_0 or Q6_K rows through warp_row_dot): warp w's.
+// The block's staging slices (kWarps of kStagedWords words, static shared memory of every kernel that reads rows of a
+// staged type through warp_row_dot): warp w's.
 template <int kWarps>
 __device__ __forceinline__ uint32_t* staged_slice(int warp) {
     __shared__ uint32_t words[kWarps * kStagedWords];
