@@ -169,7 +169,7 @@ note "bench gemv cuda: rc $? — GB/s at 14336x4096: $(python3 -c 'import json, 
 
 # winnow logits --device cuda (prefill batches and decode steps) against llama.cpp's CPU logits of the tiny fp32 models,
 # with the CPU's bound (ctest cli.logits_*_vs_llama_cpp); the random bf16 models get theirs against HF in step 6. And
-# five of llama.cpp's presets (its quantizer's Q4_K, Q6_K, Q5_0, and since 2026-12-07 Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS tensors)
+# seven of llama.cpp's presets (its quantizer's Q4_K, Q6_K, Q5_0, and since 2026-12-07 Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS tensors)
 # against llama.cpp on the same weights decoded to F32.
 for tiny in tiny-llama tiny-gpt2 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0 tiny-llama-k-q3_k_m tiny-llama-k-q2_k tiny-llama-k-iq4_nl tiny-llama-k-iq4_xs; do
   ref="$WINNOW_FIXTURE_DIR/$tiny-decoded-llamacpp.bin" # a preset: llama.cpp on its weights decoded to F32 (as ctest's)

@@ -258,6 +258,11 @@ TEST(QuantPresets, TwoAndThreeBitMixesFollowLlamaCppsRules) {
     EXPECT_EQ(type_of("IQ4_XS", 10, "attn_v.weight"), GgmlType::Q5_K);
     EXPECT_EQ(type_of("IQ4_XS", 10, "attn_q.weight"), GgmlType::IQ4_XS);
     EXPECT_EQ(preset_tensor_type(*find_quant_preset("IQ4_XS"), {"blk.3.attn_q.weight", 2, {576, 576, 1, 1}}, m, false), GgmlType::IQ4_NL);
+    EXPECT_EQ(preset_tensor_type(*find_quant_preset("IQ4_XS"), {"blk.3.attn_q.weight", 2, {100, 7, 1, 1}}, m, false), GgmlType::F16);
+    EXPECT_EQ(preset_tensor_type(*find_quant_preset("IQ4_XS"), {"output.weight", 2, {2048, 128256, 1, 1}}, m, false), GgmlType::Q6_K);
+    m.n_gqa = 3; // below 4 query heads per KV head attn_v keeps the base type
+    EXPECT_EQ(type_of("IQ4_XS", 10, "attn_v.weight"), GgmlType::IQ4_XS);
+    EXPECT_EQ(type_of("IQ4_NL", 10, "attn_v.weight"), GgmlType::IQ4_NL);
 }
 
 TEST(QuantPresets, FallbacksAndTensorsKeptAsStored) {

@@ -32,7 +32,8 @@ void gemm_q8(const Matrix& w, const float* bias, const float* x, int n_tokens, f
 // q8 mode, one token (decode): the weights are read in their stored blocks (packing them would be another pass over
 // memory per token), 8 blocks' scales applied at a time; the same kernel choice as gemm_q8 (scalar: vec_dot_q8).
 // Weight types: those with cpu::has_q8_path, the preset types included (Q5_0 and Q5_1 in the 8-block rows; the
-// K-quants against Q8_K activations in super-block rows, gemv_q8k_avx2.cpp, on both SIMD choices).
+// K-quants and IQ4_XS against Q8_K activations in super-block rows, gemv_q8k_avx2.cpp, on both SIMD choices; IQ4_NL in
+// the 8-block rows).
 void gemv_q8(const Matrix& w, const float* bias, const float* x, float* y, int n_threads, GemmQ8Scratch& scratch);
 
 // The kernels gemm_q8 can choose on this CPU, and a way to force one (tests compare every available path).

@@ -16,7 +16,7 @@ struct PreparedActivation {
 void prepare_activation(GgmlType type, const float* x, size_t n, PreparedActivation& out);
 
 // dot(row, x) for n elements (a multiple of the type's block), x prepared for `type`. The preset types (io/quant.h:
-// Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL) go through vec_dot_preset.h.
+// Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS) go through vec_dot_preset.h.
 float vec_dot(GgmlType type, const void* row, const PreparedActivation& x, size_t n);
 float vec_dot_f32(const float* a, const float* b, size_t n);
 

@@ -1,5 +1,5 @@
 #pragma once
-// vec_dot's kernel for the preset weight types (io/quant.h: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL): each super-block decoded
+// vec_dot's kernel for the preset weight types (io/quant.h: Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS): each super-block decoded
 // to int8 values with per-sub-block scales and offsets, then multiplied in fp32 SIMD lanes (vec_dot_preset.cpp).
 #include <cstddef>
 

@@ -16,7 +16,8 @@
 //    measured the Q8_0 head (49152 x 576) at 0.75 TB/s and the synthetic 128K x 4096 Q8_0 head at 0.8 TB/s, against
 //    2.8-3.5 TB/s for the BF16 and F32 heads. The next chunk's words are loaded before this chunk is decoded;
 //  - Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS (llama.cpp's presets) with a 16-byte aligned input: each lane decodes whole units
-//    (units lane, lane + 32, ...: a block of 32, a Q4_K / Q5_K pair of sub-blocks of 64, a Q2_K / Q3_K / Q6_K quarter of 32) from
+//    (units lane, lane + 32, ...: a block of 32, a Q4_K / Q5_K pair of sub-blocks of 64, a Q2_K / Q3_K / Q6_K quarter of 32,
+//    an IQ4_XS sub-block of 32) from
 //    words as wide as the block allows (gemv_preset.cuh); Q5_0, IQ4_NL, Q3_K and Q6_K, 2-byte aligned, staged as Q8_0
 //    and Q4_0 below (32 blocks, or 4 Q3_K / Q6_K super-blocks, a chunk);
 //  - anything else (unaligned pointers, odd shapes): lanes stride the elements (lane, lane + 32, ...) via weight_at.
@@ -107,7 +108,7 @@ constexpr int staged_units_per_group() { return T == GgmlType::Q6_K || T == Ggml
 template <GgmlType T>
 constexpr int staged_chunk_bytes() { return 32 / staged_units_per_group<T>() * staged_group_bytes<T>(); }
 template <GgmlType T>
-constexpr int staged_words_per_lane() { return ((2 + staged_chunk_bytes<T>() + 3) / 4 + 31) / 32; } // from a 2-byte offset: Q8_0 9, Q4_0 5, Q5_0 6, Q6_K 7, Q3_K 4
+constexpr int staged_words_per_lane() { return ((2 + staged_chunk_bytes<T>() + 3) / 4 + 31) / 32; } // from a 2-byte offset: Q8_0 9, Q4_0 and IQ4_NL 5, Q5_0 6, Q6_K 7, Q3_K 4
 constexpr int kStagedWords = 32 * staged_words_per_lane<GgmlType::Q8_0>(); // a warp's slice, in words
 static_assert(staged_words_per_lane<GgmlType::Q4_0>() <= 9 && staged_words_per_lane<GgmlType::Q5_0>() <= 9 && staged_words_per_lane<GgmlType::Q6_K>() <= 9 &&
                   staged_words_per_lane<GgmlType::IQ4_NL>() <= 9 && staged_words_per_lane<GgmlType::Q3_K>() <= 9,
