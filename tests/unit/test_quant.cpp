@@ -198,6 +198,17 @@ TEST(PresetEncoders, HugeWeightsEncodeWithoutUndefinedBehaviour) {
 
 INSTANTIATE_TEST_SUITE_P(KQuants, KQuantVsGgml, ::testing::Values("Q4_K", "Q5_K", "Q6_K", "Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"));
 
+// x encoded as `type` twice (the two must be the same bytes), then decoded.
+std::vector<float> encode_twice_and_decode(GgmlType type, const std::vector<float>& x) {
+    std::vector<uint8_t> a(ggml_row_bytes(type, x.size())), b(a.size());
+    quantize_row_ref(type, x.data(), a.data(), x.size());
+    quantize_row_ref(type, x.data(), b.data(), x.size());
+    EXPECT_EQ(a, b) << ggml_type_name(type) << ": encoding twice gave other bytes";
+    std::vector<float> y(x.size());
+    dequantize_row(type, a.data(), y.data(), y.size());
+    return y;
+}
+
 // Random rows of every preset type's shapes of data: the encoding decodes to finite values close to the input (the
 // bounds are each type's step: max |x| / levels per sub-block, with margin), and encoding twice gives the same bytes.
 TEST(PresetEncoders, RoundTripIsCloseAndDeterministic) {
@@ -208,12 +219,7 @@ TEST(PresetEncoders, RoundTripIsCloseAndDeterministic) {
             std::vector<float> x(2048);
             for (auto& v : x) v = nd(rng);
             if (spread == 1.0f) for (size_t i = 0; i < x.size(); i += 97) x[i] *= 20.0f; // outliers
-            std::vector<uint8_t> a(ggml_row_bytes(type, x.size())), b(a.size());
-            quantize_row_ref(type, x.data(), a.data(), x.size());
-            quantize_row_ref(type, x.data(), b.data(), x.size());
-            EXPECT_EQ(a, b) << ggml_type_name(type);
-            std::vector<float> y(x.size());
-            dequantize_row(type, a.data(), y.data(), y.size());
+            const std::vector<float> y = encode_twice_and_decode(type, x);
             const int levels = type == GgmlType::Q4_K ? 15 : type == GgmlType::Q6_K ? 63 : 31;
             const size_t group = type == GgmlType::Q6_K ? 16 : 32;
             const bool is_k_quant = ggml_type_traits(static_cast<uint32_t>(type))->block_size == kQuantBlockK;
@@ -256,12 +262,7 @@ TEST(PresetEncoders, LowBitTypesRoundTripCloseAndDeterministic) {
             std::vector<float> x(2048);
             for (auto& v : x) v = nd(rng);
             for (size_t i = 0; i < x.size(); i += 97) x[i] *= 8.0f; // outliers
-            std::vector<uint8_t> a(ggml_row_bytes(type, x.size())), b(a.size());
-            quantize_row_ref(type, x.data(), a.data(), x.size());
-            quantize_row_ref(type, x.data(), b.data(), x.size());
-            EXPECT_EQ(a, b) << ggml_type_name(type);
-            std::vector<float> y(x.size());
-            dequantize_row(type, a.data(), y.data(), y.size());
+            const std::vector<float> y = encode_twice_and_decode(type, x);
             double err = 0.0, norm = 0.0;
             for (size_t i = 0; i < x.size(); ++i) {
                 ASSERT_TRUE(std::isfinite(y[i])) << ggml_type_name(type) << " value " << i;
