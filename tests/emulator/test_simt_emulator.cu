@@ -189,9 +189,30 @@ __global__ void trap_kernel(int* out) {
     out[threadIdx.x] = 1;
 }
 
-std::string launch_error(void (*kernel)(int*), int threads, int* out) {
+// A global-memory load of shared memory, static and dynamic (as a staged GEMV slice read with __ldg would make): on the
+// device it reads whatever global address the shared one stands for.
+__global__ void ldg_static_shared_kernel(int* out) {
+    __shared__ int buf[64];
+    buf[threadIdx.x] = static_cast<int>(threadIdx.x);
+    __syncthreads();
+    out[threadIdx.x] = __ldg(buf + (threadIdx.x + 1) % 64);
+}
+__global__ void ldcg_dynamic_shared_kernel(int* out) {
+    WINNOW_DYNAMIC_SHARED(int, buf);
+    buf[threadIdx.x] = static_cast<int>(threadIdx.x);
+    __syncthreads();
+    out[threadIdx.x] = __ldcg(buf + (threadIdx.x + 1) % 64);
+}
+__global__ void plain_shared_read_kernel(int* out) {
+    __shared__ int buf[64];
+    buf[threadIdx.x] = static_cast<int>(threadIdx.x);
+    __syncthreads();
+    out[threadIdx.x] = __ldg(out + 64 + threadIdx.x) + buf[(threadIdx.x + 1) % 64]; // __ldg of device memory is fine
+}
+
+std::string launch_error(void (*kernel)(int*), int threads, int* out, size_t shared = 0) {
     try {
-        winnow::cuda::launch_plain(kernel, 1, threads, 0, nullptr, out);
+        winnow::cuda::launch_plain(kernel, 1, threads, shared, nullptr, out);
     } catch (const std::runtime_error& e) {
         return e.what();
     }
@@ -208,6 +229,17 @@ TEST(SimtEmulator, DeadlocksExitedLanesAndTrapsAreLaunchErrors) {
     winnow::cuda::launch_plain(write_kernel, 1, 64, 0, nullptr, out.p);
     EXPECT_EQ(out.read()[40], 40);
 }
+
+#ifndef __SANITIZE_ADDRESS__ // a refusal ends the threads mid-kernel, which ASan misreads (as for __trap)
+TEST(SimtEmulator, GlobalLoadsOfSharedMemoryAreLaunchErrors) {
+    DeviceBuffer<int> out(128);
+    EXPECT_NE(launch_error(ldg_static_shared_kernel, 64, out.p).find("global-memory load"), std::string::npos);
+    EXPECT_NE(launch_error(ldcg_dynamic_shared_kernel, 64, out.p, 64 * sizeof(int)).find("global-memory load"), std::string::npos);
+    EXPECT_EQ(launch_error(plain_shared_read_kernel, 64, out.p), "");
+    const std::vector<int> o = out.read();
+    EXPECT_EQ(o[10], o[74] + 11);
+}
+#endif
 
 #ifdef __SANITIZE_ADDRESS__
 // Under ASan (scripts/test-emulated.sh --asan) device memory is exactly what cudaMalloc was asked for, so a kernel that

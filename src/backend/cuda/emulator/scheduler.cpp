@@ -10,6 +10,7 @@
 // deadlock on the device, and a launch error here, with what each thread waits for. In a cooperative launch each block
 // in turn runs so until all its threads wait at the grid barrier, which is released once every thread of the grid
 // waits at it (run_cooperative).
+#include <link.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -567,6 +568,62 @@ int lane_id() { return current_thread().lane; }
 unsigned char* dynamic_shared() {
     if (!g_block) throw std::logic_error("SIMT emulator: dynamic shared memory outside a kernel");
     return g_block->shared.data();
+}
+
+namespace {
+
+// The writable segments (.data, .bss) of the executable or library the emulator is linked into, found once from its
+// program headers: the kernels' __shared__ variables are function-local statics there (simt.h), beside the program's
+// host globals, none of which a device's global loads can reach.
+struct AddressRange {
+    uintptr_t lo = 0, hi = 0;
+};
+std::vector<AddressRange> writable_segments_of_this_object() {
+    struct Search {
+        uintptr_t probe;
+        std::vector<AddressRange> found;
+    } search{reinterpret_cast<uintptr_t>(&g_block), {}};
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* data) {
+            auto& s = *static_cast<Search*>(data);
+            std::vector<AddressRange> writable;
+            bool holds_probe = false;
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+                if (ph.p_type != PT_LOAD) continue;
+                const uintptr_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
+                holds_probe = holds_probe || (s.probe >= lo && s.probe < hi);
+                if (ph.p_flags & PF_W) writable.push_back({lo, hi});
+            }
+            if (!holds_probe) return 0;
+            s.found = std::move(writable);
+            return 1;
+        },
+        &search);
+    return search.found;
+}
+
+} // namespace
+
+bool outside_global_memory(const void* p) {
+    static const std::vector<AddressRange> statics = writable_segments_of_this_object();
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    for (const AddressRange& r : statics)
+        if (a >= r.lo && a < r.hi) return true;
+    if (g_block && !g_block->shared.empty()) { // the block's dynamic shared memory
+        const auto lo = reinterpret_cast<uintptr_t>(g_block->shared.data());
+        if (a >= lo && a < lo + g_block->shared.size()) return true;
+    }
+    return false;
+}
+
+void global_load_outside_global_memory(const void* p) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "SIMT emulator: %s: a global-memory load (__ldg, __ldcg, ...) of %p, an address in shared memory or host static "
+                  "storage: a device would read other bytes or fault there",
+                  g_block ? g_block->where.c_str() : "outside a kernel", p);
+    throw std::runtime_error(buf);
 }
 
 void trap() { throw std::runtime_error("SIMT emulator: a kernel called __trap()"); }

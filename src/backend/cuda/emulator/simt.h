@@ -9,7 +9,8 @@
 // __syncwarp. So the tests written for the GPU (tests/gpu, the op harness's cuda cases) run on any machine and compare
 // the kernels with their CPU twins. It checks the meeting points strictly, where a GPU would be undefined or hang: a
 // shuffle naming a lane that exited or sits elsewhere, a barrier some threads never reach, a block of more than 1024
-// threads, dynamic shared memory above what the kernel opted into, a pointer argument that is not device memory.
+// threads, dynamic shared memory above what the kernel opted into, a pointer argument that is not device memory, a
+// global-memory load (__ldg, __ldcg, ...) of shared memory.
 //
 // What it does not show: speed (nothing here is timed meaningfully), the memory model (blocks run one after another and
 // threads of a block switch only at the meeting points, so a race shows only as an order dependence:
@@ -203,12 +204,23 @@ inline void __threadfence() {}
 #endif
 inline void __threadfence_block() {}
 
-// --- loads with cache hints: plain loads ---
-template <class T> T __ldg(const T* p) { return *p; }
-template <class T> T __ldcg(const T* p) { return *p; }
-template <class T> T __ldca(const T* p) { return *p; }
-template <class T> T __ldcs(const T* p) { return *p; }
-template <class T> T __ldlu(const T* p) { return *p; }
+// --- loads with cache hints: plain loads of global memory. The device takes their address as a global one, so a
+// pointer into shared memory (a staged slice read with __ldg instead of a plain load) reads other bytes or faults there;
+// the emulator refuses such a load (and one of host static storage) as a launch error ---
+namespace winnow::emu {
+bool outside_global_memory(const void* p); // the block's shared memory (static or dynamic), or the program's statics
+[[noreturn]] void global_load_outside_global_memory(const void* p);
+template <class T>
+const T* global_address(const T* p) {
+    if (outside_global_memory(p)) global_load_outside_global_memory(p);
+    return p;
+}
+} // namespace winnow::emu
+template <class T> T __ldg(const T* p) { return *::winnow::emu::global_address(p); }
+template <class T> T __ldcg(const T* p) { return *::winnow::emu::global_address(p); }
+template <class T> T __ldca(const T* p) { return *::winnow::emu::global_address(p); }
+template <class T> T __ldcs(const T* p) { return *::winnow::emu::global_address(p); }
+template <class T> T __ldlu(const T* p) { return *::winnow::emu::global_address(p); }
 
 // --- arithmetic with a named rounding: the build compiles these files with -ffp-contract=off, so each is one IEEE
 // operation rounded to nearest, as on the device ---
