@@ -40,6 +40,8 @@ inline bool q3_k_high_bit(const uint8_t* hmask, int e) { return (hmask[e % 32] >
 // qs[j], weight j + 16 in its high nibble): a non-uniform grid that fits Gaussian weights better than Q4_0's.
 struct BlockIQ4_NL { uint16_t d; uint8_t qs[16]; };
 constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// The grid value of weight j (0..31) of an IQ4_NL block or IQ4_XS sub-block whose 16 quant bytes are at qs.
+inline int iq4_grid_value(const uint8_t* qs, int j) { return kIq4nlValues[j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4]; }
 // IQ4_XS: IQ4_NL's grid in super-blocks of 256, 8 sub-blocks of 32 whose scales are 6-bit steps of one fp16 d:
 // x = d * (s - 32) * kIq4nlValues[q], s = iq4_xs_scale. Sub-block j's 16 quant bytes are qs[16 j ..], nibbles as IQ4_NL's.
 struct BlockIQ4_XS { uint16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; };

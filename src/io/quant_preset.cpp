@@ -135,16 +135,16 @@ void decode_q3_k(const uint8_t* src, float* dst, size_t n) {
     }
 }
 
-// IQ4_NL: x = d * kIq4nlValues[q] (ggml's reference: one product per weight).
+// 32 IQ4 weights (quant bytes at qs) with the scale d: y = d * kIq4nlValues[q], one product per weight as ggml's reference.
+void decode_iq4_group(float d, const uint8_t* qs, float* y) {
+    for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(iq4_grid_value(qs, j));
+}
+
+// IQ4_NL: x = d * kIq4nlValues[q].
 void decode_iq4_nl(const uint8_t* src, float* dst, size_t n) {
     for (size_t i = 0; i < n / kQuantBlock; ++i) {
         const uint8_t* b = src + i * sizeof(BlockIQ4_NL);
-        const float d = half(b);
-        float* y = dst + i * kQuantBlock;
-        for (int j = 0; j < 16; ++j) {
-            y[j] = d * static_cast<float>(kIq4nlValues[b[2 + j] & 0x0f]);
-            y[j + 16] = d * static_cast<float>(kIq4nlValues[b[2 + j] >> 4]);
-        }
+        decode_iq4_group(half(b), b + 2, dst + i * kQuantBlock);
     }
 }
 
@@ -155,15 +155,8 @@ void decode_iq4_xs(const uint8_t* src, float* dst, size_t n) {
         const float d = half(b);
         uint16_t scales_h;
         std::memcpy(&scales_h, b + 2, 2);
-        for (int j = 0; j < 8; ++j) {
-            const float dl = d * static_cast<float>(iq4_xs_scale(j, scales_h, b + 4) - 32);
-            const uint8_t* qs = b + 8 + 16 * j;
-            float* y = dst + i * kQuantBlockK + 32 * j;
-            for (int l = 0; l < 16; ++l) {
-                y[l] = dl * static_cast<float>(kIq4nlValues[qs[l] & 0x0f]);
-                y[l + 16] = dl * static_cast<float>(kIq4nlValues[qs[l] >> 4]);
-            }
-        }
+        for (int j = 0; j < 8; ++j)
+            decode_iq4_group(d * static_cast<float>(iq4_xs_scale(j, scales_h, b + 4) - 32), b + 8 + 16 * j, dst + i * kQuantBlockK + 32 * j);
     }
 }
 

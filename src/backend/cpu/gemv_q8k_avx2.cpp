@@ -222,7 +222,7 @@ float iq4xs_row(const uint8_t* row, const uint8_t* xk, int n_super) {
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n_super; ++i) {
-        const uint8_t* blk = row + i * 136;
+        const uint8_t* blk = row + i * sizeof(BlockIQ4_XS);
         const Q8KBlock x = q8k_block(xk, i);
         uint16_t scales_h;
         std::memcpy(&scales_h, blk + 2, 2);

@@ -61,8 +61,7 @@ void decode_iq4_nl(const uint8_t* src, int blocks, Decoded& out) {
     for (int b = 0; b < blocks; ++b) {
         const uint8_t* blk = src + b * sizeof(BlockIQ4_NL);
         out.scale[b] = half_at(blk), out.offset[b] = 0.0f;
-        int8_t* q = out.q + 32 * b;
-        for (int j = 0; j < 16; ++j) q[j] = kIq4nlValues[blk[2 + j] & 0x0f], q[j + 16] = kIq4nlValues[blk[2 + j] >> 4];
+        for (int j = 0; j < 32; ++j) out.q[32 * b + j] = static_cast<int8_t>(iq4_grid_value(blk + 2, j));
     }
 }
 
@@ -73,9 +72,7 @@ void decode_iq4_xs(const uint8_t* blk, Decoded& out) {
     std::memcpy(&scales_h, blk + 2, 2);
     for (int b = 0; b < 8; ++b) {
         out.scale[b] = half_at(blk) * static_cast<float>(iq4_xs_scale(b, scales_h, blk + 4) - 32), out.offset[b] = 0.0f;
-        const uint8_t* qs = blk + 8 + 16 * b;
-        int8_t* q = out.q + 32 * b;
-        for (int j = 0; j < 16; ++j) q[j] = kIq4nlValues[qs[j] & 0x0f], q[j + 16] = kIq4nlValues[qs[j] >> 4];
+        for (int j = 0; j < 32; ++j) out.q[32 * b + j] = static_cast<int8_t>(iq4_grid_value(blk + 8 + 16 * b, j));
     }
 }
 

@@ -149,16 +149,20 @@ float q23k_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     return s;
 }
 
+// sum value[q] qx over 32 IQ4 weights (quant bytes at qs) and 32 activation quants, exact.
+int iq4_group_dot(const uint8_t* qs, const int8_t* qx) {
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += iq4_grid_value(qs, j) * qx[j];
+    return sum;
+}
+
 // IQ4_NL with Q8_0: (d * dx) * sum value[q] qx per block of 32.
 float iq4_nl_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
     float s = 0.0f;
     for (size_t b = 0; b < blocks; ++b) {
         const uint8_t* w = row + b * sizeof(BlockIQ4_NL);
         const uint8_t* x = xq + b * sizeof(BlockQ8_0);
-        const auto* qx = reinterpret_cast<const int8_t*>(x + 2);
-        int sumi = 0;
-        for (int j = 0; j < 16; ++j) sumi += kIq4nlValues[w[2 + j] & 0x0f] * qx[j] + kIq4nlValues[w[2 + j] >> 4] * qx[j + 16];
-        s += (half_at(w) * half_at(x)) * static_cast<float>(sumi);
+        s += (half_at(w) * half_at(x)) * static_cast<float>(iq4_group_dot(w + 2, reinterpret_cast<const int8_t*>(x + 2)));
     }
     return s;
 }
@@ -172,13 +176,7 @@ float iq4_xs_dot(const uint8_t* row, const uint8_t* xq, size_t blocks) {
         uint16_t scales_h;
         std::memcpy(&scales_h, w + 2, 2);
         int sumi = 0;
-        for (int j = 0; j < 8; ++j) {
-            const uint8_t* qs = w + 8 + 16 * j;
-            const int8_t* qx = xb.qs + 32 * j;
-            int sub = 0;
-            for (int l = 0; l < 16; ++l) sub += kIq4nlValues[qs[l] & 0x0f] * qx[l] + kIq4nlValues[qs[l] >> 4] * qx[l + 16];
-            sumi += (iq4_xs_scale(j, scales_h, w + 4) - 32) * sub;
-        }
+        for (int j = 0; j < 8; ++j) sumi += (iq4_xs_scale(j, scales_h, w + 4) - 32) * iq4_group_dot(w + 8 + 16 * j, xb.qs + 32 * j);
         s += (half_at(w) * xb.d) * static_cast<float>(sumi);
     }
     return s;
