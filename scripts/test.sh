@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds winnow and runs the whole test suite (ctest labels: unit, model, gpu; gpu tests skip without a GPU).
 # Installs what is missing first (scripts/setup.sh: the test tooling and the peer engine, beyond what the README's
-# first command installed), and fetches the default model so the model-parity tests run.
+# first command installed), and fetches the default model and llama.cpp's large tokenizer fixtures so the model-parity
+# and tokenizer-parity tests run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
 scripts/fetch-model.sh >/dev/null
+scripts/fetch-vocab.sh >/dev/null
 build="${WINNOW_BUILD_DIR:-build}"
 # The README's first command configures this build without tests and benchmarks (their libraries come with
 # scripts/setup.sh): switch them on.

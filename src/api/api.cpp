@@ -87,7 +87,7 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     ModelInfo& i = impl->info;
     i.path = path;
     i.name = c.name;
-    i.architecture = to_string(c.arch);
+    i.architecture = c.architecture();
     i.n_vocab = c.n_vocab;
     i.n_embd = c.n_embd;
     i.n_layer = c.n_layer;

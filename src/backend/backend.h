@@ -48,6 +48,9 @@ struct RopeParams {
     // When set, pos0 is read from this I32 [1][1] tensor on the backend's device when the op runs, not when it is
     // issued: a recorded decode step (Backend::begin_recording) is replayed at a new position this way.
     const Tensor* pos = nullptr;
+    // When set, an F32 [1][rope_dim / 2] tensor on the backend's device: pair i's angle is divided by factor i (Llama
+    // 3.1's "llama3" rope scaling, GGUF rope_freqs.weight); null: every factor is 1.
+    const Tensor* freq_factors = nullptr;
 };
 
 // How a block-sparse row's softmax treats the keys its mask drops (SPION spec section 4):

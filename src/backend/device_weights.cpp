@@ -89,6 +89,7 @@ DeviceWeights place_weights(Backend& be, const Weights& w, int n_embd) {
     if (!w.pos_embd.empty()) d.pos_embd = p.vector(w.pos_embd, static_cast<int64_t>(w.pos_embd.size()) / n_embd);
     d.out_norm = p.vector(w.out_norm);
     d.out_norm_b = p.vector(w.out_norm_b);
+    d.rope_freqs = p.vector(w.rope_freqs);
     for (const LayerWeights& l : w.layers) {
         DeviceLayerWeights& o = d.layers.emplace_back();
         o.attn_norm = p.vector(l.attn_norm);

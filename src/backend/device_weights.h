@@ -25,6 +25,7 @@ struct DeviceWeights {
     Tensor pos_embd; // [n_ctx_train][n_embd], gpt2 only
     Tensor out_norm, out_norm_b;
     Matrix output;   // shares tok_embd's memory when the head is tied
+    Tensor rope_freqs; // [1][rope_dim / 2], or empty
     std::vector<DeviceLayerWeights> layers;
     std::vector<Tensor> storage; // keeps the matrices' device memory alive
     std::vector<std::vector<uint8_t>> converted; // matrices converted for a CPU-like backend that borrows host memory

@@ -187,7 +187,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     for (auto& r : rows) {
         nlohmann::ordered_json j;
         j["model"] = model->path();
-        j["arch"] = to_string(c.arch);
+        j["arch"] = c.architecture();
         j["weight_bytes_per_token"] = bytes_per_token;
         j["backend"] = backend->name();
         j["device"] = to_string(backend->device());

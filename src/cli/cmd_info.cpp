@@ -97,7 +97,7 @@ int cmd_info(const std::vector<std::string>& args) {
     j["path"] = model->path();
     j["format"] = model->format() == ModelFormat::gguf ? "gguf" : "safetensors";
     j["name"] = c.name;
-    j["architecture"] = to_string(c.arch);
+    j["architecture"] = c.architecture();
     j["n_vocab"] = c.n_vocab;
     j["n_embd"] = c.n_embd;
     j["n_layer"] = c.n_layer;

@@ -160,7 +160,7 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     const LinearPart qkv[] = {{l.wq, bias(l.bq), q}, {l.wk, bias(l.bk), k}, {l.wv, bias(l.bv), v}};
     // rope(q), rope(k) and the k, v cache writes at the step's position: one launch on a device (four on the CPU, the
     // same bits); for llama also the RMSNorm and the projections before them (a decode step's one launch on a device)
-    const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos};
+    const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos, w_.rope_freqs.empty() ? nullptr : &w_.rope_freqs};
     if (c_.arch == Arch::llama) {
         be_.rms_norm_qkv_rope_store_kv(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
     } else {

@@ -75,9 +75,12 @@ void GgufLoader::load() {
     const std::string& path = f.path();
     const std::string arch = f.require_string("general.architecture");
     ModelConfig& c = m.config_;
-    if (arch == "llama") c.arch = Arch::llama;
+    // qwen2 is llama's computation (RMSNorm, RoPE, SwiGLU, GQA) with q/k/v biases and rotate-half RoPE pairs
+    if (arch == "llama" || arch == "qwen2") c.arch = Arch::llama;
     else if (arch == "gpt2") c.arch = Arch::gpt2;
-    else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch + "' (winnow supports llama and gpt2)");
+    else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch + "' (winnow supports llama, qwen2 and gpt2)");
+    c.arch_name = arch;
+    const bool qwen2 = arch == "qwen2";
 
     auto key_int = [&](const std::string& k) { return as_int(f.require_uint(arch + "." + k), arch + "." + k, path); };
     c.name = f.get_string("general.name").value_or("");
@@ -90,11 +93,12 @@ void GgufLoader::load() {
     if (c.n_head <= 0) throw Error(ErrorKind::format, "GGUF file '" + path + "': metadata key '" + arch + ".attention.head_count' must be positive");
     c.head_dim = c.n_embd / c.n_head;
     if (c.arch == Arch::llama) {
-        c.norm_eps = static_cast<float>(f.require_float("llama.attention.layer_norm_rms_epsilon"));
-        c.rope = RopeStyle::adjacent_pairs;
-        c.rope_dim = f.get_uint("llama.rope.dimension_count") ? key_int("rope.dimension_count") : c.head_dim;
-        c.rope_base = static_cast<float>(f.get_float("llama.rope.freq_base").value_or(10000.0));
-        if (auto s = f.get_string("llama.rope.scaling.type"); s && *s != "none")
+        c.norm_eps = static_cast<float>(f.require_float(arch + ".attention.layer_norm_rms_epsilon"));
+        // llama.cpp's converter permutes llama's q/k rows into adjacent pairs; qwen2's it leaves as HF has them
+        c.rope = qwen2 ? RopeStyle::rotate_half : RopeStyle::adjacent_pairs;
+        c.rope_dim = f.get_uint(arch + ".rope.dimension_count") ? key_int("rope.dimension_count") : c.head_dim;
+        c.rope_base = static_cast<float>(f.get_float(arch + ".rope.freq_base").value_or(10000.0));
+        if (auto s = f.get_string(arch + ".rope.scaling.type"); s && *s != "none")
             throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': rope scaling '" + *s + "' is not supported");
     } else {
         c.norm_eps = static_cast<float>(f.require_float("gpt2.attention.layer_norm_epsilon"));
@@ -114,6 +118,13 @@ void GgufLoader::load() {
     w.tok_embd = t.matrix("token_embd.weight", c.n_vocab, d);
     w.output = out ? t.to_matrix(*out, c.n_vocab, d) : w.tok_embd;
     w.out_norm = t.vector("output_norm.weight", d);
+    // Llama 3.1 / 3.2 files carry their "llama3" rope scaling as one angle divisor per rotated pair
+    if (c.arch == Arch::llama) {
+        w.rope_freqs = t.vector("rope_freqs.weight", c.rope_dim / 2, false);
+        for (float x : w.rope_freqs)
+            if (!(x > 0.0f && std::isfinite(x)))
+                throw Error(ErrorKind::format, "GGUF file '" + path + "': tensor 'rope_freqs.weight' holds " + std::to_string(x) + ", not a positive finite factor");
+    }
     if (c.arch == Arch::gpt2) {
         w.out_norm_b = t.vector("output_norm.bias", d);
         const auto& pos = t.require("position_embd.weight");
@@ -134,6 +145,13 @@ void GgufLoader::load() {
             l.wv = t.matrix(b + "attn_v.weight", kv, d);
             l.wo = t.matrix(b + "attn_output.weight", d, d);
             l.w_gate = t.matrix(b + "ffn_gate.weight", c.n_ff, d);
+            // qwen2 always has q/k/v biases; a llama file may (attention_bias checkpoints), and then its o bias too
+            l.bq = t.vector(b + "attn_q.bias", d, qwen2);
+            l.bk = t.vector(b + "attn_k.bias", kv, qwen2);
+            l.bv = t.vector(b + "attn_v.bias", kv, qwen2);
+            l.bo = t.vector(b + "attn_output.bias", d, false);
+            if (l.bq.empty() != l.bk.empty() || l.bq.empty() != l.bv.empty())
+                throw Error(ErrorKind::format, "GGUF file '" + path + "': layer " + std::to_string(i) + " has biases on some of q, k, v but not all");
         } else {
             // fused q|k|v rows; split into row views
             Matrix qkv = t.matrix(b + "attn_qkv.weight", 3 * d, d);

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numbers>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -148,7 +149,8 @@ float rope_theta(const HfConfig& h) {
         if (!rp.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': rope_parameters is not an object");
         const HfConfig p{rp, h.path + " rope_parameters"}; // its messages: "'<path> rope_parameters': key ..."
         const auto type = p.get_or<std::string>("rope_type", "default");
-        if (type != "default") throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_parameters.rope_type '" + type + "' is not supported (default)");
+        if (type != "default" && type != "llama3")
+            throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_parameters.rope_type '" + type + "' is not supported (default, llama3)");
         if (p.has("rope_theta")) {
             const float theta = p.get<float>("rope_theta");
             if (h.has("rope_theta") && theta != base)
@@ -161,6 +163,46 @@ float rope_theta(const HfConfig& h) {
     return base;
 }
 
+// The "llama3" rotary scaling object (transformers 5's rope_parameters, earlier versions' rope_scaling), or null when
+// the rotation is unscaled; any other scaling is refused.
+const json* llama3_rope_scaling(const HfConfig& h) {
+    for (const char* key : {"rope_scaling", "rope_parameters"}) {
+        if (!h.has(key)) continue;
+        const json& s = h.j[key];
+        if (!s.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': " + key + " is not an object");
+        const HfConfig o{s, h.path + " " + key};
+        const auto type = o.has("rope_type") ? o.get<std::string>("rope_type") : o.get_or<std::string>("type", "default");
+        if (type == "llama3") return &s;
+        if (type != "default") throw Error(ErrorKind::unsupported, "'" + h.path + "': " + key + " type '" + type + "' is not supported (llama3)");
+    }
+    return nullptr;
+}
+
+// Llama 3.1's rotary scaling as one angle divisor per rotated pair (GGUF's rope_freqs.weight): pairs whose wavelength
+// is under original_max_position_embeddings / high_freq_factor keep theirs (1), those over
+// original_max_position_embeddings / low_freq_factor are slowed by factor, and those between are interpolated.
+Vector llama3_rope_factors(const json& scaling, const std::string& where, float base, int rope_dim) {
+    const HfConfig s{scaling, where};
+    const double factor = s.get<double>("factor"), low = s.get_or<double>("low_freq_factor", 1.0), high = s.get_or<double>("high_freq_factor", 4.0);
+    const double old_ctx = s.get<double>("original_max_position_embeddings");
+    if (!(factor > 0 && low > 0 && high > low && old_ctx > 0 && std::isfinite(factor) && std::isfinite(high) && std::isfinite(old_ctx)))
+        throw Error(ErrorKind::format, "'" + where + "': llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
+    const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+    Vector out(rope_dim / 2);
+    for (int i = 0; i < rope_dim / 2; ++i) {
+        const double wavelen = 2.0 * std::numbers::pi * std::pow(static_cast<double>(base), 2.0 * i / rope_dim);
+        double divisor = 1.0;
+        if (wavelen > low_wavelen) divisor = factor;
+        else if (wavelen >= high_wavelen) {
+            const double smooth = (old_ctx / wavelen - low) / (high - low);
+            divisor = 1.0 / ((1.0 - smooth) / factor + smooth);
+        }
+        out[i] = static_cast<float>(divisor);
+    }
+    return out;
+}
+
+// llama and qwen2 (the same computation; qwen2 has q/k/v biases, llama has them with attention_bias).
 void load_llama(const HfConfig& h, ModelConfig& c) {
     c.arch = Arch::llama;
     c.n_embd = h.get<int>("hidden_size");
@@ -174,10 +216,12 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     c.rope = RopeStyle::rotate_half;
     c.rope_base = rope_theta(h);
     c.tied_head = h.get_or<bool>("tie_word_embeddings", false);
-    if (h.has("rope_scaling"))
-        throw Error(ErrorKind::unsupported, "'" + h.path + "': rope_scaling is not supported");
+    llama3_rope_scaling(h); // refuses any other scaling
     const auto act = h.get_or<std::string>("hidden_act", "silu");
     if (act != "silu") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_act '" + act + "' is not supported (silu)");
+    if (h.get_or<bool>("mlp_bias", false)) throw Error(ErrorKind::unsupported, "'" + h.path + "': mlp_bias is not supported");
+    if (h.get_or<bool>("use_sliding_window", false))
+        throw Error(ErrorKind::unsupported, "'" + h.path + "': use_sliding_window is not supported (winnow attends to the whole context)");
 }
 
 } // namespace
@@ -192,8 +236,11 @@ void SafetensorsLoader::load() {
     ModelConfig& c = m.config_;
     const auto type = h.get<std::string>("model_type");
     if (type == "gpt2") load_gpt2(h, c);
-    else if (type == "llama") load_llama(h, c);
-    else throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type + "' (winnow supports gpt2 and llama)");
+    else if (type == "llama" || type == "qwen2") load_llama(h, c);
+    else throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type + "' (winnow supports gpt2, llama and qwen2)");
+    c.arch_name = type;
+    // qwen2's q/k/v projections always have biases; llama's with attention_bias (then o_proj's too)
+    const bool qkv_bias = type == "qwen2" || h.get_or<bool>("attention_bias", false), o_bias = type == "llama" && qkv_bias;
     if (c.n_head > 0) c.head_dim = c.n_embd / c.n_head;
     if (c.arch == Arch::llama) {
         c.head_dim = h.get_or<int>("head_dim", c.head_dim);
@@ -201,6 +248,8 @@ void SafetensorsLoader::load() {
     }
     c.validate("'" + cfg_path.string() + "'");
 
+    if (c.arch == Arch::llama)
+        if (const json* scaling = llama3_rope_scaling(h)) m.weights_.rope_freqs = llama3_rope_factors(*scaling, cfg_path.string(), c.rope_base, c.rope_dim);
     m.safetensors_ = io::SafetensorsModel::open(m.path_);
     Mapper t(m, *m.safetensors_, m.owned_);
     Weights& w = m.weights_;
@@ -254,6 +303,12 @@ void SafetensorsLoader::load() {
             l.wk = t.linear(b + "self_attn.k_proj.weight", kv, d);
             l.wv = t.linear(b + "self_attn.v_proj.weight", kv, d);
             l.wo = t.linear(b + "self_attn.o_proj.weight", d, c.n_head * c.head_dim);
+            if (qkv_bias) {
+                l.bq = t.vector(b + "self_attn.q_proj.bias", c.n_head * c.head_dim);
+                l.bk = t.vector(b + "self_attn.k_proj.bias", kv);
+                l.bv = t.vector(b + "self_attn.v_proj.bias", kv);
+            }
+            if (o_bias) l.bo = t.vector(b + "self_attn.o_proj.bias", d);
             l.ffn_norm = t.vector(b + "post_attention_layernorm.weight", d);
             l.w_gate = t.linear(b + "mlp.gate_proj.weight", c.n_ff, d);
             l.w_up = t.linear(b + "mlp.up_proj.weight", c.n_ff, d);

@@ -29,6 +29,8 @@ struct ModelConfig {
     float rope_base = 10000.0f;
     bool tied_head = false;
     std::string name;
+    std::string arch_name; // as the file declares it (GGUF general.architecture, HF model_type): "qwen2" runs as Arch::llama
+    std::string architecture() const { return arch_name.empty() ? to_string(arch) : arch_name; }
     void validate(const std::string& source) const; // throws winnow::Error on an inconsistent config
 };
 

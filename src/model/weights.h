@@ -39,6 +39,7 @@ struct Weights {
     Vector pos_embd;         // [n_ctx_train * n_embd], gpt2 only
     Vector out_norm, out_norm_b;
     Matrix output;           // [n_vocab, n_embd]; == tok_embd when the head is tied
+    Vector rope_freqs;       // [rope_dim / 2] RoPE angle divisors (Llama 3.1's rope scaling); empty when none
     std::vector<LayerWeights> layers;
 };
 

@@ -9,6 +9,8 @@
 namespace winnow::tok {
 
 BpeTokenizer::BpeTokenizer(BpeVocab vocab) : v_(std::move(vocab)), pre_(v_.pre) {
+    add_bos_ = v_.add_bos.value_or(pre_.spec().add_bos);
+    ignore_merges_ = v_.ignore_merges || pre_.spec().ignore_merges;
     const auto n = static_cast<int32_t>(v_.tokens.size());
     if (n == 0) throw Error(ErrorKind::format, "BPE vocabulary is empty");
     if (v_.types.empty()) v_.types.assign(n, TokenType::normal);
@@ -43,6 +45,14 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
     std::vector<std::string> sym;
     sym.reserve(piece.size());
     for (unsigned char c : piece) sym.push_back(b2u[c]);
+    if (ignore_merges_ && sym.size() > 1) { // the whole pre-token is a token: no merges (HF BPE's ignore_merges)
+        std::string whole;
+        for (const std::string& s : sym) whole += s;
+        if (auto it = token_ids_.find(whole); it != token_ids_.end()) {
+            out.push_back(it->second);
+            return;
+        }
+    }
     // repeatedly merge the adjacent pair with the lowest rank (ties: leftmost)
     while (sym.size() > 1) {
         int best = INT_MAX;

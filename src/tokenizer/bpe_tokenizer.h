@@ -1,5 +1,6 @@
 #pragma once
-// Byte-level BPE (GPT-2 family: GPT-2, SmolLM2, ...), vocabulary and merges from GGUF metadata.
+// Byte-level BPE (GPT-2, SmolLM2, Llama 3, Qwen2, ...), vocabulary and merges from GGUF metadata or HF files.
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,7 +16,8 @@ struct BpeVocab {
     std::vector<std::string> merges;   // "left right", rank = position
     std::string pre = "gpt-2";
     int32_t bos = -1, eos = -1, eot = -1, unk = -1;
-    bool add_bos = false;
+    std::optional<bool> add_bos;       // unset: the pre-tokenizer's convention (PreTokenizerSpec::add_bos)
+    bool ignore_merges = false;        // HF tokenizer.json's model.ignore_merges; also set by the pre-tokenizer's spec
 };
 
 class BpeTokenizer final : public Tokenizer {
@@ -26,7 +28,7 @@ public:
     int32_t n_vocab() const override { return static_cast<int32_t>(v_.tokens.size()); }
     int32_t bos() const override { return v_.bos; }
     int32_t eos() const override { return v_.eos; }
-    bool add_bos_default() const override { return v_.add_bos; }
+    bool add_bos_default() const override { return add_bos_; }
     bool is_eog(int32_t id) const override;
     std::string name() const override { return "gpt2 byte-level BPE (pre-tokenizer " + v_.pre + ")"; }
 
@@ -40,6 +42,8 @@ private:
     std::unordered_map<std::string, int32_t> merge_rank_;
     std::vector<int32_t> specials_; // control / user-defined tokens matched literally in text, longest first
     std::vector<bool> eog_;
+    bool add_bos_ = false;
+    bool ignore_merges_ = false;
 };
 
 } // namespace winnow::tok

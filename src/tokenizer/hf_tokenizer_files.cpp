@@ -29,8 +29,15 @@ std::string pre_tokenizer_name(const json& pre, const std::string& where) {
         if (seq.size() == 2 && seq[0].value("type", "") == "Digits" && seq[0].value("individual_digits", false) && is_byte_level(seq[1]))
             return "smollm";
         if (seq.size() == 1 && is_byte_level(seq[0])) return "gpt-2";
+        // Llama 3, Qwen2: Split(Regex, Isolated) then ByteLevel without its own regex
+        if (seq.size() == 2 && seq[0].value("type", "") == "Split" && seq[0].value("behavior", "") == "Isolated" && !seq[0].value("invert", false) &&
+            seq[0].contains("pattern") && seq[0]["pattern"].is_object() && seq[0]["pattern"].contains("Regex") && seq[0]["pattern"]["Regex"].is_string() &&
+            seq[1].value("type", "") == "ByteLevel" && !seq[1].value("use_regex", true)) {
+            const std::string name = tok::pre_tokenizer_for_hf_split(seq[0]["pattern"]["Regex"].get<std::string>());
+            if (!name.empty()) return name;
+        }
     }
-    throw Error(ErrorKind::unsupported, where + ": pre_tokenizer " + pre.dump().substr(0, 120) + " is not one winnow implements (gpt-2, smollm)");
+    throw Error(ErrorKind::unsupported, where + ": pre_tokenizer " + pre.dump().substr(0, 160) + " is not one winnow implements (gpt-2, smollm, llama3, qwen2)");
 }
 
 // merges.txt and tokenizer.model are read whole: a hostile size is refused before any allocation grows with it (a
@@ -85,6 +92,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) t
         tok::BpeVocab v;
         fill_from_vocab(v, model.at("vocab"), where);
         for (const auto& m : model.at("merges")) v.merges.push_back(merge_string(m));
+        v.ignore_merges = model.value("ignore_merges", false);
         v.pre = pre_tokenizer_name(j.value("pre_tokenizer", json()), where);
         if (j.contains("added_tokens"))
             for (const auto& t : j["added_tokens"]) {

@@ -13,17 +13,67 @@ namespace {
 
 // GPT-2's pattern, as HF tokenizers' ByteLevel pre-tokenizer writes it.
 const char* kGpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+// Llama 3's and Qwen2's patterns (tokenizer.json's Split regex). Their "(?i:'s|'t|...)" is spelled out as character
+// classes, as llama.cpp does: PCRE2's caseless matching would also fold e.g. U+017F (long s) into 's'.
+const char* kLlama3 = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+                      "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char* kQwen2 = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
+                     "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+// Han, CJK and Hangul runs, as the DeepSeek tokenizers isolate them.
+const char* kCjkRuns = "[\\x{4e00}-\\x{9fa5}\\x{800}-\\x{4e00}\\x{ac00}-\\x{d7ff}]+";
+// DeepSeek LLM's letter class (its tokenizer.json lists the cased letters of Latin, Greek, Cyrillic, Armenian,
+// Georgian, Cherokee, Glagolitic, Coptic, Deseret, Osage, Old Hungarian, Warang Citi and Adlam by range).
+const char* kDeepseekLetters =
+    "A-Za-z\\x{b5}\\x{c0}-\\x{d6}\\x{d8}-\\x{f6}\\x{f8}-\\x{1ba}\\x{1bc}-\\x{1bf}\\x{1c4}-\\x{293}\\x{295}-\\x{2af}\\x{370}-\\x{373}"
+    "\\x{376}\\x{377}\\x{37b}-\\x{37d}\\x{37f}\\x{386}\\x{388}-\\x{38a}\\x{38c}\\x{38e}-\\x{3a1}\\x{3a3}-\\x{3f5}\\x{3f7}-\\x{481}"
+    "\\x{48a}-\\x{52f}\\x{531}-\\x{556}\\x{10a0}-\\x{10c5}\\x{13a0}-\\x{13f5}\\x{13f8}-\\x{13fd}\\x{1c90}-\\x{1cba}\\x{1cbd}-\\x{1cbf}"
+    "\\x{1d00}-\\x{1d2b}\\x{1d6b}-\\x{1d77}\\x{1d79}-\\x{1d9a}\\x{1e00}-\\x{1f15}\\x{1f18}-\\x{1f1d}\\x{1f20}-\\x{1f45}\\x{1f48}-\\x{1f4d}"
+    "\\x{1f50}-\\x{1f57}\\x{1f59}\\x{1f5b}\\x{1f5d}\\x{1f5f}-\\x{1f7d}\\x{1f80}-\\x{1fb4}\\x{1fb6}-\\x{1fbc}\\x{1fbe}\\x{1fc2}-\\x{1fc4}"
+    "\\x{1fc6}-\\x{1fcc}\\x{1fd0}-\\x{1fd3}\\x{1fd6}-\\x{1fdb}\\x{1fe0}-\\x{1fec}\\x{1ff2}-\\x{1ff4}\\x{1ff6}-\\x{1ffc}\\x{2102}\\x{2107}"
+    "\\x{210a}-\\x{2113}\\x{2115}\\x{2119}-\\x{211d}\\x{2124}\\x{2126}\\x{2128}\\x{212a}-\\x{212d}\\x{212f}-\\x{2134}\\x{2139}"
+    "\\x{213c}-\\x{213f}\\x{2145}-\\x{2149}\\x{214e}\\x{2183}\\x{2184}\\x{2c00}-\\x{2c7b}\\x{2c7e}-\\x{2ce4}\\x{2ceb}-\\x{2cee}\\x{2cf2}"
+    "\\x{2cf3}\\x{a640}-\\x{a66d}\\x{a680}-\\x{a69b}\\x{a722}-\\x{a76f}\\x{a771}-\\x{a787}\\x{a78b}-\\x{a78e}\\x{ab70}-\\x{abbf}"
+    "\\x{fb00}-\\x{fb06}\\x{fb13}-\\x{fb17}\\x{ff21}-\\x{ff3a}\\x{ff41}-\\x{ff5a}\\x{10400}-\\x{1044f}\\x{104b0}-\\x{104d3}"
+    "\\x{104d8}-\\x{104fb}\\x{10c80}-\\x{10cb2}\\x{10cc0}-\\x{10cf2}\\x{118a0}-\\x{118df}\\x{1e900}-\\x{1e943}";
 
-const std::map<std::string, std::vector<std::string>>& registry() {
-    static const std::map<std::string, std::vector<std::string>> r = {
-        {"gpt-2", {kGpt2}},
-        // SmolLM2 (HF: Sequence[Digits(individual_digits=True), ByteLevel]): every digit is its own piece first
-        {"smollm", {"\\p{N}", kGpt2}},
-    };
+PreTokenizerSpec spec(std::vector<std::string> regexes, bool llama3_conventions = false) {
+    return {std::move(regexes), llama3_conventions, llama3_conventions};
+}
+
+// GGUF tokenizer.ggml.pre names (llama.cpp's) and the splitting each stands for; names that share a pattern share an
+// entry. Each family is checked against the reference tokenizer's ids by tests/unit/test_tokenizer_fixtures.cpp.
+const std::map<std::string, PreTokenizerSpec>& registry() {
+    static const std::map<std::string, PreTokenizerSpec> r = [] {
+        std::map<std::string, PreTokenizerSpec> m;
+        for (const char* n : {"gpt-2", "phi-2", "mpt", "olmo", "jais"}) m[n] = spec({kGpt2});
+        // SmolLM2, StarCoder, Refact, Command-R (HF: Sequence[Digits(individual_digits=True), ByteLevel]): every digit
+        // is its own piece first
+        for (const char* n : {"smollm", "starcoder", "refact", "command-r"}) m[n] = spec({"\\p{N}", kGpt2});
+        // Llama 3 (and the models that reuse its tokenizer): whole pre-tokens found in the vocabulary skip the merges
+        // (HF's BPE ignore_merges) and a BOS is added unless the file says otherwise
+        for (const char* n : {"llama3", "llama-v3", "llama-bpe", "falcon3"}) m[n] = spec({kLlama3}, true);
+        for (const char* n : {"qwen2", "deepseek-r1-qwen", "stablelm2"}) m[n] = spec({kQwen2});
+        m["falcon"] = spec({"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2, "[0-9][0-9][0-9]"});
+        m["deepseek-coder"] = spec({"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", kCjkRuns, "\\p{N}"});
+        m["deepseek-llm"] = spec({"[\\r\\n]", std::string("\\s?[") + kDeepseekLetters + "]+",
+                                  "\\s?[!-/:-~\\x{ff01}-\\x{ff0f}\\x{ff1a}-\\x{ff5e}\\x{2018}-\\x{201f}\\x{3000}-\\x{3002}]+", "\\s+$",
+                                  kCjkRuns, "\\p{N}+"});
+        return m;
+    }();
     return r;
 }
 
 } // namespace
+
+std::string pre_tokenizer_for_hf_split(const std::string& regex) {
+    // tokenizer.json's Split patterns as Llama 3 and Qwen2 ship them (their (?i:...) is kLlama3's / kQwen2's classes)
+    static const std::map<std::string, std::string> known = {
+        {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+", "llama3"},
+        {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+", "qwen2"},
+    };
+    auto it = known.find(regex);
+    return it == known.end() ? std::string() : it->second;
+}
 
 struct PreTokenizer::Regex {
     pcre2_code* code = nullptr;
@@ -47,7 +97,8 @@ PreTokenizer::PreTokenizer(const std::string& name) : name_(name) {
         for (auto& k : known()) known_names += (known_names.empty() ? "" : ", ") + k;
         throw Error(ErrorKind::unsupported, "unknown BPE pre-tokenizer '" + name + "' (winnow knows: " + known_names + ")");
     }
-    for (const std::string& pattern : it->second) {
+    spec_ = it->second;
+    for (const std::string& pattern : spec_.regexes) {
         auto re = std::make_unique<Regex>();
         int err = 0;
         PCRE2_SIZE err_off = 0;

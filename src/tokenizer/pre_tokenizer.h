@@ -10,6 +10,13 @@
 
 namespace winnow::tok {
 
+// How a byte-level BPE vocabulary splits text before the merges, and the conventions llama.cpp ties to that name.
+struct PreTokenizerSpec {
+    std::vector<std::string> regexes; // applied in turn (see PreTokenizer::split)
+    bool ignore_merges = false;       // a pre-token that is itself in the vocabulary is emitted whole (Llama 3)
+    bool add_bos = false;             // the default when the file does not say (tokenizer.ggml.add_bos_token)
+};
+
 class PreTokenizer {
 public:
     // Throws winnow::Error for an unknown pre-tokenizer name (no silent fallback to a default).
@@ -22,6 +29,7 @@ public:
     // as llama.cpp does. `text` must be valid UTF-8.
     std::vector<std::string_view> split(std::string_view text) const;
     const std::string& name() const { return name_; }
+    const PreTokenizerSpec& spec() const { return spec_; }
 
     // The names accepted by the constructor.
     static std::vector<std::string> known();
@@ -29,8 +37,13 @@ public:
 private:
     struct Regex;
     std::string name_;
+    PreTokenizerSpec spec_;
     std::vector<std::unique_ptr<Regex>> regexes_;
 };
+
+// The pre-tokenizer name for an HF tokenizer.json Split regex (followed by ByteLevel without its own regex), or ""
+// when winnow does not know the pattern.
+std::string pre_tokenizer_for_hf_split(const std::string& regex);
 
 // Returns the byte offset of the first invalid UTF-8 sequence in s, or npos when s is valid.
 size_t find_invalid_utf8(std::string_view s);

@@ -44,7 +44,12 @@ std::string spm_model_proto(const SpmVocab& v) {
         Proto piece;
         piece.bytes(1, v.tokens[i]);
         piece.f32(2, i < v.scores.size() ? v.scores[i] : 0.0f);
-        piece.u64(3, spm_piece_type(i < v.types.size() ? v.types[i] : TokenType::normal));
+        // libsentencepiece wants exactly one UNKNOWN piece, the unk id. Some converters type the unk token CONTROL and
+        // padding slots UNKNOWN (Phi-3's GGUF: <unk> control, [PAD32011..] unknown): the unk id is made UNKNOWN and other
+        // "unknown" slots UNUSED, which no text encodes to, as in the reference tokenizer.
+        const TokenType t = i < v.types.size() ? v.types[i] : TokenType::normal;
+        const bool is_unk = static_cast<int64_t>(i) == v.unk;
+        piece.u64(3, is_unk ? spm_piece_type(TokenType::unknown) : spm_piece_type(t == TokenType::unknown ? TokenType::unused : t));
         model.bytes(1, piece.buf);
     }
     Proto trainer; // TrainerSpec: BPE with byte fallback, LLaMA's special ids

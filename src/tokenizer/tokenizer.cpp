@@ -58,7 +58,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GgufFile& f) {
     v.eos = id("tokenizer.ggml.eos_token_id", -1);
     v.eot = id("tokenizer.ggml.eot_token_id", -1);
     v.unk = id("tokenizer.ggml.unknown_token_id", -1);
-    v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(false);
+    v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token"); // unset: the pre-tokenizer's convention (Llama 3 adds BOS)
     try {
         return std::make_unique<tok::BpeTokenizer>(std::move(v));
     } catch (const Error& e) {

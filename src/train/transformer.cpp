@@ -132,6 +132,7 @@ void copy_vector(const Vector& v, F* dst, size_t n, const std::string& what) {
 template <typename F>
 void Transformer<F>::load(const LoadedModel& model) {
     const Weights& w = model.weights();
+    if (!w.rope_freqs.empty()) throw Error(ErrorKind::unsupported, "trainer: rope frequency factors (Llama 3.1's rope scaling) are not supported");
     const int C = s_.n_embd, qd = s_.n_head * s_.head_dim, kvd = s_.n_head_kv * s_.head_dim, FF = s_.n_ff;
     copy_matrix(w.tok_embd, p(tok_embd_), s_.n_vocab, C, "token_embd");
     if (pos_embd_ != kNone) copy_vector(w.pos_embd, p(pos_embd_), static_cast<size_t>(s_.n_ctx) * C, "position_embd");

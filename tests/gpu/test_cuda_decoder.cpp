@@ -197,6 +197,17 @@ void expect_recorded_steps_equal_op_by_op(const std::string& path, bool masked, 
                 select ? " (query-aware selection)" : "", static_cast<long long>(rec.replayed_steps()));
 }
 
+// qwen2: q/k/v biases in the fused norm + qkv + rope kernel, rotate-half RoPE, a tied head; and its recorded steps
+TEST_F(CudaDecoder, TinyQwen2MatchesCpu) {
+    EXPECT_LE(compare_backends(fixture("tiny-qwen2.gguf"), 40, 9), 1e-4);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-qwen2.gguf"), false);
+}
+// Llama 3.1's rope scaling: the frequency divisors in rope_kernel (prefill), qkv_rope_store (decode steps) and recordings
+TEST_F(CudaDecoder, TinyLlama3RopeScalingMatchesCpu) {
+    EXPECT_LE(compare_backends(fixture("tiny-llama3.gguf"), 40, 9), 1e-4);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-llama3.gguf"), false);
+}
+
 TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false);
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true);

@@ -32,6 +32,9 @@ inline std::string missing_input(const std::string& path) {
     else return {};
     std::string hint;
     if (path == WINNOW_DEFAULT_MODEL) hint = "run scripts/fetch-model.sh";
+#ifdef WINNOW_VOCAB_DIR
+    else if (path.rfind(WINNOW_VOCAB_DIR, 0) == 0) hint = "run scripts/fetch-vocab.sh";
+#endif
     else if (path.rfind(WINNOW_FIXTURE_DIR, 0) == 0) hint = "written by the fixture.* ctest tests: run the test through ctest";
     return "input " + why + ": " + path + (hint.empty() ? "" : " (" + hint + ")");
 }

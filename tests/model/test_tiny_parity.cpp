@@ -1,5 +1,6 @@
 // Tiny random gpt2 and llama models (written by gguf-py / safetensors in tests/fixtures/make_tiny_models.py):
 // our logits against llama.cpp's on the same GGUF, and the safetensors path against the GGUF path.
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -69,6 +70,33 @@ TEST(TinyParity, LlamaGqaMatchesLlamaCpp) {
     EXPECT_EQ(w.rows, 3 * 64);
     EXPECT_LE(w.rel, 1e-3);
     EXPECT_EQ(w.argmax_mismatches, 0);
+}
+
+// qwen2: q/k/v biases, rotate-half RoPE pairs in the GGUF, a tied head, rope base 1e6
+TEST(TinyParity, Qwen2MatchesLlamaCpp) {
+    auto w = compare_with_oracle("tiny-qwen2.gguf", "tiny-qwen2-llamacpp.bin");
+    EXPECT_EQ(w.rows, 3 * 64);
+    EXPECT_LE(w.rel, 1e-3);
+    EXPECT_EQ(w.argmax_mismatches, 0);
+    auto m = Model::load(kDir + "/tiny-qwen2.gguf");
+    EXPECT_EQ(m->config().architecture(), "qwen2");
+    EXPECT_EQ(m->config().rope, winnow::RopeStyle::rotate_half);
+    EXPECT_TRUE(m->config().tied_head);
+    EXPECT_FALSE(m->weights().layers[0].bk.empty());
+}
+
+// Llama 3.1's rope scaling: one angle divisor per pair from rope_freqs.weight (1, interpolated, and 8 all occur)
+TEST(TinyParity, Llama3RopeScalingMatchesLlamaCpp) {
+    auto w = compare_with_oracle("tiny-llama3.gguf", "tiny-llama3-llamacpp.bin");
+    EXPECT_EQ(w.rows, 3 * 64);
+    EXPECT_LE(w.rel, 1e-3);
+    EXPECT_EQ(w.argmax_mismatches, 0);
+    auto m = Model::load(kDir + "/tiny-llama3.gguf");
+    const auto& f = m->weights().rope_freqs;
+    ASSERT_EQ(f.size(), 8u);
+    EXPECT_EQ(f.front(), 1.0f);
+    EXPECT_EQ(f.back(), 8.0f);
+    EXPECT_TRUE(std::any_of(f.begin(), f.end(), [](float x) { return x > 1.0f && x < 8.0f; }));
 }
 
 TEST(TinyParity, LlamaF16MatchesLlamaCpp) {
@@ -153,6 +181,9 @@ TEST(FormatParity, Gpt2SafetensorsEqualsGguf) { expect_same_function("tiny-gpt2-
 TEST(FormatParity, LlamaShardedSafetensorsRotateHalfEqualsGgufAdjacentPairs) {
     expect_same_function("tiny-llama-hf", "tiny-llama.gguf", 1e-5);
 }
+TEST(FormatParity, Qwen2SafetensorsEqualsGguf) { expect_same_function("tiny-qwen2-hf", "tiny-qwen2.gguf", 1e-5); }
+// HF's rope_scaling {"rope_type": "llama3", ...} turned into divisors by winnow vs the GGUF's rope_freqs.weight
+TEST(FormatParity, Llama3RopeScalingSafetensorsEqualsGguf) { expect_same_function("tiny-llama3-hf", "tiny-llama3.gguf", 1e-5); }
 TEST(FormatParity, LlamaBf16SafetensorsEqualsBf16Gguf) { expect_same_function("tiny-llama-bf16-hf", "tiny-llama-bf16.gguf", 1e-5); }
 
 } // namespace
@@ -173,6 +204,19 @@ TEST(HfTokenizerFiles, SameIdsAsGguf) {
     EXPECT_EQ(from_vocab->encode(text, false, true), ref);
     EXPECT_EQ(from_json->decode(ref), "the other sea shines there, 123 tiers");
     EXPECT_TRUE(from_json->is_eog(ref.back()));
+}
+
+// Qwen2's pre-tokenizer, read from GGUF (tokenizer.ggml.pre qwen2) and from tokenizer.json (Split + ByteLevel); its
+// splitting itself is checked against Qwen2's real vocabulary in tests/unit/test_tokenizer_fixtures.cpp
+TEST(HfTokenizerFiles, Qwen2SplitSameIdsAsGguf) {
+    auto gguf = winnow::io::GgufFile::open(kDir + "/tiny-qwen2.gguf");
+    auto from_gguf = winnow::Tokenizer::from_gguf(*gguf);
+    auto from_json = winnow::Tokenizer::from_hf_dir(kDir + "/tiny-qwen2-hf");
+    const std::string text = "the other sea,shines there\n\n 123 tiers's<|endoftext|>";
+    const auto ref = from_gguf->encode(text, false, true);
+    EXPECT_EQ(from_json->encode(text, false, true), ref);
+    EXPECT_NE(from_json->name().find("pre-tokenizer qwen2"), std::string::npos) << from_json->name();
+    EXPECT_NE(from_gguf->name().find("pre-tokenizer qwen2"), std::string::npos) << from_gguf->name();
 }
 
 } // namespace

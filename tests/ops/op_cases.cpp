@@ -458,30 +458,57 @@ void add_norm_cases(std::vector<OpCase>& cases) {
                          }});
 }
 
+// Angle divisors shaped like Llama 3.1's (GGUF rope_freqs.weight): the fastest quarter of the pairs kept (1), the
+// slowest half slowed by 8, the quarter between interpolated; empty when a case rotates without them.
+std::vector<float> rope_test_factors(bool scaled, int rope_dim) {
+    std::vector<float> f;
+    if (!scaled) return f;
+    const int half = rope_dim / 2;
+    for (int i = 0; i < half; ++i) f.push_back(4 * i < half ? 1.0f : 2 * i >= half ? 8.0f : 1.0f + 7.0f * (4.0f * i - half) / half);
+    return f;
+}
+
+// The factors on the backend's device, and RopeParams pointing at them (none when `factors` is empty).
+struct RopeFactors {
+    Tensor t;
+    RopeFactors(Backend& be, const std::vector<float>& factors) {
+        if (!factors.empty()) t = put(be, factors, 1, static_cast<int64_t>(factors.size()));
+    }
+    const Tensor* get() const { return t.empty() ? nullptr : &t; }
+};
+
 void add_rope_cases(std::vector<OpCase>& cases) {
-    struct S { const char* name; int n, heads, hd, rope_dim, pos0; float base; RopeStyle style; };
+    struct S { const char* name; int n, heads, hd, rope_dim, pos0; float base; RopeStyle style; bool scaled = false; };
     const S shapes[] = {{"smollm2_q_prefill", 7, 9, 64, 64, 0, 100000.0f, RopeStyle::rotate_half},
                         {"smollm2_k_decode_pos8000", 1, 3, 64, 64, 8000, 100000.0f, RopeStyle::rotate_half},
                         {"gguf_pairs_prefill", 5, 9, 64, 64, 3, 10000.0f, RopeStyle::adjacent_pairs},
-                        {"odd_partial_rope", 3, 5, 80, 32, 37, 10000.0f, RopeStyle::adjacent_pairs}};
+                        {"odd_partial_rope", 3, 5, 80, 32, 37, 10000.0f, RopeStyle::adjacent_pairs},
+                        {"llama3_factors_pairs_decode_pos3000", 1, 8, 64, 64, 3000, 500000.0f, RopeStyle::adjacent_pairs, true},
+                        {"llama3_factors_half_prefill", 6, 8, 64, 64, 2, 500000.0f, RopeStyle::rotate_half, true}};
     for (const S& s : shapes)
         cases.push_back({std::string("rope/F32/") + s.name, Op::rope, GgmlType::F32, 1e-12, 1e-12, [s](Backend& be) {
                              const auto x = randn(static_cast<size_t>(s.n * s.heads * s.hd), 41);
+                             const auto ff = rope_test_factors(s.scaled, s.rope_dim);
+                             const RopeFactors fft(be, ff);
                              const Tensor xt = put(be, x, s.n, static_cast<int64_t>(s.heads) * s.hd);
-                             be.rope(xt, {s.heads, s.hd, s.rope_dim, s.pos0, s.base, s.style});
+                             be.rope(xt, {s.heads, s.hd, s.rope_dim, s.pos0, s.base, s.style, nullptr, fft.get()});
                              std::vector<double> ref = widen(x);
-                             ref::rope_apply<double>(ref.data(), 1, s.n, s.heads, s.hd, s.rope_dim, s.base, s.style, false, s.pos0);
+                             ref::rope_apply<double>(ref.data(), 1, s.n, s.heads, s.hd, s.rope_dim, s.base, s.style, false, s.pos0,
+                                                     ff.empty() ? nullptr : ff.data());
                              return compare(get(be, xt), ref);
                          }});
     // the position read from device memory when the op runs (a recorded decode step); the host pos0 is a decoy
     for (const S& s : shapes)
         cases.push_back({std::string("rope/F32/") + s.name + "_device_pos", Op::rope, GgmlType::F32, 1e-12, 1e-12, [s](Backend& be) {
                              const auto x = randn(static_cast<size_t>(s.n * s.heads * s.hd), 42);
+                             const auto ff = rope_test_factors(s.scaled, s.rope_dim);
+                             const RopeFactors fft(be, ff);
                              const Tensor xt = put(be, x, s.n, static_cast<int64_t>(s.heads) * s.hd), pos = put_pos(be, s.pos0);
-                             RopeParams p{s.heads, s.hd, s.rope_dim, s.pos0 + 1234, s.base, s.style, &pos};
+                             RopeParams p{s.heads, s.hd, s.rope_dim, s.pos0 + 1234, s.base, s.style, &pos, fft.get()};
                              be.rope(xt, p);
                              std::vector<double> ref = widen(x);
-                             ref::rope_apply<double>(ref.data(), 1, s.n, s.heads, s.hd, s.rope_dim, s.base, s.style, false, s.pos0);
+                             ref::rope_apply<double>(ref.data(), 1, s.n, s.heads, s.hd, s.rope_dim, s.base, s.style, false, s.pos0,
+                                                     ff.empty() ? nullptr : ff.data());
                              return compare(get(be, xt), ref);
                          }});
 }
@@ -563,7 +590,7 @@ std::vector<double> cache_after_write(GgmlType type, const std::vector<float>& b
     return c;
 }
 
-struct RopeStoreKvShape { const char* name; int n, n_head, n_head_kv, hd, rope_dim, pos; float base; RopeStyle style; };
+struct RopeStoreKvShape { const char* name; int n, n_head, n_head_kv, hd, rope_dim, pos; float base; RopeStyle style; bool scaled = false; };
 
 OpResult rope_store_kv_case(Backend& be, GgmlType type, const RopeStoreKvShape& s, bool device_pos) {
     constexpr int64_t kCacheRows = 256, kAt = 100;
@@ -571,7 +598,9 @@ OpResult rope_store_kv_case(Backend& be, GgmlType type, const RopeStoreKvShape& 
     const auto q = randn(static_cast<size_t>(s.n * qd), 61), k = randn(static_cast<size_t>(s.n * kvd), 62), v = randn(static_cast<size_t>(s.n * kvd), 63);
     const auto k_before = randn(static_cast<size_t>(kCacheRows * kvd), 64), v_before = randn(static_cast<size_t>(kCacheRows * kvd), 65);
     const Tensor pos = put_pos(be, s.pos), row = put_pos(be, static_cast<int32_t>(kAt));
-    const RopeParams p{s.n_head, s.hd, s.rope_dim, device_pos ? s.pos + 1234 : s.pos, s.base, s.style, device_pos ? &pos : nullptr};
+    const auto ff = rope_test_factors(s.scaled, s.rope_dim);
+    const RopeFactors fft(be, ff);
+    const RopeParams p{s.n_head, s.hd, s.rope_dim, device_pos ? s.pos + 1234 : s.pos, s.base, s.style, device_pos ? &pos : nullptr, fft.get()};
     const int64_t dst_row = device_pos ? kAt + 37 : kAt;
     // q, k, the k cache and the v cache after the op (fused) or after the four ops, as fp32
     auto run = [&](bool fused) {
@@ -601,8 +630,9 @@ OpResult rope_store_kv_case(Backend& be, GgmlType type, const RopeStoreKvShape& 
     };
     const std::vector<float> got = run(true), four_ops = run(false);
     std::vector<double> q_ref = widen(q), k_ref = widen(k);
-    ref::rope_apply<double>(q_ref.data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
-    ref::rope_apply<double>(k_ref.data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
+    const float* factors = ff.empty() ? nullptr : ff.data();
+    ref::rope_apply<double>(q_ref.data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos, factors);
+    ref::rope_apply<double>(k_ref.data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos, factors);
     std::vector<double> kc_ref = cache_after_write(type, k_before, k_ref, kAt * kvd), vc_ref = cache_after_write(type, v_before, widen(v), kAt * kvd);
     std::vector<double> ref = q_ref;
     for (const auto* part : {&k_ref, &kc_ref, &vc_ref}) ref.insert(ref.end(), part->begin(), part->end());
@@ -618,7 +648,8 @@ void add_rope_store_kv_cases(std::vector<OpCase>& cases) {
                                        {"gguf_pairs_prefill", 5, 9, 3, 64, 64, 3, 10000.0f, RopeStyle::adjacent_pairs},
                                        {"odd_partial_rope_pairs", 3, 5, 5, 80, 32, 37, 10000.0f, RopeStyle::adjacent_pairs},
                                        {"odd_partial_rope_half", 2, 4, 2, 80, 32, 11, 500000.0f, RopeStyle::rotate_half},
-                                       {"gpt2_no_rope", 2, 12, 12, 64, 64, 9, 10000.0f, RopeStyle::none}};
+                                       {"gpt2_no_rope", 2, 12, 12, 64, 64, 9, 10000.0f, RopeStyle::none},
+                                       {"llama3_factors_pairs_decode", 1, 8, 2, 64, 64, 3000, 500000.0f, RopeStyle::adjacent_pairs, true}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
         for (const RopeStoreKvShape& s : shapes)
             for (bool device_pos : {false, true}) {
@@ -634,7 +665,15 @@ void add_rope_store_kv_cases(std::vector<OpCase>& cases) {
 // (rms_norm_linear_parts, then rope_store_kv: OpResult::exact_ids). Decode rows (a device's fused kernel), a decode
 // batch, prefill (the default), both rope conventions, partial rotations, none, biases, every weight type at
 // SmolLM2's shape, every cache type, and the position and row from device memory (the host's values then decoys).
-struct QkvRopeShape { const char* name; int n; int64_t in; int n_head, n_head_kv, hd, rope_dim, pos; float base; RopeStyle style; bool bias; };
+struct QkvRopeShape {
+    const char* name;
+    int n;
+    int64_t in;
+    int n_head, n_head_kv, hd, rope_dim, pos;
+    float base;
+    RopeStyle style;
+    bool bias, scaled = false;
+};
 
 OpResult qkv_rope_store_case(Backend& be, GgmlType wtype, GgmlType ctype, const QkvRopeShape& s, bool device_pos) {
     constexpr int64_t kCacheRows = 256, kAt = 100;
@@ -656,7 +695,9 @@ OpResult qkv_rope_store_case(Backend& be, GgmlType wtype, GgmlType ctype, const 
     }
     const auto k_before = randn(static_cast<size_t>(kCacheRows * kvd), 79), v_before = randn(static_cast<size_t>(kCacheRows * kvd), 80);
     const Tensor xt = put(be, x, s.n, in), gt = put(be, g, 1, in), pos = put_pos(be, s.pos), row = put_pos(be, static_cast<int32_t>(kAt));
-    const RopeParams p{s.n_head, s.hd, s.rope_dim, device_pos ? s.pos + 1234 : s.pos, s.base, s.style, device_pos ? &pos : nullptr};
+    const auto ff = rope_test_factors(s.scaled, s.rope_dim);
+    const RopeFactors fft(be, ff);
+    const RopeParams p{s.n_head, s.hd, s.rope_dim, device_pos ? s.pos + 1234 : s.pos, s.base, s.style, device_pos ? &pos : nullptr, fft.get()};
     const int64_t dst_row = device_pos ? kAt + 37 : kAt;
     // q, k, v, the k cache and the v cache after the op (fused) or after the two ops, as fp32
     auto run = [&](bool fused) {
@@ -691,8 +732,9 @@ OpResult qkv_rope_store_case(Backend& be, GgmlType wtype, GgmlType ctype, const 
                 for (int64_t c = 0; c < in; ++c) a += static_cast<double>(w[i].values[o * in + c]) * xn[t * in + c];
                 proj[i][t * outs[i] + o] = a;
             }
-    ref::rope_apply<double>(proj[0].data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
-    ref::rope_apply<double>(proj[1].data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos);
+    const float* factors = ff.empty() ? nullptr : ff.data();
+    ref::rope_apply<double>(proj[0].data(), 1, s.n, s.n_head, s.hd, s.rope_dim, s.base, s.style, false, s.pos, factors);
+    ref::rope_apply<double>(proj[1].data(), 1, s.n, s.n_head_kv, s.hd, s.rope_dim, s.base, s.style, false, s.pos, factors);
     std::vector<double> kc_ref = cache_after_write(ctype, k_before, proj[1], kAt * kvd),
                         vc_ref = cache_after_write(ctype, v_before, proj[2], kAt * kvd);
     std::vector<double> ref = proj[0];
@@ -709,7 +751,8 @@ void add_qkv_rope_store_cases(std::vector<OpCase>& cases) {
                                    {"prefill9", 9, 576, 9, 3, 64, 64, 5, 10000.0f, RopeStyle::rotate_half, false},
                                    {"odd_partial_pairs_bias", 1, 256, 5, 5, 80, 32, 37, 10000.0f, RopeStyle::adjacent_pairs, true},
                                    {"odd_partial_half_bias", 2, 256, 4, 2, 80, 32, 11, 500000.0f, RopeStyle::rotate_half, true},
-                                   {"no_rope", 1, 256, 4, 4, 64, 64, 9, 10000.0f, RopeStyle::none, true}};
+                                   {"no_rope", 1, 256, 4, 4, 64, 64, 9, 10000.0f, RopeStyle::none, true},
+                                   {"llama3_factors_pairs_decode", 1, 512, 8, 2, 64, 64, 3000, 500000.0f, RopeStyle::adjacent_pairs, false, true}};
     auto add = [&](GgmlType wtype, GgmlType ctype, const QkvRopeShape& s, bool device_pos) {
         const double tol = ctype == GgmlType::F32 ? 1e-11 : 1e-10, tol_q8 = quantized(wtype, s.n) ? 5e-4 : tol;
         cases.push_back({std::string("rms_norm_qkv_rope_store_kv/") + ggml_type_name(wtype) + "_" + ggml_type_name(ctype) + "_cache/" + s.name +

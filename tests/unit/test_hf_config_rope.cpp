@@ -55,9 +55,32 @@ TEST(HfConfigRope, Transformers5RopeParameters) {
     EXPECT_EQ(load_with("no-base", [](json& c) { c["rope_parameters"] = {{"rope_type", "default"}}; })->config().rope_base, 10000.0f);
 }
 
+// Llama 3.1's scaling in transformers 5's form (rope_parameters); the earlier rope_scaling form is checked against
+// llama.cpp's rope_freqs.weight by FormatParity.Llama3RopeScalingSafetensorsEqualsGguf.
+TEST(HfConfigRope, Llama3ScalingInRopeParameters) {
+    auto m = load_with("llama3-v5", [](json& c) {
+        c.erase("rope_theta");
+        c["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0}, {"low_freq_factor", 1.0},
+                                {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 64}};
+    });
+    EXPECT_EQ(m->config().rope_base, 500000.0f);
+    const auto& f = m->weights().rope_freqs;
+    ASSERT_EQ(f.size(), static_cast<size_t>(m->config().rope_dim / 2));
+    EXPECT_EQ(f.front(), 1.0f);  // the fastest pair keeps its frequency
+    EXPECT_EQ(f.back(), 32.0f); // the slowest is slowed by the factor
+}
+
 TEST(HfConfigRope, ScaledDisagreeingOrBadBasesAreRefused) {
-    EXPECT_NE(refusal("llama3", [](json& c) { c["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0}}; })
-                  .find("rope_type 'llama3' is not supported"),
+    EXPECT_NE(refusal("llama3-partial", [](json& c) { c["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 10000.0}, {"factor", 32.0}}; })
+                  .find("original_max_position_embeddings"),
+              std::string::npos);
+    EXPECT_NE(refusal("llama3-inverted", [](json& c) {
+                  c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0}, {"high_freq_factor", 1.0},
+                                       {"original_max_position_embeddings", 64}};
+              }).find("low_freq_factor < high_freq_factor"),
+              std::string::npos);
+    EXPECT_NE(refusal("yarn", [](json& c) { c["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 4.0}}; })
+                  .find("rope_type 'yarn' is not supported"),
               std::string::npos);
     EXPECT_NE(refusal("differ", [](json& c) { c["rope_parameters"] = {{"rope_theta", 500000.0}}; }).find("differ"), std::string::npos);
     EXPECT_NE(refusal("not-object", [](json& c) { c["rope_parameters"] = 3; }).find("rope_parameters is not an object"), std::string::npos);

@@ -1,5 +1,7 @@
-// Tokenizer parity with Hugging Face tokenizers through llama.cpp's vocabulary fixtures (tests/fixtures/vocab):
-// every input encodes (without BOS) to the ids the reference tokenizer produced, and decodes back to itself.
+// Tokenizer parity with Hugging Face tokenizers through llama.cpp's vocabulary fixtures: every input encodes (without
+// BOS) to the ids the reference tokenizer produced, and decodes back to itself. GPT-2 and LLaMA's SentencePiece are
+// vendored (tests/fixtures/vocab); the larger vocabularies (Llama 3, Qwen2, ...) come from llama-cpp-python's source
+// distribution on PyPI through scripts/fetch-vocab.sh.
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -8,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "io/gguf.h"
+#include "model/require_input.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "winnow/error.h"
@@ -15,6 +18,7 @@
 namespace {
 
 const std::string kVocabDir = std::string(WINNOW_SOURCE_DIR) + "/tests/fixtures/vocab/"; // vendored from llama.cpp (MIT)
+const std::string kFetchedVocabDir = std::string(WINNOW_VOCAB_DIR) + "/";                    // scripts/fetch-vocab.sh
 
 std::string read_all(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -29,8 +33,8 @@ struct Case {
     std::vector<int32_t> ids;
 };
 
-std::vector<Case> read_cases(const std::string& vocab) {
-    const std::string inp = read_all(kVocabDir + vocab + ".inp"), out = read_all(kVocabDir + vocab + ".out");
+std::vector<Case> read_cases(const std::string& dir, const std::string& vocab) {
+    const std::string inp = read_all(dir + vocab + ".inp"), out = read_all(dir + vocab + ".out");
     const std::string marker = "\n__ggml_vocab_test__\n";
     std::vector<std::string> texts;
     size_t pos = 0;
@@ -57,10 +61,10 @@ std::string show(const std::vector<int32_t>& ids) {
     return s;
 }
 
-void expect_fixture_parity(const std::string& vocab) {
-    auto gguf = winnow::io::GgufFile::open(kVocabDir + vocab);
+void expect_fixture_parity(const std::string& vocab, const std::string& dir = kVocabDir) {
+    auto gguf = winnow::io::GgufFile::open(dir + vocab);
     auto tok = winnow::Tokenizer::from_gguf(*gguf);
-    auto cases = read_cases(vocab);
+    auto cases = read_cases(dir, vocab);
     ASSERT_EQ(cases.size(), 46u);
     // every input but the empty one has reference ids: an unread or blank .out file must not pass
     size_t with_ids = 0;
@@ -78,6 +82,39 @@ void expect_fixture_parity(const std::string& vocab) {
 
 TEST(TokenizerFixtures, Gpt2BpeMatchesHuggingFace) { expect_fixture_parity("ggml-vocab-gpt-2.gguf"); }
 TEST(TokenizerFixtures, LlamaSentencePieceMatchesHuggingFace) { expect_fixture_parity("ggml-vocab-llama-spm.gguf"); }
+
+// One case per fetched vocabulary; the pre-tokenizer family each one checks is in its name.
+class FetchedVocab : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FetchedVocab, MatchesHuggingFace) {
+    const std::string vocab = std::string("ggml-vocab-") + GetParam() + ".gguf";
+    for (const char* ext : {"", ".inp", ".out"}) WINNOW_REQUIRE_FILE(kFetchedVocabDir + vocab + ext);
+    expect_fixture_parity(vocab, kFetchedVocabDir);
+}
+
+// llama-bpe: Llama 3's regex and ignore_merges; qwen2: Qwen2's; phi-3: SentencePiece; mpt: GPT-2's pattern;
+// starcoder / refact / command-r: single digits first; falcon and the two DeepSeek vocabularies: their own regex sets
+INSTANTIATE_TEST_SUITE_P(TokenizerFixtures, FetchedVocab,
+                         ::testing::Values("llama-bpe", "qwen2", "phi-3", "mpt", "starcoder", "refact", "command-r", "falcon",
+                                           "deepseek-coder", "deepseek-llm"),
+                         [](const auto& info) {
+                             std::string name = info.param;
+                             for (char& c : name)
+                                 if (c == '-') c = '_';
+                             return name;
+                         });
+
+TEST(TokenizerFixtures, Llama3ConventionsComeWithItsPreTokenizer) {
+    // A Llama 3 GGUF that does not say whether to add BOS adds it (llama.cpp's default for the llama-bpe family)
+    const std::string path = kFetchedVocabDir + "ggml-vocab-llama-bpe.gguf";
+    WINNOW_REQUIRE_FILE(path);
+    auto gguf = winnow::io::GgufFile::open(path);
+    ASSERT_FALSE(gguf->get_bool("tokenizer.ggml.add_bos_token").has_value());
+    auto tok = winnow::Tokenizer::from_gguf(*gguf);
+    EXPECT_TRUE(tok->add_bos_default());
+    EXPECT_TRUE(winnow::tok::PreTokenizer("llama-bpe").spec().ignore_merges);
+    EXPECT_FALSE(winnow::tok::PreTokenizer("qwen2").spec().ignore_merges);
+}
 
 TEST(TokenizerFixtures, UnknownPreTokenizerIsAnError) {
     // A vocabulary whose pre-tokenizer winnow does not know must not silently fall back to a default.

@@ -293,19 +293,31 @@ private:
     // cos and sin per (position, pair) for positions [0, n_pos), as ref::rope_cos_sin rounds them: computed once per
     // position instead of per token and layer (double pow, cos and sin were most of rope's time in prefill).
     const float* rope_table(const RopeParams& p, int n_pos) {
-        if (p.base != rope_base_ || p.rope_dim != rope_dim_) rope_cs_.clear(), rope_base_ = p.base, rope_dim_ = p.rope_dim;
+        const float* factors = p.freq_factors ? p.freq_factors->f32() : nullptr;
+        if (factors && p.freq_factors->numel() != p.rope_dim / 2)
+            throw Error(ErrorKind::invalid_argument, "rope: " + std::to_string(p.freq_factors->numel()) + " frequency factors for " +
+                                                         std::to_string(p.rope_dim / 2) + " pairs");
         const int half = p.rope_dim / 2;
+        const bool same_factors = factors ? rope_factors_.size() == static_cast<size_t>(half) && std::equal(factors, factors + half, rope_factors_.begin())
+                                          : rope_factors_.empty();
+        if (p.base != rope_base_ || p.rope_dim != rope_dim_ || !same_factors) {
+            rope_cs_.clear(), rope_base_ = p.base, rope_dim_ = p.rope_dim;
+            rope_factors_.assign(factors, factors ? factors + half : factors);
+        }
         const int have = half > 0 ? static_cast<int>(rope_cs_.size() / (2 * half)) : 0;
         if (n_pos > have) {
             rope_cs_.resize(static_cast<size_t>(n_pos) * half * 2);
             for (int pos = have; pos < n_pos; ++pos)
-                for (int i = 0; i < half; ++i) ref::rope_cos_sin(pos, i, p.rope_dim, p.base, rope_cs_[(static_cast<size_t>(pos) * half + i) * 2], rope_cs_[(static_cast<size_t>(pos) * half + i) * 2 + 1]);
+                for (int i = 0; i < half; ++i)
+                    ref::rope_cos_sin(pos, i, p.rope_dim, p.base, rope_cs_[(static_cast<size_t>(pos) * half + i) * 2],
+                                      rope_cs_[(static_cast<size_t>(pos) * half + i) * 2 + 1], factors ? factors[i] : 1.0f);
         }
         return rope_cs_.data();
     }
     std::vector<float> rope_cs_;
     float rope_base_ = 0.0f;
     int rope_dim_ = 0;
+    std::vector<float> rope_factors_; // the table's frequency factors (empty: none)
 
     int n_threads_;
     CpuDotMode mode_;

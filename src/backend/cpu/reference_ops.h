@@ -75,9 +75,10 @@ void add_rows(F* y, const F* x, size_t rows, size_t x_rows, size_t C) {
     }
 }
 
-// cos and sin of the angle of pair i at position pos, rounded to float (rope_apply's, and the CPU backend's table's)
-inline void rope_cos_sin(int pos, int i, int rope_dim, float base, float& c, float& s) {
-    const double theta = static_cast<double>(pos) * std::pow(static_cast<double>(base), -2.0 * i / rope_dim);
+// cos and sin of the angle of pair i at position pos, rounded to float (rope_apply's, and the CPU backend's table's);
+// the angle is divided by the pair's frequency factor (1 leaves its bits unchanged)
+inline void rope_cos_sin(int pos, int i, int rope_dim, float base, float& c, float& s, float factor = 1.0f) {
+    const double theta = static_cast<double>(pos) * std::pow(static_cast<double>(base), -2.0 * i / rope_dim) / static_cast<double>(factor);
     c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
 }
 
@@ -96,15 +97,17 @@ inline void rope_rotate_pair(F* row, int heads, int hd, int half, int i, RopeSty
 // Rotates the first rope_dim dims of each head of x [B*T][heads][hd]; row t of each of the B sequences is at
 // position pos0 + t (inverse: rotated by minus that angle, the backward of the rotation: its Jacobian is orthogonal).
 // theta_i = pos * base^(-2i / rope_dim) is computed in double and cos/sin rounded to float, in both precisions, so
-// the double instantiation checks the float one's arithmetic, not a different angle.
+// the double instantiation checks the float one's arithmetic, not a different angle. freq_factors (rope_dim / 2 of them,
+// or null): each pair's angle divided by its factor.
 template <typename F>
-void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base, RopeStyle style, bool inverse, int pos0 = 0) {
+void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base, RopeStyle style, bool inverse, int pos0 = 0,
+                const float* freq_factors = nullptr) {
     if (style == RopeStyle::none) return;
     const int half = rope_dim / 2;
     for (int t = 0; t < T; ++t)
         for (int i = 0; i < half; ++i) {
             float cf, sf;
-            rope_cos_sin(pos0 + t, i, rope_dim, base, cf, sf);
+            rope_cos_sin(pos0 + t, i, rope_dim, base, cf, sf, freq_factors ? freq_factors[i] : 1.0f);
             const F c = static_cast<F>(cf), s0 = static_cast<F>(sf);
             for (int bt = 0; bt < B; ++bt)
                 rope_rotate_pair(x + (static_cast<size_t>(bt) * T + t) * heads * hd, heads, hd, half, i, style, c, inverse ? -s0 : s0);

@@ -252,7 +252,8 @@ public:
     void rope(const Tensor& x, const RopeParams& p) override {
         check(x, "rope input");
         check_shape(x, x.rows(), static_cast<int64_t>(p.n_heads) * p.head_dim, "rope input");
-        cuda::launch_rope(x.f32(), x.rows(), p.n_heads, p.head_dim, p.rope_dim, p.pos0, p.base, p.style, stream(), position(p.pos));
+        cuda::launch_rope(x.f32(), x.rows(), p.n_heads, p.head_dim, p.rope_dim, p.pos0, p.base, p.style, stream(), position(p.pos),
+                          freq_factors(p));
     }
 
     void copy_rows(const Tensor& src, const Tensor& dst, int64_t dst_row) override {
@@ -637,9 +638,19 @@ private:
         a.rope_dim = rotate ? p.rope_dim : 0; // launch_rope rotates nothing without a style
         a.adjacent = p.style == RopeStyle::adjacent_pairs;
         a.base = p.base;
+        a.freq_factors = rotate ? freq_factors(p) : nullptr;
         a.pos0 = p.pos0, a.pos_dev = position(p.pos);
         a.dst_row = dst_row, a.row_dev = position(row_at);
         return a;
+    }
+    // RopeParams::freq_factors on this device, checked: one F32 factor per rotated pair
+    const float* freq_factors(const RopeParams& p) const {
+        if (!p.freq_factors) return nullptr;
+        check(*p.freq_factors, "rope frequency factors");
+        if (p.freq_factors->numel() != p.rope_dim / 2)
+            throw Error(ErrorKind::invalid_argument, "rope: " + std::to_string(p.freq_factors->numel()) + " frequency factors for " +
+                                                         std::to_string(p.rope_dim / 2) + " pairs");
+        return p.freq_factors->f32();
     }
     static cuda::LinearParts to_linear_parts(const LinearPart* parts, int n_parts) {
         cuda::LinearParts lp;

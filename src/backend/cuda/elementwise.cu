@@ -60,7 +60,7 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, const float* __re
 
 // One thread per (row, head, pair); the rotation is rope_pair.cuh's, which the fused rope_store_kv kernel shares.
 __global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, bool adjacent,
-                            const int32_t* __restrict__ pos_dev) {
+                            const int32_t* __restrict__ pos_dev, const float* __restrict__ freq_factors) {
     pdl_wait();
     pdl_launch_dependents();
     if (pos_dev) pos0 = *pos_dev;
@@ -71,7 +71,7 @@ __global__ void rope_kernel(float* __restrict__ x, int64_t rows, int n_heads, in
     const int h = static_cast<int>((idx / half) % n_heads);
     const int64_t t = idx / (static_cast<int64_t>(half) * n_heads);
     float* xh = x + (static_cast<size_t>(t) * n_heads + h) * head_dim;
-    const RotatedPair r = rope_rotated_pair(xh, i, half, rope_dim, pos0 + t, base, adjacent);
+    const RotatedPair r = rope_rotated_pair(xh, i, half, rope_dim, pos0 + t, base, adjacent, freq_factors);
     xh[r.a] = r.xa;
     xh[r.b] = r.xb;
 }
@@ -147,10 +147,11 @@ void launch_layer_norm(const float* x, const float* w, const float* b, float eps
 }
 
 void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s,
-                 const int32_t* pos_dev) {
+                 const int32_t* pos_dev, const float* freq_factors) {
     const int64_t n = rows * n_heads * (rope_dim / 2);
     if (style == RopeStyle::none || n == 0) return;
-    launch(rope_kernel, blocks_for(n), kThreads, 0, s, x, rows, n_heads, head_dim, rope_dim, pos0, base, style == RopeStyle::adjacent_pairs, pos_dev);
+    launch(rope_kernel, blocks_for(n), kThreads, 0, s, x, rows, n_heads, head_dim, rope_dim, pos0, base, style == RopeStyle::adjacent_pairs, pos_dev,
+           freq_factors);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -43,8 +43,9 @@ void launch_get_rows(GgmlType type, const uint8_t* table, size_t row_bytes, int6
 void launch_rms_norm(const float* x, const float* w, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s);
 void launch_layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t cols, cudaStream_t s);
 // pos_dev (optional, device memory): pos0 is read from *pos_dev when the kernel runs (recorded decode steps).
+// freq_factors (optional, device memory, rope_dim / 2 floats): each pair's angle divided by its factor.
 void launch_rope(float* x, int64_t rows, int n_heads, int head_dim, int rope_dim, int pos0, float base, RopeStyle style, cudaStream_t s,
-                 const int32_t* pos_dev = nullptr);
+                 const int32_t* pos_dev = nullptr, const float* freq_factors = nullptr);
 // dst (type dst_type) rows = src (F32) rows, converted.
 void launch_copy_rows(const float* src, void* dst, GgmlType dst_type, int64_t n_elements, cudaStream_t s);
 // The same into rows [*row_dev, *row_dev + src_rows) of dst (dst_rows x cols), the row read when the kernel runs; rows
@@ -64,6 +65,7 @@ struct RopeStoreKvArgs {
     int rope_dim = 0;                   // rotated dims of each head; 0: none (RopeStyle::none)
     bool adjacent = false;              // RopeStyle::adjacent_pairs, else rotate-half
     float base = 10000.0f;
+    const float* freq_factors = nullptr; // [rope_dim / 2] angle divisors, or null (RopeParams::freq_factors)
     int pos0 = 0;                       // row t is at position pos0 + t; read from *pos_dev when the kernel runs if set
     const int32_t* pos_dev = nullptr;
     int64_t dst_row = 0;                // cache row of row 0; read from *row_dev when the kernel runs if set, and

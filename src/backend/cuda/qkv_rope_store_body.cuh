@@ -77,7 +77,7 @@ __device__ __forceinline__ void qkv_rope_store_body(const QkvArgs& args, uint3 b
         const RopePairDims d = rope_pair_dims(it.index, shape.half, a.adjacent);
         const int64_t head_row = static_cast<int64_t>(it.head) * hd;
         const float2 xs = projection_pair<T>(p, part, head_row + d.a, head_row + d.b, xt, cols, lane);
-        const float2 r = rope_rotate(xs.x, xs.y, it.index, a.rope_dim, pos, a.base);
+        const float2 r = rope_rotate(xs.x, xs.y, it.index, a.rope_dim, pos, a.base, a.freq_factors);
         if (lane != 0) return;
         float* out = is_q ? a.q + t * q_dim + head_row : a.k + kv_at;
         out[d.a] = r.x;

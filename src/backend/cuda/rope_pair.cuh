@@ -17,18 +17,21 @@ struct RotatedPair {
     float xa, xb;
 };
 
-// The values x0, x1 of pair i's dims (a, b) rotated for position pos: {rotated x0, rotated x1}.
-__device__ __forceinline__ float2 rope_rotate(float x0, float x1, int i, int rope_dim, int64_t pos, float base) {
-    const double theta = static_cast<double>(pos) * pow(static_cast<double>(base), -2.0 * i / rope_dim);
+// The values x0, x1 of pair i's dims (a, b) rotated for position pos: {rotated x0, rotated x1}. freq_factors (or null:
+// all 1) divide the angle, as ref::rope_cos_sin does.
+__device__ __forceinline__ float2 rope_rotate(float x0, float x1, int i, int rope_dim, int64_t pos, float base, const float* freq_factors) {
+    const double factor = freq_factors ? static_cast<double>(freq_factors[i]) : 1.0;
+    const double theta = static_cast<double>(pos) * pow(static_cast<double>(base), -2.0 * i / rope_dim) / factor;
     const float c = static_cast<float>(cos(theta)), sn = static_cast<float>(sin(theta));
     return {__fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, sn)), __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, c))};
 }
 
 // Pair i (of half = rope_dim / 2) of head xh rotated for position pos (rope_pair_dims: which dims). Reads xh, writes
 // nothing: the caller stores the values.
-__device__ __forceinline__ RotatedPair rope_rotated_pair(const float* xh, int i, int half, int rope_dim, int64_t pos, float base, bool adjacent) {
+__device__ __forceinline__ RotatedPair rope_rotated_pair(const float* xh, int i, int half, int rope_dim, int64_t pos, float base, bool adjacent,
+                                                         const float* freq_factors) {
     const RopePairDims d = rope_pair_dims(i, half, adjacent);
-    const float2 r = rope_rotate(xh[d.a], xh[d.b], i, rope_dim, pos, base);
+    const float2 r = rope_rotate(xh[d.a], xh[d.b], i, rope_dim, pos, base, freq_factors);
     return {d.a, d.b, r.x, r.y};
 }
 

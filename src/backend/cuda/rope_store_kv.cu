@@ -30,14 +30,14 @@ __global__ void rope_store_kv_kernel(RopeStoreKvArgs a, RopeStoreKvShape shape, 
     switch (it.kind) {
     case RopeStoreKvKind::q_pair: {
         float* xh = a.q + (it.row * a.n_head + it.head) * hd;
-        const RotatedPair r = rope_rotated_pair(xh, it.index, shape.half, a.rope_dim, pos, a.base, a.adjacent);
+        const RotatedPair r = rope_rotated_pair(xh, it.index, shape.half, a.rope_dim, pos, a.base, a.adjacent, a.freq_factors);
         xh[r.a] = r.xa;
         xh[r.b] = r.xb;
         return;
     }
     case RopeStoreKvKind::k_pair: {
         float* kh = a.k + kv_at;
-        const RotatedPair r = rope_rotated_pair(kh, it.index, shape.half, a.rope_dim, pos, a.base, a.adjacent);
+        const RotatedPair r = rope_rotated_pair(kh, it.index, shape.half, a.rope_dim, pos, a.base, a.adjacent, a.freq_factors);
         kh[r.a] = r.xa;
         kh[r.b] = r.xb;
         store_act<T>(a.k_cache, cache_at + r.a, r.xa);
