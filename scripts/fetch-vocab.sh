@@ -23,7 +23,7 @@ mkdir -p "$dir"
 tmp=$(mktemp -d "$dir/.fetch.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
 echo "fetching llama.cpp's tokenizer fixtures from PyPI ($sdist, 51 MB) into $dir" >&2
 python3 - "$tmp" "$sdist" "$sha256" "$version" "${WINNOW_PYPI_INDEX:-https://pypi.org/simple}" $vocabs <<'PY'
-import hashlib, json, os, sys, tarfile, urllib.request
+import hashlib, json, os, sys, tarfile, urllib.parse, urllib.request
 
 tmp, sdist, sha256, version, index = sys.argv[1:6]
 vocabs = sys.argv[6:]
@@ -34,8 +34,9 @@ def fail(msg):
 def get(url, accept):
     return urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "winnow-fetch"}), timeout=60)
 
+project = index.rstrip("/") + "/llama-cpp-python/"
 try:
-    files = json.load(get(index.rstrip("/") + "/llama-cpp-python/", "application/vnd.pypi.simple.v1+json"))["files"]
+    files = json.load(get(project, "application/vnd.pypi.simple.v1+json"))["files"]
 except Exception as e:
     fail("cannot read the package index %s: %s" % (index, e))
 entry = next((f for f in files if f.get("filename") == sdist), None)
@@ -44,7 +45,7 @@ if entry is None:
 path = os.path.join(tmp, sdist)
 digest = hashlib.sha256()
 try:
-    with get(entry["url"], "*/*") as r, open(path, "wb") as out:
+    with get(urllib.parse.urljoin(project, entry["url"]), "*/*") as r, open(path, "wb") as out:  # PEP 691: the url may be relative
         while chunk := r.read(1 << 16):
             out.write(chunk)
             digest.update(chunk)

@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libboost-program-options-dev nlohmann-json3-dev libpcre2-dev libsentencepiece-dev libopenblas-dev zlib1g-dev
+  libboost-program-options-dev nlohmann-json3-dev libpcre2-dev libsentencepiece-dev libopenblas-dev zlib1g-dev libutf8proc-dev
   python3 ca-certificates
 )
 # Extra packages from the caller (scripts/setup.sh adds the test tooling's), installed in the same apt run. Alone,

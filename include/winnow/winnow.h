@@ -63,7 +63,7 @@ struct SessionParams {
 };
 
 struct ModelInfo {
-    std::string path, name, architecture; // architecture: "llama" or "gpt2"
+    std::string path, name, architecture; // architecture: as the file declares it: "llama", "qwen2" or "gpt2"
     int n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ctx_train = 0;
     std::string tokenizer;  // e.g. "gpt2 BPE (pre: smollm)"
     bool has_chat_template = false;

@@ -42,6 +42,14 @@ void require_support(const Backend& be, Op op, GgmlType type) {
                                                      : " tensors"));
 }
 
+const float* checked_rope_factors(const RopeParams& p) {
+    if (!p.freq_factors) return nullptr;
+    if (p.freq_factors->type() != GgmlType::F32 || p.freq_factors->numel() != p.rope_dim / 2)
+        throw Error(ErrorKind::invalid_argument, "rope: frequency factors " + p.freq_factors->describe() + " are not " + std::to_string(p.rope_dim / 2) +
+                                                     " F32 values, one per rotated pair");
+    return p.freq_factors->f32();
+}
+
 void check_block_selection(const AttentionParams& p, int64_t cache_rows) {
     if (p.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "attention: select_blocks must be >= 0");
     if (p.select_blocks == 0) return;

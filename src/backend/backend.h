@@ -305,6 +305,8 @@ int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Ten
 // a mask, a selection unit that divides its block, and key summaries that fit a cache of cache_rows and are there);
 // throws winnow::Error(invalid_argument).
 void check_block_selection(const AttentionParams& p, int64_t cache_rows);
+// RopeParams::freq_factors, when set: F32, one factor per rotated pair. Returns them (host or device memory), or null.
+const float* checked_rope_factors(const RopeParams& p);
 // The end of the keys any of n_rows query rows may read: pos0 + n_rows for a host position; with a device position,
 // key_limit (checked against the cache's rows), or the whole cache when it is 0.
 int64_t attention_key_end(const AttentionParams& p, int n_rows, int64_t cache_rows);

@@ -111,6 +111,8 @@ int cmd_info(const std::vector<std::string>& args) {
     if (c.rope != RopeStyle::none) {
         j["rope_dim"] = c.rope_dim;
         j["rope_freq_base"] = c.rope_base;
+        // Llama 3.1's scaling: the angle divisors, slowest pair last (1 where a pair keeps its frequency)
+        if (!model->weights().rope_freqs.empty()) j["rope_freq_factors"] = model->weights().rope_freqs;
     }
     j["tied_head"] = c.tied_head;
     j["matrix_types"] = model->matrix_type_counts();

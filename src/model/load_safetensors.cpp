@@ -3,6 +3,7 @@
 #include <fstream>
 #include <numbers>
 #include <type_traits>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -140,8 +141,8 @@ void load_gpt2(const HfConfig& h, ModelConfig& c) {
 
 // The rotary base. transformers 5 writes the rotary settings as "rope_parameters": {"rope_type": ..., "rope_theta": ...}
 // (a saved config then has no top-level "rope_theta"); earlier versions a top-level "rope_theta", with "rope_scaling"
-// for the scaled variants. Either form is read; scaled rotary embeddings are refused in both, as are a base that is
-// not a positive finite number and two bases that disagree.
+// for the scaled variants. Either form is read; of the scaled variants only "llama3" is taken (llama3_rope_scaling
+// reads its parameters), and a base that is not a positive finite number or two bases that disagree are refused.
 float rope_theta(const HfConfig& h) {
     float base = h.get_or<float>("rope_theta", 10000.0f);
     if (h.has("rope_parameters")) {
@@ -163,19 +164,19 @@ float rope_theta(const HfConfig& h) {
     return base;
 }
 
-// The "llama3" rotary scaling object (transformers 5's rope_parameters, earlier versions' rope_scaling), or null when
-// the rotation is unscaled; any other scaling is refused.
-const json* llama3_rope_scaling(const HfConfig& h) {
+// The "llama3" rotary scaling object (transformers 5's rope_parameters, earlier versions' rope_scaling) and where it
+// is, or {null, ""} when the rotation is unscaled; any other scaling is refused.
+std::pair<const json*, std::string> llama3_rope_scaling(const HfConfig& h) {
     for (const char* key : {"rope_scaling", "rope_parameters"}) {
         if (!h.has(key)) continue;
         const json& s = h.j[key];
         if (!s.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': " + key + " is not an object");
         const HfConfig o{s, h.path + " " + key};
         const auto type = o.has("rope_type") ? o.get<std::string>("rope_type") : o.get_or<std::string>("type", "default");
-        if (type == "llama3") return &s;
+        if (type == "llama3") return {&s, h.path + " " + key};
         if (type != "default") throw Error(ErrorKind::unsupported, "'" + h.path + "': " + key + " type '" + type + "' is not supported (llama3)");
     }
-    return nullptr;
+    return {nullptr, ""};
 }
 
 // Llama 3.1's rotary scaling as one angle divisor per rotated pair (GGUF's rope_freqs.weight): pairs whose wavelength
@@ -216,7 +217,6 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     c.rope = RopeStyle::rotate_half;
     c.rope_base = rope_theta(h);
     c.tied_head = h.get_or<bool>("tie_word_embeddings", false);
-    llama3_rope_scaling(h); // refuses any other scaling
     const auto act = h.get_or<std::string>("hidden_act", "silu");
     if (act != "silu") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_act '" + act + "' is not supported (silu)");
     if (h.get_or<bool>("mlp_bias", false)) throw Error(ErrorKind::unsupported, "'" + h.path + "': mlp_bias is not supported");
@@ -249,7 +249,7 @@ void SafetensorsLoader::load() {
     c.validate("'" + cfg_path.string() + "'");
 
     if (c.arch == Arch::llama)
-        if (const json* scaling = llama3_rope_scaling(h)) m.weights_.rope_freqs = llama3_rope_factors(*scaling, cfg_path.string(), c.rope_base, c.rope_dim);
+        if (const auto [scaling, where] = llama3_rope_scaling(h); scaling) m.weights_.rope_freqs = llama3_rope_factors(*scaling, where, c.rope_base, c.rope_dim);
     m.safetensors_ = io::SafetensorsModel::open(m.path_);
     Mapper t(m, *m.safetensors_, m.owned_);
     Weights& w = m.weights_;

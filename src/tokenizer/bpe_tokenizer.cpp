@@ -10,7 +10,8 @@ namespace winnow::tok {
 
 BpeTokenizer::BpeTokenizer(BpeVocab vocab) : v_(std::move(vocab)), pre_(v_.pre) {
     add_bos_ = v_.add_bos.value_or(pre_.spec().add_bos);
-    ignore_merges_ = v_.ignore_merges || pre_.spec().ignore_merges;
+    ignore_merges_ = v_.ignore_merges.value_or(pre_.spec().ignore_merges);
+    nfc_ = v_.nfc.value_or(pre_.spec().nfc);
     const auto n = static_cast<int32_t>(v_.tokens.size());
     if (n == 0) throw Error(ErrorKind::format, "BPE vocabulary is empty");
     if (v_.types.empty()) v_.types.assign(n, TokenType::normal);
@@ -88,6 +89,11 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
 }
 
 void BpeTokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
+    if (nfc_) {
+        const std::string normalized = nfc_normalize(text);
+        for (std::string_view piece : pre_.split(normalized)) encode_piece(piece, out);
+        return;
+    }
     for (std::string_view piece : pre_.split(text)) encode_piece(piece, out);
 }
 

@@ -16,8 +16,11 @@ struct BpeVocab {
     std::vector<std::string> merges;   // "left right", rank = position
     std::string pre = "gpt-2";
     int32_t bos = -1, eos = -1, eot = -1, unk = -1;
-    std::optional<bool> add_bos;       // unset: the pre-tokenizer's convention (PreTokenizerSpec::add_bos)
-    bool ignore_merges = false;        // HF tokenizer.json's model.ignore_merges; also set by the pre-tokenizer's spec
+    // unset: the pre-tokenizer's conventions (PreTokenizerSpec: what llama.cpp ties to a GGUF pre-tokenizer name); an
+    // HF tokenizer.json sets them from the file
+    std::optional<bool> add_bos;
+    std::optional<bool> ignore_merges; // model.ignore_merges
+    std::optional<bool> nfc;           // normalizer NFC
 };
 
 class BpeTokenizer final : public Tokenizer {
@@ -44,6 +47,7 @@ private:
     std::vector<bool> eog_;
     bool add_bos_ = false;
     bool ignore_merges_ = false;
+    bool nfc_ = false;
 };
 
 } // namespace winnow::tok

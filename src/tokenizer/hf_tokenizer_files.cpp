@@ -20,24 +20,60 @@ using nlohmann::json;
 namespace {
 
 
+// ByteLevel without a prefix space (HF would prepend one; winnow never does): with its own GPT-2 regex, or without.
+bool is_byte_level(const json& p, bool with_regex) {
+    return p.is_object() && p.value("type", "") == "ByteLevel" && p.value("use_regex", true) == with_regex && !p.value("add_prefix_space", false);
+}
+
+// Llama 3's and Qwen2's pipeline: Split(Regex, Isolated), then ByteLevel without its own regex. The regex, or "".
+std::string isolated_split_regex(const json& seq) {
+    if (seq.size() != 2 || !is_byte_level(seq[1], false)) return "";
+    const json& split = seq[0];
+    if (!split.is_object() || split.value("type", "") != "Split" || split.value("behavior", "") != "Isolated" || split.value("invert", false)) return "";
+    const json& pattern = split.contains("pattern") ? split["pattern"] : json();
+    return pattern.is_object() && pattern.contains("Regex") && pattern["Regex"].is_string() ? pattern["Regex"].get<std::string>() : "";
+}
+
 // Which winnow pre-tokenizer an HF pre_tokenizer block is; an unknown pipeline is an error, never a guess.
 std::string pre_tokenizer_name(const json& pre, const std::string& where) {
-    auto is_byte_level = [](const json& p) { return p.value("type", "") == "ByteLevel" && p.value("use_regex", true); };
-    if (pre.is_object() && is_byte_level(pre)) return "gpt-2";
-    if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
+    if (is_byte_level(pre, true)) return "gpt-2";
+    if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array()) {
         const auto& seq = pre["pretokenizers"];
-        if (seq.size() == 2 && seq[0].value("type", "") == "Digits" && seq[0].value("individual_digits", false) && is_byte_level(seq[1]))
+        if (seq.size() == 2 && seq[0].value("type", "") == "Digits" && seq[0].value("individual_digits", false) && is_byte_level(seq[1], true))
             return "smollm";
-        if (seq.size() == 1 && is_byte_level(seq[0])) return "gpt-2";
-        // Llama 3, Qwen2: Split(Regex, Isolated) then ByteLevel without its own regex
-        if (seq.size() == 2 && seq[0].value("type", "") == "Split" && seq[0].value("behavior", "") == "Isolated" && !seq[0].value("invert", false) &&
-            seq[0].contains("pattern") && seq[0]["pattern"].is_object() && seq[0]["pattern"].contains("Regex") && seq[0]["pattern"]["Regex"].is_string() &&
-            seq[1].value("type", "") == "ByteLevel" && !seq[1].value("use_regex", true)) {
-            const std::string name = tok::pre_tokenizer_for_hf_split(seq[0]["pattern"]["Regex"].get<std::string>());
-            if (!name.empty()) return name;
-        }
+        if (seq.size() == 1 && is_byte_level(seq[0], true)) return "gpt-2";
+        if (const std::string name = tok::pre_tokenizer_for_hf_split(isolated_split_regex(seq)); !name.empty()) return name;
     }
     throw Error(ErrorKind::unsupported, where + ": pre_tokenizer " + pre.dump().substr(0, 160) + " is not one winnow implements (gpt-2, smollm, llama3, qwen2)");
+}
+
+// Whether an HF normalizer block asks for Unicode NFC (Qwen2's); none is false; any other normalization is refused,
+// as its ids would differ from the reference tokenizer's.
+bool normalizer_is_nfc(const json& n, const std::string& where) {
+    auto nfc = [](const json& x) { return x.is_object() && x.value("type", "") == "NFC"; };
+    if (n.is_null()) return false;
+    if (nfc(n)) return true;
+    if (n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
+        const json& seq = n["normalizers"];
+        if (seq.empty()) return false;
+        if (seq.size() == 1 && nfc(seq[0])) return true;
+    }
+    throw Error(ErrorKind::unsupported, where + ": normalizer " + n.dump().substr(0, 160) + " is not one winnow implements (none, NFC)");
+}
+
+// Whether an HF post_processor puts a special token before a single sequence (Llama 3's TemplateProcessing adds
+// <|begin_of_text|>): HF's add-BOS behaviour where tokenizer_config.json does not say. One level of Sequence is read.
+bool post_processor_adds_bos(const json& pp) {
+    auto template_adds = [](const json& p) {
+        if (!p.is_object() || p.value("type", "") != "TemplateProcessing" || !p.contains("single") || !p["single"].is_array() || p["single"].empty())
+            return false;
+        return p["single"][0].is_object() && p["single"][0].contains("SpecialToken");
+    };
+    if (template_adds(pp)) return true;
+    if (pp.is_object() && pp.value("type", "") == "Sequence" && pp.contains("processors") && pp["processors"].is_array())
+        for (const json& p : pp["processors"])
+            if (template_adds(p)) return true;
+    return false;
 }
 
 // merges.txt and tokenizer.model are read whole: a hostile size is refused before any allocation grows with it (a
@@ -92,7 +128,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) t
         tok::BpeVocab v;
         fill_from_vocab(v, model.at("vocab"), where);
         for (const auto& m : model.at("merges")) v.merges.push_back(merge_string(m));
+        // HF's defaults where the file is silent: no merges skipped, no normalization, BOS only from a template
         v.ignore_merges = model.value("ignore_merges", false);
+        v.nfc = normalizer_is_nfc(j.value("normalizer", json()), where);
+        v.add_bos = post_processor_adds_bos(j.value("post_processor", json()));
         v.pre = pre_tokenizer_name(j.value("pre_tokenizer", json()), where);
         if (j.contains("added_tokens"))
             for (const auto& t : j["added_tokens"]) {

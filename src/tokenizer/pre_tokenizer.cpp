@@ -2,8 +2,10 @@
 #include "tokenizer/pre_tokenizer.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <pcre2.h>
+#include <utf8proc.h>
 
 #include "winnow/error.h"
 
@@ -36,23 +38,26 @@ const char* kDeepseekLetters =
     "\\x{fb00}-\\x{fb06}\\x{fb13}-\\x{fb17}\\x{ff21}-\\x{ff3a}\\x{ff41}-\\x{ff5a}\\x{10400}-\\x{1044f}\\x{104b0}-\\x{104d3}"
     "\\x{104d8}-\\x{104fb}\\x{10c80}-\\x{10cb2}\\x{10cc0}-\\x{10cf2}\\x{118a0}-\\x{118df}\\x{1e900}-\\x{1e943}";
 
-PreTokenizerSpec spec(std::vector<std::string> regexes, bool llama3_conventions = false) {
-    return {std::move(regexes), llama3_conventions, llama3_conventions};
-}
+PreTokenizerSpec spec(std::vector<std::string> regexes) { return {std::move(regexes)}; }
 
 // GGUF tokenizer.ggml.pre names (llama.cpp's) and the splitting each stands for; names that share a pattern share an
 // entry. Each family is checked against the reference tokenizer's ids by tests/unit/test_tokenizer_fixtures.cpp.
 const std::map<std::string, PreTokenizerSpec>& registry() {
     static const std::map<std::string, PreTokenizerSpec> r = [] {
         std::map<std::string, PreTokenizerSpec> m;
-        for (const char* n : {"gpt-2", "phi-2", "mpt", "olmo", "jais"}) m[n] = spec({kGpt2});
-        // SmolLM2, StarCoder, Refact, Command-R (HF: Sequence[Digits(individual_digits=True), ByteLevel]): every digit
-        // is its own piece first
-        for (const char* n : {"smollm", "starcoder", "refact", "command-r"}) m[n] = spec({"\\p{N}", kGpt2});
+        for (const char* n : {"gpt-2", "phi-2", "mpt", "olmo", "jais", "gigachat", "a.x-4.0", "mellum", "exaone4", "trillion"}) m[n] = spec({kGpt2});
+        // SmolLM2, StarCoder, Refact, Command-R, ... (HF: Sequence[Digits(individual_digits=True), ByteLevel]): every
+        // digit is its own piece first
+        for (const char* n : {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"}) m[n] = spec({"\\p{N}", kGpt2});
         // Llama 3 (and the models that reuse its tokenizer): whole pre-tokens found in the vocabulary skip the merges
-        // (HF's BPE ignore_merges) and a BOS is added unless the file says otherwise
-        for (const char* n : {"llama3", "llama-v3", "llama-bpe", "falcon3"}) m[n] = spec({kLlama3}, true);
-        for (const char* n : {"qwen2", "deepseek-r1-qwen", "stablelm2"}) m[n] = spec({kQwen2});
+        // (HF's BPE ignore_merges) and a BOS is added unless the file says otherwise; DBRX and Smaug split the same way
+        // without those conventions
+        for (const char* n : {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"})
+            m[n] = {.regexes = {kLlama3}, .ignore_merges = true, .add_bos = true};
+        for (const char* n : {"dbrx", "smaug-bpe"}) m[n] = spec({kLlama3});
+        // Qwen2's tokenizer.json normalizes to NFC before splitting (llama.cpp skips that step; HF does not)
+        for (const char* n : {"qwen2", "deepseek-r1-qwen", "megrez"}) m[n] = {.regexes = {kQwen2}, .nfc = true};
+        m["stablelm2"] = spec({kQwen2});
         m["falcon"] = spec({"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2, "[0-9][0-9][0-9]"});
         m["deepseek-coder"] = spec({"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", kCjkRuns, "\\p{N}"});
         m["deepseek-llm"] = spec({"[\\r\\n]", std::string("\\s?[") + kDeepseekLetters + "]+",
@@ -142,6 +147,16 @@ std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
         pieces = std::move(next);
     }
     return pieces;
+}
+
+std::string nfc_normalize(std::string_view text) {
+    utf8proc_uint8_t* out = nullptr;
+    const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()), &out,
+                                            static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    if (n < 0) throw Error(ErrorKind::invalid_argument, std::string("text cannot be NFC-normalized: ") + utf8proc_errmsg(n));
+    std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+    std::free(out);
+    return result;
 }
 
 size_t find_invalid_utf8(std::string_view s) {

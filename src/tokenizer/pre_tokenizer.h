@@ -15,6 +15,7 @@ struct PreTokenizerSpec {
     std::vector<std::string> regexes; // applied in turn (see PreTokenizer::split)
     bool ignore_merges = false;       // a pre-token that is itself in the vocabulary is emitted whole (Llama 3)
     bool add_bos = false;             // the default when the file does not say (tokenizer.ggml.add_bos_token)
+    bool nfc = false;                 // text is put in Unicode NFC first (Qwen2's tokenizer.json normalizer)
 };
 
 class PreTokenizer {
@@ -44,6 +45,9 @@ private:
 // The pre-tokenizer name for an HF tokenizer.json Split regex (followed by ByteLevel without its own regex), or ""
 // when winnow does not know the pattern.
 std::string pre_tokenizer_for_hf_split(const std::string& regex);
+
+// `text` (valid UTF-8) in Unicode Normalization Form C (utf8proc), as HF tokenizers' NFC normalizer gives it.
+std::string nfc_normalize(std::string_view text);
 
 // Returns the byte offset of the first invalid UTF-8 sequence in s, or npos when s is valid.
 size_t find_invalid_utf8(std::string_view s);

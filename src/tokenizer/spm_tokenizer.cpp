@@ -45,11 +45,12 @@ std::string spm_model_proto(const SpmVocab& v) {
         piece.bytes(1, v.tokens[i]);
         piece.f32(2, i < v.scores.size() ? v.scores[i] : 0.0f);
         // libsentencepiece wants exactly one UNKNOWN piece, the unk id. Some converters type the unk token CONTROL and
-        // padding slots UNKNOWN (Phi-3's GGUF: <unk> control, [PAD32011..] unknown): the unk id is made UNKNOWN and other
-        // "unknown" slots UNUSED, which no text encodes to, as in the reference tokenizer.
-        const TokenType t = i < v.types.size() ? v.types[i] : TokenType::normal;
-        const bool is_unk = static_cast<int64_t>(i) == v.unk;
-        piece.u64(3, is_unk ? spm_piece_type(TokenType::unknown) : spm_piece_type(t == TokenType::unknown ? TokenType::unused : t));
+        // padding slots UNKNOWN (Phi-3's GGUF: <unk> control, [PAD32011..] unknown): where the file names an unk id,
+        // that piece is made UNKNOWN and other "unknown" slots UNUSED, which no text encodes to, as in the reference
+        // tokenizer; without one the file's types stand.
+        TokenType t = i < v.types.size() ? v.types[i] : TokenType::normal;
+        if (v.unk >= 0) t = static_cast<int64_t>(i) == v.unk ? TokenType::unknown : t == TokenType::unknown ? TokenType::unused : t;
+        piece.u64(3, spm_piece_type(t));
         model.bytes(1, piece.buf);
     }
     Proto trainer; // TrainerSpec: BPE with byte fallback, LLaMA's special ids

@@ -1,5 +1,6 @@
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "io/gguf.h"
@@ -36,6 +37,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GgufFile& f) {
         v.bos = id("tokenizer.ggml.bos_token_id", 1);
         v.eos = id("tokenizer.ggml.eos_token_id", 2);
         v.unk = id("tokenizer.ggml.unknown_token_id", 0);
+        if (!f.get_uint("tokenizer.ggml.unknown_token_id")) { // not named: the one piece typed UNKNOWN, if there is one
+            const auto first = std::find(v.types.begin(), v.types.end(), TokenType::unknown);
+            if (first != v.types.end() && std::count(v.types.begin(), v.types.end(), TokenType::unknown) == 1)
+                v.unk = static_cast<int32_t>(first - v.types.begin());
+        }
         v.eot = id("tokenizer.ggml.eot_token_id", -1);
         v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
         try {

@@ -2,9 +2,12 @@
 // our logits against llama.cpp's on the same GGUF, and the safetensors path against the GGUF path.
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
 #include "decode/forward.h"
@@ -12,6 +15,7 @@
 #include "model/oracle_file.h"
 #include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "winnow/error.h"
 
 namespace {
 
@@ -217,6 +221,39 @@ TEST(HfTokenizerFiles, Qwen2SplitSameIdsAsGguf) {
     EXPECT_EQ(from_json->encode(text, false, true), ref);
     EXPECT_NE(from_json->name().find("pre-tokenizer qwen2"), std::string::npos) << from_json->name();
     EXPECT_NE(from_gguf->name().find("pre-tokenizer qwen2"), std::string::npos) << from_gguf->name();
+    // Qwen2 normalizes to NFC (tokenizer.json's normalizer; the qwen2 GGUF pre-tokenizer implies it): a decomposed
+    // accent encodes as the composed one. GPT-2's tokenizer does not normalize: the bytes stay apart.
+    const std::string composed = "caf\u00e9 na\u00efve", decomposed = "cafe\u0301 nai\u0308ve";
+    EXPECT_EQ(from_json->encode(decomposed, false, false), from_json->encode(composed, false, false));
+    EXPECT_EQ(from_gguf->encode(decomposed, false, false), from_gguf->encode(composed, false, false));
+    auto gpt2 = winnow::io::GgufFile::open(kDir + "/tiny-gpt2.gguf");
+    auto plain = winnow::Tokenizer::from_gguf(*gpt2);
+    EXPECT_NE(plain->encode(decomposed, false, false), plain->encode(composed, false, false));
+}
+
+// tokenizer.json pipelines winnow does not implement are refused by name, never approximated: another normalizer,
+// a ByteLevel that adds a prefix space, a Split regex it does not know
+TEST(HfTokenizerFiles, UnknownNormalizerOrPipelineIsRefused) {
+    const auto json = nlohmann::json::parse(std::ifstream(kDir + "/tiny-qwen2-hf/tokenizer.json"));
+    auto refusal = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) -> std::string {
+        const auto dir = std::filesystem::path(kDir) / ("tokenizer-refused-" + name);
+        std::filesystem::create_directories(dir);
+        nlohmann::json j = json;
+        edit(j);
+        std::ofstream(dir / "tokenizer.json") << j.dump();
+        try {
+            (void)winnow::Tokenizer::from_hf_dir(dir.string());
+        } catch (const winnow::Error& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    EXPECT_EQ(refusal("as-is", [](nlohmann::json&) {}), "accepted");
+    EXPECT_NE(refusal("lowercase", [](nlohmann::json& j) { j["normalizer"] = {{"type", "Lowercase"}}; }).find("normalizer"), std::string::npos);
+    EXPECT_NE(refusal("prefix-space", [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][1]["add_prefix_space"] = true; }).find("pre_tokenizer"),
+              std::string::npos);
+    EXPECT_NE(refusal("regex", [](nlohmann::json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+"; }).find("pre_tokenizer"),
+              std::string::npos);
 }
 
 } // namespace

@@ -293,10 +293,7 @@ private:
     // cos and sin per (position, pair) for positions [0, n_pos), as ref::rope_cos_sin rounds them: computed once per
     // position instead of per token and layer (double pow, cos and sin were most of rope's time in prefill).
     const float* rope_table(const RopeParams& p, int n_pos) {
-        const float* factors = p.freq_factors ? p.freq_factors->f32() : nullptr;
-        if (factors && p.freq_factors->numel() != p.rope_dim / 2)
-            throw Error(ErrorKind::invalid_argument, "rope: " + std::to_string(p.freq_factors->numel()) + " frequency factors for " +
-                                                         std::to_string(p.rope_dim / 2) + " pairs");
+        const float* factors = checked_rope_factors(p);
         const int half = p.rope_dim / 2;
         const bool same_factors = factors ? rope_factors_.size() == static_cast<size_t>(half) && std::equal(factors, factors + half, rope_factors_.begin())
                                           : rope_factors_.empty();

@@ -645,12 +645,8 @@ private:
     }
     // RopeParams::freq_factors on this device, checked: one F32 factor per rotated pair
     const float* freq_factors(const RopeParams& p) const {
-        if (!p.freq_factors) return nullptr;
-        check(*p.freq_factors, "rope frequency factors");
-        if (p.freq_factors->numel() != p.rope_dim / 2)
-            throw Error(ErrorKind::invalid_argument, "rope: " + std::to_string(p.freq_factors->numel()) + " frequency factors for " +
-                                                         std::to_string(p.rope_dim / 2) + " pairs");
-        return p.freq_factors->f32();
+        if (p.freq_factors) check(*p.freq_factors, "rope frequency factors");
+        return checked_rope_factors(p);
     }
     static cuda::LinearParts to_linear_parts(const LinearPart* parts, int n_parts) {
         cuda::LinearParts lp;
