@@ -62,26 +62,19 @@ Worst compare_with_oracle(const std::string& model_file, const std::string& orac
 
 // fp32 weights: llama.cpp's only approximations are its kernels (gelu through an fp16 table for gpt2),
 // so the logits agree to 1e-3 of the largest logit.
-TEST(TinyParity, Gpt2MatchesLlamaCpp) {
-    auto w = compare_with_oracle("tiny-gpt2.gguf", "tiny-gpt2-llamacpp.bin");
+void expect_fp32_parity(const std::string& name) {
+    auto w = compare_with_oracle(name + ".gguf", name + "-llamacpp.bin");
     EXPECT_EQ(w.rows, 3 * 64);
     EXPECT_LE(w.rel, 1e-3);
     EXPECT_EQ(w.argmax_mismatches, 0);
 }
 
-TEST(TinyParity, LlamaGqaMatchesLlamaCpp) {
-    auto w = compare_with_oracle("tiny-llama.gguf", "tiny-llama-llamacpp.bin");
-    EXPECT_EQ(w.rows, 3 * 64);
-    EXPECT_LE(w.rel, 1e-3);
-    EXPECT_EQ(w.argmax_mismatches, 0);
-}
+TEST(TinyParity, Gpt2MatchesLlamaCpp) { expect_fp32_parity("tiny-gpt2"); }
+TEST(TinyParity, LlamaGqaMatchesLlamaCpp) { expect_fp32_parity("tiny-llama"); }
 
 // qwen2: q/k/v biases, rotate-half RoPE pairs in the GGUF, a tied head, rope base 1e6
 TEST(TinyParity, Qwen2MatchesLlamaCpp) {
-    auto w = compare_with_oracle("tiny-qwen2.gguf", "tiny-qwen2-llamacpp.bin");
-    EXPECT_EQ(w.rows, 3 * 64);
-    EXPECT_LE(w.rel, 1e-3);
-    EXPECT_EQ(w.argmax_mismatches, 0);
+    expect_fp32_parity("tiny-qwen2");
     auto m = Model::load(kDir + "/tiny-qwen2.gguf");
     EXPECT_EQ(m->config().architecture(), "qwen2");
     EXPECT_EQ(m->config().rope, winnow::RopeStyle::rotate_half);
@@ -91,10 +84,7 @@ TEST(TinyParity, Qwen2MatchesLlamaCpp) {
 
 // Llama 3.1's rope scaling: one angle divisor per pair from rope_freqs.weight (1, interpolated, and 8 all occur)
 TEST(TinyParity, Llama3RopeScalingMatchesLlamaCpp) {
-    auto w = compare_with_oracle("tiny-llama3.gguf", "tiny-llama3-llamacpp.bin");
-    EXPECT_EQ(w.rows, 3 * 64);
-    EXPECT_LE(w.rel, 1e-3);
-    EXPECT_EQ(w.argmax_mismatches, 0);
+    expect_fp32_parity("tiny-llama3");
     auto m = Model::load(kDir + "/tiny-llama3.gguf");
     const auto& f = m->weights().rope_freqs;
     ASSERT_EQ(f.size(), 8u);
