@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <new>
 #include <pcre2.h>
 #include <utf8proc.h>
 
@@ -80,14 +81,29 @@ std::string pre_tokenizer_for_hf_split(const std::string& regex) {
     return it == known.end() ? std::string() : it->second;
 }
 
+// A compiled pattern, shared by every thread that tokenizes with the model (pcre2_match only reads it).
 struct PreTokenizer::Regex {
     pcre2_code* code = nullptr;
-    pcre2_match_data* match = nullptr;
     ~Regex() {
-        if (match) pcre2_match_data_free(match);
         if (code) pcre2_code_free(code);
     }
 };
+
+namespace {
+
+// A match's results: one per split() call, since sessions on several threads share one tokenizer (one shared block
+// let two threads' matches overwrite each other's offsets).
+struct MatchData {
+    pcre2_match_data* p;
+    explicit MatchData(const pcre2_code* code) : p(pcre2_match_data_create_from_pattern(code, nullptr)) {
+        if (!p) throw std::bad_alloc();
+    }
+    ~MatchData() { pcre2_match_data_free(p); }
+    MatchData(const MatchData&) = delete;
+    MatchData& operator=(const MatchData&) = delete;
+};
+
+} // namespace
 
 std::vector<std::string> PreTokenizer::known() {
     std::vector<std::string> names;
@@ -111,7 +127,6 @@ PreTokenizer::PreTokenizer(const std::string& name) : name_(name) {
                                  &err_off, nullptr);
         if (!re->code) throw Error(ErrorKind::unsupported, "pre-tokenizer '" + name + "': regex failed to compile at offset " + std::to_string(err_off));
         pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE); // optional speed-up; matching works without it
-        re->match = pcre2_match_data_create_from_pattern(re->code, nullptr);
         regexes_.push_back(std::move(re));
     }
 }
@@ -121,14 +136,15 @@ PreTokenizer::~PreTokenizer() = default;
 std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
     std::vector<std::string_view> pieces{text};
     for (const auto& re : regexes_) {
+        const MatchData match(re->code);
         std::vector<std::string_view> next;
         for (std::string_view piece : pieces) {
             const auto* subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
             size_t pos = 0;
             while (pos < piece.size()) {
-                const int rc = pcre2_match(re->code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, re->match, nullptr);
+                const int rc = pcre2_match(re->code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, match.p, nullptr);
                 if (rc < 0) break; // no further match: the rest is one gap piece
-                const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(re->match);
+                const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match.p);
                 if (ov[1] == ov[0]) { // an empty match cannot advance; skip one character
                     if (ov[0] >= piece.size()) break;
                     size_t step = 1;

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -114,6 +115,25 @@ TEST(TokenizerFixtures, Llama3ConventionsComeWithItsPreTokenizer) {
     EXPECT_TRUE(tok->add_bos_default());
     EXPECT_TRUE(winnow::tok::PreTokenizer("llama-bpe").spec().ignore_merges);
     EXPECT_FALSE(winnow::tok::PreTokenizer("qwen2").spec().ignore_merges);
+}
+
+// Sessions on several threads share one model's tokenizer: concurrent encodes must each give the serial ids (a match
+// block shared by all calls once let two threads' regex matches overwrite each other's offsets).
+TEST(TokenizerFixtures, ConcurrentEncodesGiveTheSerialIds) {
+    auto gguf = winnow::io::GgufFile::open(kVocabDir + "ggml-vocab-gpt-2.gguf");
+    auto tok = winnow::Tokenizer::from_gguf(*gguf);
+    const auto cases = read_cases(kVocabDir, "ggml-vocab-gpt-2.gguf");
+    std::string text;
+    for (const auto& c : cases) text += c.text + " ";
+    const auto want = tok->encode(text, false, false);
+    std::vector<int> bad(4, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 200; ++i) bad[t] += tok->encode(text, false, false) != want;
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad, std::vector<int>(4, 0)) << "encodes that differed from the serial one, per thread";
 }
 
 TEST(TokenizerFixtures, UnknownPreTokenizerIsAnError) {
