@@ -16,10 +16,13 @@ import sys
 import numpy as np
 import gguf
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+from make_tiny_models import llama3_rope_divisors  # noqa: E402  (the fixtures' copy of the formula)
+
 SHAPES = {
     "qwen2.5-0.5b": dict(arch="qwen2", d=896, layers=24, heads=14, kv=2, ff=4864, vocab=151936, ctx=32768, base=1000000.0, eps=1e-6),
     "llama3.2-1b": dict(arch="llama", d=2048, layers=16, heads=32, kv=8, ff=8192, vocab=128256, ctx=131072, base=500000.0, eps=1e-5,
-                        scaling=dict(factor=32.0, low=1.0, high=4.0, original=8192)),
+                        scaling={"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
 }
 
 
@@ -31,21 +34,6 @@ def strings(reader, key):
 def ints(reader, key):
     f = reader.fields[key]
     return [int(f.parts[i][0]) for i in f.data]
-
-
-def rope_divisors(base, dim, s):
-    """Llama 3.1's per-pair angle divisors (as llama.cpp's converter writes rope_freqs.weight)."""
-    out = []
-    for i in range(dim // 2):
-        wavelen = 2 * np.pi * base ** (2 * i / dim)
-        if wavelen < s["original"] / s["high"]:
-            out.append(1.0)
-        elif wavelen > s["original"] / s["low"]:
-            out.append(s["factor"])
-        else:
-            smooth = (s["original"] / wavelen - s["low"]) / (s["high"] - s["low"])
-            out.append(1 / ((1 - smooth) / s["factor"] + smooth))
-    return np.array(out, dtype=np.float32)
 
 
 def main():
@@ -90,7 +78,7 @@ def main():
     w.add_tensor("token_embd.weight", mat(s["vocab"], s["d"]))  # tied head: no output.weight
     w.add_tensor("output_norm.weight", vec(s["d"]))
     if "scaling" in s:
-        w.add_tensor("rope_freqs.weight", rope_divisors(s["base"], hd, s["scaling"]))
+        w.add_tensor("rope_freqs.weight", llama3_rope_divisors(s["base"], hd, s["scaling"]))
     qkv_bias = s["arch"] == "qwen2"
     for i in range(s["layers"]):
         b = "blk.%d." % i

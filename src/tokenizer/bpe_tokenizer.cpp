@@ -89,12 +89,8 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
 }
 
 void BpeTokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
-    if (nfc_) {
-        const std::string normalized = nfc_normalize(text);
-        for (std::string_view piece : pre_.split(normalized)) encode_piece(piece, out);
-        return;
-    }
-    for (std::string_view piece : pre_.split(text)) encode_piece(piece, out);
+    const std::string normalized = nfc_ ? nfc_normalize(text) : std::string();
+    for (std::string_view piece : pre_.split(nfc_ ? std::string_view(normalized) : text)) encode_piece(piece, out);
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
