@@ -5,10 +5,11 @@ real tokenizer to load the file.
 
 usage: make_shaped_model.py SHAPE VOCAB_GGUF OUT.gguf
 
-SHAPE: qwen2.5-0.5b (qwen2: q/k/v biases, tied head, 151,936 tokens) or llama3.2-1b (llama: Llama 3.1's rope
-scaling as rope_freqs.weight, tied head, 128,256 tokens). VOCAB_GGUF: llama.cpp's vocabulary fixture of that family
-(ggml-vocab-qwen2.gguf / ggml-vocab-llama-bpe.gguf, scripts/fetch-vocab.sh). Matrices are F16, N(0, 0.02); norms 1;
-biases N(0, 0.02). Labelled synthetic in every report that uses it.
+SHAPE: qwen2.5-0.5b (qwen2: q/k/v biases, tied head, 151,936 tokens), qwen3-0.6b (qwen3: q/k head norms, 16 heads
+of 128 on a 1,024-wide embedding, tied head, 151,936 tokens) or llama3.2-1b (llama: Llama 3.1's rope scaling as
+rope_freqs.weight, tied head, 128,256 tokens). VOCAB_GGUF: llama.cpp's vocabulary fixture of that family
+(ggml-vocab-qwen2.gguf for both Qwens / ggml-vocab-llama-bpe.gguf, scripts/fetch-vocab.sh). Matrices are F16,
+N(0, 0.02); norms 1; biases N(0, 0.02). Labelled synthetic in every report that uses it.
 """
 import os
 import sys
@@ -21,6 +22,8 @@ from make_tiny_models import llama3_rope_divisors  # noqa: E402  (the fixtures' 
 
 SHAPES = {
     "qwen2.5-0.5b": dict(arch="qwen2", d=896, layers=24, heads=14, kv=2, ff=4864, vocab=151936, ctx=32768, base=1000000.0, eps=1e-6),
+    "qwen3-0.6b": dict(arch="qwen3", d=1024, layers=28, heads=16, kv=8, head_dim=128, ff=3072, vocab=151936, ctx=40960, base=1000000.0,
+                       eps=1e-6),
     "llama3.2-1b": dict(arch="llama", d=2048, layers=16, heads=32, kv=8, ff=8192, vocab=128256, ctx=131072, base=500000.0, eps=1e-5,
                         scaling={"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
 }
@@ -51,7 +54,8 @@ def main():
     tokens += ["[PAD%d]" % i for i in range(len(tokens), s["vocab"])]
     types += [5] * (s["vocab"] - len(types))
     rng = np.random.default_rng(7)
-    hd = s["d"] // s["heads"]
+    hd = s.get("head_dim", s["d"] // s["heads"])
+    qd = s["heads"] * hd
     mat = lambda rows, cols: rng.normal(0.0, 0.02, size=(rows, cols)).astype(np.float16)
     vec = lambda n, v=None: (np.ones(n) if v is None else rng.normal(0.0, 0.02, size=n)).astype(np.float32)
     tmp = out + ".tmp"
@@ -64,6 +68,9 @@ def main():
     w.add_head_count(s["heads"])
     w.add_head_count_kv(s["kv"])
     w.add_layer_norm_rms_eps(s["eps"])
+    if "head_dim" in s:
+        w.add_key_length(hd)
+        w.add_value_length(hd)
     w.add_rope_dimension_count(hd)
     w.add_rope_freq_base(s["base"])
     w.add_file_type(1)  # mostly F16
@@ -83,14 +90,17 @@ def main():
     for i in range(s["layers"]):
         b = "blk.%d." % i
         w.add_tensor(b + "attn_norm.weight", vec(s["d"]))
-        w.add_tensor(b + "attn_q.weight", mat(s["d"], s["d"]))
+        w.add_tensor(b + "attn_q.weight", mat(qd, s["d"]))
         w.add_tensor(b + "attn_k.weight", mat(s["kv"] * hd, s["d"]))
         w.add_tensor(b + "attn_v.weight", mat(s["kv"] * hd, s["d"]))
         if qkv_bias:
-            w.add_tensor(b + "attn_q.bias", vec(s["d"], 1))
+            w.add_tensor(b + "attn_q.bias", vec(qd, 1))
             w.add_tensor(b + "attn_k.bias", vec(s["kv"] * hd, 1))
             w.add_tensor(b + "attn_v.bias", vec(s["kv"] * hd, 1))
-        w.add_tensor(b + "attn_output.weight", mat(s["d"], s["d"]))
+        if s["arch"] == "qwen3":
+            w.add_tensor(b + "attn_q_norm.weight", vec(hd))
+            w.add_tensor(b + "attn_k_norm.weight", vec(hd))
+        w.add_tensor(b + "attn_output.weight", mat(s["d"], qd))
         w.add_tensor(b + "ffn_norm.weight", vec(s["d"]))
         w.add_tensor(b + "ffn_gate.weight", mat(s["ff"], s["d"]))
         w.add_tensor(b + "ffn_up.weight", mat(s["ff"], s["d"]))

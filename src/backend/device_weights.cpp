@@ -102,6 +102,8 @@ DeviceWeights place_weights(Backend& be, const Weights& w, int n_embd) {
         o.bk = p.vector(l.bk);
         o.bv = p.vector(l.bv);
         o.bo = p.vector(l.bo);
+        o.q_norm = p.vector(l.q_norm);
+        o.k_norm = p.vector(l.k_norm);
         o.ffn_norm = p.vector(l.ffn_norm);
         o.ffn_norm_b = p.vector(l.ffn_norm_b);
         o.w_gate = p.matrix(l.w_gate);

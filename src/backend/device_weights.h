@@ -15,6 +15,7 @@ struct DeviceLayerWeights {
     Tensor attn_norm, attn_norm_b;
     Matrix wq, wk, wv, wo;
     Tensor bq, bk, bv, bo;
+    Tensor q_norm, k_norm; // [1][head_dim], or empty
     Tensor ffn_norm, ffn_norm_b;
     Matrix w_gate, w_up, w_down;
     Tensor b_up, b_down;

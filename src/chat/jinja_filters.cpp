@@ -65,8 +65,11 @@ std::string html_escape(const std::string& s) {
     return out;
 }
 
-// select/reject/selectattr/rejectattr: keep items whose test (or truthiness) is `keep`.
+// select/reject/selectattr/rejectattr: keep items whose test (or truthiness) is `keep`. A false input (none, an empty
+// sequence) gives nothing without a look at the arguments, as jinja2's select_or_reject: templates filter `tools`
+// when the caller passed none (functionary's `tools | selectattr("type", "equalto", "code_interpreter")`).
 Value filter_items(Interpreter& in, const Value& input, CallArgs& args, bool by_attr, bool keep, const std::string& name, int line) {
+    if (!input.truthy()) return Value::list({});
     size_t at = 0;
     std::string attr;
     if (by_attr) {
@@ -291,6 +294,7 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& v, Cal
     }
     if (name == "map") {
         List out;
+        if (!v.truthy()) return Value::list(std::move(out)); // jinja2's map, like select: a false input maps to nothing
         if (a.get(99, "attribute")) {
             a.allow(0, {"attribute", "default"});
             const std::string attr = a.str(99, "attribute", "");

@@ -142,6 +142,10 @@ void Forward::ensure_scratch(int n) {
     proj_ = be_.alloc(GgmlType::F32, 1, d); // gpt2's position row in a recorded step (the residuals add in place)
     up_ = be_.alloc(GgmlType::F32, n, c_.n_ff);
     if (c_.arch == Arch::llama) gate_ = be_.alloc(GgmlType::F32, n, c_.n_ff);
+    if (head_norms()) { // the normalised heads: rms_norm's output is not its input on any backend
+        qn_ = be_.alloc(GgmlType::F32, n, qd);
+        kn_ = be_.alloc(GgmlType::F32, n, kvd);
+    }
     scratch_tokens_ = n;
 }
 
@@ -161,7 +165,17 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     // rope(q), rope(k) and the k, v cache writes at the step's position: one launch on a device (four on the CPU, the
     // same bits); for llama also the RMSNorm and the projections before them (a decode step's one launch on a device)
     const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos, w_.rope_freqs.empty() ? nullptr : &w_.rope_freqs};
-    if (c_.arch == Arch::llama) {
+    Tensor q_rotated = q; // what attention reads
+    if (c_.arch == Arch::llama && !l.q_norm.empty()) {
+        // qwen3: each q and k head RMS-normalised (weights [head_dim], the layer's eps) between the projections and RoPE;
+        // the same ops unfused, the heads as rows of a [n * heads][head_dim] view
+        be_.rms_norm_linear_parts(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, 3);
+        const Tensor qn = qn_.rows_view(0, n), kn = kn_.rows_view(0, n);
+        be_.rms_norm(q.prefix_view(int64_t{n} * c_.n_head, c_.head_dim), l.q_norm, c_.norm_eps, qn.prefix_view(int64_t{n} * c_.n_head, c_.head_dim));
+        be_.rms_norm(k.prefix_view(int64_t{n} * c_.n_head_kv, c_.head_dim), l.k_norm, c_.norm_eps, kn.prefix_view(int64_t{n} * c_.n_head_kv, c_.head_dim));
+        be_.rope_store_kv(qn, kn, v, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
+        q_rotated = qn;
+    } else if (c_.arch == Arch::llama) {
         be_.rms_norm_qkv_rope_store_kv(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
     } else {
         norm(l.attn_norm, l.attn_norm_b, x, xn);
@@ -186,7 +200,7 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
         capture_buf_.resize(static_cast<size_t>(capture_groups()) * n * ap.capture_stride);
         ap.capture = capture_buf_.data();
     }
-    be_.attention(q, cache_.k(layer), cache_.v(layer), att, ap);
+    be_.attention(q_rotated, cache_.k(layer), cache_.v(layer), att, ap);
     if (capture_)
         for (int g = 0; g < capture_groups(); ++g)
             capture_(layer, g, capture_buf_.data() + static_cast<size_t>(g) * n * ap.capture_stride, n, ap.capture_stride);
@@ -212,6 +226,12 @@ void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
         be_.gelu_tanh(up);
     }
     be_.linear_add(l.w_down, bias(l.b_down), up, x);
+}
+
+bool Forward::head_norms() const {
+    for (const DeviceLayerWeights& l : w_.layers)
+        if (!l.q_norm.empty()) return true;
+    return false;
 }
 
 bool Forward::fused_swiglu(const DeviceLayerWeights& l) const {

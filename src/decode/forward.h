@@ -136,6 +136,7 @@ private:
     // Whether a layer's FFN runs linear_swiglu (a LLaMA layer without an up bias, gate and up of one weight type), or
     // the unfused ops it cannot take.
     bool fused_swiglu(const DeviceLayerWeights& l) const;
+    bool head_norms() const; // qwen3's q/k head RMSNorms: the layers need qn_ and kn_
     void norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y);
 
     const ModelConfig& c_;
@@ -169,6 +170,7 @@ private:
     StepInputs step_;              // views of step_in_
     // scratch activations, [capacity][dim] (proj_: one row); ops work on row views of the first n rows
     Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
+    Tensor qn_, kn_; // the normalised q and k heads (qwen3), else empty
     std::vector<float> host_logits_;
 };
 

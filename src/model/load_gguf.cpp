@@ -75,12 +75,13 @@ void GgufLoader::load() {
     const std::string& path = f.path();
     const std::string arch = f.require_string("general.architecture");
     ModelConfig& c = m.config_;
-    // qwen2 is llama's computation (RMSNorm, RoPE, SwiGLU, GQA) with q/k/v biases and rotate-half RoPE pairs
-    if (arch == "llama" || arch == "qwen2") c.arch = Arch::llama;
+    // qwen2 is llama's computation (RMSNorm, RoPE, SwiGLU, GQA) with q/k/v biases and rotate-half RoPE pairs; qwen3 has
+    // no biases but an RMSNorm on each q and k head before RoPE, and its heads need not split the embedding
+    if (arch == "llama" || arch == "qwen2" || arch == "qwen3") c.arch = Arch::llama;
     else if (arch == "gpt2") c.arch = Arch::gpt2;
-    else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch + "' (winnow supports llama, qwen2 and gpt2)");
+    else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch + "' (winnow supports llama, qwen2, qwen3 and gpt2)");
     c.arch_name = arch;
-    const bool qwen2 = arch == "qwen2";
+    const bool qwen2 = arch == "qwen2", qwen3 = arch == "qwen3";
 
     auto key_int = [&](const std::string& k) { return as_int(f.require_uint(arch + "." + k), arch + "." + k, path); };
     c.name = f.get_string("general.name").value_or("");
@@ -93,9 +94,18 @@ void GgufLoader::load() {
     if (c.n_head <= 0) throw Error(ErrorKind::format, "GGUF file '" + path + "': metadata key '" + arch + ".attention.head_count' must be positive");
     c.head_dim = c.n_embd / c.n_head;
     if (c.arch == Arch::llama) {
+        // attention.key_length: the head width when it is not n_embd / n_head (Qwen3-0.6B, Mistral-Nemo); winnow's
+        // attention takes one width for keys and values
+        if (f.get_uint(arch + ".attention.key_length")) c.head_dim = key_int("attention.key_length");
+        else if (c.n_embd % c.n_head != 0)
+            throw Error(ErrorKind::format, "GGUF file '" + path + "': embedding length " + std::to_string(c.n_embd) + " is not a multiple of the head count " +
+                                               std::to_string(c.n_head) + " and no attention.key_length says the head width");
+        if (f.get_uint(arch + ".attention.value_length") && key_int("attention.value_length") != c.head_dim)
+            throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': key length " + std::to_string(c.head_dim) + " and value length " +
+                                                    std::to_string(key_int("attention.value_length")) + " differ");
         c.norm_eps = static_cast<float>(f.require_float(arch + ".attention.layer_norm_rms_epsilon"));
-        // llama.cpp's converter permutes llama's q/k rows into adjacent pairs; qwen2's it leaves as HF has them
-        c.rope = qwen2 ? RopeStyle::rotate_half : RopeStyle::adjacent_pairs;
+        // llama.cpp's converter permutes llama's q/k rows into adjacent pairs; qwen2's and qwen3's it leaves as HF has them
+        c.rope = qwen2 || qwen3 ? RopeStyle::rotate_half : RopeStyle::adjacent_pairs;
         c.rope_dim = f.get_uint(arch + ".rope.dimension_count") ? key_int("rope.dimension_count") : c.head_dim;
         c.rope_base = static_cast<float>(f.get_float(arch + ".rope.freq_base").value_or(10000.0));
         if (auto s = f.get_string(arch + ".rope.scaling.type"); s && *s != "none")
@@ -113,7 +123,7 @@ void GgufLoader::load() {
     c.tied_head = out == nullptr;
     c.validate("GGUF file '" + path + "'");
 
-    const int d = c.n_embd, kv = c.n_head_kv * c.head_dim;
+    const int d = c.n_embd, qd = c.n_head * c.head_dim, kv = c.n_head_kv * c.head_dim;
     Weights& w = m.weights_;
     w.tok_embd = t.matrix("token_embd.weight", c.n_vocab, d);
     w.output = out ? t.to_matrix(*out, c.n_vocab, d) : w.tok_embd;
@@ -140,13 +150,17 @@ void GgufLoader::load() {
         l.w_up = t.matrix(b + "ffn_up.weight", c.n_ff, d);
         l.w_down = t.matrix(b + "ffn_down.weight", d, c.n_ff);
         if (c.arch == Arch::llama) {
-            l.wq = t.matrix(b + "attn_q.weight", d, d);
+            l.wq = t.matrix(b + "attn_q.weight", qd, d);
             l.wk = t.matrix(b + "attn_k.weight", kv, d);
             l.wv = t.matrix(b + "attn_v.weight", kv, d);
-            l.wo = t.matrix(b + "attn_output.weight", d, d);
+            l.wo = t.matrix(b + "attn_output.weight", d, qd);
             l.w_gate = t.matrix(b + "ffn_gate.weight", c.n_ff, d);
+            if (qwen3) {
+                l.q_norm = t.vector(b + "attn_q_norm.weight", c.head_dim);
+                l.k_norm = t.vector(b + "attn_k_norm.weight", c.head_dim);
+            }
             // qwen2 always has q/k/v biases; a llama file may (attention_bias checkpoints), and then its o bias too
-            l.bq = t.vector(b + "attn_q.bias", d, qwen2);
+            l.bq = t.vector(b + "attn_q.bias", qd, qwen2);
             l.bk = t.vector(b + "attn_k.bias", kv, qwen2);
             l.bv = t.vector(b + "attn_v.bias", kv, qwen2);
             l.bo = t.vector(b + "attn_output.bias", d, false);

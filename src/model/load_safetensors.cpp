@@ -203,7 +203,8 @@ Vector llama3_rope_factors(const json& scaling, const std::string& where, float 
     return out;
 }
 
-// llama and qwen2 (the same computation; qwen2 has q/k/v biases, llama has them with attention_bias).
+// llama, qwen2 and qwen3 (the same computation; qwen2 has q/k/v biases, llama and qwen3 have them with attention_bias,
+// qwen3 has q/k head norms).
 void load_llama(const HfConfig& h, ModelConfig& c) {
     c.arch = Arch::llama;
     c.n_embd = h.get<int>("hidden_size");
@@ -222,6 +223,14 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     if (h.get_or<bool>("mlp_bias", false)) throw Error(ErrorKind::unsupported, "'" + h.path + "': mlp_bias is not supported");
     if (h.get_or<bool>("use_sliding_window", false))
         throw Error(ErrorKind::unsupported, "'" + h.path + "': use_sliding_window is not supported (winnow attends to the whole context)");
+    // transformers 5 names each layer's attention; only full attention is computed here
+    if (h.has("layer_types")) {
+        const json& types = h.j["layer_types"];
+        if (!types.is_array()) throw Error(ErrorKind::format, "'" + h.path + "': layer_types is not an array");
+        for (const json& t : types)
+            if (!t.is_string() || t.get<std::string>() != "full_attention")
+                throw Error(ErrorKind::unsupported, "'" + h.path + "': layer_types entry " + t.dump() + " is not supported (full_attention)");
+    }
 }
 
 } // namespace
@@ -236,13 +245,18 @@ void SafetensorsLoader::load() {
     ModelConfig& c = m.config_;
     const auto type = h.get<std::string>("model_type");
     if (type == "gpt2") load_gpt2(h, c);
-    else if (type == "llama" || type == "qwen2") load_llama(h, c);
-    else throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type + "' (winnow supports gpt2, llama and qwen2)");
+    else if (type == "llama" || type == "qwen2" || type == "qwen3") load_llama(h, c);
+    else throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type + "' (winnow supports gpt2, llama, qwen2 and qwen3)");
     c.arch_name = type;
-    // qwen2's q/k/v projections always have biases; llama's with attention_bias (then o_proj's too)
+    // qwen2's q/k/v projections always have biases; llama's and qwen3's with attention_bias (then llama's o_proj's too);
+    // qwen3 normalizes each q and k head before RoPE
     const bool qkv_bias = type == "qwen2" || h.get_or<bool>("attention_bias", false), o_bias = type == "llama" && qkv_bias;
+    const bool qk_norm = type == "qwen3";
     if (c.n_head > 0) c.head_dim = c.n_embd / c.n_head;
     if (c.arch == Arch::llama) {
+        if (!h.has("head_dim") && c.n_head > 0 && c.n_embd % c.n_head != 0)
+            throw Error(ErrorKind::format, "'" + cfg_path.string() + "': hidden_size " + std::to_string(c.n_embd) + " is not a multiple of num_attention_heads " +
+                                               std::to_string(c.n_head) + " and no head_dim says the head width");
         c.head_dim = h.get_or<int>("head_dim", c.head_dim);
         c.rope_dim = c.head_dim;
     }
@@ -309,6 +323,10 @@ void SafetensorsLoader::load() {
                 l.bv = t.vector(b + "self_attn.v_proj.bias", kv);
             }
             if (o_bias) l.bo = t.vector(b + "self_attn.o_proj.bias", d);
+            if (qk_norm) {
+                l.q_norm = t.vector(b + "self_attn.q_norm.weight", c.head_dim);
+                l.k_norm = t.vector(b + "self_attn.k_norm.weight", c.head_dim);
+            }
             l.ffn_norm = t.vector(b + "post_attention_layernorm.weight", d);
             l.w_gate = t.linear(b + "mlp.gate_proj.weight", c.n_ff, d);
             l.w_up = t.linear(b + "mlp.up_proj.weight", c.n_ff, d);

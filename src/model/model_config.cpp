@@ -28,7 +28,10 @@ void ModelConfig::validate(const std::string& source) const {
     in_range("feed-forward length", n_ff, 1, 1 << 20);
     in_range("context length", n_ctx_train, 1, 1 << 24);
     if (n_head % n_head_kv != 0) bad("head count " + std::to_string(n_head) + " is not a multiple of kv head count " + std::to_string(n_head_kv));
-    if (head_dim * n_head != n_embd) bad("embedding length " + std::to_string(n_embd) + " is not head count x head dim");
+    // gpt2's heads split the embedding; a llama-computation model's may be wider or narrower (Qwen3-0.6B: 16 heads of
+    // 128 on a 1,024-wide embedding), its q projection then n_head x head_dim rows and its output projection as many columns
+    in_range("head dim", head_dim, 1, 1024);
+    if (arch == Arch::gpt2 && head_dim * n_head != n_embd) bad("embedding length " + std::to_string(n_embd) + " is not head count x head dim");
     if (rope != RopeStyle::none) {
         if (rope_dim <= 0 || rope_dim > head_dim || rope_dim % 2 != 0) bad("rope dimension " + std::to_string(rope_dim) + " must be even and at most the head dim");
         if (!(rope_base > 0.0f)) bad("rope freq base must be positive");

@@ -20,7 +20,7 @@ struct ModelConfig {
     int n_layer = 0;
     int n_head = 0;
     int n_head_kv = 0;
-    int head_dim = 0;
+    int head_dim = 0; // gpt2: n_embd / n_head; llama-computation files may say otherwise (GGUF attention.key_length, HF head_dim)
     int n_ff = 0;
     int n_ctx_train = 0;
     float norm_eps = 1e-5f;

@@ -29,6 +29,7 @@ struct LayerWeights {
     Vector attn_norm, attn_norm_b;
     Matrix wq, wk, wv, wo;
     Vector bq, bk, bv, bo;
+    Vector q_norm, k_norm; // [head_dim] RMSNorm weights of each q and k head before RoPE (qwen3); empty when none
     Vector ffn_norm, ffn_norm_b;
     Matrix w_gate, w_up, w_down; // w_gate only for SwiGLU (llama)
     Vector b_up, b_down;

@@ -133,6 +133,8 @@ template <typename F>
 void Transformer<F>::load(const LoadedModel& model) {
     const Weights& w = model.weights();
     if (!w.rope_freqs.empty()) throw Error(ErrorKind::unsupported, "trainer: rope frequency factors (Llama 3.1's rope scaling) are not supported");
+    for (const LayerWeights& lw : w.layers)
+        if (!lw.q_norm.empty() || !lw.k_norm.empty()) throw Error(ErrorKind::unsupported, "trainer: q/k head norms (qwen3) are not supported");
     const int C = s_.n_embd, qd = s_.n_head * s_.head_dim, kvd = s_.n_head_kv * s_.head_dim, FF = s_.n_ff;
     copy_matrix(w.tok_embd, p(tok_embd_), s_.n_vocab, C, "token_embd");
     if (pos_embd_ != kNone) copy_vector(w.pos_embd, p(pos_embd_), static_cast<size_t>(s_.n_ctx) * C, "position_embd");

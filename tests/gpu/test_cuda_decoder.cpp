@@ -208,6 +208,13 @@ TEST_F(CudaDecoder, TinyLlama3RopeScalingMatchesCpu) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama3.gguf"), false);
 }
 
+// qwen3: the q/k head norms (rms_norm on [tokens * heads][head_dim] views, between the fused norm + projections and
+// rope_store_kv), heads of 32 on a 64-wide embedding; and its recorded steps
+TEST_F(CudaDecoder, TinyQwen3MatchesCpu) {
+    EXPECT_LE(compare_backends(fixture("tiny-qwen3.gguf"), 40, 9), 1e-4);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-qwen3.gguf"), false);
+}
+
 TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false);
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true);

@@ -82,6 +82,24 @@ TEST(TinyParity, Qwen2MatchesLlamaCpp) {
     EXPECT_FALSE(m->weights().layers[0].bk.empty());
 }
 
+// qwen3: an RMSNorm of each q and k head before RoPE, heads of 32 on a 64-wide embedding (key_length), no biases
+TEST(TinyParity, Qwen3MatchesLlamaCpp) {
+    expect_fp32_parity("tiny-qwen3");
+    auto m = Model::load(kDir + "/tiny-qwen3.gguf");
+    EXPECT_EQ(m->config().architecture(), "qwen3");
+    EXPECT_EQ(m->config().head_dim, 32);
+    EXPECT_EQ(m->config().n_embd, 64);
+    EXPECT_EQ(m->config().rope_dim, 32);
+    EXPECT_EQ(m->config().rope, winnow::RopeStyle::rotate_half);
+    EXPECT_TRUE(m->config().tied_head);
+    const auto& l = m->weights().layers[0];
+    EXPECT_EQ(l.q_norm.size(), 32u);
+    EXPECT_EQ(l.k_norm.size(), 32u);
+    EXPECT_EQ(l.wq.rows, 4 * 32);
+    EXPECT_EQ(l.wo.cols, 4 * 32);
+    EXPECT_TRUE(l.bq.empty());
+}
+
 // Llama 3.1's rope scaling: one angle divisor per pair from rope_freqs.weight (1, interpolated, and 8 all occur)
 TEST(TinyParity, Llama3RopeScalingMatchesLlamaCpp) {
     expect_fp32_parity("tiny-llama3");
@@ -176,6 +194,7 @@ TEST(FormatParity, LlamaShardedSafetensorsRotateHalfEqualsGgufAdjacentPairs) {
     expect_same_function("tiny-llama-hf", "tiny-llama.gguf", 1e-5);
 }
 TEST(FormatParity, Qwen2SafetensorsEqualsGguf) { expect_same_function("tiny-qwen2-hf", "tiny-qwen2.gguf", 1e-5); }
+TEST(FormatParity, Qwen3SafetensorsEqualsGguf) { expect_same_function("tiny-qwen3-hf", "tiny-qwen3.gguf", 1e-5); }
 // HF's rope_scaling {"rope_type": "llama3", ...} turned into divisors by winnow vs the GGUF's rope_freqs.weight
 TEST(FormatParity, Llama3RopeScalingSafetensorsEqualsGguf) { expect_same_function("tiny-llama3-hf", "tiny-llama3.gguf", 1e-5); }
 TEST(FormatParity, LlamaBf16SafetensorsEqualsBf16Gguf) { expect_same_function("tiny-llama-bf16-hf", "tiny-llama-bf16.gguf", 1e-5); }

@@ -8,6 +8,9 @@ byte with winnow's renderer (winnow_template_render). Where jinja2 raises, winno
 raise_exception with the same message. A missing jinja2, fixture or driver is a failure, never a skip.
 
     check_templates.py --driver build/tests/templates/winnow_template_render --style llama3
+
+A template from elsewhere (the published models' templates scripts/fetch-vocab.sh fetches) is named by --template,
+with its special tokens by --bos-token / --eos-token; --style then only names the run.
 """
 import argparse
 import json
@@ -51,14 +54,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--driver", required=True)
     ap.add_argument("--style", required=True)
+    ap.add_argument("--template", help="a template file outside fixtures/ (then --style only names the run)")
+    ap.add_argument("--bos-token", default="")
+    ap.add_argument("--eos-token", default="")
     args = ap.parse_args()
 
     env, Raised = hf_environment()
-    styles = json.load(open(os.path.join(HERE, "styles.json")))
-    if args.style not in styles:
-        sys.exit("check_templates.py: unknown style '%s' (styles.json has %s)" % (args.style, ", ".join(styles)))
-    style = styles[args.style]
-    path = os.path.join(HERE, "fixtures", args.style + ".jinja")
+    if args.template:
+        style = {"bos_token": args.bos_token, "eos_token": args.eos_token}
+        path = args.template
+        if not os.path.isfile(path):
+            sys.exit("check_templates.py: template %s is missing (scripts/fetch-vocab.sh fetches the published ones)" % path)
+    else:
+        styles = json.load(open(os.path.join(HERE, "styles.json")))
+        if args.style not in styles:
+            sys.exit("check_templates.py: unknown style '%s' (styles.json has %s)" % (args.style, ", ".join(styles)))
+        style = styles[args.style]
+        path = os.path.join(HERE, "fixtures", args.style + ".jinja")
     with open(path, encoding="utf-8", newline="") as f:
         source = f.read()
     cases = json.load(open(os.path.join(HERE, "cases.json")))

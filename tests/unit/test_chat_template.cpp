@@ -74,6 +74,11 @@ TEST(ChatTemplateEngine, Filters) {
     EXPECT_EQ(render("{{ messages|selectattr('role', 'equalto', 'user')|list|length }}|{{ [3, 1, 2]|sort|join }}|{{ [1, 2, 3, 4]|select('even')|list }}|"
                      "{{ 'a\\nb'|indent(2) }}|{{ [1, 2, 3]|sum }}"),
               "1|123|[2, 4]|a\n  b|6");
+    // jinja2 filters a false input (none, []) to nothing without looking at the arguments: functionary's template runs
+    // `tools | selectattr("type", "equalto", "code_interpreter")` with tools none
+    EXPECT_EQ(render("{{ none|selectattr('type', 'equalto', 'x')|list|length }}|{{ none|rejectattr('type')|list }}|{{ none|select('nosuchtest')|list }}|"
+                     "{{ []|reject('odd')|list }}|{{ none|map(attribute='a')|list }}|{{ none|map('nosuchfilter')|list }}"),
+              "0|[]|[]|[]|[]|[]");
 }
 
 TEST(ChatTemplateEngine, StringAndDictMethods) {
