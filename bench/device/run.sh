@@ -171,8 +171,9 @@ note "bench gemv cuda: rc $? — GB/s at 14336x4096: $(python3 -c 'import json, 
 # with the CPU's bound (ctest cli.logits_*_vs_llama_cpp); the random bf16 models get theirs against HF in step 6. And
 # seven of llama.cpp's presets (its quantizer's Q4_K, Q6_K, Q5_0, and since 2026-12-07 Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS tensors)
 # against llama.cpp on the same weights decoded to F32. tiny-qwen2 (q/k/v biases, rotate-half RoPE) and tiny-llama3
-# (Llama 3.1's rope frequency factors in the three rotating kernels) since 2026-12-07 (tenth session).
-for tiny in tiny-llama tiny-gpt2 tiny-qwen2 tiny-llama3 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0 tiny-llama-k-q3_k_m tiny-llama-k-q2_k tiny-llama-k-iq4_nl tiny-llama-k-iq4_xs; do
+# (Llama 3.1's rope frequency factors in the three rotating kernels) since 2026-12-07 (tenth session); tiny-qwen3 (q/k
+# head norms through rms_norm on [tokens x heads][head_dim] views, heads of 32 on a 64-wide embedding) since the eleventh.
+for tiny in tiny-llama tiny-gpt2 tiny-qwen2 tiny-llama3 tiny-qwen3 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0 tiny-llama-k-q3_k_m tiny-llama-k-q2_k tiny-llama-k-iq4_nl tiny-llama-k-iq4_xs; do
   ref="$WINNOW_FIXTURE_DIR/$tiny-decoded-llamacpp.bin" # a preset: llama.cpp on its weights decoded to F32 (as ctest's)
   [ -f "$ref" ] || ref="$WINNOW_FIXTURE_DIR/$tiny-llamacpp.bin"
   step 30 python3 $here/logits_parity.py oracle --winnow "$W/bin/winnow" --libs "$libs" --device cuda --model "$WINNOW_FIXTURE_DIR/$tiny.gguf" \

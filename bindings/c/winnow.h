@@ -58,6 +58,9 @@ typedef struct winnow_model_params {
     int adaptive_exact_prefix;    /* default 0: columns every arm reads exactly (16 in the reports) */
     int adaptive_row_clusters;    /* default 0: cluster-centred rows (64 in the reports; at most 1024) */
     const char* adaptive_basis;   /* NULL (default): none; a basis file from `winnow calibrate-head --fit-head-basis` */
+    /* More variables for the chat template (winnow_apply_chat_template), a JSON object: e.g. {"enable_thinking": false}
+       for Qwen3. NULL (default): none. */
+    const char* chat_template_kwargs;
 } winnow_model_params;
 
 typedef struct winnow_session_params {

@@ -172,7 +172,8 @@ PYBIND11_MODULE(_winnow, m) {
 
     py::class_<winnow::Model>(m, "Model")
         .def(py::init([](const std::string& path, const std::string& device, int threads, const std::string& dot, const std::string& adaptive_impl,
-                         const std::string& head_calibration, int adaptive_exact_prefix, int adaptive_row_clusters, const std::string& adaptive_basis) {
+                         const std::string& head_calibration, int adaptive_exact_prefix, int adaptive_row_clusters, const std::string& adaptive_basis,
+                         const py::object& chat_template_kwargs) {
                  winnow::ModelParams p;
                  p.device = parse_device(device, p.cuda_device);
                  p.threads = threads;
@@ -183,11 +184,16 @@ PYBIND11_MODULE(_winnow, m) {
                  p.adaptive_exact_prefix = adaptive_exact_prefix;
                  p.adaptive_row_clusters = adaptive_row_clusters;
                  p.adaptive_basis = adaptive_basis;
+                 // a dict (or a JSON text) of more chat-template variables: {"enable_thinking": False} for Qwen3
+                 if (!chat_template_kwargs.is_none())
+                     p.chat_template_kwargs = py::isinstance<py::str>(chat_template_kwargs)
+                                                  ? chat_template_kwargs.cast<std::string>()
+                                                  : py::module_::import("json").attr("dumps")(chat_template_kwargs).cast<std::string>();
                  py::gil_scoped_release nogil;
                  return winnow::Model::load(path, p);
              }),
              "path"_a, "device"_a = "cpu", "threads"_a = 0, "dot"_a = "f32", "adaptive_impl"_a = "fast", "head_calibration"_a = "", "adaptive_exact_prefix"_a = 0,
-             "adaptive_row_clusters"_a = 0, "adaptive_basis"_a = "")
+             "adaptive_row_clusters"_a = 0, "adaptive_basis"_a = "", "chat_template_kwargs"_a = py::none())
         .def_property_readonly("info", [](const winnow::Model& mo) {
             const auto& i = mo.info();
             return py::dict("path"_a = i.path, "name"_a = i.name, "architecture"_a = i.architecture, "n_vocab"_a = i.n_vocab, "n_embd"_a = i.n_embd,

@@ -46,6 +46,9 @@ struct ModelParams {
     std::string adaptive_basis;
     // Its calibrated fudge factors (from `winnow calibrate-head`); empty: MODEL.head.json beside the model if present.
     std::string head_calibration;
+    // More variables for the model's chat template (apply_chat_template), a JSON object checked at load: e.g.
+    // {"enable_thinking": false} turns Qwen3's thinking off. Empty: none.
+    std::string chat_template_kwargs;
 };
 
 struct SessionParams {
@@ -63,7 +66,7 @@ struct SessionParams {
 };
 
 struct ModelInfo {
-    std::string path, name, architecture; // architecture: as the file declares it: "llama", "qwen2" or "gpt2"
+    std::string path, name, architecture; // architecture: as the file declares it: "llama", "qwen2", "qwen3" or "gpt2"
     int n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ctx_train = 0;
     std::string tokenizer;  // e.g. "gpt2 BPE (pre: smollm)"
     bool has_chat_template = false;

@@ -16,7 +16,15 @@ class Tokenizer;
 struct ChatTemplate {
     std::string source;               // the Jinja text the model carries ("" when it has none)
     std::string bos_token, eos_token; // token strings the template may print
+    // More variables for the template, as a JSON object (HF apply_chat_template's keyword arguments, llama.cpp's
+    // --chat-template-kwargs), e.g. {"enable_thinking": false}: Qwen3's template then opens the answer with an empty
+    // think block. "" or "{}": none.
+    std::string kwargs_json;
 };
+
+// Checks a kwargs_json text: a JSON object whose keys are not the variables render_chat sets itself (messages, tools,
+// documents, add_generation_prompt). Throws winnow::Error (one line) naming what is wrong.
+void check_chat_template_kwargs(const std::string& kwargs_json);
 
 // Renders messages with the model's template, as HF transformers' apply_chat_template(..., tokenize=False) does.
 // Throws winnow::Error (one line) when the template is absent, malformed, or raises.

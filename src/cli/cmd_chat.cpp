@@ -56,7 +56,7 @@ std::string stats_text(const ChatSession& chat, double load_seconds) {
 } // namespace
 
 int cmd_chat(const std::vector<std::string>& args) {
-    std::string model_arg, system, dot = "f32", template_file;
+    std::string model_arg, system, dot = "f32", template_file, template_kwargs;
     GenerateOptions opt;
     SamplingArgs sampling_args;
     int n_ctx = 0, threads = 0;
@@ -68,6 +68,7 @@ int cmd_chat(const std::vector<std::string>& args) {
         "n-predict,n", po::value(&opt.max_tokens)->default_value(-1), "tokens per answer at most (-1: until the model ends it or the context is full)")(
         "stop", po::value(&stops)->composing(), "stop string (repeatable); the answer ends before it")(
         "chat-template-file", po::value(&template_file), "Jinja chat template to use instead of the model's")(
+        "chat-template-kwargs", po::value(&template_kwargs), "more variables for the template, a JSON object (e.g. '{\"enable_thinking\": false}' for Qwen3)")(
         "ctx", po::value(&n_ctx)->default_value(2048), "context length in tokens for the whole conversation (0 = the model's training context)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
         "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (reference) or q8 (8-bit activations, as llama.cpp; faster)");
@@ -77,6 +78,7 @@ int cmd_chat(const std::vector<std::string>& args) {
     if (!parse_options(opts, args, vm)) return 0;
     check_sampler_order(sampling_args);
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
+    check_chat_template_kwargs(template_kwargs);
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
     if (opt.max_tokens < -1) throw Error(ErrorKind::invalid_argument, "-n must be -1 (no limit) or >= 0");
     opt.stop = stops;
@@ -90,6 +92,7 @@ int cmd_chat(const std::vector<std::string>& args) {
     const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
     ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer);
     if (!template_file.empty()) chat_template.source = io::read_text_file(template_file, "chat template file");
+    chat_template.kwargs_json = template_kwargs;
     if (chat_template.source.empty())
         throw Error(ErrorKind::unsupported, "the model has no chat template (tokenizer.chat_template); give one with --chat-template-file FILE");
     auto backend = make_backend(backend_opts);

@@ -29,7 +29,7 @@ namespace winnow::cli {
 
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path, basis_path;
+    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path, basis_path, template_kwargs;
     GenerateOptions opt;
     SamplingArgs sampling_args;
     int n_ctx = 0, threads = 0;
@@ -44,6 +44,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "prompt,p", po::value(&prompt), "prompt text")("file,f", po::value(&prompt_file), "read the prompt from this UTF-8 file")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
         "chat", po::bool_switch(&chat), "wrap the prompt in the model's chat template")(
         "system", po::value(&system), "system message for --chat (default: the template's own)")(
+        "chat-template-kwargs", po::value(&template_kwargs), "more variables for --chat's template, a JSON object (e.g. '{\"enable_thinking\": false}' for Qwen3)")(
         "stop", po::value(&stops)->composing(), "stop string (repeatable); the output ends before it")(
         "ignore-eos", po::bool_switch(&opt.ignore_eos), "keep generating past end-of-generation tokens")(
         "ctx", po::value(&n_ctx)->default_value(2048), "context length in tokens (0 = the model's training context)")(
@@ -66,6 +67,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (vm.count("file")) prompt = io::read_text_file(prompt_file, "prompt file");
     else if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT or -f FILE)");
     check_sampler_order(sampling_args);
+    if (vm.count("chat-template-kwargs") && !chat) throw Error(ErrorKind::invalid_argument, "--chat-template-kwargs needs --chat");
+    check_chat_template_kwargs(template_kwargs);
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
     if (head_mode != "exact" && head_mode != "adaptive") throw Error(ErrorKind::invalid_argument, "--head must be exact or adaptive");
@@ -82,7 +85,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     const SamplingDefaults recommended = recommended_sampling(*model);
     opt.sampling = resolve_sampling(vm, sampling_args, recommended);
     const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
-    const ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer);
+    ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer);
+    chat_template.kwargs_json = template_kwargs;
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);

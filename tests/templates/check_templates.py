@@ -10,7 +10,8 @@ raise_exception with the same message. A missing jinja2, fixture or driver is a 
     check_templates.py --driver build/tests/templates/winnow_template_render --style llama3
 
 A template from elsewhere (the published models' templates scripts/fetch-vocab.sh fetches) is named by --template,
-with its special tokens by --bos-token / --eos-token; --style then only names the run.
+with its special tokens by --bos-token / --eos-token; --style then only names the run. --kwargs JSON passes more
+variables to both renderers (apply_chat_template's keyword arguments, e.g. {"enable_thinking": false}).
 """
 import argparse
 import json
@@ -57,7 +58,9 @@ def main():
     ap.add_argument("--template", help="a template file outside fixtures/ (then --style only names the run)")
     ap.add_argument("--bos-token", default="")
     ap.add_argument("--eos-token", default="")
+    ap.add_argument("--kwargs", default="", help="more template variables, a JSON object")
     args = ap.parse_args()
+    kwargs = json.loads(args.kwargs) if args.kwargs else {}
 
     env, Raised = hf_environment()
     if args.template:
@@ -84,7 +87,7 @@ def main():
         for add_gen in (False, True):
             runs.append({"name": "%s/add_generation_prompt=%s" % (name, add_gen), "messages": messages, "add_generation_prompt": add_gen})
             try:
-                text = template.render(messages=messages, tools=None, documents=None, add_generation_prompt=add_gen, **specials)
+                text = template.render(messages=messages, tools=None, documents=None, add_generation_prompt=add_gen, **{**specials, **kwargs})
                 expected.append({"ok": True, "text": text})
             except Raised as e:
                 expected.append({"ok": False, "raised": str(e)})
@@ -92,7 +95,7 @@ def main():
                 expected.append({"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as tmp:
-        json.dump({"template": source, "bos_token": style.get("bos_token", ""), "eos_token": style.get("eos_token", ""),
+        json.dump({"template": source, "bos_token": style.get("bos_token", ""), "eos_token": style.get("eos_token", ""), "kwargs": args.kwargs,
                    "cases": [{"messages": r["messages"], "add_generation_prompt": r["add_generation_prompt"]} for r in runs]}, tmp)
     try:
         out = subprocess.run([args.driver, tmp.name], capture_output=True, check=False)

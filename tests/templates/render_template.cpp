@@ -1,5 +1,5 @@
 // The C++ side of the jinja2 parity check (check_templates.py): reads a JSON file
-//   {"template": "...", "bos_token": "...", "eos_token": "...",
+//   {"template": "...", "bos_token": "...", "eos_token": "...", "kwargs": "<a JSON object's text, or absent>",
 //    "cases": [{"messages": [{"role": "...", "content": "..."}, ...], "add_generation_prompt": true}, ...]}
 // renders every case with winnow::render_chat and prints a JSON array with, per case, {"ok": true, "text": "..."}
 // or {"ok": false, "error": "<the winnow::Error message>"}.
@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     t.source = input.at("template").get<std::string>();
     t.bos_token = input.value("bos_token", "");
     t.eos_token = input.value("eos_token", "");
+    t.kwargs_json = input.value("kwargs", "");
     nlohmann::json results = nlohmann::json::array();
     for (const auto& c : input.at("cases")) {
         std::vector<winnow::ChatMessage> messages;

@@ -191,4 +191,30 @@ TEST(ChatTemplate, RenderChatPassesHfContext) {
     }
 }
 
+// More variables from a JSON object (HF apply_chat_template's keyword arguments): JSON values as Python's, and they
+// may replace the special tokens, as in transformers; what is not an object, or names the renderer's own variables,
+// is refused by name. Expected strings: jinja2 on the same template and variables.
+TEST(ChatTemplate, KwargsBecomeTemplateVariables) {
+    ChatTemplate t{"{{ bos_token }}{{ enable_thinking is false }}|{{ x }}|{{ x[1].a is none }}|{{ n + 1 }}|{{ f }}|{{ undefined_one is defined }}", "<s>", "</s>"};
+    t.kwargs_json = R"({"enable_thinking": false, "x": [1, {"a": null}, "s"], "n": 41, "f": 0.5, "bos_token": "<B>"})";
+    EXPECT_EQ(winnow::render_chat(t, {{"user", "a"}}, true), "<B>True|[1, {'a': None}, 's']|True|42|0.5|False");
+    const ChatTemplate plain{"{{ bos_token }}{{ enable_thinking is defined }}", "<s>", "</s>", "{}"};
+    EXPECT_EQ(winnow::render_chat(plain, {{"user", "a"}}, true), "<s>False");
+    for (const auto& [bad, message] : std::vector<std::pair<std::string, std::string>>{
+             {"[1]", "chat template kwargs: must be a JSON object"},
+             {"{\"a\": ", "chat template kwargs: not valid JSON"},
+             {R"({"messages": []})", "chat template kwargs: 'messages' is set by the renderer itself"},
+             {R"({"add_generation_prompt": false})", "chat template kwargs: 'add_generation_prompt' is set by the renderer itself"}}) {
+        t.kwargs_json = bad;
+        try {
+            winnow::render_chat(t, {{"user", "a"}}, true);
+            FAIL() << bad << " must be refused";
+        } catch (const winnow::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+        }
+        EXPECT_THROW(winnow::check_chat_template_kwargs(bad), winnow::Error);
+    }
+    EXPECT_NO_THROW(winnow::check_chat_template_kwargs(""));
+}
+
 } // namespace

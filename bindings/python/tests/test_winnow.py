@@ -117,6 +117,13 @@ def test_chat_template_takes_a_conversation():
         m.apply_chat_template([{"role": "user", "content": "a"}, {"role": "user"}])
     with pytest.raises(winnow.Error, match="carries none"):
         winnow.Model(need(TINY, "tiny model")).apply_chat_template([{"role": "user", "content": "a"}])
+    # more template variables, a dict or a JSON text, checked at load (SmolLM2's template reads neither of these)
+    with pytest.raises(winnow.Error, match="must be a JSON object"):
+        winnow.Model(need(TINY, "tiny model"), chat_template_kwargs="[1]")
+    with pytest.raises(winnow.Error, match="'messages' is set by the renderer itself"):
+        winnow.Model(need(TINY, "tiny model"), chat_template_kwargs={"messages": []})
+    assert winnow.Model(need(MODEL, "default model"), chat_template_kwargs={"enable_thinking": False}).apply_chat_template("Hi") == \
+        m.apply_chat_template("Hi")
 
 
 def test_quantize_writes_a_model_that_loads(tmp_path):
