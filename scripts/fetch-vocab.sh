@@ -2,7 +2,7 @@
 # Fetches llama.cpp's tokenizer parity fixtures for the vocabularies too large to keep in the repository (Llama 3,
 # Qwen2, Phi-3, MPT, StarCoder, Refact, Command-R, Falcon, DeepSeek: 1-11 MB each), and the published models' chat
 # templates llama.cpp tests its own renderer on (models/templates/*.jinja: Qwen3, Llama 3.x, Mistral, DeepSeek-R1,
-# Gemma 2, Phi-3.5, Granite, Command-R, gpt-oss, ...; into DIR/templates), and prints the folder they are in.
+# Gemma 2, Phi-3.5, Granite, Command-R, gpt-oss, ...; into DIR/chat-templates), and prints the folder they are in.
 #   scripts/fetch-vocab.sh [DIR]
 # DIR defaults to $WINNOW_VOCAB, else ${XDG_CACHE_HOME:-~/.cache}/winnow/vocab/llama-cpp-python-0.3.16.
 #
@@ -17,7 +17,7 @@ sdist=llama_cpp_python-$version.tar.gz
 sha256=34ed0f9bd9431af045bb63d9324ae620ad0536653740e9bb163a2e1fcb973be6
 vocabs="llama-bpe qwen2 phi-3 mpt starcoder refact command-r falcon deepseek-coder deepseek-llm"
 dir=${1:-${WINNOW_VOCAB:-${XDG_CACHE_HOME:-$HOME/.cache}/winnow/vocab/llama-cpp-python-$version}}
-marker="$dir/.complete-$sha256-templates" # -templates: the chat templates are extracted too
+marker="$dir/.complete-$sha256-chat-templates" # the chat templates are extracted too
 
 if [ -f "$marker" ]; then echo "$dir"; exit 0; fi
 command -v python3 >/dev/null || { echo "fetch-vocab: python3 is needed (scripts/setup-runtime.sh installs it)" >&2; exit 1; }
@@ -57,7 +57,7 @@ if digest.hexdigest() != sha256:
     fail("%s has sha256 %s, not the pinned %s" % (sdist, digest.hexdigest(), sha256))
 prefix = "llama_cpp_python-%s/vendor/llama.cpp/models/" % version
 wanted = {prefix + "ggml-vocab-%s.gguf%s" % (v, ext) for v in vocabs for ext in ("", ".inp", ".out")}
-os.makedirs(os.path.join(tmp, "templates"))
+os.makedirs(os.path.join(tmp, "chat-templates"))
 with tarfile.open(path) as tar:
     members = [m for m in tar.getmembers() if m.name in wanted and m.isfile()]
     missing = wanted - {m.name for m in members}
@@ -65,15 +65,15 @@ with tarfile.open(path) as tar:
         fail("%s lacks %s" % (sdist, ", ".join(sorted(missing))))
     templates = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix + "templates/") and m.name.endswith(".jinja")
                  and "/" not in m.name[len(prefix + "templates/"):]]
-    if len(templates) < 20:
-        fail("%s holds %d chat templates under models/templates, expected 25" % (sdist, len(templates)))
+    if len(templates) != 25:  # the pinned archive's count
+        fail("%s holds %d chat templates under models/templates, not 25" % (sdist, len(templates)))
     for m in members + templates:
-        sub = "templates" if m in templates else ""
+        sub = "chat-templates" if m in templates else ""
         with tar.extractfile(m) as src, open(os.path.join(tmp, sub, os.path.basename(m.name)), "wb") as dst:
             dst.write(src.read())
 os.remove(path)
 PY
 for f in "$tmp"/ggml-vocab-*; do mv "$f" "$dir/"; done
-rm -rf "$dir/templates" && mv "$tmp/templates" "$dir/templates"
+rm -rf "$dir/chat-templates" && mv "$tmp/chat-templates" "$dir/chat-templates"
 touch "$marker"
 echo "$dir"

@@ -12,23 +12,26 @@ namespace winnow {
 
 namespace {
 
+// Objects keep their keys' order, as Python's json.loads and the template's dicts do (nlohmann::json sorts them).
+using ordered_json = nlohmann::ordered_json;
+
 // A JSON value as the template sees it (json.loads' Python value: object -> dict, array -> list, null -> None).
-jinja::Value from_json(const nlohmann::json& j) {
+jinja::Value from_json(const ordered_json& j) {
     switch (j.type()) {
-    case nlohmann::json::value_t::null: return jinja::Value::none();
-    case nlohmann::json::value_t::boolean: return jinja::Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return jinja::Value::integer(j.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned:
-        if (j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return jinja::Value::floating(j.get<double>());
+    case ordered_json::value_t::null: return jinja::Value::none();
+    case ordered_json::value_t::boolean: return jinja::Value::boolean(j.get<bool>());
+    case ordered_json::value_t::number_integer: return jinja::Value::integer(j.get<int64_t>());
+    case ordered_json::value_t::number_unsigned:
+        if (j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) throw Error(ErrorKind::invalid_argument, "chat template kwargs: " + j.dump() + " is beyond the template's integers");
         return jinja::Value::integer(static_cast<int64_t>(j.get<uint64_t>()));
-    case nlohmann::json::value_t::number_float: return jinja::Value::floating(j.get<double>());
-    case nlohmann::json::value_t::string: return jinja::Value::string(j.get<std::string>());
-    case nlohmann::json::value_t::array: {
+    case ordered_json::value_t::number_float: return jinja::Value::floating(j.get<double>());
+    case ordered_json::value_t::string: return jinja::Value::string(j.get<std::string>());
+    case ordered_json::value_t::array: {
         jinja::List items;
         for (const auto& x : j) items.push_back(from_json(x));
         return jinja::Value::list(std::move(items));
     }
-    case nlohmann::json::value_t::object: {
+    case ordered_json::value_t::object: {
         jinja::Dict d;
         for (const auto& [k, x] : j.items()) d.set(jinja::Value::string(k), from_json(x));
         return jinja::Value::dict(std::move(d));
@@ -37,10 +40,10 @@ jinja::Value from_json(const nlohmann::json& j) {
     }
 }
 
-nlohmann::json parse_kwargs(const std::string& text) {
-    if (text.empty()) return nlohmann::json::object();
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded()) throw Error(ErrorKind::invalid_argument, "chat template kwargs: not valid JSON: " + text.substr(0, 80));
+ordered_json parse_kwargs(const std::string& text) {
+    if (text.empty()) return ordered_json::object();
+    ordered_json j = ordered_json::parse(text, nullptr, false);
+    if (j.is_discarded()) throw Error(ErrorKind::invalid_argument, "chat template kwargs: not valid JSON (give an object, e.g. {\"enable_thinking\": false})");
     if (!j.is_object()) throw Error(ErrorKind::invalid_argument, "chat template kwargs: must be a JSON object, e.g. {\"enable_thinking\": false}");
     for (const char* reserved : {"messages", "tools", "documents", "add_generation_prompt"})
         if (j.contains(reserved)) throw Error(ErrorKind::invalid_argument, std::string("chat template kwargs: '") + reserved + "' is set by the renderer itself");
@@ -71,7 +74,7 @@ std::string render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& m
     if (!t.bos_token.empty()) context.set(jinja::Value::string("bos_token"), jinja::Value::string(t.bos_token));
     if (!t.eos_token.empty()) context.set(jinja::Value::string("eos_token"), jinja::Value::string(t.eos_token));
     // the caller's variables last: as in transformers, they may replace the special tokens
-    const nlohmann::json kwargs = parse_kwargs(t.kwargs_json); // a named object: items() only refers to it
+    const ordered_json kwargs = parse_kwargs(t.kwargs_json); // a named object: items() only refers to it
     for (const auto& [key, value] : kwargs.items()) context.set(jinja::Value::string(key), from_json(value));
     return tmpl.render(context);
 }

@@ -29,7 +29,7 @@ namespace winnow::cli {
 
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path, basis_path, template_kwargs;
+    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path, basis_path, template_kwargs, template_file;
     GenerateOptions opt;
     SamplingArgs sampling_args;
     int n_ctx = 0, threads = 0;
@@ -44,6 +44,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         "prompt,p", po::value(&prompt), "prompt text")("file,f", po::value(&prompt_file), "read the prompt from this UTF-8 file")("n-predict,n", po::value(&opt.max_tokens)->default_value(64), "tokens to generate at most")(
         "chat", po::bool_switch(&chat), "wrap the prompt in the model's chat template")(
         "system", po::value(&system), "system message for --chat (default: the template's own)")(
+        "chat-template-file", po::value(&template_file), "Jinja chat template for --chat instead of the model's")(
         "chat-template-kwargs", po::value(&template_kwargs), "more variables for --chat's template, a JSON object (e.g. '{\"enable_thinking\": false}' for Qwen3)")(
         "stop", po::value(&stops)->composing(), "stop string (repeatable); the output ends before it")(
         "ignore-eos", po::bool_switch(&opt.ignore_eos), "keep generating past end-of-generation tokens")(
@@ -67,7 +68,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (vm.count("file")) prompt = io::read_text_file(prompt_file, "prompt file");
     else if (!vm.count("prompt")) throw Error(ErrorKind::invalid_argument, "a prompt is required (-p TEXT or -f FILE)");
     check_sampler_order(sampling_args);
-    if (vm.count("chat-template-kwargs") && !chat) throw Error(ErrorKind::invalid_argument, "--chat-template-kwargs needs --chat");
+    if ((vm.count("chat-template-kwargs") || vm.count("chat-template-file")) && !chat)
+        throw Error(ErrorKind::invalid_argument, std::string(vm.count("chat-template-file") ? "--chat-template-file" : "--chat-template-kwargs") + " needs --chat");
     check_chat_template_kwargs(template_kwargs);
     if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
@@ -86,6 +88,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     opt.sampling = resolve_sampling(vm, sampling_args, recommended);
     const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
     ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer);
+    if (!template_file.empty()) chat_template.source = io::read_text_file(template_file, "chat template file");
     chat_template.kwargs_json = template_kwargs;
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);

@@ -94,15 +94,17 @@ void GgufLoader::load() {
     if (c.n_head <= 0) throw Error(ErrorKind::format, "GGUF file '" + path + "': metadata key '" + arch + ".attention.head_count' must be positive");
     c.head_dim = c.n_embd / c.n_head;
     if (c.arch == Arch::llama) {
-        // attention.key_length: the head width when it is not n_embd / n_head (Qwen3-0.6B, Mistral-Nemo); winnow's
-        // attention takes one width for keys and values
-        if (f.get_uint(arch + ".attention.key_length")) c.head_dim = key_int("attention.key_length");
-        else if (c.n_embd % c.n_head != 0)
+        // attention.key_length / value_length: the heads' widths when they are not n_embd / n_head (Qwen3-0.6B,
+        // Mistral-Nemo; llama.cpp's default for either); winnow's attention takes one width for keys and values
+        const bool has_k = f.get_uint(arch + ".attention.key_length").has_value(), has_v = f.get_uint(arch + ".attention.value_length").has_value();
+        if (!(has_k && has_v) && c.n_embd % c.n_head != 0)
             throw Error(ErrorKind::format, "GGUF file '" + path + "': embedding length " + std::to_string(c.n_embd) + " is not a multiple of the head count " +
-                                               std::to_string(c.n_head) + " and no attention.key_length says the head width");
-        if (f.get_uint(arch + ".attention.value_length") && key_int("attention.value_length") != c.head_dim)
-            throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': key length " + std::to_string(c.head_dim) + " and value length " +
-                                                    std::to_string(key_int("attention.value_length")) + " differ");
+                                               std::to_string(c.n_head) + " and attention.key_length / value_length do not both say the head width");
+        const int k_width = has_k ? key_int("attention.key_length") : c.head_dim, v_width = has_v ? key_int("attention.value_length") : c.head_dim;
+        if (k_width != v_width)
+            throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': key heads of " + std::to_string(k_width) + " and value heads of " +
+                                                    std::to_string(v_width) + ": winnow needs one width for both");
+        c.head_dim = k_width;
         c.norm_eps = static_cast<float>(f.require_float(arch + ".attention.layer_norm_rms_epsilon"));
         // llama.cpp's converter permutes llama's q/k rows into adjacent pairs; qwen2's and qwen3's it leaves as HF has them
         c.rope = qwen2 || qwen3 ? RopeStyle::rotate_half : RopeStyle::adjacent_pairs;

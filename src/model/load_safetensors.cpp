@@ -203,8 +203,8 @@ Vector llama3_rope_factors(const json& scaling, const std::string& where, float 
     return out;
 }
 
-// llama, qwen2 and qwen3 (the same computation; qwen2 has q/k/v biases, llama and qwen3 have them with attention_bias,
-// qwen3 has q/k head norms).
+// llama, qwen2 and qwen3 (the same computation; qwen2 has q/k/v biases, llama and qwen3 q/k/v/o biases with
+// attention_bias, qwen3 q/k head norms).
 void load_llama(const HfConfig& h, ModelConfig& c) {
     c.arch = Arch::llama;
     c.n_embd = h.get<int>("hidden_size");
@@ -248,9 +248,9 @@ void SafetensorsLoader::load() {
     else if (type == "llama" || type == "qwen2" || type == "qwen3") load_llama(h, c);
     else throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type + "' (winnow supports gpt2, llama, qwen2 and qwen3)");
     c.arch_name = type;
-    // qwen2's q/k/v projections always have biases; llama's and qwen3's with attention_bias (then llama's o_proj's too);
+    // qwen2's q/k/v projections always have biases (its o_proj none); llama's and qwen3's all four with attention_bias;
     // qwen3 normalizes each q and k head before RoPE
-    const bool qkv_bias = type == "qwen2" || h.get_or<bool>("attention_bias", false), o_bias = type == "llama" && qkv_bias;
+    const bool qkv_bias = type == "qwen2" || h.get_or<bool>("attention_bias", false), o_bias = type != "qwen2" && qkv_bias;
     const bool qk_norm = type == "qwen3";
     if (c.n_head > 0) c.head_dim = c.n_embd / c.n_head;
     if (c.arch == Arch::llama) {

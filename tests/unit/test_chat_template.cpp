@@ -198,6 +198,10 @@ TEST(ChatTemplate, KwargsBecomeTemplateVariables) {
     ChatTemplate t{"{{ bos_token }}{{ enable_thinking is false }}|{{ x }}|{{ x[1].a is none }}|{{ n + 1 }}|{{ f }}|{{ undefined_one is defined }}", "<s>", "</s>"};
     t.kwargs_json = R"({"enable_thinking": false, "x": [1, {"a": null}, "s"], "n": 41, "f": 0.5, "bos_token": "<B>"})";
     EXPECT_EQ(winnow::render_chat(t, {{"user", "a"}}, true), "<B>True|[1, {'a': None}, 's']|True|42|0.5|False");
+    // objects keep their order (Python's json.loads), nested ones too
+    t.source = "{{ cfg }}|{% for k in cfg %}{{ k }}{% endfor %}|{{ cfg|tojson }}";
+    t.kwargs_json = R"({"cfg": {"b": 1, "a": {"z": 2, "y": 3}}})";
+    EXPECT_EQ(winnow::render_chat(t, {{"user", "a"}}, true), R"({'b': 1, 'a': {'z': 2, 'y': 3}}|ba|{"b": 1, "a": {"z": 2, "y": 3}})");
     const ChatTemplate plain{"{{ bos_token }}{{ enable_thinking is defined }}", "<s>", "</s>", "{}"};
     EXPECT_EQ(winnow::render_chat(plain, {{"user", "a"}}, true), "<s>False");
     for (const auto& [bad, message] : std::vector<std::pair<std::string, std::string>>{
