@@ -33,7 +33,12 @@ static int errors(const char* bad_file) {
     char* text = (char*)1;
     CHECK(winnow_apply_chat_template_messages(NULL, NULL, 0, 1, &text) == WINNOW_ERR_INVALID_ARGUMENT);
     winnow_model_params mp = winnow_model_default_params();
-    CHECK(mp.device == WINNOW_DEVICE_CPU && mp.threads == 0 && mp.dot == WINNOW_DOT_F32);
+    CHECK(mp.device == WINNOW_DEVICE_CPU && mp.threads == 0 && mp.dot == WINNOW_DOT_F32 && mp.chat_template_kwargs == NULL);
+    /* chat template kwargs are checked before the model is read */
+    mp.chat_template_kwargs = "[1]";
+    CHECK(winnow_model_load(bad_file, &mp, &m) == WINNOW_ERR_INVALID_ARGUMENT && m == NULL);
+    CHECK(strstr(winnow_last_error(), "chat template kwargs: must be a JSON object") != NULL);
+    mp.chat_template_kwargs = NULL;
     winnow_generate_params gp = winnow_generate_default_params();
     CHECK(gp.max_tokens == 64 && gp.temperature == 0.0f && gp.top_p == 1.0f && gp.repeat_penalty == 1.0f);
     winnow_quantize_params qp = winnow_quantize_default_params();
