@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/jinja_template.h"
+#include "io/text_file.h"
 #include "model/model.h"
 #include "tokenizer/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -79,9 +80,11 @@ std::string render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& m
     return tmpl.render(context);
 }
 
-ChatTemplate load_chat_template_for(const LoadedModel& model, const Tokenizer& tok) {
+ChatTemplate load_chat_template_for(const LoadedModel& model, const Tokenizer& tok, const ChatTemplateChoice& choice) {
     ChatTemplate t;
     t.source = load_chat_template(model);
+    if (!choice.file.empty()) t.source = io::read_text_file(choice.file, "chat template file");
+    t.kwargs_json = choice.kwargs_json;
     if (tok.bos() >= 0 && tok.bos() < tok.n_vocab()) t.bos_token = tok.token_to_piece(tok.bos(), true);
     if (tok.eos() >= 0 && tok.eos() < tok.n_vocab()) t.eos_token = tok.token_to_piece(tok.eos(), true);
     return t;

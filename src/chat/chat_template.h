@@ -30,8 +30,16 @@ void check_chat_template_kwargs(const std::string& kwargs_json);
 // Throws winnow::Error (one line) when the template is absent, malformed, or raises.
 std::string render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool add_generation_prompt);
 
-// The model's template and its BOS/EOS strings (GGUF tokenizer.chat_template or HF tokenizer_config.json).
-ChatTemplate load_chat_template_for(const LoadedModel& model, const Tokenizer& tok);
+// What a caller puts in the model's template's place: another template's file (--chat-template-file; empty: the
+// model's own) and more variables (ChatTemplate::kwargs_json).
+struct ChatTemplateChoice {
+    std::string file;
+    std::string kwargs_json;
+};
+
+// The model's template and its BOS/EOS strings (GGUF tokenizer.chat_template or HF tokenizer_config.json), with the
+// caller's choice applied.
+ChatTemplate load_chat_template_for(const LoadedModel& model, const Tokenizer& tok, const ChatTemplateChoice& choice = {});
 
 // Token ids of a rendered chat prompt: BOS is added as the model asks, unless the text already begins with the BOS
 // token's text (templates like Llama's print bos_token themselves; llama.cpp does not add a second one either).

@@ -17,7 +17,6 @@
 #include "cli/terminal_input.h"
 #include "decode/chat_session.h"
 #include "decode/sampling_defaults.h"
-#include "io/text_file.h"
 #include "model/model.h"
 #include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
@@ -90,9 +89,7 @@ int cmd_chat(const std::vector<std::string>& args) {
     auto model = LoadedModel::load(model_path);
     opt.sampling = resolve_sampling(vm, sampling_args, recommended_sampling(*model));
     const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
-    ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer);
-    if (!template_file.empty()) chat_template.source = io::read_text_file(template_file, "chat template file");
-    chat_template.kwargs_json = template_kwargs;
+    const ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer, {template_file, template_kwargs});
     if (chat_template.source.empty())
         throw Error(ErrorKind::unsupported, "the model has no chat template (tokenizer.chat_template); give one with --chat-template-file FILE");
     auto backend = make_backend(backend_opts);

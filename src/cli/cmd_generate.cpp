@@ -87,9 +87,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     const SamplingDefaults recommended = recommended_sampling(*model);
     opt.sampling = resolve_sampling(vm, sampling_args, recommended);
     const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(*model);
-    ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer);
-    if (!template_file.empty()) chat_template.source = io::read_text_file(template_file, "chat template file");
-    chat_template.kwargs_json = template_kwargs;
+    const ChatTemplate chat_template = load_chat_template_for(*model, *tokenizer, {template_file, template_kwargs});
     if (chat) prompt = apply_chat_template(chat_template, system, prompt);
     const auto ids = chat ? encode_chat_prompt(*tokenizer, prompt) : tokenizer->encode(prompt, tokenizer->add_bos_default(), true);
     auto backend = make_backend(backend_opts);

@@ -171,8 +171,12 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
         // the same ops unfused, the heads as rows of a [n * heads][head_dim] view
         be_.rms_norm_linear_parts(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, 3);
         const Tensor qn = qn_.rows_view(0, n), kn = kn_.rows_view(0, n);
-        be_.rms_norm(q.prefix_view(int64_t{n} * c_.n_head, c_.head_dim), l.q_norm, c_.norm_eps, qn.prefix_view(int64_t{n} * c_.n_head, c_.head_dim));
-        be_.rms_norm(k.prefix_view(int64_t{n} * c_.n_head_kv, c_.head_dim), l.k_norm, c_.norm_eps, kn.prefix_view(int64_t{n} * c_.n_head_kv, c_.head_dim));
+        auto norm_heads = [&](const Tensor& in, const Tensor& w, int heads, const Tensor& out) {
+            const int64_t rows = int64_t{n} * heads;
+            be_.rms_norm(in.prefix_view(rows, c_.head_dim), w, c_.norm_eps, out.prefix_view(rows, c_.head_dim));
+        };
+        norm_heads(q, l.q_norm, c_.n_head, qn);
+        norm_heads(k, l.k_norm, c_.n_head_kv, kn);
         be_.rope_store_kv(qn, kn, v, rp, c_.n_head_kv, cache_.k(layer), cache_.v(layer), n_past_, pos);
         q_rotated = qn;
     } else if (c_.arch == Arch::llama) {

@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "../fuzz/fuzz_util.h"
-#include "../fuzz/tiny_model.h"
 #include "gguf_writer.h"
 #include "model/model.h"
+#include "tiny_llama_checkpoint.h"
 #include "winnow/error.h"
 
 namespace {
@@ -52,11 +52,7 @@ std::string gguf_refusal(const std::string& arch, int n_embd, int n_head, int ke
 }
 
 std::string hf_refusal(const std::string& name, const std::function<void(json&)>& edit) {
-    json cfg = json::parse(winnow::fuzz::kTinyLlamaConfig);
-    edit(cfg);
-    const auto dir = winnow::fuzz::fresh_dir(name);
-    winnow::fuzz::write_file(dir / "model.safetensors", winnow::fuzz::tiny_llama_safetensors());
-    winnow::fuzz::write_file(dir / "config.json", cfg.dump());
+    const auto dir = winnow::test::tiny_llama_checkpoint(name, edit);
     return error_of([&] { (void)LoadedModel::load(dir.string()); });
 }
 

@@ -9,9 +9,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "../fuzz/fuzz_util.h"
-#include "../fuzz/tiny_model.h"
 #include "model/model.h"
+#include "tiny_llama_checkpoint.h"
 #include "winnow/error.h"
 
 namespace {
@@ -21,12 +20,7 @@ using winnow::LoadedModel;
 
 // Loads the tiny llama checkpoint with its config.json changed by `edit`.
 std::unique_ptr<LoadedModel> load_with(const std::string& name, const std::function<void(json&)>& edit) {
-    json cfg = json::parse(winnow::fuzz::kTinyLlamaConfig);
-    edit(cfg);
-    const auto dir = winnow::fuzz::fresh_dir(name);
-    winnow::fuzz::write_file(dir / "model.safetensors", winnow::fuzz::tiny_llama_safetensors());
-    winnow::fuzz::write_file(dir / "config.json", cfg.dump());
-    return LoadedModel::load(dir.string());
+    return LoadedModel::load(winnow::test::tiny_llama_checkpoint(name, edit).string());
 }
 
 std::string refusal(const std::string& name, const std::function<void(json&)>& edit) {
