@@ -97,7 +97,7 @@ def winnow_logits(binary, model, ids, step, device, workdir, env=None, dot="f32"
     ids_file, out = os.path.join(workdir, "ids.txt"), os.path.join(workdir, "logits-%s.npy" % step)
     with open(ids_file, "w") as f:
         f.write(" ".join(str(int(i)) for i in ids))
-    cmd = [binary, "logits", "-m", model, "--ids-file", ids_file, "--out", out, "--step", step, "--device", device] + (["--dot", dot] if dot != "f32" else [])
+    cmd = [binary, "logits", "-m", model, "--ids-file", ids_file, "--out", out, "--step", step, "--device", device, "--dot", dot]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     except subprocess.TimeoutExpired:

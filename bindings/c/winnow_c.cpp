@@ -79,7 +79,7 @@ winnow::TokenCallback callback(winnow_piece_callback cb, void* user) {
 
 extern "C" {
 
-winnow_model_params winnow_model_default_params(void) { return {WINNOW_DEVICE_CPU, 0, 0, WINNOW_DOT_F32, nullptr, nullptr, 0, 0, nullptr, nullptr}; }
+winnow_model_params winnow_model_default_params(void) { return {WINNOW_DEVICE_CPU, 0, 0, WINNOW_DOT_Q8, nullptr, nullptr, 0, 0, nullptr, nullptr}; }
 winnow_session_params winnow_session_default_params(void) {
     const winnow::SessionParams d;
     return {d.n_ctx, WINNOW_KV_F32, nullptr, d.sparse_spion_denominator ? 1 : 0, d.sparse_dense_below, d.sparse_select_blocks, d.sparse_select_block_size};

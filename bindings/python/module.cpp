@@ -192,7 +192,7 @@ PYBIND11_MODULE(_winnow, m) {
                  py::gil_scoped_release nogil;
                  return winnow::Model::load(path, p);
              }),
-             "path"_a, "device"_a = "cpu", "threads"_a = 0, "dot"_a = "f32", "adaptive_impl"_a = "fast", "head_calibration"_a = "", "adaptive_exact_prefix"_a = 0,
+             "path"_a, "device"_a = "cpu", "threads"_a = 0, "dot"_a = "q8", "adaptive_impl"_a = "fast", "head_calibration"_a = "", "adaptive_exact_prefix"_a = 0,
              "adaptive_row_clusters"_a = 0, "adaptive_basis"_a = "", "chat_template_kwargs"_a = py::none())
         .def_property_readonly("info", [](const winnow::Model& mo) {
             const auto& i = mo.info();

@@ -104,15 +104,15 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!args.empty() && args[0] == "attention") return cmd_bench_attention(std::vector<std::string>(args.begin() + 1, args.end()));
     if (!args.empty() && args[0] == "gemv") return cmd_bench_gemv(std::vector<std::string>(args.begin() + 1, args.end()));
     if (args.empty() || args[0] != "decode") {
-        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [-d DEPTH] [--dot f32|q8] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
+        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [-d DEPTH] [--dot q8|f32] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
                      "       winnow bench head -m MODEL [--text FILE] [--window 64] [--queries 1000] [--tune 200] [--cache FILE] [--csv FILE] [--json]\n"
                      "       winnow bench head -m MODEL --device cuda [--k 1,40] [--formats stored,bf16,f32] [--synthetic-vocab 131072] [--json]\n"
-                     "       winnow bench gemv [--types f32,q4_k,...] [--shapes 4096x4096,...] [--dot f32|q8] [--device cpu|cuda] [--json]\n";
+                     "       winnow bench gemv [--types f32,q4_k,...] [--shapes 4096x4096,...] [--dot q8|f32] [--device cpu|cuda] [--json]\n";
         return 2;
     }
     std::string model_arg;
     int n_prompt = 512, n_gen = 128, reps = 5, threads = 0, depth = 0;
-    std::string dot = "f32";
+    std::string dot;
     bool json_out = false;
     DeviceArgs device_args;
     po::options_description opts("winnow bench decode options");
@@ -121,16 +121,15 @@ int cmd_bench(const std::vector<std::string>& args) {
         "n-gen,n", po::value(&n_gen)->default_value(128), "generated tokens for the tgN test (0 skips it)")(
         "reps,r", po::value(&reps)->default_value(5), "measured repetitions after one warm-up")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
-        "depth,d", po::value(&depth)->default_value(0), "tokens already in the context when each test starts (prefilled once, untimed)")(
-        "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (fp32 activations, reference) or q8 (8-bit activations, as llama.cpp)")("json", po::bool_switch(&json_out), "print rows as JSON");
+        "depth,d", po::value(&depth)->default_value(0), "tokens already in the context when each test starts (prefilled once, untimed)")("json", po::bool_switch(&json_out), "print rows as JSON");
     add_device_options(opts, device_args);
+    add_dot_option(opts, dot);
     po::variables_map vm;
     if (!parse_options(opts, std::vector<std::string>(args.begin() + 1, args.end()), vm)) return 0;
     if (n_prompt < 0 || n_gen < 0 || reps < 1 || threads < 0 || depth < 0)
         throw Error(ErrorKind::invalid_argument, "--n-prompt/--n-gen/--depth must be >= 0, --reps >= 1, --threads >= 0");
-    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8, not '" + dot + "'");
 
-    const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const BackendOptions backend_opts = backend_options(device_args, threads, dot_mode(dot));
     const GgmlType kv_type = kv_cache_type(device_args);
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));

@@ -96,7 +96,7 @@ Timing time_gemvs(Backend& be, const std::vector<Matrix>& copies, const Tensor& 
 
 int cmd_bench_gemv(const std::vector<std::string>& args) {
     std::string types_arg = "f32,f16,bf16,q8_0,q4_0,q4_1,q5_0,q5_1,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs", shapes_arg = "4096x4096,14336x4096";
-    std::string dot = "f32";
+    std::string dot;
     int calls = 50, reps = 7, threads = 0, working_set_mb = 512;
     bool json_out = false;
     DeviceArgs device;
@@ -105,9 +105,9 @@ int cmd_bench_gemv(const std::vector<std::string>& args) {
         "shapes", po::value(&shapes_arg)->default_value(shapes_arg), "matrices ROWSxCOLS, comma-separated (cols a multiple of each type's block)")(
         "calls", po::value(&calls)->default_value(50), "GEMVs per timed batch")("reps,r", po::value(&reps)->default_value(7), "timed batches (median) after one warm-up")(
         "working-set-mb", po::value(&working_set_mb)->default_value(512), "the copies of each matrix a batch cycles over span at least this")(
-        "threads,t", po::value(&threads)->default_value(0), "CPU threads")(
-        "dot", po::value(&dot)->default_value("f32"), "CPU dot mode: f32 or q8 (activations rounded to 8 bits, as llama.cpp does)")("json", po::bool_switch(&json_out), "print rows as JSON");
+        "threads,t", po::value(&threads)->default_value(0), "CPU threads")("json", po::bool_switch(&json_out), "print rows as JSON");
     add_device_options(opts, device);
+    add_dot_option(opts, dot);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (calls < 1 || reps < 1 || working_set_mb < 0) throw Error(ErrorKind::invalid_argument, "--calls and --reps must be >= 1, --working-set-mb >= 0");
@@ -117,8 +117,7 @@ int cmd_bench_gemv(const std::vector<std::string>& args) {
         for (GgmlType t : types)
             if (s.cols % ggml_type_traits(static_cast<uint32_t>(t))->block_size != 0)
                 throw Error(ErrorKind::invalid_argument, "--shapes: " + std::to_string(s.cols) + " columns are not whole " + ggml_type_name(t) + " blocks");
-    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8, not '" + dot + "'");
-    const BackendOptions bo = backend_options(device, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const BackendOptions bo = backend_options(device, threads, dot_mode(dot));
     auto be = make_backend(bo);
     double roofline_gbps = 0;
 #ifdef WINNOW_HAVE_CUDA

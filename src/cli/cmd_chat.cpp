@@ -55,7 +55,7 @@ std::string stats_text(const ChatSession& chat, double load_seconds) {
 } // namespace
 
 int cmd_chat(const std::vector<std::string>& args) {
-    std::string model_arg, system, dot = "f32", template_file, template_kwargs;
+    std::string model_arg, system, dot, template_file, template_kwargs;
     GenerateOptions opt;
     SamplingArgs sampling_args;
     int n_ctx = 0, threads = 0;
@@ -69,19 +69,18 @@ int cmd_chat(const std::vector<std::string>& args) {
         "chat-template-file", po::value(&template_file), "Jinja chat template to use instead of the model's")(
         "chat-template-kwargs", po::value(&template_kwargs), "more variables for the template, a JSON object (e.g. '{\"enable_thinking\": false}' for Qwen3)")(
         "ctx", po::value(&n_ctx)->default_value(2048), "context length in tokens for the whole conversation (0 = the model's training context)")(
-        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
-        "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (reference) or q8 (8-bit activations, as llama.cpp; faster)");
+        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)");
     add_sampling_options(opts, sampling_args);
     add_device_options(opts, device_args);
+    add_dot_option(opts, dot);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     check_sampler_order(sampling_args);
-    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
     check_chat_template_kwargs(template_kwargs);
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
     if (opt.max_tokens < -1) throw Error(ErrorKind::invalid_argument, "-n must be -1 (no limit) or >= 0");
     opt.stop = stops;
-    const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const BackendOptions backend_opts = backend_options(device_args, threads, dot_mode(dot));
     const GgmlType kv_type = kv_cache_type(device_args);
 
     const std::string model_path = resolve_model_path(model_arg);

@@ -29,7 +29,7 @@ namespace winnow::cli {
 
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string model_arg, prompt, prompt_file, system, dot = "f32", head_mode = "exact", calibration_path, basis_path, template_kwargs, template_file;
+    std::string model_arg, prompt, prompt_file, system, dot, head_mode = "exact", calibration_path, basis_path, template_kwargs, template_file;
     GenerateOptions opt;
     SamplingArgs sampling_args;
     int n_ctx = 0, threads = 0;
@@ -50,7 +50,6 @@ int cmd_generate(const std::vector<std::string>& args) {
         "ignore-eos", po::bool_switch(&opt.ignore_eos), "keep generating past end-of-generation tokens")(
         "ctx", po::value(&n_ctx)->default_value(2048), "context length in tokens (0 = the model's training context)")(
         "threads,t", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")(
-        "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 (reference) or q8 (8-bit activations, as llama.cpp; faster)")(
         "head", po::value(&head_mode)->default_value("exact"), "output head: exact, or adaptive (AdaptiveSoftmax; serves greedy and pure top-k sampling, so use it with --temp 0 or --top-p 1 --min-p 0 --repeat-penalty 1)")(
         "delta", po::value(&opt.adaptive.delta)->default_value(0.01, "0.01"), "adaptive head: failure probability")(
         "eps", po::value(&opt.adaptive.epsilon)->default_value(0.3, "0.3"), "adaptive head: relative error of the top probability")(
@@ -61,6 +60,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     add_sampling_options(opts, sampling_args);
     add_adaptive_head_options(opts, head_options, basis_path);
     add_device_options(opts, device_args);
+    add_dot_option(opts, dot);
     add_sparse_options(opts, sparse_args);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
@@ -71,14 +71,13 @@ int cmd_generate(const std::vector<std::string>& args) {
     if ((vm.count("chat-template-kwargs") || vm.count("chat-template-file")) && !chat)
         throw Error(ErrorKind::invalid_argument, std::string(vm.count("chat-template-file") ? "--chat-template-file" : "--chat-template-kwargs") + " needs --chat");
     check_chat_template_kwargs(template_kwargs);
-    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
     if (n_ctx < 0 || threads < 0) throw Error(ErrorKind::invalid_argument, "--ctx and --threads must be >= 0");
     if (head_mode != "exact" && head_mode != "adaptive") throw Error(ErrorKind::invalid_argument, "--head must be exact or adaptive");
     if (!(opt.adaptive.delta > 0 && opt.adaptive.delta < 1) || !(opt.adaptive.epsilon > 0)) throw Error(ErrorKind::invalid_argument, "--delta must be in (0, 1) and --eps > 0");
     opt.head = head_mode == "adaptive" ? HeadMode::adaptive : HeadMode::exact;
     opt.stop = stops;
 
-    const BackendOptions backend_opts = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const BackendOptions backend_opts = backend_options(device_args, threads, dot_mode(dot));
     const GgmlType kv_type = kv_cache_type(device_args);
 
     const std::string model_path = resolve_model_path(model_arg); // may fetch the default model: not load time

@@ -70,7 +70,7 @@ Evaluated evaluate(Forward& f, const std::vector<int32_t>& ids, bool decode, int
 } // namespace
 
 int cmd_logits(const std::vector<std::string>& args) {
-    std::string model_arg, ids_arg, ids_file, prompt, out_path, rows_arg = "all", step_arg = "prefill", dot = "f32";
+    std::string model_arg, ids_arg, ids_file, prompt, out_path, rows_arg = "all", step_arg = "prefill", dot;
     int threads = 0, batch = 512;
     bool json_out = false;
     DeviceArgs device_args;
@@ -81,9 +81,9 @@ int cmd_logits(const std::vector<std::string>& args) {
         "out,o", po::value(&out_path), "output .npy file: float32 [rows][n_vocab], written atomically")(
         "rows", po::value(&rows_arg)->default_value("all"), "all (one row per token) or last")(
         "step", po::value(&step_arg)->default_value("prefill"), "prefill (batches of --batch tokens) or decode (one token per step, as generation runs)")(
-        "batch,b", po::value(&batch)->default_value(512), "tokens per prefill batch")("threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
-        "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 or q8")("json", po::bool_switch(&json_out), "print a JSON summary");
+        "batch,b", po::value(&batch)->default_value(512), "tokens per prefill batch")("threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")("json", po::bool_switch(&json_out), "print a JSON summary");
     add_device_options(opts, device_args);
+    add_dot_option(opts, dot);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (out_path.empty()) throw Error(ErrorKind::invalid_argument, "--out FILE.npy is required");
@@ -92,8 +92,7 @@ int cmd_logits(const std::vector<std::string>& args) {
     if (rows_arg != "all" && rows_arg != "last") throw Error(ErrorKind::invalid_argument, "--rows must be all or last, not '" + rows_arg + "'");
     if (step_arg != "prefill" && step_arg != "decode") throw Error(ErrorKind::invalid_argument, "--step must be prefill or decode, not '" + step_arg + "'");
     if (batch < 1 || threads < 0) throw Error(ErrorKind::invalid_argument, "--batch must be >= 1 and --threads >= 0");
-    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
-    const BackendOptions bo = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const BackendOptions bo = backend_options(device_args, threads, dot_mode(dot));
     const GgmlType kv = kv_cache_type(device_args);
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));

@@ -21,7 +21,7 @@ namespace po = boost::program_options;
 namespace winnow::cli {
 
 int cmd_perplexity(const std::vector<std::string>& args) {
-    std::string model_arg, text_path, dot = "f32";
+    std::string model_arg, text_path, dot;
     int n_ctx = 512, chunks = 0, threads = 0, batch = 256;
     bool json_out = false;
     DeviceArgs device_args;
@@ -31,16 +31,15 @@ int cmd_perplexity(const std::vector<std::string>& args) {
         "text", po::value(&text_path), "UTF-8 text file to score")("ctx,c", po::value(&n_ctx)->default_value(512), "tokens per chunk")(
         "chunks", po::value(&chunks)->default_value(0), "score at most this many chunks (0: all)")(
         "batch,b", po::value(&batch)->default_value(256), "tokens evaluated at once while scoring")(
-        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")(
-        "dot", po::value(&dot)->default_value("f32"), "quantized dot products: f32 or q8")("json", po::bool_switch(&json_out), "print one JSON object");
+        "threads,t", po::value(&threads)->default_value(0), "CPU threads (0: all cores)")("json", po::bool_switch(&json_out), "print one JSON object");
     add_device_options(opts, device_args);
+    add_dot_option(opts, dot);
     add_sparse_options(opts, sparse_args);
     po::variables_map vm;
     if (!parse_options(opts, args, vm)) return 0;
     if (text_path.empty()) throw Error(ErrorKind::invalid_argument, "--text FILE is required");
     if (n_ctx < 4 || chunks < 0 || threads < 0 || batch < 1) throw Error(ErrorKind::invalid_argument, "--ctx must be >= 4, --chunks/--threads >= 0, --batch >= 1");
-    if (dot != "f32" && dot != "q8") throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8");
-    const BackendOptions bo = backend_options(device_args, threads, dot == "q8" ? CpuDotMode::q8 : CpuDotMode::f32);
+    const BackendOptions bo = backend_options(device_args, threads, dot_mode(dot));
     const GgmlType kv = kv_cache_type(device_args);
 
     auto model = LoadedModel::load(resolve_model_path(model_arg));
