@@ -77,7 +77,7 @@ Model Model::load(const std::string& path, const ModelParams& params) {
     check_chat_template_kwargs(params.chat_template_kwargs); // likewise bad template kwargs
     impl->model = LoadedModel::load(path);
     impl->tokenizer = load_model_tokenizer(*impl->model);
-    impl->chat_template = load_chat_template_for(*impl->model, *impl->tokenizer, {.kwargs_json = params.chat_template_kwargs});
+    impl->chat_template = load_chat_template_for(*impl->model, *impl->tokenizer, {.file = "", .kwargs_json = params.chat_template_kwargs});
     const ModelConfig& c = impl->model->config();
     head::ModelContentHash content_hash(impl->model->path()); // read once, when a basis or a calibration file needs it
     if (!params.adaptive_basis.empty()) impl->basis = head::HeadBasis::load_for(params.adaptive_basis, content_hash(), c.n_embd);

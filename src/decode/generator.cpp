@@ -238,7 +238,7 @@ std::string apply_chat_template(const ChatTemplate& tmpl, const std::string& sys
 }
 
 std::string apply_chat_template(const std::string& jinja_template, const std::string& system, const std::string& user) {
-    return apply_chat_template(ChatTemplate{jinja_template, "", ""}, system, user);
+    return apply_chat_template(ChatTemplate{jinja_template, "", "", ""}, system, user);
 }
 
 } // namespace winnow

@@ -131,8 +131,11 @@ INSTANTIATE_TEST_SUITE_P(Kernels, GemmQ8, ::testing::Values(GemmQ8Kernel::scalar
 TEST(GemmQ8Dispatch, PicksTheWidestKernelTheCpuHas) {
     const GemmQ8Kernel k = gemm_q8_kernel_in_use();
     EXPECT_TRUE(gemm_q8_kernel_available(k));
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) EXPECT_EQ(k, GemmQ8Kernel::avx512_vnni);
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) EXPECT_EQ(k, GemmQ8Kernel::avx2);
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
+        EXPECT_EQ(k, GemmQ8Kernel::avx512_vnni);
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        EXPECT_EQ(k, GemmQ8Kernel::avx2);
+    }
 }
 
 TEST(GemmF32, MatchesPerRowDotProducts) {

@@ -178,11 +178,11 @@ TEST(ChatTemplateEngine, StrftimeNowFormatsTheLocalDate) {
 TEST(ChatTemplate, RenderChatPassesHfContext) {
     const ChatTemplate t{"{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}{{ eos_token }}"
                          "{% if add_generation_prompt %}>{% endif %}{{ tools }}",
-                         "<s>", "</s>"};
+                         "<s>", "</s>", ""};
     EXPECT_EQ(winnow::render_chat(t, {{"user", "a"}, {"assistant", "b"}}, true), "<s>[user:a][assistant:b]</s>>None");
     EXPECT_EQ(winnow::render_chat(t, {{"user", "a"}}, false), "<s>[user:a]</s>None");
     // without BOS/EOS strings the names are undefined and print as ""
-    EXPECT_EQ(winnow::render_chat(ChatTemplate{t.source, "", ""}, {{"user", "a"}}, false), "[user:a]None");
+    EXPECT_EQ(winnow::render_chat(ChatTemplate{t.source, "", "", ""}, {{"user", "a"}}, false), "[user:a]None");
     try {
         winnow::render_chat(ChatTemplate{}, {{"user", "a"}}, true);
         FAIL() << "no template must be an error";

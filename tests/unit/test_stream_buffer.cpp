@@ -50,7 +50,7 @@ TEST(ChatTemplate, OneTurnWrapperUsesTheTemplatesOwnDefaultSystem) {
     EXPECT_EQ(winnow::apply_chat_template(smollm2, "Be brief", "Hi"),
               "<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     // a Llama-2 style template prints the BOS string it is given
-    const winnow::ChatTemplate llama2{"{{ bos_token }}[INST] {{ messages[-1]['content'] }} [/INST]", "<s>", "</s>"};
+    const winnow::ChatTemplate llama2{"{{ bos_token }}[INST] {{ messages[-1]['content'] }} [/INST]", "<s>", "</s>", ""};
     EXPECT_EQ(winnow::apply_chat_template(llama2, "", "Hi"), "<s>[INST] Hi [/INST]");
     EXPECT_THROW(winnow::apply_chat_template("{% if %}", "", "Hi"), winnow::Error);
     EXPECT_THROW(winnow::apply_chat_template("", "", "Hi"), winnow::Error);
