@@ -28,10 +28,7 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab) : v_(std::move(vocab)), pre_(v_.pre) 
     for (int32_t i = 0; i < n; ++i) {
         const TokenType t = v_.types[i];
         if ((t == TokenType::control || t == TokenType::user_defined) && !v_.tokens[i].empty()) specials_.push_back(i);
-        // chat-turn terminators the converters do not always declare as EOS/EOT (llama.cpp does the same)
-        const std::string& s = v_.tokens[i];
-        if (t == TokenType::control && (s == "<|im_end|>" || s == "<|endoftext|>" || s == "<|eot_id|>" || s == "<|end|>" || s == "<end_of_turn>"))
-            eog_[i] = true;
+        if (ends_turn_by_name(t, v_.tokens[i])) eog_[i] = true;
     }
     for (int32_t id : {v_.eos, v_.eot})
         if (id >= 0) eog_[id] = true;

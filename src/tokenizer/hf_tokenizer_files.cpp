@@ -120,8 +120,11 @@ std::string merge_string(const json& m) {
 std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir_path) try {
     const fs::path dir(dir_path);
     const fs::path tj = dir / "tokenizer.json";
-    if (fs::exists(tj)) {
-        const json j = io::read_json_file(tj);
+    const json j = fs::exists(tj) ? io::read_json_file(tj) : json();
+    // A SentencePiece model converted to tokenizer.json (BPE with byte fallback: Llama 2, Mistral, Gemma) next to its
+    // tokenizer.model: the original, through libsentencepiece, which is that tokenizer's reference implementation
+    const bool sentencepiece_json = j.is_object() && j.contains("model") && j["model"].is_object() && j["model"].value("byte_fallback", false);
+    if (!j.is_null() && !(sentencepiece_json && fs::exists(dir / "tokenizer.model"))) {
         const std::string where = "'" + tj.string() + "'";
         const json& model = j.at("model");
         if (model.value("type", "") != "BPE") throw Error(ErrorKind::unsupported, where + ": model type '" + model.value("type", "") + "' is not supported (BPE is)");

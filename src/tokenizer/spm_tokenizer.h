@@ -17,6 +17,7 @@ struct SpmVocab {
     std::vector<TokenType> types;
     int32_t bos = 1, eos = 2, unk = 0, eot = -1;
     bool add_bos = true;
+    bool add_space_prefix = true; // SentencePiece's add_dummy_prefix: "▁" before the text (false in Gemma's vocabularies)
 };
 
 class SpmTokenizer final : public Tokenizer {
@@ -33,7 +34,7 @@ public:
     int32_t bos() const override { return bos_; }
     int32_t eos() const override { return eos_; }
     bool add_bos_default() const override { return add_bos_; }
-    bool is_eog(int32_t id) const override { return id >= 0 && (id == eos_ || id == eot_); }
+    bool is_eog(int32_t id) const override { return id >= 0 && id < n_vocab() && eog_[id]; }
     std::string name() const override { return "SentencePiece (libsentencepiece)"; }
 
 private:
@@ -44,6 +45,9 @@ private:
     std::vector<int32_t> specials_; // control tokens matched literally when parse_special, longest first
     int32_t bos_ = -1, eos_ = -1, eot_ = -1;
     bool add_bos_ = true;
+    bool space_prefix_ = true; // the model adds a dummy "▁" before the text, which decode drops again
+    std::vector<bool> eog_;    // EOS, EOT and the control tokens that end a chat turn (is_turn_end_name)
+    void mark_end_of_generation();
 };
 
 // Serializes a SentencePiece ModelProto (protobuf wire format) for a llama-style BPE vocabulary.

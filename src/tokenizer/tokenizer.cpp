@@ -10,6 +10,10 @@
 
 namespace winnow {
 
+bool is_turn_end_name(const std::string& s) {
+    return s == "<|im_end|>" || s == "<|endoftext|>" || s == "<|eot_id|>" || s == "<|end|>" || s == "<end_of_turn>";
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
     std::string out;
     for (int32_t id : ids) out += token_to_piece(id, render_special);
@@ -44,6 +48,8 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const io::GgufFile& f) {
         }
         v.eot = id("tokenizer.ggml.eot_token_id", -1);
         v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
+        // false for Gemma's vocabularies: "Hello" is "Hello", not "▁Hello" (llama.cpp reads the same key)
+        v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
         try {
             return std::make_unique<tok::SpmTokenizer>(v);
         } catch (const Error& e) {

@@ -13,6 +13,16 @@ namespace io { class GgufFile; }
 // Token attributes as GGUF declares them (tokenizer.ggml.token_type).
 enum class TokenType : int32_t { undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
 
+// A control token that ends a chat turn though the converters do not always declare it as EOS/EOT (ChatML's
+// <|im_end|>, Llama 3's <|eot_id|>, Phi-3's <|end|>, Gemma's <end_of_turn>, <|endoftext|>): generation stops at it,
+// as llama.cpp's vocabulary stops at the same names.
+bool is_turn_end_name(const std::string& text);
+// Whether a token of this type and text ends generation by its name: a control or user-defined token (Gemma's
+// tokenizer.model types <end_of_turn> user-defined; llama.cpp makes such a token a control token and stops at it).
+inline bool ends_turn_by_name(TokenType type, const std::string& text) {
+    return (type == TokenType::control || type == TokenType::user_defined) && is_turn_end_name(text);
+}
+
 class Tokenizer {
 public:
     virtual ~Tokenizer() = default;
