@@ -7,9 +7,12 @@ usage: make_shaped_model.py SHAPE VOCAB_GGUF OUT.gguf
 
 SHAPE: qwen2.5-0.5b (qwen2: q/k/v biases, tied head, 151,936 tokens), qwen3-0.6b (qwen3: q/k head norms, 16 heads
 of 128 on a 1,024-wide embedding, tied head, 151,936 tokens) or llama3.2-1b (llama: Llama 3.1's rope scaling as
-rope_freqs.weight, tied head, 128,256 tokens). VOCAB_GGUF: llama.cpp's vocabulary fixture of that family
-(ggml-vocab-qwen2.gguf for both Qwens / ggml-vocab-llama-bpe.gguf, scripts/fetch-vocab.sh). Matrices are F16,
-N(0, 0.02); norms 1; biases N(0, 0.02). Labelled synthetic in every report that uses it.
+rope_freqs.weight, tied head, 128,256 tokens) or gemma3-1b (gemma3: 4 heads / 1 KV head of 256 on a 1,152-wide
+embedding, q/k head norms, post-block norms, GeGLU, 5 of every 6 layers through a 512-key sliding window, tied head of
+262,144 rows). VOCAB_GGUF: llama.cpp's vocabulary fixture of that family (ggml-vocab-qwen2.gguf for both Qwens /
+ggml-vocab-llama-bpe.gguf, scripts/fetch-vocab.sh); llama.cpp ships none of Gemma's SentencePiece vocabulary, so
+gemma3-1b takes Qwen2's, padded to 262,144 rows (the speed depends on the head's rows, not on the tokens' strings).
+Matrices are F16, N(0, 0.02); norms 1; biases N(0, 0.02). Labelled synthetic in every report that uses it.
 """
 import os
 import sys
@@ -26,6 +29,8 @@ SHAPES = {
                        eps=1e-6),
     "llama3.2-1b": dict(arch="llama", d=2048, layers=16, heads=32, kv=8, ff=8192, vocab=128256, ctx=131072, base=500000.0, eps=1e-5,
                         scaling={"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+    "gemma3-1b": dict(arch="gemma3", d=1152, layers=26, heads=4, kv=1, head_dim=256, ff=6912, vocab=262144, ctx=32768, base=1000000.0,
+                      eps=1e-6, window=512),
 }
 
 
@@ -73,6 +78,8 @@ def main():
         w.add_value_length(hd)
     w.add_rope_dimension_count(hd)
     w.add_rope_freq_base(s["base"])
+    if "window" in s:
+        w.add_sliding_window(s["window"])
     w.add_file_type(1)  # mostly F16
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre(bytes(r.fields["tokenizer.ggml.pre"].parts[r.fields["tokenizer.ggml.pre"].data[0]]).decode())
@@ -97,9 +104,12 @@ def main():
             w.add_tensor(b + "attn_q.bias", vec(qd, 1))
             w.add_tensor(b + "attn_k.bias", vec(s["kv"] * hd, 1))
             w.add_tensor(b + "attn_v.bias", vec(s["kv"] * hd, 1))
-        if s["arch"] == "qwen3":
+        if s["arch"] in ("qwen3", "gemma3"):
             w.add_tensor(b + "attn_q_norm.weight", vec(hd))
             w.add_tensor(b + "attn_k_norm.weight", vec(hd))
+        if s["arch"] == "gemma3":
+            w.add_tensor(b + "post_attention_norm.weight", vec(s["d"]))
+            w.add_tensor(b + "post_ffw_norm.weight", vec(s["d"]))
         w.add_tensor(b + "attn_output.weight", mat(s["d"], qd))
         w.add_tensor(b + "ffn_norm.weight", vec(s["d"]))
         w.add_tensor(b + "ffn_gate.weight", mat(s["ff"], s["d"]))

@@ -17,7 +17,7 @@ trap 'rm -rf "$out"' EXIT
 py="$root/.venv/bin/python"
 IFS=, read -ra ss <<<"$shapes"
 for s in "${ss[@]}"; do
-  case "$s" in qwen*) vocab=qwen2 ;; llama3*) vocab=llama-bpe ;; *) echo "shaped_models: unknown shape $s" >&2; exit 1 ;; esac
+  case "$s" in qwen* | gemma3*) vocab=qwen2 ;; llama3*) vocab=llama-bpe ;; *) echo "shaped_models: unknown shape $s" >&2; exit 1 ;; esac
   "$py" "$root/bench/make_shaped_model.py" "$s" "$vocab_dir/ggml-vocab-$vocab.gguf" "$out/$s-f16.gguf"
   "$py" "$root/tests/fixtures/llama_quantize.py" "$out/$s-f16.gguf" "$out/$s-$preset.gguf" "$preset"
   rm -f "$out/$s-f16.gguf"

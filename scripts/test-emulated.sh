@@ -77,7 +77,7 @@ if [ "$quick" = 1 ]; then
   # GEMV's staged Q8_0 / Q4_0 walk over rows at a 2-byte offset, two chunks a row (a warp's shared slice, __syncwarp);
   # prefill's tiled attention (key tiles in shared memory, refilled behind a barrier) and split products
   ctest --test-dir "$build" --output-on-failure -j "$jobs" "$@" \
-    -R '^ops\..*cuda__(attention_F32_(smollm2_decode_pos300|split_decode_repeated|grouped_spion_b64_decode_pos3000|smollm2_prefill_100_at_20)|linear_Q(8|4)_0_odd_long_13x1056_t7|linear_(BF16|F16)_smollm2_q_576x576_t9)'
+    -R '^ops\..*cuda__(attention_F32_(smollm2_decode_pos300|split_decode_repeated|grouped_spion_b64_decode_pos3000|smollm2_prefill_100_at_20|window40_prefill_100_at_20|window1000_mqa_decode_pos70000)|linear_Q(8|4)_0_odd_long_13x1056_t7|linear_(BF16|F16)_smollm2_q_576x576_t9)'
   exit 0
 fi
 ctest --test-dir "$build" --output-on-failure -j "$jobs" -L 'emulator|gpu' "${exclude[@]}" "$@"

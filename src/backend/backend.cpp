@@ -22,7 +22,9 @@ const char* to_string(Op op) {
     case Op::attention: return "attention";
     case Op::gelu_tanh: return "gelu_tanh";
     case Op::swiglu: return "swiglu";
+    case Op::geglu: return "geglu";
     case Op::add: return "add";
+    case Op::scale: return "scale";
     case Op::top_k: return "top_k";
     case Op::sample: return "sample";
     case Op::head_top_k: return "head_top_k";
@@ -51,6 +53,8 @@ const float* checked_rope_factors(const RopeParams& p) {
 }
 
 void check_block_selection(const AttentionParams& p, int64_t cache_rows) {
+    if (p.window < 0) throw Error(ErrorKind::invalid_argument, "attention: window must be >= 0");
+    if (p.window > 0 && p.mask) throw Error(ErrorKind::unsupported, "attention: a sliding window with a block mask");
     if (p.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "attention: select_blocks must be >= 0");
     if (p.select_blocks == 0) return;
     const KeyBlockSummary& ks = p.key_summary;

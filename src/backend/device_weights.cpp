@@ -111,6 +111,8 @@ DeviceWeights place_weights(Backend& be, const Weights& w, int n_embd) {
         o.w_down = p.matrix(l.w_down);
         o.b_up = p.vector(l.b_up);
         o.b_down = p.vector(l.b_down);
+        o.post_attn_norm = p.vector(l.post_attn_norm);
+        o.post_ffn_norm = p.vector(l.post_ffn_norm);
     }
     return d;
 }

@@ -19,6 +19,7 @@ struct DeviceLayerWeights {
     Tensor ffn_norm, ffn_norm_b;
     Matrix w_gate, w_up, w_down;
     Tensor b_up, b_down;
+    Tensor post_attn_norm, post_ffn_norm; // [1][n_embd], or empty
 };
 
 struct DeviceWeights {

@@ -62,7 +62,9 @@ void Forward::check_support() const {
         if (fused_swiglu(l)) require_support(be_, Op::linear_swiglu, l.w_up.type);
     }
     require_support(be_, c_.arch == Arch::gpt2 ? Op::layer_norm : Op::rms_norm, GgmlType::F32);
-    require_support(be_, c_.arch == Arch::gpt2 ? Op::gelu_tanh : Op::swiglu, GgmlType::F32);
+    const Op activation = c_.arch == Arch::gpt2 ? Op::gelu_tanh : c_.gate_act == GateActivation::gelu_tanh ? Op::geglu : Op::swiglu;
+    require_support(be_, activation, GgmlType::F32);
+    if (c_.embd_scale != 0) require_support(be_, Op::scale, GgmlType::F32);
     if (c_.rope != RopeStyle::none) require_support(be_, Op::rope, GgmlType::F32);
     require_support(be_, Op::rope_store_kv, cache_.type()); // every layer's rope and cache write (gpt2's: the write alone)
     require_support(be_, Op::add, GgmlType::F32);
@@ -85,6 +87,10 @@ void Forward::set_attention_masks(std::vector<const BlockMask*> per_layer) {
     if (!per_layer.empty() && static_cast<int>(per_layer.size()) != c_.n_layer)
         throw Error(ErrorKind::invalid_argument, "attention masks: " + std::to_string(per_layer.size()) + " given for " +
                                                      std::to_string(c_.n_layer) + " layers");
+    for (int i = 0; i < static_cast<int>(per_layer.size()); ++i)
+        if (per_layer[i] && c_.layer_slides(i))
+            throw Error(ErrorKind::unsupported, "sparse attention: layer " + std::to_string(i) + " of this " + c_.architecture() +
+                                                    " model attends through a sliding window; block-sparse patterns are not supported on such models");
     for (const BlockMask* m : per_layer)
         if (m) {
             m->validate();
@@ -146,6 +152,7 @@ void Forward::ensure_scratch(int n) {
         qn_ = be_.alloc(GgmlType::F32, n, qd);
         kn_ = be_.alloc(GgmlType::F32, n, kvd);
     }
+    if (post_norms()) post_ = be_.alloc(GgmlType::F32, n, d);
     scratch_tokens_ = n;
 }
 
@@ -164,10 +171,13 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     const LinearPart qkv[] = {{l.wq, bias(l.bq), q}, {l.wk, bias(l.bk), k}, {l.wv, bias(l.bv), v}};
     // rope(q), rope(k) and the k, v cache writes at the step's position: one launch on a device (four on the CPU, the
     // same bits); for llama also the RMSNorm and the projections before them (a decode step's one launch on a device)
-    const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, c_.rope_base, c_.rope, pos, w_.rope_freqs.empty() ? nullptr : &w_.rope_freqs};
+    // a sliding-window layer (gemma3) rotates with its own base and never scaled; the others with the model's
+    const bool slides = c_.layer_slides(layer);
+    const RopeParams rp{c_.n_head, c_.head_dim, c_.rope_dim, n_past_, slides && c_.rope_base_sliding > 0 ? c_.rope_base_sliding : c_.rope_base, c_.rope, pos,
+                        w_.rope_freqs.empty() || slides ? nullptr : &w_.rope_freqs};
     Tensor q_rotated = q; // what attention reads
     if (c_.arch == Arch::llama && !l.q_norm.empty()) {
-        // qwen3: each q and k head RMS-normalised (weights [head_dim], the layer's eps) between the projections and RoPE;
+        // qwen3, gemma3: each q and k head RMS-normalised (weights [head_dim], the layer's eps) between the projections and RoPE;
         // the same ops unfused, the heads as rows of a [n * heads][head_dim] view
         be_.rms_norm_linear_parts(x, {&l.attn_norm, c_.norm_eps, &xn}, qkv, 3);
         const Tensor qn = qn_.rows_view(0, n), kn = kn_.rows_view(0, n);
@@ -193,6 +203,8 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     ap.n_head = c_.n_head;
     ap.n_head_kv = c_.n_head_kv;
     ap.head_dim = c_.head_dim;
+    ap.scale = c_.attn_scale;
+    ap.window = slides ? c_.sliding_window : 0;
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
     if (select_blocks_ > 0 && ap.mask) {
         ap.select_blocks = select_blocks_;
@@ -208,7 +220,17 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     if (capture_)
         for (int g = 0; g < capture_groups(); ++g)
             capture_(layer, g, capture_buf_.data() + static_cast<size_t>(g) * n * ap.capture_stride, n, ap.capture_stride);
+    if (!l.post_attn_norm.empty()) {
+        be_.linear(l.wo, bias(l.bo), att, xn);
+        return add_block_output(l.post_attn_norm, xn, x, n);
+    }
     be_.linear_add(l.wo, bias(l.bo), att, x); // x += Wo att (+ b): the residual add in the GEMV's epilogue on a device
+}
+
+void Forward::add_block_output(const Tensor& post_norm, const Tensor& y, const Tensor& x, int n) {
+    const Tensor normed = post_.rows_view(0, n);
+    be_.rms_norm(y, post_norm, c_.norm_eps, normed);
+    be_.add(x, normed);
 }
 
 void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
@@ -224,10 +246,15 @@ void Forward::ffn_block(const DeviceLayerWeights& l, int n) {
         const Tensor gate = gate_.rows_view(0, n);
         be_.linear(l.w_up, bias(l.b_up), xn, up);
         be_.linear(l.w_gate, nullptr, xn, gate);
-        be_.swiglu(gate, up, up);
+        if (c_.gate_act == GateActivation::gelu_tanh) be_.geglu(gate, up, up);
+        else be_.swiglu(gate, up, up);
     } else {
         be_.linear(l.w_up, bias(l.b_up), xn, up);
         be_.gelu_tanh(up);
+    }
+    if (!l.post_ffn_norm.empty()) {
+        be_.linear(l.w_down, bias(l.b_down), up, xn);
+        return add_block_output(l.post_ffn_norm, xn, x, n);
     }
     be_.linear_add(l.w_down, bias(l.b_down), up, x);
 }
@@ -238,8 +265,14 @@ bool Forward::head_norms() const {
     return false;
 }
 
+bool Forward::post_norms() const {
+    for (const DeviceLayerWeights& l : w_.layers)
+        if (!l.post_attn_norm.empty() || !l.post_ffn_norm.empty()) return true;
+    return false;
+}
+
 bool Forward::fused_swiglu(const DeviceLayerWeights& l) const {
-    return c_.arch == Arch::llama && l.b_up.empty() && l.w_gate.type == l.w_up.type;
+    return c_.arch == Arch::llama && c_.gate_act == GateActivation::silu && l.b_up.empty() && l.w_gate.type == l.w_up.type && l.post_ffn_norm.empty();
 }
 
 void Forward::run_layers(std::span<const int32_t> tokens, int head_rows, const StepTail* tail, const StepValues& values) {
@@ -267,6 +300,7 @@ void Forward::run_layers(std::span<const int32_t> tokens, int head_rows, const S
 void Forward::issue_ops(const Tensor& ids, int n, int head_rows, const Tensor* pos) {
     const Tensor x = x_.rows_view(0, n);
     be_.get_rows(w_.tok_embd, ids, x);
+    if (c_.embd_scale != 0) be_.scale(x, c_.embd_scale); // gemma3: the embedding rows times sqrt(n_embd)
     if (!w_.pos_embd.empty()) {
         if (pos) { // gpt2's learned position row, looked up at the device position: get_rows into scratch, then add
             const Matrix table{GgmlType::F32, w_.pos_embd.rows(), w_.pos_embd.cols(), w_.pos_embd.row_bytes(),

@@ -137,6 +137,9 @@ private:
     // the unfused ops it cannot take.
     bool fused_swiglu(const DeviceLayerWeights& l) const;
     bool head_norms() const; // qwen3's q/k head RMSNorms: the layers need qn_ and kn_
+    bool post_norms() const; // gemma3's norms of each block's output: the layers need post_
+    // the block's output y (in xn_), normalised by post_norm when there is one, added to the residual x
+    void add_block_output(const Tensor& post_norm, const Tensor& y, const Tensor& x, int n);
     void norm(const Tensor& w, const Tensor& b, const Tensor& x, const Tensor& y);
 
     const ModelConfig& c_;
@@ -170,7 +173,8 @@ private:
     StepInputs step_;              // views of step_in_
     // scratch activations, [capacity][dim] (proj_: one row); ops work on row views of the first n rows
     Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, hidden_;
-    Tensor qn_, kn_; // the normalised q and k heads (qwen3), else empty
+    Tensor qn_, kn_; // the normalised q and k heads (qwen3, gemma3), else empty
+    Tensor post_;    // gemma3: a block's output normalised before the residual add, else empty
     std::vector<float> host_logits_;
 };
 

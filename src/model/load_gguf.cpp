@@ -67,6 +67,36 @@ int as_int(uint64_t v, const std::string& key, const std::string& path) {
     return static_cast<int>(v);
 }
 
+// The angle divisor of "linear" rope scaling (<arch>.rope.scaling.factor), 1 when the rotation is unscaled; any other
+// scaling is refused.
+float rope_linear_factor(const io::GgufFile& f, const std::string& arch) {
+    const auto type = f.get_string(arch + ".rope.scaling.type");
+    if (!type || *type == "none") return 1.0f;
+    if (*type != "linear") throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': rope scaling '" + *type + "' is not supported (linear)");
+    const double factor = f.get_float(arch + ".rope.scaling.factor").value_or(1.0);
+    if (!(factor > 0 && std::isfinite(factor)))
+        throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': rope scaling factor " + std::to_string(factor) + " is not a positive finite number");
+    return static_cast<float>(factor);
+}
+
+// Gemma 3's settings as llama.cpp reads a gemma3 file: the embedding scaled by sqrt(n_embd); every sixth layer (5,
+// 11, ...) attends to the whole context and the others through attention.sliding_window keys with a rope base of
+// 10,000 and no rope scaling; scores scaled by 1/sqrt(head_dim), except Gemma 3 27B (62 layers), whose
+// query_pre_attn_scalar is n_embd / n_head; GeGLU. The file has no keys for the pattern, the sliding base or the
+// scale: llama.cpp fixes them for the architecture, and so does winnow.
+void gemma3_config(const io::GgufFile& f, ModelConfig& c) {
+    constexpr int kFullEvery = 6;
+    const std::string key = "gemma3.attention.sliding_window";
+    c.sliding_window = as_int(f.require_uint(key), key, f.path());
+    if (c.sliding_window < 1) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': " + key + " must be positive");
+    c.sliding_layers.assign(c.n_layer > 0 ? c.n_layer : 0, 0);
+    for (int i = 0; i < c.n_layer; ++i) c.sliding_layers[i] = (i + 1) % kFullEvery != 0;
+    c.rope_base_sliding = 10000.0f;
+    c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));
+    c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_layer == 62 ? c.n_embd / c.n_head : c.head_dim));
+    c.gate_act = GateActivation::gelu_tanh;
+}
+
 } // namespace
 
 void GgufLoader::load() {
@@ -76,12 +106,15 @@ void GgufLoader::load() {
     const std::string arch = f.require_string("general.architecture");
     ModelConfig& c = m.config_;
     // qwen2 is llama's computation (RMSNorm, RoPE, SwiGLU, GQA) with q/k/v biases and rotate-half RoPE pairs; qwen3 has
-    // no biases but an RMSNorm on each q and k head before RoPE, and its heads need not split the embedding
-    if (arch == "llama" || arch == "qwen2" || arch == "qwen3") c.arch = Arch::llama;
+    // no biases but an RMSNorm on each q and k head before RoPE, and its heads need not split the embedding; gemma3
+    // has qwen3's head norms, GeGLU, norms of the attention's and the FFN's outputs, scaled embeddings and
+    // sliding-window layers (gemma3_config)
+    if (arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "gemma3") c.arch = Arch::llama;
     else if (arch == "gpt2") c.arch = Arch::gpt2;
-    else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch + "' (winnow supports llama, qwen2, qwen3 and gpt2)");
+    else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch +
+                                                 "' (winnow supports llama, qwen2, qwen3, gemma3 and gpt2)");
     c.arch_name = arch;
-    const bool qwen2 = arch == "qwen2", qwen3 = arch == "qwen3";
+    const bool qwen2 = arch == "qwen2", gemma3 = arch == "gemma3", head_norms = arch == "qwen3" || gemma3;
 
     auto key_int = [&](const std::string& k) { return as_int(f.require_uint(arch + "." + k), arch + "." + k, path); };
     c.name = f.get_string("general.name").value_or("");
@@ -106,12 +139,12 @@ void GgufLoader::load() {
                                                     std::to_string(v_width) + ": winnow needs one width for both");
         c.head_dim = k_width;
         c.norm_eps = static_cast<float>(f.require_float(arch + ".attention.layer_norm_rms_epsilon"));
-        // llama.cpp's converter permutes llama's q/k rows into adjacent pairs; qwen2's and qwen3's it leaves as HF has them
-        c.rope = qwen2 || qwen3 ? RopeStyle::rotate_half : RopeStyle::adjacent_pairs;
+        // llama.cpp's converter permutes llama's q/k rows into adjacent pairs; qwen2's, qwen3's and gemma3's it leaves as
+        // HF has them
+        c.rope = arch == "llama" ? RopeStyle::adjacent_pairs : RopeStyle::rotate_half;
         c.rope_dim = f.get_uint(arch + ".rope.dimension_count") ? key_int("rope.dimension_count") : c.head_dim;
         c.rope_base = static_cast<float>(f.get_float(arch + ".rope.freq_base").value_or(10000.0));
-        if (auto s = f.get_string(arch + ".rope.scaling.type"); s && *s != "none")
-            throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': rope scaling '" + *s + "' is not supported");
+        if (gemma3) gemma3_config(f, c);
     } else {
         c.norm_eps = static_cast<float>(f.require_float("gpt2.attention.layer_norm_epsilon"));
         c.rope = RopeStyle::none;
@@ -130,12 +163,18 @@ void GgufLoader::load() {
     w.tok_embd = t.matrix("token_embd.weight", c.n_vocab, d);
     w.output = out ? t.to_matrix(*out, c.n_vocab, d) : w.tok_embd;
     w.out_norm = t.vector("output_norm.weight", d);
-    // Llama 3.1 / 3.2 files carry their "llama3" rope scaling as one angle divisor per rotated pair
+    // Llama 3.1 / 3.2 files carry their "llama3" rope scaling as one angle divisor per rotated pair; linear scaling
+    // (Gemma 3 4B and up) divides every pair's angle by its factor
     if (c.arch == Arch::llama) {
         w.rope_freqs = t.vector("rope_freqs.weight", c.rope_dim / 2, false);
         for (float x : w.rope_freqs)
             if (!(x > 0.0f && std::isfinite(x)))
                 throw Error(ErrorKind::format, "GGUF file '" + path + "': tensor 'rope_freqs.weight' holds " + std::to_string(x) + ", not a positive finite factor");
+        if (const float linear = rope_linear_factor(f, arch); linear != 1.0f) {
+            if (!w.rope_freqs.empty())
+                throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': linear rope scaling and rope_freqs.weight together");
+            w.rope_freqs.assign(c.rope_dim / 2, linear);
+        }
     }
     if (c.arch == Arch::gpt2) {
         w.out_norm_b = t.vector("output_norm.bias", d);
@@ -157,9 +196,13 @@ void GgufLoader::load() {
             l.wv = t.matrix(b + "attn_v.weight", kv, d);
             l.wo = t.matrix(b + "attn_output.weight", d, qd);
             l.w_gate = t.matrix(b + "ffn_gate.weight", c.n_ff, d);
-            if (qwen3) {
+            if (head_norms) {
                 l.q_norm = t.vector(b + "attn_q_norm.weight", c.head_dim);
                 l.k_norm = t.vector(b + "attn_k_norm.weight", c.head_dim);
+            }
+            if (gemma3) { // (llama.cpp's converter stores Gemma's norm weights with its +1 added: used as they are)
+                l.post_attn_norm = t.vector(b + "post_attention_norm.weight", d);
+                l.post_ffn_norm = t.vector(b + "post_ffw_norm.weight", d);
             }
             // qwen2 always has q/k/v biases; a llama file may (attention_bias checkpoints), and then its o bias too
             l.bq = t.vector(b + "attn_q.bias", qd, qwen2);

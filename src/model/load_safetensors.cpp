@@ -233,6 +233,99 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     }
 }
 
+// Gemma 3's text model (model_type gemma3_text, Gemma3ForCausalLM: Gemma 3 1B and 270M; the multimodal "gemma3"
+// checkpoints are refused): llama's computation with GeGLU, q/k head norms, norms of the attention's and the FFN's
+// outputs, the embedding scaled by sqrt(hidden_size), query_pre_attn_scalar, and sliding-window layers (layer_types,
+// or every sliding_window_pattern-th layer full) whose rotation has rope_local_base_freq and is never scaled. The full
+// layers' rotation may be scaled linearly (Gemma 3 4B and up: factor 8). Softcapping is refused (Gemma 2's).
+void load_gemma3(const HfConfig& h, ModelConfig& c) {
+    c.arch = Arch::llama;
+    c.n_embd = h.get<int>("hidden_size");
+    c.n_layer = h.get<int>("num_hidden_layers");
+    c.n_head = h.get<int>("num_attention_heads");
+    c.n_head_kv = h.get_or<int>("num_key_value_heads", c.n_head);
+    c.n_ff = h.get<int>("intermediate_size");
+    c.n_ctx_train = h.get<int>("max_position_embeddings");
+    c.n_vocab = h.get<int>("vocab_size");
+    c.norm_eps = h.get_or<float>("rms_norm_eps", 1e-6f);
+    c.rope = RopeStyle::rotate_half;
+    c.tied_head = h.get_or<bool>("tie_word_embeddings", true);
+    c.gate_act = GateActivation::gelu_tanh;
+    const auto act = h.get_or<std::string>("hidden_activation", h.get_or<std::string>("hidden_act", "gelu_pytorch_tanh"));
+    if (act != "gelu_pytorch_tanh") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_activation '" + act + "' is not supported (gelu_pytorch_tanh)");
+    for (const char* cap : {"attn_logit_softcapping", "final_logit_softcapping"})
+        if (h.has(cap)) throw Error(ErrorKind::unsupported, "'" + h.path + "': " + cap + " is not supported");
+    c.sliding_window = h.get<int>("sliding_window");
+    if (c.sliding_window < 1) throw Error(ErrorKind::format, "'" + h.path + "': sliding_window must be positive");
+    if (c.n_layer < 1 || c.n_layer > 1024) throw Error(ErrorKind::format, "'" + h.path + "': num_hidden_layers is out of range [1, 1024]");
+    c.sliding_layers.assign(c.n_layer, 0);
+    if (h.has("layer_types")) {
+        const json& types = h.j["layer_types"];
+        if (!types.is_array() || static_cast<int>(types.size()) != c.n_layer)
+            throw Error(ErrorKind::format, "'" + h.path + "': layer_types is not an array of num_hidden_layers entries");
+        for (int i = 0; i < c.n_layer; ++i) {
+            const std::string t = types[i].is_string() ? types[i].get<std::string>() : "";
+            if (t != "sliding_attention" && t != "full_attention")
+                throw Error(ErrorKind::unsupported, "'" + h.path + "': layer_types entry " + types[i].dump() + " is not supported (sliding_attention, full_attention)");
+            c.sliding_layers[i] = t == "sliding_attention";
+        }
+    } else {
+        const int every = h.get_or<int>("sliding_window_pattern", 6);
+        if (every < 1) throw Error(ErrorKind::format, "'" + h.path + "': sliding_window_pattern must be positive");
+        for (int i = 0; i < c.n_layer; ++i) c.sliding_layers[i] = (i + 1) % every != 0;
+    }
+    // the rotary bases: rope_theta / rope_local_base_freq, or transformers 5's rope_parameters per layer type
+    c.rope_base = h.get_or<float>("rope_theta", 1000000.0f);
+    c.rope_base_sliding = h.get_or<float>("rope_local_base_freq", 10000.0f);
+    const float query_scalar = h.get_or<float>("query_pre_attn_scalar", 0.0f);
+    if (query_scalar < 0 || !std::isfinite(query_scalar)) throw Error(ErrorKind::format, "'" + h.path + "': query_pre_attn_scalar must be positive");
+    c.attn_scale = query_scalar > 0 ? 1.0f / std::sqrt(query_scalar) : 0.0f; // 0: 1 / sqrt(head_dim), set later
+    for (float b : {c.rope_base, c.rope_base_sliding})
+        if (!(b > 0 && std::isfinite(b))) throw Error(ErrorKind::format, "'" + h.path + "': the rope bases must be positive finite numbers");
+}
+
+// Gemma 3's linear rope scaling factor of the full layers (1: unscaled): rope_scaling {"rope_type": "linear",
+// "factor": F}, or transformers 5's rope_parameters {"full_attention": {...}, "sliding_attention": {...}}, whose
+// rope_theta values then give the two bases. The sliding layers' rotation must be unscaled.
+float gemma3_rope(const HfConfig& h, ModelConfig& c) {
+    auto linear_factor = [&](const json& s, const std::string& where) {
+        if (!s.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': " + where + " is not an object");
+        const HfConfig o{s, h.path + " " + where};
+        const auto type = o.has("rope_type") ? o.get<std::string>("rope_type") : o.get_or<std::string>("type", "default");
+        if (type == "default") return 1.0f;
+        if (type != "linear") throw Error(ErrorKind::unsupported, "'" + h.path + "': " + where + " type '" + type + "' is not supported (default, linear)");
+        const float f = o.get<float>("factor");
+        if (!(f > 0 && std::isfinite(f))) throw Error(ErrorKind::format, "'" + h.path + "': " + where + ".factor must be a positive finite number");
+        return f;
+    };
+    float factor = h.has("rope_scaling") ? linear_factor(h.j["rope_scaling"], "rope_scaling") : 1.0f;
+    if (h.has("rope_parameters")) {
+        const json& rp = h.j["rope_parameters"];
+        if (!rp.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': rope_parameters is not an object");
+        for (const char* kind : {"full_attention", "sliding_attention"}) {
+            if (!rp.contains(kind)) continue;
+            const std::string where = std::string("rope_parameters.") + kind;
+            const float f = linear_factor(rp[kind], where);
+            const HfConfig o{rp[kind], h.path + " " + where};
+            const bool full = std::string(kind) == "full_attention";
+            if (!full && f != 1.0f) throw Error(ErrorKind::unsupported, "'" + h.path + "': scaled rotation of the sliding layers is not supported");
+            if (full) factor = f;
+            if (o.has("rope_theta")) (full ? c.rope_base : c.rope_base_sliding) = o.get<float>("rope_theta");
+        }
+    }
+    for (float b : {c.rope_base, c.rope_base_sliding})
+        if (!(b > 0 && std::isfinite(b))) throw Error(ErrorKind::format, "'" + h.path + "': the rope bases must be positive finite numbers");
+    return factor;
+}
+
+// sqrt(hidden_size) as HF's Gemma3TextScaledWordEmbedding multiplies with it: rounded to the embedding's dtype.
+float gemma_embedding_scale(int n_embd, GgmlType embd_type) {
+    const float s = std::sqrt(static_cast<float>(n_embd));
+    if (embd_type == GgmlType::BF16) return bf16_to_fp32(fp32_to_bf16(s));
+    if (embd_type == GgmlType::F16) return fp16_to_fp32(fp32_to_fp16(s));
+    return s;
+}
+
 } // namespace
 
 void SafetensorsLoader::load() {
@@ -246,12 +339,19 @@ void SafetensorsLoader::load() {
     const auto type = h.get<std::string>("model_type");
     if (type == "gpt2") load_gpt2(h, c);
     else if (type == "llama" || type == "qwen2" || type == "qwen3") load_llama(h, c);
-    else throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type + "' (winnow supports gpt2, llama, qwen2 and qwen3)");
-    c.arch_name = type;
+    else if (type == "gemma3_text") load_gemma3(h, c);
+    else if (type == "gemma3")
+        throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': model_type gemma3 (Gemma 3's image-text checkpoints) is not supported; "
+                                                                        "its text-only checkpoints (gemma3_text, Gemma3ForCausalLM) are");
+    else
+        throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type +
+                                                "' (winnow supports gpt2, llama, qwen2, qwen3 and gemma3_text)");
+    const bool gemma3 = type == "gemma3_text";
+    c.arch_name = gemma3 ? "gemma3" : type;
     // qwen2's q/k/v projections always have biases (its o_proj none); llama's and qwen3's all four with attention_bias;
     // qwen3 normalizes each q and k head before RoPE
     const bool qkv_bias = type == "qwen2" || h.get_or<bool>("attention_bias", false), o_bias = type != "qwen2" && qkv_bias;
-    const bool qk_norm = type == "qwen3";
+    const bool qk_norm = type == "qwen3" || gemma3;
     if (c.n_head > 0) c.head_dim = c.n_embd / c.n_head;
     if (c.arch == Arch::llama) {
         if (!h.has("head_dim") && c.n_head > 0 && c.n_embd % c.n_head != 0)
@@ -262,8 +362,11 @@ void SafetensorsLoader::load() {
     }
     c.validate("'" + cfg_path.string() + "'");
 
-    if (c.arch == Arch::llama)
+    if (gemma3) {
+        if (const float factor = gemma3_rope(h, c); factor != 1.0f) m.weights_.rope_freqs.assign(c.rope_dim / 2, factor);
+    } else if (c.arch == Arch::llama) {
         if (const auto [scaling, where] = llama3_rope_scaling(h); scaling) m.weights_.rope_freqs = llama3_rope_factors(*scaling, where, c.rope_base, c.rope_dim);
+    }
     m.safetensors_ = io::SafetensorsModel::open(m.path_);
     Mapper t(m, *m.safetensors_, m.owned_);
     Weights& w = m.weights_;
@@ -303,16 +406,24 @@ void SafetensorsLoader::load() {
         }
     } else {
         w.tok_embd = t.linear("model.embed_tokens.weight", c.n_vocab, d);
+        if (gemma3) c.embd_scale = gemma_embedding_scale(d, w.tok_embd.type);
+        // Gemma's RMSNorms multiply by 1 + weight (llama.cpp's converter adds the 1 to the stored weights; so does this)
+        auto norm = [&](const std::string& name, int64_t n) {
+            Vector v = t.vector(name, n);
+            if (gemma3)
+                for (float& x : v) x += 1.0f;
+            return v;
+        };
         const bool has_head = t.find("lm_head.weight") != nullptr;
         if (!c.tied_head && !has_head)
             throw Error(ErrorKind::format, "safetensors '" + m.path_ + "': lm_head.weight is missing and tie_word_embeddings is false");
         c.tied_head = !has_head;
         w.output = has_head ? t.linear("lm_head.weight", c.n_vocab, d) : w.tok_embd;
-        w.out_norm = t.vector("model.norm.weight", d);
+        w.out_norm = norm("model.norm.weight", d);
         for (int i = 0; i < c.n_layer; ++i) {
             const std::string b = "model.layers." + std::to_string(i) + ".";
             LayerWeights l;
-            l.attn_norm = t.vector(b + "input_layernorm.weight", d);
+            l.attn_norm = norm(b + "input_layernorm.weight", d);
             l.wq = t.linear(b + "self_attn.q_proj.weight", c.n_head * c.head_dim, d);
             l.wk = t.linear(b + "self_attn.k_proj.weight", kv, d);
             l.wv = t.linear(b + "self_attn.v_proj.weight", kv, d);
@@ -324,10 +435,16 @@ void SafetensorsLoader::load() {
             }
             if (o_bias) l.bo = t.vector(b + "self_attn.o_proj.bias", d);
             if (qk_norm) {
-                l.q_norm = t.vector(b + "self_attn.q_norm.weight", c.head_dim);
-                l.k_norm = t.vector(b + "self_attn.k_norm.weight", c.head_dim);
+                l.q_norm = norm(b + "self_attn.q_norm.weight", c.head_dim);
+                l.k_norm = norm(b + "self_attn.k_norm.weight", c.head_dim);
             }
-            l.ffn_norm = t.vector(b + "post_attention_layernorm.weight", d);
+            if (gemma3) { // Gemma's post_attention_layernorm normalises the attention's output; pre_feedforward_layernorm the FFN's input
+                l.post_attn_norm = norm(b + "post_attention_layernorm.weight", d);
+                l.ffn_norm = norm(b + "pre_feedforward_layernorm.weight", d);
+                l.post_ffn_norm = norm(b + "post_feedforward_layernorm.weight", d);
+            } else {
+                l.ffn_norm = t.vector(b + "post_attention_layernorm.weight", d);
+            }
             l.w_gate = t.linear(b + "mlp.gate_proj.weight", c.n_ff, d);
             l.w_up = t.linear(b + "mlp.up_proj.weight", c.n_ff, d);
             l.w_down = t.linear(b + "mlp.down_proj.weight", d, c.n_ff);

@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include <cmath>
+
 #include "winnow/error.h"
 
 namespace winnow {
@@ -14,6 +16,8 @@ const char* to_string(RopeStyle r) {
     }
     return "?";
 }
+
+const char* to_string(GateActivation a) { return a == GateActivation::silu ? "silu" : "gelu_tanh"; }
 
 void ModelConfig::validate(const std::string& source) const {
     auto bad = [&](const std::string& what) { throw Error(ErrorKind::format, source + ": " + what); };
@@ -37,6 +41,12 @@ void ModelConfig::validate(const std::string& source) const {
         if (!(rope_base > 0.0f)) bad("rope freq base must be positive");
     }
     if (!(norm_eps > 0.0f && norm_eps < 1.0f)) bad("norm epsilon " + std::to_string(norm_eps) + " out of range (0, 1)");
+    if (embd_scale < 0 || !std::isfinite(embd_scale)) bad("embedding scale must be a finite number >= 0");
+    if (attn_scale < 0 || !std::isfinite(attn_scale)) bad("attention scale must be a finite number >= 0");
+    if (sliding_window < 0) bad("sliding window must be >= 0");
+    if (!sliding_layers.empty() && static_cast<int>(sliding_layers.size()) != n_layer)
+        bad(std::to_string(sliding_layers.size()) + " sliding-window layer flags for " + std::to_string(n_layer) + " layers");
+    if (rope_base_sliding < 0 || !std::isfinite(rope_base_sliding)) bad("the sliding layers' rope base must be a finite number >= 0");
 }
 
 } // namespace winnow

@@ -2,6 +2,7 @@
 // Architecture hyper-parameters, independent of the file format they were read from.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace winnow {
 
@@ -12,6 +13,11 @@ const char* to_string(Arch a);
 // llama.cpp's converter permutes the q/k rows; HF checkpoints pair i with i + rope_dim/2 ("rotate half").
 enum class RopeStyle { none, adjacent_pairs, rotate_half };
 const char* to_string(RopeStyle r);
+
+// The activation of a llama-computation model's gated FFN, down(act(gate x) * up x): SiLU (SwiGLU: llama, qwen) or
+// GELU's tanh approximation (GeGLU: gemma).
+enum class GateActivation { silu, gelu_tanh };
+const char* to_string(GateActivation a);
 
 struct ModelConfig {
     Arch arch = Arch::llama;
@@ -28,6 +34,16 @@ struct ModelConfig {
     int rope_dim = 0;
     float rope_base = 10000.0f;
     bool tied_head = false;
+    GateActivation gate_act = GateActivation::silu;
+    // Gemma 3 (all zero, empty or unset elsewhere):
+    float embd_scale = 0;        // the token embedding rows are multiplied by it (sqrt(n_embd)); 0: as stored
+    float attn_scale = 0;        // multiplies q.k (query_pre_attn_scalar^-1/2); 0: 1 / sqrt(head_dim)
+    int sliding_window = 0;      // the keys a sliding layer's row attends to: positions p - window < j <= p
+    std::vector<uint8_t> sliding_layers; // per layer, 1 where it attends through the sliding window; empty: none does
+    float rope_base_sliding = 0; // the sliding layers' rope base (their rotation is never scaled); 0: rope_base
+    bool layer_slides(int layer) const {
+        return sliding_window > 0 && layer >= 0 && layer < static_cast<int>(sliding_layers.size()) && sliding_layers[layer] != 0;
+    }
     std::string name;
     std::string arch_name; // as the file declares it (GGUF general.architecture, HF model_type): "qwen2" runs as Arch::llama
     std::string architecture() const { return arch_name.empty() ? to_string(arch) : arch_name; }

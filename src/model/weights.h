@@ -31,8 +31,10 @@ struct LayerWeights {
     Vector bq, bk, bv, bo;
     Vector q_norm, k_norm; // [head_dim] RMSNorm weights of each q and k head before RoPE (qwen3); empty when none
     Vector ffn_norm, ffn_norm_b;
-    Matrix w_gate, w_up, w_down; // w_gate only for SwiGLU (llama)
+    Matrix w_gate, w_up, w_down; // w_gate only for the gated FFNs (llama computation)
     Vector b_up, b_down;
+    // Gemma's RMSNorms of the attention's and the FFN's outputs before each residual add; empty when none
+    Vector post_attn_norm, post_ffn_norm;
 };
 
 struct Weights {
@@ -40,7 +42,8 @@ struct Weights {
     Vector pos_embd;         // [n_ctx_train * n_embd], gpt2 only
     Vector out_norm, out_norm_b;
     Matrix output;           // [n_vocab, n_embd]; == tok_embd when the head is tied
-    Vector rope_freqs;       // [rope_dim / 2] RoPE angle divisors (Llama 3.1's rope scaling); empty when none
+    Vector rope_freqs;       // [rope_dim / 2] RoPE angle divisors (Llama 3.1's rope scaling, linear scaling's factor in
+                             // every pair); empty when none. Not for a sliding-window layer (Gemma 3 scales its full layers only)
     std::vector<LayerWeights> layers;
 };
 

@@ -215,6 +215,14 @@ TEST_F(CudaDecoder, TinyQwen3MatchesCpu) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-qwen3.gguf"), false);
 }
 
+// gemma3: sliding-window layers (window 12: the tiled prefill kernel's rows past their window, the decode kernels'
+// first keys), GeGLU, the post-block norms, the embedding scale, two rope bases; recorded steps at n_ctx 300 also take
+// the flash-decoding split, its splits counted from each row's window
+TEST_F(CudaDecoder, TinyGemma3MatchesCpu) {
+    EXPECT_LE(compare_backends(fixture("tiny-gemma3.gguf"), 64, 20), 1e-4);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-gemma3.gguf"), false, 0, 300);
+}
+
 TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false);
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true);

@@ -100,6 +100,28 @@ TEST(TinyParity, Qwen3MatchesLlamaCpp) {
     EXPECT_TRUE(l.bq.empty());
 }
 
+// gemma3 (make_tiny_models.py make_gemma3): sliding-window layers (window 12 keys of the 64 positions; layers 0-4 and 6
+// slide, 5 attends to everything), GeGLU, q/k head norms, norms of each block's output, the embedding times sqrt(64),
+// rope base 1e4 on the sliding layers and 1e6 with linear scaling 4 on the full one, one KV head of 32. Against
+// llama.cpp within its fp16 GELU table's error (6.3e-4 observed, as gpt2's 6.7e-4); within 1e-5 against the float64
+// HF-formula oracle (cli.logits_tiny-gemma3*_vs_numpy). Without the window, or the full layer's rope scaling, this
+// test fails (observed 1.52 and 0.27).
+TEST(TinyParity, Gemma3MatchesLlamaCpp) {
+    expect_fp32_parity("tiny-gemma3");
+    auto m = Model::load(kDir + "/tiny-gemma3.gguf");
+    const auto& c = m->config();
+    EXPECT_EQ(c.architecture(), "gemma3");
+    EXPECT_EQ(c.sliding_window, 12);
+    EXPECT_EQ(c.sliding_layers, (std::vector<uint8_t>{1, 1, 1, 1, 1, 0, 1}));
+    EXPECT_EQ(c.rope_base_sliding, 10000.0f);
+    EXPECT_EQ(c.rope_base, 1000000.0f);
+    EXPECT_EQ(c.embd_scale, 8.0f);
+    EXPECT_EQ(c.gate_act, winnow::GateActivation::gelu_tanh);
+    EXPECT_FLOAT_EQ(c.attn_scale, 1.0f / std::sqrt(32.0f));
+    EXPECT_EQ(m->weights().rope_freqs, std::vector<float>(16, 4.0f));
+    EXPECT_EQ(m->weights().layers[6].post_ffn_norm.size(), 64u);
+}
+
 // Llama 3.1's rope scaling: one angle divisor per pair from rope_freqs.weight (1, interpolated, and 8 all occur)
 TEST(TinyParity, Llama3RopeScalingMatchesLlamaCpp) {
     expect_fp32_parity("tiny-llama3");
@@ -195,6 +217,9 @@ TEST(FormatParity, LlamaShardedSafetensorsRotateHalfEqualsGgufAdjacentPairs) {
 }
 TEST(FormatParity, Qwen2SafetensorsEqualsGguf) { expect_same_function("tiny-qwen2-hf", "tiny-qwen2.gguf", 1e-5); }
 TEST(FormatParity, Qwen3SafetensorsEqualsGguf) { expect_same_function("tiny-qwen3-hf", "tiny-qwen3.gguf", 1e-5); }
+// HF's Gemma norms (1 + w), sliding_window_pattern, rope_local_base_freq, rope_scaling linear and query_pre_attn_scalar
+// vs the GGUF's norms with the 1 added and llama.cpp's fixed pattern, base and scale
+TEST(FormatParity, Gemma3SafetensorsEqualsGguf) { expect_same_function("tiny-gemma3-hf", "tiny-gemma3.gguf", 1e-5); }
 // HF's rope_scaling {"rope_type": "llama3", ...} turned into divisors by winnow vs the GGUF's rope_freqs.weight
 TEST(FormatParity, Llama3RopeScalingSafetensorsEqualsGguf) { expect_same_function("tiny-llama3-hf", "tiny-llama3.gguf", 1e-5); }
 TEST(FormatParity, LlamaBf16SafetensorsEqualsBf16Gguf) { expect_same_function("tiny-llama-bf16-hf", "tiny-llama-bf16.gguf", 1e-5); }

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <tuple>
 
 #include "backend/cpu/reference_ops.h"
 #include "io/quant.h"
@@ -780,7 +781,7 @@ BlockMask random_mask(int block, int n_blocks, uint64_t seed, int groups = 1) {
     return m;
 }
 
-struct AttentionShape { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; int mask_groups = 1; };
+struct AttentionShape { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; int mask_groups = 1; int window = 0; };
 
 // How the reference sees the cache:
 //   rounded:   the K/V values the cache holds (rounded on the host first, so the cache write is exact): only the
@@ -821,6 +822,7 @@ OpResult run_attention_case(Backend& be, const AttentionShape& s, GgmlType type,
     p.n_head = s.n_head;
     p.n_head_kv = s.n_head_kv;
     p.head_dim = s.hd;
+    p.window = s.window;
     // a negative block size: the same pattern with the SPION denominator
     const int block = std::abs(s.mask_block);
     if (block) {
@@ -831,7 +833,8 @@ OpResult run_attention_case(Backend& be, const AttentionShape& s, GgmlType type,
     be.attention(qt, kt, vt, ot, p);
     std::vector<double> ref(q.size()), qd_ = widen(q), kd = widen(k), vd = widen(v);
     ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), s.pos0, s.n, s.n_head, s.n_head_kv, s.hd,
-                                  1.0 / std::sqrt(static_cast<double>(s.hd)), [&](int kvh, int qp, int kp) { return !block || mask.allows(qp, kp, kvh); },
+                                  1.0 / std::sqrt(static_cast<double>(s.hd)),
+                                  [&](int kvh, int qp, int kp) { return (!block || mask.allows(qp, kp, kvh)) && (!s.window || qp - kp < s.window); },
                                   s.mask_block < 0);
     return compare(get(be, ot), ref);
 }
@@ -861,7 +864,17 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         {"llama1b_head128_prefill_64_at_200", 64, 200, 8, 2, 128, 0},
                         // the CPU's prefill tiles: keys in three 256-key chunks with the causal diagonal inside the
                         // last, and SPION-denominator mask blocks that cut the row tiles
-                        {"smollm2_prefill_48_at_600", 48, 600, 9, 3, 64, 0}, {"masked_spion_b64_prefill_80_at_400", 80, 400, 9, 3, 64, -64}};
+                        {"smollm2_prefill_48_at_600", 48, 600, 9, 3, 64, 0}, {"masked_spion_b64_prefill_80_at_400", 80, 400, 9, 3, 64, -64},
+                        // sliding windows (Gemma 3's local layers): the row walk (7 rows, windows shorter than the
+                        // prefix), the prefill tiles (CPU: a window cutting a 256-key chunk; CUDA: row tiles whose
+                        // windows start inside a 32-key tile), decode within one split and across splits counted from
+                        // the window's first key (CUDA: 300 keys, 100 in the window; 70,000 keys, 1,000 in it), and
+                        // Gemma 3's 256-dim heads (CUDA: past the tiles' 128, attention.cu's kernel)
+                        {"window5_prefill_7_at_3", 7, 3, 9, 3, 64, 0, 1, 5}, {"window40_prefill_100_at_20", 100, 20, 9, 3, 64, 0, 1, 40},
+                        {"window100_prefill_48_at_600", 48, 600, 9, 3, 64, 0, 1, 100}, {"window100_decode_pos300", 1, 300, 9, 3, 64, 0, 1, 100},
+                        {"window1000_mqa_decode_pos70000", 1, 70000, 4, 1, 64, 0, 1, 1000},
+                        {"window_wider_than_keys_decode_pos50", 1, 50, 9, 3, 64, 0, 1, 512},
+                        {"gemma3_head256_window64_prefill_40_at_90", 40, 90, 4, 1, 256, 0, 1, 64}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
     for (bool device_pos : {false, true}) {
@@ -1115,6 +1128,26 @@ void add_activation_cases(std::vector<OpCase>& cases) {
                              ref::swiglu_forward<double>(ref.data(), gd.data(), ud.data(), g.size());
                              return compare(get(be, ot), ref);
                          }});
+    // Gemma's gated FFN (in place into up, as Forward calls it, and into another tensor); 6912: Gemma 3 1B's FFN width
+    for (auto [n, c, in_place] : {std::tuple{7, 6912, true}, {1, 100, false}})
+        cases.push_back({"geglu/F32/" + shape(n, c) + (in_place ? "_into_up" : ""), Op::geglu, GgmlType::F32, 1e-12, 1e-12, [n, c, in_place](Backend& be) {
+                             const auto g = randn(static_cast<size_t>(n * c), 76, 3.0f), u = randn(static_cast<size_t>(n * c), 77);
+                             const Tensor gt = put(be, g, n, c), ut = put(be, u, n, c), ot = in_place ? ut : be.alloc(GgmlType::F32, n, c);
+                             be.geglu(gt, ut, ot);
+                             std::vector<double> ref(g.size()), gd = widen(g), ud = widen(u);
+                             ref::geglu_forward<double>(ref.data(), gd.data(), ud.data(), g.size());
+                             return compare(get(be, ot), ref);
+                         }});
+    // Gemma's embedding scale, sqrt(1152) on 5 rows of Gemma 3 1B's width
+    cases.push_back({"scale/F32/5x1152", Op::scale, GgmlType::F32, 1e-14, 1e-14, [](Backend& be) {
+                         const auto x = randn(5 * 1152, 78);
+                         const float s = std::sqrt(1152.0f);
+                         const Tensor xt = put(be, x, 5, 1152);
+                         be.scale(xt, s);
+                         std::vector<double> ref = widen(x);
+                         for (double& v : ref) v *= static_cast<double>(s);
+                         return compare(get(be, xt), ref);
+                     }});
     for (int x_rows : {7, 1})
         cases.push_back({"add/F32/7x576_plus_" + shape(x_rows, 576), Op::add, GgmlType::F32, 1e-14, 1e-14, [x_rows](Backend& be) {
                              const auto y = randn(7 * 576, 74), x = randn(static_cast<size_t>(x_rows) * 576, 75);

@@ -120,6 +120,12 @@ public:
     void gelu_tanh(const Tensor& x) override {
         op([=, this] { cpu_->gelu_tanh(x); });
     }
+    void geglu(const Tensor& g, const Tensor& u, const Tensor& o) override {
+        op([=, this] { cpu_->geglu(g, u, o); });
+    }
+    void scale(const Tensor& x, float s) override {
+        op([=, this] { cpu_->scale(x, s); });
+    }
     void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override {
         op([=, this] { cpu_->swiglu(g, u, o); });
     }

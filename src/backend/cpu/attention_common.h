@@ -47,18 +47,20 @@ inline float max_of(const float* x, int n) {
 }
 
 // The kept keys of the row at q_pos as runs [runs[2r], runs[2r + 1]); adjacent kept blocks form one run. `row` is the
-// row's block keep flags (null: dense). Returns the number of runs; *kept gets the number of keys in them.
-inline int key_runs(const uint8_t* row, int block, int q_pos, int* runs, int* kept) {
+// row's block keep flags (null: dense); keys before first_key (a sliding window's start) are left out. Returns the
+// number of runs; *kept gets the number of keys in them.
+inline int key_runs(const uint8_t* row, int block, int q_pos, int* runs, int* kept, int first_key = 0) {
     const int n_keys = q_pos + 1;
     if (!row) {
-        runs[0] = 0, runs[1] = n_keys, *kept = n_keys;
+        runs[0] = first_key, runs[1] = n_keys, *kept = n_keys - first_key;
         return 1;
     }
     int n_runs = 0;
     *kept = 0;
     for (int kb = 0; kb * block < n_keys; ++kb) {
         if (!row[kb]) continue;
-        const int b = kb * block, e = std::min(n_keys, b + block);
+        const int b = std::max(first_key, kb * block), e = std::min(n_keys, kb * block + block);
+        if (b >= e) continue;
         *kept += e - b;
         if (n_runs && runs[2 * n_runs - 1] == b) runs[2 * n_runs - 1] = e;
         else runs[2 * n_runs] = b, runs[2 * n_runs + 1] = e, ++n_runs;

@@ -395,7 +395,8 @@ void attention_impl(const float* q, const typename E::T* k_cache, const typename
                 const int t = row_kv / n_kv, kvh = row_kv % n_kv;
                 const RowFlags row = n_sel > 0 ? select_units(p, pos0 + t, kvh, bounds.data() + static_cast<size_t>(row_kv) * n_sel, select)
                                                : row_flags(p, q + q_offset(t, kvh), heads, pos0 + t, kvh, select);
-                row_n_runs[row_kv] = key_runs(row.flags, row.unit, pos0 + t, row_runs.data() + static_cast<size_t>(row_kv) * runs_stride, &kept_keys[row_kv]);
+                row_n_runs[row_kv] = key_runs(row.flags, row.unit, pos0 + t, row_runs.data() + static_cast<size_t>(row_kv) * runs_stride, &kept_keys[row_kv],
+                                              p.first_key(pos0 + t));
             }
         }
 #pragma omp for schedule(dynamic)
@@ -412,7 +413,7 @@ void attention_impl(const float* q, const typename E::T* k_cache, const typename
                 r = row_runs.data() + static_cast<size_t>(row_kv) * runs_stride, n_runs = row_n_runs[row_kv], kept = kept_keys[row_kv];
             } else {
                 const RowFlags row = row_flags(p, q + q_off, heads, q_pos, kvh, select);
-                n_runs = key_runs(row.flags, row.unit, q_pos, runs.data(), &kept);
+                n_runs = key_runs(row.flags, row.unit, q_pos, runs.data(), &kept, p.first_key(q_pos));
                 r = runs.data();
             }
             accumulate_range<E>(shape, q + q_off, k_cache, v_cache, r, n_runs, static_cast<int>(static_cast<int64_t>(kept) * s / splits),
@@ -463,7 +464,7 @@ void head_mean_probs_impl(const float* q, const typename E::T* k_cache, int n_to
                 float* cap = capture + (static_cast<size_t>(groups == 1 ? 0 : kvh) * n_tokens + t) * stride;
                 int kept = 0;
                 const uint8_t* row = p.mask ? p.mask->row(q_pos / p.mask->block, kvh) : nullptr; // the capture ignores selection
-                const int n_runs = key_runs(row, p.mask ? p.mask->block : 0, q_pos, runs.data(), &kept);
+                const int n_runs = key_runs(row, p.mask ? p.mask->block : 0, q_pos, runs.data(), &kept, p.first_key(q_pos));
                 const float* qh = q + (static_cast<size_t>(t) * p.n_head + h) * hd;
                 const size_t off = static_cast<size_t>(kvh) * hd;
                 float mx = -INFINITY;

@@ -76,7 +76,7 @@ private:
 // One thread's buffers, sized for the largest tile.
 struct TileScratch {
     std::vector<float> q, k, v, s, o, m, l;
-    std::vector<int> idx, runs, valid;
+    std::vector<int> idx, runs, first, valid;
     // query-aware selection: |q|, the tile's bounds per query vector and unit, one row's bounds per unit, and the keys
     // each row added
     std::vector<float> q_abs, unit_scores, row_bounds;
@@ -84,13 +84,16 @@ struct TileScratch {
     TileScratch(int max_rows, int heads, int hd, int max_runs, int plane_units, int selection_units)
         : q(static_cast<size_t>(max_rows) * heads * hd), k(static_cast<size_t>(kChunkKeys) * hd), v(k.size()),
           s(static_cast<size_t>(max_rows) * heads * kChunkKeys), o(q.size()), m(static_cast<size_t>(max_rows) * heads), l(m.size()), idx(kChunkKeys),
-          runs(2 * static_cast<size_t>(max_runs) + 2), valid(max_rows), q_abs(selection_units > 0 ? q.size() : 0),
+          runs(2 * static_cast<size_t>(max_runs) + 2), first(max_rows), valid(max_rows), q_abs(selection_units > 0 ? q.size() : 0),
           unit_scores(static_cast<size_t>(max_rows) * heads * plane_units), row_bounds(selection_units), selected(max_rows) {}
 };
 
-// The online softmax of one query vector after a chunk: its scores sr[0 .. valid) become e^(s - m) (the keys after its
-// position, sr[valid .. n), weigh nothing), and what it summed under an older maximum is rescaled.
-void softmax_row(float* sr, int valid, int n, float& m, float& l, float* o, int hd) {
+// The online softmax of one query vector after a chunk: its scores sr[first .. valid) become e^(s - m) (the keys after
+// its position, sr[valid .. n), and those before its sliding window, sr[0 .. first), weigh nothing), and what it summed
+// under an older maximum is rescaled.
+void softmax_row(float* sr, int first, int valid, int n, float& m, float& l, float* o, int hd) {
+    std::fill(sr, sr + first, 0.0f);
+    sr += first, valid = std::max(0, valid - first), n -= first;
     const float new_m = std::max(m, max_of(sr, valid));
     if (new_m == -INFINITY) { // no finite score yet: nothing to weigh
         std::fill(sr, sr + n, 0.0f);
@@ -233,8 +236,8 @@ bool rows_finite(const float* v, int j0, int n, int ld, int hd) {
 }
 
 // The chunk's keys idx[0 .. n) for the tile's rows from r0 on (the rows before it are at positions before the chunk's
-// first key): S = scale Q K^T, each query vector's online softmax (sc.valid[r]: the keys at or before row r's
-// position), then O += P V.
+// first key): S = scale Q K^T, each query vector's online softmax (keys [sc.first[r], sc.valid[r]): those at or before
+// row r's position and within its sliding window), then O += P V.
 template <class E>
 void add_chunk(const TileTask<E>& t, const ChunkRows& c, const int* idx, int n, int r0, TileScratch& sc) {
     const int hd = t.p.head_dim, heads = t.heads(), rows = t.rows(), mq = (rows - r0) * heads;
@@ -244,21 +247,28 @@ void add_chunk(const TileTask<E>& t, const ChunkRows& c, const int* idx, int n, 
     for (int r = r0; r < rows; ++r) {
         const int q_pos = t.first_pos() + r;
         const int valid = q_pos >= idx[n - 1] ? n : static_cast<int>(std::upper_bound(idx, idx + n, q_pos) - idx);
-        sc.valid[r] = valid;
+        const int first_key = t.p.first_key(q_pos);
+        const int first = first_key <= idx[0] ? 0 : static_cast<int>(std::lower_bound(idx, idx + n, first_key) - idx);
+        sc.first[r] = first, sc.valid[r] = valid;
         for (int g = 0; g < heads; ++g) {
             const int i = r * heads + g;
-            softmax_row(s + static_cast<size_t>(i - r0 * heads) * n, valid, n, sc.m[i], sc.l[i], sc.o.data() + static_cast<size_t>(i) * hd, hd);
+            softmax_row(s + static_cast<size_t>(i - r0 * heads) * n, first, valid, n, sc.m[i], sc.l[i], sc.o.data() + static_cast<size_t>(i) * hd, hd);
         }
     }
-    // A row weighs the keys after its position by 0, but 0 x inf is NaN: where such a key's value is not finite (an f16
-    // cache's overflow), each row takes only its own keys, as the row walk does, so a later token cannot reach it.
-    if (sc.valid[r0] == n || rows_finite(c.v, sc.valid[r0], n, c.ld, hd)) {
+    // A row weighs the keys after its position (and before its window) by 0, but 0 x inf is NaN: where such a key's
+    // value is not finite (an f16 cache's overflow), each row takes only its own keys, as the row walk does, so a later
+    // token cannot reach it. The first row has the fewest keys after its position, the last the most before its window.
+    const int last_first = sc.first[rows - 1];
+    if ((sc.valid[r0] == n || rows_finite(c.v, sc.valid[r0], n, c.ld, hd)) && (last_first == 0 || rows_finite(c.v, 0, last_first, c.ld, hd))) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, hd, n, 1.0f, s, n, c.v, c.ld, 1.0f, sc.o.data() + r0 * group, hd);
         return;
     }
-    for (int r = r0; r < rows; ++r)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, heads, hd, sc.valid[r], 1.0f, s + static_cast<size_t>(r - r0) * heads * n, n, c.v,
-                    c.ld, 1.0f, sc.o.data() + r * group, hd);
+    for (int r = r0; r < rows; ++r) {
+        const int first = sc.first[r], keys = sc.valid[r] - first;
+        if (keys > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, heads, hd, keys, 1.0f, s + static_cast<size_t>(r - r0) * heads * n + first, n,
+                        c.v + static_cast<size_t>(first) * c.ld, c.ld, 1.0f, sc.o.data() + r * group, hd);
+    }
 }
 
 // Query-aware selection: each row's own units, after the tile's shared keys, by the row walk's code on the same state.
@@ -308,7 +318,7 @@ void attend_tile(const TileTask<E>& t, const float* q, float* out, const UnitPla
     // the tile's keys: its mask block row's kept blocks (every row of the tile shares them), up to its last row
     const uint8_t* mask_row = t.p.mask ? t.p.mask->row(t.first_pos() / t.p.mask->block, t.kvh) : nullptr;
     int kept_all = 0;
-    const int n_runs = key_runs(mask_row, t.p.mask ? t.p.mask->block : 0, t.last_pos(), sc.runs.data(), &kept_all);
+    const int n_runs = key_runs(mask_row, t.p.mask ? t.p.mask->block : 0, t.last_pos(), sc.runs.data(), &kept_all, t.p.first_key(t.first_pos()));
     ChunkWalk walk(sc.runs.data(), n_runs);
     for (int n; (n = walk.next(sc.idx.data())) > 0;) {
         // rows before the chunk's first key take nothing from it (the keys grow along the chunk, the rows' positions too)

@@ -223,6 +223,25 @@ public:
         });
     }
 
+    void geglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+        check_f32(gate, "geglu gate");
+        check_shape(up, gate.rows(), gate.cols(), "geglu up");
+        check_shape(out, gate.rows(), gate.cols(), "geglu output");
+        const int64_t C = gate.cols();
+        for_row_ranges(gate.rows(), C, [&](int64_t r0, int64_t r1) {
+            ref::geglu_forward<float>(out.f32() + r0 * C, gate.f32() + r0 * C, up.f32() + r0 * C, static_cast<size_t>((r1 - r0) * C));
+        });
+    }
+
+    void scale(const Tensor& x, float s) override {
+        check_f32(x, "scale input");
+        const int64_t C = x.cols();
+        for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) {
+            float* p = x.f32() + r0 * C;
+            for (int64_t i = 0, n = (r1 - r0) * C; i < n; ++i) p[i] *= s;
+        });
+    }
+
     void add(const Tensor& y, const Tensor& x) override {
         check_f32(y, "add destination");
         check_f32(x, "add source");

@@ -65,6 +65,12 @@ void swiglu_forward(F* y, const F* gate, const F* up, size_t n) {
     for (size_t i = 0; i < n; ++i) y[i] = gate[i] / (F(1) + std::exp(-gate[i])) * up[i];
 }
 
+// GeGLU (Gemma's gated FFN): y = gelu_tanh(gate) * up
+template <typename F>
+void geglu_forward(F* y, const F* gate, const F* up, size_t n) {
+    for (size_t i = 0; i < n; ++i) y[i] = gelu_tanh(gate[i]) * up[i];
+}
+
 // y[r] += x[r] (row_count rows of C; x_rows == 1 broadcasts one row of x to every row of y).
 template <typename F>
 void add_rows(F* y, const F* x, size_t rows, size_t x_rows, size_t C) {

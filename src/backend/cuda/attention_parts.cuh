@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "backend/cuda/arrive_last.cuh"
+#include "backend/cuda/attention_window.cuh"
 #include "backend/cuda/batched_loads.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_row.cuh"

@@ -29,7 +29,8 @@ __device__ void load_query(const float* q, float* qs, int t, int h, int n_head, 
     __syncthreads();
 }
 
-// ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys) writes its
+// ---- flash-decoding: a few query rows over many keys. One block per (head, row, split of kSplitKeys keys, counted from
+// the row's first key: 0, or its sliding window's first) writes its
 // split's max score, exp-sum, dropped-key count and unnormalised output; the last block of a (head, row) to finish
 // rescales the splits to the common max and normalises (the log-sum-exp merge the CPU kernel's decode splits use), so
 // the op is one launch. A row then spreads over ceil(keys / 256) blocks instead of one, and the scores of a split fit
@@ -43,12 +44,12 @@ __device__ __forceinline__ void attention_split_body(const AttentionSplitArgs& a
     first_position(pos0, a.pos_dev, static_cast<int>(grid.y), a.max_keys);
     const int h = block.x, t = block.y, split = block.z;
     const int n_head = a.n_head, hd = a.hd, n_splits = a.n_splits;
-    const int q_pos = pos0 + t, n_keys = q_pos + 1;
+    const int q_pos = pos0 + t, n_keys = q_pos + 1, lo = first_key(q_pos, a.window); // keys [lo, n_keys), split from lo
     const int kvh = h / (n_head / a.n_head_kv);
     const int64_t kv_dim = static_cast<int64_t>(a.n_head_kv) * hd;
     float* recs = a.part + (static_cast<size_t>(t) * n_head + h) * n_splits * (kRecordHeader + hd);
     float* rec = recs + static_cast<size_t>(split) * (kRecordHeader + hd);
-    const int j0 = split * kSplitKeys, j1 = min(n_keys, j0 + kSplitKeys);
+    const int j0 = lo + split * kSplitKeys, j1 = min(n_keys, j0 + kSplitKeys);
     if (j0 >= j1) { // a split beyond this row's keys (a recorded step sizes the grid for the whole cache): it still arrives
         if (threadIdx.x == 0) rec[0] = -INFINITY, rec[1] = 0.0f, rec[2] = 0.0f;
         for (int d = threadIdx.x; d < hd; d += blockDim.x) rec[kRecordHeader + d] = 0.0f;
@@ -62,7 +63,7 @@ __device__ __forceinline__ void attention_split_body(const AttentionSplitArgs& a
         weigh_values<C>(sc, j1 - j0, [j0](int j) { return j0 + j; }, a.v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);
     }
     if (!arrive_last(a.arrivals + static_cast<size_t>(t) * n_head + h, static_cast<int>(grid.z))) return;
-    const int used = min(n_splits, (n_keys + kSplitKeys - 1) / kSplitKeys);
+    const int used = min(n_splits, (n_keys - lo + kSplitKeys - 1) / kSplitKeys);
     merge_splits(recs, used, hd, false, a.out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
 

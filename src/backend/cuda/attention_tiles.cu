@@ -13,6 +13,7 @@
 // kernel's, which attention.cu's kernel is built to give.
 #include <cmath>
 
+#include "backend/cuda/attention_window.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
@@ -31,7 +32,7 @@ static_assert(kTileRows % kTileWarps == 0 && kMaxTiledHeadDim % 32 == 0);
 
 template <GgmlType C>
 __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
-                                       int n_rows, int pos0, int n_head, int n_head_kv, int hd, float scale) {
+                                       int n_rows, int pos0, int n_head, int n_head_kv, int hd, float scale, int window) {
     pdl_wait();
     pdl_launch_dependents();
     __shared__ float qs[kTileRows][kMaxTiledHeadDim];
@@ -56,7 +57,8 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
     }
 
     const int n_keys = pos0 + row0 + rows; // the block's last row sees keys [0, n_keys)
-    for (int j0 = 0; j0 < n_keys; j0 += kTileKeys) {
+    const int keys_from = first_key(pos0 + row0, window) / kTileKeys * kTileKeys; // the first row's window, whole tiles
+    for (int j0 = keys_from; j0 < n_keys; j0 += kTileKeys) {
         __syncthreads(); // the previous tile's readers are done (and, the first time, qs is written)
         for (int e = threadIdx.x; e < kTileKeys * hd; e += blockDim.x) {
             const int jj = e / hd, d = e % hd, j = j0 + jj;
@@ -68,24 +70,26 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
 #pragma unroll
         for (int i = 0; i < kRowsPerWarp; ++i) {
             const int r = warp * kRowsPerWarp + i;
-            const int q_pos = pos0 + row0 + r;
-            if (r >= rows || j0 > q_pos) continue; // warp-uniform: no row, or a tile wholly after the row's position
+            const int q_pos = pos0 + row0 + r, lo = first_key(q_pos, window);
+            // warp-uniform: no row, or a tile wholly after the row's position or before its window
+            if (r >= rows || j0 > q_pos || j0 + kTileKeys <= lo) continue;
             const int j = j0 + lane;
             float s = -INFINITY;
-            if (j <= q_pos) {
+            if (j <= q_pos && j >= lo) {
                 float dot = 0.0f;
                 for (int d = 0; d < hd; ++d) dot = fmaf(qs[r][d], ks[lane][d], dot);
                 s = dot * scale;
             }
-            const float m_new = fmaxf(m[i], warp_max(s)); // finite: key j0 <= q_pos is in the tile
+            const float m_new = fmaxf(m[i], warp_max(s)); // finite: a key of [lo, q_pos] is in the tile
             const float p = s == -INFINITY ? 0.0f : expf(s - m_new);
             const float rescale = expf(m[i] - m_new); // 0 on the row's first tile (m = -inf)
             l[i] = l[i] * rescale + warp_sum(p);
 #pragma unroll
             for (int t = 0; t < kDimsPerLane; ++t) acc[i][t] *= rescale;
-            // keys past the row's position: weight 0, but a later token's infinite value would make 0 * inf = NaN
+            // keys past the row's position or before its window: weight 0, but an infinite value there (a later token's,
+            // an earlier one's) would make 0 * inf = NaN
             const int last = min(kTileKeys, q_pos - j0 + 1); // warp-uniform
-            for (int jj = 0; jj < last; ++jj) {
+            for (int jj = max(0, lo - j0); jj < last; ++jj) {
                 const float pj = __shfl_sync(0xffffffffu, p, jj);
 #pragma unroll
                 for (int t = 0; t < kDimsPerLane; ++t) {
@@ -113,14 +117,15 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
 } // namespace
 
 void launch_attention_tiles(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, cudaStream_t s) {
+                            int n_head, int n_head_kv, int head_dim, float scale, int window, cudaStream_t s) {
     if (n_tokens == 0) return;
     if (head_dim < 1 || head_dim > kMaxTiledHeadDim)
         throw Error(ErrorKind::invalid_argument, "cuda tiled attention: head_dim " + std::to_string(head_dim) + " is not in [1, " +
                                                      std::to_string(kMaxTiledHeadDim) + "]");
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>((n_tokens + kTileRows - 1) / kTileRows));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
-        launch(attention_tiles_kernel<C>, grid, kTileWarps * 32, 0, s, q, k_cache, v_cache, out, n_tokens, pos0, n_head, n_head_kv, head_dim, scale);
+        launch(attention_tiles_kernel<C>, grid, kTileWarps * 32, 0, s, q, k_cache, v_cache, out, n_tokens, pos0, n_head, n_head_kv, head_dim, scale,
+               window);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

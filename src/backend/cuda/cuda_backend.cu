@@ -322,15 +322,15 @@ public:
         if (split) {
             const int n_splits = splits_of(last_key);
             return run(cuda::attention_split_stage(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim,
-                                                   p.effective_scale(), split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, position(p.pos),
+                                                   p.effective_scale(), p.window, split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, position(p.pos),
                                                    static_cast<int>(last_key)));
         }
         // Prefill: key and value tiles shared by 16 rows (a host position only: recorded steps are decode rows).
         if (tiled_attention_ && !p.pos && n >= kTiledMinRows && p.head_dim <= cuda::kMaxTiledHeadDim)
             return cuda::launch_attention_tiles(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim,
-                                                p.effective_scale(), stream());
+                                                p.effective_scale(), p.window, stream());
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                               stream(), position(p.pos), static_cast<int>(last_key));
+                               p.window, stream(), position(p.pos), static_cast<int>(last_key));
     }
 
     // The flash-decoding workspace and arrival counters for n_splits splits of n rows, grown when too small.
@@ -409,6 +409,20 @@ public:
         check_shape(up, gate.rows(), gate.cols(), "swiglu up");
         check_shape(out, gate.rows(), gate.cols(), "swiglu output");
         cuda::launch_swiglu(gate.f32(), up.f32(), out.f32(), gate.numel(), stream());
+    }
+
+    void geglu(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+        check(gate, "geglu gate");
+        check(up, "geglu up");
+        check(out, "geglu output");
+        check_shape(up, gate.rows(), gate.cols(), "geglu up");
+        check_shape(out, gate.rows(), gate.cols(), "geglu output");
+        cuda::launch_geglu(gate.f32(), up.f32(), out.f32(), gate.numel(), stream());
+    }
+
+    void scale(const Tensor& x, float s) override {
+        check(x, "scale input");
+        cuda::launch_scale(x.f32(), s, x.numel(), stream());
     }
 
     void add(const Tensor& y, const Tensor& x) override {

@@ -117,6 +117,23 @@ __global__ void swiglu_kernel(const float* __restrict__ gate, const float* up, f
     out[i] = g / (1.0f + expf(-g)) * up[i];
 }
 
+__global__ void geglu_kernel(const float* __restrict__ gate, const float* up, float* out, int64_t n) { // out may be up
+    pdl_wait();
+    pdl_launch_dependents();
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float g = gate[i];
+    // gelu_kernel's rounding of the cubic term, so that this equals gelu_tanh(gate) then the product
+    out[i] = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * __fadd_rn(g, __fmul_rn(0.044715f * g * g, g)))) * up[i];
+}
+
+__global__ void scale_kernel(float* __restrict__ x, float s, int64_t n) {
+    pdl_wait();
+    pdl_launch_dependents();
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= s;
+}
+
 __global__ void add_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t rows, int64_t x_rows, int64_t cols) {
     pdl_wait();
     pdl_launch_dependents();
@@ -179,6 +196,18 @@ void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s) {
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s) {
     if (n == 0) return;
     launch(swiglu_kernel, blocks_for(n), kThreads, 0, s, gate, up, out, n);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_geglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    launch(geglu_kernel, blocks_for(n), kThreads, 0, s, gate, up, out, n);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_scale(float* x, float scale, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    launch(scale_kernel, blocks_for(n), kThreads, 0, s, x, scale, n);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 
