@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """CPU throughput of winnow next to llama.cpp (llama-cpp-python) on the same model, machine and thread count.
 
-winnow runs in both dot modes: fp32 activations (its reference mode) and 8-bit activations (q8, llama.cpp's
-scheme). For every thread count and context depth, prints a llama-bench-style table: pp<N> (one prefill of N
+winnow runs in its three dot modes: fp32 activations (its reference mode), 8-bit activations (q8, llama.cpp's
+scheme) and auto (its default: q8's decode steps, f32's prefill). For every thread count and context depth, prints a llama-bench-style table: pp<N> (one prefill of N
 tokens) and tg<N> (N single-token decode steps), each after --depth tokens already in the context (llama-bench's
 -d), the median tokens/s over --reps rounds, and the winnow/llama.cpp ratio. Rounds interleave the engines (winnow
-f32, winnow q8, llama.cpp, then again), so slow drift of a shared machine affects all alike; each winnow run is its
+f32, q8, auto, llama.cpp, then again), so slow drift of a shared machine affects all alike; each winnow run is its
 own process with its own warm-up, llama.cpp stays loaded and warms up once per configuration.
 
 llama.cpp: --llama native (default) is built for this CPU (bench/llama-native.sh: GGML_NATIVE, AVX-512/VNNI where
@@ -25,6 +25,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# winnow's CPU dot modes (winnow/params.h): exact activations, 8-bit ones wherever a kernel has them (llama.cpp's
+# scheme), and the default, auto (8-bit in decode steps, exact in prefill)
+DOT_MODES = ("f32", "q8", "auto")
 
 
 def bench_tokens(n, n_vocab, offset=0):
@@ -136,9 +139,9 @@ def main():
         for d in depths:
             llama = LlamaCpp(a.model, t, d, a.n_prompt, a.n_gen)
             llama.round()  # warm-up
-            samples = {"f32": {}, "q8": {}, "llama": {}}
+            samples = {dot: {} for dot in DOT_MODES} | {"llama": {}}
             for _ in range(a.reps):
-                for dot in ("f32", "q8"):
+                for dot in DOT_MODES:
                     for test, v in winnow_round(a, t, d, dot).items():
                         samples[dot].setdefault(test, []).append(v)
                 for test, v in llama.round().items():
@@ -146,7 +149,7 @@ def main():
             del llama
             for test, theirs in samples["llama"].items():
                 lm, ls = median_sd(theirs)
-                for dot in ("f32", "q8"):
+                for dot in DOT_MODES:
                     wm, ws = median_sd(samples[dot][test])
                     rows.append({"threads": t, "depth": d, "test": test, "dot": dot, "winnow_tps": wm, "winnow_sd": ws,
                                  "llamacpp_tps": lm, "llamacpp_sd": ls, "ratio": wm / lm})

@@ -40,7 +40,7 @@ typedef enum winnow_status {
 } winnow_status;
 
 typedef enum winnow_device { WINNOW_DEVICE_CPU = 0, WINNOW_DEVICE_CUDA = 1 } winnow_device;
-typedef enum winnow_dot_mode { WINNOW_DOT_F32 = 0, WINNOW_DOT_Q8 = 1 } winnow_dot_mode;
+typedef enum winnow_dot_mode { WINNOW_DOT_F32 = 0, WINNOW_DOT_Q8 = 1, WINNOW_DOT_AUTO = 2 } winnow_dot_mode;
 typedef enum winnow_kv_type { WINNOW_KV_F32 = 0, WINNOW_KV_F16 = 1, WINNOW_KV_BF16 = 2 } winnow_kv_type;
 
 typedef struct winnow_model winnow_model;
@@ -51,7 +51,7 @@ typedef struct winnow_model_params {
     winnow_device device;      /* default CPU */
     int cuda_device;           /* default 0 */
     int threads;               /* CPU threads; 0 (default): every core */
-    winnow_dot_mode dot;       /* default Q8 (since SOVERSION 1): 8-bit activations for block-quantized weights, as llama.cpp; F32: exact */
+    winnow_dot_mode dot;       /* default AUTO (since SOVERSION 1): 8-bit activations in decode steps, exact in prefill; Q8: 8-bit everywhere, as llama.cpp; F32: exact */
     const char* head_calibration; /* NULL (default): MODEL.head.json beside the model if present */
     /* The adaptive head (winnow_generate_params.adaptive_head), as the C++ API's ModelParams: */
     const char* adaptive_impl;    /* NULL (default): "fast"; or "faithful" */

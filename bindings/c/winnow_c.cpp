@@ -79,7 +79,7 @@ winnow::TokenCallback callback(winnow_piece_callback cb, void* user) {
 
 extern "C" {
 
-winnow_model_params winnow_model_default_params(void) { return {WINNOW_DEVICE_CPU, 0, 0, WINNOW_DOT_Q8, nullptr, nullptr, 0, 0, nullptr, nullptr}; }
+winnow_model_params winnow_model_default_params(void) { return {WINNOW_DEVICE_CPU, 0, 0, WINNOW_DOT_AUTO, nullptr, nullptr, 0, 0, nullptr, nullptr}; }
 winnow_session_params winnow_session_default_params(void) {
     const winnow::SessionParams d;
     return {d.n_ctx, WINNOW_KV_F32, nullptr, d.sparse_spion_denominator ? 1 : 0, d.sparse_dense_below, d.sparse_select_blocks, d.sparse_select_block_size};
@@ -98,7 +98,7 @@ winnow_status winnow_model_load(const char* path, const winnow_model_params* par
         mp.device = params->device == WINNOW_DEVICE_CUDA ? winnow::Device::cuda : winnow::Device::cpu;
         mp.cuda_device = params->cuda_device;
         mp.threads = params->threads;
-        mp.dot = params->dot == WINNOW_DOT_Q8 ? winnow::CpuDotMode::q8 : winnow::CpuDotMode::f32;
+        mp.dot = params->dot == WINNOW_DOT_Q8 ? winnow::CpuDotMode::q8 : params->dot == WINNOW_DOT_AUTO ? winnow::CpuDotMode::automatic : winnow::CpuDotMode::f32;
         if (params->head_calibration) mp.head_calibration = params->head_calibration;
         if (params->adaptive_impl) mp.adaptive_impl = params->adaptive_impl;
         mp.adaptive_exact_prefix = params->adaptive_exact_prefix;

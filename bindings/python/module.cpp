@@ -177,8 +177,8 @@ PYBIND11_MODULE(_winnow, m) {
                  winnow::ModelParams p;
                  p.device = parse_device(device, p.cuda_device);
                  p.threads = threads;
-                 if (dot != "f32" && dot != "q8") throw winnow::Error(winnow::ErrorKind::invalid_argument, "dot must be f32 or q8");
-                 p.dot = dot == "q8" ? winnow::CpuDotMode::q8 : winnow::CpuDotMode::f32;
+                 if (dot != "f32" && dot != "q8" && dot != "auto") throw winnow::Error(winnow::ErrorKind::invalid_argument, "dot must be auto, q8 or f32");
+                 p.dot = dot == "q8" ? winnow::CpuDotMode::q8 : dot == "auto" ? winnow::CpuDotMode::automatic : winnow::CpuDotMode::f32;
                  p.adaptive_impl = adaptive_impl;
                  p.head_calibration = head_calibration;
                  p.adaptive_exact_prefix = adaptive_exact_prefix;
@@ -192,7 +192,7 @@ PYBIND11_MODULE(_winnow, m) {
                  py::gil_scoped_release nogil;
                  return winnow::Model::load(path, p);
              }),
-             "path"_a, "device"_a = "cpu", "threads"_a = 0, "dot"_a = "q8", "adaptive_impl"_a = "fast", "head_calibration"_a = "", "adaptive_exact_prefix"_a = 0,
+             "path"_a, "device"_a = "cpu", "threads"_a = 0, "dot"_a = "auto", "adaptive_impl"_a = "fast", "head_calibration"_a = "", "adaptive_exact_prefix"_a = 0,
              "adaptive_row_clusters"_a = 0, "adaptive_basis"_a = "", "chat_template_kwargs"_a = py::none())
         .def_property_readonly("info", [](const winnow::Model& mo) {
             const auto& i = mo.info();

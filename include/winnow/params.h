@@ -12,12 +12,14 @@ enum class Device { cpu, cuda };
 const char* to_string(Device d);
 
 // How the CPU multiplies activations with block-quantized weights (Q8_0, Q4_0, ..., the K-quants, IQ4):
-//   q8:  activations are quantized to 8-bit blocks and dotted with integer SIMD, as llama.cpp does (the default of
-//        ModelParams and the CLI since 2026-12-07: 1.6-2.3x the f32 mode's decode speed, numerically what llama.cpp
-//        computes);
+//   automatic ("auto", the default of ModelParams and the CLI since 2026-12-07): the faster of the two per phase as
+//        measured (bench/reports/dot-default-cpu.md): a decode step's single-token products as q8 (1.35-1.9x f32's
+//        tg128), prefill batches as f32 (sgemm on decoded weight blocks: 1.3x the q8 tiles' pp512 on Q4_1 and Q8_0);
+//   q8:  activations are quantized to 8-bit blocks and dotted with integer SIMD in every product that has such a
+//        kernel, prefill included, as llama.cpp does (numerically what llama.cpp computes);
 //   f32: activations stay fp32, weights are decoded in registers (the reference; closest to exact math).
 // Float weights (F32, F16, BF16) always use the f32 path.
-enum class CpuDotMode { f32, q8 };
+enum class CpuDotMode { f32, q8, automatic };
 const char* to_string(CpuDotMode m);
 
 // Sampler chain order. hf (default): penalty -> temperature -> top-k -> top-p -> min-p over the whole sequence;

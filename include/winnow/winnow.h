@@ -32,7 +32,7 @@ struct ModelParams {
     Device device = Device::cpu;       // cuda needs a build with CUDA and a GPU
     int cuda_device = 0;
     int threads = 0;                   // CPU threads; 0: every core
-    CpuDotMode dot = CpuDotMode::q8;   // CPU products with block-quantized weights (params.h)
+    CpuDotMode dot = CpuDotMode::automatic; // CPU products with block-quantized weights (params.h)
     // The adaptive output head (GenerateOptions::head = HeadMode::adaptive): "fast" (default) or "faithful".
     std::string adaptive_impl = "fast";
     // Its variance cuts (0 = off): each query's heaviest columns read exactly by every arm, and k-means clusters of the

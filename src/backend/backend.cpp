@@ -33,7 +33,7 @@ const char* to_string(Op op) {
     return "?";
 }
 
-const char* to_string(CpuDotMode m) { return m == CpuDotMode::f32 ? "f32" : "q8"; }
+const char* to_string(CpuDotMode m) { return m == CpuDotMode::f32 ? "f32" : m == CpuDotMode::q8 ? "q8" : "auto"; }
 
 void require_support(const Backend& be, Op op, GgmlType type) {
     if (!be.supports(op, type))

@@ -193,7 +193,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         j["kv_type"] = ggml_type_name(kv_type);
         j["dot"] = dot;
         // the fp32 prefill products are OpenBLAS's sgemm: whose kernels ran decides pp on the CPU (backend/cpu/blas.cpp)
-        if (backend->device() == Device::cpu && r.test.rfind("pp", 0) == 0 && dot == "f32") j["blas_kernels"] = cpu::blas_kernels();
+        if (backend->device() == Device::cpu && r.test.rfind("pp", 0) == 0 && dot != "q8") j["blas_kernels"] = cpu::blas_kernels();
         // and decode's quantized rows run vec_dot's kernel, chosen at run time (backend/cpu/vec_dot.h)
         if (backend->device() == Device::cpu && r.test.rfind("tg", 0) == 0 && dot == "f32")
             j["dot_kernel"] = std::string(cpu::vec_dot_kernel_name(cpu::vec_dot_kernel_in_use())) +

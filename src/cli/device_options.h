@@ -30,19 +30,22 @@ inline BackendOptions backend_options(const DeviceArgs& a, int threads, CpuDotMo
     return o;
 }
 
-// --dot: how the CPU multiplies block-quantized weights (Q8_0, Q4_0, ..., the K-quants, IQ4). q8, the default since
-// 2026-12-07, rounds the activations to 8-bit blocks as llama.cpp does and sums in integers (1.6-2.3x the f32 mode's
-// decode speed on 2 cores: bench/reports/model-families-cpu.md); f32 keeps them exact, the reference the parity
-// tests hold to llama.cpp on decoded weights. F32 / F16 / BF16 weights compute in fp32 in both, as on CUDA.
+// --dot: how the CPU multiplies block-quantized weights (Q8_0, Q4_0, ..., the K-quants, IQ4; winnow/params.h). auto,
+// the default since 2026-12-07: decode steps with 8-bit activations as llama.cpp (1.35-1.9x f32's tg128 on 2 cores),
+// prefill batches with exact ones through sgemm (1.3x the 8-bit tiles' pp512 on Q4_1 / Q8_0 files); q8: 8-bit activations wherever
+// a kernel has them, llama.cpp's numerics; f32: exact activations, the reference the parity tests hold to llama.cpp
+// on decoded weights. F32 / F16 / BF16 weights compute in fp32 in every mode, as on CUDA.
 inline void add_dot_option(boost::program_options::options_description& opts, std::string& dot) {
-    opts.add_options()("dot", boost::program_options::value(&dot)->default_value("q8"),
-                       "CPU products with block-quantized weights: q8 (8-bit activations, as llama.cpp; fast) or f32 (exact activations, the reference)");
+    opts.add_options()("dot", boost::program_options::value(&dot)->default_value("auto"),
+                       "CPU products with block-quantized weights: auto (8-bit activations in decode steps, exact in prefill: the fastest), "
+                       "q8 (8-bit activations everywhere, as llama.cpp) or f32 (exact activations, the reference)");
 }
 
 inline CpuDotMode dot_mode(const std::string& dot) {
+    if (dot == "auto") return CpuDotMode::automatic;
     if (dot == "q8") return CpuDotMode::q8;
     if (dot == "f32") return CpuDotMode::f32;
-    throw Error(ErrorKind::invalid_argument, "--dot must be f32 or q8, not '" + dot + "'");
+    throw Error(ErrorKind::invalid_argument, "--dot must be auto, q8 or f32, not '" + dot + "'");
 }
 
 inline GgmlType kv_cache_type(const DeviceArgs& a) {

@@ -33,7 +33,7 @@ static int errors(const char* bad_file) {
     char* text = (char*)1;
     CHECK(winnow_apply_chat_template_messages(NULL, NULL, 0, 1, &text) == WINNOW_ERR_INVALID_ARGUMENT);
     winnow_model_params mp = winnow_model_default_params();
-    CHECK(mp.device == WINNOW_DEVICE_CPU && mp.threads == 0 && mp.dot == WINNOW_DOT_Q8 && mp.chat_template_kwargs == NULL);
+    CHECK(mp.device == WINNOW_DEVICE_CPU && mp.threads == 0 && mp.dot == WINNOW_DOT_AUTO && mp.chat_template_kwargs == NULL);
     /* chat template kwargs are checked before the model is read */
     mp.chat_template_kwargs = "[1]";
     CHECK(winnow_model_load(bad_file, &mp, &m) == WINNOW_ERR_INVALID_ARGUMENT && m == NULL);

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backend/backend.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/vec_dot.h"
@@ -135,6 +136,30 @@ TEST(GemmQ8Dispatch, PicksTheWidestKernelTheCpuHas) {
         EXPECT_EQ(k, GemmQ8Kernel::avx512_vnni);
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         EXPECT_EQ(k, GemmQ8Kernel::avx2);
+    }
+}
+
+// The default dot mode (automatic) is q8's decode product and f32's prefill product, bit for bit: what each phase
+// measured fastest (bench/reports/dot-default-cpu.md)
+TEST(CpuDotAuto, DecodeIsQ8PrefillIsF32) {
+    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K}) {
+        const Weights w = random_weights(type, 96, 512, 41);
+        auto run = [&](CpuDotMode mode, int n_tokens) {
+            auto be = make_cpu_backend(2, mode);
+            const auto x = random_activations(n_tokens, w.m.cols, 42);
+            Tensor xt = be->alloc(GgmlType::F32, n_tokens, w.m.cols), yt = be->alloc(GgmlType::F32, n_tokens, w.m.rows);
+            be->upload(x.data(), xt);
+            be->linear(w.m, nullptr, xt, yt);
+            std::vector<float> y(static_cast<size_t>(n_tokens) * w.m.rows);
+            be->download(yt, y.data());
+            return y;
+        };
+        for (int n : {1, 7}) {
+            const auto a = run(CpuDotMode::automatic, n), q8 = run(CpuDotMode::q8, n), f32 = run(CpuDotMode::f32, n);
+            EXPECT_EQ(a, n == 1 ? q8 : f32) << ggml_type_name(type) << ", " << n << " tokens";
+            if (n == 7 && type != GgmlType::Q4_K) EXPECT_NE(q8, f32) << ggml_type_name(type) << ": the modes must differ for this test to tell them apart";
+        }
+        EXPECT_NE(run(CpuDotMode::q8, 1), run(CpuDotMode::f32, 1)) << ggml_type_name(type);
     }
 }
 

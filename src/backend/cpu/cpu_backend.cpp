@@ -47,7 +47,7 @@ void check_shape(const Tensor& t, int64_t rows, int64_t cols, const char* what) 
 class CpuBackend final : public Backend {
 public:
     CpuBackend(int n_threads, CpuDotMode mode) : n_threads_(n_threads > 0 ? n_threads : omp_get_num_procs()), mode_(mode) {}
-    const char* name() const override { return mode_ == CpuDotMode::q8 ? "cpu-q8" : "cpu"; }
+    const char* name() const override { return mode_ == CpuDotMode::q8 ? "cpu-q8" : mode_ == CpuDotMode::automatic ? "cpu-auto" : "cpu"; }
     Device device() const override { return Device::cpu; }
 
     bool supports(Op op, GgmlType type) const override {
@@ -111,7 +111,8 @@ public:
             cpu::gemm_q8(w, b, x, n_tokens, y, n_threads_, gemm_q8_);
             return;
         }
-        if (mode_ == CpuDotMode::q8 && cpu::has_q8_path(w.type) && n_tokens == 1) { // decode: llama.cpp's scheme, one token
+        // decode: llama.cpp's scheme, one token (automatic: here only; its prefill batches take the f32 path below)
+        if (mode_ != CpuDotMode::f32 && cpu::has_q8_path(w.type) && n_tokens == 1) {
             cpu::gemv_q8(w, b, x, y, n_threads_, gemm_q8_);
             return;
         }
