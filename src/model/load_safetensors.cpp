@@ -203,9 +203,9 @@ Vector llama3_rope_factors(const json& scaling, const std::string& where, float 
     return out;
 }
 
-// llama, qwen2 and qwen3 (the same computation; qwen2 has q/k/v biases, llama and qwen3 q/k/v/o biases with
-// attention_bias, qwen3 q/k head norms).
-void load_llama(const HfConfig& h, ModelConfig& c) {
+// The sizes every llama-computation config.json names the same way (llama, qwen2, qwen3, gemma3_text), and HF's
+// rotate-half RoPE; tie_word_embeddings where absent: the model class's default.
+void read_llama_sizes(const HfConfig& h, ModelConfig& c, bool tied_by_default) {
     c.arch = Arch::llama;
     c.n_embd = h.get<int>("hidden_size");
     c.n_layer = h.get<int>("num_hidden_layers");
@@ -216,8 +216,14 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     c.n_vocab = h.get<int>("vocab_size");
     c.norm_eps = h.get_or<float>("rms_norm_eps", 1e-6f);
     c.rope = RopeStyle::rotate_half;
+    c.tied_head = h.get_or<bool>("tie_word_embeddings", tied_by_default);
+}
+
+// llama, qwen2 and qwen3 (the same computation; qwen2 has q/k/v biases, llama and qwen3 q/k/v/o biases with
+// attention_bias, qwen3 q/k head norms).
+void load_llama(const HfConfig& h, ModelConfig& c) {
+    read_llama_sizes(h, c, false);
     c.rope_base = rope_theta(h);
-    c.tied_head = h.get_or<bool>("tie_word_embeddings", false);
     const auto act = h.get_or<std::string>("hidden_act", "silu");
     if (act != "silu") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_act '" + act + "' is not supported (silu)");
     if (h.get_or<bool>("mlp_bias", false)) throw Error(ErrorKind::unsupported, "'" + h.path + "': mlp_bias is not supported");
@@ -239,17 +245,7 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
 // or every sliding_window_pattern-th layer full) whose rotation has rope_local_base_freq and is never scaled. The full
 // layers' rotation may be scaled linearly (Gemma 3 4B and up: factor 8). Softcapping is refused (Gemma 2's).
 void load_gemma3(const HfConfig& h, ModelConfig& c) {
-    c.arch = Arch::llama;
-    c.n_embd = h.get<int>("hidden_size");
-    c.n_layer = h.get<int>("num_hidden_layers");
-    c.n_head = h.get<int>("num_attention_heads");
-    c.n_head_kv = h.get_or<int>("num_key_value_heads", c.n_head);
-    c.n_ff = h.get<int>("intermediate_size");
-    c.n_ctx_train = h.get<int>("max_position_embeddings");
-    c.n_vocab = h.get<int>("vocab_size");
-    c.norm_eps = h.get_or<float>("rms_norm_eps", 1e-6f);
-    c.rope = RopeStyle::rotate_half;
-    c.tied_head = h.get_or<bool>("tie_word_embeddings", true);
+    read_llama_sizes(h, c, true);
     c.gate_act = GateActivation::gelu_tanh;
     const auto act = h.get_or<std::string>("hidden_activation", h.get_or<std::string>("hidden_act", "gelu_pytorch_tanh"));
     if (act != "gelu_pytorch_tanh") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_activation '" + act + "' is not supported (gelu_pytorch_tanh)");

@@ -15,6 +15,7 @@
 #include "../fuzz/fuzz_util.h"
 #include "backend/backend.h"
 #include "decode/forward.h"
+#include "error_of.h"
 #include "gguf_writer.h"
 #include "model/model.h"
 #include "winnow/error.h"
@@ -27,14 +28,7 @@ using winnow::LoadedModel;
 
 const fs::path kFixture = fs::path(WINNOW_FIXTURE_DIR) / "tiny-gemma3-hf";
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const winnow::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+using winnow::test::error_of;
 
 // tiny-gemma3-hf in a fresh folder, its config.json edited first
 fs::path edited_checkpoint(const std::string& name, const std::function<void(json&)>& edit) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../fuzz/fuzz_util.h"
+#include "error_of.h"
 #include "gguf_writer.h"
 #include "model/model.h"
 #include "tiny_llama_checkpoint.h"
@@ -23,14 +24,7 @@ using nlohmann::json;
 using winnow::LoadedModel;
 using winnow::test::GgufWriter;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const winnow::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+using winnow::test::error_of;
 
 // A metadata-only GGUF of a llama-computation architecture: the loader decides the head width before any tensor.
 std::string gguf_refusal(const std::string& arch, int n_embd, int n_head, int key_length, int value_length) {
