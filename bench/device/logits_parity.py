@@ -177,7 +177,7 @@ def main():
     o.add_argument("--device", default="cpu")
     o.add_argument("--libs", help="LD_LIBRARY_PATH for winnow (the GPU machine's bundle), not for this script")
     o.add_argument("--steps", default="prefill,decode")
-    o.add_argument("--dot", default="f32", choices=("f32", "q8"), help="winnow's dot mode (the CPU's): q8 rounds activations as llama.cpp does")
+    o.add_argument("--dot", default="f32", choices=("f32", "q8", "auto"), help="winnow's dot mode (the CPU's): q8 rounds activations as llama.cpp does")
     o.add_argument("--max-rel", type=float)
     o.add_argument("--max-abs", type=float)
     o.add_argument("--max-argmax-mismatches", type=int, default=0)

@@ -51,7 +51,7 @@ typedef struct winnow_model_params {
     winnow_device device;      /* default CPU */
     int cuda_device;           /* default 0 */
     int threads;               /* CPU threads; 0 (default): every core */
-    winnow_dot_mode dot;       /* default AUTO (since SOVERSION 1): 8-bit activations in decode steps, exact in prefill; Q8: 8-bit everywhere, as llama.cpp; F32: exact */
+    winnow_dot_mode dot;       /* default AUTO (F32 before 2026-12-07): 8-bit activations in single-token products, exact in prefill; Q8: 8-bit everywhere, as llama.cpp; F32: exact */
     const char* head_calibration; /* NULL (default): MODEL.head.json beside the model if present */
     /* The adaptive head (winnow_generate_params.adaptive_head), as the C++ API's ModelParams: */
     const char* adaptive_impl;    /* NULL (default): "fast"; or "faithful" */

@@ -98,7 +98,12 @@ winnow_status winnow_model_load(const char* path, const winnow_model_params* par
         mp.device = params->device == WINNOW_DEVICE_CUDA ? winnow::Device::cuda : winnow::Device::cpu;
         mp.cuda_device = params->cuda_device;
         mp.threads = params->threads;
-        mp.dot = params->dot == WINNOW_DOT_Q8 ? winnow::CpuDotMode::q8 : params->dot == WINNOW_DOT_AUTO ? winnow::CpuDotMode::automatic : winnow::CpuDotMode::f32;
+        switch (params->dot) {
+        case WINNOW_DOT_F32: mp.dot = winnow::CpuDotMode::f32; break;
+        case WINNOW_DOT_Q8: mp.dot = winnow::CpuDotMode::q8; break;
+        case WINNOW_DOT_AUTO: mp.dot = winnow::CpuDotMode::automatic; break;
+        default: throw winnow::Error(winnow::ErrorKind::invalid_argument, "winnow_model_params.dot: " + std::to_string(static_cast<int>(params->dot)) + " is not a winnow_dot_mode");
+        }
         if (params->head_calibration) mp.head_calibration = params->head_calibration;
         if (params->adaptive_impl) mp.adaptive_impl = params->adaptive_impl;
         mp.adaptive_exact_prefix = params->adaptive_exact_prefix;

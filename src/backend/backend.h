@@ -109,9 +109,9 @@ struct AttentionParams {
     int key_limit = 0;
     int n_head = 0, n_head_kv = 0, head_dim = 0;
     float scale = 0;                 // multiplies q.k; 0: 1 / sqrt(head_dim)
-    // Sliding-window attention (Gemma 2/3, Mistral's and Phi-3's layers that set it): the row at position p attends to
-    // keys p - window < j <= p only, as HF's sliding_window and llama.cpp's n_swa; 0: every earlier key. Not with a
-    // mask (SPION patterns are calibrated for full layers).
+    // Sliding-window attention (Gemma 3's sliding layers): the row at position p attends to keys p - window < j <= p
+    // only, as HF's sliding_window and llama.cpp's n_swa; 0: every earlier key. Not with a mask (SPION patterns are
+    // calibrated for full layers).
     int window = 0;
     const BlockMask* mask = nullptr; // null: dense causal
     // Query-aware block selection (winnow's addition to SPION's static pattern, after Quest, Tang et al. 2024): with a

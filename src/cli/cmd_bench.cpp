@@ -104,10 +104,10 @@ int cmd_bench(const std::vector<std::string>& args) {
     if (!args.empty() && args[0] == "attention") return cmd_bench_attention(std::vector<std::string>(args.begin() + 1, args.end()));
     if (!args.empty() && args[0] == "gemv") return cmd_bench_gemv(std::vector<std::string>(args.begin() + 1, args.end()));
     if (args.empty() || args[0] != "decode") {
-        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [-d DEPTH] [--dot q8|f32] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
+        std::cerr << "usage: winnow bench decode -m MODEL [-p 512] [-n 128] [-r 5] [-t THREADS] [-d DEPTH] [--dot auto|q8|f32] [--device cpu|cuda] [--kv-type f32|f16|bf16] [--json]\n"
                      "       winnow bench head -m MODEL [--text FILE] [--window 64] [--queries 1000] [--tune 200] [--cache FILE] [--csv FILE] [--json]\n"
                      "       winnow bench head -m MODEL --device cuda [--k 1,40] [--formats stored,bf16,f32] [--synthetic-vocab 131072] [--json]\n"
-                     "       winnow bench gemv [--types f32,q4_k,...] [--shapes 4096x4096,...] [--dot q8|f32] [--device cpu|cuda] [--json]\n";
+                     "       winnow bench gemv [--types f32,q4_k,...] [--shapes 4096x4096,...] [--dot auto|q8|f32] [--device cpu|cuda] [--json]\n";
         return 2;
     }
     std::string model_arg;

@@ -1,5 +1,6 @@
 #pragma once
-// The --device, --kv-type and --dot options shared by generate, chat, perplexity, logits, info and bench.
+// The --device and --kv-type options shared by generate, chat, perplexity, logits, info and bench, and the --dot option
+// of those that run the model (all but info).
 #include <string>
 
 #include <boost/program_options.hpp>

@@ -86,10 +86,13 @@ float rope_linear_factor(const io::GgufFile& f, const std::string& arch) {
 // scale: llama.cpp fixes them for the architecture, and so does winnow.
 void gemma3_config(const io::GgufFile& f, ModelConfig& c) {
     constexpr int kFullEvery = 6;
+    for (const char* cap : {"gemma3.final_logit_softcapping", "gemma3.attn_logit_softcapping"})
+        if (f.get_float(cap).value_or(0.0) != 0.0) throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': " + cap + " is not supported");
+    if (c.n_layer < 1 || c.n_layer > 1024) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': block count " + std::to_string(c.n_layer) + " is out of range [1, 1024]");
     const std::string key = "gemma3.attention.sliding_window";
     c.sliding_window = as_int(f.require_uint(key), key, f.path());
     if (c.sliding_window < 1) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': " + key + " must be positive");
-    c.sliding_layers.assign(c.n_layer > 0 ? c.n_layer : 0, 0);
+    c.sliding_layers.assign(c.n_layer, 0);
     for (int i = 0; i < c.n_layer; ++i) c.sliding_layers[i] = (i + 1) % kFullEvery != 0;
     c.rope_base_sliding = 10000.0f;
     c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));

@@ -273,16 +273,17 @@ void load_gemma3(const HfConfig& h, ModelConfig& c) {
     // the rotary bases: rope_theta / rope_local_base_freq, or transformers 5's rope_parameters per layer type
     c.rope_base = h.get_or<float>("rope_theta", 1000000.0f);
     c.rope_base_sliding = h.get_or<float>("rope_local_base_freq", 10000.0f);
-    const float query_scalar = h.get_or<float>("query_pre_attn_scalar", 0.0f);
-    if (query_scalar < 0 || !std::isfinite(query_scalar)) throw Error(ErrorKind::format, "'" + h.path + "': query_pre_attn_scalar must be positive");
-    c.attn_scale = query_scalar > 0 ? 1.0f / std::sqrt(query_scalar) : 0.0f; // 0: 1 / sqrt(head_dim), set later
+    const float query_scalar = h.get_or<float>("query_pre_attn_scalar", 256.0f); // Gemma3TextConfig's default
+    if (!(query_scalar > 0) || !std::isfinite(query_scalar)) throw Error(ErrorKind::format, "'" + h.path + "': query_pre_attn_scalar must be positive");
+    c.attn_scale = 1.0f / std::sqrt(query_scalar);
     for (float b : {c.rope_base, c.rope_base_sliding})
         if (!(b > 0 && std::isfinite(b))) throw Error(ErrorKind::format, "'" + h.path + "': the rope bases must be positive finite numbers");
 }
 
 // Gemma 3's linear rope scaling factor of the full layers (1: unscaled): rope_scaling {"rope_type": "linear",
 // "factor": F}, or transformers 5's rope_parameters {"full_attention": {...}, "sliding_attention": {...}}, whose
-// rope_theta values then give the two bases. The sliding layers' rotation must be unscaled.
+// rope_theta values then give the two bases (one flat rope_parameters object is the full layers'). The sliding layers'
+// rotation must be unscaled.
 float gemma3_rope(const HfConfig& h, ModelConfig& c) {
     auto linear_factor = [&](const json& s, const std::string& where) {
         if (!s.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': " + where + " is not an object");
@@ -298,6 +299,11 @@ float gemma3_rope(const HfConfig& h, ModelConfig& c) {
     if (h.has("rope_parameters")) {
         const json& rp = h.j["rope_parameters"];
         if (!rp.is_object()) throw Error(ErrorKind::format, "'" + h.path + "': rope_parameters is not an object");
+        if (!rp.contains("full_attention") && !rp.contains("sliding_attention")) { // one flat object: the full layers'
+            factor = linear_factor(rp, "rope_parameters");
+            const HfConfig o{rp, h.path + " rope_parameters"};
+            if (o.has("rope_theta")) c.rope_base = o.get<float>("rope_theta");
+        }
         for (const char* kind : {"full_attention", "sliding_attention"}) {
             if (!rp.contains(kind)) continue;
             const std::string where = std::string("rope_parameters.") + kind;

@@ -176,6 +176,28 @@ TEST(CpuAttentionTiles, ALaterInfiniteValueLeavesEarlierRowsFinite) {
         for (int i = 0; i < n_head * hd; ++i) ASSERT_TRUE(std::isfinite(tiles[static_cast<size_t>(t) * n_head * hd + i])) << "row " << t << " value " << i;
 }
 
+// The same with a sliding window: an earlier token's infinite value must not reach the rows whose window has passed it
+// (a tile's chunk holds keys before some rows' windows, which they weigh by 0). Rows from `bad` until the window
+// passes it are inf or NaN on either path; the rows before it and after the window are finite, and equal.
+TEST(CpuAttentionTiles, AnInfiniteValueBeforeTheWindowLeavesLaterRowsFinite) {
+    const int n = 64, pos0 = 10, n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd, bad = pos0 + 5, window = 12;
+    std::mt19937 rng(12);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> q(static_cast<size_t>(n) * n_head * hd);
+    for (float& x : q) x = nd(rng);
+    auto k = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng), v = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng);
+    const uint16_t inf = 0x7c00;
+    std::memcpy(v.data() + (static_cast<size_t>(bad) * kv_dim + 5) * 2, &inf, 2); // KV head 0, dimension 5
+    AttentionParams p;
+    p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd, p.window = window;
+    std::vector<float> tiles;
+    EXPECT_LT(tiles_vs_rows(GgmlType::F16, q, k.data(), v.data(), n, p, &tiles), 2e-5);
+    for (int t = 0; t < n; ++t) {
+        if (pos0 + t >= bad && pos0 + t < bad + window) continue; // its window holds the infinity
+        for (int i = 0; i < n_head * hd; ++i) ASSERT_TRUE(std::isfinite(tiles[static_cast<size_t>(t) * n_head * hd + i])) << "row " << t << " value " << i;
+    }
+}
+
 // Query-aware selection with a key summary that holds an infinity: the row walk's bound is +inf there and always
 // selects the unit; the tiles' centre-and-radius product would be NaN and rank it last, so they take the row walk's.
 TEST(CpuAttentionTiles, AnInfiniteKeySummaryIsSelectedAsByTheRowWalk) {

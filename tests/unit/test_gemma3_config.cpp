@@ -73,6 +73,19 @@ TEST(Gemma3Config, Transformers5FormEqualsTheOlderOne) {
     EXPECT_EQ(logits(*newer), logits(*older));
 }
 
+// One flat rope_parameters object (no per-layer-type keys) is the full layers' rotation, as the older rope_scaling was
+TEST(Gemma3Config, FlatRopeParametersAreTheFullLayers) {
+    const auto older = LoadedModel::load(kFixture.string());
+    const auto dir = edited_checkpoint("gemma3-flat-rope", [](json& c) {
+        c["rope_parameters"] = {{"rope_type", "linear"}, {"factor", 4.0}, {"rope_theta", 1000000.0}};
+        for (const char* k : {"rope_theta", "rope_scaling"}) c.erase(k);
+    });
+    const auto flat = LoadedModel::load(dir.string());
+    EXPECT_EQ(flat->weights().rope_freqs, older->weights().rope_freqs);
+    EXPECT_EQ(flat->config().rope_base, 1000000.0f);
+    EXPECT_EQ(logits(*flat), logits(*older));
+}
+
 // A layer_types list other than the pattern is followed layer by layer: all full attention is another function
 TEST(Gemma3Config, LayerTypesAreFollowed) {
     const auto dir = edited_checkpoint("gemma3-all-full", [](json& c) {
@@ -109,10 +122,11 @@ TEST(Gemma3Config, RefusesWhatItCannotCompute) {
 }
 
 // llama.cpp fixes the pattern, the sliding base and the scale for the architecture, but reads the window: a gemma3
-// file without it is refused by name
-TEST(Gemma3Config, GgufNeedsItsSlidingWindow) {
+// file without it is refused by name; so is one whose logits or scores are softcapped (Gemma 2's, which winnow does
+// not compute)
+std::string gemma3_gguf_refusal(const std::string& extra_key, float value) {
     winnow::test::GgufWriter w;
-    w.header(0, 7);
+    w.header(0, extra_key.empty() ? 7 : 8);
     w.kv_str("general.architecture", "gemma3");
     w.kv_u32("gemma3.embedding_length", 64);
     w.kv_u32("gemma3.block_count", 1);
@@ -120,9 +134,16 @@ TEST(Gemma3Config, GgufNeedsItsSlidingWindow) {
     w.kv_u32("gemma3.context_length", 64);
     w.kv_u32("gemma3.attention.head_count", 4);
     w.kv_f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6f);
-    const auto path = winnow::fuzz::fresh_dir("gemma3-gguf-no-window") / "m.gguf";
+    if (!extra_key.empty()) w.kv_f32(extra_key, value);
+    const auto path = winnow::fuzz::fresh_dir("gemma3-gguf-metadata") / "m.gguf";
     w.write(path);
-    EXPECT_NE(error_of([&] { (void)LoadedModel::load(path.string()); }).find("gemma3.attention.sliding_window"), std::string::npos);
+    return error_of([&] { (void)LoadedModel::load(path.string()); });
+}
+
+TEST(Gemma3Config, GgufNeedsItsSlidingWindowAndNoSoftcapping) {
+    EXPECT_NE(gemma3_gguf_refusal("", 0).find("gemma3.attention.sliding_window"), std::string::npos);
+    EXPECT_NE(gemma3_gguf_refusal("gemma3.final_logit_softcapping", 30.0f).find("gemma3.final_logit_softcapping is not supported"), std::string::npos);
+    EXPECT_NE(gemma3_gguf_refusal("gemma3.attn_logit_softcapping", 50.0f).find("gemma3.attn_logit_softcapping is not supported"), std::string::npos);
 }
 
 // SPION's patterns are calibrated on full-attention layers; a sliding layer with one is refused when the masks are set

@@ -315,12 +315,14 @@ public:
         // With a device position the grid covers the keys up to the key limit (the same launch serves every replay
         // below it; splits past a replay's row return at once).
         auto splits_of = [](int64_t keys) { return static_cast<int>((keys + cuda::kSplitKeys - 1) / cuda::kSplitKeys); };
-        const bool split = n <= kSplitMaxRows && last_key > cuda::kSplitKeys;
+        // a sliding layer's row reads its window at most, and the splits count from its first key: no more are needed
+        const int64_t row_keys = p.window > 0 ? std::min<int64_t>(last_key, p.window) : last_key;
+        const bool split = n <= kSplitMaxRows && row_keys > cuda::kSplitKeys;
         // With a device position, buffers for the whole cache's splits, whichever kernel this launch takes: a step
         // recorded later at a higher key limit (a longer context) must not allocate while recording.
         if (split || (n <= kSplitMaxRows && p.pos)) reserve_split_buffers(n, p, splits_of(p.pos ? k.rows() : last_key));
         if (split) {
-            const int n_splits = splits_of(last_key);
+            const int n_splits = splits_of(row_keys);
             return run(cuda::attention_split_stage(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim,
                                                    p.effective_scale(), p.window, split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, position(p.pos),
                                                    static_cast<int>(last_key)));

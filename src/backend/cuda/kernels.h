@@ -73,7 +73,8 @@ struct RopeStoreKvArgs {
 };
 void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStream_t s);
 // Dense causal attention over a cache of `cache_type` (a block mask: launch_sparse_attention below).
-// Throws winnow::Error when pos0 + n_tokens keys do not fit the kernel's shared memory (about 56K on an H100/H200).
+// Throws winnow::Error when a row's keys (pos0 + n_tokens, or the window where it is shorter) do not fit the kernel's
+// shared memory (about 56K on an H100/H200).
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
 // window > 0: the row at position p attends to keys (p - window, p] only (AttentionParams::window).
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
