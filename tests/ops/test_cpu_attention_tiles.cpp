@@ -157,44 +157,45 @@ INSTANTIATE_TEST_SUITE_P(Shapes, TilesAgainstRowWalk,
                                            // an fp32 cache: contiguous chunks read in place, a mask's runs widened
                                            Shape{48, 600, 9, 3, 64, 0, GgmlType::F32}, Shape{80, 400, 9, 3, 64, -64, GgmlType::F32}));
 
-// A later token's infinite value (an f16 cache's overflow) must not reach the rows before it: in a tile they weigh its
-// key by 0, and 0 x inf is NaN. Rows from that token on are inf or NaN on either path.
-TEST(CpuAttentionTiles, ALaterInfiniteValueLeavesEarlierRowsFinite) {
-    const int n = 40, pos0 = 10, n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd, bad = pos0 + 25;
-    std::mt19937 rng(11);
+// The tiles' output for n rows at pos0 over an f16 cache whose value row `bad` (KV head 0, dimension 5) is +inf, after
+// checking that it equals the row walk's (which reads each row's own keys only) wherever that is finite. 9 heads of
+// 64 on 3 KV heads; window 0: none.
+std::vector<float> tiles_with_infinite_value(int n, int pos0, int bad, int window, unsigned seed) {
+    const int n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd;
+    std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::vector<float> q(static_cast<size_t>(n) * n_head * hd);
     for (float& x : q) x = nd(rng);
     auto k = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng), v = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng);
     const uint16_t inf = 0x7c00;
-    std::memcpy(v.data() + (static_cast<size_t>(bad) * kv_dim + 5) * 2, &inf, 2); // KV head 0, dimension 5
+    std::memcpy(v.data() + (static_cast<size_t>(bad) * kv_dim + 5) * 2, &inf, 2);
     AttentionParams p;
-    p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd;
+    p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd, p.window = window;
     std::vector<float> tiles;
     EXPECT_LT(tiles_vs_rows(GgmlType::F16, q, k.data(), v.data(), n, p, &tiles), 2e-5);
+    return tiles;
+}
+
+// A later token's infinite value (an f16 cache's overflow) must not reach the rows before it: in a tile they weigh its
+// key by 0, and 0 x inf is NaN. Rows from that token on are inf or NaN on either path.
+TEST(CpuAttentionTiles, ALaterInfiniteValueLeavesEarlierRowsFinite) {
+    const int n = 40, pos0 = 10, bad = pos0 + 25, row = 9 * 64;
+    const auto tiles = tiles_with_infinite_value(n, pos0, bad, 0, 11);
+    ASSERT_EQ(tiles.size(), static_cast<size_t>(n) * row);
     for (int t = 0; t < bad - pos0; ++t)
-        for (int i = 0; i < n_head * hd; ++i) ASSERT_TRUE(std::isfinite(tiles[static_cast<size_t>(t) * n_head * hd + i])) << "row " << t << " value " << i;
+        for (int i = 0; i < row; ++i) ASSERT_TRUE(std::isfinite(tiles[static_cast<size_t>(t) * row + i])) << "row " << t << " value " << i;
 }
 
 // The same with a sliding window: an earlier token's infinite value must not reach the rows whose window has passed it
 // (a tile's chunk holds keys before some rows' windows, which they weigh by 0). Rows from `bad` until the window
 // passes it are inf or NaN on either path; the rows before it and after the window are finite, and equal.
 TEST(CpuAttentionTiles, AnInfiniteValueBeforeTheWindowLeavesLaterRowsFinite) {
-    const int n = 64, pos0 = 10, n_head = 9, n_head_kv = 3, hd = 64, ctx = pos0 + n, kv_dim = n_head_kv * hd, bad = pos0 + 5, window = 12;
-    std::mt19937 rng(12);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    std::vector<float> q(static_cast<size_t>(n) * n_head * hd);
-    for (float& x : q) x = nd(rng);
-    auto k = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng), v = random_cache(GgmlType::F16, static_cast<size_t>(ctx) * kv_dim, rng);
-    const uint16_t inf = 0x7c00;
-    std::memcpy(v.data() + (static_cast<size_t>(bad) * kv_dim + 5) * 2, &inf, 2); // KV head 0, dimension 5
-    AttentionParams p;
-    p.pos0 = pos0, p.n_head = n_head, p.n_head_kv = n_head_kv, p.head_dim = hd, p.window = window;
-    std::vector<float> tiles;
-    EXPECT_LT(tiles_vs_rows(GgmlType::F16, q, k.data(), v.data(), n, p, &tiles), 2e-5);
+    const int n = 64, pos0 = 10, bad = pos0 + 5, window = 12, row = 9 * 64;
+    const auto tiles = tiles_with_infinite_value(n, pos0, bad, window, 12);
+    ASSERT_EQ(tiles.size(), static_cast<size_t>(n) * row);
     for (int t = 0; t < n; ++t) {
         if (pos0 + t >= bad && pos0 + t < bad + window) continue; // its window holds the infinity
-        for (int i = 0; i < n_head * hd; ++i) ASSERT_TRUE(std::isfinite(tiles[static_cast<size_t>(t) * n_head * hd + i])) << "row " << t << " value " << i;
+        for (int i = 0; i < row; ++i) ASSERT_TRUE(std::isfinite(tiles[static_cast<size_t>(t) * row + i])) << "row " << t << " value " << i;
     }
 }
 
