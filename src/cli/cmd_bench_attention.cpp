@@ -38,8 +38,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
 // A tensor of `type` on the backend holding N(0, 1) values (converted by the backend's cache write for half types).
 Tensor random_tensor(Backend& be, int64_t rows, int64_t cols, uint64_t seed, GgmlType type = GgmlType::F32) {
     std::mt19937_64 rng(seed);

@@ -23,16 +23,13 @@
 #include "model/model.h"
 #include "ops/adaptive_test_instances.h"
 #include "tokenizer/model_tokenizer.h"
+#include "fixture_paths.h"
 
 namespace {
 
 using namespace winnow;
 
-// On the GPU machine the model travels in another folder: WINNOW_DEFAULT_MODEL in the environment overrides the build's.
-std::string default_model() {
-    const char* m = std::getenv("WINNOW_DEFAULT_MODEL");
-    return m ? m : WINNOW_DEFAULT_MODEL;
-}
+using winnow::gpu_test::default_model;
 
 #define SKIP_WITHOUT_GPU() \
     if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine"

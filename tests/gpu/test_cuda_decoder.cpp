@@ -19,21 +19,14 @@
 #include "model/oracle_file.h"
 #include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
+#include "fixture_paths.h"
 
 namespace {
 
 using namespace winnow;
 
-// On the GPU machine the fixtures travel in another folder: WINNOW_FIXTURE_DIR / WINNOW_DEFAULT_MODEL in the environment
-// override the build's paths.
-std::string fixture(const std::string& name) {
-    const char* dir = std::getenv("WINNOW_FIXTURE_DIR");
-    return std::string(dir ? dir : WINNOW_FIXTURE_DIR) + "/" + name;
-}
-std::string default_model() {
-    const char* m = std::getenv("WINNOW_DEFAULT_MODEL");
-    return m ? m : WINNOW_DEFAULT_MODEL;
-}
+using winnow::gpu_test::default_model;
+using winnow::gpu_test::fixture;
 
 class CudaDecoder : public ::testing::Test {
 protected:

@@ -15,16 +15,14 @@
 #include "model/model.h"
 #include "ops/sample_cases.h"
 #include "tokenizer/model_tokenizer.h"
+#include "fixture_paths.h"
 
 namespace {
 
 using namespace winnow;
 using namespace winnow::test::sampling;
 
-std::string fixture(const std::string& name) {
-    const char* dir = std::getenv("WINNOW_FIXTURE_DIR");
-    return std::string(dir ? dir : WINNOW_FIXTURE_DIR) + "/" + name;
-}
+using winnow::gpu_test::fixture;
 
 class CudaSample : public ::testing::Test {
 protected:

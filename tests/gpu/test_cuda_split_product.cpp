@@ -33,7 +33,7 @@ struct Env {
     const char* name_;
 };
 
-constexpr int64_t kRows = 37, kCols = 160;
+constexpr int64_t kSplitRows = 37, kSplitCols = 160;
 constexpr int kTokens = 21;
 
 std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
@@ -48,12 +48,12 @@ std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
 std::vector<float> product(GgmlType type, const std::vector<float>& w, const std::vector<float>& x, const std::vector<float>& b) {
     auto be = make_backend({.device = Device::cuda});
     Tensor storage;
-    const Matrix m = gpu_test::place_matrix(*be, type, kRows, kCols, w, storage);
-    const Tensor xt = be->alloc(GgmlType::F32, kTokens, kCols), yt = be->alloc(GgmlType::F32, kTokens, kRows), bt = be->alloc(GgmlType::F32, 1, kRows);
+    const Matrix m = gpu_test::place_matrix(*be, type, kSplitRows, kSplitCols, w, storage);
+    const Tensor xt = be->alloc(GgmlType::F32, kTokens, kSplitCols), yt = be->alloc(GgmlType::F32, kTokens, kSplitRows), bt = be->alloc(GgmlType::F32, 1, kSplitRows);
     be->upload(x.data(), xt);
     be->upload(b.data(), bt);
     be->linear(m, &bt, xt, yt);
-    std::vector<float> y(static_cast<size_t>(kTokens * kRows));
+    std::vector<float> y(static_cast<size_t>(kTokens * kSplitRows));
     be->download(yt, y.data());
     return y;
 }
@@ -62,22 +62,22 @@ std::vector<float> product(GgmlType type, const std::vector<float>& w, const std
 double worst_relative_error(GgmlType type, const std::vector<float>& w, const std::vector<float>& x, const std::vector<float>& b,
                             const std::vector<float>& y) {
     // the weights as the device decodes them
-    const size_t rb = ggml_row_bytes(type, kCols);
+    const size_t rb = ggml_row_bytes(type, kSplitCols);
     std::vector<uint8_t> bytes(rb);
     std::vector<float> wd(w.size());
-    for (int64_t r = 0; r < kRows; ++r) {
-        quantize_row_ref(type, w.data() + r * kCols, bytes.data(), kCols);
-        dequantize_row(type, bytes.data(), wd.data() + r * kCols, kCols);
+    for (int64_t r = 0; r < kSplitRows; ++r) {
+        quantize_row_ref(type, w.data() + r * kSplitCols, bytes.data(), kSplitCols);
+        dequantize_row(type, bytes.data(), wd.data() + r * kSplitCols, kSplitCols);
     }
     double worst = 0;
     for (int t = 0; t < kTokens; ++t)
-        for (int64_t r = 0; r < kRows; ++r) {
+        for (int64_t r = 0; r < kSplitRows; ++r) {
             double ref = b[r], scale = std::fabs(b[r]);
-            for (int64_t c = 0; c < kCols; ++c) {
-                ref += static_cast<double>(wd[r * kCols + c]) * x[t * kCols + c];
-                scale += std::fabs(static_cast<double>(wd[r * kCols + c]) * x[t * kCols + c]);
+            for (int64_t c = 0; c < kSplitCols; ++c) {
+                ref += static_cast<double>(wd[r * kSplitCols + c]) * x[t * kSplitCols + c];
+                scale += std::fabs(static_cast<double>(wd[r * kSplitCols + c]) * x[t * kSplitCols + c]);
             }
-            worst = std::max(worst, std::fabs(y[t * kRows + r] - ref) / scale);
+            worst = std::max(worst, std::fabs(y[t * kSplitRows + r] - ref) / scale);
         }
     return worst;
 }
@@ -86,14 +86,14 @@ int weight_slices(GgmlType t) { return t == GgmlType::BF16 ? 1 : 2; }
 
 TEST_P(CudaSplitProduct, ChunkedTokensAgreeWithOneChunkAndTheReference) {
     const GgmlType type = GetParam();
-    const auto w = randn(kRows * kCols, 1), x = randn(kTokens * kCols, 2, 3.0f), b = randn(kRows, 3, 0.1f);
+    const auto w = randn(kSplitRows * kSplitCols, 1), x = randn(kTokens * kSplitCols, 2, 3.0f), b = randn(kSplitRows, 3, 0.1f);
     const auto whole = product(type, w, x, b);
     // 4 tokens a chunk: five chunks of 4 and a last one of 1
-    const Env small("WINNOW_CUDA_SPLIT_PRODUCT_BYTES", std::to_string(4 * weight_slices(type) * kRows * 3 * 4));
+    const Env small("WINNOW_CUDA_SPLIT_PRODUCT_BYTES", std::to_string(4 * weight_slices(type) * kSplitRows * 3 * 4));
     const auto chunked = product(type, w, x, b);
     // fp32 accumulation of 160 exact products: within 160 * 2^-24 of the scale (a token mixed up with another, or a
     // chunk's rows shifted, is off by the whole value)
-    const double bound = kCols * std::ldexp(1.0, -24);
+    const double bound = kSplitCols * std::ldexp(1.0, -24);
     EXPECT_LT(worst_relative_error(type, w, x, b, whole), bound);
     EXPECT_LT(worst_relative_error(type, w, x, b, chunked), bound);
     double diff = 0;
@@ -103,13 +103,13 @@ TEST_P(CudaSplitProduct, ChunkedTokensAgreeWithOneChunkAndTheReference) {
 
 TEST_P(CudaSplitProduct, AsCloseToTheReferenceAsTheSgemm) {
     const GgmlType type = GetParam();
-    const auto w = randn(kRows * kCols, 4), x = randn(kTokens * kCols, 5, 3.0f), b = randn(kRows, 6, 0.1f);
+    const auto w = randn(kSplitRows * kSplitCols, 4), x = randn(kTokens * kSplitCols, 5, 3.0f), b = randn(kSplitRows, 6, 0.1f);
     const auto split = product(type, w, x, b);
     const Env off("WINNOW_CUDA_SPLIT_PRODUCTS", "0");
     const auto sgemm = product(type, w, x, b);
     const double e_split = worst_relative_error(type, w, x, b, split), e_sgemm = worst_relative_error(type, w, x, b, sgemm);
-    EXPECT_LT(e_split, kCols * std::ldexp(1.0, -24));
-    EXPECT_LT(e_sgemm, kCols * std::ldexp(1.0, -24));
+    EXPECT_LT(e_split, kSplitCols * std::ldexp(1.0, -24));
+    EXPECT_LT(e_sgemm, kSplitCols * std::ldexp(1.0, -24));
     std::printf("%s: worst error relative to sum |w x|: split products %.3g, fp32 sgemm %.3g\n", ggml_type_name(type), e_split, e_sgemm);
 }
 
@@ -161,27 +161,27 @@ TEST(CudaSplitProductLongSums, PositiveTermsStayWithinTheFp32Bound) {
 // NaN activation must stay NaN.
 TEST_P(CudaSplitProduct, NonFiniteActivationsGiveTheSgemmsValues) {
     const GgmlType type = GetParam();
-    auto w = randn(kRows * kCols, 7);
+    auto w = randn(kSplitRows * kSplitCols, 7);
     for (auto& v : w) v = std::fabs(v) + 0.01f; // positive: a product with +inf is +inf, unless the weight rounds to 0
-    auto x = randn(kTokens * kCols, 8), b = randn(kRows, 9, 0.1f);
+    auto x = randn(kTokens * kSplitCols, 8), b = randn(kSplitRows, 9, 0.1f);
     x[5] = INFINITY;            // token 0
-    x[kCols + 7] = -INFINITY;   // token 1
-    x[2 * kCols + 9] = NAN;     // token 2
+    x[kSplitCols + 7] = -INFINITY;   // token 1
+    x[2 * kSplitCols + 9] = NAN;     // token 2
     const auto split = product(type, w, x, b);
     const Env off("WINNOW_CUDA_SPLIT_PRODUCTS", "0");
     const auto sgemm = product(type, w, x, b);
     // (a weight quantized to 0 makes 0 * inf = NaN on both paths: Q4_0's smallest values)
     int infinities = 0;
-    for (int64_t r = 0; r < kRows; ++r) {
-        EXPECT_TRUE(std::isnan(split[2 * kRows + r])) << "token 2 row " << r;
+    for (int64_t r = 0; r < kSplitRows; ++r) {
+        EXPECT_TRUE(std::isnan(split[2 * kSplitRows + r])) << "token 2 row " << r;
         for (int t = 0; t < 2; ++t) {
-            const float sp = split[t * kRows + r], sg = sgemm[t * kRows + r];
+            const float sp = split[t * kSplitRows + r], sg = sgemm[t * kSplitRows + r];
             if (std::isnan(sg)) EXPECT_TRUE(std::isnan(sp)) << "token " << t << " row " << r;
             else EXPECT_EQ(sp, sg) << "token " << t << " row " << r;
             infinities += std::isinf(sp);
         }
     }
-    EXPECT_GT(infinities, kRows);
+    EXPECT_GT(infinities, kSplitRows);
 }
 
 TEST(CudaSplitProductSwitch, ABadChunkBoundIsRefused) {

@@ -2,7 +2,8 @@
 // AdaptiveSoftmax (delta = 0.01) must pick the same token as the exact head. Teacher-forced: every step sees the
 // exact prefix, so one disagreement does not change the steps after it.
 //  - theory constants (uncalibrated, f_b = f_ln = 1), fast and faithful implementations: >= 99% of the steps
-//    (measured 100% for both, at 1.11x and 1.49x sample gain);
+//    (measured 100% for both over all 640 steps, at 1.11x and 1.49x sample gain; the faithful one is run on the first
+//    4 prompts only, for time);
 //  - fast, with the factors `winnow calibrate-head` tunes on another text (GPL-3 windows, binomial-confidence rule
 //    0.8): measured 98.12% (628 / 640) at a 3.27x sample gain (f_b 0.115, f_ln 2.61, budget not met on the tuning
 //    windows; before the split budget and the monotone f_ln of issue #14: 98.91% at 2.76x). Greedy chat
@@ -33,7 +34,7 @@ namespace {
 
 constexpr int kPrompts = 10, kStepsPerPrompt = 64;
 
-struct Agreement {
+struct HeadAgreement {
     double rate = 0; // steps whose adaptive top-1 is the exact argmax
     double gain = 0; // steps / the summed fraction of the n d products sampled
 };
@@ -44,7 +45,9 @@ double three_sd_bound(double delta) {
     return 1 - delta - 3 * std::sqrt(delta * (1 - delta) / steps);
 }
 
-Agreement greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, double fudge_best, double fudge_norm) {
+// Over the first `prompts` of the fixture's prompts (all kPrompts unless fewer are asked for).
+HeadAgreement greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, double fudge_best, double fudge_norm,
+                               int prompts = kPrompts) {
     auto model = winnow::Model::load(WINNOW_DEFAULT_MODEL);
     auto tok = winnow::Tokenizer::from_gguf(*model->gguf());
     const winnow::ChatTemplate tmpl = winnow::load_chat_template_for(*model, *tok);
@@ -55,11 +58,11 @@ Agreement greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, dou
     p.fudge_norm = fudge_norm;
     auto be = winnow::make_cpu_backend(2);
 
-    std::ifstream prompts(WINNOW_SOURCE_DIR "/tests/fixtures/generation_prompts.txt");
-    EXPECT_TRUE(prompts.good()) << "cannot read tests/fixtures/generation_prompts.txt";
+    std::ifstream prompt_file(WINNOW_SOURCE_DIR "/tests/fixtures/generation_prompts.txt");
+    EXPECT_TRUE(prompt_file.good()) << "cannot read tests/fixtures/generation_prompts.txt";
     int steps = 0, agree = 0, prompts_run = 0;
     double fraction = 0;
-    for (std::string line; std::getline(prompts, line);) {
+    for (std::string line; prompts_run < prompts && std::getline(prompt_file, line);) {
         if (line.empty()) continue;
         const std::string mode = line.substr(0, line.find('\t')), text = line.substr(line.find('\t') + 1);
         const auto ids = tok->encode(mode == "chat" ? winnow::apply_chat_template(tmpl, "", text) : text, tok->add_bos_default(), true);
@@ -76,7 +79,7 @@ Agreement greedy_agreement(const winnow::head::AdaptiveHeadOptions& options, dou
         }
         ++prompts_run;
     }
-    EXPECT_EQ(prompts_run, kPrompts);
+    EXPECT_EQ(prompts_run, prompts);
     if (steps == 0) return {}; // nothing read: the expectation above has failed
     std::printf("%s: adaptive vs exact greedy: %d/%d steps agree (%.2f%%), mean fraction %.4f (gain %.2fx), f_b %.3g f_ln %.3g\n",
                 winnow::head::algorithm_key(options).c_str(), agree, steps,
@@ -89,9 +92,11 @@ TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadTheoryConstants) {
     EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::fast}, 1.0, 1.0).rate, 0.99);
 }
 
+// The faithful implementation (the paper's algorithm as written, a reference) on the first 4 prompts (256 steps): its
+// head costs ~0.19 s a step here, 2 of the test suite's minutes over all 640 (measured 100% on all of them).
 TEST(SmolLM2AdaptiveHead, FaithfulGreedyAgreesWithExactHeadTheoryConstants) {
     WINNOW_REQUIRE_FILE(WINNOW_DEFAULT_MODEL);
-    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::faithful}, 1.0, 1.0).rate, 0.99);
+    EXPECT_GE(greedy_agreement({.impl = winnow::head::HeadImpl::faithful}, 1.0, 1.0, 4).rate, 0.99);
 }
 
 TEST(SmolLM2AdaptiveHead, FastGreedyAgreesWithExactHeadCalibrated) {
@@ -140,7 +145,7 @@ TEST(SmolLM2AdaptiveHead, FastInPcaBasisWithPrefixAndClustersGreedyAgreesWithExa
     const auto cal = winnow::head::HeadCalibrationFile::load(WINNOW_FIXTURE_DIR "/smollm2.head-pca-prefix16-clusters64.json");
     const auto* factors = cal.find(options, 0.01);
     ASSERT_NE(factors, nullptr) << "no entry for " << winnow::head::algorithm_key(options) << " in basis " << options.basis->checksum;
-    const Agreement a = greedy_agreement(options, factors->fudge_best, factors->fudge_norm);
+    const HeadAgreement a = greedy_agreement(options, factors->fudge_best, factors->fudge_norm);
     EXPECT_GE(a.rate, three_sd_bound(0.01));
     EXPECT_GT(a.gain, 4.0);
 }

@@ -31,19 +31,19 @@ float top2_margin(const float* row, int n) {
     return a - b;
 }
 
-struct Agreement {
+struct LogitAgreement {
     int rows = 0, same_argmax = 0;
     int decisive = 0, decisive_same = 0; // positions where the oracle's top-2 margin is at least kDecisiveMargin
     double max_abs = 0, median_row = 0;
     double argmax_rate() const { return rows ? static_cast<double>(same_argmax) / rows : 0; }
 };
 
-Agreement agreement(const winnow::test::OracleFile& oracle, winnow::CpuDotMode mode, const char* label) {
+LogitAgreement agreement(const winnow::test::OracleFile& oracle, winnow::CpuDotMode mode, const char* label) {
     auto m = winnow::Model::load(WINNOW_DEFAULT_MODEL);
     const int nv = m->config().n_vocab;
     EXPECT_EQ(oracle.n_vocab, static_cast<uint32_t>(nv));
     auto be = winnow::make_cpu_backend(2, mode);
-    Agreement a;
+    LogitAgreement a;
     std::vector<double> row_max;
     for (auto& seq : oracle.seqs) {
         winnow::Forward f(*m, *be, static_cast<int>(seq.ids.size()));

@@ -16,16 +16,11 @@
 
 #include "backend/cuda/adaptive_norm_logic.cuh"
 #include "head/adaptive_algorithm.h"
+#include "backend/cuda/float_bits.cuh"
 
 namespace {
 
 namespace ad = winnow::cuda::adaptive;
-
-uint32_t bits(float v) {
-    uint32_t b;
-    std::memcpy(&b, &v, 4);
-    return b;
-}
 
 // FastAdaptiveSoftmax::Query::normalize's fails(i), as written there.
 bool cpu_fails(float e_f, float var, int32_t T, int dp, double f, double a, double b) {
@@ -62,7 +57,7 @@ TEST(AdaptiveNormLogic, WeightsAndSumsMatchADoubleReference) {
         float la_max = -INFINITY;
         std::vector<float> la(n);
         for (int i = 0; i < n; ++i) la[i] = a.mu[i] - std::sqrt(c2 * a.var[i]), la_max = std::max(la_max, la[i]);
-        ASSERT_EQ(bits(s.la_max), bits(la_max)) << "n " << n;
+        ASSERT_EQ(winnow::cuda::float_bits(s.la_max), winnow::cuda::float_bits(la_max)) << "n " << n;
         double sum_e = 0, sum_g = 0;
         for (int i = 0; i < n; ++i) {
             const double ref = std::exp(static_cast<double>(la[i] - la_max)); // the twin's float difference, then exp in double
@@ -202,7 +197,7 @@ TEST(AdaptiveNormLogic, MaxKeysDecodeToTheMaximum) {
         EXPECT_EQ(back, v) << v;
         EXPECT_NE(ad::max_key(v), 0u) << v;
     }
-    EXPECT_EQ(bits(ad::max_from_key(ad::max_key(-0.0f))), bits(0.0f)); // -0 folds onto +0
+    EXPECT_EQ(winnow::cuda::float_bits(ad::max_from_key(ad::max_key(-0.0f))), winnow::cuda::float_bits(0.0f)); // -0 folds onto +0
     EXPECT_EQ(ad::max_key(NAN), 0u);
     EXPECT_EQ(ad::max_from_key(0), -INFINITY);
     // a max over keys is the max over the non-NaN values

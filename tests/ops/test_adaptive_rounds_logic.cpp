@@ -13,16 +13,11 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda/adaptive_rounds_logic.cuh"
+#include "backend/cuda/float_bits.cuh"
 
 namespace {
 
 namespace ad = winnow::cuda::adaptive;
-
-uint32_t bits(float v) {
-    uint32_t b;
-    std::memcpy(&b, &v, 4);
-    return b;
-}
 
 struct Round {
     std::vector<float> mu, var;
@@ -69,7 +64,7 @@ void check(const Round& r, const std::string& what) {
     const ad::RoundResult got = ad::eliminate_round_host(r.mu.data(), r.var.data(), r.T.data(), r.S.data(), keep.data(), static_cast<int64_t>(r.S.size()),
                                                          r.dp, r.width2);
     ASSERT_EQ(got.best, e.best) << what;
-    ASSERT_EQ(bits(got.floor_b), bits(e.floor_b)) << what << " floor " << got.floor_b << " vs " << e.floor_b;
+    ASSERT_EQ(winnow::cuda::float_bits(got.floor_b), winnow::cuda::float_bits(e.floor_b)) << what << " floor " << got.floor_b << " vs " << e.floor_b;
     ASSERT_EQ(keep, e.keep) << what;
     ASSERT_EQ(got.kept, e.kept) << what;
     ASSERT_EQ(got.all_exact != 0, e.all_exact) << what;

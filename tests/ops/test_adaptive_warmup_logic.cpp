@@ -19,6 +19,7 @@
 #include "backend/cuda/adaptive_warmup_logic.cuh"
 #include "head/adaptive_algorithm.h"
 #include "head/column_major_head.h"
+#include "backend/cuda/float_bits.cuh"
 
 namespace {
 
@@ -77,12 +78,6 @@ struct State {
     std::vector<int32_t> T;
     ad::ArmState view() { return {K.data(), Z.data(), Z2.data(), mu.data(), var.data(), T.data()}; }
 };
-
-uint32_t bits(float v) {
-    uint32_t b;
-    std::memcpy(&b, &v, 4);
-    return b;
-}
 
 class AdaptiveWarmUpLogic : public ::testing::TestWithParam<bool> {};
 
@@ -153,8 +148,8 @@ TEST_P(AdaptiveWarmUpLogic, StepsEqualOnePass) {
 
 // One arm's state, all six words, bit for bit (NaN payloads included: the host twin against itself).
 bool same_arm(const State& a, const State& b, int i) {
-    return bits(a.K[i]) == bits(b.K[i]) && bits(a.Z[i]) == bits(b.Z[i]) && bits(a.Z2[i]) == bits(b.Z2[i]) && bits(a.mu[i]) == bits(b.mu[i]) &&
-           bits(a.var[i]) == bits(b.var[i]) && a.T[i] == b.T[i];
+    return winnow::cuda::float_bits(a.K[i]) == winnow::cuda::float_bits(b.K[i]) && winnow::cuda::float_bits(a.Z[i]) == winnow::cuda::float_bits(b.Z[i]) && winnow::cuda::float_bits(a.Z2[i]) == winnow::cuda::float_bits(b.Z2[i]) && winnow::cuda::float_bits(a.mu[i]) == winnow::cuda::float_bits(b.mu[i]) &&
+           winnow::cuda::float_bits(a.var[i]) == winnow::cuda::float_bits(b.var[i]) && a.T[i] == b.T[i];
 }
 
 // The rounds' masked step advances exactly the arms the CPU path's stream(from, to, masked = true) selects, T == from
@@ -262,11 +257,11 @@ TEST(AdaptiveWarmUpMax0, SameBitsAsTheFastPathsMaxps) {
     const float vals[] = {NAN, -NAN, 0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, 1e-45f, -1e-45f, 3.0e38f, -2.0e-3f};
     for (float x : vals) {
         const float want = std::isnan(x) || x > 0.0f || x == 0.0f ? x : 0.0f; // MAXPS: the second operand unless the first is greater
-        EXPECT_EQ(bits(ad::max0_as_avx(x)), bits(want)) << x;
+        EXPECT_EQ(winnow::cuda::float_bits(ad::max0_as_avx(x)), winnow::cuda::float_bits(want)) << x;
 #ifdef __AVX__
         alignas(32) float out[8];
         _mm256_store_ps(out, _mm256_max_ps(_mm256_setzero_ps(), _mm256_set1_ps(x)));
-        EXPECT_EQ(bits(ad::max0_as_avx(x)), bits(out[0])) << x;
+        EXPECT_EQ(winnow::cuda::float_bits(ad::max0_as_avx(x)), winnow::cuda::float_bits(out[0])) << x;
 #endif
     }
 }

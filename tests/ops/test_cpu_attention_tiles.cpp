@@ -48,7 +48,7 @@ TEST(CpuAttentionTiles, PrefillBatchesTakeTheTiles) {
     attention_tiles_force(-1);
 }
 
-struct Shape {
+struct TileShape {
     int n, pos0, n_head, n_head_kv, hd, mask_block; // mask_block < 0: the SPION denominator
     GgmlType cache = GgmlType::F16;
 };
@@ -116,7 +116,7 @@ Summaries summarise(const std::vector<float>& k, int ctx, int n_head_kv, int hd,
     return s;
 }
 
-class TilesAgainstRowWalk : public ::testing::TestWithParam<Shape> {
+class TilesAgainstRowWalk : public ::testing::TestWithParam<TileShape> {
 protected:
     void TearDown() override { attention_tiles_force(-1); }
 };
@@ -124,7 +124,7 @@ protected:
 // Rows past a 256-key chunk, a tile that starts inside a chunk's keys (the causal diagonal cut per row), an F16 cache,
 // and masks whose blocks cut the tiles.
 TEST_P(TilesAgainstRowWalk, EqualWithinFp32Rounding) {
-    const Shape s = GetParam();
+    const TileShape s = GetParam();
     const int ctx = s.pos0 + s.n, kv_dim = s.n_head_kv * s.hd;
     std::mt19937 rng(7);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -151,11 +151,11 @@ TEST_P(TilesAgainstRowWalk, EqualWithinFp32Rounding) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, TilesAgainstRowWalk,
-                         ::testing::Values(Shape{48, 600, 9, 3, 64, 0}, Shape{100, 20, 9, 3, 64, 0}, Shape{40, 0, 12, 12, 64, 0},
-                                           Shape{33, 5, 5, 1, 48, 0}, Shape{80, 400, 9, 3, 64, 64}, Shape{80, 400, 9, 3, 64, -64},
-                                           Shape{70, 300, 4, 2, 6, 16}, Shape{64, 200, 8, 2, 128, 0},
+                         ::testing::Values(TileShape{48, 600, 9, 3, 64, 0}, TileShape{100, 20, 9, 3, 64, 0}, TileShape{40, 0, 12, 12, 64, 0},
+                                           TileShape{33, 5, 5, 1, 48, 0}, TileShape{80, 400, 9, 3, 64, 64}, TileShape{80, 400, 9, 3, 64, -64},
+                                           TileShape{70, 300, 4, 2, 6, 16}, TileShape{64, 200, 8, 2, 128, 0},
                                            // an fp32 cache: contiguous chunks read in place, a mask's runs widened
-                                           Shape{48, 600, 9, 3, 64, 0, GgmlType::F32}, Shape{80, 400, 9, 3, 64, -64, GgmlType::F32}));
+                                           TileShape{48, 600, 9, 3, 64, 0, GgmlType::F32}, TileShape{80, 400, 9, 3, 64, -64, GgmlType::F32}));
 
 // The tiles' output for n rows at pos0 over an f16 cache whose value row `bad` (KV head 0, dimension 5) is +inf, after
 // checking that it equals the row walk's (which reads each row's own keys only) wherever that is finite. 9 heads of

@@ -157,7 +157,9 @@ TEST(CpuDotAuto, DecodeIsQ8PrefillIsF32) {
         for (int n : {1, 7}) {
             const auto a = run(CpuDotMode::automatic, n), q8 = run(CpuDotMode::q8, n), f32 = run(CpuDotMode::f32, n);
             EXPECT_EQ(a, n == 1 ? q8 : f32) << ggml_type_name(type) << ", " << n << " tokens";
-            if (n == 7 && type != GgmlType::Q4_K) EXPECT_NE(q8, f32) << ggml_type_name(type) << ": the modes must differ for this test to tell them apart";
+            if (n == 7 && type != GgmlType::Q4_K) {
+                EXPECT_NE(q8, f32) << ggml_type_name(type) << ": the modes must differ for this test to tell them apart";
+            }
         }
         EXPECT_NE(run(CpuDotMode::q8, 1), run(CpuDotMode::f32, 1)) << ggml_type_name(type);
     }

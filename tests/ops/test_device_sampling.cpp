@@ -9,12 +9,12 @@
 #include "model/model.h"
 #include "sample_cases.h"
 #include "tokenizer/model_tokenizer.h"
+#include "fixture_dir.h"
 
 namespace {
 
 using namespace winnow;
 
-const std::string kDir = WINNOW_FIXTURE_DIR;
 
 std::vector<GenerateOptions> option_sets() {
     std::vector<GenerateOptions> out;

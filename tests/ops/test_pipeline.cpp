@@ -16,12 +16,12 @@
 #include "io/quant.h"
 #include "model/model.h"
 #include "winnow/error.h"
+#include "fixture_dir.h"
 
 namespace {
 
 using namespace winnow;
 
-const std::string kDir = WINNOW_FIXTURE_DIR;
 
 // The CPU backend with one (op, type) taken away, as a device backend that has not landed that kernel yet.
 class CpuMissingOne final : public test::ForwardingCpu {

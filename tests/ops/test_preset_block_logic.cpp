@@ -16,6 +16,7 @@
 #include "backend/cuda/preset_block_logic.cuh"
 #include "block_words.h"
 #include "io/quant.h"
+#include "backend/cuda/float_bits.cuh"
 
 namespace {
 
@@ -41,12 +42,6 @@ unsigned gemv_logic_byte(const Word* w, int k) { return winnow::cuda::gemv_logic
 
 uint16_t u16_at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 uint32_t u32_at(const uint8_t* p) { return u16_at(p) | static_cast<uint32_t>(u16_at(p + 2)) << 16; }
-
-uint32_t bits(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
 
 // Element c (0..elements) of the block at b, decoded with the device's logic from words of type Word, each fp32
 // operation rounded on its own (volatile: the host build must not fuse them either).
@@ -123,7 +118,7 @@ void check_type(const Layout& l, uint32_t seed) {
     for (int i = 0; i < kBlocks; ++i)
         for (int c = 0; c < l.elements; ++c) {
             const float got = device_value<Word>(l.type, &b[static_cast<size_t>(i) * l.bytes], c), want = ref[static_cast<size_t>(i) * l.elements + c];
-            if (bits(got) != bits(want) && ++mismatches <= 5)
+            if (winnow::cuda::float_bits(got) != winnow::cuda::float_bits(want) && ++mismatches <= 5)
                 ADD_FAILURE() << ggml_type_name(l.type) << " (" << sizeof(Word) << "-byte words) block " << i << " element " << c << ": " << got
                               << " vs dequantize_row's " << want;
         }

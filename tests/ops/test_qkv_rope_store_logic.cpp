@@ -14,13 +14,13 @@ namespace {
 
 using namespace winnow::cuda;
 
-struct Shape {
+struct QkvShape {
     int n_head, n_head_kv, head_dim, rope_dim;
     bool adjacent;
 };
 
 // Per output element of q, k, v: how many warps compute it; and whether an element rope rotates came from a pair item.
-void check_split(const Shape& c) {
+void check_qkv_split(const QkvShape& c) {
     SCOPED_TRACE("heads " + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + " of " + std::to_string(c.head_dim) + ", rope_dim " +
                  std::to_string(c.rope_dim) + (c.adjacent ? ", adjacent" : ", rotate-half"));
     const RopeStoreKvShape s{c.n_head, c.n_head_kv, c.head_dim, c.rope_dim / 2};
@@ -58,10 +58,10 @@ void check_split(const Shape& c) {
 }
 
 TEST(QkvRopeStoreLogic, EveryElementOnceAndEveryPairRotatedTogether) {
-    const Shape shapes[] = {{9, 3, 64, 64, false},  {9, 3, 64, 64, true},  {32, 8, 64, 64, false}, // SmolLM2, GGUF pairs, Llama-3.2-1B
+    const QkvShape shapes[] = {{9, 3, 64, 64, false},  {9, 3, 64, 64, true},  {32, 8, 64, 64, false}, // SmolLM2, GGUF pairs, Llama-3.2-1B
                             {5, 5, 80, 32, true},   {4, 2, 80, 32, false}, {12, 12, 64, 0, false}, // partial rotations, none
                             {7, 1, 128, 128, true}, {3, 3, 2, 2, false}};
-    for (const Shape& c : shapes) check_split(c);
+    for (const QkvShape& c : shapes) check_qkv_split(c);
 }
 
 } // namespace

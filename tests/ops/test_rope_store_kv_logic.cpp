@@ -14,12 +14,12 @@ namespace {
 
 using namespace winnow::cuda;
 
-struct Shape {
+struct StoreShape {
     int rows, n_head, n_head_kv, head_dim, rope_dim;
     bool adjacent;
 };
 
-void check_split(const Shape& c) {
+void check_store_split(const StoreShape& c) {
     SCOPED_TRACE("rows " + std::to_string(c.rows) + ", heads " + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + " of " +
                  std::to_string(c.head_dim) + ", rope_dim " + std::to_string(c.rope_dim) + (c.adjacent ? ", adjacent" : ", rotate-half"));
     const RopeStoreKvShape s{c.n_head, c.n_head_kv, c.head_dim, c.rope_dim / 2};
@@ -73,7 +73,7 @@ void check_split(const Shape& c) {
 }
 
 TEST(RopeStoreKvLogic, EveryElementHasExactlyOneThread) {
-    const Shape shapes[] = {
+    const StoreShape shapes[] = {
         {1, 9, 3, 64, 64, false},  {1, 9, 3, 64, 64, true},    // SmolLM2's decode step, both conventions
         {7, 9, 3, 64, 64, false},  {5, 9, 3, 64, 64, true},    // prefill rows
         {3, 5, 5, 80, 32, true},   {2, 4, 2, 80, 32, false},   // a partial rotation
@@ -81,7 +81,7 @@ TEST(RopeStoreKvLogic, EveryElementHasExactlyOneThread) {
         {2, 12, 12, 64, 0, false},                             // no rotation (gpt2): caching only
         {1, 2, 2, 4, 4, true},     {4, 6, 3, 2, 2, false},     // tiny heads
     };
-    for (const Shape& c : shapes) check_split(c);
+    for (const StoreShape& c : shapes) check_store_split(c);
 }
 
 // The pair dims are ref::rope_rotate_pair's: adjacent (2i, 2i + 1), rotate-half (i, i + half).

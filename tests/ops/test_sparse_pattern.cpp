@@ -15,13 +15,13 @@
 #include "sparse/key_summary.h"
 #include "sparse/pattern.h"
 #include "winnow/error.h"
+#include "fixture_dir.h"
 
 namespace {
 
 using namespace winnow;
 using namespace winnow::sparse;
 
-const std::string kDir = WINNOW_FIXTURE_DIR;
 
 // conv(i, j) = sum over k in [-1, 1] of A[i+k][j+k]; 4x4 causal map, blocks of 2.
 TEST(SparsePattern, BlockScoresConvolveAlongTheDiagonalThenPool) {

@@ -23,12 +23,12 @@
 #include "sample_cases.h"
 #include "tokenizer/model_tokenizer.h"
 #include "winnow/error.h"
+#include "fixture_dir.h"
 
 namespace {
 
 using namespace winnow;
 
-const std::string kDir = WINNOW_FIXTURE_DIR;
 
 class RecordingCpu final : public Backend {
 public:

@@ -195,8 +195,8 @@ TEST(ChatTemplate, RenderChatPassesHfContext) {
 // may replace the special tokens, as in transformers; what is not an object, or names the renderer's own variables,
 // is refused by name. Expected strings: jinja2 on the same template and variables.
 TEST(ChatTemplate, KwargsBecomeTemplateVariables) {
-    ChatTemplate t{"{{ bos_token }}{{ enable_thinking is false }}|{{ x }}|{{ x[1].a is none }}|{{ n + 1 }}|{{ f }}|{{ undefined_one is defined }}", "<s>", "</s>"};
-    t.kwargs_json = R"({"enable_thinking": false, "x": [1, {"a": null}, "s"], "n": 41, "f": 0.5, "bos_token": "<B>"})";
+    ChatTemplate t{"{{ bos_token }}{{ enable_thinking is false }}|{{ x }}|{{ x[1].a is none }}|{{ n + 1 }}|{{ f }}|{{ undefined_one is defined }}", "<s>", "</s>",
+                   R"({"enable_thinking": false, "x": [1, {"a": null}, "s"], "n": 41, "f": 0.5, "bos_token": "<B>"})"};
     EXPECT_EQ(winnow::render_chat(t, {{"user", "a"}}, true), "<B>True|[1, {'a': None}, 's']|True|42|0.5|False");
     // objects keep their order (Python's json.loads), nested ones too
     t.source = "{{ cfg }}|{% for k in cfg %}{{ k }}{% endfor %}|{{ cfg|tojson }}";

@@ -41,7 +41,7 @@ fs::path edited_checkpoint(const std::string& name, const std::function<void(jso
     return dir;
 }
 
-std::string refusal(const std::string& name, const std::function<void(json&)>& edit) {
+std::string gemma3_refusal(const std::string& name, const std::function<void(json&)>& edit) {
     const auto dir = edited_checkpoint(name, edit);
     return error_of([&] { (void)LoadedModel::load(dir.string()); });
 }
@@ -98,22 +98,22 @@ TEST(Gemma3Config, LayerTypesAreFollowed) {
 }
 
 TEST(Gemma3Config, RefusesWhatItCannotCompute) {
-    EXPECT_NE(refusal("gemma3-multimodal", [](json& c) { c["model_type"] = "gemma3"; }).find("image-text checkpoints) is not supported"),
+    EXPECT_NE(gemma3_refusal("gemma3-multimodal", [](json& c) { c["model_type"] = "gemma3"; }).find("image-text checkpoints) is not supported"),
               std::string::npos);
-    EXPECT_NE(refusal("gemma3-softcap", [](json& c) { c["final_logit_softcapping"] = 30.0; }).find("final_logit_softcapping is not supported"),
+    EXPECT_NE(gemma3_refusal("gemma3-softcap", [](json& c) { c["final_logit_softcapping"] = 30.0; }).find("final_logit_softcapping is not supported"),
               std::string::npos);
-    EXPECT_NE(refusal("gemma3-attn-softcap", [](json& c) { c["attn_logit_softcapping"] = 50.0; }).find("attn_logit_softcapping is not supported"),
+    EXPECT_NE(gemma3_refusal("gemma3-attn-softcap", [](json& c) { c["attn_logit_softcapping"] = 50.0; }).find("attn_logit_softcapping is not supported"),
               std::string::npos);
-    EXPECT_NE(refusal("gemma3-act", [](json& c) { c["hidden_activation"] = "gelu"; }).find("hidden_activation 'gelu' is not supported"),
+    EXPECT_NE(gemma3_refusal("gemma3-act", [](json& c) { c["hidden_activation"] = "gelu"; }).find("hidden_activation 'gelu' is not supported"),
               std::string::npos);
-    EXPECT_NE(refusal("gemma3-chunked", [](json& c) { c["layer_types"] = json(7, "chunked_attention"); }).find("layer_types entry \"chunked_attention\""),
+    EXPECT_NE(gemma3_refusal("gemma3-chunked", [](json& c) { c["layer_types"] = json(7, "chunked_attention"); }).find("layer_types entry \"chunked_attention\""),
               std::string::npos);
-    EXPECT_NE(refusal("gemma3-short-types", [](json& c) { c["layer_types"] = json(3, "full_attention"); }).find("num_hidden_layers entries"),
+    EXPECT_NE(gemma3_refusal("gemma3-short-types", [](json& c) { c["layer_types"] = json(3, "full_attention"); }).find("num_hidden_layers entries"),
               std::string::npos);
-    EXPECT_NE(refusal("gemma3-no-window", [](json& c) { c.erase("sliding_window"); }).find("required key 'sliding_window' is missing"), std::string::npos);
-    EXPECT_NE(refusal("gemma3-yarn", [](json& c) { c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 8.0}}; }).find("type 'yarn' is not supported"),
+    EXPECT_NE(gemma3_refusal("gemma3-no-window", [](json& c) { c.erase("sliding_window"); }).find("required key 'sliding_window' is missing"), std::string::npos);
+    EXPECT_NE(gemma3_refusal("gemma3-yarn", [](json& c) { c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 8.0}}; }).find("type 'yarn' is not supported"),
               std::string::npos);
-    EXPECT_NE(refusal("gemma3-scaled-sliding",
+    EXPECT_NE(gemma3_refusal("gemma3-scaled-sliding",
                       [](json& c) {
                           c["rope_parameters"] = {{"sliding_attention", {{"rope_type", "linear"}, {"factor", 2.0}}}};
                       })

@@ -23,7 +23,7 @@ std::unique_ptr<LoadedModel> load_with(const std::string& name, const std::funct
     return LoadedModel::load(winnow::test::tiny_llama_checkpoint(name, edit).string());
 }
 
-std::string refusal(const std::string& name, const std::function<void(json&)>& edit) {
+std::string rope_refusal(const std::string& name, const std::function<void(json&)>& edit) {
     try {
         (void)load_with(name, edit);
     } catch (const winnow::Error& e) {
@@ -65,23 +65,23 @@ TEST(HfConfigRope, Llama3ScalingInRopeParameters) {
 }
 
 TEST(HfConfigRope, ScaledDisagreeingOrBadBasesAreRefused) {
-    EXPECT_NE(refusal("llama3-partial", [](json& c) { c["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 10000.0}, {"factor", 32.0}}; })
+    EXPECT_NE(rope_refusal("llama3-partial", [](json& c) { c["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 10000.0}, {"factor", 32.0}}; })
                   .find("original_max_position_embeddings"),
               std::string::npos);
-    EXPECT_NE(refusal("llama3-inverted", [](json& c) {
+    EXPECT_NE(rope_refusal("llama3-inverted", [](json& c) {
                   c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0}, {"high_freq_factor", 1.0},
                                        {"original_max_position_embeddings", 64}};
               }).find("low_freq_factor < high_freq_factor"),
               std::string::npos);
-    EXPECT_NE(refusal("yarn", [](json& c) { c["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 4.0}}; })
+    EXPECT_NE(rope_refusal("yarn", [](json& c) { c["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 4.0}}; })
                   .find("rope_type 'yarn' is not supported"),
               std::string::npos);
-    EXPECT_NE(refusal("differ", [](json& c) { c["rope_parameters"] = {{"rope_theta", 500000.0}}; }).find("differ"), std::string::npos);
-    EXPECT_NE(refusal("not-object", [](json& c) { c["rope_parameters"] = 3; }).find("rope_parameters is not an object"), std::string::npos);
-    EXPECT_NE(refusal("wrong-type", [](json& c) { c["rope_parameters"] = {{"rope_theta", "big"}}; }).find("wrong type"), std::string::npos);
-    EXPECT_NE(refusal("zero", [](json& c) { c["rope_theta"] = 0; }).find("positive finite"), std::string::npos);
-    EXPECT_NE(refusal("negative", [](json& c) { c["rope_theta"] = -10000.0; }).find("positive finite"), std::string::npos);
-    EXPECT_NE(refusal("scaling", [](json& c) { c["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}}; }).find("rope_scaling"), std::string::npos);
+    EXPECT_NE(rope_refusal("differ", [](json& c) { c["rope_parameters"] = {{"rope_theta", 500000.0}}; }).find("differ"), std::string::npos);
+    EXPECT_NE(rope_refusal("not-object", [](json& c) { c["rope_parameters"] = 3; }).find("rope_parameters is not an object"), std::string::npos);
+    EXPECT_NE(rope_refusal("wrong-type", [](json& c) { c["rope_parameters"] = {{"rope_theta", "big"}}; }).find("wrong type"), std::string::npos);
+    EXPECT_NE(rope_refusal("zero", [](json& c) { c["rope_theta"] = 0; }).find("positive finite"), std::string::npos);
+    EXPECT_NE(rope_refusal("negative", [](json& c) { c["rope_theta"] = -10000.0; }).find("positive finite"), std::string::npos);
+    EXPECT_NE(rope_refusal("scaling", [](json& c) { c["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}}; }).find("rope_scaling"), std::string::npos);
 }
 
 } // namespace
