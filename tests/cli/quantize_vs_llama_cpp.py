@@ -59,9 +59,17 @@ def llama_logits(model, ids, threads=2):
     return out
 
 
-# Every preset compares against the same input: its decoded tensors and llama.cpp's logits on it are computed once.
+# Every preset compares against the same input: it is read (gguf-py parses a 49K-token vocabulary in Python: most of
+# a SmolLM2 preset's time went to five such reads), decoded and run by llama.cpp once.
+_input_reads = {}
 _input_decoded = {}
 _input_logits = {}
+
+
+def input_tensors(path):
+    if path not in _input_reads:
+        _input_reads[path] = tensors(path)
+    return _input_reads[path]
 
 
 def decoded_input(path, name, t):
@@ -92,8 +100,8 @@ def compare(a, preset, workdir):
     theirs_path = os.path.join(workdir, "llama-%s.gguf" % preset)
     cmd = [a.winnow, "quantize", a.model, ours_path, preset, "--quiet"] + (["--allow-requantize"] if a.allow_requantize else [])
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    quantize(a.model, theirs_path, preset, a.allow_requantize)
-    _, inp, _ = tensors(a.model)
+    quantize(a.model, theirs_path, preset, a.allow_requantize, count_types=False)  # its types are read below
+    _, inp, _ = input_tensors(a.model)
     _, ours, ours_ft = tensors(ours_path)
     _, theirs, theirs_ft = tensors(theirs_path)
     problems = []
@@ -131,7 +139,7 @@ def compare(a, preset, workdir):
     if err_ours > a.max_error_ratio * err_theirs:
         problems.append("squared error over the encoded tensors %.4g, llama.cpp %.4g (ratio %.4f > %.3f)" % (err_ours, err_theirs, total_ratio, a.max_error_ratio))
 
-    vocab = ours_vocab_size(a.model)
+    vocab = len(input_tensors(a.model)[0].fields["tokenizer.ggml.tokens"].data)
     ids = [int(v) for v in np.random.default_rng(3).integers(1, vocab, 24)]
     ref = input_logits(a.model, ids)
     kl_ours, kl_theirs = mean_kl(ref, llama_logits(ours_path, ids)), mean_kl(ref, llama_logits(theirs_path, ids))
@@ -159,12 +167,6 @@ def compare(a, preset, workdir):
            "" if winnow_rel is None else "; winnow on its file vs llama.cpp on it decoded: %.2g" % winnow_rel,
            "" if not problems else "\n  FAIL " + "\n  FAIL ".join(problems)))
     return row
-
-
-def ours_vocab_size(path):
-    import gguf
-    r = gguf.GGUFReader(path)
-    return len(r.fields["tokenizer.ggml.tokens"].data)
 
 
 def main():
