@@ -25,11 +25,11 @@ cd "$root"
 build="${WINNOW_BUILD_DIR:-build}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWINNOW_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a >/dev/null
 cmake --build "$build" -j "$(nproc)" --target winnow winnow_ops_tests winnow_gpu_tests
-[ -f "$build/fixtures/tiny-gemma3.gguf" ] || ctest --test-dir "$build" -R "fixture.tiny_models" >/dev/null
+[ -f "$build/fixtures/tiny-gemma2.gguf" ] || ctest --test-dir "$build" -R "fixture.tiny_models" >/dev/null
 # llama.cpp's logits of the tiny models (run.sh step 4b compares winnow logits --device cuda with them), and the float64
-# HF-formula logits of tiny-gemma3
-[ -f "$build/fixtures/tiny-gemma3-llamacpp.bin" ] || ctest --test-dir "$build" -R "fixture.llama_oracle_tiny" >/dev/null
-[ -f "$build/fixtures/tiny-gemma3-numpy.bin" ] || ctest --test-dir "$build" -R "fixture.gemma3_numpy_oracle" >/dev/null
+# HF-formula logits of tiny-gemma3 and tiny-gemma2
+[ -f "$build/fixtures/tiny-gemma2-llamacpp.bin" ] || ctest --test-dir "$build" -R "fixture.llama_oracle_tiny" >/dev/null
+[ -f "$build/fixtures/tiny-gemma2-numpy.bin" ] || ctest --test-dir "$build" -R "fixture.tiny-gemma._numpy_oracle" >/dev/null
 bundler="$root/../shared/tools/device-bundle.sh"
 [ -x "$bundler" ] || { echo "prepare: $bundler not found (it comes with the workplace's shared folder)" >&2; exit 1; }
 rm -rf bench/device/payload && mkdir -p bench/device/payload/fixtures

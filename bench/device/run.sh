@@ -174,19 +174,21 @@ note "bench gemv cuda: rc $? — GB/s at 14336x4096: $(python3 -c 'import json, 
 # (Llama 3.1's rope frequency factors in the three rotating kernels) since 2026-12-07 (tenth session); tiny-qwen3 (q/k
 # head norms through rms_norm on [tokens x heads][head_dim] views, heads of 32 on a 64-wide embedding) since the eleventh;
 # tiny-gemma3 (sliding-window layers in the three dense attention kernels, GeGLU, post-block norms, the embedding
-# scale) since the twelfth, also against its float64 HF-formula oracle below.
-for tiny in tiny-llama tiny-gpt2 tiny-qwen2 tiny-llama3 tiny-qwen3 tiny-gemma3 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0 tiny-llama-k-q3_k_m tiny-llama-k-q2_k tiny-llama-k-iq4_nl tiny-llama-k-iq4_xs; do
+# scale) since the twelfth, also against its float64 HF-formula oracle below; tiny-gemma2 (the scores' soft cap in the
+# three dense kernels, the logits' cap op) since the thirteenth, likewise.
+for tiny in tiny-llama tiny-gpt2 tiny-qwen2 tiny-llama3 tiny-qwen3 tiny-gemma3 tiny-gemma2 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0 tiny-llama-k-q3_k_m tiny-llama-k-q2_k tiny-llama-k-iq4_nl tiny-llama-k-iq4_xs; do
   ref="$WINNOW_FIXTURE_DIR/$tiny-decoded-llamacpp.bin" # a preset: llama.cpp on its weights decoded to F32 (as ctest's)
   [ -f "$ref" ] || ref="$WINNOW_FIXTURE_DIR/$tiny-llamacpp.bin"
   step 30 python3 $here/logits_parity.py oracle --winnow "$W/bin/winnow" --libs "$libs" --device cuda --model "$WINNOW_FIXTURE_DIR/$tiny.gguf" \
     --ref "$ref" --max-rel 1e-3 --json "$OUT/logits-$tiny-cuda-vs-llama-cpp.json" > "$OUT/logits-$tiny.txt" 2>&1
   note "logits $tiny cuda vs llama.cpp (cpu): rc $? — $(tail -1 "$OUT/logits-$tiny.txt" | cut -c1-160)"
 done
-# tiny-gemma3 against the float64 HF-formula oracle (tests/fixtures/gemma3_numpy_oracle.py): 1e-5, where llama.cpp's
-# fp16 GELU table leaves 6e-4 (ctest cli.logits_tiny-gemma3*_vs_numpy)
-for model in tiny-gemma3.gguf tiny-gemma3-hf; do
+# tiny-gemma3 and tiny-gemma2 against the float64 HF-formula oracle (tests/fixtures/gemma_numpy_oracle.py): 1e-5, where
+# llama.cpp's fp16 GELU table leaves 6e-4 (ctest cli.logits_tiny-gemma*_vs_numpy)
+for model in tiny-gemma3.gguf tiny-gemma3-hf tiny-gemma2.gguf tiny-gemma2-hf; do
+  base="${model%.gguf}" && base="${base%-hf}" # the oracle's logits are the model's, whichever file it is read from
   step 30 python3 $here/logits_parity.py oracle --winnow "$W/bin/winnow" --libs "$libs" --device cuda --model "$WINNOW_FIXTURE_DIR/$model" \
-    --ref "$WINNOW_FIXTURE_DIR/tiny-gemma3-numpy.bin" --max-rel 1e-5 --json "$OUT/logits-$model-cuda-vs-numpy.json" > "$OUT/logits-$model-numpy.txt" 2>&1
+    --ref "$WINNOW_FIXTURE_DIR/$base-numpy.bin" --max-rel 1e-5 --json "$OUT/logits-$model-cuda-vs-numpy.json" > "$OUT/logits-$model-numpy.txt" 2>&1
   note "logits $model cuda vs numpy (float64 HF formulas): rc $? — $(tail -1 "$OUT/logits-$model-numpy.txt" | cut -c1-160)"
 done
 

@@ -25,6 +25,7 @@ const char* to_string(Op op) {
     case Op::geglu: return "geglu";
     case Op::add: return "add";
     case Op::scale: return "scale";
+    case Op::softcap: return "softcap";
     case Op::top_k: return "top_k";
     case Op::sample: return "sample";
     case Op::head_top_k: return "head_top_k";
@@ -52,9 +53,15 @@ const float* checked_rope_factors(const RopeParams& p) {
     return p.freq_factors->f32();
 }
 
+void check_softcap(float cap) {
+    if (!(cap > 0 && std::isfinite(cap))) throw Error(ErrorKind::invalid_argument, "softcap: the cap must be a finite number > 0");
+}
+
 void check_block_selection(const AttentionParams& p, int64_t cache_rows) {
     if (p.window < 0) throw Error(ErrorKind::invalid_argument, "attention: window must be >= 0");
     if (p.window > 0 && p.mask) throw Error(ErrorKind::unsupported, "attention: a sliding window with a block mask");
+    if (!(p.softcap >= 0 && std::isfinite(p.softcap))) throw Error(ErrorKind::invalid_argument, "attention: softcap must be a finite number >= 0");
+    if (p.softcap > 0 && p.mask) throw Error(ErrorKind::unsupported, "attention: a score soft cap with a block mask");
     if (p.select_blocks < 0) throw Error(ErrorKind::invalid_argument, "attention: select_blocks must be >= 0");
     if (p.select_blocks == 0) return;
     const KeyBlockSummary& ks = p.key_summary;

@@ -19,11 +19,11 @@
 
 namespace winnow {
 
-enum class Op { get_rows, linear, linear_parts, linear_add, linear_swiglu, rms_norm, layer_norm, rope, copy_rows, rope_store_kv, attention, gelu_tanh, swiglu, geglu, add, scale, top_k, sample, head_top_k, summarize_keys };
+enum class Op { get_rows, linear, linear_parts, linear_add, linear_swiglu, rms_norm, layer_norm, rope, copy_rows, rope_store_kv, attention, gelu_tanh, swiglu, geglu, add, scale, softcap, top_k, sample, head_top_k, summarize_keys };
 const char* to_string(Op op);
 inline constexpr Op kAllOps[] = {Op::get_rows, Op::linear, Op::linear_parts, Op::linear_add, Op::linear_swiglu, Op::rms_norm,
                                  Op::layer_norm, Op::rope, Op::copy_rows, Op::rope_store_kv, Op::attention, Op::gelu_tanh,
-                                 Op::swiglu, Op::geglu, Op::add, Op::scale, Op::top_k, Op::sample, Op::head_top_k, Op::summarize_keys};
+                                 Op::swiglu, Op::geglu, Op::add, Op::scale, Op::softcap, Op::top_k, Op::sample, Op::head_top_k, Op::summarize_keys};
 
 // One output of Backend::linear_parts: y = W x (+ bias).
 struct LinearPart {
@@ -113,6 +113,9 @@ struct AttentionParams {
     // only, as HF's sliding_window and llama.cpp's n_swa; 0: every earlier key. Not with a mask (SPION patterns are
     // calibrated for full layers).
     int window = 0;
+    // Gemma 2's soft cap of the scores: each scaled score s becomes softcap * tanh(s / softcap) before the softmax, as HF's
+    // attn_logit_softcapping and llama.cpp's; 0: none. Not with a mask.
+    float softcap = 0;
     const BlockMask* mask = nullptr; // null: dense causal
     // Query-aware block selection (winnow's addition to SPION's static pattern, after Quest, Tang et al. 2024): with a
     // mask, each (query row, KV head) also attends to the select_blocks complete, fully causal, summarised blocks
@@ -233,6 +236,7 @@ public:
     // y += x; x has y's shape, or one row that is added to every row of y.
     virtual void add(const Tensor& y, const Tensor& x) = 0;
     virtual void scale(const Tensor& x, float s) = 0; // x *= s, in place (Gemma's embedding rows times sqrt(n_embd))
+    virtual void softcap(const Tensor& x, float cap) = 0; // x = cap * tanh(x / cap), in place (Gemma 2's logits); cap > 0
     // The best k of the single row `logits`, returned to the host (k small); log_norm when want_log_norm.
     virtual TopK top_k(const Tensor& logits, int k, bool want_log_norm) = 0;
     // The next token from the single row `logits` (F32, left unchanged) into `token` (I32 [1][1] on the device), by
@@ -311,7 +315,9 @@ int64_t check_sample_args(const Tensor& logits, const SampleParams& p, const Ten
 // The checks every backend's attention makes of query-aware selection (AttentionParams::select_blocks >= 0; when > 0,
 // a mask, a selection unit that divides its block, and key summaries that fit a cache of cache_rows and are there);
 // throws winnow::Error(invalid_argument).
-void check_block_selection(const AttentionParams& p, int64_t cache_rows); // and the window
+void check_block_selection(const AttentionParams& p, int64_t cache_rows); // and the window and the soft cap
+// Backend::softcap's cap: a finite number > 0, else winnow::Error(invalid_argument).
+void check_softcap(float cap);
 // RopeParams::freq_factors, when set: F32, one factor per rotated pair. Returns them (host or device memory), or null.
 const float* checked_rope_factors(const RopeParams& p);
 // The end of the keys any of n_rows query rows may read: pos0 + n_rows for a host position; with a device position,

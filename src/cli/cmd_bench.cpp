@@ -139,7 +139,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         throw Error(ErrorKind::invalid_argument, "depth + test length " + std::to_string(n_ctx) + " exceeds the model context " + std::to_string(c.n_ctx_train));
     auto backend = make_backend(backend_opts);
     Forward f(*model, *backend, std::max(n_ctx, 1), kv_type);
-    head::ExactOutputHead head(*backend, f.weights().output);
+    head::ExactOutputHead head(*backend, f.weights().output, c.final_softcap);
     // the memory roofline of a device, measured in this run
     double roofline_gbps = 0;
 #ifdef WINNOW_HAVE_CUDA

@@ -118,12 +118,14 @@ int cmd_info(const std::vector<std::string>& args) {
     if (c.arch == Arch::llama) j["gate_activation"] = to_string(c.gate_act);
     if (c.embd_scale != 0) j["embedding_scale"] = c.embd_scale;
     if (c.attn_scale != 0) j["attention_scale"] = c.attn_scale;
-    if (c.sliding_window > 0) { // gemma3: which layers attend through the window ("S") and which to everything ("F")
+    if (c.attn_softcap != 0) j["attention_softcap"] = c.attn_softcap; // gemma2
+    if (c.final_softcap != 0) j["logit_softcap"] = c.final_softcap;
+    if (c.sliding_window > 0) { // gemma2/3: which layers attend through the window ("S") and which to everything ("F")
         std::string pattern;
         for (int i = 0; i < c.n_layer; ++i) pattern += c.layer_slides(i) ? 'S' : 'F';
         j["sliding_window"] = c.sliding_window;
         j["layer_attention"] = pattern;
-        j["rope_freq_base_sliding"] = c.rope_base_sliding;
+        j["rope_freq_base_sliding"] = c.rope_base_sliding != 0 ? c.rope_base_sliding : c.rope_base;
     }
     j["matrix_types"] = model->matrix_type_counts();
     j["matrix_bytes_per_token"] = model->matrix_bytes_per_token();

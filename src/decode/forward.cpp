@@ -65,6 +65,7 @@ void Forward::check_support() const {
     const Op activation = c_.arch == Arch::gpt2 ? Op::gelu_tanh : c_.gate_act == GateActivation::gelu_tanh ? Op::geglu : Op::swiglu;
     require_support(be_, activation, GgmlType::F32);
     if (c_.embd_scale != 0) require_support(be_, Op::scale, GgmlType::F32);
+    if (c_.final_softcap != 0) require_support(be_, Op::softcap, GgmlType::F32);
     if (c_.rope != RopeStyle::none) require_support(be_, Op::rope, GgmlType::F32);
     require_support(be_, Op::rope_store_kv, cache_.type()); // every layer's rope and cache write (gpt2's: the write alone)
     require_support(be_, Op::add, GgmlType::F32);
@@ -205,6 +206,7 @@ void Forward::attention_block(const DeviceLayerWeights& l, int layer, int n, con
     ap.head_dim = c_.head_dim;
     ap.scale = c_.attn_scale;
     ap.window = slides ? c_.sliding_window : 0;
+    ap.softcap = c_.attn_softcap;
     ap.mask = masks_.empty() ? nullptr : masks_[layer];
     if (select_blocks_ > 0 && ap.mask) {
         ap.select_blocks = select_blocks_;
@@ -388,6 +390,7 @@ const std::vector<float>& Forward::eval(std::span<const int32_t> tokens, bool al
     if (logits_.rows() < rows) logits_ = be_.alloc(GgmlType::F32, rows, c_.n_vocab);
     const Tensor logits = logits_.rows_view(0, rows);
     be_.linear(w_.output, nullptr, rows == 1 ? hidden_ : xn_.rows_view(0, rows), logits); // issue_ops' normalised rows
+    if (c_.final_softcap != 0) be_.softcap(logits, c_.final_softcap);
     host_logits_.resize(static_cast<size_t>(rows) * c_.n_vocab);
     be_.download(logits, host_logits_.data());
     return host_logits_;

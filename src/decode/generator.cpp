@@ -74,7 +74,7 @@ bool same_chain(const SamplingParams& a, const SamplingParams& b) {
 }
 } // namespace
 
-ExactTokenPicker::ExactTokenPicker(Forward& forward) : forward_(forward), exact_(forward.backend(), forward.weights().output) {
+ExactTokenPicker::ExactTokenPicker(Forward& forward) : forward_(forward), exact_(forward.backend(), forward.weights().output, forward.config().final_softcap) {
     tail_.issue = [this](const Tensor& hidden, const Forward::StepInputs& in) { issue_tail(hidden, in); };
 }
 

@@ -67,6 +67,10 @@ std::vector<float> dequantize_head(const Matrix& W) {
 
 AdaptiveHead::AdaptiveHead(const LoadedModel& model, AdaptiveHeadOptions options, std::shared_ptr<const ColumnMajorHead> columns)
     : model_(model), options_(options) {
+    // the adaptive head estimates and ranks the raw logits; a cap changes their probabilities (not their order)
+    if (model.config().final_softcap != 0)
+        throw Error(ErrorKind::unsupported, "the adaptive head does not support a model that caps its logits (" + model.config().architecture() +
+                                                "'s final_logit_softcapping): use the exact head");
     const Matrix& W = model.weights().output;
     const int n = static_cast<int>(W.rows), d = static_cast<int>(W.cols);
     check_options(options_, n, d);

@@ -4,15 +4,17 @@
 
 namespace winnow::head {
 
-ExactOutputHead::ExactOutputHead(Backend& be, const Matrix& output) : be_(be), output_(output) {
+ExactOutputHead::ExactOutputHead(Backend& be, const Matrix& output, float final_softcap) : be_(be), output_(output), softcap_(final_softcap) {
     require_support(be, Op::linear, output.type);
     require_support(be, Op::top_k, GgmlType::F32);
-    fused_ = be.supports(Op::head_top_k, output.type);
+    if (softcap_ != 0) require_support(be, Op::softcap, GgmlType::F32);
+    fused_ = softcap_ == 0 && be.supports(Op::head_top_k, output.type); // the fused op sees raw logits
     logits_ = be.alloc(GgmlType::F32, 1, output.rows);
 }
 
 const Tensor& ExactOutputHead::device_logits(const Tensor& hidden) {
     be_.linear(output_, nullptr, hidden, logits_);
+    if (softcap_ != 0) be_.softcap(logits_, softcap_);
     return logits_;
 }
 

@@ -41,8 +41,9 @@ public:
 
 class ExactOutputHead final : public OutputHead {
 public:
-    // `output`: the head matrix as placed for `be` (DeviceWeights::output).
-    ExactOutputHead(Backend& be, const Matrix& output);
+    // `output`: the head matrix as placed for `be` (DeviceWeights::output); final_softcap: Gemma 2's cap of the logits
+    // (ModelConfig::final_softcap; 0: none), applied to the logits before top-k, log Z and the sample op.
+    ExactOutputHead(Backend& be, const Matrix& output, float final_softcap = 0);
     const char* name() const override { return "exact"; }
     bool can_serve(const HeadRequest&) const override { return true; }
     HeadOutput compute(const Tensor& hidden, const HeadRequest& r) override;
@@ -53,7 +54,8 @@ public:
 private:
     Backend& be_;
     Matrix output_;
-    bool fused_ = false; // the backend has Op::head_top_k for this matrix: compute() uses it unless full logits are asked for
+    float softcap_ = 0;
+    bool fused_ = false; // the backend has Op::head_top_k for this matrix (and no cap): compute() uses it unless full logits are asked for
     Tensor logits_;
 };
 

@@ -79,24 +79,42 @@ float rope_linear_factor(const io::GgufFile& f, const std::string& arch) {
     return static_cast<float>(factor);
 }
 
-// Gemma 3's settings as llama.cpp reads a gemma3 file: the embedding scaled by sqrt(n_embd); every sixth layer (5,
-// 11, ...) attends to the whole context and the others through attention.sliding_window keys with a rope base of
-// 10,000 and no rope scaling; scores scaled by 1/sqrt(head_dim), except Gemma 3 27B (62 layers), whose
-// query_pre_attn_scalar is n_embd / n_head; GeGLU. The file has no keys for the pattern, the sliding base or the
-// scale: llama.cpp fixes them for the architecture, and so does winnow.
-void gemma3_config(const io::GgufFile& f, ModelConfig& c) {
-    constexpr int kFullEvery = 6;
-    for (const char* cap : {"gemma3.final_logit_softcapping", "gemma3.attn_logit_softcapping"})
-        if (f.get_float(cap).value_or(0.0) != 0.0) throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': " + cap + " is not supported");
+// A soft cap read from a gemma2 file (llama.cpp's defaults when the key is absent): a positive finite number.
+float softcap_key(const io::GgufFile& f, const std::string& key, double fallback) {
+    const double cap = f.get_float(key).value_or(fallback);
+    if (!(cap > 0 && std::isfinite(cap))) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': " + key + " must be a positive finite number");
+    return static_cast<float>(cap);
+}
+
+// Gemma 2's and 3's settings as llama.cpp reads their files: the embedding scaled by sqrt(n_embd); GeGLU; scores
+// scaled by 1/sqrt(head_dim), except the 27B models (Gemma 2: 46 layers, Gemma 3: 62), whose query_pre_attn_scalar
+// is n_embd / n_head; sliding-window layers of attention.sliding_window keys:
+//   gemma2: every second layer (1, 3, ...) attends to the whole context, the others through the window (4,096 when
+//           the key is absent); one rope base; scores and logits soft-capped (attn_logit_softcapping, 50 when absent;
+//           final_logit_softcapping, 30);
+//   gemma3: every sixth layer (5, 11, ...) is full; the sliding layers' rope base is 10,000 and never scaled; no caps.
+// The files have no keys for the pattern, the sliding base or the scale: llama.cpp fixes them per architecture, and
+// so does winnow.
+void gemma_config(const io::GgufFile& f, const std::string& arch, ModelConfig& c) {
+    const bool gemma2 = arch == "gemma2";
+    const int full_every = gemma2 ? 2 : 6;
+    if (gemma2) {
+        c.attn_softcap = softcap_key(f, "gemma2.attn_logit_softcapping", 50.0);
+        c.final_softcap = softcap_key(f, "gemma2.final_logit_softcapping", 30.0);
+    } else {
+        for (const char* cap : {"gemma3.final_logit_softcapping", "gemma3.attn_logit_softcapping"})
+            if (f.get_float(cap).value_or(0.0) != 0.0) throw Error(ErrorKind::unsupported, "GGUF file '" + f.path() + "': " + cap + " is not supported");
+    }
     if (c.n_layer < 1 || c.n_layer > 1024) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': block count " + std::to_string(c.n_layer) + " is out of range [1, 1024]");
-    const std::string key = "gemma3.attention.sliding_window";
-    c.sliding_window = as_int(f.require_uint(key), key, f.path());
+    const std::string key = arch + ".attention.sliding_window";
+    c.sliding_window = gemma2 && !f.get_uint(key) ? 4096 : as_int(f.require_uint(key), key, f.path());
     if (c.sliding_window < 1) throw Error(ErrorKind::format, "GGUF file '" + f.path() + "': " + key + " must be positive");
     c.sliding_layers.assign(c.n_layer, 0);
-    for (int i = 0; i < c.n_layer; ++i) c.sliding_layers[i] = (i + 1) % kFullEvery != 0;
-    c.rope_base_sliding = 10000.0f;
+    for (int i = 0; i < c.n_layer; ++i) c.sliding_layers[i] = (i + 1) % full_every != 0;
+    c.rope_base_sliding = gemma2 ? 0.0f : 10000.0f;
     c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));
-    c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_layer == 62 ? c.n_embd / c.n_head : c.head_dim));
+    const bool is_27b = c.n_layer == (gemma2 ? 46 : 62);
+    c.attn_scale = 1.0f / std::sqrt(static_cast<float>(is_27b ? c.n_embd / c.n_head : c.head_dim));
     c.gate_act = GateActivation::gelu_tanh;
 }
 
@@ -111,13 +129,13 @@ void GgufLoader::load() {
     // qwen2 is llama's computation (RMSNorm, RoPE, SwiGLU, GQA) with q/k/v biases and rotate-half RoPE pairs; qwen3 has
     // no biases but an RMSNorm on each q and k head before RoPE, and its heads need not split the embedding; gemma3
     // has qwen3's head norms, GeGLU, norms of the attention's and the FFN's outputs, scaled embeddings and
-    // sliding-window layers (gemma3_config)
-    if (arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "gemma3") c.arch = Arch::llama;
+    // sliding-window layers; gemma2 is gemma3 without the head norms and with soft caps (gemma_config)
+    if (arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "gemma2" || arch == "gemma3") c.arch = Arch::llama;
     else if (arch == "gpt2") c.arch = Arch::gpt2;
     else throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': unknown model architecture '" + arch +
-                                                 "' (winnow supports llama, qwen2, qwen3, gemma3 and gpt2)");
+                                                 "' (winnow supports llama, qwen2, qwen3, gemma2, gemma3 and gpt2)");
     c.arch_name = arch;
-    const bool qwen2 = arch == "qwen2", gemma3 = arch == "gemma3", head_norms = arch == "qwen3" || gemma3;
+    const bool qwen2 = arch == "qwen2", gemma3 = arch == "gemma3", gemma = gemma3 || arch == "gemma2", head_norms = arch == "qwen3" || gemma3;
 
     auto key_int = [&](const std::string& k) { return as_int(f.require_uint(arch + "." + k), arch + "." + k, path); };
     c.name = f.get_string("general.name").value_or("");
@@ -147,7 +165,7 @@ void GgufLoader::load() {
         c.rope = arch == "llama" ? RopeStyle::adjacent_pairs : RopeStyle::rotate_half;
         c.rope_dim = f.get_uint(arch + ".rope.dimension_count") ? key_int("rope.dimension_count") : c.head_dim;
         c.rope_base = static_cast<float>(f.get_float(arch + ".rope.freq_base").value_or(10000.0));
-        if (gemma3) gemma3_config(f, c);
+        if (gemma) gemma_config(f, arch, c);
     } else {
         c.norm_eps = static_cast<float>(f.require_float("gpt2.attention.layer_norm_epsilon"));
         c.rope = RopeStyle::none;
@@ -203,7 +221,7 @@ void GgufLoader::load() {
                 l.q_norm = t.vector(b + "attn_q_norm.weight", c.head_dim);
                 l.k_norm = t.vector(b + "attn_k_norm.weight", c.head_dim);
             }
-            if (gemma3) { // (llama.cpp's converter stores Gemma's norm weights with its +1 added: used as they are)
+            if (gemma) { // (llama.cpp's converter stores Gemma's norm weights with its +1 added: used as they are)
                 l.post_attn_norm = t.vector(b + "post_attention_norm.weight", d);
                 l.post_ffn_norm = t.vector(b + "post_ffw_norm.weight", d);
             }

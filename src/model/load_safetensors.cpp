@@ -239,19 +239,35 @@ void load_llama(const HfConfig& h, ModelConfig& c) {
     }
 }
 
-// Gemma 3's text model (model_type gemma3_text, Gemma3ForCausalLM: Gemma 3 1B and 270M; the multimodal "gemma3"
-// checkpoints are refused): llama's computation with GeGLU, q/k head norms, norms of the attention's and the FFN's
-// outputs, the embedding scaled by sqrt(hidden_size), query_pre_attn_scalar, and sliding-window layers (layer_types,
-// or every sliding_window_pattern-th layer full) whose rotation has rope_local_base_freq and is never scaled. The full
-// layers' rotation may be scaled linearly (Gemma 3 4B and up: factor 8). Softcapping is refused (Gemma 2's).
-void load_gemma3(const HfConfig& h, ModelConfig& c) {
+// A Gemma 2 soft cap: HF's class default when the key is absent, none (0) when it is null, else a positive number.
+float gemma2_softcap(const HfConfig& h, const char* key, float class_default) {
+    if (!h.j.contains(key)) return class_default;
+    if (h.j[key].is_null()) return 0.0f;
+    const float cap = h.get<float>(key);
+    if (!(cap > 0 && std::isfinite(cap))) throw Error(ErrorKind::format, "'" + h.path + "': " + key + " must be a positive finite number or null");
+    return cap;
+}
+
+// Gemma 2's and Gemma 3's text models (model_type gemma2, Gemma2ForCausalLM; gemma3_text, Gemma3ForCausalLM: Gemma 3
+// 1B and 270M; the multimodal "gemma3" checkpoints are refused): llama's computation with GeGLU, norms of the
+// attention's and the FFN's outputs, the embedding scaled by sqrt(hidden_size), query_pre_attn_scalar, and
+// sliding-window layers (layer_types, or every sliding_window_pattern-th layer full: 2 for Gemma 2, 6 for Gemma 3).
+// Gemma 2: one rope base, and soft caps of the scores and the logits (attn_logit_softcapping, final_logit_softcapping;
+// HF's defaults 50 and 30 when absent). Gemma 3: q/k head norms; the sliding layers' rotation has rope_local_base_freq
+// and is never scaled, the full layers' may be scaled linearly (Gemma 3 4B and up: factor 8); softcapping refused.
+void load_gemma(const HfConfig& h, ModelConfig& c, bool gemma2) {
     read_llama_sizes(h, c, true);
     c.gate_act = GateActivation::gelu_tanh;
     const auto act = h.get_or<std::string>("hidden_activation", h.get_or<std::string>("hidden_act", "gelu_pytorch_tanh"));
     if (act != "gelu_pytorch_tanh") throw Error(ErrorKind::unsupported, "'" + h.path + "': hidden_activation '" + act + "' is not supported (gelu_pytorch_tanh)");
-    for (const char* cap : {"attn_logit_softcapping", "final_logit_softcapping"})
-        if (h.has(cap)) throw Error(ErrorKind::unsupported, "'" + h.path + "': " + cap + " is not supported");
-    c.sliding_window = h.get<int>("sliding_window");
+    if (gemma2) {
+        c.attn_softcap = gemma2_softcap(h, "attn_logit_softcapping", 50.0f);
+        c.final_softcap = gemma2_softcap(h, "final_logit_softcapping", 30.0f);
+    } else {
+        for (const char* cap : {"attn_logit_softcapping", "final_logit_softcapping"})
+            if (h.has(cap)) throw Error(ErrorKind::unsupported, "'" + h.path + "': " + cap + " is not supported");
+    }
+    c.sliding_window = gemma2 ? h.get_or<int>("sliding_window", 4096) : h.get<int>("sliding_window"); // Gemma2Config's default
     if (c.sliding_window < 1) throw Error(ErrorKind::format, "'" + h.path + "': sliding_window must be positive");
     if (c.n_layer < 1 || c.n_layer > 1024) throw Error(ErrorKind::format, "'" + h.path + "': num_hidden_layers is out of range [1, 1024]");
     c.sliding_layers.assign(c.n_layer, 0);
@@ -266,14 +282,14 @@ void load_gemma3(const HfConfig& h, ModelConfig& c) {
             c.sliding_layers[i] = t == "sliding_attention";
         }
     } else {
-        const int every = h.get_or<int>("sliding_window_pattern", 6);
+        const int every = gemma2 ? 2 : h.get_or<int>("sliding_window_pattern", 6);
         if (every < 1) throw Error(ErrorKind::format, "'" + h.path + "': sliding_window_pattern must be positive");
         for (int i = 0; i < c.n_layer; ++i) c.sliding_layers[i] = (i + 1) % every != 0;
     }
     // the rotary bases: rope_theta / rope_local_base_freq, or transformers 5's rope_parameters per layer type
-    c.rope_base = h.get_or<float>("rope_theta", 1000000.0f);
-    c.rope_base_sliding = h.get_or<float>("rope_local_base_freq", 10000.0f);
-    const float query_scalar = h.get_or<float>("query_pre_attn_scalar", 256.0f); // Gemma3TextConfig's default
+    c.rope_base = h.get_or<float>("rope_theta", gemma2 ? 10000.0f : 1000000.0f);
+    c.rope_base_sliding = gemma2 ? c.rope_base : h.get_or<float>("rope_local_base_freq", 10000.0f);
+    const float query_scalar = h.get_or<float>("query_pre_attn_scalar", 256.0f); // Gemma2Config's and Gemma3TextConfig's default
     if (!(query_scalar > 0) || !std::isfinite(query_scalar)) throw Error(ErrorKind::format, "'" + h.path + "': query_pre_attn_scalar must be positive");
     c.attn_scale = 1.0f / std::sqrt(query_scalar);
     for (float b : {c.rope_base, c.rope_base_sliding})
@@ -341,14 +357,14 @@ void SafetensorsLoader::load() {
     const auto type = h.get<std::string>("model_type");
     if (type == "gpt2") load_gpt2(h, c);
     else if (type == "llama" || type == "qwen2" || type == "qwen3") load_llama(h, c);
-    else if (type == "gemma3_text") load_gemma3(h, c);
+    else if (type == "gemma3_text" || type == "gemma2") load_gemma(h, c, type == "gemma2");
     else if (type == "gemma3")
         throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': model_type gemma3 (Gemma 3's image-text checkpoints) is not supported; "
                                                                         "its text-only checkpoints (gemma3_text, Gemma3ForCausalLM) are");
     else
         throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': unknown model_type '" + type +
-                                                "' (winnow supports gpt2, llama, qwen2, qwen3 and gemma3_text)");
-    const bool gemma3 = type == "gemma3_text";
+                                                "' (winnow supports gpt2, llama, qwen2, qwen3, gemma2 and gemma3_text)");
+    const bool gemma3 = type == "gemma3_text", gemma = gemma3 || type == "gemma2";
     c.arch_name = gemma3 ? "gemma3" : type;
     // qwen2's q/k/v projections always have biases (its o_proj none); llama's and qwen3's all four with attention_bias;
     // qwen3 normalizes each q and k head before RoPE
@@ -364,8 +380,13 @@ void SafetensorsLoader::load() {
     }
     c.validate("'" + cfg_path.string() + "'");
 
-    if (gemma3) {
-        if (const float factor = gemma3_rope(h, c); factor != 1.0f) m.weights_.rope_freqs.assign(c.rope_dim / 2, factor);
+    if (gemma) {
+        // Gemma 2's one base stands for both kinds of layer (its rope_parameters, if any, name one rotation)
+        if (const float factor = gemma3_rope(h, c); factor != 1.0f) {
+            if (!gemma3) throw Error(ErrorKind::unsupported, "'" + cfg_path.string() + "': a scaled rotation is not supported for gemma2");
+            m.weights_.rope_freqs.assign(c.rope_dim / 2, factor);
+        }
+        if (!gemma3) c.rope_base_sliding = c.rope_base;
     } else if (c.arch == Arch::llama) {
         if (const auto [scaling, where] = llama3_rope_scaling(h); scaling) m.weights_.rope_freqs = llama3_rope_factors(*scaling, where, c.rope_base, c.rope_dim);
     }
@@ -408,11 +429,11 @@ void SafetensorsLoader::load() {
         }
     } else {
         w.tok_embd = t.linear("model.embed_tokens.weight", c.n_vocab, d);
-        if (gemma3) c.embd_scale = gemma_embedding_scale(d, w.tok_embd.type);
+        if (gemma) c.embd_scale = gemma_embedding_scale(d, w.tok_embd.type);
         // Gemma's RMSNorms multiply by 1 + weight (llama.cpp's converter adds the 1 to the stored weights; so does this)
         auto norm = [&](const std::string& name, int64_t n) {
             Vector v = t.vector(name, n);
-            if (gemma3)
+            if (gemma)
                 for (float& x : v) x += 1.0f;
             return v;
         };
@@ -440,7 +461,7 @@ void SafetensorsLoader::load() {
                 l.q_norm = norm(b + "self_attn.q_norm.weight", c.head_dim);
                 l.k_norm = norm(b + "self_attn.k_norm.weight", c.head_dim);
             }
-            if (gemma3) { // Gemma's post_attention_layernorm normalises the attention's output; pre_feedforward_layernorm the FFN's input
+            if (gemma) { // Gemma's post_attention_layernorm normalises the attention's output; pre_feedforward_layernorm the FFN's input
                 l.post_attn_norm = norm(b + "post_attention_layernorm.weight", d);
                 l.ffn_norm = norm(b + "pre_feedforward_layernorm.weight", d);
                 l.post_ffn_norm = norm(b + "post_feedforward_layernorm.weight", d);

@@ -47,6 +47,8 @@ void ModelConfig::validate(const std::string& source) const {
     if (!sliding_layers.empty() && static_cast<int>(sliding_layers.size()) != n_layer)
         bad(std::to_string(sliding_layers.size()) + " sliding-window layer flags for " + std::to_string(n_layer) + " layers");
     if (rope_base_sliding < 0 || !std::isfinite(rope_base_sliding)) bad("the sliding layers' rope base must be a finite number >= 0");
+    if (attn_softcap < 0 || !std::isfinite(attn_softcap)) bad("the attention soft cap must be a finite number >= 0");
+    if (final_softcap < 0 || !std::isfinite(final_softcap)) bad("the logits' soft cap must be a finite number >= 0");
 }
 
 } // namespace winnow

@@ -35,12 +35,15 @@ struct ModelConfig {
     float rope_base = 10000.0f;
     bool tied_head = false;
     GateActivation gate_act = GateActivation::silu;
-    // Gemma 3 (all zero, empty or unset elsewhere):
+    // Gemma 2 and 3 (all zero, empty or unset elsewhere):
     float embd_scale = 0;        // the token embedding rows are multiplied by it (sqrt(n_embd)); 0: as stored
     float attn_scale = 0;        // multiplies q.k (query_pre_attn_scalar^-1/2); 0: 1 / sqrt(head_dim)
     int sliding_window = 0;      // the keys a sliding layer's row attends to: positions p - window < j <= p
     std::vector<uint8_t> sliding_layers; // per layer, 1 where it attends through the sliding window; empty: none does
     float rope_base_sliding = 0; // the sliding layers' rope base (their rotation is never scaled); 0: rope_base
+    // Gemma 2's soft caps, s -> cap * tanh(s / cap): of every attention score (after the scale) and of the logits; 0: none
+    float attn_softcap = 0;
+    float final_softcap = 0;
     bool layer_slides(int layer) const {
         return sliding_window > 0 && layer >= 0 && layer < static_cast<int>(sliding_layers.size()) && sliding_layers[layer] != 0;
     }

@@ -133,8 +133,10 @@ template <typename F>
 void Transformer<F>::load(const LoadedModel& model) {
     const Weights& w = model.weights();
     const ModelConfig& mc = model.config();
-    if (mc.gate_act != GateActivation::silu || mc.embd_scale != 0 || mc.sliding_window > 0 || mc.attn_scale != 0)
-        throw Error(ErrorKind::unsupported, "trainer: " + mc.architecture() + "'s GeGLU, embedding scale, attention scale and sliding windows are not supported");
+    if (mc.gate_act != GateActivation::silu || mc.embd_scale != 0 || mc.sliding_window > 0 || mc.attn_scale != 0 || mc.attn_softcap != 0 ||
+        mc.final_softcap != 0)
+        throw Error(ErrorKind::unsupported, "trainer: " + mc.architecture() +
+                                                "'s GeGLU, embedding scale, attention scale, sliding windows and soft caps are not supported");
     if (!w.rope_freqs.empty()) throw Error(ErrorKind::unsupported, "trainer: rope frequency factors (Llama 3.1's rope scaling) are not supported");
     for (const LayerWeights& lw : w.layers)
         if (!lw.q_norm.empty() || !lw.k_norm.empty()) throw Error(ErrorKind::unsupported, "trainer: q/k head norms (qwen3) are not supported");

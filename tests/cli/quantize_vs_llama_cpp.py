@@ -4,7 +4,8 @@ input and preset.
 
 usage: quantize_vs_llama_cpp.py --winnow BIN --model IN.gguf --presets q4_k_m,q6_k,... --workdir DIR
                                 [--allow-requantize] [--max-error-ratio 1.002] [--max-tensor-error-ratio 1.02]
-                                [--max-kl-ratio 1.5] [--check-winnow-logits] [--json OUT] [--skip-if-missing]
+                                [--max-kl-ratio 1.5] [--check-winnow-logits [--winnow-logits-max-rel 1e-3]] [--json OUT]
+                                [--skip-if-missing]
 
 Per preset, both files must hold:
   - the same tensors with the same shapes and the same type each (llama.cpp's per-tensor rules: Q6_K output, the
@@ -16,7 +17,8 @@ Per preset, both files must hold:
   - a model llama.cpp runs: llama.cpp's logits on winnow's file against its logits on the input (mean KL over the
     rows of a fixed id sequence) within --max-kl-ratio of its logits on its own file against the input (+1e-6).
 --check-winnow-logits (an all-F32 input only): winnow's logits on its own file, prefill and decode steps, within 1e-3
-of the largest logit of llama.cpp's on that file's weights decoded to F32 by gguf-py (no 8-bit activations there).
+(--winnow-logits-max-rel) of the largest logit of llama.cpp's on that file's weights decoded to F32 by gguf-py (no
+8-bit activations there).
 It prints one line per preset and exits 1 when a check fails. --skip-if-missing: a missing model exits 77 (ctest's
 skip) unless WINNOW_REQUIRE_MODELS=1.
 """
@@ -157,8 +159,9 @@ def compare(a, preset, workdir):
             mine = winnow_logits(a.winnow, ours_path, ids, step, "cpu", workdir).astype(np.float64)
             rel = float((np.abs(mine - ref_dec).max(axis=1) / np.abs(ref_dec).max(axis=1)).max())
             winnow_rel = max(winnow_rel, rel)
-        if not winnow_rel <= 1e-3:
-            problems.append("winnow's logits on its own file differ from llama.cpp's on the decoded weights by %.3g of the largest (> 1e-3)" % winnow_rel)
+        if not winnow_rel <= a.winnow_logits_max_rel:
+            problems.append("winnow's logits on its own file differ from llama.cpp's on the decoded weights by %.3g of the largest (> %g)" %
+                            (winnow_rel, a.winnow_logits_max_rel))
     row = {"preset": preset, "types": types, "encoded_tensors": encoded, "identical_tensors": identical, "error_ratio": total_ratio,
            "worst_tensor_ratio": worst[0], "worst_tensor": worst[1], "kl_winnow_file": kl_ours, "kl_llama_file": kl_theirs, "winnow_logits_rel": winnow_rel, "problems": problems}
     print("%s: %s; %d tensors encoded (%d byte-identical to llama.cpp's); squared error / llama.cpp's %.4f (worst tensor %.3f, %s); "
@@ -180,6 +183,7 @@ def main():
     ap.add_argument("--max-tensor-error-ratio", type=float, default=1.02)
     ap.add_argument("--max-kl-ratio", type=float, default=1.5)
     ap.add_argument("--check-winnow-logits", action="store_true")
+    ap.add_argument("--winnow-logits-max-rel", type=float, default=1e-3)
     ap.add_argument("--json")
     ap.add_argument("--skip-if-missing", action="store_true")
     a = ap.parse_args()

@@ -218,6 +218,14 @@ TEST_F(CudaDecoder, Gemma3TinyModelMatchesCpu) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-gemma3.gguf"), false, 0, 300);
 }
 
+// gemma2: the scores' soft cap in the three dense kernels (per-row decode, the flash-decoding split on the full layers
+// at n_ctx 300, the tiled prefill) and the logits' cap (the softcap op after the head's product, in recorded steps too).
+// Not named Tiny*, as Gemma 3's.
+TEST_F(CudaDecoder, Gemma2TinyModelMatchesCpu) {
+    EXPECT_LE(compare_backends(fixture("tiny-gemma2.gguf"), 64, 20), 1e-4);
+    expect_recorded_steps_equal_op_by_op(fixture("tiny-gemma2.gguf"), false, 0, 300);
+}
+
 TEST_F(CudaDecoder, RecordedDecodeStepsEqualOpByOp) {
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), false);
     expect_recorded_steps_equal_op_by_op(fixture("tiny-llama-q4_1.gguf"), true);

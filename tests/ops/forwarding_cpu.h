@@ -36,6 +36,7 @@ public:
     void swiglu(const Tensor& g, const Tensor& u, const Tensor& o) override { on_op("swiglu"), cpu_->swiglu(g, u, o); }
     void geglu(const Tensor& g, const Tensor& u, const Tensor& o) override { on_op("geglu"), cpu_->geglu(g, u, o); }
     void scale(const Tensor& x, float s) override { on_op("scale"), cpu_->scale(x, s); }
+    void softcap(const Tensor& x, float cap) override { on_op("softcap"), cpu_->softcap(x, cap); }
     void add(const Tensor& y, const Tensor& x) override { on_op("add"), cpu_->add(y, x); }
     TopK top_k(const Tensor& l, int k, bool n) override { return on_op("top_k"), cpu_->top_k(l, k, n); }
     void summarize_keys(const Tensor& k, const Tensor& hi, const Tensor& lo, int heads, int u, int64_t r, int n, const Tensor* at) override {

@@ -781,7 +781,7 @@ BlockMask random_mask(int block, int n_blocks, uint64_t seed, int groups = 1) {
     return m;
 }
 
-struct AttentionShape { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; int mask_groups = 1; int window = 0; };
+struct AttentionShape { const char* name; int n, pos0, n_head, n_head_kv, hd; int mask_block; int mask_groups = 1; int window = 0; float softcap = 0; };
 
 // How the reference sees the cache:
 //   rounded:   the K/V values the cache holds (rounded on the host first, so the cache write is exact): only the
@@ -823,6 +823,7 @@ OpResult run_attention_case(Backend& be, const AttentionShape& s, GgmlType type,
     p.n_head_kv = s.n_head_kv;
     p.head_dim = s.hd;
     p.window = s.window;
+    p.softcap = s.softcap;
     // a negative block size: the same pattern with the SPION denominator
     const int block = std::abs(s.mask_block);
     if (block) {
@@ -835,7 +836,7 @@ OpResult run_attention_case(Backend& be, const AttentionShape& s, GgmlType type,
     ref::attention_cached<double>(ref.data(), qd_.data(), kd.data(), vd.data(), s.pos0, s.n, s.n_head, s.n_head_kv, s.hd,
                                   1.0 / std::sqrt(static_cast<double>(s.hd)),
                                   [&](int kvh, int qp, int kp) { return (!block || mask.allows(qp, kp, kvh)) && (!s.window || qp - kp < s.window); },
-                                  s.mask_block < 0);
+                                  s.mask_block < 0, static_cast<double>(s.softcap));
     return compare(get(be, ot), ref);
 }
 
@@ -874,7 +875,14 @@ void add_attention_cases(std::vector<OpCase>& cases) {
                         {"window100_prefill_48_at_600", 48, 600, 9, 3, 64, 0, 1, 100}, {"window100_decode_pos300", 1, 300, 9, 3, 64, 0, 1, 100},
                         {"window1000_mqa_decode_pos70000", 1, 70000, 4, 1, 64, 0, 1, 1000},
                         {"window_wider_than_keys_decode_pos50", 1, 50, 9, 3, 64, 0, 1, 512},
-                        {"gemma3_head256_window64_prefill_40_at_90", 40, 90, 4, 1, 256, 0, 1, 64}};
+                        {"gemma3_head256_window64_prefill_40_at_90", 40, 90, 4, 1, 256, 0, 1, 64},
+                        // Gemma 2's soft cap of the scores (1: these N(0, 1) scores reach its bend; Gemma 2's is 50):
+                        // the row walk, the prefill tiles with a window (CUDA: the tiled kernel), decode across
+                        // splits (CUDA: the flash-decoding split) and within one (the per-row kernel), 256-wide heads
+                        {"softcap1_prefill_7_at_3", 7, 3, 9, 3, 64, 0, 1, 0, 1.0f},
+                        {"softcap1_window40_prefill_100_at_20", 100, 20, 8, 4, 64, 0, 1, 40, 1.0f},
+                        {"softcap1_decode_pos300", 1, 300, 8, 4, 64, 0, 1, 0, 1.0f},
+                        {"softcap2_head256_window12_decode_pos50", 1, 50, 8, 4, 256, 0, 1, 12, 2.0f}};
     for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (const S& s : shapes)
     for (bool device_pos : {false, true}) {
@@ -1146,6 +1154,16 @@ void add_activation_cases(std::vector<OpCase>& cases) {
                          be.scale(xt, s);
                          std::vector<double> ref = widen(x);
                          for (double& v : ref) v *= static_cast<double>(s);
+                         return compare(get(be, xt), ref);
+                     }});
+    // Gemma 2's cap of the logits (30 on its 256K vocabulary; values from -80 to 80 here, so both tails flatten)
+    cases.push_back({"softcap/F32/3x1000", Op::softcap, GgmlType::F32, 1e-13, 1e-13, [](Backend& be) {
+                         auto x = randn(3 * 1000, 79);
+                         for (float& v : x) v *= 25.0f;
+                         const Tensor xt = put(be, x, 3, 1000);
+                         be.softcap(xt, 30.0f);
+                         std::vector<double> ref = widen(x);
+                         ref::softcap<double>(ref.data(), ref.size(), 30.0);
                          return compare(get(be, xt), ref);
                      }});
     for (int x_rows : {7, 1})

@@ -123,6 +123,9 @@ public:
     void geglu(const Tensor& g, const Tensor& u, const Tensor& o) override {
         op([=, this] { cpu_->geglu(g, u, o); });
     }
+    void softcap(const Tensor& x, float cap) override {
+        op([=, this] { cpu_->softcap(x, cap); });
+    }
     void scale(const Tensor& x, float s) override {
         op([=, this] { cpu_->scale(x, s); });
     }

@@ -29,6 +29,13 @@ inline float exp_shift_sum(float* x, int n, float m) {
     return s;
 }
 
+// Gemma 2's soft cap of scores: x[i] = cap * tanh(x[i] / cap) in place; cap 0: none. (A capped score is bounded, so
+// scores stay finite under the cap whatever the keys hold; std::tanh: the cost is small next to the dot products.)
+inline void softcap_scores(float* x, int n, float cap) {
+    if (cap == 0.0f) return;
+    for (int i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 // max(x[0 .. n)), n >= 1 (-inf for -inf scores; a NaN may or may not win, as with std::max_element)
 inline float max_of(const float* x, int n) {
     int i = 0;

@@ -187,6 +187,7 @@ struct GroupState {
 struct GroupShape {
     int heads, hd, kv_dim, kvh;
     float scale;
+    float softcap = 0; // AttentionParams::softcap
 };
 
 // A chunk of kept keys: up to kChunk cache row indices, gathered along the runs (a chunk may span several runs, so
@@ -317,6 +318,7 @@ void accumulate(const GroupShape& s, const float* qg, const typename E::T* k_cac
 #endif
     for (; j < n; ++j)
         for (int g = 0; g < s.heads; ++g) scores[g * kChunk + j] = dot_kv<E>(qg + static_cast<size_t>(g) * s.hd, k_head + c.idx[j] * stride, s.hd) * s.scale;
+    for (int g = 0; g < s.heads; ++g) softcap_scores(scores + g * kChunk, n, s.softcap);
     for (int g = 0; g < s.heads; ++g) softmax_update(st, g, s.hd, scores + g * kChunk, n);
 #ifdef WINNOW_AVX2
     if (vector_path) {
@@ -402,7 +404,7 @@ void attention_impl(const float* q, const typename E::T* k_cache, const typename
 #pragma omp for schedule(dynamic)
         for (int task = 0; task < base * splits; ++task) {
             const int s = task % splits, row_kv = task / splits, t = row_kv / n_kv, kvh = row_kv % n_kv, q_pos = pos0 + t;
-            const GroupShape shape{heads, hd, kv_dim, kvh, p.effective_scale()};
+            const GroupShape shape{heads, hd, kv_dim, kvh, p.effective_scale(), p.softcap};
             const size_t q_off = q_offset(t, kvh);
             float* buf = splits > 1 ? partial.data() + static_cast<size_t>(task) * state_floats : own.data();
             GroupState st = GroupState::at(buf, heads);
@@ -469,8 +471,11 @@ void head_mean_probs_impl(const float* q, const typename E::T* k_cache, int n_to
                 const size_t off = static_cast<size_t>(kvh) * hd;
                 float mx = -INFINITY;
                 for (int r = 0; r < n_runs; ++r)
-                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j)
-                        mx = std::max(mx, s[j] = dot_kv<E>(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale);
+                    for (int j = runs[2 * r]; j < runs[2 * r + 1]; ++j) {
+                        s[j] = dot_kv<E>(qh, k_cache + static_cast<size_t>(j) * kv_dim + off, hd) * scale;
+                        softcap_scores(&s[j], 1, p.softcap);
+                        mx = std::max(mx, s[j]);
+                    }
                 float sum = 0.0f;
                 for (int r = 0; r < n_runs; ++r) sum += exp_shift_sum(s.data() + runs[2 * r], runs[2 * r + 1] - runs[2 * r], mx);
                 if (spion) sum += static_cast<float>(q_pos + 1 - kept) * std::exp(-mx);

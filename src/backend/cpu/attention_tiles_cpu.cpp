@@ -252,7 +252,9 @@ void add_chunk(const TileTask<E>& t, const ChunkRows& c, const int* idx, int n, 
         sc.first[r] = first, sc.valid[r] = valid;
         for (int g = 0; g < heads; ++g) {
             const int i = r * heads + g;
-            softmax_row(s + static_cast<size_t>(i - r0 * heads) * n, first, valid, n, sc.m[i], sc.l[i], sc.o.data() + static_cast<size_t>(i) * hd, hd);
+            float* sr = s + static_cast<size_t>(i - r0 * heads) * n;
+            if (valid > first) softcap_scores(sr + first, valid - first, t.p.softcap);
+            softmax_row(sr, first, valid, n, sc.m[i], sc.l[i], sc.o.data() + static_cast<size_t>(i) * hd, hd);
         }
     }
     // A row weighs the keys after its position (and before its window) by 0, but 0 x inf is NaN: where such a key's

@@ -243,6 +243,13 @@ public:
         });
     }
 
+    void softcap(const Tensor& x, float cap) override {
+        check_f32(x, "softcap input");
+        check_softcap(cap);
+        const int64_t C = x.cols();
+        for_row_ranges(x.rows(), C, [&](int64_t r0, int64_t r1) { ref::softcap<float>(x.f32() + r0 * C, static_cast<size_t>((r1 - r0) * C), cap); });
+    }
+
     void add(const Tensor& y, const Tensor& x) override {
         check_f32(y, "add destination");
         check_f32(x, "add source");

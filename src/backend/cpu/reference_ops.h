@@ -71,6 +71,12 @@ void geglu_forward(F* y, const F* gate, const F* up, size_t n) {
     for (size_t i = 0; i < n; ++i) y[i] = gelu_tanh(gate[i]) * up[i];
 }
 
+// Gemma 2's soft cap: x = cap * tanh(x / cap), in place
+template <typename F>
+void softcap(F* x, size_t n, F cap) {
+    for (size_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 // y[r] += x[r] (row_count rows of C; x_rows == 1 broadcasts one row of x to every row of y).
 template <typename F>
 void add_rows(F* y, const F* x, size_t rows, size_t x_rows, size_t C) {
@@ -126,7 +132,7 @@ void rope_apply(F* x, int B, int T, int heads, int hd, int rope_dim, float base,
 // spion_denominator the disallowed keys of the row (k_pos <= q_pos) add exp(0 - max) each to the denominator.
 template <typename F, typename Allowed>
 void attention_cached(F* out, const F* q, const F* k_cache, const F* v_cache, int pos0, int n, int n_head, int n_head_kv, int hd,
-                      F scale, Allowed allowed, bool spion_denominator = false) {
+                      F scale, Allowed allowed, bool spion_denominator = false, F softcap = 0) {
     const int group = n_head / n_head_kv, kv_dim = n_head_kv * hd;
     std::vector<F> p;
     for (int t = 0; t < n; ++t)
@@ -141,6 +147,7 @@ void attention_cached(F* out, const F* q, const F* k_cache, const F* v_cache, in
                 F s = 0;
                 for (int d = 0; d < hd; ++d) s += qh[d] * kj[d];
                 p[j] = s * scale;
+                if (softcap != 0) p[j] = softcap * std::tanh(p[j] / softcap);
                 mx = std::max(mx, p[j]);
             }
             F sum = 0;

@@ -24,8 +24,8 @@ constexpr int kThreads = kStageThreads;
 
 template <GgmlType C>
 __global__ void attention_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
-                                 int pos0, int n_head, int n_head_kv, int hd, float scale, int window, const int32_t* __restrict__ pos_dev,
-                                 int max_keys) {
+                                 int pos0, int n_head, int n_head_kv, int hd, float scale, int window, float softcap,
+                                 const int32_t* __restrict__ pos_dev, int max_keys) {
     pdl_wait();
     pdl_launch_dependents();
     WINNOW_DYNAMIC_SHARED(float, shared); // q row [hd], then scores [n_keys]
@@ -39,7 +39,7 @@ __global__ void attention_kernel(const float* __restrict__ q, const void* __rest
     float* qs = shared;
     float* sc = shared + hd;
     load_query(q, qs, t, h, n_head, hd);
-    score_keys<C>(qs, k, kv_dim, kvh, hd, scale, j0, q_pos + 1, sc);
+    score_keys<C>(qs, k, kv_dim, kvh, hd, scale, softcap, j0, q_pos + 1, sc);
     const ScoreStats st = exponentiate_scores(sc, n_keys, scratch);
     weigh_values<C>(sc, n_keys, [j0](int j) { return j0 + j; }, v, kv_dim, kvh, hd, 1.0f / st.sum, out + (static_cast<size_t>(t) * n_head + h) * hd);
 }
@@ -54,7 +54,8 @@ __global__ void attention_split_kernel(const AttentionSplitArgs a) {
 } // namespace
 
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                      int n_head, int n_head_kv, int head_dim, float scale, int window, cudaStream_t s, const int32_t* pos_dev, int max_keys) {
+                      int n_head, int n_head_kv, int head_dim, float scale, int window, float softcap, cudaStream_t s, const int32_t* pos_dev,
+                      int max_keys) {
     if (n_tokens == 0) return;
     int keys = pos_dev ? max_keys : pos0 + n_tokens; // with pos_dev, room for the longest row any replay can have
     if (window > 0) keys = std::min(keys, window);   // a row's keys: its window at most
@@ -69,8 +70,8 @@ void launch_attention(const float* q, const void* k_cache, const void* v_cache, 
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
         static std::atomic<int> opted_in{48 * 1024};
         opt_in_shared(attention_kernel<C>, shared_bytes, opted_in);
-        launch(attention_kernel<C>, grid, kThreads, shared_bytes, s, q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, window, pos_dev,
-               pos_dev ? max_keys : 0);
+        launch(attention_kernel<C>, grid, kThreads, shared_bytes, s, q, k_cache, v_cache, out, pos0, n_head, n_head_kv, head_dim, scale, window, softcap,
+               pos_dev, pos_dev ? max_keys : 0);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
@@ -84,14 +85,15 @@ size_t attention_split_workspace_floats(int n_tokens, int n_head, int head_dim, 
 }
 
 Stage attention_split_stage(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, int window, float* workspace, int* arrivals, int n_splits,
-                            const int32_t* pos_dev, int max_keys) {
+                            int n_head, int n_head_kv, int head_dim, float scale, int window, float softcap, float* workspace, int* arrivals,
+                            int n_splits, const int32_t* pos_dev, int max_keys) {
     Stage s;
     s.kind = StageKind::attention_split;
     s.cache = cache_type;
     s.grid = uint3{static_cast<unsigned>(n_head), static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_splits)};
     s.shared = static_cast<uint32_t>((static_cast<size_t>(head_dim) + kSplitKeys) * sizeof(float));
-    s.args.attention = AttentionSplitArgs{q, k_cache, v_cache, workspace, arrivals, out, pos0, n_head, n_head_kv, head_dim, scale, pos_dev, max_keys, n_splits, window};
+    s.args.attention = AttentionSplitArgs{q, k_cache, v_cache, workspace, arrivals, out, pos0, n_head, n_head_kv, head_dim, scale, pos_dev, max_keys, n_splits, window,
+                                           softcap};
     return s;
 }
 

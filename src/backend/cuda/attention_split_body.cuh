@@ -13,12 +13,12 @@ namespace {
 
 static_assert(kStageThreads <= kMaxAttentionThreads);
 
-// Scores q.k * scale of keys [j0, j1) of one (row, head) into sc[j - j0]: one thread per key (key_dot). Ends with a
-// barrier, so every score is visible to the whole block.
+// Scores q.k * scale of keys [j0, j1) of one (row, head), soft-capped where softcap > 0, into sc[j - j0]: one thread per
+// key (key_dot). Ends with a barrier, so every score is visible to the whole block.
 template <GgmlType C>
-__device__ void score_keys(const float* qs, const void* k, int64_t kv_dim, int kvh, int hd, float scale, int j0, int j1, float* sc) {
+__device__ void score_keys(const float* qs, const void* k, int64_t kv_dim, int kvh, int hd, float scale, float softcap, int j0, int j1, float* sc) {
     for (int j = j0 + threadIdx.x; j < j1; j += blockDim.x)
-        sc[j - j0] = key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale;
+        sc[j - j0] = softcap_score(key_dot<C>(qs, k, j * kv_dim + static_cast<int64_t>(kvh) * hd, hd) * scale, softcap);
     __syncthreads();
 }
 
@@ -57,7 +57,7 @@ __device__ __forceinline__ void attention_split_body(const AttentionSplitArgs& a
         float* qs = shared;
         float* sc = shared + hd;
         load_query(a.q, qs, t, h, n_head, hd);
-        score_keys<C>(qs, a.k, kv_dim, kvh, hd, a.scale, j0, j1, sc);
+        score_keys<C>(qs, a.k, kv_dim, kvh, hd, a.scale, a.softcap, j0, j1, sc);
         const ScoreStats st = exponentiate_scores(sc, j1 - j0, scratch);
         if (threadIdx.x == 0) rec[0] = st.max, rec[1] = st.sum, rec[2] = 0.0f;
         weigh_values<C>(sc, j1 - j0, [j0](int j) { return j0 + j; }, a.v, kv_dim, kvh, hd, 1.0f, rec + kRecordHeader);

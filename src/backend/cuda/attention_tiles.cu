@@ -32,7 +32,7 @@ static_assert(kTileRows % kTileWarps == 0 && kMaxTiledHeadDim % 32 == 0);
 
 template <GgmlType C>
 __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* __restrict__ k, const void* __restrict__ v, float* __restrict__ out,
-                                       int n_rows, int pos0, int n_head, int n_head_kv, int hd, float scale, int window) {
+                                       int n_rows, int pos0, int n_head, int n_head_kv, int hd, float scale, int window, float softcap) {
     pdl_wait();
     pdl_launch_dependents();
     __shared__ float qs[kTileRows][kMaxTiledHeadDim];
@@ -78,7 +78,7 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
             if (j <= q_pos && j >= lo) {
                 float dot = 0.0f;
                 for (int d = 0; d < hd; ++d) dot = fmaf(qs[r][d], ks[lane][d], dot);
-                s = dot * scale;
+                s = softcap_score(dot * scale, softcap);
             }
             const float m_new = fmaxf(m[i], warp_max(s)); // finite: a key of [lo, q_pos] is in the tile
             const float p = s == -INFINITY ? 0.0f : expf(s - m_new);
@@ -117,7 +117,7 @@ __global__ void attention_tiles_kernel(const float* __restrict__ q, const void* 
 } // namespace
 
 void launch_attention_tiles(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, int window, cudaStream_t s) {
+                            int n_head, int n_head_kv, int head_dim, float scale, int window, float softcap, cudaStream_t s) {
     if (n_tokens == 0) return;
     if (head_dim < 1 || head_dim > kMaxTiledHeadDim)
         throw Error(ErrorKind::invalid_argument, "cuda tiled attention: head_dim " + std::to_string(head_dim) + " is not in [1, " +
@@ -125,7 +125,7 @@ void launch_attention_tiles(const float* q, const void* k_cache, const void* v_c
     const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>((n_tokens + kTileRows - 1) / kTileRows));
     dispatch_act_type(cache_type, [&]<GgmlType C>() {
         launch(attention_tiles_kernel<C>, grid, kTileWarps * 32, 0, s, q, k_cache, v_cache, out, n_tokens, pos0, n_head, n_head_kv, head_dim, scale,
-               window);
+               window, softcap);
     });
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }

@@ -324,15 +324,15 @@ public:
         if (split) {
             const int n_splits = splits_of(row_keys);
             return run(cuda::attention_split_stage(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim,
-                                                   p.effective_scale(), p.window, split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, position(p.pos),
+                                                   p.effective_scale(), p.window, p.softcap, split_workspace_.f32(), split_arrivals_.data<int32_t>(), n_splits, position(p.pos),
                                                    static_cast<int>(last_key)));
         }
         // Prefill: key and value tiles shared by 16 rows (a host position only: recorded steps are decode rows).
         if (tiled_attention_ && !p.pos && n >= kTiledMinRows && p.head_dim <= cuda::kMaxTiledHeadDim)
             return cuda::launch_attention_tiles(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim,
-                                                p.effective_scale(), p.window, stream());
+                                                p.effective_scale(), p.window, p.softcap, stream());
         cuda::launch_attention(q.f32(), k.raw(), v.raw(), k.type(), out.f32(), n, p.pos0, p.n_head, p.n_head_kv, p.head_dim, p.effective_scale(),
-                               p.window, stream(), position(p.pos), static_cast<int>(last_key));
+                               p.window, p.softcap, stream(), position(p.pos), static_cast<int>(last_key));
     }
 
     // The flash-decoding workspace and arrival counters for n_splits splits of n rows, grown when too small.
@@ -425,6 +425,12 @@ public:
     void scale(const Tensor& x, float s) override {
         check(x, "scale input");
         cuda::launch_scale(x.f32(), s, x.numel(), stream());
+    }
+
+    void softcap(const Tensor& x, float cap) override {
+        check(x, "softcap input");
+        check_softcap(cap);
+        cuda::launch_softcap(x.f32(), cap, x.numel(), stream());
     }
 
     void add(const Tensor& y, const Tensor& x) override {

@@ -134,6 +134,13 @@ __global__ void scale_kernel(float* __restrict__ x, float s, int64_t n) {
     if (i < n) x[i] *= s;
 }
 
+__global__ void softcap_kernel(float* __restrict__ x, float cap, int64_t n) {
+    pdl_wait();
+    pdl_launch_dependents();
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = cap * tanhf(x[i] / cap);
+}
+
 __global__ void add_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t rows, int64_t x_rows, int64_t cols) {
     pdl_wait();
     pdl_launch_dependents();
@@ -208,6 +215,12 @@ void launch_geglu(const float* gate, const float* up, float* out, int64_t n, cud
 void launch_scale(float* x, float scale, int64_t n, cudaStream_t s) {
     if (n == 0) return;
     launch(scale_kernel, blocks_for(n), kThreads, 0, s, x, scale, n);
+    WINNOW_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_softcap(float* x, float cap, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    launch(softcap_kernel, blocks_for(n), kThreads, 0, s, x, cap, n);
     WINNOW_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -78,13 +78,13 @@ void launch_rope_store_kv(const RopeStoreKvArgs& a, GgmlType cache_type, cudaStr
 // With pos_dev, pos0 is read from device memory when the kernel runs and the shared memory is sized for max_keys.
 // window > 0: the row at position p attends to keys (p - window, p] only (AttentionParams::window).
 void launch_attention(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                      int n_head, int n_head_kv, int head_dim, float scale, int window, cudaStream_t s, const int32_t* pos_dev = nullptr,
-                      int max_keys = 0);
+                      int n_head, int n_head_kv, int head_dim, float scale, int window, float softcap, cudaStream_t s,
+                      const int32_t* pos_dev = nullptr, int max_keys = 0);
 // Dense causal attention for prefill rows (attention_tiles.cu): blocks of 16 query rows sharing each tile of 32 keys
 // in shared memory, an online softmax per row. head_dim <= kMaxTiledHeadDim; any number of keys; no device position.
 constexpr int kMaxTiledHeadDim = 128;
 void launch_attention_tiles(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, int window, cudaStream_t s);
+                            int n_head, int n_head_kv, int head_dim, float scale, int window, float softcap, cudaStream_t s);
 // Flash-decoding (stage.h's attention_split_stage) splits a row's keys kSplitKeys at a time; its workspace holds
 // attention_split_workspace_floats(...) floats.
 constexpr int kSplitKeys = 256;
@@ -135,6 +135,7 @@ void launch_gelu_tanh(float* x, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
 void launch_geglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s); // out = gelu_tanh(gate) * up
 void launch_scale(float* x, float scale, int64_t n, cudaStream_t s);                        // x *= scale
+void launch_softcap(float* x, float cap, int64_t n, cudaStream_t s);                        // x = cap * tanh(x / cap)
 // y[r][:] += x[x_rows == 1 ? 0 : r][:]
 void launch_add(float* y, const float* x, int64_t rows, int64_t x_rows, int64_t cols, cudaStream_t s);
 // The best k of n logits (ties: lower id first) into ids/values (device, k entries), and log sum exp into *log_norm

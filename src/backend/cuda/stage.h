@@ -78,6 +78,7 @@ struct AttentionSplitArgs {
     const int32_t* pos_dev;
     int max_keys, n_splits;
     int window; // > 0: each row's keys (q_pos - window, q_pos], split from the window's first key
+    float softcap; // > 0: each scaled score s becomes softcap * tanh(s / softcap) (Gemma 2)
 };
 
 struct Stage {
@@ -126,8 +127,8 @@ Stage gemv_swiglu_stage(GgmlType type, const uint8_t* w_gate, const uint8_t* w_u
 Stage qkv_rope_store_stage(GgmlType weight_type, const LinearParts& qkv, int64_t cols, const float* x, const float* norm_w, float norm_eps,
                            const RopeStoreKvArgs& rs, GgmlType cache_type);
 Stage attention_split_stage(const float* q, const void* k_cache, const void* v_cache, GgmlType cache_type, float* out, int n_tokens, int pos0,
-                            int n_head, int n_head_kv, int head_dim, float scale, int window, float* workspace, int* arrivals, int n_splits,
-                            const int32_t* pos_dev, int max_keys);
+                            int n_head, int n_head_kv, int head_dim, float scale, int window, float softcap, float* workspace, int* arrivals,
+                            int n_splits, const int32_t* pos_dev, int max_keys);
 
 // Runs one stage as its own kernel (PDL where on, as the launchers always have): launch_stage picks the launcher of its
 // kind (linear.cu, qkv_rope_store.cu, attention.cu).
