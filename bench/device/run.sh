@@ -179,8 +179,9 @@ note "bench gemv cuda: rc $? — GB/s at 14336x4096: $(python3 -c 'import json, 
 for tiny in tiny-llama tiny-gpt2 tiny-qwen2 tiny-llama3 tiny-qwen3 tiny-gemma3 tiny-gemma2 tiny-llama-k-q4_k_m tiny-llama-k-q6_k tiny-llama-k-q5_0 tiny-llama-k-q3_k_m tiny-llama-k-q2_k tiny-llama-k-iq4_nl tiny-llama-k-iq4_xs; do
   ref="$WINNOW_FIXTURE_DIR/$tiny-decoded-llamacpp.bin" # a preset: llama.cpp on its weights decoded to F32 (as ctest's)
   [ -f "$ref" ] || ref="$WINNOW_FIXTURE_DIR/$tiny-llamacpp.bin"
+  max_rel=1e-3 && [ "$tiny" = tiny-gemma2 ] && max_rel=2e-3 # llama.cpp is 1.25e-3 from the float64 oracle there (TinyParity)
   step 30 python3 $here/logits_parity.py oracle --winnow "$W/bin/winnow" --libs "$libs" --device cuda --model "$WINNOW_FIXTURE_DIR/$tiny.gguf" \
-    --ref "$ref" --max-rel 1e-3 --json "$OUT/logits-$tiny-cuda-vs-llama-cpp.json" > "$OUT/logits-$tiny.txt" 2>&1
+    --ref "$ref" --max-rel $max_rel --json "$OUT/logits-$tiny-cuda-vs-llama-cpp.json" > "$OUT/logits-$tiny.txt" 2>&1
   note "logits $tiny cuda vs llama.cpp (cpu): rc $? — $(tail -1 "$OUT/logits-$tiny.txt" | cut -c1-160)"
 done
 # tiny-gemma3 and tiny-gemma2 against the float64 HF-formula oracle (tests/fixtures/gemma_numpy_oracle.py): 1e-5, where

@@ -192,6 +192,8 @@ void GgufLoader::load() {
             if (!(x > 0.0f && std::isfinite(x)))
                 throw Error(ErrorKind::format, "GGUF file '" + path + "': tensor 'rope_freqs.weight' holds " + std::to_string(x) + ", not a positive finite factor");
         if (const float linear = rope_linear_factor(f, arch); linear != 1.0f) {
+            // (winnow scales the full layers only, as Gemma 3 does; Gemma 2 has no scaled rotation)
+            if (arch == "gemma2") throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': a scaled rotation is not supported for gemma2");
             if (!w.rope_freqs.empty())
                 throw Error(ErrorKind::unsupported, "GGUF file '" + path + "': linear rope scaling and rope_freqs.weight together");
             w.rope_freqs.assign(c.rope_dim / 2, linear);

@@ -14,6 +14,7 @@
 #include "../fuzz/fuzz_util.h"
 #include "backend/backend.h"
 #include "decode/forward.h"
+#include "edited_checkpoint.h"
 #include "error_of.h"
 #include "gguf_writer.h"
 #include "head/adaptive_head.h"
@@ -30,21 +31,7 @@ const fs::path kGemma2 = fs::path(WINNOW_FIXTURE_DIR) / "tiny-gemma2-hf";
 
 // tiny-gemma2-hf in a fresh folder, its config.json edited first
 fs::path edited_gemma2(const std::string& name, const std::function<void(json&)>& edit) {
-    std::ifstream in(kGemma2 / "config.json");
-    json cfg = json::parse(in);
-    edit(cfg);
-    const auto dir = winnow::fuzz::fresh_dir(name);
-    fs::copy_file(kGemma2 / "model.safetensors", dir / "model.safetensors");
-    winnow::fuzz::write_file(dir / "config.json", cfg.dump());
-    return dir;
-}
-
-std::vector<float> gemma2_logits(const LoadedModel& m) {
-    auto be = winnow::make_cpu_backend(1, winnow::CpuDotMode::f32);
-    winnow::Forward f(m, *be, 40);
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 40; ++i) ids.push_back((i * 53 + 7) % 319);
-    return f.eval(ids, true);
+    return winnow::test::edited_checkpoint(kGemma2, name, edit);
 }
 
 TEST(Gemma2Config, AbsentCapsAndWindowTakeHfDefaults) {
@@ -68,7 +55,7 @@ TEST(Gemma2Config, NullCapsAreNone) {
                                      }).string());
     EXPECT_EQ(m->config().attn_softcap, 0.0f);
     EXPECT_EQ(m->config().final_softcap, 0.0f);
-    const auto a = gemma2_logits(*capped), b = gemma2_logits(*m);
+    const auto a = winnow::test::fixed_sequence_logits(*capped), b = winnow::test::fixed_sequence_logits(*m);
     ASSERT_EQ(a.size(), b.size());
     double diff = 0;
     for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, static_cast<double>(std::abs(a[i] - b[i])));

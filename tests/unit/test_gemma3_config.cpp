@@ -15,6 +15,7 @@
 #include "../fuzz/fuzz_util.h"
 #include "backend/backend.h"
 #include "decode/forward.h"
+#include "edited_checkpoint.h"
 #include "error_of.h"
 #include "gguf_writer.h"
 #include "model/model.h"
@@ -32,13 +33,7 @@ using winnow::test::error_of;
 
 // tiny-gemma3-hf in a fresh folder, its config.json edited first
 fs::path edited_checkpoint(const std::string& name, const std::function<void(json&)>& edit) {
-    std::ifstream in(kFixture / "config.json");
-    json cfg = json::parse(in);
-    edit(cfg);
-    const auto dir = winnow::fuzz::fresh_dir(name);
-    fs::copy_file(kFixture / "model.safetensors", dir / "model.safetensors");
-    winnow::fuzz::write_file(dir / "config.json", cfg.dump());
-    return dir;
+    return winnow::test::edited_checkpoint(kFixture, name, edit);
 }
 
 std::string gemma3_refusal(const std::string& name, const std::function<void(json&)>& edit) {
@@ -46,13 +41,7 @@ std::string gemma3_refusal(const std::string& name, const std::function<void(jso
     return error_of([&] { (void)LoadedModel::load(dir.string()); });
 }
 
-std::vector<float> logits(const LoadedModel& m) {
-    auto be = winnow::make_cpu_backend(1, winnow::CpuDotMode::f32);
-    winnow::Forward f(m, *be, 40);
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 40; ++i) ids.push_back((i * 53 + 7) % 319);
-    return f.eval(ids, true);
-}
+std::vector<float> logits(const LoadedModel& m) { return winnow::test::fixed_sequence_logits(m); }
 
 TEST(Gemma3Config, Transformers5FormEqualsTheOlderOne) {
     const auto older = LoadedModel::load(kFixture.string());

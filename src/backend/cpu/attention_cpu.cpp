@@ -510,7 +510,7 @@ int attend_selected_units(GgmlType kv_type, const float* qg, const void* k_cache
     const int n_runs = key_runs(select.row.data(), p.key_summary.block, q_pos, runs.data(), &kept);
     with_kv_type(kv_type, [&](auto e) {
         using E = decltype(e);
-        const GroupShape shape{heads, hd, p.n_head_kv * hd, kvh, p.effective_scale()};
+        const GroupShape shape{heads, hd, p.n_head_kv * hd, kvh, p.effective_scale(), p.softcap};
         GroupState st{m, l, o};
         accumulate_range<E>(shape, qg, static_cast<const typename E::T*>(k_cache), static_cast<const typename E::T*>(v_cache), runs.data(), n_runs, 0,
                             kept, st, scores.data());
